@@ -1,0 +1,139 @@
+"""Benchmark FaceProfileModel.predict on one CPU core.
+
+    python bench/bench_predict.py [--repeats N]
+
+Prints the median wall time of `predict` (default options: use_all, align_face, 1 attempt) for a
+512 px and a 2000 px JPEG portrait, measured in one run so their ratio is meaningful. Results go
+in BENCHMARKS.md. Each measurement is one function listed in MEASUREMENTS.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core, one thread: set before numpy / OpenCV / MediaPipe are imported.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import cv2  # noqa: E402
+from PIL import Image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PORTRAIT = ROOT / "tests" / "images" / "astronaut.jpg"
+WARMUP = 3
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the measurements share: the model and the prepared input files."""
+
+    model: object
+    portraits: dict[int, Path]
+    repeats: int
+
+
+def pin_to_one_core() -> int:
+    """Restrict this process (and MediaPipe's threads) to a single CPU core."""
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    cv2.setNumThreads(1)
+    return core
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
+    return f"nproc={os.cpu_count()}, CPU: {cpu}, Python {platform.python_version()}"
+
+
+def build_model(directory: Path) -> object:
+    """Build model1.pkl exactly as the Makefile does and unpickle it as the deployment does."""
+    spec = importlib.util.spec_from_file_location("build_model", ROOT / "scripts" / "build_model.py")
+    build_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_script)
+    path = directory / "model1.pkl"
+    build_script.build(path)
+    import joblib
+
+    return joblib.load(path)
+
+
+def write_portraits(directory: Path) -> dict[int, Path]:
+    """The committed 512 px portrait and a 2000 px upscale of it, both as JPEG files."""
+    with Image.open(PORTRAIT) as image:
+        portrait = image.convert("RGB")
+    paths = {}
+    for side in (512, 2000):
+        path = directory / f"portrait_{side}.jpg"
+        portrait.resize((side, side), Image.Resampling.LANCZOS).save(path, quality=92)
+        paths[side] = path
+    return paths
+
+
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    for _ in range(WARMUP):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def predict_512(context: Context) -> float:
+    return median_ms(lambda: context.model.predict(str(context.portraits[512])), context.repeats)
+
+
+def predict_2000(context: Context) -> float:
+    return median_ms(lambda: context.model.predict(str(context.portraits[2000])), context.repeats)
+
+
+def predict_512_without_alignment(context: Context) -> float:
+    path = str(context.portraits[512])
+    return median_ms(lambda: context.model.predict(path, align_face=False), context.repeats)
+
+
+MEASUREMENTS: dict[str, Callable[[Context], float]] = {
+    "predict, 512 px portrait": predict_512,
+    "predict, 2000 px portrait": predict_2000,
+    "predict, 512 px portrait, align_face=false": predict_512_without_alignment,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50, help="timed calls per measurement")
+    args = parser.parse_args(argv)
+    core = pin_to_one_core()
+    print(f"# {machine()}; pinned to core {core}, OMP_NUM_THREADS=1")
+    print(f"# command: {Path(sys.executable).name} bench/bench_predict.py --repeats {args.repeats}")
+    with tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        context = Context(build_model(directory), write_portraits(directory), args.repeats)
+        results = {name: measure(context) for name, measure in MEASUREMENTS.items()}
+    print("| measurement | median ms |")
+    print("|---|---|")
+    for name, value in results.items():
+        print(f"| {name} | {value:.1f} |")
+    ratio = results["predict, 2000 px portrait"] / results["predict, 512 px portrait"]
+    print(f"\nratio 2000 px / 512 px: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""`ubiops.yaml`: a package's environment variables and system packages.
+
+Validated with the schema of the `ubiops` SDK itself (`ubiops.utils.validate`), so the emulator and
+the deployer accept exactly what the SDK's own check accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from schema import SchemaError
+from ubiops.utils.validate import ubiops_config_schema
+
+MANIFEST_FILE = "ubiops.yaml"
+
+
+class ManifestError(ValueError):
+    """An `ubiops.yaml` that UbiOps would refuse."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    apt_packages: tuple[str, ...] = ()
+
+
+def read_manifest(package_dir: Path) -> Manifest:
+    """Read `ubiops.yaml` from a package folder; a missing file is an empty manifest."""
+    path = package_dir / MANIFEST_FILE
+    if not path.is_file():
+        return Manifest()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{MANIFEST_FILE} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if raw is None:
+        return Manifest()
+    try:
+        ubiops_config_schema.validate(raw)
+    except SchemaError as exc:
+        raise ManifestError(f"{MANIFEST_FILE}: {exc.code}") from None
+    return Manifest(
+        environment_variables=parse_environment_variables(raw.get("environment_variables", [])),
+        apt_packages=tuple(raw.get("apt", {}).get("packages", [])),
+    )
+
+
+def parse_environment_variables(definitions: list[str]) -> dict[str, str]:
+    """`NAME=value` definitions as a dict (the value may itself contain `=`)."""
+    variables: dict[str, str] = {}
+    for definition in definitions:
+        name, separator, value = definition.partition("=")
+        if not separator or not name:
+            raise ManifestError(f"environment variable {definition!r} must be written NAME=value")
+        variables[name] = value
+    return variables

@@ -1,0 +1,229 @@
+"""Input and output fields of a deployment, and the checks applied to request data.
+
+A package describes its fields in `ubiops_input_spec.json` / `ubiops_output_spec.json`: a JSON list
+of `{"name": ..., "data_type": {"label": ..., "value": "int"}}` (or `"data_type": "int"`). No file,
+or an empty list, means the `plain` type: a string in, a string out.
+
+UbiOps does not document its server-side checks, so these are the emulator's rules (README,
+"Differences from UbiOps"):
+
+- a structured request is a JSON object; every spec field must be present; extra keys are dropped;
+- `int` takes whole JSON numbers in the signed 64-bit range, never `true`/`false`;
+- `double` takes ints or floats, never NaN or Infinity;
+- `string`, `bool`, `dict` take their JSON type; `file` takes a string (a `ubiops-file://` URI on
+  the way in, a local path on the way out);
+- `array_<type>` takes a list whose every item is of `<type>`;
+- output is checked the same way, except that any output field may be `null`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCALAR_TYPES = ("int", "double", "string", "bool", "dict", "file")
+DATA_TYPES = SCALAR_TYPES + tuple(f"array_{t}" for t in ("int", "double", "string", "file"))
+FILE_TYPES = ("file", "array_file")
+MAX_NAME_LENGTH = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class SpecError(ValueError):
+    """A spec file or field list that UbiOps would not accept."""
+
+
+class DataError(ValueError):
+    """Request data that does not match the spec; the message names the field and the type."""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    data_type: str
+    widget: dict[str, Any] | None = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.data_type in FILE_TYPES
+
+    @property
+    def form_default(self) -> Any:
+        """The widget's `configuration.default`: what UbiOps' web form pre-fills (None if unset)."""
+        return ((self.widget or {}).get("configuration") or {}).get("default")
+
+
+@dataclass(frozen=True)
+class Spec:
+    fields: tuple[Field, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """UbiOps' `input_type` / `output_type`: `plain` when there are no fields."""
+        return "structured" if self.fields else "plain"
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def to_api(self) -> list[dict[str, Any]]:
+        """The fields as the UbiOps API shows them: `{name, data_type, widget}`."""
+        return [{"name": f.name, "data_type": f.data_type, "widget": f.widget} for f in self.fields]
+
+
+def parse_fields(raw: Any, source: str = "fields") -> Spec:
+    """Parse a field list, from a spec file or from an API body; `source` names it in errors."""
+    if raw is None:
+        return Spec()
+    if not isinstance(raw, list):
+        raise SpecError(f"{source}: expected a list of fields, got {json_type(raw)}")
+    fields: list[Field] = []
+    for position, item in enumerate(raw):
+        where = f"{source}[{position}]"
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}: expected an object with 'name' and 'data_type'")
+        name = item.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LENGTH:
+            raise SpecError(f"{where}: 'name' must be a string of 1 to {MAX_NAME_LENGTH} characters")
+        data_type = item.get("data_type")
+        if isinstance(data_type, dict):
+            data_type = data_type.get("value")
+        if data_type not in DATA_TYPES:
+            raise SpecError(
+                f"{where}: field {name!r} has data_type {data_type!r}; expected one of {', '.join(DATA_TYPES)}"
+            )
+        if any(f.name == name for f in fields):
+            raise SpecError(f"{where}: field {name!r} is defined twice")
+        widget = item.get("widget")
+        if widget is not None and not isinstance(widget, dict):
+            raise SpecError(f"{where}: field {name!r} has a widget that is not an object")
+        fields.append(Field(name, data_type, widget))
+    return Spec(tuple(fields))
+
+
+def load_spec(path: Path) -> Spec:
+    """Read a spec file; a missing file means plain."""
+    if not path.is_file():
+        return Spec()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"{path.name}: not valid JSON ({exc})") from None
+    return parse_fields(raw, path.name)
+
+
+def check_input(spec: Spec, data: Any) -> Any:
+    """Return the data a deployment receives, or raise DataError."""
+    return _check(spec, data, "input", allow_null=False)
+
+
+def check_output(spec: Spec, data: Any) -> Any:
+    """Return the output a caller receives, or raise DataError."""
+    return _check(spec, data, "output", allow_null=True)
+
+
+def _check(spec: Spec, data: Any, direction: str, allow_null: bool) -> Any:
+    if spec.kind == "plain":
+        if not isinstance(data, str):
+            raise DataError(f"The {direction} type is plain, so the {direction} must be a string, not {json_type(data)}")
+        return data
+    if not isinstance(data, dict):
+        raise DataError(
+            f"The {direction} type is structured, so the {direction} must be an object with fields "
+            f"{', '.join(spec.names)}; got {json_type(data)}"
+        )
+    checked: dict[str, Any] = {}
+    for field in spec.fields:
+        if field.name not in data:
+            raise DataError(f"Missing {direction} field {field.name!r} of type {field.data_type}")
+        value = data[field.name]
+        if not (value is None and allow_null):
+            problem = type_problem(field.data_type, value)
+            if problem:
+                raise DataError(f"{direction.capitalize()} field {field.name!r} must be of type {field.data_type}, {problem}")
+        checked[field.name] = value
+    return checked
+
+
+def type_problem(data_type: str, value: Any) -> str | None:
+    """Why `value` is not of `data_type` (None when it is)."""
+    if data_type.startswith("array_"):
+        if not isinstance(value, list):
+            return f"but got {json_type(value)}"
+        item_type = data_type.removeprefix("array_")
+        for position, item in enumerate(value):
+            problem = type_problem(item_type, item)
+            if problem:
+                return f"but item {position} is not of type {item_type}: {problem.removeprefix('but ')}"
+        return None
+    if data_type == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"but got {json_type(value)}"
+        if not INT64_MIN <= value <= INT64_MAX:
+            return "but the integer is outside the signed 64-bit range"
+        return None
+    if data_type == "double":
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"but got {json_type(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "but got NaN or Infinity"
+        return None
+    expected = {"string": str, "file": str, "bool": bool, "dict": dict}[data_type]
+    return None if isinstance(value, expected) else f"but got {json_type(value)}"
+
+
+def coerce_form_value(field: Field, text: str) -> Any:
+    """Turn a multipart form value into the field's type (curl convenience: `-F n=3`, `-F flag=true`)."""
+    data_type = field.data_type
+    if data_type in ("string", "file"):
+        return text
+    if data_type == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise DataError(f"Form field {field.name!r} must be true or false, got {text!r}")
+    try:
+        value = loads_strict(text)
+    except ValueError:
+        raise DataError(f"Form field {field.name!r} must be of type {data_type}, got {text!r}") from None
+    if data_type == "double" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    problem = type_problem(data_type, value)
+    if problem:
+        raise DataError(f"Form field {field.name!r} must be of type {data_type}, {problem}")
+    return value
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """JSON as the standard defines it: NaN and Infinity, which Python accepts, are refused."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"

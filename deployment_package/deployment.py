@@ -1,0 +1,50 @@
+"""UbiOps deployment: profile the main face of a portrait with the packaged FaceProfileModel.
+
+UbiOps puts this folder and libraries/ on sys.path, so model1.pkl (built by
+scripts/build_model.py) unpickles against libraries/face_profile.
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+import weakref
+
+import joblib
+
+from face_profile import FaceProfileModel, PublicError
+
+MODEL_FILE = "model1.pkl"
+OPTIONAL_INPUTS = ("sampling_strategy", "align_face", "num_attempts")
+
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        """Load the model once per instance and make a private folder for output images."""
+        model_path = os.path.join(base_directory, MODEL_FILE)
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(
+                f"{model_path} is missing; build it with `python scripts/build_model.py`"
+            )
+        self.model = joblib.load(model_path)
+        if not isinstance(self.model, FaceProfileModel):
+            raise TypeError(f"{MODEL_FILE} holds a {type(self.model).__name__}, not a FaceProfileModel")
+        self._output_dir = tempfile.mkdtemp(prefix="face_profile_")
+        weakref.finalize(self, shutil.rmtree, self._output_dir, ignore_errors=True)
+        print(f"Loaded {self.model.model_id}")
+
+    def request(self, data, context):
+        """Profile data["img"]; the annotated image is written to a new file per request."""
+        # UbiOps has copied the previous request's output by now: don't accumulate files.
+        shutil.rmtree(self._output_dir, ignore_errors=True)
+        os.makedirs(self._output_dir, exist_ok=True)
+        if not data.get("img"):
+            raise PublicError("Input 'img' is required: upload a portrait image.")
+        options = {name: data[name] for name in OPTIONAL_INPUTS if data.get(name) is not None}
+        profile = self.model.predict(data["img"], **options)
+
+        annotated_path = None
+        if profile.annotated_image is not None:
+            annotated_path = os.path.join(self._output_dir, f"annotated_{uuid.uuid4().hex}.jpg")
+            profile.annotated_image.save(annotated_path, format="JPEG", quality=90)
+        return {**profile.fields, "annotated_img": annotated_path}

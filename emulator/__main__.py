@@ -1,0 +1,75 @@
+"""`python -m emulator`: serve a deployment package on UbiOps' API, locally."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from contract.archive import ArchiveError
+from contract.config import ConfigError, load_config
+from contract.manifest import ManifestError, parse_environment_variables
+from contract.spec import SpecError
+from emulator.app import create_app
+from emulator.runtime.package import PackageError
+from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
+
+TOKEN_VARIABLE = "EMULATOR_TOKEN"
+log = logging.getLogger("emulator")
+
+
+def parse_args(argv: list[str]) -> Settings:
+    config = load_config()
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser.add_argument("--package", type=Path, default=config.package_path, help="package folder or .zip (default: %(default)s)")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind (default: %(default)s)")
+    parser.add_argument("--instances", type=int, default=1, help="worker processes sharing the request queue (default: 1)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=value", help="environment variable for the deployment (repeatable)")
+    parser.add_argument("--token", default=None, help=f"require this API token (default: ${TOKEN_VARIABLE}; none: no auth)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where files and unpacked zips are kept (default: %(default)s)")
+    parser.add_argument("--project", default=config.project, help="project name (default: [tool.deployer] project, %(default)s)")
+    parser.add_argument("--deployment", default=config.deployment, help="deployment name (default: [tool.deployer] deployment, %(default)s)")
+    parser.add_argument("--version", default=config.emulator_version, help="version name (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.instances < 1:
+        parser.error("--instances must be at least 1")
+    try:
+        environment = parse_environment_variables(args.env)
+    except ManifestError as exc:
+        parser.error(f"--env: {exc}")
+    return Settings(
+        package=args.package,
+        project=args.project,
+        deployment=args.deployment,
+        version=args.version,
+        host=args.host,
+        port=args.port,
+        instances=args.instances,
+        environment=environment,
+        token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
+        data_dir=args.data_dir,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    try:
+        settings = parse_args(sys.argv[1:] if argv is None else argv)
+        app = create_app(settings)
+    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError) as exc:
+        sys.exit(f"emulator: error: {exc}")
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
+        log.warning("listening on %s without a token: anyone who can reach this port can call the API "
+                    "(set %s or --token)", settings.host, TOKEN_VARIABLE)
+    url = f"http://{settings.host}:{settings.port}/v2.1/projects/{settings.project}/deployments/{settings.deployment}/requests"
+    log.info("serving %s as %s/%s/%s at %s", settings.package, settings.project, settings.deployment, settings.version, url)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""`GET /status`: the SDK's and CLI's liveness check."""
+
+from fastapi import APIRouter
+
+from emulator.api.schemas import Status
+
+router = APIRouter()
+
+
+@router.get("/status", response_model=Status)
+async def status() -> Status:
+    return Status(status="ok")

@@ -1,0 +1,9 @@
+"""Running user code: each instance is a worker process, as each UbiOps instance is a container.
+
+- `loader`: UbiOps' rules for importing and calling a deployment (runs in the worker).
+- `worker`: the worker process's main loop.
+- `protocol`: the messages between server and worker.
+- `instance`: one worker process, seen from the server.
+- `pool`: the instances of one version, sharing one request queue.
+- `package`: a package folder or zip made ready to run.
+"""

@@ -1,0 +1,162 @@
+"""One instance of a version, seen from the server: a worker process and the socket to it.
+
+Whatever the deployment does (raise, hang, exit, segfault), the server only ever sees a message, a
+timeout or an end of file, and can kill and replace the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator.runtime import protocol
+
+LOG_LINE_LIMIT = 64 * 1024
+RELAY_DRAIN_SECONDS = 2
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+log = logging.getLogger("emulator.deployment")
+
+
+class InstanceStartError(Exception):
+    """The deployment could not start: import error, `__init__` raised or the process died."""
+
+
+class InstanceLost(Exception):
+    """The instance died while handling a request; it must be replaced."""
+
+
+class InstanceTimedOut(InstanceLost):
+    """The request outlived its timeout; the instance was killed and must be replaced."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything needed to start an instance of a version."""
+
+    name: str
+    package_dir: Path
+    deployment_file: str
+    environment: dict[str, str]
+    init_context: dict[str, Any]
+    output_file_fields: dict[str, str] = field(default_factory=dict)
+
+
+class Instance:
+    def __init__(self, launch: Launch, number: int) -> None:
+        self.launch = launch
+        self.label = f"{launch.name} instance {number}"
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._relays: list[asyncio.Task[None]] = []
+
+    async def start(self) -> dict[str, bool]:
+        """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, **self.launch.environment, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "emulator.runtime.worker", str(theirs.fileno()),
+            pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        theirs.close()
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=protocol.MAX_MESSAGE_BYTES)
+        self._relays = [asyncio.create_task(self._relay(s)) for s in (self._process.stdout, self._process.stderr)]
+        log.info("[%s] starting (pid %d)", self.label, self._process.pid)
+        with contextlib.suppress(ConnectionError):
+            await self._send({
+                "package_dir": str(self.launch.package_dir),
+                "deployment_file": self.launch.deployment_file,
+                "init_context": self.launch.init_context,
+                "output_file_fields": self.launch.output_file_fields,
+            })
+        message = await self._receive()
+        if message is None:
+            raise InstanceStartError(f"the instance {await self._exit_reason()} while starting")
+        if message["event"] == "init_failed":
+            await self.stop()
+            raise InstanceStartError(message["error"])
+        log.info("[%s] ready", self.label)
+        return {k: v for k, v in message.items() if k != "event"}
+
+    async def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one job and return the worker's reply; raise InstanceTimedOut or InstanceLost."""
+        try:
+            await self._send(job)
+            reply = await asyncio.wait_for(self._receive(), timeout)
+        except TimeoutError:
+            await self.stop()
+            raise InstanceTimedOut() from None
+        except ConnectionError:
+            reply = None
+        if reply is None:
+            raise InstanceLost(f"The instance {await self._exit_reason()} while handling the request; it was restarted")
+        return reply
+
+    async def stop(self) -> None:
+        """Kill the worker and anything it started (it holds no state worth a graceful stop)."""
+        if self._process:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            await self._process.wait()
+        if self._writer:
+            self._writer.close()
+        await self._finish_relays()
+
+    async def _finish_relays(self) -> None:
+        """Let the log relays drain; a grandchild still holding the pipes must not block us."""
+        _, pending = await asyncio.wait(self._relays, timeout=RELAY_DRAIN_SECONDS) if self._relays else ((), ())
+        for task in pending:
+            task.cancel()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        self._writer.write(protocol.encode(message))
+        await self._writer.drain()
+
+    async def _receive(self) -> dict[str, Any] | None:
+        """The next message, or None when the worker has gone."""
+        try:
+            line = await self._reader.readline()
+        except ConnectionError:
+            return None
+        return protocol.decode(line) if line else None
+
+    async def _exit_reason(self) -> str:
+        code = await self._process.wait()
+        await self.stop()
+        log.warning("[%s] stopped: %s", self.label, describe_exit(code))
+        return f"stopped ({describe_exit(code)})"
+
+    async def _relay(self, stream: asyncio.StreamReader) -> None:
+        """Copy the deployment's output to the log, a line at a time, however long its lines."""
+        pending = b""
+        while chunk := await stream.read(LOG_LINE_LIMIT):
+            *lines, pending = (pending + chunk).split(b"\n")
+            if len(pending) >= LOG_LINE_LIMIT:
+                lines.append(pending)
+                pending = b""
+            for line in lines:
+                log.info("[%s] %s", self.label, line.decode(errors="replace"))
+        if pending:
+            log.info("[%s] %s", self.label, pending.decode(errors="replace"))
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

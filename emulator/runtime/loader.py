@@ -1,0 +1,96 @@
+"""Load and call a deployment exactly as UbiOps does (its executable reference: `ubiops.utils.run_local`).
+
+Runs inside an instance's worker process, never in the server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+DEFAULT_DEPLOYMENT_FILE = "deployment.py"
+GENERIC_ERROR = "An exception occurred in the request. See the logs for details."
+
+
+class RequestError(Exception):
+    """A request that failed inside the deployment; the message is what the caller sees."""
+
+
+def deployment_file_name(environment: dict[str, str]) -> str:
+    """`SYS_DEPLOYMENT_FILE_NAME` (or its legacy name `ML_MODEL_FILE_NAME`) overrides `deployment.py`."""
+    return environment.get("SYS_DEPLOYMENT_FILE_NAME") or environment.get("ML_MODEL_FILE_NAME") or DEFAULT_DEPLOYMENT_FILE
+
+
+def import_deployment_module(package_dir: Path, file_name: str) -> ModuleType:
+    """Put the package and its `libraries/` on `sys.path` (appended, as UbiOps) and import the file by path."""
+    sys.path.append(str(package_dir))
+    sys.path.append(str(package_dir / "libraries"))
+    path = package_dir / file_name
+    if not path.is_file():
+        raise FileNotFoundError(f"the package has no {file_name}")
+    spec = importlib.util.spec_from_file_location("Deployment", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["module.name"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def instantiate(module: ModuleType, package_dir: Path, context: dict[str, Any]) -> Any:
+    """Call `Deployment(...)` with the arguments its `__init__` signature asks for."""
+    cls = getattr(module, "Deployment", None)
+    if not inspect.isclass(cls):
+        raise AttributeError("the deployment file defines no class called 'Deployment'")
+    params = inspect.signature(cls).parameters
+    has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if has_kwargs or ("base_directory" in params and "context" in params):
+        return cls(base_directory=str(package_dir), context=context)
+    if "base_directory" in params:
+        return cls(base_directory=str(package_dir))
+    if "context" in params:
+        return cls(context=context)
+    return cls()
+
+
+def dispatch(deployment: Any, data: Any, context: dict[str, Any]) -> Any:
+    """Call `request` or `requests` by UbiOps' rule: a list goes to `requests` when defined.
+
+    A single item sent to a deployment with only `requests` goes as a list of one, and the one
+    result comes back unwrapped, so the caller gets what it sent: an object for an object.
+    """
+    has_request = callable(getattr(deployment, "request", None))
+    has_requests = callable(getattr(deployment, "requests", None))
+    if isinstance(data, list) and has_requests:
+        return _call(deployment.requests, data, context)
+    if has_request:
+        if isinstance(data, list):
+            return [_call(deployment.request, item, context) for item in data]
+        return _call(deployment.request, data, context)
+    if has_requests:
+        results = _call(deployment.requests, [data], context)
+        return results[0] if isinstance(results, list) and len(results) == 1 else results
+    raise RequestError("The deployment defines neither request() nor requests().")
+
+
+def _call(method: Callable[..., Any], data: Any, context: dict[str, Any]) -> Any:
+    params = inspect.signature(method).parameters
+    try:
+        if "context" in params and len(params) == 2:
+            return method(data, context)
+        return method(data)
+    except Exception as exc:
+        traceback.print_exc()
+        public = getattr(exc, "public_error_message", None)
+        raise RequestError(str(public) if public else GENERIC_ERROR) from None
+
+
+def capabilities(deployment: Any) -> dict[str, bool]:
+    """What UbiOps reports as `has_request_method` / `has_requests_method`."""
+    return {
+        "has_request_method": callable(getattr(deployment, "request", None)),
+        "has_requests_method": callable(getattr(deployment, "requests", None)),
+    }

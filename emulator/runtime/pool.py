@@ -1,0 +1,113 @@
+"""The instances of one version: N worker processes taking jobs from one queue, as on UbiOps.
+
+An instance lost to a timeout or a crash fails only the request it was running and is replaced.
+If an instance cannot start (`__init__` raised, the process died), the version is unavailable:
+queued and new requests get that error rather than waiting forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.runtime.instance import Instance, InstanceLost, InstanceStartError, InstanceTimedOut, Launch
+
+log = logging.getLogger("emulator.pool")
+
+STARTING, AVAILABLE, UNAVAILABLE = "building", "available", "unavailable"
+
+
+class VersionUnavailable(Exception):
+    """The version's instances cannot start; the message says why."""
+
+
+@dataclass
+class Job:
+    message: dict[str, Any]
+    timeout: float
+    deadline: float
+    started: bool = False
+    future: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class InstancePool:
+    def __init__(self, launch: Launch, count: int) -> None:
+        self.launch = launch
+        self.count = count
+        self.status = STARTING
+        self.error: str | None = None
+        self.capabilities: dict[str, bool] = {}
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._instances: list[Instance] = []
+
+    def start(self) -> None:
+        """Start the instances in the background; requests queue until they are ready."""
+        self._instances = [Instance(self.launch, n + 1) for n in range(self.count)]
+        self._tasks = [asyncio.create_task(self._serve(i)) for i in self._instances]
+
+    async def submit(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Run one job on the first free instance; the worker's reply, or an `error` reply.
+
+        A job an instance has taken is timed by that instance (which is then replaced); this
+        timeout only ends a job still waiting in the queue.
+        """
+        if self.status == UNAVAILABLE:
+            raise VersionUnavailable(self.error)
+        job = Job(message, timeout, deadline=time.monotonic() + timeout)
+        self._queue.put_nowait(job)
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), timeout)
+        except TimeoutError:
+            if job.started:
+                return await job.future
+            job.future.cancel()
+            return {"error": f"The request timed out after {timeout:g} seconds waiting for a free instance"}
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(i.stop() for i in self._instances), return_exceptions=True)
+
+    async def _serve(self, instance: Instance) -> None:
+        if not await self._start(instance):
+            return
+        while True:
+            job = await self._queue.get()
+            remaining = job.deadline - time.monotonic()
+            if job.future.done() or remaining <= 0:
+                continue
+            job.started = True
+            try:
+                _settle(job, await instance.run(job.message, remaining))
+            except InstanceLost as exc:
+                timed_out = isinstance(exc, InstanceTimedOut)
+                _settle(job, {"error": f"The request timed out after {job.timeout:g} seconds; its instance was restarted"
+                              if timed_out else str(exc)})
+                if not await self._start(instance):
+                    return
+
+    async def _start(self, instance: Instance) -> bool:
+        try:
+            self.capabilities = await instance.start()
+        except InstanceStartError as exc:
+            self._fail(f"{self.launch.name} is unavailable: the deployment failed to start ({exc}); see the emulator log")
+            return False
+        if self.status == STARTING:
+            self.status = AVAILABLE
+        return True
+
+    def _fail(self, error: str) -> None:
+        log.error("%s", error)
+        self.status, self.error = UNAVAILABLE, error
+        while not self._queue.empty():
+            _settle(self._queue.get_nowait(), {"error": error})
+
+
+def _settle(job: Job, reply: dict[str, Any]) -> None:
+    if not job.future.done():
+        job.future.set_result(reply)

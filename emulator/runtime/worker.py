@@ -1,0 +1,160 @@
+"""The process of one instance: load the deployment once, then run the requests the server sends.
+
+Started by `emulator.runtime.instance` as `python -m emulator.runtime.worker FD`, with the package
+folder as working directory and the deployment's environment variables set. FD is this end of a
+socket pair carrying `protocol` messages; stdout and stderr go to the server's log.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import io
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from emulator.runtime import loader, protocol
+
+
+class RequestTaggedStream(io.TextIOBase):
+    """Prefixes each line printed during a request with its id, so the log says which request spoke."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._at_line_start = True
+        self.request_id: str | None = None
+
+    def write(self, text: str) -> int:
+        if self.request_id is None:
+            self._stream.write(text)
+        else:
+            for piece in text.splitlines(keepends=True):
+                if self._at_line_start:
+                    self._stream.write(f"[request {self.request_id}] ")
+                self._stream.write(piece)
+                self._at_line_start = piece.endswith("\n")
+        self._stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return self._stream.encoding
+
+
+def main() -> None:
+    channel = socket.socket(fileno=int(sys.argv[1]))
+    reader, writer = channel.makefile("rb"), channel.makefile("wb")
+    faulthandler.enable()
+    _exit_with_parent()
+    streams = [RequestTaggedStream(sys.stdout), RequestTaggedStream(sys.stderr)]
+    sys.stdout, sys.stderr = streams
+
+    setup = protocol.decode(reader.readline())
+    try:
+        deployment = _load(setup)
+    except BaseException as exc:  # SystemExit in __init__ is a failed start too, reported as such
+        traceback.print_exc()
+        _send(writer, {"event": "init_failed", "error": f"{type(exc).__name__}: {exc}"})
+        sys.exit(1)
+    _send(writer, {"event": "ready", **loader.capabilities(deployment)})
+
+    file_fields: dict[str, str] = setup["output_file_fields"]
+    for line in reader:
+        job = protocol.decode(line)
+        for stream in streams:
+            stream.request_id = job["context"]["id"]
+        try:
+            reply = _run(deployment, job, file_fields)
+        finally:
+            for stream in streams:
+                stream.request_id = None
+        _send(writer, reply)
+
+
+def _load(setup: dict[str, Any]) -> Any:
+    package_dir = Path(setup["package_dir"])
+    module = loader.import_deployment_module(package_dir, setup["deployment_file"])
+    return loader.instantiate(module, package_dir, setup["init_context"])
+
+
+def _run(deployment: Any, job: dict[str, Any], file_fields: dict[str, str]) -> dict[str, Any]:
+    try:
+        result = loader.dispatch(deployment, job["data"], job["context"])
+    except loader.RequestError as exc:
+        return {"event": "result", "error": str(exc)}
+    output_dir = Path(job["output_dir"])
+    if isinstance(result, list):
+        result = [_keep_output_files(item, file_fields, output_dir) for item in result]
+    else:
+        result = _keep_output_files(result, file_fields, output_dir)
+    reply = {"event": "result", "result": result}
+    try:
+        protocol.encode(reply)
+    except (TypeError, ValueError) as exc:
+        return {"event": "result", "error": f"The deployment's output cannot be sent as JSON: {exc}"}
+    return reply
+
+
+def _keep_output_files(result: Any, file_fields: dict[str, str], output_dir: Path) -> Any:
+    """Copy each file an output field points to, before the deployment may remove or reuse it."""
+    if not isinstance(result, dict):
+        return result
+    kept = dict(result)
+    for name, data_type in file_fields.items():
+        if name not in kept:
+            continue
+        value = kept[name]
+        if data_type == "file":
+            kept[name] = _keep_file(value, output_dir)
+        elif isinstance(value, list):
+            kept[name] = [_keep_file(item, output_dir) for item in value]
+    return kept
+
+
+def _keep_file(value: Any, output_dir: Path) -> Any:
+    if not isinstance(value, str) or not os.path.isfile(value):
+        return value
+    output_dir.mkdir(parents=True, exist_ok=True)
+    source = Path(value).resolve()
+    target = output_dir / source.name
+    counter = 1
+    while target.exists():
+        target = output_dir / f"{source.stem}-{counter}{source.suffix}"
+        counter += 1
+    shutil.copyfile(source, target)
+    return str(target)
+
+
+def _send(writer: io.BufferedWriter, message: dict[str, Any]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    writer.write(protocol.encode(message))
+    writer.flush()
+
+
+def _exit_with_parent() -> None:
+    """An instance never outlives its server, even one killed with SIGKILL."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+if __name__ == "__main__":
+    main()

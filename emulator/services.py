@@ -1,0 +1,27 @@
+"""The emulator's long-lived parts, shared by every route through `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from emulator.request_runner import RequestRunner
+from emulator.settings import Settings
+from emulator.signing import Signer
+from emulator.state import Registry
+from emulator.storage import Storage
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    registry: Registry
+    storage: Storage
+    runner: RequestRunner
+    signer: Signer
+
+
+def get_services(request: Request) -> Services:
+    """FastAPI dependency: the running emulator's services."""
+    return request.app.state.services

@@ -1,0 +1,24 @@
+"""How one emulator is run: which package, under which names, on which address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_DATA_DIR = Path(".emulator-data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    package: Path
+    project: str
+    deployment: str
+    version: str
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    instances: int = 1
+    environment: dict[str, str] = field(default_factory=dict)
+    token: str | None = field(default=None, repr=False)
+    data_dir: Path = DEFAULT_DATA_DIR

@@ -1,0 +1,166 @@
+"""Every kind of upload a user may send: formats, EXIF orientation, faceless, broken and huge."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from profile_helpers import IMAGES, NON_FACES, measurement_names, open_rgb
+
+from face_profile import PublicError
+from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS
+
+ORIENTATION = 0x0112
+# EXIF orientation -> how the camera stored the pixels of an upright scene.
+STORED_AS = {
+    3: Image.Transpose.ROTATE_180,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def assert_same_profile(fields: dict, reference: dict, color_tolerance: float = 3.0) -> None:
+    assert fields["face_found"] is True
+    assert fields["roll_degrees"] == pytest.approx(reference["roll_degrees"], abs=1.5)
+    assert fields["yaw_degrees"] == pytest.approx(reference["yaw_degrees"], abs=2)
+    assert fields["fwhr"] == pytest.approx(reference["fwhr"], rel=0.03)
+    assert fields["pct_of_head_nose"] == pytest.approx(reference["pct_of_head_nose"], rel=0.1)
+    for region in ("face", "left_cheek", "forehead"):
+        key = f"rgb_of_{region}"
+        assert fields[key] == pytest.approx(reference[key], abs=color_tolerance)
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
+def test_exif_orientation_gives_the_upright_profile(model, tmp_path, orientation):
+    portrait = open_rgb("grace_hopper.jpg")
+    upright_path, sideways_path = tmp_path / "upright.jpg", tmp_path / "sideways.jpg"
+    portrait.save(upright_path, quality=95)
+    stored = portrait.transpose(STORED_AS[orientation])
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation
+    stored.save(sideways_path, quality=95, exif=exif)
+
+    upright = model.predict(str(upright_path)).fields
+    tagged = model.predict(str(sideways_path)).fields
+    assert (tagged["image_width"], tagged["image_height"]) == portrait.size
+    assert_same_profile(tagged, upright)
+    assert tagged["face_box"] == pytest.approx(upright["face_box"], abs=3)
+    # Control: the same pixels without the tag are not upright.
+    untagged = model.predict(stored).fields
+    assert not untagged["face_found"] or abs(untagged["roll_degrees"] - upright["roll_degrees"]) > 45
+
+
+def _save_rgba_png(portrait: Image.Image, path: Path) -> None:
+    rgba = portrait.convert("RGBA")
+    alpha = np.full(portrait.size[::-1], 255, dtype=np.uint8)
+    alpha[:60] = 0  # transparent band above the head
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(path)
+
+
+def _save_16bit_gray_png(portrait: Image.Image, path: Path) -> None:
+    gray16 = np.asarray(portrait.convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(gray16).save(path)
+
+
+def _save_16bit_rgb_png(portrait: Image.Image, path: Path) -> None:
+    rgb16 = np.asarray(portrait, dtype=np.uint16) * 257
+    cv2.imwrite(str(path), cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
+
+
+FORMATS = {
+    "rgba.png": (_save_rgba_png, False),
+    "lossless.webp": (lambda image, path: image.save(path, lossless=True), False),
+    "lossy.webp": (lambda image, path: image.save(path, quality=90), False),
+    "gray.jpg": (lambda image, path: image.convert("L").save(path, quality=95), True),
+    "cmyk.jpg": (lambda image, path: image.convert("CMYK").save(path, quality=95), False),
+    "gray16.png": (_save_16bit_gray_png, True),
+    "rgb16.png": (_save_16bit_rgb_png, False),
+    "palette.gif": (lambda image, path: image.quantize(256).save(path), False),
+    "plain.bmp": (lambda image, path: image.save(path), False),
+}
+
+
+@pytest.mark.parametrize("filename", sorted(FORMATS))
+def test_every_image_format_gives_the_same_profile(model, profiles, tmp_path, filename):
+    save, is_gray = FORMATS[filename]
+    portrait = open_rgb("grace_hopper.jpg")
+    path = tmp_path / filename
+    save(portrait, path)
+    fields = model.predict(str(path)).fields
+    reference = profiles["grace_hopper.jpg"]
+    if is_gray:
+        gray = model.predict(portrait.convert("L")).fields
+        assert fields["rgb_of_face"][0] == fields["rgb_of_face"][1] == fields["rgb_of_face"][2]
+        assert_same_profile(fields, gray, color_tolerance=1.5)  # 16-bit keeps the 8-bit levels
+    else:
+        assert_same_profile(fields, reference, color_tolerance=8 if "gif" in filename else 3)
+
+
+def test_large_images_are_downscaled_and_reported_in_their_own_pixels(model, profiles, tmp_path):
+    portrait = open_rgb("grace_hopper.jpg")
+    scale = 4
+    path = tmp_path / "large.png"
+    portrait.resize((portrait.width * scale, portrait.height * scale), Image.Resampling.BICUBIC).save(path)
+    fields = model.predict(str(path)).fields
+    reference = profiles["grace_hopper.jpg"]
+    assert (fields["image_width"], fields["image_height"]) == (portrait.width * scale, portrait.height * scale)
+    assert max(fields["image_width"], fields["image_height"]) > MAX_ANALYSIS_SIDE
+    assert fields["bizygomatic_width_px"] == pytest.approx(reference["bizygomatic_width_px"] * scale, rel=0.04)
+    assert fields["head_area_px"] == pytest.approx(reference["head_area_px"] * scale**2, rel=0.06)
+    assert fields["face_share_of_image"] == pytest.approx(reference["face_share_of_image"], rel=0.06)
+    assert fields["fwhr"] == pytest.approx(reference["fwhr"], rel=0.03)
+    assert model.predict(str(path)).annotated_image.size[0] <= MAX_ANALYSIS_SIDE
+
+
+@pytest.mark.parametrize("name", NON_FACES)
+def test_no_face_completes_with_nulls(model, name):
+    profile = model.predict(str(IMAGES / name), num_attempts=3)
+    fields = profile.fields
+    assert fields["face_found"] is False and fields["num_faces"] == 0
+    assert fields["detection_attempts"] == 3
+    assert fields["model_id"].startswith("face-profile-")
+    assert fields["image_width"] > 0 and fields["image_height"] > 0
+    assert all(fields[name] is None for name in measurement_names(fields))
+    assert profile.annotated_image is None
+
+
+def _unreadable_files(tmp_path: Path) -> list[Path]:
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((IMAGES / "grace_hopper.jpg").read_bytes()[:3000])
+    return [text, empty, truncated, tmp_path / "missing.jpg"]
+
+
+def test_unreadable_files_are_public_errors(model, tmp_path):
+    for path in _unreadable_files(tmp_path):
+        with pytest.raises(PublicError) as error:
+            model.predict(str(path))
+        assert "not a readable image" in error.value.public_error_message, path.name
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A tiny PNG claiming huge dimensions: a decompression bomb's calling card."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [10_000, 40_000])
+def test_decompression_bombs_are_refused(model, tmp_path, side):
+    assert side * side > MAX_INPUT_PIXELS
+    path = tmp_path / "bomb.png"
+    _png_header_only(path, side, side)
+    with pytest.raises(PublicError) as error:
+        model.predict(str(path))
+    assert "too many pixels" in error.value.public_error_message

@@ -1,0 +1,22 @@
+"""Returns output that breaks its own spec, in the ways users get wrong."""
+
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        pass
+
+    def request(self, data):
+        mode = data["mode"]
+        if mode == "not_a_dict":
+            return [1, 2, 3]
+        if mode == "missing_field":
+            return {"value": 1.5}
+        if mode == "wrong_type":
+            return {"value": "high", "picture": None}
+        if mode == "not_json":
+            return {"value": object(), "picture": None}
+        if mode == "nan":
+            return {"value": float("nan"), "picture": None}
+        if mode == "missing_file":
+            return {"value": 1.0, "picture": "no-such-file.png"}
+        return {"value": None, "picture": None}

@@ -1,0 +1,23 @@
+"""Dies in the ways a real deployment can, on request; `sleep` outlives any timeout."""
+
+import ctypes
+import os
+import sys
+import time
+
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        pass
+
+    def request(self, data, context):
+        mode = data["mode"]
+        if mode == "sys_exit":
+            sys.exit(3)
+        if mode == "os_exit":
+            os._exit(4)
+        if mode == "segfault":
+            ctypes.string_at(0)
+        if mode.startswith("sleep"):
+            time.sleep(float(mode.removeprefix("sleep ")))
+        return {"pid": os.getpid()}

@@ -1,0 +1,3 @@
+def describe(text):
+    """Lives in libraries/, which UbiOps puts on sys.path."""
+    return f"helper saw {text!r}"

@@ -1,0 +1,60 @@
+"""The optional token: with one set, every call needs it; signed file URLs do not."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import ubiops
+
+from harness import DEPLOYMENT, PROJECT
+
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def guarded(emulators):
+    return emulators("echo", token=TOKEN)
+
+
+@pytest.mark.parametrize("headers, message", [
+    ({}, "Authentication credentials were not provided."),
+    ({"Authorization": "Token wrong"}, "Invalid token."),
+    ({"Authorization": TOKEN}, "Invalid token."),
+    ({"Authorization": f"Basic {TOKEN}"}, "Invalid token."),
+])
+def test_calls_without_the_right_token_are_401(guarded, headers, message):
+    for url in (f"{guarded.api}/status", f"{guarded.api}/projects", f"{guarded.url}/docs", f"{guarded.url}/openapi.json"):
+        response = httpx.get(url, headers=headers)
+        assert response.status_code == 401 and response.json() == {"error": message}
+
+
+def test_sdk_with_the_token_works_with_either_prefix_style(guarded):
+    assert guarded.sdk(token=TOKEN).projects_list()[0].name == PROJECT
+    assert guarded.sdk(token=f"Token {TOKEN}").service_status().status == "ok"
+    config = ubiops.Configuration(host=guarded.api, api_key={"Authorization": TOKEN}, api_key_prefix={"Authorization": "Bearer"})
+    with ubiops.ApiClient(config) as client:
+        assert ubiops.CoreApi(client).service_status().status == "ok"
+
+
+def test_sdk_with_a_wrong_token_raises_401(guarded):
+    with pytest.raises(ubiops.ApiException) as error:
+        guarded.sdk(token="nope").deployments_get(PROJECT, DEPLOYMENT)
+    assert error.value.status == 401 and "Invalid token." in error.value.body
+
+
+def test_token_never_reaches_the_log(guarded):
+    httpx.get(f"{guarded.api}/status", headers={"Authorization": f"Token {TOKEN}"})
+    httpx.get(f"{guarded.api}/status", headers={"Authorization": "Token wrong-guess"})
+    log = guarded.log()
+    assert "GET /v2.1/status" in log
+    assert TOKEN not in log and "wrong-guess" not in log
+
+
+def test_signed_download_needs_no_token(guarded):
+    form = {"int_in": "1", "double_in": "1", "string_in": "s", "bool_in": "true", "dict_in": "{}",
+            "array_int_in": "[]", "array_double_in": "[]", "array_string_in": "[]"}
+    body = httpx.post(guarded.requests_url(), files={"file_in": ("p.bin", b"bytes")}, data=form,
+                      headers={"Authorization": f"Token {TOKEN}"}).json()
+    assert body["status"] == "completed", body
+    (url,) = body["emulator_file_urls"].values()
+    assert httpx.get(url).content == b"bytes"

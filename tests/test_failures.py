@@ -1,0 +1,105 @@
+"""Deployments that fail, crash, hang or cannot start: each request gets a clear answer, the
+instance is replaced, and the server keeps serving."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import httpx
+import pytest
+import ubiops
+
+from harness import DEPLOYMENT, PROJECT, wait_for_log
+
+
+def test_exception_in_request_is_a_failed_request_with_ubiops_message(emulators):
+    failing = emulators("failing")
+    response = failing.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"public": False})
+    assert (response.status, response.success, response.result) == ("failed", False, None)
+    assert response.error_message == "An exception occurred in the request. See the logs for details."
+    log = wait_for_log(failing, "internal detail the caller should not see")
+    assert f"[request {response.id}] Traceback" in log, "the traceback is in the log, tagged with the request"
+
+
+def test_public_error_message_reaches_the_caller(emulators):
+    failing = emulators("failing")
+    response = failing.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"public": True})
+    assert response.status == "failed" and response.error_message == "The portrait is too dark to profile"
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("sys_exit", "exit code 3"),
+    ("os_exit", "exit code 4"),
+    ("segfault", "killed by signal SIGSEGV"),
+])
+def test_crashing_instance_fails_its_request_and_is_replaced(emulators, mode, reason):
+    crashing = emulators("crashing")
+    api = crashing.sdk()
+    before = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).result["pid"]
+    crashed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": mode})
+    assert crashed.status == "failed"
+    assert crashed.error_message == f"The instance stopped ({reason}) while handling the request; it was restarted"
+    after = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
+    assert after.status == "completed" and after.result["pid"] != before
+
+
+def test_request_past_its_timeout_fails_and_the_instance_is_replaced(emulators):
+    crashing = emulators("crashing")
+    api = crashing.sdk()
+    before = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).result["pid"]
+    slow = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "sleep 600"}, timeout=10)
+    assert slow.status == "failed" and slow.timeout == 10
+    assert slow.error_message == "The request timed out after 10 seconds; its instance was restarted"
+    after = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
+    assert after.status == "completed" and after.result["pid"] != before
+
+
+def test_timeout_outside_ubiops_range_is_refused(emulators):
+    crashing = emulators("crashing")
+    for timeout in (9, 3601):
+        with pytest.raises(ubiops.ApiException) as error:
+            crashing.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}, timeout=timeout)
+        assert error.value.status == 400 and "timeout" in error.value.body
+
+
+def test_instances_are_separate_processes_sharing_one_queue(emulators):
+    crashing = emulators("crashing", "--instances", "2")
+    with httpx.Client(timeout=30) as client:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(
+                lambda _: client.post(crashing.requests_url(), json={"mode": "sleep 1"}).json(), range(4)
+            ))
+    assert all(r["status"] == "completed" for r in replies)
+    assert len({r["result"]["pid"] for r in replies}) == 2
+
+
+def test_init_failure_makes_the_version_unavailable_with_a_clear_error(emulators):
+    broken = emulators("broken_init")
+    api = broken.sdk()
+    log = wait_for_log(broken, "is unavailable")
+    assert "FileNotFoundError: model1.pkl is missing from the package" in log and "Traceback" in log
+    with pytest.raises(ubiops.ApiException) as error:
+        api.deployment_requests_create(PROJECT, DEPLOYMENT, data="anything")
+    assert error.value.status == 503
+    assert "failed to start (FileNotFoundError: model1.pkl is missing from the package)" in error.value.body
+    assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "unavailable"
+    assert api.service_status().status == "ok", "the server itself is still up"
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("not_a_dict", "The output type is structured, so the output must be an object with fields value, picture; got an array"),
+    ("missing_field", "Missing output field 'picture' of type file"),
+    ("wrong_type", "Output field 'value' must be of type double, but got a string"),
+    ("not_json", "The deployment's output cannot be sent as JSON: Object of type object is not JSON serializable"),
+    ("nan", "The deployment's output cannot be sent as JSON: Out of range float values are not JSON compliant"),
+    ("missing_file", "Output field 'picture' must be the path of an existing file; no file at 'no-such-file.png'"),
+])
+def test_output_that_breaks_the_spec_fails_the_request(emulators, mode, message):
+    response = emulators("bad_output").sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": mode})
+    assert response.status == "failed" and response.result is None
+    assert response.error_message.startswith(message), response.error_message
+
+
+def test_null_is_accepted_for_every_output_field(emulators):
+    response = emulators("bad_output").sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "nulls"})
+    assert response.status == "completed" and response.result == {"value": None, "picture": None}

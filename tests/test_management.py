@@ -1,0 +1,78 @@
+"""The read-only management calls a user's code makes before sending requests, through the SDK."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import ubiops
+
+from harness import DEPLOYMENT, PROJECT
+
+
+@pytest.fixture(scope="module")
+def echo(emulators):
+    return emulators("echo")
+
+
+def test_status(echo):
+    assert echo.sdk().service_status().status == "ok"
+    assert httpx.get(f"{echo.url}/v2/status").json() == {"status": "ok"}
+
+
+def test_projects(echo):
+    api = echo.sdk()
+    projects = api.projects_list()
+    assert [(p.name, p.organization_name) for p in projects] == [(PROJECT, "emulator")]
+    assert api.projects_get(PROJECT).name == PROJECT
+
+
+def test_deployments_list_and_get(echo):
+    api = echo.sdk()
+    assert [d.name for d in api.deployments_list(PROJECT)] == [DEPLOYMENT]
+    detail = api.deployments_get(PROJECT, DEPLOYMENT)
+    assert (detail.project, detail.default_version, detail.input_type, detail.output_type) == (PROJECT, "v1", "structured", "structured")
+    assert detail.input_fields[0].name == "int_in" and detail.input_fields[0].data_type == "int"
+    assert [f.data_type for f in detail.output_fields][-1] == "array_string"
+
+
+def test_versions_list_and_get(echo):
+    api = echo.sdk()
+    versions = api.deployment_versions_list(PROJECT, DEPLOYMENT)
+    assert [(v.version, v.default, v.status) for v in versions] == [("v1", True, "available")]
+    version = api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1")
+    assert (version.deployment, version.status, version.has_request_method, version.has_requests_method) == (
+        DEPLOYMENT, "available", True, False)
+    assert version.request_retention_mode == "full" and version.environment_name.startswith("python3-")
+
+
+@pytest.mark.parametrize("call, args, message", [
+    ("projects_get", ("nope",), "Project not found"),
+    ("deployments_get", (PROJECT, "nope"), "Deployment not found"),
+    ("deployments_list", ("nope",), "Project not found"),
+    ("deployment_versions_get", (PROJECT, DEPLOYMENT, "v9"), "Version not found"),
+    ("deployment_version_requests_create", (PROJECT, DEPLOYMENT, "v9", {"int_in": 1}), "Version not found"),
+    ("deployment_requests_create", (PROJECT, "nope", {"int_in": 1}), "Deployment not found"),
+    ("deployment_requests_create", ("nope", DEPLOYMENT, {"int_in": 1}), "Project not found"),
+])
+def test_unknown_names_are_404_in_ubiops_error_shape(echo, call, args, message):
+    with pytest.raises(ubiops.ApiException) as error:
+        getattr(echo.sdk(), call)(*args)
+    assert error.value.status == 404
+    assert error.value.body == '{"error":"' + message + '"}'
+
+
+def test_path_segments_are_percent_decoded(echo):
+    encoded = "face%2Dprofile"
+    response = httpx.get(f"{echo.api}/projects/{encoded}/deployments/{encoded}")
+    assert response.status_code == 200 and response.json()["name"] == DEPLOYMENT
+
+
+def test_unknown_route_answers_in_error_shape(echo):
+    response = httpx.get(f"{echo.api}/no/such/route")
+    assert response.status_code == 404 and response.json() == {"error": "Not Found"}
+
+
+def test_openapi_docs_are_served(echo):
+    assert httpx.get(f"{echo.url}/docs").status_code == 200
+    paths = httpx.get(f"{echo.url}/openapi.json").json()["paths"]
+    assert "/v2.1/projects/{project_name}/deployments/{deployment_name}/requests" in paths

@@ -1,0 +1,101 @@
+"""Packages reach the emulator as folders or as zips laid out as UbiOps takes them; a package that
+cannot be served stops the emulator at start with a one-line reason, not a traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from ubiops.utils import zip_dir
+
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, start_emulator
+
+
+def serve_and_request(package: Path, tmp_path: Path, data, *args: str):
+    emulator = start_emulator(package, tmp_path, *args)
+    try:
+        return emulator.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data=data)
+    finally:
+        emulator.stop()
+
+
+def test_zip_made_by_the_sdk_is_served(tmp_path):
+    archive = tmp_path / "plain.zip"
+    zip_dir(str(PACKAGES / "plain"), str(archive))
+    assert zipfile.ZipFile(archive).namelist() == ["deployment_package/deployment.py"]
+    assert serve_and_request(archive, tmp_path, "zip").result == "ZIP"
+
+
+def test_zip_with_several_folders_uses_deployment_package(tmp_path):
+    archive = tmp_path / "several.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("docs/deployment.py", "raise SystemExit('the wrong folder was used')")
+        zf.write(PACKAGES / "minimal" / "deployment.py", "deployment_package/deployment.py")
+    assert serve_and_request(archive, tmp_path, "x").result == "x #1"
+
+
+def test_deployment_file_name_can_be_overridden(tmp_path):
+    package = tmp_path / "renamed"
+    package.mkdir()
+    shutil.copy(PACKAGES / "plain" / "deployment.py", package / "serve.py")
+    (package / "deployment.py").write_text("raise SystemExit('deployment.py should not be imported')\n")
+    result = serve_and_request(package, tmp_path, "renamed", "--env", "SYS_DEPLOYMENT_FILE_NAME=serve.py").result
+    assert result == "RENAMED"
+
+
+def run_emulator_expecting_failure(package: Path) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", "emulator", "--package", str(package), "--port", "1", "--data-dir", str(package.parent / "data")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr
+    return completed.stderr.strip().splitlines()[-1]
+
+
+def make_zip(path: Path, entries: dict[str, str], symlink: str | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in entries.items():
+            zf.writestr(name, text)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = 0o120777 << 16
+            zf.writestr(info, "/etc/passwd")
+    return path
+
+
+@pytest.mark.parametrize("entries, symlink, message", [
+    ({"deployment_package/deployment.py": "", "deployment_package/../../evil.py": "x"}, None, "points outside the package (..)"),
+    ({"/abs/deployment.py": ""}, None, "has an absolute path"),
+    ({"deployment_package/deployment.py": ""}, "deployment_package/link", "is a symbolic link"),
+    ({"a/deployment.py": "", "b/deployment.py": ""}, None, "none is named 'deployment_package'"),
+])
+def test_unsafe_or_ambiguous_zip_is_refused(tmp_path, entries, symlink, message):
+    archive = make_zip(tmp_path / "bad.zip", entries, symlink)
+    assert message in run_emulator_expecting_failure(archive)
+    assert not (tmp_path / "evil.py").exists() and not (tmp_path.parent / "evil.py").exists()
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"ubiops_input_spec.json": "[{]"}, "emulator: error: ubiops_input_spec.json: not valid JSON"),
+    ({"ubiops_input_spec.json": '[{"name": "x", "data_type": "integer"}]'}, "field 'x' has data_type 'integer'; expected one of int,"),
+    ({"ubiops_output_spec.json": '[{"name": "x", "data_type": "int"}, {"name": "x", "data_type": "int"}]'}, "field 'x' is defined twice"),
+    ({"ubiops.yaml": "environment_variables:\n  - lower=case\n"}, "emulator: error: ubiops.yaml: Environment variable definition must be in format"),
+    ({"ubiops.yaml": "apt: [unclosed\n"}, "emulator: error: ubiops.yaml is not valid YAML"),
+])
+def test_package_with_invalid_declarations_is_refused(tmp_path, files, message):
+    package = tmp_path / "package"
+    package.mkdir()
+    shutil.copy(PACKAGES / "plain" / "deployment.py", package)
+    for name, text in files.items():
+        (package / name).write_text(text)
+    assert message in run_emulator_expecting_failure(package)
+
+
+def test_missing_package_is_refused(tmp_path):
+    assert run_emulator_expecting_failure(tmp_path / "nowhere") == (
+        f"emulator: error: no package at {tmp_path / 'nowhere'}: give a package folder or a .zip")
