@@ -38,6 +38,7 @@ class Version:
     environment: dict[str, str]
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
+    request_retention_mode: str = "full"
 
     @property
     def status(self) -> str:
@@ -88,8 +89,10 @@ class Registry:
         except KeyError:
             raise NotFound("Version not found") from None
 
+    def versions(self) -> list[Version]:
+        """Every version of every deployment."""
+        return [v for p in self.projects.values() for d in p.deployments.values() for v in d.versions.values()]
+
     async def close(self) -> None:
-        for project in self.projects.values():
-            for deployment in project.deployments.values():
-                for version in deployment.versions.values():
-                    await version.pool.close()
+        for version in self.versions():
+            await version.pool.close()

@@ -2,7 +2,7 @@
 
 - `errors`: UbiOps' error shape, `{"error": "..."}`, for every failure.
 - `auth`: the optional token.
-- `schemas`: the response bodies the `ubiops` SDK expects, built from state.
+- `schemas`, `request_schemas`: the response bodies the `ubiops` SDK expects, built from state.
 - `request_body`: JSON, text and multipart request bodies turned into request data.
 - `routes_*`: one module per group of endpoints.
 """

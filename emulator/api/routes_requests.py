@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from contract.spec import DataError
 from emulator.api.request_body import read_request_data
 from emulator.api.routes_storage import download_url
-from emulator.api.schemas import DeploymentRequestCreateResponse
+from emulator.api.request_schemas import DeploymentRequestCreateResponse
 from emulator.request_runner import FAILED, Outcome
 from emulator.services import Services, get_services
 from emulator.state import new_id

@@ -1,4 +1,5 @@
-"""Response bodies, field for field as the `ubiops` 4.15 SDK models them, built from `emulator.state`.
+"""Management response bodies (projects, deployments, versions), field for field as the `ubiops`
+4.15 SDK models them, built from `emulator.state`. Request bodies are in `request_schemas`.
 
 The SDK validates responses on the client: a required field missing here is an exception in the
 user's code. The list endpoints answer with the detail shapes (a superset the SDK accepts).
@@ -95,18 +96,6 @@ class DeploymentVersionDetail(BaseModel):
     health_check: dict[str, Any] | None = None
     command: Any = None
     args: Any = None
-
-
-class DeploymentRequestCreateResponse(BaseModel):
-    id: str
-    deployment: str
-    version: str
-    status: str
-    success: bool
-    result: Any = None
-    error_message: str | None = None
-    timeout: int
-    emulator_file_urls: dict[str, str] | None = None
 
 
 def project_list(project: Project) -> ProjectList:

@@ -1,0 +1,57 @@
+"""Putting a package into service: the project, deployment and version it is served under, and
+the instances that run it. Used at start for `--package`, and for every version built later."""
+
+from __future__ import annotations
+
+from contract.package import Package
+from emulator.runtime.instance import Launch
+from emulator.runtime.loader import deployment_file_name
+from emulator.runtime.pool import InstancePool
+from emulator.settings import Settings
+from emulator.state import Deployment, Project, Registry, Version, new_id
+from emulator.storage import DEFAULT_BUCKET
+
+
+def serve_package(registry: Registry, settings: Settings, package: Package) -> Version:
+    """Register the `--package` under the configured names, as the deployment's default version."""
+    project = registry.projects.setdefault(settings.project, Project(settings.project))
+    deployment = Deployment(settings.deployment, project.name, package.input_spec, package.output_spec)
+    project.deployments[deployment.name] = deployment
+    version = new_version(project, deployment, settings.version, package, settings.environment, settings.instances)
+    deployment.versions[version.name] = version
+    deployment.default_version = version.name
+    return version
+
+
+def new_version(
+    project: Project, deployment: Deployment, name: str, package: Package, environment: dict[str, str], instances: int
+) -> Version:
+    """A version of `deployment` running `package` (its instances start with `version.pool.start()`).
+
+    The deployment sees the variables of `ubiops.yaml` overridden by `environment`, as UbiOps
+    overrides deployment-level variables with version-level ones.
+    """
+    user_environment = {**package.manifest.environment_variables, **environment}
+    version_id = new_id()
+    launch = Launch(
+        name=f"{deployment.name}/{name}",
+        package_dir=package.directory,
+        deployment_file=deployment_file_name(user_environment),
+        environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
+        init_context={
+            "project": project.name,
+            "project_id": project.id,
+            "deployment": deployment.name,
+            "deployment_id": deployment.id,
+            "version": name,
+            "version_id": version_id,
+            "input_type": package.input_spec.kind,
+            "output_type": package.output_spec.kind,
+            "input_fields": package.input_spec.names,
+            "output_fields": package.output_spec.names,
+            "language": "python",
+            "environment_variables": user_environment,
+        },
+        output_file_fields={f.name: f.data_type for f in package.output_spec.fields if f.is_file},
+    )
+    return Version(name, package, InstancePool(launch, instances), user_environment, id=version_id)
