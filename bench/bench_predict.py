@@ -3,8 +3,10 @@
     python bench/bench_predict.py [--repeats N]
 
 Prints the median wall time of `predict` (default options: use_all, align_face, 1 attempt) for a
-512 px and a 2000 px JPEG portrait, measured in one run so their ratio is meaningful. Results go
-in BENCHMARKS.md. Each measurement is one function listed in MEASUREMENTS.
+512 px and a 2000 px JPEG portrait, and of the same request end to end through the emulator
+(multipart POST to a real `python -m emulator`, on the same core), measured in one run so their
+ratios are meaningful. Results go in BENCHMARKS.md. Each measurement is one function listed in
+MEASUREMENTS.
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import cv2  # noqa: E402
+import httpx  # noqa: E402
 from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from harness import Emulator, start_emulator  # noqa: E402
+
 PORTRAIT = ROOT / "tests" / "images" / "astronaut.jpg"
 WARMUP = 3
 
@@ -41,6 +47,7 @@ class Context:
     model: object
     portraits: dict[int, Path]
     repeats: int
+    emulator: Emulator
 
 
 def pin_to_one_core() -> int:
@@ -108,10 +115,31 @@ def predict_512_without_alignment(context: Context) -> float:
     return median_ms(lambda: context.model.predict(path, align_face=False), context.repeats)
 
 
+def emulator_request(context: Context, side: int) -> float:
+    """A curl-style request: the portrait as a multipart file part, options left to their defaults."""
+    portrait = context.portraits[side].read_bytes()
+    with httpx.Client(timeout=60) as client:
+        def call() -> None:
+            response = client.post(context.emulator.requests_url(), files={"img": ("portrait.jpg", portrait)})
+            assert response.json()["status"] == "completed", response.text
+
+        return median_ms(call, context.repeats)
+
+
+def emulator_512(context: Context) -> float:
+    return emulator_request(context, 512)
+
+
+def emulator_2000(context: Context) -> float:
+    return emulator_request(context, 2000)
+
+
 MEASUREMENTS: dict[str, Callable[[Context], float]] = {
     "predict, 512 px portrait": predict_512,
     "predict, 2000 px portrait": predict_2000,
     "predict, 512 px portrait, align_face=false": predict_512_without_alignment,
+    "emulator end to end, 512 px portrait": emulator_512,
+    "emulator end to end, 2000 px portrait": emulator_2000,
 }
 
 
@@ -124,14 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# command: {Path(sys.executable).name} bench/bench_predict.py --repeats {args.repeats}")
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
-        context = Context(build_model(directory), write_portraits(directory), args.repeats)
-        results = {name: measure(context) for name, measure in MEASUREMENTS.items()}
+        emulator = start_emulator(ROOT / "deployment_package", directory)
+        try:
+            context = Context(build_model(directory), write_portraits(directory), args.repeats, emulator)
+            results = {name: measure(context) for name, measure in MEASUREMENTS.items()}
+        finally:
+            emulator.stop()
     print("| measurement | median ms |")
     print("|---|---|")
     for name, value in results.items():
         print(f"| {name} | {value:.1f} |")
     ratio = results["predict, 2000 px portrait"] / results["predict, 512 px portrait"]
     print(f"\nratio 2000 px / 512 px: {ratio:.2f}")
+    for side in (512, 2000):
+        overhead = results[f"emulator end to end, {side} px portrait"] / results[f"predict, {side} px portrait"]
+        print(f"ratio emulator end to end / predict, {side} px: {overhead:.2f}")
     return 0
 
 

@@ -3,17 +3,29 @@
 UbiOps takes a zip whose root holds a folder (any name); when the root holds several folders, the
 one named `deployment_package` is used. `ubiops.utils.zip_dir` writes `deployment_package/<path>`.
 As a lenient fallback (not documented by UbiOps) a zip with `deployment.py` at its root is accepted.
+
+`build_zip` writes that layout reproducibly (sorted entries, fixed timestamps and permissions), so
+the same files give the same bytes and the zip's SHA-256 names the package that was tested.
 """
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ubiops.utils.gitignorefile.gitignorefile import parse as parse_ignore_file
+
 PACKAGE_DIRECTORY = "deployment_package"
 MAX_UNPACKED_BYTES = 4 * 1024**3
 MAX_ENTRIES = 100_000
+IGNORE_FILE = ".ubiops-ignore"
+ALWAYS_LEFT_OUT_DIRECTORIES = frozenset({"__pycache__", ".git"})
+ALWAYS_LEFT_OUT_FILES = frozenset({".env"})
+ALWAYS_LEFT_OUT_SUFFIXES = (".pyc",)
+FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644
 
 
 class ArchiveError(ValueError):
@@ -63,6 +75,47 @@ def extract_package(zip_path: Path, target: Path) -> Path:
             with archive.open(entry) as source, destination.open("wb") as sink:
                 _copy_at_most(source, sink, entry.file_size, entry.filename)
     return target
+
+
+def package_files(source: Path) -> list[str]:
+    """The files of a package folder that go into its zip, as sorted POSIX paths relative to it.
+
+    Honours `.ubiops-ignore` (gitignore syntax, with the SDK's own matcher, as `ubiops.utils.zip_dir`
+    does) and always leaves out `__pycache__`, `.git`, `.env` and `*.pyc`.
+    """
+    source = source.resolve()
+    if not source.is_dir():
+        raise ArchiveError(f"no package folder at {source}")
+    ignore_file = source / IGNORE_FILE
+    is_ignored = parse_ignore_file(str(ignore_file), str(source)) if ignore_file.is_file() else (lambda _: False)
+    found: list[str] = []
+    for folder, directories, files in os.walk(source):
+        directories[:] = [d for d in directories if d not in ALWAYS_LEFT_OUT_DIRECTORIES]
+        for name in files:
+            path = Path(folder, name)
+            if name in ALWAYS_LEFT_OUT_FILES or name.endswith(ALWAYS_LEFT_OUT_SUFFIXES) or is_ignored(str(path)):
+                continue
+            found.append(path.relative_to(source).as_posix())
+    return sorted(found)
+
+
+def build_zip(source: Path, output: Path) -> list[str]:
+    """Zip the package folder `source` as `deployment_package/<path>` into `output`; the files zipped.
+
+    Reproducible: entries are sorted and carry a fixed timestamp and mode, so equal files give equal bytes.
+    """
+    names = package_files(source)
+    if not names:
+        raise ArchiveError(f"the package folder {source} has no files to zip")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in names:
+            entry = zipfile.ZipInfo(f"{PACKAGE_DIRECTORY}/{name}", date_time=FIXED_TIMESTAMP)
+            entry.external_attr = FILE_MODE << 16
+            entry.create_system = 3
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, (source / name).read_bytes(), compresslevel=9)
+    return names
 
 
 def _check_entry(entry: zipfile.ZipInfo) -> None:

@@ -1,16 +1,20 @@
 """The project's `[tool.deployer]` settings in `pyproject.toml`, read by the emulator and the deployer.
 
 The emulator serves the package under the same project and deployment names the deployer pushes
-to, so code written against the emulator runs unchanged against UbiOps.
+to, so code written against the emulator runs unchanged against UbiOps. The version settings are
+those of UbiOps' `DeploymentVersionCreate`; the deployer's flags override them.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Callable
 
 CONFIG_FILE = "pyproject.toml"
+RETENTION_MODES = ("none", "metadata", "full")
+DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider -m emulator_package tests"
 
 
 class ConfigError(ValueError):
@@ -23,11 +27,67 @@ class DeployerConfig:
     deployment: str = "face-profile"
     package: str = "deployment_package"
     emulator_version: str = "v1"
+    environment: str = "python3-11"
+    instance_type_group: str = "512 MB + 0.125 vCPU"
+    minimum_instances: int = 0
+    maximum_instances: int = 1
+    maximum_idle_time: int = 300
+    request_retention_mode: str = "metadata"
+    labels: dict[str, str] = field(default_factory=dict)
+    max_versions: int = 5
+    sample_input: dict[str, Any] = field(default_factory=dict)
+    test_command: str = DEFAULT_TEST_COMMAND
     root: Path = Path(".")
 
     @property
     def package_path(self) -> Path:
         return self.root / self.package
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "must be a non-empty string"
+
+
+def _count(minimum: int, maximum: int | None = None) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "must be a whole number"
+        if value < minimum or (maximum is not None and value > maximum):
+            return f"must be at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
+        return None
+    return check
+
+
+def _retention_mode(value: Any) -> str | None:
+    return None if value in RETENTION_MODES else f"must be one of {', '.join(RETENTION_MODES)}"
+
+
+def _labels(value: Any) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        return "must be a table of strings (labels = { team = \"vision\" })"
+    return None
+
+
+def _table(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be a table (sample_input = { name = value, ... })"
+
+
+CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "project": _text,
+    "deployment": _text,
+    "package": _text,
+    "emulator_version": _text,
+    "environment": _text,
+    "instance_type_group": _text,
+    "minimum_instances": _count(0),
+    "maximum_instances": _count(1),
+    "maximum_idle_time": _count(10, 3600),
+    "request_retention_mode": _retention_mode,
+    "labels": _labels,
+    "max_versions": _count(1),
+    "sample_input": _table,
+    "test_command": _text,
+}
 
 
 def find_config_file(start: Path) -> Path | None:
@@ -53,6 +113,11 @@ def load_config(start: Path | None = None) -> DeployerConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown [tool.deployer] key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     for key, value in table.items():
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{path}: [tool.deployer] {key} must be a non-empty string")
-    return DeployerConfig(root=path.parent, **table)
+        problem = CHECKS[key](value)
+        if problem:
+            raise ConfigError(f"{path}: [tool.deployer] {key} {problem}")
+    config = DeployerConfig(root=path.parent, **table)
+    if config.minimum_instances > config.maximum_instances:
+        raise ConfigError(f"{path}: [tool.deployer] minimum_instances ({config.minimum_instances}) "
+                          f"exceeds maximum_instances ({config.maximum_instances})")
+    return config

@@ -1,9 +1,13 @@
-"""What a package folder declares: its input and output fields and its `ubiops.yaml`."""
+"""What a package folder declares: its input and output fields and its `ubiops.yaml`; and the
+static checks of its code and requirements that the deployer runs before an upload."""
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from contract.manifest import Manifest, read_manifest
 from contract.spec import Spec, load_spec
@@ -29,3 +33,76 @@ def read_package(directory: Path) -> Package:
         output_spec=load_spec(directory / OUTPUT_SPEC_FILE),
         manifest=read_manifest(directory),
     )
+
+
+REQUIREMENTS_FILE = "requirements.txt"
+DEPLOYMENT_FILE = "deployment.py"
+INIT_PARAMETERS = ("base_directory", "context")
+
+
+class PackageCheckError(ValueError):
+    """A package file UbiOps would fail to build or load; the message names the file and line."""
+
+
+def read_requirements(directory: Path) -> list[str]:
+    """The requirements of `requirements.txt` (none when absent), each checked as pip would parse it.
+
+    Comments, blank lines and pip options (`-r`, `--index-url`, …) are passed over, as pip reads them.
+    """
+    path = directory / REQUIREMENTS_FILE
+    if not path.is_file():
+        return []
+    requirements: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.split(" #", 1)[0].strip()
+        if not text or text.startswith(("#", "-")):
+            continue
+        try:
+            requirements.append(str(Requirement(text)))
+        except InvalidRequirement as exc:
+            raise PackageCheckError(f"{REQUIREMENTS_FILE} line {number}: {text!r} is not a requirement ({exc})") from None
+    return requirements
+
+
+def check_deployment_class(directory: Path, file_name: str = DEPLOYMENT_FILE) -> None:
+    """Check, without importing it, that `file_name` defines `Deployment` as UbiOps calls it.
+
+    `__init__` may take `base_directory` and/or `context` (or nothing, or **kwargs); `request` takes
+    `data` and optionally `context`; `requests`, when defined, likewise.
+    """
+    path = directory / file_name
+    if not path.is_file():
+        raise PackageCheckError(f"{file_name} is missing; UbiOps runs the class Deployment from it")
+    try:
+        module = ast.parse(path.read_text(encoding="utf-8"), filename=file_name)
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise PackageCheckError(f"{file_name} does not parse: {exc}") from None
+    found = [n for n in module.body if isinstance(n, ast.ClassDef) and n.name == "Deployment"]
+    if not found:
+        raise PackageCheckError(f"{file_name} defines no top-level class Deployment")
+    methods = {n.name: n for n in found[-1].body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if "request" not in methods and "requests" not in methods:
+        raise PackageCheckError(f"{file_name}: Deployment has neither request(self, data) nor requests(self, data)")
+    if "__init__" in methods:
+        _check_signature(methods["__init__"], file_name, (), INIT_PARAMETERS)
+    for name in ("request", "requests"):
+        if name in methods:
+            _check_signature(methods[name], file_name, ("data",), ("context",))
+
+
+def _check_signature(function: ast.FunctionDef | ast.AsyncFunctionDef, file_name: str,
+                     required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    """Every parameter after `self` is one UbiOps passes, has a default, or is *args/**kwargs."""
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args][1:]
+    needed = [a.arg for a in positional[:len(positional) - len(arguments.defaults)]]
+    needed += [a.arg for a, default in zip(arguments.kwonlyargs, arguments.kw_defaults) if default is None]
+    where = f"{file_name} line {function.lineno}: Deployment.{function.name}"
+    if required:
+        if not needed and not arguments.vararg:
+            raise PackageCheckError(f"{where} must take the request data")
+        needed = needed[1:]
+    unexpected = [name for name in needed if name not in optional]
+    if unexpected:
+        raise PackageCheckError(f"{where} requires {', '.join(unexpected)}, which UbiOps does not pass "
+                                f"(it passes {', '.join((*required, *optional))})")

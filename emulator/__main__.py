@@ -15,6 +15,7 @@ from contract.config import ConfigError, load_config
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.spec import SpecError
 from emulator.app import create_app
+from emulator.data_lock import DataDirInUse
 from emulator.runtime.package import PackageError
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
@@ -35,9 +36,21 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--project", default=config.project, help="project name (default: [tool.deployer] project, %(default)s)")
     parser.add_argument("--deployment", default=config.deployment, help="deployment name (default: [tool.deployer] deployment, %(default)s)")
     parser.add_argument("--version", default=config.emulator_version, help="version name (default: %(default)s)")
+    parser.add_argument("--instance-memory-mb", type=int, default=2048, help="stop and replace an instance whose memory passes this, like a UbiOps instance type (default: %(default)s; 0: no limit)")
+    parser.add_argument("--max-upload-mb", type=int, default=100, help="largest request body accepted, in MB (default: %(default)s)")
+    parser.add_argument("--reload", action="store_true", help="restart the instances when a file of the package folder changes")
+    parser.add_argument("--max-versions", type=int, default=None, help="refuse creating versions beyond this many per deployment, like a UbiOps plan (default: no cap)")
     args = parser.parse_args(argv)
     if args.instances < 1:
         parser.error("--instances must be at least 1")
+    if args.instance_memory_mb < 0:
+        parser.error("--instance-memory-mb must be 0 (no limit) or more")
+    if args.max_upload_mb < 1:
+        parser.error("--max-upload-mb must be at least 1")
+    if args.reload and not args.package.is_dir():
+        parser.error("--reload watches a package folder; --package is not one")
+    if args.max_versions is not None and args.max_versions < 1:
+        parser.error("--max-versions must be at least 1")
     try:
         environment = parse_environment_variables(args.env)
     except ManifestError as exc:
@@ -53,6 +66,10 @@ def parse_args(argv: list[str]) -> Settings:
         environment=environment,
         token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
         data_dir=args.data_dir,
+        reload=args.reload,
+        max_upload_mb=args.max_upload_mb,
+        instance_memory_mb=args.instance_memory_mb or None,
+        max_versions=args.max_versions,
     )
 
 
@@ -61,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = parse_args(sys.argv[1:] if argv is None else argv)
         app = create_app(settings)
-    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError) as exc:
+    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse) as exc:
         sys.exit(f"emulator: error: {exc}")
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         log.warning("listening on %s without a token: anyone who can reach this port can call the API "

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 
-from emulator.api import routes_projects, routes_requests, routes_status, routes_storage
+from emulator.api import (
+    routes_deployments,
+    routes_environments,
+    routes_files,
+    routes_projects,
+    routes_request_history,
+    routes_requests,
+    routes_revisions,
+    routes_status,
+    routes_storage,
+    routes_user,
+    routes_versions,
+)
 from emulator.api.auth import TokenAuth
 from emulator.api.errors import install_error_handlers
+from emulator.api.limits import BodySizeLimit
+from emulator.builds import Builder
+from emulator.data_lock import lock_data_dir
+from emulator.reload import watch
 from emulator.request_runner import RequestRunner
+from emulator.request_store import RequestStore
 from emulator.runtime.package import open_package
 from emulator.services import Services
 from emulator.settings import Settings
@@ -20,22 +39,36 @@ from emulator.state import Registry
 from emulator.storage import Storage
 
 API_PREFIXES = ("/v2.1", "/v2")
+REQUESTS_DATABASE = "requests.sqlite3"
+log = logging.getLogger("emulator")
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; a package that cannot be served raises here, before the server starts."""
+    data_lock = lock_data_dir(settings.data_dir)
     storage = Storage(settings.data_dir)
+    store = RequestStore(storage.root / REQUESTS_DATABASE)
+    interrupted = store.mark_interrupted()
+    if interrupted:
+        log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
     registry = Registry()
     serve_package(registry, settings, package)
-    services = Services(settings, registry, storage, RequestRunner(storage), Signer())
+    services = Services(settings, registry, storage, RequestRunner(storage, store), Signer())
+    builder = Builder(settings, registry, storage.root)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for version in registry.versions():
             version.pool.start()
+        watcher = asyncio.create_task(watch(registry, settings)) if settings.reload else None
         yield
+        if watcher:
+            watcher.cancel()
+        await builder.close()
         await registry.close()
+        store.close()
+        data_lock.close()
 
     app = FastAPI(
         title="UbiOps emulator",
@@ -43,13 +76,16 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.builder = builder
     install_error_handlers(app)
     api = APIRouter()
-    for module in (routes_status, routes_projects, routes_requests):
+    for module in (routes_status, routes_projects, routes_requests, routes_request_history, routes_files,
+                   routes_user, routes_deployments, routes_versions, routes_revisions, routes_environments):
         api.include_router(module.router)
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix, include_in_schema=prefix == API_PREFIXES[0])
     app.include_router(routes_storage.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024**2)
     app.add_middleware(TokenAuth, token=settings.token, open_prefixes=(routes_storage.PREFIX + "/",))
     return app
 

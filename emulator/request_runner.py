@@ -2,103 +2,197 @@
 
 Checks the input against the spec, hands file inputs to the deployment as local copies, runs the
 request on the version's instances, then checks the output and stores output files in the bucket.
-A problem with the data is a `failed` request with a clear message, as on UbiOps, never an HTTP error.
+Every request is recorded as the version's retention mode asks (batch requests always, so they can
+be collected). A problem with the data is a `failed` request with a clear message, as on UbiOps.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from contract.spec import DataError, Spec, check_input, check_output, json_type
-from emulator.state import EMULATOR_USER_ID, Deployment, Version
+from emulator.request_store import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, RequestRecord, RequestStore
+from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
 from emulator.storage import Storage, StorageError, is_uri
 
-COMPLETED, FAILED = "completed", "failed"
+DIRECT, BATCH = "direct", "batch"
+MAX_BATCH_ITEMS = 250
+log = logging.getLogger("emulator.requests")
+
+
+class BatchRejected(ValueError):
+    """A batch with an item that cannot run; nothing of it was queued."""
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str
-    result: Any = None
-    error_message: str | None = None
+    record: RequestRecord
     files: tuple[Path, ...] = ()
-
-    @property
-    def success(self) -> bool:
-        return self.status == COMPLETED
 
 
 class RequestRunner:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, store: RequestStore) -> None:
         self.storage = storage
+        self.store = store
+        self._batch_tasks: dict[str, asyncio.Task[Outcome]] = {}
+
+    def new_record(self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str
+                   ) -> RequestRecord:
+        """A `pending` request, stored unless the version's retention mode is `none` (batch: always)."""
+        retention = "full" if mode == BATCH else version.request_retention_mode
+        record = RequestRecord(
+            id=request_id, project=deployment.project, deployment=deployment.name, version=version.name, mode=mode,
+            status=PENDING, timeout=timeout, time_created=now(), keeps_data=retention == "full",
+            stored=retention != "none", request_data=data, input_size=_size(data),
+        )
+        if record.stored:
+            self.store.add(record)
+        return record
 
     async def run(
-        self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str = "express"
+        self,
+        deployment: Deployment,
+        version: Version,
+        record: RequestRecord,
+        on_update: Callable[[str], None] | None = None,
     ) -> Outcome:
-        """Run a request; raises VersionUnavailable when the version cannot start.
+        """Run a recorded request to its end; raises VersionUnavailable when the version cannot start.
 
-        Input files are copied into the request's work folder, which the caller removes afterwards.
+        A request that already ended (its body did not fit its fields) is answered as it is.
         """
-        batch = deployment.input_spec.kind == "structured" and isinstance(data, list)
+        if record.status != PENDING:
+            return Outcome(record)
         try:
-            if batch:
-                data = [_numbered(n, self._prepare_input, deployment.input_spec, request_id, item) for n, item in enumerate(data)]
-            else:
-                data = self._prepare_input(deployment.input_spec, request_id, data)
+            try:
+                data = self._prepare_input(deployment.input_spec, record.id, record.request_data)
+            except (DataError, StorageError) as exc:
+                return self.fail(record, str(exc))
             reply = await version.pool.submit(
                 {
                     "data": data,
-                    "context": {"id": request_id, "request_mode": mode, "user_id": EMULATOR_USER_ID},
-                    "output_dir": str(self.storage.request_output_dir(request_id)),
+                    "context": {"id": record.id, "request_mode": "express" if record.mode == DIRECT else "batch", "user_id": EMULATOR_USER_ID},
+                    "output_dir": str(self.storage.request_output_dir(record.id)),
                 },
-                timeout,
+                record.timeout,
+                on_start=lambda: self._started(record),
+                on_update=on_update,
             )
             if "error" in reply:
-                return Outcome(FAILED, error_message=reply["error"])
+                return self.fail(record, reply["error"])
             files: list[Path] = []
-            result = reply["result"]
-            if batch:
-                if not isinstance(result, list):
-                    raise DataError(f"The input was a list, so the output must be a list too; got {json_type(result)}")
-                result = [_numbered(n, self._finish_output, deployment.output_spec, request_id, item, files) for n, item in enumerate(result)]
-            else:
-                result = self._finish_output(deployment.output_spec, request_id, result, files)
-            return Outcome(COMPLETED, result=result, files=tuple(files))
-        except (DataError, StorageError) as exc:
-            return Outcome(FAILED, error_message=str(exc))
+            try:
+                result = self._finish_output(deployment, record, reply["result"], files)
+            except DataError as exc:
+                return self.fail(record, str(exc))
+            return self._finish(record, COMPLETED, result=result, files=files)
+        finally:
+            self.storage.remove_work_dir(record.id)
 
-    def _prepare_input(self, spec: Spec, request_id: str, item: Any) -> Any:
+    def start_batch(self, deployment: Deployment, version: Version, items: list[Any], timeout: int) -> list[RequestRecord]:
+        """Queue each item as its own batch request; the records, all `pending`.
+
+        Every item is checked first, so one bad item rejects the whole batch, as on UbiOps.
+        """
+        if not 1 <= len(items) <= MAX_BATCH_ITEMS:
+            raise BatchRejected(f"A batch holds 1 to {MAX_BATCH_ITEMS} requests; got {len(items)}")
+        for position, item in enumerate(items):
+            try:
+                self._check_files_exist(deployment.input_spec, check_input(deployment.input_spec, item))
+            except (DataError, StorageError) as exc:
+                raise BatchRejected(f"Item {position}: {exc}") from None
+        records = [self.new_record(deployment, version, new_id(), item, timeout, BATCH) for item in items]
+        for record in records:
+            task = asyncio.create_task(self.run(deployment, version, record))
+            self._batch_tasks[record.id] = task
+            task.add_done_callback(lambda _, rid=record.id: self._batch_tasks.pop(rid, None))
+        return records
+
+    def cancel(self, record: RequestRecord) -> bool:
+        """Cancel a request still waiting for an instance; False if it is past that."""
+        task = self._batch_tasks.get(record.id)
+        if record.status != PENDING or task is None:
+            return False
+        task.cancel()
+        record.status, record.time_completed = CANCELLED, now()
+        self.store.update(record)
+        return True
+
+    def fail(self, record: RequestRecord, error: str) -> Outcome:
+        """End a request that could not be run, such as one whose form data did not fit its fields."""
+        return self._finish(record, FAILED, error=error)
+
+    def _started(self, record: RequestRecord) -> None:
+        record.status, record.time_started = PROCESSING, now()
+        self._save(record)
+
+    def _finish(self, record: RequestRecord, status: str, result: Any = None, error: str | None = None,
+                files: list[Path] | None = None) -> Outcome:
+        record.status, record.result, record.error_message = status, result, error
+        record.time_completed = now()
+        record.time_started = record.time_started or record.time_completed
+        record.output_size = _size(result) if status == COMPLETED else None
+        self._save(record)
+        return Outcome(record, tuple(files or ()))
+
+    def _save(self, record: RequestRecord) -> None:
+        if record.stored:
+            self.store.update(record)
+
+    def _prepare_input(self, spec: Spec, request_id: str, data: Any) -> Any:
+        if spec.kind == "structured" and isinstance(data, list):
+            return [_numbered(n, self._prepare_item, spec, request_id, item) for n, item in enumerate(data)]
+        return self._prepare_item(spec, request_id, data)
+
+    def _prepare_item(self, spec: Spec, request_id: str, item: Any) -> Any:
         item = check_input(spec, item)
         for field in spec.fields:
             if field.data_type == "file":
-                item[field.name] = self._input_file(request_id, field.name, item[field.name])
+                item[field.name] = self._input_file(request_id, field.name, 0, item[field.name])
             elif field.data_type == "array_file":
-                item[field.name] = [self._input_file(request_id, field.name, v) for v in item[field.name]]
+                item[field.name] = [self._input_file(request_id, field.name, n, v) for n, v in enumerate(item[field.name])]
         return item
 
-    def _input_file(self, request_id: str, field: str, value: str) -> str:
-        """A local path for a file input: an upload of this request, or a copy of a bucket file."""
-        work = self.storage.request_work_dir(request_id)
-        if Path(value).is_absolute() and Path(value).resolve().is_relative_to(work):
-            return value
+    def _check_files_exist(self, spec: Spec, item: Any) -> None:
+        for field in spec.fields:
+            if field.is_file:
+                values = item[field.name] if field.data_type == "array_file" else [item[field.name]]
+                for value in values:
+                    self._stored_file(field.name, value)
+
+    def _stored_file(self, field: str, value: str) -> Path:
         if not is_uri(value):
             raise DataError(
                 f"Input field {field!r} must be a ubiops-file:// URI (upload the file first) "
                 f"or a file part of a multipart request; got {value!r}"
             )
         try:
-            source = self.storage.resolve_uri(value)
+            return self.storage.resolve_uri(value)
         except StorageError as exc:
             raise DataError(f"Input field {field!r}: {exc}") from None
-        target = work / "files" / field / source.name
+
+    def _input_file(self, request_id: str, field: str, position: int, value: str) -> str:
+        """A private local copy of a stored file, as UbiOps hands the deployment a local path."""
+        source = self._stored_file(field, value)
+        target = self.storage.request_work_dir(request_id) / "files" / field / str(position) / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return str(target)
 
-    def _finish_output(self, spec: Spec, request_id: str, item: Any, files: list[Path]) -> Any:
+    def _finish_output(self, deployment: Deployment, record: RequestRecord, result: Any, files: list[Path]) -> Any:
+        spec = deployment.output_spec
+        if deployment.input_spec.kind == "structured" and isinstance(record.request_data, list):
+            if not isinstance(result, list):
+                raise DataError(f"The input was a list, so the output must be a list too; got {json_type(result)}")
+            return [_numbered(n, self._finish_item, spec, record.id, item, files) for n, item in enumerate(result)]
+        return self._finish_item(spec, record.id, result, files)
+
+    def _finish_item(self, spec: Spec, request_id: str, item: Any, files: list[Path]) -> Any:
         item = check_output(spec, item)
         if spec.kind == "plain":
             return item
@@ -120,6 +214,9 @@ class RequestRunner:
         files.append(path)
         return self.storage.uri(path)
 
+
+def _size(data: Any) -> int:
+    return len(data.encode()) if isinstance(data, str) else len(json.dumps(data).encode())
 
 
 def _numbered(position: int, function: Callable[..., Any], *args: Any) -> Any:

@@ -8,7 +8,7 @@ from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.pool import InstancePool
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Registry, Version, new_id
+from emulator.state import Deployment, NoInstances, Project, Registry, Version
 from emulator.storage import DEFAULT_BUCKET
 
 
@@ -17,24 +17,32 @@ def serve_package(registry: Registry, settings: Settings, package: Package) -> V
     project = registry.projects.setdefault(settings.project, Project(settings.project))
     deployment = Deployment(settings.deployment, project.name, package.input_spec, package.output_spec)
     project.deployments[deployment.name] = deployment
-    version = new_version(project, deployment, settings.version, package, settings.environment, settings.instances)
+    version = new_version(project, deployment, settings.version, package, settings.environment, settings)
+    version.settings.update(minimum_instances=settings.instances, maximum_instances=settings.instances)
     deployment.versions[version.name] = version
     deployment.default_version = version.name
     return version
 
 
 def new_version(
-    project: Project, deployment: Deployment, name: str, package: Package, environment: dict[str, str], instances: int
+    project: Project, deployment: Deployment, name: str, package: Package, environment: dict[str, str], settings: Settings
 ) -> Version:
-    """A version of `deployment` running `package` (its instances start with `version.pool.start()`).
+    """A version of `deployment` running `package` (its instances start with `version.pool.start()`)."""
+    version = Version(name, package, NoInstances(name), environment)
+    version.pool = new_pool(project, deployment, version, package, settings)
+    return version
 
-    The deployment sees the variables of `ubiops.yaml` overridden by `environment`, as UbiOps
-    overrides deployment-level variables with version-level ones.
+
+def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings) -> InstancePool:
+    """The instances that run `package` as `version` of `deployment` (started with `pool.start()`):
+    `--instances` of them, each held to `--instance-memory-mb`.
+
+    The deployment sees the variables of `ubiops.yaml` overridden by the version's environment, as
+    UbiOps overrides deployment-level variables with version-level ones.
     """
-    user_environment = {**package.manifest.environment_variables, **environment}
-    version_id = new_id()
+    user_environment = {**package.manifest.environment_variables, **version.environment}
     launch = Launch(
-        name=f"{deployment.name}/{name}",
+        name=f"{deployment.name}/{version.name}",
         package_dir=package.directory,
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
@@ -43,15 +51,16 @@ def new_version(
             "project_id": project.id,
             "deployment": deployment.name,
             "deployment_id": deployment.id,
-            "version": name,
-            "version_id": version_id,
-            "input_type": package.input_spec.kind,
-            "output_type": package.output_spec.kind,
-            "input_fields": package.input_spec.names,
-            "output_fields": package.output_spec.names,
+            "version": version.name,
+            "version_id": version.id,
+            "input_type": deployment.input_spec.kind,
+            "output_type": deployment.output_spec.kind,
+            "input_fields": deployment.input_spec.names,
+            "output_fields": deployment.output_spec.names,
             "language": "python",
             "environment_variables": user_environment,
         },
-        output_file_fields={f.name: f.data_type for f in package.output_spec.fields if f.is_file},
+        output_file_fields={f.name: f.data_type for f in deployment.output_spec.fields if f.is_file},
+        memory_limit_mb=settings.instance_memory_mb,
     )
-    return Version(name, package, InstancePool(launch, instances), user_environment, id=version_id)
+    return InstancePool(launch, settings.instances)

@@ -22,3 +22,8 @@ class Settings:
     environment: dict[str, str] = field(default_factory=dict)
     token: str | None = field(default=None, repr=False)
     data_dir: Path = DEFAULT_DATA_DIR
+    reload: bool = False
+    max_upload_mb: int = 100
+    instance_memory_mb: int | None = 2048
+    max_versions: int | None = None
+    """Refuse a deployment's next version beyond this many, as a UbiOps plan does (None: no cap)."""

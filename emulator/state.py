@@ -8,10 +8,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any, Callable
 
 from contract.package import Package
 from contract.spec import Spec
-from emulator.runtime.pool import InstancePool
+from emulator.runtime.pool import UNAVAILABLE, InstancePool, VersionUnavailable
 
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
@@ -19,7 +20,7 @@ EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 
 
 class NotFound(LookupError):
-    """An unknown project, deployment or version; the message is UbiOps' (`Deployment not found`)."""
+    """An unknown project, deployment, version or revision; the message is UbiOps' (`Deployment not found`)."""
 
 
 def now() -> datetime:
@@ -30,19 +31,68 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+QUEUED, BUILDING, SUCCESS, FAILED = "queued", "building", "success", "failed"
+
+
+class NoInstances:
+    """The instances of a version with no built revision: none, so the version is unavailable, as on UbiOps."""
+
+    status = UNAVAILABLE
+    count = 0
+    capabilities: dict[str, bool] = {}
+
+    def __init__(self, version: str) -> None:
+        self.error = f"Version {version} has no deployment package yet: upload one and wait for its build"
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    async def submit(self, message: dict[str, Any], timeout: float,
+                     on_start: Callable[[], None] | None = None, on_update: Callable[[str], None] | None = None) -> dict[str, Any]:
+        raise VersionUnavailable(self.error)
+
+    async def close(self) -> None:
+        """Nothing to stop."""
+
+
+@dataclass
+class Revision:
+    """One uploaded package of a version and its build (`queued` → `building` → `success`/`failed`)."""
+
+    version: str
+    zip_path: str
+    id: str = field(default_factory=new_id)
+    created: datetime = field(default_factory=now)
+    status: str = QUEUED
+    error_message: str | None = None
+    capabilities: dict[str, bool] = field(default_factory=dict)
+
+
 @dataclass
 class Version:
     name: str
-    package: Package
-    pool: InstancePool
+    package: Package | None
+    pool: InstancePool | NoInstances
     environment: dict[str, str]
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
     request_retention_mode: str = "full"
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The other `DeploymentVersionCreate` settings, as given (echoed by the API)."""
+    revisions: dict[str, Revision] = field(default_factory=dict)
+    active_revision: str | None = None
+    last_updated: datetime = field(default_factory=now)
 
     @property
     def status(self) -> str:
+        """`building` while a revision builds, otherwise that of its instances (`unavailable` with none)."""
+        if any(r.status in (QUEUED, BUILDING) for r in self.revisions.values()):
+            return BUILDING
         return self.pool.status
+
+    @property
+    def latest_revision(self) -> Revision | None:
+        return next(reversed(self.revisions.values()), None)
 
 
 @dataclass
@@ -55,6 +105,9 @@ class Deployment:
     versions: dict[str, Version] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    last_updated: datetime = field(default_factory=now)
 
 
 @dataclass
@@ -92,6 +145,28 @@ class Registry:
     def versions(self) -> list[Version]:
         """Every version of every deployment."""
         return [v for p in self.projects.values() for d in p.deployments.values() for v in d.versions.values()]
+
+    def revision(self, project: str, deployment: str, version: str, revision_id: str) -> Revision:
+        try:
+            return self.version(project, deployment, version).revisions[revision_id]
+        except KeyError:
+            raise NotFound("Revision not found") from None
+
+    async def delete_deployment(self, project: str, name: str) -> None:
+        """Remove a deployment and stop the instances of its versions."""
+        deployment = self.deployment(project, name)
+        del self.projects[project].deployments[name]
+        for version in deployment.versions.values():
+            await version.pool.close()
+
+    async def delete_version(self, project: str, deployment: str, name: str) -> None:
+        """Remove a version and stop its instances; a deleted default leaves the deployment without one."""
+        found = self.deployment(project, deployment)
+        version = self.version(project, deployment, name)
+        del found.versions[name]
+        if found.default_version == name:
+            found.default_version = None
+        await version.pool.close()
 
     async def close(self) -> None:
         for version in self.versions():

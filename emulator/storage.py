@@ -5,8 +5,13 @@ File names are UbiOps' (they may hold `/` and spaces); no name can reach outside
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 URI_SCHEME = "ubiops-file://"
 DEFAULT_BUCKET = "default"
@@ -17,12 +22,93 @@ class StorageError(ValueError):
     """A bucket or file name that is not allowed, or a file that does not exist."""
 
 
+class NotStored(StorageError):
+    """No such bucket or file."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    name: str
+    size: int
+    time_created: datetime
+
+
 class Storage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.buckets = self.root / "buckets"
         self.work = self.root / "work"
+        self._incoming = self.root / "incoming"
         (self.buckets / DEFAULT_BUCKET).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+        shutil.rmtree(self._incoming, ignore_errors=True)
+
+    def bucket_names(self) -> list[str]:
+        return sorted(p.name for p in self.buckets.iterdir() if p.is_dir())
+
+    def bucket_dir(self, bucket: str) -> Path:
+        """An existing bucket's folder; raises StorageError if there is no such bucket."""
+        check_name(bucket, "bucket name")
+        folder = self.buckets / bucket
+        if "/" in bucket or not folder.is_dir():
+            raise NotStored(f"bucket {bucket!r} does not exist")
+        return folder
+
+    def create_bucket(self, bucket: str) -> Path:
+        check_name(bucket, "bucket name")
+        if "/" in bucket:
+            raise StorageError(f"bucket name {bucket!r} may not contain '/'")
+        folder = self.buckets / bucket
+        folder.mkdir(exist_ok=False)
+        return folder
+
+    def write(self, bucket: str, name: str, source: BinaryIO) -> StoredFile:
+        """Store a file whole or not at all: readers never see half an upload."""
+        target = self.path(bucket, name)
+        self.bucket_dir(bucket)
+        self._incoming.mkdir(parents=True, exist_ok=True)
+        partial = self._incoming / uuid.uuid4().hex
+        try:
+            with partial.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return self.stat(bucket, name)
+
+    def stat(self, bucket: str, name: str) -> StoredFile:
+        path = self.path(bucket, name)
+        if not path.is_file():
+            raise NotStored(f"file {name!r} does not exist in bucket {bucket!r}")
+        info = path.stat()
+        return StoredFile(name, info.st_size, datetime.fromtimestamp(info.st_mtime, timezone.utc))
+
+    def delete(self, bucket: str, name: str) -> None:
+        self.stat(bucket, name)
+        self.path(bucket, name).unlink()
+
+    def list(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", limit: int = 1000
+             ) -> tuple[list[StoredFile], list[str], str | None]:
+        """Files and (with a delimiter) common prefixes, S3-style; the last value continues the listing."""
+        folder = self.bucket_dir(bucket)
+        names = sorted(
+            p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+        )
+        files: list[StoredFile] = []
+        prefixes: list[str] = []
+        for name in names:
+            if not name.startswith(prefix) or name <= start_after:
+                continue
+            if delimiter and delimiter in name[len(prefix):]:
+                common = name[: len(prefix) + name[len(prefix):].index(delimiter) + len(delimiter)]
+                if common not in prefixes:
+                    prefixes.append(common)
+                continue
+            if len(files) == limit:
+                return files, prefixes, files[-1].name
+            files.append(self.stat(bucket, name))
+        return files, prefixes, None
 
     def path(self, bucket: str, name: str) -> Path:
         """Where a bucket file lives; raises StorageError for names that could escape the bucket."""
@@ -48,12 +134,16 @@ class Storage:
         bucket, _, name = uri.removeprefix(URI_SCHEME).partition("/")
         path = self.path(bucket, name)
         if not path.is_file():
-            raise StorageError(f"file {uri} does not exist")
+            raise NotStored(f"file {uri} does not exist")
         return path
 
     def request_output_dir(self, request_id: str) -> Path:
         """Where a request's output files are kept, as UbiOps does: `deployment_requests/<id>/output/`."""
         return self.buckets / DEFAULT_BUCKET / "deployment_requests" / request_id / "output"
+
+    def request_input_name(self, request_id: str, field: str, file_name: str) -> str:
+        """Where a file sent with a request (multipart) is kept, so its input stays retrievable."""
+        return f"deployment_requests/{request_id}/input/{field}/{file_name}"
 
     def request_work_dir(self, request_id: str) -> Path:
         """Scratch space for a request's input files; removed when the request ends."""

@@ -33,6 +33,8 @@ class Emulator:
     process: subprocess.Popen
     url: str
     log_path: Path
+    data_dir: Path
+    temp_dir: Path
     token: str | None = None
     _api_clients: list[ubiops.ApiClient] = field(default_factory=list)
 
@@ -66,18 +68,24 @@ class Emulator:
 
 
 def start_emulator(package: Path | str, tmp: Path, *args: str, token: str | None = None, wait: bool = True) -> Emulator:
-    """Start the emulator on `package` (a folder under tests/packages, or a path) and wait until it answers."""
+    """Start the emulator on `package` (a folder under tests/packages, or a path) and wait until it answers.
+
+    Each emulator has its own data folder and its own TMPDIR, so tests can see what it leaves behind.
+    """
     package = PACKAGES / package if isinstance(package, str) else package
     port = free_port()
     log_path = tmp / f"emulator-{port}.log"
+    data_dir, temp_dir = tmp / f"data-{port}", tmp / f"tmp-{port}"
+    temp_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "EMULATOR_TOKEN"}
+    env["TMPDIR"] = str(temp_dir)
     if token:
         env["EMULATOR_TOKEN"] = token
     command = [sys.executable, "-m", "emulator", "--package", str(package), "--port", str(port),
-               "--data-dir", str(tmp / f"data-{port}"), *args]
+               "--data-dir", str(data_dir), *args]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    emulator = Emulator(process, f"http://127.0.0.1:{port}", log_path, token)
+    emulator = Emulator(process, f"http://127.0.0.1:{port}", log_path, data_dir, temp_dir, token)
     if wait:
         _wait_until_up(emulator)
     return emulator

@@ -1,23 +1,34 @@
 """The default face-profile package served by the emulator, end to end: what a user of
-`make serve` gets from curl and from the SDK."""
+`make serve` gets from curl and from the SDK.
+
+These are the emulator tests `python -m deployer check` runs against the built zip: it serves the
+zip itself and passes its address as `EMULATOR_URL`; otherwise the tests start an emulator on
+`EMULATOR_PACKAGE` (default: the `deployment_package/` folder).
+"""
 
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
-from harness import DEPLOYMENT, PROJECT, ROOT
+from harness import DEPLOYMENT, PROJECT, ROOT, Emulator
 
 IMAGES = ROOT / "tests" / "images"
 PROFILE_URL_TIMEOUT = 120
 
+pytestmark = pytest.mark.emulator_package
+
 
 @pytest.fixture(scope="module")
-def face_profile(emulators):
-    return emulators(ROOT / "deployment_package")
+def face_profile(emulators, tmp_path_factory):
+    if os.environ.get("EMULATOR_URL"):
+        return Emulator(process=None, url=os.environ["EMULATOR_URL"], log_path=tmp_path_factory.mktemp("log") / "none.log")
+    return emulators(Path(os.environ.get("EMULATOR_PACKAGE", ROOT / "deployment_package")))
 
 
 def profile(emulator, image: bytes, name: str = "portrait.jpg", **form: str) -> dict:

@@ -4,6 +4,7 @@ instance is replaced, and the server keeps serving."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 
 import httpx
 import pytest
@@ -103,3 +104,22 @@ def test_output_that_breaks_the_spec_fails_the_request(emulators, mode, message)
 def test_null_is_accepted_for_every_output_field(emulators):
     response = emulators("bad_output").sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "nulls"})
     assert response.status == "completed" and response.result == {"value": None, "picture": None}
+
+
+def test_instance_growing_past_its_memory_limit_is_replaced_and_the_server_stays_flat(emulators):
+    leaky = emulators("leaky", "--instance-memory-mb", "400")
+    api = leaky.sdk()
+    server_before = resident_mb(leaky.process.pid)
+    outcomes = [api.deployment_requests_create(PROJECT, DEPLOYMENT, data="leak") for _ in range(9)]
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert failed, "a worker holding 9 x 64 MB must pass a 400 MB limit"
+    assert failed[0].error_message == ("The instance used more than 400 MB of memory while handling the request "
+                                       "and was stopped; it was restarted")
+    pids = {o.result.split()[0] for o in outcomes if o.status == "completed"}
+    assert len(pids) >= 2, "the next request ran on a fresh instance"
+    assert resident_mb(leaky.process.pid) < server_before + 30, "the emulator's own memory stays flat"
+
+
+def resident_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024**2

@@ -113,6 +113,7 @@ def test_context_environment_and_sys_path_as_on_ubiops(echo, uploaded_portrait):
     assert init["environment_variables"] == {"FROM_YAML": "yaml=value", "FROM_CLI": "cli value"}
     assert seen["request_context"]["id"] == response.id and seen["request_context"]["request_mode"] == "express"
     assert "user_id" in seen["request_context"]
+    assert seen["request_context_callables"] == ["streaming_update"]
     assert (seen["env_from_yaml"], seen["env_from_cli"], seen["default_bucket"]) == ("yaml=value", "cli value", "default")
     package = str((PACKAGES / "echo").resolve())
     assert seen["base_directory"] == package and seen["cwd"] == package

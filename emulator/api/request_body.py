@@ -1,16 +1,14 @@
 """A request's body turned into request data: JSON, plain text, or multipart for curl users.
 
 The SDK sends structured data as `application/json` and plain data as `text/plain`. Multipart is the
-emulator's convenience (`curl -F img=@portrait.jpg`): a file part per `file` field, saved in the
-request's work folder and passed on as its local path, and a form value per other field, coerced
-by the spec. As in UbiOps' web form, a field left out takes its widget's configured default.
+emulator's convenience (`curl -F img=@portrait.jpg`): a file part per `file` field, stored in the
+default bucket and passed on as its URI, and a form value per other field, coerced by the spec. As in UbiOps' web form, a field left out takes its widget's configured default.
 A body that cannot be read is a 4xx; a value of the wrong type is a failed request.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any
 
 from fastapi import Request
@@ -18,15 +16,17 @@ from starlette.datastructures import UploadFile
 
 from contract.spec import Field, Spec, coerce_form_value, loads_strict
 from emulator.api.errors import ApiError
+from emulator.storage import DEFAULT_BUCKET, URI_SCHEME, Storage
 
 JSON_TYPES = ("application/json",)
+MAX_JSON_DEPTH = 100
 TEXT_TYPES = ("text/plain", "")
 
 
-async def read_request_data(request: Request, spec: Spec, work_dir: Path) -> Any:
+async def read_request_data(request: Request, spec: Spec, storage: Storage, request_id: str) -> Any:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "multipart/form-data":
-        return await _read_form(request, spec, work_dir)
+        return await _read_form(request, spec, _UploadSaver(storage, request_id))
     body = await request.body()
     if media_type in JSON_TYPES or media_type.endswith("+json"):
         return parse_json(body)
@@ -48,12 +48,26 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise ApiError(400, "The request body is empty; send the request data as JSON")
     try:
-        return loads_strict(body)
+        data = loads_strict(body)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}") from None
+    if nesting_depth(data) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"The request body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels")
+    return data
 
 
-async def _read_form(request: Request, spec: Spec, work_dir: Path) -> dict[str, Any]:
+def nesting_depth(value: Any) -> int:
+    """How deeply objects and arrays nest, counted without recursion (the data may be hostile)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+async def _read_form(request: Request, spec: Spec, saver: _UploadSaver) -> dict[str, Any]:
     if spec.kind == "plain":
         raise ApiError(400, "This deployment's input is plain text: send it as text/plain, not as a form")
     form = await request.form()
@@ -63,7 +77,7 @@ async def _read_form(request: Request, spec: Spec, work_dir: Path) -> dict[str, 
             field = spec.field(name)
             if field is None:
                 raise ApiError(400, f"Unknown form field {name!r}; the input fields are {', '.join(spec.names)}")
-            data[name] = _form_value(field, form.getlist(name), work_dir)
+            data[name] = _form_value(field, form.getlist(name), saver)
         for field in spec.fields:
             default = field.form_default
             if field.name not in data and default is not None:
@@ -73,7 +87,7 @@ async def _read_form(request: Request, spec: Spec, work_dir: Path) -> dict[str, 
         await form.close()
 
 
-def _form_value(field: Field, values: list[Any], work_dir: Path) -> Any:
+def _form_value(field: Field, values: list[Any], saver: _UploadSaver) -> Any:
     uploads = [v for v in values if isinstance(v, UploadFile)]
     if not uploads:
         if len(values) > 1:
@@ -85,15 +99,21 @@ def _form_value(field: Field, values: list[Any], work_dir: Path) -> Any:
         raise ApiError(400, f"Form field {field.name!r} mixes files and values; send only files")
     if field.data_type == "file" and len(uploads) > 1:
         raise ApiError(400, f"Form field {field.name!r} takes one file, but {len(uploads)} were sent")
-    paths = [_save(upload, work_dir / "uploads" / field.name / str(n)) for n, upload in enumerate(uploads)]
-    return paths[0] if field.data_type == "file" else paths
+    uris = [saver.save(field.name, n, upload) for n, upload in enumerate(uploads)]
+    return uris[0] if field.data_type == "file" else uris
 
 
-def _save(upload: UploadFile, folder: Path) -> str:
-    """Keep the client's file name (as UbiOps keeps it), reduced to a safe base name."""
-    name = PurePath((upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    with path.open("wb") as sink:
-        shutil.copyfileobj(upload.file, sink)
-    return str(path)
+class _UploadSaver:
+    """Stores each uploaded file in the default bucket, as a UbiOps client would upload it first;
+    the request then carries its URI, so its input stays retrievable like any other."""
+
+    def __init__(self, storage: Storage, request_id: str) -> None:
+        self.storage = storage
+        self.request_id = request_id
+
+    def save(self, field: str, position: int, upload: UploadFile) -> str:
+        """Keep the client's file name, reduced to a safe base name."""
+        name = PurePath((upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
+        stored = self.storage.request_input_name(self.request_id, f"{field}/{position}", name)
+        self.storage.write(DEFAULT_BUCKET, stored, upload.file)
+        return f"{URI_SCHEME}{DEFAULT_BUCKET}/{stored}"

@@ -1,4 +1,5 @@
-"""Direct deployment requests, at deployment level (default version) and at version level.
+"""Creating deployment requests: direct (answered when done), batch (answered at once, run in the
+background) and streaming (server-sent events with the deployment's partial output).
 
 A failure inside the deployment, or data that does not match the spec, is HTTP 200 with
 `status: "failed"`, as on UbiOps; only problems with the call itself are HTTP errors.
@@ -6,78 +7,123 @@ A failure inside the deployment, or data that does not match the spec, is HTTP 2
 
 from __future__ import annotations
 
+import asyncio
+from typing import AsyncIterator
+
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from contract.spec import DataError
-from emulator.api.request_body import read_request_data
+from emulator.api.errors import ApiError
+from emulator.api.paths import at_both_levels, path_version
+from emulator.api.request_body import parse_json, read_request_data
+from emulator.api.request_schemas import (
+    DeploymentRequestBatchCreateResponse,
+    DirectRequestResponse,
+    batch_item,
+    create_response,
+)
 from emulator.api.routes_storage import download_url
-from emulator.api.request_schemas import DeploymentRequestCreateResponse
-from emulator.request_runner import FAILED, Outcome
+from emulator.request_runner import DIRECT, BatchRejected, Outcome
+from emulator.request_store import RequestRecord
 from emulator.services import Services, get_services
-from emulator.state import new_id
+from emulator.state import Deployment, Version, new_id
 
 router = APIRouter()
 
 TIMEOUT_QUERY = Query(300, ge=10, le=3600, description="Seconds before the request fails (UbiOps: 10 to 3600)")
+BATCH_TIMEOUT_QUERY = Query(14400, ge=10, le=172800, description="Seconds before a batch request fails")
 PRIORITY_QUERY = Query(None, ge=0, le=1, description="Accepted for compatibility; the emulator runs requests in order")
 
 
-@router.post(
-    "/projects/{project_name}/deployments/{deployment_name}/requests",
-    response_model=DeploymentRequestCreateResponse,
-)
+@at_both_levels(router.post, "/requests", response_model=DirectRequestResponse)
 async def deployment_requests_create(
     request: Request,
     project_name: str,
     deployment_name: str,
     timeout: int = TIMEOUT_QUERY,
     priority: int | None = PRIORITY_QUERY,
+    version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
 ) -> JSONResponse:
-    return await _create(request, services, project_name, deployment_name, None, timeout)
+    deployment, found = _target(services, project_name, deployment_name, version)
+    record = await _accept(request, services, deployment, found, timeout)
+    outcome = await services.runner.run(deployment, found, record)
+    body = DirectRequestResponse(
+        **create_response(outcome.record).model_dump(),
+        emulator_file_urls={services.storage.uri(p): download_url(request, services, p) for p in outcome.files} or None,
+    )
+    return JSONResponse(body.model_dump(mode="json", exclude=None if outcome.files else {"emulator_file_urls"}))
 
 
-@router.post(
-    "/projects/{project_name}/deployments/{deployment_name}/versions/{version}/requests",
-    response_model=DeploymentRequestCreateResponse,
-)
-async def deployment_version_requests_create(
+@at_both_levels(router.post, "/requests/batch", response_model=list[DeploymentRequestBatchCreateResponse])
+async def batch_deployment_requests_create(
     request: Request,
     project_name: str,
     deployment_name: str,
-    version: str,
-    timeout: int = TIMEOUT_QUERY,
+    timeout: int = BATCH_TIMEOUT_QUERY,
     priority: int | None = PRIORITY_QUERY,
+    version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
-) -> JSONResponse:
-    return await _create(request, services, project_name, deployment_name, version, timeout)
+) -> list[DeploymentRequestBatchCreateResponse]:
+    deployment, found = _target(services, project_name, deployment_name, version)
+    items = parse_json(await request.body())
+    if not isinstance(items, list):
+        raise ApiError(400, "A batch request body is a JSON list of requests")
+    try:
+        records = services.runner.start_batch(deployment, found, items, timeout)
+    except BatchRejected as exc:
+        raise ApiError(400, str(exc)) from None
+    return [batch_item(record) for record in records]
 
 
-async def _create(
-    request: Request, services: Services, project_name: str, deployment_name: str, version_name: str | None, timeout: int
-) -> JSONResponse:
-    deployment = services.registry.deployment(project_name, deployment_name)
-    version = services.registry.version(project_name, deployment_name, version_name)
+@at_both_levels(router.post, "/requests/stream", response_class=StreamingResponse)
+async def deployment_requests_stream(
+    request: Request,
+    project_name: str,
+    deployment_name: str,
+    timeout: int = TIMEOUT_QUERY,
+    version: str | None = Depends(path_version),
+    services: Services = Depends(get_services),
+) -> StreamingResponse:
+    """Server-sent events as `ubiops.utils.stream_deployment_request` reads them: a `data:` line per
+    partial output (`context["streaming_update"]`), then the final response as one JSON line."""
+    deployment, found = _target(services, project_name, deployment_name, version)
+    record = await _accept(request, services, deployment, found, timeout)
+    updates: asyncio.Queue[str] = asyncio.Queue()
+    running = asyncio.create_task(services.runner.run(deployment, found, record, updates.put_nowait))
+    return StreamingResponse(_events(running, updates), media_type="text/event-stream")
+
+
+async def _events(running: asyncio.Task[Outcome], updates: asyncio.Queue[str]) -> AsyncIterator[str]:
+    while True:
+        update = asyncio.ensure_future(updates.get())
+        done, _ = await asyncio.wait({update, running}, return_when=asyncio.FIRST_COMPLETED)
+        if update not in done:
+            update.cancel()
+            break
+        yield _event(update.result())
+    while not updates.empty():
+        yield _event(updates.get_nowait())
+    yield create_response(running.result().record).model_dump_json() + "\n"
+
+
+def _event(text: str) -> str:
+    """One server-sent event; a multi-line text takes a `data:` line per line."""
+    return "".join(f"data:{line}\n" for line in text.split("\n")) + "\n"
+
+
+def _target(services: Services, project: str, deployment: str, version: str | None) -> tuple[Deployment, Version]:
+    return services.registry.deployment(project, deployment), services.registry.version(project, deployment, version)
+
+
+async def _accept(request: Request, services: Services, deployment: Deployment, version: Version, timeout: int
+                  ) -> RequestRecord:
+    """Read the body into a recorded request (already failed if its form data does not fit)."""
     request_id = new_id()
     try:
-        try:
-            data = await read_request_data(request, deployment.input_spec, services.storage.request_work_dir(request_id))
-        except DataError as exc:
-            outcome = Outcome(FAILED, error_message=str(exc))
-        else:
-            outcome = await services.runner.run(deployment, version, request_id, data, timeout)
-    finally:
-        services.storage.remove_work_dir(request_id)
-    body = DeploymentRequestCreateResponse(
-        id=request_id,
-        deployment=deployment.name,
-        version=version.name,
-        status=outcome.status,
-        success=outcome.success,
-        result=outcome.result,
-        error_message=outcome.error_message,
-        timeout=timeout,
-        emulator_file_urls={services.storage.uri(p): download_url(request, services, p) for p in outcome.files},
-    )
-    return JSONResponse(body.model_dump(mode="json", exclude=None if outcome.files else {"emulator_file_urls"}))
+        data = await read_request_data(request, deployment.input_spec, services.storage, request_id)
+    except DataError as exc:
+        record = services.runner.new_record(deployment, version, request_id, None, timeout, DIRECT)
+        return services.runner.fail(record, str(exc)).record
+    return services.runner.new_record(deployment, version, request_id, data, timeout, DIRECT)

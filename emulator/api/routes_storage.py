@@ -1,45 +1,69 @@
 """Signed file URLs: what UbiOps' storage provider serves, here served by the emulator itself.
 
-Outside the `/v2` API and its token, as signed URLs are on UbiOps: the signature is the permission.
+Outside the `/v2` API and its token, as signed URLs are on UbiOps: the signature is the permission,
+for one method on one file, until it expires.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from emulator.api.errors import ApiError
 from emulator.services import Services, get_services
-from emulator.storage import StorageError
+from emulator.storage import NotStored, StorageError
 
 PREFIX = "/storage"
+SPOOL_BYTES = 8 * 1024 * 1024
 router = APIRouter(prefix=PREFIX)
 
 
-def download_url(request: Request, services: Services, path: Path) -> str:
-    """A URL any HTTP client can GET the stored file from, without a token, for an hour."""
-    bucket, name = services.storage.locate(path)
-    query = services.signer.query("GET", f"{bucket}/{name}")
+def signed_url(request: Request, services: Services, method: str, bucket: str, name: str) -> str:
+    """A URL any HTTP client can use for `method` on one bucket file, without a token, for an hour."""
+    query = services.signer.query(method, f"{bucket}/{name}")
     return f"{str(request.base_url).rstrip('/')}{PREFIX}/{quote(bucket)}/{quote(name)}?{query}"
+
+
+def download_url(request: Request, services: Services, path: Path) -> str:
+    """A signed GET URL for a stored file."""
+    return signed_url(request, services, "GET", *services.storage.locate(path))
 
 
 @router.get("/{bucket}/{name:path}", response_class=FileResponse)
 async def storage_download(
-    bucket: str,
-    name: str,
-    expires: str = Query(""),
-    signature: str = Query(""),
-    services: Services = Depends(get_services),
+    bucket: str, name: str, expires: str = Query(""), signature: str = Query(""), services: Services = Depends(get_services)
 ) -> FileResponse:
-    if not services.signer.verify("GET", f"{bucket}/{name}", expires, signature):
-        raise ApiError(403, "The signed URL is invalid or has expired")
+    _verify(services, "GET", bucket, name, expires, signature)
     try:
+        services.storage.stat(bucket, name)
         path = services.storage.path(bucket, name)
     except StorageError as exc:
-        raise ApiError(400, str(exc)) from None
-    if not path.is_file():
-        raise ApiError(404, "File not found")
+        raise ApiError(404 if isinstance(exc, NotStored) else 400, str(exc)) from None
     return FileResponse(path, filename=path.name)
+
+
+@router.put("/{bucket}/{name:path}")
+async def storage_upload(
+    request: Request, bucket: str, name: str, expires: str = Query(""), signature: str = Query(""),
+    services: Services = Depends(get_services),
+) -> JSONResponse:
+    """The raw bytes of a file, as `ubiops.utils.upload_file` PUTs them (any 2xx is success)."""
+    _verify(services, "PUT", bucket, name, expires, signature)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
+        try:
+            stored = services.storage.write(bucket, name, spool)
+        except StorageError as exc:
+            raise ApiError(404 if isinstance(exc, NotStored) else 400, str(exc)) from None
+    return JSONResponse({"file": stored.name, "size": stored.size}, status_code=201)
+
+
+def _verify(services: Services, method: str, bucket: str, name: str, expires: str, signature: str) -> None:
+    if not services.signer.verify(method, f"{bucket}/{name}", expires, signature):
+        raise ApiError(403, "The signed URL is invalid or has expired")

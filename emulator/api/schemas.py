@@ -1,5 +1,6 @@
-"""Management response bodies (projects, deployments, versions), field for field as the `ubiops`
-4.15 SDK models them, built from `emulator.state`. Request bodies are in `request_schemas`.
+"""Management response bodies (projects, deployments, versions, revisions, environments), field for
+field as the `ubiops` 4.15 SDK models them, built from `emulator.state`. Request bodies are in
+`request_schemas` and `management_bodies`.
 
 The SDK validates responses on the client: a required field missing here is an exception in the
 user's code. The list endpoints answer with the detail shapes (a superset the SDK accepts).
@@ -14,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contract.spec import Spec
-from emulator.state import Deployment, Project, Version
+from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Version
 
 ORGANIZATION = "emulator"
 ENVIRONMENT = f"python{sys.version_info.major}-{sys.version_info.minor}"
@@ -119,22 +120,96 @@ def deployment_detail(deployment: Deployment) -> DeploymentDetail:
         output_type=deployment.output_spec.kind,
         input_fields=_fields(deployment.input_spec),
         output_fields=_fields(deployment.output_spec),
+        description=deployment.description,
+        labels=deployment.labels,
         creation_date=deployment.created,
-        last_updated=deployment.created,
+        last_updated=deployment.last_updated,
         default_version=deployment.default_version,
     )
 
 
 def version_detail(deployment: Deployment, version: Version) -> DeploymentVersionDetail:
-    return DeploymentVersionDetail(
-        id=version.id,
-        deployment=deployment.name,
-        version=version.name,
-        default=deployment.default_version == version.name,
-        status=version.status,
-        maximum_instances=version.pool.count,
-        minimum_instances=version.pool.count,
-        creation_date=version.created,
-        last_updated=version.created,
+    latest = version.latest_revision
+    return DeploymentVersionDetail(**{
+        "maximum_instances": 5,
+        "minimum_instances": 0,
+        **version.settings,
         **version.pool.capabilities,
+        "id": version.id,
+        "deployment": deployment.name,
+        "version": version.name,
+        "default": deployment.default_version == version.name,
+        "status": version.status,
+        "request_retention_mode": version.request_retention_mode,
+        "active_revision": version.active_revision,
+        "latest_revision": latest.id if latest else None,
+        "creation_date": version.created,
+        "last_updated": version.last_updated,
+    })
+
+
+class RevisionCreate(BaseModel):
+    success: bool = True
+    revision: str
+    build: str
+
+
+class RevisionList(BaseModel):
+    id: str
+    version: str
+    creation_date: datetime
+    created_by: str = EMULATOR_USER_ID
+    status: str
+    error_message: str | None = None
+    has_request_method: bool | None = None
+    has_requests_method: bool | None = None
+    empty: bool = False
+
+
+def revision_created(revision: Revision) -> RevisionCreate:
+    return RevisionCreate(revision=revision.id, build=revision.id)
+
+
+def revision_list(revision: Revision) -> RevisionList:
+    return RevisionList(
+        id=revision.id,
+        version=revision.version,
+        creation_date=revision.created,
+        status=revision.status,
+        error_message=revision.error_message,
+        **revision.capabilities,
     )
+
+
+class EnvironmentList(BaseModel):
+    id: str
+    name: str
+    project: str | None = None
+    creation_date: datetime
+    last_updated: datetime
+    description: str = ""
+    labels: dict[str, str] = {}
+    system: bool = True
+
+
+class EnvironmentTagList(BaseModel):
+    id: str
+    name: str
+    environment: str
+    creation_date: datetime
+    status: str = "success"
+    supports_request_format: bool = True
+    implicit: bool = False
+    deprecated: bool = False
+    size: int | None = None
+    error_message: str | None = None
+    base_environment_name: str | None = None
+    base_environment_tag: str | None = None
+    built: bool = True
+
+
+class User(BaseModel):
+    id: str = EMULATOR_USER_ID
+    email: str = "developer@emulator.local"
+    first_name: str = "Emulator"
+    last_name: str = "User"

@@ -16,12 +16,14 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from emulator.runtime import protocol
 
 LOG_LINE_LIMIT = 64 * 1024
 RELAY_DRAIN_SECONDS = 2
+MEMORY_POLL_SECONDS = 0.1
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 log = logging.getLogger("emulator.deployment")
@@ -49,6 +51,8 @@ class Launch:
     environment: dict[str, str]
     init_context: dict[str, Any]
     output_file_fields: dict[str, str] = field(default_factory=dict)
+    memory_limit_mb: int | None = None
+    """Like a UbiOps instance type's memory: a worker growing past it is stopped and replaced."""
 
 
 class Instance:
@@ -59,6 +63,7 @@ class Instance:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._relays: list[asyncio.Task[None]] = []
+        self._over_memory = False
 
     async def start(self) -> dict[str, bool]:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
@@ -91,19 +96,46 @@ class Instance:
         log.info("[%s] ready", self.label)
         return {k: v for k, v in message.items() if k != "event"}
 
-    async def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send one job and return the worker's reply; raise InstanceTimedOut or InstanceLost."""
+    async def run(
+        self, job: dict[str, Any], timeout: float, on_update: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
+        """Send one job and return the worker's reply; raise InstanceTimedOut or InstanceLost.
+
+        Partial output the deployment streams before its reply goes to `on_update`.
+        """
+        self._over_memory = False
+        watchdog = asyncio.create_task(self._watch_memory()) if self.launch.memory_limit_mb else None
         try:
-            await self._send(job)
-            reply = await asyncio.wait_for(self._receive(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._send(job)
+                while (reply := await self._receive()) is not None and reply["event"] == "stream":
+                    if on_update:
+                        on_update(reply["text"])
         except TimeoutError:
             await self.stop()
             raise InstanceTimedOut() from None
         except ConnectionError:
             reply = None
+        finally:
+            if watchdog:
+                watchdog.cancel()
         if reply is None:
+            if self._over_memory:
+                await self._exit_reason()
+                raise InstanceLost(f"The instance used more than {self.launch.memory_limit_mb} MB of memory "
+                                   "while handling the request and was stopped; it was restarted")
             raise InstanceLost(f"The instance {await self._exit_reason()} while handling the request; it was restarted")
         return reply
+
+    async def _watch_memory(self) -> None:
+        """Return (after killing the worker) once its resident memory passes the limit."""
+        limit = self.launch.memory_limit_mb * 1024 * 1024
+        while resident_bytes(self._process.pid) <= limit:
+            await asyncio.sleep(MEMORY_POLL_SECONDS)
+        log.warning("[%s] over its memory limit of %d MB; stopping it", self.label, self.launch.memory_limit_mb)
+        self._over_memory = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
 
     async def stop(self) -> None:
         """Kill the worker and anything it started (it holds no state worth a graceful stop)."""
@@ -151,6 +183,15 @@ class Instance:
                 log.info("[%s] %s", self.label, line.decode(errors="replace"))
         if pending:
             log.info("[%s] %s", self.label, pending.decode(errors="replace"))
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory, from /proc (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return 0
 
 
 def describe_exit(code: int) -> str:

@@ -11,13 +11,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from emulator.runtime.instance import Instance, InstanceLost, InstanceStartError, InstanceTimedOut, Launch
 
 log = logging.getLogger("emulator.pool")
 
 STARTING, AVAILABLE, UNAVAILABLE = "building", "available", "unavailable"
+RETIRE_POLL_SECONDS = 0.05
 
 
 class VersionUnavailable(Exception):
@@ -29,6 +30,8 @@ class Job:
     message: dict[str, Any]
     timeout: float
     deadline: float
+    on_start: Callable[[], None] | None = None
+    on_update: Callable[[str], None] | None = None
     started: bool = False
     future: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -43,29 +46,47 @@ class InstancePool:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: list[Instance] = []
+        self._busy = 0
 
     def start(self) -> None:
         """Start the instances in the background; requests queue until they are ready."""
         self._instances = [Instance(self.launch, n + 1) for n in range(self.count)]
         self._tasks = [asyncio.create_task(self._serve(i)) for i in self._instances]
 
-    async def submit(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def submit(
+        self,
+        message: dict[str, Any],
+        timeout: float,
+        on_start: Callable[[], None] | None = None,
+        on_update: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
         """Run one job on the first free instance; the worker's reply, or an `error` reply.
 
-        A job an instance has taken is timed by that instance (which is then replaced); this
-        timeout only ends a job still waiting in the queue.
+        `on_start` is called when an instance takes the job, `on_update` with each partial output
+        the deployment streams. A job an instance has taken is timed by that instance (which is
+        then replaced); this timeout only ends a job still waiting in the queue. Cancelling the
+        caller withdraws a job that is still waiting.
         """
         if self.status == UNAVAILABLE:
             raise VersionUnavailable(self.error)
-        job = Job(message, timeout, deadline=time.monotonic() + timeout)
+        job = Job(message, timeout, time.monotonic() + timeout, on_start, on_update)
         self._queue.put_nowait(job)
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), timeout)
+        except asyncio.CancelledError:
+            job.future.cancel()
+            raise
         except TimeoutError:
             if job.started:
                 return await job.future
             job.future.cancel()
             return {"error": f"The request timed out after {timeout:g} seconds waiting for a free instance"}
+
+    async def retire(self) -> None:
+        """Close once the queued and running jobs are done (new jobs must go to another pool)."""
+        while not self._queue.empty() or self._busy:
+            await asyncio.sleep(RETIRE_POLL_SECONDS)
+        await self.close()
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -82,14 +103,19 @@ class InstancePool:
             if job.future.done() or remaining <= 0:
                 continue
             job.started = True
+            if job.on_start:
+                job.on_start()
+            self._busy += 1
             try:
-                _settle(job, await instance.run(job.message, remaining))
+                _settle(job, await instance.run(job.message, remaining, job.on_update))
             except InstanceLost as exc:
                 timed_out = isinstance(exc, InstanceTimedOut)
                 _settle(job, {"error": f"The request timed out after {job.timeout:g} seconds; its instance was restarted"
                               if timed_out else str(exc)})
                 if not await self._start(instance):
                     return
+            finally:
+                self._busy -= 1
 
     async def _start(self, instance: Instance) -> bool:
         try:

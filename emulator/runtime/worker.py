@@ -73,6 +73,7 @@ def main() -> None:
     file_fields: dict[str, str] = setup["output_file_fields"]
     for line in reader:
         job = protocol.decode(line)
+        job["context"]["streaming_update"] = lambda text: _send(writer, {"event": "stream", "text": str(text)})
         for stream in streams:
             stream.request_id = job["context"]["id"]
         try:

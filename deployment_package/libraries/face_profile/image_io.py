@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Union
@@ -65,7 +66,7 @@ def load_image(source: ImageSource) -> LoadedImage:
 def _prepare(image: Image.Image) -> LoadedImage:
     if image.width * image.height > MAX_INPUT_PIXELS:
         raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
-    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    orientation = _orientation(image)
     width, height = image.size
     original_size = (height, width) if orientation in _SIDEWAYS_ORIENTATIONS else (width, height)
     if image.format == "JPEG":
@@ -82,6 +83,14 @@ def _prepare(image: Image.Image) -> LoadedImage:
         interpolation = cv2.INTER_LINEAR if shrink < 2 else cv2.INTER_AREA
         rgb = cv2.resize(rgb, target, interpolation=interpolation)
     return LoadedImage(rgb=rgb, original_size=original_size)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation; 1 (upright) when the EXIF block is missing or corrupt, as viewers do."""
+    try:
+        return image.getexif().get(_ORIENTATION_TAG, 1)
+    except (SyntaxError, ValueError, OSError, struct.error):
+        return 1
 
 
 def _analysis_size(size: tuple[int, int]) -> tuple[int, int]:

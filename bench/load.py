@@ -1,0 +1,106 @@
+"""Load: N concurrent clients for a bounded time against a real emulator, on this machine only.
+
+    python bench/load.py [--clients 8] [--seconds 20] [--instances 2]
+
+Runs against the default face-profile package (a 512 px portrait, multipart, as curl sends it)
+and against a trivial plain package, and prints throughput, p50/p95/p99 latency and errors for
+each, measured in one run. Results go in BENCHMARKS.md. `tests/test_load.py` runs a short version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from harness import PACKAGES, Emulator, start_emulator  # noqa: E402
+
+PORTRAIT = ROOT / "tests" / "images" / "astronaut.jpg"
+Send = Callable[[httpx.AsyncClient, Emulator], Awaitable[httpx.Response]]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
+
+    def row(self, name: str) -> str:
+        return (f"| {name} | {self.requests} | {self.throughput:.1f} | {statistics.median(self.latencies_ms):.1f} | "
+                f"{self.percentile(95):.1f} | {self.percentile(99):.1f} | {self.errors} |")
+
+
+async def send_portrait(client: httpx.AsyncClient, emulator: Emulator) -> httpx.Response:
+    return await client.post(emulator.requests_url(), files={"img": ("portrait.jpg", PORTRAIT.read_bytes())})
+
+
+async def send_text(client: httpx.AsyncClient, emulator: Emulator) -> httpx.Response:
+    return await client.post(emulator.requests_url(), content="load", headers={"Content-Type": "text/plain"})
+
+
+async def run_load(emulator: Emulator, send: Send, clients: int, seconds: float) -> LoadResult:
+    """Each client sends requests back to back until the time is up; a request counts as an error
+    unless it is HTTP 200 with status `completed`."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            try:
+                response = await send(client, emulator)
+                ok = response.status_code == 200 and response.json().get("status") == "completed"
+            except httpx.HTTPError:
+                ok = False
+            latencies.append((time.perf_counter() - start) * 1000)
+            errors += not ok
+
+    began = time.monotonic()
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=clients)) as client:
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+    return LoadResult(len(latencies), errors, time.monotonic() - began, latencies)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--instances", type=int, default=2)
+    args = parser.parse_args(argv)
+    print(f"# {args.clients} clients, {args.seconds:g} s each, --instances {args.instances}")
+    print("| package | requests | req/s | p50 ms | p95 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for name, package, send in (("face profile (512 px portrait)", ROOT / "deployment_package", send_portrait),
+                                ("trivial (plain text)", PACKAGES / "plain", send_text)):
+        with tempfile.TemporaryDirectory() as folder:
+            emulator = start_emulator(package, Path(folder), "--instances", str(args.instances))
+            try:
+                print(asyncio.run(run_load(emulator, send, args.clients, args.seconds)).row(name), flush=True)
+            finally:
+                emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

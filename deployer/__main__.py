@@ -1,0 +1,137 @@
+"""`python -m deployer package|check|push|status|request`: ship the package the emulator tested.
+
+Settings come from `[tool.deployer]` in `pyproject.toml` (flags override them), the token from
+`UBIOPS_API_TOKEN` and the host from `UBIOPS_API_HOST`. Every failure is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from contract.config import RETENTION_MODES, ConfigError, DeployerConfig, load_config
+from contract.manifest import ManifestError, parse_environment_variables
+from deployer.bundle import build_bundle
+from deployer.checks import check_bundle
+from deployer.client import Api
+from deployer.errors import DeployerError
+from deployer.push import PushOptions, push
+from deployer.request import send_request
+from deployer.status import format_status, project_status
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m deployer", description=__doc__.split("\n")[0])
+    parser.add_argument("--output", choices=("text", "json"), default="text", help="json: a machine-readable summary on stdout")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("package", help="build dist/<deployment>-<sha12>.zip")
+    commands.add_parser("check", help="check the zip and run the emulator tests against it")
+    pusher = commands.add_parser("push", help="check, then upload the same zip as a new version")
+    pusher.add_argument("--skip-tests", action="store_true", help="upload without running the emulator tests (warns loudly)")
+    pusher.add_argument("--update-fields", action="store_true", help="change an existing deployment's fields to the package's")
+    pusher.add_argument("--version", help="the new version's name (default: v<highest+1>)")
+    pusher.add_argument("--prune", action="store_true", help="at the version cap, delete the oldest non-default versions first")
+    pusher.add_argument("--no-wait", dest="wait", action="store_false", help="return once uploaded, without waiting for the build")
+    pusher.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the build (default: %(default)g)")
+    pusher.add_argument("--promote", action="store_true", help="make the new version the default once built")
+    pusher.add_argument("--dry-run", action="store_true", help="print the calls that would change something, without making them")
+    pusher.add_argument("--environment", help="[tool.deployer] environment")
+    pusher.add_argument("--instance-type-group", help="[tool.deployer] instance_type_group")
+    pusher.add_argument("--minimum-instances", type=int, help="[tool.deployer] minimum_instances")
+    pusher.add_argument("--maximum-instances", type=int, help="[tool.deployer] maximum_instances")
+    pusher.add_argument("--maximum-idle-time", type=int, help="[tool.deployer] maximum_idle_time (seconds)")
+    pusher.add_argument("--request-retention-mode", choices=RETENTION_MODES, help="[tool.deployer] request_retention_mode")
+    pusher.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a version label (repeatable)")
+    pusher.add_argument("--max-versions", type=int, help="[tool.deployer] max_versions")
+    commands.add_parser("status", help="deployments, versions, their status and the default")
+    requester = commands.add_parser("request", help="send one request to the deployment")
+    requester.add_argument("--file", type=Path, help="a file for the deployment's file input field")
+    requester.add_argument("--version", help="a version (default: the deployment's default version)")
+    requester.add_argument("--data", help="JSON object of input fields, over [tool.deployer] sample_input")
+    args = parser.parse_args(argv)
+    if args.command == "push" and args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    return args
+
+
+def with_overrides(config: DeployerConfig, args: argparse.Namespace) -> DeployerConfig:
+    """The config with `push`'s setting flags applied."""
+    names = ("environment", "instance_type_group", "minimum_instances", "maximum_instances", "maximum_idle_time",
+             "request_retention_mode", "max_versions")
+    overrides: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    try:
+        labels = parse_environment_variables(args.label)
+    except ManifestError:
+        raise DeployerError(f"--label must be written KEY=VALUE, got {args.label}") from None
+    if labels:
+        overrides["labels"] = {**config.labels, **labels}
+    return dataclasses.replace(config, **overrides)
+
+
+def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]:
+    """Do the command; its result (printed as text or JSON) and the exit code."""
+    config = load_config()
+    if args.command == "package":
+        bundle = build_bundle(config)
+        return {"path": str(bundle.path), "size": bundle.size, "sha256": bundle.sha256, "files": len(bundle.files)}, 0
+    if args.command == "check":
+        bundle = build_bundle(config)
+        say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
+        report = check_bundle(config, bundle, run_tests=True, say=say)
+        result = {"passed": report.passed, "sha256": bundle.sha256, "summary": report.summary(),
+                  "checks": [dataclasses.asdict(c) for c in report.checks]}
+        return result, 0 if report.passed else 1
+    if args.command == "push":
+        options = PushOptions(skip_tests=args.skip_tests, update_fields=args.update_fields, version=args.version,
+                              prune=args.prune, wait=args.wait, timeout=args.timeout, promote=args.promote,
+                              dry_run=args.dry_run)
+        summary = push(with_overrides(config, args), options, say)
+        smoke = summary.get("smoke")
+        return summary, 1 if smoke and smoke["status"] != "completed" else 0
+    api = Api(say=say)
+    try:
+        if args.command == "status":
+            return project_status(api, config), 0
+        answer = send_request(api, config, args.file, args.version, args.data)
+        return answer, 0 if answer["status"] == "completed" else 1
+    finally:
+        api.close()
+
+
+def render(command: str, result: dict[str, Any]) -> str:
+    if command == "status":
+        return format_status(result)
+    if command == "package":
+        return f"{result['path']}\n  size {result['size']} bytes\n  sha256 {result['sha256']}"
+    if command == "check":
+        return result["summary"]
+    if command == "push":
+        return "\n".join(f"{key}: {value}" for key, value in result.items() if key != "smoke")
+    return json.dumps(result, indent=2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    as_json = args.output == "json"
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr if as_json else sys.stdout, flush=True)
+
+    try:
+        result, code = run(args, say)
+    except (DeployerError, ConfigError) as exc:
+        print(f"deployer: error: {exc}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 1))
+    except KeyboardInterrupt:
+        print("deployer: interrupted", file=sys.stderr)
+        sys.exit(130)
+    print(json.dumps(result, indent=2, default=str) if as_json else render(args.command, result))
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

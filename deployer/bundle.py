@@ -1,0 +1,57 @@
+"""`python -m deployer package`: the reproducible zip of the package folder, named by its SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from contract.archive import ArchiveError, build_zip, package_files
+from contract.config import DeployerConfig
+from deployer.client import TOKEN_VARIABLE
+from deployer.errors import DeployerError
+
+DIST_DIRECTORY = "dist"
+MIN_SECRET_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    sha256: str
+    size: int
+    files: tuple[str, ...]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_bundle(config: DeployerConfig) -> Bundle:
+    """Zip the package into `dist/<deployment>-<sha12>.zip`; the same files always give the same bytes."""
+    source = config.package_path
+    try:
+        _refuse_token(source, package_files(source))
+        scratch = config.root / DIST_DIRECTORY / f".{config.deployment}-building.zip"
+        files = build_zip(source, scratch)
+    except ArchiveError as exc:
+        raise DeployerError(str(exc)) from None
+    sha256 = sha256_of(scratch)
+    path = scratch.with_name(f"{config.deployment}-{sha256[:12]}.zip")
+    scratch.replace(path)
+    return Bundle(path, sha256, path.stat().st_size, tuple(files))
+
+
+def _refuse_token(source: Path, names: list[str]) -> None:
+    """The API token must never ship: refuse a package with a file that holds it (naming the file only)."""
+    token = os.environ.get(TOKEN_VARIABLE, "").strip().encode()
+    if len(token) < MIN_SECRET_LENGTH:
+        return
+    for name in names:
+        if token in (source / name).read_bytes():
+            raise DeployerError(f"{name} contains the value of {TOKEN_VARIABLE}; remove it or list the file in .ubiops-ignore")

@@ -1,0 +1,160 @@
+"""`python -m deployer check`: everything that can be known before an upload, on the built zip itself.
+
+Static checks (zip layout, specs, `ubiops.yaml`, `deployment.py`, `requirements.txt`, size, sample
+input), then the emulator started on the zip and the project's emulator tests run against it. The
+emulator's answer to the sample input is kept, as the reference for the smoke request after a push.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from contract.archive import ArchiveError, extract_package
+from contract.config import DeployerConfig
+from contract.manifest import ManifestError
+from contract.package import Package, PackageCheckError, check_deployment_class, read_package, read_requirements
+from contract.spec import DataError, SpecError, check_input
+from deployer.bundle import Bundle
+from deployer.client import translated
+from deployer.emulated import LocalEmulator, clean_environment, local_emulator, tail
+from deployer.errors import DeployerError
+from deployer.inputs import upload_inputs
+
+MAX_UPLOAD_BYTES = 2 * 1024**3
+"""UbiOps' documented package limit (2 GB)."""
+TEST_OUTPUT_LINES = 30
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class CheckReport:
+    checks: list[Check] = field(default_factory=list)
+    package: Package | None = None
+    """The package's declarations, as read from the zip (None when it cannot be read)."""
+    reference: Any = None
+    """The emulator's result for the sample input (None without one, or when tests were skipped)."""
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def add(self, name: str, passed: bool, detail: str, say: Callable[[str], None]) -> bool:
+        self.checks.append(Check(name, passed, detail))
+        say(f"  {'ok  ' if passed else 'FAIL'} {name}: {detail}")
+        return passed
+
+    def summary(self) -> str:
+        failed = [c.name for c in self.checks if not c.passed]
+        if failed:
+            return f"check FAILED: {', '.join(failed)}"
+        return f"check passed: {len(self.checks)} checks"
+
+
+def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: Callable[[str], None]) -> CheckReport:
+    """Check the zip; with `run_tests`, also start it in the emulator and run the emulator tests."""
+    report = CheckReport()
+    with tempfile.TemporaryDirectory(prefix="deployer-check-") as scratch:
+        workdir = Path(scratch)
+        package = report.package = _static_checks(config, bundle, workdir / "unpacked", report, say)
+        if package is None or not run_tests:
+            return report
+        try:
+            with local_emulator(config, bundle.path, workdir) as emulator:
+                if not report.add("emulator", emulator.status == "available", _started(emulator), say):
+                    return report
+                _run_tests(config, bundle, emulator, report, say)
+                if config.sample_input:
+                    _reference(config, package, emulator, report, say)
+        except DeployerError as exc:
+            report.add("emulator", False, str(exc), say)
+    return report
+
+
+def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, report: CheckReport,
+                   say: Callable[[str], None]) -> Package | None:
+    try:
+        package = read_package(extract_package(bundle.path, target))
+    except (ArchiveError, SpecError, ManifestError) as exc:
+        report.add("package", False, str(exc), say)
+        return None
+    report.add("specs", True, f"{_kind(package.input_spec)} in, {_kind(package.output_spec)} out", say)
+    report.add("ubiops.yaml", True, f"{len(package.manifest.environment_variables)} environment variable(s), "
+                                    f"{len(package.manifest.apt_packages)} apt package(s)", say)
+    _static_check(report, say, "deployment.py", lambda: check_deployment_class(package.directory)
+                  or "class Deployment with usable __init__ and request signatures")
+    _static_check(report, say, "requirements.txt", lambda: f"{len(read_requirements(package.directory))} requirement(s)")
+    size_mb = bundle.size / 1024**2
+    report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)
+    if config.sample_input:
+        try:
+            check_input(package.input_spec, dict(config.sample_input))
+            report.add("sample_input", True, f"matches the input fields ({', '.join(config.sample_input)})", say)
+        except DataError as exc:
+            report.add("sample_input", False, str(exc), say)
+    return package if report.passed else None
+
+
+def _static_check(report: CheckReport, say: Callable[[str], None], name: str, check: Callable[[], str]) -> None:
+    try:
+        report.add(name, True, check(), say)
+    except PackageCheckError as exc:
+        report.add(name, False, str(exc), say)
+
+
+def _kind(spec: Any) -> str:
+    return f"{len(spec.fields)} structured field(s)" if spec.fields else "plain"
+
+
+def _started(emulator: LocalEmulator) -> str:
+    if emulator.status == "available":
+        return f"the zip started in the emulator at {emulator.url}"
+    return f"the zip does not start: {emulator.startup_error()}"
+
+
+def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, report: CheckReport,
+               say: Callable[[str], None]) -> None:
+    command = shlex.split(config.test_command)
+    if command and command[0] == "python":
+        command[0] = sys.executable
+    say(f"  running {config.test_command}")
+    started = time.monotonic()
+    try:
+        result = subprocess.run(command, cwd=config.root, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)))
+    except OSError as exc:
+        report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)
+        return
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    last = lines[-1] if lines else "(no output)"
+    if result.returncode != 0:
+        say(tail(lines, TEST_OUTPUT_LINES))
+    report.add("emulator tests", result.returncode == 0,
+               f"{last} ({time.monotonic() - started:.1f} s, exit {result.returncode})", say)
+
+
+def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator, report: CheckReport,
+               say: Callable[[str], None]) -> None:
+    """Send the sample input to the emulator; its result is what UbiOps should answer too."""
+    try:
+        data = upload_inputs(emulator.client, config.project, package.input_spec, dict(config.sample_input), config.root)
+        with translated("the emulator's sample request", emulator.url):
+            answer = emulator.api.deployment_requests_create(config.project, config.deployment, data)
+    except DeployerError as exc:
+        report.add("sample request", False, str(exc), say)
+        return
+    if report.add("sample request", answer.status == "completed",
+                  "completed in the emulator" if answer.status == "completed" else f"failed: {answer.error_message}", say):
+        report.reference = answer.result

@@ -1,0 +1,89 @@
+"""The `ubiops` SDK client, configured from the environment, and every call's failure as one line.
+
+The token comes from `UBIOPS_API_TOKEN` only; it is handed to the SDK and never printed, logged or
+written anywhere. With `dry_run`, calls that change something are printed instead of made.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import ubiops
+import urllib3
+
+from deployer.errors import ApiError, DeployerError
+
+TOKEN_VARIABLE = "UBIOPS_API_TOKEN"
+HOST_VARIABLE = "UBIOPS_API_HOST"
+
+
+class Api:
+    """The SDK's CoreApi behind one door: failures become DeployerError, writes honour dry runs."""
+
+    def __init__(self, dry_run: bool = False, say: Callable[[str], None] = print) -> None:
+        token = os.environ.get(TOKEN_VARIABLE, "").strip()
+        if not token:
+            raise DeployerError(f"{TOKEN_VARIABLE} is not set: export the API token of a service user of the project")
+        configuration = ubiops.Configuration(api_key={"Authorization": token})
+        self.host = configuration.host
+        self.client = ubiops.ApiClient(configuration)
+        self.core = ubiops.CoreApi(self.client)
+        self.dry_run = dry_run
+        self._say = say
+
+    def read(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Make a call that changes nothing; `what` names its object in an error ("project 'x'")."""
+        if self.dry_run:
+            self._say(f"call   {_signature(method, args, kwargs)}")
+        with translated(what, self.host):
+            return getattr(self.core, method)(*args, **kwargs)
+
+    def write(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Make a call that changes something, or only print it in a dry run (returning None)."""
+        if self.dry_run:
+            self._say(f"would  {_signature(method, args, kwargs)}")
+            return None
+        with translated(what, self.host):
+            return getattr(self.core, method)(*args, **kwargs)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@contextmanager
+def translated(what: str, host: str) -> Iterator[None]:
+    """Turn the SDK's and the network's exceptions into one clear DeployerError line."""
+    try:
+        yield
+    except ubiops.exceptions.ApiException as exc:
+        raise ApiError(describe_api_error(exc, what), exc.status) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise DeployerError(f"cannot reach the UbiOps API at {host} ({' '.join(str(reason).split())})") from None
+    except ValueError as exc:
+        raise DeployerError(f"unexpected answer from {host} for {what}: {' '.join(str(exc).split())}") from None
+
+
+def describe_api_error(exc: ubiops.exceptions.ApiException, what: str) -> str:
+    status = exc.status
+    if status == 401:
+        return "401: the token was refused"
+    message = " ".join(str(exc.get_body_message() or exc.reason or "").split())
+    if status == 403:
+        return f"403: the token may not do this for {what} ({message})"
+    if status == 404:
+        return f"404: {what} was not found ({message})"
+    return f"{status}: {what}: {message}"
+
+
+def _signature(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    shown = [_show(a) for a in args] + [f"{k}={_show(v)}" for k, v in kwargs.items() if not k.startswith("_")]
+    return f"{method}({', '.join(shown)})"
+
+
+def _show(value: Any) -> str:
+    if hasattr(value, "to_dict"):
+        return repr({k: v for k, v in value.to_dict().items() if v is not None})
+    return repr(value)

@@ -1,0 +1,21 @@
+"""The deployer's failures: a message the user can act on, printed as one line."""
+
+
+class DeployerError(Exception):
+    """Stops the command; `python -m deployer` prints the message and exits with `exit_code`."""
+
+    exit_code = 1
+
+
+class ApiError(DeployerError):
+    """A call the UbiOps API refused, with its HTTP status (so callers can tell 'missing' from 'broken')."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Interrupted(DeployerError):
+    """Ctrl-C; the message says what state UbiOps was left in."""
+
+    exit_code = 130

@@ -1,0 +1,224 @@
+"""`python -m deployer push`: check the zip, then ship those very bytes to UbiOps as a new version.
+
+Order: project → deployment (created, or its fields compared) → next version name (respecting the
+version cap) → version → SHA-256 re-checked → revision upload → build followed → promotion → smoke
+request compared with the emulator's answer. Each step says what it did; Ctrl-C says what was left.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import ubiops
+
+from contract.config import DeployerConfig
+from contract.package import Package
+from contract.spec import Spec
+from deployer.bundle import Bundle, build_bundle, sha256_of
+from deployer.checks import check_bundle
+from deployer.client import Api
+from deployer.errors import ApiError, DeployerError, Interrupted
+from deployer.inputs import upload_inputs
+from deployer.progress import wait_for_build
+from deployer.smoke import compare_outputs
+
+VERSION_NAME = re.compile(r"^v(\d+)$")
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    skip_tests: bool = False
+    update_fields: bool = False
+    version: str | None = None
+    prune: bool = False
+    wait: bool = True
+    timeout: float = 1800.0
+    promote: bool = False
+    dry_run: bool = False
+
+
+def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None]) -> dict[str, Any]:
+    """Check and ship the package; the machine-readable summary of what was done."""
+    bundle = build_bundle(config)
+    say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
+    if options.skip_tests:
+        say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
+    report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say)
+    say(report.summary())
+    if not report.passed:
+        raise DeployerError("the check failed, so nothing was uploaded")
+    api = Api(dry_run=options.dry_run, say=say)
+    shipment = Shipment(config, options, bundle, report.package, report.reference, api, say)
+    try:
+        return shipment.run()
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {shipment.state}") from None
+    finally:
+        api.close()
+
+
+class Shipment:
+    def __init__(self, config: DeployerConfig, options: PushOptions, bundle: Bundle, package: Package,
+                 reference: Any, api: Api, say: Callable[[str], None]) -> None:
+        self.config, self.options, self.bundle, self.package = config, options, bundle, package
+        self.reference, self.api, self.say = reference, api, say
+        self.state = "nothing was changed at UbiOps"
+        self.deployment_exists = False
+
+    def _did(self, message: str) -> None:
+        """Report a change made (a dry run has printed the call it would make instead)."""
+        if not self.options.dry_run:
+            self.say(message)
+
+    def run(self) -> dict[str, Any]:
+        project, deployment = self.config.project, self.config.deployment
+        self.api.read(f"project {project!r}", "projects_get", project)
+        self._ensure_deployment()
+        version = self._make_room(self._version_name())
+        self._create_version(version)
+        revision = self._upload(version)
+        summary: dict[str, Any] = {
+            "project": project, "deployment": deployment, "version": version, "revision": revision,
+            "sha256": self.bundle.sha256, "build_status": "dry run" if self.options.dry_run else "not waited for", "promoted": False, "smoke": None,
+            "url": f"{self.api.host}/projects/{project}/deployments/{deployment}/versions/{version}/requests",
+            "dry_run": self.options.dry_run,
+        }
+        if self.options.dry_run or not self.options.wait:
+            return summary
+        summary["build_status"] = wait_for_build(self.api, project, deployment, version, revision,
+                                                 self.options.timeout, self.say)
+        self.state = f"{deployment}/{version} is built and available"
+        if self.options.promote:
+            self.api.write(f"deployment {deployment!r}", "deployments_update", project, deployment,
+                           ubiops.DeploymentUpdate(default_version=version))
+            summary["promoted"] = True
+            self.say(f"{version} is now the default version of {deployment}")
+        if self.config.sample_input:
+            summary["smoke"] = self._smoke(version)
+        return summary
+
+    def _ensure_deployment(self) -> None:
+        project, name = self.config.project, self.config.deployment
+        try:
+            existing = self.api.read(f"deployment {name!r}", "deployments_get", project, name)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            self.api.write(f"deployment {name!r}", "deployments_create", project, ubiops.DeploymentCreate(
+                name=name, input_type=self.package.input_spec.kind, output_type=self.package.output_spec.kind,
+                input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api(),
+                labels=self.config.labels or None))
+            self._did(f"created deployment {name}")
+            self.state = f"deployment {name} was created, without a version yet"
+            return
+        self.deployment_exists = True
+        kinds = [f"{direction} type: deployment {declared}, package {spec.kind}" for direction, declared, spec in (
+            ("input", existing.input_type, self.package.input_spec), ("output", existing.output_type, self.package.output_spec))
+            if declared != spec.kind]
+        if kinds:
+            raise DeployerError(f"deployment {name} has another type than the package ({'; '.join(kinds)}); "
+                                f"a type cannot change: use another deployment name")
+        drift = [*_drift("input", existing.input_fields, self.package.input_spec),
+                 *_drift("output", existing.output_fields, self.package.output_spec)]
+        if not drift:
+            return
+        if not self.options.update_fields:
+            raise DeployerError(f"deployment {name} has other fields than the package ({'; '.join(drift)}); "
+                                f"push with --update-fields to change the deployment's fields")
+        self.api.write(f"deployment {name!r}", "deployments_update", project, name, ubiops.DeploymentUpdate(
+            input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api()))
+        self._did(f"updated the fields of deployment {name}: {'; '.join(drift)}")
+
+    def _versions(self) -> list[Any]:
+        if not self.deployment_exists:
+            return []
+        return self.api.read(f"deployment {self.config.deployment!r}", "deployment_versions_list",
+                             self.config.project, self.config.deployment) or []
+
+    def _version_name(self) -> str:
+        names = [v.version for v in self._versions()]
+        if self.options.version:
+            if self.options.version in names:
+                raise DeployerError(f"version {self.options.version} of {self.config.deployment} exists already; "
+                                    f"choose another --version")
+            return self.options.version
+        numbers = [int(m.group(1)) for m in map(VERSION_NAME.match, names) if m]
+        return f"v{max(numbers, default=0) + 1}"
+
+    def _make_room(self, version: str) -> str:
+        """At the version cap, name the oldest versions, or delete the oldest non-default ones with --prune."""
+        versions = self._versions()
+        cap = self.config.max_versions
+        excess = len(versions) - cap + 1
+        if excess <= 0:
+            return version
+        removable = sorted((v for v in versions if not v.default), key=lambda v: v.creation_date)
+        oldest = ", ".join(v.version for v in removable[:excess]) or "none (only the default is left)"
+        deployment = self.config.deployment
+        if not self.options.prune:
+            raise DeployerError(f"deployment {deployment} is at its cap of {cap} versions (max_versions); oldest "
+                                f"non-default: {oldest}; delete them or push with --prune")
+        if len(removable) < excess:
+            raise DeployerError(f"deployment {deployment} is at its cap of {cap} versions and too few are not the default to prune")
+        for old in removable[:excess]:
+            self.api.write(f"version {old.version!r}", "deployment_versions_delete", self.config.project, deployment, old.version)
+            self._did(f"pruned version {old.version} (created {old.creation_date:%Y-%m-%d %H:%M})")
+        return version
+
+    def _create_version(self, version: str) -> None:
+        config = self.config
+        self.api.write(f"deployment {config.deployment!r}", "deployment_versions_create", config.project, config.deployment,
+                       ubiops.DeploymentVersionCreate(
+                           version=version, environment=config.environment,
+                           instance_type_group_name=config.instance_type_group,
+                           minimum_instances=config.minimum_instances, maximum_instances=config.maximum_instances,
+                           maximum_idle_time=config.maximum_idle_time,
+                           request_retention_mode=config.request_retention_mode, labels=config.labels or None,
+                           description=f"{self.bundle.path.name} sha256:{self.bundle.sha256}"))
+        self._did(f"created version {version}")
+        self.state = f"version {version} was created without a package; push again or delete it"
+
+    def _upload(self, version: str) -> str | None:
+        actual = sha256_of(self.bundle.path)
+        if actual != self.bundle.sha256:
+            raise DeployerError(f"{self.bundle.path} changed after it was checked (sha256 {actual}, "
+                                f"tested {self.bundle.sha256}); nothing was uploaded")
+        created = self.api.write(f"version {version!r}", "revisions_file_upload", self.config.project,
+                                 self.config.deployment, version, file=str(self.bundle.path))
+        if created is None:
+            return None
+        self.say(f"uploaded revision {created.revision} (sha256 {self.bundle.sha256})")
+        self.state = (f"revision {created.revision} of {self.config.deployment}/{version} was uploaded and its build goes on "
+                      f"at UbiOps; follow it with `python -m deployer status`")
+        return created.revision
+
+    def _smoke(self, version: str) -> dict[str, Any]:
+        config = self.config
+        data = upload_inputs(self.api.client, config.project, self.package.input_spec, dict(config.sample_input), config.root)
+        answer = self.api.read(f"version {version!r}", "deployment_version_requests_create",
+                               config.project, config.deployment, version, data)
+        if answer.status != "completed":
+            self.say(f"smoke request FAILED: {answer.error_message}")
+            return {"status": answer.status, "error_message": answer.error_message, "differences": []}
+        if self.reference is None:
+            self.say("smoke request completed (no emulator reference to compare with: tests were skipped)")
+            return {"status": answer.status, "error_message": None, "differences": []}
+        differences = compare_outputs(self.package.output_spec, self.reference, answer.result)
+        self.say("smoke request completed; output matches the emulator's" if not differences else
+                 "smoke request completed; WARNING: output differs from the emulator's:\n  " + "\n  ".join(differences))
+        return {"status": answer.status, "error_message": None, "differences": differences}
+
+
+def _drift(direction: str, declared: list[Any] | None, packaged: Spec) -> list[str]:
+    """How the deployment's fields differ from the package's (names and data types)."""
+    theirs = [(f.name, f.data_type) for f in declared or []]
+    ours = [(f.name, f.data_type) for f in packaged.fields]
+    if theirs == ours:
+        return []
+    return [f"{direction} fields: deployment {_names(theirs)}, package {_names(ours)}"]
+
+
+def _names(fields: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{name}:{data_type}" for name, data_type in fields) or "none"

@@ -1,0 +1,158 @@
+"""Buckets and their files, as `ubiops.utils.upload_file` / `download_file` and the `files_*` calls
+use them: the API hands out signed URLs, and the bytes travel over `routes_storage`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import BaseModel
+
+from emulator.api.errors import ApiError
+from emulator.api.routes_storage import signed_url
+from emulator.services import Services, get_services
+from emulator.storage import NotStored, StorageError, StoredFile
+
+router = APIRouter()
+PROVIDER = "ubiops"
+BUCKETS = "/projects/{project_name}/buckets"
+FILES = BUCKETS + "/{bucket_name}/files"
+
+
+class BucketList(BaseModel):
+    id: str
+    name: str
+    provider: str = PROVIDER
+    project: str
+    creation_date: datetime
+    configuration: dict[str, Any] = {}
+    ttl: int | None = None
+    description: str = ""
+    labels: dict[str, str] = {}
+    last_updated: datetime
+
+
+class BucketDetail(BucketList):
+    size: int | None = None
+    size_measurement_date: datetime | None = None
+
+
+class FileItem(BaseModel):
+    file: str
+    size: int
+    time_created: datetime
+
+
+class FileDetail(BaseModel):
+    continuation_token: str | None = None
+    files: list[FileItem]
+    prefixes: list[str]
+
+
+class FileUploadResponse(BaseModel):
+    url: str
+    provider: str = PROVIDER
+
+
+@router.get(BUCKETS, response_model=list[BucketList])
+async def buckets_list(project_name: str, services: Services = Depends(get_services)) -> list[BucketList]:
+    services.registry.project(project_name)
+    return [_bucket(services, project_name, name) for name in services.storage.bucket_names()]
+
+
+@router.post(BUCKETS, response_model=BucketList, status_code=201)
+async def buckets_create(project_name: str, data: dict = Body(...), services: Services = Depends(get_services)) -> BucketList:
+    services.registry.project(project_name)
+    name = data.get("name")
+    if not isinstance(name, str):
+        raise ApiError(400, "name: a bucket needs a name")
+    if name in services.storage.bucket_names():
+        raise ApiError(409, f"A bucket named {name!r} already exists")
+    _storage_call(services.storage.create_bucket, name)
+    return _bucket(services, project_name, name)
+
+
+@router.get(BUCKETS + "/{bucket_name}", response_model=BucketDetail)
+async def buckets_get(project_name: str, bucket_name: str, services: Services = Depends(get_services)) -> BucketDetail:
+    services.registry.project(project_name)
+    return BucketDetail(**_bucket(services, project_name, bucket_name).model_dump())
+
+
+@router.get(FILES, response_model=FileDetail)
+async def files_list(
+    project_name: str,
+    bucket_name: str,
+    prefix: str = "",
+    delimiter: str = "",
+    continuation_token: str = "",
+    limit: int = Query(1000, ge=1, le=1000),
+    services: Services = Depends(get_services),
+) -> FileDetail:
+    services.registry.project(project_name)
+    files, prefixes, token = _storage_call(services.storage.list, bucket_name, prefix, delimiter, continuation_token, limit)
+    return FileDetail(files=[_item(f) for f in files], prefixes=prefixes, continuation_token=token)
+
+
+@router.post(FILES + "/{file:path}", response_model=FileUploadResponse)
+async def files_upload(request: Request, project_name: str, bucket_name: str, services: Services = Depends(get_services)
+                       ) -> FileUploadResponse:
+    """A URL to PUT the file's bytes to, without a token, as UbiOps' signed upload URLs."""
+    services.registry.project(project_name)
+    name, _ = _file_in_path(request)
+    _storage_call(services.storage.bucket_dir, bucket_name)
+    _storage_call(services.storage.path, bucket_name, name)
+    return FileUploadResponse(url=signed_url(request, services, "PUT", bucket_name, name))
+
+
+@router.get(FILES + "/{file:path}", response_model=FileItem | FileUploadResponse)
+async def files_get(request: Request, project_name: str, bucket_name: str, services: Services = Depends(get_services)
+                    ) -> FileItem | FileUploadResponse:
+    """`…/files/{file}` describes a file; `…/files/{file}/download` hands out a URL to GET it from."""
+    services.registry.project(project_name)
+    name, download = _file_in_path(request)
+    stored = _storage_call(services.storage.stat, bucket_name, name)
+    if download:
+        return FileUploadResponse(url=signed_url(request, services, "GET", bucket_name, name))
+    return _item(stored)
+
+
+@router.delete(FILES + "/{file:path}", status_code=204)
+async def files_delete(request: Request, project_name: str, bucket_name: str, services: Services = Depends(get_services)
+                       ) -> Response:
+    services.registry.project(project_name)
+    name, _ = _file_in_path(request)
+    _storage_call(services.storage.delete, bucket_name, name)
+    return Response(status_code=204)
+
+
+def _file_in_path(request: Request) -> tuple[str, bool]:
+    """The file name, read from the raw path: the SDK encodes `/` in names as `%2F`, which the decoded
+    path cannot tell from the `/download` suffix. Also whether the call asks for a download."""
+    raw = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
+    segments = raw.split("/")
+    rest = segments[segments.index("files", segments.index("buckets")) + 1:]
+    download = len(rest) > 1 and rest[-1] == "download" and request.method == "GET"
+    name = unquote("/".join(rest[:-1] if download else rest))
+    if not name:
+        raise ApiError(400, "A file name is needed after /files/")
+    return name, download
+
+
+def _storage_call(function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except StorageError as exc:
+        message = str(exc)[0].upper() + str(exc)[1:]
+        raise ApiError(404 if isinstance(exc, NotStored) else 400, message) from None
+
+
+def _bucket(services: Services, project: str, name: str) -> BucketList:
+    folder = _storage_call(services.storage.bucket_dir, name)
+    created = datetime.fromtimestamp(folder.stat().st_ctime).astimezone()
+    return BucketList(id=name, name=name, project=project, creation_date=created, last_updated=created)
+
+
+def _item(stored: StoredFile) -> FileItem:
+    return FileItem(file=stored.name, size=stored.size, time_created=stored.time_created)

@@ -1,0 +1,65 @@
+"""Revisions: upload a package zip to a version (multipart part `file`), which starts its build
+(`emulator.builds`); get and list revisions to follow the build; download the zip as uploaded."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from emulator.api import schemas
+from emulator.api.errors import ApiError
+from emulator.builds import Builder
+from emulator.services import Services, get_services
+
+router = APIRouter()
+LIST_PATH = "/projects/{project_name}/deployments/{deployment_name}/versions/{version}/revisions"
+PATH = LIST_PATH + "/{revision_id}"
+
+
+def get_builder(request: Request) -> Builder:
+    """FastAPI dependency: the running emulator's builder."""
+    return request.app.state.builder
+
+
+@router.post(LIST_PATH, response_model=schemas.RevisionCreate)
+async def revisions_file_upload(
+    project_name: str,
+    deployment_name: str,
+    version: str,
+    file: UploadFile | None = File(None, description="the deployment package, a zip"),
+    source_deployment: str | None = Form(None),
+    source_version: str | None = Form(None),
+    template_deployment_id: str | None = Form(None),
+    services: Services = Depends(get_services),
+    builder: Builder = Depends(get_builder),
+) -> schemas.RevisionCreate:
+    services.registry.version(project_name, deployment_name, version)
+    if source_deployment or source_version or template_deployment_id:
+        raise ApiError(400, "Copying a revision from another version or a template is not supported by the emulator; upload a file")
+    if file is None:
+        raise ApiError(400, "file: upload the deployment package as the multipart part 'file'")
+    revision = await builder.upload(project_name, deployment_name, version, file.file)
+    return schemas.revision_created(revision)
+
+
+@router.get(LIST_PATH, response_model=list[schemas.RevisionList])
+async def revisions_list(
+    project_name: str, deployment_name: str, version: str, services: Services = Depends(get_services)
+) -> list[schemas.RevisionList]:
+    found = services.registry.version(project_name, deployment_name, version)
+    return [schemas.revision_list(r) for r in found.revisions.values()]
+
+
+@router.get(PATH, response_model=schemas.RevisionList)
+async def revisions_get(
+    project_name: str, deployment_name: str, version: str, revision_id: str, services: Services = Depends(get_services)
+) -> schemas.RevisionList:
+    return schemas.revision_list(services.registry.revision(project_name, deployment_name, version, revision_id))
+
+
+@router.get(PATH + "/download")
+async def revisions_file_download(
+    project_name: str, deployment_name: str, version: str, revision_id: str, services: Services = Depends(get_services)
+) -> FileResponse:
+    revision = services.registry.revision(project_name, deployment_name, version, revision_id)
+    return FileResponse(revision.zip_path, media_type="application/zip", filename=f"{deployment_name}-{version}.zip")

@@ -1,0 +1,127 @@
+"""Building an uploaded revision, as UbiOps does after `revisions_file_upload`: unzip the package,
+read its declarations, start it in fresh instances, and only then serve it under its version.
+
+A revision goes `queued` → `building` → `success` or `failed` (with `error_message`). A failed build
+leaves the version as it was: still serving its previous revision, or `unavailable` without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from contract.archive import ArchiveError, extract_package
+from contract.manifest import ManifestError
+from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
+from contract.spec import Spec, SpecError
+from emulator.runtime.pool import STARTING, UNAVAILABLE, InstancePool
+from emulator.serving import new_pool
+from emulator.settings import Settings
+from emulator.state import BUILDING, FAILED, SUCCESS, Registry, Revision, Version, now
+
+log = logging.getLogger("emulator.builds")
+
+BUILD_TIMEOUT_SECONDS = 600
+MAX_ERROR_LENGTH = 1024
+POLL_SECONDS = 0.05
+
+
+class BuildFailed(Exception):
+    """The package cannot be served; the message is the revision's `error_message`."""
+
+
+class Builder:
+    def __init__(self, settings: Settings, registry: Registry, root: Path) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.root = root
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def upload(self, project: str, deployment: str, version: str, source: BinaryIO) -> Revision:
+        """Store an uploaded zip as a new revision of `version` and start building it in the background."""
+        found = self.registry.version(project, deployment, version)
+        revision = Revision(version=version, zip_path="")
+        revision.zip_path = str(self.root / "revisions" / f"{revision.id}.zip")
+        await asyncio.to_thread(_save, source, Path(revision.zip_path))
+        found.revisions[revision.id] = revision
+        found.settings["last_file_upload"] = revision.created
+        task = asyncio.create_task(self._build(project, deployment, found, revision))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return revision
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _build(self, project_name: str, deployment_name: str, version: Version, revision: Revision) -> None:
+        revision.status = BUILDING
+        log.info("building %s/%s revision %s", deployment_name, version.name, revision.id)
+        pool: InstancePool | None = None
+        try:
+            target = self.root / "builds" / revision.id
+            package = await asyncio.to_thread(_unpack, Path(revision.zip_path), target)
+            project = self.registry.project(project_name)
+            deployment = self.registry.deployment(project_name, deployment_name)
+            _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
+            _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
+            pool = new_pool(project, deployment, version, package, self.settings)
+            pool.start()
+            await asyncio.wait_for(_started(pool), BUILD_TIMEOUT_SECONDS)
+            if pool.status == UNAVAILABLE:
+                raise BuildFailed(pool.error)
+        except (BuildFailed, ArchiveError, SpecError, ManifestError, TimeoutError) as exc:
+            message = str(exc) or f"the deployment did not start within {BUILD_TIMEOUT_SECONDS} s"
+            revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
+            log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message)
+            if pool is not None:
+                await pool.close()
+            return
+        except asyncio.CancelledError:
+            if pool is not None:
+                await pool.close()
+            raise
+        previous = version.pool
+        version.pool, version.package, version.active_revision = pool, package, revision.id
+        version.last_updated = now()
+        revision.capabilities, revision.status = pool.capabilities, SUCCESS
+        log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
+        await previous.close()
+
+
+def _save(source: BinaryIO, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as sink:
+        shutil.copyfileobj(source, sink, 1024 * 1024)
+
+
+def _unpack(zip_path: Path, target: Path) -> Package:
+    shutil.rmtree(target, ignore_errors=True)
+    return read_package(extract_package(zip_path, target))
+
+
+async def _started(pool: InstancePool) -> None:
+    while pool.status == STARTING:
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _check_fields(package: Package, direction: str, declared: Spec, spec_file: str) -> None:
+    """A spec file in the package must declare the deployment's fields (names and types)."""
+    if not (package.directory / spec_file).is_file():
+        return
+    packaged = package.input_spec if direction == "input" else package.output_spec
+    summary = [(f.name, f.data_type) for f in packaged.fields]
+    expected = [(f.name, f.data_type) for f in declared.fields]
+    if summary != expected:
+        raise BuildFailed(
+            f"{spec_file} declares {_describe(summary)} but the deployment's {direction} fields are "
+            f"{_describe(expected)}; update the deployment's fields or the spec file"
+        )
+
+
+def _describe(fields: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{name} ({data_type})" for name, data_type in fields) or "none (plain)"

@@ -1,0 +1,86 @@
+"""`--reload`: restart the served version's instances on the new code when a package file changes.
+
+Requests already queued or running finish on the old instances; new requests wait for the new
+ones. A change that breaks the package (a bad spec file, an `__init__` that raises) is reported
+in the log and on requests, and the next good change recovers, without restarting the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from contract.archive import ArchiveError
+from contract.manifest import ManifestError
+from contract.package import read_package
+from contract.spec import SpecError
+from emulator.serving import new_pool
+from emulator.settings import Settings
+from emulator.state import Registry
+
+POLL_SECONDS = 0.5
+IGNORED_PARTS = ("__pycache__", ".git", ".ipynb_checkpoints")
+log = logging.getLogger("emulator.reload")
+
+Snapshot = dict[str, tuple[int, int]]
+
+
+def snapshot(folder: Path) -> Snapshot:
+    """Each file's modification time and size: cheap to take every half second, even with large model files."""
+    files: Snapshot = {}
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in IGNORED_PARTS]
+        for name in names:
+            if name.endswith((".pyc", "~")):
+                continue
+            path = os.path.join(root, name)
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                continue
+            files[os.path.relpath(path, folder)] = (info.st_mtime_ns, info.st_size)
+    return files
+
+
+def changes(before: Snapshot, after: Snapshot) -> list[str]:
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+async def watch(registry: Registry, settings: Settings) -> None:
+    """Poll the package folder and reload the served version on every settled change."""
+    folder = settings.package.resolve()
+    seen = snapshot(folder)
+    log.info("watching %s for changes", folder)
+    while True:
+        await asyncio.sleep(POLL_SECONDS)
+        current = snapshot(folder)
+        if current == seen:
+            continue
+        await asyncio.sleep(POLL_SECONDS)
+        settled = snapshot(folder)
+        if settled != current:
+            continue
+        changed, seen = changes(seen, settled), settled
+        log.info("changed: %s; restarting the instances on the new code", ", ".join(changed[:5]) + (" …" if len(changed) > 5 else ""))
+        await reload_version(registry, settings)
+
+
+async def reload_version(registry: Registry, settings: Settings) -> None:
+    """Re-read the package and swap the version's instances; old ones finish their requests first."""
+    try:
+        package = read_package(settings.package)
+    except (SpecError, ManifestError, ArchiveError) as exc:
+        log.error("not reloaded, the package is not valid: %s", exc)
+        return
+    project = registry.project(settings.project)
+    deployment = registry.deployment(settings.project, settings.deployment)
+    version = registry.version(settings.project, settings.deployment, settings.version)
+    deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
+    version.package = package
+    old = version.pool
+    version.pool = new_pool(project, deployment, version, package, settings)
+    version.pool.start()
+    await old.retire()
+    log.info("reloaded %s/%s", deployment.name, version.name)

@@ -1,0 +1,165 @@
+"""Deployment requests on disk (SQLite in the data folder), so history survives a restart.
+
+A request the emulator was running when it stopped is marked `failed` at the next start, with a
+reason, rather than left `processing` forever.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED = "pending", "processing", "completed", "failed", "cancelled"
+UNFINISHED = (PENDING, PROCESSING)
+INTERRUPTED = "The emulator stopped before this request finished"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    version TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    timeout INTEGER NOT NULL,
+    time_created TEXT NOT NULL,
+    time_started TEXT,
+    time_completed TEXT,
+    input_size INTEGER,
+    output_size INTEGER,
+    request_data TEXT,
+    result TEXT,
+    error_message TEXT,
+    keeps_data INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_by_deployment ON requests (project, deployment, time_created);
+"""
+
+
+@dataclass
+class RequestRecord:
+    id: str
+    project: str
+    deployment: str
+    version: str
+    mode: str
+    status: str
+    timeout: int
+    time_created: datetime
+    keeps_data: bool
+    time_started: datetime | None = None
+    time_completed: datetime | None = None
+    input_size: int | None = None
+    output_size: int | None = None
+    request_data: Any = None
+    result: Any = None
+    error_message: str | None = None
+    stored: bool = True
+
+    @property
+    def success(self) -> bool:
+        return self.status == COMPLETED
+
+
+_COLUMNS = [f.name for f in fields(RequestRecord) if f.name != "stored"]
+_JSON_COLUMNS = ("request_data", "result")
+_TIME_COLUMNS = ("time_created", "time_started", "time_completed")
+
+
+class RequestStore:
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def mark_interrupted(self) -> int:
+        """Fail the requests a previous run left unfinished; how many there were."""
+        cursor = self._db.execute(
+            f"UPDATE requests SET status = ?, error_message = ? WHERE status IN ({', '.join('?' * len(UNFINISHED))})",
+            (FAILED, INTERRUPTED, *UNFINISHED),
+        )
+        return cursor.rowcount
+
+    def add(self, record: RequestRecord) -> None:
+        values = _to_row(record)
+        self._db.execute(
+            f"INSERT INTO requests ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
+        )
+
+    def update(self, record: RequestRecord) -> None:
+        values = _to_row(record)
+        assignments = ", ".join(f"{column} = ?" for column in values if column != "id")
+        self._db.execute(f"UPDATE requests SET {assignments} WHERE id = ?", (*[v for k, v in values.items() if k != "id"], record.id))
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def delete(self, request_id: str) -> bool:
+        return self._db.execute("DELETE FROM requests WHERE id = ?", (request_id,)).rowcount > 0
+
+    def list(
+        self,
+        project: str,
+        deployment: str,
+        version: str | None = None,
+        statuses: tuple[str, ...] = (),
+        limit: int = 50,
+        offset: int = 0,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        search_id: str | None = None,
+    ) -> list[RequestRecord]:
+        """Requests of a deployment (or one version), newest first."""
+        where, params = ["project = ?", "deployment = ?"], [project, deployment]
+        if version:
+            where.append("version = ?")
+            params.append(version)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if start:
+            where.append("time_created >= ?")
+            params.append(start.isoformat())
+        if end:
+            where.append("time_created <= ?")
+            params.append(end.isoformat())
+        if search_id:
+            where.append("id LIKE ?")
+            params.append(f"%{search_id}%")
+        rows = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE {' AND '.join(where)} "
+            "ORDER BY time_created DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        ).fetchall()
+        return [_from_row(row) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _to_row(record: RequestRecord) -> dict[str, Any]:
+    row = {}
+    for column in _COLUMNS:
+        value = getattr(record, column)
+        if column in _JSON_COLUMNS:
+            value = json.dumps(value) if record.keeps_data and value is not None else None
+        elif column in _TIME_COLUMNS and value is not None:
+            value = value.isoformat()
+        row[column] = value
+    return row
+
+
+def _from_row(row: tuple) -> RequestRecord:
+    values = dict(zip(_COLUMNS, row))
+    for column in _JSON_COLUMNS:
+        values[column] = json.loads(values[column]) if values[column] is not None else None
+    for column in _TIME_COLUMNS:
+        values[column] = datetime.fromisoformat(values[column]) if values[column] else None
+    values["keeps_data"] = bool(values["keeps_data"])
+    return RequestRecord(**values)

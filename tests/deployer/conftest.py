@@ -1,0 +1,97 @@
+"""Fixtures for the deployer's end-to-end tests: small projects written into tmp_path, the real
+`python -m deployer` run as a subprocess, and real emulators as its UbiOps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import ROOT, Emulator
+
+TOKEN = "deployer-test-token-5f3a9c"
+DEPLOYER_SECONDS = 120
+
+DEPLOYMENT_PY = '''
+class Deployment:
+    def __init__(self, base_directory, context):
+        self.factor = 2
+
+    def request(self, data):
+        return {"y": data["x"] * self.factor}
+'''
+
+EMULATOR_CHECK = '''
+import os, sys, httpx
+url = os.environ["EMULATOR_URL"] + "/v2.1/projects/face-profile/deployments/{deployment}/requests"
+answer = httpx.post(url, json={{"x": 21}}, timeout=30).json()
+print("emulator answered", answer["result"])
+sys.exit(0 if answer["result"] == {{"y": {expected}}} else 1)
+'''
+
+
+@dataclass
+class Project:
+    """A project folder with `pyproject.toml` and a package in `pkg/`."""
+
+    root: Path
+    deployment: str
+
+    @property
+    def package(self) -> Path:
+        return self.root / "pkg"
+
+    def configure(self, **settings: object) -> None:
+        table = {"project": "face-profile", "deployment": self.deployment, "package": "pkg",
+                 "test_command": "python emulator_check.py", "sample_input": {"x": 3}, **settings}
+        lines = ["[tool.deployer]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]
+        (self.root / "pyproject.toml").write_text("\n".join(lines) + "\n")
+
+    def expect(self, y_for_21: int) -> None:
+        """The project's emulator test passes when the package answers x=21 with this y."""
+        (self.root / "emulator_check.py").write_text(EMULATOR_CHECK.format(deployment=self.deployment, expected=y_for_21))
+
+    def run(self, *args: str, emulator: Emulator | None = None, token: str = TOKEN) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+        env["UBIOPS_API_TOKEN"] = token
+        if emulator is not None:
+            env["UBIOPS_API_HOST"] = emulator.api
+        return subprocess.run([sys.executable, "-m", "deployer", *args], cwd=self.root, env=env, capture_output=True,
+                              text=True, timeout=DEPLOYER_SECONDS, stdin=subprocess.DEVNULL)
+
+    def push_json(self, *args: str, emulator: Emulator) -> dict:
+        result = self.run("--output", "json", "push", *args, emulator=emulator)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return json.loads(result.stdout)
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+@pytest.fixture
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+    """A small working project whose deployment is named after the test (so tests share emulators)."""
+    name = request.node.name.removeprefix("test_").replace("_", "-")[:40].strip("-").lower()
+    project = Project(tmp_path / "project", name)
+    project.package.mkdir(parents=True)
+    (project.package / "deployment.py").write_text(DEPLOYMENT_PY)
+    (project.package / "ubiops_input_spec.json").write_text(json.dumps([{"name": "x", "data_type": "int"}]))
+    (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "y", "data_type": "int"}]))
+    (project.package / "requirements.txt").write_text("# nothing to install\n")
+    project.configure()
+    project.expect(42)
+    return project
+
+
+@pytest.fixture(scope="session")
+def ubiops_emulator(emulators) -> Emulator:
+    """The UbiOps the deployer pushes to: a real emulator, requiring the token."""
+    return emulators(ROOT / "tests" / "packages" / "echo", token=TOKEN)

@@ -1,0 +1,167 @@
+"""The emulator's management API, as the deployer and the SDK use it: deployments, versions,
+revisions and environments, with every refused input a clear 4xx in UbiOps' error shape."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import httpx
+import pytest
+import ubiops
+
+from harness import PROJECT, start_emulator
+
+FIELDS = [{"name": "x", "data_type": "int"}]
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    """An emulator of its own: these tests add deployments that other modules' emulators must not see."""
+    emulator = start_emulator("echo", tmp_path_factory.mktemp("management"))
+    yield emulator
+    emulator.stop()
+
+
+def deployment_body(name: str, **extra) -> dict:
+    return {"name": name, "input_type": "structured", "output_type": "structured",
+            "input_fields": FIELDS, "output_fields": [{"name": "y", "data_type": "int"}], **extra}
+
+
+def zip_of(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(f"deployment_package/{name}", content)
+    return buffer.getvalue()
+
+
+def wait_for(api, deployment: str, version: str, revision: str):
+    deadline = time.monotonic() + 30
+    while (found := api.revisions_get(PROJECT, deployment, revision, version)).status in ("queued", "building"):
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+    return found
+
+
+def test_the_sdk_lifecycle_create_build_serve_update_delete(emulator, tmp_path):
+    api = emulator.sdk()
+    created = api.deployments_create(PROJECT, deployment_body("lifecycle", labels={"team": "vision"}))
+    assert (created.name, created.input_type, created.labels) == ("lifecycle", "structured", {"team": "vision"})
+    version = api.deployment_versions_create(PROJECT, "lifecycle", ubiops.DeploymentVersionCreate(
+        version="v1", environment="python3-12", minimum_instances=0, maximum_instances=2, maximum_idle_time=60))
+    assert (version.status, version.default, version.environment_name, version.maximum_idle_time) == (
+        "unavailable", True, "python3-12", 60)
+    package = tmp_path / "package.zip"
+    package.write_bytes(zip_of({"deployment.py": "class Deployment:\n    def request(self, data):\n"
+                                                 "        return {'y': data['x'] + 1}\n"}))
+    upload = api.revisions_file_upload(PROJECT, "lifecycle", "v1", file=str(package))
+    assert upload.success is True
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, "lifecycle", "v1", revision_id=upload.revision,
+                                             timeout=30, quiet=True)
+    assert api.deployment_requests_create(PROJECT, "lifecycle", {"x": 1}).result == {"y": 2}
+    assert [r.status for r in api.revisions_list(PROJECT, "lifecycle", "v1")] == ["success"]
+    assert api.deployment_versions_get(PROJECT, "lifecycle", "v1").active_revision == upload.revision
+
+    api.deployment_versions_create(PROJECT, "lifecycle", ubiops.DeploymentVersionCreate(version="v2"))
+    api.deployments_update(PROJECT, "lifecycle", ubiops.DeploymentUpdate(default_version="v2", description="two"))
+    assert api.deployments_get(PROJECT, "lifecycle").default_version == "v2"
+    assert [v.version for v in api.deployment_versions_list(PROJECT, "lifecycle", labels=None)] == ["v1", "v2"]
+    updated = api.deployment_versions_update(PROJECT, "lifecycle", "v1", ubiops.DeploymentVersionUpdate(maximum_instances=3))
+    assert updated.maximum_instances == 3 and updated.status == "available"
+    api.deployment_versions_delete(PROJECT, "lifecycle", "v1")
+    assert [v.version for v in api.deployment_versions_list(PROJECT, "lifecycle")] == ["v2"]
+    api.deployments_delete(PROJECT, "lifecycle")
+    assert "lifecycle" not in [d.name for d in api.deployments_list(PROJECT)]
+
+
+def test_a_revision_that_cannot_start_fails_its_build_and_keeps_the_previous_one(emulator, tmp_path):
+    api = emulator.sdk()
+    api.deployments_create(PROJECT, deployment_body("rebuild"))
+    api.deployment_versions_create(PROJECT, "rebuild", ubiops.DeploymentVersionCreate(version="v1"))
+    good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
+    good.write_bytes(zip_of({"deployment.py": "class Deployment:\n    def request(self, data):\n        return {'y': 7}\n"}))
+    bad.write_bytes(zip_of({"deployment.py": "import no_such_module\n"}))
+    first = api.revisions_file_upload(PROJECT, "rebuild", "v1", file=str(good)).revision
+    assert wait_for(api, "rebuild", "v1", first).status == "success"
+    second = api.revisions_file_upload(PROJECT, "rebuild", "v1", file=str(bad)).revision
+    failed = wait_for(api, "rebuild", "v1", second)
+    assert failed.status == "failed" and "No module named 'no_such_module'" in failed.error_message
+    version = api.deployment_versions_get(PROJECT, "rebuild", "v1")
+    assert (version.active_revision, version.latest_revision, version.status) == (first, second, "available")
+    assert api.deployment_requests_create(PROJECT, "rebuild", {"x": 1}).result == {"y": 7}
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"deployment.py": "x = 1\n", "ubiops_input_spec.json": '[{"name": "z", "data_type": "int"}]'},
+     "ubiops_input_spec.json declares z (int) but the deployment's input fields are x (int)"),
+    ({"deployment.py": "x = 1\n", "ubiops.yaml": "apt: {}\n"}, "ubiops.yaml"),
+    (None, "not a readable zip file"),
+])
+def test_a_package_that_cannot_be_built_fails_with_its_reason(emulator, tmp_path, files, message):
+    api = emulator.sdk()
+    name = f"broken-{len(message)}"
+    api.deployments_create(PROJECT, deployment_body(name))
+    api.deployment_versions_create(PROJECT, name, ubiops.DeploymentVersionCreate(version="v1"))
+    package = tmp_path / "package.zip"
+    package.write_bytes(zip_of(files) if files else b"not a zip")
+    revision = api.revisions_file_upload(PROJECT, name, "v1", file=str(package)).revision
+    failed = wait_for(api, name, "v1", revision)
+    assert failed.status == "failed" and message in failed.error_message
+    assert api.deployment_versions_get(PROJECT, name, "v1").status == "unavailable"
+    response = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{name}/requests", json={"x": 1})
+    assert response.status_code == 503 and "no deployment package yet" in response.json()["error"]
+
+
+def test_environments_and_user(emulator):
+    api = emulator.sdk()
+    environment = api.environments_get(PROJECT, "python3-11")
+    assert environment.system is True
+    assert api.environment_tags_list(PROJECT, "python3-11")[0].status == "success"
+    assert httpx.get(f"{emulator.api}/user").json()["email"]
+    with pytest.raises(ubiops.ApiException) as error:
+        api.environments_get(PROJECT, "cobol-85")
+    assert error.value.status == 404
+
+
+@pytest.mark.parametrize("path, body, status, message", [
+    ("deployments", {"name": "Bad Name"}, 400, "body name: String should match pattern"),
+    ("deployments", {"name": "d", "colour": "red"}, 400, "body colour: Extra inputs are not permitted"),
+    ("deployments", {"name": "d", "input_type": "plain", "input_fields": FIELDS}, 400,
+     "input_fields must be empty when input_type is plain"),
+    ("deployments", {"name": "d", "input_type": "structured"}, 400,
+     "input_fields must list at least one field when input_type is structured"),
+    ("deployments", {"name": "d", "input_fields": [{"name": "x", "data_type": "float"}]}, 400, "has data_type 'float'"),
+    ("deployments", {"name": "face-profile"}, 409, "A deployment named 'face-profile' already exists"),
+    ("deployments/face-profile/versions", {"version": "v1"}, 409, "A version named 'v1' already exists"),
+    ("deployments/face-profile/versions", {}, 400, "body version: Field required"),
+    ("deployments/face-profile/versions", {"version": "v9", "environment": "cobol-85"}, 400,
+     "environment: 'cobol-85' is not an environment"),
+    ("deployments/face-profile/versions", {"version": "v9", "maximum_idle_time": 5}, 400,
+     "body maximum_idle_time: Input should be greater than or equal to 10"),
+    ("deployments/face-profile/versions", {"version": "v9", "minimum_instances": 3, "maximum_instances": 1}, 400,
+     "minimum_instances (3) cannot exceed maximum_instances (1)"),
+    ("deployments/face-profile/versions", {"version": "v9", "request_retention_mode": "all"}, 400,
+     "body request_retention_mode: Input should be 'none', 'metadata' or 'full'"),
+    ("deployments/nope/versions", {"version": "v9"}, 404, "Deployment not found"),
+])
+def test_refused_management_bodies_are_clear_4xx(emulator, path, body, status, message):
+    response = httpx.post(f"{emulator.api}/projects/{PROJECT}/{path}", json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize("method, path, kwargs, status, message", [
+    ("patch", "deployments/face-profile", {"json": {"default_version": "v9"}}, 400, "has no version 'v9'"),
+    ("post", "deployments/face-profile/versions/v1/revisions", {}, 400, "upload the deployment package as the multipart part 'file'"),
+    ("post", "deployments/face-profile/versions/v1/revisions", {"data": {"source_version": "v0"}}, 400, "not supported"),
+    ("post", "deployments/face-profile/versions/v9/revisions", {"files": {"file": ("p.zip", b"")}}, 404, "Version not found"),
+    ("get", "deployments/face-profile/versions/v1/revisions/nope", {}, 404, "Revision not found"),
+    ("get", "deployments?labels=team", {}, 400, "labels: 'team' is not written key:value"),
+    ("delete", "deployments/nope", {}, 404, "Deployment not found"),
+])
+def test_other_refused_calls_are_clear_4xx(emulator, method, path, kwargs, status, message):
+    response = httpx.request(method, f"{emulator.api}/projects/{PROJECT}/{path}", **kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]

@@ -1,0 +1,101 @@
+"""`python -m deployer package` and the static part of `check`: no UbiOps needed."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from conftest import TOKEN
+
+
+def test_package_twice_gives_byte_identical_zips_without_ignored_files(project):
+    (project.package / "__pycache__").mkdir()
+    (project.package / "__pycache__" / "deployment.cpython-311.pyc").write_bytes(b"\0")
+    (project.package / "stale.pyc").write_bytes(b"\0")
+    (project.package / ".env").write_text("SECRET=1\n")
+    (project.package / "notes").mkdir()
+    (project.package / "notes" / "draft.md").write_text("draft")
+    (project.package / ".ubiops-ignore").write_text("notes/\n")
+    first = project.run("--output", "json", "package")
+    zip_path = project.root / json.loads(first.stdout)["path"]
+    first_bytes = zip_path.read_bytes()
+    (project.package / "deployment.py").touch()
+    second = project.run("--output", "json", "package")
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["sha256"] == json.loads(second.stdout)["sha256"]
+    assert zip_path.read_bytes() == first_bytes
+    with zipfile.ZipFile(zip_path) as archive:
+        assert archive.namelist() == [f"deployment_package/{n}" for n in (
+            ".ubiops-ignore", "deployment.py", "requirements.txt", "ubiops_input_spec.json", "ubiops_output_spec.json")]
+        assert {e.date_time for e in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_package_prints_path_size_and_sha256(project):
+    result = project.run("package")
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(".zip") and lines[1].strip().startswith("size ") and lines[2].strip().startswith("sha256 ")
+
+
+def test_a_file_holding_the_token_is_refused(project):
+    (project.package / "settings.py").write_text(f"TOKEN = '{TOKEN}'\n")
+    result = project.run("package")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("deployer: error: settings.py contains the value of UBIOPS_API_TOKEN; "
+                                     "remove it or list the file in .ubiops-ignore")
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("file, content, failure", [
+    ("ubiops_input_spec.json", "[{", "FAIL package: ubiops_input_spec.json: not valid JSON"),
+    ("ubiops_input_spec.json", '[{"name": "x", "data_type": "float"}]', "has data_type 'float'"),
+    ("ubiops.yaml", "environment_variables: [lower=1]", "FAIL package: ubiops.yaml"),
+    ("deployment.py", "class Model:\n    pass\n", "FAIL deployment.py: deployment.py defines no top-level class Deployment"),
+    ("deployment.py", "class Deployment:\n    def request(self, data, context, extra):\n        pass\n",
+     "Deployment.request requires extra, which UbiOps does not pass (it passes data, context)"),
+    ("deployment.py", "class Deployment:\n    def __init__(self, model_path):\n        pass\n"
+     "    def request(self, data):\n        pass\n", "Deployment.__init__ requires model_path"),
+    ("deployment.py", "def broken(:\n", "FAIL deployment.py: deployment.py does not parse"),
+    ("requirements.txt", "numpy==2.*,<<3\n", "FAIL requirements.txt: requirements.txt line 1: 'numpy==2.*,<<3' is not a requirement"),
+])
+def test_check_refuses_a_broken_package_with_the_reason(project, file, content, failure):
+    (project.package / file).write_text(content)
+    result = project.run("check")
+    assert result.returncode == 1
+    assert failure in result.stdout
+    assert "check FAILED" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_check_refuses_a_sample_input_that_breaks_the_spec(project):
+    project.configure(sample_input={"x": "three"})
+    result = project.run("check")
+    assert result.returncode == 1
+    assert "FAIL sample_input: Input field 'x' must be of type int, but got a string" in result.stdout
+
+
+def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   emulator tests: emulator answered {'y': 42}" in result.stdout
+    assert result.stdout.strip().endswith("check passed: 9 checks")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"max_versions": 0}, "[tool.deployer] max_versions must be at least 1"),
+    ({"maximum_idle_time": 5}, "[tool.deployer] maximum_idle_time must be at least 10 and at most 3600"),
+    ({"request_retention_mode": "all"}, "[tool.deployer] request_retention_mode must be one of none, metadata, full"),
+    ({"labels": {"team": 1}}, "[tool.deployer] labels must be a table of strings"),
+    ({"minimum_instances": 3, "maximum_instances": 2}, "minimum_instances (3) exceeds maximum_instances (2)"),
+    ({"max_version": 3}, "unknown [tool.deployer] key(s) max_version"),
+])
+def test_config_errors_are_one_line_naming_the_key(project, settings, message):
+    project.configure(**settings)
+    result = project.run("package")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+def test_a_missing_token_is_one_line(project):
+    result = project.run("status", token="")
+    assert result.stderr.strip().startswith("deployer: error: UBIOPS_API_TOKEN is not set")

@@ -1,0 +1,160 @@
+"""Buckets and files through the real SDK's own helpers (`upload_file`, `download_file`), file
+inputs by URI, file outputs as URIs, and the storage's refusal of names that could escape it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import ubiops
+from ubiops.utils import download_file, upload_file
+
+from harness import DEPLOYMENT, PROJECT, ROOT, start_emulator
+
+
+@pytest.fixture(scope="module")
+def files_emulator(emulators):
+    return emulators("files")
+
+
+def client_for(emulator) -> ubiops.ApiClient:
+    return emulator.sdk().api_client
+
+
+def test_upload_get_list_download_delete_with_the_sdk(files_emulator, tmp_path):
+    source = tmp_path / "in put.txt"
+    source.write_bytes(b"hello bucket")
+    client = client_for(files_emulator)
+    uri = upload_file(client, PROJECT, str(source), file_name="sub dir/in put.txt", _progress_bar=False)
+    assert uri == "ubiops-file://default/sub dir/in put.txt"
+    api = files_emulator.sdk()
+    item = api.files_get(PROJECT, "default", "sub dir/in put.txt")
+    assert (item.file, item.size) == ("sub dir/in put.txt", 12)
+    listing = api.files_list(PROJECT, "default", prefix="sub", delimiter="/")
+    assert listing.prefixes == ["sub dir/"] and listing.files == []
+    listing = api.files_list(PROJECT, "default", prefix="sub dir/")
+    assert [f.file for f in listing.files] == ["sub dir/in put.txt"]
+    out = tmp_path / "out"
+    out.mkdir()
+    download_file(client, PROJECT, file_uri=uri, output_path=str(out))
+    assert (out / "in put.txt").read_bytes() == b"hello bucket"
+    api.files_delete(PROJECT, "default", "sub dir/in put.txt")
+    with pytest.raises(ubiops.ApiException) as error:
+        api.files_get(PROJECT, "default", "sub dir/in put.txt")
+    assert error.value.status == 404
+
+
+def test_listing_pages_with_a_continuation_token(files_emulator, tmp_path):
+    client = client_for(files_emulator)
+    for n in range(5):
+        (tmp_path / f"{n}.txt").write_text(str(n))
+        upload_file(client, PROJECT, str(tmp_path / f"{n}.txt"), file_name=f"paged/{n}.txt", _progress_bar=False)
+    api = files_emulator.sdk()
+    first = api.files_list(PROJECT, "default", prefix="paged/", limit=2)
+    second = api.files_list(PROJECT, "default", prefix="paged/", limit=2, continuation_token=first.continuation_token)
+    rest = api.files_list(PROJECT, "default", prefix="paged/", limit=2, continuation_token=second.continuation_token)
+    names = [f.file for page in (first, second, rest) for f in page.files]
+    assert names == [f"paged/{n}.txt" for n in range(5)] and rest.continuation_token is None
+
+
+def test_array_file_inputs_and_outputs_travel_as_uris(files_emulator, tmp_path):
+    client = client_for(files_emulator)
+    uris = []
+    for name, content in (("a.bin", b"aaa"), ("b.bin", b"bbbbb"), ("note.txt", b"n")):
+        (tmp_path / name).write_bytes(content)
+        uris.append(upload_file(client, PROJECT, str(tmp_path / name), file_name=f"arr/{name}", _progress_bar=False))
+    response = files_emulator.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": uris[:2], "note": uris[2]})
+    assert response.status == "completed", response.error_message
+    assert response.result["sizes"] == [3, 5, 1] and response.result["names"] == ["a.bin", "b.bin"]
+    copies = response.result["copies"]
+    assert [c.rsplit("/", 1)[0] for c in copies] == [f"ubiops-file://default/deployment_requests/{response.id}/output"] * 2
+    out = tmp_path / "out"
+    out.mkdir()
+    download_file(client, PROJECT, file_uri=copies[1], output_path=str(out))
+    assert (out / copies[1].rsplit("/", 1)[1]).read_bytes() == b"bbbbb"
+
+
+def test_missing_uri_fails_the_request_clearly(files_emulator):
+    response = files_emulator.sdk().deployment_requests_create(
+        PROJECT, DEPLOYMENT, data={"images": ["ubiops-file://default/nope.png"], "note": "ubiops-file://other/x"})
+    assert response.status == "failed"
+    assert response.error_message == "Input field 'images': file ubiops-file://default/nope.png does not exist"
+
+
+def test_buckets_list_create_and_get(files_emulator):
+    api = files_emulator.sdk()
+    assert "default" in [b.name for b in api.buckets_list(PROJECT)]
+    created = api.buckets_create(PROJECT, {"name": "portraits"})
+    assert (created.name, created.project, created.provider) == ("portraits", PROJECT, "ubiops")
+    assert api.buckets_get(PROJECT, "portraits").name == "portraits"
+    with pytest.raises(ubiops.ApiException) as error:
+        api.buckets_create(PROJECT, {"name": "portraits"})
+    assert error.value.status == 409
+
+
+@pytest.mark.parametrize("raw_name, message", [
+    ("..%2F..%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
+    ("%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
+    ("a%00b", "holds a NUL byte or a backslash"),
+    ("a" * 1100, "must be 1 to 1024 characters"),
+])
+def test_file_names_that_could_escape_the_bucket_are_refused(files_emulator, raw_name, message):
+    base = f"{files_emulator.api}/projects/{PROJECT}/buckets/default/files/{raw_name}"
+    for method in ("GET", "POST", "DELETE"):
+        response = httpx.request(method, base)
+        assert response.status_code == 400 and message in response.json()["error"], (method, response.text)
+
+
+def test_unknown_bucket_is_404(files_emulator):
+    response = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets/nope/files/x.txt")
+    assert response.status_code == 404 and response.json() == {"error": "Bucket 'nope' does not exist"}
+
+
+def test_signed_upload_url_is_bound_to_its_path_and_method(files_emulator):
+    api = files_emulator.sdk()
+    url = api.files_upload(PROJECT, "default", "bound.txt").url
+    assert httpx.put(url.replace("bound.txt", "other.txt"), content=b"x").status_code == 403
+    assert httpx.get(url).status_code == 403, "a PUT signature does not allow a GET"
+    assert httpx.put(url.replace("expires=", "expires=9"), content=b"x").status_code == 403
+    assert httpx.put(url, content=b"ok").status_code == 201
+    assert api.files_get(PROJECT, "default", "bound.txt").size == 2
+
+
+def test_files_and_history_survive_a_restart(tmp_path):
+    first = start_emulator("plain", tmp_path, "--data-dir", str(tmp_path / "shared-data"))
+    try:
+        (tmp_path / "keep.txt").write_text("kept")
+        upload_file(first.sdk().api_client, PROJECT, str(tmp_path / "keep.txt"), _progress_bar=False)
+        request_id = first.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data="remember me").id
+    finally:
+        first.stop()
+    second = start_emulator("plain", tmp_path, "--data-dir", str(tmp_path / "shared-data"))
+    try:
+        api = second.sdk()
+        assert api.files_get(PROJECT, "default", "keep.txt").size == 4
+        assert api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id).result == "REMEMBER ME"
+    finally:
+        second.stop()
+
+
+def test_a_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
+    first = start_emulator("plain", tmp_path, "--data-dir", str(tmp_path / "shared"))
+    try:
+        second = start_emulator("plain", tmp_path, "--data-dir", str(tmp_path / "shared"), wait=False)
+        assert second.process.wait(30) != 0
+        assert f"is using the data folder {tmp_path / 'shared'}; stop it, or give this one its own --data-dir" in second.log()
+    finally:
+        first.stop()
+
+
+def test_uri_and_multipart_give_the_same_face_profile(emulators, tmp_path):
+    face = emulators(ROOT / "deployment_package")
+    portrait = ROOT / "tests" / "images" / "grace_hopper.jpg"
+    uri = upload_file(face.sdk().api_client, PROJECT, str(portrait), _progress_bar=False)
+    options = {"sampling_strategy": "trimmed", "align_face": True, "num_attempts": 2}
+    by_uri = face.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"img": uri, **options})
+    by_form = httpx.post(face.requests_url(), files={"img": ("grace_hopper.jpg", portrait.read_bytes())},
+                         data={k: str(v).lower() for k, v in options.items()}, timeout=60).json()
+    assert by_uri.status == by_form["status"] == "completed"
+    uri_result = {k: v for k, v in by_uri.result.items() if k != "annotated_img"}
+    form_result = {k: v for k, v in by_form["result"].items() if k != "annotated_img"}
+    assert uri_result == form_result and uri_result["face_found"] is True

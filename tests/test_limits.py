@@ -1,0 +1,81 @@
+"""Limits that keep one request from hurting the server: body size, JSON nesting, huge values."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import httpx
+import pytest
+
+from harness import DEPLOYMENT, PROJECT
+
+
+@pytest.fixture(scope="module")
+def small_limit(emulators):
+    return emulators("plain", "--max-upload-mb", "1")
+
+
+def test_declared_body_over_the_limit_is_413_before_it_is_sent(small_limit):
+    host, port = small_limit.url.removeprefix("http://").split(":")
+    path = f"/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2147483648\r\n\r\n".encode())
+        answer = ""
+        while "}" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk.decode()
+    assert answer.startswith("HTTP/1.1 413")
+    assert '{"error":"The request body is larger than the limit of 1 MB (--max-upload-mb)"}' in answer
+
+
+def test_streamed_body_over_the_limit_is_413(small_limit):
+    def chunks():
+        for _ in range(3):
+            yield b"x" * 512 * 1024
+
+    response = httpx.post(small_limit.requests_url(), content=chunks(), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 413 and "larger than the limit of 1 MB" in response.json()["error"]
+
+
+def test_upload_over_the_limit_is_413_and_the_server_keeps_serving(small_limit):
+    response = httpx.post(small_limit.requests_url(), files={"f": ("big.bin", b"x" * (2 * 1024 * 1024))})
+    assert response.status_code == 413
+    assert small_limit.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data="still here").result == "STILL HERE"
+
+
+def test_body_under_the_limit_is_served(small_limit):
+    text = "é" * 200_000
+    assert small_limit.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data=text).result == text.upper()
+
+
+def nested(depth: int) -> object:
+    value: object = {}
+    for _ in range(depth - 1):
+        value = {"d": value}
+    return value
+
+
+def test_nesting_deeper_than_100_levels_is_refused(emulators):
+    echo = emulators("echo")
+    response = httpx.post(echo.requests_url(), content=json.dumps({"dict_in": nested(101)}),
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "The request body nests objects and arrays deeper than 100 levels"}
+
+
+def test_nesting_of_100_levels_reaches_the_spec_check(emulators):
+    echo = emulators("echo")
+    body = httpx.post(echo.requests_url(), json={"dict_in": nested(99)}).json()
+    assert body["status"] == "failed" and body["error_message"] == "Missing input field 'int_in' of type int"
+
+
+@pytest.mark.parametrize("text", ["a" * 1024 * 1024, "null \x00 byte", "ünïcödé ✓ 🙂", "\ud7ff"])
+def test_large_and_unusual_strings_travel_intact(emulators, text):
+    plain = emulators("plain")
+    assert plain.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data=text).result == text.upper()
+
+
+def test_unicode_and_nul_in_field_names_are_dropped_as_extra_keys(emulators):
+    minimal_types = emulators("batch")
+    body = httpx.post(minimal_types.requests_url(), json={"x": 1, "ünï\x00": 2, "\x00": 3}).json()
+    assert body["status"] == "completed" and body["result"] == {"y": 10.01}

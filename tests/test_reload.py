@@ -1,0 +1,87 @@
+"""`--reload`: edit the package, and the next request runs the new code, without a restart."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from harness import start_emulator, wait_for_log
+
+CODE = '''
+import time
+
+class Deployment:
+    def request(self, data):
+        time.sleep(data.count("z") / 4)
+        return "{greeting} " + data
+'''
+
+
+def write_package(folder, greeting: str) -> None:
+    (folder / "deployment.py").write_text(CODE.replace("{greeting}", greeting))
+
+
+def request(emulator, text: str) -> httpx.Response:
+    return httpx.post(emulator.requests_url(), content=text, headers={"Content-Type": "text/plain"}, timeout=60)
+
+
+def wait_for_result(emulator, text: str, expected: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while (result := request(emulator, text).json().get("result")) != expected:
+        assert time.monotonic() < deadline, f"still {result!r} after {seconds} s"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def package(tmp_path):
+    folder = tmp_path / "package"
+    folder.mkdir()
+    write_package(folder, "hello")
+    return folder
+
+
+def test_edit_reaches_the_next_request_and_in_flight_requests_finish_first(package, tmp_path):
+    emulator = start_emulator(package, tmp_path, "--reload")
+    try:
+        assert request(emulator, "you").json()["result"] == "hello you"
+        slow: dict = {}
+        in_flight = threading.Thread(target=lambda: slow.update(request(emulator, "zzzzzzzz").json()))
+        in_flight.start()
+        time.sleep(0.3)
+        write_package(package, "goodbye")
+        wait_for_result(emulator, "you", "goodbye you")
+        in_flight.join()
+        assert slow["status"] == "completed" and slow["result"] == "hello zzzzzzzz", "started on the old code, finished on it"
+        assert "changed: deployment.py; restarting the instances on the new code" in wait_for_log(emulator, "reloaded")
+    finally:
+        emulator.stop()
+
+
+def test_a_broken_edit_is_reported_and_the_next_good_one_recovers(package, tmp_path):
+    emulator = start_emulator(package, tmp_path, "--reload")
+    try:
+        (package / "deployment.py").write_text("class Deployment:\n    def request(self, data)\n")
+        wait_for_log(emulator, "SyntaxError")
+        deadline = time.monotonic() + 20
+        while (response := request(emulator, "you")).status_code != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert "failed to start (SyntaxError" in response.json()["error"]
+        (package / "ubiops_input_spec.json").write_text("[{]")
+        assert "not reloaded, the package is not valid: ubiops_input_spec.json: not valid JSON" in wait_for_log(emulator, "not reloaded")
+        (package / "ubiops_input_spec.json").unlink()
+        write_package(package, "fixed")
+        wait_for_result(emulator, "you", "fixed you")
+    finally:
+        emulator.stop()
+
+
+def test_reload_needs_a_package_folder(tmp_path):
+    archive = tmp_path / "package.zip"
+    archive.write_bytes(b"PK")
+    emulator = start_emulator(archive, tmp_path, "--reload", wait=False)
+    assert emulator.process.wait(30) == 2
+    assert "--reload watches a package folder; --package is not one" in emulator.log()

@@ -1,0 +1,45 @@
+"""Streaming requests, as `ubiops.utils.stream_deployment_request` and the CLI make them."""
+
+from __future__ import annotations
+
+import httpx
+from ubiops.utils import stream_deployment_request
+
+from harness import DEPLOYMENT, PROJECT
+
+
+def test_partial_output_then_the_full_response(emulators):
+    streaming = emulators("streaming")
+    client = streaming.sdk().api_client
+    events = list(stream_deployment_request(client, PROJECT, DEPLOYMENT, data="hello streaming world", full_response=True))
+    assert events[:3] == ["HELLO", "STREAMING", "WORLD"]
+    final = events[3]
+    assert (final.status, final.result, final.deployment, final.version) == ("completed", "HELLO STREAMING WORLD", DEPLOYMENT, "v1")
+    assert len(events) == 4
+
+
+def test_streamed_request_is_kept_in_history(emulators):
+    streaming = emulators("streaming")
+    api = streaming.sdk()
+    final = list(stream_deployment_request(api.api_client, PROJECT, DEPLOYMENT, version="v1", data="a b", full_response=True))[-1]
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, final.id).result == "A B"
+
+
+def test_a_list_body_is_a_list_of_requests_as_the_cli_sends(emulators):
+    batch = emulators("batch")
+    with httpx.stream("POST", f"{batch.requests_url()}/stream", json=[{"x": 1}, {"x": 2}],
+                      headers={"Accept": "text/event-stream"}) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert lines[-1].startswith("{") and '"status":"completed"' in lines[-1] and '"result":[{"y":10.02},{"y":20.02}]' in lines[-1]
+
+
+def test_failing_stream_request_raises_in_the_sdk_with_the_message(emulators):
+    failing = emulators("failing")
+    client = failing.sdk().api_client
+    try:
+        list(stream_deployment_request(client, PROJECT, DEPLOYMENT, data={"public": True}))
+    except Exception as exc:
+        assert "The portrait is too dark to profile" in str(exc)
+    else:
+        raise AssertionError("a failed streamed request must raise")
