@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL := deployment_package/model1.pkl
 
-.PHONY: serve test setup model bench clean
+.PHONY: serve test audit setup model bench load clean
 
 serve: setup model
 	$(BIN)/python -m emulator $(ARGS)
@@ -30,6 +30,13 @@ $(MODEL): scripts/build_model.py $(wildcard deployment_package/libraries/face_pr
 
 bench: setup model
 	$(BIN)/python bench/bench_predict.py
+
+load: setup model
+	$(BIN)/python bench/load.py
+
+# Known vulnerabilities in what the venv holds (the emulator's and the deployment's packages).
+audit: setup
+	$(BIN)/pip-audit --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .emulator-data $(MODEL)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from contract.spec import DataError, Spec, check_input, check_output, json_type
+from emulator.runtime.pool import VersionUnavailable
 from emulator.request_store import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, RequestRecord, RequestStore
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
 from emulator.storage import Storage, StorageError, is_uri
@@ -62,9 +63,9 @@ class RequestRunner:
         record: RequestRecord,
         on_update: Callable[[str], None] | None = None,
     ) -> Outcome:
-        """Run a recorded request to its end; raises VersionUnavailable when the version cannot start.
-
-        A request that already ended (its body did not fit its fields) is answered as it is.
+        """Run a recorded request to its end; raises VersionUnavailable (the record failed with the
+        reason) when the version cannot start. A request that already ended (its body did not fit its
+        fields) is answered as it is.
         """
         if record.status != PENDING:
             return Outcome(record)
@@ -73,16 +74,21 @@ class RequestRunner:
                 data = self._prepare_input(deployment.input_spec, record.id, record.request_data)
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
-            reply = await version.pool.submit(
-                {
-                    "data": data,
-                    "context": {"id": record.id, "request_mode": "express" if record.mode == DIRECT else "batch", "user_id": EMULATOR_USER_ID},
-                    "output_dir": str(self.storage.request_output_dir(record.id)),
-                },
-                record.timeout,
-                on_start=lambda: self._started(record),
-                on_update=on_update,
-            )
+            try:
+                reply = await version.pool.submit(
+                    {
+                        "data": data,
+                        "context": {"id": record.id, "request_mode": "express" if record.mode == DIRECT else "batch",
+                                    "user_id": EMULATOR_USER_ID},
+                        "output_dir": str(self.storage.request_output_dir(record.id)),
+                    },
+                    record.timeout,
+                    on_start=lambda: self._started(record),
+                    on_update=on_update,
+                )
+            except VersionUnavailable as exc:
+                self.fail(record, str(exc))
+                raise
             if "error" in reply:
                 return self.fail(record, reply["error"])
             files: list[Path] = []
@@ -106,12 +112,19 @@ class RequestRunner:
                 self._check_files_exist(deployment.input_spec, check_input(deployment.input_spec, item))
             except (DataError, StorageError) as exc:
                 raise BatchRejected(f"Item {position}: {exc}") from None
+        version.pool.check_available()
         records = [self.new_record(deployment, version, new_id(), item, timeout, BATCH) for item in items]
         for record in records:
-            task = asyncio.create_task(self.run(deployment, version, record))
+            task = asyncio.create_task(self._run_batch_item(deployment, version, record))
             self._batch_tasks[record.id] = task
             task.add_done_callback(lambda _, rid=record.id: self._batch_tasks.pop(rid, None))
         return records
+
+    async def _run_batch_item(self, deployment: Deployment, version: Version, record: RequestRecord) -> Outcome:
+        try:
+            return await self.run(deployment, version, record)
+        except VersionUnavailable:
+            return Outcome(record)
 
     def cancel(self, record: RequestRecord) -> bool:
         """Cancel a request still waiting for an instance; False if it is past that."""

@@ -47,6 +47,9 @@ class NoInstances:
     def start(self) -> None:
         """Nothing to start."""
 
+    def check_available(self) -> None:
+        raise VersionUnavailable(self.error)
+
     async def submit(self, message: dict[str, Any], timeout: float,
                      on_start: Callable[[], None] | None = None, on_update: Callable[[str], None] | None = None) -> dict[str, Any]:
         raise VersionUnavailable(self.error)

@@ -6,7 +6,7 @@ import httpx
 import pytest
 import ubiops
 
-from harness import DEPLOYMENT, PROJECT
+from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -58,3 +58,18 @@ def test_signed_download_needs_no_token(guarded):
     assert body["status"] == "completed", body
     (url,) = body["emulator_file_urls"].values()
     assert httpx.get(url).content == b"bytes"
+
+
+def test_listening_beyond_loopback_without_a_token_warns(tmp_path):
+    emulator = start_emulator("plain", tmp_path, "--host", "0.0.0.0")
+    try:
+        log = wait_for_log(emulator, "without a token")
+        assert "listening on 0.0.0.0 without a token: anyone who can reach this port can call the API" in log
+    finally:
+        emulator.stop()
+
+
+def test_loopback_is_the_default_and_does_not_warn(emulators):
+    plain = emulators("plain")
+    log = plain.log()
+    assert "Uvicorn running on http://127.0.0.1:" in log and "without a token" not in log

@@ -43,3 +43,12 @@ def test_failing_stream_request_raises_in_the_sdk_with_the_message(emulators):
         assert "The portrait is too dark to profile" in str(exc)
     else:
         raise AssertionError("a failed streamed request must raise")
+
+
+def test_streaming_to_a_version_without_a_package_is_a_503_not_a_broken_stream(emulators):
+    streaming = emulators("streaming", "--instances", "1")
+    streaming.sdk().deployment_versions_create(PROJECT, DEPLOYMENT, {"version": "empty"})
+    response = httpx.post(f"{streaming.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/empty/requests/stream",
+                          content="a", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 503
+    assert response.json() == {"error": "Version empty has no deployment package yet: upload one and wait for its build"}

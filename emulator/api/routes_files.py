@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from emulator.api.errors import ApiError
@@ -19,6 +19,7 @@ router = APIRouter()
 PROVIDER = "ubiops"
 BUCKETS = "/projects/{project_name}/buckets"
 FILES = BUCKETS + "/{bucket_name}/files"
+FILE_PARAMETER = Path(description="The file name, `/` sent as `%2F` (the name is read from the raw path, see _file_in_path)")
 
 
 class BucketList(BaseModel):
@@ -96,8 +97,8 @@ async def files_list(
 
 
 @router.post(FILES + "/{file:path}", response_model=FileUploadResponse)
-async def files_upload(request: Request, project_name: str, bucket_name: str, services: Services = Depends(get_services)
-                       ) -> FileUploadResponse:
+async def files_upload(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
+                       services: Services = Depends(get_services)) -> FileUploadResponse:
     """A URL to PUT the file's bytes to, without a token, as UbiOps' signed upload URLs."""
     services.registry.project(project_name)
     name, _ = _file_in_path(request)
@@ -107,8 +108,8 @@ async def files_upload(request: Request, project_name: str, bucket_name: str, se
 
 
 @router.get(FILES + "/{file:path}", response_model=FileItem | FileUploadResponse)
-async def files_get(request: Request, project_name: str, bucket_name: str, services: Services = Depends(get_services)
-                    ) -> FileItem | FileUploadResponse:
+async def files_get(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
+                    services: Services = Depends(get_services)) -> FileItem | FileUploadResponse:
     """`…/files/{file}` describes a file; `…/files/{file}/download` hands out a URL to GET it from."""
     services.registry.project(project_name)
     name, download = _file_in_path(request)
@@ -119,8 +120,8 @@ async def files_get(request: Request, project_name: str, bucket_name: str, servi
 
 
 @router.delete(FILES + "/{file:path}", status_code=204)
-async def files_delete(request: Request, project_name: str, bucket_name: str, services: Services = Depends(get_services)
-                       ) -> Response:
+async def files_delete(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
+                       services: Services = Depends(get_services)) -> Response:
     services.registry.project(project_name)
     name, _ = _file_in_path(request)
     _storage_call(services.storage.delete, bucket_name, name)

@@ -8,6 +8,7 @@ A failure inside the deployment, or data that does not match the spec, is HTTP 2
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import AsyncIterator
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,6 +27,7 @@ from emulator.api.request_schemas import (
 from emulator.api.routes_storage import download_url
 from emulator.request_runner import DIRECT, BatchRejected, Outcome
 from emulator.request_store import RequestRecord
+from emulator.runtime.pool import VersionUnavailable
 from emulator.services import Services, get_services
 from emulator.state import Deployment, Version, new_id
 
@@ -89,13 +91,16 @@ async def deployment_requests_stream(
     """Server-sent events as `ubiops.utils.stream_deployment_request` reads them: a `data:` line per
     partial output (`context["streaming_update"]`), then the final response as one JSON line."""
     deployment, found = _target(services, project_name, deployment_name, version)
+    found.pool.check_available()
     record = await _accept(request, services, deployment, found, timeout)
     updates: asyncio.Queue[str] = asyncio.Queue()
     running = asyncio.create_task(services.runner.run(deployment, found, record, updates.put_nowait))
-    return StreamingResponse(_events(running, updates), media_type="text/event-stream")
+    return StreamingResponse(_events(running, updates, record), media_type="text/event-stream")
 
 
-async def _events(running: asyncio.Task[Outcome], updates: asyncio.Queue[str]) -> AsyncIterator[str]:
+async def _events(running: asyncio.Task[Outcome], updates: asyncio.Queue[str], record: RequestRecord) -> AsyncIterator[str]:
+    """The stream has started, so even a version that stops being available ends it with a failed
+    response line (the runner has recorded the request as failed), never a broken stream."""
     while True:
         update = asyncio.ensure_future(updates.get())
         done, _ = await asyncio.wait({update, running}, return_when=asyncio.FIRST_COMPLETED)
@@ -105,7 +110,9 @@ async def _events(running: asyncio.Task[Outcome], updates: asyncio.Queue[str]) -
         yield _event(update.result())
     while not updates.empty():
         yield _event(updates.get_nowait())
-    yield create_response(running.result().record).model_dump_json() + "\n"
+    with contextlib.suppress(VersionUnavailable):
+        running.result()
+    yield create_response(record).model_dump_json() + "\n"
 
 
 def _event(text: str) -> str:

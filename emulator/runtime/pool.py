@@ -67,8 +67,7 @@ class InstancePool:
         then replaced); this timeout only ends a job still waiting in the queue. Cancelling the
         caller withdraws a job that is still waiting.
         """
-        if self.status == UNAVAILABLE:
-            raise VersionUnavailable(self.error)
+        self.check_available()
         job = Job(message, timeout, time.monotonic() + timeout, on_start, on_update)
         self._queue.put_nowait(job)
         try:
@@ -81,6 +80,11 @@ class InstancePool:
                 return await job.future
             job.future.cancel()
             return {"error": f"The request timed out after {timeout:g} seconds waiting for a free instance"}
+
+    def check_available(self) -> None:
+        """Raise VersionUnavailable if the instances cannot start (waiting for them to start is fine)."""
+        if self.status == UNAVAILABLE:
+            raise VersionUnavailable(self.error)
 
     async def retire(self) -> None:
         """Close once the queued and running jobs are done (new jobs must go to another pool)."""
