@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ubiops.utils.gitignorefile.gitignorefile import parse as parse_ignore_file
@@ -72,8 +73,11 @@ def extract_package(zip_path: Path, target: Path) -> Path:
                 continue
             destination = target.joinpath(*PurePosixPath(entry.filename[len(prefix):]).parts)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(entry) as source, destination.open("wb") as sink:
-                _copy_at_most(source, sink, entry.file_size, entry.filename)
+            try:
+                with archive.open(entry) as source, destination.open("wb") as sink:
+                    _copy_at_most(source, sink, entry.file_size, entry.filename)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                raise ArchiveError(f"the zip entry {entry.filename!r} is corrupt ({exc})") from None
     return target
 
 

@@ -156,3 +156,22 @@ def test_killed_mid_batch_keeps_finished_requests_and_fails_unfinished_ones(tmp_
             assert detail.status == "failed" and detail.error_message == "The emulator stopped before this request finished"
     finally:
         second.stop()
+
+
+@pytest.mark.parametrize("mode, kept, data_kept", [("none", False, False), ("metadata", True, False), ("full", True, True)])
+def test_retention_mode_decides_what_is_kept(emulators, mode, kept, data_kept):
+    plain = emulators("plain", "--version", f"keep-{mode}")
+    api = plain.sdk()
+    api.deployment_versions_update(PROJECT, DEPLOYMENT, f"keep-{mode}", {"request_retention_mode": mode})
+    request_id = api.deployment_requests_create(PROJECT, DEPLOYMENT, data="keep me").id
+    if not kept:
+        with pytest.raises(ubiops.ApiException) as error:
+            api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id)
+        assert error.value.status == 404
+        return
+    detail = api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id)
+    assert detail.status == "completed" and detail.input_size == 7
+    assert (detail.request_data, detail.result) == (("keep me", "KEEP ME") if data_kept else (None, None))
+    raw = httpx.get(f"{plain.requests_url()}/{request_id}/input")
+    assert raw.status_code == (200 if data_kept else 404)
+    assert raw.text == "keep me" if data_kept else "request_retention_mode is not full" in raw.json()["error"]

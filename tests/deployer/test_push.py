@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import httpx
 
@@ -152,3 +156,26 @@ def test_status_and_request(project, ubiops_emulator):
     answer = project.run("request", "--data", '{"x": 5}', "--version", "v1", emulator=ubiops_emulator)
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["result"] == {"y": 10}
+
+
+def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, ubiops_emulator):
+    (project.package / "deployment.py").write_text(
+        "import time\n\nclass Deployment:\n    def __init__(self):\n        time.sleep(60)\n"
+        "    def request(self, data):\n        return data\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    env.update(UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=ubiops_emulator.api)
+    process = subprocess.Popen([sys.executable, "-m", "deployer", "push", "--skip-tests"], cwd=project.root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    for line in process.stdout:
+        if "build building" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        f"deployer: error: interrupted: revision {_revision(ubiops_emulator, project)} of {project.deployment}/v1 "
+        "was uploaded and its build goes on at UbiOps; follow it with `python -m deployer status`")
+
+
+def _revision(emulator, project) -> str:
+    return emulator.sdk().deployment_versions_get(PROJECT, project.deployment, "v1").latest_revision
