@@ -3,11 +3,13 @@ HTTP with the real `ubiops` SDK (and httpx where the SDK has no call)."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +107,19 @@ def _wait_until_up(emulator: Emulator) -> None:
         time.sleep(0.05)
     emulator.stop()
     raise RuntimeError(f"the emulator did not answer within {STARTUP_SECONDS} s:\n{emulator.log()}")
+
+
+def zip_bytes(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
+    """A zip of `entries` (name: bytes), plus a symbolic link entry if asked: packages good and bad."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        if symlink:
+            link = zipfile.ZipInfo(symlink)
+            link.external_attr = 0o120777 << 16
+            archive.writestr(link, "/etc/passwd")
+    return buffer.getvalue()
 
 
 def wait_for_log(emulator: Emulator, text: str, seconds: float = 10) -> str:

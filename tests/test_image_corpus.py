@@ -11,7 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from harness import DEPLOYMENT, PROJECT, ROOT
+from harness import ROOT
 
 PORTRAIT = ROOT / "tests" / "images" / "grace_hopper.jpg"
 

@@ -3,32 +3,18 @@ its reason, nothing lands outside the target folder, and the emulator keeps serv
 
 from __future__ import annotations
 
-import io
 import struct
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 import ubiops
 
-from harness import DEPLOYMENT, PROJECT, ROOT, free_port, start_emulator, wait_for_log
+from harness import DEPLOYMENT, PROJECT, ROOT, free_port, start_emulator, wait_for_log, zip_bytes
 
 DEPLOYMENT_PY = "class Deployment:\n    def request(self, data):\n        return data\n"
-
-
-def zip_bytes(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-        if symlink:
-            link = zipfile.ZipInfo(symlink)
-            link.external_attr = 0o120777 << 16
-            archive.writestr(link, "/etc/passwd")
-    return buffer.getvalue()
 
 
 def with_declared_sizes(data: bytes, size: int, local_too: bool = False) -> bytes:
