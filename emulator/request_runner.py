@@ -112,7 +112,6 @@ class RequestRunner:
                 self._check_files_exist(deployment.input_spec, check_input(deployment.input_spec, item))
             except (DataError, StorageError) as exc:
                 raise BatchRejected(f"Item {position}: {exc}") from None
-        version.pool.check_available()
         records = [self.new_record(deployment, version, new_id(), item, timeout, BATCH) for item in items]
         for record in records:
             task = asyncio.create_task(self._run_batch_item(deployment, version, record))

@@ -91,7 +91,6 @@ async def deployment_requests_stream(
     """Server-sent events as `ubiops.utils.stream_deployment_request` reads them: a `data:` line per
     partial output (`context["streaming_update"]`), then the final response as one JSON line."""
     deployment, found = _target(services, project_name, deployment_name, version)
-    found.pool.check_available()
     record = await _accept(request, services, deployment, found, timeout)
     updates: asyncio.Queue[str] = asyncio.Queue()
     running = asyncio.create_task(services.runner.run(deployment, found, record, updates.put_nowait))
@@ -121,7 +120,11 @@ def _event(text: str) -> str:
 
 
 def _target(services: Services, project: str, deployment: str, version: str | None) -> tuple[Deployment, Version]:
-    return services.registry.deployment(project, deployment), services.registry.version(project, deployment, version)
+    """The deployment and version a request is for; VersionUnavailable (503) before any input is
+    read or stored, when the version cannot run it."""
+    found = services.registry.version(project, deployment, version)
+    found.pool.check_available()
+    return services.registry.deployment(project, deployment), found
 
 
 async def _accept(request: Request, services: Services, deployment: Deployment, version: Version, timeout: int
