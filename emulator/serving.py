@@ -1,5 +1,6 @@
 """Putting a package into service: the project, deployment and version it is served under, and
-the instances that run it. Used at start for `--package`, and for every version built later."""
+the instances that run it. `serve_package` at start for `--package`; `new_pool` also for every
+version built or reloaded later."""
 
 from __future__ import annotations
 
@@ -17,19 +18,11 @@ def serve_package(registry: Registry, settings: Settings, package: Package) -> V
     project = registry.projects.setdefault(settings.project, Project(settings.project))
     deployment = Deployment(settings.deployment, project.name, package.input_spec, package.output_spec)
     project.deployments[deployment.name] = deployment
-    version = new_version(project, deployment, settings.version, package, settings.environment, settings)
+    version = Version(settings.version, package, NoInstances(settings.version), settings.environment)
+    version.pool = new_pool(project, deployment, version, package, settings)
     version.settings.update(minimum_instances=settings.instances, maximum_instances=settings.instances)
     deployment.versions[version.name] = version
     deployment.default_version = version.name
-    return version
-
-
-def new_version(
-    project: Project, deployment: Deployment, name: str, package: Package, environment: dict[str, str], settings: Settings
-) -> Version:
-    """A version of `deployment` running `package` (its instances start with `version.pool.start()`)."""
-    version = Version(name, package, NoInstances(name), environment)
-    version.pool = new_pool(project, deployment, version, package, settings)
     return version
 
 

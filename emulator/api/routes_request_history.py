@@ -55,16 +55,23 @@ async def deployment_requests_list(
     return [list_item(r) for r in records]
 
 
-@at_both_levels(router.get, "/requests/{request_id}", response_model=DeploymentRequestSingleDetail)
-async def deployment_requests_get(
+def stored_request(
     project_name: str,
     deployment_name: str,
     request_id: str,
-    metadata_only: bool = False,
     version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
+) -> RequestRecord:
+    """FastAPI dependency: the recorded request a path names (404 for any unknown part of the path)."""
+    _check_target(services, project_name, deployment_name, version)
+    return _find(services, project_name, deployment_name, version, request_id)
+
+
+@at_both_levels(router.get, "/requests/{request_id}", response_model=DeploymentRequestSingleDetail)
+async def deployment_requests_get(
+    metadata_only: bool = False, record: RequestRecord = Depends(stored_request)
 ) -> DeploymentRequestSingleDetail:
-    return detail(_record(services, project_name, deployment_name, version, request_id), DeploymentRequestSingleDetail, metadata_only)
+    return detail(record, DeploymentRequestSingleDetail, metadata_only)
 
 
 @at_both_levels(router.post, "/requests/collect", response_model=list[DeploymentRequestDetail])
@@ -75,64 +82,55 @@ async def deployment_requests_batch_get(
     version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
 ) -> list[DeploymentRequestDetail]:
+    _check_target(services, project_name, deployment_name, version)
     ids = _id_list(parse_json(await request.body()))
-    return [detail(_record(services, project_name, deployment_name, version, i), DeploymentRequestDetail) for i in ids]
+    return [detail(_find(services, project_name, deployment_name, version, i), DeploymentRequestDetail) for i in ids]
 
 
 @at_both_levels(router.get, "/requests/{request_id}/input")
-async def deployment_requests_input_get(
-    project_name: str, deployment_name: str, request_id: str,
-    version: str | None = Depends(path_version), services: Services = Depends(get_services),
-) -> Response:
-    record = _record(services, project_name, deployment_name, version, request_id)
+async def deployment_requests_input_get(record: RequestRecord = Depends(stored_request)) -> Response:
     return _stored_data(record, record.request_data, "input")
 
 
 @at_both_levels(router.get, "/requests/{request_id}/output")
-async def deployment_requests_output_get(
-    project_name: str, deployment_name: str, request_id: str,
-    version: str | None = Depends(path_version), services: Services = Depends(get_services),
-) -> Response:
-    record = _record(services, project_name, deployment_name, version, request_id)
+async def deployment_requests_output_get(record: RequestRecord = Depends(stored_request)) -> Response:
     if record.status != COMPLETED:
-        raise ApiError(404, f"Request {request_id} has no output: it is {record.status}")
+        raise ApiError(404, f"Request {record.id} has no output: it is {record.status}")
     return _stored_data(record, record.result, "output")
 
 
 @at_both_levels(router.patch, "/requests/{request_id}")
 async def deployment_requests_update(
-    project_name: str, deployment_name: str, request_id: str,
     data: dict = Body(..., examples=[{"status": "cancelled"}]),
-    version: str | None = Depends(path_version), services: Services = Depends(get_services),
+    record: RequestRecord = Depends(stored_request),
+    services: Services = Depends(get_services),
 ) -> dict:
-    record = _record(services, project_name, deployment_name, version, request_id)
     if data.get("status") != CANCELLED:
         raise ApiError(400, "Only {\"status\": \"cancelled\"} can be set on a request")
     if not services.runner.cancel(record):
-        raise ApiError(400, f"Request {request_id} is {record.status}; only pending batch requests can be cancelled")
+        raise ApiError(400, f"Request {record.id} is {record.status}; only pending batch requests can be cancelled")
     return {"id": record.id, "status": record.status}
 
 
 @at_both_levels(router.delete, "/requests/{request_id}", status_code=204)
 async def deployment_requests_delete(
-    project_name: str, deployment_name: str, request_id: str,
-    version: str | None = Depends(path_version), services: Services = Depends(get_services),
+    record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
 ) -> Response:
-    record = _record(services, project_name, deployment_name, version, request_id)
     if record.status in (PENDING, PROCESSING):
-        raise ApiError(400, f"Request {request_id} is {record.status}; cancel it or wait before deleting it")
+        raise ApiError(400, f"Request {record.id} is {record.status}; cancel it or wait before deleting it")
     services.runner.store.delete(record.id)
     return Response(status_code=204)
 
 
 def _check_target(services: Services, project: str, deployment: str, version: str | None) -> None:
-    services.registry.deployment(project, deployment)
-    if version is not None:
+    """404 for an unknown project, deployment or named version."""
+    if version is None:
+        services.registry.deployment(project, deployment)
+    else:
         services.registry.version(project, deployment, version)
 
 
-def _record(services: Services, project: str, deployment: str, version: str | None, request_id: str) -> RequestRecord:
-    _check_target(services, project, deployment, version)
+def _find(services: Services, project: str, deployment: str, version: str | None, request_id: str) -> RequestRecord:
     record = services.runner.store.get(request_id)
     if record is None or (record.project, record.deployment) != (project, deployment) or version not in (None, record.version):
         raise ApiError(404, "Request not found")
