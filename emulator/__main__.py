@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from contract.spec import SpecError
 from emulator.app import create_app
 from emulator.data_lock import DataDirInUse
 from emulator.runtime.package import PackageError
+from emulator.state import Registry
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
 TOKEN_VARIABLE = "EMULATOR_TOKEN"
+SHUTDOWN_GRACE_SECONDS = 5
+"""On SIGTERM or Ctrl-C, a request whose answer is still being sent after this long is cut off."""
 log = logging.getLogger("emulator")
 
 
@@ -85,7 +89,22 @@ def main(argv: list[str] | None = None) -> None:
                     "(set %s or --token)", settings.host, TOKEN_VARIABLE)
     url = f"http://{settings.host}:{settings.port}/v2.1/projects/{settings.project}/deployments/{settings.deployment}/requests"
     log.info("serving %s as %s/%s/%s at %s", settings.package, settings.project, settings.deployment, settings.version, url)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    EmulatorServer(config, app.state.services.registry).run()
+
+
+class EmulatorServer(uvicorn.Server):
+    """uvicorn, answering the requests still queued or running (as failed) as soon as a stop is
+    asked: uvicorn waits for every open request before the app's own shutdown would run."""
+
+    def __init__(self, config: uvicorn.Config, registry: Registry) -> None:
+        super().__init__(config)
+        self.registry = registry
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.registry.close()
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

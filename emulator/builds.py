@@ -90,7 +90,7 @@ class Builder:
         version.last_updated = now()
         revision.capabilities, revision.status = pool.capabilities, SUCCESS
         log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
-        await previous.close()
+        await previous.retire(successor=pool)
 
 
 def _save(source: BinaryIO, path: Path) -> None:

@@ -1,6 +1,6 @@
 """`--reload`: restart the served version's instances on the new code when a package file changes.
 
-Requests already queued or running finish on the old instances; new requests wait for the new
+Requests already running finish on the old instances; queued and new requests wait for the new
 ones. A change that breaks the package (a bad spec file, an `__init__` that raises) is reported
 in the log and on requests, and the next good change recovers, without restarting the emulator.
 """
@@ -82,5 +82,5 @@ async def reload_version(registry: Registry, settings: Settings) -> None:
     old = version.pool
     version.pool = new_pool(project, deployment, version, package, settings)
     version.pool.start()
-    await old.retire()
+    await old.retire(successor=version.pool)
     log.info("reloaded %s/%s", deployment.name, version.name)

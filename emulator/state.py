@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from contract.package import Package
 from contract.spec import Spec
-from emulator.runtime.pool import UNAVAILABLE, InstancePool, VersionUnavailable
+from emulator.runtime.pool import STOPPED, UNAVAILABLE, InstancePool, VersionUnavailable
 
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
@@ -47,6 +47,9 @@ class NoInstances:
     def start(self) -> None:
         """Nothing to start."""
 
+    async def retire(self, successor: InstancePool | None = None) -> None:
+        """Nothing runs here, so nothing to hand over."""
+
     def check_available(self) -> None:
         raise VersionUnavailable(self.error)
 
@@ -54,7 +57,7 @@ class NoInstances:
                      on_start: Callable[[], None] | None = None, on_update: Callable[[str], None] | None = None) -> dict[str, Any]:
         raise VersionUnavailable(self.error)
 
-    async def close(self) -> None:
+    async def close(self, reason: str = STOPPED) -> None:
         """Nothing to stop."""
 
 
@@ -160,7 +163,7 @@ class Registry:
         deployment = self.deployment(project, name)
         del self.projects[project].deployments[name]
         for version in deployment.versions.values():
-            await version.pool.close()
+            await version.pool.close(f"Deployment {name} was deleted before this request finished")
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances; a deleted default leaves the deployment without one."""
@@ -169,7 +172,7 @@ class Registry:
         del found.versions[name]
         if found.default_version == name:
             found.default_version = None
-        await version.pool.close()
+        await version.pool.close(f"Version {name} was deleted before this request finished")
 
     async def close(self) -> None:
         for version in self.versions():
