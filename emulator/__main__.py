@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from contract.archive import ArchiveError
-from contract.config import ConfigError, load_config
+from contract.config import ConfigError, DeployerConfig, load_config
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.spec import SpecError
 from emulator.app import create_app
@@ -38,7 +39,8 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--token", default=None, help=f"require this API token (default: ${TOKEN_VARIABLE}; none: no auth)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where files and unpacked zips are kept (default: %(default)s)")
     parser.add_argument("--project", default=config.project, help="project name (default: [tool.deployer] project, %(default)s)")
-    parser.add_argument("--deployment", default=config.deployment, help="deployment name (default: [tool.deployer] deployment, %(default)s)")
+    parser.add_argument("--deployment", default=None, help="deployment name (default: [tool.deployer] deployment for its "
+                        "package, otherwise the package's folder or zip name)")
     parser.add_argument("--version", default=config.emulator_version, help="version name (default: %(default)s)")
     parser.add_argument("--instance-memory-mb", type=int, default=2048, help="stop and replace an instance whose memory passes this, like a UbiOps instance type (default: %(default)s; 0: no limit)")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest request body accepted, in MB (default: %(default)s)")
@@ -62,7 +64,7 @@ def parse_args(argv: list[str]) -> Settings:
     return Settings(
         package=args.package,
         project=args.project,
-        deployment=args.deployment,
+        deployment=args.deployment or deployment_name(args.package, config),
         version=args.version,
         host=args.host,
         port=args.port,
@@ -77,6 +79,15 @@ def parse_args(argv: list[str]) -> Settings:
     )
 
 
+def deployment_name(package: Path, config: DeployerConfig) -> str:
+    """The configured deployment's name for its own package; for any other, a name made from the
+    package's folder (or zip) name, so a package is never served under another one's name."""
+    if package.resolve() == config.package_path.resolve():
+        return config.deployment
+    slug = re.sub(r"[^a-z0-9]+", "-", (package.stem if package.is_file() else package.resolve().name).lower())
+    return slug.strip("-")[:64] or "deployment"
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
@@ -88,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("listening on %s without a token: anyone who can reach this port can call the API "
                     "(set %s or --token)", settings.host, TOKEN_VARIABLE)
     url = f"http://{settings.host}:{settings.port}/v2.1/projects/{settings.project}/deployments/{settings.deployment}/requests"
-    log.info("serving %s as %s/%s/%s at %s", settings.package, settings.project, settings.deployment, settings.version, url)
+    log.info("serving %s as project %s, deployment %s, version %s at %s", settings.package, settings.project,
+             settings.deployment, settings.version, url)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
     EmulatorServer(config, app.state.services.registry).run()
