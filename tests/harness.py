@@ -69,15 +69,17 @@ class Emulator:
             self.process.wait()
 
 
-def start_emulator(package: Path | str, tmp: Path, *args: str, token: str | None = None, wait: bool = True) -> Emulator:
+def start_emulator(package: Path | str, tmp: Path, *args: str, token: str | None = None, wait: bool = True,
+                   data_dir: Path | None = None) -> Emulator:
     """Start the emulator on `package` (a folder under tests/packages, or a path) and wait until it answers.
 
-    Each emulator has its own data folder and its own TMPDIR, so tests can see what it leaves behind.
+    Each emulator has its own data folder (unless `data_dir` names one, to restart on it) and its own
+    TMPDIR, so tests can see what it leaves behind.
     """
     package = PACKAGES / package if isinstance(package, str) else package
     port = free_port()
     log_path = tmp / f"emulator-{port}.log"
-    data_dir, temp_dir = tmp / f"data-{port}", tmp / f"tmp-{port}"
+    data_dir, temp_dir = data_dir or tmp / f"data-{port}", tmp / f"tmp-{port}"
     temp_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "EMULATOR_TOKEN"}
     env["TMPDIR"] = str(temp_dir)
