@@ -17,6 +17,7 @@ from contract.config import ConfigError, DeployerConfig, load_config
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.spec import SpecError
 from emulator.app import create_app
+from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
 from emulator.runtime.package import PackageError
 from emulator.state import Registry
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = parse_args(sys.argv[1:] if argv is None else argv)
         app = create_app(settings)
-    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse) as exc:
+    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, CatalogError) as exc:
         sys.exit(f"emulator: error: {exc}")
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         log.warning("listening on %s without a token: anyone who can reach this port can call the API "

@@ -111,12 +111,13 @@ def free_port() -> int:
 
 
 def start_emulator(package: Path, workdir: Path, *args: str, project: str, deployment: str, token: str | None = None,
-                   env: dict[str, str] | None = None, cwd: Path | None = None, wait: bool = True) -> Emulator:
-    """Start `python -m emulator` serving `package` as `project`/`deployment`, with its data and log
-    in `workdir`, and (with `wait`) return once it answers."""
+                   env: dict[str, str] | None = None, cwd: Path | None = None, wait: bool = True,
+                   data_dir: Path | None = None) -> Emulator:
+    """Start `python -m emulator` serving `package` as `project`/`deployment`, with its log and (unless
+    `data_dir` names one) its data in `workdir`, and (with `wait`) return once it answers."""
     port = free_port()
     log_path = workdir / f"emulator-{port}.log"
-    data_dir = workdir / f"data-{port}"
+    data_dir = data_dir or workdir / f"data-{port}"
     command = [sys.executable, "-m", "emulator", "--package", str(package), "--port", str(port),
                "--data-dir", str(data_dir), "--project", project, "--deployment", deployment, *args]
     environment = {k: v for k, v in (env if env is not None else os.environ).items() if k != TOKEN_VARIABLE}
