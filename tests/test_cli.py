@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from contract.package import read_package
-from harness import PROJECT, ROOT, Emulator, start_emulator
+from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator
 
 TOKEN = "cli-test-token"
 INSTALLED_CLI = Path(importlib.util.find_spec("ubiops_cli").origin).parent
@@ -151,7 +151,7 @@ def test_deploy_a_package_folder_request_it_and_redeploy(cli, emulator, tmp_path
 @pytest.fixture(scope="module")
 def unbuilt_version(cli) -> str:
     """A version of the served deployment that has no package yet."""
-    cli("deployment_versions", "create", "empty", "-d", PROJECT)
+    cli("deployment_versions", "create", "empty", "-d", DEPLOYMENT)
     return "empty"
 
 
@@ -162,12 +162,12 @@ def unbuilt_version(cli) -> str:
 def test_a_refused_request_prints_its_reason(cli, unbuilt_version, args, message):
     """Regression: the CLI's requests go through the stream endpoint, whose reader looks only for
     `error_message`; every refused call used to print "Invalid value for `id`, must not be `None`"."""
-    output = cli.fails("deployments", "requests", "create", PROJECT, *args, "--data", "hello")
+    output = cli.fails("deployments", "requests", "create", DEPLOYMENT, *args, "--data", "hello")
     assert f"Error: Request failed with error message: {message}" in output
 
 
 def test_a_plain_request(cli):
-    answer = cli("deployments", "requests", "create", PROJECT, "--data", "hello there")
+    answer = cli("deployments", "requests", "create", DEPLOYMENT, "--data", "hello there")
     assert "Status: completed" in answer and 'Result: "HELLO THERE"' in answer
 
 
