@@ -114,3 +114,95 @@ def test_deployer_check_then_push_on_this_repository(tmp_path, ubiops):
     assert remote.status == direct["status"] == "completed"
     assert {k: v for k, v in remote.result.items() if k != "annotated_img"} == \
            {k: v for k, v in direct["result"].items() if k != "annotated_img"}
+
+
+MODEL_LIBRARY = '''"""A nearest-centroid classifier in plain numpy: the user's own model."""
+
+import numpy as np
+
+
+class NearestCentroid:
+    def __init__(self, features, labels):
+        self.labels = sorted(set(labels))
+        rows = np.asarray(features, dtype=float)
+        self.centroids = np.stack([rows[[y == label for y in labels]].mean(axis=0) for label in self.labels])
+
+    def predict(self, row):
+        distances = np.linalg.norm(self.centroids - np.asarray(row, dtype=float), axis=1)
+        best = int(distances.argmin())
+        return float(distances[best]), self.labels[best]
+'''
+
+MODEL_DEPLOYMENT = '''import os
+
+import joblib
+
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        self.model = joblib.load(os.path.join(base_directory, "model1.pkl"))
+
+    def request(self, data, context):
+        distance, label = self.model.predict(data["features"])
+        return {"prediction": distance, "label": label}
+'''
+
+TRAIN = '''import sys, joblib
+sys.path.insert(0, "deployment_package/libraries")
+from iris_model import NearestCentroid
+model = NearestCentroid([[5.0, 3.4], [4.8, 3.1], [6.7, 3.0], [6.3, 2.9]], ["setosa", "setosa", "virginica", "virginica"])
+joblib.dump(model, "deployment_package/model1.pkl", protocol=4)
+'''
+
+
+def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    result = subprocess.run(command, cwd=cwd, env={**environment, **env}, capture_output=True, text=True,
+                            timeout=COMMAND_SECONDS, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_your_own_model_from_init_to_push(tmp_path, ubiops):
+    """The README's *Your own model*: in a copy of this repository, replace the package with `init`,
+    write a model, commit; in a fresh clone of that commit, serve it, test it, check it, push it."""
+    work = repository_copy(tmp_path / "work")
+    shutil.rmtree(work / "deployment_package")
+    run([sys.executable, "-m", "deployer", "init", "iris", "--input", "features:array_double",
+         "--output", "prediction:double", "--output", "label:string"], work)
+    package = work / "deployment_package"
+    (package / "libraries").mkdir()
+    (package / "libraries" / "iris_model.py").write_text(MODEL_LIBRARY)
+    (package / "deployment.py").write_text(MODEL_DEPLOYMENT)
+    (package / "requirements.txt").write_text("numpy==2.4.6\njoblib==1.6.0\n")
+    run([sys.executable, "-c", TRAIN], work)
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "iris"]):
+        run(["git", *command], work)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    assert (clone / "deployment_package" / "model1.pkl").read_bytes() == (package / "model1.pkl").read_bytes()
+
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    port = free_port()
+    serve = subprocess.Popen(["make", "serve", "-o", ".venv/.installed", f"ARGS=--port {port} --data-dir {tmp_path / 'data'}"],
+                             cwd=clone, stdout=(tmp_path / "serve.log").open("wb"), stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    served = Emulator(f"http://127.0.0.1:{port}", CONFIG.project, "iris", serve, tmp_path / "serve.log")
+    try:
+        wait_until_up(served, seconds=COMMAND_SECONDS)
+        local = served.request({"features": [6.5, 3.0]})
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(COMMAND_SECONDS)
+    assert local["status"] == "completed" and local["result"]["label"] == "virginica", local
+
+    assert "1 passed" in run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "deployment_package/tests"],
+                             clone).stdout
+    check = run([sys.executable, "-m", "deployer", "check"], clone)
+    assert check.stdout.strip().endswith("check passed: 9 checks"), check.stdout
+    push = run([sys.executable, "-m", "deployer", "push", "--promote", "--output", "json"], clone,
+               UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=ubiops.api)
+    summary = json.loads(push.stdout)
+    assert (summary["deployment"], summary["build_status"], summary["smoke"]["differences"]) == ("iris", "success", [])
+    remote = ubiops.sdk().deployment_requests_create(CONFIG.project, "iris", data={"features": [6.5, 3.0]})
+    assert (remote.status, remote.result) == ("completed", local["result"])
