@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 from ubiops.utils import zip_dir
 
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, start_emulator, zip_bytes
+from contract.config import load_config
+from emulator import testing
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, free_port, start_emulator, zip_bytes
+
+CONFIG = load_config(ROOT)
 
 
 def serve_and_request(package: Path, tmp_path: Path, data, *args: str):
@@ -83,3 +87,23 @@ def test_package_with_invalid_declarations_is_refused(tmp_path, files, message):
 def test_missing_package_is_refused(tmp_path):
     assert run_emulator_expecting_failure(tmp_path / "nowhere") == (
         f"emulator: error: no package at {tmp_path / 'nowhere'}: give a package folder or a .zip")
+
+
+@pytest.mark.parametrize("package, expected", [
+    (PACKAGES / "echo", "echo"),
+    (CONFIG.package_path, CONFIG.deployment),
+])
+def test_names_follow_the_package_unless_given(tmp_path, package, expected):
+    """Another package than the configured one is not served under the configured deployment's name."""
+    port = free_port()
+    log = tmp_path / "emulator.log"
+    process = subprocess.Popen([sys.executable, "-m", "emulator", "--package", str(package), "--port", str(port),
+                                "--data-dir", str(tmp_path / "data")], cwd=ROOT, stdout=log.open("wb"),
+                               stderr=subprocess.STDOUT)
+    emulator = testing.Emulator(f"http://127.0.0.1:{port}", CONFIG.project, expected, process, log)
+    try:
+        testing.wait_until_up(emulator)
+        assert [d.name for d in emulator.sdk().deployments_list(CONFIG.project)] == [expected]
+    finally:
+        emulator.stop()
+    assert f"as project {CONFIG.project}, deployment {expected}, version {CONFIG.emulator_version}" in emulator.log()
