@@ -33,7 +33,7 @@ from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
 from emulator.runtime.package import open_package
-from emulator.services import Services
+from emulator.api.dependencies import Services
 from emulator.settings import Settings
 from emulator.signing import Signer
 from emulator.serving import serve_package

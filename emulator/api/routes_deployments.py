@@ -13,7 +13,7 @@ from emulator.api import schemas
 from emulator.api.errors import ApiError
 from emulator.api.labels import matches, parse_label_filter
 from emulator.api.management_bodies import DeploymentCreate, DeploymentUpdate
-from emulator.services import Services, get_services
+from emulator.api.dependencies import Services, get_services
 from emulator.state import Deployment
 
 router = APIRouter()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from emulator.api import schemas
 from emulator.api.errors import ApiError
-from emulator.services import Services, get_services
+from emulator.api.dependencies import Services, get_services
 from emulator.state import Project
 
 router = APIRouter()

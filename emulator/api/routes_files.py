@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from emulator.api.errors import ApiError
 from emulator.api.routes_storage import signed_url
-from emulator.services import Services, get_services
+from emulator.api.dependencies import Services, get_services
 from emulator.storage import NotStored, StorageError, StoredFile
 
 router = APIRouter()

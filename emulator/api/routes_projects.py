@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from emulator.api import schemas
-from emulator.services import Services, get_services
+from emulator.api.dependencies import Services, get_services
 
 router = APIRouter()
 

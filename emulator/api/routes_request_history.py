@@ -23,7 +23,7 @@ from emulator.api.request_schemas import (
 )
 from emulator.request_runner import MAX_BATCH_ITEMS
 from emulator.request_store import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, RequestRecord
-from emulator.services import Services, get_services
+from emulator.api.dependencies import Services, get_services
 
 router = APIRouter()
 STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED)

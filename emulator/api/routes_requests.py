@@ -28,7 +28,7 @@ from emulator.api.routes_storage import download_url
 from emulator.request_runner import DIRECT, BatchRejected, Outcome
 from emulator.request_store import RequestRecord
 from emulator.runtime.pool import VersionUnavailable
-from emulator.services import Services, get_services
+from emulator.api.dependencies import Services, get_services
 from emulator.state import Deployment, Version, new_id
 
 router = APIRouter()

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 from emulator.api import schemas
 from emulator.api.errors import ApiError
 from emulator.builds import Builder
-from emulator.services import Services, get_services
+from emulator.api.dependencies import Services, get_services
 
 router = APIRouter()
 LIST_PATH = "/projects/{project_name}/deployments/{deployment_name}/versions/{version}/revisions"

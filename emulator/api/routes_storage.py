@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from emulator.api.errors import ApiError
-from emulator.services import Services, get_services
+from emulator.api.dependencies import Services, get_services
 from emulator.storage import NotStored, StorageError
 
 PREFIX = "/storage"
