@@ -8,6 +8,7 @@ from typing import Any
 
 import ubiops
 
+from contract.files import is_file_uri, map_files
 from contract.spec import Spec
 from deployer.client import translated
 from deployer.errors import DeployerError
@@ -17,18 +18,12 @@ FILE_PREFIX = "deployer"
 
 def upload_inputs(client: ubiops.ApiClient, project: str, spec: Spec, data: dict[str, Any], root: Path) -> dict[str, Any]:
     """`data` with each file field's local path (relative to `root`) uploaded and given as its URI."""
-    prepared = dict(data)
-    for field in spec.fields:
-        value = prepared.get(field.name)
-        if field.data_type == "file" and isinstance(value, str):
-            prepared[field.name] = _upload(client, project, root, value)
-        elif field.data_type == "array_file" and isinstance(value, list):
-            prepared[field.name] = [_upload(client, project, root, v) for v in value]
-    return prepared
+    return map_files(spec, data, lambda _field, _position, value: _upload(client, project, root, value))
 
 
-def _upload(client: ubiops.ApiClient, project: str, root: Path, value: str) -> str:
-    if value.startswith("ubiops-file://"):
+def _upload(client: ubiops.ApiClient, project: str, root: Path, value: Any) -> Any:
+    """The URI of the local file `value` names, once uploaded; a URI (or anything but a path) as it is."""
+    if not isinstance(value, str) or is_file_uri(value):
         return value
     path = (root / value).resolve()
     if not path.is_file():

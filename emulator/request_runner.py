@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from contract.files import is_file_uri, map_files
 from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.runtime.pool import VersionUnavailable
 from emulator.request_store import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, RequestRecord, RequestStore
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
-from emulator.storage import Storage, StorageError, is_uri
+from emulator.storage import Storage, StorageError
 
 DIRECT, BATCH = "direct", "batch"
 MAX_BATCH_ITEMS = 250
@@ -162,23 +163,14 @@ class RequestRunner:
         return self._prepare_item(spec, request_id, data)
 
     def _prepare_item(self, spec: Spec, request_id: str, item: Any) -> Any:
-        item = check_input(spec, item)
-        for field in spec.fields:
-            if field.data_type == "file":
-                item[field.name] = self._input_file(request_id, field.name, 0, item[field.name])
-            elif field.data_type == "array_file":
-                item[field.name] = [self._input_file(request_id, field.name, n, v) for n, v in enumerate(item[field.name])]
-        return item
+        return map_files(spec, check_input(spec, item),
+                         lambda field, position, value: self._input_file(request_id, field.name, position, value))
 
     def _check_files_exist(self, spec: Spec, item: Any) -> None:
-        for field in spec.fields:
-            if field.is_file:
-                values = item[field.name] if field.data_type == "array_file" else [item[field.name]]
-                for value in values:
-                    self._stored_file(field.name, value)
+        map_files(spec, item, lambda field, _, value: self._stored_file(field.name, value))
 
     def _stored_file(self, field: str, value: str) -> Path:
-        if not is_uri(value):
+        if not is_file_uri(value):
             raise DataError(
                 f"Input field {field!r} must be a ubiops-file:// URI (upload the file first) "
                 f"or a file part of a multipart request; got {value!r}"
@@ -205,19 +197,9 @@ class RequestRunner:
         return self._finish_item(spec, record.id, result, files)
 
     def _finish_item(self, spec: Spec, request_id: str, item: Any, files: list[Path]) -> Any:
-        item = check_output(spec, item)
-        if spec.kind == "plain":
-            return item
         output_dir = self.storage.request_output_dir(request_id)
-        for field in spec.fields:
-            value = item[field.name]
-            if value is None:
-                continue
-            if field.data_type == "file":
-                item[field.name] = self._output_uri(field.name, value, output_dir, files)
-            elif field.data_type == "array_file":
-                item[field.name] = [self._output_uri(field.name, v, output_dir, files) for v in value]
-        return item
+        return map_files(spec, check_output(spec, item),
+                         lambda field, _, value: self._output_uri(field.name, value, output_dir, files))
 
     def _output_uri(self, field: str, value: str, output_dir: Path, files: list[Path]) -> str:
         path = Path(value)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 
+from contract.files import DEFAULT_BUCKET
 from contract.package import Package
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.pool import InstancePool
 from emulator.settings import Settings
 from emulator.state import Deployment, NoInstances, Project, Registry, Version
-from emulator.storage import DEFAULT_BUCKET
 
 log = logging.getLogger("emulator")
 

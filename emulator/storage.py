@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-URI_SCHEME = "ubiops-file://"
-DEFAULT_BUCKET = "default"
+from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
+
 MAX_NAME_LENGTH = 1024
 
 
@@ -126,13 +126,11 @@ class Storage:
 
     def uri(self, path: Path) -> str:
         """The `ubiops-file://` URI of a stored file."""
-        bucket, name = self.locate(path)
-        return f"{URI_SCHEME}{bucket}/{name}"
+        return file_uri(*self.locate(path))
 
     def resolve_uri(self, uri: str) -> Path:
         """The stored file a `ubiops-file://bucket/name` URI names; raises StorageError if there is none."""
-        bucket, _, name = uri.removeprefix(URI_SCHEME).partition("/")
-        path = self.path(bucket, name)
+        path = self.path(*split_file_uri(uri))
         if not path.is_file():
             raise NotStored(f"file {uri} does not exist")
         return path
@@ -151,10 +149,6 @@ class Storage:
 
     def remove_work_dir(self, request_id: str) -> None:
         shutil.rmtree(self.request_work_dir(request_id), ignore_errors=True)
-
-
-def is_uri(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(URI_SCHEME)
 
 
 def check_name(name: str, what: str) -> None:

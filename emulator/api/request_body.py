@@ -14,9 +14,10 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
+from contract.files import DEFAULT_BUCKET, file_uri
 from contract.spec import Field, Spec, coerce_form_value, loads_strict
 from emulator.api.errors import ApiError
-from emulator.storage import DEFAULT_BUCKET, URI_SCHEME, Storage
+from emulator.storage import Storage
 
 JSON_TYPES = ("application/json",)
 MAX_JSON_DEPTH = 100
@@ -116,4 +117,4 @@ class _UploadSaver:
         name = PurePath((upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
         stored = self.storage.request_input_name(self.request_id, f"{field}/{position}", name)
         self.storage.write(DEFAULT_BUCKET, stored, upload.file)
-        return f"{URI_SCHEME}{DEFAULT_BUCKET}/{stored}"
+        return file_uri(DEFAULT_BUCKET, stored)

@@ -19,6 +19,8 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+from contract.files import map_files
+from contract.spec import Field, Spec
 from emulator.runtime import loader, protocol
 
 
@@ -110,18 +112,8 @@ def _run(deployment: Any, job: dict[str, Any], file_fields: dict[str, str]) -> d
 
 def _keep_output_files(result: Any, file_fields: dict[str, str], output_dir: Path) -> Any:
     """Copy each file an output field points to, before the deployment may remove or reuse it."""
-    if not isinstance(result, dict):
-        return result
-    kept = dict(result)
-    for name, data_type in file_fields.items():
-        if name not in kept:
-            continue
-        value = kept[name]
-        if data_type == "file":
-            kept[name] = _keep_file(value, output_dir)
-        elif isinstance(value, list):
-            kept[name] = [_keep_file(item, output_dir) for item in value]
-    return kept
+    spec = Spec(tuple(Field(name, data_type) for name, data_type in file_fields.items()))
+    return map_files(spec, result, lambda _field, _position, value: _keep_file(value, output_dir))
 
 
 def _keep_file(value: Any, output_dir: Path) -> Any:

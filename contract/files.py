@@ -1,0 +1,52 @@
+"""Files in UbiOps' request data: the `ubiops-file://bucket/name` URI that names a stored file, the
+bucket a deployment uses by default, and the file fields of an input or output.
+
+A `file` field holds one file, an `array_file` field a list of them. On the way in they are URIs
+(a deployment receives local paths instead); on the way out a deployment returns local paths, which
+become URIs again. Every place that treats those values walks them with `map_files`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from contract.spec import Field, Spec
+
+FILE_URI_SCHEME = "ubiops-file://"
+DEFAULT_BUCKET = "default"
+"""Every project's bucket, `SYS_DEFAULT_BUCKET` in a deployment's environment."""
+
+
+def file_uri(bucket: str, name: str) -> str:
+    return f"{FILE_URI_SCHEME}{bucket}/{name}"
+
+
+def is_file_uri(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(FILE_URI_SCHEME)
+
+
+def split_file_uri(uri: str) -> tuple[str, str]:
+    """The bucket and file name a URI names (not checked: the storage checks names)."""
+    bucket, _, name = uri.removeprefix(FILE_URI_SCHEME).partition("/")
+    return bucket, name
+
+
+def map_files(spec: Spec, data: Any, replace: Callable[[Field, int, Any], Any]) -> Any:
+    """`data` with each file of its file fields replaced by `replace(field, position, value)`: a `file`
+    field's value (position 0) and each item of an `array_file` list (its position in the list).
+
+    Fields that are missing or null, an `array_file` value that is not a list, and data that is not
+    an object are left as they are (the spec checks reject them where they matter). `data` is not changed.
+    """
+    if not isinstance(data, dict):
+        return data
+    replaced = dict(data)
+    for field in spec.fields:
+        value = replaced.get(field.name)
+        if value is None:
+            continue
+        if field.data_type == "file":
+            replaced[field.name] = replace(field, 0, value)
+        elif field.data_type == "array_file" and isinstance(value, list):
+            replaced[field.name] = [replace(field, position, item) for position, item in enumerate(value)]
+    return replaced
