@@ -1,6 +1,9 @@
 """UbiOps' deployment-package contract, written once and shared by the emulator and the deployer.
 
 - `spec`: the input/output field specification and the checks UbiOps applies to request data.
+- `files`: `ubiops-file://` URIs, the default bucket, and the file fields of request data.
+- `requests`: request statuses and retention modes.
+- `versions`: a version's default instance settings.
 - `calling`: which arguments UbiOps passes to `Deployment`, `request` and `requests`.
 - `archive`: the zip layout UbiOps accepts, and safe extraction.
 - `manifest`: `ubiops.yaml` (environment variables, system packages).

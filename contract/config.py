@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from contract.requests import RETENTION_MODES
+from contract.versions import IDLE_TIME_RANGE
+
 CONFIG_FILE = "pyproject.toml"
-RETENTION_MODES = ("none", "metadata", "full")
 DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
 """The package's own tests (its `tests/` folder, which `.ubiops-ignore` keeps out of the zip)."""
 
@@ -85,7 +87,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "instance_type_group": _text,
     "minimum_instances": _count(0),
     "maximum_instances": _count(1),
-    "maximum_idle_time": _count(10, 3600),
+    "maximum_idle_time": _count(*IDLE_TIME_RANGE),
     "request_retention_mode": _retention_mode,
     "labels": _labels,
     "max_versions": _count(1),

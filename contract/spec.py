@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Protocol
 
 from contract.names import MAX_NAME_LENGTH
 
@@ -75,6 +75,23 @@ class Spec:
     def to_api(self) -> list[dict[str, Any]]:
         """The fields as the UbiOps API shows them: `{name, data_type, widget}`."""
         return [{"name": f.name, "data_type": f.data_type, "widget": f.widget} for f in self.fields]
+
+
+class NamedField(Protocol):
+    """A field as any side holds it: a `Field` here, an `InputOutputFieldDetail` from the SDK."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def data_type(self) -> str: ...
+
+
+def same_fields(first: Iterable[NamedField], second: Iterable[NamedField]) -> bool:
+    """Whether two field lists declare the same names with the same data types in the same order
+    (widgets aside): what a package's spec files and its deployment's fields must agree on, since
+    every version of a deployment shares its fields."""
+    return [(f.name, f.data_type) for f in first] == [(f.name, f.data_type) for f in second]
 
 
 def parse_fields(raw: Any, source: str = "fields") -> Spec:

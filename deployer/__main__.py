@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from contract.config import RETENTION_MODES, ConfigError, DeployerConfig, load_config
+from contract.config import ConfigError, DeployerConfig, load_config
+from contract.requests import COMPLETED, RETENTION_MODES
 from contract.manifest import ManifestError, parse_environment_variables
 from deployer.bundle import build_bundle
 from deployer.checks import check_bundle
@@ -106,13 +107,13 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
                               dry_run=args.dry_run, yes=args.yes)
         summary = push(with_overrides(config, args), options, say)
         smoke = summary.get("smoke")
-        return summary, 1 if smoke and smoke["status"] != "completed" else 0
+        return summary, 1 if smoke and smoke["status"] != COMPLETED else 0
     api = Api(say=say)
     try:
         if args.command == "status":
             return project_status(api, config), 0
         answer = send_request(api, config, args.file, args.version, args.data)
-        return answer, 0 if answer["status"] == "completed" else 1
+        return answer, 0 if answer["status"] == COMPLETED else 1
     finally:
         api.close()
 

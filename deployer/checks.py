@@ -20,6 +20,7 @@ from contract.archive import ArchiveError, extract_package
 from contract.config import DeployerConfig
 from contract.manifest import ManifestError
 from contract.package import Package, PackageCheckError, check_deployment_class, read_package, read_requirements
+from contract.requests import COMPLETED
 from contract.spec import DataError, SpecError, check_input
 from deployer.bundle import Bundle
 from deployer.client import translated
@@ -155,6 +156,6 @@ def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator
     except DeployerError as exc:
         report.add("sample request", False, str(exc), say)
         return
-    if report.add("sample request", answer.status == "completed",
-                  "completed in the emulator" if answer.status == "completed" else f"failed: {answer.error_message}", say):
+    if report.add("sample request", answer.status == COMPLETED,
+                  "completed in the emulator" if answer.status == COMPLETED else f"failed: {answer.error_message}", say):
         report.reference = answer.result

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import ubiops
 
 from contract.config import DeployerConfig
 from contract.package import Package
-from contract.spec import Spec
+from contract.requests import COMPLETED
+from contract.spec import NamedField, Spec, same_fields
 from deployer.bundle import Bundle, build_bundle, sha256_of
 from deployer.checks import check_bundle
 from deployer.client import Api
@@ -215,7 +216,7 @@ class Shipment:
         data = upload_inputs(self.api.client, config.project, self.package.input_spec, dict(config.sample_input), config.root)
         answer = self.api.read(f"version {version!r}", "deployment_version_requests_create",
                                config.project, config.deployment, version, data)
-        if answer.status != "completed":
+        if answer.status != COMPLETED:
             self.say(f"smoke request FAILED: {answer.error_message}")
             return {"status": answer.status, "error_message": answer.error_message, "differences": []}
         if self.reference is None:
@@ -229,12 +230,10 @@ class Shipment:
 
 def _drift(direction: str, declared: list[Any] | None, packaged: Spec) -> list[str]:
     """How the deployment's fields differ from the package's (names and data types)."""
-    theirs = [(f.name, f.data_type) for f in declared or []]
-    ours = [(f.name, f.data_type) for f in packaged.fields]
-    if theirs == ours:
+    if same_fields(declared or [], packaged.fields):
         return []
-    return [f"{direction} fields: deployment {_names(theirs)}, package {_names(ours)}"]
+    return [f"{direction} fields: deployment {_names(declared or [])}, package {_names(packaged.fields)}"]
 
 
-def _names(fields: list[tuple[str, str]]) -> str:
-    return ", ".join(f"{name}:{data_type}" for name, data_type in fields) or "none"
+def _names(fields: Iterable[NamedField]) -> str:
+    return ", ".join(f"{f.name}:{f.data_type}" for f in fields) or "none"

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from contract.archive import ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
-from contract.spec import Spec, SpecError
+from contract.spec import Spec, SpecError, same_fields
 from emulator.runtime.pool import STARTING, UNAVAILABLE, InstancePool
 from emulator.serving import new_pool
 from emulator.settings import Settings
@@ -156,14 +156,12 @@ def _check_fields(package: Package, direction: str, declared: Spec, spec_file: s
     if not (package.directory / spec_file).is_file():
         return
     packaged = package.input_spec if direction == "input" else package.output_spec
-    summary = [(f.name, f.data_type) for f in packaged.fields]
-    expected = [(f.name, f.data_type) for f in declared.fields]
-    if summary != expected:
+    if not same_fields(packaged.fields, declared.fields):
         raise BuildFailed(
-            f"{spec_file} declares {_describe(summary)} but the deployment's {direction} fields are "
-            f"{_describe(expected)}; update the deployment's fields or the spec file"
+            f"{spec_file} declares {_describe(packaged)} but the deployment's {direction} fields are "
+            f"{_describe(declared)}; update the deployment's fields or the spec file"
         )
 
 
-def _describe(fields: list[tuple[str, str]]) -> str:
-    return ", ".join(f"{name} ({data_type})" for name, data_type in fields) or "none (plain)"
+def _describe(spec: Spec) -> str:
+    return ", ".join(f"{f.name} ({f.data_type})" for f in spec.fields) or "none (plain)"

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from contract.requests import RETENTION_MODES
 from contract.spec import SpecError, parse_fields
 from emulator.state import Deployment, NoInstances, Project, Revision, Version
 
@@ -46,7 +47,7 @@ class SavedVersion(BaseModel):
     id: str
     environment: dict[str, str]
     settings: dict[str, Any]
-    request_retention_mode: Literal["none", "metadata", "full"]
+    request_retention_mode: Literal[RETENTION_MODES]
     created: datetime
     last_updated: datetime
     active_revision: str | None = None

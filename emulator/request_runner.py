@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from contract.files import is_file_uri, map_files
+from contract.requests import CANCELLED, COMPLETED, FAILED, KEEP_ALL, KEEP_NOTHING, PENDING, PROCESSING
 from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.runtime.pool import VersionUnavailable
-from emulator.request_store import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, RequestRecord, RequestStore
+from emulator.request_store import RequestRecord, RequestStore
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
 from emulator.storage import Storage, StorageError
 
@@ -47,11 +48,11 @@ class RequestRunner:
     def new_record(self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str
                    ) -> RequestRecord:
         """A `pending` request, stored unless the version's retention mode is `none` (batch: always)."""
-        retention = "full" if mode == BATCH else version.request_retention_mode
+        retention = KEEP_ALL if mode == BATCH else version.request_retention_mode
         record = RequestRecord(
             id=request_id, project=deployment.project, deployment=deployment.name, version=version.name, mode=mode,
-            status=PENDING, timeout=timeout, time_created=now(), keeps_data=retention == "full",
-            stored=retention != "none", request_data=data, input_size=_size(data),
+            status=PENDING, timeout=timeout, time_created=now(), keeps_data=retention == KEEP_ALL,
+            stored=retention != KEEP_NOTHING, request_data=data, input_size=_size(data),
         )
         if record.stored:
             self.store.add(record)

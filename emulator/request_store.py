@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED = "pending", "processing", "completed", "failed", "cancelled"
-UNFINISHED = (PENDING, PROCESSING)
+from contract.requests import COMPLETED, FAILED, UNFINISHED
+
 INTERRUPTED = "The emulator stopped before this request finished"
 
 SCHEMA = """

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from contract.package import Package
+from contract.requests import KEEP_ALL
 from contract.spec import Spec
 from emulator.runtime.pool import STOPPED, UNAVAILABLE, InstancePool, VersionUnavailable
 
@@ -82,7 +83,7 @@ class Version:
     environment: dict[str, str]
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
-    request_retention_mode: str = "full"
+    request_retention_mode: str = KEEP_ALL
     settings: dict[str, Any] = field(default_factory=dict)
     """The other `DeploymentVersionCreate` settings, as given (echoed by the API)."""
     revisions: dict[str, Revision] = field(default_factory=dict)

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.names import MAX_NAME_LENGTH, NAME_PATTERN
+from contract.requests import RETENTION_MODES
+from contract.versions import IDLE_TIME_RANGE
 
 Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
 Description = Field(None, max_length=400)
@@ -51,11 +53,11 @@ class VersionSettings(Body):
     instance_type_group_name: str | None = None
     maximum_instances: int | None = Field(None, ge=0)
     minimum_instances: int | None = Field(None, ge=0)
-    maximum_idle_time: int | None = Field(None, ge=10, le=3600)
+    maximum_idle_time: int | None = Field(None, ge=IDLE_TIME_RANGE[0], le=IDLE_TIME_RANGE[1])
     description: str | None = Description
     labels: dict[str, str] | None = None
     request_retention_time: int | None = Field(None, ge=0)
-    request_retention_mode: Literal["none", "metadata", "full"] | None = None
+    request_retention_mode: Literal[RETENTION_MODES] | None = None
     maximum_queue_size: int | None = Field(None, ge=0)
     restart_request_interruption: bool | None = None
     ports: list[dict[str, Any]] | None = None

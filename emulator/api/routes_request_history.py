@@ -11,6 +11,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
+from contract.requests import CANCELLED, COMPLETED, PENDING, PROCESSING, STATUSES
 from emulator.api.errors import ApiError
 from emulator.api.paths import at_both_levels, path_version
 from emulator.api.request_body import parse_json
@@ -22,11 +23,10 @@ from emulator.api.request_schemas import (
     list_item,
 )
 from emulator.request_runner import MAX_BATCH_ITEMS
-from emulator.request_store import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, RequestRecord
+from emulator.request_store import RequestRecord
 from emulator.api.dependencies import Services, get_services
 
 router = APIRouter()
-STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED)
 
 
 @at_both_levels(router.get, "/requests", response_model=list[DeploymentRequestList])

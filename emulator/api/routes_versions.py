@@ -8,6 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from contract.requests import KEEP_ALL
+from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
+
 from emulator.api import schemas
 from emulator.api.errors import ApiError
 from emulator.api.labels import matches, parse_label_filter
@@ -22,9 +25,9 @@ PATH = LIST_PATH + "/{version}"
 DEFAULT_SETTINGS: dict[str, Any] = {
     "environment_name": schemas.ENVIRONMENT,
     "instance_type_group_name": schemas.INSTANCE_TYPE_GROUP,
-    "minimum_instances": 0,
-    "maximum_instances": 5,
-    "maximum_idle_time": 300,
+    "minimum_instances": MINIMUM_INSTANCES,
+    "maximum_instances": MAXIMUM_INSTANCES,
+    "maximum_idle_time": MAXIMUM_IDLE_TIME,
 }
 
 
@@ -59,7 +62,7 @@ async def deployment_versions_create(
     cap = services.settings.max_versions
     if cap is not None and len(deployment.versions) >= cap:
         raise ApiError(400, f"Deployment {deployment.name!r} has reached its maximum of {cap} versions; delete a version first")
-    settings, retention = _settings(DEFAULT_SETTINGS, "full", body)
+    settings, retention = _settings(DEFAULT_SETTINGS, KEEP_ALL, body)
     version = Version(body.version, None, NoInstances(body.version), dict(services.settings.environment),
                       settings=settings, request_retention_mode=retention)
     services.registry.add_version(deployment, version)
@@ -96,8 +99,9 @@ def _settings(current: dict[str, Any], retention: str, body: VersionSettings) ->
         check_environment(environment)
         given["environment_name"] = environment
     settings = {**current, **{k: v for k, v in given.items() if v is not None}}
-    if settings.get("minimum_instances", 0) > settings.get("maximum_instances", 5):
-        raise ApiError(400, f"minimum_instances ({settings.get('minimum_instances', 0)}) cannot exceed "
-                            f"maximum_instances ({settings.get('maximum_instances', 5)})")
+    minimum = settings.get("minimum_instances", MINIMUM_INSTANCES)
+    maximum = settings.get("maximum_instances", MAXIMUM_INSTANCES)
+    if minimum > maximum:
+        raise ApiError(400, f"minimum_instances ({minimum}) cannot exceed maximum_instances ({maximum})")
     retention = settings.pop("request_retention_mode", retention)
     return settings, retention

@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contract.requests import KEEP_ALL
 from contract.spec import Spec
+from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Version
 
 ORGANIZATION = "emulator"
@@ -77,12 +79,12 @@ class DeploymentVersionDetail(BaseModel):
     latest_revision: str | None = None
     maximum_instances: int
     minimum_instances: int
-    maximum_idle_time: int = 300
+    maximum_idle_time: int = MAXIMUM_IDLE_TIME
     labels: dict[str, str] = {}
     creation_date: datetime
     last_updated: datetime
     request_retention_time: int = 604800
-    request_retention_mode: str = "full"
+    request_retention_mode: str = KEEP_ALL
     maximum_queue_size: int | None = None
     restart_request_interruption: bool = False
     ports: list[dict[str, Any]] = []
@@ -131,8 +133,8 @@ def deployment_detail(deployment: Deployment) -> DeploymentDetail:
 def version_detail(deployment: Deployment, version: Version) -> DeploymentVersionDetail:
     latest = version.latest_revision
     return DeploymentVersionDetail(**{
-        "maximum_instances": 5,
-        "minimum_instances": 0,
+        "maximum_instances": MAXIMUM_INSTANCES,
+        "minimum_instances": MINIMUM_INSTANCES,
         **version.settings,
         **version.pool.capabilities,
         "id": version.id,

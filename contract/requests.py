@@ -1,0 +1,16 @@
+"""Deployment requests as UbiOps names them: their statuses, and what a version keeps of them, its
+`request_retention_mode` [docs: requests, request settings].
+
+A request is `pending` until an instance takes it, `processing` while it runs, then `completed`,
+`failed` or (a batch request still pending) `cancelled`.
+"""
+
+from __future__ import annotations
+
+PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED = "pending", "processing", "completed", "failed", "cancelled"
+STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED)
+UNFINISHED = (PENDING, PROCESSING)
+
+KEEP_NOTHING, KEEP_METADATA, KEEP_ALL = "none", "metadata", "full"
+RETENTION_MODES = (KEEP_NOTHING, KEEP_METADATA, KEEP_ALL)
+"""`none` keeps no record, `metadata` the record without its input and output, `full` everything."""
