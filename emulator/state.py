@@ -13,15 +13,12 @@ from typing import Any, Callable, Iterable
 from contract.package import Package
 from contract.requests import KEEP_ALL
 from contract.spec import Spec
+from emulator.exceptions import NotFound
 from emulator.runtime.pool import STOPPED, UNAVAILABLE, InstancePool, VersionUnavailable
 
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 """The user every request is made by: the emulator has one user, the developer running it."""
-
-
-class NotFound(LookupError):
-    """An unknown project, deployment, version or revision; the message is UbiOps' (`Deployment not found`)."""
 
 
 def now() -> datetime:

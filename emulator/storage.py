@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
+from emulator.exceptions import AlreadyExists
 
 MAX_NAME_LENGTH = 1024
 
@@ -24,6 +25,12 @@ class StorageError(ValueError):
 
 class NotStored(StorageError):
     """No such bucket or file."""
+
+
+@dataclass(frozen=True)
+class StoredBucket:
+    name: str
+    created: datetime
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,8 @@ class Storage:
         shutil.rmtree(self.work, ignore_errors=True)
         shutil.rmtree(self._incoming, ignore_errors=True)
 
-    def bucket_names(self) -> list[str]:
-        return sorted(p.name for p in self.buckets.iterdir() if p.is_dir())
+    def bucket_list(self) -> list[StoredBucket]:
+        return [self.bucket(p.name) for p in sorted(self.buckets.iterdir()) if p.is_dir()]
 
     def bucket_dir(self, bucket: str) -> Path:
         """An existing bucket's folder; raises StorageError if there is no such bucket."""
@@ -54,18 +61,30 @@ class Storage:
             raise NotStored(f"bucket {bucket!r} does not exist")
         return folder
 
-    def create_bucket(self, bucket: str) -> Path:
+    def bucket(self, bucket: str) -> StoredBucket:
+        """An existing bucket; raises StorageError if there is no such bucket."""
+        created = self.bucket_dir(bucket).stat().st_ctime
+        return StoredBucket(bucket, datetime.fromtimestamp(created).astimezone())
+
+    def create_bucket(self, bucket: str) -> StoredBucket:
         check_name(bucket, "bucket name")
         if "/" in bucket:
             raise StorageError(f"bucket name {bucket!r} may not contain '/'")
-        folder = self.buckets / bucket
-        folder.mkdir(exist_ok=False)
-        return folder
+        try:
+            (self.buckets / bucket).mkdir()
+        except FileExistsError:
+            raise AlreadyExists(f"A bucket named {bucket!r} already exists") from None
+        return self.bucket(bucket)
+
+    def target(self, bucket: str, name: str) -> Path:
+        """Where a file of this name is stored; raises StorageError unless the bucket exists and the
+        name stays inside it."""
+        self.bucket_dir(bucket)
+        return self.path(bucket, name)
 
     def write(self, bucket: str, name: str, source: BinaryIO) -> StoredFile:
         """Store a file whole or not at all: readers never see half an upload."""
-        target = self.path(bucket, name)
-        self.bucket_dir(bucket)
+        target = self.target(bucket, name)
         self._incoming.mkdir(parents=True, exist_ok=True)
         partial = self._incoming / uuid.uuid4().hex
         try:

@@ -15,13 +15,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
 from emulator.runtime.pool import VersionUnavailable
-from emulator.state import NotFound
+from emulator.storage import NotStored, StorageError
 
 log = logging.getLogger("emulator.api")
 
 
 class ApiError(Exception):
+    """A call the API layer cannot even read (a body, a query, a path that does not parse), with its status."""
+
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -29,6 +32,15 @@ class ApiError(Exception):
 
 
 STREAM_PATH_SUFFIX = "/requests/stream"
+DOMAIN_ERRORS: dict[type[Exception], int] = {
+    NotFound: 404,
+    AlreadyExists: 409,
+    NotAllowed: 400,
+    NotStored: 404,
+    StorageError: 400,
+    VersionUnavailable: 503,
+}
+"""Each error the backend raises and its one HTTP status (the most specific class wins)."""
 
 
 def error_response(status_code: int, message: str, path: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -44,13 +56,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status_code, exc.message, request.url.path)
 
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return error_response(404, str(exc), request.url.path)
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        status = next(DOMAIN_ERRORS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_ERRORS)
+        message = str(exc)
+        if isinstance(exc, StorageError):  # worded to fit in others too: "Input field 'img': file … does not exist"
+            message = message[:1].upper() + message[1:]
+        return error_response(status, message, request.url.path)
 
-    @app.exception_handler(VersionUnavailable)
-    async def unavailable(request: Request, exc: VersionUnavailable) -> JSONResponse:
-        return error_response(503, str(exc), request.url.path)
+    for kind in DOMAIN_ERRORS:
+        app.add_exception_handler(kind, domain_error)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

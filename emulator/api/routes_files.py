@@ -3,6 +3,7 @@ use them: the API hands out signed URLs, and the bytes travel over `routes_stora
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 from emulator.api.errors import ApiError
 from emulator.api.routes_storage import signed_url
 from emulator.api.dependencies import Services, get_services
-from emulator.storage import NotStored, StorageError, StoredFile
+from emulator.storage import StoredBucket, StoredFile
 
 router = APIRouter()
 PROVIDER = "ubiops"
@@ -60,7 +61,7 @@ class FileUploadResponse(BaseModel):
 @router.get(BUCKETS, response_model=list[BucketList])
 async def buckets_list(project_name: str, services: Services = Depends(get_services)) -> list[BucketList]:
     services.registry.project(project_name)
-    return [_bucket(services, project_name, name) for name in services.storage.bucket_names()]
+    return [_bucket(project_name, b) for b in services.storage.bucket_list()]
 
 
 @router.post(BUCKETS, response_model=BucketList, status_code=201)
@@ -69,16 +70,13 @@ async def buckets_create(project_name: str, data: dict = Body(...), services: Se
     name = data.get("name")
     if not isinstance(name, str):
         raise ApiError(400, "name: a bucket needs a name")
-    if name in services.storage.bucket_names():
-        raise ApiError(409, f"A bucket named {name!r} already exists")
-    _storage_call(services.storage.create_bucket, name)
-    return _bucket(services, project_name, name)
+    return _bucket(project_name, await asyncio.to_thread(services.storage.create_bucket, name))
 
 
 @router.get(BUCKETS + "/{bucket_name}", response_model=BucketDetail)
 async def buckets_get(project_name: str, bucket_name: str, services: Services = Depends(get_services)) -> BucketDetail:
     services.registry.project(project_name)
-    return BucketDetail(**_bucket(services, project_name, bucket_name).model_dump())
+    return BucketDetail(**_bucket(project_name, services.storage.bucket(bucket_name)).model_dump())
 
 
 @router.get(FILES, response_model=FileDetail)
@@ -92,7 +90,8 @@ async def files_list(
     services: Services = Depends(get_services),
 ) -> FileDetail:
     services.registry.project(project_name)
-    files, prefixes, token = _storage_call(services.storage.list, bucket_name, prefix, delimiter, continuation_token, limit)
+    files, prefixes, token = await asyncio.to_thread(
+        services.storage.list, bucket_name, prefix, delimiter, continuation_token, limit)
     return FileDetail(files=[_item(f) for f in files], prefixes=prefixes, continuation_token=token)
 
 
@@ -102,8 +101,7 @@ async def files_upload(request: Request, project_name: str, bucket_name: str, fi
     """A URL to PUT the file's bytes to, without a token, as UbiOps' signed upload URLs."""
     services.registry.project(project_name)
     name, _ = _file_in_path(request)
-    _storage_call(services.storage.bucket_dir, bucket_name)
-    _storage_call(services.storage.path, bucket_name, name)
+    services.storage.target(bucket_name, name)
     return FileUploadResponse(url=signed_url(request, services, "PUT", bucket_name, name))
 
 
@@ -113,7 +111,7 @@ async def files_get(request: Request, project_name: str, bucket_name: str, file:
     """`…/files/{file}` describes a file; `…/files/{file}/download` hands out a URL to GET it from."""
     services.registry.project(project_name)
     name, download = _file_in_path(request)
-    stored = _storage_call(services.storage.stat, bucket_name, name)
+    stored = services.storage.stat(bucket_name, name)
     if download:
         return FileUploadResponse(url=signed_url(request, services, "GET", bucket_name, name))
     return _item(stored)
@@ -124,7 +122,7 @@ async def files_delete(request: Request, project_name: str, bucket_name: str, fi
                        services: Services = Depends(get_services)) -> Response:
     services.registry.project(project_name)
     name, _ = _file_in_path(request)
-    _storage_call(services.storage.delete, bucket_name, name)
+    await asyncio.to_thread(services.storage.delete, bucket_name, name)
     return Response(status_code=204)
 
 
@@ -141,18 +139,9 @@ def _file_in_path(request: Request) -> tuple[str, bool]:
     return name, download
 
 
-def _storage_call(function: Any, *args: Any) -> Any:
-    try:
-        return function(*args)
-    except StorageError as exc:
-        message = str(exc)[0].upper() + str(exc)[1:]
-        raise ApiError(404 if isinstance(exc, NotStored) else 400, message) from None
-
-
-def _bucket(services: Services, project: str, name: str) -> BucketList:
-    folder = _storage_call(services.storage.bucket_dir, name)
-    created = datetime.fromtimestamp(folder.stat().st_ctime).astimezone()
-    return BucketList(id=name, name=name, project=project, creation_date=created, last_updated=created)
+def _bucket(project: str, bucket: StoredBucket) -> BucketList:
+    return BucketList(id=bucket.name, name=bucket.name, project=project, creation_date=bucket.created,
+                      last_updated=bucket.created)
 
 
 def _item(stored: StoredFile) -> FileItem:

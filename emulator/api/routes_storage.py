@@ -6,16 +6,16 @@ for one method on one file, until it expires.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
 from emulator.api.errors import ApiError
 from emulator.api.dependencies import Services, get_services
-from emulator.storage import NotStored, StorageError
 
 PREFIX = "/storage"
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -38,11 +38,8 @@ async def storage_download(
     bucket: str, name: str, expires: str = Query(""), signature: str = Query(""), services: Services = Depends(get_services)
 ) -> FileResponse:
     _verify(services, "GET", bucket, name, expires, signature)
-    try:
-        services.storage.stat(bucket, name)
-        path = services.storage.path(bucket, name)
-    except StorageError as exc:
-        raise ApiError(404 if isinstance(exc, NotStored) else 400, str(exc)) from None
+    services.storage.stat(bucket, name)
+    path = services.storage.path(bucket, name)
     return FileResponse(path, filename=path.name)
 
 
@@ -51,16 +48,15 @@ async def storage_upload(
     request: Request, bucket: str, name: str, expires: str = Query(""), signature: str = Query(""),
     services: Services = Depends(get_services),
 ) -> JSONResponse:
-    """The raw bytes of a file, as `ubiops.utils.upload_file` PUTs them (any 2xx is success)."""
+    """The raw bytes of a file, as `ubiops.utils.upload_file` PUTs them (any 2xx is success); once the
+    body is past `SPOOL_BYTES`, every write to disk runs in a thread."""
     _verify(services, "PUT", bucket, name, expires, signature)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        body = UploadFile(spool)
         async for chunk in request.stream():
-            spool.write(chunk)
-        spool.seek(0)
-        try:
-            stored = services.storage.write(bucket, name, spool)
-        except StorageError as exc:
-            raise ApiError(404 if isinstance(exc, NotStored) else 400, str(exc)) from None
+            await body.write(chunk)
+        await body.seek(0)
+        stored = await asyncio.to_thread(services.storage.write, bucket, name, spool)
     return JSONResponse({"file": stored.name, "size": stored.size}, status_code=201)
 
 
