@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
@@ -27,7 +26,7 @@ from emulator.api.auth import TokenAuth
 from emulator.api.errors import install_error_handlers
 from emulator.api.limits import BodySizeLimit
 from emulator.builds import Builder
-from emulator.catalog import load_catalog, save_catalog
+from emulator.catalog import Catalog
 from emulator.data_lock import lock_data_dir
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
@@ -54,10 +53,10 @@ def create_app(settings: Settings) -> FastAPI:
     if interrupted:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
-    registry = Registry(load_catalog(storage.root), partial(save_catalog, storage.root))
+    registry = Registry(settings, Catalog(storage.root))
     serve_package(registry, settings, package)
     services = Services(settings, registry, storage, RequestRunner(storage, store), Signer())
-    builder = Builder(settings, registry, storage.root)
+    builder = registry.builder = Builder(settings, registry, storage.root)
     builder.restore()
 
     @asynccontextmanager
@@ -79,7 +78,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.builder = builder
     install_error_handlers(app)
     api = APIRouter()
     for module in (routes_status, routes_projects, routes_requests, routes_request_history, routes_files,

@@ -55,7 +55,7 @@ class Builder:
         revision.zip_path = str(self.root / "revisions" / f"{revision.id}.zip")
         await asyncio.to_thread(_save, source, Path(revision.zip_path))
         found.revisions[revision.id] = revision
-        self.registry.changed()
+        await self.registry.changed()
         task = asyncio.create_task(self._build(project, deployment, found, revision))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -75,7 +75,7 @@ class Builder:
                           for deployment in project.deployments.values() for version in deployment.versions.values())
         if interrupted:
             log.warning("%d build(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
-        self.registry.changed()
+        self.registry.save()
 
     def _restore(self, project: Project, deployment: Deployment, version: Version) -> int:
         """Restore one version; how many of its builds were unfinished."""
@@ -122,10 +122,10 @@ class Builder:
         except (*PACKAGE_ERRORS, TimeoutError) as exc:
             message = str(exc) or f"the deployment did not start within {BUILD_TIMEOUT_SECONDS} s"
             revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
-            self.registry.changed()
             log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message)
             if pool is not None:
                 await pool.close()
+            await self.registry.changed()
             return
         except asyncio.CancelledError:
             if pool is not None:
@@ -135,7 +135,7 @@ class Builder:
         version.pool, version.package, version.active_revision = pool, package, revision.id
         version.last_updated = now()
         revision.capabilities, revision.status = pool.capabilities, SUCCESS
-        self.registry.changed()
+        await self.registry.changed()
         log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
         await previous.retire(successor=pool)
 

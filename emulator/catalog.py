@@ -81,44 +81,52 @@ class CatalogDocument(BaseModel):
     projects: list[SavedProject]
 
 
-def load_catalog(data_dir: Path) -> dict[str, Project]:
-    """The saved projects (empty without a catalog); versions have no instances yet (`Builder.restore`).
+class Catalog:
+    """`<data-dir>/catalog.json`: read at start, rewritten after every change."""
 
-    Raises CatalogError for a file that is not a catalog, so the emulator refuses to start rather
-    than start without (and then overwrite) the user's deployments.
-    """
-    path = data_dir / CATALOG_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(_unreadable(path, str(exc))) from None
-    try:
-        document = CatalogDocument.model_validate_json(text)
-        return {p.name: _project(p, data_dir) for p in document.projects}
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise CatalogError(_unreadable(path, f"{where}: {first['msg']}" if where else first["msg"])) from None
-    except SpecError as exc:
-        raise CatalogError(_unreadable(path, str(exc))) from None
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / CATALOG_FILE
 
+    def load(self) -> dict[str, Project]:
+        """The saved projects (empty without a catalog); versions have no instances yet (`Builder.restore`).
 
-def save_catalog(data_dir: Path, projects: Iterable[Project]) -> None:
-    """Write the projects' management state, replacing the previous catalog in one step."""
-    saved = [s for s in (_saved_project(p, data_dir) for p in projects) if s.deployments]
-    document = CatalogDocument(format=FORMAT, projects=saved)
-    handle, temporary = tempfile.mkstemp(prefix=f".{CATALOG_FILE}.", dir=data_dir)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as sink:
-            sink.write(document.model_dump_json(indent=1))
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(temporary, data_dir / CATALOG_FILE)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        Raises CatalogError for a file that is not a catalog, so the emulator refuses to start rather
+        than start without (and then overwrite) the user's deployments.
+        """
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CatalogError(_unreadable(self.path, str(exc))) from None
+        try:
+            document = CatalogDocument.model_validate_json(text)
+            return {p.name: _project(p, self.data_dir) for p in document.projects}
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise CatalogError(_unreadable(self.path, f"{where}: {first['msg']}" if where else first["msg"])) from None
+        except SpecError as exc:
+            raise CatalogError(_unreadable(self.path, str(exc))) from None
+
+    def document(self, projects: Iterable[Project]) -> str:
+        """The projects' management state as the catalog's text: a snapshot, to be written later."""
+        saved = [s for s in (_saved_project(p, self.data_dir) for p in projects) if s.deployments]
+        return CatalogDocument(format=FORMAT, projects=saved).model_dump_json(indent=1)
+
+    def write(self, document: str) -> None:
+        """Replace the catalog with `document` in one step (blocking: the event loop runs it in a thread)."""
+        handle, temporary = tempfile.mkstemp(prefix=f".{CATALOG_FILE}.", dir=self.data_dir)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as sink:
+                sink.write(document)
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
 
 
 def _unreadable(path: Path, problem: str) -> str:

@@ -1,21 +1,30 @@
-"""What the emulator serves: projects, deployments and versions (state only; `api.schemas` shapes it).
+"""What the emulator serves, and the backend that changes it: projects, deployments, versions and
+revisions, and the `Registry` whose methods create, update, rename and delete them under UbiOps'
+rules (the API's routes only parse a call, call the registry and render what it returns).
 
 Mirrors UbiOps' hierarchy so the SDK's list/get calls find the same names they will find on UbiOps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from contract.package import Package
 from contract.requests import KEEP_ALL
-from contract.spec import Spec
-from emulator.exceptions import NotFound
+from contract.spec import Spec, SpecError, parse_fields
+from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
+from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
+from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
 from emulator.runtime.pool import STOPPED, UNAVAILABLE, InstancePool, VersionUnavailable
+from emulator.settings import Settings
 
+if TYPE_CHECKING:
+    from emulator.builds import Builder
+    from emulator.catalog import Catalog
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 """The user every request is made by: the emulator has one user, the developer running it."""
@@ -124,21 +133,33 @@ class Project:
     created: datetime = field(default_factory=now)
 
 
-Saver = Callable[[Iterable[Project]], None]
-
-
 class Registry:
-    """Every project, deployment, version and revision; each method that changes them saves them
-    (`emulator.catalog`), so management state survives a restart."""
+    """The backend the management routes call: every project, deployment, version and revision, and
+    every change to them, made under UbiOps' rules; a change a rule forbids raises an
+    `emulator.exceptions` error that names the rule. Each change is saved to the catalog
+    (`emulator.catalog`), so management state survives a restart. `builder` builds uploaded
+    revisions (`emulator.builds.Builder`, which needs the registry, so it is set once both exist).
+    """
 
-    def __init__(self, projects: dict[str, Project] | None = None, save: Saver | None = None) -> None:
-        self.projects: dict[str, Project] = projects or {}
-        self._save = save
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.projects: dict[str, Project] = catalog.load() if catalog else {}
+        self.builder: Builder | None = None
+        self._catalog = catalog
+        self._saving = asyncio.Lock()
 
-    def changed(self) -> None:
-        """Save the management state after a change (nothing to do without a catalog)."""
-        if self._save is not None:
-            self._save(self.projects.values())
+    def save(self) -> None:
+        """Save the management state now (at start-up, before requests are served)."""
+        if self._catalog is not None:
+            self._catalog.write(self._catalog.document(self.projects.values()))
+
+    async def changed(self) -> None:
+        """Save the management state after a change: the state as it is now, written in a thread, one
+        save after another so the file always ends with the latest."""
+        if self._catalog is None:
+            return
+        async with self._saving:
+            await asyncio.to_thread(self._catalog.write, self._catalog.document(self.projects.values()))
 
     def project(self, name: str) -> Project:
         try:
@@ -170,67 +191,132 @@ class Registry:
         except KeyError:
             raise NotFound("Revision not found") from None
 
-    def add_deployment(self, deployment: Deployment) -> None:
-        """Register a new deployment in its (existing) project; the caller checked its name is free."""
-        self.project(deployment.project).deployments[deployment.name] = deployment
-        self.changed()
+    def list_deployments(self, project: str, labels: dict[str, str]) -> list[Deployment]:
+        """A project's deployments that carry every label given."""
+        return [d for d in self.project(project).deployments.values() if _has_labels(d.labels, labels)]
 
-    def update_deployment(
+    def list_versions(self, project: str, deployment: str, labels: dict[str, str]) -> list[Version]:
+        """A deployment's versions that carry every label given."""
+        return [v for v in self.deployment(project, deployment).versions.values()
+                if _has_labels(v.settings.get("labels") or {}, labels)]
+
+    async def create_deployment(
         self,
-        deployment: Deployment,
+        project: str,
+        name: str,
         *,
-        name: str | None = None,
-        input_spec: Spec | None = None,
-        output_spec: Spec | None = None,
-        default_version: str | None = None,
+        input_type: str | None = None,
+        input_fields: list[Any] | None = None,
+        output_type: str | None = None,
+        output_fields: list[Any] | None = None,
         description: str | None = None,
         labels: dict[str, str] | None = None,
-    ) -> None:
-        """Apply the changes given (None: unchanged), already checked by the caller; a new name moves
+        supports_request_format: bool = True,
+    ) -> Deployment:
+        """A new deployment in an existing project; its fields are set here, as on UbiOps, not by a package."""
+        found = self.project(project)
+        if not supports_request_format:
+            raise NotAllowed("supports_request_format: the emulator serves only deployments that take requests")
+        if name in found.deployments:
+            raise AlreadyExists(f"A deployment named {name!r} already exists in project {project!r}")
+        deployment = Deployment(
+            name, project, _fields(input_fields, input_type, "input"), _fields(output_fields, output_type, "output"),
+            description=description or "", labels=labels or {},
+        )
+        found.deployments[name] = deployment
+        await self.changed()
+        return deployment
+
+    async def update_deployment(
+        self,
+        project: str,
+        name: str,
+        *,
+        new_name: str | None = None,
+        default_version: str | None = None,
+        description: str | None = None,
+        input_fields: list[Any] | None = None,
+        output_fields: list[Any] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Deployment:
+        """Apply the changes given (None: unchanged), all checked before any is made; a new name moves
         the deployment within its project."""
-        if input_spec is not None:
-            deployment.input_spec = input_spec
-        if output_spec is not None:
-            deployment.output_spec = output_spec
+        deployments = self.project(project).deployments
+        deployment = self.deployment(project, name)
+        if default_version is not None and default_version not in deployment.versions:
+            raise NotAllowed(f"default_version: deployment {deployment.name!r} has no version {default_version!r}")
+        if new_name is not None and new_name != deployment.name and new_name in deployments:
+            raise AlreadyExists(f"A deployment named {new_name!r} already exists in project {project!r}")
+        input_spec = _fields(input_fields, None, "input") if input_fields is not None else deployment.input_spec
+        output_spec = _fields(output_fields, None, "output") if output_fields is not None else deployment.output_spec
+        deployment.input_spec, deployment.output_spec = input_spec, output_spec
         if default_version is not None:
             deployment.default_version = default_version
         if description is not None:
             deployment.description = description
         if labels is not None:
             deployment.labels = labels
-        if name is not None and name != deployment.name:
-            deployments = self.project(deployment.project).deployments
-            deployments[name] = deployments.pop(deployment.name)
-            deployment.name = name
+        if new_name is not None and new_name != deployment.name:
+            deployments[new_name] = deployments.pop(deployment.name)
+            deployment.name = new_name
         deployment.last_updated = now()
-        self.changed()
+        await self.changed()
+        return deployment
 
-    def add_version(self, deployment: Deployment, version: Version) -> None:
-        """Register a new version; the first one becomes the deployment's default, as on UbiOps."""
-        deployment.versions[version.name] = version
-        if deployment.default_version is None:
-            deployment.default_version = version.name
-        self.changed()
+    async def create_version(self, project: str, deployment: str, name: str, settings: dict[str, Any]) -> Version:
+        """A new version with `settings` (a `DeploymentVersionCreate`'s, UbiOps' defaults for the rest),
+        up to `--max-versions`; it has no package, so it is `unavailable` until a revision is built.
+        The first version of a deployment becomes its default, as on UbiOps."""
+        found = self.deployment(project, deployment)
+        if name in found.versions:
+            raise AlreadyExists(f"A version named {name!r} already exists for deployment {found.name!r}")
+        cap = self.settings.max_versions
+        if cap is not None and len(found.versions) >= cap:
+            raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a version first")
+        checked, retention = _version_settings(NEW_VERSION_SETTINGS, KEEP_ALL, settings)
+        version = Version(name, None, NoInstances(name), dict(self.settings.environment),
+                          settings=checked, request_retention_mode=retention)
+        found.versions[name] = version
+        if found.default_version is None:
+            found.default_version = name
+        await self.changed()
+        return version
 
-    def update_version(
-        self, deployment: Deployment, version: Version, settings: dict[str, Any], request_retention_mode: str,
-        name: str | None = None,
-    ) -> None:
-        """Store checked settings; a new name (free, as the caller checked) follows into the default."""
-        version.settings, version.request_retention_mode = settings, request_retention_mode
-        if name is not None and name != version.name:
-            deployment.versions[name] = deployment.versions.pop(version.name)
-            if deployment.default_version == version.name:
-                deployment.default_version = name
-            version.name = name
+    async def update_version(self, project: str, deployment: str, name: str, changes: dict[str, Any],
+                             new_name: str | None = None) -> Version:
+        """Apply setting changes (None: unchanged), checked with the settings kept; a new name follows
+        into the deployment's default."""
+        found = self.deployment(project, deployment)
+        version = self.version(project, deployment, name)
+        if new_name is not None and new_name != version.name and new_name in found.versions:
+            raise AlreadyExists(f"A version named {new_name!r} already exists for deployment {found.name!r}")
+        version.settings, version.request_retention_mode = _version_settings(
+            version.settings, version.request_retention_mode, changes)
+        if new_name is not None and new_name != version.name:
+            found.versions[new_name] = found.versions.pop(version.name)
+            if found.default_version == version.name:
+                found.default_version = new_name
+            version.name = new_name
         version.last_updated = now()
-        self.changed()
+        await self.changed()
+        return version
+
+    async def upload_revision(self, project: str, deployment: str, version: str, package_zip: BinaryIO | None,
+                              copy_from: str | None = None) -> Revision:
+        """A new revision of `version` from an uploaded zip, built in the background by `builder`."""
+        self.version(project, deployment, version)
+        if copy_from:
+            raise NotAllowed("Copying a revision from another version or a template is not supported by the emulator; upload a file")
+        if package_zip is None:
+            raise NotAllowed("file: upload the deployment package as the multipart part 'file'")
+        assert self.builder is not None, "the registry's builder is set before requests are served"
+        return await self.builder.upload(project, deployment, version, package_zip)
 
     async def delete_deployment(self, project: str, name: str) -> None:
         """Remove a deployment and stop the instances of its versions."""
         deployment = self.deployment(project, name)
         del self.projects[project].deployments[name]
-        self.changed()
+        await self.changed()
         for version in deployment.versions.values():
             await version.pool.close(f"Deployment {name} was deleted before this request finished")
 
@@ -241,9 +327,53 @@ class Registry:
         del found.versions[name]
         if found.default_version == name:
             found.default_version = None
-        self.changed()
+        await self.changed()
         await version.pool.close(f"Version {name} was deleted before this request finished")
 
     async def close(self) -> None:
         for version in self.versions():
             await version.pool.close()
+
+
+NEW_VERSION_SETTINGS: dict[str, Any] = {
+    "environment_name": OWN_ENVIRONMENT,
+    "instance_type_group_name": INSTANCE_TYPE_GROUP,
+    "minimum_instances": MINIMUM_INSTANCES,
+    "maximum_instances": MAXIMUM_INSTANCES,
+    "maximum_idle_time": MAXIMUM_IDLE_TIME,
+}
+"""What a version created through the API has unless its create call says otherwise."""
+
+
+def _fields(raw: list[Any] | None, declared_type: str | None, direction: str) -> Spec:
+    """A deployment's fields from an API body; `plain` takes none, `structured` at least one."""
+    try:
+        spec = parse_fields(raw, f"{direction}_fields")
+    except SpecError as exc:
+        raise NotAllowed(str(exc)) from None
+    if declared_type == "plain" and spec.fields:
+        raise NotAllowed(f"{direction}_fields must be empty when {direction}_type is plain")
+    if declared_type == "structured" and not spec.fields:
+        raise NotAllowed(f"{direction}_fields must list at least one field when {direction}_type is structured")
+    return spec
+
+
+def _version_settings(current: dict[str, Any], retention: str, given: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The settings and retention mode a version has with `given` applied (None: unchanged), checked
+    against each other."""
+    given = dict(given)
+    environment = given.pop("environment", None) or given.get("environment_name")
+    if environment is not None:
+        check_environment(environment)
+        given["environment_name"] = environment
+    settings = {**current, **{k: v for k, v in given.items() if v is not None}}
+    minimum = settings.get("minimum_instances", MINIMUM_INSTANCES)
+    maximum = settings.get("maximum_instances", MAXIMUM_INSTANCES)
+    if minimum > maximum:
+        raise NotAllowed(f"minimum_instances ({minimum}) cannot exceed maximum_instances ({maximum})")
+    retention = settings.pop("request_retention_mode", retention)
+    return settings, retention
+
+
+def _has_labels(labels: dict[str, str], wanted: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in wanted.items())

@@ -14,7 +14,3 @@ def parse_label_filter(labels: str | None) -> dict[str, str]:
             raise ApiError(400, f"labels: {pair!r} is not written key:value")
         wanted[key.strip()] = value.strip()
     return wanted
-
-
-def matches(labels: dict[str, str], wanted: dict[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in wanted.items())

@@ -1,5 +1,5 @@
-"""UbiOps' system environments, read-only: what `ubiops.utils.wait_for_deployment_version` asks about
-before it polls a build. Every package runs in the emulator's own Python whatever its environment."""
+"""UbiOps' system environments (`emulator.environments`), read-only: what
+`ubiops.utils.wait_for_deployment_version` asks about before it polls a build."""
 
 from __future__ import annotations
 
@@ -8,42 +8,12 @@ import uuid
 from fastapi import APIRouter, Depends
 
 from emulator.api import schemas
-from emulator.api.errors import ApiError
 from emulator.api.dependencies import Services, get_services
+from emulator.environments import SYSTEM_ENVIRONMENTS, TAG, environment, environment_tag
 from emulator.state import Project
 
 router = APIRouter()
-
-SYSTEM_ENVIRONMENTS = tuple(f"python3-{minor}" for minor in range(9, 14)) + (
-    "ubiops-ubuntu22-04-python3-11", "ubiops-ubuntu22-04-python3-12",
-    "ubiops-ubuntu24-04-python3-12", "ubiops-ubuntu24-04-python3-13",
-)
-TAG = "latest"
 PATH = "/projects/{project_name}/environments"
-
-
-def check_environment(name: str) -> None:
-    """A version may only name a known system environment (the emulator has no custom ones)."""
-    if name not in SYSTEM_ENVIRONMENTS:
-        raise ApiError(400, f"environment: {name!r} is not an environment; the emulator knows {', '.join(SYSTEM_ENVIRONMENTS)}")
-
-
-def _environment(project: Project, name: str) -> schemas.EnvironmentList:
-    if name not in SYSTEM_ENVIRONMENTS:
-        raise ApiError(404, "Environment not found")
-    return schemas.EnvironmentList(
-        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"environment/{name}")), name=name,
-        creation_date=project.created, last_updated=project.created,
-    )
-
-
-def _tag(project: Project, environment: str, tag: str) -> schemas.EnvironmentTagList:
-    if tag != TAG:
-        raise ApiError(404, "Environment tag not found")
-    return schemas.EnvironmentTagList(
-        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"environment/{environment}/{tag}")),
-        name=tag, environment=environment, creation_date=project.created,
-    )
 
 
 @router.get(PATH, response_model=list[schemas.EnvironmentList])
@@ -56,7 +26,8 @@ async def environments_list(
 
 @router.get(PATH + "/{environment_name}", response_model=schemas.EnvironmentList)
 async def environments_get(project_name: str, environment_name: str, services: Services = Depends(get_services)) -> schemas.EnvironmentList:
-    return _environment(services.registry.project(project_name), environment_name)
+    project = services.registry.project(project_name)
+    return _environment(project, environment(environment_name))
 
 
 @router.get(PATH + "/{environment_name}/tags", response_model=list[schemas.EnvironmentTagList])
@@ -64,8 +35,7 @@ async def environment_tags_list(
     project_name: str, environment_name: str, services: Services = Depends(get_services)
 ) -> list[schemas.EnvironmentTagList]:
     project = services.registry.project(project_name)
-    _environment(project, environment_name)
-    return [_tag(project, environment_name, TAG)]
+    return [_tag(project, environment_name, environment_tag(environment_name, TAG))]
 
 
 @router.get(PATH + "/{environment_name}/tags/{tag_name}", response_model=schemas.EnvironmentTagList)
@@ -73,6 +43,18 @@ async def environment_tags_get(
     project_name: str, environment_name: str, tag_name: str, services: Services = Depends(get_services)
 ) -> schemas.EnvironmentTagList:
     project = services.registry.project(project_name)
-    _environment(project, environment_name)
-    return _tag(project, environment_name, tag_name)
+    return _tag(project, environment_name, environment_tag(environment_name, tag_name))
 
+
+def _environment(project: Project, name: str) -> schemas.EnvironmentList:
+    return schemas.EnvironmentList(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"environment/{name}")), name=name,
+        creation_date=project.created, last_updated=project.created,
+    )
+
+
+def _tag(project: Project, environment_name: str, tag: str) -> schemas.EnvironmentTagList:
+    return schemas.EnvironmentTagList(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"environment/{environment_name}/{tag}")),
+        name=tag, environment=environment_name, creation_date=project.created,
+    )

@@ -1,24 +1,18 @@
 """Revisions: upload a package zip to a version (multipart part `file`), which starts its build
-(`emulator.builds`); get and list revisions to follow the build; download the zip as uploaded."""
+(`Registry.upload_revision`, `emulator.builds`); get and list revisions to follow the build;
+download the zip as uploaded."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse
 
 from emulator.api import schemas
-from emulator.api.errors import ApiError
-from emulator.builds import Builder
 from emulator.api.dependencies import Services, get_services
 
 router = APIRouter()
 LIST_PATH = "/projects/{project_name}/deployments/{deployment_name}/versions/{version}/revisions"
 PATH = LIST_PATH + "/{revision_id}"
-
-
-def get_builder(request: Request) -> Builder:
-    """FastAPI dependency: the running emulator's builder."""
-    return request.app.state.builder
 
 
 @router.post(LIST_PATH, response_model=schemas.RevisionCreate)
@@ -31,14 +25,11 @@ async def revisions_file_upload(
     source_version: str | None = Form(None),
     template_deployment_id: str | None = Form(None),
     services: Services = Depends(get_services),
-    builder: Builder = Depends(get_builder),
 ) -> schemas.RevisionCreate:
-    services.registry.version(project_name, deployment_name, version)
-    if source_deployment or source_version or template_deployment_id:
-        raise ApiError(400, "Copying a revision from another version or a template is not supported by the emulator; upload a file")
-    if file is None:
-        raise ApiError(400, "file: upload the deployment package as the multipart part 'file'")
-    revision = await builder.upload(project_name, deployment_name, version, file.file)
+    revision = await services.registry.upload_revision(
+        project_name, deployment_name, version, file.file if file is not None else None,
+        copy_from=source_deployment or source_version or template_deployment_id,
+    )
     return schemas.revision_created(revision)
 
 

@@ -8,7 +8,6 @@ user's code. The list endpoints answer with the detail shapes (a superset the SD
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +16,10 @@ from pydantic import BaseModel
 from contract.requests import KEEP_ALL
 from contract.spec import Spec
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
+from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
 from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Version
 
 ORGANIZATION = "emulator"
-ENVIRONMENT = f"python{sys.version_info.major}-{sys.version_info.minor}"
-INSTANCE_TYPE_GROUP = "emulator (this machine)"
 
 
 class Status(BaseModel):
@@ -72,7 +70,7 @@ class DeploymentVersionDetail(BaseModel):
     version: str
     default: bool
     description: str = ""
-    environment_name: str = ENVIRONMENT
+    environment_name: str = OWN_ENVIRONMENT
     environment_tag: str | None = None
     status: str
     active_revision: str | None = None

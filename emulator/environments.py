@@ -1,0 +1,38 @@
+"""Where a version runs, as the API names it: UbiOps' system environments, and the emulator's one
+instance type group, this machine. Read-only: every package runs in the emulator's own Python,
+whatever its version's environment says (README, "Differences from UbiOps")."""
+
+from __future__ import annotations
+
+import sys
+
+from emulator.exceptions import NotAllowed, NotFound
+
+SYSTEM_ENVIRONMENTS = tuple(f"python3-{minor}" for minor in range(9, 14)) + (
+    "ubiops-ubuntu22-04-python3-11", "ubiops-ubuntu22-04-python3-12",
+    "ubiops-ubuntu24-04-python3-12", "ubiops-ubuntu24-04-python3-13",
+)
+OWN_ENVIRONMENT = f"python{sys.version_info.major}-{sys.version_info.minor}"
+"""The environment a version gets when its create call names none: the emulator's own Python."""
+TAG = "latest"
+INSTANCE_TYPE_GROUP = "emulator (this machine)"
+
+
+def check_environment(name: str) -> None:
+    """A version may only name a known system environment (the emulator has no custom ones)."""
+    if name not in SYSTEM_ENVIRONMENTS:
+        raise NotAllowed(f"environment: {name!r} is not an environment; the emulator knows {', '.join(SYSTEM_ENVIRONMENTS)}")
+
+
+def environment(name: str) -> str:
+    if name not in SYSTEM_ENVIRONMENTS:
+        raise NotFound("Environment not found")
+    return name
+
+
+def environment_tag(environment_name: str, tag: str) -> str:
+    """The one tag of a system environment, `latest`."""
+    environment(environment_name)
+    if tag != TAG:
+        raise NotFound("Environment tag not found")
+    return tag
