@@ -1,9 +1,11 @@
-"""One deployment request from accepted input to final status, between the HTTP layer and the instances.
+"""Deployment requests, between the HTTP layer and the instances: the backend the request routes call.
 
-Checks the input against the spec, hands file inputs to the deployment as local copies, runs the
-request on the version's instances, then checks the output and stores output files in the bucket.
-Every request is recorded as the version's retention mode asks (batch requests always, so they can
-be collected). A problem with the data is a `failed` request with a clear message, as on UbiOps.
+A request goes from accepted input to final status: its input is checked against the spec, file
+inputs reach the deployment as local copies (made in a thread), it runs on the version's instances,
+then its output is checked and output files are kept in the bucket. Every request is recorded as the
+version's retention mode asks (batch requests always, so they can be collected); the rules of that
+history (which statuses can be listed, what was kept, what can be cancelled or deleted) are here too.
+A problem with the data is a `failed` request with a clear message, as on UbiOps.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from contract.files import is_file_uri, map_files
-from contract.requests import CANCELLED, COMPLETED, FAILED, KEEP_ALL, KEEP_NOTHING, PENDING, PROCESSING
+from contract.requests import (
+    CANCELLED, COMPLETED, FAILED, KEEP_ALL, KEEP_NOTHING, PENDING, PROCESSING, STATUSES, UNFINISHED,
+)
 from contract.spec import DataError, Spec, check_input, check_output, json_type
+from emulator.exceptions import NotAllowed, NotFound
 from emulator.runtime.pool import VersionUnavailable
 from emulator.request_store import RequestRecord, RequestStore
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
@@ -27,10 +33,6 @@ from emulator.storage import Storage, StorageError
 DIRECT, BATCH = "direct", "batch"
 MAX_BATCH_ITEMS = 250
 log = logging.getLogger("emulator.requests")
-
-
-class BatchRejected(ValueError):
-    """A batch with an item that cannot run; nothing of it was queued."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class RequestRunner:
             return Outcome(record)
         try:
             try:
-                data = self._prepare_input(deployment.input_spec, record.id, record.request_data)
+                data = await asyncio.to_thread(self._prepare_input, deployment.input_spec, record.id, record.request_data)
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
             try:
@@ -100,20 +102,20 @@ class RequestRunner:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)
         finally:
-            self.storage.remove_work_dir(record.id)
+            await asyncio.to_thread(self.storage.remove_work_dir, record.id)
 
     def start_batch(self, deployment: Deployment, version: Version, items: list[Any], timeout: int) -> list[RequestRecord]:
         """Queue each item as its own batch request; the records, all `pending`.
 
-        Every item is checked first, so one bad item rejects the whole batch, as on UbiOps.
+        Every item is checked first, so one bad item rejects the whole batch (NotAllowed), as on UbiOps.
         """
         if not 1 <= len(items) <= MAX_BATCH_ITEMS:
-            raise BatchRejected(f"A batch holds 1 to {MAX_BATCH_ITEMS} requests; got {len(items)}")
+            raise NotAllowed(f"A batch holds 1 to {MAX_BATCH_ITEMS} requests; got {len(items)}")
         for position, item in enumerate(items):
             try:
                 self._check_files_exist(deployment.input_spec, check_input(deployment.input_spec, item))
             except (DataError, StorageError) as exc:
-                raise BatchRejected(f"Item {position}: {exc}") from None
+                raise NotAllowed(f"Item {position}: {exc}") from None
         records = [self.new_record(deployment, version, new_id(), item, timeout, BATCH) for item in items]
         for record in records:
             task = asyncio.create_task(self._run_batch_item(deployment, version, record))
@@ -127,15 +129,57 @@ class RequestRunner:
         except VersionUnavailable:
             return Outcome(record)
 
-    def cancel(self, record: RequestRecord) -> bool:
-        """Cancel a request still waiting for an instance; False if it is past that."""
+    def find(self, project: str, deployment: str, version: str | None, request_id: str) -> RequestRecord:
+        """A recorded request of the deployment (and of the version, when one is named)."""
+        record = self.store.get(request_id)
+        if record is None or (record.project, record.deployment) != (project, deployment) or version not in (None, record.version):
+            raise NotFound("Request not found")
+        return record
+
+    def collect(self, project: str, deployment: str, version: str | None, request_ids: list[str]) -> list[RequestRecord]:
+        """Several recorded requests at once, as many as a batch holds."""
+        if len(request_ids) > MAX_BATCH_ITEMS:
+            raise NotAllowed(f"At most {MAX_BATCH_ITEMS} request ids can be collected at once; got {len(request_ids)}")
+        return [self.find(project, deployment, version, request_id) for request_id in request_ids]
+
+    def history(self, project: str, deployment: str, version: str | None, statuses: tuple[str, ...], limit: int,
+                offset: int, start: datetime | None, end: datetime | None, search_id: str | None) -> list[RequestRecord]:
+        """Recorded requests of a deployment (or one version) in the statuses asked, newest first."""
+        unknown = [s for s in statuses if s not in STATUSES]
+        if unknown:
+            raise NotAllowed(f"Unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}")
+        if PENDING in statuses and PROCESSING in statuses:
+            raise NotAllowed("pending and processing cannot be combined in one status filter")
+        return self.store.list(project, deployment, version, statuses, limit, offset, start, end, search_id)
+
+    def kept_input(self, record: RequestRecord) -> Any:
+        return self._kept(record, record.request_data, "input")
+
+    def kept_output(self, record: RequestRecord) -> Any:
+        if record.status != COMPLETED:
+            raise NotFound(f"Request {record.id} has no output: it is {record.status}")
+        return self._kept(record, record.result, "output")
+
+    def _kept(self, record: RequestRecord, value: Any, what: str) -> Any:
+        if not record.keeps_data:
+            raise NotFound(f"The {what} of request {record.id} was not kept (request_retention_mode is not full)")
+        return value
+
+    def set_status(self, record: RequestRecord, status: object) -> None:
+        """The one change a caller may make to a request: cancel a batch request still waiting for an instance."""
+        if status != CANCELLED:
+            raise NotAllowed("Only {\"status\": \"cancelled\"} can be set on a request")
         task = self._batch_tasks.get(record.id)
         if record.status != PENDING or task is None:
-            return False
+            raise NotAllowed(f"Request {record.id} is {record.status}; only pending batch requests can be cancelled")
         task.cancel()
         record.status, record.time_completed = CANCELLED, now()
         self.store.update(record)
-        return True
+
+    def delete(self, record: RequestRecord) -> None:
+        if record.status in UNFINISHED:
+            raise NotAllowed(f"Request {record.id} is {record.status}; cancel it or wait before deleting it")
+        self.store.delete(record.id)
 
     def fail(self, record: RequestRecord, error: str) -> Outcome:
         """End a request that could not be run, such as one whose form data did not fit its fields."""

@@ -181,6 +181,14 @@ class Registry:
         except KeyError:
             raise NotFound("Version not found") from None
 
+    def check_path(self, project: str, deployment: str, version: str | None = None) -> None:
+        """NotFound for an unknown project, deployment or, when one is named, version (a deployment
+        without a default version still has its request history)."""
+        if version is None:
+            self.deployment(project, deployment)
+        else:
+            self.version(project, deployment, version)
+
     def versions(self) -> list[Version]:
         """Every version of every deployment."""
         return [v for p in self.projects.values() for d in p.deployments.values() for v in d.versions.values()]

@@ -8,6 +8,7 @@ A body that cannot be read is a 4xx; a value of the wrong type is a failed reque
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import PurePath
 from typing import Any
 
@@ -78,7 +79,7 @@ async def _read_form(request: Request, spec: Spec, saver: _UploadSaver) -> dict[
             field = spec.field(name)
             if field is None:
                 raise ApiError(400, f"Unknown form field {name!r}; the input fields are {', '.join(spec.names)}")
-            data[name] = _form_value(field, form.getlist(name), saver)
+            data[name] = await _form_value(field, form.getlist(name), saver)
         for field in spec.fields:
             default = field.form_default
             if field.name not in data and default is not None:
@@ -88,7 +89,7 @@ async def _read_form(request: Request, spec: Spec, saver: _UploadSaver) -> dict[
         await form.close()
 
 
-def _form_value(field: Field, values: list[Any], saver: _UploadSaver) -> Any:
+async def _form_value(field: Field, values: list[Any], saver: _UploadSaver) -> Any:
     uploads = [v for v in values if isinstance(v, UploadFile)]
     if not uploads:
         if len(values) > 1:
@@ -100,7 +101,7 @@ def _form_value(field: Field, values: list[Any], saver: _UploadSaver) -> Any:
         raise ApiError(400, f"Form field {field.name!r} mixes files and values; send only files")
     if field.data_type == "file" and len(uploads) > 1:
         raise ApiError(400, f"Form field {field.name!r} takes one file, but {len(uploads)} were sent")
-    uris = [saver.save(field.name, n, upload) for n, upload in enumerate(uploads)]
+    uris = [await saver.save(field.name, n, upload) for n, upload in enumerate(uploads)]
     return uris[0] if field.data_type == "file" else uris
 
 
@@ -112,9 +113,9 @@ class _UploadSaver:
         self.storage = storage
         self.request_id = request_id
 
-    def save(self, field: str, position: int, upload: UploadFile) -> str:
-        """Keep the client's file name, reduced to a safe base name."""
+    async def save(self, field: str, position: int, upload: UploadFile) -> str:
+        """Keep the client's file name, reduced to a safe base name; the copy is made in a thread."""
         name = PurePath((upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
         stored = self.storage.request_input_name(self.request_id, f"{field}/{position}", name)
-        self.storage.write(DEFAULT_BUCKET, stored, upload.file)
+        await asyncio.to_thread(self.storage.write, DEFAULT_BUCKET, stored, upload.file)
         return file_uri(DEFAULT_BUCKET, stored)

@@ -1,7 +1,8 @@
 """Recorded deployment requests: get, list, collect, their input and output, cancel and delete.
 
 What is kept follows the version's `request_retention_mode` (`none`, `metadata`, `full`); batch
-requests are always kept, so they can be collected.
+requests are always kept, so they can be collected. The rules are the runner's
+(`emulator.request_runner`); these routes read the call, ask it, and render the answer.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from contract.requests import CANCELLED, COMPLETED, PENDING, PROCESSING, STATUSES
+from contract.requests import COMPLETED
 from emulator.api.errors import ApiError
 from emulator.api.paths import at_both_levels, path_version
 from emulator.api.request_body import parse_json
@@ -22,9 +23,8 @@ from emulator.api.request_schemas import (
     detail,
     list_item,
 )
-from emulator.request_runner import MAX_BATCH_ITEMS
-from emulator.request_store import RequestRecord
 from emulator.api.dependencies import Services, get_services
+from emulator.request_store import RequestRecord
 
 router = APIRouter()
 
@@ -42,14 +42,9 @@ async def deployment_requests_list(
     version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
 ) -> list[DeploymentRequestList]:
-    _check_target(services, project_name, deployment_name, version)
+    services.registry.check_path(project_name, deployment_name, version)
     statuses = tuple(s.strip() for s in status.split(",") if s.strip())
-    unknown = [s for s in statuses if s not in STATUSES]
-    if unknown:
-        raise ApiError(400, f"Unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}")
-    if PENDING in statuses and PROCESSING in statuses:
-        raise ApiError(400, "pending and processing cannot be combined in one status filter")
-    records = services.runner.store.list(
+    records = services.runner.history(
         project_name, deployment_name, version, statuses, limit, offset, start_date, end_date, search_id
     )
     return [list_item(r) for r in records]
@@ -63,8 +58,8 @@ def stored_request(
     services: Services = Depends(get_services),
 ) -> RequestRecord:
     """FastAPI dependency: the recorded request a path names (404 for any unknown part of the path)."""
-    _check_target(services, project_name, deployment_name, version)
-    return _find(services, project_name, deployment_name, version, request_id)
+    services.registry.check_path(project_name, deployment_name, version)
+    return services.runner.find(project_name, deployment_name, version, request_id)
 
 
 @at_both_levels(router.get, "/requests/{request_id}", response_model=DeploymentRequestSingleDetail)
@@ -82,21 +77,23 @@ async def deployment_requests_batch_get(
     version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
 ) -> list[DeploymentRequestDetail]:
-    _check_target(services, project_name, deployment_name, version)
-    ids = _id_list(parse_json(await request.body()))
-    return [detail(_find(services, project_name, deployment_name, version, i), DeploymentRequestDetail) for i in ids]
+    services.registry.check_path(project_name, deployment_name, version)
+    records = services.runner.collect(project_name, deployment_name, version, _id_list(parse_json(await request.body())))
+    return [detail(record, DeploymentRequestDetail) for record in records]
 
 
 @at_both_levels(router.get, "/requests/{request_id}/input")
-async def deployment_requests_input_get(record: RequestRecord = Depends(stored_request)) -> Response:
-    return _stored_data(record, record.request_data, "input")
+async def deployment_requests_input_get(
+    record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
+) -> Response:
+    return _data_response(services.runner.kept_input(record))
 
 
 @at_both_levels(router.get, "/requests/{request_id}/output")
-async def deployment_requests_output_get(record: RequestRecord = Depends(stored_request)) -> Response:
-    if record.status != COMPLETED:
-        raise ApiError(404, f"Request {record.id} has no output: it is {record.status}")
-    return _stored_data(record, record.result, "output")
+async def deployment_requests_output_get(
+    record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
+) -> Response:
+    return _data_response(services.runner.kept_output(record))
 
 
 @at_both_levels(router.patch, "/requests/{request_id}")
@@ -105,10 +102,7 @@ async def deployment_requests_update(
     record: RequestRecord = Depends(stored_request),
     services: Services = Depends(get_services),
 ) -> dict:
-    if data.get("status") != CANCELLED:
-        raise ApiError(400, "Only {\"status\": \"cancelled\"} can be set on a request")
-    if not services.runner.cancel(record):
-        raise ApiError(400, f"Request {record.id} is {record.status}; only pending batch requests can be cancelled")
+    services.runner.set_status(record, data.get("status"))
     return {"id": record.id, "status": record.status}
 
 
@@ -116,38 +110,18 @@ async def deployment_requests_update(
 async def deployment_requests_delete(
     record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
 ) -> Response:
-    if record.status in (PENDING, PROCESSING):
-        raise ApiError(400, f"Request {record.id} is {record.status}; cancel it or wait before deleting it")
-    services.runner.store.delete(record.id)
+    services.runner.delete(record)
     return Response(status_code=204)
-
-
-def _check_target(services: Services, project: str, deployment: str, version: str | None) -> None:
-    """404 for an unknown project, deployment or named version."""
-    if version is None:
-        services.registry.deployment(project, deployment)
-    else:
-        services.registry.version(project, deployment, version)
-
-
-def _find(services: Services, project: str, deployment: str, version: str | None, request_id: str) -> RequestRecord:
-    record = services.runner.store.get(request_id)
-    if record is None or (record.project, record.deployment) != (project, deployment) or version not in (None, record.version):
-        raise ApiError(404, "Request not found")
-    return record
 
 
 def _id_list(value: object) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
         raise ApiError(400, "The body must be a JSON list of request ids")
-    if len(value) > MAX_BATCH_ITEMS:
-        raise ApiError(400, f"At most {MAX_BATCH_ITEMS} request ids can be collected at once; got {len(value)}")
     return value
 
 
-def _stored_data(record: RequestRecord, value: object, what: str) -> Response:
-    if not record.keeps_data:
-        raise ApiError(404, f"The {what} of request {record.id} was not kept (request_retention_mode is not full)")
+def _data_response(value: object) -> Response:
+    """A request's input or output as it was sent: plain text, or JSON."""
     if isinstance(value, str):
         return Response(value, media_type="text/plain")
     return Response(json.dumps(value), media_type="application/json")

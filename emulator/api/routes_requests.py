@@ -25,7 +25,7 @@ from emulator.api.request_schemas import (
     create_response,
 )
 from emulator.api.routes_storage import download_url
-from emulator.request_runner import DIRECT, BatchRejected, Outcome
+from emulator.request_runner import DIRECT, Outcome
 from emulator.request_store import RequestRecord
 from emulator.runtime.pool import VersionUnavailable
 from emulator.api.dependencies import Services, get_services
@@ -72,10 +72,7 @@ async def batch_deployment_requests_create(
     items = parse_json(await request.body())
     if not isinstance(items, list):
         raise ApiError(400, "A batch request body is a JSON list of requests")
-    try:
-        records = services.runner.start_batch(deployment, found, items, timeout)
-    except BatchRejected as exc:
-        raise ApiError(400, str(exc)) from None
+    records = services.runner.start_batch(deployment, found, items, timeout)
     return [batch_item(record) for record in records]
 
 
