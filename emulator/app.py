@@ -23,6 +23,7 @@ from emulator.api import (
     routes_versions,
 )
 from emulator.api.auth import TokenAuth
+from emulator.api.dependencies import Services
 from emulator.api.errors import install_error_handlers
 from emulator.api.limits import BodySizeLimit
 from emulator.builds import Builder
@@ -32,10 +33,9 @@ from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
 from emulator.runtime.package import open_package
-from emulator.api.dependencies import Services
+from emulator.serving import serve_package
 from emulator.settings import Settings
 from emulator.signing import Signer
-from emulator.serving import serve_package
 from emulator.state import Registry
 from emulator.storage import Storage
 

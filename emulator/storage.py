@@ -50,7 +50,7 @@ class Storage:
         shutil.rmtree(self.work, ignore_errors=True)
         shutil.rmtree(self._incoming, ignore_errors=True)
 
-    def bucket_list(self) -> list[StoredBucket]:
+    def list_buckets(self) -> list[StoredBucket]:
         return [self.bucket(p.name) for p in sorted(self.buckets.iterdir()) if p.is_dir()]
 
     def bucket_dir(self, bucket: str) -> Path:

@@ -9,55 +9,54 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from emulator.api import schemas
 from emulator.api.dependencies import Services, get_services
 from emulator.api.labels import parse_label_filter
-from emulator.api.management_bodies import DeploymentCreate, DeploymentUpdate
+from emulator.api.sdk_models import management
 
 router = APIRouter()
 PATH = "/projects/{project_name}/deployments/{deployment_name}"
 
 
-@router.get("/projects/{project_name}/deployments", response_model=list[schemas.DeploymentDetail])
+@router.get("/projects/{project_name}/deployments", response_model=list[management.DeploymentDetail])
 async def deployments_list(
     project_name: str,
     labels: str | None = Query(None, description="key:value pairs, comma-separated"),
     supports_request_format: bool | None = None,
     services: Services = Depends(get_services),
-) -> list[schemas.DeploymentDetail]:
+) -> list[management.DeploymentDetail]:
     found = services.registry.list_deployments(project_name, parse_label_filter(labels))
-    return [schemas.deployment_detail(d) for d in found if supports_request_format in (None, True)]
+    return [management.deployment_detail(d) for d in found if supports_request_format in (None, True)]
 
 
-@router.get(PATH, response_model=schemas.DeploymentDetail)
+@router.get(PATH, response_model=management.DeploymentDetail)
 async def deployments_get(
     project_name: str, deployment_name: str, services: Services = Depends(get_services)
-) -> schemas.DeploymentDetail:
-    return schemas.deployment_detail(services.registry.deployment(project_name, deployment_name))
+) -> management.DeploymentDetail:
+    return management.deployment_detail(services.registry.deployment(project_name, deployment_name))
 
 
-@router.post("/projects/{project_name}/deployments", response_model=schemas.DeploymentDetail, status_code=201)
+@router.post("/projects/{project_name}/deployments", response_model=management.DeploymentDetail, status_code=201)
 async def deployments_create(
-    project_name: str, body: DeploymentCreate, services: Services = Depends(get_services)
-) -> schemas.DeploymentDetail:
+    project_name: str, body: management.DeploymentCreate, services: Services = Depends(get_services)
+) -> management.DeploymentDetail:
     deployment = await services.registry.create_deployment(
         project_name, body.name, input_type=body.input_type, input_fields=body.input_fields,
         output_type=body.output_type, output_fields=body.output_fields, description=body.description,
         labels=body.labels, supports_request_format=body.supports_request_format,
     )
-    return schemas.deployment_detail(deployment)
+    return management.deployment_detail(deployment)
 
 
-@router.patch(PATH, response_model=schemas.DeploymentDetail)
+@router.patch(PATH, response_model=management.DeploymentDetail)
 async def deployments_update(
-    project_name: str, deployment_name: str, body: DeploymentUpdate, services: Services = Depends(get_services)
-) -> schemas.DeploymentDetail:
+    project_name: str, deployment_name: str, body: management.DeploymentUpdate, services: Services = Depends(get_services)
+) -> management.DeploymentDetail:
     deployment = await services.registry.update_deployment(
         project_name, deployment_name, new_name=body.name, default_version=body.default_version,
         description=body.description, input_fields=body.input_fields, output_fields=body.output_fields,
         labels=body.labels,
     )
-    return schemas.deployment_detail(deployment)
+    return management.deployment_detail(deployment)
 
 
 @router.delete(PATH, status_code=204)

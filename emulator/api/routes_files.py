@@ -4,64 +4,27 @@ use them: the API hands out signed URLs, and the bytes travel over `routes_stora
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from typing import Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from pydantic import BaseModel
 
+from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
 from emulator.api.routes_storage import signed_url
-from emulator.api.dependencies import Services, get_services
-from emulator.storage import StoredBucket, StoredFile
+from emulator.api.sdk_models.files import (
+    BucketDetail, BucketList, FileDetail, FileItem, FileUploadResponse, bucket_list, file_item,
+)
 
 router = APIRouter()
-PROVIDER = "ubiops"
 BUCKETS = "/projects/{project_name}/buckets"
 FILES = BUCKETS + "/{bucket_name}/files"
 FILE_PARAMETER = Path(description="The file name, `/` sent as `%2F` (the name is read from the raw path, see _file_in_path)")
 
 
-class BucketList(BaseModel):
-    id: str
-    name: str
-    provider: str = PROVIDER
-    project: str
-    creation_date: datetime
-    configuration: dict[str, Any] = {}
-    ttl: int | None = None
-    description: str = ""
-    labels: dict[str, str] = {}
-    last_updated: datetime
-
-
-class BucketDetail(BucketList):
-    size: int | None = None
-    size_measurement_date: datetime | None = None
-
-
-class FileItem(BaseModel):
-    file: str
-    size: int
-    time_created: datetime
-
-
-class FileDetail(BaseModel):
-    continuation_token: str | None = None
-    files: list[FileItem]
-    prefixes: list[str]
-
-
-class FileUploadResponse(BaseModel):
-    url: str
-    provider: str = PROVIDER
-
-
 @router.get(BUCKETS, response_model=list[BucketList])
 async def buckets_list(project_name: str, services: Services = Depends(get_services)) -> list[BucketList]:
     services.registry.project(project_name)
-    return [_bucket(project_name, b) for b in services.storage.bucket_list()]
+    return [bucket_list(project_name, b) for b in services.storage.list_buckets()]
 
 
 @router.post(BUCKETS, response_model=BucketList, status_code=201)
@@ -70,13 +33,13 @@ async def buckets_create(project_name: str, data: dict = Body(...), services: Se
     name = data.get("name")
     if not isinstance(name, str):
         raise ApiError(400, "name: a bucket needs a name")
-    return _bucket(project_name, await asyncio.to_thread(services.storage.create_bucket, name))
+    return bucket_list(project_name, await asyncio.to_thread(services.storage.create_bucket, name))
 
 
 @router.get(BUCKETS + "/{bucket_name}", response_model=BucketDetail)
 async def buckets_get(project_name: str, bucket_name: str, services: Services = Depends(get_services)) -> BucketDetail:
     services.registry.project(project_name)
-    return BucketDetail(**_bucket(project_name, services.storage.bucket(bucket_name)).model_dump())
+    return BucketDetail(**bucket_list(project_name, services.storage.bucket(bucket_name)).model_dump())
 
 
 @router.get(FILES, response_model=FileDetail)
@@ -92,7 +55,7 @@ async def files_list(
     services.registry.project(project_name)
     files, prefixes, token = await asyncio.to_thread(
         services.storage.list, bucket_name, prefix, delimiter, continuation_token, limit)
-    return FileDetail(files=[_item(f) for f in files], prefixes=prefixes, continuation_token=token)
+    return FileDetail(files=[file_item(f) for f in files], prefixes=prefixes, continuation_token=token)
 
 
 @router.post(FILES + "/{file:path}", response_model=FileUploadResponse)
@@ -114,7 +77,7 @@ async def files_get(request: Request, project_name: str, bucket_name: str, file:
     stored = services.storage.stat(bucket_name, name)
     if download:
         return FileUploadResponse(url=signed_url(request, services, "GET", bucket_name, name))
-    return _item(stored)
+    return file_item(stored)
 
 
 @router.delete(FILES + "/{file:path}", status_code=204)
@@ -137,12 +100,3 @@ def _file_in_path(request: Request) -> tuple[str, bool]:
     if not name:
         raise ApiError(400, "A file name is needed after /files/")
     return name, download
-
-
-def _bucket(project: str, bucket: StoredBucket) -> BucketList:
-    return BucketList(id=bucket.name, name=bucket.name, project=project, creation_date=bucket.created,
-                      last_updated=bucket.created)
-
-
-def _item(stored: StoredFile) -> FileItem:
-    return FileItem(file=stored.name, size=stored.size, time_created=stored.time_created)

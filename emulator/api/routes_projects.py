@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from emulator.api import schemas
 from emulator.api.dependencies import Services, get_services
+from emulator.api.sdk_models import management
 
 router = APIRouter()
 
 
-@router.get("/projects", response_model=list[schemas.ProjectList])
-async def projects_list(services: Services = Depends(get_services)) -> list[schemas.ProjectList]:
-    return [schemas.project_list(p) for p in services.registry.projects.values()]
+@router.get("/projects", response_model=list[management.ProjectList])
+async def projects_list(services: Services = Depends(get_services)) -> list[management.ProjectList]:
+    return [management.project_list(p) for p in services.registry.projects.values()]
 
 
-@router.get("/projects/{project_name}", response_model=schemas.ProjectDetail)
-async def projects_get(project_name: str, services: Services = Depends(get_services)) -> schemas.ProjectDetail:
-    return schemas.project_detail(services.registry.project(project_name))
+@router.get("/projects/{project_name}", response_model=management.ProjectDetail)
+async def projects_get(project_name: str, services: Services = Depends(get_services)) -> management.ProjectDetail:
+    return management.project_detail(services.registry.project(project_name))

@@ -13,17 +13,17 @@ from datetime import datetime
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from contract.requests import COMPLETED
+from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
 from emulator.api.paths import at_both_levels, path_version
 from emulator.api.request_body import parse_json
-from emulator.api.request_schemas import (
+from emulator.api.sdk_models.requests import (
     DeploymentRequestDetail,
     DeploymentRequestList,
     DeploymentRequestSingleDetail,
     detail,
     list_item,
 )
-from emulator.api.dependencies import Services, get_services
 from emulator.request_store import RequestRecord
 
 router = APIRouter()

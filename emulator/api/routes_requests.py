@@ -15,20 +15,20 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from contract.spec import DataError
+from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
 from emulator.api.paths import at_both_levels, path_version
 from emulator.api.request_body import parse_json, read_request_data
-from emulator.api.request_schemas import (
+from emulator.api.routes_storage import download_url
+from emulator.api.sdk_models.requests import (
     DeploymentRequestBatchCreateResponse,
     DirectRequestResponse,
     batch_item,
     create_response,
 )
-from emulator.api.routes_storage import download_url
 from emulator.request_runner import DIRECT, Outcome
 from emulator.request_store import RequestRecord
 from emulator.runtime.pool import VersionUnavailable
-from emulator.api.dependencies import Services, get_services
 from emulator.state import Deployment, Version, new_id
 
 router = APIRouter()

@@ -7,15 +7,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse
 
-from emulator.api import schemas
 from emulator.api.dependencies import Services, get_services
+from emulator.api.sdk_models import management
 
 router = APIRouter()
 LIST_PATH = "/projects/{project_name}/deployments/{deployment_name}/versions/{version}/revisions"
 PATH = LIST_PATH + "/{revision_id}"
 
 
-@router.post(LIST_PATH, response_model=schemas.RevisionCreate)
+@router.post(LIST_PATH, response_model=management.RevisionCreate)
 async def revisions_file_upload(
     project_name: str,
     deployment_name: str,
@@ -25,27 +25,27 @@ async def revisions_file_upload(
     source_version: str | None = Form(None),
     template_deployment_id: str | None = Form(None),
     services: Services = Depends(get_services),
-) -> schemas.RevisionCreate:
+) -> management.RevisionCreate:
     revision = await services.registry.upload_revision(
         project_name, deployment_name, version, file.file if file is not None else None,
         copy_from=source_deployment or source_version or template_deployment_id,
     )
-    return schemas.revision_created(revision)
+    return management.revision_created(revision)
 
 
-@router.get(LIST_PATH, response_model=list[schemas.RevisionList])
+@router.get(LIST_PATH, response_model=list[management.RevisionList])
 async def revisions_list(
     project_name: str, deployment_name: str, version: str, services: Services = Depends(get_services)
-) -> list[schemas.RevisionList]:
+) -> list[management.RevisionList]:
     found = services.registry.version(project_name, deployment_name, version)
-    return [schemas.revision_list(r) for r in found.revisions.values()]
+    return [management.revision_list(r) for r in found.revisions.values()]
 
 
-@router.get(PATH, response_model=schemas.RevisionList)
+@router.get(PATH, response_model=management.RevisionList)
 async def revisions_get(
     project_name: str, deployment_name: str, version: str, revision_id: str, services: Services = Depends(get_services)
-) -> schemas.RevisionList:
-    return schemas.revision_list(services.registry.revision(project_name, deployment_name, version, revision_id))
+) -> management.RevisionList:
+    return management.revision_list(services.registry.revision(project_name, deployment_name, version, revision_id))
 
 
 @router.get(PATH + "/download")

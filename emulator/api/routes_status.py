@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from emulator.api.schemas import Status
+from emulator.api.sdk_models.management import Status
 
 router = APIRouter()
 

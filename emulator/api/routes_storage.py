@@ -14,8 +14,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
-from emulator.api.errors import ApiError
 from emulator.api.dependencies import Services, get_services
+from emulator.api.errors import ApiError
 
 PREFIX = "/storage"
 SPOOL_BYTES = 8 * 1024 * 1024

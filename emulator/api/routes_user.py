@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from emulator.api import schemas
+from emulator.api.sdk_models import management
 
 router = APIRouter()
 
 
-@router.get("/user", response_model=schemas.User)
-async def user_get() -> schemas.User:
-    return schemas.User()
+@router.get("/user", response_model=management.User)
+async def user_get() -> management.User:
+    return management.User()

@@ -6,51 +6,50 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from emulator.api import schemas
 from emulator.api.dependencies import Services, get_services
 from emulator.api.labels import parse_label_filter
-from emulator.api.management_bodies import VersionCreate, VersionSettings, VersionUpdate
+from emulator.api.sdk_models import management
 
 router = APIRouter()
 LIST_PATH = "/projects/{project_name}/deployments/{deployment_name}/versions"
 PATH = LIST_PATH + "/{version}"
 
 
-@router.get(LIST_PATH, response_model=list[schemas.DeploymentVersionDetail])
+@router.get(LIST_PATH, response_model=list[management.DeploymentVersionDetail])
 async def deployment_versions_list(
     project_name: str,
     deployment_name: str,
     labels: str | None = Query(None, description="key:value pairs, comma-separated"),
     services: Services = Depends(get_services),
-) -> list[schemas.DeploymentVersionDetail]:
+) -> list[management.DeploymentVersionDetail]:
     found = services.registry.list_versions(project_name, deployment_name, parse_label_filter(labels))
     deployment = services.registry.deployment(project_name, deployment_name)
-    return [schemas.version_detail(deployment, v) for v in found]
+    return [management.version_detail(deployment, v) for v in found]
 
 
-@router.get(PATH, response_model=schemas.DeploymentVersionDetail)
+@router.get(PATH, response_model=management.DeploymentVersionDetail)
 async def deployment_versions_get(
     project_name: str, deployment_name: str, version: str, services: Services = Depends(get_services)
-) -> schemas.DeploymentVersionDetail:
+) -> management.DeploymentVersionDetail:
     found = services.registry.version(project_name, deployment_name, version)
-    return schemas.version_detail(services.registry.deployment(project_name, deployment_name), found)
+    return management.version_detail(services.registry.deployment(project_name, deployment_name), found)
 
 
-@router.post(LIST_PATH, response_model=schemas.DeploymentVersionDetail, status_code=201)
+@router.post(LIST_PATH, response_model=management.DeploymentVersionDetail, status_code=201)
 async def deployment_versions_create(
-    project_name: str, deployment_name: str, body: VersionCreate, services: Services = Depends(get_services)
-) -> schemas.DeploymentVersionDetail:
+    project_name: str, deployment_name: str, body: management.VersionCreate, services: Services = Depends(get_services)
+) -> management.DeploymentVersionDetail:
     created = await services.registry.create_version(project_name, deployment_name, body.version, _given(body))
-    return schemas.version_detail(services.registry.deployment(project_name, deployment_name), created)
+    return management.version_detail(services.registry.deployment(project_name, deployment_name), created)
 
 
-@router.patch(PATH, response_model=schemas.DeploymentVersionDetail)
+@router.patch(PATH, response_model=management.DeploymentVersionDetail)
 async def deployment_versions_update(
-    project_name: str, deployment_name: str, version: str, body: VersionUpdate, services: Services = Depends(get_services)
-) -> schemas.DeploymentVersionDetail:
+    project_name: str, deployment_name: str, version: str, body: management.VersionUpdate, services: Services = Depends(get_services)
+) -> management.DeploymentVersionDetail:
     updated = await services.registry.update_version(project_name, deployment_name, version, _given(body),
                                                      new_name=body.version)
-    return schemas.version_detail(services.registry.deployment(project_name, deployment_name), updated)
+    return management.version_detail(services.registry.deployment(project_name, deployment_name), updated)
 
 
 @router.delete(PATH, status_code=204)
@@ -61,6 +60,6 @@ async def deployment_versions_delete(
     return Response(status_code=204)
 
 
-def _given(body: VersionSettings) -> dict:
+def _given(body: management.VersionSettings) -> dict:
     """The settings the call gives, and only those (the name is passed on by itself)."""
     return body.model_dump(exclude_unset=True, exclude={"version"})

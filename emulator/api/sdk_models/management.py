@@ -1,25 +1,92 @@
-"""Management response bodies (projects, deployments, versions, revisions, environments), field for
-field as the `ubiops` 4.15 SDK models them, built from `emulator.state`. Request bodies are in
-`request_schemas` and `management_bodies`.
+"""The management calls' bodies, field for field as the `ubiops` 4.15 SDK models them: what a
+deployer sends (`DeploymentCreate`, `DeploymentVersionCreate`, …, with UbiOps' documented limits) and
+what the emulator answers (projects, deployments, versions, revisions, environments, the user),
+rendered from `emulator.state`.
 
-The SDK validates responses on the client: a required field missing here is an exception in the
-user's code. The list endpoints answer with the detail shapes (a superset the SDK accepts).
+Request bodies refuse unknown keys, so a misspelt setting is a clear 400 rather than silently
+ignored. The SDK validates responses on the client: a required field missing here is an exception
+in the user's code. The list endpoints answer with the detail shapes (a superset the SDK accepts).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from contract.requests import KEEP_ALL
+from contract.names import MAX_NAME_LENGTH, NAME_PATTERN
+from contract.requests import KEEP_ALL, RETENTION_MODES
 from contract.spec import Spec
-from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
+from contract.versions import IDLE_TIME_RANGE, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
 from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Version
 
 ORGANIZATION = "emulator"
+
+
+Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
+Description = Field(None, max_length=400)
+
+
+class Body(BaseModel):
+    """A request body: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeploymentCreate(Body):
+    name: str = Name
+    description: str | None = Description
+    supports_request_format: bool = True
+    input_type: Literal["structured", "plain"] | None = None
+    output_type: Literal["structured", "plain"] | None = None
+    input_fields: list[Any] | None = None
+    output_fields: list[Any] | None = None
+    labels: dict[str, str] | None = None
+
+
+class DeploymentUpdate(Body):
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
+    default_version: str | None = None
+    description: str | None = Description
+    input_fields: list[Any] | None = None
+    output_fields: list[Any] | None = None
+    labels: dict[str, str] | None = None
+
+
+class VersionSettings(Body):
+    """The settings a version create or update may give; the emulator stores and echoes them."""
+
+    environment: str | None = None
+    environment_name: str | None = None
+    environment_tag: str | None = None
+    instance_type: str | None = None
+    instance_type_group_id: str | None = None
+    instance_type_group_name: str | None = None
+    maximum_instances: int | None = Field(None, ge=0)
+    minimum_instances: int | None = Field(None, ge=0)
+    maximum_idle_time: int | None = Field(None, ge=IDLE_TIME_RANGE[0], le=IDLE_TIME_RANGE[1])
+    description: str | None = Description
+    labels: dict[str, str] | None = None
+    request_retention_time: int | None = Field(None, ge=0)
+    request_retention_mode: Literal[RETENTION_MODES] | None = None
+    maximum_queue_size: int | None = Field(None, ge=0)
+    restart_request_interruption: bool | None = None
+    ports: list[dict[str, Any]] | None = None
+    scaling_strategy: Literal["default", "moderate"] | None = None
+    instance_processes: int | None = Field(None, ge=1)
+    health_check: dict[str, Any] | None = None
+    command: Any = None
+    args: Any = None
+
+
+class VersionCreate(VersionSettings):
+    version: str = Name
+
+
+class VersionUpdate(VersionSettings):
+    version: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
 
 
 class Status(BaseModel):
@@ -42,7 +109,7 @@ class ProjectDetail(ProjectList):
     cors_origins: list[str] = []
 
 
-class Field(BaseModel):
+class InputOutputFieldDetail(BaseModel):
     name: str
     data_type: str
     widget: dict[str, Any] | None = None
@@ -56,8 +123,8 @@ class DeploymentDetail(BaseModel):
     description: str = ""
     input_type: str
     output_type: str
-    input_fields: list[Field]
-    output_fields: list[Field]
+    input_fields: list[InputOutputFieldDetail]
+    output_fields: list[InputOutputFieldDetail]
     labels: dict[str, str] = {}
     creation_date: datetime
     last_updated: datetime
@@ -107,8 +174,8 @@ def project_detail(project: Project) -> ProjectDetail:
     return ProjectDetail(id=project.id, name=project.name, creation_date=project.created)
 
 
-def _fields(spec: Spec) -> list[Field]:
-    return [Field(**f) for f in spec.to_api()]
+def _fields(spec: Spec) -> list[InputOutputFieldDetail]:
+    return [InputOutputFieldDetail(**f) for f in spec.to_api()]
 
 
 def deployment_detail(deployment: Deployment) -> DeploymentDetail:
