@@ -19,7 +19,7 @@ from contract.spec import SpecError
 from emulator.app import create_app
 from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
-from emulator.runtime.package import PackageError
+from emulator.serving import PackageError
 from emulator.state import Registry
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 

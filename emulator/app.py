@@ -32,8 +32,7 @@ from emulator.data_lock import lock_data_dir
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
-from emulator.runtime.package import open_package
-from emulator.serving import serve_package
+from emulator.serving import open_package, serve_package
 from emulator.settings import Settings
 from emulator.signing import Signer
 from emulator.state import Registry

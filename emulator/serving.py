@@ -1,13 +1,18 @@
-"""Putting a package into service: the project, deployment and version it is served under, and
-the instances that run it. `serve_package` at start for `--package`; `new_pool` also for every
-version built or reloaded later."""
+"""Putting a package into service: the `--package`, opened from a folder or a zip (`open_package`)
+and registered under its project, deployment and version (`serve_package`); and the instances that
+run a package as a version (`new_pool`), for the `--package` at start and for every version built or
+reloaded later."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
+from pathlib import Path
 
+from contract.archive import extract_package
 from contract.files import DEFAULT_BUCKET
-from contract.package import Package
+from contract.package import Package, read_package
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.pool import InstancePool
@@ -15,6 +20,22 @@ from emulator.settings import Settings
 from emulator.state import Deployment, NoInstances, Project, Registry, Version
 
 log = logging.getLogger("emulator")
+
+
+class PackageError(ValueError):
+    """A `--package` the emulator cannot serve; the message says what to fix."""
+
+
+def open_package(source: Path, unpack_root: Path) -> Package:
+    """Read a package folder, or extract a zip under `unpack_root` first (UbiOps' zip layout rules)."""
+    if source.is_file():
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+        target = unpack_root / f"{source.stem}-{digest}"
+        shutil.rmtree(target, ignore_errors=True)
+        return read_package(extract_package(source, target))
+    if source.is_dir():
+        return read_package(source)
+    raise PackageError(f"no package at {source}: give a package folder or a .zip")
 
 
 def serve_package(registry: Registry, settings: Settings, package: Package) -> Version:

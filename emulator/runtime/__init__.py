@@ -5,5 +5,4 @@
 - `protocol`: the messages between server and worker.
 - `instance`: one worker process, seen from the server.
 - `pool`: the instances of one version, sharing one request queue.
-- `package`: a package folder or zip made ready to run.
 """
