@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from contract.requests import RETENTION_MODES
+from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.versions import IDLE_TIME_RANGE
 
 CONFIG_FILE = "pyproject.toml"
@@ -35,7 +35,7 @@ class DeployerConfig:
     minimum_instances: int = 0
     maximum_instances: int = 1
     maximum_idle_time: int = 300
-    request_retention_mode: str = "metadata"
+    request_retention_mode: str = KEEP_METADATA
     labels: dict[str, str] = field(default_factory=dict)
     max_versions: int = 5
     sample_input: dict[str, Any] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from contract.files import is_file_uri, map_files
+from contract.files import FILE_URI_SCHEME, is_file_uri, map_files
 from contract.requests import (
     CANCELLED, COMPLETED, FAILED, KEEP_ALL, KEEP_NOTHING, PENDING, PROCESSING, STATUSES, UNFINISHED,
 )
@@ -217,7 +217,7 @@ class RequestRunner:
     def _stored_file(self, field: str, value: str) -> Path:
         if not is_file_uri(value):
             raise DataError(
-                f"Input field {field!r} must be a ubiops-file:// URI (upload the file first) "
+                f"Input field {field!r} must be a {FILE_URI_SCHEME} URI (upload the file first) "
                 f"or a file part of a multipart request; got {value!r}"
             )
         try:

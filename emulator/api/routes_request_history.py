@@ -12,7 +12,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from contract.requests import COMPLETED
+from contract.requests import CANCELLED, COMPLETED
 from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
 from emulator.api.paths import at_both_levels, path_version
@@ -98,7 +98,7 @@ async def deployment_requests_output_get(
 
 @at_both_levels(router.patch, "/requests/{request_id}")
 async def deployment_requests_update(
-    data: dict = Body(..., examples=[{"status": "cancelled"}]),
+    data: dict = Body(..., examples=[{"status": CANCELLED}]),
     record: RequestRecord = Depends(stored_request),
     services: Services = Depends(get_services),
 ) -> dict:
