@@ -18,6 +18,11 @@ TAG = "latest"
 INSTANCE_TYPE_GROUP = "emulator (this machine)"
 
 
+def list_environments(system: bool | None = None) -> tuple[str, ...]:
+    """The environments a list call asks for: every one is a system environment."""
+    return () if system is False else SYSTEM_ENVIRONMENTS
+
+
 def check_environment(name: str) -> None:
     """A version may only name a known system environment (the emulator has no custom ones)."""
     if name not in SYSTEM_ENVIRONMENTS:

@@ -199,8 +199,11 @@ class Registry:
         except KeyError:
             raise NotFound("Revision not found") from None
 
-    def list_deployments(self, project: str, labels: dict[str, str]) -> list[Deployment]:
-        """A project's deployments that carry every label given."""
+    def list_deployments(self, project: str, labels: dict[str, str], supports_request_format: bool | None = None
+                         ) -> list[Deployment]:
+        """A project's deployments that carry every label given (all of them take requests)."""
+        if supports_request_format is False:
+            return []
         return [d for d in self.project(project).deployments.values() if _has_labels(d.labels, labels)]
 
     def list_versions(self, project: str, deployment: str, labels: dict[str, str]) -> list[Version]:

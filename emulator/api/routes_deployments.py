@@ -24,8 +24,8 @@ async def deployments_list(
     supports_request_format: bool | None = None,
     services: Services = Depends(get_services),
 ) -> list[management.DeploymentDetail]:
-    found = services.registry.list_deployments(project_name, parse_label_filter(labels))
-    return [management.deployment_detail(d) for d in found if supports_request_format in (None, True)]
+    found = services.registry.list_deployments(project_name, parse_label_filter(labels), supports_request_format)
+    return [management.deployment_detail(d) for d in found]
 
 
 @router.get(PATH, response_model=management.DeploymentDetail)

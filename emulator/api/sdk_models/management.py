@@ -10,6 +10,7 @@ in the user's code. The list endpoints answer with the detail shapes (a superset
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -274,6 +275,20 @@ class EnvironmentTagList(BaseModel):
     base_environment_name: str | None = None
     base_environment_tag: str | None = None
     built: bool = True
+
+
+def environment_list(project: Project, name: str) -> EnvironmentList:
+    return EnvironmentList(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"environment/{name}")), name=name,
+        creation_date=project.created, last_updated=project.created,
+    )
+
+
+def environment_tag_list(project: Project, environment_name: str, tag: str) -> EnvironmentTagList:
+    return EnvironmentTagList(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"environment/{environment_name}/{tag}")),
+        name=tag, environment=environment_name, creation_date=project.created,
+    )
 
 
 class User(BaseModel):
