@@ -5,6 +5,6 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .
-RUN make setup model PYTHON=python3.11
+RUN make setup PYTHON=python3.11
 EXPOSE 8000
 CMD ["make", "serve", "ARGS=--host 0.0.0.0"]

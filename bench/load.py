@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from harness import PACKAGES, Emulator, start_emulator  # noqa: E402
 
-PORTRAIT = ROOT / "tests" / "images" / "astronaut.jpg"
+PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
 Send = Callable[[httpx.AsyncClient, Emulator], Awaitable[httpx.Response]]
 
 

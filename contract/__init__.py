@@ -1,6 +1,7 @@
 """UbiOps' deployment-package contract, written once and shared by the emulator and the deployer.
 
 - `spec`: the input/output field specification and the checks UbiOps applies to request data.
+- `calling`: which arguments UbiOps passes to `Deployment`, `request` and `requests`.
 - `archive`: the zip layout UbiOps accepts, and safe extraction.
 - `manifest`: `ubiops.yaml` (environment variables, system packages).
 - `config`: the project's `[tool.deployer]` settings.

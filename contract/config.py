@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 CONFIG_FILE = "pyproject.toml"
 RETENTION_MODES = ("none", "metadata", "full")
-DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider -m emulator_package tests"
+DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
+"""The package's own tests (its `tests/` folder, which `.ubiops-ignore` keeps out of the zip)."""
 
 
 class ConfigError(ValueError):
@@ -38,6 +39,9 @@ class DeployerConfig:
     sample_input: dict[str, Any] = field(default_factory=dict)
     test_command: str = DEFAULT_TEST_COMMAND
     root: Path = Path(".")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "test_command", self.test_command.replace("{package}", self.package))
 
     @property
     def package_path(self) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from contract import calling
 from contract.manifest import Manifest, read_manifest
 from contract.spec import Spec, load_spec
 
@@ -37,7 +38,6 @@ def read_package(directory: Path) -> Package:
 
 REQUIREMENTS_FILE = "requirements.txt"
 DEPLOYMENT_FILE = "deployment.py"
-INIT_PARAMETERS = ("base_directory", "context")
 
 
 class PackageCheckError(ValueError):
@@ -65,11 +65,8 @@ def read_requirements(directory: Path) -> list[str]:
 
 
 def check_deployment_class(directory: Path, file_name: str = DEPLOYMENT_FILE) -> None:
-    """Check, without importing it, that `file_name` defines `Deployment` as UbiOps calls it.
-
-    `__init__` may take `base_directory` and/or `context` (or nothing, or **kwargs); `request` takes
-    `data` and optionally `context`; `requests`, when defined, likewise.
-    """
+    """Check, without importing it, that `file_name` defines `Deployment` as UbiOps calls it
+    (`contract.calling`: the rule the emulator's loader follows too)."""
     path = directory / file_name
     if not path.is_file():
         raise PackageCheckError(f"{file_name} is missing; UbiOps runs the class Deployment from it")
@@ -83,26 +80,8 @@ def check_deployment_class(directory: Path, file_name: str = DEPLOYMENT_FILE) ->
     methods = {n.name: n for n in found[-1].body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if "request" not in methods and "requests" not in methods:
         raise PackageCheckError(f"{file_name}: Deployment has neither request(self, data) nor requests(self, data)")
-    if "__init__" in methods:
-        _check_signature(methods["__init__"], file_name, (), INIT_PARAMETERS)
-    for name in ("request", "requests"):
+    for name in ("__init__", "request", "requests"):
         if name in methods:
-            _check_signature(methods[name], file_name, ("data",), ("context",))
-
-
-def _check_signature(function: ast.FunctionDef | ast.AsyncFunctionDef, file_name: str,
-                     required: tuple[str, ...], optional: tuple[str, ...]) -> None:
-    """Every parameter after `self` is one UbiOps passes, has a default, or is *args/**kwargs."""
-    arguments = function.args
-    positional = [*arguments.posonlyargs, *arguments.args][1:]
-    needed = [a.arg for a in positional[:len(positional) - len(arguments.defaults)]]
-    needed += [a.arg for a, default in zip(arguments.kwonlyargs, arguments.kw_defaults) if default is None]
-    where = f"{file_name} line {function.lineno}: Deployment.{function.name}"
-    if required:
-        if not needed and not arguments.vararg:
-            raise PackageCheckError(f"{where} must take the request data")
-        needed = needed[1:]
-    unexpected = [name for name in needed if name not in optional]
-    if unexpected:
-        raise PackageCheckError(f"{where} requires {', '.join(unexpected)}, which UbiOps does not pass "
-                                f"(it passes {', '.join((*required, *optional))})")
+            problem = calling.call_problem(calling.signature_of_function(methods[name]), name)
+            if problem:
+                raise PackageCheckError(f"{file_name} line {methods[name].lineno}: Deployment.{name}: {problem}")

@@ -25,12 +25,14 @@ from deployer.status import format_status, project_status
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m deployer", description=__doc__.split("\n")[0])
-    parser.add_argument("--output", choices=("text", "json"), default="text", help="json: a machine-readable summary on stdout")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--output", choices=("text", "json"), default=argparse.SUPPRESS,
+                        help="json: a machine-readable summary on stdout (before or after the command)")
+    parser = argparse.ArgumentParser(prog="python -m deployer", description=__doc__.split("\n")[0], parents=[output])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("package", help="build dist/<deployment>-<sha12>.zip")
-    commands.add_parser("check", help="check the zip and run the emulator tests against it")
-    pusher = commands.add_parser("push", help="check, then upload the same zip as a new version")
+    commands.add_parser("package", parents=[output], help="build dist/<deployment>-<sha12>.zip")
+    commands.add_parser("check", parents=[output], help="check the zip and run the emulator tests against it")
+    pusher = commands.add_parser("push", parents=[output], help="check, then upload the same zip as a new version")
     pusher.add_argument("--skip-tests", action="store_true", help="upload without running the emulator tests (warns loudly)")
     pusher.add_argument("--update-fields", action="store_true", help="change an existing deployment's fields to the package's")
     pusher.add_argument("--version", help="the new version's name (default: v<highest+1>)")
@@ -47,12 +49,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     pusher.add_argument("--request-retention-mode", choices=RETENTION_MODES, help="[tool.deployer] request_retention_mode")
     pusher.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a version label (repeatable)")
     pusher.add_argument("--max-versions", type=int, help="[tool.deployer] max_versions")
-    commands.add_parser("status", help="deployments, versions, their status and the default")
-    requester = commands.add_parser("request", help="send one request to the deployment")
+    commands.add_parser("status", parents=[output], help="deployments, versions, their status and the default")
+    requester = commands.add_parser("request", parents=[output], help="send one request to the deployment")
     requester.add_argument("--file", type=Path, help="a file for the deployment's file input field")
     requester.add_argument("--version", help="a version (default: the deployment's default version)")
     requester.add_argument("--data", help="JSON object of input fields, over [tool.deployer] sample_input")
     args = parser.parse_args(argv)
+    args.output = getattr(args, "output", "text")
     if args.command == "push" and args.timeout <= 0:
         parser.error("--timeout must be positive")
     return args

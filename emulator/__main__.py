@@ -5,22 +5,28 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import socket
 import sys
 from pathlib import Path
 
 import uvicorn
 
 from contract.archive import ArchiveError
-from contract.config import ConfigError, load_config
+from contract.config import ConfigError, DeployerConfig, load_config
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.spec import SpecError
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
+from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
 from emulator.runtime.package import PackageError
+from emulator.state import Registry
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
 TOKEN_VARIABLE = "EMULATOR_TOKEN"
+SHUTDOWN_GRACE_SECONDS = 5
+"""On SIGTERM or Ctrl-C, a request whose answer is still being sent after this long is cut off."""
 log = logging.getLogger("emulator")
 
 
@@ -37,7 +43,8 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--token", default=None, help=f"require this API token (default: ${TOKEN_VARIABLE}; none: no auth)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where files and unpacked zips are kept (default: %(default)s)")
     parser.add_argument("--project", default=config.project, help="project name (default: [tool.deployer] project, %(default)s)")
-    parser.add_argument("--deployment", default=config.deployment, help="deployment name (default: [tool.deployer] deployment, %(default)s)")
+    parser.add_argument("--deployment", default=None, help="deployment name (default: [tool.deployer] deployment for its "
+                        "package, otherwise the package's folder or zip name)")
     parser.add_argument("--version", default=config.emulator_version, help="version name (default: %(default)s)")
     parser.add_argument("--instance-memory-mb", type=int, default=2048, help="stop and replace an instance whose memory passes this, like a UbiOps instance type (default: %(default)s; 0: no limit)")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest request body accepted, in MB (default: %(default)s)")
@@ -66,7 +73,7 @@ def parse_args(argv: list[str]) -> Settings:
     return Settings(
         package=args.package,
         project=args.project,
-        deployment=args.deployment,
+        deployment=args.deployment or deployment_name(args.package, config),
         version=args.version,
         host=args.host,
         port=args.port,
@@ -83,12 +90,21 @@ def parse_args(argv: list[str]) -> Settings:
     )
 
 
+def deployment_name(package: Path, config: DeployerConfig) -> str:
+    """The configured deployment's name for its own package; for any other, a name made from the
+    package's folder (or zip) name, so a package is never served under another one's name."""
+    if package.resolve() == config.package_path.resolve():
+        return config.deployment
+    slug = re.sub(r"[^a-z0-9]+", "-", (package.stem if package.is_file() else package.resolve().name).lower())
+    return slug.strip("-")[:64] or "deployment"
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
         settings = parse_args(sys.argv[1:] if argv is None else argv)
         app = create_app(settings)
-    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse) as exc:
+    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, CatalogError) as exc:
         sys.exit(f"emulator: error: {exc}")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         if not settings.token:
@@ -97,8 +113,24 @@ def main(argv: list[str] | None = None) -> None:
         log.info("answering requests whose Host is %s, localhost or a loopback address; name others with --allow-host",
                  ", ".join((settings.host, *settings.allowed_hosts)))
     url = f"http://{settings.host}:{settings.port}/v2.1/projects/{settings.project}/deployments/{settings.deployment}/requests"
-    log.info("serving %s as %s/%s/%s at %s", settings.package, settings.project, settings.deployment, settings.version, url)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    log.info("serving %s as project %s, deployment %s, version %s at %s", settings.package, settings.project,
+             settings.deployment, settings.version, url)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    EmulatorServer(config, app.state.services.registry).run()
+
+
+class EmulatorServer(uvicorn.Server):
+    """uvicorn, answering the requests still queued or running (as failed) as soon as a stop is
+    asked: uvicorn waits for every open request before the app's own shutdown would run."""
+
+    def __init__(self, config: uvicorn.Config, registry: Registry) -> None:
+        super().__init__(config)
+        self.registry = registry
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.registry.close()
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
@@ -27,6 +28,7 @@ from emulator.api.errors import install_error_handlers
 from emulator.api.limits import BodySizeLimit
 from emulator.api.origins import install_origin_guard
 from emulator.builds import Builder
+from emulator.catalog import load_catalog, save_catalog
 from emulator.data_lock import lock_data_dir
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
@@ -53,10 +55,11 @@ def create_app(settings: Settings) -> FastAPI:
     if interrupted:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
-    registry = Registry()
+    registry = Registry(load_catalog(storage.root), partial(save_catalog, storage.root))
     serve_package(registry, settings, package)
     services = Services(settings, registry, storage, RequestRunner(storage, store), Signer())
     builder = Builder(settings, registry, storage.root)
+    builder.restore()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

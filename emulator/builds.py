@@ -3,6 +3,7 @@ read its declarations, start it in fresh instances, and only then serve it under
 
 A revision goes `queued` → `building` → `success` or `failed` (with `error_message`). A failed build
 leaves the version as it was: still serving its previous revision, or `unavailable` without one.
+At start-up, `restore` gives saved versions their instances again from the kept zips.
 """
 
 from __future__ import annotations
@@ -20,17 +21,24 @@ from contract.spec import Spec, SpecError
 from emulator.runtime.pool import STARTING, UNAVAILABLE, InstancePool
 from emulator.serving import new_pool
 from emulator.settings import Settings
-from emulator.state import BUILDING, FAILED, SUCCESS, Registry, Revision, Version, now
+from emulator.state import (
+    BUILDING, FAILED, QUEUED, SUCCESS, Deployment, NoInstances, Project, Registry, Revision, Version, now,
+)
 
 log = logging.getLogger("emulator.builds")
 
 BUILD_TIMEOUT_SECONDS = 600
 MAX_ERROR_LENGTH = 1024
 POLL_SECONDS = 0.05
+INTERRUPTED = "The emulator stopped before this revision was built; upload it again"
 
 
 class BuildFailed(Exception):
     """The package cannot be served; the message is the revision's `error_message`."""
+
+
+PACKAGE_ERRORS = (BuildFailed, ArchiveError, SpecError, ManifestError)
+"""What a zip that cannot be served raises while it is unpacked and checked."""
 
 
 class Builder:
@@ -47,7 +55,7 @@ class Builder:
         revision.zip_path = str(self.root / "revisions" / f"{revision.id}.zip")
         await asyncio.to_thread(_save, source, Path(revision.zip_path))
         found.revisions[revision.id] = revision
-        found.settings["last_file_upload"] = revision.created
+        self.registry.changed()
         task = asyncio.create_task(self._build(project, deployment, found, revision))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -58,25 +66,63 @@ class Builder:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def restore(self) -> None:
+        """At start-up, for the saved versions: fail the builds the last run left unfinished, and give
+        each version whose active revision was built its instances again, unpacked from the kept zip
+        (they start with the others). A zip that no longer unpacks or fits its deployment leaves its
+        version `unavailable`, with the reason on its requests."""
+        interrupted = sum(self._restore(project, deployment, version) for project in self.registry.projects.values()
+                          for deployment in project.deployments.values() for version in deployment.versions.values())
+        if interrupted:
+            log.warning("%d build(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
+        self.registry.changed()
+
+    def _restore(self, project: Project, deployment: Deployment, version: Version) -> int:
+        """Restore one version; how many of its builds were unfinished."""
+        unfinished = [r for r in version.revisions.values() if r.status in (QUEUED, BUILDING)]
+        for revision in unfinished:
+            revision.status, revision.error_message = FAILED, INTERRUPTED
+        active = version.revisions.get(version.active_revision or "")
+        if active is None or active.status != SUCCESS:
+            return len(unfinished)
+        try:
+            version.package = self._unpack(active)
+            version.pool = self._instances(project, deployment, version, version.package)
+        except PACKAGE_ERRORS as exc:
+            reason = f"Version {version.name} could not be restarted from revision {active.id}: {exc}"
+            version.pool = NoInstances(version.name, reason[:MAX_ERROR_LENGTH])
+            log.error("%s/%s: %s", deployment.name, version.name, reason)
+        return len(unfinished)
+
+    def _unpack(self, revision: Revision) -> Package:
+        """The revision's package, freshly unpacked from its kept zip (a previous copy is replaced)."""
+        target = self.root / "builds" / revision.id
+        shutil.rmtree(target, ignore_errors=True)
+        return read_package(extract_package(Path(revision.zip_path), target))
+
+    def _instances(self, project: Project, deployment: Deployment, version: Version, package: Package) -> InstancePool:
+        """The (unstarted) instances that serve `package` as `version`, once its spec files match the deployment's fields."""
+        _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
+        _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
+        return new_pool(project, deployment, version, package, self.settings)
+
     async def _build(self, project_name: str, deployment_name: str, version: Version, revision: Revision) -> None:
         revision.status = BUILDING
         log.info("building %s/%s revision %s", deployment_name, version.name, revision.id)
         pool: InstancePool | None = None
         try:
-            target = self.root / "builds" / revision.id
-            package = await asyncio.to_thread(_unpack, Path(revision.zip_path), target)
+            package = await asyncio.to_thread(self._unpack, revision)
             project = self.registry.project(project_name)
             deployment = self.registry.deployment(project_name, deployment_name)
-            _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
-            _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
-            pool = new_pool(project, deployment, version, package, self.settings)
+            pool = self._instances(project, deployment, version, package)
             pool.start()
             await asyncio.wait_for(_started(pool), BUILD_TIMEOUT_SECONDS)
             if pool.status == UNAVAILABLE:
                 raise BuildFailed(pool.error)
-        except (BuildFailed, ArchiveError, SpecError, ManifestError, TimeoutError) as exc:
+        except (*PACKAGE_ERRORS, TimeoutError) as exc:
             message = str(exc) or f"the deployment did not start within {BUILD_TIMEOUT_SECONDS} s"
             revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
+            self.registry.changed()
             log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message)
             if pool is not None:
                 await pool.close()
@@ -89,19 +135,15 @@ class Builder:
         version.pool, version.package, version.active_revision = pool, package, revision.id
         version.last_updated = now()
         revision.capabilities, revision.status = pool.capabilities, SUCCESS
+        self.registry.changed()
         log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
-        await previous.close()
+        await previous.retire(successor=pool)
 
 
 def _save(source: BinaryIO, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as sink:
         shutil.copyfileobj(source, sink, 1024 * 1024)
-
-
-def _unpack(zip_path: Path, target: Path) -> Package:
-    shutil.rmtree(target, ignore_errors=True)
-    return read_package(extract_package(zip_path, target))
 
 
 async def _started(pool: InstancePool) -> None:

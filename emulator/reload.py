@@ -1,6 +1,6 @@
 """`--reload`: restart the served version's instances on the new code when a package file changes.
 
-Requests already queued or running finish on the old instances; new requests wait for the new
+Requests already running finish on the old instances; queued and new requests wait for the new
 ones. A change that breaks the package (a bad spec file, an `__init__` that raises) is reported
 in the log and on requests, and the next good change recovers, without restarting the emulator.
 """
@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from contract.archive import ArchiveError
+from contract.archive import ArchiveError, package_files
 from contract.manifest import ManifestError
 from contract.package import read_package
 from contract.spec import SpecError
@@ -21,26 +21,25 @@ from emulator.settings import Settings
 from emulator.state import Registry
 
 POLL_SECONDS = 0.5
-IGNORED_PARTS = ("__pycache__", ".git", ".ipynb_checkpoints")
 log = logging.getLogger("emulator.reload")
 
 Snapshot = dict[str, tuple[int, int]]
 
 
 def snapshot(folder: Path) -> Snapshot:
-    """Each file's modification time and size: cheap to take every half second, even with large model files."""
+    """Each file that would ship (`.ubiops-ignore` honoured, so the package's tests and notes never
+    restart it): its modification time and size, cheap to take every half second."""
+    try:
+        names = package_files(folder)
+    except ArchiveError:
+        return {}
     files: Snapshot = {}
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if d not in IGNORED_PARTS]
-        for name in names:
-            if name.endswith((".pyc", "~")):
-                continue
-            path = os.path.join(root, name)
-            try:
-                info = os.stat(path)
-            except FileNotFoundError:
-                continue
-            files[os.path.relpath(path, folder)] = (info.st_mtime_ns, info.st_size)
+    for name in names:
+        try:
+            info = os.stat(folder / name)
+        except FileNotFoundError:
+            continue
+        files[name] = (info.st_mtime_ns, info.st_size)
     return files
 
 
@@ -82,5 +81,5 @@ async def reload_version(registry: Registry, settings: Settings) -> None:
     old = version.pool
     version.pool = new_pool(project, deployment, version, package, settings)
     version.pool.start()
-    await old.retire()
+    await old.retire(successor=version.pool)
     log.info("reloaded %s/%s", deployment.name, version.name)

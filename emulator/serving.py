@@ -4,6 +4,8 @@ version built or reloaded later."""
 
 from __future__ import annotations
 
+import logging
+
 from contract.package import Package
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
@@ -12,17 +14,30 @@ from emulator.settings import Settings
 from emulator.state import Deployment, NoInstances, Project, Registry, Version
 from emulator.storage import DEFAULT_BUCKET
 
+log = logging.getLogger("emulator")
+
 
 def serve_package(registry: Registry, settings: Settings, package: Package) -> Version:
-    """Register the `--package` under the configured names, as the deployment's default version."""
+    """Register the `--package` under the configured names.
+
+    The command line wins over saved state (`emulator.catalog`): a saved deployment of the same name
+    takes the package's fields and keeps its other versions; a saved version of the same name is
+    replaced. The package's version is the default unless the saved default still exists.
+    """
     project = registry.projects.setdefault(settings.project, Project(settings.project))
-    deployment = Deployment(settings.deployment, project.name, package.input_spec, package.output_spec)
-    project.deployments[deployment.name] = deployment
-    version = Version(settings.version, package, NoInstances(settings.version), settings.environment)
+    deployment = project.deployments.get(settings.deployment)
+    if deployment is None:
+        deployment = Deployment(settings.deployment, project.name, package.input_spec, package.output_spec)
+        project.deployments[deployment.name] = deployment
+    deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
+    if settings.version in deployment.versions:
+        log.warning("the saved version %s/%s is replaced by --package %s", deployment.name, settings.version, settings.package)
+    version = Version(settings.version, package, NoInstances(settings.version), settings.environment, from_command_line=True)
     version.pool = new_pool(project, deployment, version, package, settings)
     version.settings.update(minimum_instances=settings.instances, maximum_instances=settings.instances)
     deployment.versions[version.name] = version
-    deployment.default_version = version.name
+    if deployment.default_version not in deployment.versions:
+        deployment.default_version = version.name
     return version
 
 

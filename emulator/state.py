@@ -8,11 +8,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from contract.package import Package
 from contract.spec import Spec
-from emulator.runtime.pool import UNAVAILABLE, InstancePool, VersionUnavailable
+from emulator.runtime.pool import STOPPED, UNAVAILABLE, InstancePool, VersionUnavailable
 
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
@@ -41,11 +41,14 @@ class NoInstances:
     count = 0
     capabilities: dict[str, bool] = {}
 
-    def __init__(self, version: str) -> None:
-        self.error = f"Version {version} has no deployment package yet: upload one and wait for its build"
+    def __init__(self, version: str, reason: str | None = None) -> None:
+        self.error = reason or f"Version {version} has no deployment package yet: upload one and wait for its build"
 
     def start(self) -> None:
         """Nothing to start."""
+
+    async def retire(self, successor: InstancePool | None = None) -> None:
+        """Nothing runs here, so nothing to hand over."""
 
     def check_available(self) -> None:
         raise VersionUnavailable(self.error)
@@ -54,7 +57,7 @@ class NoInstances:
                      on_start: Callable[[], None] | None = None, on_update: Callable[[str], None] | None = None) -> dict[str, Any]:
         raise VersionUnavailable(self.error)
 
-    async def close(self) -> None:
+    async def close(self, reason: str = STOPPED) -> None:
         """Nothing to stop."""
 
 
@@ -85,6 +88,8 @@ class Version:
     revisions: dict[str, Revision] = field(default_factory=dict)
     active_revision: str | None = None
     last_updated: datetime = field(default_factory=now)
+    from_command_line: bool = False
+    """The `--package` version: re-created from the command line at each start, never saved."""
 
     @property
     def status(self) -> str:
@@ -121,9 +126,21 @@ class Project:
     created: datetime = field(default_factory=now)
 
 
+Saver = Callable[[Iterable[Project]], None]
+
+
 class Registry:
-    def __init__(self) -> None:
-        self.projects: dict[str, Project] = {}
+    """Every project, deployment, version and revision; each method that changes them saves them
+    (`emulator.catalog`), so management state survives a restart."""
+
+    def __init__(self, projects: dict[str, Project] | None = None, save: Saver | None = None) -> None:
+        self.projects: dict[str, Project] = projects or {}
+        self._save = save
+
+    def changed(self) -> None:
+        """Save the management state after a change (nothing to do without a catalog)."""
+        if self._save is not None:
+            self._save(self.projects.values())
 
     def project(self, name: str) -> Project:
         try:
@@ -155,12 +172,69 @@ class Registry:
         except KeyError:
             raise NotFound("Revision not found") from None
 
+    def add_deployment(self, deployment: Deployment) -> None:
+        """Register a new deployment in its (existing) project; the caller checked its name is free."""
+        self.project(deployment.project).deployments[deployment.name] = deployment
+        self.changed()
+
+    def update_deployment(
+        self,
+        deployment: Deployment,
+        *,
+        name: str | None = None,
+        input_spec: Spec | None = None,
+        output_spec: Spec | None = None,
+        default_version: str | None = None,
+        description: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        """Apply the changes given (None: unchanged), already checked by the caller; a new name moves
+        the deployment within its project."""
+        if input_spec is not None:
+            deployment.input_spec = input_spec
+        if output_spec is not None:
+            deployment.output_spec = output_spec
+        if default_version is not None:
+            deployment.default_version = default_version
+        if description is not None:
+            deployment.description = description
+        if labels is not None:
+            deployment.labels = labels
+        if name is not None and name != deployment.name:
+            deployments = self.project(deployment.project).deployments
+            deployments[name] = deployments.pop(deployment.name)
+            deployment.name = name
+        deployment.last_updated = now()
+        self.changed()
+
+    def add_version(self, deployment: Deployment, version: Version) -> None:
+        """Register a new version; the first one becomes the deployment's default, as on UbiOps."""
+        deployment.versions[version.name] = version
+        if deployment.default_version is None:
+            deployment.default_version = version.name
+        self.changed()
+
+    def update_version(
+        self, deployment: Deployment, version: Version, settings: dict[str, Any], request_retention_mode: str,
+        name: str | None = None,
+    ) -> None:
+        """Store checked settings; a new name (free, as the caller checked) follows into the default."""
+        version.settings, version.request_retention_mode = settings, request_retention_mode
+        if name is not None and name != version.name:
+            deployment.versions[name] = deployment.versions.pop(version.name)
+            if deployment.default_version == version.name:
+                deployment.default_version = name
+            version.name = name
+        version.last_updated = now()
+        self.changed()
+
     async def delete_deployment(self, project: str, name: str) -> None:
         """Remove a deployment and stop the instances of its versions."""
         deployment = self.deployment(project, name)
         del self.projects[project].deployments[name]
+        self.changed()
         for version in deployment.versions.values():
-            await version.pool.close()
+            await version.pool.close(f"Deployment {name} was deleted before this request finished")
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances; a deleted default leaves the deployment without one."""
@@ -169,7 +243,8 @@ class Registry:
         del found.versions[name]
         if found.default_version == name:
             found.default_version = None
-        await version.pool.close()
+        self.changed()
+        await version.pool.close(f"Version {name} was deleted before this request finished")
 
     async def close(self) -> None:
         for version in self.versions():

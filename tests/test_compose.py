@@ -27,6 +27,6 @@ def test_compose_file_parses_and_runs_the_readme_serve_command():
 
 def test_dockerfile_uses_the_same_setup_and_command():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "RUN make setup model" in dockerfile
+    assert "RUN make setup PYTHON=python3.11" in dockerfile
     assert 'CMD ["make", "serve", "ARGS=--host 0.0.0.0"]' in dockerfile
     assert readme_commands()[1] == "make test"

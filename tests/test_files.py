@@ -145,16 +145,3 @@ def test_a_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
     finally:
         first.stop()
 
-
-def test_uri_and_multipart_give_the_same_face_profile(emulators, tmp_path):
-    face = emulators(ROOT / "deployment_package")
-    portrait = ROOT / "tests" / "images" / "grace_hopper.jpg"
-    uri = upload_file(face.sdk().api_client, PROJECT, str(portrait), _progress_bar=False)
-    options = {"sampling_strategy": "trimmed", "align_face": True, "num_attempts": 2}
-    by_uri = face.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"img": uri, **options})
-    by_form = httpx.post(face.requests_url(), files={"img": ("grace_hopper.jpg", portrait.read_bytes())},
-                         data={k: str(v).lower() for k, v in options.items()}, timeout=60).json()
-    assert by_uri.status == by_form["status"] == "completed"
-    uri_result = {k: v for k, v in by_uri.result.items() if k != "annotated_img"}
-    form_result = {k: v for k, v in by_form["result"].items() if k != "annotated_img"}
-    assert uri_result == form_result and uri_result["face_found"] is True

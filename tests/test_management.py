@@ -62,8 +62,7 @@ def test_unknown_names_are_404_in_ubiops_error_shape(echo, call, args, message):
 
 
 def test_path_segments_are_percent_decoded(echo):
-    encoded = "face%2Dprofile"
-    response = httpx.get(f"{echo.api}/projects/{encoded}/deployments/{encoded}")
+    response = httpx.get(f"{echo.api}/projects/{PROJECT.replace('-', '%2D')}/deployments/{DEPLOYMENT.replace('-', '%2D')}")
     assert response.status_code == 200 and response.json()["name"] == DEPLOYMENT
 
 

@@ -1,5 +1,9 @@
 """Requests generated from the emulator's own OpenAPI document by schemathesis (a bounded run):
-none may be answered with a server error or with a body that breaks the documented schema."""
+none may be answered with a server error or with a body that breaks the documented schema.
+
+Schemathesis keeps its run state (`.schemathesis/`: cache, recorded crashes) and Hypothesis' examples
+in the working directory, so it runs in the test's tmp_path: the checkout stays clean, and a failing
+run's replay files are in that folder."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def test_generated_requests_get_no_server_error(tmp_path):
             [Path(sys.executable).with_name("schemathesis"), "--config-file", CONFIG, "run", f"{emulator.url}/openapi.json",
              "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "10",
              "--phases", "examples,coverage,fuzzing", "--workers", "1", "--seed", "1", "--no-color"],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True, text=True, timeout=600, cwd=tmp_path,
         )
     finally:
         emulator.stop()

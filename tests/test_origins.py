@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 import ubiops
+from PIL import Image
 from playwright.sync_api import Browser, sync_playwright
 
 from emulator.app import API_PREFIXES
@@ -385,12 +386,13 @@ def test_a_page_of_an_allowed_origin_in_chromium_reads_the_answer_through_cors(c
 
 
 def test_a_foreign_page_in_chromium_shows_an_image_by_its_signed_url(chromium, pages, target, tmp_path):
+    image = tmp_path / "shown.png"
+    Image.new("RGB", (64, 48), "teal").save(image)
     api = target.sdk()
-    ubiops.utils.upload_file(api.api_client, PROJECT, str(ROOT / "tests/images/grace_hopper.jpg"), bucket_name="default",
-                             file_name="shown.jpg")
-    url = api.files_download(PROJECT, "default", "shown.jpg").url
+    ubiops.utils.upload_file(api.api_client, PROJECT, str(image), bucket_name="default", file_name="shown.png")
+    url = api.files_download(PROJECT, "default", "shown.png").url
     page = chromium.new_page()
     page.goto(pages.serve("/gallery.html", f'<!doctype html><img id="shown" src="{url}">'))
     page.screenshot(path=tmp_path / "signed-image.png")
-    assert page.evaluate("document.getElementById('shown').naturalWidth") > 0
+    assert page.evaluate("document.getElementById('shown').naturalWidth") == 64
     page.close()

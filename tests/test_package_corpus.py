@@ -6,7 +6,9 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,8 @@ import ubiops
 from harness import DEPLOYMENT, PROJECT, ROOT, free_port, start_emulator, wait_for_log, zip_bytes
 
 DEPLOYMENT_PY = "class Deployment:\n    def request(self, data):\n        return data\n"
+ABSOLUTE_TARGET = Path(tempfile.gettempdir()) / f"evil-{uuid.uuid4().hex}"
+"""Where a zip entry with an absolute path would land: a name no other program uses."""
 
 
 def with_declared_sizes(data: bytes, size: int, local_too: bool = False) -> bytes:
@@ -41,7 +45,7 @@ def lying_sizes() -> bytes:
 CORPUS = [
     ("zip-slip", lambda: zip_bytes({"deployment_package/deployment.py": b"", "deployment_package/../../evil.py": b"x"}),
      "points outside the package (..)"),
-    ("absolute", lambda: zip_bytes({"/tmp/evil/deployment.py": b""}), "has an absolute path"),
+    ("absolute", lambda: zip_bytes({f"{ABSOLUTE_TARGET}/deployment.py": b""}), "has an absolute path"),
     ("symlink", lambda: zip_bytes({"deployment_package/deployment.py": b""}, symlink="deployment_package/link"),
      "is a symbolic link"),
     ("bomb", bomb, "the zip unpacks to more than 4 GiB"),
@@ -66,7 +70,7 @@ def test_uploaded_revision_fails_its_build_with_the_reason(emulators, tmp_path, 
         assert time.monotonic() < deadline, found.status
         time.sleep(0.1)
     assert found.status == "failed" and message in found.error_message, found.error_message
-    assert not list(emulator.data_dir.parent.glob("**/evil.py")) and not Path("/tmp/evil").exists()
+    assert not list(emulator.data_dir.parent.glob("**/evil.py")) and not ABSOLUTE_TARGET.exists()
     assert api.service_status().status == "ok"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from ubiops.exceptions import UbiOpsException
 from ubiops.utils import stream_deployment_request
 
 from harness import DEPLOYMENT, PROJECT
@@ -50,5 +52,19 @@ def test_streaming_to_a_version_without_a_package_is_a_503_not_a_broken_stream(e
     streaming.sdk().deployment_versions_create(PROJECT, DEPLOYMENT, {"version": "empty"})
     response = httpx.post(f"{streaming.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/empty/requests/stream",
                           content="a", headers={"Content-Type": "text/plain"})
+    message = "Version empty has no deployment package yet: upload one and wait for its build"
     assert response.status_code == 503
-    assert response.json() == {"error": "Version empty has no deployment package yet: upload one and wait for its build"}
+    assert response.json() == {"error": message, "error_message": message}
+
+
+@pytest.mark.parametrize("version, timeout, message", [
+    (None, 5, "query timeout: Input should be greater than or equal to 10"),
+    ("v9", 300, "Version not found"),
+])
+def test_a_refused_stream_call_reaches_the_sdk_as_its_reason(emulators, version, timeout, message):
+    """The SDK's stream reader ignores the status code and reads only `error_message` (regression: the CLI
+    printed "Invalid value for `id`, must not be `None`" for every refused stream call)."""
+    client = emulators("streaming").sdk().api_client
+    with pytest.raises(UbiOpsException) as error:
+        list(stream_deployment_request(client, PROJECT, DEPLOYMENT, version=version, data="a", timeout=timeout))
+    assert str(error.value) == f"Request failed with error message: {message}"

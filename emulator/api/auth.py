@@ -29,9 +29,9 @@ class TokenAuth:
             return
         header = dict(scope["headers"]).get(b"authorization")
         if header is None:
-            response = error_response(401, "Authentication credentials were not provided.")
+            response = error_response(401, "Authentication credentials were not provided.", scope["path"])
         elif not self._accepts(header):
-            response = error_response(401, "Invalid token.")
+            response = error_response(401, "Invalid token.", scope["path"])
         else:
             await self.app(scope, receive, send)
             return

@@ -1,5 +1,10 @@
 """Every failure answers in UbiOps' shape, `{"error": "<message>"}`, which the SDK's
-`ApiException` reads; a bug in the emulator is a logged 500, never a dropped connection."""
+`ApiException` reads; a bug in the emulator is a logged 500, never a dropped connection.
+
+On the streaming routes the message is in `error_message` too: `ubiops.utils.stream_deployment_request`
+(and so the CLI's `ubiops deployments requests create`) never looks at the status code and reads a
+JSON line only for `error_message`; given `{"error": …}` alone it fails with "Invalid value for `id`,
+must not be `None`" instead of the reason."""
 
 from __future__ import annotations
 
@@ -23,33 +28,40 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+STREAM_PATH_SUFFIX = "/requests/stream"
+
+
+def error_response(status_code: int, message: str, path: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error answer for a call to `path` (the streaming routes also get `error_message`)."""
+    body = {"error": message}
+    if path.rstrip("/").endswith(STREAM_PATH_SUFFIX):
+        body["error_message"] = message
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status_code, exc.message, request.url.path)
 
     @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return error_response(404, str(exc))
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return error_response(404, str(exc), request.url.path)
 
     @app.exception_handler(VersionUnavailable)
-    async def unavailable(_: Request, exc: VersionUnavailable) -> JSONResponse:
-        return error_response(503, str(exc))
+    async def unavailable(request: Request, exc: VersionUnavailable) -> JSONResponse:
+        return error_response(503, str(exc), request.url.path)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), request.url.path, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{' '.join(str(part) for part in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        return error_response(400, "; ".join(problems))
+        return error_response(400, "; ".join(problems), request.url.path)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return error_response(500, "Internal error in the emulator; see its log")
+        return error_response(500, "Internal error in the emulator; see its log", request.url.path)

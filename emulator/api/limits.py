@@ -27,7 +27,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, BodyTooLarge(self.max_bytes).message)(scope, receive, send)
+            await error_response(413, BodyTooLarge(self.max_bytes).message, scope["path"])(scope, receive, send)
             return
         received = 0
 

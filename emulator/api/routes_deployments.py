@@ -14,7 +14,7 @@ from emulator.api.errors import ApiError
 from emulator.api.labels import matches, parse_label_filter
 from emulator.api.management_bodies import DeploymentCreate, DeploymentUpdate
 from emulator.services import Services, get_services
-from emulator.state import Deployment, now
+from emulator.state import Deployment
 
 router = APIRouter()
 PATH = "/projects/{project_name}/deployments/{deployment_name}"
@@ -57,7 +57,7 @@ async def deployments_create(
         description=body.description or "",
         labels=body.labels or {},
     )
-    project.deployments[deployment.name] = deployment
+    services.registry.add_deployment(deployment)
     return schemas.deployment_detail(deployment)
 
 
@@ -71,19 +71,15 @@ async def deployments_update(
         raise ApiError(400, f"default_version: deployment {deployment.name!r} has no version {body.default_version!r}")
     if body.name is not None and body.name != deployment.name and body.name in project.deployments:
         raise ApiError(409, f"A deployment named {body.name!r} already exists in project {project_name!r}")
-    input_spec = _spec(body.input_fields, None, "input") if body.input_fields is not None else deployment.input_spec
-    output_spec = _spec(body.output_fields, None, "output") if body.output_fields is not None else deployment.output_spec
-    deployment.input_spec, deployment.output_spec = input_spec, output_spec
-    if body.default_version is not None:
-        deployment.default_version = body.default_version
-    if body.description is not None:
-        deployment.description = body.description
-    if body.labels is not None:
-        deployment.labels = body.labels
-    if body.name is not None and body.name != deployment.name:
-        project.deployments[body.name] = project.deployments.pop(deployment.name)
-        deployment.name = body.name
-    deployment.last_updated = now()
+    services.registry.update_deployment(
+        deployment,
+        name=body.name,
+        input_spec=_spec(body.input_fields, None, "input") if body.input_fields is not None else None,
+        output_spec=_spec(body.output_fields, None, "output") if body.output_fields is not None else None,
+        default_version=body.default_version,
+        description=body.description,
+        labels=body.labels,
+    )
     return schemas.deployment_detail(deployment)
 
 

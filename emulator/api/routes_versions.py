@@ -14,7 +14,7 @@ from emulator.api.labels import matches, parse_label_filter
 from emulator.api.management_bodies import VersionCreate, VersionSettings, VersionUpdate
 from emulator.api.routes_environments import check_environment
 from emulator.services import Services, get_services
-from emulator.state import NoInstances, Version, now
+from emulator.state import NoInstances, Version
 
 router = APIRouter()
 LIST_PATH = "/projects/{project_name}/deployments/{deployment_name}/versions"
@@ -59,12 +59,10 @@ async def deployment_versions_create(
     cap = services.settings.max_versions
     if cap is not None and len(deployment.versions) >= cap:
         raise ApiError(400, f"Deployment {deployment.name!r} has reached its maximum of {cap} versions; delete a version first")
+    settings, retention = _settings(DEFAULT_SETTINGS, "full", body)
     version = Version(body.version, None, NoInstances(body.version), dict(services.settings.environment),
-                      settings=dict(DEFAULT_SETTINGS))
-    _apply(version, body)
-    deployment.versions[version.name] = version
-    if deployment.default_version is None:
-        deployment.default_version = version.name
+                      settings=settings, request_retention_mode=retention)
+    services.registry.add_version(deployment, version)
     return schemas.version_detail(deployment, version)
 
 
@@ -77,12 +75,8 @@ async def deployment_versions_update(
     new_name = body.version
     if new_name is not None and new_name != found.name and new_name in deployment.versions:
         raise ApiError(409, f"A version named {new_name!r} already exists for deployment {deployment.name!r}")
-    _apply(found, body)
-    if new_name is not None and new_name != found.name:
-        deployment.versions[new_name] = deployment.versions.pop(found.name)
-        if deployment.default_version == found.name:
-            deployment.default_version = new_name
-        found.name = new_name
+    settings, retention = _settings(found.settings, found.request_retention_mode, body)
+    services.registry.update_version(deployment, found, settings, retention, name=new_name)
     return schemas.version_detail(deployment, found)
 
 
@@ -94,17 +88,16 @@ async def deployment_versions_delete(
     return Response(status_code=204)
 
 
-def _apply(version: Version, body: VersionSettings) -> None:
-    """Check the settings given against the version's others, then store them."""
+def _settings(current: dict[str, Any], retention: str, body: VersionSettings) -> tuple[dict[str, Any], str]:
+    """The settings and retention mode a version has with the body's applied, checked against each other."""
     given = body.model_dump(exclude_unset=True, exclude={"version"})
     environment = given.pop("environment", None) or given.get("environment_name")
     if environment is not None:
         check_environment(environment)
         given["environment_name"] = environment
-    settings = {**version.settings, **{k: v for k, v in given.items() if v is not None}}
+    settings = {**current, **{k: v for k, v in given.items() if v is not None}}
     if settings.get("minimum_instances", 0) > settings.get("maximum_instances", 5):
         raise ApiError(400, f"minimum_instances ({settings.get('minimum_instances', 0)}) cannot exceed "
                             f"maximum_instances ({settings.get('maximum_instances', 5)})")
-    version.request_retention_mode = settings.pop("request_retention_mode", version.request_retention_mode)
-    version.settings = settings
-    version.last_updated = now()
+    retention = settings.pop("request_retention_mode", retention)
+    return settings, retention

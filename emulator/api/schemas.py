@@ -143,6 +143,7 @@ def version_detail(deployment: Deployment, version: Version) -> DeploymentVersio
         "request_retention_mode": version.request_retention_mode,
         "active_revision": version.active_revision,
         "latest_revision": latest.id if latest else None,
+        "last_file_upload": latest.created if latest else None,
         "creation_date": version.created,
         "last_updated": version.last_updated,
     })

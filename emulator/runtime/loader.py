@@ -13,6 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+from contract import calling
+
 DEFAULT_DEPLOYMENT_FILE = "deployment.py"
 GENERIC_ERROR = "An exception occurred in the request. See the logs for details."
 
@@ -45,15 +47,8 @@ def instantiate(module: ModuleType, package_dir: Path, context: dict[str, Any]) 
     cls = getattr(module, "Deployment", None)
     if not inspect.isclass(cls):
         raise AttributeError("the deployment file defines no class called 'Deployment'")
-    params = inspect.signature(cls).parameters
-    has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if has_kwargs or ("base_directory" in params and "context" in params):
-        return cls(base_directory=str(package_dir), context=context)
-    if "base_directory" in params:
-        return cls(base_directory=str(package_dir))
-    if "context" in params:
-        return cls(context=context)
-    return cls()
+    given = {"base_directory": str(package_dir), "context": context}
+    return cls(**{name: given[name] for name in calling.init_arguments(inspect.signature(cls))})
 
 
 def dispatch(deployment: Any, data: Any, context: dict[str, Any]) -> Any:
@@ -77,9 +72,8 @@ def dispatch(deployment: Any, data: Any, context: dict[str, Any]) -> Any:
 
 
 def _call(method: Callable[..., Any], data: Any, context: dict[str, Any]) -> Any:
-    params = inspect.signature(method).parameters
     try:
-        if "context" in params and len(params) == 2:
+        if calling.passes_context(inspect.signature(method)):
             return method(data, context)
         return method(data)
     except Exception as exc:

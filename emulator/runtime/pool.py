@@ -19,13 +19,17 @@ log = logging.getLogger("emulator.pool")
 
 STARTING, AVAILABLE, UNAVAILABLE = "building", "available", "unavailable"
 RETIRE_POLL_SECONDS = 0.05
+REPLY_GRACE_SECONDS = 30
+"""How long past its timeout a running job may take to be answered: the instance enforces the
+timeout itself (and is then killed); this bound only guarantees no caller ever waits forever."""
+STOPPED = "The emulator stopped before this request finished"
 
 
 class VersionUnavailable(Exception):
     """The version's instances cannot start; the message says why."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     message: dict[str, Any]
     timeout: float
@@ -46,7 +50,7 @@ class InstancePool:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: list[Instance] = []
-        self._busy = 0
+        self._running: set[Job] = set()
 
     def start(self) -> None:
         """Start the instances in the background; requests queue until they are ready."""
@@ -64,8 +68,8 @@ class InstancePool:
 
         `on_start` is called when an instance takes the job, `on_update` with each partial output
         the deployment streams. A job an instance has taken is timed by that instance (which is
-        then replaced); this timeout only ends a job still waiting in the queue. Cancelling the
-        caller withdraws a job that is still waiting.
+        then replaced); this timeout ends a job still waiting in the queue, and bounds the wait
+        for a running one's answer. Cancelling the caller withdraws a job that is still waiting.
         """
         self.check_available()
         job = Job(message, timeout, time.monotonic() + timeout, on_start, on_update)
@@ -76,23 +80,37 @@ class InstancePool:
             job.future.cancel()
             raise
         except TimeoutError:
-            if job.started:
-                return await job.future
+            if not job.started:
+                job.future.cancel()
+                return {"error": f"The request timed out after {timeout:g} seconds waiting for a free instance"}
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), REPLY_GRACE_SECONDS)
+        except TimeoutError:
             job.future.cancel()
-            return {"error": f"The request timed out after {timeout:g} seconds waiting for a free instance"}
+            return {"error": f"The request timed out after {timeout:g} seconds and its instance did not answer"}
 
     def check_available(self) -> None:
         """Raise VersionUnavailable if the instances cannot start (waiting for them to start is fine)."""
         if self.status == UNAVAILABLE:
             raise VersionUnavailable(self.error)
 
-    async def retire(self) -> None:
-        """Close once the queued and running jobs are done (new jobs must go to another pool)."""
-        while not self._queue.empty() or self._busy:
-            await asyncio.sleep(RETIRE_POLL_SECONDS)
-        await self.close()
+    async def retire(self, successor: InstancePool | None = None) -> None:
+        """Step down for `successor`: queued jobs move to its queue at once, running jobs finish
+        here (each bounded by its timeout), then the instances stop. New jobs go to the successor."""
+        while successor is not None and not self._queue.empty():
+            successor._queue.put_nowait(self._queue.get_nowait())
+        try:
+            while not self._queue.empty() or self._running:
+                await asyncio.sleep(RETIRE_POLL_SECONDS)
+        finally:
+            await self.close()
 
-    async def close(self) -> None:
+    async def close(self, reason: str = STOPPED) -> None:
+        """Stop the instances now; every job still queued or running is answered with `reason`."""
+        for job in self._running:
+            _settle(job, {"error": reason})
+        while not self._queue.empty():
+            _settle(self._queue.get_nowait(), {"error": reason})
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -109,7 +127,7 @@ class InstancePool:
             job.started = True
             if job.on_start:
                 job.on_start()
-            self._busy += 1
+            self._running.add(job)
             try:
                 _settle(job, await instance.run(job.message, remaining, job.on_update))
             except InstanceLost as exc:
@@ -119,7 +137,7 @@ class InstancePool:
                 if not await self._start(instance):
                     return
             finally:
-                self._busy -= 1
+                self._running.discard(job)
 
     async def _start(self, instance: Instance) -> bool:
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT, Emulator
+from harness import PROJECT, ROOT, Emulator
 
 TOKEN = "deployer-test-token-5f3a9c"
 DEPLOYER_SECONDS = 120
@@ -28,7 +28,7 @@ class Deployment:
 
 EMULATOR_CHECK = '''
 import os, sys, httpx
-url = os.environ["EMULATOR_URL"] + "/v2.1/projects/face-profile/deployments/{deployment}/requests"
+url = os.environ["EMULATOR_URL"] + "/v2.1/projects/{project}/deployments/{deployment}/requests"
 answer = httpx.post(url, json={{"x": 21}}, timeout=30).json()
 print("emulator answered", answer["result"])
 sys.exit(0 if answer["result"] == {{"y": {expected}}} else 1)
@@ -47,14 +47,14 @@ class Project:
         return self.root / "pkg"
 
     def configure(self, **settings: object) -> None:
-        table = {"project": "face-profile", "deployment": self.deployment, "package": "pkg",
+        table = {"project": PROJECT, "deployment": self.deployment, "package": "pkg",
                  "test_command": "python emulator_check.py", "sample_input": {"x": 3}, **settings}
         lines = ["[tool.deployer]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]
         (self.root / "pyproject.toml").write_text("\n".join(lines) + "\n")
 
     def expect(self, y_for_21: int) -> None:
         """The project's emulator test passes when the package answers x=21 with this y."""
-        (self.root / "emulator_check.py").write_text(EMULATOR_CHECK.format(deployment=self.deployment, expected=y_for_21))
+        (self.root / "emulator_check.py").write_text(EMULATOR_CHECK.format(project=PROJECT, deployment=self.deployment, expected=y_for_21))
 
     def run(self, *args: str, emulator: Emulator | None = None, token: str = TOKEN) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
@@ -92,6 +92,6 @@ def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
 
 
 @pytest.fixture(scope="session")
-def ubiops_emulator(emulators) -> Emulator:
+def remote_ubiops(emulators) -> Emulator:
     """The UbiOps the deployer pushes to: a real emulator, requiring the token."""
     return emulators(ROOT / "tests" / "packages" / "echo", token=TOKEN)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import ubiops
 
-from harness import PROJECT, start_emulator
+from harness import DEPLOYMENT, PROJECT, start_emulator
 
 FIELDS = [{"name": "x", "data_type": "int"}]
 
@@ -133,16 +133,16 @@ def test_environments_and_user(emulator):
     ("deployments", {"name": "d", "input_type": "structured"}, 400,
      "input_fields must list at least one field when input_type is structured"),
     ("deployments", {"name": "d", "input_fields": [{"name": "x", "data_type": "float"}]}, 400, "has data_type 'float'"),
-    ("deployments", {"name": "face-profile"}, 409, "A deployment named 'face-profile' already exists"),
-    ("deployments/face-profile/versions", {"version": "v1"}, 409, "A version named 'v1' already exists"),
-    ("deployments/face-profile/versions", {}, 400, "body version: Field required"),
-    ("deployments/face-profile/versions", {"version": "v9", "environment": "cobol-85"}, 400,
+    ("deployments", {"name": DEPLOYMENT}, 409, f"A deployment named '{DEPLOYMENT}' already exists"),
+    (f"deployments/{DEPLOYMENT}/versions", {"version": "v1"}, 409, "A version named 'v1' already exists"),
+    (f"deployments/{DEPLOYMENT}/versions", {}, 400, "body version: Field required"),
+    (f"deployments/{DEPLOYMENT}/versions", {"version": "v9", "environment": "cobol-85"}, 400,
      "environment: 'cobol-85' is not an environment"),
-    ("deployments/face-profile/versions", {"version": "v9", "maximum_idle_time": 5}, 400,
+    (f"deployments/{DEPLOYMENT}/versions", {"version": "v9", "maximum_idle_time": 5}, 400,
      "body maximum_idle_time: Input should be greater than or equal to 10"),
-    ("deployments/face-profile/versions", {"version": "v9", "minimum_instances": 3, "maximum_instances": 1}, 400,
+    (f"deployments/{DEPLOYMENT}/versions", {"version": "v9", "minimum_instances": 3, "maximum_instances": 1}, 400,
      "minimum_instances (3) cannot exceed maximum_instances (1)"),
-    ("deployments/face-profile/versions", {"version": "v9", "request_retention_mode": "all"}, 400,
+    (f"deployments/{DEPLOYMENT}/versions", {"version": "v9", "request_retention_mode": "all"}, 400,
      "body request_retention_mode: Input should be 'none', 'metadata' or 'full'"),
     ("deployments/nope/versions", {"version": "v9"}, 404, "Deployment not found"),
 ])
@@ -153,11 +153,11 @@ def test_refused_management_bodies_are_clear_4xx(emulator, path, body, status, m
 
 
 @pytest.mark.parametrize("method, path, kwargs, status, message", [
-    ("patch", "deployments/face-profile", {"json": {"default_version": "v9"}}, 400, "has no version 'v9'"),
-    ("post", "deployments/face-profile/versions/v1/revisions", {}, 400, "upload the deployment package as the multipart part 'file'"),
-    ("post", "deployments/face-profile/versions/v1/revisions", {"data": {"source_version": "v0"}}, 400, "not supported"),
-    ("post", "deployments/face-profile/versions/v9/revisions", {"files": {"file": ("p.zip", b"")}}, 404, "Version not found"),
-    ("get", "deployments/face-profile/versions/v1/revisions/nope", {}, 404, "Revision not found"),
+    ("patch", f"deployments/{DEPLOYMENT}", {"json": {"default_version": "v9"}}, 400, "has no version 'v9'"),
+    ("post", f"deployments/{DEPLOYMENT}/versions/v1/revisions", {}, 400, "upload the deployment package as the multipart part 'file'"),
+    ("post", f"deployments/{DEPLOYMENT}/versions/v1/revisions", {"data": {"source_version": "v0"}}, 400, "not supported"),
+    ("post", f"deployments/{DEPLOYMENT}/versions/v9/revisions", {"files": {"file": ("p.zip", b"")}}, 404, "Version not found"),
+    ("get", f"deployments/{DEPLOYMENT}/versions/v1/revisions/nope", {}, 404, "Revision not found"),
     ("get", "deployments?labels=team", {}, 400, "labels: 'team' is not written key:value"),
     ("delete", "deployments/nope", {}, 404, "Deployment not found"),
 ])

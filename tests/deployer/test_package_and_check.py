@@ -22,7 +22,7 @@ def test_package_twice_gives_byte_identical_zips_without_ignored_files(project):
     zip_path = project.root / json.loads(first.stdout)["path"]
     first_bytes = zip_path.read_bytes()
     (project.package / "deployment.py").touch()
-    second = project.run("--output", "json", "package")
+    second = project.run("package", "--output", "json")
     assert first.returncode == second.returncode == 0, first.stderr
     assert json.loads(first.stdout)["sha256"] == json.loads(second.stdout)["sha256"]
     assert zip_path.read_bytes() == first_bytes
@@ -53,9 +53,10 @@ def test_a_file_holding_the_token_is_refused(project):
     ("ubiops.yaml", "environment_variables: [lower=1]", "FAIL package: ubiops.yaml"),
     ("deployment.py", "class Model:\n    pass\n", "FAIL deployment.py: deployment.py defines no top-level class Deployment"),
     ("deployment.py", "class Deployment:\n    def request(self, data, context, extra):\n        pass\n",
-     "Deployment.request requires extra, which UbiOps does not pass (it passes data, context)"),
+     "Deployment.request: UbiOps would call it with (data), which fails: missing a required argument: 'context'"),
     ("deployment.py", "class Deployment:\n    def __init__(self, model_path):\n        pass\n"
-     "    def request(self, data):\n        pass\n", "Deployment.__init__ requires model_path"),
+     "    def request(self, data):\n        pass\n",
+     "Deployment.__init__: UbiOps would call it with (), which fails: missing a required argument: 'model_path'"),
     ("deployment.py", "def broken(:\n", "FAIL deployment.py: deployment.py does not parse"),
     ("requirements.txt", "numpy==2.*,<<3\n", "FAIL requirements.txt: requirements.txt line 1: 'numpy==2.*,<<3' is not a requirement"),
 ])

@@ -19,17 +19,17 @@ def versions(emulator, deployment: str) -> list[str]:
     return [v.version for v in emulator.sdk().deployment_versions_list(PROJECT, deployment)]
 
 
-def test_first_push_creates_the_deployment_and_v1_then_v2_serving_the_tested_bytes(project, ubiops_emulator):
-    first = project.push_json(emulator=ubiops_emulator)
+def test_first_push_creates_the_deployment_and_v1_then_v2_serving_the_tested_bytes(project, remote_ubiops):
+    first = project.push_json(emulator=remote_ubiops)
     assert (first["deployment"], first["version"], first["build_status"]) == (project.deployment, "v1", "success")
-    api = ubiops_emulator.sdk()
+    api = remote_ubiops.sdk()
     detail = api.deployments_get(PROJECT, project.deployment)
     assert [(f.name, f.data_type) for f in detail.input_fields] == [("x", "int")]
     assert first["smoke"] == {"status": "completed", "error_message": None, "differences": []}
 
     project.expect(63)
     (project.package / "deployment.py").write_text((project.package / "deployment.py").read_text().replace("= 2", "= 3"))
-    second = project.push_json("--promote", emulator=ubiops_emulator)
+    second = project.push_json("--promote", emulator=remote_ubiops)
     assert (second["version"], second["promoted"]) == ("v2", True)
     assert second["sha256"] != first["sha256"]
     assert api.deployments_get(PROJECT, project.deployment).default_version == "v2"
@@ -37,35 +37,35 @@ def test_first_push_creates_the_deployment_and_v1_then_v2_serving_the_tested_byt
     version = api.deployment_versions_get(PROJECT, project.deployment, "v2")
     assert version.minimum_instances == 0 and version.request_retention_mode == "metadata"
 
-    download = httpx.get(f"{ubiops_emulator.api}/projects/{PROJECT}/deployments/{project.deployment}/versions/v2/"
+    download = httpx.get(f"{remote_ubiops.api}/projects/{PROJECT}/deployments/{project.deployment}/versions/v2/"
                          f"revisions/{second['revision']}/download", headers={"Authorization": f"Token {TOKEN}"})
     assert hashlib.sha256(download.content).hexdigest() == second["sha256"]
     tested = project.root / "dist" / f"{project.deployment}-{second['sha256'][:12]}.zip"
     assert hashlib.sha256(tested.read_bytes()).hexdigest() == second["sha256"]
 
 
-def test_text_output_shows_progress_and_never_the_token(project, ubiops_emulator):
-    result = project.run("push", emulator=ubiops_emulator)
+def test_text_output_shows_progress_and_never_the_token(project, remote_ubiops):
+    result = project.run("push", emulator=remote_ubiops)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check passed" in result.stdout and "build success" in result.stdout and "version: v1" in result.stdout
     assert TOKEN not in result.stdout + result.stderr
     assert TOKEN.encode() not in next((project.root / "dist").glob("*.zip")).read_bytes()
 
 
-def test_version_cap_stops_naming_the_oldest_and_prune_deletes_them(project, ubiops_emulator):
+def test_version_cap_stops_naming_the_oldest_and_prune_deletes_them(project, remote_ubiops):
     project.configure(max_versions=2)
     for _ in range(2):
-        project.push_json("--skip-tests", emulator=ubiops_emulator)
-    refused = project.run("push", "--skip-tests", emulator=ubiops_emulator)
+        project.push_json("--skip-tests", emulator=remote_ubiops)
+    refused = project.run("push", "--skip-tests", emulator=remote_ubiops)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         f"deployer: error: deployment {project.deployment} is at its cap of 2 versions (max_versions); "
         "oldest non-default: v2; delete them or push with --prune"]
-    assert versions(ubiops_emulator, project.deployment) == ["v1", "v2"]
+    assert versions(remote_ubiops, project.deployment) == ["v1", "v2"]
 
-    pruned = project.push_json("--skip-tests", "--prune", emulator=ubiops_emulator)
+    pruned = project.push_json("--skip-tests", "--prune", emulator=remote_ubiops)
     assert pruned["version"] == "v3"
-    assert versions(ubiops_emulator, project.deployment) == ["v1", "v3"], "v1 is the default, so v2 went"
+    assert versions(remote_ubiops, project.deployment) == ["v1", "v3"], "v1 is the default, so v2 went"
 
 
 def test_a_cap_enforced_by_the_api_is_one_clear_line(project, tmp_path):
@@ -81,89 +81,89 @@ def test_a_cap_enforced_by_the_api_is_one_clear_line(project, tmp_path):
         "its maximum of 1 versions; delete a version first")
 
 
-def test_a_failing_emulator_test_blocks_the_push(project, ubiops_emulator):
+def test_a_failing_emulator_test_blocks_the_push(project, remote_ubiops):
     project.expect(43)
-    result = project.run("push", emulator=ubiops_emulator)
+    result = project.run("push", emulator=remote_ubiops)
     assert result.returncode == 1
     assert "FAIL emulator tests" in result.stdout and "check FAILED: emulator tests" in result.stdout
     assert result.stderr.strip() == "deployer: error: the check failed, so nothing was uploaded"
-    assert project.deployment not in [d.name for d in ubiops_emulator.sdk().deployments_list(PROJECT)]
+    assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
 
 
-def test_a_broken_package_fails_its_build_and_the_push_exits_with_the_build_error(project, ubiops_emulator):
+def test_a_broken_package_fails_its_build_and_the_push_exits_with_the_build_error(project, remote_ubiops):
     (project.package / "deployment.py").write_text(
         "class Deployment:\n    def __init__(self):\n        raise RuntimeError('weights missing')\n"
         "    def request(self, data):\n        return data\n")
-    result = project.run("push", "--skip-tests", emulator=ubiops_emulator)
+    result = project.run("push", "--skip-tests", emulator=remote_ubiops)
     assert result.returncode == 1
     assert "WARNING: --skip-tests" in result.stdout and "build failed" in result.stdout
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith(f"deployer: error: the build of {project.deployment}/v1 failed: ")
     assert "RuntimeError: weights missing" in error
-    version = ubiops_emulator.sdk().deployment_versions_get(PROJECT, project.deployment, "v1")
+    version = remote_ubiops.sdk().deployment_versions_get(PROJECT, project.deployment, "v1")
     assert version.status == "unavailable" and version.active_revision is None
 
 
-def test_the_same_broken_package_is_caught_by_check_before_any_upload(project, ubiops_emulator):
+def test_the_same_broken_package_is_caught_by_check_before_any_upload(project, remote_ubiops):
     (project.package / "deployment.py").write_text(
         "class Deployment:\n    def __init__(self):\n        raise RuntimeError('weights missing')\n"
         "    def request(self, data):\n        return data\n")
-    result = project.run("push", emulator=ubiops_emulator)
+    result = project.run("push", emulator=remote_ubiops)
     assert result.returncode == 1
     assert "FAIL emulator: the zip does not start" in result.stdout and "weights missing" in result.stdout
 
 
-def test_a_bad_token_is_one_line(project, ubiops_emulator):
-    result = project.run("push", "--skip-tests", emulator=ubiops_emulator, token="wrong-token-value")
+def test_a_bad_token_is_one_line(project, remote_ubiops):
+    result = project.run("push", "--skip-tests", emulator=remote_ubiops, token="wrong-token-value")
     assert result.returncode == 1
     assert result.stderr.strip() == "deployer: error: 401: the token was refused"
     assert "wrong-token-value" not in result.stdout + result.stderr
 
 
-def test_an_unknown_project_is_named(project, ubiops_emulator):
+def test_an_unknown_project_is_named(project, remote_ubiops):
     project.configure(project="no-such-project")
-    result = project.run("status", emulator=ubiops_emulator)
+    result = project.run("status", emulator=remote_ubiops)
     assert result.stderr.strip() == "deployer: error: 404: project 'no-such-project' was not found (Project not found)"
 
 
-def test_fields_cannot_drift_silently(project, ubiops_emulator):
-    project.push_json("--skip-tests", emulator=ubiops_emulator)
+def test_fields_cannot_drift_silently(project, remote_ubiops):
+    project.push_json("--skip-tests", emulator=remote_ubiops)
     (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "y", "data_type": "double"}]))
-    refused = project.run("push", "--skip-tests", emulator=ubiops_emulator)
+    refused = project.run("push", "--skip-tests", emulator=remote_ubiops)
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
         f"deployer: error: deployment {project.deployment} has other fields than the package (output fields: "
         "deployment y:int, package y:double); push with --update-fields to change the deployment's fields")
-    updated = project.push_json("--skip-tests", "--update-fields", emulator=ubiops_emulator)
+    updated = project.push_json("--skip-tests", "--update-fields", emulator=remote_ubiops)
     assert updated["version"] == "v2"
-    fields = ubiops_emulator.sdk().deployments_get(PROJECT, project.deployment).output_fields
+    fields = remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).output_fields
     assert [(f.name, f.data_type) for f in fields] == [("y", "double")]
 
 
-def test_dry_run_prints_the_calls_and_changes_nothing(project, ubiops_emulator):
-    result = project.run("push", "--dry-run", "--skip-tests", emulator=ubiops_emulator)
+def test_dry_run_prints_the_calls_and_changes_nothing(project, remote_ubiops):
+    result = project.run("push", "--dry-run", "--skip-tests", emulator=remote_ubiops)
     assert result.returncode == 0, result.stderr
-    assert "would  deployments_create('face-profile', {" in result.stdout
-    assert "would  deployment_versions_create('face-profile', " in result.stdout
+    assert f"would  deployments_create('{PROJECT}', {{" in result.stdout
+    assert f"would  deployment_versions_create('{PROJECT}', " in result.stdout
     assert "would  revisions_file_upload(" in result.stdout
-    assert project.deployment not in [d.name for d in ubiops_emulator.sdk().deployments_list(PROJECT)]
+    assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
 
 
-def test_status_and_request(project, ubiops_emulator):
-    project.push_json("--skip-tests", emulator=ubiops_emulator)
-    status = project.run("status", emulator=ubiops_emulator)
+def test_status_and_request(project, remote_ubiops):
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    status = project.run("status", emulator=remote_ubiops)
     assert f"{project.deployment} (default: v1)" in status.stdout and "available" in status.stdout
-    answer = project.run("request", "--data", '{"x": 5}', "--version", "v1", emulator=ubiops_emulator)
+    answer = project.run("request", "--data", '{"x": 5}', "--version", "v1", emulator=remote_ubiops)
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["result"] == {"y": 10}
 
 
-def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, ubiops_emulator):
+def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, remote_ubiops):
     (project.package / "deployment.py").write_text(
         "import time\n\nclass Deployment:\n    def __init__(self):\n        time.sleep(60)\n"
         "    def request(self, data):\n        return data\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
-    env.update(UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=ubiops_emulator.api)
+    env.update(UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=remote_ubiops.api)
     process = subprocess.Popen([sys.executable, "-m", "deployer", "push", "--skip-tests"], cwd=project.root, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     for line in process.stdout:
@@ -173,7 +173,7 @@ def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, ubiops_e
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == (
-        f"deployer: error: interrupted: revision {_revision(ubiops_emulator, project)} of {project.deployment}/v1 "
+        f"deployer: error: interrupted: revision {_revision(remote_ubiops, project)} of {project.deployment}/v1 "
         "was uploaded and its build goes on at UbiOps; follow it with `python -m deployer status`")
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT / "tests" / "images"
-LIBRARIES = ROOT / "deployment_package" / "libraries"
+PACKAGE = Path(__file__).resolve().parents[1]
+ROOT = PACKAGE.parent
+IMAGES = PACKAGE / "tests" / "images"
+LIBRARIES = PACKAGE / "libraries"
 PORTRAITS = ("grace_hopper.jpg", "astronaut.jpg")
 NON_FACES = ("chelsea.jpg", "coffee.jpg")
 

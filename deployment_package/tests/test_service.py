@@ -1,40 +1,27 @@
-"""The default face-profile package served by the emulator, end to end: what a user of
-`make serve` gets from curl and from the SDK.
+"""The face-profile package served by a local UbiOps, end to end: what a user of `make serve` gets
+from curl and from the SDK.
 
-These are the emulator tests `python -m deployer check` runs against the built zip: it serves the
-zip itself and passes its address as `EMULATOR_URL`; otherwise the tests start an emulator on
-`EMULATOR_PACKAGE` (default: the `deployment_package/` folder).
+`ubiops_emulator` (the `emulator.testing` plugin) serves this package; under `python -m deployer
+check` it is the emulator the check started on the built zip, so these run against the upload.
 """
 
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image
-
-from harness import DEPLOYMENT, PROJECT, ROOT, Emulator
-
-IMAGES = ROOT / "tests" / "images"
-PROFILE_URL_TIMEOUT = 120
-
-pytestmark = pytest.mark.emulator_package
+from profile_helpers import IMAGES
+from ubiops.utils import upload_file
 
 
-@pytest.fixture(scope="module")
-def face_profile(emulators, tmp_path_factory):
-    if os.environ.get("EMULATOR_URL"):
-        return Emulator(process=None, url=os.environ["EMULATOR_URL"], log_path=tmp_path_factory.mktemp("log") / "none.log")
-    return emulators(Path(os.environ.get("EMULATOR_PACKAGE", ROOT / "deployment_package")))
+@pytest.fixture
+def face_profile(ubiops_emulator):
+    return ubiops_emulator
 
 
 def profile(emulator, image: bytes, name: str = "portrait.jpg", **form: str) -> dict:
-    response = httpx.post(emulator.requests_url(), files={"img": (name, image)}, data=form, timeout=PROFILE_URL_TIMEOUT)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return emulator.request(form, files={"img": (name, image)})
 
 
 def test_curl_style_portrait_gives_a_face_profile_and_an_annotated_image(face_profile):
@@ -47,7 +34,7 @@ def test_curl_style_portrait_gives_a_face_profile_and_an_annotated_image(face_pr
     assert result["model_id"].startswith("face-profile-") and "sha256:64184e22" in result["model_id"]
     uri = result["annotated_img"]
     assert uri.startswith(f"ubiops-file://default/deployment_requests/{body['id']}/output/")
-    annotated = Image.open(io.BytesIO(httpx.get(body["emulator_file_urls"][uri]).content))
+    annotated = Image.open(io.BytesIO(face_profile.download(body, uri)))
     assert annotated.format == "JPEG", "the annotated portrait (levelled when align_face) is a real JPEG"
     assert annotated.width >= result["image_width"] and annotated.height >= result["image_height"]
 
@@ -79,7 +66,20 @@ def test_unknown_sampling_strategy_fails_with_a_clear_message(face_profile):
 
 
 def test_sdk_sees_the_default_package_fields(face_profile):
-    detail = face_profile.sdk().deployments_get(PROJECT, DEPLOYMENT)
+    detail = face_profile.sdk().deployments_get(face_profile.project, face_profile.deployment)
     assert [f.name for f in detail.input_fields] == ["img", "sampling_strategy", "align_face", "num_attempts"]
     assert {f.name: f.data_type for f in detail.output_fields}["annotated_img"] == "file"
     assert detail.input_fields[1].widget.configuration["default"] == "use_all"
+
+
+def test_uri_and_multipart_give_the_same_face_profile(face_profile):
+    portrait = IMAGES / "grace_hopper.jpg"
+    api = face_profile.sdk()
+    uri = upload_file(api.api_client, face_profile.project, str(portrait), _progress_bar=False)
+    options = {"sampling_strategy": "trimmed", "align_face": True, "num_attempts": 2}
+    by_uri = api.deployment_requests_create(face_profile.project, face_profile.deployment, data={"img": uri, **options})
+    by_form = face_profile.request(options, files={"img": portrait})
+    assert by_uri.status == by_form["status"] == "completed"
+    uri_result = {k: v for k, v in by_uri.result.items() if k != "annotated_img"}
+    form_result = {k: v for k, v in by_form["result"].items() if k != "annotated_img"}
+    assert uri_result == form_result and uri_result["face_found"] is True

@@ -11,11 +11,9 @@ import sys
 import textwrap
 
 import pytest
-from profile_helpers import IMAGES, LIBRARIES, ROOT
+from profile_helpers import IMAGES, LIBRARIES, PACKAGE, ROOT
 
 from face_profile import MODEL_VERSION, PROFILE_FIELDS, WEIGHTS_SHA256, FaceProfileModel
-
-PACKAGE = ROOT / "deployment_package"
 
 
 def test_build_is_byte_for_byte_reproducible(build_script, model_path, tmp_path):
@@ -23,6 +21,11 @@ def test_build_is_byte_for_byte_reproducible(build_script, model_path, tmp_path)
     digest = build_script.build(again)
     assert digest == hashlib.sha256(model_path.read_bytes()).hexdigest()
     assert again.read_bytes() == model_path.read_bytes()
+
+
+def test_the_committed_model_is_the_reproducible_build(model_path):
+    """model1.pkl ships as committed; rebuilt from the pinned, checked weights it must not change."""
+    assert (PACKAGE / "model1.pkl").read_bytes() == model_path.read_bytes(), "run `make model` and commit model1.pkl"
 
 
 def test_pickle_holds_verified_weights_not_the_landmarker(model):

@@ -11,14 +11,14 @@ import httpx
 import pytest
 from PIL import Image
 
-from harness import ROOT
+from profile_helpers import IMAGES
 
-PORTRAIT = ROOT / "tests" / "images" / "grace_hopper.jpg"
+PORTRAIT = IMAGES / "grace_hopper.jpg"
 
 
-@pytest.fixture(scope="module")
-def face_profile(emulators):
-    return emulators(ROOT / "deployment_package")
+@pytest.fixture
+def face_profile(ubiops_emulator):
+    return ubiops_emulator
 
 
 def png_declaring(width: int, height: int) -> bytes:

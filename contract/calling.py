@@ -1,0 +1,66 @@
+"""How UbiOps calls a deployment: which arguments `Deployment(...)`, `request` and `requests` get,
+decided by their signatures (the executable reference is `ubiops.utils.run_local`).
+
+One rule for both sides: the emulator's loader calls the class with it, and the deployer's static
+check reads `deployment.py` with it (`signature_of_function`), so a signature the check accepts
+is one the loader can call, and one it refuses would fail on UbiOps too.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import Any
+
+INIT_ARGUMENTS = ("base_directory", "context")
+
+
+def init_arguments(signature: inspect.Signature) -> tuple[str, ...]:
+    """The keyword arguments `Deployment(...)` is given: both with `**kwargs` or when it names both,
+    otherwise whichever of `base_directory` and `context` it names."""
+    params = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()) or set(INIT_ARGUMENTS) <= set(params):
+        return INIT_ARGUMENTS
+    return tuple(name for name in INIT_ARGUMENTS if name in params)
+
+
+def passes_context(signature: inspect.Signature) -> bool:
+    """`request(data, context)` only when the method takes exactly two parameters, one named `context`;
+    otherwise `request(data)`, whatever else it declares. The same holds for `requests`."""
+    return "context" in signature.parameters and len(signature.parameters) == 2
+
+
+def call_problem(signature: inspect.Signature, method: str) -> str | None:
+    """Why UbiOps' call of `method` (`__init__`, `request` or `requests`) would fail with this
+    signature (a `TypeError` at run time), or None when it binds."""
+    try:
+        if method == "__init__":
+            signature.bind(**{name: None for name in init_arguments(signature)})
+        else:
+            signature.bind(*([None, None] if passes_context(signature) else [None]))
+    except TypeError as exc:
+        passed = ", ".join(init_arguments(signature)) if method == "__init__" else (
+            "data, context" if passes_context(signature) else "data")
+        return f"UbiOps would call it with ({passed}), which fails: {exc}"
+    return None
+
+
+def signature_of_function(function: ast.FunctionDef | ast.AsyncFunctionDef) -> inspect.Signature:
+    """The signature of a method read from source, without `self`, as `inspect` gives it for the bound
+    method: so the static check applies the very rule the loader does."""
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    first_default = len(positional) - len(arguments.defaults)
+    kind = inspect.Parameter
+    params: list[inspect.Parameter] = []
+    for index, argument in enumerate(positional):
+        default: Any = None if index >= first_default else kind.empty
+        params.append(kind(argument.arg, kind.POSITIONAL_ONLY if index < len(arguments.posonlyargs)
+                           else kind.POSITIONAL_OR_KEYWORD, default=default))
+    if arguments.vararg:
+        params.append(kind(arguments.vararg.arg, kind.VAR_POSITIONAL))
+    for argument, kw_default in zip(arguments.kwonlyargs, arguments.kw_defaults):
+        params.append(kind(argument.arg, kind.KEYWORD_ONLY, default=kind.empty if kw_default is None else None))
+    if arguments.kwarg:
+        params.append(kind(arguments.kwarg.arg, kind.VAR_KEYWORD))
+    return inspect.Signature(params[1:] if positional else params)

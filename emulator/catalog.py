@@ -1,0 +1,181 @@
+"""Management state on disk: the projects, deployments, versions and revisions made through the
+management API, kept in `<data-dir>/catalog.json` so they survive a restart, as the request history
+(`request_store`) and the uploaded zips (`<data-dir>/revisions/`) do.
+
+The whole document is rewritten on every change (it is small), atomically: a new file is written
+beside it and moved over it, so a crash leaves the old document or the new one, never half of one.
+The `--package` version is not saved (it comes from the command line at each start), nor is a
+deployment that holds only that version. What was running is not saved either: `Builder.restore`
+starts it again from the kept zips.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from contract.spec import SpecError, parse_fields
+from emulator.state import Deployment, NoInstances, Project, Revision, Version
+
+CATALOG_FILE = "catalog.json"
+FORMAT = 1
+
+
+class CatalogError(ValueError):
+    """A catalog file the emulator cannot read; the message names the file and what is wrong."""
+
+
+class SavedRevision(BaseModel):
+    id: str
+    version: str
+    zip_path: str
+    """Relative to the data folder, so the folder can be moved."""
+    created: datetime
+    status: Literal["queued", "building", "success", "failed"]
+    error_message: str | None = None
+    capabilities: dict[str, bool] = {}
+
+
+class SavedVersion(BaseModel):
+    name: str
+    id: str
+    environment: dict[str, str]
+    settings: dict[str, Any]
+    request_retention_mode: Literal["none", "metadata", "full"]
+    created: datetime
+    last_updated: datetime
+    active_revision: str | None = None
+    revisions: list[SavedRevision] = []
+
+
+class SavedDeployment(BaseModel):
+    name: str
+    id: str
+    input_fields: list[Any]
+    """As the API shows them (`Spec.to_api`), parsed again on load."""
+    output_fields: list[Any]
+    description: str = ""
+    labels: dict[str, str] = {}
+    default_version: str | None = None
+    """May name the `--package` version, which is not saved but re-created at start."""
+    created: datetime
+    last_updated: datetime
+    versions: list[SavedVersion] = []
+
+
+class SavedProject(BaseModel):
+    name: str
+    id: str
+    created: datetime
+    deployments: list[SavedDeployment] = []
+
+
+class CatalogDocument(BaseModel):
+    format: Literal[1]
+    projects: list[SavedProject]
+
+
+def load_catalog(data_dir: Path) -> dict[str, Project]:
+    """The saved projects (empty without a catalog); versions have no instances yet (`Builder.restore`).
+
+    Raises CatalogError for a file that is not a catalog, so the emulator refuses to start rather
+    than start without (and then overwrite) the user's deployments.
+    """
+    path = data_dir / CATALOG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(_unreadable(path, str(exc))) from None
+    try:
+        document = CatalogDocument.model_validate_json(text)
+        return {p.name: _project(p, data_dir) for p in document.projects}
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise CatalogError(_unreadable(path, f"{where}: {first['msg']}" if where else first["msg"])) from None
+    except SpecError as exc:
+        raise CatalogError(_unreadable(path, str(exc))) from None
+
+
+def save_catalog(data_dir: Path, projects: Iterable[Project]) -> None:
+    """Write the projects' management state, replacing the previous catalog in one step."""
+    saved = [s for s in (_saved_project(p, data_dir) for p in projects) if s.deployments]
+    document = CatalogDocument(format=FORMAT, projects=saved)
+    handle, temporary = tempfile.mkstemp(prefix=f".{CATALOG_FILE}.", dir=data_dir)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as sink:
+            sink.write(document.model_dump_json(indent=1))
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(temporary, data_dir / CATALOG_FILE)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _unreadable(path: Path, problem: str) -> str:
+    return (f"the saved deployments in {path} cannot be read ({problem}); repair the file, or move it "
+            "away to start without them")
+
+
+def _saved_project(project: Project, data_dir: Path) -> SavedProject:
+    return SavedProject(name=project.name, id=project.id, created=project.created, deployments=[
+        _saved_deployment(d, data_dir) for d in project.deployments.values() if _is_saved(d)])
+
+
+def _is_saved(deployment: Deployment) -> bool:
+    """Every deployment but one that holds only the `--package` version (re-created at each start)."""
+    return not deployment.versions or any(not v.from_command_line for v in deployment.versions.values())
+
+
+def _saved_deployment(deployment: Deployment, data_dir: Path) -> SavedDeployment:
+    return SavedDeployment(
+        name=deployment.name, id=deployment.id,
+        input_fields=deployment.input_spec.to_api(), output_fields=deployment.output_spec.to_api(),
+        description=deployment.description, labels=deployment.labels, default_version=deployment.default_version,
+        created=deployment.created, last_updated=deployment.last_updated,
+        versions=[_saved_version(v, data_dir) for v in deployment.versions.values() if not v.from_command_line],
+    )
+
+
+def _saved_version(version: Version, data_dir: Path) -> SavedVersion:
+    return SavedVersion(
+        name=version.name, id=version.id, environment=version.environment, settings=version.settings,
+        request_retention_mode=version.request_retention_mode, created=version.created,
+        last_updated=version.last_updated, active_revision=version.active_revision,
+        revisions=[SavedRevision(id=r.id, version=r.version, zip_path=os.path.relpath(r.zip_path, data_dir),
+                                 created=r.created, status=r.status, error_message=r.error_message,
+                                 capabilities=r.capabilities) for r in version.revisions.values()],
+    )
+
+
+def _project(saved: SavedProject, data_dir: Path) -> Project:
+    project = Project(saved.name, id=saved.id, created=saved.created)
+    for item in saved.deployments:
+        where = f"deployment {item.name!r}"
+        deployment = Deployment(
+            item.name, project.name, parse_fields(item.input_fields, f"{where} input_fields"),
+            parse_fields(item.output_fields, f"{where} output_fields"), default_version=item.default_version, id=item.id,
+            created=item.created, description=item.description, labels=item.labels, last_updated=item.last_updated,
+        )
+        deployment.versions = {v.name: _version(v, data_dir) for v in item.versions}
+        project.deployments[deployment.name] = deployment
+    return project
+
+
+def _version(saved: SavedVersion, data_dir: Path) -> Version:
+    return Version(
+        saved.name, None, NoInstances(saved.name), saved.environment, id=saved.id, created=saved.created,
+        request_retention_mode=saved.request_retention_mode, settings=saved.settings,
+        active_revision=saved.active_revision, last_updated=saved.last_updated,
+        revisions={r.id: Revision(r.version, str(data_dir / r.zip_path), id=r.id, created=r.created, status=r.status,
+                                  error_message=r.error_message, capabilities=r.capabilities)
+                   for r in saved.revisions},
+    )

@@ -1,0 +1,190 @@
+"""The official UbiOps CLI (`ubiops`, the `test` extra's ubiops-cli pin) against a real emulator, run as
+a user runs it: sign in with a token, pick the project, create a deployment from a yaml file, deploy a
+package folder, wait for its build, send requests and move files.
+
+Where the CLI writes: its sign-in (API host, token, current project) goes to `.config` beside its own
+code (`ubiops_cli/utils.py`, `Config.config_file = dirname(__file__)/.config`; no variable moves it),
+and `deployments deploy` writes its zip into the working directory before uploading it. So these tests
+run a byte-for-byte copy of the installed `ubiops_cli` package from a temp folder, first on
+PYTHONPATH, with HOME and the working directory in temp folders too: the installed package, shared by
+every checkout that uses the venv, is never written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import yaml
+
+from contract.package import read_package
+from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator
+
+TOKEN = "cli-test-token"
+INSTALLED_CLI = Path(importlib.util.find_spec("ubiops_cli").origin).parent
+DOUBLER = "class Deployment:\n    def request(self, data):\n        return {'y': data['x'] * %d}\n"
+PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "grace_hopper.jpg"
+
+
+@dataclass
+class Cli:
+    """The `ubiops` command, with its code, config, HOME and working directory under `root`."""
+
+    root: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "lib" / "ubiops_cli" / ".config"
+
+    @property
+    def workdir(self) -> Path:
+        return self.root / "work"
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UBIOPS_")}
+        env.update(HOME=str(self.root / "home"), PYTHONPATH=str(self.root / "lib"))
+        return subprocess.run([Path(sys.executable).with_name("ubiops"), *args], cwd=self.workdir, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    def __call__(self, *args: str) -> str:
+        """Run a command that must succeed; its standard output."""
+        run = self.run(*args)
+        assert run.returncode == 0, f"ubiops {' '.join(args)} exited {run.returncode}:\n{run.stdout}\n{run.stderr}"
+        return run.stdout
+
+    def fails(self, *args: str) -> str:
+        """Run a command that must fail; what it printed (the CLI prints its errors on stdout)."""
+        run = self.run(*args)
+        assert run.returncode == 1, f"ubiops {' '.join(args)} exited {run.returncode}:\n{run.stdout}\n{run.stderr}"
+        return run.stdout + run.stderr
+
+
+def installed_config() -> bytes | None:
+    path = INSTALLED_CLI / ".config"
+    return path.read_bytes() if path.exists() else None
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory) -> Iterator[Emulator]:
+    """An emulator of its own, with a token: these tests add deployments other modules must not see."""
+    emulator = start_emulator("plain", tmp_path_factory.mktemp("cli-emulator"), token=TOKEN)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def cli(emulator, tmp_path_factory) -> Iterator[Cli]:
+    """The CLI signed in to `emulator` with the project chosen, as a user starts; the installed
+    package's `.config` is the same afterwards as before."""
+    before = installed_config()
+    cli = Cli(tmp_path_factory.mktemp("cli"))
+    shutil.copytree(INSTALLED_CLI, cli.root / "lib" / "ubiops_cli", ignore=shutil.ignore_patterns("__pycache__", ".config"))
+    (cli.root / "home").mkdir()
+    cli.workdir.mkdir()
+    cli("signin", "--token", "-p", f"Token {TOKEN}", "--api", emulator.api)
+    cli("current_project", "set", PROJECT)
+    yield cli
+    assert installed_config() == before
+
+
+def create_deployment(cli: Cli, folder: Path, name: str, inputs: list[dict], outputs: list[dict]) -> None:
+    yaml_file = folder / f"{name}.yaml"
+    yaml_file.write_text(yaml.safe_dump({
+        "deployment_name": name, "deployment_description": "Created by the UbiOps CLI",
+        "input_type": "structured", "input_fields": inputs, "output_type": "structured", "output_fields": outputs,
+    }, sort_keys=False))
+    assert name in cli("deployments", "create", "-f", str(yaml_file))
+
+
+def deploy(cli: Cli, name: str, package: Path, *extra: str) -> None:
+    """`ubiops deployments deploy`, then `ubiops deployment_versions wait` for its build, as a user does."""
+    assert "Deployment was successfully deployed" in cli("deployments", "deploy", name, "-v", "v1", "-dir", str(package),
+                                                         "-e", "python3-11", "-y", *extra)
+    waited = cli("deployment_versions", "wait", "v1", "-d", name, "-t", "300")
+    assert "Deployment revision: success" in waited and "Deployment version: available" in waited
+
+
+def test_signin_keeps_the_host_and_token_in_the_copy_and_picks_the_project(cli, emulator):
+    signin = cli("signin", "--token", "-p", f"Token {TOKEN}", "--api", emulator.api)
+    assert "Welcome to UbiOps!" in signin and f"Selected project: {PROJECT}" in signin
+    assert cli("current_project", "get").strip() == f"*  {PROJECT}"
+    config = cli.config_file.read_text()
+    assert f"api = {emulator.api}" in config and f"service_token = Token {TOKEN}" in config
+    assert cli("status").splitlines()[:1] == ["Authorized"]
+
+
+def test_signin_with_a_wrong_token_is_refused_and_keeps_the_previous_one(cli, emulator):
+    output = cli.fails("signin", "--token", "-p", "Token not-the-token", "--api", emulator.api)
+    assert "Could not authorize: Unauthorized (401)" in output and "not-the-token" not in output
+    assert f"service_token = Token {TOKEN}" in cli.config_file.read_text()
+
+
+def test_deploy_a_package_folder_request_it_and_redeploy(cli, emulator, tmp_path):
+    package = tmp_path / "doubler"
+    package.mkdir()
+    (package / "deployment.py").write_text(DOUBLER % 2)
+    create_deployment(cli, tmp_path, "doubler", [{"name": "x", "data_type": "int"}], [{"name": "y", "data_type": "int"}])
+    deploy(cli, "doubler", package)
+    version = emulator.sdk().deployment_versions_get(PROJECT, "doubler", "v1")
+    assert (version.environment_name, version.status, version.default) == ("python3-11", "available", True)
+
+    answer = cli("deployments", "requests", "create", "doubler", "--data", '{"x": 21}')
+    assert "Status: completed" in answer and 'Result: [{"y": 42}]' in answer
+    (response,) = json.loads(cli("deployments", "requests", "create", "doubler", "--data", '{"x": 5}', "-fmt", "json"))
+    assert (response["status"], response["result"], response["version"]) == ("completed", [{"y": 10}], "v1")
+
+    (package / "deployment.py").write_text(DOUBLER % 3)
+    deploy(cli, "doubler", package, "--overwrite")
+    assert 'Result: [{"y": 63}]' in cli("deployments", "requests", "create", "doubler", "--data", '{"x": 21}')
+    assert [r.status for r in emulator.sdk().revisions_list(PROJECT, "doubler", "v1")] == ["success", "success"]
+    assert list(cli.workdir.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def unbuilt_version(cli) -> str:
+    """A version of the served deployment that has no package yet."""
+    cli("deployment_versions", "create", "empty", "-d", DEPLOYMENT)
+    return "empty"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("-v", "empty"), "Version empty has no deployment package yet: upload one and wait for its build"),
+    (("-t", "5"), "query timeout: Input should be greater than or equal to 10"),
+])
+def test_a_refused_request_prints_its_reason(cli, unbuilt_version, args, message):
+    """Regression: the CLI's requests go through the stream endpoint, whose reader looks only for
+    `error_message`; every refused call used to print "Invalid value for `id`, must not be `None`"."""
+    output = cli.fails("deployments", "requests", "create", DEPLOYMENT, *args, "--data", "hello")
+    assert f"Error: Request failed with error message: {message}" in output
+
+
+def test_a_plain_request(cli):
+    answer = cli("deployments", "requests", "create", DEPLOYMENT, "--data", "hello there")
+    assert "Status: completed" in answer and 'Result: "HELLO THERE"' in answer
+
+
+def test_the_face_profile_package_with_an_uploaded_portrait(cli, tmp_path):
+    """The repository's own package, deployed and called only through the CLI."""
+    package = read_package(ROOT / "deployment_package")
+    create_deployment(cli, tmp_path, "portraits", package.input_spec.to_api(), package.output_spec.to_api())
+    deploy(cli, "portraits", package.directory)
+
+    uri = cli("files", "upload", "-f", str(PORTRAIT), "portraits/grace hopper.jpg").strip()
+    assert uri == "ubiops-file://default/portraits/grace hopper.jpg"
+    data = {"img": uri, "sampling_strategy": "use_all", "align_face": True, "num_attempts": 1}
+    (response,) = json.loads(cli("deployments", "requests", "create", "portraits", "--data", json.dumps(data), "-fmt", "json"))
+    assert response["status"] == "completed", response["error_message"]
+    (profile,) = response["result"]
+    assert profile["face_found"] is True and profile["num_faces"] == 1 and profile["model_id"].startswith("face-profile-")
+
+    annotated = tmp_path / "annotated.jpg"
+    assert "File stored in" in cli("files", "download", "-u", profile["annotated_img"], "-o", str(annotated))
+    assert annotated.read_bytes()[:3] == b"\xff\xd8\xff"

@@ -1,0 +1,199 @@
+"""Management state survives a restart: deployments, versions and revisions made through the SDK are
+there again when a new emulator starts on the same data folder, their built versions serve again,
+and their request history stays reachable through them. A corrupt catalog stops the start cleanly."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import ubiops
+
+from harness import DEPLOYMENT, PROJECT, Emulator, start_emulator, zip_bytes
+
+FIELDS = [{"name": "x", "data_type": "int"}]
+SETTLE_SECONDS = 60
+GOOD = "class Deployment:\n    def request(self, data):\n        return {'y': data['x'] * 3}\n"
+BROKEN = "import no_such_module\n"
+SLOW = "import time\ntime.sleep(600)\n"
+
+
+def create(api: ubiops.CoreApi, deployment: str, **extra: object) -> None:
+    api.deployments_create(PROJECT, {"name": deployment, "input_type": "structured", "output_type": "structured",
+                                     "input_fields": FIELDS, "output_fields": [{"name": "y", "data_type": "int"}],
+                                     **extra})
+    api.deployment_versions_create(PROJECT, deployment, ubiops.DeploymentVersionCreate(version="v1", maximum_idle_time=60))
+
+
+def upload(api: ubiops.CoreApi, tmp_path: Path, deployment: str, code: str) -> str:
+    package = tmp_path / f"{deployment}.zip"
+    package.write_bytes(zip_bytes({"deployment_package/deployment.py": code.encode()}))
+    return api.revisions_file_upload(PROJECT, deployment, "v1", file=str(package)).revision
+
+
+def revision_once(api: ubiops.CoreApi, deployment: str, revision: str, past: tuple[str, ...]) -> ubiops.RevisionDetail:
+    """The revision once its status is no longer one of `past`."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (found := api.revisions_get(PROJECT, deployment, revision, "v1")).status in past:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+    return found
+
+
+def settled_version(api: ubiops.CoreApi, deployment: str, version: str = "v1") -> ubiops.DeploymentVersionDetail:
+    """The version once its instances have started (or failed to)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (found := api.deployment_versions_get(PROJECT, deployment, version)).status == "building":
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+    return found
+
+
+@dataclass
+class Before:
+    """What the first emulator was told and answered, to compare with the second's answers."""
+
+    deployment: ubiops.DeploymentDetail
+    version: ubiops.DeploymentVersionDetail
+    built: str
+    request_id: str
+    failed: ubiops.RevisionDetail
+    interrupted: str
+    lost: str
+
+
+@pytest.fixture(scope="module")
+def restarted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Emulator, Before]:
+    """Make deployments of every kind on one emulator, stop it, and start a new one on its data folder."""
+    tmp = tmp_path_factory.mktemp("persistence")
+    data_dir = tmp / "data"
+    first = start_emulator("plain", tmp, data_dir=data_dir)
+    try:
+        api = first.sdk()
+        create(api, "kept", description="survives", labels={"team": "vision"})
+        built = upload(api, tmp, "kept", GOOD)
+        assert revision_once(api, "kept", built, ("queued", "building")).status == "success"
+        request_id = api.deployment_requests_create(PROJECT, "kept", {"x": 2}).id
+        create(api, "broken")
+        failed = revision_once(api, "broken", upload(api, tmp, "broken", BROKEN), ("queued", "building"))
+        create(api, "lost")
+        lost = upload(api, tmp, "lost", GOOD)
+        assert revision_once(api, "lost", lost, ("queued", "building")).status == "success"
+        create(api, "slow")
+        interrupted = upload(api, tmp, "slow", SLOW)
+        revision_once(api, "slow", interrupted, ("queued",))
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="extra"))
+        api.deployments_update(PROJECT, DEPLOYMENT, ubiops.DeploymentUpdate(default_version="extra"))
+        api.deployment_versions_delete(PROJECT, DEPLOYMENT, "v1")
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="v1", maximum_idle_time=60))
+        create(api, "gone")
+        api.deployments_delete(PROJECT, "gone")
+        before = Before(api.deployments_get(PROJECT, "kept"), api.deployment_versions_get(PROJECT, "kept", "v1"),
+                        built, request_id, failed, interrupted, lost)
+    finally:
+        first.stop()
+    (data_dir / "revisions" / f"{lost}.zip").unlink()
+    second = start_emulator("plain", tmp, data_dir=data_dir)
+    yield second, before
+    second.stop()
+
+
+def test_a_deployment_its_version_and_revision_survive_a_restart(restarted):
+    emulator, before = restarted
+    api = emulator.sdk()
+    deployment = api.deployments_get(PROJECT, "kept")
+    assert deployment.to_dict() == before.deployment.to_dict()
+    version = settled_version(api, "kept")
+    assert (version.status, version.active_revision, version.id) == ("available", before.built, before.version.id)
+    assert (version.maximum_idle_time, version.creation_date, version.last_file_upload) == (
+        60, before.version.creation_date, before.version.last_file_upload)
+    assert api.revisions_get(PROJECT, "kept", before.built, "v1").status == "success"
+    download = httpx.get(f"{emulator.api}/projects/{PROJECT}/deployments/kept/versions/v1/revisions/{before.built}/download")
+    assert download.status_code == 200 and download.content.startswith(b"PK")
+
+
+def test_the_restored_version_serves_and_its_history_stays_reachable(restarted):
+    emulator, before = restarted
+    api = emulator.sdk()
+    settled_version(api, "kept")
+    assert api.deployment_requests_create(PROJECT, "kept", {"x": 5}).result == {"y": 15}
+    old = api.deployment_requests_get(PROJECT, "kept", before.request_id)
+    assert (old.status, old.version, old.result) == ("completed", "v1", {"y": 6})
+    assert api.deployment_version_requests_get(PROJECT, "kept", before.request_id, "v1").result == {"y": 6}
+
+
+def test_a_failed_build_stays_failed(restarted):
+    emulator, before = restarted
+    api = emulator.sdk()
+    revision = api.revisions_get(PROJECT, "broken", before.failed.id, "v1")
+    assert (revision.status, revision.error_message) == ("failed", before.failed.error_message)
+    assert "No module named 'no_such_module'" in revision.error_message
+    assert settled_version(api, "broken").status == "unavailable"
+    response = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/broken/requests", json={"x": 1})
+    assert response.status_code == 503 and "no deployment package yet" in response.json()["error"]
+
+
+def test_a_build_the_emulator_stopped_is_failed_with_the_reason(restarted):
+    emulator, before = restarted
+    api = emulator.sdk()
+    revision = api.revisions_get(PROJECT, "slow", before.interrupted, "v1")
+    assert revision.status == "failed"
+    assert revision.error_message == "The emulator stopped before this revision was built; upload it again"
+    assert settled_version(api, "slow").status == "unavailable"
+
+
+def test_a_deleted_deployment_stays_deleted(restarted):
+    emulator, _ = restarted
+    api = emulator.sdk()
+    assert "gone" not in [d.name for d in api.deployments_list(PROJECT)]
+    with pytest.raises(ubiops.ApiException) as error:
+        api.deployments_get(PROJECT, "gone")
+    assert error.value.status == 404 and error.value.body == '{"error":"Deployment not found"}'
+
+
+def test_a_version_whose_kept_zip_is_gone_is_unavailable_with_the_reason(restarted):
+    emulator, before = restarted
+    assert settled_version(emulator.sdk(), "lost").status == "unavailable"
+    response = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/lost/requests", json={"x": 1})
+    assert response.status_code == 503
+    assert response.json()["error"].startswith(f"Version v1 could not be restarted from revision {before.lost}: "
+                                               f"{before.lost}.zip is not a readable zip file")
+
+
+def test_the_package_version_comes_from_the_command_line_beside_saved_ones(restarted):
+    emulator, _ = restarted
+    api = emulator.sdk()
+    deployment = api.deployments_get(PROJECT, DEPLOYMENT)
+    assert deployment.default_version == "extra", "the saved default is kept"
+    versions = {v.version: v.status for v in api.deployment_versions_list(PROJECT, DEPLOYMENT)}
+    assert versions == {"v1": versions["v1"], "extra": "unavailable"}
+    package_version = settled_version(api, DEPLOYMENT, "v1")
+    assert (package_version.status, package_version.maximum_idle_time) == ("available", 300), "the saved v1 is replaced"
+    assert f"the saved version {DEPLOYMENT}/v1 is replaced by --package" in emulator.log()
+    assert api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "v1", "from the command line").result == (
+        "FROM THE COMMAND LINE")
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{not json", "Invalid JSON"),
+    (json.dumps({"format": 1, "projects": [{"name": PROJECT}]}), "projects.0.id: Field required"),
+    (json.dumps({"format": 1, "projects": [{"name": PROJECT, "id": "p", "created": "2024-01-01T00:00:00Z",
+                                            "deployments": [{"name": "d", "id": "d", "input_fields": [{"name": "x"}],
+                                                             "output_fields": [], "created": "2024-01-01T00:00:00Z",
+                                                             "last_updated": "2024-01-01T00:00:00Z"}]}]}),
+     "deployment 'd' input_fields[0]: field 'x' has data_type None"),
+])
+def test_a_corrupt_catalog_stops_the_start_with_a_clear_error(tmp_path, content, problem):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "catalog.json").write_text(content)
+    emulator = start_emulator("plain", tmp_path, data_dir=data_dir, wait=False)
+    assert emulator.process.wait(60) == 1
+    log = emulator.log()
+    assert f"emulator: error: the saved deployments in {data_dir.resolve() / 'catalog.json'} cannot be read (" in log
+    assert problem in log and "Traceback" not in log
+    assert (data_dir / "catalog.json").read_text() == content, "the file is left as it was"

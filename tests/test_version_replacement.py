@@ -1,0 +1,126 @@
+"""Requests in flight while their version changes under them: a new revision is uploaded (as `push`
+and `ubiops deployments deploy` do), the version or deployment is deleted, or the emulator is
+stopped. Each request gets an answer; none waits forever."""
+
+from __future__ import annotations
+
+import signal
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import httpx
+import pytest
+import ubiops
+
+from harness import PROJECT, Emulator, start_emulator, zip_bytes
+
+CLIENT_TIMEOUT = 30
+SLOW_PACKAGE = '''
+import time
+
+class Deployment:
+    def request(self, data):
+        time.sleep(data["seconds"])
+        return {{"revision": "{tag}"}}
+'''
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    emulator = start_emulator("minimal", tmp_path_factory.mktemp("replacement"))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def pool():
+    with ThreadPoolExecutor(4) as executor:
+        yield executor
+
+
+def deploy(emulator: Emulator, tmp_path, name: str) -> ubiops.CoreApi:
+    """A deployment `name` with version v1 built from the slow package tagged `one`."""
+    api = emulator.sdk()
+    api.deployments_create(PROJECT, {
+        "name": name, "input_type": "structured", "output_type": "structured",
+        "input_fields": [{"name": "seconds", "data_type": "double"}],
+        "output_fields": [{"name": "revision", "data_type": "string"}]})
+    api.deployment_versions_create(PROJECT, name, ubiops.DeploymentVersionCreate(version="v1", environment="python3-11"))
+    upload(emulator, tmp_path, name, "one")
+    return api
+
+
+def upload(emulator: Emulator, tmp_path, name: str, tag: str) -> None:
+    """Upload the slow package tagged `tag` as a new revision of v1 and wait for its build."""
+    api = emulator.sdk()
+    package = tmp_path / f"{tag}.zip"
+    package.write_bytes(zip_bytes({"deployment_package/deployment.py": SLOW_PACKAGE.format(tag=tag).encode()}))
+    revision = api.revisions_file_upload(PROJECT, name, "v1", file=str(package)).revision
+    deadline = time.monotonic() + CLIENT_TIMEOUT
+    while (status := api.revisions_get(PROJECT, name, revision, "v1").status) in ("queued", "building"):
+        assert time.monotonic() < deadline, "the build did not finish"
+        time.sleep(0.05)
+    assert status == "success"
+
+
+def send(pool: ThreadPoolExecutor, emulator: Emulator, name: str, seconds: float) -> Future:
+    url = f"{emulator.api}/projects/{PROJECT}/deployments/{name}/versions/v1/requests"
+    return pool.submit(lambda: httpx.post(url, json={"seconds": seconds}, timeout=CLIENT_TIMEOUT).json())
+
+
+def wait_for_request(emulator: Emulator, name: str, status: str) -> str:
+    """The id of a request to `name`'s v1 that has reached `status` (`processing`: the one instance is busy)."""
+    api = emulator.sdk()
+    deadline = time.monotonic() + CLIENT_TIMEOUT
+    while not (found := api.deployment_version_requests_list(PROJECT, name, "v1", status=status)):
+        assert time.monotonic() < deadline, f"no request reached {status}"
+        time.sleep(0.05)
+    return found[0].id
+
+def test_a_new_revision_lets_the_running_request_finish_and_runs_the_queued_one(emulator, tmp_path, pool):
+    deploy(emulator, tmp_path, "replaced")
+    running = send(pool, emulator, "replaced", 6)
+    wait_for_request(emulator, "replaced", "processing")
+    queued = send(pool, emulator, "replaced", 0)
+    wait_for_request(emulator, "replaced", "pending")
+    upload(emulator, tmp_path, "replaced", "two")
+    assert not running.done(), "the first request should still be running when the new revision is built"
+    assert queued.result()["result"] == {"revision": "two"}, "a queued request runs on the new revision"
+    assert running.result()["result"] == {"revision": "one"}, "a running request finishes on its instance"
+    after = send(pool, emulator, "replaced", 0).result()
+    assert (after["status"], after["result"]) == ("completed", {"revision": "two"})
+
+
+@pytest.mark.parametrize("deleted", ["version", "deployment"])
+def test_deleting_under_a_running_request_fails_it_clearly(emulator, tmp_path, pool, deleted):
+    name = f"deleted-{deleted}"
+    api = deploy(emulator, tmp_path, name)
+    running = send(pool, emulator, name, 25)
+    request_id = wait_for_request(emulator, name, "processing")
+    queued = send(pool, emulator, name, 0)
+    wait_for_request(emulator, name, "pending")
+    if deleted == "version":
+        api.deployment_versions_delete(PROJECT, name, "v1")
+    else:
+        api.deployments_delete(PROJECT, name)
+    for answer in (running.result(), queued.result()):
+        assert answer["status"] == "failed", answer
+        assert answer["error_message"] == f"{'Version v1' if deleted == 'version' else f'Deployment {name}'} " \
+                                          "was deleted before this request finished"
+    assert request_id == running.result()["id"]
+
+
+def test_stopping_the_emulator_answers_the_running_request_at_once(tmp_path, pool):
+    emulator = start_emulator("minimal", tmp_path)
+    try:
+        deploy(emulator, tmp_path, "stopped")
+        running = send(pool, emulator, "stopped", 25)
+        wait_for_request(emulator, "stopped", "processing")
+        emulator.process.send_signal(signal.SIGTERM)
+        answer = running.result()
+        assert emulator.process.wait(CLIENT_TIMEOUT) == -signal.SIGTERM, "uvicorn exits by the signal it was stopped with"
+    finally:
+        if emulator.process.poll() is None:
+            emulator.process.kill()
+    assert (answer["status"], answer["error_message"]) == ("failed", "The emulator stopped before this request finished")
+    assert "Traceback" not in emulator.log()
