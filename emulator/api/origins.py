@@ -87,7 +87,7 @@ class OriginGuard:
             await self.app(scope, receive, send)
             return
         log.warning("refused %s %s: %s", scope["method"], scope["path"], refusal)
-        await error_response(403, refusal)(scope, receive, send)
+        await error_response(403, refusal, scope["path"])(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> str | None:
         """Why this request is refused, or None. A request without `Host` (HTTP/1.0) comes from no browser."""
