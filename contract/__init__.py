@@ -4,5 +4,6 @@
 - `calling`: which arguments UbiOps passes to `Deployment`, `request` and `requests`.
 - `archive`: the zip layout UbiOps accepts, and safe extraction.
 - `manifest`: `ubiops.yaml` (environment variables, system packages).
+- `names`: what a project, deployment or version may be called.
 - `config`: the project's `[tool.deployer]` settings.
 """

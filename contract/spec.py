@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.names import MAX_NAME_LENGTH
+
 SCALAR_TYPES = ("int", "double", "string", "bool", "dict", "file")
 DATA_TYPES = SCALAR_TYPES + tuple(f"array_{t}" for t in ("int", "double", "string", "file"))
 FILE_TYPES = ("file", "array_file")
-MAX_NAME_LENGTH = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 

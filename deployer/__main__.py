@@ -1,4 +1,4 @@
-"""`python -m deployer package|check|push|status|request`: ship the package the emulator tested.
+"""`python -m deployer init|package|check|push|status|request`: ship the package the emulator tested.
 
 Settings come from `[tool.deployer]` in `pyproject.toml` (flags override them), the token from
 `UBIOPS_API_TOKEN` and the host from `UBIOPS_API_HOST`. Every failure is one line on stderr.
@@ -21,6 +21,7 @@ from deployer.client import Api
 from deployer.errors import DeployerError
 from deployer.push import PushOptions, push
 from deployer.request import send_request
+from deployer.scaffold import init_deployment
 from deployer.status import format_status, project_status
 
 
@@ -30,11 +31,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="json: a machine-readable summary on stdout (before or after the command)")
     parser = argparse.ArgumentParser(prog="python -m deployer", description=__doc__.split("\n")[0], parents=[output])
     commands = parser.add_subparsers(dest="command", required=True)
+    initializer = commands.add_parser("init", help="start a new deployment: a package that passes its "
+                                      "first test, and its [tool.deployer] section")
+    initializer.add_argument("name", help="the deployment's name (lowercase letters, digits, dashes)")
+    initializer.add_argument("--input", action="append", default=[], metavar="NAME:TYPE", help="an input field (repeatable; none: plain text)")
+    initializer.add_argument("--output", action="append", default=[], dest="outputs", metavar="NAME:TYPE",
+                             help="an output field (repeatable; none: plain text)")
+    initializer.add_argument("--package", default="deployment_package", help="the folder to write (default: %(default)s)")
+    initializer.add_argument("--project", help="the UbiOps project (default: the config's, or the deployment's name)")
     commands.add_parser("package", parents=[output], help="build dist/<deployment>-<sha12>.zip")
     commands.add_parser("check", parents=[output], help="check the zip and run the emulator tests against it")
     pusher = commands.add_parser("push", parents=[output], help="check, then upload the same zip as a new version")
     pusher.add_argument("--skip-tests", action="store_true", help="upload without running the emulator tests (warns loudly)")
     pusher.add_argument("--update-fields", action="store_true", help="change an existing deployment's fields to the package's")
+    pusher.add_argument("--yes", action="store_true", help="with --update-fields: go on although existing versions were built for the old fields")
     pusher.add_argument("--version", help="the new version's name (default: v<highest+1>)")
     pusher.add_argument("--prune", action="store_true", help="at the version cap, delete the oldest non-default versions first")
     pusher.add_argument("--no-wait", dest="wait", action="store_false", help="return once uploaded, without waiting for the build")
@@ -77,6 +87,8 @@ def with_overrides(config: DeployerConfig, args: argparse.Namespace) -> Deployer
 
 def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]:
     """Do the command; its result (printed as text or JSON) and the exit code."""
+    if args.command == "init":
+        return init_deployment(Path.cwd(), args.name, args.package, args.input, args.outputs, args.project), 0
     config = load_config()
     if args.command == "package":
         bundle = build_bundle(config)
@@ -91,7 +103,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
     if args.command == "push":
         options = PushOptions(skip_tests=args.skip_tests, update_fields=args.update_fields, version=args.version,
                               prune=args.prune, wait=args.wait, timeout=args.timeout, promote=args.promote,
-                              dry_run=args.dry_run)
+                              dry_run=args.dry_run, yes=args.yes)
         summary = push(with_overrides(config, args), options, say)
         smoke = summary.get("smoke")
         return summary, 1 if smoke and smoke["status"] != "completed" else 0
@@ -108,6 +120,9 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
 def render(command: str, result: dict[str, Any]) -> str:
     if command == "status":
         return format_status(result)
+    if command == "init":
+        return (f"wrote {result['package']}/ ({', '.join(result['files'])}) and [tool.deployer] in {result['config']}:\n"
+                f"  serve it: make serve; test it: python -m deployer check")
     if command == "package":
         return f"{result['path']}\n  size {result['size']} bytes\n  sha256 {result['sha256']}"
     if command == "check":

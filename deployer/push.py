@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable
 
 import ubiops
@@ -37,24 +38,32 @@ class PushOptions:
     timeout: float = 1800.0
     promote: bool = False
     dry_run: bool = False
+    yes: bool = False
+    """Go on with `update_fields` although the deployment's existing versions were built for the old fields."""
 
 
 def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None]) -> dict[str, Any]:
-    """Check and ship the package; the machine-readable summary of what was done."""
-    bundle = build_bundle(config)
-    say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
-    if options.skip_tests:
-        say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
-    report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say)
-    say(report.summary())
-    if not report.passed:
-        raise DeployerError("the check failed, so nothing was uploaded")
+    """Check and ship the package; the machine-readable summary of what was done.
+
+    The token and the project are checked first, so a push that cannot reach UbiOps says so at
+    once rather than after the emulator tests.
+    """
     api = Api(dry_run=options.dry_run, say=say)
-    shipment = Shipment(config, options, bundle, report.package, report.reference, api, say)
     try:
-        return shipment.run()
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted: {shipment.state}") from None
+        api.read(f"project {config.project!r}", "projects_get", config.project)
+        bundle = build_bundle(config)
+        say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
+        if options.skip_tests:
+            say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
+        report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say)
+        say(report.summary())
+        if not report.passed:
+            raise DeployerError("the check failed, so nothing was uploaded")
+        shipment = Shipment(config, options, bundle, report.package, report.reference, api, say)
+        try:
+            return shipment.run()
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: {shipment.state}") from None
     finally:
         api.close()
 
@@ -74,7 +83,6 @@ class Shipment:
 
     def run(self) -> dict[str, Any]:
         project, deployment = self.config.project, self.config.deployment
-        self.api.read(f"project {project!r}", "projects_get", project)
         self._ensure_deployment()
         version = self._make_room(self._version_name())
         self._create_version(version)
@@ -127,18 +135,26 @@ class Shipment:
         if not self.options.update_fields:
             raise DeployerError(f"deployment {name} has other fields than the package ({'; '.join(drift)}); "
                                 f"push with --update-fields to change the deployment's fields")
+        built_for_old = [v.version for v in self.versions]
+        if built_for_old and not self.options.yes:
+            raise DeployerError(
+                f"--update-fields changes the fields of every version of {name} ({'; '.join(drift)}); built for the "
+                f"old fields: {', '.join(built_for_old)}, whose requests fail where their code does not take or give "
+                f"the new ones; push again with --yes to go on, or push to another deployment")
         self.api.write(f"deployment {name!r}", "deployments_update", project, name, ubiops.DeploymentUpdate(
             input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api()))
         self._did(f"updated the fields of deployment {name}: {'; '.join(drift)}")
 
-    def _versions(self) -> list[Any]:
+    @cached_property
+    def versions(self) -> list[Any]:
+        """The deployment's versions before this push (listed once)."""
         if not self.deployment_exists:
             return []
         return self.api.read(f"deployment {self.config.deployment!r}", "deployment_versions_list",
                              self.config.project, self.config.deployment) or []
 
     def _version_name(self) -> str:
-        names = [v.version for v in self._versions()]
+        names = [v.version for v in self.versions]
         if self.options.version:
             if self.options.version in names:
                 raise DeployerError(f"version {self.options.version} of {self.config.deployment} exists already; "
@@ -149,7 +165,7 @@ class Shipment:
 
     def _make_room(self, version: str) -> str:
         """At the version cap, name the oldest versions, or delete the oldest non-default ones with --prune."""
-        versions = self._versions()
+        versions = self.versions
         cap = self.config.max_versions
         excess = len(versions) - cap + 1
         if excess <= 0:

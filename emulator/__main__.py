@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import socket
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import uvicorn
 
 from contract.archive import ArchiveError
 from contract.config import ConfigError, DeployerConfig, load_config
+from contract.names import name_from
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.spec import SpecError
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
@@ -95,8 +95,7 @@ def deployment_name(package: Path, config: DeployerConfig) -> str:
     package's folder (or zip) name, so a package is never served under another one's name."""
     if package.resolve() == config.package_path.resolve():
         return config.deployment
-    slug = re.sub(r"[^a-z0-9]+", "-", (package.stem if package.is_file() else package.resolve().name).lower())
-    return slug.strip("-")[:64] or "deployment"
+    return name_from(package.stem if package.is_file() else package.resolve().name)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "deployment_package"
 sys.path.insert(0, str(PACKAGE / "libraries"))  # pickle must reference `face_profile`, as on UbiOps
 
-from face_profile import WEIGHTS_SHA256, FaceProfileModel  # noqa: E402
+try:
+    from face_profile import WEIGHTS_SHA256, FaceProfileModel  # noqa: E402
+except ModuleNotFoundError:
+    sys.exit("scripts/build_model.py builds the face-profile model, and deployment_package/ holds no face_profile "
+             "library: your own package's model ships as you commit it")
 
 DEFAULT_OUTPUT = PACKAGE / "model1.pkl"
 WEIGHTS_NAME = "face_landmarker.task"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,13 +26,16 @@ from typing import Iterator
 import pytest
 import yaml
 
+from contract.config import load_config
 from contract.package import read_package
+from emulator import testing
 from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator
 
 TOKEN = "cli-test-token"
 INSTALLED_CLI = Path(importlib.util.find_spec("ubiops_cli").origin).parent
+UBIOPS = Path(sys.executable).with_name("ubiops")
+README_ADDRESS = "http://127.0.0.1:8000"
 DOUBLER = "class Deployment:\n    def request(self, data):\n        return {'y': data['x'] * %d}\n"
-PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "grace_hopper.jpg"
 
 
 @dataclass
@@ -48,11 +52,23 @@ class Cli:
     def workdir(self) -> Path:
         return self.root / "work"
 
-    def run(self, *args: str) -> subprocess.CompletedProcess:
+    @classmethod
+    def installed_copy(cls, root: Path) -> Cli:
+        """A copy of the installed CLI, not yet signed in."""
+        cli = cls(root)
+        shutil.copytree(INSTALLED_CLI, root / "lib" / "ubiops_cli", ignore=shutil.ignore_patterns("__pycache__", ".config"))
+        (root / "home").mkdir()
+        cli.workdir.mkdir()
+        return cli
+
+    @property
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("UBIOPS_")}
         env.update(HOME=str(self.root / "home"), PYTHONPATH=str(self.root / "lib"))
-        return subprocess.run([Path(sys.executable).with_name("ubiops"), *args], cwd=self.workdir, env=env,
-                              capture_output=True, text=True, timeout=600)
+        return env
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([UBIOPS, *args], cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=600)
 
     def __call__(self, *args: str) -> str:
         """Run a command that must succeed; its standard output."""
@@ -85,10 +101,7 @@ def cli(emulator, tmp_path_factory) -> Iterator[Cli]:
     """The CLI signed in to `emulator` with the project chosen, as a user starts; the installed
     package's `.config` is the same afterwards as before."""
     before = installed_config()
-    cli = Cli(tmp_path_factory.mktemp("cli"))
-    shutil.copytree(INSTALLED_CLI, cli.root / "lib" / "ubiops_cli", ignore=shutil.ignore_patterns("__pycache__", ".config"))
-    (cli.root / "home").mkdir()
-    cli.workdir.mkdir()
+    cli = Cli.installed_copy(tmp_path_factory.mktemp("cli"))
     cli("signin", "--token", "-p", f"Token {TOKEN}", "--api", emulator.api)
     cli("current_project", "set", PROJECT)
     yield cli
@@ -99,7 +112,8 @@ def create_deployment(cli: Cli, folder: Path, name: str, inputs: list[dict], out
     yaml_file = folder / f"{name}.yaml"
     yaml_file.write_text(yaml.safe_dump({
         "deployment_name": name, "deployment_description": "Created by the UbiOps CLI",
-        "input_type": "structured", "input_fields": inputs, "output_type": "structured", "output_fields": outputs,
+        "input_type": "structured" if inputs else "plain", "input_fields": inputs,
+        "output_type": "structured" if outputs else "plain", "output_fields": outputs,
     }, sort_keys=False))
     assert name in cli("deployments", "create", "-f", str(yaml_file))
 
@@ -171,20 +185,44 @@ def test_a_plain_request(cli):
     assert "Status: completed" in answer and 'Result: "HELLO THERE"' in answer
 
 
-def test_the_face_profile_package_with_an_uploaded_portrait(cli, tmp_path):
-    """The repository's own package, deployed and called only through the CLI."""
-    package = read_package(ROOT / "deployment_package")
-    create_deployment(cli, tmp_path, "portraits", package.input_spec.to_api(), package.output_spec.to_api())
-    deploy(cli, "portraits", package.directory)
-
-    uri = cli("files", "upload", "-f", str(PORTRAIT), "portraits/grace hopper.jpg").strip()
-    assert uri == "ubiops-file://default/portraits/grace hopper.jpg"
-    data = {"img": uri, "sampling_strategy": "use_all", "align_face": True, "num_attempts": 1}
-    (response,) = json.loads(cli("deployments", "requests", "create", "portraits", "--data", json.dumps(data), "-fmt", "json"))
+def test_this_repositorys_package_with_its_sample_input(cli, tmp_path):
+    """The package `[tool.deployer]` names, deployed and called only through the CLI with its
+    `sample_input`: file inputs uploaded with `ubiops files upload`, file outputs downloaded."""
+    config = load_config(ROOT)
+    package = read_package(config.package_path)
+    create_deployment(cli, tmp_path, "own-package", package.input_spec.to_api(), package.output_spec.to_api())
+    deploy(cli, "own-package", package.directory)
+    data = dict(config.sample_input)
+    for field in package.input_spec.fields:
+        if field.data_type == "file":
+            path = config.root / data[field.name]
+            data[field.name] = cli("files", "upload", "-f", str(path), f"samples/{path.name}").strip()
+            assert data[field.name] == f"ubiops-file://default/samples/{path.name}"
+    answer = cli("deployments", "requests", "create", "own-package", "--data", json.dumps(data), "-fmt", "json")
+    (response,) = json.loads(answer)
     assert response["status"] == "completed", response["error_message"]
-    (profile,) = response["result"]
-    assert profile["face_found"] is True and profile["num_faces"] == 1 and profile["model_id"].startswith("face-profile-")
+    (result,) = response["result"]
+    for field in package.output_spec.fields:
+        if field.data_type == "file" and result[field.name]:
+            download = tmp_path / field.name
+            assert "File stored in" in cli("files", "download", "-u", result[field.name], "-o", str(download))
+            assert download.stat().st_size > 0
 
-    annotated = tmp_path / "annotated.jpg"
-    assert "File stored in" in cli("files", "download", "-u", profile["annotated_img"], "-o", str(annotated))
-    assert annotated.read_bytes()[:3] == b"\xff\xd8\xff"
+
+def test_the_readme_cli_sample_runs_as_written(tmp_path):
+    """The README's CLI lines, pasted into a shell in a folder holding the package, against an emulator
+    serving it as `make serve` does (no token) on a free port instead of 8000."""
+    config = load_config(ROOT)
+    served = testing.start_emulator(config.package_path, tmp_path, project=config.project,
+                                    deployment=config.deployment, cwd=ROOT)
+    try:
+        cli = Cli.installed_copy(tmp_path / "cli")
+        (cli.workdir / config.package).symlink_to(config.package_path)
+        (block,) = [b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if ".venv/bin/ubiops" in b]
+        script = block.replace(README_ADDRESS, served.url).replace(".venv/bin/ubiops", str(UBIOPS))
+        run = subprocess.run(["bash", "-e", "-c", script], cwd=cli.workdir, env=cli.env, capture_output=True, text=True,
+                             timeout=600)
+    finally:
+        served.stop()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Status: completed" in run.stdout, run.stdout

@@ -15,17 +15,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from ubiops.utils import upload_file
 
 from contract.config import load_config
+from contract.package import read_package
+from deployer.inputs import upload_inputs
+from deployer.smoke import compare_outputs
 from emulator.testing import Emulator, free_port, start_emulator, wait_until_up
 from harness import ROOT
 
 CONFIG = load_config(ROOT)
 TOKEN = "workflow-token-8c1d2e"
 COMMAND_SECONDS = 600
-PORTRAIT = ROOT / CONFIG.sample_input["img"]
 
 
 def readme_block(starting_with: str) -> str:
@@ -64,22 +64,22 @@ def ubiops(tmp_path_factory) -> Emulator:
 
 
 def test_make_serve_then_the_readme_curl(tmp_path):
+    """Whatever the package, the README's curl against `make serve` completes, and every output file
+    it names downloads from its plain URL (the face profile's own checks are its package's tests)."""
     port = free_port()
     serve = subprocess.Popen(["make", "serve", f"ARGS=--port {port} --data-dir {tmp_path / 'data'}"], cwd=ROOT,
                              stdout=(tmp_path / "serve.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     served = Emulator(f"http://127.0.0.1:{port}", CONFIG.project, CONFIG.deployment, serve, tmp_path / "serve.log")
     try:
         wait_until_up(served, seconds=COMMAND_SECONDS)
-        curl = readme_block("curl -F img=@").replace("http://127.0.0.1:8000", served.url)
+        curl = readme_block("curl ").replace("http://127.0.0.1:8000", served.url)
         answer = json.loads(subprocess.run(["bash", "-c", curl], cwd=ROOT, check=True, capture_output=True, text=True,
                                            timeout=COMMAND_SECONDS).stdout)
         assert answer["status"] == "completed", answer
-        assert answer["result"]["face_found"] is True and 1.4 <= answer["result"]["fwhr"] <= 2.4
-        annotated = tmp_path / "annotated.jpg"
-        download = answer["emulator_file_urls"][answer["result"]["annotated_img"]]
-        subprocess.run(["curl", "-sf", "-o", str(annotated), download], check=True, timeout=COMMAND_SECONDS)
-        with Image.open(annotated) as image:
-            assert image.format == "JPEG" and image.width >= answer["result"]["image_width"]
+        for number, url in enumerate(answer.get("emulator_file_urls", {}).values()):
+            download = tmp_path / f"output-{number}"
+            subprocess.run(["curl", "-sf", "-o", str(download), url], check=True, timeout=COMMAND_SECONDS)
+            assert download.stat().st_size > 0
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         serve.wait(COMMAND_SECONDS)
@@ -92,6 +92,7 @@ def test_deployer_check_then_push_on_this_repository(tmp_path, ubiops):
     assert check.returncode == 0, check.stdout + check.stderr
     assert re.search(r"ok   emulator tests: \d+ passed", check.stdout), check.stdout
 
+    package = read_package(ROOT / CONFIG.package)
     push = deployer(copy, "push", "--promote", "--output", "json", ubiops=ubiops)
     assert push.returncode == 0, push.stdout + push.stderr
     summary = json.loads(push.stdout)
@@ -100,17 +101,106 @@ def test_deployer_check_then_push_on_this_repository(tmp_path, ubiops):
     assert TOKEN not in push.stdout + push.stderr
 
     api = ubiops.sdk()
-    detail = api.deployments_get(CONFIG.project, CONFIG.deployment)
-    assert detail.default_version == summary["version"]
-    uri = upload_file(api.api_client, CONFIG.project, str(PORTRAIT), _progress_bar=False)
-    remote = api.deployment_version_requests_create(CONFIG.project, CONFIG.deployment, summary["version"],
-                                                    data={**CONFIG.sample_input, "img": uri})
+    assert api.deployments_get(CONFIG.project, CONFIG.deployment).default_version == summary["version"]
     local = start_emulator(ROOT / CONFIG.package, tmp_path, project=CONFIG.project, deployment=CONFIG.deployment,
                            cwd=ROOT)
     try:
-        direct = local.request({k: v for k, v in CONFIG.sample_input.items() if k != "img"}, files={"img": PORTRAIT})
+        answers = [sdk.deployment_version_requests_create(CONFIG.project, CONFIG.deployment, version, data=upload_inputs(
+                       sdk.api_client, CONFIG.project, package.input_spec, dict(CONFIG.sample_input), ROOT))
+                   for sdk, version in ((api, summary["version"]), (local.sdk(), CONFIG.emulator_version))]
     finally:
         local.stop()
-    assert remote.status == direct["status"] == "completed"
-    assert {k: v for k, v in remote.result.items() if k != "annotated_img"} == \
-           {k: v for k, v in direct["result"].items() if k != "annotated_img"}
+    assert [a.status for a in answers] == ["completed", "completed"], [a.error_message for a in answers]
+    assert compare_outputs(package.output_spec, answers[1].result, answers[0].result) == []
+
+
+MODEL_LIBRARY = '''"""A nearest-centroid classifier in plain numpy: the user's own model."""
+
+import numpy as np
+
+
+class NearestCentroid:
+    def __init__(self, features, labels):
+        self.labels = sorted(set(labels))
+        rows = np.asarray(features, dtype=float)
+        self.centroids = np.stack([rows[[y == label for y in labels]].mean(axis=0) for label in self.labels])
+
+    def predict(self, row):
+        distances = np.linalg.norm(self.centroids - np.asarray(row, dtype=float), axis=1)
+        best = int(distances.argmin())
+        return float(distances[best]), self.labels[best]
+'''
+
+MODEL_DEPLOYMENT = '''import os
+
+import joblib
+
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        self.model = joblib.load(os.path.join(base_directory, "model1.pkl"))
+
+    def request(self, data, context):
+        distance, label = self.model.predict(data["features"])
+        return {"prediction": distance, "label": label}
+'''
+
+TRAIN = '''import sys, joblib
+sys.path.insert(0, "deployment_package/libraries")
+from iris_model import NearestCentroid
+model = NearestCentroid([[5.0, 3.4], [4.8, 3.1], [6.7, 3.0], [6.3, 2.9]], ["setosa", "setosa", "virginica", "virginica"])
+joblib.dump(model, "deployment_package/model1.pkl", protocol=4)
+'''
+
+
+def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    result = subprocess.run(command, cwd=cwd, env={**environment, **env}, capture_output=True, text=True,
+                            timeout=COMMAND_SECONDS, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_your_own_model_from_init_to_push(tmp_path, ubiops):
+    """The README's *Your own model*: in a copy of this repository, replace the package with `init`,
+    write a model, commit; in a fresh clone of that commit, serve it, test it, check it, push it."""
+    work = repository_copy(tmp_path / "work")
+    shutil.rmtree(work / "deployment_package")
+    run([sys.executable, "-m", "deployer", "init", "iris", "--input", "features:array_double",
+         "--output", "prediction:double", "--output", "label:string"], work)
+    package = work / "deployment_package"
+    (package / "libraries").mkdir()
+    (package / "libraries" / "iris_model.py").write_text(MODEL_LIBRARY)
+    (package / "deployment.py").write_text(MODEL_DEPLOYMENT)
+    (package / "requirements.txt").write_text("numpy==2.4.6\njoblib==1.6.0\n")
+    run([sys.executable, "-c", TRAIN], work)
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "iris"]):
+        run(["git", *command], work)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    assert (clone / "deployment_package" / "model1.pkl").read_bytes() == (package / "model1.pkl").read_bytes()
+
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    port = free_port()
+    serve = subprocess.Popen(["make", "serve", "-o", ".venv/.installed", f"ARGS=--port {port} --data-dir {tmp_path / 'data'}"],
+                             cwd=clone, stdout=(tmp_path / "serve.log").open("wb"), stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    served = Emulator(f"http://127.0.0.1:{port}", CONFIG.project, "iris", serve, tmp_path / "serve.log")
+    try:
+        wait_until_up(served, seconds=COMMAND_SECONDS)
+        local = served.request({"features": [6.5, 3.0]})
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(COMMAND_SECONDS)
+    assert local["status"] == "completed" and local["result"]["label"] == "virginica", local
+
+    assert "1 passed" in run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "deployment_package/tests"],
+                             clone).stdout
+    check = run([sys.executable, "-m", "deployer", "check"], clone)
+    assert check.stdout.strip().endswith("check passed: 9 checks"), check.stdout
+    push = run([sys.executable, "-m", "deployer", "push", "--promote", "--output", "json"], clone,
+               UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=ubiops.api)
+    summary = json.loads(push.stdout)
+    assert (summary["deployment"], summary["build_status"], summary["smoke"]["differences"]) == ("iris", "success", [])
+    remote = ubiops.sdk().deployment_requests_create(CONFIG.project, "iris", data={"features": [6.5, 3.0]})
+    assert (remote.status, remote.result) == ("completed", local["result"])

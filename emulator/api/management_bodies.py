@@ -10,10 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
-"""UbiOps names: lowercase letters, digits and dashes, not starting or ending with a dash."""
+from contract.names import MAX_NAME_LENGTH, NAME_PATTERN
 
-Name = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
+Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
 Description = Field(None, max_length=400)
 
 
@@ -33,7 +32,7 @@ class DeploymentCreate(Body):
 
 
 class DeploymentUpdate(Body):
-    name: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
     default_version: str | None = None
     description: str | None = Description
     input_fields: list[Any] | None = None
@@ -72,4 +71,4 @@ class VersionCreate(VersionSettings):
 
 
 class VersionUpdate(VersionSettings):
-    version: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+    version: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)

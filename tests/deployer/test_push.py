@@ -134,7 +134,13 @@ def test_fields_cannot_drift_silently(project, remote_ubiops):
     assert refused.stderr.strip() == (
         f"deployer: error: deployment {project.deployment} has other fields than the package (output fields: "
         "deployment y:int, package y:double); push with --update-fields to change the deployment's fields")
-    updated = project.push_json("--skip-tests", "--update-fields", emulator=remote_ubiops)
+    warned = project.run("push", "--skip-tests", "--update-fields", "--dry-run", emulator=remote_ubiops)
+    assert warned.returncode == 1 and warned.stderr.strip() == (
+        f"deployer: error: --update-fields changes the fields of every version of {project.deployment} (output fields: "
+        "deployment y:int, package y:double); built for the old fields: v1, whose requests fail where their code does "
+        "not take or give the new ones; push again with --yes to go on, or push to another deployment")
+    assert project.run("push", "--skip-tests", "--update-fields", emulator=remote_ubiops).stderr == warned.stderr
+    updated = project.push_json("--skip-tests", "--update-fields", "--yes", emulator=remote_ubiops)
     assert updated["version"] == "v2"
     fields = remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).output_fields
     assert [(f.name, f.data_type) for f in fields] == [("y", "double")]
@@ -147,6 +153,24 @@ def test_dry_run_prints_the_calls_and_changes_nothing(project, remote_ubiops):
     assert f"would  deployment_versions_create('{PROJECT}', " in result.stdout
     assert "would  revisions_file_upload(" in result.stdout
     assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
+
+
+def test_dry_run_of_an_existing_deployment_lists_its_versions_once(project, remote_ubiops):
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    result = project.run("push", "--dry-run", "--skip-tests", emulator=remote_ubiops)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("call   deployment_versions_list(") == 1
+    assert f"would  deployment_versions_create('{PROJECT}', '{project.deployment}', {{'version': 'v2'" in result.stdout
+
+
+def test_push_checks_the_token_before_the_emulator_tests(project, remote_ubiops):
+    """A missing or refused token is the first thing a push says, not what it says after the tests."""
+    missing = project.run("push", "--dry-run", emulator=remote_ubiops, token="")
+    assert missing.returncode == 1 and "running" not in missing.stdout
+    assert missing.stderr.strip().startswith("deployer: error: UBIOPS_API_TOKEN is not set")
+    refused = project.run("push", emulator=remote_ubiops, token="wrong-token-value")
+    assert refused.returncode == 1 and "emulator tests" not in refused.stdout
+    assert refused.stderr.strip() == "deployer: error: 401: the token was refused"
 
 
 def test_status_and_request(project, remote_ubiops):

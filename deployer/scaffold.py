@@ -1,0 +1,159 @@
+"""`python -m deployer init NAME`: start a new deployment in one command, like `cog init`.
+
+Writes a package folder that serves and passes its own test straight away — `deployment.py`, both
+spec files from `--input`/`--output` (`name:type`), `requirements.txt`, `ubiops.yaml`,
+`.ubiops-ignore`, and `tests/test_deployment.py` using the `emulator.testing` plugin — and points
+`[tool.deployer]` in `pyproject.toml` at it (the rest of that file is left as it was).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from contract.config import CONFIG_FILE, find_config_file, load_config
+from contract.names import is_name
+from contract.spec import DATA_TYPES, SpecError, parse_fields
+from deployer.errors import DeployerError
+
+EXAMPLE_FILE = "tests/example.txt"
+EXAMPLES: dict[str, Any] = {"int": 1, "double": 1.5, "string": "example", "bool": True, "dict": {"key": "value"},
+                            "array_int": [1, 2], "array_double": [1.5, 2.5], "array_string": ["a", "b"],
+                            "array_file": []}
+PLACEHOLDERS: dict[str, str] = {"int": "0", "double": "0.0", "string": '""', "bool": "False", "dict": "{}",
+                                "file": "None", "array_int": "[]", "array_double": "[]", "array_string": "[]",
+                                "array_file": "[]"}
+SECTION = re.compile(r"^\[tool\.deployer\][^\n]*\n(?:(?!\[)[^\n]*\n?)*", re.M)
+
+DEPLOYMENT_PY = '''"""UbiOps deployment {name}.
+
+UbiOps (and the local emulator) import this file, create `Deployment` once per instance and call
+`request` for every request. This folder and its `libraries/` are on sys.path.
+"""
+
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        """Load the model once, e.g. `joblib.load(os.path.join(base_directory, "model1.pkl"))`."""
+        self.base_directory = base_directory
+
+    def request(self, data, context):
+        """{inputs}: return {outputs}."""
+        return {result}
+'''
+
+TEST_PY = '''"""The first test of {name}, run by `make test` and by `python -m deployer check` against the very
+zip it uploads. `ubiops_emulator` serves this package in a local UbiOps (the `emulator.testing` plugin)."""
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def test_an_example_request_completes(ubiops_emulator):
+    answer = ubiops_emulator.request({data}{files})
+    assert answer["status"] == "completed", answer["error_message"]
+    assert {expected}
+'''
+
+
+def parse_field_options(options: list[str], direction: str) -> list[dict[str, str]]:
+    """`name:type` options as spec-file fields; a clear error for a bad one."""
+    fields = []
+    for option in options:
+        name, _, data_type = option.partition(":")
+        if not data_type:
+            raise DeployerError(f"--{direction} {option!r}: write NAME:TYPE, TYPE one of {', '.join(DATA_TYPES)}")
+        fields.append({"name": name, "data_type": data_type})
+    try:
+        parse_fields(fields, f"--{direction}")
+    except SpecError as exc:
+        raise DeployerError(str(exc)) from None
+    return fields
+
+
+def init_deployment(root: Path, name: str, package: str, inputs: list[str], outputs: list[str],
+                    project: str | None = None) -> dict[str, Any]:
+    """Write the package and its `[tool.deployer]` section; what was written. The project is kept
+    from the existing config unless given (a new config's is named after the deployment)."""
+    if not is_name(name):
+        raise DeployerError(f"{name!r} is not a deployment name: lowercase letters, digits and dashes")
+    input_fields, output_fields = parse_field_options(inputs, "input"), parse_field_options(outputs, "output")
+    folder = root / package
+    if folder.exists() and any(folder.iterdir()):
+        raise DeployerError(f"{package}/ exists and is not empty; remove it (git rm -r {package}) or choose --package")
+    config_file = find_config_file(root) or root / CONFIG_FILE
+    project = project or (load_config(root).project if config_file.is_file() else name)
+    if not is_name(project):
+        raise DeployerError(f"{project!r} is not a project name: lowercase letters, digits and dashes")
+    sample = _sample_input(input_fields, package)
+    files = {
+        "deployment.py": DEPLOYMENT_PY.format(name=name, inputs=_describe("data", input_fields),
+                                              outputs=_describe("one value per output field", output_fields),
+                                              result=_result(output_fields)),
+        "ubiops_input_spec.json": json.dumps(input_fields, indent=2) + "\n",
+        "ubiops_output_spec.json": json.dumps(output_fields, indent=2) + "\n",
+        "requirements.txt": "# What the deployment imports, one pinned requirement a line (e.g. scikit-learn==1.7.2).\n",
+        "ubiops.yaml": "# System packages (apt: {packages: [...]}) and environment_variables: [\"NAME=value\"].\n",
+        ".ubiops-ignore": "tests/\n",
+        "tests/test_deployment.py": _test(name, input_fields, output_fields),
+    }
+    if any(f["data_type"] == "file" for f in input_fields):
+        files[EXAMPLE_FILE] = "An example input file; replace it with one your model takes.\n"
+    for relative, text in files.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
+    section = _section(project, name, package, sample)
+    existing = config_file.read_text() if config_file.is_file() else ""
+    config_file.write_text(SECTION.sub(lambda _: section + "\n", existing, count=1) if SECTION.search(existing)
+                           else existing + ("\n" if existing and not existing.endswith("\n") else "") + section)
+    return {"package": str(folder), "config": str(config_file), "files": sorted(files), "project": project,
+            "deployment": name}
+
+
+def _describe(what: str, fields: list[dict[str, str]]) -> str:
+    return f"{what} ({', '.join(f['name'] for f in fields)})" if fields else f"{what} (plain text)"
+
+
+def _result(outputs: list[dict[str, str]]) -> str:
+    if not outputs:
+        return "str(data)"
+    return "{" + ", ".join(f"{json.dumps(f['name'])}: {PLACEHOLDERS[f['data_type']]}" for f in outputs) + "}"
+
+
+def _example(field: dict[str, str]) -> Any:
+    return EXAMPLES.get(field["data_type"])
+
+
+def _sample_input(inputs: list[dict[str, str]], package: str) -> dict[str, Any]:
+    """`[tool.deployer] sample_input`: file fields as paths relative to the project."""
+    return {f["name"]: f"{package}/{EXAMPLE_FILE}" if f["data_type"] == "file" else _example(f) for f in inputs}
+
+
+def _test(name: str, inputs: list[dict[str, str]], outputs: list[dict[str, str]]) -> str:
+    data = {f["name"]: _example(f) for f in inputs if f["data_type"] != "file"}
+    file_names = [f["name"] for f in inputs if f["data_type"] == "file"]
+    files = (", files={" + ", ".join(f'"{n}": HERE / "example.txt"' for n in file_names) + "}") if file_names else ""
+    expected = (f"sorted(answer[\"result\"]) == {sorted(f['name'] for f in outputs)!r}" if outputs
+                else "isinstance(answer[\"result\"], str)")
+    return TEST_PY.format(name=name, data=repr(data) if inputs else '"example"', files=files, expected=expected)
+
+
+def _section(project: str, name: str, package: str, sample: dict[str, Any]) -> str:
+    lines = ["[tool.deployer]", f"project = {json.dumps(project)}", f"deployment = {json.dumps(name)}",
+             f"package = {json.dumps(package)}", 'emulator_version = "v1"']
+    if sample:
+        lines.append("sample_input = { " + ", ".join(f"{k} = {_toml(v)}" for k, v in sample.items()) + " }")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)

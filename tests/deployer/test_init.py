@@ -1,0 +1,61 @@
+"""`python -m deployer init`: a new deployment in one command, whose package passes its own test and
+`check` straight away; every refused option is one clear line, and nothing is written then."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from contract.config import load_config
+from harness import ROOT
+
+PYPROJECT = '[project]\nname = "mine"\n\n[tool.deployer]\nproject = "acme"\ndeployment = "old"\nlabels = { a = "b" }\n\n' \
+            '[tool.pytest.ini_options]\naddopts = "-ra"\n'
+
+
+def deployer(cwd, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deployer", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+
+
+def test_init_writes_a_package_that_passes_its_test_and_check(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    result = deployer(tmp_path, "init", "scorer", "--input", "text:string", "--input", "photo:file",
+                      "--output", "score:double", "--output", "tags:array_string", "--package", "scorer_package")
+    assert result.returncode == 0, result.stderr
+    config = load_config(tmp_path)
+    assert (config.project, config.deployment, config.package) == ("acme", "scorer", "scorer_package")
+    assert config.sample_input == {"text": "example", "photo": "scorer_package/tests/example.txt"}
+    text = (tmp_path / "pyproject.toml").read_text()
+    assert text.startswith('[project]\nname = "mine"\n') and text.endswith('[tool.pytest.ini_options]\naddopts = "-ra"\n')
+    assert "labels" not in text, "the old deployment's section is replaced whole"
+    check = deployer(tmp_path, "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "ok   emulator tests: 1 passed" in check.stdout and "ok   sample request: completed" in check.stdout
+
+
+def test_init_without_fields_or_config_makes_a_plain_deployment(tmp_path):
+    assert deployer(tmp_path, "init", "echo").returncode == 0
+    assert load_config(tmp_path).project == "echo"
+    assert (tmp_path / "deployment_package" / "ubiops_input_spec.json").read_text() == "[]\n"
+    check = deployer(tmp_path, "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("Scorer",), "'Scorer' is not a deployment name: lowercase letters, digits and dashes"),
+    (("scorer", "--project", "My Project"), "'My Project' is not a project name"),
+    (("scorer", "--input", "text"), "--input 'text': write NAME:TYPE, TYPE one of int, double"),
+    (("scorer", "--output", "score:float"), "field 'score' has data_type 'float'; expected one of"),
+    (("scorer", "--input", "a:int", "--input", "a:int"), "--input[1]: field 'a' is defined twice"),
+    (("scorer", "--package", "taken"), "taken/ exists and is not empty; remove it (git rm -r taken) or choose --package"),
+])
+def test_refused_init_is_one_line_and_writes_nothing(tmp_path, args, message):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "deployment.py").write_text("")
+    result = deployer(tmp_path, "init", *args)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -1,0 +1,46 @@
+"""Every Python sample in the README runs, as a user pastes it, against `make serve`'s emulator (the
+configured package on the README's address, here on a free port), warnings as errors: a sample can
+never again be a syntax error or lean on a deprecated call. The shell samples run in
+`test_workflows` (curl, `make serve`, the deployer) and `test_cli` (the CLI)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from contract.config import load_config
+from emulator.testing import start_emulator
+from harness import ROOT
+
+README_ADDRESS = "http://127.0.0.1:8000"
+CONFIG = load_config(ROOT)
+
+
+def readme_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_the_readme_has_python_samples():
+    assert len(readme_blocks("python")) >= 2
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    emulator = start_emulator(CONFIG.package_path, tmp_path_factory.mktemp("readme"), project=CONFIG.project,
+                              deployment=CONFIG.deployment, cwd=ROOT)
+    yield emulator
+    emulator.stop()
+
+
+def test_the_python_samples_run_in_order(served, tmp_path):
+    """The samples build on each other ("continuing the Python above"), so they run as one script,
+    from a folder that has the repository's package (and so its sample images) but is the test's own."""
+    (tmp_path / CONFIG.package).symlink_to(CONFIG.package_path)
+    script = "\n".join(readme_blocks("python")).replace(README_ADDRESS, served.url)
+    run = subprocess.run([sys.executable, "-W", "error", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("completed "), run.stdout
