@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from contract.config import load_config
-from emulator.testing import start_emulator
+from emulator.launcher import start_emulator
 from harness import ROOT
 
 README_ADDRESS = "http://127.0.0.1:8000"
