@@ -26,6 +26,7 @@ from emulator.api.auth import TokenAuth
 from emulator.api.dependencies import Services
 from emulator.api.errors import install_error_handlers
 from emulator.api.limits import BodySizeLimit
+from emulator.api.origins import install_origin_guard
 from emulator.builds import Builder
 from emulator.catalog import Catalog
 from emulator.data_lock import lock_data_dir
@@ -87,5 +88,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_storage.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024**2)
     app.add_middleware(TokenAuth, token=settings.token, open_prefixes=(routes_storage.PREFIX + "/",))
+    install_origin_guard(app, settings, signed_prefix=routes_storage.PREFIX + "/")
     return app
 
