@@ -21,6 +21,7 @@ import httpx
 
 from contract.config import ConfigError, load_config
 from contract.package import read_package
+from contract.requests import COMPLETED
 from contract.spec import Spec, SpecError, loads_strict
 from emulator.launcher import Emulator, running_emulator
 from emulator.settings import DEFAULT_HOST, DEFAULT_PORT
@@ -102,7 +103,7 @@ def render(answer: dict[str, Any], saved: dict[str, Path]) -> str:
     """The answer as a two-column table, output files as the paths they were saved to."""
     result = answer.get("result")
     rows = [("status", answer["status"]), ("request", answer["id"])]
-    if answer["status"] != "completed":
+    if answer["status"] != COMPLETED:
         rows.append(("error", answer.get("error_message") or ""))
     elif isinstance(result, dict):
         rows += [(name, _cell(saved.get(value, value) if isinstance(value, str) else value)) for name, value in result.items()]
@@ -152,7 +153,7 @@ def main(argv: list[str]) -> None:
     except httpx.HTTPStatusError as exc:
         sys.exit(f"emulator request: error: {exc.response.status_code}: {_error_text(exc.response)}")
     print(json.dumps(answer, indent=2) if args.output == "json" else render(answer, saved))
-    sys.exit(0 if answer["status"] == "completed" else 1)
+    sys.exit(0 if answer["status"] == COMPLETED else 1)
 
 
 def _request(emulator: Emulator, args: argparse.Namespace, spec: Spec) -> tuple[dict[str, Any], dict[str, Path]]:
