@@ -9,6 +9,7 @@ from functools import partial
 from typing import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from emulator.api import (
     routes_deployments,
@@ -74,7 +75,10 @@ def create_app(settings: Settings) -> FastAPI:
         store.close()
         data_lock.close()
 
-    app = FastAPI(
+    # `/docs` with Swagger UI's files served from the pinned `fastapi-offline` package, not a CDN: it
+    # works on a machine without internet. No `/redoc`: ReDoc's page fetches its logo from the web.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="UbiOps emulator",
         description="UbiOps' request API, served locally from a deployment package.",
         lifespan=lifespan,
