@@ -17,6 +17,7 @@ from contract.names import name_from
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.spec import SpecError
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
+from emulator import request_command
 from emulator.app import create_app
 from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
@@ -99,9 +100,13 @@ def deployment_name(package: Path, config: DeployerConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["request"]:
+        request_command.main(argv[1:])
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
-        settings = parse_args(sys.argv[1:] if argv is None else argv)
+        settings = parse_args(argv)
         app = create_app(settings)
     except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, CatalogError) as exc:
         sys.exit(f"emulator: error: {exc}")
