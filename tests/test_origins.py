@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,7 +19,6 @@ import httpx
 import pytest
 import ubiops
 from PIL import Image
-from playwright.sync_api import Browser, sync_playwright
 
 from emulator.app import API_PREFIXES
 from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, free_port, start_emulator, wait_for_log, zip_bytes
@@ -28,8 +26,6 @@ from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, free_port, start_emulat
 EVIL = "http://evil.example"
 ALLOWED_HOST = "devbox.test"
 TOKEN = "origins-test-token"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ORIGIN_REFUSED = "Requests from the web origin"
 CROSS_SITE_REFUSED = "Cross-site requests are refused"
 HOST_REFUSED = "is refused: the emulator answers only to its own address"
@@ -149,17 +145,6 @@ def allowing(pages, tmp_path_factory) -> Iterator[Emulator]:
                               "--allow-host", ALLOWED_HOST)
     yield emulator
     emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (`.ci/run` installs it when missing)."""
-    executable = shutil.which("chromium")
-    assert executable, "the browser tests need Debian's chromium: apt-get install chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 ATTACKS: dict[str, tuple[Callable[[int], dict[str, str]], str]] = {
