@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
@@ -134,7 +135,7 @@ class Builder:
         previous = version.pool
         version.pool, version.package, version.active_revision = pool, package, revision.id
         version.last_updated = now()
-        revision.capabilities, revision.status = pool.capabilities, SUCCESS
+        revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
         self.registry.changed()
         log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
         await previous.retire(successor=pool)

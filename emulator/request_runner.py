@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.runtime.pool import VersionUnavailable
+from emulator.runtime.protocol import Error, Job, RequestContext
 from emulator.request_store import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, RequestRecord, RequestStore
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
 from emulator.storage import Storage, StorageError, is_uri
@@ -76,12 +77,12 @@ class RequestRunner:
                 return self.fail(record, str(exc))
             try:
                 reply = await version.pool.submit(
-                    {
-                        "data": data,
-                        "context": {"id": record.id, "request_mode": "express" if record.mode == DIRECT else "batch",
-                                    "user_id": EMULATOR_USER_ID},
-                        "output_dir": str(self.storage.request_output_dir(record.id)),
-                    },
+                    Job(
+                        data=data,
+                        context=RequestContext(id=record.id, request_mode="express" if record.mode == DIRECT else "batch",
+                                               user_id=EMULATOR_USER_ID),
+                        output_dir=str(self.storage.request_output_dir(record.id)),
+                    ),
                     record.timeout,
                     on_start=lambda: self._started(record),
                     on_update=on_update,
@@ -89,11 +90,11 @@ class RequestRunner:
             except VersionUnavailable as exc:
                 self.fail(record, str(exc))
                 raise
-            if "error" in reply:
-                return self.fail(record, reply["error"])
+            if isinstance(reply, Error):
+                return self.fail(record, reply.error)
             files: list[Path] = []
             try:
-                result = self._finish_output(deployment, record, reply["result"], files)
+                result = self._finish_output(deployment, record, reply.result, files)
             except DataError as exc:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)

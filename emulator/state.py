@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 from contract.package import Package
 from contract.spec import Spec
 from emulator.runtime.pool import STOPPED, UNAVAILABLE, InstancePool, VersionUnavailable
+from emulator.runtime.protocol import Capabilities, Job, Reply
 
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
@@ -39,7 +40,7 @@ class NoInstances:
 
     status = UNAVAILABLE
     count = 0
-    capabilities: dict[str, bool] = {}
+    capabilities = Capabilities()
 
     def __init__(self, version: str, reason: str | None = None) -> None:
         self.error = reason or f"Version {version} has no deployment package yet: upload one and wait for its build"
@@ -53,8 +54,8 @@ class NoInstances:
     def check_available(self) -> None:
         raise VersionUnavailable(self.error)
 
-    async def submit(self, message: dict[str, Any], timeout: float,
-                     on_start: Callable[[], None] | None = None, on_update: Callable[[str], None] | None = None) -> dict[str, Any]:
+    async def submit(self, job: Job, timeout: float,
+                     on_start: Callable[[], None] | None = None, on_update: Callable[[str], None] | None = None) -> Reply:
         raise VersionUnavailable(self.error)
 
     async def close(self, reason: str = STOPPED) -> None:

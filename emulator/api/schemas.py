@@ -9,6 +9,7 @@ user's code. The list endpoints answer with the detail shapes (a superset the SD
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -134,7 +135,7 @@ def version_detail(deployment: Deployment, version: Version) -> DeploymentVersio
         "maximum_instances": 5,
         "minimum_instances": 0,
         **version.settings,
-        **version.pool.capabilities,
+        **asdict(version.pool.capabilities),
         "id": version.id,
         "deployment": deployment.name,
         "version": version.name,

@@ -11,9 +11,10 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from emulator.runtime.instance import Instance, InstanceLost, InstanceStartError, InstanceTimedOut, Launch
+from emulator.runtime.protocol import Capabilities, Error, Job, Reply
 
 log = logging.getLogger("emulator.pool")
 
@@ -30,14 +31,16 @@ class VersionUnavailable(Exception):
 
 
 @dataclass(eq=False)
-class Job:
-    message: dict[str, Any]
+class Ticket:
+    """A job given to a pool: queued, then running on one of its instances; `future` gets the reply."""
+
+    job: Job
     timeout: float
     deadline: float
     on_start: Callable[[], None] | None = None
     on_update: Callable[[str], None] | None = None
     started: bool = False
-    future: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class InstancePool:
@@ -46,11 +49,11 @@ class InstancePool:
         self.count = count
         self.status = STARTING
         self.error: str | None = None
-        self.capabilities: dict[str, bool] = {}
-        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.capabilities = Capabilities()
+        self._queue: asyncio.Queue[Ticket] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: list[Instance] = []
-        self._running: set[Job] = set()
+        self._running: set[Ticket] = set()
 
     def start(self) -> None:
         """Start the instances in the background; requests queue until they are ready."""
@@ -59,12 +62,12 @@ class InstancePool:
 
     async def submit(
         self,
-        message: dict[str, Any],
+        job: Job,
         timeout: float,
         on_start: Callable[[], None] | None = None,
         on_update: Callable[[str], None] | None = None,
-    ) -> dict[str, Any]:
-        """Run one job on the first free instance; the worker's reply, or an `error` reply.
+    ) -> Reply:
+        """Run one job on the first free instance; the worker's reply, or an `Error`.
 
         `on_start` is called when an instance takes the job, `on_update` with each partial output
         the deployment streams. A job an instance has taken is timed by that instance (which is
@@ -72,22 +75,22 @@ class InstancePool:
         for a running one's answer. Cancelling the caller withdraws a job that is still waiting.
         """
         self.check_available()
-        job = Job(message, timeout, time.monotonic() + timeout, on_start, on_update)
-        self._queue.put_nowait(job)
+        ticket = Ticket(job, timeout, time.monotonic() + timeout, on_start, on_update)
+        self._queue.put_nowait(ticket)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), timeout)
+            return await asyncio.wait_for(asyncio.shield(ticket.future), timeout)
         except asyncio.CancelledError:
-            job.future.cancel()
+            ticket.future.cancel()
             raise
         except TimeoutError:
-            if not job.started:
-                job.future.cancel()
-                return {"error": f"The request timed out after {timeout:g} seconds waiting for a free instance"}
+            if not ticket.started:
+                ticket.future.cancel()
+                return Error(f"The request timed out after {timeout:g} seconds waiting for a free instance")
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), REPLY_GRACE_SECONDS)
+            return await asyncio.wait_for(asyncio.shield(ticket.future), REPLY_GRACE_SECONDS)
         except TimeoutError:
-            job.future.cancel()
-            return {"error": f"The request timed out after {timeout:g} seconds and its instance did not answer"}
+            ticket.future.cancel()
+            return Error(f"The request timed out after {timeout:g} seconds and its instance did not answer")
 
     def check_available(self) -> None:
         """Raise VersionUnavailable if the instances cannot start (waiting for them to start is fine)."""
@@ -107,10 +110,10 @@ class InstancePool:
 
     async def close(self, reason: str = STOPPED) -> None:
         """Stop the instances now; every job still queued or running is answered with `reason`."""
-        for job in self._running:
-            _settle(job, {"error": reason})
+        for ticket in self._running:
+            _settle(ticket, Error(reason))
         while not self._queue.empty():
-            _settle(self._queue.get_nowait(), {"error": reason})
+            _settle(self._queue.get_nowait(), Error(reason))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -120,24 +123,24 @@ class InstancePool:
         if not await self._start(instance):
             return
         while True:
-            job = await self._queue.get()
-            remaining = job.deadline - time.monotonic()
-            if job.future.done() or remaining <= 0:
+            ticket = await self._queue.get()
+            remaining = ticket.deadline - time.monotonic()
+            if ticket.future.done() or remaining <= 0:
                 continue
-            job.started = True
-            if job.on_start:
-                job.on_start()
-            self._running.add(job)
+            ticket.started = True
+            if ticket.on_start:
+                ticket.on_start()
+            self._running.add(ticket)
             try:
-                _settle(job, await instance.run(job.message, remaining, job.on_update))
+                _settle(ticket, await instance.run(ticket.job, remaining, ticket.on_update))
             except InstanceLost as exc:
                 timed_out = isinstance(exc, InstanceTimedOut)
-                _settle(job, {"error": f"The request timed out after {job.timeout:g} seconds; its instance was restarted"
-                              if timed_out else str(exc)})
+                _settle(ticket, Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
+                                      if timed_out else str(exc)))
                 if not await self._start(instance):
                     return
             finally:
-                self._running.discard(job)
+                self._running.discard(ticket)
 
     async def _start(self, instance: Instance) -> bool:
         try:
@@ -153,9 +156,9 @@ class InstancePool:
         log.error("%s", error)
         self.status, self.error = UNAVAILABLE, error
         while not self._queue.empty():
-            _settle(self._queue.get_nowait(), {"error": error})
+            _settle(self._queue.get_nowait(), Error(error))
 
 
-def _settle(job: Job, reply: dict[str, Any]) -> None:
-    if not job.future.done():
-        job.future.set_result(reply)
+def _settle(ticket: Ticket, reply: Reply) -> None:
+    if not ticket.future.done():
+        ticket.future.set_result(reply)
