@@ -32,6 +32,7 @@ from emulator.data_lock import lock_data_dir
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
+from emulator.runtime.manager import Runtime
 from emulator.runtime.package import open_package
 from emulator.services import Services
 from emulator.settings import Settings
@@ -54,22 +55,22 @@ def create_app(settings: Settings) -> FastAPI:
     if interrupted:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
-    registry = Registry(load_catalog(storage.root), partial(save_catalog, storage.root))
-    serve_package(registry, settings, package)
-    services = Services(settings, registry, storage, RequestRunner(storage, store), Signer())
-    builder = Builder(settings, registry, storage.root)
+    runtime = Runtime()
+    registry = Registry(load_catalog(storage.root), partial(save_catalog, storage.root), runtime=runtime)
+    serve_package(registry, runtime, settings, package)
+    services = Services(settings, registry, storage, RequestRunner(storage, store, runtime), Signer(), runtime)
+    builder = Builder(settings, registry, runtime, storage.root)
     builder.restore()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for version in registry.versions():
-            version.pool.start()
-        watcher = asyncio.create_task(watch(registry, settings)) if settings.reload else None
+        runtime.start()
+        watcher = asyncio.create_task(watch(registry, runtime, settings)) if settings.reload else None
         yield
         if watcher:
             watcher.cancel()
         await builder.close()
-        await registry.close()
+        await runtime.close()
         store.close()
         data_lock.close()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from contract.spec import DataError, Spec, check_input, check_output, json_type
+from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import VersionUnavailable
 from emulator.runtime.protocol import Error, Job, RequestContext
 from emulator.request_store import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, RequestRecord, RequestStore
@@ -39,9 +40,10 @@ class Outcome:
 
 
 class RequestRunner:
-    def __init__(self, storage: Storage, store: RequestStore) -> None:
+    def __init__(self, storage: Storage, store: RequestStore, runtime: Runtime) -> None:
         self.storage = storage
         self.store = store
+        self.runtime = runtime
         self._batch_tasks: dict[str, asyncio.Task[Outcome]] = {}
 
     def new_record(self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str
@@ -76,7 +78,7 @@ class RequestRunner:
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
             try:
-                reply = await version.pool.submit(
+                reply = await self.runtime.pool(version).submit(
                     Job(
                         data=data,
                         context=RequestContext(id=record.id, request_mode="express" if record.mode == DIRECT else "batch",

@@ -1,6 +1,6 @@
 """Putting a package into service: the project, deployment and version it is served under, and
 the instances that run it. `serve_package` at start for `--package`; `new_pool` also for every
-version built or reloaded later."""
+version built or reloaded later (put in service by `emulator.runtime.manager.Runtime.replace`)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import logging
 from contract.package import Package
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
+from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import InstancePool
 from emulator.settings import Settings
-from emulator.state import Deployment, NoInstances, Project, Registry, Version
+from emulator.state import Deployment, Project, Registry, Version
 from emulator.storage import DEFAULT_BUCKET
 
 log = logging.getLogger("emulator")
 
 
-def serve_package(registry: Registry, settings: Settings, package: Package) -> Version:
-    """Register the `--package` under the configured names.
+def serve_package(registry: Registry, runtime: Runtime, settings: Settings, package: Package) -> Version:
+    """Register the `--package` under the configured names, served by its instances.
 
     The command line wins over saved state (`emulator.catalog`): a saved deployment of the same name
     takes the package's fields and keeps its other versions; a saved version of the same name is
@@ -32,8 +33,8 @@ def serve_package(registry: Registry, settings: Settings, package: Package) -> V
     deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
     if settings.version in deployment.versions:
         log.warning("the saved version %s/%s is replaced by --package %s", deployment.name, settings.version, settings.package)
-    version = Version(settings.version, package, NoInstances(settings.version), settings.environment, from_command_line=True)
-    version.pool = new_pool(project, deployment, version, package, settings)
+    version = Version(settings.version, package, settings.environment, from_command_line=True)
+    runtime.replace(version, new_pool(project, deployment, version, package, settings))
     version.settings.update(minimum_instances=settings.instances, maximum_instances=settings.instances)
     deployment.versions[version.name] = version
     if deployment.default_version not in deployment.versions:

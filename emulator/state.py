@@ -8,12 +8,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from contract.package import Package
 from contract.spec import Spec
-from emulator.runtime.pool import STOPPED, UNAVAILABLE, InstancePool, VersionUnavailable
-from emulator.runtime.protocol import Capabilities, Job, Reply
+
+if TYPE_CHECKING:
+    from emulator.runtime.manager import Runtime
 
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
@@ -35,33 +36,6 @@ def new_id() -> str:
 QUEUED, BUILDING, SUCCESS, FAILED = "queued", "building", "success", "failed"
 
 
-class NoInstances:
-    """The instances of a version with no built revision: none, so the version is unavailable, as on UbiOps."""
-
-    status = UNAVAILABLE
-    count = 0
-    capabilities = Capabilities()
-
-    def __init__(self, version: str, reason: str | None = None) -> None:
-        self.error = reason or f"Version {version} has no deployment package yet: upload one and wait for its build"
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    async def retire(self, successor: InstancePool | None = None) -> None:
-        """Nothing runs here, so nothing to hand over."""
-
-    def check_available(self) -> None:
-        raise VersionUnavailable(self.error)
-
-    async def submit(self, job: Job, timeout: float,
-                     on_start: Callable[[], None] | None = None, on_update: Callable[[str], None] | None = None) -> Reply:
-        raise VersionUnavailable(self.error)
-
-    async def close(self, reason: str = STOPPED) -> None:
-        """Nothing to stop."""
-
-
 @dataclass
 class Revision:
     """One uploaded package of a version and its build (`queued` → `building` → `success`/`failed`)."""
@@ -79,7 +53,6 @@ class Revision:
 class Version:
     name: str
     package: Package | None
-    pool: InstancePool | NoInstances
     environment: dict[str, str]
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
@@ -92,12 +65,12 @@ class Version:
     from_command_line: bool = False
     """The `--package` version: re-created from the command line at each start, never saved."""
 
-    @property
-    def status(self) -> str:
-        """`building` while a revision builds, otherwise that of its instances (`unavailable` with none)."""
+    def status(self, instances: str) -> str:
+        """`building` while a revision builds, otherwise `instances`, the status of its instances
+        (`emulator.runtime`)."""
         if any(r.status in (QUEUED, BUILDING) for r in self.revisions.values()):
             return BUILDING
-        return self.pool.status
+        return instances
 
     @property
     def latest_revision(self) -> Revision | None:
@@ -134,9 +107,10 @@ class Registry:
     """Every project, deployment, version and revision; each method that changes them saves them
     (`emulator.catalog`), so management state survives a restart."""
 
-    def __init__(self, projects: dict[str, Project] | None = None, save: Saver | None = None) -> None:
+    def __init__(self, projects: dict[str, Project] | None = None, save: Saver | None = None, *, runtime: Runtime) -> None:
         self.projects: dict[str, Project] = projects or {}
         self._save = save
+        self._runtime = runtime
 
     def changed(self) -> None:
         """Save the management state after a change (nothing to do without a catalog)."""
@@ -162,10 +136,6 @@ class Registry:
             return found.versions[name or found.default_version]
         except KeyError:
             raise NotFound("Version not found") from None
-
-    def versions(self) -> list[Version]:
-        """Every version of every deployment."""
-        return [v for p in self.projects.values() for d in p.deployments.values() for v in d.versions.values()]
 
     def revision(self, project: str, deployment: str, version: str, revision_id: str) -> Revision:
         try:
@@ -235,7 +205,7 @@ class Registry:
         del self.projects[project].deployments[name]
         self.changed()
         for version in deployment.versions.values():
-            await version.pool.close(f"Deployment {name} was deleted before this request finished")
+            await self._runtime.stop(version, f"Deployment {name} was deleted before this request finished")
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances; a deleted default leaves the deployment without one."""
@@ -245,8 +215,4 @@ class Registry:
         if found.default_version == name:
             found.default_version = None
         self.changed()
-        await version.pool.close(f"Version {name} was deleted before this request finished")
-
-    async def close(self) -> None:
-        for version in self.versions():
-            await version.pool.close()
+        await self._runtime.stop(version, f"Version {name} was deleted before this request finished")

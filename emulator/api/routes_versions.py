@@ -14,7 +14,7 @@ from emulator.api.labels import matches, parse_label_filter
 from emulator.api.management_bodies import VersionCreate, VersionSettings, VersionUpdate
 from emulator.api.routes_environments import check_environment
 from emulator.services import Services, get_services
-from emulator.state import NoInstances, Version
+from emulator.state import Version
 
 router = APIRouter()
 LIST_PATH = "/projects/{project_name}/deployments/{deployment_name}/versions"
@@ -37,7 +37,7 @@ async def deployment_versions_list(
 ) -> list[schemas.DeploymentVersionDetail]:
     deployment = services.registry.deployment(project_name, deployment_name)
     wanted = parse_label_filter(labels)
-    return [schemas.version_detail(deployment, v) for v in deployment.versions.values()
+    return [schemas.version_detail(deployment, v, services.runtime) for v in deployment.versions.values()
             if matches(v.settings.get("labels") or {}, wanted)]
 
 
@@ -46,7 +46,8 @@ async def deployment_versions_get(
     project_name: str, deployment_name: str, version: str, services: Services = Depends(get_services)
 ) -> schemas.DeploymentVersionDetail:
     deployment = services.registry.deployment(project_name, deployment_name)
-    return schemas.version_detail(deployment, services.registry.version(project_name, deployment_name, version))
+    return schemas.version_detail(deployment, services.registry.version(project_name, deployment_name, version),
+                                  services.runtime)
 
 
 @router.post(LIST_PATH, response_model=schemas.DeploymentVersionDetail, status_code=201)
@@ -60,10 +61,10 @@ async def deployment_versions_create(
     if cap is not None and len(deployment.versions) >= cap:
         raise ApiError(400, f"Deployment {deployment.name!r} has reached its maximum of {cap} versions; delete a version first")
     settings, retention = _settings(DEFAULT_SETTINGS, "full", body)
-    version = Version(body.version, None, NoInstances(body.version), dict(services.settings.environment),
+    version = Version(body.version, None, dict(services.settings.environment),
                       settings=settings, request_retention_mode=retention)
     services.registry.add_version(deployment, version)
-    return schemas.version_detail(deployment, version)
+    return schemas.version_detail(deployment, version, services.runtime)
 
 
 @router.patch(PATH, response_model=schemas.DeploymentVersionDetail)
@@ -77,7 +78,7 @@ async def deployment_versions_update(
         raise ApiError(409, f"A version named {new_name!r} already exists for deployment {deployment.name!r}")
     settings, retention = _settings(found.settings, found.request_retention_mode, body)
     services.registry.update_version(deployment, found, settings, retention, name=new_name)
-    return schemas.version_detail(deployment, found)
+    return schemas.version_detail(deployment, found, services.runtime)
 
 
 @router.delete(PATH, status_code=204)

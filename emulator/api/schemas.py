@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contract.spec import Spec
+from emulator.runtime.manager import Runtime
 from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Version
 
 ORGANIZATION = "emulator"
@@ -129,18 +130,19 @@ def deployment_detail(deployment: Deployment) -> DeploymentDetail:
     )
 
 
-def version_detail(deployment: Deployment, version: Version) -> DeploymentVersionDetail:
+def version_detail(deployment: Deployment, version: Version, runtime: Runtime) -> DeploymentVersionDetail:
     latest = version.latest_revision
+    instances = runtime.pool(version)
     return DeploymentVersionDetail(**{
         "maximum_instances": 5,
         "minimum_instances": 0,
         **version.settings,
-        **asdict(version.pool.capabilities),
+        **asdict(instances.capabilities),
         "id": version.id,
         "deployment": deployment.name,
         "version": version.name,
         "default": deployment.default_version == version.name,
-        "status": version.status,
+        "status": version.status(instances.status),
         "request_retention_mode": version.request_retention_mode,
         "active_revision": version.active_revision,
         "latest_revision": latest.id if latest else None,

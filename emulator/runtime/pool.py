@@ -2,7 +2,8 @@
 
 An instance lost to a timeout or a crash fails only the request it was running and is replaced.
 If an instance cannot start (`__init__` raised, the process died), the version is unavailable:
-queued and new requests get that error rather than waiting forever.
+queued and new requests get that error rather than waiting forever. A version with nothing to run
+has `NoInstances`, which refuses every request with the reason.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from emulator.runtime.protocol import Capabilities, Error, Job, Reply
 log = logging.getLogger("emulator.pool")
 
 STARTING, AVAILABLE, UNAVAILABLE = "building", "available", "unavailable"
-RETIRE_POLL_SECONDS = 0.05
 REPLY_GRACE_SECONDS = 30
 """How long past its timeout a running job may take to be answered: the instance enforces the
 timeout itself (and is then killed); this bound only guarantees no caller ever waits forever."""
@@ -54,11 +54,25 @@ class InstancePool:
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: list[Instance] = []
         self._running: set[Ticket] = set()
+        self._settled = asyncio.Event()
+        """Set once the status is no longer STARTING."""
+        self._idle = asyncio.Event()
+        """Set while no job is running."""
+        self._idle.set()
+        self._closed: str | None = None
+        """Once closed, the reason, which answers any job still given to the pool."""
+        self._stopping: asyncio.Future[None] | None = None
 
     def start(self) -> None:
-        """Start the instances in the background; requests queue until they are ready."""
+        """Start the instances in the background (once); requests queue until they are ready."""
+        if self._tasks:
+            return
         self._instances = [Instance(self.launch, n + 1) for n in range(self.count)]
         self._tasks = [asyncio.create_task(self._serve(i)) for i in self._instances]
+
+    async def started(self) -> None:
+        """Return once the instances are ready (`available`) or cannot start (`unavailable`)."""
+        await self._settled.wait()
 
     async def submit(
         self,
@@ -76,7 +90,7 @@ class InstancePool:
         """
         self.check_available()
         ticket = Ticket(job, timeout, time.monotonic() + timeout, on_start, on_update)
-        self._queue.put_nowait(ticket)
+        self.adopt(ticket)
         try:
             return await asyncio.wait_for(asyncio.shield(ticket.future), timeout)
         except asyncio.CancelledError:
@@ -97,23 +111,38 @@ class InstancePool:
         if self.status == UNAVAILABLE:
             raise VersionUnavailable(self.error)
 
-    async def retire(self, successor: InstancePool | None = None) -> None:
-        """Step down for `successor`: queued jobs move to its queue at once, running jobs finish
-        here (each bounded by its timeout), then the instances stop. New jobs go to the successor."""
-        while successor is not None and not self._queue.empty():
-            successor._queue.put_nowait(self._queue.get_nowait())
+    def adopt(self, ticket: Ticket) -> None:
+        """Queue a job, given here or by a pool this one replaces; answer it at once if it cannot run."""
+        if self._closed is not None:
+            _settle(ticket, Error(self._closed))
+        elif self.status == UNAVAILABLE:
+            _settle(ticket, Error(self.error))
+        else:
+            self._queue.put_nowait(ticket)
+
+    async def retire(self, successor: InstancePool | NoInstances) -> None:
+        """Step down for `successor`: queued jobs move to it at once, running jobs finish here (each
+        bounded by its timeout), then the instances stop. Cancelled, they stop at once."""
+        while not self._queue.empty():
+            successor.adopt(self._queue.get_nowait())
         try:
-            while not self._queue.empty() or self._running:
-                await asyncio.sleep(RETIRE_POLL_SECONDS)
+            await self._idle.wait()
         finally:
             await self.close()
 
     async def close(self, reason: str = STOPPED) -> None:
-        """Stop the instances now; every job still queued or running is answered with `reason`."""
-        for ticket in self._running:
-            _settle(ticket, Error(reason))
-        while not self._queue.empty():
-            _settle(self._queue.get_nowait(), Error(reason))
+        """Stop the instances now; every job still queued or running is answered with `reason`.
+        The first call decides the reason; each returns once the instances have stopped."""
+        if self._stopping is None:
+            self._closed = reason
+            for ticket in self._running:
+                _settle(ticket, Error(reason))
+            while not self._queue.empty():
+                _settle(self._queue.get_nowait(), Error(reason))
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -128,19 +157,24 @@ class InstancePool:
             if ticket.future.done() or remaining <= 0:
                 continue
             ticket.started = True
+            self._running.add(ticket)
+            self._idle.clear()
             if ticket.on_start:
                 ticket.on_start()
-            self._running.add(ticket)
+            lost = False
             try:
-                _settle(ticket, await instance.run(ticket.job, remaining, ticket.on_update))
+                reply = await instance.run(ticket.job, remaining, ticket.on_update)
             except InstanceLost as exc:
-                timed_out = isinstance(exc, InstanceTimedOut)
-                _settle(ticket, Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
-                                      if timed_out else str(exc)))
-                if not await self._start(instance):
-                    return
+                lost = True
+                reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
+                              if isinstance(exc, InstanceTimedOut) else str(exc))
             finally:
                 self._running.discard(ticket)
+                if not self._running:
+                    self._idle.set()
+            _settle(ticket, reply)
+            if lost and not await self._start(instance):
+                return
 
     async def _start(self, instance: Instance) -> bool:
         try:
@@ -150,13 +184,48 @@ class InstancePool:
             return False
         if self.status == STARTING:
             self.status = AVAILABLE
+            self._settled.set()
         return True
 
     def _fail(self, error: str) -> None:
         log.error("%s", error)
         self.status, self.error = UNAVAILABLE, error
+        self._settled.set()
         while not self._queue.empty():
             _settle(self._queue.get_nowait(), Error(error))
+
+
+class NoInstances:
+    """The instances of a version with nothing to run: none, so the version is unavailable, as on UbiOps."""
+
+    status = UNAVAILABLE
+    capabilities = Capabilities()
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def check_available(self) -> None:
+        raise VersionUnavailable(self.error)
+
+    async def submit(self, job: Job, timeout: float, on_start: Callable[[], None] | None = None,
+                     on_update: Callable[[str], None] | None = None) -> Reply:
+        raise VersionUnavailable(self.error)
+
+    def adopt(self, ticket: Ticket) -> None:
+        """A job queued for the instances this replaces cannot run here either."""
+        _settle(ticket, Error(self.error))
+
+    async def retire(self, successor: InstancePool | NoInstances) -> None:
+        """Nothing runs here, so nothing to hand over."""
+
+    async def close(self, reason: str = STOPPED) -> None:
+        """Nothing to stop."""
+
+
+Instances = InstancePool | NoInstances
 
 
 def _settle(ticket: Ticket, reply: Reply) -> None:
