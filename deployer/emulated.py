@@ -7,9 +7,6 @@ nothing it does can reach UbiOps.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +19,7 @@ import ubiops
 from contract.config import DeployerConfig
 from deployer.client import HOST_VARIABLE, TOKEN_VARIABLE
 from deployer.errors import DeployerError
+from emulator.launcher import Emulator, start_emulator
 
 START_SECONDS = 120
 POLL_SECONDS = 0.1
@@ -36,18 +34,26 @@ def clean_environment(**extra: str) -> dict[str, str]:
 
 @dataclass
 class LocalEmulator:
-    url: str
-    log_path: Path
+    """The emulator serving the zip, and the status its version reached."""
+
+    process: Emulator
     status: str
-    client: ubiops.ApiClient
+
+    @property
+    def url(self) -> str:
+        return self.process.url
 
     @property
     def api(self) -> ubiops.CoreApi:
-        return ubiops.CoreApi(self.client)
+        return self.process.sdk()
+
+    @property
+    def client(self) -> ubiops.ApiClient:
+        return self.api.api_client
 
     def startup_error(self) -> str:
         """Why the version did not start, from the emulator's log."""
-        lines = self.log_path.read_text(errors="replace").splitlines()
+        lines = self.process.log().splitlines()
         return next((l.split(": ", 1)[-1] for l in reversed(lines) if "failed to start" in l), tail(lines))
 
 
@@ -55,44 +61,24 @@ def tail(lines: list[str], count: int = LOG_TAIL_LINES) -> str:
     return "\n".join(lines[-count:])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path) -> Iterator[LocalEmulator]:
     """Serve `zip_path` under the configured names until the block ends; waits until its version started."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = workdir / "emulator.log"
-    command = [sys.executable, "-m", "emulator", "--package", str(zip_path), "--port", str(port),
-               "--data-dir", str(workdir / "emulator-data"), "--project", config.project,
-               "--deployment", config.deployment, "--version", config.emulator_version]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=config.root, env=clean_environment(), stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    client = ubiops.ApiClient(ubiops.Configuration(host=f"{url}/v2.1", api_key={"Authorization": "emulator"}))
+    emulator = start_emulator(zip_path, workdir, "--version", config.emulator_version, project=config.project,
+                              deployment=config.deployment, env=clean_environment(), cwd=config.root, wait=False)
     try:
-        status = _wait_until_started(process, f"{url}/v2.1/projects/{config.project}/deployments/"
-                                              f"{config.deployment}/versions/{config.emulator_version}", log_path)
-        yield LocalEmulator(url, log_path, status, client)
+        yield LocalEmulator(emulator, _wait_until_started(emulator, config.emulator_version))
     finally:
-        client.close()
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        emulator.stop()
 
 
-def _wait_until_started(process: subprocess.Popen, version_url: str, log_path: Path) -> str:
+def _wait_until_started(emulator: Emulator, version: str) -> str:
+    """The version's status once its instances started (`available`) or could not (`unavailable`)."""
+    version_url = emulator.requests_url(version).removesuffix("/requests")
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DeployerError(f"the emulator refused the zip:\n{tail(log_path.read_text(errors='replace').splitlines())}")
+        if emulator.process is not None and emulator.process.poll() is not None:
+            raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log().splitlines())}")
         try:
             status = httpx.get(version_url, timeout=2).json().get("status")
         except (httpx.TransportError, ValueError):
@@ -100,4 +86,4 @@ def _wait_until_started(process: subprocess.Popen, version_url: str, log_path: P
         if status in ("available", "unavailable"):
             return status
         time.sleep(POLL_SECONDS)
-    raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; see {log_path}")
+    raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; see {emulator.log_path}")

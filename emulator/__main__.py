@@ -16,6 +16,8 @@ from contract.config import ConfigError, DeployerConfig, load_config
 from contract.names import name_from
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.spec import SpecError
+from emulator.api.origins import parse_allowed_host, parse_allowed_origin
+from emulator import request_command
 from emulator.app import create_app
 from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
@@ -35,6 +37,8 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--package", type=Path, default=config.package_path, help="package folder or .zip (default: %(default)s)")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind (default: %(default)s)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME", help="also answer requests whose Host is NAME (repeatable; the listen address, localhost and loopback addresses always are)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN", help="let web pages of ORIGIN, e.g. http://localhost:3000, call the API, with CORS (repeatable; the emulator's own pages always may)")
     parser.add_argument("--instances", type=int, default=1, help="worker processes sharing the request queue (default: 1)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=value", help="environment variable for the deployment (repeatable)")
     parser.add_argument("--token", default=None, help=f"require this API token (default: ${TOKEN_VARIABLE}; none: no auth)")
@@ -62,6 +66,11 @@ def parse_args(argv: list[str]) -> Settings:
         environment = parse_environment_variables(args.env)
     except ManifestError as exc:
         parser.error(f"--env: {exc}")
+    try:
+        allowed_hosts = tuple(parse_allowed_host(value) for value in args.allow_host)
+        allowed_origins = tuple(parse_allowed_origin(value) for value in args.allow_origin)
+    except ValueError as exc:
+        parser.error(str(exc))
     return Settings(
         package=args.package,
         project=args.project,
@@ -77,6 +86,8 @@ def parse_args(argv: list[str]) -> Settings:
         max_upload_mb=args.max_upload_mb,
         instance_memory_mb=args.instance_memory_mb or None,
         max_versions=args.max_versions,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
     )
 
 
@@ -89,15 +100,22 @@ def deployment_name(package: Path, config: DeployerConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["request"]:
+        request_command.main(argv[1:])
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
-        settings = parse_args(sys.argv[1:] if argv is None else argv)
+        settings = parse_args(argv)
         app = create_app(settings)
     except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, CatalogError) as exc:
         sys.exit(f"emulator: error: {exc}")
-    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
-        log.warning("listening on %s without a token: anyone who can reach this port can call the API "
-                    "(set %s or --token)", settings.host, TOKEN_VARIABLE)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        if not settings.token:
+            log.warning("listening on %s without a token: anyone who can reach this port can call the API "
+                        "(set %s or --token)", settings.host, TOKEN_VARIABLE)
+        log.info("answering requests whose Host is %s, localhost or a loopback address; name others with --allow-host",
+                 ", ".join((settings.host, *settings.allowed_hosts)))
     url = f"http://{settings.host}:{settings.port}/v2.1/projects/{settings.project}/deployments/{settings.deployment}/requests"
     log.info("serving %s as project %s, deployment %s, version %s at %s", settings.package, settings.project,
              settings.deployment, settings.version, url)

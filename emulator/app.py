@@ -6,9 +6,13 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from emulator.api import (
     routes_deployments,
@@ -26,6 +30,7 @@ from emulator.api import (
 from emulator.api.auth import TokenAuth
 from emulator.api.errors import install_error_handlers
 from emulator.api.limits import BodySizeLimit
+from emulator.api.origins import install_origin_guard
 from emulator.builds import Builder
 from emulator.catalog import load_catalog, save_catalog
 from emulator.data_lock import lock_data_dir
@@ -42,6 +47,8 @@ from emulator.state import Registry
 from emulator.storage import Storage
 
 API_PREFIXES = ("/v2.1", "/v2")
+WEB_PAGE = Path(__file__).parent / "web"
+WEB_ASSETS = "/web"
 REQUESTS_DATABASE = "requests.sqlite3"
 log = logging.getLogger("emulator")
 
@@ -74,7 +81,10 @@ def create_app(settings: Settings) -> FastAPI:
         store.close()
         data_lock.close()
 
-    app = FastAPI(
+    # `/docs` with Swagger UI's files served from the pinned `fastapi-offline` package, not a CDN: it
+    # works on a machine without internet. No `/redoc`: ReDoc's page fetches its logo from the web.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="UbiOps emulator",
         description="UbiOps' request API, served locally from a deployment package.",
         lifespan=lifespan,
@@ -89,7 +99,18 @@ def create_app(settings: Settings) -> FastAPI:
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix, include_in_schema=prefix == API_PREFIXES[0])
     app.include_router(routes_storage.router)
+
+    @app.get("/", include_in_schema=False)
+    async def web_page() -> FileResponse:
+        """The web page (README, "The web page"): static files that call the API above."""
+        return FileResponse(WEB_PAGE / "index.html")
+
+    app.mount(WEB_ASSETS, StaticFiles(directory=WEB_PAGE), name="web")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024**2)
-    app.add_middleware(TokenAuth, token=settings.token, open_prefixes=(routes_storage.PREFIX + "/",))
+    # The web page and its scripts hold no data, so they open without the token; the page sends the
+    # token its user types with each API call.
+    app.add_middleware(TokenAuth, token=settings.token, open_prefixes=(routes_storage.PREFIX + "/", WEB_ASSETS + "/"),
+                       open_paths=("/",))
+    install_origin_guard(app, settings, signed_prefix=routes_storage.PREFIX + "/")
     return app
 

@@ -27,3 +27,7 @@ class Settings:
     instance_memory_mb: int | None = 2048
     max_versions: int | None = None
     """Refuse a deployment's next version beyond this many, as a UbiOps plan does (None: no cap)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """`Host` names answered besides the listen address, localhost and loopback addresses (`--allow-host`)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Web origins whose pages may call the API, with CORS (`--allow-origin`); see `emulator.api.origins`."""

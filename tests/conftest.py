@@ -1,12 +1,15 @@
-"""Fixtures: emulators started on demand and shared by the session (see `harness`)."""
+"""Fixtures: emulators started on demand and shared by the session (see `harness`), and a real browser."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
+from browser import CHROMIUM_ARGS
 from harness import Emulator, start_emulator
 
 
@@ -24,3 +27,14 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...
     yield get
     for emulator in running.values():
         emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (`.ci/run` installs it when missing)."""
+    executable = shutil.which("chromium")
+    assert executable, "the browser tests need Debian's chromium: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -15,8 +15,8 @@ import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from emulator import testing
-from emulator.testing import free_port
+from emulator import launcher
+from emulator.launcher import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = Path(__file__).resolve().parent / "packages"
@@ -27,7 +27,7 @@ __all__ = ["DEPLOYMENT", "PACKAGES", "PROJECT", "ROOT", "Emulator", "free_port",
 
 
 @dataclass
-class Emulator(testing.Emulator):
+class Emulator(launcher.Emulator):
     """A running `python -m emulator` process with a TMPDIR of its own, to see what it leaves behind."""
 
     temp_dir: Path | None = None
@@ -40,9 +40,9 @@ def start_emulator(package: Path | str, tmp: Path, *args: str, token: str | None
     until it answers."""
     package = PACKAGES / package if isinstance(package, str) else package
     temp_dir = Path(tempfile.mkdtemp(prefix="tmp-", dir=tmp))
-    started = testing.start_emulator(package, tmp, *args, project=PROJECT, deployment=DEPLOYMENT, token=token,
+    started = launcher.start_emulator(package, tmp, *args, project=PROJECT, deployment=DEPLOYMENT, token=token,
                                      env={**os.environ, "TMPDIR": str(temp_dir)}, cwd=ROOT, wait=wait, data_dir=data_dir)
-    return Emulator(**{f.name: getattr(started, f.name) for f in fields(testing.Emulator)}, temp_dir=temp_dir)
+    return Emulator(**{f.name: getattr(started, f.name) for f in fields(launcher.Emulator)}, temp_dir=temp_dir)
 
 
 def zip_bytes(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
@@ -58,7 +58,7 @@ def zip_bytes(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def wait_for_log(emulator: testing.Emulator, text: str, seconds: float = 10) -> str:
+def wait_for_log(emulator: launcher.Emulator, text: str, seconds: float = 10) -> str:
     """The emulator's log once it holds `text` (its output reaches the log asynchronously)."""
     deadline = time.monotonic() + seconds
     while text not in (log := emulator.log()):

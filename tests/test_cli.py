@@ -28,7 +28,7 @@ import yaml
 
 from contract.config import load_config
 from contract.package import read_package
-from emulator import testing
+from emulator import launcher
 from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator
 
 TOKEN = "cli-test-token"
@@ -213,7 +213,7 @@ def test_the_readme_cli_sample_runs_as_written(tmp_path):
     """The README's CLI lines, pasted into a shell in a folder holding the package, against an emulator
     serving it as `make serve` does (no token) on a free port instead of 8000."""
     config = load_config(ROOT)
-    served = testing.start_emulator(config.package_path, tmp_path, project=config.project,
+    served = launcher.start_emulator(config.package_path, tmp_path, project=config.project,
                                     deployment=config.deployment, cwd=ROOT)
     try:
         cli = Cli.installed_copy(tmp_path / "cli")

@@ -20,7 +20,7 @@ def test_declared_body_over_the_limit_is_413_before_it_is_sent(small_limit):
     host, port = small_limit.url.removeprefix("http://").split(":")
     path = f"/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests"
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2147483648\r\n\r\n".encode())
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/plain\r\nContent-Length: 2147483648\r\n\r\n".encode())
         answer = ""
         while "}" not in answer and (chunk := sock.recv(65536)):
             answer += chunk.decode()

@@ -13,7 +13,7 @@ import pytest
 from ubiops.utils import zip_dir
 
 from contract.config import load_config
-from emulator import testing
+from emulator import launcher
 from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, free_port, start_emulator, zip_bytes
 
 CONFIG = load_config(ROOT)
@@ -100,9 +100,9 @@ def test_names_follow_the_package_unless_given(tmp_path, package, expected):
     process = subprocess.Popen([sys.executable, "-m", "emulator", "--package", str(package), "--port", str(port),
                                 "--data-dir", str(tmp_path / "data")], cwd=ROOT, stdout=log.open("wb"),
                                stderr=subprocess.STDOUT)
-    emulator = testing.Emulator(f"http://127.0.0.1:{port}", CONFIG.project, expected, process, log)
+    emulator = launcher.Emulator(f"http://127.0.0.1:{port}", CONFIG.project, expected, process, log)
     try:
-        testing.wait_until_up(emulator)
+        launcher.wait_until_up(emulator)
         assert [d.name for d in emulator.sdk().deployments_list(CONFIG.project)] == [expected]
     finally:
         emulator.stop()

@@ -6,13 +6,14 @@ never again be a syntax error or lean on a deprecated call. The shell samples ru
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from contract.config import load_config
-from emulator.testing import start_emulator
+from emulator.launcher import start_emulator
 from harness import ROOT
 
 README_ADDRESS = "http://127.0.0.1:8000"
@@ -44,3 +45,15 @@ def test_the_python_samples_run_in_order(served, tmp_path):
                          timeout=300, stdin=subprocess.DEVNULL)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith("completed "), run.stdout
+
+
+def test_the_request_command_sample_runs(tmp_path):
+    """Run where its output files can land: a copy of the project's config and package."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(CONFIG.package_path, tmp_path / CONFIG.package)
+    (block,) = [b for b in readme_blocks("sh") if "-m emulator request" in b]
+    run = subprocess.run(["bash", "-e", "-c", block.replace(".venv/bin/python", sys.executable)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("status") and "completed" in run.stdout.splitlines()[0]

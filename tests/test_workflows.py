@@ -20,7 +20,7 @@ from contract.config import load_config
 from contract.package import read_package
 from deployer.inputs import upload_inputs
 from deployer.smoke import compare_outputs
-from emulator.testing import Emulator, free_port, start_emulator, wait_until_up
+from emulator.launcher import Emulator, free_port, start_emulator, wait_until_up
 from harness import ROOT
 
 CONFIG = load_config(ROOT)

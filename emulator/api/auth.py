@@ -1,6 +1,7 @@
 """The optional API token: with one set, every call needs `Authorization: Token <token>`.
 
-Signed file URLs carry their own proof, as UbiOps' do, and need no token. The comparison is
+Signed file URLs carry their own proof, as UbiOps' do, and need no token; nor do the web page and its
+static files, which hold no data (the page sends the token its user types). The comparison is
 constant-time, and the token itself is never logged or echoed.
 """
 
@@ -18,13 +19,16 @@ SCHEMES = ("token", "bearer")
 class TokenAuth:
     """ASGI middleware, so that every route, `/docs` included, is covered without opting in."""
 
-    def __init__(self, app: ASGIApp, token: str | None, open_prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, open_prefixes: tuple[str, ...],
+                 open_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self._token = token.encode() if token else None
         self._open_prefixes = open_prefixes
+        self._open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._token is None or scope["type"] != "http" or scope["path"].startswith(self._open_prefixes):
+        if (self._token is None or scope["type"] != "http" or scope["path"].startswith(self._open_prefixes)
+                or scope["path"] in self._open_paths):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization")

@@ -1,0 +1,158 @@
+"""A local UbiOps in its own process, seen from a client: start `python -m emulator` on a package on
+a free port, wait until it answers, call it (the real SDK, or a curl-like request), stop it.
+
+Used by the pytest plugin (`emulator.testing`), `python -m emulator request`, the deployer's check
+and the emulator's own test suite, so there is one way to start and wait for an emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import httpx
+import ubiops
+
+STARTUP_SECONDS = 60
+REQUEST_SECONDS = 300
+TOKEN_VARIABLE = "EMULATOR_TOKEN"
+
+
+@dataclass
+class Emulator:
+    """A local UbiOps serving one package: its address, the names it serves it under, and (when this
+    process started it) the process and its log."""
+
+    url: str
+    project: str
+    deployment: str
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    data_dir: Path | None = None
+    token: str | None = None
+    _clients: list[ubiops.ApiClient] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        """The API's base URL, as `UBIOPS_API_HOST` would name UbiOps'."""
+        return f"{self.url}/v2.1"
+
+    def requests_url(self, version: str | None = None) -> str:
+        base = f"{self.api}/projects/{self.project}/deployments/{self.deployment}"
+        return f"{base}/versions/{version}/requests" if version else f"{base}/requests"
+
+    def sdk(self, token: str | None = None, prefix: str = "/v2.1") -> ubiops.CoreApi:
+        """The real `ubiops` SDK, configured as against UbiOps, with only the host changed."""
+        config = ubiops.Configuration(host=f"{self.url}{prefix}", api_key={"Authorization": token or self.token or "local"})
+        client = ubiops.ApiClient(config)
+        self._clients.append(client)
+        return ubiops.CoreApi(client)
+
+    def request(self, data: Any = None, *, files: dict[str, Any] | None = None, version: str | None = None,
+                timeout: float = REQUEST_SECONDS) -> dict[str, Any]:
+        """A direct request, answered as UbiOps' `DeploymentRequestCreateResponse` (a dict): JSON
+        `data`, or a multipart form of `files` (name: path, bytes or (filename, bytes)) and `data`'s
+        other fields, as curl sends it."""
+        headers = {"Authorization": f"Token {self.token}"} if self.token else {}
+        if files:
+            parts = {name: _file_part(value) for name, value in files.items()}
+            form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (data or {}).items()}
+            response = httpx.post(self.requests_url(version), files=parts, data=form, headers=headers, timeout=timeout)
+        else:
+            response = httpx.post(self.requests_url(version), json=data, headers=headers, timeout=timeout)
+        response.raise_for_status()
+        return response.json()
+
+    def download(self, answer: dict[str, Any], uri: str) -> bytes:
+        """The bytes of an output file of `answer`, through the plain URL the emulator adds for it."""
+        return httpx.get(answer["emulator_file_urls"][uri], timeout=REQUEST_SECONDS).raise_for_status().content
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_emulator(package: Path, workdir: Path, *args: str, project: str, deployment: str, token: str | None = None,
+                   env: dict[str, str] | None = None, cwd: Path | None = None, wait: bool = True,
+                   data_dir: Path | None = None) -> Emulator:
+    """Start `python -m emulator` serving `package` as `project`/`deployment`, with its log and (unless
+    `data_dir` names one) its data in `workdir`, and (with `wait`) return once it answers."""
+    port = free_port()
+    log_path = workdir / f"emulator-{port}.log"
+    data_dir = data_dir or workdir / f"data-{port}"
+    command = [sys.executable, "-m", "emulator", "--package", str(package), "--port", str(port),
+               "--data-dir", str(data_dir), "--project", project, "--deployment", deployment, *args]
+    environment = {k: v for k, v in (env if env is not None else os.environ).items() if k != TOKEN_VARIABLE}
+    if token:
+        environment[TOKEN_VARIABLE] = token
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    emulator = Emulator(f"http://127.0.0.1:{port}", project, deployment, process, log_path, data_dir, token)
+    if wait:
+        wait_until_up(emulator)
+    return emulator
+
+
+def wait_until_up(emulator: Emulator, seconds: float = STARTUP_SECONDS) -> None:
+    """Return once the emulator answers `/status`; fail with its log if it exits or stays silent."""
+    headers = {"Authorization": f"Token {emulator.token}"} if emulator.token else {}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if emulator.process is not None and emulator.process.poll() is not None:
+            raise RuntimeError(f"the emulator exited with {emulator.process.returncode}:\n{emulator.log()}")
+        try:
+            if httpx.get(f"{emulator.api}/status", headers=headers, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    emulator.stop()
+    raise RuntimeError(f"the emulator did not answer within {seconds:g} s:\n{emulator.log()}")
+
+
+@contextmanager
+def running_emulator(package: Path, *args: str, project: str, deployment: str, token: str | None = None,
+                     env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[Emulator]:
+    """An emulator serving `package` until the block ends, with its data in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="ubiops-emulator-") as workdir:
+        emulator = start_emulator(package, Path(workdir), *args, project=project, deployment=deployment, token=token,
+                                  env=env, cwd=cwd)
+        try:
+            yield emulator
+        finally:
+            emulator.stop()
+
+
+def _file_part(value: Any) -> Any:
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        return (path.name, path.read_bytes())
+    return value
+

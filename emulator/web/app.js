@@ -1,0 +1,370 @@
+// The emulator's web page. It talks only to the emulator's own public UbiOps API (`/v2.1`, the same
+// origin), as any client does: the form is built from the deployment's input fields, a request is
+// sent as a multipart form (as curl sends it), and the history is UbiOps' request history. Every
+// value shown is set as text, never as HTML: a deployment's output cannot inject markup.
+
+const API = "/v2.1";
+const TOKEN_KEY = "emulator-token";
+const HISTORY_SIZE = 20;
+const POLL_MS = 1000;
+const UNFINISHED = ["pending", "processing"];
+const IMAGE_NAME = /\.(jpe?g|png|gif|webp|bmp|avif)$/i;
+const FILE_URI = /^ubiops-file:\/\/([^/]+)\/(.+)$/;
+
+const $ = (id) => document.getElementById(id);
+const state = { project: null, deployment: null, fields: null, opened: null, poll: null };
+
+class ApiProblem extends Error {}
+
+/** An element with properties (`className`, `textContent`, `onclick`…), `data-` attributes and
+ * children (strings become text). */
+function el(tag, { dataset = {}, ...properties } = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), properties);
+  Object.assign(node.dataset, dataset);
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+const segment = (name) => encodeURIComponent(name);
+const deploymentPath = () => `/projects/${segment(state.project)}/deployments/${segment(state.deployment)}`;
+
+// ---- The token: asked for once, when the API answers 401, and kept in this tab's session only.
+
+let tokenWaiters = [];
+
+const tokenTyped = () => new Promise((resolve) => tokenWaiters.push(resolve));
+
+function askForToken(problem) {
+  $("token-box").hidden = false;
+  $("token-problem").textContent = problem;
+  $("token").focus();
+  return tokenTyped();
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  $("token").value = "";
+  $("token-box").hidden = true;
+  const waiting = tokenWaiters;
+  tokenWaiters = [];
+  waiting.forEach((resolve) => resolve());
+});
+
+/** A call to the API: its JSON answer, or an ApiProblem with the emulator's `error` text. */
+async function call(path, options = {}) {
+  for (;;) {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const headers = { ...(options.headers || {}), ...(token ? { Authorization: `Token ${token}` } : {}) };
+    const response = await fetch(API + path, { ...options, headers });
+    const type = response.headers.get("content-type") || "";
+    const body = type.includes("json") ? await response.json() : await response.text();
+    if (response.status === 401) {
+      // Calls run in parallel: only the first to find the token refused asks; the others wait for the
+      // new one, or simply retry if it was typed meanwhile.
+      const stored = sessionStorage.getItem(TOKEN_KEY);
+      if (stored === token) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        await askForToken(token ? "That token was refused; type it again." : "");
+      } else if (stored === null) {
+        await tokenTyped();
+      }
+      continue;
+    }
+    if (!response.ok) {
+      const message = typeof body === "object" && body !== null ? body.error || JSON.stringify(body) : body;
+      throw new ApiProblem(`${response.status}: ${message}`);
+    }
+    return body;
+  }
+}
+
+function showPageProblem(error) {
+  $("page-problem").hidden = false;
+  $("page-problem").textContent = error instanceof ApiProblem ? error.message : `The page failed: ${error}`;
+}
+
+// ---- Picking a project, deployment and version.
+
+function fillSelect(select, items, chosen) {
+  select.replaceChildren(...items.map(([value, label]) => el("option", { value, textContent: label })));
+  if (chosen !== undefined && items.some(([value]) => value === chosen)) select.value = chosen;
+}
+
+async function loadProjects() {
+  const projects = await call("/projects");
+  fillSelect($("project"), projects.map((p) => [p.name, p.name]));
+  await loadDeployments();
+}
+
+// A pick made while an earlier one still loads wins: the earlier one's answers are dropped.
+
+async function loadDeployments() {
+  const project = (state.project = $("project").value);
+  const deployments = await call(`/projects/${segment(project)}/deployments`);
+  if (state.project !== project) return;
+  fillSelect($("deployment"), deployments.map((d) => [d.name, d.name]));
+  if (!deployments.length) throw new ApiProblem(`Project ${project} has no deployments yet.`);
+  await loadDeployment();
+}
+
+async function loadDeployment() {
+  const name = (state.deployment = $("deployment").value);
+  state.opened = null;
+  $("outcome-card").hidden = true;
+  const [deployment, versions] = await Promise.all([call(deploymentPath()), call(`${deploymentPath()}/versions`)]);
+  if (state.deployment !== name) return;
+  fillSelect($("version"), versions.map((v) => {
+    const notes = [v.default ? "default" : null, v.status !== "available" ? v.status : null].filter(Boolean);
+    return [v.version, notes.length ? `${v.version} (${notes.join(", ")})` : v.version];
+  }), deployment.default_version);
+  state.fields = { input: deployment.input_fields, output: deployment.output_fields };
+  buildForm(deployment.input_fields);
+  $("fields").dataset.deployment = state.deployment;
+  $("page-problem").hidden = true;
+  await refreshHistory();
+}
+
+$("project").addEventListener("change", () => loadDeployments().catch(showPageProblem));
+$("deployment").addEventListener("change", () => loadDeployment().catch(showPageProblem));
+
+// ---- The input form, generated from the input fields and their widgets.
+
+const widgetConfig = (field) => (field.widget && field.widget.configuration) || {};
+const isFileType = (type) => type === "file" || type === "array_file";
+
+function widgetOptions(field) {
+  const options = widgetConfig(field).options;
+  if (Array.isArray(options)) return options.map(String);
+  return typeof options === "string" && options.trim() ? options.split(",").map((o) => o.trim()) : null;
+}
+
+function fileInput(field) {
+  const input = el("input", { type: "file", name: field.name, multiple: field.data_type === "array_file" });
+  if (field.widget && field.widget.type === "image_preview") input.accept = "image/*";
+  const preview = el("img", { className: "preview", alt: "", hidden: true });
+  const zone = el("label", { className: "dropzone" }, input, el("span", { className: "muted", textContent: "or drop a file here" }), preview);
+  const show = () => {
+    const files = [...input.files];
+    const image = files.find((f) => f.type.startsWith("image/"));
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.hidden = !image;
+    preview.src = image ? URL.createObjectURL(image) : "";
+  };
+  input.addEventListener("change", show);
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    input.files = event.dataTransfer.files;
+    show();
+  });
+  return zone;
+}
+
+function fieldInput(field) {
+  const config = widgetConfig(field);
+  const initial = config.default === undefined || config.default === null ? "" : String(config.default);
+  const type = field.data_type;
+  const options = widgetOptions(field);
+  if (isFileType(type)) return fileInput(field);
+  if (type === "bool") {
+    return el("input", { type: "checkbox", name: field.name, checked: ["true", "1"].includes(initial.toLowerCase()) });
+  }
+  if (options) {
+    const select = el("select", { name: field.name });
+    fillSelect(select, options.map((o) => [o, o]), initial);
+    return select;
+  }
+  if (type === "int" || type === "double") {
+    const slider = field.widget && field.widget.type === "slider" && config.min !== undefined && config.max !== undefined;
+    const input = el("input", { type: slider ? "range" : "number", name: field.name, step: config.step || (type === "int" ? "1" : "any") });
+    if (config.min !== undefined) input.min = config.min;
+    if (config.max !== undefined) input.max = config.max;
+    input.value = initial;
+    if (!slider) return input;
+    const shown = el("output", { textContent: input.value });
+    input.addEventListener("input", () => { shown.textContent = input.value; });
+    return el("span", { className: "slider" }, input, shown);
+  }
+  if (type === "string") return el("input", { type: "text", name: field.name, value: initial });
+  const example = type === "dict" ? '{"key": "value"}' : "[…]";
+  return el("textarea", { name: field.name, rows: 3, placeholder: `JSON, e.g. ${example}`, value: initial });
+}
+
+function buildForm(fields) {
+  const rows = fields.length
+    ? fields.map((field) => el("div", { className: "field" },
+        el("label", { htmlFor: `in-${field.name}` }, field.name, el("span", { className: "type", textContent: field.data_type })),
+        fieldInput(field)))
+    : [el("div", { className: "field" }, el("label", { htmlFor: "in-plain", textContent: "Plain input" }),
+        el("textarea", { name: "plain", rows: 4 }))];
+  $("fields").replaceChildren(...rows);
+  for (const control of $("fields").querySelectorAll("[name]")) control.id = `in-${control.name}`;
+}
+
+/** The form as the request body: multipart, as curl sends it; a field left empty is left out, so the
+ * emulator fills in its widget's default or says it is missing. */
+function requestBody() {
+  const fields = state.fields.input;
+  if (!fields.length) {
+    return { body: $("in-plain").value, headers: { "Content-Type": "text/plain" } };
+  }
+  const form = new FormData();
+  for (const field of fields) {
+    const control = $(`in-${field.name}`);
+    if (isFileType(field.data_type)) {
+      for (const file of control.files) form.append(field.name, file);
+    } else if (field.data_type === "bool") {
+      form.append(field.name, control.checked ? "true" : "false");
+    } else if (control.value !== "" || field.data_type === "string") {
+      form.append(field.name, control.value);
+    }
+  }
+  return { body: form, headers: {} };
+}
+
+$("request-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("send").disabled = true;
+  $("sending").hidden = false;
+  try {
+    const { body, headers } = requestBody();
+    const version = segment($("version").value);
+    const answer = await call(`${deploymentPath()}/versions/${version}/requests`, { method: "POST", body, headers });
+    state.opened = null;
+    markOpened();
+    showOutcome("Result", answer, answer.emulator_file_urls || {});
+  } catch (error) {
+    showFailure(error);
+  } finally {
+    $("send").disabled = false;
+    $("sending").hidden = true;
+  }
+  refreshHistory().catch(showPageProblem);
+});
+
+// ---- An outcome: the output fields as a table, files inline, the raw JSON behind a toggle.
+
+/** A URL to show a `ubiops-file://` file by: the one the answer gave, or a signed one from the files API. */
+async function fileUrl(uri, known) {
+  if (known[uri]) return known[uri];
+  const [, bucket, name] = uri.match(FILE_URI) || [];
+  if (!bucket) throw new ApiProblem(`not a file URI: ${uri}`);
+  const answer = await call(`/projects/${segment(state.project)}/buckets/${segment(bucket)}/files/${segment(name)}/download`);
+  return answer.url;
+}
+
+function fileCell(uri, known) {
+  const link = el("a", { textContent: uri.split("/").pop(), target: "_blank", rel: "noopener" });
+  const image = IMAGE_NAME.test(uri) ? el("img", { className: "output-image", alt: uri }) : null;
+  const figure = el("figure", {}, image, el("figcaption", {}, link));
+  fileUrl(uri, known).then((url) => {
+    if (!/^https?:\/\//.test(url)) return;
+    link.href = url;
+    if (image) image.src = url;
+  }).catch((error) => figure.append(el("span", { className: "problem", textContent: ` ${error.message}` })));
+  return figure;
+}
+
+function valueCell(field, value, known) {
+  if (value === null || value === undefined) return el("span", { className: "muted", textContent: "null" });
+  if (isFileType(field.data_type) && typeof value === "string" && FILE_URI.test(value)) return fileCell(value, known);
+  if (field.data_type === "array_file" && Array.isArray(value)) {
+    return el("div", {}, ...value.map((uri) => (FILE_URI.test(String(uri)) ? fileCell(uri, known) : el("code", { textContent: String(uri) }))));
+  }
+  if (typeof value === "object") return el("code", { textContent: JSON.stringify(value) });
+  return el("span", { textContent: String(value) });
+}
+
+function fieldTable(fields, data, known) {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    return el("pre", { className: "plain", textContent: typeof data === "string" ? data : JSON.stringify(data, null, 2) });
+  }
+  const names = fields.length ? fields : Object.keys(data).map((name) => ({ name, data_type: "" }));
+  return el("table", { className: "fields" }, el("tbody", {}, ...names.map((field) =>
+    el("tr", { dataset: { field: field.name } },
+      el("th", { textContent: field.name }), el("td", {}, valueCell(field, data[field.name], known))))));
+}
+
+function showOutcome(title, answer, known, withInput = false) {
+  const failed = answer.status === "failed";
+  const parts = [
+    el("p", { className: "summary" },
+      el("span", { className: `status status-${answer.status}`, textContent: answer.status }),
+      ` request ${answer.id} · version ${answer.version}`),
+  ];
+  if (failed) parts.push(el("p", { className: "error", id: "error-message", textContent: answer.error_message || "The request failed." }));
+  if (withInput) {
+    parts.push(el("h3", { textContent: "Input" }));
+    parts.push(answer.request_data === null || answer.request_data === undefined
+      ? el("p", { className: "muted", textContent: "Not kept (the version's request_retention_mode is not full)." })
+      : fieldTable(state.fields.input, answer.request_data, known));
+  }
+  if (answer.status === "completed") {
+    parts.push(el("h3", { textContent: "Output" }));
+    parts.push(answer.result === null && withInput
+      ? el("p", { className: "muted", textContent: "Not kept (the version's request_retention_mode is not full)." })
+      : fieldTable(state.fields.output, answer.result, known));
+  } else if (UNFINISHED.includes(answer.status)) {
+    parts.push(el("p", { className: "muted", textContent: `This request is ${answer.status}; this view follows it.` }));
+  }
+  parts.push(el("details", { className: "raw" }, el("summary", { textContent: "Raw JSON" }),
+    el("pre", { textContent: JSON.stringify(answer, null, 2) })));
+  $("outcome-title").textContent = title;
+  $("outcome").replaceChildren(...parts);
+  $("outcome-card").hidden = false;
+}
+
+function showFailure(error) {
+  $("outcome-title").textContent = "Result";
+  $("outcome").replaceChildren(el("p", { className: "error", id: "error-message", textContent: error.message }));
+  $("outcome-card").hidden = false;
+}
+
+// ---- The request history, followed live while any request in it is unfinished.
+
+async function recentRequests() {
+  // The history filters by status, and pending cannot be asked for together with processing.
+  const lists = await Promise.all(["processing,completed,failed,cancelled", "pending"].map((status) =>
+    call(`${deploymentPath()}/requests?status=${status}&limit=${HISTORY_SIZE}`)));
+  const byId = new Map(lists.flat().map((r) => [r.id, r]));
+  return [...byId.values()].sort((a, b) => b.time_created.localeCompare(a.time_created)).slice(0, HISTORY_SIZE);
+}
+
+async function refreshHistory() {
+  clearTimeout(state.poll);
+  const shown = state.deployment;
+  const requests = await recentRequests();
+  if (shown !== state.deployment) return;
+  $("history").tBodies[0].replaceChildren(...requests.map((r) =>
+    el("tr", { dataset: { id: r.id, status: r.status }, className: state.opened && state.opened.id === r.id ? "opened" : "" },
+      el("td", { textContent: new Date(r.time_created).toLocaleString() }),
+      el("td", {}, el("button", { type: "button", className: "link", textContent: r.id.slice(0, 8), title: r.id,
+                                  onclick: () => openRequest(r.id).catch(showFailure) })),
+      el("td", { textContent: r.version }),
+      el("td", {}, el("span", { className: `status status-${r.status}`, textContent: r.status })))));
+  $("history-empty").hidden = requests.length > 0;
+  const opened = state.opened && requests.find((r) => r.id === state.opened.id);
+  if (opened && opened.status !== state.opened.status) await openRequest(opened.id);
+  clearTimeout(state.poll);
+  if (requests.some((r) => UNFINISHED.includes(r.status))) {
+    state.poll = setTimeout(() => refreshHistory().catch(showPageProblem), POLL_MS);
+  }
+}
+
+async function openRequest(id) {
+  const detail = await call(`${deploymentPath()}/requests/${segment(id)}`);
+  state.opened = { id, status: detail.status };
+  markOpened();
+  showOutcome("From the history", detail, {}, true);
+}
+
+function markOpened() {
+  for (const row of $("history").tBodies[0].rows) row.classList.toggle("opened", state.opened !== null && row.dataset.id === state.opened.id);
+}
+
+$("refresh").addEventListener("click", () => refreshHistory().catch(showPageProblem));
+
+loadProjects().catch(showPageProblem);

@@ -1,0 +1,98 @@
+"""`python -m emulator request`: one request from the command line, on a project of its own (a
+`[tool.deployer]` naming a small package), with or without an emulator already running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator.launcher import free_port, running_emulator
+from harness import ROOT
+
+DEPLOYMENT_PY = '''import os, shutil, tempfile
+
+class Deployment:
+    def __init__(self):
+        self.scratch = tempfile.mkdtemp()
+
+    def request(self, data):
+        if data["scale"] < 0:
+            raise ValueError("negative")
+        thumb = os.path.join(self.scratch, "thumb.bin")
+        shutil.copyfile(data["photo"], thumb)
+        return {"thumb": thumb, "size": os.path.getsize(data["photo"]), "scale": data["scale"] * 2}
+'''
+INPUTS = [{"name": "photo", "data_type": "file"},
+          {"name": "scale", "data_type": "double", "widget": {"type": "numberbox", "configuration": {"default": 1.5}}}]
+OUTPUTS = [{"name": "thumb", "data_type": "file"}, {"name": "size", "data_type": "int"}, {"name": "scale", "data_type": "double"}]
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "deployment.py").write_text(DEPLOYMENT_PY)
+    (package / "ubiops_input_spec.json").write_text(json.dumps(INPUTS))
+    (package / "ubiops_output_spec.json").write_text(json.dumps(OUTPUTS))
+    (tmp_path / "pyproject.toml").write_text('[tool.deployer]\nproject = "cli-project"\ndeployment = "thumbs"\npackage = "pkg"\n')
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "photo.bin").write_bytes(b"\x00\x01" * 500)
+    return tmp_path
+
+
+def request(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emulator", "request", "--url", f"http://127.0.0.1:{free_port()}", *args],
+                          cwd=project, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+
+
+def test_a_file_gives_a_table_and_the_output_file_beside_it(project):
+    run = request(project, "inputs/photo.bin")
+    assert run.returncode == 0, run.stderr
+    rows = dict(line.split(None, 1) for line in run.stdout.splitlines())
+    assert (rows["status"], rows["size"], rows["scale"]) == ("completed", "1000", "3.0"), "scale took its widget's default"
+    saved = Path(rows["thumb"])
+    assert saved.parent == project / "inputs" and saved.read_bytes() == (project / "inputs" / "photo.bin").read_bytes()
+    assert "starting the emulator on pkg" in run.stderr
+
+
+def test_fields_and_json_output(project):
+    run = request(project, "-i", "photo=@inputs/photo.bin", "-i", "scale=2", "--output", "json")
+    answer = json.loads(run.stdout)
+    assert (answer["status"], answer["result"]["scale"], answer["deployment"]) == ("completed", 4.0, "thumbs")
+
+
+def test_a_running_emulator_is_used(project):
+    with running_emulator(project / "pkg", project="cli-project", deployment="thumbs", cwd=project) as emulator:
+        run = subprocess.run([sys.executable, "-m", "emulator", "request", "--url", emulator.url, "inputs/photo.bin"],
+                             cwd=project, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
+        listed = emulator.sdk().deployment_requests_list("cli-project", "thumbs")
+    assert run.returncode == 0 and "starting" not in run.stderr, run.stderr
+    assert [r.id for r in listed] == [dict(line.split(None, 1) for line in run.stdout.splitlines())["request"]]
+
+
+def test_a_failed_request_exits_1_with_its_error(project):
+    run = request(project, "inputs/photo.bin", "-i", "scale=-1")
+    assert run.returncode == 1
+    assert "error    An exception occurred in the request. See the logs for details." in run.stdout
+
+
+def test_a_missing_field_fails_the_request_with_its_name(project):
+    run = request(project, "-i", "scale=2")
+    assert run.returncode == 1
+    assert "error    Missing input field 'photo' of type file" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("-i", "colour=red", "inputs/photo.bin"), "-i 'colour=red': write NAME=VALUE with NAME one of photo, scale"),
+    (("missing.jpg",), "photo: no file at missing.jpg"),
+    (("--json", "{nope"), "--json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+])
+def test_refused_requests_say_why_in_one_line(project, args, message):
+    run = request(project, *args)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == f"emulator request: error: {message}"

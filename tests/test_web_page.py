@@ -1,0 +1,282 @@
+"""The web page at `/`, in a real Chromium: a form built from the deployment's input fields, the answer as
+a table with its images inline, failures said plainly, the request history followed live, the token
+asked for once; all from the emulator alone (nothing else is reached), and shipped with the package."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import shutil
+import subprocess
+import sys
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import ubiops
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from browser import offline
+from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator, zip_bytes
+
+PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
+WEB_FILES = ("index.html", "app.js", "style.css")
+TOKEN = "web-page-test-token"
+GATE = "gate"
+GATE_CODE = '''"""Echoes its input, once the file its `gate` field names exists (when it names one)."""
+import os
+import time
+
+
+class Deployment:
+    def request(self, data):
+        deadline = time.monotonic() + 120
+        while data["gate"] and not os.path.exists(data["gate"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return data
+'''
+GATE_FIELDS = [
+    {"name": "gate", "data_type": "string"},
+    {"name": "count", "data_type": "int", "widget": {"type": "slider", "configuration": {"min": "0", "max": "10", "default": "3"}}},
+    {"name": "ratio", "data_type": "double", "widget": {"type": "numberbox", "configuration": {"default": "0.5"}}},
+    {"name": "flag", "data_type": "bool", "widget": {"type": "switch", "configuration": {"default": "false"}}},
+    {"name": "choice", "data_type": "string", "widget": {"type": "dropdown", "configuration": {"options": "a,b,c", "default": "b"}}},
+    {"name": "tags", "data_type": "array_string"},
+    {"name": "meta", "data_type": "dict"},
+]
+
+
+@pytest.fixture(scope="module")
+def face(tmp_path_factory) -> Iterator[Emulator]:
+    """The face-profile package, served as the README serves it, plus a second deployment, `gate`,
+    whose requests wait for a file the test creates: a batch request caught while it runs."""
+    emulator = start_emulator(ROOT / "deployment_package", tmp_path_factory.mktemp("face"))
+    api = emulator.sdk()
+    api.deployments_create(PROJECT, {"name": GATE, "input_type": "structured", "output_type": "structured",
+                                     "input_fields": GATE_FIELDS, "output_fields": GATE_FIELDS})
+    api.deployment_versions_create(PROJECT, GATE, {"version": "v1"})
+    revision = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{GATE}/versions/v1/revisions",
+                          files={"file": ("gate.zip", zip_bytes({"deployment_package/deployment.py": GATE_CODE.encode()}))})
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, GATE, "v1", revision_id=revision.json()["revision"],
+                                             timeout=60, quiet=True)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def context(chromium: Browser) -> Iterator[BrowserContext]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+def open_page(context: BrowserContext, emulator: Emulator, deployment: str) -> tuple[Page, list[str]]:
+    """The web page, showing `deployment`, with every request to anything but the emulator aborted and
+    recorded."""
+    elsewhere = offline(context, emulator.url)
+    page = context.new_page()
+    page.goto(f"{emulator.url}/")
+    page.wait_for_selector(f'#deployment option[value="{deployment}"]', state="attached")
+    if page.input_value("#deployment") != deployment:
+        page.select_option("#deployment", deployment)
+    page.wait_for_selector(f'#fields[data-deployment="{deployment}"]')
+    return page, elsewhere
+
+
+def shown(page: Page, field: str) -> str:
+    """The value the outcome's table shows for `field`."""
+    return page.inner_text(f'#outcome tr[data-field="{field}"] td')
+
+
+def images_loaded(page: Page, selector: str) -> list[int]:
+    """The natural widths of the images `selector` finds, once all have loaded (0: a broken image)."""
+    page.wait_for_function("s => { const images = [...document.querySelectorAll(s)];"
+                           "       return images.length > 0 && images.every(i => i.complete && i.src); }", arg=selector)
+    return page.eval_on_selector_all(selector, "images => images.map(i => i.naturalWidth)")
+
+
+def annotated_width(emulator: Emulator, answer: dict) -> int:
+    """The width of the answer's annotated image, as its file holds it."""
+    return Image.open(io.BytesIO(emulator.download(answer, answer["result"]["annotated_img"]))).width
+
+
+def test_a_portrait_sent_from_the_page_shows_its_profile_and_annotated_image(face, context, tmp_path):
+    page, elsewhere = open_page(context, face, DEPLOYMENT)
+    assert page.get_attribute("#in-img", "type") == "file" and page.get_attribute("#in-img", "accept") == "image/*"
+    assert page.input_value("#in-sampling_strategy") == "use_all"
+    assert page.eval_on_selector_all("#in-sampling_strategy option", "o => o.map(x => x.value)") == ["use_all", "median", "trimmed"]
+    assert page.is_checked("#in-align_face")
+    assert page.get_attribute("#in-num_attempts", "type") == "number" and page.input_value("#in-num_attempts") == "1"
+
+    page.set_input_files("#in-img", PORTRAIT)
+    with page.expect_response(face.requests_url("v1")) as posted:
+        page.click("#send")
+    page.wait_for_selector('#outcome tr[data-field="face_found"]')
+    page.screenshot(path=tmp_path / "portrait.png", full_page=True)
+
+    sent = posted.value.request
+    assert posted.value.status == 200, posted.value.text()
+    assert sent.header_value("origin") == face.url, "a same-origin POST from the page, past the origin guard"
+    assert sent.header_value("content-type").startswith("multipart/form-data")
+    answer = posted.value.json()
+    assert answer["status"] == "completed" and shown(page, "face_found") == "true"
+    assert shown(page, "fwhr") == str(answer["result"]["fwhr"])
+    assert shown(page, "skin_tone_cheeks") == answer["result"]["skin_tone_cheeks"]
+    assert images_loaded(page, '#outcome tr[data-field="annotated_img"] img') == [annotated_width(face, answer)]
+    assert page.get_attribute('#outcome tr[data-field="annotated_img"] img', "src") == \
+        answer["emulator_file_urls"][answer["result"]["annotated_img"]]
+
+    assert not page.is_visible("#outcome .raw pre")
+    page.click("#outcome .raw summary")
+    assert json.loads(page.inner_text("#outcome .raw pre")) == answer
+    page.wait_for_selector(f'#history tr[data-id="{answer["id"]}"]')
+    assert elsewhere == []
+
+
+def test_an_unreadable_file_shows_the_requests_error_message(face, context, tmp_path):
+    page, elsewhere = open_page(context, face, DEPLOYMENT)
+    page.set_input_files("#in-img", files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"not an image"}])
+    with page.expect_response(face.requests_url("v1")) as posted:
+        page.click("#send")
+    page.wait_for_selector("#error-message")
+    page.screenshot(path=tmp_path / "unreadable.png", full_page=True)
+
+    answer = posted.value.json()
+    assert answer["status"] == "failed" and "not a readable image" in answer["error_message"]
+    assert page.inner_text("#error-message") == answer["error_message"]
+    assert page.inner_text("#outcome .status") == "failed"
+    assert elsewhere == []
+
+
+def test_the_history_opens_a_request_with_its_input_and_output(face, context):
+    answer = face.request({"sampling_strategy": "median"}, files={"img": PORTRAIT})
+    page, elsewhere = open_page(context, face, DEPLOYMENT)
+    page.click(f'#history tr[data-id="{answer["id"]}"] button')
+    page.wait_for_selector("#outcome h3:text('Input')")
+
+    input_table, output_table = page.query_selector_all("#outcome table.fields")
+    assert input_table.eval_on_selector('tr[data-field="sampling_strategy"] td', "td => td.innerText") == "median"
+    assert output_table.eval_on_selector('tr[data-field="face_found"] td', "td => td.innerText") == "true"
+    assert images_loaded(page, "#outcome img.output-image") == [Image.open(PORTRAIT).width, annotated_width(face, answer)]
+    assert page.is_visible(f'#history tr.opened[data-id="{answer["id"]}"]')
+    assert elsewhere == []
+
+
+def test_the_form_follows_the_widgets_and_sends_typed_values(face, context):
+    page, elsewhere = open_page(context, face, GATE)
+    controls = page.eval_on_selector_all("#fields [name]", "cs => cs.map(c => [c.name, c.type, c.value])")
+    assert controls == [["gate", "text", ""], ["count", "range", "3"], ["ratio", "number", "0.5"], ["flag", "checkbox", "on"],
+                        ["choice", "select-one", "b"], ["tags", "textarea", ""], ["meta", "textarea", ""]]
+    assert (page.get_attribute("#in-count", "min"), page.get_attribute("#in-count", "max")) == ("0", "10")
+    assert not page.is_checked("#in-flag")
+
+    page.fill("#in-count", "7")
+    page.check("#in-flag")
+    page.select_option("#in-choice", "c")
+    page.fill("#in-tags", '["x", "y"]')
+    page.fill("#in-meta", '{"k": 1}')
+    with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, GATE)) as posted:
+        page.click("#send")
+    page.wait_for_selector('#outcome tr[data-field="meta"]')
+
+    assert posted.value.json()["result"] == {"gate": "", "count": 7, "ratio": 0.5, "flag": True, "choice": "c",
+                                             "tags": ["x", "y"], "meta": {"k": 1}}
+    assert [shown(page, f) for f in ("count", "ratio", "flag", "choice", "tags", "meta")] == \
+        ["7", "0.5", "true", "c", '["x","y"]', '{"k":1}']
+    assert elsewhere == []
+
+
+def test_a_batch_request_is_followed_live_in_the_history(face, context, tmp_path):
+    gate = tmp_path / "open"
+    page, elsewhere = open_page(context, face, GATE)
+    item = {"gate": str(gate), "count": 1, "ratio": 1.5, "flag": True, "choice": "a", "tags": [], "meta": {}}
+    (created,) = httpx.post(f"{face.api}/projects/{PROJECT}/deployments/{GATE}/requests/batch", json=[item]).json()
+    page.click("#refresh")
+    row = f'#history tr[data-id="{created["id"]}"]'
+    page.wait_for_selector(f'{row}[data-status="processing"]')
+    page.click(f"{row} button")
+    page.wait_for_selector("#outcome .status-processing")
+    page.screenshot(path=tmp_path / "batch-processing.png")
+
+    gate.touch()
+    page.wait_for_selector(f'{row}[data-status="completed"]')
+    page.wait_for_selector('#outcome tr[data-field="ratio"]')
+    page.screenshot(path=tmp_path / "batch-completed.png")
+    assert page.inner_text("#outcome .status") == "completed" and shown(page, "ratio") == "1.5"
+    assert elsewhere == []
+
+
+def test_with_a_token_the_page_asks_for_it_once_and_keeps_it_in_the_session_only(chromium: Browser, emulators, tmp_path):
+    emulator = emulators("plain", token=TOKEN)
+    for path in ("/", *(f"/web/{name}" for name in WEB_FILES)):
+        assert httpx.get(emulator.url + path).status_code == 200, path
+    for path in ("/v2.1/projects", "/docs"):
+        assert httpx.get(emulator.url + path).status_code == 401, path
+
+    context = chromium.new_context()
+    elsewhere = offline(context, emulator.url)
+    page = context.new_page()
+    page.goto(f"{emulator.url}/")
+    page.wait_for_selector("#token-box:not([hidden])")
+    page.screenshot(path=tmp_path / "token-asked.png")
+    page.fill("#token", "not-the-token")
+    page.press("#token", "Enter")
+    page.wait_for_selector("#token-problem:text('That token was refused')")
+    page.fill("#token", TOKEN)
+    page.click("#token-form button")
+    page.wait_for_selector("#in-plain")
+    assert page.is_hidden("#token-box") and page.input_value("#project") == PROJECT
+
+    page.fill("#in-plain", "from the page")
+    with page.expect_response(emulator.requests_url("v1")) as posted:
+        page.click("#send")
+    page.wait_for_selector("#outcome pre.plain")
+    assert posted.value.request.header_value("authorization") == f"Token {TOKEN}"
+    assert page.inner_text("#outcome pre.plain") == "FROM THE PAGE"
+    page.screenshot(path=tmp_path / "token-used.png")
+    assert page.evaluate("[sessionStorage.length, localStorage.length]") == [1, 0] and context.cookies() == []
+
+    request_id = posted.value.json()["id"]
+    page.reload()
+    page.wait_for_selector(f'#history tr[data-id="{request_id}"]')
+    assert page.is_hidden("#token-box")
+    context.close()
+    assert elsewhere == []
+
+    another = chromium.new_context()
+    fresh = another.new_page()
+    fresh.goto(f"{emulator.url}/")
+    fresh.wait_for_selector("#token-box:not([hidden])")
+    another.close()
+    assert TOKEN not in emulator.log()
+
+
+@pytest.mark.parametrize("path", ["/web/../v2.1/projects", "/web/%2e%2e/v2.1/projects", "/web/..%2fv2.1/projects",
+                                  "/web/", "/web"])
+def test_the_open_web_files_open_nothing_else(emulators, path):
+    """Without the token, the page's folder answers its files only: no path reaches the API through it
+    (sent as written: an HTTP client would resolve the dots first)."""
+    connection = http.client.HTTPConnection("127.0.0.1", urlsplit(emulators("plain", token=TOKEN).url).port, timeout=30)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status in (401, 404) and PROJECT.encode() not in body, (response.status, body[:200])
+
+
+def test_the_web_files_ship_with_the_package(tmp_path):
+    """setuptools' build, as a wheel or an install makes it, from a copy of the project's sources."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).write_bytes((ROOT / name).read_bytes())
+    for package in ("emulator", "contract", "deployer"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    build = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py",
+                            "--build-lib", str(tmp_path / "built")], cwd=source, capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stderr
+    for name in WEB_FILES:
+        assert (tmp_path / "built" / "emulator" / "web" / name).read_bytes() == (ROOT / "emulator" / "web" / name).read_bytes()
