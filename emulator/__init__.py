@@ -2,12 +2,16 @@
 
 `app` wires the parts. From the outside in:
 
-- `api/`: the HTTP layer (routes, request bodies, response shapes, errors, auth, limits);
-- `request_runner`: one request's life, from checked input to recorded outcome, kept in
-  `request_store`; files in `storage`, handed out through `signing`;
-- `builds`: uploaded revisions unzipped, checked and started; `serving` starts a package's
-  instances; `reload` restarts them when the package folder changes;
-- `runtime/`: the worker processes that run user code, one per instance;
-- `state`: projects, deployments, versions and revisions (state only); `settings`, `services`,
-  `data_lock`: how one emulator is configured and holds its data folder.
+- `api/`: the HTTP layer (routes, request and response bodies, errors, origins, auth, limits),
+  which parses a call, calls a backend and renders the answer;
+- `state`: projects, deployments, versions and revisions, and the `Registry`, the management
+  backend that changes them under UbiOps' rules, kept in `catalog`; `exceptions`: the domain errors
+  the backends raise; `environments`: the system environments;
+- `request_runner`: the requests backend, one request's life from checked input to recorded
+  outcome, kept in `request_store`, and the rules of that history; files in `storage`, handed out
+  through `signing`;
+- `builds`: uploaded revisions unzipped, checked and started; `serving` opens the `--package` and
+  makes a package's instances; `reload` restarts them when the package folder changes;
+- `runtime/`: the worker processes that run user code, one per instance, owned by its `manager`;
+- `settings`, `data_lock`: how one emulator is configured and holds its data folder.
 """

@@ -21,8 +21,8 @@ from emulator import request_command
 from emulator.app import create_app
 from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
+from emulator.runtime.manager import Runtime
 from emulator.serving import PackageError
-from emulator.state import Registry
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
 TOKEN_VARIABLE = "EMULATOR_TOKEN"
@@ -121,19 +121,19 @@ def main(argv: list[str] | None = None) -> None:
              settings.deployment, settings.version, url)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
-    EmulatorServer(config, app.state.services.registry).run()
+    EmulatorServer(config, app.state.services.runtime).run()
 
 
 class EmulatorServer(uvicorn.Server):
     """uvicorn, answering the requests still queued or running (as failed) as soon as a stop is
     asked: uvicorn waits for every open request before the app's own shutdown would run."""
 
-    def __init__(self, config: uvicorn.Config, registry: Registry) -> None:
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
         super().__init__(config)
-        self.registry = registry
+        self.runtime = runtime
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await self.registry.close()
+        await self.runtime.close()
         await super().shutdown(sockets)
 
 

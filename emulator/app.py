@@ -37,6 +37,7 @@ from emulator.data_lock import lock_data_dir
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
+from emulator.runtime.manager import Runtime
 from emulator.serving import open_package, serve_package
 from emulator.settings import Settings
 from emulator.signing import Signer
@@ -59,22 +60,22 @@ def create_app(settings: Settings) -> FastAPI:
     if interrupted:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
-    registry = Registry(settings, Catalog(storage.root))
-    serve_package(registry, settings, package)
-    services = Services(settings, registry, storage, RequestRunner(storage, store), Signer())
-    builder = registry.builder = Builder(settings, registry, storage.root)
+    runtime = Runtime()
+    registry = Registry(settings, runtime, Catalog(storage.root))
+    serve_package(registry, runtime, settings, package)
+    services = Services(settings, registry, storage, RequestRunner(storage, store, runtime), Signer(), runtime)
+    builder = registry.builder = Builder(settings, registry, runtime, storage.root)
     builder.restore()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for version in registry.versions():
-            version.pool.start()
-        watcher = asyncio.create_task(watch(registry, settings)) if settings.reload else None
+        runtime.start()
+        watcher = asyncio.create_task(watch(registry, runtime, settings)) if settings.reload else None
         yield
         if watcher:
             watcher.cancel()
         await builder.close()
-        await registry.close()
+        await runtime.close()
         store.close()
         data_lock.close()
 

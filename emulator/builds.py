@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,18 +19,16 @@ from contract.archive import ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.spec import Spec, SpecError, same_fields
-from emulator.runtime.pool import STARTING, UNAVAILABLE, InstancePool
+from emulator.runtime.manager import Runtime
+from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
 from emulator.serving import new_pool
 from emulator.settings import Settings
-from emulator.state import (
-    BUILDING, FAILED, QUEUED, SUCCESS, Deployment, NoInstances, Project, Registry, Revision, Version, now,
-)
+from emulator.state import BUILDING, FAILED, QUEUED, SUCCESS, Deployment, Project, Registry, Revision, Version, now
 
 log = logging.getLogger("emulator.builds")
 
 BUILD_TIMEOUT_SECONDS = 600
 MAX_ERROR_LENGTH = 1024
-POLL_SECONDS = 0.05
 INTERRUPTED = "The emulator stopped before this revision was built; upload it again"
 
 
@@ -42,9 +41,10 @@ PACKAGE_ERRORS = (BuildFailed, ArchiveError, SpecError, ManifestError)
 
 
 class Builder:
-    def __init__(self, settings: Settings, registry: Registry, root: Path) -> None:
+    def __init__(self, settings: Settings, registry: Registry, runtime: Runtime, root: Path) -> None:
         self.settings = settings
         self.registry = registry
+        self.runtime = runtime
         self.root = root
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -69,7 +69,7 @@ class Builder:
     def restore(self) -> None:
         """At start-up, for the saved versions: fail the builds the last run left unfinished, and give
         each version whose active revision was built its instances again, unpacked from the kept zip
-        (they start with the others). A zip that no longer unpacks or fits its deployment leaves its
+        (they start with the runtime). A zip that no longer unpacks or fits its deployment leaves its
         version `unavailable`, with the reason on its requests."""
         interrupted = sum(self._restore(project, deployment, version) for project in self.registry.projects.values()
                           for deployment in project.deployments.values() for version in deployment.versions.values())
@@ -87,10 +87,10 @@ class Builder:
             return len(unfinished)
         try:
             version.package = self._unpack(active)
-            version.pool = self._instances(project, deployment, version, version.package)
+            self.runtime.replace(version, self._instances(project, deployment, version, version.package))
         except PACKAGE_ERRORS as exc:
             reason = f"Version {version.name} could not be restarted from revision {active.id}: {exc}"
-            version.pool = NoInstances(version.name, reason[:MAX_ERROR_LENGTH])
+            self.runtime.replace(version, NoInstances(reason[:MAX_ERROR_LENGTH]))
             log.error("%s/%s: %s", deployment.name, version.name, reason)
         return len(unfinished)
 
@@ -116,7 +116,7 @@ class Builder:
             deployment = self.registry.deployment(project_name, deployment_name)
             pool = self._instances(project, deployment, version, package)
             pool.start()
-            await asyncio.wait_for(_started(pool), BUILD_TIMEOUT_SECONDS)
+            await asyncio.wait_for(pool.started(), BUILD_TIMEOUT_SECONDS)
             if pool.status == UNAVAILABLE:
                 raise BuildFailed(pool.error)
         except (*PACKAGE_ERRORS, TimeoutError) as exc:
@@ -131,24 +131,18 @@ class Builder:
             if pool is not None:
                 await pool.close()
             raise
-        previous = version.pool
-        version.pool, version.package, version.active_revision = pool, package, revision.id
+        version.package, version.active_revision = package, revision.id
         version.last_updated = now()
-        revision.capabilities, revision.status = pool.capabilities, SUCCESS
+        revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
+        self.runtime.replace(version, pool)
         await self.registry.changed()
         log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
-        await previous.retire(successor=pool)
 
 
 def _save(source: BinaryIO, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as sink:
         shutil.copyfileobj(source, sink, 1024 * 1024)
-
-
-async def _started(pool: InstancePool) -> None:
-    while pool.status == STARTING:
-        await asyncio.sleep(POLL_SECONDS)
 
 
 def _check_fields(package: Package, direction: str, declared: Spec, spec_file: str) -> None:

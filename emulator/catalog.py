@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from contract.requests import RETENTION_MODES
 from contract.spec import SpecError, parse_fields
-from emulator.state import Deployment, NoInstances, Project, Revision, Version
+from emulator.state import Deployment, Project, Revision, Version
 
 CATALOG_FILE = "catalog.json"
 FORMAT = 1
@@ -89,7 +89,7 @@ class Catalog:
         self.path = data_dir / CATALOG_FILE
 
     def load(self) -> dict[str, Project]:
-        """The saved projects (empty without a catalog); versions have no instances yet (`Builder.restore`).
+        """The saved projects (empty without a catalog); their versions get instances from `Builder.restore`.
 
         Raises CatalogError for a file that is not a catalog, so the emulator refuses to start rather
         than start without (and then overwrite) the user's deployments.
@@ -181,7 +181,7 @@ def _project(saved: SavedProject, data_dir: Path) -> Project:
 
 def _version(saved: SavedVersion, data_dir: Path) -> Version:
     return Version(
-        saved.name, None, NoInstances(saved.name), saved.environment, id=saved.id, created=saved.created,
+        saved.name, None, saved.environment, id=saved.id, created=saved.created,
         request_retention_mode=saved.request_retention_mode, settings=saved.settings,
         active_revision=saved.active_revision, last_updated=saved.last_updated,
         revisions={r.id: Revision(r.version, str(data_dir / r.zip_path), id=r.id, created=r.created, status=r.status,

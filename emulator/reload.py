@@ -16,6 +16,7 @@ from contract.archive import ArchiveError, package_files
 from contract.manifest import ManifestError
 from contract.package import read_package
 from contract.spec import SpecError
+from emulator.runtime.manager import Runtime
 from emulator.serving import new_pool
 from emulator.settings import Settings
 from emulator.state import Registry
@@ -47,7 +48,7 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
     return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
-async def watch(registry: Registry, settings: Settings) -> None:
+async def watch(registry: Registry, runtime: Runtime, settings: Settings) -> None:
     """Poll the package folder and reload the served version on every settled change."""
     folder = settings.package.resolve()
     seen = snapshot(folder)
@@ -63,11 +64,12 @@ async def watch(registry: Registry, settings: Settings) -> None:
             continue
         changed, seen = changes(seen, settled), settled
         log.info("changed: %s; restarting the instances on the new code", ", ".join(changed[:5]) + (" …" if len(changed) > 5 else ""))
-        await reload_version(registry, settings)
+        reload_version(registry, runtime, settings)
 
 
-async def reload_version(registry: Registry, settings: Settings) -> None:
-    """Re-read the package and swap the version's instances; old ones finish their requests first."""
+def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> None:
+    """Re-read the package and put new instances in service for the version; the old ones finish
+    their running requests first."""
     try:
         package = read_package(settings.package)
     except (SpecError, ManifestError, ArchiveError) as exc:
@@ -78,8 +80,5 @@ async def reload_version(registry: Registry, settings: Settings) -> None:
     version = registry.version(settings.project, settings.deployment, settings.version)
     deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
     version.package = package
-    old = version.pool
-    version.pool = new_pool(project, deployment, version, package, settings)
-    version.pool.start()
-    await old.retire(successor=version.pool)
+    runtime.replace(version, new_pool(project, deployment, version, package, settings))
     log.info("reloaded %s/%s", deployment.name, version.name)

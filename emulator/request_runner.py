@@ -25,7 +25,9 @@ from contract.requests import (
 )
 from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.exceptions import NotAllowed, NotFound
+from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import VersionUnavailable
+from emulator.runtime.protocol import Error, Job, RequestContext
 from emulator.request_store import RequestRecord, RequestStore
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
 from emulator.storage import Storage, StorageError
@@ -42,9 +44,10 @@ class Outcome:
 
 
 class RequestRunner:
-    def __init__(self, storage: Storage, store: RequestStore) -> None:
+    def __init__(self, storage: Storage, store: RequestStore, runtime: Runtime) -> None:
         self.storage = storage
         self.store = store
+        self.runtime = runtime
         self._batch_tasks: dict[str, asyncio.Task[Outcome]] = {}
 
     def new_record(self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str
@@ -79,13 +82,13 @@ class RequestRunner:
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
             try:
-                reply = await version.pool.submit(
-                    {
-                        "data": data,
-                        "context": {"id": record.id, "request_mode": "express" if record.mode == DIRECT else "batch",
-                                    "user_id": EMULATOR_USER_ID},
-                        "output_dir": str(self.storage.request_output_dir(record.id)),
-                    },
+                reply = await self.runtime.pool(version).submit(
+                    Job(
+                        data=data,
+                        context=RequestContext(id=record.id, request_mode="express" if record.mode == DIRECT else "batch",
+                                               user_id=EMULATOR_USER_ID),
+                        output_dir=str(self.storage.request_output_dir(record.id)),
+                    ),
                     record.timeout,
                     on_start=lambda: self._started(record),
                     on_update=on_update,
@@ -93,11 +96,11 @@ class RequestRunner:
             except VersionUnavailable as exc:
                 self.fail(record, str(exc))
                 raise
-            if "error" in reply:
-                return self.fail(record, reply["error"])
+            if isinstance(reply, Error):
+                return self.fail(record, reply.error)
             files: list[Path] = []
             try:
-                result = self._finish_output(deployment, record, reply["result"], files)
+                result = self._finish_output(deployment, record, reply.result, files)
             except DataError as exc:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)

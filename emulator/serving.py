@@ -1,7 +1,7 @@
 """Putting a package into service: the `--package`, opened from a folder or a zip (`open_package`)
 and registered under its project, deployment and version (`serve_package`); and the instances that
 run a package as a version (`new_pool`), for the `--package` at start and for every version built or
-reloaded later."""
+reloaded later (put in service by `emulator.runtime.manager.Runtime.replace`)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from contract.files import DEFAULT_BUCKET
 from contract.package import Package, read_package
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
+from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import InstancePool
 from emulator.settings import Settings
-from emulator.state import Deployment, NoInstances, Project, Registry, Version
+from emulator.state import Deployment, Project, Registry, Version
 
 log = logging.getLogger("emulator")
 
@@ -38,8 +39,8 @@ def open_package(source: Path, unpack_root: Path) -> Package:
     raise PackageError(f"no package at {source}: give a package folder or a .zip")
 
 
-def serve_package(registry: Registry, settings: Settings, package: Package) -> Version:
-    """Register the `--package` under the configured names.
+def serve_package(registry: Registry, runtime: Runtime, settings: Settings, package: Package) -> Version:
+    """Register the `--package` under the configured names, served by its instances.
 
     The command line wins over saved state (`emulator.catalog`): a saved deployment of the same name
     takes the package's fields and keeps its other versions; a saved version of the same name is
@@ -53,8 +54,8 @@ def serve_package(registry: Registry, settings: Settings, package: Package) -> V
     deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
     if settings.version in deployment.versions:
         log.warning("the saved version %s/%s is replaced by --package %s", deployment.name, settings.version, settings.package)
-    version = Version(settings.version, package, NoInstances(settings.version), settings.environment, from_command_line=True)
-    version.pool = new_pool(project, deployment, version, package, settings)
+    version = Version(settings.version, package, settings.environment, from_command_line=True)
+    runtime.replace(version, new_pool(project, deployment, version, package, settings))
     version.settings.update(minimum_instances=settings.instances, maximum_instances=settings.instances)
     deployment.versions[version.name] = version
     if deployment.default_version not in deployment.versions:

@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from contract.package import Package
 from contract.requests import KEEP_ALL
@@ -19,12 +19,12 @@ from contract.spec import Spec, SpecError, parse_fields
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
-from emulator.runtime.pool import STOPPED, UNAVAILABLE, InstancePool, VersionUnavailable
 from emulator.settings import Settings
 
 if TYPE_CHECKING:
     from emulator.builds import Builder
     from emulator.catalog import Catalog
+    from emulator.runtime.manager import Runtime
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 """The user every request is made by: the emulator has one user, the developer running it."""
@@ -39,33 +39,6 @@ def new_id() -> str:
 
 
 QUEUED, BUILDING, SUCCESS, FAILED = "queued", "building", "success", "failed"
-
-
-class NoInstances:
-    """The instances of a version with no built revision: none, so the version is unavailable, as on UbiOps."""
-
-    status = UNAVAILABLE
-    count = 0
-    capabilities: dict[str, bool] = {}
-
-    def __init__(self, version: str, reason: str | None = None) -> None:
-        self.error = reason or f"Version {version} has no deployment package yet: upload one and wait for its build"
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    async def retire(self, successor: InstancePool | None = None) -> None:
-        """Nothing runs here, so nothing to hand over."""
-
-    def check_available(self) -> None:
-        raise VersionUnavailable(self.error)
-
-    async def submit(self, message: dict[str, Any], timeout: float,
-                     on_start: Callable[[], None] | None = None, on_update: Callable[[str], None] | None = None) -> dict[str, Any]:
-        raise VersionUnavailable(self.error)
-
-    async def close(self, reason: str = STOPPED) -> None:
-        """Nothing to stop."""
 
 
 @dataclass
@@ -85,7 +58,6 @@ class Revision:
 class Version:
     name: str
     package: Package | None
-    pool: InstancePool | NoInstances
     environment: dict[str, str]
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
@@ -98,12 +70,12 @@ class Version:
     from_command_line: bool = False
     """The `--package` version: re-created from the command line at each start, never saved."""
 
-    @property
-    def status(self) -> str:
-        """`building` while a revision builds, otherwise that of its instances (`unavailable` with none)."""
+    def status(self, instances: str) -> str:
+        """`building` while a revision builds, otherwise `instances`, the status of its instances
+        (`emulator.runtime`)."""
         if any(r.status in (QUEUED, BUILDING) for r in self.revisions.values()):
             return BUILDING
-        return self.pool.status
+        return instances
 
     @property
     def latest_revision(self) -> Revision | None:
@@ -138,13 +110,15 @@ class Registry:
     every change to them, made under UbiOps' rules; a change a rule forbids raises an
     `emulator.exceptions` error that names the rule. Each change is saved to the catalog
     (`emulator.catalog`), so management state survives a restart. `builder` builds uploaded
-    revisions (`emulator.builds.Builder`, which needs the registry, so it is set once both exist).
+    revisions (`emulator.builds.Builder`, which needs the registry, so it is set once both exist);
+    the runtime (`emulator.runtime.manager`) stops the instances of what is deleted.
     """
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+    def __init__(self, settings: Settings, runtime: Runtime, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.projects: dict[str, Project] = catalog.load() if catalog else {}
         self.builder: Builder | None = None
+        self._runtime = runtime
         self._catalog = catalog
         self._saving = asyncio.Lock()
 
@@ -188,10 +162,6 @@ class Registry:
             self.deployment(project, deployment)
         else:
             self.version(project, deployment, version)
-
-    def versions(self) -> list[Version]:
-        """Every version of every deployment."""
-        return [v for p in self.projects.values() for d in p.deployments.values() for v in d.versions.values()]
 
     def revision(self, project: str, deployment: str, version: str, revision_id: str) -> Revision:
         try:
@@ -285,8 +255,7 @@ class Registry:
         if cap is not None and len(found.versions) >= cap:
             raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a version first")
         checked, retention = _version_settings(NEW_VERSION_SETTINGS, KEEP_ALL, settings)
-        version = Version(name, None, NoInstances(name), dict(self.settings.environment),
-                          settings=checked, request_retention_mode=retention)
+        version = Version(name, None, dict(self.settings.environment), settings=checked, request_retention_mode=retention)
         found.versions[name] = version
         if found.default_version is None:
             found.default_version = name
@@ -329,7 +298,7 @@ class Registry:
         del self.projects[project].deployments[name]
         await self.changed()
         for version in deployment.versions.values():
-            await version.pool.close(f"Deployment {name} was deleted before this request finished")
+            await self._runtime.stop(version, f"Deployment {name} was deleted before this request finished")
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances; a deleted default leaves the deployment without one."""
@@ -339,11 +308,7 @@ class Registry:
         if found.default_version == name:
             found.default_version = None
         await self.changed()
-        await version.pool.close(f"Version {name} was deleted before this request finished")
-
-    async def close(self) -> None:
-        for version in self.versions():
-            await version.pool.close()
+        await self._runtime.stop(version, f"Version {name} was deleted before this request finished")
 
 
 NEW_VERSION_SETTINGS: dict[str, Any] = {

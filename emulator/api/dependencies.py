@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from emulator.request_runner import RequestRunner
+from emulator.runtime.manager import Runtime
 from emulator.settings import Settings
 from emulator.signing import Signer
 from emulator.state import Registry
@@ -20,6 +21,7 @@ class Services:
     storage: Storage
     runner: RequestRunner
     signer: Signer
+    runtime: Runtime
 
 
 def get_services(request: Request) -> Services:

@@ -120,7 +120,7 @@ def _target(services: Services, project: str, deployment: str, version: str | No
     """The deployment and version a request is for; VersionUnavailable (503) before any input is
     read or stored, when the version cannot run it."""
     found = services.registry.version(project, deployment, version)
-    found.pool.check_available()
+    services.runtime.pool(found).check_available()
     return services.registry.deployment(project, deployment), found
 
 

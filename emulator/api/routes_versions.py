@@ -24,7 +24,7 @@ async def deployment_versions_list(
 ) -> list[management.DeploymentVersionDetail]:
     found = services.registry.list_versions(project_name, deployment_name, parse_label_filter(labels))
     deployment = services.registry.deployment(project_name, deployment_name)
-    return [management.version_detail(deployment, v) for v in found]
+    return [management.version_detail(deployment, v, services.runtime) for v in found]
 
 
 @router.get(PATH, response_model=management.DeploymentVersionDetail)
@@ -32,7 +32,8 @@ async def deployment_versions_get(
     project_name: str, deployment_name: str, version: str, services: Services = Depends(get_services)
 ) -> management.DeploymentVersionDetail:
     found = services.registry.version(project_name, deployment_name, version)
-    return management.version_detail(services.registry.deployment(project_name, deployment_name), found)
+    return management.version_detail(services.registry.deployment(project_name, deployment_name), found,
+                                     services.runtime)
 
 
 @router.post(LIST_PATH, response_model=management.DeploymentVersionDetail, status_code=201)
@@ -40,7 +41,8 @@ async def deployment_versions_create(
     project_name: str, deployment_name: str, body: management.VersionCreate, services: Services = Depends(get_services)
 ) -> management.DeploymentVersionDetail:
     created = await services.registry.create_version(project_name, deployment_name, body.version, _given(body))
-    return management.version_detail(services.registry.deployment(project_name, deployment_name), created)
+    return management.version_detail(services.registry.deployment(project_name, deployment_name), created,
+                                     services.runtime)
 
 
 @router.patch(PATH, response_model=management.DeploymentVersionDetail)
@@ -49,7 +51,8 @@ async def deployment_versions_update(
 ) -> management.DeploymentVersionDetail:
     updated = await services.registry.update_version(project_name, deployment_name, version, _given(body),
                                                      new_name=body.version)
-    return management.version_detail(services.registry.deployment(project_name, deployment_name), updated)
+    return management.version_detail(services.registry.deployment(project_name, deployment_name), updated,
+                                     services.runtime)
 
 
 @router.delete(PATH, status_code=204)

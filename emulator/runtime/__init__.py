@@ -5,4 +5,5 @@
 - `protocol`: the messages between server and worker.
 - `instance`: one worker process, seen from the server.
 - `pool`: the instances of one version, sharing one request queue.
+- `manager`: the runtime, holding every version's instances and replacing them.
 """

@@ -65,7 +65,7 @@ class Instance:
         self._relays: list[asyncio.Task[None]] = []
         self._over_memory = False
 
-    async def start(self) -> dict[str, bool]:
+    async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
         ours, theirs = socket.socketpair()
         env = {**os.environ, **self.launch.environment, "PYTHONUNBUFFERED": "1"}
@@ -81,24 +81,24 @@ class Instance:
         self._relays = [asyncio.create_task(self._relay(s)) for s in (self._process.stdout, self._process.stderr)]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid)
         with contextlib.suppress(ConnectionError):
-            await self._send({
-                "package_dir": str(self.launch.package_dir),
-                "deployment_file": self.launch.deployment_file,
-                "init_context": self.launch.init_context,
-                "output_file_fields": self.launch.output_file_fields,
-            })
+            await self._send(protocol.Setup(
+                package_dir=str(self.launch.package_dir),
+                deployment_file=self.launch.deployment_file,
+                init_context=self.launch.init_context,
+                output_file_fields=self.launch.output_file_fields,
+            ))
         message = await self._receive()
         if message is None:
             raise InstanceStartError(f"the instance {await self._exit_reason()} while starting")
-        if message["event"] == "init_failed":
+        if isinstance(message, protocol.InitFailed):
             await self.stop()
-            raise InstanceStartError(message["error"])
+            raise InstanceStartError(message.error)
         log.info("[%s] ready", self.label)
-        return {k: v for k, v in message.items() if k != "event"}
+        return message.capabilities
 
     async def run(
-        self, job: dict[str, Any], timeout: float, on_update: Callable[[str], None] | None = None
-    ) -> dict[str, Any]:
+        self, job: protocol.Job, timeout: float, on_update: Callable[[str], None] | None = None
+    ) -> protocol.Reply:
         """Send one job and return the worker's reply; raise InstanceTimedOut or InstanceLost.
 
         Partial output the deployment streams before its reply goes to `on_update`.
@@ -108,9 +108,9 @@ class Instance:
         try:
             async with asyncio.timeout(timeout):
                 await self._send(job)
-                while (reply := await self._receive()) is not None and reply["event"] == "stream":
+                while isinstance(reply := await self._receive(), protocol.StreamUpdate):
                     if on_update:
-                        on_update(reply["text"])
+                        on_update(reply.text)
         except TimeoutError:
             await self.stop()
             raise InstanceTimedOut() from None
@@ -153,11 +153,11 @@ class Instance:
         for task in pending:
             task.cancel()
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: protocol.Message) -> None:
         self._writer.write(protocol.encode(message))
         await self._writer.drain()
 
-    async def _receive(self) -> dict[str, Any] | None:
+    async def _receive(self) -> protocol.Message | None:
         """The next message, or None when the worker has gone."""
         try:
             line = await self._reader.readline()

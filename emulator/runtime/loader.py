@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from contract import calling
+from emulator.runtime.protocol import Capabilities
 
 DEFAULT_DEPLOYMENT_FILE = "deployment.py"
 GENERIC_ERROR = "An exception occurred in the request. See the logs for details."
@@ -82,9 +83,9 @@ def _call(method: Callable[..., Any], data: Any, context: dict[str, Any]) -> Any
         raise RequestError(str(public) if public else GENERIC_ERROR) from None
 
 
-def capabilities(deployment: Any) -> dict[str, bool]:
+def capabilities(deployment: Any) -> Capabilities:
     """What UbiOps reports as `has_request_method` / `has_requests_method`."""
-    return {
-        "has_request_method": callable(getattr(deployment, "request", None)),
-        "has_requests_method": callable(getattr(deployment, "requests", None)),
-    }
+    return Capabilities(
+        has_request_method=callable(getattr(deployment, "request", None)),
+        has_requests_method=callable(getattr(deployment, "requests", None)),
+    )

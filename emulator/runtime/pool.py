@@ -2,7 +2,8 @@
 
 An instance lost to a timeout or a crash fails only the request it was running and is replaced.
 If an instance cannot start (`__init__` raised, the process died), the version is unavailable:
-queued and new requests get that error rather than waiting forever.
+queued and new requests get that error rather than waiting forever. A version with nothing to run
+has `NoInstances`, which refuses every request with the reason.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from emulator.runtime.instance import Instance, InstanceLost, InstanceStartError, InstanceTimedOut, Launch
+from emulator.runtime.protocol import Capabilities, Error, Job, Reply
 
 log = logging.getLogger("emulator.pool")
 
 STARTING, AVAILABLE, UNAVAILABLE = "building", "available", "unavailable"
-RETIRE_POLL_SECONDS = 0.05
 REPLY_GRACE_SECONDS = 30
 """How long past its timeout a running job may take to be answered: the instance enforces the
 timeout itself (and is then killed); this bound only guarantees no caller ever waits forever."""
@@ -30,14 +31,16 @@ class VersionUnavailable(Exception):
 
 
 @dataclass(eq=False)
-class Job:
-    message: dict[str, Any]
+class Ticket:
+    """A job given to a pool: queued, then running on one of its instances; `future` gets the reply."""
+
+    job: Job
     timeout: float
     deadline: float
     on_start: Callable[[], None] | None = None
     on_update: Callable[[str], None] | None = None
     started: bool = False
-    future: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class InstancePool:
@@ -46,25 +49,39 @@ class InstancePool:
         self.count = count
         self.status = STARTING
         self.error: str | None = None
-        self.capabilities: dict[str, bool] = {}
-        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.capabilities = Capabilities()
+        self._queue: asyncio.Queue[Ticket] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: list[Instance] = []
-        self._running: set[Job] = set()
+        self._running: set[Ticket] = set()
+        self._settled = asyncio.Event()
+        """Set once the status is no longer STARTING."""
+        self._idle = asyncio.Event()
+        """Set while no job is running."""
+        self._idle.set()
+        self._closed: str | None = None
+        """Once closed, the reason, which answers any job still given to the pool."""
+        self._stopping: asyncio.Future[None] | None = None
 
     def start(self) -> None:
-        """Start the instances in the background; requests queue until they are ready."""
+        """Start the instances in the background (once); requests queue until they are ready."""
+        if self._tasks:
+            return
         self._instances = [Instance(self.launch, n + 1) for n in range(self.count)]
         self._tasks = [asyncio.create_task(self._serve(i)) for i in self._instances]
 
+    async def started(self) -> None:
+        """Return once the instances are ready (`available`) or cannot start (`unavailable`)."""
+        await self._settled.wait()
+
     async def submit(
         self,
-        message: dict[str, Any],
+        job: Job,
         timeout: float,
         on_start: Callable[[], None] | None = None,
         on_update: Callable[[str], None] | None = None,
-    ) -> dict[str, Any]:
-        """Run one job on the first free instance; the worker's reply, or an `error` reply.
+    ) -> Reply:
+        """Run one job on the first free instance; the worker's reply, or an `Error`.
 
         `on_start` is called when an instance takes the job, `on_update` with each partial output
         the deployment streams. A job an instance has taken is timed by that instance (which is
@@ -72,45 +89,60 @@ class InstancePool:
         for a running one's answer. Cancelling the caller withdraws a job that is still waiting.
         """
         self.check_available()
-        job = Job(message, timeout, time.monotonic() + timeout, on_start, on_update)
-        self._queue.put_nowait(job)
+        ticket = Ticket(job, timeout, time.monotonic() + timeout, on_start, on_update)
+        self.adopt(ticket)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), timeout)
+            return await asyncio.wait_for(asyncio.shield(ticket.future), timeout)
         except asyncio.CancelledError:
-            job.future.cancel()
+            ticket.future.cancel()
             raise
         except TimeoutError:
-            if not job.started:
-                job.future.cancel()
-                return {"error": f"The request timed out after {timeout:g} seconds waiting for a free instance"}
+            if not ticket.started:
+                ticket.future.cancel()
+                return Error(f"The request timed out after {timeout:g} seconds waiting for a free instance")
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), REPLY_GRACE_SECONDS)
+            return await asyncio.wait_for(asyncio.shield(ticket.future), REPLY_GRACE_SECONDS)
         except TimeoutError:
-            job.future.cancel()
-            return {"error": f"The request timed out after {timeout:g} seconds and its instance did not answer"}
+            ticket.future.cancel()
+            return Error(f"The request timed out after {timeout:g} seconds and its instance did not answer")
 
     def check_available(self) -> None:
         """Raise VersionUnavailable if the instances cannot start (waiting for them to start is fine)."""
         if self.status == UNAVAILABLE:
             raise VersionUnavailable(self.error)
 
-    async def retire(self, successor: InstancePool | None = None) -> None:
-        """Step down for `successor`: queued jobs move to its queue at once, running jobs finish
-        here (each bounded by its timeout), then the instances stop. New jobs go to the successor."""
-        while successor is not None and not self._queue.empty():
-            successor._queue.put_nowait(self._queue.get_nowait())
+    def adopt(self, ticket: Ticket) -> None:
+        """Queue a job, given here or by a pool this one replaces; answer it at once if it cannot run."""
+        if self._closed is not None:
+            _settle(ticket, Error(self._closed))
+        elif self.status == UNAVAILABLE:
+            _settle(ticket, Error(self.error))
+        else:
+            self._queue.put_nowait(ticket)
+
+    async def retire(self, successor: InstancePool | NoInstances) -> None:
+        """Step down for `successor`: queued jobs move to it at once, running jobs finish here (each
+        bounded by its timeout), then the instances stop. Cancelled, they stop at once."""
+        while not self._queue.empty():
+            successor.adopt(self._queue.get_nowait())
         try:
-            while not self._queue.empty() or self._running:
-                await asyncio.sleep(RETIRE_POLL_SECONDS)
+            await self._idle.wait()
         finally:
             await self.close()
 
     async def close(self, reason: str = STOPPED) -> None:
-        """Stop the instances now; every job still queued or running is answered with `reason`."""
-        for job in self._running:
-            _settle(job, {"error": reason})
-        while not self._queue.empty():
-            _settle(self._queue.get_nowait(), {"error": reason})
+        """Stop the instances now; every job still queued or running is answered with `reason`.
+        The first call decides the reason; each returns once the instances have stopped."""
+        if self._stopping is None:
+            self._closed = reason
+            for ticket in self._running:
+                _settle(ticket, Error(reason))
+            while not self._queue.empty():
+                _settle(self._queue.get_nowait(), Error(reason))
+            self._stopping = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -120,24 +152,29 @@ class InstancePool:
         if not await self._start(instance):
             return
         while True:
-            job = await self._queue.get()
-            remaining = job.deadline - time.monotonic()
-            if job.future.done() or remaining <= 0:
+            ticket = await self._queue.get()
+            remaining = ticket.deadline - time.monotonic()
+            if ticket.future.done() or remaining <= 0:
                 continue
-            job.started = True
-            if job.on_start:
-                job.on_start()
-            self._running.add(job)
+            ticket.started = True
+            self._running.add(ticket)
+            self._idle.clear()
+            if ticket.on_start:
+                ticket.on_start()
+            lost = False
             try:
-                _settle(job, await instance.run(job.message, remaining, job.on_update))
+                reply = await instance.run(ticket.job, remaining, ticket.on_update)
             except InstanceLost as exc:
-                timed_out = isinstance(exc, InstanceTimedOut)
-                _settle(job, {"error": f"The request timed out after {job.timeout:g} seconds; its instance was restarted"
-                              if timed_out else str(exc)})
-                if not await self._start(instance):
-                    return
+                lost = True
+                reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
+                              if isinstance(exc, InstanceTimedOut) else str(exc))
             finally:
-                self._running.discard(job)
+                self._running.discard(ticket)
+                if not self._running:
+                    self._idle.set()
+            _settle(ticket, reply)
+            if lost and not await self._start(instance):
+                return
 
     async def _start(self, instance: Instance) -> bool:
         try:
@@ -147,15 +184,50 @@ class InstancePool:
             return False
         if self.status == STARTING:
             self.status = AVAILABLE
+            self._settled.set()
         return True
 
     def _fail(self, error: str) -> None:
         log.error("%s", error)
         self.status, self.error = UNAVAILABLE, error
+        self._settled.set()
         while not self._queue.empty():
-            _settle(self._queue.get_nowait(), {"error": error})
+            _settle(self._queue.get_nowait(), Error(error))
 
 
-def _settle(job: Job, reply: dict[str, Any]) -> None:
-    if not job.future.done():
-        job.future.set_result(reply)
+class NoInstances:
+    """The instances of a version with nothing to run: none, so the version is unavailable, as on UbiOps."""
+
+    status = UNAVAILABLE
+    capabilities = Capabilities()
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def check_available(self) -> None:
+        raise VersionUnavailable(self.error)
+
+    async def submit(self, job: Job, timeout: float, on_start: Callable[[], None] | None = None,
+                     on_update: Callable[[str], None] | None = None) -> Reply:
+        raise VersionUnavailable(self.error)
+
+    def adopt(self, ticket: Ticket) -> None:
+        """A job queued for the instances this replaces cannot run here either."""
+        _settle(ticket, Error(self.error))
+
+    async def retire(self, successor: InstancePool | NoInstances) -> None:
+        """Nothing runs here, so nothing to hand over."""
+
+    async def close(self, reason: str = STOPPED) -> None:
+        """Nothing to stop."""
+
+
+Instances = InstancePool | NoInstances
+
+
+def _settle(ticket: Ticket, reply: Reply) -> None:
+    if not ticket.future.done():
+        ticket.future.set_result(reply)

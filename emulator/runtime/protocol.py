@@ -1,4 +1,8 @@
-"""Messages between the server and a worker: one JSON object per line over a socket pair.
+"""Messages between the server and a worker, as types: one JSON object per line over a socket pair.
+
+Server → worker: one `Setup`, then a `Job` per request. Worker → server: `Ready` (with the
+deployment's `Capabilities`) or `InitFailed`, then for each job any `StreamUpdate`s and one `Result`
+or `Error`. How they travel is decided here only (`encode`, `decode`).
 
 JSON (not pickle) so that output a caller could not receive is caught in the worker, where the
 deployment produced it, with a clear message.
@@ -7,15 +11,107 @@ deployment produced it, with a clear message.
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, TypedDict, get_type_hints
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 
 
-def encode(message: dict[str, Any]) -> bytes:
+class RequestContext(TypedDict):
+    """The request's part of the `context` a deployment's `request` receives (the worker adds
+    `streaming_update`)."""
+
+    id: str
+    request_mode: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What UbiOps reports as `has_request_method` / `has_requests_method`; None until an instance started."""
+
+    has_request_method: bool | None = None
+    has_requests_method: bool | None = None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Load this deployment (sent once, first)."""
+
+    package_dir: str
+    deployment_file: str
+    init_context: dict[str, Any]
+    output_file_fields: dict[str, str]
+    """Output fields of type `file`/`array_file`: the worker keeps a copy of the files they name."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    """`Deployment.__init__` returned."""
+
+    capabilities: Capabilities
+
+
+@dataclass(frozen=True)
+class InitFailed:
+    """The deployment could not be loaded; the worker exits after this."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """Run one request."""
+
+    data: Any
+    context: RequestContext
+    output_dir: str
+    """Where the worker keeps the files the output names."""
+
+
+@dataclass(frozen=True)
+class StreamUpdate:
+    """A partial output the deployment streamed while running the job (`context["streaming_update"]`)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """The job's output."""
+
+    result: Any
+
+
+@dataclass(frozen=True)
+class Error:
+    """The job failed; the message is what the caller sees."""
+
+    error: str
+
+
+Reply = Result | Error
+Message = Setup | Ready | InitFailed | Job | StreamUpdate | Result | Error
+
+_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Setup, Ready, InitFailed, Job, StreamUpdate, Result, Error)}
+_NESTED: dict[type, dict[str, type]] = {
+    cls: {name: hint for name, hint in get_type_hints(cls).items() if is_dataclass(hint)} for cls in _TYPES.values()
+}
+"""Per message type, its fields that hold a dataclass (sent as an object, rebuilt on arrival)."""
+
+
+def encode(message: Message) -> bytes:
     """One line of JSON; raises TypeError/ValueError for what JSON cannot carry (objects, NaN)."""
-    return json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+    body: dict[str, Any] = {"type": type(message).__name__}
+    for item in fields(message):
+        value = getattr(message, item.name)
+        body[item.name] = vars(value) if item.name in _NESTED[type(message)] else value
+    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode() + b"\n"
 
 
-def decode(line: bytes) -> dict[str, Any]:
-    return json.loads(line)
+def decode(line: bytes) -> Message:
+    body = json.loads(line)
+    cls = _TYPES[body.pop("type")]
+    for name, nested in _NESTED[cls].items():
+        body[name] = nested(**body[name])
+    return cls(**body)

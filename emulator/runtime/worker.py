@@ -68,46 +68,44 @@ def main() -> None:
         deployment = _load(setup)
     except BaseException as exc:  # SystemExit in __init__ is a failed start too, reported as such
         traceback.print_exc()
-        _send(writer, {"event": "init_failed", "error": f"{type(exc).__name__}: {exc}"})
+        _send(writer, protocol.InitFailed(f"{type(exc).__name__}: {exc}"))
         sys.exit(1)
-    _send(writer, {"event": "ready", **loader.capabilities(deployment)})
+    _send(writer, protocol.Ready(loader.capabilities(deployment)))
 
-    file_fields: dict[str, str] = setup["output_file_fields"]
     for line in reader:
         job = protocol.decode(line)
-        job["context"]["streaming_update"] = lambda text: _send(writer, {"event": "stream", "text": str(text)})
+        context = {**job.context, "streaming_update": lambda text: _send(writer, protocol.StreamUpdate(str(text)))}
         for stream in streams:
-            stream.request_id = job["context"]["id"]
+            stream.request_id = job.context["id"]
         try:
-            reply = _run(deployment, job, file_fields)
+            reply = _run(deployment, job, context, setup.output_file_fields)
         finally:
             for stream in streams:
                 stream.request_id = None
-        _send(writer, reply)
+        _write(writer, reply)
 
 
-def _load(setup: dict[str, Any]) -> Any:
-    package_dir = Path(setup["package_dir"])
-    module = loader.import_deployment_module(package_dir, setup["deployment_file"])
-    return loader.instantiate(module, package_dir, setup["init_context"])
+def _load(setup: protocol.Setup) -> Any:
+    package_dir = Path(setup.package_dir)
+    module = loader.import_deployment_module(package_dir, setup.deployment_file)
+    return loader.instantiate(module, package_dir, setup.init_context)
 
 
-def _run(deployment: Any, job: dict[str, Any], file_fields: dict[str, str]) -> dict[str, Any]:
+def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_fields: dict[str, str]) -> bytes:
+    """The encoded reply to `job`: its result, or the error the caller sees."""
     try:
-        result = loader.dispatch(deployment, job["data"], job["context"])
+        result = loader.dispatch(deployment, job.data, context)
     except loader.RequestError as exc:
-        return {"event": "result", "error": str(exc)}
-    output_dir = Path(job["output_dir"])
+        return protocol.encode(protocol.Error(str(exc)))
+    output_dir = Path(job.output_dir)
     if isinstance(result, list):
         result = [_keep_output_files(item, file_fields, output_dir) for item in result]
     else:
         result = _keep_output_files(result, file_fields, output_dir)
-    reply = {"event": "result", "result": result}
     try:
-        protocol.encode(reply)
+        return protocol.encode(protocol.Result(result))
     except (TypeError, ValueError) as exc:
-        return {"event": "result", "error": f"The deployment's output cannot be sent as JSON: {exc}"}
-    return reply
+        return protocol.encode(protocol.Error(f"The deployment's output cannot be sent as JSON: {exc}"))
 
 
 def _keep_output_files(result: Any, file_fields: dict[str, str], output_dir: Path) -> Any:
@@ -130,10 +128,15 @@ def _keep_file(value: Any, output_dir: Path) -> Any:
     return str(target)
 
 
-def _send(writer: io.BufferedWriter, message: dict[str, Any]) -> None:
+def _send(writer: io.BufferedWriter, message: protocol.Message) -> None:
+    _write(writer, protocol.encode(message))
+
+
+def _write(writer: io.BufferedWriter, line: bytes) -> None:
+    """Send an encoded message, after what the deployment printed before it."""
     sys.stdout.flush()
     sys.stderr.flush()
-    writer.write(protocol.encode(message))
+    writer.write(line)
     writer.flush()
 
 

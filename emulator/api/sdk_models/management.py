@@ -11,6 +11,7 @@ in the user's code. The list endpoints answer with the detail shapes (a superset
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from contract.requests import KEEP_ALL, RETENTION_MODES
 from contract.spec import Spec
 from contract.versions import IDLE_TIME_RANGE, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
+from emulator.runtime.manager import Runtime
 from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Version
 
 ORGANIZATION = "emulator"
@@ -196,18 +198,19 @@ def deployment_detail(deployment: Deployment) -> DeploymentDetail:
     )
 
 
-def version_detail(deployment: Deployment, version: Version) -> DeploymentVersionDetail:
+def version_detail(deployment: Deployment, version: Version, runtime: Runtime) -> DeploymentVersionDetail:
     latest = version.latest_revision
+    instances = runtime.pool(version)
     return DeploymentVersionDetail(**{
         "maximum_instances": MAXIMUM_INSTANCES,
         "minimum_instances": MINIMUM_INSTANCES,
         **version.settings,
-        **version.pool.capabilities,
+        **asdict(instances.capabilities),
         "id": version.id,
         "deployment": deployment.name,
         "version": version.name,
         "default": deployment.default_version == version.name,
-        "status": version.status,
+        "status": version.status(instances.status),
         "request_retention_mode": version.request_retention_mode,
         "active_revision": version.active_revision,
         "latest_revision": latest.id if latest else None,

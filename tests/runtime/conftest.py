@@ -1,0 +1,47 @@
+"""In-process tests of the runtime: pools and the runtime driven from the test's own event loop,
+running the small packages of `tests/packages/` in real worker processes (no HTTP server)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+import pytest
+
+from emulator.runtime.instance import Launch
+from emulator.runtime.pool import InstancePool
+from emulator.runtime.protocol import Job, RequestContext
+
+from submitting import PACKAGES
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def pools() -> AsyncIterator[Callable[..., InstancePool]]:
+    """Make unstarted pools of a package under tests/packages; all are closed after the test."""
+    made: list[InstancePool] = []
+
+    def make(package: str, count: int = 1) -> InstancePool:
+        launch = Launch(name=f"tests/{package}", package_dir=PACKAGES / package, deployment_file="deployment.py",
+                        environment={}, init_context={})
+        made.append(InstancePool(launch, count))
+        return made[-1]
+
+    yield make
+    await asyncio.gather(*(pool.close() for pool in made))
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Callable[..., Job]:
+    """A job for `data`, its output files kept under the test's tmp_path."""
+
+    def make(data: object, request_id: str = "request") -> Job:
+        return Job(data=data, context=RequestContext(id=request_id, request_mode="express", user_id="tester"),
+                   output_dir=str(tmp_path / request_id))
+
+    return make

@@ -1,0 +1,103 @@
+"""The runtime, in process: replacing a version's instances while a job runs and another waits
+(the running one finishes on the old instances, the waiting one moves to the new), stopping a
+version and closing everything."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from emulator.runtime.manager import Runtime
+from emulator.runtime.pool import STOPPED, NoInstances, VersionUnavailable
+from emulator.runtime.protocol import Error, Result
+from submitting import TIMEOUT, queued, running
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Version:
+    name: str = "v1"
+    id: str = field(default_factory=lambda: str(uuid4()))
+
+
+@pytest.fixture
+async def runtime():
+    runtime = Runtime()
+    runtime.start()
+    yield runtime
+    await runtime.close()
+
+
+def pid_of(reply) -> int:
+    assert isinstance(reply, Result), reply
+    return reply.result["pid"]
+
+
+async def test_replacing_while_busy_finishes_the_running_job_and_moves_the_queued_one(runtime, pools, job):
+    version = Version()
+    old, new = pools("crashing"), pools("crashing")
+    runtime.replace(version, old)
+    busy = await running(runtime.pool(version), job({"mode": "sleep 1"}))
+    waiting = await queued(runtime.pool(version), job({"mode": "ok"}))
+    drain = runtime.replace(version, new)
+    assert runtime.pool(version) is new
+    later = await runtime.pool(version).submit(job({"mode": "ok"}), TIMEOUT)
+    moved, finished = pid_of(await waiting), pid_of(await busy)
+    assert moved == pid_of(later) != finished, "the queued job ran on the new instances, the running one on the old"
+    await asyncio.wait_for(drain, TIMEOUT)
+    assert not Path(f"/proc/{finished}").exists(), "the old instances stopped once their job finished"
+
+
+async def test_replacing_with_no_instances_answers_the_queued_job_with_the_reason(runtime, pools, job):
+    version = Version()
+    runtime.replace(version, pools("crashing"))
+    busy = await running(runtime.pool(version), job({"mode": "sleep 1"}))
+    waiting = await queued(runtime.pool(version), job({"mode": "ok"}))
+    runtime.replace(version, NoInstances("Version v1 could not be restarted"))
+    assert await waiting == Error("Version v1 could not be restarted")
+    pid_of(await busy)
+    with pytest.raises(VersionUnavailable, match="could not be restarted"):
+        runtime.pool(version).check_available()
+
+
+async def test_stopping_a_version_answers_its_jobs_on_old_and_new_instances_alike(runtime, pools, job):
+    version, other = Version(), Version("v2")
+    runtime.replace(version, pools("crashing"))
+    runtime.replace(other, pools("minimal"))
+    on_old = await running(runtime.pool(version), job({"mode": "sleep 60"}))
+    runtime.replace(version, pools("crashing"))
+    on_new = await running(runtime.pool(version), job({"mode": "sleep 60"}))
+    await runtime.stop(version, "Version v1 was deleted before this request finished")
+    gone = Error("Version v1 was deleted before this request finished")
+    assert (await on_old, await on_new) == (gone, gone)
+    with pytest.raises(VersionUnavailable, match="Version v1 has no deployment package yet"):
+        runtime.pool(version).check_available()
+    assert await runtime.pool(other).submit(job("still here"), TIMEOUT) == Result("still here #1")
+
+
+async def test_closing_answers_every_job_and_later_ones_with_stopped(runtime, pools, job):
+    version = Version()
+    runtime.replace(version, pools("crashing"))
+    busy = await running(runtime.pool(version), job({"mode": "sleep 60"}))
+    await runtime.close()
+    assert (await busy, await runtime.pool(version).submit(job({"mode": "ok"}), TIMEOUT)) == (Error(STOPPED), Error(STOPPED))
+
+
+async def test_instances_put_in_service_before_the_start_wait_for_it(pools, job):
+    runtime, version = Runtime(), Version("early")
+    with pytest.raises(VersionUnavailable, match="Version early has no deployment package yet"):
+        runtime.pool(version).check_available()
+    first = pools("minimal")
+    assert runtime.replace(version, pools("minimal")) is None
+    assert runtime.replace(version, first) is None, "nothing ran before, so nothing drains"
+    runtime.start()
+    try:
+        assert runtime.pool(version) is first
+        assert await first.submit(job("now"), TIMEOUT) == Result("now #1")
+    finally:
+        await runtime.close()

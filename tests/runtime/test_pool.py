@@ -1,0 +1,90 @@
+"""One version's instances, in process: jobs run, time out, crash, stream and are answered when the
+pool closes; a pool whose deployment cannot start refuses them with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from emulator.runtime.pool import AVAILABLE, STARTING, UNAVAILABLE, VersionUnavailable
+from emulator.runtime.protocol import Capabilities, Error, Result
+from submitting import TIMEOUT, queued, running
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_job_runs_on_the_first_free_instance_and_the_deployment_keeps_its_state(pools, job):
+    pool = pools("minimal")
+    pool.start()
+    first = await pool.submit(job("hello"), TIMEOUT)
+    assert (pool.status, pool.capabilities) == (AVAILABLE, Capabilities(has_request_method=True, has_requests_method=False))
+    assert (first, await pool.submit(job("again"), TIMEOUT)) == (Result("hello #1"), Result("again #2"))
+
+
+async def test_jobs_given_before_the_instances_are_ready_wait_for_them(pools, job):
+    pool = pools("minimal")
+    pool.start()
+    assert pool.status == STARTING
+    assert await pool.submit(job("early"), TIMEOUT) == Result("early #1")
+
+
+async def test_a_job_that_outlives_its_timeout_fails_and_its_instance_is_replaced(pools, job):
+    pool = pools("crashing")
+    pool.start()
+    before = await pool.submit(job({"mode": "ok"}), TIMEOUT)
+    assert await pool.submit(job({"mode": "sleep 60"}), 0.5) == \
+        Error("The request timed out after 0.5 seconds; its instance was restarted")
+    after = await pool.submit(job({"mode": "ok"}), TIMEOUT)
+    assert isinstance(after, Result) and after.result["pid"] != before.result["pid"]
+
+
+@pytest.mark.parametrize("mode, reason", [("os_exit", "exit code 4"), ("segfault", "killed by signal SIGSEGV")])
+async def test_a_crash_fails_only_its_own_job_and_the_instance_is_restarted(pools, job, mode, reason):
+    pool = pools("crashing")
+    pool.start()
+    assert await pool.submit(job({"mode": mode}), TIMEOUT) == \
+        Error(f"The instance stopped ({reason}) while handling the request; it was restarted")
+    assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
+    assert pool.status == AVAILABLE
+
+
+async def test_a_queued_job_times_out_waiting_for_a_free_instance(pools, job):
+    pool = pools("crashing")
+    pool.start()
+    busy = await running(pool, job({"mode": "sleep 2"}))
+    assert await pool.submit(job({"mode": "ok"}), 0.2) == \
+        Error("The request timed out after 0.2 seconds waiting for a free instance")
+    assert isinstance(await busy, Result)
+
+
+async def test_partial_output_reaches_the_caller_before_the_result(pools, job):
+    pool = pools("streaming")
+    pool.start()
+    updates: list[str] = []
+    assert await pool.submit(job("hello streaming world"), TIMEOUT, on_update=updates.append) == \
+        Result("HELLO STREAMING WORLD")
+    assert updates == ["HELLO", "STREAMING", "WORLD"]
+
+
+async def test_a_deployment_that_cannot_start_makes_the_pool_unavailable_with_the_reason(pools, job):
+    pool = pools("broken_init")
+    pool.start()
+    waiting = await queued(pool, job("early"))
+    await asyncio.wait_for(pool.started(), TIMEOUT)
+    assert pool.status == UNAVAILABLE
+    expected = ("tests/broken_init is unavailable: the deployment failed to start (FileNotFoundError: model1.pkl "
+                "is missing from the package); see the emulator log")
+    assert (pool.error, await waiting) == (expected, Error(expected)), "a job already queued is answered too"
+    with pytest.raises(VersionUnavailable, match="model1.pkl is missing"):
+        await pool.submit(job("late"), TIMEOUT)
+
+
+async def test_closing_answers_the_running_queued_and_later_jobs_with_the_reason(pools, job):
+    pool = pools("crashing")
+    pool.start()
+    busy = await running(pool, job({"mode": "sleep 60"}))
+    waiting = await queued(pool, job({"mode": "ok"}))
+    await pool.close("Version v1 was deleted before this request finished")
+    gone = Error("Version v1 was deleted before this request finished")
+    assert (await busy, await waiting, await pool.submit(job({"mode": "ok"}), TIMEOUT)) == (gone, gone, gone)
