@@ -12,9 +12,10 @@ import hashlib
 from typing import Any
 
 from .color import SAMPLING_STRATEGIES
+from .detection import ATTEMPTS
 from .errors import PublicError
 from .image_io import ImageSource, load_image
-from .landmarks import ATTEMPTS, LandmarkDetector
+from .landmarks import FaceFinder, LandmarkDetector
 from .pipeline import profile_image
 from .profile import FaceProfile
 
@@ -34,7 +35,8 @@ class FaceProfileModel:
                 f"Face Landmarker weights have SHA-256 {digest}, expected {WEIGHTS_SHA256}"
             )
         self._weights = bytes(weights)
-        self._detector = LandmarkDetector(self._weights)
+        self._landmarker = LandmarkDetector(self._weights)
+        self._finder = FaceFinder(self._weights)
 
     @property
     def model_id(self) -> str:
@@ -66,7 +68,8 @@ class FaceProfileModel:
                 f"got {num_attempts!r}."
             )
         return profile_image(
-            self._detector,
+            self._landmarker,
+            self._finder,
             load_image(image),
             sampling_strategy=sampling_strategy,
             align_face=align_face,
