@@ -3,10 +3,11 @@
     python bench/bench_predict.py [--repeats N]
 
 Prints the median wall time of `predict` (default options: use_all, align_face, 1 attempt) for a
-512 px and a 2000 px JPEG portrait, and of the same request end to end through the emulator
-(multipart POST to a real `python -m emulator`, on the same core), measured in one run so their
-ratios are meaningful. Results go in BENCHMARKS.md. Each measurement is one function listed in
-MEASUREMENTS.
+512 px and a 2000 px JPEG portrait, for a 1280 x 886 portrait (found by the whole-frame pass) and
+a 1280 x 886 group photo of four faces 60-150 px wide (searched in tiles), and of the portrait
+request end to end through the emulator (multipart POST to a real `python -m emulator`, on the same
+core), measured in one run so their ratios are meaningful. Results go in BENCHMARKS.md. Each
+measurement is one function listed in MEASUREMENTS.
 """
 
 from __future__ import annotations
@@ -34,9 +35,13 @@ from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "deployment_package" / "tests"))
 from harness import Emulator, start_emulator  # noqa: E402
+from test_small_faces import CANVAS, LAYOUTS, group_photo  # noqa: E402
 
-PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
+PORTRAITS_DIR = ROOT / "deployment_package" / "tests" / "images"
+PORTRAIT = PORTRAITS_DIR / "astronaut.jpg"
+LAYOUT_PORTRAITS = ("grace_hopper.jpg", "astronaut.jpg")
 WARMUP = 3
 
 
@@ -46,6 +51,7 @@ class Context:
 
     model: object
     portraits: dict[int, Path]
+    photos: dict[str, Path]
     repeats: int
     emulator: Emulator
 
@@ -91,6 +97,22 @@ def write_portraits(directory: Path) -> dict[int, Path]:
     return paths
 
 
+def write_photos(directory: Path, model: object) -> dict[str, Path]:
+    """A 1280 x 886 portrait (Grace Hopper, face ~270 px wide) and a group photo of the same size
+    (the package tests' four-face layout), both as JPEG files."""
+    profiles = {name: model.predict(str(PORTRAITS_DIR / name)).fields for name in LAYOUT_PORTRAITS}
+    group, _ = group_photo(profiles, "plain", LAYOUTS["four"])
+    with Image.open(PORTRAITS_DIR / "grace_hopper.jpg") as image:
+        grace = image.convert("RGB")
+    portrait = Image.new("RGB", CANVAS, (150, 140, 130))
+    grace = grace.resize((round(grace.width * CANVAS[1] / grace.height), CANVAS[1]), Image.Resampling.LANCZOS)
+    portrait.paste(grace, ((CANVAS[0] - grace.width) // 2, 0))
+    paths = {"portrait": directory / "portrait_1280.jpg", "group": directory / "group_1280.jpg"}
+    portrait.save(paths["portrait"], quality=92)
+    group.save(paths["group"], quality=92)
+    return paths
+
+
 def median_ms(call: Callable[[], object], repeats: int) -> float:
     for _ in range(WARMUP):
         call()
@@ -115,6 +137,14 @@ def predict_512_without_alignment(context: Context) -> float:
     return median_ms(lambda: context.model.predict(path, align_face=False), context.repeats)
 
 
+def predict_1280_portrait(context: Context) -> float:
+    return median_ms(lambda: context.model.predict(str(context.photos["portrait"])), context.repeats)
+
+
+def predict_1280_group(context: Context) -> float:
+    return median_ms(lambda: context.model.predict(str(context.photos["group"])), context.repeats)
+
+
 def emulator_request(context: Context, side: int) -> float:
     """A curl-style request: the portrait as a multipart file part, options left to their defaults."""
     portrait = context.portraits[side].read_bytes()
@@ -134,10 +164,14 @@ def emulator_2000(context: Context) -> float:
     return emulator_request(context, 2000)
 
 
+PORTRAIT_1280 = "predict, 1280 x 886 portrait (whole frame)"
+GROUP = "predict, 1280 x 886 group photo, 4 faces 60-150 px (tiles)"
 MEASUREMENTS: dict[str, Callable[[Context], float]] = {
     "predict, 512 px portrait": predict_512,
     "predict, 2000 px portrait": predict_2000,
     "predict, 512 px portrait, align_face=false": predict_512_without_alignment,
+    PORTRAIT_1280: predict_1280_portrait,
+    GROUP: predict_1280_group,
     "emulator end to end, 512 px portrait": emulator_512,
     "emulator end to end, 2000 px portrait": emulator_2000,
 }
@@ -154,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(folder)
         emulator = start_emulator(ROOT / "deployment_package", directory)
         try:
-            context = Context(build_model(directory), write_portraits(directory), args.repeats, emulator)
+            model = build_model(directory)
+            photos = write_photos(directory, model)
+            context = Context(model, write_portraits(directory), photos, args.repeats, emulator)
             results = {name: measure(context) for name, measure in MEASUREMENTS.items()}
         finally:
             emulator.stop()
@@ -164,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {value:.1f} |")
     ratio = results["predict, 2000 px portrait"] / results["predict, 512 px portrait"]
     print(f"\nratio 2000 px / 512 px: {ratio:.2f}")
+    tiles = results[GROUP] / results[PORTRAIT_1280]
+    print(f"ratio group photo (tiles) / portrait (whole frame), 1280 px: {tiles:.2f}")
     for side in (512, 2000):
         overhead = results[f"emulator end to end, {side} px portrait"] / results[f"predict, {side} px portrait"]
         print(f"ratio emulator end to end / predict, {side} px: {overhead:.2f}")
