@@ -79,12 +79,13 @@ def _mp_image(rgb: np.ndarray) -> mp.Image:
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
 
 
-def _close_with_owner(owner: object, task: Any) -> None:
-    """Close the native graph when `owner` is dropped, and at exit before concurrent.futures stops
-    the executor MediaPipe routes every native call through (closing any later fails and prints
-    tracebacks at interpreter exit)."""
+def _closer(owner: object, task: Any) -> weakref.finalize:
+    """Closes the native graph when called, when `owner` is dropped, or at exit before
+    concurrent.futures stops the executor MediaPipe routes every native call through (closing any
+    later fails and prints tracebacks at interpreter exit); whichever comes first."""
     close = weakref.finalize(owner, task.close)
     threading._register_atexit(close)
+    return close
 
 
 class LandmarkDetector:
@@ -99,7 +100,7 @@ class LandmarkDetector:
             output_facial_transformation_matrixes=True,
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
-        _close_with_owner(self, self._landmarker)
+        self.close = _closer(self, self._landmarker)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces in an HxWx3 uint8 RGB array, landmarks in that array's pixel coordinates."""
@@ -128,7 +129,7 @@ class FaceFinder:
             min_detection_confidence=MIN_DETECTION_SCORE,
         )
         self._detector = vision.FaceDetector.create_from_options(options)
-        _close_with_owner(self, self._detector)
+        self.close = _closer(self, self._detector)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Every face the detector sees in an HxWx3 uint8 RGB array, boxes in its pixels."""

@@ -38,6 +38,11 @@ class FaceProfileModel:
         self._landmarker = LandmarkDetector(self._weights)
         self._finder = FaceFinder(self._weights)
 
+    def close(self) -> None:
+        """Release MediaPipe's native graphs now rather than at exit; the model cannot predict after."""
+        self._landmarker.close()
+        self._finder.close()
+
     @property
     def model_id(self) -> str:
         """Model version and weights hash: identifies exactly what produced a profile."""
@@ -50,7 +55,11 @@ class FaceProfileModel:
         align_face: bool = True,
         num_attempts: int = 1,
     ) -> FaceProfile:
-        """Profile the largest face in `image` (a file path or PIL image).
+        """Profile the largest face in `image` (a file path or PIL image), and list every face.
+
+        `num_attempts` bounds the ways of looking for faces (detection.ATTEMPTS: as-is, padded,
+        contrast-boosted), each tried only if the ones before found none; small faces are looked
+        for in tiles within an attempt, so one attempt finds the faces of a group photo.
 
         Raises PublicError for unusable input: an unreadable or oversized image, or invalid
         options. Finding no face is not an error: the profile says face_found=False.
