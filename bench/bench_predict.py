@@ -3,10 +3,11 @@
     python bench/bench_predict.py [--repeats N]
 
 Prints the median wall time of `predict` (default options: use_all, align_face, 1 attempt) for a
-512 px and a 2000 px JPEG portrait, and of the same request end to end through the emulator
-(multipart POST to a real `python -m emulator`, on the same core), measured in one run so their
-ratios are meaningful. Results go in BENCHMARKS.md. Each measurement is one function listed in
-MEASUREMENTS.
+512 px and a 2000 px JPEG portrait, for a 1280 x 886 portrait (found by the whole-frame pass) and
+a 1280 x 886 group photo of four faces 60-150 px wide (searched in tiles), and of the portrait
+request end to end through the emulator (multipart POST to a real `python -m emulator`, on the same
+core), measured in one run so their ratios are meaningful. Results go in BENCHMARKS.md. Each
+measurement is one function listed in MEASUREMENTS.
 """
 
 from __future__ import annotations
@@ -34,9 +35,13 @@ from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "deployment_package" / "tests"))
 from harness import Emulator, start_emulator  # noqa: E402
+from test_small_faces import CANVAS, LAYOUTS, group_photo  # noqa: E402
 
-PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
+PORTRAITS_DIR = ROOT / "deployment_package" / "tests" / "images"
+PORTRAIT = PORTRAITS_DIR / "astronaut.jpg"
+LAYOUT_PORTRAITS = ("grace_hopper.jpg", "astronaut.jpg")
 WARMUP = 3
 
 
@@ -46,6 +51,7 @@ class Context:
 
     model: object
     portraits: dict[int, Path]
+    photos: dict[str, Path]
     repeats: int
     emulator: Emulator
 
@@ -91,31 +97,65 @@ def write_portraits(directory: Path) -> dict[int, Path]:
     return paths
 
 
-def median_ms(call: Callable[[], object], repeats: int) -> float:
+def write_photos(directory: Path, model: object) -> dict[str, Path]:
+    """A 1280 x 886 portrait (Grace Hopper, face ~270 px wide) and a group photo of the same size
+    (the package tests' four-face layout), both as JPEG files."""
+    profiles = {name: model.predict(str(PORTRAITS_DIR / name)).fields for name in LAYOUT_PORTRAITS}
+    group, _ = group_photo(profiles, "plain", LAYOUTS["four"])
+    with Image.open(PORTRAITS_DIR / "grace_hopper.jpg") as image:
+        grace = image.convert("RGB")
+    portrait = Image.new("RGB", CANVAS, (150, 140, 130))
+    grace = grace.resize((round(grace.width * CANVAS[1] / grace.height), CANVAS[1]), Image.Resampling.LANCZOS)
+    portrait.paste(grace, ((CANVAS[0] - grace.width) // 2, 0))
+    paths = {"portrait": directory / "portrait_1280.jpg", "group": directory / "group_1280.jpg"}
+    portrait.save(paths["portrait"], quality=92)
+    group.save(paths["group"], quality=92)
+    return paths
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median wall time, and median CPU time of this process (all its threads): on a shared
+    machine the CPU time barely moves with the load, the wall time does."""
+
+    wall_ms: float
+    cpu_ms: float | None  # None when the work runs in other processes (the emulator's)
+
+
+def median_ms(call: Callable[[], object], repeats: int) -> Timing:
     for _ in range(WARMUP):
         call()
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
+    return Timing(statistics.median(walls) * 1000, statistics.median(cpus) * 1000)
 
 
-def predict_512(context: Context) -> float:
+def predict_512(context: Context) -> Timing:
     return median_ms(lambda: context.model.predict(str(context.portraits[512])), context.repeats)
 
 
-def predict_2000(context: Context) -> float:
+def predict_2000(context: Context) -> Timing:
     return median_ms(lambda: context.model.predict(str(context.portraits[2000])), context.repeats)
 
 
-def predict_512_without_alignment(context: Context) -> float:
+def predict_512_without_alignment(context: Context) -> Timing:
     path = str(context.portraits[512])
     return median_ms(lambda: context.model.predict(path, align_face=False), context.repeats)
 
 
-def emulator_request(context: Context, side: int) -> float:
+def predict_1280_portrait(context: Context) -> Timing:
+    return median_ms(lambda: context.model.predict(str(context.photos["portrait"])), context.repeats)
+
+
+def predict_1280_group(context: Context) -> Timing:
+    return median_ms(lambda: context.model.predict(str(context.photos["group"])), context.repeats)
+
+
+def emulator_request(context: Context, side: int) -> Timing:
     """A curl-style request: the portrait as a multipart file part, options left to their defaults."""
     portrait = context.portraits[side].read_bytes()
     with httpx.Client(timeout=60) as client:
@@ -123,21 +163,25 @@ def emulator_request(context: Context, side: int) -> float:
             response = client.post(context.emulator.requests_url(), files={"img": ("portrait.jpg", portrait)})
             assert response.json()["status"] == "completed", response.text
 
-        return median_ms(call, context.repeats)
+        return Timing(median_ms(call, context.repeats).wall_ms, None)
 
 
-def emulator_512(context: Context) -> float:
+def emulator_512(context: Context) -> Timing:
     return emulator_request(context, 512)
 
 
-def emulator_2000(context: Context) -> float:
+def emulator_2000(context: Context) -> Timing:
     return emulator_request(context, 2000)
 
 
-MEASUREMENTS: dict[str, Callable[[Context], float]] = {
+PORTRAIT_1280 = "predict, 1280 x 886 portrait (whole frame)"
+GROUP = "predict, 1280 x 886 group photo, 4 faces 60-150 px (tiles)"
+MEASUREMENTS: dict[str, Callable[[Context], Timing]] = {
     "predict, 512 px portrait": predict_512,
     "predict, 2000 px portrait": predict_2000,
     "predict, 512 px portrait, align_face=false": predict_512_without_alignment,
+    PORTRAIT_1280: predict_1280_portrait,
+    GROUP: predict_1280_group,
     "emulator end to end, 512 px portrait": emulator_512,
     "emulator end to end, 2000 px portrait": emulator_2000,
 }
@@ -154,19 +198,28 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(folder)
         emulator = start_emulator(ROOT / "deployment_package", directory)
         try:
-            context = Context(build_model(directory), write_portraits(directory), args.repeats, emulator)
+            model = build_model(directory)
+            photos = write_photos(directory, model)
+            context = Context(model, write_portraits(directory), photos, args.repeats, emulator)
             results = {name: measure(context) for name, measure in MEASUREMENTS.items()}
         finally:
             emulator.stop()
-    print("| measurement | median ms |")
-    print("|---|---|")
-    for name, value in results.items():
-        print(f"| {name} | {value:.1f} |")
-    ratio = results["predict, 2000 px portrait"] / results["predict, 512 px portrait"]
-    print(f"\nratio 2000 px / 512 px: {ratio:.2f}")
+    print("| measurement | median ms | median CPU ms (this process) |")
+    print("|---|---|---|")
+    for name, timing in results.items():
+        cpu = "–" if timing.cpu_ms is None else f"{timing.cpu_ms:.1f}"
+        print(f"| {name} | {timing.wall_ms:.1f} | {cpu} |")
+
+    def ratio(numerator: str, denominator: str) -> str:
+        wall = results[numerator].wall_ms / results[denominator].wall_ms
+        return f"{wall:.2f} (CPU {results[numerator].cpu_ms / results[denominator].cpu_ms:.2f})"
+
+    print(f"\nratio 2000 px / 512 px: {ratio('predict, 2000 px portrait', 'predict, 512 px portrait')}")
+    print(f"ratio group photo (tiles) / portrait (whole frame), 1280 px: {ratio(GROUP, PORTRAIT_1280)}")
     for side in (512, 2000):
-        overhead = results[f"emulator end to end, {side} px portrait"] / results[f"predict, {side} px portrait"]
-        print(f"ratio emulator end to end / predict, {side} px: {overhead:.2f}")
+        end_to_end = results[f"emulator end to end, {side} px portrait"].wall_ms
+        print(f"ratio emulator end to end / predict, {side} px: "
+              f"{end_to_end / results[f'predict, {side} px portrait'].wall_ms:.2f}")
     return 0
 
 

@@ -138,12 +138,12 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
     except OSError as exc:
         report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)
         return
-    lines = (result.stdout + result.stderr).strip().splitlines()
-    last = lines[-1] if lines else "(no output)"
+    # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
+    summary = (result.stdout.strip() or result.stderr.strip() or "(no output)").splitlines()[-1]
     if result.returncode != 0:
-        say(tail(lines, TEST_OUTPUT_LINES))
+        say(tail((result.stdout + result.stderr).strip().splitlines(), TEST_OUTPUT_LINES))
     report.add("emulator tests", result.returncode == 0,
-               f"{last} ({time.monotonic() - started:.1f} s, exit {result.returncode})", say)
+               f"{summary} ({time.monotonic() - started:.1f} s, exit {result.returncode})", say)
 
 
 def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator, report: CheckReport,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 import joblib
 import pytest
@@ -29,8 +29,12 @@ def model_path(build_script: ModuleType, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
-def model(model_path: Path) -> Any:
-    return joblib.load(model_path)
+def model(model_path: Path) -> Iterator[Any]:
+    model = joblib.load(model_path)
+    yield model
+    # Now, while pytest still captures output: MediaPipe's face detector logs when it is destroyed,
+    # which at exit would follow pytest's summary line.
+    model.close()
 
 
 @pytest.fixture(scope="session")

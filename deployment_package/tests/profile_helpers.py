@@ -37,5 +37,5 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
 
 def measurement_names(fields: dict) -> list[str]:
     """Fields that describe the face (null when no face is found)."""
-    always = {"face_found", "num_faces", "detection_attempts", "model_id", "image_width", "image_height"}
+    always = {"face_found", "num_faces", "faces", "detection_attempts", "model_id", "image_width", "image_height"}
     return [name for name in fields if name not in always]

@@ -161,9 +161,11 @@ def test_invalid_options_are_public_errors(model, options):
     assert next(iter(options)) in error.value.public_error_message
 
 
-def test_annotated_image_outlines_the_measured_face(model):
-    portrait = open_rgb("grace_hopper.jpg")
-    profile = model.predict(portrait, align_face=False)
+@pytest.mark.parametrize("align_face", [False, True])
+def test_annotated_image_outlines_the_measured_face(model, align_face):
+    """The outlines are drawn on the image as uploaded, levelled or not for measuring."""
+    portrait = open_rgb("grace_hopper.jpg").rotate(12, resample=Image.Resampling.BICUBIC)
+    profile = model.predict(portrait, align_face=align_face)
     annotated = np.asarray(profile.annotated_image)
     assert annotated.shape == np.asarray(portrait).shape
     changed = np.any(annotated != np.asarray(portrait), axis=2)

@@ -35,8 +35,8 @@ def test_curl_style_portrait_gives_a_face_profile_and_an_annotated_image(face_pr
     uri = result["annotated_img"]
     assert uri.startswith(f"ubiops-file://default/deployment_requests/{body['id']}/output/")
     annotated = Image.open(io.BytesIO(face_profile.download(body, uri)))
-    assert annotated.format == "JPEG", "the annotated portrait (levelled when align_face) is a real JPEG"
-    assert annotated.width >= result["image_width"] and annotated.height >= result["image_height"]
+    assert annotated.format == "JPEG", "the annotated portrait is a real JPEG"
+    assert (annotated.width, annotated.height) == (result["image_width"], result["image_height"])
 
 
 def test_form_options_are_coerced_and_change_the_measurement(face_profile):
@@ -47,10 +47,27 @@ def test_form_options_are_coerced_and_change_the_measurement(face_profile):
     assert mean["rgb_of_lips"] != median["rgb_of_lips"]
 
 
+def test_group_photo_lists_every_face(face_profile):
+    """Two people a few metres away: faces ~110 and ~80 px wide in a 1280 px photo."""
+    group = Image.new("RGB", (1280, 886), (150, 140, 130))
+    for name, width, where in (("grace_hopper.jpg", 300, (100, 200)), ("astronaut.jpg", 450, (700, 300))):
+        portrait = Image.open(IMAGES / name).convert("RGB")
+        group.paste(portrait.resize((width, round(width * portrait.height / portrait.width))), where)
+    buffer = io.BytesIO()
+    group.save(buffer, format="JPEG", quality=92)
+    result = profile(face_profile, buffer.getvalue(), "group.jpg")["result"]
+    assert result["face_found"] is True and result["num_faces"] == 2
+    boxes, scores = result["faces"]["boxes"], result["faces"]["scores"]
+    assert len(boxes) == len(scores) == 2 and all(len(box) == 4 for box in boxes)
+    assert boxes[0][0] < 400 < 700 < boxes[1][0], "the larger face (Grace Hopper's) comes first"
+    assert result["face_box"][0] < 400
+
+
 def test_image_without_a_face_completes_with_face_found_false(face_profile):
     body = profile(face_profile, (IMAGES / "coffee.jpg").read_bytes(), "coffee.jpg")
     assert body["status"] == "completed"
     assert body["result"]["face_found"] is False and body["result"]["fwhr"] is None
+    assert body["result"]["num_faces"] == 0 and body["result"]["faces"] == {"boxes": [], "scores": []}
     assert body["result"]["annotated_img"] is None
 
 
@@ -68,7 +85,8 @@ def test_unknown_sampling_strategy_fails_with_a_clear_message(face_profile):
 def test_sdk_sees_the_default_package_fields(face_profile):
     detail = face_profile.sdk().deployments_get(face_profile.project, face_profile.deployment)
     assert [f.name for f in detail.input_fields] == ["img", "sampling_strategy", "align_face", "num_attempts"]
-    assert {f.name: f.data_type for f in detail.output_fields}["annotated_img"] == "file"
+    output_types = {f.name: f.data_type for f in detail.output_fields}
+    assert output_types["annotated_img"] == "file" and output_types["faces"] == "dict"
     assert detail.input_fields[1].widget.configuration["default"] == "use_all"
 
 

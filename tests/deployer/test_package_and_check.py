@@ -100,3 +100,13 @@ def test_config_errors_are_one_line_naming_the_key(project, settings, message):
 def test_a_missing_token_is_one_line(project):
     result = project.run("status", token="")
     assert result.stderr.strip().startswith("deployer: error: UBIOPS_API_TOKEN is not set")
+
+
+def test_check_reports_the_runners_summary_whatever_comes_after_on_stderr(project):
+    """A library logging on stderr as the test process exits must not replace pytest's summary line."""
+    (project.root / "emulator_check.py").write_text(
+        "import atexit, sys\natexit.register(lambda: print('W0000 a native library says goodbye', file=sys.stderr))\n"
+        "print('3 passed in 0.01s')\n")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   emulator tests: 3 passed in 0.01s (" in result.stdout

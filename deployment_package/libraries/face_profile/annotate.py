@@ -20,13 +20,20 @@ REGION_COLORS: dict[str, tuple[int, int, int]] = {
     "lips": (255, 40, 90),
 }
 FWHR_COLOR = (255, 0, 255)
+OTHER_FACE_COLOR = (160, 160, 160)
 
 
-def annotate(rgb: np.ndarray, polygons: dict[str, np.ndarray], points: np.ndarray) -> Image.Image:
-    """The portrait with every region outlined and the fWHR width and height lines drawn."""
+def annotate(
+    rgb: np.ndarray, polygons: dict[str, np.ndarray], points: np.ndarray, other_faces: list[np.ndarray]
+) -> Image.Image:
+    """The portrait with every region outlined and the fWHR width and height lines drawn, and the
+    outline of every other face found (corner points), so the profiled one can be told apart."""
     image = Image.fromarray(rgb)
     draw = ImageDraw.Draw(image)
     width = max(1, round(max(image.size) / 400))
+    for corners in other_faces:
+        outline = [tuple(p) for p in corners.tolist()]
+        draw.line(outline + outline[:1], fill=OTHER_FACE_COLOR, width=width)
     for name, polygon in polygons.items():
         outline = [tuple(p) for p in polygon.tolist()]
         draw.line(outline + outline[:1], fill=REGION_COLORS[name], width=width, joint="curve")

@@ -1,29 +1,39 @@
-"""Run MediaPipe's Face Landmarker and hand back plain numpy data about each face.
+"""Run MediaPipe's face detector and Face Landmarker and hand back plain numpy data about each face.
 
-Keeping MediaPipe behind this one module means the measuring code only sees arrays, and the live
-landmarker (a native handle that cannot be pickled) has exactly one owner.
+Keeping MediaPipe behind this one module means the measuring code only sees arrays, and each live
+MediaPipe task (a native handle that cannot be pickled) has exactly one owner. Both tasks are built
+from the one Face Landmarker bundle: its own face detector (`face_detector.tflite`, the short-range
+BlazeFace model) runs alone to find faces, the whole landmarker to measure one.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 import weakref
+import zipfile
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
-import cv2
 import mediapipe as mp
 import numpy as np
 from mediapipe.tasks.python import vision
 from mediapipe.tasks.python.core.base_options import BaseOptions
 
-MAX_FACES = 5
-_PAD_FRACTION = 0.5
+# A view is centred on one face, but a neighbour's face may reach into it: find a few, keep the
+# nearest (see nearest_face).
+MAX_FACES_PER_VIEW = 3
+DETECTOR_IN_BUNDLE = "face_detector.tflite"
+MIN_DETECTION_SCORE = 0.5  # the Face Landmarker's own default for its detector
+# BlazeFace keypoints: right eye, left eye, nose tip, mouth, then the two ear tragions. The first
+# four give a face centre that, unlike the whole-pixel box, moves smoothly with the face, so the
+# same face gets the same view (the landmarks shift by a percent with a 1 px shift of the view).
+_FEATURES = 4
 
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face: 478 landmark pixels (x, y), 52 blendshape scores and its 3D pose."""
+    """One landmarked face: 478 landmark pixels (x, y), 52 blendshape scores and its 3D pose."""
 
     points: np.ndarray
     blendshapes: dict[str, float]
@@ -34,15 +44,48 @@ class Face:
         """Centre of the landmark bounding box, in pixels."""
         return (self.points.min(axis=0) + self.points.max(axis=0)) / 2
 
-    @property
-    def box_area(self) -> float:
-        """Area of the landmark bounding box, used to pick the main face."""
-        width, height = self.points.max(axis=0) - self.points.min(axis=0)
-        return float(width * height)
-
     def moved(self, points: np.ndarray) -> Face:
         """The same face with its landmarks placed at `points` (e.g. after rotating the image)."""
         return Face(points=points, blendshapes=self.blendshapes, transform=self.transform)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face found by the detector: its box [x_min, y_min, x_max, y_max] in whole pixels, the
+    centre of its eyes, nose tip and mouth (to a fraction of a pixel) and its score."""
+
+    box: np.ndarray
+    center: np.ndarray
+    score: float
+
+    @property
+    def side(self) -> float:
+        """The longer side of the box (BlazeFace boxes are square, from brows to chin)."""
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+    @property
+    def area(self) -> float:
+        return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
+
+    def mapped(self, matrix: np.ndarray) -> Detection:
+        """The same detection in other pixel coordinates: `matrix` (2x3) may move and scale, not
+        rotate (e.g. from a tile or a view back to the whole frame)."""
+        corners = self.box.reshape(2, 2) @ matrix[:, :2].T + matrix[:, 2]
+        center = self.center @ matrix[:, :2].T + matrix[:, 2]
+        return Detection(box=corners.reshape(4), center=center, score=self.score)
+
+
+def _mp_image(rgb: np.ndarray) -> mp.Image:
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+
+
+def _closer(owner: object, task: Any) -> weakref.finalize:
+    """Closes the native graph when called, when `owner` is dropped, or at exit before
+    concurrent.futures stops the executor MediaPipe routes every native call through (closing any
+    later fails and prints tracebacks at interpreter exit); whichever comes first."""
+    close = weakref.finalize(owner, task.close)
+    threading._register_atexit(close)
+    return close
 
 
 class LandmarkDetector:
@@ -52,22 +95,17 @@ class LandmarkDetector:
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=weights),
             running_mode=vision.RunningMode.IMAGE,
-            num_faces=MAX_FACES,
+            num_faces=MAX_FACES_PER_VIEW,
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
-        # Close the native graph when this detector is dropped, and at exit before
-        # concurrent.futures stops the executor MediaPipe routes every native call through
-        # (closing any later fails and prints tracebacks at interpreter exit).
-        close = weakref.finalize(self, self._landmarker.close)
-        threading._register_atexit(close)
+        self.close = _closer(self, self._landmarker)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces in an HxWx3 uint8 RGB array, landmarks in that array's pixel coordinates."""
         height, width = rgb.shape[:2]
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        result = self._landmarker.detect(image)
+        result = self._landmarker.detect(_mp_image(rgb))
         faces = []
         for landmarks, blendshapes, transform in zip(
             result.face_landmarks, result.face_blendshapes, result.facial_transformation_matrixes
@@ -78,48 +116,35 @@ class LandmarkDetector:
         return faces
 
 
-def _as_is(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return rgb, np.zeros(2)
+class FaceFinder:
+    """The face detector inside the Face Landmarker bundle, run alone: boxes and scores only,
+    several times cheaper than landmarking, so it can look at many tiles of a frame."""
 
+    def __init__(self, landmarker_weights: bytes) -> None:
+        with zipfile.ZipFile(io.BytesIO(landmarker_weights)) as bundle:
+            weights = bundle.read(DETECTOR_IN_BUNDLE)
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=weights),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=MIN_DETECTION_SCORE,
+        )
+        self._detector = vision.FaceDetector.create_from_options(options)
+        self.close = _closer(self, self._detector)
 
-def _padded(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Add a border: the face detector misses faces that fill or overflow the frame."""
-    pad = int(max(rgb.shape[:2]) * _PAD_FRACTION)
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-    return padded, np.array([pad, pad], dtype=np.float64)
-
-
-def _contrast_stretched(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Equalise luminance locally: the detector misses faces in dark or washed-out photos."""
-    ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
-    ycrcb[..., 0] = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(ycrcb[..., 0])
-    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB), np.zeros(2)
-
-
-# Each attempt detects on a different view of the image; landmarks are mapped back by the offset.
-ATTEMPTS: tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], ...] = (
-    _as_is,
-    _padded,
-    _contrast_stretched,
-)
-
-
-def detect_faces(
-    detector: LandmarkDetector, rgb: np.ndarray, num_attempts: int
-) -> tuple[list[Face], int]:
-    """Faces found by the first successful attempt (of at most `num_attempts`) and attempts used."""
-    tried = min(num_attempts, len(ATTEMPTS))
-    for attempt, view in enumerate(ATTEMPTS[:tried], start=1):
-        image, offset = view(rgb)
-        faces = detector.detect(image)
-        if faces:
-            return [face.moved(face.points - offset) for face in faces], attempt
-    return [], tried
-
-
-def largest_face(faces: list[Face]) -> Face:
-    """The face taking the most room in the picture: the subject of a portrait."""
-    return max(faces, key=lambda face: face.box_area)
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Every face the detector sees in an HxWx3 uint8 RGB array, boxes in its pixels."""
+        height, width = rgb.shape[:2]
+        found = []
+        for detection in self._detector.detect(_mp_image(rgb)).detections:
+            box = detection.bounding_box
+            corners = (box.origin_x, box.origin_y, box.origin_x + box.width, box.origin_y + box.height)
+            features = [(point.x * width, point.y * height) for point in detection.keypoints[:_FEATURES]]
+            found.append(Detection(
+                box=np.array(corners, dtype=np.float64),
+                center=np.mean(features, axis=0),
+                score=float(detection.categories[0].score),
+            ))
+        return found
 
 
 def nearest_face(faces: list[Face], center: np.ndarray) -> Face:

@@ -12,14 +12,15 @@ import hashlib
 from typing import Any
 
 from .color import SAMPLING_STRATEGIES
+from .detection import ATTEMPTS
 from .errors import PublicError
 from .image_io import ImageSource, load_image
-from .landmarks import ATTEMPTS, LandmarkDetector
+from .landmarks import FaceFinder, LandmarkDetector
 from .pipeline import profile_image
 from .profile import FaceProfile
 
 MODEL_NAME = "face-profile"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 WEIGHTS_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 
 
@@ -34,7 +35,13 @@ class FaceProfileModel:
                 f"Face Landmarker weights have SHA-256 {digest}, expected {WEIGHTS_SHA256}"
             )
         self._weights = bytes(weights)
-        self._detector = LandmarkDetector(self._weights)
+        self._landmarker = LandmarkDetector(self._weights)
+        self._finder = FaceFinder(self._weights)
+
+    def close(self) -> None:
+        """Release MediaPipe's native graphs now rather than at exit; the model cannot predict after."""
+        self._landmarker.close()
+        self._finder.close()
 
     @property
     def model_id(self) -> str:
@@ -48,7 +55,11 @@ class FaceProfileModel:
         align_face: bool = True,
         num_attempts: int = 1,
     ) -> FaceProfile:
-        """Profile the largest face in `image` (a file path or PIL image).
+        """Profile the largest face in `image` (a file path or PIL image), and list every face.
+
+        `num_attempts` bounds the ways of looking for faces (detection.ATTEMPTS: as-is, padded,
+        contrast-boosted), each tried only if the ones before found none; small faces are looked
+        for in tiles within an attempt, so one attempt finds the faces of a group photo.
 
         Raises PublicError for unusable input: an unreadable or oversized image, or invalid
         options. Finding no face is not an error: the profile says face_found=False.
@@ -66,7 +77,8 @@ class FaceProfileModel:
                 f"got {num_attempts!r}."
             )
         return profile_image(
-            self._detector,
+            self._landmarker,
+            self._finder,
             load_image(image),
             sampling_strategy=sampling_strategy,
             align_face=align_face,

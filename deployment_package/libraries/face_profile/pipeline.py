@@ -1,28 +1,56 @@
-"""Turn an image into a face profile: detect, optionally level the eyes, then measure.
+"""Turn an image into a face profile: find the faces, landmark the main one in a view centred on
+it, optionally level its eyes, then measure.
 
-Lengths and areas are reported in pixels of the uploaded image (undoing any downscaling), so
-they do not depend on the analysis resolution.
+The main face is the largest one found (by detector box area) that the landmarker confirms. It is
+landmarked and measured in its own view (align.crop_around), so small faces are enlarged to a size
+the landmarker handles well, and a face's pose does not depend on where it sits in the frame.
+Lengths and areas are reported in pixels of the uploaded image (undoing the view's scale and any
+downscaling of the upload), so they depend on neither.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
-from .align import rotate_image, transform_points
+from .align import Crop, crop_around, rotate_image, then, transform_points
 from .annotate import annotate
 from .color import ita_category, ita_degrees, summarize_rgb
+from .detection import ATTEMPTS, needs_tiles, same_box, whole_frame, with_tiles
 from .geometry import eye_roll_degrees, fwhr, head_pose
 from .image_io import LoadedImage
-from .landmarks import Face, LandmarkDetector, detect_faces, largest_face, nearest_face
+from .landmarks import Detection, Face, FaceFinder, LandmarkDetector, nearest_face
 from .profile import FaceProfile, profile_fields
 from .quality import brightness, eyes_open_score, face_box, sharpness, smile_score
 from .regions import FACE, REGION_OUTLINES, RegionMasks, region_masks, region_polygons
 
+# Faces the landmarker rejects (a detector false alarm, usually) are skipped, largest first; past
+# this many the attempt gives up, so a texture full of false alarms stays cheap.
+MAX_CANDIDATES = 3
+
+
+@dataclass(frozen=True)
+class _View:
+    """The main face landmarked in its view: the prepared pixels the landmarker saw and the
+    image's own pixels (which are measured), both through the same crop."""
+
+    face: Face
+    crop: Crop
+    seen: np.ndarray
+    pixels: np.ndarray
+
+    @property
+    def face_width(self) -> float:
+        """Width of the face's landmarks in image pixels."""
+        return float(np.ptp(self.face.points[:, 0])) / self.crop.scale
+
 
 def profile_image(
-    detector: LandmarkDetector,
+    landmarker: LandmarkDetector,
+    finder: FaceFinder,
     image: LoadedImage,
     *,
     sampling_strategy: str,
@@ -30,38 +58,44 @@ def profile_image(
     num_attempts: int,
     model_id: str,
 ) -> FaceProfile:
-    """Profile the largest face in `image`; with no face, every measurement is null."""
-    faces, attempts = detect_faces(detector, image.rgb, num_attempts)
+    """Profile the main face in `image`; with no face, every measurement is null."""
+    attempts, faces, view = _find_main_face(landmarker, finder, image.rgb, num_attempts)
+    to_original = 1.0 / image.scale
     known = {
-        "face_found": bool(faces),
+        "face_found": view is not None,
         "num_faces": len(faces),
+        "faces": _faces_field(faces, image),
         "detection_attempts": attempts,
         "model_id": model_id,
         "image_width": image.original_size[0],
         "image_height": image.original_size[1],
     }
-    if not faces:
+    if view is None:
         return FaceProfile(fields=profile_fields(**known), annotated_image=None)
 
-    face = largest_face(faces)
+    face, to_image = view.face, cv2.invertAffineTransform(view.crop.matrix)
     eye_roll = eye_roll_degrees(face.points)
     rotation = -eye_roll if align_face else 0.0
-    rgb, measured = _leveled(detector, image.rgb, face, rotation) if align_face else (image.rgb, face)
+    if align_face:
+        rgb, measured, leveling = _leveled(landmarker, view, rotation)
+    else:
+        rgb, measured, leveling = view.pixels, face, _IDENTITY
     masks = region_masks(measured.points, rgb)
     pose = head_pose(face.transform)
     ratio = fwhr(measured.points)
-    box = face_box(face.points, image.rgb.shape)
-    to_original = 1.0 / image.scale
+    box = face_box(transform_points(face.points, to_image), image.rgb.shape)
+    view_to_original = to_original / view.crop.scale
+    head_area_px = masks.area(FACE) * view_to_original**2
 
     fields = profile_fields(
         **known,
         **_region_fields(masks, sampling_strategy),
         face_box=[float(v) for v in box * to_original],
-        face_share_of_image=masks.area(FACE) / (image.rgb.shape[0] * image.rgb.shape[1]),
-        head_area_px=masks.area(FACE) * to_original**2,
+        face_share_of_image=head_area_px / (image.original_size[0] * image.original_size[1]),
+        head_area_px=head_area_px,
         fwhr=ratio.ratio,
-        bizygomatic_width_px=ratio.bizygomatic_width * to_original,
-        upper_face_height_px=ratio.upper_face_height * to_original,
+        bizygomatic_width_px=ratio.bizygomatic_width * view_to_original,
+        upper_face_height_px=ratio.upper_face_height * view_to_original,
         yaw_degrees=pose.yaw,
         pitch_degrees=pose.pitch,
         roll_degrees=pose.roll,
@@ -73,19 +107,102 @@ def profile_image(
         eyes_open_score=eyes_open_score(face.blendshapes),
         smile_score=smile_score(face.blendshapes),
     )
-    annotated = annotate(rgb, region_polygons(measured.points), measured.points)
+    outline = transform_points(measured.points, then(cv2.invertAffineTransform(leveling), to_image))
+    others = [face.box[[0, 1, 2, 1, 2, 3, 0, 3]].reshape(4, 2) for face in faces[1:]]
+    annotated = annotate(image.rgb, region_polygons(outline), outline, others)
     return FaceProfile(fields=fields, annotated_image=annotated)
 
 
+_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def _find_main_face(
+    landmarker: LandmarkDetector, finder: FaceFinder, rgb: np.ndarray, num_attempts: int
+) -> tuple[int, list[Detection], _View | None]:
+    """Attempts used, the faces found (largest first, the main one first) and the main face's
+    view. An attempt succeeds when the landmarker confirms one of its largest faces; it looks in
+    tiles too when the whole frame has no confirmed face or only a small one."""
+    tried = min(num_attempts, len(ATTEMPTS))
+    for number, attempt in enumerate(ATTEMPTS[:tried], start=1):
+        seen = attempt.prepare(rgb)
+        confirming = _Confirming(landmarker, seen, rgb)
+        faces = whole_frame(finder, seen, attempt)
+        main = confirming.main(faces)
+        if needs_tiles(attempt, seen, None if main is None else main[1].face_width):
+            main = confirming.main(with_tiles(finder, seen, confirming.not_rejected(faces)))
+        if main is not None:
+            return number, *main
+    return tried, [], None
+
+
+class _Confirming:
+    """Landmarks candidate faces of one prepared image, each face once however often it is asked."""
+
+    def __init__(self, landmarker: LandmarkDetector, seen: np.ndarray, rgb: np.ndarray) -> None:
+        self._landmarker, self._seen, self._rgb = landmarker, seen, rgb
+        self._tried: list[tuple[Detection, _View | None]] = []
+
+    def main(self, faces: list[Detection]) -> tuple[list[Detection], _View] | None:
+        """The largest of `faces` the landmarker confirms (with the smaller faces), or None."""
+        for index, detection in enumerate(faces[:MAX_CANDIDATES]):
+            view = self._view(detection)
+            if view is not None:
+                return faces[index:], view
+        return None
+
+    def not_rejected(self, faces: list[Detection]) -> list[Detection]:
+        """`faces` without those the landmarker has rejected."""
+        rejected = [tried for tried, view in self._tried if view is None]
+        return [face for face in faces if not any(same_box(face, other) for other in rejected)]
+
+    def _view(self, detection: Detection) -> _View | None:
+        for tried, view in self._tried:
+            if same_box(tried, detection):
+                return view
+        view = _landmarked(self._landmarker, self._seen, self._rgb, detection)
+        self._tried.append((detection, view))
+        return view
+
+
+def _landmarked(
+    landmarker: LandmarkDetector, seen: np.ndarray, rgb: np.ndarray, detection: Detection
+) -> _View | None:
+    """The face of `detection` landmarked in its view, or None if the landmarker finds no face
+    whose centre lies in the detection's box."""
+    crop = crop_around(detection.center, detection.side)
+    seen_view = crop.apply(seen)
+    box = transform_points(detection.box.reshape(2, 2), crop.matrix)
+    inside = [
+        face for face in landmarker.detect(seen_view)
+        if np.all(face.center >= box[0]) and np.all(face.center <= box[1])
+    ]
+    if not inside:
+        return None
+    face = nearest_face(inside, box.mean(axis=0))
+    return _View(face=face, crop=crop, seen=seen_view, pixels=seen_view if seen is rgb else crop.apply(rgb))
+
+
 def _leveled(
-    detector: LandmarkDetector, rgb: np.ndarray, face: Face, degrees: float
-) -> tuple[np.ndarray, Face]:
-    """The image rotated to level the eyes and the face re-detected in it; if re-detection
-    fails, the original landmarks are carried over by the same rotation."""
-    rotated, matrix = rotate_image(rgb, degrees)
-    carried = face.moved(transform_points(face.points, matrix))
-    found = detector.detect(rotated)
-    return rotated, (nearest_face(found, carried.center) if found else carried)
+    landmarker: LandmarkDetector, view: _View, degrees: float
+) -> tuple[np.ndarray, Face, np.ndarray]:
+    """The view's pixels rotated to level the eyes, the face re-landmarked there (if that fails,
+    the landmarks are carried over by the same rotation) and the rotation's matrix."""
+    rotated_seen, matrix = rotate_image(view.seen, degrees)
+    rotated = rotated_seen if view.pixels is view.seen else rotate_image(view.pixels, degrees)[0]
+    carried = view.face.moved(transform_points(view.face.points, matrix))
+    found = landmarker.detect(rotated_seen)
+    return rotated, (nearest_face(found, carried.center) if found else carried), matrix
+
+
+def _faces_field(faces: list[Detection], image: LoadedImage) -> dict[str, list]:
+    """Every face's detector box (clipped to the image, in the uploaded image's pixels) and score."""
+    return {
+        "boxes": [
+            [float(v) for v in face_box(face.box.reshape(2, 2), image.rgb.shape) / image.scale]
+            for face in faces
+        ],
+        "scores": [face.score for face in faces],
+    }
 
 
 def _region_fields(masks: RegionMasks, strategy: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from .regions import FACE, REGIONS
 PROFILE_FIELDS: dict[str, str] = {
     "face_found": "bool",
     "num_faces": "int",
+    "faces": "dict",
     "detection_attempts": "int",
     "model_id": "string",
     "image_width": "int",

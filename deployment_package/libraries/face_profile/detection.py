@@ -1,0 +1,178 @@
+"""Find every face in the frame, large or small: the whole frame first, then overlapping tiles.
+
+The face detector sees its input at 128 x 128 pixels, so on a whole frame it loses faces narrower
+than about a tenth of the frame (a group photo, a half-body shot, people a few metres away).
+When the whole frame shows no face, or only small ones, the same detector looks again at
+overlapping tiles of TILE_SIDE pixels, where a 48 px face fills 15 % of its input. Tiles overlap
+by more than the largest face the whole-frame pass can miss, so every such face lies whole inside
+at least one tile; detections cut by a tile's inner edge are dropped, each face first seen in a
+tile is looked at again in a view centred on it, and the same face seen by several passes is
+merged (non-maximum suppression).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .align import crop_around, translation
+from .landmarks import Detection, FaceFinder
+
+TILE_SIDE = 320
+TILE_OVERLAP = 160
+# Tiles are searched when the main face found on the whole frame (landmarked, so its width is
+# exact) is narrower than this share of the frame's longer side, or when there is none: faces
+# below ~12 % are lost on the whole frame. A half-body portrait's face is ~17 %.
+TILE_BELOW = 0.15
+# A tile shows the detector more, smaller patterns than the whole frame does. In 24 made-up group
+# photos (plain, fur and coffee backgrounds) faces in tiles scored 0.84 or more, fur and coffee
+# froth at most 0.66; the lower half of a face cut by a tile's edge reached 0.81, which the second
+# look (with_tiles) then rejects.
+MIN_TILE_SCORE = 0.7
+EDGE_MARGIN = 2  # px: a box this close to a tile's inner edge is a face cut by it
+SAME_FACE_IOU = 0.3
+SAME_FACE_NESTED = 0.6  # share of the smaller box inside the larger one
+SECOND_LOOK_IOU = 0.5
+_PAD_FRACTION = 0.5
+
+
+def _as_is(rgb: np.ndarray) -> np.ndarray:
+    return rgb
+
+
+def _contrast_stretched(rgb: np.ndarray) -> np.ndarray:
+    """Equalise luminance locally: the detector misses faces in dark or washed-out photos."""
+    ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    ycrcb[..., 0] = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(ycrcb[..., 0])
+    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One way of looking for faces; each later attempt rescues photos the earlier ones miss."""
+
+    name: str
+    prepare: Callable[[np.ndarray], np.ndarray]  # the pixels the detector and landmarker see
+    pad_fraction: float  # blank border around the whole frame: faces that fill or overflow it
+    tiled: bool  # look for small faces in tiles (pointless on a padded frame: it only adds border)
+
+
+ATTEMPTS: tuple[Attempt, ...] = (
+    Attempt("as-is", _as_is, 0.0, True),
+    Attempt("padded", _as_is, _PAD_FRACTION, False),
+    Attempt("contrast-boosted", _contrast_stretched, 0.0, True),
+)
+
+
+def whole_frame(finder: FaceFinder, rgb: np.ndarray, attempt: Attempt) -> list[Detection]:
+    """The faces the detector sees on the whole of `rgb` (prepared by `attempt`), largest first."""
+    pad = int(max(rgb.shape[:2]) * attempt.pad_fraction)
+    if not pad:
+        return _largest_first(finder.detect(rgb))
+    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return _largest_first([face.mapped(translation((-pad, -pad))) for face in finder.detect(padded)])
+
+
+def needs_tiles(attempt: Attempt, rgb: np.ndarray, main_face_width: float | None) -> bool:
+    """Whether to look in tiles: no face was confirmed on the whole frame, or the main one is so
+    small that smaller faces than it may have gone unseen."""
+    longest = max(rgb.shape[:2])
+    small = main_face_width is None or main_face_width < TILE_BELOW * longest
+    return attempt.tiled and longest > TILE_SIDE and small
+
+
+def with_tiles(finder: FaceFinder, rgb: np.ndarray, found: list[Detection]) -> list[Detection]:
+    """`found` and the faces found in tiles of `rgb`, each face once, largest first.
+
+    Boxes that show the same face are merged, keeping the best scored (greedy non-maximum
+    suppression). Each face first seen in a tile gets a second look, in a view centred on it
+    (align.crop_around): a tile can show the detector the lower half of a face cut by its edge,
+    or a face-like texture, which it then no longer sees as the same face.
+    """
+    from_tiles = _in_tiles(finder, rgb)
+    kept: list[Detection] = []
+    rejected: list[Detection] = []
+    for face in sorted(found + from_tiles, key=lambda face: face.score, reverse=True):
+        if any(same_face(face, other) for other in kept) or any(same_box(face, other) for other in rejected):
+            continue
+        if any(face is other for other in from_tiles):
+            confirmed = _second_look(finder, rgb, face)
+            if confirmed is None:
+                rejected.append(face)
+                continue
+            face = confirmed
+        if not any(same_face(face, other) for other in kept):
+            kept.append(face)
+    return _largest_first(kept)
+
+
+def _second_look(finder: FaceFinder, rgb: np.ndarray, face: Detection) -> Detection | None:
+    """The detector's box for `face` in a view centred on it, if that box matches `face`'s."""
+    crop = crop_around(face.center, face.side)
+    back = cv2.invertAffineTransform(crop.matrix)
+    seen = [other.mapped(back) for other in finder.detect(crop.apply(rgb))]
+    best = max(seen, key=lambda other: iou(face, other), default=None)
+    return best if best is not None and iou(face, best) >= SECOND_LOOK_IOU else None
+
+
+def same_face(a: Detection, b: Detection) -> bool:
+    """Whether two boxes show the same face: they overlap much, or one lies mostly inside the
+    other (a face cut by a tile's edge, or seen twice at different scales)."""
+    return iou(a, b) > SAME_FACE_IOU or _intersection(a, b) > SAME_FACE_NESTED * min(a.area, b.area)
+
+
+def same_box(a: Detection, b: Detection) -> bool:
+    """Whether two detections are one face seen twice, as boxes from different passes are; unlike
+    same_face, a box well inside a much larger one (a face inside a false alarm's box) is not."""
+    return iou(a, b) > SAME_FACE_IOU
+
+
+def iou(a: Detection, b: Detection) -> float:
+    """Intersection over union of two boxes."""
+    overlap = _intersection(a, b)
+    return overlap / (a.area + b.area - overlap)
+
+
+def _intersection(a: Detection, b: Detection) -> float:
+    low = np.maximum(a.box[:2], b.box[:2])
+    high = np.minimum(a.box[2:], b.box[2:])
+    return float(np.prod(np.clip(high - low, 0, None)))
+
+
+def _largest_first(faces: list[Detection]) -> list[Detection]:
+    return sorted(faces, key=lambda face: face.area, reverse=True)
+
+
+def tile_origins(length: int) -> list[int]:
+    """Start of each tile along a side of `length` px: evenly spread, overlapping by at least
+    TILE_OVERLAP, the first at 0 and the last flush with the far edge."""
+    if length <= TILE_SIDE:
+        return [0]
+    count = math.ceil((length - TILE_SIDE) / (TILE_SIDE - TILE_OVERLAP)) + 1
+    return [round(i * (length - TILE_SIDE) / (count - 1)) for i in range(count)]
+
+
+def _in_tiles(finder: FaceFinder, rgb: np.ndarray) -> list[Detection]:
+    height, width = rgb.shape[:2]
+    found = []
+    for y in tile_origins(height):
+        for x in tile_origins(width):
+            tile = rgb[y : y + TILE_SIDE, x : x + TILE_SIDE]
+            inner = np.array([
+                EDGE_MARGIN if x > 0 else -math.inf,
+                EDGE_MARGIN if y > 0 else -math.inf,
+                tile.shape[1] - EDGE_MARGIN if x + tile.shape[1] < width else math.inf,
+                tile.shape[0] - EDGE_MARGIN if y + tile.shape[0] < height else math.inf,
+            ])
+            found += [
+                face.mapped(translation((x, y)))
+                for face in finder.detect(tile)
+                if face.score >= MIN_TILE_SCORE
+                and face.box[0] >= inner[0] and face.box[1] >= inner[1]
+                and face.box[2] <= inner[2] and face.box[3] <= inner[3]
+            ]
+    return found
