@@ -17,7 +17,7 @@ from contract.names import name_from
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.spec import SpecError
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
-from emulator import request_command
+from emulator import logs, request_command
 from emulator.app import create_app
 from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
@@ -51,6 +51,7 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest request body accepted, in MB (default: %(default)s)")
     parser.add_argument("--reload", action="store_true", help="restart the instances when a file of the package folder changes")
     parser.add_argument("--max-versions", type=int, default=None, help="refuse creating versions beyond this many per deployment, like a UbiOps plan (default: no cap)")
+    parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default=logs.LOG_FORMATS[0], help="text lines, or one JSON object per line for log shippers (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.instances < 1:
         parser.error("--instances must be at least 1")
@@ -88,6 +89,7 @@ def parse_args(argv: list[str]) -> Settings:
         max_versions=args.max_versions,
         allowed_hosts=allowed_hosts,
         allowed_origins=allowed_origins,
+        log_format=args.log_format,
     )
 
 
@@ -104,9 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["request"]:
         request_command.main(argv[1:])
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
         settings = parse_args(argv)
+        logs.configure(settings.log_format)
         app = create_app(settings)
     except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, CatalogError) as exc:
         sys.exit(f"emulator: error: {exc}")

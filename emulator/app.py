@@ -17,6 +17,7 @@ from emulator.api import (
     routes_deployments,
     routes_environments,
     routes_files,
+    routes_health,
     routes_projects,
     routes_request_history,
     routes_requests,
@@ -34,6 +35,7 @@ from emulator.api.origins import install_origin_guard
 from emulator.builds import Builder
 from emulator.catalog import Catalog
 from emulator.data_lock import lock_data_dir
+from emulator.metrics import Metrics
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
@@ -60,11 +62,14 @@ def create_app(settings: Settings) -> FastAPI:
     if interrupted:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
-    runtime = Runtime()
+    metrics = Metrics()
+    runtime = Runtime(metrics)
     registry = Registry(settings, runtime, Catalog(storage.root))
+    metrics.watch_queues(registry, runtime)
     serve_package(registry, runtime, settings, package)
-    services = Services(settings, registry, storage, RequestRunner(storage, store, runtime), Signer(), runtime)
-    builder = registry.builder = Builder(settings, registry, runtime, storage.root)
+    services = Services(settings, registry, storage, RequestRunner(storage, store, runtime, metrics), Signer(), runtime,
+                        metrics)
+    builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
     builder.restore()
 
     @asynccontextmanager
@@ -96,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix, include_in_schema=prefix == API_PREFIXES[0])
     app.include_router(routes_storage.router)
+    app.include_router(routes_health.router)
 
     @app.get("/", include_in_schema=False)
     async def web_page() -> FileResponse:
@@ -105,9 +111,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount(WEB_ASSETS, StaticFiles(directory=WEB_PAGE), name="web")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024**2)
     # The web page and its scripts hold no data, so they open without the token; the page sends the
-    # token its user types with each API call.
+    # token its user types with each API call. Health probes rarely can send one (routes_health).
     app.add_middleware(TokenAuth, token=settings.token, open_prefixes=(routes_storage.PREFIX + "/", WEB_ASSETS + "/"),
-                       open_paths=("/",))
+                       open_paths=("/", *routes_health.PROBES))
     install_origin_guard(app, settings, signed_prefix=routes_storage.PREFIX + "/")
     return app
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +20,7 @@ from contract.archive import ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.spec import Spec, SpecError, same_fields
+from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
 from emulator.serving import new_pool
@@ -41,11 +43,12 @@ PACKAGE_ERRORS = (BuildFailed, ArchiveError, SpecError, ManifestError)
 
 
 class Builder:
-    def __init__(self, settings: Settings, registry: Registry, runtime: Runtime, root: Path) -> None:
+    def __init__(self, settings: Settings, registry: Registry, runtime: Runtime, root: Path, metrics: Metrics) -> None:
         self.settings = settings
         self.registry = registry
         self.runtime = runtime
         self.root = root
+        self.metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def upload(self, project: str, deployment: str, version: str, source: BinaryIO) -> Revision:
@@ -71,8 +74,8 @@ class Builder:
         each version whose active revision was built its instances again, unpacked from the kept zip
         (they start with the runtime). A zip that no longer unpacks or fits its deployment leaves its
         version `unavailable`, with the reason on its requests."""
-        interrupted = sum(self._restore(project, deployment, version) for project in self.registry.projects.values()
-                          for deployment in project.deployments.values() for version in deployment.versions.values())
+        interrupted = sum(self._restore(project, deployment, version)
+                          for project, deployment, version in self.registry.versions())
         if interrupted:
             log.warning("%d build(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
         self.registry.save()
@@ -104,10 +107,11 @@ class Builder:
         """The (unstarted) instances that serve `package` as `version`, once its spec files match the deployment's fields."""
         _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
         _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
-        return new_pool(project, deployment, version, package, self.settings)
+        return new_pool(project, deployment, version, package, self.settings, self.runtime.events)
 
     async def _build(self, project_name: str, deployment_name: str, version: Version, revision: Revision) -> None:
         revision.status = BUILDING
+        started = time.monotonic()
         log.info("building %s/%s revision %s", deployment_name, version.name, revision.id)
         pool: InstancePool | None = None
         try:
@@ -123,6 +127,7 @@ class Builder:
             message = str(exc) or f"the deployment did not start within {BUILD_TIMEOUT_SECONDS} s"
             revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
             log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message)
+            self.metrics.build_ended(deployment_name, version.name, FAILED, time.monotonic() - started)
             if pool is not None:
                 await pool.close()
             await self.registry.changed()
@@ -137,6 +142,7 @@ class Builder:
         self.runtime.replace(version, pool)
         await self.registry.changed()
         log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
+        self.metrics.build_ended(deployment_name, version.name, SUCCESS, time.monotonic() - started)
 
 
 def _save(source: BinaryIO, path: Path) -> None:

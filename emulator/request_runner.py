@@ -5,7 +5,8 @@ inputs reach the deployment as local copies (made in a thread), it runs on the v
 then its output is checked and output files are kept in the bucket. Every request is recorded as the
 version's retention mode asks (batch requests always, so they can be collected); the rules of that
 history (which statuses can be listed, what was kept, what can be cancelled or deleted) are here too.
-A problem with the data is a `failed` request with a clear message, as on UbiOps.
+A problem with the data is a `failed` request with a clear message, as on UbiOps. Each request that
+ends is counted (`emulator.metrics`) and logged, in one line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from contract.requests import (
 )
 from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.exceptions import NotAllowed, NotFound
+from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import VersionUnavailable
 from emulator.runtime.protocol import Error, Job, RequestContext
@@ -44,11 +46,14 @@ class Outcome:
 
 
 class RequestRunner:
-    def __init__(self, storage: Storage, store: RequestStore, runtime: Runtime) -> None:
+    def __init__(self, storage: Storage, store: RequestStore, runtime: Runtime, metrics: Metrics) -> None:
         self.storage = storage
         self.store = store
         self.runtime = runtime
+        self.metrics = metrics
         self._batch_tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self._instances: dict[str, int] = {}
+        """The instance (its number) each running request runs on, for the line logged when it ends."""
 
     def new_record(self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str
                    ) -> RequestRecord:
@@ -90,7 +95,7 @@ class RequestRunner:
                         output_dir=str(self.storage.request_output_dir(record.id)),
                     ),
                     record.timeout,
-                    on_start=lambda: self._started(record),
+                    on_start=lambda instance: self._started(record, instance),
                     on_update=on_update,
                 )
             except VersionUnavailable as exc:
@@ -178,6 +183,7 @@ class RequestRunner:
         task.cancel()
         record.status, record.time_completed = CANCELLED, now()
         self.store.update(record)
+        self._ended(record)
 
     def delete(self, record: RequestRecord) -> None:
         if record.status in UNFINISHED:
@@ -188,8 +194,9 @@ class RequestRunner:
         """End a request that could not be run, such as one whose form data did not fit its fields."""
         return self._finish(record, FAILED, error=error)
 
-    def _started(self, record: RequestRecord) -> None:
+    def _started(self, record: RequestRecord, instance: int) -> None:
         record.status, record.time_started = PROCESSING, now()
+        self._instances[record.id] = instance
         self._save(record)
 
     def _finish(self, record: RequestRecord, status: str, result: Any = None, error: str | None = None,
@@ -199,7 +206,17 @@ class RequestRunner:
         record.time_started = record.time_started or record.time_completed
         record.output_size = _size(result) if status == COMPLETED else None
         self._save(record)
+        self._ended(record)
         return Outcome(record, tuple(files or ()))
+
+    def _ended(self, record: RequestRecord) -> None:
+        """Count and log a request that has reached its final status."""
+        seconds = (record.time_completed - record.time_created).total_seconds()
+        self.metrics.request_ended(record.deployment, record.version, record.status, seconds)
+        log.info("%s/%s request %s %s in %.3f s", record.deployment, record.version, record.id, record.status, seconds,
+                 extra={"deployment": record.deployment, "version": record.version,
+                        "instance": self._instances.pop(record.id, None), "request_id": record.id,
+                        "status": record.status, "duration_seconds": seconds})
 
     def _save(self, record: RequestRecord) -> None:
         if record.stored:

@@ -16,7 +16,7 @@ from contract.package import Package, read_package
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.manager import Runtime
-from emulator.runtime.pool import InstancePool
+from emulator.runtime.pool import InstanceEvents, InstancePool
 from emulator.settings import Settings
 from emulator.state import Deployment, Project, Registry, Version
 
@@ -55,7 +55,7 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
     if settings.version in deployment.versions:
         log.warning("the saved version %s/%s is replaced by --package %s", deployment.name, settings.version, settings.package)
     version = Version(settings.version, package, settings.environment, from_command_line=True)
-    runtime.replace(version, new_pool(project, deployment, version, package, settings))
+    runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime.events))
     version.settings.update(minimum_instances=settings.instances, maximum_instances=settings.instances)
     deployment.versions[version.name] = version
     if deployment.default_version not in deployment.versions:
@@ -63,16 +63,18 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
     return version
 
 
-def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings) -> InstancePool:
+def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings,
+             events: InstanceEvents) -> InstancePool:
     """The instances that run `package` as `version` of `deployment` (started with `pool.start()`):
-    `--instances` of them, each held to `--instance-memory-mb`.
+    `--instances` of them, each held to `--instance-memory-mb`, telling `events` what happens to them.
 
     The deployment sees the variables of `ubiops.yaml` overridden by the version's environment, as
     UbiOps overrides deployment-level variables with version-level ones.
     """
     user_environment = {**package.manifest.environment_variables, **version.environment}
     launch = Launch(
-        name=f"{deployment.name}/{version.name}",
+        deployment=deployment.name,
+        version=version.name,
         package_dir=package.directory,
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
@@ -93,4 +95,4 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         output_file_fields={f.name: f.data_type for f in deployment.output_spec.fields if f.is_file},
         memory_limit_mb=settings.instance_memory_mb,
     )
-    return InstancePool(launch, settings.instances)
+    return InstancePool(launch, settings.instances, events)

@@ -31,3 +31,5 @@ class Settings:
     """`Host` names answered besides the listen address, localhost and loopback addresses (`--allow-host`)."""
     allowed_origins: tuple[str, ...] = ()
     """Web origins whose pages may call the API, with CORS (`--allow-origin`); see `emulator.api.origins`."""
+    log_format: str = "text"
+    """`text`, or `json`: one object per line, for log shippers (`emulator.logs`)."""

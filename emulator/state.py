@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -154,6 +155,13 @@ class Registry:
             return found.versions[name or found.default_version]
         except KeyError:
             raise NotFound("Version not found") from None
+
+    def versions(self) -> Iterator[tuple[Project, Deployment, Version]]:
+        """Every version of every deployment of every project."""
+        for project in self.projects.values():
+            for deployment in project.deployments.values():
+                for version in deployment.versions.values():
+                    yield project, deployment, version
 
     def check_path(self, project: str, deployment: str, version: str | None = None) -> None:
         """NotFound for an unknown project, deployment or, when one is named, version (a deployment

@@ -14,6 +14,9 @@ import time
 import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Callable
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import launcher
 from emulator.launcher import free_port
@@ -22,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = Path(__file__).resolve().parent / "packages"
 PROJECT, DEPLOYMENT = "emulator-tests", "under-test"
 
-__all__ = ["DEPLOYMENT", "PACKAGES", "PROJECT", "ROOT", "Emulator", "free_port", "start_emulator", "wait_for_log",
-           "zip_bytes"]
+__all__ = ["DEPLOYMENT", "PACKAGES", "PROJECT", "ROOT", "Emulator", "free_port", "metric_values", "start_emulator",
+           "wait_for_log", "zip_bytes"]
 
 
 @dataclass
@@ -66,3 +69,11 @@ def wait_for_log(emulator: launcher.Emulator, text: str, seconds: float = 10) ->
             raise AssertionError(f"{text!r} not in the emulator log:\n{log[-3000:]}")
         time.sleep(0.05)
     return log
+
+
+def metric_values(exposition: str) -> Callable[..., float]:
+    """A Prometheus text exposition, read by prometheus_client's own parser: `values(name, **labels)` is
+    the sample of that name with exactly those labels, 0 when there is none (a counter never counted)."""
+    samples = {(sample.name, frozenset(sample.labels.items())): sample.value
+               for family in text_string_to_metric_families(exposition) for sample in family.samples}
+    return lambda name, **labels: samples.get((name, frozenset(labels.items())), 0.0)

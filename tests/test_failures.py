@@ -10,7 +10,7 @@ import httpx
 import pytest
 import ubiops
 
-from harness import DEPLOYMENT, PROJECT, wait_for_log
+from harness import DEPLOYMENT, PROJECT, metric_values, wait_for_log
 
 
 def test_exception_in_request_is_a_failed_request_with_ubiops_message(emulators):
@@ -118,6 +118,8 @@ def test_instance_growing_past_its_memory_limit_is_replaced_and_the_server_stays
     pids = {o.result.split()[0] for o in outcomes if o.status == "completed"}
     assert len(pids) >= 2, "the next request ran on a fresh instance"
     assert resident_mb(leaky.process.pid) < server_before + 30, "the emulator's own memory stays flat"
+    losses = metric_values(httpx.get(f"{leaky.url}/metrics").text)
+    assert losses("ubiops_emulator_instance_crashes_total", deployment=DEPLOYMENT, version="v1", reason="memory") == len(failed)
 
 
 def resident_mb(pid: int) -> float:

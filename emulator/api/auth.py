@@ -1,7 +1,8 @@
 """The optional API token: with one set, every call needs `Authorization: Token <token>`.
 
 Signed file URLs carry their own proof, as UbiOps' do, and need no token; nor do the web page and its
-static files, which hold no data (the page sends the token its user types). The comparison is
+static files, which hold no data (the page sends the token its user types), nor the health probes
+(which say more only to a caller with the token: `token_accepted`). The comparison is
 constant-time, and the token itself is never logged or echoed.
 """
 
@@ -34,15 +35,17 @@ class TokenAuth:
         header = dict(scope["headers"]).get(b"authorization")
         if header is None:
             response = error_response(401, "Authentication credentials were not provided.", scope["path"])
-        elif not self._accepts(header):
+        elif not token_accepted(header, self._token):
             response = error_response(401, "Invalid token.", scope["path"])
         else:
             await self.app(scope, receive, send)
             return
         await response(scope, receive, send)
 
-    def _accepts(self, header: bytes) -> bool:
-        scheme, _, credential = header.partition(b" ")
-        if scheme.decode("latin-1").lower() not in SCHEMES:
-            return False
-        return hmac.compare_digest(credential.strip(), self._token)
+
+def token_accepted(header: bytes, token: bytes) -> bool:
+    """Whether an `Authorization` header carries `token` (`Token …` or `Bearer …`)."""
+    scheme, _, credential = header.partition(b" ")
+    if scheme.decode("latin-1").lower() not in SCHEMES:
+        return False
+    return hmac.compare_digest(credential.strip(), token)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from emulator.metrics import Metrics
 from emulator.request_runner import RequestRunner
 from emulator.runtime.manager import Runtime
 from emulator.settings import Settings
@@ -22,6 +23,7 @@ class Services:
     runner: RequestRunner
     signer: Signer
     runtime: Runtime
+    metrics: Metrics
 
 
 def get_services(request: Request) -> Services:

@@ -34,18 +34,29 @@ class InstanceStartError(Exception):
 
 
 class InstanceLost(Exception):
-    """The instance died while handling a request; it must be replaced."""
+    """The instance died while handling a request; it must be replaced. `reason` says how, in a word."""
+
+    reason = "crash"
 
 
 class InstanceTimedOut(InstanceLost):
     """The request outlived its timeout; the instance was killed and must be replaced."""
+
+    reason = "timeout"
+
+
+class InstanceOverMemory(InstanceLost):
+    """The instance passed its memory limit while handling a request and was killed."""
+
+    reason = "memory"
 
 
 @dataclass(frozen=True)
 class Launch:
     """Everything needed to start an instance of a version."""
 
-    name: str
+    deployment: str
+    version: str
     package_dir: Path
     deployment_file: str
     environment: dict[str, str]
@@ -54,11 +65,18 @@ class Launch:
     memory_limit_mb: int | None = None
     """Like a UbiOps instance type's memory: a worker growing past it is stopped and replaced."""
 
+    @property
+    def name(self) -> str:
+        return f"{self.deployment}/{self.version}"
+
 
 class Instance:
     def __init__(self, launch: Launch, number: int) -> None:
         self.launch = launch
+        self.number = number
         self.label = f"{launch.name} instance {number}"
+        self.log_fields = {"deployment": launch.deployment, "version": launch.version, "instance": number}
+        """What each log line about this instance carries as fields (`--log-format json`)."""
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -79,7 +97,7 @@ class Instance:
         theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=protocol.MAX_MESSAGE_BYTES)
         self._relays = [asyncio.create_task(self._relay(s)) for s in (self._process.stdout, self._process.stderr)]
-        log.info("[%s] starting (pid %d)", self.label, self._process.pid)
+        log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
         with contextlib.suppress(ConnectionError):
             await self._send(protocol.Setup(
                 package_dir=str(self.launch.package_dir),
@@ -93,7 +111,7 @@ class Instance:
         if isinstance(message, protocol.InitFailed):
             await self.stop()
             raise InstanceStartError(message.error)
-        log.info("[%s] ready", self.label)
+        log.info("[%s] ready", self.label, extra=self.log_fields)
         return message.capabilities
 
     async def run(
@@ -122,8 +140,8 @@ class Instance:
         if reply is None:
             if self._over_memory:
                 await self._exit_reason()
-                raise InstanceLost(f"The instance used more than {self.launch.memory_limit_mb} MB of memory "
-                                   "while handling the request and was stopped; it was restarted")
+                raise InstanceOverMemory(f"The instance used more than {self.launch.memory_limit_mb} MB of memory "
+                                         "while handling the request and was stopped; it was restarted")
             raise InstanceLost(f"The instance {await self._exit_reason()} while handling the request; it was restarted")
         return reply
 
@@ -132,7 +150,8 @@ class Instance:
         limit = self.launch.memory_limit_mb * 1024 * 1024
         while resident_bytes(self._process.pid) <= limit:
             await asyncio.sleep(MEMORY_POLL_SECONDS)
-        log.warning("[%s] over its memory limit of %d MB; stopping it", self.label, self.launch.memory_limit_mb)
+        log.warning("[%s] over its memory limit of %d MB; stopping it", self.label, self.launch.memory_limit_mb,
+                    extra=self.log_fields)
         self._over_memory = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGKILL)
@@ -168,7 +187,7 @@ class Instance:
     async def _exit_reason(self) -> str:
         code = await self._process.wait()
         await self.stop()
-        log.warning("[%s] stopped: %s", self.label, describe_exit(code))
+        log.warning("[%s] stopped: %s", self.label, describe_exit(code), extra=self.log_fields)
         return f"stopped ({describe_exit(code)})"
 
     async def _relay(self, stream: asyncio.StreamReader) -> None:
@@ -180,9 +199,13 @@ class Instance:
                 lines.append(pending)
                 pending = b""
             for line in lines:
-                log.info("[%s] %s", self.label, line.decode(errors="replace"))
+                self._log_output(line.decode(errors="replace"))
         if pending:
-            log.info("[%s] %s", self.label, pending.decode(errors="replace"))
+            self._log_output(pending.decode(errors="replace"))
+
+    def _log_output(self, line: str) -> None:
+        """One line the deployment printed, with the request it printed it for as a field."""
+        log.info("[%s] %s", self.label, line, extra={**self.log_fields, "request_id": protocol.tagged_request(line)})
 
 
 def resident_bytes(pid: int) -> int:

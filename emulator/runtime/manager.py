@@ -5,6 +5,7 @@ new and queued requests go to them at once; requests running on the previous ins
 there, then those stop. `stop` ends a version's instances (it was deleted) and `close` all of them
 (the emulator stops): every request still queued or running is answered with the reason.
 Versions are known here by id (and name, for messages) only; what they are is `emulator.state`'s.
+What happens to the instances is told to `events` (each pool made for the runtime is given them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from emulator.runtime.pool import STOPPED, Instances, NoInstances
+from emulator.runtime.pool import NO_EVENTS, STOPPED, InstanceEvents, Instances, NoInstances
 
 
 class VersionKey(Protocol):
@@ -21,7 +22,8 @@ class VersionKey(Protocol):
 
 
 class Runtime:
-    def __init__(self) -> None:
+    def __init__(self, events: InstanceEvents = NO_EVENTS) -> None:
+        self.events = events
         self._pools: dict[str, Instances] = {}
         self._draining: dict[asyncio.Task[None], tuple[str, Instances]] = {}
         """Each previous pool still finishing its running jobs, by its drain: (version id, pool)."""

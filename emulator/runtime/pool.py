@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 from emulator.runtime.instance import Instance, InstanceLost, InstanceStartError, InstanceTimedOut, Launch
 from emulator.runtime.protocol import Capabilities, Error, Job, Reply
@@ -24,10 +24,35 @@ REPLY_GRACE_SECONDS = 30
 """How long past its timeout a running job may take to be answered: the instance enforces the
 timeout itself (and is then killed); this bound only guarantees no caller ever waits forever."""
 STOPPED = "The emulator stopped before this request finished"
+START_FAILED = "start"
+"""The reason an instance is lost when it cannot start (`__init__` raised, the process died)."""
 
 
 class VersionUnavailable(Exception):
     """The version's instances cannot start; the message says why."""
+
+
+class InstanceEvents(Protocol):
+    """Told what happens to a pool's instances (`emulator.metrics.Metrics` counts it)."""
+
+    def instance_started(self, launch: Launch, restart: bool) -> None:
+        """An instance is starting; `restart`: it replaces one that was lost."""
+
+    def instance_lost(self, launch: Launch, reason: str) -> None:
+        """An instance stopped: `InstanceLost.reason`, or START_FAILED."""
+
+
+class NoEvents:
+    """Nobody listening."""
+
+    def instance_started(self, launch: Launch, restart: bool) -> None:
+        pass
+
+    def instance_lost(self, launch: Launch, reason: str) -> None:
+        pass
+
+
+NO_EVENTS = NoEvents()
 
 
 @dataclass(eq=False)
@@ -37,16 +62,17 @@ class Ticket:
     job: Job
     timeout: float
     deadline: float
-    on_start: Callable[[], None] | None = None
+    on_start: Callable[[int], None] | None = None
     on_update: Callable[[str], None] | None = None
     started: bool = False
     future: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class InstancePool:
-    def __init__(self, launch: Launch, count: int) -> None:
+    def __init__(self, launch: Launch, count: int, events: InstanceEvents = NO_EVENTS) -> None:
         self.launch = launch
         self.count = count
+        self.events = events
         self.status = STARTING
         self.error: str | None = None
         self.capabilities = Capabilities()
@@ -78,13 +104,13 @@ class InstancePool:
         self,
         job: Job,
         timeout: float,
-        on_start: Callable[[], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
         on_update: Callable[[str], None] | None = None,
     ) -> Reply:
         """Run one job on the first free instance; the worker's reply, or an `Error`.
 
-        `on_start` is called when an instance takes the job, `on_update` with each partial output
-        the deployment streams. A job an instance has taken is timed by that instance (which is
+        `on_start` is called with the instance's number when one takes the job, `on_update` with each
+        partial output the deployment streams. A job an instance has taken is timed by that instance (which is
         then replaced); this timeout ends a job still waiting in the queue, and bounds the wait
         for a running one's answer. Cancelling the caller withdraws a job that is still waiting.
         """
@@ -105,6 +131,11 @@ class InstancePool:
         except TimeoutError:
             ticket.future.cancel()
             return Error(f"The request timed out after {timeout:g} seconds and its instance did not answer")
+
+    @property
+    def queued(self) -> int:
+        """How many jobs wait for a free instance."""
+        return self._queue.qsize()
 
     def check_available(self) -> None:
         """Raise VersionUnavailable if the instances cannot start (waiting for them to start is fine)."""
@@ -160,12 +191,13 @@ class InstancePool:
             self._running.add(ticket)
             self._idle.clear()
             if ticket.on_start:
-                ticket.on_start()
+                ticket.on_start(instance.number)
             lost = False
             try:
                 reply = await instance.run(ticket.job, remaining, ticket.on_update)
             except InstanceLost as exc:
                 lost = True
+                self.events.instance_lost(self.launch, exc.reason)
                 reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
                               if isinstance(exc, InstanceTimedOut) else str(exc))
             finally:
@@ -173,13 +205,15 @@ class InstancePool:
                 if not self._running:
                     self._idle.set()
             _settle(ticket, reply)
-            if lost and not await self._start(instance):
+            if lost and not await self._start(instance, restart=True):
                 return
 
-    async def _start(self, instance: Instance) -> bool:
+    async def _start(self, instance: Instance, restart: bool = False) -> bool:
+        self.events.instance_started(self.launch, restart)
         try:
             self.capabilities = await instance.start()
         except InstanceStartError as exc:
+            self.events.instance_lost(self.launch, START_FAILED)
             self._fail(f"{self.launch.name} is unavailable: the deployment failed to start ({exc}); see the emulator log")
             return False
         if self.status == STARTING:
@@ -188,7 +222,7 @@ class InstancePool:
         return True
 
     def _fail(self, error: str) -> None:
-        log.error("%s", error)
+        log.error("%s", error, extra={"deployment": self.launch.deployment, "version": self.launch.version})
         self.status, self.error = UNAVAILABLE, error
         self._settled.set()
         while not self._queue.empty():
@@ -200,6 +234,7 @@ class NoInstances:
 
     status = UNAVAILABLE
     capabilities = Capabilities()
+    queued = 0
 
     def __init__(self, error: str) -> None:
         self.error = error
@@ -210,7 +245,7 @@ class NoInstances:
     def check_available(self) -> None:
         raise VersionUnavailable(self.error)
 
-    async def submit(self, job: Job, timeout: float, on_start: Callable[[], None] | None = None,
+    async def submit(self, job: Job, timeout: float, on_start: Callable[[int], None] | None = None,
                      on_update: Callable[[str], None] | None = None) -> Reply:
         raise VersionUnavailable(self.error)
 

@@ -2,7 +2,9 @@
 
 Server → worker: one `Setup`, then a `Job` per request. Worker → server: `Ready` (with the
 deployment's `Capabilities`) or `InitFailed`, then for each job any `StreamUpdate`s and one `Result`
-or `Error`. How they travel is decided here only (`encode`, `decode`).
+or `Error`. How they travel is decided here only (`encode`, `decode`). What the deployment prints
+goes to the server's log through the worker's stdout and stderr, each line printed during a job
+tagged with its request id (`request_tag`, read back by `tagged_request`).
 
 JSON (not pickle) so that output a caller could not receive is caught in the worker, where the
 deployment produced it, with a clear message.
@@ -11,10 +13,12 @@ deployment produced it, with a clear message.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, TypedDict, get_type_hints
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+REQUEST_TAG = re.compile(r"\[request ([^\]\s]+)\] ")
 
 
 class RequestContext(TypedDict):
@@ -115,3 +119,15 @@ def decode(line: bytes) -> Message:
     for name, nested in _NESTED[cls].items():
         body[name] = nested(**body[name])
     return cls(**body)
+
+
+def request_tag(request_id: str) -> str:
+    """The prefix of each line the deployment prints while it runs a request, so the log says which
+    request spoke."""
+    return f"[request {request_id}] "
+
+
+def tagged_request(line: str) -> str | None:
+    """The request id a printed line is tagged with (`request_tag`), or None."""
+    match = REQUEST_TAG.match(line)
+    return match[1] if match else None

@@ -38,7 +38,7 @@ class RequestTaggedStream(io.TextIOBase):
         else:
             for piece in text.splitlines(keepends=True):
                 if self._at_line_start:
-                    self._stream.write(f"[request {self.request_id}] ")
+                    self._stream.write(protocol.request_tag(self.request_id))
                 self._stream.write(piece)
                 self._at_line_start = piece.endswith("\n")
         self._stream.flush()

@@ -10,7 +10,7 @@ from typing import AsyncIterator, Callable
 import pytest
 
 from emulator.runtime.instance import Launch
-from emulator.runtime.pool import InstancePool
+from emulator.runtime.pool import NO_EVENTS, InstanceEvents, InstancePool
 from emulator.runtime.protocol import Job, RequestContext
 
 from submitting import PACKAGES
@@ -26,10 +26,10 @@ async def pools() -> AsyncIterator[Callable[..., InstancePool]]:
     """Make unstarted pools of a package under tests/packages; all are closed after the test."""
     made: list[InstancePool] = []
 
-    def make(package: str, count: int = 1) -> InstancePool:
-        launch = Launch(name=f"tests/{package}", package_dir=PACKAGES / package, deployment_file="deployment.py",
+    def make(package: str, count: int = 1, events: InstanceEvents = NO_EVENTS) -> InstancePool:
+        launch = Launch(deployment="tests", version=package, package_dir=PACKAGES / package, deployment_file="deployment.py",
                         environment={}, init_context={})
-        made.append(InstancePool(launch, count))
+        made.append(InstancePool(launch, count, events))
         return made[-1]
 
     yield make

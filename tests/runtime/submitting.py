@@ -16,7 +16,7 @@ TIMEOUT = 30
 async def running(pool: InstancePool, job: Job, timeout: float = TIMEOUT) -> asyncio.Task[Reply]:
     """Submit `job` and return once an instance has taken it; the task answers its reply."""
     started = asyncio.Event()
-    task = asyncio.create_task(pool.submit(job, timeout, on_start=started.set))
+    task = asyncio.create_task(pool.submit(job, timeout, on_start=lambda _: started.set()))
     await asyncio.wait_for(started.wait(), TIMEOUT)
     return task
 

@@ -1,0 +1,88 @@
+"""The emulator's metrics, served at `/metrics` in Prometheus' text format (README, "Metrics and health").
+
+Each is counted where its event is already known, with one call: a request ending (the request
+runner), an instance starting or being lost (each pool, through the runtime's `InstanceEvents`), a
+build ending (the builder). Queue lengths are read from the pools when Prometheus scrapes. Each app
+has a `CollectorRegistry` of its own, never the library's global one, so two emulators in one
+process never share or clash over a metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from emulator.runtime.instance import Launch
+from emulator.runtime.manager import Runtime
+from emulator.state import Registry
+
+PREFIX = "ubiops_emulator"
+REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+"""A request lasts from milliseconds (a small model) to its timeout (at most an hour, batches aside)."""
+BUILD_SECONDS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+"""A build is bounded by `emulator.builds.BUILD_TIMEOUT_SECONDS`."""
+VERSION = ("deployment", "version")
+
+
+class Metrics:
+    """The metrics of one emulator (its `CollectorRegistry` is `collectors`)."""
+
+    def __init__(self) -> None:
+        self.collectors = CollectorRegistry()
+        self._requests = Counter(f"{PREFIX}_requests", "Deployment requests ended, by final status",
+                                 (*VERSION, "status"), registry=self.collectors)
+        self._request_seconds = Histogram(f"{PREFIX}_request_duration_seconds",
+                                          "Time from a request's creation to its end", VERSION,
+                                          buckets=REQUEST_SECONDS_BUCKETS, registry=self.collectors)
+        self._instance_starts = Counter(f"{PREFIX}_instance_starts",
+                                        "Instances (worker processes) started: first starts and restarts",
+                                        VERSION, registry=self.collectors)
+        self._instance_restarts = Counter(f"{PREFIX}_instance_restarts",
+                                          "Instances started to replace one that was lost", VERSION,
+                                          registry=self.collectors)
+        self._instance_crashes = Counter(f"{PREFIX}_instance_crashes",
+                                         "Instances lost, by reason: timeout, memory, crash, or start (it could not start)",
+                                         (*VERSION, "reason"), registry=self.collectors)
+        self._build_seconds = Histogram(f"{PREFIX}_build_duration_seconds",
+                                        "Time a revision's build took, by outcome (success, failed)",
+                                        (*VERSION, "outcome"), buckets=BUILD_SECONDS_BUCKETS, registry=self.collectors)
+
+    def watch_queues(self, registry: Registry, runtime: Runtime) -> None:
+        """Report each version's queue length, read from `runtime` at each scrape."""
+        self.collectors.register(QueueLengths(registry, runtime))
+
+    def exposition(self) -> bytes:
+        """Every metric, in Prometheus' text format."""
+        return generate_latest(self.collectors)
+
+    def request_ended(self, deployment: str, version: str, status: str, seconds: float) -> None:
+        self._requests.labels(deployment, version, status).inc()
+        self._request_seconds.labels(deployment, version).observe(seconds)
+
+    def instance_started(self, launch: Launch, restart: bool) -> None:
+        self._instance_starts.labels(launch.deployment, launch.version).inc()
+        if restart:
+            self._instance_restarts.labels(launch.deployment, launch.version).inc()
+
+    def instance_lost(self, launch: Launch, reason: str) -> None:
+        self._instance_crashes.labels(launch.deployment, launch.version, reason).inc()
+
+    def build_ended(self, deployment: str, version: str, outcome: str, seconds: float) -> None:
+        self._build_seconds.labels(deployment, version, outcome).observe(seconds)
+
+
+class QueueLengths(Collector):
+    """`ubiops_emulator_queue_length`: the requests waiting for a free instance, per version, now."""
+
+    def __init__(self, registry: Registry, runtime: Runtime) -> None:
+        self._registry = registry
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(f"{PREFIX}_queue_length", "Requests waiting for a free instance", labels=VERSION)
+        for _, deployment, version in self._registry.versions():
+            family.add_metric((deployment.name, version.name), self._runtime.pool(version).queued)
+        yield family
