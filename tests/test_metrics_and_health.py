@@ -182,17 +182,16 @@ def test_json_log_lines_carry_the_request_version_and_instance(emulators):
             "array_int_in": "[]", "array_double_in": "[]", "array_string_in": "[]"}
     answer = httpx.post(echo.requests_url(), files={"file_in": ("p.bin", b"bytes")}, data=form).json()
     assert answer["status"] == "completed", answer
-    wait_for_log(echo, answer["id"])
+    wait_for_log(echo, f"[request {answer['id']}] echo handling")
     lines = [json.loads(line) for line in echo.log().splitlines()]
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
-    about = [line for line in lines if line.get("request_id") == answer["id"]]
-    printed, ended = about
+    about = {line["logger"]: line for line in lines if line.get("request_id") == answer["id"]}
+    assert about.keys() == {"emulator.deployment", "emulator.requests"}
+    printed, ended = about["emulator.deployment"], about["emulator.requests"]
     assert printed["message"].endswith("echo handling ['array_double_in', 'array_int_in', 'array_string_in', "
                                        "'bool_in', 'dict_in', 'double_in', 'file_in', 'int_in', 'string_in']")
-    assert (printed["logger"], printed["deployment"], printed["version"], printed["instance"]) == (
-        "emulator.deployment", DEPLOYMENT, "v1", 1)
-    assert (ended["logger"], ended["status"], ended["version"], ended["instance"]) == (
-        "emulator.requests", "completed", "v1", 1)
+    assert (printed["deployment"], printed["version"], printed["instance"]) == (DEPLOYMENT, "v1", 1)
+    assert (ended["deployment"], ended["version"], ended["instance"], ended["status"]) == (DEPLOYMENT, "v1", 1, "completed")
     assert ended["duration_seconds"] >= 0
     (ready,) = [line for line in lines if "echo ready in" in line["message"]]
     assert "request_id" not in ready and ready["instance"] == 1, "printed outside a request"
