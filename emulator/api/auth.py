@@ -42,6 +42,7 @@ class TokenAuth:
         await response(scope, receive, send)
 
     def _accepts(self, header: bytes) -> bool:
+        assert self._token is not None, "only asked when a token is set"
         scheme, _, credential = header.partition(b" ")
         if scheme.decode("latin-1").lower() not in SCHEMES:
             return False
