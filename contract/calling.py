@@ -59,7 +59,7 @@ def signature_of_function(function: ast.FunctionDef | ast.AsyncFunctionDef) -> i
                            else kind.POSITIONAL_OR_KEYWORD, default=default))
     if arguments.vararg:
         params.append(kind(arguments.vararg.arg, kind.VAR_POSITIONAL))
-    for argument, kw_default in zip(arguments.kwonlyargs, arguments.kw_defaults):
+    for argument, kw_default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True):
         params.append(kind(argument.arg, kind.KEYWORD_ONLY, default=kind.empty if kw_default is None else None))
     if arguments.kwarg:
         params.append(kind(arguments.kwarg.arg, kind.VAR_KEYWORD))

@@ -8,9 +8,10 @@ those of UbiOps' `DeploymentVersionCreate`; the deployer's flags override them.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.versions import IDLE_TIME_RANGE

@@ -8,7 +8,8 @@ become URIs again. Every place that treats those values walks them with `map_fil
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from contract.spec import Field, Spec
 

@@ -7,10 +7,13 @@ A request is `pending` until an instance takes it, `processing` while it runs, t
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED = "pending", "processing", "completed", "failed", "cancelled"
 STATUSES = (PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED)
 UNFINISHED = (PENDING, PROCESSING)
 
 KEEP_NOTHING, KEEP_METADATA, KEEP_ALL = "none", "metadata", "full"
-RETENTION_MODES = (KEEP_NOTHING, KEEP_METADATA, KEEP_ALL)
+RetentionMode = Literal["none", "metadata", "full"]
+RETENTION_MODES: tuple[str, ...] = get_args(RetentionMode)
 """`none` keeps no record, `metadata` the record without its input and output, `full` everything."""

@@ -10,12 +10,13 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from contract.config import ConfigError, DeployerConfig, load_config
-from contract.requests import COMPLETED, RETENTION_MODES
 from contract.manifest import ManifestError, parse_environment_variables
+from contract.requests import COMPLETED, RETENTION_MODES
 from deployer.bundle import build_bundle
 from deployer.checks import check_bundle
 from deployer.client import Api
@@ -35,7 +36,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     initializer = commands.add_parser("init", help="start a new deployment: a package that passes its "
                                       "first test, and its [tool.deployer] section")
     initializer.add_argument("name", help="the deployment's name (lowercase letters, digits, dashes)")
-    initializer.add_argument("--input", action="append", default=[], metavar="NAME:TYPE", help="an input field (repeatable; none: plain text)")
+    initializer.add_argument("--input", action="append", default=[], metavar="NAME:TYPE",
+                             help="an input field (repeatable; none: plain text)")
     initializer.add_argument("--output", action="append", default=[], dest="outputs", metavar="NAME:TYPE",
                              help="an output field (repeatable; none: plain text)")
     initializer.add_argument("--package", default="deployment_package", help="the folder to write (default: %(default)s)")
@@ -45,7 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     pusher = commands.add_parser("push", parents=[output], help="check, then upload the same zip as a new version")
     pusher.add_argument("--skip-tests", action="store_true", help="upload without running the emulator tests (warns loudly)")
     pusher.add_argument("--update-fields", action="store_true", help="change an existing deployment's fields to the package's")
-    pusher.add_argument("--yes", action="store_true", help="with --update-fields: go on although existing versions were built for the old fields")
+    pusher.add_argument("--yes", action="store_true",
+                        help="with --update-fields: go on although existing versions were built for the old fields")
     pusher.add_argument("--version", help="the new version's name (default: v<highest+1>)")
     pusher.add_argument("--prune", action="store_true", help="at the version cap, delete the oldest non-default versions first")
     pusher.add_argument("--no-wait", dest="wait", action="store_false", help="return once uploaded, without waiting for the build")

@@ -12,9 +12,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from contract.archive import ArchiveError, extract_package
 from contract.config import DeployerConfig
@@ -94,8 +95,11 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, report:
     report.add("specs", True, f"{_kind(package.input_spec)} in, {_kind(package.output_spec)} out", say)
     report.add("ubiops.yaml", True, f"{len(package.manifest.environment_variables)} environment variable(s), "
                                     f"{len(package.manifest.apt_packages)} apt package(s)", say)
-    _static_check(report, say, "deployment.py", lambda: check_deployment_class(package.directory)
-                  or "class Deployment with usable __init__ and request signatures")
+    def deployment_class() -> str:
+        check_deployment_class(package.directory)
+        return "class Deployment with usable __init__ and request signatures"
+
+    _static_check(report, say, "deployment.py", deployment_class)
     _static_check(report, say, "requirements.txt", lambda: f"{len(read_requirements(package.directory))} requirement(s)")
     size_mb = bundle.size / 1024**2
     report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)

@@ -7,8 +7,9 @@ written anywhere. With `dry_run`, calls that change something are printed instea
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ubiops
 import urllib3

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import ubiops
@@ -54,7 +54,7 @@ class LocalEmulator:
     def startup_error(self) -> str:
         """Why the version did not start, from the emulator's log."""
         lines = self.process.log().splitlines()
-        return next((l.split(": ", 1)[-1] for l in reversed(lines) if "failed to start" in l), tail(lines))
+        return next((line.split(": ", 1)[-1] for line in reversed(lines) if "failed to start" in line), tail(lines))
 
 
 def tail(lines: list[str], count: int = LOG_TAIL_LINES) -> str:

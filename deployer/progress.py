@@ -4,7 +4,7 @@ and a reminder line while a long build goes on (UbiOps builds take minutes)."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from deployer.client import Api
 from deployer.errors import DeployerError

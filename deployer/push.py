@@ -8,9 +8,10 @@ request compared with the emulator's answer. Each step says what it did; Ctrl-C 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import ubiops
 
@@ -60,6 +61,7 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
         say(report.summary())
         if not report.passed:
             raise DeployerError("the check failed, so nothing was uploaded")
+        assert report.package is not None, "a check that passed has read the package"
         shipment = Shipment(config, options, bundle, report.package, report.reference, api, say)
         try:
             return shipment.run()
@@ -90,11 +92,12 @@ class Shipment:
         revision = self._upload(version)
         summary: dict[str, Any] = {
             "project": project, "deployment": deployment, "version": version, "revision": revision,
-            "sha256": self.bundle.sha256, "build_status": "dry run" if self.options.dry_run else "not waited for", "promoted": False, "smoke": None,
+            "sha256": self.bundle.sha256, "build_status": "dry run" if self.options.dry_run else "not waited for",
+            "promoted": False, "smoke": None,
             "url": f"{self.api.host}/projects/{project}/deployments/{deployment}/versions/{version}/requests",
             "dry_run": self.options.dry_run,
         }
-        if self.options.dry_run or not self.options.wait:
+        if self.options.dry_run or not self.options.wait or revision is None:
             return summary
         summary["build_status"] = wait_for_build(self.api, project, deployment, version, revision,
                                                  self.options.timeout, self.say)

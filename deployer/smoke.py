@@ -38,7 +38,7 @@ def compare_outputs(spec: Spec, expected: Any, actual: Any) -> list[str]:
 
 def _same(wanted: Any, got: Any) -> bool:
     if isinstance(wanted, list) and isinstance(got, list):
-        return len(wanted) == len(got) and all(_same(w, g) for w, g in zip(wanted, got))
+        return len(wanted) == len(got) and all(_same(w, g) for w, g in zip(wanted, got, strict=True))
     if isinstance(wanted, dict) and isinstance(got, dict):
         return wanted.keys() == got.keys() and all(_same(wanted[k], got[k]) for k in wanted)
     numbers = (int, float)

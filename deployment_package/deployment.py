@@ -11,7 +11,6 @@ import uuid
 import weakref
 
 import joblib
-
 from face_profile import FaceProfileModel, PublicError
 
 MODEL_FILE = "model1.pkl"

@@ -13,11 +13,11 @@ import uvicorn
 
 from contract.archive import ArchiveError
 from contract.config import ConfigError, DeployerConfig, load_config
-from contract.names import name_from
 from contract.manifest import ManifestError, parse_environment_variables
+from contract.names import name_from
 from contract.spec import SpecError
-from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator import logs, request_command
+from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
 from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
@@ -37,21 +37,31 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--package", type=Path, default=config.package_path, help="package folder or .zip (default: %(default)s)")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind (default: %(default)s)")
-    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME", help="also answer requests whose Host is NAME (repeatable; the listen address, localhost and loopback addresses always are)")
-    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN", help="let web pages of ORIGIN, e.g. http://localhost:3000, call the API, with CORS (repeatable; the emulator's own pages always may)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests whose Host is NAME (repeatable; the listen address, localhost and "
+                             "loopback addresses always are)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="let web pages of ORIGIN, e.g. http://localhost:3000, call the API, with CORS (repeatable; "
+                             "the emulator's own pages always may)")
     parser.add_argument("--instances", type=int, default=1, help="worker processes sharing the request queue (default: 1)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=value", help="environment variable for the deployment (repeatable)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=value",
+                        help="environment variable for the deployment (repeatable)")
     parser.add_argument("--token", default=None, help=f"require this API token (default: ${TOKEN_VARIABLE}; none: no auth)")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where files and unpacked zips are kept (default: %(default)s)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="where files, request history and deployments are kept (default: %(default)s)")
     parser.add_argument("--project", default=config.project, help="project name (default: [tool.deployer] project, %(default)s)")
     parser.add_argument("--deployment", default=None, help="deployment name (default: [tool.deployer] deployment for its "
                         "package, otherwise the package's folder or zip name)")
     parser.add_argument("--version", default=config.emulator_version, help="version name (default: %(default)s)")
-    parser.add_argument("--instance-memory-mb", type=int, default=2048, help="stop and replace an instance whose memory passes this, like a UbiOps instance type (default: %(default)s; 0: no limit)")
+    parser.add_argument("--instance-memory-mb", type=int, default=2048,
+                        help="stop and replace an instance whose memory passes this, like a UbiOps instance type "
+                             "(default: %(default)s; 0: no limit)")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest request body accepted, in MB (default: %(default)s)")
     parser.add_argument("--reload", action="store_true", help="restart the instances when a file of the package folder changes")
-    parser.add_argument("--max-versions", type=int, default=None, help="refuse creating versions beyond this many per deployment, like a UbiOps plan (default: no cap)")
-    parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default=logs.LOG_FORMATS[0], help="text lines, or one JSON object per line for log shippers (default: %(default)s)")
+    parser.add_argument("--max-versions", type=int, default=None,
+                        help="refuse creating versions beyond this many per deployment, like a UbiOps plan (default: no cap)")
+    parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default=logs.LOG_FORMATS[0],
+                        help="text lines, or one JSON object per line for log shippers (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.instances < 1:
         parser.error("--instances must be at least 1")

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
-from contract.requests import RETENTION_MODES
+from contract.requests import RetentionMode
 from contract.spec import SpecError, parse_fields
 from emulator.state import Deployment, Project, Revision, Version
 
 CATALOG_FILE = "catalog.json"
-FORMAT = 1
+FORMAT: Literal[1] = 1
+RevisionStatus = Literal["queued", "building", "success", "failed"]
 
 
 class CatalogError(ValueError):
@@ -37,7 +39,7 @@ class SavedRevision(BaseModel):
     zip_path: str
     """Relative to the data folder, so the folder can be moved."""
     created: datetime
-    status: Literal["queued", "building", "success", "failed"]
+    status: RevisionStatus
     error_message: str | None = None
     capabilities: dict[str, bool] = {}
 
@@ -47,7 +49,7 @@ class SavedVersion(BaseModel):
     id: str
     environment: dict[str, str]
     settings: dict[str, Any]
-    request_retention_mode: Literal[RETENTION_MODES]
+    request_retention_mode: RetentionMode
     created: datetime
     last_updated: datetime
     active_revision: str | None = None
@@ -157,10 +159,11 @@ def _saved_deployment(deployment: Deployment, data_dir: Path) -> SavedDeployment
 def _saved_version(version: Version, data_dir: Path) -> SavedVersion:
     return SavedVersion(
         name=version.name, id=version.id, environment=version.environment, settings=version.settings,
-        request_retention_mode=version.request_retention_mode, created=version.created,
+        # The state holds only checked values; the document's types say which (and check them on load).
+        request_retention_mode=cast(RetentionMode, version.request_retention_mode), created=version.created,
         last_updated=version.last_updated, active_revision=version.active_revision,
         revisions=[SavedRevision(id=r.id, version=r.version, zip_path=os.path.relpath(r.zip_path, data_dir),
-                                 created=r.created, status=r.status, error_message=r.error_message,
+                                 created=r.created, status=cast(RevisionStatus, r.status), error_message=r.error_message,
                                  capabilities=r.capabilities) for r in version.revisions.values()],
     )
 

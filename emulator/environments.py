@@ -8,7 +8,8 @@ import sys
 
 from emulator.exceptions import NotAllowed, NotFound
 
-SYSTEM_ENVIRONMENTS = tuple(f"python3-{minor}" for minor in range(9, 14)) + (
+SYSTEM_ENVIRONMENTS = (
+    *(f"python3-{minor}" for minor in range(9, 14)),
     "ubiops-ubuntu22-04-python3-11", "ubiops-ubuntu22-04-python3-12",
     "ubiops-ubuntu24-04-python3-12", "ubiops-ubuntu24-04-python3-13",
 )

@@ -12,25 +12,35 @@ ends is counted (`emulator.metrics`) and logged, in one line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from contract.files import FILE_URI_SCHEME, is_file_uri, map_files
 from contract.requests import (
-    CANCELLED, COMPLETED, FAILED, KEEP_ALL, KEEP_NOTHING, PENDING, PROCESSING, STATUSES, UNFINISHED,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    KEEP_ALL,
+    KEEP_NOTHING,
+    PENDING,
+    PROCESSING,
+    STATUSES,
+    UNFINISHED,
 )
 from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.exceptions import NotAllowed, NotFound
 from emulator.metrics import Metrics
+from emulator.request_store import RequestRecord, RequestStore
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import VersionUnavailable
 from emulator.runtime.protocol import Error, Job, RequestContext
-from emulator.request_store import RequestRecord, RequestStore
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
 from emulator.storage import Storage, StorageError
 
@@ -128,8 +138,11 @@ class RequestRunner:
         for record in records:
             task = asyncio.create_task(self._run_batch_item(deployment, version, record))
             self._batch_tasks[record.id] = task
-            task.add_done_callback(lambda _, rid=record.id: self._batch_tasks.pop(rid, None))
+            task.add_done_callback(functools.partial(self._forget_batch_item, record.id))
         return records
+
+    def _forget_batch_item(self, request_id: str, _: asyncio.Task[Outcome]) -> None:
+        self._batch_tasks.pop(request_id, None)
 
     async def _run_batch_item(self, deployment: Deployment, version: Version, record: RequestRecord) -> Outcome:
         try:
@@ -211,6 +224,7 @@ class RequestRunner:
 
     def _ended(self, record: RequestRecord) -> None:
         """Count and log a request that has reached its final status."""
+        assert record.time_completed is not None, "set as it ends"
         seconds = (record.time_completed - record.time_created).total_seconds()
         self.metrics.request_ended(record.deployment, record.version, record.status, seconds)
         log.info("%s/%s request %s %s in %.3f s", record.deployment, record.version, record.id, record.status, seconds,

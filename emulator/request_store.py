@@ -156,7 +156,7 @@ def _to_row(record: RequestRecord) -> dict[str, Any]:
 
 
 def _from_row(row: tuple) -> RequestRecord:
-    values = dict(zip(_COLUMNS, row))
+    values = dict(zip(_COLUMNS, row, strict=True))
     for column in _JSON_COLUMNS:
         values[column] = json.loads(values[column]) if values[column] is not None else None
     for column in _TIME_COLUMNS:

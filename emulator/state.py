@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from contract.package import Package
@@ -32,7 +32,7 @@ EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -151,10 +151,10 @@ class Registry:
     def version(self, project: str, deployment: str, name: str | None = None) -> Version:
         """A version by name, or the deployment's default version when `name` is None."""
         found = self.deployment(project, deployment)
-        try:
-            return found.versions[name or found.default_version]
-        except KeyError:
-            raise NotFound("Version not found") from None
+        wanted = name or found.default_version
+        if wanted is None or wanted not in found.versions:
+            raise NotFound("Version not found")
+        return found.versions[wanted]
 
     def versions(self) -> Iterator[tuple[Project, Deployment, Version]]:
         """Every version of every deployment of every project."""

@@ -9,7 +9,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -101,7 +101,7 @@ class Storage:
         if not path.is_file():
             raise NotStored(f"file {name!r} does not exist in bucket {bucket!r}")
         info = path.stat()
-        return StoredFile(name, info.st_size, datetime.fromtimestamp(info.st_mtime, timezone.utc))
+        return StoredFile(name, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
 
     def delete(self, bucket: str, name: str) -> None:
         self.stat(bucket, name)

@@ -15,8 +15,8 @@ Outside pytest, `emulator.launcher.running_emulator` is the same as a context ma
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

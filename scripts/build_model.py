@@ -24,7 +24,7 @@ PACKAGE = ROOT / "deployment_package"
 sys.path.insert(0, str(PACKAGE / "libraries"))  # pickle must reference `face_profile`, as on UbiOps
 
 try:
-    from face_profile import WEIGHTS_SHA256, FaceProfileModel  # noqa: E402
+    from face_profile import WEIGHTS_SHA256, FaceProfileModel
 except ModuleNotFoundError:
     sys.exit("scripts/build_model.py builds the face-profile model, and deployment_package/ holds no face_profile "
              "library: your own package's model ships as you commit it")

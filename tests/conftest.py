@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
-
 from browser import CHROMIUM_ARGS
 from harness import Emulator, start_emulator
+from playwright.sync_api import Browser, sync_playwright
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 import ubiops
-
 from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log
 
 TOKEN = "s3cret-token-for-tests"

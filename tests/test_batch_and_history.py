@@ -10,9 +10,8 @@ import time
 import httpx
 import pytest
 import ubiops
-from ubiops.utils import wait_for_deployment_request, wait_for_deployment_version_request
-
 from harness import DEPLOYMENT, PROJECT, start_emulator
+from ubiops.utils import wait_for_deployment_request, wait_for_deployment_version_request
 
 
 @pytest.fixture(scope="module")

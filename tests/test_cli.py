@@ -19,17 +19,17 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
+from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator
 
 from contract.config import load_config
 from contract.package import read_package
 from emulator import launcher
-from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator
 
 TOKEN = "cli-test-token"
 INSTALLED_CLI = Path(importlib.util.find_spec("ubiops_cli").origin).parent

@@ -8,10 +8,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
-
 from browser import BROWSER_HOST, offline
 from harness import PROJECT, Emulator
+from playwright.sync_api import Browser
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import os
 import httpx
 import pytest
 import ubiops
-
 from harness import DEPLOYMENT, PROJECT, metric_values, wait_for_log
 
 
@@ -65,11 +64,10 @@ def test_timeout_outside_ubiops_range_is_refused(emulators):
 
 def test_instances_are_separate_processes_sharing_one_queue(emulators):
     crashing = emulators("crashing", "--instances", "2")
-    with httpx.Client(timeout=30) as client:
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            replies = list(pool.map(
-                lambda _: client.post(crashing.requests_url(), json={"mode": "sleep 1"}).json(), range(4)
-            ))
+    with httpx.Client(timeout=30) as client, concurrent.futures.ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(
+            lambda _: client.post(crashing.requests_url(), json={"mode": "sleep 1"}).json(), range(4)
+        ))
     assert all(r["status"] == "completed" for r in replies)
     assert len({r["result"]["pid"] for r in replies}) == 2
 

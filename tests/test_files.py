@@ -6,9 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 import ubiops
+from harness import DEPLOYMENT, PROJECT, start_emulator
 from ubiops.utils import download_file, upload_file
-
-from harness import DEPLOYMENT, PROJECT, ROOT, start_emulator
 
 
 @pytest.fixture(scope="module")

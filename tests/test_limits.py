@@ -7,7 +7,6 @@ import socket
 
 import httpx
 import pytest
-
 from harness import DEPLOYMENT, PROJECT
 
 

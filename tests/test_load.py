@@ -9,7 +9,7 @@ import sys
 from harness import ROOT, start_emulator
 
 sys.path.insert(0, str(ROOT / "bench"))
-from load import run_load, send_text  # noqa: E402
+from load import run_load, send_text
 
 
 def open_fds(pid: int) -> int:

@@ -9,13 +9,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
 import ubiops
-
 from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, free_port, metric_values, start_emulator, wait_for_log, zip_bytes
 
 TOKEN = "metrics-test-token"

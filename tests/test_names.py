@@ -6,7 +6,6 @@ import http.client
 import json
 
 import pytest
-
 from harness import DEPLOYMENT, PROJECT
 
 HOSTILE = ["..", "%2e%2e", "%2E%2E%2F..%2Fetc", "%2Fetc%2Fpasswd", "a%00b", "x" * 10_000, "%C3%A9%F0%9F%99%82"]

@@ -10,18 +10,18 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
 import ubiops
+from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, free_port, start_emulator, wait_for_log, zip_bytes
 from PIL import Image
 
 from emulator.app import API_PREFIXES
-from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, free_port, start_emulator, wait_for_log, zip_bytes
 
 EVIL = "http://evil.example"
 ALLOWED_HOST = "devbox.test"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import ubiops
-
 from harness import DEPLOYMENT, PROJECT, ROOT, free_port, start_emulator, wait_for_log, zip_bytes
 
 DEPLOYMENT_PY = "class Deployment:\n    def request(self, data):\n        return data\n"

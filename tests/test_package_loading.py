@@ -10,11 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, free_port, start_emulator, zip_bytes
 from ubiops.utils import zip_dir
 
 from contract.config import load_config
 from emulator import launcher
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, free_port, start_emulator, zip_bytes
 
 CONFIG = load_config(ROOT)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 import ubiops
-
 from harness import DEPLOYMENT, PROJECT, Emulator, start_emulator, zip_bytes
 
 FIELDS = [{"name": "x", "data_type": "int"}]

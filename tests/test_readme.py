@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
+from harness import ROOT
 
 from contract.config import load_config
 from emulator.launcher import start_emulator
-from harness import ROOT
 
 README_ADDRESS = "http://127.0.0.1:8000"
 CONFIG = load_config(ROOT)

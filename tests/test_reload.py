@@ -7,7 +7,6 @@ import time
 
 import httpx
 import pytest
-
 from harness import start_emulator, wait_for_log
 
 CODE = '''

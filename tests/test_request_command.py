@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import ROOT
 
 from emulator.launcher import free_port, running_emulator
-from harness import ROOT
 
 DEPLOYMENT_PY = '''import os, shutil, tempfile
 

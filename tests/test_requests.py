@@ -7,7 +7,6 @@ import json
 import httpx
 import pytest
 import ubiops
-
 from harness import DEPLOYMENT, PACKAGES, PROJECT
 
 ECHO_INPUT = {

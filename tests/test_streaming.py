@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from harness import DEPLOYMENT, PROJECT
 from ubiops.exceptions import UbiOpsException
 from ubiops.utils import stream_deployment_request
-
-from harness import DEPLOYMENT, PROJECT
 
 
 def test_partial_output_then_the_full_response(emulators):

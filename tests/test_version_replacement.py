@@ -11,7 +11,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import httpx
 import pytest
 import ubiops
-
 from harness import PROJECT, Emulator, start_emulator, zip_bytes
 
 CLIENT_TIMEOUT = 30

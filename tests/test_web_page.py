@@ -10,17 +10,16 @@ import json
 import shutil
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import ubiops
-from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page
-
 from browser import offline
 from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator, zip_bytes
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page
 
 PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
 WEB_FILES = ("index.html", "app.js", "style.css")

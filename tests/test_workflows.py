@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import ROOT
 
 from contract.config import load_config
 from contract.package import read_package
 from deployer.inputs import upload_inputs
 from deployer.smoke import compare_outputs
 from emulator.launcher import Emulator, free_port, start_emulator, wait_until_up
-from harness import ROOT
 
 CONFIG = load_config(ROOT)
 TOKEN = "workflow-token-8c1d2e"

@@ -4,9 +4,10 @@ exactly as the deployment loads it."""
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import joblib
 import pytest

@@ -11,9 +11,8 @@ import sys
 import textwrap
 
 import pytest
-from profile_helpers import IMAGES, LIBRARIES, PACKAGE, ROOT
-
 from face_profile import MODEL_VERSION, PROFILE_FIELDS, WEIGHTS_SHA256, FaceProfileModel
+from profile_helpers import IMAGES, LIBRARIES, PACKAGE
 
 
 def test_build_is_byte_for_byte_reproducible(build_script, model_path, tmp_path):

@@ -10,7 +10,6 @@ import zlib
 import httpx
 import pytest
 from PIL import Image
-
 from profile_helpers import IMAGES
 
 PORTRAIT = IMAGES / "grace_hopper.jpg"

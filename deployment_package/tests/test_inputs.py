@@ -9,11 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
-from profile_helpers import IMAGES, NON_FACES, measurement_names, open_rgb
-
 from face_profile import PublicError
 from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS
+from PIL import Image
+from profile_helpers import IMAGES, NON_FACES, measurement_names, open_rgb
 
 ORIENTATION = 0x0112
 # EXIF orientation -> how the camera stored the pixels of an upright scene.

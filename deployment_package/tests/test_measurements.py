@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter, ImageOps
-from profile_helpers import IMAGES, PORTRAITS, linear_to_srgb, open_rgb, srgb_to_linear
-
 from face_profile import PublicError
 from face_profile.color import ita_category, ita_degrees, srgb_to_lab
 from face_profile.regions import FACE, REGIONS
+from PIL import Image, ImageFilter, ImageOps
+from profile_helpers import IMAGES, PORTRAITS, linear_to_srgb, open_rgb, srgb_to_linear
 
 
 @pytest.mark.parametrize("name", PORTRAITS)

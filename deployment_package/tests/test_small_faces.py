@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from PIL import Image
-from profile_helpers import NON_FACES, PORTRAITS, open_rgb
-
 from face_profile.annotate import OTHER_FACE_COLOR
 from face_profile.detection import TILE_SIDE, tile_origins
 from face_profile.image_io import MAX_ANALYSIS_SIDE
+from PIL import Image
+from profile_helpers import NON_FACES, PORTRAITS, open_rgb
 
 CANVAS = (1280, 886)  # the group photo; analysed at 1024 x 709
 GRACE, ASTRONAUT = "grace_hopper.jpg", "astronaut.jpg"

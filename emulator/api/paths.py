@@ -3,7 +3,8 @@ version. One handler serves both; it finds the version, if any, in the path."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import Request
 

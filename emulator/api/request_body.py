@@ -2,7 +2,8 @@
 
 The SDK sends structured data as `application/json` and plain data as `text/plain`. Multipart is the
 emulator's convenience (`curl -F img=@portrait.jpg`): a file part per `file` field, stored in the
-default bucket and passed on as its URI, and a form value per other field, coerced by the spec. As in UbiOps' web form, a field left out takes its widget's configured default.
+default bucket and passed on as its URI, and a form value per other field, coerced by the spec. As in
+UbiOps' web form, a field left out takes its widget's configured default.
 A body that cannot be read is a 4xx; a value of the wrong type is a failed request.
 """
 

@@ -22,7 +22,9 @@ async def environments_list(
 
 
 @router.get(PATH + "/{environment_name}", response_model=management.EnvironmentList)
-async def environments_get(project_name: str, environment_name: str, services: Services = Depends(get_services)) -> management.EnvironmentList:
+async def environments_get(
+    project_name: str, environment_name: str, services: Services = Depends(get_services)
+) -> management.EnvironmentList:
     project = services.registry.project(project_name)
     return management.environment_list(project, environment(environment_name))
 

@@ -12,7 +12,13 @@ from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
 from emulator.api.routes_storage import signed_url
 from emulator.api.sdk_models.files import (
-    BucketDetail, BucketList, FileDetail, FileItem, FileUploadResponse, bucket_list, file_item,
+    BucketDetail,
+    BucketList,
+    FileDetail,
+    FileItem,
+    FileUploadResponse,
+    bucket_list,
+    file_item,
 )
 
 router = APIRouter()

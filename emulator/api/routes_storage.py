@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
@@ -51,7 +52,8 @@ async def storage_upload(
     """The raw bytes of a file, as `ubiops.utils.upload_file` PUTs them (any 2xx is success); once the
     body is past `SPOOL_BYTES`, every write to disk runs in a thread."""
     _verify(services, "PUT", bucket, name, expires, signature)
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spooled:
+        spool = cast(BinaryIO, spooled)  # a binary file in all but typeshed's name
         body = UploadFile(spool)
         async for chunk in request.stream():
             await body.write(chunk)

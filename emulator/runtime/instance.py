@@ -14,9 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from emulator.runtime import protocol
 
@@ -96,7 +97,7 @@ class Instance:
         )
         theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=protocol.MAX_MESSAGE_BYTES)
-        self._relays = [asyncio.create_task(self._relay(s)) for s in (self._process.stdout, self._process.stderr)]
+        self._relays = [asyncio.create_task(self._relay(s)) for s in (self._process.stdout, self._process.stderr) if s]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
         with contextlib.suppress(ConnectionError):
             await self._send(protocol.Setup(
@@ -111,6 +112,8 @@ class Instance:
         if isinstance(message, protocol.InitFailed):
             await self.stop()
             raise InstanceStartError(message.error)
+        if not isinstance(message, protocol.Ready):
+            raise TypeError(f"expected Ready, got {type(message).__name__}")
         log.info("[%s] ready", self.label, extra=self.log_fields)
         return message.capabilities
 
@@ -143,10 +146,13 @@ class Instance:
                 raise InstanceOverMemory(f"The instance used more than {self.launch.memory_limit_mb} MB of memory "
                                          "while handling the request and was stopped; it was restarted")
             raise InstanceLost(f"The instance {await self._exit_reason()} while handling the request; it was restarted")
+        if not isinstance(reply, protocol.Result | protocol.Error):
+            raise TypeError(f"expected a reply, got {type(reply).__name__}")
         return reply
 
     async def _watch_memory(self) -> None:
         """Return (after killing the worker) once its resident memory passes the limit."""
+        assert self._process is not None and self.launch.memory_limit_mb is not None, "started with a limit"
         limit = self.launch.memory_limit_mb * 1024 * 1024
         while resident_bytes(self._process.pid) <= limit:
             await asyncio.sleep(MEMORY_POLL_SECONDS)
@@ -173,11 +179,13 @@ class Instance:
             task.cancel()
 
     async def _send(self, message: protocol.Message) -> None:
+        assert self._writer is not None, "the instance was started"
         self._writer.write(protocol.encode(message))
         await self._writer.drain()
 
     async def _receive(self) -> protocol.Message | None:
         """The next message, or None when the worker has gone."""
+        assert self._reader is not None, "the instance was started"
         try:
             line = await self._reader.readline()
         except ConnectionError:
@@ -185,6 +193,7 @@ class Instance:
         return protocol.decode(line) if line else None
 
     async def _exit_reason(self) -> str:
+        assert self._process is not None, "the instance was started"
         code = await self._process.wait()
         await self.stop()
         log.warning("[%s] stopped: %s", self.label, describe_exit(code), extra=self.log_fields)

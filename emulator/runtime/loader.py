@@ -9,9 +9,10 @@ import importlib.util
 import inspect
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from contract import calling
 from emulator.runtime.protocol import Capabilities
@@ -37,6 +38,8 @@ def import_deployment_module(package_dir: Path, file_name: str) -> ModuleType:
     if not path.is_file():
         raise FileNotFoundError(f"the package has no {file_name}")
     spec = importlib.util.spec_from_file_location("Deployment", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{file_name} cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules["module.name"] = module
     spec.loader.exec_module(module)

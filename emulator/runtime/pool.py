@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from emulator.runtime.instance import Instance, InstanceLost, InstanceStartError, InstanceTimedOut, Launch
 from emulator.runtime.protocol import Capabilities, Error, Job, Reply
@@ -147,7 +148,7 @@ class InstancePool:
         if self._closed is not None:
             _settle(ticket, Error(self._closed))
         elif self.status == UNAVAILABLE:
-            _settle(ticket, Error(self.error))
+            _settle(ticket, Error(self.error or f"{self.launch.name} is unavailable"))
         else:
             self._queue.put_nowait(ticket)
 

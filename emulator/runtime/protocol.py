@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, TypedDict, get_type_hints
+from typing import Any, TypedDict, TypeVar, get_type_hints
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 REQUEST_TAG = re.compile(r"\[request ([^\]\s]+)\] ")
@@ -97,9 +97,11 @@ class Error:
 Reply = Result | Error
 Message = Setup | Ready | InitFailed | Job | StreamUpdate | Result | Error
 
+M = TypeVar("M", bound=Message)
 _TYPES: dict[str, type] = {cls.__name__: cls for cls in (Setup, Ready, InitFailed, Job, StreamUpdate, Result, Error)}
 _NESTED: dict[type, dict[str, type]] = {
-    cls: {name: hint for name, hint in get_type_hints(cls).items() if is_dataclass(hint)} for cls in _TYPES.values()
+    cls: {name: hint for name, hint in get_type_hints(cls).items() if isinstance(hint, type) and is_dataclass(hint)}
+    for cls in _TYPES.values()
 }
 """Per message type, its fields that hold a dataclass (sent as an object, rebuilt on arrival)."""
 
@@ -118,7 +120,17 @@ def decode(line: bytes) -> Message:
     cls = _TYPES[body.pop("type")]
     for name, nested in _NESTED[cls].items():
         body[name] = nested(**body[name])
-    return cls(**body)
+    message: Message = cls(**body)
+    return message
+
+
+def decode_as(line: bytes, kind: type[M]) -> M:
+    """The message on `line`, which must be a `kind`: anything else breaks the protocol, a bug on one
+    side, never the deployment's doing."""
+    message = decode(line)
+    if not isinstance(message, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(message).__name__}")
+    return message
 
 
 def request_tag(request_id: str) -> str:

@@ -51,7 +51,7 @@ class RequestTaggedStream(io.TextIOBase):
         return self._stream.fileno()
 
     @property
-    def encoding(self) -> str:
+    def encoding(self) -> str:  # type: ignore[override]  # typeshed: an attribute; io: a read-only property
         return self._stream.encoding
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     streams = [RequestTaggedStream(sys.stdout), RequestTaggedStream(sys.stderr)]
     sys.stdout, sys.stderr = streams
 
-    setup = protocol.decode(reader.readline())
+    setup = protocol.decode_as(reader.readline(), protocol.Setup)
     try:
         deployment = _load(setup)
     except BaseException as exc:  # SystemExit in __init__ is a failed start too, reported as such
@@ -73,7 +73,7 @@ def main() -> None:
     _send(writer, protocol.Ready(loader.capabilities(deployment)))
 
     for line in reader:
-        job = protocol.decode(line)
+        job = protocol.decode_as(line, protocol.Job)
         context = {**job.context, "streaming_update": lambda text: _send(writer, protocol.StreamUpdate(str(text)))}
         for stream in streams:
             stream.request_id = job.context["id"]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from harness import PROJECT, ROOT, Emulator
 
 TOKEN = "deployer-test-token-5f3a9c"

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from harness import ROOT
 
 from contract.config import load_config
-from harness import ROOT
 
 PYPROJECT = '[project]\nname = "mine"\n\n[tool.deployer]\nproject = "acme"\ndeployment = "old"\nlabels = { a = "b" }\n\n' \
             '[tool.pytest.ini_options]\naddopts = "-ra"\n'

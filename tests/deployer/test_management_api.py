@@ -10,7 +10,6 @@ import zipfile
 import httpx
 import pytest
 import ubiops
-
 from harness import DEPLOYMENT, PROJECT, start_emulator
 
 FIELDS = [{"name": "x", "data_type": "int"}]

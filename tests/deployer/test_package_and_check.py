@@ -6,7 +6,6 @@ import json
 import zipfile
 
 import pytest
-
 from conftest import TOKEN
 
 

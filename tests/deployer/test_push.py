@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import httpx
-
 from conftest import TOKEN
 from harness import PROJECT, start_emulator
 

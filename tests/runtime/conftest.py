@@ -4,16 +4,15 @@ running the small packages of `tests/packages/` in real worker processes (no HTT
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 import pytest
+from submitting import PACKAGES
 
 from emulator.runtime.instance import Launch
 from emulator.runtime.pool import NO_EVENTS, InstanceEvents, InstancePool
 from emulator.runtime.protocol import Job, RequestContext
-
-from submitting import PACKAGES
 
 
 @pytest.fixture

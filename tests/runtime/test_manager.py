@@ -10,11 +10,11 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from submitting import TIMEOUT, queued, running
 
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import STOPPED, NoInstances, VersionUnavailable
 from emulator.runtime.protocol import Error, Result
-from submitting import TIMEOUT, queued, running
 
 pytestmark = pytest.mark.anyio
 

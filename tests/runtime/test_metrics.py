@@ -5,12 +5,12 @@ process are apart."""
 from __future__ import annotations
 
 import pytest
+from harness import metric_values
+from submitting import TIMEOUT
 
 from emulator.metrics import Metrics
 from emulator.runtime.pool import AVAILABLE, UNAVAILABLE
 from emulator.runtime.protocol import Error, Result
-from harness import metric_values
-from submitting import TIMEOUT
 
 pytestmark = pytest.mark.anyio
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from submitting import TIMEOUT, queued, running
 
 from emulator.runtime.pool import AVAILABLE, STARTING, UNAVAILABLE, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
-from submitting import TIMEOUT, queued, running
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +76,7 @@ async def test_a_deployment_that_cannot_start_makes_the_pool_unavailable_with_th
     expected = ("tests/broken_init is unavailable: the deployment failed to start (FileNotFoundError: model1.pkl "
                 "is missing from the package); see the emulator log")
     assert (pool.error, await waiting) == (expected, Error(expected)), "a job already queued is answered too"
-    with pytest.raises(VersionUnavailable, match="model1.pkl is missing"):
+    with pytest.raises(VersionUnavailable, match=r"model1\.pkl is missing"):
         await pool.submit(job("late"), TIMEOUT)
 
 

@@ -70,8 +70,8 @@ def rotate_image(rgb: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarra
     height, width = rgb.shape[:2]
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
     cos, sin = abs(math.cos(math.radians(degrees))), abs(math.sin(math.radians(degrees)))
-    new_width = int(math.ceil(width * cos + height * sin))
-    new_height = int(math.ceil(width * sin + height * cos))
+    new_width = math.ceil(width * cos + height * sin)
+    new_height = math.ceil(width * sin + height * cos)
     matrix[:, 2] += (new_width - width) / 2, (new_height - height) / 2
     rotated = cv2.warpAffine(
         rgb, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR,

@@ -13,7 +13,6 @@ import os
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import Union
 
 import cv2
 import numpy as np
@@ -21,7 +20,7 @@ from PIL import Image, ImageCms, ImageOps
 
 from .errors import PublicError
 
-ImageSource = Union[str, os.PathLike, Image.Image]
+ImageSource = str | os.PathLike | Image.Image
 
 MAX_ANALYSIS_SIDE = 1024
 MAX_INPUT_PIXELS = 89_478_485  # Pillow's default bomb threshold: ~0.25 GiB as RGBA

@@ -108,7 +108,7 @@ class LandmarkDetector:
         result = self._landmarker.detect(_mp_image(rgb))
         faces = []
         for landmarks, blendshapes, transform in zip(
-            result.face_landmarks, result.face_blendshapes, result.facial_transformation_matrixes
+            result.face_landmarks, result.face_blendshapes, result.facial_transformation_matrixes, strict=False
         ):
             points = np.array([(lm.x * width, lm.y * height) for lm in landmarks], dtype=np.float64)
             scores = {category.category_name: float(category.score) for category in blendshapes}

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.names import MAX_NAME_LENGTH, NAME_PATTERN
-from contract.requests import KEEP_ALL, RETENTION_MODES
+from contract.requests import KEEP_ALL, RetentionMode
 from contract.spec import Spec
 from contract.versions import IDLE_TIME_RANGE, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
@@ -73,7 +73,7 @@ class VersionSettings(Body):
     description: str | None = Description
     labels: dict[str, str] | None = None
     request_retention_time: int | None = Field(None, ge=0)
-    request_retention_mode: Literal[RETENTION_MODES] | None = None
+    request_retention_mode: RetentionMode | None = None
     maximum_queue_size: int | None = Field(None, ge=0)
     restart_request_interruption: bool | None = None
     ports: list[dict[str, Any]] | None = None
@@ -249,7 +249,8 @@ def revision_list(revision: Revision) -> RevisionList:
         creation_date=revision.created,
         status=revision.status,
         error_message=revision.error_message,
-        **revision.capabilities,
+        has_request_method=revision.capabilities.get("has_request_method"),
+        has_requests_method=revision.capabilities.get("has_requests_method"),
     )
 
 

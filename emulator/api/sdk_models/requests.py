@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -68,7 +68,10 @@ def list_item(record: RequestRecord) -> DeploymentRequestList:
     return DeploymentRequestList(**_fields(record, DeploymentRequestList))
 
 
-def detail(record: RequestRecord, model: type[DeploymentRequestDetail], metadata_only: bool = False) -> DeploymentRequestDetail:
+Detail = TypeVar("Detail", bound=DeploymentRequestDetail)
+
+
+def detail(record: RequestRecord, model: type[Detail], metadata_only: bool = False) -> Detail:
     values = _fields(record, model)
     if metadata_only:
         values.update(request_data=None, result=None)
