@@ -4,15 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL := deployment_package/model1.pkl
 
-.PHONY: serve test lint audit setup model bench load clean
+.PHONY: serve test browser lint audit setup model bench load clean
 
 serve: setup
 	$(BIN)/python -m emulator $(ARGS)
 
 # The emulator's own tests (tests/), which include `python -m deployer check` on this repository:
 # that runs the package's own tests (deployment_package/tests) against the zip it would upload.
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest $(ARGS)
+
+# The browser tests drive Debian's Chromium (Playwright's own browser downloads are never used).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 setup: $(VENV)/.installed
 

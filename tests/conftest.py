@@ -30,7 +30,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (`.ci/run` installs it when missing)."""
+    """Debian's Chromium, headless, driven by Playwright (`make test` installs it when missing)."""
     executable = shutil.which("chromium")
     assert executable, "the browser tests need Debian's chromium: apt-get install chromium"
     with sync_playwright() as playwright:
