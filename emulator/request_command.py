@@ -73,20 +73,21 @@ def form_parts(spec: Spec, file: Path | None, inputs: list[str]) -> tuple[dict[s
     return values, files
 
 
-def send(emulator: Emulator, args: argparse.Namespace, spec: Spec) -> dict[str, Any]:
+def send(emulator: Emulator, args: argparse.Namespace, spec: Spec) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The answer to the request the arguments describe, and the files it sent."""
     if args.json is not None:
         try:
             data = loads_strict(args.json)
         except ValueError as exc:
             raise RequestCommandError(f"--json is not valid JSON ({exc})") from None
-        return emulator.request(data, version=args.version)
+        return emulator.request(data, version=args.version), {}
     if not spec.fields:
         raise RequestCommandError("the deployment takes plain text: send it with --json '\"your text\"'")
     values, files = form_parts(spec, args.file, args.input)
     if not values and not files:
         raise RequestCommandError(f"give the input: FILE, -i NAME=VALUE ({', '.join(spec.names)}) or --json")
     parts: dict[str, Any] = {**{name: (None, value) for name, value in values.items()}, **files}
-    return emulator.request(files=parts, version=args.version)
+    return emulator.request(files=parts, version=args.version), files
 
 
 def save_outputs(emulator: Emulator, answer: dict[str, Any], folder: Path) -> dict[str, Path]:
@@ -157,10 +158,10 @@ def main(argv: list[str]) -> None:
 
 
 def _request(emulator: Emulator, args: argparse.Namespace, spec: Spec) -> tuple[dict[str, Any], dict[str, Path]]:
-    answer = send(emulator, args, spec)
-    folder = (args.file or next((Path(v[1:]) for v in (o.partition("=")[2] for o in args.input) if v.startswith("@")),
-                                Path.cwd()))
-    return answer, save_outputs(emulator, answer, (folder if folder.is_dir() else folder.parent).resolve())
+    """Send the request; output files go beside the first file sent (or into the working directory)."""
+    answer, files = send(emulator, args, spec)
+    first = next(iter(files.values()), None)
+    return answer, save_outputs(emulator, answer, (first.parent if first else Path.cwd()).resolve())
 
 
 def _error_text(response: httpx.Response) -> str:
