@@ -7,7 +7,6 @@ nothing it does can reach UbiOps.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,10 +18,9 @@ import ubiops
 from contract.config import DeployerConfig
 from deployer.client import HOST_VARIABLE, TOKEN_VARIABLE
 from deployer.errors import DeployerError
-from emulator.launcher import Emulator, start_emulator
+from emulator.launcher import Emulator, EmulatorExited, EmulatorSilent, start_emulator, wait_for
 
 START_SECONDS = 120
-POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 20
 PRIVATE_VARIABLES = (TOKEN_VARIABLE, HOST_VARIABLE, "EMULATOR_TOKEN")
 
@@ -75,15 +73,15 @@ def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path) -> Ite
 def _wait_until_started(emulator: Emulator, version: str) -> str:
     """The version's status once its instances started (`available`) or could not (`unavailable`)."""
     version_url = emulator.requests_url(version).removesuffix("/requests")
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if emulator.process is not None and emulator.process.poll() is not None:
-            raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log().splitlines())}")
-        try:
-            status = httpx.get(version_url, timeout=2).json().get("status")
-        except (httpx.TransportError, ValueError):
-            status = None
-        if status in ("available", "unavailable"):
-            return status
-        time.sleep(POLL_SECONDS)
-    raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; see {emulator.log_path}")
+
+    def settled() -> str | None:
+        status = httpx.get(version_url, timeout=2).json().get("status")
+        return status if status in ("available", "unavailable") else None
+
+    try:
+        return wait_for(emulator, settled, START_SECONDS)
+    except EmulatorExited:
+        raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log().splitlines())}") from None
+    except EmulatorSilent:
+        raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; "
+                            f"see {emulator.log_path}") from None

@@ -14,16 +14,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import ubiops
 
 STARTUP_SECONDS = 60
+POLL_SECONDS = 0.05
+T = TypeVar("T")
 REQUEST_SECONDS = 300
 TOKEN_VARIABLE = "EMULATOR_TOKEN"
 
@@ -121,21 +123,40 @@ def start_emulator(package: Path, workdir: Path, *args: str, project: str, deplo
     return emulator
 
 
-def wait_until_up(emulator: Emulator, seconds: float = STARTUP_SECONDS) -> None:
-    """Return once the emulator answers `/status`; fail with its log if it exits or stays silent."""
-    headers = {"Authorization": f"Token {emulator.token}"} if emulator.token else {}
+class EmulatorExited(RuntimeError):
+    """The emulator process ended while it was awaited (its log says why)."""
+
+
+class EmulatorSilent(RuntimeError):
+    """The emulator did not give the awaited answer in time."""
+
+
+def wait_for(emulator: Emulator, answer: Callable[[], T | None], seconds: float = STARTUP_SECONDS) -> T:
+    """The first answer `answer()` gives other than None, asked every POLL_SECONDS while the emulator
+    runs (a connection refused or an unreadable body counts as none yet)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if emulator.process is not None and emulator.process.poll() is not None:
-            raise RuntimeError(f"the emulator exited with {emulator.process.returncode}:\n{emulator.log()}")
+            raise EmulatorExited(f"the emulator exited with {emulator.process.returncode}:\n{emulator.log()}")
         try:
-            if httpx.get(f"{emulator.api}/status", headers=headers, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    emulator.stop()
-    raise RuntimeError(f"the emulator did not answer within {seconds:g} s:\n{emulator.log()}")
+            found = answer()
+        except (httpx.TransportError, ValueError):
+            found = None
+        if found is not None:
+            return found
+        time.sleep(POLL_SECONDS)
+    raise EmulatorSilent(f"the emulator did not answer within {seconds:g} s:\n{emulator.log()}")
+
+
+def wait_until_up(emulator: Emulator, seconds: float = STARTUP_SECONDS) -> None:
+    """Return once the emulator answers `/status`; stop it and raise (with its log) if it exits or stays silent."""
+    headers = {"Authorization": f"Token {emulator.token}"} if emulator.token else {}
+    try:
+        wait_for(emulator, lambda: httpx.get(f"{emulator.api}/status", headers=headers, timeout=1).status_code == 200
+                 or None, seconds)
+    except EmulatorSilent:
+        emulator.stop()
+        raise
 
 
 @contextmanager
