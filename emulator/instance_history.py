@@ -6,7 +6,8 @@ Told by the runtime (`InstanceEvents`), never by reading the log: an instance is
 `initialising`, becomes `running` when its `Deployment.__init__` returns, goes back to
 `initialising` when a lost process (a crash, a timeout, the memory limit) is replaced, and leaves
 the list when it is stopped for good or cannot start. Its events stay readable after it left, for
-the last `KEPT_STOPPED` instances that left. Nothing here survives a restart: the instances do not.
+the last `KEPT_STOPPED` instances that left; each instance keeps its last `KEPT_EVENTS` events.
+Nothing here survives a restart: the instances do not.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ PENDING, INITIALISING, RUNNING, STOPPING = "pending", "initialising", "running",
 STATUSES = (PENDING, INITIALISING, RUNNING, STOPPING)
 """UbiOps' instance statuses; the emulator's instances are only ever `initialising` or `running`."""
 KEPT_STOPPED = 200
+KEPT_EVENTS = 500
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class InstanceRecord:
     status: str = INITIALISING
     time_created: datetime = field(default_factory=now)
     time_updated: datetime = field(default_factory=now)
-    events: list[InstanceEvent] = field(default_factory=list)
+    events: deque[InstanceEvent] = field(default_factory=lambda: deque(maxlen=KEPT_EVENTS))
     live: bool = True
 
     def note(self, description: str) -> None:

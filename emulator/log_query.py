@@ -36,6 +36,8 @@ SECONDS_BELOW = 10**11
 """A number below this is a timestamp in seconds (until the year 5138)…"""
 NANOSECONDS_FROM = 10**17
 """…and one from this on is in nanoseconds (since 1973); one between is refused as ambiguous."""
+LATEST = 2**63 - 1
+"""The latest timestamp (ns) SQLite can hold (in 2262): later ones, and those before 1970, are clamped."""
 
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
@@ -84,7 +86,7 @@ def time_window(start: str | None, end: str | None, now_ns: int) -> Window:
         raise NotAllowed("start and end must be given together (neither: the last 24 hours)")
     if start is None or end is None:
         return Window(now_ns - DEFAULT_HOURS * 3600 * NANOSECONDS + 1, now_ns, newest_first=True)
-    start_ns, end_ns = _timestamp("start", start), _timestamp("end", end)
+    start_ns, end_ns = (min(max(_timestamp(name, value), 0), LATEST) for name, value in (("start", start), ("end", end)))
     if start_ns <= end_ns:
         return Window(start_ns, end_ns - 1, newest_first=False)
     return Window(end_ns + 1, start_ns, newest_first=True)

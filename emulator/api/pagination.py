@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Generic, TypeVar
 
 from fastapi import Request
@@ -26,7 +27,7 @@ def paginate(items: list[Item], request: Request, cursor: str | None, limit: int
     """The page of `items` that `cursor` (None: the first) and `limit` select."""
     if cursor is None:
         offset = 0
-    elif cursor.isdigit():
+    elif re.fullmatch(r"[0-9]+", cursor):
         offset = int(cursor)
     else:
         raise ApiError(400, f"cursor: {cursor!r} is not a cursor; use the next or previous URL of a page")

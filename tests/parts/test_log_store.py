@@ -209,3 +209,10 @@ def test_the_emulators_lines_about_a_project_are_stored_as_system_or_user_lines(
         ("to stderr", False, "error", "r-1"),
     ]
     assert {(e.deployment_name, e.deployment_version, e.instance_id) for e in found} == {("d", "v1", "i-1")}
+
+
+def test_a_window_past_what_sqlite_holds_is_clamped(store):
+    store.add(line("now"))
+    window = time_window("0001-01-01T00:00:00Z", "9" * 40, NOW)
+    assert (window.first, window.last) == (0, 2**63 - 2)
+    assert search(store, window=window) == ["now"]
