@@ -18,6 +18,8 @@ from emulator.api import (
     routes_environments,
     routes_files,
     routes_health,
+    routes_instances,
+    routes_logs,
     routes_projects,
     routes_request_history,
     routes_requests,
@@ -35,11 +37,15 @@ from emulator.api.origins import install_origin_guard
 from emulator.builds import Builder
 from emulator.catalog import Catalog
 from emulator.data_lock import lock_data_dir
+from emulator.instance_history import InstanceHistory
+from emulator.log_capture import capture_logs, release_logs
+from emulator.log_store import LogStore
 from emulator.metrics import Metrics
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
 from emulator.runtime.manager import Runtime
+from emulator.runtime.pool import EveryListener
 from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.serving import open_package, serve_package
 from emulator.settings import Settings
@@ -51,6 +57,7 @@ API_PREFIXES = ("/v2.1", "/v2")
 WEB_PAGE = Path(__file__).parent / "web"
 WEB_ASSETS = "/web"
 REQUESTS_DATABASE = "requests.sqlite3"
+LOGS_DATABASE = "logs.sqlite3"
 log = logging.getLogger("emulator")
 
 
@@ -63,13 +70,16 @@ def create_app(settings: Settings) -> FastAPI:
     if interrupted:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
-    metrics = Metrics()
-    runtime = Runtime(EnvironmentBuilder(settings.environments_dir, settings.own_python), metrics)
+    log_store = LogStore(storage.root / LOGS_DATABASE)
+    capture = capture_logs(log_store)
+    metrics, instances = Metrics(), InstanceHistory()
+    runtime = Runtime(EnvironmentBuilder(settings.environments_dir, settings.own_python),
+                      EveryListener(metrics, instances))
     registry = Registry(settings, runtime, Catalog(storage.root))
     metrics.watch_queues(registry, runtime)
     serve_package(registry, runtime, settings, package)
     services = Services(settings, registry, storage, RequestRunner(storage, store, runtime, metrics), Signer(), runtime,
-                        metrics)
+                        metrics, log_store, instances)
     builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
     builder.restore()
 
@@ -82,6 +92,8 @@ def create_app(settings: Settings) -> FastAPI:
             watcher.cancel()
         await builder.close()
         await runtime.close()
+        release_logs(capture)
+        log_store.close()
         store.close()
         data_lock.close()
 
@@ -97,7 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     api = APIRouter()
     for module in (routes_status, routes_projects, routes_requests, routes_request_history, routes_files,
-                   routes_user, routes_deployments, routes_versions, routes_revisions, routes_environments):
+                   routes_user, routes_deployments, routes_versions, routes_revisions, routes_environments,
+                   routes_logs, routes_instances):
         api.include_router(module.router)
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix, include_in_schema=prefix == API_PREFIXES[0])

@@ -94,7 +94,8 @@ class Builder:
         except PACKAGE_ERRORS as exc:
             reason = f"Version {version.name} could not be restarted from revision {active.id}: {exc}"
             self.runtime.replace(version, NoInstances(reason[:MAX_ERROR_LENGTH]))
-            log.error("%s/%s: %s", deployment.name, version.name, reason)
+            log.error("%s/%s: %s", deployment.name, version.name, reason,
+                      extra=_log_fields(project.name, deployment.name, version, active))
         return len(unfinished)
 
     def _unpack(self, revision: Revision) -> Package:
@@ -112,7 +113,8 @@ class Builder:
     async def _build(self, project_name: str, deployment_name: str, version: Version, revision: Revision) -> None:
         revision.status = BUILDING
         started = time.monotonic()
-        log.info("building %s/%s revision %s", deployment_name, version.name, revision.id)
+        fields = _log_fields(project_name, deployment_name, version, revision)
+        log.info("building %s/%s revision %s", deployment_name, version.name, revision.id, extra=fields)
         pool: InstancePool | None = None
         try:
             package = await asyncio.to_thread(self._unpack, revision)
@@ -126,7 +128,8 @@ class Builder:
         except (*PACKAGE_ERRORS, TimeoutError) as exc:
             message = str(exc) or f"the deployment did not start within {BUILD_TIMEOUT_SECONDS} s"
             revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
-            log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message)
+            log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message,
+                      extra=fields)
             self.metrics.build_ended(deployment_name, version.name, FAILED, time.monotonic() - started)
             if pool is not None:
                 await pool.close()
@@ -141,8 +144,13 @@ class Builder:
         revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
         self.runtime.replace(version, pool)
         await self.registry.changed()
-        log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
+        log.info("built %s/%s revision %s", deployment_name, version.name, revision.id, extra=fields)
         self.metrics.build_ended(deployment_name, version.name, SUCCESS, time.monotonic() - started)
+
+
+def _log_fields(project: str, deployment: str, version: Version, revision: Revision) -> dict[str, str]:
+    """What a line about a revision's build carries as fields (stored with the logs, `emulator.log_capture`)."""
+    return {"project": project, "deployment": deployment, "version": version.name, "revision_id": revision.id}
 
 
 def _save(source: BinaryIO, path: Path) -> None:

@@ -70,10 +70,11 @@ async def watch(registry: Registry, runtime: Runtime, settings: Settings) -> Non
 def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> None:
     """Re-read the package and put new instances in service for the version; the old ones finish
     their running requests first."""
+    fields = {"project": settings.project, "deployment": settings.deployment, "version": settings.version}
     try:
         package = read_package(settings.package)
     except (SpecError, ManifestError, ArchiveError) as exc:
-        log.error("not reloaded, the package is not valid: %s", exc)
+        log.error("not reloaded, the package is not valid: %s", exc, extra=fields)
         return
     project = registry.project(settings.project)
     deployment = registry.deployment(settings.project, settings.deployment)
@@ -81,4 +82,4 @@ def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> 
     deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
     version.package = package
     runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))
-    log.info("reloaded %s/%s", deployment.name, version.name)
+    log.info("reloaded %s/%s", deployment.name, version.name, extra=fields)

@@ -223,14 +223,18 @@ class RequestRunner:
         return Outcome(record, tuple(files or ()))
 
     def _ended(self, record: RequestRecord) -> None:
-        """Count and log a request that has reached its final status."""
+        """Count and log a request that has reached its final status (a failed one as a warning, with
+        its error)."""
         assert record.time_completed is not None, "set as it ends"
         seconds = (record.time_completed - record.time_created).total_seconds()
         self.metrics.request_ended(record.deployment, record.version, record.status, seconds)
-        log.info("%s/%s request %s %s in %.3f s", record.deployment, record.version, record.id, record.status, seconds,
-                 extra={"deployment": record.deployment, "version": record.version,
-                        "instance": self._instances.pop(record.id, None), "request_id": record.id,
-                        "status": record.status, "duration_seconds": seconds})
+        failed = record.status == FAILED
+        log.log(logging.WARNING if failed else logging.INFO, "%s/%s request %s %s in %.3f s%s",
+                record.deployment, record.version, record.id, record.status, seconds,
+                f": {record.error_message}" if failed else "",
+                extra={"project": record.project, "deployment": record.deployment, "version": record.version,
+                       "instance": self._instances.pop(record.id, None), "request_id": record.id,
+                       "status": record.status, "duration_seconds": seconds})
 
     def _save(self, record: RequestRecord) -> None:
         if record.stored:

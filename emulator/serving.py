@@ -77,6 +77,7 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
     """
     user_environment = {**package.manifest.environment_variables, **version.environment}
     launch = Launch(
+        project=project.name,
         deployment=deployment.name,
         version=version.name,
         package_dir=package.directory,

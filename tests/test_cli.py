@@ -226,3 +226,37 @@ def test_the_readme_cli_sample_runs_as_written(tmp_path):
         served.stop()
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Status: completed" in run.stdout, run.stdout
+
+
+def test_ubiops_logs_shows_a_requests_lines_found_by_its_id(cli):
+    (response,) = json.loads(cli("deployments", "requests", "create", DEPLOYMENT, "--data", "logged", "-fmt", "json"))
+    query = f'| deployment_request_id="{response["id"]}"'
+    ended = f"{DEPLOYMENT}/v1 request {response['id']} completed in "
+    assert ended in cli("logs", "--query", query, "--no_pager")
+    assert f"deployment_request_id: {response['id']}\nsystem: True\nlevel: info\nlog: {ended}" in cli(
+        "logs", "-q", query, "-fmt", "extended", "--no_pager")
+    (line,) = json.loads(cli("logs", "-q", query, "-fmt", "json"))
+    assert line["log"].startswith(ended) and line["timestamp_str"] == str(line["timestamp"])
+    assert (line["metadata"]["deployment_name"], line["metadata"]["system"]) == (DEPLOYMENT, True)
+    assert json.loads(cli("logs", "-q", query, "--start", "2020-01-01T00:00:00Z", "--end", "2020-01-02T00:00:00Z",
+                          "-fmt", "json")) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--query", '| colour="red"'), "Error (400): query: unknown label 'colour' at position 2"),
+    (("--start", "2024-01-01T00:00:00Z"), "Error (400): start and end must be given together"),
+])
+def test_ubiops_logs_prints_why_a_filter_is_refused(cli, args, message):
+    assert message in cli.fails("logs", *args, "--no_pager")
+
+
+def test_ubiops_instances_and_project_instances_list_the_worker_processes_and_their_events(cli):
+    (instance,) = json.loads(cli("instances", "list", "-d", DEPLOYMENT, "-v", "v1", "-fmt", "json"))
+    assert instance["status"] == "running" and instance["instance_type"]["name"] == "emulator"
+    assert instance["id"] in cli("instances", "list", "-d", DEPLOYMENT, "-v", "v1")
+    assert f"id: {instance['id']}\nstatus: running\n" in cli("instances", "get", instance["id"], "-d", DEPLOYMENT, "-v", "v1")
+    events = cli("instances", "events", instance["id"], "-d", DEPLOYMENT, "-v", "v1")
+    assert "Instance created" in events and "Instance status changed to running" in events
+    in_project = json.loads(cli("project_instances", "list", "-fmt", "json"))
+    assert {(i["id"], i["deployment"], i["version"]) for i in in_project} >= {(instance["id"], DEPLOYMENT, "v1")}
+    assert "Error (404): Instance not found" in cli.fails("instances", "get", "nope", "-d", DEPLOYMENT, "-v", "v1")

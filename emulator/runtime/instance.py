@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,10 +84,17 @@ class Launch:
     output_file_fields: dict[str, str] = field(default_factory=dict)
     memory_limit_mb: int | None = None
     """Like a UbiOps instance type's memory: a worker growing past it is stopped and replaced."""
+    project: str = ""
 
     @property
     def name(self) -> str:
         return f"{self.deployment}/{self.version}"
+
+    @property
+    def log_fields(self) -> dict[str, str]:
+        """What each log line about this version's instances carries as fields (`emulator.log_capture`
+        stores the lines that name a project)."""
+        return {"project": self.project, "deployment": self.deployment, "version": self.version}
 
 
 class Instance:
@@ -95,9 +103,11 @@ class Instance:
         self.number = number
         self.python = python
         """The executable of the version's environment (`emulator.runtime.python_envs`)."""
+        self.id = str(uuid.uuid4())
+        """The instance's id in the API (`instances_get`, logs' `instance_id`), kept when its process is replaced."""
         self.label = f"{launch.name} instance {number}"
-        self.log_fields = {"deployment": launch.deployment, "version": launch.version, "instance": number}
-        """What each log line about this instance carries as fields (`--log-format json`)."""
+        self.log_fields = {**launch.log_fields, "instance": number, "instance_id": self.id}
+        """What each log line about this instance carries as fields (`--log-format json`, the stored logs)."""
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -115,7 +125,8 @@ class Instance:
         )
         theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=protocol.MAX_MESSAGE_BYTES)
-        self._relays = [asyncio.create_task(self._relay(s)) for s in (self._process.stdout, self._process.stderr) if s]
+        self._relays = [asyncio.create_task(self._relay(stream, name))
+                        for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")) if stream]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
         with contextlib.suppress(ConnectionError):
             await self._send(protocol.Setup(
@@ -224,8 +235,9 @@ class Instance:
         log.warning("[%s] stopped: %s", self.label, describe_exit(code), extra=self.log_fields)
         return f"stopped ({describe_exit(code)})"
 
-    async def _relay(self, stream: asyncio.StreamReader) -> None:
-        """Copy the deployment's output to the log, a line at a time, however long its lines."""
+    async def _relay(self, stream: asyncio.StreamReader, name: str) -> None:
+        """Copy the deployment's output (`name`: stdout or stderr) to the log, a line at a time, however
+        long its lines."""
         pending = b""
         while chunk := await stream.read(LOG_LINE_LIMIT):
             *lines, pending = (pending + chunk).split(b"\n")
@@ -233,13 +245,17 @@ class Instance:
                 lines.append(pending)
                 pending = b""
             for line in lines:
-                self._log_output(line.decode(errors="replace"))
+                self._log_output(line.decode(errors="replace"), name)
         if pending:
-            self._log_output(pending.decode(errors="replace"))
+            self._log_output(pending.decode(errors="replace"), name)
 
-    def _log_output(self, line: str) -> None:
-        """One line the deployment printed, with the request it printed it for as a field."""
-        log.info("[%s] %s", self.label, line, extra={**self.log_fields, "request_id": protocol.tagged_request(line)})
+    def _log_output(self, line: str, stream: str) -> None:
+        """One line the deployment printed, with the request it printed it for, the stream and the
+        line as printed (without the request's tag) as fields."""
+        request_id = protocol.tagged_request(line)
+        printed = line[len(protocol.request_tag(request_id)):] if request_id else line
+        log.info("[%s] %s", self.label, line,
+                 extra={**self.log_fields, "request_id": request_id, "stream": stream, "printed": printed})
 
 
 def resident_bytes(pid: int) -> int:

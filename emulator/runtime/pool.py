@@ -35,23 +35,60 @@ class VersionUnavailable(Exception):
 
 
 class InstanceEvents(Protocol):
-    """Told what happens to a pool's instances (`emulator.metrics.Metrics` counts it)."""
+    """Told what happens to a pool's instances (`emulator.metrics.Metrics` counts it,
+    `emulator.instance_history.InstanceHistory` keeps it for the API)."""
 
-    def instance_started(self, launch: Launch, restart: bool) -> None:
-        """An instance is starting; `restart`: it replaces one that was lost."""
+    def instance_started(self, instance: Instance, restart: bool) -> None:
+        """An instance's process is starting; `restart`: it replaces the instance's lost process."""
 
-    def instance_lost(self, launch: Launch, reason: str) -> None:
-        """An instance stopped: `InstanceLost.reason`, or START_FAILED."""
+    def instance_ready(self, instance: Instance) -> None:
+        """An instance's `Deployment.__init__` returned: it takes requests."""
+
+    def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
+        """An instance's process ended unasked: `InstanceLost.reason`, or START_FAILED (then the instance
+        is not restarted); `detail` says what happened, in a sentence."""
+
+    def instance_stopped(self, instance: Instance) -> None:
+        """An instance was stopped for good: its version was replaced, deleted, or the emulator stops."""
 
 
 class NoEvents:
     """Nobody listening."""
 
-    def instance_started(self, launch: Launch, restart: bool) -> None:
+    def instance_started(self, instance: Instance, restart: bool) -> None:
         pass
 
-    def instance_lost(self, launch: Launch, reason: str) -> None:
+    def instance_ready(self, instance: Instance) -> None:
         pass
+
+    def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
+        pass
+
+    def instance_stopped(self, instance: Instance) -> None:
+        pass
+
+
+class EveryListener:
+    """Tells each of several listeners, in order."""
+
+    def __init__(self, *listeners: InstanceEvents) -> None:
+        self._listeners = listeners
+
+    def instance_started(self, instance: Instance, restart: bool) -> None:
+        for listener in self._listeners:
+            listener.instance_started(instance, restart)
+
+    def instance_ready(self, instance: Instance) -> None:
+        for listener in self._listeners:
+            listener.instance_ready(instance)
+
+    def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
+        for listener in self._listeners:
+            listener.instance_lost(instance, reason, detail)
+
+    def instance_stopped(self, instance: Instance) -> None:
+        for listener in self._listeners:
+            listener.instance_stopped(instance)
 
 
 NO_EVENTS = NoEvents()
@@ -101,9 +138,8 @@ class InstancePool:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        fields = {"deployment": self.launch.deployment, "version": self.launch.version}
         try:
-            python = await self.environments.prepare(self.launch.python_environment, fields)
+            python = await self.environments.prepare(self.launch.python_environment, self.launch.log_fields)
         except (EnvironmentBuildError, OSError) as exc:  # OSError: the cache folder cannot be written, say
             self._fail(f"{self.launch.name} is unavailable: its environment could not be built: {exc}")
             return
@@ -192,6 +228,8 @@ class InstancePool:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.gather(*(i.stop() for i in self._instances), return_exceptions=True)
+        for instance in self._instances:
+            self.events.instance_stopped(instance)
 
     async def _serve(self, instance: Instance) -> None:
         if not await self._start(instance):
@@ -211,9 +249,9 @@ class InstancePool:
                 reply = await instance.run(ticket.job, remaining, ticket.on_update)
             except InstanceLost as exc:
                 lost = True
-                self.events.instance_lost(self.launch, exc.reason)
                 reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
                               if isinstance(exc, InstanceTimedOut) else str(exc))
+                self.events.instance_lost(instance, exc.reason, reply.error)
             finally:
                 self._running.discard(ticket)
                 if not self._running:
@@ -223,20 +261,21 @@ class InstancePool:
                 return
 
     async def _start(self, instance: Instance, restart: bool = False) -> bool:
-        self.events.instance_started(self.launch, restart)
+        self.events.instance_started(instance, restart)
         try:
             self.capabilities = await instance.start()
         except InstanceStartError as exc:
-            self.events.instance_lost(self.launch, START_FAILED)
+            self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {exc}")
             self._fail(f"{self.launch.name} is unavailable: the deployment failed to start ({exc}); see the emulator log")
             return False
+        self.events.instance_ready(instance)
         if self.status == STARTING:
             self.status = AVAILABLE
             self._settled.set()
         return True
 
     def _fail(self, error: str) -> None:
-        log.error("%s", error, extra={"deployment": self.launch.deployment, "version": self.launch.version})
+        log.error("%s", error, extra=self.launch.log_fields)
         self.status, self.error = UNAVAILABLE, error
         self._settled.set()
         while not self._queue.empty():
