@@ -39,6 +39,7 @@ from emulator.metrics import Metrics
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
+from emulator.retention import RetentionSweeper
 from emulator.runtime.manager import Runtime
 from emulator.serving import open_package, serve_package
 from emulator.settings import Settings
@@ -67,8 +68,9 @@ def create_app(settings: Settings) -> FastAPI:
     registry = Registry(settings, runtime, Catalog(storage.root))
     metrics.watch_queues(registry, runtime)
     serve_package(registry, runtime, settings, package)
-    services = Services(settings, registry, storage, RequestRunner(storage, store, runtime, metrics), Signer(), runtime,
-                        metrics)
+    runner = RequestRunner(storage, store, runtime, metrics)
+    services = Services(settings, registry, storage, runner, Signer(), runtime, metrics)
+    sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)
     builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
     builder.restore()
 
@@ -76,11 +78,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
         watcher = asyncio.create_task(watch(registry, runtime, settings)) if settings.reload else None
+        sweeping = asyncio.create_task(sweeper.run())
         yield
         if watcher:
             watcher.cancel()
+        sweeping.cancel()
+        await asyncio.gather(sweeping, return_exceptions=True)
         await builder.close()
         await runtime.close()
+        sweeper.close()
         store.close()
         data_lock.close()
 
