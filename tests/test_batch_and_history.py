@@ -257,13 +257,14 @@ def test_deleting_many_requests_deletes_their_files_all_or_none(emulators, tmp_p
     assert api.files_get(PROJECT, "default", "note.txt").file == "note.txt", "an input uploaded by the user stays"
 
 
-@pytest.mark.parametrize("body, code, message", [
-    (["x"] * 251, 400, "At most 250 request ids can be deleted at once; got 251"),
-    ({"id": "x"}, 400, "The body must be a JSON list of request ids"),
-    (["no-such-request"], 404, "Request not found"),
+@pytest.mark.parametrize("action, body, code, message", [
+    ("delete", ["x"] * 251, 400, "At most 250 request ids can be deleted at once; got 251"),
+    ("delete", {"id": "x"}, 400, "The body must be a JSON list of request ids"),
+    ("cancel", {"id": "x"}, 400, "The body must be a JSON list of request ids"),
+    ("delete", ["no-such-request"], 404, "Request not found"),
 ])
-def test_refused_batch_deletes(batch, body, code, message):
-    response = httpx.post(f"{batch.requests_url()}/delete", json=body)
+def test_refused_batch_deletes_and_bodies(batch, action, body, code, message):
+    response = httpx.post(f"{batch.requests_url()}/{action}", json=body)
     assert (response.status_code, response.json()) == (code, {"error": message})
 
 
@@ -332,6 +333,13 @@ def test_a_full_queue_refuses_requests_until_an_instance_takes_one(emulators):
     api.deployment_requests_update(PROJECT, DEPLOYMENT, busy.id, {"status": "cancelled"})
     wait_for_status(api, waiting.id, {"completed"})
     assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
+
+
+def test_a_negative_maximum_queue_size_is_refused(batch):
+    with pytest.raises(ubiops.ApiException) as error:
+        batch.sdk().deployment_versions_update(PROJECT, DEPLOYMENT, "v1", {"maximum_queue_size": -1})
+    assert error.value.status == 400
+    assert json.loads(error.value.body) == {"error": "body maximum_queue_size: Input should be greater than or equal to 0"}
 
 
 def test_a_batch_requests_timeout_counts_from_when_it_starts_processing(emulators):

@@ -1,17 +1,19 @@
 """Request retention over HTTP with the real SDK: a version's `request_retention_time` deletes its
 requests and their files once they are older than it (the sweep runs every 0.2 s here), while the
 requests of a version that keeps them longer, and the files users uploaded, stay; and the values
-UbiOps refuses are refused."""
+UbiOps refuses are refused, as is a sweep interval that is not a positive number."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PACKAGES, PROJECT, Emulator, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, free_port, start_emulator, wait_for_log, zip_bytes
 from ubiops.utils import upload_file
 
 SHORT = 1
@@ -94,3 +96,14 @@ def test_retention_times_outside_the_documented_range_are_refused(emulator, seco
             call()
         assert error.value.status == 400 and json.loads(error.value.body) == {"error": message}
     assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").request_retention_time == 604800
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "--retention-sweep-seconds must be more than 0"),
+    ("soon", "argument --retention-sweep-seconds: invalid float value: 'soon'"),
+])
+def test_a_sweep_interval_that_is_not_a_positive_number_is_refused_at_start(tmp_path, value, message):
+    run = subprocess.run([sys.executable, "-m", "emulator", "--package", "tests/packages/plain", "--port", str(free_port()),
+                          "--data-dir", str(tmp_path / "data"), "--retention-sweep-seconds", value], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
