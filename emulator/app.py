@@ -44,6 +44,7 @@ from emulator.metrics import Metrics
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
+from emulator.retention import RetentionSweeper
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import EveryListener
 from emulator.runtime.python_envs import EnvironmentBuilder
@@ -78,8 +79,9 @@ def create_app(settings: Settings) -> FastAPI:
     registry = Registry(settings, runtime, Catalog(storage.root))
     metrics.watch_queues(registry, runtime)
     serve_package(registry, runtime, settings, package)
-    services = Services(settings, registry, storage, RequestRunner(storage, store, runtime, metrics), Signer(), runtime,
-                        metrics, log_store, instances)
+    runner = RequestRunner(storage, store, runtime, metrics)
+    services = Services(settings, registry, storage, runner, Signer(), runtime, metrics, log_store, instances)
+    sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)
     builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
     builder.restore()
 
@@ -87,13 +89,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
         watcher = asyncio.create_task(watch(registry, runtime, settings)) if settings.reload else None
+        sweeping = asyncio.create_task(sweeper.run())
         yield
         if watcher:
             watcher.cancel()
+        sweeping.cancel()
+        await asyncio.gather(sweeping, return_exceptions=True)
         await builder.close()
         await runtime.close()
         release_logs(capture)
         log_store.close()
+        sweeper.close()
         store.close()
         data_lock.close()
 

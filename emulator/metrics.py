@@ -44,7 +44,8 @@ class Metrics:
                                           "Instances started to replace one that was lost", VERSION,
                                           registry=self.collectors)
         self._instance_crashes = Counter(f"{PREFIX}_instance_crashes",
-                                         "Instances lost, by reason: timeout, memory, crash, or start (it could not start)",
+                                         "Instances lost, by reason: timeout, memory, crash, cancelled (its request "
+                                         "was), or start (it could not start)",
                                          (*VERSION, "reason"), registry=self.collectors)
         self._build_seconds = Histogram(f"{PREFIX}_build_duration_seconds",
                                         "Time a revision's build took, by outcome (success, failed)",

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from contract.package import Package
-from contract.requests import KEEP_ALL
+from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec, SpecError, parse_fields
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
@@ -77,6 +77,11 @@ class Version:
         if any(r.status in (QUEUED, BUILDING) for r in self.revisions.values()):
             return BUILDING
         return instances
+
+    @property
+    def request_retention_time(self) -> int:
+        """Seconds its requests are kept, from their creation."""
+        return self.settings.get("request_retention_time", RETENTION_TIME)
 
     @property
     def latest_revision(self) -> Revision | None:

@@ -180,6 +180,14 @@ def test_a_refused_request_prints_its_reason(cli, unbuilt_version, args, message
     assert f"Error: Request failed with error message: {message}" in output
 
 
+def test_a_versions_retention_time_and_queue_size_are_set_and_shown_out_of_range_ones_refused(cli):
+    created = json.loads(cli("deployment_versions", "create", "retained", "-d", DEPLOYMENT, "--request_retention_time",
+                             "3600", "--maximum_queue_size", "3", "-fmt", "json"))
+    assert (created["request_retention_time"], created["maximum_queue_size"]) == (3600, 3)
+    output = cli.fails("deployment_versions", "create", "too-long", "-d", DEPLOYMENT, "--request_retention_time", "2419201")
+    assert "body request_retention_time: Input should be less than or equal to 2419200" in output
+
+
 def test_a_plain_request(cli):
     answer = cli("deployments", "requests", "create", DEPLOYMENT, "--data", "hello there")
     assert "Status: completed" in answer and 'Result: "HELLO THERE"' in answer

@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from contract.spec import DataError
 from emulator.api.dependencies import Services, get_services
-from emulator.api.errors import ApiError
 from emulator.api.paths import at_both_levels, path_version
 from emulator.api.request_body import parse_json, read_request_data
 from emulator.api.routes_storage import download_url
@@ -34,7 +33,8 @@ from emulator.state import Deployment, Version, new_id
 router = APIRouter()
 
 TIMEOUT_QUERY = Query(300, ge=10, le=3600, description="Seconds before the request fails (UbiOps: 10 to 3600)")
-BATCH_TIMEOUT_QUERY = Query(14400, ge=10, le=172800, description="Seconds before a batch request fails")
+BATCH_TIMEOUT_QUERY = Query(14400, ge=10, le=172800,
+                            description="Seconds a batch request may run, from when an instance takes it")
 PRIORITY_QUERY = Query(None, ge=0, le=1, description="Accepted for compatibility; the emulator runs requests in order")
 
 
@@ -68,11 +68,10 @@ async def batch_deployment_requests_create(
     version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
 ) -> list[DeploymentRequestBatchCreateResponse]:
+    """A JSON list of requests, or a single one (as UbiOps also takes), each queued as its own request."""
     deployment, found = _target(services, project_name, deployment_name, version)
     items = parse_json(await request.body())
-    if not isinstance(items, list):
-        raise ApiError(400, "A batch request body is a JSON list of requests")
-    records = services.runner.start_batch(deployment, found, items, timeout)
+    records = services.runner.start_batch(deployment, found, items if isinstance(items, list) else [items], timeout)
     return [batch_item(record) for record in records]
 
 
@@ -117,10 +116,11 @@ def _event(text: str) -> str:
 
 
 def _target(services: Services, project: str, deployment: str, version: str | None) -> tuple[Deployment, Version]:
-    """The deployment and version a request is for; VersionUnavailable (503) before any input is
-    read or stored, when the version cannot run it."""
+    """The deployment and version a request is for; VersionUnavailable or QueueFull (503) before any
+    input is read or stored, when the version cannot run it or its queue is full."""
     found = services.registry.version(project, deployment, version)
     services.runtime.pool(found).check_available()
+    services.runner.check_queue(found)
     return services.registry.deployment(project, deployment), found
 
 

@@ -64,6 +64,12 @@ class InstanceTimedOut(InstanceLost):
     reason = "timeout"
 
 
+class InstanceInterrupted(InstanceLost):
+    """The request was cancelled while it ran; the instance was killed to stop its work."""
+
+    reason = "cancelled"
+
+
 class InstanceOverMemory(InstanceLost):
     """The instance passed its memory limit while handling a request and was killed."""
 
@@ -113,6 +119,7 @@ class Instance:
         self._writer: asyncio.StreamWriter | None = None
         self._relays: list[asyncio.Task[None]] = []
         self._over_memory = False
+        self._interrupted = False
 
     async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
@@ -160,7 +167,7 @@ class Instance:
 
         Partial output the deployment streams before its reply goes to `on_update`.
         """
-        self._over_memory = False
+        self._over_memory = self._interrupted = False
         watchdog = asyncio.create_task(self._watch_memory()) if self.launch.memory_limit_mb else None
         try:
             async with asyncio.timeout(timeout):
@@ -176,6 +183,9 @@ class Instance:
         finally:
             if watchdog:
                 watchdog.cancel()
+        if self._interrupted:
+            await self._exit_reason()
+            raise InstanceInterrupted("The request was cancelled; its instance was stopped and restarted")
         if reply is None:
             if self._over_memory:
                 await self._exit_reason()
@@ -195,6 +205,14 @@ class Instance:
         log.warning("[%s] over its memory limit of %d MB; stopping it", self.label, self.launch.memory_limit_mb,
                     extra=self.log_fields)
         self._over_memory = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+
+    def interrupt(self) -> None:
+        """Stop the job `run` is waiting for (it was cancelled): the worker is killed, so `run` raises
+        InstanceInterrupted, whatever it received meanwhile, and the instance is replaced."""
+        assert self._process is not None, "the instance was started"
+        self._interrupted = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGKILL)
 

@@ -9,6 +9,7 @@ has `NoInstances`, which refuses every request with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -100,10 +101,13 @@ class Ticket:
 
     job: Job
     timeout: float
-    deadline: float
+    deadline: float | None
+    """When the job must be answered: `timeout` after it was given, or (None until then) after an instance took it."""
     on_start: Callable[[int], None] | None = None
     on_update: Callable[[str], None] | None = None
-    started: bool = False
+    instance: Instance | None = None
+    """The instance running the job, while it runs."""
+    taken: asyncio.Event = field(default_factory=asyncio.Event)
     future: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -156,31 +160,47 @@ class InstancePool:
         timeout: float,
         on_start: Callable[[int], None] | None = None,
         on_update: Callable[[str], None] | None = None,
+        timed_in_queue: bool = True,
     ) -> Reply:
         """Run one job on the first free instance; the worker's reply, or an `Error`.
 
         `on_start` is called with the instance's number when one takes the job, `on_update` with each
-        partial output the deployment streams. A job an instance has taken is timed by that instance (which is
-        then replaced); this timeout ends a job still waiting in the queue, and bounds the wait
-        for a running one's answer. Cancelling the caller withdraws a job that is still waiting.
+        partial output the deployment streams. The timeout counts from now, waiting in the queue
+        included (a direct request), or, with `timed_in_queue=False`, from when an instance takes the
+        job (a batch request, which waits for an instance as long as it must). A job an instance has
+        taken is timed by that instance (which is then replaced); the pool's own bound only ends a job
+        still queued and guarantees no caller waits forever. Cancelling the caller withdraws the job:
+        a queued one is dropped, a running one's instance is stopped and replaced.
         """
         self.check_available()
-        ticket = Ticket(job, timeout, time.monotonic() + timeout, on_start, on_update)
+        ticket = Ticket(job, timeout, time.monotonic() + timeout if timed_in_queue else None, on_start, on_update)
         self.adopt(ticket)
         try:
-            return await asyncio.wait_for(asyncio.shield(ticket.future), timeout)
+            if ticket.deadline is None:
+                await _taken_or_answered(ticket)
+            return await self._answer(ticket)
         except asyncio.CancelledError:
             ticket.future.cancel()
+            if ticket.instance is not None:
+                ticket.instance.interrupt()
             raise
-        except TimeoutError:
-            if not ticket.started:
-                ticket.future.cancel()
-                return Error(f"The request timed out after {timeout:g} seconds waiting for a free instance")
+
+    async def _answer(self, ticket: Ticket) -> Reply:
+        """The reply by the ticket's deadline; past it, an `Error` for a job still queued, or, after a
+        grace period, for one whose instance did not answer."""
+        if ticket.future.done():
+            return ticket.future.result()
+        assert ticket.deadline is not None, "set when the job was given or taken"
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(ticket.future), ticket.deadline - time.monotonic())
+        if not ticket.taken.is_set():
+            ticket.future.cancel()
+            return Error(f"The request timed out after {ticket.timeout:g} seconds waiting for a free instance")
         try:
             return await asyncio.wait_for(asyncio.shield(ticket.future), REPLY_GRACE_SECONDS)
         except TimeoutError:
             ticket.future.cancel()
-            return Error(f"The request timed out after {timeout:g} seconds and its instance did not answer")
+            return Error(f"The request timed out after {ticket.timeout:g} seconds and its instance did not answer")
 
     @property
     def queued(self) -> int:
@@ -236,10 +256,13 @@ class InstancePool:
             return
         while True:
             ticket = await self._queue.get()
+            if ticket.deadline is None:
+                ticket.deadline = time.monotonic() + ticket.timeout
             remaining = ticket.deadline - time.monotonic()
             if ticket.future.done() or remaining <= 0:
                 continue
-            ticket.started = True
+            ticket.instance = instance
+            ticket.taken.set()
             self._running.add(ticket)
             self._idle.clear()
             if ticket.on_start:
@@ -253,6 +276,7 @@ class InstancePool:
                               if isinstance(exc, InstanceTimedOut) else str(exc))
                 self.events.instance_lost(instance, exc.reason, reply.error)
             finally:
+                ticket.instance = None
                 self._running.discard(ticket)
                 if not self._running:
                     self._idle.set()
@@ -299,7 +323,7 @@ class NoInstances:
         raise VersionUnavailable(self.error)
 
     async def submit(self, job: Job, timeout: float, on_start: Callable[[int], None] | None = None,
-                     on_update: Callable[[str], None] | None = None) -> Reply:
+                     on_update: Callable[[str], None] | None = None, timed_in_queue: bool = True) -> Reply:
         raise VersionUnavailable(self.error)
 
     def adopt(self, ticket: Ticket) -> None:
@@ -314,6 +338,15 @@ class NoInstances:
 
 
 Instances = InstancePool | NoInstances
+
+
+async def _taken_or_answered(ticket: Ticket) -> None:
+    """Wait, however long, until an instance takes the job or it is answered (its pool closed)."""
+    taken = asyncio.ensure_future(ticket.taken.wait())
+    try:
+        await asyncio.wait((taken, ticket.future), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        taken.cancel()
 
 
 def _settle(ticket: Ticket, reply: Reply) -> None:
