@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 
 from emulator.api import (
     routes_deployments,
+    routes_environment_variables,
     routes_environments,
     routes_files,
     routes_health,
@@ -96,7 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     api = APIRouter()
     for module in (routes_status, routes_projects, routes_requests, routes_request_history, routes_files,
-                   routes_user, routes_deployments, routes_versions, routes_revisions, routes_environments):
+                   routes_user, routes_deployments, routes_versions, routes_revisions, routes_environments,
+                   routes_environment_variables):
         api.include_router(module.router)
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix, include_in_schema=prefix == API_PREFIXES[0])
