@@ -274,19 +274,19 @@ def test_deploy_with_another_deployment_file(cli, tmp_path):
 
 
 def test_the_readme_cli_sample_runs_as_written(tmp_path):
-    """The README's CLI lines, pasted into a shell in a folder holding the package, against an emulator
-    serving it as `make serve` does (no token) on a free port instead of 8000."""
+    """The README's CLI lines (its blocks in order), pasted into a shell in a folder holding the package,
+    against an emulator serving it as `make serve` does (no token) on a free port instead of 8000."""
     config = load_config(ROOT)
     served = launcher.start_emulator(config.package_path, tmp_path, project=config.project,
                                     deployment=config.deployment, cwd=ROOT)
     try:
         cli = Cli.installed_copy(tmp_path / "cli")
         (cli.workdir / config.package).symlink_to(config.package_path)
-        (block,) = [b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if ".venv/bin/ubiops" in b]
-        script = block.replace(README_ADDRESS, served.url).replace(".venv/bin/ubiops", str(UBIOPS))
+        blocks = [b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if ".venv/bin/ubiops" in b]
+        script = "\n".join(blocks).replace(README_ADDRESS, served.url).replace(".venv/bin/ubiops", str(UBIOPS))
         run = subprocess.run(["bash", "-e", "-c", script], cwd=cli.workdir, env=cli.env, capture_output=True, text=True,
                              timeout=600)
     finally:
         served.stop()
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "Status: completed" in run.stdout, run.stdout
+    assert "Status: completed" in run.stdout and "LOG_LEVEL" in run.stdout, run.stdout
