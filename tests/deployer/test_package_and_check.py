@@ -58,6 +58,9 @@ def test_a_file_holding_the_token_is_refused(project):
      "Deployment.__init__: UbiOps would call it with (), which fails: missing a required argument: 'model_path'"),
     ("deployment.py", "def broken(:\n", "FAIL deployment.py: deployment.py does not parse"),
     ("requirements.txt", "numpy==2.*,<<3\n", "FAIL requirements.txt: requirements.txt line 1: 'numpy==2.*,<<3' is not a requirement"),
+    ("requirements.txt", "no-such-package-for-the-emulator-tests==1.0\n",
+     "is unavailable: its environment could not be built: installing requirements.txt failed: No solution found when "
+     "resolving dependencies; Because no-such-package-for-the-emulator-tests was not found in the package registry"),
 ])
 def test_check_refuses_a_broken_package_with_the_reason(project, file, content, failure):
     (project.package / file).write_text(content)
@@ -97,6 +100,7 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     ({"environment_variables": {"API_KEY": "x"}, "secrets": ["API_KEY"]},
      "[tool.deployer] API_KEY named more than once in environment_variables and secrets"),
     ({"secrets": ["API_KEY", "API_KEY"]}, "[tool.deployer] API_KEY named more than once"),
+    ({"environment": "python3-8"}, "[tool.deployer] environment must be one of UbiOps' base environments: python3-9, "),
 ])
 def test_config_errors_are_one_line_naming_the_key(project, settings, message):
     project.configure(**settings)
