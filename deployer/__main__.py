@@ -25,6 +25,7 @@ from deployer.push import PushOptions, push
 from deployer.request import send_request
 from deployer.scaffold import init_deployment
 from deployer.status import format_status, project_status
+from deployer.variables import configured_variables
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -98,9 +99,10 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
         bundle = build_bundle(config)
         return {"path": str(bundle.path), "size": bundle.size, "sha256": bundle.sha256, "files": len(bundle.files)}, 0
     if args.command == "check":
+        variables = configured_variables(config)
         bundle = build_bundle(config)
         say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
-        report = check_bundle(config, bundle, run_tests=True, say=say)
+        report = check_bundle(config, bundle, run_tests=True, say=say, variables=variables)
         result = {"passed": report.passed, "sha256": bundle.sha256, "summary": report.summary(),
                   "checks": [dataclasses.asdict(c) for c in report.checks]}
         return result, 0 if report.passed else 1
@@ -131,8 +133,8 @@ def render(command: str, result: dict[str, Any]) -> str:
         return f"{result['path']}\n  size {result['size']} bytes\n  sha256 {result['sha256']}"
     if command == "check":
         return result["summary"]
-    if command == "push":
-        return "\n".join(f"{key}: {value}" for key, value in result.items() if key != "smoke")
+    if command == "push":  # the smoke request and the variables were reported as they happened
+        return "\n".join(f"{key}: {value}" for key, value in result.items() if key not in ("smoke", "environment_variables"))
     return json.dumps(result, indent=2)
 
 

@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 
 from emulator.api import (
     routes_deployments,
+    routes_environment_variables,
     routes_environments,
     routes_files,
     routes_health,
@@ -116,7 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     api = APIRouter()
     for module in (routes_status, routes_projects, routes_requests, routes_request_history, routes_files,
                    routes_user, routes_deployments, routes_versions, routes_revisions, routes_environments,
-                   routes_logs, routes_instances):
+                   routes_logs, routes_instances, routes_environment_variables):
         api.include_router(module.router)
     for prefix in API_PREFIXES:
         app.include_router(api, prefix=prefix, include_in_schema=prefix == API_PREFIXES[0])

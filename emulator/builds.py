@@ -3,7 +3,8 @@ read its declarations, start it in fresh instances, and only then serve it under
 
 A revision goes `queued` → `building` → `success` or `failed` (with `error_message`). A failed build
 leaves the version as it was: still serving its previous revision, or `unavailable` without one.
-At start-up, `restore` gives saved versions their instances again from the kept zips.
+At start-up, `restore` gives saved versions their instances again from the kept zips; `restart`
+gives a version new instances when its environment variables change.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from contract.spec import Spec, SpecError, same_fields
 from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
-from emulator.serving import new_pool
+from emulator.serving import instance_environment, new_pool
 from emulator.settings import Settings
 from emulator.state import BUILDING, FAILED, QUEUED, SUCCESS, Deployment, Project, Registry, Revision, Version, now
 
@@ -98,6 +99,19 @@ class Builder:
                       extra=_log_fields(project.name, deployment.name, version, active))
         return len(unfinished)
 
+    def restart(self, project: Project, deployment: Deployment, version: Version) -> None:
+        """New instances for a version whose environment variables changed, on the package it serves, as
+        UbiOps restarts a version's instances then; one without a package gets them at its build."""
+        if version.package is None:
+            return
+        try:
+            pool = self._instances(project, deployment, version, version.package)
+        except PACKAGE_ERRORS as exc:
+            log.error("%s/%s keeps its instances and their environment variables: %s", deployment.name, version.name, exc)
+            return
+        log.info("restarting %s/%s with its changed environment variables", deployment.name, version.name)
+        self.runtime.replace(version, pool)
+
     def _unpack(self, revision: Revision) -> Package:
         """The revision's package, freshly unpacked from its kept zip (a previous copy is replaced)."""
         target = self.root / "builds" / revision.id
@@ -143,6 +157,9 @@ class Builder:
         version.last_updated = now()
         revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
         self.runtime.replace(version, pool)
+        if pool.launch.init_context["environment_variables"] != instance_environment(
+                project, deployment, version, package, self.settings):
+            self.restart(project, deployment, version)  # its variables changed while it was building
         await self.registry.changed()
         log.info("built %s/%s revision %s", deployment_name, version.name, revision.id, extra=fields)
         self.metrics.build_ended(deployment_name, version.name, SUCCESS, time.monotonic() - started)

@@ -5,4 +5,5 @@ models, with the functions that render them from the emulator's state:
 - `requests`: deployment requests and their history;
 - `files`: buckets and files;
 - `logs`: log lines; `instances`: instances and their events.
+- `variables`: environment variables.
 """
