@@ -6,33 +6,14 @@ interrupted request is failed at the next start. No server, no instances."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from contract.requests import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING
 from contract.spec import Spec
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
-from emulator.metrics import Metrics
-from emulator.request_runner import BATCH, DIRECT, RequestRunner
-from emulator.request_store import RequestStore
-from emulator.runtime.manager import Runtime
-from emulator.runtime.python_envs import EnvironmentBuilder
+from emulator.request_runner import BATCH, DIRECT
 from emulator.state import Deployment, Version
-from emulator.storage import Storage
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[RequestStore]:
-    store = RequestStore(tmp_path / "requests.sqlite3")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def runner(tmp_path, store) -> RequestRunner:
-    return RequestRunner(Storage(tmp_path / "data"), store, Runtime(EnvironmentBuilder()), Metrics())
-
 
 DEPLOYMENT = Deployment("d", "p", Spec(), Spec())
 

@@ -12,39 +12,19 @@ import pytest
 
 from contract.requests import COMPLETED, PENDING
 from contract.spec import Spec
-from emulator.metrics import Metrics
 from emulator.request_runner import DIRECT, RequestRunner
-from emulator.request_store import RequestRecord, RequestStore
+from emulator.request_store import RequestRecord
 from emulator.retention import SWEEP_BATCH, RetentionSweeper
-from emulator.runtime.manager import Runtime
 from emulator.settings import Settings
 from emulator.state import Deployment, Project, Registry, Version, now
-from emulator.storage import Storage
 
 DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def database(tmp_path) -> Path:
-    return tmp_path / "requests.sqlite3"
-
-
-@pytest.fixture
-def store(database) -> Iterator[RequestStore]:
-    store = RequestStore(database)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def runner(tmp_path, store) -> RequestRunner:
-    return RequestRunner(Storage(tmp_path / "data"), store, Runtime(), Metrics())
-
-
-@pytest.fixture
 def sweeper(runner, database) -> Iterator[RetentionSweeper]:
     """A sweeper over a project with version `week` (the default retention) and `minute` (60 s)."""
-    registry = Registry(Settings(Path("unused"), "p", "d", "week"), Runtime())
+    registry = Registry(Settings(Path("unused"), "p", "d", "week"), runner.runtime)
     versions = {"week": Version("week", None, {}), "minute": Version("minute", None, {}, settings={"request_retention_time": 60})}
     registry.projects["p"] = Project("p", {"d": Deployment("d", "p", Spec(), Spec(), versions=versions)})
     sweeper = RetentionSweeper(registry, runner, database, interval=60)
