@@ -49,17 +49,18 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
 
 
 async def watch(registry: Registry, runtime: Runtime, settings: Settings) -> None:
-    """Poll the package folder and reload the served version on every settled change."""
+    """Poll the package folder (in a thread: a large package must not hold up requests) and reload the
+    served version on every settled change."""
     folder = settings.package.resolve()
-    seen = snapshot(folder)
+    seen = await asyncio.to_thread(snapshot, folder)
     log.info("watching %s for changes", folder)
     while True:
         await asyncio.sleep(POLL_SECONDS)
-        current = snapshot(folder)
+        current = await asyncio.to_thread(snapshot, folder)
         if current == seen:
             continue
         await asyncio.sleep(POLL_SECONDS)
-        settled = snapshot(folder)
+        settled = await asyncio.to_thread(snapshot, folder)
         if settled != current:
             continue
         changed, seen = changes(seen, settled), settled

@@ -25,9 +25,11 @@ def at_both_levels(route: Callable[..., Callable[[Endpoint], Endpoint]], suffix:
                    ) -> Callable[[Endpoint], Endpoint]:
     """Register `endpoint` at `DEPLOYMENT + suffix` and `VERSION + suffix` (e.g. `router.post`)."""
 
+    extra = options.pop("openapi_extra", {})
+
     def register(endpoint: Endpoint) -> Endpoint:
-        route(DEPLOYMENT + suffix, **options)(endpoint)
-        route(VERSION + suffix, **options, openapi_extra=_path_parameters("version"))(endpoint)
+        route(DEPLOYMENT + suffix, **options, openapi_extra=extra or None)(endpoint)
+        route(VERSION + suffix, **options, openapi_extra={**extra, **_path_parameters("version")})(endpoint)
         return endpoint
 
     return register

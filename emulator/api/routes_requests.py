@@ -36,9 +36,23 @@ TIMEOUT_QUERY = Query(300, ge=10, le=3600, description="Seconds before the reque
 BATCH_TIMEOUT_QUERY = Query(14400, ge=10, le=172800,
                             description="Seconds a batch request may run, from when an instance takes it")
 PRIORITY_QUERY = Query(None, ge=0, le=1, description="Accepted for compatibility; the emulator runs requests in order")
+_DATA = {
+    "application/json": {"schema": {"description": "Structured input: an object of the deployment's input fields "
+                                                   "(plain input: a JSON string)"}, "example": {}},
+    "text/plain": {"schema": {"type": "string", "description": "Plain input"}, "example": "hello"},
+    "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True,
+                                       "description": "As `curl -F` sends it (the emulator's convenience): a file "
+                                                      "part per file field, a value per other field"}},
+}
+REQUEST_DATA = {"requestBody": {"required": True, "content": _DATA}}
+"""The body of a request, documented for `/docs` ("Try it out"): the routes read it themselves
+(`request_body`), by its content type, so FastAPI cannot infer it."""
+BATCH_DATA = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "array", "items": {}, "description": "A list of request inputs (or a single one)"},
+    "example": [{}]}}}}
 
 
-@at_both_levels(router.post, "/requests", response_model=DirectRequestResponse)
+@at_both_levels(router.post, "/requests", response_model=DirectRequestResponse, openapi_extra=REQUEST_DATA)
 async def deployment_requests_create(
     request: Request,
     project_name: str,
@@ -58,7 +72,8 @@ async def deployment_requests_create(
     return JSONResponse(body.model_dump(mode="json", exclude=None if outcome.files else {"emulator_file_urls"}))
 
 
-@at_both_levels(router.post, "/requests/batch", response_model=list[DeploymentRequestBatchCreateResponse])
+@at_both_levels(router.post, "/requests/batch", response_model=list[DeploymentRequestBatchCreateResponse],
+                openapi_extra=BATCH_DATA)
 async def batch_deployment_requests_create(
     request: Request,
     project_name: str,
@@ -75,7 +90,7 @@ async def batch_deployment_requests_create(
     return [batch_item(record) for record in records]
 
 
-@at_both_levels(router.post, "/requests/stream", response_class=StreamingResponse)
+@at_both_levels(router.post, "/requests/stream", response_class=StreamingResponse, openapi_extra=REQUEST_DATA)
 async def deployment_requests_stream(
     request: Request,
     project_name: str,
