@@ -1,7 +1,8 @@
 """Building an uploaded revision, as UbiOps does after `revisions_file_upload`: unzip the package,
 read its declarations, start it in fresh instances, and only then serve it under its version.
 
-A revision goes `queued` → `building` → `success` or `failed` (with `error_message`). A failed build
+A revision goes `queued` → `building` (its Python environment) → `deploying` (its instances start,
+`__init__` runs) → `success`, or `failed` (with `error_message`) from any of them. A failed build
 leaves the version as it was: still serving its previous revision, or `unavailable` without one.
 At start-up, `restore` gives saved versions their instances again from the kept zips; `restart`
 gives a version new instances when its environment variables change.
@@ -26,7 +27,19 @@ from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
 from emulator.serving import instance_environment, new_pool
 from emulator.settings import Settings
-from emulator.state import BUILDING, FAILED, QUEUED, SUCCESS, Deployment, Project, Registry, Revision, Version, now
+from emulator.state import (
+    BUILDING,
+    DEPLOYING,
+    FAILED,
+    SUCCESS,
+    UNFINISHED,
+    Deployment,
+    Project,
+    Registry,
+    Revision,
+    Version,
+    now,
+)
 
 log = logging.getLogger("emulator.builds")
 
@@ -83,7 +96,7 @@ class Builder:
 
     def _restore(self, project: Project, deployment: Deployment, version: Version) -> int:
         """Restore one version; how many of its builds were unfinished."""
-        unfinished = [r for r in version.revisions.values() if r.status in (QUEUED, BUILDING)]
+        unfinished = [r for r in version.revisions.values() if r.status in UNFINISHED]
         for revision in unfinished:
             revision.status, revision.error_message = FAILED, INTERRUPTED
         active = version.revisions.get(version.active_revision or "")
@@ -136,7 +149,12 @@ class Builder:
             deployment = self.registry.deployment(project_name, deployment_name)
             pool = self._instances(project, deployment, version, package)
             pool.start()
-            await asyncio.wait_for(pool.started(), BUILD_TIMEOUT_SECONDS)
+            async with asyncio.timeout(BUILD_TIMEOUT_SECONDS):
+                await pool.environment_built()
+                if pool.status != UNAVAILABLE:
+                    revision.status = DEPLOYING
+                    await self.registry.changed()
+                await pool.started()
             if pool.status == UNAVAILABLE:
                 raise BuildFailed(pool.error)
         except (*PACKAGE_ERRORS, TimeoutError) as exc:

@@ -41,7 +41,10 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-QUEUED, BUILDING, SUCCESS, FAILED = "queued", "building", "success", "failed"
+QUEUED, BUILDING, DEPLOYING, SUCCESS, FAILED = "queued", "building", "deploying", "success", "failed"
+UNFINISHED = (QUEUED, BUILDING, DEPLOYING)
+"""A revision's build statuses before it ends: queued, building its environment, deploying (its
+instances starting, `__init__` running)."""
 MAX_VARIABLE_VALUE_LENGTH = 64 * 1024
 """The emulator's own limit: a value must fit in a process's environment (Linux takes 128 KiB per entry)."""
 
@@ -110,7 +113,7 @@ class Version:
     def status(self, instances: str) -> str:
         """`building` while a revision builds, otherwise `instances`, the status of its instances
         (`emulator.runtime`)."""
-        if any(r.status in (QUEUED, BUILDING) for r in self.revisions.values()):
+        if any(r.status in UNFINISHED for r in self.revisions.values()):
             return BUILDING
         return instances
 

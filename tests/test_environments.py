@@ -122,6 +122,29 @@ def test_a_requirement_that_cannot_be_installed_fails_the_build_and_the_previous
         emulator.stop()
 
 
+def test_a_build_installs_as_building_then_starts_as_deploying(tmp_path):
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        archive = tmp_path / "slow.zip"
+        slow_init = "import time\n" + PROBE.replace("class Deployment:", "class Deployment:\n    def __init__(self):\n"
+                                                                            "        time.sleep(2)\n")
+        archive.write_bytes(zip_bytes({"deployment_package/deployment.py": slow_init.encode(),
+                                       "deployment_package/requirements.txt": HUMANIZE.encode()}))
+        revision = api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
+        seen = []
+        deadline = time.monotonic() + 120
+        while (status := api.revisions_get(PROJECT, DEPLOYMENT, revision, "v1").status) != "success":
+            assert status in ("queued", "building", "deploying") and time.monotonic() < deadline, status
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            time.sleep(0.05)
+        assert seen[-1] == "deploying" and set(seen) <= {"queued", "building", "deploying"}, seen
+        assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "available"
+    finally:
+        emulator.stop()
+
+
 @pytest.mark.parametrize("environment", ["python3-9", "python3-12", "python3-13"])
 def test_the_base_environment_names_the_python_that_runs_the_version(tmp_path, environment):
     emulator = start_emulator(probe_package(tmp_path / "package", HUMANIZE), tmp_path, "--environment", environment)

@@ -128,6 +128,8 @@ class InstancePool:
         self._running: set[Ticket] = set()
         self._settled = asyncio.Event()
         """Set once the status is no longer STARTING."""
+        self._built = asyncio.Event()
+        """Set once the environment is built (or the pool failed): the instances start next."""
         self._idle = asyncio.Event()
         """Set while no job is running."""
         self._idle.set()
@@ -147,8 +149,13 @@ class InstancePool:
         except (EnvironmentBuildError, OSError) as exc:  # OSError: the cache folder cannot be written, say
             self._fail(f"{self.launch.name} is unavailable: its environment could not be built: {exc}")
             return
+        self._built.set()
         self._instances = [Instance(self.launch, n + 1, python) for n in range(self.count)]
         await asyncio.gather(*(self._serve(instance) for instance in self._instances))
+
+    async def environment_built(self) -> None:
+        """Return once the version's environment is ready (the instances start next) or the pool failed."""
+        await self._built.wait()
 
     async def started(self) -> None:
         """Return once the instances are ready (`available`) or cannot start (`unavailable`)."""
@@ -302,6 +309,7 @@ class InstancePool:
         log.error("%s", error, extra=self.launch.log_fields)
         self.status, self.error = UNAVAILABLE, error
         self._settled.set()
+        self._built.set()
         while not self._queue.empty():
             _settle(self._queue.get_nowait(), Error(error))
 
