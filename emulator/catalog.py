@@ -25,11 +25,10 @@ from pydantic import BaseModel, ValidationError
 
 from contract.requests import RetentionMode
 from contract.spec import SpecError, parse_fields
-from emulator.state import Deployment, Project, Revision, Variable, Version
+from emulator.state import Deployment, Project, Revision, RevisionStatus, Variable, Version
 
 CATALOG_FILE = "catalog.json"
 FORMAT: Literal[1] = 1
-RevisionStatus = Literal["queued", "building", "success", "failed"]
 
 
 class CatalogError(ValueError):

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from contract.names import VARIABLE_NAME_RULE, is_variable_name
 from contract.package import Package
@@ -42,6 +42,8 @@ def new_id() -> str:
 
 
 QUEUED, BUILDING, DEPLOYING, SUCCESS, FAILED = "queued", "building", "deploying", "success", "failed"
+RevisionStatus = Literal["queued", "building", "deploying", "success", "failed"]
+"""The statuses above, as the catalog (`emulator.catalog`) checks them when it reads a saved revision."""
 UNFINISHED = (QUEUED, BUILDING, DEPLOYING)
 """A revision's build statuses before it ends: queued, building its environment, deploying (its
 instances starting, `__init__` running)."""

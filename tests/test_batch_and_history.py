@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log
 from ubiops.utils import upload_file, wait_for_deployment_request, wait_for_deployment_version_request
 
 
@@ -29,14 +29,6 @@ def wait_for_status(api, request_id: str, statuses: set[str], seconds: float = 3
         time.sleep(0.05)
     return detail
 
-
-def eventually(probe, what: str, seconds: float = 30):
-    """The first truthy answer of `probe`, polled until `seconds` have passed."""
-    deadline = time.monotonic() + seconds
-    while not (answer := probe()):
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.05)
-    return answer
 
 
 def write(path: Path, text: str) -> Path:

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log, zip_bytes
 
 PROBE = '''
 import importlib, sys
@@ -192,10 +192,7 @@ def test_a_changed_requirements_file_under_reload_rebuilds_the_environment(tmp_p
     try:
         assert answer(emulator, "humanize").startswith("cannot import humanize")
         (package / "requirements.txt").write_text(HUMANIZE)
-        deadline = time.monotonic() + 60
-        while not answer(emulator, "humanize").startswith("humanize 4.12.1"):
-            assert time.monotonic() < deadline, "the new requirement never arrived"
-            time.sleep(0.2)
+        eventually(lambda: answer(emulator, "humanize").startswith("humanize 4.12.1"), "the new requirement arrives", 60)
         assert "changed: requirements.txt" in emulator.log()
     finally:
         emulator.stop()

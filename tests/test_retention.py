@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, free_port, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, eventually, free_port, start_emulator, wait_for_log, zip_bytes
 from ubiops.utils import upload_file
 
 SHORT = 1
@@ -35,13 +34,6 @@ def emulator(tmp_path_factory) -> Iterator[Emulator]:
     yield emulator
     emulator.stop()
 
-
-def eventually(probe, what: str, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while not (answer := probe()):
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.1)
-    return answer
 
 
 def request_files(api: ubiops.CoreApi, request_id: str) -> list[str]:
