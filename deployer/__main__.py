@@ -21,6 +21,7 @@ from deployer.bundle import build_bundle
 from deployer.checks import check_bundle
 from deployer.client import Api
 from deployer.errors import DeployerError
+from deployer.progress import Reporter
 from deployer.push import PushOptions, push
 from deployer.request import send_request
 from deployer.scaffold import init_deployment
@@ -142,15 +143,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     as_json = args.output == "json"
 
-    def say(message: str) -> None:
-        print(message, file=sys.stderr if as_json else sys.stdout, flush=True)
-
+    say = Reporter(sys.stderr if as_json else sys.stdout)
     try:
         result, code = run(args, say)
     except (DeployerError, ConfigError) as exc:
+        say.end_status()
         print(f"deployer: error: {exc}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
+        say.end_status()
         print("deployer: interrupted", file=sys.stderr)
         sys.exit(130)
     print(json.dumps(result, indent=2, default=str) if as_json else render(args.command, result))
