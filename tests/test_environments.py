@@ -116,6 +116,8 @@ def test_a_requirement_that_cannot_be_installed_fails_the_build_and_the_previous
             "No solution found when resolving dependencies; Because "), failed.error_message
         assert reason in failed.error_message
         assert reason in emulator.log(), "the installer's whole output is in the log"
+        installer = api.logs_list(PROJECT, query=f'| deployment_version="v1" and system="true" |= "{reason}"')
+        assert installer and all(line.metadata.deployment_name == DEPLOYMENT for line in installer), "and in logs_list"
         assert answer(emulator, "humanize").startswith("cannot import humanize"), "the previous revision still serves"
         assert answer(emulator, "sys").startswith("sys - on Python 3.11")
     finally:
