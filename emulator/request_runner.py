@@ -91,9 +91,15 @@ class RequestRunner:
         """
         if record.status != PENDING:
             return Outcome(record)
+        # Only file inputs are copied (in a thread): a thread hop costs ~0.1 ms, a trivial request's
+        # server CPU ~0.5 ms (BENCHMARKS.md).
+        has_files = any(field.is_file for field in deployment.input_spec.fields)
         try:
             try:
-                data = await asyncio.to_thread(self._prepare_input, deployment.input_spec, record.id, record.request_data)
+                if has_files:
+                    data = await asyncio.to_thread(self._prepare_input, deployment.input_spec, record.id, record.request_data)
+                else:
+                    data = self._prepare_input(deployment.input_spec, record.id, record.request_data)
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
             try:
@@ -120,7 +126,8 @@ class RequestRunner:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)
         finally:
-            await asyncio.to_thread(self.storage.remove_work_dir, record.id)
+            if has_files:
+                await asyncio.to_thread(self.storage.remove_work_dir, record.id)
 
     def start_batch(self, deployment: Deployment, version: Version, items: list[Any], timeout: int) -> list[RequestRecord]:
         """Queue each item as its own batch request; the records, all `pending`.
@@ -135,6 +142,7 @@ class RequestRunner:
             except (DataError, StorageError) as exc:
                 raise NotAllowed(f"Item {position}: {exc}") from None
         records = [self.new_record(deployment, version, new_id(), item, timeout, BATCH) for item in items]
+        self.store.flush()  # on disk before their ids are answered
         for record in records:
             task = asyncio.create_task(self._run_batch_item(deployment, version, record))
             self._batch_tasks[record.id] = task
@@ -195,7 +203,7 @@ class RequestRunner:
             raise NotAllowed(f"Request {record.id} is {record.status}; only pending batch requests can be cancelled")
         task.cancel()
         record.status, record.time_completed = CANCELLED, now()
-        self.store.update(record)
+        self._save(record)
         self._ended(record)
 
     def delete(self, record: RequestRecord) -> None:
@@ -223,7 +231,8 @@ class RequestRunner:
         return Outcome(record, tuple(files or ()))
 
     def _ended(self, record: RequestRecord) -> None:
-        """Count and log a request that has reached its final status."""
+        """Count and log a request that has reached its final status, once it is on disk."""
+        self.store.flush()
         assert record.time_completed is not None, "set as it ends"
         seconds = (record.time_completed - record.time_created).total_seconds()
         self.metrics.request_ended(record.deployment, record.version, record.status, seconds)
@@ -276,9 +285,8 @@ class RequestRunner:
         return self._finish_item(spec, record.id, result, files)
 
     def _finish_item(self, spec: Spec, request_id: str, item: Any, files: list[Path]) -> Any:
-        output_dir = self.storage.request_output_dir(request_id)
-        return map_files(spec, check_output(spec, item),
-                         lambda field, _, value: self._output_uri(field.name, value, output_dir, files))
+        return map_files(spec, check_output(spec, item), lambda field, _, value: self._output_uri(
+            field.name, value, self.storage.request_output_dir(request_id), files))
 
     def _output_uri(self, field: str, value: str, output_dir: Path, files: list[Path]) -> str:
         path = Path(value)

@@ -33,3 +33,6 @@ class Settings:
     """Web origins whose pages may call the API, with CORS (`--allow-origin`); see `emulator.api.origins`."""
     log_format: str = "text"
     """`text`, or `json`: one object per line, for log shippers (`emulator.logs`)."""
+    access_log: bool = False
+    """uvicorn's line per HTTP call (`--access-log`); off, each request's end is still logged: the
+    line costs ~0.1 ms of server CPU per call, a tenth of a trivial request's (BENCHMARKS.md)."""

@@ -45,6 +45,7 @@ class Storage:
         self.root = root.resolve()
         self.buckets = self.root / "buckets"
         self.work = self.root / "work"
+        self._requests = self.buckets / DEFAULT_BUCKET / "deployment_requests"
         self._incoming = self.root / "incoming"
         (self.buckets / DEFAULT_BUCKET).mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.work, ignore_errors=True)
@@ -156,7 +157,7 @@ class Storage:
 
     def request_output_dir(self, request_id: str) -> Path:
         """Where a request's output files are kept, as UbiOps does: `deployment_requests/<id>/output/`."""
-        return self.buckets / DEFAULT_BUCKET / "deployment_requests" / request_id / "output"
+        return self._requests.joinpath(request_id, "output")
 
     def request_input_name(self, request_id: str, field: str, file_name: str) -> str:
         """Where a file sent with a request (multipart) is kept, so its input stays retrievable."""

@@ -26,6 +26,7 @@ class Services:
     metrics: Metrics
 
 
-def get_services(request: Request) -> Services:
-    """FastAPI dependency: the running emulator's services."""
+async def get_services(request: Request) -> Services:
+    """FastAPI dependency: the running emulator's services (async: FastAPI runs a sync dependency in its
+    thread pool, a thread hop per call)."""
     return request.app.state.services

@@ -50,7 +50,7 @@ async def deployment_requests_list(
     return [list_item(r) for r in records]
 
 
-def stored_request(
+async def stored_request(
     project_name: str,
     deployment_name: str,
     request_id: str,
