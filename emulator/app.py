@@ -40,6 +40,7 @@ from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
 from emulator.runtime.manager import Runtime
+from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.serving import open_package, serve_package
 from emulator.settings import Settings
 from emulator.signing import Signer
@@ -63,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
     metrics = Metrics()
-    runtime = Runtime(metrics)
+    runtime = Runtime(EnvironmentBuilder(settings.environments_dir, settings.own_python), metrics)
     registry = Registry(settings, runtime, Catalog(storage.root))
     metrics.watch_queues(registry, runtime)
     serve_package(registry, runtime, settings, package)

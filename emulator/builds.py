@@ -107,7 +107,7 @@ class Builder:
         """The (unstarted) instances that serve `package` as `version`, once its spec files match the deployment's fields."""
         _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
         _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
-        return new_pool(project, deployment, version, package, self.settings, self.runtime.events)
+        return new_pool(project, deployment, version, package, self.settings, self.runtime)
 
     async def _build(self, project_name: str, deployment_name: str, version: Version, revision: Revision) -> None:
         revision.status = BUILDING

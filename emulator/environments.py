@@ -1,18 +1,14 @@
-"""Where a version runs, as the API names it: UbiOps' system environments, and the emulator's one
-instance type group, this machine. Read-only: every package runs in the emulator's own Python,
-whatever its version's environment says (README, "Differences from UbiOps")."""
+"""Where a version runs, as the API names it: UbiOps' system environments (`contract.environments`),
+and the emulator's one instance type group, this machine. Read-only: there are no custom
+environments. Each version's own Python environment is built by `emulator.runtime.python_envs`."""
 
 from __future__ import annotations
 
 import sys
 
+from contract.environments import SYSTEM_ENVIRONMENTS
 from emulator.exceptions import NotAllowed, NotFound
 
-SYSTEM_ENVIRONMENTS = (
-    *(f"python3-{minor}" for minor in range(9, 14)),
-    "ubiops-ubuntu22-04-python3-11", "ubiops-ubuntu22-04-python3-12",
-    "ubiops-ubuntu24-04-python3-12", "ubiops-ubuntu24-04-python3-13",
-)
 OWN_ENVIRONMENT = f"python{sys.version_info.major}-{sys.version_info.minor}"
 """The environment a version gets when its create call names none: the emulator's own Python."""
 TAG = "latest"

@@ -80,5 +80,5 @@ def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> 
     version = registry.version(settings.project, settings.deployment, settings.version)
     deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
     version.package = package
-    runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime.events))
+    runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))
     log.info("reloaded %s/%s", deployment.name, version.name)

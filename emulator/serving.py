@@ -13,10 +13,12 @@ from pathlib import Path
 from contract.archive import extract_package
 from contract.files import DEFAULT_BUCKET
 from contract.package import Package, read_package
+from emulator.environments import OWN_ENVIRONMENT
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.manager import Runtime
-from emulator.runtime.pool import InstanceEvents, InstancePool
+from emulator.runtime.pool import InstancePool
+from emulator.runtime.python_envs import PythonEnvironment
 from emulator.settings import Settings
 from emulator.state import Deployment, Project, Registry, Version
 
@@ -55,8 +57,9 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
     if settings.version in deployment.versions:
         log.warning("the saved version %s/%s is replaced by --package %s", deployment.name, settings.version, settings.package)
     version = Version(settings.version, package, settings.environment, from_command_line=True)
-    runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime.events))
-    version.settings.update(minimum_instances=settings.instances, maximum_instances=settings.instances)
+    version.settings.update(environment_name=settings.base_environment, minimum_instances=settings.instances,
+                            maximum_instances=settings.instances)
+    runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))
     deployment.versions[version.name] = version
     if deployment.default_version not in deployment.versions:
         deployment.default_version = version.name
@@ -64,9 +67,10 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
 
 
 def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings,
-             events: InstanceEvents) -> InstancePool:
+             runtime: Runtime) -> InstancePool:
     """The instances that run `package` as `version` of `deployment` (started with `pool.start()`):
-    `--instances` of them, each held to `--instance-memory-mb`, telling `events` what happens to them.
+    `--instances` of them, in the version's own Python environment, each held to `--instance-memory-mb`,
+    telling the runtime's events what happens to them.
 
     The deployment sees the variables of `ubiops.yaml` overridden by the version's environment, as
     UbiOps overrides deployment-level variables with version-level ones.
@@ -78,6 +82,8 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         package_dir=package.directory,
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
+        python_environment=PythonEnvironment(version.settings.get("environment_name", OWN_ENVIRONMENT), package.directory,
+                                             package.manifest.apt_packages),
         init_context={
             "project": project.name,
             "project_id": project.id,
@@ -95,4 +101,4 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         output_file_fields={f.name: f.data_type for f in deployment.output_spec.fields if f.is_file},
         memory_limit_mb=settings.instance_memory_mb,
     )
-    return InstancePool(launch, settings.instances, events)
+    return InstancePool(launch, settings.instances, runtime.environments, runtime.events)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emulator.environments import OWN_ENVIRONMENT
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = Path(".emulator-data")
@@ -20,6 +22,12 @@ class Settings:
     port: int = DEFAULT_PORT
     instances: int = 1
     environment: dict[str, str] = field(default_factory=dict)
+    base_environment: str = OWN_ENVIRONMENT
+    """The `--package` version's base environment (`--environment`), e.g. `python3-11`."""
+    own_python: bool = False
+    """Run every package in the emulator's own Python rather than its own environment (`--own-python`)."""
+    environments_dir: Path | None = None
+    """Where built environments are cached (None: the machine's cache, `python_envs.default_cache`)."""
     token: str | None = field(default=None, repr=False)
     data_dir: Path = DEFAULT_DATA_DIR
     reload: bool = False

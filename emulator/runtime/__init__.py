@@ -5,5 +5,6 @@
 - `protocol`: the messages between server and worker.
 - `instance`: one worker process, seen from the server.
 - `pool`: the instances of one version, sharing one request queue.
+- `python_envs`: each version's own Python environment, built from its requirements with uv.
 - `manager`: the runtime, holding every version's instances and replacing them.
 """

@@ -13,19 +13,36 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emulator.runtime import protocol
+from emulator.runtime.python_envs import PythonEnvironment
 
 LOG_LINE_LIMIT = 64 * 1024
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BOOTSTRAP = f"""
+import sys
+if sys.path[0] == "":
+    del sys.path[0]
+sys.path.insert(0, {str(PROJECT_ROOT)!r})
+from emulator.runtime import worker
+del sys.path[0]
+for name in [m for m in sys.modules if m.partition(".")[0] in ("emulator", "contract")]:
+    del sys.modules[name]
+worker.main()
+"""
+"""How a worker starts in the version's own Python: the emulator's worker side (standard library only)
+is imported from this checkout, then hidden again, so the deployment sees only its own package and
+requirements: its own `contract` module, say, is not shadowed by ours."""
+NOT_INHERITED = ("EMULATOR_TOKEN", "UBIOPS_API_TOKEN", "UBIOPS_API_HOST", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+"""The emulator's own variables that an instance does not get: tokens never reach user code, and the
+emulator's Python paths are not the version's."""
 
 log = logging.getLogger("emulator.deployment")
 
@@ -61,6 +78,7 @@ class Launch:
     package_dir: Path
     deployment_file: str
     environment: dict[str, str]
+    python_environment: PythonEnvironment
     init_context: dict[str, Any]
     output_file_fields: dict[str, str] = field(default_factory=dict)
     memory_limit_mb: int | None = None
@@ -72,9 +90,11 @@ class Launch:
 
 
 class Instance:
-    def __init__(self, launch: Launch, number: int) -> None:
+    def __init__(self, launch: Launch, number: int, python: str) -> None:
         self.launch = launch
         self.number = number
+        self.python = python
+        """The executable of the version's environment (`emulator.runtime.python_envs`)."""
         self.label = f"{launch.name} instance {number}"
         self.log_fields = {"deployment": launch.deployment, "version": launch.version, "instance": number}
         """What each log line about this instance carries as fields (`--log-format json`)."""
@@ -87,11 +107,9 @@ class Instance:
     async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
         ours, theirs = socket.socketpair()
-        env = {**os.environ, **self.launch.environment, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "emulator.runtime.worker", str(theirs.fileno()),
-            pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=env,
+            self.python, "-c", BOOTSTRAP, str(theirs.fileno()),
+            pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=self._environment(),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
         )
@@ -116,6 +134,13 @@ class Instance:
             raise TypeError(f"expected Ready, got {type(message).__name__}")
         log.info("[%s] ready", self.label, extra=self.log_fields)
         return message.capabilities
+
+    def _environment(self) -> dict[str, str]:
+        """The emulator's environment without what is its own, in the version's Python, plus the deployment's variables."""
+        inherited = {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
+        bin_dir = os.path.dirname(self.python)
+        return {**inherited, "PATH": os.pathsep.join(filter(None, [bin_dir, inherited.get("PATH")])),
+                "VIRTUAL_ENV": os.path.dirname(bin_dir), **self.launch.environment, "PYTHONUNBUFFERED": "1"}
 
     async def run(
         self, job: protocol.Job, timeout: float, on_update: Callable[[str], None] | None = None

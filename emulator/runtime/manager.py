@@ -5,7 +5,8 @@ new and queued requests go to them at once; requests running on the previous ins
 there, then those stop. `stop` ends a version's instances (it was deleted) and `close` all of them
 (the emulator stops): every request still queued or running is answered with the reason.
 Versions are known here by id (and name, for messages) only; what they are is `emulator.state`'s.
-What happens to the instances is told to `events` (each pool made for the runtime is given them).
+What happens to the instances is told to `events` (each pool made for the runtime is given them),
+and their Python comes from `environments`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 from typing import Protocol
 
 from emulator.runtime.pool import NO_EVENTS, STOPPED, InstanceEvents, Instances, NoInstances
+from emulator.runtime.python_envs import EnvironmentBuilder
 
 
 class VersionKey(Protocol):
@@ -22,7 +24,9 @@ class VersionKey(Protocol):
 
 
 class Runtime:
-    def __init__(self, events: InstanceEvents = NO_EVENTS) -> None:
+    def __init__(self, environments: EnvironmentBuilder, events: InstanceEvents = NO_EVENTS) -> None:
+        self.environments = environments
+        """Builds each version's Python before its instances start (every pool made for the runtime uses it)."""
         self.events = events
         self._pools: dict[str, Instances] = {}
         self._draining: dict[asyncio.Task[None], tuple[str, Instances]] = {}

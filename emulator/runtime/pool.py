@@ -17,6 +17,7 @@ from typing import Protocol
 
 from emulator.runtime.instance import Instance, InstanceLost, InstanceStartError, InstanceTimedOut, Launch
 from emulator.runtime.protocol import Capabilities, Error, Job, Reply
+from emulator.runtime.python_envs import EnvironmentBuilder, EnvironmentBuildError
 
 log = logging.getLogger("emulator.pool")
 
@@ -70,15 +71,18 @@ class Ticket:
 
 
 class InstancePool:
-    def __init__(self, launch: Launch, count: int, events: InstanceEvents = NO_EVENTS) -> None:
+    def __init__(self, launch: Launch, count: int, environments: EnvironmentBuilder,
+                 events: InstanceEvents = NO_EVENTS) -> None:
         self.launch = launch
         self.count = count
+        self.environments = environments
         self.events = events
         self.status = STARTING
         self.error: str | None = None
         self.capabilities = Capabilities()
         self._queue: asyncio.Queue[Ticket] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
+        """Builds the environment, then runs the instances."""
         self._instances: list[Instance] = []
         self._running: set[Ticket] = set()
         self._settled = asyncio.Event()
@@ -91,11 +95,20 @@ class InstancePool:
         self._stopping: asyncio.Future[None] | None = None
 
     def start(self) -> None:
-        """Start the instances in the background (once); requests queue until they are ready."""
-        if self._tasks:
+        """Build the version's environment, then start the instances, in the background (once);
+        requests queue until they are ready."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        fields = {"deployment": self.launch.deployment, "version": self.launch.version}
+        try:
+            python = await self.environments.prepare(self.launch.python_environment, fields)
+        except (EnvironmentBuildError, OSError) as exc:  # OSError: the cache folder cannot be written, say
+            self._fail(f"{self.launch.name} is unavailable: its environment could not be built: {exc}")
             return
-        self._instances = [Instance(self.launch, n + 1) for n in range(self.count)]
-        self._tasks = [asyncio.create_task(self._serve(i)) for i in self._instances]
+        self._instances = [Instance(self.launch, n + 1, python) for n in range(self.count)]
+        await asyncio.gather(*(self._serve(instance) for instance in self._instances))
 
     async def started(self) -> None:
         """Return once the instances are ready (`available`) or cannot start (`unavailable`)."""
@@ -175,9 +188,9 @@ class InstancePool:
         await asyncio.shield(self._stopping)
 
     async def _stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.gather(*(i.stop() for i in self._instances), return_exceptions=True)
 
     async def _serve(self, instance: Instance) -> None:

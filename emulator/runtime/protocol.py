@@ -8,14 +8,17 @@ tagged with its request id (`request_tag`, read back by `tagged_request`).
 
 JSON (not pickle) so that output a caller could not receive is caught in the worker, where the
 deployment produced it, with a clear message.
+
+The worker imports this module in the version's own Python (`emulator.runtime.python_envs`), from
+3.9 on, with the standard library alone: hence `Union` where an annotation is evaluated at run time.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, TypedDict, TypeVar, get_type_hints
+from dataclasses import dataclass, fields
+from typing import Any, TypedDict, TypeVar, Union
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 REQUEST_TAG = re.compile(r"\[request ([^\]\s]+)\] ")
@@ -94,15 +97,13 @@ class Error:
     error: str
 
 
-Reply = Result | Error
-Message = Setup | Ready | InitFailed | Job | StreamUpdate | Result | Error
+Reply = Union[Result, Error]  # noqa: UP007 (Python 3.9 workers)
+Message = Union[Setup, Ready, InitFailed, Job, StreamUpdate, Result, Error]  # noqa: UP007 (Python 3.9 workers)
 
 M = TypeVar("M", bound=Message)
 _TYPES: dict[str, type] = {cls.__name__: cls for cls in (Setup, Ready, InitFailed, Job, StreamUpdate, Result, Error)}
-_NESTED: dict[type, dict[str, type]] = {
-    cls: {name: hint for name, hint in get_type_hints(cls).items() if isinstance(hint, type) and is_dataclass(hint)}
-    for cls in _TYPES.values()
-}
+_NESTED: dict[type, dict[str, type]] = {cls: {} for cls in _TYPES.values()}
+_NESTED[Ready] = {"capabilities": Capabilities}
 """Per message type, its fields that hold a dataclass (sent as an object, rebuilt on arrival)."""
 
 

@@ -1,6 +1,6 @@
 """The process of one instance: load the deployment once, then run the requests the server sends.
 
-Started by `emulator.runtime.instance` as `python -m emulator.runtime.worker FD`, with the package
+Started by `emulator.runtime.instance` as `python -c BOOTSTRAP FD` in the version's own Python, with the package
 folder as working directory and the deployment's environment variables set. FD is this end of a
 socket pair carrying `protocol` messages; stdout and stderr go to the server's log.
 """

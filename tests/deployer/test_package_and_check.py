@@ -58,6 +58,9 @@ def test_a_file_holding_the_token_is_refused(project):
      "Deployment.__init__: UbiOps would call it with (), which fails: missing a required argument: 'model_path'"),
     ("deployment.py", "def broken(:\n", "FAIL deployment.py: deployment.py does not parse"),
     ("requirements.txt", "numpy==2.*,<<3\n", "FAIL requirements.txt: requirements.txt line 1: 'numpy==2.*,<<3' is not a requirement"),
+    ("requirements.txt", "no-such-package-for-the-emulator-tests==1.0\n",
+     "is unavailable: its environment could not be built: installing requirements.txt failed: No solution found when "
+     "resolving dependencies; Because no-such-package-for-the-emulator-tests was not found in the package registry"),
 ])
 def test_check_refuses_a_broken_package_with_the_reason(project, file, content, failure):
     (project.package / file).write_text(content)
@@ -88,6 +91,7 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     ({"labels": {"team": 1}}, "[tool.deployer] labels must be a table of strings"),
     ({"minimum_instances": 3, "maximum_instances": 2}, "minimum_instances (3) exceeds maximum_instances (2)"),
     ({"max_version": 3}, "unknown [tool.deployer] key(s) max_version"),
+    ({"environment": "python3-8"}, "[tool.deployer] environment must be one of UbiOps' base environments: python3-9, "),
 ])
 def test_config_errors_are_one_line_naming_the_key(project, settings, message):
     project.configure(**settings)

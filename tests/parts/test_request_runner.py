@@ -15,6 +15,7 @@ from emulator.metrics import Metrics
 from emulator.request_runner import BATCH, DIRECT, RequestRunner
 from emulator.request_store import RequestStore
 from emulator.runtime.manager import Runtime
+from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.state import Deployment, Version
 from emulator.storage import Storage
 
@@ -28,7 +29,7 @@ def store(tmp_path) -> Iterator[RequestStore]:
 
 @pytest.fixture
 def runner(tmp_path, store) -> RequestRunner:
-    return RequestRunner(Storage(tmp_path / "data"), store, Runtime(), Metrics())
+    return RequestRunner(Storage(tmp_path / "data"), store, Runtime(EnvironmentBuilder()), Metrics())
 
 
 DEPLOYMENT = Deployment("d", "p", Spec(), Spec())

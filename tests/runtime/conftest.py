@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from submitting import PACKAGES
 
+from emulator.environments import OWN_ENVIRONMENT
 from emulator.runtime.instance import Launch
 from emulator.runtime.pool import NO_EVENTS, InstanceEvents, InstancePool
 from emulator.runtime.protocol import Job, RequestContext
+from emulator.runtime.python_envs import EnvironmentBuilder, PythonEnvironment
 
 
 @pytest.fixture
@@ -27,8 +29,9 @@ async def pools() -> AsyncIterator[Callable[..., InstancePool]]:
 
     def make(package: str, count: int = 1, events: InstanceEvents = NO_EVENTS) -> InstancePool:
         launch = Launch(deployment="tests", version=package, package_dir=PACKAGES / package, deployment_file="deployment.py",
-                        environment={}, init_context={})
-        made.append(InstancePool(launch, count, events))
+                        environment={}, init_context={},
+                        python_environment=PythonEnvironment(OWN_ENVIRONMENT, PACKAGES / package))
+        made.append(InstancePool(launch, count, EnvironmentBuilder(), events))
         return made[-1]
 
     yield make

@@ -15,6 +15,7 @@ from submitting import TIMEOUT, queued, running
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import STOPPED, NoInstances, VersionUnavailable
 from emulator.runtime.protocol import Error, Result
+from emulator.runtime.python_envs import EnvironmentBuilder
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +28,7 @@ class Version:
 
 @pytest.fixture
 async def runtime():
-    runtime = Runtime()
+    runtime = Runtime(EnvironmentBuilder())
     runtime.start()
     yield runtime
     await runtime.close()
@@ -89,7 +90,7 @@ async def test_closing_answers_every_job_and_later_ones_with_stopped(runtime, po
 
 
 async def test_instances_put_in_service_before_the_start_wait_for_it(pools, job):
-    runtime, version = Runtime(), Version("early")
+    runtime, version = Runtime(EnvironmentBuilder()), Version("early")
     with pytest.raises(VersionUnavailable, match="Version early has no deployment package yet"):
         runtime.pool(version).check_available()
     first = pools("minimal")

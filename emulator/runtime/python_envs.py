@@ -1,0 +1,242 @@
+"""Each version's own Python, built as UbiOps builds it: a fresh virtual environment of the base
+environment's Python with the package's `requirements.txt` installed, so a package sees only what it
+asks for, and a requirement that cannot be installed fails the build, not the first request.
+
+Built with uv (a real, fast installer, from PyPI) and kept in a cache shared by every emulator on the
+machine (`~/.cache/ubiops-emulator/environments`), one folder per hash of what went into it: the
+interpreter, the requirements' text and this builder's layout. The second start of a package is a
+lookup. A file lock per environment lets emulators (and test runs) build the same one at once
+safely; a folder without its `COMPLETE` marker is a build that was interrupted, and is rebuilt.
+
+Interpreters are found on the machine, never downloaded: `python3.X` on the PATH, pyenv's versions,
+`/usr/bin` and `/usr/local/bin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import uv
+
+from contract.environments import python_version
+
+log = logging.getLogger("emulator.environments")
+
+LAYOUT = 1
+"""Bumped when what goes into an environment changes, so older cached ones are not reused."""
+COMPLETE = "COMPLETE"
+LOCK_POLL_SECONDS = 0.2
+PROBE_SECONDS = 10
+KEY_ERROR_LINES = 6
+"""How many of the installer's error lines make the build's `error_message`."""
+REQUIREMENTS_FILE = "requirements.txt"
+
+
+def default_cache() -> Path:
+    """`$XDG_CACHE_HOME/ubiops-emulator/environments`, shared by every emulator of this user."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ubiops-emulator" / "environments"
+
+
+class EnvironmentBuildError(Exception):
+    """The environment cannot be built; the message is the build's `error_message`."""
+
+
+@dataclass(frozen=True)
+class PythonEnvironment:
+    """What a version's Python is made of: its base environment and its package's requirements."""
+
+    base: str
+    """The version's base environment, e.g. `python3-11`."""
+    package_dir: Path
+    apt_packages: tuple[str, ...] = ()
+    """`ubiops.yaml`'s system packages: checked on this machine, not installed (see `missing_apt`)."""
+
+    @property
+    def requirements(self) -> Path:
+        return self.package_dir / REQUIREMENTS_FILE
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    path: str
+    version: str
+
+
+class EnvironmentBuilder:
+    """Builds and caches the environments instances run in; `own_python`: none, every package runs
+    in the emulator's own Python (`--own-python`)."""
+
+    def __init__(self, cache_dir: Path | None = None, own_python: bool = False) -> None:
+        self.cache_dir = cache_dir or default_cache()
+        self.own_python = own_python
+
+    async def prepare(self, environment: PythonEnvironment, fields: Mapping[str, object]) -> str:
+        """The Python executable an instance of `environment` runs, built first if need be.
+        `fields` go on each log line (deployment, version)."""
+        if self.own_python:
+            return sys.executable
+        for name in await asyncio.to_thread(missing_apt, environment.apt_packages):
+            log.warning("ubiops.yaml asks for the system package %s, which this machine lacks: UbiOps installs it in "
+                        "the instance, here the deployment runs without it (`sudo apt-get install -y %s` adds it)",
+                        name, name, extra=fields)
+        try:
+            wanted = python_version(environment.base)
+        except ValueError as exc:
+            raise EnvironmentBuildError(str(exc)) from None
+        interpreter = await asyncio.to_thread(find_python, wanted)
+        requirements = environment.requirements.read_bytes() if environment.requirements.is_file() else b""
+        folder = self.cache_dir / _key(interpreter, requirements)
+        python = str(folder / "bin" / "python")
+        async with _locked(folder.with_suffix(".lock")):
+            if (folder / COMPLETE).is_file():
+                log.info("environment %s (Python %s) from the cache: %s", environment.base, interpreter.version, folder,
+                         extra=fields)
+                return python
+            await self._build(environment, interpreter, folder, fields)
+        return python
+
+    async def _build(self, environment: PythonEnvironment, interpreter: Interpreter, folder: Path,
+                     fields: Mapping[str, object]) -> None:
+        started = time.monotonic()
+        shutil.rmtree(folder, ignore_errors=True)
+        has_requirements = environment.requirements.is_file()
+        log.info("building environment %s (Python %s at %s)%s", environment.base, interpreter.version, interpreter.path,
+                 " and installing requirements.txt" if has_requirements else "", extra=fields)
+        try:
+            await _uv(["venv", "--seed", "--quiet", "--python", interpreter.path, str(folder)], self.cache_dir, fields)
+            if has_requirements:
+                await _uv(["pip", "install", "--python", str(folder / "bin" / "python"), "-r", REQUIREMENTS_FILE],
+                          environment.package_dir, fields)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        (folder / COMPLETE).write_text(json.dumps({"environment": environment.base, "python": interpreter.version,
+                                                   "seconds": round(time.monotonic() - started, 1)}))
+        log.info("environment %s built in %.1f s", environment.base, time.monotonic() - started, extra=fields)
+
+
+def _key(interpreter: Interpreter, requirements: bytes) -> str:
+    digest = hashlib.sha256(json.dumps([LAYOUT, interpreter.path, interpreter.version]).encode() + b"\0" + requirements)
+    return digest.hexdigest()[:24]
+
+
+async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object]) -> None:
+    """Run uv, its output a line at a time to the log; EnvironmentBuildError with its key lines if it fails.
+
+    Never a Python download; the system's certificates (`UV_NATIVE_TLS`, unless set), as pip uses,
+    so a registry behind a company's certificate authority works as it does for pip."""
+    process = await asyncio.create_subprocess_exec(
+        uv.find_uv_bin(), *arguments, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True,
+        env={"UV_NATIVE_TLS": "1", **os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"},
+    )
+    assert process.stdout is not None, "stdout is a pipe"
+    output: list[str] = []
+    try:
+        while line := (await process.stdout.readline()).decode(errors="replace").rstrip():
+            output.append(line)
+            log.info("  %s", line, extra=fields)
+        code = await process.wait()
+    except BaseException:  # cancelled (the version was deleted or replaced, the emulator stops)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        raise
+    if code != 0:
+        what = "installing requirements.txt" if arguments[0] == "pip" else "creating the virtual environment"
+        raise EnvironmentBuildError(f"{what} failed: {key_lines(output)}")
+
+
+ERROR_MARKS = ("error:", "cause:", "hint:", "help:", "\u00d7", "\u2570\u2500\u25b6")
+"""How uv marks the lines of an error: plain prefixes, or the marks of its drawn error tree."""
+
+
+def key_lines(output: list[str]) -> str:
+    """What to show of an installer's failure: its error lines without their marks (uv writes
+    `error:`, `cause:`, `hint:`), else its last lines."""
+    errors = []
+    for line in output:
+        text = line.strip()
+        mark = next((m for m in ERROR_MARKS if text.startswith(m)), None)
+        if mark:
+            errors.append(text.removeprefix(mark).strip())
+    return "; ".join(line for line in (errors or output)[-KEY_ERROR_LINES:] if line) or "no output"
+
+
+@contextlib.asynccontextmanager
+async def _locked(path: Path) -> AsyncIterator[None]:
+    """Hold an exclusive lock on `path` (across processes), polled so a cancelled wait ends at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@cache
+def find_python(version: tuple[int, int]) -> Interpreter:
+    """An interpreter of `version` on this machine; EnvironmentBuildError naming it and how to get it."""
+    wanted = f"{version[0]}.{version[1]}"
+    for candidate in _candidates(wanted):
+        found = _probe(candidate)
+        if found and found.version.startswith(wanted + "."):
+            return found
+    raise EnvironmentBuildError(
+        f"the environment needs Python {wanted}, which is not installed on this machine (looked for python{wanted} "
+        f"on the PATH, in pyenv, /usr/bin and /usr/local/bin): install it (`sudo apt-get install python{wanted}`, "
+        f"`pyenv install {wanted}` or `uv python install {wanted}`), or choose an environment whose Python you have"
+    )
+
+
+def _candidates(wanted: str) -> Iterator[str]:
+    if sys.version_info[:2] == tuple(map(int, wanted.split("."))):
+        yield str(Path(sys.base_prefix) / "bin" / f"python{wanted}")
+    if on_path := shutil.which(f"python{wanted}"):
+        yield on_path
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    yield from sorted((str(p) for p in pyenv.glob(f"{wanted}.*/bin/python{wanted}")), reverse=True)
+    yield from (f"{prefix}/bin/python{wanted}" for prefix in ("/usr", "/usr/local"))
+
+
+def _probe(path: str) -> Interpreter | None:
+    """The interpreter at `path`, if it runs (a pyenv shim of a version not selected does not)."""
+    try:
+        done = subprocess.run([path, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                              capture_output=True, text=True, timeout=PROBE_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Interpreter(path, done.stdout.strip()) if done.returncode == 0 else None
+
+
+def missing_apt(packages: tuple[str, ...]) -> list[str]:
+    """The system packages of `packages` this machine does not have installed (none can be told
+    without `dpkg-query`, on a machine that is not Debian's kind)."""
+    if not packages or shutil.which("dpkg-query") is None:
+        return []
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
+                          capture_output=True, text=True, check=False)
+    installed = {line.split()[0].split(":")[0] for line in done.stdout.splitlines() if line.endswith(" installed")}
+    return [name for name in packages if name not in installed]

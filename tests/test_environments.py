@@ -1,0 +1,192 @@
+"""Each version runs in its own Python environment, built from its package's requirements.txt as
+UbiOps builds it: what the package asks for is there, what only the emulator has is not, and a
+requirement that cannot be installed fails the build, not the first request."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import httpx
+import pytest
+import ubiops
+from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log, zip_bytes
+
+PROBE = '''
+import importlib, sys
+
+class Deployment:
+    def request(self, data):
+        try:
+            module = importlib.import_module(data)
+        except ImportError as exc:
+            return "cannot import %s: %s" % (data, exc)
+        return "%s %s on Python %d.%d at %s" % (data, getattr(module, "__version__", "-"), sys.version_info[0],
+                                                sys.version_info[1], sys.executable)
+'''
+HUMANIZE = "humanize==4.12.1\n"
+MISSING = "no-such-package-for-the-emulator-tests==1.0\n"
+
+
+def probe_package(folder, requirements: str | None = None, code: str = PROBE, manifest: str | None = None):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "deployment.py").write_text(code)
+    if requirements is not None:
+        (folder / "requirements.txt").write_text(requirements)
+    if manifest is not None:
+        (folder / "ubiops.yaml").write_text(manifest)
+    return folder
+
+
+def ask(emulator, module: str) -> dict:
+    response = httpx.post(emulator.requests_url(), content=module, headers={"Content-Type": "text/plain"}, timeout=120)
+    return response.json()
+
+
+def refusal(emulator) -> str:
+    """Why the served version refuses requests, once it has found it cannot start."""
+    wait_for_log(emulator, "is unavailable", seconds=60)
+    response = httpx.post(emulator.requests_url(), content="sys", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert response.status_code == 503, response.text
+    return response.json()["error"]
+
+
+def answer(emulator, module: str) -> str:
+    reply = ask(emulator, module)
+    assert reply["status"] == "completed", reply
+    return reply["result"]
+
+
+def test_the_deployment_sees_its_requirements_and_not_the_emulators_packages(tmp_path):
+    emulator = start_emulator(probe_package(tmp_path / "package", HUMANIZE), tmp_path)
+    try:
+        found = answer(emulator, "humanize")
+        assert found.startswith("humanize 4.12.1 on Python 3.11 at ")
+        assert not found.endswith(sys.executable), "runs in the version's environment, not the emulator's"
+        for only_the_emulators in ("fastapi", "ubiops", "emulator", "contract"):
+            assert answer(emulator, only_the_emulators).startswith(f"cannot import {only_the_emulators}: No module named")
+        assert "building environment python3-11" in emulator.log() or "from the cache" in emulator.log()
+    finally:
+        emulator.stop()
+
+
+def test_own_python_runs_the_package_in_the_emulators_python_as_installed(tmp_path):
+    emulator = start_emulator(probe_package(tmp_path / "package", HUMANIZE), tmp_path, "--own-python")
+    try:
+        assert answer(emulator, "fastapi").endswith(f"at {sys.executable}")
+        assert answer(emulator, "humanize").startswith("cannot import humanize"), "nothing is installed"
+    finally:
+        emulator.stop()
+
+
+def test_an_import_only_the_emulator_has_fails_the_deployment_as_on_ubiops(tmp_path):
+    code = "import fastapi\n" + PROBE
+    emulator = start_emulator(probe_package(tmp_path / "package", code=code), tmp_path)
+    try:
+        assert "the deployment failed to start (ModuleNotFoundError: No module named 'fastapi')" in refusal(emulator)
+    finally:
+        emulator.stop()
+
+
+def build(api: ubiops.CoreApi, tmp_path, requirements: str) -> str:
+    """Upload the probe with `requirements` as a new revision of the served version; its id."""
+    archive = tmp_path / f"revision-{time.monotonic_ns()}.zip"
+    archive.write_bytes(zip_bytes({"deployment_package/deployment.py": PROBE.encode(),
+                                   "deployment_package/requirements.txt": requirements.encode()}))
+    return api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
+
+
+@pytest.mark.parametrize("requirements, reason", [
+    (MISSING, "no-such-package-for-the-emulator-tests was not found in the package registry"),
+    ("humanize==4.12.1\nhumanize==4.11.0\n", "you require humanize==4.12.1 and humanize==4.11.0"),
+])
+def test_a_requirement_that_cannot_be_installed_fails_the_build_and_the_previous_revision_serves(
+        tmp_path, requirements, reason):
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        revision = build(api, tmp_path, requirements)
+        with pytest.raises(Exception, match="failed"):
+            ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "v1", revision_id=revision,
+                                                     timeout=120, quiet=True)
+        failed = api.revisions_get(PROJECT, DEPLOYMENT, revision, "v1")
+        assert failed.status == "failed"
+        assert failed.error_message.startswith(
+            f"{DEPLOYMENT}/v1 is unavailable: its environment could not be built: installing requirements.txt failed: "
+            "No solution found when resolving dependencies; Because "), failed.error_message
+        assert reason in failed.error_message
+        assert reason in emulator.log(), "the installer's whole output is in the log"
+        assert answer(emulator, "humanize").startswith("cannot import humanize"), "the previous revision still serves"
+        assert answer(emulator, "sys").startswith("sys - on Python 3.11")
+    finally:
+        emulator.stop()
+
+
+@pytest.mark.parametrize("environment", ["python3-9", "python3-12", "python3-13"])
+def test_the_base_environment_names_the_python_that_runs_the_version(tmp_path, environment):
+    emulator = start_emulator(probe_package(tmp_path / "package", HUMANIZE), tmp_path, "--environment", environment)
+    try:
+        minor = environment.removeprefix("python3-")
+        assert answer(emulator, "humanize").startswith(f"humanize 4.12.1 on Python 3.{minor} at ")
+        version = emulator.sdk().deployment_versions_get(PROJECT, DEPLOYMENT, "v1")
+        assert version.environment_name == environment
+    finally:
+        emulator.stop()
+
+
+def test_a_python_the_machine_lacks_fails_the_build_saying_how_to_get_it(tmp_path):
+    lacking = {"PYENV_ROOT": str(tmp_path / "no-pyenv"), "PATH": "/usr/bin:/bin"}
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, "--environment", "python3-9", env=lacking)
+    try:
+        error = refusal(emulator)
+        assert "its environment could not be built: the environment needs Python 3.9, which is not installed" in error
+        assert "pyenv install 3.9" in error
+    finally:
+        emulator.stop()
+
+
+def test_a_second_start_takes_the_environment_from_the_cache(tmp_path):
+    package = probe_package(tmp_path / "package", HUMANIZE)
+    cache = ["--environments-dir", str(tmp_path / "environments")]
+    first = start_emulator(package, tmp_path, *cache)
+    try:
+        assert answer(first, "humanize").startswith("humanize 4.12.1")
+        assert "building environment python3-11" in first.log()
+    finally:
+        first.stop()
+    second = start_emulator(package, tmp_path, *cache)
+    try:
+        assert answer(second, "humanize").startswith("humanize 4.12.1")
+        assert "environment python3-11 (Python 3.11" in wait_for_log(second, "from the cache")
+        assert "building environment" not in second.log()
+    finally:
+        second.stop()
+
+
+def test_a_changed_requirements_file_under_reload_rebuilds_the_environment(tmp_path):
+    package = probe_package(tmp_path / "package")
+    emulator = start_emulator(package, tmp_path, "--reload")
+    try:
+        assert answer(emulator, "humanize").startswith("cannot import humanize")
+        (package / "requirements.txt").write_text(HUMANIZE)
+        deadline = time.monotonic() + 60
+        while not answer(emulator, "humanize").startswith("humanize 4.12.1"):
+            assert time.monotonic() < deadline, "the new requirement never arrived"
+            time.sleep(0.2)
+        assert "changed: requirements.txt" in emulator.log()
+    finally:
+        emulator.stop()
+
+
+def test_system_packages_the_machine_lacks_are_named_at_build_time(tmp_path):
+    manifest = "apt:\n  packages:\n    - coreutils\n    - no-such-system-package-for-the-emulator\n"
+    emulator = start_emulator(probe_package(tmp_path / "package", manifest=manifest), tmp_path)
+    try:
+        log = wait_for_log(emulator, "no-such-system-package-for-the-emulator")
+        assert ("ubiops.yaml asks for the system package no-such-system-package-for-the-emulator, which this machine "
+                "lacks") in log
+        assert "`sudo apt-get install -y no-such-system-package-for-the-emulator` adds it" in log
+        assert "system package coreutils" not in log
+        assert answer(emulator, "sys").startswith("sys - on Python 3.11"), "a warning, not a failure"
+    finally:
+        emulator.stop()
