@@ -36,6 +36,7 @@ from PIL import Image  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "deployment_package" / "tests"))
+sys.path.insert(0, str(ROOT / "deployment_package" / "libraries"))  # test_small_faces imports face_profile first
 from harness import Emulator, start_emulator  # noqa: E402
 from test_small_faces import CANVAS, LAYOUTS, group_photo  # noqa: E402
 

@@ -52,7 +52,8 @@ log = logging.getLogger("emulator.requests")
 @dataclass(frozen=True)
 class Outcome:
     record: RequestRecord
-    files: tuple[Path, ...] = ()
+    files: tuple[str, ...] = ()
+    """The URIs of the output files."""
 
 
 class RequestRunner:
@@ -119,7 +120,7 @@ class RequestRunner:
                 raise
             if isinstance(reply, Error):
                 return self.fail(record, reply.error)
-            files: list[Path] = []
+            files: list[str] = []
             try:
                 result = self._finish_output(deployment, record, reply.result, files)
             except DataError as exc:
@@ -221,7 +222,7 @@ class RequestRunner:
         self._save(record)
 
     def _finish(self, record: RequestRecord, status: str, result: Any = None, error: str | None = None,
-                files: list[Path] | None = None) -> Outcome:
+                files: list[str] | None = None) -> Outcome:
         record.status, record.result, record.error_message = status, result, error
         record.time_completed = now()
         record.time_started = record.time_started or record.time_completed
@@ -276,7 +277,7 @@ class RequestRunner:
         shutil.copyfile(source, target)
         return str(target)
 
-    def _finish_output(self, deployment: Deployment, record: RequestRecord, result: Any, files: list[Path]) -> Any:
+    def _finish_output(self, deployment: Deployment, record: RequestRecord, result: Any, files: list[str]) -> Any:
         spec = deployment.output_spec
         if deployment.input_spec.kind == "structured" and isinstance(record.request_data, list):
             if not isinstance(result, list):
@@ -284,16 +285,16 @@ class RequestRunner:
             return [_numbered(n, self._finish_item, spec, record.id, item, files) for n, item in enumerate(result)]
         return self._finish_item(spec, record.id, result, files)
 
-    def _finish_item(self, spec: Spec, request_id: str, item: Any, files: list[Path]) -> Any:
+    def _finish_item(self, spec: Spec, request_id: str, item: Any, files: list[str]) -> Any:
         return map_files(spec, check_output(spec, item), lambda field, _, value: self._output_uri(
             field.name, value, self.storage.request_output_dir(request_id), files))
 
-    def _output_uri(self, field: str, value: str, output_dir: Path, files: list[Path]) -> str:
+    def _output_uri(self, field: str, value: str, output_dir: Path, files: list[str]) -> str:
         path = Path(value)
         if not (path.is_absolute() and path.parent == output_dir and path.is_file()):
             raise DataError(f"Output field {field!r} must be the path of an existing file; no file at {value!r}")
-        files.append(path)
-        return self.storage.uri(path)
+        files.append(self.storage.uri(path))
+        return files[-1]
 
 
 def _size(data: Any) -> int:

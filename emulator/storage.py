@@ -48,6 +48,7 @@ class Storage:
         self._requests = self.buckets / DEFAULT_BUCKET / "deployment_requests"
         self._incoming = self.root / "incoming"
         (self.buckets / DEFAULT_BUCKET).mkdir(parents=True, exist_ok=True)
+        self._real_buckets = self.buckets.resolve()
         shutil.rmtree(self.work, ignore_errors=True)
         shutil.rmtree(self._incoming, ignore_errors=True)
 
@@ -141,7 +142,7 @@ class Storage:
 
     def locate(self, path: Path) -> tuple[str, str]:
         """The bucket and file name of a file stored under the buckets folder."""
-        bucket, *parts = path.resolve().relative_to(self.buckets.resolve()).parts
+        bucket, *parts = path.resolve().relative_to(self._real_buckets).parts
         return bucket, "/".join(parts)
 
     def uri(self, path: Path) -> str:

@@ -52,7 +52,7 @@ async def deployment_requests_create(
     deployment, found = _target(services, project_name, deployment_name, version)
     record = await _accept(request, services, deployment, found, timeout)
     outcome = await services.runner.run(deployment, found, record)
-    urls = {services.storage.uri(p): download_url(request, services, p) for p in outcome.files}
+    urls = {uri: download_url(request, services, uri) for uri in outcome.files}
     body = direct_response(outcome.record, urls or None)
     return Response(body.model_dump_json(exclude=None if urls else {"emulator_file_urls"}), media_type="application/json")
 
