@@ -272,7 +272,7 @@ class RequestRunner:
     def _input_file(self, request_id: str, field: str, position: int, value: str) -> str:
         """A private local copy of a stored file, as UbiOps hands the deployment a local path."""
         source = self._stored_file(field, value)
-        target = self.storage.request_work_dir(request_id) / "files" / field / str(position) / source.name
+        target = self.storage.request_work_dir(request_id) / f"{field}.{position}" / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return str(target)
