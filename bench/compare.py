@@ -138,6 +138,8 @@ class Server:
     up_path: str | None = None
     """A path that answers once the server is up, before the model is (the emulator's `/livez`)."""
     after_start: Callable[[str], None] | None = None
+    checkout: Path = ROOT
+    """Where the emulator's command runs (`--baseline`: another checkout of it)."""
 
 
 def emulator_command(folder: Path, port: int) -> list[str]:
@@ -158,10 +160,10 @@ EMULATOR_FILES = {
 }
 
 
-def emulator(name: str, after_start: Callable[[str], None] | None = None) -> Server:
+def emulator(name: str, after_start: Callable[[str], None] | None = None, checkout: Path = ROOT) -> Server:
     return Server(name, None, emulator_command, "/v2.1/projects/bench/deployments/double/requests",
                   lambda x: {"x": x}, lambda body: body["result"]["y"], EMULATOR_FILES, up_path="/livez",
-                  after_start=after_start)
+                  after_start=after_start, checkout=checkout)
 
 
 def floor(name: str, loop: str, http: str) -> Server:
@@ -267,7 +269,7 @@ class Running:
         command = server.command(folder, port)
         if server.env is not None:
             command[0] = str(scratch / server.env / "bin" / command[0])
-        self.process = subprocess.Popen(command, cwd=ROOT if server.env is None else folder, env=env,
+        self.process = subprocess.Popen(command, cwd=server.checkout if server.env is None else folder, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True)
 
@@ -412,9 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5, help="c=16 load per run")
     parser.add_argument("--scratch", type=Path, default=SCRATCH, help="where the peers' environments are built")
     parser.add_argument("--only", nargs="+", choices=list(SERVERS), help="run these servers only (floor and emulator always)")
+    parser.add_argument("--baseline", type=Path, help="another checkout of this project (e.g. main before a change): its "
+                        "emulator runs beside this one's, retention full")
     args = parser.parse_args(argv)
+    if args.baseline:
+        SERVERS["baseline"] = emulator(f"the emulator at {args.baseline}", checkout=args.baseline.resolve())
     args.scratch.mkdir(parents=True, exist_ok=True)
-    keys = [k for k in SERVERS if not args.only or k in args.only or k in ("floor", "emulator")]
+    keys = [k for k in SERVERS if not args.only or k in (*args.only, "floor", "emulator", "baseline")]
     missing: dict[str, str] = {}
     for env in dict.fromkeys(SERVERS[k].env for k in keys if SERVERS[k].env):
         problem = build_environment(args.scratch, env)

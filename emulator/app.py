@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,6 +78,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
         watcher = asyncio.create_task(watch(registry, runtime, settings)) if settings.reload else None
+        # What start-up made (routes, models, modules) lives as long as the server: out of the garbage
+        # collector's sight, its full passes are shorter (~5 % of the server's CPU per trivial request).
+        gc.freeze()
         yield
         if watcher:
             watcher.cancel()
