@@ -204,7 +204,7 @@ def build_environment(scratch: Path, env: str) -> str | None:
         return None
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if uv is None:
-        return "uv not found (it comes with the project's dev dependencies)"
+        return "uv not found (a dependency of this project: make setup installs it)"
     shutil.rmtree(venv, ignore_errors=True)
     for command in ([uv, "venv", "-q", "--python", sys.executable, str(venv)],
                     [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *PEERS[env]]):
