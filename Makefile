@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL := deployment_package/model1.pkl
 
-.PHONY: serve test browser lint audit setup package-dev model bench load clean
+.PHONY: serve test browser lint audit setup package-dev model bench load compare clean
 
 serve: setup
 	$(BIN)/python -m emulator $(ARGS)
@@ -52,6 +52,11 @@ bench: package-dev
 
 load: setup
 	$(BIN)/python bench/load.py
+
+# The emulator against MLServer, BentoML, Cog and a bare uvicorn app (their environments are built with
+# uv in ~/.cache/face-profile-bench, outside this project's): see BENCHMARKS.md.
+compare: setup
+	$(BIN)/python bench/compare.py $(ARGS)
 
 # Known vulnerabilities in what the venv holds (the emulator's and the deployment's packages).
 audit: package-dev

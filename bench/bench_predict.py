@@ -6,8 +6,9 @@ Prints the median wall time of `predict` (default options: use_all, align_face, 
 512 px and a 2000 px JPEG portrait, for a 1280 x 886 portrait (found by the whole-frame pass) and
 a 1280 x 886 group photo of four faces 60-150 px wide (searched in tiles), and of the portrait
 request end to end through the emulator (multipart POST to a real `python -m emulator`, on the same
-core), measured in one run so their ratios are meaningful. Results go in BENCHMARKS.md. Each
-measurement is one function listed in MEASUREMENTS.
+core), measured in one run so their ratios are meaningful; then `predict` against the same request
+end to end (multipart, and by `ubiops-file://` URI), their calls alternated (`interleaved`). Results
+go in BENCHMARKS.md. Each measurement is one function listed in MEASUREMENTS.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ from PIL import Image  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "deployment_package" / "tests"))
+sys.path.insert(0, str(ROOT / "deployment_package" / "libraries"))  # test_small_faces imports face_profile first
 from harness import Emulator, start_emulator  # noqa: E402
 from test_small_faces import CANVAS, LAYOUTS, group_photo  # noqa: E402
+
+from emulator.launcher import wait_for  # noqa: E402
 
 PORTRAITS_DIR = ROOT / "deployment_package" / "tests" / "images"
 PORTRAIT = PORTRAITS_DIR / "astronaut.jpg"
@@ -174,6 +178,36 @@ def emulator_2000(context: Context) -> Timing:
     return emulator_request(context, 2000)
 
 
+def interleaved(context: Context, side: int) -> dict[str, float]:
+    """Median wall ms of `predict` in this process and of the same portrait end to end, as a
+    multipart file part and by a `ubiops-file://` URI (uploaded once), their calls alternated so
+    that the machine's load weighs on each alike: the ratios of this run are comparable."""
+    path, emulator = context.portraits[side], context.emulator
+    portrait = path.read_bytes()
+    options = {"sampling_strategy": "use_all", "align_face": True, "num_attempts": 1}
+    with httpx.Client(timeout=60) as client:
+        upload = client.post(f"{emulator.api}/projects/{emulator.project}/buckets/default/files/{path.name}", json={})
+        client.put(upload.raise_for_status().json()["url"], content=portrait).raise_for_status()
+
+        def completed(response: httpx.Response) -> None:
+            assert response.json()["status"] == "completed", response.text
+
+        calls = {
+            "predict": lambda: context.model.predict(str(path)),
+            "multipart": lambda: completed(client.post(emulator.requests_url(), files={"img": (path.name, portrait)})),
+            "uri": lambda: completed(client.post(emulator.requests_url(),
+                                                 json={"img": f"ubiops-file://default/{path.name}", **options})),
+        }
+        walls: dict[str, list[float]] = {name: [] for name in calls}
+        for round_number in range(WARMUP + context.repeats):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                if round_number >= WARMUP:
+                    walls[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) * 1000 for name, values in walls.items()}
+
+
 PORTRAIT_1280 = "predict, 1280 x 886 portrait (whole frame)"
 GROUP = "predict, 1280 x 886 group photo, 4 faces 60-150 px (tiles)"
 MEASUREMENTS: dict[str, Callable[[Context], Timing]] = {
@@ -197,11 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
         emulator = start_emulator(ROOT / "deployment_package", directory)
-        try:
+        try:  # the instance loads on this same core: measure once it is ready
+            wait_for(emulator, lambda: httpx.get(f"{emulator.url}/readyz", timeout=5).status_code == 200 or None)
             model = build_model(directory)
             photos = write_photos(directory, model)
             context = Context(model, write_portraits(directory), photos, args.repeats, emulator)
             results = {name: measure(context) for name, measure in MEASUREMENTS.items()}
+            alternated = {side: interleaved(context, side) for side in (512, 2000)}
         finally:
             emulator.stop()
     print("| measurement | median ms | median CPU ms (this process) |")
@@ -214,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         wall = results[numerator].wall_ms / results[denominator].wall_ms
         return f"{wall:.2f} (CPU {results[numerator].cpu_ms / results[denominator].cpu_ms:.2f})"
 
+    for side, medians in alternated.items():
+        print(f"\n{side} px, calls alternated: predict {medians['predict']:.1f} ms, end to end multipart "
+              f"{medians['multipart']:.1f} ms ({medians['multipart'] / medians['predict']:.2f} x predict), by URI "
+              f"{medians['uri']:.1f} ms ({medians['uri'] / medians['predict']:.2f} x predict)")
     print(f"\nratio 2000 px / 512 px: {ratio('predict, 2000 px portrait', 'predict, 512 px portrait')}")
     print(f"ratio group photo (tiles) / portrait (whole frame), 1280 px: {ratio(GROUP, PORTRAIT_1280)}")
     for side in (512, 2000):

@@ -76,6 +76,7 @@ def parse_args(argv: list[str]) -> Settings:
                              "files (default: %(default)s)")
     parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default=logs.LOG_FORMATS[0],
                         help="text lines, or one JSON object per line for log shippers (default: %(default)s)")
+    parser.add_argument("--access-log", action="store_true", help="also log a line for every HTTP call (uvicorn's access log)")
     args = parser.parse_args(argv)
     if args.instances < 1:
         parser.error("--instances must be at least 1")
@@ -120,6 +121,7 @@ def parse_args(argv: list[str]) -> Settings:
         allowed_origins=allowed_origins,
         retention_sweep_seconds=args.retention_sweep_seconds,
         log_format=args.log_format,
+        access_log=args.access_log,
     )
 
 
@@ -158,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     log.info("serving %s as project %s, deployment %s, version %s at %s", settings.package, settings.project,
              settings.deployment, settings.version, url)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+                            access_log=settings.access_log)
     EmulatorServer(config, app.state.services.runtime).run()
 
 

@@ -58,7 +58,8 @@ log = logging.getLogger("emulator.requests")
 @dataclass(frozen=True)
 class Outcome:
     record: RequestRecord
-    files: tuple[Path, ...] = ()
+    files: tuple[str, ...] = ()
+    """The URIs of the output files."""
 
 
 @dataclass
@@ -135,9 +136,15 @@ class RequestRunner:
 
     async def _run(self, deployment: Deployment, version: Version, record: RequestRecord,
                    on_update: Callable[[str], None] | None) -> Outcome:
+        # Only file inputs are copied (in a thread): a thread hop costs ~0.1 ms, a trivial request's
+        # server CPU ~0.5 ms (BENCHMARKS.md).
+        has_files = any(field.is_file for field in deployment.input_spec.fields)
         try:
             try:
-                data = await asyncio.to_thread(self._prepare_input, deployment.input_spec, record.id, record.request_data)
+                if has_files:
+                    data = await asyncio.to_thread(self._prepare_input, deployment.input_spec, record.id, record.request_data)
+                else:
+                    data = self._prepare_input(deployment.input_spec, record.id, record.request_data)
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
             try:
@@ -158,14 +165,15 @@ class RequestRunner:
                 raise
             if isinstance(reply, Error):
                 return self.fail(record, reply.error)
-            files: list[Path] = []
+            files: list[str] = []
             try:
                 result = self._finish_output(deployment, record, reply.result, files)
             except DataError as exc:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)
         finally:
-            await asyncio.to_thread(self.storage.remove_work_dir, record.id)
+            if has_files:
+                await asyncio.to_thread(self.storage.remove_work_dir, record.id)
 
     def start_batch(self, deployment: Deployment, version: Version, items: list[Any], timeout: int) -> list[RequestRecord]:
         """Queue each item as its own batch request; the records, all `pending`.
@@ -181,6 +189,7 @@ class RequestRunner:
             except (DataError, StorageError) as exc:
                 raise NotAllowed(f"Item {position}: {exc}") from None
         records = [self.new_record(deployment, version, new_id(), item, timeout, BATCH) for item in items]
+        self.store.flush()  # on disk before their ids are answered
         for record in records:
             task = asyncio.create_task(self._run_batch_item(deployment, version, record))
             self._batch_tasks[record.id] = task
@@ -312,7 +321,7 @@ class RequestRunner:
             self._waiting[live.version_id] -= 1
 
     def _finish(self, record: RequestRecord, status: str, result: Any = None, error: str | None = None,
-                files: list[Path] | None = None) -> Outcome:
+                files: list[str] | None = None) -> Outcome:
         record.status, record.result, record.error_message = status, result, error
         record.time_completed = now()
         record.time_started = record.time_started or record.time_completed
@@ -322,9 +331,10 @@ class RequestRunner:
         return Outcome(record, tuple(files or ()))
 
     def _ended(self, record: RequestRecord) -> None:
-        """Count and log a request that has reached its final status (a failed one as a warning, with
-        its error); it is live no more, and the files of a request not recorded are noted so they expire
-        as a record would."""
+        """Count and log a request that has reached its final status, once it is on disk (a failed one
+        as a warning, with its error); it is live no more, and the files of a request not recorded are
+        noted so they expire as a record would."""
+        self.store.flush()
         assert record.time_completed is not None, "set as it ends"
         self._taken(record.id)
         self._live.pop(record.id, None)
@@ -370,12 +380,12 @@ class RequestRunner:
     def _input_file(self, request_id: str, field: str, position: int, value: str) -> str:
         """A private local copy of a stored file, as UbiOps hands the deployment a local path."""
         source = self._stored_file(field, value)
-        target = self.storage.request_work_dir(request_id) / "files" / field / str(position) / source.name
+        target = self.storage.request_work_dir(request_id) / f"{field}.{position}" / source.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return str(target)
 
-    def _finish_output(self, deployment: Deployment, record: RequestRecord, result: Any, files: list[Path]) -> Any:
+    def _finish_output(self, deployment: Deployment, record: RequestRecord, result: Any, files: list[str]) -> Any:
         spec = deployment.output_spec
         if deployment.input_spec.kind == "structured" and isinstance(record.request_data, list):
             if not isinstance(result, list):
@@ -383,17 +393,16 @@ class RequestRunner:
             return [_numbered(n, self._finish_item, spec, record.id, item, files) for n, item in enumerate(result)]
         return self._finish_item(spec, record.id, result, files)
 
-    def _finish_item(self, spec: Spec, request_id: str, item: Any, files: list[Path]) -> Any:
-        output_dir = self.storage.request_output_dir(request_id)
-        return map_files(spec, check_output(spec, item),
-                         lambda field, _, value: self._output_uri(field.name, value, output_dir, files))
+    def _finish_item(self, spec: Spec, request_id: str, item: Any, files: list[str]) -> Any:
+        return map_files(spec, check_output(spec, item), lambda field, _, value: self._output_uri(
+            field.name, value, self.storage.request_output_dir(request_id), files))
 
-    def _output_uri(self, field: str, value: str, output_dir: Path, files: list[Path]) -> str:
+    def _output_uri(self, field: str, value: str, output_dir: Path, files: list[str]) -> str:
         path = Path(value)
         if not (path.is_absolute() and path.parent == output_dir and path.is_file()):
             raise DataError(f"Output field {field!r} must be the path of an existing file; no file at {value!r}")
-        files.append(path)
-        return self.storage.uri(path)
+        files.append(self.storage.uri(path))
+        return files[-1]
 
 
 def _size(data: Any) -> int:

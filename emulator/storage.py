@@ -46,8 +46,10 @@ class Storage:
         self.root = root.resolve()
         self.buckets = self.root / "buckets"
         self.work = self.root / "work"
+        self._requests = self.buckets / DEFAULT_BUCKET / REQUESTS_FOLDER
         self._incoming = self.root / "incoming"
         (self.buckets / DEFAULT_BUCKET).mkdir(parents=True, exist_ok=True)
+        self._real_buckets = self.buckets.resolve()
         shutil.rmtree(self.work, ignore_errors=True)
         shutil.rmtree(self._incoming, ignore_errors=True)
 
@@ -141,7 +143,7 @@ class Storage:
 
     def locate(self, path: Path) -> tuple[str, str]:
         """The bucket and file name of a file stored under the buckets folder."""
-        bucket, *parts = path.resolve().relative_to(self.buckets.resolve()).parts
+        bucket, *parts = path.resolve().relative_to(self._real_buckets).parts
         return bucket, "/".join(parts)
 
     def uri(self, path: Path) -> str:
@@ -158,11 +160,11 @@ class Storage:
     def request_dir(self, request_id: str) -> Path:
         """Where a request's files are kept, as UbiOps does: `deployment_requests/<id>/` of the default
         bucket (request ids are the emulator's own UUIDs, so this is never a path a caller chose)."""
-        return self.buckets / DEFAULT_BUCKET / REQUESTS_FOLDER / request_id
+        return self._requests / request_id
 
     def request_output_dir(self, request_id: str) -> Path:
         """Where a request's output files are kept: `deployment_requests/<id>/output/`."""
-        return self.request_dir(request_id) / "output"
+        return self._requests.joinpath(request_id, "output")
 
     def request_input_name(self, request_id: str, field: str, file_name: str) -> str:
         """Where a file sent with a request (multipart) is kept, so its input stays retrievable."""

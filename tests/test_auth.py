@@ -12,7 +12,8 @@ TOKEN = "s3cret-token-for-tests"
 
 @pytest.fixture(scope="module")
 def guarded(emulators):
-    return emulators("echo", token=TOKEN)
+    """With the access log on: it logs every call, where a token would leak."""
+    return emulators("echo", "--access-log", token=TOKEN)
 
 
 @pytest.mark.parametrize("headers, message", [

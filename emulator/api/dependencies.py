@@ -30,6 +30,7 @@ class Services:
     instances: InstanceHistory
 
 
-def get_services(request: Request) -> Services:
-    """FastAPI dependency: the running emulator's services."""
+async def get_services(request: Request) -> Services:
+    """FastAPI dependency: the running emulator's services (async: FastAPI runs a sync dependency in its
+    thread pool, a thread hop per call)."""
     return request.app.state.services

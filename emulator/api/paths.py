@@ -52,6 +52,7 @@ def at_levels(route: Callable[..., Callable[[Endpoint], Endpoint]], suffix: str,
     return register
 
 
-def path_version(request: Request) -> str | None:
-    """The version named in the path, or None at deployment level (the default version)."""
+async def path_version(request: Request) -> str | None:
+    """The version named in the path, or None at deployment level (the default version); async, as
+    `get_services` is."""
     return request.path_params.get("version")

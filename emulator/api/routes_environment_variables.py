@@ -29,7 +29,7 @@ VARIABLE = VARIABLES + "/{variable_id}"
 BELOW_PROJECT = (DEPLOYMENT, VERSION)
 
 
-def path_scope(request: Request, project_name: str) -> Scope:
+async def path_scope(request: Request, project_name: str) -> Scope:
     """FastAPI dependency: the project, deployment or version the path names."""
     return Scope(project_name, request.path_params.get("deployment_name"), request.path_params.get("version"))
 

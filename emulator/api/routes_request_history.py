@@ -79,7 +79,7 @@ async def project_requests_list(
     return [] if object_type == "pipeline" else [overview_item(r) for r in records]
 
 
-def stored_request(
+async def stored_request(
     project_name: str,
     deployment_name: str,
     request_id: str,

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from contract.spec import DataError
 from emulator.api.dependencies import Services, get_services
@@ -24,6 +24,7 @@ from emulator.api.sdk_models.requests import (
     DirectRequestResponse,
     batch_item,
     create_response,
+    direct_response,
 )
 from emulator.request_runner import DIRECT, Outcome
 from emulator.request_store import RequestRecord
@@ -61,15 +62,13 @@ async def deployment_requests_create(
     priority: int | None = PRIORITY_QUERY,
     version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
-) -> JSONResponse:
+) -> Response:
     deployment, found = _target(services, project_name, deployment_name, version)
     record = await _accept(request, services, deployment, found, timeout)
     outcome = await services.runner.run(deployment, found, record)
-    body = DirectRequestResponse(
-        **create_response(outcome.record).model_dump(),
-        emulator_file_urls={services.storage.uri(p): download_url(request, services, p) for p in outcome.files} or None,
-    )
-    return JSONResponse(body.model_dump(mode="json", exclude=None if outcome.files else {"emulator_file_urls"}))
+    urls = {uri: download_url(request, services, uri) for uri in outcome.files}
+    body = direct_response(outcome.record, urls or None)
+    return Response(body.model_dump_json(exclude=None if urls else {"emulator_file_urls"}), media_type="application/json")
 
 
 @at_both_levels(router.post, "/requests/batch", response_model=list[DeploymentRequestBatchCreateResponse],

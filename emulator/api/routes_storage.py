@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from pathlib import Path
 from typing import BinaryIO, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
+from contract.files import split_file_uri
 from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
 
@@ -29,9 +29,9 @@ def signed_url(request: Request, services: Services, method: str, bucket: str, n
     return f"{str(request.base_url).rstrip('/')}{PREFIX}/{quote(bucket)}/{quote(name)}?{query}"
 
 
-def download_url(request: Request, services: Services, path: Path) -> str:
-    """A signed GET URL for a stored file."""
-    return signed_url(request, services, "GET", *services.storage.locate(path))
+def download_url(request: Request, services: Services, uri: str) -> str:
+    """A signed GET URL for a stored file, named by its URI."""
+    return signed_url(request, services, "GET", *split_file_uri(uri))
 
 
 @router.get("/{bucket}/{name:path}", response_class=FileResponse)

@@ -278,11 +278,16 @@ class Instance:
 
 def resident_bytes(pid: int) -> int:
     """A process's resident memory, from /proc (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm") as statm:
-            return int(statm.read().split()[1]) * PAGE_SIZE
-    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+    try:  # os.open, not open(): read before every request, a Python file object costs 4 more system calls
+        fd = os.open(f"/proc/{pid}/statm", os.O_RDONLY)
+    except OSError:
         return 0
+    try:
+        return int(os.read(fd, 256).split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0
+    finally:
+        os.close(fd)
 
 
 def describe_exit(code: int) -> str:

@@ -5,6 +5,7 @@ Runs inside an instance's worker process, never in the server.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import sys
@@ -75,9 +76,16 @@ def dispatch(deployment: Any, data: Any, context: dict[str, Any]) -> Any:
     raise RequestError("The deployment defines neither request() nor requests().")
 
 
+@functools.cache
+def _passes_context(method: Callable[..., Any]) -> bool:
+    """`calling.passes_context` for a method, read once: `inspect.signature` costs ~10 µs, a third of
+    what the worker does for a trivial request."""
+    return calling.passes_context(inspect.signature(method))
+
+
 def _call(method: Callable[..., Any], data: Any, context: dict[str, Any]) -> Any:
     try:
-        if calling.passes_context(inspect.signature(method)):
+        if _passes_context(method):
             return method(data, context)
         return method(data)
     except Exception as exc:

@@ -97,11 +97,12 @@ def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_field
         result = loader.dispatch(deployment, job.data, context)
     except loader.RequestError as exc:
         return protocol.encode(protocol.Error(str(exc)))
-    output_dir = Path(job.output_dir)
-    if isinstance(result, list):
-        result = [_keep_output_files(item, file_fields, output_dir) for item in result]
-    else:
-        result = _keep_output_files(result, file_fields, output_dir)
+    if file_fields:
+        output_dir = Path(job.output_dir)
+        if isinstance(result, list):
+            result = [_keep_output_files(item, file_fields, output_dir) for item in result]
+        else:
+            result = _keep_output_files(result, file_fields, output_dir)
     try:
         return protocol.encode(protocol.Result(result))
     except (TypeError, ValueError) as exc:

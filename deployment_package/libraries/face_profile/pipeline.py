@@ -30,6 +30,12 @@ from .regions import FACE, REGION_OUTLINES, RegionMasks, region_masks, region_po
 # Faces the landmarker rejects (a detector false alarm, usually) are skipped, largest first; past
 # this many the attempt gives up, so a texture full of false alarms stays cheap.
 MAX_CANDIDATES = 3
+# align_face landmarks the levelled face again only when it was tilted by more than this: up to
+# ~15 degrees, landmarks carried through the rotation agree with the upright portrait as well as
+# fresh ones (fWHR within 4 %, region colours within a few levels, both test portraits), while
+# past ~20 degrees fresh ones measure the forehead markedly better. The second landmarker pass is
+# ~13 ms of the ~31 ms CPU of a 512 px portrait (BENCHMARKS.md).
+RELANDMARK_ABOVE_DEGREES = 10.0
 
 
 @dataclass(frozen=True)
@@ -185,12 +191,13 @@ def _landmarked(
 def _leveled(
     landmarker: LandmarkDetector, view: _View, degrees: float
 ) -> tuple[np.ndarray, Face, np.ndarray]:
-    """The view's pixels rotated to level the eyes, the face re-landmarked there (if that fails,
-    the landmarks are carried over by the same rotation) and the rotation's matrix."""
+    """The view's pixels rotated to level the eyes, the face re-landmarked there when it was tilted
+    by more than RELANDMARK_ABOVE_DEGREES (otherwise, or if that fails, the landmarks are carried
+    over by the same rotation) and the rotation's matrix."""
     rotated_seen, matrix = rotate_image(view.seen, degrees)
     rotated = rotated_seen if view.pixels is view.seen else rotate_image(view.pixels, degrees)[0]
     carried = view.face.moved(transform_points(view.face.points, matrix))
-    found = landmarker.detect(rotated_seen)
+    found = landmarker.detect(rotated_seen) if abs(degrees) > RELANDMARK_ABOVE_DEGREES else []
     return rotated, (nearest_face(found, carried.center) if found else carried), matrix
 
 

@@ -75,6 +75,10 @@ def create_response(record: RequestRecord) -> DeploymentRequestCreateResponse:
     return DeploymentRequestCreateResponse(**_fields(record, DeploymentRequestCreateResponse))
 
 
+def direct_response(record: RequestRecord, file_urls: dict[str, str] | None) -> DirectRequestResponse:
+    return DirectRequestResponse(**_fields(record, DirectRequestResponse), emulator_file_urls=file_urls)
+
+
 def batch_item(record: RequestRecord) -> DeploymentRequestBatchCreateResponse:
     return DeploymentRequestBatchCreateResponse(**_fields(record, DeploymentRequestBatchCreateResponse))
 
