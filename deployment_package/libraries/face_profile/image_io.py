@@ -3,7 +3,8 @@
 Uploads come in every flavour (JPEG, PNG with alpha, WebP, grayscale, CMYK, 16-bit, phone
 portraits stored sideways with an EXIF orientation tag), so the model measures all of them the
 same way. Large images are shrunk before inference: landmarks and colours do not gain from more
-pixels, and runtime would grow with them.
+pixels, and runtime would grow with them. The search for small faces may decode the upload again
+at a finer scale (LoadedImage.finer), only when it needs to.
 """
 
 from __future__ import annotations
@@ -34,26 +35,35 @@ _UNREADABLE = "The file is not a readable image (supported: JPEG, PNG, WebP, TIF
 
 @dataclass(frozen=True)
 class LoadedImage:
-    """Upright RGB pixels at analysis resolution plus the size the user's image really has."""
+    """Upright RGB pixels at analysis resolution plus the size the user's image really has, and
+    where they came from (to decode them again at a finer scale)."""
 
     rgb: np.ndarray
     original_size: tuple[int, int]
+    source: ImageSource
 
     @property
     def scale(self) -> float:
         """Analysis pixels per original pixel (1.0 unless the image was downscaled)."""
         return self.rgb.shape[1] / self.original_size[0]
 
+    def finer(self, scale: float) -> LoadedImage:
+        """The same upload decoded again, at `scale` pixels per original pixel (or at its full
+        size, when that is smaller)."""
+        return load_image(self.source, max_side=round(max(self.original_size) * scale))
 
-def load_image(source: ImageSource) -> LoadedImage:
-    """Decode `source` (a path or a PIL image), raising PublicError if it is not a usable image."""
+
+def load_image(source: ImageSource, max_side: int = MAX_ANALYSIS_SIDE) -> LoadedImage:
+    """Decode `source` (a path or a PIL image) with its longer side at most `max_side`, raising
+    PublicError if it is not a usable image."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             if isinstance(source, Image.Image):
-                return _prepare(source)
+                # Not drafted: that would shrink the caller's image for good (and for `finer`).
+                return _prepare(source, source, max_side, draft=False)
             with Image.open(source) as image:
-                return _prepare(image)
+                return _prepare(image, source, max_side, draft=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PublicError(
             f"The image has too many pixels to process safely (limit {MAX_INPUT_PIXELS:,} pixels)."
@@ -62,26 +72,26 @@ def load_image(source: ImageSource) -> LoadedImage:
         raise PublicError(_UNREADABLE) from exc
 
 
-def _prepare(image: Image.Image) -> LoadedImage:
+def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: bool) -> LoadedImage:
     if image.width * image.height > MAX_INPUT_PIXELS:
         raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
     orientation = _orientation(image)
     width, height = image.size
     original_size = (height, width) if orientation in _SIDEWAYS_ORIENTATIONS else (width, height)
-    if image.format == "JPEG":
-        image.draft(image.mode, _analysis_size(image.size))  # libjpeg decodes at a reduced scale
+    if draft and image.format == "JPEG":
+        image.draft(image.mode, _analysis_size(image.size, max_side))  # libjpeg decodes at a reduced scale
     image.load()
     upright = ImageOps.exif_transpose(image) if orientation != 1 else image
     rgb = np.asarray(_to_srgb(upright))
     size = (rgb.shape[1], rgb.shape[0])
-    target = _analysis_size(size)
+    target = _analysis_size(size, max_side)
     if target != size:
         # Below 2x, bilinear already reads every source pixel and is ~10x faster than area
         # averaging; JPEGs always land here because libjpeg did the coarse reduction.
         shrink = max(size) / max(target)
         interpolation = cv2.INTER_LINEAR if shrink < 2 else cv2.INTER_AREA
         rgb = cv2.resize(rgb, target, interpolation=interpolation)
-    return LoadedImage(rgb=rgb, original_size=original_size)
+    return LoadedImage(rgb=rgb, original_size=original_size, source=source)
 
 
 def _orientation(image: Image.Image) -> int:
@@ -92,11 +102,11 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def _analysis_size(size: tuple[int, int]) -> tuple[int, int]:
+def _analysis_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     longest = max(size)
-    if longest <= MAX_ANALYSIS_SIDE:
+    if longest <= max_side:
         return size
-    factor = MAX_ANALYSIS_SIDE / longest
+    factor = max_side / longest
     return (max(1, round(size[0] * factor)), max(1, round(size[1] * factor)))
 
 

@@ -5,7 +5,8 @@ The main face is the largest one found (by detector box area) that the landmarke
 landmarked and measured in its own view (align.crop_around), so small faces are enlarged to a size
 the landmarker handles well, and a face's pose does not depend on where it sits in the frame.
 Lengths and areas are reported in pixels of the uploaded image (undoing the view's scale and any
-downscaling of the upload), so they depend on neither.
+downscaling of the upload), so they depend on neither. A face found only by the finer search of a
+large upload (detection.needs_detail) is landmarked and measured in the finer copy.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ import numpy as np
 from .align import Crop, crop_around, rotate_image, then, transform_points
 from .annotate import annotate
 from .color import ita_category, ita_degrees, summarize_rgb
-from .detection import ATTEMPTS, needs_tiles, same_box, whole_frame, with_tiles
+from .detection import (
+    ATTEMPTS,
+    DETAIL_SCALE,
+    Attempt,
+    needs_detail,
+    needs_tiles,
+    same_box,
+    whole_frame,
+    with_tiles,
+)
 from .geometry import eye_roll_degrees, fwhr, head_pose
 from .image_io import LoadedImage
 from .landmarks import Detection, Face, FaceFinder, LandmarkDetector, nearest_face
@@ -54,6 +64,16 @@ class _View:
         return float(np.ptp(self.face.points[:, 0])) / self.crop.scale
 
 
+@dataclass(frozen=True)
+class _Found:
+    """The faces found (largest first, the main one first) and the main face's view, both in the
+    pixels of `frame`: the analysed image, or its finer copy if the faces were found there."""
+
+    frame: LoadedImage
+    faces: list[Detection]
+    view: _View
+
+
 def profile_image(
     landmarker: LandmarkDetector,
     finder: FaceFinder,
@@ -65,20 +85,22 @@ def profile_image(
     model_id: str,
 ) -> FaceProfile:
     """Profile the main face in `image`; with no face, every measurement is null."""
-    attempts, faces, view = _find_main_face(landmarker, finder, image.rgb, num_attempts)
-    to_original = 1.0 / image.scale
+    attempts, found = _find_main_face(landmarker, finder, image, num_attempts)
+    faces = [] if found is None else found.faces
     known = {
-        "face_found": view is not None,
+        "face_found": found is not None,
         "num_faces": len(faces),
-        "faces": _faces_field(faces, image),
+        "faces": _faces_field(faces, image if found is None else found.frame),
         "detection_attempts": attempts,
         "model_id": model_id,
         "image_width": image.original_size[0],
         "image_height": image.original_size[1],
     }
-    if view is None:
+    if found is None:
         return FaceProfile(fields=profile_fields(**known), annotated_image=None)
 
+    frame, view = found.frame, found.view
+    to_original = 1.0 / frame.scale
     face, to_image = view.face, cv2.invertAffineTransform(view.crop.matrix)
     eye_roll = eye_roll_degrees(face.points)
     rotation = -eye_roll if align_face else 0.0
@@ -89,7 +111,7 @@ def profile_image(
     masks = region_masks(measured.points, rgb)
     pose = head_pose(face.transform)
     ratio = fwhr(measured.points)
-    box = face_box(transform_points(face.points, to_image), image.rgb.shape)
+    box = face_box(transform_points(face.points, to_image), frame.rgb.shape)
     view_to_original = to_original / view.crop.scale
     head_area_px = masks.area(FACE) * view_to_original**2
 
@@ -108,13 +130,14 @@ def profile_image(
         eye_roll_degrees=eye_roll,
         img_rot_degrees=rotation,
         eye_slope_degrees=eye_roll_degrees(measured.points),
-        sharpness=sharpness(image.rgb, box),
+        sharpness=sharpness(frame.rgb, box),
         brightness=brightness(masks.pixels(FACE)),
         eyes_open_score=eyes_open_score(face.blendshapes),
         smile_score=smile_score(face.blendshapes),
     )
-    outline = transform_points(measured.points, then(cv2.invertAffineTransform(leveling), to_image))
-    others = [face.box[[0, 1, 2, 1, 2, 3, 0, 3]].reshape(4, 2) for face in faces[1:]]
+    to_analysed = image.scale / frame.scale
+    outline = transform_points(measured.points, then(cv2.invertAffineTransform(leveling), to_image)) * to_analysed
+    others = [face.box[[0, 1, 2, 1, 2, 3, 0, 3]].reshape(4, 2) * to_analysed for face in faces[1:]]
     annotated = annotate(image.rgb, region_polygons(outline), outline, others)
     return FaceProfile(fields=fields, annotated_image=annotated)
 
@@ -123,22 +146,47 @@ _IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
 def _find_main_face(
-    landmarker: LandmarkDetector, finder: FaceFinder, rgb: np.ndarray, num_attempts: int
-) -> tuple[int, list[Detection], _View | None]:
-    """Attempts used, the faces found (largest first, the main one first) and the main face's
-    view. An attempt succeeds when the landmarker confirms one of its largest faces; it looks in
-    tiles too when the whole frame has no confirmed face or only a small one."""
+    landmarker: LandmarkDetector, finder: FaceFinder, image: LoadedImage, num_attempts: int
+) -> tuple[int, _Found | None]:
+    """Attempts used and what the first successful one found. An attempt succeeds when the
+    landmarker confirms one of its largest faces; it looks in tiles too when the whole frame has
+    no confirmed face or only a small one, and in tiles of a finer copy of a large upload when
+    those found none or only small ones."""
     tried = min(num_attempts, len(ATTEMPTS))
     for number, attempt in enumerate(ATTEMPTS[:tried], start=1):
-        seen = attempt.prepare(rgb)
-        confirming = _Confirming(landmarker, seen, rgb)
+        seen = attempt.prepare(image.rgb)
+        confirming = _Confirming(landmarker, seen, image.rgb)
         faces = whole_frame(finder, seen, attempt)
         main = confirming.main(faces)
-        if needs_tiles(attempt, seen, None if main is None else main[1].face_width):
-            main = confirming.main(with_tiles(finder, seen, confirming.not_rejected(faces)))
-        if main is not None:
-            return number, *main
-    return tried, [], None
+        if needs_tiles(attempt, seen, _width(main)):
+            faces = with_tiles(finder, seen, confirming.not_rejected(faces))
+            main = confirming.main(faces)
+        found = None
+        if needs_detail(attempt, image.scale, max(seen.shape[:2]), _width(main)):
+            found = _in_detail(landmarker, finder, image, attempt, confirming.not_rejected(faces))
+        if found is None and main is not None:
+            found = _Found(image, *main)
+        if found is not None:
+            return number, found
+    return tried, None
+
+
+def _width(main: tuple[list[Detection], _View] | None) -> float | None:
+    return None if main is None else main[1].face_width
+
+
+def _in_detail(
+    landmarker: LandmarkDetector, finder: FaceFinder, image: LoadedImage, attempt: Attempt,
+    faces: list[Detection],
+) -> _Found | None:
+    """The search in tiles of the upload decoded again at DETAIL_SCALE, merged with `faces`
+    (found in `image`, not rejected by the landmarker); the main face is landmarked there."""
+    detail = image.finer(DETAIL_SCALE)
+    seen = attempt.prepare(detail.rgb)
+    to_detail = detail.scale / image.scale
+    carried = [face.mapped(np.array([[to_detail, 0.0, 0.0], [0.0, to_detail, 0.0]])) for face in faces]
+    main = _Confirming(landmarker, seen, detail.rgb).main(with_tiles(finder, seen, carried))
+    return None if main is None else _Found(detail, *main)
 
 
 class _Confirming:
