@@ -1,6 +1,7 @@
 """Faces that fill a small part of the frame: group photos built from the committed portraits,
-pasted 60-150 px wide onto a plain and a busy background. Every face is found once, the largest is
-profiled, and it measures as the same face does alone."""
+pasted 60-150 px wide onto a plain and a busy background, 1280 px wide (searched in tiles of the
+analysed image) and 4000 px wide (searched again in tiles of a finer copy). Every face is found
+once, the largest is profiled, and it measures as the same face does alone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from face_profile.annotate import OTHER_FACE_COLOR
-from face_profile.detection import TILE_SIDE, tile_origins
+from face_profile.detection import DETAIL_SCALE, TILE_SIDE, tile_origins
 from face_profile.image_io import MAX_ANALYSIS_SIDE
 from PIL import Image
 from profile_helpers import NON_FACES, PORTRAITS, open_rgb
@@ -27,6 +28,11 @@ LAYOUTS = {
         (GRACE, 60, (160, 700)), (ASTRONAUT, 90, (560, 690)),
     ],
 }
+LARGE_CANVAS = (4000, 3000)  # a 12 Mpx camera's photo; analysed at 1024 x 768, where 150 px is 38
+LARGE_LAYOUT = [
+    (GRACE, 150, (700, 800)), (ASTRONAUT, 110, (2000, 1500)), (GRACE, 80, (3300, 700)),
+    (ASTRONAUT, 60, (1000, 2400)), (ASTRONAUT, 100, (3200, 2500)),
+]
 # How far the largest face's profile may stray from the same portrait profiled alone (its face is
 # 185 and 90 px wide there). Over 60 random layouts of faces 60-150 px wide the largest errors
 # were 4.8 % fWHR, 1.2° yaw, 2.9° pitch, 0.6° roll and 2.5 / 7.7 levels of cheek / forehead
@@ -55,16 +61,18 @@ class Pasted:
         return bool(np.all(point >= self.box[:2]) and np.all(point <= self.box[2:]))
 
 
-def background(kind: str) -> Image.Image:
+def background(kind: str, size: tuple[int, int]) -> Image.Image:
     if kind == "plain":
-        return Image.new("RGB", CANVAS, (150, 140, 130))
-    return open_rgb("chelsea.jpg").resize(CANVAS, Image.Resampling.BICUBIC)  # fur: a busy natural photo
+        return Image.new("RGB", size, (150, 140, 130))
+    return open_rgb("chelsea.jpg").resize(size, Image.Resampling.BICUBIC)  # fur: a busy natural photo
 
 
-def group_photo(profiles: dict, kind: str, layout: list[tuple]) -> tuple[Image.Image, list[Pasted]]:
+def group_photo(
+    profiles: dict, kind: str, layout: list[tuple], size: tuple[int, int] = CANVAS
+) -> tuple[Image.Image, list[Pasted]]:
     """Head-and-shoulders crops of the portraits, scaled so each face is as wide as asked and
-    pasted with its face centred where asked."""
-    photo = background(kind)
+    pasted with its face centred where asked, on a background of `size`."""
+    photo = background(kind, size)
     pasted = []
     for name, width, center in layout:
         x0, y0, x1, y1 = profiles[name]["face_box"]
@@ -117,7 +125,17 @@ def assert_measures_like_alone(fields: dict, alone: dict) -> None:
 @pytest.mark.parametrize("kind", ["plain", "busy"])
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_every_small_face_is_found_once_and_the_largest_is_profiled(model, profiles, kind, layout):
-    photo, pasted = group_photo(profiles, kind, LAYOUTS[layout])
+    assert_found_and_profiled(model, profiles, *group_photo(profiles, kind, LAYOUTS[layout]))
+
+
+@pytest.mark.parametrize("kind", ["plain", "busy"])
+def test_small_faces_in_a_large_upload_are_found_once_and_the_largest_is_profiled(model, profiles, kind):
+    """Faces 60-150 px wide in a 4000 px photo, 15-38 px once analysed at 1024 px: found in the
+    finer copy, and measured there in the upload's pixels."""
+    assert_found_and_profiled(model, profiles, *group_photo(profiles, kind, LARGE_LAYOUT, LARGE_CANVAS))
+
+
+def assert_found_and_profiled(model, profiles: dict, photo: Image.Image, pasted: list[Pasted]) -> None:
     profile = model.predict(photo)  # default options: one attempt
     fields = profile.fields
     assert fields["face_found"] is True and fields["detection_attempts"] == 1
@@ -134,7 +152,7 @@ def test_every_small_face_is_found_once_and_the_largest_is_profiled(model, profi
     scale = (largest.box[2] - largest.box[0]) / (alone["face_box"][2] - alone["face_box"][0])
     assert fields["bizygomatic_width_px"] == pytest.approx(alone["bizygomatic_width_px"] * scale, rel=0.06)
     assert fields["head_area_px"] == pytest.approx(alone["head_area_px"] * scale**2, rel=0.1)
-    assert fields["face_share_of_image"] == pytest.approx(fields["head_area_px"] / (CANVAS[0] * CANVAS[1]))
+    assert fields["face_share_of_image"] == pytest.approx(fields["head_area_px"] / (photo.width * photo.height))
 
 
 ANALYSIS_SCALE = MAX_ANALYSIS_SIDE / CANVAS[0]
@@ -175,11 +193,16 @@ class DetectorCalls:
         monkeypatch.setattr(model._finder, "detect", counted)
 
 
+@pytest.mark.parametrize("side", [None, 3000])
 @pytest.mark.parametrize("name", PORTRAITS)
-def test_a_portrait_is_found_in_one_detector_pass(model, monkeypatch, name):
-    """No tiling when the whole frame shows a face large enough: a portrait costs what it did."""
+def test_a_portrait_is_found_in_one_detector_pass(model, monkeypatch, name, side):
+    """No tiling when the whole frame shows a face large enough: a portrait costs what it did, at
+    its own size and as a 3000 px upload (not decoded again for the finer search)."""
+    portrait = open_rgb(name)
+    if side is not None:
+        portrait = portrait.resize((side, round(side * portrait.height / portrait.width)), Image.Resampling.BICUBIC)
     calls = DetectorCalls(model, monkeypatch)
-    assert model.predict(open_rgb(name)).fields["num_faces"] == 1
+    assert model.predict(portrait).fields["num_faces"] == 1
     assert calls.count == 1
 
 
@@ -191,6 +214,25 @@ def test_a_group_photo_is_searched_in_tiles(model, profiles, monkeypatch):
     assert calls.count > tiles
 
 
+def tile_count(size: tuple[int, int], scale: float) -> int:
+    return len(tile_origins(round(size[0] * scale))) * len(tile_origins(round(size[1] * scale)))
+
+
+@pytest.mark.parametrize(("width", "finer"), [(150, True), (500, False)])
+def test_a_large_upload_is_searched_finer_only_for_small_faces(model, profiles, monkeypatch, width, finer):
+    """A 4000 px photo whose largest face is 150 px is searched again in tiles of its finer copy;
+    one whose face is 500 px (128 px analysed, found at the analysis size) is not."""
+    photo, _ = group_photo(profiles, "plain", [(GRACE, width, (2000, 1500))], LARGE_CANVAS)
+    calls = DetectorCalls(model, monkeypatch)
+    assert model.predict(photo).fields["num_faces"] == 1
+    analysis_tiles = tile_count(LARGE_CANVAS, MAX_ANALYSIS_SIDE / LARGE_CANVAS[0])
+    finer_tiles = tile_count(LARGE_CANVAS, DETAIL_SCALE)
+    if finer:
+        assert calls.count > analysis_tiles + finer_tiles
+    else:
+        assert calls.count < finer_tiles
+
+
 @pytest.mark.parametrize("name", NON_FACES)
 def test_large_textured_non_faces_find_no_face(model, name):
     """Tiles show the detector many small patches of fur or froth: none may pass for a face."""
@@ -199,7 +241,8 @@ def test_large_textured_non_faces_find_no_face(model, name):
     for x in range(3):
         for y in range(3):
             tiled.paste(texture, (x * texture.width, y * texture.height))
-    for image in (tiled, texture.resize((2000, round(2000 * texture.height / texture.width)))):
+    for side in (None, 2000, 4000):  # 3 x 3 copies are 1353 px or more: searched finer too
+        image = tiled if side is None else texture.resize((side, round(side * texture.height / texture.width)))
         fields = model.predict(image, num_attempts=3).fields
         assert fields["face_found"] is False and fields["num_faces"] == 0
         assert fields["faces"] == {"boxes": [], "scores": []}
