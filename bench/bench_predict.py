@@ -4,7 +4,8 @@
 
 Prints the median wall time of `predict` (default options: use_all, align_face, 1 attempt) for a
 512 px and a 2000 px JPEG portrait, for a 1280 x 886 portrait (found by the whole-frame pass) and
-a 1280 x 886 group photo of four faces 60-150 px wide (searched in tiles), and of the portrait
+a 1280 x 886 group photo of four faces 60-150 px wide (searched in tiles), a 4000 x 3000 group
+photo of five faces 60-150 px wide (searched again in tiles of a finer copy), and of the portrait
 request end to end through the emulator (multipart POST to a real `python -m emulator`, on the same
 core), measured in one run so their ratios are meaningful; then `predict` against the same request
 end to end (multipart, and by `ubiops-file://` URI), their calls alternated (`interleaved`). Results
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "deployment_package" / "tests"))
 sys.path.insert(0, str(ROOT / "deployment_package" / "libraries"))  # test_small_faces imports face_profile first
 from harness import Emulator, start_emulator  # noqa: E402
-from test_small_faces import CANVAS, LAYOUTS, group_photo  # noqa: E402
+from test_small_faces import CANVAS, LARGE_CANVAS, LARGE_LAYOUT, LAYOUTS, group_photo  # noqa: E402
 
 from emulator.launcher import wait_for  # noqa: E402
 
@@ -102,18 +103,24 @@ def write_portraits(directory: Path) -> dict[int, Path]:
 
 
 def write_photos(directory: Path, model: object) -> dict[str, Path]:
-    """A 1280 x 886 portrait (Grace Hopper, face ~270 px wide) and a group photo of the same size
-    (the package tests' four-face layout), both as JPEG files."""
+    """A 1280 x 886 portrait (Grace Hopper, face ~270 px wide), a group photo of the same size
+    (the package tests' four-face layout) and a 4000 x 3000 one (their five-face layout), as JPEG
+    files."""
     profiles = {name: model.predict(str(PORTRAITS_DIR / name)).fields for name in LAYOUT_PORTRAITS}
     group, _ = group_photo(profiles, "plain", LAYOUTS["four"])
+    large_group, _ = group_photo(profiles, "plain", LARGE_LAYOUT, LARGE_CANVAS)
     with Image.open(PORTRAITS_DIR / "grace_hopper.jpg") as image:
         grace = image.convert("RGB")
     portrait = Image.new("RGB", CANVAS, (150, 140, 130))
     grace = grace.resize((round(grace.width * CANVAS[1] / grace.height), CANVAS[1]), Image.Resampling.LANCZOS)
     portrait.paste(grace, ((CANVAS[0] - grace.width) // 2, 0))
-    paths = {"portrait": directory / "portrait_1280.jpg", "group": directory / "group_1280.jpg"}
+    paths = {
+        "portrait": directory / "portrait_1280.jpg", "group": directory / "group_1280.jpg",
+        "large group": directory / "group_4000.jpg",
+    }
     portrait.save(paths["portrait"], quality=92)
     group.save(paths["group"], quality=92)
+    large_group.save(paths["large group"], quality=92)
     return paths
 
 
@@ -157,6 +164,10 @@ def predict_1280_portrait(context: Context) -> Timing:
 
 def predict_1280_group(context: Context) -> Timing:
     return median_ms(lambda: context.model.predict(str(context.photos["group"])), context.repeats)
+
+
+def predict_4000_group(context: Context) -> Timing:
+    return median_ms(lambda: context.model.predict(str(context.photos["large group"])), context.repeats)
 
 
 def emulator_request(context: Context, side: int) -> Timing:
@@ -216,6 +227,7 @@ MEASUREMENTS: dict[str, Callable[[Context], Timing]] = {
     "predict, 512 px portrait, align_face=false": predict_512_without_alignment,
     PORTRAIT_1280: predict_1280_portrait,
     GROUP: predict_1280_group,
+    "predict, 4000 x 3000 group photo, 5 faces 60-150 px (finer tiles)": predict_4000_group,
     "emulator end to end, 512 px portrait": emulator_512,
     "emulator end to end, 2000 px portrait": emulator_2000,
 }
