@@ -33,7 +33,7 @@ def serve(workdir: Path, *args: str, env: dict[str, str] | None = None) -> tuple
     """The emulator on the default package, and the seconds from its start until its version is available."""
     started = time.monotonic()
     emulator = start_emulator(PACKAGE, workdir, *args, env=env)
-    url = emulator.requests_url().removesuffix("/requests")
+    url = emulator.requests_url("v1").removesuffix("/requests")
     while httpx.get(url, timeout=5).json().get("status") != "available":
         if emulator.process.poll() is not None or time.monotonic() - started > 600:
             raise SystemExit(f"the version never became available; see {emulator.log_path}")

@@ -2,7 +2,9 @@
 
 The emulator serves the package under the same project and deployment names the deployer pushes
 to, so code written against the emulator runs unchanged against UbiOps. The version settings are
-those of UbiOps' `DeploymentVersionCreate`; the deployer's flags override them.
+those of UbiOps' `DeploymentVersionCreate`; the deployer's flags override them. Environment
+variables are given by value (`environment_variables`) or, for secrets, by name only (`secrets`):
+their values are read from the local environment when the deployer runs, never from this file.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from contract.environments import SYSTEM_ENVIRONMENTS
+from contract.names import VARIABLE_NAME_RULE, is_variable_name
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.versions import IDLE_TIME_RANGE
 
 CONFIG_FILE = "pyproject.toml"
 DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
 """The package's own tests (its `tests/` folder, which `.ubiops-ignore` keeps out of the zip)."""
+VARIABLE_LEVELS = ("version", "deployment")
+"""Where `push` sets the variables: on the new version (the default), or on the deployment (shared by
+all its versions, so setting them restarts the ones running)."""
 
 
 class ConfigError(ValueError):
@@ -42,10 +48,15 @@ class DeployerConfig:
     max_versions: int = 5
     sample_input: dict[str, Any] = field(default_factory=dict)
     test_command: str = DEFAULT_TEST_COMMAND
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    """Names of secret variables, whose values come from the local environment at push time."""
+    environment_variables_level: str = VARIABLE_LEVELS[0]
     root: Path = Path(".")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_command", self.test_command.replace("{package}", self.package))
+        object.__setattr__(self, "secrets", tuple(self.secrets))
 
     @property
     def package_path(self) -> Path:
@@ -84,6 +95,28 @@ def _table(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be a table (sample_input = { name = value, ... })"
 
 
+def _variable_names(names: Any) -> str | None:
+    bad = [name for name in names if not isinstance(name, str) or not is_variable_name(name)]
+    return f"has names that are not environment variable names ({', '.join(map(repr, bad))}): use {VARIABLE_NAME_RULE}" \
+        if bad else None
+
+
+def _variables(value: Any) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        return "must be a table of strings (environment_variables = { LOG_LEVEL = \"info\" })"
+    return _variable_names(value)
+
+
+def _secret_names(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of names (secrets = [\"API_KEY\"]), whose values come from the local environment"
+    return _variable_names(value)
+
+
+def _variable_level(value: Any) -> str | None:
+    return None if value in VARIABLE_LEVELS else f"must be one of {', '.join(VARIABLE_LEVELS)}"
+
+
 CHECKS: dict[str, Callable[[Any], str | None]] = {
     "project": _text,
     "deployment": _text,
@@ -99,6 +132,9 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "max_versions": _count(1),
     "sample_input": _table,
     "test_command": _text,
+    "environment_variables": _variables,
+    "secrets": _secret_names,
+    "environment_variables_level": _variable_level,
 }
 
 
@@ -132,4 +168,9 @@ def load_config(start: Path | None = None) -> DeployerConfig:
     if config.minimum_instances > config.maximum_instances:
         raise ConfigError(f"{path}: [tool.deployer] minimum_instances ({config.minimum_instances}) "
                           f"exceeds maximum_instances ({config.maximum_instances})")
+    names = [*config.environment_variables, *config.secrets]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"{path}: [tool.deployer] {', '.join(twice)} named more than once in environment_variables "
+                          f"and secrets; name each variable once")
     return config

@@ -1,4 +1,6 @@
-"""The names UbiOps gives projects, deployments and versions (an assumption the emulator enforces)."""
+"""The names UbiOps gives projects, deployments and versions (an assumption the emulator enforces),
+and the names of environment variables (UbiOps' documented rule, read by the emulator's API and the
+deployer's config alike)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,21 @@ NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 """Lowercase letters, digits and dashes, not starting or ending with a dash."""
 MAX_NAME_LENGTH = 64
 
+VARIABLE_NAME_PATTERN = r"^[A-Za-z]([A-Za-z0-9_]*[A-Za-z0-9])?$"
+MAX_VARIABLE_NAME_LENGTH = 64
+VARIABLE_NAME_RULE = ("letters, digits and underscores, starting with a letter and not ending with an underscore, "
+                      f"at most {MAX_VARIABLE_NAME_LENGTH} characters")
+"""UbiOps' API documents "only letters and underscores, and not start or end with an underscore" (its
+examples are lowercase) and the SDK at most 64 characters; digits after the first letter are an
+assumption (`SYS_DEPLOYMENT_FILE_NAME`-style names with digits, such as `S3_BUCKET`, are common)."""
+
 
 def is_name(text: str) -> bool:
     return len(text) <= MAX_NAME_LENGTH and re.fullmatch(NAME_PATTERN, text) is not None
+
+
+def is_variable_name(text: str) -> bool:
+    return len(text) <= MAX_VARIABLE_NAME_LENGTH and re.fullmatch(VARIABLE_NAME_PATTERN, text) is not None
 
 
 def name_from(text: str) -> str:

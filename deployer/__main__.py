@@ -21,10 +21,12 @@ from deployer.bundle import build_bundle
 from deployer.checks import check_bundle
 from deployer.client import Api
 from deployer.errors import DeployerError
+from deployer.progress import Reporter
 from deployer.push import PushOptions, push
 from deployer.request import send_request
 from deployer.scaffold import init_deployment
 from deployer.status import format_status, project_status
+from deployer.variables import configured_variables
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -98,9 +100,10 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
         bundle = build_bundle(config)
         return {"path": str(bundle.path), "size": bundle.size, "sha256": bundle.sha256, "files": len(bundle.files)}, 0
     if args.command == "check":
+        variables = configured_variables(config)
         bundle = build_bundle(config)
         say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
-        report = check_bundle(config, bundle, run_tests=True, say=say)
+        report = check_bundle(config, bundle, run_tests=True, say=say, variables=variables)
         result = {"passed": report.passed, "sha256": bundle.sha256, "summary": report.summary(),
                   "checks": [dataclasses.asdict(c) for c in report.checks]}
         return result, 0 if report.passed else 1
@@ -131,8 +134,8 @@ def render(command: str, result: dict[str, Any]) -> str:
         return f"{result['path']}\n  size {result['size']} bytes\n  sha256 {result['sha256']}"
     if command == "check":
         return result["summary"]
-    if command == "push":
-        return "\n".join(f"{key}: {value}" for key, value in result.items() if key != "smoke")
+    if command == "push":  # the smoke request and the variables were reported as they happened
+        return "\n".join(f"{key}: {value}" for key, value in result.items() if key not in ("smoke", "environment_variables"))
     return json.dumps(result, indent=2)
 
 
@@ -140,15 +143,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     as_json = args.output == "json"
 
-    def say(message: str) -> None:
-        print(message, file=sys.stderr if as_json else sys.stdout, flush=True)
-
+    say = Reporter(sys.stderr if as_json else sys.stdout)
     try:
         result, code = run(args, say)
     except (DeployerError, ConfigError) as exc:
+        say.end_status()
         print(f"deployer: error: {exc}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
+        say.end_status()
         print("deployer: interrupted", file=sys.stderr)
         sys.exit(130)
     print(json.dumps(result, indent=2, default=str) if as_json else render(args.command, result))

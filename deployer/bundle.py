@@ -11,6 +11,7 @@ from contract.archive import ArchiveError, build_zip, package_files
 from contract.config import DeployerConfig
 from deployer.client import TOKEN_VARIABLE
 from deployer.errors import DeployerError
+from deployer.variables import secret_values
 
 DIST_DIRECTORY = "dist"
 MIN_SECRET_LENGTH = 8
@@ -36,7 +37,7 @@ def build_bundle(config: DeployerConfig) -> Bundle:
     """Zip the package into `dist/<deployment>-<sha12>.zip`; the same files always give the same bytes."""
     source = config.package_path
     try:
-        _refuse_token(source, package_files(source))
+        _refuse_secrets(source, package_files(source), config)
         scratch = config.root / DIST_DIRECTORY / f".{config.deployment}-building.zip"
         files = build_zip(source, scratch)
     except ArchiveError as exc:
@@ -47,11 +48,16 @@ def build_bundle(config: DeployerConfig) -> Bundle:
     return Bundle(path, sha256, path.stat().st_size, tuple(files))
 
 
-def _refuse_token(source: Path, names: list[str]) -> None:
-    """The API token must never ship: refuse a package with a file that holds it (naming the file only)."""
-    token = os.environ.get(TOKEN_VARIABLE, "").strip().encode()
-    if len(token) < MIN_SECRET_LENGTH:
+def _refuse_secrets(source: Path, names: list[str], config: DeployerConfig) -> None:
+    """The API token and the configured secrets must never ship: refuse a package with a file that
+    holds one's value (naming the file and the variable only). Values shorter than 8 characters are
+    not looked for: they would match by chance."""
+    values = {TOKEN_VARIABLE: os.environ.get(TOKEN_VARIABLE, "").strip(), **secret_values(config)}
+    wanted = {variable: value.encode() for variable, value in values.items() if len(value) >= MIN_SECRET_LENGTH}
+    if not wanted:
         return
     for name in names:
-        if token in (source / name).read_bytes():
-            raise DeployerError(f"{name} contains the value of {TOKEN_VARIABLE}; remove it or list the file in .ubiops-ignore")
+        content = (source / name).read_bytes()
+        for variable, value in wanted.items():
+            if value in content:
+                raise DeployerError(f"{name} contains the value of {variable}; remove it or list the file in .ubiops-ignore")

@@ -1,8 +1,9 @@
 """`python -m deployer check`: everything that can be known before an upload, on the built zip itself.
 
 Static checks (zip layout, specs, `ubiops.yaml`, `deployment.py`, `requirements.txt`, size, sample
-input), then the emulator started on the zip and the project's emulator tests run against it. The
-emulator's answer to the sample input is kept, as the reference for the smoke request after a push.
+input), then the emulator started on the zip, given the configured environment variables through its
+API as `push` gives them to UbiOps, and the project's emulator tests run against it. The emulator's
+answer to the sample input is kept, as the reference for the smoke request after a push.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from contract.package import Package, PackageCheckError, check_deployment_class,
 from contract.requests import COMPLETED
 from contract.spec import DataError, SpecError, check_input
 from deployer.bundle import Bundle
-from deployer.client import translated
+from deployer.client import Api, translated
 from deployer.emulated import LocalEmulator, clean_environment, local_emulator, tail
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
+from deployer.variables import ConfiguredVariable, ship_variables
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
 """UbiOps' documented package limit (2 GB)."""
@@ -65,8 +67,10 @@ class CheckReport:
         return f"check passed: {len(self.checks)} checks"
 
 
-def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: Callable[[str], None]) -> CheckReport:
-    """Check the zip; with `run_tests`, also start it in the emulator and run the emulator tests."""
+def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: Callable[[str], None],
+                 variables: list[ConfiguredVariable] | None = None) -> CheckReport:
+    """Check the zip; with `run_tests`, also start it in the emulator, give it `variables` and run the
+    emulator tests."""
     report = CheckReport()
     with tempfile.TemporaryDirectory(prefix="deployer-check-") as scratch:
         workdir = Path(scratch)
@@ -75,6 +79,8 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
             return report
         try:
             with local_emulator(config, bundle.path, workdir) as emulator:
+                if variables and not _give_variables(config, variables, emulator, report, say):
+                    return report
                 if not report.add("emulator", emulator.status == "available", _started(emulator), say):
                     return report
                 _run_tests(config, bundle, emulator, report, say)
@@ -127,6 +133,20 @@ def _started(emulator: LocalEmulator) -> str:
     if emulator.status == "available":
         return f"the zip started in the emulator at {emulator.url}"
     return f"the zip does not start: {emulator.startup_error()}"
+
+
+def _give_variables(config: DeployerConfig, variables: list[ConfiguredVariable], emulator: LocalEmulator,
+                    report: CheckReport, say: Callable[[str], None]) -> bool:
+    """Set the variables on the emulated version (or its deployment) as `push` sets them on UbiOps, and
+    wait for the version to restart with them (its first start, without them, may well have failed);
+    whether the emulator took them."""
+    try:
+        ship_variables(Api(core=emulator.api), config, config.emulator_version, variables, exists=True, say=lambda _: None)
+    except DeployerError as exc:
+        return report.add("environment variables", False, f"the emulator refused them: {exc}", say)
+    emulator.restarted(config.emulator_version)
+    names = ", ".join(f"{v.name}{' (secret)' if v.secret else ''}" for v in variables)
+    return report.add("environment variables", True, f"{names} set on the emulated {config.environment_variables_level}", say)
 
 
 def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, report: CheckReport,

@@ -1,7 +1,8 @@
 """The `ubiops` SDK client, configured from the environment, and every call's failure as one line.
 
 The token comes from `UBIOPS_API_TOKEN` only; it is handed to the SDK and never printed, logged or
-written anywhere. With `dry_run`, calls that change something are printed instead of made.
+written anywhere. With `dry_run`, calls that change something are printed instead of made, a secret
+environment variable's value masked.
 """
 
 from __future__ import annotations
@@ -18,19 +19,22 @@ from deployer.errors import ApiError, DeployerError
 
 TOKEN_VARIABLE = "UBIOPS_API_TOKEN"
 HOST_VARIABLE = "UBIOPS_API_HOST"
+MASK = "***"
 
 
 class Api:
-    """The SDK's CoreApi behind one door: failures become DeployerError, writes honour dry runs."""
+    """The SDK's CoreApi behind one door: failures become DeployerError, writes honour dry runs. It is
+    UbiOps' API, configured from the environment, unless `core` is another's (the emulator's, in `check`)."""
 
-    def __init__(self, dry_run: bool = False, say: Callable[[str], None] = print) -> None:
-        token = os.environ.get(TOKEN_VARIABLE, "").strip()
-        if not token:
-            raise DeployerError(f"{TOKEN_VARIABLE} is not set: export the API token of a service user of the project")
-        configuration = ubiops.Configuration(api_key={"Authorization": token})
-        self.host = configuration.host
-        self.client = ubiops.ApiClient(configuration)
-        self.core = ubiops.CoreApi(self.client)
+    def __init__(self, dry_run: bool = False, say: Callable[[str], None] = print, core: ubiops.CoreApi | None = None) -> None:
+        if core is None:
+            token = os.environ.get(TOKEN_VARIABLE, "").strip()
+            if not token:
+                raise DeployerError(f"{TOKEN_VARIABLE} is not set: export the API token of a service user of the project")
+            core = ubiops.CoreApi(ubiops.ApiClient(ubiops.Configuration(api_key={"Authorization": token})))
+        self.core = core
+        self.client = core.api_client
+        self.host = self.client.configuration.host
         self.dry_run = dry_run
         self._say = say
 
@@ -86,5 +90,8 @@ def _signature(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> st
 
 def _show(value: Any) -> str:
     if hasattr(value, "to_dict"):
-        return repr({k: v for k, v in value.to_dict().items() if v is not None})
+        shown = {k: v for k, v in value.to_dict().items() if v is not None}
+        if shown.get("secret") is True and "value" in shown:
+            shown["value"] = MASK
+        return repr(shown)
     return repr(value)

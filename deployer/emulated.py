@@ -49,6 +49,11 @@ class LocalEmulator:
     def client(self) -> ubiops.ApiClient:
         return self.api.api_client
 
+    def restarted(self, version: str) -> str:
+        """The version's status once its instances, restarted by a change, started or could not."""
+        self.status = _wait_until_started(self.process, version)
+        return self.status
+
     def startup_error(self) -> str:
         """Why the version did not start (its environment could not be built, or the deployment could
         not start), from the emulator's log."""

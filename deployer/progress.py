@@ -1,32 +1,73 @@
-"""Waiting for a revision's build with a progress display: each status change and the elapsed time,
-and a reminder line while a long build goes on (UbiOps builds take minutes)."""
+"""What the deployer tells its user while it works, and waiting for a revision's build with it.
+
+On a terminal a long wait is one status line redrawn in place (status, seconds so far, a spinner);
+each status change stays as a line of its own. Elsewhere (a log, CI) the wait prints a line per
+change and a reminder every 30 s: nothing long is silent, and no log fills with redraws.
+"""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 from deployer.client import Api
 from deployer.errors import DeployerError
 
 FIRST_POLL_SECONDS = 0.25
 MAX_POLL_SECONDS = 5.0
+LIVE_POLL_SECONDS = 1.0
+"""On a terminal the status line's seconds tick: poll at least this often."""
 REMINDER_SECONDS = 30.0
+SPINNER = "|/-\\"
 SUCCESS, FAILED_STATUSES = "success", ("failed", "cancelled")
+
+
+class Reporter:
+    """Says a line per event (`say(message)`); on a terminal, also redraws one status line (`status`)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self._drawn = False
+
+    def __call__(self, message: str) -> None:
+        self.end_status()
+        print(message, file=self.stream, flush=True)
+
+    def end_status(self) -> None:
+        """Leave a drawn status line as it is, so what is printed next starts on a line of its own."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+    def status(self, text: str) -> None:
+        """Redraw the status line in place (only ever called on a terminal)."""
+        self.stream.write(f"\r\033[K{text}")
+        self.stream.flush()
+        self._drawn = True
 
 
 def wait_for_build(api: Api, project: str, deployment: str, version: str, revision: str, timeout: float,
                    say: Callable[[str], None]) -> str:
     """Poll the revision until its build ends; its final status, or DeployerError with the build's error."""
+    live = say if isinstance(say, Reporter) and say.live else None
+    spinner = itertools.cycle(SPINNER)
     started = time.monotonic()
     interval, last_status, last_line = FIRST_POLL_SECONDS, None, started
     while True:
         found = api.read(f"revision {revision}", "revisions_get", project, deployment, revision, version)
         elapsed = time.monotonic() - started
-        if found.status != last_status or time.monotonic() - last_line >= REMINDER_SECONDS:
-            say(f"  build {found.status} ({elapsed:.0f} s)" if found.status != last_status
-                else f"  build still {found.status} ({elapsed:.0f} s)")
+        if found.status != last_status:
+            say(f"  build {found.status} ({elapsed:.0f} s)")
             last_status, last_line = found.status, time.monotonic()
+        elif live:
+            live.status(f"  build still {found.status} ({elapsed:.0f} s) {next(spinner)}")
+        elif time.monotonic() - last_line >= REMINDER_SECONDS:
+            say(f"  build still {found.status} ({elapsed:.0f} s)")
+            last_line = time.monotonic()
         if found.status == SUCCESS:
             return found.status
         if found.status in FAILED_STATUSES:
@@ -34,5 +75,5 @@ def wait_for_build(api: Api, project: str, deployment: str, version: str, revisi
         if elapsed > timeout:
             raise DeployerError(f"the build of {deployment}/{version} is still {found.status} after {timeout:g} s; "
                                 f"it goes on at UbiOps: follow it with `python -m deployer status`")
-        time.sleep(interval)
+        time.sleep(min(interval, LIVE_POLL_SECONDS) if live else interval)
         interval = min(interval * 2, MAX_POLL_SECONDS)

@@ -1,8 +1,9 @@
 """`python -m deployer push`: check the zip, then ship those very bytes to UbiOps as a new version.
 
-Order: project → deployment (created, or its fields compared) → next version name (respecting the
-version cap) → version → SHA-256 re-checked → revision upload → build followed → promotion → smoke
-request compared with the emulator's answer. Each step says what it did; Ctrl-C says what was left.
+Order: secrets read from the local environment → project → deployment (created, or its fields
+compared) → next version name (respecting the version cap) → version → environment variables (on the
+version or the deployment) → SHA-256 re-checked → revision upload → build followed → promotion →
+smoke request compared with the emulator's answer. Each step says what it did; Ctrl-C says what was left.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from deployer.errors import ApiError, DeployerError, Interrupted
 from deployer.inputs import upload_inputs
 from deployer.progress import wait_for_build
 from deployer.smoke import compare_outputs
+from deployer.variables import ConfiguredVariable, configured_variables, ship_variables
 
 VERSION_NAME = re.compile(r"^v(\d+)$")
 
@@ -47,9 +49,10 @@ class PushOptions:
 def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None]) -> dict[str, Any]:
     """Check and ship the package; the machine-readable summary of what was done.
 
-    The token and the project are checked first, so a push that cannot reach UbiOps says so at
-    once rather than after the emulator tests.
+    The secrets, the token and the project are checked first, so a push that could not finish says
+    so at once rather than after the emulator tests.
     """
+    variables = configured_variables(config)
     api = Api(dry_run=options.dry_run, say=say)
     try:
         api.read(f"project {config.project!r}", "projects_get", config.project)
@@ -57,12 +60,12 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
         say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
         if options.skip_tests:
             say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
-        report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say)
+        report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say, variables=variables)
         say(report.summary())
         if not report.passed:
             raise DeployerError("the check failed, so nothing was uploaded")
         assert report.package is not None, "a check that passed has read the package"
-        shipment = Shipment(config, options, bundle, report.package, report.reference, api, say)
+        shipment = Shipment(config, options, bundle, report.package, report.reference, variables, api, say)
         try:
             return shipment.run()
         except KeyboardInterrupt:
@@ -73,9 +76,9 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
 
 class Shipment:
     def __init__(self, config: DeployerConfig, options: PushOptions, bundle: Bundle, package: Package,
-                 reference: Any, api: Api, say: Callable[[str], None]) -> None:
+                 reference: Any, variables: list[ConfiguredVariable], api: Api, say: Callable[[str], None]) -> None:
         self.config, self.options, self.bundle, self.package = config, options, bundle, package
-        self.reference, self.api, self.say = reference, api, say
+        self.reference, self.variables, self.api, self.say = reference, variables, api, say
         self.state = "nothing was changed at UbiOps"
         self.deployment_exists = False
 
@@ -89,13 +92,14 @@ class Shipment:
         self._ensure_deployment()
         version = self._make_room(self._version_name())
         self._create_version(version)
+        shipped = ship_variables(self.api, self.config, version, self.variables, self._level_exists(), self.say)
         revision = self._upload(version)
         summary: dict[str, Any] = {
             "project": project, "deployment": deployment, "version": version, "revision": revision,
             "sha256": self.bundle.sha256, "build_status": "dry run" if self.options.dry_run else "not waited for",
             "promoted": False, "smoke": None,
             "url": f"{self.api.host}/projects/{project}/deployments/{deployment}/versions/{version}/requests",
-            "dry_run": self.options.dry_run,
+            "dry_run": self.options.dry_run, "environment_variables": shipped,
         }
         if self.options.dry_run or not self.options.wait or revision is None:
             return summary
@@ -148,6 +152,11 @@ class Shipment:
         self.api.write(f"deployment {name!r}", "deployments_update", project, name, ubiops.DeploymentUpdate(
             input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api()))
         self._did(f"updated the fields of deployment {name}: {'; '.join(drift)}")
+
+    def _level_exists(self) -> bool:
+        """Whether the level the variables go to may set some already: never a new version, and a
+        deployment only if it was there before this push."""
+        return self.config.environment_variables_level == "deployment" and self.deployment_exists
 
     @cached_property
     def versions(self) -> list[Any]:

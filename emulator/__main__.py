@@ -71,6 +71,9 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--reload", action="store_true", help="restart the instances when a file of the package folder changes")
     parser.add_argument("--max-versions", type=int, default=None,
                         help="refuse creating versions beyond this many per deployment, like a UbiOps plan (default: no cap)")
+    parser.add_argument("--retention-sweep-seconds", type=float, default=60, metavar="SECONDS",
+                        help="how often requests past their version's request_retention_time are deleted, with their "
+                             "files (default: %(default)s)")
     parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default=logs.LOG_FORMATS[0],
                         help="text lines, or one JSON object per line for log shippers (default: %(default)s)")
     parser.add_argument("--access-log", action="store_true", help="also log a line for every HTTP call (uvicorn's access log)")
@@ -85,6 +88,8 @@ def parse_args(argv: list[str]) -> Settings:
         parser.error("--reload watches a package folder; --package is not one")
     if args.max_versions is not None and args.max_versions < 1:
         parser.error("--max-versions must be at least 1")
+    if not args.retention_sweep_seconds > 0:
+        parser.error("--retention-sweep-seconds must be more than 0")
     try:
         environment = parse_environment_variables(args.env)
     except ManifestError as exc:
@@ -114,6 +119,7 @@ def parse_args(argv: list[str]) -> Settings:
         max_versions=args.max_versions,
         allowed_hosts=allowed_hosts,
         allowed_origins=allowed_origins,
+        retention_sweep_seconds=args.retention_sweep_seconds,
         log_format=args.log_format,
         access_log=args.access_log,
     )

@@ -16,9 +16,12 @@ from fastapi_offline import FastAPIOffline
 
 from emulator.api import (
     routes_deployments,
+    routes_environment_variables,
     routes_environments,
     routes_files,
     routes_health,
+    routes_instances,
+    routes_logs,
     routes_projects,
     routes_request_history,
     routes_requests,
@@ -36,11 +39,16 @@ from emulator.api.origins import install_origin_guard
 from emulator.builds import Builder
 from emulator.catalog import Catalog
 from emulator.data_lock import lock_data_dir
+from emulator.instance_history import InstanceHistory
+from emulator.log_capture import capture_logs, release_logs
+from emulator.log_store import LogStore
 from emulator.metrics import Metrics
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
+from emulator.retention import RetentionSweeper
 from emulator.runtime.manager import Runtime
+from emulator.runtime.pool import EveryListener
 from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.serving import open_package, serve_package
 from emulator.settings import Settings
@@ -52,6 +60,7 @@ API_PREFIXES = ("/v2.1", "/v2")
 WEB_PAGE = Path(__file__).parent / "web"
 WEB_ASSETS = "/web"
 REQUESTS_DATABASE = "requests.sqlite3"
+LOGS_DATABASE = "logs.sqlite3"
 log = logging.getLogger("emulator")
 
 
@@ -64,13 +73,17 @@ def create_app(settings: Settings) -> FastAPI:
     if interrupted:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
     package = open_package(settings.package, storage.root / "packages")
-    metrics = Metrics()
-    runtime = Runtime(EnvironmentBuilder(settings.environments_dir, settings.own_python), metrics)
+    log_store = LogStore(storage.root / LOGS_DATABASE)
+    capture = capture_logs(log_store)
+    metrics, instances = Metrics(), InstanceHistory()
+    runtime = Runtime(EnvironmentBuilder(settings.environments_dir, settings.own_python),
+                      EveryListener(metrics, instances))
     registry = Registry(settings, runtime, Catalog(storage.root))
     metrics.watch_queues(registry, runtime)
     serve_package(registry, runtime, settings, package)
-    services = Services(settings, registry, storage, RequestRunner(storage, store, runtime, metrics), Signer(), runtime,
-                        metrics)
+    runner = RequestRunner(storage, store, runtime, metrics)
+    services = Services(settings, registry, storage, runner, Signer(), runtime, metrics, log_store, instances)
+    sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)
     builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
     builder.restore()
 
@@ -78,14 +91,20 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
         watcher = asyncio.create_task(watch(registry, runtime, settings)) if settings.reload else None
+        sweeping = asyncio.create_task(sweeper.run())
         # What start-up made (routes, models, modules) lives as long as the server: out of the garbage
         # collector's sight, its full passes are shorter (~5 % of the server's CPU per trivial request).
         gc.freeze()
         yield
         if watcher:
             watcher.cancel()
+        sweeping.cancel()
+        await asyncio.gather(sweeping, return_exceptions=True)
         await builder.close()
         await runtime.close()
+        release_logs(capture)
+        log_store.close()
+        sweeper.close()
         store.close()
         data_lock.close()
 
@@ -103,7 +122,8 @@ def create_app(settings: Settings) -> FastAPI:
     # order and walks nested routers on every call (a router of routers cost ~0.2 ms per request).
     for prefix in API_PREFIXES:
         for module in (routes_requests, routes_status, routes_projects, routes_request_history, routes_files,
-                       routes_user, routes_deployments, routes_versions, routes_revisions, routes_environments):
+                       routes_user, routes_deployments, routes_versions, routes_revisions, routes_environments,
+                       routes_logs, routes_instances, routes_environment_variables):
             app.include_router(module.router, prefix=prefix, include_in_schema=prefix == API_PREFIXES[0])
     app.include_router(routes_storage.router)
     app.include_router(routes_health.router)

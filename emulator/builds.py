@@ -1,9 +1,11 @@
 """Building an uploaded revision, as UbiOps does after `revisions_file_upload`: unzip the package,
 read its declarations, start it in fresh instances, and only then serve it under its version.
 
-A revision goes `queued` → `building` → `success` or `failed` (with `error_message`). A failed build
+A revision goes `queued` → `building` (its Python environment) → `deploying` (its instances start,
+`__init__` runs) → `success`, or `failed` (with `error_message`) from any of them. A failed build
 leaves the version as it was: still serving its previous revision, or `unavailable` without one.
-At start-up, `restore` gives saved versions their instances again from the kept zips.
+At start-up, `restore` gives saved versions their instances again from the kept zips; `restart`
+gives a version new instances when its environment variables change.
 """
 
 from __future__ import annotations
@@ -23,9 +25,21 @@ from contract.spec import Spec, SpecError, same_fields
 from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
-from emulator.serving import new_pool
+from emulator.serving import instance_environment, new_pool
 from emulator.settings import Settings
-from emulator.state import BUILDING, FAILED, QUEUED, SUCCESS, Deployment, Project, Registry, Revision, Version, now
+from emulator.state import (
+    BUILDING,
+    DEPLOYING,
+    FAILED,
+    SUCCESS,
+    UNFINISHED,
+    Deployment,
+    Project,
+    Registry,
+    Revision,
+    Version,
+    now,
+)
 
 log = logging.getLogger("emulator.builds")
 
@@ -82,7 +96,7 @@ class Builder:
 
     def _restore(self, project: Project, deployment: Deployment, version: Version) -> int:
         """Restore one version; how many of its builds were unfinished."""
-        unfinished = [r for r in version.revisions.values() if r.status in (QUEUED, BUILDING)]
+        unfinished = [r for r in version.revisions.values() if r.status in UNFINISHED]
         for revision in unfinished:
             revision.status, revision.error_message = FAILED, INTERRUPTED
         active = version.revisions.get(version.active_revision or "")
@@ -94,8 +108,22 @@ class Builder:
         except PACKAGE_ERRORS as exc:
             reason = f"Version {version.name} could not be restarted from revision {active.id}: {exc}"
             self.runtime.replace(version, NoInstances(reason[:MAX_ERROR_LENGTH]))
-            log.error("%s/%s: %s", deployment.name, version.name, reason)
+            log.error("%s/%s: %s", deployment.name, version.name, reason,
+                      extra=_log_fields(project.name, deployment.name, version, active))
         return len(unfinished)
+
+    def restart(self, project: Project, deployment: Deployment, version: Version) -> None:
+        """New instances for a version whose environment variables changed, on the package it serves, as
+        UbiOps restarts a version's instances then; one without a package gets them at its build."""
+        if version.package is None:
+            return
+        try:
+            pool = self._instances(project, deployment, version, version.package)
+        except PACKAGE_ERRORS as exc:
+            log.error("%s/%s keeps its instances and their environment variables: %s", deployment.name, version.name, exc)
+            return
+        log.info("restarting %s/%s with its changed environment variables", deployment.name, version.name)
+        self.runtime.replace(version, pool)
 
     def _unpack(self, revision: Revision) -> Package:
         """The revision's package, freshly unpacked from its kept zip (a previous copy is replaced)."""
@@ -112,7 +140,8 @@ class Builder:
     async def _build(self, project_name: str, deployment_name: str, version: Version, revision: Revision) -> None:
         revision.status = BUILDING
         started = time.monotonic()
-        log.info("building %s/%s revision %s", deployment_name, version.name, revision.id)
+        fields = _log_fields(project_name, deployment_name, version, revision)
+        log.info("building %s/%s revision %s", deployment_name, version.name, revision.id, extra=fields)
         pool: InstancePool | None = None
         try:
             package = await asyncio.to_thread(self._unpack, revision)
@@ -120,13 +149,19 @@ class Builder:
             deployment = self.registry.deployment(project_name, deployment_name)
             pool = self._instances(project, deployment, version, package)
             pool.start()
-            await asyncio.wait_for(pool.started(), BUILD_TIMEOUT_SECONDS)
+            async with asyncio.timeout(BUILD_TIMEOUT_SECONDS):
+                await pool.environment_built()
+                if pool.status != UNAVAILABLE:
+                    revision.status = DEPLOYING
+                    await self.registry.changed()
+                await pool.started()
             if pool.status == UNAVAILABLE:
                 raise BuildFailed(pool.error)
         except (*PACKAGE_ERRORS, TimeoutError) as exc:
             message = str(exc) or f"the deployment did not start within {BUILD_TIMEOUT_SECONDS} s"
             revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
-            log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message)
+            log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message,
+                      extra=fields)
             self.metrics.build_ended(deployment_name, version.name, FAILED, time.monotonic() - started)
             if pool is not None:
                 await pool.close()
@@ -140,9 +175,17 @@ class Builder:
         version.last_updated = now()
         revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
         self.runtime.replace(version, pool)
+        if pool.launch.init_context["environment_variables"] != instance_environment(
+                project, deployment, version, package, self.settings):
+            self.restart(project, deployment, version)  # its variables changed while it was building
         await self.registry.changed()
-        log.info("built %s/%s revision %s", deployment_name, version.name, revision.id)
+        log.info("built %s/%s revision %s", deployment_name, version.name, revision.id, extra=fields)
         self.metrics.build_ended(deployment_name, version.name, SUCCESS, time.monotonic() - started)
+
+
+def _log_fields(project: str, deployment: str, version: Version, revision: Revision) -> dict[str, str]:
+    """What a line about a revision's build carries as fields (stored with the logs, `emulator.log_capture`)."""
+    return {"project": project, "deployment": deployment, "version": version.name, "revision_id": revision.id}
 
 
 def _save(source: BinaryIO, path: Path) -> None:

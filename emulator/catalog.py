@@ -4,9 +4,12 @@ management API, kept in `<data-dir>/catalog.json` so they survive a restart, as 
 
 The whole document is rewritten on every change (it is small), atomically: a new file is written
 beside it and moved over it, so a crash leaves the old document or the new one, never half of one.
-The `--package` version is not saved (it comes from the command line at each start), nor is a
-deployment that holds only that version. What was running is not saved either: `Builder.restore`
-starts it again from the kept zips.
+The file is created readable by its owner only (`mkstemp`'s 0600), as it holds the environment
+variables with their values, secrets included: the instances need them after a restart.
+The `--package` version is not saved (it comes from the command line at each start) unless it has
+environment variables, which are all it is kept for; nor is a deployment that holds only that version
+and no variables. What was running is not saved either: `Builder.restore` starts it again from the
+kept zips.
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ from pydantic import BaseModel, ValidationError
 
 from contract.requests import RetentionMode
 from contract.spec import SpecError, parse_fields
-from emulator.state import Deployment, Project, Revision, Version
+from emulator.state import Deployment, Project, Revision, RevisionStatus, Variable, Version
 
 CATALOG_FILE = "catalog.json"
 FORMAT: Literal[1] = 1
-RevisionStatus = Literal["queued", "building", "success", "failed"]
 
 
 class CatalogError(ValueError):
@@ -44,16 +46,25 @@ class SavedRevision(BaseModel):
     capabilities: dict[str, bool] = {}
 
 
+class SavedVariable(BaseModel):
+    id: str
+    name: str
+    value: str
+    secret: bool
+
+
 class SavedVersion(BaseModel):
     name: str
     id: str
-    environment: dict[str, str]
     settings: dict[str, Any]
     request_retention_mode: RetentionMode
     created: datetime
     last_updated: datetime
     active_revision: str | None = None
     revisions: list[SavedRevision] = []
+    variables: list[SavedVariable] = []
+    from_command_line: bool = False
+    """The `--package` version, kept for its variables only (`emulator.serving.serve_package`)."""
 
 
 class SavedDeployment(BaseModel):
@@ -69,6 +80,7 @@ class SavedDeployment(BaseModel):
     created: datetime
     last_updated: datetime
     versions: list[SavedVersion] = []
+    variables: list[SavedVariable] = []
 
 
 class SavedProject(BaseModel):
@@ -76,6 +88,7 @@ class SavedProject(BaseModel):
     id: str
     created: datetime
     deployments: list[SavedDeployment] = []
+    variables: list[SavedVariable] = []
 
 
 class CatalogDocument(BaseModel):
@@ -114,7 +127,7 @@ class Catalog:
 
     def document(self, projects: Iterable[Project]) -> str:
         """The projects' management state as the catalog's text: a snapshot, to be written later."""
-        saved = [s for s in (_saved_project(p, self.data_dir) for p in projects) if s.deployments]
+        saved = [s for s in (_saved_project(p, self.data_dir) for p in projects) if s.deployments or s.variables]
         return CatalogDocument(format=FORMAT, projects=saved).model_dump_json(indent=1)
 
     def write(self, document: str) -> None:
@@ -138,12 +151,27 @@ def _unreadable(path: Path, problem: str) -> str:
 
 def _saved_project(project: Project, data_dir: Path) -> SavedProject:
     return SavedProject(name=project.name, id=project.id, created=project.created, deployments=[
-        _saved_deployment(d, data_dir) for d in project.deployments.values() if _is_saved(d)])
+        _saved_deployment(d, data_dir) for d in project.deployments.values() if _is_saved(d)],
+        variables=_saved_variables(project.variables))
 
 
 def _is_saved(deployment: Deployment) -> bool:
-    """Every deployment but one that holds only the `--package` version (re-created at each start)."""
-    return not deployment.versions or any(not v.from_command_line for v in deployment.versions.values())
+    """Every deployment but one that holds only the `--package` version (re-created at each start) and
+    no environment variables."""
+    return (not deployment.versions or bool(deployment.variables)
+            or any(_is_saved_version(v) for v in deployment.versions.values()))
+
+
+def _is_saved_version(version: Version) -> bool:
+    return not version.from_command_line or bool(version.variables)
+
+
+def _saved_variables(variables: dict[str, Variable]) -> list[SavedVariable]:
+    return [SavedVariable(id=v.id, name=v.name, value=v.value, secret=v.secret) for v in variables.values()]
+
+
+def _variables(saved: list[SavedVariable]) -> dict[str, Variable]:
+    return {v.id: Variable(v.name, v.value, v.secret, id=v.id) for v in saved}
 
 
 def _saved_deployment(deployment: Deployment, data_dir: Path) -> SavedDeployment:
@@ -152,30 +180,33 @@ def _saved_deployment(deployment: Deployment, data_dir: Path) -> SavedDeployment
         input_fields=deployment.input_spec.to_api(), output_fields=deployment.output_spec.to_api(),
         description=deployment.description, labels=deployment.labels, default_version=deployment.default_version,
         created=deployment.created, last_updated=deployment.last_updated,
-        versions=[_saved_version(v, data_dir) for v in deployment.versions.values() if not v.from_command_line],
+        versions=[_saved_version(v, data_dir) for v in deployment.versions.values() if _is_saved_version(v)],
+        variables=_saved_variables(deployment.variables),
     )
 
 
 def _saved_version(version: Version, data_dir: Path) -> SavedVersion:
     return SavedVersion(
-        name=version.name, id=version.id, environment=version.environment, settings=version.settings,
+        name=version.name, id=version.id, settings=version.settings,
         # The state holds only checked values; the document's types say which (and check them on load).
         request_retention_mode=cast(RetentionMode, version.request_retention_mode), created=version.created,
         last_updated=version.last_updated, active_revision=version.active_revision,
         revisions=[SavedRevision(id=r.id, version=r.version, zip_path=os.path.relpath(r.zip_path, data_dir),
                                  created=r.created, status=cast(RevisionStatus, r.status), error_message=r.error_message,
                                  capabilities=r.capabilities) for r in version.revisions.values()],
+        variables=_saved_variables(version.variables), from_command_line=version.from_command_line,
     )
 
 
 def _project(saved: SavedProject, data_dir: Path) -> Project:
-    project = Project(saved.name, id=saved.id, created=saved.created)
+    project = Project(saved.name, id=saved.id, created=saved.created, variables=_variables(saved.variables))
     for item in saved.deployments:
         where = f"deployment {item.name!r}"
         deployment = Deployment(
             item.name, project.name, parse_fields(item.input_fields, f"{where} input_fields"),
             parse_fields(item.output_fields, f"{where} output_fields"), default_version=item.default_version, id=item.id,
             created=item.created, description=item.description, labels=item.labels, last_updated=item.last_updated,
+            variables=_variables(item.variables),
         )
         deployment.versions = {v.name: _version(v, data_dir) for v in item.versions}
         project.deployments[deployment.name] = deployment
@@ -184,10 +215,11 @@ def _project(saved: SavedProject, data_dir: Path) -> Project:
 
 def _version(saved: SavedVersion, data_dir: Path) -> Version:
     return Version(
-        saved.name, None, saved.environment, id=saved.id, created=saved.created,
+        saved.name, None, _variables(saved.variables), id=saved.id, created=saved.created,
         request_retention_mode=saved.request_retention_mode, settings=saved.settings,
         active_revision=saved.active_revision, last_updated=saved.last_updated,
         revisions={r.id: Revision(r.version, str(data_dir / r.zip_path), id=r.id, created=r.created, status=r.status,
                                   error_message=r.error_message, capabilities=r.capabilities)
                    for r in saved.revisions},
+        from_command_line=saved.from_command_line,
     )

@@ -1,5 +1,6 @@
 """What the emulator's backend raises when a call cannot be done, whoever made it: a name that is not
-there, a name that is taken, or a change that UbiOps' rules (or the emulator's limits) do not allow.
+there, a name that is taken, a change that UbiOps' rules (or the emulator's limits) do not allow, or
+a request its version's full queue refuses for now.
 
 The message says which, in words a caller can act on; `emulator.api.errors` turns each kind into
 its one HTTP answer, `{"error": "<message>"}`. Storage (`emulator.storage`) and the instances
@@ -20,3 +21,7 @@ class AlreadyExists(Exception):
 
 class NotAllowed(ValueError):
     """A change that breaks a rule, such as a default version that does not exist (400)."""
+
+
+class QueueFull(Exception):
+    """A version already has `maximum_queue_size` requests waiting for an instance (503: try again later)."""

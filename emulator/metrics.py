@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from emulator.runtime.instance import Launch
+from emulator.runtime.instance import Instance
 from emulator.runtime.manager import Runtime
 from emulator.state import Registry
 
@@ -44,7 +44,8 @@ class Metrics:
                                           "Instances started to replace one that was lost", VERSION,
                                           registry=self.collectors)
         self._instance_crashes = Counter(f"{PREFIX}_instance_crashes",
-                                         "Instances lost, by reason: timeout, memory, crash, or start (it could not start)",
+                                         "Instances lost, by reason: timeout, memory, crash, cancelled (its request "
+                                         "was), or start (it could not start)",
                                          (*VERSION, "reason"), registry=self.collectors)
         self._build_seconds = Histogram(f"{PREFIX}_build_duration_seconds",
                                         "Time a revision's build took, by outcome (success, failed)",
@@ -62,13 +63,20 @@ class Metrics:
         self._requests.labels(deployment, version, status).inc()
         self._request_seconds.labels(deployment, version).observe(seconds)
 
-    def instance_started(self, launch: Launch, restart: bool) -> None:
+    def instance_started(self, instance: Instance, restart: bool) -> None:
+        launch = instance.launch
         self._instance_starts.labels(launch.deployment, launch.version).inc()
         if restart:
             self._instance_restarts.labels(launch.deployment, launch.version).inc()
 
-    def instance_lost(self, launch: Launch, reason: str) -> None:
-        self._instance_crashes.labels(launch.deployment, launch.version, reason).inc()
+    def instance_ready(self, instance: Instance) -> None:
+        """Not counted: every start is, and each loss by its reason."""
+
+    def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
+        self._instance_crashes.labels(instance.launch.deployment, instance.launch.version, reason).inc()
+
+    def instance_stopped(self, instance: Instance) -> None:
+        """Not counted: a stop that was asked for is no loss."""
 
     def build_ended(self, deployment: str, version: str, outcome: str, seconds: float) -> None:
         self._build_seconds.labels(deployment, version, outcome).observe(seconds)

@@ -49,17 +49,18 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
 
 
 async def watch(registry: Registry, runtime: Runtime, settings: Settings) -> None:
-    """Poll the package folder and reload the served version on every settled change."""
+    """Poll the package folder (in a thread: a large package must not hold up requests) and reload the
+    served version on every settled change."""
     folder = settings.package.resolve()
-    seen = snapshot(folder)
+    seen = await asyncio.to_thread(snapshot, folder)
     log.info("watching %s for changes", folder)
     while True:
         await asyncio.sleep(POLL_SECONDS)
-        current = snapshot(folder)
+        current = await asyncio.to_thread(snapshot, folder)
         if current == seen:
             continue
         await asyncio.sleep(POLL_SECONDS)
-        settled = snapshot(folder)
+        settled = await asyncio.to_thread(snapshot, folder)
         if settled != current:
             continue
         changed, seen = changes(seen, settled), settled
@@ -70,10 +71,11 @@ async def watch(registry: Registry, runtime: Runtime, settings: Settings) -> Non
 def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> None:
     """Re-read the package and put new instances in service for the version; the old ones finish
     their running requests first."""
+    fields = {"project": settings.project, "deployment": settings.deployment, "version": settings.version}
     try:
         package = read_package(settings.package)
     except (SpecError, ManifestError, ArchiveError) as exc:
-        log.error("not reloaded, the package is not valid: %s", exc)
+        log.error("not reloaded, the package is not valid: %s", exc, extra=fields)
         return
     project = registry.project(settings.project)
     deployment = registry.deployment(settings.project, settings.deployment)
@@ -81,4 +83,4 @@ def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> 
     deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
     version.package = package
     runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))
-    log.info("reloaded %s/%s", deployment.name, version.name)
+    log.info("reloaded %s/%s", deployment.name, version.name, extra=fields)

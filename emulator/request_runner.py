@@ -7,6 +7,10 @@ version's retention mode asks (batch requests always, so they can be collected);
 history (which statuses can be listed, what was kept, what can be cancelled or deleted) are here too.
 A problem with the data is a `failed` request with a clear message, as on UbiOps. Each request that
 ends is counted (`emulator.metrics`) and logged, in one line.
+
+From acceptance to its end a request is *live*: it can be cancelled, waiting (then it is dropped) or
+running (then its instance is stopped and replaced), and until an instance takes it, it counts
+against its version's `maximum_queue_size`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import functools
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +40,7 @@ from contract.requests import (
     UNFINISHED,
 )
 from contract.spec import DataError, Spec, check_input, check_output, json_type
-from emulator.exceptions import NotAllowed, NotFound
+from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.metrics import Metrics
 from emulator.request_store import RequestRecord, RequestStore
 from emulator.runtime.manager import Runtime
@@ -46,6 +51,7 @@ from emulator.storage import Storage, StorageError
 
 DIRECT, BATCH = "direct", "batch"
 MAX_BATCH_ITEMS = 250
+"""Requests in one batch, and request ids in one call that collects, cancels or deletes several."""
 log = logging.getLogger("emulator.requests")
 
 
@@ -54,6 +60,18 @@ class Outcome:
     record: RequestRecord
     files: tuple[str, ...] = ()
     """The URIs of the output files."""
+
+
+@dataclass
+class _Live:
+    """A request between its acceptance and its end."""
+
+    record: RequestRecord
+    version_id: str
+    work: asyncio.Task[Outcome] | None = None
+    """Its run, once started; cancelling it stops the request."""
+    waiting: bool = True
+    """No instance has taken it yet: it counts against its version's queue."""
 
 
 class RequestRunner:
@@ -65,6 +83,17 @@ class RequestRunner:
         self._batch_tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._instances: dict[str, int] = {}
         """The instance (its number) each running request runs on, for the line logged when it ends."""
+        self._live: dict[str, _Live] = {}
+        self._waiting: Counter[str] = Counter()
+        """By version id: live requests no instance has taken yet."""
+
+    def check_queue(self, version: Version, count: int = 1) -> None:
+        """QueueFull if `count` more requests would pass the version's `maximum_queue_size`."""
+        limit = version.settings.get("maximum_queue_size")
+        waiting = self._waiting[version.id]
+        if limit is not None and waiting + count > limit:
+            raise QueueFull(f"The queue of version {version.name} is full: {waiting} requests wait for an instance "
+                            f"and its maximum_queue_size is {limit}; try again later")
 
     def new_record(self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str
                    ) -> RequestRecord:
@@ -77,6 +106,8 @@ class RequestRunner:
         )
         if record.stored:
             self.store.add(record)
+        self._live[request_id] = _Live(record, version.id)
+        self._waiting[version.id] += 1
         return record
 
     async def run(
@@ -88,10 +119,23 @@ class RequestRunner:
     ) -> Outcome:
         """Run a recorded request to its end; raises VersionUnavailable (the record failed with the
         reason) when the version cannot start. A request that already ended (its body did not fit its
-        fields) is answered as it is.
+        fields, or it was cancelled before it ran) is answered as it is, and so is one cancelled
+        while it runs.
         """
-        if record.status != PENDING:
+        live = self._live.get(record.id)
+        if record.status != PENDING or live is None:
             return Outcome(record)
+        live.work = asyncio.ensure_future(self._run(deployment, version, record, on_update))
+        try:
+            return await live.work
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if record.status == CANCELLED and not (caller and caller.cancelling()):
+                return Outcome(record)
+            raise
+
+    async def _run(self, deployment: Deployment, version: Version, record: RequestRecord,
+                   on_update: Callable[[str], None] | None) -> Outcome:
         # Only file inputs are copied (in a thread): a thread hop costs ~0.1 ms, a trivial request's
         # server CPU ~0.5 ms (BENCHMARKS.md).
         has_files = any(field.is_file for field in deployment.input_spec.fields)
@@ -114,6 +158,7 @@ class RequestRunner:
                     record.timeout,
                     on_start=lambda instance: self._started(record, instance),
                     on_update=on_update,
+                    timed_in_queue=record.mode == DIRECT,
                 )
             except VersionUnavailable as exc:
                 self.fail(record, str(exc))
@@ -137,6 +182,7 @@ class RequestRunner:
         """
         if not 1 <= len(items) <= MAX_BATCH_ITEMS:
             raise NotAllowed(f"A batch holds 1 to {MAX_BATCH_ITEMS} requests; got {len(items)}")
+        self.check_queue(version, len(items))
         for position, item in enumerate(items):
             try:
                 self._check_files_exist(deployment.input_spec, check_input(deployment.input_spec, item))
@@ -166,20 +212,22 @@ class RequestRunner:
             raise NotFound("Request not found")
         return record
 
-    def collect(self, project: str, deployment: str, version: str | None, request_ids: list[str]) -> list[RequestRecord]:
-        """Several recorded requests at once, as many as a batch holds."""
+    def collect(self, project: str, deployment: str, version: str | None, request_ids: list[str],
+                verb: str = "collected") -> list[RequestRecord]:
+        """Several recorded requests at once, as many as a batch holds (NotFound for any unknown one)."""
         if len(request_ids) > MAX_BATCH_ITEMS:
-            raise NotAllowed(f"At most {MAX_BATCH_ITEMS} request ids can be collected at once; got {len(request_ids)}")
+            raise NotAllowed(f"At most {MAX_BATCH_ITEMS} request ids can be {verb} at once; got {len(request_ids)}")
         return [self.find(project, deployment, version, request_id) for request_id in request_ids]
 
-    def history(self, project: str, deployment: str, version: str | None, statuses: tuple[str, ...], limit: int,
+    def history(self, project: str, deployment: str | None, version: str | None, statuses: tuple[str, ...], limit: int,
                 offset: int, start: datetime | None, end: datetime | None, search_id: str | None) -> list[RequestRecord]:
-        """Recorded requests of a deployment (or one version) in the statuses asked, newest first."""
+        """Recorded requests of a project, a deployment or one version in the statuses asked, newest first."""
         unknown = [s for s in statuses if s not in STATUSES]
         if unknown:
             raise NotAllowed(f"Unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}")
-        if PENDING in statuses and PROCESSING in statuses:
-            raise NotAllowed("pending and processing cannot be combined in one status filter")
+        alone = [s for s in UNFINISHED if s in statuses]
+        if alone and len(statuses) > 1:
+            raise NotAllowed(f"{alone[0]} cannot be combined with other statuses in one status filter")
         return self.store.list(project, deployment, version, statuses, limit, offset, start, end, search_id)
 
     def kept_input(self, record: RequestRecord) -> Any:
@@ -195,31 +243,82 @@ class RequestRunner:
             raise NotFound(f"The {what} of request {record.id} was not kept (request_retention_mode is not full)")
         return value
 
-    def set_status(self, record: RequestRecord, status: object) -> None:
-        """The one change a caller may make to a request: cancel a batch request still waiting for an instance."""
+    def set_status(self, record: RequestRecord, status: object) -> RequestRecord:
+        """The one change a caller may make to a request: cancel it; the request as it is now."""
         if status != CANCELLED:
             raise NotAllowed("Only {\"status\": \"cancelled\"} can be set on a request")
-        task = self._batch_tasks.get(record.id)
-        if record.status != PENDING or task is None:
-            raise NotAllowed(f"Request {record.id} is {record.status}; only pending batch requests can be cancelled")
-        task.cancel()
+        return self._cancel(self._cancellable(record))
+
+    def cancel_many(self, project: str, deployment: str, version: str | None, request_ids: list[str],
+                    status: str | None) -> list[RequestRecord]:
+        """Cancel the requests named (all or none), or, with no ids, every request of the deployment (or
+        version) in `status`, `pending` or `processing`; the requests cancelled."""
+        if request_ids and status is not None:
+            raise NotAllowed("Give the ids of the requests to cancel, or a status with an empty body, not both")
+        if request_ids:
+            found = self.collect(project, deployment, version, request_ids, "cancelled")
+            chosen = list({record.id: self._cancellable(record) for record in found}.values())
+        elif status in UNFINISHED:
+            chosen = [live.record for live in list(self._live.values()) if live.record.status == status
+                      and (live.record.project, live.record.deployment) == (project, deployment)
+                      and version in (None, live.record.version)]
+        elif status is not None:
+            raise NotAllowed(f"Only pending or processing requests can be cancelled by status; got status={status}")
+        else:
+            raise NotAllowed("Give the ids of the requests to cancel, or status=pending or status=processing "
+                             "with an empty body")
+        return [self._cancel(record) for record in chosen]
+
+    def _cancellable(self, record: RequestRecord) -> RequestRecord:
+        """The live request behind a recorded one; NotAllowed once it has ended."""
+        live = self._live.get(record.id)
+        if live is None or live.record.status not in UNFINISHED:
+            raise NotAllowed(f"Request {record.id} is {record.status}; only pending and processing requests can be cancelled")
+        return live.record
+
+    def _cancel(self, record: RequestRecord) -> RequestRecord:
+        """End a live request as `cancelled`: withdrawn from its queue, or its instance stopped."""
+        live = self._live[record.id]
+        if live.work is not None:
+            live.work.cancel()
         record.status, record.time_completed = CANCELLED, now()
         self._save(record)
         self._ended(record)
+        return record
 
-    def delete(self, record: RequestRecord) -> None:
-        if record.status in UNFINISHED:
-            raise NotAllowed(f"Request {record.id} is {record.status}; cancel it or wait before deleting it")
-        self.store.delete(record.id)
+    async def delete(self, records: Iterable[RequestRecord]) -> None:
+        """Delete ended requests with their files, all or none: NotAllowed if any is unfinished."""
+        records = list(records)
+        for record in records:
+            if record.status in UNFINISHED:
+                raise NotAllowed(f"Request {record.id} is {record.status}; cancel it or wait before deleting it")
+        ids = [record.id for record in records]
+        await asyncio.to_thread(self.remove_files, ids)
+        self.store.delete(ids)
+
+    def remove_files(self, request_ids: Iterable[str]) -> None:
+        """Delete the input and output files of requests (blocking: run it in a thread)."""
+        for request_id in request_ids:
+            self.storage.remove_request_files(request_id)
 
     def fail(self, record: RequestRecord, error: str) -> Outcome:
         """End a request that could not be run, such as one whose form data did not fit its fields."""
         return self._finish(record, FAILED, error=error)
 
     def _started(self, record: RequestRecord, instance: int) -> None:
+        if record.status != PENDING:
+            return  # cancelled as an instance took it: the withdrawal stops that instance
         record.status, record.time_started = PROCESSING, now()
         self._instances[record.id] = instance
+        self._taken(record.id)
         self._save(record)
+
+    def _taken(self, request_id: str) -> None:
+        """The request no longer waits in its version's queue."""
+        live = self._live.get(request_id)
+        if live is not None and live.waiting:
+            live.waiting = False
+            self._waiting[live.version_id] -= 1
 
     def _finish(self, record: RequestRecord, status: str, result: Any = None, error: str | None = None,
                 files: list[str] | None = None) -> Outcome:
@@ -232,15 +331,24 @@ class RequestRunner:
         return Outcome(record, tuple(files or ()))
 
     def _ended(self, record: RequestRecord) -> None:
-        """Count and log a request that has reached its final status, once it is on disk."""
+        """Count and log a request that has reached its final status, once it is on disk (a failed one
+        as a warning, with its error); it is live no more, and the files of a request not recorded are
+        noted so they expire as a record would."""
         self.store.flush()
         assert record.time_completed is not None, "set as it ends"
+        self._taken(record.id)
+        self._live.pop(record.id, None)
+        if not record.stored and self.storage.request_dir(record.id).exists():
+            self.store.note_files(record)
         seconds = (record.time_completed - record.time_created).total_seconds()
         self.metrics.request_ended(record.deployment, record.version, record.status, seconds)
-        log.info("%s/%s request %s %s in %.3f s", record.deployment, record.version, record.id, record.status, seconds,
-                 extra={"deployment": record.deployment, "version": record.version,
-                        "instance": self._instances.pop(record.id, None), "request_id": record.id,
-                        "status": record.status, "duration_seconds": seconds})
+        failed = record.status == FAILED
+        log.log(logging.WARNING if failed else logging.INFO, "%s/%s request %s %s in %.3f s%s",
+                record.deployment, record.version, record.id, record.status, seconds,
+                f": {record.error_message}" if failed else "",
+                extra={"project": record.project, "deployment": record.deployment, "version": record.version,
+                       "instance": self._instances.pop(record.id, None), "request_id": record.id,
+                       "status": record.status, "duration_seconds": seconds})
 
     def _save(self, record: RequestRecord) -> None:
         if record.stored:

@@ -1,13 +1,15 @@
 """Deployment requests on disk (SQLite in the data folder), so history survives a restart.
 
 A request the emulator was running when it stopped is marked `failed` at the next start, with a
-reason, rather than left `processing` forever.
+reason, rather than left `processing` forever. Requests past their version's retention time are
+found here for `emulator.retention` to delete, and so are the files of requests whose record is not
+kept (`request_retention_mode: none`), noted in a table of their own so they do not stay forever.
 
 Writes are grouped: a request's states wait in memory up to FLUSH_DELAY_SECONDS to be written with
-the next ones, all in one transaction, and every read writes what waits first. A request is on disk
-before it is answered (`flush`, called as it ends) and, if it runs longer, FLUSH_DELAY_SECONDS after
-it was accepted, so a crash loses no request a caller was answered about, only the unanswered ones
-of its last FLUSH_DELAY_SECONDS.
+the next ones, all in one transaction, and every read or delete writes what waits first. A request
+is on disk before it is answered (`flush`, called as it ends) and, if it runs longer,
+FLUSH_DELAY_SECONDS after it was accepted, so a crash loses no request a caller was answered about,
+only the unanswered ones of its last FLUSH_DELAY_SECONDS.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from contract.requests import COMPLETED, FAILED, UNFINISHED
+
+MAX_VARIABLES = 500
+"""Ids bound in one statement, well under SQLite's limit."""
 
 INTERRUPTED = "The emulator stopped before this request finished"
 FLUSH_DELAY_SECONDS = 0.05
@@ -47,7 +53,17 @@ CREATE TABLE IF NOT EXISTS requests (
     keeps_data INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_deployment ON requests (project, deployment, time_created);
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests (time_created);
+CREATE TABLE IF NOT EXISTS unrecorded_files (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    version TEXT NOT NULL,
+    time_created TEXT NOT NULL
+);
 """
+VersionKey = tuple[str, str, str]
+"""A version as the history names it: (project, deployment, version)."""
 
 
 @dataclass
@@ -133,14 +149,46 @@ class RequestStore:
         row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE id = ?", (request_id,)).fetchone()
         return _from_row(row) if row else None
 
-    def delete(self, request_id: str) -> bool:
+    def note_files(self, record: RequestRecord) -> None:
+        """Remember the files of a request whose record is not kept, so they expire like a record."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO unrecorded_files (id, project, deployment, version, time_created) VALUES (?, ?, ?, ?, ?)",
+            (record.id, record.project, record.deployment, record.version, record.time_created.isoformat()),
+        )
+
+    def delete(self, request_ids: Iterable[str]) -> None:
+        """Forget these requests: their records, and the note of their files."""
         self.flush()
-        return self._db.execute("DELETE FROM requests WHERE id = ?", (request_id,)).rowcount > 0
+        ids = list(request_ids)
+        for start in range(0, len(ids), MAX_VARIABLES):
+            chunk = ids[start:start + MAX_VARIABLES]
+            marks = ", ".join("?" * len(chunk))
+            self._db.execute(f"DELETE FROM requests WHERE id IN ({marks})", chunk)
+            self._db.execute(f"DELETE FROM unrecorded_files WHERE id IN ({marks})", chunk)
+
+    def expired(self, cutoffs: dict[VersionKey, datetime], default_cutoff: datetime, limit: int) -> list[str]:
+        """At most `limit` ids of ended requests (and of unrecorded files) created before their
+        version's cutoff; a version not in `cutoffs` (deleted, renamed) has `default_cutoff`."""
+        self.flush()
+        latest = max([default_cutoff, *cutoffs.values()]).isoformat()
+        rows = "".join(" UNION ALL VALUES (?, ?, ?, ?)" for _ in cutoffs)
+        query = (
+            f"WITH cutoffs (project, deployment, version, cutoff) AS (SELECT NULL, NULL, NULL, NULL WHERE 0{rows}) "
+            "SELECT r.id FROM ("
+            f"  SELECT id, project, deployment, version, time_created FROM requests "
+            f"  WHERE time_created < ? AND status NOT IN ({', '.join('?' * len(UNFINISHED))})"
+            "  UNION ALL SELECT id, project, deployment, version, time_created FROM unrecorded_files WHERE time_created < ?"
+            ") AS r LEFT JOIN cutoffs AS c USING (project, deployment, version) "
+            "WHERE r.time_created < COALESCE(c.cutoff, ?) LIMIT ?"
+        )
+        params: list[str | int] = [value for key, cutoff in cutoffs.items() for value in (*key, cutoff.isoformat())]
+        params += [latest, *UNFINISHED, latest, default_cutoff.isoformat(), limit]
+        return [row[0] for row in self._db.execute(query, params)]
 
     def list(
         self,
         project: str,
-        deployment: str,
+        deployment: str | None = None,
         version: str | None = None,
         statuses: tuple[str, ...] = (),
         limit: int = 50,
@@ -149,9 +197,12 @@ class RequestStore:
         end: datetime | None = None,
         search_id: str | None = None,
     ) -> list[RequestRecord]:
-        """Requests of a deployment (or one version), newest first."""
+        """Requests of a project, a deployment or one version, newest first."""
         self.flush()
-        where, params = ["project = ?", "deployment = ?"], [project, deployment]
+        where, params = ["project = ?"], [project]
+        if deployment:
+            where.append("deployment = ?")
+            params.append(deployment)
         if version:
             where.append("version = ?")
             params.append(version)

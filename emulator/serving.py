@@ -20,7 +20,7 @@ from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import InstancePool
 from emulator.runtime.python_envs import PythonEnvironment
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Registry, Version
+from emulator.state import Deployment, Project, Registry, Version, variables_seen
 
 log = logging.getLogger("emulator")
 
@@ -46,7 +46,9 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
 
     The command line wins over saved state (`emulator.catalog`): a saved deployment of the same name
     takes the package's fields and keeps its other versions; a saved version of the same name is
-    replaced. The package's version is the default unless the saved default still exists.
+    replaced, but its environment variables are kept. The package's version is the default unless the
+    saved default still exists. The `--package` version of an earlier start, under other names, is
+    forgotten (it is kept only for its variables).
     """
     project = registry.projects.setdefault(settings.project, Project(settings.project))
     deployment = project.deployments.get(settings.deployment)
@@ -54,9 +56,11 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
         deployment = Deployment(settings.deployment, project.name, package.input_spec, package.output_spec)
         project.deployments[deployment.name] = deployment
     deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
-    if settings.version in deployment.versions:
+    kept = deployment.versions.get(settings.version)
+    if kept is not None and not kept.from_command_line:
         log.warning("the saved version %s/%s is replaced by --package %s", deployment.name, settings.version, settings.package)
-    version = Version(settings.version, package, settings.environment, from_command_line=True)
+    _forget_earlier_package_versions(registry, deployment, kept)
+    version = Version(settings.version, package, kept.variables if kept else {}, from_command_line=True)
     version.settings.update(environment_name=settings.base_environment, minimum_instances=settings.instances,
                             maximum_instances=settings.instances)
     runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))
@@ -66,17 +70,26 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
     return version
 
 
+def _forget_earlier_package_versions(registry: Registry, served: Deployment, replaced: Version | None) -> None:
+    """Drop the `--package` version kept from an earlier start under other names (not the one now
+    `replaced`), and its deployment if that held nothing else (unless it is the one served now)."""
+    for project, deployment, version in list(registry.versions()):
+        if version.from_command_line and version is not replaced:
+            del deployment.versions[version.name]
+            log.warning("forgot %s/%s, the --package version of an earlier start, and its environment variables",
+                        deployment.name, version.name)
+            if deployment is not served and not deployment.versions and not deployment.variables:
+                del project.deployments[deployment.name]
+
+
 def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings,
              runtime: Runtime) -> InstancePool:
     """The instances that run `package` as `version` of `deployment` (started with `pool.start()`):
     `--instances` of them, in the version's own Python environment, each held to `--instance-memory-mb`,
-    telling the runtime's events what happens to them.
-
-    The deployment sees the variables of `ubiops.yaml` overridden by the version's environment, as
-    UbiOps overrides deployment-level variables with version-level ones.
-    """
-    user_environment = {**package.manifest.environment_variables, **version.environment}
+    telling the runtime's events what happens to them."""
+    user_environment = instance_environment(project, deployment, version, package, settings)
     launch = Launch(
+        project=project.name,
         deployment=deployment.name,
         version=version.name,
         package_dir=package.directory,
@@ -102,3 +115,14 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         memory_limit_mb=settings.instance_memory_mb,
     )
     return InstancePool(launch, settings.instances, runtime.environments, runtime.events)
+
+
+def instance_environment(project: Project, deployment: Deployment, version: Version, package: Package,
+                         settings: Settings) -> dict[str, str]:
+    """The variables a version's instances get, in `os.environ` and `context["environment_variables"]`,
+    each overriding the ones before: `ubiops.yaml`'s (built into the package's environment), the
+    project's, the deployment's and the version's own (as UbiOps orders them), then `--env`, the
+    developer's own overrides for every version this emulator runs."""
+    return {**package.manifest.environment_variables,
+            **{seen.variable.name: seen.variable.value for seen in variables_seen(project, deployment, version)},
+            **settings.environment}

@@ -39,6 +39,8 @@ class Settings:
     """`Host` names answered besides the listen address, localhost and loopback addresses (`--allow-host`)."""
     allowed_origins: tuple[str, ...] = ()
     """Web origins whose pages may call the API, with CORS (`--allow-origin`); see `emulator.api.origins`."""
+    retention_sweep_seconds: float = 60
+    """How often requests past their version's `request_retention_time` are deleted (`emulator.retention`)."""
     log_format: str = "text"
     """`text`, or `json`: one object per line, for log shippers (`emulator.logs`)."""
     access_log: bool = False

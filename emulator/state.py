@@ -1,6 +1,7 @@
 """What the emulator serves, and the backend that changes it: projects, deployments, versions and
-revisions, and the `Registry` whose methods create, update, rename and delete them under UbiOps'
-rules (the API's routes only parse a call, call the registry and render what it returns).
+revisions, their environment variables, and the `Registry` whose methods create, update, rename and
+delete them under UbiOps' rules (the API's routes only parse a call, call the registry and render
+what it returns).
 
 Mirrors UbiOps' hierarchy so the SDK's list/get calls find the same names they will find on UbiOps.
 """
@@ -12,10 +13,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from contract.names import VARIABLE_NAME_RULE, is_variable_name
 from contract.package import Package
-from contract.requests import KEEP_ALL
+from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec, SpecError, parse_fields
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
@@ -39,7 +41,45 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-QUEUED, BUILDING, SUCCESS, FAILED = "queued", "building", "success", "failed"
+QUEUED, BUILDING, DEPLOYING, SUCCESS, FAILED = "queued", "building", "deploying", "success", "failed"
+RevisionStatus = Literal["queued", "building", "deploying", "success", "failed"]
+"""The statuses above, as the catalog (`emulator.catalog`) checks them when it reads a saved revision."""
+UNFINISHED = (QUEUED, BUILDING, DEPLOYING)
+"""A revision's build statuses before it ends: queued, building its environment, deploying (its
+instances starting, `__init__` running)."""
+MAX_VARIABLE_VALUE_LENGTH = 64 * 1024
+"""The emulator's own limit: a value must fit in a process's environment (Linux takes 128 KiB per entry)."""
+
+
+@dataclass
+class Variable:
+    """An environment variable set through the API on a project, a deployment or a version. A secret's
+    value is kept (the instances need it) but never shown: it is left out of `repr`, so no log or
+    error message can carry it, and the API answers it as null."""
+
+    name: str
+    value: str = field(repr=False)
+    secret: bool = False
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where variables are set: a project, one of its deployments, or one of that deployment's versions."""
+
+    project: str
+    deployment: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A variable as a level sees it: its own (`inheritance_type` None), or inherited from the
+    `project` or `deployment` level named `inheritance_name`, as UbiOps lists them."""
+
+    variable: Variable
+    inheritance_type: str | None = None
+    inheritance_name: str | None = None
 
 
 @dataclass
@@ -59,7 +99,8 @@ class Revision:
 class Version:
     name: str
     package: Package | None
-    environment: dict[str, str]
+    variables: dict[str, Variable] = field(default_factory=dict)
+    """The version's own environment variables, by id."""
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
     request_retention_mode: str = KEEP_ALL
@@ -74,9 +115,14 @@ class Version:
     def status(self, instances: str) -> str:
         """`building` while a revision builds, otherwise `instances`, the status of its instances
         (`emulator.runtime`)."""
-        if any(r.status in (QUEUED, BUILDING) for r in self.revisions.values()):
+        if any(r.status in UNFINISHED for r in self.revisions.values()):
             return BUILDING
         return instances
+
+    @property
+    def request_retention_time(self) -> int:
+        """Seconds its requests are kept, from their creation."""
+        return self.settings.get("request_retention_time", RETENTION_TIME)
 
     @property
     def latest_revision(self) -> Revision | None:
@@ -96,6 +142,7 @@ class Deployment:
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     last_updated: datetime = field(default_factory=now)
+    variables: dict[str, Variable] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,6 +151,21 @@ class Project:
     deployments: dict[str, Deployment] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
+    variables: dict[str, Variable] = field(default_factory=dict)
+
+
+def variables_seen(project: Project, deployment: Deployment | None = None, version: Version | None = None) -> list[Seen]:
+    """The variables the most specific level given sees, in UbiOps' order (version over deployment over
+    project): its own first, then those of each level above that no level below sets."""
+    levels: list[tuple[Project | Deployment | Version, str, str]] = [
+        (owner, kind, owner.name) for owner, kind in ((version, "version"), (deployment, "deployment"), (project, "project"))
+        if owner is not None]
+    seen: dict[str, Seen] = {}
+    for depth, (owner, kind, name) in enumerate(levels):
+        for variable in owner.variables.values():
+            if variable.name not in seen:
+                seen[variable.name] = Seen(variable) if depth == 0 else Seen(variable, kind, name)
+    return list(seen.values())
 
 
 class Registry:
@@ -263,7 +325,7 @@ class Registry:
         if cap is not None and len(found.versions) >= cap:
             raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a version first")
         checked, retention = _version_settings(NEW_VERSION_SETTINGS, KEEP_ALL, settings)
-        version = Version(name, None, dict(self.settings.environment), settings=checked, request_retention_mode=retention)
+        version = Version(name, None, settings=checked, request_retention_mode=retention)
         found.versions[name] = version
         if found.default_version is None:
             found.default_version = name
@@ -318,6 +380,94 @@ class Registry:
         await self.changed()
         await self._runtime.stop(version, f"Version {name} was deleted before this request finished")
 
+    def variables_at(self, scope: Scope) -> list[Seen]:
+        """The variables a project, deployment or version sees: its own and those it inherits."""
+        project = self.project(scope.project)
+        if scope.deployment is None:
+            return variables_seen(project)
+        deployment = self.deployment(scope.project, scope.deployment)
+        version = self.version(scope.project, scope.deployment, scope.version) if scope.version is not None else None
+        return variables_seen(project, deployment, version)
+
+    def variable(self, scope: Scope, key: str) -> Variable:
+        """A variable set at this level (never one it inherits, as on UbiOps), by id or by name: the CLI's
+        `ubiops environment_variables create --overwrite` looks one up by its name."""
+        owner = self._owner(scope)
+        found = owner.variables.get(key) or next((v for v in owner.variables.values() if v.name == key), None)
+        if found is None:
+            raise NotFound("Environment variable not found")
+        return found
+
+    async def create_variable(self, scope: Scope, name: str, value: str, secret: bool) -> Variable:
+        """A new variable at this level; a name set here already is refused (a level below may shadow it)."""
+        owner = self._owner(scope)
+        _check_variable(name, value)
+        _refuse_taken(owner, scope, name)
+        variable = Variable(name, value, secret)
+        owner.variables[variable.id] = variable
+        await self._variables_changed(scope)
+        return variable
+
+    async def update_variable(self, scope: Scope, key: str, name: str | None = None, value: str | None = None,
+                              secret: bool | None = None) -> Variable:
+        """Apply the changes given (None: unchanged), all checked first. A secret stays a secret."""
+        owner, variable = self._owner(scope), self.variable(scope, key)
+        new_name = variable.name if name is None else name
+        _check_variable(new_name, variable.value if value is None else value)
+        if new_name != variable.name:
+            _refuse_taken(owner, scope, new_name)
+        if variable.secret and secret is False:
+            raise NotAllowed(f"secret: {variable.name} is a secret and stays one; delete it and create it again to "
+                             "make it plain")
+        variable.name = new_name
+        if value is not None:
+            variable.value = value
+        variable.secret = variable.secret or bool(secret)
+        await self._variables_changed(scope)
+        return variable
+
+    async def delete_variable(self, scope: Scope, key: str) -> None:
+        variable = self.variable(scope, key)
+        del self._owner(scope).variables[variable.id]
+        await self._variables_changed(scope)
+
+    async def copy_variables(self, scope: Scope, source_deployment: str, source_version: str | None) -> list[Variable]:
+        """Copy the variables a deployment or version sets itself (not those it inherits) to this level: a
+        variable of the same name here takes the copied value (and stays a secret if it was one). The
+        copies, as UbiOps answers."""
+        source = self._owner(Scope(scope.project, source_deployment, source_version))
+        target = self._owner(scope)
+        copied = []
+        for original in list(source.variables.values()):
+            copy = next((v for v in target.variables.values() if v.name == original.name), None)
+            if copy is None:
+                copy = Variable(original.name, original.value, original.secret)
+                target.variables[copy.id] = copy
+            else:
+                copy.value, copy.secret = original.value, copy.secret or original.secret
+            copied.append(copy)
+        if copied:
+            await self._variables_changed(scope)
+        return copied
+
+    def _owner(self, scope: Scope) -> Project | Deployment | Version:
+        if scope.deployment is None:
+            return self.project(scope.project)
+        if scope.version is None:
+            return self.deployment(scope.project, scope.deployment)
+        return self.version(scope.project, scope.deployment, scope.version)
+
+    async def _variables_changed(self, scope: Scope) -> None:
+        """Save, then restart the instances of every version under the level changed, as UbiOps restarts
+        them: requests already running finish on the old instances, the rest run on new ones that see
+        the new variables (`Builder.restart`)."""
+        await self.changed()
+        assert self.builder is not None, "the registry's builder is set before requests are served"
+        for project, deployment, version in self.versions():
+            if project.name == scope.project and scope.deployment in (None, deployment.name) \
+                    and scope.version in (None, version.name):
+                self.builder.restart(project, deployment, version)
+
 
 NEW_VERSION_SETTINGS: dict[str, Any] = {
     "environment_name": OWN_ENVIRONMENT,
@@ -357,6 +507,27 @@ def _version_settings(current: dict[str, Any], retention: str, given: dict[str, 
         raise NotAllowed(f"minimum_instances ({minimum}) cannot exceed maximum_instances ({maximum})")
     retention = settings.pop("request_retention_mode", retention)
     return settings, retention
+
+
+def _check_variable(name: str, value: str) -> None:
+    if not is_variable_name(name):
+        raise NotAllowed(f"name: {name!r} is not an environment variable name: use {VARIABLE_NAME_RULE}")
+    if "\x00" in value:
+        raise NotAllowed(f"value: the value of {name} holds a NUL character, which no environment variable can")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise NotAllowed(f"value: the value of {name} holds a lone surrogate, which is not text") from None
+    if len(value) > MAX_VARIABLE_VALUE_LENGTH:
+        raise NotAllowed(f"value: the value of {name} is longer than {MAX_VARIABLE_VALUE_LENGTH} characters")
+
+
+def _refuse_taken(owner: Project | Deployment | Version, scope: Scope, name: str) -> None:
+    if any(v.name == name for v in owner.variables.values()):
+        where = (f"version {scope.version} of deployment {scope.deployment}" if scope.version is not None else
+                 f"deployment {scope.deployment}" if scope.deployment is not None else f"project {scope.project}")
+        raise AlreadyExists(f"An environment variable named {name!r} already exists for {where}")
 
 
 def _has_labels(labels: dict[str, str], wanted: dict[str, str]) -> bool:

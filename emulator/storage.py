@@ -17,6 +17,7 @@ from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
 from emulator.exceptions import AlreadyExists
 
 MAX_NAME_LENGTH = 1024
+REQUESTS_FOLDER = "deployment_requests"
 
 
 class StorageError(ValueError):
@@ -45,7 +46,7 @@ class Storage:
         self.root = root.resolve()
         self.buckets = self.root / "buckets"
         self.work = self.root / "work"
-        self._requests = self.buckets / DEFAULT_BUCKET / "deployment_requests"
+        self._requests = self.buckets / DEFAULT_BUCKET / REQUESTS_FOLDER
         self._incoming = self.root / "incoming"
         (self.buckets / DEFAULT_BUCKET).mkdir(parents=True, exist_ok=True)
         self._real_buckets = self.buckets.resolve()
@@ -156,13 +157,22 @@ class Storage:
             raise NotStored(f"file {uri} does not exist")
         return path
 
+    def request_dir(self, request_id: str) -> Path:
+        """Where a request's files are kept, as UbiOps does: `deployment_requests/<id>/` of the default
+        bucket (request ids are the emulator's own UUIDs, so this is never a path a caller chose)."""
+        return self._requests / request_id
+
     def request_output_dir(self, request_id: str) -> Path:
-        """Where a request's output files are kept, as UbiOps does: `deployment_requests/<id>/output/`."""
+        """Where a request's output files are kept: `deployment_requests/<id>/output/`."""
         return self._requests.joinpath(request_id, "output")
 
     def request_input_name(self, request_id: str, field: str, file_name: str) -> str:
         """Where a file sent with a request (multipart) is kept, so its input stays retrievable."""
-        return f"deployment_requests/{request_id}/input/{field}/{file_name}"
+        return f"{REQUESTS_FOLDER}/{request_id}/input/{field}/{file_name}"
+
+    def remove_request_files(self, request_id: str) -> None:
+        """Delete a request's input and output files, with the request (it was deleted or expired)."""
+        shutil.rmtree(self.request_dir(request_id), ignore_errors=True)
 
     def request_work_dir(self, request_id: str) -> Path:
         """Scratch space for a request's input files; removed when the request ends."""

@@ -15,18 +15,20 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import launcher
 from emulator.launcher import free_port
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = Path(__file__).resolve().parent / "packages"
 PROJECT, DEPLOYMENT = "emulator-tests", "under-test"
 
-__all__ = ["DEPLOYMENT", "PACKAGES", "PROJECT", "ROOT", "Emulator", "free_port", "metric_values", "start_emulator",
-           "wait_for_log", "zip_bytes"]
+__all__ = ["DEPLOYMENT", "PACKAGES", "PROJECT", "ROOT", "Emulator", "eventually", "free_port", "metric_values",
+           "start_emulator", "wait_for_log", "zip_bytes"]
 
 
 @dataclass
@@ -59,6 +61,15 @@ def zip_bytes(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
             link.external_attr = 0o120777 << 16
             archive.writestr(link, "/etc/passwd")
     return buffer.getvalue()
+
+
+def eventually(probe: Callable[[], T], what: str, seconds: float = 30) -> T:
+    """The first truthy answer of `probe`, polled until `seconds` have passed (then the test fails, saying `what`)."""
+    deadline = time.monotonic() + seconds
+    while not (answer := probe()):
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+    return answer
 
 
 def wait_for_log(emulator: launcher.Emulator, text: str, seconds: float = 10) -> str:

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, start_emulator
-from ubiops.utils import wait_for_deployment_request, wait_for_deployment_version_request
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log
+from ubiops.utils import upload_file, wait_for_deployment_request, wait_for_deployment_version_request
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +28,17 @@ def wait_for_status(api, request_id: str, statuses: set[str], seconds: float = 3
         assert time.monotonic() < deadline, f"{request_id} stayed {detail.status}"
         time.sleep(0.05)
     return detail
+
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def request_files(api: ubiops.CoreApi, request_id: str) -> list[str]:
+    """The names of a request's files (input and output) in the default bucket."""
+    return [f.file for f in api.files_list(PROJECT, "default", prefix=f"deployment_requests/{request_id}/").files]
 
 
 def test_batch_items_are_pending_at_once_then_complete(batch):
@@ -57,31 +71,108 @@ def test_sdk_wait_helpers_follow_a_batch_request(batch):
     ([], "A batch holds 1 to 250 requests; got 0"),
 ])
 def test_one_bad_item_rejects_the_whole_batch(batch, items, message):
-    before = len(batch.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, status="pending,completed,failed", limit=500))
+    before = count_requests(batch.sdk())
     with pytest.raises(ubiops.ApiException) as error:
         batch.sdk().batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=items)
     assert error.value.status == 400 and message in error.value.body
-    after = len(batch.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, status="pending,completed,failed", limit=500))
-    assert after == before, "nothing of a rejected batch is queued"
+    assert count_requests(batch.sdk()) == before, "nothing of a rejected batch is queued"
 
 
-def test_batch_body_must_be_a_list(batch):
-    response = httpx.post(f"{batch.requests_url()}/batch", json={"x": 1})
-    assert response.status_code == 400 and response.json() == {"error": "A batch request body is a JSON list of requests"}
+def count_requests(api: ubiops.CoreApi) -> int:
+    """Every recorded request of the deployment (pending and processing are listed only alone)."""
+    return sum(len(api.deployment_requests_list(PROJECT, DEPLOYMENT, status=status, limit=500))
+               for status in ("pending", "processing", "completed,failed,cancelled"))
 
 
-def test_pending_request_can_be_cancelled_running_one_cannot(emulators):
-    crashing = emulators("crashing")
+@pytest.mark.parametrize("level", ["", "/versions/v1"])
+def test_a_batch_takes_a_single_request_as_well_as_a_list(batch, level):
+    url = f"{batch.url}/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}{level}/requests/batch"
+    response = httpx.post(url, json={"x": 2})
+    assert response.status_code == 200
+    (created,) = response.json()
+    assert created["status"] == "pending"
+    assert wait_for_status(batch.sdk(), created["id"], {"completed", "failed"}).status == "completed"
+    refused = httpx.post(url, json={"x": "two"})
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "Item 0: Input field 'x' must be of type double, but got a string"}
+
+
+def test_pending_and_processing_requests_can_be_cancelled_ended_ones_cannot(emulators):
+    crashing = emulators("crashing", "--version", "cancelling")
     api = crashing.sdk()
-    slow, queued = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 2"}, {"mode": "ok"}])
+    before = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
+    slow, queued, after = api.batch_deployment_requests_create(
+        PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}, {"mode": "ok"}, {"mode": "ok"}])
     wait_for_status(api, slow.id, {"processing"})
-    assert api.deployment_requests_update(PROJECT, DEPLOYMENT, queued.id, {"status": "cancelled"})["status"] == "cancelled"
+    assert api.deployment_requests_update(PROJECT, DEPLOYMENT, queued.id, {"status": "cancelled"}) == \
+        {"id": queued.id, "status": "cancelled"}
+    assert api.deployment_requests_update(PROJECT, DEPLOYMENT, slow.id, {"status": "cancelled"})["status"] == "cancelled"
+    stopped = api.deployment_requests_get(PROJECT, DEPLOYMENT, slow.id)
+    assert (stopped.status, stopped.result) == ("cancelled", None) and stopped.time_started <= stopped.time_completed
+    wait_for_status(api, after.id, {"completed", "failed"})
+    replaced = api.deployment_requests_get(PROJECT, DEPLOYMENT, after.id)
+    assert replaced.status == "completed" and replaced.result["pid"] != before.result["pid"], "its instance was replaced"
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, queued.id).time_started is None, "a cancelled request never runs"
     with pytest.raises(ubiops.ApiException) as error:
-        api.deployment_requests_update(PROJECT, DEPLOYMENT, slow.id, {"status": "cancelled"})
-    assert error.value.status == 400 and "is processing; only pending batch requests can be cancelled" in error.value.body
-    assert wait_for_status(api, slow.id, {"completed", "failed"}).status == "completed"
-    time.sleep(0.5)
-    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, queued.id).status == "cancelled", "a cancelled request never runs"
+        api.deployment_requests_update(PROJECT, DEPLOYMENT, after.id, {"status": "cancelled"})
+    assert error.value.status == 400
+    assert f"Request {after.id} is completed; only pending and processing requests can be cancelled" in error.value.body
+    assert wait_for_log(crashing, f"request {slow.id} cancelled")
+
+
+def test_a_cancelled_direct_request_answers_its_caller_as_cancelled(emulators):
+    crashing = emulators("crashing", "--version", "cancelling-direct")
+    api = crashing.sdk()
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(api.deployment_requests_create, PROJECT, DEPLOYMENT, data={"mode": "sleep 60"})
+        (running,) = eventually(lambda: api.deployment_requests_list(PROJECT, DEPLOYMENT, status="processing"),
+                                "the request runs")
+        (cancelled,) = api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [], status="processing")
+        answer = waiting.result(timeout=30)
+    assert cancelled == {"id": running.id, "status": "cancelled"}
+    assert (answer.id, answer.status, answer.success, answer.result) == (running.id, "cancelled", False, None)
+
+
+def test_cancel_many_by_id_or_every_pending_request_of_a_version(emulators):
+    crashing = emulators("crashing", "--version", "cancel-many")
+    api = crashing.sdk()
+    busy, first, second, third = api.batch_deployment_requests_create(
+        PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}] + [{"mode": "ok"}] * 3)
+    wait_for_status(api, busy.id, {"processing"})
+    assert api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [first.id, first.id]) == \
+        [{"id": first.id, "status": "cancelled"}]
+    cancelled = api.deployment_version_requests_batch_cancel(PROJECT, DEPLOYMENT, "cancel-many", [], status="pending")
+    assert sorted(c["id"] for c in cancelled) == sorted([second.id, third.id])
+    assert api.deployment_requests_list(PROJECT, DEPLOYMENT, status="pending") == []
+    assert [c["id"] for c in api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [], status="processing")] == [busy.id]
+    assert {r.status for r in api.deployment_requests_batch_get(PROJECT, DEPLOYMENT, [busy.id, first.id, third.id])} == \
+        {"cancelled"}
+
+
+@pytest.mark.parametrize("ids, status, code, message", [
+    ([], None, 400, "Give the ids of the requests to cancel, or status=pending or status=processing with an empty body"),
+    ([], "completed", 400, "Only pending or processing requests can be cancelled by status; got status=completed"),
+    (["x"], "pending", 400, "Give the ids of the requests to cancel, or a status with an empty body, not both"),
+    (["x"] * 251, None, 400, "At most 250 request ids can be cancelled at once; got 251"),
+    (["no-such-request"], None, 404, "Request not found"),
+])
+def test_refused_batch_cancels(emulators, ids, status, code, message):
+    crashing = emulators("crashing", "--version", "cancel-many")
+    with pytest.raises(ubiops.ApiException) as error:
+        crashing.sdk().deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, ids, status=status)
+    assert error.value.status == code and json.loads(error.value.body) == {"error": message}
+
+
+def test_a_batch_cancel_naming_an_ended_request_cancels_none(emulators):
+    crashing = emulators("crashing", "--version", "cancel-many")
+    api = crashing.sdk()
+    ended = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
+    busy, waiting = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}, {"mode": "ok"}])
+    with pytest.raises(ubiops.ApiException) as error:
+        api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [waiting.id, ended.id])
+    assert error.value.status == 400 and f"Request {ended.id} is completed" in error.value.body
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, waiting.id).status == "pending"
+    assert len(api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [busy.id, waiting.id])) == 2
 
 
 def test_direct_requests_are_kept_with_their_data(batch):
@@ -109,7 +200,9 @@ def test_list_filters_by_status_and_pages(batch):
 
 
 @pytest.mark.parametrize("status, message", [
-    ("pending,processing", "pending and processing cannot be combined"),
+    ("pending,processing", "pending cannot be combined with other statuses"),
+    ("completed,pending", "pending cannot be combined with other statuses"),
+    ("processing,failed", "processing cannot be combined with other statuses"),
     ("done", "Unknown status done"),
 ])
 def test_list_rejects_bad_status_filters(batch, status, message):
@@ -135,6 +228,123 @@ def test_delete_removes_a_finished_request(batch):
     with pytest.raises(ubiops.ApiException) as error:
         api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id)
     assert error.value.body == '{"error":"Request not found"}'
+
+
+def test_deleting_many_requests_deletes_their_files_all_or_none(emulators, tmp_path):
+    files = emulators("files")
+    api = files.sdk()
+    note = upload_file(api.api_client, PROJECT, str(write(tmp_path / "note.txt", "a note")), file_name="note.txt")
+    made = [api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": [note], "note": note}).id for _ in range(3)]
+    assert all(request_files(api, request_id) for request_id in made)
+    with pytest.raises(ubiops.ApiException) as error:
+        api.deployment_requests_batch_delete(PROJECT, DEPLOYMENT, [made[0], "no-such-request"])
+    assert error.value.status == 404 and json.loads(error.value.body) == {"error": "Request not found"}
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, made[0]).status == "completed", "nothing was deleted"
+    assert api.deployment_version_requests_batch_delete(PROJECT, DEPLOYMENT, "v1", made[:2]) == [{"id": i} for i in made[:2]]
+    for request_id in made[:2]:
+        assert request_files(api, request_id) == []
+        with pytest.raises(ubiops.ApiException, match="Request not found"):
+            api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id)
+    assert request_files(api, made[2]), "the others keep theirs"
+    assert api.files_get(PROJECT, "default", "note.txt").file == "note.txt", "an input uploaded by the user stays"
+
+
+@pytest.mark.parametrize("action, body, code, message", [
+    ("delete", ["x"] * 251, 400, "At most 250 request ids can be deleted at once; got 251"),
+    ("delete", {"id": "x"}, 400, "The body must be a JSON list of request ids"),
+    ("cancel", {"id": "x"}, 400, "The body must be a JSON list of request ids"),
+    ("delete", ["no-such-request"], 404, "Request not found"),
+])
+def test_refused_batch_deletes_and_bodies(batch, action, body, code, message):
+    response = httpx.post(f"{batch.requests_url()}/{action}", json=body)
+    assert (response.status_code, response.json()) == (code, {"error": message})
+
+
+def test_a_batch_delete_naming_an_unfinished_request_deletes_none(emulators):
+    crashing = emulators("crashing", "--version", "cancel-many")
+    api = crashing.sdk()
+    ended = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
+    (busy,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}])
+    with pytest.raises(ubiops.ApiException) as error:
+        api.deployment_requests_batch_delete(PROJECT, DEPLOYMENT, [ended.id, busy.id])
+    assert error.value.status == 400 and f"Request {busy.id} is " in error.value.body and "cancel it or wait" in error.value.body
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, ended.id).status == "completed"
+    api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [busy.id])
+    assert api.deployment_requests_batch_delete(PROJECT, DEPLOYMENT, [ended.id, busy.id]) == [{"id": ended.id}, {"id": busy.id}]
+
+
+def test_project_requests_list_shows_every_deployments_requests_with_filters(batch):
+    api = batch.sdk()
+    done = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": 3})
+    failed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": "bad"})
+    listed = api.project_requests_list(PROJECT, object_type="deployment", limit=500)
+    (mine,) = [r for r in listed if r.id == done.id]
+    assert (mine.deployment, mine.pipeline, mine.version, mine.status) == (DEPLOYMENT, None, "v1", "completed")
+    assert mine.time_created <= mine.time_started <= mine.time_completed and mine.input_size and mine.output_size
+    assert failed.id not in [r.id for r in listed], "completed by default"
+    assert [r.id for r in api.project_requests_list(PROJECT, status="failed", search_id=failed.id[:13])] == [failed.id]
+    assert [r.id for r in api.project_requests_list(PROJECT, status="completed,failed", limit=2)] == [failed.id, done.id]
+    assert [r.id for r in api.project_requests_list(PROJECT, status="completed,failed", limit=1, offset=1)] == [done.id]
+    after = api.project_requests_list(PROJECT, status="completed,failed", start_date=mine.time_completed.isoformat())
+    assert failed.id in [r.id for r in after] and done.id not in [r.id for r in after]
+    assert api.project_requests_list(PROJECT, object_type="pipeline") == []
+
+
+@pytest.mark.parametrize("query, code, message", [
+    ("object_type=model", 400, "object_type must be one of deployment, pipeline; got 'model'"),
+    ("status=pending,completed", 400, "pending cannot be combined with other statuses in one status filter"),
+    ("limit=0", 400, "query limit: Input should be greater than or equal to 1"),
+])
+def test_refused_project_request_lists(batch, query, code, message):
+    response = httpx.get(f"{batch.url}/v2.1/projects/{PROJECT}/requests?{query}")
+    assert (response.status_code, response.json()) == (code, {"error": message})
+
+
+def test_project_requests_list_of_an_unknown_project_is_404(batch):
+    with pytest.raises(ubiops.ApiException) as error:
+        batch.sdk().project_requests_list("no-such-project")
+    assert error.value.status == 404 and json.loads(error.value.body) == {"error": "Project not found"}
+
+
+def test_a_full_queue_refuses_requests_until_an_instance_takes_one(emulators):
+    crashing = emulators("crashing", "--version", "queue-of-one")
+    api = crashing.sdk()
+    assert api.deployment_versions_update(PROJECT, DEPLOYMENT, "queue-of-one", {"maximum_queue_size": 1}).maximum_queue_size == 1
+    with pytest.raises(ubiops.ApiException, match="0 requests wait for an instance and its maximum_queue_size is 1"):
+        api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}] * 2)
+    (busy,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}])
+    wait_for_status(api, busy.id, {"processing"})
+    (waiting,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}])
+    full = "The queue of version queue-of-one is full: 1 requests wait for an instance and its maximum_queue_size is 1; try again later"
+    for refused in (lambda: api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}),
+                    lambda: api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}])):
+        with pytest.raises(ubiops.ApiException) as error:
+            refused()
+        assert error.value.status == 503 and json.loads(error.value.body) == {"error": full}
+    assert api.deployment_requests_list(PROJECT, DEPLOYMENT, status="pending")[0].id == waiting.id, "the refused were not queued"
+    api.deployment_requests_update(PROJECT, DEPLOYMENT, busy.id, {"status": "cancelled"})
+    wait_for_status(api, waiting.id, {"completed"})
+    assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
+
+
+def test_a_negative_maximum_queue_size_is_refused(batch):
+    with pytest.raises(ubiops.ApiException) as error:
+        batch.sdk().deployment_versions_update(PROJECT, DEPLOYMENT, "v1", {"maximum_queue_size": -1})
+    assert error.value.status == 400
+    assert json.loads(error.value.body) == {"error": "body maximum_queue_size: Input should be greater than or equal to 0"}
+
+
+def test_a_batch_requests_timeout_counts_from_when_it_starts_processing(emulators):
+    """The second item waits ~10.5 s for the only instance, longer than its own 10 s timeout, and
+    still completes: a batch queued behind slow work does not time out while it waits."""
+    crashing = emulators("crashing", "--version", "batch-timeout")
+    api = crashing.sdk()
+    (slow,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 10.5"}], timeout=60)
+    (queued,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}], timeout=10)
+    done = wait_for_status(api, queued.id, {"completed", "failed"}, seconds=60)
+    assert done.status == "completed", done.error_message
+    assert wait_for_status(api, slow.id, {"completed", "failed"}).status == "completed"
+    assert (done.time_started - done.time_created).total_seconds() > 10, "it waited longer than its timeout"
 
 
 def test_killed_mid_batch_keeps_finished_requests_and_fails_unfinished_ones(tmp_path):

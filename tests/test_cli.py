@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, start_emulator
 
 from contract.config import load_config
 from contract.package import read_package
@@ -180,6 +180,14 @@ def test_a_refused_request_prints_its_reason(cli, unbuilt_version, args, message
     assert f"Error: Request failed with error message: {message}" in output
 
 
+def test_a_versions_retention_time_and_queue_size_are_set_and_shown_out_of_range_ones_refused(cli):
+    created = json.loads(cli("deployment_versions", "create", "retained", "-d", DEPLOYMENT, "--request_retention_time",
+                             "3600", "--maximum_queue_size", "3", "-fmt", "json"))
+    assert (created["request_retention_time"], created["maximum_queue_size"]) == (3600, 3)
+    output = cli.fails("deployment_versions", "create", "too-long", "-d", DEPLOYMENT, "--request_retention_time", "2419201")
+    assert "body request_retention_time: Input should be less than or equal to 2419200" in output
+
+
 def test_a_plain_request(cli):
     answer = cli("deployments", "requests", "create", DEPLOYMENT, "--data", "hello there")
     assert "Status: completed" in answer and 'Result: "HELLO THERE"' in answer
@@ -209,20 +217,118 @@ def test_this_repositorys_package_with_its_sample_input(cli, tmp_path):
             assert download.stat().st_size > 0
 
 
+PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET = "cli-project-secret-41d7", "cli-version-secret-9e02", "cli-rotated-8a6c"
+
+
+def test_environment_variables_a_project_secret_overridden_by_the_version(cli, emulator, tmp_path):
+    """`ubiops environment_variables` (alias `env`) at project and version level: the version's secret
+    wins in the instance, and no command prints a secret (only the deployment's own answer holds it,
+    as this test package answers the variables it is asked for)."""
+    package = PACKAGES / "environment"
+    create_deployment(cli, tmp_path, "environment", json.loads((package / "ubiops_input_spec.json").read_text()),
+                      json.loads((package / "ubiops_output_spec.json").read_text()))
+    deploy(cli, "environment", package)
+    version = ("-d", "environment", "-v", "v1")
+    printed = [cli("environment_variables", "create", "CLI_KEY", "--value", PROJECT_SECRET, "--secret"),
+               cli("env", "create", "CLI_KEY", "--value", VERSION_SECRET, "--secret", *version),
+               cli("env", "create", "CLI_PLAIN", "--value", "plain value", "-d", "environment")]
+
+    def instance_has() -> dict:
+        (answer,) = json.loads(cli("deployments", "requests", "create", "environment", "--data",
+                                   json.dumps({"names": ["CLI_KEY", "CLI_PLAIN"]}), "-fmt", "json"))
+        return answer["result"][0]["environ"]
+
+    assert instance_has() == {"CLI_KEY": VERSION_SECRET, "CLI_PLAIN": "plain value"}
+    listed = cli("env", "list", *version, "-fmt", "json")
+    assert sorted((v["name"], v["value"], v["secret"], v["inheritance_type"]) for v in json.loads(listed)) == [
+        ("CLI_KEY", None, True, None), ("CLI_PLAIN", "plain value", False, "deployment")]
+    printed += [listed, cli("env", "list"), cli("env", "list", *version), cli("env", "get", "CLI_KEY", *version)]
+
+    printed.append(cli("env", "create", "CLI_KEY", "--value", ROTATED_SECRET, "--secret", "--overwrite", *version))
+    assert instance_has()["CLI_KEY"] == ROTATED_SECRET, "--overwrite found the variable by name and updated it"
+    printed.append(cli("env", "copy", "-fd", "environment", "-fv", "v1", "-td", "environment", "-y"))
+    assert {v["name"] for v in json.loads(cli("env", "list", "-d", "environment", "-fmt", "json"))
+            if v["inheritance_type"] is None} == {"CLI_KEY", "CLI_PLAIN"}
+    printed.append(cli("env", "delete", "CLI_KEY", *version, "-y"))
+    printed.append(cli("env", "delete", "CLI_KEY", "-d", "environment", "-y"))
+    assert instance_has()["CLI_KEY"] == PROJECT_SECRET, "without the version's own, the project's"
+    printed.append(cli("env", "update", "CLI_PLAIN", "--value", "changed", "-d", "environment"))
+    assert instance_has()["CLI_PLAIN"] == "changed"
+
+    refused = [cli.fails("env", "create", "CLI_PLAIN", "--value", "again", "-d", "environment"),
+               cli.fails("env", "create", "9LIVES", "--value", PROJECT_SECRET, "--secret"),
+               cli.fails("env", "get", "NO_SUCH_VARIABLE", *version)]
+    assert "Error (409): An environment variable named 'CLI_PLAIN' already exists for deployment environment" in refused[0]
+    assert "Error (400): name: '9LIVES' is not an environment variable name" in refused[1]
+    assert "Make sure you provided the right environment variable ID" in refused[2]
+    assert "Error (404): Environment variable not found" in refused[2]
+    printed.append(cli("env", "delete", "CLI_KEY", "-y"))
+    for output in [*printed, *refused, emulator.log()]:
+        assert not any(secret in output for secret in (PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET)), output
+
+
+def test_deploy_with_another_deployment_file(cli, tmp_path):
+    """`ubiops deployments deploy --deployment_file` sets SYS_DEPLOYMENT_FILE_NAME on the version through
+    the environment-variable calls, and the build loads that file."""
+    package = tmp_path / "renamed"
+    package.mkdir()
+    (package / "serve.py").write_text(DOUBLER % 5)
+    create_deployment(cli, tmp_path, "renamed", [{"name": "x", "data_type": "int"}], [{"name": "y", "data_type": "int"}])
+    deploy(cli, "renamed", package, "--deployment_file", "serve.py")
+    assert 'Result: [{"y": 10}]' in cli("deployments", "requests", "create", "renamed", "--data", '{"x": 2}')
+    listed = json.loads(cli("env", "list", "-d", "renamed", "-v", "v1", "-fmt", "json"))
+    assert [(v["name"], v["value"]) for v in listed if v["inheritance_type"] is None] == [
+        ("SYS_DEPLOYMENT_FILE_NAME", "serve.py")]
+
+
 def test_the_readme_cli_sample_runs_as_written(tmp_path):
-    """The README's CLI lines, pasted into a shell in a folder holding the package, against an emulator
-    serving it as `make serve` does (no token) on a free port instead of 8000."""
+    """The README's CLI lines (its blocks in order), pasted into a shell in a folder holding the package,
+    against an emulator serving it as `make serve` does (no token) on a free port instead of 8000."""
     config = load_config(ROOT)
     served = launcher.start_emulator(config.package_path, tmp_path, project=config.project,
                                     deployment=config.deployment, cwd=ROOT)
     try:
         cli = Cli.installed_copy(tmp_path / "cli")
         (cli.workdir / config.package).symlink_to(config.package_path)
-        (block,) = [b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if ".venv/bin/ubiops" in b]
-        script = block.replace(README_ADDRESS, served.url).replace(".venv/bin/ubiops", str(UBIOPS))
+        blocks = [b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if ".venv/bin/ubiops" in b]
+        script = "\n".join(blocks).replace(README_ADDRESS, served.url).replace(".venv/bin/ubiops", str(UBIOPS))
         run = subprocess.run(["bash", "-e", "-c", script], cwd=cli.workdir, env=cli.env, capture_output=True, text=True,
                              timeout=600)
     finally:
         served.stop()
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "Status: completed" in run.stdout, run.stdout
+    assert "Status: completed" in run.stdout and "LOG_LEVEL" in run.stdout, run.stdout
+
+
+def test_ubiops_logs_shows_a_requests_lines_found_by_its_id(cli):
+    (response,) = json.loads(cli("deployments", "requests", "create", DEPLOYMENT, "--data", "logged", "-fmt", "json"))
+    query = f'| deployment_request_id="{response["id"]}"'
+    ended = f"{DEPLOYMENT}/v1 request {response['id']} completed in "
+    assert ended in cli("logs", "--query", query, "--no_pager")
+    assert f"deployment_request_id: {response['id']}\nsystem: True\nlevel: info\nlog: {ended}" in cli(
+        "logs", "-q", query, "-fmt", "extended", "--no_pager")
+    (line,) = json.loads(cli("logs", "-q", query, "-fmt", "json"))
+    assert line["log"].startswith(ended) and line["timestamp_str"] == str(line["timestamp"])
+    assert (line["metadata"]["deployment_name"], line["metadata"]["system"]) == (DEPLOYMENT, True)
+    assert json.loads(cli("logs", "-q", query, "--start", "2020-01-01T00:00:00Z", "--end", "2020-01-02T00:00:00Z",
+                          "-fmt", "json")) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--query", '| colour="red"'), "Error (400): query: unknown label 'colour' at position 2"),
+    (("--start", "2024-01-01T00:00:00Z"), "Error (400): start and end must be given together"),
+])
+def test_ubiops_logs_prints_why_a_filter_is_refused(cli, args, message):
+    assert message in cli.fails("logs", *args, "--no_pager")
+
+
+def test_ubiops_instances_and_project_instances_list_the_worker_processes_and_their_events(cli):
+    (instance,) = json.loads(cli("instances", "list", "-d", DEPLOYMENT, "-v", "v1", "-fmt", "json"))
+    assert instance["status"] == "running" and instance["instance_type"]["name"] == "emulator"
+    assert instance["id"] in cli("instances", "list", "-d", DEPLOYMENT, "-v", "v1")
+    assert f"id: {instance['id']}\nstatus: running\n" in cli("instances", "get", instance["id"], "-d", DEPLOYMENT, "-v", "v1")
+    events = cli("instances", "events", instance["id"], "-d", DEPLOYMENT, "-v", "v1")
+    assert "Instance created" in events and "Instance status changed to running" in events
+    in_project = json.loads(cli("project_instances", "list", "-fmt", "json"))
+    assert {(i["id"], i["deployment"], i["version"]) for i in in_project} >= {(instance["id"], DEPLOYMENT, "v1")}
+    assert "Error (404): Instance not found" in cli.fails("instances", "get", "nope", "-d", DEPLOYMENT, "-v", "v1")

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from browser import BROWSER_HOST, offline
-from harness import PROJECT, Emulator
+from harness import DEPLOYMENT, PROJECT, Emulator
 from playwright.sync_api import Browser
 
 
@@ -46,6 +46,26 @@ def test_swagger_ui_renders_from_the_emulator_alone_and_sends_a_request(chromium
     assert not page.query_selector(".swagger-ui .errors-wrapper")
     assert elsewhere == []
     context.close()
+
+
+def test_try_it_out_sends_a_deployment_request_with_a_body_of_its_content_type(chromium: Browser, plain, tmp_path):
+    page = chromium.new_page()
+    page.goto(f"{plain.url}/docs")
+    path = "/v2.1/projects/{project_name}/deployments/{deployment_name}/requests"
+    create = page.locator(".opblock-post").filter(has=page.locator(f'.opblock-summary-path[data-path="{path}"]'))
+    create.locator(".opblock-summary").click()
+    create.get_by_role("button", name="Try it out").click()
+    create.locator('tr[data-param-name="project_name"] input').fill(PROJECT)
+    create.locator('tr[data-param-name="deployment_name"] input').fill(DEPLOYMENT)
+    create.locator(".body-param-content-type select").select_option("text/plain")
+    create.locator("textarea.body-param__text").fill("try it")
+    with page.expect_response(lambda response: response.url.startswith(f"{plain.url}/v2.1/projects/")) as answer:
+        create.get_by_role("button", name="Execute").click()
+    assert answer.value.status == 200
+    assert answer.value.json()["result"] == "TRY IT"
+    create.locator(".live-responses-table").scroll_into_view_if_needed()
+    page.screenshot(path=tmp_path / "try-it-out.png")
+    page.close()
 
 
 def test_swagger_ui_posts_from_its_own_origin_past_the_origin_guard(chromium: Browser, plain):

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log, zip_bytes
 
 PROBE = '''
 import importlib, sys
@@ -116,8 +116,33 @@ def test_a_requirement_that_cannot_be_installed_fails_the_build_and_the_previous
             "No solution found when resolving dependencies; Because "), failed.error_message
         assert reason in failed.error_message
         assert reason in emulator.log(), "the installer's whole output is in the log"
+        installer = api.logs_list(PROJECT, query=f'| deployment_version="v1" and system="true" |= "{reason}"')
+        assert installer and all(line.metadata.deployment_name == DEPLOYMENT for line in installer), "and in logs_list"
         assert answer(emulator, "humanize").startswith("cannot import humanize"), "the previous revision still serves"
         assert answer(emulator, "sys").startswith("sys - on Python 3.11")
+    finally:
+        emulator.stop()
+
+
+def test_a_build_installs_as_building_then_starts_as_deploying(tmp_path):
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        archive = tmp_path / "slow.zip"
+        slow_init = "import time\n" + PROBE.replace("class Deployment:", "class Deployment:\n    def __init__(self):\n"
+                                                                            "        time.sleep(2)\n")
+        archive.write_bytes(zip_bytes({"deployment_package/deployment.py": slow_init.encode(),
+                                       "deployment_package/requirements.txt": HUMANIZE.encode()}))
+        revision = api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
+        seen = []
+        deadline = time.monotonic() + 120
+        while (status := api.revisions_get(PROJECT, DEPLOYMENT, revision, "v1").status) != "success":
+            assert status in ("queued", "building", "deploying") and time.monotonic() < deadline, status
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            time.sleep(0.05)
+        assert seen[-1] == "deploying" and set(seen) <= {"queued", "building", "deploying"}, seen
+        assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "available"
     finally:
         emulator.stop()
 
@@ -169,10 +194,7 @@ def test_a_changed_requirements_file_under_reload_rebuilds_the_environment(tmp_p
     try:
         assert answer(emulator, "humanize").startswith("cannot import humanize")
         (package / "requirements.txt").write_text(HUMANIZE)
-        deadline = time.monotonic() + 60
-        while not answer(emulator, "humanize").startswith("humanize 4.12.1"):
-            assert time.monotonic() < deadline, "the new requirement never arrived"
-            time.sleep(0.2)
+        eventually(lambda: answer(emulator, "humanize").startswith("humanize 4.12.1"), "the new requirement arrives", 60)
         assert "changed: requirements.txt" in emulator.log()
     finally:
         emulator.stop()

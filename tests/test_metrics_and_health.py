@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, free_port, metric_values, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, eventually, free_port, metric_values, start_emulator, wait_for_log, zip_bytes
 
 TOKEN = "metrics-test-token"
 GUARD_SECONDS = 30
@@ -50,14 +48,6 @@ def scrape(emulator: Emulator, **headers: str) -> Callable[..., float]:
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     return metric_values(response.text)
 
-
-def eventually(condition: Callable[[], Any], what: str) -> Any:
-    """`condition()` once it is true; fails after GUARD_SECONDS."""
-    deadline = time.monotonic() + GUARD_SECONDS
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
-    return result
 
 
 def test_requests_instance_losses_and_the_queue_are_counted(emulators):
@@ -130,7 +120,7 @@ def upload(api: ubiops.CoreApi, path, code: str) -> str:
 def wait_for_build(api: ubiops.CoreApi, revision: str) -> str:
     """The revision's build status once it has ended."""
     return eventually(lambda: (status := api.revisions_get(PROJECT, "later", revision, "v1").status)
-                      not in ("queued", "building") and status, "the build ends")
+                      not in ("queued", "building", "deploying") and status, "the build ends")
 
 
 def build(api: ubiops.CoreApi, path, code: str) -> str:

@@ -75,13 +75,13 @@ def restarted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Emulator, Befor
         api = first.sdk()
         create(api, "kept", description="survives", labels={"team": "vision"})
         built = upload(api, tmp, "kept", GOOD)
-        assert revision_once(api, "kept", built, ("queued", "building")).status == "success"
+        assert revision_once(api, "kept", built, ("queued", "building", "deploying")).status == "success"
         request_id = api.deployment_requests_create(PROJECT, "kept", {"x": 2}).id
         create(api, "broken")
-        failed = revision_once(api, "broken", upload(api, tmp, "broken", BROKEN), ("queued", "building"))
+        failed = revision_once(api, "broken", upload(api, tmp, "broken", BROKEN), ("queued", "building", "deploying"))
         create(api, "lost")
         lost = upload(api, tmp, "lost", GOOD)
-        assert revision_once(api, "lost", lost, ("queued", "building")).status == "success"
+        assert revision_once(api, "lost", lost, ("queued", "building", "deploying")).status == "success"
         create(api, "slow")
         interrupted = upload(api, tmp, "slow", SLOW)
         revision_once(api, "slow", interrupted, ("queued",))

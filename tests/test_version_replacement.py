@@ -56,7 +56,7 @@ def upload(emulator: Emulator, tmp_path, name: str, tag: str) -> None:
     package.write_bytes(zip_bytes({"deployment_package/deployment.py": SLOW_PACKAGE.format(tag=tag).encode()}))
     revision = api.revisions_file_upload(PROJECT, name, "v1", file=str(package)).revision
     deadline = time.monotonic() + CLIENT_TIMEOUT
-    while (status := api.revisions_get(PROJECT, name, revision, "v1").status) in ("queued", "building"):
+    while (status := api.revisions_get(PROJECT, name, revision, "v1").status) in ("queued", "building", "deploying"):
         assert time.monotonic() < deadline, "the build did not finish"
         time.sleep(0.05)
     assert status == "success"

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from emulator.instance_history import InstanceHistory
+from emulator.log_store import LogStore
 from emulator.metrics import Metrics
 from emulator.request_runner import RequestRunner
 from emulator.runtime.manager import Runtime
@@ -24,6 +26,8 @@ class Services:
     signer: Signer
     runtime: Runtime
     metrics: Metrics
+    logs: LogStore
+    instances: InstanceHistory
 
 
 async def get_services(request: Request) -> Services:

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
+from emulator.exceptions import AlreadyExists, NotAllowed, NotFound, QueueFull
 from emulator.runtime.pool import VersionUnavailable
 from emulator.storage import NotStored, StorageError
 
@@ -39,6 +39,7 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     NotStored: 404,
     StorageError: 400,
     VersionUnavailable: 503,
+    QueueFull: 503,
 }
 """Each error the backend raises and its one HTTP status (the most specific class wins)."""
 

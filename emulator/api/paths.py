@@ -1,5 +1,6 @@
 """Request endpoints exist twice in UbiOps' API: for a deployment's default version and for a named
-version. One handler serves both; it finds the version, if any, in the path."""
+version. One handler serves both; it finds the version, if any, in the path. Environment variables
+exist three times, at project, deployment and version level, again with one handler each."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-DEPLOYMENT = "/projects/{project_name}/deployments/{deployment_name}"
+PROJECT = "/projects/{project_name}"
+DEPLOYMENT = PROJECT + "/deployments/{deployment_name}"
 VERSION = DEPLOYMENT + "/versions/{version}"
-_VERSION_PARAMETER = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _path_parameters(*names: str) -> dict[str, Any]:
+    """Path parameters a handler reads from the request rather than its signature, for the OpenAPI document."""
+    return {"parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]}
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
@@ -19,9 +25,28 @@ def at_both_levels(route: Callable[..., Callable[[Endpoint], Endpoint]], suffix:
                    ) -> Callable[[Endpoint], Endpoint]:
     """Register `endpoint` at `DEPLOYMENT + suffix` and `VERSION + suffix` (e.g. `router.post`)."""
 
+    extra = options.pop("openapi_extra", {})
+
     def register(endpoint: Endpoint) -> Endpoint:
-        route(DEPLOYMENT + suffix, **options)(endpoint)
-        route(VERSION + suffix, **options, openapi_extra={"parameters": [_VERSION_PARAMETER]})(endpoint)
+        route(DEPLOYMENT + suffix, **options, openapi_extra=extra or None)(endpoint)
+        route(VERSION + suffix, **options, openapi_extra={**extra, **_path_parameters("version")})(endpoint)
+        return endpoint
+
+    return register
+
+
+LEVEL_PARAMETERS = {PROJECT: (), DEPLOYMENT: ("deployment_name",), VERSION: ("deployment_name", "version")}
+
+
+def at_levels(route: Callable[..., Callable[[Endpoint], Endpoint]], suffix: str,
+              levels: tuple[str, ...] = (PROJECT, DEPLOYMENT, VERSION), **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Register `endpoint`, which takes only `project_name` from its signature and reads the deployment
+    and version from the request, at `level + suffix` for each of `levels`."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        for level in levels:
+            extra = _path_parameters(*LEVEL_PARAMETERS[level]) if LEVEL_PARAMETERS[level] else None
+            route(level + suffix, **options, openapi_extra=extra)(endpoint)
         return endpoint
 
     return register

@@ -1,8 +1,10 @@
-"""Recorded deployment requests: get, list, collect, their input and output, cancel and delete.
+"""Recorded deployment requests: get, list (a deployment's, a version's, a project's), collect, their
+input and output, cancel and delete, one or many at once.
 
-What is kept follows the version's `request_retention_mode` (`none`, `metadata`, `full`); batch
-requests are always kept, so they can be collected. The rules are the runner's
-(`emulator.request_runner`); these routes read the call, ask it, and render the answer.
+What is kept follows the version's `request_retention_mode` (`none`, `metadata`, `full`) and, for
+how long, its `request_retention_time` (`emulator.retention`); batch requests are always kept, so
+they can be collected. The rules are the runner's (`emulator.request_runner`); these routes read the
+call, ask it, and render the answer.
 """
 
 from __future__ import annotations
@@ -21,21 +23,27 @@ from emulator.api.sdk_models.requests import (
     DeploymentRequestDetail,
     DeploymentRequestList,
     DeploymentRequestSingleDetail,
+    RequestsOverview,
     detail,
     list_item,
+    overview_item,
 )
 from emulator.request_store import RequestRecord
 
 router = APIRouter()
+OBJECT_TYPES = ("deployment", "pipeline")
+STATUS_QUERY = Query(COMPLETED, description="Comma-separated statuses; pending or processing only alone")
+LIMIT_QUERY = Query(50, ge=1, le=500)
+OFFSET_QUERY = Query(0, ge=0)
 
 
 @at_both_levels(router.get, "/requests", response_model=list[DeploymentRequestList])
 async def deployment_requests_list(
     project_name: str,
     deployment_name: str,
-    status: str = Query(COMPLETED, description="Comma-separated statuses (pending and processing not together)"),
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    status: str = STATUS_QUERY,
+    limit: int = LIMIT_QUERY,
+    offset: int = OFFSET_QUERY,
     start_date: datetime | None = None,
     end_date: datetime | None = None,
     search_id: str | None = None,
@@ -43,11 +51,32 @@ async def deployment_requests_list(
     services: Services = Depends(get_services),
 ) -> list[DeploymentRequestList]:
     services.registry.check_path(project_name, deployment_name, version)
-    statuses = tuple(s.strip() for s in status.split(",") if s.strip())
     records = services.runner.history(
-        project_name, deployment_name, version, statuses, limit, offset, start_date, end_date, search_id
+        project_name, deployment_name, version, _statuses(status), limit, offset, start_date, end_date, search_id
     )
     return [list_item(r) for r in records]
+
+
+@router.get("/projects/{project_name}/requests", response_model=list[RequestsOverview])
+async def project_requests_list(
+    project_name: str,
+    object_type: str | None = Query(None, description="deployment (the default) or pipeline (none are served)"),
+    status: str = STATUS_QUERY,
+    limit: int = LIMIT_QUERY,
+    offset: int = OFFSET_QUERY,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    search_id: str | None = None,
+    services: Services = Depends(get_services),
+) -> list[RequestsOverview]:
+    """The requests of every deployment of the project, newest first."""
+    services.registry.project(project_name)
+    if object_type not in (None, *OBJECT_TYPES):
+        raise ApiError(400, f"object_type must be one of {', '.join(OBJECT_TYPES)}; got {object_type!r}")
+    records = services.runner.history(
+        project_name, None, None, _statuses(status), limit, offset, start_date, end_date, search_id
+    )
+    return [] if object_type == "pipeline" else [overview_item(r) for r in records]
 
 
 async def stored_request(
@@ -102,16 +131,57 @@ async def deployment_requests_update(
     record: RequestRecord = Depends(stored_request),
     services: Services = Depends(get_services),
 ) -> dict:
-    services.runner.set_status(record, data.get("status"))
-    return {"id": record.id, "status": record.status}
+    return _changed(services.runner.set_status(record, data.get("status")))
 
 
 @at_both_levels(router.delete, "/requests/{request_id}", status_code=204)
 async def deployment_requests_delete(
     record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
 ) -> Response:
-    services.runner.delete(record)
+    await services.runner.delete([record])
     return Response(status_code=204)
+
+
+@at_both_levels(router.post, "/requests/cancel")
+async def deployment_requests_batch_cancel(
+    request: Request,
+    project_name: str,
+    deployment_name: str,
+    status: str | None = Query(None, description="pending or processing: cancel all of them (with an empty body)"),
+    version: str | None = Depends(path_version),
+    services: Services = Depends(get_services),
+) -> list[dict]:
+    """Cancel up to 250 requests by id (all or none), or every pending or processing one; the
+    requests cancelled."""
+    services.registry.check_path(project_name, deployment_name, version)
+    body = await request.body()
+    request_ids = _id_list(parse_json(body)) if body.strip() else []
+    cancelled = services.runner.cancel_many(project_name, deployment_name, version, request_ids, status)
+    return [_changed(record) for record in cancelled]
+
+
+@at_both_levels(router.post, "/requests/delete")
+async def deployment_requests_batch_delete(
+    request: Request,
+    project_name: str,
+    deployment_name: str,
+    version: str | None = Depends(path_version),
+    services: Services = Depends(get_services),
+) -> list[dict]:
+    """Delete up to 250 ended requests by id, with their files: all, or none if any is unknown or unfinished."""
+    services.registry.check_path(project_name, deployment_name, version)
+    records = services.runner.collect(project_name, deployment_name, version,
+                                      _id_list(parse_json(await request.body())), "deleted")
+    await services.runner.delete(records)
+    return [{"id": record.id} for record in records]
+
+
+def _statuses(status: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in status.split(",") if s.strip())
+
+
+def _changed(record: RequestRecord) -> dict:
+    return {"id": record.id, "status": record.status}
 
 
 def _id_list(value: object) -> list[str]:

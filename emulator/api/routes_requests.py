@@ -16,7 +16,6 @@ from fastapi.responses import Response, StreamingResponse
 
 from contract.spec import DataError
 from emulator.api.dependencies import Services, get_services
-from emulator.api.errors import ApiError
 from emulator.api.paths import at_both_levels, path_version
 from emulator.api.request_body import parse_json, read_request_data
 from emulator.api.routes_storage import download_url
@@ -35,11 +34,26 @@ from emulator.state import Deployment, Version, new_id
 router = APIRouter()
 
 TIMEOUT_QUERY = Query(300, ge=10, le=3600, description="Seconds before the request fails (UbiOps: 10 to 3600)")
-BATCH_TIMEOUT_QUERY = Query(14400, ge=10, le=172800, description="Seconds before a batch request fails")
+BATCH_TIMEOUT_QUERY = Query(14400, ge=10, le=172800,
+                            description="Seconds a batch request may run, from when an instance takes it")
 PRIORITY_QUERY = Query(None, ge=0, le=1, description="Accepted for compatibility; the emulator runs requests in order")
+_DATA = {
+    "application/json": {"schema": {"description": "Structured input: an object of the deployment's input fields "
+                                                   "(plain input: a JSON string)"}, "example": {}},
+    "text/plain": {"schema": {"type": "string", "description": "Plain input"}, "example": "hello"},
+    "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True,
+                                       "description": "As `curl -F` sends it (the emulator's convenience): a file "
+                                                      "part per file field, a value per other field"}},
+}
+REQUEST_DATA = {"requestBody": {"required": True, "content": _DATA}}
+"""The body of a request, documented for `/docs` ("Try it out"): the routes read it themselves
+(`request_body`), by its content type, so FastAPI cannot infer it."""
+BATCH_DATA = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "array", "items": {}, "description": "A list of request inputs (or a single one)"},
+    "example": [{}]}}}}
 
 
-@at_both_levels(router.post, "/requests", response_model=DirectRequestResponse)
+@at_both_levels(router.post, "/requests", response_model=DirectRequestResponse, openapi_extra=REQUEST_DATA)
 async def deployment_requests_create(
     request: Request,
     project_name: str,
@@ -57,7 +71,8 @@ async def deployment_requests_create(
     return Response(body.model_dump_json(exclude=None if urls else {"emulator_file_urls"}), media_type="application/json")
 
 
-@at_both_levels(router.post, "/requests/batch", response_model=list[DeploymentRequestBatchCreateResponse])
+@at_both_levels(router.post, "/requests/batch", response_model=list[DeploymentRequestBatchCreateResponse],
+                openapi_extra=BATCH_DATA)
 async def batch_deployment_requests_create(
     request: Request,
     project_name: str,
@@ -67,15 +82,14 @@ async def batch_deployment_requests_create(
     version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
 ) -> list[DeploymentRequestBatchCreateResponse]:
+    """A JSON list of requests, or a single one (as UbiOps also takes), each queued as its own request."""
     deployment, found = _target(services, project_name, deployment_name, version)
     items = parse_json(await request.body())
-    if not isinstance(items, list):
-        raise ApiError(400, "A batch request body is a JSON list of requests")
-    records = services.runner.start_batch(deployment, found, items, timeout)
+    records = services.runner.start_batch(deployment, found, items if isinstance(items, list) else [items], timeout)
     return [batch_item(record) for record in records]
 
 
-@at_both_levels(router.post, "/requests/stream", response_class=StreamingResponse)
+@at_both_levels(router.post, "/requests/stream", response_class=StreamingResponse, openapi_extra=REQUEST_DATA)
 async def deployment_requests_stream(
     request: Request,
     project_name: str,
@@ -116,10 +130,11 @@ def _event(text: str) -> str:
 
 
 def _target(services: Services, project: str, deployment: str, version: str | None) -> tuple[Deployment, Version]:
-    """The deployment and version a request is for; VersionUnavailable (503) before any input is
-    read or stored, when the version cannot run it."""
+    """The deployment and version a request is for; VersionUnavailable or QueueFull (503) before any
+    input is read or stored, when the version cannot run it or its queue is full."""
     found = services.registry.version(project, deployment, version)
     services.runtime.pool(found).check_available()
+    services.runner.check_queue(found)
     return services.registry.deployment(project, deployment), found
 
 

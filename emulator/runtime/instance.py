@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,12 @@ class InstanceTimedOut(InstanceLost):
     reason = "timeout"
 
 
+class InstanceInterrupted(InstanceLost):
+    """The request was cancelled while it ran; the instance was killed to stop its work."""
+
+    reason = "cancelled"
+
+
 class InstanceOverMemory(InstanceLost):
     """The instance passed its memory limit while handling a request and was killed."""
 
@@ -83,10 +90,17 @@ class Launch:
     output_file_fields: dict[str, str] = field(default_factory=dict)
     memory_limit_mb: int | None = None
     """Like a UbiOps instance type's memory: a worker growing past it is stopped and replaced."""
+    project: str = ""
 
     @property
     def name(self) -> str:
         return f"{self.deployment}/{self.version}"
+
+    @property
+    def log_fields(self) -> dict[str, str]:
+        """What each log line about this version's instances carries as fields (`emulator.log_capture`
+        stores the lines that name a project)."""
+        return {"project": self.project, "deployment": self.deployment, "version": self.version}
 
 
 class Instance:
@@ -95,14 +109,17 @@ class Instance:
         self.number = number
         self.python = python
         """The executable of the version's environment (`emulator.runtime.python_envs`)."""
+        self.id = str(uuid.uuid4())
+        """The instance's id in the API (`instances_get`, logs' `instance_id`), kept when its process is replaced."""
         self.label = f"{launch.name} instance {number}"
-        self.log_fields = {"deployment": launch.deployment, "version": launch.version, "instance": number}
-        """What each log line about this instance carries as fields (`--log-format json`)."""
+        self.log_fields = {**launch.log_fields, "instance": number, "instance_id": self.id}
+        """What each log line about this instance carries as fields (`--log-format json`, the stored logs)."""
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._relays: list[asyncio.Task[None]] = []
         self._over_memory = False
+        self._interrupted = False
 
     async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
@@ -115,7 +132,8 @@ class Instance:
         )
         theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=protocol.MAX_MESSAGE_BYTES)
-        self._relays = [asyncio.create_task(self._relay(s)) for s in (self._process.stdout, self._process.stderr) if s]
+        self._relays = [asyncio.create_task(self._relay(stream, name))
+                        for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")) if stream]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
         with contextlib.suppress(ConnectionError):
             await self._send(protocol.Setup(
@@ -149,7 +167,7 @@ class Instance:
 
         Partial output the deployment streams before its reply goes to `on_update`.
         """
-        self._over_memory = False
+        self._over_memory = self._interrupted = False
         watchdog = asyncio.create_task(self._watch_memory()) if self.launch.memory_limit_mb else None
         try:
             async with asyncio.timeout(timeout):
@@ -165,6 +183,9 @@ class Instance:
         finally:
             if watchdog:
                 watchdog.cancel()
+        if self._interrupted:
+            await self._exit_reason()
+            raise InstanceInterrupted("The request was cancelled; its instance was stopped and restarted")
         if reply is None:
             if self._over_memory:
                 await self._exit_reason()
@@ -184,6 +205,14 @@ class Instance:
         log.warning("[%s] over its memory limit of %d MB; stopping it", self.label, self.launch.memory_limit_mb,
                     extra=self.log_fields)
         self._over_memory = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+
+    def interrupt(self) -> None:
+        """Stop the job `run` is waiting for (it was cancelled): the worker is killed, so `run` raises
+        InstanceInterrupted, whatever it received meanwhile, and the instance is replaced."""
+        assert self._process is not None, "the instance was started"
+        self._interrupted = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGKILL)
 
@@ -224,8 +253,9 @@ class Instance:
         log.warning("[%s] stopped: %s", self.label, describe_exit(code), extra=self.log_fields)
         return f"stopped ({describe_exit(code)})"
 
-    async def _relay(self, stream: asyncio.StreamReader) -> None:
-        """Copy the deployment's output to the log, a line at a time, however long its lines."""
+    async def _relay(self, stream: asyncio.StreamReader, name: str) -> None:
+        """Copy the deployment's output (`name`: stdout or stderr) to the log, a line at a time, however
+        long its lines."""
         pending = b""
         while chunk := await stream.read(LOG_LINE_LIMIT):
             *lines, pending = (pending + chunk).split(b"\n")
@@ -233,13 +263,17 @@ class Instance:
                 lines.append(pending)
                 pending = b""
             for line in lines:
-                self._log_output(line.decode(errors="replace"))
+                self._log_output(line.decode(errors="replace"), name)
         if pending:
-            self._log_output(pending.decode(errors="replace"))
+            self._log_output(pending.decode(errors="replace"), name)
 
-    def _log_output(self, line: str) -> None:
-        """One line the deployment printed, with the request it printed it for as a field."""
-        log.info("[%s] %s", self.label, line, extra={**self.log_fields, "request_id": protocol.tagged_request(line)})
+    def _log_output(self, line: str, stream: str) -> None:
+        """One line the deployment printed, with the request it printed it for, the stream and the
+        line as printed (without the request's tag) as fields."""
+        request_id = protocol.tagged_request(line)
+        printed = line[len(protocol.request_tag(request_id)):] if request_id else line
+        log.info("[%s] %s", self.label, line,
+                 extra={**self.log_fields, "request_id": request_id, "stream": stream, "printed": printed})
 
 
 def resident_bytes(pid: int) -> int:

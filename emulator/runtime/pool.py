@@ -9,6 +9,7 @@ has `NoInstances`, which refuses every request with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -35,23 +36,60 @@ class VersionUnavailable(Exception):
 
 
 class InstanceEvents(Protocol):
-    """Told what happens to a pool's instances (`emulator.metrics.Metrics` counts it)."""
+    """Told what happens to a pool's instances (`emulator.metrics.Metrics` counts it,
+    `emulator.instance_history.InstanceHistory` keeps it for the API)."""
 
-    def instance_started(self, launch: Launch, restart: bool) -> None:
-        """An instance is starting; `restart`: it replaces one that was lost."""
+    def instance_started(self, instance: Instance, restart: bool) -> None:
+        """An instance's process is starting; `restart`: it replaces the instance's lost process."""
 
-    def instance_lost(self, launch: Launch, reason: str) -> None:
-        """An instance stopped: `InstanceLost.reason`, or START_FAILED."""
+    def instance_ready(self, instance: Instance) -> None:
+        """An instance's `Deployment.__init__` returned: it takes requests."""
+
+    def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
+        """An instance's process ended unasked: `InstanceLost.reason`, or START_FAILED (then the instance
+        is not restarted); `detail` says what happened, in a sentence."""
+
+    def instance_stopped(self, instance: Instance) -> None:
+        """An instance was stopped for good: its version was replaced, deleted, or the emulator stops."""
 
 
 class NoEvents:
     """Nobody listening."""
 
-    def instance_started(self, launch: Launch, restart: bool) -> None:
+    def instance_started(self, instance: Instance, restart: bool) -> None:
         pass
 
-    def instance_lost(self, launch: Launch, reason: str) -> None:
+    def instance_ready(self, instance: Instance) -> None:
         pass
+
+    def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
+        pass
+
+    def instance_stopped(self, instance: Instance) -> None:
+        pass
+
+
+class EveryListener:
+    """Tells each of several listeners, in order."""
+
+    def __init__(self, *listeners: InstanceEvents) -> None:
+        self._listeners = listeners
+
+    def instance_started(self, instance: Instance, restart: bool) -> None:
+        for listener in self._listeners:
+            listener.instance_started(instance, restart)
+
+    def instance_ready(self, instance: Instance) -> None:
+        for listener in self._listeners:
+            listener.instance_ready(instance)
+
+    def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
+        for listener in self._listeners:
+            listener.instance_lost(instance, reason, detail)
+
+    def instance_stopped(self, instance: Instance) -> None:
+        for listener in self._listeners:
+            listener.instance_stopped(instance)
 
 
 NO_EVENTS = NoEvents()
@@ -63,10 +101,13 @@ class Ticket:
 
     job: Job
     timeout: float
-    deadline: float
+    deadline: float | None
+    """When the job must be answered: `timeout` after it was given, or (None until then) after an instance took it."""
     on_start: Callable[[int], None] | None = None
     on_update: Callable[[str], None] | None = None
-    started: bool = False
+    instance: Instance | None = None
+    """The instance running the job, while it runs."""
+    taken: asyncio.Event = field(default_factory=asyncio.Event)
     future: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -87,6 +128,8 @@ class InstancePool:
         self._running: set[Ticket] = set()
         self._settled = asyncio.Event()
         """Set once the status is no longer STARTING."""
+        self._built = asyncio.Event()
+        """Set once the environment is built (or the pool failed): the instances start next."""
         self._idle = asyncio.Event()
         """Set while no job is running."""
         self._idle.set()
@@ -101,14 +144,18 @@ class InstancePool:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        fields = {"deployment": self.launch.deployment, "version": self.launch.version}
         try:
-            python = await self.environments.prepare(self.launch.python_environment, fields)
+            python = await self.environments.prepare(self.launch.python_environment, self.launch.log_fields)
         except (EnvironmentBuildError, OSError) as exc:  # OSError: the cache folder cannot be written, say
             self._fail(f"{self.launch.name} is unavailable: its environment could not be built: {exc}")
             return
+        self._built.set()
         self._instances = [Instance(self.launch, n + 1, python) for n in range(self.count)]
         await asyncio.gather(*(self._serve(instance) for instance in self._instances))
+
+    async def environment_built(self) -> None:
+        """Return once the version's environment is ready (the instances start next) or the pool failed."""
+        await self._built.wait()
 
     async def started(self) -> None:
         """Return once the instances are ready (`available`) or cannot start (`unavailable`)."""
@@ -120,31 +167,47 @@ class InstancePool:
         timeout: float,
         on_start: Callable[[int], None] | None = None,
         on_update: Callable[[str], None] | None = None,
+        timed_in_queue: bool = True,
     ) -> Reply:
         """Run one job on the first free instance; the worker's reply, or an `Error`.
 
         `on_start` is called with the instance's number when one takes the job, `on_update` with each
-        partial output the deployment streams. A job an instance has taken is timed by that instance (which is
-        then replaced); this timeout ends a job still waiting in the queue, and bounds the wait
-        for a running one's answer. Cancelling the caller withdraws a job that is still waiting.
+        partial output the deployment streams. The timeout counts from now, waiting in the queue
+        included (a direct request), or, with `timed_in_queue=False`, from when an instance takes the
+        job (a batch request, which waits for an instance as long as it must). A job an instance has
+        taken is timed by that instance (which is then replaced); the pool's own bound only ends a job
+        still queued and guarantees no caller waits forever. Cancelling the caller withdraws the job:
+        a queued one is dropped, a running one's instance is stopped and replaced.
         """
         self.check_available()
-        ticket = Ticket(job, timeout, time.monotonic() + timeout, on_start, on_update)
+        ticket = Ticket(job, timeout, time.monotonic() + timeout if timed_in_queue else None, on_start, on_update)
         self.adopt(ticket)
         try:
-            return await asyncio.wait_for(asyncio.shield(ticket.future), timeout)
+            if ticket.deadline is None:
+                await _taken_or_answered(ticket)
+            return await self._answer(ticket)
         except asyncio.CancelledError:
             ticket.future.cancel()
+            if ticket.instance is not None:
+                ticket.instance.interrupt()
             raise
-        except TimeoutError:
-            if not ticket.started:
-                ticket.future.cancel()
-                return Error(f"The request timed out after {timeout:g} seconds waiting for a free instance")
+
+    async def _answer(self, ticket: Ticket) -> Reply:
+        """The reply by the ticket's deadline; past it, an `Error` for a job still queued, or, after a
+        grace period, for one whose instance did not answer."""
+        if ticket.future.done():
+            return ticket.future.result()
+        assert ticket.deadline is not None, "set when the job was given or taken"
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(ticket.future), ticket.deadline - time.monotonic())
+        if not ticket.taken.is_set():
+            ticket.future.cancel()
+            return Error(f"The request timed out after {ticket.timeout:g} seconds waiting for a free instance")
         try:
             return await asyncio.wait_for(asyncio.shield(ticket.future), REPLY_GRACE_SECONDS)
         except TimeoutError:
             ticket.future.cancel()
-            return Error(f"The request timed out after {timeout:g} seconds and its instance did not answer")
+            return Error(f"The request timed out after {ticket.timeout:g} seconds and its instance did not answer")
 
     @property
     def queued(self) -> int:
@@ -192,16 +255,21 @@ class InstancePool:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.gather(*(i.stop() for i in self._instances), return_exceptions=True)
+        for instance in self._instances:
+            self.events.instance_stopped(instance)
 
     async def _serve(self, instance: Instance) -> None:
         if not await self._start(instance):
             return
         while True:
             ticket = await self._queue.get()
+            if ticket.deadline is None:
+                ticket.deadline = time.monotonic() + ticket.timeout
             remaining = ticket.deadline - time.monotonic()
             if ticket.future.done() or remaining <= 0:
                 continue
-            ticket.started = True
+            ticket.instance = instance
+            ticket.taken.set()
             self._running.add(ticket)
             self._idle.clear()
             if ticket.on_start:
@@ -211,10 +279,11 @@ class InstancePool:
                 reply = await instance.run(ticket.job, remaining, ticket.on_update)
             except InstanceLost as exc:
                 lost = True
-                self.events.instance_lost(self.launch, exc.reason)
                 reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
                               if isinstance(exc, InstanceTimedOut) else str(exc))
+                self.events.instance_lost(instance, exc.reason, reply.error)
             finally:
+                ticket.instance = None
                 self._running.discard(ticket)
                 if not self._running:
                     self._idle.set()
@@ -223,22 +292,24 @@ class InstancePool:
                 return
 
     async def _start(self, instance: Instance, restart: bool = False) -> bool:
-        self.events.instance_started(self.launch, restart)
+        self.events.instance_started(instance, restart)
         try:
             self.capabilities = await instance.start()
         except InstanceStartError as exc:
-            self.events.instance_lost(self.launch, START_FAILED)
+            self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {exc}")
             self._fail(f"{self.launch.name} is unavailable: the deployment failed to start ({exc}); see the emulator log")
             return False
+        self.events.instance_ready(instance)
         if self.status == STARTING:
             self.status = AVAILABLE
             self._settled.set()
         return True
 
     def _fail(self, error: str) -> None:
-        log.error("%s", error, extra={"deployment": self.launch.deployment, "version": self.launch.version})
+        log.error("%s", error, extra=self.launch.log_fields)
         self.status, self.error = UNAVAILABLE, error
         self._settled.set()
+        self._built.set()
         while not self._queue.empty():
             _settle(self._queue.get_nowait(), Error(error))
 
@@ -260,7 +331,7 @@ class NoInstances:
         raise VersionUnavailable(self.error)
 
     async def submit(self, job: Job, timeout: float, on_start: Callable[[int], None] | None = None,
-                     on_update: Callable[[str], None] | None = None) -> Reply:
+                     on_update: Callable[[str], None] | None = None, timed_in_queue: bool = True) -> Reply:
         raise VersionUnavailable(self.error)
 
     def adopt(self, ticket: Ticket) -> None:
@@ -275,6 +346,15 @@ class NoInstances:
 
 
 Instances = InstancePool | NoInstances
+
+
+async def _taken_or_answered(ticket: Ticket) -> None:
+    """Wait, however long, until an instance takes the job or it is answered (its pool closed)."""
+    taken = asyncio.ensure_future(ticket.taken.wait())
+    try:
+        await asyncio.wait((taken, ticket.future), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        taken.cancel()
 
 
 def _settle(ticket: Ticket, reply: Reply) -> None:

@@ -326,8 +326,8 @@ function showFailure(error) {
 // ---- The request history, followed live while any request in it is unfinished.
 
 async function recentRequests() {
-  // The history filters by status, and pending cannot be asked for together with processing.
-  const lists = await Promise.all(["processing,completed,failed,cancelled", "pending"].map((status) =>
+  // The history filters by status, and pending or processing can only be asked for alone.
+  const lists = await Promise.all(["completed,failed,cancelled", "processing", "pending"].map((status) =>
     call(`${deploymentPath()}/requests?status=${status}&limit=${HISTORY_SIZE}`)));
   const byId = new Map(lists.flat().map((r) => [r.id, r]));
   return [...byId.values()].sort((a, b) => b.time_created.localeCompare(a.time_created)).slice(0, HISTORY_SIZE);

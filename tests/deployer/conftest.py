@@ -55,16 +55,18 @@ class Project:
         """The project's emulator test passes when the package answers x=21 with this y."""
         (self.root / "emulator_check.py").write_text(EMULATOR_CHECK.format(project=PROJECT, deployment=self.deployment, expected=y_for_21))
 
-    def run(self, *args: str, emulator: Emulator | None = None, token: str = TOKEN) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    def run(self, *args: str, emulator: Emulator | None = None, token: str = TOKEN,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """`python -m deployer` in the project, with the token, and `env` added to its environment."""
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}, **(env or {})}
         env["UBIOPS_API_TOKEN"] = token
         if emulator is not None:
             env["UBIOPS_API_HOST"] = emulator.api
         return subprocess.run([sys.executable, "-m", "deployer", *args], cwd=self.root, env=env, capture_output=True,
                               text=True, timeout=DEPLOYER_SECONDS, stdin=subprocess.DEVNULL)
 
-    def push_json(self, *args: str, emulator: Emulator) -> dict:
-        result = self.run("--output", "json", "push", *args, emulator=emulator)
+    def push_json(self, *args: str, emulator: Emulator, env: dict[str, str] | None = None) -> dict:
+        result = self.run("--output", "json", "push", *args, emulator=emulator, env=env)
         assert result.returncode == 0, result.stdout + result.stderr
         return json.loads(result.stdout)
 

@@ -38,7 +38,7 @@ def zip_of(files: dict[str, str]) -> bytes:
 
 def wait_for(api, deployment: str, version: str, revision: str):
     deadline = time.monotonic() + 30
-    while (found := api.revisions_get(PROJECT, deployment, revision, version)).status in ("queued", "building"):
+    while (found := api.revisions_get(PROJECT, deployment, revision, version)).status in ("queued", "building", "deploying"):
         assert time.monotonic() < deadline, found
         time.sleep(0.05)
     return found

@@ -91,6 +91,15 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     ({"labels": {"team": 1}}, "[tool.deployer] labels must be a table of strings"),
     ({"minimum_instances": 3, "maximum_instances": 2}, "minimum_instances (3) exceeds maximum_instances (2)"),
     ({"max_version": 3}, "unknown [tool.deployer] key(s) max_version"),
+    ({"environment_variables": {"bad-name": "x"}},
+     "[tool.deployer] environment_variables has names that are not environment variable names ('bad-name'): use letters"),
+    ({"environment_variables": {"FACTOR": 2}}, "[tool.deployer] environment_variables must be a table of strings"),
+    ({"secrets": "API_KEY"}, "[tool.deployer] secrets must be a list of names"),
+    ({"secrets": ["_HIDDEN", 5]}, "[tool.deployer] secrets has names that are not environment variable names ('_HIDDEN', 5)"),
+    ({"environment_variables_level": "project"}, "[tool.deployer] environment_variables_level must be one of version, deployment"),
+    ({"environment_variables": {"API_KEY": "x"}, "secrets": ["API_KEY"]},
+     "[tool.deployer] API_KEY named more than once in environment_variables and secrets"),
+    ({"secrets": ["API_KEY", "API_KEY"]}, "[tool.deployer] API_KEY named more than once"),
     ({"environment": "python3-8"}, "[tool.deployer] environment must be one of UbiOps' base environments: python3-9, "),
 ])
 def test_config_errors_are_one_line_naming_the_key(project, settings, message):

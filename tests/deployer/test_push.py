@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -49,6 +51,29 @@ def test_text_output_shows_progress_and_never_the_token(project, remote_ubiops):
     assert "check passed" in result.stdout and "build success" in result.stdout and "version: v1" in result.stdout
     assert TOKEN not in result.stdout + result.stderr
     assert TOKEN.encode() not in next((project.root / "dist").glob("*.zip")).read_bytes()
+
+
+def test_on_a_terminal_the_build_wait_is_one_line_redrawn_in_place(project, remote_ubiops):
+    """Run under a pseudo-terminal, as in a shell: the wait's seconds tick on one redrawn line."""
+    (project.package / "deployment.py").write_text(
+        "import time\n\nclass Deployment:\n    def __init__(self):\n        time.sleep(3)\n"
+        "    def request(self, data):\n        return {'y': data['x'] * 2}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    env.update(UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=remote_ubiops.api)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "deployer", "push", "--skip-tests"], cwd=project.root, env=env,
+                               stdout=terminal, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(terminal)
+    shown = b""
+    with contextlib.suppress(OSError):  # the terminal closes (EIO) when the deployer has exited
+        while chunk := os.read(controller, 4096):
+            shown += chunk
+    os.close(controller)
+    assert process.wait(timeout=120) == 0, process.stderr.read() if process.stderr else ""
+    text = shown.decode()
+    assert "\r\x1b[K  build still deploying (" in text, text
+    assert "  build deploying (" in text and "  build success (" in text
+    assert "\n  build success (" in text, "a status change starts a line of its own"
 
 
 def test_version_cap_stops_naming_the_oldest_and_prune_deletes_them(project, remote_ubiops):

@@ -1,36 +1,19 @@
 """In process: the rules of request history, which live in the requests backend (`RequestRunner`) over
 its SQLite store — what each retention mode keeps, which filters are refused, what may be cancelled
-or deleted, and that an interrupted request is failed at the next start. No server, no instances."""
+or deleted, a version's full queue, which requests the retention sweep deletes, and that an
+interrupted request is failed at the next start. No server, no instances."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
 
 import pytest
 
-from contract.requests import COMPLETED, FAILED, PROCESSING
+from contract.requests import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING
 from contract.spec import Spec
-from emulator.exceptions import NotAllowed, NotFound
-from emulator.metrics import Metrics
-from emulator.request_runner import BATCH, DIRECT, RequestRunner
-from emulator.request_store import RequestStore
-from emulator.runtime.manager import Runtime
-from emulator.runtime.python_envs import EnvironmentBuilder
+from emulator.exceptions import NotAllowed, NotFound, QueueFull
+from emulator.request_runner import BATCH, DIRECT
 from emulator.state import Deployment, Version
-from emulator.storage import Storage
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[RequestStore]:
-    store = RequestStore(tmp_path / "requests.sqlite3")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def runner(tmp_path, store) -> RequestRunner:
-    return RequestRunner(Storage(tmp_path / "data"), store, Runtime(EnvironmentBuilder()), Metrics())
-
 
 DEPLOYMENT = Deployment("d", "p", Spec(), Spec())
 
@@ -69,7 +52,9 @@ def test_a_request_is_found_only_under_its_own_names(runner):
 
 
 @pytest.mark.parametrize("statuses, message", [
-    (("pending", "processing"), "pending and processing cannot be combined in one status filter"),
+    (("pending", "processing"), "pending cannot be combined with other statuses in one status filter"),
+    (("completed", "pending"), "pending cannot be combined with other statuses"),
+    (("processing", "failed"), "processing cannot be combined with other statuses"),
     (("done",), "Unknown status done"),
 ])
 def test_refused_history_filters(runner, statuses, message):
@@ -77,18 +62,66 @@ def test_refused_history_filters(runner, statuses, message):
         runner.history("p", "d", None, statuses, 50, 0, None, None, None)
 
 
-def test_unfinished_requests_cannot_be_deleted_and_only_pending_batch_ones_cancelled(runner):
+def test_unfinished_requests_cannot_be_deleted_and_ended_ones_cannot_be_cancelled(runner):
     record = runner.new_record(DEPLOYMENT, version("full"), "r1", "x", 60, DIRECT)
     with pytest.raises(NotAllowed, match="r1 is pending; cancel it or wait before deleting it"):
-        runner.delete(record)
-    with pytest.raises(NotAllowed, match="only pending batch requests can be cancelled"):
-        runner.set_status(record, "cancelled")
+        asyncio.run(runner.delete([record]))
     with pytest.raises(NotAllowed, match=r'Only \{"status": "cancelled"\}'):
         runner.set_status(record, COMPLETED)
-    runner.fail(record, "done with it")
-    runner.delete(record)
+    assert runner.set_status(runner.find("p", "d", None, "r1"), CANCELLED).status == CANCELLED
+    ended = runner.find("p", "d", None, "r1")
+    assert (ended.status, ended.time_started) == (CANCELLED, None) and ended.time_completed is not None
+    with pytest.raises(NotAllowed, match="r1 is cancelled; only pending and processing requests can be cancelled"):
+        runner.set_status(ended, CANCELLED)
+    asyncio.run(runner.delete([ended]))
     with pytest.raises(NotFound):
         runner.find("p", "d", None, "r1")
+
+
+def test_deleting_a_request_deletes_its_files_and_a_bad_one_stops_the_whole_batch(runner):
+    kept, ended = (runner.new_record(DEPLOYMENT, version("full"), name, "x", 60, DIRECT) for name in ("r1", "r2"))
+    runner.fail(ended, "done")
+    output = runner.storage.request_output_dir("r2") / "out.txt"
+    output.parent.mkdir(parents=True)
+    output.write_text("result")
+    with pytest.raises(NotAllowed, match="r1 is pending"):
+        asyncio.run(runner.delete([ended, kept]))
+    assert output.exists(), "nothing of a refused batch is deleted"
+    asyncio.run(runner.delete([ended]))
+    assert not runner.storage.request_dir("r2").exists()
+
+
+def test_cancel_many_takes_ids_or_a_status_filter_not_both(runner):
+    first, second, other = (runner.new_record(DEPLOYMENT, version("full"), name, "x", 60, BATCH) for name in ("a", "b", "c"))
+    runner.fail(other, "ended")
+    with pytest.raises(NotAllowed, match="not both"):
+        runner.cancel_many("p", "d", None, ["a"], "pending")
+    with pytest.raises(NotAllowed, match="cancelled by status; got status=completed"):
+        runner.cancel_many("p", "d", None, [], "completed")
+    with pytest.raises(NotAllowed, match="or status=pending or status=processing with an empty body"):
+        runner.cancel_many("p", "d", None, [], None)
+    with pytest.raises(NotAllowed, match="c is failed"):
+        runner.cancel_many("p", "d", None, ["a", "c"], None)
+    with pytest.raises(NotFound):
+        runner.cancel_many("p", "d", None, ["a", "nope"], None)
+    with pytest.raises(NotAllowed, match="At most 250 request ids can be cancelled at once; got 251"):
+        runner.cancel_many("p", "d", None, ["a"] * 251, None)
+    assert first.status == PENDING, "nothing of a refused call is cancelled"
+    assert [r.id for r in runner.cancel_many("p", "d", "v1", [], "pending")] == ["a", "b"]
+    assert (first.status, second.status) == (CANCELLED, CANCELLED)
+
+
+def test_a_full_queue_refuses_more_requests_until_one_is_taken(runner):
+    limited = Version("v1", None, {}, settings={"maximum_queue_size": 2})
+    runner.check_queue(limited, 2)
+    waiting = runner.new_record(DEPLOYMENT, limited, "r1", "x", 60, DIRECT)
+    with pytest.raises(QueueFull, match="1 requests wait for an instance and its maximum_queue_size is 2"):
+        runner.check_queue(limited, 2)
+    runner.new_record(DEPLOYMENT, limited, "r2", "x", 60, DIRECT)
+    with pytest.raises(QueueFull):
+        runner.check_queue(limited)
+    runner.fail(waiting, "ended")
+    runner.check_queue(limited)
 
 
 def test_requests_unfinished_at_a_stop_are_failed_at_the_next_start(tmp_path, runner, store):

@@ -27,9 +27,10 @@ async def pools() -> AsyncIterator[Callable[..., InstancePool]]:
     """Make unstarted pools of a package under tests/packages; all are closed after the test."""
     made: list[InstancePool] = []
 
-    def make(package: str, count: int = 1, events: InstanceEvents = NO_EVENTS) -> InstancePool:
+    def make(package: str, count: int = 1, events: InstanceEvents = NO_EVENTS, memory_limit_mb: int | None = None
+             ) -> InstancePool:
         launch = Launch(deployment="tests", version=package, package_dir=PACKAGES / package, deployment_file="deployment.py",
-                        environment={}, init_context={},
+                        environment={}, init_context={}, memory_limit_mb=memory_limit_mb, project="runtime-tests",
                         python_environment=PythonEnvironment(OWN_ENVIRONMENT, PACKAGES / package))
         made.append(InstancePool(launch, count, EnvironmentBuilder(), events))
         return made[-1]

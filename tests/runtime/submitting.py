@@ -21,8 +21,9 @@ async def running(pool: InstancePool, job: Job, timeout: float = TIMEOUT) -> asy
     return task
 
 
-async def queued(pool: InstancePool, job: Job, timeout: float = TIMEOUT) -> asyncio.Task[Reply]:
+async def queued(pool: InstancePool, job: Job, timeout: float = TIMEOUT, timed_in_queue: bool = True
+                 ) -> asyncio.Task[Reply]:
     """Submit `job` and return once it is in the pool's queue (submit queues before its first wait)."""
-    task = asyncio.create_task(pool.submit(job, timeout))
+    task = asyncio.create_task(pool.submit(job, timeout, timed_in_queue=timed_in_queue))
     await asyncio.sleep(0)
     return task

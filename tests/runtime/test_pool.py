@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from harness import metric_values
 from submitting import TIMEOUT, queued, running
 
+from emulator.metrics import Metrics
 from emulator.runtime.pool import AVAILABLE, STARTING, UNAVAILABLE, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
 
@@ -88,3 +90,29 @@ async def test_closing_answers_the_running_queued_and_later_jobs_with_the_reason
     await pool.close("Version v1 was deleted before this request finished")
     gone = Error("Version v1 was deleted before this request finished")
     assert (await busy, await waiting, await pool.submit(job({"mode": "ok"}), TIMEOUT)) == (gone, gone, gone)
+
+
+async def test_a_job_timed_from_its_start_waits_in_the_queue_longer_than_its_timeout(pools, job):
+    """A batch request's timeout counts from when an instance takes it, as on UbiOps."""
+    pool = pools("crashing")
+    pool.start()
+    busy = await running(pool, job({"mode": "sleep 1.5"}))
+    waiting = await queued(pool, job({"mode": "ok"}), timeout=0.5, timed_in_queue=False)
+    assert isinstance(await busy, Result)
+    assert isinstance(await asyncio.wait_for(waiting, TIMEOUT), Result)
+
+
+async def test_withdrawing_a_running_job_stops_its_instance_which_is_replaced(pools, job):
+    metrics = Metrics()
+    pool = pools("crashing", events=metrics)
+    pool.start()
+    before = await pool.submit(job({"mode": "ok"}), TIMEOUT)
+    busy = await running(pool, job({"mode": "sleep 60"}))
+    busy.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await busy
+    after = await pool.submit(job({"mode": "ok"}), TIMEOUT)
+    assert isinstance(after, Result) and after.result["pid"] != before.result["pid"]
+    lost = metric_values(metrics.exposition().decode())("ubiops_emulator_instance_crashes_total", deployment="tests",
+                                                         version="crashing", reason="cancelled")
+    assert lost == 1

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.names import MAX_NAME_LENGTH, NAME_PATTERN
-from contract.requests import KEEP_ALL, RetentionMode
+from contract.requests import KEEP_ALL, MAX_RETENTION_TIME, RETENTION_TIME, RetentionMode
 from contract.spec import Spec
 from contract.versions import IDLE_TIME_RANGE, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
@@ -72,7 +72,7 @@ class VersionSettings(Body):
     maximum_idle_time: int | None = Field(None, ge=IDLE_TIME_RANGE[0], le=IDLE_TIME_RANGE[1])
     description: str | None = Description
     labels: dict[str, str] | None = None
-    request_retention_time: int | None = Field(None, ge=0)
+    request_retention_time: int | None = Field(None, ge=0, le=MAX_RETENTION_TIME)
     request_retention_mode: RetentionMode | None = None
     maximum_queue_size: int | None = Field(None, ge=0)
     restart_request_interruption: bool | None = None
@@ -151,7 +151,7 @@ class DeploymentVersionDetail(BaseModel):
     labels: dict[str, str] = {}
     creation_date: datetime
     last_updated: datetime
-    request_retention_time: int = 604800
+    request_retention_time: int = RETENTION_TIME
     request_retention_mode: str = KEEP_ALL
     maximum_queue_size: int | None = None
     restart_request_interruption: bool = False

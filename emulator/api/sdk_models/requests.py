@@ -56,6 +56,21 @@ class DeploymentRequestSingleDetail(DeploymentRequestDetail):
     origin: dict[str, str] = {"created_by": "emulator"}
 
 
+class RequestsOverview(BaseModel):
+    """A request in a project's list (`project_requests_list`): a deployment's, as no pipelines are served."""
+
+    id: str
+    deployment: str | None = None
+    pipeline: str | None = None
+    version: str
+    status: str
+    time_created: datetime
+    time_started: datetime | None = None
+    time_completed: datetime | None = None
+    input_size: int | None = None
+    output_size: int | None = None
+
+
 def create_response(record: RequestRecord) -> DeploymentRequestCreateResponse:
     return DeploymentRequestCreateResponse(**_fields(record, DeploymentRequestCreateResponse))
 
@@ -70,6 +85,10 @@ def batch_item(record: RequestRecord) -> DeploymentRequestBatchCreateResponse:
 
 def list_item(record: RequestRecord) -> DeploymentRequestList:
     return DeploymentRequestList(**_fields(record, DeploymentRequestList))
+
+
+def overview_item(record: RequestRecord) -> RequestsOverview:
+    return RequestsOverview(**_fields(record, RequestsOverview))
 
 
 Detail = TypeVar("Detail", bound=DeploymentRequestDetail)

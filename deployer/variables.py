@@ -1,0 +1,79 @@
+"""The environment variables `[tool.deployer]` gives the deployment, set as part of `push` (and on the
+emulated version by `check`): plain values from the config, and secrets, named in the config, whose
+values are read from the local environment when the deployer runs.
+
+A secret's value lives only in this process and in the call that sets it: it is masked in `--dry-run`
+(`deployer.client`), never printed in progress or summaries, and a package file holding it is
+refused (`deployer.bundle`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ubiops
+
+from contract.config import DeployerConfig
+from deployer.client import Api
+from deployer.errors import DeployerError
+
+
+@dataclass(frozen=True)
+class ConfiguredVariable:
+    name: str
+    value: str = field(repr=False)
+    secret: bool = False
+
+
+def secret_values(config: DeployerConfig) -> dict[str, str]:
+    """The configured secrets the local environment holds (an empty value counts as missing: CI systems
+    give an undefined secret as one)."""
+    return {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
+
+
+def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:
+    """Every variable to set; DeployerError naming each secret the local environment lacks, before
+    anything is built, tested or uploaded."""
+    values = secret_values(config)
+    missing = [name for name in config.secrets if name not in values]
+    if missing:
+        raise DeployerError(f"{', '.join(missing)} (named in [tool.deployer] secrets) not set in the local environment: "
+                            f"export {'them' if len(missing) > 1 else 'it'} before running the deployer")
+    return [*(ConfiguredVariable(name, value) for name, value in config.environment_variables.items()),
+            *(ConfiguredVariable(name, values[name], secret=True) for name in config.secrets)]
+
+
+def ship_variables(api: Api, config: DeployerConfig, version: str, variables: list[ConfiguredVariable],
+                   exists: bool, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Create the variables on the version or the deployment (`environment_variables_level`), or update
+    those it already sets itself (`exists`: it may set some) whose value may differ: every secret, as
+    its value cannot be read back. Variables it sets that the config does not name are left alone.
+    What was done with each, by name (never a value)."""
+    on_version = config.environment_variables_level == "version"
+    target = f"version {version}" if on_version else f"deployment {config.deployment}"
+    where = f"version {version!r}" if on_version else f"deployment {config.deployment!r}"
+    prefix = "deployment_version" if on_version else "deployment"
+    level = {"project_name": config.project, "deployment_name": config.deployment, **({"version": version} if on_version else {})}
+    current = {v.name: v for v in api.read(where, f"{prefix}_environment_variables_list", **level) or []
+               if v.inheritance_type is None} if exists else {}
+    done = []
+    for variable in variables:
+        data = ubiops.EnvironmentVariableCreate(name=variable.name, value=variable.value, secret=variable.secret)
+        found = current.get(variable.name)
+        if found is None:
+            api.write(where, f"{prefix}_environment_variables_create", **level, data=data)
+            action = "create"
+        elif found.secret or variable.secret or found.value != variable.value:
+            api.write(where, f"{prefix}_environment_variables_update", **level, id=found.id, data=data)
+            action = "update"
+        else:
+            action = "unchanged"
+        if not api.dry_run:
+            source = " (secret, from the local environment)" if variable.secret else ""
+            say(f"{variable.name}{source}: {'unchanged' if action == 'unchanged' else 'set'} on {target}")
+        done.append({"name": variable.name, "secret": variable.secret, "level": config.environment_variables_level,
+                     "action": action})
+    return done

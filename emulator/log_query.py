@@ -1,0 +1,236 @@
+"""What `logs_list` asks for, read into SQL for `emulator.log_store`: its `query` (the part of
+Grafana's LogQL that UbiOps documents) and its time window (`start`, `end`).
+
+The query is a chain of stages, each one a further condition:
+- line filters: `|= "text"` (contains), `!= "text"` (does not), `|~ "regex"`, `!~ "regex"`;
+- label filters after `|`: `label = "v"`, `!=`, `=~` (the whole value matches), `!~`, joined by
+  `and` and `or` (`and` binds first); a new `|` starts a new stage.
+Strings are in double quotes (with JSON's escapes) or backticks (taken as they are). The labels are
+UbiOps' (`LABELS`); those the emulator never sets (pipelines, environments…) are empty, as LogQL treats
+a missing label. Anything else is refused with a message that says where and why.
+
+The window: `start` and `end` together (ISO 8601, or a timestamp in seconds or nanoseconds); `start`
+is included, `end` is not; `start` after `end` searches backward (newest first). Neither: the last 24
+hours, newest first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from emulator.exceptions import NotAllowed
+
+STORED_LABELS = ("deployment_name", "deployment_version", "deployment_version_revision_id", "instance_id",
+                 "deployment_request_id", "system", "level")
+"""The labels each stored line has a column for, named as the label."""
+LABELS = (*STORED_LABELS, "deployment_id", "deployment_version_id", "process_id", "environment_name", "environment_tag",
+          "environment_build_id", "pipeline_id", "pipeline_name", "pipeline_version_id", "pipeline_version",
+          "pipeline_object_id", "pipeline_object_name", "pipeline_request_id", "webhook_name")
+"""Every label UbiOps' `logs_list` documents (the SDK's docstring, the CLI's `LOG_FILTERS`)."""
+DEFAULT_HOURS = 24
+NANOSECONDS = 1_000_000_000
+SECONDS_BELOW = 10**11
+"""A number below this is a timestamp in seconds (until the year 5138)…"""
+NANOSECONDS_FROM = 10**17
+"""…and one from this on is in nanoseconds (since 1973); one between is refused as ambiguous."""
+LATEST = 2**63 - 1
+"""The latest timestamp (ns) SQLite can hold (in 2262): later ones, and those before 1970, are clamped."""
+
+_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<string>"(?:[^"\\]|\\.)*"|`[^`]*`)
+  | (?P<op>\|=|\|~|!=|!~|=~|==|=|\|)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+""", re.VERBOSE)
+_LINE_FILTERS = {"|=": "instr(log, ?) > 0", "!=": "instr(log, ?) = 0",
+                 "|~": "line_matches(?, log)", "!~": "NOT line_matches(?, log)"}
+_LABEL_MATCHERS = {"=": "{label} = ?", "==": "{label} = ?", "!=": "{label} != ?",
+                   "=~": "label_matches(?, {label})", "!~": "NOT label_matches(?, {label})"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A SQL condition on the `logs` table and its parameters."""
+
+    sql: str
+    params: tuple[object, ...] = ()
+
+
+@dataclass(frozen=True)
+class Window:
+    """Timestamps (ns) from `first` to `last`, both included, in the order asked."""
+
+    first: int
+    last: int
+    newest_first: bool
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    position: int
+
+
+def parse_query(query: str) -> Condition:
+    """The condition a `query` sets (true for an empty one); NotAllowed says what does not parse."""
+    return _Parser(_tokens(query)).query()
+
+
+def time_window(start: str | None, end: str | None, now_ns: int) -> Window:
+    """The timestamps `start` and `end` select (both or neither)."""
+    if (start is None) != (end is None):
+        raise NotAllowed("start and end must be given together (neither: the last 24 hours)")
+    if start is None or end is None:
+        return Window(now_ns - DEFAULT_HOURS * 3600 * NANOSECONDS + 1, now_ns, newest_first=True)
+    start_ns, end_ns = (min(max(_timestamp(name, value), 0), LATEST) for name, value in (("start", start), ("end", end)))
+    if start_ns <= end_ns:
+        return Window(start_ns, end_ns - 1, newest_first=False)
+    return Window(end_ns + 1, start_ns, newest_first=True)
+
+
+def label_matches(pattern: str, value: str | None) -> bool:
+    """LogQL's `=~`: the pattern matches the whole value (a missing label is empty)."""
+    return re.fullmatch(pattern, value or "") is not None
+
+
+def line_matches(pattern: str, line: str) -> bool:
+    """LogQL's `|~`: the pattern matches somewhere in the line."""
+    return re.search(pattern, line) is not None
+
+
+def _timestamp(name: str, value: str) -> int:
+    text = value.strip()
+    if re.fullmatch(r"\d+", text):
+        number = int(text)
+        if number < SECONDS_BELOW:
+            return number * NANOSECONDS
+        if number >= NANOSECONDS_FROM:
+            return number
+        raise NotAllowed(f"{name}: {value!r} is neither a timestamp in seconds nor one in nanoseconds")
+    if match := re.fullmatch(r"(\d+)\.(\d*)", text):
+        return int(match[1]) * NANOSECONDS + int(match[2][:9].ljust(9, "0"))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise NotAllowed(f"{name}: {value!r} is not an ISO 8601 date, nor a timestamp in seconds or nanoseconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+
+
+def _tokens(query: str) -> list[Token]:
+    tokens, position = [], 0
+    while position < len(query):
+        match = _TOKEN.match(query, position)
+        if match is None:
+            raise NotAllowed(f"query: unexpected {query[position:position + 10]!r} at position {position}")
+        if match.lastgroup != "space":
+            tokens.append(Token(match.lastgroup or "", match.group(), position))
+        position = match.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, tokens: list[Token]) -> None:
+        self._tokens = tokens
+        self._next = 0
+
+    def query(self) -> Condition:
+        stages = []
+        while (token := self._peek()) is not None:
+            if token.kind == "op" and token.text in _LINE_FILTERS:
+                self._next += 1
+                stages.append(self._line_filter(token.text))
+            elif token.kind == "op" and token.text == "|":
+                self._next += 1
+                stages.append(self._any_of())
+            else:
+                raise self._error("expected a line filter (|= != |~ !~) or | and a label filter")
+        return _join(stages, "AND") if stages else Condition("1")
+
+    def _line_filter(self, op: str) -> Condition:
+        text = self._string()
+        if op in ("|~", "!~"):
+            _check_regex(text)
+        return Condition(_LINE_FILTERS[op], (text,))
+
+    def _any_of(self) -> Condition:
+        alternatives = [self._all_of()]
+        while self._word("or"):
+            alternatives.append(self._all_of())
+        return _join(alternatives, "OR")
+
+    def _all_of(self) -> Condition:
+        matchers = [self._matcher()]
+        while self._word("and"):
+            matchers.append(self._matcher())
+        return _join(matchers, "AND")
+
+    def _matcher(self) -> Condition:
+        token = self._peek()
+        if token is None or token.kind != "word":
+            raise self._error("expected a label name")
+        if token.text not in LABELS:
+            raise NotAllowed(f"query: unknown label {token.text!r} at position {token.position}; "
+                             f"the labels are {', '.join(LABELS)}")
+        self._next += 1
+        op = self._peek()
+        if op is None or op.kind != "op" or op.text not in _LABEL_MATCHERS:
+            raise self._error(f"expected = != =~ or !~ after {token.text}")
+        self._next += 1
+        value = self._string()
+        if op.text in ("=~", "!~"):
+            _check_regex(value)
+        if token.text not in STORED_LABELS:
+            label = "''"
+        elif op.text in ("=", "==") and value:
+            label = token.text  # as it is, so that SQLite can use its index (a request's lines)
+        else:
+            label = f"coalesce({token.text}, '')"
+        return Condition(_LABEL_MATCHERS[op.text].format(label=label), (value,))
+
+    def _string(self) -> str:
+        token = self._peek()
+        if token is None or token.kind != "string":
+            raise self._error('expected a string in double quotes or backticks')
+        self._next += 1
+        if token.text.startswith("`"):
+            return token.text[1:-1]
+        try:
+            return str(json.loads(token.text))
+        except ValueError:
+            raise NotAllowed(f"query: the string at position {token.position} has an unknown escape; "
+                             "write regular expressions in backticks") from None
+
+    def _word(self, word: str) -> bool:
+        token = self._peek()
+        if token is not None and token.kind == "word" and token.text == word:
+            self._next += 1
+            return True
+        return False
+
+    def _peek(self) -> Token | None:
+        return self._tokens[self._next] if self._next < len(self._tokens) else None
+
+    def _error(self, expected: str) -> NotAllowed:
+        token = self._peek()
+        where = f"{token.text!r} at position {token.position}" if token else "the end"
+        return NotAllowed(f"query: {expected}, found {where}")
+
+
+def _join(conditions: list[Condition], operator: str) -> Condition:
+    if len(conditions) == 1:
+        return conditions[0]
+    return Condition(f" {operator} ".join(f"({c.sql})" for c in conditions),
+                     tuple(param for c in conditions for param in c.params))
+
+
+def _check_regex(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise NotAllowed(f"query: {pattern!r} is not a regular expression ({exc})") from None

@@ -1,0 +1,200 @@
+"""The logs `logs_list` serves, on disk (SQLite in the data folder): every line a deployment printed
+and the emulator's own lines about its versions, with UbiOps' metadata (`LogEntry`).
+
+Adding a line never waits for the disk: lines queue in memory and one writer thread stores them in
+batches, so a deployment printing thousands of lines never slows the event loop. A search first
+waits for the lines added before it, so what was logged is found. Each line gets a timestamp (ns)
+later than the one before, so a forward search can go on from the last line it got (as
+`ubiops.utils.wait_for_deployment_version(..., stream_logs=True)` does) without missing or repeating
+one.
+
+Retention: lines older than `MAX_AGE_SECONDS` (7 days) go, and when the lines take more than
+`MAX_BYTES` (100 MB) the oldest tenth goes, until they fit (README, "Logs").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from emulator.log_query import Condition, Window, label_matches, line_matches
+
+MAX_AGE_SECONDS = 7 * 24 * 3600
+MAX_BYTES = 100 * 1024 * 1024
+BATCH = 1000
+"""At most this many lines per transaction, so a search waits for one batch at most."""
+INFO, ERROR = "info", "error"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    timestamp INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    log TEXT NOT NULL,
+    system TEXT NOT NULL,
+    level TEXT NOT NULL,
+    deployment_name TEXT,
+    deployment_version TEXT,
+    deployment_version_revision_id TEXT,
+    instance_id TEXT,
+    deployment_request_id TEXT
+);
+CREATE INDEX IF NOT EXISTS logs_by_project ON logs (project, timestamp);
+CREATE INDEX IF NOT EXISTS logs_by_time ON logs (timestamp);
+CREATE INDEX IF NOT EXISTS logs_by_request ON logs (deployment_request_id);
+"""
+
+log = logging.getLogger("emulator.log_store")
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One log line, with the metadata UbiOps gives it (`LogMetadata`; what is None is not set)."""
+
+    timestamp: int
+    """Nanoseconds since the epoch, as UbiOps' `timestamp`."""
+    project: str
+    log: str
+    system: bool
+    """True for the emulator's own lines, False for what the deployment printed."""
+    level: str
+    deployment_name: str | None = None
+    deployment_version: str | None = None
+    deployment_version_revision_id: str | None = None
+    instance_id: str | None = None
+    deployment_request_id: str | None = None
+
+
+_COLUMNS = [f.name for f in dataclasses.fields(LogEntry)]
+_STOP = object()
+
+
+class LogStore:
+    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, max_age_seconds: int = MAX_AGE_SECONDS) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._db.create_function("label_matches", 2, label_matches, deterministic=True)
+        self._db.create_function("line_matches", 2, line_matches, deterministic=True)
+        self._max_bytes = max_bytes
+        self._max_age_ns = max_age_seconds * 1_000_000_000
+        self._db_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        """Held to queue: timestamps grow in queue order, and nothing is queued after the writer's stop."""
+        self._last_timestamp = self._db.execute("SELECT coalesce(max(timestamp), 0) FROM logs").fetchone()[0]
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_queued, name="log-writer", daemon=True)
+        self._writer.start()
+
+    def add(self, entry: LogEntry) -> None:
+        """Queue a line to be stored (it is, within a batch); returns at once."""
+        with self._queue_lock:
+            if self._closed:
+                return
+            self._last_timestamp = max(entry.timestamp, self._last_timestamp + 1)
+            self._queue.put(dataclasses.replace(entry, timestamp=self._last_timestamp))
+
+    def flush(self) -> None:
+        """Wait until every line added before this call is stored."""
+        written = threading.Event()
+        with self._queue_lock:
+            if self._closed:
+                return
+            self._queue.put(written)
+        written.wait()
+
+    def search(self, project: str, condition: Condition, window: Window, limit: int) -> list[LogEntry]:
+        """A project's lines in `window` that meet `condition`, at most `limit`, in the window's order.
+        Blocks on the disk: call it in a thread."""
+        self.flush()
+        order = "DESC" if window.newest_first else "ASC"
+        with self._db_lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM logs WHERE project = ? AND timestamp BETWEEN ? AND ? "
+                f"AND ({condition.sql}) ORDER BY timestamp {order} LIMIT ?",
+                (project, window.first, window.last, *condition.params, limit),
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def close(self) -> None:
+        """Store what is queued, then stop the writer; lines added later are dropped."""
+        with self._queue_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._writer.join()
+        self._db.close()
+
+    def _write_queued(self) -> None:
+        while True:
+            batch: list[LogEntry] = []
+            waiting: list[threading.Event] = []
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    self._write(batch)
+                    for event in waiting:
+                        event.set()
+                    return
+                if isinstance(item, threading.Event):
+                    waiting.append(item)
+                elif isinstance(item, LogEntry):
+                    batch.append(item)
+                if len(batch) >= BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._write(batch)
+            for event in waiting:
+                event.set()
+
+    def _write(self, batch: list[LogEntry]) -> None:
+        if not batch:
+            return
+        rows = [tuple(_value(getattr(entry, column)) for column in _COLUMNS) for entry in batch]
+        try:
+            with self._db_lock:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    f"INSERT INTO logs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", rows)
+                self._prune()
+                self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            log.exception("%d log line(s) could not be stored", len(batch))
+
+    def _prune(self) -> None:
+        """Apply the retention: drop lines past their age, then the oldest while the lines are too large."""
+        self._db.execute("DELETE FROM logs WHERE timestamp < ?", (time.time_ns() - self._max_age_ns,))
+        while self._used_bytes() > self._max_bytes:
+            low, high = self._db.execute("SELECT min(id), max(id) FROM logs").fetchone()
+            if low is None:
+                return
+            self._db.execute("DELETE FROM logs WHERE id <= ?", (low + (high - low) // 10,))
+
+    def _used_bytes(self) -> int:
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0] - self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(pages * self._db.execute("PRAGMA page_size").fetchone()[0])
+
+
+def _value(value: object) -> object:
+    """A column's value: `system` is stored as the label's text, `true` or `false`."""
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def _entry(row: tuple) -> LogEntry:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["system"] = values["system"] == "true"
+    return LogEntry(**values)

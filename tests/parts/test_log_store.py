@@ -1,0 +1,218 @@
+"""In process: the logs backend — the query language and time window `logs_list` takes
+(`emulator.log_query`), the SQLite store that answers them and its retention (`emulator.log_store`),
+and the handler that turns the emulator's log lines into stored lines (`emulator.log_capture`). No
+server; the same rules over HTTP, with the SDK and the CLI, are in tests/test_logs.py."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from emulator.exceptions import NotAllowed
+from emulator.log_capture import capture_logs, release_logs
+from emulator.log_query import Window, parse_query, time_window
+from emulator.log_store import LogEntry, LogStore
+
+SECOND = 1_000_000_000
+NOW = time.time_ns()
+EVERYTHING = Window(0, 2**62, newest_first=False)
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[LogStore]:
+    store = LogStore(tmp_path / "logs.sqlite3")
+    yield store
+    store.close()
+
+
+def line(text: str, at: int = NOW, project: str = "p", **metadata: object) -> LogEntry:
+    return LogEntry(**{"timestamp": at, "project": project, "log": text, "system": False, "level": "info", **metadata})
+
+
+def search(store: LogStore, query: str = "", window: Window = EVERYTHING, limit: int = 1000, project: str = "p") -> list[str]:
+    return [entry.log for entry in store.search(project, parse_query(query), window, limit)]
+
+
+def test_a_line_is_found_as_soon_as_it_was_added_with_its_metadata(store):
+    store.add(line("loading", deployment_name="d", deployment_version="v1", instance_id="i-1",
+                   deployment_request_id="r-1", level="error"))
+    (found,) = store.search("p", parse_query(""), EVERYTHING, 10)
+    assert found == line("loading", deployment_name="d", deployment_version="v1", instance_id="i-1",
+                         deployment_request_id="r-1", level="error")
+    assert search(store, project="other") == []
+
+
+def test_lines_get_ever_later_timestamps_so_a_search_can_go_on_after_the_last_line(store):
+    for text in ("one", "two", "three"):
+        store.add(line(text, at=NOW))
+    entries = store.search("p", parse_query(""), EVERYTHING, 10)
+    assert [e.log for e in entries] == ["one", "two", "three"]
+    assert [e.timestamp for e in entries] == [NOW, NOW + 1, NOW + 2]
+    after_first = Window(entries[0].timestamp + 1, 2**62, newest_first=False)
+    assert search(store, window=after_first) == ["two", "three"]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ('| deployment_request_id="r-1"', ["printed in r-1", "failed r-1"]),
+    ("| deployment_request_id=`r-1` and system=`true`", ["failed r-1"]),
+    ('| system="false"', ["printed in r-1", "printed in r-2", "traceback in r-2"]),
+    ('| level="error"', ["failed r-1", "traceback in r-2"]),
+    ('| level!="error" | system="false"', ["printed in r-1", "printed in r-2"]),
+    ('| deployment_request_id="r-1" or deployment_request_id="r-2"',
+     ["printed in r-1", "failed r-1", "printed in r-2", "traceback in r-2"]),
+    ('| deployment_request_id="r-2" and level="error" or system="true"', ["failed r-1", "traceback in r-2", "started"]),
+    ('|= "printed"', ["printed in r-1", "printed in r-2"]),
+    ('!= "printed" |= "r-2"', ["traceback in r-2"]),
+    ('|~ "r-[12]$"', ["printed in r-1", "failed r-1", "printed in r-2", "traceback in r-2"]),
+    ('!~ `^(printed|failed)`', ["traceback in r-2", "started"]),
+    ('| deployment_request_id=~"r-.*"', ["printed in r-1", "failed r-1", "printed in r-2", "traceback in r-2"]),
+    ('| deployment_request_id!~"r-.*"', ["started"]),
+    ('| deployment_request_id=""', ["started"]),
+    ('| pipeline_name="x"', []),
+    ('| pipeline_name!="x" |= "started"', ["started"]),
+    ("", ["printed in r-1", "failed r-1", "printed in r-2", "traceback in r-2", "started"]),
+])
+def test_the_query_filters_lines_and_labels_as_logql_does(store, query, expected):
+    store.add(line("printed in r-1", deployment_request_id="r-1"))
+    store.add(line("failed r-1", deployment_request_id="r-1", system=True, level="error"))
+    store.add(line("printed in r-2", deployment_request_id="r-2"))
+    store.add(line("traceback in r-2", deployment_request_id="r-2", level="error"))
+    store.add(line("started", system=True))
+    assert search(store, query) == expected
+
+
+@pytest.mark.parametrize("query, message", [
+    ("deployment_name", "query: expected a line filter (|= != |~ !~) or | and a label filter, found 'deployment_name' at position 0"),
+    ('| colour="red"', "query: unknown label 'colour' at position 2; the labels are deployment_name, "),
+    ('| deployment_name', "query: expected = != =~ or !~ after deployment_name, found the end"),
+    ('| deployment_name="d" and', "query: expected a label name, found the end"),
+    ('| deployment_name=d', "query: expected a string in double quotes or backticks, found 'd' at position 18"),
+    ('|= "unclosed', "query: unexpected '\"unclosed' at position 3"),
+    ('|~ "\\d+"', "query: the string at position 3 has an unknown escape; write regular expressions in backticks"),
+    ("|~ `(`", "query: '(' is not a regular expression (missing ), unterminated subpattern at position 0)"),
+    ('| level=~"["', "query: '[' is not a regular expression"),
+    ('{deployment_name="d"}', "query: unexpected '{deploymen' at position 0"),
+])
+def test_a_query_that_does_not_parse_is_refused_saying_where(query, message):
+    with pytest.raises(NotAllowed) as refused:
+        parse_query(query)
+    assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize("start, end, expected", [
+    ("2024-01-01T00:00:00Z", "2024-01-01T00:00:10+00:00", Window(1704067200 * SECOND, 1704067210 * SECOND - 1, False)),
+    ("2024-01-01T00:00:10.5", "2024-01-01T00:00:00", Window(1704067200 * SECOND + 1, 1704067210_500_000_000, True)),
+    ("1704067200", "1704067210", Window(1704067200 * SECOND, 1704067210 * SECOND - 1, False)),
+    ("1704067200000000000", "1704067200.25", Window(1704067200 * SECOND, 1704067200_250_000_000 - 1, False)),
+    ("2024-01-01", "2024-01-01", Window(1704067200 * SECOND, 1704067200 * SECOND - 1, False)),
+])
+def test_start_is_included_end_is_not_and_start_after_end_searches_backward(start, end, expected):
+    assert time_window(start, end, NOW) == expected
+
+
+def test_without_start_and_end_the_last_day_is_searched_newest_first():
+    assert time_window(None, None, NOW) == Window(NOW - 24 * 3600 * SECOND + 1, NOW, newest_first=True)
+
+
+@pytest.mark.parametrize("start, end, message", [
+    ("2024-01-01T00:00:00Z", None, "start and end must be given together"),
+    (None, "1704067200", "start and end must be given together"),
+    ("yesterday", "1704067200", "start: 'yesterday' is not an ISO 8601 date, nor a timestamp in seconds or nanoseconds"),
+    ("1704067200", "1704067200000", "end: '1704067200000' is neither a timestamp in seconds nor one in nanoseconds"),
+])
+def test_a_window_that_does_not_parse_is_refused(start, end, message):
+    with pytest.raises(NotAllowed) as refused:
+        time_window(start, end, NOW)
+    assert str(refused.value).startswith(message)
+
+
+def test_a_window_and_a_limit_select_the_lines_in_their_order(store):
+    for n in range(5):
+        store.add(line(f"line {n}", at=NOW + n * SECOND))
+    forward = time_window(str(NOW + SECOND), str(NOW + 4 * SECOND), NOW)
+    backward = time_window(str(NOW + 4 * SECOND), str(NOW + SECOND), NOW)
+    assert search(store, window=forward) == ["line 1", "line 2", "line 3"]
+    assert search(store, window=backward) == ["line 4", "line 3", "line 2"]
+    assert search(store, window=forward, limit=2) == ["line 1", "line 2"]
+    assert search(store, window=backward, limit=2) == ["line 4", "line 3"]
+
+
+def test_lines_older_than_the_retention_age_are_dropped(tmp_path):
+    store = LogStore(tmp_path / "logs.sqlite3", max_age_seconds=3600)
+    try:
+        store.add(line("two hours ago", at=NOW - 2 * 3600 * SECOND))
+        store.add(line("now"))
+        assert search(store) == ["now"]
+    finally:
+        store.close()
+
+
+def test_when_the_lines_outgrow_the_size_bound_the_oldest_go_and_the_files_stop_growing(tmp_path):
+    bound = 256 * 1024
+    store = LogStore(tmp_path / "logs.sqlite3", max_bytes=bound)
+
+    def write_rounds(rounds: int) -> int:
+        """Write 1 MB of lines `rounds` times; the bytes the store's files take on disk then."""
+        for _ in range(rounds):
+            for n in range(2000):
+                store.add(line(f"line {n:04} " + "x" * 500))
+            store.flush()
+        return sum(path.stat().st_size for path in tmp_path.iterdir())
+
+    try:
+        after_three = write_rounds(3)
+        kept = search(store)
+        assert 0 < sum(map(len, kept)) < bound
+        assert kept == [f"line {n:04} " + "x" * 500 for n in range(2000 - len(kept), 2000)], "the newest, in order"
+        assert write_rounds(7) <= after_three * 1.25, "freed space is reused"
+    finally:
+        store.close()
+
+
+def test_lines_survive_a_restart_and_new_ones_come_after_them(tmp_path):
+    first = LogStore(tmp_path / "logs.sqlite3")
+    first.add(line("before", at=NOW + SECOND))
+    first.close()
+    second = LogStore(tmp_path / "logs.sqlite3")
+    try:
+        second.add(line("after", at=NOW))
+        assert search(second) == ["before", "after"]
+    finally:
+        second.close()
+
+
+def test_the_emulators_lines_about_a_project_are_stored_as_system_or_user_lines(store):
+    handler = capture_logs(store)
+    logger = logging.getLogger("emulator.deployment")
+    previous_level = logger.level
+    logger.setLevel(logging.INFO)
+    about = {"project": "p", "deployment": "d", "version": "v1", "instance": 1, "instance_id": "i-1"}
+    try:
+        logger.info("[d/v1 instance 1] ready", extra=about)
+        logger.warning("[d/v1 instance 1] stopped: exit code 3", extra=about)
+        logger.info("[d/v1 instance 1] [request r-1] to stdout", extra={
+            **about, "request_id": "r-1", "stream": "stdout", "printed": "to stdout"})
+        logger.info("[d/v1 instance 1] [request r-1] to stderr", extra={
+            **about, "request_id": "r-1", "stream": "stderr", "printed": "to stderr"})
+        logger.info("not about a project")
+    finally:
+        release_logs(handler)
+        logger.setLevel(previous_level)
+    found = store.search("p", parse_query(""), EVERYTHING, 10)
+    assert [(e.log, e.system, e.level, e.deployment_request_id) for e in found] == [
+        ("[d/v1 instance 1] ready", True, "info", None),
+        ("[d/v1 instance 1] stopped: exit code 3", True, "error", None),
+        ("to stdout", False, "info", "r-1"),
+        ("to stderr", False, "error", "r-1"),
+    ]
+    assert {(e.deployment_name, e.deployment_version, e.instance_id) for e in found} == {("d", "v1", "i-1")}
+
+
+def test_a_window_past_what_sqlite_holds_is_clamped(store):
+    store.add(line("now"))
+    window = time_window("0001-01-01T00:00:00Z", "9" * 40, NOW)
+    assert (window.first, window.last) == (0, 2**63 - 2)
+    assert search(store, window=window) == ["now"]

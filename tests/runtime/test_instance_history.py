@@ -1,0 +1,109 @@
+"""What the instance calls show, in process: `InstanceHistory` told by real pools what happens to their
+instances — starts, crashes, timeouts, memory-limit kills, replacements, failed starts and stops —
+and what it answers (the same over HTTP, with the SDK and the CLI: tests/test_instances.py)."""
+
+from __future__ import annotations
+
+import pytest
+from submitting import TIMEOUT
+
+from emulator.exceptions import NotAllowed, NotFound
+from emulator.instance_history import InstanceHistory
+from emulator.runtime.instance import Instance
+from emulator.runtime.pool import EveryListener, NoEvents
+from emulator.runtime.protocol import Error, Result
+
+pytestmark = pytest.mark.anyio
+PROJECT = "runtime-tests"
+
+
+def descriptions(history: InstanceHistory, version: str, instance_id: str) -> list[str]:
+    """An instance's events, oldest first."""
+    return [e.description for e in reversed(history.events(PROJECT, "tests", version, instance_id))]
+
+
+async def test_an_instance_is_listed_running_and_its_crash_timeout_and_replacements_are_events(pools, job):
+    history = InstanceHistory()
+    crashing = pools("crashing", events=history)
+    crashing.start()
+    await crashing.started()
+    (listed,) = history.current(PROJECT)
+    assert (listed.deployment, listed.version, listed.status) == ("tests", "crashing", "running")
+    assert history.current(PROJECT, "tests", "crashing", ("running",)) == [listed]
+    assert history.current(PROJECT, "tests", "crashing", ("initialising", "pending")) == []
+    assert history.current("another-project") == []
+
+    assert isinstance(await crashing.submit(job({"mode": "sys_exit"}), TIMEOUT), Error)
+    assert isinstance(await crashing.submit(job({"mode": "sleep 60"}), 0.5), Error)
+    assert isinstance(await crashing.submit(job({"mode": "ok"}), TIMEOUT), Result)
+    assert history.get(PROJECT, listed.id, "tests", "crashing").status == "running"
+    assert descriptions(history, "crashing", listed.id) == [
+        "Instance created",
+        "Instance status changed to initialising",
+        "Instance status changed to running",
+        "Instance lost (crash): The instance stopped (exit code 3) while handling the request; it was restarted",
+        "Instance restarted in a new process",
+        "Instance status changed to initialising",
+        "Instance status changed to running",
+        "Instance lost (timeout): The request timed out after 0.5 seconds; its instance was restarted",
+        "Instance restarted in a new process",
+        "Instance status changed to initialising",
+        "Instance status changed to running",
+    ]
+
+    await crashing.close()
+    assert history.current(PROJECT) == []
+    with pytest.raises(NotFound):
+        history.get(PROJECT, listed.id)
+    assert descriptions(history, "crashing", listed.id)[-1] == "Instance stopped", "its events outlive it"
+
+
+async def test_an_instance_past_its_memory_limit_is_killed_and_replaced(pools, job):
+    history = InstanceHistory()
+    leaky = pools("leaky", events=history, memory_limit_mb=200)
+    leaky.start()
+    replies = [await leaky.submit(job("grow"), TIMEOUT) for _ in range(6)]
+    (killed, *_) = [reply for reply in replies if isinstance(reply, Error)]
+    assert killed.error.startswith("The instance used more than 200 MB of memory")
+    (instance,) = history.current(PROJECT, "tests", "leaky")
+    assert f"Instance lost (memory): {killed.error}" in descriptions(history, "leaky", instance.id)
+
+
+class StartedIds(NoEvents):
+    """The id of every instance that started, in order (beside the history, as a second listener)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def instance_started(self, instance: Instance, restart: bool) -> None:
+        self.ids.append(instance.id)
+
+
+async def test_an_instance_that_cannot_start_leaves_the_list_with_the_reason_in_its_events(pools):
+    history, started = InstanceHistory(), StartedIds()
+    broken = pools("broken_init", events=EveryListener(history, started))
+    broken.start()
+    await broken.started()
+    assert history.current(PROJECT) == []
+    (instance_id,) = started.ids
+    (lost,) = [d for d in descriptions(history, "broken_init", instance_id) if "lost" in d]
+    assert lost.startswith("Instance lost (start): The deployment failed to start: ")
+
+
+async def test_the_events_of_stopped_instances_are_kept_for_the_last_few_only(pools):
+    history = InstanceHistory(kept_stopped=1)
+    first, second = pools("minimal", events=history), pools("minimal", events=history)
+    for pool in (first, second):
+        pool.start()
+        await pool.started()
+    first_id, second_id = (r.id for r in history.current(PROJECT))
+    await first.close()
+    await second.close()
+    with pytest.raises(NotFound):
+        history.events(PROJECT, "tests", "minimal", first_id)
+    assert descriptions(history, "minimal", second_id)[-1] == "Instance stopped"
+
+
+async def test_an_unknown_status_filter_is_refused():
+    with pytest.raises(NotAllowed, match="status: unknown instance status stopped; use pending, initialising, running, stopping"):
+        InstanceHistory().current(PROJECT, statuses=("running", "stopped"))

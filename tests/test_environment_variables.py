@@ -1,0 +1,257 @@
+"""Environment variables at project, deployment and version level, through the real SDK against a real
+emulator: UbiOps' shapes, its order (version over deployment over project, with `ubiops.yaml` below
+and `--env` above), secrets answered as null and never logged, the instances restarted by a change,
+variables kept across restarts, and every refusal a clear 4xx.
+
+The served package (`tests/packages/environment`) answers the variables it is asked for, as its
+instance sees them in `os.environ` and in the init context.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import httpx
+import pytest
+import ubiops
+from harness import DEPLOYMENT, PACKAGES, PROJECT, Emulator, start_emulator, wait_for_log, zip_bytes
+
+PACKAGE = "environment"
+PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET = "project-secret-7f3e91", "version-secret-2b9d44", "rotated-secret-c05a17"
+SECRETS = (PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET)
+OTHER = "second"
+
+
+def variable(name: str, value: str, secret: bool = False) -> ubiops.EnvironmentVariableCreate:
+    return ubiops.EnvironmentVariableCreate(name=name, value=value, secret=secret)
+
+
+def seen(api: ubiops.CoreApi, *names: str, deployment: str = DEPLOYMENT) -> dict[str, str | None]:
+    """What the deployment's instance has for `names`; `os.environ` and the init context agree."""
+    answer = api.deployment_version_requests_create(PROJECT, deployment, "v1", {"names": list(names)})
+    assert answer.status == "completed", answer.error_message
+    assert answer.result["environ"] == answer.result["context"], answer.result
+    return answer.result["environ"]
+
+
+def rows(variables: list) -> set[tuple]:
+    return {(v.name, v.value, v.secret, v.inheritance_type, v.inheritance_name) for v in variables}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory) -> Emulator:
+    """An emulator of its own, as these tests set project-wide variables; `--env` sets FROM_ENV."""
+    emulator = start_emulator(PACKAGE, tmp_path_factory.mktemp("variables"), "--env", "FROM_ENV=command-line")
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def second(emulator, tmp_path_factory) -> str:
+    """Another deployment of the same project running the same package, built through the API."""
+    api = emulator.sdk()
+    folder = PACKAGES / PACKAGE
+    api.deployments_create(PROJECT, {
+        "name": OTHER, "input_type": "structured", "output_type": "structured",
+        "input_fields": json.loads((folder / "ubiops_input_spec.json").read_text()),
+        "output_fields": json.loads((folder / "ubiops_output_spec.json").read_text())})
+    api.deployment_versions_create(PROJECT, OTHER, ubiops.DeploymentVersionCreate(version="v1"))
+    package = tmp_path_factory.mktemp("second") / "environment.zip"
+    package.write_bytes(zip_bytes({f"deployment_package/{path.name}": path.read_bytes()
+                                   for path in folder.iterdir() if path.is_file()}))
+    revision = api.revisions_file_upload(PROJECT, OTHER, "v1", file=str(package)).revision
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, OTHER, "v1", revision_id=revision, quiet=True)
+    return OTHER
+
+
+def test_a_project_secret_overridden_by_the_version_reaches_the_instance_and_is_never_shown(emulator):
+    api = emulator.sdk()
+    names = ("API_KEY", "LEVEL", "FROM_YAML", "FROM_ENV")
+    assert seen(api, *names) == {"API_KEY": None, "LEVEL": "yaml", "FROM_YAML": "yaml", "FROM_ENV": "command-line"}
+
+    created = api.project_environment_variables_create(PROJECT, variable("API_KEY", PROJECT_SECRET, secret=True))
+    assert (created.name, created.value, created.secret) == ("API_KEY", None, True)
+    assert seen(api, "API_KEY") == {"API_KEY": PROJECT_SECRET}
+    api.deployment_environment_variables_create(PROJECT, DEPLOYMENT, variable("LEVEL", "deployment"))
+    own = api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1",
+                                                              variable("API_KEY", VERSION_SECRET, secret=True))
+    api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1", variable("FROM_ENV", "api"))
+    assert seen(api, *names) == {"API_KEY": VERSION_SECRET, "LEVEL": "deployment", "FROM_YAML": "yaml",
+                                 "FROM_ENV": "command-line"}
+
+    assert rows(api.deployment_version_environment_variables_list(PROJECT, DEPLOYMENT, "v1")) == {
+        ("API_KEY", None, True, None, None), ("FROM_ENV", "api", False, None, None),
+        ("LEVEL", "deployment", False, "deployment", DEPLOYMENT)}
+    assert rows(api.deployment_environment_variables_list(PROJECT, DEPLOYMENT)) == {
+        ("LEVEL", "deployment", False, None, None), ("API_KEY", None, True, "project", PROJECT)}
+    assert [(v.name, v.value, v.secret) for v in api.project_environment_variables_list(PROJECT)] == [
+        ("API_KEY", None, True)]
+    by_name = api.deployment_version_environment_variables_get(PROJECT, DEPLOYMENT, "API_KEY", "v1")
+    assert (by_name.id, by_name.value) == (own.id, None), "found by name too, as the CLI's --overwrite asks"
+
+    rotated = api.deployment_version_environment_variables_update(PROJECT, DEPLOYMENT, own.id, "v1",
+                                                                  variable("API_KEY", ROTATED_SECRET, secret=True))
+    assert (rotated.id, rotated.value, rotated.secret) == (own.id, None, True)
+    assert seen(api, "API_KEY") == {"API_KEY": ROTATED_SECRET}
+
+    base = f"{emulator.api}/projects/{PROJECT}"
+    level = f"{base}/deployments/{DEPLOYMENT}/versions/v1"
+    answers = [httpx.get(f"{url}/environment-variables") for url in (base, f"{base}/deployments/{DEPLOYMENT}", level)]
+    answers += [httpx.get(f"{base}/environment-variables/{created.id}"),
+                httpx.get(f"{level}/environment-variables/{own.id}"),
+                httpx.patch(f"{level}/environment-variables/{own.id}", json={"value": ROTATED_SECRET}),
+                httpx.post(f"{base}/deployments/{DEPLOYMENT}/copy-environment-variables",
+                           json={"source_deployment": DEPLOYMENT, "source_version": "v1"})]
+    assert [a.status_code for a in answers] == [200] * 7
+    for answer in answers:
+        assert not any(secret in answer.text for secret in SECRETS), answer.text
+
+    api.deployment_version_environment_variables_delete(PROJECT, DEPLOYMENT, own.id, "v1")
+    for name in ("API_KEY", "FROM_ENV"):  # the copies just made
+        api.deployment_environment_variables_delete(PROJECT, DEPLOYMENT, name)
+    api.deployment_version_environment_variables_delete(PROJECT, DEPLOYMENT, "FROM_ENV", "v1")
+    assert seen(api, "API_KEY") == {"API_KEY": PROJECT_SECRET}, "without its own, the version sees the project's"
+    api.project_environment_variables_delete(PROJECT, created.id)
+    assert seen(api, "API_KEY") == {"API_KEY": None}
+    log = wait_for_log(emulator, "restarting")
+    assert not any(secret in log for secret in SECRETS)
+
+
+def test_a_change_restarts_every_version_that_sees_it_and_a_new_build_gets_them(emulator, second):
+    api = emulator.sdk()
+    shared = api.project_environment_variables_create(PROJECT, variable("SHARED", "one"))
+    assert seen(api, "SHARED") == seen(api, "SHARED", deployment=second) == {"SHARED": "one"}
+    api.deployment_environment_variables_create(PROJECT, second, variable("SHARED", "its own"))
+    api.project_environment_variables_update(PROJECT, shared.id, variable("SHARED", "two"))
+    assert seen(api, "SHARED") == {"SHARED": "two"}
+    assert seen(api, "SHARED", deployment=second) == {"SHARED": "its own"}, "a deployment's own variable wins"
+    assert f"restarting {second}/v1 with its changed environment variables" in emulator.log()
+    api.project_environment_variables_delete(PROJECT, shared.id)
+
+
+def test_copy_takes_a_versions_own_variables_and_overwrites_same_names(emulator, second):
+    api = emulator.sdk()
+    api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1", variable("COPIED", "from v1"))
+    api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1",
+                                                        variable("COPIED_SECRET", VERSION_SECRET, secret=True))
+    api.deployment_environment_variables_create(PROJECT, DEPLOYMENT, variable("NOT_COPIED", "inherited by v1"))
+    api.deployment_version_environment_variables_create(PROJECT, second, "v1", variable("COPIED", "to be overwritten"))
+    copies = api.deployment_version_environment_variables_copy(
+        PROJECT, second, "v1", ubiops.EnvironmentVariableCopy(source_deployment=DEPLOYMENT, source_version="v1"))
+    assert {(c.name, c.value, c.secret, c.inheritance_type) for c in copies} == {
+        ("COPIED", "from v1", False, None), ("COPIED_SECRET", None, True, None)}
+    assert seen(api, "COPIED", "COPIED_SECRET", "NOT_COPIED", deployment=second) == {
+        "COPIED": "from v1", "COPIED_SECRET": VERSION_SECRET, "NOT_COPIED": None}
+    own = [v.name for v in api.deployment_version_environment_variables_list(PROJECT, second, "v1") if not v.inheritance_type]
+    assert sorted(own) == ["COPIED", "COPIED_SECRET"], "overwritten, not doubled"
+
+
+@pytest.fixture(scope="module")
+def taken(emulator) -> dict[str, str]:
+    """A variable TAKEN set at each level, and the level URLs."""
+    base = f"{emulator.api}/projects/{PROJECT}"
+    levels = {"project": base, "deployment": f"{base}/deployments/{DEPLOYMENT}",
+              "version": f"{base}/deployments/{DEPLOYMENT}/versions/v1"}
+    for url in levels.values():
+        created = httpx.post(f"{url}/environment-variables", json={"name": "TAKEN", "value": "x", "secret": True})
+        assert created.status_code == 201, created.text
+    return levels
+
+
+@pytest.mark.parametrize("level", ["project", "deployment", "version"])
+@pytest.mark.parametrize("method, path, body, status, message", [
+    ("post", "", {"name": "1ST", "value": "x", "secret": False}, 400, "'1ST' is not an environment variable name"),
+    ("post", "", {"name": "_LEADING", "value": "x", "secret": False}, 400, "is not an environment variable name: use"),
+    ("post", "", {"name": "TRAILING_", "value": "x", "secret": False}, 400, "is not an environment variable name"),
+    ("post", "", {"name": "HAS-DASH", "value": "x", "secret": False}, 400, "is not an environment variable name"),
+    ("post", "", {"name": "A" * 65, "value": "x", "secret": False}, 400, "at most 64 characters"),
+    ("post", "", {"name": "", "value": "x", "secret": False}, 400, "is not an environment variable name"),
+    ("post", "", {"name": "NO_VALUE", "secret": False}, 400, "body value: Field required"),
+    ("post", "", {"name": "NUMBER", "value": 5, "secret": False}, 400, "body value: Input should be a valid string"),
+    ("post", "", {"name": "NUL", "value": "hidden-\x00-value", "secret": True}, 400, "holds a NUL character"),
+    ("post", "", {"name": "SURROGATE", "value": "hidden-\ud800", "secret": True}, 400, "holds a lone surrogate"),
+    ("post", "", {"name": "HUGE", "value": "v" * 65537, "secret": False}, 400, "longer than 65536 characters"),
+    ("post", "", {"name": "EXTRA", "value": "x", "secret": False, "level": 1}, 400, "Extra inputs are not permitted"),
+    ("post", "", {"name": "TAKEN", "value": "x", "secret": False}, 409, "named 'TAKEN' already exists"),
+    ("patch", "/TAKEN", {"secret": False}, 400, "TAKEN is a secret and stays one"),
+    ("patch", "/TAKEN", {"name": "bad name"}, 400, "'bad name' is not an environment variable name"),
+    ("get", "/no-such-id", None, 404, "Environment variable not found"),
+    ("patch", "/no-such-id", {"value": "x"}, 404, "Environment variable not found"),
+    ("delete", "/no-such-id", None, 404, "Environment variable not found"),
+])
+def test_refused_calls_are_clear_4xx_and_echo_no_value(taken, level, method, path, body, status, message):
+    """Bodies are sent as JSON with every non-ASCII character escaped, as a lone surrogate can only be."""
+    response = httpx.request(method, f"{taken[level]}/environment-variables{path}", headers={"Content-Type": "application/json"},
+                             content=None if body is None else json.dumps(body))
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    assert "hidden-" not in response.text
+
+
+@pytest.mark.parametrize("method, path, body, status, message", [
+    ("get", "projects/nope/environment-variables", None, 404, "Project not found"),
+    ("post", f"projects/{PROJECT}/deployments/nope/environment-variables", {"name": "A", "value": "x"}, 404,
+     "Deployment not found"),
+    ("get", f"projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/v9/environment-variables", None, 404,
+     "Version not found"),
+    ("post", f"projects/{PROJECT}/deployments/{DEPLOYMENT}/copy-environment-variables",
+     {"source_deployment": "nope"}, 404, "Deployment not found"),
+    ("post", f"projects/{PROJECT}/deployments/{DEPLOYMENT}/copy-environment-variables",
+     {"source_deployment": DEPLOYMENT, "source_version": "v9"}, 404, "Version not found"),
+    ("post", f"projects/{PROJECT}/deployments/{DEPLOYMENT}/copy-environment-variables", {}, 400,
+     "body source_deployment: Field required"),
+    ("post", f"projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/v1/copy-environment-variables",
+     {"source_deployment": ""}, 400, "body source_deployment: String should have at least 1 character"),
+])
+def test_unknown_levels_and_bad_copies_are_refused(emulator, method, path, body, status, message):
+    response = httpx.request(method, f"{emulator.api}/{path}", json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_an_inherited_variable_is_not_a_levels_own(taken):
+    """As on UbiOps, get, update and delete reach only the variables a level sets itself."""
+    project_variable = httpx.get(f"{taken['project']}/environment-variables/TAKEN").json()
+    response = httpx.delete(f"{taken['deployment']}/environment-variables/{project_variable['id']}")
+    assert (response.status_code, response.json()) == (404, {"error": "Environment variable not found"})
+
+
+def test_renaming_onto_a_taken_name_is_refused(taken):
+    created = httpx.post(f"{taken['deployment']}/environment-variables", json={"name": "FREE", "value": "1"}).json()
+    response = httpx.patch(f"{taken['deployment']}/environment-variables/{created['id']}", json={"name": "TAKEN"})
+    assert (response.status_code, response.json()) == (
+        409, {"error": f"An environment variable named 'TAKEN' already exists for deployment {DEPLOYMENT}"})
+
+
+def test_variables_and_secrets_survive_a_restart_in_a_private_file(tmp_path):
+    data = tmp_path / "data"
+    for run in ("first", "again", "other"):
+        (tmp_path / run).mkdir()
+    first = start_emulator(PACKAGE, tmp_path / "first", data_dir=data)
+    try:
+        api = first.sdk()
+        api.project_environment_variables_create(PROJECT, variable("API_KEY", PROJECT_SECRET, secret=True))
+        api.deployment_environment_variables_create(PROJECT, DEPLOYMENT, variable("LEVEL", "deployment"))
+        api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1",
+                                                            variable("VERSION_KEY", VERSION_SECRET, secret=True))
+    finally:
+        first.stop()
+    catalog = data / "catalog.json"
+    assert stat.S_IMODE(catalog.stat().st_mode) == 0o600, "the secrets' file is readable by its owner only"
+
+    again = start_emulator(PACKAGE, tmp_path / "again", data_dir=data)
+    try:
+        assert seen(again.sdk(), "API_KEY", "LEVEL", "VERSION_KEY") == {
+            "API_KEY": PROJECT_SECRET, "LEVEL": "deployment", "VERSION_KEY": VERSION_SECRET}
+    finally:
+        again.stop()
+
+    other_version = start_emulator(PACKAGE, tmp_path / "other", "--version", "v2", data_dir=data)
+    try:
+        answer = other_version.sdk().deployment_version_requests_create(
+            PROJECT, DEPLOYMENT, "v2", {"names": ["API_KEY", "LEVEL", "VERSION_KEY"]})
+        assert answer.result["environ"] == {"API_KEY": PROJECT_SECRET, "LEVEL": "deployment", "VERSION_KEY": None}
+        assert f"forgot {DEPLOYMENT}/v1, the --package version of an earlier start" in other_version.log()
+    finally:
+        other_version.stop()

@@ -1,0 +1,112 @@
+"""Instances through the real SDK, against a real emulator with two instances of a package that
+crashes on request: each worker process is listed with its status and times, at version and project
+level, page by page; a crash is in the crashed instance's events and in the logs under its id; unknown
+instances are 404 and bad filters a clear 400. (The official CLI's `ubiops instances` and
+`ubiops project_instances`: tests/test_cli.py; every kind of loss, in process:
+tests/runtime/test_instance_history.py.)"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import ubiops
+from harness import DEPLOYMENT, PROJECT, Emulator, start_emulator
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory) -> Iterator[Emulator]:
+    """An emulator of its own: its instances crash here, and the tests count them."""
+    emulator = start_emulator("crashing", tmp_path_factory.mktemp("instances"), "--instances", "2")
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def api(emulator) -> ubiops.CoreApi:
+    return emulator.sdk()
+
+
+def all_running(api: ubiops.CoreApi, seconds: float = 30) -> list[ubiops.InstanceList]:
+    """The version's instances, once both are running (a crashed one is replaced in the background)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        instances = api.instances_list(PROJECT, DEPLOYMENT, "v1").results
+        if [i.status for i in instances] == ["running"] * 2:
+            return instances
+        assert time.monotonic() < deadline, [i.status for i in instances]
+        time.sleep(0.05)
+
+
+def test_each_worker_process_is_an_instance_with_its_status_and_times(api):
+    instances = all_running(api)
+    assert len({i.id for i in instances}) == 2
+    for instance in instances:
+        assert instance.time_created <= instance.time_updated
+        detail = api.instances_get(PROJECT, DEPLOYMENT, instance.id, "v1")
+        assert (detail.id, detail.deployment, detail.version, detail.status) == (instance.id, DEPLOYMENT, "v1", "running")
+        assert api.project_instances_get(PROJECT, instance.id).deployment == DEPLOYMENT
+    in_project = api.project_instances_list(PROJECT).results
+    assert {(i.id, i.deployment, i.version) for i in in_project} == {(i.id, DEPLOYMENT, "v1") for i in instances}
+    assert len(api.instances_list(PROJECT, DEPLOYMENT, "v1", status="initialising,running").results) == 2
+    assert api.project_instances_list(PROJECT, status="pending").results == []
+    events = api.instance_events_list(PROJECT, DEPLOYMENT, instances[0].id, "v1").results
+    assert [e.description for e in events][-3:] == [
+        "Instance status changed to running", "Instance status changed to initialising", "Instance created"], \
+        "newest first"
+
+
+def test_instances_come_a_page_at_a_time(api):
+    first = api.instances_list(PROJECT, DEPLOYMENT, "v1", limit=1)
+    assert len(first.results) == 1 and first.previous is None and first.next
+    (cursor,) = parse_qs(urlparse(first.next).query)["cursor"]
+    second = api.instances_list(PROJECT, DEPLOYMENT, "v1", limit=1, cursor=cursor)
+    assert len(second.results) == 1 and second.next is None and second.previous
+    assert {first.results[0].id, second.results[0].id} == {i.id for i in all_running(api)}
+
+
+def test_a_crash_is_an_event_of_the_instance_that_crashed_and_in_the_logs_under_its_id(api):
+    before = {i.id: len(api.instance_events_list(PROJECT, DEPLOYMENT, i.id, "v1").results) for i in all_running(api)}
+    failed = api.deployment_requests_create(PROJECT, DEPLOYMENT, {"mode": "sys_exit"})
+    assert failed.status == "failed"
+    after = {i.id: [e.description for e in api.instance_events_list(PROJECT, DEPLOYMENT, i.id, "v1").results]
+             for i in all_running(api)}
+    (crashed,) = [i for i, events in after.items() if len(events) > before[i]]
+    assert after[crashed][:4] == [
+        "Instance status changed to running",
+        "Instance status changed to initialising",
+        "Instance restarted in a new process",
+        "Instance lost (crash): The instance stopped (exit code 3) while handling the request; it was restarted",
+    ]
+    (stopped,) = api.logs_list(PROJECT, query=f'| instance_id="{crashed}" |= "stopped: exit code 3"')
+    assert stopped.metadata.system and stopped.metadata.level == "error"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda api: api.instances_get(PROJECT, DEPLOYMENT, "no-such-instance", "v1"), "Instance not found"),
+    (lambda api: api.instance_events_list(PROJECT, DEPLOYMENT, "no-such-instance", "v1"), "Instance not found"),
+    (lambda api: api.project_instances_get(PROJECT, "no-such-instance"), "Instance not found"),
+    (lambda api: api.instances_list(PROJECT, DEPLOYMENT, "v9"), "Version not found"),
+    (lambda api: api.project_instances_list("no-such-project"), "Project not found"),
+])
+def test_unknown_instances_versions_and_projects_are_404(api, call, message):
+    with pytest.raises(ubiops.ApiException) as refused:
+        call(api)
+    assert (refused.value.status, json.loads(refused.value.body)) == (404, {"error": message})
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"status": "running,stopped"}, "status: unknown instance status stopped; use pending, initialising, running, stopping"),
+    ({"cursor": "abc"}, "cursor: 'abc' is not a cursor; use the next or previous URL of a page"),
+    ({"limit": 0}, "query limit: Input should be greater than or equal to 1"),
+    ({"limit": 251}, "query limit: Input should be less than or equal to 250"),
+])
+def test_bad_filters_are_refused_with_400_and_the_reason(api, arguments, message):
+    for call in (lambda: api.instances_list(PROJECT, DEPLOYMENT, "v1", **arguments),
+                 lambda: api.project_instances_list(PROJECT, **arguments)):
+        with pytest.raises(ubiops.ApiException) as refused:
+            call()
+        assert (refused.value.status, json.loads(refused.value.body)) == (400, {"error": message})

@@ -1,0 +1,133 @@
+"""Logs through the real SDK (`logs_list`), against a real emulator serving a package that prints to
+stdout and stderr and fails when asked: a failed request's lines are found by its id, user lines
+apart from the emulator's own, a time window and a limit select lines in their order, the query the
+SDK's `wait_for_deployment_version(..., stream_logs=True)` sends works, and bad filters are a clear
+400. (The official CLI's `ubiops logs`: tests/test_cli.py; the query language and retention in
+detail: tests/parts/test_log_store.py.)"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+import ubiops
+from harness import DEPLOYMENT, PROJECT
+
+EXCEPTION_MESSAGE = "An exception occurred in the request. See the logs for details."
+
+
+@pytest.fixture(scope="module")
+def api(emulators) -> ubiops.CoreApi:
+    return emulators("printing").sdk()
+
+
+def wait_for_lines(api: ubiops.CoreApi, query: str, done: Callable[[list[str]], bool], seconds: float = 10,
+                   **window: object) -> list[ubiops.LogList]:
+    """The lines `query` finds, oldest first, once their texts satisfy `done` (what a deployment prints
+    reaches the log asynchronously, beside the request's answer)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = sorted(api.logs_list(PROJECT, query=query, **window), key=lambda line: line.timestamp)
+        if done([line.log for line in lines]):
+            return lines
+        assert time.monotonic() < deadline, f"{query}: {[line.log for line in lines]}"
+        time.sleep(0.05)
+
+
+def test_a_request_that_prints_and_fails_is_found_in_the_logs_by_its_id(api):
+    failed = api.deployment_requests_create(PROJECT, DEPLOYMENT, "fail")
+    assert (failed.status, failed.error_message) == ("failed", EXCEPTION_MESSAGE)
+    lines = wait_for_lines(api, f'| deployment_request_id="{failed.id}"',
+                           lambda texts: any("ValueError: asked to fail" in text for text in texts))
+    user = {line.log: line.metadata for line in lines if not line.metadata.system}
+    assert user["handling 'fail'"].level == "info", "stdout, as printed: without the emulator's tags"
+    assert user["a warning about 'fail'"].level == "error", "stderr"
+    assert any(text.startswith("Traceback") for text in user), "the traceback, on stderr"
+    (ended,) = [line for line in lines if line.metadata.system]
+    assert ended.log.startswith(f"{DEPLOYMENT}/v1 request {failed.id} failed in ")
+    assert ended.log.endswith(f" s: {EXCEPTION_MESSAGE}") and ended.metadata.level == "error"
+
+    (instance,) = api.instances_list(PROJECT, DEPLOYMENT, "v1").results
+    for metadata in [*user.values(), ended.metadata]:
+        assert (metadata.deployment_name, metadata.deployment_version, metadata.deployment_request_id) == (
+            DEPLOYMENT, "v1", failed.id)
+    assert {metadata.instance_id for metadata in user.values()} == {instance.id}
+
+
+def test_user_lines_and_the_emulators_own_lines_are_told_apart(api):
+    completed = api.deployment_requests_create(PROJECT, DEPLOYMENT, "apart")
+    printed = wait_for_lines(api, f'| deployment_request_id="{completed.id}" | system="false"', lambda texts: len(texts) == 2)
+    assert [(line.log, line.metadata.level) for line in printed] == [
+        ("handling 'apart'", "info"), ("a warning about 'apart'", "error")]
+    (ended,) = api.logs_list(PROJECT, query=f'| deployment_request_id="{completed.id}" and system="true"')
+    assert ended.log.endswith(" s") and f"request {completed.id} completed in " in ended.log
+    assert ended.metadata.level == "info"
+    started = api.logs_list(PROJECT, query='| system="true" and deployment_request_id="" |= "] ready"')
+    assert started and all(line.metadata.instance_id and line.metadata.level == "info" for line in started)
+    loaded = api.logs_list(PROJECT, query='| system="false" |= "printing: loaded"')
+    assert loaded and loaded[0].metadata.deployment_request_id is None, "printed in __init__, outside a request"
+
+
+def test_a_time_window_and_a_limit_select_lines_in_their_order(api):
+    def handled(data: str) -> None:
+        api.deployment_requests_create(PROJECT, DEPLOYMENT, data)
+        wait_for_lines(api, f'|= "handling \'{data}\'"', lambda texts: len(texts) == 1)
+
+    before = time.time_ns()
+    handled("first")
+    between = time.time_ns()
+    handled("second")
+    after = time.time_ns()
+    query = '|= "handling \'" |~ `(first|second)`'
+
+    def texts(start: object, end: object, **limit: int) -> list[str]:
+        return [line.log for line in api.logs_list(PROJECT, query=query, start=start, end=end, **limit)]
+
+    assert texts(before, after) == ["handling 'first'", "handling 'second'"], "forward: oldest first"
+    assert texts(after, before) == ["handling 'second'", "handling 'first'"], "backward: newest first"
+    assert texts(before, between) == ["handling 'first'"]
+    assert texts(before, after, limit=1) == ["handling 'first'"]
+    assert texts(after, before, limit=1) == ["handling 'second'"]
+    iso = datetime.fromtimestamp(between / 1e9, UTC).isoformat(timespec="microseconds")
+    assert texts(iso, str(after // 1_000_000_000 + 1)) == ["handling 'second'"], "ISO 8601 and seconds"
+    assert [line.log for line in api.logs_list(PROJECT, query=query, limit=1)] == ["handling 'second'"], \
+        "no window: the last day, newest first"
+
+
+def test_the_query_that_streams_logs_while_waiting_for_a_version_goes_on_from_the_last_line(api):
+    """What `ubiops.utils.wait_for_deployment_version(..., stream_logs=True)` sends: label filters in
+    backticks joined by `and`, an ISO start, then the last line's timestamp + 1, and `end` as
+    nanoseconds."""
+    query = f"| deployment_name=`{DEPLOYMENT}` and deployment_version=`v1`"
+    start = datetime.now(UTC).isoformat(timespec="microseconds")
+    for data in ("stream 1", "stream 2"):
+        api.deployment_requests_create(PROJECT, DEPLOYMENT, data)
+    lines = wait_for_lines(api, query + ' |= "handling"', lambda texts: len(texts) == 2, start=start, end=time.time_ns())
+    assert [line.log for line in lines] == ["handling 'stream 1'", "handling 'stream 2'"]
+    rest = api.logs_list(PROJECT, query=query, start=lines[0].timestamp + 1, end=time.time_ns(), limit=1000)
+    assert [line.log for line in rest if line.log.startswith("handling")] == ["handling 'stream 2'"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"query": '| colour="red"'}, "query: unknown label 'colour' at position 2; the labels are deployment_name, "),
+    ({"query": "|~ `(`"}, "query: '(' is not a regular expression"),
+    ({"query": "deployment_name"}, "query: expected a line filter (|= != |~ !~) or | and a label filter"),
+    ({"start": "2024-01-01T00:00:00Z"}, "start and end must be given together"),
+    ({"start": "last week", "end": "2024-01-01"}, "start: 'last week' is not an ISO 8601 date"),
+    ({"limit": 0}, "query limit: Input should be greater than or equal to 1"),
+    ({"limit": 5001}, "query limit: Input should be less than or equal to 5000"),
+])
+def test_bad_filters_are_refused_with_400_and_the_reason(api, arguments, message):
+    with pytest.raises(ubiops.ApiException) as refused:
+        api.logs_list(PROJECT, **arguments)
+    assert refused.value.status == 400
+    assert json.loads(refused.value.body)["error"].startswith(message)
+
+
+def test_the_logs_of_an_unknown_project_are_404(api):
+    with pytest.raises(ubiops.ApiException) as refused:
+        api.logs_list("no-such-project")
+    assert (refused.value.status, json.loads(refused.value.body)) == (404, {"error": "Project not found"})
