@@ -6,10 +6,10 @@ found here for `emulator.retention` to delete, and so are the files of requests 
 kept (`request_retention_mode: none`), noted in a table of their own so they do not stay forever.
 
 Writes are grouped: a request's states wait in memory up to FLUSH_DELAY_SECONDS to be written with
-the next ones, all in one transaction, and every read writes what waits first. A request is on disk
-before it is answered (`flush`, called as it ends) and, if it runs longer, FLUSH_DELAY_SECONDS after
-it was accepted, so a crash loses no request a caller was answered about, only the unanswered ones
-of its last FLUSH_DELAY_SECONDS.
+the next ones, all in one transaction, and every read or delete writes what waits first. A request
+is on disk before it is answered (`flush`, called as it ends) and, if it runs longer,
+FLUSH_DELAY_SECONDS after it was accepted, so a crash loses no request a caller was answered about,
+only the unanswered ones of its last FLUSH_DELAY_SECONDS.
 """
 
 from __future__ import annotations
@@ -169,6 +169,7 @@ class RequestStore:
     def expired(self, cutoffs: dict[VersionKey, datetime], default_cutoff: datetime, limit: int) -> list[str]:
         """At most `limit` ids of ended requests (and of unrecorded files) created before their
         version's cutoff; a version not in `cutoffs` (deleted, renamed) has `default_cutoff`."""
+        self.flush()
         latest = max([default_cutoff, *cutoffs.values()]).isoformat()
         rows = "".join(" UNION ALL VALUES (?, ?, ?, ?)" for _ in cutoffs)
         query = (
