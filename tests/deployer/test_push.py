@@ -53,16 +53,21 @@ def test_text_output_shows_progress_and_never_the_token(project, remote_ubiops):
     assert TOKEN.encode() not in next((project.root / "dist").glob("*.zip")).read_bytes()
 
 
-def test_on_a_terminal_the_build_wait_is_one_line_redrawn_in_place(project, remote_ubiops):
-    """Run under a pseudo-terminal, as in a shell: the wait's seconds tick on one redrawn line."""
+def push_slow_build(project, remote_ubiops, init_seconds: int, **streams) -> subprocess.Popen:
+    """`python -m deployer push --skip-tests`, running, of a package whose `__init__` takes `init_seconds`."""
     (project.package / "deployment.py").write_text(
-        "import time\n\nclass Deployment:\n    def __init__(self):\n        time.sleep(3)\n"
+        f"import time\n\nclass Deployment:\n    def __init__(self):\n        time.sleep({init_seconds})\n"
         "    def request(self, data):\n        return {'y': data['x'] * 2}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
     env.update(UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=remote_ubiops.api)
+    return subprocess.Popen([sys.executable, "-m", "deployer", "push", "--skip-tests"], cwd=project.root, env=env,
+                            stdin=subprocess.DEVNULL, **streams)
+
+
+def test_on_a_terminal_the_build_wait_is_one_line_redrawn_in_place(project, remote_ubiops):
+    """Run under a pseudo-terminal, as in a shell: the wait's seconds tick on one redrawn line."""
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "deployer", "push", "--skip-tests"], cwd=project.root, env=env,
-                               stdout=terminal, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    process = push_slow_build(project, remote_ubiops, 3, stdout=terminal, stderr=subprocess.PIPE)
     os.close(terminal)
     shown = b""
     with contextlib.suppress(OSError):  # the terminal closes (EIO) when the deployer has exited
@@ -207,13 +212,7 @@ def test_status_and_request(project, remote_ubiops):
 
 
 def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, remote_ubiops):
-    (project.package / "deployment.py").write_text(
-        "import time\n\nclass Deployment:\n    def __init__(self):\n        time.sleep(60)\n"
-        "    def request(self, data):\n        return data\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
-    env.update(UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=remote_ubiops.api)
-    process = subprocess.Popen([sys.executable, "-m", "deployer", "push", "--skip-tests"], cwd=project.root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    process = push_slow_build(project, remote_ubiops, 60, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if "build building" in line:
             break
