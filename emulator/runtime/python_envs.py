@@ -45,6 +45,8 @@ PROBE_SECONDS = 10
 KEY_ERROR_LINES = 6
 """How many of the installer's error lines make the build's `error_message`."""
 REQUIREMENTS_FILE = "requirements.txt"
+BUILD_SECONDS = 1800
+"""An environment's build is stopped after this long, so nothing waits for it forever."""
 
 
 def default_cache() -> Path:
@@ -82,9 +84,11 @@ class EnvironmentBuilder:
     """Builds and caches the environments instances run in; `own_python`: none, every package runs
     in the emulator's own Python (`--own-python`)."""
 
-    def __init__(self, cache_dir: Path | None = None, own_python: bool = False) -> None:
+    def __init__(self, cache_dir: Path | None = None, own_python: bool = False,
+                 build_seconds: float = BUILD_SECONDS) -> None:
         self.cache_dir = cache_dir or default_cache()
         self.own_python = own_python
+        self.build_seconds = build_seconds
 
     async def prepare(self, environment: PythonEnvironment, fields: Mapping[str, object]) -> str:
         """The Python executable an instance of `environment` runs, built first if need be.
@@ -108,7 +112,12 @@ class EnvironmentBuilder:
                 log.info("environment %s (Python %s) from the cache: %s", environment.base, interpreter.version, folder,
                          extra=fields)
                 return python
-            await self._build(environment, interpreter, folder, fields)
+            try:
+                async with asyncio.timeout(self.build_seconds):
+                    await self._build(environment, interpreter, folder, fields)
+            except TimeoutError:
+                raise EnvironmentBuildError(f"installing the environment did not finish within {self.build_seconds:g} s "
+                                            "(a package index that does not answer?); it was stopped") from None
         return python
 
     async def _build(self, environment: PythonEnvironment, interpreter: Interpreter, folder: Path,
