@@ -36,6 +36,7 @@ def serve(workdir: Path, *args: str, env: dict[str, str] | None = None) -> tuple
     url = emulator.requests_url("v1").removesuffix("/requests")
     while httpx.get(url, timeout=5).json().get("status") != "available":
         if emulator.process.poll() is not None or time.monotonic() - started > 600:
+            emulator.stop()
             raise SystemExit(f"the version never became available; see {emulator.log_path}")
         time.sleep(0.05)
     return emulator, time.monotonic() - started

@@ -119,7 +119,11 @@ def start_emulator(package: Path, workdir: Path, *args: str, project: str, deplo
                                    stdin=subprocess.DEVNULL)
     emulator = Emulator(f"http://127.0.0.1:{port}", project, deployment, process, log_path, data_dir, token)
     if wait:
-        wait_until_up(emulator)
+        try:
+            wait_until_up(emulator)
+        except BaseException:  # never left running when it did not come up (or the wait was interrupted)
+            emulator.stop()
+            raise
     return emulator
 
 

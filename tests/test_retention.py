@@ -23,16 +23,18 @@ SHORT = 1
 def emulator(tmp_path_factory) -> Iterator[Emulator]:
     """The `files` package as v1 (the default retention), and as `short`, which keeps requests SHORT s."""
     emulator = start_emulator("files", tmp_path_factory.mktemp("retention"), "--retention-sweep-seconds", "0.2")
-    api = emulator.sdk()
-    api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
-        version="short", environment="python3-11", request_retention_time=SHORT))
-    package = tmp_path_factory.mktemp("package") / "files.zip"
-    package.write_bytes(zip_bytes({f"deployment_package/{p.name}": p.read_bytes()
-                                   for p in (PACKAGES / "files").iterdir() if p.is_file()}))
-    revision = api.revisions_file_upload(PROJECT, DEPLOYMENT, "short", file=str(package)).revision
-    eventually(lambda: api.revisions_get(PROJECT, DEPLOYMENT, revision, "short").status == "success", "short is built")
-    yield emulator
-    emulator.stop()
+    try:
+        api = emulator.sdk()
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
+            version="short", environment="python3-11", request_retention_time=SHORT))
+        package = tmp_path_factory.mktemp("package") / "files.zip"
+        package.write_bytes(zip_bytes({f"deployment_package/{p.name}": p.read_bytes()
+                                       for p in (PACKAGES / "files").iterdir() if p.is_file()}))
+        revision = api.revisions_file_upload(PROJECT, DEPLOYMENT, "short", file=str(package)).revision
+        eventually(lambda: api.revisions_get(PROJECT, DEPLOYMENT, revision, "short").status == "success", "short is built")
+        yield emulator
+    finally:
+        emulator.stop()
 
 
 

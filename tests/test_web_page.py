@@ -53,16 +53,18 @@ def face(tmp_path_factory) -> Iterator[Emulator]:
     """The face-profile package, served as the README serves it, plus a second deployment, `gate`,
     whose requests wait for a file the test creates: a batch request caught while it runs."""
     emulator = start_emulator(ROOT / "deployment_package", tmp_path_factory.mktemp("face"))
-    api = emulator.sdk()
-    api.deployments_create(PROJECT, {"name": GATE, "input_type": "structured", "output_type": "structured",
-                                     "input_fields": GATE_FIELDS, "output_fields": GATE_FIELDS})
-    api.deployment_versions_create(PROJECT, GATE, {"version": "v1"})
-    revision = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{GATE}/versions/v1/revisions",
-                          files={"file": ("gate.zip", zip_bytes({"deployment_package/deployment.py": GATE_CODE.encode()}))})
-    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, GATE, "v1", revision_id=revision.json()["revision"],
-                                             timeout=60, quiet=True)
-    yield emulator
-    emulator.stop()
+    try:
+        api = emulator.sdk()
+        api.deployments_create(PROJECT, {"name": GATE, "input_type": "structured", "output_type": "structured",
+                                         "input_fields": GATE_FIELDS, "output_fields": GATE_FIELDS})
+        api.deployment_versions_create(PROJECT, GATE, {"version": "v1"})
+        revision = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{GATE}/versions/v1/revisions",
+                              files={"file": ("gate.zip", zip_bytes({"deployment_package/deployment.py": GATE_CODE.encode()}))})
+        ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, GATE, "v1", revision_id=revision.json()["revision"],
+                                                 timeout=60, quiet=True)
+        yield emulator
+    finally:
+        emulator.stop()
 
 
 @pytest.fixture
