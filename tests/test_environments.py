@@ -88,10 +88,10 @@ def test_an_import_only_the_emulator_has_fails_the_deployment_as_on_ubiops(tmp_p
         emulator.stop()
 
 
-def build(api: ubiops.CoreApi, tmp_path, requirements: str) -> str:
-    """Upload the probe with `requirements` as a new revision of the served version; its id."""
+def build(api: ubiops.CoreApi, tmp_path, requirements: str, code: str = PROBE) -> str:
+    """Upload `code` (the probe) with `requirements` as a new revision of the served version; its id."""
     archive = tmp_path / f"revision-{time.monotonic_ns()}.zip"
-    archive.write_bytes(zip_bytes({"deployment_package/deployment.py": PROBE.encode(),
+    archive.write_bytes(zip_bytes({"deployment_package/deployment.py": code.encode(),
                                    "deployment_package/requirements.txt": requirements.encode()}))
     return api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
 
@@ -128,12 +128,9 @@ def test_a_build_installs_as_building_then_starts_as_deploying(tmp_path):
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
-        archive = tmp_path / "slow.zip"
         slow_init = "import time\n" + PROBE.replace("class Deployment:", "class Deployment:\n    def __init__(self):\n"
                                                                             "        time.sleep(2)\n")
-        archive.write_bytes(zip_bytes({"deployment_package/deployment.py": slow_init.encode(),
-                                       "deployment_package/requirements.txt": HUMANIZE.encode()}))
-        revision = api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
+        revision = build(api, tmp_path, HUMANIZE, slow_init)
         seen = []
         deadline = time.monotonic() + 120
         while (status := api.revisions_get(PROJECT, DEPLOYMENT, revision, "v1").status) != "success":
