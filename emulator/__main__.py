@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
              settings.deployment, settings.version, url)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-                            access_log=settings.access_log)
+                            access_log=settings.access_log,
+                            proxy_headers=False)  # served directly, never behind a proxy that forwards the client's address
     EmulatorServer(config, app.state.services.runtime).run()
 
 

@@ -111,6 +111,9 @@ def create_app(settings: Settings) -> FastAPI:
     # `/docs` with Swagger UI's files served from the pinned `fastapi-offline` package, not a CDN: it
     # works on a machine without internet. No `/redoc`: ReDoc's page fetches its logo from the web.
     app = FastAPIOffline(
+        # FastAPI's own OpenTelemetry is off: its check for a configured provider ran on every call
+        # (the emulator's metrics are Prometheus', `/metrics`).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         redoc_url=None,
         title="UbiOps emulator",
         description="UbiOps' request API, served locally from a deployment package.",

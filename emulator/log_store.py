@@ -76,6 +76,7 @@ class LogEntry:
 
 
 _COLUMNS = [f.name for f in dataclasses.fields(LogEntry)]
+assert _COLUMNS[0] == "timestamp", "the writer sets it"
 _STOP = object()
 
 
@@ -91,7 +92,7 @@ class LogStore:
         self._max_age_ns = max_age_seconds * 1_000_000_000
         self._db_lock = threading.Lock()
         self._queue_lock = threading.Lock()
-        """Held to queue: timestamps grow in queue order, and nothing is queued after the writer's stop."""
+        """Held to queue: nothing is queued after the writer's stop."""
         self._last_timestamp = self._db.execute("SELECT coalesce(max(timestamp), 0) FROM logs").fetchone()[0]
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
@@ -103,8 +104,7 @@ class LogStore:
         with self._queue_lock:
             if self._closed:
                 return
-            self._last_timestamp = max(entry.timestamp, self._last_timestamp + 1)
-            self._queue.put(dataclasses.replace(entry, timestamp=self._last_timestamp))
+            self._queue.put(entry)
 
     def flush(self) -> None:
         """Wait until every line added before this call is stored."""
@@ -168,7 +168,10 @@ class LogStore:
     def _write(self, batch: list[LogEntry]) -> None:
         if not batch:
             return
-        rows = [tuple(_value(getattr(entry, column)) for column in _COLUMNS) for entry in batch]
+        rows = []
+        for entry in batch:  # timestamps made unique here, in the writer, rather than as each line is added
+            self._last_timestamp = max(entry.timestamp, self._last_timestamp + 1)
+            rows.append((self._last_timestamp, *(_value(getattr(entry, column)) for column in _COLUMNS[1:])))
         try:
             with self._db_lock:
                 self._db.execute("BEGIN")

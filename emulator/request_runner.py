@@ -331,15 +331,19 @@ class RequestRunner:
         return Outcome(record, tuple(files or ()))
 
     def _ended(self, record: RequestRecord) -> None:
-        """Count and log a request that has reached its final status, once it is on disk (a failed one
-        as a warning, with its error); it is live no more, and the files of a request not recorded are
-        noted so they expire as a record would."""
+        """A request has reached its final status: it is on disk, live no more, and the files of a
+        request not recorded are noted so they expire as a record would."""
         self.store.flush()
-        assert record.time_completed is not None, "set as it ends"
         self._taken(record.id)
         self._live.pop(record.id, None)
         if not record.stored and self.storage.request_dir(record.id).exists():
             self.store.note_files(record)
+        # Counted and logged once the caller has its answer: ~0.08 ms sooner for a trivial request.
+        after_answer(self._announce, record, self._instances.pop(record.id, None))
+
+    def _announce(self, record: RequestRecord, instance: int | None) -> None:
+        """Count and log an ended request (a failed one as a warning, with its error)."""
+        assert record.time_completed is not None, "set as it ends"
         seconds = (record.time_completed - record.time_created).total_seconds()
         self.metrics.request_ended(record.deployment, record.version, record.status, seconds)
         failed = record.status == FAILED
@@ -347,7 +351,7 @@ class RequestRunner:
                 record.deployment, record.version, record.id, record.status, seconds,
                 f": {record.error_message}" if failed else "",
                 extra={"project": record.project, "deployment": record.deployment, "version": record.version,
-                       "instance": self._instances.pop(record.id, None), "request_id": record.id,
+                       "instance": instance, "request_id": record.id,
                        "status": record.status, "duration_seconds": seconds})
 
     def _save(self, record: RequestRecord) -> None:
@@ -403,6 +407,15 @@ class RequestRunner:
             raise DataError(f"Output field {field!r} must be the path of an existing file; no file at {value!r}")
         files.append(self.storage.uri(path))
         return files[-1]
+
+
+def after_answer(callback: Callable[..., None], *args: Any) -> None:
+    """Run `callback` in the event loop's next round, after the task that ends a request has sent
+    its answer (at once when no loop runs)."""
+    try:
+        asyncio.get_running_loop().call_soon(callback, *args)
+    except RuntimeError:
+        callback(*args)
 
 
 def _size(data: Any) -> int:

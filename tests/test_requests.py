@@ -61,6 +61,24 @@ def test_version_level_request_and_timeout_parameter(echo, uploaded_portrait):
     assert response.status == "completed" and response.version == "v1" and response.timeout == 60
 
 
+@pytest.mark.parametrize(("suffix", "query", "error"), [
+    ("/requests", "timeout=9", "query timeout: Input should be greater than or equal to 10"),
+    ("/requests", "timeout=3601", "query timeout: Input should be less than or equal to 3600"),
+    ("/requests", "timeout=soon", "query timeout: Input should be a valid integer, unable to parse string as an integer"),
+    ("/requests", "priority=2&timeout=5", "query timeout: Input should be greater than or equal to 10; "
+                                          "query priority: Input should be less than or equal to 1"),
+    ("/versions/v1/requests/batch", "timeout=172801", "query timeout: Input should be less than or equal to 172800"),
+    ("/versions/v1/requests/stream", "timeout=-1", "query timeout: Input should be greater than or equal to 10"),
+])
+def test_request_query_out_of_bounds_is_refused_before_the_request_exists(echo, suffix, query, error):
+    deployment_url = echo.requests_url().removesuffix("/requests")
+    before = echo.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, limit=500)
+    response = httpx.post(f"{deployment_url}{suffix}?{query}", json={**ECHO_INPUT, "file_in": None})
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+    assert len(echo.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, limit=500)) == len(before)
+
+
 def test_both_api_prefixes_and_default_sdk_host(echo, uploaded_portrait):
     """SDK 4.15 appends /v2 to a bare host; older SDKs and the CLI use /v2.1."""
     data = {**ECHO_INPUT, "file_in": uploaded_portrait[1]}

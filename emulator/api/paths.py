@@ -14,7 +14,7 @@ DEPLOYMENT = PROJECT + "/deployments/{deployment_name}"
 VERSION = DEPLOYMENT + "/versions/{version}"
 
 
-def _path_parameters(*names: str) -> dict[str, Any]:
+def path_parameters(*names: str) -> dict[str, Any]:
     """Path parameters a handler reads from the request rather than its signature, for the OpenAPI document."""
     return {"parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]}
 
@@ -26,10 +26,12 @@ def at_both_levels(route: Callable[..., Callable[[Endpoint], Endpoint]], suffix:
     """Register `endpoint` at `DEPLOYMENT + suffix` and `VERSION + suffix` (e.g. `router.post`)."""
 
     extra = options.pop("openapi_extra", {})
+    parameters = extra.get("parameters", [])
 
     def register(endpoint: Endpoint) -> Endpoint:
         route(DEPLOYMENT + suffix, **options, openapi_extra=extra or None)(endpoint)
-        route(VERSION + suffix, **options, openapi_extra={**extra, **_path_parameters("version")})(endpoint)
+        version = {**extra, "parameters": [*path_parameters("version")["parameters"], *parameters]}
+        route(VERSION + suffix, **options, openapi_extra=version)(endpoint)
         return endpoint
 
     return register
@@ -45,7 +47,7 @@ def at_levels(route: Callable[..., Callable[[Endpoint], Endpoint]], suffix: str,
 
     def register(endpoint: Endpoint) -> Endpoint:
         for level in levels:
-            extra = _path_parameters(*LEVEL_PARAMETERS[level]) if LEVEL_PARAMETERS[level] else None
+            extra = path_parameters(*LEVEL_PARAMETERS[level]) if LEVEL_PARAMETERS[level] else None
             route(level + suffix, **options, openapi_extra=extra)(endpoint)
         return endpoint
 

@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from contract.spec import DataError
-from emulator.api.dependencies import Services, get_services
-from emulator.api.paths import at_both_levels, path_version
+from emulator.api.dependencies import Services
+from emulator.api.parameters import BoundedInt, documented, read_query
+from emulator.api.paths import at_both_levels
 from emulator.api.request_body import parse_json, read_request_data
 from emulator.api.routes_storage import download_url
 from emulator.api.sdk_models.requests import (
@@ -33,10 +34,10 @@ from emulator.state import Deployment, Version, new_id
 
 router = APIRouter()
 
-TIMEOUT_QUERY = Query(300, ge=10, le=3600, description="Seconds before the request fails (UbiOps: 10 to 3600)")
-BATCH_TIMEOUT_QUERY = Query(14400, ge=10, le=172800,
-                            description="Seconds a batch request may run, from when an instance takes it")
-PRIORITY_QUERY = Query(None, ge=0, le=1, description="Accepted for compatibility; the emulator runs requests in order")
+TIMEOUT = BoundedInt("timeout", 300, 10, 3600, "Seconds before the request fails (UbiOps: 10 to 3600)")
+BATCH_TIMEOUT = BoundedInt("timeout", 14400, 10, 172800, "Seconds a batch request may run, from when an instance takes it")
+PRIORITY = BoundedInt("priority", None, 0, 1, "Accepted for compatibility; the emulator runs requests in order")
+PATH = ("project_name", "deployment_name")
 _DATA = {
     "application/json": {"schema": {"description": "Structured input: an object of the deployment's input fields "
                                                    "(plain input: a JSON string)"}, "example": {}},
@@ -45,25 +46,21 @@ _DATA = {
                                        "description": "As `curl -F` sends it (the emulator's convenience): a file "
                                                       "part per file field, a value per other field"}},
 }
-REQUEST_DATA = {"requestBody": {"required": True, "content": _DATA}}
+REQUEST_BODY = {"requestBody": {"required": True, "content": _DATA}}
 """The body of a request, documented for `/docs` ("Try it out"): the routes read it themselves
 (`request_body`), by its content type, so FastAPI cannot infer it."""
-BATCH_DATA = {"requestBody": {"required": True, "content": {"application/json": {
+BATCH_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"type": "array", "items": {}, "description": "A list of request inputs (or a single one)"},
     "example": [{}]}}}}
 
 
-@at_both_levels(router.post, "/requests", response_model=DirectRequestResponse, openapi_extra=REQUEST_DATA)
-async def deployment_requests_create(
-    request: Request,
-    project_name: str,
-    deployment_name: str,
-    timeout: int = TIMEOUT_QUERY,
-    priority: int | None = PRIORITY_QUERY,
-    version: str | None = Depends(path_version),
-    services: Services = Depends(get_services),
-) -> Response:
-    deployment, found = _target(services, project_name, deployment_name, version)
+# The routes take the request alone and read its path and query themselves (`parameters`): FastAPI
+# solving them cost ~0.06 ms per call, a sixth of what the event loop does for a trivial request.
+@at_both_levels(router.post, "/requests", response_model=DirectRequestResponse,
+                openapi_extra={**REQUEST_BODY, **documented(TIMEOUT, PRIORITY)})
+async def deployment_requests_create(request: Request) -> Response:
+    timeout, _priority = read_query(request, TIMEOUT, PRIORITY)
+    services, deployment, found = _target(request)
     record = await _accept(request, services, deployment, found, timeout)
     outcome = await services.runner.run(deployment, found, record)
     urls = {uri: download_url(request, services, uri) for uri in outcome.files}
@@ -72,35 +69,23 @@ async def deployment_requests_create(
 
 
 @at_both_levels(router.post, "/requests/batch", response_model=list[DeploymentRequestBatchCreateResponse],
-                openapi_extra=BATCH_DATA)
-async def batch_deployment_requests_create(
-    request: Request,
-    project_name: str,
-    deployment_name: str,
-    timeout: int = BATCH_TIMEOUT_QUERY,
-    priority: int | None = PRIORITY_QUERY,
-    version: str | None = Depends(path_version),
-    services: Services = Depends(get_services),
-) -> list[DeploymentRequestBatchCreateResponse]:
+                openapi_extra={**BATCH_BODY, **documented(BATCH_TIMEOUT, PRIORITY)})
+async def batch_deployment_requests_create(request: Request) -> list[DeploymentRequestBatchCreateResponse]:
     """A JSON list of requests, or a single one (as UbiOps also takes), each queued as its own request."""
-    deployment, found = _target(services, project_name, deployment_name, version)
+    timeout, _priority = read_query(request, BATCH_TIMEOUT, PRIORITY)
+    services, deployment, found = _target(request)
     items = parse_json(await request.body())
     records = services.runner.start_batch(deployment, found, items if isinstance(items, list) else [items], timeout)
     return [batch_item(record) for record in records]
 
 
-@at_both_levels(router.post, "/requests/stream", response_class=StreamingResponse, openapi_extra=REQUEST_DATA)
-async def deployment_requests_stream(
-    request: Request,
-    project_name: str,
-    deployment_name: str,
-    timeout: int = TIMEOUT_QUERY,
-    version: str | None = Depends(path_version),
-    services: Services = Depends(get_services),
-) -> StreamingResponse:
+@at_both_levels(router.post, "/requests/stream", response_class=StreamingResponse,
+                openapi_extra={**REQUEST_BODY, **documented(TIMEOUT)})
+async def deployment_requests_stream(request: Request) -> StreamingResponse:
     """Server-sent events as `ubiops.utils.stream_deployment_request` reads them: a `data:` line per
     partial output (`context["streaming_update"]`), then the final response as one JSON line."""
-    deployment, found = _target(services, project_name, deployment_name, version)
+    (timeout,) = read_query(request, TIMEOUT)
+    services, deployment, found = _target(request)
     record = await _accept(request, services, deployment, found, timeout)
     updates: asyncio.Queue[str] = asyncio.Queue()
     running = asyncio.create_task(services.runner.run(deployment, found, record, updates.put_nowait))
@@ -129,13 +114,16 @@ def _event(text: str) -> str:
     return "".join(f"data:{line}\n" for line in text.split("\n")) + "\n"
 
 
-def _target(services: Services, project: str, deployment: str, version: str | None) -> tuple[Deployment, Version]:
-    """The deployment and version a request is for; VersionUnavailable or QueueFull (503) before any
-    input is read or stored, when the version cannot run it or its queue is full."""
-    found = services.registry.version(project, deployment, version)
+def _target(request: Request) -> tuple[Services, Deployment, Version]:
+    """The services, and the deployment and version the call is for; VersionUnavailable or QueueFull
+    (503) before any input is read or stored, when the version cannot run it or its queue is full."""
+    services: Services = request.app.state.services
+    path = request.path_params
+    project, deployment = path["project_name"], path["deployment_name"]
+    found = services.registry.version(project, deployment, path.get("version"))
     services.runtime.pool(found).check_available()
     services.runner.check_queue(found)
-    return services.registry.deployment(project, deployment), found
+    return services, services.registry.deployment(project, deployment), found
 
 
 async def _accept(request: Request, services: Services, deployment: Deployment, version: Version, timeout: int
