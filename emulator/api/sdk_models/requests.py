@@ -102,5 +102,6 @@ def detail(record: RequestRecord, model: type[Detail], metadata_only: bool = Fal
 
 
 def _fields(record: RequestRecord, model: type[BaseModel]) -> dict[str, Any]:
-    values = {"success": record.success, **{name: getattr(record, name) for name in model.model_fields if hasattr(record, name)}}
-    return {name: value for name, value in values.items() if name in model.model_fields}
+    names = model.model_fields  # a property computed on each access: read once
+    values = {"success": record.success, **{name: getattr(record, name) for name in names if hasattr(record, name)}}
+    return {name: value for name, value in values.items() if name in names}
