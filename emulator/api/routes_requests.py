@@ -17,7 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 from contract.spec import DataError
 from emulator.api.dependencies import Services
 from emulator.api.parameters import BoundedInt, documented, read_query
-from emulator.api.paths import at_both_levels
+from emulator.api.paths import DEPLOYMENT, VERSION, at_both_levels
 from emulator.api.request_body import parse_json, read_request_data
 from emulator.api.routes_storage import download_url
 from emulator.api.sdk_models.requests import (
@@ -37,7 +37,8 @@ router = APIRouter()
 TIMEOUT = BoundedInt("timeout", 300, 10, 3600, "Seconds before the request fails (UbiOps: 10 to 3600)")
 BATCH_TIMEOUT = BoundedInt("timeout", 14400, 10, 172800, "Seconds a batch request may run, from when an instance takes it")
 PRIORITY = BoundedInt("priority", None, 0, 1, "Accepted for compatibility; the emulator runs requests in order")
-PATH = ("project_name", "deployment_name")
+DIRECT_PATHS = (DEPLOYMENT + "/requests", VERSION + "/requests")
+"""Where `deployment_requests_create` is served (`at_both_levels`), for `app`'s plain routes to it."""
 _DATA = {
     "application/json": {"schema": {"description": "Structured input: an object of the deployment's input fields "
                                                    "(plain input: a JSON string)"}, "example": {}},
