@@ -56,7 +56,7 @@ BATCH_BODY = {"requestBody": {"required": True, "content": {"application/json": 
 
 
 # The routes take the request alone and read its path and query themselves (`parameters`): FastAPI
-# solving them cost ~0.06 ms per call, a sixth of what the event loop does for a trivial request.
+# solving them cost ~0.06 ms per call (BENCHMARKS.md, "Where the emulator's time went").
 @at_both_levels(router.post, "/requests", response_model=DirectRequestResponse,
                 openapi_extra={**REQUEST_BODY, **documented(TIMEOUT, PRIORITY)})
 async def deployment_requests_create(request: Request) -> Response:
