@@ -42,10 +42,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from procstat import tree_cpu_seconds  # noqa: E402
+
 from emulator.launcher import free_port  # noqa: E402
 
 SCRATCH = Path.home() / ".cache" / "face-profile-bench"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CONCURRENCY = 16
 WARMUP_REQUESTS = 200
 STARTUP_SECONDS = 60
@@ -215,31 +216,6 @@ def build_environment(scratch: Path, env: str) -> str | None:
     return None
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """utime + stime of `root` and every process under it, now (from /proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                fields_ = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields_[1])
-        times[int(entry.name)] = (int(fields_[11]) + int(fields_[12])) / CLOCK_TICKS
-
-    def under_root(pid: int) -> bool:
-        while pid > 1:
-            if pid == root:
-                return True
-            pid = parents.get(pid, 0)
-        return False
-
-    return sum(seconds for pid, seconds in times.items() if under_root(pid))
-
-
 @dataclass
 class Run:
     """One server's figures from one start."""
@@ -320,12 +296,12 @@ async def measure(running: Running, requests: int, seconds: float) -> Run:
         for x in range(WARMUP_REQUESTS):
             await call(client, server, url, x)
         latencies = []
-        cpu = tree_cpu_seconds(running.process.pid)
+        cpu = sum(tree_cpu_seconds(running.process.pid))
         for x in range(requests):
             start = time.perf_counter()
             await call(client, server, url, x)
             latencies.append(time.perf_counter() - start)
-        cpu_c1 = (tree_cpu_seconds(running.process.pid) - cpu) / requests
+        cpu_c1 = (sum(tree_cpu_seconds(running.process.pid)) - cpu) / requests
         done = 0
         deadline = time.perf_counter() + seconds
 
@@ -335,10 +311,10 @@ async def measure(running: Running, requests: int, seconds: float) -> Run:
                 await call(client, server, url, done)
                 done += 1
 
-        cpu, began = tree_cpu_seconds(running.process.pid), time.perf_counter()
+        cpu, began = sum(tree_cpu_seconds(running.process.pid)), time.perf_counter()
         await asyncio.gather(*(loop() for _ in range(CONCURRENCY)))
         elapsed = time.perf_counter() - began
-        cpu_c16 = (tree_cpu_seconds(running.process.pid) - cpu) / done
+        cpu_c16 = (sum(tree_cpu_seconds(running.process.pid)) - cpu) / done
     return Run(startup, up, statistics.median(latencies) * 1000, cpu_c1 * 1000, done / elapsed, cpu_c16 * 1000)
 
 

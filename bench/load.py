@@ -3,8 +3,10 @@
     python bench/load.py [--clients 8] [--seconds 20] [--instances 2]
 
 Runs against the default face-profile package (a 512 px portrait, multipart, as curl sends it)
-and against a trivial plain package, and prints throughput, p50/p95/p99 latency and errors for
-each, measured in one run. Results go in BENCHMARKS.md. `tests/test_load.py` runs a short version.
+and against a trivial plain package, and prints throughput, p50/p95/p99 latency, errors, and the
+CPU time per request of the emulator's server process, of its instances and of this client (from
+/proc; they share the machine's cores), for each, measured in one run. Results go in
+BENCHMARKS.md. `tests/test_load.py` runs a short version.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from harness import PACKAGES, Emulator, start_emulator  # noqa: E402
+from procstat import tree_cpu_seconds  # noqa: E402
 
 PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
 Send = Callable[[httpx.AsyncClient, Emulator], Awaitable[httpx.Response]]
@@ -35,6 +38,9 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    cpu_seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """CPU time spent meanwhile by the emulator's server process, by its instances (the processes
+    under it) and by this client process."""
 
     @property
     def throughput(self) -> float:
@@ -45,8 +51,10 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
 
     def row(self, name: str) -> str:
+        server, instances, client = (seconds * 1000 / max(self.requests, 1) for seconds in self.cpu_seconds)
         return (f"| {name} | {self.requests} | {self.throughput:.1f} | {statistics.median(self.latencies_ms):.1f} | "
-                f"{self.percentile(95):.1f} | {self.percentile(99):.1f} | {self.errors} |")
+                f"{self.percentile(95):.1f} | {self.percentile(99):.1f} | {self.errors} | "
+                f"{server:.2f} / {instances:.2f} / {client:.2f} |")
 
 
 async def send_portrait(client: httpx.AsyncClient, emulator: Emulator) -> httpx.Response:
@@ -76,10 +84,12 @@ async def run_load(emulator: Emulator, send: Send, clients: int, seconds: float)
             latencies.append((time.perf_counter() - start) * 1000)
             errors += not ok
 
-    began = time.monotonic()
+    began, cpu_before, client_before = time.monotonic(), tree_cpu_seconds(emulator.process.pid), time.process_time()
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=clients)) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
-    return LoadResult(len(latencies), errors, time.monotonic() - began, latencies)
+    cpu_after = tree_cpu_seconds(emulator.process.pid)
+    cpu = (cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1], time.process_time() - client_before)
+    return LoadResult(len(latencies), errors, time.monotonic() - began, latencies, cpu)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=2)
     args = parser.parse_args(argv)
     print(f"# {args.clients} clients, {args.seconds:g} s each, --instances {args.instances}")
-    print("| package | requests | req/s | p50 ms | p95 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print("| package | requests | req/s | p50 ms | p95 ms | p99 ms | errors | CPU ms per request: server / instances / client |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, package, send in (("face profile (512 px portrait)", ROOT / "deployment_package", send_portrait),
                                 ("trivial (plain text)", PACKAGES / "plain", send_text)):
         with tempfile.TemporaryDirectory() as folder:

@@ -23,6 +23,7 @@ def test_concurrent_clients_get_answers_and_nothing_leaks(tmp_path):
         fds_before = open_fds(emulator.process.pid)
         result = asyncio.run(run_load(emulator, send_text, clients=8, seconds=3))
         assert result.requests > 50 and result.errors == 0
+        assert all(seconds > 0 for seconds in result.cpu_seconds), "server, instances and client each did work"
         assert open_fds(emulator.process.pid) <= fds_before + 2, "file descriptors leaked"
         assert list(emulator.temp_dir.iterdir()) == [], "temporary files leaked"
         assert list((emulator.data_dir / "work").glob("*")) == [], "request work folders leaked"
