@@ -1,6 +1,6 @@
 """The event loop's CPU per request: the real app, driven by direct ASGI calls, in this process.
 
-    python bench/app_cpu.py [--requests 3000] [--checkout DIR] [--profile FILE]
+    python bench/app_cpu.py [--requests 3000] [--checkout DIR] [--profile FILE] [--model-ms 0]
 
 Builds the emulator's app (`create_app`, its lifespan, a real instance process) on a trivial typed
 package (`{"x": int} -> {"y": 2x}`, bench/compare.py's), sends it direct requests without HTTP and
@@ -9,7 +9,9 @@ parts. Without a socket, a client or a second process on the loop's core, this i
 measure of what the emulator itself does per request (±5 % between runs, where bench/compare.py's
 figures move by 10-15 %): the number to watch when changing the request path. `--checkout` measures
 another checkout of this project (e.g. main before a change) with this script; `--profile` writes a
-cProfile (thread CPU clock) of the timed requests, for `python -m pstats`. Results go in BENCHMARKS.md.
+cProfile (thread CPU clock) of the timed requests, for `python -m pstats`; `--model-ms` makes the
+deployment take that long per request, as a model would, which costs the event loop more per
+request (its code and data leave the caches meanwhile). Results go in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -31,9 +33,18 @@ from typing import Any
 import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_FILES = {
-    "deployment.py": "class Deployment:\n    def __init__(self, base_directory, context):\n        pass\n\n"
-                     "    def request(self, data):\n        return {\"y\": 2 * data[\"x\"]}\n",
+DEPLOYMENT = """import time
+
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        pass
+
+    def request(self, data):
+        time.sleep({seconds})  # the model's work, if any: the event loop waits meanwhile
+        return {{"y": 2 * data["x"]}}
+"""
+SPECS = {
     "ubiops_input_spec.json": '[{"name": "x", "data_type": "int"}]',
     "ubiops_output_spec.json": '[{"name": "y", "data_type": "int"}]',
 }
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000, help=f"timed requests (after {WARMUP} warm-up ones)")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="the checkout of this project to measure")
     parser.add_argument("--profile", help="write a cProfile of the timed requests here")
+    parser.add_argument("--model-ms", type=float, default=0,
+                        help="the deployment sleeps this long per request, as a model would work (default: 0)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(args.checkout.resolve()))
     emulator_main = importlib.import_module("emulator.__main__")
@@ -107,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="app-cpu-"))
         package = Path(scratch) / "package"
         package.mkdir()
-        for name, text in PACKAGE_FILES.items():
+        for name, text in {**SPECS, "deployment.py": DEPLOYMENT.format(seconds=args.model_ms / 1000)}.items():
             (package / name).write_text(text)
         settings = emulator_main.parse_args(["--package", str(package), "--data-dir", str(Path(scratch) / "data"),
                                              "--project", "bench", "--deployment", "double"])
