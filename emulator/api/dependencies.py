@@ -30,7 +30,13 @@ class Services:
     instances: InstanceHistory
 
 
+def services_of(request: Request) -> Services:
+    """The running emulator's services, for a route that reads them itself (`routes_requests`)."""
+    services: Services = request.app.state.services
+    return services
+
+
 async def get_services(request: Request) -> Services:
     """FastAPI dependency: the running emulator's services (async: FastAPI runs a sync dependency in its
     thread pool, a thread hop per call)."""
-    return request.app.state.services
+    return services_of(request)

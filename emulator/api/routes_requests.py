@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from contract.spec import DataError
-from emulator.api.dependencies import Services
+from emulator.api.dependencies import Services, services_of
 from emulator.api.parameters import BoundedInt, documented, read_query
 from emulator.api.paths import DEPLOYMENT, VERSION, at_both_levels
 from emulator.api.request_body import parse_json, read_request_data
@@ -118,7 +118,7 @@ def _event(text: str) -> str:
 def _target(request: Request) -> tuple[Services, Deployment, Version]:
     """The services, and the deployment and version the call is for; VersionUnavailable or QueueFull
     (503) before any input is read or stored, when the version cannot run it or its queue is full."""
-    services: Services = request.app.state.services
+    services = services_of(request)
     path = request.path_params
     project, deployment = path["project_name"], path["deployment_name"]
     found = services.registry.version(project, deployment, path.get("version"))
