@@ -1,8 +1,8 @@
 """Query parameters that the request-creating routes read themselves, instead of declaring them in
 their signature for FastAPI to solve on every call.
 
-FastAPI's parameter handling (two dependencies and two bounded queries) cost ~0.06 ms of a trivial
-request's ~0.9 ms on the event loop (BENCHMARKS.md, issue 17). A `BoundedInt` is documented in the
+FastAPI's parameter handling (two dependencies and two bounded queries) cost ~0.06 ms of the ~0.8 ms
+the event loop spent on a trivial request (`bench/app_cpu.py`; BENCHMARKS.md, issue 17). A `BoundedInt` is documented in the
 OpenAPI document as FastAPI would document it, and refused with FastAPI's words, through pydantic.
 """
 
