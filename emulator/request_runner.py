@@ -1,7 +1,7 @@
 """Deployment requests, between the HTTP layer and the instances: the backend the request routes call.
 
 A request goes from accepted input to final status: its input is checked against the spec, file
-inputs reach the deployment as local copies (made in a thread), it runs on the version's instances,
+inputs reach the deployment as private local copies (`work_folders`), it runs on the version's instances,
 then its output is checked and output files are kept in the bucket. Every request is recorded as the
 version's retention mode asks (batch requests always, so they can be collected); the rules of that
 history (which statuses can be listed, what was kept, what can be cancelled or deleted) are here too.
@@ -19,7 +19,6 @@ import asyncio
 import functools
 import json
 import logging
-import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,7 +46,8 @@ from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import VersionUnavailable
 from emulator.runtime.protocol import Error, Job, RequestContext
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
-from emulator.storage import Storage, StorageError
+from emulator.storage import Storage, StorageError, file_work
+from emulator.work_folders import PrivateCopies
 
 DIRECT, BATCH = "direct", "batch"
 MAX_BATCH_ITEMS = 250
@@ -136,15 +136,11 @@ class RequestRunner:
 
     async def _run(self, deployment: Deployment, version: Version, record: RequestRecord,
                    on_update: Callable[[str], None] | None) -> Outcome:
-        # Only file inputs are copied (in a thread): a thread hop costs ~0.1 ms, a trivial request's
-        # server CPU ~0.5 ms (BENCHMARKS.md).
-        has_files = any(field.is_file for field in deployment.input_spec.fields)
+        copies = self.storage.work.plan(record.id)
         try:
             try:
-                if has_files:
-                    data = await asyncio.to_thread(self._prepare_input, deployment.input_spec, record.id, record.request_data)
-                else:
-                    data = self._prepare_input(deployment.input_spec, record.id, record.request_data)
+                data = self._prepare_input(deployment.input_spec, record.request_data, copies)
+                await file_work(copies.size, self.storage.work.copy, copies)
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
             try:
@@ -172,8 +168,7 @@ class RequestRunner:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)
         finally:
-            if has_files:
-                await asyncio.to_thread(self.storage.remove_work_dir, record.id)
+            await file_work(copies.size, self.storage.work.remove, copies)
 
     def start_batch(self, deployment: Deployment, version: Version, items: list[Any], timeout: int) -> list[RequestRecord]:
         """Queue each item as its own batch request; the records, all `pending`.
@@ -358,14 +353,16 @@ class RequestRunner:
         if record.stored:
             self.store.update(record)
 
-    def _prepare_input(self, spec: Spec, request_id: str, data: Any) -> Any:
+    def _prepare_input(self, spec: Spec, data: Any, copies: PrivateCopies) -> Any:
+        """The checked input as the deployment gets it: each file's URI replaced by the path of its
+        private copy (planned in `copies`, made once all are known)."""
         if spec.kind == "structured" and isinstance(data, list):
-            return [_numbered(n, self._prepare_item, spec, request_id, item) for n, item in enumerate(data)]
-        return self._prepare_item(spec, request_id, data)
+            return [_numbered(n, self._prepare_item, spec, item, copies) for n, item in enumerate(data)]
+        return self._prepare_item(spec, data, copies)
 
-    def _prepare_item(self, spec: Spec, request_id: str, item: Any) -> Any:
-        return map_files(spec, check_input(spec, item),
-                         lambda field, position, value: self._input_file(request_id, field.name, position, value))
+    def _prepare_item(self, spec: Spec, item: Any, copies: PrivateCopies) -> Any:
+        return map_files(spec, check_input(spec, item), lambda field, position, value: str(
+            copies.add(self._stored_file(field.name, value), f"{field.name}.{position}")))
 
     def _check_files_exist(self, spec: Spec, item: Any) -> None:
         map_files(spec, item, lambda field, _, value: self._stored_file(field.name, value))
@@ -380,14 +377,6 @@ class RequestRunner:
             return self.storage.resolve_uri(value)
         except StorageError as exc:
             raise DataError(f"Input field {field!r}: {exc}") from None
-
-    def _input_file(self, request_id: str, field: str, position: int, value: str) -> str:
-        """A private local copy of a stored file, as UbiOps hands the deployment a local path."""
-        source = self._stored_file(field, value)
-        target = self.storage.request_work_dir(request_id) / f"{field}.{position}" / source.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        return str(target)
 
     def _finish_output(self, deployment: Deployment, record: RequestRecord, result: Any, files: list[str]) -> Any:
         spec = deployment.output_spec

@@ -5,19 +5,34 @@ File names are UbiOps' (they may hold `/` and spaces); no name can reach outside
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
 from emulator.exceptions import AlreadyExists
+from emulator.work_folders import WorkFolders
 
 MAX_NAME_LENGTH = 1024
 REQUESTS_FOLDER = "deployment_requests"
+T = TypeVar("T")
+INLINE_BYTES = 1024 * 1024
+"""Files up to this size in all are copied or removed on the event loop, larger ones in a thread: a
+thread hop costs ~0.1 ms of CPU on two cores, copying 1 MB from the page cache about as much
+(BENCHMARKS.md). Starlette keeps uploads in memory up to the same size."""
+
+
+async def file_work(size: int, function: Callable[..., T], *args: object) -> T:
+    """`function(*args)`, file I/O over `size` bytes: here when they are few, else in a thread."""
+    if size <= INLINE_BYTES:
+        return function(*args)
+    return await asyncio.to_thread(function, *args)
 
 
 class StorageError(ValueError):
@@ -45,12 +60,11 @@ class Storage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.buckets = self.root / "buckets"
-        self.work = self.root / "work"
+        self.work = WorkFolders(self.root / "work")
         self._requests = self.buckets / DEFAULT_BUCKET / REQUESTS_FOLDER
         self._incoming = self.root / "incoming"
         (self.buckets / DEFAULT_BUCKET).mkdir(parents=True, exist_ok=True)
         self._real_buckets = self.buckets.resolve()
-        shutil.rmtree(self.work, ignore_errors=True)
         shutil.rmtree(self._incoming, ignore_errors=True)
 
     def list_buckets(self) -> list[StoredBucket]:
@@ -173,13 +187,6 @@ class Storage:
     def remove_request_files(self, request_id: str) -> None:
         """Delete a request's input and output files, with the request (it was deleted or expired)."""
         shutil.rmtree(self.request_dir(request_id), ignore_errors=True)
-
-    def request_work_dir(self, request_id: str) -> Path:
-        """Scratch space for a request's input files; removed when the request ends."""
-        return self.work / request_id
-
-    def remove_work_dir(self, request_id: str) -> None:
-        shutil.rmtree(self.request_work_dir(request_id), ignore_errors=True)
 
 
 def check_name(name: str, what: str) -> None:

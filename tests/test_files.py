@@ -9,6 +9,9 @@ import ubiops
 from harness import DEPLOYMENT, PROJECT, start_emulator
 from ubiops.utils import download_file, upload_file
 
+from emulator.storage import INLINE_BYTES
+from emulator.work_folders import SPARE_PREFIX
+
 
 @pytest.fixture(scope="module")
 def files_emulator(emulators):
@@ -70,6 +73,28 @@ def test_array_file_inputs_and_outputs_travel_as_uris(files_emulator, tmp_path):
     out.mkdir()
     download_file(client, PROJECT, file_uri=copies[1], output_path=str(out))
     assert (out / copies[1].rsplit("/", 1)[1]).read_bytes() == b"bbbbb"
+    assert private_copies_left(files_emulator) == []
+
+
+@pytest.mark.parametrize("size", [INLINE_BYTES, INLINE_BYTES + 1], ids=["copied inline", "copied in a thread"])
+def test_input_files_are_copied_for_the_deployment_and_removed_after(files_emulator, tmp_path, size):
+    (tmp_path / "big.bin").write_bytes(b"x" * (size - 1))
+    (tmp_path / "note.txt").write_bytes(b"n")
+    client = client_for(files_emulator)
+    big, note = (upload_file(client, PROJECT, str(tmp_path / name), file_name=f"{size}/{name}", _progress_bar=False)
+                 for name in ("big.bin", "note.txt"))
+    response = files_emulator.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": [big], "note": note})
+    assert response.status == "completed", response.error_message
+    assert response.result["sizes"] == [size - 1, 1]
+    assert private_copies_left(files_emulator) == []
+
+
+def private_copies_left(emulator) -> list[str]:
+    """Files, or folders named after requests, under the data folder's `work/` (its spare folders
+    are empty and nameless)."""
+    work = emulator.data_dir / "work"
+    return [str(p.relative_to(work)) for p in work.rglob("*")
+            if not p.is_dir() or not p.relative_to(work).parts[0].startswith(SPARE_PREFIX)]
 
 
 def test_missing_uri_fails_the_request_clearly(files_emulator):

@@ -9,7 +9,6 @@ A body that cannot be read is a 4xx; a value of the wrong type is a failed reque
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import PurePath
 from typing import Any
 
@@ -19,7 +18,7 @@ from starlette.datastructures import UploadFile
 from contract.files import DEFAULT_BUCKET, file_uri
 from contract.spec import Field, Spec, coerce_form_value, loads_strict
 from emulator.api.errors import ApiError
-from emulator.storage import Storage
+from emulator.storage import Storage, file_work
 
 JSON_TYPES = ("application/json",)
 MAX_JSON_DEPTH = 100
@@ -115,8 +114,8 @@ class _UploadSaver:
         self.request_id = request_id
 
     async def save(self, field: str, position: int, upload: UploadFile) -> str:
-        """Keep the client's file name, reduced to a safe base name; the copy is made in a thread."""
+        """Keep the client's file name, reduced to a safe base name; a large file is stored in a thread."""
         name = PurePath((upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
         stored = self.storage.request_input_name(self.request_id, f"{field}/{position}", name)
-        await asyncio.to_thread(self.storage.write, DEFAULT_BUCKET, stored, upload.file)
+        await file_work(upload.size or 0, self.storage.write, DEFAULT_BUCKET, stored, upload.file)
         return file_uri(DEFAULT_BUCKET, stored)

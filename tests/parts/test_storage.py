@@ -30,7 +30,7 @@ def test_a_written_file_is_read_listed_and_deleted(storage):
 def test_no_name_reaches_outside_its_bucket(storage, name):
     with pytest.raises(StorageError):
         storage.write("default", name, io.BytesIO(b"x"))
-    assert sorted(p.name for p in storage.root.iterdir()) == ["buckets"], "nothing was written outside"
+    assert sorted(p.name for p in storage.root.iterdir()) == ["buckets", "work"], "nothing was written outside"
 
 
 def test_a_failed_write_leaves_nothing_behind(storage):
