@@ -35,8 +35,8 @@ class Deployment:
     def request(self, data, context):
         """Profile data["img"]; the annotated image is written to a new file per request."""
         # UbiOps has copied the previous request's output by now: don't accumulate files.
-        shutil.rmtree(self._output_dir, ignore_errors=True)
-        os.makedirs(self._output_dir, exist_ok=True)
+        for name in os.listdir(self._output_dir):
+            os.remove(os.path.join(self._output_dir, name))
         if not data.get("img"):
             raise PublicError("Input 'img' is required: upload a portrait image.")
         options = {name: data[name] for name in OPTIONAL_INPUTS if data.get(name) is not None}

@@ -26,9 +26,14 @@ SPARE_PREFIX = ".spare-"
 class PrivateCopies:
     """The copies one request's input files need: each stored file, and where its copy goes."""
 
-    folder: Path
+    root: Path
+    request_id: str
     copies: list[tuple[Path, Path]] = field(default_factory=list)
     size: int = 0
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.request_id
 
     def add(self, source: Path, field_folder: str) -> Path:
         target = self.folder / field_folder / source.name
@@ -48,7 +53,7 @@ class WorkFolders:
 
     def plan(self, request_id: str) -> PrivateCopies:
         """Where a request's copies go (request ids are the emulator's own UUIDs, never a caller's path)."""
-        return PrivateCopies(self.root / request_id)
+        return PrivateCopies(self.root, request_id)
 
     def copy(self, copies: PrivateCopies) -> None:
         """Make the copies, in the request's folder."""
