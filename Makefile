@@ -4,19 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL := deployment_package/model1.pkl
 
-.PHONY: serve test browser lint audit setup package-dev model bench load compare clean
+.PHONY: serve test tools lint audit setup package-dev model bench load compare clean
 
 serve: setup
 	$(BIN)/python -m emulator $(ARGS)
 
 # The emulator's own tests (tests/), which include `python -m deployer check` on this repository:
 # that runs the package's own tests (deployment_package/tests) against the zip it would upload.
-test: setup package-dev browser
+test: setup package-dev tools
 	$(BIN)/python -m pytest $(ARGS)
 
-# The browser tests drive Debian's Chromium (Playwright's own browser downloads are never used).
-browser:
-	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+# Debian's Chromium for the browser tests (Playwright's own browser downloads are never used), and
+# its `hey` for `bench/load.py --client hey` and its test.
+tools:
+	@command -v chromium >/dev/null && command -v hey >/dev/null || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium hey; }
 
 setup: $(VENV)/.installed
 

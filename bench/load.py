@@ -1,27 +1,35 @@
 """Load: N concurrent clients for a bounded time against a real emulator, on this machine only.
 
-    python bench/load.py [--clients 8] [--seconds 20] [--instances 2]
+    python bench/load.py [--clients 8] [--seconds 20] [--instances 2] [--client httpx|hey]
 
 Runs against the default face-profile package (a 512 px portrait, multipart, as curl sends it)
 and against a trivial plain package, and prints throughput, p50/p95/p99 latency, errors, and the
-CPU time per request of the emulator's server process, of its instances and of this client (from
-/proc; they share the machine's cores), for each, measured in one run. Results go in
-BENCHMARKS.md. `tests/test_load.py` runs a short version.
+CPU time per request of the emulator's server process, of its instances and of the client (from
+/proc; they share the machine's cores), for each, measured in one run. The clients are httpx's
+(what a test suite would use), or `hey` (Go, Debian's `hey` package: a load generator whose own
+CPU per request is a fraction of httpx's). Results go in BENCHMARKS.md. `tests/test_load.py` runs
+a short version of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -29,7 +37,26 @@ from harness import PACKAGES, Emulator, start_emulator  # noqa: E402
 from procstat import tree_cpu_seconds  # noqa: E402
 
 PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
-Send = Callable[[httpx.AsyncClient, Emulator], Awaitable[httpx.Response]]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A package, and the one request every client sends it again and again (encoded once)."""
+
+    name: str
+    package: Path
+    body: bytes
+    content_type: str
+
+
+def portrait_workload() -> Workload:
+    """The face profile, and the portrait as a multipart file part, as `curl -F img=@…` sends it."""
+    request = httpx.Request("POST", "http://emulator", files={"img": ("portrait.jpg", PORTRAIT.read_bytes())})
+    return Workload("face profile (512 px portrait)", ROOT / "deployment_package", request.read(),
+                    request.headers["Content-Type"])
+
+
+TEXT = Workload("trivial (plain text)", PACKAGES / "plain", b"load", "text/plain")
 
 
 @dataclass(frozen=True)
@@ -57,17 +84,9 @@ class LoadResult:
                 f"{server:.2f} / {instances:.2f} / {client:.2f} |")
 
 
-async def send_portrait(client: httpx.AsyncClient, emulator: Emulator) -> httpx.Response:
-    return await client.post(emulator.requests_url(), files={"img": ("portrait.jpg", PORTRAIT.read_bytes())})
-
-
-async def send_text(client: httpx.AsyncClient, emulator: Emulator) -> httpx.Response:
-    return await client.post(emulator.requests_url(), content="load", headers={"Content-Type": "text/plain"})
-
-
-async def run_load(emulator: Emulator, send: Send, clients: int, seconds: float) -> LoadResult:
-    """Each client sends requests back to back until the time is up; a request counts as an error
-    unless it is HTTP 200 with status `completed`."""
+async def run_load(emulator: Emulator, workload: Workload, clients: int, seconds: float) -> LoadResult:
+    """httpx clients, each sending requests back to back until the time is up; a request counts as
+    an error unless it is HTTP 200 with status `completed`."""
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
@@ -77,7 +96,8 @@ async def run_load(emulator: Emulator, send: Send, clients: int, seconds: float)
         while time.monotonic() < deadline:
             start = time.perf_counter()
             try:
-                response = await send(client, emulator)
+                response = await client.post(emulator.requests_url(), content=workload.body,
+                                             headers={"Content-Type": workload.content_type})
                 ok = response.status_code == 200 and response.json().get("status") == "completed"
             except httpx.HTTPError:
                 ok = False
@@ -92,21 +112,63 @@ async def run_load(emulator: Emulator, send: Send, clients: int, seconds: float)
     return LoadResult(len(latencies), errors, time.monotonic() - began, latencies, cpu)
 
 
+def run_hey(emulator: Emulator, workload: Workload, clients: int, seconds: float) -> LoadResult:
+    """The same load sent by `hey`; as it cannot read the answers, a request counts as an error
+    unless the emulator's metrics count one more `completed` request."""
+    completed_before = completed(emulator)
+    cpu_before, client_before = tree_cpu_seconds(emulator.process.pid), children_cpu_seconds()
+    with tempfile.NamedTemporaryFile() as body:
+        body.write(workload.body)
+        body.flush()
+        run = subprocess.run(["hey", "-z", f"{seconds:g}s", "-c", str(clients), "-m", "POST", "-D", body.name,
+                              "-T", workload.content_type, "-o", "csv", emulator.requests_url()],
+                             capture_output=True, text=True, timeout=seconds + 60, check=True)
+    cpu_after, client_cpu = tree_cpu_seconds(emulator.process.pid), children_cpu_seconds() - client_before
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    # offset: when the request started, from the start of the run
+    elapsed = max((float(row["offset"]) + float(row["response-time"]) for row in rows), default=seconds)
+    cpu = (cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1], client_cpu)
+    return LoadResult(len(rows), len(rows) - (completed(emulator) - completed_before), elapsed,
+                      [float(row["response-time"]) * 1000 for row in rows], cpu)
+
+
+def completed(emulator: Emulator) -> int:
+    """Requests the emulator has completed, from its /metrics."""
+    exposition = httpx.get(f"{emulator.url}/metrics", timeout=10).raise_for_status().text
+    return int(sum(sample.value for family in text_string_to_metric_families(exposition) for sample in family.samples
+                   if sample.name == "ubiops_emulator_requests_total" and sample.labels.get("status") == "completed"))
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's ended children (`hey`, once run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+Runner = Callable[[Emulator, Workload, int, float], LoadResult]
+RUNNERS: dict[str, Runner] = {
+    "httpx": lambda emulator, workload, clients, seconds: asyncio.run(run_load(emulator, workload, clients, seconds)),
+    "hey": run_hey,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--instances", type=int, default=2)
+    parser.add_argument("--client", choices=sorted(RUNNERS), default="httpx")
     args = parser.parse_args(argv)
-    print(f"# {args.clients} clients, {args.seconds:g} s each, --instances {args.instances}")
+    if args.client == "hey" and shutil.which("hey") is None:
+        parser.error("--client hey needs `hey` on the PATH (Debian: apt-get install hey; `make test` installs it)")
+    print(f"# {args.clients} {args.client} clients, {args.seconds:g} s each, --instances {args.instances}")
     print("| package | requests | req/s | p50 ms | p95 ms | p99 ms | errors | CPU ms per request: server / instances / client |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, package, send in (("face profile (512 px portrait)", ROOT / "deployment_package", send_portrait),
-                                ("trivial (plain text)", PACKAGES / "plain", send_text)):
+    for workload in (portrait_workload(), TEXT):
         with tempfile.TemporaryDirectory() as folder:
-            emulator = start_emulator(package, Path(folder), "--instances", str(args.instances))
+            emulator = start_emulator(workload.package, Path(folder), "--instances", str(args.instances))
             try:
-                print(asyncio.run(run_load(emulator, send, args.clients, args.seconds)).row(name), flush=True)
+                print(RUNNERS[args.client](emulator, workload, args.clients, args.seconds).row(workload.name), flush=True)
             finally:
                 emulator.stop()
     return 0

@@ -1,15 +1,16 @@
-"""A short load run (the full one is `bench/load.py`): no errors, and nothing left behind."""
+"""Short load runs (the full ones are `bench/load.py`): no errors, and nothing left behind."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from dataclasses import replace
 
 from harness import ROOT, start_emulator
 
 sys.path.insert(0, str(ROOT / "bench"))
-from load import run_load, send_text
+from load import TEXT, portrait_workload, run_hey, run_load
 
 
 def open_fds(pid: int) -> int:
@@ -19,9 +20,9 @@ def open_fds(pid: int) -> int:
 def test_concurrent_clients_get_answers_and_nothing_leaks(tmp_path):
     emulator = start_emulator("plain", tmp_path, "--instances", "2")
     try:
-        asyncio.run(run_load(emulator, send_text, clients=4, seconds=0.5))
+        asyncio.run(run_load(emulator, TEXT, clients=4, seconds=0.5))
         fds_before = open_fds(emulator.process.pid)
-        result = asyncio.run(run_load(emulator, send_text, clients=8, seconds=3))
+        result = asyncio.run(run_load(emulator, TEXT, clients=8, seconds=3))
         assert result.requests > 50 and result.errors == 0
         assert all(seconds > 0 for seconds in result.cpu_seconds), "server, instances and client each did work"
         assert open_fds(emulator.process.pid) <= fds_before + 2, "file descriptors leaked"
@@ -29,3 +30,24 @@ def test_concurrent_clients_get_answers_and_nothing_leaks(tmp_path):
         assert list((emulator.data_dir / "work").glob("*")) == [], "request work folders leaked"
     finally:
         emulator.stop()
+
+
+def test_hey_sends_the_same_load_and_its_answers_are_counted(tmp_path):
+    """`hey` cannot read the answers: the emulator's metrics tell its completed requests, so a
+    request that fails counts as an error."""
+    emulator = start_emulator("plain", tmp_path)
+    try:
+        result = run_hey(emulator, TEXT, clients=2, seconds=1)
+        assert result.requests > 20 and result.errors == 0
+        assert len(result.latencies_ms) == result.requests and 0.5 < result.seconds < 5
+        assert all(seconds > 0 for seconds in result.cpu_seconds), "server, instances and hey each did work"
+        failing = replace(TEXT, body=b"", content_type="application/json")  # an empty body: HTTP 400
+        assert run_hey(emulator, failing, clients=1, seconds=0.5).errors > 0
+    finally:
+        emulator.stop()
+
+
+def test_the_portrait_is_sent_as_curl_sends_it():
+    workload = portrait_workload()
+    assert workload.content_type.startswith("multipart/form-data; boundary=")
+    assert b'Content-Disposition: form-data; name="img"; filename="portrait.jpg"' in workload.body
