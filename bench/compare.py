@@ -14,7 +14,10 @@ installed gets a row saying so.
 Per server and pass: start-up (process start to the first answered request; for the emulator also
 to its first `/livez`, the server alone), then, after a warm-up, `--requests` requests one at a
 time (p50 latency) and `--seconds` of 16 concurrent clients (throughput), with the CPU time the
-server's process tree spent (utime + stime from /proc, children included) per request. In each
+server's process tree spent (utime + stime from /proc, children included) per request. The 16
+clients are httpx's in this process, which one Python process cannot drive past ~600 req/s
+whatever the server; `--client hey` has `hey` (Go, Debian's `hey` package) send them instead, the
+same body every time, so that throughput is the server's. In each
 pass the emulator and the floor run first and again last, so their two readings show the drift of
 a shared machine; each figure is the median over every run of that server, with its spread.
 """
@@ -23,6 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
+import json
 import os
 import platform
 import shutil
@@ -281,7 +287,27 @@ async def wait_until(running: Running, ready: Callable[[httpx.AsyncClient], Any]
                 await asyncio.sleep(0.01)
 
 
-async def measure(running: Running, requests: int, seconds: float) -> Run:
+async def hey_load(running: Running, seconds: float) -> tuple[int, float]:
+    """`hey` sends one request, again and again, from CONCURRENCY connections for `seconds`: the
+    requests answered (each must be HTTP 200) and the seconds they took."""
+    server = running.server
+    with tempfile.NamedTemporaryFile() as body:
+        body.write(json.dumps(server.body(7)).encode())
+        body.flush()
+        process = await asyncio.create_subprocess_exec(
+            "hey", "-z", f"{seconds:g}s", "-c", str(CONCURRENCY), "-m", "POST", "-D", body.name, "-T", "application/json",
+            "-o", "csv", running.url + server.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await process.communicate()
+    rows = list(csv.DictReader(io.StringIO(out.decode())))
+    refused = [row["status-code"] for row in rows if row["status-code"] != "200"]
+    if process.returncode or not rows or refused:
+        raise RuntimeError(f"{server.name}: hey exited with {process.returncode}, {len(rows)} answers, "
+                           f"{len(refused)} not 200 ({refused[:3]}): {err.decode()[-300:]}")
+    # offset: when a request started, from the start of the run
+    return len(rows), max(float(row["offset"]) + float(row["response-time"]) for row in rows)
+
+
+async def measure(running: Running, requests: int, seconds: float, hey: bool) -> Run:
     server, url = running.server, running.url
     up = None
     if server.up_path:
@@ -312,13 +338,17 @@ async def measure(running: Running, requests: int, seconds: float) -> Run:
                 done += 1
 
         cpu, began = sum(tree_cpu_seconds(running.process.pid)), time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(CONCURRENCY)))
-        elapsed = time.perf_counter() - began
+        if hey:
+            done, elapsed = await hey_load(running, seconds)
+        else:
+            await asyncio.gather(*(loop() for _ in range(CONCURRENCY)))
+            elapsed = time.perf_counter() - began
         cpu_c16 = (sum(tree_cpu_seconds(running.process.pid)) - cpu) / done
+        await call(client, server, url, 21)  # still answering, and rightly
     return Run(startup, up, statistics.median(latencies) * 1000, cpu_c1 * 1000, done / elapsed, cpu_c16 * 1000)
 
 
-def run_server(key: str, folder: Path, scratch: Path, requests: int, seconds: float) -> Run:
+def run_server(key: str, folder: Path, scratch: Path, requests: int, seconds: float, hey: bool) -> Run:
     server = SERVERS[key]
     folder = folder / key
     for name, text in server.files.items():
@@ -326,7 +356,7 @@ def run_server(key: str, folder: Path, scratch: Path, requests: int, seconds: fl
         (folder / name).write_text(textwrap.dedent(text).lstrip())
     running = Running(server, folder, scratch)
     try:
-        return asyncio.run(measure(running, requests, seconds))
+        return asyncio.run(measure(running, requests, seconds, hey))
     finally:
         running.stop()
 
@@ -389,10 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="c=1 requests per run (after a warm-up of 200)")
     parser.add_argument("--seconds", type=float, default=5, help="c=16 load per run")
     parser.add_argument("--scratch", type=Path, default=SCRATCH, help="where the peers' environments are built")
+    parser.add_argument("--client", choices=["httpx", "hey"], default="httpx", help="who sends the c=16 load")
     parser.add_argument("--only", nargs="+", choices=list(SERVERS), help="run these servers only (floor and emulator always)")
     parser.add_argument("--baseline", type=Path, help="another checkout of this project (e.g. main before a change): its "
                         "emulator runs beside this one's, retention full")
     args = parser.parse_args(argv)
+    if args.client == "hey" and shutil.which("hey") is None:
+        parser.error("--client hey needs `hey` on the PATH (Debian: apt-get install hey; `make test` installs it)")
     if args.baseline:
         SERVERS["baseline"] = emulator(f"the emulator at {args.baseline}", checkout=args.baseline.resolve())
     args.scratch.mkdir(parents=True, exist_ok=True)
@@ -406,12 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     middle = [k for k in keys if k not in missing and k not in ("floor", "emulator")]
     order = ["emulator", "floor", *middle, "floor", "emulator"]
     print(f"# {machine()}; load average at start {os.getloadavg()[0]:.2f}")
-    print(f"# command: python bench/compare.py --passes {args.passes} --requests {args.requests} --seconds {args.seconds:g}")
+    print(f"# command: python bench/compare.py --passes {args.passes} --requests {args.requests} --seconds {args.seconds:g} "
+          f"--client {args.client}")
     results: dict[str, list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="compare-") as folder:
         for number in range(1, args.passes + 1):
             for key in order:
-                run = run_server(key, Path(folder), args.scratch, args.requests, args.seconds)
+                run = run_server(key, Path(folder), args.scratch, args.requests, args.seconds, args.client == "hey")
                 results.setdefault(key, []).append(run)
                 print(f"# pass {number}, {key}: p50 {run.p50_ms:.2f} ms, {run.throughput:.0f} req/s, CPU/request "
                       f"{run.cpu_ms_c1:.2f} / {run.cpu_ms_c16:.2f} ms, start-up {run.startup:.2f} s", file=sys.stderr)

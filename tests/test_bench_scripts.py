@@ -19,3 +19,13 @@ def test_app_cpu_measures_the_event_loop_of_a_real_app():
                       r"20 requests", result.stdout)
     assert match, result.stdout
     assert float(match[2]) > 0
+
+
+def test_compare_measures_the_emulator_with_hey_as_the_concurrent_clients(tmp_path):
+    """`bench/compare.py --client hey`, on the one server it needs no peer environment for."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from compare import run_server
+
+    run = run_server("emulator", tmp_path, tmp_path / "scratch", requests=20, seconds=1, hey=True)
+    assert run.throughput > 50 and run.cpu_ms_c16 > 0 and run.p50_ms > 0
+    assert run.up is not None and 0 < run.up <= run.startup
