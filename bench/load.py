@@ -3,9 +3,9 @@
     python bench/load.py [--clients 8] [--seconds 20] [--instances 2] [--client httpx|hey]
 
 Runs against the default face-profile package (a 512 px portrait, multipart, as curl sends it)
-and against a trivial plain package, and prints throughput, p50/p95/p99 latency, errors, and the
-CPU time per request of the emulator's server process, of its instances and of the client (from
-/proc; they share the machine's cores), for each, measured in one run. The clients are httpx's
+and against a trivial plain package, each after a 2 s warm-up, and prints throughput, p50/p95/p99
+latency, errors, and the CPU time per request of the emulator's server process, of its instances
+and of the client (from /proc; they share the machine's cores), for each, measured in one run. The clients are httpx's
 (what a test suite would use), or `hey` (Go, Debian's `hey` package: a load generator whose own
 CPU per request is a fraction of httpx's). Results go in BENCHMARKS.md. `tests/test_load.py` runs
 a short version of each.
@@ -37,6 +37,7 @@ from harness import PACKAGES, Emulator, start_emulator  # noqa: E402
 from procstat import tree_cpu_seconds  # noqa: E402
 
 PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
+WARMUP_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             emulator = start_emulator(workload.package, Path(folder), "--instances", str(args.instances))
             try:
-                print(RUNNERS[args.client](emulator, workload, args.clients, args.seconds).row(workload.name), flush=True)
+                run = RUNNERS[args.client]
+                run(emulator, workload, args.clients, WARMUP_SECONDS)  # the instances' first requests are slow
+                print(run(emulator, workload, args.clients, args.seconds).row(workload.name), flush=True)
             finally:
                 emulator.stop()
     return 0
