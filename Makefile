@@ -53,7 +53,7 @@ bench: package-dev
 	$(BIN)/python bench/bench_predict.py
 
 load: setup
-	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load.py $(ARGS)
 
 # The emulator against MLServer, BentoML, Cog and a bare uvicorn app (their environments are built with
 # uv in ~/.cache/face-profile-bench, outside this project's): see BENCHMARKS.md.
