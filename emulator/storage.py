@@ -1,6 +1,7 @@
 """Bucket files on disk, under the data folder: `<data>/buckets/<bucket>/<file name>`.
 
-File names are UbiOps' (they may hold `/` and spaces); no name can reach outside its bucket.
+File names are UbiOps' (they may hold `/` and spaces); no name can reach outside its bucket. A
+request's own file I/O runs where `file_work` says: on the event loop when small, else in a thread.
 """
 
 from __future__ import annotations
