@@ -143,6 +143,8 @@ class RequestRunner:
                 await file_work(copies.size, self.storage.work.copy, copies)
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
+            except OSError as exc:  # the disk is full, or the data folder was changed under the emulator
+                return self.fail(record, f"The input files could not be copied for the deployment: {exc}")
             try:
                 reply = await self.runtime.pool(version).submit(
                     Job(
