@@ -16,8 +16,8 @@ to its first `/livez`, the server alone), then, after a warm-up, `--requests` re
 time (p50 latency) and `--seconds` of 16 concurrent clients (throughput), with the CPU time the
 server's process tree spent (utime + stime from /proc, children included) per request. The 16
 clients are httpx's in this process, which one Python process cannot drive past ~600 req/s
-whatever the server; `--client hey` has `hey` (Go, Debian's `hey` package) send them instead, the
-same body every time, so that throughput is the server's. In each
+whatever the server; `--client hey` has `hey` (`bench/hey.py`) send them instead, the same body
+every time, so that throughput is the server's. In each
 pass the emulator and the floor run first and again last, so their two readings show the drift of
 a shared machine; each figure is the median over every run of that server, with its spread.
 """
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import json
 import os
 import platform
@@ -48,6 +46,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from hey import MISSING, available, hey  # noqa: E402
 from procstat import tree_cpu_seconds  # noqa: E402
 
 from emulator.launcher import free_port  # noqa: E402
@@ -287,24 +286,15 @@ async def wait_until(running: Running, ready: Callable[[httpx.AsyncClient], Any]
                 await asyncio.sleep(0.01)
 
 
-async def hey_load(running: Running, seconds: float) -> tuple[int, float]:
+def hey_load(running: Running, seconds: float) -> tuple[int, float]:
     """`hey` sends one request, again and again, from CONCURRENCY connections for `seconds`: the
     requests answered (each must be HTTP 200) and the seconds they took."""
     server = running.server
-    with tempfile.NamedTemporaryFile() as body:
-        body.write(json.dumps(server.body(7)).encode())
-        body.flush()
-        process = await asyncio.create_subprocess_exec(
-            "hey", "-z", f"{seconds:g}s", "-c", str(CONCURRENCY), "-m", "POST", "-D", body.name, "-T", "application/json",
-            "-o", "csv", running.url + server.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = await process.communicate()
-    rows = list(csv.DictReader(io.StringIO(out.decode())))
-    refused = [row["status-code"] for row in rows if row["status-code"] != "200"]
-    if process.returncode or not rows or refused:
-        raise RuntimeError(f"{server.name}: hey exited with {process.returncode}, {len(rows)} answers, "
-                           f"{len(refused)} not 200 ({refused[:3]}): {err.decode()[-300:]}")
-    # offset: when a request started, from the start of the run
-    return len(rows), max(float(row["offset"]) + float(row["response-time"]) for row in rows)
+    run = hey(running.url + server.path, json.dumps(server.body(7)).encode(), "application/json", CONCURRENCY, seconds)
+    refused = [status for status in run.statuses if status != "200"]
+    if not run.statuses or refused:
+        raise RuntimeError(f"{server.name}: {len(run.statuses)} answers from hey, {len(refused)} not 200 ({refused[:3]})")
+    return len(run.statuses), run.seconds
 
 
 async def measure(running: Running, requests: int, seconds: float, hey: bool) -> Run:
@@ -339,7 +329,7 @@ async def measure(running: Running, requests: int, seconds: float, hey: bool) ->
 
         cpu, began = sum(tree_cpu_seconds(running.process.pid)), time.perf_counter()
         if hey:
-            done, elapsed = await hey_load(running, seconds)
+            done, elapsed = await asyncio.to_thread(hey_load, running, seconds)
         else:
             await asyncio.gather(*(loop() for _ in range(CONCURRENCY)))
             elapsed = time.perf_counter() - began
@@ -424,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, help="another checkout of this project (e.g. main before a change): its "
                         "emulator runs beside this one's, retention full")
     args = parser.parse_args(argv)
-    if args.client == "hey" and shutil.which("hey") is None:
-        parser.error("--client hey needs `hey` on the PATH (Debian: apt-get install hey; `make test` installs it)")
+    if args.client == "hey" and not available():
+        parser.error(f"--client hey {MISSING}")
     if args.baseline:
         SERVERS["baseline"] = emulator(f"the emulator at {args.baseline}", checkout=args.baseline.resolve())
     args.scratch.mkdir(parents=True, exist_ok=True)

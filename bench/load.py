@@ -5,22 +5,16 @@
 Runs against the default face-profile package (a 512 px portrait, multipart, as curl sends it)
 and against a trivial plain package, each after a 2 s warm-up, and prints throughput, p50/p95/p99
 latency, errors, and the CPU time per request of the emulator's server process, of its instances
-and of the client (from /proc; they share the machine's cores), for each, measured in one run. The clients are httpx's
-(what a test suite would use), or `hey` (Go, Debian's `hey` package: a load generator whose own
-CPU per request is a fraction of httpx's). Results go in BENCHMARKS.md. `tests/test_load.py` runs
-a short version of each.
+and of the client (from /proc; they share the machine's cores), for each, measured in one run.
+The clients are httpx's (what a test suite would use), or `hey` (`bench/hey.py`). Results go in
+BENCHMARKS.md. `tests/test_load.py` runs a short version of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
-import resource
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from harness import PACKAGES, Emulator, start_emulator  # noqa: E402
+from hey import MISSING, available, hey  # noqa: E402
 from procstat import tree_cpu_seconds  # noqa: E402
 
 PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
@@ -117,20 +112,12 @@ def run_hey(emulator: Emulator, workload: Workload, clients: int, seconds: float
     """The same load sent by `hey`; as it cannot read the answers, a request counts as an error
     unless the emulator's metrics count one more `completed` request."""
     completed_before = completed(emulator)
-    cpu_before, client_before = tree_cpu_seconds(emulator.process.pid), children_cpu_seconds()
-    with tempfile.NamedTemporaryFile() as body:
-        body.write(workload.body)
-        body.flush()
-        run = subprocess.run(["hey", "-z", f"{seconds:g}s", "-c", str(clients), "-m", "POST", "-D", body.name,
-                              "-T", workload.content_type, "-o", "csv", emulator.requests_url()],
-                             capture_output=True, text=True, timeout=seconds + 60, check=True)
-    cpu_after, client_cpu = tree_cpu_seconds(emulator.process.pid), children_cpu_seconds() - client_before
-    rows = list(csv.DictReader(io.StringIO(run.stdout)))
-    # offset: when the request started, from the start of the run
-    elapsed = max((float(row["offset"]) + float(row["response-time"]) for row in rows), default=seconds)
-    cpu = (cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1], client_cpu)
-    return LoadResult(len(rows), len(rows) - (completed(emulator) - completed_before), elapsed,
-                      [float(row["response-time"]) * 1000 for row in rows], cpu)
+    cpu_before = tree_cpu_seconds(emulator.process.pid)
+    run = hey(emulator.requests_url(), workload.body, workload.content_type, clients, seconds)
+    cpu_after = tree_cpu_seconds(emulator.process.pid)
+    cpu = (cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1], run.cpu_seconds)
+    requests = len(run.statuses)
+    return LoadResult(requests, requests - (completed(emulator) - completed_before), run.seconds, run.latencies_ms, cpu)
 
 
 def completed(emulator: Emulator) -> int:
@@ -138,12 +125,6 @@ def completed(emulator: Emulator) -> int:
     exposition = httpx.get(f"{emulator.url}/metrics", timeout=10).raise_for_status().text
     return int(sum(sample.value for family in text_string_to_metric_families(exposition) for sample in family.samples
                    if sample.name == "ubiops_emulator_requests_total" and sample.labels.get("status") == "completed"))
-
-
-def children_cpu_seconds() -> float:
-    """CPU time of this process's ended children (`hey`, once run)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 Runner = Callable[[Emulator, Workload, int, float], LoadResult]
@@ -160,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--client", choices=sorted(RUNNERS), default="httpx")
     args = parser.parse_args(argv)
-    if args.client == "hey" and shutil.which("hey") is None:
-        parser.error("--client hey needs `hey` on the PATH (Debian: apt-get install hey; `make test` installs it)")
+    if args.client == "hey" and not available():
+        parser.error(f"--client hey {MISSING}")
     print(f"# {args.clients} {args.client} clients, {args.seconds:g} s each, --instances {args.instances}")
     print("| package | requests | req/s | p50 ms | p95 ms | p99 ms | errors | CPU ms per request: server / instances / client |")
     print("|---|---|---|---|---|---|---|---|")

@@ -76,11 +76,12 @@ class WorkFolders:
             spare = self.root / f"{SPARE_PREFIX}{self._named}" if len(self._spares) < SPARE_FOLDERS else None
             self._named += 1
         if spare is not None and _empty_but_for(copies.folder, field_folders):
-            os.rename(copies.folder, spare)
-            with self._lock:
-                self._spares.append(spare)
-        else:
-            shutil.rmtree(copies.folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the folder went meanwhile: nothing to keep
+                os.rename(copies.folder, spare)
+                with self._lock:
+                    self._spares.append(spare)
+                return
+        shutil.rmtree(copies.folder, ignore_errors=True)
 
     def _take(self, folder: Path) -> None:
         with self._lock:
