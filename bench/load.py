@@ -1,19 +1,22 @@
 """Load: N concurrent clients for a bounded time against a real emulator, on this machine only.
 
-    python bench/load.py [--clients 8] [--seconds 20] [--instances 2] [--client httpx|hey]
+    python bench/load.py [--clients 8] [--seconds 20] [--instances 2] [--client httpx|hey] [--in-process]
 
 Runs against the default face-profile package (a 512 px portrait, multipart, as curl sends it)
 and against a trivial plain package, each after a 2 s warm-up, and prints throughput, p50/p95/p99
 latency, errors, and the CPU time per request of the emulator's server process, of its instances
 and of the client (from /proc; they share the machine's cores), for each, measured in one run.
-The clients are httpx's (what a test suite would use), or `hey` (`bench/hey.py`). Results go in
-BENCHMARKS.md. `tests/test_load.py` runs a short version of each.
+The clients are httpx's (what a test suite would use), or `hey` (`bench/hey.py`). `--in-process`
+adds what users would run instead, the bound for `--instances`: the face profile's
+`Deployment.request` called back to back in as many processes of their own, without a server.
+Results go in BENCHMARKS.md. `tests/test_load.py` runs a short version of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -33,6 +37,8 @@ from procstat import tree_cpu_seconds  # noqa: E402
 
 PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
 WARMUP_SECONDS = 2
+WARMUP_REQUESTS = 20
+"""`--in-process`: requests each process makes before the clock starts (MediaPipe's first are slow)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,45 @@ def completed(emulator: Emulator) -> int:
                    if sample.name == "ubiops_emulator_requests_total" and sample.labels.get("status") == "completed"))
 
 
+def run_in_process(processes: int, seconds: float) -> LoadResult:
+    """The face profile's `Deployment.request` on the portrait, back to back in `processes`
+    processes (each warmed up first) for `seconds`: the machine's throughput without the emulator.
+    Their CPU counts as the instances'."""
+    spawn = multiprocessing.get_context("spawn")
+    ready, results = spawn.Barrier(processes + 1), spawn.Queue()
+    workers = [spawn.Process(target=_request_loop, args=(seconds, ready, results)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    ready.wait(timeout=120)
+    answers = [results.get(timeout=seconds + 120) for _ in workers]
+    for worker in workers:
+        worker.join()
+    latencies = [ms for worker_latencies, _, _ in answers for ms in worker_latencies]
+    return LoadResult(len(latencies), 0, max(elapsed for _, elapsed, _ in answers), latencies,
+                      (0.0, sum(cpu for _, _, cpu in answers), 0.0))
+
+
+def _request_loop(seconds: float, ready: Any, results: Any) -> None:
+    """One process of `run_in_process`: load the package as an instance does, warm up, wait for the
+    others, then call `request` until the time is up."""
+    package = ROOT / "deployment_package"
+    sys.path[:0] = [str(package), str(package / "libraries")]
+    from deployment import Deployment
+
+    deployment = Deployment(str(package), {})
+    data = {"img": str(PORTRAIT)}
+    for _ in range(WARMUP_REQUESTS):
+        deployment.request(data, {})
+    ready.wait()
+    latencies: list[float] = []
+    began, cpu_before = time.perf_counter(), time.process_time()
+    while time.perf_counter() - began < seconds:
+        start = time.perf_counter()
+        deployment.request(data, {})
+        latencies.append((time.perf_counter() - start) * 1000)
+    results.put((latencies, time.perf_counter() - began, time.process_time() - cpu_before))
+
+
 Runner = Callable[[Emulator, Workload, int, float], LoadResult]
 RUNNERS: dict[str, Runner] = {
     "httpx": lambda emulator, workload, clients, seconds: asyncio.run(run_load(emulator, workload, clients, seconds)),
@@ -140,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--client", choices=sorted(RUNNERS), default="httpx")
+    parser.add_argument("--in-process", action="store_true",
+                        help="also run the face profile in --instances processes of its own, without the emulator")
     args = parser.parse_args(argv)
     if args.client == "hey" and not available():
         parser.error(f"--client hey {MISSING}")
@@ -155,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(run(emulator, workload, args.clients, args.seconds).row(workload.name), flush=True)
             finally:
                 emulator.stop()
+    if args.in_process:
+        print(run_in_process(args.instances, args.seconds).row(
+            f"face profile in process, no emulator (processes: {args.instances})"), flush=True)
     return 0
 
 

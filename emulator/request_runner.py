@@ -279,7 +279,6 @@ class RequestRunner:
         if live.work is not None:
             live.work.cancel()
         record.status, record.time_completed = CANCELLED, now()
-        self._save(record)
         self._ended(record)
         return record
 
@@ -323,14 +322,15 @@ class RequestRunner:
         record.time_completed = now()
         record.time_started = record.time_started or record.time_completed
         record.output_size = _size(result) if status == COMPLETED else None
-        self._save(record)
         self._ended(record)
         return Outcome(record, tuple(files or ()))
 
     def _ended(self, record: RequestRecord) -> None:
-        """A request has reached its final status: it is on disk, live no more, and the files of a
-        request not recorded are noted so they expire as a record would."""
-        self.store.flush()
+        """A request has reached its final status: it is kept (safe from a crash before it is
+        answered), live no more, and the files of a request not recorded are noted so they expire as a
+        record would."""
+        if record.stored:
+            self.store.answered(record)
         self._taken(record.id)
         self._live.pop(record.id, None)
         if not record.stored and self.storage.request_dir(record.id).exists():

@@ -34,7 +34,7 @@ class RetentionSweeper:
         self.registry = registry
         self.runner = runner
         self.interval = interval
-        self._store = RequestStore(database)
+        self._store = RequestStore(database, journal=False)
         """Its own connection to the history, used only from the sweep's thread."""
         self._sweeping = threading.Lock()
         """Held by a pass, so closing waits for the pass under way."""

@@ -10,7 +10,7 @@ from dataclasses import replace
 from harness import ROOT, start_emulator
 
 sys.path.insert(0, str(ROOT / "bench"))
-from load import TEXT, portrait_workload, run_hey, run_load
+from load import TEXT, portrait_workload, run_hey, run_in_process, run_load
 
 
 def open_fds(pid: int) -> int:
@@ -51,3 +51,10 @@ def test_the_portrait_is_sent_as_curl_sends_it():
     workload = portrait_workload()
     assert workload.content_type.startswith("multipart/form-data; boundary=")
     assert b'Content-Disposition: form-data; name="img"; filename="portrait.jpg"' in workload.body
+
+
+def test_the_face_profile_runs_in_processes_of_its_own_as_the_bound_for_instances():
+    """`--in-process`: what users would run instead of the emulator, each process doing real work."""
+    result = run_in_process(2, seconds=1)
+    assert result.requests > 4 and result.errors == 0 and len(result.latencies_ms) == result.requests
+    assert result.cpu_seconds[1] > 0.5, "two processes each busy for a second"

@@ -1,13 +1,18 @@
 """In process: the rules of request history, which live in the requests backend (`RequestRunner`) over
 its SQLite store — what each retention mode keeps, which filters are refused, what may be cancelled
 or deleted, a version's full queue, which requests the retention sweep deletes, and that an
-interrupted request is failed at the next start. No server, no instances."""
+interrupted request is failed at the next start, and that one answered just before a crash is kept.
+No server, no instances."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +20,11 @@ from contract.requests import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING
 from contract.spec import Field, Spec
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.request_runner import BATCH, DIRECT
+from emulator.request_store import JOURNAL_SUFFIX, RequestStore
 from emulator.state import Deployment, Version
 
 DEPLOYMENT = Deployment("d", "p", Spec(), Spec())
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def version(mode: str) -> Version:
@@ -149,3 +156,48 @@ def test_an_input_file_that_cannot_be_copied_fails_its_request_clearly(runner):
     assert outcome.record.error_message.startswith("The input files could not be copied for the deployment: ")
     assert runner.find("p", "d", None, "r1").status == FAILED
     runner.check_queue(one_place)  # its place in the queue is free again
+
+
+CRASH_AFTER_ANSWERING = """
+import asyncio, os, sys
+from pathlib import Path
+from contract.spec import Spec
+from emulator.metrics import Metrics
+from emulator.request_runner import DIRECT, RequestRunner
+from emulator.request_store import RequestStore
+from emulator.runtime.manager import Runtime
+from emulator.runtime.python_envs import EnvironmentBuilder
+from emulator.state import Deployment, Version
+from emulator.storage import Storage
+
+async def main():
+    folder = Path(sys.argv[1])
+    runner = RequestRunner(Storage(folder / "data"), RequestStore(folder / "requests.sqlite3"),
+                           Runtime(EnvironmentBuilder()), Metrics())
+    version = Version("v1", None, {}, request_retention_mode="full")
+    record = runner.new_record(Deployment("d", "p", Spec(), Spec()), version, "r1", "hello", 60, DIRECT)
+    runner.fail(record, "answered just before the crash")
+    os._exit(1)  # killed outright, before the grouped write runs
+
+asyncio.run(main())
+"""
+
+
+def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database):
+    """A request that ends is in the journal before it is answered; the next start writes it into
+    the history and empties the journal. A last line cut short by the crash was never answered."""
+    subprocess.run([sys.executable, "-c", CRASH_AFTER_ANSWERING, str(tmp_path)], cwd=ROOT, check=False, timeout=60)
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM requests").fetchone() == (0,), "not written before the crash"
+    journal = database.with_name(database.name + JOURNAL_SUFFIX)
+    with journal.open("ab") as file:
+        file.write(b'["r2", "p", "d"')  # the crash came while the next line was being appended
+    store = RequestStore(database)
+    try:
+        found = store.get("r1")
+        assert found is not None and (found.status, found.error_message, found.request_data) == (
+            FAILED, "answered just before the crash", "hello")
+        assert store.get("r2") is None
+        assert journal.read_bytes() == b""
+    finally:
+        store.close()
