@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from contract.requests import COMPLETED, FAILED, UNFINISHED
+
+log = logging.getLogger("emulator.requests")
 
 MAX_VARIABLES = 500
 """Ids bound in one statement, well under SQLite's limit."""
@@ -114,8 +117,9 @@ class RequestStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        self._unwritten: dict[str, RequestRecord] = {}
-        """Records changed since the last write, by id: each is written as it is when `flush` runs."""
+        self._unwritten: dict[str, RequestRecord | tuple[Any, ...]] = {}
+        """Records changed since the last write, by id: each is written as it is when `flush` runs, or,
+        for a request that ended, as the row its journal line holds (it no longer changes)."""
         self._timer: asyncio.TimerHandle | None = None
         self._journal = -1
         self._journaled = False
@@ -126,12 +130,23 @@ class RequestStore:
 
     def _recover(self) -> None:
         """Write what the journal holds (the requests answered just before a crash) into the database.
-        A last line cut short was never answered: the crash came while it was being appended."""
+        A last line cut short was never answered: the crash came while it was being appended. A line
+        that does not read (a write cut short by a full disk) is left out, not a reason not to start."""
         with os.fdopen(os.dup(self._journal), "rb") as journal:
             lines = journal.read().split(b"\n")[:-1]
+        rows = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if isinstance(row, list) and len(row) == len(_COLUMNS):
+                rows.append(tuple(row))
+            else:
+                log.warning("a line of the requests' journal could not be read; that request is not kept")
         if lines:
             self._journaled = True
-            self._write_rows([tuple(json.loads(line)) for line in lines])
+            self._write_rows(rows)
 
     def mark_interrupted(self) -> int:
         """Fail the requests a previous run left unfinished; how many there were."""
@@ -148,7 +163,10 @@ class RequestStore:
 
     def update(self, record: RequestRecord) -> None:
         """Record a request's new state (written as `add` writes it)."""
-        self._unwritten[record.id] = record
+        self._keep(record.id, record)
+
+    def _keep(self, request_id: str, state: RequestRecord | tuple[Any, ...]) -> None:
+        self._unwritten[request_id] = state
         if self._timer is None:
             try:
                 self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY_SECONDS, self.flush)
@@ -161,7 +179,7 @@ class RequestStore:
             self._timer.cancel()
             self._timer = None
         if self._unwritten:
-            rows = [_to_row(record) for record in self._unwritten.values()]
+            rows = [row if isinstance(row, tuple) else _to_row(row) for row in self._unwritten.values()]
             self._unwritten.clear()
             self._write_rows(rows)
 
@@ -177,10 +195,11 @@ class RequestStore:
     def answered(self, record: RequestRecord) -> None:
         """Keep a request that ended, before it is answered: in the journal now, in the database with
         the next write."""
+        row = _to_row(record)
         if self._journal >= 0:
-            os.write(self._journal, json.dumps(_to_row(record), separators=(",", ":")).encode() + b"\n")
+            os.write(self._journal, json.dumps(row, separators=(",", ":")).encode() + b"\n")
             self._journaled = True
-        self.update(record)
+        self._keep(record.id, row)
 
     def get(self, request_id: str) -> RequestRecord | None:
         self.flush()
