@@ -328,15 +328,18 @@ class RequestRunner:
     def _ended(self, record: RequestRecord) -> None:
         """A request has reached its final status: it is kept (safe from a crash before it is
         answered), live no more, and the files of a request not recorded are noted so they expire as a
-        record would."""
-        if record.stored:
-            self.store.answered(record)
-        self._taken(record.id)
-        self._live.pop(record.id, None)
-        if not record.stored and self.storage.request_dir(record.id).exists():
-            self.store.note_files(record)
-        # Counted and logged once the caller has its answer: ~0.08 ms sooner for a trivial request.
-        after_answer(self._announce, record, self._instances.pop(record.id, None))
+        record would. If it cannot be kept (a full disk), the error goes to the caller (an HTTP 500, the
+        reason in the log), and the request still leaves the queue and the live requests."""
+        try:
+            if record.stored:
+                self.store.answered(record)
+            elif self.storage.request_dir(record.id).exists():
+                self.store.note_files(record)
+        finally:
+            self._taken(record.id)
+            self._live.pop(record.id, None)
+            # Counted and logged once the caller has its answer: ~0.08 ms sooner for a trivial request.
+            after_answer(self._announce, record, self._instances.pop(record.id, None))
 
     def _announce(self, record: RequestRecord, instance: int | None) -> None:
         """Count and log an ended request (a failed one as a warning, with its error)."""

@@ -149,7 +149,7 @@ def test_an_input_file_that_cannot_be_copied_fails_its_request_clearly(runner):
     files = Deployment("d", "p", Spec((Field("img", "file"),)), Spec())
     runner.storage.write("default", "portrait.jpg", io.BytesIO(b"jpeg"))
     shutil.rmtree(runner.storage.work.root)  # the data folder changed under the emulator
-    one_place = Version("v1", None, {"maximum_queue_size": 1}, request_retention_mode="full")
+    one_place = Version("v1", None, settings={"maximum_queue_size": 1}, request_retention_mode="full")
     record = runner.new_record(files, one_place, "r1", {"img": "ubiops-file://default/portrait.jpg"}, 60, DIRECT)
     outcome = asyncio.run(runner.run(files, one_place, record))
     assert outcome.record.status == FAILED
@@ -205,3 +205,45 @@ def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database, capl
         assert "a line of the requests' journal could not be read; that request is not kept" in caplog.text
     finally:
         store.close()
+
+
+FULL_DISK = """
+import asyncio, resource, sys
+from pathlib import Path
+from contract.spec import Spec
+from emulator.exceptions import QueueFull
+from emulator.metrics import Metrics
+from emulator.request_runner import DIRECT, RequestRunner
+from emulator.request_store import RequestStore
+from emulator.runtime.manager import Runtime
+from emulator.runtime.python_envs import EnvironmentBuilder
+from emulator.state import Deployment, Version
+from emulator.storage import Storage
+
+async def main():
+    folder = Path(sys.argv[1])
+    runner = RequestRunner(Storage(folder / "data"), RequestStore(folder / "requests.sqlite3"),
+                           Runtime(EnvironmentBuilder()), Metrics())
+    one_place = Version("v1", None, settings={"maximum_queue_size": 1}, request_retention_mode="full")
+    record = runner.new_record(Deployment("d", "p", Spec(), Spec()), one_place, "r1", "hello", 60, DIRECT)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))  # no file may grow, as on a full disk
+    try:
+        runner.fail(record, "ended")
+    except OSError as exc:
+        print("not kept:", exc.strerror)
+    try:
+        runner.check_queue(one_place)
+        print("its place in the queue is free")
+    except QueueFull:
+        print("its place in the queue is still taken")
+
+asyncio.run(main())
+"""
+
+
+def test_a_request_that_cannot_be_kept_on_a_full_disk_still_leaves_the_queue(tmp_path):
+    """The journal cannot be written (a real failed write: the process may not grow any file): the
+    caller gets the error, and the request does not hold its version's queue place forever."""
+    run = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.stdout.splitlines() == ["not kept: File too large", "its place in the queue is free"], run.stderr
