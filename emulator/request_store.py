@@ -194,12 +194,12 @@ class RequestStore:
 
     def answered(self, record: RequestRecord) -> None:
         """Keep a request that ended, before it is answered: in the journal now, in the database with
-        the next write."""
+        the next write (which has it even if the journal cannot be written)."""
         row = _to_row(record)
+        self._keep(record.id, row)
         if self._journal >= 0:
             os.write(self._journal, json.dumps(row, separators=(",", ":")).encode() + b"\n")
             self._journaled = True
-        self._keep(record.id, row)
 
     def get(self, request_id: str) -> RequestRecord | None:
         self.flush()
