@@ -125,15 +125,15 @@ class RequestStore:
         self._journaled = False
         """Whether the journal holds lines the database may not have."""
         if journal:
-            self._journal = os.open(path.with_name(path.name + JOURNAL_SUFFIX), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            self._recover()
+            journal_path = path.with_name(path.name + JOURNAL_SUFFIX)
+            self._journal = os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._recover(journal_path.read_bytes())
 
-    def _recover(self) -> None:
+    def _recover(self, journal: bytes) -> None:
         """Write what the journal holds (the requests answered just before a crash) into the database.
         A last line cut short was never answered: the crash came while it was being appended. A line
         that does not read (a write cut short by a full disk) is left out, not a reason not to start."""
-        with os.fdopen(os.dup(self._journal), "rb") as journal:
-            lines = journal.read().split(b"\n")[:-1]
+        lines = journal.split(b"\n")[:-1]
         rows = []
         for line in lines:
             try:

@@ -158,10 +158,11 @@ def test_an_input_file_that_cannot_be_copied_fails_its_request_clearly(runner):
     runner.check_queue(one_place)  # its place in the queue is free again
 
 
-CRASH_AFTER_ANSWERING = """
-import asyncio, os, sys
+RUNNER_IN_A_PROCESS = """
+import asyncio, os, resource, sys
 from pathlib import Path
 from contract.spec import Spec
+from emulator.exceptions import QueueFull
 from emulator.metrics import Metrics
 from emulator.request_runner import DIRECT, RequestRunner
 from emulator.request_store import RequestStore
@@ -170,24 +171,34 @@ from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.state import Deployment, Version
 from emulator.storage import Storage
 
+folder = Path(sys.argv[1])
+deployment = Deployment("d", "p", Spec(), Spec())
+one_place = Version("v1", None, settings={"maximum_queue_size": 1}, request_retention_mode="full")
+
 async def main():
-    folder = Path(sys.argv[1])
     runner = RequestRunner(Storage(folder / "data"), RequestStore(folder / "requests.sqlite3"),
                            Runtime(EnvironmentBuilder()), Metrics())
-    version = Version("v1", None, {}, request_retention_mode="full")
-    record = runner.new_record(Deployment("d", "p", Spec(), Spec()), version, "r1", "hello", 60, DIRECT)
-    runner.fail(record, "answered just before the crash")
-    os._exit(1)  # killed outright, before the grouped write runs
-
+    record = runner.new_record(deployment, one_place, "r1", "hello", 60, DIRECT)
+{steps}
 asyncio.run(main())
 """
+"""A process of its own (a crash to survive, a file-size limit) running a request's end in a requests
+backend over `folder`, with the event loop running, as in the server; `steps` are `main`'s last lines."""
+
+
+def run_in_a_process(folder: Path, steps: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", RUNNER_IN_A_PROCESS.replace("{steps}", steps), str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database, caplog):
     """A request that ends is in the journal before it is answered; the next start writes it into
     the history and empties the journal. A last line cut short by the crash was never answered; a
     line that does not read is left out, with a warning."""
-    subprocess.run([sys.executable, "-c", CRASH_AFTER_ANSWERING, str(tmp_path)], cwd=ROOT, check=False, timeout=60)
+    run_in_a_process(tmp_path, """
+    runner.fail(record, "answered just before the crash")
+    os._exit(1)  # killed outright, before the grouped write runs
+""")
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT count(*) FROM requests").fetchone() == (0,), "not written before the crash"
     journal = database.with_name(database.name + JOURNAL_SUFFIX)
@@ -207,25 +218,10 @@ def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database, capl
         store.close()
 
 
-FULL_DISK = """
-import asyncio, resource, sys
-from pathlib import Path
-from contract.spec import Spec
-from emulator.exceptions import QueueFull
-from emulator.metrics import Metrics
-from emulator.request_runner import DIRECT, RequestRunner
-from emulator.request_store import RequestStore
-from emulator.runtime.manager import Runtime
-from emulator.runtime.python_envs import EnvironmentBuilder
-from emulator.state import Deployment, Version
-from emulator.storage import Storage
-
-async def main():
-    folder = Path(sys.argv[1])
-    runner = RequestRunner(Storage(folder / "data"), RequestStore(folder / "requests.sqlite3"),
-                           Runtime(EnvironmentBuilder()), Metrics())
-    one_place = Version("v1", None, settings={"maximum_queue_size": 1}, request_retention_mode="full")
-    record = runner.new_record(Deployment("d", "p", Spec(), Spec()), one_place, "r1", "hello", 60, DIRECT)
+def test_a_request_that_cannot_be_kept_on_a_full_disk_still_leaves_the_queue(tmp_path):
+    """The journal cannot be written (a real failed write: the process may not grow any file): the
+    caller gets the error, and the request does not hold its version's queue place forever."""
+    run = run_in_a_process(tmp_path, """
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))  # no file may grow, as on a full disk
     try:
         runner.fail(record, "ended")
@@ -236,14 +232,5 @@ async def main():
         print("its place in the queue is free")
     except QueueFull:
         print("its place in the queue is still taken")
-
-asyncio.run(main())
-"""
-
-
-def test_a_request_that_cannot_be_kept_on_a_full_disk_still_leaves_the_queue(tmp_path):
-    """The journal cannot be written (a real failed write: the process may not grow any file): the
-    caller gets the error, and the request does not hold its version's queue place forever."""
-    run = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+""")
     assert run.stdout.splitlines() == ["not kept: File too large", "its place in the queue is free"], run.stderr
