@@ -1,6 +1,6 @@
 """The event loop's CPU per request: the real app, driven by direct ASGI calls, in this process.
 
-    python bench/app_cpu.py [--requests 3000] [--checkout DIR] [--profile FILE] [--model-ms 0]
+    python bench/app_cpu.py [--requests 3000] [--checkout DIR] [--profile FILE] [--model-ms 0] [--image]
 
 Builds the emulator's app (`create_app`, its lifespan, a real instance process) on a trivial typed
 package (`{"x": int} -> {"y": 2x}`, bench/compare.py's), sends it direct requests without HTTP and
@@ -11,7 +11,10 @@ figures move by 10-15 %): the number to watch when changing the request path. `-
 another checkout of this project (e.g. main before a change) with this script; `--profile` writes a
 cProfile (thread CPU clock) of the timed requests, for `python -m pstats`; `--model-ms` makes the
 deployment take that long per request, as a model would, which costs the event loop more per
-request (its code and data leave the caches meanwhile). Results go in BENCHMARKS.md.
+request (its code and data leave the caches meanwhile). `--image` measures an image request
+instead: the face-profile package and the 512 px portrait as a multipart file part, as the README's
+curl sends it (its figures move more: most of its system time is creating files and folders, which
+this machine's file system makes slow or fast from run to run). Results go in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +52,33 @@ SPECS = {
     "ubiops_input_spec.json": '[{"name": "x", "data_type": "int"}]',
     "ubiops_output_spec.json": '[{"name": "y", "data_type": "int"}]',
 }
-PATH = "/v2.1/projects/bench/deployments/double/requests"
-BODY = b'{"x": 2}'
 WARMUP = 300
+
+
+@dataclass(frozen=True)
+class Case:
+    """The request sent again and again, to which deployment, and what each answer must hold."""
+
+    deployment: str
+    body: bytes
+    content_type: str
+    expected: bytes
+    warmup: int = WARMUP
+
+    @property
+    def path(self) -> str:
+        return f"/v2.1/projects/bench/deployments/{self.deployment}/requests"
+
+
+TRIVIAL = Case("double", b'{"x": 2}', "application/json", b'"y":4')
+
+
+def image_case() -> Case:
+    """The face profile's portrait as bench/load.py sends it (`curl -F img=@…`); fewer warm-ups, each ~20 ms."""
+    from load import portrait_workload  # bench/load.py: imports httpx, so only when asked for
+
+    workload = portrait_workload()
+    return Case("face", workload.body, workload.content_type, b'"completed"', warmup=30)
 
 
 def thread_ticks() -> tuple[int, int]:
@@ -59,16 +87,16 @@ def thread_ticks() -> tuple[int, int]:
     return int(fields[11]), int(fields[12])
 
 
-async def measure(app: Any, requests: int, profile: str | None) -> None:
+async def measure(app: Any, case: Case, requests: int, profile: str | None) -> None:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": PATH, "raw_path": PATH.encode(), "root_path": "", "query_string": b"",
-             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                         (b"content-length", str(len(BODY)).encode())],
+             "path": case.path, "raw_path": case.path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", case.content_type.encode()),
+                         (b"content-length", str(len(case.body)).encode())],
              "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": BODY, "more_body": False}
+        return {"type": "http.request", "body": case.body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -76,7 +104,7 @@ async def measure(app: Any, requests: int, profile: str | None) -> None:
     async def call() -> None:
         sent.clear()
         await app(dict(scope, state={}), receive, send)
-        if b'"y":4' not in sent[-1].get("body", b""):
+        if case.expected not in sent[-1].get("body", b""):
             raise SystemExit(f"unexpected answer: {sent}")
 
     async with app.router.lifespan_context(app):
@@ -85,7 +113,7 @@ async def measure(app: Any, requests: int, profile: str | None) -> None:
             if b'"completed"' in sent[-1].get("body", b""):
                 break
             await asyncio.sleep(0.1)
-        for _ in range(WARMUP):
+        for _ in range(case.warmup):
             await call()
         profiler = cProfile.Profile(time.thread_time) if profile else None
         ticks, cpu, wall = thread_ticks(), time.thread_time(), time.perf_counter()
@@ -112,25 +140,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="write a cProfile of the timed requests here")
     parser.add_argument("--model-ms", type=float, default=0,
                         help="the deployment sleeps this long per request, as a model would work (default: 0)")
+    parser.add_argument("--image", action="store_true",
+                        help="send the face profile the 512 px portrait as a multipart file part instead")
     args = parser.parse_args(argv)
+    if args.image and args.model_ms:
+        parser.error("--model-ms applies to the trivial package; the face profile takes its own time")
     sys.path.insert(0, str(args.checkout.resolve()))
     emulator_main = importlib.import_module("emulator.__main__")
     create_app = importlib.import_module("emulator.app").create_app
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="app-cpu-"))
-        package = Path(scratch) / "package"
-        package.mkdir()
-        for name, text in {**SPECS, "deployment.py": DEPLOYMENT.format(seconds=args.model_ms / 1000)}.items():
-            (package / name).write_text(text)
+        case = image_case() if args.image else TRIVIAL
+        package = args.checkout / "deployment_package" if args.image else Path(scratch) / "package"
+        if not args.image:
+            package.mkdir()
+            for name, text in {**SPECS, "deployment.py": DEPLOYMENT.format(seconds=args.model_ms / 1000)}.items():
+                (package / name).write_text(text)
         settings = emulator_main.parse_args(["--package", str(package), "--data-dir", str(Path(scratch) / "data"),
-                                             "--project", "bench", "--deployment", "double"])
+                                             "--project", "bench", "--deployment", case.deployment])
         importlib.import_module("emulator.logs").configure("text")  # as the server logs, to nowhere
         devnull = stack.enter_context(open(os.devnull, "w"))
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(devnull)
         app = create_app(settings)
-        uvloop.run(measure(app, args.requests, args.profile))
+        uvloop.run(measure(app, case, args.requests, args.profile))
     return 0
 
 

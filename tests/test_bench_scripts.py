@@ -21,6 +21,22 @@ def test_app_cpu_measures_the_event_loop_of_a_real_app():
     assert float(match[2]) > 0
 
 
+def test_app_cpu_measures_an_image_request_on_the_face_profile():
+    """`--image`: the README's multipart portrait; each answer must be the face profile's completed one."""
+    result = subprocess.run([sys.executable, "bench/app_cpu.py", "--requests", "3", "--image"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"event loop CPU per request: ([0-9.]+) ms .*; wall ([0-9.]+) ms; 3 requests", result.stdout)
+    assert match, result.stdout
+    assert float(match[2]) > float(match[1]) > 0  # the model's time passes in the instance, not the loop
+
+
+def test_app_cpu_refuses_a_model_time_for_the_face_profile():
+    result = subprocess.run([sys.executable, "bench/app_cpu.py", "--image", "--model-ms", "5"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--model-ms applies to the trivial package" in result.stderr
+
+
 def test_compare_measures_the_emulator_with_hey_as_the_concurrent_clients(tmp_path):
     """`bench/compare.py --client hey`, on the one server it needs no peer environment for."""
     sys.path.insert(0, str(ROOT / "bench"))

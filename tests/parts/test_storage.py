@@ -33,6 +33,38 @@ def test_no_name_reaches_outside_its_bucket(storage, name):
     assert sorted(p.name for p in storage.root.iterdir()) == ["buckets", "work"], "nothing was written outside"
 
 
+def test_a_link_inside_a_bucket_leads_nowhere_outside_it(storage, tmp_path):
+    """A link someone made in the bucket's folder (the API makes none) is refused as a way out, by name
+    and by URI, for reading and writing; a link that stays inside the bucket still works."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not the bucket's")
+    bucket = storage.root / "buckets" / "default"
+    (bucket / "out").symlink_to(outside)
+    (bucket / "real").mkdir()
+    (bucket / "real" / "kept.txt").write_text("inside")
+    (bucket / "alias").symlink_to(bucket / "real")
+    for attempt in (lambda: storage.path("default", "out/secret.txt"),
+                    lambda: storage.resolve_uri("ubiops-file://default/out/secret.txt"),
+                    lambda: storage.write("default", "out/new.txt", io.BytesIO(b"x"))):
+        with pytest.raises(StorageError, match="points outside its bucket"):
+            attempt()
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert storage.resolve_uri("ubiops-file://default/alias/kept.txt").read_text() == "inside"
+    with pytest.raises(ValueError, match="not under the buckets folder"):
+        storage.uri(outside / "secret.txt")
+
+
+def test_a_bucket_whose_folder_is_a_link_keeps_its_files(storage, tmp_path):
+    """Where the bucket's folder really lives does not matter: its files are inside it."""
+    elsewhere = tmp_path / "big-disk"
+    elsewhere.mkdir()
+    (storage.root / "buckets" / "images").symlink_to(elsewhere)
+    storage.write("images", "a/b.txt", io.BytesIO(b"kept"))
+    assert (elsewhere / "a" / "b.txt").read_bytes() == b"kept"
+    assert storage.resolve_uri("ubiops-file://images/a/b.txt").read_bytes() == b"kept"
+
+
 def test_a_failed_write_leaves_nothing_behind(storage):
     class Broken(io.BytesIO):
         def read(self, *args):
