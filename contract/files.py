@@ -8,7 +8,8 @@ become URIs again. Every place that treats those values walks them with `map_fil
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import PurePosixPath
 from typing import Any
 
 from contract.spec import Field, Spec
@@ -30,6 +31,17 @@ def split_file_uri(uri: str) -> tuple[str, str]:
     """The bucket and file name a URI names (not checked: the storage checks names)."""
     bucket, _, name = uri.removeprefix(FILE_URI_SCHEME).partition("/")
     return bucket, name
+
+
+def numbered_names(name: str) -> Iterator[str]:
+    """`name`, then `stem-1.ext`, `stem-2.ext`, …: the names a file may take in a request's `input/` or
+    `output/` folder, the first one no earlier file of that request has taken."""
+    yield name
+    path = PurePosixPath(name)
+    counter = 1
+    while True:
+        yield f"{path.stem}-{counter}{path.suffix}"
+        counter += 1
 
 
 def map_files(spec: Spec, data: Any, replace: Callable[[Field, int, Any], Any]) -> Any:

@@ -76,6 +76,25 @@ def test_array_file_inputs_and_outputs_travel_as_uris(files_emulator, tmp_path):
     assert private_copies_left(files_emulator) == []
 
 
+def test_multipart_files_are_kept_beside_the_output_numbered_when_names_repeat(files_emulator):
+    """Three uploads named alike (two in an array, one in another field) are kept as
+    `deployment_requests/<id>/input/a.bin`, `a-1.bin`, `a-2.bin`, as the worker numbers outputs."""
+    parts = [("images", ("a.bin", b"aaa")), ("images", ("dir/a.bin", b"bbbbb")), ("note", ("a.bin", b"n"))]
+    response = httpx.post(f"{files_emulator.url}/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests",
+                          files=parts, timeout=30)
+    body = response.json()
+    assert body["status"] == "completed", body
+    assert body["result"]["sizes"] == [3, 5, 1] and body["result"]["names"] == ["a.bin", "a-1.bin"]
+    folder = f"deployment_requests/{body['id']}/input"
+    stored = {f"{folder}/a.bin": b"aaa", f"{folder}/a-1.bin": b"bbbbb", f"{folder}/a-2.bin": b"n"}
+    request = files_emulator.sdk().deployment_requests_get(PROJECT, DEPLOYMENT, body["id"])
+    assert request.request_data == {"images": [f"ubiops-file://default/{folder}/a.bin", f"ubiops-file://default/{folder}/a-1.bin"],
+                                    "note": f"ubiops-file://default/{folder}/a-2.bin"}
+    for name, content in stored.items():
+        assert (files_emulator.data_dir / "buckets" / "default" / name).read_bytes() == content
+    assert private_copies_left(files_emulator) == []
+
+
 @pytest.mark.parametrize("size", [INLINE_BYTES, INLINE_BYTES + 1], ids=["copied inline", "copied in a thread"])
 def test_input_files_are_copied_for_the_deployment_and_removed_after(files_emulator, tmp_path, size):
     (tmp_path / "big.bin").write_bytes(b"x" * (size - 1))

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from contract.files import DEFAULT_BUCKET, file_uri
+from contract.files import DEFAULT_BUCKET, file_uri, numbered_names
 from contract.spec import Field, Spec, coerce_form_value, loads_strict
 from emulator.api.errors import ApiError
 from emulator.storage import Storage, file_work
@@ -101,7 +101,7 @@ async def _form_value(field: Field, values: list[Any], saver: _UploadSaver) -> A
         raise ApiError(400, f"Form field {field.name!r} mixes files and values; send only files")
     if field.data_type == "file" and len(uploads) > 1:
         raise ApiError(400, f"Form field {field.name!r} takes one file, but {len(uploads)} were sent")
-    uris = [await saver.save(field.name, n, upload) for n, upload in enumerate(uploads)]
+    uris = [await saver.save(upload) for upload in uploads]
     return uris[0] if field.data_type == "file" else uris
 
 
@@ -112,10 +112,14 @@ class _UploadSaver:
     def __init__(self, storage: Storage, request_id: str) -> None:
         self.storage = storage
         self.request_id = request_id
+        self._taken: set[str] = set()
 
-    async def save(self, field: str, position: int, upload: UploadFile) -> str:
-        """Keep the client's file name, reduced to a safe base name; a large file is stored in a thread."""
+    async def save(self, upload: UploadFile) -> str:
+        """Keep the client's file name, reduced to a safe base name and numbered if an earlier file of
+        the request has it; a large file is stored in a thread."""
         name = PurePath((upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
-        stored = self.storage.request_input_name(self.request_id, f"{field}/{position}", name)
+        name = next(n for n in numbered_names(name) if n not in self._taken)
+        self._taken.add(name)
+        stored = self.storage.request_input_name(self.request_id, name)
         await file_work(upload.size or 0, self.storage.write, DEFAULT_BUCKET, stored, upload.file)
         return file_uri(DEFAULT_BUCKET, stored)

@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from contract.files import map_files
+from contract.files import map_files, numbered_names
 from contract.spec import Field, Spec
 from emulator.runtime import loader, protocol
 
@@ -120,11 +120,7 @@ def _keep_file(value: Any, output_dir: Path) -> Any:
         return value
     output_dir.mkdir(parents=True, exist_ok=True)
     source = Path(value).resolve()
-    target = output_dir / source.name
-    counter = 1
-    while target.exists():
-        target = output_dir / f"{source.stem}-{counter}{source.suffix}"
-        counter += 1
+    target = next(output_dir / name for name in numbered_names(source.name) if not (output_dir / name).exists())
     shutil.copyfile(source, target)
     return str(target)
 
