@@ -188,6 +188,11 @@ class Instance:
             reply = None
         finally:
             self._busy = False
+        if (not self._over_memory and isinstance(reply, protocol.Result | protocol.Error)
+                and self._past_memory_limit(reply.peak_memory_bytes)):
+            self._stop_over_memory()
+        if self._over_memory:
+            reply = None  # killed for its memory, even if it answered first: this job passed the limit
         if self._interrupted:
             await self._exit_reason()
             raise InstanceInterrupted("The request was cancelled; its instance was stopped and restarted")
@@ -204,15 +209,25 @@ class Instance:
     def _check_memory(self) -> None:
         """While jobs run: kill the worker once its resident memory passes the limit, otherwise look
         again in MEMORY_POLL_SECONDS. One timer for back-to-back jobs, not a look per job: reading
-        /proc cost ~4 % of the server's time per trivial request under load."""
+        /proc cost ~4 % of the server's time per trivial request under load. Jobs shorter than a look
+        are caught by the peak memory each reply carries (`run`)."""
         assert self._process is not None and self.launch.memory_limit_mb is not None, "started with a limit"
         if not self._busy:
             self._memory_check = None
             return
-        if resident_bytes(self._process.pid) <= self.launch.memory_limit_mb * 1024 * 1024:
+        if not self._past_memory_limit(resident_bytes(self._process.pid)):
             self._memory_check = asyncio.get_running_loop().call_later(MEMORY_POLL_SECONDS, self._check_memory)
             return
         self._memory_check = None
+        self._stop_over_memory()
+
+    def _past_memory_limit(self, memory_bytes: int) -> bool:
+        limit = self.launch.memory_limit_mb
+        return bool(limit and memory_bytes > limit * 1024 * 1024)
+
+    def _stop_over_memory(self) -> None:
+        """Kill the worker for passing its memory limit: the job it runs, or has just answered, fails."""
+        assert self._process is not None, "the instance was started"
         log.warning("[%s] over its memory limit of %d MB; stopping it", self.label, self.launch.memory_limit_mb,
                     extra=self.log_fields)
         self._over_memory = True

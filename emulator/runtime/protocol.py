@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict, TypeVar, Union
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
@@ -88,6 +88,8 @@ class Result:
     """The job's output."""
 
     result: Any
+    peak_memory_bytes: int = field(default=0, compare=False)
+    """The worker's peak resident memory, if the job raised it (else 0); not part of the reply's value."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class Error:
     """The job failed; the message is what the caller sees."""
 
     error: str
+    peak_memory_bytes: int = field(default=0, compare=False)
+    """As in `Result`; the server sets none for the errors it makes itself."""
 
 
 Reply = Union[Result, Error]  # noqa: UP007 (Python 3.9 workers)

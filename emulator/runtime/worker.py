@@ -10,6 +10,7 @@ from __future__ import annotations
 import faulthandler
 import io
 import os
+import resource
 import shutil
 import socket
 import sys
@@ -92,21 +93,36 @@ def _load(setup: protocol.Setup) -> Any:
 
 
 def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_fields: dict[str, str]) -> bytes:
-    """The encoded reply to `job`: its result, or the error the caller sees."""
+    """The encoded reply to `job`: its result, or the error the caller sees, with the peak memory it reached."""
+    peak_before = _peak_memory_bytes()
     try:
         result = loader.dispatch(deployment, job.data, context)
     except loader.RequestError as exc:
-        return protocol.encode(protocol.Error(str(exc)))
+        return protocol.encode(protocol.Error(str(exc), _new_peak(peak_before)))
     if file_fields:
         output_dir = Path(job.output_dir)
         if isinstance(result, list):
             result = [_keep_output_files(item, file_fields, output_dir) for item in result]
         else:
             result = _keep_output_files(result, file_fields, output_dir)
+    peak = _new_peak(peak_before)
     try:
-        return protocol.encode(protocol.Result(result))
+        return protocol.encode(protocol.Result(result, peak))
     except (TypeError, ValueError) as exc:
-        return protocol.encode(protocol.Error(f"The deployment's output cannot be sent as JSON: {exc}"))
+        return protocol.encode(protocol.Error(f"The deployment's output cannot be sent as JSON: {exc}", peak))
+
+
+def _new_peak(before: int) -> int:
+    """The process's peak resident memory if the job raised it, else 0: a job that passed the instance's
+    limit, even for less than the server's look every 100 ms, is failed as UbiOps' hard limit would
+    fail it; a peak reached earlier (a large `__init__`) is not charged to every job after it."""
+    peak = _peak_memory_bytes()
+    return peak if peak > before else 0
+
+
+def _peak_memory_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, kilobytes on Linux
 
 
 def _keep_output_files(result: Any, file_fields: dict[str, str], output_dir: Path) -> Any:

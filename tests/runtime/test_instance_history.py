@@ -69,6 +69,30 @@ async def test_an_instance_past_its_memory_limit_is_killed_and_replaced(pools, j
     assert f"Instance lost (memory): {killed.error}" in descriptions(history, "leaky", instance.id)
 
 
+async def test_a_job_that_passes_the_memory_limit_between_looks_fails_itself(pools, job, monkeypatch):
+    """Jobs shorter than the server's look at the worker's memory: the peak each reply carries fails the
+    job that passed the limit (as UbiOps' hard limit would), not a later one, and the instance is replaced."""
+    monkeypatch.setattr("emulator.runtime.instance.MEMORY_POLL_SECONDS", 3600)  # one look, before the first job
+    leaky = pools("leaky", memory_limit_mb=200)
+    leaky.start()
+    replies = [await leaky.submit(job("grow"), TIMEOUT) for _ in range(5)]
+    first_error = next(n for n, reply in enumerate(replies) if isinstance(reply, Error))
+    before, failed, after = replies[:first_error], replies[first_error], replies[first_error + 1:]
+    assert failed.error.startswith("The instance used more than 200 MB of memory")
+    assert [reply.result for reply in before] == [f"{before[0].result.split()[0]} holds {64 * n} MB"
+                                                  for n in range(1, first_error + 1)]
+    assert before[-1].peak_memory_bytes <= 200 * 1024 * 1024, "the job before it stayed under the limit"
+    assert after and after[0].result.split()[1:] == ["holds", "64", "MB"], "a new instance took the next job"
+
+
+async def test_memory_needed_only_while_loading_fails_no_request(pools, job):
+    """A peak `__init__` reached (while no request ran) is not charged to the requests after it."""
+    loads_big = pools("init_peak", memory_limit_mb=200)
+    loads_big.start()
+    replies = [await loads_big.submit(job("go"), TIMEOUT) for _ in range(3)]
+    assert replies == [Result("loaded 300 MB once")] * 3
+
+
 class StartedIds(NoEvents):
     """The id of every instance that started, in order (beside the history, as a second listener)."""
 
