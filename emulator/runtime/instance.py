@@ -231,22 +231,25 @@ class Instance:
         log.warning("[%s] over its memory limit of %d MB; stopping it", self.label, self.launch.memory_limit_mb,
                     extra=self.log_fields)
         self._over_memory = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
+        self._kill()
 
     def interrupt(self) -> None:
         """Stop the job `run` is waiting for (it was cancelled): the worker is killed, so `run` raises
         InstanceInterrupted, whatever it received meanwhile, and the instance is replaced."""
         assert self._process is not None, "the instance was started"
         self._interrupted = True
+        self._kill()
+
+    def _kill(self) -> None:
+        """SIGKILL the worker's process group: the worker and anything it started."""
+        assert self._process is not None, "the instance was started"
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGKILL)
 
     async def stop(self) -> None:
         """Kill the worker and anything it started (it holds no state worth a graceful stop)."""
         if self._process:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGKILL)
+            self._kill()
             await self._process.wait()
         if self._writer:
             self._writer.close()
