@@ -10,6 +10,7 @@ import tempfile
 import uuid
 import weakref
 
+import cv2
 import joblib
 from face_profile import FaceProfileModel, PublicError
 
@@ -20,6 +21,10 @@ OPTIONAL_INPUTS = ("sampling_strategy", "align_face", "num_attempts")
 class Deployment:
     def __init__(self, base_directory, context):
         """Load the model once per instance and make a private folder for output images."""
+        # One OpenCV thread, as on UbiOps, where an instance has its type's share of a vCPU (0.125 by
+        # default) and OpenCV sizes its pool by that quota. A pool of this machine's two cores cost
+        # each 512 px request ~1 ms more CPU and saved it no time (BENCHMARKS.md, Instances).
+        cv2.setNumThreads(1)
         model_path = os.path.join(base_directory, MODEL_FILE)
         if not os.path.isfile(model_path):
             raise FileNotFoundError(

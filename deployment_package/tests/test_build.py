@@ -101,16 +101,17 @@ def test_deployment_serves_requests_like_ubiops(model_path, tmp_path):
         f"""
         import json, os, sys
         sys.path[:0] = [{str(PACKAGE)!r}, {str(LIBRARIES)!r}]
+        import cv2
         from deployment import Deployment
         deployment = Deployment({str(base)!r}, {{}})
-        outputs = []
+        outputs = [cv2.getNumThreads()]
         for name in ("grace_hopper.jpg", "coffee.jpg", "astronaut.jpg"):
             data = {{"img": os.path.join({str(IMAGES)!r}, name), "sampling_strategy": "trimmed",
                      "align_face": True, "num_attempts": 2}}
             out = deployment.request(data, {{"id": "request-" + name}})
             out["file_exists"] = bool(out["annotated_img"]) and os.path.isfile(out["annotated_img"])
             outputs.append(out)
-        for out in outputs:
+        for out in outputs[1:]:
             out["still_exists"] = bool(out["annotated_img"]) and os.path.isfile(out["annotated_img"])
         print(json.dumps(outputs))
         """
@@ -120,7 +121,8 @@ def test_deployment_serves_requests_like_ubiops(model_path, tmp_path):
         env={**os.environ, "PYTHONPATH": ""},
     )
     assert result.returncode == 0, result.stderr
-    grace, coffee, astronaut = json.loads(result.stdout.strip().splitlines()[-1])
+    opencv_threads, grace, coffee, astronaut = json.loads(result.stdout.strip().splitlines()[-1])
+    assert opencv_threads == 1, "one OpenCV thread per instance, as on UbiOps' share of a vCPU"
     expected = set(_spec("ubiops_output_spec.json"))
     for out in (grace, astronaut, coffee):
         assert expected <= set(out)
