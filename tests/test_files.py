@@ -188,3 +188,20 @@ def test_a_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
     finally:
         first.stop()
 
+
+
+def test_multipart_file_names_cannot_leave_the_request_folder(files_emulator):
+    """Only a file's base name is kept, so slashes and backslashes stay in `input/`; a file named `..`
+    is refused with the name."""
+    url = f"{files_emulator.url}/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests"
+    parts = [("images", ("../../../up.bin", b"u")), ("images", ("..\\..\\win.bin", b"w")), ("note", ("/etc/n", b"n"))]
+    response = httpx.post(url, files=parts, timeout=30)
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "completed", body
+    folder = files_emulator.data_dir / "buckets" / "default" / "deployment_requests" / body["id"] / "input"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"up.bin": b"u", "win.bin": b"w", "n": b"n"}
+    requests = folder.parent.parent
+    before = {p.name for p in requests.iterdir()}
+    refused = httpx.post(url, files=[("images", ("kept-first.bin", b"x")), ("note", ("a/..", b"n"))], timeout=30)
+    assert (refused.status_code, refused.json()) == (400, {"error": "File name '..' must be a relative path without '.' or '..' parts"})
+    assert {p.name for p in requests.iterdir()} == before, "the refused request's first file is not left behind"

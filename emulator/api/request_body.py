@@ -120,6 +120,5 @@ class _UploadSaver:
         name = PurePath((upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
         name = next(n for n in numbered_names(name) if n not in self._taken)
         self._taken.add(name)
-        stored = self.storage.request_input_name(self.request_id, name)
-        await file_work(upload.size or 0, self.storage.write, DEFAULT_BUCKET, stored, upload.file)
+        stored = await file_work(upload.size or 0, self.storage.write_request_input, self.request_id, name, upload.file)
         return file_uri(DEFAULT_BUCKET, stored)
