@@ -1,6 +1,6 @@
 """Load: N concurrent clients for a bounded time against a real emulator, on this machine only.
 
-    python bench/load.py [--clients 8] [--seconds 20] [--instances 2] [--client httpx|hey] [--in-process]
+    python bench/load.py [--clients 8] [--seconds 20] [--instances 2 ...] [--client httpx|hey] [--in-process]
 
 Runs against the default face-profile package (a 512 px portrait, multipart, as curl sends it)
 and against a trivial plain package, each after a 2 s warm-up, and prints throughput, p50/p95/p99
@@ -9,7 +9,9 @@ and of the client (from /proc; they share the machine's cores), for each, measur
 The clients are httpx's (what a test suite would use), or `hey` (`bench/hey.py`). `--in-process`
 adds what users would run instead, the bound for `--instances`: the face profile's
 `Deployment.request` called back to back in as many processes of their own, without a server.
-Results go in BENCHMARKS.md. `tests/test_load.py` runs a short version of each.
+Several instance counts (`--instances 1 2 1 2`) run in turn, and the face profile's throughput at
+each is printed as a multiple of the first count's (medians of its runs), beside the same ratio in
+process. Results go in BENCHMARKS.md. `tests/test_load.py` runs a short version of each.
 """
 
 from __future__ import annotations
@@ -179,32 +181,59 @@ RUNNERS: dict[str, Runner] = {
 }
 
 
+def scaling(face_profile: dict[int, list[LoadResult]], in_process: dict[int, list[LoadResult]]) -> str:
+    """The face profile's throughput at each instance count as a multiple of the first count's (medians
+    of each count's runs), and the same for processes without the emulator, the bound."""
+    def median_throughput(runs: list[LoadResult]) -> float:
+        return statistics.median(run.throughput for run in runs)
+
+    first, *others = face_profile
+    ratios = []
+    for count in others:
+        ratio = f"--instances {count}: {median_throughput(face_profile[count]) / median_throughput(face_profile[first]):.2f} x"
+        if in_process:
+            ratio += f" (in process: {median_throughput(in_process[count]) / median_throughput(in_process[first]):.2f} x)"
+        ratios.append(ratio)
+    return f"face profile throughput against --instances {first}: " + "; ".join(ratios)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--instances", type=int, default=2)
+    parser.add_argument("--instances", type=int, nargs="+", default=[2],
+                        help="instances per version; several counts run in turn and are compared")
     parser.add_argument("--client", choices=sorted(RUNNERS), default="httpx")
     parser.add_argument("--in-process", action="store_true",
-                        help="also run the face profile in --instances processes of its own, without the emulator")
+                        help="also run the face profile in as many processes of its own, without the emulator")
     args = parser.parse_args(argv)
     if args.client == "hey" and not available():
         parser.error(f"--client hey {MISSING}")
-    print(f"# {args.clients} {args.client} clients, {args.seconds:g} s each, --instances {args.instances}")
+    print(f"# {args.clients} {args.client} clients, {args.seconds:g} s each, --instances {' '.join(map(str, args.instances))}")
     print("| package | requests | req/s | p50 ms | p95 ms | p99 ms | errors | CPU ms per request: server / instances / client |")
     print("|---|---|---|---|---|---|---|---|")
-    for workload in (portrait_workload(), TEXT):
-        with tempfile.TemporaryDirectory() as folder:
-            emulator = start_emulator(workload.package, Path(folder), "--instances", str(args.instances))
-            try:
-                run = RUNNERS[args.client]
-                run(emulator, workload, args.clients, WARMUP_SECONDS)  # the instances' first requests are slow
-                print(run(emulator, workload, args.clients, args.seconds).row(workload.name), flush=True)
-            finally:
-                emulator.stop()
-    if args.in_process:
-        print(run_in_process(args.instances, args.seconds).row(
-            f"face profile in process, no emulator (processes: {args.instances})"), flush=True)
+    face_profile: dict[int, list[LoadResult]] = {}
+    in_process: dict[int, list[LoadResult]] = {}
+    portrait = portrait_workload()
+    for count in args.instances:
+        for workload in (portrait, TEXT):
+            with tempfile.TemporaryDirectory() as folder:
+                emulator = start_emulator(workload.package, Path(folder), "--instances", str(count))
+                try:
+                    run = RUNNERS[args.client]
+                    run(emulator, workload, args.clients, WARMUP_SECONDS)  # the instances' first requests are slow
+                    result = run(emulator, workload, args.clients, args.seconds)
+                finally:
+                    emulator.stop()
+            print(result.row(f"{workload.name}, --instances {count}"), flush=True)
+            if workload is portrait:
+                face_profile.setdefault(count, []).append(result)
+        if args.in_process:
+            result = run_in_process(count, args.seconds)
+            print(result.row(f"face profile in process, no emulator (processes: {count})"), flush=True)
+            in_process.setdefault(count, []).append(result)
+    if len(face_profile) > 1:
+        print(scaling(face_profile, in_process))
     return 0
 
 

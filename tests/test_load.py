@@ -10,7 +10,7 @@ from dataclasses import replace
 from harness import ROOT, start_emulator
 
 sys.path.insert(0, str(ROOT / "bench"))
-from load import TEXT, portrait_workload, run_hey, run_in_process, run_load
+from load import TEXT, LoadResult, portrait_workload, run_hey, run_in_process, run_load, scaling
 
 
 def open_fds(pid: int) -> int:
@@ -58,3 +58,14 @@ def test_the_face_profile_runs_in_processes_of_its_own_as_the_bound_for_instance
     result = run_in_process(2, seconds=1)
     assert result.requests > 4 and result.errors == 0 and len(result.latencies_ms) == result.requests
     assert result.cpu_seconds[1] > 0.5, "two processes each busy for a second"
+
+
+def test_instance_counts_are_compared_by_the_medians_of_their_runs():
+    """`--instances 1 2 1 2`: each count's runs give one median throughput, compared to the first count's."""
+    def runs(*throughputs: float) -> list[LoadResult]:
+        return [LoadResult(round(throughput * 10), 0, 10.0, [1.0]) for throughput in throughputs]
+
+    face_profile = {1: runs(50, 40, 60), 2: runs(85, 90)}
+    assert scaling(face_profile, {1: runs(55), 2: runs(110)}) == (
+        "face profile throughput against --instances 1: --instances 2: 1.75 x (in process: 2.00 x)")
+    assert scaling(face_profile, {}) == "face profile throughput against --instances 1: --instances 2: 1.75 x"
