@@ -187,14 +187,17 @@ def scaling(face_profile: dict[int, list[LoadResult]], in_process: dict[int, lis
     def median_throughput(runs: list[LoadResult]) -> float:
         return statistics.median(run.throughput for run in runs)
 
+    def relative(runs: dict[int, list[LoadResult]], count: int) -> float:
+        return median_throughput(runs[count]) / median_throughput(runs[first])
+
     first, *others = face_profile
     ratios = []
     for count in others:
-        ratio = f"--instances {count}: {median_throughput(face_profile[count]) / median_throughput(face_profile[first]):.2f} x"
+        ratio = f"--instances {count} against {first}: {relative(face_profile, count):.2f} x"
         if in_process:
-            ratio += f" (in process: {median_throughput(in_process[count]) / median_throughput(in_process[first]):.2f} x)"
+            ratio += f" (in process: {relative(in_process, count):.2f} x)"
         ratios.append(ratio)
-    return f"face profile throughput against --instances {first}: " + "; ".join(ratios)
+    return "face profile throughput, " + "; ".join(ratios)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -189,7 +189,6 @@ def test_a_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
         first.stop()
 
 
-
 def test_multipart_file_names_cannot_leave_the_request_folder(files_emulator):
     """Only a file's base name is kept, so slashes and backslashes stay in `input/`; a file named `..`
     is refused with the name."""

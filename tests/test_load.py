@@ -67,5 +67,5 @@ def test_instance_counts_are_compared_by_the_medians_of_their_runs():
 
     face_profile = {1: runs(50, 40, 60), 2: runs(85, 90)}
     assert scaling(face_profile, {1: runs(55), 2: runs(110)}) == (
-        "face profile throughput against --instances 1: --instances 2: 1.75 x (in process: 2.00 x)")
-    assert scaling(face_profile, {}) == "face profile throughput against --instances 1: --instances 2: 1.75 x"
+        "face profile throughput, --instances 2 against 1: 1.75 x (in process: 2.00 x)")
+    assert scaling(face_profile, {}) == "face profile throughput, --instances 2 against 1: 1.75 x"
