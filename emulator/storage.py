@@ -30,10 +30,18 @@ thread hop costs ~0.1 ms of CPU on two cores, copying 1 MB from the page cache a
 
 
 async def file_work(size: int, function: Callable[..., T], *args: object) -> T:
-    """`function(*args)`, file I/O over `size` bytes: here when they are few, else in a thread."""
+    """`function(*args)`, file I/O over `size` bytes: here when they are few, else in a thread. Cancelled
+    (the emulator stops), it still returns only once that thread is done, so that no file is written
+    after the caller has cleaned up."""
     if size <= INLINE_BYTES:
         return function(*args)
-    return await asyncio.to_thread(function, *args)
+    work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait({work})
+        work.exception()  # retrieved: the caller was cancelled, and its outcome no longer matters
+        raise
 
 
 class StorageError(ValueError):

@@ -3,12 +3,15 @@ bucket, whole-or-nothing writes, S3-style listings, `ubiops-file://` URIs both w
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
+import time
 
 import pytest
 
 from emulator.exceptions import AlreadyExists
-from emulator.storage import NotStored, Storage, StorageError
+from emulator.storage import INLINE_BYTES, NotStored, Storage, StorageError, file_work
 
 
 @pytest.fixture
@@ -93,3 +96,23 @@ def test_buckets_are_created_once(storage):
         storage.create_bucket("images")
     with pytest.raises(NotStored, match="bucket 'nope' does not exist"):
         storage.write("nope", "a.txt", io.BytesIO(b"x"))
+
+
+def test_cancelled_file_work_waits_for_its_thread():
+    """A large file is stored in a thread: cancelling its caller (the emulator stopping) must not let
+    the caller clean up while the thread still writes."""
+    finished = threading.Event()
+
+    def slow_write() -> None:
+        time.sleep(0.3)
+        finished.set()
+
+    async def cancel_midway() -> bool:
+        work = asyncio.ensure_future(file_work(INLINE_BYTES + 1, slow_write))
+        await asyncio.sleep(0.05)
+        work.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await work
+        return finished.is_set()
+
+    assert asyncio.run(cancel_midway()), "the thread was still writing when the cancellation reached the caller"
