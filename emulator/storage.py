@@ -122,7 +122,7 @@ class Storage:
         0.16 ms without)."""
         check_name(file_name, "file name")
         name = f"{REQUESTS_FOLDER}/{request_id}/input/{file_name}"
-        self._store(self._requests / request_id / "input" / file_name, name, source)
+        self._store(self.request_dir(request_id) / "input" / file_name, name, source)
         return name
 
     def _store(self, target: Path, name: str, source: BinaryIO) -> StoredFile:
