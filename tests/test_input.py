@@ -110,8 +110,11 @@ def test_repeated_form_value_is_a_400(echo):
     ("array_int_in", "1,2", "Form field 'array_int_in' must be of type array_int, got '1,2'"),
 ])
 def test_uncoercible_form_value_fails_the_request(echo, field, text, message):
-    body = post(echo, files={"file_in": ("a.jpg", b"x")}, data={field: text}).json()
+    """The failed request holds no data, so the file sent before the value is not kept either."""
+    body = post(echo, files=[("file_in", ("a.jpg", b"x")), (field, (None, text))]).json()
     assert body["status"] == "failed" and body["error_message"] == message
+    bucket = echo.data_dir / "buckets" / "default"
+    assert bucket.is_dir() and not (bucket / "deployment_requests" / body["id"]).exists()
 
 
 def test_multipart_without_the_file_fails_naming_the_field(echo):

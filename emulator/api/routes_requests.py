@@ -129,15 +129,16 @@ def _target(request: Request) -> tuple[Services, Deployment, Version]:
 
 async def _accept(request: Request, services: Services, deployment: Deployment, version: Version, timeout: int
                   ) -> RequestRecord:
-    """Read the body into a recorded request (already failed if its form data does not fit); a body
-    refused outright keeps none of the files it sent before the refusal."""
+    """Read the body into a recorded request (already failed if its form data does not fit). A body
+    that fails either way keeps none of the files it sent before: no record refers to them (a failed
+    one holds no data)."""
     request_id = new_id()
     try:
         data = await read_request_data(request, deployment.input_spec, services.storage, request_id)
-    except DataError as exc:
+    except BaseException as exc:
+        services.storage.remove_request_files(request_id)
+        if not isinstance(exc, DataError):
+            raise
         record = services.runner.new_record(deployment, version, request_id, None, timeout, DIRECT)
         return services.runner.fail(record, str(exc)).record
-    except BaseException:
-        services.storage.remove_request_files(request_id)
-        raise
     return services.runner.new_record(deployment, version, request_id, data, timeout, DIRECT)
