@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 from contract.names import MAX_NAME_LENGTH
 
+MAX_JSON_DEPTH = 100
+"""How deeply a request's objects and arrays may nest."""
 SCALAR_TYPES = ("int", "double", "string", "bool", "dict", "file")
 DATA_TYPES = SCALAR_TYPES + tuple(f"array_{t}" for t in ("int", "double", "string", "file"))
 FILE_TYPES = ("file", "array_file")
@@ -217,12 +219,43 @@ def coerce_form_value(field: Field, text: str) -> Any:
     problem = type_problem(data_type, value)
     if problem:
         raise DataError(f"Form field {field.name!r} must be of type {data_type}, {problem}")
+    problem = json_value_problem(value)
+    if problem:
+        raise DataError(f"Form field {field.name!r} {problem}")
     return value
 
 
 def loads_strict(text: str | bytes) -> Any:
     """JSON as the standard defines it: NaN and Infinity, which Python accepts, are refused."""
     return json.loads(text, parse_constant=_refuse_constant)
+
+
+def json_value_problem(value: Any) -> str | None:
+    """Why `value`, read from JSON text, cannot be request data (None when it can): it nests deeper
+    than MAX_JSON_DEPTH, or holds what cannot be stored and sent on as JSON text: a number past a
+    double's range (`1e400` reads as infinity) or a lone UTF-16 surrogate (`"\\ud800"`, which UTF-8
+    cannot carry). Walked without recursion: the data may be hostile."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return f"nests objects and arrays deeper than {MAX_JSON_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "holds a number beyond the range of a double"
+        elif isinstance(item, str) and not item.isascii() and not _is_unicode_text(item):
+            return "holds a string with a lone UTF-16 surrogate, which is not Unicode text"
+    return None
+
+
+def _is_unicode_text(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse_constant(name: str) -> Any:

@@ -92,6 +92,7 @@ def test_init_failure_makes_the_version_unavailable_with_a_clear_error(emulators
     ("not_json", "The deployment's output cannot be sent as JSON: Object of type object is not JSON serializable"),
     ("nan", "The deployment's output cannot be sent as JSON: Out of range float values are not JSON compliant"),
     ("missing_file", "Output field 'picture' must be the path of an existing file; no file at 'no-such-file.png'"),
+    ("lone_surrogate", "The deployment's output cannot be sent as JSON: 'utf-8' codec can't encode character '\\ud800'"),
 ])
 def test_output_that_breaks_the_spec_fails_the_request(emulators, mode, message):
     response = emulators("bad_output").sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": mode})

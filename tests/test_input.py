@@ -20,8 +20,8 @@ def echo(emulators):
     return emulators("echo")
 
 
-def post(echo, **kwargs) -> httpx.Response:
-    return httpx.post(echo.requests_url(), timeout=30, **kwargs)
+def post(echo, url: str | None = None, **kwargs) -> httpx.Response:
+    return httpx.post(url or echo.requests_url(), timeout=30, **kwargs)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -71,11 +71,30 @@ def test_file_field_needs_a_uri_or_an_upload(echo):
     (b"\xff\xfe", {"Content-Type": "application/json"}, 400, "The request body is not valid JSON"),
     (b"x=1", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "Unsupported Content-Type"),
     (b"[" * 100_000, {"Content-Type": "application/json"}, 400, "The request body is not valid JSON"),
+    (b'{"dict_in": {"x": -1e400}}', {"Content-Type": "application/json"}, 400,
+     "The request body holds a number beyond the range of a double"),
+    (b'{"string_in": "a \\ud800"}', {"Content-Type": "application/json"}, 400,
+     "The request body holds a string with a lone UTF-16 surrogate, which is not Unicode text"),
+    (b'{"dict_in": {"\\udfff": 1}}', {"Content-Type": "text/plain"}, 400, "lone UTF-16 surrogate"),
 ])
 def test_unreadable_body_is_a_4xx_in_ubiops_error_shape(echo, content, headers, status, message):
     response = post(echo, content=content, headers=headers)
     assert response.status_code == status
     assert set(response.json()) == {"error"} and message in response.json()["error"]
+
+
+def test_a_batch_with_an_item_json_cannot_carry_is_refused_whole(echo):
+    """Refused before any item is recorded: none is left pending (the other items once were, forever)."""
+    url, before = f"{echo.requests_url()}/batch", echo.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, status="pending")
+    response = post(echo, url=url, content=b'[{"int_in": 1}, {"dict_in": {"x": 1e400}}]',
+                    headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()) == (400, {"error": "The request body holds a number beyond the range of a double"})
+    assert echo.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, status="pending") == before
+
+
+def test_a_form_value_json_cannot_carry_fails_the_request(echo):
+    body = post(echo, files=[("file_in", ("a.jpg", b"x")), ("dict_in", (None, '{"x": 1e999}'))]).json()
+    assert (body["status"], body["error_message"]) == ("failed", "Form field 'dict_in' holds a number beyond the range of a double")
 
 
 def test_bad_query_parameter_is_a_400(echo):

@@ -16,12 +16,11 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from contract.files import DEFAULT_BUCKET, file_uri, numbered_names
-from contract.spec import Field, Spec, coerce_form_value, loads_strict
+from contract.spec import Field, Spec, coerce_form_value, json_value_problem, loads_strict
 from emulator.api.errors import ApiError
 from emulator.storage import Storage, file_work
 
 JSON_TYPES = ("application/json",)
-MAX_JSON_DEPTH = 100
 TEXT_TYPES = ("text/plain", "")
 
 
@@ -53,20 +52,10 @@ def parse_json(body: bytes) -> Any:
         data = loads_strict(body)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}") from None
-    if nesting_depth(data) > MAX_JSON_DEPTH:
-        raise ApiError(400, f"The request body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels")
+    problem = json_value_problem(data)
+    if problem:
+        raise ApiError(400, f"The request body {problem}")
     return data
-
-
-def nesting_depth(value: Any) -> int:
-    """How deeply objects and arrays nest, counted without recursion (the data may be hostile)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 async def _read_form(request: Request, spec: Spec, saver: _UploadSaver) -> dict[str, Any]:

@@ -282,6 +282,13 @@ class InstancePool:
                 reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
                               if isinstance(exc, InstanceTimedOut) else str(exc))
                 self.events.instance_lost(instance, exc.reason, reply.error)
+            except Exception as exc:  # a fault in the emulator: it fails this job, never the jobs after it
+                log.exception("[%s] could not run a request", instance.label, extra=self.launch.log_fields)
+                await instance.stop()
+                lost = True
+                reply = Error(f"The emulator could not run the request ({type(exc).__name__}: {exc}); "
+                              "its instance was restarted")
+                self.events.instance_lost(instance, InstanceLost.reason, reply.error)
             finally:
                 ticket.instance = None
                 self._running.discard(ticket)

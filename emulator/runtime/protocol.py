@@ -112,12 +112,13 @@ _NESTED[Ready] = {"capabilities": Capabilities}
 
 
 def encode(message: Message) -> bytes:
-    """One line of JSON; raises TypeError/ValueError for what JSON cannot carry (objects, NaN)."""
+    """One line of JSON in UTF-8; raises TypeError/ValueError for what it cannot carry (objects, NaN,
+    a lone surrogate in a string, which no JSON reader downstream could store or send on)."""
     body: dict[str, Any] = {"type": type(message).__name__}
     for item in fields(message):
         value = getattr(message, item.name)
         body[item.name] = vars(value) if item.name in _NESTED[type(message)] else value
-    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(body, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
 def decode(line: bytes) -> Message:

@@ -60,6 +60,18 @@ async def test_a_queued_job_times_out_waiting_for_a_free_instance(pools, job):
     assert isinstance(await busy, Result)
 
 
+async def test_a_job_the_emulator_fails_to_send_fails_alone_and_the_instance_is_restarted(pools, job):
+    """A fault on the emulator's side (here a job JSON cannot carry, which the request checks keep
+    out) answers its job with the reason instead of stopping the instance's loop, which left every
+    later job waiting."""
+    pool = pools("minimal")
+    pool.start()
+    reply = await asyncio.wait_for(pool.submit(job(float("inf")), TIMEOUT), TIMEOUT)
+    assert reply == Error("The emulator could not run the request (ValueError: Out of range float values are not JSON "
+                          "compliant); its instance was restarted")
+    assert await asyncio.wait_for(pool.submit(job("after"), TIMEOUT), TIMEOUT) == Result("after #1")
+
+
 async def test_partial_output_reaches_the_caller_before_the_result(pools, job):
     pool = pools("streaming")
     pool.start()

@@ -17,6 +17,8 @@ class Deployment:
             return {"value": object(), "picture": None}
         if mode == "nan":
             return {"value": float("nan"), "picture": None}
+        if mode == "lone_surrogate":
+            return {"value": None, "picture": "half of a pair: \ud800"}
         if mode == "missing_file":
             return {"value": 1.0, "picture": "no-such-file.png"}
         return {"value": None, "picture": None}
