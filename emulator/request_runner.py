@@ -366,8 +366,8 @@ class RequestRunner:
         return self._prepare_item(spec, data, copies)
 
     def _prepare_item(self, spec: Spec, item: Any, copies: PrivateCopies) -> Any:
-        return map_files(spec, check_input(spec, item), lambda field, position, value: str(
-            copies.add(self._stored_file(field.name, value), f"{field.name}.{position}")))
+        return map_files(spec, check_input(spec, item), lambda field, _, value: str(
+            copies.add(self._stored_file(field.name, value))))
 
     def _check_files_exist(self, spec: Spec, item: Any) -> None:
         map_files(spec, item, lambda field, _, value: self._stored_file(field.name, value))

@@ -1,9 +1,10 @@
 """The private copies of a request's input files, which UbiOps hands a deployment as local paths:
-`<data>/work/<request id>/<field>.<position>/<file name>`, removed when the request ends.
+`<data>/work/<request id>/<n>/<file name>`, the n-th file of the request (counted from 0: never a
+name from the request, nor two files in one folder), removed when the request ends.
 
 A request's folder is made from a spare one, and left as a spare when it ends: on ext4 each folder
 made and removed cost ~0.1 ms (`rmdir` alone), renaming one ~5 µs (BENCHMARKS.md, image requests).
-A folder only becomes a spare once it is empty but for its field folders, so nothing a deployment
+A folder only becomes a spare once it is empty but for its numbered folders, so nothing a deployment
 wrote there reaches another request; and its new name is another request's, so a path an old
 request held never leads into it.
 """
@@ -35,8 +36,8 @@ class PrivateCopies:
     def folder(self) -> Path:
         return self.root / self.request_id
 
-    def add(self, source: Path, field_folder: str) -> Path:
-        target = self.folder / field_folder / source.name
+    def add(self, source: Path) -> Path:
+        target = self.folder / str(len(self.copies)) / source.name
         self.copies.append((source, target))
         self.size += source.stat().st_size
         return target
@@ -71,11 +72,11 @@ class WorkFolders:
         for _, target in copies.copies:
             with contextlib.suppress(OSError):  # the deployment may have moved it, or made it a folder
                 target.unlink(missing_ok=True)
-        field_folders = {target.parent.name for _, target in copies.copies}
+        file_folders = {target.parent.name for _, target in copies.copies}
         with self._lock:
             spare = self.root / f"{SPARE_PREFIX}{self._named}" if len(self._spares) < SPARE_FOLDERS else None
             self._named += 1
-        if spare is not None and _empty_but_for(copies.folder, field_folders):
+        if spare is not None and _empty_but_for(copies.folder, file_folders):
             with contextlib.suppress(OSError):  # the folder went meanwhile: nothing to keep
                 os.rename(copies.folder, spare)
                 with self._lock:
@@ -93,13 +94,13 @@ class WorkFolders:
         folder.mkdir()
 
 
-def _empty_but_for(folder: Path, field_folders: set[str]) -> bool:
-    """Whether `folder` holds only these field folders (real folders, not links), each empty: the
+def _empty_but_for(folder: Path, file_folders: set[str]) -> bool:
+    """Whether `folder` holds only these numbered folders (real folders, not links), each empty: the
     deployment left nothing there."""
     try:
         with os.scandir(folder) as entries:
             found = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-        if not all(name in field_folders and is_folder for name, is_folder in found):
+        if not all(name in file_folders and is_folder for name, is_folder in found):
             return False
         for name, _ in found:
             with os.scandir(folder / name) as inside:

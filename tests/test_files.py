@@ -3,6 +3,12 @@ inputs by URI, file outputs as URIs, and the storage's refusal of names that cou
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
 import httpx
 import pytest
 import ubiops
@@ -106,6 +112,46 @@ def test_input_files_are_copied_for_the_deployment_and_removed_after(files_emula
     assert response.status == "completed", response.error_message
     assert response.result["sizes"] == [size - 1, 1]
     assert private_copies_left(files_emulator) == []
+
+
+def test_each_item_of_a_list_request_gets_its_own_files_whatever_their_names(files_emulator, tmp_path):
+    """Two items naming different files of one base name each read their own (they once shared one
+    folder, and both read the last file copied)."""
+    client = client_for(files_emulator)
+    uris = {}
+    for folder, content in (("a", b"from a"), ("b", b"from bb")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "img.txt").write_bytes(content)
+        uris[folder] = upload_file(client, PROJECT, str(tmp_path / folder / "img.txt"), file_name=f"{folder}/img.txt",
+                                   _progress_bar=False)
+    items = [{"images": [uris[folder]], "note": uris[folder]} for folder in ("a", "b")]
+    response = httpx.post(files_emulator.requests_url(), json=items, timeout=30).json()
+    assert response["status"] == "completed", response
+    assert [item["sizes"] for item in response["result"]] == [[6, 6], [7, 7]]
+
+
+def test_a_field_named_like_a_path_never_places_a_file_outside_the_data_folder(tmp_path):
+    """Field names are the package's, not paths: a file field named `/<somewhere>` or `../..` gets
+    its private copy inside the request's work folder all the same."""
+    package, outside = tmp_path / "package", Path(tempfile.gettempdir()) / f"outside-{uuid.uuid4().hex[:8]}"
+    package.mkdir()
+    (package / "deployment.py").write_text(
+        "class Deployment:\n"
+        "    def __init__(self, base_directory, context):\n        pass\n\n"
+        "    def request(self, data):\n        return {'paths': [data[name] for name in sorted(data)]}\n")
+    names = [str(outside), "../../../../escaped"]
+    (package / "ubiops_input_spec.json").write_text(json.dumps([{"name": n, "data_type": "file"} for n in names]))
+    (package / "ubiops_output_spec.json").write_text('[{"name": "paths", "data_type": "array_string"}]')
+    emulator = start_emulator(package, tmp_path)
+    try:
+        body = httpx.post(emulator.requests_url(), files=[(n, ("victim.txt", b"x")) for n in names], timeout=30).json()
+        assert body["status"] == "completed", body
+        work = emulator.data_dir / "work"
+        assert all(Path(path).resolve().is_relative_to(work) for path in body["result"]["paths"]), body["result"]
+        assert not outside.with_name(outside.name + ".0").exists() and not any(tmp_path.rglob("escaped*"))
+    finally:
+        emulator.stop()
+        shutil.rmtree(outside.with_name(outside.name + ".0"), ignore_errors=True)
 
 
 def private_copies_left(emulator) -> list[str]:

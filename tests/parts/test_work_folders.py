@@ -30,8 +30,8 @@ def entries(folders: WorkFolders) -> list[str]:
 
 def test_a_copy_is_private_and_goes_when_the_request_ends(folders, stored):
     copies = folders.plan("request-1")
-    target = copies.add(stored, "img.0")
-    assert target == folders.root / "request-1" / "img.0" / "portrait.jpg"
+    target = copies.add(stored)
+    assert target == folders.root / "request-1" / "0" / "portrait.jpg"
     assert copies.size == len(b"stored bytes")
     folders.copy(copies)
     target.write_bytes(b"changed by the deployment")
@@ -43,14 +43,14 @@ def test_a_copy_is_private_and_goes_when_the_request_ends(folders, stored):
 
 def test_the_next_request_gets_an_empty_folder_of_its_own_name(folders, stored):
     first = folders.plan("request-1")
-    first_target = first.add(stored, "img.0")
+    first_target = first.add(stored)
     folders.copy(first)
     folders.remove(first)
     spares = entries(folders)
     assert len(spares) == 1 and spares[0].startswith(SPARE_PREFIX), "the emptied folder is kept"
 
     second = folders.plan("request-2")
-    second_target = second.add(stored, "img.0")
+    second_target = second.add(stored)
     folders.copy(second)
     assert entries(folders) == ["request-2"], "made from the spare"
     assert not first_target.exists(), "a path the first request held does not lead to the second's file"
@@ -58,17 +58,17 @@ def test_the_next_request_gets_an_empty_folder_of_its_own_name(folders, stored):
     folders.remove(second)
 
 
-@pytest.mark.parametrize("leftover", ["file", "folder", "other field", "link"])
+@pytest.mark.parametrize("leftover", ["file", "folder", "other numbered folder", "link"])
 def test_a_folder_the_deployment_left_something_in_is_removed_not_reused(folders, stored, tmp_path, leftover):
     copies = folders.plan("request-1")
-    target = copies.add(stored, "img.0")
+    target = copies.add(stored)
     folders.copy(copies)
     if leftover == "file":
         (target.parent / "scratch.txt").write_text("mine")
     elif leftover == "folder":
         (copies.folder / "results").mkdir()
-    elif leftover == "other field":  # a field folder of another request's layout
-        (copies.folder / "note.0").mkdir()
+    elif leftover == "other numbered folder":  # a file folder of a request with more files
+        (copies.folder / "1").mkdir()
     else:
         outside = tmp_path / "outside"
         outside.mkdir()
@@ -90,7 +90,7 @@ def test_a_request_without_files_touches_nothing(folders):
 def test_spare_folders_are_capped(folders, stored):
     plans = [folders.plan(f"request-{n}") for n in range(SPARE_FOLDERS + 3)]
     for copies in plans:
-        copies.add(stored, "img.0")
+        copies.add(stored)
         folders.copy(copies)
     for copies in plans:
         folders.remove(copies)
