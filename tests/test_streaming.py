@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from harness import DEPLOYMENT, PROJECT
+from harness import DEPLOYMENT, PROJECT, start_emulator
 from ubiops.exceptions import UbiOpsException
 from ubiops.utils import stream_deployment_request
 
@@ -17,6 +17,25 @@ def test_partial_output_then_the_full_response(emulators):
     final = events[3]
     assert (final.status, final.result, final.deployment, final.version) == ("completed", "HELLO STREAMING WORLD", DEPLOYMENT, "v1")
     assert len(events) == 4
+
+
+def test_an_update_with_carriage_returns_reaches_the_sdk_line_by_line(tmp_path):
+    """A progress text like `50%\\r100%` (CR ends a line in an event stream, as LF does) arrives as
+    its lines, not cut at the CR with the rest taken for the response."""
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "deployment.py").write_text(
+        "class Deployment:\n    def __init__(self, base_directory, context):\n        pass\n\n"
+        "    def request(self, data, context):\n"
+        "        context['streaming_update']('50%\\r100%\\r\\ndone')\n        return data\n")
+    emulator = start_emulator(package, tmp_path)
+    try:
+        events = list(stream_deployment_request(emulator.sdk().api_client, PROJECT, DEPLOYMENT, data="x", full_response=True))
+        wire = httpx.post(f"{emulator.requests_url()}/stream", content="x", headers={"Content-Type": "text/plain"}).text
+    finally:
+        emulator.stop()
+    assert events[:3] == ["50%", "100%", "done"] and events[3].status == "completed" and len(events) == 4
+    assert wire.startswith("data:50%\ndata:100%\ndata:done\n\n{"), wire
 
 
 def test_streamed_request_is_kept_in_history(emulators):

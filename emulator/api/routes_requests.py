@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -38,6 +39,7 @@ TIMEOUT = BoundedInt("timeout", 300, 10, 3600, "Seconds before the request fails
 BATCH_TIMEOUT = BoundedInt("timeout", 14400, 10, 172800, "Seconds a batch request may run, from when an instance takes it")
 PRIORITY = BoundedInt("priority", None, 0, 1, "Accepted for compatibility; the emulator runs requests in order")
 DIRECT_PATHS = (DEPLOYMENT + "/requests", VERSION + "/requests")
+LINE_ENDS = re.compile(r"\r\n|\r|\n")
 """Where `deployment_requests_create` is served (`at_both_levels`), for `app`'s plain routes to it."""
 _DATA = {
     "application/json": {"schema": {"description": "Structured input: an object of the deployment's input fields "
@@ -111,8 +113,9 @@ async def _events(running: asyncio.Task[Outcome], updates: asyncio.Queue[str], r
 
 
 def _event(text: str) -> str:
-    """One server-sent event; a multi-line text takes a `data:` line per line."""
-    return "".join(f"data:{line}\n" for line in text.split("\n")) + "\n"
+    """One server-sent event; a multi-line text takes a `data:` line per line (CR, LF or CRLF ends a
+    line in an event stream, so each of them does here)."""
+    return "".join(f"data:{line}\n" for line in LINE_ENDS.split(text)) + "\n"
 
 
 def _target(request: Request) -> tuple[Services, Deployment, Version]:
