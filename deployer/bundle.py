@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from contract.archive import ArchiveError, build_zip, package_files
 from contract.config import DeployerConfig
-from deployer.client import TOKEN_VARIABLE
+from deployer.client import MIN_SECRET_LENGTH, TOKEN_VARIABLE, token_key
 from deployer.errors import DeployerError
 from deployer.variables import secret_values
 
 DIST_DIRECTORY = "dist"
-MIN_SECRET_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ def _refuse_secrets(source: Path, names: list[str], config: DeployerConfig) -> N
     """The API token and the configured secrets must never ship: refuse a package with a file that
     holds one's value (naming the file and the variable only). Values shorter than 8 characters are
     not looked for: they would match by chance."""
-    values = {TOKEN_VARIABLE: os.environ.get(TOKEN_VARIABLE, "").strip(), **secret_values(config)}
+    values = {TOKEN_VARIABLE: token_key(), **secret_values(config)}
     wanted = {variable: value.encode() for variable, value in values.items() if len(value) >= MIN_SECRET_LENGTH}
     if not wanted:
         return

@@ -8,6 +8,7 @@ environment variable's value masked.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,15 @@ from deployer.errors import ApiError, DeployerError
 TOKEN_VARIABLE = "UBIOPS_API_TOKEN"
 HOST_VARIABLE = "UBIOPS_API_HOST"
 MASK = "***"
+MIN_SECRET_LENGTH = 8
+"""Shorter secrets are neither looked for in files nor masked in messages: they would match by chance."""
+TOKEN_SHAPE = re.compile(r"(Token )?[!-~]+")
+"""A token as UbiOps shows it: printable ASCII, no space but after `Token`. Anything else is refused
+before use: the HTTP library's error for a header holding a line break quotes the header, token and all."""
+REQUEST_TIMEOUT_SECONDS = (10, 120)
+"""(connect, read) for every call: the SDK sets none, so a host that took the connection and never
+answered held `push`, `status` and `request` forever. Reads may take 2 minutes: UbiOps answers a
+revision's upload once the zip is stored."""
 
 
 class Api:
@@ -31,6 +41,9 @@ class Api:
             token = os.environ.get(TOKEN_VARIABLE, "").strip()
             if not token:
                 raise DeployerError(f"{TOKEN_VARIABLE} is not set: export the API token of a service user of the project")
+            if not TOKEN_SHAPE.fullmatch(token):
+                raise DeployerError(f"{TOKEN_VARIABLE} holds spaces, line breaks or other characters a token has not: "
+                                    "export it as UbiOps shows it ('Token <key>')")
             core = ubiops.CoreApi(ubiops.ApiClient(ubiops.Configuration(api_key={"Authorization": token})))
         self.core = core
         self.client = core.api_client
@@ -43,7 +56,7 @@ class Api:
         if self.dry_run:
             self._say(f"call   {_signature(method, args, kwargs)}")
         with translated(what, self.host):
-            return getattr(self.core, method)(*args, **kwargs)
+            return getattr(self.core, method)(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
 
     def write(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Make a call that changes something, or only print it in a dry run (returning None)."""
@@ -51,7 +64,7 @@ class Api:
             self._say(f"would  {_signature(method, args, kwargs)}")
             return None
         with translated(what, self.host):
-            return getattr(self.core, method)(*args, **kwargs)
+            return getattr(self.core, method)(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
 
     def close(self) -> None:
         self.client.close()
@@ -59,23 +72,40 @@ class Api:
 
 @contextmanager
 def translated(what: str, host: str) -> Iterator[None]:
-    """Turn the SDK's and the network's exceptions into one clear DeployerError line."""
+    """Turn the SDK's and the network's exceptions into one clear DeployerError line, without the token
+    whatever the exception quoted."""
     try:
         yield
     except ubiops.exceptions.ApiException as exc:
-        raise ApiError(describe_api_error(exc, what), exc.status) from None
+        if not exc.status:  # the SDK's wrapping of a connection that failed or timed out
+            raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(exc.reason)})")) from None
+        raise ApiError(_scrubbed(describe_api_error(exc, what)), exc.status) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise DeployerError(f"cannot reach the UbiOps API at {host} ({' '.join(str(reason).split())})") from None
+        raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(reason)})")) from None
     except ValueError as exc:
-        raise DeployerError(f"unexpected answer from {host} for {what}: {' '.join(str(exc).split())}") from None
+        raise DeployerError(_scrubbed(f"unexpected answer from {host} for {what}: {_one_line(exc)}")) from None
+
+
+def token_key() -> str:
+    """The secret part of the token: `UBIOPS_API_TOKEN` without UbiOps' `Token ` prefix."""
+    return os.environ.get(TOKEN_VARIABLE, "").strip().removeprefix("Token ").strip()
+
+
+def _scrubbed(text: str) -> str:
+    key = token_key()
+    return text.replace(key, MASK) if len(key) >= MIN_SECRET_LENGTH else text
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
 
 
 def describe_api_error(exc: ubiops.exceptions.ApiException, what: str) -> str:
     status = exc.status
     if status == 401:
         return "401: the token was refused"
-    message = " ".join(str(exc.get_body_message() or exc.reason or "").split())
+    message = _one_line(exc.get_body_message() or exc.reason or "")
     if status == 403:
         return f"403: the token may not do this for {what} ({message})"
     if status == 404:
