@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -142,6 +143,7 @@ def render(command: str, result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     as_json = args.output == "json"
+    signal.signal(signal.SIGTERM, _interrupt)
 
     say = Reporter(sys.stderr if as_json else sys.stdout)
     try:
@@ -156,6 +158,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     print(json.dumps(result, indent=2, default=str) if as_json else render(args.command, result))
     sys.exit(code)
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    """SIGTERM (a CI job cancelled or timed out) stops the command as Ctrl-C does, so the local
+    emulator, the test process and the scratch folder go, and a push says what it left behind."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -226,3 +226,35 @@ def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, remote_u
 
 def _revision(emulator, project) -> str:
     return emulator.sdk().deployment_versions_get(PROJECT, project.deployment, "v1").latest_revision
+
+
+def test_a_terminated_check_stops_its_emulator_and_its_tests(project):
+    """SIGTERM, as a cancelled CI job sends, ends `check` as Ctrl-C does: no emulator or test process
+    is left running, nor the scratch folder (they outlived the deployer, adopted by init)."""
+    project.configure(test_command='python -c "import time; time.sleep(60)"')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if "running python" in line:
+            break
+    started = _processes_naming(project.root)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr.strip()) == (130, "deployer: interrupted")
+    assert any("time.sleep(60)" in command for command in started.values()), started
+    assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
+
+
+def _processes_naming(root) -> dict[int, str]:
+    """The running processes whose command line or working folder is the project's (its tests, its emulator)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            command = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            if open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[0] != "Z" and (
+                    str(root) in command or os.readlink(f"/proc/{entry}/cwd") == str(root)):
+                found[int(entry)] = command
+    return found
