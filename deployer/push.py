@@ -9,9 +9,12 @@ smoke request compared with the emulator's answer. Each step says what it did; C
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import ubiops
@@ -88,12 +91,24 @@ class Shipment:
             self.say(message)
 
     def run(self) -> dict[str, Any]:
+        """Ship the tested zip: a private copy of it, checked against the tested SHA-256 before anything
+        changes at UbiOps, is what is uploaded (the zip in dist/ is anyone's to change meanwhile)."""
+        with tempfile.TemporaryDirectory(prefix="deployer-push-") as private:
+            tested = Path(private) / self.bundle.path.name
+            shutil.copyfile(self.bundle.path, tested)
+            actual = sha256_of(tested)
+            if actual != self.bundle.sha256:
+                raise DeployerError(f"{self.bundle.path} changed after it was checked (sha256 {actual}, "
+                                    f"tested {self.bundle.sha256}); nothing was changed at UbiOps")
+            return self._ship(tested)
+
+    def _ship(self, tested: Path) -> dict[str, Any]:
         project, deployment = self.config.project, self.config.deployment
         self._ensure_deployment()
         version = self._make_room(self._version_name())
         self._create_version(version)
         shipped = ship_variables(self.api, self.config, version, self.variables, self._level_exists(), self.say)
-        revision = self._upload(version)
+        revision = self._upload(version, tested)
         summary: dict[str, Any] = {
             "project": project, "deployment": deployment, "version": version, "revision": revision,
             "sha256": self.bundle.sha256, "build_status": "dry run" if self.options.dry_run else "not waited for",
@@ -209,13 +224,9 @@ class Shipment:
         self._did(f"created version {version}")
         self.state = f"version {version} was created without a package; push again or delete it"
 
-    def _upload(self, version: str) -> str | None:
-        actual = sha256_of(self.bundle.path)
-        if actual != self.bundle.sha256:
-            raise DeployerError(f"{self.bundle.path} changed after it was checked (sha256 {actual}, "
-                                f"tested {self.bundle.sha256}); nothing was uploaded")
+    def _upload(self, version: str, tested: Path) -> str | None:
         created = self.api.write(f"version {version!r}", "revisions_file_upload", self.config.project,
-                                 self.config.deployment, version, file=str(self.bundle.path))
+                                 self.config.deployment, version, file=str(tested))
         if created is None:
             return None
         self.say(f"uploaded revision {created.revision} (sha256 {self.bundle.sha256})")

@@ -10,6 +10,7 @@ import pty
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 from conftest import TOKEN
@@ -253,8 +254,19 @@ def _processes_naming(root) -> dict[int, str]:
         if not entry.isdigit():
             continue
         with contextlib.suppress(OSError):
-            command = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
-            if open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[0] != "Z" and (
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" and (
                     str(root) in command or os.readlink(f"/proc/{entry}/cwd") == str(root)):
                 found[int(entry)] = command
     return found
+
+
+def test_a_zip_changed_after_its_tests_is_refused_before_anything_changes_at_ubiops(project, remote_ubiops):
+    """The tests themselves change the zip they were given: the push stops before it creates the
+    deployment (it once created the deployment and an empty version first)."""
+    (project.root / "emulator_check.py").write_text(
+        "import os\nwith open(os.environ['EMULATOR_PACKAGE'], 'ab') as zip_file:\n    zip_file.write(b'x')\n")
+    result = project.run("push", emulator=remote_ubiops)
+    assert result.returncode == 1
+    assert "changed after it was checked" in result.stderr and result.stderr.strip().endswith("nothing was changed at UbiOps")
+    assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
