@@ -90,5 +90,5 @@ def _wait_until_started(emulator: Emulator, version: str) -> str:
     except EmulatorExited:
         raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log().splitlines())}") from None
     except EmulatorSilent:
-        raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; "
-                            f"see {emulator.log_path}") from None
+        raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; its log ended:\n"
+                            f"{tail(emulator.log().splitlines())}") from None  # the log's folder goes with the check

@@ -1,0 +1,26 @@
+"""The local emulator `check` starts, when the package does not start in time."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract.config import load_config
+from deployer import emulated
+from deployer.bundle import build_bundle
+from deployer.emulated import local_emulator
+from deployer.errors import DeployerError
+
+
+def test_a_package_that_does_not_start_in_time_is_reported_with_its_log(project, tmp_path, monkeypatch):
+    """The message holds the log's last lines: the folder it was in goes with the check (it once
+    named that file, already removed)."""
+    (project.package / "deployment.py").write_text(
+        "import time\n\nclass Deployment:\n    def __init__(self):\n        time.sleep(60)\n\n"
+        "    def request(self, data):\n        return data\n")
+    monkeypatch.setattr(emulated, "START_SECONDS", 3)  # 120 s for a real package's first start
+    config = load_config(project.root)
+    with pytest.raises(DeployerError) as error, local_emulator(config, build_bundle(config).path, tmp_path):
+        pass
+    message = str(error.value)
+    assert message.startswith("the emulator did not start the package within 3 s; its log ended:\n"), message
+    assert "starting (pid" in message and ".log" not in message
