@@ -81,20 +81,23 @@ def extract_package(zip_path: Path, target: Path) -> Path:
     return target
 
 
-def package_files(source: Path) -> list[str]:
+def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
     """The files of a package folder that go into its zip, as sorted POSIX paths relative to it.
 
     Honours `.ubiops-ignore` (gitignore syntax, with the SDK's own matcher, as `ubiops.utils.zip_dir`
-    does) and always leaves out `__pycache__`, `.git`, `.env` and `*.pyc`.
+    does) and always leaves out `__pycache__`, `.git`, `.env` and `*.pyc`, and `output_folder` (where
+    the zips are written) when it lies inside the package: a zip must not hold the earlier ones.
     """
     source = source.resolve()
     if not source.is_dir():
         raise ArchiveError(f"no package folder at {source}")
     ignore_file = source / IGNORE_FILE
     is_ignored = parse_ignore_file(str(ignore_file), str(source)) if ignore_file.is_file() else (lambda _: False)
+    left_out = _folder_inside(output_folder, source)
     found: list[str] = []
     for folder, directories, files in os.walk(source):
-        directories[:] = [d for d in directories if d not in ALWAYS_LEFT_OUT_DIRECTORIES]
+        directories[:] = [d for d in directories
+                          if d not in ALWAYS_LEFT_OUT_DIRECTORIES and Path(folder, d) != left_out]
         for name in files:
             path = Path(folder, name)
             if name in ALWAYS_LEFT_OUT_FILES or name.endswith(ALWAYS_LEFT_OUT_SUFFIXES) or is_ignored(str(path)):
@@ -106,9 +109,10 @@ def package_files(source: Path) -> list[str]:
 def build_zip(source: Path, output: Path) -> list[str]:
     """Zip the package folder `source` as `deployment_package/<path>` into `output`; the files zipped.
 
-    Reproducible: entries are sorted and carry a fixed timestamp and mode, so equal files give equal bytes.
+    Reproducible: entries are sorted and carry a fixed timestamp and mode, so equal files give equal bytes;
+    `output`'s folder is left out when it lies inside `source`.
     """
-    names = package_files(source)
+    names = package_files(source, output.parent)
     if not names:
         raise ArchiveError(f"the package folder {source} has no files to zip")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +124,14 @@ def build_zip(source: Path, output: Path) -> list[str]:
             entry.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(entry, (source / name).read_bytes(), compresslevel=9)
     return names
+
+
+def _folder_inside(folder: Path | None, source: Path) -> Path | None:
+    """`folder`, resolved, when it lies strictly inside the resolved `source`; None otherwise."""
+    if folder is None:
+        return None
+    folder = folder.resolve()
+    return folder if folder != source and folder.is_relative_to(source) else None
 
 
 def _check_entry(entry: zipfile.ZipInfo) -> None:

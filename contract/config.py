@@ -9,6 +9,7 @@ their values are read from the local environment when the deployer runs, never f
 
 from __future__ import annotations
 
+import shlex
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.environments import SYSTEM_ENVIRONMENTS
-from contract.names import VARIABLE_NAME_RULE, is_variable_name
+from contract.names import MAX_NAME_LENGTH, VARIABLE_NAME_RULE, is_name, is_variable_name
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.versions import IDLE_TIME_RANGE
 
@@ -65,6 +66,25 @@ class DeployerConfig:
 
 def _text(value: Any) -> str | None:
     return None if isinstance(value, str) and value else "must be a non-empty string"
+
+
+def _name(value: Any) -> str | None:
+    """Project, deployment and version names go into UbiOps' URLs and the deployer's file names."""
+    if isinstance(value, str) and is_name(value):
+        return None
+    return (f"must be a UbiOps name: lowercase letters, digits and dashes, not starting or ending with a dash, "
+            f"at most {MAX_NAME_LENGTH} characters")
+
+
+def _command(value: Any) -> str | None:
+    """`check` splits the test command as a shell would (without running a shell)."""
+    if not isinstance(value, str):
+        return "must be a non-empty string"
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        return f"is not a command line ({exc})"
+    return None if words else "must be a non-empty string"
 
 
 def _count(minimum: int, maximum: int | None = None) -> Callable[[Any], str | None]:
@@ -118,10 +138,10 @@ def _variable_level(value: Any) -> str | None:
 
 
 CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "project": _text,
-    "deployment": _text,
+    "project": _name,
+    "deployment": _name,
     "package": _text,
-    "emulator_version": _text,
+    "emulator_version": _name,
     "environment": _environment,
     "instance_type_group": _text,
     "minimum_instances": _count(0),
@@ -131,7 +151,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "labels": _labels,
     "max_versions": _count(1),
     "sample_input": _table,
-    "test_command": _text,
+    "test_command": _command,
     "environment_variables": _variables,
     "secrets": _secret_names,
     "environment_variables_level": _variable_level,
@@ -147,15 +167,34 @@ def find_config_file(start: Path) -> Path | None:
     return None
 
 
+def deployer_table(path: Path) -> dict[str, Any] | None:
+    """The `[tool.deployer]` table of the config file `path`; None when it has none."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: tool must be a table ([tool.deployer] holds the deployer's settings)")
+    table = tool.get("deployer")
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: tool.deployer must be a table ([tool.deployer] with key = value lines)")
+    return table
+
+
+def instance_range_problem(config: DeployerConfig) -> str | None:
+    """UbiOps scales a version between its minimum and maximum instances: the first cannot pass the second."""
+    if config.minimum_instances > config.maximum_instances:
+        return f"minimum_instances ({config.minimum_instances}) exceeds maximum_instances ({config.maximum_instances})"
+    return None
+
+
 def load_config(start: Path | None = None) -> DeployerConfig:
     """Read `[tool.deployer]` from the nearest `pyproject.toml`; defaults where there is none."""
     path = find_config_file((start or Path.cwd()).resolve())
     if path is None:
         return DeployerConfig(root=(start or Path.cwd()).resolve())
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("deployer", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    table = deployer_table(path) or {}
     known = {f.name for f in fields(DeployerConfig)} - {"root"}
     unknown = sorted(set(table) - known)
     if unknown:
@@ -165,9 +204,9 @@ def load_config(start: Path | None = None) -> DeployerConfig:
         if problem:
             raise ConfigError(f"{path}: [tool.deployer] {key} {problem}")
     config = DeployerConfig(root=path.parent, **table)
-    if config.minimum_instances > config.maximum_instances:
-        raise ConfigError(f"{path}: [tool.deployer] minimum_instances ({config.minimum_instances}) "
-                          f"exceeds maximum_instances ({config.maximum_instances})")
+    problem = instance_range_problem(config)
+    if problem:
+        raise ConfigError(f"{path}: [tool.deployer] {problem}")
     names = [*config.environment_variables, *config.secrets]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from contract.config import ConfigError, DeployerConfig, load_config
+from contract.config import CHECKS, ConfigError, DeployerConfig, instance_range_problem, load_config
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.requests import COMPLETED, RETENTION_MODES
 from deployer.bundle import build_bundle
@@ -70,7 +70,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     requester = commands.add_parser("request", parents=[output], help="send one request to the deployment")
     requester.add_argument("--file", type=Path, help="a file for the deployment's file input field")
     requester.add_argument("--version", help="a version (default: the deployment's default version)")
-    requester.add_argument("--data", help="JSON object of input fields, over [tool.deployer] sample_input")
+    requester.add_argument("--data", help="JSON object of input fields, over [tool.deployer] sample_input; "
+                           "for a plain-text deployment, its text")
     args = parser.parse_args(argv)
     args.output = getattr(args, "output", "text")
     if args.command == "push" and args.timeout <= 0:
@@ -83,13 +84,21 @@ def with_overrides(config: DeployerConfig, args: argparse.Namespace) -> Deployer
     names = ("environment", "instance_type_group", "minimum_instances", "maximum_instances", "maximum_idle_time",
              "request_retention_mode", "max_versions")
     overrides: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    for name, value in overrides.items():  # the rules the same settings meet in [tool.deployer]
+        problem = CHECKS[name](value)
+        if problem:
+            raise DeployerError(f"--{name.replace('_', '-')} {problem}")
     try:
         labels = parse_environment_variables(args.label)
     except ManifestError:
         raise DeployerError(f"--label must be written KEY=VALUE, got {args.label}") from None
     if labels:
         overrides["labels"] = {**config.labels, **labels}
-    return dataclasses.replace(config, **overrides)
+    config = dataclasses.replace(config, **overrides)
+    problem = instance_range_problem(config)
+    if problem:
+        raise DeployerError(f"with the flags given, {problem}")
+    return config
 
 
 def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]:

@@ -35,7 +35,7 @@ def build_bundle(config: DeployerConfig) -> Bundle:
     """Zip the package into `dist/<deployment>-<sha12>.zip`; the same files always give the same bytes."""
     source = config.package_path
     try:
-        _refuse_secrets(source, package_files(source), config)
+        _refuse_secrets(source, package_files(source, config.root / DIST_DIRECTORY), config)
         scratch = config.root / DIST_DIRECTORY / f".{config.deployment}-building.zip"
         files = build_zip(source, scratch)
     except ArchiveError as exc:

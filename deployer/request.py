@@ -1,7 +1,9 @@
 """`python -m deployer request --file portrait.jpg [--version v3]`: one request to the deployed model.
 
-The data is the configured `sample_input`, overridden by `--data`; `--file` fills the first file
-field. Files are uploaded to the project's `default` bucket first.
+A structured deployment gets the configured `sample_input`, overridden by `--data` (a JSON object);
+`--file` fills the first file field. Files are uploaded to the project's `default` bucket first. A
+plain deployment gets the text `--data` gives (a JSON string is decoded; any other text is sent as
+it is): `sample_input` is a table of fields, which plain input has none of.
 """
 
 from __future__ import annotations
@@ -16,10 +18,41 @@ from deployer.client import Api
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
 
+PLAIN = "plain"
+"""UbiOps' `input_type` of a deployment without input fields: its request data is one string."""
+
 
 def send_request(api: Api, config: DeployerConfig, file: Path | None, version: str | None, data_json: str | None) -> dict[str, Any]:
     project, name = config.project, config.deployment
     deployment = api.read(f"deployment {name!r}", "deployments_get", project, name)
+    if deployment.input_type == PLAIN:
+        data: Any = _plain_data(name, file, data_json)
+    else:
+        data = _structured_data(api, config, deployment, file, data_json)
+    if version:
+        answer = api.read(f"version {version!r}", "deployment_version_requests_create", project, name, version, data)
+    else:
+        answer = api.read(f"deployment {name!r}", "deployment_requests_create", project, name, data)
+    return {"id": answer.id, "version": answer.version, "status": answer.status,
+            "error_message": answer.error_message, "result": answer.result}
+
+
+def _plain_data(name: str, file: Path | None, data_json: str | None) -> str:
+    """The text for a plain deployment: `--data` as a JSON string, or else as written."""
+    if file is not None:
+        raise DeployerError(f"deployment {name} takes plain text and has no file input field for --file")
+    if data_json is None:
+        raise DeployerError(f"deployment {name} takes plain text: give it with --data (e.g. --data 'hello')")
+    try:
+        text = json.loads(data_json)
+    except json.JSONDecodeError:
+        return data_json
+    return text if isinstance(text, str) else data_json
+
+
+def _structured_data(api: Api, config: DeployerConfig, deployment: Any, file: Path | None,
+                     data_json: str | None) -> dict[str, Any]:
+    """`sample_input` with `--data`'s fields over it and `--file` in the first file field, files uploaded."""
     try:
         spec = parse_fields([{"name": f.name, "data_type": f.data_type} for f in deployment.input_fields or []])
         extra = json.loads(data_json) if data_json else {}
@@ -31,12 +64,6 @@ def send_request(api: Api, config: DeployerConfig, file: Path | None, version: s
     if file is not None:
         field = next((f for f in spec.fields if f.data_type == "file"), None)
         if field is None:
-            raise DeployerError(f"deployment {name} has no file input field for --file")
+            raise DeployerError(f"deployment {config.deployment} has no file input field for --file")
         data[field.name] = str(file.resolve())
-    data = upload_inputs(api.client, project, spec, data, config.root)
-    if version:
-        answer = api.read(f"version {version!r}", "deployment_version_requests_create", project, name, version, data)
-    else:
-        answer = api.read(f"deployment {name!r}", "deployment_requests_create", project, name, data)
-    return {"id": answer.id, "version": answer.version, "status": answer.status,
-            "error_message": answer.error_message, "result": answer.result}
+    return upload_inputs(api.client, config.project, spec, data, config.root)

@@ -9,11 +9,12 @@ spec files from `--input`/`--output` (`name:type`), `requirements.txt`, `ubiops.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from contract.config import CONFIG_FILE, find_config_file, load_config
+from contract.config import CONFIG_FILE, deployer_table, find_config_file, load_config
 from contract.names import is_name
 from contract.spec import DATA_TYPES, SpecError, parse_fields
 from deployer.errors import DeployerError
@@ -25,6 +26,8 @@ EXAMPLES: dict[str, Any] = {"int": 1, "double": 1.5, "string": "example", "bool"
 PLACEHOLDERS: dict[str, str] = {"int": "0", "double": "0.0", "string": '""', "bool": "False", "dict": "{}",
                                 "file": "None", "array_int": "[]", "array_double": "[]", "array_string": "[]",
                                 "array_file": "[]"}
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+"""TOML's bare keys; any other key (a field named `a.b` or `my field`) is written quoted."""
 SECTION = re.compile(r"^\[tool\.deployer\][^\n]*\n(?:(?!\[)[^\n]*\n?)*", re.M)
 
 DEPLOYMENT_PY = '''"""UbiOps deployment {name}.
@@ -81,13 +84,14 @@ def init_deployment(root: Path, name: str, package: str, inputs: list[str], outp
     if not is_name(name):
         raise DeployerError(f"{name!r} is not a deployment name: lowercase letters, digits and dashes")
     input_fields, output_fields = parse_field_options(inputs, "input"), parse_field_options(outputs, "output")
+    root = root.resolve()
     folder = root / package
-    if folder.exists() and any(folder.iterdir()):
-        raise DeployerError(f"{package}/ exists and is not empty; remove it (git rm -r {package}) or choose --package")
+    _refuse_taken(folder, package)
     config_file = find_config_file(root) or root / CONFIG_FILE
-    project = project or (load_config(root).project if config_file.is_file() else name)
+    project = project or _configured_project(config_file) or name
     if not is_name(project):
         raise DeployerError(f"{project!r} is not a project name: lowercase letters, digits and dashes")
+    package = _relative_to_config(folder, config_file)
     sample = _sample_input(input_fields, package)
     files = {
         "deployment.py": DEPLOYMENT_PY.format(name=name, inputs=_describe("data", input_fields),
@@ -111,6 +115,26 @@ def init_deployment(root: Path, name: str, package: str, inputs: list[str], outp
                            else existing + ("\n" if existing and not existing.endswith("\n") else "") + section)
     return {"package": str(folder), "config": str(config_file), "files": sorted(files), "project": project,
             "deployment": name}
+
+
+def _refuse_taken(folder: Path, package: str) -> None:
+    """The package folder must be new or empty: init never overwrites someone's files."""
+    if folder.exists() and not folder.is_dir():
+        raise DeployerError(f"--package {package}: {folder} exists and is not a folder; choose another --package")
+    if folder.exists() and any(folder.iterdir()):
+        raise DeployerError(f"{package}/ exists and is not empty; remove it (git rm -r {package}) or choose --package")
+
+
+def _configured_project(config_file: Path) -> str | None:
+    """The project of an existing `[tool.deployer]` section; None when there is none to keep."""
+    if not config_file.is_file() or deployer_table(config_file) is None:
+        return None
+    return load_config(config_file.parent).project
+
+
+def _relative_to_config(folder: Path, config_file: Path) -> str:
+    """`[tool.deployer] package`, which the config reads relative to its own folder (not the working one)."""
+    return Path(os.path.relpath(folder, config_file.parent)).as_posix()
 
 
 def _describe(what: str, fields: list[dict[str, str]]) -> str:
@@ -142,10 +166,10 @@ def _test(name: str, inputs: list[dict[str, str]], outputs: list[dict[str, str]]
 
 
 def _section(project: str, name: str, package: str, sample: dict[str, Any]) -> str:
-    lines = ["[tool.deployer]", f"project = {json.dumps(project)}", f"deployment = {json.dumps(name)}",
-             f"package = {json.dumps(package)}", 'emulator_version = "v1"']
+    lines = ["[tool.deployer]", f"project = {_toml(project)}", f"deployment = {_toml(name)}",
+             f"package = {_toml(package)}", 'emulator_version = "v1"']
     if sample:
-        lines.append("sample_input = { " + ", ".join(f"{k} = {_toml(v)}" for k, v in sample.items()) + " }")
+        lines.append(f"sample_input = {_toml(sample)}")
     return "\n".join(lines) + "\n"
 
 
@@ -153,7 +177,20 @@ def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml(v)}" for k, v in value.items()) + " }"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _toml_string(value)
     return json.dumps(value)
+
+
+def _toml_key(key: str) -> str:
+    """A bare key as it is; any other quoted, so `a.b` stays one key rather than a nested table."""
+    return key if BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes, but characters beyond the BMP as they are (TOML refuses
+    JSON's surrogate pairs) and DEL escaped (which JSON leaves)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

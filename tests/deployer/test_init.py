@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
-from harness import ROOT
+from conftest import Project
+from harness import PROJECT, ROOT
 
 from contract.config import load_config
 
@@ -44,6 +46,45 @@ def test_init_without_fields_or_config_makes_a_plain_deployment(tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_init_in_a_subfolder_writes_the_package_path_relative_to_the_config(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    (tmp_path / "sub").mkdir()
+    result = deployer(tmp_path / "sub", "init", "scorer", "--input", "photo:file")
+    assert result.returncode == 0, result.stderr
+    config = load_config(tmp_path / "sub")
+    assert config.root == tmp_path and config.package == "sub/deployment_package"
+    assert (config.package_path / "deployment.py").is_file()
+    assert config.sample_input == {"photo": "sub/deployment_package/tests/example.txt"}
+    assert (config.root / config.sample_input["photo"]).is_file()
+
+
+def test_init_names_the_project_after_the_deployment_when_the_config_has_no_section(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "mine"\n')
+    assert deployer(tmp_path, "init", "scorer").returncode == 0
+    assert load_config(tmp_path).project == "scorer"
+
+
+def test_field_names_that_are_not_bare_toml_keys_are_quoted(tmp_path):
+    result = deployer(tmp_path, "init", "scorer", "--input", "a.b:int", "--input", "my field:string")
+    assert result.returncode == 0, result.stderr
+    assert load_config(tmp_path).sample_input == {"a.b": 1, "my field": "example"}
+
+
+def test_a_plain_deployment_takes_its_text_from_request_data(tmp_path, remote_ubiops):
+    assert deployer(tmp_path, "init", "init-plain-text", "--project", PROJECT).returncode == 0
+    project = Project(tmp_path, "init-plain-text")
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    for data in ('"hello"', "hello"):
+        answer = project.run("--output", "json", "request", "--data", data, emulator=remote_ubiops)
+        assert answer.returncode == 0, answer.stderr
+        assert json.loads(answer.stdout)["result"] == "hello"
+    for args, message in [((), "deployment init-plain-text takes plain text: give it with --data"),
+                          (("--file", "pyproject.toml"), "deployment init-plain-text takes plain text and has no file input field")]:
+        refused = project.run("request", *args, emulator=remote_ubiops)
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+        assert message in refused.stderr, refused.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (("Scorer",), "'Scorer' is not a deployment name: lowercase letters, digits and dashes"),
     (("scorer", "--project", "My Project"), "'My Project' is not a project name"),
@@ -51,11 +92,13 @@ def test_init_without_fields_or_config_makes_a_plain_deployment(tmp_path):
     (("scorer", "--output", "score:float"), "field 'score' has data_type 'float'; expected one of"),
     (("scorer", "--input", "a:int", "--input", "a:int"), "--input[1]: field 'a' is defined twice"),
     (("scorer", "--package", "taken"), "taken/ exists and is not empty; remove it (git rm -r taken) or choose --package"),
+    (("scorer", "--package", "taken.txt"), "--package taken.txt: "),
 ])
 def test_refused_init_is_one_line_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "deployment.py").write_text("")
+    (tmp_path / "taken.txt").write_text("")
     result = deployer(tmp_path, "init", *args)
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "taken.txt"]

@@ -31,6 +31,17 @@ def test_package_twice_gives_byte_identical_zips_without_ignored_files(project):
         assert {e.date_time for e in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
+def test_a_package_folder_holding_dist_leaves_the_earlier_zips_out(project):
+    project.configure(package=".")
+    first, second = project.run("--output", "json", "package"), project.run("--output", "json", "package")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert json.loads(first.stdout)["sha256"] == json.loads(second.stdout)["sha256"]
+    with zipfile.ZipFile(project.root / json.loads(second.stdout)["path"]) as archive:
+        names = archive.namelist()
+    assert "deployment_package/pkg/deployment.py" in names
+    assert not [n for n in names if n.startswith("deployment_package/dist/")]
+
+
 def test_package_prints_path_size_and_sha256(project):
     result = project.run("package")
     lines = result.stdout.splitlines()
@@ -101,12 +112,29 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
      "[tool.deployer] API_KEY named more than once in environment_variables and secrets"),
     ({"secrets": ["API_KEY", "API_KEY"]}, "[tool.deployer] API_KEY named more than once"),
     ({"environment": "python3-8"}, "[tool.deployer] environment must be one of UbiOps' base environments: python3-9, "),
+    ({"test_command": 'python "emulator_check.py'}, "[tool.deployer] test_command is not a command line (No closing quotation)"),
+    ({"test_command": " "}, "[tool.deployer] test_command must be a non-empty string"),
+    ({"project": "a/b"}, "[tool.deployer] project must be a UbiOps name: lowercase letters, digits and dashes"),
+    ({"deployment": "a/b"}, "[tool.deployer] deployment must be a UbiOps name: lowercase letters, digits and dashes"),
+    ({"emulator_version": "../x"}, "[tool.deployer] emulator_version must be a UbiOps name"),
 ])
 def test_config_errors_are_one_line_naming_the_key(project, settings, message):
     project.configure(**settings)
     result = project.run("package")
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tool = 5\n", "tool must be a table"),
+    ("[tool]\ndeployer = 5\n", "tool.deployer must be a table"),
+    ('[tool]\ndeployer = "face"\n', "tool.deployer must be a table"),
+])
+def test_a_tool_entry_that_is_not_a_table_is_one_line(project, text, message):
+    (project.root / "pyproject.toml").write_text(text)
+    result = project.run("package")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
 
 
 def test_a_missing_token_is_one_line(project):

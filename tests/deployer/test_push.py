@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import TOKEN
 from harness import PROJECT, start_emulator
 
@@ -269,4 +270,18 @@ def test_a_zip_changed_after_its_tests_is_refused_before_anything_changes_at_ubi
     result = project.run("push", emulator=remote_ubiops)
     assert result.returncode == 1
     assert "changed after it was checked" in result.stderr and result.stderr.strip().endswith("nothing was changed at UbiOps")
+    assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--maximum-idle-time", "5"], "--maximum-idle-time must be at least 10 and at most 3600"),
+    (["--minimum-instances", "-1"], "--minimum-instances must be at least 0"),
+    (["--max-versions", "0"], "--max-versions must be at least 1"),
+    (["--minimum-instances", "3", "--maximum-instances", "1"],
+     "with the flags given, minimum_instances (3) exceeds maximum_instances (1)"),
+])
+def test_setting_flags_meet_the_configs_rules_before_anything_runs(project, remote_ubiops, flags, message):
+    """As the same values in [tool.deployer] are: refused at once, not after the tests and a deployment made."""
+    result = project.run("push", *flags, emulator=remote_ubiops)
+    assert (result.returncode, result.stderr.strip(), result.stdout) == (1, f"deployer: error: {message}", "")
     assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
