@@ -21,6 +21,8 @@ from emulator.exceptions import AlreadyExists
 from emulator.work_folders import WorkFolders
 
 MAX_NAME_LENGTH = 1024
+MAX_PART_BYTES = 255
+"""The longest file or folder name Linux's and macOS' file systems take."""
 REQUESTS_FOLDER = "deployment_requests"
 T = TypeVar("T")
 INLINE_BYTES = 1024 * 1024
@@ -50,6 +52,10 @@ class StorageError(ValueError):
 
 class NotStored(StorageError):
     """No such bucket or file."""
+
+
+class NameClash(StorageError):
+    """A file name that is, or runs through, a stored file's or folder's path (`a` and `a/b`)."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +138,12 @@ class Storage:
                 shutil.copyfileobj(source, sink)
                 sink.flush()
                 info = os.fstat(sink.fileno())  # not `stat`: checking the name again costs ~0.05 ms
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partial, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(partial, target)
+            except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                raise NameClash(f"{name!r} clashes with a stored file or folder: a name cannot be both a file "
+                                "and the folder of another file") from None
         finally:
             partial.unlink(missing_ok=True)
         return _stored_file(name, info)
@@ -231,3 +241,6 @@ def check_name(name: str, what: str) -> None:
         raise StorageError(f"{what} {name!r} holds a NUL byte or a backslash")
     if name.startswith("/") or ".." in parts or "." in name.split("/"):
         raise StorageError(f"{what} {name!r} must be a relative path without '.' or '..' parts")
+    if any(len(part.encode(errors="surrogatepass")) > MAX_PART_BYTES for part in parts):
+        raise StorageError(f"{what} has a part (between slashes) longer than {MAX_PART_BYTES} bytes, which no file "
+                           "system stores")

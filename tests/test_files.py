@@ -185,12 +185,35 @@ def test_buckets_list_create_and_get(files_emulator):
     ("%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
     ("a%00b", "holds a NUL byte or a backslash"),
     ("a" * 1100, "must be 1 to 1024 characters"),
+    ("dir%2F" + "a" * 256, "has a part (between slashes) longer than 255 bytes"),
 ])
 def test_file_names_that_could_escape_the_bucket_are_refused(files_emulator, raw_name, message):
     base = f"{files_emulator.api}/projects/{PROJECT}/buckets/default/files/{raw_name}"
     for method in ("GET", "POST", "DELETE"):
         response = httpx.request(method, base)
         assert response.status_code == 400 and message in response.json()["error"], (method, response.text)
+
+
+def test_names_the_file_system_cannot_hold_are_a_4xx_not_a_500(files_emulator):
+    """A name too long for a file system, in an upload, a bucket or a request's URI, and a name that is
+    both a file and another file's folder (`a`, then `a/b`; `c/d`, then `c`): clear 4xx answers."""
+    api, long_name = files_emulator.sdk(), "a" * 300
+    upload = httpx.post(files_emulator.requests_url(), files={"images": (long_name, b"x"), "note": ("n", b"n")})
+    assert (upload.status_code, upload.json()) == (400, {
+        "error": "File name has a part (between slashes) longer than 255 bytes, which no file system stores"})
+    bucket = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets", json={"name": long_name})
+    assert bucket.status_code == 400 and "longer than 255 bytes" in bucket.json()["error"]
+    by_uri = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": [f"ubiops-file://default/{long_name}"],
+                                                                        "note": "ubiops-file://default/n"})
+    assert by_uri.status == "failed" and "longer than 255 bytes" in by_uri.error_message
+    assert str(files_emulator.data_dir) not in by_uri.error_message
+    for first, second in (("clash/a", "clash/a/b"), ("clash/c/d", "clash/c")):
+        assert httpx.put(api.files_upload(PROJECT, "default", first).url, content=b"1").status_code == 201
+        refused = httpx.put(api.files_upload(PROJECT, "default", second).url, content=b"2")
+        assert (refused.status_code, refused.json()) == (409, {
+            "error": f"'{second}' clashes with a stored file or folder: a name cannot be both a file and the folder "
+                     "of another file"})
+    assert api.files_get(PROJECT, "default", "clash/a").size == 1
 
 
 def test_unknown_bucket_is_404(files_emulator):

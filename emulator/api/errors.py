@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound, QueueFull
 from emulator.runtime.pool import VersionUnavailable
-from emulator.storage import NotStored, StorageError
+from emulator.storage import NameClash, NotStored, StorageError
 
 log = logging.getLogger("emulator.api")
 
@@ -37,6 +37,7 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     AlreadyExists: 409,
     NotAllowed: 400,
     NotStored: 404,
+    NameClash: 409,
     StorageError: 400,
     VersionUnavailable: 503,
     QueueFull: 503,
