@@ -25,6 +25,8 @@ from emulator.runtime.python_envs import PythonEnvironment
 LOG_LINE_LIMIT = 64 * 1024
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
+EXIT_GRACE_SECONDS = 5
+"""How long a worker whose channel closed may take to exit (a large model's clean-up at exit) before it is killed."""
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = f"""
@@ -276,11 +278,17 @@ class Instance:
         return protocol.decode(line) if line else None
 
     async def _exit_reason(self) -> str:
+        """How the worker ended, once its channel closed. One that closed the channel but runs on (a
+        deployment closing every file descriptor) is killed after EXIT_GRACE_SECONDS: its request fails
+        then, not once the process happens to end."""
         assert self._process is not None, "the instance was started"
-        code = await self._process.wait()
+        try:
+            reason = describe_exit(await asyncio.wait_for(self._process.wait(), EXIT_GRACE_SECONDS))
+        except TimeoutError:
+            reason = "closed its channel to the emulator without exiting, and was killed"
         await self.stop()
-        log.warning("[%s] stopped: %s", self.label, describe_exit(code), extra=self.log_fields)
-        return f"stopped ({describe_exit(code)})"
+        log.warning("[%s] stopped: %s", self.label, reason, extra=self.log_fields)
+        return f"stopped ({reason})"
 
     async def _relay(self, stream: asyncio.StreamReader, name: str) -> None:
         """Copy the deployment's output (`name`: stdout or stderr) to the log, a line at a time, however

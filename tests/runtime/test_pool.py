@@ -51,6 +51,16 @@ async def test_a_crash_fails_only_its_own_job_and_the_instance_is_restarted(pool
     assert pool.status == AVAILABLE
 
 
+async def test_a_worker_that_closes_its_channel_but_runs_on_is_killed_and_its_job_fails(pools, job):
+    """Its job once waited until the process happened to end, whatever its timeout."""
+    pool = pools("crashing")
+    pool.start()
+    reply = await asyncio.wait_for(pool.submit(job({"mode": "close_channel"}), TIMEOUT), 30)
+    assert reply == Error("The instance stopped (closed its channel to the emulator without exiting, and was "
+                          "killed) while handling the request; it was restarted")
+    assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
+
+
 async def test_a_queued_job_times_out_waiting_for_a_free_instance(pools, job):
     pool = pools("crashing")
     pool.start()

@@ -18,6 +18,9 @@ class Deployment:
             os._exit(4)
         if mode == "segfault":
             ctypes.string_at(0)
+        if mode == "close_channel":  # as a library that closes every file descriptor might, then runs on
+            os.closerange(3, 4096)
+            time.sleep(60)
         if mode.startswith("sleep"):
             time.sleep(float(mode.removeprefix("sleep ")))
         return {"pid": os.getpid()}
