@@ -74,8 +74,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                            "for a plain-text deployment, its text")
     args = parser.parse_args(argv)
     args.output = getattr(args, "output", "text")
-    if args.command == "push" and args.timeout <= 0:
-        parser.error("--timeout must be positive")
+    if args.command == "push" and not args.timeout > 0:  # `not >`: NaN too, which would wait forever
+        parser.error("--timeout must be a positive number of seconds")
     return args
 
 

@@ -285,3 +285,9 @@ def test_setting_flags_meet_the_configs_rules_before_anything_runs(project, remo
     result = project.run("push", *flags, emulator=remote_ubiops)
     assert (result.returncode, result.stderr.strip(), result.stdout) == (1, f"deployer: error: {message}", "")
     assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan"])
+def test_a_build_timeout_that_is_no_positive_number_is_refused(project, timeout):
+    result = project.run("push", "--timeout", timeout)
+    assert result.returncode == 2 and result.stderr.strip().endswith("error: --timeout must be a positive number of seconds")
