@@ -39,8 +39,9 @@ TIMEOUT = BoundedInt("timeout", 300, 10, 3600, "Seconds before the request fails
 BATCH_TIMEOUT = BoundedInt("timeout", 14400, 10, 172800, "Seconds a batch request may run, from when an instance takes it")
 PRIORITY = BoundedInt("priority", None, 0, 1, "Accepted for compatibility; the emulator runs requests in order")
 DIRECT_PATHS = (DEPLOYMENT + "/requests", VERSION + "/requests")
-LINE_ENDS = re.compile(r"\r\n|\r|\n")
 """Where `deployment_requests_create` is served (`at_both_levels`), for `app`'s plain routes to it."""
+LINE_ENDS = re.compile(r"\r\n|\r|\n")
+"""What ends a line in an event stream (the SSE standard)."""
 _DATA = {
     "application/json": {"schema": {"description": "Structured input: an object of the deployment's input fields "
                                                    "(plain input: a JSON string)"}, "example": {}},
