@@ -241,6 +241,9 @@ def check_name(name: str, what: str) -> None:
         raise StorageError(f"{what} {name!r} holds a NUL byte or a backslash")
     if name.startswith("/") or ".." in parts or "." in name.split("/"):
         raise StorageError(f"{what} {name!r} must be a relative path without '.' or '..' parts")
+    if "" in name.split("/"):
+        raise StorageError(f"{what} {name!r} has an empty part (a trailing or doubled '/'): it would be stored "
+                           "under the name without it")
     if any(len(part.encode(errors="surrogatepass")) > MAX_PART_BYTES for part in parts):
         raise StorageError(f"{what} has a part (between slashes) longer than {MAX_PART_BYTES} bytes, which no file "
                            "system stores")

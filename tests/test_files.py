@@ -186,6 +186,8 @@ def test_buckets_list_create_and_get(files_emulator):
     ("a%00b", "holds a NUL byte or a backslash"),
     ("a" * 1100, "must be 1 to 1024 characters"),
     ("dir%2F" + "a" * 256, "has a part (between slashes) longer than 255 bytes"),
+    ("dir%2F", "has an empty part (a trailing or doubled '/')"),
+    ("dir%2F%2Fx", "has an empty part (a trailing or doubled '/')"),
 ])
 def test_file_names_that_could_escape_the_bucket_are_refused(files_emulator, raw_name, message):
     base = f"{files_emulator.api}/projects/{PROJECT}/buckets/default/files/{raw_name}"
