@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TOKEN
-from harness import PROJECT, start_emulator
+from conftest import DEPLOYER_SECONDS, TOKEN
+from harness import PROJECT, eventually, start_emulator
 
 
 def versions(emulator, deployment: str) -> list[str]:
@@ -236,16 +236,18 @@ def test_a_terminated_check_stops_its_emulator_and_its_tests(project):
     project.configure(test_command='python -c "import time; time.sleep(60)"')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
     process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        if "running python" in line:
-            break
-    started = _processes_naming(project.root)
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    started = eventually(lambda: _with_the_tests_running(project.root), "the test command running", DEPLOYER_SECONDS)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)
     assert (process.returncode, stderr.strip()) == (130, "deployer: interrupted")
-    assert any("time.sleep(60)" in command for command in started.values()), started
     assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
+
+
+def _with_the_tests_running(root) -> dict[int, str] | None:
+    """The project's processes, once its test command runs (it starts after the emulator)."""
+    found = _processes_naming(root)
+    return found if any("time.sleep(60)" in command for command in found.values()) else None
 
 
 def _processes_naming(root) -> dict[int, str]:
