@@ -44,9 +44,9 @@ def numbered_names(name: str) -> Iterator[str]:
         counter += 1
 
 
-def map_files(spec: Spec, data: Any, replace: Callable[[Field, int, Any], Any]) -> Any:
-    """`data` with each file of its file fields replaced by `replace(field, position, value)`: a `file`
-    field's value (position 0) and each item of an `array_file` list (its position in the list).
+def map_files(spec: Spec, data: Any, replace: Callable[[Field, Any], Any]) -> Any:
+    """`data` with each file of its file fields replaced by `replace(field, value)`: a `file` field's
+    value and each item of an `array_file` list.
 
     Fields that are missing or null, an `array_file` value that is not a list, and data that is not
     an object are left as they are (the spec checks reject them where they matter). `data` is not changed.
@@ -59,7 +59,7 @@ def map_files(spec: Spec, data: Any, replace: Callable[[Field, int, Any], Any]) 
         if value is None:
             continue
         if field.data_type == "file":
-            replaced[field.name] = replace(field, 0, value)
+            replaced[field.name] = replace(field, value)
         elif field.data_type == "array_file" and isinstance(value, list):
-            replaced[field.name] = [replace(field, position, item) for position, item in enumerate(value)]
+            replaced[field.name] = [replace(field, item) for item in value]
     return replaced

@@ -18,7 +18,7 @@ FILE_PREFIX = "deployer"
 
 def upload_inputs(client: ubiops.ApiClient, project: str, spec: Spec, data: dict[str, Any], root: Path) -> dict[str, Any]:
     """`data` with each file field's local path (relative to `root`) uploaded and given as its URI."""
-    return map_files(spec, data, lambda _field, _position, value: _upload(client, project, root, value))
+    return map_files(spec, data, lambda _field, value: _upload(client, project, root, value))
 
 
 def _upload(client: ubiops.ApiClient, project: str, root: Path, value: Any) -> Any:

@@ -366,11 +366,11 @@ class RequestRunner:
         return self._prepare_item(spec, data, copies)
 
     def _prepare_item(self, spec: Spec, item: Any, copies: PrivateCopies) -> Any:
-        return map_files(spec, check_input(spec, item), lambda field, _, value: str(
+        return map_files(spec, check_input(spec, item), lambda field, value: str(
             copies.add(self._stored_file(field.name, value))))
 
     def _check_files_exist(self, spec: Spec, item: Any) -> None:
-        map_files(spec, item, lambda field, _, value: self._stored_file(field.name, value))
+        map_files(spec, item, lambda field, value: self._stored_file(field.name, value))
 
     def _stored_file(self, field: str, value: str) -> Path:
         if not is_file_uri(value):
@@ -392,7 +392,7 @@ class RequestRunner:
         return self._finish_item(spec, record.id, result, files)
 
     def _finish_item(self, spec: Spec, request_id: str, item: Any, files: list[str]) -> Any:
-        return map_files(spec, check_output(spec, item), lambda field, _, value: self._output_uri(
+        return map_files(spec, check_output(spec, item), lambda field, value: self._output_uri(
             field.name, value, self.storage.request_output_dir(request_id), files))
 
     def _output_uri(self, field: str, value: str, output_dir: Path, files: list[str]) -> str:

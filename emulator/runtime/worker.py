@@ -128,7 +128,7 @@ def _peak_memory_bytes() -> int:
 def _keep_output_files(result: Any, file_fields: dict[str, str], output_dir: Path) -> Any:
     """Copy each file an output field points to, before the deployment may remove or reuse it."""
     spec = Spec(tuple(Field(name, data_type) for name, data_type in file_fields.items()))
-    return map_files(spec, result, lambda _field, _position, value: _keep_file(value, output_dir))
+    return map_files(spec, result, lambda _field, value: _keep_file(value, output_dir))
 
 
 def _keep_file(value: Any, output_dir: Path) -> Any:
