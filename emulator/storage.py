@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
@@ -234,14 +234,14 @@ def _stored_file(name: str, info: os.stat_result) -> StoredFile:
 
 
 def check_name(name: str, what: str) -> None:
-    parts = PurePosixPath(name).parts
+    parts = name.split("/")
     if not name or len(name) > MAX_NAME_LENGTH:
         raise StorageError(f"{what} must be 1 to {MAX_NAME_LENGTH} characters")
     if "\x00" in name or "\\" in name:
         raise StorageError(f"{what} {name!r} holds a NUL byte or a backslash")
-    if name.startswith("/") or ".." in parts or "." in name.split("/"):
+    if name.startswith("/") or ".." in parts or "." in parts:
         raise StorageError(f"{what} {name!r} must be a relative path without '.' or '..' parts")
-    if "" in name.split("/"):
+    if "" in parts:
         raise StorageError(f"{what} {name!r} has an empty part (a trailing or doubled '/'): it would be stored "
                            "under the name without it")
     if any(len(part.encode(errors="surrogatepass")) > MAX_PART_BYTES for part in parts):
