@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import socket
 import sys
@@ -20,9 +21,11 @@ from contract.spec import SpecError
 from emulator import logs, request_command
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
+from emulator.builds import BUILD_TIMEOUT_SECONDS
 from emulator.catalog import CatalogError
 from emulator.data_lock import DataDirInUse
 from emulator.environments import OWN_ENVIRONMENT
+from emulator.runtime.instance import START_TIMEOUT_SECONDS
 from emulator.runtime.manager import Runtime
 from emulator.runtime.python_envs import default_cache
 from emulator.serving import PackageError
@@ -67,6 +70,9 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--instance-memory-mb", type=int, default=2048,
                         help="stop and replace an instance whose memory passes this, like a UbiOps instance type "
                              "(default: %(default)s; 0: no limit)")
+    parser.add_argument("--start-timeout", type=float, default=START_TIMEOUT_SECONDS, metavar="SECONDS",
+                        help="fail an instance's start when its Deployment.__init__ takes longer, so requests waiting for "
+                             f"it are answered (default: %(default)g; a revision's build fails after {BUILD_TIMEOUT_SECONDS} s in all)")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest request body accepted, in MB (default: %(default)s)")
     parser.add_argument("--reload", action="store_true", help="restart the instances when a file of the package folder changes")
     parser.add_argument("--max-versions", type=int, default=None,
@@ -82,6 +88,8 @@ def parse_args(argv: list[str]) -> Settings:
         parser.error("--instances must be at least 1")
     if args.instance_memory_mb < 0:
         parser.error("--instance-memory-mb must be 0 (no limit) or more")
+    if not 0 < args.start_timeout < math.inf:
+        parser.error("--start-timeout must be a number of seconds more than 0")
     if args.max_upload_mb < 1:
         parser.error("--max-upload-mb must be at least 1")
     if args.reload and not args.package.is_dir():
@@ -116,6 +124,7 @@ def parse_args(argv: list[str]) -> Settings:
         reload=args.reload,
         max_upload_mb=args.max_upload_mb,
         instance_memory_mb=args.instance_memory_mb or None,
+        start_timeout_seconds=args.start_timeout,
         max_versions=args.max_versions,
         allowed_hosts=allowed_hosts,
         allowed_origins=allowed_origins,

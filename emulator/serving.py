@@ -113,6 +113,7 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         },
         output_file_fields={f.name: f.data_type for f in deployment.output_spec.fields if f.is_file},
         memory_limit_mb=settings.instance_memory_mb,
+        start_timeout_seconds=settings.start_timeout_seconds,
     )
     return InstancePool(launch, settings.instances, runtime.environments, runtime.events)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator.environments import OWN_ENVIRONMENT
+from emulator.runtime.instance import START_TIMEOUT_SECONDS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -33,6 +34,8 @@ class Settings:
     reload: bool = False
     max_upload_mb: int = 100
     instance_memory_mb: int | None = 2048
+    start_timeout_seconds: float = START_TIMEOUT_SECONDS
+    """How long an instance's `Deployment.__init__` may take before its start fails (`--start-timeout`)."""
     max_versions: int | None = None
     """Refuse a deployment's next version beyond this many, as a UbiOps plan does (None: no cap)."""
     allowed_hosts: tuple[str, ...] = ()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import subprocess
+import sys
 
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, metric_values, wait_for_log
+from harness import DEPLOYMENT, PROJECT, ROOT, eventually, free_port, metric_values, wait_for_log
 
 
 def test_exception_in_request_is_a_failed_request_with_ubiops_message(emulators):
@@ -83,6 +85,30 @@ def test_init_failure_makes_the_version_unavailable_with_a_clear_error(emulators
     assert "failed to start (FileNotFoundError: model1.pkl is missing from the package)" in error.value.body
     assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "unavailable"
     assert api.service_status().status == "ok", "the server itself is still up"
+
+
+def test_a_deployment_whose_init_hangs_fails_to_start_and_answers_the_batch_request_waiting_for_it(emulators,
+                                                                                                     tmp_path):
+    """A batch request's timeout only starts once an instance takes it: before `--start-timeout`, it
+    waited for ever for an `__init__` that never returned."""
+    (tmp_path / "hang").touch()
+    hung = emulators("hanging_init", "--start-timeout", "5", "--env", f"HANG_FOLDER={tmp_path}")
+    api = hung.sdk()
+    [waiting] = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=["anything"])
+    ended = eventually(lambda: (r := api.deployment_requests_get(PROJECT, DEPLOYMENT, waiting.id)).status == "failed" and r,
+                       "the batch request failed", seconds=30)
+    expected = (f"{DEPLOYMENT}/v1 is unavailable: the deployment failed to start (Deployment.__init__ did not return "
+                "within 5 seconds; the instance was stopped); see the emulator log")
+    assert ended.error_message == expected
+    assert httpx.get(f"{hung.url}/readyz").json()["versions"][0]["error"] == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_a_start_timeout_that_is_not_a_positive_number_of_seconds_is_refused(tmp_path, value):
+    run = subprocess.run([sys.executable, "-m", "emulator", "--package", "tests/packages/plain", "--port", str(free_port()),
+                          "--data-dir", str(tmp_path / "data"), "--start-timeout", value], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--start-timeout must be a number of seconds more than 0" in run.stderr
 
 
 @pytest.mark.parametrize("mode, message", [

@@ -26,6 +26,10 @@ LOG_LINE_LIMIT = 64 * 1024
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
 EXIT_GRACE_SECONDS = 5
+START_TIMEOUT_SECONDS = 600
+"""How long `Deployment.__init__` may take by default (`--start-timeout`), as long as a build may take: an
+instance that hangs while starting fails its start, so its version turns unavailable and the requests
+waiting for it are answered, instead of waiting for ever."""
 """How long a worker whose channel closed may take to exit (a large model's clean-up at exit) before it is killed."""
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +55,7 @@ log = logging.getLogger("emulator.deployment")
 
 
 class InstanceStartError(Exception):
-    """The deployment could not start: import error, `__init__` raised or the process died."""
+    """The deployment could not start: import error, `__init__` raised or hung, or the process died."""
 
 
 class InstanceLost(Exception):
@@ -92,6 +96,7 @@ class Launch:
     output_file_fields: dict[str, str] = field(default_factory=dict)
     memory_limit_mb: int | None = None
     """Like a UbiOps instance type's memory: a worker growing past it is stopped and replaced."""
+    start_timeout_seconds: float = START_TIMEOUT_SECONDS
     project: str = ""
 
     @property
@@ -141,14 +146,20 @@ class Instance:
         self._relays = [asyncio.create_task(self._relay(stream, name))
                         for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")) if stream]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
-        with contextlib.suppress(ConnectionError):
-            await self._send(protocol.Setup(
-                package_dir=str(self.launch.package_dir),
-                deployment_file=self.launch.deployment_file,
-                init_context=self.launch.init_context,
-                output_file_fields=self.launch.output_file_fields,
-            ))
-        message = await self._receive()
+        try:
+            async with asyncio.timeout(self.launch.start_timeout_seconds):
+                with contextlib.suppress(ConnectionError):
+                    await self._send(protocol.Setup(
+                        package_dir=str(self.launch.package_dir),
+                        deployment_file=self.launch.deployment_file,
+                        init_context=self.launch.init_context,
+                        output_file_fields=self.launch.output_file_fields,
+                    ))
+                message = await self._receive()
+        except TimeoutError:
+            await self.stop()
+            raise InstanceStartError(f"Deployment.__init__ did not return within {self.launch.start_timeout_seconds:g} "
+                                     "seconds; the instance was stopped") from None
         if message is None:
             raise InstanceStartError(f"the instance {await self._exit_reason()} while starting")
         if isinstance(message, protocol.InitFailed):

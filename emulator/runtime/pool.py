@@ -1,7 +1,7 @@
 """The instances of one version: N worker processes taking jobs from one queue, as on UbiOps.
 
 An instance lost to a timeout or a crash fails only the request it was running and is replaced.
-If an instance cannot start (`__init__` raised, the process died), the version is unavailable:
+If an instance cannot start (`__init__` raised or hung, the process died), the version is unavailable:
 queued and new requests get that error rather than waiting forever. A version with nothing to run
 has `NoInstances`, which refuses every request with the reason.
 """
@@ -28,7 +28,7 @@ REPLY_GRACE_SECONDS = 30
 timeout itself (and is then killed); this bound only guarantees no caller ever waits forever."""
 STOPPED = "The emulator stopped before this request finished"
 START_FAILED = "start"
-"""The reason an instance is lost when it cannot start (`__init__` raised, the process died)."""
+"""The reason an instance is lost when it cannot start (`__init__` raised or hung, the process died)."""
 
 
 class VersionUnavailable(Exception):

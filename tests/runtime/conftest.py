@@ -11,7 +11,7 @@ import pytest
 from submitting import PACKAGES
 
 from emulator.environments import OWN_ENVIRONMENT
-from emulator.runtime.instance import Launch
+from emulator.runtime.instance import START_TIMEOUT_SECONDS, Launch
 from emulator.runtime.pool import NO_EVENTS, InstanceEvents, InstancePool
 from emulator.runtime.protocol import Job, RequestContext
 from emulator.runtime.python_envs import EnvironmentBuilder, PythonEnvironment
@@ -27,10 +27,12 @@ async def pools() -> AsyncIterator[Callable[..., InstancePool]]:
     """Make unstarted pools of a package under tests/packages; all are closed after the test."""
     made: list[InstancePool] = []
 
-    def make(package: str, count: int = 1, events: InstanceEvents = NO_EVENTS, memory_limit_mb: int | None = None
+    def make(package: str, count: int = 1, events: InstanceEvents = NO_EVENTS, memory_limit_mb: int | None = None,
+             environment: dict[str, str] | None = None, start_timeout_seconds: float = START_TIMEOUT_SECONDS
              ) -> InstancePool:
         launch = Launch(deployment="tests", version=package, package_dir=PACKAGES / package, deployment_file="deployment.py",
-                        environment={}, init_context={}, memory_limit_mb=memory_limit_mb, project="runtime-tests",
+                        environment=environment or {}, init_context={}, memory_limit_mb=memory_limit_mb,
+                        start_timeout_seconds=start_timeout_seconds, project="runtime-tests",
                         python_environment=PythonEnvironment(OWN_ENVIRONMENT, PACKAGES / package))
         made.append(InstancePool(launch, count, EnvironmentBuilder(), events))
         return made[-1]

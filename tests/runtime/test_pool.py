@@ -4,6 +4,8 @@ pool closes; a pool whose deployment cannot start refuses them with the reason."
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 import pytest
 from harness import metric_values
@@ -102,6 +104,44 @@ async def test_a_deployment_that_cannot_start_makes_the_pool_unavailable_with_th
     assert (pool.error, await waiting) == (expected, Error(expected)), "a job already queued is answered too"
     with pytest.raises(VersionUnavailable, match=r"model1\.pkl is missing"):
         await pool.submit(job("late"), TIMEOUT)
+
+
+def hanging(pools, folder: Path, hang_at_once: bool):
+    """A pool of `hanging_init` allowed 1 s to start; its `__init__` hangs at once, or once a job crashed it."""
+    if hang_at_once:
+        (folder / "hang").touch()
+    pool = pools("hanging_init", environment={"HANG_FOLDER": str(folder)}, start_timeout_seconds=1)
+    pool.start()
+    return pool
+
+
+def started_processes(folder: Path) -> list[int]:
+    return [int(path.name.removeprefix("started-")) for path in folder.glob("started-*")]
+
+
+HUNG = ("tests/hanging_init is unavailable: the deployment failed to start (Deployment.__init__ did not return "
+        "within 1 seconds; the instance was stopped); see the emulator log")
+
+
+async def test_a_deployment_whose_init_hangs_is_stopped_and_the_jobs_waiting_for_it_are_answered(pools, job, tmp_path):
+    """Before, a job timed from its start (a batch request) waited for ever for an instance that never started."""
+    pool = hanging(pools, tmp_path, hang_at_once=True)
+    waiting = await queued(pool, job("early"), timed_in_queue=False)
+    assert await asyncio.wait_for(waiting, TIMEOUT) == Error(HUNG)
+    assert (pool.status, pool.error) == (UNAVAILABLE, HUNG)
+    [pid] = started_processes(tmp_path)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_an_instance_whose_restart_hangs_makes_the_version_unavailable(pools, job, tmp_path):
+    pool = hanging(pools, tmp_path, hang_at_once=False)
+    assert await pool.submit(job("hello"), TIMEOUT) == Result("hello")
+    assert await pool.submit(job("crash"), TIMEOUT) == \
+        Error("The instance stopped (exit code 5) while handling the request; it was restarted")
+    waiting = await queued(pool, job("after"), timed_in_queue=False)
+    assert await asyncio.wait_for(waiting, TIMEOUT) == Error(HUNG)
+    assert pool.status == UNAVAILABLE and len(started_processes(tmp_path)) == 2
 
 
 async def test_closing_answers_the_running_queued_and_later_jobs_with_the_reason(pools, job):
