@@ -146,6 +146,7 @@ class Instance:
         self._relays = [asyncio.create_task(self._relay(stream, name))
                         for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")) if stream]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
+        self._watch_memory()
         try:
             async with asyncio.timeout(self.launch.start_timeout_seconds):
                 with contextlib.suppress(ConnectionError):
@@ -160,6 +161,14 @@ class Instance:
             await self.stop()
             raise InstanceStartError(f"Deployment.__init__ did not return within {self.launch.start_timeout_seconds:g} "
                                      "seconds; the instance was stopped") from None
+        finally:
+            self._busy = False
+        if isinstance(message, protocol.Ready) and self._past_memory_limit(message.peak_memory_bytes):
+            self._stop_over_memory()
+        if self._over_memory:
+            await self._exit_reason()
+            raise InstanceStartError(f"Deployment.__init__ used more than {self.launch.memory_limit_mb} MB of memory; "
+                                     "the instance was stopped")
         if message is None:
             raise InstanceStartError(f"the instance {await self._exit_reason()} while starting")
         if isinstance(message, protocol.InitFailed):
@@ -184,10 +193,7 @@ class Instance:
 
         Partial output the deployment streams before its reply goes to `on_update`.
         """
-        self._over_memory = self._interrupted = False
-        self._busy = True
-        if self.launch.memory_limit_mb and self._memory_check is None:
-            self._memory_check = asyncio.get_running_loop().call_soon(self._check_memory)
+        self._watch_memory()
         try:
             async with asyncio.timeout(timeout):
                 await self._send(job)
@@ -219,8 +225,16 @@ class Instance:
             raise TypeError(f"expected a reply, got {type(reply).__name__}")
         return reply
 
+    def _watch_memory(self) -> None:
+        """Hold the worker to its memory limit while it works (`__init__`, then each job), as a container's
+        limit holds it: `_check_memory` looks until `_busy` is cleared."""
+        self._over_memory = self._interrupted = False
+        self._busy = True
+        if self.launch.memory_limit_mb and self._memory_check is None:
+            self._memory_check = asyncio.get_running_loop().call_soon(self._check_memory)
+
     def _check_memory(self) -> None:
-        """While jobs run: kill the worker once its resident memory passes the limit, otherwise look
+        """While the worker works: kill the worker once its resident memory passes the limit, otherwise look
         again in MEMORY_POLL_SECONDS. One timer for back-to-back jobs, not a look per job: reading
         /proc cost ~4 % of the server's time per trivial request under load. Jobs shorter than a look
         are caught by the peak memory each reply carries (`run`)."""

@@ -57,6 +57,8 @@ class Ready:
     """`Deployment.__init__` returned."""
 
     capabilities: Capabilities
+    peak_memory_bytes: int = field(default=0, compare=False)
+    """The worker's peak resident memory so far: `__init__` is held to the instance's limit too."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class Result:
 
     result: Any
     peak_memory_bytes: int = field(default=0, compare=False)
-    """The worker's peak resident memory, if the job raised it (else 0); not part of the reply's value."""
+    """The worker's peak resident memory so far; not part of the reply's value."""
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def main() -> None:
         traceback.print_exc()
         _send(writer, protocol.InitFailed(f"{type(exc).__name__}: {exc}"))
         sys.exit(1)
-    _send(writer, protocol.Ready(loader.capabilities(deployment)))
+    _send(writer, protocol.Ready(loader.capabilities(deployment), _peak_memory_bytes()))
 
     for line in reader:
         job = protocol.decode_as(line, protocol.Job)
@@ -93,31 +93,24 @@ def _load(setup: protocol.Setup) -> Any:
 
 
 def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_fields: dict[str, str]) -> bytes:
-    """The encoded reply to `job`: its result, or the error the caller sees, with the peak memory it reached."""
-    peak_before = _peak_memory_bytes()
+    """The encoded reply to `job`: its result, or the error the caller sees, with the worker's peak memory
+    (a job that passed the instance's limit, even for less than the server's look every 100 ms, is
+    failed as UbiOps' hard limit would fail it)."""
     try:
         result = loader.dispatch(deployment, job.data, context)
     except loader.RequestError as exc:
-        return protocol.encode(protocol.Error(str(exc), _new_peak(peak_before)))
+        return protocol.encode(protocol.Error(str(exc), _peak_memory_bytes()))
     if file_fields:
         output_dir = Path(job.output_dir)
         if isinstance(result, list):
             result = [_keep_output_files(item, file_fields, output_dir) for item in result]
         else:
             result = _keep_output_files(result, file_fields, output_dir)
-    peak = _new_peak(peak_before)
+    peak = _peak_memory_bytes()
     try:
         return protocol.encode(protocol.Result(result, peak))
     except (TypeError, ValueError) as exc:
         return protocol.encode(protocol.Error(f"The deployment's output cannot be sent as JSON: {exc}", peak))
-
-
-def _new_peak(before: int) -> int:
-    """The process's peak resident memory if the job raised it, else 0: a job that passed the instance's
-    limit, even for less than the server's look every 100 ms, is failed as UbiOps' hard limit would
-    fail it; a peak reached earlier (a large `__init__`) is not charged to every job after it."""
-    peak = _peak_memory_bytes()
-    return peak if peak > before else 0
 
 
 def _peak_memory_bytes() -> int:

@@ -4,6 +4,8 @@ and what it answers (the same over HTTP, with the SDK and the CLI: tests/test_in
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from submitting import TIMEOUT
 
@@ -85,12 +87,20 @@ async def test_a_job_that_passes_the_memory_limit_between_looks_fails_itself(poo
     assert after and after[0].result.split()[1:] == ["holds", "64", "MB"], "a new instance took the next job"
 
 
-async def test_memory_needed_only_while_loading_fails_no_request(pools, job):
-    """A peak `__init__` reached (while no request ran) is not charged to the requests after it."""
-    loads_big = pools("init_peak", memory_limit_mb=200)
-    loads_big.start()
-    replies = [await loads_big.submit(job("go"), TIMEOUT) for _ in range(3)]
-    assert replies == [Result("loaded 300 MB once")] * 3
+@pytest.mark.parametrize("environment", [{}, {"INIT_PEAK_HOLD": "1"}], ids=["returns", "holds"])
+async def test_an_init_that_passes_the_memory_limit_fails_the_start_as_a_container_limit_would(pools, job, environment):
+    """Before, a peak `__init__` reached was let through, so a model too big for its instance type
+    served every request here and failed to start on UbiOps. Seen in the peak `__init__` returns with,
+    or (one that never returns) by the look every 100 ms."""
+    too_big = pools("init_peak", memory_limit_mb=200, environment=environment)
+    too_big.start()
+    await asyncio.wait_for(too_big.started(), TIMEOUT)
+    assert too_big.error == ("tests/init_peak is unavailable: the deployment failed to start (Deployment.__init__ used "
+                             "more than 200 MB of memory; the instance was stopped); see the emulator log")
+    fits = pools("init_peak", memory_limit_mb=500)
+    fits.start()
+    replies = [await fits.submit(job("go"), TIMEOUT) for _ in range(3)]
+    assert replies == [Result("loaded 300 MB once")] * 3, "a peak under the limit fails no request after it"
 
 
 class StartedIds(NoEvents):
