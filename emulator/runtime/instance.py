@@ -26,11 +26,11 @@ LOG_LINE_LIMIT = 64 * 1024
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
 EXIT_GRACE_SECONDS = 5
+"""How long a worker whose channel closed may take to exit (a large model's clean-up at exit) before it is killed."""
 START_TIMEOUT_SECONDS = 600
 """How long `Deployment.__init__` may take by default (`--start-timeout`), as long as a build may take: an
 instance that hangs while starting fails its start, so its version turns unavailable and the requests
 waiting for it are answered, instead of waiting for ever."""
-"""How long a worker whose channel closed may take to exit (a large model's clean-up at exit) before it is killed."""
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = f"""
