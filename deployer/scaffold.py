@@ -68,7 +68,9 @@ def parse_field_options(options: list[str], direction: str) -> list[dict[str, st
     for option in options:
         name, _, data_type = option.partition(":")
         if not data_type:
-            raise DeployerError(f"--{direction} {option!r}: write NAME:TYPE, TYPE one of {', '.join(DATA_TYPES)}")
+            hint = (f"; for a {option} summary, put --output {option} before init"
+                    if direction == "output" and option in ("text", "json") else "")
+            raise DeployerError(f"--{direction} {option!r}: write NAME:TYPE, TYPE one of {', '.join(DATA_TYPES)}{hint}")
         fields.append({"name": name, "data_type": data_type})
     try:
         parse_fields(fields, f"--{direction}")

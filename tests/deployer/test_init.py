@@ -89,6 +89,7 @@ def test_a_plain_deployment_takes_its_text_from_request_data(tmp_path, remote_ub
     (("Scorer",), "'Scorer' is not a deployment name: lowercase letters, digits and dashes"),
     (("scorer", "--project", "My Project"), "'My Project' is not a project name"),
     (("scorer", "--input", "text"), "--input 'text': write NAME:TYPE, TYPE one of int, double"),
+    (("scorer", "--output", "json"), "array_file; for a json summary, put --output json before init"),
     (("scorer", "--output", "score:float"), "field 'score' has data_type 'float'; expected one of"),
     (("scorer", "--input", "a:int", "--input", "a:int"), "--input[1]: field 'a' is defined twice"),
     (("scorer", "--package", "taken"), "taken/ exists and is not empty; remove it (git rm -r taken) or choose --package"),
