@@ -21,6 +21,8 @@ from ubiops.utils.gitignorefile.gitignorefile import parse as parse_ignore_file
 PACKAGE_DIRECTORY = "deployment_package"
 MAX_UNPACKED_BYTES = 4 * 1024**3
 MAX_ENTRIES = 100_000
+ENCRYPTED = 0x1
+"""The general-purpose flag bit of an entry with a password: unpacking it would need one."""
 IGNORE_FILE = ".ubiops-ignore"
 ALWAYS_LEFT_OUT_DIRECTORIES = frozenset({"__pycache__", ".git"})
 ALWAYS_LEFT_OUT_FILES = frozenset({".env"})
@@ -67,18 +69,28 @@ def extract_package(zip_path: Path, target: Path) -> Path:
         if sum(e.file_size for e in entries) > MAX_UNPACKED_BYTES:
             raise ArchiveError(f"the zip unpacks to more than {MAX_UNPACKED_BYTES // 1024**3} GiB")
         prefix = package_prefix([e.filename for e in entries])
+        files = [e for e in entries if e.filename.startswith(prefix) and not e.is_dir()]
+        _refuse_file_and_folder([PurePosixPath(e.filename[len(prefix):]).parts for e in files])
         target.mkdir(parents=True, exist_ok=True)
-        for entry in entries:
-            if not entry.filename.startswith(prefix) or entry.is_dir():
-                continue
+        for entry in files:
             destination = target.joinpath(*PurePosixPath(entry.filename[len(prefix):]).parts)
-            destination.parent.mkdir(parents=True, exist_ok=True)
             try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(entry) as source, destination.open("wb") as sink:
                     _copy_at_most(source, sink, entry.file_size, entry.filename)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
                 raise ArchiveError(f"the zip entry {entry.filename!r} is corrupt ({exc})") from None
+            except OSError as exc:  # a name too long for this file system, or a full disk
+                raise ArchiveError(f"the zip entry {entry.filename!r} cannot be unpacked ({exc.strerror})") from None
     return target
+
+
+def _refuse_file_and_folder(paths: list[tuple[str, ...]]) -> None:
+    """A name cannot be both a file and the folder of another (`data` and `data/x.txt`): no folder holds both."""
+    folders = {parts[:end] for parts in paths for end in range(1, len(parts))}
+    for parts in paths:
+        if parts in folders:
+            raise ArchiveError(f"the zip holds {'/'.join(parts)!r} both as a file and as a folder")
 
 
 def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
@@ -143,6 +155,8 @@ def _check_entry(entry: zipfile.ZipInfo) -> None:
         raise ArchiveError(f"the zip entry {name!r} points outside the package (..)")
     if stat.S_ISLNK(entry.external_attr >> 16):
         raise ArchiveError(f"the zip entry {name!r} is a symbolic link; packages may not contain links")
+    if entry.flag_bits & ENCRYPTED:
+        raise ArchiveError(f"the zip entry {name!r} is encrypted; a package zip cannot have a password")
 
 
 def _copy_at_most(source, sink, limit: int, name: str) -> None:

@@ -63,25 +63,29 @@ class Builder:
         self.runtime = runtime
         self.root = root
         self.metrics = metrics
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Version] = {}
+        """Each build running, and the version it builds."""
 
     async def upload(self, project: str, deployment: str, version: str, source: BinaryIO) -> Revision:
         """Store an uploaded zip as a new revision of `version` and start building it in the background."""
+        owner, parent = self.registry.project(project), self.registry.deployment(project, deployment)
         found = self.registry.version(project, deployment, version)
         revision = Revision(version=version, zip_path="")
         revision.zip_path = str(self.root / "revisions" / f"{revision.id}.zip")
         await asyncio.to_thread(_save, source, Path(revision.zip_path))
         found.revisions[revision.id] = revision
         await self.registry.changed()
-        task = asyncio.create_task(self._build(project, deployment, found, revision))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = asyncio.create_task(self._build(owner, parent, found, revision))
+        self._tasks[task] = found
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
         return revision
 
+    async def cancel(self, version: Version) -> None:
+        """Stop the builds of a version being deleted, with the instances they started."""
+        await _cancelled([task for task, building in self._tasks.items() if building is version])
+
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancelled(list(self._tasks))
 
     def restore(self) -> None:
         """At start-up, for the saved versions: fail the builds the last run left unfinished, and give
@@ -137,16 +141,16 @@ class Builder:
         _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
         return new_pool(project, deployment, version, package, self.settings, self.runtime)
 
-    async def _build(self, project_name: str, deployment_name: str, version: Version, revision: Revision) -> None:
+    async def _build(self, project: Project, deployment: Deployment, version: Version, revision: Revision) -> None:
+        """Build `revision`; whatever goes wrong ends it `failed` with the reason, never `building` for ever.
+        The deployment and version are held, not looked up by name: either may be renamed meanwhile."""
         revision.status = BUILDING
         started = time.monotonic()
-        fields = _log_fields(project_name, deployment_name, version, revision)
-        log.info("building %s/%s revision %s", deployment_name, version.name, revision.id, extra=fields)
+        fields = _log_fields(project.name, deployment.name, version, revision)
+        log.info("building %s/%s revision %s", deployment.name, version.name, revision.id, extra=fields)
         pool: InstancePool | None = None
         try:
             package = await asyncio.to_thread(self._unpack, revision)
-            project = self.registry.project(project_name)
-            deployment = self.registry.deployment(project_name, deployment_name)
             pool = self._instances(project, deployment, version, package)
             pool.start()
             async with asyncio.timeout(BUILD_TIMEOUT_SECONDS):
@@ -157,30 +161,52 @@ class Builder:
                 await pool.started()
             if pool.status == UNAVAILABLE:
                 raise BuildFailed(pool.error)
-        except (*PACKAGE_ERRORS, TimeoutError) as exc:
-            message = str(exc) or f"the deployment did not start within {BUILD_TIMEOUT_SECONDS} s"
-            revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
-            log.error("build of %s/%s revision %s failed: %s", deployment_name, version.name, revision.id, message,
-                      extra=fields)
-            self.metrics.build_ended(deployment_name, version.name, FAILED, time.monotonic() - started)
-            if pool is not None:
-                await pool.close()
-            await self.registry.changed()
-            return
         except asyncio.CancelledError:
             if pool is not None:
                 await pool.close()
             raise
+        except Exception as exc:  # an unforeseen one too (a full disk, say): logged with its traceback
+            message = _failure(exc)
+            revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
+            log.error("build of %s/%s revision %s failed: %s", deployment.name, version.name, revision.id, message,
+                      extra=fields, exc_info=not isinstance(exc, (*PACKAGE_ERRORS, TimeoutError)))
+            self.metrics.build_ended(deployment.name, version.name, FAILED, time.monotonic() - started)
+            if pool is not None:
+                await pool.close()
+            await self.registry.changed()
+            return
+        revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
+        self.metrics.build_ended(deployment.name, version.name, SUCCESS, time.monotonic() - started)
+        newer = list(version.revisions)[list(version.revisions).index(revision.id) + 1:]
+        if any(version.revisions[later].status == SUCCESS for later in newer):
+            log.info("built %s/%s revision %s, but a newer revision serves already", deployment.name, version.name,
+                     revision.id, extra=fields)
+            await pool.close()
+            await self.registry.changed()
+            return
         version.package, version.active_revision = package, revision.id
         version.last_updated = now()
-        revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
         self.runtime.replace(version, pool)
         if pool.launch.init_context["environment_variables"] != instance_environment(
                 project, deployment, version, package, self.settings):
             self.restart(project, deployment, version)  # its variables changed while it was building
         await self.registry.changed()
-        log.info("built %s/%s revision %s", deployment_name, version.name, revision.id, extra=fields)
-        self.metrics.build_ended(deployment_name, version.name, SUCCESS, time.monotonic() - started)
+        log.info("built %s/%s revision %s", deployment.name, version.name, revision.id, extra=fields)
+
+
+def _failure(exc: Exception) -> str:
+    """A failed build's `error_message`."""
+    if isinstance(exc, TimeoutError):
+        return f"the deployment did not start within {BUILD_TIMEOUT_SECONDS} s"
+    if isinstance(exc, PACKAGE_ERRORS):
+        return str(exc)
+    return f"the emulator could not build it ({type(exc).__name__}: {exc})"
+
+
+async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _log_fields(project: str, deployment: str, version: Version, revision: Revision) -> dict[str, str]:

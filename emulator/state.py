@@ -368,7 +368,7 @@ class Registry:
         del self.projects[project].deployments[name]
         await self.changed()
         for version in deployment.versions.values():
-            await self._runtime.stop(version, f"Deployment {name} was deleted before this request finished")
+            await self._stop(version, f"Deployment {name} was deleted before this request finished")
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances; a deleted default leaves the deployment without one."""
@@ -378,7 +378,13 @@ class Registry:
         if found.default_version == name:
             found.default_version = None
         await self.changed()
-        await self._runtime.stop(version, f"Version {name} was deleted before this request finished")
+        await self._stop(version, f"Version {name} was deleted before this request finished")
+
+    async def _stop(self, version: Version, reason: str) -> None:
+        """Stop a deleted version's builds and instances; its requests still queued or running get `reason`."""
+        if self.builder is not None:
+            await self.builder.cancel(version)
+        await self._runtime.stop(version, reason)
 
     def variables_at(self, scope: Scope) -> list[Seen]:
         """The variables a project, deployment or version sees: its own and those it inherits."""

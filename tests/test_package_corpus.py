@@ -41,6 +41,16 @@ def lying_sizes() -> bytes:
                                local_too=True)
 
 
+def encrypted() -> bytes:
+    """A zip whose entry is marked as having a password, as `zip -P` marks it: unpacking it raised
+    RuntimeError, which left the build `building` for ever."""
+    patched = bytearray(zip_bytes({"deployment_package/deployment.py": DEPLOYMENT_PY.encode()}))
+    for signature, offset in ((b"PK\x01\x02", 8), (b"PK\x03\x04", 6)):  # the general-purpose flags
+        found = patched.find(signature)
+        patched[found + offset] |= 0x1
+    return bytes(patched)
+
+
 CORPUS = [
     ("zip-slip", lambda: zip_bytes({"deployment_package/deployment.py": b"", "deployment_package/../../evil.py": b"x"}),
      "points outside the package (..)"),
@@ -49,6 +59,10 @@ CORPUS = [
      "is a symbolic link"),
     ("bomb", bomb, "the zip unpacks to more than 4 GiB"),
     ("lying sizes", lying_sizes, "is corrupt"),
+    ("encrypted", encrypted, "is encrypted; a package zip cannot have a password"),
+    ("file and folder", lambda: zip_bytes({"deployment_package/deployment.py": DEPLOYMENT_PY.encode(),
+                                           "deployment_package/data": b"a file", "deployment_package/data/x.txt": b"x"}),
+     "the zip holds 'data' both as a file and as a folder"),
     ("no deployment.py", lambda: zip_bytes({"deployment_package/model.py": b"x = 1\n"}), "no deployment.py"),
     ("syntax error", lambda: zip_bytes({"deployment_package/deployment.py": b"class Deployment(:\n"}), "SyntaxError"),
 ]
@@ -73,8 +87,8 @@ def test_uploaded_revision_fails_its_build_with_the_reason(emulators, tmp_path, 
     assert api.service_status().status == "ok"
 
 
-UNSAFE = CORPUS[:5]
-UNSTARTABLE = CORPUS[5:]
+UNSAFE = CORPUS[:7]
+UNSTARTABLE = CORPUS[7:]
 
 
 @pytest.mark.parametrize("name, make, message", UNSAFE, ids=[c[0] for c in UNSAFE])

@@ -7,11 +7,12 @@ from __future__ import annotations
 import signal
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 import ubiops
-from harness import PROJECT, Emulator, start_emulator, zip_bytes
+from harness import PROJECT, Emulator, eventually, start_emulator, zip_bytes
 
 CLIENT_TIMEOUT = 30
 SLOW_PACKAGE = '''
@@ -49,17 +50,27 @@ def deploy(emulator: Emulator, tmp_path, name: str) -> ubiops.CoreApi:
     return api
 
 
-def upload(emulator: Emulator, tmp_path, name: str, tag: str) -> None:
-    """Upload the slow package tagged `tag` as a new revision of v1 and wait for its build."""
+def upload(emulator: Emulator, tmp_path, name: str, tag: str, init: str = "", extra: dict[str, bytes] | None = None,
+           wait: bool = True) -> str:
+    """Upload the slow package tagged `tag` (its `__init__` running `init`, beside `extra` files) as a new
+    revision of v1 and (with `wait`) wait for its build; the revision's id."""
     api = emulator.sdk()
     package = tmp_path / f"{tag}.zip"
-    package.write_bytes(zip_bytes({"deployment_package/deployment.py": SLOW_PACKAGE.format(tag=tag).encode()}))
+    source = SLOW_PACKAGE.format(tag=tag) + (f"\n    def __init__(self):\n        {init}\n" if init else "")
+    package.write_bytes(zip_bytes({"deployment_package/deployment.py": source.encode(), **(extra or {})}))
     revision = api.revisions_file_upload(PROJECT, name, "v1", file=str(package)).revision
+    if wait:
+        assert built(api, name, revision) == "success"
+    return revision
+
+
+def built(api: ubiops.CoreApi, name: str, revision: str) -> str:
+    """The status a revision of `name`'s v1 ends its build with."""
     deadline = time.monotonic() + CLIENT_TIMEOUT
     while (status := api.revisions_get(PROJECT, name, revision, "v1").status) in ("queued", "building", "deploying"):
         assert time.monotonic() < deadline, "the build did not finish"
         time.sleep(0.05)
-    assert status == "success"
+    return status
 
 
 def send(pool: ThreadPoolExecutor, emulator: Emulator, name: str, seconds: float) -> Future:
@@ -123,3 +134,37 @@ def test_stopping_the_emulator_answers_the_running_request_at_once(tmp_path, poo
             emulator.process.kill()
     assert (answer["status"], answer["error_message"]) == ("failed", "The emulator stopped before this request finished")
     assert "Traceback" not in emulator.log()
+
+
+def test_an_older_build_that_ends_last_does_not_replace_the_newer_revision(emulator, tmp_path, pool):
+    """Before, the slower older build took over once it ended: the latest revision said `success` while
+    the old code served."""
+    api = deploy(emulator, tmp_path, "ordered")
+    older = upload(emulator, tmp_path, "ordered", "older", init="time.sleep(3)", wait=False)
+    newer = upload(emulator, tmp_path, "ordered", "newer")
+    assert built(api, "ordered", older) == "success"
+    assert api.deployment_versions_get(PROJECT, "ordered", "v1").active_revision == newer
+    assert send(pool, emulator, "ordered", 0).result()["result"] == {"revision": "newer"}
+
+
+def test_deleting_a_version_while_it_builds_stops_the_instance_the_build_started(emulator, tmp_path):
+    """Before, the build ended anyway and its instance ran on, for a version that no longer existed."""
+    api = deploy(emulator, tmp_path, "deleted-building")
+    started = tmp_path / "instance-pid"
+    upload(emulator, tmp_path, "deleted-building", "never",
+           init=f"open({str(started)!r}, 'w').write(str(__import__('os').getpid())); time.sleep(60)", wait=False)
+    pid = int(eventually(lambda: started.is_file() and started.read_text(), "the build's instance started"))
+    api.deployment_versions_delete(PROJECT, "deleted-building", "v1")
+    eventually(lambda: not Path(f"/proc/{pid}").exists(), "the build's instance stopped", seconds=CLIENT_TIMEOUT)
+    assert all(i.deployment != "deleted-building" for i in api.project_instances_list(PROJECT).results)
+
+
+def test_renaming_a_deployment_while_its_revision_unpacks_ends_the_build_under_the_new_name(emulator, tmp_path, pool):
+    """Before, the build looked its deployment up by the old name once the zip was unpacked, failed with
+    NotFound, and left the revision `building` for ever."""
+    api = deploy(emulator, tmp_path, "renamed-building")
+    revision = upload(emulator, tmp_path, "renamed-building", "renamed", wait=False,
+                      extra={"deployment_package/weights.bin": bytes(64 * 1024 * 1024)})  # unpacking takes a while
+    api.deployments_update(PROJECT, "renamed-building", {"name": "renamed-built"})
+    assert built(api, "renamed-built", revision) == "success"
+    assert send(pool, emulator, "renamed-built", 0).result()["result"] == {"revision": "renamed"}
