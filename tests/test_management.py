@@ -44,6 +44,32 @@ def test_versions_list_and_get(echo):
     assert version.request_retention_mode == "full" and version.environment_name.startswith("python3-")
 
 
+def test_ports_and_a_health_check_are_kept_as_the_sdk_reads_them(echo):
+    api = echo.sdk()
+    api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
+        version="ported", ports=[ubiops.DeploymentVersionPort(public_port=8080, deployment_port=80, protocol="tcp")],
+        health_check=ubiops.HealthCheck(path="/health", port=80)))
+    version = api.deployment_versions_get(PROJECT, DEPLOYMENT, "ported")
+    assert (version.ports[0].public_port, version.ports[0].protocol, version.health_check.path) == (8080, "tcp", "/health")
+    api.deployment_versions_delete(PROJECT, DEPLOYMENT, "ported")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"ports": [{"port": 8080}]}, "body ports 0 public_port: Field required"),
+    ({"ports": [{"public_port": 1, "deployment_port": 2, "protocol": ""}]}, "body ports 0 protocol: String should have at least 1"),
+    ({"health_check": {"interval": "often"}}, "body health_check interval: Input should be a valid integer"),
+    ({"environment_tag": ""}, "body environment_tag: String should have at least 1 character"),
+    ({"instance_type_group_name": ""}, "body instance_type_group_name: String should have at least 1 character"),
+])
+def test_version_settings_the_sdk_could_not_read_back_are_refused(echo, settings, message):
+    """Before, they were stored: from then on the SDK refused every answer holding the version, the
+    whole deployment's list included, also after a restart."""
+    response = httpx.post(f"{echo.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions",
+                          json={"version": "refused", **settings})
+    assert response.status_code == 400 and response.json()["error"].startswith(message), response.text
+    assert [v.version for v in echo.sdk().deployment_versions_list(PROJECT, DEPLOYMENT)] == ["v1"]
+
+
 @pytest.mark.parametrize("call, args, message", [
     ("projects_get", ("nope",), "Project not found"),
     ("deployments_get", (PROJECT, "nope"), "Deployment not found"),

@@ -30,6 +30,7 @@ ORGANIZATION = "emulator"
 
 Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
 Description = Field(None, max_length=400)
+NotEmpty = Field(None, min_length=1)
 
 
 class Body(BaseModel):
@@ -58,15 +59,34 @@ class DeploymentUpdate(Body):
     labels: dict[str, str] | None = None
 
 
-class VersionSettings(Body):
-    """The settings a version create or update may give; the emulator stores and echoes them."""
+class Port(Body):
+    """A `DeploymentVersionPort`: the SDK requires all three of a stored port, so a version holding less
+    could no longer be read or listed."""
 
-    environment: str | None = None
-    environment_name: str | None = None
-    environment_tag: str | None = None
-    instance_type: str | None = None
+    public_port: int
+    deployment_port: int
+    protocol: str = Field(min_length=1, max_length=16)
+
+
+class HealthCheck(Body):
+    interval: int | None = None
+    timeout: int | None = None
+    failure_threshold: int | None = None
+    port: int | None = None
+    path: str | None = None
+
+
+class VersionSettings(Body):
+    """The settings a version create or update may give; the emulator stores and echoes them, so each
+    is held to the SDK's own rules for it (an empty `environment_tag`, say, would make every later
+    answer holding it one the SDK refuses)."""
+
+    environment: str | None = NotEmpty
+    environment_name: str | None = NotEmpty
+    environment_tag: str | None = NotEmpty
+    instance_type: str | None = NotEmpty
     instance_type_group_id: str | None = None
-    instance_type_group_name: str | None = None
+    instance_type_group_name: str | None = NotEmpty
     maximum_instances: int | None = Field(None, ge=0)
     minimum_instances: int | None = Field(None, ge=0)
     maximum_idle_time: int | None = Field(None, ge=IDLE_TIME_RANGE[0], le=IDLE_TIME_RANGE[1])
@@ -76,10 +96,10 @@ class VersionSettings(Body):
     request_retention_mode: RetentionMode | None = None
     maximum_queue_size: int | None = Field(None, ge=0)
     restart_request_interruption: bool | None = None
-    ports: list[dict[str, Any]] | None = None
+    ports: list[Port] | None = None
     scaling_strategy: Literal["default", "moderate"] | None = None
     instance_processes: int | None = Field(None, ge=1)
-    health_check: dict[str, Any] | None = None
+    health_check: HealthCheck | None = None
     command: Any = None
     args: Any = None
 
