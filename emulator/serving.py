@@ -48,7 +48,8 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
     takes the package's fields and keeps its other versions; a saved version of the same name is
     replaced, but its environment variables are kept. The package's version is the default unless the
     saved default still exists. The `--package` version of an earlier start, under other names, is
-    forgotten (it is kept only for its variables).
+    forgotten (it is kept only for its variables), and so is its deployment's default: a default always
+    names a version that exists, or none.
     """
     project = registry.projects.setdefault(settings.project, Project(settings.project))
     deployment = project.deployments.get(settings.deployment)
@@ -65,8 +66,9 @@ def serve_package(registry: Registry, runtime: Runtime, settings: Settings, pack
                             maximum_instances=settings.instances)
     runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))
     deployment.versions[version.name] = version
-    if deployment.default_version not in deployment.versions:
-        deployment.default_version = version.name
+    for saved in (d for p in registry.projects.values() for d in p.deployments.values()):
+        if saved.default_version not in saved.versions:  # the `--package` version of an earlier start, say
+            saved.default_version = version.name if saved is deployment else None
     return version
 
 
@@ -75,7 +77,7 @@ def _forget_earlier_package_versions(registry: Registry, served: Deployment, rep
     `replaced`), and its deployment if that held nothing else (unless it is the one served now)."""
     for project, deployment, version in list(registry.versions()):
         if version.from_command_line and version is not replaced:
-            del deployment.versions[version.name]
+            deployment.remove_version(version.name)
             log.warning("forgot %s/%s, the --package version of an earlier start, and its environment variables",
                         deployment.name, version.name)
             if deployment is not served and not deployment.versions and not deployment.variables:

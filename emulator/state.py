@@ -144,6 +144,14 @@ class Deployment:
     last_updated: datetime = field(default_factory=now)
     variables: dict[str, Variable] = field(default_factory=dict)
 
+    def remove_version(self, name: str) -> Version:
+        """Take a version out; a removed default leaves the deployment without one, as on UbiOps (never
+        naming a version that no longer exists)."""
+        version = self.versions.pop(name)
+        if self.default_version == name:
+            self.default_version = None
+        return version
+
 
 @dataclass
 class Project:
@@ -224,6 +232,10 @@ class Registry:
             for deployment in project.deployments.values():
                 for version in deployment.versions.values():
                     yield project, deployment, version
+
+    def command_line_version(self) -> tuple[Project, Deployment, Version] | None:
+        """The `--package` version, under the names it has now (the API may have renamed it); None once deleted."""
+        return next(((p, d, v) for p, d, v in self.versions() if v.from_command_line), None)
 
     def check_path(self, project: str, deployment: str, version: str | None = None) -> None:
         """NotFound for an unknown project, deployment or, when one is named, version (a deployment
@@ -371,12 +383,9 @@ class Registry:
             await self._stop(version, f"Deployment {name} was deleted before this request finished")
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
-        """Remove a version and stop its instances; a deleted default leaves the deployment without one."""
-        found = self.deployment(project, deployment)
-        version = self.version(project, deployment, name)
-        del found.versions[name]
-        if found.default_version == name:
-            found.default_version = None
+        """Remove a version and stop its instances."""
+        self.version(project, deployment, name)
+        version = self.deployment(project, deployment).remove_version(name)
         await self.changed()
         await self._stop(version, f"Version {name} was deleted before this request finished")
 

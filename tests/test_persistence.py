@@ -177,6 +177,24 @@ def test_the_package_version_comes_from_the_command_line_beside_saved_ones(resta
         "FROM THE COMMAND LINE")
 
 
+def test_serving_the_package_under_another_name_leaves_the_earlier_deployment_without_a_default(tmp_path):
+    """Before, the earlier deployment still named its forgotten `--package` version as its default:
+    requests to the deployment, and getting its default version, answered 404."""
+    data = tmp_path / "data"
+    first = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        first.sdk().deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="v2"))
+    finally:
+        first.stop()
+    second = start_emulator("plain", tmp_path, "--deployment", "second", data_dir=data)
+    try:
+        api = second.sdk()
+        assert api.deployments_get(PROJECT, DEPLOYMENT).default_version is None
+        assert [v.version for v in api.deployment_versions_list(PROJECT, DEPLOYMENT)] == ["v2"]
+    finally:
+        second.stop()
+
+
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "Invalid JSON"),
     (json.dumps({"format": 1, "projects": [{"name": PROJECT}]}), "projects.0.id: Field required"),
