@@ -65,21 +65,26 @@ async def watch(registry: Registry, runtime: Runtime, settings: Settings) -> Non
             continue
         changed, seen = changes(seen, settled), settled
         log.info("changed: %s; restarting the instances on the new code", ", ".join(changed[:5]) + (" …" if len(changed) > 5 else ""))
-        reload_version(registry, runtime, settings)
+        try:
+            reload_version(registry, runtime, settings)
+        except Exception:  # a fault of ours must not end the watch: the next save would go unnoticed
+            log.exception("not reloaded")
 
 
 def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> None:
-    """Re-read the package and put new instances in service for the version; the old ones finish
-    their running requests first."""
-    fields = {"project": settings.project, "deployment": settings.deployment, "version": settings.version}
+    """Re-read the package and put new instances in service for the `--package` version (whatever it is
+    named now); the old ones finish their running requests first."""
+    served = registry.command_line_version()
+    if served is None:
+        log.error("not reloaded: the --package version was deleted through the API; restart the emulator to serve it")
+        return
+    project, deployment, version = served
+    fields = {"project": project.name, "deployment": deployment.name, "version": version.name}
     try:
         package = read_package(settings.package)
     except (SpecError, ManifestError, ArchiveError) as exc:
         log.error("not reloaded, the package is not valid: %s", exc, extra=fields)
         return
-    project = registry.project(settings.project)
-    deployment = registry.deployment(settings.project, settings.deployment)
-    version = registry.version(settings.project, settings.deployment, settings.version)
     deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
     version.package = package
     runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))

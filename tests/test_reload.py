@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from harness import start_emulator, wait_for_log
+from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log
 
 CODE = '''
 import time
@@ -74,6 +74,25 @@ def test_a_broken_edit_is_reported_and_the_next_good_one_recovers(package, tmp_p
         (package / "ubiops_input_spec.json").unlink()
         write_package(package, "fixed")
         wait_for_result(emulator, "you", "fixed you")
+    finally:
+        emulator.stop()
+
+
+def test_the_package_version_renamed_through_the_api_still_reloads(package, tmp_path):
+    """Before, the watch looked the version up by its old name: the first save after a rename ended it
+    silently, and no later save reloaded anything."""
+    emulator = start_emulator(package, tmp_path, "--reload")
+    try:
+        renamed = emulator.api.removesuffix("/") + f"/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/renamed"
+        assert httpx.patch(renamed.replace("/renamed", "/v1"), json={"version": "renamed"}).status_code == 200
+        for greeting in ("first", "second"):
+            write_package(package, greeting)
+            wait_for_log(emulator, f"reloaded {DEPLOYMENT}/renamed")
+            deadline = time.monotonic() + 20
+            while (answer := httpx.post(f"{renamed}/requests", content="you", headers={"Content-Type": "text/plain"},
+                                        timeout=60).json()).get("result") != f"{greeting} you":
+                assert time.monotonic() < deadline, answer
+                time.sleep(0.1)
     finally:
         emulator.stop()
 
