@@ -31,8 +31,10 @@ from emulator.state import (
     BUILDING,
     DEPLOYING,
     FAILED,
+    RENAMED,
     SUCCESS,
     UNFINISHED,
+    VARIABLES_CHANGED,
     Deployment,
     Project,
     Registry,
@@ -116,17 +118,18 @@ class Builder:
                       extra=_log_fields(project.name, deployment.name, version, active))
         return len(unfinished)
 
-    def restart(self, project: Project, deployment: Deployment, version: Version) -> None:
-        """New instances for a version whose environment variables changed, on the package it serves, as
-        UbiOps restarts a version's instances then; one without a package gets them at its build."""
+    def restart(self, project: Project, deployment: Deployment, version: Version, why: str) -> None:
+        """New instances for a version whose environment variables or names changed (`why`), on the package
+        it serves, as UbiOps restarts a version's instances when its variables change; one without a
+        package gets them at its build."""
         if version.package is None:
             return
         try:
             pool = self._instances(project, deployment, version, version.package)
         except PACKAGE_ERRORS as exc:
-            log.error("%s/%s keeps its instances and their environment variables: %s", deployment.name, version.name, exc)
+            log.error("%s/%s keeps its instances as they were: %s", deployment.name, version.name, exc)
             return
-        log.info("restarting %s/%s with its changed environment variables", deployment.name, version.name)
+        log.info("restarting %s/%s: %s", deployment.name, version.name, why)
         self.runtime.replace(version, pool)
 
     def _unpack(self, revision: Revision) -> Package:
@@ -189,7 +192,9 @@ class Builder:
         self.runtime.replace(version, pool)
         if pool.launch.init_context["environment_variables"] != instance_environment(
                 project, deployment, version, package, self.settings):
-            self.restart(project, deployment, version)  # its variables changed while it was building
+            self.restart(project, deployment, version, VARIABLES_CHANGED)  # while it was building
+        elif (pool.launch.deployment, pool.launch.version) != (deployment.name, version.name):
+            self.restart(project, deployment, version, RENAMED)
         await self.registry.changed()
         log.info("built %s/%s revision %s", deployment.name, version.name, revision.id, extra=fields)
 

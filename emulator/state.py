@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 """The user every request is made by: the emulator has one user, the developer running it."""
+VARIABLES_CHANGED = "its environment variables changed"
+RENAMED = "it was renamed, and its instances, their log lines and their context carry its names"
+"""Why a version's instances restart (`Builder.restart`)."""
 
 
 def now() -> datetime:
@@ -319,11 +322,15 @@ class Registry:
             deployment.description = description
         if labels is not None:
             deployment.labels = labels
-        if new_name is not None and new_name != deployment.name:
+        renamed = new_name is not None and new_name != deployment.name
+        if new_name is not None and renamed:
             deployments[new_name] = deployments.pop(deployment.name)
             deployment.name = new_name
         deployment.last_updated = now()
         await self.changed()
+        if renamed:
+            for version in deployment.versions.values():
+                self._restart(self.project(project), deployment, version, RENAMED)
         return deployment
 
     async def create_version(self, project: str, deployment: str, name: str, settings: dict[str, Any]) -> Version:
@@ -354,13 +361,16 @@ class Registry:
             raise AlreadyExists(f"A version named {new_name!r} already exists for deployment {found.name!r}")
         version.settings, version.request_retention_mode = _version_settings(
             version.settings, version.request_retention_mode, changes)
-        if new_name is not None and new_name != version.name:
+        renamed = new_name is not None and new_name != version.name
+        if new_name is not None and renamed:
             found.versions[new_name] = found.versions.pop(version.name)
             if found.default_version == version.name:
                 found.default_version = new_name
             version.name = new_name
         version.last_updated = now()
         await self.changed()
+        if renamed:
+            self._restart(self.project(project), found, version, RENAMED)
         return version
 
     async def upload_revision(self, project: str, deployment: str, version: str, package_zip: BinaryIO | None,
@@ -477,11 +487,14 @@ class Registry:
         them: requests already running finish on the old instances, the rest run on new ones that see
         the new variables (`Builder.restart`)."""
         await self.changed()
-        assert self.builder is not None, "the registry's builder is set before requests are served"
         for project, deployment, version in self.versions():
             if project.name == scope.project and scope.deployment in (None, deployment.name) \
                     and scope.version in (None, version.name):
-                self.builder.restart(project, deployment, version)
+                self._restart(project, deployment, version, VARIABLES_CHANGED)
+
+    def _restart(self, project: Project, deployment: Deployment, version: Version, why: str) -> None:
+        assert self.builder is not None, "the registry's builder is set before requests are served"
+        self.builder.restart(project, deployment, version, why)
 
 
 NEW_VERSION_SETTINGS: dict[str, Any] = {

@@ -126,7 +126,7 @@ def test_a_change_restarts_every_version_that_sees_it_and_a_new_build_gets_them(
     api.project_environment_variables_update(PROJECT, shared.id, variable("SHARED", "two"))
     assert seen(api, "SHARED") == {"SHARED": "two"}
     assert seen(api, "SHARED", deployment=second) == {"SHARED": "its own"}, "a deployment's own variable wins"
-    assert f"restarting {second}/v1 with its changed environment variables" in emulator.log()
+    assert f"restarting {second}/v1: its environment variables changed" in emulator.log()
     api.project_environment_variables_delete(PROJECT, shared.id)
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, Emulator, start_emulator
+from harness import DEPLOYMENT, PROJECT, Emulator, eventually, start_emulator
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +110,22 @@ def test_bad_filters_are_refused_with_400_and_the_reason(api, arguments, message
         with pytest.raises(ubiops.ApiException) as refused:
             call()
         assert (refused.value.status, json.loads(refused.value.body)) == (400, {"error": message})
+
+
+def test_renaming_restarts_the_instances_under_the_new_names(tmp_path):
+    """Before, the instances kept the old names: `instances_list` by the new ones was empty, and what
+    the deployment printed later was logged under the old names, out of reach of a query by the new."""
+    emulator = start_emulator("printing", tmp_path)
+    try:
+        api = emulator.sdk()
+        api.deployments_update(PROJECT, DEPLOYMENT, {"name": "renamed"})
+        api.deployment_versions_update(PROJECT, "renamed", "v1", {"version": "v9"})
+        eventually(lambda: [(i.deployment, i.version, i.status) for i in api.project_instances_list(PROJECT).results]
+                   == [("renamed", "v9", "running")], "the one instance runs under the new names")
+        assert [i.status for i in api.instances_list(PROJECT, "renamed", "v9").results] == ["running"]
+        request = api.deployment_version_requests_create(PROJECT, "renamed", "v9", data="after")
+        printed = eventually(lambda: api.logs_list(PROJECT, query=f'| deployment_request_id="{request.id}" and '
+                                                                  'system="false"'), "the request's lines are stored")
+        assert {(line.metadata.deployment_name, line.metadata.deployment_version) for line in printed} == {("renamed", "v9")}
+    finally:
+        emulator.stop()
