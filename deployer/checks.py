@@ -174,7 +174,7 @@ def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator
                say: Callable[[str], None]) -> None:
     """Send the sample input to the emulator; its result is what UbiOps should answer too."""
     try:
-        data = upload_inputs(emulator.client, config.project, package.input_spec, dict(config.sample_input), config.root)
+        data = upload_inputs(Api(core=emulator.api, say=say), config.project, package.input_spec, dict(config.sample_input), config.root)
         with translated("the emulator's sample request", emulator.url):
             answer = emulator.api.deployment_requests_create(config.project, config.deployment, data)
     except DeployerError as exc:

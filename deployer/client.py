@@ -11,11 +11,16 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import requests
 import ubiops
 import urllib3
+from ubiops.utils.file_operations import MULTIPART_MIN_SIZE
 
+from contract.files import DEFAULT_BUCKET, file_uri
 from deployer.errors import ApiError, DeployerError
 
 TOKEN_VARIABLE = "UBIOPS_API_TOKEN"
@@ -30,6 +35,10 @@ REQUEST_TIMEOUT_SECONDS = (10, 120)
 """(connect, read) for every call: the SDK sets none, so a host that took the connection and never
 answered held `push`, `status` and `request` forever. Reads may take 2 minutes: UbiOps answers a
 revision's upload once the zip is stored."""
+UPLOAD_HEADERS = {"Content-Disposition": "multipart/form-data"}
+AZURE_PROVIDER = "azure_blob_storage"
+AZURE_UPLOAD_HEADERS = {**UPLOAD_HEADERS, "x-ms-version": "2020-04-08", "x-ms-blob-type": "BlockBlob"}
+"""The headers `ubiops.utils.upload_file` PUTs a file with, to an Azure bucket and to any other."""
 
 
 class Api:
@@ -66,6 +75,25 @@ class Api:
         with translated(what, self.host):
             return getattr(self.core, method)(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
 
+    def upload_file(self, project: str, path: Path, name: str) -> str:
+        """Upload the local file `path` to the project's default bucket as `name`; its `ubiops-file://` URI.
+
+        The steps of `ubiops.utils.upload_file` (a signed URL from the API, then the bytes PUT to it with
+        the headers its storage wants), each bounded like every other call: that function sets no
+        timeout on either, so a host that never answered held `request --file` and the sample requests
+        forever. Its multipart upload of files from 4 GB on is left out: such a file is refused.
+        """
+        size = path.stat().st_size
+        if size >= MULTIPART_MIN_SIZE:
+            raise DeployerError(f"{path.name} is {size / 1024**3:.1f} GB; the deployer uploads files under "
+                                f"{MULTIPART_MIN_SIZE // 1024**3} GB: upload it with `ubiops files upload` and give its "
+                                "ubiops-file:// URI instead")
+        target = self.write(f"the upload of {path.name}", "files_upload", project, DEFAULT_BUCKET, name)
+        if target is not None:  # None: a dry run, which uploads nothing
+            _put(target.url, path, AZURE_UPLOAD_HEADERS if target.provider == AZURE_PROVIDER else UPLOAD_HEADERS,
+                 self.client.rest_client)
+        return file_uri(DEFAULT_BUCKET, name)
+
     def close(self) -> None:
         self.client.close()
 
@@ -85,6 +113,22 @@ def translated(what: str, host: str) -> Iterator[None]:
         raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(reason)})")) from None
     except ValueError as exc:
         raise DeployerError(_scrubbed(f"unexpected answer from {host} for {what}: {_one_line(exc)}")) from None
+
+
+def _put(url: str, path: Path, headers: dict[str, str], rest: Any) -> None:
+    """PUT the file's bytes to a signed URL with the SDK's TLS settings (`rest`, its REST client); a
+    failure names the storage's host only, as the URL's query is a credential."""
+    parts = urlsplit(url)
+    storage = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    try:
+        with path.open("rb") as stream:
+            answer = requests.put(url, data=stream, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS,
+                                  verify=rest.verify, cert=rest.cert)
+    except requests.RequestException as exc:
+        reason = "timed out" if isinstance(exc, requests.Timeout) else type(exc).__name__
+        raise DeployerError(f"cannot upload {path.name} to the bucket's storage at {storage} ({reason})") from None
+    if not 200 <= answer.status_code <= 299:  # as the SDK: any other answer is a failure
+        raise DeployerError(f"{answer.status_code}: the bucket's storage at {storage} refused the upload of {path.name}")
 
 
 def token_key() -> str:

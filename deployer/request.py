@@ -66,4 +66,4 @@ def _structured_data(api: Api, config: DeployerConfig, deployment: Any, file: Pa
         if field is None:
             raise DeployerError(f"deployment {config.deployment} has no file input field for --file")
         data[field.name] = str(file.resolve())
-    return upload_inputs(api.client, config.project, spec, data, config.root)
+    return upload_inputs(api, config.project, spec, data, config.root)

@@ -213,6 +213,24 @@ def test_status_and_request(project, remote_ubiops):
     assert json.loads(answer.stdout)["result"] == {"y": 10}
 
 
+def test_files_are_uploaded_for_the_sample_and_the_request(project, remote_ubiops):
+    """A file field's local path is uploaded to the bucket and sent as its URI: by `check` to the local
+    emulator, by the smoke request and by `request --file` to UbiOps."""
+    (project.package / "deployment.py").write_text(
+        "class Deployment:\n    def request(self, data):\n        with open(data['doc']) as doc:\n"
+        "            return {'text': doc.read()}\n")
+    (project.package / "ubiops_input_spec.json").write_text(json.dumps([{"name": "doc", "data_type": "file"}]))
+    (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "text", "data_type": "string"}]))
+    (project.root / "sample.txt").write_text("the sample")
+    (project.root / "other.txt").write_text("another file")
+    project.configure(sample_input={"doc": "sample.txt"}, test_command='python -c "pass"')
+    pushed = project.push_json(emulator=remote_ubiops)
+    assert pushed["smoke"] == {"status": "completed", "error_message": None, "differences": []}
+    answer = project.run("--output", "json", "request", "--file", "other.txt", emulator=remote_ubiops)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["result"] == {"text": "another file"}
+
+
 def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, remote_ubiops):
     process = push_slow_build(project, remote_ubiops, 60, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
