@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import TOKEN
+
+from contract.config import DeployerConfig
+from deployer.bundle import Bundle, build_bundle, sha256_of
 
 
 def test_package_twice_gives_byte_identical_zips_without_ignored_files(project):
@@ -40,6 +46,50 @@ def test_a_package_folder_holding_dist_leaves_the_earlier_zips_out(project):
         names = archive.namelist()
     assert "deployment_package/pkg/deployment.py" in names
     assert not [n for n in names if n.startswith("deployment_package/dist/")]
+
+
+def test_packages_built_at_once_in_one_checkout_each_get_their_own_zip(project):
+    """Two `package` or `check` runs at once in one checkout: each zips into a scratch file of its own
+    (both once zipped into `dist/.<deployment>-building.zip`, over each other), and a failed one leaves
+    none behind."""
+    contents = {}
+    for name in ("first", "second"):
+        (project.root / name).mkdir()
+        contents[name] = {"deployment.py": name.encode(), "weights.bin": os.urandom(4 * 1024**2)}
+        for file, content in contents[name].items():
+            (project.root / name / file).write_bytes(content)
+    for _ in range(3):
+        built = build_at_once(project.root, project.deployment, list(contents))
+        for name, bundle in built.items():
+            assert isinstance(bundle, Bundle), f"{name}: {bundle!r}"
+            assert sha256_of(bundle.path) == bundle.sha256, f"{name}: the zip was changed after it was built"
+            with zipfile.ZipFile(bundle.path) as archive:
+                assert {n.removeprefix("deployment_package/"): archive.read(n) for n in archive.namelist()} == contents[name]
+    (project.root / "first" / "gone.bin").symlink_to(project.root / "nowhere")  # fails the build half way through
+    with pytest.raises(FileNotFoundError):
+        build_bundle(DeployerConfig(root=project.root, deployment=project.deployment, package="first"))
+    assert sorted(p.name for p in (project.root / "dist").iterdir()) == sorted(b.path.name for b in built.values())
+
+
+def build_at_once(root: Path, deployment: str, packages: list[str]) -> dict[str, Bundle | BaseException]:
+    """Each package folder's bundle (or what its build raised), all built at the same moment in threads."""
+    start = threading.Barrier(len(packages))
+    built: dict[str, Bundle | BaseException] = {}
+
+    def build(package: str) -> None:
+        config = DeployerConfig(root=root, deployment=deployment, package=package)
+        start.wait()
+        try:
+            built[package] = build_bundle(config)
+        except BaseException as exc:
+            built[package] = exc
+
+    threads = [threading.Thread(target=build, args=(package,)) for package in packages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return built
 
 
 def test_package_prints_path_size_and_sha256(project):
