@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,3 +161,48 @@ def test_a_file_upload_to_a_host_that_never_answers_ends_with_one_line(silent, m
     assert text.startswith(message.format(silent_host=silent_host, storage=silent_host.removesuffix("/v2.1"))), text
     assert len(text.splitlines()) == 1 and "timed out" in text
     assert TOKEN not in text and "private-signature" not in text
+
+
+@pytest.fixture
+def rate_limited_host(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[bytes]]]:
+    """A host that refuses every call with 429 and the headers the test is parametrized with; its URL
+    and the calls it refused."""
+    with answering(lambda _call: (429, request.param, {"error": "Too many requests"})) as served:
+        yield served
+
+
+@pytest.mark.parametrize("rate_limited_host, calls, waited, error", [
+    ({"Retry-After": "1"}, 4, 3, "429: UbiOps still refused project 'emulator-tests' as rate-limited after 3 retries"),
+    ({"x-ratelimit-reset": "0"}, 4, 3, "429: UbiOps still refused project 'emulator-tests' as rate-limited after 3 retries"),
+    ({"Retry-After": "3600"}, 1, 0, "429: UbiOps refused project 'emulator-tests' as rate-limited and asks to wait 3600 s"),
+], ids=["retry-after", "x-ratelimit-reset", "too-long"], indirect=["rate_limited_host"])
+def test_a_rate_limited_call_is_retried_a_few_times_as_asked_then_stops_with_one_line(project, rate_limited_host, calls,
+                                                                                       waited, error):
+    """The SDK retried a 429 without end, each time after UbiOps' `x-ratelimit-reset` or a minute, so a
+    limit that did not lift held a push for ever: a few retries, each after the wait asked for."""
+    url, refused = rate_limited_host
+    started = time.monotonic()
+    result = project.run("status", env={"UBIOPS_API_HOST": url})
+    assert result.returncode == 1 and len(refused) == calls
+    assert waited <= time.monotonic() - started < waited + 30
+    assert result.stderr.strip().splitlines() == [f"deployer: error: {error}; try again later"]
+    assert result.stdout.count("rate-limited (429)") == calls - 1
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_an_upload_refused_as_rate_limited_is_sent_again_whole(tmp_path, monkeypatch):
+    """The SDK's own retry of a multipart upload failed ("Cannot prepare a request message": the
+    first attempt had changed its headers); the deployer's sends the file again."""
+    zip_path = tmp_path / "package.zip"
+    zip_path.write_bytes(b"the package's bytes")
+    created = {"success": True, "revision": "r1", "build": "b1"}
+    with answering(lambda call: (429, {"Retry-After": "0"}, {}) if call == 1 else (201, {}, created)) as (url, received):
+        monkeypatch.setenv("UBIOPS_API_TOKEN", f"Token {TOKEN}")
+        monkeypatch.setenv("UBIOPS_API_HOST", url)
+        api = Api(say=lambda _line: None)
+        try:
+            revision = api.write("version 'v1'", "revisions_file_upload", "p", "d", "v1", file=str(zip_path))
+        finally:
+            api.close()
+    assert revision.revision == "r1"
+    assert len(received) == 2 and all(b"the package's bytes" in body for body in received)
