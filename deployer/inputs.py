@@ -4,7 +4,7 @@ which are uploaded to the project's `default` bucket and replaced by their `ubio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from contract.files import is_file_uri, map_files
 from contract.spec import Spec
@@ -12,10 +12,13 @@ from deployer.client import Api
 from deployer.errors import DeployerError
 
 FILE_PREFIX = "deployer"
+Data = TypeVar("Data", bound=dict[str, Any] | str)
+"""Request data: a structured deployment's fields, or a plain one's text."""
 
 
-def upload_inputs(api: Api, project: str, spec: Spec, data: dict[str, Any], root: Path) -> dict[str, Any]:
-    """`data` with each file field's local path (relative to `root`) uploaded and given as its URI."""
+def upload_inputs(api: Api, project: str, spec: Spec, data: Data, root: Path) -> Data:
+    """`data` with each file field's local path (relative to `root`) uploaded and given as its URI
+    (plain text as it is)."""
     return map_files(spec, data, lambda _field, value: _upload(api, project, root, value))
 
 

@@ -138,6 +138,19 @@ def test_check_refuses_a_sample_input_that_breaks_the_spec(project):
     assert "FAIL sample_input: Input field 'x' must be of type int, but got a string" in result.stdout
 
 
+@pytest.mark.parametrize("plain, sample, message", [
+    (False, "three", "sample_input is a string, but the deployment's input is structured: give its fields as a table"),
+    (True, {"x": 3}, "sample_input is a table of fields, but the deployment's input is plain text: give the text itself"),
+], ids=["text-for-structured-input", "table-for-plain-input"])
+def test_check_refuses_a_sample_input_of_the_other_kind_than_the_input(project, plain, sample, message):
+    if plain:
+        (project.package / "ubiops_input_spec.json").unlink()
+    project.configure(sample_input=sample)
+    result = project.run("check")
+    assert result.returncode == 1
+    assert f"FAIL sample_input: [tool.deployer] {message}" in result.stdout, result.stdout
+
+
 def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     result = project.run("check")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -167,6 +180,9 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     ({"project": "a/b"}, "[tool.deployer] project must be a UbiOps name: lowercase letters, digits and dashes"),
     ({"deployment": "a/b"}, "[tool.deployer] deployment must be a UbiOps name: lowercase letters, digits and dashes"),
     ({"emulator_version": "../x"}, "[tool.deployer] emulator_version must be a UbiOps name"),
+    ({"sample_input": 3}, "[tool.deployer] sample_input must be a table of the input fields (sample_input = { name = value, ... }), "
+                          "or the text of a plain-text deployment"),
+    ({"sample_input": ""}, "[tool.deployer] sample_input is empty: give the text to send, or leave sample_input out"),
 ])
 def test_config_errors_are_one_line_naming_the_key(project, settings, message):
     project.configure(**settings)

@@ -231,6 +231,27 @@ def test_files_are_uploaded_for_the_sample_and_the_request(project, remote_ubiop
     assert json.loads(answer.stdout)["result"] == {"text": "another file"}
 
 
+def test_a_plain_deployment_is_checked_and_smoke_tested_with_its_sample_text(project, remote_ubiops):
+    (project.package / "deployment.py").write_text("class Deployment:\n    def request(self, data):\n        return data.upper()\n")
+    for spec in ("ubiops_input_spec.json", "ubiops_output_spec.json"):
+        (project.package / spec).unlink()
+    project.configure(sample_input="hello", test_command='python -c "pass"')
+    pushed = project.run("--output", "json", "push", emulator=remote_ubiops)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "ok   sample_input: the text for the plain-text input" in pushed.stderr
+    assert "ok   sample request: completed in the emulator" in pushed.stderr
+    assert json.loads(pushed.stdout)["smoke"] == {"status": "completed", "error_message": None, "differences": []}
+    answer = project.run("--output", "json", "request", emulator=remote_ubiops)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["result"] == "HELLO"
+
+    project.configure(sample_input={"x": 3})
+    refused = project.run("request", "--data", "hi", emulator=remote_ubiops)
+    assert (refused.returncode, refused.stderr.strip()) == (1, "deployer: error: [tool.deployer] sample_input is a table of fields, "
+                                                               "but the deployment's input is plain text: give the text itself "
+                                                               '(sample_input = "text")')
+
+
 def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, remote_ubiops):
     process = push_slow_build(project, remote_ubiops, 60, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
