@@ -19,6 +19,7 @@ from typing import Any
 from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.names import MAX_NAME_LENGTH, VARIABLE_NAME_RULE, is_name, is_variable_name
 from contract.requests import KEEP_METADATA, RETENTION_MODES
+from contract.spec import PLAIN
 from contract.versions import IDLE_TIME_RANGE
 
 CONFIG_FILE = "pyproject.toml"
@@ -47,7 +48,9 @@ class DeployerConfig:
     request_retention_mode: str = KEEP_METADATA
     labels: dict[str, str] = field(default_factory=dict)
     max_versions: int = 5
-    sample_input: dict[str, Any] = field(default_factory=dict)
+    sample_input: dict[str, Any] | str = field(default_factory=dict)
+    """What `check` sends the emulator and `push` the new version: a table of the input fields, or a
+    plain-text deployment's text; empty, nothing is sent."""
     test_command: str = DEFAULT_TEST_COMMAND
     environment_variables: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
@@ -111,8 +114,25 @@ def _labels(value: Any) -> str | None:
     return None
 
 
-def _table(value: Any) -> str | None:
-    return None if isinstance(value, dict) else "must be a table (sample_input = { name = value, ... })"
+def _sample_input(value: Any) -> str | None:
+    if value == "":
+        return "is empty: give the text to send, or leave sample_input out to send none"
+    if isinstance(value, dict | str):
+        return None
+    return ("must be a table of the input fields (sample_input = { name = value, ... }), or the text of a "
+            "plain-text deployment (sample_input = \"text\")")
+
+
+def sample_input_problem(sample: dict[str, Any] | str, input_type: str) -> str | None:
+    """Why `sample_input` cannot be the input of a deployment whose `input_type` is this (a table for
+    structured input, a string for plain); None when its kind fits."""
+    if isinstance(sample, str) == (input_type == PLAIN):
+        return None
+    if isinstance(sample, str):
+        return ("[tool.deployer] sample_input is a string, but the deployment's input is structured: give its "
+                "fields as a table (sample_input = { name = value, ... })")
+    return ("[tool.deployer] sample_input is a table of fields, but the deployment's input is plain text: give "
+            "the text itself (sample_input = \"text\")")
 
 
 def _variable_names(names: Any) -> str | None:
@@ -150,7 +170,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "request_retention_mode": _retention_mode,
     "labels": _labels,
     "max_versions": _count(1),
-    "sample_input": _table,
+    "sample_input": _sample_input,
     "test_command": _command,
     "environment_variables": _variables,
     "secrets": _secret_names,

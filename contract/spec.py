@@ -33,6 +33,8 @@ SCALAR_TYPES = ("int", "double", "string", "bool", "dict", "file")
 DATA_TYPES = SCALAR_TYPES + tuple(f"array_{t}" for t in ("int", "double", "string", "file"))
 FILE_TYPES = ("file", "array_file")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+PLAIN = "plain"
+"""UbiOps' `input_type` / `output_type` without fields: the data is one string."""
 
 
 class SpecError(ValueError):
@@ -66,7 +68,7 @@ class Spec:
     @property
     def kind(self) -> str:
         """UbiOps' `input_type` / `output_type`: `plain` when there are no fields."""
-        return "structured" if self.fields else "plain"
+        return "structured" if self.fields else PLAIN
 
     @property
     def names(self) -> list[str]:
@@ -149,7 +151,7 @@ def check_output(spec: Spec, data: Any) -> Any:
 
 
 def _check(spec: Spec, data: Any, direction: str, allow_null: bool) -> Any:
-    if spec.kind == "plain":
+    if spec.kind == PLAIN:
         if not isinstance(data, str):
             raise DataError(f"The {direction} type is plain, so the {direction} must be a string, not {json_type(data)}")
         return data

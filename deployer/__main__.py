@@ -71,7 +71,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     requester.add_argument("--file", type=Path, help="a file for the deployment's file input field")
     requester.add_argument("--version", help="a version (default: the deployment's default version)")
     requester.add_argument("--data", help="JSON object of input fields, over [tool.deployer] sample_input; "
-                           "for a plain-text deployment, its text")
+                           "for a plain-text deployment, its text (default: sample_input)")
     args = parser.parse_args(argv)
     args.output = getattr(args, "output", "text")
     if args.command == "push" and not args.timeout > 0:  # `not >`: NaN too, which would wait forever

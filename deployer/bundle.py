@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,16 +34,21 @@ def sha256_of(path: Path) -> str:
 
 def build_bundle(config: DeployerConfig) -> Bundle:
     """Zip the package into `dist/<deployment>-<sha12>.zip`; the same files always give the same bytes."""
-    source = config.package_path
+    source, dist = config.package_path, config.root / DIST_DIRECTORY
+    # This run's own scratch file: runs at once in one checkout (`package`, `check`) once shared one, and
+    # zipped over each other. Named rather than made by mkstemp, whose 0600 would stick to the zip.
+    scratch = dist / f".{config.deployment}-building-{uuid.uuid4().hex}.zip"
     try:
-        _refuse_secrets(source, package_files(source, config.root / DIST_DIRECTORY), config)
-        scratch = config.root / DIST_DIRECTORY / f".{config.deployment}-building.zip"
+        _refuse_secrets(source, package_files(source, dist), config)
         files = build_zip(source, scratch)
-    except ArchiveError as exc:
-        raise DeployerError(str(exc)) from None
-    sha256 = sha256_of(scratch)
-    path = scratch.with_name(f"{config.deployment}-{sha256[:12]}.zip")
-    scratch.replace(path)
+        sha256 = sha256_of(scratch)
+        path = dist / f"{config.deployment}-{sha256[:12]}.zip"
+        scratch.replace(path)  # atomic: a run at once with the same files renames the same bytes over it
+    except BaseException as exc:
+        scratch.unlink(missing_ok=True)  # a failed or interrupted build leaves no scratch file behind
+        if isinstance(exc, ArchiveError):
+            raise DeployerError(str(exc)) from None
+        raise
     return Bundle(path, sha256, path.stat().st_size, tuple(files))
 
 

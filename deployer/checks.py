@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from contract.archive import ArchiveError, extract_package
-from contract.config import DeployerConfig
+from contract.config import DeployerConfig, sample_input_problem
 from contract.manifest import ManifestError
 from contract.package import Package, PackageCheckError, check_deployment_class, read_package, read_requirements
 from contract.requests import COMPLETED
-from contract.spec import DataError, SpecError, check_input
+from contract.spec import DataError, Spec, SpecError, check_input
 from deployer.bundle import Bundle
 from deployer.client import Api, translated
 from deployer.emulated import LocalEmulator, clean_environment, local_emulator, tail
@@ -110,12 +110,20 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, report:
     size_mb = bundle.size / 1024**2
     report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)
     if config.sample_input:
-        try:
-            check_input(package.input_spec, dict(config.sample_input))
-            report.add("sample_input", True, f"matches the input fields ({', '.join(config.sample_input)})", say)
-        except DataError as exc:
-            report.add("sample_input", False, str(exc), say)
+        report.add("sample_input", *_sample_input_check(config.sample_input, package.input_spec), say)
     return package if report.passed else None
+
+
+def _sample_input_check(sample: dict[str, Any] | str, spec: Spec) -> tuple[bool, str]:
+    """Whether the sample input is one the package takes, and what the check found."""
+    problem = sample_input_problem(sample, spec.kind)
+    if problem:
+        return False, problem
+    try:
+        check_input(spec, sample)
+    except DataError as exc:
+        return False, str(exc)
+    return True, "the text for the plain-text input" if isinstance(sample, str) else f"matches the input fields ({', '.join(sample)})"
 
 
 def _static_check(report: CheckReport, say: Callable[[str], None], name: str, check: Callable[[], str]) -> None:
@@ -174,7 +182,7 @@ def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator
                say: Callable[[str], None]) -> None:
     """Send the sample input to the emulator; its result is what UbiOps should answer too."""
     try:
-        data = upload_inputs(emulator.client, config.project, package.input_spec, dict(config.sample_input), config.root)
+        data = upload_inputs(Api(core=emulator.api, say=say), config.project, package.input_spec, config.sample_input, config.root)
         with translated("the emulator's sample request", emulator.url):
             answer = emulator.api.deployment_requests_create(config.project, config.deployment, data)
     except DeployerError as exc:

@@ -7,15 +7,22 @@ environment variable's value masked.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import requests
 import ubiops
 import urllib3
+from ubiops.utils.file_operations import MULTIPART_MIN_SIZE
 
+from contract.files import DEFAULT_BUCKET, file_uri
 from deployer.errors import ApiError, DeployerError
 
 TOKEN_VARIABLE = "UBIOPS_API_TOKEN"
@@ -30,6 +37,17 @@ REQUEST_TIMEOUT_SECONDS = (10, 120)
 """(connect, read) for every call: the SDK sets none, so a host that took the connection and never
 answered held `push`, `status` and `request` forever. Reads may take 2 minutes: UbiOps answers a
 revision's upload once the zip is stored."""
+RATE_LIMIT_RETRIES = 3
+"""How often a call UbiOps refused as rate-limited (429) is made again before the command stops. The
+SDK's own retry had no end, so a limit that did not lift held `push` forever."""
+MAX_RATE_LIMIT_WAIT = 60.0
+"""The longest wait before a retry, in seconds; a 429 asking for more stops the command at once."""
+SDK_RATE_LIMIT_WAIT = 60.0
+"""The SDK's wait when a 429 says nothing of when to call again."""
+UPLOAD_HEADERS = {"Content-Disposition": "multipart/form-data"}
+AZURE_PROVIDER = "azure_blob_storage"
+AZURE_UPLOAD_HEADERS = {**UPLOAD_HEADERS, "x-ms-version": "2020-04-08", "x-ms-blob-type": "BlockBlob"}
+"""The headers `ubiops.utils.upload_file` PUTs a file with, to an Azure bucket and to any other."""
 
 
 class Api:
@@ -44,7 +62,9 @@ class Api:
             if not TOKEN_SHAPE.fullmatch(token):
                 raise DeployerError(f"{TOKEN_VARIABLE} holds spaces, line breaks or other characters a token has not: "
                                     "export it as UbiOps shows it ('Token <key>')")
-            core = ubiops.CoreApi(ubiops.ApiClient(ubiops.Configuration(api_key={"Authorization": token})))
+            configuration = ubiops.Configuration(api_key={"Authorization": token})
+            configuration.auto_retry_rate_limiting = False  # retried here instead, a bounded number of times
+            core = ubiops.CoreApi(ubiops.ApiClient(configuration))
         self.core = core
         self.client = core.api_client
         self.host = self.client.configuration.host
@@ -55,16 +75,54 @@ class Api:
         """Make a call that changes nothing; `what` names its object in an error ("project 'x'")."""
         if self.dry_run:
             self._say(f"call   {_signature(method, args, kwargs)}")
-        with translated(what, self.host):
-            return getattr(self.core, method)(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
+        return self._call(what, method, args, kwargs)
 
     def write(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Make a call that changes something, or only print it in a dry run (returning None)."""
         if self.dry_run:
             self._say(f"would  {_signature(method, args, kwargs)}")
             return None
-        with translated(what, self.host):
-            return getattr(self.core, method)(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
+        return self._call(what, method, args, kwargs)
+
+    def _call(self, what: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Make the call; one UbiOps refuses as rate-limited (429, so not done) is made again after the
+        wait it asks for, up to RATE_LIMIT_RETRIES times, and the command stops once that is spent or
+        the wait asked for is longer than MAX_RATE_LIMIT_WAIT."""
+        retries = 0
+        while True:
+            with translated(what, self.host):
+                try:
+                    return getattr(self.core, method)(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
+                except ubiops.exceptions.ApiException as exc:
+                    if exc.status != 429:
+                        raise
+                    wait = _rate_limit_wait(exc.headers)
+            if wait > MAX_RATE_LIMIT_WAIT:
+                raise ApiError(f"429: UbiOps refused {what} as rate-limited and asks to wait {wait:.0f} s; try again later", 429)
+            if retries == RATE_LIMIT_RETRIES:
+                raise ApiError(f"429: UbiOps still refused {what} as rate-limited after {retries} retries; try again later", 429)
+            retries += 1
+            self._say(f"  rate-limited (429): {method} again in {wait:.0f} s (retry {retries} of {RATE_LIMIT_RETRIES})")
+            time.sleep(wait)
+
+    def upload_file(self, project: str, path: Path, name: str) -> str:
+        """Upload the local file `path` to the project's default bucket as `name`; its `ubiops-file://` URI.
+
+        The steps of `ubiops.utils.upload_file` (a signed URL from the API, then the bytes PUT to it with
+        the headers its storage wants), each bounded like every other call: that function sets no
+        timeout on either, so a host that never answered held `request --file` and the sample requests
+        forever. Its multipart upload of files from 4 GB on is left out: such a file is refused.
+        """
+        size = path.stat().st_size
+        if size >= MULTIPART_MIN_SIZE:
+            raise DeployerError(f"{path.name} is {size / 1024**3:.1f} GB; the deployer uploads files under "
+                                f"{MULTIPART_MIN_SIZE // 1024**3} GB: upload it with `ubiops files upload` and give its "
+                                "ubiops-file:// URI instead")
+        target = self.write(f"the upload of {path.name}", "files_upload", project, DEFAULT_BUCKET, name)
+        if target is not None:  # None: a dry run, which uploads nothing
+            _put(target.url, path, AZURE_UPLOAD_HEADERS if target.provider == AZURE_PROVIDER else UPLOAD_HEADERS,
+                 self.client.rest_client)
+        return file_uri(DEFAULT_BUCKET, name)
 
     def close(self) -> None:
         self.client.close()
@@ -85,6 +143,35 @@ def translated(what: str, host: str) -> Iterator[None]:
         raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(reason)})")) from None
     except ValueError as exc:
         raise DeployerError(_scrubbed(f"unexpected answer from {host} for {what}: {_one_line(exc)}")) from None
+
+
+def _rate_limit_wait(headers: Any) -> float:
+    """The seconds a 429 asks to wait: HTTP's `Retry-After`, else the `x-ratelimit-reset` the SDK reads
+    (plus the second it adds, as UbiOps may round down), else the SDK's default."""
+    for header, margin in (("Retry-After", 0), ("x-ratelimit-reset", 1)):
+        try:
+            seconds = float((headers or {}).get(header, ""))
+        except ValueError:  # absent, or an HTTP date: the next header, or the default
+            continue
+        if math.isfinite(seconds):
+            return max(seconds, 0.0) + margin
+    return SDK_RATE_LIMIT_WAIT
+
+
+def _put(url: str, path: Path, headers: dict[str, str], rest: Any) -> None:
+    """PUT the file's bytes to a signed URL with the SDK's TLS settings (`rest`, its REST client); a
+    failure names the storage's host only, as the URL's query is a credential."""
+    parts = urlsplit(url)
+    storage = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    try:
+        with path.open("rb") as stream:
+            answer = requests.put(url, data=stream, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS,
+                                  verify=rest.verify, cert=rest.cert)
+    except requests.RequestException as exc:
+        reason = "timed out" if isinstance(exc, requests.Timeout) else type(exc).__name__
+        raise DeployerError(f"cannot upload {path.name} to the bucket's storage at {storage} ({reason})") from None
+    if not 200 <= answer.status_code <= 299:  # as the SDK: any other answer is a failure
+        raise DeployerError(f"{answer.status_code}: the bucket's storage at {storage} refused the upload of {path.name}")
 
 
 def token_key() -> str:

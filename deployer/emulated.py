@@ -45,10 +45,6 @@ class LocalEmulator:
     def api(self) -> ubiops.CoreApi:
         return self.process.sdk()
 
-    @property
-    def client(self) -> ubiops.ApiClient:
-        return self.api.api_client
-
     def restarted(self, version: str) -> str:
         """The version's status once its instances, restarted by a change, started or could not."""
         self.status = _wait_until_started(self.process, version)

@@ -236,7 +236,7 @@ class Shipment:
 
     def _smoke(self, version: str) -> dict[str, Any]:
         config = self.config
-        data = upload_inputs(self.api.client, config.project, self.package.input_spec, dict(config.sample_input), config.root)
+        data = upload_inputs(self.api, config.project, self.package.input_spec, config.sample_input, config.root)
         answer = self.api.read(f"version {version!r}", "deployment_version_requests_create",
                                config.project, config.deployment, version, data)
         if answer.status != COMPLETED:

@@ -19,6 +19,7 @@ from harness import ROOT
 
 from contract.config import load_config
 from contract.package import read_package
+from deployer.client import Api
 from deployer.inputs import upload_inputs
 from deployer.smoke import compare_outputs
 from emulator.launcher import Emulator, free_port, start_emulator, wait_until_up
@@ -106,7 +107,7 @@ def test_deployer_check_then_push_on_this_repository(tmp_path, ubiops):
                            cwd=ROOT)
     try:
         answers = [sdk.deployment_version_requests_create(CONFIG.project, CONFIG.deployment, version, data=upload_inputs(
-                       sdk.api_client, CONFIG.project, package.input_spec, dict(CONFIG.sample_input), ROOT))
+                       Api(core=sdk), CONFIG.project, package.input_spec, dict(CONFIG.sample_input), ROOT))
                    for sdk, version in ((api, summary["version"]), (local.sdk(), CONFIG.emulator_version))]
     finally:
         local.stop()

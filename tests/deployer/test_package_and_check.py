@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import TOKEN
+
+from contract.config import DeployerConfig
+from deployer.bundle import Bundle, build_bundle, sha256_of
 
 
 def test_package_twice_gives_byte_identical_zips_without_ignored_files(project):
@@ -40,6 +46,50 @@ def test_a_package_folder_holding_dist_leaves_the_earlier_zips_out(project):
         names = archive.namelist()
     assert "deployment_package/pkg/deployment.py" in names
     assert not [n for n in names if n.startswith("deployment_package/dist/")]
+
+
+def test_packages_built_at_once_in_one_checkout_each_get_their_own_zip(project):
+    """Two `package` or `check` runs at once in one checkout: each zips into a scratch file of its own
+    (both once zipped into `dist/.<deployment>-building.zip`, over each other), and a failed one leaves
+    none behind."""
+    contents = {}
+    for name in ("first", "second"):
+        (project.root / name).mkdir()
+        contents[name] = {"deployment.py": name.encode(), "weights.bin": os.urandom(4 * 1024**2)}
+        for file, content in contents[name].items():
+            (project.root / name / file).write_bytes(content)
+    for _ in range(3):
+        built = build_at_once(project.root, project.deployment, list(contents))
+        for name, bundle in built.items():
+            assert isinstance(bundle, Bundle), f"{name}: {bundle!r}"
+            assert sha256_of(bundle.path) == bundle.sha256, f"{name}: the zip was changed after it was built"
+            with zipfile.ZipFile(bundle.path) as archive:
+                assert {n.removeprefix("deployment_package/"): archive.read(n) for n in archive.namelist()} == contents[name]
+    (project.root / "first" / "gone.bin").symlink_to(project.root / "nowhere")  # fails the build half way through
+    with pytest.raises(FileNotFoundError):
+        build_bundle(DeployerConfig(root=project.root, deployment=project.deployment, package="first"))
+    assert sorted(p.name for p in (project.root / "dist").iterdir()) == sorted(b.path.name for b in built.values())
+
+
+def build_at_once(root: Path, deployment: str, packages: list[str]) -> dict[str, Bundle | BaseException]:
+    """Each package folder's bundle (or what its build raised), all built at the same moment in threads."""
+    start = threading.Barrier(len(packages))
+    built: dict[str, Bundle | BaseException] = {}
+
+    def build(package: str) -> None:
+        config = DeployerConfig(root=root, deployment=deployment, package=package)
+        start.wait()
+        try:
+            built[package] = build_bundle(config)
+        except BaseException as exc:
+            built[package] = exc
+
+    threads = [threading.Thread(target=build, args=(package,)) for package in packages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return built
 
 
 def test_package_prints_path_size_and_sha256(project):
@@ -88,6 +138,19 @@ def test_check_refuses_a_sample_input_that_breaks_the_spec(project):
     assert "FAIL sample_input: Input field 'x' must be of type int, but got a string" in result.stdout
 
 
+@pytest.mark.parametrize("plain, sample, message", [
+    (False, "three", "sample_input is a string, but the deployment's input is structured: give its fields as a table"),
+    (True, {"x": 3}, "sample_input is a table of fields, but the deployment's input is plain text: give the text itself"),
+], ids=["text-for-structured-input", "table-for-plain-input"])
+def test_check_refuses_a_sample_input_of_the_other_kind_than_the_input(project, plain, sample, message):
+    if plain:
+        (project.package / "ubiops_input_spec.json").unlink()
+    project.configure(sample_input=sample)
+    result = project.run("check")
+    assert result.returncode == 1
+    assert f"FAIL sample_input: [tool.deployer] {message}" in result.stdout, result.stdout
+
+
 def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     result = project.run("check")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -117,6 +180,9 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     ({"project": "a/b"}, "[tool.deployer] project must be a UbiOps name: lowercase letters, digits and dashes"),
     ({"deployment": "a/b"}, "[tool.deployer] deployment must be a UbiOps name: lowercase letters, digits and dashes"),
     ({"emulator_version": "../x"}, "[tool.deployer] emulator_version must be a UbiOps name"),
+    ({"sample_input": 3}, "[tool.deployer] sample_input must be a table of the input fields (sample_input = { name = value, ... }), "
+                          "or the text of a plain-text deployment"),
+    ({"sample_input": ""}, "[tool.deployer] sample_input is empty: give the text to send, or leave sample_input out"),
 ])
 def test_config_errors_are_one_line_naming_the_key(project, settings, message):
     project.configure(**settings)

@@ -213,6 +213,45 @@ def test_status_and_request(project, remote_ubiops):
     assert json.loads(answer.stdout)["result"] == {"y": 10}
 
 
+def test_files_are_uploaded_for_the_sample_and_the_request(project, remote_ubiops):
+    """A file field's local path is uploaded to the bucket and sent as its URI: by `check` to the local
+    emulator, by the smoke request and by `request --file` to UbiOps."""
+    (project.package / "deployment.py").write_text(
+        "class Deployment:\n    def request(self, data):\n        with open(data['doc']) as doc:\n"
+        "            return {'text': doc.read()}\n")
+    (project.package / "ubiops_input_spec.json").write_text(json.dumps([{"name": "doc", "data_type": "file"}]))
+    (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "text", "data_type": "string"}]))
+    (project.root / "sample.txt").write_text("the sample")
+    (project.root / "other.txt").write_text("another file")
+    project.configure(sample_input={"doc": "sample.txt"}, test_command='python -c "pass"')
+    pushed = project.push_json(emulator=remote_ubiops)
+    assert pushed["smoke"] == {"status": "completed", "error_message": None, "differences": []}
+    answer = project.run("--output", "json", "request", "--file", "other.txt", emulator=remote_ubiops)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["result"] == {"text": "another file"}
+
+
+def test_a_plain_deployment_is_checked_and_smoke_tested_with_its_sample_text(project, remote_ubiops):
+    (project.package / "deployment.py").write_text("class Deployment:\n    def request(self, data):\n        return data.upper()\n")
+    for spec in ("ubiops_input_spec.json", "ubiops_output_spec.json"):
+        (project.package / spec).unlink()
+    project.configure(sample_input="hello", test_command='python -c "pass"')
+    pushed = project.run("--output", "json", "push", emulator=remote_ubiops)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "ok   sample_input: the text for the plain-text input" in pushed.stderr
+    assert "ok   sample request: completed in the emulator" in pushed.stderr
+    assert json.loads(pushed.stdout)["smoke"] == {"status": "completed", "error_message": None, "differences": []}
+    answer = project.run("--output", "json", "request", emulator=remote_ubiops)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["result"] == "HELLO"
+
+    project.configure(sample_input={"x": 3})
+    refused = project.run("request", "--data", "hi", emulator=remote_ubiops)
+    assert (refused.returncode, refused.stderr.strip()) == (1, "deployer: error: [tool.deployer] sample_input is a table of fields, "
+                                                               "but the deployment's input is plain text: give the text itself "
+                                                               '(sample_input = "text")')
+
+
 def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, remote_ubiops):
     process = push_slow_build(project, remote_ubiops, 60, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:

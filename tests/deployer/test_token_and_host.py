@@ -3,15 +3,22 @@ however it is written, and a host that does not answer ends the command instead 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import TOKEN
 
+from contract.spec import parse_fields
 from deployer import client
 from deployer.client import Api
 from deployer.errors import DeployerError
+from deployer.inputs import upload_inputs
 
 
 def test_a_token_with_a_line_break_is_refused_without_printing_it(project):
@@ -69,3 +76,133 @@ def test_a_host_that_never_answers_ends_the_call_with_one_line(silent_host, monk
     message = str(error.value)
     assert message.startswith(f"cannot reach the UbiOps API at {silent_host} (") and "timed out" in message, message
     assert TOKEN not in message
+
+
+@contextmanager
+def answering(answer: Callable[[int], tuple[int, dict[str, str], object]]) -> Iterator[tuple[str, list[bytes]]]:
+    """A real local HTTP server that answers its n-th call (any method) with `answer(n)`: the status,
+    headers and JSON body; its API's URL, and the bodies of the calls it received."""
+    received: list[bytes] = []
+
+    class Answering(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            status, headers, body = answer(len(received))
+            content = json.dumps(body).encode()
+            self.send_response(status)
+            for header, value in {**headers, "Content-Type": "application/json", "Content-Length": str(len(content))}.items():
+                self.send_header(header, value)
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_POST = do_GET
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v2.1", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def storage_on_silent_host(silent_host) -> Iterator[str]:
+    """An API that answers every upload call with a signed URL on the silent host, as UbiOps' point at
+    its bucket storage."""
+    url = f"{silent_host.removesuffix('/v2.1')}/default/deployer/portrait.jpg?signature=private-signature"
+    with answering(lambda _call: (201, {}, {"url": url, "provider": "ubiops"})) as (api, _received):
+        yield api
+
+
+def raised_within(seconds: float, call: Callable[[], object]) -> BaseException | None:
+    """What `call` raised (None when it returned); a call still running after `seconds` fails the test
+    rather than holding it (the silent host's teardown then ends the call)."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still waiting after {seconds} s"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("silent, message", [
+    ("api", "cannot reach the UbiOps API at {silent_host} ("),
+    ("storage", "cannot upload portrait.jpg to the bucket's storage at {storage} (timed out)"),
+], ids=["api", "storage"])
+def test_a_file_upload_to_a_host_that_never_answers_ends_with_one_line(silent, message, silent_host, storage_on_silent_host,
+                                                                         tmp_path, monkeypatch):
+    """`request --file` and the sample requests upload files: the call for the signed URL and the PUT
+    to it are bounded like every other call (the SDK's `upload_file` waited for ever on either)."""
+    monkeypatch.setenv("UBIOPS_API_TOKEN", f"Token {TOKEN}")
+    monkeypatch.setenv("UBIOPS_API_HOST", silent_host if silent == "api" else storage_on_silent_host)
+    monkeypatch.setattr(client, "REQUEST_TIMEOUT_SECONDS", (1, 1))  # UbiOps' calls get (10, 120)
+    (tmp_path / "portrait.jpg").write_bytes(b"\xff\xd8 a portrait")
+    spec = parse_fields([{"name": "img", "data_type": "file"}])
+    api = Api()
+    try:
+        error = raised_within(30, lambda: upload_inputs(api, "p", spec, {"img": "portrait.jpg"}, tmp_path))
+    finally:
+        api.close()
+    assert isinstance(error, DeployerError), error
+    text = str(error)
+    assert text.startswith(message.format(silent_host=silent_host, storage=silent_host.removesuffix("/v2.1"))), text
+    assert len(text.splitlines()) == 1 and "timed out" in text
+    assert TOKEN not in text and "private-signature" not in text
+
+
+@pytest.fixture
+def rate_limited_host(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[bytes]]]:
+    """A host that refuses every call with 429 and the headers the test is parametrized with; its URL
+    and the calls it refused."""
+    with answering(lambda _call: (429, request.param, {"error": "Too many requests"})) as served:
+        yield served
+
+
+@pytest.mark.parametrize("rate_limited_host, calls, waited, error", [
+    ({"Retry-After": "1"}, 4, 3, "429: UbiOps still refused project 'emulator-tests' as rate-limited after 3 retries"),
+    ({"x-ratelimit-reset": "0"}, 4, 3, "429: UbiOps still refused project 'emulator-tests' as rate-limited after 3 retries"),
+    ({"Retry-After": "3600"}, 1, 0, "429: UbiOps refused project 'emulator-tests' as rate-limited and asks to wait 3600 s"),
+], ids=["retry-after", "x-ratelimit-reset", "too-long"], indirect=["rate_limited_host"])
+def test_a_rate_limited_call_is_retried_a_few_times_as_asked_then_stops_with_one_line(project, rate_limited_host, calls,
+                                                                                       waited, error):
+    """The SDK retried a 429 without end, each time after UbiOps' `x-ratelimit-reset` or a minute, so a
+    limit that did not lift held a push for ever: a few retries, each after the wait asked for."""
+    url, refused = rate_limited_host
+    started = time.monotonic()
+    result = project.run("status", env={"UBIOPS_API_HOST": url})
+    assert result.returncode == 1 and len(refused) == calls
+    assert waited <= time.monotonic() - started < waited + 30
+    assert result.stderr.strip().splitlines() == [f"deployer: error: {error}; try again later"]
+    assert result.stdout.count("rate-limited (429)") == calls - 1
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_an_upload_refused_as_rate_limited_is_sent_again_whole(tmp_path, monkeypatch):
+    """The SDK's own retry of a multipart upload failed ("Cannot prepare a request message": the
+    first attempt had changed its headers); the deployer's sends the file again."""
+    zip_path = tmp_path / "package.zip"
+    zip_path.write_bytes(b"the package's bytes")
+    created = {"success": True, "revision": "r1", "build": "b1"}
+    with answering(lambda call: (429, {"Retry-After": "0"}, {}) if call == 1 else (201, {}, created)) as (url, received):
+        monkeypatch.setenv("UBIOPS_API_TOKEN", f"Token {TOKEN}")
+        monkeypatch.setenv("UBIOPS_API_HOST", url)
+        api = Api(say=lambda _line: None)
+        try:
+            revision = api.write("version 'v1'", "revisions_file_upload", "p", "d", "v1", file=str(zip_path))
+        finally:
+            api.close()
+    assert revision.revision == "r1"
+    assert len(received) == 2 and all(b"the package's bytes" in body for body in received)
