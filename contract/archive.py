@@ -118,6 +118,21 @@ def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
     return sorted(found)
 
 
+def read_package_file(source: Path, name: str) -> bytes:
+    """The bytes of a file `package_files` listed; ArchiveError, naming it, for one no zip can hold (a
+    link to nothing, a pipe, which reading would wait on for ever) or that cannot be read."""
+    path = source / name
+    problem = None
+    if not path.is_file():
+        problem = f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "not a file"
+    else:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            problem = f"unreadable ({exc.strerror})"
+    raise ArchiveError(f"{name} in the package is {problem}: remove it, or list it in {IGNORE_FILE}")
+
+
 def build_zip(source: Path, output: Path) -> list[str]:
     """Zip the package folder `source` as `deployment_package/<path>` into `output`; the files zipped.
 
@@ -134,7 +149,7 @@ def build_zip(source: Path, output: Path) -> list[str]:
             entry.external_attr = FILE_MODE << 16
             entry.create_system = 3
             entry.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(entry, (source / name).read_bytes(), compresslevel=9)
+            archive.writestr(entry, read_package_file(source, name), compresslevel=9)
     return names
 
 

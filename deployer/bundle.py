@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.archive import ArchiveError, build_zip, package_files
+from contract.archive import ArchiveError, build_zip, package_files, read_package_file
 from contract.config import DeployerConfig
 from deployer.client import MIN_SECRET_LENGTH, TOKEN_VARIABLE, token_key
 from deployer.errors import DeployerError
@@ -61,7 +61,7 @@ def _refuse_secrets(source: Path, names: list[str], config: DeployerConfig) -> N
     if not wanted:
         return
     for name in names:
-        content = (source / name).read_bytes()
+        content = read_package_file(source, name)
         for variable, value in wanted.items():
             if value in content:
                 raise DeployerError(f"{name} contains the value of {variable}; remove it or list the file in .ubiops-ignore")

@@ -13,6 +13,7 @@ from conftest import TOKEN
 
 from contract.config import DeployerConfig
 from deployer.bundle import Bundle, build_bundle, sha256_of
+from deployer.errors import DeployerError
 
 
 def test_package_twice_gives_byte_identical_zips_without_ignored_files(project):
@@ -66,7 +67,7 @@ def test_packages_built_at_once_in_one_checkout_each_get_their_own_zip(project):
             with zipfile.ZipFile(bundle.path) as archive:
                 assert {n.removeprefix("deployment_package/"): archive.read(n) for n in archive.namelist()} == contents[name]
     (project.root / "first" / "gone.bin").symlink_to(project.root / "nowhere")  # fails the build half way through
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DeployerError, match=r"gone\.bin in the package is a link to"):
         build_bundle(DeployerConfig(root=project.root, deployment=project.deployment, package="first"))
     assert sorted(p.name for p in (project.root / "dist").iterdir()) == sorted(b.path.name for b in built.values())
 
@@ -105,6 +106,20 @@ def test_a_file_holding_the_token_is_refused(project):
     assert result.stderr.strip() == ("deployer: error: settings.py contains the value of UBIOPS_API_TOKEN; "
                                      "remove it or list the file in .ubiops-ignore")
     assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path.symlink_to("/no/such/weights.bin"), "weights.bin in the package is a link to /no/such/weights.bin, "
+                                                           "which does not exist: remove it, or list it in .ubiops-ignore"),
+    (os.mkfifo, "weights.bin in the package is not a file: remove it, or list it in .ubiops-ignore"),
+])
+def test_a_package_file_no_zip_can_hold_is_one_line_naming_it(project, make, message):
+    """Before, a link to nothing ended `package` with a FileNotFoundError traceback, and a pipe made it
+    wait for ever."""
+    make(project.package / "weights.bin")
+    result = project.run("package")
+    assert (result.returncode, result.stderr.strip()) == (1, f"deployer: error: {message}")
+    assert not list((project.root / "dist").glob("*.zip"))
 
 
 @pytest.mark.parametrize("file, content, failure", [
