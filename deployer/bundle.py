@@ -35,6 +35,9 @@ def sha256_of(path: Path) -> str:
 def build_bundle(config: DeployerConfig) -> Bundle:
     """Zip the package into `dist/<deployment>-<sha12>.zip`; the same files always give the same bytes."""
     source, dist = config.package_path, config.root / DIST_DIRECTORY
+    if source.resolve() == dist.resolve():  # its zips would go into the next one
+        raise DeployerError(f"the package folder is {DIST_DIRECTORY}/, where the zips are written: give the package "
+                            "a folder of its own")
     # This run's own scratch file: runs at once in one checkout (`package`, `check`) once shared one, and
     # zipped over each other. Named rather than made by mkstemp, whose 0600 would stick to the zip.
     scratch = dist / f".{config.deployment}-building-{uuid.uuid4().hex}.zip"

@@ -49,6 +49,16 @@ def test_a_package_folder_holding_dist_leaves_the_earlier_zips_out(project):
     assert not [n for n in names if n.startswith("deployment_package/dist/")]
 
 
+def test_the_folder_the_zips_are_written_to_cannot_be_the_package(project):
+    (project.root / "dist").mkdir()
+    (project.root / "dist" / "deployment.py").write_text("")
+    project.configure(package="dist")
+    result = project.run("package")
+    assert (result.returncode, result.stderr.strip()) == (
+        1, "deployer: error: the package folder is dist/, where the zips are written: give the package a folder of its own")
+    assert list((project.root / "dist").iterdir()) == [project.root / "dist" / "deployment.py"]
+
+
 def test_packages_built_at_once_in_one_checkout_each_get_their_own_zip(project):
     """Two `package` or `check` runs at once in one checkout: each zips into a scratch file of its own
     (both once zipped into `dist/.<deployment>-building.zip`, over each other), and a failed one leaves
