@@ -16,11 +16,16 @@ hours, newest first.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import re2
+
+from contract.spec import json_value_problem
 from emulator.exceptions import NotAllowed
 
 STORED_LABELS = ("deployment_name", "deployment_version", "deployment_version_revision_id", "instance_id",
@@ -36,6 +41,8 @@ SECONDS_BELOW = 10**11
 """A number below this is a timestamp in seconds (until the year 5138)…"""
 NANOSECONDS_FROM = 10**17
 """…and one from this on is in nanoseconds (since 1973); one between is refused as ambiguous."""
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a pattern refused is the caller's 400, not a line on the emulator's stderr
 LATEST = 2**63 - 1
 """The latest timestamp (ns) SQLite can hold (in 2262): later ones, and those before 1970, are clamped."""
 
@@ -94,24 +101,33 @@ def time_window(start: str | None, end: str | None, now_ns: int) -> Window:
 
 def label_matches(pattern: str, value: str | None) -> bool:
     """LogQL's `=~`: the pattern matches the whole value (a missing label is empty)."""
-    return re.fullmatch(pattern, value or "") is not None
+    return _regex(pattern).fullmatch(value or "") is not None
 
 
 def line_matches(pattern: str, line: str) -> bool:
     """LogQL's `|~`: the pattern matches somewhere in the line."""
-    return re.search(pattern, line) is not None
+    return _regex(pattern).search(line) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _regex(pattern: str) -> Any:
+    """The pattern compiled by RE2, as Loki's LogQL compiles it (Go's regexp is RE2): matching takes time
+    linear in the line whatever the pattern, where Python's `re` could take hours over one line with
+    `(.*.*)*y`, holding the interpreter meanwhile (the whole server stopped). Compiled once per pattern:
+    SQLite asks for each line."""
+    return re2.compile(pattern, _RE2_OPTIONS)
 
 
 def _timestamp(name: str, value: str) -> int:
     text = value.strip()
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"\d{1,30}", text):  # longer, it is no time at all (and `int` refuses past 4300 digits)
         number = int(text)
         if number < SECONDS_BELOW:
             return number * NANOSECONDS
         if number >= NANOSECONDS_FROM:
             return number
         raise NotAllowed(f"{name}: {value!r} is neither a timestamp in seconds nor one in nanoseconds")
-    if match := re.fullmatch(r"(\d+)\.(\d*)", text):
+    if match := re.fullmatch(r"(\d{1,30})\.(\d*)", text):
         return int(match[1]) * NANOSECONDS + int(match[2][:9].ljust(9, "0"))
     try:
         moment = datetime.fromisoformat(text)
@@ -201,10 +217,14 @@ class _Parser:
         if token.text.startswith("`"):
             return token.text[1:-1]
         try:
-            return str(json.loads(token.text))
+            text = str(json.loads(token.text))
         except ValueError:
             raise NotAllowed(f"query: the string at position {token.position} has an unknown escape; "
                              "write regular expressions in backticks") from None
+        problem = json_value_problem(text)
+        if problem:
+            raise NotAllowed(f"query: the string at position {token.position} {problem}")
+        return text
 
     def _word(self, word: str) -> bool:
         token = self._peek()
@@ -231,6 +251,7 @@ def _join(conditions: list[Condition], operator: str) -> Condition:
 
 def _check_regex(pattern: str) -> None:
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise NotAllowed(f"query: {pattern!r} is not a regular expression ({exc})") from None
+        _regex(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise NotAllowed(f"query: {pattern!r} is not a regular expression ({reason})") from None

@@ -114,6 +114,10 @@ def test_the_query_that_streams_logs_while_waiting_for_a_version_goes_on_from_th
 @pytest.mark.parametrize("arguments, message", [
     ({"query": '| colour="red"'}, "query: unknown label 'colour' at position 2; the labels are deployment_name, "),
     ({"query": "|~ `(`"}, "query: '(' is not a regular expression"),
+    ({"query": "|~ `a(?=b)`"}, "query: 'a(?=b)' is not a regular expression (invalid perl operator: (?="),
+    ({"query": "|~ `a{1001}`"}, "query: 'a{1001}' is not a regular expression (invalid repetition size"),
+    ({"query": '|= "\\ud800"'}, "query: the string at position 3 holds a string with a lone UTF-16 surrogate"),
+    ({"start": "9" * 5000, "end": "1"}, "start: '9999"),
     ({"query": "deployment_name"}, "query: expected a line filter (|= != |~ !~) or | and a label filter"),
     ({"start": "2024-01-01T00:00:00Z"}, "start and end must be given together"),
     ({"start": "last week", "end": "2024-01-01"}, "start: 'last week' is not an ISO 8601 date"),
@@ -125,6 +129,15 @@ def test_bad_filters_are_refused_with_400_and_the_reason(api, arguments, message
         api.logs_list(PROJECT, **arguments)
     assert refused.value.status == 400
     assert json.loads(refused.value.body)["error"].startswith(message)
+
+
+@pytest.mark.parametrize("query", ['|~ "(.*.*)*qqz"', '| deployment_request_id=~ "(.|..)*qqz"'])
+def test_a_regex_that_backtracks_without_end_in_python_is_answered(api, query):
+    """Before, Python's `re` tried `(.*.*)*qqz` against each line for hours, holding the interpreter: the
+    whole server stopped answering, and even SIGTERM did not stop it. RE2, as Loki's LogQL, runs in
+    linear time (the client's timeout only guards the test against hanging)."""
+    api.deployment_requests_create(PROJECT, DEPLOYMENT, "x" * 40)
+    assert api.logs_list(PROJECT, query=query, limit=10, _request_timeout=60) == []
 
 
 def test_the_logs_of_an_unknown_project_are_404(api):
