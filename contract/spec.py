@@ -247,12 +247,15 @@ def json_value_problem(value: Any) -> str | None:
             stack.extend((child, depth + 1) for child in children)
         elif isinstance(item, float) and not math.isfinite(item):
             return "holds a number beyond the range of a double"
-        elif isinstance(item, str) and not item.isascii() and not _is_unicode_text(item):
+        elif isinstance(item, str) and not is_unicode_text(item):
             return "holds a string with a lone UTF-16 surrogate, which is not Unicode text"
     return None
 
 
-def _is_unicode_text(text: str) -> bool:
+def is_unicode_text(text: str) -> bool:
+    """Whether `text` holds no lone UTF-16 surrogate (which JSON's escapes can give), so UTF-8 can carry it."""
+    if text.isascii():
+        return True
     try:
         text.encode()
     except UnicodeEncodeError:

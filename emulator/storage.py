@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
+from contract.spec import is_unicode_text
 from emulator.exceptions import AlreadyExists
 from emulator.work_folders import WorkFolders
 
@@ -237,6 +238,8 @@ def check_name(name: str, what: str) -> None:
     parts = name.split("/")
     if not name or len(name) > MAX_NAME_LENGTH:
         raise StorageError(f"{what} must be 1 to {MAX_NAME_LENGTH} characters")
+    if not is_unicode_text(name):  # a folder of that name would break every listing of its parent
+        raise StorageError(f"{what} {name!r} holds a lone UTF-16 surrogate, which is not Unicode text")
     if "\x00" in name or "\\" in name:
         raise StorageError(f"{what} {name!r} holds a NUL byte or a backslash")
     if name.startswith("/") or ".." in parts or "." in parts:

@@ -218,6 +218,29 @@ def test_names_the_file_system_cannot_hold_are_a_4xx_not_a_500(files_emulator):
     assert api.files_get(PROJECT, "default", "clash/a").size == 1
 
 
+def test_a_bucket_named_files_or_buckets_keeps_its_files_under_their_names(files_emulator, tmp_path):
+    """Before, the file name was read after the first `files` in the path: in a bucket named `files`,
+    `a.txt` was stored as `files/a.txt`, and the URI `upload_file` answered named no file."""
+    client, source = client_for(files_emulator), tmp_path / "a.txt"
+    source.write_text("kept")
+    for bucket in ("files", "buckets"):
+        files_emulator.sdk().buckets_create(PROJECT, {"name": bucket})
+        uri = upload_file(client, PROJECT, str(source), bucket_name=bucket, file_name="a.txt")
+        assert uri == f"ubiops-file://{bucket}/a.txt"
+        assert [f.file for f in files_emulator.sdk().files_list(PROJECT, bucket).files] == ["a.txt"]
+        download_file(client, PROJECT, file_uri=uri, output_path=str(tmp_path / f"{bucket}.txt"))
+        assert (tmp_path / f"{bucket}.txt").read_text() == "kept"
+
+
+@pytest.mark.parametrize("escaped", [r"x\udcff", r"\ud800"])
+def test_a_bucket_name_that_is_not_unicode_text_is_refused(files_emulator, escaped):
+    """Before, it answered 500 and made a folder whose name broke `buckets_list` for good."""
+    response = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets",
+                          content=f'{{"name": "{escaped}"}}'.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "holds a lone UTF-16 surrogate" in response.json()["error"], response.text
+    assert "default" in [b.name for b in files_emulator.sdk().buckets_list(PROJECT)]
+
+
 def test_unknown_bucket_is_404(files_emulator):
     response = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets/nope/files/x.txt")
     assert response.status_code == 404 and response.json() == {"error": "Bucket 'nope' does not exist"}

@@ -100,7 +100,9 @@ def _file_in_path(request: Request) -> tuple[str, bool]:
     path cannot tell from the `/download` suffix. Also whether the call asks for a download."""
     raw = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
     segments = raw.split("/")
-    rest = segments[segments.index("files", segments.index("buckets")) + 1:]
+    # …/projects/{project}/buckets/{bucket}/files/{name}: by position, as a project or bucket may itself be
+    # named `buckets` or `files` (a bucket `files` once stored `a.txt` as `files/a.txt`)
+    rest = segments[segments.index("projects") + 5:]
     download = len(rest) > 1 and rest[-1] == "download" and request.method == "GET"
     name = unquote("/".join(rest[:-1] if download else rest))
     if not name:
