@@ -24,7 +24,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -268,10 +268,10 @@ class RequestStore:
             params.extend(statuses)
         if start:
             where.append("time_created >= ?")
-            params.append(start.isoformat())
+            params.append(_as_stored(start))
         if end:
             where.append("time_created <= ?")
-            params.append(end.isoformat())
+            params.append(_as_stored(end))
         if search_id:
             where.append("id LIKE ?")
             params.append(f"%{search_id}%")
@@ -300,6 +300,12 @@ def _to_row(record: RequestRecord) -> tuple[Any, ...]:
             value = value.isoformat()
         row.append(value)
     return tuple(row)
+
+
+def _as_stored(moment: datetime) -> str:
+    """A moment as times are stored, in UTC (a time without an offset is UTC), so that their text's order
+    is time's: `+02:00` compared as text once found nothing in a window that held requests."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def _from_row(row: tuple) -> RequestRecord:

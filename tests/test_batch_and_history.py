@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -288,6 +289,19 @@ def test_project_requests_list_shows_every_deployments_requests_with_filters(bat
     after = api.project_requests_list(PROJECT, status="completed,failed", start_date=mine.time_completed.isoformat())
     assert failed.id in [r.id for r in after] and done.id not in [r.id for r in after]
     assert api.project_requests_list(PROJECT, object_type="pipeline") == []
+
+
+@pytest.mark.parametrize("offset_hours", [2, -5])
+def test_a_date_filter_with_an_offset_names_the_same_moment_as_in_utc(batch, offset_hours):
+    """Before, the dates were compared with the stored UTC times as text: the same window written with
+    `+02:00` or `-05:00` found nothing."""
+    api = batch.sdk()
+    request = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": 4})
+    moment = api.deployment_requests_get(PROJECT, DEPLOYMENT, request.id).time_created
+    zone = timezone(timedelta(hours=offset_hours))
+    start, end = ((moment + timedelta(seconds=delta)).astimezone(zone).isoformat() for delta in (-1, 1))
+    found = api.project_requests_list(PROJECT, status="completed", start_date=start, end_date=end, limit=500)
+    assert request.id in [r.id for r in found]
 
 
 @pytest.mark.parametrize("query, code, message", [
