@@ -12,6 +12,8 @@ import time
 from urllib.parse import urlencode
 
 DEFAULT_LIFETIME_SECONDS = 3600
+MAX_EXPIRES_DIGITS = 20
+"""More digits than a Unix time will have for ages: anything longer is no URL this signer made."""
 
 
 class Signer:
@@ -24,7 +26,12 @@ class Signer:
         return urlencode({"expires": expires, "signature": self._signature(method, path, expires)})
 
     def verify(self, method: str, path: str, expires: str, signature: str) -> bool:
-        if not expires.isdigit() or int(expires) < time.time():
+        """Whether the URL's signature is this signer's for the call and has not expired. Only ASCII
+        digits and hex are looked at: `int` takes `²` and refuses 5000 digits, and `compare_digest`
+        raises on other text (each was a 500)."""
+        if not (expires.isascii() and expires.isdigit() and len(expires) <= MAX_EXPIRES_DIGITS and signature.isascii()):
+            return False
+        if int(expires) < time.time():
             return False
         return hmac.compare_digest(self._signature(method, path, int(expires)), signature)
 

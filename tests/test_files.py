@@ -256,6 +256,13 @@ def test_signed_upload_url_is_bound_to_its_path_and_method(files_emulator):
     assert api.files_get(PROJECT, "default", "bound.txt").size == 2
 
 
+@pytest.mark.parametrize("field, value", [("signature", "é" * 64), ("expires", "²"), ("expires", "9" * 5000)])
+def test_a_malformed_signed_url_is_refused_with_403(files_emulator, field, value):
+    """Before, each was a 500 (`compare_digest` on non-ASCII text, `int` of `²` or of 5000 digits)."""
+    url = httpx.URL(files_emulator.sdk().files_upload(PROJECT, "default", "malformed.txt").url)
+    assert httpx.put(url.copy_set_param(field, value), content=b"x").status_code == 403
+
+
 def test_files_and_history_survive_a_restart(tmp_path):
     first = start_emulator("plain", tmp_path, "--data-dir", str(tmp_path / "shared-data"))
     try:
