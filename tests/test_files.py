@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import tempfile
 import uuid
 from pathlib import Path
@@ -288,6 +289,11 @@ def test_a_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
         assert f"is using the data folder {tmp_path / 'shared'}; stop it, or give this one its own --data-dir" in second.log()
     finally:
         first.stop()
+
+
+def test_a_data_folder_the_emulator_makes_is_its_owners_alone(files_emulator):
+    """It holds every request's input and output; before, it was 0755, readable by every local user."""
+    assert stat.S_IMODE(files_emulator.data_dir.stat().st_mode) == 0o700
 
 
 def test_multipart_file_names_cannot_leave_the_request_folder(files_emulator):
