@@ -120,14 +120,14 @@ def _regex(pattern: str) -> Any:
 
 def _timestamp(name: str, value: str) -> int:
     text = value.strip()
-    if re.fullmatch(r"\d{1,30}", text):  # longer, it is no time at all (and `int` refuses past 4300 digits)
+    if re.fullmatch(r"\d{1,100}", text):  # longer, it is no time at all (and `int` refuses past 4300 digits)
         number = int(text)
         if number < SECONDS_BELOW:
             return number * NANOSECONDS
         if number >= NANOSECONDS_FROM:
             return number
         raise NotAllowed(f"{name}: {value!r} is neither a timestamp in seconds nor one in nanoseconds")
-    if match := re.fullmatch(r"(\d{1,30})\.(\d*)", text):
+    if match := re.fullmatch(r"(\d{1,100})\.(\d*)", text):
         return int(match[1]) * NANOSECONDS + int(match[2][:9].ljust(9, "0"))
     try:
         moment = datetime.fromisoformat(text)

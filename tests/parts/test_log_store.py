@@ -92,7 +92,7 @@ def test_the_query_filters_lines_and_labels_as_logql_does(store, query, expected
     ('| deployment_name=d', "query: expected a string in double quotes or backticks, found 'd' at position 18"),
     ('|= "unclosed', "query: unexpected '\"unclosed' at position 3"),
     ('|~ "\\d+"', "query: the string at position 3 has an unknown escape; write regular expressions in backticks"),
-    ("|~ `(`", "query: '(' is not a regular expression (missing ), unterminated subpattern at position 0)"),
+    ("|~ `(`", "query: '(' is not a regular expression (missing ): ()"),
     ('| level=~"["', "query: '[' is not a regular expression"),
     ('{deployment_name="d"}', "query: unexpected '{deploymen' at position 0"),
 ])
