@@ -67,6 +67,7 @@ UNREADABLE = "not a readable image"
     ("tiny.png", lambda: encoded(Image.new("RGB", (1, 1), "white"), "PNG"), "completed", False),
     ("sixteen_bit.tiff", sixteen_bit_tiff, "completed", True),
     ("corrupt_exif.jpg", corrupt_exif_jpeg, "completed", True),
+    ("broken_icc.jpg", lambda: encoded(portrait(), "JPEG", icc_profile=b"not an icc profile" * 10), "completed", True),
 ])
 def test_each_image_gets_a_clear_answer(face_profile, name, make, status, expectation):
     response = httpx.post(face_profile.requests_url(), files={"img": (name, make())}, timeout=120)

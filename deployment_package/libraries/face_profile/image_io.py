@@ -124,6 +124,6 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             return ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
-        except ImageCms.PyCMSError:
+        except (ImageCms.PyCMSError, OSError):  # LittleCMS refuses a damaged profile with OSError
             return image.convert("RGB")  # broken embedded profile: treat the pixels as sRGB
     return image if image.mode == "RGB" else image.convert("RGB")
