@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,13 +133,17 @@ class Instance:
         """Whether a job runs."""
         self._memory_check: asyncio.Handle | None = None
         """The next look at the worker's memory, while jobs run."""
+        self._temp_dir: str | None = None
+        """The worker's own temporary folder (its TMPDIR), gone with its process, as a container's /tmp is:
+        a deployment's files there (a model's scratch, an image it wrote) never outlive it."""
 
     async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
         ours, theirs = socket.socketpair()
+        self._temp_dir = tempfile.mkdtemp(prefix="ubiops-instance-")
         self._process = await asyncio.create_subprocess_exec(
             self.python, "-c", BOOTSTRAP, str(theirs.fileno()),
-            pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=self._environment(),
+            pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=self._environment(self._temp_dir),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
         )
@@ -179,12 +185,14 @@ class Instance:
         log.info("[%s] ready", self.label, extra=self.log_fields)
         return message.capabilities
 
-    def _environment(self) -> dict[str, str]:
-        """The emulator's environment without what is its own, in the version's Python, plus the deployment's variables."""
+    def _environment(self, temp_dir: str) -> dict[str, str]:
+        """The emulator's environment without what is its own, in the version's Python, with the worker's own
+        temporary folder, plus the deployment's variables."""
         inherited = {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
         bin_dir = os.path.dirname(self.python)
         return {**inherited, "PATH": os.pathsep.join(filter(None, [bin_dir, inherited.get("PATH")])),
-                "VIRTUAL_ENV": os.path.dirname(bin_dir), **self.launch.environment, "PYTHONUNBUFFERED": "1"}
+                "VIRTUAL_ENV": os.path.dirname(bin_dir), "TMPDIR": temp_dir,
+                **self.launch.environment, "PYTHONUNBUFFERED": "1"}
 
     async def run(
         self, job: protocol.Job, timeout: float, on_update: Callable[[str], None] | None = None
@@ -274,13 +282,17 @@ class Instance:
             os.killpg(self._process.pid, signal.SIGKILL)
 
     async def stop(self) -> None:
-        """Kill the worker and anything it started (it holds no state worth a graceful stop)."""
+        """Kill the worker and anything it started (it holds no state worth a graceful stop), and remove
+        its temporary folder: killed, its own clean-up never runs."""
         if self._process:
             self._kill()
             await self._process.wait()
         if self._writer:
             self._writer.close()
         await self._finish_relays()
+        if self._temp_dir:
+            await asyncio.to_thread(shutil.rmtree, self._temp_dir, True)
+            self._temp_dir = None
 
     async def _finish_relays(self) -> None:
         """Let the log relays drain; a grandchild still holding the pipes must not block us."""

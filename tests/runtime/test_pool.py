@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,20 @@ async def test_a_crash_fails_only_its_own_job_and_the_instance_is_restarted(pool
         Error(f"The instance stopped ({reason}) while handling the request; it was restarted")
     assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
     assert pool.status == AVAILABLE
+
+
+async def test_each_worker_process_has_a_temporary_folder_of_its_own_gone_with_it(pools, job):
+    """Before, the worker shared the emulator's: killed (a crash, a timeout, the emulator stopping), it
+    never ran its own clean-up, and what it left in /tmp stayed for good."""
+    pool = pools("crashing")
+    pool.start()
+    first = (await pool.submit(job({"mode": "temp"}), TIMEOUT)).result["temp"]
+    assert Path(first).is_file() and Path(first).parent != Path(tempfile.gettempdir())
+    await pool.submit(job({"mode": "os_exit"}), TIMEOUT)
+    second = (await pool.submit(job({"mode": "temp"}), TIMEOUT)).result["temp"]
+    assert not Path(first).parent.exists() and Path(second).parent != Path(first).parent
+    await pool.close()
+    assert not Path(second).parent.exists()
 
 
 async def test_a_worker_that_closes_its_channel_but_runs_on_is_killed_and_its_job_fails(pools, job):

@@ -3,6 +3,7 @@
 import ctypes
 import os
 import sys
+import tempfile
 import time
 
 
@@ -23,4 +24,8 @@ class Deployment:
             time.sleep(60)
         if mode.startswith("sleep"):
             time.sleep(float(mode.removeprefix("sleep ")))
+        if mode == "temp":  # a scratch file, as a model leaves one
+            handle, path = tempfile.mkstemp()
+            os.close(handle)
+            return {"pid": os.getpid(), "temp": path}
         return {"pid": os.getpid()}
