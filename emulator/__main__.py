@@ -6,6 +6,7 @@ import argparse
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ from emulator.data_lock import DataDirInUse
 from emulator.environments import OWN_ENVIRONMENT
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
 from emulator.runtime.manager import Runtime
+from emulator.runtime.parent import when_parent_ends
 from emulator.runtime.python_envs import default_cache
 from emulator.serving import PackageError
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
@@ -83,6 +85,9 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default=logs.LOG_FORMATS[0],
                         help="text lines, or one JSON object per line for log shippers (default: %(default)s)")
     parser.add_argument("--access-log", action="store_true", help="also log a line for every HTTP call (uvicorn's access log)")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop, as on SIGTERM, once the process that started this one ends (what test fixtures "
+                             "and `deployer check` start it with, so no emulator outlives a killed test run)")
     args = parser.parse_args(argv)
     if args.instances < 1:
         parser.error("--instances must be at least 1")
@@ -131,6 +136,7 @@ def parse_args(argv: list[str]) -> Settings:
         retention_sweep_seconds=args.retention_sweep_seconds,
         log_format=args.log_format,
         access_log=args.access_log,
+        exit_with_parent=args.exit_with_parent,
     )
 
 
@@ -172,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                             access_log=settings.access_log,
                             proxy_headers=False)  # served directly, never behind a proxy that forwards the client's address
+    if settings.exit_with_parent:
+        when_parent_ends(lambda: os.kill(os.getpid(), signal.SIGTERM))
     EmulatorServer(config, app.state.services.runtime).run()
 
 

@@ -110,7 +110,7 @@ def start_emulator(package: Path, workdir: Path, *args: str, project: str, deplo
     log_path = workdir / f"emulator-{port}.log"
     data_dir = data_dir or workdir / f"data-{port}"
     command = [sys.executable, "-m", "emulator", "--package", str(package), "--port", str(port),
-               "--data-dir", str(data_dir), "--project", project, "--deployment", deployment, *args]
+               "--data-dir", str(data_dir), "--project", project, "--deployment", deployment, "--exit-with-parent", *args]
     environment = {k: v for k, v in (env if env is not None else os.environ).items() if k != TOKEN_VARIABLE}
     if token:
         environment[TOKEN_VARIABLE] = token

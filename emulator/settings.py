@@ -46,6 +46,8 @@ class Settings:
     """How often requests past their version's `request_retention_time` are deleted (`emulator.retention`)."""
     log_format: str = "text"
     """`text`, or `json`: one object per line, for log shippers (`emulator.logs`)."""
+    exit_with_parent: bool = False
+    """Stop once the process that started this one ends (`--exit-with-parent`)."""
     access_log: bool = False
     """uvicorn's line per HTTP call (`--access-log`); off, each request's end is still logged: the
     line costs ~0.1 ms of server CPU per call, a tenth of a trivial request's (BENCHMARKS.md)."""

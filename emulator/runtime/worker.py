@@ -14,15 +14,13 @@ import resource
 import shutil
 import socket
 import sys
-import threading
-import time
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
 from contract.files import map_files, numbered_names
 from contract.spec import Field, Spec
-from emulator.runtime import loader, protocol
+from emulator.runtime import loader, parent, protocol
 
 
 class RequestTaggedStream(io.TextIOBase):
@@ -60,7 +58,7 @@ def main() -> None:
     channel = socket.socket(fileno=int(sys.argv[1]))
     reader, writer = channel.makefile("rb"), channel.makefile("wb")
     faulthandler.enable()
-    _exit_with_parent()
+    parent.when_parent_ends(lambda: os._exit(1))  # an instance never outlives its server
     streams = [RequestTaggedStream(sys.stdout), RequestTaggedStream(sys.stderr)]
     sys.stdout, sys.stderr = streams
 
@@ -144,18 +142,6 @@ def _write(writer: io.BufferedWriter, line: bytes) -> None:
     sys.stderr.flush()
     writer.write(line)
     writer.flush()
-
-
-def _exit_with_parent() -> None:
-    """An instance never outlives its server, even one killed with SIGKILL."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 if __name__ == "__main__":

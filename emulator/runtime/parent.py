@@ -1,0 +1,25 @@
+"""Processes that never outlive the one that started them, even one killed outright (SIGKILL, a
+test run's SIGTERM that skips its clean-up): the worker under its server, the server under a test
+session or `deployer check`. Standard library only: the worker imports it in the version's Python."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+POLL_SECONDS = 1
+
+
+def when_parent_ends(then: Callable[[], None]) -> None:
+    """Call `then` (in a thread of its own) once this process's parent has ended: the process is then
+    adopted, and its parent id changes."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(POLL_SECONDS)
+        then()
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()

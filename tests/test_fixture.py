@@ -1,0 +1,45 @@
+"""The `ubiops_emulator` pytest fixture (`emulator.testing`) as a user's own test run uses it: a
+pytest of its own, in a project folder of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import PACKAGES, eventually
+
+WAITING_TEST = '''
+import json, os, time
+
+def test_waits(ubiops_emulator):
+    instances = open(f"/proc/{ubiops_emulator.process.pid}/task/{ubiops_emulator.process.pid}/children").read().split()
+    with open("started.json.partial", "w") as out:
+        json.dump({"emulator": ubiops_emulator.process.pid, "instances": instances}, out)
+    os.rename("started.json.partial", "started.json")
+    time.sleep(120)
+'''
+
+
+def test_a_test_run_killed_outright_leaves_no_emulator_running(tmp_path):
+    """Before, a SIGTERM'd pytest (a `timeout`, a cancelled CI job) skipped the fixture's teardown and
+    left its emulator, and the instances under it, running for good."""
+    (tmp_path / "test_waits.py").write_text(WAITING_TEST)
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_waits.py"],
+                           cwd=tmp_path, env={**os.environ, "EMULATOR_PACKAGE": str(PACKAGES / "minimal")},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        started = eventually(lambda: (tmp_path / "started.json").is_file() and (tmp_path / "started.json").read_text(),
+                             "the test runs against its emulator", seconds=60)
+        ids = json.loads(started)
+        processes = [ids["emulator"], *map(int, ids["instances"])]
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(30) == -signal.SIGTERM
+        eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in processes),
+                   "the emulator and its instance ended with the test run", seconds=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
