@@ -26,10 +26,11 @@ from contract.requests import COMPLETED
 from contract.spec import DataError, Spec, SpecError, check_input
 from deployer.bundle import Bundle
 from deployer.client import Api, translated
-from deployer.emulated import LocalEmulator, clean_environment, local_emulator, tail
+from deployer.emulated import LocalEmulator, clean_environment, local_emulator
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
 from deployer.variables import ConfiguredVariable, ship_variables
+from emulator.launcher import tail
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
 """UbiOps' documented package limit (2 GB)."""
@@ -173,7 +174,7 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
     # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
     summary = (result.stdout.strip() or result.stderr.strip() or "(no output)").splitlines()[-1]
     if result.returncode != 0:
-        say(tail((result.stdout + result.stderr).strip().splitlines(), TEST_OUTPUT_LINES))
+        say(tail((result.stdout + result.stderr).strip(), TEST_OUTPUT_LINES))
     report.add("emulator tests", result.returncode == 0,
                f"{summary} ({time.monotonic() - started:.1f} s, exit {result.returncode})", say)
 

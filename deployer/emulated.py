@@ -18,10 +18,9 @@ import ubiops
 from contract.config import DeployerConfig
 from deployer.client import HOST_VARIABLE, TOKEN_VARIABLE
 from deployer.errors import DeployerError
-from emulator.launcher import Emulator, EmulatorExited, EmulatorSilent, start_emulator, wait_for
+from emulator.launcher import Emulator, EmulatorExited, EmulatorSilent, start_emulator, tail, wait_for
 
 START_SECONDS = 120
-LOG_TAIL_LINES = 20
 PRIVATE_VARIABLES = (TOKEN_VARIABLE, HOST_VARIABLE, "EMULATOR_TOKEN")
 
 
@@ -53,12 +52,9 @@ class LocalEmulator:
     def startup_error(self) -> str:
         """Why the version did not start (its environment could not be built, or the deployment could
         not start), from the emulator's log."""
-        lines = self.process.log().splitlines()
-        return next((line.split(": ", 1)[-1] for line in reversed(lines) if " is unavailable: " in line), tail(lines))
-
-
-def tail(lines: list[str], count: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(lines[-count:])
+        log = self.process.log()
+        return next((line.split(": ", 1)[-1] for line in reversed(log.splitlines()) if " is unavailable: " in line),
+                    tail(log))
 
 
 @contextmanager
@@ -84,7 +80,7 @@ def _wait_until_started(emulator: Emulator, version: str) -> str:
     try:
         return wait_for(emulator, settled, START_SECONDS)
     except EmulatorExited:
-        raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log().splitlines())}") from None
+        raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log())}") from None
     except EmulatorSilent:
         raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; its log ended:\n"
-                            f"{tail(emulator.log().splitlines())}") from None  # the log's folder goes with the check
+                            f"{tail(emulator.log())}") from None  # the log's folder goes with the check

@@ -24,6 +24,9 @@ import httpx
 import ubiops
 
 STARTUP_SECONDS = 60
+SERVED_SECONDS = 600
+"""How long a package may take to be served: its environment built on a fresh machine, its `__init__`."""
+TAIL_LINES = 20
 POLL_SECONDS = 0.05
 T = TypeVar("T")
 REQUEST_SECONDS = 300
@@ -72,7 +75,9 @@ class Emulator:
             response = httpx.post(self.requests_url(version), files=parts, data=form, headers=headers, timeout=timeout)
         else:
             response = httpx.post(self.requests_url(version), json=data, headers=headers, timeout=timeout)
-        response.raise_for_status()
+        if response.is_error:  # with the emulator's reason: `raise_for_status` alone says "503 Service Unavailable"
+            raise httpx.HTTPStatusError(f"{response.status_code} from the emulator: {response.text}",
+                                        request=response.request, response=response)
         return response.json()
 
     def download(self, answer: dict[str, Any], uri: str) -> bytes:
@@ -135,6 +140,11 @@ class EmulatorSilent(RuntimeError):
     """The emulator did not give the awaited answer in time."""
 
 
+class PackageDidNotStart(RuntimeError):
+    """The emulator runs, but its package cannot be served (its `__init__` raised, its environment did
+    not build…); the message says why."""
+
+
 def wait_for(emulator: Emulator, answer: Callable[[], T | None], seconds: float = STARTUP_SECONDS) -> T:
     """The first answer `answer()` gives other than None, asked every POLL_SECONDS while the emulator
     runs (a connection refused or an unreadable body counts as none yet)."""
@@ -163,17 +173,41 @@ def wait_until_up(emulator: Emulator, seconds: float = STARTUP_SECONDS) -> None:
         raise
 
 
+def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> None:
+    """Return once every version the emulator runs is available (`/readyz`); raise PackageDidNotStart,
+    with the reason and the end of the log, if one cannot start."""
+    headers = {"Authorization": f"Token {emulator.token}"} if emulator.token else {}
+
+    def served() -> bool | None:
+        answer = httpx.get(f"{emulator.url}/readyz", headers=headers, timeout=5)
+        if answer.status_code == 200:
+            return True
+        failed = [v for v in answer.json().get("versions", []) if v["status"] == "unavailable"]
+        if failed:
+            raise PackageDidNotStart(f"{failed[0]['error']}\n(the end of the emulator's log:)\n{tail(emulator.log())}")
+        return None
+
+    wait_for(emulator, served, seconds)
+
+
 @contextmanager
 def running_emulator(package: Path, *args: str, project: str, deployment: str, token: str | None = None,
                      env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[Emulator]:
-    """An emulator serving `package` until the block ends, with its data in a temporary folder."""
+    """An emulator serving `package` until the block ends, with its data in a temporary folder; once its
+    package is served, or PackageDidNotStart says why not (the log goes with the folder)."""
     with tempfile.TemporaryDirectory(prefix="ubiops-emulator-") as workdir:
         emulator = start_emulator(package, Path(workdir), *args, project=project, deployment=deployment, token=token,
                                   env=env, cwd=cwd)
         try:
+            wait_until_served(emulator)
             yield emulator
         finally:
             emulator.stop()
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The end of a log or a command's output: what a failed start or run printed last."""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def _file_part(value: Any) -> Any:

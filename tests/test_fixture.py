@@ -43,3 +43,24 @@ def test_a_test_run_killed_outright_leaves_no_emulator_running(tmp_path):
     finally:
         if run.poll() is None:
             run.kill()
+
+
+TWO_TESTS = '''
+def test_one(ubiops_emulator):
+    ubiops_emulator.request("x")
+
+def test_two(ubiops_emulator):
+    ubiops_emulator.request("y")
+'''
+
+
+def test_a_package_that_cannot_start_fails_each_test_with_the_reason_and_the_log(tmp_path):
+    """Before, the fixture only waited for the server: the tests got a bare "503 Service Unavailable"
+    (the reason in the body was dropped), and the log it pointed to went with the session."""
+    (tmp_path / "test_two.py").write_text(TWO_TESTS)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_two.py"], cwd=tmp_path,
+                         env={**os.environ, "EMULATOR_PACKAGE": str(PACKAGES / "broken_init")},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "2 errors" in run.stdout, run.stdout
+    reason = "the deployment failed to start (FileNotFoundError: model1.pkl is missing from the package)"
+    assert run.stdout.count(reason) >= 2 and "(the end of the emulator's log:)" in run.stdout, run.stdout
