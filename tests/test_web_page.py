@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,7 +22,6 @@ from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator, zip_byt
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page
 
-PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
 WEB_FILES = ("index.html", "app.js", "style.css")
 TOKEN = "web-page-test-token"
 GATE = "gate"
@@ -49,10 +49,19 @@ GATE_FIELDS = [
 
 
 @pytest.fixture(scope="module")
+def portrait(tmp_path_factory) -> Path:
+    """A JPEG portrait's stand-in (the stand-in package reads no pixels)."""
+    path = tmp_path_factory.mktemp("portrait") / "portrait.jpg"
+    Image.new("RGB", (320, 400), (192, 138, 110)).save(path, "JPEG")
+    return path
+
+
+@pytest.fixture(scope="module")
 def face(tmp_path_factory) -> Iterator[Emulator]:
-    """The face-profile package, served as the README serves it, plus a second deployment, `gate`,
+    """A stand-in for the face profile, with its input fields, widgets and an annotated image (the
+    emulator's tests pass whatever `deployment_package/` holds), plus a second deployment, `gate`,
     whose requests wait for a file the test creates: a batch request caught while it runs."""
-    emulator = start_emulator(ROOT / "deployment_package", tmp_path_factory.mktemp("face"))
+    emulator = start_emulator("portrait", tmp_path_factory.mktemp("face"))
     try:
         api = emulator.sdk()
         api.deployments_create(PROJECT, {"name": GATE, "input_type": "structured", "output_type": "structured",
@@ -104,7 +113,7 @@ def annotated_width(emulator: Emulator, answer: dict) -> int:
     return Image.open(io.BytesIO(emulator.download(answer, answer["result"]["annotated_img"]))).width
 
 
-def test_a_portrait_sent_from_the_page_shows_its_profile_and_annotated_image(face, context, tmp_path):
+def test_a_portrait_sent_from_the_page_shows_its_profile_and_annotated_image(face, context, portrait, tmp_path):
     page, elsewhere = open_page(context, face, DEPLOYMENT)
     assert page.get_attribute("#in-img", "type") == "file" and page.get_attribute("#in-img", "accept") == "image/*"
     assert page.input_value("#in-sampling_strategy") == "use_all"
@@ -112,7 +121,7 @@ def test_a_portrait_sent_from_the_page_shows_its_profile_and_annotated_image(fac
     assert page.is_checked("#in-align_face")
     assert page.get_attribute("#in-num_attempts", "type") == "number" and page.input_value("#in-num_attempts") == "1"
 
-    page.set_input_files("#in-img", PORTRAIT)
+    page.set_input_files("#in-img", portrait)
     with page.expect_response(face.requests_url("v1")) as posted:
         page.click("#send")
     page.wait_for_selector('#outcome tr[data-field="face_found"]')
@@ -152,8 +161,8 @@ def test_an_unreadable_file_shows_the_requests_error_message(face, context, tmp_
     assert elsewhere == []
 
 
-def test_the_history_opens_a_request_with_its_input_and_output(face, context):
-    answer = face.request({"sampling_strategy": "median"}, files={"img": PORTRAIT})
+def test_the_history_opens_a_request_with_its_input_and_output(face, context, portrait):
+    answer = face.request({"sampling_strategy": "median"}, files={"img": portrait})
     page, elsewhere = open_page(context, face, DEPLOYMENT)
     page.click(f'#history tr[data-id="{answer["id"]}"] button')
     page.wait_for_selector("#outcome h3:text('Input')")
@@ -161,7 +170,7 @@ def test_the_history_opens_a_request_with_its_input_and_output(face, context):
     input_table, output_table = page.query_selector_all("#outcome table.fields")
     assert input_table.eval_on_selector('tr[data-field="sampling_strategy"] td', "td => td.innerText") == "median"
     assert output_table.eval_on_selector('tr[data-field="face_found"] td', "td => td.innerText") == "true"
-    assert images_loaded(page, "#outcome img.output-image") == [Image.open(PORTRAIT).width, annotated_width(face, answer)]
+    assert images_loaded(page, "#outcome img.output-image") == [Image.open(portrait).width, annotated_width(face, answer)]
     assert page.is_visible(f'#history tr.opened[data-id="{answer["id"]}"]')
     assert elsewhere == []
 
