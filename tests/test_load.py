@@ -9,6 +9,8 @@ from dataclasses import replace
 
 from harness import ROOT, start_emulator
 
+from emulator.runtime.instance import TEMP_PREFIX
+
 sys.path.insert(0, str(ROOT / "bench"))
 from load import TEXT, LoadResult, portrait_workload, run_hey, run_in_process, run_load, scaling
 
@@ -26,7 +28,9 @@ def test_concurrent_clients_get_answers_and_nothing_leaks(tmp_path):
         assert result.requests > 50 and result.errors == 0
         assert all(seconds > 0 for seconds in result.cpu_seconds), "server, instances and client each did work"
         assert open_fds(emulator.process.pid) <= fds_before + 2, "file descriptors leaked"
-        assert list(emulator.temp_dir.iterdir()) == [], "temporary files leaked"
+        left = sorted(emulator.temp_dir.iterdir())
+        assert [path.name.startswith(TEMP_PREFIX) for path in left] == [True, True], "temporary files leaked"
+        assert [list(path.iterdir()) for path in left] == [[], []], "the running instances' own folders hold nothing"
         assert list((emulator.data_dir / "work").glob("*")) == [], "request work folders leaked"
     finally:
         emulator.stop()

@@ -33,6 +33,8 @@ START_TIMEOUT_SECONDS = 600
 """How long `Deployment.__init__` may take by default (`--start-timeout`), as long as a build may take: an
 instance that hangs while starting fails its start, so its version turns unavailable and the requests
 waiting for it are answered, instead of waiting for ever."""
+TEMP_PREFIX = "ubiops-instance-"
+"""The name each worker's own temporary folder starts with, in the emulator's."""
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = f"""
@@ -140,7 +142,7 @@ class Instance:
     async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
         ours, theirs = socket.socketpair()
-        self._temp_dir = tempfile.mkdtemp(prefix="ubiops-instance-")
+        self._temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
         self._process = await asyncio.create_subprocess_exec(
             self.python, "-c", BOOTSTRAP, str(theirs.fileno()),
             pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=self._environment(self._temp_dir),
