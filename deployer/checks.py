@@ -82,7 +82,7 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
             with local_emulator(config, bundle.path, workdir) as emulator:
                 if variables and not _give_variables(config, variables, emulator, report, say):
                     return report
-                if not report.add("emulator", emulator.status == "available", _started(emulator), say):
+                if not report.add("emulator", emulator.failure is None, _started(emulator), say):
                     return report
                 _run_tests(config, bundle, emulator, report, say)
                 if config.sample_input:
@@ -139,9 +139,9 @@ def _kind(spec: Any) -> str:
 
 
 def _started(emulator: LocalEmulator) -> str:
-    if emulator.status == "available":
+    if emulator.failure is None:
         return f"the zip started in the emulator at {emulator.url}"
-    return f"the zip does not start: {emulator.startup_error()}"
+    return f"the zip does not start: {emulator.failure}"
 
 
 def _give_variables(config: DeployerConfig, variables: list[ConfiguredVariable], emulator: LocalEmulator,
@@ -153,7 +153,7 @@ def _give_variables(config: DeployerConfig, variables: list[ConfiguredVariable],
         ship_variables(Api(core=emulator.api), config, config.emulator_version, variables, exists=True, say=lambda _: None)
     except DeployerError as exc:
         return report.add("environment variables", False, f"the emulator refused them: {exc}", say)
-    emulator.restarted(config.emulator_version)
+    emulator.restarted()
     names = ", ".join(f"{v.name}{' (secret)' if v.secret else ''}" for v in variables)
     return report.add("environment variables", True, f"{names} set on the emulated {config.environment_variables_level}", say)
 

@@ -12,13 +12,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import ubiops
 
 from contract.config import DeployerConfig
 from deployer.client import HOST_VARIABLE, TOKEN_VARIABLE
 from deployer.errors import DeployerError
-from emulator.launcher import Emulator, EmulatorExited, EmulatorSilent, start_emulator, tail, wait_for
+from emulator.launcher import (
+    Emulator,
+    EmulatorExited,
+    EmulatorSilent,
+    PackageDidNotStart,
+    start_emulator,
+    tail,
+    wait_until_served,
+)
 
 START_SECONDS = 120
 PRIVATE_VARIABLES = (TOKEN_VARIABLE, HOST_VARIABLE, "EMULATOR_TOKEN")
@@ -31,10 +38,10 @@ def clean_environment(**extra: str) -> dict[str, str]:
 
 @dataclass
 class LocalEmulator:
-    """The emulator serving the zip, and the status its version reached."""
+    """The emulator serving the zip, and why its package does not start (None: it does)."""
 
     process: Emulator
-    status: str
+    failure: str | None
 
     @property
     def url(self) -> str:
@@ -44,17 +51,9 @@ class LocalEmulator:
     def api(self) -> ubiops.CoreApi:
         return self.process.sdk()
 
-    def restarted(self, version: str) -> str:
-        """The version's status once its instances, restarted by a change, started or could not."""
-        self.status = _wait_until_started(self.process, version)
-        return self.status
-
-    def startup_error(self) -> str:
-        """Why the version did not start (its environment could not be built, or the deployment could
-        not start), from the emulator's log."""
-        log = self.process.log()
-        return next((line.split(": ", 1)[-1] for line in reversed(log.splitlines()) if " is unavailable: " in line),
-                    tail(log))
+    def restarted(self) -> None:
+        """Wait until the version, restarted by a change, is served or cannot start."""
+        self.failure = _wait_until_started(self.process)
 
 
 @contextmanager
@@ -64,23 +63,21 @@ def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path) -> Ite
                               project=config.project,
                               deployment=config.deployment, env=clean_environment(), cwd=config.root, wait=False)
     try:
-        yield LocalEmulator(emulator, _wait_until_started(emulator, config.emulator_version))
+        yield LocalEmulator(emulator, _wait_until_started(emulator))
     finally:
         emulator.stop()
 
 
-def _wait_until_started(emulator: Emulator, version: str) -> str:
-    """The version's status once its instances started (`available`) or could not (`unavailable`)."""
-    version_url = emulator.requests_url(version).removesuffix("/requests")
-
-    def settled() -> str | None:
-        status = httpx.get(version_url, timeout=2).json().get("status")
-        return status if status in ("available", "unavailable") else None
-
+def _wait_until_started(emulator: Emulator) -> str | None:
+    """None once the package is served; why not (its environment could not be built, or the deployment
+    could not start), as the emulator says it, once it cannot start."""
     try:
-        return wait_for(emulator, settled, START_SECONDS)
+        wait_until_served(emulator, START_SECONDS)
+    except PackageDidNotStart as exc:
+        return exc.reason
     except EmulatorExited:
         raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log())}") from None
     except EmulatorSilent:
         raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; its log ended:\n"
                             f"{tail(emulator.log())}") from None  # the log's folder goes with the check
+    return None

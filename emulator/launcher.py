@@ -142,7 +142,11 @@ class EmulatorSilent(RuntimeError):
 
 class PackageDidNotStart(RuntimeError):
     """The emulator runs, but its package cannot be served (its `__init__` raised, its environment did
-    not build…); the message says why."""
+    not build…): `reason` says why, in the version's own words; the message adds the log's end."""
+
+    def __init__(self, reason: str, log: str) -> None:
+        super().__init__(f"{reason}\n(the end of the emulator's log:)\n{tail(log)}")
+        self.reason = reason
 
 
 def wait_for(emulator: Emulator, answer: Callable[[], T | None], seconds: float = STARTUP_SECONDS) -> T:
@@ -184,7 +188,7 @@ def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> No
             return True
         failed = [v for v in answer.json().get("versions", []) if v["status"] == "unavailable"]
         if failed:
-            raise PackageDidNotStart(f"{failed[0]['error']}\n(the end of the emulator's log:)\n{tail(emulator.log())}")
+            raise PackageDidNotStart(failed[0]["error"], emulator.log())
         return None
 
     wait_for(emulator, served, seconds)
