@@ -122,14 +122,12 @@ def read_package_file(source: Path, name: str) -> bytes:
     """The bytes of a file `package_files` listed; ArchiveError, naming it, for one no zip can hold (a
     link to nothing, a pipe, which reading would wait on for ever) or that cannot be read."""
     path = source / name
-    problem = None
-    if not path.is_file():
-        problem = f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "not a file"
-    else:
-        try:
+    try:
+        if path.is_file():
             return path.read_bytes()
-        except OSError as exc:
-            problem = f"unreadable ({exc.strerror})"
+        problem = f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "not a file"
+    except OSError as exc:
+        problem = f"unreadable ({exc.strerror})"
     raise ArchiveError(f"{name} in the package is {problem}: remove it, or list it in {IGNORE_FILE}")
 
 

@@ -322,13 +322,13 @@ class Registry:
             deployment.description = description
         if labels is not None:
             deployment.labels = labels
-        renamed = new_name is not None and new_name != deployment.name
-        if new_name is not None and renamed:
+        old_name = deployment.name
+        if new_name is not None and new_name != deployment.name:
             deployments[new_name] = deployments.pop(deployment.name)
             deployment.name = new_name
         deployment.last_updated = now()
         await self.changed()
-        if renamed:
+        if deployment.name != old_name:
             for version in deployment.versions.values():
                 self._restart(self.project(project), deployment, version, RENAMED)
         return deployment
@@ -361,15 +361,15 @@ class Registry:
             raise AlreadyExists(f"A version named {new_name!r} already exists for deployment {found.name!r}")
         version.settings, version.request_retention_mode = _version_settings(
             version.settings, version.request_retention_mode, changes)
-        renamed = new_name is not None and new_name != version.name
-        if new_name is not None and renamed:
+        old_name = version.name
+        if new_name is not None and new_name != version.name:
             found.versions[new_name] = found.versions.pop(version.name)
             if found.default_version == version.name:
                 found.default_version = new_name
             version.name = new_name
         version.last_updated = now()
         await self.changed()
-        if renamed:
+        if version.name != old_name:
             self._restart(self.project(project), found, version, RENAMED)
         return version
 
