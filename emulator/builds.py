@@ -173,13 +173,13 @@ class Builder:
             revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
             log.error("build of %s/%s revision %s failed: %s", deployment.name, version.name, revision.id, message,
                       extra=fields, exc_info=not isinstance(exc, (*PACKAGE_ERRORS, TimeoutError)))
-            self.metrics.build_ended(deployment.name, version.name, FAILED, time.monotonic() - started)
+            self.metrics.build_ended(deployment.project, deployment.name, version.name, FAILED, time.monotonic() - started)
             if pool is not None:
                 await pool.close()
             await self.registry.changed()
             return
         revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
-        self.metrics.build_ended(deployment.name, version.name, SUCCESS, time.monotonic() - started)
+        self.metrics.build_ended(deployment.project, deployment.name, version.name, SUCCESS, time.monotonic() - started)
         newer = list(version.revisions)[list(version.revisions).index(revision.id) + 1:]
         if any(version.revisions[later].status == SUCCESS for later in newer):
             log.info("built %s/%s revision %s, but a newer revision serves already", deployment.name, version.name,

@@ -24,7 +24,8 @@ REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 """A request lasts from milliseconds (a small model) to its timeout (at most an hour, batches aside)."""
 BUILD_SECONDS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 """A build is bounded by `emulator.builds.BUILD_TIMEOUT_SECONDS`."""
-VERSION = ("deployment", "version")
+VERSION = ("project", "deployment", "version")
+"""Every metric's labels: one data folder can hold several projects with the same deployment names."""
 
 
 class Metrics:
@@ -59,27 +60,28 @@ class Metrics:
         """Every metric, in Prometheus' text format."""
         return generate_latest(self.collectors)
 
-    def request_ended(self, deployment: str, version: str, status: str, seconds: float) -> None:
-        self._requests.labels(deployment, version, status).inc()
-        self._request_seconds.labels(deployment, version).observe(seconds)
+    def request_ended(self, project: str, deployment: str, version: str, status: str, seconds: float) -> None:
+        self._requests.labels(project, deployment, version, status).inc()
+        self._request_seconds.labels(project, deployment, version).observe(seconds)
 
     def instance_started(self, instance: Instance, restart: bool) -> None:
         launch = instance.launch
-        self._instance_starts.labels(launch.deployment, launch.version).inc()
+        self._instance_starts.labels(launch.project, launch.deployment, launch.version).inc()
         if restart:
-            self._instance_restarts.labels(launch.deployment, launch.version).inc()
+            self._instance_restarts.labels(launch.project, launch.deployment, launch.version).inc()
 
     def instance_ready(self, instance: Instance) -> None:
         """Not counted: every start is, and each loss by its reason."""
 
     def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
-        self._instance_crashes.labels(instance.launch.deployment, instance.launch.version, reason).inc()
+        launch = instance.launch
+        self._instance_crashes.labels(launch.project, launch.deployment, launch.version, reason).inc()
 
     def instance_stopped(self, instance: Instance) -> None:
         """Not counted: a stop that was asked for is no loss."""
 
-    def build_ended(self, deployment: str, version: str, outcome: str, seconds: float) -> None:
-        self._build_seconds.labels(deployment, version, outcome).observe(seconds)
+    def build_ended(self, project: str, deployment: str, version: str, outcome: str, seconds: float) -> None:
+        self._build_seconds.labels(project, deployment, version, outcome).observe(seconds)
 
 
 class QueueLengths(Collector):
@@ -91,6 +93,6 @@ class QueueLengths(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(f"{PREFIX}_queue_length", "Requests waiting for a free instance", labels=VERSION)
-        for _, deployment, version in self._registry.versions():
-            family.add_metric((deployment.name, version.name), self._runtime.pool(version).queued)
+        for project, deployment, version in self._registry.versions():
+            family.add_metric((project.name, deployment.name, version.name), self._runtime.pool(version).queued)
         yield family

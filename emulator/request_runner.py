@@ -345,7 +345,7 @@ class RequestRunner:
         """Count and log an ended request (a failed one as a warning, with its error)."""
         assert record.time_completed is not None, "set as it ends"
         seconds = (record.time_completed - record.time_created).total_seconds()
-        self.metrics.request_ended(record.deployment, record.version, record.status, seconds)
+        self.metrics.request_ended(record.project, record.deployment, record.version, record.status, seconds)
         failed = record.status == FAILED
         log.log(logging.WARNING if failed else logging.INFO, "%s/%s request %s %s in %.3f s%s",
                 record.deployment, record.version, record.id, record.status, seconds,

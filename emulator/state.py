@@ -131,6 +131,15 @@ class Version:
     def latest_revision(self) -> Revision | None:
         return next(reversed(self.revisions.values()), None)
 
+    @property
+    def unserved_reason(self) -> str:
+        """Why no instances serve it: its last build failed (say why, not that no package came), or no
+        package came yet."""
+        latest = self.latest_revision
+        if latest is not None and latest.status == FAILED:
+            return f"Version {self.name}'s build failed: {latest.error_message}; upload a corrected package"
+        return f"Version {self.name} has no deployment package yet: upload one and wait for its build"
+
 
 @dataclass
 class Deployment:

@@ -144,7 +144,7 @@ def test_instance_growing_past_its_memory_limit_is_replaced_and_the_server_stays
     assert len(pids) >= 2, "the next request ran on a fresh instance"
     assert resident_mb(leaky.process.pid) < server_before + 30, "the emulator's own memory stays flat"
     losses = metric_values(httpx.get(f"{leaky.url}/metrics").text)
-    assert losses("ubiops_emulator_instance_crashes_total", deployment=DEPLOYMENT, version="v1", reason="memory") == len(failed)
+    assert losses("ubiops_emulator_instance_crashes_total", project=PROJECT, deployment=DEPLOYMENT, version="v1", reason="memory") == len(failed)
 
 
 def resident_mb(pid: int) -> float:

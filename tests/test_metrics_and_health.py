@@ -19,7 +19,7 @@ from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, eventually, free_port, 
 TOKEN = "metrics-test-token"
 GUARD_SECONDS = 30
 """How long a test waits for a step before failing: a guard against hanging, never reached."""
-VERSION = {"deployment": DEPLOYMENT, "version": "v1"}
+VERSION = {"project": PROJECT, "deployment": DEPLOYMENT, "version": "v1"}
 GATED_PACKAGE = '''
 import os
 import time
@@ -94,7 +94,11 @@ def test_readyz_waits_for_every_version_and_builds_are_timed(tmp_path):
         assert_not_ready(emulator, [not_ready])
 
         assert build(api, tmp_path / "broken.zip", BROKEN_PACKAGE) == "failed"
-        assert_not_ready(emulator, [not_ready])
+        (failed,) = httpx.get(readyz).json()["versions"]
+        assert failed["status"] == "unavailable" and failed["error"].startswith("Version v1's build failed: ")
+        assert "RuntimeError: no model here" in failed["error"], "the build's reason, not 'no package yet'"
+        refused = httpx.post(f"{emulator.url}/v2.1/projects/{PROJECT}/deployments/later/requests", content="hi")
+        assert refused.status_code == 503 and refused.json()["error"] == failed["error"]
         gate = tmp_path / "gate"
         revision = upload(api, tmp_path / "gated.zip", GATED_PACKAGE.format(gate=str(gate)))
         assert_not_ready(emulator, [{**not_ready, "status": "building"}])
@@ -103,7 +107,7 @@ def test_readyz_waits_for_every_version_and_builds_are_timed(tmp_path):
         assert httpx.get(readyz).status_code == 200
 
         value = scrape(emulator)
-        later = {"deployment": "later", "version": "v1"}
+        later = {"project": PROJECT, "deployment": "later", "version": "v1"}
         assert (value("ubiops_emulator_build_duration_seconds_count", **later, outcome="failed"),
                 value("ubiops_emulator_build_duration_seconds_count", **later, outcome="success")) == (1, 1)
         assert value("ubiops_emulator_queue_length", **later) == 0

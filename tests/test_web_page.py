@@ -45,6 +45,8 @@ GATE_FIELDS = [
     {"name": "choice", "data_type": "string", "widget": {"type": "dropdown", "configuration": {"options": "a,b,c", "default": "b"}}},
     {"name": "tags", "data_type": "array_string"},
     {"name": "meta", "data_type": "dict"},
+    {"name": "level", "data_type": "int", "widget": {"type": "slider", "configuration": {"min": "0", "max": "100"}}},
+    {"name": "options", "data_type": "dict", "widget": {"type": "textbox", "configuration": {"default": {"k": 1}}}},
 ]
 
 
@@ -179,9 +181,11 @@ def test_the_form_follows_the_widgets_and_sends_typed_values(face, context):
     page, elsewhere = open_page(context, face, GATE)
     controls = page.eval_on_selector_all("#fields [name]", "cs => cs.map(c => [c.name, c.type, c.value])")
     assert controls == [["gate", "text", ""], ["count", "range", "3"], ["ratio", "number", "0.5"], ["flag", "checkbox", "on"],
-                        ["choice", "select-one", "b"], ["tags", "textarea", ""], ["meta", "textarea", ""]]
+                        ["choice", "select-one", "b"], ["tags", "textarea", ""], ["meta", "textarea", ""],
+                        ["level", "range", "50"], ["options", "textarea", '{"k":1}']]
     assert (page.get_attribute("#in-count", "min"), page.get_attribute("#in-count", "max")) == ("0", "10")
     assert not page.is_checked("#in-flag")
+    assert page.inner_text("#in-level + output") == "not set", "a slider without a default sends nothing until moved"
 
     page.fill("#in-count", "7")
     page.check("#in-flag")
@@ -190,10 +194,16 @@ def test_the_form_follows_the_widgets_and_sends_typed_values(face, context):
     page.fill("#in-meta", '{"k": 1}')
     with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, GATE)) as posted:
         page.click("#send")
+    page.wait_for_selector("#error-message")
+    assert posted.value.json()["error_message"] == "Missing input field 'level' of type int", \
+        "left out, not sent as the range's middle (50)"
+    page.fill("#in-level", "40")
+    with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, GATE)) as posted:
+        page.click("#send")
     page.wait_for_selector('#outcome tr[data-field="meta"]')
 
     assert posted.value.json()["result"] == {"gate": "", "count": 7, "ratio": 0.5, "flag": True, "choice": "c",
-                                             "tags": ["x", "y"], "meta": {"k": 1}}
+                                             "tags": ["x", "y"], "meta": {"k": 1}, "level": 40, "options": {"k": 1}}
     assert [shown(page, f) for f in ("count", "ratio", "flag", "choice", "tags", "meta")] == \
         ["7", "0.5", "true", "c", '["x","y"]', '{"k":1}']
     assert elsewhere == []
@@ -202,7 +212,8 @@ def test_the_form_follows_the_widgets_and_sends_typed_values(face, context):
 def test_a_batch_request_is_followed_live_in_the_history(face, context, tmp_path):
     gate = tmp_path / "open"
     page, elsewhere = open_page(context, face, GATE)
-    item = {"gate": str(gate), "count": 1, "ratio": 1.5, "flag": True, "choice": "a", "tags": [], "meta": {}}
+    item = {"gate": str(gate), "count": 1, "ratio": 1.5, "flag": True, "choice": "a", "tags": [], "meta": {}, "level": 1,
+            "options": {}}
     (created,) = httpx.post(f"{face.api}/projects/{PROJECT}/deployments/{GATE}/requests/batch", json=[item]).json()
     page.click("#refresh")
     row = f'#history tr[data-id="{created["id"]}"]'
@@ -219,6 +230,26 @@ def test_a_batch_request_is_followed_live_in_the_history(face, context, tmp_path
     assert elsewhere == []
 
 
+def test_an_answer_that_comes_after_another_deployment_was_picked_is_not_shown_as_its(face, context, tmp_path):
+    """The answer belongs to the deployment it was sent to: drawn with the newly picked deployment's
+    fields it would read as that one's result, every field null."""
+    gate = tmp_path / "open"
+    page, elsewhere = open_page(context, face, GATE)
+    page.fill("#in-gate", str(gate))
+    page.fill("#in-tags", "[]")
+    page.fill("#in-meta", "{}")
+    page.fill("#in-level", "1")
+    with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, GATE)) as posted:
+        page.click("#send")
+        page.select_option("#deployment", DEPLOYMENT)
+        page.wait_for_selector(f'#fields[data-deployment="{DEPLOYMENT}"]')
+        gate.touch()
+    assert posted.value.json()["status"] == "completed"
+    page.wait_for_selector("#send:enabled")
+    assert page.is_hidden("#outcome-card") and page.query_selector('#outcome tr[data-field="gate"]') is None
+    assert elsewhere == []
+
+
 def test_with_a_token_the_page_asks_for_it_once_and_keeps_it_in_the_session_only(chromium: Browser, emulators, tmp_path):
     emulator = emulators("plain", token=TOKEN)
     for path in ("/", *(f"/web/{name}" for name in WEB_FILES)):
@@ -232,6 +263,10 @@ def test_with_a_token_the_page_asks_for_it_once_and_keeps_it_in_the_session_only
     page.goto(f"{emulator.url}/")
     page.wait_for_selector("#token-box:not([hidden])")
     page.screenshot(path=tmp_path / "token-asked.png")
+    page.fill("#token", "pasted\u2011token")
+    page.press("#token", "Enter")
+    page.wait_for_selector("#token-problem:text('printable ASCII')")
+    assert page.evaluate("sessionStorage.length") == 0, "a token no header can carry is never kept"
     page.fill("#token", "not-the-token")
     page.press("#token", "Enter")
     page.wait_for_selector("#token-problem:text('That token was refused')")

@@ -22,6 +22,10 @@ class VersionKey(Protocol):
     id: str
     name: str
 
+    @property
+    def unserved_reason(self) -> str:
+        """Why no instances serve it (yet), for its requests and its status."""
+
 
 class Runtime:
     def __init__(self, environments: EnvironmentBuilder, events: InstanceEvents = NO_EVENTS) -> None:
@@ -37,7 +41,7 @@ class Runtime:
         """The instances serving `version`; none, refusing its requests, until a package of it is served."""
         found = self._pools.get(version.id)
         if found is None:
-            return NoInstances(f"Version {version.name} has no deployment package yet: upload one and wait for its build")
+            return NoInstances(version.unserved_reason)
         return found
 
     def start(self) -> None:

@@ -41,9 +41,18 @@ function askForToken(problem) {
   return tokenTyped();
 }
 
+// What an HTTP header can carry: a token with any other character (a pasted non-breaking hyphen, say)
+// would make every call fail in the browser before it is sent.
+const TOKEN_CHARACTERS = /^[\x21-\x7e]*$/;
+
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  const token = $("token").value.trim();
+  if (!TOKEN_CHARACTERS.test(token)) {
+    $("token-problem").textContent = "A token has only printable ASCII characters, no spaces; type it again.";
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
   $("token").value = "";
   $("token-box").hidden = true;
   const waiting = tokenWaiters;
@@ -163,9 +172,15 @@ function fileInput(field) {
   return zone;
 }
 
+/** A widget's default as the form shows it: a dict or array as the JSON the field is typed in. */
+function defaultText(value) {
+  if (value === undefined || value === null) return "";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
 function fieldInput(field) {
   const config = widgetConfig(field);
-  const initial = config.default === undefined || config.default === null ? "" : String(config.default);
+  const initial = defaultText(config.default);
   const type = field.data_type;
   const options = widgetOptions(field);
   if (isFileType(type)) return fileInput(field);
@@ -184,8 +199,11 @@ function fieldInput(field) {
     if (config.max !== undefined) input.max = config.max;
     input.value = initial;
     if (!slider) return input;
-    const shown = el("output", { textContent: input.value });
-    input.addEventListener("input", () => { shown.textContent = input.value; });
+    // A range input always has a value (its middle, without a default): until it is moved, a slider
+    // without a default is left out of the request, as an empty number box is.
+    if (initial === "") input.dataset.unset = "";
+    const shown = el("output", { textContent: initial === "" ? "not set" : input.value });
+    input.addEventListener("input", () => { delete input.dataset.unset; shown.textContent = input.value; });
     return el("span", { className: "slider" }, input, shown);
   }
   if (type === "string") return el("input", { type: "text", name: field.name, value: initial });
@@ -218,7 +236,7 @@ function requestBody() {
       for (const file of control.files) form.append(field.name, file);
     } else if (field.data_type === "bool") {
       form.append(field.name, control.checked ? "true" : "false");
-    } else if (control.value !== "" || field.data_type === "string") {
+    } else if ((control.value !== "" && control.dataset.unset === undefined) || field.data_type === "string") {
       form.append(field.name, control.value);
     }
   }
@@ -229,15 +247,17 @@ $("request-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("send").disabled = true;
   $("sending").hidden = false;
+  const sent = deploymentPath();
   try {
     const { body, headers } = requestBody();
     const version = segment($("version").value);
     const answer = await call(`${deploymentPath()}/versions/${version}/requests`, { method: "POST", body, headers });
+    if (deploymentPath() !== sent) return; // another deployment was picked meanwhile: the answer is in its history
     state.opened = null;
     markOpened();
     showOutcome("Result", answer, answer.emulator_file_urls || {});
   } catch (error) {
-    showFailure(error);
+    if (deploymentPath() === sent) showFailure(error);
   } finally {
     $("send").disabled = false;
     $("sending").hidden = true;
@@ -335,9 +355,9 @@ async function recentRequests() {
 
 async function refreshHistory() {
   clearTimeout(state.poll);
-  const shown = state.deployment;
+  const shown = deploymentPath();
   const requests = await recentRequests();
-  if (shown !== state.deployment) return;
+  if (shown !== deploymentPath()) return;
   $("history").tBodies[0].replaceChildren(...requests.map((r) =>
     el("tr", { dataset: { id: r.id, status: r.status }, className: state.opened && state.opened.id === r.id ? "opened" : "" },
       el("td", { textContent: new Date(r.time_created).toLocaleString() }),
@@ -355,7 +375,9 @@ async function refreshHistory() {
 }
 
 async function openRequest(id) {
-  const detail = await call(`${deploymentPath()}/requests/${segment(id)}`);
+  const shown = deploymentPath();
+  const detail = await call(`${shown}/requests/${segment(id)}`);
+  if (deploymentPath() !== shown) return;
   state.opened = { id, status: detail.status };
   markOpened();
   showOutcome("From the history", detail, {}, true);

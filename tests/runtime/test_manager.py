@@ -25,6 +25,10 @@ class Version:
     name: str = "v1"
     id: str = field(default_factory=lambda: str(uuid4()))
 
+    @property
+    def unserved_reason(self) -> str:
+        return f"Version {self.name} has no deployment package yet"
+
 
 @pytest.fixture
 async def runtime():

@@ -28,12 +28,12 @@ async def test_instance_starts_restarts_and_losses_are_counted_by_reason(pools, 
     assert (crashing.status, broken.status) == (AVAILABLE, UNAVAILABLE)
 
     value = metric_values(metrics.exposition().decode())
-    crashing_labels = {"deployment": "tests", "version": "crashing"}
+    crashing_labels = {"project": "runtime-tests", "deployment": "tests", "version": "crashing"}
     assert value("ubiops_emulator_instance_starts_total", **crashing_labels) == 3
     assert value("ubiops_emulator_instance_restarts_total", **crashing_labels) == 2
     assert [value("ubiops_emulator_instance_crashes_total", **crashing_labels, reason=reason)
             for reason in ("crash", "timeout", "memory", "start")] == [1, 1, 0, 0]
-    broken_labels = {"deployment": "tests", "version": "broken_init"}
+    broken_labels = {"project": "runtime-tests", "deployment": "tests", "version": "broken_init"}
     assert value("ubiops_emulator_instance_starts_total", **broken_labels) == 1
     assert value("ubiops_emulator_instance_restarts_total", **broken_labels) == 0
     assert value("ubiops_emulator_instance_crashes_total", **broken_labels, reason="start") == 1
@@ -44,6 +44,17 @@ async def test_each_emulator_has_its_own_metrics(pools, job):
     pool = pools("minimal", events=counted)
     pool.start()
     assert await pool.submit(job("hello"), TIMEOUT) == Result("hello #1")
-    labels = {"deployment": "tests", "version": "minimal"}
+    labels = {"project": "runtime-tests", "deployment": "tests", "version": "minimal"}
     assert metric_values(counted.exposition().decode())("ubiops_emulator_instance_starts_total", **labels) == 1
     assert metric_values(other.exposition().decode())("ubiops_emulator_instance_starts_total", **labels) == 0
+
+
+def test_the_same_names_in_two_projects_are_counted_apart():
+    """One data folder can hold several projects (a restart with another `--project`), each free to
+    name a deployment as another does: their series must not add up."""
+    metrics = Metrics()
+    for project in ("face-profile", "face-profile", "other"):
+        metrics.request_ended(project, "slow", "v1", "completed", 0.2)
+    value = metric_values(metrics.exposition().decode())
+    assert [value("ubiops_emulator_requests_total", project=project, deployment="slow", version="v1", status="completed")
+            for project in ("face-profile", "other")] == [2, 1]

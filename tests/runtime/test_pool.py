@@ -190,6 +190,6 @@ async def test_withdrawing_a_running_job_stops_its_instance_which_is_replaced(po
         await busy
     after = await pool.submit(job({"mode": "ok"}), TIMEOUT)
     assert isinstance(after, Result) and after.result["pid"] != before.result["pid"]
-    lost = metric_values(metrics.exposition().decode())("ubiops_emulator_instance_crashes_total", deployment="tests",
-                                                         version="crashing", reason="cancelled")
+    lost = metric_values(metrics.exposition().decode())("ubiops_emulator_instance_crashes_total", project="runtime-tests",
+                                                         deployment="tests", version="crashing", reason="cancelled")
     assert lost == 1
