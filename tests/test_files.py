@@ -117,7 +117,8 @@ def test_input_files_are_copied_for_the_deployment_and_removed_after(files_emula
 
 def test_each_item_of_a_list_request_gets_its_own_files_whatever_their_names(files_emulator, tmp_path):
     """Two items naming different files of one base name each read their own (they once shared one
-    folder, and both read the last file copied)."""
+    folder, and both read the last file copied), and each keeps the output file its own call returned,
+    though the second call overwrote it (copied once all calls had returned, both held the second's)."""
     client = client_for(files_emulator)
     uris = {}
     for folder, content in (("a", b"from a"), ("b", b"from bb")):
@@ -129,6 +130,7 @@ def test_each_item_of_a_list_request_gets_its_own_files_whatever_their_names(fil
     response = httpx.post(files_emulator.requests_url(), json=items, timeout=30).json()
     assert response["status"] == "completed", response
     assert [item["sizes"] for item in response["result"]] == [[6, 6], [7, 7]]
+    assert [files_emulator.download(response, item["copies"][0]) for item in response["result"]] == [b"from a", b"from bb"]
 
 
 def test_a_field_named_like_a_path_never_places_a_file_outside_the_data_folder(tmp_path):

@@ -101,3 +101,20 @@ def test_uri_and_multipart_give_the_same_face_profile(face_profile):
     uri_result = {k: v for k, v in by_uri.result.items() if k != "annotated_img"}
     form_result = {k: v for k, v in by_form["result"].items() if k != "annotated_img"}
     assert uri_result == form_result and uri_result["face_found"] is True
+
+
+def test_a_list_of_portraits_in_one_request_keeps_each_ones_annotated_image(face_profile):
+    """A list is one request calling `request` once per item, as `ubiops deployments requests create
+    --data A --data B` sends it; each call clears the last one's annotated image, which must already
+    have been kept."""
+    api = face_profile.sdk()
+    names = ("grace_hopper.jpg", "astronaut.jpg")
+    options = {"sampling_strategy": "use_all", "align_face": True, "num_attempts": 1}
+    items = [{"img": upload_file(api.api_client, face_profile.project, str(IMAGES / name), _progress_bar=False), **options}
+             for name in names]
+    answer = face_profile.request(items)
+    assert answer["status"] == "completed", answer["error_message"]
+    for name, result in zip(names, answer["result"], strict=True):
+        annotated = Image.open(io.BytesIO(face_profile.download(answer, result["annotated_img"])))
+        assert (annotated.width, annotated.height) == Image.open(IMAGES / name).size == \
+            (result["image_width"], result["image_height"])

@@ -56,24 +56,34 @@ def instantiate(module: ModuleType, package_dir: Path, context: dict[str, Any]) 
     return cls(**{name: given[name] for name in calling.init_arguments(inspect.signature(cls))})
 
 
-def dispatch(deployment: Any, data: Any, context: dict[str, Any]) -> Any:
+def dispatch(deployment: Any, data: Any, context: dict[str, Any], keep: Callable[[Any], Any] | None = None) -> Any:
     """Call `request` or `requests` by UbiOps' rule: a list goes to `requests` when defined.
 
     A single item sent to a deployment with only `requests` goes as a list of one, and the one
     result comes back unwrapped, so the caller gets what it sent: an object for an object.
+    `keep` takes each item's result as soon as the call that made it returns: a list sent to
+    `request` calls it once per item, and each call may remove or rewrite the files the last one
+    returned.
     """
     has_request = callable(getattr(deployment, "request", None))
     has_requests = callable(getattr(deployment, "requests", None))
     if isinstance(data, list) and has_requests:
-        return _call(deployment.requests, data, context)
+        return _kept(_call(deployment.requests, data, context), keep)
     if has_request:
         if isinstance(data, list):
-            return [_call(deployment.request, item, context) for item in data]
-        return _call(deployment.request, data, context)
+            return [_kept(_call(deployment.request, item, context), keep) for item in data]
+        return _kept(_call(deployment.request, data, context), keep)
     if has_requests:
-        results = _call(deployment.requests, [data], context)
+        results = _kept(_call(deployment.requests, [data], context), keep)
         return results[0] if isinstance(results, list) and len(results) == 1 else results
     raise RequestError("The deployment defines neither request() nor requests().")
+
+
+def _kept(result: Any, keep: Callable[[Any], Any] | None) -> Any:
+    """`keep` on a result, or on each of a list of them."""
+    if keep is None:
+        return result
+    return [keep(item) for item in result] if isinstance(result, list) else keep(result)
 
 
 @functools.cache

@@ -8,6 +8,7 @@ socket pair carrying `protocol` messages; stdout and stderr go to the server's l
 from __future__ import annotations
 
 import faulthandler
+import functools
 import io
 import os
 import resource
@@ -94,16 +95,11 @@ def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_field
     """The encoded reply to `job`: its result, or the error the caller sees, with the worker's peak memory
     (a job that passed the instance's limit, even for less than the server's look every 100 ms, is
     failed as UbiOps' hard limit would fail it)."""
+    keep = functools.partial(_keep_output_files, file_fields=file_fields, output_dir=Path(job.output_dir)) if file_fields else None
     try:
-        result = loader.dispatch(deployment, job.data, context)
+        result = loader.dispatch(deployment, job.data, context, keep)
     except loader.RequestError as exc:
         return protocol.encode(protocol.Error(str(exc), _peak_memory_bytes()))
-    if file_fields:
-        output_dir = Path(job.output_dir)
-        if isinstance(result, list):
-            result = [_keep_output_files(item, file_fields, output_dir) for item in result]
-        else:
-            result = _keep_output_files(result, file_fields, output_dir)
     peak = _peak_memory_bytes()
     try:
         return protocol.encode(protocol.Result(result, peak))
