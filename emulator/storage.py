@@ -1,4 +1,5 @@
-"""Bucket files on disk, under the data folder: `<data>/buckets/<bucket>/<file name>`.
+"""Bucket files on disk, under the data folder: `<data>/buckets/<bucket>/<file name>`, and each
+bucket's description and labels in `<data>/buckets.json`.
 
 File names are UbiOps' (they may hold `/` and spaces); no name can reach outside its bucket. A
 request's own file I/O runs where `file_work` says: on the event loop when small, else in a thread.
@@ -7,18 +8,20 @@ request's own file I/O runs where `file_work` says: on the event loop when small
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
 from contract.spec import is_unicode_text
-from emulator.exceptions import AlreadyExists
+from emulator.exceptions import AlreadyExists, NotAllowed
 from emulator.work_folders import WorkFolders
 
 MAX_NAME_LENGTH = 1024
@@ -63,6 +66,8 @@ class NameClash(StorageError):
 class StoredBucket:
     name: str
     created: datetime
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,10 @@ class Storage:
         self._real_buckets = os.path.realpath(self.buckets)
         shutil.rmtree(self._incoming, ignore_errors=True)
         self._incoming.mkdir()
+        self._settings_path = self.root / "buckets.json"
+        self._settings: dict[str, dict[str, Any]] = (
+            json.loads(self._settings_path.read_text()) if self._settings_path.exists() else {})
+        self._settings_lock = threading.Lock()  # buckets are made and removed in threads
 
     def list_buckets(self) -> list[StoredBucket]:
         return [self.bucket(p.name) for p in sorted(self.buckets.iterdir()) if p.is_dir()]
@@ -98,17 +107,52 @@ class Storage:
     def bucket(self, bucket: str) -> StoredBucket:
         """An existing bucket; raises StorageError if there is no such bucket."""
         created = self.bucket_dir(bucket).stat().st_ctime
-        return StoredBucket(bucket, datetime.fromtimestamp(created).astimezone())
+        settings = self._settings.get(bucket, {})
+        return StoredBucket(bucket, datetime.fromtimestamp(created).astimezone(), settings.get("description", ""),
+                            settings.get("labels", {}))
 
-    def create_bucket(self, bucket: str) -> StoredBucket:
+    def create_bucket(self, bucket: str, description: str = "", labels: dict[str, str] | None = None) -> StoredBucket:
         check_name(bucket, "bucket name")
         if "/" in bucket:
             raise StorageError(f"bucket name {bucket!r} may not contain '/'")
-        try:
-            (self.buckets / bucket).mkdir()
-        except FileExistsError:
-            raise AlreadyExists(f"A bucket named {bucket!r} already exists") from None
+        with self._settings_lock:
+            try:
+                (self.buckets / bucket).mkdir()
+            except FileExistsError:
+                raise AlreadyExists(f"A bucket named {bucket!r} already exists") from None
+            self._save_settings(bucket, {"description": description, "labels": labels or {}})
         return self.bucket(bucket)
+
+    def update_bucket(self, bucket: str, description: str | None, labels: dict[str, str] | None) -> StoredBucket:
+        """Set what is given of a bucket's description and labels (labels: all of them, as UbiOps' PATCH)."""
+        current = self.bucket(bucket)
+        with self._settings_lock:
+            self._save_settings(bucket, {"description": current.description if description is None else description,
+                                         "labels": current.labels if labels is None else labels})
+        return self.bucket(bucket)
+
+    def delete_bucket(self, bucket: str) -> None:
+        """Remove a bucket with its files; the default bucket, which holds the requests' files, stays."""
+        folder = self.bucket_dir(bucket)
+        if bucket == DEFAULT_BUCKET:
+            raise NotAllowed(f"The {DEFAULT_BUCKET!r} bucket holds the deployment requests' files and cannot be deleted")
+        with self._settings_lock:
+            # Gone from the API at once, however long removing its files takes; what a crash leaves
+            # of it, the next start removes with the rest of `incoming/`.
+            doomed = self._incoming / f"deleted-bucket-{uuid.uuid4().hex}"
+            folder.rename(doomed)
+            self._save_settings(bucket, None)
+        shutil.rmtree(doomed)
+
+    def _save_settings(self, bucket: str, settings: dict[str, Any] | None) -> None:
+        """Write every bucket's settings, whole or not at all (under the lock)."""
+        if settings is None:
+            self._settings.pop(bucket, None)
+        else:
+            self._settings[bucket] = settings
+        written = self._settings_path.with_suffix(".json.new")
+        written.write_text(json.dumps(self._settings))
+        os.replace(written, self._settings_path)
 
     def target(self, bucket: str, name: str) -> Path:
         """Where a file of this name is stored; raises StorageError unless the bucket exists and the

@@ -332,3 +332,32 @@ def test_ubiops_instances_and_project_instances_list_the_worker_processes_and_th
     in_project = json.loads(cli("project_instances", "list", "-fmt", "json"))
     assert {(i["id"], i["deployment"], i["version"]) for i in in_project} >= {(instance["id"], DEPLOYMENT, "v1")}
     assert "Error (404): Instance not found" in cli.fails("instances", "get", "nope", "-d", DEPLOYMENT, "-v", "v1")
+
+
+def test_ubiops_buckets_create_list_update_and_delete_with_their_files(cli, tmp_path):
+    """A bucket's description and labels are kept, as its owner set them; another provider, which the
+    emulator cannot reach, is refused at once rather than made a local folder under its name."""
+    cli("buckets", "create", "scans", "-desc", "first", "-lb", "team:vision")
+    shown = json.loads(cli("buckets", "get", "scans", "-fmt", "json"))
+    assert (shown["provider"], shown["description"], shown["labels"]) == ("ubiops", "first", {"team": "vision"})
+    cli("buckets", "create", "other", "-lb", "team:audio")
+    assert [b["name"] for b in json.loads(cli("buckets", "list", "-lb", "team:vision", "-fmt", "json"))] == ["scans"]
+
+    assert "successfully updated" in cli("buckets", "update", "scans", "-desc", "second", "-lb", "stage:prod")
+    shown = json.loads(cli("buckets", "get", "scans", "-fmt", "json"))
+    assert (shown["description"], shown["labels"]) == ("second", {"stage": "prod"})
+
+    (tmp_path / "page.txt").write_text("one page")
+    assert cli("files", "upload", "-f", str(tmp_path / "page.txt"), "page.txt", "-b", "scans").strip() == \
+        "ubiops-file://scans/page.txt"
+    cli("buckets", "delete", "scans", "-y")
+    assert "scans" not in [b["name"] for b in json.loads(cli("buckets", "list", "-fmt", "json"))]
+    assert "404" in cli.fails("files", "list", "-b", "scans")
+    cli("buckets", "create", "scans")
+    assert json.loads(cli("files", "list", "-b", "scans", "-fmt", "json"))["files"] == [], "a new bucket of the name is empty"
+
+    refused = cli.fails("buckets", "create", "s3-scans", "-p", "amazon_s3", "--configuration", '{"bucket": "b"}')
+    assert "400" in refused and "provider 'amazon_s3' are not served by the emulator" in refused
+    assert "cannot be deleted" in cli.fails("buckets", "delete", "default", "-y")
+    names = [b["name"] for b in json.loads(cli("buckets", "list", "-fmt", "json"))]
+    assert "s3-scans" not in names and "default" in names

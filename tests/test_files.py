@@ -181,6 +181,29 @@ def test_buckets_list_create_and_get(files_emulator):
     with pytest.raises(ubiops.ApiException) as error:
         api.buckets_create(PROJECT, {"name": "portraits"})
     assert error.value.status == 409
+    with pytest.raises(ubiops.ApiException) as error:
+        api.buckets_create(PROJECT, {"name": "kept-an-hour", "ttl": 3600})
+    assert error.value.status == 400 and "bucket TTLs are not served by the emulator" in error.value.body
+    assert "kept-an-hour" not in [b.name for b in api.buckets_list(PROJECT)]
+
+
+def test_a_buckets_settings_and_deletion_outlast_a_restart(tmp_path):
+    emulator = start_emulator("files", tmp_path, "--data-dir", str(tmp_path / "shared-data"))
+    try:
+        api = emulator.sdk()
+        api.buckets_create(PROJECT, {"name": "kept", "description": "scans", "labels": {"team": "vision"}})
+        api.buckets_create(PROJECT, {"name": "gone"})
+        api.buckets_delete(PROJECT, "gone")
+    finally:
+        emulator.stop()
+    again = start_emulator("files", tmp_path, "--data-dir", str(tmp_path / "shared-data"))
+    try:
+        api = again.sdk()
+        kept = api.buckets_get(PROJECT, "kept")
+        assert (kept.description, kept.labels) == ("scans", {"team": "vision"})
+        assert "gone" not in [b.name for b in api.buckets_list(PROJECT)]
+    finally:
+        again.stop()
 
 
 @pytest.mark.parametrize("raw_name, message", [

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
+from emulator.api.labels import parse_label_filter
 from emulator.api.routes_storage import signed_url
 from emulator.api.sdk_models.files import (
+    BucketCreate,
     BucketDetail,
     BucketList,
+    BucketUpdate,
     FileDetail,
     FileItem,
     FileUploadResponse,
@@ -23,29 +26,49 @@ from emulator.api.sdk_models.files import (
 
 router = APIRouter()
 BUCKETS = "/projects/{project_name}/buckets"
-FILES = BUCKETS + "/{bucket_name}/files"
+BUCKET = BUCKETS + "/{bucket_name}"
+FILES = BUCKET + "/files"
 FILE_PARAMETER = Path(description="The file name, `/` sent as `%2F` (the name is read from the raw path, see _file_in_path)")
 
 
 @router.get(BUCKETS, response_model=list[BucketList])
-async def buckets_list(project_name: str, services: Services = Depends(get_services)) -> list[BucketList]:
+async def buckets_list(
+    project_name: str,
+    labels: str | None = Query(None, description="key:value pairs, comma-separated"),
+    services: Services = Depends(get_services),
+) -> list[BucketList]:
     services.registry.project(project_name)
-    return [bucket_list(project_name, b) for b in services.storage.list_buckets()]
+    wanted = parse_label_filter(labels).items()
+    return [bucket_list(project_name, b) for b in services.storage.list_buckets() if wanted <= b.labels.items()]
 
 
 @router.post(BUCKETS, response_model=BucketList, status_code=201)
-async def buckets_create(project_name: str, data: dict = Body(...), services: Services = Depends(get_services)) -> BucketList:
+async def buckets_create(project_name: str, body: BucketCreate, services: Services = Depends(get_services)) -> BucketList:
     services.registry.project(project_name)
-    name = data.get("name")
-    if not isinstance(name, str):
-        raise ApiError(400, "name: a bucket needs a name")
-    return bucket_list(project_name, await asyncio.to_thread(services.storage.create_bucket, name))
+    created = await asyncio.to_thread(services.storage.create_bucket, body.name, body.description or "", body.labels)
+    return bucket_list(project_name, created)
 
 
-@router.get(BUCKETS + "/{bucket_name}", response_model=BucketDetail)
+@router.get(BUCKET, response_model=BucketDetail)
 async def buckets_get(project_name: str, bucket_name: str, services: Services = Depends(get_services)) -> BucketDetail:
     services.registry.project(project_name)
     return BucketDetail(**bucket_list(project_name, services.storage.bucket(bucket_name)).model_dump())
+
+
+@router.patch(BUCKET, response_model=BucketDetail)
+async def buckets_update(project_name: str, bucket_name: str, body: BucketUpdate,
+                         services: Services = Depends(get_services)) -> BucketDetail:
+    services.registry.project(project_name)
+    updated = services.storage.update_bucket(bucket_name, body.description, body.labels)
+    return BucketDetail(**bucket_list(project_name, updated).model_dump())
+
+
+@router.delete(BUCKET, status_code=204)
+async def buckets_delete(project_name: str, bucket_name: str, services: Services = Depends(get_services)) -> Response:
+    """The bucket and every file in it (the `default` bucket stays: it holds the requests' files)."""
+    services.registry.project(project_name)
+    await asyncio.to_thread(services.storage.delete_bucket, bucket_name)
+    return Response(status_code=204)
 
 
 @router.get(FILES, response_model=FileDetail)

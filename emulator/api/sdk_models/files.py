@@ -6,11 +6,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
+from emulator.api.sdk_models.management import Body, Description
 from emulator.storage import StoredBucket, StoredFile
 
 PROVIDER = "ubiops"
+
+
+class BucketUpdate(Body):
+    """What a bucket's owner may change. Its files stay until deleted: a TTL is not served."""
+
+    credentials: dict[str, str] | None = None
+    configuration: dict[str, str] | None = None
+    ttl: int | None = None
+    description: str | None = Description
+    labels: dict[str, str] | None = None
+
+    @field_validator("ttl")
+    @classmethod
+    def _no_ttl(cls, ttl: int | None) -> None:
+        if ttl is not None:
+            raise ValueError("bucket TTLs are not served by the emulator: its files stay until deleted")
+
+
+class BucketCreate(BucketUpdate):
+    """A new bucket: a folder of the emulator's (provider `ubiops`); another provider's is not served."""
+
+    name: str
+    provider: str | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _ubiops_only(cls, provider: str | None) -> str | None:
+        if provider not in (None, PROVIDER):
+            raise ValueError(f"buckets of provider {provider!r} are not served by the emulator: its buckets are "
+                             f"local folders (provider {PROVIDER!r})")
+        return provider
 
 
 class BucketList(BaseModel):
@@ -50,7 +82,7 @@ class FileUploadResponse(BaseModel):
 
 def bucket_list(project: str, bucket: StoredBucket) -> BucketList:
     return BucketList(id=bucket.name, name=bucket.name, project=project, creation_date=bucket.created,
-                      last_updated=bucket.created)
+                      last_updated=bucket.created, description=bucket.description, labels=bucket.labels)
 
 
 def file_item(stored: StoredFile) -> FileItem:
