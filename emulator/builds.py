@@ -22,6 +22,7 @@ from contract.archive import ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.spec import Spec, SpecError, same_fields
+from emulator.exceptions import NotFound
 from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
@@ -75,11 +76,15 @@ class Builder:
         revision = Revision(version=version, zip_path="")
         revision.zip_path = str(self.root / "revisions" / f"{revision.id}.zip")
         await asyncio.to_thread(_save, source, Path(revision.zip_path))
+        if not self.registry.holds(found):  # deleted while its zip was saved: nothing would stop the build
+            Path(revision.zip_path).unlink(missing_ok=True)
+            raise NotFound(f"Version {version} was deleted while its package was uploaded")
         found.revisions[revision.id] = revision
-        await self.registry.changed()
+        # Known before the next await, so that a delete from now on finds the build and cancels it.
         task = asyncio.create_task(self._build(owner, parent, found, revision))
         self._tasks[task] = found
         task.add_done_callback(lambda done: self._tasks.pop(done, None))
+        await self.registry.changed()
         return revision
 
     async def cancel(self, version: Version) -> None:

@@ -245,6 +245,10 @@ class Registry:
                 for version in deployment.versions.values():
                     yield project, deployment, version
 
+    def holds(self, version: Version) -> bool:
+        """Whether `version` is still one of the registry's (not deleted, with its deployment or alone)."""
+        return any(held is version for _, _, held in self.versions())
+
     def command_line_version(self) -> tuple[Project, Deployment, Version] | None:
         """The `--package` version, under the names it has now (the API may have renamed it); None once deleted."""
         return next(((p, d, v) for p, d, v in self.versions() if v.from_command_line), None)
