@@ -29,16 +29,18 @@ Snapshot = dict[str, tuple[int, int]]
 
 def snapshot(folder: Path) -> Snapshot:
     """Each file that would ship (`.ubiops-ignore` honoured, so the package's tests and notes never
-    restart it): its modification time and size, cheap to take every half second."""
+    restart it): its modification time and size, cheap to take every half second. A file it cannot
+    look at (gone meanwhile, a link in a loop) is left out: the reload says what is wrong with it, and
+    the watch goes on."""
     try:
         names = package_files(folder)
-    except ArchiveError:
+    except (ArchiveError, OSError):
         return {}
     files: Snapshot = {}
     for name in names:
         try:
             info = os.stat(folder / name)
-        except FileNotFoundError:
+        except OSError:
             continue
         files[name] = (info.st_mtime_ns, info.st_size)
     return files

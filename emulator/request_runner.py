@@ -145,6 +145,14 @@ class RequestRunner:
                 return self.fail(record, str(exc))
             except OSError as exc:  # the disk is full, or the data folder was changed under the emulator
                 return self.fail(record, f"The input files could not be copied for the deployment: {exc}")
+            # Its output is checked against the fields of the code that ran it, as they were when an
+            # instance took it: `--reload` changes them while a request still runs on the old instances.
+            ran = [deployment.output_spec]
+
+            def started(instance: int) -> None:
+                ran[0] = deployment.output_spec
+                self._started(record, instance)
+
             try:
                 reply = await self.runtime.pool(version).submit(
                     Job(
@@ -154,7 +162,7 @@ class RequestRunner:
                         output_dir=str(self.storage.request_output_dir(record.id)),
                     ),
                     record.timeout,
-                    on_start=lambda instance: self._started(record, instance),
+                    on_start=started,
                     on_update=on_update,
                     timed_in_queue=record.mode == DIRECT,
                 )
@@ -165,7 +173,7 @@ class RequestRunner:
                 return self.fail(record, reply.error)
             files: list[str] = []
             try:
-                result = self._finish_output(deployment, record, reply.result, files)
+                result = self._finish_output(deployment.input_spec.kind, ran[0], record, reply.result, files)
             except DataError as exc:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)
@@ -383,9 +391,8 @@ class RequestRunner:
         except StorageError as exc:
             raise DataError(f"Input field {field!r}: {exc}") from None
 
-    def _finish_output(self, deployment: Deployment, record: RequestRecord, result: Any, files: list[str]) -> Any:
-        spec = deployment.output_spec
-        if deployment.input_spec.kind == "structured" and isinstance(record.request_data, list):
+    def _finish_output(self, input_kind: str, spec: Spec, record: RequestRecord, result: Any, files: list[str]) -> Any:
+        if input_kind == "structured" and isinstance(record.request_data, list):
             if not isinstance(result, list):
                 raise DataError(f"The input was a list, so the output must be a list too; got {json_type(result)}")
             return [_numbered(n, self._finish_item, spec, record.id, item, files) for n, item in enumerate(result)]

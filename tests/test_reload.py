@@ -9,6 +9,8 @@ import httpx
 import pytest
 from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log
 
+from emulator.reload import POLL_SECONDS
+
 CODE = '''
 import time
 
@@ -59,6 +61,56 @@ def test_edit_reaches_the_next_request_and_in_flight_requests_finish_first(packa
         emulator.stop()
 
 
+GATED = """
+import os
+import time
+
+class Deployment:
+    def request(self, data):
+        if data["gate"]:
+            open(data["gate"] + ".taken", "w").close()
+        while data["gate"] and not os.path.exists(data["gate"]):
+            time.sleep(0.05)
+        return {"FIELD": 1}
+"""
+
+
+def write_gated_package(folder, field: str) -> None:
+    """A structured package with one output field `field`, whose requests wait for the file their `gate` names."""
+    (folder / "ubiops_input_spec.json").write_text('[{"name": "gate", "data_type": "string"}]')
+    (folder / "ubiops_output_spec.json").write_text(f'[{{"name": "{field}", "data_type": "int"}}]')
+    (folder / "deployment.py").write_text(GATED.replace("FIELD", field))
+
+
+def test_a_request_running_on_the_old_code_is_checked_against_the_old_output_fields(tmp_path):
+    """Before, the reload changed the deployment's output fields under it: the old code's output was
+    checked against the new ones, and the request failed."""
+    folder, gate = tmp_path / "gated", tmp_path / "gate"
+    folder.mkdir()
+    write_gated_package(folder, "a")
+    emulator = start_emulator(folder, tmp_path, "--reload")
+    try:
+        old: dict = {}
+        in_flight = threading.Thread(target=lambda: old.update(httpx.post(
+            emulator.requests_url(), json={"gate": str(gate)}, timeout=60).json()))
+        in_flight.start()
+        deadline = time.monotonic() + 20
+        while not gate.with_suffix(".taken").exists():
+            assert time.monotonic() < deadline, "the request was not taken by an instance"
+            time.sleep(0.05)
+        write_gated_package(folder, "b")
+        wait_for_log(emulator, "reloaded")
+        deadline = time.monotonic() + 20
+        while (new := httpx.post(emulator.requests_url(), json={"gate": ""}, timeout=60).json())["result"] != {"b": 1}:
+            assert time.monotonic() < deadline, f"still {new}"
+            time.sleep(0.1)
+        gate.touch()
+        in_flight.join()
+        assert (old["status"], old["result"]) == ("completed", {"a": 1}), old
+    finally:
+        emulator.stop()
+
+
 def test_a_broken_edit_is_reported_and_the_next_good_one_recovers(package, tmp_path):
     emulator = start_emulator(package, tmp_path, "--reload")
     try:
@@ -72,6 +124,9 @@ def test_a_broken_edit_is_reported_and_the_next_good_one_recovers(package, tmp_p
         (package / "ubiops_input_spec.json").write_text("[{]")
         assert "not reloaded, the package is not valid: ubiops_input_spec.json: not valid JSON" in wait_for_log(emulator, "not reloaded")
         (package / "ubiops_input_spec.json").unlink()
+        (package / "loop").symlink_to("loop")  # no stat of it ends: it once ended the watch, silently
+        time.sleep(3 * POLL_SECONDS)
+        (package / "loop").unlink()
         write_package(package, "fixed")
         wait_for_result(emulator, "you", "fixed you")
     finally:
