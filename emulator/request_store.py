@@ -39,6 +39,10 @@ INTERRUPTED = "The emulator stopped before this request finished"
 FLUSH_DELAY_SECONDS = 0.05
 """A request that ends sooner is written once instead of three times (pending, processing, its end),
 with the others of those 50 ms in one transaction."""
+BUSY_SECONDS = 5.0
+"""How long a write waits for another connection's (the retention sweep's, another program's) to end."""
+RETRY_SECONDS = 1.0
+"""After a write that failed (the database locked by another program, a full disk), the next try."""
 JOURNAL_SUFFIX = ".answered"
 """The journal of a database `requests.sqlite3` is `requests.sqlite3.answered`: JSON lines, one
 per request answered since the last write."""
@@ -113,7 +117,7 @@ class RequestStore:
     def __init__(self, path: Path, journal: bool = True) -> None:
         """`journal=False`: a second connection (the retention sweep's), which never writes requests
         that end and leaves the server's journal alone."""
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_SECONDS)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
@@ -169,19 +173,32 @@ class RequestStore:
         self._unwritten[request_id] = state
         if self._timer is None:
             try:
-                self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY_SECONDS, self.flush)
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY_SECONDS, self._flush_in_time)
             except RuntimeError:  # no event loop (a script, a test): write at once
                 self.flush()
 
+    def _flush_in_time(self) -> None:
+        """The timer's write: one that fails is tried again later, its records kept meanwhile."""
+        self._timer = None
+        try:
+            self.flush()
+        except sqlite3.Error as exc:
+            log.warning("the request history could not be written (%s); trying again in %.0f s", exc, RETRY_SECONDS)
+            self._timer = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._flush_in_time)
+
     def flush(self) -> None:
-        """Write every record changed since the last write, in one transaction."""
+        """Write every record changed since the last write, in one transaction; if that fails, they stay
+        to be written (and the journal keeps the answered ones) until a write succeeds."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._unwritten:
-            rows = [row if isinstance(row, tuple) else _to_row(row) for row in self._unwritten.values()]
-            self._unwritten.clear()
-            self._write_rows(rows)
+            pending, self._unwritten = self._unwritten, {}
+            try:
+                self._write_rows([row if isinstance(row, tuple) else _to_row(row) for row in pending.values()])
+            except sqlite3.Error:
+                self._unwritten = {**pending, **self._unwritten}
+                raise
 
     def _write_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Write these rows in one transaction; then the journal's are all in the database."""

@@ -18,10 +18,11 @@ import pytest
 
 from contract.requests import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING
 from contract.spec import Field, Spec
+from emulator import request_store
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.request_runner import BATCH, DIRECT
-from emulator.request_store import JOURNAL_SUFFIX, RequestStore
-from emulator.state import Deployment, Version
+from emulator.request_store import FLUSH_DELAY_SECONDS, JOURNAL_SUFFIX, RequestRecord, RequestStore
+from emulator.state import Deployment, Version, now
 
 DEPLOYMENT = Deployment("d", "p", Spec(), Spec())
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,3 +235,31 @@ def test_a_request_that_cannot_be_kept_on_a_full_disk_still_leaves_the_queue(tmp
         print("its place in the queue is still taken")
 """)
     assert run.stdout.splitlines() == ["not kept: File too large", "its place in the queue is free"], run.stderr
+
+
+def test_a_history_write_that_fails_keeps_its_requests_and_the_journal_until_one_succeeds(database, monkeypatch, caplog):
+    """Another program holding the database (the sqlite3 shell in a transaction) made a write fail:
+    before, its records were dropped, and the next write emptied the journal that still held them."""
+    monkeypatch.setattr(request_store, "BUSY_SECONDS", 0.1)
+    monkeypatch.setattr(request_store, "RETRY_SECONDS", 0.1)
+    store = RequestStore(database)
+    journal = database.with_name(database.name + JOURNAL_SUFFIX)
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        async def answered_while_locked() -> None:
+            other.execute("BEGIN IMMEDIATE")
+            store.answered(RequestRecord(id="a", project="p", deployment="d", version="v", mode=DIRECT, status=COMPLETED,
+                                         timeout=60, time_created=now(), keeps_data=True, result="kept"))
+            await asyncio.sleep(FLUSH_DELAY_SECONDS + 0.1)
+            assert "the request history could not be written (database is locked)" in caplog.text
+            assert journal.read_bytes().count(b"\n") == 1, "still in the journal"
+            other.execute("ROLLBACK")
+            await asyncio.sleep(0.3)  # the retry
+            assert journal.read_bytes() == b"", "emptied once what it held was written"
+
+        asyncio.run(answered_while_locked())
+        found = store.get("a")
+        assert found is not None and (found.status, found.result) == (COMPLETED, "kept")
+    finally:
+        other.close()
+        store.close()
