@@ -23,7 +23,7 @@ from emulator import logs, request_command
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
 from emulator.builds import BUILD_TIMEOUT_SECONDS
-from emulator.catalog import CatalogError
+from emulator.data_files import UnreadableDataFile
 from emulator.data_lock import DataDirInUse
 from emulator.environments import OWN_ENVIRONMENT
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = parse_args(argv)
         logs.configure(settings.log_format)
         app = create_app(settings)
-    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, CatalogError) as exc:
+    except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, UnreadableDataFile) as exc:
         sys.exit(f"emulator: error: {exc}")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         if not settings.token:

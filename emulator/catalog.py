@@ -21,17 +21,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from contract.requests import RetentionMode
 from contract.spec import SpecError, parse_fields
+from emulator.api.sdk_models.management import VersionSettings
+from emulator.data_files import UnreadableDataFile
 from emulator.state import Deployment, Project, Revision, RevisionStatus, Variable, Version
 
 CATALOG_FILE = "catalog.json"
 FORMAT: Literal[1] = 1
 
 
-class CatalogError(ValueError):
+class CatalogError(UnreadableDataFile):
     """A catalog file the emulator cannot read; the message names the file and what is wrong."""
 
 
@@ -57,6 +59,8 @@ class SavedVersion(BaseModel):
     name: str
     id: str
     settings: dict[str, Any]
+    """As the API took them, and held to the same rules when read back: a value edited into the file
+    by hand would otherwise fail every request of the version."""
     request_retention_mode: RetentionMode
     created: datetime
     last_updated: datetime
@@ -65,6 +69,12 @@ class SavedVersion(BaseModel):
     variables: list[SavedVariable] = []
     from_command_line: bool = False
     """The `--package` version, kept for its variables only (`emulator.serving.serve_package`)."""
+
+    @field_validator("settings")
+    @classmethod
+    def _as_the_api_takes_them(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        VersionSettings.model_validate(settings)
+        return settings
 
 
 class SavedDeployment(BaseModel):

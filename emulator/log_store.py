@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulator.data_files import open_database
 from emulator.log_query import Condition, Window, label_matches, line_matches
 
 MAX_AGE_SECONDS = 7 * 24 * 3600
@@ -82,10 +83,7 @@ _STOP = object()
 
 class LogStore:
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES, max_age_seconds: int = MAX_AGE_SECONDS) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(path, SCHEMA, "deployment logs")
         self._db.create_function("label_matches", 2, label_matches, deterministic=True)
         self._db.create_function("line_matches", 2, line_matches, deterministic=True)
         self._max_bytes = max_bytes

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.requests import COMPLETED, FAILED, UNFINISHED
+from emulator.data_files import open_database
 
 log = logging.getLogger("emulator.requests")
 
@@ -117,10 +118,7 @@ class RequestStore:
     def __init__(self, path: Path, journal: bool = True) -> None:
         """`journal=False`: a second connection (the retention sweep's), which never writes requests
         that end and leaves the server's journal alone."""
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_SECONDS)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(path, SCHEMA, "request history", BUSY_SECONDS)
         self._unwritten: dict[str, RequestRecord | tuple[Any, ...]] = {}
         """Records changed since the last write, by id: each is written as it is when `flush` runs, or,
         for a request that ended, as the row its journal line holds (it no longer changes)."""
@@ -150,7 +148,22 @@ class RequestStore:
                 log.warning("a line of the requests' journal could not be read; that request is not kept")
         if lines:
             self._journaled = True
-            self._write_rows(rows)
+            try:
+                self._write_rows(rows)
+            except sqlite3.IntegrityError:  # a line that reads but does not fit (edited by hand): each in turn
+                self._write_rows([row for row in rows if self._fits(row)])
+
+    def _fits(self, row: tuple[Any, ...]) -> bool:
+        """Whether the database takes `row` (tried, and undone)."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute(_UPSERT, row)
+        except sqlite3.IntegrityError:
+            log.warning("a line of the requests' journal does not fit the history; that request is not kept")
+            return False
+        finally:
+            self._db.execute("ROLLBACK")
+        return True
 
     def mark_interrupted(self) -> int:
         """Fail the requests a previous run left unfinished; how many there were."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,7 +46,7 @@ class RetentionSweeper:
             try:
                 while await self.sweep() == SWEEP_BATCH:
                     pass
-            except (sqlite3.Error, OSError):
+            except Exception:  # a fault of ours too: the sweep must go on, or expired requests stay for good
                 log.exception("deleting expired requests failed; trying again in %g s", self.interval)
 
     async def sweep(self) -> int:

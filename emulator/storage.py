@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
 from contract.spec import is_unicode_text
+from emulator.data_files import read_json_object
 from emulator.exceptions import AlreadyExists, NotAllowed
 from emulator.work_folders import WorkFolders
 
@@ -89,8 +90,7 @@ class Storage:
         shutil.rmtree(self._incoming, ignore_errors=True)
         self._incoming.mkdir()
         self._settings_path = self.root / "buckets.json"
-        self._settings: dict[str, dict[str, Any]] = (
-            json.loads(self._settings_path.read_text()) if self._settings_path.exists() else {})
+        self._settings: dict[str, dict[str, Any]] = read_json_object(self._settings_path, "buckets' settings")
         self._settings_lock = threading.Lock()  # buckets are made and removed in threads
 
     def list_buckets(self) -> list[StoredBucket]:

@@ -133,7 +133,8 @@ def test_a_failed_build_stays_failed(restarted):
     assert "No module named 'no_such_module'" in revision.error_message
     assert settled_version(api, "broken").status == "unavailable"
     response = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/broken/requests", json={"x": 1})
-    assert response.status_code == 503 and "no deployment package yet" in response.json()["error"]
+    assert response.status_code == 503 and response.json()["error"].startswith("Version v1's build failed: ")
+    assert "No module named 'no_such_module'" in response.json()["error"]
 
 
 def test_a_build_the_emulator_stopped_is_failed_with_the_reason(restarted):
@@ -203,6 +204,16 @@ def test_serving_the_package_under_another_name_leaves_the_earlier_deployment_wi
                                                              "output_fields": [], "created": "2024-01-01T00:00:00Z",
                                                              "last_updated": "2024-01-01T00:00:00Z"}]}]}),
      "deployment 'd' input_fields[0]: field 'x' has data_type None"),
+    (json.dumps({"format": 1, "projects": [{"name": PROJECT, "id": "p", "created": "2024-01-01T00:00:00Z",
+                                            "deployments": [{"name": "d", "id": "d", "input_fields": [], "output_fields": [],
+                                                             "created": "2024-01-01T00:00:00Z",
+                                                             "last_updated": "2024-01-01T00:00:00Z",
+                                                             "versions": [{"name": "v1", "id": "v",
+                                                                           "settings": {"maximum_queue_size": "five"},
+                                                                           "request_retention_mode": "full",
+                                                                           "created": "2024-01-01T00:00:00Z",
+                                                                           "last_updated": "2024-01-01T00:00:00Z"}]}]}]}),
+     "projects.0.deployments.0.versions.0.settings.maximum_queue_size: Input should be a valid integer"),
 ])
 def test_a_corrupt_catalog_stops_the_start_with_a_clear_error(tmp_path, content, problem):
     data_dir = tmp_path / "data"
@@ -214,3 +225,22 @@ def test_a_corrupt_catalog_stops_the_start_with_a_clear_error(tmp_path, content,
     assert f"emulator: error: the saved deployments in {data_dir.resolve() / 'catalog.json'} cannot be read (" in log
     assert problem in log and "Traceback" not in log
     assert (data_dir / "catalog.json").read_text() == content, "the file is left as it was"
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("buckets.json", b"{not json", "the buckets' settings in {path} cannot be read (Expecting property name"),
+    ("buckets.json", b"[]", "the buckets' settings in {path} cannot be read (a JSON list, not an object)"),
+    ("requests.sqlite3", bytes(range(256)) * 8, "the request history in {path} cannot be read (file is not a database)"),
+    ("logs.sqlite3", bytes(range(256)) * 8, "the deployment logs in {path} cannot be read (file is not a database)"),
+])
+def test_a_damaged_data_file_stops_the_start_with_a_clear_error(tmp_path, name, content, problem):
+    """Before, each was a traceback (or, for a list in buckets.json, a server answering 500 to every
+    bucket call)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / name).write_bytes(content)
+    emulator = start_emulator("plain", tmp_path, data_dir=data_dir, wait=False)
+    assert emulator.process.wait(60) == 1
+    log = emulator.log()
+    assert "emulator: error: " + problem.format(path=data_dir.resolve() / name) in log and "Traceback" not in log
+    assert (data_dir / name).read_bytes() == content, "the file is left as it was"

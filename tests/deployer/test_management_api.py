@@ -110,7 +110,8 @@ def test_a_package_that_cannot_be_built_fails_with_its_reason(emulator, tmp_path
     assert failed.status == "failed" and message in failed.error_message
     assert api.deployment_versions_get(PROJECT, name, "v1").status == "unavailable"
     response = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{name}/requests", json={"x": 1})
-    assert response.status_code == 503 and "no deployment package yet" in response.json()["error"]
+    assert response.status_code == 503 and response.json()["error"] == \
+        f"Version v1's build failed: {failed.error_message}; upload a corrected package"
 
 
 def test_environments_and_user(emulator):

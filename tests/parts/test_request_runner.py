@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -204,7 +205,9 @@ def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database, capl
         assert db.execute("SELECT count(*) FROM requests").fetchone() == (0,), "not written before the crash"
     journal = database.with_name(database.name + JOURNAL_SUFFIX)
     answered = journal.read_bytes()
-    journal.write_bytes(b'["r3", "p", "d"]\n' + answered)  # a line that does not read (too short a row)
+    misfit = json.loads(answered)
+    misfit[0], misfit[1] = "r4", None  # reads, but the history takes no request without a project
+    journal.write_bytes(b'["r3", "p", "d"]\n' + answered + json.dumps(misfit).encode() + b"\n")  # r3: too short a row
     with journal.open("ab") as file:
         file.write(b'["r2", "p", "d"')  # the crash came while the next line was being appended
     store = RequestStore(database)
@@ -212,9 +215,10 @@ def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database, capl
         found = store.get("r1")
         assert found is not None and (found.status, found.error_message, found.request_data) == (
             FAILED, "answered just before the crash", "hello")
-        assert store.get("r2") is None and store.get("r3") is None
+        assert store.get("r2") is None and store.get("r3") is None and store.get("r4") is None
         assert journal.read_bytes() == b""
         assert "a line of the requests' journal could not be read; that request is not kept" in caplog.text
+        assert "a line of the requests' journal does not fit the history; that request is not kept" in caplog.text
     finally:
         store.close()
 
