@@ -110,8 +110,12 @@ class Catalog:
     """`<data-dir>/catalog.json`: read at start, rewritten after every change."""
 
     def __init__(self, data_dir: Path) -> None:
+        """Made with the data folder locked: a half-written catalog left by a process killed while it
+        wrote (it may hold secrets) is no one's, and goes."""
         self.data_dir = data_dir
         self.path = data_dir / CATALOG_FILE
+        for left in data_dir.glob(f".{CATALOG_FILE}.*"):
+            left.unlink(missing_ok=True)
 
     def load(self) -> dict[str, Project]:
         """The saved projects (empty without a catalog); their versions get instances from `Builder.restore`.

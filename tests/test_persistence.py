@@ -244,3 +244,16 @@ def test_a_damaged_data_file_stops_the_start_with_a_clear_error(tmp_path, name, 
     log = emulator.log()
     assert "emulator: error: " + problem.format(path=data_dir.resolve() / name) in log and "Traceback" not in log
     assert (data_dir / name).read_bytes() == content, "the file is left as it was"
+
+
+def test_a_catalog_left_half_written_by_a_killed_process_is_removed_at_the_next_start(tmp_path):
+    """It may hold secrets' values, and no later start would ever read it."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    left = data_dir / ".catalog.json.k1ll3d"
+    left.write_text('{"format": 1, "projects": [{"variables": [{"value": "a-secret')
+    emulator = start_emulator("plain", tmp_path, data_dir=data_dir)
+    try:
+        assert not left.exists()
+    finally:
+        emulator.stop()
