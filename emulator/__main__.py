@@ -74,7 +74,8 @@ def parse_args(argv: list[str]) -> Settings:
                              "(default: %(default)s; 0: no limit)")
     parser.add_argument("--start-timeout", type=float, default=START_TIMEOUT_SECONDS, metavar="SECONDS",
                         help="fail an instance's start when its Deployment.__init__ takes longer, so requests waiting for "
-                             f"it are answered (default: %(default)g; a revision's build fails after {BUILD_TIMEOUT_SECONDS} s in all)")
+                             "it are answered (default: %(default)g; a revision's instances must all start within "
+                             f"{BUILD_TIMEOUT_SECONDS} s)")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest request body accepted, in MB (default: %(default)s)")
     parser.add_argument("--reload", action="store_true", help="restart the instances when a file of the package folder changes")
     parser.add_argument("--max-versions", type=int, default=None,

@@ -47,6 +47,8 @@ from emulator.state import (
 log = logging.getLogger("emulator.builds")
 
 BUILD_TIMEOUT_SECONDS = 600
+"""How long a revision's instances may take to start once its environment is built (which has its
+own limit, `python_envs.BUILD_SECONDS`: an install may rightly take longer)."""
 MAX_ERROR_LENGTH = 1024
 INTERRUPTED = "The emulator stopped before this revision was built; upload it again"
 
@@ -161,11 +163,11 @@ class Builder:
             package = await asyncio.to_thread(self._unpack, revision)
             pool = self._instances(project, deployment, version, package)
             pool.start()
+            await pool.environment_built()
+            if pool.status != UNAVAILABLE:
+                revision.status = DEPLOYING
+                await self.registry.changed()
             async with asyncio.timeout(BUILD_TIMEOUT_SECONDS):
-                await pool.environment_built()
-                if pool.status != UNAVAILABLE:
-                    revision.status = DEPLOYING
-                    await self.registry.changed()
                 await pool.started()
             if pool.status == UNAVAILABLE:
                 raise BuildFailed(pool.error)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.runtime import protocol
-from emulator.runtime.python_envs import PythonEnvironment
+from emulator.runtime.python_envs import PythonEnvironment, inherited_environment
 
 LOG_LINE_LIMIT = 64 * 1024
 RELAY_DRAIN_SECONDS = 2
@@ -51,10 +51,6 @@ worker.main()
 """How a worker starts in the version's own Python: the emulator's worker side (standard library only)
 is imported from this checkout, then hidden again, so the deployment sees only its own package and
 requirements: its own `contract` module, say, is not shadowed by ours."""
-NOT_INHERITED = ("EMULATOR_TOKEN", "UBIOPS_API_TOKEN", "UBIOPS_API_HOST", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
-"""The emulator's own variables that an instance does not get: tokens never reach user code, and the
-emulator's Python paths are not the version's."""
-
 log = logging.getLogger("emulator.deployment")
 
 
@@ -190,7 +186,7 @@ class Instance:
     def _environment(self, temp_dir: str) -> dict[str, str]:
         """The emulator's environment without what is its own, in the version's Python, with the worker's own
         temporary folder, plus the deployment's variables."""
-        inherited = {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
+        inherited = inherited_environment()
         bin_dir = os.path.dirname(self.python)
         return {**inherited, "PATH": os.pathsep.join(filter(None, [bin_dir, inherited.get("PATH")])),
                 "VIRTUAL_ENV": os.path.dirname(bin_dir), "TMPDIR": temp_dir,

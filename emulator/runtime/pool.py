@@ -149,6 +149,11 @@ class InstancePool:
         except (EnvironmentBuildError, OSError) as exc:  # OSError: the cache folder cannot be written, say
             self._fail(f"{self.launch.name} is unavailable: its environment could not be built: {exc}")
             return
+        except Exception as exc:  # a fault of ours: the version fails with it rather than build for ever
+            log.exception("building the environment of %s failed", self.launch.name, extra=self.launch.log_fields)
+            self._fail(f"{self.launch.name} is unavailable: its environment could not be built "
+                       f"({type(exc).__name__}: {exc}); see the emulator log")
+            return
         self._built.set()
         self._instances = [Instance(self.launch, n + 1, python) for n in range(self.count)]
         await asyncio.gather(*(self._serve(instance) for instance in self._instances))

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,20 @@ KEY_ERROR_LINES = 6
 REQUIREMENTS_FILE = "requirements.txt"
 BUILD_SECONDS = 1800
 """An environment's build is stopped after this long, so nothing waits for it forever."""
+NOT_INHERITED = ("EMULATOR_TOKEN", "UBIOPS_API_TOKEN", "UBIOPS_API_HOST", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+"""The emulator's own variables that the deployment's code and its requirements' installer do not
+get: tokens never reach user code (a requirement's URL could name one), and the emulator's Python
+paths are not the version's."""
+INCLUDE = re.compile(r"\s*(?:-[rc]|--(?:requirement|constraint))\s*=?\s*(\S+)")
+"""A requirements file's line naming another file (`-r base.txt`, `--constraint=c.txt`), whose text
+is then part of the environment too."""
+MAX_LOG_LINE = 2000
+"""An installer's line longer than this is cut short in the log (a requirement line can be any length)."""
+
+
+def inherited_environment() -> dict[str, str]:
+    """The emulator's environment without what is its own (NOT_INHERITED)."""
+    return {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
 
 
 def default_cache() -> Path:
@@ -104,7 +119,7 @@ class EnvironmentBuilder:
         except ValueError as exc:
             raise EnvironmentBuildError(str(exc)) from None
         interpreter = await asyncio.to_thread(find_python, wanted)
-        requirements = environment.requirements.read_bytes() if environment.requirements.is_file() else b""
+        requirements = _requirements_text(environment.requirements) if environment.requirements.is_file() else b""
         folder = self.cache_dir / _key(interpreter, requirements)
         python = str(folder / "bin" / "python")
         async with _locked(folder.with_suffix(".lock")):
@@ -130,14 +145,29 @@ class EnvironmentBuilder:
         try:
             await _uv(["venv", "--seed", "--quiet", "--python", interpreter.path, str(folder)], self.cache_dir, fields)
             if has_requirements:
-                await _uv(["pip", "install", "--python", str(folder / "bin" / "python"), "-r", REQUIREMENTS_FILE],
-                          environment.package_dir, fields)
+                # Like pip on UbiOps: every index is searched for the best match (a version missing from
+                # an extra index is found on PyPI), and no uv setting in or above the package steers it.
+                await _uv(["pip", "install", "--python", str(folder / "bin" / "python"), "--index-strategy",
+                           "unsafe-best-match", "--no-config", "-r", REQUIREMENTS_FILE], environment.package_dir, fields)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         (folder / COMPLETE).write_text(json.dumps({"environment": environment.base, "python": interpreter.version,
                                                    "seconds": round(time.monotonic() - started, 1)}))
         log.info("environment %s built in %.1f s", environment.base, time.monotonic() - started, extra=fields)
+
+
+def _requirements_text(path: Path, seen: frozenset[Path] = frozenset()) -> bytes:
+    """The text of a requirements file and of every file it includes (`-r`, `-c`), so that editing an
+    included one builds anew; an include that is missing or loops is left to the installer to report."""
+    text = path.read_bytes()
+    included = [text]
+    for line in text.decode(errors="replace").splitlines():
+        if match := INCLUDE.match(line):
+            target = (path.parent / match[1]).resolve()
+            if target.is_file() and target not in seen:
+                included.append(b"\0" + _requirements_text(target, seen | {path.resolve()}))
+    return b"".join(included)
 
 
 def _key(interpreter: Interpreter, requirements: bytes) -> str:
@@ -148,19 +178,24 @@ def _key(interpreter: Interpreter, requirements: bytes) -> str:
 async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object]) -> None:
     """Run uv, its output a line at a time to the log; EnvironmentBuildError with its key lines if it fails.
 
-    Never a Python download; the system's certificates (`UV_NATIVE_TLS`, unless set), as pip uses,
-    so a registry behind a company's certificate authority works as it does for pip."""
+    Never a Python download; the system's certificates (`UV_SYSTEM_CERTS`, unless set), as pip uses,
+    so a registry behind a company's certificate authority works as it does for pip. Its output is
+    read to its end, blank lines and lines of any length included: uv waits for it to be read."""
     process = await asyncio.create_subprocess_exec(
         uv.find_uv_bin(), *arguments, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True,
-        env={"UV_NATIVE_TLS": "1", **os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"},
+        env={"UV_SYSTEM_CERTS": "1", **inherited_environment(), "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1",
+             "UV_NO_PROGRESS": "1"},
     )
     assert process.stdout is not None, "stdout is a pipe"
     output: list[str] = []
     try:
-        while line := (await process.stdout.readline()).decode(errors="replace").rstrip():
-            output.append(line)
-            log.info("  %s", line, extra=fields)
+        rest = b""
+        while chunk := await process.stdout.read(64 * 1024):
+            *lines, rest = (rest + chunk).split(b"\n")
+            output.extend(_logged(line, fields) for line in lines)
+        if rest:
+            output.append(_logged(rest, fields))
         code = await process.wait()
     except BaseException:  # cancelled (the version was deleted or replaced, the emulator stops)
         with contextlib.suppress(ProcessLookupError):
@@ -170,6 +205,15 @@ async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object]) -> 
     if code != 0:
         what = "installing requirements.txt" if arguments[0] == "pip" else "creating the virtual environment"
         raise EnvironmentBuildError(f"{what} failed: {key_lines(output)}")
+
+
+def _logged(raw: bytes, fields: Mapping[str, object]) -> str:
+    """One line of the installer's, logged (but a blank one), cut to MAX_LOG_LINE."""
+    line = raw.decode(errors="replace").rstrip()
+    line = line if len(line) <= MAX_LOG_LINE else line[:MAX_LOG_LINE] + f" … ({len(line)} characters)"
+    if line:
+        log.info("  %s", line, extra=fields)
+    return line
 
 
 ERROR_MARKS = ("error:", "cause:", "hint:", "help:", "\u00d7", "\u2570\u2500\u25b6")

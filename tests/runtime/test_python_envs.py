@@ -3,7 +3,11 @@ the connection and never answers) is stopped, as a failed build, so nothing wait
 
 from __future__ import annotations
 
+import functools
+import http.server
+import logging
 import socket
+import threading
 
 import pytest
 
@@ -11,6 +15,13 @@ from emulator.environments import OWN_ENVIRONMENT
 from emulator.runtime.python_envs import EnvironmentBuilder, EnvironmentBuildError, PythonEnvironment
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def build_log(caplog) -> pytest.LogCaptureFixture:
+    """The builder's log lines, the installer's output among them."""
+    caplog.set_level(logging.INFO, logger="emulator.environments")
+    return caplog
 
 
 async def test_a_build_that_hangs_is_stopped_and_fails_saying_so(tmp_path):
@@ -24,3 +35,89 @@ async def test_a_build_that_hangs_is_stopped_and_fails_saying_so(tmp_path):
         await builder.prepare(PythonEnvironment(OWN_ENVIRONMENT, package), {})
     assert not [p for p in (tmp_path / "environments").iterdir() if p.is_dir()], "the half-built environment is removed"
     silent.close()
+
+
+def package_with(tmp_path, requirements: str, **files: str):
+    """A package folder holding `requirements` as its requirements.txt, and `files`."""
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "requirements.txt").write_text(requirements)
+    for name, text in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    return PythonEnvironment(OWN_ENVIRONMENT, package)
+
+
+LOUD_FAILURE = '''
+import sys
+for n in range(20000):
+    print("noise", n, file=sys.stderr)
+print("THE REAL REASON", file=sys.stderr)
+sys.exit(1)
+'''
+
+
+async def test_an_installer_output_with_blank_lines_and_many_lines_is_read_to_its_end(tmp_path, build_log):
+    """uv puts a blank line before a failing build's own output: reading stopped there, the reason was
+    lost, and once the unread output filled the pipe the install (and the version) hung for good."""
+    environment = package_with(tmp_path, "./loud\n", **{"loud/setup.py": LOUD_FAILURE})
+    builder = EnvironmentBuilder(tmp_path / "environments", build_seconds=300)
+    with pytest.raises(EnvironmentBuildError, match=r"installing requirements\.txt failed"):
+        await builder.prepare(environment, {})
+    assert "THE REAL REASON" in build_log.text and "noise 19999" in build_log.text
+
+
+async def test_a_requirement_line_longer_than_a_read_fails_the_build_not_the_builder(tmp_path, build_log):
+    """A line of uv's output past asyncio's 64 KiB line limit raised out of the builder: the version
+    stayed `building` for ever."""
+    environment = package_with(tmp_path, "x" * 100_000 + "==1\n")
+    with pytest.raises(EnvironmentBuildError, match=r"installing requirements\.txt failed"):
+        await EnvironmentBuilder(tmp_path / "environments").prepare(environment, {})
+    assert "characters)" in build_log.text, "the long line, cut short in the log"
+
+
+async def test_the_emulators_tokens_never_reach_the_installer(tmp_path, monkeypatch, build_log):
+    """A requirement's URL may name an environment variable, which uv expands: the token would go to
+    that host, and into the build's log and error message."""
+    monkeypatch.setenv("EMULATOR_TOKEN", "s3cr3t-emulator-token")
+    environment = package_with(tmp_path, "humanize @ http://127.0.0.1:9/${EMULATOR_TOKEN}/humanize-4.12.1-py3-none-any.whl\n")
+    with pytest.raises(EnvironmentBuildError) as failed:
+        await EnvironmentBuilder(tmp_path / "environments").prepare(environment, {})
+    assert "s3cr3t-emulator-token" not in str(failed.value) and "s3cr3t-emulator-token" not in build_log.text
+
+
+async def test_an_edit_of_an_included_requirements_file_builds_anew(tmp_path, build_log):
+    environment = package_with(tmp_path, "-r base.txt\n", **{"base.txt": "# nothing yet\n"})
+    builder = EnvironmentBuilder(tmp_path / "environments")
+    first = await builder.prepare(environment, {})
+    assert await builder.prepare(environment, {}) == first, "unchanged: from the cache"
+    (environment.package_dir / "base.txt").write_text("# nothing yet, but edited\n")
+    assert await builder.prepare(environment, {}) != first
+
+
+async def test_a_uv_setting_in_the_package_does_not_steer_the_install(tmp_path):
+    """pip on UbiOps reads no `uv.toml`: one naming an index that does not answer is ignored here too."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    environment = package_with(tmp_path, "humanize==4.12.1\n",
+                               **{"uv.toml": f'index-url = "http://127.0.0.1:{silent.getsockname()[1]}/simple/"\n'})
+    try:
+        await EnvironmentBuilder(tmp_path / "environments", build_seconds=120).prepare(environment, {})
+    finally:
+        silent.close()
+
+
+async def test_a_version_missing_from_an_extra_index_is_found_on_pypi_as_pip_finds_it(tmp_path):
+    """uv's own default searches only the first index that has a package at all: a pin the extra
+    index lacks (the PyTorch CPU index pattern) failed here and installed on UbiOps."""
+    index = tmp_path / "index"
+    (index / "simple" / "humanize").mkdir(parents=True)
+    (index / "simple" / "humanize" / "index.html").write_text(
+        '<a href="humanize-1.0-py3-none-any.whl">humanize-1.0-py3-none-any.whl</a>')
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(index)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    environment = package_with(tmp_path, f"--extra-index-url http://127.0.0.1:{server.server_port}/simple/\nhumanize==4.12.1\n")
+    try:
+        await EnvironmentBuilder(tmp_path / "environments", build_seconds=120).prepare(environment, {})
+    finally:
+        server.shutdown()
