@@ -4,6 +4,7 @@ requirement that cannot be installed fails the build, not the first request."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -198,14 +199,17 @@ def test_a_changed_requirements_file_under_reload_rebuilds_the_environment(tmp_p
 
 
 def test_system_packages_the_machine_lacks_are_named_at_build_time(tmp_path):
-    manifest = "apt:\n  packages:\n    - coreutils\n    - no-such-system-package-for-the-emulator\n"
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
+    manifest = (f"apt:\n  packages:\n    - coreutils\n    - libc6:{arch}\n    - --help\n"
+                "    - no-such-system-package-for-the-emulator\n")
     emulator = start_emulator(probe_package(tmp_path / "package", manifest=manifest), tmp_path)
     try:
         log = wait_for_log(emulator, "no-such-system-package-for-the-emulator")
         assert ("ubiops.yaml asks for the system package no-such-system-package-for-the-emulator, which this machine "
                 "lacks") in log
         assert "`sudo apt-get install -y no-such-system-package-for-the-emulator` adds it" in log
-        assert "system package coreutils" not in log
+        assert "system package coreutils" not in log and "system package libc6" not in log, "installed, with an arch too"
+        assert "system package --help, which this machine lacks" in log, "a name, never an option of dpkg's"
         assert answer(emulator, "sys").startswith("sys - on Python 3.11"), "a warning, not a failure"
     finally:
         emulator.stop()

@@ -38,7 +38,7 @@ from contract.environments import python_version
 
 log = logging.getLogger("emulator.environments")
 
-LAYOUT = 1
+LAYOUT = 2
 """Bumped when what goes into an environment changes, so older cached ones are not reused."""
 COMPLETE = "COMPLETE"
 LOCK_POLL_SECONDS = 0.2
@@ -289,7 +289,7 @@ def missing_apt(packages: tuple[str, ...]) -> list[str]:
     without `dpkg-query`, on a machine that is not Debian's kind)."""
     if not packages or shutil.which("dpkg-query") is None:
         return []
-    done = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", "--", *packages],
                           capture_output=True, text=True, check=False)
-    installed = {line.split()[0].split(":")[0] for line in done.stdout.splitlines() if line.endswith(" installed")}
-    return [name for name in packages if name not in installed]
+    installed = {line.split()[0] for line in done.stdout.splitlines() if line.endswith(" installed")}
+    return [name for name in packages if name.partition(":")[0] not in installed]  # `libc6:amd64` is libc6
