@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from emulator.api.dependencies import Services, get_services
+from emulator.api.labels import parse_label_filter
 from emulator.api.sdk_models import management
 from emulator.environments import TAG, environment, environment_tag, list_environments
 
@@ -18,6 +19,8 @@ async def environments_list(
     project_name: str, labels: str | None = None, system: bool | None = None, services: Services = Depends(get_services)
 ) -> list[management.EnvironmentList]:
     project = services.registry.project(project_name)
+    if parse_label_filter(labels):
+        return []  # the base environments, the only ones served, have no labels
     return [management.environment_list(project, name) for name in list_environments(system)]
 
 

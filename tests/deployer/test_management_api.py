@@ -119,6 +119,8 @@ def test_environments_and_user(emulator):
     environment = api.environments_get(PROJECT, "python3-11")
     assert environment.system is True
     assert api.environment_tags_list(PROJECT, "python3-11")[0].status == "success"
+    assert "python3-11" in [e.name for e in api.environments_list(PROJECT)]
+    assert api.environments_list(PROJECT, labels="team:vision") == [], "base environments have no labels"
     assert httpx.get(f"{emulator.api}/user").json()["email"]
     with pytest.raises(ubiops.ApiException) as error:
         api.environments_get(PROJECT, "cobol-85")
