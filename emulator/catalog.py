@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from contract.requests import RetentionMode
 from contract.spec import SpecError, parse_fields
 from emulator.api.sdk_models.management import VersionSettings
-from emulator.data_files import UnreadableDataFile
+from emulator.data_files import UnreadableDataFile, unreadable
 from emulator.state import Deployment, Project, Revision, RevisionStatus, Variable, Version
 
 CATALOG_FILE = "catalog.json"
@@ -128,16 +128,16 @@ class Catalog:
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError) as exc:
-            raise CatalogError(_unreadable(self.path, str(exc))) from None
+            raise CatalogError(unreadable(self.path, "saved deployments", str(exc))) from None
         try:
             document = CatalogDocument.model_validate_json(text)
             return {p.name: _project(p, self.data_dir) for p in document.projects}
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            raise CatalogError(_unreadable(self.path, f"{where}: {first['msg']}" if where else first["msg"])) from None
+            raise CatalogError(unreadable(self.path, "saved deployments", f"{where}: {first['msg']}" if where else first["msg"])) from None
         except SpecError as exc:
-            raise CatalogError(_unreadable(self.path, str(exc))) from None
+            raise CatalogError(unreadable(self.path, "saved deployments", str(exc))) from None
 
     def document(self, projects: Iterable[Project]) -> str:
         """The projects' management state as the catalog's text: a snapshot, to be written later."""
@@ -156,11 +156,6 @@ class Catalog:
         except BaseException:
             os.unlink(temporary)
             raise
-
-
-def _unreadable(path: Path, problem: str) -> str:
-    return (f"the saved deployments in {path} cannot be read ({problem}); repair the file, or move it "
-            "away to start without them")
 
 
 def _saved_project(project: Project, data_dir: Path) -> SavedProject:

@@ -34,11 +34,12 @@ def read_json_object(path: Path, holds: str) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise UnreadableDataFile(_unreadable(path, holds, str(exc))) from None
+        raise UnreadableDataFile(unreadable(path, holds, str(exc))) from None
     if not isinstance(found, dict):
-        raise UnreadableDataFile(_unreadable(path, holds, f"a JSON {type(found).__name__}, not an object"))
+        raise UnreadableDataFile(unreadable(path, holds, f"a JSON {type(found).__name__}, not an object"))
     return found
 
 
-def _unreadable(path: Path, holds: str, problem: str) -> str:
+def unreadable(path: Path, holds: str, problem: str) -> str:
+    """Why a data file stops the start, and the way out."""
     return f"the {holds} in {path} cannot be read ({problem}); repair the file, or move it away to start without it"
