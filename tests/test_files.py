@@ -267,6 +267,14 @@ def test_a_bucket_name_that_is_not_unicode_text_is_refused(files_emulator, escap
     assert "default" in [b.name for b in files_emulator.sdk().buckets_list(PROJECT)]
 
 
+@pytest.mark.parametrize("call", ["start-multipart-upload", "complete-multipart-upload"])
+def test_a_multipart_upload_is_refused_not_taken_for_a_file_of_that_name(files_emulator, call):
+    """Before, `…/files/big.bin/start-multipart-upload` answered a URL to upload a file of that name."""
+    response = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets/default/files/big.bin/{call}")
+    assert response.status_code == 404
+    assert response.json()["error"] == "Multipart uploads (files of 4 GB and more) are not served by the emulator"
+
+
 def test_unknown_bucket_is_404(files_emulator):
     response = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets/nope/files/x.txt")
     assert response.status_code == 404 and response.json() == {"error": "Bucket 'nope' does not exist"}

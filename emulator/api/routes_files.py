@@ -28,6 +28,8 @@ router = APIRouter()
 BUCKETS = "/projects/{project_name}/buckets"
 BUCKET = BUCKETS + "/{bucket_name}"
 FILES = BUCKET + "/files"
+MULTIPART_CALLS = ("start-multipart-upload", "complete-multipart-upload")
+"""`files_start_multipart_upload` and `files_complete_multipart_upload`, which are not served."""
 FILE_PARAMETER = Path(description="The file name, `/` sent as `%2F` (the name is read from the raw path, see _file_in_path)")
 
 
@@ -98,6 +100,7 @@ async def files_upload(request: Request, project_name: str, bucket_name: str, fi
 
 
 @router.get(FILES + "/{file:path}", response_model=FileItem | FileUploadResponse)
+@router.get(FILES + "/{file}/download", response_model=FileUploadResponse)  # for /docs: the route above serves it too
 async def files_get(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
                     services: Services = Depends(get_services)) -> FileItem | FileUploadResponse:
     """`…/files/{file}` describes a file; `…/files/{file}/download` hands out a URL to GET it from."""
@@ -126,6 +129,8 @@ def _file_in_path(request: Request) -> tuple[str, bool]:
     # …/projects/{project}/buckets/{bucket}/files/{name}: by position, as a project or bucket may itself be
     # named `buckets` or `files` (a bucket `files` once stored `a.txt` as `files/a.txt`)
     rest = segments[segments.index("projects") + 5:]
+    if len(rest) > 1 and rest[-1] in MULTIPART_CALLS and request.method == "POST":
+        raise ApiError(404, "Multipart uploads (files of 4 GB and more) are not served by the emulator")
     download = len(rest) > 1 and rest[-1] == "download" and request.method == "GET"
     name = unquote("/".join(rest[:-1] if download else rest))
     if not name:
