@@ -93,6 +93,16 @@ class Builder:
         """Stop the builds of a version being deleted, with the instances they started."""
         await _cancelled([task for task, building in self._tasks.items() if building is version])
 
+    async def discard(self, version: Version) -> None:
+        """Remove a deleted version's kept zips and unpacked packages, once its instances have stopped."""
+        await asyncio.to_thread(self._discard, list(version.revisions.values()), with_zips=True)
+
+    def _discard(self, revisions: list[Revision], with_zips: bool) -> None:
+        for revision in revisions:
+            shutil.rmtree(self.root / "builds" / revision.id, ignore_errors=True)
+            if with_zips:
+                Path(revision.zip_path).unlink(missing_ok=True)
+
     async def close(self) -> None:
         await _cancelled(list(self._tasks))
 
@@ -183,6 +193,7 @@ class Builder:
             self.metrics.build_ended(deployment.project, deployment.name, version.name, FAILED, time.monotonic() - started)
             if pool is not None:
                 await pool.close()
+            await asyncio.to_thread(self._discard, [revision], with_zips=False)  # its zip stays, to be downloaded
             await self.registry.changed()
             return
         revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
@@ -192,6 +203,7 @@ class Builder:
             log.info("built %s/%s revision %s, but a newer revision serves already", deployment.name, version.name,
                      revision.id, extra=fields)
             await pool.close()
+            await asyncio.to_thread(self._discard, [revision], with_zips=False)
             await self.registry.changed()
             return
         version.package, version.active_revision = package, revision.id

@@ -413,10 +413,13 @@ class Registry:
         await self._stop(version, f"Version {name} was deleted before this request finished")
 
     async def _stop(self, version: Version, reason: str) -> None:
-        """Stop a deleted version's builds and instances; its requests still queued or running get `reason`."""
+        """Stop a deleted version's builds and instances (its requests still queued or running get
+        `reason`), then remove its revisions' files."""
         if self.builder is not None:
             await self.builder.cancel(version)
         await self._runtime.stop(version, reason)
+        if self.builder is not None:
+            await self.builder.discard(version)
 
     def variables_at(self, scope: Scope) -> list[Seen]:
         """The variables a project, deployment or version sees: its own and those it inherits."""

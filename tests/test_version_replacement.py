@@ -168,3 +168,20 @@ def test_renaming_a_deployment_while_its_revision_unpacks_ends_the_build_under_t
     api.deployments_update(PROJECT, "renamed-building", {"name": "renamed-built"})
     assert built(api, "renamed-built", revision) == "success"
     assert send(pool, emulator, "renamed-built", 0).result()["result"] == {"revision": "renamed"}
+
+
+def test_a_failed_builds_unpacked_files_and_a_deleted_versions_files_are_removed(emulator, tmp_path):
+    """Before, every revision's unpacked package stayed in the data folder for good, and a deleted
+    version's kept zips too: the folder grew with every upload."""
+    api = deploy(emulator, tmp_path, "tidy")
+    served = api.deployment_versions_get(PROJECT, "tidy", "v1").active_revision
+    failed = upload(emulator, tmp_path, "tidy", "broken", init="raise RuntimeError('no model')", wait=False)
+    assert built(api, "tidy", failed) == "failed"
+    data = emulator.data_dir
+    assert not (data / "builds" / failed).exists() and (data / "revisions" / f"{failed}.zip").exists(), \
+        "its unpacked files go; its zip stays, to be downloaded"
+    assert (data / "builds" / served).is_dir(), "the serving revision's are kept"
+    api.deployment_versions_delete(PROJECT, "tidy", "v1")
+    for revision in (served, failed):
+        eventually(lambda revision=revision: not (data / "builds" / revision).exists()
+                   and not (data / "revisions" / f"{revision}.zip").exists(), "the deleted version's files removed")
