@@ -147,10 +147,11 @@ class RequestRunner:
                 return self.fail(record, f"The input files could not be copied for the deployment: {exc}")
             # Its output is checked against the fields of the code that ran it, as they were when an
             # instance took it: `--reload` changes them while a request still runs on the old instances.
-            ran = [deployment.output_spec]
+            output_spec = deployment.output_spec
 
             def started(instance: int) -> None:
-                ran[0] = deployment.output_spec
+                nonlocal output_spec
+                output_spec = deployment.output_spec
                 self._started(record, instance)
 
             try:
@@ -173,7 +174,7 @@ class RequestRunner:
                 return self.fail(record, reply.error)
             files: list[str] = []
             try:
-                result = self._finish_output(deployment.input_spec.kind, ran[0], record, reply.result, files)
+                result = self._finish_output(deployment.input_spec.kind, output_spec, record, reply.result, files)
             except DataError as exc:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)

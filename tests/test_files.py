@@ -276,8 +276,11 @@ def test_a_multipart_upload_is_refused_not_taken_for_a_file_of_that_name(files_e
 
 
 def test_unknown_bucket_is_404(files_emulator):
-    response = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets/nope/files/x.txt")
-    assert response.status_code == 404 and response.json() == {"error": "Bucket 'nope' does not exist"}
+    bucket = f"{files_emulator.api}/projects/{PROJECT}/buckets/nope"
+    for method, url, body in (("POST", f"{bucket}/files/x.txt", None), ("PATCH", bucket, {"description": "d"}),
+                              ("DELETE", bucket, None)):
+        response = httpx.request(method, url, json=body)
+        assert response.status_code == 404 and response.json() == {"error": "Bucket 'nope' does not exist"}, method
 
 
 def test_signed_upload_url_is_bound_to_its_path_and_method(files_emulator):
