@@ -110,11 +110,17 @@ class Builder:
         """At start-up, for the saved versions: fail the builds the last run left unfinished, and give
         each version whose active revision was built its instances again, unpacked from the kept zip
         (they start with the runtime). A zip that no longer unpacks or fits its deployment leaves its
-        version `unavailable`, with the reason on its requests."""
+        version `unavailable`, with the reason on its requests. The unpacked files of every other
+        revision (replaced, or cut off by the stop) go."""
         interrupted = sum(self._restore(project, deployment, version)
                           for project, deployment, version in self.registry.versions())
         if interrupted:
             log.warning("%d build(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
+        active = {version.active_revision for _, _, version in self.registry.versions()}
+        builds = self.root / "builds"
+        for unpacked in builds.iterdir() if builds.is_dir() else ():
+            if unpacked.name not in active:
+                shutil.rmtree(unpacked, ignore_errors=True)
         self.registry.save()
 
     def _restore(self, project: Project, deployment: Deployment, version: Version) -> int:

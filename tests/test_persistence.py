@@ -137,6 +137,13 @@ def test_a_failed_build_stays_failed(restarted):
     assert "No module named 'no_such_module'" in response.json()["error"]
 
 
+def test_only_the_serving_revisions_unpacked_files_are_kept_at_a_start(restarted):
+    """A replaced revision's (or one cut off by the stop) stayed in the data folder for good."""
+    emulator, before = restarted
+    unpacked = {folder.name for folder in (emulator.data_dir / "builds").iterdir()}
+    assert before.built in unpacked and before.interrupted not in unpacked and before.failed.id not in unpacked
+
+
 def test_a_build_the_emulator_stopped_is_failed_with_the_reason(restarted):
     emulator, before = restarted
     api = emulator.sdk()
