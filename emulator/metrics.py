@@ -22,8 +22,9 @@ from emulator.state import Registry
 PREFIX = "ubiops_emulator"
 REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 """A request lasts from milliseconds (a small model) to its timeout (at most an hour, batches aside)."""
-BUILD_SECONDS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-"""A build is bounded by `emulator.builds.BUILD_TIMEOUT_SECONDS`."""
+BUILD_SECONDS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 2400)
+"""A build is its environment's install (at most `python_envs.BUILD_SECONDS`, 30 minutes) and its
+instances' start (at most `builds.BUILD_TIMEOUT_SECONDS`, 10 minutes)."""
 VERSION = ("project", "deployment", "version")
 """Every metric's labels: one data folder can hold several projects with the same deployment names."""
 
