@@ -67,6 +67,8 @@ class Builder:
         self.registry = registry
         self.runtime = runtime
         self.root = root
+        self.unpacked = root / "builds"
+        """Each revision's package, unpacked from its zip into a folder named by the revision's id."""
         self.metrics = metrics
         self._tasks: dict[asyncio.Task[None], Version] = {}
         """Each build running, and the version it builds."""
@@ -99,7 +101,7 @@ class Builder:
 
     def _discard(self, revisions: list[Revision], with_zips: bool) -> None:
         for revision in revisions:
-            shutil.rmtree(self.root / "builds" / revision.id, ignore_errors=True)
+            shutil.rmtree(self.unpacked / revision.id, ignore_errors=True)
             if with_zips:
                 Path(revision.zip_path).unlink(missing_ok=True)
 
@@ -117,8 +119,7 @@ class Builder:
         if interrupted:
             log.warning("%d build(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
         active = {version.active_revision for _, _, version in self.registry.versions()}
-        builds = self.root / "builds"
-        for unpacked in builds.iterdir() if builds.is_dir() else ():
+        for unpacked in self.unpacked.iterdir() if self.unpacked.is_dir() else ():
             if unpacked.name not in active:
                 shutil.rmtree(unpacked, ignore_errors=True)
         self.registry.save()
@@ -157,7 +158,7 @@ class Builder:
 
     def _unpack(self, revision: Revision) -> Package:
         """The revision's package, freshly unpacked from its kept zip (a previous copy is replaced)."""
-        target = self.root / "builds" / revision.id
+        target = self.unpacked / revision.id
         shutil.rmtree(target, ignore_errors=True)
         return read_package(extract_package(Path(revision.zip_path), target))
 

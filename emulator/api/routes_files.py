@@ -20,6 +20,7 @@ from emulator.api.sdk_models.files import (
     FileDetail,
     FileItem,
     FileUploadResponse,
+    bucket_detail,
     bucket_list,
     file_item,
 )
@@ -54,15 +55,14 @@ async def buckets_create(project_name: str, body: BucketCreate, services: Servic
 @router.get(BUCKET, response_model=BucketDetail)
 async def buckets_get(project_name: str, bucket_name: str, services: Services = Depends(get_services)) -> BucketDetail:
     services.registry.project(project_name)
-    return BucketDetail(**bucket_list(project_name, services.storage.bucket(bucket_name)).model_dump())
+    return bucket_detail(project_name, services.storage.bucket(bucket_name))
 
 
 @router.patch(BUCKET, response_model=BucketDetail)
 async def buckets_update(project_name: str, bucket_name: str, body: BucketUpdate,
                          services: Services = Depends(get_services)) -> BucketDetail:
     services.registry.project(project_name)
-    updated = services.storage.update_bucket(bucket_name, body.description, body.labels)
-    return BucketDetail(**bucket_list(project_name, updated).model_dump())
+    return bucket_detail(project_name, services.storage.update_bucket(bucket_name, body.description, body.labels))
 
 
 @router.delete(BUCKET, status_code=204)

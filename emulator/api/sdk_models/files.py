@@ -85,5 +85,9 @@ def bucket_list(project: str, bucket: StoredBucket) -> BucketList:
                       last_updated=bucket.created, description=bucket.description, labels=bucket.labels)
 
 
+def bucket_detail(project: str, bucket: StoredBucket) -> BucketDetail:
+    return BucketDetail(**bucket_list(project, bucket).model_dump())
+
+
 def file_item(stored: StoredFile) -> FileItem:
     return FileItem(file=stored.name, size=stored.size, time_created=stored.time_created)
