@@ -33,10 +33,6 @@ CATALOG_FILE = "catalog.json"
 FORMAT: Literal[1] = 1
 
 
-class CatalogError(UnreadableDataFile):
-    """A catalog file the emulator cannot read; the message names the file and what is wrong."""
-
-
 class SavedRevision(BaseModel):
     id: str
     version: str
@@ -120,24 +116,27 @@ class Catalog:
     def load(self) -> dict[str, Project]:
         """The saved projects (empty without a catalog); their versions get instances from `Builder.restore`.
 
-        Raises CatalogError for a file that is not a catalog, so the emulator refuses to start rather
-        than start without (and then overwrite) the user's deployments.
+        Raises UnreadableDataFile for a file that is not a catalog, so the emulator refuses to start
+        rather than start without (and then overwrite) the user's deployments.
         """
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError) as exc:
-            raise CatalogError(unreadable(self.path, "saved deployments", str(exc))) from None
+            raise self._unreadable(str(exc)) from None
         try:
             document = CatalogDocument.model_validate_json(text)
             return {p.name: _project(p, self.data_dir) for p in document.projects}
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            raise CatalogError(unreadable(self.path, "saved deployments", f"{where}: {first['msg']}" if where else first["msg"])) from None
+            raise self._unreadable(f"{where}: {first['msg']}" if where else first["msg"]) from None
         except SpecError as exc:
-            raise CatalogError(unreadable(self.path, "saved deployments", str(exc))) from None
+            raise self._unreadable(str(exc)) from None
+
+    def _unreadable(self, problem: str) -> UnreadableDataFile:
+        return UnreadableDataFile(unreadable(self.path, "saved deployments", problem))
 
     def document(self, projects: Iterable[Project]) -> str:
         """The projects' management state as the catalog's text: a snapshot, to be written later."""
