@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.requests import COMPLETED, FAILED, UNFINISHED
-from emulator.data_files import open_database
+from emulator.data_files import insert_rows, open_database
 
 log = logging.getLogger("emulator.requests")
 
@@ -109,9 +109,9 @@ class RequestRecord:
 _COLUMNS = [f.name for f in fields(RequestRecord) if f.name != "stored"]
 _JSON_COLUMNS = ("request_data", "result")
 _TIME_COLUMNS = ("time_created", "time_started", "time_completed")
-_UPSERT = (f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT (id) "
-           f"DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in _COLUMNS if column != 'id')}")
-"""Insert a request, or update the one of its id (keeping its rowid, which orders requests created together)."""
+_INSERT = f"INSERT INTO requests ({', '.join(_COLUMNS)})"
+_ON_CONFLICT = f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in _COLUMNS if column != 'id')}"
+"""A request inserted, or the one of its id updated (keeping its rowid, which orders requests created together)."""
 
 
 class RequestStore:
@@ -157,7 +157,7 @@ class RequestStore:
         """Whether the database takes `row` (tried, and undone)."""
         self._db.execute("BEGIN")
         try:
-            self._db.execute(_UPSERT, row)
+            insert_rows(self._db, _INSERT, [row], _ON_CONFLICT)
         except sqlite3.IntegrityError:
             log.warning("a line of the requests' journal does not fit the history; that request is not kept")
             return False
@@ -217,7 +217,7 @@ class RequestStore:
         """Write these rows in one transaction; then the journal's are all in the database."""
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany(_UPSERT, rows)
+            insert_rows(self._db, _INSERT, rows, _ON_CONFLICT)
         if self._journaled:
             os.ftruncate(self._journal, 0)
             self._journaled = False
