@@ -46,3 +46,12 @@ def test_compare_measures_the_emulator_with_hey_as_the_concurrent_clients(tmp_pa
     assert run.throughput > 50 and run.cpu_ms_c16 > 0 and run.p50_ms > 0
     assert 0 < run.own_cpu_ms_c16 < run.cpu_ms_c16  # the instance's process is the tree's, not the server's own
     assert run.up is not None and 0 < run.up <= run.startup
+
+
+def test_compare_shows_a_figure_whose_median_is_zero():
+    """A server whose own process does no work at c=16 (BentoML's, its workers do it): a figure, not a crash."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from compare import Figure
+
+    assert Figure([0.0, 0.0, 0.01]).show() == "0.00 ±0%"
+    assert Figure([0.9, 1.0, 1.1]).show() == "1.00 ±10%"
