@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -227,6 +228,28 @@ def test_a_batch_request_is_followed_live_in_the_history(face, context, tmp_path
     page.wait_for_selector('#outcome tr[data-field="ratio"]')
     page.screenshot(path=tmp_path / "batch-completed.png")
     assert page.inner_text("#outcome .status") == "completed" and shown(page, "ratio") == "1.5"
+    assert elsewhere == []
+
+
+def test_a_history_refresh_that_fails_says_so_and_is_tried_again_until_it_answers(face, context, tmp_path):
+    """The emulator restarting while a request runs: the page says the refresh failed, keeps following
+    the request, and drops the problem once the history answers again."""
+    gate = tmp_path / "open"
+    page, elsewhere = open_page(context, face, GATE)
+    item = {"gate": str(gate), "count": 1, "ratio": 1.5, "flag": True, "choice": "a", "tags": [], "meta": {}, "level": 1,
+            "options": {}}
+    (created,) = httpx.post(f"{face.api}/projects/{PROJECT}/deployments/{GATE}/requests/batch", json=[item]).json()
+    page.click("#refresh")
+    row = f'#history tr[data-id="{created["id"]}"]'
+    page.wait_for_selector(f'{row}[data-status="processing"]')
+
+    history = re.compile(r"/requests\?status=")
+    page.route(history, lambda route: route.abort("connectionrefused"))
+    page.wait_for_selector("#page-problem:visible")
+    gate.touch()
+    page.unroute(history)
+    page.wait_for_selector(f'{row}[data-status="completed"]')
+    assert page.is_hidden("#page-problem")
     assert elsewhere == []
 
 

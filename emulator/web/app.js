@@ -358,6 +358,7 @@ async function refreshHistory() {
   const shown = deploymentPath();
   const requests = await recentRequests();
   if (shown !== deploymentPath()) return;
+  $("page-problem").hidden = true; // the emulator answers again, whatever failed before
   $("history").tBodies[0].replaceChildren(...requests.map((r) =>
     el("tr", { dataset: { id: r.id, status: r.status }, className: state.opened && state.opened.id === r.id ? "opened" : "" },
       el("td", { textContent: new Date(r.time_created).toLocaleString() }),
@@ -368,10 +369,16 @@ async function refreshHistory() {
   $("history-empty").hidden = requests.length > 0;
   const opened = state.opened && requests.find((r) => r.id === state.opened.id);
   if (opened && opened.status !== state.opened.status) await openRequest(opened.id);
+  if (requests.some((r) => UNFINISHED.includes(r.status))) followHistory();
+}
+
+function followHistory() {
+  // A refresh that fails (the emulator restarting) says so and tries again.
   clearTimeout(state.poll);
-  if (requests.some((r) => UNFINISHED.includes(r.status))) {
-    state.poll = setTimeout(() => refreshHistory().catch(showPageProblem), POLL_MS);
-  }
+  state.poll = setTimeout(() => refreshHistory().catch((error) => {
+    showPageProblem(error);
+    followHistory();
+  }), POLL_MS);
 }
 
 async function openRequest(id) {
