@@ -126,6 +126,15 @@ def test_output_that_breaks_the_spec_fails_the_request(emulators, mode, message)
     assert response.error_message.startswith(message), response.error_message
 
 
+def test_an_error_message_naming_an_undecodable_file_reaches_the_caller_from_the_same_instance(emulators):
+    """A lone surrogate in a public error message (a file name os.listdir could not decode) crashed the
+    worker as it sent the message: the request failed as a lost instance, which was restarted."""
+    bad = emulators("bad_output")
+    response = bad.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "error_naming_an_undecodable_file"})
+    assert response.status == "failed" and response.error_message == "no such file: photo-\\udcff.jpg"
+    assert "stopped" not in bad.log() and bad.log().count("starting (pid") == 1
+
+
 def test_null_is_accepted_for_every_output_field(emulators):
     response = emulators("bad_output").sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "nulls"})
     assert response.status == "completed" and response.result == {"value": None, "picture": None}

@@ -113,6 +113,13 @@ _NESTED[Ready] = {"capabilities": Capabilities}
 """Per message type, its fields that hold a dataclass (sent as an object, rebuilt on arrival)."""
 
 
+def carried(text: str) -> str:
+    """A message's text as UTF-8 can carry it: a lone surrogate (a file name Python could not decode, in
+    an exception's message) as its escape, `\\udcff`, as a traceback prints it. Messages only: a result
+    holding one fails its request instead (`encode`)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def encode(message: Message) -> bytes:
     """One line of JSON in UTF-8; raises TypeError/ValueError for what it cannot carry (objects, NaN,
     a lone surrogate in a string, which no JSON reader downstream could store or send on)."""

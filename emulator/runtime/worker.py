@@ -68,13 +68,13 @@ def main() -> None:
         deployment = _load(setup)
     except BaseException as exc:  # SystemExit in __init__ is a failed start too, reported as such
         traceback.print_exc()
-        _send(writer, protocol.InitFailed(f"{type(exc).__name__}: {exc}"))
+        _send(writer, protocol.InitFailed(protocol.carried(f"{type(exc).__name__}: {exc}")))
         sys.exit(1)
     _send(writer, protocol.Ready(loader.capabilities(deployment), _peak_memory_bytes()))
 
     for line in reader:
         job = protocol.decode_as(line, protocol.Job)
-        context = {**job.context, "streaming_update": lambda text: _send(writer, protocol.StreamUpdate(str(text)))}
+        context = {**job.context, "streaming_update": lambda text: _send(writer, protocol.StreamUpdate(protocol.carried(str(text))))}
         for stream in streams:
             stream.request_id = job.context["id"]
         try:
@@ -99,7 +99,7 @@ def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_field
     try:
         result = loader.dispatch(deployment, job.data, context, keep)
     except loader.RequestError as exc:
-        return protocol.encode(protocol.Error(str(exc), _peak_memory_bytes()))
+        return protocol.encode(protocol.Error(protocol.carried(str(exc)), _peak_memory_bytes()))
     peak = _peak_memory_bytes()
     try:
         return protocol.encode(protocol.Result(result, peak))

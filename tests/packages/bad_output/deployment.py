@@ -1,6 +1,12 @@
 """Returns output that breaks its own spec, in the ways users get wrong."""
 
 
+class PublicError(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.public_error_message = message
+
+
 class Deployment:
     def __init__(self, base_directory, context):
         pass
@@ -19,6 +25,9 @@ class Deployment:
             return {"value": float("nan"), "picture": None}
         if mode == "lone_surrogate":
             return {"value": None, "picture": "half of a pair: \ud800"}
+        if mode == "error_naming_an_undecodable_file":
+            name = b"photo-\xff.jpg".decode("utf-8", "surrogateescape")  # as os.listdir gives it
+            raise PublicError(f"no such file: {name}")
         if mode == "missing_file":
             return {"value": 1.0, "picture": "no-such-file.png"}
         return {"value": None, "picture": None}
