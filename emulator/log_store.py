@@ -25,6 +25,7 @@ from pathlib import Path
 
 from emulator.data_files import insert_rows, open_database
 from emulator.log_query import Condition, Window, label_matches, line_matches
+from emulator.runtime.protocol import carried
 
 MAX_AGE_SECONDS = 7 * 24 * 3600
 MAX_BYTES = 100 * 1024 * 1024
@@ -176,7 +177,7 @@ class LogStore:
                 insert_rows(self._db, f"INSERT INTO logs ({', '.join(_COLUMNS)})", rows)
                 self._prune()
                 self._db.execute("COMMIT")
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError):  # ValueError: a lone surrogate; the writer must outlive any line
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             log.exception("%d log line(s) could not be stored", len(batch))
@@ -197,8 +198,11 @@ class LogStore:
 
 
 def _value(value: object) -> object:
-    """A column's value: `system` is stored as the label's text, `true` or `false`."""
-    return ("true" if value else "false") if isinstance(value, bool) else value
+    """A column's value: `system` is stored as the label's text, `true` or `false`; text as SQLite takes
+    it (a file name Python could not decode, in a message, with its lone surrogate escaped)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return carried(value) if isinstance(value, str) else value
 
 
 def _entry(row: tuple) -> LogEntry:

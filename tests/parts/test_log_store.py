@@ -6,6 +6,7 @@ server; the same rules over HTTP, with the SDK and the CLI, are in tests/test_lo
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 
@@ -209,6 +210,24 @@ def test_the_emulators_lines_about_a_project_are_stored_as_system_or_user_lines(
         ("to stderr", False, "error", "r-1"),
     ]
     assert {(e.deployment_name, e.deployment_version, e.instance_id) for e in found} == {("d", "v1", "i-1")}
+
+
+def test_a_line_naming_a_file_python_could_not_decode_is_stored_and_the_store_goes_on(store):
+    """A lone surrogate (an undecodable file name in an error) killed the writer thread: every later
+    search waited for it for ever, and so did the emulator's stop."""
+    handler = capture_logs(store)
+    name = b"photo-\xff.jpg".decode("utf-8", "surrogateescape")
+    try:
+        logging.getLogger("emulator.reload").error("not reloaded: cannot read %s", name, extra={"project": "p"})
+    finally:
+        release_logs(handler)
+    store.add(line(f"added as it is: {name}"))
+    store.add(line("after them"))
+    searched: list[str] = []
+    searching = threading.Thread(target=lambda: searched.extend(search(store)), daemon=True)
+    searching.start()
+    searching.join(10)
+    assert searched == ["not reloaded: cannot read photo-\\udcff.jpg", "added as it is: photo-\\udcff.jpg", "after them"]
 
 
 def test_a_window_past_what_sqlite_holds_is_clamped(store):
