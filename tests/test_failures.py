@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 import subprocess
 import sys
 
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, ROOT, eventually, free_port, metric_values, wait_for_log
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, eventually, free_port, metric_values, start_emulator, wait_for_log
 
 
 def test_exception_in_request_is_a_failed_request_with_ubiops_message(emulators):
@@ -43,6 +44,27 @@ def test_crashing_instance_fails_its_request_and_is_replaced(emulators, mode, re
     assert crashed.error_message == f"The instance stopped ({reason}) while handling the request; it was restarted"
     after = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
     assert after.status == "completed" and after.result["pid"] != before
+
+
+def test_an_instance_that_cannot_be_restarted_makes_the_version_unavailable_and_no_request_waits(tmp_path):
+    """Any error restarting an instance (here its package folder moved away) ended the version's instances
+    without a word: the version stayed available, and batch requests waited for ever."""
+    package = tmp_path / "crashing"
+    shutil.copytree(PACKAGES / "crashing", package)
+    emulator = start_emulator(package, tmp_path)
+    try:
+        api = emulator.sdk()
+        assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
+        package.rename(tmp_path / "moved")
+        crashed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "os_exit"})
+        assert crashed.status == "failed" and "exit code 4" in crashed.error_message
+        eventually(lambda: api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "unavailable",
+                   "the version is unavailable")
+        with pytest.raises(ubiops.ApiException) as refused:
+            api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}])
+        assert refused.value.status == 503 and "failed to start (FileNotFoundError: " in refused.value.body
+    finally:
+        emulator.stop()
 
 
 def test_request_past_its_timeout_fails_and_the_instance_is_replaced(emulators):

@@ -307,7 +307,11 @@ class InstancePool:
         self.events.instance_started(instance, restart)
         try:
             self.capabilities = await instance.start()
-        except InstanceStartError as exc:
+        except Exception as exc:  # not the deployment's fault but the machine's (its package folder moved away): it fails alike
+            if not isinstance(exc, InstanceStartError):
+                log.exception("[%s] could not be started", instance.label, extra=self.launch.log_fields)
+                await instance.stop()
+                exc = InstanceStartError(f"{type(exc).__name__}: {exc}")
             self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {exc}")
             self._fail(f"{self.launch.name} is unavailable: the deployment failed to start ({exc}); see the emulator log")
             return False
