@@ -105,6 +105,9 @@ def parse_fields(raw: Any, source: str = "fields") -> Spec:
         return Spec()
     if not isinstance(raw, list):
         raise SpecError(f"{source}: expected a list of fields, got {json_type(raw)}")
+    problem = json_value_problem(raw)  # a field named with a lone surrogate would break every message naming it
+    if problem:
+        raise SpecError(f"{source}: the field list {problem}")
     fields: list[Field] = []
     for position, item in enumerate(raw):
         where = f"{source}[{position}]"

@@ -72,6 +72,8 @@ def test_zip_with_several_folders_and_no_deployment_package_is_refused(tmp_path)
     ({"ubiops_input_spec.json": "[{]"}, "emulator: error: ubiops_input_spec.json: not valid JSON"),
     ({"ubiops_input_spec.json": '[{"name": "x", "data_type": "integer"}]'}, "field 'x' has data_type 'integer'; expected one of int,"),
     ({"ubiops_output_spec.json": '[{"name": "x", "data_type": "int"}, {"name": "x", "data_type": "int"}]'}, "field 'x' is defined twice"),
+    ({"ubiops_input_spec.json": '[{"name": "x\\udcff", "data_type": "int"}]'},
+     "ubiops_input_spec.json: the field list holds a string with a lone UTF-16 surrogate"),
     ({"ubiops.yaml": "environment_variables:\n  - lower=case\n"}, "emulator: error: ubiops.yaml: Environment variable definition must be in format"),
     ({"ubiops.yaml": "apt: [unclosed\n"}, "emulator: error: ubiops.yaml is not valid YAML"),
 ])
