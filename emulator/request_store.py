@@ -30,6 +30,7 @@ from typing import Any
 
 from contract.requests import COMPLETED, FAILED, UNFINISHED
 from emulator.data_files import insert_rows, open_database
+from emulator.runtime.protocol import carried
 
 log = logging.getLogger("emulator.requests")
 
@@ -328,6 +329,8 @@ def _to_row(record: RequestRecord) -> tuple[Any, ...]:
             value = json.dumps(value) if record.keeps_data and value is not None else None
         elif column in _TIME_COLUMNS and value is not None:
             value = value.isoformat()
+        elif isinstance(value, str):
+            value = carried(value)  # SQLite takes no lone surrogate: it would fail the whole batch, and the next start
         row.append(value)
     return tuple(row)
 

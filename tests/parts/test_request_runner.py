@@ -267,3 +267,27 @@ def test_a_history_write_that_fails_keeps_its_requests_and_the_journal_until_one
     finally:
         other.close()
         store.close()
+
+
+def test_a_request_whose_message_holds_a_lone_surrogate_is_kept_with_it_escaped_and_so_are_the_others(database):
+    """SQLite takes no lone surrogate (a file name Python could not decode, in a message): such a record
+    failed the write of every record of its 50 ms, and, from the journal, every later start."""
+    store = RequestStore(database)
+    name = b"photo-\xff.jpg".decode("utf-8", "surrogateescape")
+    try:
+        async def answered() -> None:
+            for request_id, message in (("a", f"no such file: {name}"), ("b", "fine")):
+                store.answered(RequestRecord(id=request_id, project="p", deployment="d", version="v", mode=DIRECT,
+                                             status=FAILED, timeout=60, time_created=now(), keeps_data=True,
+                                             error_message=message))
+            await asyncio.sleep(FLUSH_DELAY_SECONDS + 0.1)
+
+        asyncio.run(answered())
+    finally:
+        store.close()
+    store = RequestStore(database)
+    try:
+        assert [store.get(i).error_message for i in "ab"] == ["no such file: photo-\\udcff.jpg", "fine"]
+    finally:
+        store.close()
+
