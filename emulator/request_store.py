@@ -303,9 +303,9 @@ class RequestStore:
         if end:
             where.append("time_created <= ?")
             params.append(_as_stored(end))
-        if search_id:
-            where.append("id LIKE ?")
-            params.append(f"%{search_id}%")
+        if search_id:  # a part of the id, as it is: LIKE read `_` and `%` as wildcards, and refused long patterns (500)
+            where.append("instr(id, ?) > 0")
+            params.append(search_id.lower())
         rows = self._db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE {' AND '.join(where)} "
             "ORDER BY time_created DESC, rowid DESC LIMIT ? OFFSET ?",

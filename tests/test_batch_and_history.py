@@ -198,6 +198,9 @@ def test_list_filters_by_status_and_pages(batch):
     assert [r.id for r in api.deployment_requests_list(PROJECT, DEPLOYMENT, limit=1, offset=1)] == [ids[1]]
     assert failed.id in [r.id for r in api.deployment_requests_list(PROJECT, DEPLOYMENT, status="failed")]
     assert [r.id for r in api.deployment_version_requests_list(PROJECT, DEPLOYMENT, "v1", search_id=ids[0][:13])] == [ids[0]]
+    assert [r.id for r in api.deployment_requests_list(PROJECT, DEPLOYMENT, search_id=ids[0][-12:].upper())] == [ids[0]]
+    for part in ("%", "_", ids[0] * 1500):  # a part of an id, not a pattern, of any length
+        assert api.deployment_requests_list(PROJECT, DEPLOYMENT, search_id=part) == []
 
 
 @pytest.mark.parametrize("status, message", [
