@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.environments import SYSTEM_ENVIRONMENTS
-from contract.names import MAX_NAME_LENGTH, VARIABLE_NAME_RULE, is_name, is_variable_name
+from contract.names import NAME_RULE, VARIABLE_NAME_RULE, is_name, is_variable_name
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.spec import PLAIN
 from contract.versions import IDLE_TIME_RANGE
@@ -75,8 +75,7 @@ def _name(value: Any) -> str | None:
     """Project, deployment and version names go into UbiOps' URLs and the deployer's file names."""
     if isinstance(value, str) and is_name(value):
         return None
-    return (f"must be a UbiOps name: lowercase letters, digits and dashes, not starting or ending with a dash, "
-            f"at most {MAX_NAME_LENGTH} characters")
+    return f"must be a UbiOps name: {NAME_RULE}"
 
 
 def _command(value: Any) -> str | None:

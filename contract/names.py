@@ -9,6 +9,7 @@ import re
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 """Lowercase letters, digits and dashes, not starting or ending with a dash."""
 MAX_NAME_LENGTH = 64
+NAME_RULE = f"lowercase letters, digits and dashes, not starting or ending with a dash, at most {MAX_NAME_LENGTH} characters"
 
 VARIABLE_NAME_PATTERN = r"^[A-Za-z]([A-Za-z0-9_]*[A-Za-z0-9])?$"
 MAX_VARIABLE_NAME_LENGTH = 64

@@ -17,7 +17,7 @@ from contract.archive import ArchiveError
 from contract.config import ConfigError, DeployerConfig, load_config
 from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.manifest import ManifestError, parse_environment_variables
-from contract.names import name_from
+from contract.names import NAME_RULE, is_name, name_from
 from contract.spec import SpecError
 from emulator import logs, request_command
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
@@ -104,6 +104,9 @@ def parse_args(argv: list[str]) -> Settings:
         parser.error("--max-versions must be at least 1")
     if not args.retention_sweep_seconds > 0:
         parser.error("--retention-sweep-seconds must be more than 0")
+    for option, name in (("--project", args.project), ("--deployment", args.deployment), ("--version", args.version)):
+        if name is not None and not is_name(name):  # as the API's names: they go into its paths, metrics and logs
+            parser.error(f"{option} {name!r} is not a UbiOps name: {NAME_RULE}")
     try:
         environment = parse_environment_variables(args.env)
     except ManifestError as exc:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 
 import pytest
-from harness import DEPLOYMENT, PROJECT
+from harness import DEPLOYMENT, PROJECT, ROOT, free_port
 
 HOSTILE = ["..", "%2e%2e", "%2E%2E%2F..%2Fetc", "%2Fetc%2Fpasswd", "a%00b", "x" * 10_000, "%C3%A9%F0%9F%99%82"]
 
@@ -34,3 +36,13 @@ def test_hostile_names_are_clear_4xx_errors(plain, template, name):
     assert response.status in (400, 404), body
     assert set(body) == {"error"} and body["error"]
     assert plain.sdk().service_status().status == "ok"
+
+
+@pytest.mark.parametrize("option, name", [("--project", "My Project"), ("--deployment", "face-"), ("--version", "v\udcff")])
+def test_a_name_on_the_command_line_follows_the_apis_rule(tmp_path, option, name):
+    """Unchecked, `--version v\\udcff` made `/metrics` and the deployments list answer 500."""
+    run = subprocess.run([sys.executable, "-m", "emulator", "--package", "tests/packages/plain", "--port", str(free_port()),
+                          "--data-dir", str(tmp_path / "data"), option, name], cwd=ROOT,
+                         capture_output=True, text=True, errors="backslashreplace", timeout=60)
+    assert run.returncode == 2 and f"{option} {name!r} is not a UbiOps name: lowercase letters, digits" in run.stderr
+
