@@ -141,11 +141,14 @@ def test_a_start_timeout_that_is_not_a_positive_number_of_seconds_is_refused(tmp
     ("nan", "The deployment's output cannot be sent as JSON: Out of range float values are not JSON compliant"),
     ("missing_file", "Output field 'picture' must be the path of an existing file; no file at 'no-such-file.png'"),
     ("lone_surrogate", "The deployment's output cannot be sent as JSON: 'utf-8' codec can't encode character '\\ud800'"),
+    ("file_python_could_not_decode", "The deployment's output cannot be sent as JSON: 'utf-8' codec can't encode character '\\udcff'"),
 ])
 def test_output_that_breaks_the_spec_fails_the_request(emulators, mode, message):
-    response = emulators("bad_output").sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": mode})
+    bad = emulators("bad_output")
+    response = bad.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": mode})
     assert response.status == "failed" and response.result is None
     assert response.error_message.startswith(message), response.error_message
+    assert bad.sdk().files_list(PROJECT, "default").files == [], "no output file of a failed request is kept"
 
 
 def test_an_error_message_naming_an_undecodable_file_reaches_the_caller_from_the_same_instance(emulators):

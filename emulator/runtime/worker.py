@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from contract.files import map_files, numbered_names
-from contract.spec import Field, Spec
+from contract.spec import Field, Spec, is_unicode_text
 from emulator.runtime import loader, parent, protocol
 
 
@@ -119,7 +119,9 @@ def _keep_output_files(result: Any, file_fields: dict[str, str], output_dir: Pat
 
 
 def _keep_file(value: Any, output_dir: Path) -> Any:
-    if not isinstance(value, str) or not os.path.isfile(value):
+    # A path that is not Unicode text (a file name Python could not decode) fails the request as output
+    # that cannot be sent: its copy would stay in the bucket, and break its listing.
+    if not isinstance(value, str) or not is_unicode_text(value) or not os.path.isfile(value):
         return value
     output_dir.mkdir(parents=True, exist_ok=True)
     source = Path(value).resolve()

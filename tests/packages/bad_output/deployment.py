@@ -1,5 +1,8 @@
 """Returns output that breaks its own spec, in the ways users get wrong."""
 
+import os
+import tempfile
+
 
 class PublicError(Exception):
     def __init__(self, message):
@@ -28,6 +31,11 @@ class Deployment:
         if mode == "error_naming_an_undecodable_file":
             name = b"photo-\xff.jpg".decode("utf-8", "surrogateescape")  # as os.listdir gives it
             raise PublicError(f"no such file: {name}")
+        if mode == "file_python_could_not_decode":
+            path = os.path.join(tempfile.mkdtemp(), os.fsdecode(b"out-\xff.png"))
+            with open(path, "wb") as file:
+                file.write(b"not kept")
+            return {"value": None, "picture": path}
         if mode == "missing_file":
             return {"value": 1.0, "picture": "no-such-file.png"}
         return {"value": None, "picture": None}
