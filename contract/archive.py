@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 
 from ubiops.utils.gitignorefile.gitignorefile import parse as parse_ignore_file
 
+from contract.spec import is_unicode_text
+
 PACKAGE_DIRECTORY = "deployment_package"
 MAX_UNPACKED_BYTES = 4 * 1024**3
 MAX_ENTRIES = 100_000
@@ -140,6 +142,9 @@ def build_zip(source: Path, output: Path) -> list[str]:
     names = package_files(source, output.parent)
     if not names:
         raise ArchiveError(f"the package folder {source} has no files to zip")
+    for name in names:
+        if not is_unicode_text(name):  # a zip names its files in UTF-8
+            raise ArchiveError(f"{name!r} in the package has a name that is not UTF-8: rename it, or list it in {IGNORE_FILE}")
     output.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for name in names:

@@ -122,6 +122,8 @@ def test_a_file_holding_the_token_is_refused(project):
     (lambda path: path.symlink_to("/no/such/weights.bin"), "weights.bin in the package is a link to /no/such/weights.bin, "
                                                            "which does not exist: remove it, or list it in .ubiops-ignore"),
     (os.mkfifo, "weights.bin in the package is not a file: remove it, or list it in .ubiops-ignore"),
+    (lambda path: path.with_name(os.fsdecode(b"weights-\xff.bin")).write_bytes(b"x"),
+     "'weights-\\udcff.bin' in the package has a name that is not UTF-8: rename it, or list it in .ubiops-ignore"),
 ])
 def test_a_package_file_no_zip_can_hold_is_one_line_naming_it(project, make, message):
     """Before, a link to nothing ended `package` with a FileNotFoundError traceback, and a pipe made it
