@@ -14,6 +14,7 @@ Retention: lines older than `MAX_AGE_SECONDS` (7 days) go, and when the lines ta
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -171,16 +172,17 @@ class LogStore:
         for entry in batch:  # timestamps made unique here, in the writer, rather than as each line is added
             self._last_timestamp = max(entry.timestamp, self._last_timestamp + 1)
             rows.append((self._last_timestamp, *(_value(getattr(entry, column)) for column in _COLUMNS[1:])))
-        try:
-            with self._db_lock:
+        with self._db_lock:
+            try:
                 self._db.execute("BEGIN")
                 insert_rows(self._db, f"INSERT INTO logs ({', '.join(_COLUMNS)})", rows)
                 self._prune()
                 self._db.execute("COMMIT")
-        except (sqlite3.Error, ValueError):  # ValueError: a lone surrogate; the writer must outlive any line
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            log.exception("%d log line(s) could not be stored", len(batch))
+            except Exception:  # the writer must outlive any batch: gone, it would hold every later search, and the stop
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                log.exception("%d log line(s) could not be stored", len(batch))
 
     def _prune(self) -> None:
         """Apply the retention: drop lines past their age, then the oldest while the lines are too large."""

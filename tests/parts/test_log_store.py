@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from emulator import log_store
 from emulator.exceptions import NotAllowed
 from emulator.log_capture import capture_logs, release_logs
 from emulator.log_query import Window, parse_query, time_window
@@ -228,6 +229,31 @@ def test_a_line_naming_a_file_python_could_not_decode_is_stored_and_the_store_go
     searching.start()
     searching.join(10)
     assert searched == ["not reloaded: cannot read photo-\\udcff.jpg", "added as it is: photo-\\udcff.jpg", "after them"]
+
+
+def test_a_batch_that_cannot_be_stored_is_reported_and_the_store_goes_on(store, monkeypatch, caplog):
+    """Whatever fails a batch (here a stand-in fault), the writer thread lives on: once it died, every
+    later search, and the emulator's stop, waited for it for ever."""
+    real_insert = log_store.insert_rows
+
+    def failing_once(*args: object, **kwargs: object) -> None:
+        monkeypatch.setattr(log_store, "insert_rows", real_insert)
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(log_store, "insert_rows", failing_once)
+    store.add(line("lost with its batch"))
+    searched: list[str] = []
+
+    def add_and_search() -> None:
+        store.flush()
+        store.add(line("stored after it"))
+        searched.extend(search(store))
+
+    searching = threading.Thread(target=add_and_search, daemon=True)
+    searching.start()
+    searching.join(10)
+    assert searched == ["stored after it"]
+    assert "1 log line(s) could not be stored" in caplog.text and "the disk went away" in caplog.text
 
 
 def test_a_window_past_what_sqlite_holds_is_clamped(store):
