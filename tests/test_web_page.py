@@ -210,8 +210,8 @@ def test_the_form_follows_the_widgets_and_sends_typed_values(face, context):
     assert elsewhere == []
 
 
-def test_a_batch_request_is_followed_live_in_the_history(face, context, tmp_path):
-    gate = tmp_path / "open"
+def processing_in_the_history(context: BrowserContext, face: Emulator, gate: Path) -> tuple[Page, list[str], str]:
+    """The page, showing a batch request that runs until `gate` exists; its history row's selector."""
     page, elsewhere = open_page(context, face, GATE)
     item = {"gate": str(gate), "count": 1, "ratio": 1.5, "flag": True, "choice": "a", "tags": [], "meta": {}, "level": 1,
             "options": {}}
@@ -219,6 +219,12 @@ def test_a_batch_request_is_followed_live_in_the_history(face, context, tmp_path
     page.click("#refresh")
     row = f'#history tr[data-id="{created["id"]}"]'
     page.wait_for_selector(f'{row}[data-status="processing"]')
+    return page, elsewhere, row
+
+
+def test_a_batch_request_is_followed_live_in_the_history(face, context, tmp_path):
+    gate = tmp_path / "open"
+    page, elsewhere, row = processing_in_the_history(context, face, gate)
     page.click(f"{row} button")
     page.wait_for_selector("#outcome .status-processing")
     page.screenshot(path=tmp_path / "batch-processing.png")
@@ -235,14 +241,7 @@ def test_a_history_refresh_that_fails_says_so_and_is_tried_again_until_it_answer
     """The emulator restarting while a request runs: the page says the refresh failed, keeps following
     the request, and drops the problem once the history answers again."""
     gate = tmp_path / "open"
-    page, elsewhere = open_page(context, face, GATE)
-    item = {"gate": str(gate), "count": 1, "ratio": 1.5, "flag": True, "choice": "a", "tags": [], "meta": {}, "level": 1,
-            "options": {}}
-    (created,) = httpx.post(f"{face.api}/projects/{PROJECT}/deployments/{GATE}/requests/batch", json=[item]).json()
-    page.click("#refresh")
-    row = f'#history tr[data-id="{created["id"]}"]'
-    page.wait_for_selector(f'{row}[data-status="processing"]')
-
+    page, elsewhere, row = processing_in_the_history(context, face, gate)
     history = re.compile(r"/requests\?status=")
     page.route(history, lambda route: route.abort("connectionrefused"))
     page.wait_for_selector("#page-problem:visible")
