@@ -18,7 +18,7 @@ from contract.config import ConfigError, DeployerConfig, load_config
 from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.names import NAME_RULE, is_name, name_from
-from contract.spec import SpecError
+from contract.spec import SpecError, is_unicode_text
 from emulator import logs, request_command
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
@@ -104,6 +104,9 @@ def parse_args(argv: list[str]) -> Settings:
         parser.error("--max-versions must be at least 1")
     if not args.retention_sweep_seconds > 0:
         parser.error("--retention-sweep-seconds must be more than 0")
+    for option, path in (("--package", args.package), ("--data-dir", args.data_dir), ("--environments-dir", args.environments_dir)):
+        if path is not None and not is_unicode_text(str(path.resolve())):  # its paths go to the instances, and into messages, as UTF-8
+            parser.error(f"{option} {str(path)!r} is a path Python cannot read as UTF-8 text: rename it")
     for option, name in (("--project", args.project), ("--deployment", args.deployment), ("--version", args.version)):
         if name is not None and not is_name(name):  # as the API's names: they go into its paths, metrics and logs
             parser.error(f"{option} {name!r} is not a UbiOps name: {NAME_RULE}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -45,4 +47,16 @@ def test_a_name_on_the_command_line_follows_the_apis_rule(tmp_path, option, name
                           "--data-dir", str(tmp_path / "data"), option, name], cwd=ROOT,
                          capture_output=True, text=True, errors="backslashreplace", timeout=60)
     assert run.returncode == 2 and f"{option} {name!r} is not a UbiOps name: lowercase letters, digits" in run.stderr
+
+
+@pytest.mark.parametrize("option", ["--package", "--data-dir"])
+def test_a_folder_whose_path_is_not_utf8_is_refused_at_start(tmp_path, option):
+    """Its path goes to every instance and into messages as UTF-8: `--data-dir` so named failed every
+    request, `--package` every start."""
+    folder = tmp_path / os.fsdecode(b"folder-\xff")
+    shutil.copytree(ROOT / "tests" / "packages" / "plain", folder)
+    paths = {"--package": "tests/packages/plain", "--data-dir": str(tmp_path / "data"), option: str(folder)}
+    run = subprocess.run([sys.executable, "-m", "emulator", "--port", str(free_port()), *(a for kv in paths.items() for a in kv)],
+                         cwd=ROOT, capture_output=True, text=True, errors="backslashreplace", timeout=60)
+    assert run.returncode == 2 and f"{option} {str(folder)!r} is a path Python cannot read as UTF-8 text" in run.stderr
 
