@@ -114,9 +114,11 @@ _NESTED[Ready] = {"capabilities": Capabilities}
 
 
 def carried(text: str) -> str:
-    """A message's text as UTF-8 can carry it: a lone surrogate (a file name Python could not decode, in
-    an exception's message) as its escape, `\\udcff`, as a traceback prints it. Messages only: a result
-    holding one fails its request instead (`encode`)."""
+    """Text as UTF-8 can carry it: a lone surrogate (a file name Python could not decode, in an
+    exception's message) as its escape, `\\udcff`, as a traceback prints it. For messages, and the text
+    the SQLite stores keep; a result holding one fails its request instead (`encode`)."""
+    if text.isascii():  # as most text is: an O(1) check, for the stores call this on every row
+        return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
