@@ -160,6 +160,21 @@ def test_an_error_message_naming_an_undecodable_file_reaches_the_caller_from_the
     assert "stopped" not in bad.log() and bad.log().count("starting (pid") == 1
 
 
+def test_an_output_file_that_cannot_be_kept_fails_its_request_and_keeps_the_instance(tmp_path):
+    """A real failed write (the instance may not grow files past 4 KB, as on a full disk): before, the
+    worker died copying the output file, the request failed as a crash and the instance restarted."""
+    emulator = start_emulator("bad_output", tmp_path)
+    try:
+        api = emulator.sdk()
+        failed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "file_past_a_full_disk"})
+        assert (failed.status, failed.error_message) == ("failed", "The output file big.png could not be kept: File too large")
+        assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "nulls"}).status == "completed"
+        assert "stopped" not in emulator.log() and emulator.log().count("starting (pid") == 1
+        assert api.files_list(PROJECT, "default").files == [], "nothing half-copied is left"
+    finally:
+        emulator.stop()
+
+
 def test_null_is_accepted_for_every_output_field(emulators):
     response = emulators("bad_output").sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "nulls"})
     assert response.status == "completed" and response.result == {"value": None, "picture": None}

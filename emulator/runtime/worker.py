@@ -7,6 +7,7 @@ socket pair carrying `protocol` messages; stdout and stderr go to the server's l
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import functools
 import io
@@ -123,10 +124,17 @@ def _keep_file(value: Any, output_dir: Path) -> Any:
     # that cannot be sent: its copy would stay in the bucket, and break its listing.
     if not isinstance(value, str) or not is_unicode_text(value) or not os.path.isfile(value):
         return value
-    output_dir.mkdir(parents=True, exist_ok=True)
     source = Path(value).resolve()
-    target = next(output_dir / name for name in numbered_names(source.name) if not (output_dir / name).exists())
-    shutil.copyfile(source, target)
+    target: Path | None = None
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        target = next(output_dir / name for name in numbered_names(source.name) if not (output_dir / name).exists())
+        shutil.copyfile(source, target)
+    except OSError as exc:  # a full disk: the request fails saying so, where the worker died and the instance restarted
+        if target is not None:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        raise loader.RequestError(f"The output file {source.name} could not be kept: {exc.strerror or exc}") from None
     return str(target)
 
 

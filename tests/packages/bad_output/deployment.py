@@ -1,6 +1,7 @@
 """Returns output that breaks its own spec, in the ways users get wrong."""
 
 import os
+import resource
 import tempfile
 
 
@@ -35,6 +36,12 @@ class Deployment:
             path = os.path.join(tempfile.mkdtemp(), os.fsdecode(b"out-\xff.png"))
             with open(path, "wb") as file:
                 file.write(b"not kept")
+            return {"value": None, "picture": path}
+        if mode == "file_past_a_full_disk":  # files may grow to 4 KB from now on in this process, as on a full disk
+            path = os.path.join(tempfile.mkdtemp(), "big.png")
+            with open(path, "wb") as file:
+                file.write(b"x" * 65536)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
             return {"value": None, "picture": path}
         if mode == "missing_file":
             return {"value": 1.0, "picture": "no-such-file.png"}
