@@ -266,6 +266,13 @@ def is_unicode_text(text: str) -> bool:
     return True
 
 
+def carried(text: str) -> str:
+    """`text` as UTF-8 can carry it: a lone surrogate (a file name Python could not decode, in an
+    exception's message) as its escape, `\\udcff`, as a traceback prints it. For the worker's messages
+    and the text the SQLite stores keep; a result holding one fails its request instead."""
+    return text if is_unicode_text(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 

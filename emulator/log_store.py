@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.spec import carried
 from emulator.data_files import insert_rows, open_database
 from emulator.log_query import Condition, Window, label_matches, line_matches
-from emulator.runtime.protocol import carried
 
 MAX_AGE_SECONDS = 7 * 24 * 3600
 MAX_BYTES = 100 * 1024 * 1024

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from contract.requests import COMPLETED, FAILED, UNFINISHED
+from contract.spec import carried
 from emulator.data_files import insert_rows, open_database
-from emulator.runtime.protocol import carried
 
 log = logging.getLogger("emulator.requests")
 

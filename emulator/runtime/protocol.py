@@ -113,15 +113,6 @@ _NESTED[Ready] = {"capabilities": Capabilities}
 """Per message type, its fields that hold a dataclass (sent as an object, rebuilt on arrival)."""
 
 
-def carried(text: str) -> str:
-    """Text as UTF-8 can carry it: a lone surrogate (a file name Python could not decode, in an
-    exception's message) as its escape, `\\udcff`, as a traceback prints it. For messages, and the text
-    the SQLite stores keep; a result holding one fails its request instead (`encode`)."""
-    if text.isascii():  # as most text is: an O(1) check, for the stores call this on every row
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def encode(message: Message) -> bytes:
     """One line of JSON in UTF-8; raises TypeError/ValueError for what it cannot carry (objects, NaN,
     a lone surrogate in a string, which no JSON reader downstream could store or send on)."""

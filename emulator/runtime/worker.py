@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from contract.files import map_files, numbered_names
-from contract.spec import Field, Spec, is_unicode_text
+from contract.spec import Field, Spec, carried, is_unicode_text
 from emulator.runtime import loader, parent, protocol
 
 
@@ -69,13 +69,13 @@ def main() -> None:
         deployment = _load(setup)
     except BaseException as exc:  # SystemExit in __init__ is a failed start too, reported as such
         traceback.print_exc()
-        _send(writer, protocol.InitFailed(protocol.carried(f"{type(exc).__name__}: {exc}")))
+        _send(writer, protocol.InitFailed(carried(f"{type(exc).__name__}: {exc}")))
         sys.exit(1)
     _send(writer, protocol.Ready(loader.capabilities(deployment), _peak_memory_bytes()))
 
     for line in reader:
         job = protocol.decode_as(line, protocol.Job)
-        context = {**job.context, "streaming_update": lambda text: _send(writer, protocol.StreamUpdate(protocol.carried(str(text))))}
+        context = {**job.context, "streaming_update": lambda text: _send(writer, protocol.StreamUpdate(carried(str(text))))}
         for stream in streams:
             stream.request_id = job.context["id"]
         try:
@@ -100,7 +100,7 @@ def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_field
     try:
         result = loader.dispatch(deployment, job.data, context, keep)
     except loader.RequestError as exc:
-        return protocol.encode(protocol.Error(protocol.carried(str(exc)), _peak_memory_bytes()))
+        return protocol.encode(protocol.Error(carried(str(exc)), _peak_memory_bytes()))
     peak = _peak_memory_bytes()
     try:
         return protocol.encode(protocol.Result(result, peak))
