@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.requests import COMPLETED, FAILED, UNFINISHED
-from contract.spec import carried
+from contract.spec import carried, is_unicode_text
 from emulator.data_files import insert_rows, open_database
 
 log = logging.getLogger("emulator.requests")
@@ -139,12 +139,9 @@ class RequestStore:
         lines = journal.split(b"\n")[:-1]
         rows = []
         for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if isinstance(row, list) and len(row) == len(_COLUMNS):
-                rows.append(tuple(row))
+            row = _journal_row(line)
+            if row is not None:
+                rows.append(row)
             else:
                 log.warning("a line of the requests' journal could not be read; that request is not kept")
         if lines:
@@ -333,6 +330,28 @@ def _to_row(record: RequestRecord) -> tuple[Any, ...]:
             value = carried(value)  # SQLite takes no lone surrogate: it would fail the whole batch, and the next start
         row.append(value)
     return tuple(row)
+
+
+def _journal_row(line: bytes) -> tuple[Any, ...] | None:
+    """The row a journal line holds, if it is one the history can store and read back: a line edited
+    by hand (a list for a text, an integer past 64 bits, a time that is no time) once stopped the start."""
+    try:
+        row = json.loads(line)
+        if isinstance(row, list) and all(map(_storable, row)):
+            _from_row(row)  # the right number of values, JSON columns that read, times that parse
+            return tuple(row)
+    except (ValueError, TypeError):
+        pass
+    return None
+
+
+def _storable(value: Any) -> bool:
+    """Whether SQLite binds `value` as it is: no list or object, no integer past 64 bits, no lone surrogate."""
+    if isinstance(value, str):
+        return is_unicode_text(value)
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return value is None or isinstance(value, float)
 
 
 def _as_stored(moment: datetime) -> str:

@@ -22,7 +22,7 @@ from contract.spec import Field, Spec
 from emulator import request_store
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.request_runner import BATCH, DIRECT
-from emulator.request_store import FLUSH_DELAY_SECONDS, JOURNAL_SUFFIX, RequestRecord, RequestStore
+from emulator.request_store import _COLUMNS, FLUSH_DELAY_SECONDS, JOURNAL_SUFFIX, RequestRecord, RequestStore
 from emulator.state import Deployment, Version, now
 
 DEPLOYMENT = Deployment("d", "p", Spec(), Spec())
@@ -207,7 +207,12 @@ def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database, capl
     answered = journal.read_bytes()
     misfit = json.loads(answered)
     misfit[0], misfit[1] = "r4", None  # reads, but the history takes no request without a project
-    journal.write_bytes(b'["r3", "p", "d"]\n' + answered + json.dumps(misfit).encode() + b"\n")  # r3: too short a row
+    edited = [[f"r{5 + n}", *misfit[1:]] for n in range(3)]
+    edited[0][2] = ["d"]  # a list where a text goes
+    edited[1][_COLUMNS.index("timeout")] = 2**70  # an integer SQLite cannot hold
+    edited[2][_COLUMNS.index("time_created")] = "yesterday"  # a time that is none
+    journal.write_bytes(b'["r3", "p", "d"]\n' + answered + json.dumps(misfit).encode() + b"\n"  # r3: too short a row
+                        + b"".join(json.dumps(row).encode() + b"\n" for row in edited))
     with journal.open("ab") as file:
         file.write(b'["r2", "p", "d"')  # the crash came while the next line was being appended
     store = RequestStore(database)
@@ -215,7 +220,7 @@ def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database, capl
         found = store.get("r1")
         assert found is not None and (found.status, found.error_message, found.request_data) == (
             FAILED, "answered just before the crash", "hello")
-        assert store.get("r2") is None and store.get("r3") is None and store.get("r4") is None
+        assert [store.get(f"r{n}") for n in range(2, 8)] == [None] * 6
         assert journal.read_bytes() == b""
         assert "a line of the requests' journal could not be read; that request is not kept" in caplog.text
         assert "a line of the requests' journal does not fit the history; that request is not kept" in caplog.text
