@@ -180,6 +180,8 @@ class RequestRunner:
             return self._finish(record, COMPLETED, result=result, files=files)
         finally:
             await file_work(copies.size, self.storage.work.remove, copies)
+            if record.status != COMPLETED:  # the files copied for a result that failed its checks, or was cut short
+                self.storage.remove_request_output(record.id)
 
     def start_batch(self, deployment: Deployment, version: Version, items: list[Any], timeout: int) -> list[RequestRecord]:
         """Queue each item as its own batch request; the records, all `pending`.

@@ -8,6 +8,7 @@ request's own file I/O runs where `file_work` says: on the event loop when small
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -268,6 +269,13 @@ class Storage:
     def request_output_dir(self, request_id: str) -> Path:
         """Where a request's output files are kept: `deployment_requests/<id>/output/`."""
         return self._requests.joinpath(request_id, "output")
+
+    def remove_request_output(self, request_id: str) -> None:
+        """Delete the output files kept for a request that did not complete: UbiOps keeps the files of
+        a result, and a failed request has none (its folder goes too when no input file is in it)."""
+        shutil.rmtree(self.request_output_dir(request_id), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.request_dir(request_id))
 
     def remove_request_files(self, request_id: str) -> None:
         """Delete a request's input and output files, with the request (it was deleted or expired)."""

@@ -139,6 +139,8 @@ def test_a_start_timeout_that_is_not_a_positive_number_of_seconds_is_refused(tmp
     ("wrong_type", "Output field 'value' must be of type double, but got a string"),
     ("not_json", "The deployment's output cannot be sent as JSON: Object of type object is not JSON serializable"),
     ("nan", "The deployment's output cannot be sent as JSON: Out of range float values are not JSON compliant"),
+    ("file_beside_a_wrong_type", "Output field 'value' must be of type double, but got a string"),
+    ("file_beside_not_json", "The deployment's output cannot be sent as JSON: Object of type object is not JSON serializable"),
     ("missing_file", "Output field 'picture' must be the path of an existing file; no file at 'no-such-file.png'"),
     ("lone_surrogate", "The deployment's output cannot be sent as JSON: 'utf-8' codec can't encode character '\\ud800'"),
     ("file_python_could_not_decode", "The deployment's output cannot be sent as JSON: 'utf-8' codec can't encode character '\\udcff'"),

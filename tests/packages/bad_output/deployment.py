@@ -43,6 +43,11 @@ class Deployment:
                 file.write(b"x" * 65536)
             resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
             return {"value": None, "picture": path}
+        if mode in ("file_beside_a_wrong_type", "file_beside_not_json"):  # a file copied to be kept, then a failure
+            path = os.path.join(tempfile.mkdtemp(), "kept-for-nothing.png")
+            with open(path, "wb") as file:
+                file.write(b"not kept")
+            return {"value": "high" if mode == "file_beside_a_wrong_type" else object(), "picture": path}
         if mode == "missing_file":
             return {"value": 1.0, "picture": "no-such-file.png"}
         return {"value": None, "picture": None}
