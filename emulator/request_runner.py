@@ -236,6 +236,8 @@ class RequestRunner:
         alone = [s for s in UNFINISHED if s in statuses]
         if alone and len(statuses) > 1:
             raise NotAllowed(f"{alone[0]} cannot be combined with other statuses in one status filter")
+        if alone and search_id is not None:  # the SDK: "*Only available* for completed/failed/cancelled requests"
+            raise NotAllowed(f"search_id is only available for completed, failed and cancelled requests; got status={alone[0]}")
         return self.store.list(project, deployment, version, statuses, limit, offset, start, end, search_id)
 
     def kept_input(self, record: RequestRecord) -> Any:

@@ -203,15 +203,16 @@ def test_list_filters_by_status_and_pages(batch):
         assert api.deployment_requests_list(PROJECT, DEPLOYMENT, search_id=part) == []
 
 
-@pytest.mark.parametrize("status, message", [
-    ("pending,processing", "pending cannot be combined with other statuses"),
-    ("completed,pending", "pending cannot be combined with other statuses"),
-    ("processing,failed", "processing cannot be combined with other statuses"),
-    ("done", "Unknown status done"),
+@pytest.mark.parametrize("status, search_id, message", [
+    ("pending,processing", None, "pending cannot be combined with other statuses"),
+    ("completed,pending", None, "pending cannot be combined with other statuses"),
+    ("processing,failed", None, "processing cannot be combined with other statuses"),
+    ("done", None, "Unknown status done"),
+    ("processing", "0", "search_id is only available for completed, failed and cancelled requests; got status=processing"),
 ])
-def test_list_rejects_bad_status_filters(batch, status, message):
+def test_list_rejects_bad_status_filters(batch, status, search_id, message):
     with pytest.raises(ubiops.ApiException) as error:
-        batch.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, status=status)
+        batch.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, status=status, search_id=search_id)
     assert error.value.status == 400 and message in error.value.body
 
 
