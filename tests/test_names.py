@@ -49,7 +49,7 @@ def test_a_name_on_the_command_line_follows_the_apis_rule(tmp_path, option, name
     assert run.returncode == 2 and f"{option} {name!r} is not a UbiOps name: lowercase letters, digits" in run.stderr
 
 
-@pytest.mark.parametrize("option", ["--package", "--data-dir"])
+@pytest.mark.parametrize("option", ["--package", "--data-dir", "--environments-dir"])
 def test_a_folder_whose_path_is_not_utf8_is_refused_at_start(tmp_path, option):
     """Its path goes to every instance and into messages as UTF-8: `--data-dir` so named failed every
     request, `--package` every start."""
