@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     registry = Registry(settings, runtime, Catalog(storage.root))
     metrics.watch_queues(registry, runtime)
     serve_package(registry, runtime, settings, package)
-    runner = RequestRunner(storage, store, runtime, metrics)
+    runner = registry.history = RequestRunner(storage, store, runtime, metrics)
     services = Services(settings, registry, storage, runner, Signer(), runtime, metrics, log_store, instances)
     sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)
     builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)

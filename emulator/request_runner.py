@@ -216,7 +216,7 @@ class RequestRunner:
     def find(self, project: str, deployment: str, version: str | None, request_id: str) -> RequestRecord:
         """A recorded request of the deployment (and of the version, when one is named)."""
         record = self.store.get(request_id)
-        if record is None or (record.project, record.deployment) != (project, deployment) or version not in (None, record.version):
+        if record is None or not _belongs(record, project, deployment, version):
             raise NotFound("Request not found")
         return record
 
@@ -269,9 +269,8 @@ class RequestRunner:
             found = self.collect(project, deployment, version, request_ids, "cancelled")
             chosen = list({record.id: self._cancellable(record) for record in found}.values())
         elif status in UNFINISHED:
-            chosen = [live.record for live in list(self._live.values()) if live.record.status == status
-                      and (live.record.project, live.record.deployment) == (project, deployment)
-                      and version in (None, live.record.version)]
+            chosen = [live.record for live in list(self._live.values())
+                      if live.record.status == status and _belongs(live.record, project, deployment, version)]
         elif status is not None:
             raise NotAllowed(f"Only pending or processing requests can be cancelled by status; got status={status}")
         else:
@@ -304,6 +303,27 @@ class RequestRunner:
         ids = [record.id for record in records]
         await asyncio.to_thread(self.remove_files, ids)
         self.store.delete(ids)
+
+    async def forget(self, project: str, deployment: str, version: str | None = None) -> None:
+        """Delete the history of a deleted deployment (or version), with its files: on UbiOps requests
+        belong to the version, not to its name, so a new one of that name starts without them. A request
+        still ending (its instance was just stopped) is not kept either."""
+        for live in self._live.values():
+            if _belongs(live.record, project, deployment, version):
+                live.record.stored = False
+        ids = self.store.ids_of(project, deployment, version)
+        await asyncio.to_thread(self.remove_files, ids)
+        self.store.delete(ids)
+
+    def rename(self, project: str, deployment: str, version: str | None, new_name: str) -> None:
+        """A renamed deployment (or, with `version`, version) keeps its history, requests still running included."""
+        for live in self._live.values():
+            if _belongs(live.record, project, deployment, version):
+                if version is None:
+                    live.record.deployment = new_name
+                else:
+                    live.record.version = new_name
+        self.store.rename(project, deployment, version, new_name)
 
     def remove_files(self, request_ids: Iterable[str]) -> None:
         """Delete the input and output files of requests (blocking: run it in a thread)."""
@@ -413,6 +433,10 @@ class RequestRunner:
             raise DataError(f"Output field {field!r} must be the path of an existing file; no file at {value!r}")
         files.append(self.storage.uri(path))
         return files[-1]
+
+
+def _belongs(record: RequestRecord, project: str, deployment: str, version: str | None) -> bool:
+    return (record.project, record.deployment) == (project, deployment) and version in (None, record.version)
 
 
 def after_answer(callback: Callable[..., None], *args: Any) -> None:

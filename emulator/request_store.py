@@ -251,9 +251,26 @@ class RequestStore:
             self._db.execute(f"DELETE FROM requests WHERE id IN ({marks})", chunk)
             self._db.execute(f"DELETE FROM unrecorded_files WHERE id IN ({marks})", chunk)
 
+    def ids_of(self, project: str, deployment: str, version: str | None = None) -> list[str]:
+        """The ids of a deployment's (or one version's) requests, and of those whose files alone are noted."""
+        self.flush()
+        where, params = _owned_by(project, deployment, version)
+        query = f"SELECT id FROM requests WHERE {where} UNION SELECT id FROM unrecorded_files WHERE {where}"
+        return [row[0] for row in self._db.execute(query, params * 2)]
+
+    def rename(self, project: str, deployment: str, version: str | None, new_name: str) -> None:
+        """Move a renamed deployment's requests (or, with `version`, a renamed version's) to its new name."""
+        self.flush()
+        where, params = _owned_by(project, deployment, version)
+        column = "deployment" if version is None else "version"
+        with self._db:
+            self._db.execute("BEGIN")
+            for table in ("requests", "unrecorded_files"):
+                self._db.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", [new_name, *params])
+
     def expired(self, cutoffs: dict[VersionKey, datetime], default_cutoff: datetime, limit: int) -> list[str]:
         """At most `limit` ids of ended requests (and of unrecorded files) created before their
-        version's cutoff; a version not in `cutoffs` (deleted, renamed) has `default_cutoff`."""
+        version's cutoff; a version not in `cutoffs` (no longer served) has `default_cutoff`."""
         self.flush()
         latest = max([default_cutoff, *cutoffs.values()]).isoformat()
         rows = "".join(" UNION ALL VALUES (?, ?, ?, ?)" for _ in cutoffs)
@@ -332,13 +349,20 @@ def _to_row(record: RequestRecord) -> tuple[Any, ...]:
     return tuple(row)
 
 
+def _owned_by(project: str, deployment: str, version: str | None) -> tuple[str, list[str]]:
+    """The WHERE clause, and its values, for the requests of a deployment or of one of its versions."""
+    if version is None:
+        return "project = ? AND deployment = ?", [project, deployment]
+    return "project = ? AND deployment = ? AND version = ?", [project, deployment, version]
+
+
 def _journal_row(line: bytes) -> tuple[Any, ...] | None:
     """The row a journal line holds, if it is one the history can store and read back: a line edited
     by hand (a list for a text, an integer past 64 bits, a time that is no time) once stopped the start."""
     try:
         row = json.loads(line)
         if isinstance(row, list) and all(map(_storable, row)):
-            _from_row(row)  # the right number of values, JSON columns that read, times that parse
+            _from_row(tuple(row))  # the right number of values, JSON columns that read, times that parse
             return tuple(row)
     except (ValueError, TypeError):
         pass

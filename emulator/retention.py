@@ -5,8 +5,9 @@ A sweep runs in the background every `--retention-sweep-seconds`, off the event 
 expired requests in the history (`RequestStore.expired`, through a connection of its own, in a
 thread) and deletes at most `SWEEP_BATCH` of them per pass, their files first, so requests never
 wait for it; a full pass is followed at once by the next. The version's current retention time
-applies, to requests made before it was changed too; the requests of a version that no longer
-exists (deleted or renamed) are kept for the default time. Requests still pending or processing are
+applies, to requests made before it was changed too; the requests of a version that is no longer
+served (the package served under another name) are kept for the default time: a deleted version's
+go with it, a renamed one's follow it (`RequestRunner.forget`, `rename`). Requests still pending or processing are
 never deleted: they go in the first sweep after they end.
 """
 

@@ -27,6 +27,7 @@ from emulator.settings import Settings
 if TYPE_CHECKING:
     from emulator.builds import Builder
     from emulator.catalog import Catalog
+    from emulator.request_runner import RequestRunner
     from emulator.runtime.manager import Runtime
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
@@ -194,13 +195,16 @@ class Registry:
     `emulator.exceptions` error that names the rule. Each change is saved to the catalog
     (`emulator.catalog`), so management state survives a restart. `builder` builds uploaded
     revisions (`emulator.builds.Builder`, which needs the registry, so it is set once both exist);
-    the runtime (`emulator.runtime.manager`) stops the instances of what is deleted.
+    the runtime (`emulator.runtime.manager`) stops the instances of what is deleted, and `history`
+    (`emulator.request_runner.RequestRunner`) forgets its requests.
     """
 
     def __init__(self, settings: Settings, runtime: Runtime, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.projects: dict[str, Project] = catalog.load() if catalog else {}
         self.builder: Builder | None = None
+        self.history: RequestRunner | None = None
+        """Whose request history follows a deployment or version that is renamed or deleted."""
         self._runtime = runtime
         self._catalog = catalog
         self._saving = asyncio.Lock()
@@ -342,6 +346,8 @@ class Registry:
         deployment.last_updated = now()
         await self.changed()
         if deployment.name != old_name:
+            if self.history is not None:
+                self.history.rename(project, old_name, None, deployment.name)
             for version in deployment.versions.values():
                 self._restart(self.project(project), deployment, version, RENAMED)
         return deployment
@@ -383,6 +389,8 @@ class Registry:
         version.last_updated = now()
         await self.changed()
         if version.name != old_name:
+            if self.history is not None:
+                self.history.rename(project, deployment, old_name, version.name)
             self._restart(self.project(project), found, version, RENAMED)
         return version
 
@@ -404,6 +412,8 @@ class Registry:
         await self.changed()
         for version in deployment.versions.values():
             await self._stop(version, f"Deployment {name} was deleted before this request finished")
+        if self.history is not None:
+            await self.history.forget(project, name)
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances."""
@@ -411,6 +421,8 @@ class Registry:
         version = self.deployment(project, deployment).remove_version(name)
         await self.changed()
         await self._stop(version, f"Version {name} was deleted before this request finished")
+        if self.history is not None:
+            await self.history.forget(project, deployment, name)
 
     async def _stop(self, version: Version, reason: str) -> None:
         """Stop a deleted version's builds and instances (its requests still queued or running get

@@ -114,12 +114,16 @@ def test_bad_filters_are_refused_with_400_and_the_reason(api, arguments, message
 
 def test_renaming_restarts_the_instances_under_the_new_names(tmp_path):
     """Before, the instances kept the old names: `instances_list` by the new ones was empty, and what
-    the deployment printed later was logged under the old names, out of reach of a query by the new."""
+    the deployment printed later was logged under the old names, out of reach of a query by the new;
+    the request history stayed under the old names too."""
     emulator = start_emulator("printing", tmp_path)
     try:
         api = emulator.sdk()
+        before = api.deployment_requests_create(PROJECT, DEPLOYMENT, data="before")
         api.deployments_update(PROJECT, DEPLOYMENT, {"name": "renamed"})
         api.deployment_versions_update(PROJECT, "renamed", "v1", {"version": "v9"})
+        assert [r.id for r in api.deployment_version_requests_list(PROJECT, "renamed", "v9")] == [before.id], \
+            "the history follows the new names"
         eventually(lambda: [(i.deployment, i.version, i.status) for i in api.project_instances_list(PROJECT).results]
                    == [("renamed", "v9", "running")], "the one instance runs under the new names")
         assert [i.status for i in api.instances_list(PROJECT, "renamed", "v9").results] == ["running"]

@@ -118,6 +118,16 @@ def test_deleting_under_a_running_request_fails_it_clearly(emulator, tmp_path, p
         assert answer["error_message"] == f"{'Version v1' if deleted == 'version' else f'Deployment {name}'} " \
                                           "was deleted before this request finished"
     assert request_id == running.result()["id"]
+    # A new one of the same name starts without the deleted one's history: before, it listed and served
+    # the deleted one's requests, their data included (on UbiOps requests belong to a version, not a name).
+    if deleted == "version":
+        api.deployment_versions_create(PROJECT, name, ubiops.DeploymentVersionCreate(version="v1", environment="python3-11"))
+    else:
+        deploy(emulator, tmp_path, name)
+    assert api.deployment_version_requests_list(PROJECT, name, "v1", status="failed") == []
+    with pytest.raises(ubiops.ApiException) as gone:
+        api.deployment_requests_get(PROJECT, name, request_id)
+    assert gone.value.status == 404
 
 
 def test_stopping_the_emulator_answers_the_running_request_at_once(tmp_path, pool):
