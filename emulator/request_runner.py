@@ -351,6 +351,10 @@ class RequestRunner:
 
     def _finish(self, record: RequestRecord, status: str, result: Any = None, error: str | None = None,
                 files: list[str] | None = None) -> Outcome:
+        if record.status not in UNFINISHED:
+            # Ended already: cancelled as its instance replied, when Python 3.11's `asyncio.wait_for`
+            # hands back the reply instead of the cancellation. It stays as its canceller was told.
+            return Outcome(record)
         record.status, record.result, record.error_message = status, result, error
         record.time_completed = now()
         record.time_started = record.time_started or record.time_completed

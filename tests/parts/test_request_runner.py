@@ -50,6 +50,17 @@ def test_each_retention_mode_keeps_what_it_says(runner, mode, stored, keeps_data
             runner.kept_input(found)
 
 
+def test_a_request_that_ended_is_not_ended_again(runner):
+    """A cancel that lands as the instance replies (Python 3.11's `asyncio.wait_for` then returns the
+    reply instead of raising): the canceller was told `cancelled`, then the request completed over it,
+    and was counted and logged twice."""
+    record = runner.new_record(DEPLOYMENT, version("full"), "r1", "hello", 60, DIRECT)
+    assert [r.status for r in runner.cancel_many("p", "d", None, ["r1"], None)] == [CANCELLED]
+    assert runner.fail(record, "the reply came as it was cancelled").record.status == CANCELLED
+    found = runner.find("p", "d", "v1", "r1")
+    assert (found.status, found.error_message) == (CANCELLED, None)
+
+
 def test_batch_requests_are_always_kept_whole(runner):
     record = runner.new_record(DEPLOYMENT, version("none"), "b1", {"x": 1}, 60, BATCH)
     assert runner.kept_input(runner.find("p", "d", None, "b1")) == {"x": 1} and record.keeps_data
