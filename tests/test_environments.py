@@ -186,6 +186,50 @@ def test_a_second_start_takes_the_environment_from_the_cache(tmp_path):
         second.stop()
 
 
+def wheel(version: str) -> bytes:
+    """A wheel of a one-module project `mylib` whose `__version__` is `version`."""
+    info = "mylib-1.0.dist-info"
+    return zip_bytes({"mylib/__init__.py": f"__version__ = {version!r}\n".encode(),
+                      f"{info}/METADATA": b"Metadata-Version: 2.1\nName: mylib\nVersion: 1.0\n",
+                      f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+                      f"{info}/RECORD": f"mylib/__init__.py,,\n{info}/METADATA,,\n{info}/WHEEL,,\n{info}/RECORD,,\n".encode()})
+
+
+def test_a_requirement_on_the_packages_own_files_builds_anew_when_they_change(tmp_path):
+    """The cache was keyed by the requirements' text alone: a package whose own wheel changed (a new
+    revision of it) went on running the first one's copy, from the cache."""
+    package = probe_package(tmp_path / "package", "./wheels/mylib-1.0-py3-none-any.whl\n")
+    (package / "wheels").mkdir()
+    cache = ["--environments-dir", str(tmp_path / "environments")]
+    for version in ("r1", "r2"):
+        (package / "wheels" / "mylib-1.0-py3-none-any.whl").write_bytes(wheel(version))
+        emulator = start_emulator(package, tmp_path, *cache)
+        try:
+            assert answer(emulator, "mylib").startswith(f"mylib {version} on Python")
+            assert "building environment python3-11" in emulator.log()
+        finally:
+            emulator.stop()
+
+
+def test_an_editable_requirement_runs_from_its_own_packages_folder(tmp_path):
+    """An editable install runs from the folder it names: a second package (a new revision, unpacked
+    elsewhere) with the same requirements line ran the first one's code from the cache, and broke
+    once that folder was removed."""
+    cache = ["--environments-dir", str(tmp_path / "environments")]
+    for version in ("r1", "r2"):
+        package = probe_package(tmp_path / version, "-e ./mylib\n")
+        (package / "mylib" / "mylib").mkdir(parents=True)
+        (package / "mylib" / "pyproject.toml").write_text(
+            '[build-system]\nrequires = ["uv_build>=0.8,<0.10"]\nbuild-backend = "uv_build"\n'
+            '[project]\nname = "mylib"\nversion = "1.0"\n[tool.uv.build-backend]\nmodule-root = ""\n')
+        (package / "mylib" / "mylib" / "__init__.py").write_text(f"__version__ = {version!r}\n")
+        emulator = start_emulator(package, tmp_path, *cache)
+        try:
+            assert answer(emulator, "mylib").startswith(f"mylib {version} on Python")
+        finally:
+            emulator.stop()
+
+
 def test_a_changed_requirements_file_under_reload_rebuilds_the_environment(tmp_path):
     package = probe_package(tmp_path / "package")
     emulator = start_emulator(package, tmp_path, "--reload")

@@ -4,7 +4,8 @@ asks for, and a requirement that cannot be installed fails the build, not the fi
 
 Built with uv (a real, fast installer, from PyPI) and kept in a cache shared by every emulator on the
 machine (`~/.cache/ubiops-emulator/environments`), one folder per hash of what went into it: the
-interpreter, the requirements' text and this builder's layout. The second start of a package is a
+interpreter, the requirements' text (with what a requirement on the package's own files holds) and
+this builder's layout. The second start of a package is a
 lookup. A file lock per environment lets emulators (and test runs) build the same one at once
 safely; a folder without its `COMPLETE` marker is a build that was interrupted, and is rebuilt.
 
@@ -55,6 +56,10 @@ paths are not the version's."""
 INCLUDE = re.compile(r"\s*(?:-[rc]|--(?:requirement|constraint))\s*=?\s*(\S+)")
 """A requirements file's line naming another file (`-r base.txt`, `--constraint=c.txt`), whose text
 is then part of the environment too."""
+LOCAL = re.compile(r"\s*(?P<editable>(?:-e|--editable)(?:\s+|\s*=\s*))?"
+                   r"(?P<path>\.{1,2}(?=[\s\[;]|$)|[^\s\[;:@=<>!~]*(?:/[^\s\[;]*|\.whl|\.tar\.gz|\.zip))")
+"""A requirement on files (a path, as pip reads one: `./wheels/x.whl`, `-e ./src/mylib`, `x.whl`), not
+on a name or a URL."""
 MAX_LOG_LINE = 2000
 """An installer's line longer than this is cut short in the log (a requirement line can be any length)."""
 
@@ -119,7 +124,8 @@ class EnvironmentBuilder:
         except ValueError as exc:
             raise EnvironmentBuildError(str(exc)) from None
         interpreter = await asyncio.to_thread(find_python, wanted)
-        requirements = _requirements_text(environment.requirements) if environment.requirements.is_file() else b""
+        has_requirements = environment.requirements.is_file()
+        requirements = await asyncio.to_thread(_requirements_text, environment.requirements) if has_requirements else b""
         folder = self.cache_dir / _key(interpreter, requirements)
         python = str(folder / "bin" / "python")
         async with _locked(folder.with_suffix(".lock")):
@@ -158,8 +164,12 @@ class EnvironmentBuilder:
 
 
 def _requirements_text(path: Path, seen: frozenset[Path] = frozenset()) -> bytes:
-    """The text of a requirements file and of every file it includes (`-r`, `-c`), so that editing an
-    included one builds anew; an include that is missing or loops is left to the installer to report."""
+    """What an environment is made of, as far as the package says: the text of a requirements file and
+    of every file it includes (`-r`, `-c`), so that editing an included one builds anew, and what each
+    requirement on the package's own files holds (`./wheels/x.whl`, `./src/mylib`): a cached
+    environment once went on serving the first revision's copy of them. An editable one (`-e ./mylib`)
+    is tied to its folder, which the environment runs from. An include that is missing or loops is
+    left to the installer to report."""
     text = path.read_bytes()
     included = [text]
     for line in text.decode(errors="replace").splitlines():
@@ -167,7 +177,25 @@ def _requirements_text(path: Path, seen: frozenset[Path] = frozenset()) -> bytes
             target = (path.parent / match[1]).resolve()
             if target.is_file() and target not in seen:
                 included.append(b"\0" + _requirements_text(target, seen | {path.resolve()}))
+        elif match := LOCAL.match(line):
+            target = (path.parent / match["path"]).resolve()
+            if match["editable"]:
+                included.append(b"\0editable\0" + os.fsencode(target))
+            elif target.exists():
+                included.append(b"\0" + _digest(target))
     return b"".join(included)
+
+
+def _digest(target: Path) -> bytes:
+    """A hash of a local requirement's files, their names with them (what a build leaves in a source
+    folder, `__pycache__` and `*.egg-info`, left out: it would change the key after the first build)."""
+    digest = hashlib.sha256()
+    files = [target] if target.is_file() else sorted(
+        file for file in target.rglob("*")
+        if file.is_file() and not any(part == "__pycache__" or part.endswith(".egg-info") for part in file.parts))
+    for file in files:
+        digest.update(os.fsencode(file.relative_to(target.parent)) + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest().encode()
 
 
 def _key(interpreter: Interpreter, requirements: bytes) -> str:
