@@ -14,10 +14,9 @@ from pathlib import Path
 
 from contract.archive import ArchiveError, package_files
 from contract.manifest import ManifestError
-from contract.package import read_package
 from contract.spec import SpecError
 from emulator.runtime.manager import Runtime
-from emulator.serving import new_pool
+from emulator.serving import new_pool, read_package_folder
 from emulator.settings import Settings
 from emulator.state import Registry
 
@@ -83,7 +82,7 @@ def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> 
     project, deployment, version = served
     fields = {"project": project.name, "deployment": deployment.name, "version": version.name}
     try:
-        package = read_package(settings.package)
+        package = read_package_folder(settings.package)
     except (SpecError, ManifestError, ArchiveError) as exc:
         log.error("not reloaded, the package is not valid: %s", exc, extra=fields)
         return

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 from pathlib import Path
 
-from contract.archive import extract_package
+from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, extract_package, package_files
 from contract.files import DEFAULT_BUCKET
 from contract.package import Package, read_package
 from emulator.environments import OWN_ENVIRONMENT
@@ -37,8 +38,41 @@ def open_package(source: Path, unpack_root: Path) -> Package:
         shutil.rmtree(target, ignore_errors=True)
         return read_package(extract_package(source, target))
     if source.is_dir():
-        return read_package(source)
+        return read_package_folder(source)
     raise PackageError(f"no package at {source}: give a package folder or a .zip")
+
+
+def read_package_folder(folder: Path) -> Package:
+    """Read a package folder, served as it is; what its zip would leave out is logged (`make serve` and
+    `--reload` serve the folder, UbiOps gets the zip, and `deployer check` tests the zip)."""
+    package = read_package(folder)
+    left_out = left_out_of_zip(folder)
+    if left_out:
+        log.info("served from the folder, with what its zip leaves out and UbiOps will not have: %s",
+                 ", ".join(left_out[:10]) + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""))
+    return package
+
+
+def left_out_of_zip(folder: Path) -> list[str]:
+    """The top-level names under a package folder that hold files its zip leaves out (`.ubiops-ignore`,
+    `.env`, links to folders, which the zip's walk does not follow), a folder's with a `/`; the
+    interpreter's own caches are not counted."""
+    folder = folder.resolve()
+    shipped = set(package_files(folder))
+    names: set[str] = set()
+    for parent, directories, files in os.walk(folder):
+        here = Path(parent).relative_to(folder)
+        directories[:] = [d for d in directories if d not in ALWAYS_LEFT_OUT_DIRECTORIES]
+        links = [d for d in directories if Path(parent, d).is_symlink()]
+        names.update(_top(here, name, is_folder=True) for name in links)
+        names.update(_top(here, name, is_folder=False) for name in files
+                     if not name.endswith(ALWAYS_LEFT_OUT_SUFFIXES) and (here / name).as_posix() not in shipped)
+    return sorted(names)
+
+
+def _top(here: Path, name: str, is_folder: bool) -> str:
+    """The top-level name `here / name` lies under, as `left_out_of_zip` lists it."""
+    return here.parts[0] + "/" if here.parts else name + ("/" if is_folder else "")
 
 
 def serve_package(registry: Registry, runtime: Runtime, settings: Settings, package: Package) -> Version:

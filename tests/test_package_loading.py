@@ -34,6 +34,28 @@ def test_zip_made_by_the_sdk_is_served(tmp_path):
     assert serve_and_request(archive, tmp_path, "zip").result == "ZIP"
 
 
+def test_a_folder_served_as_it_is_names_what_its_zip_leaves_out(tmp_path):
+    """A folder is served as it is, its ignored files and linked folders readable; UbiOps gets the zip,
+    which leaves them out, so the log says which (before, nothing told the two apart)."""
+    package = tmp_path / "package"
+    shutil.copytree(PACKAGES / "plain", package)
+    (package / "local_helper.py").write_text("HELPER = 1\n")
+    (package / ".ubiops-ignore").write_text("local_helper.py\nnotes/\n")
+    (package / "notes").mkdir()
+    (package / "notes" / "todo.txt").write_text("a note\n")
+    (package / ".env").write_text("SECRET=1\n")
+    (tmp_path / "outside").mkdir()
+    (package / "data").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "deployment.cpython-311.pyc").write_bytes(b"")
+    emulator = start_emulator(package, tmp_path)
+    try:
+        assert ("served from the folder, with what its zip leaves out and UbiOps will not have: "
+                ".env, data/, local_helper.py, notes/\n") in emulator.log()
+    finally:
+        emulator.stop()
+
+
 def test_zip_with_several_folders_uses_deployment_package(tmp_path):
     archive = tmp_path / "several.zip"
     with zipfile.ZipFile(archive, "w") as zf:
