@@ -203,16 +203,18 @@ def test_list_filters_by_status_and_pages(batch):
         assert api.deployment_requests_list(PROJECT, DEPLOYMENT, search_id=part) == []
 
 
-@pytest.mark.parametrize("status, search_id, message", [
-    ("pending,processing", None, "pending cannot be combined with other statuses"),
-    ("completed,pending", None, "pending cannot be combined with other statuses"),
-    ("processing,failed", None, "processing cannot be combined with other statuses"),
-    ("done", None, "Unknown status done"),
-    ("processing", "0", "search_id is only available for completed, failed and cancelled requests; got status=processing"),
+@pytest.mark.parametrize("arguments, message", [
+    ({"status": "pending,processing"}, "pending cannot be combined with other statuses"),
+    ({"status": "completed,pending"}, "pending cannot be combined with other statuses"),
+    ({"status": "processing,failed"}, "processing cannot be combined with other statuses"),
+    ({"status": "done"}, "Unknown status done"),
+    ({"status": "processing", "search_id": "0"},
+     "search_id is only available for completed, failed and cancelled requests; got status=processing"),
+    ({"offset": 2**63}, "query offset: Input should be less than or equal to 9223372036854775807"),  # SQLite's limit: a 500
 ])
-def test_list_rejects_bad_status_filters(batch, status, search_id, message):
+def test_list_rejects_bad_filters(batch, arguments, message):
     with pytest.raises(ubiops.ApiException) as error:
-        batch.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, status=status, search_id=search_id)
+        batch.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, **arguments)
     assert error.value.status == 400 and message in error.value.body
 
 
@@ -312,6 +314,7 @@ def test_a_date_filter_with_an_offset_names_the_same_moment_as_in_utc(batch, off
     ("object_type=model", 400, "object_type must be one of deployment, pipeline; got 'model'"),
     ("status=pending,completed", 400, "pending cannot be combined with other statuses in one status filter"),
     ("limit=0", 400, "query limit: Input should be greater than or equal to 1"),
+    ("offset=9223372036854775808", 400, "query offset: Input should be less than or equal to 9223372036854775807"),
 ])
 def test_refused_project_request_lists(batch, query, code, message):
     response = httpx.get(f"{batch.url}/v2.1/projects/{PROJECT}/requests?{query}")

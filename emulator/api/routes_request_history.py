@@ -34,7 +34,7 @@ router = APIRouter()
 OBJECT_TYPES = ("deployment", "pipeline")
 STATUS_QUERY = Query(COMPLETED, description="Comma-separated statuses; pending or processing only alone")
 LIMIT_QUERY = Query(50, ge=1, le=500)
-OFFSET_QUERY = Query(0, ge=0)
+OFFSET_QUERY = Query(0, ge=0, le=2**63 - 1, description="Requests to skip; at most 2^63 - 1, SQLite's largest integer")
 
 
 @at_both_levels(router.get, "/requests", response_model=list[DeploymentRequestList])
