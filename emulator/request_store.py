@@ -380,8 +380,14 @@ def _storable(value: Any) -> bool:
 
 def _as_stored(moment: datetime) -> str:
     """A moment as times are stored, in UTC (a time without an offset is UTC), so that their text's order
-    is time's: `+02:00` compared as text once found nothing in a window that held requests."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    is time's: `+02:00` compared as text once found nothing in a window that held requests. A moment
+    UTC's calendar cannot hold (`0001-01-01T00:00:00+14:00`, `9999-12-31T23:59:59-14:00`) is its
+    first or last moment, which is before or after every stored time as well."""
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC).isoformat()
+    except OverflowError:
+        return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(tzinfo=UTC).isoformat()
 
 
 def _from_row(row: tuple) -> RequestRecord:

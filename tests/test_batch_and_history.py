@@ -310,6 +310,19 @@ def test_a_date_filter_with_an_offset_names_the_same_moment_as_in_utc(batch, off
     assert request.id in [r.id for r in found]
 
 
+@pytest.mark.parametrize("window, finds_it", [
+    ({"end_date": "0001-01-01T00:00:00+14:00"}, False),
+    ({"start_date": "9999-12-31T23:59:59-14:00"}, False),
+    ({"start_date": "0001-01-01T00:00:00+14:00", "end_date": "9999-12-31T23:59:59-14:00"}, True),
+])
+def test_a_date_before_or_after_utcs_calendar_is_before_or_after_every_request(batch, window, finds_it):
+    """Before, such a date did not convert to UTC (OverflowError): the list answered 500."""
+    api = batch.sdk()
+    request = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": 5})
+    found = api.project_requests_list(PROJECT, status="completed", limit=500, **window)
+    assert (request.id in [r.id for r in found]) == finds_it
+
+
 @pytest.mark.parametrize("query, code, message", [
     ("object_type=model", 400, "object_type must be one of deployment, pipeline; got 'model'"),
     ("status=pending,completed", 400, "pending cannot be combined with other statuses in one status filter"),
