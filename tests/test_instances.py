@@ -101,6 +101,7 @@ def test_unknown_instances_versions_and_projects_are_404(api, call, message):
 @pytest.mark.parametrize("arguments, message", [
     ({"status": "running,stopped"}, "status: unknown instance status stopped; use pending, initialising, running, stopping"),
     ({"cursor": "abc"}, "cursor: 'abc' is not a cursor; use the next or previous URL of a page"),
+    ({"cursor": "9" * 5000}, f"cursor: '{'9' * 5000}' is not a cursor; use the next or previous URL of a page"),
     ({"limit": 0}, "query limit: Input should be greater than or equal to 1"),
     ({"limit": 251}, "query limit: Input should be less than or equal to 250"),
 ])

@@ -27,7 +27,7 @@ def paginate(items: list[Item], request: Request, cursor: str | None, limit: int
     """The page of `items` that `cursor` (None: the first) and `limit` select."""
     if cursor is None:
         offset = 0
-    elif re.fullmatch(r"[0-9]+", cursor):
+    elif re.fullmatch(r"[0-9]{1,18}", cursor):  # no list comes near 10^18 items (and `int` refuses past 4300 digits)
         offset = int(cursor)
     else:
         raise ApiError(400, f"cursor: {cursor!r} is not a cursor; use the next or previous URL of a page")
