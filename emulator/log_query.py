@@ -7,7 +7,8 @@ The query is a chain of stages, each one a further condition:
   `and` and `or` (`and` binds first); a new `|` starts a new stage.
 Strings are in double quotes (with JSON's escapes) or backticks (taken as they are). The labels are
 UbiOps' (`LABELS`); those the emulator never sets (pipelines, environments…) are empty, as LogQL treats
-a missing label. Anything else is refused with a message that says where and why.
+a missing label. At most `MAX_FILTERS` filters. Anything else is refused with a message that says
+where and why.
 
 The window: `start` and `end` together (ISO 8601, or a timestamp in seconds or nanoseconds); `start`
 is included, `end` is not; `start` after `end` searches backward (newest first). Neither: the last 24
@@ -45,6 +46,9 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a pattern refused is the caller's 400, not a line on the emulator's stderr
 LATEST = 2**63 - 1
 """The latest timestamp (ns) SQLite can hold (in 2262): later ones, and those before 1970, are clamped."""
+MAX_FILTERS = 500
+"""A query's line and label filters together, at most: each can nest the SQL condition one level deeper,
+and SQLite refuses one nested 1000 deep ("Expression tree is too large"), at about 997 filters."""
 
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
@@ -154,11 +158,13 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self._tokens = tokens
         self._next = 0
+        self._filters = 0
 
     def query(self) -> Condition:
         stages = []
         while (token := self._peek()) is not None:
             if token.kind == "op" and token.text in _LINE_FILTERS:
+                self._count_filter(token)
                 self._next += 1
                 stages.append(self._line_filter(token.text))
             elif token.kind == "op" and token.text == "|":
@@ -193,6 +199,7 @@ class _Parser:
         if token.text not in LABELS:
             raise NotAllowed(f"query: unknown label {token.text!r} at position {token.position}; "
                              f"the labels are {', '.join(LABELS)}")
+        self._count_filter(token)
         self._next += 1
         op = self._peek()
         if op is None or op.kind != "op" or op.text not in _LABEL_MATCHERS:
@@ -208,6 +215,11 @@ class _Parser:
         else:
             label = f"coalesce({token.text}, '')"
         return Condition(_LABEL_MATCHERS[op.text].format(label=label), (value,))
+
+    def _count_filter(self, token: Token) -> None:
+        self._filters += 1
+        if self._filters > MAX_FILTERS:
+            raise NotAllowed(f"query: more than {MAX_FILTERS} line and label filters (from position {token.position})")
 
     def _string(self) -> str:
         token = self._peek()

@@ -15,7 +15,7 @@ import pytest
 from emulator import log_store
 from emulator.exceptions import NotAllowed
 from emulator.log_capture import capture_logs, release_logs
-from emulator.log_query import Window, parse_query, time_window
+from emulator.log_query import MAX_FILTERS, Window, parse_query, time_window
 from emulator.log_store import LogEntry, LogStore
 
 SECOND = 1_000_000_000
@@ -76,6 +76,8 @@ def test_lines_get_ever_later_timestamps_so_a_search_can_go_on_after_the_last_li
     ('| pipeline_name="x"', []),
     ('| pipeline_name!="x" |= "started"', ["started"]),
     ("", ["printed in r-1", "failed r-1", "printed in r-2", "traceback in r-2", "started"]),
+    ('|= "r-"' * MAX_FILTERS, ["printed in r-1", "failed r-1", "printed in r-2", "traceback in r-2"]),
+    ("| " + " or ".join(['deployment_request_id="r-9"'] * (MAX_FILTERS - 1) + ['system="true"']), ["failed r-1", "started"]),
 ])
 def test_the_query_filters_lines_and_labels_as_logql_does(store, query, expected):
     store.add(line("printed in r-1", deployment_request_id="r-1"))
