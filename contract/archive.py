@@ -37,16 +37,22 @@ class ArchiveError(ValueError):
     """A zip that is not a usable deployment package; the message says why."""
 
 
-def package_prefix(names: list[str]) -> str:
-    """The folder inside the zip that holds the package (`''` for files at the root)."""
-    top_dirs = {PurePosixPath(n).parts[0] for n in names if len(PurePosixPath(n).parts) > 1}
-    root_files = [n for n in names if len(PurePosixPath(n).parts) == 1 and not n.endswith("/")]
+def entry_parts(name: str) -> tuple[str, ...]:
+    """The parts of a zip entry's name, `.` dropped: bsdtar (macOS' and Windows' `tar -a`) writes `./`
+    and `./deployment.py`, which unzip and Python's `extractall` unpack as `deployment.py`."""
+    return PurePosixPath(name).parts
+
+
+def package_prefix(names: list[str]) -> tuple[str, ...]:
+    """The folder inside the zip that holds the package, as parts (`()` for files at the root)."""
+    top_dirs = {entry_parts(n)[0] for n in names if len(entry_parts(n)) > 1}
+    root_files = [n for n in names if len(entry_parts(n)) == 1 and not n.endswith("/")]
     if len(top_dirs) == 1 and not root_files:
-        return f"{top_dirs.pop()}/"
+        return (top_dirs.pop(),)
     if PACKAGE_DIRECTORY in top_dirs:
-        return f"{PACKAGE_DIRECTORY}/"
+        return (PACKAGE_DIRECTORY,)
     if root_files:
-        return ""
+        return ()
     raise ArchiveError(
         f"the zip holds several folders ({', '.join(sorted(top_dirs))}) and none is named {PACKAGE_DIRECTORY!r}"
     )
@@ -71,11 +77,12 @@ def extract_package(zip_path: Path, target: Path) -> Path:
         if sum(e.file_size for e in entries) > MAX_UNPACKED_BYTES:
             raise ArchiveError(f"the zip unpacks to more than {MAX_UNPACKED_BYTES // 1024**3} GiB")
         prefix = package_prefix([e.filename for e in entries])
-        files = [e for e in entries if e.filename.startswith(prefix) and not e.is_dir()]
-        _refuse_file_and_folder([PurePosixPath(e.filename[len(prefix):]).parts for e in files])
+        files = {e: parts[len(prefix):] for e in entries if not e.is_dir()
+                 if (parts := entry_parts(e.filename))[:len(prefix)] == prefix and parts[len(prefix):]}
+        _refuse_file_and_folder(list(files.values()))
         target.mkdir(parents=True, exist_ok=True)
-        for entry in files:
-            destination = target.joinpath(*PurePosixPath(entry.filename[len(prefix):]).parts)
+        for entry, parts in files.items():
+            destination = target.joinpath(*parts)
             try:
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(entry) as source, destination.open("wb") as sink:
@@ -167,7 +174,8 @@ def _folder_inside(folder: Path | None, source: Path) -> Path | None:
 def _check_entry(entry: zipfile.ZipInfo) -> None:
     name = entry.filename
     path = PurePosixPath(name)
-    if "\x00" in name or path.is_absolute() or name.startswith("\\") or ":" in path.parts[0]:
+    first = path.parts[0] if path.parts else ""  # `./` has no parts
+    if "\x00" in name or path.is_absolute() or name.startswith("\\") or ":" in first:
         raise ArchiveError(f"the zip entry {name!r} has an absolute path")
     if ".." in path.parts or ".." in PurePosixPath(name.replace("\\", "/")).parts:
         raise ArchiveError(f"the zip entry {name!r} points outside the package (..)")

@@ -64,6 +64,17 @@ def test_zip_with_several_folders_uses_deployment_package(tmp_path):
     assert serve_and_request(archive, tmp_path, "x").result == "x #1"
 
 
+@pytest.mark.parametrize("folder", ["", "deployment_package/"])
+def test_zip_written_by_bsdtar_is_served(tmp_path, folder):
+    """macOS' and Windows' `tar -a -cf package.zip .` write `./` and `./<path>` entries: `./x` is `x`."""
+    archive = tmp_path / "bsdtar.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for directory in dict.fromkeys(["./", f"./{folder}"]):
+            zf.writestr(directory, "")
+        zf.write(PACKAGES / "plain" / "deployment.py", f"./{folder}deployment.py")
+    assert serve_and_request(archive, tmp_path, "bsd").result == "BSD"
+
+
 def test_deployment_file_name_can_be_overridden(tmp_path):
     package = tmp_path / "renamed"
     package.mkdir()
