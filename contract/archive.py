@@ -76,6 +76,8 @@ def extract_package(zip_path: Path, target: Path) -> Path:
             _check_entry(entry)
         if sum(e.file_size for e in entries) > MAX_UNPACKED_BYTES:
             raise ArchiveError(f"the zip unpacks to more than {MAX_UNPACKED_BYTES // 1024**3} GiB")
+        if not any(entry_parts(e.filename) and not e.is_dir() for e in entries):
+            raise ArchiveError("the zip is empty: it holds no files")
         prefix = package_prefix([e.filename for e in entries])
         files = {e: parts[len(prefix):] for e in entries if not e.is_dir()
                  if (parts := entry_parts(e.filename))[:len(prefix)] == prefix and parts[len(prefix):]}

@@ -94,11 +94,16 @@ def run_emulator_expecting_failure(package: Path) -> str:
     return completed.stderr.strip().splitlines()[-1]
 
 
-def test_zip_with_several_folders_and_no_deployment_package_is_refused(tmp_path):
-    """Unsafe zips (slip, absolute, links, bombs) are in test_package_corpus; this one is only ambiguous."""
-    archive = tmp_path / "ambiguous.zip"
-    archive.write_bytes(zip_bytes({"a/deployment.py": b"", "b/deployment.py": b""}))
-    assert "none is named 'deployment_package'" in run_emulator_expecting_failure(archive)
+@pytest.mark.parametrize("entries, message", [
+    ({"a/deployment.py": b"", "b/deployment.py": b""}, "the zip holds several folders (a, b) and none is named 'deployment_package'"),
+    ({}, "the zip is empty: it holds no files"),
+    ({"./": b"", "deployment_package/": b""}, "the zip is empty: it holds no files"),
+], ids=["several folders", "empty", "only folders"])
+def test_zip_without_one_package_folder_is_refused(tmp_path, entries, message):
+    """Unsafe zips (slip, absolute, links, bombs) are in test_package_corpus; these are only ambiguous or empty."""
+    archive = tmp_path / "package.zip"
+    archive.write_bytes(zip_bytes(entries))
+    assert message in run_emulator_expecting_failure(archive)
 
 
 @pytest.mark.parametrize("files, message", [
