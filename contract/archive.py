@@ -68,6 +68,8 @@ def extract_package(zip_path: Path, target: Path) -> Path:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ArchiveError(f"{zip_path.name} is not a readable zip file ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc) from None
     with archive:
         entries = archive.infolist()
         if len(entries) > MAX_ENTRIES:
@@ -91,9 +93,17 @@ def extract_package(zip_path: Path, target: Path) -> Path:
                     _copy_at_most(source, sink, entry.file_size, entry.filename)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
                 raise ArchiveError(f"the zip entry {entry.filename!r} is corrupt ({exc})") from None
+            except UnicodeDecodeError as exc:  # the name in the entry's own header
+                raise _not_utf8(exc) from None
             except OSError as exc:  # a name too long for this file system, or a full disk
                 raise ArchiveError(f"the zip entry {entry.filename!r} cannot be unpacked ({exc.strerror})") from None
     return target
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> ArchiveError:
+    """An entry flagged as named in UTF-8 whose name is not: the zip is at fault, so say which entry."""
+    name = exc.object.decode(errors="replace")
+    return ArchiveError(f"the zip entry {name!r} is flagged as named in UTF-8, but its name is not UTF-8")
 
 
 def _refuse_file_and_folder(paths: list[tuple[str, ...]]) -> None:

@@ -51,6 +51,16 @@ def encrypted() -> bytes:
     return bytes(patched)
 
 
+def not_utf8(*headers: bytes) -> bytes:
+    """A zip whose entry is flagged as named in UTF-8 but, in the `headers` given (central directory,
+    local), has a name that is not: the emulator failed with UnicodeDecodeError, as if at fault itself."""
+    patched = bytearray(zip_bytes({"deployment_package/déployment.py": DEPLOYMENT_PY.encode()}))
+    for signature in headers:
+        found = patched.find("é".encode(), patched.find(signature))
+        patched[found:found + 2] = b"\xff\xfe"
+    return bytes(patched)
+
+
 CORPUS = [
     ("zip-slip", lambda: zip_bytes({"deployment_package/deployment.py": b"", "deployment_package/../../evil.py": b"x"}),
      "points outside the package (..)"),
@@ -63,6 +73,9 @@ CORPUS = [
     ("file and folder", lambda: zip_bytes({"deployment_package/deployment.py": DEPLOYMENT_PY.encode(),
                                            "deployment_package/data": b"a file", "deployment_package/data/x.txt": b"x"}),
      "the zip holds 'data' both as a file and as a folder"),
+    ("name not utf-8", lambda: not_utf8(b"PK\x01\x02"),
+     "the zip entry 'deployment_package/d\ufffd\ufffdployment.py' is flagged as named in UTF-8, but its name is not UTF-8"),
+    ("local name not utf-8", lambda: not_utf8(b"PK\x03\x04"), "is flagged as named in UTF-8, but its name is not UTF-8"),
     ("no deployment.py", lambda: zip_bytes({"deployment_package/model.py": b"x = 1\n"}), "no deployment.py"),
     ("syntax error", lambda: zip_bytes({"deployment_package/deployment.py": b"class Deployment(:\n"}), "SyntaxError"),
 ]
@@ -87,8 +100,8 @@ def test_uploaded_revision_fails_its_build_with_the_reason(emulators, tmp_path, 
     assert api.service_status().status == "ok"
 
 
-UNSAFE = CORPUS[:7]
-UNSTARTABLE = CORPUS[7:]
+UNSAFE = CORPUS[:-2]
+UNSTARTABLE = CORPUS[-2:]
 
 
 @pytest.mark.parametrize("name, make, message", UNSAFE, ids=[c[0] for c in UNSAFE])
