@@ -13,6 +13,8 @@ import yaml
 from schema import SchemaError
 from ubiops.utils.validate import ubiops_config_schema
 
+from contract.names import variable_value_problem
+
 MANIFEST_FILE = "ubiops.yaml"
 
 
@@ -41,10 +43,12 @@ def read_manifest(package_dir: Path) -> Manifest:
         ubiops_config_schema.validate(raw)
     except SchemaError as exc:
         raise ManifestError(f"{MANIFEST_FILE}: {exc.code}") from None
-    return Manifest(
-        environment_variables=parse_environment_variables(raw.get("environment_variables", [])),
-        apt_packages=tuple(raw.get("apt", {}).get("packages", [])),
-    )
+    variables = parse_environment_variables(raw.get("environment_variables", []))
+    for name, value in variables.items():  # the API's rule for a variable's value, as the instance gets both alike
+        problem = variable_value_problem(value)
+        if problem:
+            raise ManifestError(f"{MANIFEST_FILE}: the value of environment variable {name} {problem}")
+    return Manifest(environment_variables=variables, apt_packages=tuple(raw.get("apt", {}).get("packages", [])))
 
 
 def parse_environment_variables(definitions: list[str]) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The names UbiOps gives projects, deployments and versions (an assumption the emulator enforces),
-and the names of environment variables (UbiOps' documented rule, read by the emulator's API and the
-deployer's config alike)."""
+the names of environment variables (UbiOps' documented rule, read by the emulator's API and the
+deployer's config alike), and the values a process environment can hold (the API's variables and
+`ubiops.yaml`'s alike)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ VARIABLE_NAME_RULE = ("letters, digits and underscores, starting with a letter a
 """UbiOps' API documents "only letters and underscores, and not start or end with an underscore" (its
 examples are lowercase) and the SDK at most 64 characters; digits after the first letter are an
 assumption (`SYS_DEPLOYMENT_FILE_NAME`-style names with digits, such as `S3_BUCKET`, are common)."""
+MAX_VARIABLE_VALUE_LENGTH = 64 * 1024
+"""The emulator's own limit: a value must fit in a process's environment (Linux takes 128 KiB per entry)."""
 
 
 def is_name(text: str) -> bool:
@@ -26,6 +29,21 @@ def is_name(text: str) -> bool:
 
 def is_variable_name(text: str) -> bool:
     return len(text) <= MAX_VARIABLE_NAME_LENGTH and re.fullmatch(VARIABLE_NAME_PATTERN, text) is not None
+
+
+def variable_value_problem(value: str) -> str | None:
+    """Why an instance's environment cannot hold `value` as given (a NUL would end it early, a lone
+    surrogate cannot be encoded), or None; UbiOps documents no rule, so the emulator refuses these."""
+    if "\x00" in value:
+        return "holds a NUL character, which no environment variable can"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "holds a lone surrogate, which is not text"
+    if len(value) > MAX_VARIABLE_VALUE_LENGTH:
+        return f"is longer than {MAX_VARIABLE_VALUE_LENGTH} characters"
+    return None
 
 
 def name_from(text: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from contract.names import VARIABLE_NAME_RULE, is_variable_name
+from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec, SpecError, parse_fields
@@ -51,8 +51,6 @@ RevisionStatus = Literal["queued", "building", "deploying", "success", "failed"]
 UNFINISHED = (QUEUED, BUILDING, DEPLOYING)
 """A revision's build statuses before it ends: queued, building its environment, deploying (its
 instances starting, `__init__` running)."""
-MAX_VARIABLE_VALUE_LENGTH = 64 * 1024
-"""The emulator's own limit: a value must fit in a process's environment (Linux takes 128 KiB per entry)."""
 
 
 @dataclass
@@ -568,15 +566,9 @@ def _version_settings(current: dict[str, Any], retention: str, given: dict[str, 
 def _check_variable(name: str, value: str) -> None:
     if not is_variable_name(name):
         raise NotAllowed(f"name: {name!r} is not an environment variable name: use {VARIABLE_NAME_RULE}")
-    if "\x00" in value:
-        raise NotAllowed(f"value: the value of {name} holds a NUL character, which no environment variable can")
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise NotAllowed(f"value: the value of {name} holds a lone surrogate, which is not text") from None
-    if len(value) > MAX_VARIABLE_VALUE_LENGTH:
-        raise NotAllowed(f"value: the value of {name} is longer than {MAX_VARIABLE_VALUE_LENGTH} characters")
+    problem = variable_value_problem(value)
+    if problem:
+        raise NotAllowed(f"value: the value of {name} {problem}")
 
 
 def _refuse_taken(owner: Project | Deployment | Version, scope: Scope, name: str) -> None:

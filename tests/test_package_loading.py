@@ -114,6 +114,8 @@ def test_zip_without_one_package_folder_is_refused(tmp_path, entries, message):
      "ubiops_input_spec.json: the field list holds a string with a lone UTF-16 surrogate"),
     ({"ubiops.yaml": "environment_variables:\n  - lower=case\n"}, "emulator: error: ubiops.yaml: Environment variable definition must be in format"),
     ({"ubiops.yaml": "apt: [unclosed\n"}, "emulator: error: ubiops.yaml is not valid YAML"),
+    ({"ubiops.yaml": 'environment_variables: ["A=x\\0y"]\n'},  # "\0" is YAML's NUL: os.environ cut the value there
+     "emulator: error: ubiops.yaml: the value of environment variable A holds a NUL character, which no environment variable can"),
 ])
 def test_package_with_invalid_declarations_is_refused(tmp_path, files, message):
     package = tmp_path / "package"
