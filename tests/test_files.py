@@ -275,6 +275,18 @@ def test_a_multipart_upload_is_refused_not_taken_for_a_file_of_that_name(files_e
     assert response.json()["error"] == "Multipart uploads (files of 4 GB and more) are not served by the emulator"
 
 
+def test_a_file_named_like_the_download_call_is_that_file(files_emulator, tmp_path):
+    """Before, `files_get` of `report/download` answered 500: the route for `…/{file}/download` took it
+    and failed its description as a download URL."""
+    client, source = client_for(files_emulator), tmp_path / "report"
+    source.write_text("named download")
+    uri = upload_file(client, PROJECT, str(source), file_name="report/download", _progress_bar=False)
+    item = files_emulator.sdk().files_get(PROJECT, "default", "report/download")
+    assert (item.file, item.size) == ("report/download", 14)
+    download_file(client, PROJECT, file_uri=uri, output_path=str(tmp_path / "out"))
+    assert (tmp_path / "out").read_text() == "named download"
+
+
 def test_unknown_bucket_is_404(files_emulator):
     bucket = f"{files_emulator.api}/projects/{PROJECT}/buckets/nope"
     for method, url, body in (("POST", f"{bucket}/files/x.txt", None), ("PATCH", bucket, {"description": "d"}),

@@ -99,8 +99,10 @@ async def files_upload(request: Request, project_name: str, bucket_name: str, fi
     return FileUploadResponse(url=signed_url(request, services, "PUT", bucket_name, name))
 
 
+# For /docs only, registered after the route below, which serves it too: matched first, it took a file
+# named `a/download` (sent as `a%2Fdownload`, decoded to `a/download`) and failed its FileItem as a URL.
+@router.get(FILES + "/{file}/download", response_model=FileUploadResponse)
 @router.get(FILES + "/{file:path}", response_model=FileItem | FileUploadResponse)
-@router.get(FILES + "/{file}/download", response_model=FileUploadResponse)  # for /docs: the route above serves it too
 async def files_get(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
                     services: Services = Depends(get_services)) -> FileItem | FileUploadResponse:
     """`…/files/{file}` describes a file; `…/files/{file}/download` hands out a URL to GET it from."""
