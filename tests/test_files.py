@@ -287,6 +287,14 @@ def test_a_file_named_like_the_download_call_is_that_file(files_emulator, tmp_pa
     assert (tmp_path / "out").read_text() == "named download"
 
 
+def test_a_path_with_an_escaped_letter_names_the_same_file(files_emulator):
+    """Before, `…/%70rojects/…/files/…` answered 500: the file name was looked for after the raw word `projects`."""
+    api = files_emulator.sdk()
+    assert httpx.put(api.files_upload(PROJECT, "default", "escaped.txt").url, content=b"e").status_code == 201
+    response = httpx.get(f"{files_emulator.api}/%70rojects/{PROJECT}/buckets/default/files/escaped.txt")
+    assert response.status_code == 200 and response.json()["file"] == "escaped.txt", response.text
+
+
 def test_unknown_bucket_is_404(files_emulator):
     bucket = f"{files_emulator.api}/projects/{PROJECT}/buckets/nope"
     for method, url, body in (("POST", f"{bucket}/files/x.txt", None), ("PATCH", bucket, {"description": "d"}),

@@ -127,10 +127,11 @@ def _file_in_path(request: Request) -> tuple[str, bool]:
     """The file name, read from the raw path: the SDK encodes `/` in names as `%2F`, which the decoded
     path cannot tell from the `/download` suffix. Also whether the call asks for a download."""
     raw = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
-    segments = raw.split("/")
-    # …/projects/{project}/buckets/{bucket}/files/{name}: by position, as a project or bucket may itself be
-    # named `buckets` or `files` (a bucket `files` once stored `a.txt` as `files/a.txt`)
-    rest = segments[segments.index("projects") + 5:]
+    # Where the decoded path's `{file}` starts, as nothing matched before it (project, bucket) holds a `/`;
+    # not after a word: a project or bucket may itself be named `buckets` or `files` (a bucket `files`
+    # once stored `a.txt` as `files/a.txt`), and `projects` may come escaped (`%70rojects`, once a 500).
+    start = len(request.scope["path"].split("/")) - len(request.path_params["file"].split("/"))
+    rest = raw.split("/")[start:]
     if len(rest) > 1 and rest[-1] in MULTIPART_CALLS and request.method == "POST":
         raise ApiError(404, "Multipart uploads (files of 4 GB and more) are not served by the emulator")
     download = len(rest) > 1 and rest[-1] == "download" and request.method == "GET"
