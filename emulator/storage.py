@@ -102,7 +102,7 @@ class Storage:
         check_name(bucket, "bucket name")
         folder = self.buckets / bucket
         if "/" in bucket or not folder.is_dir():
-            raise NotStored(f"bucket {bucket!r} does not exist")
+            raise _unknown_bucket(bucket)
         return folder
 
     def bucket(self, bucket: str) -> StoredBucket:
@@ -163,7 +163,7 @@ class Storage:
 
     def write(self, bucket: str, name: str, source: BinaryIO) -> StoredFile:
         """Store a file whole or not at all: readers never see half an upload."""
-        return self._store(self.target(bucket, name), name, source)
+        return self._store(bucket, name, self.target(bucket, name), source)
 
     def write_request_input(self, request_id: str, file_name: str, source: BinaryIO) -> str:
         """Keep a file sent with a request (multipart) at `deployment_requests/<id>/input/<name>`,
@@ -174,10 +174,13 @@ class Storage:
         0.16 ms without)."""
         check_name(file_name, "file name")
         name = f"{REQUESTS_FOLDER}/{request_id}/input/{file_name}"
-        self._store(self.request_dir(request_id) / "input" / file_name, name, source)
+        self._store(DEFAULT_BUCKET, name, self.request_dir(request_id) / "input" / file_name, source)
         return name
 
-    def _store(self, target: Path, name: str, source: BinaryIO) -> StoredFile:
+    def _store(self, bucket: str, name: str, target: Path, source: BinaryIO) -> StoredFile:
+        """Copy `source` aside, then move it to `target` in `bucket`'s folder, making the folders between
+        them. Never the bucket's own folder: deleted while the bytes were copied, the bucket stays deleted
+        (made again, it came back without its settings) and the write fails as for any unknown bucket."""
         partial = self._incoming / uuid.uuid4().hex
         try:
             with partial.open("wb") as sink:
@@ -185,8 +188,16 @@ class Storage:
                 sink.flush()
                 info = os.fstat(sink.fileno())  # not `stat`: checking the name again costs ~0.05 ms
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(partial, target)
+                try:
+                    os.replace(partial, target)
+                except FileNotFoundError:  # a folder is missing: made once it is needed, not checked each time
+                    folder = self.buckets / bucket
+                    for part in target.parent.relative_to(folder).parts:
+                        folder /= part
+                        folder.mkdir(exist_ok=True)
+                    os.replace(partial, target)
+            except FileNotFoundError:
+                raise _unknown_bucket(bucket) from None
             except (FileExistsError, NotADirectoryError, IsADirectoryError):
                 raise NameClash(f"{name!r} clashes with a stored file or folder: a name cannot be both a file "
                                 "and the folder of another file") from None
@@ -280,6 +291,10 @@ class Storage:
     def remove_request_files(self, request_id: str) -> None:
         """Delete a request's input and output files, with the request (it was deleted or expired)."""
         shutil.rmtree(self.request_dir(request_id), ignore_errors=True)
+
+
+def _unknown_bucket(bucket: str) -> NotStored:
+    return NotStored(f"bucket {bucket!r} does not exist")
 
 
 def _stored_file(name: str, info: os.stat_result) -> StoredFile:

@@ -80,6 +80,24 @@ def test_a_failed_write_leaves_nothing_behind(storage):
     assert list((storage.root / "incoming").iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["top.txt", "in/a/folder.txt"])
+def test_a_bucket_deleted_while_a_file_is_written_into_it_stays_deleted(storage, name):
+    """Before, the write made the file's folders with the bucket's own: the bucket came back, its
+    description gone, holding the one file."""
+    storage.create_bucket("brief", "described")
+
+    class DeletesTheBucket(io.BytesIO):
+        def read(self, *args):
+            if self.tell() == 0:
+                storage.delete_bucket("brief")
+            return super().read(*args)
+
+    with pytest.raises(NotStored, match="bucket 'brief' does not exist"):
+        storage.write("brief", name, DeletesTheBucket(b"late bytes"))
+    assert [b.name for b in storage.list_buckets()] == ["default"]
+    assert list((storage.root / "incoming").iterdir()) == []
+
+
 def test_listing_pages_and_groups_by_delimiter(storage):
     for name in ("a/1.txt", "a/2.txt", "b/1.txt", "c.txt"):
         storage.write("default", name, io.BytesIO(b"."))
