@@ -93,6 +93,9 @@ class Storage:
         self._settings_path = self.root / "buckets.json"
         self._settings: dict[str, dict[str, Any]] = read_json_object(self._settings_path, "buckets' settings")
         self._settings_lock = threading.Lock()  # buckets are made and removed in threads
+        self._folders_lock = threading.Lock()
+        """Held to place a file in its folders, and to delete a file with the folders it empties: a
+        folder made for one write is never removed by a delete before the file is in it."""
 
     def list_buckets(self) -> list[StoredBucket]:
         return [self.bucket(p.name) for p in sorted(self.buckets.iterdir()) if p.is_dir()]
@@ -178,9 +181,6 @@ class Storage:
         return name
 
     def _store(self, bucket: str, name: str, target: Path, source: BinaryIO) -> StoredFile:
-        """Copy `source` aside, then move it to `target` in `bucket`'s folder, making the folders between
-        them. Never the bucket's own folder: deleted while the bytes were copied, the bucket stays deleted
-        (made again, it came back without its settings) and the write fails as for any unknown bucket."""
         partial = self._incoming / uuid.uuid4().hex
         try:
             with partial.open("wb") as sink:
@@ -188,14 +188,7 @@ class Storage:
                 sink.flush()
                 info = os.fstat(sink.fileno())  # not `stat`: checking the name again costs ~0.05 ms
             try:
-                try:
-                    os.replace(partial, target)
-                except FileNotFoundError:  # a folder is missing: made once it is needed, not checked each time
-                    folder = self.buckets / bucket
-                    for part in target.parent.relative_to(folder).parts:
-                        folder /= part
-                        folder.mkdir(exist_ok=True)
-                    os.replace(partial, target)
+                self._place(bucket, partial, target)
             except FileNotFoundError:
                 raise _unknown_bucket(bucket) from None
             except (FileExistsError, NotADirectoryError, IsADirectoryError):
@@ -205,6 +198,20 @@ class Storage:
             partial.unlink(missing_ok=True)
         return _stored_file(name, info)
 
+    def _place(self, bucket: str, partial: Path, target: Path) -> None:
+        """Move a copied file to `target`, making the folders between `bucket`'s folder and it. Never the
+        bucket's own folder: deleted while the bytes were copied, the bucket stays deleted (made again, it
+        came back without its settings), and this raises FileNotFoundError."""
+        with self._folders_lock:
+            try:
+                os.replace(partial, target)
+            except FileNotFoundError:  # a folder is missing: made once it is needed, not looked for each time
+                folder = self.buckets / bucket
+                for part in target.parent.relative_to(folder).parts:
+                    folder /= part
+                    folder.mkdir(exist_ok=True)
+                os.replace(partial, target)
+
     def stat(self, bucket: str, name: str) -> StoredFile:
         path = self.path(bucket, name)
         if not path.is_file():
@@ -212,8 +219,17 @@ class Storage:
         return _stored_file(name, path.stat())
 
     def delete(self, bucket: str, name: str) -> None:
-        self.stat(bucket, name)
-        self.path(bucket, name).unlink()
+        """Remove a file and the folders it leaves empty, up to its bucket's: else `a/b` deleted still
+        kept `a` from being a file's name, though no listing showed it."""
+        path, root = self.path(bucket, name), self.buckets / bucket
+        with self._folders_lock:
+            self.stat(bucket, name)
+            path.unlink()
+            folder = path.parent
+            with contextlib.suppress(OSError):  # up to the first that is not empty (or is a link, which stays)
+                while folder != root:
+                    folder.rmdir()
+                    folder = folder.parent
 
     def list(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", limit: int = 1000
              ) -> tuple[list[StoredFile], list[str], str | None]:

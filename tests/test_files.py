@@ -244,6 +244,25 @@ def test_names_the_file_system_cannot_hold_are_a_4xx_not_a_500(files_emulator):
     assert api.files_get(PROJECT, "default", "clash/a").size == 1
 
 
+def test_deleting_a_file_removes_the_folders_it_leaves_empty(files_emulator):
+    """Before, `a/b` deleted left its folder `a`: a file named `a` was then refused (409) as clashing
+    with a folder no listing showed."""
+    api = files_emulator.sdk()
+    api.buckets_create(PROJECT, {"name": "emptied", "description": "stays"})
+
+    def upload(name: str) -> int:
+        return httpx.put(api.files_upload(PROJECT, "emptied", name).url, content=b"x").status_code
+
+    assert upload("kept/a/b/c") == upload("kept/d") == 201
+    api.files_delete(PROJECT, "emptied", "kept/a/b/c")
+    assert [f.file for f in api.files_list(PROJECT, "emptied").files] == ["kept/d"]
+    assert upload("kept/a") == 201, "the emptied `kept/a/b` and `kept/a` went, `kept` stayed"
+    for name in ("kept/a", "kept/d"):
+        api.files_delete(PROJECT, "emptied", name)
+    assert upload("kept") == 201
+    assert api.buckets_get(PROJECT, "emptied").description == "stays", "the bucket's own folder stays"
+
+
 def test_a_bucket_named_files_or_buckets_keeps_its_files_under_their_names(files_emulator, tmp_path):
     """Before, the file name was read after the first `files` in the path: in a bucket named `files`,
     `a.txt` was stored as `files/a.txt`, and the URI `upload_file` answered named no file."""
