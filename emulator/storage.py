@@ -215,16 +215,27 @@ class Storage:
     def stat(self, bucket: str, name: str) -> StoredFile:
         path = self.path(bucket, name)
         if not path.is_file():
-            raise NotStored(f"file {name!r} does not exist in bucket {bucket!r}")
+            raise _unknown_file(bucket, name)
         return _stored_file(name, path.stat())
+
+    def open(self, bucket: str, name: str) -> BinaryIO:
+        """A stored file, open to read: deleted from now on, it is still read whole (a check, then an open
+        by name, failed for a file deleted between the two)."""
+        try:
+            return self.path(bucket, name).open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise _unknown_file(bucket, name) from None
 
     def delete(self, bucket: str, name: str) -> None:
         """Remove a file and the folders it leaves empty, up to its bucket's: else `a/b` deleted still
         kept `a` from being a file's name, though no listing showed it."""
         path, root = self.path(bucket, name), self.buckets / bucket
         with self._folders_lock:
-            self.stat(bucket, name)
-            path.unlink()
+            self.stat(bucket, name)  # a folder is no file
+            try:
+                path.unlink()
+            except FileNotFoundError:  # removed past the lock since (a request's, by the retention sweep)
+                raise _unknown_file(bucket, name) from None
             folder = path.parent
             with contextlib.suppress(OSError):  # up to the first that is not empty (or is a link, which stays)
                 while folder != root:
@@ -311,6 +322,10 @@ class Storage:
 
 def _unknown_bucket(bucket: str) -> NotStored:
     return NotStored(f"bucket {bucket!r} does not exist")
+
+
+def _unknown_file(bucket: str, name: str) -> NotStored:
+    return NotStored(f"file {name!r} does not exist in bucket {bucket!r}")
 
 
 def _stored_file(name: str, info: os.stat_result) -> StoredFile:

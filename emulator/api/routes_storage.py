@@ -7,12 +7,16 @@ for one method on one file, until it expires.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
+from collections.abc import AsyncIterator
+from mimetypes import guess_type
+from pathlib import PurePosixPath
 from typing import BinaryIO, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from contract.files import split_file_uri
 from emulator.api.dependencies import Services, get_services
@@ -20,6 +24,8 @@ from emulator.api.errors import ApiError
 
 PREFIX = "/storage"
 SPOOL_BYTES = 8 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
+"""A download is read in chunks of this size, each in a thread (a FileResponse read 64 kB a thread hop)."""
 router = APIRouter(prefix=PREFIX)
 
 
@@ -34,14 +40,26 @@ def download_url(request: Request, services: Services, uri: str) -> str:
     return signed_url(request, services, "GET", *split_file_uri(uri))
 
 
-@router.get("/{bucket}/{name:path}", response_class=FileResponse)
+@router.get("/{bucket}/{name:path}", response_class=StreamingResponse)
 async def storage_download(
     bucket: str, name: str, expires: str = Query(""), signature: str = Query(""), services: Services = Depends(get_services)
-) -> FileResponse:
+) -> StreamingResponse:
+    """The file's bytes, read from the file opened here: deleted before they are all sent, it still
+    arrives whole. Not a FileResponse, which opens it again by name (then a 500 and a dropped connection)."""
     _verify(services, "GET", bucket, name, expires, signature)
-    services.storage.stat(bucket, name)
-    path = services.storage.path(bucket, name)
-    return FileResponse(path, filename=path.name)
+    return _file_response(services.storage.open(bucket, name), PurePosixPath(name).name)
+
+
+def _file_response(file: BinaryIO, filename: str) -> StreamingResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        with file:
+            while chunk := await asyncio.to_thread(file.read, CHUNK_BYTES):
+                yield chunk
+
+    quoted = quote(filename)
+    disposition = f'filename="{filename}"' if quoted == filename else f"filename*=utf-8''{quoted}"
+    return StreamingResponse(chunks(), media_type=guess_type(filename)[0] or "application/octet-stream", headers={
+        "content-length": str(os.fstat(file.fileno()).st_size), "content-disposition": f"attachment; {disposition}"})
 
 
 @router.put("/{bucket}/{name:path}")

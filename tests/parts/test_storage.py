@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 import threading
 import time
+from types import SimpleNamespace
+from urllib.parse import parse_qsl
 
 import pytest
 
+from emulator.api.routes_storage import storage_download
 from emulator.exceptions import AlreadyExists
+from emulator.signing import Signer
 from emulator.storage import INLINE_BYTES, NotStored, Storage, StorageError, file_work
 
 
@@ -78,6 +83,46 @@ def test_a_failed_write_leaves_nothing_behind(storage):
         storage.write("default", "half.bin", Broken())
     assert not storage.path("default", "half.bin").exists()
     assert list((storage.root / "incoming").iterdir()) == []
+
+
+def test_a_file_removed_by_another_while_it_is_deleted_is_not_stored(storage):
+    """Another remover (the retention sweep clearing a request's files) can take the file between the
+    delete's check and its unlink, here at once after the check: before, a FileNotFoundError (a 500)."""
+    storage.write("default", "contested.txt", io.BytesIO(b"x"))
+
+    def remove_after_the_check(frame, event, arg) -> None:
+        if event == "return" and frame.f_code is Storage.stat.__code__:
+            storage.path("default", "contested.txt").unlink()
+
+    sys.setprofile(remove_after_the_check)
+    try:
+        with pytest.raises(NotStored, match="does not exist in bucket 'default'"):
+            storage.delete("default", "contested.txt")
+    finally:
+        sys.setprofile(None)
+
+
+def test_a_download_answered_before_its_file_is_deleted_still_arrives_whole(storage):
+    """The signed GET is answered, then the file is deleted (`files_delete` in a thread) before the answer
+    is sent: before, the answer looked for the file again by name, and failed (a 500, a dropped connection)."""
+    storage.write("default", "dir/late.txt", io.BytesIO(b"still here"))
+    signer = Signer()
+    signed = dict(parse_qsl(signer.query("GET", "default/dir/late.txt")))
+    services = SimpleNamespace(storage=storage, signer=signer)  # the two parts of Services the route uses
+    sent: list[dict] = []
+
+    async def download() -> None:
+        response = await storage_download("default", "dir/late.txt", signed["expires"], signed["signature"], services)
+        storage.delete("default", "dir/late.txt")
+        await response({"type": "http", "method": "GET", "headers": [], "asgi": {"spec_version": "2.4"}},
+                       None, lambda message: asyncio.sleep(0, sent.append(message)))
+
+    asyncio.run(download())
+    assert sent[0]["status"] == 200 and (b"content-length", b"10") in sent[0]["headers"]
+    assert (b"content-disposition", b'attachment; filename="late.txt"') in sent[0]["headers"]
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"still here"
+    with pytest.raises(NotStored, match="does not exist in bucket"):
+        asyncio.run(storage_download("default", "dir/late.txt", signed["expires"], signed["signature"], services))
 
 
 @pytest.mark.parametrize("name", ["top.txt", "in/a/folder.txt"])
