@@ -251,6 +251,7 @@ class Storage:
         )
         files: list[StoredFile] = []
         prefixes: list[str] = []
+        last = None  # the next page starts after it: past the names of the prefixes listed here, not only the files
         for name in names:
             if not name.startswith(prefix) or name <= start_after:
                 continue
@@ -258,10 +259,11 @@ class Storage:
                 common = name[: len(prefix) + name[len(prefix):].index(delimiter) + len(delimiter)]
                 if common not in prefixes:
                     prefixes.append(common)
-                continue
-            if len(files) == limit:
-                return files, prefixes, files[-1].name
-            files.append(self.stat(bucket, name))
+            elif len(files) == limit:
+                return files, prefixes, last
+            else:
+                files.append(self.stat(bucket, name))
+            last = name
         return files, prefixes, None
 
     def path(self, bucket: str, name: str) -> Path:

@@ -151,6 +151,12 @@ def test_listing_pages_and_groups_by_delimiter(storage):
     first, _, after = storage.list("default", prefix="a/", limit=1)
     second, _, last = storage.list("default", prefix="a/", start_after=after or "", limit=1)
     assert ([f.name for f in first + second], last) == (["a/1.txt", "a/2.txt"], None)
+    storage.write("default", "a.txt", io.BytesIO(b"."))
+    pages, after = [], ""
+    while after is not None:  # before, a prefix between two pages' files came again on the next page
+        files, prefixes, after = storage.list("default", delimiter="/", start_after=after, limit=1)
+        pages.append(([f.name for f in files], prefixes))
+    assert pages == [(["a.txt"], ["a/", "b/"]), (["c.txt"], [])]
 
 
 def test_buckets_are_created_once(storage):
