@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 
 # One core, one thread: set before numpy / OpenCV / MediaPipe are imported.
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+for _variable in ONE_THREAD:
     os.environ[_variable] = "1"
 
 import argparse  # noqa: E402
@@ -267,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# command: {Path(sys.executable).name} bench/bench_predict.py --repeats {args.repeats}")
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
-        emulator = start_emulator(ROOT / "deployment_package", directory)
+        # The instance gets this process's one thread per library too (it sees only what `--env` passes on).
+        threads = [argument for name in ONE_THREAD for argument in ("--env", name)]
+        emulator = start_emulator(ROOT / "deployment_package", directory, *threads)
         try:  # the instance loads on this same core: measure once it is ready
             wait_for(emulator, lambda: httpx.get(f"{emulator.url}/readyz", timeout=5).status_code == 200 or None)
             model = build_model(directory)

@@ -53,7 +53,7 @@ def parse_args(argv: list[str]) -> Settings:
                              "the emulator's own pages always may)")
     parser.add_argument("--instances", type=int, default=1, help="worker processes sharing the request queue (default: 1)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=value",
-                        help="environment variable for the deployment (repeatable)")
+                        help="environment variable for the deployment (repeatable); NAME alone: its value here")
     parser.add_argument("--token", default=None, help=f"require this API token (default: ${TOKEN_VARIABLE}; none: no auth)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="where files, request history and deployments are kept (default: %(default)s)")
@@ -110,8 +110,12 @@ def parse_args(argv: list[str]) -> Settings:
     for option, name in (("--project", args.project), ("--deployment", args.deployment), ("--version", args.version)):
         if name is not None and not is_name(name):  # as the API's names: they go into its paths, metrics and logs
             parser.error(f"{option} {name!r} is not a UbiOps name: {NAME_RULE}")
+    passed_on = [name for name in args.env if name and "=" not in name]  # `--env NAME`: this shell's value
+    for name in passed_on:
+        if name not in os.environ:
+            parser.error(f"--env {name}: {name} is not set here, so there is no value to pass on")
     try:
-        environment = parse_environment_variables(args.env)
+        environment = parse_environment_variables([f"{d}={os.environ[d]}" if d in passed_on else d for d in args.env])
     except ManifestError as exc:
         parser.error(f"--env: {exc}")
     try:

@@ -10,12 +10,15 @@ instance sees them in `os.environ` and in the init context.
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PACKAGES, PROJECT, Emulator, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, free_port, start_emulator, wait_for_log, zip_bytes
 
 PACKAGE = "environment"
 PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET = "project-secret-7f3e91", "version-secret-2b9d44", "rotated-secret-c05a17"
@@ -63,6 +66,29 @@ def second(emulator, tmp_path_factory) -> str:
     revision = api.revisions_file_upload(PROJECT, OTHER, "v1", file=str(package)).revision
     ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, OTHER, "v1", revision_id=revision, quiet=True)
     return OTHER
+
+
+def test_the_instance_sees_the_machines_settings_not_the_shell_it_was_started_from(tmp_path):
+    """Before, every variable of the emulator's shell reached the instances: a package that read one
+    passed here (and `deployer check`) and failed on UbiOps, whose containers have their own."""
+    emulator = start_emulator(PACKAGE, tmp_path, "--env", "PASSED_ON", env={"EXPORTED_HERE": "x", "PASSED_ON": "y",
+                                                                            "LC_TIME": "C.UTF-8", "https_proxy": ""})
+    try:
+        names = ("EXPORTED_HERE", "PASSED_ON", "LC_TIME", "https_proxy", "HOME")
+        answer = emulator.sdk().deployment_version_requests_create(PROJECT, DEPLOYMENT, "v1", {"names": list(names)})
+        assert answer.result["environ"] == {"EXPORTED_HERE": None, "PASSED_ON": "y", "LC_TIME": "C.UTF-8",
+                                            "https_proxy": "", "HOME": os.environ["HOME"]}
+    finally:
+        emulator.stop()
+
+
+@pytest.mark.parametrize("option, message", [("NOT_SET_ANYWHERE", "--env NOT_SET_ANYWHERE: NOT_SET_ANYWHERE is not set here"),
+                                             ("=value", "must be written NAME=value")])
+def test_an_env_option_without_a_value_to_pass_on_is_refused(tmp_path, option, message):
+    run = subprocess.run([sys.executable, "-m", "emulator", "--package", str(PACKAGES / PACKAGE), "--port", str(free_port()),
+                          "--data-dir", str(tmp_path / "data"), "--env", option], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2 and message in run.stderr
 
 
 def test_a_project_secret_overridden_by_the_version_reaches_the_instance_and_is_never_shown(emulator):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.runtime import protocol
-from emulator.runtime.python_envs import PythonEnvironment, inherited_environment
+from emulator.runtime.python_envs import PythonEnvironment
 
 LOG_LINE_LIMIT = 64 * 1024
 RELAY_DRAIN_SECONDS = 2
@@ -81,6 +81,20 @@ class InstanceOverMemory(InstanceLost):
 
     reason = "memory"
 
+
+MACHINE_VARIABLES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH",
+                               "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"})
+"""What an instance takes from the emulator's environment, with the locale (`LC_*`) and the proxies
+(`*_proxy`, either case): the machine's settings, which a container has its own of, and no more."""
+PROXIES = frozenset({"http_proxy", "https_proxy", "no_proxy", "all_proxy"})
+
+
+def machine_environment() -> dict[str, str]:
+    """The emulator's environment as an instance sees it: the machine's settings only (MACHINE_VARIABLES).
+    The rest of the shell it was started from is the developer's, not UbiOps': a package that read a
+    variable exported there passed here and failed on UbiOps (`--env NAME` passes one on, by choice)."""
+    return {name: value for name, value in os.environ.items()
+            if name in MACHINE_VARIABLES or name.startswith("LC_") or name.lower() in PROXIES}
 
 @dataclass(frozen=True)
 class Launch:
@@ -184,9 +198,9 @@ class Instance:
         return message.capabilities
 
     def _environment(self, temp_dir: str) -> dict[str, str]:
-        """The emulator's environment without what is its own, in the version's Python, with the worker's own
-        temporary folder, plus the deployment's variables."""
-        inherited = inherited_environment()
+        """The machine's part of the emulator's environment (`machine_environment`), in the version's
+        Python, with the worker's own temporary folder, plus the deployment's variables."""
+        inherited = machine_environment()
         bin_dir = os.path.dirname(self.python)
         return {**inherited, "PATH": os.pathsep.join(filter(None, [bin_dir, inherited.get("PATH")])),
                 "VIRTUAL_ENV": os.path.dirname(bin_dir), "TMPDIR": temp_dir,
