@@ -21,6 +21,7 @@ from ubiops.utils.gitignorefile.gitignorefile import parse as parse_ignore_file
 from contract.spec import is_unicode_text
 
 PACKAGE_DIRECTORY = "deployment_package"
+DEPLOYMENT_FILE = "deployment.py"
 MAX_UNPACKED_BYTES = 4 * 1024**3
 MAX_ENTRIES = 100_000
 ENCRYPTED = 0x1
@@ -44,11 +45,16 @@ def entry_parts(name: str) -> tuple[str, ...]:
 
 
 def package_prefix(names: list[str]) -> tuple[str, ...]:
-    """The folder inside the zip that holds the package, as parts (`()` for files at the root)."""
-    top_dirs = {entry_parts(n)[0] for n in names if len(entry_parts(n)) > 1}
+    """The folder inside the zip that holds the package, as parts (`()` for files at the root). UbiOps'
+    docs ask for one folder at the root; the emulator also takes the files at the root, unless they
+    hold no `deployment.py` and the one folder does (a README beside it once hid the package)."""
+    parts = {entry_parts(n) for n in names}
+    top_dirs = {p[0] for p in parts if len(p) > 1}
     root_files = [n for n in names if len(entry_parts(n)) == 1 and not n.endswith("/")]
-    if len(top_dirs) == 1 and not root_files:
-        return (top_dirs.pop(),)
+    if len(top_dirs) == 1:
+        folder = next(iter(top_dirs))
+        if not root_files or ((DEPLOYMENT_FILE,) not in parts and (folder, DEPLOYMENT_FILE) in parts):
+            return (folder,)
     if PACKAGE_DIRECTORY in top_dirs:
         return (PACKAGE_DIRECTORY,)
     if root_files:

@@ -28,8 +28,10 @@ def serve_and_request(package: Path, tmp_path: Path, data, *args: str):
 
 
 def test_zip_made_by_the_sdk_is_served(tmp_path):
-    archive = tmp_path / "plain.zip"
-    zip_dir(str(PACKAGES / "plain"), str(archive))
+    archive, folder = tmp_path / "plain.zip", tmp_path / "plain"
+    # A copy without the bytecode an earlier run may have left (the SDK's zip_dir would take it along)
+    shutil.copytree(PACKAGES / "plain", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    zip_dir(str(folder), str(archive))
     assert zipfile.ZipFile(archive).namelist() == ["deployment_package/deployment.py"]
     assert serve_and_request(archive, tmp_path, "zip").result == "ZIP"
 
@@ -46,7 +48,7 @@ def test_a_folder_served_as_it_is_names_what_its_zip_leaves_out(tmp_path):
     (package / ".env").write_text("SECRET=1\n")
     (tmp_path / "outside").mkdir()
     (package / "data").symlink_to(tmp_path / "outside", target_is_directory=True)
-    (package / "__pycache__").mkdir()
+    (package / "__pycache__").mkdir(exist_ok=True)
     (package / "__pycache__" / "deployment.cpython-311.pyc").write_bytes(b"")
     emulator = start_emulator(package, tmp_path)
     try:
@@ -62,6 +64,15 @@ def test_zip_with_several_folders_uses_deployment_package(tmp_path):
         zf.writestr("docs/deployment.py", "raise SystemExit('the wrong folder was used')")
         zf.write(PACKAGES / "minimal" / "deployment.py", "deployment_package/deployment.py")
     assert serve_and_request(archive, tmp_path, "x").result == "x #1"
+
+
+def test_a_zips_one_folder_beside_a_stray_file_is_the_package(tmp_path):
+    """UbiOps' docs ask for one folder at the zip's root; a README beside it made the root the package,
+    which has no deployment.py ("the package has no deployment.py", of a zip that holds one)."""
+    archive = tmp_path / "with-readme.zip"
+    archive.write_bytes(zip_bytes({"README.md": b"# my model\n",
+                                   "my_model/deployment.py": (PACKAGES / "plain" / "deployment.py").read_bytes()}))
+    assert serve_and_request(archive, tmp_path, "readme").result == "README"
 
 
 @pytest.mark.parametrize("folder", ["", "deployment_package/"])

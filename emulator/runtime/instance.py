@@ -83,9 +83,11 @@ class InstanceOverMemory(InstanceLost):
 
 
 MACHINE_VARIABLES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH",
-                               "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"})
+                               "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+                               "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"})
 """What an instance takes from the emulator's environment, with the locale (`LC_*`) and the proxies
-(`*_proxy`, either case): the machine's settings, which a container has its own of, and no more."""
+(`*_proxy`, either case): the machine's settings, which a container has its own of, and where Python
+may write its bytecode (in a package folder, or not at all); no more."""
 PROXIES = frozenset({"http_proxy", "https_proxy", "no_proxy", "all_proxy"})
 
 
