@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class Storage:
         self._incoming.mkdir()
         self._settings_path = self.root / "buckets.json"
         self._settings: dict[str, dict[str, Any]] = read_json_object(self._settings_path, "buckets' settings")
+        if DEFAULT_BUCKET not in self._settings:
+            self._save_settings(DEFAULT_BUCKET, {"description": "", "labels": {}, "created": time.time()})
         self._settings_lock = threading.Lock()  # buckets are made and removed in threads
         self._folders_lock = threading.Lock()
         """Held to place a file in its folders, and to delete a file with the folders it empties: a
@@ -110,8 +113,11 @@ class Storage:
 
     def bucket(self, bucket: str) -> StoredBucket:
         """An existing bucket; raises StorageError if there is no such bucket."""
-        created = self.bucket_dir(bucket).stat().st_ctime
+        folder = self.bucket_dir(bucket)
         settings = self._settings.get(bucket, {})
+        # Not its folder's change time, which moves with every file added: only a bucket of a data
+        # folder from before creation times were kept goes by it.
+        created = settings.get("created") or folder.stat().st_ctime
         return StoredBucket(bucket, datetime.fromtimestamp(created).astimezone(), settings.get("description", ""),
                             settings.get("labels", {}))
 
@@ -124,14 +130,15 @@ class Storage:
                 (self.buckets / bucket).mkdir()
             except FileExistsError:
                 raise AlreadyExists(f"A bucket named {bucket!r} already exists") from None
-            self._save_settings(bucket, {"description": description, "labels": labels or {}})
+            self._save_settings(bucket, {"description": description, "labels": labels or {}, "created": time.time()})
         return self.bucket(bucket)
 
     def update_bucket(self, bucket: str, description: str | None, labels: dict[str, str] | None) -> StoredBucket:
         """Set what is given of a bucket's description and labels (labels: all of them, as UbiOps' PATCH)."""
         current = self.bucket(bucket)
         with self._settings_lock:
-            self._save_settings(bucket, {"description": current.description if description is None else description,
+            self._save_settings(bucket, {**self._settings.get(bucket, {}),
+                                         "description": current.description if description is None else description,
                                          "labels": current.labels if labels is None else labels})
         return self.bucket(bucket)
 

@@ -178,6 +178,13 @@ def test_buckets_list_create_and_get(files_emulator):
     created = api.buckets_create(PROJECT, {"name": "portraits"})
     assert (created.name, created.project, created.provider) == ("portraits", PROJECT, "ubiops")
     assert api.buckets_get(PROJECT, "portraits").name == "portraits"
+    # A file added and a description changed later: the creation date once moved with the folder's change time
+    default = api.buckets_get(PROJECT, "default").creation_date
+    for bucket in ("portraits", "default"):
+        httpx.put(api.files_upload(PROJECT, bucket, "later.txt").url, content=b"x").raise_for_status()
+    api.buckets_update(PROJECT, "portraits", {"description": "kept"})
+    assert api.buckets_get(PROJECT, "portraits").creation_date == created.creation_date
+    assert api.buckets_get(PROJECT, "default").creation_date == default
     with pytest.raises(ubiops.ApiException) as error:
         api.buckets_create(PROJECT, {"name": "portraits"})
     assert error.value.status == 409

@@ -38,7 +38,7 @@ def test_a_written_file_is_read_listed_and_deleted(storage):
 def test_no_name_reaches_outside_its_bucket(storage, name):
     with pytest.raises(StorageError):
         storage.write("default", name, io.BytesIO(b"x"))
-    assert sorted(p.name for p in storage.root.iterdir()) == ["buckets", "incoming", "work"]
+    assert sorted(p.name for p in storage.root.iterdir()) == ["buckets", "buckets.json", "incoming", "work"]
     assert not any((storage.root / "incoming").iterdir()), "nothing was written outside"
 
 
