@@ -118,6 +118,8 @@ def parse_args(argv: list[str]) -> Settings:
         environment = parse_environment_variables([f"{d}={os.environ[d]}" if d in passed_on else d for d in args.env])
     except ManifestError as exc:
         parser.error(f"--env: {exc}")
+    own = own_package(args.package, config)
+    configured = configured_variables(config) if own else {}
     try:
         allowed_hosts = tuple(parse_allowed_host(value) for value in args.allow_host)
         allowed_origins = tuple(parse_allowed_origin(value) for value in args.allow_origin)
@@ -126,15 +128,18 @@ def parse_args(argv: list[str]) -> Settings:
     return Settings(
         package=args.package,
         project=args.project,
-        deployment=args.deployment or deployment_name(args.package, config),
+        deployment=args.deployment or (config.deployment if own else name_from(_stem(args.package))),
         version=args.version,
-        base_environment=args.environment or base_environment(args.package, config),
+        # the configured environment for the configured package (what `push` gives it on UbiOps); for
+        # any other, the emulator's own Python version
+        base_environment=args.environment or (config.environment if own else OWN_ENVIRONMENT),
         own_python=args.own_python,
         environments_dir=args.environments_dir,
         host=args.host,
         port=args.port,
         instances=args.instances,
-        environment=environment,
+        environment={**configured, **environment},
+        unset_secrets=tuple(name for name in config.secrets if own and name not in configured),
         token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
         data_dir=args.data_dir,
         reload=args.reload,
@@ -151,18 +156,22 @@ def parse_args(argv: list[str]) -> Settings:
     )
 
 
-def deployment_name(package: Path, config: DeployerConfig) -> str:
-    """The configured deployment's name for its own package; for any other, a name made from the
-    package's folder (or zip) name, so a package is never served under another one's name."""
-    if package.resolve() == config.package_path.resolve():
-        return config.deployment
-    return name_from(package.stem if package.is_file() else package.resolve().name)
+def own_package(package: Path, config: DeployerConfig) -> bool:
+    """Whether `package` is the one `[tool.deployer]` configures: served under its names, environment and
+    variables; any other under a name made from its folder (or zip) name, never another one's."""
+    return package.resolve() == config.package_path.resolve()
 
 
-def base_environment(package: Path, config: DeployerConfig) -> str:
-    """The configured environment for the configured package (what `push` gives it on UbiOps); for
-    any other, the emulator's own Python version."""
-    return config.environment if package.resolve() == config.package_path.resolve() else OWN_ENVIRONMENT
+def _stem(package: Path) -> str:
+    return package.stem if package.is_file() else package.resolve().name
+
+
+def configured_variables(config: DeployerConfig) -> dict[str, str]:
+    """`[tool.deployer]`'s variables, as `deployer check` and `push` set them: the plain ones, and the
+    secrets this shell holds (an empty one counts as unset, as for the deployer). Their instances see
+    nothing else of the shell (`emulator.runtime.instance.machine_environment`)."""
+    secrets = {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
+    return {**config.environment_variables, **secrets}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = parse_args(argv)
         logs.configure(settings.log_format)
+        for name in settings.unset_secrets:
+            log.warning("%s, named in [tool.deployer] secrets, is not set here: the deployment runs without it", name)
         app = create_app(settings)
     except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, UnreadableDataFile) as exc:
         sys.exit(f"emulator: error: {exc}")

@@ -22,7 +22,10 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     instances: int = 1
-    environment: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict, repr=False)
+    """`--env`'s variables, over `[tool.deployer]`'s for its own package (secrets among them: never shown)."""
+    unset_secrets: tuple[str, ...] = ()
+    """`[tool.deployer] secrets` this shell does not hold: the deployment runs without them (logged)."""
     base_environment: str = OWN_ENVIRONMENT
     """The `--package` version's base environment (`--environment`), e.g. `python3-11`."""
     own_python: bool = False

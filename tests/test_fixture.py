@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,3 +65,30 @@ def test_a_package_that_cannot_start_fails_each_test_with_the_reason_and_the_log
     assert run.returncode == 1 and "2 errors" in run.stdout, run.stdout
     reason = "the deployment failed to start (FileNotFoundError: model1.pkl is missing from the package)"
     assert run.stdout.count(reason) >= 2 and "(the end of the emulator's log:)" in run.stdout, run.stdout
+
+
+SEES_ITS_VARIABLES = '''
+def test_sees_the_configured_variables(ubiops_emulator):
+    names = ["LOG_LEVEL", "API_KEY", "NOT_SET_SECRET", "EXPORTED_HERE"]
+    answer = ubiops_emulator.request({"names": names})
+    assert answer["result"]["environ"] == {"LOG_LEVEL": "debug", "API_KEY": "s3cr3t-value", "NOT_SET_SECRET": None,
+                                           "EXPORTED_HERE": None}, answer
+    log = ubiops_emulator.log()
+    assert "NOT_SET_SECRET, named in [tool.deployer] secrets, is not set here" in log and "s3cr3t-value" not in log
+'''
+
+
+def test_the_configured_variables_reach_the_package_as_deployer_check_sets_them(tmp_path):
+    """`[tool.deployer]`'s variables, and the secrets the shell holds, reach its own package under a
+    plain pytest (and `make serve`), as `deployer check` and `push` set them; nothing else of the shell
+    does (before, every exported variable did, and the configured plain ones never)."""
+    shutil.copytree(PACKAGES / "environment", tmp_path / "pkg")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.deployer]\ndeployment = "variables"\npackage = "pkg"\n'
+        'environment_variables = { LOG_LEVEL = "debug" }\nsecrets = ["API_KEY", "NOT_SET_SECRET"]\n')
+    (tmp_path / "test_sees.py").write_text(SEES_ITS_VARIABLES)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EMULATOR_", "UBIOPS_"))}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_sees.py"], cwd=tmp_path,
+                         env={**environment, "API_KEY": "s3cr3t-value", "EXPORTED_HERE": "x"},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
