@@ -98,6 +98,7 @@ def machine_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items()
             if name in MACHINE_VARIABLES or name.startswith("LC_") or name.lower() in PROXIES}
 
+
 @dataclass(frozen=True)
 class Launch:
     """Everything needed to start an instance of a version."""
