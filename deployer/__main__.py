@@ -101,6 +101,18 @@ def with_overrides(config: DeployerConfig, args: argparse.Namespace) -> Deployer
     return config
 
 
+def push_options(args: argparse.Namespace) -> PushOptions:
+    """`push`'s own flags; a --version that is no UbiOps name is refused by the rule `emulator_version`
+    meets in the config, before anything runs (UbiOps refused it only after the tests and any pruning)."""
+    if args.version is not None:
+        problem = CHECKS["emulator_version"](args.version)
+        if problem:
+            raise DeployerError(f"--version {problem}")
+    return PushOptions(skip_tests=args.skip_tests, update_fields=args.update_fields, version=args.version,
+                       prune=args.prune, wait=args.wait, timeout=args.timeout, promote=args.promote,
+                       dry_run=args.dry_run, yes=args.yes)
+
+
 def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]:
     """Do the command; its result (printed as text or JSON) and the exit code."""
     if args.command == "init":
@@ -118,9 +130,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
                   "checks": [dataclasses.asdict(c) for c in report.checks]}
         return result, 0 if report.passed else 1
     if args.command == "push":
-        options = PushOptions(skip_tests=args.skip_tests, update_fields=args.update_fields, version=args.version,
-                              prune=args.prune, wait=args.wait, timeout=args.timeout, promote=args.promote,
-                              dry_run=args.dry_run, yes=args.yes)
+        options = push_options(args)
         summary = push(with_overrides(config, args), options, say)
         smoke = summary.get("smoke")
         return summary, 1 if smoke and smoke["status"] != COMPLETED else 0

@@ -1,9 +1,11 @@
 """`python -m deployer push`: check the zip, then ship those very bytes to UbiOps as a new version.
 
-Order: secrets read from the local environment → project → deployment (created, or its fields
-compared) → next version name (respecting the version cap) → version → environment variables (on the
-version or the deployment) → SHA-256 re-checked → revision upload → build followed → promotion →
-smoke request compared with the emulator's answer. Each step says what it did; Ctrl-C says what was left.
+Order: secrets read from the local environment → project → check → SHA-256 re-checked → the
+deployment read and everything that can be refused decided (its type and fields, the next version
+name, the versions the cap makes room for) → deployment created or its fields updated → versions
+pruned → version → environment variables (on the version or the deployment) → revision upload →
+build followed → promotion → smoke request compared with the emulator's answer. Each step says what
+it did; Ctrl-C says what was left.
 """
 
 from __future__ import annotations
@@ -104,8 +106,15 @@ class Shipment:
 
     def _ship(self, tested: Path) -> dict[str, Any]:
         project, deployment = self.config.project, self.config.deployment
-        self._ensure_deployment()
-        version = self._make_room(self._version_name())
+        drift = self._compare_deployment()
+        version = self._version_name()
+        doomed = self._versions_to_prune()
+        # Every refusal known up front was made above: only now is anything changed at UbiOps.
+        if not self.deployment_exists:
+            self._create_deployment()
+        elif drift:
+            self._update_fields(drift)
+        self._prune(doomed)
         self._create_version(version)
         shipped = ship_variables(self.api, self.config, version, self.variables, self._level_exists(), self.say)
         revision = self._upload(version, tested)
@@ -130,20 +139,16 @@ class Shipment:
             summary["smoke"] = self._smoke(version)
         return summary
 
-    def _ensure_deployment(self) -> None:
+    def _compare_deployment(self) -> list[str]:
+        """How an existing deployment's fields differ from the package's, once allowed to change
+        (nothing for a deployment to create); DeployerError for a type or fields it must keep."""
         project, name = self.config.project, self.config.deployment
         try:
             existing = self.api.read(f"deployment {name!r}", "deployments_get", project, name)
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            self.api.write(f"deployment {name!r}", "deployments_create", project, ubiops.DeploymentCreate(
-                name=name, input_type=self.package.input_spec.kind, output_type=self.package.output_spec.kind,
-                input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api(),
-                labels=self.config.labels or None))
-            self._did(f"created deployment {name}")
-            self.state = f"deployment {name} was created, without a version yet"
-            return
+            return []
         self.deployment_exists = True
         kinds = [f"{direction} type: deployment {declared}, package {spec.kind}" for direction, declared, spec in (
             ("input", existing.input_type, self.package.input_spec), ("output", existing.output_type, self.package.output_spec))
@@ -154,7 +159,7 @@ class Shipment:
         drift = [*_drift("input", existing.input_fields, self.package.input_spec),
                  *_drift("output", existing.output_fields, self.package.output_spec)]
         if not drift:
-            return
+            return []
         if not self.options.update_fields:
             raise DeployerError(f"deployment {name} has other fields than the package ({'; '.join(drift)}); "
                                 f"push with --update-fields to change the deployment's fields")
@@ -164,7 +169,20 @@ class Shipment:
                 f"--update-fields changes the fields of every version of {name} ({'; '.join(drift)}); built for the "
                 f"old fields: {', '.join(built_for_old)}, whose requests fail where their code does not take or give "
                 f"the new ones; push again with --yes to go on, or push to another deployment")
-        self.api.write(f"deployment {name!r}", "deployments_update", project, name, ubiops.DeploymentUpdate(
+        return drift
+
+    def _create_deployment(self) -> None:
+        name = self.config.deployment
+        self.api.write(f"deployment {name!r}", "deployments_create", self.config.project, ubiops.DeploymentCreate(
+            name=name, input_type=self.package.input_spec.kind, output_type=self.package.output_spec.kind,
+            input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api(),
+            labels=self.config.labels or None))
+        self._did(f"created deployment {name}")
+        self.state = f"deployment {name} was created, without a version yet"
+
+    def _update_fields(self, drift: list[str]) -> None:
+        name = self.config.deployment
+        self.api.write(f"deployment {name!r}", "deployments_update", self.config.project, name, ubiops.DeploymentUpdate(
             input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api()))
         self._did(f"updated the fields of deployment {name}: {'; '.join(drift)}")
 
@@ -191,13 +209,14 @@ class Shipment:
         numbers = [int(m.group(1)) for m in map(VERSION_NAME.match, names) if m]
         return f"v{max(numbers, default=0) + 1}"
 
-    def _make_room(self, version: str) -> str:
-        """At the version cap, name the oldest versions, or delete the oldest non-default ones with --prune."""
+    def _versions_to_prune(self) -> list[Any]:
+        """At the version cap, the oldest non-default versions to delete with --prune; without it,
+        DeployerError naming them."""
         versions = self.versions
         cap = self.config.max_versions
         excess = len(versions) - cap + 1
         if excess <= 0:
-            return version
+            return []
         removable = sorted((v for v in versions if not v.default), key=lambda v: v.creation_date)
         oldest = ", ".join(v.version for v in removable[:excess]) or "none (only the default is left)"
         deployment = self.config.deployment
@@ -206,10 +225,13 @@ class Shipment:
                                 f"non-default: {oldest}; delete them or push with --prune")
         if len(removable) < excess:
             raise DeployerError(f"deployment {deployment} is at its cap of {cap} versions and too few are not the default to prune")
-        for old in removable[:excess]:
+        return removable[:excess]
+
+    def _prune(self, doomed: list[Any]) -> None:
+        deployment = self.config.deployment
+        for old in doomed:
             self.api.write(f"version {old.version!r}", "deployment_versions_delete", self.config.project, deployment, old.version)
             self._did(f"pruned version {old.version} (created {old.creation_date:%Y-%m-%d %H:%M})")
-        return version
 
     def _create_version(self, version: str) -> None:
         config = self.config

@@ -17,6 +17,8 @@ import pytest
 from conftest import DEPLOYER_SECONDS, TOKEN
 from harness import PROJECT, eventually, start_emulator
 
+from contract.names import NAME_RULE
+
 
 def versions(emulator, deployment: str) -> list[str]:
     return [v.version for v in emulator.sdk().deployment_versions_list(PROJECT, deployment)]
@@ -171,6 +173,11 @@ def test_fields_cannot_drift_silently(project, remote_ubiops):
         "deployment y:int, package y:double); built for the old fields: v1, whose requests fail where their code does "
         "not take or give the new ones; push again with --yes to go on, or push to another deployment")
     assert project.run("push", "--skip-tests", "--update-fields", emulator=remote_ubiops).stderr == warned.stderr
+    taken = project.run("push", "--skip-tests", "--update-fields", "--yes", "--version", "v1", emulator=remote_ubiops)
+    assert (taken.returncode, taken.stderr.strip()) == (
+        1, f"deployer: error: version v1 of {project.deployment} exists already; choose another --version")
+    fields = remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).output_fields
+    assert [(f.name, f.data_type) for f in fields] == [("y", "int")], "refused before the fields were changed"
     updated = project.push_json("--skip-tests", "--update-fields", "--yes", emulator=remote_ubiops)
     assert updated["version"] == "v2"
     fields = remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).output_fields
@@ -320,6 +327,7 @@ def test_a_zip_changed_after_its_tests_is_refused_before_anything_changes_at_ubi
     (["--max-versions", "0"], "--max-versions must be at least 1"),
     (["--minimum-instances", "3", "--maximum-instances", "1"],
      "with the flags given, minimum_instances (3) exceeds maximum_instances (1)"),
+    (["--version", "V3_typo"], f"--version must be a UbiOps name: {NAME_RULE}"),
 ])
 def test_setting_flags_meet_the_configs_rules_before_anything_runs(project, remote_ubiops, flags, message):
     """As the same values in [tool.deployer] are: refused at once, not after the tests and a deployment made."""
