@@ -5,7 +5,7 @@ deployment read and everything that can be refused decided (its type and fields,
 name, the versions the cap makes room for) → deployment created or its fields updated → versions
 pruned → version → environment variables (on the version or the deployment) → revision upload →
 build followed → promotion → smoke request compared with the emulator's answer. Each step says what
-it did; Ctrl-C says what was left.
+it did; a failure or Ctrl-C ends saying every change made at UbiOps so far.
 """
 
 from __future__ import annotations
@@ -74,7 +74,11 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
         try:
             return shipment.run()
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: {shipment.state}") from None
+            raise Interrupted(f"interrupted: {shipment.left()}") from None
+        except DeployerError as exc:
+            if not shipment.changes:
+                raise
+            raise DeployerError(f"{exc}; {shipment.left()}") from None
     finally:
         api.close()
 
@@ -84,13 +88,24 @@ class Shipment:
                  reference: Any, variables: list[ConfiguredVariable], api: Api, say: Callable[[str], None]) -> None:
         self.config, self.options, self.bundle, self.package = config, options, bundle, package
         self.reference, self.variables, self.api, self.say = reference, variables, api, say
-        self.state = "nothing was changed at UbiOps"
+        self.changes: dict[str, str] = {}
+        """What this push has changed at UbiOps so far, by subject; a subject's entry (the new version's)
+        is replaced as it goes on, keeping its place."""
         self.deployment_exists = False
+        self.set_on_deployment: list[str] = []
 
-    def _did(self, message: str) -> None:
-        """Report a change made (a dry run has printed the call it would make instead)."""
+    def _did(self, message: str, subject: str, left: str | None = None) -> None:
+        """Report a change made, and keep what it `left` at UbiOps (the message itself by default) for
+        the final word of a push that fails or is interrupted. A dry run has printed the call instead."""
         if not self.options.dry_run:
             self.say(message)
+            self.changes[subject] = left or message
+
+    def left(self) -> str:
+        """What this push changed at UbiOps, for the message that ends it early."""
+        if not self.changes:
+            return "nothing was changed at UbiOps"
+        return f"changed at UbiOps so far: {'; '.join(self.changes.values())}"
 
     def run(self) -> dict[str, Any]:
         """Ship the tested zip: a private copy of it, checked against the tested SHA-256 before anything
@@ -116,7 +131,8 @@ class Shipment:
             self._update_fields(drift)
         self._prune(doomed)
         self._create_version(version)
-        shipped = ship_variables(self.api, self.config, version, self.variables, self._level_exists(), self.say)
+        shipped = ship_variables(self.api, self.config, version, self.variables, self._level_exists(), self.say,
+                                 changed=self._variable_set)
         revision = self._upload(version, tested)
         summary: dict[str, Any] = {
             "project": project, "deployment": deployment, "version": version, "revision": revision,
@@ -127,14 +143,19 @@ class Shipment:
         }
         if self.options.dry_run or not self.options.wait or revision is None:
             return summary
-        summary["build_status"] = wait_for_build(self.api, project, deployment, version, revision,
-                                                 self.options.timeout, self.say)
-        self.state = f"{deployment}/{version} is built and available"
+        try:
+            summary["build_status"] = wait_for_build(self.api, project, deployment, version, revision,
+                                                     self.options.timeout, self.say)
+        except DeployerError:  # its message says how the build stands (failed, or still going on)
+            self.changes["version"] = f"revision {revision} was uploaded to {deployment}/{version}"
+            raise
+        self.changes["version"] = f"{deployment}/{version} is built and available"
         if self.options.promote:
             self.api.write(f"deployment {deployment!r}", "deployments_update", project, deployment,
                            ubiops.DeploymentUpdate(default_version=version))
             summary["promoted"] = True
-            self.say(f"{version} is now the default version of {deployment}")
+            self._did(f"{version} is now the default version of {deployment}", "version",
+                      f"{deployment}/{version} is built, available and the default version")
         if self.config.sample_input:
             summary["smoke"] = self._smoke(version)
         return summary
@@ -177,14 +198,14 @@ class Shipment:
             name=name, input_type=self.package.input_spec.kind, output_type=self.package.output_spec.kind,
             input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api(),
             labels=self.config.labels or None))
-        self._did(f"created deployment {name}")
-        self.state = f"deployment {name} was created, without a version yet"
+        self._did(f"created deployment {name}", "deployment")
 
     def _update_fields(self, drift: list[str]) -> None:
         name = self.config.deployment
         self.api.write(f"deployment {name!r}", "deployments_update", self.config.project, name, ubiops.DeploymentUpdate(
             input_fields=self.package.input_spec.to_api(), output_fields=self.package.output_spec.to_api()))
-        self._did(f"updated the fields of deployment {name}: {'; '.join(drift)}")
+        self._did(f"updated the fields of deployment {name}: {'; '.join(drift)}", "deployment",
+                  f"the fields of deployment {name} were updated")
 
     def _level_exists(self) -> bool:
         """Whether the level the variables go to may set some already: never a new version, and a
@@ -231,7 +252,15 @@ class Shipment:
         deployment = self.config.deployment
         for old in doomed:
             self.api.write(f"version {old.version!r}", "deployment_versions_delete", self.config.project, deployment, old.version)
-            self._did(f"pruned version {old.version} (created {old.creation_date:%Y-%m-%d %H:%M})")
+            self._did(f"pruned version {old.version} (created {old.creation_date:%Y-%m-%d %H:%M})", f"pruned {old.version}",
+                      f"version {old.version} was pruned")
+
+    def _variable_set(self, name: str) -> None:
+        """Note a variable created or updated on the deployment (one on the new version goes with it)."""
+        if self.config.environment_variables_level == "deployment":
+            self.set_on_deployment.append(name)
+            self.changes["variables"] = (f"{', '.join(self.set_on_deployment)} set on deployment {self.config.deployment} "
+                                         f"(its running versions restart with them)")
 
     def _create_version(self, version: str) -> None:
         config = self.config
@@ -243,17 +272,17 @@ class Shipment:
                            maximum_idle_time=config.maximum_idle_time,
                            request_retention_mode=config.request_retention_mode, labels=config.labels or None,
                            description=f"{self.bundle.path.name} sha256:{self.bundle.sha256}"))
-        self._did(f"created version {version}")
-        self.state = f"version {version} was created without a package; push again or delete it"
+        self._did(f"created version {version}", "version",
+                  f"version {version} of {config.deployment} was created without a package (it stays unavailable: delete it)")
 
     def _upload(self, version: str, tested: Path) -> str | None:
         created = self.api.write(f"version {version!r}", "revisions_file_upload", self.config.project,
                                  self.config.deployment, version, file=str(tested))
         if created is None:
             return None
-        self.say(f"uploaded revision {created.revision} (sha256 {self.bundle.sha256})")
-        self.state = (f"revision {created.revision} of {self.config.deployment}/{version} was uploaded and its build goes on "
-                      f"at UbiOps; follow it with `python -m deployer status`")
+        self._did(f"uploaded revision {created.revision} (sha256 {self.bundle.sha256})", "version",
+                  f"revision {created.revision} of {self.config.deployment}/{version} was uploaded and its build goes "
+                  f"on at UbiOps; follow it with `python -m deployer status`")
         return created.revision
 
     def _smoke(self, version: str) -> dict[str, Any]:

@@ -47,11 +47,13 @@ def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:
 
 
 def ship_variables(api: Api, config: DeployerConfig, version: str, variables: list[ConfiguredVariable],
-                   exists: bool, say: Callable[[str], None]) -> list[dict[str, Any]]:
+                   exists: bool, say: Callable[[str], None],
+                   changed: Callable[[str], None] = lambda _name: None) -> list[dict[str, Any]]:
     """Create the variables on the version or the deployment (`environment_variables_level`), or update
     those it already sets itself (`exists`: it may set some) whose value may differ: every secret, as
     its value cannot be read back. Variables it sets that the config does not name are left alone.
-    What was done with each, by name (never a value)."""
+    What was done with each, by name (never a value); `changed` hears each name as soon as it is set
+    at UbiOps, so a push that stops midway can say which were."""
     on_version = config.environment_variables_level == "version"
     target = f"version {version}" if on_version else f"deployment {config.deployment}"
     where = f"version {version!r}" if on_version else f"deployment {config.deployment!r}"
@@ -72,6 +74,8 @@ def ship_variables(api: Api, config: DeployerConfig, version: str, variables: li
         else:
             action = "unchanged"
         if not api.dry_run:
+            if action != "unchanged":
+                changed(variable.name)
             source = " (secret, from the local environment)" if variable.secret else ""
             say(f"{variable.name}{source}: {'unchanged' if action == 'unchanged' else 'set'} on {target}")
         done.append({"name": variable.name, "secret": variable.secret, "level": config.environment_variables_level,

@@ -7,9 +7,13 @@ import hashlib
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -57,14 +61,14 @@ def test_text_output_shows_progress_and_never_the_token(project, remote_ubiops):
     assert TOKEN.encode() not in next((project.root / "dist").glob("*.zip")).read_bytes()
 
 
-def push_slow_build(project, remote_ubiops, init_seconds: int, **streams) -> subprocess.Popen:
-    """`python -m deployer push --skip-tests`, running, of a package whose `__init__` takes `init_seconds`."""
+def push_slow_build(project, remote_ubiops, init_seconds: int, *flags: str, **streams) -> subprocess.Popen:
+    """`python -m deployer push --skip-tests [flags]`, running, of a package whose `__init__` takes `init_seconds`."""
     (project.package / "deployment.py").write_text(
         f"import time\n\nclass Deployment:\n    def __init__(self):\n        time.sleep({init_seconds})\n"
         "    def request(self, data):\n        return {'y': data['x'] * 2}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
     env.update(UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=remote_ubiops.api)
-    return subprocess.Popen([sys.executable, "-m", "deployer", "push", "--skip-tests"], cwd=project.root, env=env,
+    return subprocess.Popen([sys.executable, "-m", "deployer", "push", "--skip-tests", *flags], cwd=project.root, env=env,
                             stdin=subprocess.DEVNULL, **streams)
 
 
@@ -259,21 +263,87 @@ def test_a_plain_deployment_is_checked_and_smoke_tested_with_its_sample_text(pro
                                                                '(sample_input = "text")')
 
 
-def test_ctrl_c_while_the_build_runs_says_what_was_left_behind(project, remote_ubiops):
-    process = push_slow_build(project, remote_ubiops, 60, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_ctrl_c_while_the_build_runs_says_everything_changed_at_ubiops(project, remote_ubiops):
+    """Fields updated, a version pruned and a deployment variable set before the interrupt are said
+    with the build left going on (the message named the build alone, and before the upload said
+    nothing was changed)."""
+    project.configure(max_versions=2)
+    for _ in range(2):
+        project.push_json("--skip-tests", emulator=remote_ubiops)
+    (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "y", "data_type": "double"}]))
+    project.configure(max_versions=2, environment_variables={"FACTOR": "2"}, environment_variables_level="deployment")
+    process = push_slow_build(project, remote_ubiops, 60, "--prune", "--update-fields", "--yes",
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if "build building" in line or "build deploying" in line:  # building can pass between two polls
             break
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
+    deployment = project.deployment
     assert stderr.strip().splitlines()[-1] == (
-        f"deployer: error: interrupted: revision {_revision(remote_ubiops, project)} of {project.deployment}/v1 "
-        "was uploaded and its build goes on at UbiOps; follow it with `python -m deployer status`")
+        f"deployer: error: interrupted: changed at UbiOps so far: the fields of deployment {deployment} were updated; "
+        f"version v2 was pruned; revision {_revision(remote_ubiops, project, 'v3')} of {deployment}/v3 was uploaded and "
+        "its build goes on at UbiOps; follow it with `python -m deployer status`; "
+        f"FACTOR set on deployment {deployment} (its running versions restart with them)")
 
 
-def _revision(emulator, project) -> str:
-    return emulator.sdk().deployment_versions_get(PROJECT, project.deployment, "v1").latest_revision
+def test_a_failure_after_the_version_was_created_names_the_empty_version(project, remote_ubiops):
+    """The revision upload fails (a proxy in front of the emulator answers it 500): the error says the
+    deployment and the version were created, the version without a package (it said nothing of them)."""
+    with failing(remote_ubiops, r"^POST .*/revisions$") as api:
+        result = project.run("push", "--skip-tests", env={"UBIOPS_API_HOST": api})
+    assert result.returncode == 1
+    deployment = project.deployment
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"deployer: error: 500: version 'v1': injected failure; changed at UbiOps so far: created deployment "
+        f"{deployment}; version v1 of {deployment} was created without a package (it stays unavailable: delete it)")
+    assert remote_ubiops.sdk().deployment_versions_get(PROJECT, deployment, "v1").status == "unavailable"
+
+
+@contextlib.contextmanager
+def failing(emulator, route: str) -> Iterator[str]:
+    """A real HTTP proxy in front of `emulator` that answers the calls whose `METHOD path` matches the
+    regex `route` with a 500 and passes every other on; its API's URL."""
+    upstream = httpx.Client(base_url=emulator.api.removesuffix("/v2.1"), timeout=DEPLOYER_SECONDS)
+
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if re.search(route, f"{self.command} {self.path}"):
+                status, headers, content = 500, {"Content-Type": "application/json"}, b'{"error": "injected failure"}'
+            else:
+                answer = upstream.request(self.command, self.path, content=body, headers={
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")})
+                status, content = answer.status_code, answer.content
+                headers = {k: v for k, v in answer.headers.items()
+                           if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+            self.send_response(status)
+            for header, value in {**headers, "Content-Length": str(len(content))}.items():
+                self.send_header(header, value)
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v2.1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        upstream.close()
+
+
+def _revision(emulator, project, version: str) -> str:
+    return emulator.sdk().deployment_versions_get(PROJECT, project.deployment, version).latest_revision
 
 
 def test_a_terminated_check_stops_its_emulator_and_its_tests(project):
