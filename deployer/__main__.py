@@ -56,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     pusher.add_argument("--prune", action="store_true", help="at the version cap, delete the oldest non-default versions first")
     pusher.add_argument("--no-wait", dest="wait", action="store_false", help="return once uploaded, without waiting for the build")
     pusher.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the build (default: %(default)g)")
-    pusher.add_argument("--promote", action="store_true", help="make the new version the default once built")
+    pusher.add_argument("--promote", action="store_true", help="make the new version the default once built (not with --no-wait)")
     pusher.add_argument("--dry-run", action="store_true", help="print the calls that would change something, without making them")
     pusher.add_argument("--environment", help="[tool.deployer] environment")
     pusher.add_argument("--instance-type-group", help="[tool.deployer] instance_type_group")
@@ -76,6 +76,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.output = getattr(args, "output", "text")
     if args.command == "push" and not args.timeout > 0:  # `not >`: NaN too, which would wait forever
         parser.error("--timeout must be a positive number of seconds")
+    if args.command == "push" and args.promote and not args.wait:
+        parser.error("--promote waits for the build to succeed before making the version the default: "
+                     "it cannot go with --no-wait")
     return args
 
 

@@ -406,7 +406,12 @@ def test_setting_flags_meet_the_configs_rules_before_anything_runs(project, remo
     assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
 
 
-@pytest.mark.parametrize("timeout", ["0", "-5", "nan"])
-def test_a_build_timeout_that_is_no_positive_number_is_refused(project, timeout):
-    result = project.run("push", "--timeout", timeout)
-    assert result.returncode == 2 and result.stderr.strip().endswith("error: --timeout must be a positive number of seconds")
+@pytest.mark.parametrize("flags, message", [
+    *((["--timeout", timeout], "--timeout must be a positive number of seconds") for timeout in ("0", "-5", "nan")),
+    (["--promote", "--no-wait"], "--promote waits for the build to succeed before making the version the default: "
+                                 "it cannot go with --no-wait"),
+])
+def test_push_flags_that_cannot_work_are_refused(project, flags, message):
+    """Refused as a usage error before anything runs (--promote --no-wait pushed, never promoted, and exited 0)."""
+    result = project.run("push", *flags)
+    assert result.returncode == 2 and result.stderr.strip().endswith(f"error: {message}"), result.stderr
