@@ -1,5 +1,8 @@
 """Request data from `[tool.deployer] sample_input` or the command line: file fields name local files,
-which are uploaded to the project's `default` bucket and replaced by their `ubiops-file://` URI."""
+which are uploaded to the project's `default` bucket and replaced by their `ubiops-file://` URI.
+
+Each file goes to `deployer/<sha256 prefix>/<its name>`: files of one name but other contents (`a/x.txt`,
+`b/x.txt`, or a colleague's) each keep their own object, and the deployment still sees the file's name."""
 
 from __future__ import annotations
 
@@ -8,10 +11,13 @@ from typing import Any, TypeVar
 
 from contract.files import is_file_uri, map_files
 from contract.spec import Spec
+from deployer.bundle import sha256_of
 from deployer.client import Api
 from deployer.errors import DeployerError
 
 FILE_PREFIX = "deployer"
+DIGEST_CHARACTERS = 16
+"""Of the SHA-256 in hex that names a file's folder: 64 bits, so distinct contents never share one."""
 Data = TypeVar("Data", bound=dict[str, Any] | str)
 """Request data: a structured deployment's fields, or a plain one's text."""
 
@@ -29,4 +35,4 @@ def _upload(api: Api, project: str, root: Path, value: Any) -> Any:
     path = (root / value).resolve()
     if not path.is_file():
         raise DeployerError(f"input file {value} not found (looked at {path})")
-    return api.upload_file(project, path, f"{FILE_PREFIX}/{path.name}")
+    return api.upload_file(project, path, f"{FILE_PREFIX}/{sha256_of(path)[:DIGEST_CHARACTERS]}/{path.name}")

@@ -226,20 +226,28 @@ def test_status_and_request(project, remote_ubiops):
 
 def test_files_are_uploaded_for_the_sample_and_the_request(project, remote_ubiops):
     """A file field's local path is uploaded to the bucket and sent as its URI: by `check` to the local
-    emulator, by the smoke request and by `request --file` to UbiOps."""
+    emulator, by the smoke request and by `request --file` to UbiOps. Files of one name and other
+    contents (`a/x.txt`, `b/x.txt`) stay apart (both were once `deployer/x.txt`, the last upload read
+    twice), and the deployment still sees the file's own name."""
     (project.package / "deployment.py").write_text(
-        "class Deployment:\n    def request(self, data):\n        with open(data['doc']) as doc:\n"
-        "            return {'text': doc.read()}\n")
-    (project.package / "ubiops_input_spec.json").write_text(json.dumps([{"name": "doc", "data_type": "file"}]))
-    (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "text", "data_type": "string"}]))
+        "import os\n\nclass Deployment:\n    def request(self, data):\n        with open(data['doc']) as doc:\n"
+        "            text = f\"{os.path.basename(data['doc'])}: {doc.read()}\"\n"
+        "        return {'text': text, 'contents': [open(path).read() for path in data['docs']]}\n")
+    (project.package / "ubiops_input_spec.json").write_text(json.dumps([{"name": "doc", "data_type": "file"},
+                                                                        {"name": "docs", "data_type": "array_file"}]))
+    (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "text", "data_type": "string"},
+                                                                         {"name": "contents", "data_type": "array_string"}]))
     (project.root / "sample.txt").write_text("the sample")
     (project.root / "other.txt").write_text("another file")
-    project.configure(sample_input={"doc": "sample.txt"}, test_command='python -c "pass"')
+    for folder, content in (("a", "A"), ("b", "B")):
+        (project.root / folder).mkdir()
+        (project.root / folder / "x.txt").write_text(content)
+    project.configure(sample_input={"doc": "sample.txt", "docs": ["a/x.txt", "b/x.txt"]}, test_command='python -c "pass"')
     pushed = project.push_json(emulator=remote_ubiops)
     assert pushed["smoke"] == {"status": "completed", "error_message": None, "differences": []}
     answer = project.run("--output", "json", "request", "--file", "other.txt", emulator=remote_ubiops)
     assert answer.returncode == 0, answer.stderr
-    assert json.loads(answer.stdout)["result"] == {"text": "another file"}
+    assert json.loads(answer.stdout)["result"] == {"text": "other.txt: another file", "contents": ["A", "B"]}
 
 
 def test_a_plain_deployment_is_checked_and_smoke_tested_with_its_sample_text(project, remote_ubiops):
