@@ -2,16 +2,18 @@
 
 The token comes from `UBIOPS_API_TOKEN` only; it is handed to the SDK and never printed, logged or
 written anywhere. With `dry_run`, calls that change something are printed instead of made, a secret
-environment variable's value masked.
+environment variable's value masked. An error never shows the token, nor the value of a secret
+variable any call has sent: a server's error may quote the request it refused.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,8 @@ class Api:
         self.host = self.client.configuration.host
         self.dry_run = dry_run
         self._say = say
+        self._secrets: set[str] = set()
+        """The secret variables' values sent so far, masked in every error as the token is."""
 
     def read(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Make a call that changes nothing; `what` names its object in an error ("project 'x'")."""
@@ -88,9 +92,10 @@ class Api:
         """Make the call; one UbiOps refuses as rate-limited (429, so not done) is made again after the
         wait it asks for, up to RATE_LIMIT_RETRIES times, and the command stops once that is spent or
         the wait asked for is longer than MAX_RATE_LIMIT_WAIT."""
+        self._secrets.update(filter(None, map(_secret_value, (*args, *kwargs.values()))))
         retries = 0
         while True:
-            with translated(what, self.host):
+            with translated(what, self.host, self._secrets):
                 try:
                     return getattr(self.core, method)(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
                 except ubiops.exceptions.ApiException as exc:
@@ -129,20 +134,20 @@ class Api:
 
 
 @contextmanager
-def translated(what: str, host: str) -> Iterator[None]:
+def translated(what: str, host: str, secrets: Collection[str] = ()) -> Iterator[None]:
     """Turn the SDK's and the network's exceptions into one clear DeployerError line, without the token
-    whatever the exception quoted."""
+    or the `secrets` (values) whatever the exception quoted."""
     try:
         yield
     except ubiops.exceptions.ApiException as exc:
         if not exc.status:  # the SDK's wrapping of a connection that failed or timed out
-            raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(exc.reason)})")) from None
-        raise ApiError(_scrubbed(describe_api_error(exc, what)), exc.status) from None
+            raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(exc.reason)})", secrets)) from None
+        raise ApiError(_scrubbed(describe_api_error(exc, what), secrets), exc.status) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(reason)})")) from None
+        raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(reason)})", secrets)) from None
     except ValueError as exc:
-        raise DeployerError(_scrubbed(f"unexpected answer from {host} for {what}: {_one_line(exc)}")) from None
+        raise DeployerError(_scrubbed(f"unexpected answer from {host} for {what}: {_one_line(exc)}", secrets)) from None
 
 
 def _rate_limit_wait(headers: Any) -> float:
@@ -179,9 +184,14 @@ def token_key() -> str:
     return os.environ.get(TOKEN_VARIABLE, "").strip().removeprefix("Token ").strip()
 
 
-def _scrubbed(text: str) -> str:
-    key = token_key()
-    return text.replace(key, MASK) if len(key) >= MIN_SECRET_LENGTH else text
+def _scrubbed(text: str, secrets: Collection[str] = ()) -> str:
+    """`text` with the token's key and each of `secrets` masked, as written and as a JSON body spells
+    it (quotes, backslashes and non-ASCII escaped); the longest first, so one holding another goes whole."""
+    values = {token_key(), *secrets}
+    forms = {form for value in values if len(value) >= MIN_SECRET_LENGTH for form in (value, json.dumps(value)[1:-1])}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text
 
 
 def _one_line(value: object) -> str:
@@ -205,10 +215,17 @@ def _signature(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> st
     return f"{method}({', '.join(shown)})"
 
 
+def _secret_value(value: Any) -> str | None:
+    """The value of a secret environment variable a call sends (`EnvironmentVariableCreate`), else None."""
+    shown = value.to_dict() if hasattr(value, "to_dict") else {}
+    secret = shown.get("value") if shown.get("secret") is True else None
+    return secret if isinstance(secret, str) else None
+
+
 def _show(value: Any) -> str:
     if hasattr(value, "to_dict"):
         shown = {k: v for k, v in value.to_dict().items() if v is not None}
-        if shown.get("secret") is True and "value" in shown:
+        if _secret_value(value) is not None:
             shown["value"] = MASK
         return repr(shown)
     return repr(value)

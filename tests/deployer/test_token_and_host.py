@@ -1,5 +1,6 @@
-"""The token and the host, when they are not what they should be: a token never printed nor shipped
-however it is written, and a host that does not answer ends the command instead of holding it."""
+"""The token and the host, when they are not what they should be: a token (or a secret variable's value)
+never printed nor shipped however it is written, and a host that does not answer ends the command
+instead of holding it."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import TOKEN
 
+from contract.config import DeployerConfig
 from contract.spec import parse_fields
 from deployer import client
 from deployer.client import Api
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
+from deployer.variables import configured_variables, ship_variables
 
 
 def test_a_token_with_a_line_break_is_refused_without_printing_it(project):
@@ -206,3 +209,24 @@ def test_an_upload_refused_as_rate_limited_is_sent_again_whole(tmp_path, monkeyp
             api.close()
     assert revision.revision == "r1"
     assert len(received) == 2 and all(b"the package's bytes" in body for body in received)
+
+
+@pytest.mark.parametrize("secret", ["deployer-secret-value-3c9d1e", 'a "quoted" sécret\\value'], ids=["plain", "json-escaped"])
+def test_an_error_quoting_the_request_never_shows_a_secret_value(secret, monkeypatch):
+    """A server's error may quote the body it refused: the secret's value in it is masked as the
+    token's key is, also as JSON spells it (it was printed, only the token was masked)."""
+    monkeypatch.setenv("UBIOPS_API_TOKEN", f"Token {TOKEN}")
+    monkeypatch.setenv("API_KEY", secret)
+    config = DeployerConfig(secrets=("API_KEY",))
+    with answering(lambda call: (500, {}, {"error": f"invalid body {received[call - 1].decode()}"})) as (url, received):
+        monkeypatch.setenv("UBIOPS_API_HOST", url)
+        api = Api()
+        try:
+            with pytest.raises(DeployerError) as error:
+                ship_variables(api, config, "v1", configured_variables(config), exists=False, say=lambda _line: None)
+        finally:
+            api.close()
+    assert len(received) == 1 and b"API_KEY" in received[0]
+    message = str(error.value)
+    assert message.startswith("500: version 'v1': invalid body {") and '"value": "***"' in message, message
+    assert secret not in message and json.dumps(secret)[1:-1] not in message, message
