@@ -18,6 +18,7 @@ from contract.config import DeployerConfig
 from deployer.client import HOST_VARIABLE, TOKEN_VARIABLE
 from deployer.errors import DeployerError
 from emulator.launcher import (
+    STARTUP_SECONDS,
     Emulator,
     EmulatorExited,
     EmulatorSilent,
@@ -26,8 +27,14 @@ from emulator.launcher import (
     tail,
     wait_until_served,
 )
+from emulator.runtime.instance import START_TIMEOUT_SECONDS
+from emulator.runtime.python_envs import BUILD_SECONDS
 
-START_SECONDS = 120
+START_SECONDS = STARTUP_SECONDS + BUILD_SECONDS + START_TIMEOUT_SECONDS
+"""As long as the emulator itself may take to serve the zip: to answer, to build the package's
+environment (a first cold install of opencv may take minutes) and to run `Deployment.__init__`. Its
+own limits end a start that takes too long, with their reason; this wait only ends an emulator that
+hangs, and never a start the emulator would let finish."""
 PRIVATE_VARIABLES = (TOKEN_VARIABLE, HOST_VARIABLE, "EMULATOR_TOKEN")
 
 
@@ -78,6 +85,7 @@ def _wait_until_started(emulator: Emulator) -> str | None:
     except EmulatorExited:
         raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log())}") from None
     except EmulatorSilent:
-        raise DeployerError(f"the emulator did not start the package within {START_SECONDS} s; its log ended:\n"
+        raise DeployerError(f"the emulator did not start the package within {START_SECONDS:g} s (the time it may take "
+                            "to answer, build the package's environment and run Deployment.__init__); its log ended:\n"
                             f"{tail(emulator.log())}") from None  # the log's folder goes with the check
     return None
