@@ -71,6 +71,13 @@ def _text(value: Any) -> str | None:
     return None if isinstance(value, str) and value else "must be a non-empty string"
 
 
+def _folder(value: Any) -> str | None:
+    """The package folder is a path, which the system cannot take with a NUL in it."""
+    if isinstance(value, str) and "\x00" in value:
+        return "holds a NUL character, which no path can"
+    return _text(value)
+
+
 def _name(value: Any) -> str | None:
     """Project, deployment and version names go into UbiOps' URLs and the deployer's file names."""
     if isinstance(value, str) and is_name(value):
@@ -82,6 +89,8 @@ def _command(value: Any) -> str | None:
     """`check` splits the test command as a shell would (without running a shell)."""
     if not isinstance(value, str):
         return "must be a non-empty string"
+    if "\x00" in value:
+        return "holds a NUL character, which no command line can"
     try:
         words = shlex.split(value)
     except ValueError as exc:
@@ -159,7 +168,7 @@ def _variable_level(value: Any) -> str | None:
 CHECKS: dict[str, Callable[[Any], str | None]] = {
     "project": _name,
     "deployment": _name,
-    "package": _text,
+    "package": _folder,
     "emulator_version": _name,
     "environment": _environment,
     "instance_type_group": _text,
@@ -192,6 +201,8 @@ def deployer_table(path: Path) -> dict[str, Any] | None:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 (an editor may have saved it as UTF-16)
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded): save it as UTF-8") from None
     tool = document.get("tool", {})
     if not isinstance(tool, dict):
         raise ConfigError(f"{path}: tool must be a table ([tool.deployer] holds the deployer's settings)")

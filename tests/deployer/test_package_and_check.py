@@ -204,6 +204,8 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     ({"environment": "python3-8"}, "[tool.deployer] environment must be one of UbiOps' base environments: python3-9, "),
     ({"test_command": 'python "emulator_check.py'}, "[tool.deployer] test_command is not a command line (No closing quotation)"),
     ({"test_command": " "}, "[tool.deployer] test_command must be a non-empty string"),
+    ({"test_command": "python\0"}, "[tool.deployer] test_command holds a NUL character, which no command line can"),
+    ({"package": "pk\0g"}, "[tool.deployer] package holds a NUL character, which no path can"),
     ({"project": "a/b"}, "[tool.deployer] project must be a UbiOps name: lowercase letters, digits and dashes"),
     ({"deployment": "a/b"}, "[tool.deployer] deployment must be a UbiOps name: lowercase letters, digits and dashes"),
     ({"emulator_version": "../x"}, "[tool.deployer] emulator_version must be a UbiOps name"),
@@ -218,13 +220,15 @@ def test_config_errors_are_one_line_naming_the_key(project, settings, message):
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
 
 
-@pytest.mark.parametrize("text, message", [
-    ("tool = 5\n", "tool must be a table"),
-    ("[tool]\ndeployer = 5\n", "tool.deployer must be a table"),
-    ('[tool]\ndeployer = "face"\n', "tool.deployer must be a table"),
-])
-def test_a_tool_entry_that_is_not_a_table_is_one_line(project, text, message):
-    (project.root / "pyproject.toml").write_text(text)
+@pytest.mark.parametrize("content, message", [
+    (b"tool = 5\n", "tool must be a table"),
+    (b"[tool]\ndeployer = 5\n", "tool.deployer must be a table"),
+    (b'[tool]\ndeployer = "face"\n', "tool.deployer must be a table"),
+    ('[tool.deployer]\npackage = "pkg"\n'.encode("utf-16"), "not UTF-8 text (byte 0 cannot be decoded): save it as UTF-8"),
+], ids=["tool", "tool.deployer", "tool.deployer-string", "utf-16"])
+def test_a_pyproject_the_deployer_cannot_use_is_one_line(project, content, message):
+    """A tool entry that is not a table, or a file that is not UTF-8 (once a UnicodeDecodeError traceback)."""
+    (project.root / "pyproject.toml").write_bytes(content)
     result = project.run("package")
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
