@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -48,9 +49,12 @@ def build_bundle(config: DeployerConfig) -> Bundle:
         path = dist / f"{config.deployment}-{sha256[:12]}.zip"
         scratch.replace(path)  # atomic: a run at once with the same files renames the same bytes over it
     except BaseException as exc:
-        scratch.unlink(missing_ok=True)  # a failed or interrupted build leaves no scratch file behind
+        with contextlib.suppress(OSError):  # dist/ itself may be what failed: that is the error to tell
+            scratch.unlink(missing_ok=True)  # a failed or interrupted build leaves no scratch file behind
         if isinstance(exc, ArchiveError):
             raise DeployerError(str(exc)) from None
+        if isinstance(exc, OSError):  # dist/ a file, a full disk, a file the package cannot read
+            raise DeployerError(f"cannot build the zip in {dist}: {exc}") from None
         raise
     return Bundle(path, sha256, path.stat().st_size, tuple(files))
 

@@ -59,6 +59,16 @@ def test_the_folder_the_zips_are_written_to_cannot_be_the_package(project):
     assert list((project.root / "dist").iterdir()) == [project.root / "dist" / "deployment.py"]
 
 
+def test_a_zip_that_cannot_be_written_is_one_line(project):
+    """`dist` a file: the zip cannot go into it (once a FileExistsError traceback, then the clean-up's
+    NotADirectoryError)."""
+    (project.root / "dist").write_text("")
+    result = project.run("package")
+    dist = project.root / "dist"
+    assert (result.returncode, result.stderr.strip()) == (
+        1, f"deployer: error: cannot build the zip in {dist}: [Errno 17] File exists: '{dist}'")
+
+
 def test_packages_built_at_once_in_one_checkout_each_get_their_own_zip(project):
     """Two `package` or `check` runs at once in one checkout: each zips into a scratch file of its own
     (both once zipped into `dist/.<deployment>-building.zip`, over each other), and a failed one leaves
