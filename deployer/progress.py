@@ -2,12 +2,14 @@
 
 On a terminal a long wait is one status line redrawn in place (status, seconds so far, a spinner);
 each status change stays as a line of its own. Elsewhere (a log, CI) the wait prints a line per
-change and a reminder every 30 s: nothing long is silent, and no log fills with redraws.
+change and a reminder every 30 s: nothing long is silent, and no log fills with redraws. Once the
+reader has gone (`| head -1`), what is said is dropped and the command goes on to its end.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -34,20 +36,29 @@ class Reporter:
 
     def __call__(self, message: str) -> None:
         self.end_status()
-        print(message, file=self.stream, flush=True)
+        self._write(f"{message}\n")
 
     def end_status(self) -> None:
         """Leave a drawn status line as it is, so what is printed next starts on a line of its own."""
         if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+            self._write("\n")
             self._drawn = False
 
     def status(self, text: str) -> None:
         """Redraw the status line in place (only ever called on a terminal)."""
-        self.stream.write(f"\r\033[K{text}")
-        self.stream.flush()
+        self._write(f"\r\033[K{text}")
         self._drawn = True
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            # The reader closed the pipe: stopping a push half way would leave UbiOps half changed, so
+            # the stream's file now leads to /dev/null, for this and every later write (the result too).
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
 
 
 def wait_for_build(api: Api, project: str, deployment: str, version: str, revision: str, timeout: float,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN
+from conftest import DEPLOYER_SECONDS, TOKEN
 
 from contract.config import DeployerConfig
 from deployer.bundle import Bundle, build_bundle, sha256_of
@@ -247,6 +249,18 @@ def test_a_pyproject_the_deployer_cannot_use_is_one_line(project, content, messa
 def test_a_missing_token_is_one_line(project):
     result = project.run("status", token="")
     assert result.stderr.strip().startswith("deployer: error: UBIOPS_API_TOKEN is not set")
+
+
+def test_check_into_a_pipe_closed_after_its_first_line_goes_on_to_its_end(project):
+    """`python -m deployer check | head -1`: the lines after the reader left are dropped (each once
+    ended the command with a BrokenPipeError traceback)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().startswith("package ")
+    process.stdout.close()  # before the emulator the check starts has even answered
+    _, errors = process.communicate(timeout=DEPLOYER_SECONDS)
+    assert (process.returncode, errors) == (0, "")
 
 
 def test_check_reports_the_runners_summary_whatever_comes_after_on_stderr(project):
