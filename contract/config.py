@@ -59,7 +59,8 @@ class DeployerConfig:
     root: Path = Path(".")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "test_command", self.test_command.replace("{package}", self.package))
+        # Quoted as a shell would need it: the command is split into words after (a space once split it).
+        object.__setattr__(self, "test_command", self.test_command.replace("{package}", shlex.quote(self.package)))
         object.__setattr__(self, "secrets", tuple(self.secrets))
 
     @property

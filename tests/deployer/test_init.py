@@ -22,14 +22,16 @@ def deployer(cwd, *args: str) -> subprocess.CompletedProcess:
                           timeout=300, stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
 
 
-def test_init_writes_a_package_that_passes_its_test_and_check(tmp_path):
+@pytest.mark.parametrize("package", ["scorer_package", "scorer package"])
+def test_init_writes_a_package_that_passes_its_test_and_check(tmp_path, package):
+    """Also in a folder whose name has a space, which the test command's `{package}` once split in two."""
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     result = deployer(tmp_path, "init", "scorer", "--input", "text:string", "--input", "photo:file",
-                      "--output", "score:double", "--output", "tags:array_string", "--package", "scorer_package")
+                      "--output", "score:double", "--output", "tags:array_string", "--package", package)
     assert result.returncode == 0, result.stderr
     config = load_config(tmp_path)
-    assert (config.project, config.deployment, config.package) == ("acme", "scorer", "scorer_package")
-    assert config.sample_input == {"text": "example", "photo": "scorer_package/tests/example.txt"}
+    assert (config.project, config.deployment, config.package) == ("acme", "scorer", package)
+    assert config.sample_input == {"text": "example", "photo": f"{package}/tests/example.txt"}
     text = (tmp_path / "pyproject.toml").read_text()
     assert text.startswith('[project]\nname = "mine"\n') and text.endswith('[tool.pytest.ini_options]\naddopts = "-ra"\n')
     assert "labels" not in text, "the old deployment's section is replaced whole"
