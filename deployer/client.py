@@ -140,6 +140,8 @@ def translated(what: str, host: str, secrets: Collection[str] = ()) -> Iterator[
     try:
         yield
     except ubiops.exceptions.ApiException as exc:
+        if isinstance(exc.__context__, requests.exceptions.InvalidJSONError):  # NaN or infinity: nothing was sent
+            raise DeployerError(f"the data for {what} is not valid JSON: {_one_line(exc.__context__)}") from None
         if not exc.status:  # the SDK's wrapping of a connection that failed or timed out
             raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(exc.reason)})", secrets)) from None
         raise ApiError(_scrubbed(describe_api_error(exc, what), secrets), exc.status) from None

@@ -222,6 +222,10 @@ def test_status_and_request(project, remote_ubiops):
     answer = project.run("request", "--data", '{"x": 5}', "--version", "v1", emulator=remote_ubiops)
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["result"] == {"y": 10}
+    refused = project.run("request", "--data", '{"x": NaN}', emulator=remote_ubiops)  # Python's JSON reads NaN; JSON has none
+    assert (refused.returncode, refused.stderr.strip()) == (
+        1, f"deployer: error: the data for deployment '{project.deployment}' is not valid JSON: "
+           "Out of range float values are not JSON compliant")
 
 
 def test_files_are_uploaded_for_the_sample_and_the_request(project, remote_ubiops):
