@@ -18,7 +18,7 @@ from contract.config import DeployerConfig
 from deployer.client import HOST_VARIABLE, TOKEN_VARIABLE
 from deployer.errors import DeployerError
 from emulator.launcher import (
-    STARTUP_SECONDS,
+    SERVED_SECONDS,
     Emulator,
     EmulatorExited,
     EmulatorSilent,
@@ -27,14 +27,9 @@ from emulator.launcher import (
     tail,
     wait_until_served,
 )
-from emulator.runtime.instance import START_TIMEOUT_SECONDS
-from emulator.runtime.python_envs import BUILD_SECONDS
 
-START_SECONDS = STARTUP_SECONDS + BUILD_SECONDS + START_TIMEOUT_SECONDS
-"""As long as the emulator itself may take to serve the zip: to answer, to build the package's
-environment (a first cold install of opencv may take minutes) and to run `Deployment.__init__`. Its
-own limits end a start that takes too long, with their reason; this wait only ends an emulator that
-hangs, and never a start the emulator would let finish."""
+START_SECONDS = SERVED_SECONDS
+"""As long as the emulator itself may take to serve the zip (`emulator.launcher.SERVED_SECONDS`)."""
 PRIVATE_VARIABLES = (TOKEN_VARIABLE, HOST_VARIABLE, "EMULATOR_TOKEN")
 
 

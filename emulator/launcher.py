@@ -23,9 +23,15 @@ from typing import Any, TypeVar
 import httpx
 import ubiops
 
+from emulator.runtime.instance import START_TIMEOUT_SECONDS
+from emulator.runtime.python_envs import BUILD_SECONDS
+
 STARTUP_SECONDS = 60
-SERVED_SECONDS = 600
-"""How long a package may take to be served: its environment built on a fresh machine, its `__init__`."""
+SERVED_SECONDS = STARTUP_SECONDS + BUILD_SECONDS + START_TIMEOUT_SECONDS
+"""How long a package may take to be served, as long as the emulator itself lets it: to answer, to build
+its environment (a first cold install of OpenCV may take minutes) and to run `Deployment.__init__`. The
+emulator's own limits end a start that takes longer, with their reason; this wait only ends one that
+hangs (it was 600 s, and ended a cold build the emulator would have let finish)."""
 TAIL_LINES = 20
 POLL_SECONDS = 0.05
 T = TypeVar("T")
