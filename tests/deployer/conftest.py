@@ -7,7 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -96,3 +100,29 @@ def project(tmp_path: Path, request: pytest.FixtureRequest) -> Project:
 def remote_ubiops(emulators) -> Emulator:
     """The UbiOps the deployer pushes to: a real emulator, requiring the token."""
     return emulators(ROOT / "tests" / "packages" / "echo", token=TOKEN)
+
+
+class Replying(BaseHTTPRequestHandler):
+    """A handler for a stand-in UbiOps (`http_server`): `reply` sends an answer whole, and nothing is logged."""
+
+    def reply(self, status: int, headers: dict[str, str], content: bytes) -> None:
+        self.send_response(status)
+        for header, value in {**headers, "Content-Length": str(len(content))}.items():
+            self.send_header(header, value)
+        self.end_headers()
+        self.wfile.write(content)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real local HTTP server answering with `handler`, in a thread, until the block ends; its API's URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v2.1"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -11,14 +11,12 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DEPLOYER_SECONDS, TOKEN
+from conftest import DEPLOYER_SECONDS, TOKEN, Replying, http_server
 from harness import PROJECT, eventually, start_emulator
 
 from contract.names import NAME_RULE
@@ -319,38 +317,25 @@ def failing(emulator, route: str) -> Iterator[str]:
     regex `route` with a 500 and passes every other on; its API's URL."""
     upstream = httpx.Client(base_url=emulator.api.removesuffix("/v2.1"), timeout=DEPLOYER_SECONDS)
 
-    class Proxy(BaseHTTPRequestHandler):
+    class Proxy(Replying):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if re.search(route, f"{self.command} {self.path}"):
-                status, headers, content = 500, {"Content-Type": "application/json"}, b'{"error": "injected failure"}'
-            else:
-                answer = upstream.request(self.command, self.path, content=body, headers={
-                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")})
-                status, content = answer.status_code, answer.content
-                headers = {k: v for k, v in answer.headers.items()
-                           if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
-            self.send_response(status)
-            for header, value in {**headers, "Content-Length": str(len(content))}.items():
-                self.send_header(header, value)
-            self.end_headers()
-            self.wfile.write(content)
+                self.reply(500, {"Content-Type": "application/json"}, b'{"error": "injected failure"}')
+                return
+            answer = upstream.request(self.command, self.path, content=body, headers={
+                k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")})
+            self.reply(answer.status_code, {k: v for k, v in answer.headers.items() if k.lower() not in (
+                "content-length", "transfer-encoding", "connection", "content-encoding")}, answer.content)
 
         do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/v2.1"
+        with http_server(Proxy) as url:
+            yield url
     finally:
-        server.shutdown()
-        server.server_close()
         upstream.close()
 
 

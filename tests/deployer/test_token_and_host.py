@@ -10,10 +10,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import TOKEN
+from conftest import TOKEN, Replying, http_server
 
 from contract.config import DeployerConfig
 from contract.spec import parse_fields
@@ -87,30 +86,16 @@ def answering(answer: Callable[[int], tuple[int, dict[str, str], object]]) -> It
     headers and JSON body; its API's URL, and the bodies of the calls it received."""
     received: list[bytes] = []
 
-    class Answering(BaseHTTPRequestHandler):
+    class Answering(Replying):
         def do_GET(self) -> None:
             received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
             status, headers, body = answer(len(received))
-            content = json.dumps(body).encode()
-            self.send_response(status)
-            for header, value in {**headers, "Content-Type": "application/json", "Content-Length": str(len(content))}.items():
-                self.send_header(header, value)
-            self.end_headers()
-            self.wfile.write(content)
+            self.reply(status, {**headers, "Content-Type": "application/json"}, json.dumps(body).encode())
 
         do_POST = do_GET
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v2.1", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Answering) as url:
+        yield url, received
 
 
 @pytest.fixture
