@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.environments import SYSTEM_ENVIRONMENTS
-from contract.names import NAME_RULE, VARIABLE_NAME_RULE, is_name, is_variable_name
+from contract.names import NAME_RULE, VARIABLE_NAME_RULE, is_name, is_variable_name, variable_value_problem
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.spec import PLAIN
 from contract.versions import IDLE_TIME_RANGE
@@ -153,7 +153,8 @@ def _variable_names(names: Any) -> str | None:
 def _variables(value: Any) -> str | None:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         return "must be a table of strings (environment_variables = { LOG_LEVEL = \"info\" })"
-    return _variable_names(value)
+    problems = [f"has {name}, whose value {problem}" for name, v in value.items() if (problem := variable_value_problem(v))]
+    return problems[0] if problems else _variable_names(value)
 
 
 def _secret_names(value: Any) -> str | None:

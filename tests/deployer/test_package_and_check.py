@@ -207,6 +207,8 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     ({"environment_variables": {"bad-name": "x"}},
      "[tool.deployer] environment_variables has names that are not environment variable names ('bad-name'): use letters"),
     ({"environment_variables": {"FACTOR": 2}}, "[tool.deployer] environment_variables must be a table of strings"),
+    ({"environment_variables": {"FACTOR": "2\0"}},  # refused by UbiOps only once the version was made
+     "[tool.deployer] environment_variables has FACTOR, whose value holds a NUL character, which no environment variable can"),
     ({"secrets": "API_KEY"}, "[tool.deployer] secrets must be a list of names"),
     ({"secrets": ["_HIDDEN", 5]}, "[tool.deployer] secrets has names that are not environment variable names ('_HIDDEN', 5)"),
     ({"environment_variables_level": "project"}, "[tool.deployer] environment_variables_level must be one of version, deployment"),
