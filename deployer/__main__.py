@@ -152,7 +152,7 @@ def render(command: str, result: dict[str, Any]) -> str:
         return format_status(result)
     if command == "init":
         return (f"wrote {result['package']}/ ({', '.join(result['files'])}) and [tool.deployer] in {result['config']}:\n"
-                f"  serve it: make serve; test it: python -m deployer check")
+                f"  serve it: make serve; test it: .venv/bin/python -m deployer check")
     if command == "package":
         return f"{result['path']}\n  size {result['size']} bytes\n  sha256 {result['sha256']}"
     if command == "check":

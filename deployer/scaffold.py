@@ -124,7 +124,8 @@ def _refuse_taken(folder: Path, package: str) -> None:
     if folder.exists() and not folder.is_dir():
         raise DeployerError(f"--package {package}: {folder} exists and is not a folder; choose another --package")
     if folder.exists() and any(folder.iterdir()):
-        raise DeployerError(f"{package}/ exists and is not empty; remove it (git rm -r {package}) or choose --package")
+        raise DeployerError(f"{package}/ exists and is not empty; remove it (git rm -r {package} && rm -rf {package}: "
+                            "files git does not track stay after git rm) or choose --package")
 
 
 def _configured_project(config_file: Path) -> str | None:

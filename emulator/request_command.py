@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,10 @@ def main(argv: list[str]) -> None:
         sys.exit(f"emulator request: error: {exc}")
     except httpx.HTTPStatusError as exc:
         sys.exit(f"emulator request: error: {exc.response.status_code}: {_error_text(exc.response)}")
-    print(json.dumps(answer, indent=2) if args.output == "json" else render(answer, saved))
+    try:
+        print(json.dumps(answer, indent=2) if args.output == "json" else render(answer, saved), flush=True)
+    except BrokenPipeError:  # the reader went away (`| head`): what it did not read is dropped, without a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(0 if answer["status"] == COMPLETED else 1)
 
 

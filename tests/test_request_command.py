@@ -66,6 +66,18 @@ def test_fields_and_json_output(project):
     assert (answer["status"], answer["result"]["scale"], answer["deployment"]) == ("completed", 4.0, "thumbs")
 
 
+def test_output_into_a_pipe_closed_early_ends_without_a_traceback(project):
+    """`emulator request … | head -c 400`: the reader went away before the answer was printed; before, a
+    BrokenPipeError traceback ended the command."""
+    run = subprocess.Popen([sys.executable, "-m", "emulator", "request", "--url", f"http://127.0.0.1:{free_port()}",
+                            "inputs/photo.bin", "--output", "json"], cwd=project, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert run.stdout is not None and run.stderr is not None
+    run.stdout.close()  # as `head` does once it has read what it wanted
+    errors = run.stderr.read().decode()
+    assert run.wait(120) == 0 and "Traceback" not in errors, errors
+
+
 def test_a_running_emulator_is_used(project):
     with running_emulator(project / "pkg", project="cli-project", deployment="thumbs", cwd=project) as emulator:
         run = subprocess.run([sys.executable, "-m", "emulator", "request", "--url", emulator.url, "inputs/photo.bin"],

@@ -94,7 +94,7 @@ def test_a_plain_deployment_takes_its_text_from_request_data(tmp_path, remote_ub
     (("scorer", "--output", "json"), "array_file; for a json summary, put --output json before init"),
     (("scorer", "--output", "score:float"), "field 'score' has data_type 'float'; expected one of"),
     (("scorer", "--input", "a:int", "--input", "a:int"), "--input[1]: field 'a' is defined twice"),
-    (("scorer", "--package", "taken"), "taken/ exists and is not empty; remove it (git rm -r taken) or choose --package"),
+    (("scorer", "--package", "taken"), "taken/ exists and is not empty; remove it (git rm -r taken && rm -rf taken: files git does not track stay after git rm) or choose --package"),
     (("scorer", "--package", "taken.txt"), "--package taken.txt: "),
 ])
 def test_refused_init_is_one_line_and_writes_nothing(tmp_path, args, message):
