@@ -49,6 +49,10 @@ GATE_FIELDS = [
     {"name": "level", "data_type": "int", "widget": {"type": "slider", "configuration": {"min": "0", "max": "100"}}},
     {"name": "options", "data_type": "dict", "widget": {"type": "textbox", "configuration": {"default": {"k": 1}}}},
 ]
+ODD = "odd"
+ODD_CODE = b"class Deployment:\n    def request(self, data):\n        return data\n"
+ODD_FIELDS = [{"name": 'say "hi"', "data_type": "string"}, {"name": "two\r\nlines", "data_type": "string"},
+              {"name": "100%", "data_type": "string"}, {"name": "upload", "data_type": "file"}]
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +67,27 @@ def portrait(tmp_path_factory) -> Path:
 def face(tmp_path_factory) -> Iterator[Emulator]:
     """A stand-in for the face profile, with its input fields, widgets and an annotated image (the
     emulator's tests pass whatever `deployment_package/` holds), plus a second deployment, `gate`,
-    whose requests wait for a file the test creates: a batch request caught while it runs."""
+    whose requests wait for a file the test creates: a batch request caught while it runs; and `odd`,
+    an echo whose fields' names a form has to escape."""
     emulator = start_emulator("portrait", tmp_path_factory.mktemp("face"))
     try:
-        api = emulator.sdk()
-        api.deployments_create(PROJECT, {"name": GATE, "input_type": "structured", "output_type": "structured",
-                                         "input_fields": GATE_FIELDS, "output_fields": GATE_FIELDS})
-        api.deployment_versions_create(PROJECT, GATE, {"version": "v1"})
-        revision = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{GATE}/versions/v1/revisions",
-                              files={"file": ("gate.zip", zip_bytes({"deployment_package/deployment.py": GATE_CODE.encode()}))})
-        ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, GATE, "v1", revision_id=revision.json()["revision"],
-                                                 timeout=60, quiet=True)
+        add_echo(emulator, GATE, GATE_FIELDS, GATE_CODE.encode())
+        add_echo(emulator, ODD, ODD_FIELDS, ODD_CODE)
         yield emulator
     finally:
         emulator.stop()
+
+
+def add_echo(emulator: Emulator, name: str, fields: list[dict], code: bytes) -> None:
+    """A deployment `name` whose output fields are its input fields, running `code`."""
+    api = emulator.sdk()
+    api.deployments_create(PROJECT, {"name": name, "input_type": "structured", "output_type": "structured",
+                                     "input_fields": fields, "output_fields": fields})
+    api.deployment_versions_create(PROJECT, name, {"version": "v1"})
+    revision = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{name}/versions/v1/revisions",
+                          files={"file": (f"{name}.zip", zip_bytes({"deployment_package/deployment.py": code}))})
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, name, "v1", revision_id=revision.json()["revision"],
+                                             timeout=60, quiet=True)
 
 
 @pytest.fixture
@@ -207,6 +218,24 @@ def test_the_form_follows_the_widgets_and_sends_typed_values(face, context):
                                              "tags": ["x", "y"], "meta": {"k": 1}, "level": 40, "options": {"k": 1}}
     assert [shown(page, f) for f in ("count", "ratio", "flag", "choice", "tags", "meta")] == \
         ["7", "0.5", "true", "c", '["x","y"]', '{"k":1}']
+    assert elsewhere == []
+
+
+def test_fields_and_files_named_with_quotes_and_line_breaks_are_sent_as_named(face, context):
+    """The form encoding writes `"`, CR and LF in a part's name or file name as %22, %0D and %0A (and
+    nothing else: `100%` stays), as curl does; the emulator reads them back."""
+    page, elsewhere = open_page(context, face, ODD)
+    page.eval_on_selector_all("#fields input[type=text]", "inputs => inputs.forEach(i => { i.value = JSON.stringify(i.name); })")
+    page.set_input_files("#in-upload", files=[{"name": 'say "<b>".txt', "mimeType": "text/plain", "buffer": b"text"}])
+    with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, ODD)) as posted:
+        page.click("#send")
+    answer = posted.value.json()
+    assert b"%22" in posted.value.request.post_data_buffer, "sent escaped, as the HTML spec says"
+    assert answer.get("status") == "completed", answer
+    page.wait_for_selector('#outcome tr[data-field="upload"] a')
+    assert [answer["result"][field["name"]] for field in ODD_FIELDS[:3]] == [json.dumps(f["name"]) for f in ODD_FIELDS[:3]]
+    assert answer["result"]["upload"].endswith('/say "<b>".txt')
+    assert page.inner_text('#outcome tr[data-field="upload"] a') == 'say "<b>".txt'
     assert elsewhere == []
 
 

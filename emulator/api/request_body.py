@@ -9,6 +9,7 @@ A body that cannot be read is a 4xx; a value of the wrong type is a failed reque
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 from typing import Any
 
@@ -22,6 +23,10 @@ from emulator.storage import Storage, file_work
 
 JSON_TYPES = ("application/json",)
 TEXT_TYPES = ("text/plain", "")
+_FORM_NAME_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n"}
+"""What browsers and curl write for `"`, CR and LF in a part's name or file name, and for nothing
+else (the HTML spec's multipart/form-data encoding): a `%` otherwise is itself."""
+_FORM_NAME_ESCAPE = re.compile("|".join(_FORM_NAME_ESCAPES))
 
 
 async def read_request_data(request: Request, spec: Spec, storage: Storage, request_id: str) -> Any:
@@ -63,12 +68,15 @@ async def _read_form(request: Request, spec: Spec, saver: _UploadSaver) -> dict[
         raise ApiError(400, "This deployment's input is plain text: send it as text/plain, not as a form")
     form = await request.form()
     try:
+        sent: dict[str, list[Any]] = {}
+        for encoded, value in form.multi_items():
+            sent.setdefault(_form_name(encoded), []).append(value)
         data: dict[str, Any] = {}
-        for name in dict.fromkeys(form.keys()):
+        for name, values in sent.items():
             field = spec.field(name)
             if field is None:
                 raise ApiError(400, f"Unknown form field {name!r}; the input fields are {', '.join(spec.names)}")
-            data[name] = await _form_value(field, form.getlist(name), saver)
+            data[name] = await _form_value(field, values, saver)
         for field in spec.fields:
             default = field.form_default
             if field.name not in data and default is not None:
@@ -76,6 +84,11 @@ async def _read_form(request: Request, spec: Spec, saver: _UploadSaver) -> dict[
         return data
     finally:
         await form.close()
+
+
+def _form_name(encoded: str) -> str:
+    """A part's name or file name as the client meant it: starlette leaves the form encoding's escapes in."""
+    return _FORM_NAME_ESCAPE.sub(lambda escape: _FORM_NAME_ESCAPES[escape.group()], encoded)
 
 
 async def _form_value(field: Field, values: list[Any], saver: _UploadSaver) -> Any:
@@ -106,7 +119,7 @@ class _UploadSaver:
     async def save(self, upload: UploadFile) -> str:
         """Keep the client's file name, reduced to a safe base name and numbered if an earlier file of
         the request has it; a large file is stored in a thread."""
-        name = PurePath((upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
+        name = PurePath(_form_name(upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
         name = next(n for n in numbered_names(name) if n not in self._taken)
         self._taken.add(name)
         stored = await file_work(upload.size or 0, self.storage.write_request_input, self.request_id, name, upload.file)
