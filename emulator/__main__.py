@@ -20,6 +20,7 @@ from contract.manifest import ManifestError, parse_environment_variables
 from contract.names import NAME_RULE, is_name, name_from
 from contract.spec import SpecError, is_unicode_text
 from emulator import logs, request_command
+from emulator.api.auth import token_problem
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
 from emulator.builds import BUILD_TIMEOUT_SECONDS
@@ -118,6 +119,10 @@ def parse_args(argv: list[str]) -> Settings:
         environment = parse_environment_variables([f"{d}={os.environ[d]}" if d in passed_on else d for d in args.env])
     except ManifestError as exc:
         parser.error(f"--env: {exc}")
+    # an empty EMULATOR_TOKEN is unset (docker-compose passes it so); an empty --token is a mistake
+    given, token = ("--token", args.token) if args.token is not None else (TOKEN_VARIABLE, os.environ.get(TOKEN_VARIABLE) or None)
+    if token is not None and (problem := token_problem(token)):
+        parser.error(f"{given} {problem}")
     own = own_package(args.package, config)
     configured = configured_variables(config) if own else {}
     try:
@@ -140,7 +145,7 @@ def parse_args(argv: list[str]) -> Settings:
         instances=args.instances,
         environment={**configured, **environment},
         unset_secrets=tuple(name for name in config.secrets if own and name not in configured),
-        token=args.token or os.environ.get(TOKEN_VARIABLE) or None,
+        token=token,
         data_dir=args.data_dir,
         reload=args.reload,
         max_upload_mb=args.max_upload_mb,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log
+from harness import DEPLOYMENT, PROJECT, ROOT, free_port, start_emulator, wait_for_log
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -58,6 +62,25 @@ def test_signed_download_needs_no_token(guarded):
     assert body["status"] == "completed", body
     (url,) = body["emulator_file_urls"].values()
     assert httpx.get(url).content == b"bytes"
+
+
+@pytest.mark.parametrize("args, variable, message", [
+    (["--token", ""], None, "--token is empty: give the token every call must carry, or leave it out for none"),
+    (["--token", "two words"], None, "--token holds a space, a control character or a non-ASCII one"),
+    (["--token", "padded "], None, "--token holds a space"),
+    (["--token", "tab\tbed"], None, "--token holds a space, a control character"),
+    ([], "s3cr\u00e9t", "EMULATOR_TOKEN holds a space, a control character or a non-ASCII one, which the SDK"),
+])
+def test_a_token_the_sdk_or_the_page_cannot_send_is_refused_at_start(tmp_path, args, variable, message):
+    """Taken, an empty --token turned auth off; a token with a space, padded or not ASCII was one that
+    curl, the SDK (latin-1 headers) or the page could not send, or that never matched."""
+    environment = {k: v for k, v in os.environ.items() if k != "EMULATOR_TOKEN"} | ({"EMULATOR_TOKEN": variable} if variable else {})
+    run = subprocess.run([sys.executable, "-m", "emulator", "--package", "tests/packages/plain", "--port", str(free_port()),
+                          "--data-dir", str(tmp_path / "data"), *args], cwd=ROOT, env=environment, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr, run.stderr
+    token = args[1] if args else variable
+    assert not token or token not in run.stderr, "the token is never echoed"
 
 
 def test_listening_beyond_loopback_without_a_token_warns(tmp_path):

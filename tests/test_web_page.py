@@ -23,6 +23,8 @@ from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator, zip_byt
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from emulator.api.auth import TOKEN_RULE
+
 WEB_FILES = ("index.html", "app.js", "style.css")
 TOKEN = "web-page-test-token"
 GATE = "gate"
@@ -348,6 +350,15 @@ def test_with_a_token_the_page_asks_for_it_once_and_keeps_it_in_the_session_only
     fresh.wait_for_selector("#token-box:not([hidden])")
     another.close()
     assert TOKEN not in emulator.log()
+
+
+def test_the_page_takes_the_tokens_the_emulator_takes(face, context):
+    """One rule: a token the page refused (a space, say) but the emulator started with left the page unusable."""
+    page, _ = open_page(context, face, DEPLOYMENT)
+    candidates = [chr(code) for code in range(0x180)] + ["\u2011", "\u3000"]
+    taken = page.evaluate("async candidates => { const { TOKEN_CHARACTERS } = await import('/web/app.js');"
+                          "                      return candidates.map(c => TOKEN_CHARACTERS.test(`a${c}b`)); }", candidates)
+    assert taken == [TOKEN_RULE.fullmatch(f"a{c}b") is not None for c in candidates]
 
 
 @pytest.mark.parametrize("path", ["/web/../v2.1/projects", "/web/%2e%2e/v2.1/projects", "/web/..%2fv2.1/projects",

@@ -9,12 +9,27 @@ constant-time, and the token itself is never logged or echoed.
 from __future__ import annotations
 
 import hmac
+import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.api.errors import error_response
 
 SCHEMES = ("token", "bearer")
+TOKEN_RULE = re.compile(r"[!-~]+")
+"""A token is printable ASCII without spaces: what an `Authorization` header carries as typed, the SDK
+sends (it encodes headers as latin-1) and the web page takes (its TOKEN_CHARACTERS, the same class)."""
+
+
+def token_problem(token: str) -> str | None:
+    """Why `token` cannot be the API token, said of it, or None: any other would turn auth off or
+    refuse callers that send it as given."""
+    if not token:
+        return "is empty: give the token every call must carry, or leave it out for none"
+    if not TOKEN_RULE.fullmatch(token):
+        return ("holds a space, a control character or a non-ASCII one, which the SDK or the web page cannot "
+                "send: a token is printable ASCII without spaces")
+    return None
 
 
 class TokenAuth:

@@ -41,9 +41,10 @@ function askForToken(problem) {
   return tokenTyped();
 }
 
-// What an HTTP header can carry: a token with any other character (a pasted non-breaking hyphen, say)
-// would make every call fail in the browser before it is sent.
-const TOKEN_CHARACTERS = /^[\x21-\x7e]*$/;
+// The emulator's own rule (TOKEN_RULE in emulator/api/auth.py, which refuses any other token at start):
+// what an HTTP header can carry as typed. A token with any other character (a pasted non-breaking
+// hyphen, say) would make every call fail in the browser before it is sent. Exported for the tests.
+export const TOKEN_CHARACTERS = /^[\x21-\x7e]*$/;
 
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
