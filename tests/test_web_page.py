@@ -241,6 +241,26 @@ def test_fields_and_files_named_with_quotes_and_line_breaks_are_sent_as_named(fa
     assert elsewhere == []
 
 
+def test_integers_beyond_a_doubles_precision_are_shown_with_their_digits(face, context):
+    """An `int` is 64-bit: read by JSON.parse, 2**53 + 1 was shown as 9007199254740992."""
+    big = 2**53 + 1
+    item = {"gate": "", "count": big, "ratio": 0.5, "flag": True, "choice": "a", "tags": [], "meta": {"n": [-big]}, "level": 1,
+            "options": {}}
+    answer = httpx.post(f"{face.api}/projects/{PROJECT}/deployments/{GATE}/requests", json=item).json()
+    assert answer["result"] == item
+    page, elsewhere = open_page(context, face, GATE)
+    page.click(f'#history tr[data-id="{answer["id"]}"] button')
+    page.wait_for_selector("#outcome h3:text('Output')")
+
+    for table in page.query_selector_all("#outcome table.fields"):
+        assert table.eval_on_selector('tr[data-field="count"] td', "td => td.innerText") == str(big)
+        assert table.eval_on_selector('tr[data-field="meta"] td', "td => td.innerText") == f'{{"n":[{-big}]}}'
+    page.click("#outcome .raw summary")
+    raw = json.loads(page.inner_text("#outcome .raw pre"))
+    assert (raw["request_data"], raw["result"]) == (item, item)
+    assert elsewhere == []
+
+
 def processing_in_the_history(context: BrowserContext, face: Emulator, gate: Path) -> tuple[Page, list[str], str]:
     """The page, showing a batch request that runs until `gate` exists; its history row's selector."""
     page, elsewhere = open_page(context, face, GATE)

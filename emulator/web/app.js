@@ -25,6 +25,14 @@ function el(tag, { dataset = {}, ...properties } = {}, ...children) {
   return node;
 }
 
+// JSON with the emulator's exact integers: JSON.parse would round one beyond 2^53 (an `int` is 64-bit)
+// to the nearest double, so such an integer is read from its digits as sent, as a BigInt, and written
+// back out as those digits.
+const exactJson = (text) => JSON.parse(text, (key, value, context) =>
+  (Number.isInteger(value) && !Number.isSafeInteger(value) && /^-?\d+$/.test(context?.source) ? BigInt(context.source) : value));
+const jsonText = (value, indent) =>
+  JSON.stringify(value, (key, item) => (typeof item === "bigint" ? JSON.rawJSON(String(item)) : item), indent);
+
 const segment = (name) => encodeURIComponent(name);
 const deploymentPath = () => `/projects/${segment(state.project)}/deployments/${segment(state.deployment)}`;
 
@@ -68,7 +76,8 @@ async function call(path, options = {}) {
     const headers = { ...(options.headers || {}), ...(token ? { Authorization: `Token ${token}` } : {}) };
     const response = await fetch(API + path, { ...options, headers });
     const type = response.headers.get("content-type") || "";
-    const body = type.includes("json") ? await response.json() : await response.text();
+    const text = await response.text();
+    const body = type.includes("json") ? exactJson(text) : text;
     if (response.status === 401) {
       // Calls run in parallel: only the first to find the token refused asks; the others wait for the
       // new one, or simply retry if it was typed meanwhile.
@@ -82,7 +91,7 @@ async function call(path, options = {}) {
       continue;
     }
     if (!response.ok) {
-      const message = typeof body === "object" && body !== null ? body.error || JSON.stringify(body) : body;
+      const message = typeof body === "object" && body !== null ? body.error || jsonText(body) : body;
       throw new ApiProblem(`${response.status}: ${message}`);
     }
     return body;
@@ -176,7 +185,7 @@ function fileInput(field) {
 /** A widget's default as the form shows it: a dict or array as the JSON the field is typed in. */
 function defaultText(value) {
   if (value === undefined || value === null) return "";
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
+  return typeof value === "object" ? jsonText(value) : String(value);
 }
 
 function fieldInput(field) {
@@ -295,13 +304,13 @@ function valueCell(field, value, known) {
   if (field.data_type === "array_file" && Array.isArray(value)) {
     return el("div", {}, ...value.map((uri) => (FILE_URI.test(String(uri)) ? fileCell(uri, known) : el("code", { textContent: String(uri) }))));
   }
-  if (typeof value === "object") return el("code", { textContent: JSON.stringify(value) });
+  if (typeof value === "object") return el("code", { textContent: jsonText(value) });
   return el("span", { textContent: String(value) });
 }
 
 function fieldTable(fields, data, known) {
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    return el("pre", { className: "plain", textContent: typeof data === "string" ? data : JSON.stringify(data, null, 2) });
+    return el("pre", { className: "plain", textContent: typeof data === "string" ? data : jsonText(data, 2) });
   }
   const names = fields.length ? fields : Object.keys(data).map((name) => ({ name, data_type: "" }));
   return el("table", { className: "fields" }, el("tbody", {}, ...names.map((field) =>
@@ -332,7 +341,7 @@ function showOutcome(title, answer, known, withInput = false) {
     parts.push(el("p", { className: "muted", textContent: `This request is ${answer.status}; this view follows it.` }));
   }
   parts.push(el("details", { className: "raw" }, el("summary", { textContent: "Raw JSON" }),
-    el("pre", { textContent: JSON.stringify(answer, null, 2) })));
+    el("pre", { textContent: jsonText(answer, 2) })));
   $("outcome-title").textContent = title;
   $("outcome").replaceChildren(...parts);
   $("outcome-card").hidden = false;
