@@ -261,6 +261,18 @@ def test_integers_beyond_a_doubles_precision_are_shown_with_their_digits(face, c
     assert elsewhere == []
 
 
+def test_a_deployment_without_a_version_says_so_and_sends_nothing(face, context):
+    """Sending posted to `…/versions//requests`, and the page said only "404: Not Found"."""
+    face.sdk().deployments_create(PROJECT, {"name": "unversioned", "input_type": "plain", "output_type": "plain"})
+    page, elsewhere = open_page(context, face, "unversioned")
+    assert page.is_disabled("#send")
+    assert page.inner_text("#no-version") == "This deployment has no version yet: create one to send requests."
+    page.select_option("#deployment", GATE)
+    page.wait_for_selector(f'#fields[data-deployment="{GATE}"]')
+    assert page.is_enabled("#send") and page.is_hidden("#no-version")
+    assert elsewhere == []
+
+
 def processing_in_the_history(context: BrowserContext, face: Emulator, gate: Path) -> tuple[Page, list[str], str]:
     """The page, showing a batch request that runs until `gate` exists; its history row's selector."""
     page, elsewhere = open_page(context, face, GATE)

@@ -137,6 +137,7 @@ async function loadDeployment() {
     const notes = [v.default ? "default" : null, v.status !== "available" ? v.status : null].filter(Boolean);
     return [v.version, notes.length ? `${v.version} (${notes.join(", ")})` : v.version];
   }), deployment.default_version);
+  allowSending();
   state.fields = { input: deployment.input_fields, output: deployment.output_fields };
   buildForm(deployment.input_fields);
   $("fields").dataset.deployment = state.deployment;
@@ -253,9 +254,17 @@ function requestBody() {
   return { body: form, headers: {} };
 }
 
+/** A request goes to a version: a deployment without one says so, where sending posted to
+ * `…/versions//requests` and showed a bare 404. */
+function allowSending(sending = false) {
+  const versionless = $("version").options.length === 0;
+  $("no-version").hidden = !versionless;
+  $("send").disabled = sending || versionless;
+}
+
 $("request-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  $("send").disabled = true;
+  allowSending(true);
   $("sending").hidden = false;
   const sent = deploymentPath();
   try {
@@ -269,7 +278,7 @@ $("request-form").addEventListener("submit", async (event) => {
   } catch (error) {
     if (deploymentPath() === sent) showFailure(error);
   } finally {
-    $("send").disabled = false;
+    allowSending();
     $("sending").hidden = true;
   }
   refreshHistory().catch(showPageProblem);
