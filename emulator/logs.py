@@ -6,6 +6,9 @@ A JSON line has `time` (UTC, ISO 8601), `level`, `logger` and `message` (the tex
 own output and the instances' lines carry `deployment`, `version` and `instance`, and `request_id`
 for what it printed during a request; the line that ends each request carries `deployment`,
 `version`, `instance`, `request_id`, `status` and `duration_seconds`.
+
+uvicorn's access lines (`--access-log`) name each call's path with its query, less any credential in
+it: a signed file URL's `signature` opens the file without the token for an hour.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from urllib.parse import unquote_plus
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 FIELDS = ("deployment", "version", "instance", "request_id", "status", "duration_seconds")
 """The `extra=` fields a JSON line carries, when a line was logged with them (and they are not None)."""
+QUERY_CREDENTIALS = ("signature",)
+"""Query parameters that are proof enough to be served (`emulator.signing`): never logged."""
+REDACTED = "***"
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,6 +46,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class AccessLineRedaction(logging.Filter):
+    """Masks the credentials in the query of uvicorn's access line, whose third argument is the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) > 2 and isinstance(record.args[2], str):
+            record.args = (*record.args[:2], redacted(record.args[2]), *record.args[3:])
+        return True
+
+
+def redacted(path: str) -> str:
+    """`path` with the value of each QUERY_CREDENTIALS parameter masked, its name read as the server
+    reads it (percent-decoded), so no spelling of it gets through."""
+    path, mark, query = path.partition("?")
+    parameters = (part.partition("=") for part in query.split("&"))
+    return path + mark + "&".join(name + equals + (REDACTED if value and unquote_plus(name) in QUERY_CREDENTIALS else value)
+                                  for name, equals, value in parameters)
+
+
 def configure(log_format: str) -> None:
     """Log INFO and above to stderr, uvicorn's lines included, in `log_format` (one of LOG_FORMATS)."""
     # Neither format prints where a line was logged from, nor its thread or process: not collecting
@@ -49,3 +74,4 @@ def configure(log_format: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("uvicorn.access").addFilter(AccessLineRedaction())

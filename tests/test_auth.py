@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -54,7 +55,7 @@ def test_token_never_reaches_the_log(guarded):
     assert TOKEN not in log and "wrong-guess" not in log
 
 
-def test_signed_download_needs_no_token(guarded):
+def test_signed_download_needs_no_token_and_its_signature_is_not_logged(guarded):
     form = {"int_in": "1", "double_in": "1", "string_in": "s", "bool_in": "true", "dict_in": "{}",
             "array_int_in": "[]", "array_double_in": "[]", "array_string_in": "[]"}
     body = httpx.post(guarded.requests_url(), files={"file_in": ("p.bin", b"bytes")}, data=form,
@@ -62,6 +63,10 @@ def test_signed_download_needs_no_token(guarded):
     assert body["status"] == "completed", body
     (url,) = body["emulator_file_urls"].values()
     assert httpx.get(url).content == b"bytes"
+    assert httpx.get(url.replace("signature=", "%73ignature=")).content == b"bytes", "the server decodes the name"
+    signature = parse_qs(urlsplit(url).query)["signature"][0]
+    assert f"GET {urlsplit(url).path}?expires=" in wait_for_log(guarded, "&%73ignature=*** HTTP/1.1\" 200")
+    assert signature not in guarded.log(), "the access line would open the file without the token"
 
 
 @pytest.mark.parametrize("args, variable, message", [
