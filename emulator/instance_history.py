@@ -6,8 +6,9 @@ Told by the runtime (`InstanceEvents`), never by reading the log: an instance is
 `initialising`, becomes `running` when its `Deployment.__init__` returns, goes back to
 `initialising` when a lost process (a crash, a timeout, the memory limit) is replaced, and leaves
 the list when it is stopped for good or cannot start. Its events stay readable after it left, for
-the last `KEPT_STOPPED` instances that left; each instance keeps its last `KEPT_EVENTS` events.
-Nothing here survives a restart: the instances do not.
+the last `KEPT_STOPPED` instances that left, by the names of the version it ran as, even once that
+version is deleted, until another version takes those names; each instance keeps its last
+`KEPT_EVENTS` events. Nothing here survives a restart: the instances do not.
 """
 
 from __future__ import annotations
@@ -42,11 +43,20 @@ class InstanceRecord:
     project: str
     deployment: str
     version: str
+    version_id: str | None
+    """The id of the version it runs (its context's `version_id`): a version deleted and created again
+    under the same name is another version, with instances of its own."""
     status: str = INITIALISING
     time_created: datetime = field(default_factory=now)
     time_updated: datetime = field(default_factory=now)
     events: deque[InstanceEvent] = field(default_factory=lambda: deque(maxlen=KEPT_EVENTS))
     live: bool = True
+
+    def of(self, project: str, deployment: str | None, version: str | None, version_id: str | None) -> bool:
+        """Whether it is an instance of `project`, and of the version of those names when named: the one
+        now of those names, `version_id`, or (None) one since deleted or renamed."""
+        return (self.project == project and deployment in (None, self.deployment) and version in (None, self.version)
+                and version_id in (None, self.version_id))
 
     def note(self, description: str) -> None:
         self.events.append(InstanceEvent(description))
@@ -69,7 +79,7 @@ class InstanceHistory:
         if record is None:
             launch = instance.launch
             record = self._records[instance.id] = InstanceRecord(instance.id, launch.project, launch.deployment,
-                                                                 launch.version)
+                                                                 launch.version, launch.init_context.get("version_id"))
             record.note("Instance created")
         elif restart:
             record.note("Instance restarted in a new process")
@@ -94,27 +104,28 @@ class InstanceHistory:
     # What the API asks
 
     def current(self, project: str, deployment: str | None = None, version: str | None = None,
-             statuses: tuple[str, ...] = ()) -> list[InstanceRecord]:
-        """The live instances of a project (of one version, when named) in the statuses asked, oldest first."""
+                statuses: tuple[str, ...] = (), version_id: str | None = None) -> list[InstanceRecord]:
+        """The live instances of a project (of one version, when named: `InstanceRecord.of`) in the
+        statuses asked, oldest first."""
         unknown = [s for s in statuses if s not in STATUSES]
         if unknown:
             raise NotAllowed(f"status: unknown instance status {', '.join(unknown)}; use {', '.join(STATUSES)}")
-        return sorted((r for r in self._records.values() if r.live and r.project == project
-                       and deployment in (None, r.deployment) and version in (None, r.version)
+        return sorted((r for r in self._records.values() if r.live and r.of(project, deployment, version, version_id)
                        and (not statuses or r.status in statuses)), key=lambda r: r.time_created)
 
     def get(self, project: str, instance_id: str, deployment: str | None = None, version: str | None = None,
-            live: bool = True) -> InstanceRecord:
-        """One instance of a project (of one version, when named); a stopped one only when not `live`."""
+            version_id: str | None = None, live: bool = True) -> InstanceRecord:
+        """One instance of a project (of one version, when named: `InstanceRecord.of`); a stopped one only
+        when not `live`."""
         record = self._records.get(instance_id)
-        if (record is None or (live and not record.live) or record.project != project
-                or deployment not in (None, record.deployment) or version not in (None, record.version)):
+        if record is None or (live and not record.live) or not record.of(project, deployment, version, version_id):
             raise NotFound("Instance not found")
         return record
 
-    def events(self, project: str, deployment: str, version: str, instance_id: str) -> list[InstanceEvent]:
-        """An instance's events, newest first; a stopped instance's too."""
-        return list(reversed(self.get(project, instance_id, deployment, version, live=False).events))
+    def events(self, project: str, deployment: str, version: str, instance_id: str,
+               version_id: str | None = None) -> list[InstanceEvent]:
+        """An instance's events, newest first; a stopped instance's too, a deleted version's too."""
+        return list(reversed(self.get(project, instance_id, deployment, version, version_id, live=False).events))
 
     def _live(self, instance: Instance) -> InstanceRecord | None:
         record = self._records.get(instance.id)

@@ -1,7 +1,8 @@
 """Instances through the real SDK, against a real emulator with two instances of a package that
 crashes on request: each worker process is listed with its status and times, at version and project
 level, page by page; a crash is in the crashed instance's events and in the logs under its id; unknown
-instances are 404 and bad filters a clear 400. (The official CLI's `ubiops instances` and
+instances are 404 and bad filters a clear 400; a deleted version's instances keep their events, and are
+not a new version's of the same name. (The official CLI's `ubiops instances` and
 `ubiops project_instances`: tests/test_cli.py; every kind of loss, in process:
 tests/runtime/test_instance_history.py.)"""
 
@@ -14,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, Emulator, eventually, start_emulator
+from harness import DEPLOYMENT, PROJECT, Emulator, eventually, start_emulator, zip_bytes
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,7 @@ def test_a_crash_is_an_event_of_the_instance_that_crashed_and_in_the_logs_under_
     (lambda api: api.instance_events_list(PROJECT, DEPLOYMENT, "no-such-instance", "v1"), "Instance not found"),
     (lambda api: api.project_instances_get(PROJECT, "no-such-instance"), "Instance not found"),
     (lambda api: api.instances_list(PROJECT, DEPLOYMENT, "v9"), "Version not found"),
+    (lambda api: api.instance_events_list(PROJECT, DEPLOYMENT, "no-such-instance", "v9"), "Version not found"),
     (lambda api: api.project_instances_list("no-such-project"), "Project not found"),
 ])
 def test_unknown_instances_versions_and_projects_are_404(api, call, message):
@@ -111,6 +113,41 @@ def test_bad_filters_are_refused_with_400_and_the_reason(api, arguments, message
         with pytest.raises(ubiops.ApiException) as refused:
             call()
         assert (refused.value.status, json.loads(refused.value.body)) == (400, {"error": message})
+
+
+def test_a_deleted_versions_instances_keep_their_events_and_are_not_those_of_a_new_version_of_its_name(api, tmp_path):
+    """Before, the events of a deleted version's instances were a 404 (`Version not found`), though they
+    are kept to be read; and once a version of that name was made again, its URL served the old
+    instances' events as its own."""
+    package = tmp_path / "package.zip"
+    package.write_bytes(zip_bytes({"deployment_package/deployment.py":
+                                   b"class Deployment:\n    def request(self, data):\n        return data\n"}))
+
+    def new_v1() -> set[str]:
+        """Make version v1 of `again`; its instances' ids once they run."""
+        api.deployment_versions_create(PROJECT, "again", ubiops.DeploymentVersionCreate(version="v1"))
+        api.revisions_file_upload(PROJECT, "again", "v1", file=str(package))
+        return eventually(lambda: (found := api.instances_list(PROJECT, "again", "v1").results)
+                          and all(i.status == "running" for i in found) and {i.id for i in found}, "v1 runs")
+
+    def events(instance_id: str) -> list[str]:
+        return [e.description for e in api.instance_events_list(PROJECT, "again", instance_id, "v1").results]
+
+    api.deployments_create(PROJECT, {"name": "again", "input_type": "plain", "output_type": "plain"})
+    try:
+        deleted = new_v1()
+        api.deployment_versions_delete(PROJECT, "again", "v1")
+        assert {events(i)[0] for i in deleted} == {"Instance stopped"}, "readable by the deleted version's names"
+        made_again = new_v1()
+        assert not made_again & deleted
+        for instance_id in deleted:
+            for call in (api.instance_events_list, api.instances_get):
+                with pytest.raises(ubiops.ApiException) as refused:
+                    call(PROJECT, "again", instance_id, "v1")
+                assert (refused.value.status, json.loads(refused.value.body)) == (404, {"error": "Instance not found"})
+        assert all(events(i)[-1] == "Instance created" and "Instance stopped" not in events(i) for i in made_again)
+    finally:
+        api.deployments_delete(PROJECT, "again")
 
 
 def test_renaming_restarts_the_instances_under_the_new_names(tmp_path):

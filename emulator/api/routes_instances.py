@@ -10,6 +10,7 @@ from emulator.api.dependencies import Services, get_services
 from emulator.api.pagination import Page, paginate
 from emulator.api.paths import VERSION
 from emulator.api.sdk_models.instances import InstanceDetail, InstanceEvent, instance_detail, instance_event
+from emulator.exceptions import NotFound
 
 router = APIRouter()
 PROJECT_INSTANCES = "/projects/{project_name}/instances"
@@ -26,8 +27,8 @@ async def instances_list(
     cursor: str | None = Cursor, limit: int = Limit, status: str | None = Statuses,
     services: Services = Depends(get_services),
 ) -> Page[InstanceDetail]:
-    services.registry.version(project_name, deployment_name, version)
-    records = services.instances.current(project_name, deployment_name, version, _statuses(status))
+    version_id = services.registry.version(project_name, deployment_name, version).id
+    records = services.instances.current(project_name, deployment_name, version, _statuses(status), version_id)
     return paginate([instance_detail(r) for r in records], request, cursor, limit)
 
 
@@ -35,8 +36,8 @@ async def instances_list(
 async def instances_get(
     project_name: str, deployment_name: str, version: str, instance_id: str, services: Services = Depends(get_services)
 ) -> InstanceDetail:
-    services.registry.version(project_name, deployment_name, version)
-    return instance_detail(services.instances.get(project_name, instance_id, deployment_name, version))
+    version_id = services.registry.version(project_name, deployment_name, version).id
+    return instance_detail(services.instances.get(project_name, instance_id, deployment_name, version, version_id))
 
 
 @router.get(VERSION_INSTANCES + "/{instance_id}/events", response_model=Page[InstanceEvent])
@@ -44,8 +45,16 @@ async def instance_events_list(
     request: Request, project_name: str, deployment_name: str, version: str, instance_id: str,
     cursor: str | None = Cursor, limit: int = Limit, services: Services = Depends(get_services),
 ) -> Page[InstanceEvent]:
-    services.registry.version(project_name, deployment_name, version)
-    events = services.instances.events(project_name, deployment_name, version, instance_id)
+    try:
+        version_id: str | None = services.registry.version(project_name, deployment_name, version).id
+    except NotFound:
+        version_id = None  # deleted: its instances' events stay readable by its names (README)
+    try:
+        events = services.instances.events(project_name, deployment_name, version, instance_id, version_id)
+    except NotFound:
+        if version_id is None:  # nor a deleted version's instance: the registry's 404 names what is unknown
+            services.registry.version(project_name, deployment_name, version)
+        raise
     return paginate([instance_event(e) for e in events], request, cursor, limit)
 
 
