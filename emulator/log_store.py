@@ -3,10 +3,11 @@ and the emulator's own lines about its versions, with UbiOps' metadata (`LogEntr
 
 Adding a line never waits for the disk: lines queue in memory and one writer thread stores them in
 batches, so a deployment printing thousands of lines never slows the event loop. A search first
-waits for the lines added before it, so what was logged is found. Each line gets a timestamp (ns)
-later than the one before, so a forward search can go on from the last line it got (as
-`ubiops.utils.wait_for_deployment_version(..., stream_logs=True)` does) without missing or repeating
-one.
+waits for the lines added before it, so what was logged is found; it then reads on a connection of
+its own, so it never holds up the writer (nor the stop, which waits for the writer), and is stopped
+past `SEARCH_SECONDS`. Each line gets a timestamp (ns) later than the one before, so a forward search
+can go on from the last line it got (as `ubiops.utils.wait_for_deployment_version(...,
+stream_logs=True)` does) without missing or repeating one.
 
 Retention: lines older than `MAX_AGE_SECONDS` (7 days) go, and when the lines take more than
 `MAX_BYTES` (100 MB) the oldest tenth goes, until they fit (README, "Logs").
@@ -21,12 +22,14 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from contract.spec import carried
 from emulator.data_files import insert_rows, open_database
-from emulator.log_query import Condition, Window, label_matches, line_matches
+from emulator.exceptions import NotAllowed
+from emulator.log_query import Condition, Window
 
 MAX_AGE_SECONDS = 7 * 24 * 3600
 MAX_BYTES = 100 * 1024 * 1024
@@ -36,6 +39,13 @@ GATHER_SECONDS = 0.05
 """How long the writer lets lines gather after the first before it writes them in one transaction:
 a line per request then costs a queue put, not a thread wake-up and a commit each (a search waits
 this much longer at most)."""
+SEARCH_SECONDS = 4.0
+"""A search still going after this long is stopped and refused (400): a costly query keeps a thread and
+the disk busy no longer, and one going on when the emulator is stopped is answered within the 5 s the
+stop gives running calls. A full 100 MB of lines takes about 1.5 s to match against a pattern."""
+PROGRESS_STEPS = 10_000
+"""SQLite asks whether the search is past its time every this many steps (about a millisecond); each
+regular expression's match asks too, since one can take longer (`log_query.REGEX_MEMORY`)."""
 INFO, ERROR = "info", "error"
 
 SCHEMA = """
@@ -84,13 +94,14 @@ _STOP = object()
 
 
 class LogStore:
-    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, max_age_seconds: int = MAX_AGE_SECONDS) -> None:
+    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, max_age_seconds: int = MAX_AGE_SECONDS,
+                 search_seconds: float = SEARCH_SECONDS) -> None:
+        self._path = path
         self._db = open_database(path, SCHEMA, "deployment logs")
-        self._db.create_function("label_matches", 2, label_matches, deterministic=True)
-        self._db.create_function("line_matches", 2, line_matches, deterministic=True)
+        """The writer's (a search opens its own)."""
+        self._search_seconds = search_seconds
         self._max_bytes = max_bytes
         self._max_age_ns = max_age_seconds * 1_000_000_000
-        self._db_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         """Held to queue: nothing is queued after the writer's stop."""
         self._last_timestamp = self._db.execute("SELECT coalesce(max(timestamp), 0) FROM logs").fetchone()[0]
@@ -116,16 +127,28 @@ class LogStore:
         written.wait()
 
     def search(self, project: str, condition: Condition, window: Window, limit: int) -> list[LogEntry]:
-        """A project's lines in `window` that meet `condition`, at most `limit`, in the window's order.
-        Blocks on the disk: call it in a thread."""
+        """A project's lines in `window` that meet `condition`, at most `limit`, in the window's order;
+        NotAllowed if that takes more than the search's time. Blocks on the disk: call it in a thread."""
         self.flush()
         order = "DESC" if window.newest_first else "ASC"
-        with self._db_lock:
-            rows = self._db.execute(
+        deadline = _Deadline(self._search_seconds)
+        db = sqlite3.connect(self._path)  # WAL: it reads what was committed while the writer goes on
+        try:
+            db.set_progress_handler(deadline.reached, PROGRESS_STEPS)
+            db.create_function("label_matches", 2, deadline.guard(condition.label_matches), deterministic=True)
+            db.create_function("line_matches", 2, deadline.guard(condition.line_matches), deterministic=True)
+            rows = db.execute(
                 f"SELECT {', '.join(_COLUMNS)} FROM logs WHERE project = ? AND timestamp BETWEEN ? AND ? "
                 f"AND ({condition.sql}) ORDER BY timestamp {order} LIMIT ?",
                 (project, window.first, window.last, *condition.params, limit),
             ).fetchall()
+        except sqlite3.OperationalError:
+            if not deadline.passed:
+                raise
+            raise NotAllowed(f"query: searching took more than {self._search_seconds:g} s and was stopped; narrow "
+                             "the window (start and end), or add a label filter for fewer lines to match") from None
+        finally:
+            db.close()
         return [_entry(row) for row in rows]
 
     def close(self) -> None:
@@ -172,17 +195,16 @@ class LogStore:
         for entry in batch:  # timestamps made unique here, in the writer, rather than as each line is added
             self._last_timestamp = max(entry.timestamp, self._last_timestamp + 1)
             rows.append((self._last_timestamp, *(_value(getattr(entry, column)) for column in _COLUMNS[1:])))
-        with self._db_lock:
-            try:
-                self._db.execute("BEGIN")
-                insert_rows(self._db, f"INSERT INTO logs ({', '.join(_COLUMNS)})", rows)
-                self._prune()
-                self._db.execute("COMMIT")
-            except Exception:  # the writer must outlive any batch: gone, it would hold every later search, and the stop
-                with contextlib.suppress(sqlite3.Error):
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                log.exception("%d log line(s) could not be stored", len(batch))
+        try:
+            self._db.execute("BEGIN")
+            insert_rows(self._db, f"INSERT INTO logs ({', '.join(_COLUMNS)})", rows)
+            self._prune()
+            self._db.execute("COMMIT")
+        except Exception:  # the writer must outlive any batch: gone, it would hold every later search, and the stop
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            log.exception("%d log line(s) could not be stored", len(batch))
 
     def _prune(self) -> None:
         """Apply the retention: drop lines past their age, then the oldest while the lines are too large."""
@@ -197,6 +219,27 @@ class LogStore:
         # One statement, not a PRAGMA each: every statement lets go of the GIL (`insert_rows`).
         return int(self._db.execute("SELECT (page_count - freelist_count) * page_size "
                                     "FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()").fetchone()[0])
+
+
+class _Deadline:
+    """When a search must end; past it every check says so, and SQLite stops the statement."""
+
+    def __init__(self, seconds: float) -> None:
+        self._at = time.monotonic() + seconds
+        self.passed = False
+
+    def reached(self) -> bool:
+        self.passed = self.passed or time.monotonic() >= self._at
+        return self.passed
+
+    def guard(self, match: Callable[[str, str], bool]) -> Callable[[str, str], bool]:
+        """`match`, checking the time before each call: one can take a while, and SQLite's progress handler
+        only runs between its steps."""
+        def guarded(pattern: str, text: str) -> bool:
+            if self.reached():
+                raise TimeoutError("past the search's time")  # SQLite ends the statement
+            return match(pattern, text)
+        return guarded
 
 
 def _value(value: object) -> object:

@@ -116,6 +116,8 @@ def test_the_query_that_streams_logs_while_waiting_for_a_version_goes_on_from_th
     ({"query": "|~ `(`"}, "query: '(' is not a regular expression"),
     ({"query": "|~ `a(?=b)`"}, "query: 'a(?=b)' is not a regular expression (invalid perl operator: (?="),
     ({"query": "|~ `a{1001}`"}, "query: 'a{1001}' is not a regular expression (invalid repetition size"),
+    ({"query": "|~ `[^a]{1000}[^b]{1000}`"}, "query: '[^a]{1000}[^b]{1000}' is too large a regular expression "
+                                              "(RE2 compiles it past 256 KiB); repeat less of it"),
     ({"query": '|= "\\ud800"'}, "query: the string at position 3 holds a string with a lone UTF-16 surrogate"),
     ({"start": "9" * 5000, "end": "1"}, "start: '9999"),
     ({"query": '|="a"' * 1000}, "query: more than 500 line and label filters (from position 2500)"),  # SQLite: a 500

@@ -27,6 +27,7 @@ async def logs_list(
     services: Services = Depends(get_services),
 ) -> list[LogList]:
     services.registry.project(project_name)
-    condition, window = parse_query(query), time_window(start, end, time.time_ns())
+    window = time_window(start, end, time.time_ns())
+    condition = await asyncio.to_thread(parse_query, query)  # compiling 500 regular expressions takes a moment
     entries = await asyncio.to_thread(services.logs.search, project_name, condition, window, limit)
     return [log_list(entry) for entry in entries]
