@@ -187,7 +187,7 @@ class Builder:
             async with asyncio.timeout(BUILD_TIMEOUT_SECONDS):
                 await pool.started()
             if pool.status == UNAVAILABLE:
-                raise BuildFailed(pool.error)
+                raise BuildFailed(pool.failure)
         except asyncio.CancelledError:
             if pool is not None:
                 await pool.close()

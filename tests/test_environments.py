@@ -46,7 +46,7 @@ def ask(emulator, module: str) -> dict:
 
 def refusal(emulator) -> str:
     """Why the served version refuses requests, once it has found it cannot start."""
-    wait_for_log(emulator, "is unavailable", seconds=60)
+    wait_for_log(emulator, "cannot start: ", seconds=60)
     response = httpx.post(emulator.requests_url(), content="sys", headers={"Content-Type": "text/plain"}, timeout=10)
     assert response.status_code == 503, response.text
     return response.json()["error"]
@@ -97,28 +97,33 @@ def build(api: ubiops.CoreApi, tmp_path, requirements: str, code: str = PROBE) -
     return api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
 
 
-@pytest.mark.parametrize("requirements, reason", [
-    (MISSING, "no-such-package-for-the-emulator-tests was not found in the package registry"),
-    ("humanize==4.12.1\nhumanize==4.11.0\n", "you require humanize==4.12.1 and humanize==4.11.0"),
-])
-def test_a_requirement_that_cannot_be_installed_fails_the_build_and_the_previous_revision_serves(
-        tmp_path, requirements, reason):
+UNINSTALLABLE = "its environment could not be built: installing requirements.txt failed: No solution found when resolving dependencies; Because "
+RAISING = PROBE.replace("class Deployment:", "class Deployment:\n    def __init__(self):\n        print('loading the model')\n"
+                                             "        raise RuntimeError('no model file here')\n")
+
+
+@pytest.mark.parametrize("requirements, code, failure, reason", [
+    (MISSING, PROBE, UNINSTALLABLE, "no-such-package-for-the-emulator-tests was not found in the package registry"),
+    ("humanize==4.12.1\nhumanize==4.11.0\n", PROBE, UNINSTALLABLE, "you require humanize==4.12.1 and humanize==4.11.0"),
+    ("", RAISING, "the deployment failed to start (RuntimeError: no model file here)", "no model file here"),
+], ids=["missing", "conflicting", "init-raises"])
+def test_a_build_that_fails_says_why_and_the_previous_revision_serves(tmp_path, requirements, code, failure, reason):
+    """The revision's error_message is its own failure: it said the version "is unavailable" while the
+    version went on serving its previous revision."""
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
-        revision = build(api, tmp_path, requirements)
+        revision = build(api, tmp_path, requirements, code)
         with pytest.raises(Exception, match="failed"):
             ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "v1", revision_id=revision,
                                                      timeout=120, quiet=True)
         failed = api.revisions_get(PROJECT, DEPLOYMENT, revision, "v1")
         assert failed.status == "failed"
-        assert failed.error_message.startswith(
-            f"{DEPLOYMENT}/v1 is unavailable: its environment could not be built: installing requirements.txt failed: "
-            "No solution found when resolving dependencies; Because "), failed.error_message
-        assert reason in failed.error_message
-        assert reason in emulator.log(), "the installer's whole output is in the log"
-        installer = api.logs_list(PROJECT, query=f'| deployment_version="v1" and system="true" |= "{reason}"')
-        assert installer and all(line.metadata.deployment_name == DEPLOYMENT for line in installer), "and in logs_list"
+        assert failed.error_message.startswith(failure) and reason in failed.error_message, failed.error_message
+        assert reason in emulator.log(), "the installer's or the deployment's whole output is in the log"
+        lines = api.logs_list(PROJECT, query=f'| deployment_version="v1" |= "{reason}"')
+        assert lines and all(line.metadata.deployment_name == DEPLOYMENT for line in lines), "and in logs_list"
+        assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "available"
         assert answer(emulator, "humanize").startswith("cannot import humanize"), "the previous revision still serves"
         assert answer(emulator, "sys").startswith("sys - on Python 3.11")
     finally:

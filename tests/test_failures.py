@@ -99,7 +99,7 @@ def test_instances_are_separate_processes_sharing_one_queue(emulators):
 def test_init_failure_makes_the_version_unavailable_with_a_clear_error(emulators):
     broken = emulators("broken_init")
     api = broken.sdk()
-    log = wait_for_log(broken, "is unavailable")
+    log = wait_for_log(broken, "cannot start: ")
     assert "FileNotFoundError: model1.pkl is missing from the package" in log and "Traceback" in log
     with pytest.raises(ubiops.ApiException) as error:
         api.deployment_requests_create(PROJECT, DEPLOYMENT, data="anything")

@@ -139,7 +139,7 @@ def assert_not_ready(emulator: Emulator, versions: list[dict], **headers: str) -
 
 def test_a_version_that_cannot_start_is_not_ready_while_the_server_is_live(emulators):
     broken = emulators("broken_init")
-    wait_for_log(broken, "is unavailable")
+    wait_for_log(broken, "cannot start: ")
     assert httpx.get(f"{broken.url}/livez").json() == {"status": "ok"}
     (version,) = httpx.get(f"{broken.url}/readyz").json()["versions"]
     assert (version["deployment"], version["version"], version["status"]) == (DEPLOYMENT, "v1", "unavailable")
@@ -148,7 +148,7 @@ def test_a_version_that_cannot_start_is_not_ready_while_the_server_is_live(emula
 
 def test_with_a_token_probes_are_open_and_name_nothing_metrics_need_the_token(emulators):
     guarded = emulators("broken_init", token=TOKEN)
-    wait_for_log(guarded, "is unavailable")
+    wait_for_log(guarded, "cannot start: ")
     assert httpx.get(f"{guarded.url}/livez").status_code == 200
     anonymous = httpx.get(f"{guarded.url}/readyz")
     assert anonymous.status_code == 503 and anonymous.json() == {"status": "not ready", "not_ready": 1}

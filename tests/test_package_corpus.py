@@ -121,7 +121,7 @@ def test_unstartable_package_zip_makes_the_version_unavailable_with_the_reason(t
     archive.write_bytes(make())
     emulator = start_emulator(archive, tmp_path)
     try:
-        wait_for_log(emulator, "is unavailable")
+        wait_for_log(emulator, "cannot start: ")
         with pytest.raises(ubiops.ApiException) as error:
             emulator.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data="x")
         assert error.value.status == 503 and message in error.value.body

@@ -119,7 +119,11 @@ class InstancePool:
         self.environments = environments
         self.events = events
         self.status = STARTING
+        self.failure: str | None = None
+        """Why the instances cannot start, once they cannot: the cause alone, a build's `error_message`
+        (a pool built for a revision is not yet the version's, which goes on serving its previous one)."""
         self.error: str | None = None
+        """What the version's requests are answered then: that it is unavailable, and why."""
         self.capabilities = Capabilities()
         self._queue: asyncio.Queue[Ticket] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -147,12 +151,11 @@ class InstancePool:
         try:
             python = await self.environments.prepare(self.launch.python_environment, self.launch.log_fields)
         except (EnvironmentBuildError, OSError) as exc:  # OSError: the cache folder cannot be written, say
-            self._fail(f"{self.launch.name} is unavailable: its environment could not be built: {exc}")
+            self._fail(f"its environment could not be built: {exc}")
             return
         except Exception as exc:  # a fault of ours: the version fails with it rather than build for ever
             log.exception("building the environment of %s failed", self.launch.name, extra=self.launch.log_fields)
-            self._fail(f"{self.launch.name} is unavailable: its environment could not be built "
-                       f"({type(exc).__name__}: {exc}); see the emulator log")
+            self._fail(f"its environment could not be built ({type(exc).__name__}: {exc}); see the emulator log")
             return
         self._built.set()
         self._instances = [Instance(self.launch, n + 1, python) for n in range(self.count)]
@@ -313,7 +316,7 @@ class InstancePool:
                 await instance.stop()
                 exc = InstanceStartError(f"{type(exc).__name__}: {exc}")
             self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {exc}")
-            self._fail(f"{self.launch.name} is unavailable: the deployment failed to start ({exc}); see the emulator log")
+            self._fail(f"the deployment failed to start ({exc}); see the emulator log")
             return False
         self.events.instance_ready(instance)
         if self.status == STARTING:
@@ -321,13 +324,16 @@ class InstancePool:
             self._settled.set()
         return True
 
-    def _fail(self, error: str) -> None:
-        log.error("%s", error, extra=self.launch.log_fields)
-        self.status, self.error = UNAVAILABLE, error
+    def _fail(self, failure: str) -> None:
+        """The instances cannot start, for `failure`: every job queued or to come is refused. The log
+        line names the cause only, as it may be a revision's build that failed, not the version."""
+        log.error("the instances of %s cannot start: %s", self.launch.name, failure, extra=self.launch.log_fields)
+        self.failure = failure
+        self.status, self.error = UNAVAILABLE, f"{self.launch.name} is unavailable: {failure}"
         self._settled.set()
         self._built.set()
         while not self._queue.empty():
-            _settle(self._queue.get_nowait(), Error(error))
+            _settle(self._queue.get_nowait(), Error(self.error))
 
 
 class NoInstances:
