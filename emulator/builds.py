@@ -134,7 +134,7 @@ class Builder:
             return len(unfinished)
         try:
             version.package = self._unpack(active)
-            self.runtime.replace(version, self._instances(project, deployment, version, version.package))
+            self.runtime.replace(version, self._instances(project, deployment, version, version.package, active))
         except PACKAGE_ERRORS as exc:
             reason = f"Version {version.name} could not be restarted from revision {active.id}: {exc}"
             self.runtime.replace(version, NoInstances(reason[:MAX_ERROR_LENGTH]))
@@ -149,7 +149,8 @@ class Builder:
         if version.package is None:
             return
         try:
-            pool = self._instances(project, deployment, version, version.package)
+            pool = self._instances(project, deployment, version, version.package,
+                                   version.revisions.get(version.active_revision or ""))
         except PACKAGE_ERRORS as exc:
             log.error("%s/%s keeps its instances as they were: %s", deployment.name, version.name, exc)
             return
@@ -162,11 +163,13 @@ class Builder:
         shutil.rmtree(target, ignore_errors=True)
         return read_package(extract_package(Path(revision.zip_path), target))
 
-    def _instances(self, project: Project, deployment: Deployment, version: Version, package: Package) -> InstancePool:
-        """The (unstarted) instances that serve `package` as `version`, once its spec files match the deployment's fields."""
+    def _instances(self, project: Project, deployment: Deployment, version: Version, package: Package,
+                   revision: Revision | None) -> InstancePool:
+        """The (unstarted) instances that serve `package` (`revision`'s; none for `--package`) as
+        `version`, once its spec files match the deployment's fields."""
         _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
         _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
-        return new_pool(project, deployment, version, package, self.settings, self.runtime)
+        return new_pool(project, deployment, version, package, self.settings, self.runtime, revision)
 
     async def _build(self, project: Project, deployment: Deployment, version: Version, revision: Revision) -> None:
         """Build `revision`; whatever goes wrong ends it `failed` with the reason, never `building` for ever.
@@ -178,7 +181,7 @@ class Builder:
         pool: InstancePool | None = None
         try:
             package = await asyncio.to_thread(self._unpack, revision)
-            pool = self._instances(project, deployment, version, package)
+            pool = self._instances(project, deployment, version, package, revision)
             pool.start()
             await pool.environment_built()
             if pool.status != UNAVAILABLE:

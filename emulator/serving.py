@@ -21,7 +21,7 @@ from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import InstancePool
 from emulator.runtime.python_envs import PythonEnvironment
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Registry, Version, variables_seen
+from emulator.state import Deployment, Project, Registry, Revision, Version, variables_seen
 
 log = logging.getLogger("emulator")
 
@@ -119,15 +119,16 @@ def _forget_earlier_package_versions(registry: Registry, served: Deployment, rep
 
 
 def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings,
-             runtime: Runtime) -> InstancePool:
-    """The instances that run `package` as `version` of `deployment` (started with `pool.start()`):
-    `--instances` of them, in the version's own Python environment, each held to `--instance-memory-mb`,
-    telling the runtime's events what happens to them."""
+             runtime: Runtime, revision: Revision | None = None) -> InstancePool:
+    """The instances that run `package` (`revision`'s, if it came as one) as `version` of `deployment`
+    (started with `pool.start()`): `--instances` of them, in the version's own Python environment,
+    each held to `--instance-memory-mb`, telling the runtime's events what happens to them."""
     user_environment = instance_environment(project, deployment, version, package, settings)
     launch = Launch(
         project=project.name,
         deployment=deployment.name,
         version=version.name,
+        revision_id=revision.id if revision else None,
         package_dir=package.directory,
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},

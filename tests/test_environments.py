@@ -102,21 +102,34 @@ RAISING = PROBE.replace("class Deployment:", "class Deployment:\n    def __init_
                                              "        raise RuntimeError('no model file here')\n")
 
 
-@pytest.mark.parametrize("requirements, code, failure, reason", [
-    (MISSING, PROBE, UNINSTALLABLE, "no-such-package-for-the-emulator-tests was not found in the package registry"),
-    ("humanize==4.12.1\nhumanize==4.11.0\n", PROBE, UNINSTALLABLE, "you require humanize==4.12.1 and humanize==4.11.0"),
-    ("", RAISING, "the deployment failed to start (RuntimeError: no model file here)", "no model file here"),
+UNRESOLVED = ("error: No solution found when resolving dependencies",)
+
+
+@pytest.mark.parametrize("requirements, code, failure, reason, streamed", [
+    (MISSING, PROBE, UNINSTALLABLE, "no-such-package-for-the-emulator-tests was not found in the package registry",
+     UNRESOLVED),
+    ("humanize==4.12.1\nhumanize==4.11.0\n", PROBE, UNINSTALLABLE, "you require humanize==4.12.1 and humanize==4.11.0",
+     UNRESOLVED),
+    ("", RAISING, "the deployment failed to start (RuntimeError: no model file here)", "no model file here",
+     ("loading the model", "Traceback (most recent call last):", "RuntimeError: no model file here")),
 ], ids=["missing", "conflicting", "init-raises"])
-def test_a_build_that_fails_says_why_and_the_previous_revision_serves(tmp_path, requirements, code, failure, reason):
+def test_a_build_that_fails_says_why_and_the_previous_revision_serves(tmp_path, capsys, requirements, code, failure,
+                                                                      reason, streamed):
     """The revision's error_message is its own failure: it said the version "is unavailable" while the
-    version went on serving its previous revision."""
+    version went on serving its previous revision. The SDK's log stream of the build shows the
+    installer's output, or what `__init__` printed and its traceback: only the emulator's lines about
+    the build carried the revision's id, which the stream asks for."""
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
         revision = build(api, tmp_path, requirements, code)
         with pytest.raises(Exception, match="failed"):
             ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "v1", revision_id=revision,
-                                                     timeout=120, quiet=True)
+                                                     timeout=120, stream_logs=True)
+        printed = capsys.readouterr().out
+        assert f"building {DEPLOYMENT}/v1 revision {revision}" in printed
+        for line in streamed:
+            assert line in printed, printed
         failed = api.revisions_get(PROJECT, DEPLOYMENT, revision, "v1")
         assert failed.status == "failed"
         assert failed.error_message.startswith(failure) and reason in failed.error_message, failed.error_message

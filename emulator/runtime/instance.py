@@ -115,16 +115,20 @@ class Launch:
     """Like a UbiOps instance type's memory: a worker growing past it is stopped and replaced."""
     start_timeout_seconds: float = START_TIMEOUT_SECONDS
     project: str = ""
+    revision_id: str | None = None
+    """The revision whose package the instances run (none for `--package`): its build's lines, the
+    installer's and what `__init__` prints, are found by it (`wait_for_revision`'s log stream)."""
 
     @property
     def name(self) -> str:
         return f"{self.deployment}/{self.version}"
 
     @property
-    def log_fields(self) -> dict[str, str]:
+    def log_fields(self) -> dict[str, str | None]:
         """What each log line about this version's instances carries as fields (`emulator.log_capture`
         stores the lines that name a project)."""
-        return {"project": self.project, "deployment": self.deployment, "version": self.version}
+        return {"project": self.project, "deployment": self.deployment, "version": self.version,
+                "revision_id": self.revision_id}
 
 
 class Instance:
