@@ -22,6 +22,7 @@ from contract.archive import ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.spec import Spec, SpecError, same_fields
+from emulator.environments import version_environment
 from emulator.exceptions import NotFound
 from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
@@ -77,7 +78,7 @@ class Builder:
         """Store an uploaded zip as a new revision of `version` and start building it in the background."""
         owner, parent = self.registry.project(project), self.registry.deployment(project, deployment)
         found = self.registry.version(project, deployment, version)
-        revision = Revision(version=version, zip_path="")
+        revision = Revision(version=version, zip_path="", environment=version_environment(found.settings))
         revision.zip_path = str(self.root / "revisions" / f"{revision.id}.zip")
         await asyncio.to_thread(_save, source, Path(revision.zip_path))
         if not self.registry.holds(found):  # deleted while its zip was saved: nothing would stop the build

@@ -27,6 +27,7 @@ from contract.requests import RetentionMode
 from contract.spec import SpecError, parse_fields
 from emulator.api.sdk_models.management import VersionSettings
 from emulator.data_files import UnreadableDataFile, unreadable
+from emulator.environments import version_environment
 from emulator.state import Deployment, Project, Revision, RevisionStatus, Variable, Version
 
 CATALOG_FILE = "catalog.json"
@@ -42,6 +43,8 @@ class SavedRevision(BaseModel):
     status: RevisionStatus
     error_message: str | None = None
     capabilities: dict[str, bool] = {}
+    environment: str | None = None
+    """The base environment it was built in; missing from a catalog written before revisions kept it."""
 
 
 class SavedVariable(BaseModel):
@@ -201,7 +204,8 @@ def _saved_version(version: Version, data_dir: Path) -> SavedVersion:
         last_updated=version.last_updated, active_revision=version.active_revision,
         revisions=[SavedRevision(id=r.id, version=r.version, zip_path=os.path.relpath(r.zip_path, data_dir),
                                  created=r.created, status=cast(RevisionStatus, r.status), error_message=r.error_message,
-                                 capabilities=r.capabilities) for r in version.revisions.values()],
+                                 capabilities=r.capabilities, environment=r.environment)
+                   for r in version.revisions.values()],
         variables=_saved_variables(version.variables), from_command_line=version.from_command_line,
     )
 
@@ -226,8 +230,10 @@ def _version(saved: SavedVersion, data_dir: Path) -> Version:
         saved.name, None, _variables(saved.variables), id=saved.id, created=saved.created,
         request_retention_mode=saved.request_retention_mode, settings=saved.settings,
         active_revision=saved.active_revision, last_updated=saved.last_updated,
-        revisions={r.id: Revision(r.version, str(data_dir / r.zip_path), id=r.id, created=r.created, status=r.status,
-                                  error_message=r.error_message, capabilities=r.capabilities)
+        # A revision saved without its environment ran in its version's, as every revision did then.
+        revisions={r.id: Revision(r.version, str(data_dir / r.zip_path), r.environment or version_environment(saved.settings),
+                                  id=r.id, created=r.created, status=r.status, error_message=r.error_message,
+                                  capabilities=r.capabilities)
                    for r in saved.revisions},
         from_command_line=saved.from_command_line,
     )

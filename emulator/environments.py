@@ -5,6 +5,8 @@ environments. Each version's own Python environment is built by `emulator.runtim
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from contract.environments import SYSTEM_ENVIRONMENTS
 from emulator.exceptions import NotAllowed, NotFound
@@ -13,6 +15,12 @@ OWN_ENVIRONMENT = f"python{sys.version_info.major}-{sys.version_info.minor}"
 """The environment a version gets when its create call names none: the emulator's own Python."""
 TAG = "latest"
 INSTANCE_TYPE_GROUP = "emulator (this machine)"
+
+
+def version_environment(settings: Mapping[str, Any]) -> str:
+    """The environment a version's next build runs in, by its settings (`environment_name`). A built
+    revision keeps the one it was built in (`Revision.environment`): a change takes effect at the next build."""
+    return settings.get("environment_name", OWN_ENVIRONMENT)
 
 
 def list_environments(system: bool | None = None) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, extract_package, package_files
 from contract.files import DEFAULT_BUCKET
 from contract.package import Package, read_package
-from emulator.environments import OWN_ENVIRONMENT
+from emulator.environments import version_environment
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.manager import Runtime
@@ -121,8 +121,9 @@ def _forget_earlier_package_versions(registry: Registry, served: Deployment, rep
 def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings,
              runtime: Runtime, revision: Revision | None = None) -> InstancePool:
     """The instances that run `package` (`revision`'s, if it came as one) as `version` of `deployment`
-    (started with `pool.start()`): `--instances` of them, in the version's own Python environment,
-    each held to `--instance-memory-mb`, telling the runtime's events what happens to them."""
+    (started with `pool.start()`): `--instances` of them, in the version's own Python environment (of
+    the base environment the revision was built in, whatever the version names now), each held to
+    `--instance-memory-mb`, telling the runtime's events what happens to them."""
     user_environment = instance_environment(project, deployment, version, package, settings)
     launch = Launch(
         project=project.name,
@@ -132,8 +133,8 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         package_dir=package.directory,
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
-        python_environment=PythonEnvironment(version.settings.get("environment_name", OWN_ENVIRONMENT), package.directory,
-                                             package.manifest.apt_packages),
+        python_environment=PythonEnvironment(revision.environment if revision else version_environment(version.settings),
+                                             package.directory, package.manifest.apt_packages),
         init_context={
             "project": project.name,
             "project_id": project.id,

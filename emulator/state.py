@@ -90,6 +90,8 @@ class Revision:
 
     version: str
     zip_path: str
+    environment: str
+    """The base environment it is built in, as its version named it then; its instances always run in it."""
     id: str = field(default_factory=new_id)
     created: datetime = field(default_factory=now)
     status: str = QUEUED

@@ -89,12 +89,12 @@ def test_an_import_only_the_emulator_has_fails_the_deployment_as_on_ubiops(tmp_p
         emulator.stop()
 
 
-def build(api: ubiops.CoreApi, tmp_path, requirements: str, code: str = PROBE) -> str:
-    """Upload `code` (the probe) with `requirements` as a new revision of the served version; its id."""
+def build(api: ubiops.CoreApi, tmp_path, requirements: str, code: str = PROBE, version: str = "v1") -> str:
+    """Upload `code` (the probe) with `requirements` as a new revision of `version` (the served one); its id."""
     archive = tmp_path / f"revision-{time.monotonic_ns()}.zip"
     archive.write_bytes(zip_bytes({"deployment_package/deployment.py": code.encode(),
                                    "deployment_package/requirements.txt": requirements.encode()}))
-    return api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
+    return api.revisions_file_upload(PROJECT, DEPLOYMENT, version, file=str(archive)).revision
 
 
 UNINSTALLABLE = "its environment could not be built: installing requirements.txt failed: No solution found when resolving dependencies; Because "
@@ -171,6 +171,44 @@ def test_the_base_environment_names_the_python_that_runs_the_version(tmp_path, e
         assert answer(emulator, "humanize").startswith(f"humanize 4.12.1 on Python 3.{minor} at ")
         version = emulator.sdk().deployment_versions_get(PROJECT, DEPLOYMENT, "v1")
         assert version.environment_name == environment
+    finally:
+        emulator.stop()
+
+
+def built(api: ubiops.CoreApi, tmp_path) -> None:
+    """Build the probe as a new revision of the version `built`."""
+    revision = build(api, tmp_path, "", version="built")
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "built", revision_id=revision,
+                                             timeout=120, quiet=True)
+
+
+def python(api: ubiops.CoreApi) -> str:
+    """The Python the instances of the version `built` run, once they have (re)started."""
+    return api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "built", "sys").result.split(" at ")[0]
+
+
+def test_a_revision_runs_in_the_environment_it_was_built_in_until_the_next_build(tmp_path):
+    """A version's new environment takes effect at its next build: the instances of the revision
+    built before it, restarted for a new variable or an emulator's restart, ran on the new Python,
+    with no build."""
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
+                                                                                           environment="python3-11"))
+        built(api, tmp_path)
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "built", ubiops.DeploymentVersionUpdate(environment="python3-12"))
+        api.deployment_version_environment_variables_create(
+            PROJECT, DEPLOYMENT, "built", ubiops.EnvironmentVariableCreate(name="RESTARTS", value="1", secret=False))
+        assert python(api) == "sys - on Python 3.11", "restarted for its new variable, on the Python it was built on"
+    finally:
+        emulator.stop()
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, data_dir=emulator.data_dir)
+    try:
+        api = emulator.sdk()
+        assert python(api) == "sys - on Python 3.11", "restarted with the emulator, on the Python it was built on"
+        built(api, tmp_path)
+        assert python(api) == "sys - on Python 3.12", "the next build takes the new environment"
     finally:
         emulator.stop()
 
