@@ -51,7 +51,7 @@ from emulator.retention import RetentionSweeper
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import EveryListener
 from emulator.runtime.python_envs import EnvironmentBuilder
-from emulator.serving import open_package, serve_package
+from emulator.serving import PackageVersion, open_package
 from emulator.settings import Settings
 from emulator.signing import Signer
 from emulator.state import Registry
@@ -81,7 +81,8 @@ def create_app(settings: Settings) -> FastAPI:
                       EveryListener(metrics, instances))
     registry = Registry(settings, runtime, Catalog(storage.root))
     metrics.watch_queues(registry, runtime)
-    serve_package(registry, runtime, settings, package)
+    package_version = PackageVersion(registry, runtime, settings)
+    package_version.serve(package)
     runner = registry.history = RequestRunner(storage, store, runtime, metrics)
     services = Services(settings, registry, storage, runner, Signer(), runtime, metrics, log_store, instances)
     sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)
@@ -91,7 +92,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
-        watcher = asyncio.create_task(watch(registry, runtime, settings)) if settings.reload else None
+        package_version.start()
+        watcher = asyncio.create_task(watch(package_version)) if settings.reload else None
         sweeping = asyncio.create_task(sweeper.run())
         # What start-up made (routes, models, modules) lives as long as the server: out of the garbage
         # collector's sight, its full passes are shorter (~5 % of the server's CPU per trivial request).
@@ -99,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         if watcher:
             watcher.cancel()
+        await package_version.close()
         sweeping.cancel()
         await asyncio.gather(sweeping, return_exceptions=True)
         await builder.close()

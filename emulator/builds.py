@@ -103,7 +103,7 @@ class Builder:
     def _discard(self, revisions: list[Revision], with_zips: bool) -> None:
         for revision in revisions:
             shutil.rmtree(self.unpacked / revision.id, ignore_errors=True)
-            if with_zips:
+            if with_zips and not revision.from_command_line:  # the developer's own package: never ours to delete
                 Path(revision.zip_path).unlink(missing_ok=True)
 
     async def close(self) -> None:
@@ -127,6 +127,8 @@ class Builder:
 
     def _restore(self, project: Project, deployment: Deployment, version: Version) -> int:
         """Restore one version; how many of its builds were unfinished."""
+        if version.from_command_line:  # served from the command line this start (`emulator.serving`)
+            return 0
         unfinished = [r for r in version.revisions.values() if r.status in UNFINISHED]
         for revision in unfinished:
             revision.status, revision.error_message = FAILED, INTERRUPTED
@@ -166,8 +168,8 @@ class Builder:
 
     def _instances(self, project: Project, deployment: Deployment, version: Version, package: Package,
                    revision: Revision | None) -> InstancePool:
-        """The (unstarted) instances that serve `package` (`revision`'s; none for `--package`) as
-        `version`, once its spec files match the deployment's fields."""
+        """The (unstarted) instances that serve `package` (`revision`'s) as `version`, once its spec
+        files match the deployment's fields."""
         _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
         _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
         return new_pool(project, deployment, version, package, self.settings, self.runtime, revision)

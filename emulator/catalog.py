@@ -67,7 +67,7 @@ class SavedVersion(BaseModel):
     revisions: list[SavedRevision] = []
     variables: list[SavedVariable] = []
     from_command_line: bool = False
-    """The `--package` version, kept for its variables only (`emulator.serving.serve_package`)."""
+    """The `--package` version, kept for its variables only (`emulator.serving.PackageVersion.serve`)."""
 
     @field_validator("settings")
     @classmethod
@@ -201,11 +201,12 @@ def _saved_version(version: Version, data_dir: Path) -> SavedVersion:
         name=version.name, id=version.id, settings=version.settings,
         # The state holds only checked values; the document's types say which (and check them on load).
         request_retention_mode=cast(RetentionMode, version.request_retention_mode), created=version.created,
-        last_updated=version.last_updated, active_revision=version.active_revision,
+        # The `--package` version is kept for its variables only: its revisions come again from the command line.
+        last_updated=version.last_updated, active_revision=None if version.from_command_line else version.active_revision,
         revisions=[SavedRevision(id=r.id, version=r.version, zip_path=os.path.relpath(r.zip_path, data_dir),
                                  created=r.created, status=cast(RevisionStatus, r.status), error_message=r.error_message,
                                  capabilities=r.capabilities, environment=r.environment)
-                   for r in version.revisions.values()],
+                   for r in version.revisions.values() if not version.from_command_line],
         variables=_saved_variables(version.variables), from_command_line=version.from_command_line,
     )
 

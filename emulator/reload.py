@@ -1,8 +1,9 @@
 """`--reload`: restart the served version's instances on the new code when a package file changes.
 
 Requests already running finish on the old instances; queued and new requests wait for the new
-ones. A change that breaks the package (a bad spec file, an `__init__` that raises) is reported
-in the log and on requests, and the next good change recovers, without restarting the emulator.
+ones. Each reload is a new revision of the version (`emulator.serving.PackageVersion`). A change
+that breaks the package (a bad spec file, an `__init__` that raises) is reported in the log and on
+requests, and the next good change recovers, without restarting the emulator.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ from pathlib import Path
 from contract.archive import ArchiveError, package_files
 from contract.manifest import ManifestError
 from contract.spec import SpecError
-from emulator.runtime.manager import Runtime
-from emulator.serving import new_pool, read_package_folder
-from emulator.settings import Settings
-from emulator.state import Registry
+from emulator.serving import PackageVersion, read_package_folder
 
 POLL_SECONDS = 0.5
 log = logging.getLogger("emulator.reload")
@@ -49,10 +47,10 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
     return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
-async def watch(registry: Registry, runtime: Runtime, settings: Settings) -> None:
+async def watch(served: PackageVersion) -> None:
     """Poll the package folder (in a thread: a large package must not hold up requests) and reload the
     served version on every settled change."""
-    folder = settings.package.resolve()
+    folder = served.settings.package.resolve()
     seen = await asyncio.to_thread(snapshot, folder)
     log.info("watching %s for changes", folder)
     while True:
@@ -67,26 +65,24 @@ async def watch(registry: Registry, runtime: Runtime, settings: Settings) -> Non
         changed, seen = changes(seen, settled), settled
         log.info("changed: %s; restarting the instances on the new code", ", ".join(changed[:5]) + (" …" if len(changed) > 5 else ""))
         try:
-            reload_version(registry, runtime, settings)
+            reload_version(served)
         except Exception:  # a fault of ours must not end the watch: the next save would go unnoticed
             log.exception("not reloaded")
 
 
-def reload_version(registry: Registry, runtime: Runtime, settings: Settings) -> None:
-    """Re-read the package and put new instances in service for the `--package` version (whatever it is
-    named now); the old ones finish their running requests first."""
-    served = registry.command_line_version()
-    if served is None:
+def reload_version(served: PackageVersion) -> None:
+    """Re-read the package and serve it as a new revision of the `--package` version (whatever it is
+    named now); the old instances finish their running requests first."""
+    found = served.registry.command_line_version()
+    if found is None:
         log.error("not reloaded: the --package version was deleted through the API; restart the emulator to serve it")
         return
-    project, deployment, version = served
+    project, deployment, version = found
     fields = {"project": project.name, "deployment": deployment.name, "version": version.name}
     try:
-        package = read_package_folder(settings.package)
+        package = read_package_folder(served.settings.package)
     except (SpecError, ManifestError, ArchiveError) as exc:
         log.error("not reloaded, the package is not valid: %s", exc, extra=fields)
         return
-    deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
-    version.package = package
-    runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))
+    served.revise(project, deployment, version, package)
     log.info("reloaded %s/%s", deployment.name, version.name, extra=fields)

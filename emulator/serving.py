@@ -1,14 +1,17 @@
 """Putting a package into service: the `--package`, opened from a folder or a zip (`open_package`)
-and registered under its project, deployment and version (`serve_package`); and the instances that
-run a package as a version (`new_pool`), for the `--package` at start and for every version built or
-reloaded later (put in service by `emulator.runtime.manager.Runtime.replace`)."""
+and registered under its project, deployment and version, each reading of it a revision
+(`PackageVersion`); and the instances that run a package as a version (`new_pool`), for the
+`--package` at start and for every version built or reloaded later (put in service by
+`emulator.runtime.manager.Runtime.replace`)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, extract_package, package_files
@@ -18,10 +21,23 @@ from emulator.environments import version_environment
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.manager import Runtime
-from emulator.runtime.pool import InstancePool
+from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool
 from emulator.runtime.python_envs import PythonEnvironment
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Registry, Revision, Version, variables_seen
+from emulator.state import (
+    BUILDING,
+    DEPLOYING,
+    FAILED,
+    SUCCESS,
+    UNFINISHED,
+    Deployment,
+    Project,
+    Registry,
+    Revision,
+    Version,
+    now,
+    variables_seen,
+)
 
 log = logging.getLogger("emulator")
 
@@ -75,35 +91,120 @@ def _top(here: Path, name: str, is_folder: bool) -> str:
     return here.parts[0] + "/" if here.parts else name + ("/" if is_folder else "")
 
 
-def serve_package(registry: Registry, runtime: Runtime, settings: Settings, package: Package) -> Version:
-    """Register the `--package` under the configured names, served by its instances.
+class PackageVersion:
+    """The `--package` version: each reading of the package, at start (`serve`) and at each `--reload`
+    save (`revise`), is a new revision of it, put in service at once (requests wait for its instances,
+    as for a first build). The revision's status follows its instances' start as a build's does:
+    `building` (the environment), `deploying` (`__init__`), then `success`, or `failed` with the reason
+    (which its requests get too), so the SDK's and the CLI's waits for a version work on it."""
 
-    The command line wins over saved state (`emulator.catalog`): a saved deployment of the same name
-    takes the package's fields and keeps its other versions; a saved version of the same name is
-    replaced, but its environment variables are kept. The package's version is the default unless the
-    saved default still exists. The `--package` version of an earlier start, under other names, is
-    forgotten (it is kept only for its variables), and so is its deployment's default: a default always
-    names a version that exists, or none.
-    """
-    project = registry.projects.setdefault(settings.project, Project(settings.project))
-    deployment = project.deployments.get(settings.deployment)
-    if deployment is None:
-        deployment = Deployment(settings.deployment, project.name, package.input_spec, package.output_spec)
-        project.deployments[deployment.name] = deployment
-    deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
-    kept = deployment.versions.get(settings.version)
-    if kept is not None and not kept.from_command_line:
-        log.warning("the saved version %s/%s is replaced by --package %s", deployment.name, settings.version, settings.package)
-    _forget_earlier_package_versions(registry, deployment, kept)
-    version = Version(settings.version, package, kept.variables if kept else {}, from_command_line=True)
-    version.settings.update(environment_name=settings.base_environment, minimum_instances=settings.instances,
-                            maximum_instances=settings.instances)
-    runtime.replace(version, new_pool(project, deployment, version, package, settings, runtime))
-    deployment.versions[version.name] = version
-    for saved in (d for p in registry.projects.values() for d in p.deployments.values()):
-        if saved.default_version not in saved.versions:  # the `--package` version of an earlier start, say
-            saved.default_version = version.name if saved is deployment else None
-    return version
+    def __init__(self, registry: Registry, runtime: Runtime, settings: Settings) -> None:
+        self.registry = registry
+        self.runtime = runtime
+        self.settings = settings
+        self._following: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    def serve(self, package: Package) -> Version:
+        """Register the package under the configured names, served by its instances (at start).
+
+        The command line wins over saved state (`emulator.catalog`): a saved deployment of the same
+        name takes the package's fields and keeps its other versions; a saved version of the same name
+        is replaced, but its environment variables are kept. The package's version is the default
+        unless the saved default still exists. The `--package` version of an earlier start, under
+        other names, is forgotten (it is kept only for its variables), and so is its deployment's
+        default: a default always names a version that exists, or none.
+        """
+        registry, settings = self.registry, self.settings
+        project = registry.projects.setdefault(settings.project, Project(settings.project))
+        deployment = project.deployments.get(settings.deployment)
+        if deployment is None:
+            deployment = Deployment(settings.deployment, project.name, package.input_spec, package.output_spec)
+            project.deployments[deployment.name] = deployment
+        kept = deployment.versions.get(settings.version)
+        if kept is not None and not kept.from_command_line:
+            log.warning("the saved version %s/%s is replaced by --package %s", deployment.name, settings.version,
+                        settings.package)
+        _forget_earlier_package_versions(registry, deployment, kept)
+        version = Version(settings.version, package, kept.variables if kept else {}, from_command_line=True)
+        version.settings.update(environment_name=settings.base_environment, minimum_instances=settings.instances,
+                                maximum_instances=settings.instances)
+        self.revise(project, deployment, version, package)
+        deployment.versions[version.name] = version
+        for saved in (d for p in registry.projects.values() for d in p.deployments.values()):
+            if saved.default_version not in saved.versions:  # the `--package` version of an earlier start, say
+                saved.default_version = version.name if saved is deployment else None
+        return version
+
+    def revise(self, project: Project, deployment: Deployment, version: Version, package: Package) -> None:
+        """Serve `package`, as just read, as a new revision of `version`; the previous instances finish
+        their running requests first."""
+        revision = self._new_revision(version)
+        deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
+        version.package = package
+        self.runtime.replace(version, new_pool(project, deployment, version, package, self.settings, self.runtime,
+                                               revision))
+        if self._started:
+            self._follow(version, revision)
+
+    def start(self) -> None:
+        """Follow the start of the revision served at start, now that the event loop runs (after `Runtime.start`)."""
+        self._started = True
+        served = self.registry.command_line_version()
+        if served is not None:
+            version = served[2]
+            for revision in version.revisions.values():
+                if revision.status in UNFINISHED:
+                    self._follow(version, revision)
+
+    async def close(self) -> None:
+        """Stop following starts (the emulator stops)."""
+        for task in self._following:
+            task.cancel()
+        await asyncio.gather(*self._following, return_exceptions=True)
+
+    def _new_revision(self, version: Version) -> Revision:
+        revision = Revision(version.name, "", version_environment(version.settings), status=BUILDING,
+                            from_command_line=True)
+        version.revisions[revision.id] = revision
+        version.active_revision, version.last_updated = revision.id, now()
+        return revision
+
+    def _follow(self, version: Version, revision: Revision) -> None:
+        task = asyncio.create_task(self._settle(version, revision))
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def _settle(self, version: Version, revision: Revision) -> None:
+        """Give `revision` the status of its instances' start. New instances of it (its variables or
+        names changed meanwhile) are followed in turn; if it stops being served first (a newer save,
+        an upload, the version deleted), it fails saying so."""
+        while True:
+            replaced = _replaced(self.registry, version, revision)
+            if replaced:
+                revision.status, revision.error_message = FAILED, f"{replaced} before its instances started"
+                return
+            pool = self.runtime.pool(version)
+            assert isinstance(pool, InstancePool), "a served revision's instances are a pool until it is replaced"
+            await pool.environment_built()
+            if pool.status != UNAVAILABLE:
+                revision.status = DEPLOYING
+            await pool.started()  # or closed: replaced meanwhile, or the emulator stopping
+            if self.runtime.pool(version) is pool:
+                break
+        if pool.status == AVAILABLE:
+            revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
+        else:
+            revision.status, revision.error_message = FAILED, pool.failure or "the emulator stopped before it started"
+
+
+def _replaced(registry: Registry, version: Version, revision: Revision) -> str | None:
+    """What took the place of a `--package` revision, if anything did."""
+    if not registry.holds(version):
+        return "its version was deleted"
+    if version.active_revision != revision.id:
+        return f"revision {version.active_revision} replaced it"
+    return None
 
 
 def _forget_earlier_package_versions(registry: Registry, served: Deployment, replaced: Version | None) -> None:

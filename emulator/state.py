@@ -86,10 +86,13 @@ class Seen:
 
 @dataclass
 class Revision:
-    """One uploaded package of a version and its build (`queued` → `building` → `success`/`failed`)."""
+    """One package of a version and its build (`queued` → `building` → `success`/`failed`): uploaded,
+    or read from the command line's `--package` (`emulator.serving.PackageVersion`)."""
 
     version: str
     zip_path: str
+    """The kept zip of an uploaded package; empty for the `--package`'s, which is the developer's own
+    folder or zip, never kept, downloaded or deleted here."""
     environment: str
     """The base environment it is built in, as its version named it then; its instances always run in it."""
     id: str = field(default_factory=new_id)
@@ -97,6 +100,8 @@ class Revision:
     status: str = QUEUED
     error_message: str | None = None
     capabilities: dict[str, bool] = field(default_factory=dict)
+    from_command_line: bool = False
+    """Read from the `--package` (at start, or at a `--reload` save), not uploaded through the API."""
 
 
 @dataclass
@@ -270,6 +275,16 @@ class Registry:
             return self.version(project, deployment, version).revisions[revision_id]
         except KeyError:
             raise NotFound("Revision not found") from None
+
+    def revision_zip(self, project: str, deployment: str, version: str, revision_id: str) -> str:
+        """The zip a revision was uploaded as. A revision of the `--package` has none here: the emulator
+        serves that package as the command line gives it (a folder is never zipped), so the call names it."""
+        revision = self.revision(project, deployment, version, revision_id)
+        if revision.from_command_line:
+            raise NotFound(f"Revision {revision.id} is the --package {self.settings.package}, served as the command line "
+                           "gives it, not uploaded: it has no kept zip to download (`python -m deployer package` zips "
+                           "a package folder as UbiOps gets it)")
+        return revision.zip_path
 
     def list_deployments(self, project: str, labels: dict[str, str], supports_request_format: bool | None = None
                          ) -> list[Deployment]:

@@ -162,6 +162,12 @@ def test_deploy_a_package_folder_request_it_and_redeploy(cli, emulator, tmp_path
     assert list(cli.workdir.iterdir()) == []
 
 
+def test_waiting_for_the_package_version(cli):
+    """Before, the `--package` version had no revision: the wait printed "Status: failed" and exited 0."""
+    waited = cli("deployment_versions", "wait", "v1", "-d", DEPLOYMENT)
+    assert "Deployment revision: success" in waited and "Deployment version: available" in waited
+
+
 @pytest.fixture(scope="module")
 def unbuilt_version(cli) -> str:
     """A version of the served deployment that has no package yet."""

@@ -44,6 +44,21 @@ def test_versions_list_and_get(echo):
     assert version.request_retention_mode == "full" and version.environment_name.startswith("python3-")
 
 
+def test_the_package_version_is_served_as_a_built_revision_the_sdks_wait_accepts(echo):
+    """Before, the `--package` version had no revision: `wait_for_deployment_version` raised, calling
+    `revisions_get` without a `revision_id`. Its package is a folder, so there is no zip to download."""
+    api = echo.sdk()
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "v1", quiet=True)
+    version = api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1")
+    served = api.revisions_get(PROJECT, DEPLOYMENT, version.active_revision, "v1")
+    assert (served.status, served.error_message, served.has_request_method) == ("success", None, True)
+    assert api.revisions_list(PROJECT, DEPLOYMENT, "v1")[0].id == version.active_revision
+    download = httpx.get(f"{echo.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/v1/revisions/"
+                         f"{served.id}/download")
+    assert download.status_code == 404 and "served as the command line gives it, not uploaded: it has no kept zip" \
+        in download.json()["error"]
+
+
 def test_ports_and_a_health_check_are_kept_as_the_sdk_reads_them(echo):
     api = echo.sdk()
     api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(

@@ -8,6 +8,8 @@ import time
 import httpx
 import pytest
 from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log
+from ubiops.utils import wait_for_deployment_version
+from ubiops.utils.exceptions import StatusError
 
 from emulator.reload import POLL_SECONDS
 
@@ -121,6 +123,8 @@ def test_a_broken_edit_is_reported_and_the_next_good_one_recovers(package, tmp_p
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert "failed to start (SyntaxError" in response.json()["error"]
+        with pytest.raises(StatusError, match=r"Deployment revision: failed: .*failed to start \(SyntaxError"):
+            wait_for_deployment_version(emulator.sdk().api_client, PROJECT, DEPLOYMENT, "v1", quiet=True)
         (package / "ubiops_input_spec.json").write_text("[{]")
         assert "not reloaded, the package is not valid: ubiops_input_spec.json: not valid JSON" in wait_for_log(emulator, "not reloaded")
         (package / "ubiops_input_spec.json").unlink()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import ubiops
-from harness import PROJECT, Emulator, eventually, start_emulator, zip_bytes
+from harness import DEPLOYMENT, PROJECT, Emulator, eventually, start_emulator, wait_for_log, zip_bytes
 
 CLIENT_TIMEOUT = 30
 SLOW_PACKAGE = '''
@@ -144,6 +144,40 @@ def test_stopping_the_emulator_answers_the_running_request_at_once(tmp_path, poo
             emulator.process.kill()
     assert (answer["status"], answer["error_message"]) == ("failed", "The emulator stopped before this request finished")
     assert "Traceback" not in emulator.log()
+
+
+def test_the_package_versions_revision_follows_the_restart_its_new_variables_make_while_it_starts(tmp_path):
+    """The `--package` version's revision ends `success` when the instances a change of its variables
+    restarted (as `deployer check` sets them) start: it waited for the replaced ones for ever, and the
+    version stayed `building`."""
+    gate, folder = tmp_path / "gate", tmp_path / "package"
+    folder.mkdir()
+    (folder / "deployment.py").write_text(f"""
+import os, time
+
+class Deployment:
+    def __init__(self):
+        while not os.path.exists({str(gate)!r}):
+            time.sleep(0.05)
+
+    def request(self, data):
+        return os.environ["GREETING"] + " " + data
+""")
+    emulator = start_emulator(folder, tmp_path)
+    try:
+        api = emulator.sdk()
+        revision = api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").active_revision
+        eventually(lambda: api.revisions_get(PROJECT, DEPLOYMENT, revision, "v1").status == "deploying", "__init__ runs")
+        api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1", ubiops.EnvironmentVariableCreate(
+            name="GREETING", value="hello", secret=False))
+        wait_for_log(emulator, "restarting")
+        gate.touch()
+        assert built(api, DEPLOYMENT, revision) == "success"
+        assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "available"
+        assert httpx.post(emulator.requests_url(), content="you", headers={"Content-Type": "text/plain"},
+                          timeout=CLIENT_TIMEOUT).json()["result"] == "hello you"
+    finally:
+        emulator.stop()
 
 
 def test_an_older_build_that_ends_last_does_not_replace_the_newer_revision(emulator, tmp_path, pool):

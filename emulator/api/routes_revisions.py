@@ -1,6 +1,6 @@
 """Revisions: upload a package zip to a version (multipart part `file`), which starts its build
-(`Registry.upload_revision`, `emulator.builds`); get and list revisions to follow the build;
-download the zip as uploaded."""
+(`Registry.upload_revision`, `emulator.builds`); get and list revisions to follow the build (the
+`--package` version's too, `emulator.serving.PackageVersion`); download the zip as uploaded."""
 
 from __future__ import annotations
 
@@ -52,5 +52,5 @@ async def revisions_get(
 async def revisions_file_download(
     project_name: str, deployment_name: str, version: str, revision_id: str, services: Services = Depends(get_services)
 ) -> FileResponse:
-    revision = services.registry.revision(project_name, deployment_name, version, revision_id)
-    return FileResponse(revision.zip_path, media_type="application/zip", filename=f"{deployment_name}-{version}.zip")
+    zip_path = services.registry.revision_zip(project_name, deployment_name, version, revision_id)
+    return FileResponse(zip_path, media_type="application/zip", filename=f"{deployment_name}-{version}.zip")

@@ -162,11 +162,13 @@ class InstancePool:
         await asyncio.gather(*(self._serve(instance) for instance in self._instances))
 
     async def environment_built(self) -> None:
-        """Return once the version's environment is ready (the instances start next) or the pool failed."""
+        """Return once the version's environment is ready (the instances start next), or the pool failed
+        or was closed."""
         await self._built.wait()
 
     async def started(self) -> None:
-        """Return once the instances are ready (`available`) or cannot start (`unavailable`)."""
+        """Return once the instances are ready (`available`) or cannot start (`unavailable`), or the pool
+        was closed first (still `building`)."""
         await self._settled.wait()
 
     async def submit(
@@ -251,6 +253,8 @@ class InstancePool:
         The first call decides the reason; each returns once the instances have stopped."""
         if self._stopping is None:
             self._closed = reason
+            self._built.set()  # whoever waits for the start learns that it will not come
+            self._settled.set()
             for ticket in self._running:
                 _settle(ticket, Error(reason))
             while not self._queue.empty():
