@@ -72,7 +72,8 @@ async def watch(served: PackageVersion) -> None:
 
 def reload_version(served: PackageVersion) -> None:
     """Re-read the package and serve it as a new revision of the `--package` version (whatever it is
-    named now); the old instances finish their running requests first."""
+    named now); the old instances finish their running requests first. A package that does not read
+    is a failed revision, and the version unavailable with the reason until a save that reads."""
     found = served.registry.command_line_version()
     if found is None:
         log.error("not reloaded: the --package version was deleted through the API; restart the emulator to serve it")
@@ -82,7 +83,9 @@ def reload_version(served: PackageVersion) -> None:
     try:
         package = read_package_folder(served.settings.package)
     except (SpecError, ManifestError, ArchiveError) as exc:
-        log.error("not reloaded, the package is not valid: %s", exc, extra=fields)
+        log.error("not reloaded, the package is not valid: %s; %s/%s is unavailable until a save that is",
+                  exc, deployment.name, version.name, extra=fields)
+        served.refuse(deployment, version, str(exc))
         return
     served.revise(project, deployment, version, package)
     log.info("reloaded %s/%s", deployment.name, version.name, extra=fields)

@@ -21,7 +21,7 @@ from emulator.environments import version_environment
 from emulator.runtime.instance import Launch
 from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.manager import Runtime
-from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool
+from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool, NoInstances
 from emulator.runtime.python_envs import PythonEnvironment
 from emulator.settings import Settings
 from emulator.state import (
@@ -96,7 +96,8 @@ class PackageVersion:
     save (`revise`), is a new revision of it, put in service at once (requests wait for its instances,
     as for a first build). The revision's status follows its instances' start as a build's does:
     `building` (the environment), `deploying` (`__init__`), then `success`, or `failed` with the reason
-    (which its requests get too), so the SDK's and the CLI's waits for a version work on it."""
+    (which its requests get too), so the SDK's and the CLI's waits for a version work on it. A reading
+    that fails (`refuse`) is a failed revision, and the version unavailable with the reason."""
 
     def __init__(self, registry: Registry, runtime: Runtime, settings: Settings) -> None:
         self.registry = registry
@@ -146,6 +147,17 @@ class PackageVersion:
                                                revision))
         if self._started:
             self._follow(version, revision)
+
+    def refuse(self, deployment: Deployment, version: Version, problem: str) -> None:
+        """A reading of the package that failed (`problem`): a failed revision, and the version
+        unavailable with the reason on its requests until a reading succeeds; its old code is not
+        served meanwhile, nor restarted by a change of its variables (it has no package)."""
+        revision = self._new_revision(version)
+        revision.status, revision.error_message = FAILED, problem
+        version.package = None
+        self.runtime.replace(version, NoInstances(
+            f"{deployment.name}/{version.name} is unavailable: its package is not valid ({problem}); the next good "
+            "save serves it"))
 
     def start(self) -> None:
         """Follow the start of the revision served at start, now that the event loop runs (after `Runtime.start`)."""

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from harness import DEPLOYMENT, PROJECT, start_emulator, wait_for_log
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log
 from ubiops.utils import wait_for_deployment_version
 from ubiops.utils.exceptions import StatusError
 
@@ -133,6 +133,31 @@ def test_a_broken_edit_is_reported_and_the_next_good_one_recovers(package, tmp_p
         (package / "loop").unlink()
         write_package(package, "fixed")
         wait_for_result(emulator, "you", "fixed you")
+    finally:
+        emulator.stop()
+
+
+def test_a_spec_that_does_not_read_makes_the_version_unavailable_until_a_save_that_does(package, tmp_path):
+    """Before, the old code went on answering (and /readyz said ready), so the edits saved meanwhile
+    seemed ignored."""
+    emulator = start_emulator(package, tmp_path, "--reload")
+    try:
+        assert request(emulator, "you").json()["result"] == "hello you"
+        (package / "ubiops_input_spec.json").write_text('[{"name": "x", "data_type":')
+        wait_for_log(emulator, "not reloaded, the package is not valid")
+        refused = request(emulator, "you")
+        reason = "its package is not valid (ubiops_input_spec.json: not valid JSON"
+        assert refused.status_code == 503 and reason in refused.json()["error"], refused.text
+        assert httpx.get(f"{emulator.url}/readyz").status_code == 503
+        with pytest.raises(StatusError, match=r"Deployment revision: failed: ubiops_input_spec.json: not valid JSON"):
+            wait_for_deployment_version(emulator.sdk().api_client, PROJECT, DEPLOYMENT, "v1", quiet=True)
+        write_package(package, "edited")  # saved while the spec still does not read: not served either
+        eventually(lambda: "not reloaded" in emulator.log().rpartition("changed: deployment.py")[2],
+                   "the save read while the spec does not")
+        assert reason in request(emulator, "you").json()["error"]
+        (package / "ubiops_input_spec.json").unlink()
+        wait_for_result(emulator, "you", "edited you")
+        assert httpx.get(f"{emulator.url}/readyz").status_code == 200
     finally:
         emulator.stop()
 
