@@ -3,7 +3,9 @@
 Requests already running finish on the old instances; queued and new requests wait for the new
 ones. Each reload is a new revision of the version (`emulator.serving.PackageVersion`). A change
 that breaks the package (a bad spec file, an `__init__` that raises) is reported in the log and on
-requests, and the next good change recovers, without restarting the emulator.
+requests, and the next good change recovers, without restarting the emulator. Once a revision is
+uploaded to the version through the API, the version serves what the API gives it, and saves are
+no longer reloaded: the API's active revision is always the code that answers.
 """
 
 from __future__ import annotations
@@ -80,6 +82,12 @@ def reload_version(served: PackageVersion) -> None:
         return
     project, deployment, version = found
     fields = {"project": project.name, "deployment": deployment.name, "version": version.name}
+    uploaded = [r.id for r in version.revisions.values() if not r.from_command_line]
+    if uploaded:
+        log.warning("not reloaded: revision %s was uploaded to %s/%s through the API, and the version no longer "
+                    "follows the folder; restart the emulator to serve the folder again", uploaded[0], deployment.name,
+                    version.name, extra=fields)
+        return
     try:
         package = read_package_folder(served.settings.package)
     except (SpecError, ManifestError, ArchiveError) as exc:

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log, zip_bytes
 from ubiops.utils import wait_for_deployment_version
 from ubiops.utils.exceptions import StatusError
 
@@ -158,6 +158,27 @@ def test_a_spec_that_does_not_read_makes_the_version_unavailable_until_a_save_th
         (package / "ubiops_input_spec.json").unlink()
         wait_for_result(emulator, "you", "edited you")
         assert httpx.get(f"{emulator.url}/readyz").status_code == 200
+    finally:
+        emulator.stop()
+
+
+def test_a_revision_uploaded_to_the_package_version_is_served_until_a_restart_and_saves_are_not_reloaded(
+        package, tmp_path):
+    """Before, the next save put the folder's code back while the API still named the uploaded revision active."""
+    emulator = start_emulator(package, tmp_path, "--reload")
+    try:
+        api = emulator.sdk()
+        archive = tmp_path / "uploaded.zip"
+        archive.write_bytes(zip_bytes({"deployment_package/deployment.py": CODE.replace("{greeting}", "uploaded").encode()}))
+        uploaded = api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
+        wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "v1", revision_id=uploaded, quiet=True)
+        assert request(emulator, "you").json()["result"] == "uploaded you"
+        write_package(package, "saved")
+        wait_for_log(emulator, f"not reloaded: revision {uploaded} was uploaded to {DEPLOYMENT}/v1 through the API, "
+                               "and the version no longer follows the folder")
+        assert request(emulator, "you").json()["result"] == "uploaded you"
+        version = api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1")
+        assert (version.active_revision, version.latest_revision, version.status) == (uploaded, uploaded, "available")
     finally:
         emulator.stop()
 
