@@ -16,6 +16,8 @@ import pytest
 import ubiops
 from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, eventually, free_port, metric_values, start_emulator, wait_for_log, zip_bytes
 
+from emulator.launcher import wait_until_served
+
 TOKEN = "metrics-test-token"
 GUARD_SECONDS = 30
 """How long a test waits for a step before failing: a guard against hanging, never reached."""
@@ -53,6 +55,7 @@ def scrape(emulator: Emulator, **headers: str) -> Callable[..., float]:
 def test_requests_instance_losses_and_the_queue_are_counted(emulators):
     crashing = emulators("crashing")
     api = crashing.sdk()
+    wait_until_served(crashing)  # its first instance's start counted before the first reading, not after
     before = scrape(crashing)
     assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
     assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "sys_exit"}).status == "failed"
