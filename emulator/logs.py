@@ -3,8 +3,8 @@ for log shippers (`--log-format json`).
 
 A JSON line has `time` (UTC, ISO 8601), `level`, `logger` and `message` (the text line's message),
 `exception` when there is one, and the fields the line was logged with (`extra=`): the deployment's
-own output and the instances' lines carry `deployment`, `version` and `instance`, and `request_id`
-for what it printed during a request; the line that ends each request carries `deployment`,
+own output and the instances' lines carry `deployment`, `version`, `revision_id` (what they run) and
+`instance`, and `request_id` for what it printed during a request; the line that ends each request carries `deployment`,
 `version`, `instance`, `request_id`, `status` and `duration_seconds`.
 
 uvicorn's access lines (`--access-log`) name each call's path with its query, less any credential in
@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-FIELDS = ("deployment", "version", "instance", "request_id", "status", "duration_seconds")
+FIELDS = ("deployment", "version", "revision_id", "instance", "request_id", "status", "duration_seconds")
 """The `extra=` fields a JSON line carries, when a line was logged with them (and they are not None)."""
 QUERY_CREDENTIALS = ("signature",)
 """Query parameters that are proof enough to be served (`emulator.signing`): never logged."""

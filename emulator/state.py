@@ -401,6 +401,8 @@ class Registry:
             if found.default_version == version.name:
                 found.default_version = new_name
             version.name = new_name
+            for revision in version.revisions.values():  # each names its version, as `revisions_list` answers
+                revision.version = new_name
         version.last_updated = now()
         await self.changed()
         if version.name != old_name:

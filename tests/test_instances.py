@@ -162,6 +162,7 @@ def test_renaming_restarts_the_instances_under_the_new_names(tmp_path):
         api.deployment_versions_update(PROJECT, "renamed", "v1", {"version": "v9"})
         assert [r.id for r in api.deployment_version_requests_list(PROJECT, "renamed", "v9")] == [before.id], \
             "the history follows the new names"
+        assert {r.version for r in api.revisions_list(PROJECT, "renamed", "v9")} == {"v9"}, "and its revisions name it"
         eventually(lambda: [(i.deployment, i.version, i.status) for i in api.project_instances_list(PROJECT).results]
                    == [("renamed", "v9", "running")], "the one instance runs under the new names")
         assert [i.status for i in api.instances_list(PROJECT, "renamed", "v9").results] == ["running"]

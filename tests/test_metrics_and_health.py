@@ -187,7 +187,9 @@ def test_json_log_lines_carry_the_request_version_and_instance(emulators):
     printed, ended = about["emulator.deployment"], about["emulator.requests"]
     assert printed["message"].endswith("echo handling ['array_double_in', 'array_int_in', 'array_string_in', "
                                        "'bool_in', 'dict_in', 'double_in', 'file_in', 'int_in', 'string_in']")
-    assert (printed["deployment"], printed["version"], printed["instance"]) == (DEPLOYMENT, "v1", 1)
+    revision = echo.sdk().deployment_versions_get(PROJECT, DEPLOYMENT, "v1").active_revision
+    assert (printed["deployment"], printed["version"], printed["revision_id"], printed["instance"]) == (
+        DEPLOYMENT, "v1", revision, 1), "the revision it runs, as logs_list labels it (the JSON line left it out)"
     assert (ended["deployment"], ended["version"], ended["instance"], ended["status"]) == (DEPLOYMENT, "v1", 1, "completed")
     assert ended["duration_seconds"] >= 0
     (ready,) = [line for line in lines if "echo ready in" in line["message"]]
