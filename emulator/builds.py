@@ -114,7 +114,7 @@ class Builder:
         each version whose active revision was built its instances again, unpacked from the kept zip
         (they start with the runtime). A zip that no longer unpacks or fits its deployment leaves its
         version `unavailable`, with the reason on its requests. The unpacked files of every other
-        revision (replaced, or cut off by the stop) go."""
+        revision (replaced, or cut off by the stop) go, and the zips no saved revision names."""
         interrupted = sum(self._restore(project, deployment, version)
                           for project, deployment, version in self.registry.versions())
         if interrupted:
@@ -123,6 +123,12 @@ class Builder:
         for unpacked in self.unpacked.iterdir() if self.unpacked.is_dir() else ():
             if unpacked.name not in active:
                 shutil.rmtree(unpacked, ignore_errors=True)
+        # A zip no saved revision names: one uploaded to the `--package` version, whose revisions are
+        # not saved (the next start reads the package again), stayed for good.
+        kept = {r.zip_path for _, _, version in self.registry.versions() for r in version.revisions.values()}
+        for zipped in (self.root / "revisions").glob("*.zip"):
+            if str(zipped) not in kept:
+                zipped.unlink(missing_ok=True)
         self.registry.save()
 
     def _restore(self, project: Project, deployment: Deployment, version: Version) -> int:

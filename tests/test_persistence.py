@@ -264,3 +264,19 @@ def test_a_catalog_left_half_written_by_a_killed_process_is_removed_at_the_next_
         assert not left.exists()
     finally:
         emulator.stop()
+
+
+def test_a_zip_uploaded_to_the_package_version_goes_at_the_next_start(tmp_path):
+    """That version's revisions are not kept (the next start reads the package again): their zips stayed
+    in the data folder for good."""
+    data_dir = tmp_path / "data"
+    first = start_emulator("plain", tmp_path, data_dir=data_dir)
+    try:
+        api = first.sdk()
+        revision = upload(api, tmp_path, DEPLOYMENT, GOOD)
+        revision_once(api, DEPLOYMENT, revision, ("queued", "building", "deploying"))
+        assert (data_dir / "revisions" / f"{revision}.zip").is_file()
+    finally:
+        first.stop()
+    start_emulator("plain", tmp_path, data_dir=data_dir).stop()
+    assert not (data_dir / "revisions" / f"{revision}.zip").exists()
