@@ -17,6 +17,7 @@ from typing import Any
 import ubiops
 
 from contract.config import DeployerConfig
+from contract.names import variable_value_problem
 from deployer.client import Api
 from deployer.errors import DeployerError
 
@@ -30,8 +31,13 @@ class ConfiguredVariable:
 
 def secret_values(config: DeployerConfig) -> dict[str, str]:
     """The configured secrets the local environment holds (an empty value counts as missing: CI systems
-    give an undefined secret as one)."""
-    return {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
+    give an undefined secret as one); DeployerError, without the value, for one no environment variable
+    can hold (a byte that is not UTF-8 once ended the deployer with a traceback)."""
+    values = {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
+    for name, value in values.items():
+        if problem := variable_value_problem(value):
+            raise DeployerError(f"{name} (named in [tool.deployer] secrets) {problem}: export it as UTF-8 text")
+    return values
 
 
 def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:

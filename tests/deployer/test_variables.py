@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import pytest
 from harness import PROJECT
@@ -113,12 +114,23 @@ def test_deployment_level_variables_are_updated_in_place_and_restart_its_version
     assert answer.result == {"y": 15}, "v1 was restarted with the deployment's new FACTOR"
 
 
-def test_check_fails_on_what_the_emulator_refuses(configured):
+@pytest.mark.parametrize("command", ["check", "package"])
+def test_a_secret_no_environment_can_hold_is_refused_in_one_line(configured, command):
+    """A secret's value comes from the shell: one holding a byte that is not UTF-8 (a lone surrogate to
+    Python) ended the deployer with a UnicodeEncodeError traceback."""
+    configured.configure(environment_variables={"FACTOR": "2"}, secrets=[SECRET_NAME])
+    result = configured.run(command, env={SECRET_NAME: os.fsdecode(b"not-utf8-\xff-secret")})
+    assert (result.returncode, result.stderr.strip()) == (1, f"deployer: error: {SECRET_NAME} (named in [tool.deployer] "
+                                                              "secrets) holds a lone surrogate, which is not text: export "
+                                                              "it as UTF-8 text")
+
+
+def test_a_configured_value_no_environment_can_hold_is_refused_with_the_config(configured):
     configured.configure(environment_variables={"FACTOR": "2", "BROKEN": "a\u0000b"}, secrets=[SECRET_NAME])
     result = configured.run("check", env=WITH_SECRET)
     assert result.returncode == 1
-    assert ("FAIL environment variables: the emulator refused them: 400: version 'v1': value: the value of BROKEN "
-            "holds a NUL character, which no environment variable can") in result.stdout
+    assert result.stderr.strip().endswith("pyproject.toml: [tool.deployer] environment_variables has BROKEN, whose "
+                                          "value holds a NUL character, which no environment variable can")
 
 
 def test_a_file_holding_a_secrets_value_is_refused(configured):
