@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from ubiops.utils.gitignorefile.gitignorefile import parse as parse_ignore_file
 
-from contract.spec import is_unicode_text
+from contract.text import is_unicode_text
 
 PACKAGE_DIRECTORY = "deployment_package"
 DEPLOYMENT_FILE = "deployment.py"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from contract.text import is_unicode_text
+
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 """Lowercase letters, digits and dashes, not starting or ending with a dash."""
 MAX_NAME_LENGTH = 64
@@ -36,11 +38,8 @@ def variable_value_problem(value: str) -> str | None:
     surrogate cannot be encoded), or None; UbiOps documents no rule, so the emulator refuses these."""
     if "\x00" in value:
         return "holds a NUL character, which no environment variable can"
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return "holds a lone surrogate, which is not text"
+    if not is_unicode_text(value):
+        return "holds a lone surrogate, which is not text"
     if len(value) > MAX_VARIABLE_VALUE_LENGTH:
         return f"is longer than {MAX_VARIABLE_VALUE_LENGTH} characters"
     return None

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contract.names import MAX_NAME_LENGTH
+from contract.text import is_unicode_text
 
 MAX_JSON_DEPTH = 100
 """How deeply a request's objects and arrays may nest."""
@@ -253,24 +254,6 @@ def json_value_problem(value: Any) -> str | None:
         elif isinstance(item, str) and not is_unicode_text(item):
             return "holds a string with a lone UTF-16 surrogate, which is not Unicode text"
     return None
-
-
-def is_unicode_text(text: str) -> bool:
-    """Whether `text` holds no lone UTF-16 surrogate (which JSON's escapes can give), so UTF-8 can carry it."""
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def carried(text: str) -> str:
-    """`text` as UTF-8 can carry it: a lone surrogate (a file name Python could not decode, in an
-    exception's message) as its escape, `\\udcff`, as a traceback prints it. For the worker's messages
-    and the text the SQLite stores keep; a result holding one fails its request instead."""
-    return text if is_unicode_text(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _refuse_constant(name: str) -> Any:

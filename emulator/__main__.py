@@ -18,7 +18,8 @@ from contract.config import ConfigError, DeployerConfig, load_config
 from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.names import NAME_RULE, is_name, name_from
-from contract.spec import SpecError, is_unicode_text
+from contract.spec import SpecError
+from contract.text import is_unicode_text
 from emulator import logs, request_command
 from emulator.api.auth import token_problem
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin

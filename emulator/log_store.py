@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.spec import carried
+from contract.text import carried
 from emulator.data_files import insert_rows, open_database
 from emulator.exceptions import NotAllowed
 from emulator.log_query import Condition, Window

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.requests import COMPLETED, FAILED, UNFINISHED
-from contract.spec import carried, is_unicode_text
+from contract.text import carried, is_unicode_text
 from emulator.data_files import insert_rows, open_database
 
 log = logging.getLogger("emulator.requests")

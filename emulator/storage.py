@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
-from contract.spec import is_unicode_text
+from contract.text import is_unicode_text
 from emulator.data_files import read_json_object
 from emulator.exceptions import AlreadyExists, NotAllowed
 from emulator.work_folders import WorkFolders

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from contract.files import map_files, numbered_names
-from contract.spec import Field, Spec, carried, is_unicode_text
+from contract.spec import Field, Spec
+from contract.text import carried, is_unicode_text
 from emulator.runtime import loader, parent, protocol
 
 
