@@ -50,13 +50,18 @@ class Emulator:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     data_dir: Path | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # not in a failing test's report, which CI logs keep
     _clients: list[ubiops.ApiClient] = field(default_factory=list)
 
     @property
     def api(self) -> str:
         """The API's base URL, as `UBIOPS_API_HOST` would name UbiOps'."""
         return f"{self.url}/v2.1"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What an HTTP call to the API sends to be let in."""
+        return {"Authorization": f"Token {self.token}"} if self.token else {}
 
     def requests_url(self, version: str | None = None) -> str:
         base = f"{self.api}/projects/{self.project}/deployments/{self.deployment}"
@@ -74,13 +79,12 @@ class Emulator:
         """A direct request, answered as UbiOps' `DeploymentRequestCreateResponse` (a dict): JSON
         `data`, or a multipart form of `files` (name: path, bytes or (filename, bytes)) and `data`'s
         other fields, as curl sends it."""
-        headers = {"Authorization": f"Token {self.token}"} if self.token else {}
         if files:
             parts = {name: _file_part(value) for name, value in files.items()}
             form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (data or {}).items()}
-            response = httpx.post(self.requests_url(version), files=parts, data=form, headers=headers, timeout=timeout)
+            response = httpx.post(self.requests_url(version), files=parts, data=form, headers=self.headers, timeout=timeout)
         else:
-            response = httpx.post(self.requests_url(version), json=data, headers=headers, timeout=timeout)
+            response = httpx.post(self.requests_url(version), json=data, headers=self.headers, timeout=timeout)
         if response.is_error:  # with the emulator's reason: `raise_for_status` alone says "503 Service Unavailable"
             raise httpx.HTTPStatusError(f"{response.status_code} from the emulator: {response.text}",
                                         request=response.request, response=response)
@@ -174,9 +178,8 @@ def wait_for(emulator: Emulator, answer: Callable[[], T | None], seconds: float 
 
 def wait_until_up(emulator: Emulator, seconds: float = STARTUP_SECONDS) -> None:
     """Return once the emulator answers `/status`; stop it and raise (with its log) if it exits or stays silent."""
-    headers = {"Authorization": f"Token {emulator.token}"} if emulator.token else {}
     try:
-        wait_for(emulator, lambda: httpx.get(f"{emulator.api}/status", headers=headers, timeout=1).status_code == 200
+        wait_for(emulator, lambda: httpx.get(f"{emulator.api}/status", headers=emulator.headers, timeout=1).status_code == 200
                  or None, seconds)
     except EmulatorSilent:
         emulator.stop()
@@ -186,10 +189,8 @@ def wait_until_up(emulator: Emulator, seconds: float = STARTUP_SECONDS) -> None:
 def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> None:
     """Return once every version the emulator runs is available (`/readyz`); raise PackageDidNotStart,
     with the reason and the end of the log, if one cannot start."""
-    headers = {"Authorization": f"Token {emulator.token}"} if emulator.token else {}
-
     def served() -> bool | None:
-        answer = httpx.get(f"{emulator.url}/readyz", headers=headers, timeout=5)
+        answer = httpx.get(f"{emulator.url}/readyz", headers=emulator.headers, timeout=5)
         if answer.status_code == 200:
             return True
         failed = [v for v in answer.json().get("versions", []) if v["status"] == "unavailable"]

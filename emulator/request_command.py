@@ -4,9 +4,10 @@
     python -m emulator request -i img=@portrait.jpg -i align_face=false
     python -m emulator request --json '{"features": [6.5, 3.0]}'
 
-Uses the emulator already serving the configured deployment at `--url`, or starts one on the
-package for this request alone. Prints the result as a table (or the whole answer with
-`--output json`) and saves output files beside the first input file (or in the working directory).
+Uses the emulator already serving the configured deployment at `--url` (with the token in
+$EMULATOR_TOKEN, if it asks for one), or starts one on the package for this request alone. Prints
+the result as a table (or the whole answer with `--output json`) and saves output files beside the
+first input file (or in the working directory).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from contract.config import ConfigError, load_config
 from contract.package import read_package
 from contract.requests import COMPLETED
 from contract.spec import Spec, SpecError, loads_strict
-from emulator.launcher import Emulator, running_emulator
+from emulator.launcher import TOKEN_VARIABLE, Emulator, running_emulator
 from emulator.settings import DEFAULT_HOST, DEFAULT_PORT
 
 CELL_WIDTH = 80
@@ -131,11 +132,18 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def _serving(url: str, project: str, deployment: str) -> bool:
+def _serving(emulator: Emulator) -> bool:
+    """Whether `emulator` serves the deployment. One that refuses the token is an error, not a reason to
+    start another: that one would lack the running one's variables, revisions and history."""
     try:
-        return httpx.get(f"{url}/v2.1/projects/{project}/deployments/{deployment}", timeout=2).status_code == 200
+        answer = httpx.get(f"{emulator.api}/projects/{emulator.project}/deployments/{emulator.deployment}",
+                           headers=emulator.headers, timeout=2)
     except httpx.TransportError:
         return False
+    if answer.status_code == 401:
+        raise RequestCommandError(f"the emulator at {emulator.url} " + (
+            f"refused the token in ${TOKEN_VARIABLE}" if emulator.token else f"needs its token: set ${TOKEN_VARIABLE}"))
+    return answer.status_code == 200
 
 
 def main(argv: list[str]) -> None:
@@ -143,8 +151,9 @@ def main(argv: list[str]) -> None:
     try:
         config = load_config()
         spec = read_package(config.package_path).input_spec
-        if _serving(args.url, config.project, config.deployment):
-            answer, saved = _request(Emulator(args.url, config.project, config.deployment), args, spec)
+        running = Emulator(args.url, config.project, config.deployment, token=os.environ.get(TOKEN_VARIABLE) or None)
+        if _serving(running):
+            answer, saved = _request(running, args, spec)
         else:
             print(f"starting the emulator on {config.package}…", file=sys.stderr)
             with running_emulator(config.package_path, "--version", config.emulator_version, project=config.project,

@@ -87,6 +87,24 @@ def test_a_running_emulator_is_used(project):
     assert [r.id for r in listed] == [dict(line.split(None, 1) for line in run.stdout.splitlines())["request"]]
 
 
+def test_a_running_emulator_with_a_token_is_used_with_emulator_token_and_never_replaced(project):
+    """Without its token, another emulator would have answered, lacking the running one's variables and history."""
+    def run(token: str | None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "emulator", "request", "--url", emulator.url, "inputs/photo.bin"],
+                              cwd=project, capture_output=True, text=True, timeout=120,
+                              env={"PYTHONPATH": str(ROOT), **({"EMULATOR_TOKEN": token} if token else {})})
+
+    with running_emulator(project / "pkg", project="cli-project", deployment="thumbs", cwd=project,
+                          token="tok-local-1234") as emulator:
+        missing, wrong, right = run(None), run("tok-wrong-1234"), run("tok-local-1234")
+        listed = emulator.sdk().deployment_requests_list("cli-project", "thumbs")
+    assert right.returncode == 0 and "starting" not in right.stderr, right.stderr
+    assert [r.id for r in listed] == [dict(line.split(None, 1) for line in right.stdout.splitlines())["request"]]
+    for refused, reason in ((missing, "needs its token: set $EMULATOR_TOKEN"), (wrong, "refused the token in $EMULATOR_TOKEN")):
+        assert refused.returncode == 1 and "starting" not in refused.stderr
+        assert refused.stderr.strip() == f"emulator request: error: the emulator at {emulator.url} {reason}"
+
+
 def test_a_failed_request_exits_1_with_its_error(project):
     run = request(project, "inputs/photo.bin", "-i", "scale=-1")
     assert run.returncode == 1
