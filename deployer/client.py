@@ -15,6 +15,8 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -156,13 +158,26 @@ def _rate_limit_wait(headers: Any) -> float:
     """The seconds a 429 asks to wait: HTTP's `Retry-After`, else the `x-ratelimit-reset` the SDK reads
     (plus the second it adds, as UbiOps may round down), else the SDK's default."""
     for header, margin in (("Retry-After", 0), ("x-ratelimit-reset", 1)):
-        try:
-            seconds = float((headers or {}).get(header, ""))
-        except ValueError:  # absent, or an HTTP date: the next header, or the default
-            continue
-        if math.isfinite(seconds):
+        seconds = _header_seconds((headers or {}).get(header, ""))
+        if seconds is not None:
             return max(seconds, 0.0) + margin
     return SDK_RATE_LIMIT_WAIT
+
+
+def _header_seconds(value: str) -> float | None:
+    """A wait header's seconds: a number, or an HTTP date as the seconds from now (RFC 9110 allows one
+    in `Retry-After`: it was taken for no answer, so the SDK's minute); None when absent or neither."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except ValueError:
+            return None
+        if when.tzinfo is None:  # "-0000": UTC, as RFC 5322 means it
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return seconds if math.isfinite(seconds) else None
 
 
 def _put(url: str, path: Path, headers: dict[str, str], rest: Any) -> None:

@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from conftest import TOKEN, Replying, http_server
@@ -163,7 +165,9 @@ def rate_limited_host(request: pytest.FixtureRequest) -> Iterator[tuple[str, lis
     ({"Retry-After": "1"}, 4, 3, "429: UbiOps still refused project 'emulator-tests' as rate-limited after 3 retries"),
     ({"x-ratelimit-reset": "0"}, 4, 3, "429: UbiOps still refused project 'emulator-tests' as rate-limited after 3 retries"),
     ({"Retry-After": "3600"}, 1, 0, "429: UbiOps refused project 'emulator-tests' as rate-limited and asks to wait 3600 s"),
-], ids=["retry-after", "x-ratelimit-reset", "too-long"], indirect=["rate_limited_host"])
+    ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 4, 0,
+     "429: UbiOps still refused project 'emulator-tests' as rate-limited after 3 retries"),
+], ids=["retry-after", "x-ratelimit-reset", "too-long", "retry-after-past-date"], indirect=["rate_limited_host"])
 def test_a_rate_limited_call_is_retried_a_few_times_as_asked_then_stops_with_one_line(project, rate_limited_host, calls,
                                                                                        waited, error):
     """The SDK retried a 429 without end, each time after UbiOps' `x-ratelimit-reset` or a minute, so a
@@ -176,6 +180,13 @@ def test_a_rate_limited_call_is_retried_a_few_times_as_asked_then_stops_with_one
     assert result.stderr.strip().splitlines() == [f"deployer: error: {error}; try again later"]
     assert result.stdout.count("rate-limited (429)") == calls - 1
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_a_retry_after_date_is_the_wait_until_then():
+    """RFC 9110 lets `Retry-After` be an HTTP date; it was taken for no answer, so the SDK's minute (a
+    date past asks for no wait: the test above)."""
+    then = datetime.now(UTC) + timedelta(hours=1)
+    assert 3590 < client._rate_limit_wait({"Retry-After": format_datetime(then, usegmt=True)}) <= 3600
 
 
 def test_an_upload_refused_as_rate_limited_is_sent_again_whole(tmp_path, monkeypatch):
