@@ -145,7 +145,10 @@ def parse_args(argv: list[str]) -> Settings:
         port=args.port,
         instances=args.instances,
         environment={**configured, **environment},
-        unset_secrets=tuple(name for name in config.secrets if own and name not in configured),
+        warnings=(*(f"{name}, named in [tool.deployer] secrets, is not set here: the deployment runs without it"
+                    for name in config.secrets if own and name not in configured),
+                  *(["--token is on the command line, where anyone on this machine can read it (ps); "
+                     f"set {TOKEN_VARIABLE} instead"] if args.token is not None else [])),
         token=token,
         data_dir=args.data_dir,
         reload=args.reload,
@@ -188,8 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = parse_args(argv)
         logs.configure(settings.log_format)
-        for name in settings.unset_secrets:
-            log.warning("%s, named in [tool.deployer] secrets, is not set here: the deployment runs without it", name)
+        for warning in settings.warnings:
+            log.warning("%s", warning)
         app = create_app(settings)
     except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, UnreadableDataFile) as exc:
         sys.exit(f"emulator: error: {exc}")

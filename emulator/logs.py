@@ -22,8 +22,9 @@ LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 FIELDS = ("deployment", "version", "revision_id", "instance", "request_id", "status", "duration_seconds")
 """The `extra=` fields a JSON line carries, when a line was logged with them (and they are not None)."""
-QUERY_CREDENTIALS = ("signature",)
-"""Query parameters that are proof enough to be served (`emulator.signing`): never logged."""
+QUERY_CREDENTIALS = ("signature", "token", "access_token", "api_key")
+"""Query parameters that are proof enough to be served (`emulator.signing`), or where a client may
+have put a token the API takes only as a header: never logged."""
 REDACTED = "***"
 
 

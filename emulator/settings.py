@@ -24,8 +24,9 @@ class Settings:
     instances: int = 1
     environment: dict[str, str] = field(default_factory=dict, repr=False)
     """`--env`'s variables, over `[tool.deployer]`'s for its own package (secrets among them: never shown)."""
-    unset_secrets: tuple[str, ...] = ()
-    """`[tool.deployer] secrets` this shell does not hold: the deployment runs without them (logged)."""
+    warnings: tuple[str, ...] = ()
+    """What the options given put at risk, logged at start: `[tool.deployer] secrets` this shell does not
+    hold, a token others can read in the process list."""
     base_environment: str = OWN_ENVIRONMENT
     """The `--package` version's base environment (`--environment`), e.g. `python3-11`."""
     own_python: bool = False

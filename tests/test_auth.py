@@ -50,8 +50,10 @@ def test_sdk_with_a_wrong_token_raises_401(guarded):
 def test_token_never_reaches_the_log(guarded):
     httpx.get(f"{guarded.api}/status", headers={"Authorization": f"Token {TOKEN}"})
     httpx.get(f"{guarded.api}/status", headers={"Authorization": "Token wrong-guess"})
-    log = guarded.log()
-    assert "GET /v2.1/status" in log
+    for name in ("token", "access_token", "api_key"):  # refused (a token is a header), but logged as sent
+        assert httpx.get(f"{guarded.api}/projects?limit=1&{name}={TOKEN}").status_code == 401
+    log = wait_for_log(guarded, "api_key=*** HTTP/1.1\" 401")
+    assert "GET /v2.1/status" in log and "GET /v2.1/projects?limit=1&token=*** HTTP/1.1\" 401" in log
     assert TOKEN not in log and "wrong-guess" not in log
 
 
@@ -63,6 +65,7 @@ def test_signed_download_needs_no_token_and_its_signature_is_not_logged(guarded)
     assert body["status"] == "completed", body
     (url,) = body["emulator_file_urls"].values()
     assert httpx.get(url).content == b"bytes"
+    assert httpx.head(url).status_code == 405, "signed for GET alone"
     assert httpx.get(url.replace("signature=", "%73ignature=")).content == b"bytes", "the server decodes the name"
     signature = parse_qs(urlsplit(url).query)["signature"][0]
     assert f"GET {urlsplit(url).path}?expires=" in wait_for_log(guarded, "&%73ignature=*** HTTP/1.1\" 200")
@@ -95,6 +98,17 @@ def test_listening_beyond_loopback_without_a_token_warns(tmp_path):
         assert "listening on 0.0.0.0 without a token: anyone who can reach this port can call the API" in log
     finally:
         emulator.stop()
+
+
+def test_a_token_on_the_command_line_warns_that_others_can_read_it(tmp_path, guarded):
+    emulator = start_emulator("plain", tmp_path, "--token", TOKEN, token=TOKEN)
+    try:
+        log = wait_for_log(emulator, "--token is on the command line")
+        assert "where anyone on this machine can read it (ps); set EMULATOR_TOKEN instead" in log
+        assert TOKEN not in log
+    finally:
+        emulator.stop()
+    assert "--token is on the command line" not in guarded.log(), "EMULATOR_TOKEN is the safe way"
 
 
 def test_loopback_is_the_default_and_does_not_warn(emulators):
