@@ -27,7 +27,10 @@ MAX_ENTRIES = 100_000
 ENCRYPTED = 0x1
 """The general-purpose flag bit of an entry with a password: unpacking it would need one."""
 IGNORE_FILE = ".ubiops-ignore"
-ALWAYS_LEFT_OUT_DIRECTORIES = frozenset({"__pycache__", ".git"})
+EMULATOR_DATA_DIRECTORY = ".emulator-data"
+"""The emulator's default `--data-dir`, relative to where it runs: one left in a package folder by a run
+from inside it holds the API's secret values and changes every second, so no zip or reload takes it."""
+ALWAYS_LEFT_OUT_DIRECTORIES = frozenset({"__pycache__", ".git", EMULATOR_DATA_DIRECTORY})
 ALWAYS_LEFT_OUT_FILES = frozenset({".env"})
 ALWAYS_LEFT_OUT_SUFFIXES = (".pyc",)
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
@@ -124,8 +127,8 @@ def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
     """The files of a package folder that go into its zip, as sorted POSIX paths relative to it.
 
     Honours `.ubiops-ignore` (gitignore syntax, with the SDK's own matcher, as `ubiops.utils.zip_dir`
-    does) and always leaves out `__pycache__`, `.git`, `.env` and `*.pyc`, and `output_folder` (where
-    the zips are written) when it lies inside the package: a zip must not hold the earlier ones.
+    does) and always leaves out `__pycache__`, `.git`, `.emulator-data`, `.env` and `*.pyc`, and `output_folder`
+    (where the zips are written) when it lies inside the package: a zip must not hold the earlier ones.
     """
     source = source.resolve()
     if not source.is_dir():

@@ -109,6 +109,13 @@ def parse_args(argv: list[str]) -> Settings:
     for option, path in (("--package", args.package), ("--data-dir", args.data_dir), ("--environments-dir", args.environments_dir)):
         if path is not None and not is_unicode_text(str(path.resolve())):  # its paths go to the instances, and into messages, as UTF-8
             parser.error(f"{option} {str(path)!r} is a path Python cannot read as UTF-8 text: rename it")
+    if args.package.is_dir():  # what the folder holds is served, watched by --reload and zipped by the deployer
+        package = args.package.resolve()
+        for option, path in (("--data-dir", args.data_dir), ("--environments-dir", args.environments_dir or default_cache())):
+            if path.resolve().is_relative_to(package):
+                parser.error(f"{option} {path.resolve()} is inside the package folder {package}: its files would be served, "
+                             f"watched by --reload and zipped with the package; give {option} a folder outside it, or run from "
+                             "the project's root")
     for option, name in (("--project", args.project), ("--deployment", args.deployment), ("--version", args.version)):
         if name is not None and not is_name(name):  # as the API's names: they go into its paths, metrics and logs
             parser.error(f"{option} {name!r} is not a UbiOps name: {NAME_RULE}")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.archive import EMULATOR_DATA_DIRECTORY
 from emulator.environments import OWN_ENVIRONMENT
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_DATA_DIR = Path(".emulator-data")
+DEFAULT_DATA_DIR = Path(EMULATOR_DATA_DIRECTORY)
 
 
 @dataclass(frozen=True)

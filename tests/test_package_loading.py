@@ -142,6 +142,24 @@ def test_missing_package_is_refused(tmp_path):
         f"emulator: error: no package at {tmp_path / 'nowhere'}: give a package folder or a .zip")
 
 
+@pytest.mark.parametrize("args, option, inside", [
+    ([], "--data-dir", ".emulator-data"),  # the default, relative to the working folder: here the package
+    (["--data-dir", "../data", "--environments-dir", "envs"], "--environments-dir", "envs"),
+], ids=["default data folder", "environments folder"])
+def test_a_folder_of_the_emulators_own_inside_the_package_folder_is_refused(tmp_path, args, option, inside):
+    """Run from inside the package, `.emulator-data` landed in it: `--reload` restarted the instances every
+    second on its logs' writes, and `deployer package` zipped it, with the secrets set through the API."""
+    package = tmp_path.resolve() / "package"
+    shutil.copytree(PACKAGES / "plain", package, ignore=shutil.ignore_patterns("__pycache__"))
+    run = subprocess.run([sys.executable, "-m", "emulator", "--package", ".", "--port", str(free_port()), "--reload", *args],
+                         cwd=package, capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stderr.splitlines()[-1]) == (2, (
+        f"python -m emulator: error: {option} {package / inside} is inside the package folder {package}: its files would "
+        f"be served, watched by --reload and zipped with the package; give {option} a folder outside it, or run from the "
+        "project's root"))
+    assert [p.name for p in package.iterdir()] == ["deployment.py"]
+
+
 @pytest.mark.parametrize("package, expected", [
     (PACKAGES / "echo", "echo"),
     (CONFIG.package_path, CONFIG.deployment),

@@ -208,3 +208,19 @@ def test_reload_needs_a_package_folder(tmp_path):
     emulator = start_emulator(archive, tmp_path, "--reload", wait=False)
     assert emulator.process.wait(30) == 2
     assert "--reload watches a package folder; --package is not one" in emulator.log()
+
+
+def test_an_emulator_data_folder_in_the_package_is_not_watched(package, tmp_path):
+    """One left in the package by a run from inside it restarted the instances on each write to it (its
+    logs' database: about once a second)."""
+    (package / ".emulator-data").mkdir()
+    emulator = start_emulator(package, tmp_path, "--reload")
+    try:
+        (package / ".emulator-data" / "logs.sqlite3-wal").write_bytes(b"\0")
+        time.sleep(3 * POLL_SECONDS)
+        write_package(package, "goodbye")
+        wait_for_result(emulator, "you", "goodbye you")
+        assert "changed: deployment.py; restarting" in wait_for_log(emulator, "reloaded")
+        assert ".emulator-data" not in emulator.log()
+    finally:
+        emulator.stop()

@@ -51,6 +51,19 @@ def test_a_package_folder_holding_dist_leaves_the_earlier_zips_out(project):
     assert not [n for n in names if n.startswith("deployment_package/dist/")]
 
 
+def test_an_emulator_data_folder_left_in_the_package_is_never_zipped(project):
+    """One an emulator run inside the package left there once went into the zip, with the secret values
+    set through the API in clear in its `catalog.json`."""
+    stale = project.package / ".emulator-data"
+    (stale / "revisions").mkdir(parents=True)
+    (stale / "catalog.json").write_text('{"variables": [{"name": "DB_PASSWORD", "value": "hunter2", "secret": true}]}')
+    (stale / "requests.sqlite3").write_bytes(b"SQLite format 3\0")
+    result = project.run("--output", "json", "package")
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(project.root / json.loads(result.stdout)["path"]) as archive:
+        assert not [n for n in archive.namelist() if ".emulator-data" in n]
+
+
 def test_the_folder_the_zips_are_written_to_cannot_be_the_package(project):
     (project.root / "dist").mkdir()
     (project.root / "dist" / "deployment.py").write_text("")
