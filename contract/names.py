@@ -6,6 +6,7 @@ deployer's config alike), and the values a process environment can hold (the API
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from contract.text import is_unicode_text
 
@@ -23,6 +24,12 @@ examples are lowercase) and the SDK at most 64 characters; digits after the firs
 assumption (`SYS_DEPLOYMENT_FILE_NAME`-style names with digits, such as `S3_BUCKET`, are common)."""
 MAX_VARIABLE_VALUE_LENGTH = 64 * 1024
 """The emulator's own limit: a value must fit in a process's environment (Linux takes 128 KiB per entry)."""
+MAX_VARIABLES_BYTES = 1024 * 1024
+"""The emulator's own limit on the variables an instance sees, all together, as its environment holds them
+(`NAME=value` in UTF-8 and a NUL each): Linux starts a process only while its environment and command line
+fit in ARG_MAX (2 MiB with the usual 8 MiB stack), and the other MiB is the margin for the machine's
+variables and the command line. Forty values under the 64 KiB each answered 201, and the version then
+failed to start (`Argument list too long`)."""
 
 
 def is_name(text: str) -> bool:
@@ -42,6 +49,15 @@ def variable_value_problem(value: str) -> str | None:
         return "holds a lone surrogate, which is not text"
     if len(value) > MAX_VARIABLE_VALUE_LENGTH:
         return f"is longer than {MAX_VARIABLE_VALUE_LENGTH} characters"
+    return None
+
+
+def variables_size_problem(variables: Mapping[str, str]) -> str | None:
+    """Why a process could not start with all of `variables` in its environment, each fit on its own
+    (`variable_value_problem`), or None."""
+    size = sum(len(f"{name}={value}".encode()) + 1 for name, value in variables.items())
+    if size > MAX_VARIABLES_BYTES:
+        return f"{size} bytes together, more than the {MAX_VARIABLES_BYTES} (1 MiB) an instance's environment may hold"
     return None
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem
+from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem, variables_size_problem
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec, SpecError, parse_fields
@@ -474,7 +475,8 @@ class Registry:
         _check_variable(name, value)
         _refuse_taken(owner, scope, name)
         variable = Variable(name, value, secret)
-        owner.variables[variable.id] = variable
+        with self._undone_if_too_large(scope):
+            owner.variables[variable.id] = variable
         await self._variables_changed(scope)
         return variable
 
@@ -489,10 +491,11 @@ class Registry:
         if variable.secret and secret is False:
             raise NotAllowed(f"secret: {variable.name} is a secret and stays one; delete it and create it again to "
                              "make it plain")
-        variable.name = new_name
-        if value is not None:
-            variable.value = value
-        variable.secret = variable.secret or bool(secret)
+        with self._undone_if_too_large(scope):
+            variable.name = new_name
+            if value is not None:
+                variable.value = value
+            variable.secret = variable.secret or bool(secret)
         await self._variables_changed(scope)
         return variable
 
@@ -508,17 +511,35 @@ class Registry:
         source = self._owner(Scope(scope.project, source_deployment, source_version))
         target = self._owner(scope)
         copied = []
-        for original in list(source.variables.values()):
-            copy = next((v for v in target.variables.values() if v.name == original.name), None)
-            if copy is None:
-                copy = Variable(original.name, original.value, original.secret)
-                target.variables[copy.id] = copy
-            else:
-                copy.value, copy.secret = original.value, copy.secret or original.secret
-            copied.append(copy)
+        with self._undone_if_too_large(scope):
+            for original in list(source.variables.values()):
+                copy = next((v for v in target.variables.values() if v.name == original.name), None)
+                if copy is None:
+                    copy = Variable(original.name, original.value, original.secret)
+                    target.variables[copy.id] = copy
+                else:
+                    copy.value, copy.secret = original.value, copy.secret or original.secret
+                copied.append(copy)
         if copied:
             await self._variables_changed(scope)
         return copied
+
+    @contextmanager
+    def _undone_if_too_large(self, scope: Scope) -> Iterator[None]:
+        """Refuse (NotAllowed), and undo, the change the block makes to `scope`'s own variables when a level
+        that sees them (`scope`, a deployment or version under it) would then see too many bytes for a process
+        to start with (`contract.names.variables_size_problem`): each value fitting on its own is not enough."""
+        owner = self._owner(scope)
+        before = {key: replace(variable) for key, variable in owner.variables.items()}
+        yield
+        deployments = self.project(scope.project).deployments if scope.deployment is None else {}
+        levels = [scope, *(Scope(scope.project, name) for name in deployments),  # what a new version would see
+                  *(Scope(scope.project, deployment.name, version.name) for deployment, version in self._versions_under(scope))]
+        for level in levels:
+            seen = {s.variable.name: s.variable.value for s in self.variables_at(level)}
+            if problem := variables_size_problem(seen):
+                owner.variables = before
+                raise NotAllowed(f"value: {_where(level)} would see environment variables of {problem}")
 
     def _owner(self, scope: Scope) -> Project | Deployment | Version:
         if scope.deployment is None:
@@ -532,10 +553,14 @@ class Registry:
         them: requests already running finish on the old instances, the rest run on new ones that see
         the new variables (`Builder.restart`)."""
         await self.changed()
-        for project, deployment, version in self.versions():
-            if project.name == scope.project and scope.deployment in (None, deployment.name) \
-                    and scope.version in (None, version.name):
-                self._restart(project, deployment, version, VARIABLES_CHANGED)
+        for deployment, version in self._versions_under(scope):
+            self._restart(self.project(scope.project), deployment, version, VARIABLES_CHANGED)
+
+    def _versions_under(self, scope: Scope) -> list[tuple[Deployment, Version]]:
+        """The versions that see the variables of `scope`'s level."""
+        return [(deployment, version) for project, deployment, version in self.versions()
+                if project.name == scope.project and scope.deployment in (None, deployment.name)
+                and scope.version in (None, version.name)]
 
     def _restart(self, project: Project, deployment: Deployment, version: Version, why: str) -> None:
         assert self.builder is not None, "the registry's builder is set before requests are served"
@@ -592,9 +617,12 @@ def _check_variable(name: str, value: str) -> None:
 
 def _refuse_taken(owner: Project | Deployment | Version, scope: Scope, name: str) -> None:
     if any(v.name == name for v in owner.variables.values()):
-        where = (f"version {scope.version} of deployment {scope.deployment}" if scope.version is not None else
-                 f"deployment {scope.deployment}" if scope.deployment is not None else f"project {scope.project}")
-        raise AlreadyExists(f"An environment variable named {name!r} already exists for {where}")
+        raise AlreadyExists(f"An environment variable named {name!r} already exists for {_where(scope)}")
+
+
+def _where(scope: Scope) -> str:
+    return (f"version {scope.version} of deployment {scope.deployment}" if scope.version is not None else
+            f"deployment {scope.deployment}" if scope.deployment is not None else f"project {scope.project}")
 
 
 def _has_labels(labels: dict[str, str], wanted: dict[str, str]) -> bool:

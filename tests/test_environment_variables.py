@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -171,6 +172,31 @@ def test_copy_takes_a_versions_own_variables_and_overwrites_same_names(emulator,
         "COPIED": "from v1", "COPIED_SECRET": VERSION_SECRET, "NOT_COPIED": None}
     own = [v.name for v in api.deployment_version_environment_variables_list(PROJECT, second, "v1") if not v.inheritance_type]
     assert sorted(own) == ["COPIED", "COPIED_SECRET"], "overwritten, not doubled"
+
+
+def test_variables_too_large_together_to_start_a_process_with_are_refused(emulator):
+    """Forty version secrets of 60 000 characters each answered 201, and the version then failed to start
+    (`Argument list too long`); one such project variable took down every version."""
+    api = emulator.sdk()
+    big = [api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1", variable(f"BIG_{i}", "b" * 61500, True))
+           for i in range(17)]  # 17 x 61 508 bytes with the names: 3 KB under the bound, and the instance starts with them
+    try:
+        assert seen(api, "BIG_0") == {"BIG_0": "b" * 61500}
+        base = f"{emulator.api}/projects/{PROJECT}"
+        version = f"{base}/deployments/{DEPLOYMENT}/versions/v1/environment-variables"
+        refused = [httpx.post(version, json={"name": "BIG_17", "value": "b" * 5000, "secret": True}),
+                   httpx.post(f"{base}/environment-variables", json={"name": "PROJECT_BIG", "value": "b" * 5000}),
+                   httpx.patch(f"{version}/BIG_0", json={"value": "b" * 65536})]
+        for response in refused:
+            assert response.status_code == 400, response.text
+            assert re.fullmatch(rf"value: version v1 of deployment {DEPLOYMENT} would see environment variables of 1\d{{6}} bytes "
+                                r"together, more than the 1048576 \(1 MiB\) an instance's environment may hold",
+                                response.json()["error"]), response.text
+        assert seen(api, "BIG_0", "BIG_17", "PROJECT_BIG") == {"BIG_0": "b" * 61500, "BIG_17": None, "PROJECT_BIG": None}, (
+            "a refused change leaves the variables as they were")
+    finally:
+        for created in big:
+            api.deployment_version_environment_variables_delete(PROJECT, DEPLOYMENT, created.id, "v1")
 
 
 @pytest.fixture(scope="module")
