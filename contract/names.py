@@ -23,7 +23,8 @@ VARIABLE_NAME_RULE = ("letters, digits and underscores, starting with a letter a
 examples are lowercase) and the SDK at most 64 characters; digits after the first letter are an
 assumption (`SYS_DEPLOYMENT_FILE_NAME`-style names with digits, such as `S3_BUCKET`, are common)."""
 MAX_VARIABLE_VALUE_LENGTH = 64 * 1024
-"""The emulator's own limit: a value must fit in a process's environment (Linux takes 128 KiB per entry)."""
+"""The emulator's own limit, in UTF-8 bytes: a value must fit in a process's environment (Linux takes
+128 KiB per entry)."""
 MAX_VARIABLES_BYTES = 1024 * 1024
 """The emulator's own limit on the variables an instance sees, all together, as its environment holds them
 (`NAME=value` in UTF-8 and a NUL each): Linux starts a process only while its environment and command line
@@ -47,8 +48,8 @@ def variable_value_problem(value: str) -> str | None:
         return "holds a NUL character, which no environment variable can"
     if not is_unicode_text(value):
         return "holds a lone surrogate, which is not text"
-    if len(value) > MAX_VARIABLE_VALUE_LENGTH:
-        return f"is longer than {MAX_VARIABLE_VALUE_LENGTH} characters"
+    if len(value.encode()) > MAX_VARIABLE_VALUE_LENGTH:  # bytes, as the kernel counts: 60 000 emoji are 240 000
+        return f"is longer than {MAX_VARIABLE_VALUE_LENGTH} bytes in UTF-8"
     return None
 
 
