@@ -4,6 +4,7 @@ requirement that cannot be installed fails the build, not the first request."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import time
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PROJECT, ROOT, eventually, start_emulator, wait_for_log, zip_bytes
 
 PROBE = '''
 import importlib, sys
@@ -224,8 +225,10 @@ def test_a_python_the_machine_lacks_fails_the_build_saying_how_to_get_it(tmp_pat
 
 
 def test_a_second_start_takes_the_environment_from_the_cache(tmp_path):
+    """The folder given relative to the working directory, as users type it: uv, run elsewhere, made
+    `envs/envs/…` of `--environments-dir envs`, and the build failed."""
     package = probe_package(tmp_path / "package", HUMANIZE)
-    cache = ["--environments-dir", str(tmp_path / "environments")]
+    cache = ["--environments-dir", os.path.relpath(tmp_path / "environments", ROOT)]  # the emulators' working directory
     first = start_emulator(package, tmp_path, *cache)
     try:
         assert answer(first, "humanize").startswith("humanize 4.12.1")

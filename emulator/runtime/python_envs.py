@@ -106,7 +106,7 @@ class EnvironmentBuilder:
 
     def __init__(self, cache_dir: Path | None = None, own_python: bool = False,
                  build_seconds: float = BUILD_SECONDS) -> None:
-        self.cache_dir = cache_dir or default_cache()
+        self.cache_dir = (cache_dir or default_cache()).absolute()  # uv runs in other folders
         self.own_python = own_python
         self.build_seconds = build_seconds
 
