@@ -150,6 +150,28 @@ def test_more_attempts_find_close_ups_and_washed_out_faces(model):
         assert fields["face_found"] is True and fields["detection_attempts"] == attempts_needed
 
 
+def test_a_face_cut_by_the_frame_is_measured_on_its_pixels_only(model, profiles):
+    """Beyond the image's edge a face's view is black: no colour or skin tone is measured there."""
+    portrait, whole = open_rgb("grace_hopper.jpg"), profiles["grace_hopper.jpg"]
+    headshot = model.predict(portrait.crop((140, 190, 400, 420))).fields  # cut at the hairline
+    assert headshot["face_found"] is True
+    for field in ("rgb_of_forehead", "rgb_of_left_eyebrow", "rgb_of_right_eyebrow",
+                  "ita_forehead_degrees", "skin_tone_forehead"):
+        assert headshot[field] is None, field
+    for region in ("face", "nose", "left_cheek", "right_cheek"):
+        assert headshot[f"rgb_of_{region}"] == pytest.approx(whole[f"rgb_of_{region}"], abs=8), region
+    assert headshot["skin_tone_cheeks"] == whole["skin_tone_cheeks"]
+    # The regions keep their whole area, as the landmarks go on beyond the edge.
+    assert headshot["pct_of_head_forehead"] == pytest.approx(whole["pct_of_head_forehead"], rel=0.1)
+    # Cut through the eyes, the face is found only by the padded attempt: no eye or brow colour.
+    through_eyes = model.predict(portrait.crop((0, 215, 512, 600)), num_attempts=3).fields
+    assert through_eyes["face_found"] is True and through_eyes["detection_attempts"] == 2
+    for region in ("left_eye", "right_eye", "left_eyebrow", "right_eyebrow", "forehead"):
+        assert through_eyes[f"rgb_of_{region}"] is None, region
+    assert through_eyes["rgb_of_nose"] == pytest.approx(whole["rgb_of_nose"], abs=15)
+    assert through_eyes["brightness"] > 0.9 * whole["brightness"]
+
+
 @pytest.mark.parametrize(
     "options",
     [{"sampling_strategy": "mean"}, {"align_face": "yes"}, {"num_attempts": 0}, {"num_attempts": True}],

@@ -38,8 +38,16 @@ class Crop:
         x, y = -self.origin * self.scale
         return np.array([[self.scale, 0.0, x], [0.0, self.scale, y]])
 
+    @property
+    def reach(self) -> float:
+        """How far from a view pixel's centre (in image pixels) the image pixels that `apply`
+        interpolates it from may lie, or those of a pixel of the view rotated by `rotate_image`:
+        a view pixel whose centre is closer than this to the image's edge may be partly black."""
+        interpolation = 1.5 if self.scale > 1 else 0.5 / self.scale  # cubic, or linear once shrunk
+        return interpolation + 1.0 / self.scale
+
     def apply(self, rgb: np.ndarray) -> np.ndarray:
-        """The view's pixels; outside the image they are black."""
+        """The view's pixels; outside the image they are black (see `reach`)."""
         matrix, interpolation = self.matrix, cv2.INTER_CUBIC if self.scale > 1 else cv2.INTER_LINEAR
         if self.scale < 1:  # shrink by area averaging first: warpAffine would alias
             shrunk = cv2.resize(rgb, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)

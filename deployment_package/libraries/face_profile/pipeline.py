@@ -46,6 +46,9 @@ MAX_CANDIDATES = 3
 # past ~20 degrees fresh ones measure the forehead markedly better. The second landmarker pass is
 # ~13 ms of the ~31 ms CPU of a 512 px portrait (BENCHMARKS.md).
 RELANDMARK_ABOVE_DEGREES = 10.0
+# A region (or the cheeks, or the forehead) whose pixels lie mostly beyond the image's edge (a face
+# cut by the frame) has no colour or skin tone: what little of it shows may be hair or shadow.
+MIN_SHARE_IN_FRAME = 0.5
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ def profile_image(
         rgb, measured, leveling = _leveled(landmarker, view, rotation)
     else:
         rgb, measured, leveling = view.pixels, face, _IDENTITY
-    masks = region_masks(measured.points, rgb)
+    measured_to_image = then(cv2.invertAffineTransform(leveling), to_image)
+    masks = region_masks(measured.points, rgb, measured_to_image, frame.rgb.shape, view.crop.reach)
     pose = head_pose(face.transform)
     ratio = fwhr(measured.points)
     box = face_box(transform_points(face.points, to_image), frame.rgb.shape)
@@ -131,12 +135,12 @@ def profile_image(
         img_rot_degrees=rotation,
         eye_slope_degrees=eye_roll_degrees(measured.points),
         sharpness=sharpness(frame.rgb, box),
-        brightness=brightness(masks.pixels(FACE)),
+        brightness=_brightness(masks),
         eyes_open_score=eyes_open_score(face.blendshapes),
         smile_score=smile_score(face.blendshapes),
     )
     to_analysed = image.scale / frame.scale
-    outline = transform_points(measured.points, then(cv2.invertAffineTransform(leveling), to_image)) * to_analysed
+    outline = transform_points(measured.points, measured_to_image) * to_analysed
     others = [face.box[[0, 1, 2, 1, 2, 3, 0, 3]].reshape(4, 2) * to_analysed for face in faces[1:]]
     annotated = annotate(image.rgb, region_polygons(outline), outline, others)
     return FaceProfile(fields=fields, annotated_image=annotated)
@@ -265,17 +269,25 @@ def _region_fields(masks: RegionMasks, strategy: str) -> dict[str, Any]:
     head_area = masks.area(FACE)
     fields: dict[str, Any] = {}
     for name in masks.masks:
-        color = _color(masks.pixels(name), strategy)
+        color = _color(masks, (name,), strategy)
         fields[f"rgb_of_{name}"] = None if color is None else [float(v) for v in color]
         if name in REGION_OUTLINES:
             fields[f"pct_of_head_{name}"] = 100.0 * masks.area(name) / head_area
     for label, regions in (("cheeks", ("left_cheek", "right_cheek")), ("forehead", ("forehead",))):
-        color = _color(masks.pixels(*regions), strategy)
+        color = _color(masks, regions, strategy)
         ita = None if color is None else ita_degrees(color)
         fields[f"ita_{label}_degrees"] = ita
         fields[f"skin_tone_{label}"] = None if ita is None else ita_category(ita)
     return fields
 
 
-def _color(pixels: np.ndarray, strategy: str) -> np.ndarray | None:
+def _color(masks: RegionMasks, regions: tuple[str, ...], strategy: str) -> np.ndarray | None:
+    """The colour of the image's pixels in those of `regions` that lie mostly inside it."""
+    shown = [name for name in regions if masks.share_in_frame(name) >= MIN_SHARE_IN_FRAME]
+    pixels = masks.pixels(*shown) if shown else []
     return summarize_rgb(pixels, strategy) if len(pixels) else None
+
+
+def _brightness(masks: RegionMasks) -> float | None:
+    pixels = masks.pixels(FACE)
+    return brightness(pixels) if len(pixels) else None

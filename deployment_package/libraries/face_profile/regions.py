@@ -2,7 +2,9 @@
 
 "left"/"right" are the subject's own sides (the subject's left eye appears on the image's right),
 matching MediaPipe's naming. Masks never overlap and stay inside the face oval, so each region's
-share of the head area is a true fraction and the shares add up to at most 1.
+share of the head area is a true fraction and the shares add up to at most 1. Where the face
+reaches past the image's edge, the regions keep their whole area (like the landmarks, they go on
+beyond it) but only their pixels inside the image are measured.
 """
 
 from __future__ import annotations
@@ -55,19 +57,26 @@ _SUBPIXEL_BITS = 4
 
 @dataclass(frozen=True)
 class RegionMasks:
-    """Boolean masks over `crop`, the part of the image inside the face's bounding box."""
+    """Boolean masks over `crop`, the part of the view inside the face's bounding box, and which
+    of its pixels show the image (`in_frame`), not the black beyond its edges."""
 
     crop: np.ndarray
     masks: dict[str, np.ndarray]
+    in_frame: np.ndarray
 
     def pixels(self, *names: str) -> np.ndarray:
-        """The (N, 3) RGB pixels covered by the named regions together."""
+        """The (N, 3) RGB pixels of the image covered by the named regions together."""
         union = np.logical_or.reduce([self.masks[name] for name in names])
-        return self.crop[union]
+        return self.crop[union & self.in_frame]
 
     def area(self, name: str) -> int:
-        """Number of pixels in a region."""
+        """Number of pixels in a region, inside the image or beyond its edge."""
         return int(np.count_nonzero(self.masks[name]))
+
+    def share_in_frame(self, name: str) -> float:
+        """The fraction of a region's pixels that show the image (0 for an empty region)."""
+        area = self.area(name)
+        return np.count_nonzero(self.masks[name] & self.in_frame) / area if area else 0.0
 
 
 def region_polygons(points: np.ndarray) -> dict[str, np.ndarray]:
@@ -76,8 +85,13 @@ def region_polygons(points: np.ndarray) -> dict[str, np.ndarray]:
     return {name: points[list(indices)] for name, indices in outlines.items()}
 
 
-def region_masks(points: np.ndarray, rgb: np.ndarray) -> RegionMasks:
-    """Rasterise the regions inside the image, each pixel assigned to at most one region."""
+def region_masks(
+    points: np.ndarray, rgb: np.ndarray, to_image: np.ndarray, image_shape: tuple[int, ...], reach: float
+) -> RegionMasks:
+    """Rasterise the regions inside the view `rgb`, each pixel assigned to at most one region.
+    A view pixel shows the image (`in_frame`) when `to_image` (the 2x3 matrix from the view's
+    coordinates to the image's) puts its centre at least `reach` image pixels inside the edges
+    of an image of `image_shape` (align.Crop.reach)."""
     height, width = rgb.shape[:2]
     polygons = region_polygons(points)
     x0, y0 = np.clip(np.floor(polygons[FACE].min(axis=0)), 0, [width, height]).astype(int)
@@ -100,4 +114,7 @@ def region_masks(points: np.ndarray, rgb: np.ndarray) -> RegionMasks:
             mask &= ~fill(points[list(LIPS_INNER)])  # the open mouth is not lip
         masks[name] = mask
         claimed |= mask
-    return RegionMasks(crop=rgb[y0 : y0 + shape[0], x0 : x0 + shape[1]], masks=masks)
+    centres = np.arange(x0, x0 + shape[1]) + 0.5, np.arange(y0, y0 + shape[0])[:, None] + 0.5
+    x, y = (row[0] * centres[0] + row[1] * centres[1] + row[2] for row in to_image)
+    in_frame = (x >= reach) & (x <= image_shape[1] - reach) & (y >= reach) & (y <= image_shape[0] - reach)
+    return RegionMasks(crop=rgb[y0 : y0 + shape[0], x0 : x0 + shape[1]], masks=masks, in_frame=in_frame)
