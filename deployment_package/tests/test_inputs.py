@@ -18,9 +18,13 @@ ORIENTATION = 0x0112
 # EXIF orientation -> how the camera stored the pixels of an upright scene.
 STORED_AS = {
     3: Image.Transpose.ROTATE_180,
+    5: Image.Transpose.TRANSPOSE,
     6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_270,
 }
+# Pillow's TIFF plugin applies the orientation itself when it loads the pixels; the others leave it.
+TAGGED_FORMATS = {"jpg": {"quality": 95}, "tiff": {}, "png": {}, "webp": {"quality": 95}}
 
 
 def assert_same_profile(fields: dict, reference: dict, color_tolerance: float = 3.0) -> None:
@@ -34,15 +38,16 @@ def assert_same_profile(fields: dict, reference: dict, color_tolerance: float = 
         assert fields[key] == pytest.approx(reference[key], abs=color_tolerance)
 
 
+@pytest.mark.parametrize("extension", sorted(TAGGED_FORMATS))
 @pytest.mark.parametrize("orientation", sorted(STORED_AS))
-def test_exif_orientation_gives_the_upright_profile(model, tmp_path, orientation):
+def test_exif_orientation_gives_the_upright_profile(model, tmp_path, orientation, extension):
     portrait = open_rgb("grace_hopper.jpg")
-    upright_path, sideways_path = tmp_path / "upright.jpg", tmp_path / "sideways.jpg"
-    portrait.save(upright_path, quality=95)
+    upright_path, sideways_path = tmp_path / f"upright.{extension}", tmp_path / f"sideways.{extension}"
+    portrait.save(upright_path, **TAGGED_FORMATS[extension])
     stored = portrait.transpose(STORED_AS[orientation])
     exif = Image.Exif()
     exif[ORIENTATION] = orientation
-    stored.save(sideways_path, quality=95, exif=exif)
+    stored.save(sideways_path, exif=exif, **TAGGED_FORMATS[extension])
 
     upright = model.predict(str(upright_path)).fields
     tagged = model.predict(str(sideways_path)).fields

@@ -26,7 +26,6 @@ ImageSource = str | os.PathLike | Image.Image
 MAX_ANALYSIS_SIDE = 1024
 MAX_INPUT_PIXELS = 89_478_485  # Pillow's default bomb threshold: ~0.25 GiB as RGBA
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
-_SIDEWAYS_ORIENTATIONS = (5, 6, 7, 8)
 _ORIENTATION_TAG = 0x0112
 _BACKGROUND = (255, 255, 255, 255)
 _SRGB = ImageCms.createProfile("sRGB")
@@ -77,11 +76,13 @@ def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: b
         raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
     orientation = _orientation(image)
     width, height = image.size
-    original_size = (height, width) if orientation in _SIDEWAYS_ORIENTATIONS else (width, height)
     if draft and image.format == "JPEG":
         image.draft(image.mode, _analysis_size(image.size, max_side))  # libjpeg decodes at a reduced scale
     image.load()
     upright = ImageOps.exif_transpose(image) if orientation != 1 else image
+    # Only a transposition done here turns the size: Pillow's TIFF plugin reports the upright size
+    # and applies the orientation itself as it loads (dropping the tag, so exif_transpose keeps it).
+    original_size = (height, width) if upright.size != image.size else (width, height)
     rgb = np.asarray(_to_srgb(upright))
     size = (rgb.shape[1], rgb.shape[0])
     target = _analysis_size(size, max_side)
