@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import pytest
 from face_profile import PublicError
 from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS
 from PIL import Image
-from profile_helpers import IMAGES, NON_FACES, measurement_names, open_rgb
+from profile_helpers import IMAGES, LIBRARIES, NON_FACES, measurement_names, open_rgb
 
 ORIENTATION = 0x0112
 # EXIF orientation -> how the camera stored the pixels of an upright scene.
@@ -168,3 +172,33 @@ def test_decompression_bombs_are_refused(model, tmp_path, side):
     with pytest.raises(PublicError) as error:
         model.predict(str(path))
     assert "too many pixels" in error.value.public_error_message
+
+
+def test_a_large_image_of_few_bytes_stays_within_an_instances_memory(tmp_path):
+    """A 32-bit TIFF just under the pixel limit (~0.35 GB decoded, 4 bytes a pixel) is shrunk before
+    it is converted: loaded at the analysis size and again at the finer search's, in a fresh
+    interpreter, it stays well within UbiOps' default 2 GB (it went past it, at ~8 bytes a pixel)."""
+    side = 9400
+    assert side * side <= MAX_INPUT_PIXELS
+    path = tmp_path / "large.tiff"
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    Image.new("I", (side, side), 40_000).save(path, compression="tiff_adobe_deflate", exif=exif)
+    script = textwrap.dedent(
+        f"""
+        import json, resource, sys
+        sys.path.insert(0, {str(LIBRARIES)!r})
+        from face_profile.image_io import load_image
+        def peak(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        before = peak()
+        image = load_image({str(path)!r})
+        analysed = peak() - before
+        finer = image.finer(0.8)
+        print(json.dumps([image.original_size, image.rgb.shape, analysed, peak() - before]))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    original_size, shape, analysed_mb, finer_mb = json.loads(result.stdout)
+    assert original_size == [side, side] and shape == [MAX_ANALYSIS_SIDE, MAX_ANALYSIS_SIDE, 3]
+    assert analysed_mb < 1000 and finer_mb < 1500, f"peak MB above the interpreter's: {analysed_mb}, {finer_mb}"

@@ -17,17 +17,32 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms
 
 from .errors import PublicError
 
 ImageSource = str | os.PathLike | Image.Image
 
 MAX_ANALYSIS_SIDE = 1024
-MAX_INPUT_PIXELS = 89_478_485  # Pillow's default bomb threshold: ~0.25 GiB as RGBA
+# Pillow's default bomb threshold. Decoded, such an image takes up to 4 bytes a pixel (RGBA, 32-bit
+# "I"), ~0.35 GB; shrinking it by whole factors before converting it (_reduced), and converting in
+# place, keeps the peak near twice that, within an instance's 2 GB, at the analysis size and finer.
+MAX_INPUT_PIXELS = 89_478_485
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+_REDUCIBLE_MODES = ("L", "RGB", "CMYK", "I")  # Image.reduce averages these as they are
+_TRANSPOSITIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}  # EXIF orientation -> what turns the stored pixels upright (as ImageOps.exif_transpose does)
+_SIDEWAYS = (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
+             Image.Transpose.ROTATE_90)
 _ORIENTATION_TAG = 0x0112
-_BACKGROUND = (255, 255, 255, 255)
+_BACKGROUND = (255, 255, 255)  # under transparent pixels
 _SRGB = ImageCms.createProfile("sRGB")
 _UNREADABLE = "The file is not a readable image (supported: JPEG, PNG, WebP, TIFF, BMP, GIF)."
 
@@ -74,21 +89,22 @@ def load_image(source: ImageSource, max_side: int = MAX_ANALYSIS_SIDE) -> Loaded
 def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: bool) -> LoadedImage:
     if image.width * image.height > MAX_INPUT_PIXELS:
         raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
-    orientation = _orientation(image)
     width, height = image.size
     if draft and image.format == "JPEG":
         image.draft(image.mode, _analysis_size(image.size, max_side))  # libjpeg decodes at a reduced scale
     image.load()
-    upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-    # Only a transposition done here turns the size: Pillow's TIFF plugin reports the upright size
-    # and applies the orientation itself as it loads (dropping the tag, so exif_transpose keeps it).
-    original_size = (height, width) if upright.size != image.size else (width, height)
+    # Read once loaded: Pillow's TIFF plugin reports the upright size and applies the orientation
+    # itself as it loads, dropping the tag. Only a transposition done here turns the size.
+    transposition = _TRANSPOSITIONS.get(_orientation(image))
+    original_size = (height, width) if transposition in _SIDEWAYS else (width, height)
+    reduced = _reduced(image, max_side)
+    upright = reduced if transposition is None else reduced.transpose(transposition)
     rgb = np.asarray(_to_srgb(upright))
     size = (rgb.shape[1], rgb.shape[0])
     target = _analysis_size(size, max_side)
     if target != size:
         # Below 2x, bilinear already reads every source pixel and is ~10x faster than area
-        # averaging; JPEGs always land here because libjpeg did the coarse reduction.
+        # averaging; images always land here because libjpeg or _reduced did the coarse reduction.
         shrink = max(size) / max(target)
         interpolation = cv2.INTER_LINEAR if shrink < 2 else cv2.INTER_AREA
         rgb = cv2.resize(rgb, target, interpolation=interpolation)
@@ -103,6 +119,22 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
+def _reduced(image: Image.Image, max_side: int) -> Image.Image:
+    """`image` shrunk by the largest whole factor that keeps its longer side at least `max_side`
+    (box averaging, as cv2.INTER_AREA), before anything converts it at full size."""
+    factor = max(image.size) // max_side
+    if factor < 2:
+        return image
+    if image.mode in _SIXTEEN_BIT_MODES:
+        image = image.convert("I")  # Image.reduce has no 16-bit modes; "I" holds their values
+    elif image.mode not in _REDUCIBLE_MODES or "transparency" in image.info:
+        return _to_srgb(image).reduce(factor)  # composite alpha, expand a palette, before averaging
+    reduced = image.reduce(factor)
+    if "icc_profile" in image.info:
+        reduced.info["icc_profile"] = image.info["icc_profile"]
+    return reduced
+
+
 def _analysis_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     longest = max(size)
     if longest <= max_side:
@@ -115,11 +147,17 @@ def _to_srgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit sRGB, honouring alpha, 16-bit range and ICC profiles."""
     if image.mode in _SIXTEEN_BIT_MODES:
         # 16-bit samples span 0..65535; Pillow's own conversion would clip everything above 255.
-        gray = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
-        return Image.fromarray(gray).convert("RGB")
+        # Rounded to the nearest level in place, in integers: float64 took 8 bytes a pixel, thrice.
+        samples = np.array(image, dtype=np.int32)
+        np.clip(samples, 0, 65535, out=samples)
+        samples += 128
+        samples //= 257
+        return Image.fromarray(samples.astype(np.uint8)).convert("RGB")
     if "A" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, _BACKGROUND), rgba).convert("RGB")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        composite = Image.new("RGB", rgba.size, _BACKGROUND)
+        composite.paste(rgba, mask=rgba)  # over white: what alpha_composite gives, with fewer copies
+        return composite
     icc = image.info.get("icc_profile")
     if icc and image.mode in ("RGB", "CMYK"):
         try:
