@@ -98,6 +98,19 @@ def test_skin_tone_fields_match_their_ita(profiles):
     assert profiles["astronaut.jpg"]["ita_cheeks_degrees"] > profiles["grace_hopper.jpg"]["ita_cheeks_degrees"]
 
 
+@pytest.mark.parametrize("mode", ["L", "LA", "gray RGB"])
+def test_a_grey_face_has_no_skin_tone(model, profiles, mode):
+    """A black-and-white photo has b* = 0 everywhere: its ITA° would be +-90 by lightness alone."""
+    gray = open_rgb("grace_hopper.jpg").convert("L")
+    fields = model.predict(gray.convert("RGB") if mode == "gray RGB" else gray.convert(mode)).fields
+    assert fields["face_found"] is True
+    for part in ("cheeks", "forehead"):
+        assert fields[f"ita_{part}_degrees"] is None and fields[f"skin_tone_{part}"] is None, part
+    r, g, b = fields["rgb_of_left_cheek"]
+    assert r == g == b
+    assert fields["fwhr"] == pytest.approx(profiles["grace_hopper.jpg"]["fwhr"], rel=0.03)
+
+
 def test_sampling_strategies_summarise_the_same_pixels_differently(model):
     image = str(IMAGES / "grace_hopper.jpg")
     results = {s: model.predict(image, sampling_strategy=s).fields for s in ("use_all", "median", "trimmed")}

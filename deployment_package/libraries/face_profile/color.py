@@ -21,6 +21,9 @@ ITA_CATEGORIES: tuple[tuple[float, str], ...] = (
     (-30.0, "brown"),
 )
 DARKEST_CATEGORY = "dark"
+# Below this CIELAB chroma a colour is grey (a black-and-white photo's skin has none: b* = 0 puts
+# its ITA° at +-90 by lightness alone). Skin in colour photos has ~15-40, ~1 only near black.
+MIN_SKIN_CHROMA = 1.0
 _LUMA = np.array([0.2126, 0.7152, 0.0722])
 _SRGB_TO_XYZ = np.array(
     [
@@ -65,6 +68,12 @@ def ita_degrees(rgb: np.ndarray) -> float:
     """Individual Typology Angle of an sRGB skin colour."""
     lightness, _, yellowness = srgb_to_lab(rgb)
     return math.degrees(math.atan2(lightness - 50.0, yellowness))
+
+
+def has_hue(rgb: np.ndarray) -> bool:
+    """Whether an sRGB colour is chromatic enough (MIN_SKIN_CHROMA) to have a skin tone."""
+    _, redness, yellowness = srgb_to_lab(rgb)
+    return math.hypot(redness, yellowness) >= MIN_SKIN_CHROMA
 
 
 def ita_category(ita: float) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .align import Crop, crop_around, rotate_image, then, transform_points
 from .annotate import annotate
-from .color import ita_category, ita_degrees, summarize_rgb
+from .color import has_hue, ita_category, ita_degrees, summarize_rgb
 from .detection import (
     ATTEMPTS,
     DETAIL_SCALE,
@@ -275,7 +275,7 @@ def _region_fields(masks: RegionMasks, strategy: str) -> dict[str, Any]:
             fields[f"pct_of_head_{name}"] = 100.0 * masks.area(name) / head_area
     for label, regions in (("cheeks", ("left_cheek", "right_cheek")), ("forehead", ("forehead",))):
         color = _color(masks, regions, strategy)
-        ita = None if color is None else ita_degrees(color)
+        ita = ita_degrees(color) if color is not None and has_hue(color) else None  # none for grey
         fields[f"ita_{label}_degrees"] = ita
         fields[f"skin_tone_{label}"] = None if ita is None else ita_category(ita)
     return fields
