@@ -59,7 +59,7 @@ UNREADABLE = "not a readable image"
 
 
 @pytest.mark.parametrize("name, make, status, expectation", [
-    ("empty.jpg", lambda: b"", "failed", UNREADABLE),
+    ("empty.jpg", lambda: b"", "failed", "The file is empty (0 bytes)"),
     ("notes.jpg", lambda: b"just some text, renamed", "failed", UNREADABLE),
     ("truncated.jpg", lambda: PORTRAIT.read_bytes()[: len(PORTRAIT.read_bytes()) // 3], "failed", UNREADABLE),
     ("bomb.png", lambda: png_declaring(50_000, 50_000), "failed", "too many pixels to process safely"),

@@ -141,11 +141,19 @@ def test_no_face_completes_with_nulls(model, name):
 def _unreadable_files(tmp_path: Path) -> list[Path]:
     text = tmp_path / "notes.jpg"
     text.write_text("this is not an image")
-    empty = tmp_path / "empty.png"
-    empty.write_bytes(b"")
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes((IMAGES / "grace_hopper.jpg").read_bytes()[:3000])
-    return [text, empty, truncated, tmp_path / "missing.jpg"]
+    # Formats Pillow reads but the model refuses before decoding: DDS (whose decoder raised
+    # NotImplementedError for a damaged header, which was no PublicError), EPS (Ghostscript).
+    dds = tmp_path / "portrait.dds"
+    open_rgb("grace_hopper.jpg").save(dds)
+    damaged_dds = tmp_path / "damaged.dds"
+    header = bytearray(dds.read_bytes())
+    struct.pack_into("<I", header, 80, 0)  # pixel format flags: none Pillow knows
+    damaged_dds.write_bytes(header)
+    eps = tmp_path / "portrait.eps"
+    eps.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    return [text, truncated, tmp_path / "missing.jpg", dds, damaged_dds, eps]
 
 
 def test_unreadable_files_are_public_errors(model, tmp_path):
@@ -153,6 +161,13 @@ def test_unreadable_files_are_public_errors(model, tmp_path):
         with pytest.raises(PublicError) as error:
             model.predict(str(path))
         assert "not a readable image" in error.value.public_error_message, path.name
+
+
+def test_an_empty_file_is_said_to_be_empty(model, tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(PublicError, match="The file is empty"):
+        model.predict(str(empty))
 
 
 def _png_header_only(path: Path, width: int, height: int) -> None:

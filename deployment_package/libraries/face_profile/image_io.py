@@ -13,6 +13,8 @@ import io
 import os
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -44,7 +46,16 @@ _SIDEWAYS = (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transp
 _ORIENTATION_TAG = 0x0112
 _BACKGROUND = (255, 255, 255)  # under transparent pixels
 _SRGB = ImageCms.createProfile("sRGB")
-_UNREADABLE = "The file is not a readable image (supported: JPEG, PNG, WebP, TIFF, BMP, GIF)."
+# The only decoders Image.open may pick ("JPEG" opens MPO too: phone JPEGs with a second picture).
+# Others are refused before they read a byte of pixels: EPS (it runs Ghostscript), DDS, PSD, ...
+FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+_SUPPORTED = "supported: JPEG, PNG, WebP, TIFF, BMP, GIF"
+_UNREADABLE = f"The file is not a readable image ({_SUPPORTED})."
+_EMPTY = f"The file is empty (0 bytes): upload an image ({_SUPPORTED})."
+
+
+class _Undecodable(Exception):
+    """Pillow could not open or decode the file, whatever error its decoder raised."""
 
 
 @dataclass(frozen=True)
@@ -76,23 +87,39 @@ def load_image(source: ImageSource, max_side: int = MAX_ANALYSIS_SIDE) -> Loaded
             if isinstance(source, Image.Image):
                 # Not drafted: that would shrink the caller's image for good (and for `finer`).
                 return _prepare(source, source, max_side, draft=False)
-            with Image.open(source) as image:
+            with _decoding():
+                opened = Image.open(source, formats=FORMATS)
+            with opened as image:
                 return _prepare(image, source, max_side, draft=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PublicError(
             f"The image has too many pixels to process safely (limit {MAX_INPUT_PIXELS:,} pixels)."
         ) from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise PublicError(_UNREADABLE) from exc
+    except (_Undecodable, OSError, ValueError, SyntaxError, EOFError) as exc:
+        empty = not isinstance(source, Image.Image) and os.path.isfile(source) and os.path.getsize(source) == 0
+        raise PublicError(_EMPTY if empty else _UNREADABLE) from exc
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Any error of Pillow's decoders (a damaged file may raise NotImplementedError, IndexError,
+    struct.error, ...) as _Undecodable; a decompression bomb stays itself."""
+    try:
+        yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise
+    except Exception as exc:
+        raise _Undecodable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: bool) -> LoadedImage:
     if image.width * image.height > MAX_INPUT_PIXELS:
         raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
     width, height = image.size
-    if draft and image.format == "JPEG":
-        image.draft(image.mode, _analysis_size(image.size, max_side))  # libjpeg decodes at a reduced scale
-    image.load()
+    with _decoding():
+        if draft and image.format == "JPEG":
+            image.draft(image.mode, _analysis_size(image.size, max_side))  # libjpeg decodes at a reduced scale
+        image.load()
     # Read once loaded: Pillow's TIFF plugin reports the upright size and applies the orientation
     # itself as it loads, dropping the tag. Only a transposition done here turns the size.
     transposition = _TRANSPOSITIONS.get(_orientation(image))
