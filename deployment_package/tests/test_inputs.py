@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 from face_profile import PublicError
-from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS
-from PIL import Image
+from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS, load_image
+from PIL import Image, JpegImagePlugin
 from profile_helpers import IMAGES, LIBRARIES, NON_FACES, measurement_names, open_rgb
 
 ORIENTATION = 0x0112
@@ -61,6 +61,24 @@ def test_exif_orientation_gives_the_upright_profile(model, tmp_path, orientation
     # Control: the same pixels without the tag are not upright.
     untagged = model.predict(stored).fields
     assert not untagged["face_found"] or abs(untagged["roll_degrees"] - upright["roll_degrees"]) > 45
+
+
+def test_phone_jpegs_with_a_second_picture_are_decoded_at_a_reduced_scale(model, profiles, tmp_path, monkeypatch):
+    """Many phones write MPO (a JPEG with a second picture after it): libjpeg shrinks it as it
+    decodes, as it does a plain JPEG, rather than decoding every pixel and shrinking them after."""
+    portrait = open_rgb("grace_hopper.jpg")
+    large = portrait.resize((portrait.width * 4, portrait.height * 4), Image.Resampling.BICUBIC)
+    path = tmp_path / "phone.jpg"
+    large.save(path, format="MPO", save_all=True, append_images=[portrait], quality=95)
+    drafted = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda image, *args: drafted.append(image.format) or draft(image, *args))
+    loaded = load_image(str(path))
+    assert drafted == ["MPO"] and loaded.original_size == large.size
+    assert max(loaded.rgb.shape) == MAX_ANALYSIS_SIDE
+    fields = model.predict(str(path)).fields
+    assert fields["bizygomatic_width_px"] == pytest.approx(profiles["grace_hopper.jpg"]["bizygomatic_width_px"] * 4, rel=0.04)
 
 
 def _save_rgba_png(portrait: Image.Image, path: Path) -> None:

@@ -117,7 +117,7 @@ def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: b
         raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
     width, height = image.size
     with _decoding():
-        if draft and image.format == "JPEG":
+        if draft and image.format in ("JPEG", "MPO"):  # MPO: a JPEG (and more) from a phone
             image.draft(image.mode, _analysis_size(image.size, max_side))  # libjpeg decodes at a reduced scale
         image.load()
     # Read once loaded: Pillow's TIFF plugin reports the upright size and applies the orientation
