@@ -259,6 +259,13 @@ class Registry:
         """Whether `version` is still one of the registry's (not deleted, with its deployment or alone)."""
         return any(held is version for _, _, held in self.versions())
 
+    def check_held(self, project: str, deployment: str, version: Version) -> None:
+        """NotFound, as for an unknown one, when `version` (found under these names) was deleted since:
+        a request whose body arrived meanwhile is answered as if it came after the deletion."""
+        if not self.holds(version):
+            self.deployment(project, deployment)
+            raise NotFound("Version not found")
+
     def command_line_version(self) -> tuple[Project, Deployment, Version] | None:
         """The `--package` version, under the names it has now (the API may have renamed it); None once deleted."""
         return next(((p, d, v) for p, d, v in self.versions() if v.from_command_line), None)

@@ -4,10 +4,13 @@ stopped. Each request gets an answer; none waits forever."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -229,3 +232,35 @@ def test_a_failed_builds_unpacked_files_and_a_deleted_versions_files_are_removed
     for revision in (served, failed):
         eventually(lambda revision=revision: not (data / "builds" / revision).exists()
                    and not (data / "revisions" / f"{revision}.zip").exists(), "the deleted version's files removed")
+
+
+@pytest.mark.parametrize("deleted", ["version", "deployment"])
+@pytest.mark.parametrize("route", ["requests", "requests/batch"])
+def test_a_request_whose_version_is_deleted_while_its_body_arrives_is_not_found_and_not_kept(emulator, tmp_path,
+                                                                                               deleted, route):
+    """Before, the request was accepted for the deleted version (a batch `pending`, then failed for want
+    of a package; a direct one 503), and both failed records showed up in the new v1's history."""
+    name = f"deleted-mid-body-{deleted}-{route.replace('/', '-')}"
+    api = deploy(emulator, tmp_path, name)
+    body = json.dumps([{"seconds": 0}] if route.endswith("batch") else {"seconds": 0}).encode()
+    connection = http.client.HTTPConnection(urlsplit(emulator.api).netloc, timeout=CLIENT_TIMEOUT)
+    connection.putrequest("POST", f"{urlsplit(emulator.api).path}/projects/{PROJECT}/deployments/{name}/versions/v1/{route}")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body[:3])
+    time.sleep(0.5)  # the route has found its version and waits for the rest of the body
+    if deleted == "version":
+        api.deployment_versions_delete(PROJECT, name, "v1")
+    else:
+        api.deployments_delete(PROJECT, name)
+    connection.send(body[3:])
+    answer = connection.getresponse()
+    assert (answer.status, json.loads(answer.read())) == (404, {"error": f"{deleted.capitalize()} not found"})
+    connection.close()
+    if deleted == "version":
+        api.deployment_versions_create(PROJECT, name, ubiops.DeploymentVersionCreate(version="v1", environment="python3-11"))
+        upload(emulator, tmp_path, name, "again")
+    else:
+        deploy(emulator, tmp_path, name)
+    time.sleep(0.5)  # a batch item accepted by mistake would fail by now
+    assert api.deployment_version_requests_list(PROJECT, name, "v1", status="failed") == []

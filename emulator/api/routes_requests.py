@@ -79,6 +79,7 @@ async def batch_deployment_requests_create(request: Request) -> list[DeploymentR
     timeout, _priority = read_query(request, BATCH_TIMEOUT, PRIORITY)
     services, deployment, found = _target(request)
     items = parse_json(await request.body())
+    _check_held(request, services, found)
     records = services.runner.start_batch(deployment, found, items if isinstance(items, list) else [items], timeout)
     return [batch_item(record) for record in records]
 
@@ -119,6 +120,13 @@ def _event(text: str) -> str:
     return "".join(f"data:{line}\n" for line in LINE_ENDS.split(text)) + "\n"
 
 
+def _check_held(request: Request, services: Services, version: Version) -> None:
+    """NotFound when the version `_target` found was deleted (alone or with its deployment) while the
+    body arrived: recording the request would leave it in the history of a new version of that name."""
+    path = request.path_params
+    services.registry.check_held(path["project_name"], path["deployment_name"], version)
+
+
 def _target(request: Request) -> tuple[Services, Deployment, Version]:
     """The services, and the deployment and version the call is for; VersionUnavailable or QueueFull
     (503) before any input is read or stored, when the version cannot run it or its queue is full."""
@@ -133,16 +141,21 @@ def _target(request: Request) -> tuple[Services, Deployment, Version]:
 
 async def _accept(request: Request, services: Services, deployment: Deployment, version: Version, timeout: int
                   ) -> RequestRecord:
-    """Read the body into a recorded request (already failed if its form data does not fit). A body
-    that fails either way keeps none of the files it sent before: no record refers to them (a failed
-    one holds no data)."""
+    """Read the body into a recorded request (already failed if its form data does not fit), unless
+    its version was deleted meanwhile (NotFound). A body that fails any way keeps none of the files it
+    sent before: no record refers to them (a failed one holds no data)."""
     request_id = new_id()
+    error: DataError | None = None
     try:
-        data = await read_request_data(request, deployment.input_spec, services.storage, request_id)
-    except BaseException as exc:
+        try:
+            data = await read_request_data(request, deployment.input_spec, services.storage, request_id)
+        except DataError as exc:
+            data, error = None, exc
+        _check_held(request, services, version)
+    except BaseException:
         services.storage.remove_request_files(request_id)
-        if not isinstance(exc, DataError):
-            raise
-        record = services.runner.new_record(deployment, version, request_id, None, timeout, DIRECT)
-        return services.runner.fail(record, str(exc)).record
-    return services.runner.new_record(deployment, version, request_id, data, timeout, DIRECT)
+        raise
+    if error is not None:
+        services.storage.remove_request_files(request_id)
+    record = services.runner.new_record(deployment, version, request_id, data, timeout, DIRECT)
+    return record if error is None else services.runner.fail(record, str(error)).record
