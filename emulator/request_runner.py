@@ -10,7 +10,7 @@ ends is counted (`emulator.metrics`) and logged, in one line.
 
 From acceptance to its end a request is *live*: it can be cancelled, waiting (then it is dropped) or
 running (then its instance is stopped and replaced), and until an instance takes it, it counts
-against its version's `maximum_queue_size`.
+against its version's `maximum_queue_size` (unless a free instance is there to take it).
 """
 
 from __future__ import annotations
@@ -88,12 +88,19 @@ class RequestRunner:
         """By version id: live requests no instance has taken yet."""
 
     def check_queue(self, version: Version, count: int = 1) -> None:
-        """QueueFull if `count` more requests would pass the version's `maximum_queue_size`."""
+        """QueueFull if `count` more requests would leave more than the version's `maximum_queue_size`
+        waiting for an instance (UbiOps: the requests in its queue, not those running). Those its free
+        instances take at once never wait, so 0 allows as many as there are free instances."""
         limit = version.settings.get("maximum_queue_size")
-        waiting = self._waiting[version.id]
-        if limit is not None and waiting + count > limit:
-            raise QueueFull(f"The queue of version {version.name} is full: {waiting} requests wait for an instance "
-                            f"and its maximum_queue_size is {limit}; try again later")
+        if limit is None:
+            return
+        free = self.runtime.pool(version).free
+        waiting = max(0, self._waiting[version.id] - free)
+        would_wait = max(0, self._waiting[version.id] + count - free)
+        if would_wait > limit:
+            batch = f", {would_wait - waiting} of these {count} would," if count > 1 else ""
+            raise QueueFull(f"The queue of version {version.name} is full: {waiting} requests wait for an instance"
+                            f"{batch} and its maximum_queue_size is {limit}; try again later")
 
     def new_record(self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str
                    ) -> RequestRecord:

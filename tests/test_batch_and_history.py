@@ -344,8 +344,10 @@ def test_a_full_queue_refuses_requests_until_an_instance_takes_one(emulators):
     crashing = emulators("crashing", "--version", "queue-of-one")
     api = crashing.sdk()
     assert api.deployment_versions_update(PROJECT, DEPLOYMENT, "queue-of-one", {"maximum_queue_size": 1}).maximum_queue_size == 1
-    with pytest.raises(ubiops.ApiException, match="0 requests wait for an instance and its maximum_queue_size is 1"):
-        api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}] * 2)
+    assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"  # its instance is up
+    with pytest.raises(ubiops.ApiException, match="0 requests wait for an instance, 2 of these 3 would, and its "
+                                                  "maximum_queue_size is 1"):
+        api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}] * 3)
     (busy,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}])
     wait_for_status(api, busy.id, {"processing"})
     (waiting,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}])
@@ -359,6 +361,26 @@ def test_a_full_queue_refuses_requests_until_an_instance_takes_one(emulators):
     api.deployment_requests_update(PROJECT, DEPLOYMENT, busy.id, {"status": "cancelled"})
     wait_for_status(api, waiting.id, {"completed"})
     assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
+
+
+def test_a_maximum_queue_size_of_0_takes_what_free_instances_run_at_once(emulators):
+    """Before, 0 refused every request, even with the instance idle, and a batch larger than the limit was
+    refused whole: a request counted as waiting from its arrival, although a free instance took it at once."""
+    api = emulators("crashing", "--version", "queue-of-none").sdk()
+    assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
+    api.deployment_versions_update(PROJECT, DEPLOYMENT, "queue-of-none", {"maximum_queue_size": 0})
+    assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
+    with pytest.raises(ubiops.ApiException, match="0 requests wait for an instance, 1 of these 2 would, and its "
+                                                  "maximum_queue_size is 0"):
+        api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}] * 2)
+    (busy,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}])
+    wait_for_status(api, busy.id, {"processing"})
+    with pytest.raises(ubiops.ApiException) as error:
+        api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
+    assert error.value.status == 503 and json.loads(error.value.body) == {"error": (
+        "The queue of version queue-of-none is full: 0 requests wait for an instance and its maximum_queue_size "
+        "is 0; try again later")}
+    api.deployment_requests_update(PROJECT, DEPLOYMENT, busy.id, {"status": "cancelled"})
 
 
 def test_a_negative_maximum_queue_size_is_refused(batch):

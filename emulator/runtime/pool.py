@@ -130,6 +130,7 @@ class InstancePool:
         """Builds the environment, then runs the instances."""
         self._instances: list[Instance] = []
         self._running: set[Ticket] = set()
+        self._free = 0
         self._settled = asyncio.Event()
         """Set once the status is no longer STARTING."""
         self._built = asyncio.Event()
@@ -224,6 +225,11 @@ class InstancePool:
         """How many jobs wait for a free instance."""
         return self._queue.qsize()
 
+    @property
+    def free(self) -> int:
+        """How many instances are started and wait for a job: the next jobs given run at once."""
+        return self._free
+
     def check_available(self) -> None:
         """Raise VersionUnavailable if the instances cannot start (waiting for them to start is fine)."""
         if self.status == UNAVAILABLE:
@@ -274,7 +280,11 @@ class InstancePool:
         if not await self._start(instance):
             return
         while True:
-            ticket = await self._queue.get()
+            self._free += 1
+            try:
+                ticket = await self._queue.get()
+            finally:
+                self._free -= 1
             if ticket.deadline is None:
                 ticket.deadline = time.monotonic() + ticket.timeout
             remaining = ticket.deadline - time.monotonic()
@@ -345,7 +355,7 @@ class NoInstances:
 
     status = UNAVAILABLE
     capabilities = Capabilities()
-    queued = 0
+    queued = free = 0
 
     def __init__(self, error: str) -> None:
         self.error = error

@@ -137,7 +137,7 @@ def test_a_full_queue_refuses_more_requests_until_one_is_taken(runner):
     limited = Version("v1", None, {}, settings={"maximum_queue_size": 2})
     runner.check_queue(limited, 2)
     waiting = runner.new_record(DEPLOYMENT, limited, "r1", "x", 60, DIRECT)
-    with pytest.raises(QueueFull, match="1 requests wait for an instance and its maximum_queue_size is 2"):
+    with pytest.raises(QueueFull, match="1 requests wait for an instance, 2 of these 2 would, and its maximum_queue_size is 2"):
         runner.check_queue(limited, 2)
     runner.new_record(DEPLOYMENT, limited, "r2", "x", 60, DIRECT)
     with pytest.raises(QueueFull):
