@@ -363,8 +363,7 @@ class RequestRunner:
             # hands back the reply instead of the cancellation. It stays as its canceller was told.
             return Outcome(record)
         record.status, record.result, record.error_message = status, result, error
-        record.time_completed = now()
-        record.time_started = record.time_started or record.time_completed
+        record.time_completed = now()  # `time_started` stays None for one no instance took, as when cancelled
         record.output_size = _size(result) if status == COMPLETED else None
         self._ended(record)
         return Outcome(record, tuple(files or ()))

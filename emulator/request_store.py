@@ -164,11 +164,14 @@ class RequestStore:
         return True
 
     def mark_interrupted(self) -> int:
-        """Fail the requests a previous run left unfinished; how many there were."""
+        """Fail the requests a previous run left unfinished; how many there were. Each is completed now,
+        at the restart: when the previous run ended (killed outright, say) is not known. One that never
+        started keeps no `time_started`, as any request failed before an instance took it."""
         self.flush()
         cursor = self._db.execute(
-            f"UPDATE requests SET status = ?, error_message = ? WHERE status IN ({', '.join('?' * len(UNFINISHED))})",
-            (FAILED, INTERRUPTED, *UNFINISHED),
+            f"UPDATE requests SET status = ?, error_message = ?, time_completed = ? "
+            f"WHERE status IN ({', '.join('?' * len(UNFINISHED))})",
+            (FAILED, INTERRUPTED, datetime.now(UTC).isoformat(), *UNFINISHED),
         )
         return cursor.rowcount
 

@@ -419,6 +419,7 @@ def test_killed_mid_batch_keeps_finished_requests_and_fails_unfinished_ones(tmp_
         for request_id in (running.id, waiting.id):
             detail = api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id)
             assert detail.status == "failed" and detail.error_message == "The emulator stopped before this request finished"
+            assert detail.time_completed is not None and (detail.time_started is None) == (request_id == waiting.id)
     finally:
         second.stop()
 

@@ -61,6 +61,15 @@ def test_a_request_that_ended_is_not_ended_again(runner):
     assert (found.status, found.error_message) == (CANCELLED, None)
 
 
+def test_a_request_failed_before_an_instance_took_it_has_no_time_started(runner):
+    """As a cancelled one, and one failed at the next start: before, the emulator stopping (SIGTERM)
+    gave a queued request a `time_started`, the time it failed."""
+    record = runner.new_record(DEPLOYMENT, version("full"), "r1", "hello", 60, DIRECT)
+    runner.fail(record, "The emulator stopped before this request finished")
+    found = runner.find("p", "d", "v1", "r1")
+    assert (found.status, found.time_started) == (FAILED, None) and found.time_completed is not None
+
+
 def test_batch_requests_are_always_kept_whole(runner):
     record = runner.new_record(DEPLOYMENT, version("none"), "b1", {"x": 1}, 60, BATCH)
     assert runner.kept_input(runner.find("p", "d", None, "b1")) == {"x": 1} and record.keeps_data
@@ -149,12 +158,15 @@ def test_a_full_queue_refuses_more_requests_until_one_is_taken(runner):
 def test_requests_unfinished_at_a_stop_are_failed_at_the_next_start(tmp_path, runner, store):
     waiting = runner.new_record(DEPLOYMENT, version("full"), "r1", "x", 60, DIRECT)
     running = runner.new_record(DEPLOYMENT, version("full"), "r2", "y", 60, DIRECT)
-    running.status = PROCESSING
+    running.status, running.time_started = PROCESSING, now()
     store.update(running)
+    restarted = now()
     assert store.mark_interrupted() == 2
     for record in (waiting, running):
         found = runner.find("p", "d", None, record.id)
         assert (found.status, found.error_message) == (FAILED, "The emulator stopped before this request finished")
+        assert found.time_completed is not None and found.time_completed >= restarted, "failed at the restart"
+        assert found.time_started == record.time_started, "a request that never started has no time_started"
 
 
 def test_an_input_file_that_cannot_be_copied_fails_its_request_clearly(runner):
