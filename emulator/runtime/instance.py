@@ -143,6 +143,8 @@ class Instance:
         self.log_fields = {**launch.log_fields, "instance": number, "instance_id": self.id}
         """What each log line about this instance carries as fields (`--log-format json`, the stored logs)."""
         self._process: asyncio.subprocess.Process | None = None
+        self._exited: asyncio.Future[None] | None = None
+        """Done once the worker's process has exited (`WorkerProtocol`)."""
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._relays: list[asyncio.Task[None]] = []
@@ -160,13 +162,18 @@ class Instance:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
         ours, theirs = socket.socketpair()
         self._temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
-        self._process = await asyncio.create_subprocess_exec(
-            self.python, "-c", BOOTSTRAP, str(theirs.fileno()),
+        loop = asyncio.get_running_loop()
+        transport, worker = await loop.subprocess_exec(
+            lambda: WorkerProtocol(loop), self.python, "-c", BOOTSTRAP, str(theirs.fileno()),
             pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=self._environment(self._temp_dir),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
         )
         theirs.close()
+        self._process = asyncio.subprocess.Process(transport, worker, loop)
+        self._exited = worker.exited
+        pid = self._process.pid
+        self._exited.add_done_callback(lambda _: kill_group(pid))
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=protocol.MAX_MESSAGE_BYTES)
         self._relays = [asyncio.create_task(self._relay(stream, name))
                         for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")) if stream]
@@ -297,8 +304,7 @@ class Instance:
     def _kill(self) -> None:
         """SIGKILL the worker's process group: the worker and anything it started."""
         assert self._process is not None, "the instance was started"
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
+        kill_group(self._process.pid)
 
     async def stop(self) -> None:
         """Kill the worker and anything it started (it holds no state worth a graceful stop), and remove
@@ -367,6 +373,28 @@ class Instance:
         printed = line[len(protocol.request_tag(request_id)):] if request_id else line
         log.info("[%s] %s", self.label, line,
                  extra={**self.log_fields, "request_id": request_id, "stream": stream, "printed": printed})
+
+
+class WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's own, which also tells when the worker's process has exited: `Process.wait` waits for
+    its stdout and stderr to close as well, and a child it forked holds them, and its channel, open."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2 ** 16, loop=loop)  # asyncio.subprocess' default
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group of the worker `pid` (its own session): as a container's processes
+    end with its main one, whatever the worker started ends with it. A forked child left alive would
+    hold the worker's channel open, so its death went unnoticed until the request timed out."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def resident_bytes(pid: int) -> int:

@@ -54,6 +54,36 @@ async def test_a_crash_fails_only_its_own_job_and_the_instance_is_restarted(pool
     assert pool.status == AVAILABLE
 
 
+async def test_a_worker_that_dies_leaving_a_forked_child_is_noticed_at_once(pools, job):
+    """The child holds the worker's channel and pipes open: the death was noticed at the job's timeout."""
+    pool = pools("crashing")
+    pool.start()
+    worker = (await pool.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
+    reply = await asyncio.wait_for(pool.submit(job({"mode": "fork_exit"}), 60), 10)
+    assert reply == Error("The instance stopped (exit code 9) while handling the request; it was restarted")
+    assert await gone(worker), "its child was killed with it, as a container's processes end with its main one"
+    assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
+
+
+async def gone(group: int) -> bool:
+    """Whether the processes of `group` end within TIMEOUT (a killed child is reaped by init)."""
+    for _ in range(TIMEOUT * 10):
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_a_worker_whose_init_dies_leaving_a_forked_child_fails_its_start_at_once(pools, job):
+    pool = pools("crashing", environment={"CRASH_AT_INIT": "fork_exit"}, start_timeout_seconds=60)
+    pool.start()
+    await asyncio.wait_for(pool.started(), 10)
+    assert (pool.status, pool.failure) == (UNAVAILABLE, "the deployment failed to start (the instance stopped "
+                                                        "(exit code 9) while starting); see the emulator log")
+
+
 async def test_each_worker_process_has_a_temporary_folder_of_its_own_gone_with_it(pools, job):
     """Before, the worker shared the emulator's: killed (a crash, a timeout, the emulator stopping), it
     never ran its own clean-up, and what it left in /tmp stayed for good."""

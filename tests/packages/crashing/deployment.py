@@ -1,6 +1,8 @@
-"""Dies in the ways a real deployment can, on request; `sleep` outlives any timeout."""
+"""Dies in the ways a real deployment can, on request; `sleep` outlives any timeout. With
+`$CRASH_AT_INIT` set to a mode, `__init__` dies so instead."""
 
 import ctypes
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -9,10 +11,14 @@ import time
 
 class Deployment:
     def __init__(self, base_directory, context):
-        pass
+        if "CRASH_AT_INIT" in os.environ:
+            self.request({"mode": os.environ["CRASH_AT_INIT"]}, context)
 
     def request(self, data, context):
         mode = data["mode"]
+        if mode == "fork_exit":  # a child (a data loader's worker, say) outlives the process, holding its files open
+            multiprocessing.get_context("fork").Process(target=time.sleep, args=(600,), daemon=False).start()
+            os._exit(9)
         if mode == "sys_exit":
             sys.exit(3)
         if mode == "os_exit":
