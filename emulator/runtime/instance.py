@@ -64,6 +64,10 @@ class InstanceLost(Exception):
     reason = "crash"
 
 
+class InstanceUnreached(InstanceLost):
+    """The instance had died before the job was sent: the job never ran, and can go to another instance."""
+
+
 class InstanceTimedOut(InstanceLost):
     """The request outlived its timeout; the instance was killed and must be replaced."""
 
@@ -225,20 +229,25 @@ class Instance:
     ) -> protocol.Reply:
         """Send one job and return the worker's reply; raise InstanceTimedOut or InstanceLost.
 
-        Partial output the deployment streams before its reply goes to `on_update`.
+        Partial output the deployment streams before its reply goes to `on_update`. A worker found dead
+        before the job reached it raises InstanceUnreached.
         """
         self._watch_memory()
+        reply: protocol.Message | None = None
+        sent = False
         try:
             async with asyncio.timeout(timeout):
-                await self._send(job)
-                while isinstance(reply := await self._receive(), protocol.StreamUpdate):
+                if not self.exited.done():
+                    await self._send(job)
+                    sent = True
+                while sent and isinstance(reply := await self._receive(), protocol.StreamUpdate):
                     if on_update:
                         on_update(reply.text)
         except TimeoutError:
             await self.stop()
             raise InstanceTimedOut() from None
         except ConnectionError:
-            reply = None
+            pass  # from `_send`: the worker had gone
         finally:
             self._busy = False
         if (not self._over_memory and isinstance(reply, protocol.Result | protocol.Error)
@@ -254,10 +263,22 @@ class Instance:
                 await self._exit_reason()
                 raise InstanceOverMemory(f"The instance used more than {self.launch.memory_limit_mb} MB of memory "
                                          "while handling the request and was stopped; it was restarted")
+            if not sent:
+                raise InstanceUnreached(await self.lost_while_idle())
             raise InstanceLost(f"The instance {await self._exit_reason()} while handling the request; it was restarted")
         if not isinstance(reply, protocol.Result | protocol.Error):
             raise TypeError(f"expected a reply, got {type(reply).__name__}")
         return reply
+
+    @property
+    def exited(self) -> asyncio.Future[None]:
+        """Done once the worker's process has exited: the pool watches it between jobs too."""
+        assert self._exited is not None, "the instance was started"
+        return self._exited
+
+    async def lost_while_idle(self) -> str:
+        """What happened to a worker that ended while it ran no job (`exited`), in a sentence; it is stopped."""
+        return f"The instance {await self._exit_reason()} while idle; it was restarted"
 
     def _watch_memory(self) -> None:
         """Hold the worker to its memory limit while it works (`__init__`, then each job), as a container's

@@ -9,6 +9,7 @@ has `NoInstances`, which refuses every request with the reason.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -16,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from emulator.runtime.instance import Instance, InstanceLost, InstanceStartError, InstanceTimedOut, Launch
+from emulator.runtime.instance import (
+    Instance,
+    InstanceLost,
+    InstanceStartError,
+    InstanceTimedOut,
+    InstanceUnreached,
+    Launch,
+)
 from emulator.runtime.protocol import Capabilities, Error, Job, Reply
 from emulator.runtime.python_envs import EnvironmentBuilder, EnvironmentBuildError
 
@@ -111,6 +119,16 @@ class Ticket:
     future: asyncio.Future[Reply] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+class JobQueue(asyncio.Queue[Ticket]):
+    """First come, first served; a job whose instance was found dead before it ran goes back to the front."""
+
+    _queue: collections.deque[Ticket]  # asyncio.Queue's own store (its `_init`)
+
+    def put_first(self, ticket: Ticket) -> None:
+        self.put_nowait(ticket)  # wakes a waiting instance, which takes the first job when it runs
+        self._queue.rotate(1)
+
+
 class InstancePool:
     def __init__(self, launch: Launch, count: int, environments: EnvironmentBuilder,
                  events: InstanceEvents = NO_EVENTS) -> None:
@@ -125,7 +143,7 @@ class InstancePool:
         self.error: str | None = None
         """What the version's requests are answered then: that it is unavailable, and why."""
         self.capabilities = Capabilities()
-        self._queue: asyncio.Queue[Ticket] = asyncio.Queue()
+        self._queue = JobQueue()
         self._task: asyncio.Task[None] | None = None
         """Builds the environment, then runs the instances."""
         self._instances: list[Instance] = []
@@ -235,12 +253,16 @@ class InstancePool:
         if self.status == UNAVAILABLE:
             raise VersionUnavailable(self.error)
 
-    def adopt(self, ticket: Ticket) -> None:
-        """Queue a job, given here or by a pool this one replaces; answer it at once if it cannot run."""
+    def adopt(self, ticket: Ticket, first: bool = False) -> None:
+        """Queue a job, given here or by a pool this one replaces, or (`first`) at the front, one an
+        instance took but never ran; answer it at once if it cannot run."""
         if self._closed is not None:
             _settle(ticket, Error(self._closed))
         elif self.status == UNAVAILABLE:
             _settle(ticket, Error(self.error or f"{self.launch.name} is unavailable"))
+        elif first:
+            ticket.taken.clear()
+            self._queue.put_first(ticket)
         else:
             self._queue.put_nowait(ticket)
 
@@ -282,9 +304,14 @@ class InstancePool:
         while True:
             self._free += 1
             try:
-                ticket = await self._queue.get()
+                ticket = await self._take(instance)
             finally:
                 self._free -= 1
+            if ticket is None:
+                self.events.instance_lost(instance, InstanceLost.reason, await instance.lost_while_idle())
+                if not await self._start(instance, restart=True):
+                    return
+                continue
             if ticket.deadline is None:
                 ticket.deadline = time.monotonic() + ticket.timeout
             remaining = ticket.deadline - time.monotonic()
@@ -297,8 +324,13 @@ class InstancePool:
             if ticket.on_start:
                 ticket.on_start(instance.number)
             lost = False
+            reply: Reply | None = None
             try:
                 reply = await instance.run(ticket.job, remaining, ticket.on_update)
+            except InstanceUnreached as exc:
+                lost = True
+                self.adopt(ticket, first=True)
+                self.events.instance_lost(instance, exc.reason, str(exc))
             except InstanceLost as exc:
                 lost = True
                 reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
@@ -316,9 +348,37 @@ class InstancePool:
                 self._running.discard(ticket)
                 if not self._running:
                     self._idle.set()
-            _settle(ticket, reply)
+            if reply is not None:
+                _settle(ticket, reply)
             if lost and not await self._start(instance, restart=True):
                 return
+
+    async def _take(self, instance: Instance) -> Ticket | None:
+        """The next job for `instance`, or None once its process has ended while it waited (killed, or
+        ended by a thread of the deployment's): it was noticed only by the next job, which failed
+        although it never ran, and was listed running meanwhile."""
+        exited = instance.exited
+        if exited.done():
+            return None
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        taking = asyncio.ensure_future(self._queue.get())
+        try:
+            await asyncio.wait((taking, exited), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled: the pool closes
+            self._give_back(taking)
+            raise
+        if exited.done():
+            self._give_back(taking)
+            return None
+        return taking.result()
+
+    def _give_back(self, taking: asyncio.Future[Ticket]) -> None:
+        """Withdraw from the queue: the job taken, if any, goes back to its front."""
+        if taking.done() and not taking.cancelled():
+            self.adopt(taking.result(), first=True)
+        else:
+            taking.cancel()
 
     async def _start(self, instance: Instance, restart: bool = False) -> bool:
         self.events.instance_started(instance, restart)

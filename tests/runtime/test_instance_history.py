@@ -5,6 +5,8 @@ and what it answers (the same over HTTP, with the SDK and the CLI: tests/test_in
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 from submitting import TIMEOUT
@@ -58,6 +60,23 @@ async def test_an_instance_is_listed_running_and_its_crash_timeout_and_replaceme
     with pytest.raises(NotFound):
         history.get(PROJECT, listed.id)
     assert descriptions(history, "crashing", listed.id)[-1] == "Instance stopped", "its events outlive it"
+
+
+async def test_an_instance_that_dies_while_idle_is_lost_and_restarted_at_once(pools, job):
+    """Before, it was listed running until the next request, which failed although it never ran."""
+    history = InstanceHistory()
+    crashing = pools("crashing", events=history)
+    crashing.start()
+    killed = (await crashing.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
+    (instance,) = history.current(PROJECT)
+    os.kill(killed, signal.SIGKILL)
+    lost = "Instance lost (crash): The instance stopped (killed by signal SIGKILL) while idle; it was restarted"
+    async with asyncio.timeout(TIMEOUT):
+        while "Instance status changed to running" not in descriptions(history, "crashing", instance.id)[4:]:
+            await asyncio.sleep(0.05)
+    assert descriptions(history, "crashing", instance.id)[3:5] == [lost, "Instance restarted in a new process"]
+    reply = await crashing.submit(job({"mode": "ok"}), TIMEOUT)
+    assert isinstance(reply, Result) and reply.result["pid"] != killed
 
 
 async def test_an_instance_past_its_memory_limit_is_killed_and_replaced(pools, job):

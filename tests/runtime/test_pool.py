@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from harness import metric_values
 from submitting import TIMEOUT, queued, running
 
 from emulator.metrics import Metrics
+from emulator.runtime.instance import Instance
 from emulator.runtime.pool import AVAILABLE, STARTING, UNAVAILABLE, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
 
@@ -106,6 +108,19 @@ async def test_a_worker_that_closes_its_channel_but_runs_on_is_killed_and_its_jo
     assert reply == Error("The instance stopped (closed its channel to the emulator without exiting, and was "
                           "killed) while handling the request; it was restarted")
     assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
+
+
+async def test_a_job_whose_instance_died_before_it_was_sent_runs_on_its_replacement(pools, job, monkeypatch):
+    """The worker dies just as an instance takes the job, its exit not yet seen (here never): the job,
+    which could not be sent, never ran, and goes back to the queue rather than failing."""
+    monkeypatch.setattr(Instance, "exited", property(lambda _: asyncio.get_running_loop().create_future()))
+    pool = pools("crashing")
+    pool.start()
+    killed = (await pool.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
+    os.kill(killed, signal.SIGKILL)
+    assert await gone(killed)
+    after = await pool.submit(job({"mode": "ok"}), TIMEOUT)
+    assert isinstance(after, Result) and after.result["pid"] != killed
 
 
 async def test_a_queued_job_times_out_waiting_for_a_free_instance(pools, job):
