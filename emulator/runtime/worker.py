@@ -16,6 +16,7 @@ import resource
 import shutil
 import socket
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
@@ -76,7 +77,8 @@ def main() -> None:
 
     for line in reader:
         job = protocol.decode_as(line, protocol.Job)
-        context = {**job.context, "streaming_update": lambda text: _send(writer, protocol.StreamUpdate(carried(str(text))))}
+        update = StreamingUpdate(writer)
+        context = {**job.context, "streaming_update": update}
         for stream in streams:
             stream.request_id = job.context["id"]
         try:
@@ -84,7 +86,29 @@ def main() -> None:
         finally:
             for stream in streams:
                 stream.request_id = None
+            update.close()
         _write(writer, reply)
+
+
+class StreamingUpdate:
+    """A request's `context["streaming_update"]`: sends its partial output while it runs, and nothing
+    once it has returned, as a thread it left running may call it on: the updates reached the next
+    request's caller."""
+
+    def __init__(self, writer: io.BufferedWriter) -> None:
+        self._writer = writer
+        self._open = True
+
+    def __call__(self, text: Any) -> None:
+        message = protocol.StreamUpdate(carried(str(text)))
+        with _sending:
+            if self._open:
+                _send(self._writer, message)
+
+    def close(self) -> None:
+        """The request has returned: an update still being sent goes before its reply, later ones nowhere."""
+        with _sending:
+            self._open = False
 
 
 def _load(setup: protocol.Setup) -> Any:
@@ -143,12 +167,17 @@ def _send(writer: io.BufferedWriter, message: protocol.Message) -> None:
     _write(writer, protocol.encode(message))
 
 
+_sending = threading.RLock()
+"""Held while a message is written: the deployment's threads may stream updates as the reply goes."""
+
+
 def _write(writer: io.BufferedWriter, line: bytes) -> None:
     """Send an encoded message, after what the deployment printed before it."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    writer.write(line)
-    writer.flush()
+    with _sending:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        writer.write(line)
+        writer.flush()
 
 
 if __name__ == "__main__":

@@ -153,6 +153,20 @@ async def test_partial_output_reaches_the_caller_before_the_result(pools, job):
     assert updates == ["HELLO", "STREAMING", "WORLD"]
 
 
+async def test_updates_a_request_streams_after_it_returned_reach_no_one(pools, job):
+    """A thread the deployment left running kept the request's `streaming_update`: what it sent went
+    to the caller of the request running then."""
+    pool = pools("streaming")
+    pool.start()
+    alice: list[str] = []
+    bob: list[str] = []
+    assert await pool.submit(job("leave a thread", "alice"), TIMEOUT, on_update=alice.append) == Result("left")
+    assert await pool.submit(job("release it", "bob"), TIMEOUT, on_update=bob.append) == Result("released")
+    assert (alice, bob) == ([], [])
+    assert await pool.submit(job("still streams"), TIMEOUT, on_update=bob.append) == Result("STILL STREAMS")
+    assert bob == ["STILL", "STREAMS"]
+
+
 async def test_a_deployment_that_cannot_start_makes_the_pool_unavailable_with_the_reason(pools, job):
     pool = pools("broken_init")
     pool.start()
