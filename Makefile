@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL := deployment_package/model1.pkl
 
-.PHONY: serve test tools lint audit setup package-dev model bench load compare clean FORCE
+.PHONY: serve test tools lint audit setup package-dev model bench load compare clean
 
 serve: setup
 	$(BIN)/python -m emulator $(ARGS)
@@ -29,29 +29,20 @@ lint: setup
 
 # The emulator, the deployer and their tests. Not the deployment's requirements: the emulator builds
 # each version's own environment from its requirements.txt (README, "Environments").
-# `--clear`: a venv made again over one of another Python keeps the old interpreter; it also empties
-# the folder, stamps included, so .wanted is written again.
 $(VENV)/.installed: $(VENV)/.wanted
-	$(PYTHON) -m venv --clear $(VENV)
-	@$(WANTED) > $<
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# Which interpreter builds the venv (`make setup PYTHON=python3.12` builds it again) and what
-# pyproject.toml asks to install ([project], [build-system]), rewritten only when that changes:
-# editing [tool.deployer] (`deployer init`, `secrets = [...]`) does not reinstall. Looked at on every
-# run (FORCE), since PYTHON is no file make could compare. `+`: also under `make -n`, which then
-# shows truly what would run.
-WANTED = $(PYTHON) -c 'import json, sys, tomllib; d = tomllib.load(open("pyproject.toml", "rb")); \
-  print(json.dumps([sys.executable, sys.version, d.get("project"), d.get("build-system")], sort_keys=True))'
-
-$(VENV)/.wanted: FORCE
+# What pyproject.toml asks to install ([project], [build-system]), rewritten only when that changes:
+# editing [tool.deployer] (`deployer init`, `secrets = [...]`) does not reinstall. `+`: also under
+# `make -n`, which then shows truly what would run.
+$(VENV)/.wanted: pyproject.toml
 	+@mkdir -p $(VENV)
-	+@$(WANTED) > $@.new
+	+@$(PYTHON) -c 'import json, tomllib; d = tomllib.load(open("pyproject.toml", "rb")); \
+	  print(json.dumps([d.get("project"), d.get("build-system")], sort_keys=True))' > $@.new
 	+@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
-
-FORCE:
 
 # What the package's own tests (`deployer check` runs them in this Python), `make model` and `make bench`
 # import: the requirements.txt of the package `[tool.deployer] package` names (`deployer init --package`

@@ -1,6 +1,5 @@
 """The Makefile's set-up: it installs again when the packages pyproject.toml asks for change, not when
-only `[tool.deployer]` does (`deployer init` and `secrets = [...]` edit it), and builds the venv again
-for another interpreter."""
+only `[tool.deployer]` does (`deployer init` and `secrets = [...]` edit it)."""
 
 from __future__ import annotations
 
@@ -15,10 +14,10 @@ from harness import ROOT
 INSTALL = "pip install --quiet -e '.[test]'"
 
 
-def would_run(folder: Path, *settings: str) -> str:
+def would_run(folder: Path) -> str:
     """What `make -n` would run to set up the virtual environment `venv` in `folder`."""
-    return subprocess.run(["make", "-n", "VENV=venv", *settings, "venv/.installed"], cwd=folder, capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(["make", "-n", "VENV=venv", "venv/.installed"], cwd=folder, capture_output=True, text=True,
+                          check=True).stdout
 
 
 def edit(path: Path, old: str, new: str, later: int) -> None:
@@ -39,20 +38,6 @@ def test_setup_installs_again_for_new_packages_not_for_deployer_settings(tmp_pat
 
     edit(tmp_path / "pyproject.toml", 'requires-python = ">=3.11"', 'requires-python = ">=3.11.1"', 20)
     assert INSTALL in would_run(tmp_path)
-
-
-def test_setup_builds_the_venv_again_with_another_python(tmp_path):
-    """`make setup PYTHON=python3.12` after a set-up with 3.11 kept the 3.11 venv: the stamp named only
-    the packages. Another interpreter here is a venv's, which any machine can make."""
-    for name in ("Makefile", "pyproject.toml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    subprocess.run(["make", "VENV=venv", "venv/.wanted"], cwd=tmp_path, capture_output=True, check=True)
-    (tmp_path / "venv" / ".installed").touch()
-    assert INSTALL not in would_run(tmp_path)
-
-    subprocess.run(["python3.11", "-m", "venv", "--without-pip", "other"], cwd=tmp_path, check=True)
-    planned = would_run(tmp_path, "PYTHON=other/bin/python")
-    assert "other/bin/python -m venv --clear venv" in planned and INSTALL in planned
 
 
 def test_the_package_dev_set_up_installs_the_configured_packages_requirements(tmp_path):
