@@ -17,7 +17,7 @@ from typing import Any
 import ubiops
 
 from contract.config import DeployerConfig
-from contract.names import variable_value_problem
+from contract.names import variable_value_problem, variables_size_problem
 from deployer.client import Api
 from deployer.errors import DeployerError
 
@@ -41,15 +41,18 @@ def secret_values(config: DeployerConfig) -> dict[str, str]:
 
 
 def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:
-    """Every variable to set; DeployerError naming each secret the local environment lacks, before
-    anything is built, tested or uploaded."""
+    """Every variable to set; DeployerError naming each secret the local environment lacks, or when
+    all of them could not start a process together, before anything is built, tested or uploaded."""
     values = secret_values(config)
     missing = [name for name in config.secrets if name not in values]
     if missing:
         raise DeployerError(f"{', '.join(missing)} (named in [tool.deployer] secrets) not set in the local environment: "
                             f"export {'them' if len(missing) > 1 else 'it'} before running the deployer")
-    return [*(ConfiguredVariable(name, value) for name, value in config.environment_variables.items()),
-            *(ConfiguredVariable(name, values[name], secret=True) for name in config.secrets)]
+    variables = [*(ConfiguredVariable(name, value) for name, value in config.environment_variables.items()),
+                 *(ConfiguredVariable(name, values[name], secret=True) for name in config.secrets)]
+    if problem := variables_size_problem({v.name: v.value for v in variables}):  # the emulator refuses them so
+        raise DeployerError(f"[tool.deployer] environment_variables and secrets come to {problem}")
+    return variables
 
 
 def ship_variables(api: Api, config: DeployerConfig, version: str, variables: list[ConfiguredVariable],

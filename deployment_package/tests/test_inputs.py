@@ -188,6 +188,15 @@ def test_an_empty_file_is_said_to_be_empty(model, tmp_path):
         model.predict(str(empty))
 
 
+def test_running_out_of_memory_while_decoding_is_not_called_an_unreadable_file(monkeypatch):
+    """The user's image is fine: blaming it would hide that the instance needs more memory."""
+    def exhausted(self: Image.Image) -> None:
+        raise MemoryError
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", exhausted)
+    with pytest.raises(MemoryError):
+        load_image(str(IMAGES / "grace_hopper.jpg"))
+
+
 def _png_header_only(path: Path, width: int, height: int) -> None:
     """A tiny PNG claiming huge dimensions: a decompression bomb's calling card."""
     def chunk(kind: bytes, data: bytes) -> bytes:

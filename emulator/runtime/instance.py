@@ -323,9 +323,11 @@ class Instance:
         self._kill()
 
     def _kill(self) -> None:
-        """SIGKILL the worker's process group: the worker and anything it started."""
+        """SIGKILL the worker's process group: the worker and anything it started. Not once the worker
+        has exited: its group was killed then (`start`), and its number may since be another's."""
         assert self._process is not None, "the instance was started"
-        kill_group(self._process.pid)
+        if self._exited is None or not self._exited.done():
+            kill_group(self._process.pid)
 
     async def stop(self) -> None:
         """Kill the worker and anything it started (it holds no state worth a graceful stop), and remove

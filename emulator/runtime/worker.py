@@ -172,10 +172,11 @@ _sending = threading.RLock()
 
 
 def _write(writer: io.BufferedWriter, line: bytes) -> None:
-    """Send an encoded message, after what the deployment printed before it."""
+    """Send an encoded message, after what the deployment printed before it (flushed outside the
+    lock: a deployment's own sys.stdout may hold a lock of its own while it streams an update)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
     with _sending:
-        sys.stdout.flush()
-        sys.stderr.flush()
         writer.write(line)
         writer.flush()
 

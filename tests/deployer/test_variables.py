@@ -133,6 +133,18 @@ def test_a_configured_value_no_environment_can_hold_is_refused_with_the_config(c
                                           "value holds a NUL character, which no environment variable can")
 
 
+@pytest.mark.parametrize("command", ["check", "push"])
+def test_variables_too_large_together_stop_before_anything_is_built_or_uploaded(configured, remote_ubiops, command):
+    """Each fits on its own, so the emulated version (or UbiOps) took some, then refused the rest."""
+    configured.configure(environment_variables={"FACTOR": "2", **{f"BIG_{n}": "x" * 60_000 for n in range(18)}},
+                         secrets=[SECRET_NAME])
+    result = configured.run(command, emulator=remote_ubiops, env=WITH_SECRET)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.strip().startswith("deployer: error: [tool.deployer] environment_variables and secrets come to ")
+    assert result.stderr.strip().endswith(" bytes together, more than the 1048576 (1 MiB) an instance's environment may hold")
+    assert not (configured.root / "dist").exists()
+
+
 def test_a_file_holding_a_secrets_value_is_refused(configured):
     (configured.package / "settings.py").write_text(f"PASSWORD = '{SECRET}'\n")
     result = configured.run("package", env=WITH_SECRET)

@@ -86,6 +86,18 @@ async def test_a_worker_whose_init_dies_leaving_a_forked_child_fails_its_start_a
                                                         "(exit code 9) while starting); see the emulator log")
 
 
+async def test_a_worker_that_has_exited_is_not_killed_again_when_its_pool_closes(pools, job, monkeypatch):
+    """Its process group was killed as it exited; by the time the pool closes (hours later, say), its
+    number may be another process's."""
+    pool = pools("crashing", environment={"CRASH_AT_INIT": "fork_exit"}, start_timeout_seconds=60)
+    pool.start()
+    await asyncio.wait_for(pool.started(), 10)
+    killed: list[int] = []
+    monkeypatch.setattr(os, "killpg", lambda group, _signal: killed.append(group))
+    await pool.close()
+    assert killed == []
+
+
 async def test_each_worker_process_has_a_temporary_folder_of_its_own_gone_with_it(pools, job):
     """Before, the worker shared the emulator's: killed (a crash, a timeout, the emulator stopping), it
     never ran its own clean-up, and what it left in /tmp stayed for good."""

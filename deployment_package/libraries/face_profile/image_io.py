@@ -103,11 +103,11 @@ def load_image(source: ImageSource, max_side: int = MAX_ANALYSIS_SIDE) -> Loaded
 @contextmanager
 def _decoding() -> Iterator[None]:
     """Any error of Pillow's decoders (a damaged file may raise NotImplementedError, IndexError,
-    struct.error, ...) as _Undecodable; a decompression bomb stays itself."""
+    struct.error, ...) as _Undecodable; a decompression bomb, or running out of memory, stays itself."""
     try:
         yield
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
+        raise  # a valid image too large for the instance's memory is no unreadable file
     except Exception as exc:
         raise _Undecodable(f"{type(exc).__name__}: {exc}") from exc
 
