@@ -179,6 +179,15 @@ async def test_updates_a_request_streams_after_it_returned_reach_no_one(pools, j
     assert bob == ["STILL", "STREAMS"]
 
 
+async def test_a_deployments_own_stdout_lock_does_not_deadlock_its_reply(pools, job):
+    """The worker flushed stdout holding its sending lock, while a thread of the deployment held its
+    stdout's lock and waited to stream: neither went on, and the request timed out."""
+    pool = pools("streaming")
+    pool.start()
+    assert await pool.submit(job("tee"), 5) == Result("teed"), "it timed out: both waited for the other"
+    assert await pool.submit(job("still answers"), TIMEOUT) == Result("STILL ANSWERS")
+
+
 async def test_a_deployment_that_cannot_start_makes_the_pool_unavailable_with_the_reason(pools, job):
     pool = pools("broken_init")
     pool.start()

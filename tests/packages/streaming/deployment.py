@@ -1,7 +1,25 @@
 """Streams each word of its plain input as partial output, then answers the whole text. `leave a
-thread` leaves one behind, which streams once a later request says `release it`."""
+thread` leaves one behind, which streams once a later request says `release it`; `tee` puts a
+stdout of its own with a lock in place, and a thread streams while it holds that lock."""
 
+import sys
 import threading
+import time
+
+
+class Tee:
+    """A stdout that holds its own lock while it writes or flushes, as logging tees do."""
+
+    def __init__(self, stream):
+        self.stream, self.lock = stream, threading.Lock()
+
+    def write(self, text):
+        with self.lock:
+            return self.stream.write(text)
+
+    def flush(self):
+        with self.lock:
+            self.stream.flush()
 
 
 class Deployment:
@@ -21,6 +39,18 @@ class Deployment:
 
             threading.Thread(target=late).start()
             return "left"
+        if data == "tee":
+            sys.stdout = tee = Tee(sys.stdout)
+            update = context["streaming_update"]
+
+            def streams_holding_the_lock():
+                with tee.lock:
+                    time.sleep(0.3)  # the reply is being sent meanwhile
+                    update("late")
+
+            threading.Thread(target=streams_holding_the_lock).start()
+            time.sleep(0.05)  # the thread has the lock
+            return "teed"
         if data == "release it":
             self.release.set()
             self.released.wait(30)
