@@ -53,10 +53,15 @@ def variable_value_problem(value: str) -> str | None:
     return None
 
 
+def variables_size(variables: Mapping[str, str]) -> int:
+    """The bytes `variables` take in a process's environment, as Linux counts them against ARG_MAX."""
+    return sum(len(f"{name}={value}".encode()) + 1 for name, value in variables.items())
+
+
 def variables_size_problem(variables: Mapping[str, str]) -> str | None:
     """Why a process could not start with all of `variables` in its environment, each fit on its own
     (`variable_value_problem`), or None."""
-    size = sum(len(f"{name}={value}".encode()) + 1 for name, value in variables.items())
+    size = variables_size(variables)
     if size > MAX_VARIABLES_BYTES:
         return f"{size} bytes together, more than the {MAX_VARIABLES_BYTES} (1 MiB) an instance's environment may hold"
     return None

@@ -15,6 +15,7 @@ import re
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -51,20 +52,32 @@ def emulator(tmp_path_factory) -> Emulator:
     emulator.stop()
 
 
+def upload_deployment(api: ubiops.CoreApi, name: str, folder: Path, manifest: str | None = None) -> str:
+    """Create deployment `name` with a version v1 and upload the package `PACKAGE` to it, with `manifest`
+    as its `ubiops.yaml` if given; the revision's id."""
+    package = PACKAGES / PACKAGE
+    api.deployments_create(PROJECT, {
+        "name": name, "input_type": "structured", "output_type": "structured",
+        "input_fields": json.loads((package / "ubiops_input_spec.json").read_text()),
+        "output_fields": json.loads((package / "ubiops_output_spec.json").read_text())})
+    api.deployment_versions_create(PROJECT, name, ubiops.DeploymentVersionCreate(version="v1"))
+    files = {f"deployment_package/{path.name}": path.read_bytes() for path in package.iterdir() if path.is_file()}
+    if manifest is not None:
+        files["deployment_package/ubiops.yaml"] = manifest.encode()
+    (folder / f"{name}.zip").write_bytes(zip_bytes(files))
+    return api.revisions_file_upload(PROJECT, name, "v1", file=str(folder / f"{name}.zip")).revision
+
+
+def manifest_of(total_bytes: int) -> str:
+    """A `ubiops.yaml` whose variables take about `total_bytes` together, each well under the 64 KiB a value may hold."""
+    return "environment_variables:\n" + "".join(f"  - YAML_{i}={'y' * 60000}\n" for i in range(total_bytes // 60000 + 1))
+
+
 @pytest.fixture(scope="module")
 def second(emulator, tmp_path_factory) -> str:
     """Another deployment of the same project running the same package, built through the API."""
     api = emulator.sdk()
-    folder = PACKAGES / PACKAGE
-    api.deployments_create(PROJECT, {
-        "name": OTHER, "input_type": "structured", "output_type": "structured",
-        "input_fields": json.loads((folder / "ubiops_input_spec.json").read_text()),
-        "output_fields": json.loads((folder / "ubiops_output_spec.json").read_text())})
-    api.deployment_versions_create(PROJECT, OTHER, ubiops.DeploymentVersionCreate(version="v1"))
-    package = tmp_path_factory.mktemp("second") / "environment.zip"
-    package.write_bytes(zip_bytes({f"deployment_package/{path.name}": path.read_bytes()
-                                   for path in folder.iterdir() if path.is_file()}))
-    revision = api.revisions_file_upload(PROJECT, OTHER, "v1", file=str(package)).revision
+    revision = upload_deployment(api, OTHER, tmp_path_factory.mktemp("second"))
     ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, OTHER, "v1", revision_id=revision, quiet=True)
     return OTHER
 
@@ -197,6 +210,25 @@ def test_variables_too_large_together_to_start_a_process_with_are_refused(emulat
     finally:
         for created in big:
             api.deployment_version_environment_variables_delete(PROJECT, DEPLOYMENT, created.id, "v1")
+
+
+def test_a_ubiops_yaml_too_large_to_start_a_process_with_fails_its_build_saying_so(emulator, tmp_path):
+    """`ubiops.yaml`'s variables come on top of the API's, which alone are held to 1 MiB: past Linux's ARG_MAX
+    together, the build failed with a bare `OSError: [Errno 7] Argument list too long`."""
+    api = emulator.sdk()
+    revision = upload_deployment(api, "crowded", tmp_path, manifest_of(os.sysconf("SC_ARG_MAX")))
+    try:
+        with pytest.raises(Exception, match="failed"):
+            ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, "crowded", "v1", revision_id=revision,
+                                                     timeout=120, quiet=True)
+        failed = api.revisions_get(PROJECT, "crowded", revision, "v1")
+        assert failed.status == "failed"
+        assert re.match(r"the deployment failed to start \(its environment variables are too large together \(2\d{6} bytes: "
+                        r"ubiops.yaml's, the API's, --env's and the machine's\); Linux starts a process only while its "
+                        r"environment and command line fit in ARG_MAX \(\d+ bytes here\)\)", failed.error_message), failed.error_message
+        assert seen(api, "FROM_YAML") == {"FROM_YAML": "yaml"}, "the other versions serve on"
+    finally:
+        api.deployments_delete(PROJECT, "crowded")
 
 
 @pytest.fixture(scope="module")

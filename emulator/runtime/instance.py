@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.names import variables_size
 from emulator.runtime import protocol
 from emulator.runtime.python_envs import PythonEnvironment
 
@@ -103,6 +105,15 @@ def machine_environment() -> dict[str, str]:
             if name in MACHINE_VARIABLES or name.startswith("LC_") or name.lower() in PROXIES}
 
 
+def environment_too_large(environment: dict[str, str]) -> str:
+    """Why a worker with `environment` could not be started (E2BIG): the API refuses its own variables past
+    1 MiB together (`contract.names.variables_size_problem`), but `ubiops.yaml`'s, `--env`'s and the
+    machine's come on top, so only the start itself can tell."""
+    return (f"its environment variables are too large together ({variables_size(environment)} bytes: ubiops.yaml's, "
+            "the API's, --env's and the machine's); Linux starts a process only while its environment and command "
+            f"line fit in ARG_MAX ({os.sysconf('SC_ARG_MAX')} bytes here)")
+
+
 @dataclass(frozen=True)
 class Launch:
     """Everything needed to start an instance of a version."""
@@ -167,13 +178,22 @@ class Instance:
         ours, theirs = socket.socketpair()
         self._temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
         loop = asyncio.get_running_loop()
-        transport, worker = await loop.subprocess_exec(
-            lambda: WorkerProtocol(loop), self.python, "-c", BOOTSTRAP, str(theirs.fileno()),
-            pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=self._environment(self._temp_dir),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        theirs.close()
+        environment = self._environment(self._temp_dir)
+        try:
+            transport, worker = await loop.subprocess_exec(
+                lambda: WorkerProtocol(loop), self.python, "-c", BOOTSTRAP, str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=environment,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            ours.close()
+            await self.stop()
+            if exc.errno == errno.E2BIG:  # a bare "Argument list too long" named neither the variables nor the cause
+                raise InstanceStartError(environment_too_large(environment)) from None
+            raise
+        finally:
+            theirs.close()
         self._process = asyncio.subprocess.Process(transport, worker, loop)
         self._exited = worker.exited
         pid = self._process.pid
