@@ -27,7 +27,7 @@ from emulator.exceptions import NotFound
 from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
-from emulator.serving import instance_environment, new_pool
+from emulator.serving import new_pool
 from emulator.settings import Settings
 from emulator.state import (
     BUILDING,
@@ -42,6 +42,7 @@ from emulator.state import (
     Registry,
     Revision,
     Version,
+    instance_environment,
     now,
 )
 

@@ -35,8 +35,8 @@ from emulator.state import (
     Registry,
     Revision,
     Version,
+    instance_environment,
     now,
-    variables_seen,
 )
 
 log = logging.getLogger("emulator")
@@ -267,14 +267,3 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         start_timeout_seconds=settings.start_timeout_seconds,
     )
     return InstancePool(launch, settings.instances, runtime.environments, runtime.events)
-
-
-def instance_environment(project: Project, deployment: Deployment, version: Version, package: Package,
-                         settings: Settings) -> dict[str, str]:
-    """The variables a version's instances get, in `os.environ` and `context["environment_variables"]`,
-    each overriding the ones before: `ubiops.yaml`'s (built into the package's environment), the
-    project's, the deployment's and the version's own (as UbiOps orders them), then `--env`, the
-    developer's own overrides for every version this emulator runs."""
-    return {**package.manifest.environment_variables,
-            **{seen.variable.name: seen.variable.value for seen in variables_seen(project, deployment, version)},
-            **settings.environment}

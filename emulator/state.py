@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem, variables_size_problem
+from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem, variables_size, variables_size_problem
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec, SpecError, parse_fields
@@ -193,6 +193,17 @@ def variables_seen(project: Project, deployment: Deployment | None = None, versi
             if variable.name not in seen:
                 seen[variable.name] = Seen(variable) if depth == 0 else Seen(variable, kind, name)
     return list(seen.values())
+
+
+def instance_environment(project: Project, deployment: Deployment, version: Version, package: Package,
+                         settings: Settings) -> dict[str, str]:
+    """The variables a version's instances get, in `os.environ` and `context["environment_variables"]`,
+    each overriding the ones before: `ubiops.yaml`'s (built into the package's environment), the
+    project's, the deployment's and the version's own (as UbiOps orders them), then `--env`, the
+    developer's own overrides for every version this emulator runs."""
+    return {**package.manifest.environment_variables,
+            **{seen.variable.name: seen.variable.value for seen in variables_seen(project, deployment, version)},
+            **settings.environment}
 
 
 class Registry:
@@ -535,18 +546,31 @@ class Registry:
     def _undone_if_too_large(self, scope: Scope) -> Iterator[None]:
         """Refuse (NotAllowed), and undo, the change the block makes to `scope`'s own variables when a level
         that sees them (`scope`, a deployment or version under it) would then see too many bytes for a process
-        to start with (`contract.names.variables_size_problem`): each value fitting on its own is not enough."""
+        to start with (`contract.names.variables_size_problem`): each value fitting on its own is not enough.
+        A version's instances also get its package's `ubiops.yaml` variables and `--env`'s, so they count too;
+        a level already past the bound through those alone may still shrink."""
         owner = self._owner(scope)
         before = {key: replace(variable) for key, variable in owner.variables.items()}
-        yield
         deployments = self.project(scope.project).deployments if scope.deployment is None else {}
         levels = [scope, *(Scope(scope.project, name) for name in deployments),  # what a new version would see
                   *(Scope(scope.project, deployment.name, version.name) for deployment, version in self._versions_under(scope))]
+        sizes = {level: variables_size(self._instance_variables(level)) for level in levels}
+        yield
         for level in levels:
-            seen = {s.variable.name: s.variable.value for s in self.variables_at(level)}
-            if problem := variables_size_problem(seen):
+            seen = self._instance_variables(level)
+            if (problem := variables_size_problem(seen)) and variables_size(seen) > sizes[level]:
                 owner.variables = before
                 raise NotAllowed(f"value: {_where(level)} would see environment variables of {problem}")
+
+    def _instance_variables(self, level: Scope) -> dict[str, str]:
+        """What the instances of a version at `level` get (`instance_environment`); at a project or deployment
+        level, what a new version there would get before its package comes."""
+        if level.deployment is not None and level.version is not None:
+            version = self.version(level.project, level.deployment, level.version)
+            if version.package is not None:
+                return instance_environment(self.project(level.project), self.deployment(level.project, level.deployment),
+                                            version, version.package, self.settings)
+        return {**{s.variable.name: s.variable.value for s in self.variables_at(level)}, **self.settings.environment}
 
     def _owner(self, scope: Scope) -> Project | Deployment | Version:
         if scope.deployment is None:

@@ -68,9 +68,9 @@ def upload_deployment(api: ubiops.CoreApi, name: str, folder: Path, manifest: st
     return api.revisions_file_upload(PROJECT, name, "v1", file=str(folder / f"{name}.zip")).revision
 
 
-def manifest_of(total_bytes: int) -> str:
-    """A `ubiops.yaml` whose variables take about `total_bytes` together, each well under the 64 KiB a value may hold."""
-    return "environment_variables:\n" + "".join(f"  - YAML_{i}={'y' * 60000}\n" for i in range(total_bytes // 60000 + 1))
+def manifest_of(count: int) -> str:
+    """A `ubiops.yaml` of `count` variables of 60 008 bytes each (`YAML_i=...` and the NUL), well under the 64 KiB a value may hold."""
+    return "environment_variables:\n" + "".join(f"  - YAML_{i}={'y' * 60000}\n" for i in range(count))
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_variables_too_large_together_to_start_a_process_with_are_refused(emulat
                    httpx.post(f"{base}/environment-variables", json={"name": "PROJECT_BIG", "value": "b" * 5000}),
                    httpx.patch(f"{version}/BIG_0", json={"value": "b" * 65536})]
         for response in refused:
-            assert response.status_code == 400, response.text
+            assert response.status_code == 400, response.text[:300]
             assert re.fullmatch(rf"value: version v1 of deployment {DEPLOYMENT} would see environment variables of 1\d{{6}} bytes "
                                 r"together, more than the 1048576 \(1 MiB\) an instance's environment may hold",
                                 response.json()["error"]), response.text
@@ -216,7 +216,7 @@ def test_a_ubiops_yaml_too_large_to_start_a_process_with_fails_its_build_saying_
     """`ubiops.yaml`'s variables come on top of the API's, which alone are held to 1 MiB: past Linux's ARG_MAX
     together, the build failed with a bare `OSError: [Errno 7] Argument list too long`."""
     api = emulator.sdk()
-    revision = upload_deployment(api, "crowded", tmp_path, manifest_of(os.sysconf("SC_ARG_MAX")))
+    revision = upload_deployment(api, "crowded", tmp_path, manifest_of(os.sysconf("SC_ARG_MAX") // 60000 + 1))
     try:
         with pytest.raises(Exception, match="failed"):
             ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, "crowded", "v1", revision_id=revision,
@@ -229,6 +229,31 @@ def test_a_ubiops_yaml_too_large_to_start_a_process_with_fails_its_build_saying_
         assert seen(api, "FROM_YAML") == {"FROM_YAML": "yaml"}, "the other versions serve on"
     finally:
         api.deployments_delete(PROJECT, "crowded")
+
+
+def test_the_api_counts_a_versions_ubiops_yaml_variables_in_the_bound(emulator, tmp_path):
+    """The instances get `ubiops.yaml`'s variables too: with 600 KB of them, 490 KB more through the API
+    answered 201, and the version then held more than the 1 MiB the API promises to keep it under."""
+    api = emulator.sdk()
+    revision = upload_deployment(api, "heavy", tmp_path, manifest_of(10))
+    try:
+        ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, "heavy", "v1", revision_id=revision, quiet=True)
+        version = f"{emulator.api}/projects/{PROJECT}/deployments/heavy/versions/v1/environment-variables"
+        for i in range(7):  # 600 080 + 7 x 61 507 bytes, and --env's: under the bound
+            created = httpx.post(version, json={"name": f"BIG_{i}", "value": "b" * 61500})
+            assert created.status_code == 201, created.text[:300]
+        refused = [httpx.post(version, json={"name": "BIG_7", "value": "b" * 61500}),
+                   httpx.post(f"{emulator.api}/projects/{PROJECT}/environment-variables",
+                              json={"name": "PROJECT_BIG", "value": "b" * 61500})]
+        for response in refused:
+            assert response.status_code == 400, response.text[:300]
+            assert re.fullmatch(r"value: version v1 of deployment heavy would see environment variables of 1\d{6} bytes "
+                                r"together, more than the 1048576 \(1 MiB\) an instance's environment may hold",
+                                response.json()["error"]), response.text
+        shrunk = httpx.patch(f"{version}/BIG_0", json={"value": "b"})
+        assert shrunk.status_code == 200, shrunk.text
+    finally:
+        api.deployments_delete(PROJECT, "heavy")
 
 
 @pytest.fixture(scope="module")
