@@ -387,8 +387,9 @@ class Instance:
         deployment closing every file descriptor) is killed after EXIT_GRACE_SECONDS: its request fails
         then, not once the process happens to end."""
         assert self._process is not None, "the instance was started"
-        try:
-            reason = describe_exit(await asyncio.wait_for(self._process.wait(), EXIT_GRACE_SECONDS))
+        try:  # asyncio.timeout, not wait_for: Python 3.11's hands back the exit code, not a cancellation come meanwhile
+            async with asyncio.timeout(EXIT_GRACE_SECONDS):
+                reason = describe_exit(await self._process.wait())
         except TimeoutError:
             reason = "closed its channel to the emulator without exiting, and was killed"
         await self.stop()

@@ -15,7 +15,7 @@ from submitting import TIMEOUT, queued, running
 
 from emulator.metrics import Metrics
 from emulator.runtime.instance import Instance
-from emulator.runtime.pool import AVAILABLE, STARTING, UNAVAILABLE, VersionUnavailable
+from emulator.runtime.pool import AVAILABLE, STARTING, UNAVAILABLE, NoEvents, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
 
 pytestmark = pytest.mark.anyio
@@ -237,6 +237,41 @@ async def test_an_instance_whose_restart_hangs_makes_the_version_unavailable(poo
     waiting = await queued(pool, job("after"), timed_in_queue=False)
     assert await asyncio.wait_for(waiting, TIMEOUT) == Error(HUNG)
     assert pool.status == UNAVAILABLE and len(started_processes(tmp_path)) == 2
+
+
+class Started(NoEvents):
+    """Keeps the instances whose processes start, and whether as restarts."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[Instance, bool]] = []
+
+    def instance_started(self, instance: Instance, restart: bool) -> None:
+        self.started.append((instance, restart))
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2])
+async def test_a_pool_closed_as_a_lost_worker_is_reaped_stops(pools, job, turns):
+    """Closing cancels the instance as it notes how its worker ended: Python 3.11's `asyncio.wait_for`
+    handed back the exit code and dropped the cancellation, so the instance was restarted and the
+    close (the emulator's shutdown, a version's replacement) waited for it for ever."""
+    events = Started()
+    pool = pools("crashing", events=events)
+    pool.start()
+    worker = (await pool.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
+    [(instance, _)] = events.started
+    os.kill(worker, signal.SIGKILL)
+    await asyncio.wait_for(instance.exited, TIMEOUT)
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    closing = asyncio.ensure_future(pool.close())
+    try:
+        await asyncio.wait_for(asyncio.shield(closing), TIMEOUT)
+    finally:
+        if not closing.done():
+            assert pool._task is not None
+            pool._task.cancel()  # the restarted instance; the fixture's close would wait for it too
+            await closing
+    assert [restart for _, restart in events.started] == [False]
 
 
 async def test_closing_answers_the_running_queued_and_later_jobs_with_the_reason(pools, job):
