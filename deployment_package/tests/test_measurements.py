@@ -35,6 +35,37 @@ def test_rotating_the_image_changes_roll_by_the_rotation(model, profiles, name, 
     assert fields["fwhr"] == pytest.approx(upright["fwhr"], rel=0.05)
 
 
+def _turned_by(fields, upright, angle, field):
+    """How far `field` (an angle) differs from the upright portrait's turned by `angle`, in -180..180."""
+    return (fields[field] - upright[field] - angle + 180) % 360 - 180
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+@pytest.mark.parametrize("angle", [135, 165])
+@pytest.mark.parametrize("resample", [Image.Resampling.BICUBIC, Image.Resampling.NEAREST], ids=["bicubic", "nearest"])
+def test_an_upside_down_face_gets_no_upside_down_mesh(model, profiles, name, angle, resample):
+    """The face detector and the landmarker take an upside-down face for an upright one (eyes on
+    the mouth, lips on the eyes): its profile must be the upright one turned, or no face."""
+    fields = model.predict(open_rgb(name).rotate(angle, resample=resample, expand=True)).fields
+    if fields["face_found"]:
+        upright = profiles[name]
+        assert abs(_turned_by(fields, upright, angle, "roll_degrees")) < 5
+        assert abs(_turned_by(fields, upright, angle, "eye_roll_degrees")) < 5
+        assert fields["fwhr"] == pytest.approx(upright["fwhr"], rel=0.05)
+
+
+def test_an_upside_down_portrait_is_profiled_the_right_way_up(model, profiles):
+    upright = profiles["grace_hopper.jpg"]
+    turned = open_rgb("grace_hopper.jpg").rotate(165, resample=Image.Resampling.BICUBIC, expand=True)
+    fields = model.predict(turned).fields
+    assert fields["face_found"] is True
+    assert abs(_turned_by(fields, upright, 165, "roll_degrees")) < 5
+    assert fields["img_rot_degrees"] == pytest.approx(-fields["eye_roll_degrees"])
+    assert abs(fields["eye_slope_degrees"]) < 2, "align_face must leave the eyes level"
+    assert fields["fwhr"] == pytest.approx(upright["fwhr"], rel=0.05)
+    assert fields["yaw_degrees"] == pytest.approx(upright["yaw_degrees"], abs=5)
+
+
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_mirroring_flips_yaw_and_roll(model, name):
     tilted = open_rgb(name).rotate(15, resample=Image.Resampling.BICUBIC, expand=True)

@@ -197,13 +197,14 @@ class DetectorCalls:
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_a_portrait_is_found_in_one_detector_pass(model, monkeypatch, name, side):
     """No tiling when the whole frame shows a face large enough: a portrait costs what it did, at
-    its own size and as a 3000 px upload (not decoded again for the finer search)."""
+    its own size and as a 3000 px upload (not decoded again for the finer search): the whole frame
+    once, and the main face's view as it is and turned half round (is the face upside down?)."""
     portrait = open_rgb(name)
     if side is not None:
         portrait = portrait.resize((side, round(side * portrait.height / portrait.width)), Image.Resampling.BICUBIC)
     calls = DetectorCalls(model, monkeypatch)
     assert model.predict(portrait).fields["num_faces"] == 1
-    assert calls.count == 1
+    assert calls.count == 1 + 2
 
 
 def test_a_group_photo_is_searched_in_tiles(model, profiles, monkeypatch):

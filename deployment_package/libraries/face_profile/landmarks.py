@@ -48,6 +48,16 @@ class Face:
         """The same face with its landmarks placed at `points` (e.g. after rotating the image)."""
         return Face(points=points, blendshapes=self.blendshapes, transform=self.transform)
 
+    def turned_half(self, width: float, height: float) -> Face:
+        """The same face seen in its image turned half round (180 degrees about the centre of its
+        `width` x `height` pixels): landmarks and pose, whose roll turns by 180 degrees."""
+        # Turning the image about its centre turns the camera about its axis: x and y change sign.
+        return Face(
+            points=np.array([width, height], dtype=np.float64) - self.points,
+            blendshapes=self.blendshapes,
+            transform=np.diag([-1.0, -1.0, 1.0, 1.0]) @ self.transform,
+        )
+
 
 @dataclass(frozen=True)
 class Detection:
