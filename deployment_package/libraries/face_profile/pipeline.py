@@ -44,7 +44,7 @@ MAX_CANDIDATES = 3
 # ~15 degrees, landmarks carried through the rotation agree with the upright portrait as well as
 # fresh ones (fWHR within 4 %, region colours within a few levels, both test portraits), while
 # past ~20 degrees fresh ones measure the forehead markedly better. The second landmarker pass is
-# ~13 ms of the ~31 ms CPU of a 512 px portrait (BENCHMARKS.md).
+# ~13 ms of the ~31 ms CPU of a 512 px portrait (BENCHMARKS.md, 1.2.0; the machines since run faster).
 RELANDMARK_ABOVE_DEGREES = 10.0
 # An upside-down face looks to the face detector like an upright one, keypoints and all (eyes where
 # the mouth is), and the landmarker then fits an upright mesh to it: a confident, wrong profile. The
