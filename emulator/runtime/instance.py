@@ -245,12 +245,14 @@ class Instance:
                 **self.launch.environment, "PYTHONUNBUFFERED": "1"}
 
     async def run(
-        self, job: protocol.Job, timeout: float, on_update: Callable[[str], None] | None = None
+        self, job: protocol.Job, timeout: float, on_update: Callable[[str], None] | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> protocol.Reply:
         """Send one job and return the worker's reply; raise InstanceTimedOut or InstanceLost.
 
-        Partial output the deployment streams before its reply goes to `on_update`. A worker found dead
-        before the job reached it raises InstanceUnreached.
+        `on_sent` is called once the job has reached the worker; partial output the deployment streams
+        before its reply goes to `on_update`. A worker found dead before the job reached it raises
+        InstanceUnreached.
         """
         self._watch_memory()
         reply: protocol.Message | None = None
@@ -260,6 +262,8 @@ class Instance:
                 if not self.exited.done():
                     await self._send(job)
                     sent = True
+                    if on_sent:
+                        on_sent()
                 while sent and isinstance(reply := await self._receive(), protocol.StreamUpdate):
                     if on_update:
                         on_update(reply.text)

@@ -200,8 +200,8 @@ class InstancePool:
     ) -> Reply:
         """Run one job on the first free instance; the worker's reply, or an `Error`.
 
-        `on_start` is called with the instance's number when one takes the job, `on_update` with each
-        partial output the deployment streams. The timeout counts from now, waiting in the queue
+        `on_start` is called with the instance's number when the job has reached one, `on_update` with
+        each partial output the deployment streams. The timeout counts from now, waiting in the queue
         included (a direct request), or, with `timed_in_queue=False`, from when an instance takes the
         job (a batch request, which waits for an instance as long as it must). A job an instance has
         taken is timed by that instance (which is then replaced); the pool's own bound only ends a job
@@ -321,12 +321,10 @@ class InstancePool:
             ticket.taken.set()
             self._running.add(ticket)
             self._idle.clear()
-            if ticket.on_start:
-                ticket.on_start(instance.number)
             lost = False
             reply: Reply | None = None
             try:
-                reply = await instance.run(ticket.job, remaining, ticket.on_update)
+                reply = await instance.run(ticket.job, remaining, ticket.on_update, _on_sent(ticket, instance))
             except InstanceUnreached as exc:
                 lost = True
                 self.adopt(ticket, first=True)
@@ -442,6 +440,13 @@ class NoInstances:
 
 
 Instances = InstancePool | NoInstances
+
+
+def _on_sent(ticket: Ticket, instance: Instance) -> Callable[[], None] | None:
+    """`on_start` once the job has reached the instance: one that could not be sent goes back to the
+    queue (InstanceUnreached), and its request stayed `processing` on a dead instance meanwhile."""
+    on_start = ticket.on_start
+    return None if on_start is None else lambda: on_start(instance.number)
 
 
 async def _taken_or_answered(ticket: Ticket) -> None:

@@ -131,8 +131,10 @@ async def test_a_job_whose_instance_died_before_it_was_sent_runs_on_its_replacem
     killed = (await pool.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
     os.kill(killed, signal.SIGKILL)
     assert await gone(killed)
-    after = await pool.submit(job({"mode": "ok"}), TIMEOUT)
+    started: list[int] = []
+    after = await pool.submit(job({"mode": "ok"}), TIMEOUT, on_start=started.append)
     assert isinstance(after, Result) and after.result["pid"] != killed
+    assert started == [1], "started once, when it reached the replacement: not also on the dead instance"
 
 
 async def test_a_queued_job_times_out_waiting_for_a_free_instance(pools, job):
