@@ -17,6 +17,7 @@ from typing import Any
 import ubiops
 
 from contract.config import DeployerConfig
+from contract.manifest import ManifestError, read_manifest
 from contract.names import variable_value_problem, variables_size_problem
 from deployer.client import Api
 from deployer.errors import DeployerError
@@ -50,9 +51,20 @@ def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:
                             f"export {'them' if len(missing) > 1 else 'it'} before running the deployer")
     variables = [*(ConfiguredVariable(name, value) for name, value in config.environment_variables.items()),
                  *(ConfiguredVariable(name, values[name], secret=True) for name in config.secrets)]
-    if problem := variables_size_problem({v.name: v.value for v in variables}):  # the emulator refuses them so
-        raise DeployerError(f"[tool.deployer] environment_variables and secrets come to {problem}")
+    manifest = _manifest_variables(config)
+    if problem := variables_size_problem({**manifest, **{v.name: v.value for v in variables}}):  # as the emulator counts
+        with_manifest = ", with ubiops.yaml's," if manifest else ""
+        raise DeployerError(f"[tool.deployer] environment_variables and secrets{with_manifest} come to {problem}")
     return variables
+
+
+def _manifest_variables(config: DeployerConfig) -> dict[str, str]:
+    """The package's `ubiops.yaml` variables, which its instances get beneath the configured ones (the
+    emulator's bound counts both); none when it cannot be read, which the package check reports."""
+    try:
+        return read_manifest(config.package_path).environment_variables
+    except ManifestError:
+        return {}
 
 
 def ship_variables(api: Api, config: DeployerConfig, version: str, variables: list[ConfiguredVariable],

@@ -145,6 +145,20 @@ def test_variables_too_large_together_stop_before_anything_is_built_or_uploaded(
     assert not (configured.root / "dist").exists()
 
 
+def test_the_packages_ubiops_yaml_variables_count_in_the_bound(configured, remote_ubiops):
+    """The instance gets them beneath the configured ones: the emulated version refused the configured
+    ones past the bound halfway through the check, UbiOps' start would fail."""
+    (configured.package / "ubiops.yaml").write_text("environment_variables:\n" + "".join(
+        f"  - YAML_{n}={'y' * 60_000}\n" for n in range(10)))
+    configured.configure(environment_variables={"FACTOR": "2", **{f"BIG_{n}": "x" * 60_000 for n in range(8)}},
+                         secrets=[SECRET_NAME])
+    result = configured.run("check", emulator=remote_ubiops, env=WITH_SECRET)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.strip().startswith("deployer: error: [tool.deployer] environment_variables and secrets, "
+                                            "with ubiops.yaml's, come to ")
+    assert not (configured.root / "dist").exists()
+
+
 def test_a_file_holding_a_secrets_value_is_refused(configured):
     (configured.package / "settings.py").write_text(f"PASSWORD = '{SECRET}'\n")
     result = configured.run("package", env=WITH_SECRET)
