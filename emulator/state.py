@@ -334,8 +334,7 @@ class Registry:
         found = self.project(project)
         if not supports_request_format:
             raise NotAllowed("supports_request_format: the emulator serves only deployments that take requests")
-        if name in found.deployments:
-            raise AlreadyExists(f"A deployment named {name!r} already exists in project {project!r}")
+        _refuse_taken_deployment(found, name)
         deployment = Deployment(
             name, project, _fields(input_fields, input_type, "input"), _fields(output_fields, output_type, "output"),
             description=description or "", labels=labels or {},
@@ -358,12 +357,13 @@ class Registry:
     ) -> Deployment:
         """Apply the changes given (None: unchanged), all checked before any is made; a new name moves
         the deployment within its project."""
-        deployments = self.project(project).deployments
+        found = self.project(project)
+        deployments = found.deployments
         deployment = self.deployment(project, name)
         if default_version is not None and default_version not in deployment.versions:
             raise NotAllowed(f"default_version: deployment {deployment.name!r} has no version {default_version!r}")
-        if new_name is not None and new_name != deployment.name and new_name in deployments:
-            raise AlreadyExists(f"A deployment named {new_name!r} already exists in project {project!r}")
+        if new_name is not None and new_name != deployment.name:
+            _refuse_taken_deployment(found, new_name)
         input_spec = _fields(input_fields, None, "input") if input_fields is not None else deployment.input_spec
         output_spec = _fields(output_fields, None, "output") if output_fields is not None else deployment.output_spec
         deployment.input_spec, deployment.output_spec = input_spec, output_spec
@@ -391,8 +391,7 @@ class Registry:
         up to `--max-versions`; it has no package, so it is `unavailable` until a revision is built.
         The first version of a deployment becomes its default, as on UbiOps."""
         found = self.deployment(project, deployment)
-        if name in found.versions:
-            raise AlreadyExists(f"A version named {name!r} already exists for deployment {found.name!r}")
+        _refuse_taken_version(found, name)
         cap = self.settings.max_versions
         if cap is not None and len(found.versions) >= cap:
             raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a version first")
@@ -410,8 +409,8 @@ class Registry:
         into the deployment's default."""
         found = self.deployment(project, deployment)
         version = self.version(project, deployment, name)
-        if new_name is not None and new_name != version.name and new_name in found.versions:
-            raise AlreadyExists(f"A version named {new_name!r} already exists for deployment {found.name!r}")
+        if new_name is not None and new_name != version.name:
+            _refuse_taken_version(found, new_name)
         version.settings, version.request_retention_mode = _version_settings(
             version.settings, version.request_retention_mode, changes)
         old_name = version.name
@@ -654,6 +653,18 @@ def _refuse_taken(owner: Project | Deployment | Version, scope: Scope, name: str
 def _where(scope: Scope) -> str:
     return (f"version {scope.version} of deployment {scope.deployment}" if scope.version is not None else
             f"deployment {scope.deployment}" if scope.deployment is not None else f"project {scope.project}")
+
+
+def _refuse_taken_deployment(project: Project, name: str) -> None:
+    """AlreadyExists when `project` has a deployment named `name` (creating one, or renaming one to it)."""
+    if name in project.deployments:
+        raise AlreadyExists(f"A deployment named {name!r} already exists in project {project.name!r}")
+
+
+def _refuse_taken_version(deployment: Deployment, name: str) -> None:
+    """AlreadyExists when `deployment` has a version named `name` (creating one, or renaming one to it)."""
+    if name in deployment.versions:
+        raise AlreadyExists(f"A version named {name!r} already exists for deployment {deployment.name!r}")
 
 
 def _has_labels(labels: dict[str, str], wanted: dict[str, str]) -> bool:
