@@ -11,7 +11,6 @@ from emulator.api.pagination import Page, paginate
 from emulator.api.parameters import comma_separated
 from emulator.api.paths import VERSION
 from emulator.api.sdk_models.instances import InstanceDetail, InstanceEvent, instance_detail, instance_event
-from emulator.exceptions import NotFound
 
 router = APIRouter()
 PROJECT_INSTANCES = "/projects/{project_name}/instances"
@@ -46,16 +45,7 @@ async def instance_events_list(
     request: Request, project_name: str, deployment_name: str, version: str, instance_id: str,
     cursor: str | None = Cursor, limit: int = Limit, services: Services = Depends(get_services),
 ) -> Page[InstanceEvent]:
-    try:
-        version_id: str | None = services.registry.version(project_name, deployment_name, version).id
-    except NotFound:
-        version_id = None  # deleted: its instances' events stay readable by its names (README)
-    try:
-        events = services.instances.events(project_name, deployment_name, version, instance_id, version_id)
-    except NotFound:
-        if version_id is None:  # nor a deleted version's instance: the registry's 404 names what is unknown
-            services.registry.version(project_name, deployment_name, version)
-        raise
+    events = services.instances.events(project_name, deployment_name, version, instance_id, services.registry)
     return paginate([instance_event(e) for e in events], request, cursor, limit)
 
 
