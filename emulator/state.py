@@ -23,6 +23,7 @@ from contract.spec import Spec, SpecError, parse_fields
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
+from emulator.labels import has_labels
 from emulator.settings import Settings
 
 if TYPE_CHECKING:
@@ -310,12 +311,12 @@ class Registry:
         """A project's deployments that carry every label given (all of them take requests)."""
         if supports_request_format is False:
             return []
-        return [d for d in self.project(project).deployments.values() if _has_labels(d.labels, labels)]
+        return [d for d in self.project(project).deployments.values() if has_labels(d.labels, labels)]
 
     def list_versions(self, project: str, deployment: str, labels: dict[str, str]) -> list[Version]:
         """A deployment's versions that carry every label given."""
         return [v for v in self.deployment(project, deployment).versions.values()
-                if _has_labels(v.settings.get("labels") or {}, labels)]
+                if has_labels(v.settings.get("labels") or {}, labels)]
 
     async def create_deployment(
         self,
@@ -666,6 +667,3 @@ def _refuse_taken_version(deployment: Deployment, name: str) -> None:
     if name in deployment.versions:
         raise AlreadyExists(f"A version named {name!r} already exists for deployment {deployment.name!r}")
 
-
-def _has_labels(labels: dict[str, str], wanted: dict[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in wanted.items())

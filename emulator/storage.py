@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
 from contract.text import is_unicode_text
 from emulator.data_files import read_json_object
 from emulator.exceptions import AlreadyExists, NotAllowed
+from emulator.labels import has_labels
 from emulator.work_folders import WorkFolders
 
 MAX_NAME_LENGTH = 1024
@@ -100,8 +101,10 @@ class Storage:
         """Held to place a file in its folders, and to delete a file with the folders it empties: a
         folder made for one write is never removed by a delete before the file is in it."""
 
-    def list_buckets(self) -> list[StoredBucket]:
-        return [self.bucket(p.name) for p in sorted(self.buckets.iterdir()) if p.is_dir()]
+    def list_buckets(self, labels: Mapping[str, str] | None = None) -> list[StoredBucket]:
+        """The buckets, by name, that carry every label given."""
+        found = [self.bucket(p.name) for p in sorted(self.buckets.iterdir()) if p.is_dir()]
+        return [bucket for bucket in found if has_labels(bucket.labels, labels or {})]
 
     def bucket_dir(self, bucket: str) -> Path:
         """An existing bucket's folder; raises StorageError if there is no such bucket."""

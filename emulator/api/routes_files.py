@@ -41,8 +41,7 @@ async def buckets_list(
     services: Services = Depends(get_services),
 ) -> list[BucketList]:
     services.registry.project(project_name)
-    wanted = parse_label_filter(labels).items()
-    return [bucket_list(project_name, b) for b in services.storage.list_buckets() if wanted <= b.labels.items()]
+    return [bucket_list(project_name, b) for b in services.storage.list_buckets(parse_label_filter(labels))]
 
 
 @router.post(BUCKETS, response_model=BucketList, status_code=201)
