@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from emulator.catalog import Catalog
     from emulator.request_runner import RequestRunner
     from emulator.runtime.manager import Runtime
+    from emulator.runtime.protocol import Capabilities
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 """The user every request is made by: the emulator has one user, the developer running it."""
@@ -147,6 +148,18 @@ class Version:
         if latest is not None and latest.status == FAILED:
             return f"Version {self.name}'s build failed: {latest.error_message}; upload a corrected package"
         return f"Version {self.name} has no deployment package yet: upload one and wait for its build"
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How a version is served now, as the API shows it (`Registry.serving`)."""
+
+    status: str
+    """`building` while a revision builds, otherwise its instances' status (`emulator.runtime.pool`)."""
+    error: str | None
+    """What its instances answer requests with when they cannot run them (None while they can)."""
+    capabilities: Capabilities
+    """Whether its code has `request` and `requests` methods, once an instance has started."""
 
 
 @dataclass
@@ -277,6 +290,12 @@ class Registry:
         if not self.holds(version):
             self.deployment(project, deployment)
             raise NotFound("Version not found")
+
+    def serving(self, version: Version) -> Serving:
+        """How `version` is served now: its status (`Version.status`, from its instances'), its instances' error, and
+        their capabilities."""
+        instances = self._runtime.pool(version)
+        return Serving(version.status(instances.status), instances.error, instances.capabilities)
 
     def command_line_version(self) -> tuple[Project, Deployment, Version] | None:
         """The `--package` version, under the names it has now (the API may have renamed it); None once deleted."""
