@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     metrics.watch_queues(registry, runtime)
     package_version = PackageVersion(registry, runtime, settings)
     package_version.serve(package)
-    runner = registry.history = RequestRunner(storage, store, runtime, metrics)
+    runner = registry.history = RequestRunner(storage, store, runtime, metrics, registry)
     services = Services(settings, registry, storage, runner, Signer(), runtime, metrics, log_store, instances)
     sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)
     builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
