@@ -17,7 +17,7 @@ from typing import Any
 import ubiops
 
 from contract.config import DeployerConfig
-from contract.manifest import ManifestError, read_manifest
+from contract.manifest import ManifestError, instance_variables, read_manifest
 from contract.names import variable_value_problem, variables_size_problem
 from deployer.client import Api
 from deployer.errors import DeployerError
@@ -52,7 +52,7 @@ def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:
     variables = [*(ConfiguredVariable(name, value) for name, value in config.environment_variables.items()),
                  *(ConfiguredVariable(name, values[name], secret=True) for name in config.secrets)]
     manifest = _manifest_variables(config)
-    if problem := variables_size_problem({**manifest, **{v.name: v.value for v in variables}}):  # as the emulator counts
+    if problem := variables_size_problem(instance_variables(manifest, {v.name: v.value for v in variables})):  # as the emulator counts
         with_manifest = ", with ubiops.yaml's," if manifest else ""
         raise DeployerError(f"[tool.deployer] environment_variables and secrets{with_manifest} come to {problem}")
     return variables

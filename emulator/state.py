@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from contract.manifest import instance_variables
 from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem, variables_size, variables_size_problem
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
@@ -214,10 +215,10 @@ def instance_environment(project: Project, deployment: Deployment, version: Vers
     """The variables a version's instances get, in `os.environ` and `context["environment_variables"]`,
     each overriding the ones before: `ubiops.yaml`'s (built into the package's environment), the
     project's, the deployment's and the version's own (as UbiOps orders them), then `--env`, the
-    developer's own overrides for every version this emulator runs."""
-    return {**package.manifest.environment_variables,
-            **{seen.variable.name: seen.variable.value for seen in variables_seen(project, deployment, version)},
-            **settings.environment}
+    developer's own overrides for every version this emulator runs (`contract.manifest.instance_variables`)."""
+    return instance_variables(package.manifest.environment_variables,
+                              {seen.variable.name: seen.variable.value for seen in variables_seen(project, deployment, version)},
+                              settings.environment)
 
 
 class Registry:
