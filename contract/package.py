@@ -37,7 +37,6 @@ def read_package(directory: Path) -> Package:
 
 
 REQUIREMENTS_FILE = "requirements.txt"
-DEPLOYMENT_FILE = "deployment.py"
 
 
 class PackageCheckError(ValueError):
@@ -64,7 +63,7 @@ def read_requirements(directory: Path) -> list[str]:
     return requirements
 
 
-def check_deployment_class(directory: Path, file_name: str = DEPLOYMENT_FILE) -> None:
+def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_FILE) -> None:
     """Check, without importing it, that `file_name` defines `Deployment` as UbiOps calls it
     (`contract.calling`: the rule the emulator's loader follows too)."""
     path = directory / file_name
