@@ -9,6 +9,7 @@ their values are read from the local environment when the deployer runs, never f
 
 from __future__ import annotations
 
+import os
 import shlex
 import tomllib
 from collections.abc import Callable
@@ -219,6 +220,18 @@ def instance_range_problem(config: DeployerConfig) -> str | None:
     if config.minimum_instances > config.maximum_instances:
         return f"minimum_instances ({config.minimum_instances}) exceeds maximum_instances ({config.maximum_instances})"
     return None
+
+
+def secret_values(config: DeployerConfig) -> dict[str, str]:
+    """The values this shell holds for `[tool.deployer] secrets`, which both the deployer and the emulator
+    (for its own package) give the version. An empty value counts as unset: CI systems give an undefined
+    secret as one. ConfigError, without the value, for one no environment variable can hold (a byte that
+    is not UTF-8 once ended the deployer with a traceback, and the emulator's instances could not start)."""
+    values = {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
+    for name, value in values.items():
+        if problem := variable_value_problem(value):
+            raise ConfigError(f"{name} (named in [tool.deployer] secrets) {problem}: export it as UTF-8 text")
+    return values
 
 
 def load_config(start: Path | None = None) -> DeployerConfig:

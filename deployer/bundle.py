@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.archive import ArchiveError, build_zip, package_files, read_package_file
-from contract.config import DeployerConfig
+from contract.config import DeployerConfig, secret_values
 from deployer.client import MIN_SECRET_LENGTH, TOKEN_VARIABLE, token_key
 from deployer.errors import DeployerError
-from deployer.variables import secret_values
 
 DIST_DIRECTORY = "dist"
 

@@ -9,16 +9,15 @@ refused (`deployer.bundle`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import ubiops
 
-from contract.config import DeployerConfig
+from contract.config import DeployerConfig, secret_values
 from contract.manifest import ManifestError, instance_variables, read_manifest
-from contract.names import variable_value_problem, variables_size_problem
+from contract.names import variables_size_problem
 from deployer.client import Api
 from deployer.errors import DeployerError
 
@@ -30,20 +29,10 @@ class ConfiguredVariable:
     secret: bool = False
 
 
-def secret_values(config: DeployerConfig) -> dict[str, str]:
-    """The configured secrets the local environment holds (an empty value counts as missing: CI systems
-    give an undefined secret as one); DeployerError, without the value, for one no environment variable
-    can hold (a byte that is not UTF-8 once ended the deployer with a traceback)."""
-    values = {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
-    for name, value in values.items():
-        if problem := variable_value_problem(value):
-            raise DeployerError(f"{name} (named in [tool.deployer] secrets) {problem}: export it as UTF-8 text")
-    return values
-
-
 def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:
     """Every variable to set; DeployerError naming each secret the local environment lacks, or when
-    all of them could not start a process together, before anything is built, tested or uploaded."""
+    all of them could not start a process together, before anything is built, tested or uploaded
+    (ConfigError for a secret's value no environment can hold, `contract.config.secret_values`)."""
     values = secret_values(config)
     missing = [name for name in config.secrets if name not in values]
     if missing:

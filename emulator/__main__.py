@@ -14,7 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from contract.archive import ArchiveError
-from contract.config import ConfigError, DeployerConfig, load_config
+from contract.config import ConfigError, DeployerConfig, load_config, secret_values
 from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.names import NAME_RULE, is_name, name_from
@@ -132,7 +132,7 @@ def parse_args(argv: list[str]) -> Settings:
     if token is not None and (problem := token_problem(token)):
         parser.error(f"{given} {problem}")
     own = own_package(args.package, config)
-    configured = configured_variables(config) if own else {}
+    configured = configured_environment(config) if own else {}
     try:
         allowed_hosts = tuple(parse_allowed_host(value) for value in args.allow_host)
         allowed_origins = tuple(parse_allowed_origin(value) for value in args.allow_origin)
@@ -182,12 +182,12 @@ def _stem(package: Path) -> str:
     return package.stem if package.is_file() else package.resolve().name
 
 
-def configured_variables(config: DeployerConfig) -> dict[str, str]:
-    """`[tool.deployer]`'s variables, as `deployer check` and `push` set them: the plain ones, and the
-    secrets this shell holds (an empty one counts as unset, as for the deployer). Their instances see
+def configured_environment(config: DeployerConfig) -> dict[str, str]:
+    """`[tool.deployer]`'s variables by name, as `deployer check` and `push` set them: the plain ones,
+    and the secrets this shell holds (`contract.config.secret_values`: ConfigError for a value no
+    environment can hold, so the emulator stops at start, as the deployer does). Their instances see
     nothing else of the shell (`emulator.runtime.instance.machine_environment`)."""
-    secrets = {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
-    return {**config.environment_variables, **secrets}
+    return {**config.environment_variables, **secret_values(config)}
 
 
 def main(argv: list[str] | None = None) -> None:

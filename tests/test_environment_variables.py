@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -103,6 +104,19 @@ def test_an_env_option_without_a_value_to_pass_on_is_refused(tmp_path, option, m
                           "--data-dir", str(tmp_path / "data"), "--env", option], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 2 and message in run.stderr
+
+
+def test_a_configured_secret_no_environment_can_hold_is_refused_at_start(tmp_path):
+    """A `[tool.deployer]` secret's value comes from the shell, as for the deployer, which refuses one no
+    environment can hold; the emulator passed it on, and its instances failed to start (`UnicodeEncodeError`)."""
+    shutil.copytree(PACKAGES / PACKAGE, tmp_path / "pkg")
+    (tmp_path / "pyproject.toml").write_text('[tool.deployer]\npackage = "pkg"\nsecrets = ["API_KEY"]\n')
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EMULATOR_", "UBIOPS_"))}
+    run = subprocess.run([sys.executable, "-m", "emulator", "--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**environment, "PYTHONPATH": str(ROOT), "API_KEY": os.fsdecode(b"not-utf8-\xff-secret")})
+    assert (run.returncode, run.stderr.strip()) == (1, "emulator: error: API_KEY (named in [tool.deployer] secrets) holds "
+                                                       "a lone surrogate, which is not text: export it as UTF-8 text")
 
 
 def test_a_project_secret_overridden_by_the_version_reaches_the_instance_and_is_never_shown(emulator):
