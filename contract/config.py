@@ -21,7 +21,7 @@ from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.names import NAME_RULE, VARIABLE_NAME_RULE, is_name, is_variable_name, variable_value_problem
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.spec import PLAIN
-from contract.versions import IDLE_TIME_RANGE
+from contract.versions import IDLE_TIME_RANGE, instance_range_problem
 
 CONFIG_FILE = "pyproject.toml"
 DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
@@ -215,13 +215,6 @@ def deployer_table(path: Path) -> dict[str, Any] | None:
     return table
 
 
-def instance_range_problem(config: DeployerConfig) -> str | None:
-    """UbiOps scales a version between its minimum and maximum instances: the first cannot pass the second."""
-    if config.minimum_instances > config.maximum_instances:
-        return f"minimum_instances ({config.minimum_instances}) exceeds maximum_instances ({config.maximum_instances})"
-    return None
-
-
 def secret_values(config: DeployerConfig) -> dict[str, str]:
     """The values this shell holds for `[tool.deployer] secrets`, which both the deployer and the emulator
     (for its own package) give the version. An empty value counts as unset: CI systems give an undefined
@@ -249,7 +242,7 @@ def load_config(start: Path | None = None) -> DeployerConfig:
         if problem:
             raise ConfigError(f"{path}: [tool.deployer] {key} {problem}")
     config = DeployerConfig(root=path.parent, **table)
-    problem = instance_range_problem(config)
+    problem = instance_range_problem(config.minimum_instances, config.maximum_instances)
     if problem:
         raise ConfigError(f"{path}: [tool.deployer] {problem}")
     names = [*config.environment_variables, *config.secrets]

@@ -21,7 +21,7 @@ from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec, SpecError, parse_fields
-from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
+from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
 from emulator.labels import has_labels
@@ -652,8 +652,8 @@ def _version_settings(current: dict[str, Any], retention: str, given: dict[str, 
     settings = {**current, **{k: v for k, v in given.items() if v is not None}}
     minimum = settings.get("minimum_instances", MINIMUM_INSTANCES)
     maximum = settings.get("maximum_instances", MAXIMUM_INSTANCES)
-    if minimum > maximum:
-        raise NotAllowed(f"minimum_instances ({minimum}) cannot exceed maximum_instances ({maximum})")
+    if problem := instance_range_problem(minimum, maximum):
+        raise NotAllowed(problem)
     retention = settings.pop("request_retention_mode", retention)
     return settings, retention
 

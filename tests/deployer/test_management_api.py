@@ -143,7 +143,7 @@ def test_environments_and_user(emulator):
     (f"deployments/{DEPLOYMENT}/versions", {"version": "v9", "maximum_idle_time": 5}, 400,
      "body maximum_idle_time: Input should be greater than or equal to 10"),
     (f"deployments/{DEPLOYMENT}/versions", {"version": "v9", "minimum_instances": 3, "maximum_instances": 1}, 400,
-     "minimum_instances (3) cannot exceed maximum_instances (1)"),
+     "minimum_instances (3) exceeds maximum_instances (1)"),
     (f"deployments/{DEPLOYMENT}/versions", {"version": "v9", "request_retention_mode": "all"}, 400,
      "body request_retention_mode: Input should be 'none', 'metadata' or 'full'"),
     ("deployments/nope/versions", {"version": "v9"}, 404, "Deployment not found"),
