@@ -10,7 +10,7 @@ from pathlib import Path
 
 from contract.archive import ArchiveError, build_zip, package_files, read_package_file
 from contract.config import DeployerConfig, secret_values
-from deployer.client import MIN_SECRET_LENGTH, TOKEN_VARIABLE, token_key
+from deployer.client import MIN_SECRET_LENGTH, UBIOPS_TOKEN_VARIABLE, token_key
 from deployer.errors import DeployerError
 
 DIST_DIRECTORY = "dist"
@@ -62,7 +62,7 @@ def _refuse_secrets(source: Path, names: list[str], config: DeployerConfig) -> N
     """The API token and the configured secrets must never ship: refuse a package with a file that
     holds one's value (naming the file and the variable only). Values shorter than 8 characters are
     not looked for: they would match by chance."""
-    values = {TOKEN_VARIABLE: token_key(), **secret_values(config)}
+    values = {UBIOPS_TOKEN_VARIABLE: token_key(), **secret_values(config)}
     wanted = {variable: value.encode() for variable, value in values.items() if len(value) >= MIN_SECRET_LENGTH}
     if not wanted:
         return
