@@ -203,12 +203,12 @@ def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> No
 
 @contextmanager
 def running_emulator(package: Path, *args: str, project: str, deployment: str, token: str | None = None,
-                     env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[Emulator]:
+                     cwd: Path | None = None) -> Iterator[Emulator]:
     """An emulator serving `package` until the block ends, with its data in a temporary folder; once its
     package is served, or PackageDidNotStart says why not (the log goes with the folder)."""
     with tempfile.TemporaryDirectory(prefix="ubiops-emulator-") as workdir:
         emulator = start_emulator(package, Path(workdir), *args, project=project, deployment=deployment, token=token,
-                                  env=env, cwd=cwd)
+                                  cwd=cwd)
         try:
             wait_until_served(emulator)
             yield emulator
