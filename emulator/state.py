@@ -90,7 +90,7 @@ class Seen:
 
 @dataclass
 class Revision:
-    """One package of a version and its build (`queued` → `building` → `success`/`failed`): uploaded,
+    """One package of a version and its build (`queued` → `building` → `deploying` → `success`/`failed`): uploaded,
     or read from the command line's `--package` (`emulator.serving.PackageVersion`)."""
 
     version: str
@@ -123,7 +123,8 @@ class Version:
     active_revision: str | None = None
     last_updated: datetime = field(default_factory=now)
     from_command_line: bool = False
-    """The `--package` version: re-created from the command line at each start, never saved."""
+    """The `--package` version: re-created from the command line at each start; saved only for the
+    variables set on it through the API (`emulator.catalog`)."""
 
     def status(self, instances: str) -> str:
         """`building` while a revision builds, otherwise `instances`, the status of its instances
