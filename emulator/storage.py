@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -254,25 +255,45 @@ class Storage:
 
     def list(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", limit: int = 1000
              ) -> tuple[list[StoredFile], list[str], str | None]:
-        """Files and (with a delimiter) common prefixes, S3-style; the last value continues the listing."""
-        folder = self.bucket_dir(bucket)
-        names = sorted(
-            p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
-        )
+        """Files and (with a delimiter) common prefixes, S3-style, in the order of their names, at most
+        `limit` of both together (as GCS counts `maxResults`); the last value continues the listing: the
+        last name or prefix of this page, the next page starting after it (after every name under a
+        prefix). The walk starts at the prefix's deepest folder and stops once the page is full."""
+        root = str(self.bucket_dir(bucket))
+        folder = prefix[: prefix.rfind("/") + 1]  # "a/b/" of the prefix "a/b/c", "" of "c"
+        if folder and not _plain_folder(root, folder):
+            return [], [], None
         files: list[StoredFile] = []
         prefixes: list[str] = []
-        last = None  # the next page starts after it: past the names of the prefixes listed here, not only the files
-        for name in names:
-            if not name.startswith(prefix) or name <= start_after:
-                continue
-            if delimiter and delimiter in name[len(prefix):]:
-                common = name[: len(prefix) + name[len(prefix):].index(delimiter) + len(delimiter)]
-                if common not in prefixes:
-                    prefixes.append(common)
-            elif len(files) == limit:
+        # Under this prefix, every name is passed: the one the listing continues from, then each one listed.
+        covered = start_after if delimiter and start_after.startswith(prefix) and delimiter in start_after[len(prefix):] \
+            else None
+        last = None
+
+        def skip(key: str) -> bool:
+            """Whether no name `key` starts with is listed from here on (`key`: a file's name, or a
+            folder's and `/`)."""
+            if covered is not None and key.startswith(covered):
+                return True
+            if key.endswith("/"):  # a folder: are all its names before `start_after`, or none under the prefix?
+                return (key < start_after and not start_after.startswith(key)) or \
+                    not (key.startswith(prefix) or prefix.startswith(key))
+            return key <= start_after or not key.startswith(prefix)
+
+        for name, entry in _walk(root, folder, skip):
+            rest = name[len(prefix):]
+            common = prefix + rest[: rest.index(delimiter) + len(delimiter)] if delimiter and delimiter in rest else None
+            if len(files) + len(prefixes) == limit:
                 return files, prefixes, last
-            else:
-                files.append(self.stat(bucket, name))
+            if common is not None:
+                prefixes.append(common)
+                covered = last = common
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # deleted since its folder was read
+                continue
+            files.append(_stored_file(name, info))
             last = name
         return files, prefixes, None
 
@@ -338,6 +359,52 @@ def _unknown_bucket(bucket: str) -> NotStored:
 
 def _unknown_file(bucket: str, name: str) -> NotStored:
     return NotStored(f"file {name!r} does not exist in bucket {bucket!r}")
+
+
+def _walk(root: str, folder: str, skip: Callable[[str], bool]) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """The files under `folder` ("" or a name ending in `/`) of the bucket folder `root`, each as its name
+    and its entry, in the order of their names: each folder's entries are sorted by name, a folder's as
+    its name and `/`, which is where its files' names fall (`a.txt`, `a/b`, `a0`). A folder enters the
+    walk, and a file comes out of it, only if `skip` does not rule out its name (a folder's: its name and
+    `/`). Links are neither listed nor followed (as `Path.rglob` did not follow them to folders); a folder
+    deleted meanwhile is passed over (Path.rglob raised FileNotFoundError: a 500 for a listing made while
+    requests were deleted)."""
+    stack = [_sorted_entries(root, folder)]
+    while stack:
+        found = next(stack[-1], None)
+        if found is None:
+            stack.pop()
+        elif skip(found[0]):
+            continue
+        elif found[0].endswith("/"):
+            stack.append(_sorted_entries(root, found[0]))
+        else:
+            yield found
+
+
+def _sorted_entries(root: str, folder: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """A folder's files and folders (a folder's name ending in `/`), sorted by name; none if it is gone."""
+    try:
+        with os.scandir(os.path.join(root, folder)) as entries:
+            found = [(folder + entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""), entry)
+                     for entry in entries
+                     if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False)]
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+            return iter(())
+        raise
+    return iter(sorted(found, key=lambda item: item[0]))
+
+
+def _plain_folder(root: str, folder: str) -> bool:
+    """Whether `folder` (a name ending in `/`) could hold files of the bucket folder `root`: a name no
+    file's folder can have holds none (`../`, `a//`), and a walk from the bucket's top reaches no file
+    through a link to a folder."""
+    try:
+        check_name(folder[:-1], "folder")
+    except StorageError:
+        return False
+    return os.path.realpath(os.path.join(root, folder)) == os.path.join(os.path.realpath(root), folder[:-1])
 
 
 def _stored_file(name: str, info: os.stat_result) -> StoredFile:
