@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
+from contract.names import NAME_RULE, is_name
 from contract.text import is_unicode_text
 from emulator.data_files import read_json_object
 from emulator.exceptions import AlreadyExists, NotAllowed
@@ -126,9 +127,10 @@ class Storage:
                             settings.get("labels", {}))
 
     def create_bucket(self, bucket: str, description: str = "", labels: dict[str, str] | None = None) -> StoredBucket:
-        check_name(bucket, "bucket name")
-        if "/" in bucket:
-            raise StorageError(f"bucket name {bucket!r} may not contain '/'")
+        """A new bucket, named as deployments are (`contract.names`): the SDK refuses names past 64
+        characters in every bucket it reads, so one such bucket broke `buckets_list`."""
+        if not is_name(bucket):
+            raise StorageError(f"bucket name {bucket!r} is not allowed: it must be {NAME_RULE}")
         with self._settings_lock:
             try:
                 (self.buckets / bucket).mkdir()

@@ -242,6 +242,17 @@ def test_buckets_are_created_once(storage):
         storage.write("nope", "a.txt", io.BytesIO(b"x"))
 
 
+@pytest.mark.parametrize("name", ["a" * 65, "with space", "Upper", "café", "-dash", "dash-", "a/b", "a_b"])
+def test_a_bucket_is_named_as_a_deployment(storage, name):
+    """Before, any name up to 1024 characters was taken: one past 64 made the SDK raise ValueError on
+    every `buckets_list` (its models cap bucket names at 64)."""
+    with pytest.raises(StorageError, match=r"bucket name .* is not allowed: it must be lowercase letters, digits and "
+                                           r"dashes, not starting or ending with a dash, at most 64 characters"):
+        storage.create_bucket(name)
+    assert [b.name for b in storage.list_buckets()] == ["default"]
+    assert storage.create_bucket("a" * 64).name == "a" * 64
+
+
 def test_cancelled_file_work_waits_for_its_thread():
     """A large file is stored in a thread: cancelling its caller (the emulator stopping) must not let
     the caller clean up while the thread still writes."""
