@@ -30,7 +30,9 @@ from emulator.exceptions import AlreadyExists, NotAllowed
 from emulator.labels import has_labels
 from emulator.work_folders import WorkFolders
 
-MAX_NAME_LENGTH = 1024
+MAX_FILE_NAME_BYTES = 1024
+"""A file name's longest in UTF-8, as GCS and S3 count their object names (1023 emoji passed a limit of
+1024 characters, and then made paths past the 4096 bytes Linux takes: a 500 at the upload)."""
 MAX_PART_BYTES = 255
 """The longest file or folder name Linux's and macOS' file systems take."""
 REQUESTS_FOLDER = "deployment_requests"
@@ -201,7 +203,8 @@ class Storage:
                 sink.flush()
                 info = os.fstat(sink.fileno())  # not `stat`: checking the name again costs ~0.05 ms
             try:
-                self._place(bucket, partial, target)
+                with _fits(name):
+                    self._place(bucket, partial, target)
             except FileNotFoundError:
                 raise _unknown_bucket(bucket) from None
             except (FileExistsError, NotADirectoryError, IsADirectoryError):
@@ -227,15 +230,17 @@ class Storage:
 
     def stat(self, bucket: str, name: str) -> StoredFile:
         path = self.path(bucket, name)
-        if not path.is_file():
-            raise _unknown_file(bucket, name)
-        return _stored_file(name, path.stat())
+        with _fits(name):
+            if not path.is_file():
+                raise _unknown_file(bucket, name)
+            return _stored_file(name, path.stat())
 
     def open(self, bucket: str, name: str) -> BinaryIO:
         """A stored file, open to read: deleted from now on, it is still read whole (a check, then an open
         by name, failed for a file deleted between the two)."""
         try:
-            return self.path(bucket, name).open("rb")
+            with _fits(name):
+                return self.path(bucket, name).open("rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise _unknown_file(bucket, name) from None
 
@@ -329,9 +334,11 @@ class Storage:
 
     def resolve_uri(self, uri: str) -> Path:
         """The stored file a `ubiops-file://bucket/name` URI names; raises StorageError if there is none."""
-        path = self.path(*split_file_uri(uri))
-        if not path.is_file():
-            raise NotStored(f"file {uri} does not exist")
+        bucket, name = split_file_uri(uri)
+        path = self.path(bucket, name)
+        with _fits(name):
+            if not path.is_file():
+                raise NotStored(f"file {uri} does not exist")
         return path
 
     def request_dir(self, request_id: str) -> Path:
@@ -409,14 +416,27 @@ def _plain_folder(root: str, folder: str) -> bool:
     return os.path.realpath(os.path.join(root, folder)) == os.path.join(os.path.realpath(root), folder[:-1])
 
 
+@contextlib.contextmanager
+def _fits(name: str) -> Iterator[None]:
+    """The file system's refusal of a path too long (ENAMETOOLONG) as the StorageError of a name too long:
+    a name within MAX_FILE_NAME_BYTES still makes a path past Linux's 4096 bytes in a deep enough data
+    folder, and some file systems take names of fewer than 255 bytes."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        raise StorageError(f"file name {name!r} is too long for the file system the data folder is on") from None
+
+
 def _stored_file(name: str, info: os.stat_result) -> StoredFile:
     return StoredFile(name, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
 
 
 def check_name(name: str, what: str) -> None:
-    parts = name.split("/")
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise StorageError(f"{what} must be 1 to {MAX_NAME_LENGTH} characters")
+    parts, encoded = name.split("/"), name.encode(errors="surrogatepass")
+    if not name or len(encoded) > MAX_FILE_NAME_BYTES:
+        raise StorageError(f"{what} must be 1 to {MAX_FILE_NAME_BYTES} bytes long in UTF-8")
     if not is_unicode_text(name):  # a folder of that name would break every listing of its parent
         raise StorageError(f"{what} {name!r} holds a lone UTF-16 surrogate, which is not Unicode text")
     if "\x00" in name or "\\" in name:
@@ -426,6 +446,6 @@ def check_name(name: str, what: str) -> None:
     if "" in parts:
         raise StorageError(f"{what} {name!r} has an empty part (a trailing or doubled '/'): it would be stored "
                            "under the name without it")
-    if any(len(part.encode(errors="surrogatepass")) > MAX_PART_BYTES for part in parts):
+    if any(len(part) > MAX_PART_BYTES for part in encoded.split(b"/")):
         raise StorageError(f"{what} has a part (between slashes) longer than {MAX_PART_BYTES} bytes, which no file "
                            "system stores")

@@ -9,6 +9,7 @@ import stat
 import tempfile
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -217,7 +218,9 @@ def test_a_buckets_settings_and_deletion_outlast_a_restart(tmp_path):
     ("..%2F..%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
     ("%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
     ("a%00b", "holds a NUL byte or a backslash"),
-    ("a" * 1100, "must be 1 to 1024 characters"),
+    ("a" * 1100, "must be 1 to 1024 bytes long in UTF-8"),
+    # 1023 characters, 4047 bytes: taken once, then the PUT, files_get and files_download answered 500
+    ("%2F".join([quote("\N{GRINNING FACE}" * 63)] * 16), "must be 1 to 1024 bytes long in UTF-8"),
     ("dir%2F" + "a" * 256, "has a part (between slashes) longer than 255 bytes"),
     ("dir%2F", "has an empty part (a trailing or doubled '/')"),
     ("dir%2F%2Fx", "has an empty part (a trailing or doubled '/')"),
@@ -240,6 +243,11 @@ def test_names_the_file_system_cannot_hold_are_a_4xx_not_a_500(files_emulator):
                                                                         "note": "ubiops-file://default/n"})
     assert by_uri.status == "failed" and "longer than 255 bytes" in by_uri.error_message
     assert str(files_emulator.data_dir) not in by_uri.error_message
+    emoji = "/".join(["\N{GRINNING FACE}" * 63] * 16)  # once `[Errno 36] File name too long: '<data folder>/…'`
+    by_uri = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": [f"ubiops-file://default/{emoji}"],
+                                                                        "note": "ubiops-file://default/n"})
+    assert (by_uri.status, by_uri.error_message) == ("failed", "Input field 'images': file name must be 1 to 1024 bytes "
+                                                               "long in UTF-8")
     for first, second in (("clash/a", "clash/a/b"), ("clash/c/d", "clash/c")):
         assert httpx.put(api.files_upload(PROJECT, "default", first).url, content=b"1").status_code == 201
         refused = httpx.put(api.files_upload(PROJECT, "default", second).url, content=b"2")

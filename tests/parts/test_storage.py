@@ -253,6 +253,21 @@ def test_a_bucket_is_named_as_a_deployment(storage, name):
     assert storage.create_bucket("a" * 64).name == "a" * 64
 
 
+def test_a_path_too_long_for_the_file_system_is_a_storage_error(tmp_path):
+    """A name within the limits (1004 bytes, parts of 200) in a data folder deep enough that its path
+    passes Linux's 4096 bytes: before, each call raised the OSError ENAMETOOLONG (a 500, or a request
+    failed with `[Errno 36] File name too long: '<the data folder>/…'`)."""
+    deep = tmp_path.joinpath(*["d" * 250] * ((3300 - len(str(tmp_path))) // 251))
+    deep.mkdir(parents=True)
+    storage, name = Storage(deep / "data"), "/".join(["n" * 200] * 5)
+    for call in (lambda: storage.write("default", name, io.BytesIO(b"x")), lambda: storage.stat("default", name),
+                 lambda: storage.open("default", name), lambda: storage.delete("default", name),
+                 lambda: storage.resolve_uri(f"ubiops-file://default/{name}")):
+        with pytest.raises(StorageError, match="is too long for the file system the data folder is on"):
+            call()
+    assert storage.list("default", prefix=f"{name}/") == ([], [], None)
+
+
 def test_cancelled_file_work_waits_for_its_thread():
     """A large file is stored in a thread: cancelling its caller (the emulator stopping) must not let
     the caller clean up while the thread still writes."""
