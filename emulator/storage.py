@@ -175,8 +175,12 @@ class Storage:
 
     def target(self, bucket: str, name: str) -> Path:
         """Where a file of this name is stored; raises StorageError unless the bucket exists and the
-        name stays inside it."""
+        name stays inside it, and is not the folder of the requests' files (a file there, every request
+        with a file failed: its input or output could not be kept)."""
         self.bucket_dir(bucket)
+        if bucket == DEFAULT_BUCKET and name == REQUESTS_FOLDER:
+            raise StorageError(f"file name {name!r} is the folder of the deployment requests' files in the "
+                               f"{DEFAULT_BUCKET!r} bucket; choose another")
         return self.path(bucket, name)
 
     def write(self, bucket: str, name: str, source: BinaryIO) -> StoredFile:

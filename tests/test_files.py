@@ -257,6 +257,30 @@ def test_names_the_file_system_cannot_hold_are_a_4xx_not_a_500(files_emulator):
     assert api.files_get(PROJECT, "default", "clash/a").size == 1
 
 
+def test_a_file_in_the_place_of_the_requests_folder_is_refused(tmp_path):
+    """Before, a file named `deployment_requests` in the default bucket (taken while no request had made
+    the folder) broke every request with files: output files could not be kept (Not a directory), and
+    a multipart request answered 409 naming an internal path. A fresh emulator: no request has run."""
+    emulator = start_emulator("files", tmp_path)
+    try:
+        api, client = emulator.sdk(), client_for(emulator)
+        with pytest.raises(ubiops.ApiException) as error:
+            api.files_upload(PROJECT, "default", "deployment_requests")
+        assert error.value.status == 400 and "'deployment_requests' is the folder of the deployment requests' files" \
+            in error.value.body
+        (tmp_path / "a.bin").write_bytes(b"aaa")
+        uri = upload_file(client, PROJECT, str(tmp_path / "a.bin"), file_name="a.bin", _progress_bar=False)
+        by_uri = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": [uri], "note": uri})
+        assert by_uri.status == "completed", by_uri.error_message
+        download_file(client, PROJECT, file_uri=by_uri.result["copies"][0], output_path=str(tmp_path / "copy"))
+        assert (tmp_path / "copy").read_bytes() == b"aaa"
+        multipart = httpx.post(emulator.requests_url(), files=[("images", ("b.bin", b"bb")), ("note", ("n", b"n"))],
+                               timeout=30)
+        assert multipart.status_code == 200 and multipart.json()["status"] == "completed", multipart.text
+    finally:
+        emulator.stop()
+
+
 def test_deleting_a_file_removes_the_folders_it_leaves_empty(files_emulator):
     """Before, `a/b` deleted left its folder `a`: a file named `a` was then refused (409) as clashing
     with a folder no listing showed."""

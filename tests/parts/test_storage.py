@@ -268,6 +268,16 @@ def test_a_path_too_long_for_the_file_system_is_a_storage_error(tmp_path):
     assert storage.list("default", prefix=f"{name}/") == ([], [], None)
 
 
+def test_no_file_takes_the_place_of_the_requests_folder(storage):
+    """A file `deployment_requests` in the default bucket (before its folder was made, or once it was
+    emptied) kept every request's input and output files from being stored."""
+    with pytest.raises(StorageError, match="'deployment_requests' is the folder of the deployment requests' files"):
+        storage.write("default", "deployment_requests", io.BytesIO(b"x"))
+    assert storage.write_request_input("r1", "in.txt", io.BytesIO(b"i")) == "deployment_requests/r1/input/in.txt"
+    storage.create_bucket("other")
+    assert storage.write("other", "deployment_requests", io.BytesIO(b"x")).size == 1
+
+
 def test_cancelled_file_work_waits_for_its_thread():
     """A large file is stored in a thread: cancelling its caller (the emulator stopping) must not let
     the caller clean up while the thread still writes."""
