@@ -107,7 +107,10 @@ class Storage:
 
     def list_buckets(self, labels: Mapping[str, str] | None = None) -> list[StoredBucket]:
         """The buckets, by name, that carry every label given."""
-        found = [self.bucket(p.name) for p in sorted(self.buckets.iterdir()) if p.is_dir()]
+        found = []
+        for path in sorted(p for p in self.buckets.iterdir() if p.is_dir()):
+            with contextlib.suppress(NotStored):  # deleted since it was listed: that made the whole list a 404
+                found.append(self.bucket(path.name))
         return [bucket for bucket in found if has_labels(bucket.labels, labels or {})]
 
     def bucket_dir(self, bucket: str) -> Path:
@@ -152,14 +155,17 @@ class Storage:
 
     def delete_bucket(self, bucket: str) -> None:
         """Remove a bucket with its files; the default bucket, which holds the requests' files, stays."""
-        folder = self.bucket_dir(bucket)
-        if bucket == DEFAULT_BUCKET:
-            raise NotAllowed(f"The {DEFAULT_BUCKET!r} bucket holds the deployment requests' files and cannot be deleted")
-        with self._settings_lock:
+        with self._settings_lock:  # checked under it too: deleted twice at once, one of them is a 404, not a 500
+            folder = self.bucket_dir(bucket)
+            if bucket == DEFAULT_BUCKET:
+                raise NotAllowed(f"The {DEFAULT_BUCKET!r} bucket holds the deployment requests' files and cannot be deleted")
             # Gone from the API at once, however long removing its files takes; what a crash leaves
             # of it, the next start removes with the rest of `incoming/`.
             doomed = self._incoming / f"deleted-bucket-{uuid.uuid4().hex}"
-            folder.rename(doomed)
+            try:
+                folder.rename(doomed)
+            except FileNotFoundError:
+                raise _unknown_bucket(bucket) from None
             self._save_settings(bucket, None)
         shutil.rmtree(doomed)
 

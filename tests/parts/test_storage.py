@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
@@ -276,6 +277,57 @@ def test_no_file_takes_the_place_of_the_requests_folder(storage):
     assert storage.write_request_input("r1", "in.txt", io.BytesIO(b"i")) == "deployment_requests/r1/input/in.txt"
     storage.create_bucket("other")
     assert storage.write("other", "deployment_requests", io.BytesIO(b"x")).size == 1
+
+
+def test_a_bucket_deleted_twice_at_once_is_deleted_once_and_not_found_once(storage):
+    """The second delete starts once the first has found the bucket: before, both found it (outside the
+    lock), and the second's rename raised FileNotFoundError, a 500 (8 parallel DELETEs: some 500s)."""
+    storage.create_bucket("twice")
+    outcomes: list[str] = []
+
+    def delete() -> None:
+        try:
+            storage.delete_bucket("twice")
+            outcomes.append("deleted")
+        except NotStored:
+            outcomes.append("not found")
+        except Exception as exc:  # the outcome is the test
+            outcomes.append(repr(exc))
+
+    second = threading.Thread(target=delete)
+
+    def start_the_second_once_found(frame, event, arg) -> None:
+        if event == "return" and frame.f_code is Storage.bucket_dir.__code__ and not second.is_alive():
+            second.start()
+            second.join(0.5)  # done at once unless the first holds the lock: then it waits for it
+
+    sys.setprofile(start_the_second_once_found)
+    try:
+        delete()
+    finally:
+        sys.setprofile(None)
+    second.join()
+    assert sorted(outcomes) == ["deleted", "not found"]
+
+
+def test_a_bucket_deleted_while_buckets_are_listed_is_left_out(storage):
+    """Before, a bucket deleted once its folder was seen, before it was read, made the whole listing a 404."""
+    for name in ("first", "second"):
+        storage.create_bucket(name)
+    deleted = []
+
+    def delete_second_once_seen(frame, event, arg) -> None:
+        if event == "return" and frame.f_code is Path.is_dir.__code__ and frame.f_locals["self"].name == "second" \
+                and not deleted:
+            storage.delete_bucket("second")
+            deleted.append("second")
+
+    sys.setprofile(delete_second_once_seen)
+    try:
+        listed = storage.list_buckets()
+    finally:
+        sys.setprofile(None)
+    assert [b.name for b in listed] == ["default", "first"]
 
 
 def test_cancelled_file_work_waits_for_its_thread():
