@@ -353,6 +353,17 @@ def test_a_path_with_an_escaped_letter_names_the_same_file(files_emulator):
     assert response.status_code == 200 and response.json()["file"] == "escaped.txt", response.text
 
 
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+def test_a_file_name_that_is_not_utf8_is_refused(files_emulator, method):
+    """Before, `%FF` and `%FE` were both decoded to U+FFFD: two names, one file, each upload overwriting
+    the other's."""
+    for escaped in ("odd-%FF.bin", "odd-%FE.bin", "odd-%C3.bin", "dir%2F%FF"):
+        response = httpx.request(method, f"{files_emulator.api}/projects/{PROJECT}/buckets/default/files/{escaped}")
+        assert (response.status_code, response.json()) == (400, {
+            "error": "A file name must be UTF-8 once its %-escapes are decoded"}), (escaped, response.text)
+    assert httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets/default/files/caf%C3%A9.bin").status_code == 200
+
+
 def test_unknown_bucket_is_404(files_emulator):
     bucket = f"{files_emulator.api}/projects/{PROJECT}/buckets/nope"
     for method, url, body in (("POST", f"{bucket}/files/x.txt", None), ("PATCH", bucket, {"description": "d"}),
