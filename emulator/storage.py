@@ -76,6 +76,8 @@ class StoredBucket:
     created: datetime
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    updated: datetime | None = None
+    """When its description or labels last changed (None: never since it was created)."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,10 @@ class Storage:
         # Not its folder's change time, which moves with every file added: only a bucket of a data
         # folder from before creation times were kept goes by it.
         created = settings.get("created") or folder.stat().st_ctime
+        updated = settings.get("updated")
         return StoredBucket(bucket, datetime.fromtimestamp(created).astimezone(), settings.get("description", ""),
-                            settings.get("labels", {}))
+                            settings.get("labels", {}),
+                            None if updated is None else datetime.fromtimestamp(updated).astimezone())
 
     def create_bucket(self, bucket: str, description: str = "", labels: dict[str, str] | None = None) -> StoredBucket:
         """A new bucket, named as deployments are (`contract.names`): the SDK refuses names past 64
@@ -150,7 +154,8 @@ class Storage:
         with self._settings_lock:
             self._save_settings(bucket, {**self._settings.get(bucket, {}),
                                          "description": current.description if description is None else description,
-                                         "labels": current.labels if labels is None else labels})
+                                         "labels": current.labels if labels is None else labels,
+                                         "updated": time.time()})
         return self.bucket(bucket)
 
     def delete_bucket(self, bucket: str) -> None:

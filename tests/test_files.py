@@ -183,8 +183,12 @@ def test_buckets_list_create_and_get(files_emulator):
     default = api.buckets_get(PROJECT, "default").creation_date
     for bucket in ("portraits", "default"):
         httpx.put(api.files_upload(PROJECT, bucket, "later.txt").url, content=b"x").raise_for_status()
+    assert created.last_updated == created.creation_date
     api.buckets_update(PROJECT, "portraits", {"description": "kept"})
-    assert api.buckets_get(PROJECT, "portraits").creation_date == created.creation_date
+    updated = api.buckets_get(PROJECT, "portraits")
+    assert updated.creation_date == created.creation_date
+    assert updated.last_updated > created.creation_date, "before, last_updated was always the creation date"
+    assert [b.last_updated for b in api.buckets_list(PROJECT) if b.name == "portraits"] == [updated.last_updated]
     assert api.buckets_get(PROJECT, "default").creation_date == default
     with pytest.raises(ubiops.ApiException) as error:
         api.buckets_create(PROJECT, {"name": "portraits"})
