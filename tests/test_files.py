@@ -426,8 +426,8 @@ def test_a_data_folder_the_emulator_makes_is_its_owners_alone(files_emulator):
 
 
 def test_multipart_file_names_cannot_leave_the_request_folder(files_emulator):
-    """Only a file's base name is kept, so slashes and backslashes stay in `input/`; a file named `..`
-    is refused with the name."""
+    """Only a file's base name is kept, so slashes and backslashes stay in `input/`; a name with none
+    (`.`, `..`, `a/..`: the last was once a 400, while `.` and `../../x` were cleaned) is `upload`."""
     url = f"{files_emulator.url}/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests"
     parts = [("images", ("../../../up.bin", b"u")), ("images", ("..\\..\\win.bin", b"w")), ("note", ("/etc/n", b"n"))]
     response = httpx.post(url, files=parts, timeout=30)
@@ -435,8 +435,14 @@ def test_multipart_file_names_cannot_leave_the_request_folder(files_emulator):
     assert response.status_code == 200 and body["status"] == "completed", body
     folder = files_emulator.data_dir / "buckets" / "default" / "deployment_requests" / body["id"] / "input"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"up.bin": b"u", "win.bin": b"w", "n": b"n"}
+    parts = [("images", (".", b"1")), ("images", ("..", b"2")), ("note", ("a/..", b"3"))]
+    body = httpx.post(url, files=parts, timeout=30).json()
+    assert body["status"] == "completed", body
+    folder = folder.parent.parent / body["id"] / "input"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"upload": b"1", "upload-1": b"2", "upload-2": b"3"}
     requests = folder.parent.parent
     before = {p.name for p in requests.iterdir()}
-    refused = httpx.post(url, files=[("images", ("kept-first.bin", b"x")), ("note", ("a/..", b"n"))], timeout=30)
-    assert (refused.status_code, refused.json()) == (400, {"error": "File name '..' must be a relative path without '.' or '..' parts"})
+    refused = httpx.post(url, files=[("images", ("kept-first.bin", b"x")), ("note", ("a" * 256, b"n"))], timeout=30)
+    assert (refused.status_code, refused.json()) == (400, {
+        "error": "File name has a part (between slashes) longer than 255 bytes, which no file system stores"})
     assert {p.name for p in requests.iterdir()} == before, "the refused request's first file is not left behind"
