@@ -353,7 +353,7 @@ class Storage:
         path = self.path(bucket, name)
         with _fits(name):
             if not path.is_file():
-                raise NotStored(f"file {uri} does not exist")
+                raise NotStored(f"{uri} is a folder, not a file" if path.is_dir() else f"file {uri} does not exist")
         return path
 
     def request_dir(self, request_id: str) -> Path:

@@ -171,6 +171,12 @@ def test_missing_uri_fails_the_request_clearly(files_emulator):
         PROJECT, DEPLOYMENT, data={"images": ["ubiops-file://default/nope.png"], "note": "ubiops-file://other/x"})
     assert response.status == "failed"
     assert response.error_message == "Input field 'images': file ubiops-file://default/nope.png does not exist"
+    # A folder (of a stored file) once failed it as a file that does not exist
+    assert httpx.put(files_emulator.sdk().files_upload(PROJECT, "default", "held/in.txt").url, content=b"x").status_code == 201
+    response = files_emulator.sdk().deployment_requests_create(
+        PROJECT, DEPLOYMENT, data={"images": ["ubiops-file://default/held"], "note": "ubiops-file://default/held/in.txt"})
+    assert (response.status, response.error_message) == (
+        "failed", "Input field 'images': ubiops-file://default/held is a folder, not a file")
 
 
 def test_buckets_list_create_and_get(files_emulator):
