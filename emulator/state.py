@@ -304,8 +304,7 @@ class Registry:
         return next(((p, d, v) for p, d, v in self.versions() if v.from_command_line), None)
 
     def check_path(self, project: str, deployment: str, version: str | None = None) -> None:
-        """NotFound for an unknown project, deployment or, when one is named, version (a deployment
-        without a default version still has its request history)."""
+        """NotFound for an unknown project, deployment or, when one is named, version."""
         if version is None:
             self.deployment(project, deployment)
         else:
