@@ -268,10 +268,13 @@ class Registry:
             raise NotFound("Deployment not found") from None
 
     def version(self, project: str, deployment: str, name: str | None = None) -> Version:
-        """A version by name, or the deployment's default version when `name` is None."""
+        """A version by name, or the deployment's default version when `name` is None (NotFound saying
+        so when it has none: the caller named no version to be found)."""
         found = self.deployment(project, deployment)
         wanted = name or found.default_version
-        if wanted is None or wanted not in found.versions:
+        if wanted is None:
+            raise NotFound(f"Deployment {found.name} has no default version; set one or name a version")
+        if wanted not in found.versions:
             raise NotFound("Version not found")
         return found.versions[wanted]
 

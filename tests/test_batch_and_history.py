@@ -273,6 +273,29 @@ def test_deployment_level_calls_reach_the_default_versions_requests_alone(emulat
         api.deployment_version_requests_batch_cancel(PROJECT, deployment, "v9", [busy.id, waiting.id])
 
 
+def test_a_deployment_without_a_default_version_says_so_where_none_is_named(emulators):
+    """Before, a request to it, or its history, answered "Version not found", though no version was named."""
+    batch = emulators("batch")
+    api, deployment = batch.sdk(), "no-default"
+    api.deployments_create(PROJECT, {"name": deployment, "input_type": "plain", "output_type": "plain"})
+    api.deployment_versions_create(PROJECT, deployment, {"version": "v1"})
+    api.deployment_versions_create(PROJECT, deployment, {"version": "v2"})
+    api.deployment_versions_delete(PROJECT, deployment, "v1")
+    assert api.deployments_get(PROJECT, deployment).default_version is None
+    message = {"error": f"Deployment {deployment} has no default version; set one or name a version"}
+    for call in (lambda: api.deployment_requests_create(PROJECT, deployment, "hi"),
+                 lambda: api.batch_deployment_requests_create(PROJECT, deployment, ["hi"]),
+                 lambda: api.deployment_requests_list(PROJECT, deployment),
+                 lambda: api.deployment_requests_get(PROJECT, deployment, "any-id")):
+        with pytest.raises(ubiops.ApiException) as error:
+            call()
+        assert (error.value.status, json.loads(error.value.body)) == (404, message)
+    stream = httpx.post(f"{batch.api}/projects/{PROJECT}/deployments/{deployment}/requests/stream", content="hi",
+                        headers={"Content-Type": "text/plain"})
+    assert (stream.status_code, stream.json()["error_message"]) == (404, message["error"]), "what the CLI prints"
+    assert api.deployment_version_requests_list(PROJECT, deployment, "v2") == []
+
+
 def test_delete_removes_a_finished_request(batch):
     api = batch.sdk()
     request_id = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": 1}).id
