@@ -523,15 +523,16 @@ class Registry:
 
     async def update_variable(self, scope: Scope, key: str, name: str | None = None, value: str | None = None,
                               secret: bool | None = None) -> Variable:
-        """Apply the changes given (None: unchanged), all checked first. A secret stays a secret."""
+        """Apply the changes given (None: unchanged), all checked first. A secret stays a secret: `secret:
+        false` on one is ignored and the rest applied, as UbiOps' docs say a variable "can be updated from
+        false to true, but not from true to false" and the CLI sends `secret: false` whenever `--secret` is
+        left out, so that `ubiops env update ID --value NEW` (or `env create NAME --value NEW --overwrite`)
+        rotates a secret."""
         owner, variable = self._owner(scope), self.variable(scope, key)
         new_name = variable.name if name is None else name
         _check_variable(new_name, variable.value if value is None else value)
         if new_name != variable.name:
             _refuse_taken(owner, scope, new_name)
-        if variable.secret and secret is False:
-            raise NotAllowed(f"secret: {variable.name} is a secret and stays one; delete it and create it again to "
-                             "make it plain")
         with self._undone_if_too_large(scope):
             variable.name = new_name
             if value is not None:

@@ -224,6 +224,8 @@ def test_this_repositorys_package_with_its_sample_input(cli, tmp_path):
 
 
 PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET = "cli-project-secret-41d7", "cli-version-secret-9e02", "cli-rotated-8a6c"
+ROTATED_AGAIN, UPDATED_SECRET = "cli-rotated-again-3f5b", "cli-updated-secret-d81e"
+SECRETS = (PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET, ROTATED_AGAIN, UPDATED_SECRET)
 
 
 def test_environment_variables_a_project_secret_overridden_by_the_version(cli, emulator, tmp_path):
@@ -252,6 +254,14 @@ def test_environment_variables_a_project_secret_overridden_by_the_version(cli, e
 
     printed.append(cli("env", "create", "CLI_KEY", "--value", ROTATED_SECRET, "--secret", "--overwrite", *version))
     assert instance_has()["CLI_KEY"] == ROTATED_SECRET, "--overwrite found the variable by name and updated it"
+    # Without --secret the CLI sends `secret: false`: the secret is rotated and stays one (before: a 400).
+    printed.append(cli("env", "create", "CLI_KEY", "--value", ROTATED_AGAIN, "--overwrite", *version))
+    assert instance_has()["CLI_KEY"] == ROTATED_AGAIN
+    printed.append(cli("env", "update", "CLI_KEY", "--value", UPDATED_SECRET, *version))
+    assert instance_has()["CLI_KEY"] == UPDATED_SECRET
+    listed = cli("env", "list", *version, "-fmt", "json")
+    assert [(v["value"], v["secret"]) for v in json.loads(listed) if v["name"] == "CLI_KEY"] == [(None, True)]
+    printed.append(listed)
     printed.append(cli("env", "copy", "-fd", "environment", "-fv", "v1", "-td", "environment", "-y"))
     assert {v["name"] for v in json.loads(cli("env", "list", "-d", "environment", "-fmt", "json"))
             if v["inheritance_type"] is None} == {"CLI_KEY", "CLI_PLAIN"}
@@ -270,7 +280,7 @@ def test_environment_variables_a_project_secret_overridden_by_the_version(cli, e
     assert "Error (404): Environment variable not found" in refused[2]
     printed.append(cli("env", "delete", "CLI_KEY", "-y"))
     for output in [*printed, *refused, emulator.log()]:
-        assert not any(secret in output for secret in (PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET)), output
+        assert not any(secret in output for secret in SECRETS), output
 
 
 def test_deploy_with_another_deployment_file(cli, tmp_path):
