@@ -460,7 +460,9 @@ class Registry:
         if copy_from:
             raise NotAllowed("Copying a revision from another version or a template is not supported by the emulator; upload a file")
         if package_zip is None:
-            raise NotAllowed("file: upload the deployment package as the multipart part 'file'")
+            raise NotAllowed("file: empty revisions (no code, as for a custom image) are not served by the emulator; "
+                             "a deployment package is needed: upload its zip as the multipart part 'file' "
+                             "(ubiops deployments deploy with -dir)")
         assert self.builder is not None, "the registry's builder is set before requests are served"
         return await self.builder.upload(project, deployment, version, package_zip)
 

@@ -186,6 +186,14 @@ def test_a_refused_request_prints_its_reason(cli, unbuilt_version, args, message
     assert f"Error: Request failed with error message: {message}" in output
 
 
+def test_deploying_without_a_package_folder_says_that_empty_revisions_are_not_served(cli):
+    """`ubiops deployments deploy` without `-dir` uploads an empty revision (the code in a custom image);
+    the emulator said only "upload the deployment package as the multipart part 'file'"."""
+    output = cli.fails("deployments", "deploy", DEPLOYMENT, "-v", "no-code", "-e", "python3-11", "-y")
+    assert "Error (400): file: empty revisions (no code, as for a custom image) are not served by the emulator; " \
+           "a deployment package is needed" in output
+
+
 def test_a_versions_retention_time_and_queue_size_are_set_and_shown_out_of_range_ones_refused(cli):
     created = json.loads(cli("deployment_versions", "create", "retained", "-d", DEPLOYMENT, "--request_retention_time",
                              "3600", "--maximum_queue_size", "3", "-fmt", "json"))

@@ -156,7 +156,7 @@ def test_refused_management_bodies_are_clear_4xx(emulator, path, body, status, m
 
 @pytest.mark.parametrize("method, path, kwargs, status, message", [
     ("patch", f"deployments/{DEPLOYMENT}", {"json": {"default_version": "v9"}}, 400, "has no version 'v9'"),
-    ("post", f"deployments/{DEPLOYMENT}/versions/v1/revisions", {}, 400, "upload the deployment package as the multipart part 'file'"),
+    ("post", f"deployments/{DEPLOYMENT}/versions/v1/revisions", {}, 400, "empty revisions (no code, as for a custom image) are not served"),
     ("post", f"deployments/{DEPLOYMENT}/versions/v1/revisions", {"data": {"source_version": "v0"}}, 400, "not supported"),
     ("post", f"deployments/{DEPLOYMENT}/versions/v9/revisions", {"files": {"file": ("p.zip", b"")}}, 404, "Version not found"),
     ("get", f"deployments/{DEPLOYMENT}/versions/v1/revisions/nope", {}, 404, "Revision not found"),
