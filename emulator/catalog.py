@@ -25,10 +25,10 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from contract.requests import RetentionMode
 from contract.spec import SpecError, parse_fields
-from emulator.api.sdk_models.management import VersionSettings
 from emulator.data_files import UnreadableDataFile, unreadable
 from emulator.environments import version_environment
 from emulator.state import Deployment, Project, Revision, RevisionStatus, Variable, Version
+from emulator.version_settings import VersionSettings
 
 CATALOG_FILE = "catalog.json"
 FORMAT: Literal[1] = 1

@@ -7,10 +7,15 @@ import pytest
 import ubiops
 from harness import DEPLOYMENT, PROJECT
 
+from emulator.launcher import wait_until_served
+
 
 @pytest.fixture(scope="module")
 def echo(emulators):
-    return emulators("echo")
+    """Served: an emulator answers before its instance has started, and its version is `building` till then."""
+    emulator = emulators("echo")
+    wait_until_served(emulator)
+    return emulator
 
 
 def test_status(echo):

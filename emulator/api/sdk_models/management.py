@@ -15,27 +15,24 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from contract.names import MAX_NAME_LENGTH, NAME_PATTERN
-from contract.requests import KEEP_ALL, MAX_RETENTION_TIME, RETENTION_TIME, RetentionMode
+from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec
-from contract.versions import IDLE_TIME_RANGE, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
+from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
 from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Serving, Version
+from emulator.version_settings import Description, Strict, VersionSettings
 
 ORGANIZATION = "emulator"
 
 
 Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
-Description = Field(None, max_length=400)
-NotEmpty = Field(None, min_length=1)
 
 
-class Body(BaseModel):
+class Body(Strict):
     """A request body: unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class DeploymentCreate(Body):
@@ -56,51 +53,6 @@ class DeploymentUpdate(Body):
     input_fields: list[Any] | None = None
     output_fields: list[Any] | None = None
     labels: dict[str, str] | None = None
-
-
-class Port(Body):
-    """A `DeploymentVersionPort`: the SDK requires all three of a stored port, so a version holding less
-    could no longer be read or listed."""
-
-    public_port: int
-    deployment_port: int
-    protocol: str = Field(min_length=1, max_length=16)
-
-
-class HealthCheck(Body):
-    interval: int | None = None
-    timeout: int | None = None
-    failure_threshold: int | None = None
-    port: int | None = None
-    path: str | None = None
-
-
-class VersionSettings(Body):
-    """The settings a version create or update may give; the emulator stores and echoes them, so each
-    is held to the SDK's own rules for it (an empty `environment_tag`, say, would make every later
-    answer holding it one the SDK refuses)."""
-
-    environment: str | None = NotEmpty
-    environment_name: str | None = NotEmpty
-    environment_tag: str | None = NotEmpty
-    instance_type: str | None = NotEmpty
-    instance_type_group_id: str | None = None
-    instance_type_group_name: str | None = NotEmpty
-    maximum_instances: int | None = Field(None, ge=0)
-    minimum_instances: int | None = Field(None, ge=0)
-    maximum_idle_time: int | None = Field(None, ge=IDLE_TIME_RANGE[0], le=IDLE_TIME_RANGE[1])
-    description: str | None = Description
-    labels: dict[str, str] | None = None
-    request_retention_time: int | None = Field(None, ge=0, le=MAX_RETENTION_TIME)
-    request_retention_mode: RetentionMode | None = None
-    maximum_queue_size: int | None = Field(None, ge=0)
-    restart_request_interruption: bool | None = None
-    ports: list[Port] | None = None
-    scaling_strategy: Literal["default", "moderate"] | None = None
-    instance_processes: int | None = Field(None, ge=1)
-    health_check: HealthCheck | None = None
-    command: Any = None
-    args: Any = None
 
 
 class VersionCreate(VersionSettings):
