@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -11,9 +13,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import DEPLOYER_SECONDS, TOKEN
+from conftest import DEPLOYER_SECONDS, DEPLOYMENT_PY, TOKEN
 
 from contract.config import DeployerConfig
+from contract.package import PackageCheckError, check_deployment_class, read_requirements
 from deployer.bundle import Bundle, build_bundle, sha256_of
 from deployer.errors import DeployerError
 
@@ -286,3 +289,70 @@ def test_check_reports_the_runners_summary_whatever_comes_after_on_stderr(projec
     result = project.run("check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok   emulator tests: 3 passed in 0.01s (" in result.stdout
+
+
+HASH = "sha256:" + "1" * 64
+
+
+@pytest.mark.parametrize("content, expected", [
+    (f"six==1.16.0 \\\n    --hash={HASH} \\\n    --hash={HASH}\n    # via -r requirements.in\nidna==3.7\n",
+     ["six==1.16.0", "idna==3.7"]),  # pip-compile --generate-hashes
+    (f"six==1.16.0 --hash={HASH}\n", ["six==1.16.0"]),
+    ("./wheels/mylib-1.0-py3-none-any.whl\n", ["./wheels/mylib-1.0-py3-none-any.whl"]),
+    ("./src/mylib\n", ["./src/mylib"]),
+    ("mylib-1.0-py3-none-any.whl\n", ["mylib-1.0-py3-none-any.whl"]),
+    ("git+https://github.com/org/mylib.git@v1#egg=mylib\n", ["git+https://github.com/org/mylib.git@v1#egg=mylib"]),
+    ("https://example.com/x-1.0-py3-none-any.whl ; python_version >= '3.9'\n",
+     ["https://example.com/x-1.0-py3-none-any.whl ; python_version >= '3.9'"]),
+    ("mylib @ https://example.com/mylib-1.0.tar.gz\n", ["mylib @ https://example.com/mylib-1.0.tar.gz"]),
+    ("numpy==${NUMPY_VERSION}\n", ["numpy==${NUMPY_VERSION}"]),
+    ("-r other.txt\n--index-url https://example.com/simple\n-e ./src/mylib\nsix  # a comment\n#six==oops\n", ["six"]),
+    ("# a comment ending in \\\nsix\n", ["six"]),
+], ids=["hashes-continued", "hash-on-the-line", "wheel-path", "folder", "wheel-name", "vcs", "url-with-marker",
+        "pep508-url", "environment-variable", "options-and-comments", "continued-comment"])
+def test_requirements_pip_accepts_are_accepted(tmp_path, content, expected):
+    """pip-compile's hashes, paths, URLs and VCS URLs were each "not a requirement" to `check`."""
+    (tmp_path / "requirements.txt").write_text(content)
+    assert read_requirements(tmp_path) == expected
+
+
+@pytest.mark.parametrize("bom, encoding", [(codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                                           (codecs.BOM_UTF16_BE, "utf-16-be"), (codecs.BOM_UTF32_LE, "utf-32-le")],
+                         ids=["utf-8", "utf-16-le", "utf-16-be", "utf-32-le"])
+def test_requirements_are_decoded_by_their_bom_as_pip_does(tmp_path, bom, encoding):
+    """Notepad's UTF-8 (the BOM was part of the first requirement's name) and PowerShell's UTF-16 (not UTF-8: a traceback)."""
+    (tmp_path / "requirements.txt").write_bytes(bom + "six==1.16.0\nidna\n".encode(encoding))
+    assert read_requirements(tmp_path) == ["six==1.16.0", "idna"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"six==1.16.0\nna\xefve==1\n", "requirements.txt is not UTF-8 text (byte 14 cannot be decoded): save it as UTF-8"),
+    (b"# -*- coding: klingon -*-\nsix\n", "requirements.txt declares the encoding 'klingon', which does not exist"),
+    (b"six\nnumpy==2.*,<<3\n", "requirements.txt line 2: 'numpy==2.*,<<3' is not a requirement"),
+], ids=["not-utf-8", "unknown-coding", "not-pep-508"])
+def test_requirements_pip_cannot_read_are_one_line(tmp_path, content, message):
+    (tmp_path / "requirements.txt").write_bytes(content)
+    with pytest.raises(PackageCheckError, match=re.escape(message)):
+        read_requirements(tmp_path)
+
+
+def test_a_coding_cookie_names_the_requirements_encoding(tmp_path):
+    (tmp_path / "requirements.txt").write_bytes("# -*- coding: latin-1 -*-\nsix  # by Benjamin Peterson, \xe9\n".encode("latin-1"))
+    assert read_requirements(tmp_path) == ["six"]
+
+
+@pytest.mark.parametrize("content", [
+    codecs.BOM_UTF8 + DEPLOYMENT_PY.encode(),  # Notepad's UTF-8
+    b"# -*- coding: latin-1 -*-\n# caf\xe9\n" + DEPLOYMENT_PY.encode(),
+], ids=["bom", "coding-cookie"])
+def test_a_deployment_py_python_reads_is_read(tmp_path, content):
+    """A BOM made `ast.parse` of the text fail ("invalid non-printable character U+FEFF")."""
+    (tmp_path / "deployment.py").write_bytes(content)
+    check_deployment_class(tmp_path)
+
+
+def test_check_passes_a_deployment_py_saved_with_a_bom(project):
+    """End to end: the emulator's loader imports it, and so does UbiOps'."""
+    (project.package / "deployment.py").write_bytes(codecs.BOM_UTF8 + DEPLOYMENT_PY.encode())
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
