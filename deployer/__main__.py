@@ -56,7 +56,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     pusher.add_argument("--prune", action="store_true", help="at the version cap, delete the oldest non-default versions first")
     pusher.add_argument("--no-wait", dest="wait", action="store_false", help="return once uploaded, without waiting for the build")
     pusher.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the build (default: %(default)g)")
-    pusher.add_argument("--promote", action="store_true", help="make the new version the default once built (not with --no-wait)")
+    pusher.add_argument("--promote", action="store_true",
+                        help="make the new version the default once built and its smoke request completed (not with --no-wait)")
     pusher.add_argument("--dry-run", action="store_true", help="print the calls that would change something, without making them")
     pusher.add_argument("--environment", help="[tool.deployer] environment")
     pusher.add_argument("--instance-type-group", help="[tool.deployer] instance_type_group")

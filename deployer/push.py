@@ -4,8 +4,9 @@ Order: secrets read from the local environment → project → check → SHA-256
 deployment read and everything that can be refused decided (its type and fields, the next version
 name, the versions the cap makes room for) → deployment created or its fields updated → versions
 pruned → version → environment variables (on the version or the deployment) → revision upload →
-build followed → promotion → smoke request compared with the emulator's answer. Each step says what
-it did; a failure or Ctrl-C ends saying every change made at UbiOps so far.
+build followed → smoke request to the new version, compared with the emulator's answer → promotion
+(only once the smoke request completed). Each step says what it did; a failure or Ctrl-C ends saying
+every change made at UbiOps so far.
 """
 
 from __future__ import annotations
@@ -149,15 +150,23 @@ class Shipment:
         except DeployerError:  # its message says how the build stands (failed, or still going on)
             self.changes["version"] = f"revision {revision} was uploaded to {deployment}/{version}"
             raise
-        self.changes["version"] = f"{deployment}/{version} is built and available"
+        built = f"{deployment}/{version} is built and available"
+        self.changes["version"] = f"{built} (not made the default)" if self.options.promote else built
+        # The smoke request goes to the version itself before it is promoted: one that fails it never
+        # becomes what the deployment's callers are served.
+        if self.config.sample_input:
+            summary["smoke"] = self._smoke(version)
         if self.options.promote:
+            if summary["smoke"] and summary["smoke"]["status"] != COMPLETED:
+                self.say(f"NOT promoted: the smoke request to {version} failed, so the default version of "
+                         f"{deployment} stays as it was")
+                summary["promotion_skipped"] = "the smoke request failed"
+                return summary
             self.api.write(f"deployment {deployment!r}", "deployments_update", project, deployment,
                            ubiops.DeploymentUpdate(default_version=version))
             summary["promoted"] = True
             self._did(f"{version} is now the default version of {deployment}", "version",
                       f"{deployment}/{version} is built, available and the default version")
-        if self.config.sample_input:
-            summary["smoke"] = self._smoke(version)
         return summary
 
     def _compare_deployment(self) -> list[str]:

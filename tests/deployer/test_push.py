@@ -412,3 +412,18 @@ def test_push_flags_that_cannot_work_are_refused(project, flags, message):
     """Refused as a usage error before anything runs (--promote --no-wait pushed, never promoted, and exited 0)."""
     result = project.run("push", *flags)
     assert result.returncode == 2 and result.stderr.strip().endswith(f"error: {message}"), result.stderr
+
+
+def test_promote_waits_for_the_smoke_request_and_skips_a_version_that_fails_it(project, remote_ubiops):
+    """The new version was made the default before its smoke request: one failing it was served at once."""
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    (project.package / "deployment.py").write_text(
+        "class Deployment:\n    def request(self, data):\n        raise RuntimeError('broken on purpose')\n")
+    result = project.run("--output", "json", "push", "--skip-tests", "--promote", emulator=remote_ubiops)
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["version"], summary["promoted"], summary["smoke"]["status"]) == ("v2", False, "failed")
+    assert summary["promotion_skipped"] == "the smoke request failed"
+    assert (f"NOT promoted: the smoke request to v2 failed, so the default version of {project.deployment} "
+            "stays as it was") in result.stderr
+    assert remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).default_version == "v1"
