@@ -25,7 +25,7 @@ from contract.package import Package, PackageCheckError, check_deployment_class,
 from contract.requests import COMPLETED
 from contract.spec import DataError, Spec, SpecError, check_input
 from deployer.bundle import Bundle
-from deployer.client import Api, translated
+from deployer.client import Api, _scrubbed, translated
 from deployer.emulated import LocalEmulator, clean_environment, local_emulator
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
@@ -73,6 +73,11 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
     """Check the zip; with `run_tests`, also start it in the emulator, give it `variables` and run the
     emulator tests."""
     report = CheckReport()
+    secrets = [v.value for v in variables or () if v.secret]
+
+    def shown(text: str) -> str:  # the emulator's log and the tests' output, which a deployment may fill
+        return _scrubbed(text, secrets)
+
     with tempfile.TemporaryDirectory(prefix="deployer-check-") as scratch:
         workdir = Path(scratch)
         package = report.package = _static_checks(config, bundle, workdir / "unpacked", report, say)
@@ -82,13 +87,15 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
             with local_emulator(config, bundle.path, workdir) as emulator:
                 if variables:
                     _give_variables(config, variables, emulator, report, say)
-                if not report.add("emulator", emulator.failure is None, _started(emulator), say):
+                if emulator.failure is not None:  # its log goes with the scratch folder: its end is shown now
+                    say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
+                if not report.add("emulator", emulator.failure is None, shown(_started(emulator)), say):
                     return report
-                _run_tests(config, bundle, emulator, report, say)
+                _run_tests(config, bundle, emulator, report, say, shown)
                 if config.sample_input:
-                    _reference(config, package, emulator, report, say)
+                    _reference(config, package, emulator, report, say, shown)
         except DeployerError as exc:
-            report.add("emulator", False, str(exc), say)
+            report.add("emulator", False, shown(str(exc)), say)
     return report
 
 
@@ -157,7 +164,7 @@ def _give_variables(config: DeployerConfig, variables: list[ConfiguredVariable],
 
 
 def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, report: CheckReport,
-               say: Callable[[str], None]) -> None:
+               say: Callable[[str], None], shown: Callable[[str], str]) -> None:
     command = shlex.split(config.test_command)
     if command and command[0] == "python":
         command[0] = sys.executable
@@ -172,21 +179,25 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
     # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
     summary = (result.stdout.strip() or result.stderr.strip() or "(no output)").splitlines()[-1]
     if result.returncode != 0:
-        say(tail((result.stdout + result.stderr).strip(), TEST_OUTPUT_LINES))
+        say(shown(tail((result.stdout + result.stderr).strip(), TEST_OUTPUT_LINES)))
     report.add("emulator tests", result.returncode == 0,
-               f"{summary} ({time.monotonic() - started:.1f} s, exit {result.returncode})", say)
+               shown(f"{summary} ({time.monotonic() - started:.1f} s, exit {result.returncode})"), say)
 
 
 def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator, report: CheckReport,
-               say: Callable[[str], None]) -> None:
-    """Send the sample input to the emulator; its result is what UbiOps should answer too."""
+               say: Callable[[str], None], shown: Callable[[str], str]) -> None:
+    """Send the sample input to the emulator; its result is what UbiOps should answer too. When it
+    fails, the end of the emulator's log (the request's traceback) is shown, as the log goes with the check."""
     try:
         data = upload_inputs(Api(core=emulator.api, say=say), config.project, package.input_spec, config.sample_input, config.root)
         with translated("the emulator's sample request", emulator.url):
             answer = emulator.api.deployment_requests_create(config.project, config.deployment, data)
     except DeployerError as exc:
-        report.add("sample request", False, str(exc), say)
+        say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
+        report.add("sample request", False, shown(str(exc)), say)
         return
+    if answer.status != COMPLETED:
+        say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
     if report.add("sample request", answer.status == COMPLETED,
-                  "completed in the emulator" if answer.status == COMPLETED else f"failed: {answer.error_message}", say):
+                  "completed in the emulator" if answer.status == COMPLETED else shown(f"failed: {answer.error_message}"), say):
         report.reference = answer.result

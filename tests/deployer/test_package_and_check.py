@@ -356,3 +356,35 @@ def test_check_passes_a_deployment_py_saved_with_a_bom(project):
     (project.package / "deployment.py").write_bytes(codecs.BOM_UTF8 + DEPLOYMENT_PY.encode())
     result = project.run("check")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+SECRET_NAME, SECRET = "DEPLOYER_TEST_SECRET", "deployer-secret-value-7e41b0"
+
+
+def test_a_package_that_does_not_start_shows_the_emulators_log_without_secrets(project):
+    """The reason said "see the emulator log", a log that went with the check's scratch folder: its end,
+    the traceback, is shown (a secret the deployment printed masked)."""
+    (project.package / "helper.py").write_text("def load():\n    raise RuntimeError('weights missing')\n")
+    (project.package / "deployment.py").write_text(
+        f"import os\nimport helper\n\nclass Deployment:\n    def __init__(self):\n"
+        f"        print('the secret is', os.environ['{SECRET_NAME}'])\n        helper.load()\n\n"
+        "    def request(self, data):\n        return data\n")
+    project.configure(secrets=[SECRET_NAME])
+    result = project.run("check", env={SECRET_NAME: SECRET})
+    assert result.returncode == 1
+    log = result.stdout.split("the end of the emulator's log:\n", 1)[1]
+    assert "helper.load()" in log and 'raise RuntimeError(\'weights missing\')' in log, result.stdout
+    assert "RuntimeError: weights missing" in log and "the secret is ***" in log
+    assert "FAIL emulator: the zip does not start" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_failed_sample_request_shows_the_emulators_log(project):
+    (project.package / "deployment.py").write_text(
+        "class Deployment:\n    def request(self, data):\n        if data['x'] == 3:\n"
+        "            raise ValueError('three is not taken')\n        return {'y': data['x'] * 2}\n")
+    result = project.run("check")
+    assert result.returncode == 1
+    log = result.stdout.split("the end of the emulator's log:\n", 1)[1]
+    assert "raise ValueError('three is not taken')" in log and "ValueError: three is not taken" in log, result.stdout
+    assert "FAIL sample request: failed: " in log
