@@ -171,7 +171,8 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
     say(f"  running {config.test_command}")
     started = time.monotonic()
     try:
-        result = subprocess.run(command, cwd=config.root, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        result = subprocess.run(command, cwd=config.root, capture_output=True, stdin=subprocess.DEVNULL,
+                                encoding="utf-8", errors="replace",  # a test may print any bytes
                                 env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)))
     except OSError as exc:
         report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)

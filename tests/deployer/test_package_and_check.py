@@ -388,3 +388,14 @@ def test_a_failed_sample_request_shows_the_emulators_log(project):
     log = result.stdout.split("the end of the emulator's log:\n", 1)[1]
     assert "raise ValueError('three is not taken')" in log and "ValueError: three is not taken" in log, result.stdout
     assert "FAIL sample request: failed: " in log
+
+
+def test_a_test_printing_bytes_that_are_not_utf8_is_reported(project):
+    """They ended `check` with a UnicodeDecodeError traceback."""
+    (project.root / "emulator_check.py").write_text(
+        "import sys\nsys.stdout.buffer.write(b'caf\\xe9 \\xff\\n')\nsys.stderr.buffer.write(b'\\xfe\\n')\n"
+        "print('1 failed in 0.01s', flush=True)\nsys.exit(1)\n")
+    result = project.run("check")
+    assert result.returncode == 1
+    assert "caf\ufffd \ufffd" in result.stdout and "FAIL emulator tests: 1 failed in 0.01s (" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
