@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import pty
@@ -11,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from conftest import DEPLOYER_SECONDS, TOKEN, Replying, http_server
 from harness import PROJECT, eventually, start_emulator
 
 from contract.names import NAME_RULE
+from deployer.errors import DeployerError
+from deployer.progress import wait_for_build
 
 
 def versions(emulator, deployment: str) -> list[str]:
@@ -312,17 +316,19 @@ def test_a_failure_after_the_version_was_created_names_the_empty_version(project
 
 
 @contextlib.contextmanager
-def failing(emulator, route: str) -> Iterator[str]:
+def failing(emulator, route: str, times: int | None = None) -> Iterator[str]:
     """A real HTTP proxy in front of `emulator` that answers the calls whose `METHOD path` matches the
-    regex `route` with a 500 and passes every other on; its API's URL."""
+    regex `route` with a 500 (the first `times` of them; all by default) and passes every other on;
+    its API's URL."""
     upstream = httpx.Client(base_url=emulator.api.removesuffix("/v2.1"), timeout=DEPLOYER_SECONDS)
+    failed = itertools.count()
 
     class Proxy(Replying):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if re.search(route, f"{self.command} {self.path}"):
+            if re.search(route, f"{self.command} {self.path}") and (times is None or next(failed) < times):
                 self.reply(500, {"Content-Type": "application/json"}, b'{"error": "injected failure"}')
                 return
             answer = upstream.request(self.command, self.path, content=body, headers={
@@ -427,3 +433,37 @@ def test_promote_waits_for_the_smoke_request_and_skips_a_version_that_fails_it(p
     assert (f"NOT promoted: the smoke request to v2 failed, so the default version of {project.deployment} "
             "stays as it was") in result.stderr
     assert remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).default_version == "v1"
+
+
+def test_a_build_status_call_that_fails_for_a_while_does_not_end_the_push(project, remote_ubiops):
+    """One failed poll of the revision (a 500, a dropped connection) ended the push, the build going on."""
+    with failing(remote_ubiops, r"^GET .*/revisions/[^/]+$", times=3) as api:
+        result = project.run("--output", "json", "push", "--skip-tests", env={"UBIOPS_API_HOST": api})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["build_status"] == "success"
+    assert "  build status unknown for now (" in result.stderr and "500: revision " in result.stderr
+    assert result.stderr.count("build status unknown") == 1, "said once while it lasts"
+
+
+class Unreachable:
+    """An Api whose every call fails as an unreachable UbiOps does."""
+
+    calls = 0
+
+    def read(self, *_args: object) -> None:
+        self.calls += 1
+        raise DeployerError("cannot reach the UbiOps API at https://api.example (Connection refused)")
+
+
+def test_a_build_whose_status_cannot_be_learnt_is_waited_for_until_the_timeout():
+    api, said = Unreachable(), []
+    started = time.monotonic()
+    with pytest.raises(DeployerError) as error:
+        wait_for_build(api, PROJECT, "d", "v1", "r1", 1.0, said.append)  # type: ignore[arg-type]
+    assert time.monotonic() - started >= 1.0 and api.calls > 2
+    assert str(error.value) == (
+        "the build of d/v1 could not be followed: after 1 s UbiOps still does not say how it stands (cannot reach the "
+        "UbiOps API at https://api.example (Connection refused)); it may go on at UbiOps: follow it with "
+        "`python -m deployer status`")
+    assert said == ["  build status unknown for now (0 s): cannot reach the UbiOps API at https://api.example "
+                    "(Connection refused); asking again"]
