@@ -25,7 +25,7 @@ import ubiops
 from contract.config import DeployerConfig
 from contract.package import Package
 from contract.requests import COMPLETED
-from contract.spec import NamedField, Spec, same_fields
+from contract.spec import NamedField, Spec, same_fields, widget_changes
 from deployer.bundle import Bundle, build_bundle, sha256_of
 from deployer.checks import check_bundle
 from deployer.client import Api
@@ -171,7 +171,9 @@ class Shipment:
 
     def _compare_deployment(self) -> list[str]:
         """How an existing deployment's fields differ from the package's, once allowed to change
-        (nothing for a deployment to create); DeployerError for a type or fields it must keep."""
+        (nothing for a deployment to create); DeployerError for a type or fields it must keep. Names
+        and data types change only with --update-fields (and --yes over existing versions); widgets,
+        which no version's code sees, change with the spec files."""
         project, name = self.config.project, self.config.deployment
         try:
             existing = self.api.read(f"deployment {name!r}", "deployments_get", project, name)
@@ -188,8 +190,12 @@ class Shipment:
                                 f"a type cannot change: use another deployment name")
         drift = [*_drift("input", existing.input_fields, self.package.input_spec),
                  *_drift("output", existing.output_fields, self.package.output_spec)]
+        # Widgets are how UbiOps' web form shows a field: no version's code sees them, so they follow
+        # the spec files without --update-fields.
+        widgets = [*_widget_drift("input", existing.input_fields, self.package.input_spec),
+                   *_widget_drift("output", existing.output_fields, self.package.output_spec)]
         if not drift:
-            return []
+            return widgets
         if not self.options.update_fields:
             raise DeployerError(f"deployment {name} has other fields than the package ({'; '.join(drift)}); "
                                 f"push with --update-fields to change the deployment's fields")
@@ -199,7 +205,7 @@ class Shipment:
                 f"--update-fields changes the fields of every version of {name} ({'; '.join(drift)}); built for the "
                 f"old fields: {', '.join(built_for_old)}, whose requests fail where their code does not take or give "
                 f"the new ones; push again with --yes to go on, or push to another deployment")
-        return drift
+        return drift + widgets
 
     def _create_deployment(self) -> None:
         name = self.config.deployment
@@ -316,6 +322,12 @@ def _drift(direction: str, declared: list[Any] | None, packaged: Spec) -> list[s
     if same_fields(declared or [], packaged.fields):
         return []
     return [f"{direction} fields: deployment {_names(declared or [])}, package {_names(packaged.fields)}"]
+
+
+def _widget_drift(direction: str, declared: list[Any] | None, packaged: Spec) -> list[str]:
+    """The fields whose widgets differ between the deployment and the package (of those both have)."""
+    changed = widget_changes(declared or [], packaged.fields)
+    return [f"{direction} widgets of {', '.join(changed)}"] if changed else []
 
 
 def _names(fields: Iterable[NamedField]) -> str:

@@ -467,3 +467,23 @@ def test_a_build_whose_status_cannot_be_learnt_is_waited_for_until_the_timeout()
         "`python -m deployer status`")
     assert said == ["  build status unknown for now (0 s): cannot reach the UbiOps API at https://api.example "
                     "(Connection refused); asking again"]
+
+
+def test_a_widget_changed_in_the_spec_files_reaches_the_deployment_without_update_fields(project, remote_ubiops):
+    """Widgets were left out of the comparison, so a changed one never reached the deployment."""
+    spec = project.package / "ubiops_input_spec.json"
+    spec.write_text(json.dumps([{"name": "x", "data_type": "int",
+                                 "widget": {"type": "slider", "configuration": {"min": 0, "max": 10}}}]))
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    again = project.run("push", "--skip-tests", emulator=remote_ubiops)
+    assert again.returncode == 0 and "updated the fields" not in again.stdout, "the same widget read back is no change"
+    spec.write_text(json.dumps([{"name": "x", "data_type": "int",
+                                 "widget": {"type": "slider", "configuration": {"min": 0, "max": 20}}}]))
+    changed = project.run("push", "--skip-tests", emulator=remote_ubiops)
+    assert changed.returncode == 0, changed.stderr
+    assert f"updated the fields of deployment {project.deployment}: input widgets of x" in changed.stdout
+    widget = remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).input_fields[0].widget
+    assert (widget.type, widget.configuration) == ("slider", {"min": "0", "max": "20"})
+    spec.write_text(json.dumps([{"name": "x", "data_type": "double", "widget": {"type": "numberbox"}}]))
+    refused = project.run("push", "--skip-tests", emulator=remote_ubiops)
+    assert refused.returncode == 1 and "push with --update-fields" in refused.stderr, "a type still needs the flag"
