@@ -8,7 +8,10 @@ answer to the sample input is kept, as the reference for the smoke request after
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +38,8 @@ from emulator.launcher import tail
 MAX_UPLOAD_BYTES = 2 * 1024**3
 """UbiOps' documented package limit (2 GB)."""
 TEST_OUTPUT_LINES = 30
+TEST_STOP_SECONDS = 5.0
+"""How long the test command's processes have to end on SIGTERM before they are killed."""
 
 
 @dataclass(frozen=True)
@@ -170,19 +175,48 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
         command[0] = sys.executable
     say(f"  running {config.test_command}")
     started = time.monotonic()
-    try:
-        result = subprocess.run(command, cwd=config.root, capture_output=True, stdin=subprocess.DEVNULL,
-                                encoding="utf-8", errors="replace",  # a test may print any bytes
-                                env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)))
+    try:  # in a process group of its own, which goes with the check (below)
+        process = subprocess.Popen(command, cwd=config.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace",  # a test may print any bytes
+                                   env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)),
+                                   start_new_session=True)
     except OSError as exc:
         report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)
         return
+    try:
+        stdout, stderr = process.communicate()
+    finally:
+        _end_group(process)
     # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
-    summary = (result.stdout.strip() or result.stderr.strip() or "(no output)").splitlines()[-1]
-    if result.returncode != 0:
-        say(shown(tail((result.stdout + result.stderr).strip(), TEST_OUTPUT_LINES)))
-    report.add("emulator tests", result.returncode == 0,
-               shown(f"{summary} ({time.monotonic() - started:.1f} s, exit {result.returncode})"), say)
+    summary = (stdout.strip() or stderr.strip() or "(no output)").splitlines()[-1]
+    if process.returncode != 0:
+        say(shown(tail((stdout + stderr).strip(), TEST_OUTPUT_LINES)))
+    report.add("emulator tests", process.returncode == 0,
+               shown(f"{summary} ({time.monotonic() - started:.1f} s, exit {process.returncode})"), say)
+
+
+def _end_group(process: subprocess.Popen[str]) -> None:
+    """End the test command's process group, once it has ended or the check is interrupted (Ctrl-C,
+    SIGTERM): a shell's children, or a server a test left running, went on after the check (only the
+    command itself was killed). SIGTERM first, so they may clean up, then SIGKILL after TEST_STOP_SECONDS."""
+    deadline = time.monotonic() + TEST_STOP_SECONDS
+    try:
+        with contextlib.suppress(ProcessLookupError):  # none left in the group
+            os.killpg(process.pid, signal.SIGTERM)
+            while time.monotonic() < deadline:
+                process.poll()  # the command itself, reaped as soon as it ends
+                os.killpg(process.pid, 0)
+                time.sleep(0.05)
+            os.killpg(process.pid, signal.SIGKILL)
+    except KeyboardInterrupt:  # interrupted again while they stop: at once, then
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise
+    finally:
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+        process.wait()
 
 
 def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator, report: CheckReport,

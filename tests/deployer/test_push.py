@@ -363,10 +363,30 @@ def test_a_terminated_check_stops_its_emulator_and_its_tests(project):
     assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
 
 
-def _with_the_tests_running(root) -> dict[int, str] | None:
+def test_a_terminated_check_stops_the_processes_its_tests_started(project):
+    """Only the test command itself was killed: a shell's `sleep`, in its process group, went on."""
+    project.configure(test_command="sh -c 'sleep 1234; true'")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    eventually(lambda: _with_the_tests_running(project.root, "sleep 1234"), "the test's sleep running", DEPLOYER_SECONDS)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr.strip()) == (130, "deployer: interrupted")
+    assert not _with_the_tests_running(project.root, "sleep 1234"), "left running"
+
+
+def test_a_process_the_tests_left_running_ends_with_them(project):
+    project.configure(test_command="sh -c 'sleep 1235 >/dev/null 2>&1 & echo 1 passed'")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not _with_the_tests_running(project.root, "sleep 1235"), "left running"
+
+
+def _with_the_tests_running(root, command: str = "time.sleep(60)") -> dict[int, str] | None:
     """The project's processes, once its test command runs (it starts after the emulator)."""
     found = _processes_naming(root)
-    return found if any("time.sleep(60)" in command for command in found.values()) else None
+    return found if any(command in line for line in found.values()) else None
 
 
 def _processes_naming(root) -> dict[int, str]:
