@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
     """Do the command; its result (printed as text or JSON) and the exit code."""
     if args.command == "init":
         return init_deployment(Path.cwd(), args.name, args.package, args.input, args.outputs, args.project), 0
-    config = load_config()
+    config = load_config(section_required=True)
     if args.command == "package":
         bundle = build_bundle(config)
         return {"path": str(bundle.path), "size": bundle.size, "sha256": bundle.sha256, "files": len(bundle.files)}, 0

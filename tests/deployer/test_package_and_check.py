@@ -399,3 +399,12 @@ def test_a_test_printing_bytes_that_are_not_utf8_is_reported(project):
     assert result.returncode == 1
     assert "caf\ufffd \ufffd" in result.stdout and "FAIL emulator tests: 1 failed in 0.01s (" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_pyproject_without_the_deployer_section_is_one_line_naming_it(project):
+    """A misspelled `[tool.deployr]` silently gave the defaults: another project, deployment and package."""
+    (project.root / "pyproject.toml").write_text('[tool.deployr]\nproject = "mine"\n\n[tool.ruff]\nline-length = 100\n')
+    result = project.run("package")
+    assert (result.returncode, result.stderr.strip()) == (
+        1, f"deployer: error: {project.root / 'pyproject.toml'} has no [tool.deployer] section (its [tool] tables: "
+           "deployr, ruff): the deployer's settings (project, deployment, package, …) go there")
