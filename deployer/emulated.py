@@ -28,10 +28,10 @@ from emulator.launcher import (
     wait_until_served,
 )
 
-START_SECONDS = SERVED_SECONDS
-"""As long as the emulator itself may take to serve the zip (`emulator.launcher.SERVED_SECONDS`)."""
 LOG_LINES = 30
 """How much of the emulator's log a failed start or sample request shows: a traceback's worth."""
+START_SECONDS = SERVED_SECONDS
+"""As long as the emulator itself may take to serve the zip (`emulator.launcher.SERVED_SECONDS`)."""
 PRIVATE_VARIABLES = (TOKEN_VARIABLE, HOST_VARIABLE, "EMULATOR_TOKEN")
 
 
