@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.archive import ArchiveError, build_zip, package_files, read_package_file
+from contract.archive import ArchiveError, build_zip, package_file_chunks, package_files
 from contract.config import DeployerConfig
 from deployer.client import MIN_SECRET_LENGTH, TOKEN_VARIABLE, token_key
 from deployer.errors import DeployerError
@@ -67,8 +67,12 @@ def _refuse_secrets(source: Path, names: list[str], config: DeployerConfig) -> N
     wanted = {variable: value.encode() for variable, value in values.items() if len(value) >= MIN_SECRET_LENGTH}
     if not wanted:
         return
+    overlap = max(map(len, wanted.values())) - 1  # a value cut by a chunk's end is whole in the next window
     for name in names:
-        content = read_package_file(source, name)
-        for variable, value in wanted.items():
-            if value in content:
-                raise DeployerError(f"{name} contains the value of {variable}; remove it or list the file in .ubiops-ignore")
+        carried = b""
+        for chunk in package_file_chunks(source, name):  # a chunk at a time: a large file is never held whole
+            window = carried + chunk
+            for variable, value in wanted.items():
+                if value in window:
+                    raise DeployerError(f"{name} contains the value of {variable}; remove it or list the file in .ubiops-ignore")
+            carried = window[-overlap:] if overlap else b""

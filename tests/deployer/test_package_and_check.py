@@ -9,12 +9,14 @@ import re
 import subprocess
 import sys
 import threading
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import DEPLOYER_SECONDS, DEPLOYMENT_PY, TOKEN
 
+from contract.archive import build_zip, package_files
 from contract.config import DeployerConfig
 from contract.package import PackageCheckError, check_deployment_class, read_requirements
 from deployer.bundle import Bundle, build_bundle, sha256_of
@@ -408,3 +410,49 @@ def test_a_pyproject_without_the_deployer_section_is_one_line_naming_it(project)
     assert (result.returncode, result.stderr.strip()) == (
         1, f"deployer: error: {project.root / 'pyproject.toml'} has no [tool.deployer] section (its [tool] tables: "
            "deployr, ruff): the deployer's settings (project, deployment, package, …) go there")
+
+
+def _zip_whole_files(source: Path, output: Path) -> None:
+    """The zip as build_zip wrote it before it streamed: each file read whole, then `writestr`."""
+    output.parent.mkdir(parents=True)
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in package_files(source, output.parent):
+            entry = zipfile.ZipInfo(f"deployment_package/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o100644 << 16
+            entry.create_system = 3
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, (source / name).read_bytes(), compresslevel=9)
+
+
+def test_files_streamed_into_the_zip_give_the_bytes_of_whole_files(tmp_path):
+    """Streaming must not change a package's zip, so its SHA-256 still names what was tested."""
+    source = tmp_path / "pkg"
+    (source / "weights").mkdir(parents=True)
+    (source / "deployment.py").write_text(DEPLOYMENT_PY)
+    (source / "empty.txt").write_bytes(b"")
+    (source / "weights" / "random.bin").write_bytes(os.urandom(3 * 1024**2 + 12345))
+    (source / "weights" / "zeros.bin").write_bytes(bytes(2 * 1024**2))
+    (source / "weights" / "text.csv").write_bytes(b"".join(b"%d,%d\n" % (i, i * i) for i in range(300_000)))
+    build_zip(source, tmp_path / "streamed" / "a.zip")
+    _zip_whole_files(source, tmp_path / "whole" / "a.zip")
+    assert (tmp_path / "streamed" / "a.zip").read_bytes() == (tmp_path / "whole" / "a.zip").read_bytes()
+
+
+def test_package_holds_no_file_whole_in_memory(project, monkeypatch):
+    """The secrets' scan and the zip each read a file whole: ~3x the largest file at the peak."""
+    (project.package / "weights.bin").write_bytes(os.urandom(24 * 1024**2))
+    monkeypatch.setenv("UBIOPS_API_TOKEN", f"Token {TOKEN}")  # so that the files are scanned for it
+    tracemalloc.start()
+    try:
+        build_bundle(DeployerConfig(root=project.root, deployment=project.deployment, package="pkg"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024**2, f"{peak / 1024**2:.0f} MiB at the peak"
+
+
+def test_a_token_across_two_chunks_of_a_file_is_found(project):
+    (project.package / "weights.bin").write_bytes(bytes(1024**2 - 5) + TOKEN.encode() + bytes(100))
+    result = project.run("package")
+    assert result.stderr.strip() == ("deployer: error: weights.bin contains the value of UBIOPS_API_TOKEN; "
+                                     "remove it or list the file in .ubiops-ignore")
