@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import os
+import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.archive import ArchiveError, build_zip, package_file_chunks, package_files
@@ -23,6 +26,24 @@ class Bundle:
     sha256: str
     size: int
     files: tuple[str, ...]
+    hold: SharedLock | None = field(default=None, repr=False, compare=False)
+    """The zip's shared lock while this bundle lives: another run's clean-up of dist/ leaves it alone
+    (`_remove_older`) as this run checks, copies and uploads it."""
+
+
+class SharedLock:
+    """A shared `flock` on a file, held until the object goes (or the process ends)."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def __del__(self) -> None:
+        os.close(self._fd)
 
 
 def sha256_of(path: Path) -> str:
@@ -47,6 +68,7 @@ def build_bundle(config: DeployerConfig) -> Bundle:
         files = build_zip(source, scratch)
         sha256 = sha256_of(scratch)
         path = dist / f"{config.deployment}-{sha256[:12]}.zip"
+        hold = SharedLock(scratch)  # before it has the name another run's clean-up looks for
         scratch.replace(path)  # atomic: a run at once with the same files renames the same bytes over it
     except BaseException as exc:
         with contextlib.suppress(OSError):  # dist/ itself may be what failed: that is the error to tell
@@ -56,7 +78,24 @@ def build_bundle(config: DeployerConfig) -> Bundle:
         if isinstance(exc, OSError):  # dist/ a file, a full disk, a file the package cannot read
             raise DeployerError(f"cannot build the zip in {dist}: {exc}") from None
         raise
-    return Bundle(path, sha256, path.stat().st_size, tuple(files))
+    _remove_older(dist, config.deployment, path)
+    return Bundle(path, sha256, path.stat().st_size, tuple(files), hold)
+
+
+def _remove_older(dist: Path, deployment: str, new: Path) -> None:
+    """Remove the deployment's earlier zips from dist/ (`<deployment>-<sha12>.zip`, none newer than
+    `new`), so they do not pile up; but any another run is using (its Bundle holds a shared lock on
+    it) and any that cannot be removed stay."""
+    name = re.compile(rf"{re.escape(deployment)}-[0-9a-f]{{12}}\.zip")
+    newest = new.stat().st_mtime
+    for old in dist.iterdir():
+        if old == new or not name.fullmatch(old.name):
+            continue
+        with contextlib.suppress(OSError), old.open("rb") as stream:  # OSError: in use (BlockingIOError), gone…
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            found = os.fstat(stream.fileno())
+            if found.st_mtime <= newest and os.path.samestat(found, old.stat()):  # not renamed over meanwhile
+                old.unlink()
 
 
 def _refuse_secrets(source: Path, names: list[str], config: DeployerConfig) -> None:

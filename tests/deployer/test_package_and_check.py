@@ -456,3 +456,22 @@ def test_a_token_across_two_chunks_of_a_file_is_found(project):
     result = project.run("package")
     assert result.stderr.strip() == ("deployer: error: weights.bin contains the value of UBIOPS_API_TOKEN; "
                                      "remove it or list the file in .ubiops-ignore")
+
+
+def test_a_new_zip_replaces_the_deployments_earlier_ones_but_those_in_use(project):
+    """They piled up in dist/, one per change; a run's own zip (its check, copy and upload) is kept."""
+    first = json.loads(project.run("--output", "json", "package").stdout)["path"]
+    others = [project.root / "dist" / f"{project.deployment}-extra-0123456789ab.zip",  # another deployment's
+              project.root / "dist" / "notes.txt"]
+    for path in others:
+        path.write_text("kept")
+    (project.package / "deployment.py").write_text(DEPLOYMENT_PY.replace("= 2", "= 3"))
+    in_use = build_bundle(DeployerConfig(root=project.root, deployment=project.deployment, package="pkg"))
+    assert not Path(first).exists(), "the earlier zip stayed"
+    (project.package / "deployment.py").write_text(DEPLOYMENT_PY.replace("= 2", "= 4"))
+    latest = json.loads(project.run("--output", "json", "package").stdout)["path"]
+    assert sorted((project.root / "dist").iterdir()) == sorted([in_use.path, Path(latest), *others])
+    del in_use  # its run is over: the next build removes its zip
+    (project.package / "deployment.py").write_text(DEPLOYMENT_PY.replace("= 2", "= 5"))
+    last = json.loads(project.run("--output", "json", "package").stdout)["path"]
+    assert sorted((project.root / "dist").iterdir()) == sorted([Path(last), *others])
