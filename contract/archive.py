@@ -126,12 +126,14 @@ def _refuse_file_and_folder(paths: list[tuple[str, ...]]) -> None:
             raise ArchiveError(f"the zip holds {'/'.join(parts)!r} both as a file and as a folder")
 
 
-def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
+def package_files(source: Path, output_folder: Path | None = None, linked_folders: list[str] | None = None) -> list[str]:
     """The files of a package folder that go into its zip, as sorted POSIX paths relative to it.
 
     Honours `.ubiops-ignore` (gitignore syntax, with the SDK's own matcher, as `ubiops.utils.zip_dir`
     does) and always leaves out `__pycache__`, `.git`, `.emulator-data`, `.env` and `*.pyc`, and `output_folder`
     (where the zips are written) when it lies inside the package: a zip must not hold the earlier ones.
+    Links to folders are not followed (nor by `zip_dir`): given `linked_folders`, the paths of those not
+    ignored are added to it, so that the caller can say they were left out.
     """
     source = source.resolve()
     if not source.is_dir():
@@ -143,6 +145,9 @@ def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
     for folder, directories, files in os.walk(source):
         directories[:] = [d for d in directories
                           if d not in ALWAYS_LEFT_OUT_DIRECTORIES and Path(folder, d) != left_out]
+        if linked_folders is not None:  # os.walk lists them, and goes into none
+            linked_folders.extend(Path(folder, d).relative_to(source).as_posix() for d in directories
+                                  if Path(folder, d).is_symlink() and not is_ignored(str(Path(folder, d))))
         for name in files:
             path = Path(folder, name)
             if name in ALWAYS_LEFT_OUT_FILES or name.endswith(ALWAYS_LEFT_OUT_SUFFIXES) or is_ignored(str(path)):

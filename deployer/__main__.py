@@ -18,7 +18,7 @@ from typing import Any
 from contract.config import CHECKS, ConfigError, DeployerConfig, instance_range_problem, load_config
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.requests import COMPLETED, RETENTION_MODES
-from deployer.bundle import build_bundle
+from deployer.bundle import build_bundle, warn_of_links
 from deployer.checks import check_bundle
 from deployer.client import Api
 from deployer.errors import DeployerError
@@ -124,11 +124,13 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
     config = load_config(section_required=True)
     if args.command == "package":
         bundle = build_bundle(config)
+        warn_of_links(bundle, say)
         return {"path": str(bundle.path), "size": bundle.size, "sha256": bundle.sha256, "files": len(bundle.files)}, 0
     if args.command == "check":
         variables = configured_variables(config)
         bundle = build_bundle(config)
         say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
+        warn_of_links(bundle, say)
         report = check_bundle(config, bundle, run_tests=True, say=say, variables=variables)
         result = {"passed": report.passed, "sha256": bundle.sha256, "summary": report.summary(),
                   "checks": [dataclasses.asdict(c) for c in report.checks]}

@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ class Bundle:
     sha256: str
     size: int
     files: tuple[str, ...]
+    linked_folders: tuple[str, ...] = ()
+    """Links to folders in the package, left out of the zip as `ubiops.utils.zip_dir` leaves them out."""
     hold: SharedLock | None = field(default=None, repr=False, compare=False)
     """The zip's shared lock while this bundle lives: another run's clean-up of dist/ leaves it alone
     (`_remove_older`) as this run checks, copies and uploads it."""
@@ -64,7 +67,8 @@ def build_bundle(config: DeployerConfig) -> Bundle:
     # zipped over each other. Named rather than made by mkstemp, whose 0600 would stick to the zip.
     scratch = dist / f".{config.deployment}-building-{uuid.uuid4().hex}.zip"
     try:
-        _refuse_secrets(source, package_files(source, dist), config)
+        linked: list[str] = []
+        _refuse_secrets(source, package_files(source, dist, linked), config)
         files = build_zip(source, scratch)
         sha256 = sha256_of(scratch)
         path = dist / f"{config.deployment}-{sha256[:12]}.zip"
@@ -79,7 +83,14 @@ def build_bundle(config: DeployerConfig) -> Bundle:
             raise DeployerError(f"cannot build the zip in {dist}: {exc}") from None
         raise
     _remove_older(dist, config.deployment, path)
-    return Bundle(path, sha256, path.stat().st_size, tuple(files), hold)
+    return Bundle(path, sha256, path.stat().st_size, tuple(files), tuple(sorted(linked)), hold)
+
+
+def warn_of_links(bundle: Bundle, say: Callable[[str], None]) -> None:
+    """Say which links to folders the zip left out: UbiOps would not get what they hold either."""
+    for folder in bundle.linked_folders:
+        say(f"WARNING: {folder}/ is a link to a folder, left out of the zip (UbiOps' zip_dir leaves it out too): "
+            f"copy the folder into the package, or list it in .ubiops-ignore")
 
 
 def _remove_older(dist: Path, deployment: str, new: Path) -> None:

@@ -26,7 +26,7 @@ from contract.config import DeployerConfig
 from contract.package import Package
 from contract.requests import COMPLETED
 from contract.spec import NamedField, Spec, same_fields, widget_changes
-from deployer.bundle import Bundle, build_bundle, sha256_of
+from deployer.bundle import Bundle, build_bundle, sha256_of, warn_of_links
 from deployer.checks import check_bundle
 from deployer.client import Api
 from deployer.errors import ApiError, DeployerError, Interrupted
@@ -64,6 +64,7 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
         api.read(f"project {config.project!r}", "projects_get", config.project)
         bundle = build_bundle(config)
         say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
+        warn_of_links(bundle, say)
         if options.skip_tests:
             say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
         report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say, variables=variables)

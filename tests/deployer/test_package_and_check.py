@@ -475,3 +475,19 @@ def test_a_new_zip_replaces_the_deployments_earlier_ones_but_those_in_use(projec
     (project.package / "deployment.py").write_text(DEPLOYMENT_PY.replace("= 2", "= 5"))
     last = json.loads(project.run("--output", "json", "package").stdout)["path"]
     assert sorted((project.root / "dist").iterdir()) == sorted([Path(last), *others])
+
+
+def test_a_link_to_a_folder_left_out_of_the_zip_is_warned_of(project):
+    """Such a folder was left out silently (os.walk does not follow it, nor does UbiOps' zip_dir)."""
+    (project.root / "shared").mkdir()
+    (project.root / "shared" / "weights.bin").write_bytes(b"w")
+    (project.package / "data").symlink_to(project.root / "shared")
+    (project.package / "cache").symlink_to(project.root / "shared")
+    (project.package / ".ubiops-ignore").write_text("cache\n")
+    warning = ("WARNING: data/ is a link to a folder, left out of the zip (UbiOps' zip_dir leaves it out too): copy the "
+               "folder into the package, or list it in .ubiops-ignore")
+    packaged = project.run("package")
+    assert packaged.returncode == 0 and packaged.stdout.splitlines()[0] == warning, packaged.stdout
+    checked = project.run("check")
+    assert checked.returncode == 0 and checked.stdout.splitlines()[1] == warning, checked.stdout
+    assert "cache/" not in packaged.stdout + checked.stdout
