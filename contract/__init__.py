@@ -3,7 +3,7 @@
 - `spec`: the input/output field specification and the checks UbiOps applies to request data.
 - `files`: `ubiops-file://` URIs, the default bucket, and the file fields of request data.
 - `requests`: request statuses and retention modes.
-- `versions`: a version's default instance settings.
+- `versions`: a version's default instance settings, and the range they must keep.
 - `environments`: UbiOps' base environments and the Python each one runs.
 - `calling`: which arguments UbiOps passes to `Deployment`, `request` and `requests`.
 - `archive`: the zip layout UbiOps accepts, and safe extraction.

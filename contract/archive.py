@@ -20,10 +20,10 @@ from typing import BinaryIO
 
 from ubiops.utils.gitignorefile.gitignorefile import parse as parse_ignore_file
 
+from contract.calling import DEPLOYMENT_FILE
 from contract.text import is_unicode_text
 
 PACKAGE_DIRECTORY = "deployment_package"
-DEPLOYMENT_FILE = "deployment.py"
 MAX_UNPACKED_BYTES = 4 * 1024**3
 MAX_ENTRIES = 100_000
 ENCRYPTED = 0x1

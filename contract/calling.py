@@ -1,5 +1,6 @@
-"""How UbiOps calls a deployment: which arguments `Deployment(...)`, `request` and `requests` get,
-decided by their signatures (the executable reference is `ubiops.utils.run_local`).
+"""How UbiOps calls a deployment: which file it imports `Deployment` from, and which arguments
+`Deployment(...)`, `request` and `requests` get, decided by their signatures (the executable reference
+is `ubiops.utils.run_local`).
 
 One rule for both sides: the emulator's loader calls the class with it, and the deployer's static
 check reads `deployment.py` with it (`signature_of_function`), so a signature the check accepts
@@ -10,9 +11,19 @@ from __future__ import annotations
 
 import ast
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
+DEPLOYMENT_FILE = "deployment.py"
+DEPLOYMENT_FILE_VARIABLES = ("SYS_DEPLOYMENT_FILE_NAME", "ML_MODEL_FILE_NAME")
+"""The variables that name another file than `deployment.py`: the current name, then its legacy one."""
 INIT_ARGUMENTS = ("base_directory", "context")
+
+
+def deployment_file_name(variables: Mapping[str, str]) -> str:
+    """The file `Deployment` is imported from, by the instance's variables (`contract.manifest.instance_variables`):
+    the emulator imports it, and `deployer check` reads it, so a package the one runs the other passes."""
+    return next((variables[name] for name in DEPLOYMENT_FILE_VARIABLES if variables.get(name)), DEPLOYMENT_FILE)
 
 
 def init_arguments(signature: inspect.Signature) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ their values are read from the local environment when the deployer runs, never f
 
 from __future__ import annotations
 
+import os
 import shlex
 import tomllib
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.names import NAME_RULE, VARIABLE_NAME_RULE, is_name, is_variable_name, variable_value_problem
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.spec import PLAIN
-from contract.versions import IDLE_TIME_RANGE
+from contract.versions import IDLE_TIME_RANGE, instance_range_problem
 
 CONFIG_FILE = "pyproject.toml"
 DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
@@ -214,11 +215,16 @@ def deployer_table(path: Path) -> dict[str, Any] | None:
     return table
 
 
-def instance_range_problem(config: DeployerConfig) -> str | None:
-    """UbiOps scales a version between its minimum and maximum instances: the first cannot pass the second."""
-    if config.minimum_instances > config.maximum_instances:
-        return f"minimum_instances ({config.minimum_instances}) exceeds maximum_instances ({config.maximum_instances})"
-    return None
+def secret_values(config: DeployerConfig) -> dict[str, str]:
+    """The values this shell holds for `[tool.deployer] secrets`, which both the deployer and the emulator
+    (for its own package) give the version. An empty value counts as unset: CI systems give an undefined
+    secret as one. ConfigError, without the value, for one no environment variable can hold (a byte that
+    is not UTF-8 once ended the deployer with a traceback, and the emulator's instances could not start)."""
+    values = {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
+    for name, value in values.items():
+        if problem := variable_value_problem(value):
+            raise ConfigError(f"{name} (named in [tool.deployer] secrets) {problem}: export it as UTF-8 text")
+    return values
 
 
 def load_config(start: Path | None = None, section_required: bool = False) -> DeployerConfig:
@@ -244,7 +250,7 @@ def load_config(start: Path | None = None, section_required: bool = False) -> De
         if problem:
             raise ConfigError(f"{path}: [tool.deployer] {key} {problem}")
     config = DeployerConfig(root=path.parent, **table)
-    problem = instance_range_problem(config)
+    problem = instance_range_problem(config.minimum_instances, config.maximum_instances)
     if problem:
         raise ConfigError(f"{path}: [tool.deployer] {problem}")
     names = [*config.environment_variables, *config.secrets]

@@ -6,6 +6,7 @@ the deployer accept exactly what the SDK's own check accepts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,3 +61,12 @@ def parse_environment_variables(definitions: list[str]) -> dict[str, str]:
             raise ManifestError(f"environment variable {definition!r} must be written NAME=value")
         variables[name] = value
     return variables
+
+
+def instance_variables(manifest: Mapping[str, str], api: Mapping[str, str],
+                       overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables a version's instances get, each layer over the ones before: `ubiops.yaml`'s (built
+    into the package's environment), the API's (project < deployment < version, already merged), then
+    the emulator's `--env`. One rule for the emulator, which starts instances with them, and the deployer,
+    whose check must judge the package by what its instances will see."""
+    return {**manifest, **api, **(overrides or {})}

@@ -1,4 +1,4 @@
-"""The names UbiOps gives projects, deployments and versions (an assumption the emulator enforces),
+"""The names UbiOps gives projects, deployments, versions and buckets (an assumption the emulator enforces),
 the names of environment variables (UbiOps' documented rule, read by the emulator's API and the
 deployer's config alike), and the values a process environment can hold (the API's variables and
 `ubiops.yaml`'s alike)."""

@@ -41,7 +41,6 @@ def read_package(directory: Path) -> Package:
 
 
 REQUIREMENTS_FILE = "requirements.txt"
-DEPLOYMENT_FILE = "deployment.py"
 
 
 class PackageCheckError(ValueError):
@@ -149,7 +148,7 @@ def _installed_from_where_it_points(text: str) -> bool:
             or bool(ENVIRONMENT_VARIABLE.search(text)))
 
 
-def check_deployment_class(directory: Path, file_name: str = DEPLOYMENT_FILE) -> None:
+def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_FILE) -> None:
     """Check, without importing it, that `file_name` defines `Deployment` as UbiOps calls it
     (`contract.calling`: the rule the emulator's loader follows too)."""
     path = directory / file_name

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from contract.config import CHECKS, ConfigError, DeployerConfig, instance_range_problem, load_config
+from contract.config import CHECKS, ConfigError, DeployerConfig, load_config
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.requests import COMPLETED, RETENTION_MODES
+from contract.versions import instance_range_problem
 from deployer.bundle import build_bundle, warn_of_links
 from deployer.checks import check_bundle
 from deployer.client import Api
@@ -99,7 +100,7 @@ def with_overrides(config: DeployerConfig, args: argparse.Namespace) -> Deployer
     if labels:
         overrides["labels"] = {**config.labels, **labels}
     config = dataclasses.replace(config, **overrides)
-    problem = instance_range_problem(config)
+    problem = instance_range_problem(config.minimum_instances, config.maximum_instances)
     if problem:
         raise DeployerError(f"with the flags given, {problem}")
     return config

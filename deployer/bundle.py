@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.archive import ArchiveError, build_zip, package_file_chunks, package_files
-from contract.config import DeployerConfig
-from deployer.client import MIN_SECRET_LENGTH, TOKEN_VARIABLE, token_key
+from contract.config import DeployerConfig, secret_values
+from deployer.client import MIN_SECRET_LENGTH, UBIOPS_TOKEN_VARIABLE, token_key
 from deployer.errors import DeployerError
-from deployer.variables import secret_values
 
 DIST_DIRECTORY = "dist"
 
@@ -113,7 +112,7 @@ def _refuse_secrets(source: Path, names: list[str], config: DeployerConfig) -> N
     """The API token and the configured secrets must never ship: refuse a package with a file that
     holds one's value (naming the file and the variable only). Values shorter than 8 characters are
     not looked for: they would match by chance."""
-    values = {TOKEN_VARIABLE: token_key(), **secret_values(config)}
+    values = {UBIOPS_TOKEN_VARIABLE: token_key(), **secret_values(config)}
     wanted = {variable: value.encode() for variable, value in values.items() if len(value) >= MIN_SECRET_LENGTH}
     if not wanted:
         return

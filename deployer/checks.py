@@ -1,9 +1,10 @@
 """`python -m deployer check`: everything that can be known before an upload, on the built zip itself.
 
-Static checks (zip layout, specs, `ubiops.yaml`, `deployment.py`, `requirements.txt`, size, sample
-input), then the emulator started on the zip, given the configured environment variables through its
-API as `push` gives them to UbiOps, and the project's emulator tests run against it. The emulator's
-answer to the sample input is kept, as the reference for the smoke request after a push.
+Static checks (zip layout, specs, `ubiops.yaml`, `deployment.py` or the file `SYS_DEPLOYMENT_FILE_NAME`
+names, `requirements.txt`, size, sample input), then the emulator started on the zip, given the
+configured environment variables through its API as `push` gives them to UbiOps, and the project's
+emulator tests run against it. The emulator's answer to the sample input is kept, as the reference
+for the smoke request after a push.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from contract.archive import ArchiveError, extract_package
+from contract.calling import deployment_file_name
 from contract.config import DeployerConfig, sample_input_problem
-from contract.manifest import ManifestError
+from contract.manifest import ManifestError, instance_variables
 from contract.package import Package, PackageCheckError, check_deployment_class, read_package, read_requirements
 from contract.requests import COMPLETED
 from contract.spec import DataError, Spec, SpecError, check_input
@@ -85,7 +87,8 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
 
     with tempfile.TemporaryDirectory(prefix="deployer-check-") as scratch:
         workdir = Path(scratch)
-        package = report.package = _static_checks(config, bundle, workdir / "unpacked", report, say)
+        configured = {v.name: v.value for v in variables or []}
+        package = report.package = _static_checks(config, bundle, workdir / "unpacked", configured, report, say)
         if package is None or not run_tests:
             return report
         try:
@@ -104,8 +107,8 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
     return report
 
 
-def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, report: CheckReport,
-                   say: Callable[[str], None]) -> Package | None:
+def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configured: dict[str, str],
+                   report: CheckReport, say: Callable[[str], None]) -> Package | None:
     try:
         package = read_package(extract_package(bundle.path, target))
     except (ArchiveError, SpecError, ManifestError) as exc:
@@ -114,11 +117,15 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, report:
     report.add("specs", True, f"{_kind(package.input_spec)} in, {_kind(package.output_spec)} out", say)
     report.add("ubiops.yaml", True, f"{len(package.manifest.environment_variables)} environment variable(s), "
                                     f"{len(package.manifest.apt_packages)} apt package(s)", say)
+    # the file the version's instances will import: `SYS_DEPLOYMENT_FILE_NAME` may name another, in
+    # ubiops.yaml or the configured variables (those set on UbiOps by other means are not known here)
+    file_name = deployment_file_name(instance_variables(package.manifest.environment_variables, configured))
+
     def deployment_class() -> str:
-        check_deployment_class(package.directory)
+        check_deployment_class(package.directory, file_name)
         return "class Deployment with usable __init__ and request signatures"
 
-    _static_check(report, say, "deployment.py", deployment_class)
+    _static_check(report, say, file_name, deployment_class)
     _static_check(report, say, "requirements.txt", lambda: f"{len(read_requirements(package.directory))} requirement(s)")
     size_mb = bundle.size / 1024**2
     report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)

@@ -29,7 +29,7 @@ from ubiops.utils.file_operations import MULTIPART_MIN_SIZE
 from contract.files import DEFAULT_BUCKET, file_uri
 from deployer.errors import ApiError, DeployerError
 
-TOKEN_VARIABLE = "UBIOPS_API_TOKEN"
+UBIOPS_TOKEN_VARIABLE = "UBIOPS_API_TOKEN"
 HOST_VARIABLE = "UBIOPS_API_HOST"
 MASK = "***"
 MIN_SECRET_LENGTH = 8
@@ -63,11 +63,11 @@ class Api:
 
     def __init__(self, dry_run: bool = False, say: Callable[[str], None] = print, core: ubiops.CoreApi | None = None) -> None:
         if core is None:
-            token = os.environ.get(TOKEN_VARIABLE, "").strip()
+            token = os.environ.get(UBIOPS_TOKEN_VARIABLE, "").strip()
             if not token:
-                raise DeployerError(f"{TOKEN_VARIABLE} is not set: export the API token of a service user of the project")
+                raise DeployerError(f"{UBIOPS_TOKEN_VARIABLE} is not set: export the API token of a service user of the project")
             if not TOKEN_SHAPE.fullmatch(token):
-                raise DeployerError(f"{TOKEN_VARIABLE} holds spaces, line breaks or other characters a token has not: "
+                raise DeployerError(f"{UBIOPS_TOKEN_VARIABLE} holds spaces, line breaks or other characters a token has not: "
                                     "export it as UbiOps shows it ('Token <key>')")
             host = os.environ.get(HOST_VARIABLE, "").strip() or DEFAULT_HOST  # set empty (CI's unset variable): unset
             configuration = ubiops.Configuration(host=host, api_key={"Authorization": token})
@@ -202,7 +202,7 @@ def _put(url: str, path: Path, headers: dict[str, str], rest: Any) -> None:
 
 def token_key() -> str:
     """The secret part of the token: `UBIOPS_API_TOKEN` without UbiOps' `Token ` prefix."""
-    return os.environ.get(TOKEN_VARIABLE, "").strip().removeprefix("Token ").strip()
+    return os.environ.get(UBIOPS_TOKEN_VARIABLE, "").strip().removeprefix("Token ").strip()
 
 
 def _scrubbed(text: str, secrets: Collection[str] = ()) -> str:

@@ -15,8 +15,9 @@ from pathlib import Path
 import ubiops
 
 from contract.config import DeployerConfig
-from deployer.client import HOST_VARIABLE, TOKEN_VARIABLE
+from deployer.client import HOST_VARIABLE, UBIOPS_TOKEN_VARIABLE
 from deployer.errors import DeployerError
+from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.launcher import (
     SERVED_SECONDS,
     Emulator,
@@ -32,7 +33,7 @@ LOG_LINES = 30
 """How much of the emulator's log a failed start or sample request shows: a traceback's worth."""
 START_SECONDS = SERVED_SECONDS
 """As long as the emulator itself may take to serve the zip (`emulator.launcher.SERVED_SECONDS`)."""
-PRIVATE_VARIABLES = (TOKEN_VARIABLE, HOST_VARIABLE, "EMULATOR_TOKEN")
+PRIVATE_VARIABLES = (UBIOPS_TOKEN_VARIABLE, HOST_VARIABLE, EMULATOR_TOKEN_VARIABLE)
 
 
 def clean_environment(**extra: str) -> dict[str, str]:

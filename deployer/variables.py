@@ -9,16 +9,15 @@ refused (`deployer.bundle`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import ubiops
 
-from contract.config import DeployerConfig
-from contract.manifest import ManifestError, read_manifest
-from contract.names import variable_value_problem, variables_size_problem
+from contract.config import DeployerConfig, secret_values
+from contract.manifest import ManifestError, instance_variables, read_manifest
+from contract.names import variables_size_problem
 from deployer.client import Api
 from deployer.errors import DeployerError
 
@@ -30,20 +29,10 @@ class ConfiguredVariable:
     secret: bool = False
 
 
-def secret_values(config: DeployerConfig) -> dict[str, str]:
-    """The configured secrets the local environment holds (an empty value counts as missing: CI systems
-    give an undefined secret as one); DeployerError, without the value, for one no environment variable
-    can hold (a byte that is not UTF-8 once ended the deployer with a traceback)."""
-    values = {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
-    for name, value in values.items():
-        if problem := variable_value_problem(value):
-            raise DeployerError(f"{name} (named in [tool.deployer] secrets) {problem}: export it as UTF-8 text")
-    return values
-
-
 def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:
     """Every variable to set; DeployerError naming each secret the local environment lacks, or when
-    all of them could not start a process together, before anything is built, tested or uploaded."""
+    all of them could not start a process together, before anything is built, tested or uploaded
+    (ConfigError for a secret's value no environment can hold, `contract.config.secret_values`)."""
     values = secret_values(config)
     missing = [name for name in config.secrets if name not in values]
     if missing:
@@ -52,7 +41,7 @@ def configured_variables(config: DeployerConfig) -> list[ConfiguredVariable]:
     variables = [*(ConfiguredVariable(name, value) for name, value in config.environment_variables.items()),
                  *(ConfiguredVariable(name, values[name], secret=True) for name in config.secrets)]
     manifest = _manifest_variables(config)
-    if problem := variables_size_problem({**manifest, **{v.name: v.value for v in variables}}):  # as the emulator counts
+    if problem := variables_size_problem(instance_variables(manifest, {v.name: v.value for v in variables})):  # as the emulator counts
         with_manifest = ", with ubiops.yaml's," if manifest else ""
         raise DeployerError(f"[tool.deployer] environment_variables and secrets{with_manifest} come to {problem}")
     return variables

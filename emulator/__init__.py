@@ -15,3 +15,8 @@
 - `runtime/`: the worker processes that run user code, one per instance, owned by its `manager`;
 - `settings`, `data_lock`: how one emulator is configured and holds its data folder.
 """
+
+EMULATOR_TOKEN_VARIABLE = "EMULATOR_TOKEN"
+"""The variable holding the emulator's API token (else `--token`): read by the clients that start or call
+one (`launcher`, `testing`, `python -m emulator request`), kept from deployments and their installers
+(`runtime.python_envs`, `deployer.emulated`). At the package's root, so each imports it without a cycle."""

@@ -14,13 +14,13 @@ from pathlib import Path
 import uvicorn
 
 from contract.archive import ArchiveError
-from contract.config import ConfigError, DeployerConfig, load_config
+from contract.config import ConfigError, DeployerConfig, load_config, secret_values
 from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.names import NAME_RULE, is_name, name_from
 from contract.spec import SpecError
 from contract.text import is_unicode_text
-from emulator import logs, request_command
+from emulator import EMULATOR_TOKEN_VARIABLE, logs, request_command
 from emulator.api.auth import token_problem
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
@@ -35,7 +35,6 @@ from emulator.runtime.python_envs import default_cache
 from emulator.serving import PackageError
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
 
-TOKEN_VARIABLE = "EMULATOR_TOKEN"
 SHUTDOWN_GRACE_SECONDS = 5
 """On SIGTERM or Ctrl-C, a request whose answer is still being sent after this long is cut off."""
 log = logging.getLogger("emulator")
@@ -56,7 +55,7 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--instances", type=int, default=1, help="worker processes sharing the request queue (default: 1)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=value",
                         help="environment variable for the deployment (repeatable); NAME alone: its value here")
-    parser.add_argument("--token", default=None, help=f"require this API token (default: ${TOKEN_VARIABLE}; none: no auth)")
+    parser.add_argument("--token", default=None, help=f"require this API token (default: ${EMULATOR_TOKEN_VARIABLE}; none: no auth)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="where files, request history and deployments are kept (default: %(default)s)")
     parser.add_argument("--project", default=config.project, help="project name (default: [tool.deployer] project, %(default)s)")
@@ -128,11 +127,12 @@ def parse_args(argv: list[str]) -> Settings:
     except ManifestError as exc:
         parser.error(f"--env: {exc}")
     # an empty EMULATOR_TOKEN is unset (docker-compose passes it so); an empty --token is a mistake
-    given, token = ("--token", args.token) if args.token is not None else (TOKEN_VARIABLE, os.environ.get(TOKEN_VARIABLE) or None)
+    given, token = (("--token", args.token) if args.token is not None
+                    else (EMULATOR_TOKEN_VARIABLE, os.environ.get(EMULATOR_TOKEN_VARIABLE) or None))
     if token is not None and (problem := token_problem(token)):
         parser.error(f"{given} {problem}")
     own = own_package(args.package, config)
-    configured = configured_variables(config) if own else {}
+    configured = configured_environment(config) if own else {}
     try:
         allowed_hosts = tuple(parse_allowed_host(value) for value in args.allow_host)
         allowed_origins = tuple(parse_allowed_origin(value) for value in args.allow_origin)
@@ -155,7 +155,7 @@ def parse_args(argv: list[str]) -> Settings:
         warnings=(*(f"{name}, named in [tool.deployer] secrets, is not set here: the deployment runs without it"
                     for name in config.secrets if own and name not in configured),
                   *(["--token is on the command line, where anyone on this machine can read it (ps); "
-                     f"set {TOKEN_VARIABLE} instead"] if args.token is not None else [])),
+                     f"set {EMULATOR_TOKEN_VARIABLE} instead"] if args.token is not None else [])),
         token=token,
         data_dir=args.data_dir,
         reload=args.reload,
@@ -182,12 +182,12 @@ def _stem(package: Path) -> str:
     return package.stem if package.is_file() else package.resolve().name
 
 
-def configured_variables(config: DeployerConfig) -> dict[str, str]:
-    """`[tool.deployer]`'s variables, as `deployer check` and `push` set them: the plain ones, and the
-    secrets this shell holds (an empty one counts as unset, as for the deployer). Their instances see
+def configured_environment(config: DeployerConfig) -> dict[str, str]:
+    """`[tool.deployer]`'s variables by name, as `deployer check` and `push` set them: the plain ones,
+    and the secrets this shell holds (`contract.config.secret_values`: ConfigError for a value no
+    environment can hold, so the emulator stops at start, as the deployer does). Their instances see
     nothing else of the shell (`emulator.runtime.instance.machine_environment`)."""
-    secrets = {name: os.environ[name] for name in config.secrets if os.environ.get(name)}
-    return {**config.environment_variables, **secrets}
+    return {**config.environment_variables, **secret_values(config)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         if not settings.token:
             log.warning("listening on %s without a token: anyone who can reach this port can call the API "
-                        "(set %s or --token)", settings.host, TOKEN_VARIABLE)
+                        "(set %s or --token)", settings.host, EMULATOR_TOKEN_VARIABLE)
         log.info("answering requests whose Host is %s, localhost or a loopback address; name others with --allow-host",
                  ", ".join((settings.host, *settings.allowed_hosts)))
     url = f"http://{settings.host}:{settings.port}/v2.1/projects/{settings.project}/deployments/{settings.deployment}/requests"

@@ -1,4 +1,5 @@
-"""The FastAPI application: UbiOps' API under `/v2` and `/v2.1`, serving one package."""
+"""The FastAPI application: UbiOps' API under `/v2` and `/v2.1` (requests, management, files, logs),
+with the backends it calls, started and stopped with it."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     metrics.watch_queues(registry, runtime)
     package_version = PackageVersion(registry, runtime, settings)
     package_version.serve(package)
-    runner = registry.history = RequestRunner(storage, store, runtime, metrics)
+    runner = registry.history = RequestRunner(storage, store, runtime, metrics, registry)
     services = Services(settings, registry, storage, runner, Signer(), runtime, metrics, log_store, instances)
     sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)
     builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
@@ -120,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
         redoc_url=None,
         title="UbiOps emulator",
-        description="UbiOps' request API, served locally from a deployment package.",
+        description="UbiOps' API, served locally: deployments, versions, requests, files, logs and variables.",
         lifespan=lifespan,
     )
     app.state.services = services

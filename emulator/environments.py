@@ -10,11 +10,14 @@ from typing import Any
 
 from contract.environments import SYSTEM_ENVIRONMENTS
 from emulator.exceptions import NotAllowed, NotFound
+from emulator.labels import has_labels
 
 OWN_ENVIRONMENT = f"python{sys.version_info.major}-{sys.version_info.minor}"
 """The environment a version gets when its create call names none: the emulator's own Python."""
 TAG = "latest"
 INSTANCE_TYPE_GROUP = "emulator (this machine)"
+SYSTEM_LABELS: Mapping[str, str] = {}
+"""The labels of a system environment: none."""
 
 
 def version_environment(settings: Mapping[str, Any]) -> str:
@@ -23,9 +26,10 @@ def version_environment(settings: Mapping[str, Any]) -> str:
     return settings.get("environment_name", OWN_ENVIRONMENT)
 
 
-def list_environments(system: bool | None = None) -> tuple[str, ...]:
-    """The environments a list call asks for: every one is a system environment."""
-    return () if system is False else SYSTEM_ENVIRONMENTS
+def list_environments(system: bool | None = None, labels: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The environments a list call asks for: every one is a system environment, and carries no labels
+    (so a label filter matches none)."""
+    return () if system is False or not has_labels(SYSTEM_LABELS, labels or {}) else SYSTEM_ENVIRONMENTS
 
 
 def check_environment(name: str) -> None:

@@ -21,7 +21,7 @@ from datetime import datetime
 from emulator.exceptions import NotAllowed, NotFound
 from emulator.runtime.instance import Instance
 from emulator.runtime.pool import START_FAILED
-from emulator.state import now
+from emulator.state import Registry, now
 
 PENDING, INITIALISING, RUNNING, STOPPING = "pending", "initialising", "running", "stopping"
 STATUSES = (PENDING, INITIALISING, RUNNING, STOPPING)
@@ -123,8 +123,24 @@ class InstanceHistory:
         return record
 
     def events(self, project: str, deployment: str, version: str, instance_id: str,
-               version_id: str | None = None) -> list[InstanceEvent]:
-        """An instance's events, newest first; a stopped instance's too, a deleted version's too."""
+               registry: Registry | None = None) -> list[InstanceEvent]:
+        """An instance's events, newest first; a stopped instance's too. With the `registry`: of the version
+        now of these names, or, when there is none (deleted), of an instance that ran under them (README);
+        when none did either, the registry's NotFound, which names what is unknown (project, deployment or
+        version). Without it: of an instance that ran under these names, whichever version it was."""
+        if registry is None:
+            return self._events(project, deployment, version, instance_id, None)
+        try:
+            version_id = registry.version(project, deployment, version).id
+        except NotFound as unknown:
+            try:
+                return self._events(project, deployment, version, instance_id, None)
+            except NotFound:
+                raise unknown from None
+        return self._events(project, deployment, version, instance_id, version_id)
+
+    def _events(self, project: str, deployment: str, version: str, instance_id: str,
+                version_id: str | None) -> list[InstanceEvent]:
         return list(reversed(self.get(project, instance_id, deployment, version, version_id, live=False).events))
 
     def _live(self, instance: Instance) -> InstanceRecord | None:

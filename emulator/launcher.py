@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import ubiops
 
+from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
 from emulator.runtime.python_envs import BUILD_SECONDS
 
@@ -36,7 +37,6 @@ TAIL_LINES = 20
 POLL_SECONDS = 0.05
 T = TypeVar("T")
 REQUEST_SECONDS = 300
-TOKEN_VARIABLE = "EMULATOR_TOKEN"
 
 
 @dataclass
@@ -126,9 +126,9 @@ def start_emulator(package: Path, workdir: Path, *args: str, project: str, deplo
     data_dir = data_dir or workdir / f"data-{port}"
     command = [sys.executable, "-m", "emulator", "--package", str(package), "--port", str(port),
                "--data-dir", str(data_dir), "--project", project, "--deployment", deployment, "--exit-with-parent", *args]
-    environment = {k: v for k, v in (env if env is not None else os.environ).items() if k != TOKEN_VARIABLE}
+    environment = {k: v for k, v in (env if env is not None else os.environ).items() if k != EMULATOR_TOKEN_VARIABLE}
     if token:
-        environment[TOKEN_VARIABLE] = token
+        environment[EMULATOR_TOKEN_VARIABLE] = token
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
@@ -203,12 +203,12 @@ def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> No
 
 @contextmanager
 def running_emulator(package: Path, *args: str, project: str, deployment: str, token: str | None = None,
-                     env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[Emulator]:
+                     cwd: Path | None = None) -> Iterator[Emulator]:
     """An emulator serving `package` until the block ends, with its data in a temporary folder; once its
     package is served, or PackageDidNotStart says why not (the log goes with the folder)."""
     with tempfile.TemporaryDirectory(prefix="ubiops-emulator-") as workdir:
         emulator = start_emulator(package, Path(workdir), *args, project=project, deployment=deployment, token=token,
-                                  env=env, cwd=cwd)
+                                  cwd=cwd)
         try:
             wait_until_served(emulator)
             yield emulator

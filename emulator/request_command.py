@@ -25,7 +25,8 @@ from contract.config import ConfigError, load_config
 from contract.package import read_package
 from contract.requests import COMPLETED
 from contract.spec import Spec, SpecError, loads_strict
-from emulator.launcher import TOKEN_VARIABLE, Emulator, running_emulator
+from emulator import EMULATOR_TOKEN_VARIABLE
+from emulator.launcher import Emulator, running_emulator
 from emulator.settings import DEFAULT_HOST, DEFAULT_PORT
 
 CELL_WIDTH = 80
@@ -142,7 +143,7 @@ def _serving(emulator: Emulator) -> bool:
         return False
     if answer.status_code == 401:
         raise RequestCommandError(f"the emulator at {emulator.url} " + (
-            f"refused the token in ${TOKEN_VARIABLE}" if emulator.token else f"needs its token: set ${TOKEN_VARIABLE}"))
+            f"refused the token in ${EMULATOR_TOKEN_VARIABLE}" if emulator.token else f"needs its token: set ${EMULATOR_TOKEN_VARIABLE}"))
     return answer.status_code == 200
 
 
@@ -151,7 +152,7 @@ def main(argv: list[str]) -> None:
     try:
         config = load_config()
         spec = read_package(config.package_path).input_spec
-        running = Emulator(args.url, config.project, config.deployment, token=os.environ.get(TOKEN_VARIABLE) or None)
+        running = Emulator(args.url, config.project, config.deployment, token=os.environ.get(EMULATOR_TOKEN_VARIABLE) or None)
         if _serving(running):
             answer, saved = _request(running, args, spec)
         else:

@@ -1,5 +1,9 @@
 """Deployment requests, between the HTTP layer and the instances: the backend the request routes call.
 
+A request call is admitted first (`admit`: its version found, able to run it, with room in its
+queue), before any of its body is read; once the body has arrived, the request is accepted (`accept`,
+`start_batch`) unless its version was deleted meanwhile.
+
 A request goes from accepted input to final status: its input is checked against the spec, file
 inputs reach the deployment as private local copies (`work_folders`), it runs on the version's instances,
 then its output is checked and output files are kept in the bucket. Every request is recorded as the
@@ -20,11 +24,11 @@ import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from contract.files import FILE_URI_SCHEME, is_file_uri, map_files
 from contract.requests import (
@@ -49,10 +53,28 @@ from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
 from emulator.storage import Storage, StorageError, file_work
 from emulator.work_folders import PrivateCopies
 
+if TYPE_CHECKING:
+    from emulator.state import Registry
+
 DIRECT, BATCH = "direct", "batch"
 MAX_BATCH_ITEMS = 250
 """Requests in one batch, and request ids in one call that collects, cancels or deletes several."""
 log = logging.getLogger("emulator.requests")
+BodyReader = Callable[[Spec, Storage, str], Awaitable[Any]]
+"""Reads a request call's body into its data (`emulator.api.request_body.read_request_data`, bound to the
+call), given the deployment's input fields, the storage its file parts go to, and the request's id; raises
+DataError when a value does not fit its field."""
+
+
+class Target(NamedTuple):
+    """The deployment and version a request call is for (`RequestRunner.admit`), and the names its path
+    found them by: once its body has arrived, the version is looked for again by those names. (A named
+    tuple: made for every request, in a third of a frozen dataclass' time.)"""
+
+    project: str
+    deployment_name: str
+    deployment: Deployment
+    version: Version
 
 
 @dataclass(frozen=True)
@@ -75,17 +97,57 @@ class _Live:
 
 
 class RequestRunner:
-    def __init__(self, storage: Storage, store: RequestStore, runtime: Runtime, metrics: Metrics) -> None:
+    def __init__(self, storage: Storage, store: RequestStore, runtime: Runtime, metrics: Metrics,
+                 registry: Registry | None = None) -> None:
         self.storage = storage
         self.store = store
         self.runtime = runtime
         self.metrics = metrics
+        self.registry = registry
+        """Where the calls' deployments and versions are found (`admit`, `accept`, `start_batch`)."""
         self._batch_tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._instances: dict[str, int] = {}
         """The instance (its number) each running request runs on, for the line logged when it ends."""
         self._live: dict[str, _Live] = {}
         self._waiting: Counter[str] = Counter()
         """By version id: live requests no instance has taken yet."""
+
+    def admit(self, project: str, deployment: str, version: str | None) -> Target:
+        """The deployment and version a request call names (its default version when `version` is None),
+        if it may take the call: NotFound for unknown names, and VersionUnavailable or QueueFull (503)
+        before any input is read or stored, when the version cannot run it or its queue is full."""
+        assert self.registry is not None, "the emulator's runner is given its registry"
+        found = self.registry.version(project, deployment, version)
+        self.runtime.pool(found).check_available()
+        self.check_queue(found)
+        return Target(project, deployment, self.registry.deployment(project, deployment), found)
+
+    async def accept(self, target: Target, read_body: BodyReader, timeout: int) -> RequestRecord:
+        """A direct (or streaming) request, recorded from the call's body: already failed if its data does
+        not fit its fields (DataError), NotFound if its version was deleted while the body arrived. A body
+        that fails any way keeps none of the files it sent before: no record refers to them (a failed one
+        holds no data)."""
+        request_id = new_id()
+        error: DataError | None = None
+        try:
+            try:
+                data = await read_body(target.deployment.input_spec, self.storage, request_id)
+            except DataError as exc:
+                data, error = None, exc
+            self._check_held(target)
+        except BaseException:
+            self.storage.remove_request_files(request_id)
+            raise
+        if error is not None:
+            self.storage.remove_request_files(request_id)
+        record = self.new_record(target.deployment, target.version, request_id, data, timeout, DIRECT)
+        return record if error is None else self.fail(record, str(error)).record
+
+    def _check_held(self, target: Target) -> None:
+        """NotFound when the call's version was deleted (alone or with its deployment) since `admit` found
+        it: recording the request would leave it in the history of a new version of that name."""
+        assert self.registry is not None, "the emulator's runner is given its registry"
+        self.registry.check_held(target.project, target.deployment_name, target.version)
 
     def check_queue(self, version: Version, count: int = 1) -> None:
         """QueueFull if `count` more requests would leave more than the version's `maximum_queue_size`
@@ -190,11 +252,16 @@ class RequestRunner:
             if record.status != COMPLETED:  # the files copied for a result that failed its checks, or was cut short
                 self.storage.remove_request_output(record.id)
 
-    def start_batch(self, deployment: Deployment, version: Version, items: list[Any], timeout: int) -> list[RequestRecord]:
-        """Queue each item as its own batch request; the records, all `pending`.
+    def start_batch(self, target: Target, body: Any, timeout: int) -> list[RequestRecord]:
+        """Queue each item of a batch call's body (a list of request inputs, or a single one, as UbiOps
+        also takes) as its own batch request; the records, all `pending`. NotFound if its version was
+        deleted while the body arrived.
 
         Every item is checked first, so one bad item rejects the whole batch (NotAllowed), as on UbiOps.
         """
+        self._check_held(target)
+        deployment, version = target.deployment, target.version
+        items = body if isinstance(body, list) else [body]
         if not 1 <= len(items) <= MAX_BATCH_ITEMS:
             raise NotAllowed(f"A batch holds 1 to {MAX_BATCH_ITEMS} requests; got {len(items)}")
         self.check_queue(version, len(items))

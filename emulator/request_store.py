@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS unrecorded_files (
     time_created TEXT NOT NULL
 );
 """
-VersionKey = tuple[str, str, str]
+VersionNames = tuple[str, str, str]
 """A version as the history names it: (project, deployment, version)."""
 
 
@@ -271,7 +271,7 @@ class RequestStore:
             for table in ("requests", "unrecorded_files"):
                 self._db.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", [new_name, *params])
 
-    def expired(self, cutoffs: dict[VersionKey, datetime], default_cutoff: datetime, limit: int) -> list[str]:
+    def expired(self, cutoffs: dict[VersionNames, datetime], default_cutoff: datetime, limit: int) -> list[str]:
         """At most `limit` ids of ended requests (and of unrecorded files) created before their
         version's cutoff; a version not in `cutoffs` (no longer served) has `default_cutoff`."""
         self.flush()

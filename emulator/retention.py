@@ -21,7 +21,7 @@ from pathlib import Path
 
 from contract.requests import RETENTION_TIME
 from emulator.request_runner import RequestRunner
-from emulator.request_store import RequestStore, VersionKey
+from emulator.request_store import RequestStore, VersionNames
 from emulator.state import Registry, now
 
 SWEEP_BATCH = 500
@@ -53,7 +53,7 @@ class RetentionSweeper:
     async def sweep(self) -> int:
         """One pass: delete up to SWEEP_BATCH expired requests with their files; how many it deleted."""
         current = now()
-        cutoffs: dict[VersionKey, datetime] = {
+        cutoffs: dict[VersionNames, datetime] = {
             (project.name, deployment.name, version.name): current - timedelta(seconds=version.request_retention_time)
             for project, deployment, version in self.registry.versions()
         }
@@ -62,7 +62,7 @@ class RetentionSweeper:
             log.info("deleted %d request(s) past their retention time, with their files", deleted)
         return deleted
 
-    def _sweep(self, cutoffs: dict[VersionKey, datetime], default_cutoff: datetime) -> int:
+    def _sweep(self, cutoffs: dict[VersionNames, datetime], default_cutoff: datetime) -> int:
         with self._sweeping:
             if self._closed:
                 return 0

@@ -15,11 +15,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, extract_package, package_files
+from contract.calling import deployment_file_name
 from contract.files import DEFAULT_BUCKET
 from contract.package import Package, read_package
 from emulator.environments import version_environment
 from emulator.runtime.instance import Launch
-from emulator.runtime.loader import deployment_file_name
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool, NoInstances
 from emulator.runtime.python_envs import PythonEnvironment

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from contract.manifest import instance_variables
 from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem, variables_size, variables_size_problem
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec, SpecError, parse_fields
-from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
+from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
+from emulator.labels import has_labels
 from emulator.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from emulator.catalog import Catalog
     from emulator.request_runner import RequestRunner
     from emulator.runtime.manager import Runtime
+    from emulator.runtime.protocol import Capabilities
 
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 """The user every request is made by: the emulator has one user, the developer running it."""
@@ -87,7 +90,7 @@ class Seen:
 
 @dataclass
 class Revision:
-    """One package of a version and its build (`queued` → `building` → `success`/`failed`): uploaded,
+    """One package of a version and its build (`queued` → `building` → `deploying` → `success`/`failed`): uploaded,
     or read from the command line's `--package` (`emulator.serving.PackageVersion`)."""
 
     version: str
@@ -120,7 +123,8 @@ class Version:
     active_revision: str | None = None
     last_updated: datetime = field(default_factory=now)
     from_command_line: bool = False
-    """The `--package` version: re-created from the command line at each start, never saved."""
+    """The `--package` version: re-created from the command line at each start; saved only for the
+    variables set on it through the API (`emulator.catalog`)."""
 
     def status(self, instances: str) -> str:
         """`building` while a revision builds, otherwise `instances`, the status of its instances
@@ -146,6 +150,18 @@ class Version:
         if latest is not None and latest.status == FAILED:
             return f"Version {self.name}'s build failed: {latest.error_message}; upload a corrected package"
         return f"Version {self.name} has no deployment package yet: upload one and wait for its build"
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How a version is served now, as the API shows it (`Registry.serving`)."""
+
+    status: str
+    """`building` while a revision builds, otherwise its instances' status (`emulator.runtime.pool`)."""
+    error: str | None
+    """What its instances answer requests with when they cannot run them (None while they can)."""
+    capabilities: Capabilities
+    """Whether its code has `request` and `requests` methods, once an instance has started."""
 
 
 @dataclass
@@ -200,10 +216,10 @@ def instance_environment(project: Project, deployment: Deployment, version: Vers
     """The variables a version's instances get, in `os.environ` and `context["environment_variables"]`,
     each overriding the ones before: `ubiops.yaml`'s (built into the package's environment), the
     project's, the deployment's and the version's own (as UbiOps orders them), then `--env`, the
-    developer's own overrides for every version this emulator runs."""
-    return {**package.manifest.environment_variables,
-            **{seen.variable.name: seen.variable.value for seen in variables_seen(project, deployment, version)},
-            **settings.environment}
+    developer's own overrides for every version this emulator runs (`contract.manifest.instance_variables`)."""
+    return instance_variables(package.manifest.environment_variables,
+                              {seen.variable.name: seen.variable.value for seen in variables_seen(project, deployment, version)},
+                              settings.environment)
 
 
 class Registry:
@@ -252,10 +268,13 @@ class Registry:
             raise NotFound("Deployment not found") from None
 
     def version(self, project: str, deployment: str, name: str | None = None) -> Version:
-        """A version by name, or the deployment's default version when `name` is None."""
+        """A version by name, or the deployment's default version when `name` is None (NotFound saying
+        so when it has none: the caller named no version to be found)."""
         found = self.deployment(project, deployment)
         wanted = name or found.default_version
-        if wanted is None or wanted not in found.versions:
+        if wanted is None:
+            raise NotFound(f"Deployment {found.name} has no default version; set one or name a version")
+        if wanted not in found.versions:
             raise NotFound("Version not found")
         return found.versions[wanted]
 
@@ -277,13 +296,18 @@ class Registry:
             self.deployment(project, deployment)
             raise NotFound("Version not found")
 
+    def serving(self, version: Version) -> Serving:
+        """How `version` is served now: its status (`Version.status`, from its instances'), its instances' error, and
+        their capabilities."""
+        instances = self._runtime.pool(version)
+        return Serving(version.status(instances.status), instances.error, instances.capabilities)
+
     def command_line_version(self) -> tuple[Project, Deployment, Version] | None:
         """The `--package` version, under the names it has now (the API may have renamed it); None once deleted."""
         return next(((p, d, v) for p, d, v in self.versions() if v.from_command_line), None)
 
     def check_path(self, project: str, deployment: str, version: str | None = None) -> None:
-        """NotFound for an unknown project, deployment or, when one is named, version (a deployment
-        without a default version still has its request history)."""
+        """NotFound for an unknown project, deployment or, when one is named, version."""
         if version is None:
             self.deployment(project, deployment)
         else:
@@ -310,12 +334,12 @@ class Registry:
         """A project's deployments that carry every label given (all of them take requests)."""
         if supports_request_format is False:
             return []
-        return [d for d in self.project(project).deployments.values() if _has_labels(d.labels, labels)]
+        return [d for d in self.project(project).deployments.values() if has_labels(d.labels, labels)]
 
     def list_versions(self, project: str, deployment: str, labels: dict[str, str]) -> list[Version]:
         """A deployment's versions that carry every label given."""
         return [v for v in self.deployment(project, deployment).versions.values()
-                if _has_labels(v.settings.get("labels") or {}, labels)]
+                if has_labels(v.settings.get("labels") or {}, labels)]
 
     async def create_deployment(
         self,
@@ -334,8 +358,7 @@ class Registry:
         found = self.project(project)
         if not supports_request_format:
             raise NotAllowed("supports_request_format: the emulator serves only deployments that take requests")
-        if name in found.deployments:
-            raise AlreadyExists(f"A deployment named {name!r} already exists in project {project!r}")
+        _refuse_taken_deployment(found, name)
         deployment = Deployment(
             name, project, _fields(input_fields, input_type, "input"), _fields(output_fields, output_type, "output"),
             description=description or "", labels=labels or {},
@@ -358,12 +381,13 @@ class Registry:
     ) -> Deployment:
         """Apply the changes given (None: unchanged), all checked before any is made; a new name moves
         the deployment within its project."""
-        deployments = self.project(project).deployments
+        found = self.project(project)
+        deployments = found.deployments
         deployment = self.deployment(project, name)
         if default_version is not None and default_version not in deployment.versions:
             raise NotAllowed(f"default_version: deployment {deployment.name!r} has no version {default_version!r}")
-        if new_name is not None and new_name != deployment.name and new_name in deployments:
-            raise AlreadyExists(f"A deployment named {new_name!r} already exists in project {project!r}")
+        if new_name is not None and new_name != deployment.name:
+            _refuse_taken_deployment(found, new_name)
         input_spec = _fields(input_fields, None, "input") if input_fields is not None else deployment.input_spec
         output_spec = _fields(output_fields, None, "output") if output_fields is not None else deployment.output_spec
         deployment.input_spec, deployment.output_spec = input_spec, output_spec
@@ -391,8 +415,7 @@ class Registry:
         up to `--max-versions`; it has no package, so it is `unavailable` until a revision is built.
         The first version of a deployment becomes its default, as on UbiOps."""
         found = self.deployment(project, deployment)
-        if name in found.versions:
-            raise AlreadyExists(f"A version named {name!r} already exists for deployment {found.name!r}")
+        _refuse_taken_version(found, name)
         cap = self.settings.max_versions
         if cap is not None and len(found.versions) >= cap:
             raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a version first")
@@ -410,8 +433,8 @@ class Registry:
         into the deployment's default."""
         found = self.deployment(project, deployment)
         version = self.version(project, deployment, name)
-        if new_name is not None and new_name != version.name and new_name in found.versions:
-            raise AlreadyExists(f"A version named {new_name!r} already exists for deployment {found.name!r}")
+        if new_name is not None and new_name != version.name:
+            _refuse_taken_version(found, new_name)
         version.settings, version.request_retention_mode = _version_settings(
             version.settings, version.request_retention_mode, changes)
         old_name = version.name
@@ -437,7 +460,9 @@ class Registry:
         if copy_from:
             raise NotAllowed("Copying a revision from another version or a template is not supported by the emulator; upload a file")
         if package_zip is None:
-            raise NotAllowed("file: upload the deployment package as the multipart part 'file'")
+            raise NotAllowed("file: empty revisions (no code, as for a custom image) are not served by the emulator; "
+                             "a deployment package is needed: upload its zip as the multipart part 'file' "
+                             "(ubiops deployments deploy with -dir)")
         assert self.builder is not None, "the registry's builder is set before requests are served"
         return await self.builder.upload(project, deployment, version, package_zip)
 
@@ -500,15 +525,16 @@ class Registry:
 
     async def update_variable(self, scope: Scope, key: str, name: str | None = None, value: str | None = None,
                               secret: bool | None = None) -> Variable:
-        """Apply the changes given (None: unchanged), all checked first. A secret stays a secret."""
+        """Apply the changes given (None: unchanged), all checked first. A secret stays a secret: `secret:
+        false` on one is ignored and the rest applied, as UbiOps' docs say a variable "can be updated from
+        false to true, but not from true to false" and the CLI sends `secret: false` whenever `--secret` is
+        left out, so that `ubiops env update ID --value NEW` (or `env create NAME --value NEW --overwrite`)
+        rotates a secret."""
         owner, variable = self._owner(scope), self.variable(scope, key)
         new_name = variable.name if name is None else name
         _check_variable(new_name, variable.value if value is None else value)
         if new_name != variable.name:
             _refuse_taken(owner, scope, new_name)
-        if variable.secret and secret is False:
-            raise NotAllowed(f"secret: {variable.name} is a secret and stays one; delete it and create it again to "
-                             "make it plain")
         with self._undone_if_too_large(scope):
             variable.name = new_name
             if value is not None:
@@ -632,8 +658,8 @@ def _version_settings(current: dict[str, Any], retention: str, given: dict[str, 
     settings = {**current, **{k: v for k, v in given.items() if v is not None}}
     minimum = settings.get("minimum_instances", MINIMUM_INSTANCES)
     maximum = settings.get("maximum_instances", MAXIMUM_INSTANCES)
-    if minimum > maximum:
-        raise NotAllowed(f"minimum_instances ({minimum}) cannot exceed maximum_instances ({maximum})")
+    if problem := instance_range_problem(minimum, maximum):
+        raise NotAllowed(problem)
     retention = settings.pop("request_retention_mode", retention)
     return settings, retention
 
@@ -656,5 +682,14 @@ def _where(scope: Scope) -> str:
             f"deployment {scope.deployment}" if scope.deployment is not None else f"project {scope.project}")
 
 
-def _has_labels(labels: dict[str, str], wanted: dict[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in wanted.items())
+def _refuse_taken_deployment(project: Project, name: str) -> None:
+    """AlreadyExists when `project` has a deployment named `name` (creating one, or renaming one to it)."""
+    if name in project.deployments:
+        raise AlreadyExists(f"A deployment named {name!r} already exists in project {project.name!r}")
+
+
+def _refuse_taken_version(deployment: Deployment, name: str) -> None:
+    """AlreadyExists when `deployment` has a version named `name` (creating one, or renaming one to it)."""
+    if name in deployment.versions:
+        raise AlreadyExists(f"A version named {name!r} already exists for deployment {deployment.name!r}")
+

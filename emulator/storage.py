@@ -9,25 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from contract.files import DEFAULT_BUCKET, file_uri, split_file_uri
+from contract.names import NAME_RULE, is_name
 from contract.text import is_unicode_text
 from emulator.data_files import read_json_object
 from emulator.exceptions import AlreadyExists, NotAllowed
+from emulator.labels import has_labels
 from emulator.work_folders import WorkFolders
 
-MAX_NAME_LENGTH = 1024
+MAX_FILE_NAME_BYTES = 1024
+"""A file name's longest in UTF-8, as GCS and S3 count their object names (1023 emoji passed a limit of
+1024 characters, and then made paths past the 4096 bytes Linux takes: a 500 at the upload)."""
 MAX_PART_BYTES = 255
 """The longest file or folder name Linux's and macOS' file systems take."""
 REQUESTS_FOLDER = "deployment_requests"
@@ -71,6 +76,8 @@ class StoredBucket:
     created: datetime
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    updated: datetime | None = None
+    """When its description or labels last changed (None: never since it was created)."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +107,13 @@ class Storage:
         """Held to place a file in its folders, and to delete a file with the folders it empties: a
         folder made for one write is never removed by a delete before the file is in it."""
 
-    def list_buckets(self) -> list[StoredBucket]:
-        return [self.bucket(p.name) for p in sorted(self.buckets.iterdir()) if p.is_dir()]
+    def list_buckets(self, labels: Mapping[str, str] | None = None) -> list[StoredBucket]:
+        """The buckets, by name, that carry every label given."""
+        found = []
+        for path in sorted(p for p in self.buckets.iterdir() if p.is_dir()):
+            with contextlib.suppress(NotStored):  # deleted since it was listed: that made the whole list a 404
+                found.append(self.bucket(path.name))
+        return [bucket for bucket in found if has_labels(bucket.labels, labels or {})]
 
     def bucket_dir(self, bucket: str) -> Path:
         """An existing bucket's folder; raises StorageError if there is no such bucket."""
@@ -118,13 +130,16 @@ class Storage:
         # Not its folder's change time, which moves with every file added: only a bucket of a data
         # folder from before creation times were kept goes by it.
         created = settings.get("created") or folder.stat().st_ctime
+        updated = settings.get("updated")
         return StoredBucket(bucket, datetime.fromtimestamp(created).astimezone(), settings.get("description", ""),
-                            settings.get("labels", {}))
+                            settings.get("labels", {}),
+                            None if updated is None else datetime.fromtimestamp(updated).astimezone())
 
     def create_bucket(self, bucket: str, description: str = "", labels: dict[str, str] | None = None) -> StoredBucket:
-        check_name(bucket, "bucket name")
-        if "/" in bucket:
-            raise StorageError(f"bucket name {bucket!r} may not contain '/'")
+        """A new bucket, named as deployments are (`contract.names`): the SDK refuses names past 64
+        characters in every bucket it reads, so one such bucket broke `buckets_list`."""
+        if not is_name(bucket):
+            raise StorageError(f"bucket name {bucket!r} is not allowed: it must be {NAME_RULE}")
         with self._settings_lock:
             try:
                 (self.buckets / bucket).mkdir()
@@ -139,19 +154,23 @@ class Storage:
         with self._settings_lock:
             self._save_settings(bucket, {**self._settings.get(bucket, {}),
                                          "description": current.description if description is None else description,
-                                         "labels": current.labels if labels is None else labels})
+                                         "labels": current.labels if labels is None else labels,
+                                         "updated": time.time()})
         return self.bucket(bucket)
 
     def delete_bucket(self, bucket: str) -> None:
         """Remove a bucket with its files; the default bucket, which holds the requests' files, stays."""
-        folder = self.bucket_dir(bucket)
-        if bucket == DEFAULT_BUCKET:
-            raise NotAllowed(f"The {DEFAULT_BUCKET!r} bucket holds the deployment requests' files and cannot be deleted")
-        with self._settings_lock:
+        with self._settings_lock:  # checked under it too: deleted twice at once, one of them is a 404, not a 500
+            folder = self.bucket_dir(bucket)
+            if bucket == DEFAULT_BUCKET:
+                raise NotAllowed(f"The {DEFAULT_BUCKET!r} bucket holds the deployment requests' files and cannot be deleted")
             # Gone from the API at once, however long removing its files takes; what a crash leaves
             # of it, the next start removes with the rest of `incoming/`.
             doomed = self._incoming / f"deleted-bucket-{uuid.uuid4().hex}"
-            folder.rename(doomed)
+            try:
+                folder.rename(doomed)
+            except FileNotFoundError:
+                raise _unknown_bucket(bucket) from None
             self._save_settings(bucket, None)
         shutil.rmtree(doomed)
 
@@ -167,8 +186,12 @@ class Storage:
 
     def target(self, bucket: str, name: str) -> Path:
         """Where a file of this name is stored; raises StorageError unless the bucket exists and the
-        name stays inside it."""
+        name stays inside it, and is not the folder of the requests' files (a file there, every request
+        with a file failed: its input or output could not be kept)."""
         self.bucket_dir(bucket)
+        if bucket == DEFAULT_BUCKET and name == REQUESTS_FOLDER:
+            raise StorageError(f"file name {name!r} is the folder of the deployment requests' files in the "
+                               f"{DEFAULT_BUCKET!r} bucket; choose another")
         return self.path(bucket, name)
 
     def write(self, bucket: str, name: str, source: BinaryIO) -> StoredFile:
@@ -195,7 +218,8 @@ class Storage:
                 sink.flush()
                 info = os.fstat(sink.fileno())  # not `stat`: checking the name again costs ~0.05 ms
             try:
-                self._place(bucket, partial, target)
+                with _fits(name):
+                    self._place(bucket, partial, target)
             except FileNotFoundError:
                 raise _unknown_bucket(bucket) from None
             except (FileExistsError, NotADirectoryError, IsADirectoryError):
@@ -221,15 +245,17 @@ class Storage:
 
     def stat(self, bucket: str, name: str) -> StoredFile:
         path = self.path(bucket, name)
-        if not path.is_file():
-            raise _unknown_file(bucket, name)
-        return _stored_file(name, path.stat())
+        with _fits(name):
+            if not path.is_file():
+                raise _unknown_file(bucket, name)
+            return _stored_file(name, path.stat())
 
     def open(self, bucket: str, name: str) -> BinaryIO:
         """A stored file, open to read: deleted from now on, it is still read whole (a check, then an open
         by name, failed for a file deleted between the two)."""
         try:
-            return self.path(bucket, name).open("rb")
+            with _fits(name):
+                return self.path(bucket, name).open("rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise _unknown_file(bucket, name) from None
 
@@ -251,25 +277,45 @@ class Storage:
 
     def list(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", limit: int = 1000
              ) -> tuple[list[StoredFile], list[str], str | None]:
-        """Files and (with a delimiter) common prefixes, S3-style; the last value continues the listing."""
-        folder = self.bucket_dir(bucket)
-        names = sorted(
-            p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
-        )
+        """Files and (with a delimiter) common prefixes, S3-style, in the order of their names, at most
+        `limit` of both together (as GCS counts `maxResults`); the last value continues the listing: the
+        last name or prefix of this page, the next page starting after it (after every name under a
+        prefix). The walk starts at the prefix's deepest folder and stops once the page is full."""
+        root = str(self.bucket_dir(bucket))
+        folder = prefix[: prefix.rfind("/") + 1]  # "a/b/" of the prefix "a/b/c", "" of "c"
+        if folder and not _plain_folder(root, folder):
+            return [], [], None
         files: list[StoredFile] = []
         prefixes: list[str] = []
-        last = None  # the next page starts after it: past the names of the prefixes listed here, not only the files
-        for name in names:
-            if not name.startswith(prefix) or name <= start_after:
-                continue
-            if delimiter and delimiter in name[len(prefix):]:
-                common = name[: len(prefix) + name[len(prefix):].index(delimiter) + len(delimiter)]
-                if common not in prefixes:
-                    prefixes.append(common)
-            elif len(files) == limit:
+        # Under this prefix, every name is passed: the one the listing continues from, then each one listed.
+        covered = start_after if delimiter and start_after.startswith(prefix) and delimiter in start_after[len(prefix):] \
+            else None
+        last = None
+
+        def skip(key: str) -> bool:
+            """Whether no name `key` starts with is listed from here on (`key`: a file's name, or a
+            folder's and `/`)."""
+            if covered is not None and key.startswith(covered):
+                return True
+            if key.endswith("/"):  # a folder: are all its names before `start_after`, or none under the prefix?
+                return (key < start_after and not start_after.startswith(key)) or \
+                    not (key.startswith(prefix) or prefix.startswith(key))
+            return key <= start_after or not key.startswith(prefix)
+
+        for name, entry in _walk(root, folder, skip):
+            rest = name[len(prefix):]
+            common = prefix + rest[: rest.index(delimiter) + len(delimiter)] if delimiter and delimiter in rest else None
+            if len(files) + len(prefixes) == limit:
                 return files, prefixes, last
-            else:
-                files.append(self.stat(bucket, name))
+            if common is not None:
+                prefixes.append(common)
+                covered = last = common
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # deleted since its folder was read
+                continue
+            files.append(_stored_file(name, info))
             last = name
         return files, prefixes, None
 
@@ -303,9 +349,11 @@ class Storage:
 
     def resolve_uri(self, uri: str) -> Path:
         """The stored file a `ubiops-file://bucket/name` URI names; raises StorageError if there is none."""
-        path = self.path(*split_file_uri(uri))
-        if not path.is_file():
-            raise NotStored(f"file {uri} does not exist")
+        bucket, name = split_file_uri(uri)
+        path = self.path(bucket, name)
+        with _fits(name):
+            if not path.is_file():
+                raise NotStored(f"{uri} is a folder, not a file" if path.is_dir() else f"file {uri} does not exist")
         return path
 
     def request_dir(self, request_id: str) -> Path:
@@ -337,14 +385,73 @@ def _unknown_file(bucket: str, name: str) -> NotStored:
     return NotStored(f"file {name!r} does not exist in bucket {bucket!r}")
 
 
+def _walk(root: str, folder: str, skip: Callable[[str], bool]) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """The files under `folder` ("" or a name ending in `/`) of the bucket folder `root`, each as its name
+    and its entry, in the order of their names: each folder's entries are sorted by name, a folder's as
+    its name and `/`, which is where its files' names fall (`a.txt`, `a/b`, `a0`). A folder enters the
+    walk, and a file comes out of it, only if `skip` does not rule out its name (a folder's: its name and
+    `/`). Links are neither listed nor followed (as `Path.rglob` did not follow them to folders); a folder
+    deleted meanwhile is passed over (Path.rglob raised FileNotFoundError: a 500 for a listing made while
+    requests were deleted)."""
+    stack = [_sorted_entries(root, folder)]
+    while stack:
+        found = next(stack[-1], None)
+        if found is None:
+            stack.pop()
+        elif skip(found[0]):
+            continue
+        elif found[0].endswith("/"):
+            stack.append(_sorted_entries(root, found[0]))
+        else:
+            yield found
+
+
+def _sorted_entries(root: str, folder: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """A folder's files and folders (a folder's name ending in `/`), sorted by name; none if it is gone."""
+    try:
+        with os.scandir(os.path.join(root, folder)) as entries:
+            found = [(folder + entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""), entry)
+                     for entry in entries
+                     if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False)]
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+            return iter(())
+        raise
+    return iter(sorted(found, key=lambda item: item[0]))
+
+
+def _plain_folder(root: str, folder: str) -> bool:
+    """Whether `folder` (a name ending in `/`) could hold files of the bucket folder `root`: a name no
+    file's folder can have holds none (`../`, `a//`), and a walk from the bucket's top reaches no file
+    through a link to a folder."""
+    try:
+        check_name(folder[:-1], "folder")
+    except StorageError:
+        return False
+    return os.path.realpath(os.path.join(root, folder)) == os.path.join(os.path.realpath(root), folder[:-1])
+
+
+@contextlib.contextmanager
+def _fits(name: str) -> Iterator[None]:
+    """The file system's refusal of a path too long (ENAMETOOLONG) as the StorageError of a name too long:
+    a name within MAX_FILE_NAME_BYTES still makes a path past Linux's 4096 bytes in a deep enough data
+    folder, and some file systems take names of fewer than 255 bytes."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        raise StorageError(f"file name {name!r} is too long for the file system the data folder is on") from None
+
+
 def _stored_file(name: str, info: os.stat_result) -> StoredFile:
     return StoredFile(name, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
 
 
 def check_name(name: str, what: str) -> None:
-    parts = name.split("/")
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise StorageError(f"{what} must be 1 to {MAX_NAME_LENGTH} characters")
+    parts, encoded = name.split("/"), name.encode(errors="surrogatepass")
+    if not name or len(encoded) > MAX_FILE_NAME_BYTES:
+        raise StorageError(f"{what} must be 1 to {MAX_FILE_NAME_BYTES} bytes long in UTF-8")
     if not is_unicode_text(name):  # a folder of that name would break every listing of its parent
         raise StorageError(f"{what} {name!r} holds a lone UTF-16 surrogate, which is not Unicode text")
     if "\x00" in name or "\\" in name:
@@ -354,6 +461,6 @@ def check_name(name: str, what: str) -> None:
     if "" in parts:
         raise StorageError(f"{what} {name!r} has an empty part (a trailing or doubled '/'): it would be stored "
                            "under the name without it")
-    if any(len(part.encode(errors="surrogatepass")) > MAX_PART_BYTES for part in parts):
+    if any(len(part) > MAX_PART_BYTES for part in encoded.split(b"/")):
         raise StorageError(f"{what} has a part (between slashes) longer than {MAX_PART_BYTES} bytes, which no file "
                            "system stores")

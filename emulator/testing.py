@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from contract.config import load_config
-from emulator.launcher import TOKEN_VARIABLE, Emulator, running_emulator
+from emulator import EMULATOR_TOKEN_VARIABLE
+from emulator.launcher import Emulator, running_emulator
 
 URL_VARIABLE = "EMULATOR_URL"
 PACKAGE_VARIABLE = "EMULATOR_PACKAGE"
@@ -31,7 +32,7 @@ PACKAGE_VARIABLE = "EMULATOR_PACKAGE"
 def ubiops_emulator() -> Iterator[Emulator]:
     """The project's package served by a local UbiOps (see the module's docstring)."""
     config = load_config()
-    token = os.environ.get(TOKEN_VARIABLE) or None
+    token = os.environ.get(EMULATOR_TOKEN_VARIABLE) or None
     if os.environ.get(URL_VARIABLE):
         emulator = Emulator(os.environ[URL_VARIABLE], config.project, config.deployment, token=token)
         yield emulator

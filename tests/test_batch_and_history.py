@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, wait_for_log
+from harness import DEPLOYMENT, PACKAGES, PROJECT, eventually, start_emulator, wait_for_log, zip_bytes
 from ubiops.utils import upload_file, wait_for_deployment_request, wait_for_deployment_version_request
 
 
@@ -226,6 +226,74 @@ def test_unknown_request_and_wrong_version_are_404(batch):
         with pytest.raises(ubiops.ApiException) as error:
             call()
         assert error.value.status == 404
+
+
+def test_deployment_level_calls_reach_the_default_versions_requests_alone(emulators, tmp_path):
+    """UbiOps documents the request calls without a version as "for the default version of a deployment".
+    Before, they reached every version: cancelling `status=pending` at deployment level cancelled another
+    version's batch, and its requests could be got, collected and deleted there."""
+    crashing = emulators("crashing", "--version", "default")
+    api, deployment = crashing.sdk(), DEPLOYMENT
+    api.deployment_versions_create(PROJECT, deployment, ubiops.DeploymentVersionCreate(version="v9", environment="python3-11"))
+    package = tmp_path / "crashing.zip"
+    package.write_bytes(zip_bytes({f"deployment_package/{p.name}": p.read_bytes()
+                                   for p in (PACKAGES / "crashing").iterdir() if p.is_file()}))
+    revision = api.revisions_file_upload(PROJECT, deployment, "v9", file=str(package)).revision
+    eventually(lambda: api.revisions_get(PROJECT, deployment, revision, "v9").status == "success", "v9 is built")
+    assert api.deployments_get(PROJECT, deployment).default_version == "default"
+    mine = api.deployment_requests_create(PROJECT, deployment, data={"mode": "ok"})
+    ended = api.deployment_version_requests_create(PROJECT, deployment, "v9", data={"mode": "ok"})
+    busy, waiting = api.batch_deployment_version_requests_create(PROJECT, deployment, "v9",
+                                                                 data=[{"mode": "sleep 20"}, {"mode": "ok"}])
+    eventually(lambda: api.deployment_version_requests_get(PROJECT, deployment, busy.id, "v9").status == "processing",
+               "v9's batch runs")
+    others = [ended.id, busy.id, waiting.id]
+    try:
+        assert mine.version == "default" and [r.id for r in api.deployment_requests_list(PROJECT, deployment)] == [mine.id]
+        for status in ("pending", "processing"):
+            assert api.deployment_requests_list(PROJECT, deployment, status=status) == []
+            assert api.deployment_requests_batch_cancel(PROJECT, deployment, [], status=status) == []
+        assert api.deployment_requests_get(PROJECT, deployment, mine.id).version == "default"
+        base = f"{crashing.api}/projects/{PROJECT}/deployments/{deployment}/requests"
+        for request_id in others:
+            for call, arguments in ((api.deployment_requests_get, (request_id,)),
+                                    (api.deployment_requests_batch_get, ([request_id],)),
+                                    (api.deployment_requests_update, (request_id, {"status": "cancelled"})),
+                                    (api.deployment_requests_batch_cancel, ([request_id],)),
+                                    (api.deployment_requests_delete, (request_id,)),
+                                    (api.deployment_requests_batch_delete, ([request_id],))):
+                with pytest.raises(ubiops.ApiException) as error:
+                    call(PROJECT, deployment, *arguments)
+                assert (error.value.status, json.loads(error.value.body)) == (404, {"error": "Request not found"})
+            for part in ("input", "output"):
+                assert httpx.get(f"{base}/{request_id}/{part}").status_code == 404
+        kept = api.deployment_version_requests_batch_get(PROJECT, deployment, "v9", others)
+        assert [r.status for r in kept] == ["completed", "processing", "pending"], "v9's requests are untouched"
+    finally:
+        api.deployment_version_requests_batch_cancel(PROJECT, deployment, "v9", [busy.id, waiting.id])
+
+
+def test_a_deployment_without_a_default_version_says_so_where_none_is_named(emulators):
+    """Before, a request to it, or its history, answered "Version not found", though no version was named."""
+    batch = emulators("batch")
+    api, deployment = batch.sdk(), "no-default"
+    api.deployments_create(PROJECT, {"name": deployment, "input_type": "plain", "output_type": "plain"})
+    api.deployment_versions_create(PROJECT, deployment, {"version": "v1"})
+    api.deployment_versions_create(PROJECT, deployment, {"version": "v2"})
+    api.deployment_versions_delete(PROJECT, deployment, "v1")
+    assert api.deployments_get(PROJECT, deployment).default_version is None
+    message = {"error": f"Deployment {deployment} has no default version; set one or name a version"}
+    for call in (lambda: api.deployment_requests_create(PROJECT, deployment, "hi"),
+                 lambda: api.batch_deployment_requests_create(PROJECT, deployment, ["hi"]),
+                 lambda: api.deployment_requests_list(PROJECT, deployment),
+                 lambda: api.deployment_requests_get(PROJECT, deployment, "any-id")):
+        with pytest.raises(ubiops.ApiException) as error:
+            call()
+        assert (error.value.status, json.loads(error.value.body)) == (404, message)
+    stream = httpx.post(f"{batch.api}/projects/{PROJECT}/deployments/{deployment}/requests/stream", content="hi",
+                        headers={"Content-Type": "text/plain"})
+    assert (stream.status_code, stream.json()["error_message"]) == (404, message["error"]), "what the CLI prints"
+    assert api.deployment_version_requests_list(PROJECT, deployment, "v2") == []
 
 
 def test_delete_removes_a_finished_request(batch):

@@ -186,6 +186,14 @@ def test_a_refused_request_prints_its_reason(cli, unbuilt_version, args, message
     assert f"Error: Request failed with error message: {message}" in output
 
 
+def test_deploying_without_a_package_folder_says_that_empty_revisions_are_not_served(cli):
+    """`ubiops deployments deploy` without `-dir` uploads an empty revision (the code in a custom image);
+    the emulator said only "upload the deployment package as the multipart part 'file'"."""
+    output = cli.fails("deployments", "deploy", DEPLOYMENT, "-v", "no-code", "-e", "python3-11", "-y")
+    assert "Error (400): file: empty revisions (no code, as for a custom image) are not served by the emulator; " \
+           "a deployment package is needed" in output
+
+
 def test_a_versions_retention_time_and_queue_size_are_set_and_shown_out_of_range_ones_refused(cli):
     created = json.loads(cli("deployment_versions", "create", "retained", "-d", DEPLOYMENT, "--request_retention_time",
                              "3600", "--maximum_queue_size", "3", "-fmt", "json"))
@@ -224,6 +232,8 @@ def test_this_repositorys_package_with_its_sample_input(cli, tmp_path):
 
 
 PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET = "cli-project-secret-41d7", "cli-version-secret-9e02", "cli-rotated-8a6c"
+ROTATED_AGAIN, UPDATED_SECRET = "cli-rotated-again-3f5b", "cli-updated-secret-d81e"
+SECRETS = (PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET, ROTATED_AGAIN, UPDATED_SECRET)
 
 
 def test_environment_variables_a_project_secret_overridden_by_the_version(cli, emulator, tmp_path):
@@ -252,6 +262,14 @@ def test_environment_variables_a_project_secret_overridden_by_the_version(cli, e
 
     printed.append(cli("env", "create", "CLI_KEY", "--value", ROTATED_SECRET, "--secret", "--overwrite", *version))
     assert instance_has()["CLI_KEY"] == ROTATED_SECRET, "--overwrite found the variable by name and updated it"
+    # Without --secret the CLI sends `secret: false`: the secret is rotated and stays one (before: a 400).
+    printed.append(cli("env", "create", "CLI_KEY", "--value", ROTATED_AGAIN, "--overwrite", *version))
+    assert instance_has()["CLI_KEY"] == ROTATED_AGAIN
+    printed.append(cli("env", "update", "CLI_KEY", "--value", UPDATED_SECRET, *version))
+    assert instance_has()["CLI_KEY"] == UPDATED_SECRET
+    listed = cli("env", "list", *version, "-fmt", "json")
+    assert [(v["value"], v["secret"]) for v in json.loads(listed) if v["name"] == "CLI_KEY"] == [(None, True)]
+    printed.append(listed)
     printed.append(cli("env", "copy", "-fd", "environment", "-fv", "v1", "-td", "environment", "-y"))
     assert {v["name"] for v in json.loads(cli("env", "list", "-d", "environment", "-fmt", "json"))
             if v["inheritance_type"] is None} == {"CLI_KEY", "CLI_PLAIN"}
@@ -270,7 +288,7 @@ def test_environment_variables_a_project_secret_overridden_by_the_version(cli, e
     assert "Error (404): Environment variable not found" in refused[2]
     printed.append(cli("env", "delete", "CLI_KEY", "-y"))
     for output in [*printed, *refused, emulator.log()]:
-        assert not any(secret in output for secret in (PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET)), output
+        assert not any(secret in output for secret in SECRETS), output
 
 
 def test_deploy_with_another_deployment_file(cli, tmp_path):

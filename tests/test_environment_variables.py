@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -103,6 +104,19 @@ def test_an_env_option_without_a_value_to_pass_on_is_refused(tmp_path, option, m
                           "--data-dir", str(tmp_path / "data"), "--env", option], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 2 and message in run.stderr
+
+
+def test_a_configured_secret_no_environment_can_hold_is_refused_at_start(tmp_path):
+    """A `[tool.deployer]` secret's value comes from the shell, as for the deployer, which refuses one no
+    environment can hold; the emulator passed it on, and its instances failed to start (`UnicodeEncodeError`)."""
+    shutil.copytree(PACKAGES / PACKAGE, tmp_path / "pkg")
+    (tmp_path / "pyproject.toml").write_text('[tool.deployer]\npackage = "pkg"\nsecrets = ["API_KEY"]\n')
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EMULATOR_", "UBIOPS_"))}
+    run = subprocess.run([sys.executable, "-m", "emulator", "--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**environment, "PYTHONPATH": str(ROOT), "API_KEY": os.fsdecode(b"not-utf8-\xff-secret")})
+    assert (run.returncode, run.stderr.strip()) == (1, "emulator: error: API_KEY (named in [tool.deployer] secrets) holds "
+                                                       "a lone surrogate, which is not text: export it as UTF-8 text")
 
 
 def test_a_project_secret_overridden_by_the_version_reaches_the_instance_and_is_never_shown(emulator):
@@ -284,7 +298,6 @@ def taken(emulator) -> dict[str, str]:
     ("post", "", {"name": "EMOJI", "value": "\U0001f600" * 16385, "secret": True}, 400, "longer than 65536 bytes in UTF-8"),
     ("post", "", {"name": "EXTRA", "value": "x", "secret": False, "level": 1}, 400, "Extra inputs are not permitted"),
     ("post", "", {"name": "TAKEN", "value": "x", "secret": False}, 409, "named 'TAKEN' already exists"),
-    ("patch", "/TAKEN", {"secret": False}, 400, "TAKEN is a secret and stays one"),
     ("patch", "/TAKEN", {"name": "bad name"}, 400, "'bad name' is not an environment variable name"),
     ("get", "/no-such-id", None, 404, "Environment variable not found"),
     ("patch", "/no-such-id", {"value": "x"}, 404, "Environment variable not found"),
@@ -325,6 +338,22 @@ def test_an_inherited_variable_is_not_a_levels_own(taken):
     project_variable = httpx.get(f"{taken['project']}/environment-variables/TAKEN").json()
     response = httpx.delete(f"{taken['deployment']}/environment-variables/{project_variable['id']}")
     assert (response.status_code, response.json()) == (404, {"error": "Environment variable not found"})
+
+
+@pytest.mark.parametrize("level", ["project", "deployment", "version"])
+def test_secret_false_on_a_secret_is_ignored_and_the_rest_applied(taken, level):
+    """A secret stays a secret ("can be updated from false to true, but not from true to false"), and the
+    CLI sends `secret: false` whenever `--secret` is left out (`env update`, `env create --overwrite`):
+    before, such a rotation was refused with a 400 ("is a secret and stays one")."""
+    url = f"{taken[level]}/environment-variables"
+    created = httpx.post(url, json={"name": "ROTATE", "value": "hidden-old", "secret": True}).json()
+    try:
+        updated = httpx.patch(f"{url}/{created['id']}", json={"name": "ROTATED", "value": "hidden-new", "secret": False})
+        assert (updated.status_code, updated.json()) == (200, {"id": created["id"], "name": "ROTATED", "value": None,
+                                                               "secret": True})
+        assert httpx.get(f"{url}/ROTATED").json()["secret"] is True
+    finally:
+        httpx.delete(f"{url}/{created['id']}")
 
 
 def test_renaming_onto_a_taken_name_is_refused(taken):

@@ -9,6 +9,7 @@ import stat
 import tempfile
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -170,6 +171,12 @@ def test_missing_uri_fails_the_request_clearly(files_emulator):
         PROJECT, DEPLOYMENT, data={"images": ["ubiops-file://default/nope.png"], "note": "ubiops-file://other/x"})
     assert response.status == "failed"
     assert response.error_message == "Input field 'images': file ubiops-file://default/nope.png does not exist"
+    # A folder (of a stored file) once failed it as a file that does not exist
+    assert httpx.put(files_emulator.sdk().files_upload(PROJECT, "default", "held/in.txt").url, content=b"x").status_code == 201
+    response = files_emulator.sdk().deployment_requests_create(
+        PROJECT, DEPLOYMENT, data={"images": ["ubiops-file://default/held"], "note": "ubiops-file://default/held/in.txt"})
+    assert (response.status, response.error_message) == (
+        "failed", "Input field 'images': ubiops-file://default/held is a folder, not a file")
 
 
 def test_buckets_list_create_and_get(files_emulator):
@@ -182,8 +189,12 @@ def test_buckets_list_create_and_get(files_emulator):
     default = api.buckets_get(PROJECT, "default").creation_date
     for bucket in ("portraits", "default"):
         httpx.put(api.files_upload(PROJECT, bucket, "later.txt").url, content=b"x").raise_for_status()
+    assert created.last_updated == created.creation_date
     api.buckets_update(PROJECT, "portraits", {"description": "kept"})
-    assert api.buckets_get(PROJECT, "portraits").creation_date == created.creation_date
+    updated = api.buckets_get(PROJECT, "portraits")
+    assert updated.creation_date == created.creation_date
+    assert updated.last_updated > created.creation_date, "before, last_updated was always the creation date"
+    assert [b.last_updated for b in api.buckets_list(PROJECT) if b.name == "portraits"] == [updated.last_updated]
     assert api.buckets_get(PROJECT, "default").creation_date == default
     with pytest.raises(ubiops.ApiException) as error:
         api.buckets_create(PROJECT, {"name": "portraits"})
@@ -217,7 +228,9 @@ def test_a_buckets_settings_and_deletion_outlast_a_restart(tmp_path):
     ("..%2F..%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
     ("%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
     ("a%00b", "holds a NUL byte or a backslash"),
-    ("a" * 1100, "must be 1 to 1024 characters"),
+    ("a" * 1100, "must be 1 to 1024 bytes long in UTF-8"),
+    # 1023 characters, 4047 bytes: taken once, then the PUT, files_get and files_download answered 500
+    ("%2F".join([quote("\N{GRINNING FACE}" * 63)] * 16), "must be 1 to 1024 bytes long in UTF-8"),
     ("dir%2F" + "a" * 256, "has a part (between slashes) longer than 255 bytes"),
     ("dir%2F", "has an empty part (a trailing or doubled '/')"),
     ("dir%2F%2Fx", "has an empty part (a trailing or doubled '/')"),
@@ -230,18 +243,21 @@ def test_file_names_that_could_escape_the_bucket_are_refused(files_emulator, raw
 
 
 def test_names_the_file_system_cannot_hold_are_a_4xx_not_a_500(files_emulator):
-    """A name too long for a file system, in an upload, a bucket or a request's URI, and a name that is
+    """A name too long for a file system, in an upload or a request's URI, and a name that is
     both a file and another file's folder (`a`, then `a/b`; `c/d`, then `c`): clear 4xx answers."""
     api, long_name = files_emulator.sdk(), "a" * 300
     upload = httpx.post(files_emulator.requests_url(), files={"images": (long_name, b"x"), "note": ("n", b"n")})
     assert (upload.status_code, upload.json()) == (400, {
         "error": "File name has a part (between slashes) longer than 255 bytes, which no file system stores"})
-    bucket = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets", json={"name": long_name})
-    assert bucket.status_code == 400 and "longer than 255 bytes" in bucket.json()["error"]
     by_uri = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": [f"ubiops-file://default/{long_name}"],
                                                                         "note": "ubiops-file://default/n"})
     assert by_uri.status == "failed" and "longer than 255 bytes" in by_uri.error_message
     assert str(files_emulator.data_dir) not in by_uri.error_message
+    emoji = "/".join(["\N{GRINNING FACE}" * 63] * 16)  # once `[Errno 36] File name too long: '<data folder>/…'`
+    by_uri = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": [f"ubiops-file://default/{emoji}"],
+                                                                        "note": "ubiops-file://default/n"})
+    assert (by_uri.status, by_uri.error_message) == ("failed", "Input field 'images': file name must be 1 to 1024 bytes "
+                                                               "long in UTF-8")
     for first, second in (("clash/a", "clash/a/b"), ("clash/c/d", "clash/c")):
         assert httpx.put(api.files_upload(PROJECT, "default", first).url, content=b"1").status_code == 201
         refused = httpx.put(api.files_upload(PROJECT, "default", second).url, content=b"2")
@@ -249,6 +265,30 @@ def test_names_the_file_system_cannot_hold_are_a_4xx_not_a_500(files_emulator):
             "error": f"'{second}' clashes with a stored file or folder: a name cannot be both a file and the folder "
                      "of another file"})
     assert api.files_get(PROJECT, "default", "clash/a").size == 1
+
+
+def test_a_file_in_the_place_of_the_requests_folder_is_refused(tmp_path):
+    """Before, a file named `deployment_requests` in the default bucket (taken while no request had made
+    the folder) broke every request with files: output files could not be kept (Not a directory), and
+    a multipart request answered 409 naming an internal path. A fresh emulator: no request has run."""
+    emulator = start_emulator("files", tmp_path)
+    try:
+        api, client = emulator.sdk(), client_for(emulator)
+        with pytest.raises(ubiops.ApiException) as error:
+            api.files_upload(PROJECT, "default", "deployment_requests")
+        assert error.value.status == 400 and "'deployment_requests' is the folder of the deployment requests' files" \
+            in error.value.body
+        (tmp_path / "a.bin").write_bytes(b"aaa")
+        uri = upload_file(client, PROJECT, str(tmp_path / "a.bin"), file_name="a.bin", _progress_bar=False)
+        by_uri = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"images": [uri], "note": uri})
+        assert by_uri.status == "completed", by_uri.error_message
+        download_file(client, PROJECT, file_uri=by_uri.result["copies"][0], output_path=str(tmp_path / "copy"))
+        assert (tmp_path / "copy").read_bytes() == b"aaa"
+        multipart = httpx.post(emulator.requests_url(), files=[("images", ("b.bin", b"bb")), ("note", ("n", b"n"))],
+                               timeout=30)
+        assert multipart.status_code == 200 and multipart.json()["status"] == "completed", multipart.text
+    finally:
+        emulator.stop()
 
 
 def test_deleting_a_file_removes_the_folders_it_leaves_empty(files_emulator):
@@ -284,12 +324,14 @@ def test_a_bucket_named_files_or_buckets_keeps_its_files_under_their_names(files
         assert (tmp_path / f"{bucket}.txt").read_text() == "kept"
 
 
-@pytest.mark.parametrize("escaped", [r"x\udcff", r"\ud800"])
-def test_a_bucket_name_that_is_not_unicode_text_is_refused(files_emulator, escaped):
-    """Before, it answered 500 and made a folder whose name broke `buckets_list` for good."""
+@pytest.mark.parametrize("escaped", [r"x\udcff", r"\ud800", "a" * 100, "Scans", "two words", "caf\u00e9"])
+def test_a_bucket_name_is_checked_as_a_deployment_name(files_emulator, escaped):
+    """A lone surrogate once answered 500 and made a folder whose name broke `buckets_list` for good; a
+    name of 100 characters was made (201), and then the SDK raised ValueError on every `buckets_list`."""
     response = httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets",
                           content=f'{{"name": "{escaped}"}}'.encode(), headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and "holds a lone UTF-16 surrogate" in response.json()["error"], response.text
+    assert response.status_code == 400, response.text
+    assert "is not allowed: it must be lowercase letters, digits and dashes" in response.json()["error"]
     assert "default" in [b.name for b in files_emulator.sdk().buckets_list(PROJECT)]
 
 
@@ -319,6 +361,17 @@ def test_a_path_with_an_escaped_letter_names_the_same_file(files_emulator):
     assert httpx.put(api.files_upload(PROJECT, "default", "escaped.txt").url, content=b"e").status_code == 201
     response = httpx.get(f"{files_emulator.api}/%70rojects/{PROJECT}/buckets/default/files/escaped.txt")
     assert response.status_code == 200 and response.json()["file"] == "escaped.txt", response.text
+
+
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+def test_a_file_name_that_is_not_utf8_is_refused(files_emulator, method):
+    """Before, `%FF` and `%FE` were both decoded to U+FFFD: two names, one file, each upload overwriting
+    the other's."""
+    for escaped in ("odd-%FF.bin", "odd-%FE.bin", "odd-%C3.bin", "dir%2F%FF"):
+        response = httpx.request(method, f"{files_emulator.api}/projects/{PROJECT}/buckets/default/files/{escaped}")
+        assert (response.status_code, response.json()) == (400, {
+            "error": "A file name must be UTF-8 once its %-escapes are decoded"}), (escaped, response.text)
+    assert httpx.post(f"{files_emulator.api}/projects/{PROJECT}/buckets/default/files/caf%C3%A9.bin").status_code == 200
 
 
 def test_unknown_bucket_is_404(files_emulator):
@@ -379,8 +432,8 @@ def test_a_data_folder_the_emulator_makes_is_its_owners_alone(files_emulator):
 
 
 def test_multipart_file_names_cannot_leave_the_request_folder(files_emulator):
-    """Only a file's base name is kept, so slashes and backslashes stay in `input/`; a file named `..`
-    is refused with the name."""
+    """Only a file's base name is kept, so slashes and backslashes stay in `input/`; a name with none
+    (`.`, `..`, `a/..`: the last was once a 400, while `.` and `../../x` were cleaned) is `upload`."""
     url = f"{files_emulator.url}/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests"
     parts = [("images", ("../../../up.bin", b"u")), ("images", ("..\\..\\win.bin", b"w")), ("note", ("/etc/n", b"n"))]
     response = httpx.post(url, files=parts, timeout=30)
@@ -388,8 +441,14 @@ def test_multipart_file_names_cannot_leave_the_request_folder(files_emulator):
     assert response.status_code == 200 and body["status"] == "completed", body
     folder = files_emulator.data_dir / "buckets" / "default" / "deployment_requests" / body["id"] / "input"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"up.bin": b"u", "win.bin": b"w", "n": b"n"}
+    parts = [("images", (".", b"1")), ("images", ("..", b"2")), ("note", ("a/..", b"3"))]
+    body = httpx.post(url, files=parts, timeout=30).json()
+    assert body["status"] == "completed", body
+    folder = folder.parent.parent / body["id"] / "input"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {"upload": b"1", "upload-1": b"2", "upload-2": b"3"}
     requests = folder.parent.parent
     before = {p.name for p in requests.iterdir()}
-    refused = httpx.post(url, files=[("images", ("kept-first.bin", b"x")), ("note", ("a/..", b"n"))], timeout=30)
-    assert (refused.status_code, refused.json()) == (400, {"error": "File name '..' must be a relative path without '.' or '..' parts"})
+    refused = httpx.post(url, files=[("images", ("kept-first.bin", b"x")), ("note", ("a" * 256, b"n"))], timeout=30)
+    assert (refused.status_code, refused.json()) == (400, {
+        "error": "File name has a part (between slashes) longer than 255 bytes, which no file system stores"})
     assert {p.name for p in requests.iterdir()} == before, "the refused request's first file is not left behind"

@@ -42,9 +42,11 @@ def request_files(api: ubiops.CoreApi, request_id: str) -> list[str]:
     return [f.file for f in api.files_list(PROJECT, "default", prefix=f"deployment_requests/{request_id}/").files]
 
 
-def recorded(api: ubiops.CoreApi, request_id: str) -> bool:
+def recorded(api: ubiops.CoreApi, version: str, request_id: str) -> bool:
+    """Whether `version` still holds the request (asked of the version: the deployment-level call sees
+    the default version's requests only)."""
     try:
-        api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id, metadata_only=True)
+        api.deployment_version_requests_get(PROJECT, DEPLOYMENT, request_id, version, metadata_only=True)
     except ubiops.ApiException as error:
         assert error.status == 404
         return False
@@ -61,9 +63,9 @@ def test_requests_past_their_retention_time_go_with_their_files_others_stay(emul
     kept = api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "v1", data=data)
     assert short.status == kept.status == "completed" and request_files(api, short.id) and request_files(api, kept.id)
 
-    eventually(lambda: not recorded(api, short.id), "the short-lived request is deleted")
+    eventually(lambda: not recorded(api, "short", short.id), "the short-lived request is deleted")
     assert request_files(api, short.id) == [], "its output files went with it"
-    assert recorded(api, kept.id) and request_files(api, kept.id), "a version keeping requests a week keeps them"
+    assert recorded(api, "v1", kept.id) and request_files(api, kept.id), "a version keeping requests a week keeps them"
     assert api.files_get(PROJECT, "default", "retention/note.txt").size == note.stat().st_size, "uploads are not requests"
     wait_for_log(emulator, "past their retention time, with their files")
 

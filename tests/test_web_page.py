@@ -85,11 +85,16 @@ def add_echo(emulator: Emulator, name: str, fields: list[dict], code: bytes) -> 
     api = emulator.sdk()
     api.deployments_create(PROJECT, {"name": name, "input_type": "structured", "output_type": "structured",
                                      "input_fields": fields, "output_fields": fields})
-    api.deployment_versions_create(PROJECT, name, {"version": "v1"})
-    revision = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{name}/versions/v1/revisions",
+    add_version(emulator, name, "v1", code)
+
+
+def add_version(emulator: Emulator, name: str, version: str, code: bytes) -> None:
+    """A version of deployment `name` running `code`, built."""
+    emulator.sdk().deployment_versions_create(PROJECT, name, {"version": version})
+    revision = httpx.post(f"{emulator.api}/projects/{PROJECT}/deployments/{name}/versions/{version}/revisions",
                           files={"file": (f"{name}.zip", zip_bytes({"deployment_package/deployment.py": code}))})
-    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, name, "v1", revision_id=revision.json()["revision"],
-                                             timeout=60, quiet=True)
+    ubiops.utils.wait_for_deployment_version(emulator.sdk().api_client, PROJECT, name, version,
+                                             revision_id=revision.json()["revision"], timeout=60, quiet=True)
 
 
 @pytest.fixture
@@ -188,6 +193,25 @@ def test_the_history_opens_a_request_with_its_input_and_output(face, context, po
     assert output_table.eval_on_selector('tr[data-field="face_found"] td', "td => td.innerText") == "true"
     assert images_loaded(page, "#outcome img.output-image") == [Image.open(portrait).width, annotated_width(face, answer)]
     assert page.is_visible(f'#history tr.opened[data-id="{answer["id"]}"]')
+    assert elsewhere == []
+
+
+def test_the_history_shows_and_opens_the_requests_of_every_version(face, context):
+    """The deployment-level history is its default version's alone (as on UbiOps), so the page asks each
+    version for its own: a request to another version is listed, and opened from that version."""
+    add_echo(face, "versioned", [{"name": "text", "data_type": "string"}], ODD_CODE)
+    add_version(face, "versioned", "v2", ODD_CODE)
+    api = face.sdk()
+    first = api.deployment_version_requests_create(PROJECT, "versioned", "v1", {"text": "one"})
+    second = api.deployment_version_requests_create(PROJECT, "versioned", "v2", {"text": "two"})
+    page, elsewhere = open_page(context, face, "versioned")
+    for answer, version in ((first, "v1"), (second, "v2")):
+        page.wait_for_selector(f'#history tr[data-id="{answer.id}"]')
+        assert page.inner_text(f'#history tr[data-id="{answer.id}"] td:nth-child(3)') == version
+    page.click(f'#history tr[data-id="{second.id}"] button')
+    page.wait_for_selector("#outcome h3:text('Input')")
+    assert page.inner_text("#outcome .summary") == f"completed request {second.id} · version v2"
+    assert shown(page, "text") == "two"
     assert elsewhere == []
 
 

@@ -1,5 +1,5 @@
-"""Query parameters that the request-creating routes read themselves, instead of declaring them in
-their signature for FastAPI to solve on every call.
+"""Query parameters: those the request-creating routes read themselves, instead of declaring them in
+their signature for FastAPI to solve on every call, and how a comma-separated one is split.
 
 FastAPI's parameter handling (two dependencies and two bounded queries) cost ~0.06 ms of the ~0.8 ms
 the event loop spent on a trivial request (`bench/app_cpu.py`; BENCHMARKS.md, issue 17). A `BoundedInt` is documented in the
@@ -63,3 +63,8 @@ def documented(*parameters: BoundedInt) -> dict[str, Any]:
     level, `paths.at_both_levels` adds `version`)."""
     return {"parameters": [*path_parameters("project_name", "deployment_name")["parameters"],
                            *(parameter.openapi() for parameter in parameters)]}
+
+
+def comma_separated(value: str | None) -> tuple[str, ...]:
+    """A comma-separated query value (`status=pending, running`) as its items, stripped; empty ones left out."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())

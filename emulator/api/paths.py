@@ -1,6 +1,7 @@
 """Request endpoints exist twice in UbiOps' API: for a deployment's default version and for a named
-version. One handler serves both; it finds the version, if any, in the path. Environment variables
-exist three times, at project, deployment and version level, again with one handler each."""
+version. One handler serves both; it takes the version the path names, or the deployment's default one.
+Environment variables exist three times, at project, deployment and version level, again with one
+handler each."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
+
+from emulator.api.dependencies import services_of
 
 PROJECT = "/projects/{project_name}"
 DEPLOYMENT = PROJECT + "/deployments/{deployment_name}"
@@ -54,7 +57,13 @@ def at_levels(route: Callable[..., Callable[[Endpoint], Endpoint]], suffix: str,
     return register
 
 
-async def path_version(request: Request) -> str | None:
-    """The version named in the path, or None at deployment level (the default version); async, as
-    `get_services` is."""
-    return request.path_params.get("version")
+async def path_version(request: Request) -> str:
+    """The version a request endpoint is for: the one named in the path, or at deployment level the
+    deployment's default version, as UbiOps documents those endpoints ("for the default version of a
+    deployment"), so that none of them reaches another version's requests. NotFound for an unknown
+    project or deployment, or one without a default version. Async, as `get_services` is."""
+    path = request.path_params
+    named: str | None = path.get("version")
+    if named is not None:
+        return named
+    return services_of(request).registry.version(path["project_name"], path["deployment_name"]).name

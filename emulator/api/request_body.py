@@ -119,7 +119,8 @@ class _UploadSaver:
     async def save(self, upload: UploadFile) -> str:
         """Keep the client's file name, reduced to a safe base name and numbered if an earlier file of
         the request has it; a large file is stored in a thread."""
-        name = PurePath(_form_name(upload.filename or "").replace("\\", "/").replace("\x00", "")).name or "upload"
+        name = PurePath(_form_name(upload.filename or "").replace("\\", "/").replace("\x00", "")).name
+        name = "upload" if name in ("", "..") else name  # `.` has no base name, `a/..` has `..`: neither is a file's
         name = next(n for n in numbered_names(name) if n not in self._taken)
         self._taken.add(name)
         stored = await file_work(upload.size or 0, self.storage.write_request_input, self.request_id, name, upload.file)

@@ -19,9 +19,7 @@ async def environments_list(
     project_name: str, labels: str | None = None, system: bool | None = None, services: Services = Depends(get_services)
 ) -> list[management.EnvironmentList]:
     project = services.registry.project(project_name)
-    if parse_label_filter(labels):
-        return []  # the base environments, the only ones served, have no labels
-    return [management.environment_list(project, name) for name in list_environments(system)]
+    return [management.environment_list(project, name) for name in list_environments(system, parse_label_filter(labels))]
 
 
 @router.get(PATH + "/{environment_name}", response_model=management.EnvironmentList)

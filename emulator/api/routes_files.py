@@ -41,8 +41,7 @@ async def buckets_list(
     services: Services = Depends(get_services),
 ) -> list[BucketList]:
     services.registry.project(project_name)
-    wanted = parse_label_filter(labels).items()
-    return [bucket_list(project_name, b) for b in services.storage.list_buckets() if wanted <= b.labels.items()]
+    return [bucket_list(project_name, b) for b in services.storage.list_buckets(parse_label_filter(labels))]
 
 
 @router.post(BUCKETS, response_model=BucketList, status_code=201)
@@ -135,7 +134,10 @@ def _file_in_path(request: Request) -> tuple[str, bool]:
     if len(rest) > 1 and rest[-1] in MULTIPART_CALLS and request.method == "POST":
         raise ApiError(404, "Multipart uploads (files of 4 GB and more) are not served by the emulator")
     download = len(rest) > 1 and rest[-1] == "download" and request.method == "GET"
-    name = unquote("/".join(rest[:-1] if download else rest))
+    try:  # strictly: decoded with replacement, `%FF` and `%FE` were both `\ufffd`, one file overwriting the other
+        name = unquote("/".join(rest[:-1] if download else rest), errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(400, "A file name must be UTF-8 once its %-escapes are decoded") from None
     if not name:
         raise ApiError(400, "A file name is needed after /files/")
     return name, download

@@ -35,11 +35,10 @@ async def readyz(request: Request, services: Services = Depends(get_services)) -
     without a package makes it 503), with the versions that are not when the caller may see names."""
     not_ready = []
     for project, deployment, version in services.registry.versions():
-        pool = services.runtime.pool(version)
-        status = version.status(pool.status)
-        if status != AVAILABLE:
+        serving = services.registry.serving(version)
+        if serving.status != AVAILABLE:
             not_ready.append({"project": project.name, "deployment": deployment.name, "version": version.name,
-                              "status": status, **({"error": pool.error} if pool.error else {})})
+                              "status": serving.status, **({"error": serving.error} if serving.error else {})})
     if not not_ready:
         return JSONResponse({"status": "ready"})
     body: dict[str, Any] = {"status": "not ready", "not_ready": len(not_ready)}

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from emulator.api.dependencies import Services, get_services
 from emulator.api.pagination import Page, paginate
+from emulator.api.parameters import comma_separated
 from emulator.api.paths import VERSION
 from emulator.api.sdk_models.instances import InstanceDetail, InstanceEvent, instance_detail, instance_event
-from emulator.exceptions import NotFound
 
 router = APIRouter()
 PROJECT_INSTANCES = "/projects/{project_name}/instances"
@@ -28,7 +28,7 @@ async def instances_list(
     services: Services = Depends(get_services),
 ) -> Page[InstanceDetail]:
     version_id = services.registry.version(project_name, deployment_name, version).id
-    records = services.instances.current(project_name, deployment_name, version, _statuses(status), version_id)
+    records = services.instances.current(project_name, deployment_name, version, comma_separated(status), version_id)
     return paginate([instance_detail(r) for r in records], request, cursor, limit)
 
 
@@ -45,16 +45,7 @@ async def instance_events_list(
     request: Request, project_name: str, deployment_name: str, version: str, instance_id: str,
     cursor: str | None = Cursor, limit: int = Limit, services: Services = Depends(get_services),
 ) -> Page[InstanceEvent]:
-    try:
-        version_id: str | None = services.registry.version(project_name, deployment_name, version).id
-    except NotFound:
-        version_id = None  # deleted: its instances' events stay readable by its names (README)
-    try:
-        events = services.instances.events(project_name, deployment_name, version, instance_id, version_id)
-    except NotFound:
-        if version_id is None:  # nor a deleted version's instance: the registry's 404 names what is unknown
-            services.registry.version(project_name, deployment_name, version)
-        raise
+    events = services.instances.events(project_name, deployment_name, version, instance_id, services.registry)
     return paginate([instance_event(e) for e in events], request, cursor, limit)
 
 
@@ -64,7 +55,7 @@ async def project_instances_list(
     status: str | None = Statuses, services: Services = Depends(get_services),
 ) -> Page[InstanceDetail]:
     services.registry.project(project_name)
-    records = services.instances.current(project_name, statuses=_statuses(status))
+    records = services.instances.current(project_name, statuses=comma_separated(status))
     return paginate([instance_detail(r) for r in records], request, cursor, limit)
 
 
@@ -74,7 +65,3 @@ async def project_instances_get(
 ) -> InstanceDetail:
     services.registry.project(project_name)
     return instance_detail(services.instances.get(project_name, instance_id))
-
-
-def _statuses(status: str | None) -> tuple[str, ...]:
-    return tuple(s.strip() for s in (status or "").split(",") if s.strip())

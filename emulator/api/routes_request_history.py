@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from contract.requests import CANCELLED, COMPLETED
 from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
+from emulator.api.parameters import comma_separated
 from emulator.api.paths import at_both_levels, path_version
 from emulator.api.request_body import parse_json
 from emulator.api.sdk_models.requests import (
@@ -52,7 +53,7 @@ async def deployment_requests_list(
 ) -> list[DeploymentRequestList]:
     services.registry.check_path(project_name, deployment_name, version)
     records = services.runner.history(
-        project_name, deployment_name, version, _statuses(status), limit, offset, start_date, end_date, search_id
+        project_name, deployment_name, version, comma_separated(status), limit, offset, start_date, end_date, search_id
     )
     return [list_item(r) for r in records]
 
@@ -74,7 +75,7 @@ async def project_requests_list(
     if object_type not in (None, *OBJECT_TYPES):
         raise ApiError(400, f"object_type must be one of {', '.join(OBJECT_TYPES)}; got {object_type!r}")
     records = services.runner.history(
-        project_name, None, None, _statuses(status), limit, offset, start_date, end_date, search_id
+        project_name, None, None, comma_separated(status), limit, offset, start_date, end_date, search_id
     )
     return [] if object_type == "pipeline" else [overview_item(r) for r in records]
 
@@ -174,10 +175,6 @@ async def deployment_requests_batch_delete(
                                       _id_list(parse_json(await request.body())), "deleted")
     await services.runner.delete(records)
     return [{"id": record.id} for record in records]
-
-
-def _statuses(status: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in status.split(",") if s.strip())
 
 
 def _changed(record: RequestRecord) -> dict:

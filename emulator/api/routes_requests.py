@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from contract.spec import DataError
 from emulator.api.dependencies import Services, services_of
 from emulator.api.parameters import BoundedInt, documented, read_query
 from emulator.api.paths import DEPLOYMENT, VERSION, at_both_levels
@@ -28,10 +28,9 @@ from emulator.api.sdk_models.requests import (
     create_response,
     direct_response,
 )
-from emulator.request_runner import DIRECT, Outcome
+from emulator.request_runner import Outcome, Target
 from emulator.request_store import RequestRecord
 from emulator.runtime.pool import VersionUnavailable
-from emulator.state import Deployment, Version, new_id
 
 router = APIRouter()
 
@@ -64,9 +63,9 @@ BATCH_BODY = {"requestBody": {"required": True, "content": {"application/json": 
                 openapi_extra={**REQUEST_BODY, **documented(TIMEOUT, PRIORITY)})
 async def deployment_requests_create(request: Request) -> Response:
     timeout, _priority = read_query(request, TIMEOUT, PRIORITY)
-    services, deployment, found = _target(request)
-    record = await _accept(request, services, deployment, found, timeout)
-    outcome = await services.runner.run(deployment, found, record)
+    services, target = _target(request)
+    record = await services.runner.accept(target, functools.partial(read_request_data, request), timeout)
+    outcome = await services.runner.run(target.deployment, target.version, record)
     urls = {uri: download_url(request, services, uri) for uri in outcome.files}
     body = direct_response(outcome.record, urls or None)
     return Response(body.model_dump_json(exclude=None if urls else {"emulator_file_urls"}), media_type="application/json")
@@ -77,10 +76,8 @@ async def deployment_requests_create(request: Request) -> Response:
 async def batch_deployment_requests_create(request: Request) -> list[DeploymentRequestBatchCreateResponse]:
     """A JSON list of requests, or a single one (as UbiOps also takes), each queued as its own request."""
     timeout, _priority = read_query(request, BATCH_TIMEOUT, PRIORITY)
-    services, deployment, found = _target(request)
-    items = parse_json(await request.body())
-    _check_held(request, services, found)
-    records = services.runner.start_batch(deployment, found, items if isinstance(items, list) else [items], timeout)
+    services, target = _target(request)
+    records = services.runner.start_batch(target, parse_json(await request.body()), timeout)
     return [batch_item(record) for record in records]
 
 
@@ -90,10 +87,10 @@ async def deployment_requests_stream(request: Request) -> StreamingResponse:
     """Server-sent events as `ubiops.utils.stream_deployment_request` reads them: a `data:` line per
     partial output (`context["streaming_update"]`), then the final response as one JSON line."""
     (timeout,) = read_query(request, TIMEOUT)
-    services, deployment, found = _target(request)
-    record = await _accept(request, services, deployment, found, timeout)
+    services, target = _target(request)
+    record = await services.runner.accept(target, functools.partial(read_request_data, request), timeout)
     updates: asyncio.Queue[str] = asyncio.Queue()
-    running = asyncio.create_task(services.runner.run(deployment, found, record, updates.put_nowait))
+    running = asyncio.create_task(services.runner.run(target.deployment, target.version, record, updates.put_nowait))
     return StreamingResponse(_events(running, updates, record), media_type="text/event-stream")
 
 
@@ -120,42 +117,9 @@ def _event(text: str) -> str:
     return "".join(f"data:{line}\n" for line in LINE_ENDS.split(text)) + "\n"
 
 
-def _check_held(request: Request, services: Services, version: Version) -> None:
-    """NotFound when the version `_target` found was deleted (alone or with its deployment) while the
-    body arrived: recording the request would leave it in the history of a new version of that name."""
-    path = request.path_params
-    services.registry.check_held(path["project_name"], path["deployment_name"], version)
-
-
-def _target(request: Request) -> tuple[Services, Deployment, Version]:
-    """The services, and the deployment and version the call is for; VersionUnavailable or QueueFull
-    (503) before any input is read or stored, when the version cannot run it or its queue is full."""
+def _target(request: Request) -> tuple[Services, Target]:
+    """The services, and what the call is for, by its path (`RequestRunner.admit`: 404 or 503 before
+    any input is read)."""
     services = services_of(request)
     path = request.path_params
-    project, deployment = path["project_name"], path["deployment_name"]
-    found = services.registry.version(project, deployment, path.get("version"))
-    services.runtime.pool(found).check_available()
-    services.runner.check_queue(found)
-    return services, services.registry.deployment(project, deployment), found
-
-
-async def _accept(request: Request, services: Services, deployment: Deployment, version: Version, timeout: int
-                  ) -> RequestRecord:
-    """Read the body into a recorded request (already failed if its form data does not fit), unless
-    its version was deleted meanwhile (NotFound). A body that fails any way keeps none of the files it
-    sent before: no record refers to them (a failed one holds no data)."""
-    request_id = new_id()
-    error: DataError | None = None
-    try:
-        try:
-            data = await read_request_data(request, deployment.input_spec, services.storage, request_id)
-        except DataError as exc:
-            data, error = None, exc
-        _check_held(request, services, version)
-    except BaseException:
-        services.storage.remove_request_files(request_id)
-        raise
-    if error is not None:
-        services.storage.remove_request_files(request_id)
-    record = services.runner.new_record(deployment, version, request_id, data, timeout, DIRECT)
-    return record if error is None else services.runner.fail(record, str(error)).record
+    return services, services.runner.admit(path["project_name"], path["deployment_name"], path.get("version"))

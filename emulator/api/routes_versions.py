@@ -24,7 +24,7 @@ async def deployment_versions_list(
 ) -> list[management.DeploymentVersionDetail]:
     found = services.registry.list_versions(project_name, deployment_name, parse_label_filter(labels))
     deployment = services.registry.deployment(project_name, deployment_name)
-    return [management.version_detail(deployment, v, services.runtime) for v in found]
+    return [management.version_detail(deployment, v, services.registry.serving(v)) for v in found]
 
 
 @router.get(PATH, response_model=management.DeploymentVersionDetail)
@@ -33,7 +33,7 @@ async def deployment_versions_get(
 ) -> management.DeploymentVersionDetail:
     found = services.registry.version(project_name, deployment_name, version)
     return management.version_detail(services.registry.deployment(project_name, deployment_name), found,
-                                     services.runtime)
+                                     services.registry.serving(found))
 
 
 @router.post(LIST_PATH, response_model=management.DeploymentVersionDetail, status_code=201)
@@ -42,7 +42,7 @@ async def deployment_versions_create(
 ) -> management.DeploymentVersionDetail:
     created = await services.registry.create_version(project_name, deployment_name, body.version, _given(body))
     return management.version_detail(services.registry.deployment(project_name, deployment_name), created,
-                                     services.runtime)
+                                     services.registry.serving(created))
 
 
 @router.patch(PATH, response_model=management.DeploymentVersionDetail)
@@ -52,7 +52,7 @@ async def deployment_versions_update(
     updated = await services.registry.update_version(project_name, deployment_name, version, _given(body),
                                                      new_name=body.version)
     return management.version_detail(services.registry.deployment(project_name, deployment_name), updated,
-                                     services.runtime)
+                                     services.registry.serving(updated))
 
 
 @router.delete(PATH, status_code=204)

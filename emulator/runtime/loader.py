@@ -18,17 +18,11 @@ from typing import Any
 from contract import calling
 from emulator.runtime.protocol import Capabilities
 
-DEFAULT_DEPLOYMENT_FILE = "deployment.py"
 GENERIC_ERROR = "An exception occurred in the request. See the logs for details."
 
 
 class RequestError(Exception):
     """A request that failed inside the deployment; the message is what the caller sees."""
-
-
-def deployment_file_name(environment: dict[str, str]) -> str:
-    """`SYS_DEPLOYMENT_FILE_NAME` (or its legacy name `ML_MODEL_FILE_NAME`) overrides `deployment.py`."""
-    return environment.get("SYS_DEPLOYMENT_FILE_NAME") or environment.get("ML_MODEL_FILE_NAME") or DEFAULT_DEPLOYMENT_FILE
 
 
 def import_deployment_module(package_dir: Path, file_name: str) -> ModuleType:

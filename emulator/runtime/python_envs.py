@@ -36,6 +36,7 @@ from pathlib import Path
 import uv
 
 from contract.environments import python_version
+from emulator import EMULATOR_TOKEN_VARIABLE
 
 log = logging.getLogger("emulator.environments")
 
@@ -49,7 +50,7 @@ KEY_ERROR_LINES = 6
 REQUIREMENTS_FILE = "requirements.txt"
 BUILD_SECONDS = 1800
 """An environment's build is stopped after this long, so nothing waits for it forever."""
-NOT_INHERITED = ("EMULATOR_TOKEN", "UBIOPS_API_TOKEN", "UBIOPS_API_HOST", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+NOT_INHERITED = (EMULATOR_TOKEN_VARIABLE, "UBIOPS_API_TOKEN", "UBIOPS_API_HOST", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
 """The emulator's own variables that the deployment's code and its requirements' installer do not
 get: tokens never reach user code (a requirement's URL could name one), and the emulator's Python
 paths are not the version's."""

@@ -14,7 +14,12 @@ const FILE_URI = /^ubiops-file:\/\/([^/]+)\/(.+)$/;
 const $ = (id) => document.getElementById(id);
 const state = { project: null, deployment: null, fields: null, opened: null, poll: null };
 
-class ApiProblem extends Error {}
+class ApiProblem extends Error {
+  constructor(message, status = null) {
+    super(message);
+    this.status = status; // the HTTP status, for an answer of the API
+  }
+}
 
 /** An element with properties (`className`, `textContent`, `onclick`…), `data-` attributes and
  * children (strings become text). */
@@ -92,7 +97,7 @@ async function call(path, options = {}) {
     }
     if (!response.ok) {
       const message = typeof body === "object" && body !== null ? body.error || jsonText(body) : body;
-      throw new ApiProblem(`${response.status}: ${message}`);
+      throw new ApiProblem(`${response.status}: ${message}`, response.status);
     }
     return body;
   }
@@ -364,10 +369,16 @@ function showFailure(error) {
 
 // ---- The request history, followed live while any request in it is unfinished.
 
+/** The newest requests of every version of the deployment: its deployment-level history is its default
+ * version's alone (UbiOps' "for the default version of a deployment"), so each version's is asked for. */
 async function recentRequests() {
+  const shown = deploymentPath();
+  const versions = await call(`${shown}/versions`);
+  // A version deleted since it was listed has no history left to show.
+  const gone = (error) => { if (error instanceof ApiProblem && error.status === 404) return []; throw error; };
   // The history filters by status, and pending or processing can only be asked for alone.
-  const lists = await Promise.all(["completed,failed,cancelled", "processing", "pending"].map((status) =>
-    call(`${deploymentPath()}/requests?status=${status}&limit=${HISTORY_SIZE}`)));
+  const lists = await Promise.all(versions.flatMap((v) => ["completed,failed,cancelled", "processing", "pending"].map((status) =>
+    call(`${shown}/versions/${segment(v.version)}/requests?status=${status}&limit=${HISTORY_SIZE}`).catch(gone))));
   const byId = new Map(lists.flat().map((r) => [r.id, r]));
   return [...byId.values()].sort((a, b) => b.time_created.localeCompare(a.time_created)).slice(0, HISTORY_SIZE);
 }
@@ -382,12 +393,12 @@ async function refreshHistory() {
     el("tr", { dataset: { id: r.id, status: r.status }, className: state.opened && state.opened.id === r.id ? "opened" : "" },
       el("td", { textContent: new Date(r.time_created).toLocaleString() }),
       el("td", {}, el("button", { type: "button", className: "link", textContent: r.id.slice(0, 8), title: r.id,
-                                  onclick: () => openRequest(r.id).catch(showFailure) })),
+                                  onclick: () => openRequest(r.id, r.version).catch(showFailure) })),
       el("td", { textContent: r.version }),
       el("td", {}, el("span", { className: `status status-${r.status}`, textContent: r.status })))));
   $("history-empty").hidden = requests.length > 0;
   const opened = state.opened && requests.find((r) => r.id === state.opened.id);
-  if (opened && opened.status !== state.opened.status) await openRequest(opened.id);
+  if (opened && opened.status !== state.opened.status) await openRequest(opened.id, opened.version);
   if (requests.some((r) => UNFINISHED.includes(r.status))) followHistory();
 }
 
@@ -400,9 +411,10 @@ function followHistory() {
   }), POLL_MS);
 }
 
-async function openRequest(id) {
+/** A request of the history, asked of its own version (the deployment-level call finds the default version's only). */
+async function openRequest(id, version) {
   const shown = deploymentPath();
-  const detail = await call(`${shown}/requests/${segment(id)}`);
+  const detail = await call(`${shown}/versions/${segment(version)}/requests/${segment(id)}`);
   if (deploymentPath() !== shown) return;
   state.opened = { id, status: detail.status };
   markOpened();

@@ -215,6 +215,21 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     assert result.stdout.strip().endswith("check passed: 9 checks")
 
 
+@pytest.mark.parametrize("where", ["config", "ubiops.yaml"])
+def test_check_reads_the_class_from_the_file_sys_deployment_file_name_names(project, where):
+    """The emulator imports the file `SYS_DEPLOYMENT_FILE_NAME` names, from `ubiops.yaml` or the configured
+    variables; before, the static check looked for deployment.py all the same, and failed a package that ran."""
+    (project.package / "deployment.py").rename(project.package / "serve.py")
+    if where == "config":
+        project.configure(environment_variables={"SYS_DEPLOYMENT_FILE_NAME": "serve.py"})
+    else:
+        (project.package / "ubiops.yaml").write_text("environment_variables:\n  - SYS_DEPLOYMENT_FILE_NAME=serve.py\n")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   serve.py: class Deployment with usable __init__ and request signatures" in result.stdout
+    assert "ok   emulator tests: emulator answered {'y': 42}" in result.stdout
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"max_versions": 0}, "[tool.deployer] max_versions must be at least 1"),
     ({"maximum_idle_time": 5}, "[tool.deployer] maximum_idle_time must be at least 10 and at most 3600"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
@@ -151,12 +153,86 @@ def test_listing_pages_and_groups_by_delimiter(storage):
     first, _, after = storage.list("default", prefix="a/", limit=1)
     second, _, last = storage.list("default", prefix="a/", start_after=after or "", limit=1)
     assert ([f.name for f in first + second], last) == (["a/1.txt", "a/2.txt"], None)
-    storage.write("default", "a.txt", io.BytesIO(b"."))
+
+
+def test_a_listing_page_counts_prefixes_toward_its_limit_and_the_next_continues_after_them(storage):
+    """Files and prefixes together fill a page, as GCS's `maxResults` counts them: before, prefixes were
+    not counted (`limit=1` with the delimiter `/` answered 20 000 prefixes). Paged, the listing is the
+    whole listing, in order, nothing skipped or repeated (a prefix once came again on the next page)."""
+    names = ("a/1.txt", "a/2.txt", "a.txt", "a0", "b/1.txt", "b/c/2.txt", "b/d/3.txt", "c.txt", "d/1.txt")
+    for name in names:
+        storage.write("default", name, io.BytesIO(b"."))
+    files, prefixes, _ = storage.list("default", delimiter="/", limit=1)
+    assert ([f.name for f in files], prefixes) == (["a.txt"], [])
+    for prefix, limit, whole in (
+        ("", 1, [["a.txt"], ["a/"], ["a0"], ["b/"], ["c.txt"], ["d/"]]),
+        ("", 2, [["a.txt", "a/"], ["a0", "b/"], ["c.txt", "d/"]]),
+        ("", 4, [["a.txt", "a/", "a0", "b/"], ["c.txt", "d/"]]),
+        ("b/", 2, [["b/1.txt", "b/c/"], ["b/d/"]]),
+        ("a", 2, [["a.txt", "a/"], ["a0"]]),
+    ):
+        pages, after = [], ""
+        while after is not None:
+            files, prefixes, after = storage.list("default", prefix=prefix, delimiter="/", start_after=after, limit=limit)
+            pages.append(sorted([f.name for f in files] + prefixes))
+        assert pages == whole, (prefix, limit)
     pages, after = [], ""
-    while after is not None:  # before, a prefix between two pages' files came again on the next page
-        files, prefixes, after = storage.list("default", delimiter="/", start_after=after, limit=1)
-        pages.append(([f.name for f in files], prefixes))
-    assert pages == [(["a.txt"], ["a/", "b/"]), (["c.txt"], [])]
+    while after is not None:
+        files, prefixes, after = storage.list("default", start_after=after, limit=4)
+        assert prefixes == []
+        pages.append([f.name for f in files])
+    assert pages == [sorted(names)[:4], sorted(names)[4:8], sorted(names)[8:]]
+
+
+def test_a_listing_reads_only_the_folders_its_page_needs(storage, monkeypatch):
+    """Before, every page walked the whole bucket (1.1 s a page at 20 000 files, even for a prefix that
+    matched none): the walk starts at the prefix's deepest folder and stops once its page is full."""
+    for n in range(30):
+        storage.write("default", f"many/{n:02d}/f.txt", io.BytesIO(b"."))
+    read: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path=".": read.append(os.fspath(path)) or scandir(path))
+    assert storage.list("default", prefix="nothing/matches") == ([], [], None)
+    assert len(read) <= 1, read
+    read.clear()
+    files, _, after = storage.list("default", prefix="many/", limit=2)
+    assert ([f.name for f in files], after) == (["many/00/f.txt", "many/01/f.txt"], "many/01/f.txt")
+    assert len(read) <= 4, read
+    read.clear()
+    files, prefixes, after = storage.list("default", prefix="many/2", delimiter="/", limit=3)
+    assert (files, prefixes, after) == ([], ["many/20/", "many/21/", "many/22/"], "many/22/")
+    assert len(read) <= 5, read
+
+
+def test_a_listing_passes_over_what_is_deleted_while_it_walks(storage, monkeypatch):
+    """Requests deleted (their folders with them) while the default bucket is listed: before, the walk
+    (`Path.rglob`) raised FileNotFoundError for a folder deleted since its parent was read, a 500 for
+    `files_list` while `POST …/requests/delete` ran. Here, once the walk has read the first folder below
+    the top (`a/`), the files of the other folders go, and one of its own, read with it."""
+    for name in ("a/1.txt", "a/2.txt", "b/1.txt", "b/c/2.txt", "c/1.txt", "top.txt"):
+        storage.write("default", name, io.BytesIO(b"."))
+    top, scandir = str(storage.root / "buckets" / "default"), os.scandir
+    deleted: list[str] = []
+
+    class ReadAtOnce(list):  # what os.scandir gives, read before the files go
+        def __enter__(self):
+            return iter(self)
+
+        def __exit__(self, *exc_info) -> None:
+            pass
+
+    def scandir_then_delete(path="."):
+        with scandir(path) as entries:
+            read = ReadAtOnce(entries)
+        if os.path.relpath(path, top) != "." and not deleted:
+            for name in ("a/2.txt", "b/1.txt", "b/c/2.txt", "c/1.txt"):
+                storage.delete("default", name)
+                deleted.append(name)
+        return read
+
+    monkeypatch.setattr(os, "scandir", scandir_then_delete)
+    files, _, after = storage.list("default")
+    assert ([f.name for f in files], after) == (["a/1.txt", "top.txt"], None)
 
 
 def test_buckets_are_created_once(storage):
@@ -165,6 +241,93 @@ def test_buckets_are_created_once(storage):
         storage.create_bucket("images")
     with pytest.raises(NotStored, match="bucket 'nope' does not exist"):
         storage.write("nope", "a.txt", io.BytesIO(b"x"))
+
+
+@pytest.mark.parametrize("name", ["a" * 65, "with space", "Upper", "café", "-dash", "dash-", "a/b", "a_b"])
+def test_a_bucket_is_named_as_a_deployment(storage, name):
+    """Before, any name up to 1024 characters was taken: one past 64 made the SDK raise ValueError on
+    every `buckets_list` (its models cap bucket names at 64)."""
+    with pytest.raises(StorageError, match=r"bucket name .* is not allowed: it must be lowercase letters, digits and "
+                                           r"dashes, not starting or ending with a dash, at most 64 characters"):
+        storage.create_bucket(name)
+    assert [b.name for b in storage.list_buckets()] == ["default"]
+    assert storage.create_bucket("a" * 64).name == "a" * 64
+
+
+def test_a_path_too_long_for_the_file_system_is_a_storage_error(tmp_path):
+    """A name within the limits (1004 bytes, parts of 200) in a data folder deep enough that its path
+    passes Linux's 4096 bytes: before, each call raised the OSError ENAMETOOLONG (a 500, or a request
+    failed with `[Errno 36] File name too long: '<the data folder>/…'`)."""
+    deep = tmp_path.joinpath(*["d" * 250] * ((3300 - len(str(tmp_path))) // 251))
+    deep.mkdir(parents=True)
+    storage, name = Storage(deep / "data"), "/".join(["n" * 200] * 5)
+    for call in (lambda: storage.write("default", name, io.BytesIO(b"x")), lambda: storage.stat("default", name),
+                 lambda: storage.open("default", name), lambda: storage.delete("default", name),
+                 lambda: storage.resolve_uri(f"ubiops-file://default/{name}")):
+        with pytest.raises(StorageError, match="is too long for the file system the data folder is on"):
+            call()
+    assert storage.list("default", prefix=f"{name}/") == ([], [], None)
+
+
+def test_no_file_takes_the_place_of_the_requests_folder(storage):
+    """A file `deployment_requests` in the default bucket (before its folder was made, or once it was
+    emptied) kept every request's input and output files from being stored."""
+    with pytest.raises(StorageError, match="'deployment_requests' is the folder of the deployment requests' files"):
+        storage.write("default", "deployment_requests", io.BytesIO(b"x"))
+    assert storage.write_request_input("r1", "in.txt", io.BytesIO(b"i")) == "deployment_requests/r1/input/in.txt"
+    storage.create_bucket("other")
+    assert storage.write("other", "deployment_requests", io.BytesIO(b"x")).size == 1
+
+
+def test_a_bucket_deleted_twice_at_once_is_deleted_once_and_not_found_once(storage):
+    """The second delete starts once the first has found the bucket: before, both found it (outside the
+    lock), and the second's rename raised FileNotFoundError, a 500 (8 parallel DELETEs: some 500s)."""
+    storage.create_bucket("twice")
+    outcomes: list[str] = []
+
+    def delete() -> None:
+        try:
+            storage.delete_bucket("twice")
+            outcomes.append("deleted")
+        except NotStored:
+            outcomes.append("not found")
+        except Exception as exc:  # the outcome is the test
+            outcomes.append(repr(exc))
+
+    second = threading.Thread(target=delete)
+
+    def start_the_second_once_found(frame, event, arg) -> None:
+        if event == "return" and frame.f_code is Storage.bucket_dir.__code__ and not second.is_alive():
+            second.start()
+            second.join(0.5)  # done at once unless the first holds the lock: then it waits for it
+
+    sys.setprofile(start_the_second_once_found)
+    try:
+        delete()
+    finally:
+        sys.setprofile(None)
+    second.join()
+    assert sorted(outcomes) == ["deleted", "not found"]
+
+
+def test_a_bucket_deleted_while_buckets_are_listed_is_left_out(storage):
+    """Before, a bucket deleted once its folder was seen, before it was read, made the whole listing a 404."""
+    for name in ("first", "second"):
+        storage.create_bucket(name)
+    deleted = []
+
+    def delete_second_once_seen(frame, event, arg) -> None:
+        if event == "return" and frame.f_code is Path.is_dir.__code__ and frame.f_locals["self"].name == "second" \
+                and not deleted:
+            storage.delete_bucket("second")
+            deleted.append("second")
+
+    sys.setprofile(delete_second_once_seen)
+    try:
+        listed = storage.list_buckets()
+    finally:
+        sys.setprofile(None)
+    assert [b.name for b in listed] == ["default", "first"]
 
 
 def test_cancelled_file_work_waits_for_its_thread():

@@ -22,8 +22,7 @@ from contract.requests import KEEP_ALL, MAX_RETENTION_TIME, RETENTION_TIME, Rete
 from contract.spec import Spec
 from contract.versions import IDLE_TIME_RANGE, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
-from emulator.runtime.manager import Runtime
-from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Version
+from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Serving, Version
 
 ORGANIZATION = "emulator"
 
@@ -218,19 +217,19 @@ def deployment_detail(deployment: Deployment) -> DeploymentDetail:
     )
 
 
-def version_detail(deployment: Deployment, version: Version, runtime: Runtime) -> DeploymentVersionDetail:
+def version_detail(deployment: Deployment, version: Version, serving: Serving) -> DeploymentVersionDetail:
+    """A version as it is served now (`Registry.serving`)."""
     latest = version.latest_revision
-    instances = runtime.pool(version)
     return DeploymentVersionDetail(**{
         "maximum_instances": MAXIMUM_INSTANCES,
         "minimum_instances": MINIMUM_INSTANCES,
         **version.settings,
-        **asdict(instances.capabilities),
+        **asdict(serving.capabilities),
         "id": version.id,
         "deployment": deployment.name,
         "version": version.name,
         "default": deployment.default_version == version.name,
-        "status": version.status(instances.status),
+        "status": serving.status,
         "request_retention_mode": version.request_retention_mode,
         "active_revision": version.active_revision,
         "latest_revision": latest.id if latest else None,
