@@ -14,7 +14,9 @@ import os
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from ubiops.utils.gitignorefile.gitignorefile import parse as parse_ignore_file
 
@@ -35,6 +37,7 @@ ALWAYS_LEFT_OUT_FILES = frozenset({".env"})
 ALWAYS_LEFT_OUT_SUFFIXES = (".pyc",)
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644
+COPY_CHUNK_BYTES = 1024 * 1024
 
 
 class ArchiveError(ValueError):
@@ -123,12 +126,14 @@ def _refuse_file_and_folder(paths: list[tuple[str, ...]]) -> None:
             raise ArchiveError(f"the zip holds {'/'.join(parts)!r} both as a file and as a folder")
 
 
-def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
+def package_files(source: Path, output_folder: Path | None = None, linked_folders: list[str] | None = None) -> list[str]:
     """The files of a package folder that go into its zip, as sorted POSIX paths relative to it.
 
     Honours `.ubiops-ignore` (gitignore syntax, with the SDK's own matcher, as `ubiops.utils.zip_dir`
     does) and always leaves out `__pycache__`, `.git`, `.emulator-data`, `.env` and `*.pyc`, and `output_folder`
     (where the zips are written) when it lies inside the package: a zip must not hold the earlier ones.
+    Links to folders are not followed (nor by `zip_dir`): given `linked_folders`, the paths of those not
+    ignored are added to it, so that the caller can say they were left out.
     """
     source = source.resolve()
     if not source.is_dir():
@@ -140,6 +145,9 @@ def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
     for folder, directories, files in os.walk(source):
         directories[:] = [d for d in directories
                           if d not in ALWAYS_LEFT_OUT_DIRECTORIES and Path(folder, d) != left_out]
+        if linked_folders is not None:  # os.walk lists them, and goes into none
+            linked_folders.extend(Path(folder, d).relative_to(source).as_posix() for d in directories
+                                  if Path(folder, d).is_symlink() and not is_ignored(str(Path(folder, d))))
         for name in files:
             path = Path(folder, name)
             if name in ALWAYS_LEFT_OUT_FILES or name.endswith(ALWAYS_LEFT_OUT_SUFFIXES) or is_ignored(str(path)):
@@ -148,24 +156,47 @@ def package_files(source: Path, output_folder: Path | None = None) -> list[str]:
     return sorted(found)
 
 
-def read_package_file(source: Path, name: str) -> bytes:
-    """The bytes of a file `package_files` listed; ArchiveError, naming it, for one no zip can hold (a
-    link to nothing, a pipe, which reading would wait on for ever) or that cannot be read."""
+def open_package_file(source: Path, name: str) -> BinaryIO:
+    """A file `package_files` listed, open for reading; ArchiveError, naming it, for one no zip can hold
+    (a link to nothing, a pipe, which reading would wait on for ever) or that cannot be opened."""
     path = source / name
     try:
         if path.is_file():
-            return path.read_bytes()
+            return path.open("rb")
         problem = f"a link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "not a file"
     except OSError as exc:
         problem = f"unreadable ({exc.strerror})"
     raise ArchiveError(f"{name} in the package is {problem}: remove it, or list it in {IGNORE_FILE}")
 
 
+def package_file_chunks(source: Path, name: str, size: int = COPY_CHUNK_BYTES) -> Iterator[bytes]:
+    """The bytes of a file `package_files` listed, `size` at a time (so a large file is never held
+    whole); ArchiveError as `open_package_file`, or when reading fails half way."""
+    with open_package_file(source, name) as stream:
+        while True:
+            try:
+                chunk = stream.read(size)
+            except OSError as exc:
+                raise ArchiveError(f"{name} in the package is unreadable ({exc.strerror}): remove it, or list it in "
+                                   f"{IGNORE_FILE}") from None
+            if not chunk:
+                return
+            yield chunk
+
+
+def read_package_file(source: Path, name: str) -> bytes:
+    """The bytes of a file `package_files` listed (ArchiveError as `package_file_chunks`)."""
+    return b"".join(package_file_chunks(source, name))
+
+
 def build_zip(source: Path, output: Path) -> list[str]:
     """Zip the package folder `source` as `deployment_package/<path>` into `output`; the files zipped.
 
     Reproducible: entries are sorted and carry a fixed timestamp and mode, so equal files give equal bytes;
-    `output`'s folder is left out when it lies inside `source`.
+    `output`'s folder is left out when it lies inside `source`. Each file is streamed into the zip, a
+    chunk at a time: the bytes are those `ZipFile.writestr` of the whole file gives (the entry's size
+    is known before, as it decides a ZIP64 header, and deflate's output does not depend on how its
+    input is cut).
     """
     names = package_files(source, output.parent)
     if not names:
@@ -180,7 +211,14 @@ def build_zip(source: Path, output: Path) -> list[str]:
             entry.external_attr = FILE_MODE << 16
             entry.create_system = 3
             entry.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(entry, read_package_file(source, name), compresslevel=9)
+            entry._compresslevel = 9  # type: ignore[attr-defined]  # what writestr(..., compresslevel=9) sets
+            chunks = package_file_chunks(source, name)
+            first = next(chunks, b"")  # opened (and refused) before its entry is begun
+            entry.file_size = (source / name).stat().st_size
+            with archive.open(entry, "w") as sink:
+                sink.write(first)
+                for chunk in chunks:
+                    sink.write(chunk)
     return names
 
 

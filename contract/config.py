@@ -227,12 +227,20 @@ def secret_values(config: DeployerConfig) -> dict[str, str]:
     return values
 
 
-def load_config(start: Path | None = None) -> DeployerConfig:
-    """Read `[tool.deployer]` from the nearest `pyproject.toml`; defaults where there is none."""
+def load_config(start: Path | None = None, section_required: bool = False) -> DeployerConfig:
+    """Read `[tool.deployer]` from the nearest `pyproject.toml`; defaults where there is none. With
+    `section_required` (the deployer), a `pyproject.toml` without the section is a ConfigError: its
+    settings are most likely under a misspelled name, and the defaults would ship to another deployment."""
     path = find_config_file((start or Path.cwd()).resolve())
     if path is None:
         return DeployerConfig(root=(start or Path.cwd()).resolve())
-    table = deployer_table(path) or {}
+    table = deployer_table(path)
+    if table is None and section_required:
+        tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
+        others = f" (its [tool] tables: {', '.join(sorted(tool))})" if tool else ""
+        raise ConfigError(f"{path} has no [tool.deployer] section{others}: the deployer's settings (project, "
+                          "deployment, package, …) go there")
+    table = table or {}
     known = {f.name for f in fields(DeployerConfig)} - {"root"}
     unknown = sorted(set(table) - known)
     if unknown:

@@ -4,8 +4,12 @@ static checks of its code and requirements that the deployer runs before an uplo
 from __future__ import annotations
 
 import ast
+import codecs
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -44,23 +48,104 @@ class PackageCheckError(ValueError):
 
 
 def read_requirements(directory: Path) -> list[str]:
-    """The requirements of `requirements.txt` (none when absent), each checked as pip would parse it.
+    """The requirements of `requirements.txt` (none when absent), read as pip reads the file.
 
-    Comments, blank lines and pip options (`-r`, `--index-url`, …) are passed over, as pip reads them.
+    As pip: the text is decoded by its BOM (UTF-8, UTF-16, UTF-32), else by a `# -*- coding: … -*-`
+    cookie on one of its first two lines, else as UTF-8; lines ending in `\\` are joined with the next;
+    comments (`#` at the start or after a space) and blank lines are passed over, so are option lines
+    (`-r`, `-e`, `--index-url`, …) and a requirement's own options (`--hash=…` of `pip-compile
+    --generate-hashes`). Each requirement is checked as PEP 508 has it, but for those pip installs
+    from where they point: a path (`./wheels/x.whl`, `./src/mylib`), a URL (`https://…/x.whl`), a VCS
+    URL (`git+https://…@v1`), or a line naming `${VARIABLE}`s, which are taken as they are.
     """
     path = directory / REQUIREMENTS_FILE
     if not path.is_file():
         return []
     requirements: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.split(" #", 1)[0].strip()
-        if not text or text.startswith(("#", "-")):
+    for number, line in _requirement_lines(_decoded(path.read_bytes())):
+        text = " ".join(_without_options(line)).strip()
+        if not text:  # an option line
             continue
         try:
             requirements.append(str(Requirement(text)))
         except InvalidRequirement as exc:
-            raise PackageCheckError(f"{REQUIREMENTS_FILE} line {number}: {text!r} is not a requirement ({exc})") from None
+            if not _installed_from_where_it_points(text):
+                raise PackageCheckError(f"{REQUIREMENTS_FILE} line {number}: {text!r} is not a requirement ({exc})") from None
+            requirements.append(text)
     return requirements
+
+
+REQUIREMENTS_BOMS = (  # UTF-16 LE's BOM begins UTF-32 LE's: the longer first, as pip has them
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"), (codecs.BOM_UTF16_LE, "utf-16-le"))
+CODING_COOKIE = re.compile(rb"coding[:=]\s*([-\w.]+)")
+COMMENT = re.compile(r"(^|\s+)#.*$")
+URL_SCHEMES = ("http", "https", "file", "ftp")
+VCS_SCHEMES = ("git", "hg", "svn", "bzr")
+ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz", ".txz",
+                    ".tar.lz", ".tlz", ".tar.lzma")
+ENVIRONMENT_VARIABLE = re.compile(r"\$\{[A-Z0-9_]+\}")
+"""pip's `${NAME}`, which it replaces with the variable's value where it installs."""
+
+
+def _decoded(data: bytes) -> str:
+    """The text of requirements.txt as pip decodes it; PackageCheckError when it cannot be."""
+    encoding = "utf-8"
+    bom = next(((b, e) for b, e in REQUIREMENTS_BOMS if data.startswith(b)), None)
+    if bom:
+        data, encoding = data[len(bom[0]):], bom[1]
+    else:
+        cookie = next((m for line in data.split(b"\n")[:2] if line.startswith(b"#")
+                       if (m := CODING_COOKIE.search(line))), None)
+        if cookie:
+            encoding = cookie.group(1).decode("ascii")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise PackageCheckError(f"{REQUIREMENTS_FILE} is not {encoding.upper()} text (byte {exc.start} cannot be decoded): "
+                                "save it as UTF-8") from None
+    except LookupError:
+        raise PackageCheckError(f"{REQUIREMENTS_FILE} declares the encoding {encoding!r}, which does not exist: "
+                                "save it as UTF-8, without the coding line") from None
+
+
+def _requirement_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The lines pip reads, numbered as their first line: `\\`-continued lines joined (a comment is never
+    continued), comments removed, blank ones dropped."""
+    joined: list[str] = []
+    first = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.endswith("\\") and not COMMENT.match(line):
+            first = first if joined else number
+            joined.append(line.strip("\\"))
+            continue
+        if joined:
+            line, number = "".join(joined) + (" " + line if COMMENT.match(line) else line), first
+            joined = []
+        line = COMMENT.sub("", line).strip()
+        if line:
+            yield number, line
+    line = COMMENT.sub("", "".join(joined)).strip()
+    if line:
+        yield first, line
+
+
+def _without_options(line: str) -> Iterator[str]:
+    """The line's words up to its first option (`--hash=…`), split at spaces as pip splits them."""
+    for word in line.split(" "):
+        if word.startswith("-"):
+            return
+        yield word
+
+
+def _installed_from_where_it_points(text: str) -> bool:
+    """Whether pip takes `text` as a path, an archive's name or a URL (and a VCS URL), not as a PEP 508
+    requirement, or it holds `${NAME}`s it fills in first."""
+    location = text.split(";", 1)[0].strip()
+    scheme = urlsplit(location).scheme
+    return (scheme in URL_SCHEMES or scheme.split("+", 1)[0] in VCS_SCHEMES or location.startswith(".")
+            or "/" in location or location.lower().endswith(ARCHIVE_SUFFIXES)
+            or bool(ENVIRONMENT_VARIABLE.search(text)))
 
 
 def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_FILE) -> None:
@@ -70,8 +155,8 @@ def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_
     if not path.is_file():
         raise PackageCheckError(f"{file_name} is missing; UbiOps runs the class Deployment from it")
     try:
-        module = ast.parse(path.read_text(encoding="utf-8"), filename=file_name)
-    except (SyntaxError, UnicodeDecodeError) as exc:
+        module = ast.parse(path.read_bytes(), filename=file_name)  # as Python reads it: a BOM, a coding cookie
+    except (SyntaxError, ValueError) as exc:
         raise PackageCheckError(f"{file_name} does not parse: {exc}") from None
     found = [n for n in module.body if isinstance(n, ast.ClassDef) and n.name == "Deployment"]
     if not found:

@@ -100,6 +100,25 @@ def same_fields(first: Iterable[NamedField], second: Iterable[NamedField]) -> bo
     return [(f.name, f.data_type) for f in first] == [(f.name, f.data_type) for f in second]
 
 
+def widget_key(widget: Any) -> tuple[Any, tuple[tuple[str, str | None], ...]] | None:
+    """A field's widget, as two sides compare it (None: no widget): a spec file's dict, or an API's
+    answer read by the SDK (a model with `to_dict`). The SDK reads a widget's configuration as UbiOps
+    types it, `dict(str, str)`, so `{"min": 0}` comes back `{"min": "0"}`: values compare as strings."""
+    if hasattr(widget, "to_dict"):
+        widget = widget.to_dict()
+    if not isinstance(widget, dict):
+        return None
+    configuration = widget.get("configuration") or {}
+    key = (widget.get("type"), tuple(sorted((str(k), None if v is None else str(v)) for k, v in configuration.items())))
+    return None if key == (None, ()) else key
+
+
+def widget_changes(first: Iterable[Any], second: Iterable[Any]) -> list[str]:
+    """The names of the fields, present on both sides, whose widgets differ."""
+    widgets = {f.name: widget_key(getattr(f, "widget", None)) for f in first}
+    return [f.name for f in second if f.name in widgets and widgets[f.name] != widget_key(getattr(f, "widget", None))]
+
+
 def parse_fields(raw: Any, source: str = "fields") -> Spec:
     """Parse a field list, from a spec file or from an API body; `source` names it in errors."""
     if raw is None:

@@ -19,7 +19,7 @@ from contract.config import CHECKS, ConfigError, DeployerConfig, load_config
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.requests import COMPLETED, RETENTION_MODES
 from contract.versions import instance_range_problem
-from deployer.bundle import build_bundle
+from deployer.bundle import build_bundle, warn_of_links
 from deployer.checks import check_bundle
 from deployer.client import Api
 from deployer.errors import DeployerError
@@ -57,7 +57,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     pusher.add_argument("--prune", action="store_true", help="at the version cap, delete the oldest non-default versions first")
     pusher.add_argument("--no-wait", dest="wait", action="store_false", help="return once uploaded, without waiting for the build")
     pusher.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the build (default: %(default)g)")
-    pusher.add_argument("--promote", action="store_true", help="make the new version the default once built (not with --no-wait)")
+    pusher.add_argument("--promote", action="store_true",
+                        help="make the new version the default once built and its smoke request completed (not with --no-wait)")
     pusher.add_argument("--dry-run", action="store_true", help="print the calls that would change something, without making them")
     pusher.add_argument("--environment", help="[tool.deployer] environment")
     pusher.add_argument("--instance-type-group", help="[tool.deployer] instance_type_group")
@@ -121,14 +122,16 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
     """Do the command; its result (printed as text or JSON) and the exit code."""
     if args.command == "init":
         return init_deployment(Path.cwd(), args.name, args.package, args.input, args.outputs, args.project), 0
-    config = load_config()
+    config = load_config(section_required=True)
     if args.command == "package":
         bundle = build_bundle(config)
+        warn_of_links(bundle, say)
         return {"path": str(bundle.path), "size": bundle.size, "sha256": bundle.sha256, "files": len(bundle.files)}, 0
     if args.command == "check":
         variables = configured_variables(config)
         bundle = build_bundle(config)
         say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
+        warn_of_links(bundle, say)
         report = check_bundle(config, bundle, run_tests=True, say=say, variables=variables)
         result = {"passed": report.passed, "sha256": bundle.sha256, "summary": report.summary(),
                   "checks": [dataclasses.asdict(c) for c in report.checks]}

@@ -9,7 +9,10 @@ for the smoke request after a push.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +30,7 @@ from contract.package import Package, PackageCheckError, check_deployment_class,
 from contract.requests import COMPLETED
 from contract.spec import DataError, Spec, SpecError, check_input
 from deployer.bundle import Bundle
-from deployer.client import Api, translated
+from deployer.client import Api, _scrubbed, translated
 from deployer.emulated import LocalEmulator, clean_environment, local_emulator
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
@@ -37,6 +40,8 @@ from emulator.launcher import tail
 MAX_UPLOAD_BYTES = 2 * 1024**3
 """UbiOps' documented package limit (2 GB)."""
 TEST_OUTPUT_LINES = 30
+TEST_STOP_SECONDS = 5.0
+"""How long the test command's processes have to end on SIGTERM before they are killed."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,11 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
     """Check the zip; with `run_tests`, also start it in the emulator, give it `variables` and run the
     emulator tests."""
     report = CheckReport()
+    secrets = [v.value for v in variables or () if v.secret]
+
+    def shown(text: str) -> str:  # the emulator's log and the tests' output, which a deployment may fill
+        return _scrubbed(text, secrets)
+
     with tempfile.TemporaryDirectory(prefix="deployer-check-") as scratch:
         workdir = Path(scratch)
         configured = {v.name: v.value for v in variables or []}
@@ -85,13 +95,15 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
             with local_emulator(config, bundle.path, workdir) as emulator:
                 if variables:
                     _give_variables(config, variables, emulator, report, say)
-                if not report.add("emulator", emulator.failure is None, _started(emulator), say):
+                if emulator.failure is not None:  # its log goes with the scratch folder: its end is shown now
+                    say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
+                if not report.add("emulator", emulator.failure is None, shown(_started(emulator)), say):
                     return report
-                _run_tests(config, bundle, emulator, report, say)
+                _run_tests(config, bundle, emulator, report, say, shown)
                 if config.sample_input:
-                    _reference(config, package, emulator, report, say)
+                    _reference(config, package, emulator, report, say, shown)
         except DeployerError as exc:
-            report.add("emulator", False, str(exc), say)
+            report.add("emulator", False, shown(str(exc)), say)
     return report
 
 
@@ -164,36 +176,70 @@ def _give_variables(config: DeployerConfig, variables: list[ConfiguredVariable],
 
 
 def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, report: CheckReport,
-               say: Callable[[str], None]) -> None:
+               say: Callable[[str], None], shown: Callable[[str], str]) -> None:
     command = shlex.split(config.test_command)
     if command and command[0] == "python":
         command[0] = sys.executable
     say(f"  running {config.test_command}")
     started = time.monotonic()
-    try:
-        result = subprocess.run(command, cwd=config.root, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)))
+    try:  # in a process group of its own, which goes with the check (below)
+        process = subprocess.Popen(command, cwd=config.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace",  # a test may print any bytes
+                                   env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)),
+                                   start_new_session=True)
     except OSError as exc:
         report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)
         return
+    try:
+        stdout, stderr = process.communicate()
+    finally:
+        _end_group(process)
     # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
-    summary = (result.stdout.strip() or result.stderr.strip() or "(no output)").splitlines()[-1]
-    if result.returncode != 0:
-        say(tail((result.stdout + result.stderr).strip(), TEST_OUTPUT_LINES))
-    report.add("emulator tests", result.returncode == 0,
-               f"{summary} ({time.monotonic() - started:.1f} s, exit {result.returncode})", say)
+    summary = (stdout.strip() or stderr.strip() or "(no output)").splitlines()[-1]
+    if process.returncode != 0:
+        say(shown(tail((stdout + stderr).strip(), TEST_OUTPUT_LINES)))
+    report.add("emulator tests", process.returncode == 0,
+               shown(f"{summary} ({time.monotonic() - started:.1f} s, exit {process.returncode})"), say)
+
+
+def _end_group(process: subprocess.Popen[str]) -> None:
+    """End the test command's process group, once it has ended or the check is interrupted (Ctrl-C,
+    SIGTERM): a shell's children, or a server a test left running, went on after the check (only the
+    command itself was killed). SIGTERM first, so they may clean up, then SIGKILL after TEST_STOP_SECONDS."""
+    deadline = time.monotonic() + TEST_STOP_SECONDS
+    try:
+        with contextlib.suppress(ProcessLookupError):  # none left in the group
+            os.killpg(process.pid, signal.SIGTERM)
+            while time.monotonic() < deadline:
+                process.poll()  # the command itself, reaped as soon as it ends
+                os.killpg(process.pid, 0)
+                time.sleep(0.05)
+            os.killpg(process.pid, signal.SIGKILL)
+    except KeyboardInterrupt:  # interrupted again while they stop: at once, then
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise
+    finally:
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+        process.wait()
 
 
 def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator, report: CheckReport,
-               say: Callable[[str], None]) -> None:
-    """Send the sample input to the emulator; its result is what UbiOps should answer too."""
+               say: Callable[[str], None], shown: Callable[[str], str]) -> None:
+    """Send the sample input to the emulator; its result is what UbiOps should answer too. When it
+    fails, the end of the emulator's log (the request's traceback) is shown, as the log goes with the check."""
     try:
         data = upload_inputs(Api(core=emulator.api, say=say), config.project, package.input_spec, config.sample_input, config.root)
         with translated("the emulator's sample request", emulator.url):
             answer = emulator.api.deployment_requests_create(config.project, config.deployment, data)
     except DeployerError as exc:
-        report.add("sample request", False, str(exc), say)
+        say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
+        report.add("sample request", False, shown(str(exc)), say)
         return
+    if answer.status != COMPLETED:
+        say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
     if report.add("sample request", answer.status == COMPLETED,
-                  "completed in the emulator" if answer.status == COMPLETED else f"failed: {answer.error_message}", say):
+                  "completed in the emulator" if answer.status == COMPLETED else shown(f"failed: {answer.error_message}"), say):
         report.reference = answer.result

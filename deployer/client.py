@@ -53,6 +53,9 @@ AZURE_PROVIDER = "azure_blob_storage"
 AZURE_UPLOAD_HEADERS = {**UPLOAD_HEADERS, "x-ms-version": "2020-04-08", "x-ms-blob-type": "BlockBlob"}
 """The headers `ubiops.utils.upload_file` PUTs a file with, to an Azure bucket and to any other."""
 
+DEFAULT_HOST = "https://api.ubiops.com/v2"
+"""The SDK's own default host (`ubiops.Configuration`), for `UBIOPS_API_HOST` unset or empty."""
+
 
 class Api:
     """The SDK's CoreApi behind one door: failures become DeployerError, writes honour dry runs. It is
@@ -66,7 +69,8 @@ class Api:
             if not TOKEN_SHAPE.fullmatch(token):
                 raise DeployerError(f"{UBIOPS_TOKEN_VARIABLE} holds spaces, line breaks or other characters a token has not: "
                                     "export it as UbiOps shows it ('Token <key>')")
-            configuration = ubiops.Configuration(api_key={"Authorization": token})
+            host = os.environ.get(HOST_VARIABLE, "").strip() or DEFAULT_HOST  # set empty (CI's unset variable): unset
+            configuration = ubiops.Configuration(host=host, api_key={"Authorization": token})
             configuration.auto_retry_rate_limiting = False  # retried here instead, a bounded number of times
             core = ubiops.CoreApi(ubiops.ApiClient(configuration))
         self.core = core

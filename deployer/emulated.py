@@ -29,6 +29,8 @@ from emulator.launcher import (
     wait_until_served,
 )
 
+LOG_LINES = 30
+"""How much of the emulator's log a failed start or sample request shows: a traceback's worth."""
 START_SECONDS = SERVED_SECONDS
 """As long as the emulator itself may take to serve the zip (`emulator.launcher.SERVED_SECONDS`)."""
 PRIVATE_VARIABLES = (UBIOPS_TOKEN_VARIABLE, HOST_VARIABLE, EMULATOR_TOKEN_VARIABLE)
@@ -53,6 +55,11 @@ class LocalEmulator:
     @property
     def api(self) -> ubiops.CoreApi:
         return self.process.sdk()
+
+    def log_end(self, lines: int = LOG_LINES) -> str:
+        """The last lines of the emulator's log (a failed start's or request's traceback), to be shown
+        before the check's scratch folder, the log's, goes."""
+        return tail(self.process.log(), lines)
 
     def restarted(self) -> None:
         """Wait until the version, restarted by a change, is served or cannot start."""
@@ -79,9 +86,9 @@ def _wait_until_started(emulator: Emulator) -> str | None:
     except PackageDidNotStart as exc:
         return exc.reason
     except EmulatorExited:
-        raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log())}") from None
+        raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log(), LOG_LINES)}") from None
     except EmulatorSilent:
         raise DeployerError(f"the emulator did not start the package within {START_SECONDS:g} s (the time it may take "
                             "to answer, build the package's environment and run Deployment.__init__); its log ended:\n"
-                            f"{tail(emulator.log())}") from None  # the log's folder goes with the check
+                            f"{tail(emulator.log(), LOG_LINES)}") from None  # the log's folder goes with the check
     return None

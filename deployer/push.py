@@ -4,8 +4,9 @@ Order: secrets read from the local environment → project → check → SHA-256
 deployment read and everything that can be refused decided (its type and fields, the next version
 name, the versions the cap makes room for) → deployment created or its fields updated → versions
 pruned → version → environment variables (on the version or the deployment) → revision upload →
-build followed → promotion → smoke request compared with the emulator's answer. Each step says what
-it did; a failure or Ctrl-C ends saying every change made at UbiOps so far.
+build followed → smoke request to the new version, compared with the emulator's answer → promotion
+(only once the smoke request completed). Each step says what it did; a failure or Ctrl-C ends saying
+every change made at UbiOps so far.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import ubiops
 from contract.config import DeployerConfig
 from contract.package import Package
 from contract.requests import COMPLETED
-from contract.spec import NamedField, Spec, same_fields
-from deployer.bundle import Bundle, build_bundle, sha256_of
+from contract.spec import NamedField, Spec, same_fields, widget_changes
+from deployer.bundle import Bundle, build_bundle, sha256_of, warn_of_links
 from deployer.checks import check_bundle
 from deployer.client import Api
 from deployer.errors import ApiError, DeployerError, Interrupted
@@ -63,6 +64,7 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
         api.read(f"project {config.project!r}", "projects_get", config.project)
         bundle = build_bundle(config)
         say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
+        warn_of_links(bundle, say)
         if options.skip_tests:
             say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
         report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say, variables=variables)
@@ -149,20 +151,30 @@ class Shipment:
         except DeployerError:  # its message says how the build stands (failed, or still going on)
             self.changes["version"] = f"revision {revision} was uploaded to {deployment}/{version}"
             raise
-        self.changes["version"] = f"{deployment}/{version} is built and available"
+        built = f"{deployment}/{version} is built and available"
+        self.changes["version"] = f"{built} (not made the default)" if self.options.promote else built
+        # The smoke request goes to the version itself before it is promoted: one that fails it never
+        # becomes what the deployment's callers are served.
+        if self.config.sample_input:
+            summary["smoke"] = self._smoke(version)
         if self.options.promote:
+            if summary["smoke"] and summary["smoke"]["status"] != COMPLETED:
+                self.say(f"NOT promoted: the smoke request to {version} failed, so the default version of "
+                         f"{deployment} stays as it was")
+                summary["promotion_skipped"] = "the smoke request failed"
+                return summary
             self.api.write(f"deployment {deployment!r}", "deployments_update", project, deployment,
                            ubiops.DeploymentUpdate(default_version=version))
             summary["promoted"] = True
             self._did(f"{version} is now the default version of {deployment}", "version",
                       f"{deployment}/{version} is built, available and the default version")
-        if self.config.sample_input:
-            summary["smoke"] = self._smoke(version)
         return summary
 
     def _compare_deployment(self) -> list[str]:
         """How an existing deployment's fields differ from the package's, once allowed to change
-        (nothing for a deployment to create); DeployerError for a type or fields it must keep."""
+        (nothing for a deployment to create); DeployerError for a type or fields it must keep. Names
+        and data types change only with --update-fields (and --yes over existing versions); widgets,
+        which no version's code sees, change with the spec files."""
         project, name = self.config.project, self.config.deployment
         try:
             existing = self.api.read(f"deployment {name!r}", "deployments_get", project, name)
@@ -179,8 +191,12 @@ class Shipment:
                                 f"a type cannot change: use another deployment name")
         drift = [*_drift("input", existing.input_fields, self.package.input_spec),
                  *_drift("output", existing.output_fields, self.package.output_spec)]
+        # Widgets are how UbiOps' web form shows a field: no version's code sees them, so they follow
+        # the spec files without --update-fields.
+        widgets = [*_widget_drift("input", existing.input_fields, self.package.input_spec),
+                   *_widget_drift("output", existing.output_fields, self.package.output_spec)]
         if not drift:
-            return []
+            return widgets
         if not self.options.update_fields:
             raise DeployerError(f"deployment {name} has other fields than the package ({'; '.join(drift)}); "
                                 f"push with --update-fields to change the deployment's fields")
@@ -190,7 +206,7 @@ class Shipment:
                 f"--update-fields changes the fields of every version of {name} ({'; '.join(drift)}); built for the "
                 f"old fields: {', '.join(built_for_old)}, whose requests fail where their code does not take or give "
                 f"the new ones; push again with --yes to go on, or push to another deployment")
-        return drift
+        return drift + widgets
 
     def _create_deployment(self) -> None:
         name = self.config.deployment
@@ -307,6 +323,12 @@ def _drift(direction: str, declared: list[Any] | None, packaged: Spec) -> list[s
     if same_fields(declared or [], packaged.fields):
         return []
     return [f"{direction} fields: deployment {_names(declared or [])}, package {_names(packaged.fields)}"]
+
+
+def _widget_drift(direction: str, declared: list[Any] | None, packaged: Spec) -> list[str]:
+    """The fields whose widgets differ between the deployment and the package (of those both have)."""
+    changed = widget_changes(declared or [], packaged.fields)
+    return [f"{direction} widgets of {', '.join(changed)}"] if changed else []
 
 
 def _names(fields: Iterable[NamedField]) -> str:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import DEPLOYER_SECONDS, TOKEN
+from conftest import DEPLOYER_SECONDS, DEPLOYMENT_PY, TOKEN
 
+from contract.archive import build_zip, package_files
 from contract.config import DeployerConfig
+from contract.package import PackageCheckError, check_deployment_class, read_requirements
 from deployer.bundle import Bundle, build_bundle, sha256_of
 from deployer.errors import DeployerError
 
@@ -301,3 +306,203 @@ def test_check_reports_the_runners_summary_whatever_comes_after_on_stderr(projec
     result = project.run("check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok   emulator tests: 3 passed in 0.01s (" in result.stdout
+
+
+HASH = "sha256:" + "1" * 64
+
+
+@pytest.mark.parametrize("content, expected", [
+    (f"six==1.16.0 \\\n    --hash={HASH} \\\n    --hash={HASH}\n    # via -r requirements.in\nidna==3.7\n",
+     ["six==1.16.0", "idna==3.7"]),  # pip-compile --generate-hashes
+    (f"six==1.16.0 --hash={HASH}\n", ["six==1.16.0"]),
+    ("./wheels/mylib-1.0-py3-none-any.whl\n", ["./wheels/mylib-1.0-py3-none-any.whl"]),
+    ("./src/mylib\n", ["./src/mylib"]),
+    ("mylib-1.0-py3-none-any.whl\n", ["mylib-1.0-py3-none-any.whl"]),
+    ("git+https://github.com/org/mylib.git@v1#egg=mylib\n", ["git+https://github.com/org/mylib.git@v1#egg=mylib"]),
+    ("https://example.com/x-1.0-py3-none-any.whl ; python_version >= '3.9'\n",
+     ["https://example.com/x-1.0-py3-none-any.whl ; python_version >= '3.9'"]),
+    ("mylib @ https://example.com/mylib-1.0.tar.gz\n", ["mylib @ https://example.com/mylib-1.0.tar.gz"]),
+    ("numpy==${NUMPY_VERSION}\n", ["numpy==${NUMPY_VERSION}"]),
+    ("-r other.txt\n--index-url https://example.com/simple\n-e ./src/mylib\nsix  # a comment\n#six==oops\n", ["six"]),
+    ("# a comment ending in \\\nsix\n", ["six"]),
+], ids=["hashes-continued", "hash-on-the-line", "wheel-path", "folder", "wheel-name", "vcs", "url-with-marker",
+        "pep508-url", "environment-variable", "options-and-comments", "continued-comment"])
+def test_requirements_pip_accepts_are_accepted(tmp_path, content, expected):
+    """pip-compile's hashes, paths, URLs and VCS URLs were each "not a requirement" to `check`."""
+    (tmp_path / "requirements.txt").write_text(content)
+    assert read_requirements(tmp_path) == expected
+
+
+@pytest.mark.parametrize("bom, encoding", [(codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                                           (codecs.BOM_UTF16_BE, "utf-16-be"), (codecs.BOM_UTF32_LE, "utf-32-le")],
+                         ids=["utf-8", "utf-16-le", "utf-16-be", "utf-32-le"])
+def test_requirements_are_decoded_by_their_bom_as_pip_does(tmp_path, bom, encoding):
+    """Notepad's UTF-8 (the BOM was part of the first requirement's name) and PowerShell's UTF-16 (not UTF-8: a traceback)."""
+    (tmp_path / "requirements.txt").write_bytes(bom + "six==1.16.0\nidna\n".encode(encoding))
+    assert read_requirements(tmp_path) == ["six==1.16.0", "idna"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"six==1.16.0\nna\xefve==1\n", "requirements.txt is not UTF-8 text (byte 14 cannot be decoded): save it as UTF-8"),
+    (b"# -*- coding: klingon -*-\nsix\n", "requirements.txt declares the encoding 'klingon', which does not exist"),
+    (b"six\nnumpy==2.*,<<3\n", "requirements.txt line 2: 'numpy==2.*,<<3' is not a requirement"),
+], ids=["not-utf-8", "unknown-coding", "not-pep-508"])
+def test_requirements_pip_cannot_read_are_one_line(tmp_path, content, message):
+    (tmp_path / "requirements.txt").write_bytes(content)
+    with pytest.raises(PackageCheckError, match=re.escape(message)):
+        read_requirements(tmp_path)
+
+
+def test_a_coding_cookie_names_the_requirements_encoding(tmp_path):
+    (tmp_path / "requirements.txt").write_bytes("# -*- coding: latin-1 -*-\nsix  # by Benjamin Peterson, \xe9\n".encode("latin-1"))
+    assert read_requirements(tmp_path) == ["six"]
+
+
+@pytest.mark.parametrize("content", [
+    codecs.BOM_UTF8 + DEPLOYMENT_PY.encode(),  # Notepad's UTF-8
+    b"# -*- coding: latin-1 -*-\n# caf\xe9\n" + DEPLOYMENT_PY.encode(),
+], ids=["bom", "coding-cookie"])
+def test_a_deployment_py_python_reads_is_read(tmp_path, content):
+    """A BOM made `ast.parse` of the text fail ("invalid non-printable character U+FEFF")."""
+    (tmp_path / "deployment.py").write_bytes(content)
+    check_deployment_class(tmp_path)
+
+
+def test_check_passes_a_deployment_py_saved_with_a_bom(project):
+    """End to end: the emulator's loader imports it, and so does UbiOps'."""
+    (project.package / "deployment.py").write_bytes(codecs.BOM_UTF8 + DEPLOYMENT_PY.encode())
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+SECRET_NAME, SECRET = "DEPLOYER_TEST_SECRET", "deployer-secret-value-7e41b0"
+
+
+def test_a_package_that_does_not_start_shows_the_emulators_log_without_secrets(project):
+    """The reason said "see the emulator log", a log that went with the check's scratch folder: its end,
+    the traceback, is shown (a secret the deployment printed masked)."""
+    (project.package / "helper.py").write_text("def load():\n    raise RuntimeError('weights missing')\n")
+    (project.package / "deployment.py").write_text(
+        f"import os\nimport helper\n\nclass Deployment:\n    def __init__(self):\n"
+        f"        print('the secret is', os.environ['{SECRET_NAME}'])\n        helper.load()\n\n"
+        "    def request(self, data):\n        return data\n")
+    project.configure(secrets=[SECRET_NAME])
+    result = project.run("check", env={SECRET_NAME: SECRET})
+    assert result.returncode == 1
+    log = result.stdout.split("the end of the emulator's log:\n", 1)[1]
+    assert "helper.load()" in log and 'raise RuntimeError(\'weights missing\')' in log, result.stdout
+    assert "RuntimeError: weights missing" in log and "the secret is ***" in log
+    assert "FAIL emulator: the zip does not start" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_failed_sample_request_shows_the_emulators_log(project):
+    (project.package / "deployment.py").write_text(
+        "class Deployment:\n    def request(self, data):\n        if data['x'] == 3:\n"
+        "            raise ValueError('three is not taken')\n        return {'y': data['x'] * 2}\n")
+    result = project.run("check")
+    assert result.returncode == 1
+    log = result.stdout.split("the end of the emulator's log:\n", 1)[1]
+    assert "raise ValueError('three is not taken')" in log and "ValueError: three is not taken" in log, result.stdout
+    assert "FAIL sample request: failed: " in log
+
+
+def test_a_test_printing_bytes_that_are_not_utf8_is_reported(project):
+    """They ended `check` with a UnicodeDecodeError traceback."""
+    (project.root / "emulator_check.py").write_text(
+        "import sys\nsys.stdout.buffer.write(b'caf\\xe9 \\xff\\n')\nsys.stderr.buffer.write(b'\\xfe\\n')\n"
+        "print('1 failed in 0.01s', flush=True)\nsys.exit(1)\n")
+    result = project.run("check")
+    assert result.returncode == 1
+    assert "caf\ufffd \ufffd" in result.stdout and "FAIL emulator tests: 1 failed in 0.01s (" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_pyproject_without_the_deployer_section_is_one_line_naming_it(project):
+    """A misspelled `[tool.deployr]` silently gave the defaults: another project, deployment and package."""
+    (project.root / "pyproject.toml").write_text('[tool.deployr]\nproject = "mine"\n\n[tool.ruff]\nline-length = 100\n')
+    result = project.run("package")
+    assert (result.returncode, result.stderr.strip()) == (
+        1, f"deployer: error: {project.root / 'pyproject.toml'} has no [tool.deployer] section (its [tool] tables: "
+           "deployr, ruff): the deployer's settings (project, deployment, package, …) go there")
+
+
+def _zip_whole_files(source: Path, output: Path) -> None:
+    """The zip as build_zip wrote it before it streamed: each file read whole, then `writestr`."""
+    output.parent.mkdir(parents=True)
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in package_files(source, output.parent):
+            entry = zipfile.ZipInfo(f"deployment_package/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o100644 << 16
+            entry.create_system = 3
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, (source / name).read_bytes(), compresslevel=9)
+
+
+def test_files_streamed_into_the_zip_give_the_bytes_of_whole_files(tmp_path):
+    """Streaming must not change a package's zip, so its SHA-256 still names what was tested."""
+    source = tmp_path / "pkg"
+    (source / "weights").mkdir(parents=True)
+    (source / "deployment.py").write_text(DEPLOYMENT_PY)
+    (source / "empty.txt").write_bytes(b"")
+    (source / "weights" / "random.bin").write_bytes(os.urandom(3 * 1024**2 + 12345))
+    (source / "weights" / "zeros.bin").write_bytes(bytes(2 * 1024**2))
+    (source / "weights" / "text.csv").write_bytes(b"".join(b"%d,%d\n" % (i, i * i) for i in range(300_000)))
+    build_zip(source, tmp_path / "streamed" / "a.zip")
+    _zip_whole_files(source, tmp_path / "whole" / "a.zip")
+    assert (tmp_path / "streamed" / "a.zip").read_bytes() == (tmp_path / "whole" / "a.zip").read_bytes()
+
+
+def test_package_holds_no_file_whole_in_memory(project, monkeypatch):
+    """The secrets' scan and the zip each read a file whole: ~3x the largest file at the peak."""
+    (project.package / "weights.bin").write_bytes(os.urandom(24 * 1024**2))
+    monkeypatch.setenv("UBIOPS_API_TOKEN", f"Token {TOKEN}")  # so that the files are scanned for it
+    tracemalloc.start()
+    try:
+        build_bundle(DeployerConfig(root=project.root, deployment=project.deployment, package="pkg"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024**2, f"{peak / 1024**2:.0f} MiB at the peak"
+
+
+def test_a_token_across_two_chunks_of_a_file_is_found(project):
+    (project.package / "weights.bin").write_bytes(bytes(1024**2 - 5) + TOKEN.encode() + bytes(100))
+    result = project.run("package")
+    assert result.stderr.strip() == ("deployer: error: weights.bin contains the value of UBIOPS_API_TOKEN; "
+                                     "remove it or list the file in .ubiops-ignore")
+
+
+def test_a_new_zip_replaces_the_deployments_earlier_ones_but_those_in_use(project):
+    """They piled up in dist/, one per change; a run's own zip (its check, copy and upload) is kept."""
+    first = json.loads(project.run("--output", "json", "package").stdout)["path"]
+    others = [project.root / "dist" / f"{project.deployment}-extra-0123456789ab.zip",  # another deployment's
+              project.root / "dist" / "notes.txt"]
+    for path in others:
+        path.write_text("kept")
+    (project.package / "deployment.py").write_text(DEPLOYMENT_PY.replace("= 2", "= 3"))
+    in_use = build_bundle(DeployerConfig(root=project.root, deployment=project.deployment, package="pkg"))
+    assert not Path(first).exists(), "the earlier zip stayed"
+    (project.package / "deployment.py").write_text(DEPLOYMENT_PY.replace("= 2", "= 4"))
+    latest = json.loads(project.run("--output", "json", "package").stdout)["path"]
+    assert sorted((project.root / "dist").iterdir()) == sorted([in_use.path, Path(latest), *others])
+    del in_use  # its run is over: the next build removes its zip
+    (project.package / "deployment.py").write_text(DEPLOYMENT_PY.replace("= 2", "= 5"))
+    last = json.loads(project.run("--output", "json", "package").stdout)["path"]
+    assert sorted((project.root / "dist").iterdir()) == sorted([Path(last), *others])
+
+
+def test_a_link_to_a_folder_left_out_of_the_zip_is_warned_of(project):
+    """Such a folder was left out silently (os.walk does not follow it, nor does UbiOps' zip_dir)."""
+    (project.root / "shared").mkdir()
+    (project.root / "shared" / "weights.bin").write_bytes(b"w")
+    (project.package / "data").symlink_to(project.root / "shared")
+    (project.package / "cache").symlink_to(project.root / "shared")
+    (project.package / ".ubiops-ignore").write_text("cache\n")
+    warning = ("WARNING: data/ is a link to a folder, left out of the zip (UbiOps' zip_dir leaves it out too): copy the "
+               "folder into the package, or list it in .ubiops-ignore")
+    packaged = project.run("package")
+    assert packaged.returncode == 0 and packaged.stdout.splitlines()[0] == warning, packaged.stdout
+    checked = project.run("check")
+    assert checked.returncode == 0 and checked.stdout.splitlines()[1] == warning, checked.stdout
+    assert "cache/" not in packaged.stdout + checked.stdout

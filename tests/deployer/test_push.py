@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import pty
@@ -11,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from conftest import DEPLOYER_SECONDS, TOKEN, Replying, http_server
 from harness import PROJECT, eventually, start_emulator
 
 from contract.names import NAME_RULE
+from deployer.errors import DeployerError
+from deployer.progress import wait_for_build
 
 
 def versions(emulator, deployment: str) -> list[str]:
@@ -312,17 +316,19 @@ def test_a_failure_after_the_version_was_created_names_the_empty_version(project
 
 
 @contextlib.contextmanager
-def failing(emulator, route: str) -> Iterator[str]:
+def failing(emulator, route: str, times: int | None = None) -> Iterator[str]:
     """A real HTTP proxy in front of `emulator` that answers the calls whose `METHOD path` matches the
-    regex `route` with a 500 and passes every other on; its API's URL."""
+    regex `route` with a 500 (the first `times` of them; all by default) and passes every other on;
+    its API's URL."""
     upstream = httpx.Client(base_url=emulator.api.removesuffix("/v2.1"), timeout=DEPLOYER_SECONDS)
+    failed = itertools.count()
 
     class Proxy(Replying):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if re.search(route, f"{self.command} {self.path}"):
+            if re.search(route, f"{self.command} {self.path}") and (times is None or next(failed) < times):
                 self.reply(500, {"Content-Type": "application/json"}, b'{"error": "injected failure"}')
                 return
             answer = upstream.request(self.command, self.path, content=body, headers={
@@ -357,10 +363,30 @@ def test_a_terminated_check_stops_its_emulator_and_its_tests(project):
     assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
 
 
-def _with_the_tests_running(root) -> dict[int, str] | None:
+def test_a_terminated_check_stops_the_processes_its_tests_started(project):
+    """Only the test command itself was killed: a shell's `sleep`, in its process group, went on."""
+    project.configure(test_command="sh -c 'sleep 1234; true'")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    eventually(lambda: _with_the_tests_running(project.root, "sleep 1234"), "the test's sleep running", DEPLOYER_SECONDS)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr.strip()) == (130, "deployer: interrupted")
+    assert not _with_the_tests_running(project.root, "sleep 1234"), "left running"
+
+
+def test_a_process_the_tests_left_running_ends_with_them(project):
+    project.configure(test_command="sh -c 'sleep 1235 >/dev/null 2>&1 & echo 1 passed'")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not _with_the_tests_running(project.root, "sleep 1235"), "left running"
+
+
+def _with_the_tests_running(root, command: str = "time.sleep(60)") -> dict[int, str] | None:
     """The project's processes, once its test command runs (it starts after the emulator)."""
     found = _processes_naming(root)
-    return found if any("time.sleep(60)" in command for command in found.values()) else None
+    return found if any(command in line for line in found.values()) else None
 
 
 def _processes_naming(root) -> dict[int, str]:
@@ -412,3 +438,72 @@ def test_push_flags_that_cannot_work_are_refused(project, flags, message):
     """Refused as a usage error before anything runs (--promote --no-wait pushed, never promoted, and exited 0)."""
     result = project.run("push", *flags)
     assert result.returncode == 2 and result.stderr.strip().endswith(f"error: {message}"), result.stderr
+
+
+def test_promote_waits_for_the_smoke_request_and_skips_a_version_that_fails_it(project, remote_ubiops):
+    """The new version was made the default before its smoke request: one failing it was served at once."""
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    (project.package / "deployment.py").write_text(
+        "class Deployment:\n    def request(self, data):\n        raise RuntimeError('broken on purpose')\n")
+    result = project.run("--output", "json", "push", "--skip-tests", "--promote", emulator=remote_ubiops)
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["version"], summary["promoted"], summary["smoke"]["status"]) == ("v2", False, "failed")
+    assert summary["promotion_skipped"] == "the smoke request failed"
+    assert (f"NOT promoted: the smoke request to v2 failed, so the default version of {project.deployment} "
+            "stays as it was") in result.stderr
+    assert remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).default_version == "v1"
+
+
+def test_a_build_status_call_that_fails_for_a_while_does_not_end_the_push(project, remote_ubiops):
+    """One failed poll of the revision (a 500, a dropped connection) ended the push, the build going on."""
+    with failing(remote_ubiops, r"^GET .*/revisions/[^/]+$", times=3) as api:
+        result = project.run("--output", "json", "push", "--skip-tests", env={"UBIOPS_API_HOST": api})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["build_status"] == "success"
+    assert "  build status unknown for now (" in result.stderr and "500: revision " in result.stderr
+    assert result.stderr.count("build status unknown") == 1, "said once while it lasts"
+
+
+class Unreachable:
+    """An Api whose every call fails as an unreachable UbiOps does."""
+
+    calls = 0
+
+    def read(self, *_args: object) -> None:
+        self.calls += 1
+        raise DeployerError("cannot reach the UbiOps API at https://api.example (Connection refused)")
+
+
+def test_a_build_whose_status_cannot_be_learnt_is_waited_for_until_the_timeout():
+    api, said = Unreachable(), []
+    started = time.monotonic()
+    with pytest.raises(DeployerError) as error:
+        wait_for_build(api, PROJECT, "d", "v1", "r1", 1.0, said.append)  # type: ignore[arg-type]
+    assert time.monotonic() - started >= 1.0 and api.calls > 2
+    assert str(error.value) == (
+        "the build of d/v1 could not be followed: after 1 s UbiOps still does not say how it stands (cannot reach the "
+        "UbiOps API at https://api.example (Connection refused)); it may go on at UbiOps: follow it with "
+        "`python -m deployer status`")
+    assert said == ["  build status unknown for now (0 s): cannot reach the UbiOps API at https://api.example "
+                    "(Connection refused); asking again"]
+
+
+def test_a_widget_changed_in_the_spec_files_reaches_the_deployment_without_update_fields(project, remote_ubiops):
+    """Widgets were left out of the comparison, so a changed one never reached the deployment."""
+    spec = project.package / "ubiops_input_spec.json"
+    spec.write_text(json.dumps([{"name": "x", "data_type": "int",
+                                 "widget": {"type": "slider", "configuration": {"min": 0, "max": 10}}}]))
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    again = project.run("push", "--skip-tests", emulator=remote_ubiops)
+    assert again.returncode == 0 and "updated the fields" not in again.stdout, "the same widget read back is no change"
+    spec.write_text(json.dumps([{"name": "x", "data_type": "int",
+                                 "widget": {"type": "slider", "configuration": {"min": 0, "max": 20}}}]))
+    changed = project.run("push", "--skip-tests", emulator=remote_ubiops)
+    assert changed.returncode == 0, changed.stderr
+    assert f"updated the fields of deployment {project.deployment}: input widgets of x" in changed.stdout
+    widget = remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).input_fields[0].widget
+    assert (widget.type, widget.configuration) == ("slider", {"min": "0", "max": "20"})
+    spec.write_text(json.dumps([{"name": "x", "data_type": "double", "widget": {"type": "numberbox"}}]))
+    refused = project.run("push", "--skip-tests", emulator=remote_ubiops)
+    assert refused.returncode == 1 and "push with --update-fields" in refused.stderr, "a type still needs the flag"

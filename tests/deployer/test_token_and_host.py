@@ -226,3 +226,16 @@ def test_an_error_quoting_the_request_never_shows_a_secret_value(secret, monkeyp
     message = str(error.value)
     assert message.startswith("500: version 'v1': invalid body {") and '"value": "***"' in message, message
     assert secret not in message and json.dumps(secret)[1:-1] not in message, message
+
+
+@pytest.mark.parametrize("host", ["", "  "])
+def test_an_empty_host_is_the_default_one(host, monkeypatch):
+    """`UBIOPS_API_HOST=""` (a CI variable left unset) was taken as the host: "cannot reach the UbiOps
+    API at  (MissingSchema…)"."""
+    monkeypatch.setenv("UBIOPS_API_TOKEN", f"Token {TOKEN}")
+    monkeypatch.setenv("UBIOPS_API_HOST", host)
+    api = Api()
+    try:
+        assert api.host == "https://api.ubiops.com/v2"  # the SDK's own default
+    finally:
+        api.close()
