@@ -30,7 +30,7 @@ from contract.package import Package, PackageCheckError, check_deployment_class,
 from contract.requests import COMPLETED
 from contract.spec import DataError, Spec, SpecError, check_input
 from deployer.bundle import Bundle
-from deployer.client import Api, _scrubbed, translated
+from deployer.client import Api, scrubbed, translated
 from deployer.emulated import LocalEmulator, clean_environment, local_emulator
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
@@ -83,7 +83,7 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
     secrets = [v.value for v in variables or () if v.secret]
 
     def shown(text: str) -> str:  # the emulator's log and the tests' output, which a deployment may fill
-        return _scrubbed(text, secrets)
+        return scrubbed(text, secrets)
 
     with tempfile.TemporaryDirectory(prefix="deployer-check-") as scratch:
         workdir = Path(scratch)

@@ -149,13 +149,13 @@ def translated(what: str, host: str, secrets: Collection[str] = ()) -> Iterator[
         if isinstance(exc.__context__, requests.exceptions.InvalidJSONError):  # NaN or infinity: nothing was sent
             raise DeployerError(f"the data for {what} is not valid JSON: {_one_line(exc.__context__)}") from None
         if not exc.status:  # the SDK's wrapping of a connection that failed or timed out
-            raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(exc.reason)})", secrets)) from None
-        raise ApiError(_scrubbed(describe_api_error(exc, what), secrets), exc.status) from None
+            raise DeployerError(scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(exc.reason)})", secrets)) from None
+        raise ApiError(scrubbed(describe_api_error(exc, what), secrets), exc.status) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise DeployerError(_scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(reason)})", secrets)) from None
+        raise DeployerError(scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(reason)})", secrets)) from None
     except ValueError as exc:
-        raise DeployerError(_scrubbed(f"unexpected answer from {host} for {what}: {_one_line(exc)}", secrets)) from None
+        raise DeployerError(scrubbed(f"unexpected answer from {host} for {what}: {_one_line(exc)}", secrets)) from None
 
 
 def _rate_limit_wait(headers: Any) -> float:
@@ -205,7 +205,7 @@ def token_key() -> str:
     return os.environ.get(UBIOPS_TOKEN_VARIABLE, "").strip().removeprefix("Token ").strip()
 
 
-def _scrubbed(text: str, secrets: Collection[str] = ()) -> str:
+def scrubbed(text: str, secrets: Collection[str] = ()) -> str:
     """`text` with the token's key and each of `secrets` masked, as written and as a JSON body spells
     it (quotes, backslashes and non-ASCII escaped); the longest first, so one holding another goes whole."""
     values = {token_key(), *secrets}
