@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 
 import pytest
@@ -88,6 +89,22 @@ async def test_an_instance_past_its_memory_limit_is_killed_and_replaced(pools, j
     assert killed.error.startswith("The instance used more than 200 MB of memory")
     (instance,) = history.current(PROJECT, "tests", "leaky")
     assert f"Instance lost (memory): {killed.error}" in descriptions(history, "leaky", instance.id)
+
+
+async def test_the_peak_memory_of_the_process_that_started_an_instance_is_not_the_instance_s(pools, job):
+    """Linux keeps a process's peak memory (`getrusage`) across `exec`: an instance started by a process that had
+    once held more than the instance's limit (this test run, or a server after a large upload) reported that
+    peak as its own, and each start failed."""
+    held = bytearray(300 * 1024 * 1024)
+    for page in range(0, len(held), 4096):  # resident: the pages are touched
+        held[page] = 1
+    del held
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 250 * 1024, "this process's peak is past the limit"
+    leaky = pools("leaky", memory_limit_mb=200)
+    leaky.start()
+    reply = await leaky.submit(job("grow"), TIMEOUT)
+    assert isinstance(reply, Result) and reply.result.endswith("holds 64 MB")
+    assert 64 * 1024 * 1024 < reply.peak_memory_bytes < 200 * 1024 * 1024
 
 
 async def test_a_job_that_passes_the_memory_limit_between_looks_fails_itself(pools, job, monkeypatch):
