@@ -4,6 +4,7 @@
 - `files`: `ubiops-file://` URIs, the default bucket, and the file fields of request data.
 - `requests`: request statuses and retention modes.
 - `versions`: a version's default instance settings, and the range they must keep.
+- `revisions`: a revision's build statuses.
 - `environments`: UbiOps' base environments and the Python each one runs.
 - `calling`: which arguments UbiOps passes to `Deployment`, `request` and `requests`.
 - `archive`: the zip layout UbiOps accepts, and safe extraction.

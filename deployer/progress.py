@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from contract.revisions import FAILED_STATUSES, SUCCESS
 from deployer.client import Api
 from deployer.errors import ApiError, DeployerError
 
@@ -23,7 +24,6 @@ LIVE_POLL_SECONDS = 1.0
 """On a terminal the status line's seconds tick: poll at least this often."""
 REMINDER_SECONDS = 30.0
 SPINNER = "|/-\\"
-SUCCESS, FAILED_STATUSES = "success", ("failed", "cancelled")
 
 
 class Reporter:

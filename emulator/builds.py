@@ -21,6 +21,7 @@ from typing import BinaryIO
 from contract.archive import ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
+from contract.revisions import BUILDING, DEPLOYING, FAILED, SUCCESS, UNFINISHED
 from contract.spec import Spec, SpecError, same_fields
 from emulator.environments import version_environment
 from emulator.exceptions import NotFound
@@ -30,12 +31,7 @@ from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
 from emulator.serving import new_pool
 from emulator.settings import Settings
 from emulator.state import (
-    BUILDING,
-    DEPLOYING,
-    FAILED,
     RENAMED,
-    SUCCESS,
-    UNFINISHED,
     VARIABLES_CHANGED,
     Deployment,
     Project,

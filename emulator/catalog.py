@@ -24,10 +24,11 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ValidationError, field_validator
 
 from contract.requests import RetentionMode
+from contract.revisions import EmulatedStatus
 from contract.spec import SpecError, parse_fields
 from emulator.data_files import UnreadableDataFile, unreadable
 from emulator.environments import version_environment
-from emulator.state import Deployment, Project, Revision, RevisionStatus, Variable, Version
+from emulator.state import Deployment, Project, Revision, Variable, Version
 from emulator.version_settings import VersionSettings
 
 CATALOG_FILE = "catalog.json"
@@ -40,7 +41,7 @@ class SavedRevision(BaseModel):
     zip_path: str
     """Relative to the data folder, so the folder can be moved."""
     created: datetime
-    status: RevisionStatus
+    status: EmulatedStatus
     error_message: str | None = None
     capabilities: dict[str, bool] = {}
     environment: str | None = None
@@ -204,7 +205,7 @@ def _saved_version(version: Version, data_dir: Path) -> SavedVersion:
         # The `--package` version is kept for its variables only: its revisions come again from the command line.
         last_updated=version.last_updated, active_revision=None if version.from_command_line else version.active_revision,
         revisions=[SavedRevision(id=r.id, version=r.version, zip_path=os.path.relpath(r.zip_path, data_dir),
-                                 created=r.created, status=cast(RevisionStatus, r.status), error_message=r.error_message,
+                                 created=r.created, status=cast(EmulatedStatus, r.status), error_message=r.error_message,
                                  capabilities=r.capabilities, environment=r.environment)
                    for r in version.revisions.values() if not version.from_command_line],
         variables=_saved_variables(version.variables), from_command_line=version.from_command_line,

@@ -18,6 +18,7 @@ from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIX
 from contract.calling import deployment_file_name
 from contract.files import DEFAULT_BUCKET
 from contract.package import Package, read_package
+from contract.revisions import BUILDING, DEPLOYING, FAILED, SUCCESS, UNFINISHED
 from emulator.environments import version_environment
 from emulator.runtime.instance import Launch
 from emulator.runtime.manager import Runtime
@@ -25,11 +26,6 @@ from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool, NoInstan
 from emulator.runtime.python_envs import PythonEnvironment
 from emulator.settings import Settings
 from emulator.state import (
-    BUILDING,
-    DEPLOYING,
-    FAILED,
-    SUCCESS,
-    UNFINISHED,
     Deployment,
     Project,
     Registry,

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from contract.manifest import instance_variables
 from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem, variables_size, variables_size_problem
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
+from contract.revisions import BUILDING, FAILED, QUEUED, UNFINISHED
 from contract.spec import Spec, SpecError, parse_fields
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
@@ -47,14 +48,6 @@ def now() -> datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-QUEUED, BUILDING, DEPLOYING, SUCCESS, FAILED = "queued", "building", "deploying", "success", "failed"
-RevisionStatus = Literal["queued", "building", "deploying", "success", "failed"]
-"""The statuses above, as the catalog (`emulator.catalog`) checks them when it reads a saved revision."""
-UNFINISHED = (QUEUED, BUILDING, DEPLOYING)
-"""A revision's build statuses before it ends: queued, building its environment, deploying (its
-instances starting, `__init__` running)."""
 
 
 @dataclass

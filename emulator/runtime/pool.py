@@ -32,7 +32,7 @@ log = logging.getLogger("emulator.pool")
 
 STARTING, AVAILABLE, UNAVAILABLE = "building", "available", "unavailable"
 """A pool's status, as UbiOps shows a version's: its instances starting is `building` there too, the
-word a revision's build also uses (`emulator.state.BUILDING`); `Version.status` joins the two."""
+word a revision's build also uses (`contract.revisions.BUILDING`); `Version.status` joins the two."""
 REPLY_GRACE_SECONDS = 30
 """How long past its timeout a running job may take to be answered: the instance enforces the
 timeout itself (and is then killed); this bound only guarantees no caller ever waits forever."""
