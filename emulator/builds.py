@@ -28,7 +28,6 @@ from emulator.exceptions import NotFound
 from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
-from emulator.serving import new_pool
 from emulator.settings import Settings
 from emulator.state import (
     RENAMED,
@@ -41,6 +40,7 @@ from emulator.state import (
     instance_environment,
     now,
 )
+from emulator.version_instances import new_pool
 
 log = logging.getLogger("emulator.builds")
 

@@ -1,8 +1,7 @@
-"""Putting a package into service: the `--package`, opened from a folder or a zip (`open_package`)
-and registered under its project, deployment and version, each reading of it a revision
-(`PackageVersion`); and the instances that run a package as a version (`new_pool`), for the
-`--package` at start and for every version built or reloaded later (put in service by
-`emulator.runtime.manager.Runtime.replace`)."""
+"""Putting the `--package` into service: opened from a folder or a zip (`open_package`) and
+registered under its project, deployment and version, each reading of it a revision
+(`PackageVersion`), its instances (`emulator.version_instances`) put in service by
+`emulator.runtime.manager.Runtime.replace`."""
 
 from __future__ import annotations
 
@@ -15,15 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, extract_package, package_files
-from contract.calling import deployment_file_name
-from contract.files import DEFAULT_BUCKET
 from contract.package import Package, read_package
 from contract.revisions import BUILDING, DEPLOYING, FAILED, SUCCESS, UNFINISHED
 from emulator.environments import version_environment
-from emulator.runtime.instance import Launch
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool, NoInstances
-from emulator.runtime.python_envs import PythonEnvironment
 from emulator.settings import Settings
 from emulator.state import (
     Deployment,
@@ -31,9 +26,9 @@ from emulator.state import (
     Registry,
     Revision,
     Version,
-    instance_environment,
     now,
 )
+from emulator.version_instances import new_pool
 
 log = logging.getLogger("emulator")
 
@@ -225,41 +220,3 @@ def _forget_earlier_package_versions(registry: Registry, served: Deployment, rep
                         deployment.name, version.name)
             if deployment is not served and not deployment.versions and not deployment.variables:
                 del project.deployments[deployment.name]
-
-
-def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings,
-             runtime: Runtime, revision: Revision | None = None) -> InstancePool:
-    """The instances that run `package` (`revision`'s, if it came as one) as `version` of `deployment`
-    (started with `pool.start()`): `--instances` of them, in the version's own Python environment (of
-    the base environment the revision was built in, whatever the version names now), each held to
-    `--instance-memory-mb`, telling the runtime's events what happens to them."""
-    user_environment = instance_environment(project, deployment, version, package, settings)
-    launch = Launch(
-        project=project.name,
-        deployment=deployment.name,
-        version=version.name,
-        revision_id=revision.id if revision else None,
-        package_dir=package.directory,
-        deployment_file=deployment_file_name(user_environment),
-        environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
-        python_environment=PythonEnvironment(revision.environment if revision else version_environment(version.settings),
-                                             package.directory, package.manifest.apt_packages),
-        init_context={
-            "project": project.name,
-            "project_id": project.id,
-            "deployment": deployment.name,
-            "deployment_id": deployment.id,
-            "version": version.name,
-            "version_id": version.id,
-            "input_type": deployment.input_spec.kind,
-            "output_type": deployment.output_spec.kind,
-            "input_fields": deployment.input_spec.names,
-            "output_fields": deployment.output_spec.names,
-            "language": "python",
-            "environment_variables": user_environment,
-        },
-        output_file_fields={f.name: f.data_type for f in deployment.output_spec.fields if f.is_file},
-        memory_limit_mb=settings.instance_memory_mb,
-        start_timeout_seconds=settings.start_timeout_seconds,
-    )
-    return InstancePool(launch, settings.instances, runtime.environments, runtime.events)
