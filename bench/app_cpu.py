@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                 (package / name).write_text(text)
         settings = emulator_main.parse_args(["--package", str(package), "--data-dir", str(Path(scratch) / "data"),
                                              "--project", "bench", "--deployment", case.deployment])
-        importlib.import_module("emulator.logs").configure("text")  # as the server logs, to nowhere
+        # As the server logs, to nowhere (the module was `emulator.logs` in checkouts before 2026-11-30).
+        (getattr(emulator_main, "console_log", None) or emulator_main.logs).configure("text")
         devnull = stack.enter_context(open(os.devnull, "w"))
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):

@@ -20,7 +20,7 @@ from contract.manifest import ManifestError, parse_environment_variables
 from contract.names import NAME_RULE, is_name, name_from
 from contract.spec import SpecError
 from contract.text import is_unicode_text
-from emulator import EMULATOR_TOKEN_VARIABLE, logs, request_command
+from emulator import EMULATOR_TOKEN_VARIABLE, console_log, request_command
 from emulator.api.auth import token_problem
 from emulator.api.origins import parse_allowed_host, parse_allowed_origin
 from emulator.app import create_app
@@ -84,7 +84,7 @@ def parse_args(argv: list[str]) -> Settings:
     parser.add_argument("--retention-sweep-seconds", type=float, default=60, metavar="SECONDS",
                         help="how often requests past their version's request_retention_time are deleted, with their "
                              "files (default: %(default)s)")
-    parser.add_argument("--log-format", choices=logs.LOG_FORMATS, default=logs.LOG_FORMATS[0],
+    parser.add_argument("--log-format", choices=console_log.LOG_FORMATS, default=console_log.LOG_FORMATS[0],
                         help="text lines, or one JSON object per line for log shippers (default: %(default)s)")
     parser.add_argument("--access-log", action="store_true", help="also log a line for every HTTP call (uvicorn's access log)")
     parser.add_argument("--exit-with-parent", action="store_true",
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         settings = parse_args(argv)
-        logs.configure(settings.log_format)
+        console_log.configure(settings.log_format)
         for warning in settings.warnings:
             log.warning("%s", warning)
         app = create_app(settings)

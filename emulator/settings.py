@@ -50,7 +50,7 @@ class Settings:
     retention_sweep_seconds: float = 60
     """How often requests past their version's `request_retention_time` are deleted (`emulator.retention`)."""
     log_format: str = "text"
-    """`text`, or `json`: one object per line, for log shippers (`emulator.logs`)."""
+    """`text`, or `json`: one object per line, for log shippers (`emulator.console_log`)."""
     exit_with_parent: bool = False
     """Stop once the process that started this one ends (`--exit-with-parent`)."""
     access_log: bool = False
