@@ -219,7 +219,7 @@ class Instance:
                                      "seconds; the instance was stopped") from None
         finally:
             self._busy = False
-        if isinstance(message, protocol.Ready) and self._past_memory_limit(message.peak_memory_bytes):
+        if isinstance(message, protocol.Ready) and self._peak_past_memory_limit(message.peak_memory_bytes):
             self._stop_over_memory()
         if self._over_memory:
             await self._exit_reason()
@@ -275,7 +275,7 @@ class Instance:
         finally:
             self._busy = False
         if (not self._over_memory and isinstance(reply, protocol.Result | protocol.Error)
-                and self._past_memory_limit(reply.peak_memory_bytes)):
+                and self._peak_past_memory_limit(reply.peak_memory_bytes)):
             self._stop_over_memory()
         if self._over_memory:
             reply = None  # killed for its memory, even if it answered first: this job passed the limit
@@ -330,6 +330,14 @@ class Instance:
     def _past_memory_limit(self, memory_bytes: int) -> bool:
         limit = self.launch.memory_limit_mb
         return bool(limit and memory_bytes > limit * 1024 * 1024)
+
+    def _peak_past_memory_limit(self, reported: int) -> bool:
+        """Whether the peak a worker reported passed the limit. On Linux `getrusage`'s peak starts at that of
+        the process that started the worker (the kernel keeps it across `exec`): a server, or a test run,
+        that had once held more than the limit failed every start and request of its instances. So a peak
+        past the limit is checked against the worker's own high-water mark, read from /proc only then."""
+        assert self._process is not None, "the instance was started"
+        return self._past_memory_limit(reported) and self._past_memory_limit(peak_bytes(self._process.pid, reported))
 
     def _stop_over_memory(self) -> None:
         """Kill the worker for passing its memory limit: the job it runs, or has just answered, fails."""
@@ -457,6 +465,18 @@ def resident_bytes(pid: int) -> int:
         return 0
     finally:
         os.close(fd)
+
+
+def peak_bytes(pid: int, reported: int) -> int:
+    """A process's own peak resident memory (`VmHWM`, from /proc), or `reported` where /proc has none
+    (macOS, or the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            text = status.read()
+        start = text.index(b"VmHWM:") + len(b"VmHWM:")
+        return int(text[start:text.index(b"kB", start)]) * 1024
+    except (OSError, ValueError):
+        return reported
 
 
 def describe_exit(code: int) -> str:

@@ -133,25 +133,12 @@ def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_field
         return protocol.encode(protocol.Error(f"The deployment's output cannot be sent as JSON: {exc}", peak))
 
 
-_INHERITED_PEAK = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-"""On Linux, `getrusage`'s peak starts at that of the process that started this one (the server, or
-a test run), which the kernel keeps across `exec`: a server that had once held more than an instance's
-memory limit failed each of its instances' starts and requests."""
-_STATUS = os.open("/proc/self/status", os.O_RDONLY) if sys.platform == "linux" else None
-
-
 def _peak_memory_bytes() -> int:
-    """The worker's own peak resident memory: `getrusage`'s once it has risen past what this process
-    inherited (so it is the worker's own), else its memory's high-water mark from /proc (~9 µs a read,
-    against ~1 µs)."""
+    """An upper bound of the worker's peak resident memory, cheap (~1 µs) as a reply carries one: on
+    Linux it may be the peak of the process that started the worker, which the kernel keeps across
+    `exec` (the server checks a peak past the limit against /proc, `Instance._peak_past_memory_limit`)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if sys.platform == "darwin":
-        return peak  # bytes on macOS
-    if peak > _INHERITED_PEAK or _STATUS is None:
-        return peak * 1024  # kilobytes on Linux
-    status = os.pread(_STATUS, 4096, 0)
-    start = status.index(b"VmHWM:") + len(b"VmHWM:")
-    return int(status[start:status.index(b"kB", start)]) * 1024
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, kilobytes on Linux
 
 
 def _keep_output_files(result: Any, file_fields: dict[str, str], output_dir: Path) -> Any:
