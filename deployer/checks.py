@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from contract.archive import ArchiveError, extract_package
 from contract.calling import deployment_file_name
@@ -182,18 +182,21 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
         command[0] = sys.executable
     say(f"  running {config.test_command}")
     started = time.monotonic()
-    try:  # in a process group of its own, which goes with the check (below)
-        process = subprocess.Popen(command, cwd=config.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace",  # a test may print any bytes
-                                   env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)),
-                                   start_new_session=True)
-    except OSError as exc:
-        report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)
-        return
-    try:
-        stdout, stderr = process.communicate()
-    finally:
-        _end_group(process)
+    # Output to files, not pipes: a process the tests leave running holds a pipe open, and reading it to
+    # its end waited for that process (for ever, for a server), before its group could be ended.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:  # in a process group of its own, which goes with the check (below)
+            process = subprocess.Popen(command, cwd=config.root, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                       env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)),
+                                       start_new_session=True)
+        except OSError as exc:
+            report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)
+            return
+        try:
+            process.wait()
+        finally:
+            _end_group(process)
+        stdout, stderr = (_printed(stream) for stream in (out, err))
     # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
     summary = (stdout.strip() or stderr.strip() or "(no output)").splitlines()[-1]
     if process.returncode != 0:
@@ -202,7 +205,13 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
                shown(f"{summary} ({time.monotonic() - started:.1f} s, exit {process.returncode})"), say)
 
 
-def _end_group(process: subprocess.Popen[str]) -> None:
+def _printed(stream: IO[bytes]) -> str:
+    """What the tests wrote to `stream`, as text (a test may print any bytes)."""
+    stream.seek(0)
+    return stream.read().decode("utf-8", errors="replace")
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
     """End the test command's process group, once it has ended or the check is interrupted (Ctrl-C,
     SIGTERM): a shell's children, or a server a test left running, went on after the check (only the
     command itself was killed). SIGTERM first, so they may clean up, then SIGKILL after TEST_STOP_SECONDS."""
@@ -220,9 +229,6 @@ def _end_group(process: subprocess.Popen[str]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
         raise
     finally:
-        for stream in (process.stdout, process.stderr):
-            if stream:
-                stream.close()
         process.wait()
 
 

@@ -376,8 +376,11 @@ def test_a_terminated_check_stops_the_processes_its_tests_started(project):
     assert not _with_the_tests_running(project.root, "sleep 1234"), "left running"
 
 
-def test_a_process_the_tests_left_running_ends_with_them(project):
-    project.configure(test_command="sh -c 'sleep 1235 >/dev/null 2>&1 & echo 1 passed'")
+@pytest.mark.parametrize("output", [">/dev/null 2>&1", ""], ids=["its-own-output", "the-tests-output"])
+def test_a_process_the_tests_left_running_ends_with_them(project, output):
+    """Also one that holds the tests' output open: the check read it to its end before it ended their group,
+    so it waited for that process (for ever, for a server)."""
+    project.configure(test_command=f"sh -c 'sleep 1235 {output} & echo 1 passed'")
     result = project.run("check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert not _with_the_tests_running(project.root, "sleep 1235"), "left running"
