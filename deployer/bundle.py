@@ -37,15 +37,18 @@ class SharedLock:
     """A shared `flock` on a file, held until the object goes (or the process ends)."""
 
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd = -1  # what `__del__` finds if the open fails
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_SH)
+            fcntl.flock(fd, fcntl.LOCK_SH)
         except BaseException:
-            os.close(self._fd)
+            os.close(fd)
             raise
+        self._fd = fd
 
     def __del__(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:  # not for a lock never taken: its number may belong to another file by now
+            os.close(self._fd)
 
 
 def sha256_of(path: Path) -> str:

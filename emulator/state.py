@@ -589,7 +589,8 @@ class Registry:
             if version.package is not None:
                 return instance_environment(self.project(level.project), self.deployment(level.project, level.deployment),
                                             version, version.package, self.settings)
-        return {**{s.variable.name: s.variable.value for s in self.variables_at(level)}, **self.settings.environment}
+        return instance_variables({}, {s.variable.name: s.variable.value for s in self.variables_at(level)},
+                                  self.settings.environment)
 
     def _owner(self, scope: Scope) -> Project | Deployment | Version:
         if scope.deployment is None:

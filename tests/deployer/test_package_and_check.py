@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import errno
+import gc
 import json
 import os
 import re
@@ -19,7 +21,7 @@ from conftest import DEPLOYER_SECONDS, DEPLOYMENT_PY, TOKEN
 from contract.archive import build_zip, package_files
 from contract.config import DeployerConfig
 from contract.package import PackageCheckError, check_deployment_class, read_requirements
-from deployer.bundle import Bundle, build_bundle, sha256_of
+from deployer.bundle import Bundle, SharedLock, build_bundle, sha256_of
 from deployer.errors import DeployerError
 
 
@@ -506,3 +508,24 @@ def test_a_link_to_a_folder_left_out_of_the_zip_is_warned_of(project):
     checked = project.run("check")
     assert checked.returncode == 0 and checked.stdout.splitlines()[1] == warning, checked.stdout
     assert "cache/" not in packaged.stdout + checked.stdout
+
+
+def test_a_shared_lock_not_taken_closes_its_file_once(tmp_path, monkeypatch):
+    """A lock whose `flock` failed closed its file, then closed the same number again when collected: by
+    then the number of another open file."""
+    path = tmp_path / "d-000000000000.zip"
+    path.write_bytes(b"zip")
+
+    def refuse(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "no locks available")
+
+    monkeypatch.setattr("deployer.bundle.fcntl.flock", refuse)
+    try:
+        SharedLock(path)
+    except OSError as exc:
+        refused = exc  # its traceback keeps the half-made lock alive until it goes
+    other = os.open(path, os.O_RDONLY)  # the number the refused lock had closed
+    del refused
+    gc.collect()
+    assert os.read(other, 3) == b"zip", "the other file is still open"
+    os.close(other)
