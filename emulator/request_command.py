@@ -151,6 +151,9 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     try:
         config = load_config()
+        if not config.package_path.is_dir():  # else read as a package without spec files: plain text, wrongly
+            raise RequestCommandError(f"no package at {config.package_path}: run this from the project's folder, "
+                                      "whose pyproject.toml names the package")
         spec = read_package(config.package_path).input_spec
         running = Emulator(args.url, config.project, config.deployment, token=os.environ.get(EMULATOR_TOKEN_VARIABLE) or None)
         if _serving(running):

@@ -126,3 +126,13 @@ def test_refused_requests_say_why_in_one_line(project, args, message):
     run = request(project, *args)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1] == f"emulator request: error: {message}"
+
+
+def test_away_from_its_project_it_says_where_to_run_it(tmp_path):
+    """Outside a project, the package named by the defaults is not there: it was read as one without spec
+    files, and the request refused as plain text, whatever the emulator at --url served."""
+    run = request(tmp_path, "photo.jpg")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"emulator request: error: no package at {tmp_path / 'deployment_package'}: run this from the project's "
+        "folder, whose pyproject.toml names the package")
