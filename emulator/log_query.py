@@ -60,7 +60,7 @@ and SQLite refuses one nested 1000 deep ("Expression tree is too large"), at abo
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\]|\\.)*"|`[^`]*`)
-  | (?P<op>\|=|\|~|!=|!~|=~|==|=|\|)
+  | (?P<op>\|=|\|~|!=|!~|=~|==|=|\||,)
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
 """, re.VERBOSE)
 _LINE_FILTERS = {"|=": "instr(log, ?) > 0", "!=": "instr(log, ?) = 0",
@@ -186,10 +186,15 @@ class _Parser:
         return _join(alternatives, "OR")
 
     def _all_of(self) -> Condition:
+        """Label matchers joined by `and`, which LogQL also writes as a comma or a space."""
         matchers = [self._matcher()]
-        while self._word("and"):
+        while self._word("and") or self._op(",") or self._next_is_label():
             matchers.append(self._matcher())
         return _join(matchers, "AND")
+
+    def _next_is_label(self) -> bool:
+        token = self._peek()
+        return token is not None and token.kind == "word" and token.text != "or"
 
     def _matcher(self) -> Condition:
         token = self._peek()
@@ -235,6 +240,13 @@ class _Parser:
         if problem:
             raise NotAllowed(f"query: the string at position {token.position} {problem}")
         return text
+
+    def _op(self, op: str) -> bool:
+        token = self._peek()
+        if token is not None and token.kind == "op" and token.text == op:
+            self._next += 1
+            return True
+        return False
 
     def _word(self, word: str) -> bool:
         token = self._peek()

@@ -66,6 +66,9 @@ def test_lines_get_ever_later_timestamps_so_a_search_can_go_on_after_the_last_li
     ('| deployment_request_id="r-1" or deployment_request_id="r-2"',
      ["printed in r-1", "failed r-1", "printed in r-2", "traceback in r-2"]),
     ('| deployment_request_id="r-2" and level="error" or system="true"', ["failed r-1", "traceback in r-2", "started"]),
+    # LogQL's other spellings of `and`: a comma, a space
+    ('| deployment_request_id="r-2", level="error" or system="true"', ["failed r-1", "traceback in r-2", "started"]),
+    ('| deployment_request_id="r-1" system="true"', ["failed r-1"]),
     ('|= "printed"', ["printed in r-1", "printed in r-2"]),
     ('!= "printed" |= "r-2"', ["traceback in r-2"]),
     ('|~ "r-[12]$"', ["printed in r-1", "failed r-1", "printed in r-2", "traceback in r-2"]),
