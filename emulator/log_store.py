@@ -3,11 +3,14 @@ and the emulator's own lines about its versions, with UbiOps' metadata (`LogEntr
 
 Adding a line never waits for the disk: lines queue in memory and one writer thread stores them in
 batches, so a deployment printing thousands of lines never slows the event loop. A search first
-waits for the lines added before it, so what was logged is found; it then reads on a connection of
+waits for the lines added before it, so what was logged is found (at most `FLUSH_SHARE` of its time:
+behind a flood of lines it answers with what is stored by then); it then reads on a connection of
 its own, so it never holds up the writer (nor the stop, which waits for the writer), and is stopped
-past `SEARCH_SECONDS`. Each line gets a timestamp (ns) later than the one before, so a forward search
-can go on from the last line it got (as `ubiops.utils.wait_for_deployment_version(...,
-stream_logs=True)` does) without missing or repeating one.
+past `SEARCH_SECONDS`. Searches run on `SEARCH_THREADS` threads of their own (`find`), never on the
+thread pool the API's other blocking calls share: searches waiting for a flood hold up only each
+other. Each line gets a timestamp (ns) later than the one before, so a forward search can go on from
+the last line it got (as `ubiops.utils.wait_for_deployment_version(..., stream_logs=True)` does)
+without missing or repeating one.
 
 Retention: lines older than `MAX_AGE_SECONDS` (7 days) go, and when the lines take more than
 `MAX_BYTES` (100 MB) the oldest tenth goes, until they fit (README, "Logs").
@@ -15,6 +18,7 @@ Retention: lines older than `MAX_AGE_SECONDS` (7 days) go, and when the lines ta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -23,13 +27,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from contract.text import carried
 from emulator.data_files import insert_rows, open_database
 from emulator.exceptions import NotAllowed
-from emulator.log_query import Condition, Window
+from emulator.log_query import Condition, Window, parse_query
 
 MAX_AGE_SECONDS = 7 * 24 * 3600
 MAX_BYTES = 100 * 1024 * 1024
@@ -46,6 +51,12 @@ stop gives running calls. A full 100 MB of lines takes about 1.5 s to match agai
 PROGRESS_STEPS = 10_000
 """SQLite asks whether the search is past its time every this many steps (about a millisecond); each
 regular expression's match asks too, since one can take longer (`log_query.REGEX_MEMORY`)."""
+FLUSH_SHARE = 0.5
+"""The part of a search's time it may wait for the lines added before it to be stored: a few batches
+at most normally (well under a second); behind a flood (500k lines printed in 7 s took the writer
+~20 s) the search answers with the lines stored by then, and keeps the rest of its time to match them."""
+SEARCH_THREADS = 2
+"""Threads that run searches (`find`): more searches at once wait for one of them."""
 INFO, ERROR = "info", "error"
 
 SCHEMA = """
@@ -107,6 +118,7 @@ class LogStore:
         self._last_timestamp = self._db.execute("SELECT coalesce(max(timestamp), 0) FROM logs").fetchone()[0]
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
+        self._searching = ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="log-search")
         self._writer = threading.Thread(target=self._write_queued, name="log-writer", daemon=True)
         self._writer.start()
 
@@ -117,21 +129,31 @@ class LogStore:
                 return
             self._queue.put(entry)
 
-    def flush(self) -> None:
-        """Wait until every line added before this call is stored."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every line added before this call is stored, at most `timeout` seconds (None: for
+        as long as that takes); whether they are."""
         written = threading.Event()
         with self._queue_lock:
             if self._closed:
-                return
+                return True
             self._queue.put(written)
-        written.wait()
+        return written.wait(timeout)
+
+    async def find(self, project: str, query: str, window: Window, limit: int) -> list[LogEntry]:
+        """`search` for the lines `query` selects (NotAllowed if it does not parse), on the searches'
+        own threads: compiling its 500 regular expressions takes a moment too."""
+        def parse_and_search() -> list[LogEntry]:
+            return self.search(project, parse_query(query), window, limit)
+        return await asyncio.wrap_future(self._searching.submit(parse_and_search))
 
     def search(self, project: str, condition: Condition, window: Window, limit: int) -> list[LogEntry]:
         """A project's lines in `window` that meet `condition`, at most `limit`, in the window's order;
-        NotAllowed if that takes more than the search's time. Blocks on the disk: call it in a thread."""
-        self.flush()
-        order = "DESC" if window.newest_first else "ASC"
+        NotAllowed if that takes more than the search's time. Blocks on the disk: call it in a thread
+        (`find`)."""
         deadline = _Deadline(self._search_seconds)
+        if not self.flush(self._search_seconds * FLUSH_SHARE):
+            log.warning("log search: lines are still being stored; answered with those stored so far")
+        order = "DESC" if window.newest_first else "ASC"
         db = sqlite3.connect(self._path)  # WAL: it reads what was committed while the writer goes on
         try:
             db.set_progress_handler(deadline.reached, PROGRESS_STEPS)
@@ -159,6 +181,7 @@ class LogStore:
             self._closed = True
             self._queue.put(_STOP)
         self._writer.join()
+        self._searching.shutdown(wait=False, cancel_futures=True)
         self._db.close()
 
     def _write_queued(self) -> None:

@@ -4,14 +4,13 @@ window are `emulator.log_query`'s; the lines are `emulator.log_store`'s."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from fastapi import APIRouter, Depends, Query
 
 from emulator.api.dependencies import Services, get_services
 from emulator.api.sdk_models.logs import LogList, log_list
-from emulator.log_query import parse_query, time_window
+from emulator.log_query import time_window
 
 router = APIRouter()
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 5000
@@ -28,6 +27,7 @@ async def logs_list(
 ) -> list[LogList]:
     services.registry.project(project_name)
     window = time_window(start, end, time.time_ns())
-    condition = await asyncio.to_thread(parse_query, query)  # compiling 500 regular expressions takes a moment
-    entries = await asyncio.to_thread(services.logs.search, project_name, condition, window, limit)
+    # Compiling 500 regular expressions takes a moment, and a search may wait for lines being stored:
+    # both on the searches' own threads, never the pool the other calls share.
+    entries = await services.logs.find(project_name, query, window, limit)
     return [log_list(entry) for entry in entries]

@@ -5,6 +5,7 @@ server; the same rules over HTTP, with the SDK and the CLI, are in tests/test_lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -268,6 +269,7 @@ def test_a_search_past_its_time_is_stopped_and_refused_saying_so(tmp_path):
     store = LogStore(tmp_path / "logs.sqlite3", search_seconds=0)
     try:
         store.add(line("a line"))
+        store.flush()  # a search of 0 s does not wait for it
         with pytest.raises(NotAllowed) as refused:
             search(store, '|~ "line"')
         assert str(refused.value) == ("query: searching took more than 0 s and was stopped; narrow the window "
@@ -318,3 +320,76 @@ def test_a_window_past_what_sqlite_holds_is_clamped(store):
     window = time_window("0001-01-01T00:00:00Z", "9" * 40, NOW)
     assert (window.first, window.last) == (0, 2**63 - 2)
     assert search(store, window=window) == ["now"]
+
+
+@pytest.fixture
+def slow_writer(monkeypatch) -> Iterator[threading.Event]:
+    """A writer that stores 10 lines a batch and takes 50 ms over each (a flood's backlog, small and
+    fast to make), until the event it yields is set."""
+    fast = threading.Event()
+    real_insert = log_store.insert_rows
+
+    def slow_insert(*args: object, **kwargs: object) -> None:
+        fast.wait(0.05)
+        real_insert(*args, **kwargs)
+
+    monkeypatch.setattr(log_store, "BATCH", 10)
+    monkeypatch.setattr(log_store, "GATHER_SECONDS", 0)
+    monkeypatch.setattr(log_store, "insert_rows", slow_insert)
+    yield fast
+    fast.set()
+
+
+def test_a_search_behind_a_flood_of_lines_answers_with_those_stored_within_its_time(tmp_path, slow_writer):
+    """A search waited for every line queued before it: after a request printed 500k lines, one
+    `logs_list` took 21.5 s. Here storing the 2000 lines queued would take 10 s."""
+    store = LogStore(tmp_path / "logs.sqlite3", search_seconds=1)
+    try:
+        for n in range(2000):
+            store.add(line(f"line {n:04}"))
+        found: list[str] = []
+        searching = threading.Thread(target=lambda: found.extend(search(store, limit=5000)), daemon=True)
+        started = time.monotonic()
+        searching.start()
+        searching.join(10)
+        assert not searching.is_alive() and time.monotonic() - started < 5, "it waited for the whole backlog"
+        assert 0 < len(found) < 2000
+        assert found == [f"line {n:04}" for n in range(len(found))], "what was stored by then, in order"
+    finally:
+        slow_writer.set()
+        store.close()
+
+
+def test_searches_run_on_their_own_few_threads_and_leave_the_shared_pool_free(tmp_path, monkeypatch):
+    """8 `logs_list` waiting for a flood to be stored took every thread of the pool the API's other
+    blocking calls share (they took 21.5 s instead of 0.01 s). Here the writer is held meanwhile."""
+    held, released = threading.Event(), threading.Event()
+    real_insert = log_store.insert_rows
+
+    def held_insert(*args: object, **kwargs: object) -> None:
+        held.set()
+        released.wait(30)
+        real_insert(*args, **kwargs)
+
+    monkeypatch.setattr(log_store, "insert_rows", held_insert)
+    store = LogStore(tmp_path / "logs.sqlite3", search_seconds=20)  # each search would wait 10 s for the writer
+
+    async def searches_and_another_call() -> tuple[list[list[LogEntry]], set[str]]:
+        store.add(line("one"))
+        assert held.wait(10)
+        store.add(line("two"))
+        finding = [asyncio.ensure_future(store.find("p", '|= "t"', EVERYTHING, 10)) for _ in range(8)]
+        await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 5) == "free", "the shared pool is taken"
+        searching = {thread.name for thread in threading.enumerate() if thread.name.startswith("log-search")}
+        released.set()
+        return await asyncio.gather(*finding), searching
+
+    try:
+        found, searching = asyncio.run(searches_and_another_call())
+        assert len(searching) == log_store.SEARCH_THREADS
+        assert all([entry.log for entry in entries] in ([], ["two"]) for entries in found)
+        assert [entry.log for entry in found[-1]] == ["two"], "once stored, the lines are found"
+    finally:
+        released.set()
+        store.close()
