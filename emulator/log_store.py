@@ -57,6 +57,9 @@ at most normally (well under a second); behind a flood (500k lines printed in 7 
 ~20 s) the search answers with the lines stored by then, and keeps the rest of its time to match them."""
 SEARCH_THREADS = 2
 """Threads that run searches (`find`): more searches at once wait for one of them."""
+CLOSE_SECONDS = 2.0
+"""How long the stop goes on storing the lines still queued; the rest are dropped, with a warning that
+says how many (after a flood of 500k lines, storing them all held the emulator's stop for 23 s)."""
 INFO, ERROR = "info", "error"
 
 SCHEMA = """
@@ -106,11 +109,14 @@ _STOP = object()
 
 class LogStore:
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES, max_age_seconds: int = MAX_AGE_SECONDS,
-                 search_seconds: float = SEARCH_SECONDS) -> None:
+                 search_seconds: float = SEARCH_SECONDS, close_seconds: float = CLOSE_SECONDS) -> None:
         self._path = path
         self._db = open_database(path, SCHEMA, "deployment logs")
         """The writer's (a search opens its own)."""
         self._search_seconds = search_seconds
+        self._close_seconds = close_seconds
+        self._store_until: float | None = None
+        """Set by the stop: when the writer drops what is still queued."""
         self._max_bytes = max_bytes
         self._max_age_ns = max_age_seconds * 1_000_000_000
         self._queue_lock = threading.Lock()
@@ -174,11 +180,13 @@ class LogStore:
         return [_entry(row) for row in rows]
 
     def close(self) -> None:
-        """Store what is queued, then stop the writer; lines added later are dropped."""
+        """Store what is queued (for `close_seconds` at most: the rest is dropped, saying how many lines),
+        then stop the writer; lines added later are dropped."""
         with self._queue_lock:
             if self._closed:
                 return
             self._closed = True
+            self._store_until = time.monotonic() + self._close_seconds
             self._queue.put(_STOP)
         self._writer.join()
         self._searching.shutdown(wait=False, cancel_futures=True)
@@ -189,7 +197,7 @@ class LogStore:
             batch: list[LogEntry] = []
             waiting: list[threading.Event] = []
             item = self._queue.get()
-            if item is not _STOP and not isinstance(item, threading.Event):
+            if item is not _STOP and not isinstance(item, threading.Event) and self._store_until is None:
                 time.sleep(GATHER_SECONDS)  # let more lines come, without waking for each
             while True:
                 if item is _STOP:
@@ -210,6 +218,21 @@ class LogStore:
             self._write(batch)
             for event in waiting:
                 event.set()
+            if self._store_until is not None and time.monotonic() >= self._store_until:
+                self._drop_queued()
+                return
+
+    def _drop_queued(self) -> None:
+        """At the stop, past its time: drop the lines still queued, up to the stop, saying how many."""
+        dropped = 0
+        while (item := self._queue.get()) is not _STOP:
+            if isinstance(item, threading.Event):
+                item.set()
+            else:
+                dropped += 1
+        if dropped:
+            log.warning("%d log line(s) were not stored: the emulator stopped before it could store them "
+                        "(within %g s)", dropped, self._close_seconds)
 
     def _write(self, batch: list[LogEntry]) -> None:
         if not batch:
