@@ -296,10 +296,19 @@ class RequestRunner:
 
     def collect(self, project: str, deployment: str, version: str | None, request_ids: list[str],
                 verb: str = "collected") -> list[RequestRecord]:
-        """Several recorded requests at once, as many as a batch holds (NotFound for any unknown one)."""
+        """Several recorded requests at once, as many as a batch holds (NotFound naming the unknown ones:
+        which of 250 ids was wrong is otherwise a guess)."""
         if len(request_ids) > MAX_BATCH_ITEMS:
             raise NotAllowed(f"At most {MAX_BATCH_ITEMS} request ids can be {verb} at once; got {len(request_ids)}")
-        return [self.find(project, deployment, version, request_id) for request_id in request_ids]
+        records, unknown = [], []
+        for request_id in request_ids:
+            try:
+                records.append(self.find(project, deployment, version, request_id))
+            except NotFound:
+                unknown.append(request_id)
+        if unknown:
+            raise NotFound(_not_found(list(dict.fromkeys(unknown))))
+        return records
 
     def history(self, project: str, deployment: str | None, version: str | None, statuses: tuple[str, ...], limit: int,
                 offset: int, start: datetime | None, end: datetime | None, search_id: str | None) -> list[RequestRecord]:
@@ -510,6 +519,12 @@ class RequestRunner:
             raise DataError(f"Output field {field!r} must be the path of an existing file; no file at {value!r}")
         files.append(self.storage.uri(path))
         return files[-1]
+
+
+def _not_found(request_ids: list[str], named: int = 10) -> str:
+    """`Request not found: <id>`, or `Requests not found: <id>, <id>` (the first `named`, then how many more)."""
+    shown = ", ".join(request_ids[:named]) + (f" and {len(request_ids) - named} more" if len(request_ids) > named else "")
+    return f"Request not found: {shown}" if len(request_ids) == 1 else f"Requests not found: {shown}"
 
 
 def _belongs(record: RequestRecord, project: str, deployment: str, version: str | None) -> bool:

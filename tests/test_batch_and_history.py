@@ -155,7 +155,7 @@ def test_cancel_many_by_id_or_every_pending_request_of_a_version(emulators):
     ([], "completed", 400, "Only pending or processing requests can be cancelled by status; got status=completed"),
     (["x"], "pending", 400, "Give the ids of the requests to cancel, or a status with an empty body, not both"),
     (["x"] * 251, None, 400, "At most 250 request ids can be cancelled at once; got 251"),
-    (["no-such-request"], None, 404, "Request not found"),
+    (["no-such-request"], None, 404, "Request not found: no-such-request"),
 ])
 def test_refused_batch_cancels(emulators, ids, status, code, message):
     crashing = emulators("crashing", "--version", "cancel-many")
@@ -264,7 +264,8 @@ def test_deployment_level_calls_reach_the_default_versions_requests_alone(emulat
                                     (api.deployment_requests_batch_delete, ([request_id],))):
                 with pytest.raises(ubiops.ApiException) as error:
                     call(PROJECT, deployment, *arguments)
-                assert (error.value.status, json.loads(error.value.body)) == (404, {"error": "Request not found"})
+                named = f": {request_id}" if isinstance(arguments[0], list) else ""  # a batch says which
+                assert (error.value.status, json.loads(error.value.body)) == (404, {"error": f"Request not found{named}"})
             for part in ("input", "output"):
                 assert httpx.get(f"{base}/{request_id}/{part}").status_code == 404
         kept = api.deployment_version_requests_batch_get(PROJECT, deployment, "v9", others)
@@ -313,7 +314,7 @@ def test_deleting_many_requests_deletes_their_files_all_or_none(emulators, tmp_p
     assert all(request_files(api, request_id) for request_id in made)
     with pytest.raises(ubiops.ApiException) as error:
         api.deployment_requests_batch_delete(PROJECT, DEPLOYMENT, [made[0], "no-such-request"])
-    assert error.value.status == 404 and json.loads(error.value.body) == {"error": "Request not found"}
+    assert error.value.status == 404 and json.loads(error.value.body) == {"error": "Request not found: no-such-request"}
     assert api.deployment_requests_get(PROJECT, DEPLOYMENT, made[0]).status == "completed", "nothing was deleted"
     assert api.deployment_version_requests_batch_delete(PROJECT, DEPLOYMENT, "v1", made[:2]) == [{"id": i} for i in made[:2]]
     for request_id in made[:2]:
@@ -328,7 +329,7 @@ def test_deleting_many_requests_deletes_their_files_all_or_none(emulators, tmp_p
     ("delete", ["x"] * 251, 400, "At most 250 request ids can be deleted at once; got 251"),
     ("delete", {"id": "x"}, 400, "The body must be a JSON list of request ids"),
     ("cancel", {"id": "x"}, 400, "The body must be a JSON list of request ids"),
-    ("delete", ["no-such-request"], 404, "Request not found"),
+    ("delete", ["no-such-request"], 404, "Request not found: no-such-request"),
 ])
 def test_refused_batch_deletes_and_bodies(batch, action, body, code, message):
     response = httpx.post(f"{batch.requests_url()}/{action}", json=body)

@@ -82,6 +82,20 @@ def test_a_request_is_found_only_under_its_own_names(runner):
             runner.find(project, deployment, name, "r1")
 
 
+@pytest.mark.parametrize("ids, message", [
+    (["r1", "gone"], "Request not found: gone"),
+    (["gone", "r1", "gone", "lost"], "Requests not found: gone, lost"),
+    ([f"gone-{n}" for n in range(12)] + ["r1"], "Requests not found: " + ", ".join(f"gone-{n}" for n in range(10)) + " and 2 more"),
+])
+def test_a_batch_naming_unknown_requests_says_which(runner, ids, message):
+    """A batch get, cancel or delete of up to 250 ids answered `Request not found`, naming none."""
+    runner.new_record(DEPLOYMENT, version("full"), "r1", "x", 60, DIRECT)
+    with pytest.raises(NotFound) as refused:
+        runner.collect("p", "d", None, ids)
+    assert str(refused.value) == message
+    assert [record.id for record in runner.collect("p", "d", None, ["r1", "r1"])] == ["r1", "r1"]
+
+
 @pytest.mark.parametrize("statuses, message", [
     (("pending", "processing"), "pending cannot be combined with other statuses in one status filter"),
     (("completed", "pending"), "pending cannot be combined with other statuses"),
