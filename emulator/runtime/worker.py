@@ -28,24 +28,40 @@ from emulator.runtime import loader, parent, protocol
 
 
 class RequestTaggedStream(io.TextIOBase):
-    """Prefixes each line printed during a request with its id, so the log says which request spoke."""
+    """The worker's sys.stdout or sys.stderr: prefixes each line printed during a request with its id,
+    so the log says which request spoke. Otherwise it behaves as the stream it wraps, as a deployment
+    on UbiOps gets a normal Python stream: attributes it does not define (`reconfigure`,
+    `line_buffering`, `name`, `mode`, ...) are the wrapped stream's.
+
+    `buffer` is a binary writer that tags its lines the same way (`TaggedBuffer`), sharing this
+    stream's line state: bytes written there are tagged and attributed as text printed here is,
+    rather than reaching the log untagged, and text and bytes may alternate on one line."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._at_line_start = True
+        self._tag = ""
         self.request_id: str | None = None
+        self._buffer: TaggedBuffer | None = None
 
     def write(self, text: str) -> int:
-        if self.request_id is None:
-            self._stream.write(text)
-        else:
-            for piece in text.splitlines(keepends=True):
-                if self._at_line_start:
-                    self._stream.write(protocol.request_tag(self.request_id))
-                self._stream.write(piece)
-                self._at_line_start = piece.endswith("\n")
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if text:
+            if self.request_id is not None:
+                tagged = text[:-1].replace("\n", "\n" + self._tag) + text[-1]
+                self._stream.write(self._tag + tagged if self._at_line_start else tagged)
+            else:
+                self._stream.write(text)
+            self._at_line_start = text[-1] == "\n"
         self._stream.flush()
         return len(text)
+
+    def start_request(self, request_id: str) -> None:
+        self.request_id, self._tag = request_id, protocol.request_tag(request_id)
+
+    def end_request(self) -> None:
+        self.request_id = None
 
     def flush(self) -> None:
         self._stream.flush()
@@ -53,9 +69,83 @@ class RequestTaggedStream(io.TextIOBase):
     def fileno(self) -> int:
         return self._stream.fileno()
 
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def writable(self) -> bool:
+        return True
+
     @property
     def encoding(self) -> str:  # type: ignore[override]  # typeshed: an attribute; io: a read-only property
         return self._stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]  # as encoding
+        return self._stream.errors
+
+    @property
+    def newlines(self) -> Any:  # type: ignore[override]  # as encoding
+        return self._stream.newlines
+
+    @property
+    def buffer(self) -> TaggedBuffer:
+        if self._buffer is None:
+            self._buffer = TaggedBuffer(self)
+        return self._buffer
+
+    def __getattr__(self, name: str) -> Any:
+        """What io.TextIOBase does not define, as the wrapped stream has it (`reconfigure`, ...)."""
+        stream = self.__dict__.get("_stream")
+        if stream is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(stream, name)
+
+
+class TaggedBuffer(io.BufferedIOBase):
+    """`RequestTaggedStream.buffer`: bytes written go to the wrapped stream's own buffer, each line
+    begun during a request tagged as `RequestTaggedStream.write` tags text. Closing it only flushes:
+    the wrapped stream is the worker's log (`io.TextIOWrapper(sys.stdout.buffer)` closes it when
+    collected)."""
+
+    def __init__(self, text: RequestTaggedStream) -> None:
+        self._text = text
+        self._raw: Any = text._stream.buffer
+
+    def write(self, data: Any) -> int:
+        chunk = memoryview(data).tobytes()
+        text = self._text
+        if chunk:
+            text._stream.flush()
+            if text.request_id is not None:
+                tag = text._tag.encode()
+                tagged = chunk[:-1].replace(b"\n", b"\n" + tag) + chunk[-1:]
+                self._raw.write(tag + tagged if text._at_line_start else tagged)
+            else:
+                self._raw.write(chunk)
+            text._at_line_start = chunk[-1:] == b"\n"
+        self._raw.flush()
+        return len(chunk)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+    def fileno(self) -> int:
+        return int(self._raw.fileno())
+
+    def isatty(self) -> bool:
+        return bool(self._raw.isatty())
+
+    def writable(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        raw = self.__dict__.get("_raw")
+        if raw is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(raw, name)
 
 
 def main() -> None:
@@ -80,12 +170,12 @@ def main() -> None:
         update = StreamingUpdate(writer)
         context = {**job.context, "streaming_update": update}
         for stream in streams:
-            stream.request_id = job.context["id"]
+            stream.start_request(job.context["id"])
         try:
             reply = _run(deployment, job, context, setup.output_file_fields)
         finally:
             for stream in streams:
-                stream.request_id = None
+                stream.end_request()
             update.close()
         _write(writer, reply)
 
