@@ -58,10 +58,22 @@ class RequestTaggedStream(io.TextIOBase):
         return len(text)
 
     def start_request(self, request_id: str) -> None:
+        """Tag the lines from here on with `request_id`: a line left open before is ended first, so the
+        request's first line is its own, and tagged."""
+        self._end_line()
         self.request_id, self._tag = request_id, protocol.request_tag(request_id)
 
     def end_request(self) -> None:
+        """The request has returned: a line it left open (a progress bar's last `\\r ... done`) is ended,
+        so it reaches the log now, attributed to the request, not glued to the next one's first line."""
+        self._end_line()
         self.request_id = None
+
+    def _end_line(self) -> None:
+        if not self._at_line_start:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._at_line_start = True
 
     def flush(self) -> None:
         self._stream.flush()

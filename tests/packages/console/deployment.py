@@ -1,5 +1,5 @@
 """Uses sys.stdout and sys.stderr as programs use a normal Python stream: `reconfigure` and `buffer`
-while it starts; while it handles a request, whatever `data` names: "buffer", "wrapped" (a text
+while it starts, and leaves a line open on stderr; while it handles a request, whatever `data` names: "buffer", "wrapped" (a text
 wrapper of its own around `sys.stdout.buffer`), "attributes", "progress" (a progress bar's last
 line, left open) or "long N" (one line of N characters "é", 2 bytes each in UTF-8)."""
 
@@ -13,6 +13,7 @@ class Deployment:
         sys.stderr.reconfigure(errors="backslashreplace")
         sys.stdout.buffer.write(b"console: loaded\n")
         sys.stdout.buffer.flush()
+        sys.stderr.write("console: starting")  # and leaves the line open
 
     def request(self, data):
         if data == "buffer":
