@@ -410,25 +410,39 @@ class Instance:
 
     async def _relay(self, stream: asyncio.StreamReader, name: str) -> None:
         """Copy the deployment's output (`name`: stdout or stderr) to the log, a line at a time, however
-        long its lines."""
+        long its lines: one past LOG_LINE_LIMIT bytes is logged in pieces (at least that long save the last,
+        under twice that), each cut between two UTF-8 characters and attributed to the request the line's
+        tag names."""
         pending = b""
+        continued: list[str | None] = []
+        """Holds the request id of the line `pending` continues, when a piece of it was logged already."""
         while chunk := await stream.read(LOG_LINE_LIMIT):
             *lines, pending = (pending + chunk).split(b"\n")
-            if len(pending) >= LOG_LINE_LIMIT:
-                lines.append(pending)
-                pending = b""
             for line in lines:
-                self._log_output(line.decode(errors="replace"), name)
+                self._log_output(line.decode(errors="replace"), name, *continued)
+                continued = []
+            if len(pending) >= LOG_LINE_LIMIT:
+                cut = utf8_cut(pending)
+                request_id = self._log_output(pending[:cut].decode(errors="replace"), name, *continued)
+                pending, continued = pending[cut:], [request_id]
         if pending:
-            self._log_output(pending.decode(errors="replace"), name)
+            self._log_output(pending.decode(errors="replace"), name, *continued)
 
-    def _log_output(self, line: str, stream: str) -> None:
-        """One line the deployment printed, with the request it printed it for, the stream and the
-        line as printed (without the request's tag) as fields."""
-        request_id = protocol.tagged_request(line)
-        printed = line[len(protocol.request_tag(request_id)):] if request_id else line
+    def _log_output(self, line: str, stream: str, *continued: str | None) -> str | None:
+        """Log one line the deployment printed, with the request it printed it for, the stream and the
+        line as printed (without the request's tag) as fields; the request's id is returned. A piece
+        continuing a long line (`_relay`) is given the request id of the line (`continued`): it has no
+        tag of its own, and text that looks like one is what was printed."""
+        if continued:
+            (request_id,) = continued
+            printed = line
+            line = protocol.request_tag(request_id) + line if request_id else line
+        else:
+            request_id = protocol.tagged_request(line)
+            printed = line[len(protocol.request_tag(request_id)):] if request_id else line
         log.info("[%s] %s", self.label, line,
                  extra={**self.log_fields, "request_id": request_id, "stream": stream, "printed": printed})
+        return request_id
 
 
 class WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -443,6 +457,17 @@ class WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
         super().process_exited()
         if not self.exited.done():
             self.exited.set_result(None)
+
+
+def utf8_cut(data: bytes) -> int:
+    """Where to cut `data`, valid UTF-8 or not, so that it ends on a whole character: before a last
+    character that is incomplete, else at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # not a continuation byte: the last character starts here
+            length = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) - back if length > back else len(data)
+    return len(data)
 
 
 def kill_group(pid: int) -> None:

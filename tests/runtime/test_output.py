@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 
 import pytest
-from submitting import TIMEOUT
+from submitting import PACKAGES, TIMEOUT
 
-from emulator.runtime.protocol import Result
+from emulator.environments import OWN_ENVIRONMENT
+from emulator.runtime.instance import LOG_LINE_LIMIT, START_TIMEOUT_SECONDS, Instance, Launch
+from emulator.runtime.protocol import Result, request_tag
+from emulator.runtime.python_envs import PythonEnvironment
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +33,7 @@ def printed(caplog) -> Callable[..., object]:
             if done(lines):
                 return lines
             await asyncio.sleep(0.05)
-        raise AssertionError(f"the log never had the lines expected: {lines}")
+        raise AssertionError(f"the log never had the lines expected: {str(lines)[:2000]}")
 
     return wait
 
@@ -65,3 +69,34 @@ async def test_a_line_left_open_is_ended_with_its_request_and_attributed_to_it(p
     assert await pool.submit(job("progress", "r-2"), TIMEOUT) == Result("progress")
     expected.append(("r-2", "stderr", "\r 100%|###| 10/10 done"))
     assert await printed(lambda lines: len(lines) == 3, "stderr") == expected
+
+
+async def test_a_line_past_the_limit_is_logged_in_pieces_of_whole_characters_all_with_its_request(pools, job, printed):
+    """Only the first piece had the request's id, and a character cut between pieces became U+FFFD."""
+    pool = pools("console")
+    pool.start()
+    count = LOG_LINE_LIMIT  # 2 bytes each: two pieces at least, wherever the reads end
+    assert await pool.submit(job(f"long {count}", "r-10"), TIMEOUT) == Result(f"long {count}")
+    lines = await printed(lambda lines: "".join(line for _, _, line in lines[1:]) == "é" * count, "stdout")
+    assert [request_id for request_id, _, _ in lines] == [None] + ["r-10"] * (len(lines) - 1), "None: console: loaded"
+    assert len(lines) > 2
+
+
+async def test_the_relay_cuts_a_long_line_between_characters_and_tags_each_piece(caplog):
+    """Cut at LOG_LINE_LIMIT bytes exactly, the first piece ended in the middle of a character."""
+    caplog.set_level(logging.INFO, logger="emulator.deployment")
+    launch = Launch(deployment="tests", version="relay", package_dir=PACKAGES / "console", deployment_file="deployment.py",
+                    environment={}, init_context={}, memory_limit_mb=None, start_timeout_seconds=START_TIMEOUT_SECONDS,
+                    project="runtime-tests", python_environment=PythonEnvironment(OWN_ENVIRONMENT, PACKAGES / "console"))
+    tag = request_tag("r-1")  # 14 bytes: a 2-byte character straddles LOG_LINE_LIMIT at an odd count
+    line = tag + "a" + "é" * LOG_LINE_LIMIT + "€[request r-2] z"
+    reader = asyncio.StreamReader()
+    reader.feed_data(f"{line}\nnext\n{tag}last".encode())
+    reader.feed_eof()
+    await Instance(launch, 1, sys.executable)._relay(reader, "stdout")
+    records = [(record.request_id, record.printed, record.getMessage()) for record in caplog.records]
+    assert "".join(printed for request_id, printed, _ in records if request_id == "r-1")[:-4] == line[len(tag):]
+    assert all(printed and "\ufffd" not in printed for _, printed, _ in records)
+    assert [request_id for request_id, _, _ in records] == ["r-1"] * (len(records) - 2) + [None, "r-1"]
+    assert all(message.startswith(f"[tests/relay instance 1] {tag}") for request_id, _, message in records if request_id)
+    assert len(records) == 5
