@@ -35,6 +35,7 @@ from deployer.emulated import LocalEmulator, clean_environment, local_emulator
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
 from deployer.variables import ConfiguredVariable, ship_variables
+from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.launcher import tail
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
@@ -187,7 +188,8 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:  # in a process group of its own, which goes with the check (below)
             process = subprocess.Popen(command, cwd=config.root, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                       env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path)),
+                                       env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path),
+                                                             **{EMULATOR_TOKEN_VARIABLE: emulator.token}),
                                        start_new_session=True)
         except OSError as exc:
             report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)

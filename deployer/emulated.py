@@ -7,6 +7,7 @@ nothing it does can reach UbiOps.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,11 @@ class LocalEmulator:
         return self.process.url
 
     @property
+    def token(self) -> str:
+        assert self.process.token, "a check's emulator requires one"
+        return self.process.token
+
+    @property
     def api(self) -> ubiops.CoreApi:
         return self.process.sdk()
 
@@ -69,9 +75,11 @@ class LocalEmulator:
 @contextmanager
 def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path) -> Iterator[LocalEmulator]:
     """Serve `zip_path` under the configured names until the block ends; waits until its version started."""
+    # A fresh token (the tests get it as $EMULATOR_TOKEN): without one, any user of this machine could
+    # upload a package to it during the check, and run code as you.
     emulator = start_emulator(zip_path, workdir, "--version", config.emulator_version, "--environment", config.environment,
-                              project=config.project,
-                              deployment=config.deployment, env=clean_environment(), cwd=config.root, wait=False)
+                              project=config.project, deployment=config.deployment, token=secrets.token_urlsafe(32),
+                              env=clean_environment(), cwd=config.root, wait=False)
     try:
         yield LocalEmulator(emulator, _wait_until_started(emulator))
     finally:

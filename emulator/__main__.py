@@ -205,7 +205,11 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
     except (ConfigError, PackageError, ArchiveError, SpecError, ManifestError, DataDirInUse, UnreadableDataFile) as exc:
         sys.exit(f"emulator: error: {exc}")
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+    loopback = settings.host in ("127.0.0.1", "localhost", "::1")
+    if not settings.token and loopback:  # a package uploaded through the API runs its code as this process
+        log.warning("no token: every user of this machine can call the API, and run code as you by uploading a "
+                    "package (set %s to require one)", EMULATOR_TOKEN_VARIABLE)
+    if not loopback:
         if not settings.token:
             log.warning("listening on %s without a token: anyone who can reach this port can call the API "
                         "(set %s or --token)", settings.host, EMULATOR_TOKEN_VARIABLE)

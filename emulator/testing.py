@@ -15,6 +15,7 @@ Outside pytest, `emulator.launcher.running_emulator` is the same as a context ma
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,10 @@ def ubiops_emulator() -> Iterator[Emulator]:
         emulator.stop()
         return
     package = Path(os.environ.get(PACKAGE_VARIABLE) or config.package_path)
+    # Its own emulator always requires a token (a fresh one, unless $EMULATOR_TOKEN names one): without
+    # one, any user of this machine could upload a package to it while the tests run, and run code as you.
     with running_emulator(package, "--version", config.emulator_version, project=config.project,
-                          deployment=config.deployment, token=token, cwd=config.root) as emulator:
+                          deployment=config.deployment, token=token or secrets.token_urlsafe(32), cwd=config.root
+                          ) as emulator:
         yield emulator
 

@@ -111,7 +111,9 @@ def test_a_token_on_the_command_line_warns_that_others_can_read_it(tmp_path, gua
     assert "--token is on the command line" not in guarded.log(), "EMULATOR_TOKEN is the safe way"
 
 
-def test_loopback_is_the_default_and_does_not_warn(emulators):
+def test_loopback_is_the_default_and_without_a_token_warns_of_the_machine_s_other_users(emulators, guarded):
     plain = emulators("plain")
-    log = plain.log()
+    log = wait_for_log(plain, "Uvicorn running on")
     assert "Uvicorn running on http://127.0.0.1:" in log and "without a token" not in log
+    assert "no token: every user of this machine can call the API, and run code as you by uploading a package" in log
+    assert "no token" not in wait_for_log(guarded, "Uvicorn running on"), "a token silences it"

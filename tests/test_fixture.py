@@ -92,3 +92,24 @@ def test_the_configured_variables_reach_the_package_as_deployer_check_sets_them(
                          env={**environment, "API_KEY": "s3cr3t-value", "EXPORTED_HERE": "x"},
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+TOKEN_TEST = '''
+import httpx
+
+def test_its_emulator_requires_a_token(ubiops_emulator):
+    assert ubiops_emulator.token
+    assert httpx.post(ubiops_emulator.requests_url(), content=b"x", timeout=30).status_code == 401
+    assert ubiops_emulator.request("x")["status"] == "completed"
+'''
+
+
+def test_the_fixture_s_own_emulator_requires_a_token(tmp_path):
+    """Without one, any user of the machine could upload a package to it while the tests ran, and run code
+    as the developer."""
+    (tmp_path / "test_token.py").write_text(TOKEN_TEST)
+    env = {k: v for k, v in os.environ.items() if k != "EMULATOR_TOKEN"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_token.py"],
+                         cwd=tmp_path, env={**env, "EMULATOR_PACKAGE": str(PACKAGES / "minimal")},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr

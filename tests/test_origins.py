@@ -343,7 +343,7 @@ def test_a_foreign_page_in_chromium_can_neither_upload_a_revision_nor_post_a_req
     assert upload.value.request.header_value("origin") == pages.origin
     assert ORIGIN_REFUSED in page.inner_text("body")
     log = target.log()
-    assert f"refused POST {urlsplit(revisions).path}" in log and f"refused POST {urlsplit(target.requests_url()).path}" in log
+    assert f"refused POST {urlsplit(revisions).path!r}" in log and f"refused POST {urlsplit(target.requests_url()).path!r}" in log
     assert snapshot(target) == before and not marker.exists()
     page.close()
 
@@ -381,3 +381,16 @@ def test_a_foreign_page_in_chromium_shows_an_image_by_its_signed_url(chromium, p
     page.screenshot(path=tmp_path / "signed-image.png")
     assert page.evaluate("document.getElementById('shown').naturalWidth") == 64
     page.close()
+
+
+
+def test_a_refused_path_cannot_forge_log_lines_or_reach_the_terminal(target):
+    """The refused call's path is logged escaped: decoded as it came, a page's `%0d%0a` forged a log line of
+    its own and `%1b]52;…` set the clipboard of the terminal showing the log."""
+    response = httpx.post(f"{target.url}/x%1b]52;c;cHduZWQ=%07%0d%0a2026-11-30 INFO emulator: FORGED",
+                          headers={"Origin": "http://evil.test"})
+    assert response.status_code == 403
+    log = wait_for_log(target, "refused POST '/x")
+    assert "\\x1b]52" in log, "escaped"
+    assert "\x1b" not in log and "\x07" not in log, "no terminal escape reaches the log"
+    assert "\n2026-11-30 INFO emulator: FORGED" not in log and "\r" not in log

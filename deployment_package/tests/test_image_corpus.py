@@ -70,7 +70,8 @@ UNREADABLE = "not a readable image"
     ("broken_icc.jpg", lambda: encoded(portrait(), "JPEG", icc_profile=b"not an icc profile" * 10), "completed", True),
 ])
 def test_each_image_gets_a_clear_answer(face_profile, name, make, status, expectation):
-    response = httpx.post(face_profile.requests_url(), files={"img": (name, make())}, timeout=120)
+    response = httpx.post(face_profile.requests_url(), files={"img": (name, make())}, headers=face_profile.headers,
+                          timeout=120)
     body = response.json()
     assert response.status_code == 200 and body["status"] == status, body
     if status == "failed":

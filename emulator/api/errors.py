@@ -79,5 +79,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        log.exception("internal error on %s %r", request.method, request.url.path)  # %r: any caller's escapes
         return error_response(500, "Internal error in the emulator; see its log", request.url.path)

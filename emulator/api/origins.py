@@ -86,7 +86,8 @@ class OriginGuard:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        log.warning("refused %s %s: %s", scope["method"], scope["path"], refusal)
+        # %r: the path is a foreign page's, decoded; as it is, its escapes could forge log lines and drive terminals
+        log.warning("refused %s %r: %s", scope["method"], scope["path"], refusal)
         await error_response(403, refusal, scope["path"])(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> str | None:

@@ -32,7 +32,10 @@ class Deployment:
 EMULATOR_CHECK = '''
 import os, sys, httpx
 url = os.environ["EMULATOR_URL"] + "/v2.1/projects/{project}/deployments/{deployment}/requests"
-answer = httpx.post(url, json={{"x": 21}}, timeout=30).json()
+token = os.environ["EMULATOR_TOKEN"]  # the check's emulator requires the token it gives its tests
+if httpx.post(url, json={{"x": 21}}, timeout=30).status_code != 401:
+    sys.exit("the check's emulator answered a call without its token")
+answer = httpx.post(url, json={{"x": 21}}, headers={{"Authorization": f"Token {{token}}"}}, timeout=30).json()
 print("emulator answered", answer["result"])
 sys.exit(0 if answer["result"] == {{"y": {expected}}} else 1)
 '''
