@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 
 from contract.config import ConfigError, load_config
-from contract.package import read_package
+from contract.files import map_files, numbered_names
+from contract.package import Package, read_package
 from contract.requests import COMPLETED
 from contract.spec import Spec, SpecError, loads_strict
 from emulator import EMULATOR_TOKEN_VARIABLE
@@ -30,6 +31,11 @@ from emulator.launcher import Emulator, running_emulator
 from emulator.settings import DEFAULT_HOST, DEFAULT_PORT
 
 CELL_WIDTH = 80
+SAVING = ("Output files (those the result's file fields name) are downloaded only from the emulator's own "
+          "origin (--url's scheme, host and port) and saved beside the first input file (or in the working "
+          "directory), never over an existing file: a name taken gets -1, -2, ... before its extension, and a "
+          "name's leading dots are dropped (one left empty is saved as 'output'). The table shows the saved "
+          "paths; with --output json they are printed on stderr as 'saved PATH'.")
 
 
 class RequestCommandError(Exception):
@@ -37,7 +43,7 @@ class RequestCommandError(Exception):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m emulator request", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m emulator request", description=__doc__.split("\n")[0], epilog=SAVING)
     parser.add_argument("file", nargs="?", type=Path, help="a file for the deployment's one file input field")
     parser.add_argument("-i", "--input", action="append", default=[], metavar="NAME=VALUE",
                         help="an input field (repeatable); NAME=@path sends a file")
@@ -93,24 +99,81 @@ def send(emulator: Emulator, args: argparse.Namespace, spec: Spec) -> tuple[dict
     return emulator.request(files=parts, version=args.version), files
 
 
-def save_outputs(emulator: Emulator, answer: dict[str, Any], folder: Path) -> dict[str, Path]:
-    """Each output file of the answer, downloaded into `folder`: {uri: saved path}."""
+def output_uris(spec: Spec, answer: dict[str, Any]) -> list[str]:
+    """The URIs the result's file fields (`file`, `array_file` of the output spec) hold, once each."""
+    uris: dict[str, None] = {}
+
+    def collect(_field: Any, value: Any) -> Any:
+        if isinstance(value, str):
+            uris[value] = None
+        return value
+
+    if answer.get("status") == COMPLETED:
+        map_files(spec, answer.get("result"), collect)
+    return list(uris)
+
+
+def save_name(uri: str) -> str:
+    """The name an output file is saved under: the last part of its URI without leading dots (no
+    dotfile, no `.` or `..`), or `output` if nothing is left."""
+    return uri.rsplit("/", 1)[-1].replace("\0", "").lstrip(".") or "output"
+
+
+def save_outputs(emulator: Emulator, answer: dict[str, Any], folder: Path, spec: Spec) -> dict[str, Path]:
+    """Each output file of the result's file fields, downloaded into `folder` from the emulator's own
+    origin: {uri: saved path}. A name already taken is numbered (`stem-1.ext`, …), never overwritten."""
+    urls = answer.get("emulator_file_urls") or {}
+    wanted = [uri for uri in output_uris(spec, answer) if isinstance(urls, dict) and isinstance(urls.get(uri), str)]
+    for uri in wanted:
+        if not _same_origin(urls[uri], emulator.url):
+            raise RequestCommandError(f"the emulator at {emulator.url} offered {uri} from {urls[uri]}, "
+                                      "not its own origin: nothing saved")
     saved = {}
-    for uri in answer.get("emulator_file_urls") or {}:
-        target = folder / uri.rsplit("/", 1)[-1]
-        target.write_bytes(emulator.download(answer, uri))
-        saved[uri] = target
+    for uri in wanted:
+        try:
+            content = emulator.download(answer, uri)
+        except httpx.HTTPError as exc:
+            raise RequestCommandError(f"{uri}: the download failed ({exc})") from None
+        saved[uri] = _write_new(folder, save_name(uri), content)
     return saved
 
 
+def _same_origin(url: str, base: str) -> bool:
+    try:
+        one, other = httpx.URL(url), httpx.URL(base)
+    except httpx.InvalidURL:
+        return False
+    return (one.scheme, one.host, one.port) == (other.scheme, other.host, other.port)
+
+
+def _write_new(folder: Path, name: str, content: bytes) -> Path:
+    """`content` in a new file of `folder` named `name`, or the first of `name`'s numbered names free."""
+    for candidate in numbered_names(name):
+        target = folder / candidate
+        try:
+            with target.open("xb") as file:  # exclusive: never an existing file, nor through a symlink
+                file.write(content)
+        except FileExistsError:
+            continue
+        return target
+    raise AssertionError("numbered_names never ends")
+
+
 def render(answer: dict[str, Any], saved: dict[str, Path]) -> str:
-    """The answer as a two-column table, output files as the paths they were saved to."""
+    """The answer as a two-column table, output files as the paths they were saved to (in full; an
+    `array_file` field takes a row per file)."""
     result = answer.get("result")
     rows = [("status", answer["status"]), ("request", answer["id"])]
     if answer["status"] != COMPLETED:
         rows.append(("error", answer.get("error_message") or ""))
     elif isinstance(result, dict):
-        rows += [(name, _cell(saved.get(value, value) if isinstance(value, str) else value)) for name, value in result.items()]
+        for name, value in result.items():
+            if isinstance(value, str) and value in saved:
+                rows.append((name, str(saved[value])))
+            elif isinstance(value, list) and value and all(isinstance(v, str) and v in saved for v in value):
+                rows += [(name, str(saved[v])) for v in value]
+            else:
+                rows.append((name, _cell(value)))
     else:
         rows.append(("result", _cell(result)))
     width = max(len(name) for name, _ in rows)
@@ -154,19 +217,22 @@ def main(argv: list[str]) -> None:
         if not config.package_path.is_dir():  # else read as a package without spec files: plain text, wrongly
             raise RequestCommandError(f"no package at {config.package_path}: run this from the project's folder, "
                                       "whose pyproject.toml names the package")
-        spec = read_package(config.package_path).input_spec
+        package = read_package(config.package_path)
         running = Emulator(args.url, config.project, config.deployment, token=os.environ.get(EMULATOR_TOKEN_VARIABLE) or None)
         if _serving(running):
-            answer, saved = _request(running, args, spec)
+            answer, saved = _request(running, args, package)
         else:
             print(f"starting the emulator on {config.package}…", file=sys.stderr)
             with running_emulator(config.package_path, "--version", config.emulator_version, project=config.project,
                                   deployment=config.deployment, cwd=config.root) as emulator:
-                answer, saved = _request(emulator, args, spec)
+                answer, saved = _request(emulator, args, package)
     except (ConfigError, SpecError, RequestCommandError, RuntimeError) as exc:
         sys.exit(f"emulator request: error: {exc}")
     except httpx.HTTPStatusError as exc:
         sys.exit(f"emulator request: error: {exc.response.status_code}: {_error_text(exc.response)}")
+    if args.output == "json":  # stdout stays the whole answer; the table shows the paths in its place
+        for path in saved.values():
+            print(f"saved {path}", file=sys.stderr)
     try:
         print(json.dumps(answer, indent=2) if args.output == "json" else render(answer, saved), flush=True)
     except BrokenPipeError:  # the reader went away (`| head`): what it did not read is dropped, without a traceback
@@ -174,11 +240,11 @@ def main(argv: list[str]) -> None:
     sys.exit(0 if answer["status"] == COMPLETED else 1)
 
 
-def _request(emulator: Emulator, args: argparse.Namespace, spec: Spec) -> tuple[dict[str, Any], dict[str, Path]]:
+def _request(emulator: Emulator, args: argparse.Namespace, package: Package) -> tuple[dict[str, Any], dict[str, Path]]:
     """Send the request; output files go beside the first file sent (or into the working directory)."""
-    answer, files = send(emulator, args, spec)
+    answer, files = send(emulator, args, package.input_spec)
     first = next(iter(files.values()), None)
-    return answer, save_outputs(emulator, answer, (first.parent if first else Path.cwd()).resolve())
+    return answer, save_outputs(emulator, answer, (first.parent if first else Path.cwd()).resolve(), package.output_spec)
 
 
 def _error_text(response: httpx.Response) -> str:

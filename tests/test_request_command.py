@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import ROOT
@@ -136,3 +140,125 @@ def test_away_from_its_project_it_says_where_to_run_it(tmp_path):
     assert run.stderr.strip().splitlines()[-1] == (
         f"emulator request: error: no package at {tmp_path / 'deployment_package'}: run this from the project's "
         "folder, whose pyproject.toml names the package")
+
+
+# A server that answers at --url as the deployment's emulator would, with the answer a test gives: what a
+# port taken by someone else can send. Its files are at /files/NAME (b"served NAME").
+Answer = Callable[[str], dict[str, Any]]  # the answer, given the server's own URL
+
+
+@pytest.fixture
+def fake_emulator() -> Iterator[Callable[[Answer], tuple[str, list[str]]]]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(answer: Answer) -> tuple[str, list[str]]:
+        """The server's URL and the paths it was asked for (GET)."""
+        asked: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                asked.append(self.path)
+                self._send(b"served " + self.path.removeprefix("/files/").encode() if self.path.startswith("/files/") else b"{}")
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._send(json.dumps(answer(url)).encode())
+
+            def _send(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        servers.append(server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        return url, asked
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def completed(result: dict[str, Any], file_urls: dict[str, str]) -> dict[str, Any]:
+    return {"id": "req-1", "deployment": "thumbs", "version": "v1", "status": "completed", "success": True,
+            "result": result, "error_message": None, "timeout": 300, "emulator_file_urls": file_urls}
+
+
+def request_at(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emulator", "request", "--url", url, "inputs/photo.bin", *args],
+                          cwd=project, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+
+
+def test_only_the_files_the_result_names_are_saved(project, fake_emulator):
+    """Before, every key of `emulator_file_urls` was downloaded, named or not by the result."""
+    url, asked = fake_emulator(lambda url: completed(
+        {"thumb": "ubiops-file://default/r/thumb.bin", "size": 1, "scale": 2.0},
+        {"ubiops-file://default/r/thumb.bin": f"{url}/files/thumb.bin", "ubiops-file://default/r/extra.sh": f"{url}/files/extra.sh"}))
+    run = request_at(project, url)
+    assert run.returncode == 0, run.stderr
+    assert (project / "inputs" / "thumb.bin").read_bytes() == b"served thumb.bin"
+    assert not (project / "inputs" / "extra.sh").exists() and "/files/extra.sh" not in asked
+
+
+def test_an_output_file_from_another_origin_is_refused(project, fake_emulator):
+    """Before, the file was downloaded from any URL the answer gave."""
+    other, other_asked = fake_emulator(lambda url: {})
+    url, _ = fake_emulator(lambda url: completed(
+        {"thumb": "ubiops-file://default/r/thumb.bin", "size": 1, "scale": 2.0},
+        {"ubiops-file://default/r/thumb.bin": f"{other}/files/thumb.bin"}))
+    run = request_at(project, url)
+    assert run.returncode == 1 and "Traceback" not in run.stderr and run.stdout == ""
+    assert run.stderr.strip() == (f"emulator request: error: the emulator at {url} offered ubiops-file://default/r/thumb.bin "
+                                  f"from {other}/files/thumb.bin, not its own origin: nothing saved")
+    assert other_asked == [] and not (project / "inputs" / "thumb.bin").exists()
+
+
+def test_names_with_leading_dots_lose_them(project, fake_emulator):
+    """Before, `.bashrc` was saved as such (over one there), and `..` failed writing to the folder above."""
+    (project / "inputs" / ".bashrc").write_text("mine")
+    url, _ = fake_emulator(lambda url: completed(
+        {"thumb": "ubiops-file://default/r/.bashrc", "size": 1, "scale": 2.0},
+        {"ubiops-file://default/r/.bashrc": f"{url}/files/.bashrc"}))
+    run = request_at(project, url)
+    assert run.returncode == 0, run.stderr
+    assert (project / "inputs" / ".bashrc").read_text() == "mine"
+    assert (project / "inputs" / "bashrc").read_bytes() == b"served .bashrc"
+    (project / "pkg" / "ubiops_output_spec.json").write_text(json.dumps([{"name": "thumb", "data_type": "file"}]))
+    url, _ = fake_emulator(lambda url: completed(
+        {"thumb": "ubiops-file://default/r/.."}, {"ubiops-file://default/r/..": f"{url}/files/dots"}))
+    run = request_at(project, url)
+    assert run.returncode == 0, run.stderr
+    assert (project / "inputs" / "output").read_bytes() == b"served dots"
+
+
+def test_a_taken_name_is_numbered_never_overwritten(project):
+    """Before, an output file named as the input (or any file there) replaced it."""
+    (project / "inputs" / "thumb.bin").write_bytes(b"mine")
+    run = request(project, "inputs/photo.bin")
+    assert run.returncode == 0, run.stderr
+    rows = dict(line.split(None, 1) for line in run.stdout.splitlines())
+    assert Path(rows["thumb"]) == project / "inputs" / "thumb-1.bin"
+    assert (project / "inputs" / "thumb.bin").read_bytes() == b"mine"
+    assert (project / "inputs" / "thumb-1.bin").read_bytes() == (project / "inputs" / "photo.bin").read_bytes()
+
+
+def test_every_saved_path_is_printed(project, fake_emulator):
+    """The table shows each, in full (an `array_file` field a row per file; before, a list of its URIs cut
+    at 80 characters); `--output json` keeps the answer on stdout and says them on stderr (before, nothing)."""
+    (project / "pkg" / "ubiops_output_spec.json").write_text(json.dumps([{"name": "frames", "data_type": "array_file"}]))
+    names = [f"frame-{i}-with-a-name-long-enough-to-be-cut-in-a-table-cell.png" for i in range(2)]
+    url, _ = fake_emulator(lambda url: completed(
+        {"frames": [f"ubiops-file://default/r/{n}" for n in names]}, {f"ubiops-file://default/r/{n}": f"{url}/files/{n}" for n in names}))
+    run = request_at(project, url)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[2:] == [f"frames   {project / 'inputs' / n}" for n in names]
+    run = request_at(project, url, "--output", "json")
+    assert run.returncode == 0 and json.loads(run.stdout)["result"]["frames"][0] == f"ubiops-file://default/r/{names[0]}"
+    assert run.stderr.splitlines() == [f"saved {project / 'inputs' / n.replace('.png', '-1.png')}" for n in names]
