@@ -14,7 +14,8 @@ from pathlib import Path
 
 from contract.archive import ArchiveError, build_zip, package_file_chunks, package_files
 from contract.config import DeployerConfig, secret_values
-from deployer.client import MIN_SECRET_LENGTH, UBIOPS_TOKEN_VARIABLE, token_key
+from contract.secrets import MIN_SECRET_LENGTH
+from deployer.client import UBIOPS_TOKEN_VARIABLE, token_key
 from deployer.errors import DeployerError
 
 DIST_DIRECTORY = "dist"

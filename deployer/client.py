@@ -8,7 +8,6 @@ variable any call has sent: a server's error may quote the request it refused.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -27,13 +26,11 @@ import urllib3
 from ubiops.utils.file_operations import MULTIPART_MIN_SIZE
 
 from contract.files import DEFAULT_BUCKET, file_uri
+from contract.secrets import MASK, masked
 from deployer.errors import ApiError, DeployerError
 
 UBIOPS_TOKEN_VARIABLE = "UBIOPS_API_TOKEN"
 HOST_VARIABLE = "UBIOPS_API_HOST"
-MASK = "***"
-MIN_SECRET_LENGTH = 8
-"""Shorter secrets are neither looked for in files nor masked in messages: they would match by chance."""
 TOKEN_SHAPE = re.compile(r"(Token )?[!-~]+")
 """A token as UbiOps shows it: printable ASCII, no space but after `Token`. Anything else is refused
 before use: the HTTP library's error for a header holding a line break quotes the header, token and all."""
@@ -206,13 +203,9 @@ def token_key() -> str:
 
 
 def scrubbed(text: str, secrets: Collection[str] = ()) -> str:
-    """`text` with the token's key and each of `secrets` masked, as written and as a JSON body spells
-    it (quotes, backslashes and non-ASCII escaped); the longest first, so one holding another goes whole."""
-    values = {token_key(), *secrets}
-    forms = {form for value in values if len(value) >= MIN_SECRET_LENGTH for form in (value, json.dumps(value)[1:-1])}
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, MASK)
-    return text
+    """`text` with the token's key and each of `secrets` masked in every spelling `contract.secrets`
+    knows (as written, JSON-escaped, URL-encoded, Python-escaped, and each line of a multi-line one)."""
+    return masked(text, [token_key(), *secrets])
 
 
 def _one_line(value: object) -> str:

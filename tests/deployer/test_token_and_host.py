@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import quote, quote_plus
 
 import pytest
 from conftest import TOKEN, Replying, http_server
@@ -19,7 +20,7 @@ from conftest import TOKEN, Replying, http_server
 from contract.config import DeployerConfig
 from contract.spec import parse_fields
 from deployer import client
-from deployer.client import Api
+from deployer.client import Api, scrubbed
 from deployer.errors import DeployerError
 from deployer.inputs import upload_inputs
 from deployer.variables import configured_variables, ship_variables
@@ -239,3 +240,24 @@ def test_an_empty_host_is_the_default_one(host, monkeypatch):
         assert api.host == "https://api.ubiops.com/v2"  # the SDK's own default
     finally:
         api.close()
+
+
+def test_each_line_of_a_multi_line_secret_is_masked():
+    """A PEM key is logged line by line: each of its lines (of at least MIN_SECRET_LENGTH) was shown."""
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+    log = "\n".join(f"2024-01-01 INFO [v1] {line}" for line in pem.splitlines())
+    shown = scrubbed(log, [pem])
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in shown and "BKcwggSjAgEAAoIBAQC7" not in shown, shown
+    assert shown.count("***") == 4, shown
+
+
+@pytest.mark.parametrize("spell", [lambda s: quote(s, safe=""), quote, quote_plus, lambda s: ascii(s)[1:-1],
+                                   lambda s: s.encode("unicode_escape").decode()],
+                         ids=["quote-all", "quote", "quote_plus", "ascii", "unicode_escape"])
+def test_a_url_encoded_or_python_escaped_secret_is_masked(spell):
+    """A requests HTTPError quotes the URL, whose query may hold the key URL-encoded; Python's `ascii()`
+    escapes what is not ASCII: both were shown in clear."""
+    secret = "k3y/with spaces+plus&é\\"
+    text = f"404 Client Error: Not Found for url: https://api.example.com/v1?key={spell(secret)}&x=1"
+    shown = scrubbed(text, [secret])
+    assert shown == "404 Client Error: Not Found for url: https://api.example.com/v1?key=***&x=1", shown
