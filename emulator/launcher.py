@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import ubiops
 
+from contract.secrets import masked
 from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
 from emulator.runtime.python_envs import BUILD_SECONDS
@@ -51,6 +52,8 @@ class Emulator:
     log_path: Path | None = None
     data_dir: Path | None = None
     token: str | None = field(default=None, repr=False)  # not in a failing test's report, which CI logs keep
+    secrets: Collection[str] = field(default=(), repr=False)
+    """Values masked wherever the log or a failure is shown (`contract.secrets`): the configured secrets'."""
     _clients: list[ubiops.ApiClient] = field(default_factory=list)
 
     @property
@@ -95,7 +98,11 @@ class Emulator:
         return httpx.get(answer["emulator_file_urls"][uri], timeout=REQUEST_SECONDS).raise_for_status().content
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+        """The log, with the token and `secrets` masked: a failing test's report, which CI keeps, shows it."""
+        return self.masked(self.log_path.read_text(errors="replace") if self.log_path else "")
+
+    def masked(self, text: str) -> str:
+        return masked(text, [*self.secrets, self.token or ""])
 
     def stop(self) -> None:
         for client in self._clients:
@@ -118,9 +125,10 @@ def free_port() -> int:
 
 def start_emulator(package: Path, workdir: Path, *args: str, project: str, deployment: str, token: str | None = None,
                    env: dict[str, str] | None = None, cwd: Path | None = None, wait: bool = True,
-                   data_dir: Path | None = None) -> Emulator:
+                   data_dir: Path | None = None, secrets: Collection[str] = ()) -> Emulator:
     """Start `python -m emulator` serving `package` as `project`/`deployment`, with its log and (unless
-    `data_dir` names one) its data in `workdir`, and (with `wait`) return once it answers."""
+    `data_dir` names one) its data in `workdir`, and (with `wait`) return once it answers. `secrets`'
+    values are masked in its log and failures as shown (`Emulator.log`)."""
     port = free_port()
     log_path = workdir / f"emulator-{port}.log"
     data_dir = data_dir or workdir / f"data-{port}"
@@ -132,7 +140,7 @@ def start_emulator(package: Path, workdir: Path, *args: str, project: str, deplo
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
-    emulator = Emulator(f"http://127.0.0.1:{port}", project, deployment, process, log_path, data_dir, token)
+    emulator = Emulator(f"http://127.0.0.1:{port}", project, deployment, process, log_path, data_dir, token, secrets)
     if wait:
         try:
             wait_until_up(emulator)
@@ -195,7 +203,7 @@ def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> No
             return True
         failed = [v for v in answer.json().get("versions", []) if v["status"] == "unavailable"]
         if failed:
-            raise PackageDidNotStart(failed[0]["error"], emulator.log())
+            raise PackageDidNotStart(emulator.masked(failed[0]["error"]), emulator.log())
         return None
 
     wait_for(emulator, served, seconds)
@@ -203,12 +211,12 @@ def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> No
 
 @contextmanager
 def running_emulator(package: Path, *args: str, project: str, deployment: str, token: str | None = None,
-                     cwd: Path | None = None) -> Iterator[Emulator]:
+                     cwd: Path | None = None, secrets: Collection[str] = ()) -> Iterator[Emulator]:
     """An emulator serving `package` until the block ends, with its data in a temporary folder; once its
     package is served, or PackageDidNotStart says why not (the log goes with the folder)."""
     with tempfile.TemporaryDirectory(prefix="ubiops-emulator-") as workdir:
         emulator = start_emulator(package, Path(workdir), *args, project=project, deployment=deployment, token=token,
-                                  cwd=cwd)
+                                  cwd=cwd, secrets=secrets)
         try:
             wait_until_served(emulator)
             yield emulator

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.config import load_config
+from contract.config import load_config, secret_values
 from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.launcher import Emulator, running_emulator
 
@@ -43,7 +43,7 @@ def ubiops_emulator() -> Iterator[Emulator]:
     # Its own emulator always requires a token (a fresh one, unless $EMULATOR_TOKEN names one): without
     # one, any user of this machine could upload a package to it while the tests run, and run code as you.
     with running_emulator(package, "--version", config.emulator_version, project=config.project,
-                          deployment=config.deployment, token=token or secrets.token_urlsafe(32), cwd=config.root
-                          ) as emulator:
+                          deployment=config.deployment, token=token or secrets.token_urlsafe(32), cwd=config.root,
+                          secrets=secret_values(config).values()) as emulator:
         yield emulator
 

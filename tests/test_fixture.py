@@ -113,3 +113,39 @@ def test_the_fixture_s_own_emulator_requires_a_token(tmp_path):
                          cwd=tmp_path, env={**env, "EMULATOR_PACKAGE": str(PACKAGES / "minimal")},
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+LEAKING_INIT = '''
+import os, sys
+from urllib.parse import quote
+
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        key = os.environ["API_KEY"]
+        print(f"connecting with {key}")
+        print(f"GET https://api.example.com/v1?key={quote(key, safe='')}", file=sys.stderr)
+        raise RuntimeError(f"the key {key!r} was refused")
+
+    def request(self, data):
+        return data
+'''
+
+
+def test_a_package_that_prints_its_secret_fails_without_showing_it(tmp_path):
+    """A plain pytest of a package whose `__init__` printed a configured secret and failed with it in
+    its message showed the value in clear three times (the reason, the log's end, the log); now masked."""
+    secret = "s3cr3t value/with+specials"
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "deployment.py").write_text(LEAKING_INIT)
+    (tmp_path / "pyproject.toml").write_text('[tool.deployer]\ndeployment = "leaking"\npackage = "pkg"\n'
+                                             'secrets = ["API_KEY"]\n')
+    (tmp_path / "test_two.py").write_text(TWO_TESTS)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EMULATOR_", "UBIOPS_"))}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_two.py"], cwd=tmp_path,
+                         env={**environment, "API_KEY": secret}, capture_output=True, text=True, timeout=300)
+    output = run.stdout + run.stderr
+    assert run.returncode == 1 and "2 errors" in run.stdout, output
+    assert "the key '***' was refused" in output and "connecting with ***" in output, output
+    assert "key=***" in output and "(the end of the emulator's log:)" in output, output
+    assert secret not in output and "s3cr3t%20value" not in output, output
