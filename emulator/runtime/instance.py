@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.names import variables_size
+from contract.secrets import secret_forms
 from emulator.runtime import protocol
 from emulator.runtime.python_envs import PythonEnvironment
 
@@ -412,7 +413,10 @@ class Instance:
         """Copy the deployment's output (`name`: stdout or stderr) to the log, a line at a time, however
         long its lines: one past LOG_LINE_LIMIT bytes is logged in pieces (at least that long save the last,
         under twice that), each cut between two UTF-8 characters and attributed to the request the line's
-        tag names."""
+        tag names. A cut never splits a spelling of one of the version's variables' values (the secrets
+        among them), which the deployer's and the fixture's masking would then miss."""
+        values = [form.encode() for form in secret_forms(self.launch.environment.values())]
+        values = [value for value in values if len(value) <= LOG_LINE_LIMIT // 4]
         pending = b""
         continued: list[str | None] = []
         """Holds the request id of the line `pending` continues, when a piece of it was logged already."""
@@ -422,7 +426,7 @@ class Instance:
                 self._log_output(line.decode(errors="replace"), name, *continued)
                 continued = []
             if len(pending) >= LOG_LINE_LIMIT:
-                cut = utf8_cut(pending)
+                cut = unsplit_cut(pending, utf8_cut(pending), values)
                 request_id = self._log_output(pending[:cut].decode(errors="replace"), name, *continued)
                 pending, continued = pending[cut:], [request_id]
         if pending:
@@ -468,6 +472,20 @@ def utf8_cut(data: bytes) -> int:
             length = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
             return len(data) - back if length > back else len(data)
     return len(data)
+
+
+def unsplit_cut(data: bytes, cut: int, values: list[bytes]) -> int:
+    """`cut` moved back to the start of the earliest of `values` that would straddle it: one starting
+    before it whose bytes match `data`'s from there (to `data`'s end, for one the line may go on with)."""
+    best = cut
+    for value in values:
+        at = data.find(value[:1], max(0, cut - len(value) + 1), cut)
+        while at != -1:
+            if value.startswith(data[at:at + len(value)]):
+                best = min(best, at)
+                break
+            at = data.find(value[:1], at + 1, cut)
+    return best
 
 
 def kill_group(pid: int) -> None:

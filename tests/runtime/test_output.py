@@ -100,3 +100,23 @@ async def test_the_relay_cuts_a_long_line_between_characters_and_tags_each_piece
     assert [request_id for request_id, _, _ in records] == ["r-1"] * (len(records) - 2) + [None, "r-1"]
     assert all(message.startswith(f"[tests/relay instance 1] {tag}") for request_id, _, message in records if request_id)
     assert len(records) == 5
+
+
+@pytest.mark.parametrize("before", [LOG_LINE_LIMIT - 5, 2 * LOG_LINE_LIMIT - 20], ids=["at-a-read's-end", "inside-the-data"])
+async def test_the_relay_never_cuts_a_long_line_inside_a_variable_s_value(caplog, before):
+    """A secret cut across two pieces was in neither whole, so the masking of the log shown by a failing
+    `deployer check` or test (`contract.secrets`) missed it: both halves were shown."""
+    caplog.set_level(logging.INFO, logger="emulator.deployment")
+    secret = "s3cr3t-key-0123456789"
+    launch = Launch(deployment="tests", version="relay", package_dir=PACKAGES / "console", deployment_file="deployment.py",
+                    environment={"API_KEY": secret}, init_context={}, memory_limit_mb=None,
+                    start_timeout_seconds=START_TIMEOUT_SECONDS, project="runtime-tests",
+                    python_environment=PythonEnvironment(OWN_ENVIRONMENT, PACKAGES / "console"))
+    line = "a" * before + secret + "b" * 100
+    reader = asyncio.StreamReader()
+    reader.feed_data(f"{line}\n".encode())
+    reader.feed_eof()
+    await Instance(launch, 1, sys.executable)._relay(reader, "stdout")
+    pieces = [record.printed for record in caplog.records]
+    assert "".join(pieces) == line and len(pieces) > 1
+    assert sum(secret in piece for piece in pieces) == 1, [piece[-30:] for piece in pieces]
