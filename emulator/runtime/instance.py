@@ -411,8 +411,8 @@ class Instance:
 
     async def _relay(self, stream: asyncio.StreamReader, name: str) -> None:
         """Copy the deployment's output (`name`: stdout or stderr) to the log, a line at a time, however
-        long its lines: one past LOG_LINE_LIMIT bytes is logged in pieces (at least that long save the last,
-        under twice that), each cut between two UTF-8 characters and attributed to the request the line's
+        long its lines: one past LOG_LINE_LIMIT bytes is logged in pieces (at least 3/4 of that save the
+        last, under twice that), each cut between two UTF-8 characters and attributed to the request the line's
         tag names. A cut never splits a spelling of one of the version's variables' values (the secrets
         among them), which the deployer's and the fixture's masking would then miss."""
         values = [form.encode() for form in secret_forms(self.launch.environment.values())]
