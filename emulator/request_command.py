@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,8 @@ def main(argv: list[str]) -> None:
         else:
             print(f"starting the emulator on {config.package}…", file=sys.stderr)
             with running_emulator(config.package_path, "--version", config.emulator_version, project=config.project,
-                                  deployment=config.deployment, cwd=config.root) as emulator:
+                                  deployment=config.deployment, cwd=config.root,
+                                  token=secrets.token_urlsafe(32)) as emulator:  # as every emulator a tool starts
                 answer, saved = _request(emulator, args, package)
     except (ConfigError, SpecError, RequestCommandError, RuntimeError) as exc:
         sys.exit(f"emulator request: error: {exc}")
