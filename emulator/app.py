@@ -9,9 +9,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
@@ -61,6 +62,10 @@ from emulator.storage import Storage
 API_PREFIXES = ("/v2.1", "/v2")
 WEB_PAGE = Path(__file__).parent / "web"
 WEB_ASSETS = "/web"
+WEB_HEADERS = {"Cache-Control": "no-cache", "Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+"""The web page's files are checked again at each load (an upgraded emulator's script, never a cached
+older one, which would call the API as it used to) and are framed by no page (another port of this
+host could frame it, and have its user press Send: clickjacking)."""
 REQUESTS_DATABASE = "requests.sqlite3"
 LOGS_DATABASE = "logs.sqlite3"
 log = logging.getLogger("emulator")
@@ -144,9 +149,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def web_page() -> FileResponse:
         """The web page (README, "The web page"): static files that call the API above."""
-        return FileResponse(WEB_PAGE / "index.html")
+        return FileResponse(WEB_PAGE / "index.html", headers=WEB_HEADERS)
 
-    app.mount(WEB_ASSETS, StaticFiles(directory=WEB_PAGE), name="web")
+    app.mount(WEB_ASSETS, WebFiles(directory=WEB_PAGE), name="web")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024**2)
     # The web page and its scripts hold no data, so they open without the token; the page sends the
     # token its user types with each API call. Health probes rarely can send one (routes_health).
@@ -155,3 +160,11 @@ def create_app(settings: Settings) -> FastAPI:
     install_origin_guard(app, settings, signed_prefix=routes_storage.PREFIX + "/")
     return app
 
+
+class WebFiles(StaticFiles):
+    """The web page's scripts and styles, with `WEB_HEADERS`."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(WEB_HEADERS)
+        return response

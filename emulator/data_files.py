@@ -4,6 +4,7 @@ stops the start with a line naming it and what to do, never a traceback, and is 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,14 @@ class UnreadableDataFile(ValueError):
 
 def open_database(path: Path, schema: str, holds: str, busy_seconds: float = 5.0) -> sqlite3.Connection:
     """A connection to the SQLite database at `path` (made with `schema` if new), in WAL mode; `holds`
-    says what it keeps, for the message if it cannot be read."""
+    says what it keeps, for the message if it cannot be read. The file is its owner's alone (0600, as
+    SQLite makes its -wal and -shm files too): it holds requests' input and output, or what deployments
+    printed, and a data folder of the user's own making may be open to others (0755)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)  # one made by an earlier emulator, before this rule
+    except OSError:
+        pass  # cannot be made or read: sqlite3 says so, below
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_seconds)
         db.execute("PRAGMA journal_mode=WAL")

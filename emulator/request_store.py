@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_by_deployment ON requests (project, deployment, time_created);
 CREATE INDEX IF NOT EXISTS requests_by_time ON requests (time_created);
+CREATE INDEX IF NOT EXISTS requests_by_version ON requests (project, deployment, version, time_created);
 CREATE TABLE IF NOT EXISTS unrecorded_files (
     id TEXT PRIMARY KEY,
     project TEXT NOT NULL,

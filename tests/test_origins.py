@@ -394,3 +394,13 @@ def test_a_refused_path_cannot_forge_log_lines_or_reach_the_terminal(target):
     assert "\\x1b]52" in log, "escaped"
     assert "\x1b" not in log and "\x07" not in log, "no terminal escape reaches the log"
     assert "\n2026-11-30 INFO emulator: FORGED" not in log and "\r" not in log
+
+
+def test_the_web_page_is_checked_again_at_each_load_and_framed_by_no_page(target):
+    """Cached, an upgraded emulator's page ran its older script (which asked the API as it used to); framed
+    by a page on another port of this host, its user could be made to press Send."""
+    for path in ("/", "/web/app.js"):
+        response = httpx.get(f"{target.url}{path}")
+        assert response.status_code == 200, path
+        assert response.headers["cache-control"] == "no-cache" and response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'", path

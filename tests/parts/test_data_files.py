@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from emulator.data_files import insert_rows
+from emulator.data_files import insert_rows, open_database
 
 
 @pytest.fixture
@@ -33,3 +33,17 @@ def test_the_conflict_clause_updates_the_rows_already_there(db):
 def test_no_rows_is_no_statement(db):
     insert_rows(db, "INSERT INTO nowhere (id)", [])
     assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_a_database_is_its_owner_s_alone(tmp_path):
+    """Made by SQLite under the usual umask (022), the requests' and logs' databases were readable by every
+    user of the machine (0644) in a data folder made by the user (0755): a request's input, for one."""
+    made, older = tmp_path / "new.sqlite3", tmp_path / "older.sqlite3"
+    sqlite3.connect(older).execute("CREATE TABLE t (x)").connection.close()
+    older.chmod(0o644)
+    for path in (made, older):
+        db = open_database(path, "CREATE TABLE IF NOT EXISTS t (x); INSERT INTO t VALUES (1);", "test rows")
+        wal = path.with_name(path.name + "-wal")
+        assert wal.exists() and wal.stat().st_mode & 0o777 == 0o600, "SQLite makes its -wal file as the database"
+        db.close()
+        assert path.stat().st_mode & 0o777 == 0o600, path

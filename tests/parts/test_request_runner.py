@@ -333,3 +333,17 @@ def test_a_request_whose_message_holds_a_lone_surrogate_is_kept_with_it_escaped_
     finally:
         store.close()
 
+
+
+@pytest.mark.parametrize("statuses", [(PENDING,), (PROCESSING,), (COMPLETED, FAILED, CANCELLED)])
+def test_a_version_s_history_is_found_by_its_index_not_by_scanning_its_deployment_s(tmp_path, statuses):
+    """The web page asks each version for its unfinished and its ended requests every second while one runs:
+    through the deployment's index, each asking scanned the deployment's whole history when the version had
+    none (~50 ms at 100 000 requests, the event loop held meanwhile)."""
+    database = tmp_path / "requests.sqlite3"
+    RequestStore(database).close()
+    plan = sqlite3.connect(database).execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM requests WHERE project = ? AND deployment = ? AND version = ? "
+        f"AND status IN ({', '.join('?' * len(statuses))}) ORDER BY time_created DESC, rowid DESC LIMIT 20",
+        ("p", "d", "v", *statuses)).fetchall()
+    assert any("requests_by_version" in row[-1] for row in plan), plan
