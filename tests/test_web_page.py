@@ -443,3 +443,61 @@ def test_the_web_files_ship_with_the_package(tmp_path):
     assert build.returncode == 0, build.stderr
     for name in WEB_FILES:
         assert (tmp_path / "built" / "emulator" / "web" / name).read_bytes() == (ROOT / "emulator" / "web" / name).read_bytes()
+
+
+def opened_while_processing(context: BrowserContext, face: Emulator, name: str, gate: Path) -> tuple[Page, list[str], str]:
+    """The page showing deployment `name` (a gate, made here), one of its batch requests that runs until
+    `gate` exists opened from the history; the request's id."""
+    add_echo(face, name, GATE_FIELDS, GATE_CODE.encode())
+    page, elsewhere = open_page(context, face, name)
+    (created,) = httpx.post(f"{face.api}/projects/{PROJECT}/deployments/{name}/requests/batch",
+                            json=[gate_item(str(gate))]).json()
+    page.click("#refresh")
+    page.click(f'#history tr[data-id="{created["id"]}"][data-status="processing"] button')
+    page.wait_for_selector("#outcome .status-processing")
+    return page, elsewhere, created["id"]
+
+
+def gate_item(gate: str) -> dict:
+    return {"gate": gate, "count": 1, "ratio": 1.5, "flag": True, "choice": "a", "tags": [], "meta": {}, "level": 1, "options": {}}
+
+
+def test_an_opened_request_is_followed_when_newer_ones_push_it_out_of_the_history(face, context, tmp_path):
+    """The opened request was followed only while among the history's 20 newest rows: 25 newer ones
+    left it shown as processing, "this view follows it", after it completed."""
+    gate = tmp_path / "open"
+    page, elsewhere, request_id = opened_while_processing(context, face, "pushed", gate)
+    httpx.post(f"{face.api}/projects/{PROJECT}/deployments/pushed/requests/batch", json=[gate_item("")] * 25)
+    page.wait_for_function(f"() => document.querySelectorAll('#history tbody tr').length === 20 && "
+                           f"!document.querySelector('#history tr[data-id=\"{request_id}\"]')")
+    gate.touch()
+    page.wait_for_selector("#outcome .status-completed")
+    assert page.inner_text("#outcome .summary").startswith(f"completed request {request_id}")
+    assert shown(page, "ratio") == "1.5"
+    assert elsewhere == []
+
+
+def test_an_opened_request_whose_version_is_deleted_says_it_is_gone_and_is_not_followed(face, context, tmp_path):
+    """It stayed "processing … this view follows it" for ever."""
+    page, elsewhere, request_id = opened_while_processing(context, face, "deleted", tmp_path / "never")
+    assert httpx.delete(f"{face.api}/projects/{PROJECT}/deployments/deleted/versions/v1").status_code == 204
+    page.wait_for_selector("#outcome #error-message")
+    assert page.inner_text("#error-message").startswith(f"Request {request_id} (version v1) is gone")
+    assert "no longer follows it" in page.inner_text("#error-message")
+    assert "follows it." not in page.inner_text("#outcome").replace("no longer follows it", "")
+    assert elsewhere == []
+
+
+def test_a_shown_deployment_renamed_reloads_the_deployment_list_and_is_not_polled(face, context, tmp_path):
+    """Renamed, it was polled by its old name every second under "404: Deployment not found", still in the menu."""
+    page, elsewhere, _ = opened_while_processing(context, face, "before", tmp_path / "never")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    assert httpx.patch(f"{face.api}/projects/{PROJECT}/deployments/before", json={"name": "after"}).status_code == 200
+    page.wait_for_selector('#deployment option[value="after"]', state="attached")
+    page.wait_for_selector("#page-problem:text('Deployment before is gone')")
+    assert page.query_selector('#deployment option[value="before"]') is None
+    polled = len([url for url in asked if "/deployments/before/" in url])
+    page.wait_for_timeout(2500)
+    assert len([url for url in asked if "/deployments/before/" in url]) == polled, "no longer polled by its old name"
+    assert elsewhere == []

@@ -386,7 +386,14 @@ async function recentRequests() {
 async function refreshHistory() {
   clearTimeout(state.poll);
   const shown = deploymentPath();
-  const requests = await recentRequests();
+  let requests;
+  try {
+    requests = await recentRequests();
+  } catch (error) {
+    // The deployment itself is gone (renamed or deleted): the menu is reloaded, and it is followed no more.
+    if (error instanceof ApiProblem && error.status === 404 && shown === deploymentPath()) return deploymentGone();
+    throw error;
+  }
   if (shown !== deploymentPath()) return;
   $("page-problem").hidden = true; // the emulator answers again, whatever failed before
   $("history").tBodies[0].replaceChildren(...requests.map((r) =>
@@ -397,9 +404,41 @@ async function refreshHistory() {
       el("td", { textContent: r.version }),
       el("td", {}, el("span", { className: `status status-${r.status}`, textContent: r.status })))));
   $("history-empty").hidden = requests.length > 0;
-  const opened = state.opened && requests.find((r) => r.id === state.opened.id);
-  if (opened && opened.status !== state.opened.status) await openRequest(opened.id, opened.version);
-  if (requests.some((r) => UNFINISHED.includes(r.status))) followHistory();
+  const openedUnfinished = await followOpened(shown);
+  if (openedUnfinished || requests.some((r) => UNFINISHED.includes(r.status))) followHistory();
+}
+
+/** The opened request, while unfinished, asked of its own version: whether or not it is among the newest
+ * rows of the history. Whether it is still unfinished (and followed). */
+async function followOpened(shown) {
+  const opened = state.opened;
+  if (!opened || !UNFINISHED.includes(opened.status)) return false;
+  let detail;
+  try {
+    detail = await call(`${shown}/versions/${segment(opened.version)}/requests/${segment(opened.id)}`);
+  } catch (error) {
+    if (!(error instanceof ApiProblem && error.status === 404)) throw error;
+    if (state.opened !== opened || deploymentPath() !== shown) return false;
+    state.opened = null;
+    markOpened();
+    $("outcome-title").textContent = "From the history";
+    $("outcome").replaceChildren(el("p", { className: "error", id: "error-message",
+      textContent: `Request ${opened.id} (version ${opened.version}) is gone: it or its version was deleted (${error.message}). This view no longer follows it.` }));
+    $("outcome-card").hidden = false;
+    return false;
+  }
+  if (state.opened !== opened || deploymentPath() !== shown) return false;
+  if (detail.status !== opened.status) showOpened(detail);
+  return UNFINISHED.includes(detail.status);
+}
+
+/** The shown deployment answered 404: renamed or deleted. The deployment menu is loaded again (showing
+ * another deployment), and the page says what happened. */
+async function deploymentGone() {
+  const name = state.deployment;
+  state.opened = null;
+  await loadDeployments();
+  showPageProblem(new ApiProblem(`Deployment ${name} is gone (renamed or deleted); the deployment list was loaded again.`));
 }
 
 function followHistory() {
@@ -416,7 +455,12 @@ async function openRequest(id, version) {
   const shown = deploymentPath();
   const detail = await call(`${shown}/versions/${segment(version)}/requests/${segment(id)}`);
   if (deploymentPath() !== shown) return;
-  state.opened = { id, status: detail.status };
+  showOpened(detail);
+  if (UNFINISHED.includes(detail.status)) followHistory();
+}
+
+function showOpened(detail) {
+  state.opened = { id: detail.id, version: detail.version, status: detail.status };
   markOpened();
   showOutcome("From the history", detail, {}, true);
 }
