@@ -501,3 +501,24 @@ def test_a_shown_deployment_renamed_reloads_the_deployment_list_and_is_not_polle
     page.wait_for_timeout(2500)
     assert len([url for url in asked if "/deployments/before/" in url]) == polled, "no longer polled by its old name"
     assert elsewhere == []
+
+
+VISIBILITY = ("state => { Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });"
+              "          document.dispatchEvent(new Event('visibilitychange')); }")
+
+
+def test_a_hidden_tab_follows_the_history_seldom_and_at_once_when_shown_again(face, context, tmp_path):
+    """Every refresh asks each version for 3 lists: a hidden tab did so every second."""
+    gate = tmp_path / "open"
+    page, elsewhere, row = processing_in_the_history(context, face, gate)
+    history = re.compile(r"/requests\?status=")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if history.search(request.url) else None)
+    page.evaluate(VISIBILITY, "hidden")
+    page.wait_for_timeout(4000)
+    assert len(asked) <= 3, f"one refresh at most (the one already under way), not {len(asked) // 3}"
+    with page.expect_request(history, timeout=2000):
+        page.evaluate(VISIBILITY, "visible")
+    gate.touch()
+    page.wait_for_selector(f'{row}[data-status="completed"]')
+    assert elsewhere == []

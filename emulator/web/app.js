@@ -7,6 +7,7 @@ const API = "/v2.1";
 const TOKEN_KEY = "emulator-token";
 const HISTORY_SIZE = 20;
 const POLL_MS = 1000;
+const HIDDEN_POLL_MS = 15000; // while the tab is hidden: every refresh asks each version for 3 lists
 const UNFINISHED = ["pending", "processing"];
 const IMAGE_NAME = /\.(jpe?g|png|gif|webp|bmp|avif)$/i;
 const FILE_URI = /^ubiops-file:\/\/([^/]+)\/(.+)$/;
@@ -385,6 +386,7 @@ async function recentRequests() {
 
 async function refreshHistory() {
   clearTimeout(state.poll);
+  state.poll = null;
   const shown = deploymentPath();
   let requests;
   try {
@@ -442,13 +444,26 @@ async function deploymentGone() {
 }
 
 function followHistory() {
-  // A refresh that fails (the emulator restarting) says so and tries again.
+  // A refresh that fails (the emulator restarting) says so and tries again. A hidden tab is refreshed
+  // seldom, and at once when shown again.
   clearTimeout(state.poll);
-  state.poll = setTimeout(() => refreshHistory().catch((error) => {
+  state.poll = setTimeout(pollHistory, document.visibilityState === "hidden" ? HIDDEN_POLL_MS : POLL_MS);
+}
+
+function pollHistory() {
+  state.poll = null;
+  refreshHistory().catch((error) => {
     showPageProblem(error);
     followHistory();
-  }), POLL_MS);
+  });
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && state.poll !== null) {
+    clearTimeout(state.poll);
+    pollHistory();
+  }
+});
 
 /** A request of the history, asked of its own version (the deployment-level call finds the default version's only). */
 async function openRequest(id, version) {
