@@ -488,18 +488,24 @@ def test_an_opened_request_whose_version_is_deleted_says_it_is_gone_and_is_not_f
     assert elsewhere == []
 
 
-def test_a_shown_deployment_renamed_reloads_the_deployment_list_and_is_not_polled(face, context, tmp_path):
-    """Renamed, it was polled by its old name every second under "404: Deployment not found", still in the menu."""
-    page, elsewhere, _ = opened_while_processing(context, face, "before", tmp_path / "never")
+@pytest.mark.parametrize("change", ["renamed", "deleted"])
+def test_a_shown_deployment_renamed_or_deleted_reloads_the_deployment_list_and_is_not_polled(face, context, tmp_path, change):
+    """It was polled by its old name every second under "404: Deployment not found", still in the menu."""
+    before = f"{change}-before"
+    page, elsewhere, _ = opened_while_processing(context, face, before, tmp_path / "never")
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url))
-    assert httpx.patch(f"{face.api}/projects/{PROJECT}/deployments/before", json={"name": "after"}).status_code == 200
-    page.wait_for_selector('#deployment option[value="after"]', state="attached")
-    page.wait_for_selector("#page-problem:text('Deployment before is gone')")
-    assert page.query_selector('#deployment option[value="before"]') is None
-    polled = len([url for url in asked if "/deployments/before/" in url])
+    url = f"{face.api}/projects/{PROJECT}/deployments/{before}"
+    if change == "renamed":
+        assert httpx.patch(url, json={"name": f"{change}-after"}).status_code == 200
+        page.wait_for_selector(f'#deployment option[value="{change}-after"]', state="attached")
+    else:
+        assert httpx.delete(url).status_code == 204
+    page.wait_for_selector(f"#page-problem:text('Deployment {before} is gone')")
+    assert page.query_selector(f'#deployment option[value="{before}"]') is None
+    polled = len([url for url in asked if f"/deployments/{before}/" in url])
     page.wait_for_timeout(2500)
-    assert len([url for url in asked if "/deployments/before/" in url]) == polled, "no longer polled by its old name"
+    assert len([url for url in asked if f"/deployments/{before}/" in url]) == polled, "no longer polled by its old name"
     assert elsewhere == []
 
 

@@ -438,9 +438,15 @@ async function followOpened(shown) {
  * another deployment), and the page says what happened. */
 async function deploymentGone() {
   const name = state.deployment;
+  const gone = `Deployment ${name} is gone (renamed or deleted); the deployment list was loaded again.`;
   state.opened = null;
-  await loadDeployments();
-  showPageProblem(new ApiProblem(`Deployment ${name} is gone (renamed or deleted); the deployment list was loaded again.`));
+  try {
+    await loadDeployments();
+    showPageProblem(new ApiProblem(gone));
+  } catch (error) {
+    // Not thrown on: the poll that called this would retry the gone deployment every second.
+    showPageProblem(new ApiProblem(`${gone} ${error.message}`));
+  }
 }
 
 function followHistory() {
