@@ -28,6 +28,10 @@ from emulator.runtime import protocol
 from emulator.runtime.python_envs import PythonEnvironment
 
 LOG_LINE_LIMIT = 64 * 1024
+RELAY_TURN_LINES = 100
+"""Lines the relay logs before it lets the event loop serve others. A deployment printing 2 000 000 empty lines
+at once (`--instances 2`, `/v2/status` asked every 20 ms meanwhile, ad hoc, the machine busy with a test
+run): its median 113 ms (p90 172 ms) without the turns, 32 ms (p90 48 ms) with them."""
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
 EXIT_GRACE_SECONDS = 5
@@ -422,9 +426,11 @@ class Instance:
         """Holds the request id of the line `pending` continues, when a piece of it was logged already."""
         while chunk := await stream.read(LOG_LINE_LIMIT):
             *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
+            for number, line in enumerate(lines, start=1):
                 self._log_output(line.decode(errors="replace"), name, *continued)
                 continued = []
+                if number % RELAY_TURN_LINES == 0:  # a chunk holds up to ~1 300 short lines, ~40 ms to log:
+                    await asyncio.sleep(0)  # the event loop serves its requests in between
             if len(pending) >= LOG_LINE_LIMIT:
                 cut = unsplit_cut(pending, utf8_cut(pending), values)
                 request_id = self._log_output(pending[:cut].decode(errors="replace"), name, *continued)

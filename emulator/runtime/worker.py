@@ -167,6 +167,7 @@ def main() -> None:
     parent.when_parent_ends(lambda: os._exit(1))  # an instance never outlives its server
     streams = [RequestTaggedStream(sys.stdout), RequestTaggedStream(sys.stderr)]
     sys.stdout, sys.stderr = streams
+    _streams.extend(streams)
 
     setup = protocol.decode_as(reader.readline(), protocol.Setup)
     try:
@@ -177,6 +178,7 @@ def main() -> None:
         sys.exit(1)
     _send(writer, protocol.Ready(loader.capabilities(deployment), _peak_memory_bytes()))
 
+    worker = os.getpid()
     for line in reader:
         job = protocol.decode_as(line, protocol.Job)
         update = StreamingUpdate(writer)
@@ -189,6 +191,8 @@ def main() -> None:
             for stream in streams:
                 stream.end_request()
             update.close()
+        if os.getpid() != worker:  # a child the request forked, returned here: it shares the channel, and its
+            os._exit(0)  # reply, then its reading of the next job, put every later answer one request behind
         _write(writer, reply)
 
 
@@ -276,11 +280,17 @@ _sending = threading.RLock()
 """Held while a message is written: the deployment's threads may stream updates as the reply goes."""
 
 
+_streams: list[RequestTaggedStream] = []
+"""The worker's stdout and stderr, whatever the deployment has made of `sys.stdout` and `sys.stderr` since
+(its own file, closed; None): flushing those failed requests that had returned."""
+
+
 def _write(writer: io.BufferedWriter, line: bytes) -> None:
     """Send an encoded message, after what the deployment printed before it (flushed outside the
     lock: a deployment's own sys.stdout may hold a lock of its own while it streams an update)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in _streams:
+        with contextlib.suppress(OSError, ValueError):  # the deployment closed what it wraps
+            stream.flush()
     with _sending:
         writer.write(line)
         writer.flush()

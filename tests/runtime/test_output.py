@@ -120,3 +120,23 @@ async def test_the_relay_never_cuts_a_long_line_inside_a_variable_s_value(caplog
     pieces = [record.printed for record in caplog.records]
     assert "".join(pieces) == line and len(pieces) > 1
     assert sum(secret in piece for piece in pieces) == 1, [piece[-30:] for piece in pieces]
+
+
+async def test_a_request_that_leaves_its_streams_closed_or_none_still_answers(pools, job):
+    """The worker flushed the deployment's sys.stdout and sys.stderr before each reply: a request that set
+    its own file (closed) or None there had returned, and failed as if its instance had stopped."""
+    pool = pools("console")
+    pool.start()
+    assert await pool.submit(job("replaced", "r-1"), TIMEOUT) == Result("replaced")
+    assert await pool.submit(job("after", "r-2"), TIMEOUT) == Result("after")
+
+
+async def test_a_forked_child_that_returns_from_the_request_answers_nothing(pools, job):
+    """A child the request forked and did not end went on in the worker's loop on its channel: its reply,
+    then its reading of the next job, put every later answer one request behind (a caller got another's)."""
+    pool = pools("console")
+    pool.start()
+    assert await pool.submit(job("fork", "r-1"), TIMEOUT) == Result("fork")
+    await asyncio.sleep(0.5)  # the child's error is ready by now
+    for n in range(3):
+        assert await pool.submit(job(f"call {n}", f"r-{n + 2}"), TIMEOUT) == Result(f"call {n}")

@@ -1,10 +1,14 @@
 """Uses sys.stdout and sys.stderr as programs use a normal Python stream: `reconfigure` and `buffer`
 while it starts, and leaves a line open on stderr; while it handles a request, whatever `data` names: "buffer", "wrapped" (a text
 wrapper of its own around `sys.stdout.buffer`), "attributes", "progress" (a progress bar's last
-line, left open) or "long N" (one line of N characters "é", 2 bytes each in UTF-8)."""
+line, left open), "long N" (one line of N characters "é", 2 bytes each in UTF-8), "replaced" (its
+own sys.stdout, closed once written, and sys.stderr None, as the deployment leaves them) or "fork" (a child
+that returns from `request` too, carelessly, without `os._exit`)."""
 
 import io
+import os
 import sys
+import time
 
 
 class Deployment:
@@ -34,4 +38,12 @@ class Deployment:
             sys.stderr.flush()
         elif data.startswith("long "):
             print("é" * int(data.split()[1]))
+        elif data == "replaced":
+            with open(os.devnull, "w") as own:
+                sys.stdout = own
+                print("to its own file")
+            sys.stderr = None
+        elif data == "fork" and os.fork() == 0:
+            time.sleep(0.2)
+            raise RuntimeError("the child's own error")
         return data
