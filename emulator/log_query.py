@@ -181,14 +181,14 @@ class _Parser:
 
     def _any_of(self) -> Condition:
         alternatives = [self._all_of()]
-        while self._word("or"):
+        while self._take("word", "or"):
             alternatives.append(self._all_of())
         return _join(alternatives, "OR")
 
     def _all_of(self) -> Condition:
         """Label matchers joined by `and`, which LogQL also writes as a comma or a space."""
         matchers = [self._matcher()]
-        while self._word("and") or self._op(",") or self._next_is_label():
+        while self._take("word", "and") or self._take("op", ",") or self._next_is_label():
             matchers.append(self._matcher())
         return _join(matchers, "AND")
 
@@ -241,16 +241,10 @@ class _Parser:
             raise NotAllowed(f"query: the string at position {token.position} {problem}")
         return text
 
-    def _op(self, op: str) -> bool:
+    def _take(self, kind: str, text: str) -> bool:
+        """Whether the next token is this one (`kind`: word or op), then passed."""
         token = self._peek()
-        if token is not None and token.kind == "op" and token.text == op:
-            self._next += 1
-            return True
-        return False
-
-    def _word(self, word: str) -> bool:
-        token = self._peek()
-        if token is not None and token.kind == "word" and token.text == word:
+        if token is not None and token.kind == kind and token.text == text:
             self._next += 1
             return True
         return False
