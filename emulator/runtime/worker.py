@@ -19,7 +19,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, AnyStr, TextIO
 
 from contract.files import map_files, numbered_names
 from contract.spec import Field, Spec
@@ -49,8 +49,7 @@ class RequestTaggedStream(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if text:
             if self.request_id is not None:
-                tagged = text[:-1].replace("\n", "\n" + self._tag) + text[-1]
-                self._stream.write(self._tag + tagged if self._at_line_start else tagged)
+                self._stream.write(_tagged(text, self._tag, "\n", self._at_line_start))
             else:
                 self._stream.write(text)
             self._at_line_start = text[-1] == "\n"
@@ -113,6 +112,13 @@ class RequestTaggedStream(io.TextIOBase):
         return getattr(stream, name)
 
 
+def _tagged(data: AnyStr, tag: AnyStr, newline: AnyStr, at_line_start: bool) -> AnyStr:
+    """`data` (text or bytes, not empty) with `tag` before each line it begins: after each newline but a
+    last one, and first if the line before it had ended."""
+    tagged = data[:-1].replace(newline, newline + tag) + data[-1:]
+    return tag + tagged if at_line_start else tagged
+
+
 class TaggedBuffer(io.BufferedIOBase):
     """`RequestTaggedStream.buffer`: bytes written go to the wrapped stream's own buffer, each line
     begun during a request tagged as `RequestTaggedStream.write` tags text. Closing it only flushes:
@@ -129,9 +135,7 @@ class TaggedBuffer(io.BufferedIOBase):
         if chunk:
             text._stream.flush()
             if text.request_id is not None:
-                tag = text._tag.encode()
-                tagged = chunk[:-1].replace(b"\n", b"\n" + tag) + chunk[-1:]
-                self._raw.write(tag + tagged if text._at_line_start else tagged)
+                self._raw.write(_tagged(chunk, text._tag.encode(), b"\n", text._at_line_start))
             else:
                 self._raw.write(chunk)
             text._at_line_start = chunk[-1:] == b"\n"
