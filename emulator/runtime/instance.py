@@ -168,6 +168,10 @@ class Instance:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._relays: list[asyncio.Task[None]] = []
+        self._unsplit = [form.encode() for form in secret_forms(launch.environment.values())
+                         if len(form.encode()) <= LOG_LINE_LIMIT // 4]
+        """The spellings of the version's variables' values that a long line's cut never splits (`_relay`):
+        made once, not at each start and for each stream."""
         self._over_memory = False
         self._interrupted = False
         self._busy = False
@@ -417,10 +421,8 @@ class Instance:
         """Copy the deployment's output (`name`: stdout or stderr) to the log, a line at a time, however
         long its lines: one past LOG_LINE_LIMIT bytes is logged in pieces (at least 3/4 of that save the
         last, under twice that), each cut between two UTF-8 characters and attributed to the request the line's
-        tag names. A cut never splits a spelling of one of the version's variables' values (the secrets
-        among them), which the deployer's and the fixture's masking would then miss."""
-        values = [form.encode() for form in secret_forms(self.launch.environment.values())]
-        values = [value for value in values if len(value) <= LOG_LINE_LIMIT // 4]
+        tag names. A cut never splits one of `_unsplit` (the spellings of the version's variables' values,
+        the secrets among them), which the deployer's and the fixture's masking would then miss."""
         pending = b""
         continued: list[str | None] = []
         """Holds the request id of the line `pending` continues, when a piece of it was logged already."""
@@ -432,7 +434,7 @@ class Instance:
                 if number % RELAY_TURN_LINES == 0:  # a chunk holds up to ~1 300 short lines, ~40 ms to log:
                     await asyncio.sleep(0)  # the event loop serves its requests in between
             if len(pending) >= LOG_LINE_LIMIT:
-                cut = unsplit_cut(pending, utf8_cut(pending), values)
+                cut = unsplit_cut(pending, utf8_cut(pending), self._unsplit)
                 request_id = self._log_output(pending[:cut].decode(errors="replace"), name, *continued)
                 pending, continued = pending[cut:], [request_id]
         if pending:
