@@ -350,7 +350,7 @@ class RequestRunner:
             raise NotAllowed("Give the ids of the requests to cancel, or a status with an empty body, not both")
         if request_ids:
             found = self.collect(project, deployment, version, request_ids, "cancelled")
-            chosen = list({record.id: self._cancellable(record) for record in found}.values())
+            chosen = list({record.id: self._cancellable(record) for record in found}.values())  # each once
         elif status in UNFINISHED:
             chosen = [live.record for live in list(self._live.values())
                       if live.record.status == status and _belongs(live.record, project, deployment, version)]
@@ -377,15 +377,17 @@ class RequestRunner:
         self._ended(record)
         return record
 
-    async def delete(self, records: Iterable[RequestRecord]) -> None:
-        """Delete ended requests with their files, all or none: NotAllowed if any is unfinished."""
-        records = list(records)
+    async def delete(self, records: Iterable[RequestRecord]) -> list[RequestRecord]:
+        """Delete ended requests with their files, all or none: NotAllowed if any is unfinished; the
+        requests deleted, each once (an id named twice is one request)."""
+        records = list({record.id: record for record in records}.values())
         for record in records:
             if record.status in UNFINISHED:
                 raise NotAllowed(f"Request {record.id} is {record.status}; cancel it or wait before deleting it")
         ids = [record.id for record in records]
         await asyncio.to_thread(self.remove_files, ids)
         self.store.delete(ids)
+        return records
 
     async def forget(self, project: str, deployment: str, version: str | None = None) -> None:
         """Delete the history of a deleted deployment (or version), with its files: on UbiOps requests

@@ -346,7 +346,8 @@ def test_a_batch_delete_naming_an_unfinished_request_deletes_none(emulators):
     assert error.value.status == 400 and f"Request {busy.id} is " in error.value.body and "cancel it or wait" in error.value.body
     assert api.deployment_requests_get(PROJECT, DEPLOYMENT, ended.id).status == "completed"
     api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [busy.id])
-    assert api.deployment_requests_batch_delete(PROJECT, DEPLOYMENT, [ended.id, busy.id]) == [{"id": ended.id}, {"id": busy.id}]
+    named_twice = [ended.id, busy.id, ended.id]
+    assert api.deployment_requests_batch_delete(PROJECT, DEPLOYMENT, named_twice) == [{"id": ended.id}, {"id": busy.id}]
 
 
 def test_project_requests_list_shows_every_deployments_requests_with_filters(batch):

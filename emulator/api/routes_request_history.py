@@ -173,8 +173,7 @@ async def deployment_requests_batch_delete(
     services.registry.check_path(project_name, deployment_name, version)
     records = services.runner.collect(project_name, deployment_name, version,
                                       _id_list(parse_json(await request.body())), "deleted")
-    await services.runner.delete(records)
-    return [{"id": record.id} for record in records]
+    return [{"id": record.id} for record in await services.runner.delete(records)]
 
 
 def _changed(record: RequestRecord) -> dict:
