@@ -422,8 +422,8 @@ class Registry:
 
     async def update_version(self, project: str, deployment: str, name: str, changes: dict[str, Any],
                              new_name: str | None = None) -> Version:
-        """Apply setting changes (None: unchanged), checked with the settings kept; a new name follows
-        into the deployment's default."""
+        """Apply setting changes (null: back to a new version's), checked with the settings kept; a new
+        name follows into the deployment's default."""
         found = self.deployment(project, deployment)
         version = self.version(project, deployment, name)
         if new_name is not None and new_name != version.name:
@@ -642,14 +642,24 @@ def _fields(raw: list[Any] | None, declared_type: str | None, direction: str) ->
 
 
 def _version_settings(current: dict[str, Any], retention: str, given: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The settings and retention mode a version has with `given` applied (None: unchanged), checked
-    against each other."""
+    """The settings and retention mode a version has with `given` applied, checked against each other.
+    A setting given as null is put back to what a new version has (none, or its default): else a
+    `maximum_queue_size` once set could never be lifted again."""
     given = dict(given)
     environment = given.pop("environment", None) or given.get("environment_name")
     if environment is not None:
         check_environment(environment)
         given["environment_name"] = environment
-    settings = {**current, **{k: v for k, v in given.items() if v is not None}}
+    settings = dict(current)
+    for key, value in given.items():
+        if value is not None:
+            settings[key] = value
+        elif key == "request_retention_mode":
+            settings[key] = KEEP_ALL
+        elif key in NEW_VERSION_SETTINGS:
+            settings[key] = NEW_VERSION_SETTINGS[key]
+        else:
+            settings.pop(key, None)
     minimum = settings.get("minimum_instances", MINIMUM_INSTANCES)
     maximum = settings.get("maximum_instances", MAXIMUM_INSTANCES)
     if problem := instance_range_problem(minimum, maximum):

@@ -428,6 +428,10 @@ def test_a_full_queue_refuses_requests_until_an_instance_takes_one(emulators):
             refused()
         assert error.value.status == 503 and json.loads(error.value.body) == {"error": full}
     assert api.deployment_requests_list(PROJECT, DEPLOYMENT, status="pending")[0].id == waiting.id, "the refused were not queued"
+    lifted = httpx.patch(f"{crashing.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/queue-of-one",
+                         json={"maximum_queue_size": None}, headers=crashing.headers)
+    assert (lifted.status_code, lifted.json()["maximum_queue_size"]) == (200, None), "null lifts the limit"
+    assert len(api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}] * 3)) == 3
     api.deployment_requests_update(PROJECT, DEPLOYMENT, busy.id, {"status": "cancelled"})
     wait_for_status(api, waiting.id, {"completed"})
     assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"

@@ -74,6 +74,22 @@ def test_ports_and_a_health_check_are_kept_as_the_sdk_reads_them(echo):
     api.deployment_versions_delete(PROJECT, DEPLOYMENT, "ported")
 
 
+def test_a_setting_given_as_null_is_put_back_to_what_a_new_version_has(echo):
+    api = echo.sdk()
+    api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
+        version="nulled", maximum_instances=3, request_retention_mode="none", description="kept",
+        ports=[ubiops.DeploymentVersionPort(public_port=8080, deployment_port=80, protocol="tcp")]))
+    fresh = httpx.post(f"{echo.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions", json={"version": "fresh"}).json()
+    nulled = httpx.patch(f"{echo.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/nulled",
+                         json={"maximum_instances": None, "request_retention_mode": None, "ports": None})
+    assert nulled.status_code == 200, nulled.text
+    for setting in ("maximum_instances", "request_retention_mode", "ports"):
+        assert nulled.json()[setting] == fresh[setting], setting
+    assert nulled.json()["description"] == "kept", "a setting not given is unchanged"
+    for version in ("nulled", "fresh"):
+        api.deployment_versions_delete(PROJECT, DEPLOYMENT, version)
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"ports": [{"port": 8080}]}, "body ports 0 public_port: Field required"),
     ({"ports": [{"public_port": 1, "deployment_port": 2, "protocol": ""}]}, "body ports 0 protocol: String should have at least 1"),
