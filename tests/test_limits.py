@@ -7,7 +7,7 @@ import socket
 
 import httpx
 import pytest
-from harness import DEPLOYMENT, PROJECT
+from harness import DEPLOYMENT, PROJECT, wait_for_log
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,18 @@ def test_declared_body_over_the_limit_is_413_before_it_is_sent(small_limit):
             answer += chunk.decode()
     assert answer.startswith("HTTP/1.1 413")
     assert '{"error":"The request body is larger than the limit of 1 MB (--max-upload-mb)"}' in answer
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", "multipart/form-data; boundary=b"])
+def test_a_client_gone_before_its_body_ends_is_no_internal_error(small_limit, content_type):
+    host, port = small_limit.url.removeprefix("http://").split(":")
+    path = f"/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+                     f"Content-Length: 1000\r\n\r\n--b\r\n".encode())
+    log = wait_for_log(small_limit, f"the client went away before sending all of its POST {path!r}")
+    assert "internal error" not in log and "Exception in ASGI application" not in log
+    assert small_limit.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data="still here").result == "STILL HERE"
 
 
 def test_streamed_body_over_the_limit_is_413(small_limit):

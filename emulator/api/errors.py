@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound, QueueFull
 from emulator.runtime.pool import VersionUnavailable
@@ -76,6 +77,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{' '.join(str(part) for part in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return error_response(400, "; ".join(problems), request.url.path)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        """A caller that closed the connection before its body was sent (a ^C on curl) is no bug of the
+        emulator's: an info line, and the answer nobody reads is nginx's 499."""
+        log.info("the client went away before sending all of its %s %r", request.method, request.url.path)
+        return error_response(499, "The client closed the connection before its request body was sent",
+                              request.url.path)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
