@@ -76,6 +76,8 @@ def test_file_field_needs_a_uri_or_an_upload(echo):
     (b'{"string_in": "a \\ud800"}', {"Content-Type": "application/json"}, 400,
      "The request body holds a string with a lone UTF-16 surrogate, which is not Unicode text"),
     (b'{"dict_in": {"\\udfff": 1}}', {"Content-Type": "text/plain"}, 400, "lone UTF-16 surrogate"),
+    (b"just text", {"Content-Type": "text/plain"}, 400, "This deployment's input is structured: send a JSON object "
+     "of its input fields (int_in, double_in"),  # what the SDK sends for data="just text"
 ])
 def test_unreadable_body_is_a_4xx_in_ubiops_error_shape(echo, content, headers, status, message):
     response = post(echo, content=content, headers=headers)

@@ -37,8 +37,12 @@ async def read_request_data(request: Request, spec: Spec, storage: Storage, requ
     if media_type in JSON_TYPES or media_type.endswith("+json"):
         return parse_json(body)
     if media_type in TEXT_TYPES:
-        if spec.kind == "structured":
-            return parse_json(body)
+        if spec.kind == "structured":  # the SDK sends a str as text/plain: say what it should have been
+            try:
+                return parse_json(body)
+            except ApiError as exc:
+                raise ApiError(400, f"{exc.message}. This deployment's input is structured: send a JSON object "
+                                    f"of its input fields ({', '.join(spec.names)})") from None
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
