@@ -48,6 +48,27 @@ def test_streamed_body_over_the_limit_is_413(small_limit):
     assert response.status_code == 413 and "larger than the limit of 1 MB" in response.json()["error"]
 
 
+@pytest.mark.parametrize("method, path, content_type", [
+    ("POST", "/deployments", "application/json"),
+    ("PATCH", f"/deployments/{DEPLOYMENT}/versions/v1", "application/json"),
+    ("POST", "/buckets", "application/json"),
+    ("POST", "/environment-variables", "application/json"),
+    ("POST", f"/deployments/{DEPLOYMENT}/versions/v1/revisions", "multipart/form-data; boundary=b"),
+])
+def test_a_streamed_body_over_the_limit_to_a_management_call_is_413(small_limit, method, path, content_type):
+    """Before, FastAPI read these bodies itself and made the limit its 400 "There was an error parsing the body"."""
+    def chunks():
+        if content_type.startswith("multipart"):
+            yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="p.zip"\r\n\r\n'
+        for _ in range(3):
+            yield b" " * 512 * 1024
+
+    response = httpx.request(method, f"{small_limit.api}/projects/{PROJECT}{path}", content=chunks(),
+                             headers={"Content-Type": content_type})
+    assert (response.status_code, response.json()) == (
+        413, {"error": "The request body is larger than the limit of 1 MB (--max-upload-mb)"})
+
+
 def test_upload_over_the_limit_is_413_and_the_server_keeps_serving(small_limit):
     response = httpx.post(small_limit.requests_url(), files={"f": ("big.bin", b"x" * (2 * 1024 * 1024))})
     assert response.status_code == 413

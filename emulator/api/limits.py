@@ -4,12 +4,16 @@ an undeclared body is counted as it streams in."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator.api.errors import ApiError, error_response
+from emulator.api.errors import error_response
 
 
-class BodyTooLarge(ApiError):
+class BodyTooLarge(HTTPException):
+    """An HTTPException, which FastAPI lets through as it reads a route's body: any other error there
+    became its 400 "There was an error parsing the body"."""
+
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"The request body is larger than the limit of {limit // 1024**2} MB (--max-upload-mb)")
 
@@ -27,7 +31,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, BodyTooLarge(self.max_bytes).message, scope["path"])(scope, receive, send)
+            await error_response(413, BodyTooLarge(self.max_bytes).detail, scope["path"])(scope, receive, send)
             return
         received = 0
 
