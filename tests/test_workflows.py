@@ -162,21 +162,30 @@ def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
     return result
 
 
-def test_your_own_model_from_init_to_push(tmp_path, ubiops):
-    """The README's *Your own model*: in a copy of this repository, replace the package with `init`,
-    write a model, commit; in a fresh clone of that commit, serve it, test it, check it, push it."""
+def commit_all(repository: Path, message: str) -> None:
+    for command in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", message]):
+        run(["git", *command], repository)
+
+
+def test_your_own_model_from_init_to_push(tmp_path):
+    """The README's *Your own model*, its blocks run as written: in a git repository of this
+    repository's files, its first block replaces the package with `init`; a model and the README's
+    fixture sample (as a test of the package) are written and committed. In a fresh clone of that
+    commit, `make serve` serves it, pytest runs its tests with the real plugin, `check` checks it and
+    the README's push line ships it to that `make serve`."""
     work = repository_copy(tmp_path / "work")
-    shutil.rmtree(work / "deployment_package")
-    run([sys.executable, "-m", "deployer", "init", "iris", "--input", "features:array_double",
-         "--output", "prediction:double", "--output", "label:string"], work)
+    (work / ".venv").symlink_to(ROOT / ".venv")  # ignored by git, as a real checkout's
+    run(["git", "init", "-q"], work)
+    commit_all(work, "the repository")
+    run(["bash", "-e", "-c", readme_block("git rm -r -q deployment_package")], work)
     package = work / "deployment_package"
     (package / "libraries").mkdir()
     (package / "libraries" / "iris_model.py").write_text(MODEL_LIBRARY)
     (package / "deployment.py").write_text(MODEL_DEPLOYMENT)
     (package / "requirements.txt").write_text("numpy==2.4.6\njoblib==1.6.0\n")
+    (package / "tests" / "test_readme_sample.py").write_text(readme_block("def test_predicts(ubiops_emulator)"))
     run([sys.executable, "-c", TRAIN], work)
-    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "iris"]):
-        run(["git", *command], work)
+    commit_all(work, "iris")
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
     assert (clone / "deployment_package" / "model1.pkl").read_bytes() == (package / "model1.pkl").read_bytes()
@@ -190,18 +199,23 @@ def test_your_own_model_from_init_to_push(tmp_path, ubiops):
     try:
         wait_until_up(served, seconds=COMMAND_SECONDS)
         local = served.request({"features": [6.5, 3.0]})
+        assert local["status"] == "completed" and local["result"]["label"] == "virginica", local
+
+        tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "deployment_package/tests"], clone)
+        assert "2 passed" in tests.stdout, tests.stdout
+        check = run([sys.executable, "-m", "deployer", "check"], clone)
+        assert check.stdout.strip().endswith("check passed: 9 checks"), check.stdout
+        assert "emulator tests: 2 passed" in check.stdout, check.stdout
+
+        pushes = readme_block("export UBIOPS_API_TOKEN=")
+        push_line = pushes[pushes.index('UBIOPS_API_TOKEN="Token any"'):].replace("http://127.0.0.1:8000", served.url)
+        push = run(["bash", "-e", "-c", push_line], clone)
+        assert "smoke request completed; output matches the emulator's" in push.stdout + push.stderr, push.stderr
+        api = served.sdk()
+        versions = sorted(v.version for v in api.deployment_versions_list(CONFIG.project, "iris"))
+        assert versions == ["v1", "v2"]
+        remote = api.deployment_version_requests_create(CONFIG.project, "iris", "v2", data={"features": [6.5, 3.0]})
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         serve.wait(COMMAND_SECONDS)
-    assert local["status"] == "completed" and local["result"]["label"] == "virginica", local
-
-    assert "1 passed" in run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "deployment_package/tests"],
-                             clone).stdout
-    check = run([sys.executable, "-m", "deployer", "check"], clone)
-    assert check.stdout.strip().endswith("check passed: 9 checks"), check.stdout
-    push = run([sys.executable, "-m", "deployer", "push", "--promote", "--output", "json"], clone,
-               UBIOPS_API_TOKEN=TOKEN, UBIOPS_API_HOST=ubiops.api)
-    summary = json.loads(push.stdout)
-    assert (summary["deployment"], summary["build_status"], summary["smoke"]["differences"]) == ("iris", "success", [])
-    remote = ubiops.sdk().deployment_requests_create(CONFIG.project, "iris", data={"features": [6.5, 3.0]})
     assert (remote.status, remote.result) == ("completed", local["result"])
