@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -307,21 +308,31 @@ def test_deploy_with_another_deployment_file(cli, tmp_path):
 
 def test_the_readme_cli_sample_runs_as_written(tmp_path):
     """The README's CLI lines (its blocks in order), pasted into a shell in a folder holding the package,
-    against an emulator serving it as `make serve` does (no token) on a free port instead of 8000."""
+    with `$MY_API_KEY` set, against an emulator serving it as `make serve` does (no token) on a free
+    port instead of 8000: the request's lines are in `logs`, its instance in `instances list`, and the
+    secret's value is never shown (its VALUE column empty, as the README says)."""
     config = load_config(ROOT)
     served = launcher.start_emulator(config.package_path, tmp_path, project=config.project,
                                     deployment=config.deployment, cwd=ROOT)
+    secret = f"readme-api-key-{secrets.token_hex(8)}"
     try:
         cli = Cli.installed_copy(tmp_path / "cli")
         (cli.workdir / config.package).symlink_to(config.package_path)
         blocks = [b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if ".venv/bin/ubiops" in b]
         script = "\n".join(blocks).replace(README_ADDRESS, served.url).replace(".venv/bin/ubiops", str(UBIOPS))
-        run = subprocess.run(["bash", "-e", "-c", script], cwd=cli.workdir, env=cli.env, capture_output=True, text=True,
-                             timeout=600)
+        run = subprocess.run(["bash", "-e", "-c", script], cwd=cli.workdir, env={**cli.env, "MY_API_KEY": secret},
+                             capture_output=True, text=True, timeout=600)
     finally:
         served.stop()
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Status: completed" in run.stdout and "LOG_LEVEL" in run.stdout, run.stdout
+    request_id = re.search(r"^Request id: (\S+)$", run.stdout, re.M)[1]
+    version = config.emulator_version
+    assert f"{config.deployment}/{version} request {request_id} completed in " in run.stdout, "logs shows the request"
+    assert re.search(r"^[0-9a-f-]{36} +running +", run.stdout, re.M), "instances list shows the running instance"
+    assert secret not in run.stdout + run.stderr
+    assert re.search(r"^\S+ +API_KEY +True *$", run.stdout, re.M), "env create shows the secret's value empty"
+    assert re.search(rf"^\S+ +API_KEY +True +project +{config.project} *$", run.stdout, re.M), "and so does env list"
 
 
 def test_ubiops_logs_shows_a_requests_lines_found_by_its_id(cli):
