@@ -9,11 +9,13 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from harness import ROOT
 
 from contract.config import load_config
+from contract.package import read_package
 from emulator.launcher import start_emulator
 
 README_ADDRESS = "http://127.0.0.1:8000"
@@ -45,10 +47,14 @@ def test_the_python_samples_run_in_order(served, tmp_path):
                          timeout=300, stdin=subprocess.DEVNULL)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith("completed "), run.stdout
+    first_request = re.search(r"/deployment_requests/([0-9a-f-]{36})/", run.stdout)[1]
+    logged = re.findall(rf"^info system {CONFIG.deployment}/\S+ request ([0-9a-f-]{{36}}) completed in ", run.stdout, re.M)
+    assert logged and first_request not in logged, f"the logs sample prints the batch request's lines:\n{run.stdout}"
 
 
 def test_the_request_command_sample_runs(tmp_path):
-    """Run where its output files can land: a copy of the project's config and package."""
+    """Run where its output files can land: a copy of the project's config and package. Each output
+    file is saved beside the input, its path shown in the table, as the README says."""
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     shutil.copytree(CONFIG.package_path, tmp_path / CONFIG.package)
     (block,) = [b for b in readme_blocks("sh") if "-m emulator request" in b]
@@ -57,3 +63,11 @@ def test_the_request_command_sample_runs(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith("status") and "completed" in run.stdout.splitlines()[0]
+    words = block.split()
+    input_folder = (tmp_path / words[words.index("request") + 1]).parent
+    rows = dict(line.split(None, 1) for line in run.stdout.splitlines())
+    file_fields = [f.name for f in read_package(CONFIG.package_path).output_spec.fields if f.data_type == "file"]
+    assert file_fields, "the sample shows an output file saved"
+    for name in file_fields:
+        saved = Path(rows[name])
+        assert saved.parent == input_folder and saved.stat().st_size > 0, (name, rows[name])
