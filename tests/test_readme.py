@@ -1,6 +1,7 @@
 """Every Python sample in the README runs, as a user pastes it, against `make serve`'s emulator (the
 configured package on the README's address, here on a free port), warnings as errors: a sample can
-never again be a syntax error or lean on a deprecated call. The shell samples run in
+never again be a syntax error or lean on a deprecated call (the fixture sample, which this script
+only defines, runs as the iris package's test in `test_workflows`). The shell samples run in
 `test_workflows` (curl, `make serve`, the deployer) and `test_cli` (the CLI)."""
 
 from __future__ import annotations
