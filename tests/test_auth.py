@@ -72,6 +72,25 @@ def test_signed_download_needs_no_token_and_its_signature_is_not_logged(guarded)
     assert signature not in guarded.log(), "the access line would open the file without the token"
 
 
+def test_forwarded_headers_change_neither_the_signed_urls_nor_the_logged_client(guarded):
+    """The emulator is served directly (README, Security): a caller's `X-Forwarded-Proto` made the file URLs it
+    signs `https://` ones that nothing answers, and its `X-Forwarded-For` the address the access log names."""
+    form = {"int_in": "1", "double_in": "1", "string_in": "forwarded", "bool_in": "true", "dict_in": "{}",
+            "array_int_in": "[]", "array_double_in": "[]", "array_string_in": "[]"}
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    versioned = guarded.requests_url("v1")  # a path no other test of this emulator posts to: its access line is this call's
+    body = httpx.post(versioned, files={"file_in": ("p.bin", b"bytes")}, data=form,
+                      headers={"Authorization": f"Token {TOKEN}", **forwarded}).json()
+    assert body["status"] == "completed", body
+    (url,) = body["emulator_file_urls"].values()
+    assert url.startswith(f"{guarded.url}/"), url
+    assert httpx.get(url, headers=forwarded).content == b"bytes"
+    access = f'"POST {urlsplit(versioned).path} HTTP/1.1" 200'
+    (line,) = [line for line in wait_for_log(guarded, access).splitlines() if access in line]
+    assert " 127.0.0.1:" in line, line
+    assert "203.0.113.9" not in guarded.log()
+
+
 @pytest.mark.parametrize("args, variable, message", [
     (["--token", ""], None, "--token is empty: give the token every call must carry, or leave it out for none"),
     (["--token", "two words"], None, "--token holds a space, a control character or a non-ASCII one"),
