@@ -297,6 +297,23 @@ def test_a_deployment_without_a_version_says_so_and_sends_nothing(face, context)
     assert elsewhere == []
 
 
+def test_a_version_shown_as_building_is_followed_until_it_is_available(face, context, tmp_path):
+    """The menu kept the status the page was opened with: beside a completed answer, "v1 (default, building)"."""
+    gate = tmp_path / "started"
+    face.sdk().deployments_create(PROJECT, {"name": "starting", "input_type": "plain", "output_type": "plain"})
+    face.sdk().deployment_versions_create(PROJECT, "starting", {"version": "v1"})
+    code = f"import os, time\n\nclass Deployment:\n    def __init__(self):\n        while not os.path.exists({str(gate)!r}):\n" \
+           "            time.sleep(0.05)\n\n    def request(self, data):\n        return data\n"
+    assert httpx.post(f"{face.api}/projects/{PROJECT}/deployments/starting/versions/v1/revisions",
+                      files={"file": ("starting.zip", zip_bytes({"deployment_package/deployment.py": code.encode()}))}).status_code == 200
+    page, elsewhere = open_page(context, face, "starting")
+    assert page.inner_text("#version option") == "v1 (default, building)"
+    gate.touch()
+    page.wait_for_selector('#version option:text-is("v1 (default)")', state="attached")
+    assert page.input_value("#version") == "v1" and page.is_enabled("#send")
+    assert elsewhere == []
+
+
 def processing_in_the_history(context: BrowserContext, face: Emulator, gate: Path) -> tuple[Page, list[str], str]:
     """The page, showing a batch request that runs until `gate` exists; its history row's selector."""
     page, elsewhere = open_page(context, face, GATE)
@@ -336,6 +353,23 @@ def test_a_history_refresh_that_fails_says_so_and_is_tried_again_until_it_answer
     page.unroute(history)
     page.wait_for_selector(f'{row}[data-status="completed"]')
     assert page.is_hidden("#page-problem")
+    assert elsewhere == []
+
+
+def test_send_waits_for_its_answer_while_the_history_is_refreshed(face, context, tmp_path):
+    """Each refresh notes the versions again in the menu, and must not let the request be sent twice."""
+    gate = tmp_path / "open"
+    page, elsewhere, _ = processing_in_the_history(context, face, gate)
+    rows = page.eval_on_selector_all("#history tbody tr", "rows => rows.length")
+    for selector, value in (("#in-gate", str(gate)), ("#in-tags", "[]"), ("#in-meta", "{}"), ("#in-level", "1")):
+        page.fill(selector, value)
+    with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, GATE)) as posted:
+        page.click("#send")
+        page.wait_for_function("n => document.querySelectorAll('#history tbody tr').length > n", arg=rows)
+        assert page.is_disabled("#send"), "a refresh that listed the request being sent"
+        gate.touch()
+    assert posted.value.json()["status"] == "completed"
+    page.wait_for_selector("#send:enabled")
     assert elsewhere == []
 
 
@@ -528,3 +562,5 @@ def test_a_hidden_tab_follows_the_history_seldom_and_at_once_when_shown_again(fa
     gate.touch()
     page.wait_for_selector(f'{row}[data-status="completed"]')
     assert elsewhere == []
+
+

@@ -13,7 +13,7 @@ const IMAGE_NAME = /\.(jpe?g|png|gif|webp|bmp|avif)$/i;
 const FILE_URI = /^ubiops-file:\/\/([^/]+)\/(.+)$/;
 
 const $ = (id) => document.getElementById(id);
-const state = { project: null, deployment: null, fields: null, opened: null, poll: null };
+const state = { project: null, deployment: null, fields: null, opened: null, poll: null, sending: new Set() };
 
 class ApiProblem extends Error {
   constructor(message, status = null) {
@@ -139,16 +139,30 @@ async function loadDeployment() {
   $("outcome-card").hidden = true;
   const [deployment, versions] = await Promise.all([call(deploymentPath()), call(`${deploymentPath()}/versions`)]);
   if (state.deployment !== name) return;
-  fillSelect($("version"), versions.map((v) => {
-    const notes = [v.default ? "default" : null, v.status !== "available" ? v.status : null].filter(Boolean);
-    return [v.version, notes.length ? `${v.version} (${notes.join(", ")})` : v.version];
-  }), deployment.default_version);
-  allowSending();
+  showVersions(versions, deployment.default_version);
   state.fields = { input: deployment.input_fields, output: deployment.output_fields };
   buildForm(deployment.input_fields);
   $("fields").dataset.deployment = state.deployment;
   $("page-problem").hidden = true;
   await refreshHistory();
+}
+
+/** The version menu, each version noted as the API shows it now (default, building…). A deployment's
+ * load picks `pick`; the history's refresh notes the versions again (a version opened while building
+ * stayed "building" beside its answers) and keeps the pick while it exists, else picks the default. */
+function showVersions(versions, pick) {
+  const labels = versions.map((v) => {
+    const notes = [v.default ? "default" : null, v.status !== "available" ? v.status : null].filter(Boolean);
+    return [v.version, notes.length ? `${v.version} (${notes.join(", ")})` : v.version];
+  });
+  const options = [...$("version").options];
+  if (pick === undefined && options.length === labels.length && options.every((o, i) => o.value === labels[i][0])) {
+    options.forEach((option, i) => { option.textContent = labels[i][1]; }); // a menu the user has open stays open
+  } else {
+    const kept = pick ?? $("version").value;
+    fillSelect($("version"), labels, versions.some((v) => v.version === kept) ? kept : versions.find((v) => v.default)?.version);
+  }
+  allowSending();
 }
 
 $("project").addEventListener("change", () => loadDeployments().catch(showPageProblem));
@@ -261,18 +275,20 @@ function requestBody() {
 }
 
 /** A request goes to a version: a deployment without one says so, where sending posted to
- * `…/versions//requests` and showed a bare 404. */
-function allowSending(sending = false) {
+ * `…/versions//requests` and showed a bare 404. Nor is it sent twice: Send waits for the shown
+ * deployment's request to be answered, whoever asks (the history's refresh notes the versions). */
+function allowSending() {
   const versionless = $("version").options.length === 0;
   $("no-version").hidden = !versionless;
-  $("send").disabled = sending || versionless;
+  $("send").disabled = state.sending.has(deploymentPath()) || versionless;
 }
 
 $("request-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  allowSending(true);
-  $("sending").hidden = false;
   const sent = deploymentPath();
+  state.sending.add(sent);
+  allowSending();
+  $("sending").hidden = false;
   try {
     const { body, headers } = requestBody();
     const version = segment($("version").value);
@@ -284,6 +300,7 @@ $("request-form").addEventListener("submit", async (event) => {
   } catch (error) {
     if (deploymentPath() === sent) showFailure(error);
   } finally {
+    state.sending.delete(sent);
     allowSending();
     $("sending").hidden = true;
   }
@@ -368,10 +385,10 @@ function showFailure(error) {
   $("outcome-card").hidden = false;
 }
 
-// ---- The request history, followed live while any request in it is unfinished.
+// ---- The request history, followed live while any request in it is unfinished or a version builds.
 
-/** The newest requests of every version of the deployment: its deployment-level history is its default
- * version's alone (UbiOps' "for the default version of a deployment"), so each version's is asked for. */
+/** The deployment's versions and the newest requests of them all: its deployment-level history is its
+ * default version's alone (UbiOps' "for the default version of a deployment"), so each version's is asked for. */
 async function recentRequests() {
   const shown = deploymentPath();
   const versions = await call(`${shown}/versions`);
@@ -381,16 +398,17 @@ async function recentRequests() {
   const lists = await Promise.all(versions.flatMap((v) => ["completed,failed,cancelled", "processing", "pending"].map((status) =>
     call(`${shown}/versions/${segment(v.version)}/requests?status=${status}&limit=${HISTORY_SIZE}`).catch(gone))));
   const byId = new Map(lists.flat().map((r) => [r.id, r]));
-  return [...byId.values()].sort((a, b) => b.time_created.localeCompare(a.time_created)).slice(0, HISTORY_SIZE);
+  const requests = [...byId.values()].sort((a, b) => b.time_created.localeCompare(a.time_created)).slice(0, HISTORY_SIZE);
+  return { versions, requests };
 }
 
 async function refreshHistory() {
   clearTimeout(state.poll);
   state.poll = null;
   const shown = deploymentPath();
-  let requests;
+  let versions, requests;
   try {
-    requests = await recentRequests();
+    ({ versions, requests } = await recentRequests());
   } catch (error) {
     // The deployment itself is gone (renamed or deleted): the menu is reloaded, and it is followed no more.
     if (error instanceof ApiProblem && error.status === 404 && shown === deploymentPath()) return deploymentGone();
@@ -398,6 +416,7 @@ async function refreshHistory() {
   }
   if (shown !== deploymentPath()) return;
   $("page-problem").hidden = true; // the emulator answers again, whatever failed before
+  showVersions(versions);
   $("history").tBodies[0].replaceChildren(...requests.map((r) =>
     el("tr", { dataset: { id: r.id, status: r.status }, className: state.opened && state.opened.id === r.id ? "opened" : "" },
       el("td", { textContent: new Date(r.time_created).toLocaleString() }),
@@ -407,7 +426,8 @@ async function refreshHistory() {
       el("td", {}, el("span", { className: `status status-${r.status}`, textContent: r.status })))));
   $("history-empty").hidden = requests.length > 0;
   const openedUnfinished = await followOpened(shown);
-  if (openedUnfinished || requests.some((r) => UNFINISHED.includes(r.status))) followHistory();
+  const building = versions.some((v) => v.status === "building");
+  if (openedUnfinished || building || requests.some((r) => UNFINISHED.includes(r.status))) followHistory();
 }
 
 /** The opened request, while unfinished, asked of its own version: whether or not it is among the newest
