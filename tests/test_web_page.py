@@ -23,9 +23,12 @@ from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator, zip_byt
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from contract.config import load_config
+from emulator import launcher
 from emulator.api.auth import TOKEN_RULE
 
 WEB_FILES = ("index.html", "app.js", "style.css")
+IMAGE_NAME = re.compile(r"\.(jpe?g|png|gif|webp|bmp|avif)$", re.I)  # the names the page shows as images (app.js)
 TOKEN = "web-page-test-token"
 GATE = "gate"
 GATE_CODE = '''"""Echoes its input, once the file its `gate` field names exists (when it names one)."""
@@ -564,3 +567,70 @@ def test_a_hidden_tab_follows_the_history_seldom_and_at_once_when_shown_again(fa
     assert elsewhere == []
 
 
+
+def fill_in(page: Page, name: str, value: object) -> None:
+    """Set the form's control for input field `name` to a `sample_input` value (a file's path is the
+    repository's), as a user would."""
+    control = f"#in-{name}"
+    kind = page.eval_on_selector(control, "e => e.type")
+    if kind == "file":
+        page.set_input_files(control, [ROOT / path for path in (value if isinstance(value, list) else [value])])
+    elif kind == "checkbox":
+        page.set_checked(control, bool(value))
+    elif kind == "select-one":
+        page.select_option(control, str(value))
+    elif kind == "range":
+        page.eval_on_selector(control, "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }", str(value))
+    else:
+        page.fill(control, json.dumps(value) if isinstance(value, dict | list) else str(value))
+
+
+def test_the_served_package_s_whole_answer_is_shown_readably(context, tmp_path):
+    """The other tests' stand-in has four output fields. The package `make serve` serves (the face
+    profile: 47, with ints, a dict, arrays of doubles and an annotated image), sent its `sample_input`
+    from the form: every output field is shown, numbers and text as sent, dicts and arrays as JSON,
+    images loaded; and the version menu no longer says "building" once it answered."""
+    config = load_config(ROOT)
+    emulator = launcher.start_emulator(config.package_path, tmp_path, project=config.project,
+                                       deployment=config.deployment, cwd=ROOT)
+    try:
+        problems: list[str] = []
+        context.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+        context.on("weberror", lambda error: problems.append(str(error.error)))
+        page, elsewhere = open_page(context, emulator, config.deployment)
+        assert isinstance(config.sample_input, dict), "a structured deployment's sample_input"
+        for name, value in config.sample_input.items():
+            fill_in(page, name, value)
+        with page.expect_response(lambda r: r.url.startswith(emulator.api) and r.request.method == "POST",
+                                  timeout=launcher.SERVED_SECONDS * 1000) as posted:
+            page.click("#send")
+        answer = posted.value.json()
+        assert answer["status"] == "completed", answer
+        page.wait_for_selector("#outcome table.fields")
+        page.screenshot(path=tmp_path / "package.png", full_page=True)
+
+        fields = {f.name: f.data_type for f in emulator.sdk().deployments_get(config.project, config.deployment).output_fields}
+        assert page.eval_on_selector_all("#outcome table.fields tr", "rows => rows.map(r => r.dataset.field)") == list(fields)
+        assert page.eval_on_selector_all("#outcome table.fields th", "cells => cells.map(c => c.innerText)") == list(fields)
+        assert "[object Object]" not in page.inner_text("#outcome")
+        for name, data_type in fields.items():
+            value, text, cell = answer["result"][name], shown(page, name), f'#outcome tr[data-field="{name}"]'
+            if value is None:
+                assert text == "null", name
+            elif data_type in ("dict", "array_int", "array_double", "array_string"):
+                assert json.loads(text) == value, name
+            elif data_type in ("file", "array_file"):
+                uris = value if isinstance(value, list) else [value]
+                images = [Image.open(io.BytesIO(emulator.download(answer, uri))).width for uri in uris if IMAGE_NAME.search(uri)]
+                assert page.eval_on_selector_all(f"{cell} figcaption a", "links => links.length") == len(uris), name
+                assert (images_loaded(page, f"{cell} img") if images else []) == images, name
+            elif data_type == "bool":
+                assert text == str(value).lower(), name
+            elif data_type == "double":
+                assert float(text) == value, name
+            else:
+                assert text == str(value), name
+        page.wait_for_selector(f'#version option:text-is("{answer["version"]} (default)")', state="attached")
+        assert problems == [] and elsewhere == []
+    finally:
+        emulator.stop()
