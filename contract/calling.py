@@ -57,8 +57,9 @@ def call_problem(signature: inspect.Signature, method: str) -> str | None:
 
 
 def signature_of_function(function: ast.FunctionDef | ast.AsyncFunctionDef) -> inspect.Signature:
-    """The signature of a method read from source, without `self`, as `inspect` gives it for the bound
-    method: so the static check applies the very rule the loader does."""
+    """The signature of a method read from source as `inspect` gives it for the method got from an
+    instance: without `self` (or a classmethod's `cls`), a staticmethod's whole. So the static check
+    applies the very rule the loader does. Other decorators are not read (the caller's to judge)."""
     arguments = function.args
     positional = [*arguments.posonlyargs, *arguments.args]
     first_default = len(positional) - len(arguments.defaults)
@@ -74,4 +75,5 @@ def signature_of_function(function: ast.FunctionDef | ast.AsyncFunctionDef) -> i
         params.append(kind(argument.arg, kind.KEYWORD_ONLY, default=kind.empty if kw_default is None else None))
     if arguments.kwarg:
         params.append(kind(arguments.kwarg.arg, kind.VAR_KEYWORD))
-    return inspect.Signature(params[1:] if positional else params)
+    static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in function.decorator_list)
+    return inspect.Signature(params[1:] if positional and not static else params)

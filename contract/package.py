@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import codecs
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,24 +149,76 @@ def _installed_from_where_it_points(text: str) -> bool:
             or bool(ENVIRONMENT_VARIABLE.search(text)))
 
 
-def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_FILE) -> None:
+def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_FILE,
+                           python: tuple[int, int] | None = None) -> str | None:
     """Check, without importing it, that `file_name` defines `Deployment` as UbiOps calls it
-    (`contract.calling`: the rule the emulator's loader follows too)."""
+    (`contract.calling`: the rule the emulator's loader follows too). None when the check could tell;
+    else why the source alone cannot (a class that inherits its methods, one imported or defined under
+    an `if`, a method assigned or decorated, syntax newer than this Python while `python`, the
+    environment's, is newer): a note, as only running the file decides, never a refusal."""
     path = directory / file_name
     if not path.is_file():
         raise PackageCheckError(f"{file_name} is missing; UbiOps runs the class Deployment from it")
     try:
         module = ast.parse(path.read_bytes(), filename=file_name)  # as Python reads it: a BOM, a coding cookie
-    except (SyntaxError, ValueError) as exc:
+    except SyntaxError as exc:
+        running = sys.version_info[:2]
+        if python is not None and python > running:
+            return (f"Python {_dotted(running)}, the check's own, does not parse it ({exc.msg}, line {exc.lineno}); "
+                    f"the environment's Python {_dotted(python)} is newer and may")
+        raise PackageCheckError(f"{file_name} does not parse: {exc}") from None
+    except ValueError as exc:
         raise PackageCheckError(f"{file_name} does not parse: {exc}") from None
     found = [n for n in module.body if isinstance(n, ast.ClassDef) and n.name == "Deployment"]
+    elsewhere = [n for n in ast.walk(module) if n not in found and _binds(n, "Deployment", loose=not found)]
+    if elsewhere:
+        return f"Deployment is set on line {getattr(elsewhere[0], 'lineno', '?')} other than as a top-level class"
     if not found:
         raise PackageCheckError(f"{file_name} defines no top-level class Deployment")
-    methods = {n.name: n for n in found[-1].body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if "request" not in methods and "requests" not in methods:
+    cls = found[-1]
+    methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    others = [n for statement in cls.body if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
+              for n in ([statement] if isinstance(statement, ast.ClassDef) else ast.walk(statement))]
+    unread = [name for name in CALLED_METHODS if any(_binds(n, name) for n in others)
+              or (name in methods and not _plain(methods[name]))]
+    if "request" not in methods and "requests" not in methods and not unread:
+        if cls.bases or cls.keywords or cls.decorator_list:
+            return "Deployment defines neither request nor requests itself, and may inherit them"
         raise PackageCheckError(f"{file_name}: Deployment has neither request(self, data) nor requests(self, data)")
-    for name in ("__init__", "request", "requests"):
-        if name in methods:
+    for name in CALLED_METHODS:
+        if name in methods and name not in unread:
             problem = calling.call_problem(calling.signature_of_function(methods[name]), name)
             if problem:
                 raise PackageCheckError(f"{file_name} line {methods[name].lineno}: Deployment.{name}: {problem}")
+    if unread:
+        return f"Deployment.{', Deployment.'.join(unread)}: not a plain method (assigned, decorated or conditional)"
+    return None
+
+
+CALLED_METHODS = ("__init__", "request", "requests")
+PLAIN_DECORATORS = ("staticmethod", "classmethod")
+"""The decorators `calling.signature_of_function` reads; a method with another may take any arguments."""
+
+
+def _plain(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    decorators = method.decorator_list
+    return not decorators or (len(decorators) == 1 and isinstance(decorators[0], ast.Name)
+                              and decorators[0].id in PLAIN_DECORATORS)
+
+
+def _binds(node: ast.AST, *names: str, loose: bool = False) -> bool:
+    """Whether `node` may give one of `names` a value: a definition, an assignment, an import, a `global`;
+    with `loose` (no class defines it), also a `*` import or the name as a string (`globals()[…] = …`)."""
+    if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        return node.name in names
+    if isinstance(node, ast.Name):
+        return isinstance(node.ctx, ast.Store) and node.id in names
+    if isinstance(node, ast.alias):
+        return (loose and node.name == "*") or (node.asname or node.name.split(".")[0]) in names
+    if isinstance(node, (ast.Global, ast.Nonlocal)):
+        return any(name in names for name in node.names)
+    return loose and isinstance(node, ast.Constant) and node.value in names
+
+
+def _dotted(version: tuple[int, int]) -> str:
+    return ".".join(map(str, version))

@@ -25,6 +25,7 @@ from typing import IO, Any
 from contract.archive import ArchiveError, extract_package
 from contract.calling import deployment_file_name
 from contract.config import DeployerConfig, sample_input_problem
+from contract.environments import python_version
 from contract.manifest import ManifestError, instance_variables
 from contract.package import Package, PackageCheckError, check_deployment_class, read_package, read_requirements
 from contract.requests import COMPLETED
@@ -50,6 +51,8 @@ class Check:
     name: str
     passed: bool
     detail: str
+    note: bool = False
+    """Passed, as the check could not tell: the detail says why (only running the package does)."""
 
 
 @dataclass
@@ -64,9 +67,9 @@ class CheckReport:
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
-    def add(self, name: str, passed: bool, detail: str, say: Callable[[str], None]) -> bool:
-        self.checks.append(Check(name, passed, detail))
-        say(f"  {'ok  ' if passed else 'FAIL'} {name}: {detail}")
+    def add(self, name: str, passed: bool, detail: str, say: Callable[[str], None], note: bool = False) -> bool:
+        self.checks.append(Check(name, passed, detail, note))
+        say(f"  {'note' if note else 'ok  ' if passed else 'FAIL'} {name}: {detail}")
         return passed
 
     def summary(self) -> str:
@@ -122,11 +125,15 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
     # ubiops.yaml or the configured variables (those set on UbiOps by other means are not known here)
     file_name = deployment_file_name(instance_variables(package.manifest.environment_variables, configured))
 
-    def deployment_class() -> str:
-        check_deployment_class(package.directory, file_name)
-        return "class Deployment with usable __init__ and request signatures"
-
-    _static_check(report, say, file_name, deployment_class)
+    try:
+        undecided = check_deployment_class(package.directory, file_name, python_version(config.environment))
+    except PackageCheckError as exc:
+        report.add(file_name, False, str(exc), say)
+    else:
+        if undecided:  # the emulator's start and the tests, which import it, tell
+            report.add(file_name, True, f"not decided by reading it: {undecided}; only running it tells", say, note=True)
+        else:
+            report.add(file_name, True, "class Deployment with usable __init__ and request signatures", say)
     _static_check(report, say, "requirements.txt", lambda: f"{len(read_requirements(package.directory))} requirement(s)")
     size_mb = bundle.size / 1024**2
     report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)

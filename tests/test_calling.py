@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from contract.package import PackageCheckError, check_deployment_class
@@ -20,13 +22,18 @@ SIGNATURES = [
     ("def __init__(self): pass", "def request(self, data, context, extra): return data"),
     ("def __init__(self): pass", "def request(self): return 1"),
     ("def __init__(self, *, context, extra): pass", "def request(self, data): return data"),
+    ("def __init__(self): pass", "@staticmethod\n    def request(data): return data"),
+    ("def __init__(self): pass", "@staticmethod\n    def request(data, context): return context['id']"),
+    ("def __init__(self): pass", "@staticmethod\n    def request(self, data): return data"),
+    ("def __init__(self): pass", "@classmethod\n    def request(cls, data): return data"),
+    ("def __init__(self): pass", "@classmethod\n    def request(cls): return 1"),
 ]
 
 
 def check_accepts(tmp_path, init: str, method: str) -> bool:
     (tmp_path / "deployment.py").write_text(f"class Deployment:\n    {init}\n    {method}\n")
     try:
-        check_deployment_class(tmp_path)
+        assert check_deployment_class(tmp_path) is None, "a plain class is decided"
     except PackageCheckError:
         return False
     return True
@@ -55,3 +62,49 @@ def test_a_request_with_context_and_a_third_parameter_is_refused_with_the_reason
     assert str(error.value) == (
         "deployment.py line 2: Deployment.request: UbiOps would call it with (data), which fails: "
         "missing a required argument: 'context'")
+
+
+UNDECIDED = {  # deployment.py and the other files of a package the loader runs, which the source alone cannot judge
+    "inherited": ({"libraries/base_inherited.py": "class BaseDeployment:\n    def request(self, data):\n        return data\n",
+                   "deployment.py": "from base_inherited import BaseDeployment\n\nclass Deployment(BaseDeployment):\n    pass\n"},
+                  "Deployment defines neither request nor requests itself, and may inherit them"),
+    "imported": ({"model_imported.py": "class Model:\n    def request(self, data):\n        return data\n",
+                  "deployment.py": "from model_imported import Model as Deployment\n"},
+                 "Deployment is set on line 1 other than as a top-level class"),
+    "conditional": ({"deployment.py": "if True:\n    class Deployment:\n        def request(self, data):\n            return data\n"},
+                    "Deployment is set on line 2 other than as a top-level class"),
+    "assigned": ({"deployment.py": "def _impl(self, data):\n    return data\n\nclass Deployment:\n    request = _impl\n"},
+                 "Deployment.request: not a plain method (assigned, decorated or conditional)"),
+    "decorated": ({"deployment.py": "def quiet(method):\n    return lambda self, data: method(self, data, False, {})\n\n"
+                                    "class Deployment:\n    @quiet\n    def request(self, data, verbose, context):\n"
+                                    "        return data\n"},
+                  "Deployment.request: not a plain method (assigned, decorated or conditional)"),
+}
+
+
+@pytest.mark.parametrize("form", UNDECIDED)
+def test_a_class_the_source_cannot_judge_is_a_note_and_the_loader_runs_it(tmp_path, form):
+    """Each was refused ("defines no top-level class Deployment", "has neither request … nor requests",
+    "too many positional arguments"), so `deployer check` and `push --skip-tests` refused a package
+    that the emulator (and UbiOps) serve."""
+    files, note = UNDECIDED[form]
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert check_deployment_class(tmp_path) == note
+    module = loader.import_deployment_module(tmp_path, "deployment.py")
+    assert loader.dispatch(loader.instantiate(module, tmp_path, {}), {"x": 1}, {"id": "r1"}) == {"x": 1}
+
+
+def test_a_file_that_does_not_parse_is_a_note_only_when_the_environments_python_is_newer(tmp_path):
+    """With `python3-12` configured, a file using its syntax (`type Number = int | float`) was refused
+    as not parsing, by the check's own Python 3.11, while the emulator's Python 3.12 ran it."""
+    (tmp_path / "deployment.py").write_text("type Number = int | float\ndef broken(:\n")
+    running = sys.version_info[:2]
+    newer = (running[0], running[1] + 1)
+    note = check_deployment_class(tmp_path, python=newer)
+    assert note is not None and note.startswith(f"Python {running[0]}.{running[1]}, the check's own, does not parse it (")
+    assert note.endswith(f"the environment's Python {newer[0]}.{newer[1]} is newer and may")
+    with pytest.raises(PackageCheckError, match=r"deployment\.py does not parse: invalid syntax"):
+        check_deployment_class(tmp_path, python=running)
+

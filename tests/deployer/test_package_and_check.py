@@ -217,6 +217,34 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     assert result.stdout.strip().endswith("check passed: 9 checks")
 
 
+def test_check_leaves_a_class_inheriting_its_request_from_libraries_to_the_emulator(project):
+    """It was refused ("Deployment has neither request(self, data) nor requests(self, data)"), though
+    the emulator and UbiOps serve it: the static check notes it cannot tell, and the emulator's run decides."""
+    (project.package / "libraries").mkdir()
+    (project.package / "libraries" / "base.py").write_text(DEPLOYMENT_PY.replace("class Deployment:", "class BaseDeployment:"))
+    (project.package / "deployment.py").write_text("from base import BaseDeployment\n\n\nclass Deployment(BaseDeployment):\n"
+                                                  "    pass\n")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("note deployment.py: not decided by reading it: Deployment defines neither request nor requests itself, "
+            "and may inherit them; only running it tells") in result.stdout
+    assert "ok   emulator tests: emulator answered {'y': 42}" in result.stdout
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="the check's own Python reads Python 3.12's syntax")
+def test_check_leaves_syntax_of_the_environments_newer_python_to_the_emulator(project):
+    """With python3-12, a file using its syntax was refused as not parsing, by the deployer's Python 3.11."""
+    project.configure(environment="python3-12")
+    (project.package / "deployment.py").write_text(
+        'type Factor = int\n\n\nclass Deployment:\n    def request(self, data):\n'
+        '        return {f"{"y"}": data["x"] * 2}\n')
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("note deployment.py: not decided by reading it: Python 3.11, the check's own, does not parse it (invalid "
+            "syntax, line 1); the environment's Python 3.12 is newer and may; only running it tells") in result.stdout
+    assert "ok   emulator tests: emulator answered {'y': 42}" in result.stdout
+
+
 @pytest.mark.parametrize("where", ["config", "ubiops.yaml"])
 def test_check_reads_the_class_from_the_file_sys_deployment_file_name_names(project, where):
     """The emulator imports the file `SYS_DEPLOYMENT_FILE_NAME` names, from `ubiops.yaml` or the configured

@@ -152,6 +152,16 @@ def test_the_same_broken_package_is_caught_by_check_before_any_upload(project, r
     assert "FAIL emulator: the zip does not start" in result.stdout and "weights missing" in result.stdout
 
 
+def test_push_skipping_the_tests_uploads_a_class_the_static_check_cannot_read(project, remote_ubiops):
+    """`from model import Model as Deployment` was refused ("defines no top-level class Deployment"),
+    even with --skip-tests, though UbiOps (and the emulator) serve it."""
+    (project.package / "model.py").write_text((project.package / "deployment.py").read_text().replace("Deployment", "Model"))
+    (project.package / "deployment.py").write_text("from model import Model as Deployment\n")
+    pushed = project.push_json("--skip-tests", emulator=remote_ubiops)
+    assert pushed["build_status"] == "success"
+    assert remote_ubiops.sdk().deployment_requests_create(PROJECT, project.deployment, {"x": 21}).result == {"y": 42}
+
+
 def test_a_bad_token_is_one_line(project, remote_ubiops):
     result = project.run("push", "--skip-tests", emulator=remote_ubiops, token="wrong-token-value")
     assert result.returncode == 1
