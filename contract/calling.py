@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import inspect
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 DEPLOYMENT_FILE = "deployment.py"
@@ -24,6 +25,21 @@ def deployment_file_name(variables: Mapping[str, str]) -> str:
     """The file `Deployment` is imported from, by the instance's variables (`contract.manifest.instance_variables`):
     the emulator imports it, and `deployer check` reads it, so a package the one runs the other passes."""
     return next((variables[name] for name in DEPLOYMENT_FILE_VARIABLES if variables.get(name)), DEPLOYMENT_FILE)
+
+
+def backslash_hint(directory: Path) -> str:
+    """What to add when a package unpacked into `directory` lacks its deployment file and names files
+    with backslashes: a zip written with Windows' separators (`deployment_package\\deployment.py`)
+    unpacks to files of those names, not into folders (Python's zipfile, as the emulator, on Linux)."""
+    try:
+        named = sorted(p.name for p in directory.iterdir() if "\\" in p.name)
+    except OSError:
+        return ""
+    if not named:
+        return ""
+    shown = named[0] if named[0].isprintable() else repr(named[0])
+    return (f" (the zip names its entries with backslashes, as {shown}, where a zip's folders are separated by '/': "
+            "zip the package again with `python -m deployer package`, `ubiops.utils.zip_dir` or a tool that writes '/')")
 
 
 def init_arguments(signature: inspect.Signature) -> tuple[str, ...]:

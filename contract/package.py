@@ -158,7 +158,7 @@ def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_
     environment's, is newer): a note, as only running the file decides, never a refusal."""
     path = directory / file_name
     if not path.is_file():
-        raise PackageCheckError(f"{file_name} is missing; UbiOps runs the class Deployment from it")
+        raise PackageCheckError(f"{file_name} is missing; UbiOps runs the class Deployment from it{calling.backslash_hint(directory)}")
     try:
         module = ast.parse(path.read_bytes(), filename=file_name)  # as Python reads it: a BOM, a coding cookie
     except SyntaxError as exc:

@@ -108,3 +108,15 @@ def test_a_file_that_does_not_parse_is_a_note_only_when_the_environments_python_
     with pytest.raises(PackageCheckError, match=r"deployment\.py does not parse: invalid syntax"):
         check_deployment_class(tmp_path, python=running)
 
+
+def test_a_missing_deployment_py_of_a_zip_named_with_backslashes_says_so(tmp_path):
+    """A zip written with Windows' separators unpacks to files named `deployment_package\\deployment.py`."""
+    (tmp_path / "deployment_package\\deployment.py").write_text("class Deployment: pass\n")
+    with pytest.raises(PackageCheckError) as error:
+        check_deployment_class(tmp_path)
+    assert str(error.value) == (
+        "deployment.py is missing; UbiOps runs the class Deployment from it (the zip names its entries with "
+        "backslashes, as deployment_package\\deployment.py, where a zip's folders are separated by '/': zip the "
+        "package again with `python -m deployer package`, `ubiops.utils.zip_dir` or a tool that writes '/')")
+    with pytest.raises(FileNotFoundError, match=r"the package has no deployment.py \(the zip names its entries"):
+        loader.import_deployment_module(tmp_path, "deployment.py")

@@ -31,7 +31,7 @@ def import_deployment_module(package_dir: Path, file_name: str) -> ModuleType:
     sys.path.append(str(package_dir / "libraries"))
     path = package_dir / file_name
     if not path.is_file():
-        raise FileNotFoundError(f"the package has no {file_name}")
+        raise FileNotFoundError(f"the package has no {file_name}{calling.backslash_hint(package_dir)}")
     spec = importlib.util.spec_from_file_location("Deployment", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"{file_name} cannot be imported")

@@ -28,11 +28,11 @@ def deployment_body(name: str, **extra) -> dict:
             "input_fields": FIELDS, "output_fields": [{"name": "y", "data_type": "int"}], **extra}
 
 
-def zip_of(files: dict[str, str]) -> bytes:
+def zip_of(files: dict[str, str], folder: str = "deployment_package/") -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, content in files.items():
-            archive.writestr(f"deployment_package/{name}", content)
+            archive.writestr(f"{folder}{name}", content)
     return buffer.getvalue()
 
 
@@ -92,19 +92,23 @@ def test_a_revision_that_cannot_start_fails_its_build_and_keeps_the_previous_one
     assert api.deployment_requests_create(PROJECT, "rebuild", {"x": 1}).result == {"y": 7}
 
 
-@pytest.mark.parametrize("files, message", [
-    ({"deployment.py": "x = 1\n", "ubiops_input_spec.json": '[{"name": "z", "data_type": "int"}]'},
+@pytest.mark.parametrize("content, message", [
+    (zip_of({"deployment.py": "x = 1\n", "ubiops_input_spec.json": '[{"name": "z", "data_type": "int"}]'}),
      "ubiops_input_spec.json declares z (int) but the deployment's input fields are x (int)"),
-    ({"deployment.py": "x = 1\n", "ubiops.yaml": "apt: {}\n"}, "ubiops.yaml"),
-    (None, "not a readable zip file"),
-])
-def test_a_package_that_cannot_be_built_fails_with_its_reason(emulator, tmp_path, files, message):
+    (zip_of({"deployment.py": "x = 1\n", "ubiops.yaml": "apt: {}\n"}), "ubiops.yaml"),
+    (b"not a zip", "not a readable zip file"),
+    # a zip written with Windows' separators: it named no backslash, only the missing deployment.py
+    (zip_of({"deployment.py": "x = 1\n"}, folder="deployment_package\\"),
+     "the package has no deployment.py (the zip names its entries with backslashes, as "
+     "deployment_package\\deployment.py, where a zip's folders are separated by '/'"),
+], ids=["spec", "manifest", "not-a-zip", "backslashes"])
+def test_a_package_that_cannot_be_built_fails_with_its_reason(emulator, tmp_path, content, message, request):
     api = emulator.sdk()
-    name = f"broken-{len(message)}"
+    name = f"broken-{request.node.callspec.id}"
     api.deployments_create(PROJECT, deployment_body(name))
     api.deployment_versions_create(PROJECT, name, ubiops.DeploymentVersionCreate(version="v1"))
     package = tmp_path / "package.zip"
-    package.write_bytes(zip_of(files) if files else b"not a zip")
+    package.write_bytes(content)
     revision = api.revisions_file_upload(PROJECT, name, "v1", file=str(package)).revision
     failed = wait_for(api, name, "v1", revision)
     assert failed.status == "failed" and message in failed.error_message
