@@ -70,16 +70,24 @@ def package_prefix(names: list[str]) -> tuple[str, ...]:
     )
 
 
-def extract_package(zip_path: Path, target: Path) -> Path:
+def extract_package(zip_path: Path, target: Path, called: str | None = None) -> Path:
     """Extract the package folder of `zip_path` into `target` and return it.
 
     Refuses entries that would land outside `target` (absolute paths, `..`), symlinks, and archives
-    that unpack to more than MAX_UNPACKED_BYTES, before anything is written.
+    that unpack to more than MAX_UNPACKED_BYTES, before anything is written. `called` names the file
+    in the message when it is no zip ("the uploaded file": the name of the emulator's copy of an upload
+    means nothing to whoever uploaded it); its own name by default.
     """
+    called = called or zip_path.name
     try:
+        if zip_path.stat().st_size == 0:
+            raise ArchiveError(f"{called} is empty: it is not a zip file")
         archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveError(f"{zip_path.name} is not a readable zip file ({exc})") from None
+    except zipfile.BadZipFile as exc:
+        detail = "" if str(exc) == "File is not a zip file" else f" ({exc})"
+        raise ArchiveError(f"{called} is not a zip file{detail}") from None
+    except OSError as exc:
+        raise ArchiveError(f"{called} cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc) from None
     with archive:

@@ -139,7 +139,7 @@ class Builder:
         if active is None or active.status != SUCCESS:
             return len(unfinished)
         try:
-            version.package = self._unpack(active)
+            version.package = self._unpack(active, "its kept zip")
             self.runtime.replace(version, self._instances(project, deployment, version, version.package, active))
         except PACKAGE_ERRORS as exc:
             reason = f"Version {version.name} could not be restarted from revision {active.id}: {exc}"
@@ -163,11 +163,12 @@ class Builder:
         log.info("restarting %s/%s: %s", deployment.name, version.name, why)
         self.runtime.replace(version, pool)
 
-    def _unpack(self, revision: Revision) -> Package:
-        """The revision's package, freshly unpacked from its kept zip (a previous copy is replaced)."""
+    def _unpack(self, revision: Revision, called: str) -> Package:
+        """The revision's package, freshly unpacked from its kept zip (a previous copy is replaced);
+        `called`: what a message calls the zip (its file's name is the emulator's own)."""
         target = self.unpacked / revision.id
         shutil.rmtree(target, ignore_errors=True)
-        return read_package(extract_package(Path(revision.zip_path), target))
+        return read_package(extract_package(Path(revision.zip_path), target, called))
 
     def _instances(self, project: Project, deployment: Deployment, version: Version, package: Package,
                    revision: Revision | None) -> InstancePool:
@@ -186,7 +187,7 @@ class Builder:
         log.info("building %s/%s revision %s", deployment.name, version.name, revision.id, extra=fields)
         pool: InstancePool | None = None
         try:
-            package = await asyncio.to_thread(self._unpack, revision)
+            package = await asyncio.to_thread(self._unpack, revision, "the uploaded file")
             pool = self._instances(project, deployment, version, package, revision)
             pool.start()
             await pool.environment_built()

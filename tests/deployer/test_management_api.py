@@ -3,6 +3,7 @@ revisions and environments, with every refused input a clear 4xx in UbiOps' erro
 
 from __future__ import annotations
 
+import gzip
 import io
 import time
 import zipfile
@@ -96,12 +97,16 @@ def test_a_revision_that_cannot_start_fails_its_build_and_keeps_the_previous_one
     (zip_of({"deployment.py": "x = 1\n", "ubiops_input_spec.json": '[{"name": "z", "data_type": "int"}]'}),
      "ubiops_input_spec.json declares z (int) but the deployment's input fields are x (int)"),
     (zip_of({"deployment.py": "x = 1\n", "ubiops.yaml": "apt: {}\n"}), "ubiops.yaml"),
-    (b"not a zip", "not a readable zip file"),
+    # the emulator's own name of its copy was given ("796c81bc-….zip is not a readable zip file (File is not a zip file)")
+    (b"", "the uploaded file is empty: it is not a zip file"),
+    (b"not a zip", "the uploaded file is not a zip file"),
+    (zip_of({"deployment.py": "x = 1\n"})[:-30], "the uploaded file is not a zip file"),
+    (gzip.compress(zip_of({"deployment.py": "x = 1\n"})), "the uploaded file is not a zip file"),
     # a zip written with Windows' separators: it named no backslash, only the missing deployment.py
     (zip_of({"deployment.py": "x = 1\n"}, folder="deployment_package\\"),
      "the package has no deployment.py (the zip names its entries with backslashes, as "
      "deployment_package\\deployment.py, where a zip's folders are separated by '/'"),
-], ids=["spec", "manifest", "not-a-zip", "backslashes"])
+], ids=["spec", "manifest", "empty", "not-a-zip", "truncated", "gzip", "backslashes"])
 def test_a_package_that_cannot_be_built_fails_with_its_reason(emulator, tmp_path, content, message, request):
     api = emulator.sdk()
     name = f"broken-{request.node.callspec.id}"
