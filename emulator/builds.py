@@ -70,6 +70,8 @@ class Builder:
         self.metrics = metrics
         self._tasks: dict[asyncio.Task[None], Version] = {}
         """Each build running, and the version it builds."""
+        self._removals: set[asyncio.Task[None]] = set()
+        """Each replaced revision's unpacked package waiting for its instances to stop, to be removed."""
 
     async def upload(self, project: str, deployment: str, version: str, source: BinaryIO) -> Revision:
         """Store an uploaded zip as a new revision of `version` and start building it in the background."""
@@ -103,8 +105,24 @@ class Builder:
             if with_zips and not revision.from_command_line:  # the developer's own package: never ours to delete
                 Path(revision.zip_path).unlink(missing_ok=True)
 
+    def _discard_when_drained(self, version: Version, revision: Revision) -> None:
+        """Remove the unpacked package of `revision`, just replaced, once the instances that served it
+        have stopped: the requests still running there read it until they end (`Runtime.replace`).
+        Before, each replaced revision's copy stayed until the emulator restarted."""
+        drains = self.runtime.drains(version)
+
+        async def discard() -> None:
+            if drains:
+                await asyncio.wait(drains)  # not cancelled with this task
+            await asyncio.to_thread(self._discard, [revision], with_zips=False)
+
+        task = asyncio.create_task(discard())
+        self._removals.add(task)
+        task.add_done_callback(self._removals.discard)
+
     async def close(self) -> None:
-        await _cancelled(list(self._tasks))
+        """Stop the builds and the removals still waiting (the next start's `restore` removes those files)."""
+        await _cancelled([*self._tasks, *self._removals])
 
     def restore(self) -> None:
         """At start-up, for the saved versions: fail the builds the last run left unfinished, and give
@@ -223,9 +241,12 @@ class Builder:
             await asyncio.to_thread(self._discard, [revision], with_zips=False)
             await self.registry.changed()
             return
+        replaced = version.revisions.get(version.active_revision or "")
         version.package, version.active_revision = package, revision.id
         version.last_updated = now()
         self.runtime.replace(version, pool)
+        if replaced is not None:
+            self._discard_when_drained(version, replaced)
         if pool.launch.init_context["environment_variables"] != instance_environment(
                 project, deployment, version, package, self.settings):
             self.restart(project, deployment, version, VARIABLES_CHANGED)  # while it was building

@@ -66,6 +66,11 @@ class Runtime:
         drain.add_done_callback(lambda done: self._draining.pop(done, None))
         return drain
 
+    def drains(self, version: VersionKey) -> list[asyncio.Task[None]]:
+        """The drains of `version`'s previous instances still running: once they end, no request runs
+        on the packages those served."""
+        return [drain for drain, (version_id, _) in self._draining.items() if version_id == version.id]
+
     async def stop(self, version: VersionKey, reason: str) -> None:
         """Stop `version`'s instances, those still draining too; every job queued or running there
         is answered with `reason`."""
