@@ -237,6 +237,8 @@ def coerce_form_value(field: Field, text: str) -> Any:
         raise DataError(f"Form field {field.name!r} must be true or false, got {text!r}")
     try:
         value = loads_strict(text)
+    except RecursionError:  # Python's parser gives up around a thousand levels, long past the limit
+        raise DataError(f"Form field {field.name!r} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError:
         raise DataError(f"Form field {field.name!r} must be of type {data_type}, got {text!r}") from None
     if data_type == "double" and isinstance(value, int) and not isinstance(value, bool):

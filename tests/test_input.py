@@ -129,6 +129,9 @@ def test_repeated_form_value_is_a_400(echo):
     ("bool_in", "maybe", "Form field 'bool_in' must be true or false, got 'maybe'"),
     ("int_in", "3.5", "Form field 'int_in' must be of type int, but got a number"),
     ("array_int_in", "1,2", "Form field 'array_int_in' must be of type array_int, got '1,2'"),
+    ("dict_in", '{"a": ' * 101 + "1" + "}" * 101, "Form field 'dict_in' nests objects and arrays deeper than 100 levels"),
+    # past Python's own parser, which raised RecursionError: the answer was a 500
+    ("dict_in", "[" * 100_000 + "]" * 100_000, "Form field 'dict_in' nests objects and arrays deeper than 100 levels"),
 ])
 def test_uncoercible_form_value_fails_the_request(echo, field, text, message):
     """The failed request holds no data, so the file sent before the value is not kept either."""
