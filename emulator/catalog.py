@@ -29,7 +29,7 @@ from contract.spec import SpecError, parse_fields
 from emulator.data_files import UnreadableDataFile, unreadable
 from emulator.environments import version_environment
 from emulator.state import Deployment, Project, Revision, Variable, Version
-from emulator.version_settings import VersionSettings
+from emulator.version_settings import Labels, VersionSettings
 
 CATALOG_FILE = "catalog.json"
 FORMAT: Literal[1] = 1
@@ -84,7 +84,7 @@ class SavedDeployment(BaseModel):
     """As the API shows them (`Spec.to_api`), parsed again on load."""
     output_fields: list[Any]
     description: str = ""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     default_version: str | None = None
     """May name the `--package` version, which is not saved but re-created at start."""
     created: datetime

@@ -4,6 +4,7 @@ inputs by URI, file outputs as URIs, and the storage's refusal of names that cou
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import tempfile
@@ -203,6 +204,23 @@ def test_buckets_list_create_and_get(files_emulator):
         api.buckets_create(PROJECT, {"name": "kept-an-hour", "ttl": 3600})
     assert error.value.status == 400 and "bucket TTLs are not served by the emulator" in error.value.body
     assert "kept-an-hour" not in [b.name for b in api.buckets_list(PROJECT)]
+
+
+def test_bucket_labels_that_are_not_unicode_text_are_refused_and_nothing_is_created(files_emulator):
+    """Before, the bucket was made, the answer was a 500, and so was every later buckets_list (buckets.json
+    kept the label, so also after a restart). A file name Python could not decode holds a lone surrogate."""
+    api = files_emulator.sdk()
+    for labels in ({"source": os.fsdecode(b"photo-\xff.jpg")}, {os.fsdecode(b"photo-\xff.jpg"): "source"}):
+        with pytest.raises(ubiops.ApiException) as error:
+            api.buckets_create(PROJECT, ubiops.BucketCreate(name="photos", provider="ubiops", labels=labels))
+        assert error.value.status == 400
+        assert json.loads(error.value.body) == {
+            "error": "body labels: Value error, 'photo-\\udcff.jpg' holds a lone UTF-16 surrogate, which is not Unicode text"}
+        assert "photos" not in [b.name for b in api.buckets_list(PROJECT)]
+    before = api.buckets_get(PROJECT, "default").labels
+    with pytest.raises(ubiops.ApiException) as error:
+        api.buckets_update(PROJECT, "default", ubiops.BucketUpdate(labels={"source": os.fsdecode(b"photo-\xff.jpg")}))
+    assert error.value.status == 400 and api.buckets_get(PROJECT, "default").labels == before
 
 
 def test_a_buckets_settings_and_deletion_outlast_a_restart(tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import httpx
 import pytest
 import ubiops
@@ -90,20 +93,73 @@ def test_a_setting_given_as_null_is_put_back_to_what_a_new_version_has(echo):
         api.deployment_versions_delete(PROJECT, DEPLOYMENT, version)
 
 
-@pytest.mark.parametrize("settings, message", [
+def nested(levels: int) -> list:
+    """`[[…]]`, `levels` arrays deep."""
+    return json.loads("[" * levels + "]" * levels)
+
+
+SURROGATE = os.fsdecode(b"photo-\xff.jpg")
+"""A file name Python could not decode: it holds the lone surrogate U+DCFF, which UTF-8 cannot carry."""
+REFUSED_SETTINGS = [
     ({"ports": [{"port": 8080}]}, "body ports 0 public_port: Field required"),
     ({"ports": [{"public_port": 1, "deployment_port": 2, "protocol": ""}]}, "body ports 0 protocol: String should have at least 1"),
     ({"health_check": {"interval": "often"}}, "body health_check interval: Input should be a valid integer"),
     ({"environment_tag": ""}, "body environment_tag: String should have at least 1 character"),
     ({"instance_type_group_name": ""}, "body instance_type_group_name: String should have at least 1 character"),
-])
+    # Before, the ones below were kept: then answers holding them, and saves of the catalog, failed with a 500 (or
+    # the catalog was saved, and the next start refused to read it)
+    ({"command": nested(101)}, "body command: Value error, nests objects and arrays deeper than 100 levels"),
+    ({"args": nested(450)}, "body args: Value error, nests objects and arrays deeper than 100 levels"),
+    ({"labels": {"source": SURROGATE}}, "body labels: Value error, 'photo-\\udcff.jpg' holds a lone UTF-16 surrogate"),
+    ({"labels": {SURROGATE: "photo"}}, "body labels: Value error, 'photo-\\udcff.jpg' holds a lone UTF-16 surrogate"),
+    ({"health_check": {"path": SURROGATE}}, "body health_check path: Value error, 'photo-\\udcff.jpg' holds a lone UTF-16"),
+]
+
+
+def send_json(method: str, url: str, body: dict) -> httpx.Response:
+    """`body` as JSON text that spells a lone surrogate as its escape, as the SDK sends it (httpx's own
+    `json=` cannot encode one)."""
+    return httpx.request(method, url, content=json.dumps(body), headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("settings, message", REFUSED_SETTINGS)
 def test_version_settings_the_sdk_could_not_read_back_are_refused(echo, settings, message):
     """Before, they were stored: from then on the SDK refused every answer holding the version, the
     whole deployment's list included, also after a restart."""
-    response = httpx.post(f"{echo.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions",
-                          json={"version": "refused", **settings})
+    response = send_json("POST", f"{echo.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions",
+                         {"version": "refused", **settings})
     assert response.status_code == 400 and response.json()["error"].startswith(message), response.text
     assert [v.version for v in echo.sdk().deployment_versions_list(PROJECT, DEPLOYMENT)] == ["v1"]
+
+
+@pytest.mark.parametrize("settings, message", REFUSED_SETTINGS[-5:])
+def test_an_update_to_settings_no_answer_could_hold_changes_nothing(echo, settings, message):
+    """Before, a PATCH answered 500 but kept the settings: every later list, and every save, failed."""
+    api, url = echo.sdk(), f"{echo.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}"
+    api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
+        version="patched", labels={"team": "vision"}, command=["python", "serve.py"]))
+    try:
+        response = send_json("PATCH", f"{url}/versions/patched", settings)
+        assert response.status_code == 400 and response.json()["error"].startswith(message), response.text
+        kept = api.deployment_versions_get(PROJECT, DEPLOYMENT, "patched")
+        assert (kept.labels, kept.command, kept.args, kept.health_check) == ({"team": "vision"}, ["python", "serve.py"], None, None)
+        assert [v.version for v in api.deployment_versions_list(PROJECT, DEPLOYMENT)] == ["v1", "patched"]
+    finally:
+        api.deployment_versions_delete(PROJECT, DEPLOYMENT, "patched")
+
+
+@pytest.mark.parametrize("labels, message", [
+    ({"source": SURROGATE}, "body labels: Value error, 'photo-\\udcff.jpg' holds a lone UTF-16 surrogate"),
+    ({SURROGATE: "photo"}, "body labels: Value error, 'photo-\\udcff.jpg' holds a lone UTF-16 surrogate"),
+])
+def test_deployment_labels_that_are_not_unicode_text_are_refused(echo, labels, message):
+    """Before, they were kept (a key as U+FFFD): the answer was a 500, and so was every later list and save."""
+    url = f"{echo.api}/projects/{PROJECT}/deployments"
+    created = send_json("POST", url, {"name": "labelled", "input_type": "plain", "output_type": "plain", "labels": labels})
+    assert created.status_code == 400 and created.json()["error"].startswith(message), created.text
+    updated = send_json("PATCH", f"{url}/{DEPLOYMENT}", {"labels": labels})
+    assert updated.status_code == 400 and updated.json()["error"].startswith(message), updated.text
+    assert [(d.name, d.labels) for d in echo.sdk().deployments_list(PROJECT)] == [(DEPLOYMENT, {})]
 
 
 @pytest.mark.parametrize("call, args, message", [

@@ -203,6 +203,40 @@ def test_serving_the_package_under_another_name_leaves_the_earlier_deployment_wi
         second.stop()
 
 
+def nested(levels: int) -> list:
+    """`[[…]]`, `levels` arrays deep."""
+    return json.loads("[" * levels + "]" * levels)
+
+
+def test_what_the_catalog_saves_the_next_start_reads_back(tmp_path):
+    """Before, a version whose `command` nested 196 arrays deep was taken and saved, and the next start refused
+    the whole catalog: its reader stops at 200 levels, the catalog's own nesting included. The deepest the
+    API takes, and labels of any Unicode text, come back as they were saved."""
+    data = tmp_path / "data"
+    first = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        api = first.sdk()
+        refused = httpx.post(f"{first.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions",
+                             json={"version": "deep", "command": nested(196)})
+        assert refused.status_code == 400, refused.text
+        labels = {"café": "\N{HOT BEVERAGE} ünïcode", "source": "photo-\N{GRINNING FACE}.jpg"}
+        api.deployments_create(PROJECT, {"name": "labelled", "input_type": "plain", "output_type": "plain", "labels": labels})
+        api.deployment_versions_create(PROJECT, "labelled", ubiops.DeploymentVersionCreate(
+            version="deepest", command=nested(100), args=[{"a": nested(98)}], labels=labels))
+        saved = api.deployment_versions_get(PROJECT, "labelled", "deepest")
+    finally:
+        first.stop()
+    second = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        api = second.sdk()
+        again = api.deployment_versions_get(PROJECT, "labelled", "deepest")
+        assert (again.command, again.args, again.labels) == (saved.command, saved.args, labels) == (
+            nested(100), [{"a": nested(98)}], labels)
+        assert api.deployments_get(PROJECT, "labelled").labels == labels
+    finally:
+        second.stop()
+
+
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "Invalid JSON"),
     (json.dumps({"format": 1, "projects": [{"name": PROJECT}]}), "projects.0.id: Field required"),

@@ -10,6 +10,7 @@ from pydantic import BaseModel, field_validator
 
 from emulator.api.sdk_models.management import Body, Description
 from emulator.storage import StoredBucket, StoredFile
+from emulator.version_settings import Labels
 
 PROVIDER = "ubiops"
 
@@ -21,7 +22,7 @@ class BucketUpdate(Body):
     configuration: dict[str, str] | None = None
     ttl: int | None = None
     description: str | None = Description
-    labels: dict[str, str] | None = None
+    labels: Labels | None = None
 
     @field_validator("ttl")
     @classmethod

@@ -23,7 +23,7 @@ from contract.spec import Spec
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
 from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Serving, Version
-from emulator.version_settings import Description, Strict, VersionSettings
+from emulator.version_settings import Description, Labels, Strict, VersionSettings
 
 ORGANIZATION = "emulator"
 
@@ -43,7 +43,7 @@ class DeploymentCreate(Body):
     output_type: Literal["structured", "plain"] | None = None
     input_fields: list[Any] | None = None
     output_fields: list[Any] | None = None
-    labels: dict[str, str] | None = None
+    labels: Labels | None = None
 
 
 class DeploymentUpdate(Body):
@@ -52,7 +52,7 @@ class DeploymentUpdate(Body):
     description: str | None = Description
     input_fields: list[Any] | None = None
     output_fields: list[Any] | None = None
-    labels: dict[str, str] | None = None
+    labels: Labels | None = None
 
 
 class VersionCreate(VersionSettings):
