@@ -88,7 +88,7 @@ def send(emulator: Emulator, args: argparse.Namespace, spec: Spec) -> tuple[dict
     if args.json is not None:
         try:
             data = loads_strict(args.json)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested past what Python's parser takes
             raise RequestCommandError(f"--json is not valid JSON ({exc})") from None
         return emulator.request(data, version=args.version), {}
     if not spec.fields:

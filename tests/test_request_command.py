@@ -125,6 +125,8 @@ def test_a_missing_field_fails_the_request_with_its_name(project):
     (("-i", "colour=red", "inputs/photo.bin"), "-i 'colour=red': write NAME=VALUE with NAME one of photo, scale"),
     (("missing.jpg",), "photo: no file at missing.jpg"),
     (("--json", "{nope"), "--json is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    (("--json", "[" * 100_000), "--json is not valid JSON (maximum recursion depth exceeded while decoding a JSON array "
+     "from a unicode string)"),
 ])
 def test_refused_requests_say_why_in_one_line(project, args, message):
     run = request(project, *args)
