@@ -60,6 +60,9 @@ SEARCH_THREADS = 2
 CLOSE_SECONDS = 2.0
 """How long the stop goes on storing the lines still queued; the rest are dropped, with a warning that
 says how many (after a flood of 500k lines, storing them all held the emulator's stop for 23 s)."""
+BUSY_SECONDS = 5.0
+"""How long the writer waits for another connection's write (another program's, the sqlite3 shell in a
+transaction) to end before its batch fails."""
 INFO, ERROR = "info", "error"
 
 SCHEMA = """
@@ -111,7 +114,7 @@ class LogStore:
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES, max_age_seconds: int = MAX_AGE_SECONDS,
                  search_seconds: float = SEARCH_SECONDS, close_seconds: float = CLOSE_SECONDS) -> None:
         self._path = path
-        self._db = open_database(path, SCHEMA, "deployment logs")
+        self._db = open_database(path, SCHEMA, "deployment logs", BUSY_SECONDS)
         """The writer's (a search opens its own)."""
         self._search_seconds = search_seconds
         self._close_seconds = close_seconds
