@@ -12,7 +12,7 @@ from harness import ROOT, start_emulator
 from emulator.runtime.instance import TEMP_PREFIX
 
 sys.path.insert(0, str(ROOT / "bench"))
-from load import TEXT, LoadResult, portrait_workload, run_hey, run_in_process, run_load, scaling
+from load import TEXT, LoadResult, completed, portrait_workload, run_hey, run_in_process, run_load, scaling
 
 
 def open_fds(pid: int) -> int:
@@ -23,9 +23,10 @@ def test_concurrent_clients_get_answers_and_nothing_leaks(tmp_path):
     emulator = start_emulator("plain", tmp_path, "--instances", "2")
     try:
         asyncio.run(run_load(emulator, TEXT, clients=4, seconds=0.5))
-        fds_before = open_fds(emulator.process.pid)
+        fds_before, completed_before = open_fds(emulator.process.pid), completed(emulator)
         result = asyncio.run(run_load(emulator, TEXT, clients=8, seconds=3))
-        assert result.requests > 50 and result.errors == 0
+        assert result.requests > 0 and result.errors == 0
+        assert completed(emulator) - completed_before == result.requests, "each answer, and no other, counted completed"
         assert all(seconds > 0 for seconds in result.cpu_seconds), "server, instances and client each did work"
         assert open_fds(emulator.process.pid) <= fds_before + 2, "file descriptors leaked"
         left = sorted(emulator.temp_dir.iterdir())
@@ -42,8 +43,9 @@ def test_hey_sends_the_same_load_and_its_answers_are_counted(tmp_path):
     emulator = start_emulator("plain", tmp_path)
     try:
         result = run_hey(emulator, TEXT, clients=2, seconds=1)
-        assert result.requests > 20 and result.errors == 0
-        assert len(result.latencies_ms) == result.requests and 0.5 < result.seconds < 5
+        assert result.requests > 0 and result.errors == 0
+        assert len(result.latencies_ms) == result.requests
+        assert result.seconds * 1000 >= max(result.latencies_ms) > 0, "the run lasts at least as long as its slowest request"
         assert all(seconds > 0 for seconds in result.cpu_seconds), "server, instances and hey each did work"
         failing = replace(TEXT, body=b"", content_type="application/json")  # an empty body: HTTP 400
         assert run_hey(emulator, failing, clients=1, seconds=0.5).errors > 0
@@ -60,8 +62,8 @@ def test_the_portrait_is_sent_as_curl_sends_it():
 def test_the_face_profile_runs_in_processes_of_its_own_as_the_bound_for_instances():
     """`--in-process`: what users would run instead of the emulator, each process doing real work."""
     result = run_in_process(2, seconds=1)
-    assert result.requests > 4 and result.errors == 0 and len(result.latencies_ms) == result.requests
-    assert result.cpu_seconds[1] > 0.5, "two processes each busy for a second"
+    assert result.requests >= 2 and result.errors == 0 and len(result.latencies_ms) == result.requests
+    assert result.cpu_seconds[1] > 0, "the processes' CPU, counted as the instances'"
 
 
 def test_instance_counts_are_compared_by_the_medians_of_their_runs():
