@@ -14,11 +14,16 @@ from ubiops.utils.exceptions import StatusError
 from emulator.reload import POLL_SECONDS
 
 CODE = '''
+import os
 import time
 
 class Deployment:
     def request(self, data):
-        time.sleep(data.count("z") / 4)
+        if data.startswith("gate "):  # says it has started, then waits for the file it names
+            gate = data.removeprefix("gate ")
+            open(gate + ".taken", "w").close()
+            while not os.path.exists(gate):
+                time.sleep(0.05)
         return "{greeting} " + data
 '''
 
@@ -47,17 +52,18 @@ def package(tmp_path):
 
 
 def test_edit_reaches_the_next_request_and_in_flight_requests_finish_first(package, tmp_path):
-    emulator = start_emulator(package, tmp_path, "--reload")
+    emulator, gate = start_emulator(package, tmp_path, "--reload"), tmp_path / "gate"
     try:
         assert request(emulator, "you").json()["result"] == "hello you"
-        slow: dict = {}
-        in_flight = threading.Thread(target=lambda: slow.update(request(emulator, "zzzzzzzz").json()))
+        old: dict = {}
+        in_flight = threading.Thread(target=lambda: old.update(request(emulator, f"gate {gate}").json()))
         in_flight.start()
-        time.sleep(0.3)
+        eventually(gate.with_suffix(".taken").exists, "the request was taken by an instance")
         write_package(package, "goodbye")
         wait_for_result(emulator, "you", "goodbye you")
+        gate.touch()
         in_flight.join()
-        assert slow["status"] == "completed" and slow["result"] == "hello zzzzzzzz", "started on the old code, finished on it"
+        assert (old["status"], old["result"]) == ("completed", f"hello gate {gate}"), "started on the old code, finished on it"
         assert "changed: deployment.py; restarting the instances on the new code" in wait_for_log(emulator, "reloaded")
     finally:
         emulator.stop()
