@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from submitting import PACKAGES, TIMEOUT
@@ -17,6 +18,14 @@ from emulator.runtime.protocol import Result, request_tag
 from emulator.runtime.python_envs import PythonEnvironment
 
 pytestmark = pytest.mark.anyio
+
+
+def ended(pid: int) -> bool:
+    """Whether the process has exited (a zombie until its parent, the worker, waits for it, which it never does)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
 
 
 @pytest.fixture
@@ -131,12 +140,19 @@ async def test_a_request_that_leaves_its_streams_closed_or_none_still_answers(po
     assert await pool.submit(job("after", "r-2"), TIMEOUT) == Result("after")
 
 
-async def test_a_forked_child_that_returns_from_the_request_answers_nothing(pools, job):
+async def test_a_forked_child_that_returns_from_the_request_answers_nothing(pools, job, printed):
     """A child the request forked and did not end went on in the worker's loop on its channel: its reply,
     then its reading of the next job, put every later answer one request behind (a caller got another's)."""
     pool = pools("console")
     pool.start()
     assert await pool.submit(job("fork", "r-1"), TIMEOUT) == Result("fork")
-    await asyncio.sleep(0.5)  # the child's error is ready by now
+    lines = await printed(lambda lines: any(line.startswith("forked child ") for _, _, line in lines), "stdout")
+    (child,) = [int(line.split()[-1]) for _, _, line in lines if line.startswith("forked child ")]
+    for _ in range(TIMEOUT * 20):
+        if ended(child):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the child went on in the worker's loop")
     for n in range(3):
         assert await pool.submit(job(f"call {n}", f"r-{n + 2}"), TIMEOUT) == Result(f"call {n}")
