@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from face_profile import MODEL_VERSION, WEIGHTS_SHA256
 from PIL import Image
 from profile_helpers import IMAGES
 from ubiops.utils import upload_file
@@ -31,7 +32,7 @@ def test_curl_style_portrait_gives_a_face_profile_and_an_annotated_image(face_pr
     assert result["face_found"] is True and result["num_faces"] == 1
     assert 1.4 <= result["fwhr"] <= 2.4
     assert abs(result["yaw_degrees"]) < 25 and abs(result["roll_degrees"]) < 20
-    assert result["model_id"].startswith("face-profile-") and "sha256:64184e22" in result["model_id"]
+    assert result["model_id"] == f"face-profile-{MODEL_VERSION}+sha256:{WEIGHTS_SHA256}", "the weights the package checks"
     uri = result["annotated_img"]
     assert uri.startswith(f"ubiops-file://default/deployment_requests/{body['id']}/output/")
     annotated = Image.open(io.BytesIO(face_profile.download(body, uri)))
