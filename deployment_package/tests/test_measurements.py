@@ -40,41 +40,25 @@ def _turned_by(fields, upright, angle, field):
     return (fields[field] - upright[field] - angle + 180) % 360 - 180
 
 
-BICUBIC, NEAREST = Image.Resampling.BICUBIC, Image.Resampling.NEAREST
-UPSIDE_DOWN = {  # each portrait turned by 135 and 165 degrees, resampled two ways: whether its face is found
-    ("grace_hopper.jpg", 135, BICUBIC): False, ("grace_hopper.jpg", 135, NEAREST): True,
-    ("grace_hopper.jpg", 165, BICUBIC): True, ("grace_hopper.jpg", 165, NEAREST): True,
-    ("astronaut.jpg", 135, BICUBIC): True, ("astronaut.jpg", 135, NEAREST): True,
-    ("astronaut.jpg", 165, BICUBIC): True, ("astronaut.jpg", 165, NEAREST): False,
-}
-
-
-def _upside_down(found: bool) -> list:
-    return [pytest.param(name, angle, resample, id=f"{name.removesuffix('.jpg')}-{angle}-{resample.name.lower()}")
-            for (name, angle, resample), finds in UPSIDE_DOWN.items() if finds is found]
-
-
-@pytest.mark.parametrize("name, angle, resample", _upside_down(found=True))
+@pytest.mark.parametrize("name", PORTRAITS)
+@pytest.mark.parametrize("angle", [135, 165])
+@pytest.mark.parametrize("resample", [Image.Resampling.BICUBIC, Image.Resampling.NEAREST], ids=["bicubic", "nearest"])
 def test_an_upside_down_face_gets_no_upside_down_mesh(model, profiles, name, angle, resample):
     """The face detector and the landmarker take an upside-down face for an upright one (eyes on
-    the mouth, lips on the eyes): its profile must be the upright one turned."""
-    fields = model.predict(open_rgb(name).rotate(angle, resample=resample, expand=True)).fields
-    assert fields["face_found"] is True and fields["num_faces"] == 1
-    upright = profiles[name]
-    assert abs(_turned_by(fields, upright, angle, "roll_degrees")) < 5
-    assert abs(_turned_by(fields, upright, angle, "eye_roll_degrees")) < 5
-    assert fields["fwhr"] == pytest.approx(upright["fwhr"], rel=0.05)
-
-
-@pytest.mark.parametrize("name, angle, resample", _upside_down(found=False))
-def test_an_upside_down_face_the_detector_misses_gets_the_no_face_profile(model, name, angle, resample):
-    """Where the detector misses the turned face, the profile says so, every measurement null: never
-    an upright mesh fitted to it."""
+    the mouth, lips on the eyes): its profile must be the upright one turned, or, where the detector
+    misses the turned face (two of these eight under the pinned MediaPipe, a borderline that another
+    CPU's arithmetic may move), the whole no-face profile: never an upright mesh fitted to it."""
     profile = model.predict(open_rgb(name).rotate(angle, resample=resample, expand=True))
     fields = profile.fields
-    assert fields["face_found"] is False and fields["num_faces"] == 0
-    assert all(fields[measurement] is None for measurement in measurement_names(fields))
-    assert profile.annotated_image is None
+    if fields["face_found"]:
+        assert fields["num_faces"] == 1
+        upright = profiles[name]
+        assert abs(_turned_by(fields, upright, angle, "roll_degrees")) < 5
+        assert abs(_turned_by(fields, upright, angle, "eye_roll_degrees")) < 5
+        assert fields["fwhr"] == pytest.approx(upright["fwhr"], rel=0.05)
+    else:
+        assert fields["num_faces"] == 0 and profile.annotated_image is None
+        assert all(fields[measurement] is None for measurement in measurement_names(fields))
 
 
 def test_an_upside_down_portrait_is_profiled_the_right_way_up(model, profiles):
