@@ -29,6 +29,7 @@ from contract.environments import python_version
 from contract.manifest import ManifestError, instance_variables
 from contract.package import Package, PackageCheckError, check_deployment_class, read_package, read_requirements
 from contract.requests import COMPLETED
+from contract.requirements import file_references
 from contract.spec import DataError, Spec, SpecError, check_input
 from deployer.bundle import Bundle
 from deployer.client import Api, scrubbed, translated
@@ -134,7 +135,13 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
             report.add(file_name, True, f"not decided by reading it: {undecided}; only running it tells", say, note=True)
         else:
             report.add(file_name, True, "class Deployment with usable __init__ and request signatures", say)
-    _static_check(report, say, "requirements.txt", lambda: f"{len(read_requirements(package.directory))} requirement(s)")
+
+    def requirements() -> str:
+        count = len(read_requirements(package.directory))
+        file_references(package.directory)  # none out of the package, as the emulator's build refuses them
+        return f"{count} requirement(s)"
+
+    _static_check(report, say, "requirements.txt", requirements)
     size_mb = bundle.size / 1024**2
     report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)
     if config.sample_input:

@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -36,6 +35,8 @@ from pathlib import Path
 import uv
 
 from contract.environments import python_version
+from contract.package import PackageCheckError
+from contract.requirements import EDITABLE, FIND_LINKS, file_references
 from emulator import EMULATOR_TOKEN_VARIABLE
 
 log = logging.getLogger("emulator.environments")
@@ -54,13 +55,6 @@ NOT_INHERITED = (EMULATOR_TOKEN_VARIABLE, "UBIOPS_API_TOKEN", "UBIOPS_API_HOST",
 """The emulator's own variables that the deployment's code and its requirements' installer do not
 get: tokens never reach user code (a requirement's URL could name one), and the emulator's Python
 paths are not the version's."""
-INCLUDE = re.compile(r"\s*(?:-[rc]|--(?:requirement|constraint))\s*=?\s*(\S+)")
-"""A requirements file's line naming another file (`-r base.txt`, `--constraint=c.txt`), whose text
-is then part of the environment too."""
-LOCAL = re.compile(r"\s*(?P<editable>(?:-e|--editable)(?:\s+|\s*=\s*))?"
-                   r"(?P<path>\.{1,2}(?=[\s\[;]|$)|[^\s\[;:@=<>!~]*(?:/[^\s\[;]*|\.whl|\.tar\.gz|\.zip))")
-"""A requirement on files (a path, as pip reads one: `./wheels/x.whl`, `-e ./src/mylib`, `x.whl`), not
-on a name or a URL."""
 MAX_LOG_LINE = 2000
 """An installer's line longer than this is cut short in the log (a requirement line can be any length)."""
 
@@ -126,7 +120,7 @@ class EnvironmentBuilder:
             raise EnvironmentBuildError(str(exc)) from None
         interpreter = await asyncio.to_thread(find_python, wanted)
         has_requirements = environment.requirements.is_file()
-        requirements = await asyncio.to_thread(_requirements_text, environment.requirements) if has_requirements else b""
+        requirements = await asyncio.to_thread(_requirements_text, environment.package_dir) if has_requirements else b""
         folder = self.cache_dir / _key(interpreter, requirements)
         python = str(folder / "bin" / "python")
         async with _locked(folder.with_suffix(".lock")):
@@ -155,7 +149,8 @@ class EnvironmentBuilder:
                 # Like pip on UbiOps: every index is searched for the best match (a version missing from
                 # an extra index is found on PyPI), and no uv setting in or above the package steers it.
                 await _uv(["pip", "install", "--python", str(folder / "bin" / "python"), "--index-strategy",
-                           "unsafe-best-match", "--no-config", "-r", REQUIREMENTS_FILE], environment.package_dir, fields)
+                           "unsafe-best-match", "--no-config", *_refreshed(environment.package_dir),
+                           "-r", REQUIREMENTS_FILE], environment.package_dir, fields)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -164,27 +159,46 @@ class EnvironmentBuilder:
         log.info("environment %s built in %.1f s", environment.base, time.monotonic() - started, extra=fields)
 
 
-def _requirements_text(path: Path, seen: frozenset[Path] = frozenset()) -> bytes:
-    """What an environment is made of, as far as the package says: the text of a requirements file and
-    of every file it includes (`-r`, `-c`), so that editing an included one builds anew, and what each
-    requirement on the package's own files holds (`./wheels/x.whl`, `./src/mylib`): a cached
-    environment once went on serving the first revision's copy of them. An editable one (`-e ./mylib`)
-    is tied to its folder, which the environment runs from. An include that is missing or loops is
-    left to the installer to report."""
-    text = path.read_bytes()
-    included = [text]
-    for line in text.decode(errors="replace").splitlines():
-        if match := INCLUDE.match(line):
-            target = (path.parent / match[1]).resolve()
-            if target.is_file() and target not in seen:
-                included.append(b"\0" + _requirements_text(target, seen | {path.resolve()}))
-        elif match := LOCAL.match(line):
-            target = (path.parent / match["path"]).resolve()
-            if match["editable"]:
-                included.append(b"\0editable\0" + os.fsencode(target))
-            elif target.exists():
-                included.append(b"\0" + _digest(target))
-    return b"".join(included)
+def _requirements_text(package_dir: Path) -> bytes:
+    """What an environment is made of, as far as the package says: the text of requirements.txt and
+    what each place on disk it names holds (`contract.requirements`): the files it includes, so that
+    editing one builds anew; the folders it searches and the archives and folders it installs
+    (`--find-links ./wheels`, `mylib @ ./wheels/x.whl`, `./src/mylib`), so that a wheel rebuilt with new
+    code under the same version does too (a cached environment went on serving the first one's copy).
+    An editable one (`-e ./mylib`) is also tied to its folder, which the environment runs from.
+    EnvironmentBuildError for a place UbiOps' build would not have (an absolute path, or one out of
+    the package)."""
+    try:
+        references = file_references(package_dir)
+    except PackageCheckError as exc:
+        raise EnvironmentBuildError(str(exc)) from None
+    parts = [(package_dir / REQUIREMENTS_FILE).read_bytes()]
+    for reference in references:
+        if reference.option == EDITABLE:
+            parts.append(b"\0editable\0" + os.fsencode(reference.path))
+        if reference.path.exists():
+            parts.append(b"\0" + reference.option.encode() + b"\0" + _digest(reference.path))
+    return b"".join(parts)
+
+
+def _refreshed(package_dir: Path) -> list[str]:
+    """uv's options to take the package's own archives anew from the folders it searches
+    (`--find-links ./wheels`): uv keeps a wheel found there in its cache by its name, so a wheel
+    rebuilt with new code under the same version installed the first one's code (pip on UbiOps has
+    no cache)."""
+    names = {name for reference in file_references(package_dir) if reference.option == FIND_LINKS and reference.path.is_dir()
+             for file in reference.path.iterdir() if (name := _distribution(file.name))}
+    return [option for name in sorted(names) for option in ("--refresh-package", name)]
+
+
+def _distribution(file_name: str) -> str | None:
+    """The project an archive's file name is of (`mylib-1.0-py3-none-any.whl`, `mylib-1.0.tar.gz`: mylib)."""
+    if file_name.endswith(".whl"):
+        return file_name.split("-", 1)[0]
+    for suffix in (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz"):
+        if file_name.endswith(suffix) and "-" in file_name:
+            return file_name.removesuffix(suffix).rsplit("-", 1)[0]
+    return None
 
 
 def _digest(target: Path) -> bytes:

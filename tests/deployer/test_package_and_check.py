@@ -21,6 +21,7 @@ from conftest import DEPLOYER_SECONDS, DEPLOYMENT_PY, TOKEN
 from contract.archive import build_zip, package_files
 from contract.config import DeployerConfig
 from contract.package import PackageCheckError, check_deployment_class, read_requirements
+from contract.requirements import file_references
 from deployer.bundle import Bundle, SharedLock, build_bundle, sha256_of
 from deployer.errors import DeployerError
 
@@ -245,6 +246,35 @@ def test_check_leaves_syntax_of_the_environments_newer_python_to_the_emulator(pr
     assert "ok   emulator tests: emulator answered {'y': 42}" in result.stdout
 
 
+def local_wheel(folder: Path) -> Path:
+    """A wheel of a one-module project, in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "mylib-1.0-py3-none-any.whl"
+    info = "mylib-1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mylib/__init__.py", "")
+        archive.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: mylib\nVersion: 1.0\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
+    return path
+
+
+@pytest.mark.parametrize("line, why", [
+    ("{wheel}", "{wheel} is a path on this machine: UbiOps builds the package elsewhere"),
+    ("--find-links {wheel.parent}", "{wheel.parent} is a path on this machine"),
+    ("mylib @ file://{wheel}", "file://{wheel} is a path on this machine"),
+    ("../../outside/mylib-1.0-py3-none-any.whl", "../../outside/mylib-1.0-py3-none-any.whl is outside the package"),
+], ids=["absolute", "find-links", "file-url", "dot-dot"])
+def test_check_refuses_a_requirement_on_files_out_of_the_package(project, tmp_path, line, why):
+    """It passed, and the emulator installed the wheel from the developer's disk; UbiOps builds the
+    package from its own files alone, where the wheel is not."""
+    wheel = local_wheel(tmp_path / "outside")
+    (project.package / "requirements.txt").write_text(line.format(wheel=wheel) + "\nmylib==1.0\n")
+    result = project.run("check")
+    assert result.returncode == 1, result.stdout
+    assert f"FAIL requirements.txt: requirements.txt line 1: {why.format(wheel=wheel)}" in result.stdout
+
+
 @pytest.mark.parametrize("where", ["config", "ubiops.yaml"])
 def test_check_reads_the_class_from_the_file_sys_deployment_file_name_names(project, where):
     """The emulator imports the file `SYS_DEPLOYMENT_FILE_NAME` names, from `ubiops.yaml` or the configured
@@ -361,6 +391,21 @@ def test_requirements_pip_accepts_are_accepted(tmp_path, content, expected):
     """pip-compile's hashes, paths, URLs and VCS URLs were each "not a requirement" to `check`."""
     (tmp_path / "requirements.txt").write_text(content)
     assert read_requirements(tmp_path) == expected
+
+
+def test_the_places_on_disk_requirements_name_are_read_and_names_and_urls_are_not(tmp_path):
+    """`contract.requirements`: the emulator keys its cache by what these hold, and refuses those out
+    of the package; a name, a URL or a `${VARIABLE}` is none of them."""
+    (tmp_path / "requirements.txt").write_text(
+        "six~=1.16\nnumpy==${NUMPY_VERSION}\ngit+https://github.com/org/mylib.git@v1#egg=mylib\n"
+        "-e git+https://github.com/org/other.git#egg=other\n-i https://example.com/simple\n"
+        "x @ https://example.com/x-1.0.tar.gz\n--find-links https://example.com/wheels\n"
+        "-rbase.txt\n--find-links=wheels\n-e src/mylib[dev]\nmylib @ file:wheels/mylib-1.0-py3-none-any.whl\n"
+        "./x.whl#egg=x ; python_version >= '3.9'\n--extra-index-url file:index\n")
+    (tmp_path / "base.txt").write_text("-c base.txt\n")  # includes itself: read once
+    assert [(r.option, r.path.relative_to(tmp_path).as_posix()) for r in file_references(tmp_path)] == [
+        ("-r", "base.txt"), ("-c", "base.txt"), ("-f", "wheels"), ("-e", "src/mylib"),
+        ("", "wheels/mylib-1.0-py3-none-any.whl"), ("", "x.whl"), ("-i", "index")]
 
 
 @pytest.mark.parametrize("bom, encoding", [(codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),

@@ -7,7 +7,9 @@ import functools
 import http.server
 import logging
 import socket
+import subprocess
 import threading
+import zipfile
 
 import pytest
 
@@ -121,3 +123,92 @@ async def test_a_version_missing_from_an_extra_index_is_found_on_pypi_as_pip_fin
         await EnvironmentBuilder(tmp_path / "environments", build_seconds=120).prepare(environment, {})
     finally:
         server.shutdown()
+
+
+LIB = "emulator_tests_mylib"
+"""A project name no index has, so each form below installs the package's own copy."""
+WHEEL = f"{LIB}-1.0-py3-none-any.whl"
+
+
+def write_wheel(folder, value: str) -> None:
+    """`folder/WHEEL`: version 1.0 of LIB, whose VALUE is `value` (a rebuild that kept its version)."""
+    info = f"{LIB}-1.0.dist-info"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / WHEEL, "w") as archive:
+        archive.writestr(f"{LIB}/__init__.py", f"VALUE = {value!r}\n")
+        archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {LIB}\nVersion: 1.0\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", f"{LIB}/__init__.py,,\n{info}/METADATA,,\n{info}/WHEEL,,\n{info}/RECORD,,\n")
+
+
+def write_source(folder, value: str) -> None:
+    """`folder/mylib`: the source of LIB, whose VALUE is `value`."""
+    source = folder / "mylib"
+    (source / LIB).mkdir(parents=True, exist_ok=True)
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["uv_build>=0.8,<0.10"]\nbuild-backend = "uv_build"\n'
+        f'[project]\nname = "{LIB}"\nversion = "1.0"\n[tool.uv.build-backend]\nmodule-root = ""\n')
+    (source / LIB / "__init__.py").write_text(f"VALUE = {value!r}\n")
+
+
+def value_in(python: str) -> str:
+    """What LIB holds in the environment of `python`."""
+    return subprocess.run([python, "-c", f"import {LIB}; print({LIB}.VALUE)"], capture_output=True, text=True,
+                          cwd="/", check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("requirements, write", [
+    (f"--find-links ./wheels\n{LIB}==1.0\n", write_wheel),
+    (f"-f wheels\n{LIB}==1.0\n", write_wheel),
+    (f"--no-index\n--find-links=wheels\n{LIB}\n", write_wheel),
+    (f"{LIB} @ ./wheels/{WHEEL}\n", write_wheel),
+    (f"{LIB} @ file:wheels/{WHEEL}\n", write_wheel),
+    (f"./wheels/{WHEEL}\n", write_wheel),
+    ("-e mylib\n", write_source),
+], ids=["find-links", "f", "find-links-no-index", "at-path", "at-file-url", "path", "editable-without-dot"])
+async def test_a_rebuilt_local_requirement_that_kept_its_version_builds_anew(tmp_path, requirements, write):
+    """The cache was keyed by the requirements' text and the files of a bare path line only: a wheel
+    found through `--find-links`, or named by `name @ ./…` or `name @ file:…`, rebuilt with new code
+    and uploaded again went on answering with the old code (and uv's own cache kept a find-links
+    wheel by its name). Each revision is unpacked in a folder of its own, as the emulator unpacks them."""
+    builder = EnvironmentBuilder(tmp_path / "environments", build_seconds=300)
+    for value in ("first", "second"):
+        package = tmp_path / value
+        package.mkdir()
+        (package / "requirements.txt").write_text(requirements)
+        write(package / "wheels" if write is write_wheel else package, value)
+        python = await builder.prepare(PythonEnvironment(OWN_ENVIRONMENT, package), {})
+        assert value_in(python) == value
+
+
+async def test_a_rebuilt_wheel_in_the_same_folder_builds_anew(tmp_path):
+    """`--package DIR` (and `--reload`): the same folder, the wheel in it rebuilt."""
+    environment = package_with(tmp_path, f"--find-links ./wheels\n{LIB}==1.0\n")
+    builder = EnvironmentBuilder(tmp_path / "environments", build_seconds=300)
+    for value in ("first", "second"):
+        write_wheel(environment.package_dir / "wheels", value)
+        assert value_in(await builder.prepare(environment, {})) == value
+
+
+@pytest.mark.parametrize("line, why", [
+    ("{outside}/wheels/" + WHEEL, "is a path on this machine"),
+    ("file://{outside}/wheels/" + WHEEL, "is a path on this machine"),
+    (LIB + " @ file://{outside}/wheels/" + WHEEL, "is a path on this machine"),
+    ("--find-links {outside}/wheels\n" + LIB + "==1.0", "is a path on this machine"),
+    ("-e {outside}/mylib", "is a path on this machine"),
+    ("../outside/wheels/" + WHEEL, "is outside the package"),
+    ("-f ./wheels/../../outside/wheels\n" + LIB + "==1.0", "is outside the package"),
+    ("-r base.txt", "base.txt line 1: {outside}/wheels/" + WHEEL + " is a path on this machine"),
+], ids=["path", "file-url", "at-file-url", "find-links", "editable", "dot-dot", "find-links-dot-dot", "included"])
+async def test_a_requirement_on_files_out_of_the_package_fails_the_build(tmp_path, line, why):
+    """It installed here from the developer's disk; UbiOps builds the package from its own files alone,
+    where it is not. The file is there, so only the rule fails the build."""
+    outside = tmp_path / "outside"
+    write_wheel(outside / "wheels", "from the developer's disk")
+    write_source(outside, "from the developer's disk")
+    environment = package_with(tmp_path, line.format(outside=outside) + "\n",
+                               **{"base.txt": f"{outside}/wheels/{WHEEL}\n"})
+    with pytest.raises(EnvironmentBuildError, match=r"(requirements|base)\.txt line 1: ") as failed:
+        await EnvironmentBuilder(tmp_path / "environments", build_seconds=300).prepare(environment, {})
+    assert why.format(outside=outside) in str(failed.value)
+    assert not (tmp_path / "environments").exists() or not any((tmp_path / "environments").iterdir())

@@ -1,0 +1,136 @@
+"""What a package's requirements files read from disk: the files they include (`-r`, `-c`), the
+folders they search (`-f`/`--find-links`, a `file:` index), and the archives and folders they install
+(`./wheels/x.whl`, `mylib @ file:wheels/x.whl`, `-e ./src/mylib`).
+
+UbiOps builds the package on its own machine from the package's files alone: a requirement on an
+absolute path (`/home/me/x.whl`, `file:///…`, `-e /src`, `--find-links ~/wheels`) or on one that
+leaves the package (`../x.whl`) installs here from the developer's disk and fails there, so it is
+refused (`file_references`). The emulator's build (`emulator.runtime.python_envs`, which also keys its
+cache by what the references hold, so a rebuilt wheel that kept its version number builds anew) and
+the deployer's check read them here, the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from contract.package import REQUIREMENTS_FILE, PackageCheckError, _decoded, _requirement_lines
+
+INCLUDES = ("-r", "-c")
+"""The options naming another requirements file (a requirement file, a constraints file)."""
+FIND_LINKS = "-f"
+EDITABLE = "-e"
+INDEX = "-i"
+OPTIONS = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c", "-f": FIND_LINKS,
+           "--find-links": FIND_LINKS, "-e": EDITABLE, "--editable": EDITABLE, "-i": INDEX, "--index-url": INDEX,
+           "--extra-index-url": INDEX}
+"""The options whose value may be a place on disk, by each spelling pip takes."""
+NAME_AT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@\s*(?P<target>.+)")
+"""A PEP 508 direct reference, `name[extras] @ target`."""
+EXTRAS = re.compile(r"\[[^\]]*\]$")
+ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz", ".txz")
+
+
+class RequirementsError(PackageCheckError):
+    """A requirement on files UbiOps' build will not have; the message names the file, the line and why."""
+
+
+@dataclass(frozen=True)
+class FileReference:
+    """A place on disk a requirements file names."""
+
+    option: str
+    """How: `-r`, `-c`, `-f` (a folder to search, or a `file:` index: `-i`), `-e`, or "" (a requirement)."""
+    path: Path
+    """Where, resolved against the folder of the file that names it."""
+
+
+def file_references(package_dir: Path) -> list[FileReference]:
+    """The places on disk the package's requirements.txt (and each file it includes) names, in order;
+    RequirementsError for one UbiOps' build would not find: an absolute path, or one out of the package.
+    An include that is missing or loops is left to the installer to report."""
+    package_dir = Path(os.path.abspath(package_dir))
+    found: list[FileReference] = []
+    _read(package_dir / REQUIREMENTS_FILE, package_dir, found, set())
+    return found
+
+
+def _read(path: Path, package_dir: Path, found: list[FileReference], seen: set[Path]) -> None:
+    if path in seen or not path.is_file():
+        return
+    seen.add(path)
+    for number, line in _requirement_lines(_decoded(path.read_bytes())):
+        for option, written in _places(line):
+            where = _local(written, option)
+            if where is None:
+                continue
+            shown = f"{path.relative_to(package_dir)} line {number}: {written}"
+            if where.startswith(("/", "~")):
+                raise RequirementsError(
+                    f"{shown} is a path on this machine: UbiOps builds the package elsewhere, from its own files "
+                    f"alone, where it does not exist; put it in the package and name it relative to "
+                    f"{REQUIREMENTS_FILE} (./wheels/x.whl, --find-links ./wheels)")
+            target = Path(os.path.normpath(path.parent / where))
+            if not target.is_relative_to(package_dir):
+                raise RequirementsError(
+                    f"{shown} is outside the package: UbiOps gets the package's files alone; move it into the "
+                    "package and name it there (./wheels/x.whl)")
+            found.append(FileReference(option, target))
+            if option in INCLUDES:
+                _read(target, package_dir, found, seen)
+
+
+def _places(line: str) -> Iterator[tuple[str, str]]:
+    """The values of a line that may be places on disk, each with its option ("" for a requirement)."""
+    try:
+        words = shlex.split(line)
+    except ValueError:  # an unclosed quote: left to the installer
+        words = line.split()
+    if not words:
+        return
+    if not words[0].startswith("-"):
+        requirement = " ".join(_before_options(words)).split(";", 1)[0].strip()
+        named = NAME_AT.fullmatch(requirement)
+        yield "", named["target"].strip() if named else requirement
+        return
+    rest = iter(words)
+    for word in rest:
+        name, equals, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if not word.startswith("--") and len(word) > 2 and word[:2] in OPTIONS:  # `-rbase.txt`, as optparse reads it
+            name, value = word[:2], word[2:]
+        if name in OPTIONS:
+            value = value if equals or value else next(rest, "")
+            if value:
+                yield OPTIONS[name], value
+
+
+def _before_options(words: list[str]) -> Iterator[str]:
+    for word in words:
+        if word.startswith("-"):
+            return
+        yield word
+
+
+def _local(written: str, option: str) -> str | None:
+    """The path `written` names on disk, as written (absolute, `~…`, or relative), or None: a name, or a
+    URL of another kind. A `${VARIABLE}` pip fills in where it installs is not judged here."""
+    if "${" in written:
+        return None
+    scheme = urlsplit(written).scheme.lower()
+    if scheme == "file" or scheme.endswith("+file"):  # `file:wheels/x.whl`, `file:///…`, `git+file:///…`
+        parts = urlsplit(written.split("+", 1)[1] if "+" in scheme else written)
+        if parts.netloc not in ("", "localhost"):
+            return "/" + parts.netloc + unquote(parts.path)  # a share of another machine's
+        return unquote(parts.path) or "."
+    if len(scheme) > 1 or option == INDEX:  # a URL (a one-letter scheme is a Windows drive)
+        return None
+    path = EXTRAS.sub("", written.split("#", 1)[0])  # `./mylib[dev]`, `./x.whl#egg=x`
+    if option or path.startswith((".", "~")) or "/" in path or path.lower().endswith(ARCHIVE_SUFFIXES):
+        return path
+    return None  # a name: `mylib==1.0`
