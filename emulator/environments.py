@@ -38,6 +38,14 @@ def check_environment(name: str) -> None:
         raise NotAllowed(f"environment: {name!r} is not an environment; the emulator knows {', '.join(SYSTEM_ENVIRONMENTS)}")
 
 
+def check_environment_tag(tag: str) -> None:
+    """A version may only name a tag `environment_tag` knows: the SDK's `wait_for_deployment_version`
+    asks for the version's tag, and an unknown one was echoed, built, then a 404 there."""
+    if tag != TAG:
+        raise NotAllowed(f"environment_tag: {tag!r} is not a tag of the environment; the emulator's environments have "
+                         f"one, {TAG!r}")
+
+
 def environment(name: str) -> str:
     if name not in SYSTEM_ENVIRONMENTS:
         raise NotFound("Environment not found")

@@ -23,7 +23,7 @@ from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.revisions import BUILDING, FAILED, QUEUED, UNFINISHED
 from contract.spec import Spec, SpecError, parse_fields
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
-from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment
+from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment, check_environment_tag
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
 from emulator.labels import has_labels
 from emulator.settings import Settings
@@ -650,6 +650,8 @@ def _version_settings(current: dict[str, Any], retention: str, given: dict[str, 
     if environment is not None:
         check_environment(environment)
         given["environment_name"] = environment
+    if given.get("environment_tag") is not None:
+        check_environment_tag(given["environment_tag"])
     settings = dict(current)
     for key, value in given.items():
         if value is not None:

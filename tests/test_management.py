@@ -162,6 +162,27 @@ def test_deployment_labels_that_are_not_unicode_text_are_refused(echo, labels, m
     assert [(d.name, d.labels) for d in echo.sdk().deployments_list(PROJECT)] == [(DEPLOYMENT, {})]
 
 
+def test_an_environment_tag_the_environments_do_not_have_is_refused(echo):
+    """It was echoed and the revision built, then the SDK's wait raised 404 "Environment tag not found",
+    from the emulator's own environment_tags_get."""
+    api = echo.sdk()
+    refused = "environment_tag: 'v2' is not a tag of the environment; the emulator's environments have one, 'latest'"
+    with pytest.raises(ubiops.ApiException) as created:
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
+            version="tagged", environment="python3-11", environment_tag="v2"))
+    assert (created.value.status, created.value.body) == (400, '{"error":"' + refused + '"}')
+    api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
+        version="tagged", environment="python3-11", environment_tag="latest"))
+    try:
+        with pytest.raises(ubiops.ApiException) as updated:
+            api.deployment_versions_update(PROJECT, DEPLOYMENT, "tagged", ubiops.DeploymentVersionUpdate(environment_tag="v2"))
+        assert (updated.value.status, updated.value.body) == (400, '{"error":"' + refused + '"}')
+        tag = api.deployment_versions_get(PROJECT, DEPLOYMENT, "tagged").environment_tag
+        assert api.environment_tags_get(PROJECT, "python3-11", tag).name == "latest"
+    finally:
+        api.deployment_versions_delete(PROJECT, DEPLOYMENT, "tagged")
+
+
 @pytest.mark.parametrize("call, args, message", [
     ("projects_get", ("nope",), "Project not found"),
     ("deployments_get", (PROJECT, "nope"), "Deployment not found"),
