@@ -9,6 +9,7 @@
 - `calling`: which arguments UbiOps passes to `Deployment`, `request` and `requests`.
 - `archive`: the zip layout UbiOps accepts, and safe extraction.
 - `manifest`: `ubiops.yaml` (environment variables, system packages).
+- `apt`: `ubiops.yaml`'s apt packages, judged by this machine's apt as UbiOps' `apt-get install` would.
 - `requirements`: the places on disk `requirements.txt` names, none of them out of the package.
 - `names`: what a project, deployment or version may be called.
 - `config`: the project's `[tool.deployer]` settings.

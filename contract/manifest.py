@@ -27,6 +27,8 @@ class ManifestError(ValueError):
 class Manifest:
     environment_variables: dict[str, str] = field(default_factory=dict)
     apt_packages: tuple[str, ...] = ()
+    adds_apt_sources: bool = False
+    """Whether `apt.sources` names repositories UbiOps adds before installing `apt_packages`."""
 
 
 def read_manifest(package_dir: Path) -> Manifest:
@@ -49,7 +51,10 @@ def read_manifest(package_dir: Path) -> Manifest:
         problem = variable_value_problem(value)
         if problem:
             raise ManifestError(f"{MANIFEST_FILE}: the value of environment variable {name} {problem}")
-    return Manifest(environment_variables=variables, apt_packages=tuple(raw.get("apt", {}).get("packages", [])))
+    apt = raw.get("apt", {})
+    sources = apt.get("sources", {})
+    return Manifest(environment_variables=variables, apt_packages=tuple(apt.get("packages", [])),
+                    adds_apt_sources=bool(sources.get("urls") or sources.get("items")))
 
 
 def parse_environment_variables(definitions: list[str]) -> dict[str, str]:

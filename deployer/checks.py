@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from contract.apt import check_apt_packages
 from contract.archive import ArchiveError, extract_package
 from contract.calling import deployment_file_name
 from contract.config import DeployerConfig, sample_input_problem
@@ -120,8 +121,11 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
         report.add("package", False, str(exc), say)
         return None
     report.add("specs", True, f"{_kind(package.input_spec)} in, {_kind(package.output_spec)} out", say)
-    report.add("ubiops.yaml", True, f"{len(package.manifest.environment_variables)} environment variable(s), "
-                                    f"{len(package.manifest.apt_packages)} apt package(s)", say)
+    manifest = package.manifest
+    apt = check_apt_packages(manifest.apt_packages, config.environment, manifest.adds_apt_sources)
+    report.add("ubiops.yaml", not apt.failures, "; ".join(apt.failures or [
+        f"{len(manifest.environment_variables)} environment variable(s), {len(manifest.apt_packages)} apt package(s)",
+        *apt.warnings]), say, note=bool(apt.warnings) and not apt.failures)
     # the file the version's instances will import: `SYS_DEPLOYMENT_FILE_NAME` may name another, in
     # ubiops.yaml or the configured variables (those set on UbiOps by other means are not known here)
     file_name = deployment_file_name(instance_variables(package.manifest.environment_variables, configured))

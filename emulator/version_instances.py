@@ -32,7 +32,8 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
         python_environment=PythonEnvironment(revision.environment if revision else version_environment(version.settings),
-                                             package.directory, package.manifest.apt_packages),
+                                             package.directory, package.manifest.apt_packages,
+                                             package.manifest.adds_apt_sources),
         init_context={
             "project": project.name,
             "project_id": project.id,

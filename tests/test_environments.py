@@ -5,6 +5,8 @@ requirement that cannot be installed fails the build, not the first request."""
 from __future__ import annotations
 
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +15,8 @@ import httpx
 import pytest
 import ubiops
 from harness import DEPLOYMENT, PROJECT, ROOT, eventually, start_emulator, wait_for_log, zip_bytes
+
+from contract.apt import check_apt_packages
 
 PROBE = '''
 import importlib, sys
@@ -300,18 +304,75 @@ def test_a_changed_requirements_file_under_reload_rebuilds_the_environment(tmp_p
         emulator.stop()
 
 
+def apt_has_lists() -> bool:
+    """Whether this machine's apt can tell a name it does not know (it has read a repository's list)."""
+    if shutil.which("apt-cache") is None:
+        return False
+    listed = subprocess.run(["apt-cache", "policy"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+    return " Packages\n" in listed.stdout
+
+
+needs_apt = pytest.mark.skipif(not apt_has_lists(), reason="apt with package lists (`apt-get update`) is needed")
+
+
+def not_installed_package() -> str:
+    """A package this machine's apt knows and has not installed."""
+    installed = set(subprocess.run(["dpkg-query", "-W", "-f=${Package}\n"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    names = subprocess.run(["apt-cache", "pkgnames"], capture_output=True, text=True, check=True).stdout.split()
+    return next(name for name in sorted(names) if name not in installed)
+
+
+@needs_apt
 def test_system_packages_the_machine_lacks_are_named_at_build_time(tmp_path):
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
-    manifest = (f"apt:\n  packages:\n    - coreutils\n    - libc6:{arch}\n    - --help\n"
-                "    - no-such-system-package-for-the-emulator\n")
+    lacking = not_installed_package()
+    manifest = f"apt:\n  packages:\n    - coreutils\n    - libc6:{arch}\n    - {lacking}\n"
     emulator = start_emulator(probe_package(tmp_path / "package", manifest=manifest), tmp_path)
     try:
-        log = wait_for_log(emulator, "no-such-system-package-for-the-emulator")
-        assert ("ubiops.yaml asks for the system package no-such-system-package-for-the-emulator, which this machine "
-                "lacks") in log
-        assert "`sudo apt-get install -y no-such-system-package-for-the-emulator` adds it" in log
-        assert "system package coreutils" not in log and "system package libc6" not in log, "installed, with an arch too"
-        assert "system package --help, which this machine lacks" in log, "a name, never an option of dpkg's"
+        log = wait_for_log(emulator, f"apt package {lacking} ")
+        assert (f"ubiops.yaml's apt package {lacking} is not installed on this machine: UbiOps installs it in the "
+                f"instance, here the deployment runs without it (`sudo apt-get install -y {lacking}` adds it)") in log
+        assert "apt package coreutils" not in log and "apt package libc6" not in log, "installed, with an arch too"
         assert answer(emulator, "sys").startswith("sys - on Python 3.11"), "a warning, not a failure"
     finally:
         emulator.stop()
+
+
+@needs_apt
+@pytest.mark.parametrize("name", ["libgl1-mesa-glxx", "--help"], ids=["misspelt", "an-option-of-apts"])
+def test_a_system_package_apt_does_not_know_fails_the_build_as_on_ubiops(tmp_path, name):
+    """It built and served, with a warning suggesting `sudo apt-get install` of it: UbiOps' apt-get
+    install fails on the name, and so the build."""
+    manifest = f"apt:\n  packages:\n    - coreutils\n    - '{name}'\n"
+    emulator = start_emulator(probe_package(tmp_path / "package", manifest=manifest), tmp_path)
+    try:
+        error = refusal(emulator)
+        assert (f"its environment could not be built: ubiops.yaml's apt package {name} is not a package apt knows on "
+                "this machine") in error
+        assert "UbiOps' apt-get install fails on it, and so its build" in error
+    finally:
+        emulator.stop()
+
+
+@needs_apt
+@pytest.mark.parametrize("environment, sources, lists, why", [
+    ("python3-11", True, True, "ubiops.yaml adds apt sources, which may have it"),
+    ("python3-11", False, False, "apt has no package lists here (`sudo apt-get update` reads them)"),
+    ("ubiops-ubuntu24-04-python3-13", False, True, "the environment ubiops-ubuntu24-04-python3-13 runs Ubuntu 24.04"),
+], ids=["added-sources", "no-package-lists", "another-release"])
+def test_a_system_package_this_machines_apt_cannot_judge_is_a_warning(tmp_path, monkeypatch, environment, sources,
+                                                                      lists, why):
+    """A name from a source ubiops.yaml adds, one checked where apt has read no list (a slim Docker
+    image: every name not installed seems unknown), or Ubuntu 24.04's name on another release."""
+    if not lists:
+        (tmp_path / "lists" / "partial").mkdir(parents=True)
+        (tmp_path / "apt.conf").write_text(f'Dir::State::Lists "{tmp_path / "lists"}";\nDir::Cache::pkgcache "";\n'
+                                           'Dir::Cache::srcpkgcache "";\n')
+        monkeypatch.setenv("APT_CONFIG", str(tmp_path / "apt.conf"))
+    if environment.startswith("ubiops-ubuntu24-04") and platform.freedesktop_os_release().get("VERSION_ID") == "24.04":
+        pytest.skip("this machine is Ubuntu 24.04: its apt judges that environment's names")
+    check = check_apt_packages(["coreutils", "libgl1-mesa-glxx"], environment, adds_sources=sources)
+    assert check.failures == [] and len(check.warnings) == 1, check
+    assert check.warnings[0].startswith("ubiops.yaml's apt package libgl1-mesa-glxx is not a package this machine's apt "
+                                        f"knows, and it cannot tell whether UbiOps' does: {why}"), check.warnings

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import uv
 
+from contract.apt import check_apt_packages
 from contract.environments import python_version
 from contract.package import PackageCheckError
 from contract.requirements import EDITABLE, FIND_LINKS, file_references
@@ -82,7 +83,8 @@ class PythonEnvironment:
     """The version's base environment, e.g. `python3-11`."""
     package_dir: Path
     apt_packages: tuple[str, ...] = ()
-    """`ubiops.yaml`'s system packages: checked on this machine, not installed (see `missing_apt`)."""
+    """`ubiops.yaml`'s system packages: checked on this machine, not installed (`contract.apt`)."""
+    adds_apt_sources: bool = False
 
     @property
     def requirements(self) -> Path:
@@ -110,14 +112,16 @@ class EnvironmentBuilder:
         `fields` go on each log line (deployment, version)."""
         if self.own_python:
             return sys.executable
-        for name in await asyncio.to_thread(missing_apt, environment.apt_packages):
-            log.warning("ubiops.yaml asks for the system package %s, which this machine lacks: UbiOps installs it in "
-                        "the instance, here the deployment runs without it (`sudo apt-get install -y %s` adds it)",
-                        name, name, extra=fields)
         try:
             wanted = python_version(environment.base)
         except ValueError as exc:
             raise EnvironmentBuildError(str(exc)) from None
+        apt = await asyncio.to_thread(check_apt_packages, environment.apt_packages, environment.base,
+                                      environment.adds_apt_sources)
+        for warning in apt.warnings:
+            log.warning("%s", warning, extra=fields)
+        if apt.failures:
+            raise EnvironmentBuildError("; ".join(apt.failures))
         interpreter = await asyncio.to_thread(find_python, wanted)
         has_requirements = environment.requirements.is_file()
         requirements = await asyncio.to_thread(_requirements_text, environment.package_dir) if has_requirements else b""
@@ -325,14 +329,3 @@ def _probe(path: str) -> Interpreter | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return Interpreter(path, done.stdout.strip()) if done.returncode == 0 else None
-
-
-def missing_apt(packages: tuple[str, ...]) -> list[str]:
-    """The system packages of `packages` this machine does not have installed (none can be told
-    without `dpkg-query`, on a machine that is not Debian's kind)."""
-    if not packages or shutil.which("dpkg-query") is None:
-        return []
-    done = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", "--", *packages],
-                          capture_output=True, text=True, check=False)
-    installed = {line.split()[0] for line in done.stdout.splitlines() if line.endswith(" installed")}
-    return [name for name in packages if name.partition(":")[0] not in installed]  # `libc6:amd64` is libc6

@@ -8,6 +8,7 @@ import gc
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -273,6 +274,37 @@ def test_check_refuses_a_requirement_on_files_out_of_the_package(project, tmp_pa
     result = project.run("check")
     assert result.returncode == 1, result.stdout
     assert f"FAIL requirements.txt: requirements.txt line 1: {why.format(wheel=wheel)}" in result.stdout
+
+
+def apt_names() -> tuple[str, str] | None:
+    """A package this machine's apt knows and has not installed, and one it has installed (None: apt
+    here has no package lists, so it can tell no name it does not know)."""
+    if shutil.which("apt-cache") is None:
+        return None
+    listed = subprocess.run(["apt-cache", "policy"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+    if " Packages\n" not in listed.stdout:
+        return None
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Package}\n"], capture_output=True, text=True).stdout.split()
+    names = subprocess.run(["apt-cache", "pkgnames"], capture_output=True, text=True).stdout.split()
+    return next(name for name in sorted(names) if name not in set(installed)), "coreutils"
+
+
+@pytest.mark.skipif(apt_names() is None, reason="apt with package lists (`apt-get update`) is needed")
+def test_check_fails_on_an_apt_package_apt_does_not_know_and_shows_one_not_installed_here(project):
+    """A misspelt name passed (the emulator only logged a warning suggesting `sudo apt-get install` of
+    it); UbiOps' apt-get install fails on it. One known but not installed here is shown, not refused."""
+    lacking, installed = apt_names() or ("", "")
+    (project.package / "ubiops.yaml").write_text(f"apt:\n  packages: [{installed}, libgl1-mesa-glxx]\n")
+    result = project.run("check")
+    assert result.returncode == 1
+    assert ("FAIL ubiops.yaml: ubiops.yaml's apt package libgl1-mesa-glxx is not a package apt knows on this machine"
+            in result.stdout), result.stdout
+    assert "UbiOps' apt-get install fails on it, and so its build; check the name" in result.stdout
+    (project.package / "ubiops.yaml").write_text(f"apt:\n  packages: [{installed}, {lacking}]\n")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout
+    assert (f"note ubiops.yaml: 0 environment variable(s), 2 apt package(s); ubiops.yaml's apt package "
+            f"{lacking} is not installed on this machine: UbiOps installs it in the instance") in result.stdout
 
 
 @pytest.mark.parametrize("where", ["config", "ubiops.yaml"])

@@ -1,0 +1,131 @@
+"""`ubiops.yaml`'s `apt` packages, held to what UbiOps' build does with them: `apt-get install` each,
+which fails the build on a name apt does not know. The emulator installs none (a version runs with
+this machine's system libraries); it asks this machine's apt about each, offline (`apt-cache policy`,
+well under a second), and the emulator's build and `deployer check` both judge by `check_apt_packages`:
+
+- a name apt knows that is not installed here is a warning: UbiOps installs it, here the deployment
+  runs without it;
+- a name apt does not know fails: on UbiOps it fails the build (a misspelt `libgl1-mesa-glxx`);
+- a name apt here cannot judge is a warning: without `apt-cache` (a machine not of Debian's kind),
+  without package lists (`apt-get update` never run, as in a slim Docker image), when `ubiops.yaml`
+  adds apt sources (the name may be theirs), or when the environment names an Ubuntu release this
+  machine is not (`ubiops-ubuntu24-04-…` on Debian 12: Ubuntu 24.04's `libasound2t64` is not
+  Debian 12's). The `python3-X` environments do not say which release they run: their names are
+  judged by this machine's apt.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+APT_SECONDS = 30
+"""How long apt-cache may take before the names are left unjudged (it answers in well under a second)."""
+UBUNTU_RELEASE = re.compile(r"ubuntu(\d\d)-(\d\d)-")
+"""The Ubuntu release an environment's name gives (`ubiops-ubuntu24-04-python3-13`: 24.04)."""
+
+
+@dataclass(frozen=True)
+class AptCheck:
+    """What `ubiops.yaml`'s apt packages mean for a build here, each a sentence naming the package."""
+
+    failures: list[str] = field(default_factory=list)
+    """Names UbiOps' apt-get install fails on."""
+    warnings: list[str] = field(default_factory=list)
+    """Names installed there and missing here, or that cannot be judged here."""
+
+
+def check_apt_packages(packages: Sequence[str], environment: str, adds_sources: bool = False) -> AptCheck:
+    """Judge `packages` (ubiops.yaml's `apt.packages`) for a version of `environment`; `adds_sources`:
+    ubiops.yaml's `apt.sources` names repositories UbiOps adds first."""
+    if not packages or shutil.which("apt-cache") is None:
+        return AptCheck()
+    wanted = {name: re.split(r"[=/]", name, maxsplit=1)[0] for name in packages}  # `pkg=1.2`, `pkg/bookworm`
+    known = _policy(sorted(set(wanted.values())))
+    if known is None:
+        return AptCheck(warnings=[f"ubiops.yaml's apt packages could not be checked: apt-cache did not answer "
+                                  f"within {APT_SECONDS} s"])
+    check = AptCheck()
+    unknown = [name for name, asked in wanted.items() if _stem(asked) not in known]
+    for name, asked in wanted.items():
+        if _stem(asked) in known and not known[_stem(asked)]:
+            check.warnings.append(f"ubiops.yaml's apt package {name} is not installed on this machine: UbiOps installs "
+                                  f"it in the instance, here the deployment runs without it (`sudo apt-get install -y "
+                                  f"{asked}` adds it)")
+    if unknown:
+        unjudged = _unjudged(environment, adds_sources)
+        for name in unknown:
+            if unjudged:
+                check.warnings.append(f"ubiops.yaml's apt package {name} is not a package this machine's apt knows, "
+                                      f"and it cannot tell whether UbiOps' does: {unjudged}")
+            else:
+                check.failures.append(f"ubiops.yaml's apt package {name} is not a package apt knows on "
+                                      f"{_machine()}: UbiOps' apt-get install fails on it, and so its build; "
+                                      f"check the name (`apt-cache search {_stem(name)}`)")
+    return check
+
+
+def _stem(name: str) -> str:
+    """A name without its architecture (`libc6:amd64` is libc6), as apt-cache prints it."""
+    return name.partition(":")[0]
+
+
+def _policy(names: list[str]) -> dict[str, bool] | None:
+    """Each of `names` apt knows, and whether it is installed (None: apt-cache did not answer)."""
+    try:
+        done = subprocess.run(["apt-cache", "policy", "--", *names], capture_output=True, text=True, check=False,
+                              timeout=APT_SECONDS, env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    known: dict[str, bool] = {}
+    name = None
+    for line in done.stdout.splitlines():
+        if not line.startswith(" ") and line.endswith(":"):
+            name = _stem(line[:-1])
+            known[name] = False
+        elif name is not None and line.strip().startswith("Installed:"):
+            known[name] = line.split(":", 1)[1].strip() != "(none)"
+    return known
+
+
+def _unjudged(environment: str, adds_sources: bool) -> str:
+    """Why a name this machine's apt does not know may still be one UbiOps' apt knows ("" if it may not)."""
+    if adds_sources:
+        return "ubiops.yaml adds apt sources, which may have it"
+    if not _has_lists():
+        return "apt has no package lists here (`sudo apt-get update` reads them)"
+    release = UBUNTU_RELEASE.search(environment)
+    if release:
+        ubuntu = f"{release[1]}.{release[2]}"
+        if _os_release().get("ID") != "ubuntu" or _os_release().get("VERSION_ID") != ubuntu:
+            return f"the environment {environment} runs Ubuntu {ubuntu}, whose names may differ from those of {_machine()}"
+    return ""
+
+
+def _has_lists() -> bool:
+    """Whether apt has read any repository's package list (a slim Docker image has none: every name
+    not installed would seem unknown)."""
+    try:
+        done = subprocess.run(["apt-cache", "policy"], capture_output=True, text=True, check=False, timeout=APT_SECONDS,
+                              env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return any(line.rstrip().endswith(" Packages") for line in done.stdout.splitlines())
+
+
+def _os_release() -> dict[str, str]:
+    try:
+        return platform.freedesktop_os_release()
+    except OSError:
+        return {}
+
+
+def _machine() -> str:
+    """`this machine (Debian GNU/Linux 12 (bookworm))`, as its os-release names it."""
+    name = _os_release().get("PRETTY_NAME")
+    return f"this machine ({name})" if name else "this machine"
