@@ -15,6 +15,11 @@ SYSTEM_ENVIRONMENTS = (
     "ubiops-ubuntu24-04-python3-12", "ubiops-ubuntu24-04-python3-13",
 )
 _PYTHON = re.compile(r"python(\d)-(\d+)$")
+CONDA_FILE = "environment.yaml"
+"""A conda environment, which UbiOps also builds into a package's environment (an implicit
+environment file, as the CLI names them)."""
+CONDA_NOT_BUILT = f"{CONDA_FILE} (conda) is not built by the emulator: only requirements.txt is installed here"
+"""What the emulator's build, a failed start and `deployer check` say of a package holding one."""
 
 
 def python_version(environment: str) -> tuple[int, int]:

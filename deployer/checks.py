@@ -26,7 +26,7 @@ from contract.apt import check_apt_packages
 from contract.archive import ArchiveError, extract_package
 from contract.calling import deployment_file_name
 from contract.config import DeployerConfig, sample_input_problem
-from contract.environments import python_version
+from contract.environments import CONDA_FILE, CONDA_NOT_BUILT, python_version
 from contract.manifest import ManifestError, instance_variables
 from contract.package import Package, PackageCheckError, check_deployment_class, read_package, read_requirements
 from contract.requests import COMPLETED
@@ -126,6 +126,9 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
     report.add("ubiops.yaml", not apt.failures, "; ".join(apt.failures or [
         f"{len(manifest.environment_variables)} environment variable(s), {len(manifest.apt_packages)} apt package(s)",
         *apt.warnings]), say, note=bool(apt.warnings) and not apt.failures)
+    if (package.directory / CONDA_FILE).is_file():
+        report.add(CONDA_FILE, True, f"{CONDA_NOT_BUILT}, so the emulator tests run without the packages it names, "
+                                     "which UbiOps installs", say, note=True)
     # the file the version's instances will import: `SYS_DEPLOYMENT_FILE_NAME` may name another, in
     # ubiops.yaml or the configured variables (those set on UbiOps by other means are not known here)
     file_name = deployment_file_name(instance_variables(package.manifest.environment_variables, configured))

@@ -376,3 +376,19 @@ def test_a_system_package_this_machines_apt_cannot_judge_is_a_warning(tmp_path, 
     assert check.failures == [] and len(check.warnings) == 1, check
     assert check.warnings[0].startswith("ubiops.yaml's apt package libgl1-mesa-glxx is not a package this machine's apt "
                                         f"knows, and it cannot tell whether UbiOps' does: {why}"), check.warnings
+
+
+def test_a_conda_environment_yaml_is_said_to_be_not_built(tmp_path):
+    """A package with only environment.yaml failed with ModuleNotFoundError and no hint: the build
+    ignored the file silently, where UbiOps builds it with conda."""
+    package = probe_package(tmp_path / "package", code="import humanize\n" + PROBE)
+    (package / "environment.yaml").write_text("name: probe\ndependencies:\n  - python=3.11\n  - humanize=4.12.1\n")
+    emulator = start_emulator(package, tmp_path)
+    try:
+        error = refusal(emulator)
+        assert "ModuleNotFoundError: No module named 'humanize'" in error
+        assert "its environment.yaml (conda) is not built by the emulator: only requirements.txt is installed here" in error
+        assert ("the package's environment.yaml (conda) is not built by the emulator: only requirements.txt is installed "
+                "here, so the packages it names are missing") in emulator.log()
+    finally:
+        emulator.stop()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from contract.environments import CONDA_FILE, CONDA_NOT_BUILT
 from emulator.runtime.instance import (
     Instance,
     InstanceLost,
@@ -389,8 +390,9 @@ class InstancePool:
                 log.exception("[%s] could not be started", instance.label, extra=self.launch.log_fields)
                 await instance.stop()
                 exc = InstanceStartError(f"{type(exc).__name__}: {exc}")
-            self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {exc}")
-            self._fail(f"the deployment failed to start ({exc}); see the emulator log")
+            conda = f"; its {CONDA_NOT_BUILT}" if (self.launch.package_dir / CONDA_FILE).is_file() else ""
+            self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {exc}{conda}")
+            self._fail(f"the deployment failed to start ({exc}){conda}; see the emulator log")
             return False
         self.events.instance_ready(instance)
         if self.status == STARTING:

@@ -35,7 +35,7 @@ from pathlib import Path
 import uv
 
 from contract.apt import check_apt_packages
-from contract.environments import python_version
+from contract.environments import CONDA_FILE, CONDA_NOT_BUILT, python_version
 from contract.package import PackageCheckError
 from contract.requirements import EDITABLE, FIND_LINKS, file_references
 from emulator import EMULATOR_TOKEN_VARIABLE
@@ -116,6 +116,8 @@ class EnvironmentBuilder:
             wanted = python_version(environment.base)
         except ValueError as exc:
             raise EnvironmentBuildError(str(exc)) from None
+        if (environment.package_dir / CONDA_FILE).is_file():
+            log.warning("the package's %s, so the packages it names are missing", CONDA_NOT_BUILT, extra=fields)
         apt = await asyncio.to_thread(check_apt_packages, environment.apt_packages, environment.base,
                                       environment.adds_apt_sources)
         for warning in apt.warnings:

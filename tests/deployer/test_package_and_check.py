@@ -307,6 +307,15 @@ def test_check_fails_on_an_apt_package_apt_does_not_know_and_shows_one_not_insta
             f"{lacking} is not installed on this machine: UbiOps installs it in the instance") in result.stdout
 
 
+def test_check_notes_an_environment_yaml_the_emulator_does_not_build(project):
+    (project.package / "environment.yaml").write_text("name: pkg\ndependencies:\n  - python=3.11\n")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout
+    assert ("note environment.yaml: environment.yaml (conda) is not built by the emulator: only "
+            "requirements.txt is installed here, so the emulator tests run without the packages it names, which "
+            "UbiOps installs") in result.stdout
+
+
 @pytest.mark.parametrize("where", ["config", "ubiops.yaml"])
 def test_check_reads_the_class_from_the_file_sys_deployment_file_name_names(project, where):
     """The emulator imports the file `SYS_DEPLOYMENT_FILE_NAME` names, from `ubiops.yaml` or the configured
