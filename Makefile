@@ -15,9 +15,10 @@ test: setup package-dev tools
 	$(BIN)/python -m pytest $(ARGS)
 
 # Debian's Chromium for the browser tests (Playwright's own browser downloads are never used), and
-# its `hey` for `bench/load.py --client hey` and its test.
+# its `hey` for `bench/load.py --client hey` and its test; apt's package lists, by which the tests of
+# ubiops.yaml's apt packages tell a name apt does not know.
 tools:
-	@command -v chromium >/dev/null && command -v hey >/dev/null || \
+	@command -v chromium >/dev/null && command -v hey >/dev/null && apt-cache policy | grep -q ' Packages$$' || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium hey; }
 
 setup: $(VENV)/.installed

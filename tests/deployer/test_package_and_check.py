@@ -289,11 +289,12 @@ def apt_names() -> tuple[str, str] | None:
     return next(name for name in sorted(names) if name not in set(installed)), "coreutils"
 
 
-@pytest.mark.skipif(apt_names() is None, reason="apt with package lists (`apt-get update`) is needed")
 def test_check_fails_on_an_apt_package_apt_does_not_know_and_shows_one_not_installed_here(project):
     """A misspelt name passed (the emulator only logged a warning suggesting `sudo apt-get install` of
     it); UbiOps' apt-get install fails on it. One known but not installed here is shown, not refused."""
-    lacking, installed = apt_names() or ("", "")
+    names = apt_names()
+    assert names is not None, "apt has no package lists: run `sudo apt-get update` (`make tools` does)"
+    lacking, installed = names
     (project.package / "ubiops.yaml").write_text(f"apt:\n  packages: [{installed}, libgl1-mesa-glxx]\n")
     result = project.run("check")
     assert result.returncode == 1
