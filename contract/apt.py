@@ -46,10 +46,14 @@ def check_apt_packages(packages: Sequence[str], environment: str, adds_sources: 
     if not packages or shutil.which("apt-cache") is None:
         return AptCheck()
     wanted = {name: re.split(r"[=/]", name, maxsplit=1)[0] for name in packages}  # `pkg=1.2`, `pkg/bookworm`
-    known = _policy(sorted(set(wanted.values())))
-    if known is None:
-        return AptCheck(warnings=[f"ubiops.yaml's apt packages could not be checked: apt-cache did not answer "
-                                  f"within {APT_SECONDS} s"])
+    stems = sorted({_stem(asked) for asked in wanted.values()})
+    known = dict.fromkeys(_installed(stems), True)
+    if rest := [stem for stem in stems if stem not in known]:  # apt-cache takes ~0.4 s, dpkg-query ~7 ms
+        policy = _policy(rest)
+        if policy is None:
+            return AptCheck(warnings=[f"ubiops.yaml's apt packages could not be checked: apt-cache did not answer "
+                                      f"within {APT_SECONDS} s"])
+        known.update(policy)
     check = AptCheck()
     unknown = [name for name, asked in wanted.items() if _stem(asked) not in known]
     for name, asked in wanted.items():
@@ -73,6 +77,17 @@ def check_apt_packages(packages: Sequence[str], environment: str, adds_sources: 
 def _stem(name: str) -> str:
     """A name without its architecture (`libc6:amd64` is libc6), as apt-cache prints it."""
     return name.partition(":")[0]
+
+
+def _installed(names: list[str]) -> list[str]:
+    """Those of `names` installed here, which apt knows without being asked: an instance of the default
+    package starts without waiting for apt-cache."""
+    try:
+        done = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", "--", *names],
+                              capture_output=True, text=True, check=False, timeout=APT_SECONDS, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.split()[0] for line in done.stdout.splitlines() if line.endswith(" installed")]
 
 
 def _policy(names: list[str]) -> dict[str, bool] | None:
