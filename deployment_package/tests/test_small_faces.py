@@ -5,13 +5,15 @@ once, the largest is profiled, and it measures as the same face does alone."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from face_profile import detection
 from face_profile.annotate import OTHER_FACE_COLOR
-from face_profile.detection import DETAIL_SCALE, TILE_SIDE, tile_origins
-from face_profile.image_io import MAX_ANALYSIS_SIDE
+from face_profile.detection import ATTEMPTS, DETAIL_SCALE, SAME_FACE_IOU, SAME_FACE_NESTED, TILE_SIDE, tile_origins, whole_frame
+from face_profile.image_io import MAX_ANALYSIS_SIDE, load_image
 from PIL import Image
 from profile_helpers import NON_FACES, PORTRAITS, open_rgb
 
@@ -247,3 +249,66 @@ def test_large_textured_non_faces_find_no_face(model, name):
         fields = model.predict(image, num_attempts=3).fields
         assert fields["face_found"] is False and fields["num_faces"] == 0
         assert fields["faces"] == {"boxes": [], "scores": []}
+
+
+def _box_iou_and_nested(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
+    """The pairwise rules of detection.same_face, in plain Python floats."""
+    overlap = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area_a, area_b = float((a[2] - a[0]) * (a[3] - a[1])), float((b[2] - b[0]) * (b[3] - b[1]))
+    return overlap / (area_a + area_b - overlap), overlap > SAME_FACE_NESTED * min(area_a, area_b)
+
+
+def _merged_one_pair_at_a_time(found: list, from_tiles: list, second_look) -> list:
+    """with_tiles' greedy merge as 1.4.0 wrote it: each candidate against each kept or rejected box."""
+    def same_face(a, b) -> bool:
+        ratio, nested = _box_iou_and_nested(a.box, b.box)
+        return ratio > SAME_FACE_IOU or nested
+
+    kept, rejected = [], []
+    for face in sorted(found + from_tiles, key=lambda face: face.score, reverse=True):
+        if any(same_face(face, other) for other in kept):
+            continue
+        if any(_box_iou_and_nested(face.box, other.box)[0] > SAME_FACE_IOU for other in rejected):
+            continue
+        if any(face is other for other in from_tiles):
+            confirmed = second_look(face)
+            if confirmed is None:
+                rejected.append(face)
+                continue
+            face = confirmed
+        if not any(same_face(face, other) for other in kept):
+            kept.append(face)
+    return sorted(kept, key=lambda face: face.area, reverse=True)
+
+
+def test_merging_many_faces_compares_each_with_all_kept_at_once(model, profiles, monkeypatch):
+    """54 faces, each seen in up to four overlapping tiles: the merge keeps exactly what comparing
+    one pair of boxes at a time keeps, with a bounded number of Python calls per candidate (pair by
+    pair, a scene of 770 faces spent 10 s comparing boxes)."""
+    layout = [(PORTRAITS[(row + column) % 2], 70, (70 + column * 140, 75 + row * 145))
+              for row in range(6) for column in range(9)]
+    photo, pasted = group_photo(profiles, "plain", layout)
+    rgb = load_image(photo).rgb
+    finder = model._finder
+    found = whole_frame(finder, rgb, ATTEMPTS[0])
+    from_tiles: list = []
+    in_tiles = detection._in_tiles
+    monkeypatch.setattr(detection, "_in_tiles", lambda *args: from_tiles.extend(in_tiles(*args)) or from_tiles)
+
+    calls = 0
+
+    def count(frame, event: str, arg) -> None:
+        nonlocal calls
+        calls += event == "call" and frame.f_code.co_filename == detection.__file__
+
+    sys.setprofile(count)
+    try:
+        merged = detection.with_tiles(finder, rgb, found)
+    finally:
+        sys.setprofile(None)
+    candidates = len(found) + len(from_tiles)
+    expected = _merged_one_pair_at_a_time(found, from_tiles, lambda face: detection._second_look(finder, rgb, face))
+    assert len(merged) == len(pasted) and candidates > 2 * len(pasted)
+    assert [face.box.tolist() for face in merged] == [face.box.tolist() for face in expected]
+    assert [face.score for face in merged] == [face.score for face in expected]
+    assert calls < 40 * candidates, f"{calls} calls for {candidates} candidates"

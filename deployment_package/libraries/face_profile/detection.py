@@ -116,20 +116,46 @@ def with_tiles(finder: FaceFinder, rgb: np.ndarray, found: list[Detection]) -> l
     or a face-like texture, which it then no longer sees as the same face.
     """
     from_tiles = _in_tiles(finder, rgb)
-    kept: list[Detection] = []
-    rejected: list[Detection] = []
-    for face in sorted(found + from_tiles, key=lambda face: face.score, reverse=True):
-        if any(same_face(face, other) for other in kept) or any(same_box(face, other) for other in rejected):
+    tiled = {id(face) for face in from_tiles}
+    candidates = sorted(found + from_tiles, key=lambda face: face.score, reverse=True)
+    # Each candidate is compared with all kept (and rejected) boxes at once: one pair at a time, a
+    # scene of 770 small faces spent 10 of its 14 s of CPU comparing boxes (BENCHMARKS.md).
+    kept, rejected = _Boxes(len(candidates)), _Boxes(len(candidates))
+    faces: list[Detection] = []
+    for face in candidates:
+        if kept.same_face(face).any() or rejected.same_box(face).any():
             continue
-        if any(face is other for other in from_tiles):
+        if id(face) in tiled:
             confirmed = _second_look(finder, rgb, face)
             if confirmed is None:
-                rejected.append(face)
+                rejected.add(face)
                 continue
             face = confirmed
-        if not any(same_face(face, other) for other in kept):
-            kept.append(face)
-    return _largest_first(kept)
+        if not kept.same_face(face).any():
+            kept.add(face)
+            faces.append(face)
+    return _largest_first(faces)
+
+
+class _Boxes:
+    """Up to `capacity` detections' boxes in one array, to compare a box with all of them at once,
+    by the rules of same_face and same_box."""
+
+    def __init__(self, capacity: int) -> None:
+        self._boxes = np.empty((capacity, 4))
+        self._count = 0
+
+    def add(self, face: Detection) -> None:
+        self._boxes[self._count] = face.box
+        self._count += 1
+
+    def same_face(self, face: Detection) -> np.ndarray:
+        """Whether `face` shows the same face as each box (see same_face)."""
+        return _same_faces(face, self._boxes[: self._count])
+
+    def same_box(self, face: Detection) -> np.ndarray:
+        """Whether `face` is the same box as each box (see same_box)."""
+        return _ious(face, self._boxes[: self._count]) > SAME_FACE_IOU
 
 
 def _second_look(finder: FaceFinder, rgb: np.ndarray, face: Detection) -> Detection | None:
@@ -144,7 +170,7 @@ def _second_look(finder: FaceFinder, rgb: np.ndarray, face: Detection) -> Detect
 def same_face(a: Detection, b: Detection) -> bool:
     """Whether two boxes show the same face: they overlap much, or one lies mostly inside the
     other (a face cut by a tile's edge, or seen twice at different scales)."""
-    return iou(a, b) > SAME_FACE_IOU or _intersection(a, b) > SAME_FACE_NESTED * min(a.area, b.area)
+    return bool(_same_faces(a, b.box[np.newaxis])[0])
 
 
 def same_box(a: Detection, b: Detection) -> bool:
@@ -155,14 +181,29 @@ def same_box(a: Detection, b: Detection) -> bool:
 
 def iou(a: Detection, b: Detection) -> float:
     """Intersection over union of two boxes."""
-    overlap = _intersection(a, b)
-    return overlap / (a.area + b.area - overlap)
+    return float(_ious(a, b.box[np.newaxis])[0])
 
 
-def _intersection(a: Detection, b: Detection) -> float:
-    low = np.maximum(a.box[:2], b.box[:2])
-    high = np.minimum(a.box[2:], b.box[2:])
-    return float(np.prod(np.clip(high - low, 0, None)))
+def _same_faces(face: Detection, boxes: np.ndarray) -> np.ndarray:
+    overlap, areas = _intersections(face, boxes), _areas(boxes)
+    nested = overlap > SAME_FACE_NESTED * np.minimum(face.area, areas)
+    return (overlap / (face.area + areas - overlap) > SAME_FACE_IOU) | nested
+
+
+def _ious(face: Detection, boxes: np.ndarray) -> np.ndarray:
+    overlap = _intersections(face, boxes)
+    return overlap / (face.area + _areas(boxes) - overlap)
+
+
+def _intersections(face: Detection, boxes: np.ndarray) -> np.ndarray:
+    """The area `face`'s box shares with each of `boxes` (N x 4)."""
+    low = np.maximum(face.box[:2], boxes[:, :2])
+    high = np.minimum(face.box[2:], boxes[:, 2:])
+    return np.prod(np.clip(high - low, 0, None), axis=1)
+
+
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def _largest_first(faces: list[Detection]) -> list[Detection]:
