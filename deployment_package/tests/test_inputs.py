@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from face_profile import PublicError
-from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS, load_image
+from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS, MAX_TIFF_TILE_BYTES, load_image
 from PIL import Image, JpegImagePlugin
 from profile_helpers import IMAGES, LIBRARIES, NON_FACES, measurement_names, open_rgb
 
@@ -244,3 +244,51 @@ def test_a_large_image_of_few_bytes_stays_within_an_instances_memory(tmp_path):
     original_size, shape, analysed_mb, finer_mb = json.loads(result.stdout)
     assert original_size == [side, side] and shape == [MAX_ANALYSIS_SIDE, MAX_ANALYSIS_SIDE, 3]
     assert analysed_mb < 1000 and finer_mb < 1500, f"peak MB above the interpreter's: {analysed_mb}, {finer_mb}"
+
+
+def _deflate_zeros(length: int) -> bytes:
+    """zlib's stream of `length` zero bytes, compressed a MB at a time (never all in memory)."""
+    compressor, block, parts = zlib.compressobj(9), bytes(1 << 20), []
+    for start in range(0, length, len(block)):
+        parts.append(compressor.compress(block[: min(len(block), length - start)]))
+    return b"".join(parts) + compressor.flush()
+
+
+def _gray_tiff(path: Path, size: tuple[int, int], *, tile: int | None = None, rows_per_strip: int | None = None) -> None:
+    """An 8-bit grey deflate TIFF of zeros (little-endian, its tags written by hand to declare any tile)
+    in one tile of tile x tile pixels, or one strip declaring `rows_per_strip` rows."""
+    width, height = size
+    if tile is not None:
+        data = _deflate_zeros(tile * tile)
+        layout = [(322, 4, tile), (323, 4, tile), (324, 4, 0), (325, 4, len(data))]  # 324: offset, below
+    else:
+        data = _deflate_zeros(width * height)
+        layout = [(273, 4, 0), (278, 4, rows_per_strip), (279, 4, len(data))]  # 273: offset, below
+    entries = sorted([(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 8), (262, 3, 1), (277, 3, 1), *layout])
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        value = data_offset if tag in (273, 324) else value
+        ifd += struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+    path.write_bytes(b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + data)
+
+
+def test_a_tiff_declaring_a_tile_far_larger_than_its_image_is_refused(tmp_path):
+    """libtiff allocates a whole tile before decoding it: a 2 MB TIFF of 100 x 100 pixels declaring
+    one 46336 x 46336 tile took 2.1 GB and had the instance killed; here one of 8208 x 8208 (64.2 MiB)."""
+    tile = 8208
+    assert tile * tile > MAX_TIFF_TILE_BYTES
+    bomb = tmp_path / "tile_bomb.tiff"
+    _gray_tiff(bomb, (100, 100), tile=tile)
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(PublicError, match="declares tiles of 8,208 x 8,208 pixels") as error:
+        load_image(str(bomb))
+    assert "100 x 100" in error.value.public_error_message
+    # Tiles of the usual size, a tile as large as the image needs, and one strip declaring more
+    # rows than the image has (libtiff reads only the image's), are read as they were.
+    for name, size, layout in (("usual.tiff", (100, 100), {"tile": 256}),
+                               ("one_tile.tiff", (8200, 8200), {"tile": tile}),
+                               ("strip.tiff", (100, 100), {"rows_per_strip": 1_000_000})):
+        _gray_tiff(tmp_path / name, size, **layout)
+        image = load_image(str(tmp_path / name))
+        assert image.original_size == size and not image.rgb.any(), name

@@ -10,6 +10,7 @@ at a finer scale (LoadedImage.finer), only when it needs to.
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import warnings
@@ -30,6 +31,10 @@ MAX_ANALYSIS_SIDE = 1024
 # "I"), ~0.35 GB; shrinking it by whole factors before converting it (_reduced), and converting in
 # place, keeps the peak near twice that, within an instance's 2 GB, at the analysis size and finer.
 MAX_INPUT_PIXELS = 89_478_485
+# libtiff allocates a TIFF's whole tile before decoding it: a 2 MB file of 100 x 100 pixels
+# declaring one 46336 x 46336 deflate tile (of zeros) took 2.1 GB, whatever the pixel limit says.
+# A tile above this size is refused when it reaches past the image (see _check_tiff_tiles).
+MAX_TIFF_TILE_BYTES = 64 * 1024 * 1024
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 _REDUCIBLE_MODES = ("L", "RGB", "CMYK", "I")  # Image.reduce averages these as they are
 _TRANSPOSITIONS = {
@@ -116,6 +121,7 @@ def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: b
     if image.width * image.height > MAX_INPUT_PIXELS:
         raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
     width, height = image.size
+    _check_tiff_tiles(image)
     with _decoding():
         if draft and image.format in ("JPEG", "MPO"):  # MPO: a JPEG (and more) from a phone
             image.draft(image.mode, _analysis_size(image.size, max_side))  # libjpeg decodes at a reduced scale
@@ -136,6 +142,26 @@ def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: b
         interpolation = cv2.INTER_LINEAR if shrink < 2 else cv2.INTER_AREA
         rgb = cv2.resize(rgb, target, interpolation=interpolation)
     return LoadedImage(rgb=rgb, original_size=original_size, source=source)
+
+
+def _check_tiff_tiles(image: Image.Image) -> None:
+    """Refuse a TIFF whose tiles (tags 322 x 323) take more than MAX_TIFF_TILE_BYTES and reach past
+    the image rounded up to 16 px (TIFF tiles' sides are multiples of 16), before libtiff allocates
+    one. Strips need no check: libtiff reads at most the image's height of rows per strip."""
+    tags = getattr(image, "tag_v2", None)
+    if image.format != "TIFF" or tags is None or not tags.get(322) or not tags.get(323):
+        return
+    tile_width, tile_length = int(tags[322]), int(tags[323])
+    width, height = int(tags.get(256, 0)), int(tags.get(257, 0))  # as stored (image.size may be turned)
+    bits = tags.get(258, 1)
+    bits_per_sample = max(bits) if isinstance(bits, tuple) else int(bits)
+    tile_bytes = tile_width * tile_length * int(tags.get(277, 1)) * math.ceil(bits_per_sample / 8)
+    if tile_bytes > MAX_TIFF_TILE_BYTES and (tile_width > -(-width // 16) * 16 or tile_length > -(-height // 16) * 16):
+        raise PublicError(
+            f"The TIFF declares tiles of {tile_width:,} x {tile_length:,} pixels ({tile_bytes / 2**20:,.0f} MB each) "
+            f"for an image of {width:,} x {height:,}: too large to decode safely. "
+            "Save it again with smaller tiles, or untiled."
+        )
 
 
 def _orientation(image: Image.Image) -> int:
