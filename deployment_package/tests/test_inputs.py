@@ -13,8 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from face_profile import PublicError
-from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS, MAX_TIFF_TILE_BYTES, load_image
+from face_profile import PublicError, detection
+from face_profile.detection import DETAIL_SCALE, MAX_TILES, tile_origins
+from face_profile.image_io import MAX_ANALYSIS_SIDE, MAX_INPUT_PIXELS, MAX_SIDE, MAX_TIFF_TILE_BYTES, load_image
 from PIL import Image, JpegImagePlugin
 from profile_helpers import IMAGES, LIBRARIES, NON_FACES, measurement_names, open_rgb
 
@@ -292,3 +293,38 @@ def test_a_tiff_declaring_a_tile_far_larger_than_its_image_is_refused(tmp_path):
         _gray_tiff(tmp_path / name, size, **layout)
         image = load_image(str(tmp_path / name))
         assert image.original_size == size and not image.rgb.any(), name
+
+
+@pytest.mark.parametrize("size", [(MAX_SIDE + 1, 4), (3, 100_000)])
+def test_a_side_longer_than_jpegs_limit_is_refused(model, tmp_path, size):
+    """Within the pixel limit, an image 89,000,000 x 1 took 4.1 GB to decode again for the finer
+    search, and one 20,000,000 x 4 was cut into ~100,000 tiles (117 s an attempt)."""
+    path = tmp_path / "thin.png"
+    Image.new("L", size, 128).save(path)
+    with pytest.raises(PublicError, match=f"a side longer than {MAX_SIDE:,} pixels is not supported") as error:
+        model.predict(str(path))
+    assert f"{size[0]:,} x {size[1]:,} pixels" in error.value.public_error_message
+
+
+def test_the_largest_uploads_admitted_fit_in_the_tiles_a_search_may_take():
+    """The finer copy of any upload within MAX_INPUT_PIXELS and MAX_SIDE needs at most MAX_TILES tiles."""
+    for width in (1, 260, 1365, 2601, 9459, 20_000, MAX_SIDE):
+        height = min(MAX_INPUT_PIXELS // width, MAX_SIDE)
+        for size in ((width, height), (height, width)):
+            finer = [round(side * DETAIL_SCALE) for side in size]
+            assert len(tile_origins(finer[0])) * len(tile_origins(finer[1])) <= MAX_TILES, size
+
+
+def test_a_search_needing_more_tiles_than_it_may_take_is_refused(model, monkeypatch):
+    monkeypatch.setattr(detection, "MAX_TILES", 12)  # a 1280 x 886 photo is searched in 6 x 4 tiles
+    with pytest.raises(PublicError, match="too large to search for small faces: 24 tiles of 320 px, above the 12"):
+        model.predict(Image.new("RGB", (1280, 886), (150, 140, 130)))
+
+
+def test_the_scale_of_a_tall_image_is_its_height_s(tmp_path):
+    """26 x 1290 is analysed at 21 x 1024: 0.79 of its size (finer search), not the 0.81 its width said."""
+    path = tmp_path / "tall.png"
+    Image.new("L", (26, 1290), 128).save(path)
+    image = load_image(str(path))
+    assert image.rgb.shape[:2] == (1024, 21)
+    assert image.scale == pytest.approx(1024 / 1290, rel=1e-9) and image.scale < DETAIL_SCALE

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from .align import crop_around, translation
+from .errors import PublicError
 from .landmarks import Detection, FaceFinder
 
 TILE_SIDE = 320
@@ -47,6 +48,11 @@ DETAIL_SCALE = TILE_FINDS / SMALLEST_FACE  # pixels per uploaded pixel of the fi
 # where smaller ones may have gone unseen. The whole frame finds faces above ~10-12 %, so a face
 # it shows never costs the finer search (~2 ms for each of ~270 tiles in a 4000 x 3000 upload).
 DETAIL_BELOW = 0.09
+# The most tiles one search may cut. The finer copy of the worst upload image_io admits (at most
+# MAX_INPUT_PIXELS, sides up to MAX_SIDE) needs 2236 (~4.5 s at ~2 ms a tile; a 2601 x 34401 upload);
+# more is refused with a clear error rather than run past the request's timeout, should those limits
+# ever be raised (a 20,000,000 x 4 upload, before MAX_SIDE, needed ~100,000: 117 s an attempt).
+MAX_TILES = 2500
 EDGE_MARGIN = 2  # px: a box this close to a tile's inner edge is a face cut by it
 SAME_FACE_IOU = 0.3
 SAME_FACE_NESTED = 0.6  # share of the smaller box inside the larger one
@@ -221,9 +227,15 @@ def tile_origins(length: int) -> list[int]:
 
 def _in_tiles(finder: FaceFinder, rgb: np.ndarray) -> list[Detection]:
     height, width = rgb.shape[:2]
+    rows, columns = tile_origins(height), tile_origins(width)
+    if len(rows) * len(columns) > MAX_TILES:
+        raise PublicError(
+            f"The image is too large to search for small faces: {len(rows) * len(columns):,} tiles of "
+            f"{TILE_SIDE} px, above the {MAX_TILES:,} a search may take."
+        )
     found = []
-    for y in tile_origins(height):
-        for x in tile_origins(width):
+    for y in rows:
+        for x in columns:
             tile = rgb[y : y + TILE_SIDE, x : x + TILE_SIDE]
             inner = np.array([
                 EDGE_MARGIN if x > 0 else -math.inf,

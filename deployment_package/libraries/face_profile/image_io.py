@@ -31,6 +31,10 @@ MAX_ANALYSIS_SIDE = 1024
 # "I"), ~0.35 GB; shrinking it by whole factors before converting it (_reduced), and converting in
 # place, keeps the peak near twice that, within an instance's 2 GB, at the analysis size and finer.
 MAX_INPUT_PIXELS = 89_478_485
+# JPEG's own limit (PNG and TIFF allow more). A thin image within the pixel limit could otherwise be
+# 89,000,000 x 1: decoded again for the finer search (LoadedImage.finer) at 0.8, resizing it took
+# 4.1 GB, and a 20,000,000 x 4 one was cut into ~100,000 tiles (117 s an attempt).
+MAX_SIDE = 65_535
 # libtiff allocates a TIFF's whole tile before decoding it: a 2 MB file of 100 x 100 pixels
 # declaring one 46336 x 46336 deflate tile (of zeros) took 2.1 GB, whatever the pixel limit says.
 # A tile above this size is refused when it reaches past the image (see _check_tiff_tiles).
@@ -74,8 +78,10 @@ class LoadedImage:
 
     @property
     def scale(self) -> float:
-        """Analysis pixels per original pixel (1.0 unless the image was downscaled)."""
-        return self.rgb.shape[1] / self.original_size[0]
+        """Analysis pixels per original pixel (1.0 unless the image was downscaled), along the
+        longer side: the shorter one was rounded to whole pixels (a 26 x 1290 image is 21 x 1024:
+        its width said 0.81, its height 0.79)."""
+        return max(self.rgb.shape[:2]) / max(self.original_size)
 
     def finer(self, scale: float) -> LoadedImage:
         """The same upload decoded again, at `scale` pixels per original pixel (or at its full
@@ -121,6 +127,10 @@ def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: b
     if image.width * image.height > MAX_INPUT_PIXELS:
         raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
     width, height = image.size
+    if max(width, height) > MAX_SIDE:
+        raise PublicError(
+            f"The image is {width:,} x {height:,} pixels: a side longer than {MAX_SIDE:,} pixels is not supported."
+        )
     _check_tiff_tiles(image)
     with _decoding():
         if draft and image.format in ("JPEG", "MPO"):  # MPO: a JPEG (and more) from a phone
