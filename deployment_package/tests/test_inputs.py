@@ -100,6 +100,16 @@ def _save_16bit_rgb_png(portrait: Image.Image, path: Path) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
 
 
+def _save_float_tiff(portrait: Image.Image, path: Path) -> None:
+    """32-bit float samples from 0 (black) to 1 (white), as scientific and HDR tools write them."""
+    Image.fromarray(np.asarray(portrait.convert("L"), dtype=np.float32) / 255).save(path)
+
+
+def _save_int32_tiff(portrait: Image.Image, path: Path) -> None:
+    """32-bit integer samples holding 8-bit values."""
+    Image.fromarray(np.asarray(portrait.convert("L"), dtype=np.int32)).save(path)
+
+
 FORMATS = {
     "rgba.png": (_save_rgba_png, False),
     "lossless.webp": (lambda image, path: image.save(path, lossless=True), False),
@@ -110,6 +120,8 @@ FORMATS = {
     "rgb16.png": (_save_16bit_rgb_png, False),
     "palette.gif": (lambda image, path: image.quantize(256).save(path), False),
     "plain.bmp": (lambda image, path: image.save(path), False),
+    "float.tiff": (_save_float_tiff, True),
+    "int32.tiff": (_save_int32_tiff, True),
 }
 
 
@@ -245,6 +257,26 @@ def test_a_large_image_of_few_bytes_stays_within_an_instances_memory(tmp_path):
     original_size, shape, analysed_mb, finer_mb = json.loads(result.stdout)
     assert original_size == [side, side] and shape == [MAX_ANALYSIS_SIDE, MAX_ANALYSIS_SIDE, 3]
     assert analysed_mb < 1000 and finer_mb < 1500, f"peak MB above the interpreter's: {analysed_mb}, {finer_mb}"
+
+
+@pytest.mark.parametrize("width", [12, 2100])  # 2100: shrunk by 2 before it is converted
+@pytest.mark.parametrize(("mode", "levels", "expected"), [
+    ("F", (0.0, 0.4, 1.0), (0, 102, 255)),  # floats of 0-1
+    ("F", (-3.0, 100.0, 255.0), (0, 100, 255)),  # of 0-255, negatives black
+    ("I", (0, 100, 255), (0, 100, 255)),  # 8-bit values in 32-bit integers
+    ("I", (0, 25_700, 65_535), (0, 100, 255)),  # 16-bit ones, read as before
+    ("I", (0, 400_000, 1_000_000), (0, 102, 255)),  # beyond 16 bits: by the largest value
+])
+def test_32_bit_and_float_tiffs_are_scaled_by_the_range_of_their_values(tmp_path, width, mode, levels, expected):
+    """Pillow's conversion clipped floats at 255 (0-1 came out black) and "I" was taken for 16-bit."""
+    dtype = np.float32 if mode == "F" else np.int32
+    samples = np.repeat(np.array(levels, dtype=dtype), width // 3)[np.newaxis].repeat(8, axis=0)
+    path = tmp_path / "samples.tiff"
+    Image.fromarray(samples).save(path)
+    assert Image.open(path).mode == mode
+    rgb = load_image(str(path)).rgb
+    thirds = rgb.shape[1] // 3
+    assert [rgb[rgb.shape[0] // 2, thirds // 2 + i * thirds].tolist() for i in range(3)] == [[v] * 3 for v in expected]
 
 
 def _deflate_zeros(length: int) -> bytes:

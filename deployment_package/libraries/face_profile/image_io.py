@@ -39,8 +39,8 @@ MAX_SIDE = 65_535
 # declaring one 46336 x 46336 deflate tile (of zeros) took 2.1 GB, whatever the pixel limit says.
 # A tile above this size is refused when it reaches past the image (see _check_tiff_tiles).
 MAX_TIFF_TILE_BYTES = 64 * 1024 * 1024
-_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
-_REDUCIBLE_MODES = ("L", "RGB", "CMYK", "I")  # Image.reduce averages these as they are
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_REDUCIBLE_MODES = ("L", "RGB", "CMYK", "I", "F")  # Image.reduce averages these as they are
 _TRANSPOSITIONS = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -136,13 +136,14 @@ def _prepare(image: Image.Image, source: ImageSource, max_side: int, *, draft: b
         if draft and image.format in ("JPEG", "MPO"):  # MPO: a JPEG (and more) from a phone
             image.draft(image.mode, _analysis_size(image.size, max_side))  # libjpeg decodes at a reduced scale
         image.load()
+    white = _white_point(image)
     # Read once loaded: Pillow's TIFF plugin reports the upright size and applies the orientation
     # itself as it loads, dropping the tag. Only a transposition done here turns the size.
     transposition = _TRANSPOSITIONS.get(_orientation(image))
     original_size = (height, width) if transposition in _SIDEWAYS else (width, height)
-    reduced = _reduced(image, max_side)
+    reduced = _reduced(image, max_side, white)
     upright = reduced if transposition is None else reduced.transpose(transposition)
-    rgb = np.asarray(_to_srgb(upright))
+    rgb = np.asarray(_to_srgb(upright, white))
     size = (rgb.shape[1], rgb.shape[0])
     target = _analysis_size(size, max_side)
     if target != size:
@@ -174,6 +175,22 @@ def _check_tiff_tiles(image: Image.Image) -> None:
         )
 
 
+def _white_point(image: Image.Image) -> float:
+    """The sample value that is white. 16-bit modes say 65535; an "I" (32-bit integer) or "F"
+    (float) image says nothing, so its values tell: the smallest of 1.0 (floats only), 255 and 65535
+    that holds them all, else its largest value. (Pillow's own conversion clips both at 255: a float
+    image of 0-1 came out black, an "I" one holding 8-bit values was read as 16-bit, also black.)"""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return 65535
+    if image.mode not in ("I", "F"):
+        return 255
+    high = image.getextrema()[1]
+    for white in (1.0, 255, 65535) if image.mode == "F" else (255, 65535):
+        if high <= white:
+            return white
+    return high
+
+
 def _orientation(image: Image.Image) -> int:
     """The EXIF orientation; 1 (upright) when the EXIF block is missing or corrupt, as viewers do."""
     try:
@@ -182,7 +199,7 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def _reduced(image: Image.Image, max_side: int) -> Image.Image:
+def _reduced(image: Image.Image, max_side: int, white: float) -> Image.Image:
     """`image` shrunk by the largest whole factor that keeps its longer side at least `max_side`
     (box averaging, as cv2.INTER_AREA), before anything converts it at full size."""
     factor = max(image.size) // max_side
@@ -191,7 +208,7 @@ def _reduced(image: Image.Image, max_side: int) -> Image.Image:
     if image.mode in _SIXTEEN_BIT_MODES:
         image = image.convert("I")  # Image.reduce has no 16-bit modes; "I" holds their values
     elif image.mode not in _REDUCIBLE_MODES or "transparency" in image.info:
-        return _to_srgb(image).reduce(factor)  # composite alpha, expand a palette, before averaging
+        return _to_srgb(image, white).reduce(factor)  # composite alpha, expand a palette, before averaging
     reduced = image.reduce(factor)
     if "icc_profile" in image.info:
         reduced.info["icc_profile"] = image.info["icc_profile"]
@@ -206,15 +223,21 @@ def _analysis_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     return (max(1, round(size[0] * factor)), max(1, round(size[1] * factor)))
 
 
-def _to_srgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit sRGB, honouring alpha, 16-bit range and ICC profiles."""
-    if image.mode in _SIXTEEN_BIT_MODES:
-        # 16-bit samples span 0..65535; Pillow's own conversion would clip everything above 255.
-        # Rounded to the nearest level in place, in integers: float64 took 8 bytes a pixel, thrice.
-        samples = np.array(image, dtype=np.int32)
-        np.clip(samples, 0, 65535, out=samples)
-        samples += 128
-        samples //= 257
+def _to_srgb(image: Image.Image, white: float) -> Image.Image:
+    """Convert any Pillow mode to 8-bit sRGB, honouring alpha, ICC profiles and, for 16-bit,
+    32-bit and float samples, `white` (see _white_point): Pillow's conversion clips them at 255."""
+    if image.mode in (*_SIXTEEN_BIT_MODES, "I", "F"):
+        if white == 65535 and image.mode != "F":
+            # Rounded to the nearest level in place, in integers: float64 took 8 bytes a pixel, thrice.
+            samples = np.array(image, dtype=np.int32)
+            np.clip(samples, 0, 65535, out=samples)
+            samples += 128
+            samples //= 257
+        else:
+            samples = np.array(image, dtype=np.float32)  # 4 bytes a pixel, as "I" and "F" take
+            np.clip(samples, 0, white, out=samples)
+            samples *= 255 / white
+            np.rint(samples, out=samples)
         return Image.fromarray(samples.astype(np.uint8)).convert("RGB")
     if "A" in image.getbands() or "transparency" in image.info:
         rgba = image if image.mode == "RGBA" else image.convert("RGBA")
