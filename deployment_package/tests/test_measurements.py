@@ -223,6 +223,17 @@ def test_a_face_cut_by_the_frame_is_measured_on_its_pixels_only(model, profiles)
     assert through_eyes["brightness"] > 0.9 * whole["brightness"]
 
 
+@pytest.mark.parametrize("box, attempts", [((180, 150, 340, 330), 1), ((200, 170, 320, 290), 2)])
+def test_a_face_larger_than_the_image_shares_at_most_all_of_it(model, box, attempts):
+    """A tight headshot's face oval reaches past the image's edges: its share of the image counts
+    only the face's pixels inside it (these shares were 1.06 and 1.79), head_area_px the whole oval."""
+    headshot = open_rgb("grace_hopper.jpg").crop(box)
+    fields = model.predict(headshot, num_attempts=attempts).fields
+    assert fields["face_found"] is True and fields["detection_attempts"] == attempts
+    assert 0.5 < fields["face_share_of_image"] <= 1
+    assert fields["face_share_of_image"] * headshot.width * headshot.height < fields["head_area_px"]
+
+
 @pytest.mark.parametrize(
     "options",
     [{"sampling_strategy": "mean"}, {"align_face": "yes"}, {"num_attempts": 0}, {"num_attempts": True}],

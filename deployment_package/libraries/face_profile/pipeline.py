@@ -127,12 +127,15 @@ def profile_image(
     box = face_box(transform_points(face.points, to_image), frame.rgb.shape)
     view_to_original = to_original / view.crop.scale
     head_area_px = masks.area(FACE) * view_to_original**2
+    # Of the face only what lies inside the image (a tight headshot's oval reaches past its edges,
+    # and its share was 1.06-1.79), at most 1: whole pixels at the edge may add a hair.
+    face_in_image_px = masks.area_in_image(FACE) * view_to_original**2
 
     fields = profile_fields(
         **known,
         **_region_fields(masks, sampling_strategy),
         face_box=[float(v) for v in box * to_original],
-        face_share_of_image=head_area_px / (image.original_size[0] * image.original_size[1]),
+        face_share_of_image=min(face_in_image_px / (image.original_size[0] * image.original_size[1]), 1.0),
         head_area_px=head_area_px,
         fwhr=ratio.ratio,
         bizygomatic_width_px=ratio.bizygomatic_width * view_to_original,

@@ -57,12 +57,14 @@ _SUBPIXEL_BITS = 4
 
 @dataclass(frozen=True)
 class RegionMasks:
-    """Boolean masks over `crop`, the part of the view inside the face's bounding box, and which
-    of its pixels show the image (`in_frame`), not the black beyond its edges."""
+    """Boolean masks over `crop`, the part of the view inside the face's bounding box, which of
+    its pixels show the image (`in_frame`), not the black beyond its edges, and which lie inside
+    the image at all (`in_image`: their centres do)."""
 
     crop: np.ndarray
     masks: dict[str, np.ndarray]
     in_frame: np.ndarray
+    in_image: np.ndarray
 
     def pixels(self, *names: str) -> np.ndarray:
         """The (N, 3) RGB pixels of the image covered by the named regions together."""
@@ -72,6 +74,10 @@ class RegionMasks:
     def area(self, name: str) -> int:
         """Number of pixels in a region, inside the image or beyond its edge."""
         return int(np.count_nonzero(self.masks[name]))
+
+    def area_in_image(self, name: str) -> int:
+        """Number of pixels in a region that lie inside the image."""
+        return int(np.count_nonzero(self.masks[name] & self.in_image))
 
     def share_in_frame(self, name: str) -> float:
         """The fraction of a region's pixels that show the image (0 for an empty region)."""
@@ -116,5 +122,9 @@ def region_masks(
         claimed |= mask
     centres = np.arange(x0, x0 + shape[1]) + 0.5, np.arange(y0, y0 + shape[0])[:, None] + 0.5
     x, y = (row[0] * centres[0] + row[1] * centres[1] + row[2] for row in to_image)
-    in_frame = (x >= reach) & (x <= image_shape[1] - reach) & (y >= reach) & (y <= image_shape[0] - reach)
-    return RegionMasks(crop=rgb[y0 : y0 + shape[0], x0 : x0 + shape[1]], masks=masks, in_frame=in_frame)
+    def inside(margin: float) -> np.ndarray:
+        return (x >= margin) & (x <= image_shape[1] - margin) & (y >= margin) & (y <= image_shape[0] - margin)
+
+    return RegionMasks(
+        crop=rgb[y0 : y0 + shape[0], x0 : x0 + shape[1]], masks=masks, in_frame=inside(reach), in_image=inside(0.0)
+    )
