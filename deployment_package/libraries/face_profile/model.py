@@ -20,7 +20,7 @@ from .pipeline import profile_image
 from .profile import FaceProfile
 
 MODEL_NAME = "face-profile"
-MODEL_VERSION = "1.4.0"
+MODEL_VERSION = "1.5.0"
 WEIGHTS_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 
 
