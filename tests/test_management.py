@@ -77,6 +77,14 @@ def test_ports_and_a_health_check_are_kept_as_the_sdk_reads_them(echo):
     api.deployment_versions_delete(PROJECT, DEPLOYMENT, "ported")
 
 
+def test_the_user_is_read_by_the_sdk(echo):
+    """The SDK's `user_get` raised "Invalid value for `authentication`, must not be `None`"."""
+    user = echo.sdk().user_get()
+    project = echo.sdk().projects_get(PROJECT)
+    assert (user.email, user.authentication) == ("developer@emulator.local", "password")
+    assert user.registration_date == project.creation_date, "registered with the first project"
+
+
 def test_a_setting_given_as_null_is_put_back_to_what_a_new_version_has(echo):
     api = echo.sdk()
     api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(

@@ -267,7 +267,11 @@ def environment_tag_list(project: Project, environment_name: str, tag: str) -> E
 
 
 class User(BaseModel):
+    """A `UserDetail`: the SDK's `user_get` requires `authentication`; the CLI's sign-in reads `email`."""
+
     id: str = EMULATOR_USER_ID
     email: str = "developer@emulator.local"
-    first_name: str = "Emulator"
-    last_name: str = "User"
+    name: str = "Emulator"
+    surname: str = "User"
+    registration_date: datetime
+    authentication: str = "password"
