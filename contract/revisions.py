@@ -13,6 +13,9 @@ EmulatedStatus = Literal["queued", "building", "deploying", "success", "failed"]
 """The statuses the emulator gives a revision (and its catalog checks a saved one against)."""
 UNFINISHED = (QUEUED, BUILDING, DEPLOYING)
 """Before its build ends: queued, building its environment, deploying (its instances starting, `__init__` running)."""
+MAX_ERROR_LENGTH = 1024
+"""The longest `error_message` a revision may hold: the SDK refuses a longer one, failing the
+`revisions_get` and `wait_for_deployment_version` that read it."""
 FAILED_STATUSES = (FAILED, CANCELLED)
 """A build that ended without a revision to serve."""
 

@@ -21,7 +21,7 @@ from typing import BinaryIO
 from contract.archive import ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
-from contract.revisions import BUILDING, DEPLOYING, FAILED, SUCCESS, UNFINISHED
+from contract.revisions import BUILDING, DEPLOYING, FAILED, MAX_ERROR_LENGTH, SUCCESS, UNFINISHED
 from contract.spec import Spec, SpecError, same_fields
 from emulator.environments import version_environment
 from emulator.exceptions import NotFound
@@ -47,7 +47,6 @@ log = logging.getLogger("emulator.builds")
 BUILD_TIMEOUT_SECONDS = 600
 """How long a revision's instances may take to start once its environment is built (which has its
 own limit, `python_envs.BUILD_SECONDS`: an install may rightly take longer)."""
-MAX_ERROR_LENGTH = 1024
 INTERRUPTED = "The emulator stopped before this revision was built; upload it again"
 
 
@@ -152,7 +151,7 @@ class Builder:
             return 0
         unfinished = [r for r in version.revisions.values() if r.status in UNFINISHED]
         for revision in unfinished:
-            revision.status, revision.error_message = FAILED, INTERRUPTED
+            revision.fail(INTERRUPTED)
         active = version.revisions.get(version.active_revision or "")
         if active is None or active.status != SUCCESS:
             return len(unfinished)
@@ -222,7 +221,7 @@ class Builder:
             raise
         except Exception as exc:  # an unforeseen one too (a full disk, say): logged with its traceback
             message = _failure(exc)
-            revision.status, revision.error_message = FAILED, message[:MAX_ERROR_LENGTH]
+            revision.fail(message)
             log.error("build of %s/%s revision %s failed: %s", deployment.name, version.name, revision.id, message,
                       extra=fields, exc_info=not isinstance(exc, (*PACKAGE_ERRORS, TimeoutError)))
             self.metrics.build_ended(deployment.project, deployment.name, version.name, FAILED, time.monotonic() - started)

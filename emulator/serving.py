@@ -15,7 +15,7 @@ from pathlib import Path
 
 from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, extract_package, package_files
 from contract.package import Package, read_package
-from contract.revisions import BUILDING, DEPLOYING, FAILED, SUCCESS, UNFINISHED
+from contract.revisions import BUILDING, DEPLOYING, SUCCESS, UNFINISHED
 from emulator.environments import version_environment
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool, NoInstances
@@ -144,7 +144,7 @@ class PackageVersion:
         unavailable with the reason on its requests until a reading succeeds; its old code is not
         served meanwhile, nor restarted by a change of its variables (it has no package)."""
         revision = self._new_revision(version)
-        revision.status, revision.error_message = FAILED, problem
+        revision.fail(problem)
         version.package = None
         self.runtime.replace(version, NoInstances(
             f"{deployment.name}/{version.name} is unavailable: its package is not valid ({problem}); the next good "
@@ -185,7 +185,7 @@ class PackageVersion:
         while True:
             replaced = _replaced(self.registry, version, revision)
             if replaced:
-                revision.status, revision.error_message = FAILED, f"{replaced} before its instances started"
+                revision.fail(f"{replaced} before its instances started")
                 return
             pool = self.runtime.pool(version)
             assert isinstance(pool, InstancePool), "a served revision's instances are a pool until it is replaced"
@@ -198,7 +198,7 @@ class PackageVersion:
         if pool.status == AVAILABLE:
             revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
         else:
-            revision.status, revision.error_message = FAILED, pool.failure or "the emulator stopped before it started"
+            revision.fail(pool.failure or "the emulator stopped before it started")
 
 
 def _replaced(registry: Registry, version: Version, revision: Revision) -> str | None:

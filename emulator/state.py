@@ -20,7 +20,7 @@ from contract.manifest import instance_variables
 from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem, variables_size, variables_size_problem
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
-from contract.revisions import BUILDING, FAILED, QUEUED, UNFINISHED
+from contract.revisions import BUILDING, FAILED, MAX_ERROR_LENGTH, QUEUED, UNFINISHED
 from contract.spec import Spec, SpecError, parse_fields
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment, check_environment_tag
@@ -99,6 +99,10 @@ class Revision:
     capabilities: dict[str, bool] = field(default_factory=dict)
     from_command_line: bool = False
     """Read from the `--package` (at start, or at a `--reload` save), not uploaded through the API."""
+
+    def fail(self, reason: str) -> None:
+        """End the build as failed, its reason cut to what the SDK reads."""
+        self.status, self.error_message = FAILED, reason[:MAX_ERROR_LENGTH]
 
 
 @dataclass

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import ubiops
 from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, eventually, free_port, metric_values, start_emulator, wait_for_log
+from ubiops.utils.exceptions import StatusError
 
 
 def test_exception_in_request_is_a_failed_request_with_ubiops_message(emulators):
@@ -107,6 +108,25 @@ def test_init_failure_makes_the_version_unavailable_with_a_clear_error(emulators
     assert "failed to start (FileNotFoundError: model1.pkl is missing from the package)" in error.value.body
     assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "unavailable"
     assert api.service_status().status == "ok", "the server itself is still up"
+
+
+def test_a_long_start_failure_of_the_package_version_is_read_by_the_sdk(tmp_path):
+    """The --package version's revision kept the whole reason: past 1024 characters the SDK refused it,
+    and revisions_list and wait_for_deployment_version raised instead of saying why."""
+    package = tmp_path / "long_failure"
+    shutil.copytree(PACKAGES / "broken_init", package)
+    (package / "deployment.py").write_text("class Deployment:\n    def __init__(self, base_directory, context):\n"
+                                           "        raise RuntimeError('x ' * 600)\n")
+    emulator = start_emulator(package, tmp_path)
+    try:
+        api = emulator.sdk()
+        (revision,) = eventually(lambda: [r for r in api.revisions_list(PROJECT, DEPLOYMENT, "v1") if r.status == "failed"],
+                                 "the revision failed")
+        assert len(revision.error_message) == 1024 and "RuntimeError: x x x" in revision.error_message
+        with pytest.raises(StatusError, match="RuntimeError: x x x"):
+            ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "v1", revision_id=revision.id)
+    finally:
+        emulator.stop()
 
 
 def test_a_deployment_whose_init_hangs_fails_to_start_and_answers_the_batch_request_waiting_for_it(emulators,
