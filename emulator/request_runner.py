@@ -4,9 +4,10 @@ A request call is admitted first (`admit`: its version found, able to run it, wi
 queue), before any of its body is read; once the body has arrived, the request is accepted (`accept`,
 `start_batch`) unless its version was deleted meanwhile.
 
-A request goes from accepted input to final status: its input is checked against the spec, file
-inputs reach the deployment as private local copies (`work_folders`), it runs on the version's instances,
-then its output is checked and output files are kept in the bucket. Every request is recorded as the
+A request goes from accepted input to final status: its input is checked against the spec, it is
+queued for the version's instances (a batch's items in their order), file inputs reach the deployment as
+private local copies (`work_folders`) made once an instance takes it, it runs there, then its output is
+checked and output files are kept in the bucket. Every request is recorded as the
 version's retention mode asks (batch requests always, so they can be collected); the rules of that
 history (which statuses can be listed, what was kept, what can be cancelled or deleted) are here too.
 A problem with the data is a `failed` request with a clear message, as on UbiOps. Each request that
@@ -20,11 +21,12 @@ against its version's `maximum_queue_size` (unless a free instance is there to t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -205,15 +207,13 @@ class RequestRunner:
 
     async def _run(self, deployment: Deployment, version: Version, record: RequestRecord,
                    on_update: Callable[[str], None] | None) -> Outcome:
+        # No await before the job is queued: a batch's items reach the queue in the order they were made.
         copies = self.storage.work.plan(record.id)
         try:
             try:
                 data = self._prepare_input(deployment.input_spec, record.request_data, copies)
-                await file_work(copies.size, self.storage.work.copy, copies)
             except (DataError, StorageError) as exc:
                 return self.fail(record, str(exc))
-            except OSError as exc:  # the disk is full, or the data folder was changed under the emulator
-                return self.fail(record, f"The input files could not be copied for the deployment: {exc}")
             # Its output is checked against the fields of the code that ran it, as they were when an
             # instance took it: `--reload` changes them while a request still runs on the old instances.
             output_spec = deployment.output_spec
@@ -235,6 +235,7 @@ class RequestRunner:
                     on_start=started,
                     on_update=on_update,
                     timed_in_queue=record.mode == DIRECT,
+                    prepared=functools.partial(self._input_copied, copies) if copies.copies else None,
                 )
             except VersionUnavailable as exc:
                 self.fail(record, str(exc))
@@ -248,9 +249,25 @@ class RequestRunner:
                 return self.fail(record, str(exc))
             return self._finish(record, COMPLETED, result=result, files=files)
         finally:
-            await file_work(copies.size, self.storage.work.remove, copies)
             if record.status != COMPLETED:  # the files copied for a result that failed its checks, or was cut short
                 self.storage.remove_request_output(record.id)
+
+    @contextlib.asynccontextmanager
+    async def _input_copied(self, copies: PrivateCopies) -> AsyncIterator[Error | None]:
+        """The request's private copies of its input files, made by the instance that takes it and removed
+        before that instance takes another: made while they waited, a batch of 250 requests for a 1 GB file
+        held 250 GB at once. Gives an `Error` that fails the request when they cannot be made."""
+        try:
+            failed = None
+            try:
+                await file_work(copies.size, self.storage.work.copy, copies)
+            except OSError as exc:  # the disk is full, a file was deleted while the request waited, or the data folder changed
+                gone = [source for source, _ in copies.copies if not source.is_file()]
+                reason = f"file {self.storage.uri(gone[0])} no longer exists" if gone else str(exc)
+                failed = Error(f"The input files could not be copied for the deployment: {reason}")
+            yield failed
+        finally:
+            await file_work(copies.size, self.storage.work.remove, copies)
 
     def start_batch(self, target: Target, body: Any, timeout: int) -> list[RequestRecord]:
         """Queue each item of a batch call's body (a list of request inputs, or a single one, as UbiOps

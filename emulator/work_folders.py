@@ -1,6 +1,7 @@
 """The private copies of a request's input files, which UbiOps hands a deployment as local paths:
 `<data>/work/<request id>/<n>/<file name>`, the n-th file of the request (counted from 0: never a
-name from the request, nor two files in one folder), removed when the request ends.
+name from the request, nor two files in one folder). They are planned when the request is queued,
+made once an instance takes it, and removed when it ends: only the requests being run hold copies.
 
 A request's folder is made from a spare one, and left as a spare when it ends: on ext4 each folder
 made and removed cost ~0.1 ms (`rmdir` alone), renaming one ~5 µs (BENCHMARKS.md, image requests).
@@ -31,6 +32,8 @@ class PrivateCopies:
     request_id: str
     copies: list[tuple[Path, Path]] = field(default_factory=list)
     size: int = 0
+    made: bool = False
+    """Whether their folder is there (`WorkFolders.copy` made it, `remove` has not yet removed it)."""
 
     @property
     def folder(self) -> Path:
@@ -61,14 +64,16 @@ class WorkFolders:
         if not copies.copies:
             return
         self._take(copies.folder)
+        copies.made = True
         for source, target in copies.copies:
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(source, target)
 
     def remove(self, copies: PrivateCopies) -> None:
         """Remove the copies; their folder becomes a spare if nothing else is left in it."""
-        if not copies.copies:
+        if not copies.made:
             return
+        copies.made = False
         for _, target in copies.copies:
             with contextlib.suppress(OSError):  # the deployment may have moved it, or made it a folder
                 target.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, start_emulator
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator
 from ubiops.utils import download_file, upload_file
 
 from emulator.storage import INLINE_BYTES
@@ -165,6 +165,81 @@ def private_copies_left(emulator) -> list[str]:
     work = emulator.data_dir / "work"
     return [str(p.relative_to(work)) for p in work.rglob("*")
             if not p.is_dir() or not p.relative_to(work).parts[0].startswith(SPARE_PREFIX)]
+
+
+def request_folders(emulator) -> set[str]:
+    """The requests whose private copies are in the data folder's `work/` now."""
+    return {p.name for p in (emulator.data_dir / "work").iterdir() if not p.name.startswith(SPARE_PREFIX)}
+
+
+@pytest.fixture(scope="module")
+def gated(emulators):
+    """Two instances of a package that takes a file and answers once its gate file is made."""
+    return emulators("gated_files", "--instances", "2")
+
+
+def gated_batch(emulator, tmp_path: Path, files: list[str]) -> tuple[list[str], Path]:
+    """A batch request of one item per file (each a file of 2 MB, copied in a thread), and the folder
+    of their gates: item n answers once `<gate>/<n>` exists."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    client = client_for(emulator)
+    uris = []
+    for name in files:
+        (tmp_path / name).write_bytes(b"x" * 2 * INLINE_BYTES)
+        uris.append(upload_file(client, PROJECT, str(tmp_path / name), file_name=f"{tmp_path.name}/{name}",
+                                _progress_bar=False))
+    created = emulator.sdk().batch_deployment_requests_create(
+        PROJECT, DEPLOYMENT, data=[{"f": uri, "n": n, "gate": str(gate)} for n, uri in enumerate(uris)])
+    return [request.id for request in created], gate
+
+
+def statuses(emulator, ids: list[str]) -> list[str]:
+    return [r.status for r in emulator.sdk().deployment_requests_batch_get(PROJECT, DEPLOYMENT, ids)]
+
+
+def test_a_batch_runs_its_items_in_order_and_copies_their_files_only_once_an_instance_takes_them(gated, tmp_path):
+    """The copies of every item were made at once, as the batch was accepted (250 items of a 1 GB file
+    would have written 250 GB), and those over 1 MB in threads, so the items reached the queue in the
+    order their copies ended. Now only the requests that the two instances run hold copies, and each
+    step finds the next two items running, no later one (two taken together may start in either order)."""
+    ids, gate = gated_batch(gated, tmp_path, ["same.bin"] * 6)
+    for n in range(len(ids)):
+        running = ids[n:n + 2]
+        expected = ["completed"] * n + ["processing"] * len(running) + ["pending"] * (len(ids) - n - len(running))
+        eventually(lambda expected=expected: statuses(gated, ids) == expected, f"items {n} and {n + 1} run, and no later one")
+        assert request_folders(gated) == set(running), "the copies of the items running, not of those waiting"
+        (gate / str(n)).touch()
+    eventually(lambda: statuses(gated, ids) == ["completed"] * len(ids), "every item completes")
+    done = gated.sdk().deployment_requests_batch_get(PROJECT, DEPLOYMENT, ids)
+    assert [r.result["n"] for r in done] == list(range(len(ids)))
+    assert private_copies_left(gated) == []
+
+
+def test_an_input_file_deleted_while_its_request_waits_fails_that_request_only(gated, tmp_path):
+    """Its copy is made when an instance takes it, so the request fails saying which file is gone, and
+    that instance runs the next request."""
+    ids, gate = gated_batch(gated, tmp_path, ["first.bin", "second.bin", "gone.bin", "next.bin"])
+    eventually(lambda: statuses(gated, ids) == ["processing", "processing", "pending", "pending"], "two items run")
+    gated.sdk().files_delete(PROJECT, "default", f"{tmp_path.name}/gone.bin")
+    (gate / "3").touch()
+    (gate / "0").touch()
+    eventually(lambda: statuses(gated, ids) == ["completed", "processing", "failed", "completed"], "the next item ran")
+    first, _, gone, after = gated.sdk().deployment_requests_batch_get(PROJECT, DEPLOYMENT, ids)
+    assert gone.error_message == ("The input files could not be copied for the deployment: "
+                                  f"file ubiops-file://default/{tmp_path.name}/gone.bin no longer exists")
+    assert after.result["pid"] == first.result["pid"], "the instance that took it went on"
+    (gate / "1").touch()
+    eventually(lambda: statuses(gated, ids)[1] == "completed", "the last item completes")
+    assert private_copies_left(gated) == []
+
+
+def test_the_copies_of_a_cancelled_request_are_removed(gated, tmp_path):
+    ids, _ = gated_batch(gated, tmp_path, ["a.bin", "b.bin", "c.bin"])
+    eventually(lambda: statuses(gated, ids) == ["processing", "processing", "pending"], "two items run")
+    gated.sdk().deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, ids)
+    eventually(lambda: request_folders(gated) == set(), "the copies of the cancelled requests are removed")
+    assert private_copies_left(gated) == []
 
 
 def test_missing_uri_fails_the_request_clearly(files_emulator):

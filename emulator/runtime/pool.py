@@ -42,6 +42,11 @@ START_FAILED = "start"
 """The reason an instance is lost when it cannot start (`__init__` raised or hung, the process died)."""
 
 
+Preparation = Callable[[], contextlib.AbstractAsyncContextManager[Error | None]]
+"""What an instance that takes a job does around running it (`Ticket.prepared`): entering readies the job
+and gives None, or an `Error` that fails it unrun; leaving cleans up after it, before the job is answered."""
+
+
 class VersionUnavailable(Exception):
     """The version's instances cannot start; the message says why."""
 
@@ -116,6 +121,9 @@ class Ticket:
     """When the job must be answered: `timeout` after it was given, or (None until then) after an instance took it."""
     on_start: Callable[[int], None] | None = None
     on_update: Callable[[str], None] | None = None
+    prepared: Preparation | None = None
+    """Entered by each instance that takes the job, around sending and running it: a request's input
+    files are copied then, not while it waits in the queue, and removed before the instance takes another."""
     instance: Instance | None = None
     """The instance running the job, while it runs."""
     taken: asyncio.Event = field(default_factory=asyncio.Event)
@@ -200,11 +208,13 @@ class InstancePool:
         on_start: Callable[[int], None] | None = None,
         on_update: Callable[[str], None] | None = None,
         timed_in_queue: bool = True,
+        prepared: Preparation | None = None,
     ) -> Reply:
         """Run one job on the first free instance; the worker's reply, or an `Error`.
 
         `on_start` is called with the instance's number when the job has reached one, `on_update` with
-        each partial output the deployment streams. The timeout counts from now, waiting in the queue
+        each partial output the deployment streams; the instance that takes the job enters `prepared`
+        (`Ticket.prepared`) around running it. The timeout counts from now, waiting in the queue
         included (a direct request), or, with `timed_in_queue=False`, from when an instance takes the
         job (a batch request, which waits for an instance as long as it must). A job an instance has
         taken is timed by that instance (which is then replaced); the pool's own bound only ends a job
@@ -212,7 +222,8 @@ class InstancePool:
         a queued one is dropped, a running one's instance is stopped and replaced.
         """
         self.check_available()
-        ticket = Ticket(job, timeout, time.monotonic() + timeout if timed_in_queue else None, on_start, on_update)
+        ticket = Ticket(job, timeout, time.monotonic() + timeout if timed_in_queue else None, on_start, on_update,
+                        prepared)
         self.adopt(ticket)
         try:
             if ticket.deadline is None:
@@ -317,33 +328,13 @@ class InstancePool:
                 continue
             if ticket.deadline is None:
                 ticket.deadline = time.monotonic() + ticket.timeout
-            remaining = ticket.deadline - time.monotonic()
-            if ticket.future.done() or remaining <= 0:
+            if ticket.future.done() or ticket.deadline <= time.monotonic():
                 continue
-            ticket.instance = instance
             ticket.taken.set()
             self._running.add(ticket)
             self._idle.clear()
-            lost = False
-            reply: Reply | None = None
             try:
-                reply = await instance.run(ticket.job, remaining, ticket.on_update, _on_sent(ticket, instance))
-            except InstanceUnreached as exc:
-                lost = True
-                self.adopt(ticket, first=True)
-                self.events.instance_lost(instance, exc.reason, str(exc))
-            except InstanceLost as exc:
-                lost = True
-                reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
-                              if isinstance(exc, InstanceTimedOut) else str(exc))
-                self.events.instance_lost(instance, exc.reason, reply.error)
-            except Exception as exc:  # a fault in the emulator: it fails this job, never the jobs after it
-                log.exception("[%s] could not run a request", instance.label, extra=self.launch.log_fields)
-                await instance.stop()
-                lost = True
-                reply = Error(f"The emulator could not run the request ({type(exc).__name__}: {exc}); "
-                              "its instance was restarted")
-                self.events.instance_lost(instance, InstanceLost.reason, reply.error)
+                reply, lost = await self._run_job(instance, ticket)
             finally:
                 ticket.instance = None
                 self._running.discard(ticket)
@@ -351,8 +342,55 @@ class InstancePool:
                     self._idle.set()
             if reply is not None:
                 _settle(ticket, reply)
+            elif lost:  # it never reached the instance, found dead: another takes it (its preparation was left)
+                self.adopt(ticket, first=True)
             if lost and not await self._start(instance, restart=True):
                 return
+
+    async def _run_job(self, instance: Instance, ticket: Ticket) -> tuple[Reply | None, bool]:
+        """Run a job `instance` has taken, within its preparation: its reply (None when there is none to
+        give: it was withdrawn, or, with the instance lost, never reached it), and whether the instance was
+        lost. A fault in the preparation fails this job only, never the instance: it never ran the job."""
+        if ticket.prepared is None:
+            return await self._send(instance, ticket)
+        outcome: tuple[Reply | None, bool] | None = None
+        try:
+            async with ticket.prepared() as failed:
+                if failed is not None or ticket.future.done():  # withdrawn while it was readied
+                    outcome = failed, False
+                else:
+                    outcome = await self._send(instance, ticket)
+        except Exception as exc:
+            log.exception("[%s] could not prepare a request or clean up after it", instance.label,
+                          extra=self.launch.log_fields)
+            if outcome is None:
+                outcome = Error(f"The emulator could not prepare the request ({type(exc).__name__}: {exc})"), False
+        return outcome
+
+    async def _send(self, instance: Instance, ticket: Ticket) -> tuple[Reply | None, bool]:
+        """Run the job on `instance`, within its deadline (as `_run_job` answers)."""
+        assert ticket.deadline is not None, "set when the job was given or taken"
+        remaining = ticket.deadline - time.monotonic()
+        if remaining <= 0:  # its preparation took the rest of its time
+            return Error(f"The request timed out after {ticket.timeout:g} seconds before it reached its instance"), False
+        ticket.instance = instance
+        try:
+            return await instance.run(ticket.job, remaining, ticket.on_update, _on_sent(ticket, instance)), False
+        except InstanceUnreached as exc:
+            self.events.instance_lost(instance, exc.reason, str(exc))
+            return None, True
+        except InstanceLost as exc:
+            reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
+                          if isinstance(exc, InstanceTimedOut) else str(exc))
+            self.events.instance_lost(instance, exc.reason, reply.error)
+            return reply, True
+        except Exception as exc:  # a fault in the emulator: it fails this job, never the jobs after it
+            log.exception("[%s] could not run a request", instance.label, extra=self.launch.log_fields)
+            await instance.stop()
+            reply = Error(f"The emulator could not run the request ({type(exc).__name__}: {exc}); "
+                          "its instance was restarted")
+            self.events.instance_lost(instance, InstanceLost.reason, reply.error)
+            return reply, True
 
     async def _take(self, instance: Instance) -> Ticket | None:
         """The next job for `instance`, or None once its process has ended while it waited (killed, or
@@ -429,7 +467,8 @@ class NoInstances:
         raise VersionUnavailable(self.error)
 
     async def submit(self, job: Job, timeout: float, on_start: Callable[[int], None] | None = None,
-                     on_update: Callable[[str], None] | None = None, timed_in_queue: bool = True) -> Reply:
+                     on_update: Callable[[str], None] | None = None, timed_in_queue: bool = True,
+                     prepared: Preparation | None = None) -> Reply:
         raise VersionUnavailable(self.error)
 
     def adopt(self, ticket: Ticket) -> None:

@@ -7,9 +7,7 @@ No server, no instances."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from contract.requests import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING
-from contract.spec import Field, Spec
+from contract.spec import Spec
 from emulator import request_store
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.request_runner import BATCH, DIRECT
@@ -181,20 +179,6 @@ def test_requests_unfinished_at_a_stop_are_failed_at_the_next_start(tmp_path, ru
         assert (found.status, found.error_message) == (FAILED, "The emulator stopped before this request finished")
         assert found.time_completed is not None and found.time_completed >= restarted, "failed at the restart"
         assert found.time_started == record.time_started, "a request that never started has no time_started"
-
-
-def test_an_input_file_that_cannot_be_copied_fails_its_request_clearly(runner):
-    """Nothing is left pending: the request fails with the reason, before any instance is asked."""
-    files = Deployment("d", "p", Spec((Field("img", "file"),)), Spec())
-    runner.storage.write("default", "portrait.jpg", io.BytesIO(b"jpeg"))
-    shutil.rmtree(runner.storage.work.root)  # the data folder changed under the emulator
-    one_place = Version("v1", None, settings={"maximum_queue_size": 1}, request_retention_mode="full")
-    record = runner.new_record(files, one_place, "r1", {"img": "ubiops-file://default/portrait.jpg"}, 60, DIRECT)
-    outcome = asyncio.run(runner.run(files, one_place, record))
-    assert outcome.record.status == FAILED
-    assert outcome.record.error_message.startswith("The input files could not be copied for the deployment: ")
-    assert runner.find("p", "d", None, "r1").status == FAILED
-    runner.check_queue(one_place)  # its place in the queue is free again
 
 
 RUNNER_IN_A_PROCESS = """

@@ -4,9 +4,12 @@ pool closes; a pool whose deployment cannot start refuses them with the reason."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import signal
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -158,6 +161,34 @@ async def test_a_job_the_emulator_fails_to_send_fails_alone_and_the_instance_is_
     assert await asyncio.wait_for(pool.submit(job("after"), TIMEOUT), TIMEOUT) == Result("after #1")
 
 
+async def test_a_jobs_preparation_is_entered_by_the_instance_that_takes_it_and_left_before_it_is_answered(pools, job):
+    """The runner copies a request's input files in its preparation: made while jobs waited, every
+    queued request held its copies at once. A preparation that fails, or fails to run, fails its job
+    alone, and the instance runs the next (the deployment's count goes on)."""
+    pool = pools("minimal")
+    pool.start()
+    steps: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def prepared(name: str, gives: Error | Exception | None = None) -> AsyncIterator[Error | None]:
+        steps.append(f"enter {name}")
+        if isinstance(gives, Exception):
+            raise gives
+        try:
+            yield gives
+        finally:
+            steps.append(f"leave {name}")
+
+    jobs = [pool.submit(job(name), TIMEOUT, prepared=functools.partial(prepared, name, gives))
+            for name, gives in (("first", None), ("refused", Error("no copies")), ("faulty", OSError("disk")),
+                                ("second", None))]
+    assert await asyncio.gather(*jobs) == [
+        Result("first #1"), Error("no copies"),
+        Error("The emulator could not prepare the request (OSError: disk)"), Result("second #2")]
+    assert steps == ["enter first", "leave first", "enter refused", "leave refused", "enter faulty",
+                     "enter second", "leave second"]
+
+
 async def test_partial_output_reaches_the_caller_before_the_result(pools, job):
     pool = pools("streaming")
     pool.start()
@@ -284,6 +315,30 @@ async def test_closing_answers_the_running_queued_and_later_jobs_with_the_reason
     await pool.close("Version v1 was deleted before this request finished")
     gone = Error("Version v1 was deleted before this request finished")
     assert (await busy, await waiting, await pool.submit(job({"mode": "ok"}), TIMEOUT)) == (gone, gone, gone)
+
+
+async def test_closing_leaves_the_preparation_of_a_job_being_readied_and_answers_it(pools, job):
+    """A version deleted, or the emulator stopping, while an instance copies a request's input files:
+    the copies are removed all the same."""
+    pool = pools("minimal")
+    pool.start()
+    steps: list[str] = []
+    entered = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def forever() -> AsyncIterator[Error | None]:
+        steps.append("enter")
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+            yield None
+        finally:
+            steps.append("leave")
+
+    readied = asyncio.ensure_future(pool.submit(job("never sent"), TIMEOUT, prepared=forever))
+    await asyncio.wait_for(entered.wait(), TIMEOUT)
+    await pool.close("Version v1 was deleted before this request finished")
+    assert (await readied, steps) == (Error("Version v1 was deleted before this request finished"), ["enter", "leave"])
 
 
 async def test_a_job_timed_from_its_start_waits_in_the_queue_longer_than_its_timeout(pools, job):
