@@ -28,7 +28,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -168,12 +168,14 @@ class RequestRunner:
 
     def new_record(self, deployment: Deployment, version: Version, request_id: str, data: Any, timeout: int, mode: str
                    ) -> RequestRecord:
-        """A `pending` request, stored unless the version's retention mode is `none` (batch: always)."""
-        retention = KEEP_ALL if mode == BATCH else version.request_retention_mode
+        """A `pending` request, stored unless the version's retention mode is `none` (batch: always), to
+        expire after the version's retention time as it is now."""
+        retention, created = KEEP_ALL if mode == BATCH else version.request_retention_mode, now()
         record = RequestRecord(
             id=request_id, project=deployment.project, deployment=deployment.name, version=version.name, mode=mode,
-            status=PENDING, timeout=timeout, time_created=now(), keeps_data=retention == KEEP_ALL,
+            status=PENDING, timeout=timeout, time_created=created, keeps_data=retention == KEEP_ALL,
             stored=retention != KEEP_NOTHING, request_data=data, input_size=_size(data),
+            expires=created + timedelta(seconds=version.request_retention_time),
         )
         if record.stored:
             self.store.add(record)

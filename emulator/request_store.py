@@ -1,9 +1,10 @@
 """Deployment requests on disk (SQLite in the data folder), so history survives a restart.
 
 A request the emulator was running when it stopped is marked `failed` at the next start, with a
-reason, rather than left `processing` forever. Requests past their version's retention time are
-found here for `emulator.retention` to delete, and so are the files of requests whose record is not
-kept (`request_retention_mode: none`), noted in a table of their own so they do not stay forever.
+reason, rather than left `processing` forever. Each request is stored with the moment it expires, set
+when it is made (`RequestRecord.expires`); those past it are found here for `emulator.retention` to
+delete, and so are the files of requests whose record is not kept (`request_retention_mode: none`),
+noted in a table of their own so they do not stay forever.
 
 Writes are grouped: a request's states wait in memory up to FLUSH_DELAY_SECONDS to be written with
 the next ones, all in one transaction, and every read or delete writes what waits first. So that a
@@ -24,7 +25,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ CREATE TABLE IF NOT EXISTS requests (
     request_data TEXT,
     result TEXT,
     error_message TEXT,
-    keeps_data INTEGER NOT NULL
+    keeps_data INTEGER NOT NULL,
+    expires TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_by_deployment ON requests (project, deployment, time_created);
 CREATE INDEX IF NOT EXISTS requests_by_time ON requests (time_created);
@@ -76,9 +78,15 @@ CREATE TABLE IF NOT EXISTS unrecorded_files (
     project TEXT NOT NULL,
     deployment TEXT NOT NULL,
     version TEXT NOT NULL,
-    time_created TEXT NOT NULL
+    time_created TEXT NOT NULL,
+    expires TEXT
 );
 """
+EXPIRY_INDEXES = """
+CREATE INDEX IF NOT EXISTS requests_by_expiry ON requests (expires);
+CREATE INDEX IF NOT EXISTS unrecorded_files_by_expiry ON unrecorded_files (expires);
+"""
+"""Made once the `expires` columns are there: a history an earlier emulator made has them added first."""
 VersionNames = tuple[str, str, str]
 """A version as the history names it: (project, deployment, version)."""
 
@@ -101,6 +109,11 @@ class RequestRecord:
     request_data: Any = None
     result: Any = None
     error_message: str | None = None
+    expires: datetime | None = None
+    """When the retention sweep deletes it (once it has ended): its creation plus its version's
+    `request_retention_time` as it was then, as on UbiOps, where changing that time does not
+    influence requests already stored. None in a history an earlier emulator made, until the sweep
+    dates it (`RequestStore.date_undated`)."""
     stored: bool = True
 
     @property
@@ -109,8 +122,9 @@ class RequestRecord:
 
 
 _COLUMNS = [f.name for f in fields(RequestRecord) if f.name != "stored"]
+assert _COLUMNS[-1] == "expires", "the column an earlier emulator's journal lines lack (`_journal_row`)"
 _JSON_COLUMNS = ("request_data", "result")
-_TIME_COLUMNS = ("time_created", "time_started", "time_completed")
+_TIME_COLUMNS = ("time_created", "time_started", "time_completed", "expires")
 _INSERT = f"INSERT INTO requests ({', '.join(_COLUMNS)})"
 _ON_CONFLICT = f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in _COLUMNS if column != 'id')}"
 """A request inserted, or the one of its id updated (keeping its rowid, which orders requests created together)."""
@@ -121,6 +135,7 @@ class RequestStore:
         """`journal=False`: a second connection (the retention sweep's), which never writes requests
         that end and leaves the server's journal alone."""
         self._db = open_database(path, SCHEMA, "request history", BUSY_SECONDS)
+        _add_expiry(self._db)
         self._unwritten: dict[str, RequestRecord | tuple[Any, ...]] = {}
         """Records changed since the last write, by id: each is written as it is when `flush` runs, or,
         for a request that ended, as the row its journal line holds (it no longer changes)."""
@@ -241,8 +256,10 @@ class RequestStore:
     def note_files(self, record: RequestRecord) -> None:
         """Remember the files of a request whose record is not kept, so they expire like a record."""
         self._db.execute(
-            "INSERT OR IGNORE INTO unrecorded_files (id, project, deployment, version, time_created) VALUES (?, ?, ?, ?, ?)",
-            (record.id, record.project, record.deployment, record.version, record.time_created.isoformat()),
+            "INSERT OR IGNORE INTO unrecorded_files (id, project, deployment, version, time_created, expires) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (record.id, record.project, record.deployment, record.version, record.time_created.isoformat(),
+             record.expires.isoformat() if record.expires else None),
         )
 
     def delete(self, request_ids: Iterable[str]) -> None:
@@ -272,24 +289,32 @@ class RequestStore:
             for table in ("requests", "unrecorded_files"):
                 self._db.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", [new_name, *params])
 
-    def expired(self, cutoffs: dict[VersionNames, datetime], default_cutoff: datetime, limit: int) -> list[str]:
-        """At most `limit` ids of ended requests (and of unrecorded files) created before their
-        version's cutoff; a version not in `cutoffs` (no longer served) has `default_cutoff`."""
+    def expired(self, moment: datetime, limit: int) -> list[str]:
+        """At most `limit` ids of ended requests (and of unrecorded files) that expire before `moment`."""
         self.flush()
-        latest = max([default_cutoff, *cutoffs.values()]).isoformat()
-        rows = "".join(" UNION ALL VALUES (?, ?, ?, ?)" for _ in cutoffs)
-        query = (
-            f"WITH cutoffs (project, deployment, version, cutoff) AS (SELECT NULL, NULL, NULL, NULL WHERE 0{rows}) "
-            "SELECT r.id FROM ("
-            f"  SELECT id, project, deployment, version, time_created FROM requests "
-            f"  WHERE time_created < ? AND status NOT IN ({', '.join('?' * len(UNFINISHED))})"
-            "  UNION ALL SELECT id, project, deployment, version, time_created FROM unrecorded_files WHERE time_created < ?"
-            ") AS r LEFT JOIN cutoffs AS c USING (project, deployment, version) "
-            "WHERE r.time_created < COALESCE(c.cutoff, ?) LIMIT ?"
-        )
-        params: list[str | int] = [value for key, cutoff in cutoffs.items() for value in (*key, cutoff.isoformat())]
-        params += [latest, *UNFINISHED, latest, default_cutoff.isoformat(), limit]
-        return [row[0] for row in self._db.execute(query, params)]
+        query = (f"SELECT id FROM requests WHERE expires < ? AND status NOT IN ({', '.join('?' * len(UNFINISHED))}) "
+                 "UNION ALL SELECT id FROM unrecorded_files WHERE expires < ? LIMIT ?")
+        return [row[0] for row in self._db.execute(query, (moment.isoformat(), *UNFINISHED, moment.isoformat(), limit))]
+
+    def date_undated(self, retention_times: dict[VersionNames, int], default_time: int) -> int:
+        """Give the requests (and unrecorded files) an earlier emulator stored without an expiry one: their
+        creation plus their version's retention time in seconds now, or `default_time` for a version no
+        longer served. How many there were. Run once, they are then dated as if made under that setting.
+        A transaction per MAX_VARIABLES of them: the server's writes wait for none for long (100 000 take
+        ~0.9 s in all)."""
+        self.flush()
+        dated = 0
+        for table in ("requests", "unrecorded_files"):
+            rows = self._db.execute(
+                f"SELECT id, project, deployment, version, time_created FROM {table} WHERE expires IS NULL").fetchall()
+            for start in range(0, len(rows), MAX_VARIABLES):
+                with self._db:
+                    self._db.execute("BEGIN")
+                    self._db.executemany(f"UPDATE {table} SET expires = ? WHERE id = ?", [
+                        (_after(created, retention_times.get((project, deployment, version), default_time)), request_id)
+                        for request_id, project, deployment, version, created in rows[start:start + MAX_VARIABLES]])
+            dated += len(rows)
+        return dated
 
     def list(
         self,
@@ -353,6 +378,20 @@ def _to_row(record: RequestRecord) -> tuple[Any, ...]:
     return tuple(row)
 
 
+def _after(stored: str, seconds: int) -> str:
+    """A stored time, `seconds` later, as times are stored."""
+    return (datetime.fromisoformat(stored) + timedelta(seconds=seconds)).isoformat()
+
+
+def _add_expiry(db: sqlite3.Connection) -> None:
+    """Add the `expires` columns to a history an earlier emulator made (its rows get theirs from the
+    retention sweep, `RequestStore.date_undated`), and their indexes."""
+    for table in ("requests", "unrecorded_files"):
+        if "expires" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN expires TEXT")
+    db.executescript(EXPIRY_INDEXES)
+
+
 def _owned_by(project: str, deployment: str, version: str | None) -> tuple[str, list[str]]:
     """The WHERE clause, and its values, for the requests of a deployment or of one of its versions."""
     if version is None:
@@ -362,9 +401,12 @@ def _owned_by(project: str, deployment: str, version: str | None) -> tuple[str, 
 
 def _journal_row(line: bytes) -> tuple[Any, ...] | None:
     """The row a journal line holds, if it is one the history can store and read back: a line edited
-    by hand (a list for a text, an integer past 64 bits, a time that is no time) once stopped the start."""
+    by hand (a list for a text, an integer past 64 bits, a time that is no time) once stopped the start.
+    A line an earlier emulator wrote, without `expires`, is taken with none (the sweep dates it)."""
     try:
         row = json.loads(line)
+        if isinstance(row, list) and len(row) == len(_COLUMNS) - 1:
+            row.append(None)
         if isinstance(row, list) and all(map(_storable, row)):
             _from_row(tuple(row))  # the right number of values, JSON columns that read, times that parse
             return tuple(row)

@@ -1,13 +1,16 @@
-"""Request retention: every request is deleted, with its input and output files, once it is older than
-its version's `request_retention_time`, as on UbiOps [docs: request settings].
+"""Request retention: every request is deleted, with its input and output files, once its retention
+time has passed, as on UbiOps [docs: request settings]: "The time the request is stored, counting from
+the start of the request", and "Changing the retention time or mode does not influence the retention of
+already stored requests". So each request expires at its creation plus its version's
+`request_retention_time` as it was then (`RequestRecord.expires`, set when it is made).
 
 A sweep runs in the background every `--retention-sweep-seconds`, off the event loop: it finds the
 expired requests in the history (`RequestStore.expired`, through a connection of its own, in a
 thread) and deletes at most `SWEEP_BATCH` of them per pass, their files first, so requests never
-wait for it; a full pass is followed at once by the next. The version's current retention time
-applies, to requests made before it was changed too; the requests of a version that is no longer
-served (the package served under another name) are kept for the default time: a deleted version's
-go with it, a renamed one's follow it (`RequestRunner.forget`, `rename`). Requests still pending or processing are
+wait for it; a full pass is followed at once by the next. Requests an earlier emulator stored without
+an expiry are given one by the first pass: their version's retention time then, or the default for a
+version no longer served (`RequestStore.date_undated`). A deleted version's requests go with it, a
+renamed one's follow it (`RequestRunner.forget`, `rename`). Requests still pending or processing are
 never deleted: they go in the first sweep after they end.
 """
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from contract.requests import RETENTION_TIME
@@ -39,6 +42,8 @@ class RetentionSweeper:
         self._sweeping = threading.Lock()
         """Held by a pass, so closing waits for the pass under way."""
         self._closed = False
+        self._dated = False
+        """Whether a pass has dated the requests an earlier emulator stored without an expiry."""
 
     async def run(self) -> None:
         """Sweep every `interval` seconds, until cancelled; a pass that fails is logged and tried again."""
@@ -52,21 +57,25 @@ class RetentionSweeper:
 
     async def sweep(self) -> int:
         """One pass: delete up to SWEEP_BATCH expired requests with their files; how many it deleted."""
-        current = now()
-        cutoffs: dict[VersionNames, datetime] = {
-            (project.name, deployment.name, version.name): current - timedelta(seconds=version.request_retention_time)
+        retention_times = None if self._dated else {
+            (project.name, deployment.name, version.name): version.request_retention_time
             for project, deployment, version in self.registry.versions()
         }
-        deleted = await asyncio.to_thread(self._sweep, cutoffs, current - timedelta(seconds=RETENTION_TIME))
+        deleted = await asyncio.to_thread(self._sweep, now(), retention_times)
         if deleted:
             log.info("deleted %d request(s) past their retention time, with their files", deleted)
         return deleted
 
-    def _sweep(self, cutoffs: dict[VersionNames, datetime], default_cutoff: datetime) -> int:
+    def _sweep(self, moment: datetime, retention_times: dict[VersionNames, int] | None) -> int:
         with self._sweeping:
             if self._closed:
                 return 0
-            expired = self._store.expired(cutoffs, default_cutoff, SWEEP_BATCH)
+            if retention_times is not None:
+                dated = self._store.date_undated(retention_times, RETENTION_TIME)
+                if dated:
+                    log.info("gave %d request(s) stored by an earlier emulator their version's retention time", dated)
+                self._dated = True
+            expired = self._store.expired(moment, SWEEP_BATCH)
             self.runner.remove_files(expired)
             self._store.delete(expired)
             return len(expired)

@@ -70,6 +70,27 @@ def test_requests_past_their_retention_time_go_with_their_files_others_stay(emul
     wait_for_log(emulator, "past their retention time, with their files")
 
 
+def test_a_requests_retention_time_is_its_versions_when_it_was_made(emulator, tmp_path):
+    """UbiOps: "Changing the retention time or mode does not influence the retention of already stored
+    requests" [docs: request settings]. A lowered time deleted every older request at the next sweep,
+    and a raised one kept requests made under the short one."""
+    api = emulator.sdk()
+    (tmp_path / "note.txt").write_text("a note")
+    data = {"images": [], "note": upload_file(api.api_client, PROJECT, str(tmp_path / "note.txt"), file_name="retention/made.txt")}
+    before = api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "v1", data=data)
+    short_lived = api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "short", data=data)
+    try:
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "v1", {"request_retention_time": SHORT})
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "short", {"request_retention_time": 2419200})
+        after = api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "v1", data=data)
+        eventually(lambda: not recorded(api, "v1", after.id), "the request made under v1's new time is deleted")
+        eventually(lambda: not recorded(api, "short", short_lived.id), "the request made under short's old time is deleted")
+        assert recorded(api, "v1", before.id), "made under v1's week, it is kept a week"
+    finally:
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "v1", {"request_retention_time": 604800})
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "short", {"request_retention_time": SHORT})
+
+
 def test_a_version_echoes_its_retention_time_and_its_default(emulator):
     api = emulator.sdk()
     assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").request_retention_time == 604800
