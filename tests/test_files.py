@@ -436,6 +436,17 @@ def test_a_multipart_upload_is_refused_not_taken_for_a_file_of_that_name(files_e
     assert response.json()["error"] == "Multipart uploads (files of 4 GB and more) are not served by the emulator"
 
 
+@pytest.mark.parametrize("part", [{"upload_id": "u-1", "part_number": "1"}, {"upload_id": "block-1"}])
+def test_a_part_of_a_multipart_upload_is_refused_as_starting_one_is(files_emulator, part):
+    """Before, `files_upload` with a part's `upload_id` (and `part_number`; Azure's blocks send the id
+    alone) answered a URL that overwrote the whole file with that part."""
+    api = files_emulator.sdk()
+    with pytest.raises(ubiops.ApiException) as error:
+        api.files_upload(PROJECT, "default", "big.bin", **part)
+    assert error.value.status == 404
+    assert json.loads(error.value.body) == {"error": "Multipart uploads (files of 4 GB and more) are not served by the emulator"}
+
+
 def test_a_file_named_like_the_download_call_is_that_file(files_emulator, tmp_path):
     """Before, `files_get` of `report/download` answered 500: the route for `…/{file}/download` took it
     and failed its description as a download URL."""

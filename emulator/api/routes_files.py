@@ -31,6 +31,10 @@ BUCKET = BUCKETS + "/{bucket_name}"
 FILES = BUCKET + "/files"
 MULTIPART_CALLS = ("start-multipart-upload", "complete-multipart-upload")
 """`files_start_multipart_upload` and `files_complete_multipart_upload`, which are not served."""
+MULTIPART_PART_PARAMETERS = ("upload_id", "part_number")
+"""The query of `files_upload` for one part of a multipart upload (`ubiops.utils.upload_file` sends both,
+or `upload_id` alone for Azure's blocks): a part of an upload that was never started."""
+MULTIPART_REFUSAL = "Multipart uploads (files of 4 GB and more) are not served by the emulator"
 FILE_PARAMETER = Path(description="The file name, `/` sent as `%2F` (the name is read from the raw path, see _file_in_path)")
 
 
@@ -91,9 +95,12 @@ async def files_list(
 @router.post(FILES + "/{file:path}", response_model=FileUploadResponse)
 async def files_upload(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
                        services: Services = Depends(get_services)) -> FileUploadResponse:
-    """A URL to PUT the file's bytes to, without a token, as UbiOps' signed upload URLs."""
+    """A URL to PUT the file's bytes to, without a token, as UbiOps' signed upload URLs. A part of a
+    multipart upload is refused as starting one is: its URL would have overwritten the file with one part."""
     services.registry.project(project_name)
     name, _ = _file_in_path(request)
+    if any(parameter in request.query_params for parameter in MULTIPART_PART_PARAMETERS):
+        raise ApiError(404, MULTIPART_REFUSAL)
     services.storage.target(bucket_name, name)
     return FileUploadResponse(url=signed_url(request, services, "PUT", bucket_name, name))
 
@@ -132,7 +139,7 @@ def _file_in_path(request: Request) -> tuple[str, bool]:
     start = len(request.scope["path"].split("/")) - len(request.path_params["file"].split("/"))
     rest = raw.split("/")[start:]
     if len(rest) > 1 and rest[-1] in MULTIPART_CALLS and request.method == "POST":
-        raise ApiError(404, "Multipart uploads (files of 4 GB and more) are not served by the emulator")
+        raise ApiError(404, MULTIPART_REFUSAL)
     download = len(rest) > 1 and rest[-1] == "download" and request.method == "GET"
     try:  # strictly: decoded with replacement, `%FF` and `%FE` were both `\ufffd`, one file overwriting the other
         name = unquote("/".join(rest[:-1] if download else rest), errors="strict")
