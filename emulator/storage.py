@@ -1,5 +1,5 @@
 """Bucket files on disk, under the data folder: `<data>/buckets/<bucket>/<file name>`, and each
-bucket's description and labels in `<data>/buckets.json`.
+bucket's id, description and labels in `<data>/buckets.json`.
 
 File names are UbiOps' (they may hold `/` and spaces); no name can reach outside its bucket. A
 request's own file I/O runs where `file_work` says: on the event loop when small, else in a thread.
@@ -73,6 +73,8 @@ class NameClash(StorageError):
 @dataclass(frozen=True)
 class StoredBucket:
     name: str
+    id: str
+    """A UUID, as every UbiOps object's id (it was the bucket's name)."""
     created: datetime
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict)
@@ -85,6 +87,13 @@ class StoredFile:
     name: str
     size: int
     time_created: datetime
+
+
+def bucket_id(name: str) -> str:
+    """The id of a bucket whose settings keep none (made by an emulator of before ids were kept): derived
+    from its name, so that it stays the same across restarts. Buckets are the data folder's, served in
+    whichever project the emulator serves, so the project is no part of it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ubiops-emulator/bucket/{name}"))
 
 
 class Storage:
@@ -101,7 +110,8 @@ class Storage:
         self._settings_path = self.root / "buckets.json"
         self._settings: dict[str, dict[str, Any]] = read_json_object(self._settings_path, "buckets' settings")
         if DEFAULT_BUCKET not in self._settings:
-            self._save_settings(DEFAULT_BUCKET, {"description": "", "labels": {}, "created": time.time()})
+            self._save_settings(DEFAULT_BUCKET, {"id": str(uuid.uuid4()), "description": "", "labels": {},
+                                                 "created": time.time()})
         self._settings_lock = threading.Lock()  # buckets are made and removed in threads
         self._folders_lock = threading.Lock()
         """Held to place a file in its folders, and to delete a file with the folders it empties: a
@@ -131,8 +141,8 @@ class Storage:
         # folder from before creation times were kept goes by it.
         created = settings.get("created") or folder.stat().st_ctime
         updated = settings.get("updated")
-        return StoredBucket(bucket, datetime.fromtimestamp(created).astimezone(), settings.get("description", ""),
-                            settings.get("labels", {}),
+        return StoredBucket(bucket, settings.get("id") or bucket_id(bucket), datetime.fromtimestamp(created).astimezone(),
+                            settings.get("description", ""), settings.get("labels", {}),
                             None if updated is None else datetime.fromtimestamp(updated).astimezone())
 
     def create_bucket(self, bucket: str, description: str = "", labels: dict[str, str] | None = None) -> StoredBucket:
@@ -145,7 +155,8 @@ class Storage:
                 (self.buckets / bucket).mkdir()
             except FileExistsError:
                 raise AlreadyExists(f"A bucket named {bucket!r} already exists") from None
-            self._save_settings(bucket, {"description": description, "labels": labels or {}, "created": time.time()})
+            self._save_settings(bucket, {"id": str(uuid.uuid4()), "description": description, "labels": labels or {},
+                                         "created": time.time()})
         return self.bucket(bucket)
 
     def update_bucket(self, bucket: str, description: str | None, labels: dict[str, str] | None) -> StoredBucket:

@@ -317,6 +317,33 @@ def test_a_buckets_settings_and_deletion_outlast_a_restart(tmp_path):
         again.stop()
 
 
+def test_bucket_ids_are_uuids_distinct_per_bucket_and_kept_across_a_restart(tmp_path):
+    """Before, a bucket's id was its name ("default"), where every other object's is a UUID. A data folder
+    of an older emulator keeps no ids: its default bucket's settings lack one, and `legacy` has none."""
+    data = tmp_path / "older-data"
+    (data / "buckets" / "legacy").mkdir(parents=True)
+    (data / "buckets.json").write_text(json.dumps({"default": {"description": "", "labels": {}, "created": 1.0}}))
+    fresh = tmp_path / "fresh-data"
+
+    def ids(data_dir: Path, create: str | None = None) -> dict[str, str]:
+        emulator = start_emulator("files", tmp_path, "--data-dir", str(data_dir))
+        try:
+            api = emulator.sdk()
+            if create:
+                assert uuid.UUID(api.buckets_create(PROJECT, {"name": create}).id)
+            listed = {b.name: b.id for b in api.buckets_list(PROJECT)}
+            assert listed == {name: api.buckets_get(PROJECT, name).id for name in listed}
+            return listed
+        finally:
+            emulator.stop()
+
+    older, new = ids(data, create="made"), ids(fresh, create="made")
+    assert older.keys() == {"default", "legacy", "made"} and new.keys() == {"default", "made"}
+    every = [*older.values(), *new.values()]
+    assert all(str(uuid.UUID(i)) == i for i in every) and len(set(every)) == len(every)
+    assert ids(data) == older and ids(fresh) == new
+
+
 @pytest.mark.parametrize("raw_name, message", [
     ("..%2F..%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
     ("%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),

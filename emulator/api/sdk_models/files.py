@@ -82,7 +82,7 @@ class FileUploadResponse(BaseModel):
 
 
 def bucket_list(project: str, bucket: StoredBucket) -> BucketList:
-    return BucketList(id=bucket.name, name=bucket.name, project=project, creation_date=bucket.created,
+    return BucketList(id=bucket.id, name=bucket.name, project=project, creation_date=bucket.created,
                       last_updated=bucket.updated or bucket.created, description=bucket.description,
                       labels=bucket.labels)
 
