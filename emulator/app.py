@@ -130,7 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    install_error_handlers(app)
+    install_error_handlers(app, API_PREFIXES)
     # Each module's routes straight under each prefix, requests first: FastAPI matches routes in
     # order and walks nested routers on every call (a router of routers cost ~0.2 ms per request).
     for prefix in API_PREFIXES:

@@ -1,23 +1,44 @@
 """The README's count of the SDK operations the emulator serves, measured: every operation of the
 `ubiops` SDK's own API classes (its method, path and name, as the SDK sends them) against the paths
-and methods of the emulator's OpenAPI document."""
+and methods of the emulator's OpenAPI document. The others are answered 501, naming the operation."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import json
 import pkgutil
 import re
 
 import httpx
+import pytest
+import ubiops
 import ubiops.api
-from harness import ROOT, start_emulator
+from harness import DEPLOYMENT, PROJECT, ROOT, start_emulator
 
 CALL = re.compile(r'url = \(?\s*"([^"]+)".*?call_api\(\s*url,\s*"(\w+)"', re.S)
 HTTP_INFO = "_with_http_info"
 README_COUNT = re.compile(r"\*\*(\d+) of the (\d+) operations\*\*")
+MULTIPART_CALLS = {"files_start_multipart_upload", "files_complete_multipart_upload"}
+"""Taken by the route of `files_upload` (`…/files/{file:path}`), which refuses them with its own 404
+(tests/test_files.py)."""
 
 
+@pytest.fixture(scope="module")
+def plain(emulators):
+    return emulators("plain")
+
+
+def not_served(name: str) -> dict[str, str]:
+    """The answer to an operation the emulator does not serve; the README section it names exists."""
+    method, path = sdk_operations()[name]
+    readme = (ROOT / "README.md").read_text()
+    assert "\n## Differences from UbiOps\n" in readme and "\n- **Not served**" in readme
+    return {"error": f"{name} ({method} {path}) is not served by the emulator (README: Differences from UbiOps, Not served)"}
+
+
+@functools.cache
 def sdk_operations() -> dict[str, tuple[str, str]]:
     """Each SDK operation's name: its HTTP method and path template, read from the SDK's API modules."""
     operations = {}
@@ -25,7 +46,7 @@ def sdk_operations() -> dict[str, tuple[str, str]]:
         for _, api in inspect.getmembers(importlib.import_module(f"ubiops.api.{module.name}"), inspect.isclass):
             for name, method in inspect.getmembers(api, inspect.isfunction):
                 if name.endswith(HTTP_INFO) and (call := CALL.search(inspect.getsource(method))):
-                    operations[name.removesuffix(HTTP_INFO)] = (call[2], _template(call[1]))
+                    operations[name.removesuffix(HTTP_INFO)] = (call[2], call[1])
     return operations
 
 
@@ -44,5 +65,54 @@ def test_the_readme_states_how_many_sdk_operations_are_served(tmp_path):
               for path, methods in document["paths"].items() for method in methods}
     operations = sdk_operations()
     assert len(operations) == 238, "the ubiops 4.15 SDK's operations, all found"
-    count = sum(operation in served for operation in operations.values())
+    count = sum((method, _template(path)) in served for method, path in operations.values())
     assert README_COUNT.search((ROOT / "README.md").read_text()).groups() == (str(count), str(len(operations)))
+
+
+def test_every_sdk_operation_the_emulator_does_not_serve_is_a_501_naming_it(plain):
+    """Before, each was a bare 404 "Not Found", or a 405 "Method Not Allowed" where the emulator serves
+    the path with other methods, as if the caller had used the wrong method. Sent for a project that does
+    not exist, so that no route that might take the path could change anything."""
+    document = httpx.get(f"{plain.url}/openapi.json").json()
+    served = {(method.upper(), _template(path.removeprefix("/v2.1")))
+              for path, methods in document["paths"].items() for method in methods}
+    unserved = [name for name, (method, path) in sdk_operations().items()
+                if (method, _template(path)) not in served and name not in MULTIPART_CALLS]
+    assert {"revisions_rebuild", "projects_create", "environments_create", "quotas_list"} <= set(unserved)
+    for name in unserved:
+        method, path = sdk_operations()[name]
+        concrete = re.sub(r"\{(\w+)\}", lambda parameter: f"no-such-{parameter[1].replace('_', '-')}", path)
+        for prefix in ("/v2.1", "/v2"):
+            response = httpx.request(method, plain.url + prefix + concrete)
+            assert (response.status_code, response.json()) == (501, not_served(name)), (method, prefix + concrete)
+
+
+@pytest.mark.parametrize("name, call", [
+    ("revisions_rebuild", lambda api: api.revisions_rebuild(PROJECT, DEPLOYMENT, "a-revision", "v1", {})),
+    ("environment_tags_build", lambda api: api.environment_tags_build(PROJECT, "python3-11", "latest")),
+    ("quotas_list", lambda api: api.quotas_list(PROJECT)),
+    ("deployment_audit_events_list", lambda api: api.deployment_audit_events_list(PROJECT, DEPLOYMENT)),
+    # Paths the emulator serves with GET: these were 405 "Method Not Allowed"
+    ("environments_create", lambda api: api.environments_create(
+        PROJECT, ubiops.EnvironmentCreate(name="custom", base_environment="python3-11"))),
+    ("projects_create", lambda api: api.projects_create(ubiops.ProjectCreate(name="another", organization_name="emulator"))),
+    ("instances_update", lambda api: api.instances_update(PROJECT, DEPLOYMENT, "v1", "an-instance", {"status": "stopping"})),
+])
+def test_the_sdk_raises_the_501_naming_an_operation_not_served(plain, name, call):
+    for prefix in ("/v2.1", "/v2"):
+        with pytest.raises(ubiops.ApiException) as error:
+            call(plain.sdk(prefix=prefix))
+        assert (error.value.status, json.loads(error.value.body)) == (501, not_served(name)), prefix
+
+
+@pytest.mark.parametrize("method, path, status, message", [
+    ("PUT", f"/v2.1/projects/{PROJECT}", 405, "Method Not Allowed"),  # served with GET; no SDK operation PUTs it
+    ("PUT", f"/v2/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests/batch", 405, "Method Not Allowed"),
+    ("GET", "/v2.1/no/such/route", 404, "Not Found"),
+    ("GET", f"/v2.1/projects/{PROJECT}/quotas/", 404, "Not Found"),  # quotas_list's path has no trailing slash
+    ("POST", f"/v2.1/projects/{PROJECT}/deployments//versions", 404, "Not Found"),  # an empty name is no name
+    ("GET", f"/v3/projects/{PROJECT}/quotas", 404, "Not Found"),  # quotas_list, but not under the API
+])
+def test_a_call_that_is_no_sdk_operation_keeps_starlettes_answer(plain, method, path, status, message):
+    response = httpx.request(method, plain.url + path)
+    assert (response.status_code, response.json()) == (status, {"error": message})

@@ -3,6 +3,7 @@ and `emulator.request_runner` (requests). A route parses the call, calls a backe
 
 - `errors`: UbiOps' error shape, `{"error": "..."}`, for every failure; each domain error
   (`emulator.exceptions`, storage's, the runtime's) has its one answer there.
+- `unserved`: the SDK operation a call no route takes was meant for, answered 501 naming it.
 - `origins`, `auth`, `limits`: foreign pages and hosts, the optional token, the body size limit (ASGI middleware).
 - `sdk_models`: every body read or written, as the `ubiops` SDK models it, rendered from state.
 - `request_body`: JSON, text and multipart request bodies turned into request data.

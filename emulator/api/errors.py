@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from emulator.api.unserved import not_served_message, unserved_operation
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound, QueueFull
 from emulator.runtime.pool import VersionUnavailable
 from emulator.storage import NameClash, NotStored, StorageError
@@ -54,7 +55,7 @@ def error_response(status_code: int, message: str, path: str, headers: dict[str,
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, api_prefixes: tuple[str, ...]) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status_code, exc.message, request.url.path)
@@ -71,6 +72,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        """Starlette's answer to a call no route takes (404, or 405 for a path served with other methods);
+        when the call is an operation of the SDK, 501 naming it: UbiOps serves it, the emulator does not."""
+        if exc.status_code in (404, 405):
+            raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
+            if operation := unserved_operation(request.method, raw_path, api_prefixes):
+                return error_response(501, not_served_message(operation), request.url.path)
         return error_response(exc.status_code, str(exc.detail), request.url.path, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
