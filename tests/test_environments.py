@@ -318,7 +318,15 @@ def apt_lists() -> None:
     assert apt_has_lists(), "apt has no package lists: run `sudo apt-get update` (`make tools` does)"
 
 
-OTHER_UBUNTU = "22.04" if platform.freedesktop_os_release().get("VERSION_ID") == "24.04" else "24.04"
+def machine_version_id() -> str | None:
+    """This machine's os-release VERSION_ID; None without /etc/os-release (not every Linux has one)."""
+    try:
+        return platform.freedesktop_os_release().get("VERSION_ID")
+    except OSError:
+        return None
+
+
+OTHER_UBUNTU = "22.04" if machine_version_id() == "24.04" else "24.04"
 """An Ubuntu release this machine is not: its apt cannot judge an environment of that release's names."""
 
 
