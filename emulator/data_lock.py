@@ -19,7 +19,8 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
 
     The lock is the kernel's (flock), so it goes away with the process, however it ends. A data folder
     made here is its owner's alone (0700): it holds every request's input and output, as the journal and
-    the catalog do, which are made 0600; one that exists keeps its mode.
+    the catalog do, which are made 0600; one that exists keeps its mode (its `buckets/` and `work/` are
+    0700 whatever it is: `storage.py`).
     """
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle = (data_dir / LOCK_FILE).open("a+")

@@ -103,10 +103,15 @@ class Storage:
         self.work = WorkFolders(self.root / "work")
         self._requests = self.buckets / DEFAULT_BUCKET / REQUESTS_FOLDER
         self._incoming = self.root / "incoming"
-        (self.buckets / DEFAULT_BUCKET).mkdir(parents=True, exist_ok=True)
+        # The files of every request and upload, their owner's alone (0700) whatever the data folder's
+        # mode: one the user made is 0755, and the files keep the umask's 0644. A kept one is made so too.
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.buckets.mkdir(mode=0o700, exist_ok=True)
+        self.buckets.chmod(0o700)
+        (self.buckets / DEFAULT_BUCKET).mkdir(exist_ok=True)
         self._real_buckets = os.path.realpath(self.buckets)
         shutil.rmtree(self._incoming, ignore_errors=True)
-        self._incoming.mkdir()
+        self._incoming.mkdir(mode=0o700)
         self._settings_path = self.root / "buckets.json"
         self._settings: dict[str, dict[str, Any]] = read_json_object(self._settings_path, "buckets' settings")
         if DEFAULT_BUCKET not in self._settings:

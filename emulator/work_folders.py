@@ -50,7 +50,7 @@ class WorkFolders:
     def __init__(self, root: Path) -> None:
         self.root = root
         shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
+        root.mkdir(mode=0o700, parents=True)  # the copies keep the umask's modes: their folder is the owner's alone
         self._spares: list[Path] = []
         self._named = 0
         self._lock = threading.Lock()  # copies of large files are made and removed in threads

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import stat
 import sys
 import threading
 import time
@@ -34,6 +35,24 @@ def test_a_written_file_is_read_listed_and_deleted(storage):
     storage.delete("default", "sub dir/a b.txt")
     with pytest.raises(NotStored, match="does not exist"):
         storage.stat("default", "sub dir/a b.txt")
+
+
+def test_stored_files_are_their_owner_s_alone(tmp_path):
+    """In a data folder the user made (0755), bucket files (a request's input and output, uploads) and the
+    private copies of input files kept the umask's 0644 in 0755 folders: readable by every user of the
+    machine. Their folders are 0700, a kept `buckets/` too."""
+    data = tmp_path / "data"
+    (data / "buckets" / "default").mkdir(parents=True)
+    for folder in (data, data / "buckets", data / "buckets" / "default"):
+        folder.chmod(0o755)
+    storage = Storage(data)
+    storage.write("default", "a.txt", io.BytesIO(b"secret"))
+    copies = storage.work.plan("request")
+    copies.add(storage.path("default", "a.txt"))
+    storage.work.copy(copies)
+    for folder in ("buckets", "incoming", "work"):
+        assert stat.S_IMODE((data / folder).stat().st_mode) == 0o700, folder
+    assert (data / "work" / "request" / "0" / "a.txt").read_bytes() == b"secret"
 
 
 @pytest.mark.parametrize("name", ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "a\0b", ""])
