@@ -3,9 +3,11 @@ folders they search (`-f`/`--find-links`, a `file:` index), and the archives and
 (`./wheels/x.whl`, `mylib @ file:wheels/x.whl`, `-e ./src/mylib`).
 
 UbiOps builds the package on its own machine from the package's files alone: a requirement on an
-absolute path (`/home/me/x.whl`, `file:///…`, `-e /src`, `--find-links ~/wheels`) or on one that
-leaves the package (`../x.whl`) installs here from the developer's disk and fails there, so it is
-refused (`file_references`). The emulator's build (`emulator.runtime.python_envs`, which also keys its
+absolute path (`/home/me/x.whl`, `file:///…`, `-e /src`, `-r /…`) or on one that leaves the package
+(`../x.whl`) installs here from the developer's disk and fails there, so it is refused
+(`file_references`). So is such a `--find-links` folder (`~/wheels`), though UbiOps' pip passes over
+a missing one with a warning: here it would install from the developer's disk what UbiOps installs
+from its index, or not at all. The emulator's build (`emulator.runtime.python_envs`, which also keys its
 cache by what the references hold, so a rebuilt wheel that kept its version number builds anew) and
 the deployer's check read them here, the same way.
 """
