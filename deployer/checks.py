@@ -32,6 +32,7 @@ from contract.package import Package, PackageCheckError, check_deployment_class,
 from contract.requests import COMPLETED
 from contract.requirements import file_references
 from contract.spec import DataError, Spec, SpecError, check_input
+from contract.versions import instance_type_memory_mb
 from deployer.bundle import Bundle
 from deployer.client import Api, scrubbed, translated
 from deployer.emulated import LocalEmulator, clean_environment, local_emulator
@@ -40,6 +41,7 @@ from deployer.inputs import upload_inputs
 from deployer.variables import ConfiguredVariable, ship_variables
 from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.launcher import tail
+from emulator.settings import INSTANCE_MEMORY_MB
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
 """UbiOps' documented package limit (2 GB)."""
@@ -98,12 +100,12 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
         if package is None or not run_tests:
             return report
         try:
-            with local_emulator(config, bundle.path, workdir) as emulator:
+            with local_emulator(config, bundle.path, workdir, _memory_limit(config, report, say)) as emulator:
                 if variables:
                     _give_variables(config, variables, emulator, report, say)
                 if emulator.failure is not None:  # its log goes with the scratch folder: its end is shown now
                     say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
-                if not report.add("emulator", emulator.failure is None, shown(_started(emulator)), say):
+                if not report.add("emulator", emulator.failure is None, shown(_started(config, emulator)), say):
                     return report
                 _run_tests(config, bundle, emulator, report, say, shown)
                 if config.sample_input:
@@ -179,10 +181,27 @@ def _kind(spec: Any) -> str:
     return f"{len(spec.fields)} structured field(s)" if spec.fields else "plain"
 
 
-def _started(emulator: LocalEmulator) -> str:
+def _memory_limit(config: DeployerConfig, report: CheckReport, say: Callable[[str], None]) -> int:
+    """The memory each instance of the emulated version may use: its instance type group's on UbiOps, so
+    that a model too large for it fails here (with the emulator's own limit, 2048 MB, a 1 GB model
+    passed every check and ran out of memory on UbiOps' default 512 MB). A group whose name gives no
+    memory keeps the emulator's limit, noted."""
+    memory = instance_type_memory_mb(config.instance_type_group)
+    if memory is None:
+        report.add("instance_type_group", True, f"{config.instance_type_group!r} names no memory (as "
+                   f"'2048 MB + 0.5 vCPU' does): the emulator limits each instance to its own {INSTANCE_MEMORY_MB} MB, "
+                   "which may not be the group's", say, note=True)
+        return INSTANCE_MEMORY_MB
+    return memory
+
+
+def _started(config: DeployerConfig, emulator: LocalEmulator) -> str:
+    limit = f"each instance limited to {emulator.memory_mb} MB of memory"
+    if instance_type_memory_mb(config.instance_type_group) is not None:
+        limit += f", as instance_type_group {config.instance_type_group!r} limits it on UbiOps"
     if emulator.failure is None:
-        return f"the zip started in the emulator at {emulator.url}"
-    return f"the zip does not start: {emulator.failure}"
+        return f"the zip started in the emulator at {emulator.url}, {limit}"
+    return f"the zip does not start ({limit}): {emulator.failure}"
 
 
 def _give_variables(config: DeployerConfig, variables: list[ConfiguredVariable], emulator: LocalEmulator,

@@ -48,6 +48,8 @@ class LocalEmulator:
 
     process: Emulator
     failure: str | None
+    memory_mb: int
+    """The memory each instance may use (`--instance-memory-mb`)."""
 
     @property
     def url(self) -> str:
@@ -73,15 +75,17 @@ class LocalEmulator:
 
 
 @contextmanager
-def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path) -> Iterator[LocalEmulator]:
-    """Serve `zip_path` under the configured names until the block ends; waits until its version started."""
+def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path, memory_mb: int) -> Iterator[LocalEmulator]:
+    """Serve `zip_path` under the configured names, each instance limited to `memory_mb` of memory, until
+    the block ends; waits until its version started."""
     # A fresh token (the tests get it as $EMULATOR_TOKEN): without one, any user of this machine could
     # upload a package to it during the check, and run code as you.
     emulator = start_emulator(zip_path, workdir, "--version", config.emulator_version, "--environment", config.environment,
+                              "--instance-memory-mb", str(memory_mb),
                               project=config.project, deployment=config.deployment, token=secrets.token_urlsafe(32),
                               env=clean_environment(), cwd=config.root, wait=False)
     try:
-        yield LocalEmulator(emulator, _wait_until_started(emulator))
+        yield LocalEmulator(emulator, _wait_until_started(emulator), memory_mb)
     finally:
         emulator.stop()
 

@@ -33,7 +33,7 @@ from emulator.runtime.manager import Runtime
 from emulator.runtime.parent import when_parent_ends
 from emulator.runtime.python_envs import default_cache
 from emulator.serving import PackageError
-from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, Settings
+from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, INSTANCE_MEMORY_MB, Settings
 
 SHUTDOWN_GRACE_SECONDS = 5
 """On SIGTERM or Ctrl-C, a request whose answer is still being sent after this long is cut off."""
@@ -72,7 +72,7 @@ def parse_args(argv: list[str]) -> Settings:
                              "version's environment from its requirements.txt")
     parser.add_argument("--environments-dir", type=Path, default=None,
                         help=f"where built environments are cached, shared by emulators (default: {default_cache()})")
-    parser.add_argument("--instance-memory-mb", type=int, default=2048,
+    parser.add_argument("--instance-memory-mb", type=int, default=INSTANCE_MEMORY_MB,
                         help="stop and replace an instance whose memory passes this, like a UbiOps instance type "
                              "(default: %(default)s; 0: no limit)")
     parser.add_argument("--start-timeout", type=float, default=START_TIMEOUT_SECONDS, metavar="SECONDS",

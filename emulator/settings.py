@@ -12,6 +12,8 @@ from emulator.runtime.instance import START_TIMEOUT_SECONDS
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = Path(EMULATOR_DATA_DIRECTORY)
+INSTANCE_MEMORY_MB = 2048
+"""`--instance-memory-mb`'s default: `deployer check` gives the configured instance type group's instead."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     reload: bool = False
     max_upload_mb: int = 100
-    instance_memory_mb: int | None = 2048
+    instance_memory_mb: int | None = INSTANCE_MEMORY_MB
     start_timeout_seconds: float = START_TIMEOUT_SECONDS
     """How long an instance's `Deployment.__init__` may take before its start fails (`--start-timeout`)."""
     max_versions: int | None = None

@@ -19,6 +19,7 @@ from harness import ROOT
 
 from contract.config import load_config
 from contract.package import read_package
+from contract.versions import instance_type_memory_mb
 from deployer.client import Api
 from deployer.inputs import upload_inputs
 from deployer.smoke import compare_outputs
@@ -92,6 +93,8 @@ def test_deployer_check_then_push_on_this_repository(tmp_path, ubiops):
     check = deployer(copy, "check", ubiops=ubiops)
     assert check.returncode == 0, check.stdout + check.stderr
     assert re.search(r"ok   emulator tests: \d+ passed", check.stdout), check.stdout
+    memory = instance_type_memory_mb(CONFIG.instance_type_group)  # the face profile peaked at ~210 MB in its tests
+    assert f"each instance limited to {memory} MB of memory, as instance_type_group " in check.stdout, check.stdout
 
     package = read_package(ROOT / CONFIG.package)
     push = deployer(copy, "push", "--promote", "--output", "json", ubiops=ubiops)

@@ -11,6 +11,7 @@ from deployer.emulated import local_emulator
 from deployer.errors import DeployerError
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
 from emulator.runtime.python_envs import BUILD_SECONDS
+from emulator.settings import INSTANCE_MEMORY_MB
 
 
 def test_check_waits_as_long_as_the_emulator_lets_a_package_start():
@@ -27,7 +28,7 @@ def test_a_package_that_does_not_start_in_time_is_reported_with_its_log(project,
         "    def request(self, data):\n        return data\n")
     monkeypatch.setattr(emulated, "START_SECONDS", 8)  # 8 s: time to log its start on a busy machine
     config = load_config(project.root)
-    with pytest.raises(DeployerError) as error, local_emulator(config, build_bundle(config).path, tmp_path):
+    with pytest.raises(DeployerError) as error, local_emulator(config, build_bundle(config).path, tmp_path, INSTANCE_MEMORY_MB):
         pass
     message = str(error.value)
     assert message.startswith("the emulator did not start the package within 8 s (the time it may take to answer, build "

@@ -23,6 +23,7 @@ from contract.archive import build_zip, package_files
 from contract.config import DeployerConfig
 from contract.package import PackageCheckError, check_deployment_class, read_requirements
 from contract.requirements import file_references
+from contract.versions import instance_type_memory_mb
 from deployer.bundle import Bundle, SharedLock, build_bundle, sha256_of
 from deployer.errors import DeployerError
 
@@ -217,6 +218,52 @@ def test_check_passes_and_runs_the_emulator_tests_on_the_zip(project):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok   emulator tests: emulator answered {'y': 42}" in result.stdout
     assert result.stdout.strip().endswith("check passed: 9 checks")
+
+
+MEMORY_HUNGRY_PY = '''
+class Deployment:
+    def request(self, data):
+        held = b"x" * (300 * 1024 * 1024)  # 300 MB, every page written
+        return {"y": data["x"] * 2 + held.count(b"y")}
+'''
+
+
+def test_check_limits_each_instance_to_the_memory_of_the_configured_instance_type_group(project):
+    """With the emulator's own limit, 2048 MB, a model larger than the configured group's memory (512 MB
+    by default) passed every check, and ran out of memory on UbiOps."""
+    (project.package / "deployment.py").write_text(MEMORY_HUNGRY_PY)
+    project.configure(instance_type_group="256 MB + 0.0625 vCPU")
+    result = project.run("check")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ("ok   emulator: the zip started in the emulator at http://127.0.0.1:") in result.stdout
+    assert (", each instance limited to 256 MB of memory, as instance_type_group '256 MB + 0.0625 vCPU' limits it "
+            "on UbiOps\n") in result.stdout
+    assert ("FAIL sample request: failed: The instance used more than 256 MB of memory while handling the request and "
+            "was stopped") in result.stdout
+
+    project.configure(instance_type_group="1 GB + 0.25 vCPU")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "each instance limited to 1024 MB of memory, as instance_type_group '1 GB + 0.25 vCPU'" in result.stdout
+    assert "ok   emulator tests: emulator answered {'y': 42}" in result.stdout
+
+
+def test_check_keeps_the_emulators_memory_limit_for_a_group_whose_name_gives_none(project):
+    project.configure(instance_type_group="our gpu nodes")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("note instance_type_group: 'our gpu nodes' names no memory (as '2048 MB + 0.5 vCPU' does): the emulator "
+            "limits each instance to its own 2048 MB, which may not be the group's") in result.stdout
+    assert "ok   emulator: the zip started in the emulator at http://127.0.0.1:" in result.stdout
+    assert ", each instance limited to 2048 MB of memory\n" in result.stdout
+
+
+@pytest.mark.parametrize(("group", "memory_mb"), [
+    ("512 MB + 0.125 vCPU", 512), ("2048 MB + 0.5 vCPU", 2048), ("16 GB + 4 vCPU", 16384), ("0.5 GB + 0.125 vCPU", 512),
+    ("16384 MB + 4 vCPU + NVIDIA Tesla T4", 16384), ("256mb + 0.0625 vCPU", 256),
+    ("our gpu nodes", None), ("4 vCPU + 16 GB", None), ("0 MB + 1 vCPU", None), ("100 MBit", None)])
+def test_an_instance_type_groups_memory_is_read_from_its_name(group, memory_mb):
+    assert instance_type_memory_mb(group) == memory_mb
 
 
 def test_check_leaves_a_class_inheriting_its_request_from_libraries_to_the_emulator(project):
