@@ -47,7 +47,7 @@ REGEX_MEMORY = 256 * 1024
 """RE2's memory bound for each regular expression (its `max_mem`; RE2's default is 8 MiB), its program
 and its cache of matching states together: a larger program is refused, which bounds a query of
 `MAX_FILTERS` patterns to about 128 MiB, and the time one pattern takes over a line of the longest
-kind (64 KiB) to about half a second (`[^a]{1000}` fits, twice that does not)."""
+kind (64 KiB) to about half a second (`[^a]{1000}` fits, `[^a]{1000}[^b]{1000}` does not)."""
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a pattern refused is the caller's 400, not a line on the emulator's stderr
 _RE2_OPTIONS.max_mem = REGEX_MEMORY
