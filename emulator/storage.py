@@ -470,8 +470,10 @@ def check_name(name: str, what: str) -> None:
         raise StorageError(f"{what} must be 1 to {MAX_FILE_NAME_BYTES} bytes long in UTF-8")
     if not is_unicode_text(name):  # a folder of that name would break every listing of its parent
         raise StorageError(f"{what} {name!r} holds a lone UTF-16 surrogate, which is not Unicode text")
-    if "\x00" in name or "\\" in name:
-        raise StorageError(f"{what} {name!r} holds a NUL byte or a backslash")
+    if "\x00" in name:
+        raise StorageError(f"{what} {name!r} holds a NUL byte")
+    if "\\" in name:  # the name as written: its repr doubled each backslash, and the JSON answer did again
+        raise StorageError(f"{what} '{name}' holds a backslash; folders are separated by '/'")
     if name.startswith("/") or ".." in parts or "." in parts:
         raise StorageError(f"{what} {name!r} must be a relative path without '.' or '..' parts")
     if "" in parts:

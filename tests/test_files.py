@@ -347,7 +347,8 @@ def test_bucket_ids_are_uuids_distinct_per_bucket_and_kept_across_a_restart(tmp_
 @pytest.mark.parametrize("raw_name, message", [
     ("..%2F..%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
     ("%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
-    ("a%00b", "holds a NUL byte or a backslash"),
+    ("a%00b", "File name 'a\\x00b' holds a NUL byte"),
+    ("a%5Cb.txt", "File name 'a\\b.txt' holds a backslash; folders are separated by '/'"),  # once escaped, by JSON
     ("a" * 1100, "must be 1 to 1024 bytes long in UTF-8"),
     # 1023 characters, 4047 bytes: taken once, then the PUT, files_get and files_download answered 500
     ("%2F".join([quote("\N{GRINNING FACE}" * 63)] * 16), "must be 1 to 1024 bytes long in UTF-8"),
