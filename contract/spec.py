@@ -36,6 +36,9 @@ FILE_TYPES = ("file", "array_file")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 PLAIN = "plain"
 """UbiOps' `input_type` / `output_type` without fields: the data is one string."""
+_USUAL_ITEM: dict[str, type[Any]] = {"int": int, "double": float, "string": str, "file": str}
+"""The type of JSON value an array's items mostly are, by item type (an `int` in an array of doubles is
+the unusual one: it is checked the long way, and passes)."""
 
 
 class SpecError(ValueError):
@@ -202,7 +205,10 @@ def type_problem(data_type: str, value: Any) -> str | None:
         if not isinstance(value, list):
             return f"but got {json_type(value)}"
         item_type = data_type.removeprefix("array_")
+        usual = _USUAL_ITEM[item_type]
         for position, item in enumerate(value):
+            if type(item) is usual and (usual is str or (INT64_MIN <= item <= INT64_MAX if usual is int else math.isfinite(item))):
+                continue  # the usual item, passed without a call: with one, a million items took 0.2-0.5 s
             problem = type_problem(item_type, item)
             if problem:
                 return f"but item {position} is not of type {item_type}: {problem.removeprefix('but ')}"
@@ -261,19 +267,26 @@ def json_value_problem(value: Any) -> str | None:
     """Why `value`, read from JSON text, cannot be request data (None when it can): it nests deeper
     than MAX_JSON_DEPTH, or holds what cannot be stored and sent on as JSON text: a number past a
     double's range (`1e400` reads as infinity) or a lone UTF-16 surrogate (`"\\ud800"`, which UTF-8
-    cannot carry). Walked without recursion: the data may be hostile."""
-    stack = [(value, 1)]
+    cannot carry). Walked without recursion: the data may be hostile. Only containers go on the stack,
+    and values are told apart by their exact type, as JSON gives them: a tuple per item made 30 million
+    ints take 25 s."""
+    stack: list[tuple[Iterable[Any], int]] = [((value,), 0)]  # items, and how deeply they are nested
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                return f"nests objects and arrays deeper than {MAX_JSON_DEPTH} levels"
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "holds a number beyond the range of a double"
-        elif isinstance(item, str) and not is_unicode_text(item):
-            return "holds a string with a lone UTF-16 surrogate, which is not Unicode text"
+        items, depth = stack.pop()
+        for item in items:
+            kind = type(item)
+            if kind is float:
+                if not math.isfinite(item):
+                    return "holds a number beyond the range of a double"
+            elif kind is str:
+                if not is_unicode_text(item):
+                    return "holds a string with a lone UTF-16 surrogate, which is not Unicode text"
+            elif kind is list or kind is dict:
+                if depth >= MAX_JSON_DEPTH:
+                    return f"nests objects and arrays deeper than {MAX_JSON_DEPTH} levels"
+                stack.append((item, depth + 1))  # a dict's keys
+                if kind is dict:
+                    stack.append((item.values(), depth + 1))
     return None
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
-from harness import DEPLOYMENT, PROJECT, wait_for_log
+from harness import DEPLOYMENT, PROJECT, eventually, wait_for_log
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +113,46 @@ def test_unicode_and_nul_in_field_names_are_dropped_as_extra_keys(emulators):
     minimal_types = emulators("batch")
     body = httpx.post(minimal_types.requests_url(), json={"x": 1, "ünï\x00": 2, "\x00": 3}).json()
     assert body["status"] == "completed" and body["result"] == {"y": 10.01}
+
+
+def unread(server_port: int, client_port: int) -> int:
+    """The bytes a client sent on its connection that the server has not read yet, from the kernel's
+    table of TCP sockets: those the server's kernel has not acknowledged, and those waiting in its socket."""
+    total = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(address.split(":")[1], 16) for address in fields[1:3])
+        sent, received = (int(queue, 16) for queue in fields[4].split(":"))
+        total += sent if (local, remote) == (client_port, server_port) else 0
+        total += received if (local, remote) == (server_port, client_port) else 0
+    return total
+
+
+def test_other_calls_are_answered_while_a_large_body_is_parsed_and_checked(emulators):
+    """A large body is parsed and checked in a thread: on the event loop, 20 MB held every call for
+    seconds. This one is refused for its last item, so once its last byte has been read the emulator's
+    only work on it is reading it: /livez, asked only then, must be answered before it is. (Of strings:
+    checking them is most of that work, which other calls interleave with in a thread, where json's C
+    parser holds Python's lock throughout.)"""
+    echo = emulators("echo")
+    body = json.dumps(["é"] * 4_000_000, ensure_ascii=False).removesuffix("]").encode() + b', "\\ud800"]'
+    host, port = echo.url.removeprefix("http://").split(":")
+    path = f"/v2.1/projects/{PROJECT}/deployments/{DEPLOYMENT}/requests"
+    with httpx.Client(timeout=120) as client, socket.create_connection((host, int(port)), timeout=120) as sock:
+        assert client.get(f"{echo.url}/livez").status_code == 200  # connected before: a new client takes ~50 ms
+        read_all = functools.partial(unread, int(port), sock.getsockname()[1])
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:-1])
+        eventually(lambda: read_all() == 0, "the server read the body but its last byte")
+        sock.sendall(body[-1:])
+        eventually(lambda: read_all() == 0, "the server read the body's last byte")  # and then reads it
+        assert client.get(f"{echo.url}/livez").status_code == 200
+        sock.settimeout(0)  # a socket with a timeout waits for data even when told not to
+        with pytest.raises(BlockingIOError):  # not answered yet
+            sock.recv(1, socket.MSG_PEEK)
+        sock.settimeout(120)
+        answer = b""
+        while b"}" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert answer.endswith(b'{"error":"The request body holds a string with a lone UTF-16 surrogate, which is not Unicode text"}')

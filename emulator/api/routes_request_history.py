@@ -19,7 +19,7 @@ from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
 from emulator.api.parameters import comma_separated
 from emulator.api.paths import at_both_levels, path_version
-from emulator.api.request_body import parse_json
+from emulator.api.request_body import read_json
 from emulator.api.sdk_models.requests import (
     DeploymentRequestDetail,
     DeploymentRequestList,
@@ -108,7 +108,7 @@ async def deployment_requests_batch_get(
     services: Services = Depends(get_services),
 ) -> list[DeploymentRequestDetail]:
     services.registry.check_path(project_name, deployment_name, version)
-    records = services.runner.collect(project_name, deployment_name, version, _id_list(parse_json(await request.body())))
+    records = services.runner.collect(project_name, deployment_name, version, _id_list(await read_json(await request.body())))
     return [detail(record, DeploymentRequestDetail) for record in records]
 
 
@@ -156,7 +156,7 @@ async def deployment_requests_batch_cancel(
     requests cancelled."""
     services.registry.check_path(project_name, deployment_name, version)
     body = await request.body()
-    request_ids = _id_list(parse_json(body)) if body.strip() else []
+    request_ids = _id_list(await read_json(body)) if body.strip() else []
     cancelled = services.runner.cancel_many(project_name, deployment_name, version, request_ids, status)
     return [_changed(record) for record in cancelled]
 
@@ -172,7 +172,7 @@ async def deployment_requests_batch_delete(
     """Delete up to 250 ended requests by id, with their files: all, or none if any is unknown or unfinished."""
     services.registry.check_path(project_name, deployment_name, version)
     records = services.runner.collect(project_name, deployment_name, version,
-                                      _id_list(parse_json(await request.body())), "deleted")
+                                      _id_list(await read_json(await request.body())), "deleted")
     return [{"id": record.id} for record in await services.runner.delete(records)]
 
 

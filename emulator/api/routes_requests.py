@@ -19,7 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from emulator.api.dependencies import Services, services_of
 from emulator.api.parameters import BoundedInt, documented, read_query
 from emulator.api.paths import DEPLOYMENT, VERSION, at_both_levels
-from emulator.api.request_body import parse_json, read_request_data
+from emulator.api.request_body import read_json, read_request_data
 from emulator.api.routes_storage import download_url
 from emulator.api.sdk_models.requests import (
     DeploymentRequestBatchCreateResponse,
@@ -77,7 +77,7 @@ async def batch_deployment_requests_create(request: Request) -> list[DeploymentR
     """A JSON list of requests, or a single one (as UbiOps also takes), each queued as its own request."""
     timeout, _priority = read_query(request, BATCH_TIMEOUT, PRIORITY)
     services, target = _target(request)
-    records = services.runner.start_batch(target, parse_json(await request.body()), timeout)
+    records = services.runner.start_batch(target, await read_json(await request.body()), timeout)
     return [batch_item(record) for record in records]
 
 
