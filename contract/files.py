@@ -8,6 +8,7 @@ become URIs again. Every place that treats those values walks them with `map_fil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
@@ -17,6 +18,16 @@ from contract.spec import Field, Spec
 FILE_URI_SCHEME = "ubiops-file://"
 DEFAULT_BUCKET = "default"
 """Every project's bucket, `SYS_DEFAULT_BUCKET` in a deployment's environment."""
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
+"""What no stored file's name holds (`emulator.storage.check_name`): a file named with a newline (curl
+sends `filename="a%0Ab.txt"` for one) was listed, but could be neither read, downloaded nor deleted,
+and the others break the lines of logs and terminals. GCS refuses CR and LF in its object names too."""
+
+
+def without_control_characters(name: str) -> str:
+    """`name` with each control character made `_`: how a file a request uploads, or a deployment
+    returns, is named in the bucket."""
+    return CONTROL_CHARACTERS.sub("_", name)
 
 
 def file_uri(bucket: str, name: str) -> str:

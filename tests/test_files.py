@@ -347,8 +347,12 @@ def test_bucket_ids_are_uuids_distinct_per_bucket_and_kept_across_a_restart(tmp_
 @pytest.mark.parametrize("raw_name, message", [
     ("..%2F..%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
     ("%2Fetc%2Fpasswd", "must be a relative path without '.' or '..' parts"),
-    ("a%00b", "File name 'a\\x00b' holds a NUL byte"),
+    ("a%00b", "File name 'a\\x00b' holds a control character (a newline, a NUL byte…)"),
     ("a%5Cb.txt", "File name 'a\\b.txt' holds a backslash; folders are separated by '/'"),  # once escaped, by JSON
+    # No route matched a newline: a bare 404 "Not Found"
+    ("a%0Ab.txt", "'a\\nb.txt' holds a control character"),
+    ("dir%2Fa.txt%0A", "holds a control character"),
+    ("tab%09here", "holds a control character"),
     ("a" * 1100, "must be 1 to 1024 bytes long in UTF-8"),
     # 1023 characters, 4047 bytes: taken once, then the PUT, files_get and files_download answered 500
     ("%2F".join([quote("\N{GRINNING FACE}" * 63)] * 16), "must be 1 to 1024 bytes long in UTF-8"),
@@ -361,6 +365,27 @@ def test_file_names_that_could_escape_the_bucket_are_refused(files_emulator, raw
     for method in ("GET", "POST", "DELETE"):
         response = httpx.request(method, base)
         assert response.status_code == 400 and message in response.json()["error"], (method, response.text)
+
+
+def test_a_signed_url_naming_a_file_with_a_newline_is_refused_not_unrouted(files_emulator):
+    response = httpx.get(f"{files_emulator.url}/storage/default/a%0Ab.txt?expires=1&signature=x")
+    assert (response.status_code, response.json()) == (403, {"error": "The signed URL is invalid or has expired"})
+
+
+def test_a_file_uploaded_with_a_newline_in_its_name_is_kept_under_a_name_every_call_reaches(files_emulator):
+    """httpx, as curl, sends `filename="a%0Ab.txt"`: the file was kept as `input/a\nb.txt` and listed, but
+    files_get, its download URL and files_delete answered a bare 404 "Not Found"."""
+    parts = [("images", ("a\nb.txt", b"ab")), ("note", ("line\r\nend.txt", b"n"))]
+    body = httpx.post(files_emulator.requests_url(), files=parts, timeout=30).json()
+    assert body["status"] == "completed", body
+    folder = f"deployment_requests/{body['id']}/input"
+    api = files_emulator.sdk()
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, body["id"]).request_data == {
+        "images": [f"ubiops-file://default/{folder}/a_b.txt"], "note": f"ubiops-file://default/{folder}/line__end.txt"}
+    assert api.files_get(PROJECT, "default", f"{folder}/a_b.txt").size == 2
+    assert httpx.get(api.files_download(PROJECT, "default", f"{folder}/a_b.txt").url).content == b"ab"
+    api.files_delete(PROJECT, "default", f"{folder}/a_b.txt")
+    assert [f.file for f in api.files_list(PROJECT, "default", prefix=folder).files] == [f"{folder}/line__end.txt"]
 
 
 def test_names_the_file_system_cannot_hold_are_a_4xx_not_a_500(files_emulator):

@@ -9,12 +9,29 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from emulator.api.dependencies import services_of
 
 PROJECT = "/projects/{project_name}"
 DEPLOYMENT = PROJECT + "/deployments/{deployment_name}"
 VERSION = DEPLOYMENT + "/versions/{version}"
+
+
+class _RestOfPath(PathConvertor):
+    """Starlette's `path` convertor, which also matches a newline: its `.*` does not, so a call naming a
+    file with one (`a%0Ab.txt`) found no route and answered a bare 404 "Not Found", where the storage's
+    check of the name says what is wrong with it."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("rest_of_path", _RestOfPath())
+
+
+def rest_of_path(name: str) -> str:
+    """A path parameter that takes the rest of the path, as `{name:path}` does, whatever it holds."""
+    return f"{{{name}:rest_of_path}}"
 
 
 def path_parameters(*names: str) -> dict[str, Any]:

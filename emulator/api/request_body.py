@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from contract.files import DEFAULT_BUCKET, file_uri, numbered_names
+from contract.files import DEFAULT_BUCKET, file_uri, numbered_names, without_control_characters
 from contract.spec import Field, Spec, coerce_form_value, json_value_problem, loads_strict
 from emulator.api.errors import ApiError
 from emulator.storage import Storage, file_work
@@ -133,9 +133,9 @@ class _UploadSaver:
         self._taken: set[str] = set()
 
     async def save(self, upload: UploadFile) -> str:
-        """Keep the client's file name, reduced to a safe base name and numbered if an earlier file of
-        the request has it; a large file is stored in a thread."""
-        name = PurePath(_form_name(upload.filename or "").replace("\\", "/").replace("\x00", "")).name
+        """Keep the client's file name, reduced to a safe base name (its control characters made `_`) and
+        numbered if an earlier file of the request has it; a large file is stored in a thread."""
+        name = PurePath(without_control_characters(_form_name(upload.filename or "")).replace("\\", "/")).name
         name = "upload" if name in ("", "..") else name  # `.` has no base name, `a/..` has `..`: neither is a file's
         name = next(n for n in numbered_names(name) if n not in self._taken)
         self._taken.add(name)

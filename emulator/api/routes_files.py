@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
 from emulator.api.labels import parse_label_filter
+from emulator.api.paths import rest_of_path
 from emulator.api.routes_storage import signed_url
 from emulator.api.sdk_models.files import (
     BucketCreate,
@@ -92,7 +93,7 @@ async def files_list(
     return FileDetail(files=[file_item(f) for f in files], prefixes=prefixes, continuation_token=token)
 
 
-@router.post(FILES + "/{file:path}", response_model=FileUploadResponse)
+@router.post(FILES + "/" + rest_of_path("file"), response_model=FileUploadResponse)
 async def files_upload(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
                        services: Services = Depends(get_services)) -> FileUploadResponse:
     """A URL to PUT the file's bytes to, without a token, as UbiOps' signed upload URLs. A part of a
@@ -108,7 +109,7 @@ async def files_upload(request: Request, project_name: str, bucket_name: str, fi
 # For /docs only, registered after the route below, which serves it too: matched first, it took a file
 # named `a/download` (sent as `a%2Fdownload`, decoded to `a/download`) and failed its FileItem as a URL.
 @router.get(FILES + "/{file}/download", response_model=FileUploadResponse)
-@router.get(FILES + "/{file:path}", response_model=FileItem | FileUploadResponse)
+@router.get(FILES + "/" + rest_of_path("file"), response_model=FileItem | FileUploadResponse)
 async def files_get(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
                     services: Services = Depends(get_services)) -> FileItem | FileUploadResponse:
     """`…/files/{file}` describes a file; `…/files/{file}/download` hands out a URL to GET it from."""
@@ -120,7 +121,7 @@ async def files_get(request: Request, project_name: str, bucket_name: str, file:
     return file_item(stored)
 
 
-@router.delete(FILES + "/{file:path}", status_code=204)
+@router.delete(FILES + "/" + rest_of_path("file"), status_code=204)
 async def files_delete(request: Request, project_name: str, bucket_name: str, file: str = FILE_PARAMETER,
                        services: Services = Depends(get_services)) -> Response:
     services.registry.project(project_name)

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from contract.files import split_file_uri
 from emulator.api.dependencies import Services, get_services
 from emulator.api.errors import ApiError
+from emulator.api.paths import rest_of_path
 
 PREFIX = "/storage"
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -40,7 +41,7 @@ def download_url(request: Request, services: Services, uri: str) -> str:
     return signed_url(request, services, "GET", *split_file_uri(uri))
 
 
-@router.get("/{bucket}/{name:path}", response_class=StreamingResponse)
+@router.get("/{bucket}/" + rest_of_path("name"), response_class=StreamingResponse)
 async def storage_download(
     bucket: str, name: str, expires: str = Query(""), signature: str = Query(""), services: Services = Depends(get_services)
 ) -> StreamingResponse:
@@ -62,7 +63,7 @@ def _file_response(file: BinaryIO, filename: str) -> StreamingResponse:
         "content-length": str(os.fstat(file.fileno()).st_size), "content-disposition": f"attachment; {disposition}"})
 
 
-@router.put("/{bucket}/{name:path}")
+@router.put("/{bucket}/" + rest_of_path("name"))
 async def storage_upload(
     request: Request, bucket: str, name: str, expires: str = Query(""), signature: str = Query(""),
     services: Services = Depends(get_services),
