@@ -36,7 +36,7 @@ from emulator.api import (
 )
 from emulator.api.auth import TokenAuth
 from emulator.api.dependencies import Services
-from emulator.api.errors import install_error_handlers
+from emulator.api.errors import InternalErrors, install_error_handlers
 from emulator.api.limits import BodySizeLimit
 from emulator.api.origins import install_origin_guard
 from emulator.builds import Builder
@@ -158,6 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(TokenAuth, token=settings.token, open_prefixes=(routes_storage.PREFIX + "/", WEB_ASSETS + "/"),
                        open_paths=("/", *routes_health.PROBES))
     install_origin_guard(app, settings, signed_prefix=routes_storage.PREFIX + "/")
+    app.add_middleware(InternalErrors)  # added last, so it answers for the middleware above too
     return app
 
 

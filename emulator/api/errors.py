@@ -1,5 +1,5 @@
 """Every failure answers in UbiOps' shape, `{"error": "<message>"}`, which the SDK's
-`ApiException` reads; a bug in the emulator is a logged 500, never a dropped connection.
+`ApiException` reads; a bug in the emulator is a logged 500, never a dropped connection (`InternalErrors`).
 
 On the streaming routes the message is in `error_message` too: `ubiops.utils.stream_deployment_request`
 (and so the CLI's `ubiops deployments requests create`) never looks at the status code and reads a
@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.api.unserved import not_served_message, unserved_operation
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound, QueueFull
@@ -95,5 +96,39 @@ def install_error_handlers(app: FastAPI, api_prefixes: tuple[str, ...]) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %r", request.method, request.url.path)  # %r: any caller's escapes
-        return error_response(500, "Internal error in the emulator; see its log", request.url.path)
+        """Starlette's last resort, for an error `InternalErrors` does not see: its answer, and the
+        connection closed. Not logged here: uvicorn logs the traceback it is given."""
+        return error_response(500, INTERNAL_ERROR, request.url.path)
+
+
+INTERNAL_ERROR = "Internal error in the emulator; see its log"
+
+
+class InternalErrors:
+    """ASGI middleware, the outermost of the emulator's own: a bug in a call is its traceback in the log
+    and a 500 in UbiOps' shape, on a connection that stays open. Starlette's own catch-all answers and
+    then raises the error again, for uvicorn, which logged the traceback a second time and closed the
+    connection: a client's next call on it found it closed. An error after the answer has begun still
+    goes to uvicorn: only closing the connection tells the client that the answer is cut short."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:
+                raise
+            log.exception("internal error on %s %r", scope["method"], scope["path"])  # %r: any caller's escapes
+            await error_response(500, INTERNAL_ERROR, scope["path"])(scope, receive, send)
