@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -174,9 +173,10 @@ class RequestRunner:
         record = RequestRecord(
             id=request_id, project=deployment.project, deployment=deployment.name, version=version.name, mode=mode,
             status=PENDING, timeout=timeout, time_created=created, keeps_data=retention == KEEP_ALL,
-            stored=retention != KEEP_NOTHING, request_data=data, input_size=_size(data),
+            stored=retention != KEEP_NOTHING, request_data=data,
             expires=created + timedelta(seconds=version.request_retention_time),
         )
+        record.input_size = record.size_of("request_data")
         if record.stored:
             self.store.add(record)
         self._live[request_id] = _Live(record, version.id)
@@ -461,7 +461,7 @@ class RequestRunner:
             return Outcome(record)
         record.status, record.result, record.error_message = status, result, error
         record.time_completed = now()  # `time_started` stays None for one no instance took, as when cancelled
-        record.output_size = _size(result) if status == COMPLETED else None
+        record.output_size = record.size_of("result") if status == COMPLETED else None
         self._ended(record)
         return Outcome(record, tuple(files or ()))
 
@@ -559,10 +559,6 @@ def after_answer(callback: Callable[..., None], *args: Any) -> None:
         asyncio.get_running_loop().call_soon(callback, *args)
     except RuntimeError:
         callback(*args)
-
-
-def _size(data: Any) -> int:
-    return len(data.encode()) if isinstance(data, str) else len(json.dumps(data).encode())
 
 
 def _numbered(position: int, function: Callable[..., Any], *args: Any) -> Any:
