@@ -172,8 +172,13 @@ def check_input(spec: Spec, data: Any) -> Any:
 
 
 def check_output(spec: Spec, data: Any) -> Any:
-    """Return the output a caller receives, or raise DataError."""
-    return _check(spec, data, "output", allow_null=True)
+    """Return the output a caller receives, or raise DataError: held to what an input is held to
+    (`json_value_problem`), as it is stored and answered as JSON too (a dict nested 400 levels deep was
+    a completed request whose direct answer was a 500)."""
+    checked = _check(spec, data, "output", allow_null=True)
+    if problem := json_value_problem(checked):
+        raise DataError(f"The output {problem}")
+    return checked
 
 
 def _check(spec: Spec, data: Any, direction: str, allow_null: bool) -> Any:

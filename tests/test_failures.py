@@ -173,6 +173,26 @@ def test_output_that_breaks_the_spec_fails_the_request(emulators, mode, message)
     assert bad.sdk().files_list(PROJECT, "default").files == [], "no output file of a failed request is kept"
 
 
+def test_an_output_nested_deeper_than_an_input_may_be_fails_the_request(tmp_path):
+    """It completed, and its direct answer was a 500 ("Maximum serialization depth exceeded")."""
+    package = tmp_path / "deep_output"
+    package.mkdir()
+    (package / "deployment.py").write_text(
+        "class Deployment:\n    def __init__(self, base_directory, context):\n        pass\n\n"
+        "    def request(self, data):\n        tree = {}\n        for _ in range(data['levels']):\n"
+        "            tree = {'child': tree}\n        return {'tree': tree}\n")
+    (package / "ubiops_input_spec.json").write_text('[{"name": "levels", "data_type": "int"}]')
+    (package / "ubiops_output_spec.json").write_text('[{"name": "tree", "data_type": "dict"}]')
+    emulator = start_emulator(package, tmp_path)
+    try:
+        api = emulator.sdk()
+        assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"levels": 90}).status == "completed"
+        deep = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"levels": 400})
+        assert (deep.status, deep.error_message) == ("failed", "The output nests objects and arrays deeper than 100 levels")
+    finally:
+        emulator.stop()
+
+
 def test_an_error_message_naming_an_undecodable_file_reaches_the_caller_from_the_same_instance(emulators):
     """A lone surrogate in a public error message (a file name os.listdir could not decode) crashed the
     worker as it sent the message: the request failed as a lost instance, which was restarted."""
