@@ -20,7 +20,6 @@ from datetime import datetime
 
 from emulator.exceptions import NotAllowed, NotFound
 from emulator.runtime.instance import Instance
-from emulator.runtime.pool import START_FAILED
 from emulator.state import Registry, now
 
 PENDING, INITIALISING, RUNNING, STOPPING = "pending", "initialising", "running", "stopping"
@@ -93,8 +92,6 @@ class InstanceHistory:
         if (record := self._live(instance)) is None:
             return
         record.note(f"Instance lost ({reason}): {detail}")
-        if reason == START_FAILED:
-            self._leave(record)
 
     def instance_stopped(self, instance: Instance) -> None:
         if (record := self._live(instance)) is not None:

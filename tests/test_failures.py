@@ -42,7 +42,7 @@ def test_crashing_instance_fails_its_request_and_is_replaced(emulators, mode, re
     before = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).result["pid"]
     crashed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": mode})
     assert crashed.status == "failed"
-    assert crashed.error_message == f"The instance stopped ({reason}) while handling the request; it was restarted"
+    assert crashed.error_message == f"The instance stopped ({reason}) while handling the request; it is being restarted"
     after = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
     assert after.status == "completed" and after.result["pid"] != before
 
@@ -63,9 +63,26 @@ def test_an_instance_that_cannot_be_restarted_makes_the_version_unavailable_and_
                    "the version is unavailable")
         with pytest.raises(ubiops.ApiException) as refused:
             api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}])
-        assert refused.value.status == 503 and "failed to start (FileNotFoundError: " in refused.value.body
+        assert refused.value.status == 503 and "failed to restart (FileNotFoundError: " in refused.value.body
     finally:
         emulator.stop()
+
+
+def test_an_instance_whose_restart_fails_is_retried_while_the_other_serves(emulators, tmp_path):
+    """One failed restart made the version unavailable for good: every request was refused with 503 and
+    /readyz said unavailable, the other instance running and the cause gone."""
+    flaky = emulators("flaky_init", "--instances", "2", "--env", f"FLAG_FOLDER={tmp_path}")
+    api = flaky.sdk()
+    running = lambda: [i for i in api.instances_list(PROJECT, DEPLOYMENT, "v1").results if i.status == "running"]  # noqa: E731
+    eventually(lambda: len(running()) == 2, "both instances run")
+    crashed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data="crash")
+    assert crashed.error_message == "The instance stopped (exit code 5) while handling the request; it is being restarted"
+    wait_for_log(flaky, "could not restart: RuntimeError: a transient init failure; trying again in 1 s")
+    assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data="served").status == "completed"
+    assert httpx.get(f"{flaky.url}/readyz").json() == {"status": "ready"}
+    assert len(running()) == 1 and len(api.instances_list(PROJECT, DEPLOYMENT, "v1").results) == 2
+    (tmp_path / "fail").unlink()
+    eventually(lambda: len(running()) == 2, "the failed instance restarts once the cause is gone")
 
 
 def test_request_past_its_timeout_fails_and_the_instance_is_replaced(emulators):
@@ -74,7 +91,7 @@ def test_request_past_its_timeout_fails_and_the_instance_is_replaced(emulators):
     before = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).result["pid"]
     slow = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "sleep 600"}, timeout=10)
     assert slow.status == "failed" and slow.timeout == 10
-    assert slow.error_message == "The request timed out after 10 seconds; its instance was restarted"
+    assert slow.error_message == "The request timed out after 10 seconds; its instance is being restarted"
     after = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
     assert after.status == "completed" and after.result["pid"] != before
 
@@ -244,7 +261,7 @@ def test_instance_growing_past_its_memory_limit_is_replaced_and_the_server_stays
     failed = [o for o in outcomes if o.status == "failed"]
     assert failed, "a worker holding 9 x 64 MB must pass a 400 MB limit"
     assert failed[0].error_message == ("The instance used more than 400 MB of memory while handling the request "
-                                       "and was stopped; it was restarted")
+                                       "and was stopped; it is being restarted")
     pids = {o.result.split()[0] for o in outcomes if o.status == "completed"}
     assert len(pids) >= 2, "the next request ran on a fresh instance"
     assert resident_mb(leaky.process.pid) < server_before + 30, "the emulator's own memory stays flat"

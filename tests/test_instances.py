@@ -80,7 +80,7 @@ def test_a_crash_is_an_event_of_the_instance_that_crashed_and_in_the_logs_under_
         "Instance status changed to running",
         "Instance status changed to initialising",
         "Instance restarted in a new process",
-        "Instance lost (crash): The instance stopped (exit code 3) while handling the request; it was restarted",
+        "Instance lost (crash): The instance stopped (exit code 3) while handling the request; it is being restarted",
     ]
     (stopped,) = api.logs_list(PROJECT, query=f'| instance_id="{crashed}" |= "stopped: exit code 3"')
     assert stopped.metadata.system and stopped.metadata.level == "error"

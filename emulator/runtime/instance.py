@@ -290,15 +290,15 @@ class Instance:
             reply = None  # killed for its memory, even if it answered first: this job passed the limit
         if self._interrupted:
             await self._exit_reason()
-            raise InstanceInterrupted("The request was cancelled; its instance was stopped and restarted")
+            raise InstanceInterrupted("The request was cancelled; its instance was stopped and is being restarted")
         if reply is None:
             if self._over_memory:
                 await self._exit_reason()
                 raise InstanceOverMemory(f"The instance used more than {self.launch.memory_limit_mb} MB of memory "
-                                         "while handling the request and was stopped; it was restarted")
+                                         "while handling the request and was stopped; it is being restarted")
             if not sent:
                 raise InstanceUnreached(await self.lost_while_idle())
-            raise InstanceLost(f"The instance {await self._exit_reason()} while handling the request; it was restarted")
+            raise InstanceLost(f"The instance {await self._exit_reason()} while handling the request; it is being restarted")
         if not isinstance(reply, protocol.Result | protocol.Error):
             raise TypeError(f"expected a reply, got {type(reply).__name__}")
         return reply
@@ -311,7 +311,7 @@ class Instance:
 
     async def lost_while_idle(self) -> str:
         """What happened to a worker that ended while it ran no job (`exited`), in a sentence; it is stopped."""
-        return f"The instance {await self._exit_reason()} while idle; it was restarted"
+        return f"The instance {await self._exit_reason()} while idle; it is being restarted"
 
     def _watch_memory(self) -> None:
         """Hold the worker to its memory limit while it works (`__init__`, then each job), as a container's

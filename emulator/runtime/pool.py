@@ -1,9 +1,11 @@
 """The instances of one version: N worker processes taking jobs from one queue, as on UbiOps.
 
 An instance lost to a timeout or a crash fails only the request it was running and is replaced.
-If an instance cannot start (`__init__` raised or hung, the process died), the version is unavailable:
-queued and new requests get that error rather than waiting forever. A version with nothing to run
-has `NoInstances`, which refuses every request with the reason.
+If an instance cannot start the first time (`__init__` raised or hung, the process died), the version
+is unavailable: queued and new requests get that error rather than waiting forever. A replacement that
+cannot start is tried again, ever later (RETRY_SECONDS), while the other instances serve; the version
+is unavailable only while none of them can. A version with nothing to run has `NoInstances`, which
+refuses every request with the reason.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +43,10 @@ timeout itself (and is then killed); this bound only guarantees no caller ever w
 STOPPED = "The emulator stopped before this request finished"
 START_FAILED = "start"
 """The reason an instance is lost when it cannot start (`__init__` raised or hung, the process died)."""
+RETRY_SECONDS = (1, 2, 4, 8, 15, 30, 60)
+"""How long a lost instance whose replacement could not start waits before each new try (the last
+one for every try after): a cause that goes (a server `__init__` calls comes back up) is soon
+noticed, one that stays costs a start a minute."""
 
 
 Preparation = Callable[[], contextlib.AbstractAsyncContextManager[Error | None]]
@@ -62,11 +69,13 @@ class InstanceEvents(Protocol):
         """An instance's `Deployment.__init__` returned: it takes requests."""
 
     def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
-        """An instance's process ended unasked: `InstanceLost.reason`, or START_FAILED (then the instance
-        is not restarted); `detail` says what happened, in a sentence."""
+        """An instance's process ended unasked: `InstanceLost.reason`, or START_FAILED (a first start
+        is not tried again, and the instance is stopped next; a restart is); `detail` says what
+        happened, in a sentence."""
 
     def instance_stopped(self, instance: Instance) -> None:
-        """An instance was stopped for good: its version was replaced, deleted, or the emulator stops."""
+        """An instance was stopped for good: its version was replaced, deleted, or the emulator stops, or
+        it could not start the first time."""
 
 
 class NoEvents:
@@ -159,6 +168,8 @@ class InstancePool:
         """Builds the environment, then runs the instances."""
         self._instances: list[Instance] = []
         self._running: set[Ticket] = set()
+        self._failing: set[Instance] = set()
+        """The instances whose replacement could not start, waiting to be tried again."""
         self._free = 0
         self._settled = asyncio.Event()
         """Set once the status is no longer STARTING."""
@@ -313,7 +324,10 @@ class InstancePool:
             self.events.instance_stopped(instance)
 
     async def _serve(self, instance: Instance) -> None:
-        if not await self._start(instance):
+        if (problem := await self._start(instance)) is not None:
+            self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {problem}")
+            self.events.instance_stopped(instance)
+            self._fail(f"the deployment failed to start ({problem}); see the emulator log")
             return
         while True:
             self._free += 1
@@ -323,8 +337,7 @@ class InstancePool:
                 self._free -= 1
             if ticket is None:
                 self.events.instance_lost(instance, InstanceLost.reason, await instance.lost_while_idle())
-                if not await self._start(instance, restart=True):
-                    return
+                await self._restart(instance)
                 continue
             if ticket.deadline is None:
                 ticket.deadline = time.monotonic() + ticket.timeout
@@ -344,8 +357,8 @@ class InstancePool:
                 _settle(ticket, reply)
             elif lost:  # it never reached the instance, found dead: another takes it (its preparation was left)
                 self.adopt(ticket, first=True)
-            if lost and not await self._start(instance, restart=True):
-                return
+            if lost:
+                await self._restart(instance)
 
     async def _run_job(self, instance: Instance, ticket: Ticket) -> tuple[Reply | None, bool]:
         """Run a job `instance` has taken, within its preparation: its reply (None when there is none to
@@ -380,7 +393,7 @@ class InstancePool:
             self.events.instance_lost(instance, exc.reason, str(exc))
             return None, True
         except InstanceLost as exc:
-            reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance was restarted"
+            reply = Error(f"The request timed out after {ticket.timeout:g} seconds; its instance is being restarted"
                           if isinstance(exc, InstanceTimedOut) else str(exc))
             self.events.instance_lost(instance, exc.reason, reply.error)
             return reply, True
@@ -388,7 +401,7 @@ class InstancePool:
             log.exception("[%s] could not run a request", instance.label, extra=self.launch.log_fields)
             await instance.stop()
             reply = Error(f"The emulator could not run the request ({type(exc).__name__}: {exc}); "
-                          "its instance was restarted")
+                          "its instance is being restarted")
             self.events.instance_lost(instance, InstanceLost.reason, reply.error)
             return reply, True
 
@@ -419,35 +432,65 @@ class InstancePool:
         else:
             taking.cancel()
 
-    async def _start(self, instance: Instance, restart: bool = False) -> bool:
+    async def _start(self, instance: Instance, restart: bool = False) -> str | None:
+        """Start the instance's process and wait for its `__init__`: None once it is ready, else why it
+        could not start (its process is stopped)."""
         self.events.instance_started(instance, restart)
         try:
             self.capabilities = await instance.start()
+        except InstanceStartError as exc:
+            problem = str(exc)
         except Exception as exc:  # not the deployment's fault but the machine's (its package folder moved away): it fails alike
-            if not isinstance(exc, InstanceStartError):
-                log.exception("[%s] could not be started", instance.label, extra=self.launch.log_fields)
-                await instance.stop()
-                exc = InstanceStartError(f"{type(exc).__name__}: {exc}")
-            conda = f"; its {CONDA_NOT_BUILT}" if (self.launch.package_dir / CONDA_FILE).is_file() else ""
-            self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {exc}{conda}")
-            self._fail(f"the deployment failed to start ({exc}){conda}; see the emulator log")
-            return False
-        self.events.instance_ready(instance)
-        if self.status == STARTING:
-            self.status = AVAILABLE
-            self._settled.set()
-        return True
+            log.exception("[%s] could not be started", instance.label, extra=self.launch.log_fields)
+            await instance.stop()
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            self.events.instance_ready(instance)
+            if self.status == STARTING:
+                self.status = AVAILABLE
+                self._settled.set()
+            return None
+        conda = f"; its {CONDA_NOT_BUILT}" if (self.launch.package_dir / CONDA_FILE).is_file() else ""
+        return problem + conda
+
+    async def _restart(self, instance: Instance) -> None:
+        """Replace a lost instance's process, trying again after each failed start (RETRY_SECONDS) for as
+        long as it takes: the cause may go (a server its `__init__` calls comes back up). Meanwhile the
+        other instances serve; the version is unavailable only while every instance is failing so."""
+        for retry in itertools.count():
+            problem = await self._start(instance, restart=True)
+            if problem is None:
+                break
+            delay = RETRY_SECONDS[min(retry, len(RETRY_SECONDS) - 1)]
+            log.error("[%s] could not restart: %s; trying again in %d s", instance.label, problem, delay,
+                      extra=instance.log_fields)
+            self.events.instance_lost(instance, START_FAILED,
+                                      f"The deployment failed to restart: {problem}; retrying in {delay} s")
+            self._failing.add(instance)
+            if len(self._failing) == len(self._instances) and self.failure is None:
+                self._refuse(f"{self.launch.name} is unavailable: the deployment failed to restart ({problem}); "
+                             "it is retried, see the emulator log")
+            await asyncio.sleep(delay)
+        self._failing.discard(instance)
+        if self.status == UNAVAILABLE and self.failure is None:
+            log.info("%s is available again: an instance restarted", self.launch.name, extra=self.launch.log_fields)
+            self.status, self.error = AVAILABLE, None
 
     def _fail(self, failure: str) -> None:
-        """The instances cannot start, for `failure`: every job queued or to come is refused. The log
-        line names the cause only, as it may be a revision's build that failed, not the version."""
+        """The instances cannot start, for `failure`: every job queued or to come is refused, for good. The
+        log line names the cause only, as it may be a revision's build that failed, not the version."""
         log.error("the instances of %s cannot start: %s", self.launch.name, failure, extra=self.launch.log_fields)
         self.failure = failure
-        self.status, self.error = UNAVAILABLE, f"{self.launch.name} is unavailable: {failure}"
+        self._refuse(f"{self.launch.name} is unavailable: {failure}")
         self._settled.set()
         self._built.set()
+
+    def _refuse(self, error: str) -> None:
+        """Make the version unavailable with `error`, which answers every job queued, and to come until
+        an instance can run them."""
+        self.status, self.error = UNAVAILABLE, error
         while not self._queue.empty():
-            _settle(self._queue.get_nowait(), Error(self.error))
+            _settle(self._queue.get_nowait(), Error(error))
 
 
 class NoInstances:

@@ -46,11 +46,11 @@ async def test_an_instance_is_listed_running_and_its_crash_timeout_and_replaceme
         "Instance created",
         "Instance status changed to initialising",
         "Instance status changed to running",
-        "Instance lost (crash): The instance stopped (exit code 3) while handling the request; it was restarted",
+        "Instance lost (crash): The instance stopped (exit code 3) while handling the request; it is being restarted",
         "Instance restarted in a new process",
         "Instance status changed to initialising",
         "Instance status changed to running",
-        "Instance lost (timeout): The request timed out after 0.5 seconds; its instance was restarted",
+        "Instance lost (timeout): The request timed out after 0.5 seconds; its instance is being restarted",
         "Instance restarted in a new process",
         "Instance status changed to initialising",
         "Instance status changed to running",
@@ -71,7 +71,7 @@ async def test_an_instance_that_dies_while_idle_is_lost_and_restarted_at_once(po
     killed = (await crashing.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
     (instance,) = history.current(PROJECT)
     os.kill(killed, signal.SIGKILL)
-    lost = "Instance lost (crash): The instance stopped (killed by signal SIGKILL) while idle; it was restarted"
+    lost = "Instance lost (crash): The instance stopped (killed by signal SIGKILL) while idle; it is being restarted"
     async with asyncio.timeout(TIMEOUT):
         while "Instance status changed to running" not in descriptions(history, "crashing", instance.id)[4:]:
             await asyncio.sleep(0.05)

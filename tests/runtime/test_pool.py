@@ -18,7 +18,7 @@ from submitting import TIMEOUT, queued, running
 
 from emulator.metrics import Metrics
 from emulator.runtime.instance import Instance
-from emulator.runtime.pool import AVAILABLE, STARTING, UNAVAILABLE, NoEvents, VersionUnavailable
+from emulator.runtime.pool import AVAILABLE, START_FAILED, STARTING, UNAVAILABLE, NoEvents, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +44,7 @@ async def test_a_job_that_outlives_its_timeout_fails_and_its_instance_is_replace
     pool.start()
     before = await pool.submit(job({"mode": "ok"}), TIMEOUT)
     assert await pool.submit(job({"mode": "sleep 60"}), 0.5) == \
-        Error("The request timed out after 0.5 seconds; its instance was restarted")
+        Error("The request timed out after 0.5 seconds; its instance is being restarted")
     after = await pool.submit(job({"mode": "ok"}), TIMEOUT)
     assert isinstance(after, Result) and after.result["pid"] != before.result["pid"]
 
@@ -54,7 +54,7 @@ async def test_a_crash_fails_only_its_own_job_and_the_instance_is_restarted(pool
     pool = pools("crashing")
     pool.start()
     assert await pool.submit(job({"mode": mode}), TIMEOUT) == \
-        Error(f"The instance stopped ({reason}) while handling the request; it was restarted")
+        Error(f"The instance stopped ({reason}) while handling the request; it is being restarted")
     assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
     assert pool.status == AVAILABLE
 
@@ -65,7 +65,7 @@ async def test_a_worker_that_dies_leaving_a_forked_child_is_noticed_at_once(pool
     pool.start()
     worker = (await pool.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
     reply = await asyncio.wait_for(pool.submit(job({"mode": "fork_exit"}), 60), 10)
-    assert reply == Error("The instance stopped (exit code 9) while handling the request; it was restarted")
+    assert reply == Error("The instance stopped (exit code 9) while handling the request; it is being restarted")
     assert await gone(worker), "its child was killed with it, as a container's processes end with its main one"
     assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
 
@@ -121,7 +121,7 @@ async def test_a_worker_that_closes_its_channel_but_runs_on_is_killed_and_its_jo
     pool.start()
     reply = await asyncio.wait_for(pool.submit(job({"mode": "close_channel"}), TIMEOUT), 30)
     assert reply == Error("The instance stopped (closed its channel to the emulator without exiting, and was "
-                          "killed) while handling the request; it was restarted")
+                          "killed) while handling the request; it is being restarted")
     assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
 
 
@@ -157,7 +157,7 @@ async def test_a_job_the_emulator_fails_to_send_fails_alone_and_the_instance_is_
     pool.start()
     reply = await asyncio.wait_for(pool.submit(job(float("inf")), TIMEOUT), TIMEOUT)
     assert reply == Error("The emulator could not run the request (ValueError: Out of range float values are not JSON "
-                          "compliant); its instance was restarted")
+                          "compliant); its instance is being restarted")
     assert await asyncio.wait_for(pool.submit(job("after"), TIMEOUT), TIMEOUT) == Result("after #1")
 
 
@@ -262,14 +262,88 @@ async def test_a_deployment_whose_init_hangs_is_stopped_and_the_jobs_waiting_for
         os.kill(pid, 0)
 
 
-async def test_an_instance_whose_restart_hangs_makes_the_version_unavailable(pools, job, tmp_path):
-    pool = hanging(pools, tmp_path, hang_at_once=False)
+HUNG_RESTART = ("tests/hanging_init is unavailable: the deployment failed to restart (Deployment.__init__ did not "
+                "return within 1 seconds; the instance was stopped); it is retried, see the emulator log")
+
+
+async def test_an_instance_whose_restart_hangs_makes_the_version_unavailable_until_a_retry_starts(pools, job, tmp_path):
+    told = Told()
+    pool = pools("hanging_init", events=told, environment={"HANG_FOLDER": str(tmp_path)}, start_timeout_seconds=1)
+    pool.start()
+    await told.next(READY)
     assert await pool.submit(job("hello"), TIMEOUT) == Result("hello")
     assert await pool.submit(job("crash"), TIMEOUT) == \
-        Error("The instance stopped (exit code 5) while handling the request; it was restarted")
+        Error("The instance stopped (exit code 5) while handling the request; it is being restarted")
     waiting = await queued(pool, job("after"), timed_in_queue=False)
-    assert await asyncio.wait_for(waiting, TIMEOUT) == Error(HUNG)
-    assert pool.status == UNAVAILABLE and len(started_processes(tmp_path)) == 2
+    assert await asyncio.wait_for(waiting, TIMEOUT) == Error(HUNG_RESTART)
+    assert (pool.status, pool.error) == (UNAVAILABLE, HUNG_RESTART)
+    (tmp_path / "hang").unlink()
+    await told.next(READY)
+    assert (pool.status, pool.error) == (AVAILABLE, None)
+    assert await pool.submit(job("again"), TIMEOUT) == Result("again")
+
+
+class Told(NoEvents):
+    """What the pool tells of its instances, kept in order for the test to wait for, one at a time."""
+
+    def __init__(self) -> None:
+        self._told: asyncio.Queue[tuple[str, int, str]] = asyncio.Queue()
+
+    def instance_ready(self, instance: Instance) -> None:
+        self._told.put_nowait((READY, instance.number, ""))
+
+    def instance_lost(self, instance: Instance, reason: str, detail: str) -> None:
+        self._told.put_nowait((reason, instance.number, detail))
+
+    async def next(self, what: str) -> tuple[int, str]:
+        """The instance number and detail of the next event of this kind (READY or a loss's reason)."""
+        while True:
+            kind, number, detail = await asyncio.wait_for(self._told.get(), TIMEOUT)
+            if kind == what:
+                return number, detail
+
+
+READY = "ready"
+FLAKY = "The deployment failed to restart: RuntimeError: a transient init failure; retrying in 1 s"
+
+
+async def test_an_instance_whose_restart_fails_is_retried_while_the_other_instances_serve(pools, job, tmp_path):
+    """Before, one failed restart made the version unavailable for good, the other instance running."""
+    told = Told()
+    pool = pools("flaky_init", count=2, events=told, environment={"FLAG_FOLDER": str(tmp_path)})
+    pool.start()
+    await told.next(READY)
+    await told.next(READY)
+    numbers: list[int] = []
+    assert await pool.submit(job("crash"), TIMEOUT, on_start=numbers.append) == \
+        Error("The instance stopped (exit code 5) while handling the request; it is being restarted")
+    assert await told.next(START_FAILED) == (numbers[0], FLAKY)
+    assert (pool.status, pool.error) == (AVAILABLE, None)
+    assert isinstance(await pool.submit(job("served"), TIMEOUT, on_start=numbers.append), Result)
+    assert numbers[1] != numbers[0], "the healthy instance serves meanwhile"
+    (tmp_path / "fail").unlink()
+    assert await told.next(READY) == (numbers[0], "")
+
+
+async def test_a_version_whose_every_instance_fails_to_restart_is_unavailable_until_one_starts(pools, job, tmp_path):
+    told = Told()
+    pool = pools("flaky_init", events=told, environment={"FLAG_FOLDER": str(tmp_path)})
+    pool.start()
+    await told.next(READY)
+    first = await pool.submit(job("hello"), TIMEOUT)
+    assert await pool.submit(job("crash"), TIMEOUT) == \
+        Error("The instance stopped (exit code 5) while handling the request; it is being restarted")
+    await told.next(START_FAILED)
+    expected = ("tests/flaky_init is unavailable: the deployment failed to restart (RuntimeError: a transient init "
+                "failure); it is retried, see the emulator log")
+    assert (pool.status, pool.error) == (UNAVAILABLE, expected)
+    with pytest.raises(VersionUnavailable, match="transient init failure"):
+        await pool.submit(job("refused"), TIMEOUT)
+    (tmp_path / "fail").unlink()
+    await told.next(READY)
+    assert (pool.status, pool.error) == (AVAILABLE, None)
+    after = await pool.submit(job("after"), TIMEOUT)
+    assert isinstance(after, Result) and isinstance(first, Result) and after.result != first.result
 
 
 class Started(NoEvents):
