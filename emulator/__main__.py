@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -36,7 +38,7 @@ from emulator.serving import PackageError
 from emulator.settings import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, INSTANCE_MEMORY_MB, Settings
 
 SHUTDOWN_GRACE_SECONDS = 5
-"""On SIGTERM or Ctrl-C, a request whose answer is still being sent after this long is cut off."""
+"""On SIGTERM, SIGHUP or Ctrl-C, a request whose answer is still being sent after this long is cut off."""
 log = logging.getLogger("emulator")
 
 
@@ -238,6 +240,19 @@ class EmulatorServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.runtime.close()
         await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's (SIGINT, SIGTERM), and SIGHUP handled alike: closing the terminal that runs `make serve`
+        ended the emulator at once, without a log line or its clean-up (requests answered, instances
+        stopped). Restored before uvicorn's, which then raises each signal caught again, so the emulator
+        exits by it, as by SIGTERM."""
+        with super().capture_signals():
+            previous = signal.signal(signal.SIGHUP, self.handle_exit)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGHUP, previous)
 
 
 if __name__ == "__main__":
