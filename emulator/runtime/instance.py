@@ -55,9 +55,10 @@ for name in [m for m in sys.modules if m.partition(".")[0] in ("emulator", "cont
     del sys.modules[name]
 worker.main()
 """
-"""How a worker starts in the version's own Python: the emulator's worker side (standard library only)
-is imported from this checkout, then hidden again, so the deployment sees only its own package and
-requirements: its own `contract` module, say, is not shadowed by ours."""
+"""How a worker starts in the version's own Python, given its channel's file descriptor, its temporary
+folder and the server's process id: the emulator's worker side (standard library only) is imported
+from this checkout, then hidden again, so the deployment sees only its own package and requirements:
+its own `contract` module, say, is not shadowed by ours."""
 log = logging.getLogger("emulator.deployment")
 
 
@@ -180,7 +181,8 @@ class Instance:
         """The next look at the worker's memory, while jobs run."""
         self._temp_dir: str | None = None
         """The worker's own temporary folder (its TMPDIR), gone with its process, as a container's /tmp is:
-        a deployment's files there (a model's scratch, an image it wrote) never outlive it."""
+        a deployment's files there (a model's scratch, an image it wrote) never outlive it. Removed by
+        `stop`, or by the worker itself when the server was killed outright (`worker._end_alone`)."""
 
     async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
@@ -190,7 +192,7 @@ class Instance:
         environment = self._environment(self._temp_dir)
         try:
             transport, worker = await loop.subprocess_exec(
-                lambda: WorkerProtocol(loop), self.python, "-c", BOOTSTRAP, str(theirs.fileno()),
+                lambda: WorkerProtocol(loop), self.python, "-c", BOOTSTRAP, str(theirs.fileno()), self._temp_dir, str(os.getpid()),
                 pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=environment,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True,

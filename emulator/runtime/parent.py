@@ -12,10 +12,11 @@ from collections.abc import Callable
 POLL_SECONDS = 1
 
 
-def when_parent_ends(then: Callable[[], None]) -> None:
+def when_parent_ends(then: Callable[[], None], parent: int | None = None) -> None:
     """Call `then` (in a thread of its own) once this process's parent has ended: the process is then
-    adopted, and its parent id changes."""
-    parent = os.getppid()
+    adopted, and its parent id changes. `parent`, the parent's id as the parent gave it, makes a parent
+    that ended before this was called (while this process started) noticed too."""
+    parent = os.getppid() if parent is None else parent
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -1,8 +1,9 @@
 """The process of one instance: load the deployment once, then run the requests the server sends.
 
-Started by `emulator.runtime.instance` as `python -c BOOTSTRAP FD` in the version's own Python, with the package
-folder as working directory and the deployment's environment variables set. FD is this end of a
-socket pair carrying `protocol` messages; stdout and stderr go to the server's log.
+Started by `emulator.runtime.instance` as `python -c BOOTSTRAP FD TMPDIR SERVER` in the version's own Python, in a
+session of its own, with the package folder as working directory and the deployment's environment
+variables set. FD is this end of a socket pair carrying `protocol` messages, TMPDIR the instance's
+temporary folder, SERVER the server's process id; stdout and stderr go to the server's log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 import os
 import resource
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -166,9 +168,10 @@ class TaggedBuffer(io.BufferedIOBase):
 
 def main() -> None:
     channel = socket.socket(fileno=int(sys.argv[1]))
+    temp_dir, server = sys.argv[2], int(sys.argv[3])
     reader, writer = channel.makefile("rb"), channel.makefile("wb")
     faulthandler.enable()
-    parent.when_parent_ends(lambda: os._exit(1))  # an instance never outlives its server
+    parent.when_parent_ends(lambda: _end_alone(temp_dir), server)  # an instance never outlives its server
     streams = [RequestTaggedStream(sys.stdout), RequestTaggedStream(sys.stderr)]
     sys.stdout, sys.stderr = streams
     _streams.extend(streams)
@@ -183,21 +186,35 @@ def main() -> None:
     _send(writer, protocol.Ready(loader.capabilities(deployment), _peak_memory_bytes()))
 
     worker = os.getpid()
-    for line in reader:
-        job = protocol.decode_as(line, protocol.Job)
-        update = StreamingUpdate(writer)
-        context = {**job.context, "streaming_update": update}
-        for stream in streams:
-            stream.start_request(job.context["id"])
-        try:
-            reply = _run(deployment, job, context, setup.output_file_fields)
-        finally:
+    with contextlib.suppress(ConnectionError):  # a reply that cannot be sent: the server has gone
+        for line in reader:
+            job = protocol.decode_as(line, protocol.Job)
+            update = StreamingUpdate(writer)
+            context = {**job.context, "streaming_update": update}
             for stream in streams:
-                stream.end_request()
-            update.close()
-        if os.getpid() != worker:  # a child the request forked, returned here: it shares the channel, and its
-            os._exit(0)  # reply, then its reading of the next job, put every later answer one request behind
-        _write(writer, reply)
+                stream.start_request(job.context["id"])
+            try:
+                reply = _run(deployment, job, context, setup.output_file_fields)
+            finally:
+                for stream in streams:
+                    stream.end_request()
+                update.close()
+            if os.getpid() != worker:  # a child the request forked, returned here: it shares the channel, and its
+                os._exit(0)  # reply, then its reading of the next job, put every later answer one request behind
+            _write(writer, reply)
+    _end_alone(temp_dir)  # the channel closed: the server has gone (it kills an instance it stops, then closes it)
+
+
+def _end_alone(temp_dir: str) -> None:
+    """The server ended without stopping this instance (it was killed outright): do what its stop does.
+    The temporary folder goes first (renamed, so no new file is made under its name meanwhile), then the
+    instance's process group, this worker and whatever the deployment started: only the worker ended,
+    and a server the deployment had started lived on, holding its port."""
+    gone = f"{temp_dir}.gone"
+    with contextlib.suppress(OSError):
+        os.rename(temp_dir, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+    os.killpg(0, signal.SIGKILL)
 
 
 class StreamingUpdate:
