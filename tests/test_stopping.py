@@ -1,15 +1,16 @@
 """How the emulator ends, and that nothing it started outlives it: a hangup stops it as SIGTERM does,
-and when it is killed outright (SIGKILL), its instances, what their deployments started and their
-temporary folders go with it."""
+and when it is killed outright (SIGKILL), its instances, what their deployments started, their
+temporary folders and an environment's install in progress go with it."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 from pathlib import Path
 
-from harness import DEPLOYMENT, PROJECT, Emulator, eventually, free_port, start_emulator
+from harness import DEPLOYMENT, PACKAGES, PROJECT, Emulator, eventually, free_port, start_emulator
 
 from emulator.launcher import wait_until_served
 
@@ -37,19 +38,49 @@ def test_nothing_an_instance_started_outlives_an_emulator_killed_outright(tmp_pa
     (the next start failed on it), and the instance's temporary folder stayed for good."""
     port = free_port()
     emulator = start_emulator("child_server", tmp_path, "--env", f"CHILD_PORT={port}")
+    started: dict[str, int] = {}
     try:
         started = json.loads(emulator.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data="who").result)
         eventually(lambda: answers(port), "the deployment's own server listens")
         assert Path(started["scratch"]).is_file()
         emulator.process.kill()
         emulator.process.wait(GUARD_SECONDS)
+        eventually(lambda: not alive(started["worker"]) and not alive(started["child"]), "the worker and its child end",
+                   seconds=GUARD_SECONDS)
     finally:
         kill(emulator)
-    eventually(lambda: not alive(started["worker"]) and not alive(started["child"]), "the worker and its child end",
-               seconds=GUARD_SECONDS)
+        end([started.get("worker", 0), started.get("child", 0)])
     assert emulator.temp_dir is not None and list(emulator.temp_dir.iterdir()) == [], "the temporary folder is removed"
     with socket.create_server(("127.0.0.1", port)):
         pass  # the port is free for the next start
+
+
+def test_an_install_in_progress_ends_with_an_emulator_killed_outright(tmp_path):
+    """uv ran in a session of its own, so it could be stopped with what it started: killed outright, the
+    emulator left it installing (here for 600 s, waiting for a package index that never answers)."""
+    silent = socket.create_server(("127.0.0.1", 0))  # a package index that accepts the connection and never answers
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "deployment.py").write_bytes((PACKAGES / "minimal" / "deployment.py").read_bytes())
+    (package / "requirements.txt").write_text(f"--index-url http://127.0.0.1:{silent.getsockname()[1]}/simple/\n"
+                                              "humanize==4.12.1\n")
+    emulator = start_emulator(package, tmp_path, "--environments-dir", str(tmp_path / "environments"),
+                              env={"UV_HTTP_TIMEOUT": "600"})
+    installing: list[int] = []
+    try:
+        silent.settimeout(GUARD_SECONDS)
+        connection, _ = silent.accept()  # uv asks the index: the install is under way
+        installing = descendants(emulator.process.pid)
+        assert any("install" in command_line(pid) for pid in installing), installing
+        emulator.process.kill()
+        emulator.process.wait(GUARD_SECONDS)
+        eventually(lambda: not any(alive(pid) for pid in installing), "the installer ends with the emulator",
+                   seconds=GUARD_SECONDS)
+        connection.close()
+    finally:
+        kill(emulator)
+        end(installing)
+        silent.close()
 
 
 def kill(emulator: Emulator) -> None:
@@ -57,6 +88,13 @@ def kill(emulator: Emulator) -> None:
     if emulator.process.poll() is None:
         emulator.process.kill()
         emulator.process.wait()
+
+
+def end(pids: list[int]) -> None:
+    """Kill what a failed test left running."""
+    for pid in pids:
+        if pid and alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def answers(port: int) -> bool:
@@ -74,3 +112,28 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs, now."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found

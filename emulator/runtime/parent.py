@@ -1,10 +1,14 @@
 """Processes that never outlive the one that started them, even one killed outright (SIGKILL, a
 test run's SIGTERM that skips its clean-up): the worker under its server, the server under a test
-session or `deployer check`. Standard library only: the worker imports it in the version's Python."""
+session or `deployer check`, an installer under the server (run as `python parent.py PID COMMAND…`,
+`main`). Standard library only: the worker imports it in the version's Python."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,3 +28,17 @@ def when_parent_ends(then: Callable[[], None], parent: int | None = None) -> Non
         then()
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def main() -> None:
+    """`python parent.py PID COMMAND…`, started by process PID in a session of its own: run COMMAND and
+    exit with its code; once PID has ended, kill this process group, COMMAND and what it started with
+    it. A command cannot watch its parent itself (uv, say), and a child of PID's that leads its own
+    group, to be stopped with all it started, outlives PID killed outright."""
+    when_parent_ends(lambda: os.killpg(0, signal.SIGKILL), int(sys.argv[1]))
+    code = subprocess.call(sys.argv[2:])
+    sys.exit(code if code >= 0 else 128 - code)
+
+
+if __name__ == "__main__":
+    main()

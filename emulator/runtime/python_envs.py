@@ -39,6 +39,7 @@ from contract.environments import CONDA_FILE, CONDA_NOT_BUILT, python_version
 from contract.package import PackageCheckError
 from contract.requirements import EDITABLE, FIND_LINKS, file_references
 from emulator import EMULATOR_TOKEN_VARIABLE
+from emulator.runtime import parent
 
 log = logging.getLogger("emulator.environments")
 
@@ -229,10 +230,12 @@ async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object]) -> 
 
     Never a Python download; the system's certificates (`UV_SYSTEM_CERTS`, unless set), as pip uses,
     so a registry behind a company's certificate authority works as it does for pip. Its output is
-    read to its end, blank lines and lines of any length included: uv waits for it to be read."""
+    read to its end, blank lines and lines of any length included: uv waits for it to be read. It runs
+    in a session of its own, to be stopped with what it started, under `parent.main`, which ends that
+    session with the emulator: an install outlived an emulator killed outright."""
     process = await asyncio.create_subprocess_exec(
-        uv.find_uv_bin(), *arguments, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True,
+        sys.executable, "-I", parent.__file__, str(os.getpid()), uv.find_uv_bin(), *arguments, cwd=cwd,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         env={"UV_SYSTEM_CERTS": "1", **inherited_environment(), "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1",
              "UV_NO_PROGRESS": "1"},
     )
