@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
     runtime = Runtime(EnvironmentBuilder(settings.environments_dir, settings.own_python),
                       EveryListener(metrics, instances))
     registry = Registry(settings, runtime, Catalog(storage.root))
+    registry.metrics = metrics
     metrics.watch_queues(registry, runtime)
     package_version = PackageVersion(registry, runtime, settings)
     package_version.serve(package)

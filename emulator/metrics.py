@@ -4,7 +4,8 @@ Each is counted where its event is already known, with one call: a request endin
 runner), an instance starting or being lost (each pool, through the runtime's `InstanceEvents`), a
 build ending (the builder). Queue lengths are read from the pools when Prometheus scrapes. Each app
 has a `CollectorRegistry` of its own, never the library's global one, so two emulators in one
-process never share or clash over a metric.
+process never share or clash over a metric. A version's label sets follow it when it is renamed and
+go when it is deleted (`emulator.state.Registry` says so).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from emulator.runtime.instance import Instance
@@ -52,6 +54,10 @@ class Metrics:
         self._build_seconds = Histogram(f"{PREFIX}_build_duration_seconds",
                                         "Time a revision's build took, by outcome (success, failed)",
                                         (*VERSION, "outcome"), buckets=BUILD_SECONDS_BUCKETS, registry=self.collectors)
+        self._by_version: tuple[MetricWrapperBase, ...] = (
+            self._requests, self._request_seconds, self._instance_starts, self._instance_restarts,
+            self._instance_crashes, self._build_seconds)
+        """Every metric labelled by VERSION (the queue lengths are read from the registry)."""
 
     def watch_queues(self, registry: Registry, runtime: Runtime) -> None:
         """Report each version's queue length, read from `runtime` at each scrape."""
@@ -60,6 +66,23 @@ class Metrics:
     def exposition(self) -> bytes:
         """Every metric, in Prometheus' text format."""
         return generate_latest(self.collectors)
+
+    def forget(self, project: str, deployment: str, version: str | None = None) -> None:
+        """Drop the label sets of a deleted deployment (or, named, version): they stayed for good, and the
+        lines of versions long gone made most of /metrics."""
+        labels = {"project": project, "deployment": deployment, **({"version": version} if version is not None else {})}
+        for metric in self._by_version:
+            metric.remove_by_labels(labels)
+
+    def rename(self, project: str, deployment: str, version: str | None, new_name: str) -> None:
+        """Move the label sets of a renamed deployment (or, named, version) to its new name, where its
+        counts go on."""
+        old = (project, deployment) if version is None else (project, deployment, version)
+        for metric in self._by_version:
+            with metric._lock:  # prometheus_client (pinned) keeps each label set's child in `_metrics`, by its values
+                children = metric._metrics
+                for labels in [labels for labels in children if tuple(labels[:len(old)]) == old]:
+                    children[(*old[:-1], new_name, *labels[len(old):])] = children.pop(labels)
 
     def request_ended(self, project: str, deployment: str, version: str, status: str, seconds: float) -> None:
         self._requests.labels(project, deployment, version, status).inc()

@@ -31,6 +31,7 @@ from emulator.settings import Settings
 if TYPE_CHECKING:
     from emulator.builds import Builder
     from emulator.catalog import Catalog
+    from emulator.metrics import Metrics
     from emulator.request_runner import RequestRunner
     from emulator.runtime.manager import Runtime
     from emulator.runtime.protocol import Capabilities
@@ -225,8 +226,8 @@ class Registry:
     `emulator.exceptions` error that names the rule. Each change is saved to the catalog
     (`emulator.catalog`), so management state survives a restart. `builder` builds uploaded
     revisions (`emulator.builds.Builder`, which needs the registry, so it is set once both exist);
-    the runtime (`emulator.runtime.manager`) stops the instances of what is deleted, and `history`
-    (`emulator.request_runner.RequestRunner`) forgets its requests.
+    the runtime (`emulator.runtime.manager`) stops the instances of what is deleted, `history`
+    (`emulator.request_runner.RequestRunner`) forgets its requests and `metrics` its label sets.
     """
 
     def __init__(self, settings: Settings, runtime: Runtime, catalog: Catalog | None = None) -> None:
@@ -235,6 +236,8 @@ class Registry:
         self.builder: Builder | None = None
         self.history: RequestRunner | None = None
         """Whose request history follows a deployment or version that is renamed or deleted."""
+        self.metrics: Metrics | None = None
+        """Whose label sets follow a deployment or version that is renamed, and go with one deleted."""
         self._runtime = runtime
         self._catalog = catalog
         self._saving = asyncio.Lock()
@@ -403,6 +406,8 @@ class Registry:
         if deployment.name != old_name:
             if self.history is not None:
                 self.history.rename(project, old_name, None, deployment.name)
+            if self.metrics is not None:
+                self.metrics.rename(project, old_name, None, deployment.name)
             for version in deployment.versions.values():
                 self._restart(self.project(project), deployment, version, RENAMED)
         return deployment
@@ -447,6 +452,8 @@ class Registry:
         if version.name != old_name:
             if self.history is not None:
                 self.history.rename(project, deployment, old_name, version.name)
+            if self.metrics is not None:
+                self.metrics.rename(project, deployment, old_name, version.name)
             self._restart(self.project(project), found, version, RENAMED)
         return version
 
@@ -472,6 +479,8 @@ class Registry:
             await self._stop(version, f"Deployment {name} was deleted before this request finished")
         if self.history is not None:
             await self.history.forget(project, name)
+        if self.metrics is not None:
+            self.metrics.forget(project, name)
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances."""
@@ -481,6 +490,8 @@ class Registry:
         await self._stop(version, f"Version {name} was deleted before this request finished")
         if self.history is not None:
             await self.history.forget(project, deployment, name)
+        if self.metrics is not None:
+            self.metrics.forget(project, deployment, name)
 
     async def _stop(self, version: Version, reason: str) -> None:
         """Stop a deleted version's builds and instances (its requests still queued or running get

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import ubiops
 from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, eventually, free_port, metric_values, start_emulator, wait_for_log, zip_bytes
+from prometheus_client.parser import text_string_to_metric_families
 
 from emulator.launcher import wait_until_served
 
@@ -201,3 +202,35 @@ def test_an_unknown_log_format_is_refused_at_start(tmp_path):
                           "--data-dir", str(tmp_path / "data"), "--log-format", "xml"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 2 and "argument --log-format: invalid choice: 'xml'" in run.stderr
+
+
+@pytest.mark.parametrize("deleted", ["version", "deployment"])
+def test_a_renamed_versions_metrics_follow_it_and_a_deleted_ones_go(tmp_path, deleted):
+    """Each version's label sets stayed for ever: 15 versions made, used and deleted left 600 of the
+    628 lines of /metrics naming versions that were gone; a renamed one's counts stayed under its old names."""
+    emulator = start_emulator("plain", tmp_path)
+    try:
+        api = emulator.sdk()
+        wait_until_served(emulator)
+        assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data="hi").status == "completed"
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "v1", {"version": "renamed"})
+        api.deployments_update(PROJECT, DEPLOYMENT, {"name": "moved"})
+        moved = {"project": PROJECT, "deployment": "moved", "version": "renamed"}
+        value = scrape(emulator)
+        assert (value("ubiops_emulator_requests_total", **moved, status="completed"),
+                value("ubiops_emulator_request_duration_seconds_count", **moved)) == (1, 1)
+        assert value("ubiops_emulator_instance_starts_total", **moved) >= 1, "the first start, counted under v1"
+        assert labelled(emulator, "deployment", DEPLOYMENT) == labelled(emulator, "version", "v1") == set()
+        if deleted == "version":
+            api.deployment_versions_delete(PROJECT, "moved", "renamed")
+        else:
+            api.deployments_delete(PROJECT, "moved")
+        assert labelled(emulator, "version", "renamed") == set()
+    finally:
+        emulator.stop()
+
+
+def labelled(emulator: Emulator, label: str, value: str) -> set[str]:
+    """The names of the samples /metrics has whose `label` is `value`."""
+    families = text_string_to_metric_families(httpx.get(f"{emulator.url}/metrics").text)
+    return {sample.name for family in families for sample in family.samples if sample.labels.get(label) == value}
