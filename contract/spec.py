@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contract.names import MAX_NAME_LENGTH
-from contract.text import is_unicode_text
+from contract.text import LONE_SURROGATE, is_unicode_text
 
 MAX_JSON_DEPTH = 100
 """How deeply a request's objects and arrays may nest."""
@@ -285,7 +285,7 @@ def json_value_problem(value: Any) -> str | None:
                     return "holds a number beyond the range of a double"
             elif kind is str:
                 if not is_unicode_text(item):
-                    return "holds a string with a lone UTF-16 surrogate, which is not Unicode text"
+                    return f"holds a string with {LONE_SURROGATE}"
             elif kind is list or kind is dict:
                 if depth >= MAX_JSON_DEPTH:
                     return f"nests objects and arrays deeper than {MAX_JSON_DEPTH} levels"

@@ -4,6 +4,9 @@ library only: the worker imports it in the version's own Python."""
 
 from __future__ import annotations
 
+LONE_SURROGATE = "a lone UTF-16 surrogate, which is not Unicode text"
+"""What every refusal of such text says it holds."""
+
 
 def is_unicode_text(text: str) -> bool:
     """Whether `text` holds no lone UTF-16 surrogate (which JSON's escapes can give), so UTF-8 can carry it."""

@@ -21,7 +21,7 @@ from typing import BinaryIO
 from contract.archive import ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
-from contract.revisions import BUILDING, DEPLOYING, FAILED, MAX_ERROR_LENGTH, SUCCESS, UNFINISHED
+from contract.revisions import BUILDING, DEPLOYING, FAILED, SUCCESS, UNFINISHED
 from contract.spec import Spec, SpecError, same_fields
 from emulator.environments import version_environment
 from emulator.exceptions import NotFound
@@ -160,7 +160,7 @@ class Builder:
             self.runtime.replace(version, self._instances(project, deployment, version, version.package, active))
         except PACKAGE_ERRORS as exc:
             reason = f"Version {version.name} could not be restarted from revision {active.id}: {exc}"
-            self.runtime.replace(version, NoInstances(reason[:MAX_ERROR_LENGTH]))
+            self.runtime.replace(version, NoInstances(reason))
             log.error("%s/%s: %s", deployment.name, version.name, reason,
                       extra=_log_fields(project.name, deployment.name, version, active))
         return len(unfinished)

@@ -634,6 +634,7 @@ class Registry:
 
 
 NEW_VERSION_SETTINGS: dict[str, Any] = {
+    "request_retention_mode": KEEP_ALL,  # kept apart from the settings, as `Version.request_retention_mode`
     "environment_name": OWN_ENVIRONMENT,
     "instance_type_group_name": INSTANCE_TYPE_GROUP,
     "minimum_instances": MINIMUM_INSTANCES,
@@ -671,8 +672,6 @@ def _version_settings(current: dict[str, Any], retention: str, given: dict[str, 
     for key, value in given.items():
         if value is not None:
             settings[key] = value
-        elif key == "request_retention_mode":
-            settings[key] = KEEP_ALL
         elif key in NEW_VERSION_SETTINGS:
             settings[key] = NEW_VERSION_SETTINGS[key]
         else:

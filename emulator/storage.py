@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from contract.files import CONTROL_CHARACTERS, DEFAULT_BUCKET, file_uri, split_file_uri
 from contract.names import NAME_RULE, is_name
-from contract.text import is_unicode_text
+from contract.text import LONE_SURROGATE, is_unicode_text
 from emulator.data_files import read_json_object
 from emulator.exceptions import AlreadyExists, NotAllowed
 from emulator.labels import has_labels
@@ -469,7 +469,7 @@ def check_name(name: str, what: str) -> None:
     if not name or len(encoded) > MAX_FILE_NAME_BYTES:
         raise StorageError(f"{what} must be 1 to {MAX_FILE_NAME_BYTES} bytes long in UTF-8")
     if not is_unicode_text(name):  # a folder of that name would break every listing of its parent
-        raise StorageError(f"{what} {name!r} holds a lone UTF-16 surrogate, which is not Unicode text")
+        raise StorageError(f"{what} {name!r} holds {LONE_SURROGATE}")
     if CONTROL_CHARACTERS.search(name):  # shown escaped: a newline would break the message's line
         raise StorageError(f"{what} {name!r} holds a control character (a newline, a NUL byte…)")
     if "\\" in name:  # the name as written: its repr doubled each backslash, and the JSON answer did again

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from contract.requests import MAX_RETENTION_TIME, RetentionMode
 from contract.spec import json_value_problem
-from contract.text import is_unicode_text
+from contract.text import LONE_SURROGATE, is_unicode_text
 from contract.versions import IDLE_TIME_RANGE
 
 Description = Field(None, max_length=400)
@@ -22,7 +22,7 @@ def _unicode_text(value: Any) -> Any:
     """Refuse a lone UTF-16 surrogate (JSON's `"\\udcff"` gives one): kept, it would fail every answer and
     every save that holds it."""
     if isinstance(value, str) and not is_unicode_text(value):
-        raise ValueError(f"{value!r} holds a lone UTF-16 surrogate, which is not Unicode text")
+        raise ValueError(f"{value!r} holds {LONE_SURROGATE}")
     return value
 
 

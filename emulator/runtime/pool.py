@@ -469,7 +469,7 @@ class InstancePool:
             self._failing.add(instance)
             if len(self._failing) == len(self._instances) and self.failure is None:
                 self._refuse(f"{self.launch.name} is unavailable: the deployment failed to restart ({problem}); "
-                             "it is retried, see the emulator log")
+                             "its instances are tried again (see the emulator log): send the request again later")
             await asyncio.sleep(delay)
         self._failing.discard(instance)
         if self.status == UNAVAILABLE and self.failure is None:

@@ -263,7 +263,8 @@ async def test_a_deployment_whose_init_hangs_is_stopped_and_the_jobs_waiting_for
 
 
 HUNG_RESTART = ("tests/hanging_init is unavailable: the deployment failed to restart (Deployment.__init__ did not "
-                "return within 1 seconds; the instance was stopped); it is retried, see the emulator log")
+                "return within 1 seconds; the instance was stopped); its instances are tried again (see the emulator "
+                "log): send the request again later")
 
 
 async def test_an_instance_whose_restart_hangs_makes_the_version_unavailable_until_a_retry_starts(pools, job, tmp_path):
@@ -335,7 +336,7 @@ async def test_a_version_whose_every_instance_fails_to_restart_is_unavailable_un
         Error("The instance stopped (exit code 5) while handling the request; it is being restarted")
     await told.next(START_FAILED)
     expected = ("tests/flaky_init is unavailable: the deployment failed to restart (RuntimeError: a transient init "
-                "failure); it is retried, see the emulator log")
+                "failure); its instances are tried again (see the emulator log): send the request again later")
     assert (pool.status, pool.error) == (UNAVAILABLE, expected)
     with pytest.raises(VersionUnavailable, match="transient init failure"):
         await pool.submit(job("refused"), TIMEOUT)
