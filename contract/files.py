@@ -24,10 +24,12 @@ sends `filename="a%0Ab.txt"` for one) was listed, but could be neither read, dow
 and the others break the lines of logs and terminals. GCS refuses CR and LF in its object names too."""
 
 
-def without_control_characters(name: str) -> str:
-    """`name` with each control character made `_`: how a file a request uploads, or a deployment
-    returns, is named in the bucket."""
-    return CONTROL_CHARACTERS.sub("_", name)
+def storable_name(name: str) -> str:
+    """`name` (a base name) with each control character and backslash made `_`: how a file a request
+    uploads, or a deployment returns, is named in the bucket, where no name may hold either
+    (`emulator.storage.check_name`). A backslash made `_` cannot make a folder: an output file named
+    `a\\b.txt` was listed, but every call naming it answered 400 "holds a backslash"."""
+    return CONTROL_CHARACTERS.sub("_", name).replace("\\", "_")
 
 
 def file_uri(bucket: str, name: str) -> str:

@@ -248,6 +248,20 @@ def test_an_output_file_named_with_a_newline_is_kept_under_a_name_every_call_rea
     assert api.files_list(PROJECT, "default").files == []
 
 
+def test_an_output_file_named_with_a_backslash_is_kept_under_a_name_every_call_reaches(emulators):
+    """Kept as `output/a\\b.png`, it was listed, but files_get, its download URL and files_delete
+    answered 400 "holds a backslash"."""
+    api = emulators("bad_output").sdk()
+    response = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "file_named_with_a_backslash"})
+    assert response.status == "completed", response.error_message
+    name = f"deployment_requests/{response.id}/output/a_b.png"
+    assert response.result["picture"] == f"ubiops-file://default/{name}"
+    assert api.files_get(PROJECT, "default", name).file == name
+    assert httpx.get(api.files_download(PROJECT, "default", name).url).content == b"kept"
+    api.files_delete(PROJECT, "default", name)  # the bucket stays empty for the other tests of this package
+    assert api.files_list(PROJECT, "default").files == []
+
+
 def test_null_is_accepted_for_every_output_field(emulators):
     response = emulators("bad_output").sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "nulls"})
     assert response.status == "completed" and response.result == {"value": None, "picture": None}

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import PurePath
+from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from contract.files import DEFAULT_BUCKET, file_uri, numbered_names, without_control_characters
+from contract.files import DEFAULT_BUCKET, file_uri, numbered_names, storable_name
 from contract.spec import Field, Spec, coerce_form_value, json_value_problem, loads_strict
 from emulator.api.dependencies import services_of
 from emulator.api.errors import ApiError
@@ -136,9 +136,9 @@ class _UploadSaver:
         self._taken: set[str] = set()
 
     async def save(self, upload: UploadFile) -> str:
-        """Keep the client's file name, reduced to a safe base name (its control characters made `_`) and
+        """Keep the client's file name, reduced to a storable base name (of a Windows client's path too) and
         numbered if an earlier file of the request has it; a large file is stored in a thread."""
-        name = PurePath(without_control_characters(_form_name(upload.filename or "")).replace("\\", "/")).name
+        name = storable_name(PurePosixPath(_form_name(upload.filename or "").replace("\\", "/")).name)
         name = "upload" if name in ("", "..") else name  # `.` has no base name, `a/..` has `..`: neither is a file's
         name = next(n for n in numbered_names(name) if n not in self._taken)
         self._taken.add(name)

@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any, AnyStr, TextIO
 
-from contract.files import map_files, numbered_names, without_control_characters
+from contract.files import map_files, numbered_names, storable_name
 from contract.spec import Field, Spec
 from contract.text import carried, is_unicode_text
 from emulator.runtime import loader, parent, protocol
@@ -277,14 +277,14 @@ def _keep_output_files(result: Any, file_fields: dict[str, str], output_dir: Pat
 def _keep_file(value: Any, output_dir: Path) -> Any:
     # A path that is not Unicode text (a file name Python could not decode) fails the request as output
     # that cannot be sent: its copy would stay in the bucket, and break its listing. A name's control
-    # characters are made `_`, as in an uploaded file's: no stored file's name holds one.
+    # characters and backslashes are made `_`, as in an uploaded file's: no stored file's name holds one.
     if not isinstance(value, str) or not is_unicode_text(value) or not os.path.isfile(value):
         return value
     source = Path(value).resolve()
     target: Path | None = None
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        names = numbered_names(without_control_characters(source.name))
+        names = numbered_names(storable_name(source.name))
         target = next(output_dir / name for name in names if not (output_dir / name).exists())
         shutil.copyfile(source, target)
     except OSError as exc:  # a full disk: the request fails saying so, where the worker died and the instance restarted

@@ -53,6 +53,11 @@ class Deployment:
             with open(path, "wb") as file:
                 file.write(b"kept")
             return {"value": None, "picture": path}
+        if mode == "file_named_with_a_backslash":  # no spec broken: kept as `a_b.png`
+            path = os.path.join(tempfile.mkdtemp(), "a\\b.png")
+            with open(path, "wb") as file:
+                file.write(b"kept")
+            return {"value": None, "picture": path}
         if mode == "missing_file":
             return {"value": 1.0, "picture": "no-such-file.png"}
         return {"value": None, "picture": None}
