@@ -191,7 +191,8 @@ def test_output_that_breaks_the_spec_fails_the_request(emulators, mode, message)
 
 
 def test_an_output_nested_deeper_than_an_input_may_be_fails_the_request(tmp_path):
-    """It completed, and its direct answer was a 500 ("Maximum serialization depth exceeded")."""
+    """It completed, and its direct answer was a 500 ("Maximum serialization depth exceeded"). One nested
+    past Python's recursion limit crashed the worker as it encoded its reply, and the instance restarted."""
     package = tmp_path / "deep_output"
     package.mkdir()
     (package / "deployment.py").write_text(
@@ -206,6 +207,11 @@ def test_an_output_nested_deeper_than_an_input_may_be_fails_the_request(tmp_path
         assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"levels": 90}).status == "completed"
         deep = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"levels": 400})
         assert (deep.status, deep.error_message) == ("failed", "The output nests objects and arrays deeper than 100 levels")
+        deeper = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"levels": 1500})  # past Python's recursion limit
+        assert deeper.status == "failed"
+        assert deeper.error_message.startswith("The deployment's output cannot be sent as JSON: maximum recursion depth"), deeper.error_message
+        assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"levels": 90}).status == "completed"
+        assert "stopped" not in emulator.log() and emulator.log().count("starting (pid") == 1, "the instance was kept"
     finally:
         emulator.stop()
 

@@ -115,7 +115,8 @@ _NESTED[Ready] = {"capabilities": Capabilities}
 
 def encode(message: Message) -> bytes:
     """One line of JSON in UTF-8; raises TypeError/ValueError for what it cannot carry (objects, NaN,
-    a lone surrogate in a string, which no JSON reader downstream could store or send on)."""
+    a lone surrogate in a string, which no JSON reader downstream could store or send on), and
+    RecursionError for data nested past Python's recursion limit."""
     body: dict[str, Any] = {"type": type(message).__name__}
     for item in fields(message):
         value = getattr(message, item.name)

@@ -256,7 +256,7 @@ def _run(deployment: Any, job: protocol.Job, context: dict[str, Any], file_field
     peak = _peak_memory_bytes()
     try:
         return protocol.encode(protocol.Result(result, peak))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested past Python's limit (~1000 levels)
         return protocol.encode(protocol.Error(f"The deployment's output cannot be sent as JSON: {exc}", peak))
 
 
