@@ -5,20 +5,16 @@ and methods of the emulator's OpenAPI document. The others are answered 501, nam
 from __future__ import annotations
 
 import functools
-import importlib
-import inspect
 import json
-import pkgutil
 import re
 
 import httpx
 import pytest
 import ubiops
-import ubiops.api
 from harness import DEPLOYMENT, PROJECT, ROOT, start_emulator
 
-CALL = re.compile(r'url = \(?\s*"([^"]+)".*?call_api\(\s*url,\s*"(\w+)"', re.S)
-HTTP_INFO = "_with_http_info"
+from emulator.api import unserved
+
 README_COUNT = re.compile(r"\*\*(\d+) of the (\d+) operations\*\*")
 MULTIPART_CALLS = {"files_start_multipart_upload", "files_complete_multipart_upload"}
 """Taken by the route of `files_upload` (`…/files/{file:path}`), which refuses them with its own 404
@@ -40,14 +36,9 @@ def not_served(name: str) -> dict[str, str]:
 
 @functools.cache
 def sdk_operations() -> dict[str, tuple[str, str]]:
-    """Each SDK operation's name: its HTTP method and path template, read from the SDK's API modules."""
-    operations = {}
-    for module in pkgutil.iter_modules(ubiops.api.__path__):
-        for _, api in inspect.getmembers(importlib.import_module(f"ubiops.api.{module.name}"), inspect.isclass):
-            for name, method in inspect.getmembers(api, inspect.isfunction):
-                if name.endswith(HTTP_INFO) and (call := CALL.search(inspect.getsource(method))):
-                    operations[name.removesuffix(HTTP_INFO)] = (call[2], call[1])
-    return operations
+    """Each SDK operation's name: its HTTP method and path template, as the emulator reads them from the
+    SDK's API modules (the count below checks that every operation is found)."""
+    return {operation.name: (operation.method, operation.path) for operation in unserved.sdk_operations()}
 
 
 def _template(path: str) -> str:
@@ -103,6 +94,19 @@ def test_the_sdk_raises_the_501_naming_an_operation_not_served(plain, name, call
         with pytest.raises(ubiops.ApiException) as error:
             call(plain.sdk(prefix=prefix))
         assert (error.value.status, json.loads(error.value.body)) == (501, not_served(name)), prefix
+
+
+@pytest.mark.parametrize("call", [
+    lambda api: api.deployments_get(PROJECT, f"{DEPLOYMENT}/v1"),
+    lambda api: api.files_get(PROJECT, "default/x", "a.txt"),
+    lambda api: api.deployment_requests_get(PROJECT, DEPLOYMENT, "abc/def"),
+])
+def test_a_served_operation_naming_something_with_a_slash_is_a_404(plain, call):
+    """The SDK sends the `/` as %2F, which no route matches, as Starlette matches the path decoded: this
+    was a 501 saying that the operation is not served."""
+    with pytest.raises(ubiops.ApiException) as error:
+        call(plain.sdk())
+    assert (error.value.status, json.loads(error.value.body)) == (404, {"error": "Not Found"})
 
 
 @pytest.mark.parametrize("method, path, status, message", [

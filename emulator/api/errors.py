@@ -74,10 +74,11 @@ def install_error_handlers(app: FastAPI, api_prefixes: tuple[str, ...]) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         """Starlette's answer to a call no route takes (404, or 405 for a path served with other methods);
-        when the call is an operation of the SDK, 501 naming it: UbiOps serves it, the emulator does not."""
+        when the call is an operation of the SDK that no route serves, 501 naming it: UbiOps serves it, the
+        emulator does not."""
         if exc.status_code in (404, 405):
             raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
-            if operation := unserved_operation(request.method, raw_path, api_prefixes):
+            if operation := unserved_operation(request.method, raw_path, api_prefixes, request.app.routes):
                 return error_response(501, not_served_message(operation), request.url.path)
         return error_response(exc.status_code, str(exc.detail), request.url.path, getattr(exc, "headers", None))
 

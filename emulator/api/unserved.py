@@ -11,9 +11,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
+
+from fastapi.routing import iter_route_contexts
+from starlette.routing import BaseRoute
 
 HTTP_INFO = "_with_http_info("
 CALL = re.compile(r'url = \(?\s*"([^"]+)".*?call_api\(\s*url,\s*"(\w+)"', re.S)
@@ -50,16 +54,38 @@ def sdk_operations() -> tuple[Operation, ...]:
     return tuple(operations.values())
 
 
-def unserved_operation(method: str, raw_path: str, prefixes: tuple[str, ...]) -> Operation | None:
-    """The SDK operation `method raw_path` (the path as sent, with its %-escapes) calls, if any; of those
-    whose template fits, the one with the most literal parts (`…/environments/{name}/tags` over a
-    template of parameters alone)."""
+def unserved_operation(method: str, raw_path: str, prefixes: tuple[str, ...], routes: Sequence[BaseRoute]) -> Operation | None:
+    """The SDK operation `method raw_path` (the path as sent, with its %-escapes) calls, if any and if none
+    of `routes` (the app's) serves it; of those whose template fits, the one with the most literal parts
+    (`…/environments/{name}/tags` over a template of parameters alone).
+
+    A served operation is left out as a name holding `/` (the SDK sends `face-profile%2Fv1`) matches no
+    route, as Starlette matches the path decoded: `deployments_get` of such a name answered 501 "not
+    served", where it is served and the name is what was not found."""
     prefix = next((p for p in prefixes if raw_path.startswith(p + "/")), None)
     if prefix is None:
         return None
     parts = [unquote(part) for part in raw_path[len(prefix) + 1:].split("/")]
     fitting = [op for op in sdk_operations() if op.matches(method, parts)]
-    return max(fitting, key=lambda op: sum(part is not None for part in op.parts), default=None)
+    operation = max(fitting, key=lambda op: sum(part is not None for part in op.parts), default=None)
+    if operation is None or (operation.method, _unnamed(operation.path)) in _served(routes, prefix):
+        return None
+    return operation
+
+
+def _served(routes: Sequence[BaseRoute], prefix: str) -> set[tuple[str, str]]:
+    """Each method and template (`_unnamed`) a route under `prefix` serves. The routes of an included
+    router are walked with FastAPI's own `iter_route_contexts` (since 0.165 `app.routes` holds a router
+    as one `_IncludedRouter`)."""
+    return {(method, _unnamed(route.path.removeprefix(prefix)))
+            for route in iter_route_contexts(routes) if route.path and route.path.startswith(prefix + "/")
+            for method in route.methods or ()}
+
+
+def _unnamed(template: str) -> str:
+    """A path template with its parameters unnamed and no trailing slash: `{name}`, `{deployment_name}`
+    and the route's `{file:rest_of_path}` compare equal."""
+    return PARAMETER.sub("{}", template.rstrip("/"))
 
 
 def not_served_message(operation: Operation) -> str:
