@@ -95,12 +95,6 @@ def install_error_handlers(app: FastAPI, api_prefixes: tuple[str, ...]) -> None:
         return error_response(499, "The client closed the connection before its request body was sent",
                               request.url.path)
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        """Starlette's last resort, for an error `InternalErrors` does not see: its answer, and the
-        connection closed. Not logged here: uvicorn logs the traceback it is given."""
-        return error_response(500, INTERNAL_ERROR, request.url.path)
-
 
 INTERNAL_ERROR = "Internal error in the emulator; see its log"
 
