@@ -53,7 +53,7 @@ from emulator.retention import RetentionSweeper
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import EveryListener
 from emulator.runtime.python_envs import EnvironmentBuilder
-from emulator.serving import PackageVersion, open_package
+from emulator.serving import PackageVersion
 from emulator.settings import Settings
 from emulator.signing import Signer
 from emulator.state import Registry
@@ -79,7 +79,6 @@ def create_app(settings: Settings) -> FastAPI:
     interrupted = store.mark_interrupted()
     if interrupted:
         log.warning("%d request(s) were unfinished when the emulator last stopped; they are now failed", interrupted)
-    package = open_package(settings.package, storage.root / "packages")
     log_store = LogStore(storage.root / LOGS_DATABASE)
     capture = capture_logs(log_store)
     metrics, instances = Metrics(), InstanceHistory()
@@ -88,12 +87,12 @@ def create_app(settings: Settings) -> FastAPI:
     registry = Registry(settings, runtime, Catalog(storage.root))
     registry.metrics = metrics
     metrics.watch_queues(registry, runtime)
-    package_version = PackageVersion(registry, runtime, settings)
-    package_version.serve(package)
+    builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
+    package_version = PackageVersion(registry, runtime, settings, builder)
+    package_version.serve()
     runner = registry.history = RequestRunner(storage, store, runtime, metrics, registry)
     services = Services(settings, registry, storage, runner, Signer(), runtime, metrics, log_store, instances)
     sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)
-    builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
     builder.restore()
 
     @asynccontextmanager
@@ -113,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
         await asyncio.gather(sweeping, return_exceptions=True)
         await builder.close()
         await runtime.close()
+        await asyncio.to_thread(builder.discard_command_line)
         release_logs(capture)
         log_store.close()
         sweeper.close()

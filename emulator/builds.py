@@ -5,20 +5,22 @@ A revision goes `queued` → `building` (its Python environment) → `deploying`
 `__init__` runs) → `success`, or `failed` (with `error_message`) from any of them. A failed build
 leaves the version as it was: still serving its previous revision, or `unavailable` without one.
 At start-up, `restore` gives saved versions their instances again from the kept zips; `restart`
-gives a version new instances when its environment variables change.
+gives a version new instances when its environment variables change. The `--package`'s revisions get
+their copies of the package in the same place (`copy_package`), and go the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
-from contract.archive import ArchiveError, extract_package
+from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.revisions import BUILDING, DEPLOYING, FAILED, SUCCESS, UNFINISHED
@@ -98,13 +100,24 @@ class Builder:
         """Remove a deleted version's kept zips and unpacked packages, once its instances have stopped."""
         await asyncio.to_thread(self._discard, list(version.revisions.values()), with_zips=True)
 
+    def discard_command_line(self) -> None:
+        """Remove the copies of the `--package` version's revisions (`copy_package`), once the emulator's
+        instances have stopped: the next start makes its own."""
+        found = self.registry.command_line_version()
+        if found is not None:
+            self._discard(list(found[2].revisions.values()), with_zips=False)
+
     def _discard(self, revisions: list[Revision], with_zips: bool) -> None:
         for revision in revisions:
-            shutil.rmtree(self.unpacked / revision.id, ignore_errors=True)
+            self.discard_copy(revision.id)
             if with_zips and not revision.from_command_line:  # the developer's own package: never ours to delete
                 Path(revision.zip_path).unlink(missing_ok=True)
 
-    def _discard_when_drained(self, version: Version, revision: Revision) -> None:
+    def discard_copy(self, revision_id: str) -> None:
+        """Remove a revision's unpacked package (or copied folder), if it has one."""
+        shutil.rmtree(self.unpacked / revision_id, ignore_errors=True)
+
+    def discard_when_drained(self, version: Version, revision: Revision) -> None:
         """Remove the unpacked package of `revision`, just replaced, once the instances that served it
         have stopped: the requests still running there read it until they end (`Runtime.replace`).
         Before, each replaced revision's copy stayed until the emulator restarted."""
@@ -187,6 +200,25 @@ class Builder:
         shutil.rmtree(target, ignore_errors=True)
         return read_package(extract_package(Path(revision.zip_path), target, called))
 
+    def copy_package(self, revision_id: str, source: Path) -> Package:
+        """The `--package` `source` (a zip or a folder) as the revision `revision_id`'s own copy, made
+        where an uploaded revision is unpacked: its instances run in it (working directory and
+        `base_directory`), so what they write never reaches the developer's folder, its zip or
+        `--reload`'s watch, as each UbiOps instance has its own copy of the package. It goes as an
+        uploaded revision's does (`discard_when_drained`, `discard`), and at stop (`discard_command_line`);
+        one that does not read goes at once."""
+        target = self.unpacked / revision_id
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            if source.is_file():
+                extract_package(source, target)
+            else:
+                copy_package_folder(source, target)
+            return read_package(target)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+
     def _instances(self, project: Project, deployment: Deployment, version: Version, package: Package,
                    revision: Revision | None) -> InstancePool:
         """The (unstarted) instances that serve `package` (`revision`'s) as `version`, once its spec
@@ -245,7 +277,7 @@ class Builder:
         version.last_updated = now()
         self.runtime.replace(version, pool)
         if replaced is not None:
-            self._discard_when_drained(version, replaced)
+            self.discard_when_drained(version, replaced)
         if pool.launch.init_context["environment_variables"] != instance_environment(
                 project, deployment, version, package, self.settings):
             self.restart(project, deployment, version, VARIABLES_CHANGED)  # while it was building
@@ -253,6 +285,45 @@ class Builder:
             self.restart(project, deployment, version, RENAMED)
         await self.registry.changed()
         log.info("built %s/%s revision %s", deployment.name, version.name, revision.id, extra=fields)
+
+
+def copy_package_folder(source: Path, target: Path) -> None:
+    """Copy a package folder as it is served: all of it (what its zip leaves out too: README,
+    *Differences*) but the caches and folders no zip ever holds (`__pycache__`, `.git`, `.emulator-data`,
+    `*.pyc`), each file with its mode. A link stays a link to what it leads to (one into the package, to
+    the same place in the copy); a pipe or a socket is left out. ArchiveError, naming it, for what
+    cannot be copied."""
+    source, target = source.resolve(), target.resolve()
+    try:
+        _copy_folder(source, target, source, target)
+    except OSError as exc:
+        raise ArchiveError(f"the package folder {source} cannot be copied ({exc.strerror or exc})") from None
+
+
+def _copy_folder(folder: Path, copy: Path, source: Path, target: Path) -> None:
+    copy.mkdir(parents=True)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            destination = copy / entry.name
+            try:
+                if entry.is_symlink():
+                    os.symlink(_link_target(Path(entry.path), source, target, destination), destination)
+                elif entry.is_dir():
+                    if entry.name not in ALWAYS_LEFT_OUT_DIRECTORIES:
+                        _copy_folder(Path(entry.path), destination, source, target)
+                elif entry.is_file() and not entry.name.endswith(ALWAYS_LEFT_OUT_SUFFIXES):
+                    shutil.copy(entry.path, destination)
+            except OSError as exc:
+                raise ArchiveError(f"{Path(entry.path).relative_to(source)} in the package cannot be copied "
+                                   f"({exc.strerror or exc})") from None
+
+
+def _link_target(link: Path, source: Path, target: Path, copy: Path) -> str:
+    """Where `copy`, the copy of `link`, leads: where `link` does, but into the copy when that lies in the package."""
+    resolved = Path(os.path.realpath(link))
+    if resolved.is_relative_to(source):
+        return os.path.relpath(target / resolved.relative_to(source), copy.parent)
+    return str(resolved)
 
 
 def _failure(exc: Exception) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 from contract.archive import ArchiveError, package_files
 from contract.manifest import ManifestError
 from contract.spec import SpecError
-from emulator.serving import PackageVersion, read_package_folder
+from emulator.serving import PackageError, PackageVersion
+from emulator.state import Deployment, Project, Version, new_id
 
 POLL_SECONDS = 0.5
 log = logging.getLogger("emulator.reload")
@@ -67,33 +68,49 @@ async def watch(served: PackageVersion) -> None:
         changed, seen = changes(seen, settled), settled
         log.info("changed: %s; restarting the instances on the new code", ", ".join(changed[:5]) + (" …" if len(changed) > 5 else ""))
         try:
-            reload_version(served)
+            await reload_version(served)
         except Exception:  # a fault of ours must not end the watch: the next save would go unnoticed
             log.exception("not reloaded")
 
 
-def reload_version(served: PackageVersion) -> None:
-    """Re-read the package and serve it as a new revision of the `--package` version (whatever it is
-    named now); the old instances finish their running requests first. A package that does not read
-    is a failed revision, and the version unavailable with the reason until a save that reads."""
-    found = served.registry.command_line_version()
+async def reload_version(served: PackageVersion) -> None:
+    """Copy and re-read the package (in a thread: a large package must not hold up requests) and serve
+    it as a new revision of the `--package` version (whatever it is named now); the old instances
+    finish their running requests first. A package that does not read is a failed revision, and the
+    version unavailable with the reason until a save that reads."""
+    if _following(served) is None:
+        return
+    revision_id, problem = new_id(), None
+    try:
+        package = await asyncio.to_thread(served.read, revision_id)
+    except (SpecError, ManifestError, ArchiveError, PackageError) as exc:
+        problem = str(exc)
+    found = _following(served)  # again: the version may have been deleted, or uploaded to, during the copy
     if found is None:
-        log.error("not reloaded: the --package version was deleted through the API; restart the emulator to serve it")
+        await asyncio.to_thread(served.builder.discard_copy, revision_id)
         return
     project, deployment, version = found
     fields = {"project": project.name, "deployment": deployment.name, "version": version.name}
+    if problem is not None:
+        log.error("not reloaded, the package is not valid: %s; %s/%s is unavailable until a save that is",
+                  problem, deployment.name, version.name, extra=fields)
+        served.refuse(deployment, version, problem, revision_id)
+        return
+    served.revise(project, deployment, version, package, revision_id)
+    log.info("reloaded %s/%s", deployment.name, version.name, extra=fields)
+
+
+def _following(served: PackageVersion) -> tuple[Project, Deployment, Version] | None:
+    """The `--package` version, if it still follows the folder (the log says why not)."""
+    found = served.registry.command_line_version()
+    if found is None:
+        log.error("not reloaded: the --package version was deleted through the API; restart the emulator to serve it")
+        return None
+    project, deployment, version = found
     uploaded = [r.id for r in version.revisions.values() if not r.from_command_line]
     if uploaded:
         log.warning("not reloaded: revision %s was uploaded to %s/%s through the API, and the version no longer "
                     "follows the folder; restart the emulator to serve the folder again", uploaded[0], deployment.name,
-                    version.name, extra=fields)
-        return
-    try:
-        package = read_package_folder(served.settings.package)
-    except (SpecError, ManifestError, ArchiveError) as exc:
-        log.error("not reloaded, the package is not valid: %s; %s/%s is unavailable until a save that is",
-                  exc, deployment.name, version.name, extra=fields)
-        served.refuse(deployment, version, str(exc))
-        return
-    served.revise(project, deployment, version, package)
-    log.info("reloaded %s/%s", deployment.name, version.name, extra=fields)
+                    version.name, extra={"project": project.name, "deployment": deployment.name, "version": version.name})
+        return None
+    return found

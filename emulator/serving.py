@@ -1,21 +1,20 @@
-"""Putting the `--package` into service: opened from a folder or a zip (`open_package`) and
-registered under its project, deployment and version, each reading of it a revision
-(`PackageVersion`), its instances (`emulator.version_instances`) put in service by
+"""Putting the `--package` into service: a folder or a zip, registered under its project,
+deployment and version, each reading of it a revision (`PackageVersion`) with its own copy of the
+package (`PackageVersion.read`), its instances (`emulator.version_instances`) put in service by
 `emulator.runtime.manager.Runtime.replace`."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, extract_package, package_files
-from contract.package import Package, read_package
+from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, package_files
+from contract.package import Package
 from contract.revisions import BUILDING, DEPLOYING, SUCCESS, UNFINISHED
+from emulator.builds import Builder
 from emulator.environments import version_environment
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool, NoInstances
@@ -26,6 +25,7 @@ from emulator.state import (
     Registry,
     Revision,
     Version,
+    new_id,
     now,
 )
 from emulator.version_instances import new_pool
@@ -37,27 +37,13 @@ class PackageError(ValueError):
     """A `--package` the emulator cannot serve; the message says what to fix."""
 
 
-def open_package(source: Path, unpack_root: Path) -> Package:
-    """Read a package folder, or extract a zip under `unpack_root` first (UbiOps' zip layout rules)."""
-    if source.is_file():
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-        target = unpack_root / f"{source.stem}-{digest}"
-        shutil.rmtree(target, ignore_errors=True)
-        return read_package(extract_package(source, target))
-    if source.is_dir():
-        return read_package_folder(source)
-    raise PackageError(f"no package at {source}: give a package folder or a .zip")
-
-
-def read_package_folder(folder: Path) -> Package:
-    """Read a package folder, served as it is; what its zip would leave out is logged (`make serve` and
-    `--reload` serve the folder, UbiOps gets the zip, and `deployer check` tests the zip)."""
-    package = read_package(folder)
+def note_left_out(folder: Path) -> None:
+    """Log what a served package folder's zip would leave out (`make serve` and `--reload` serve the
+    folder, UbiOps gets the zip, and `deployer check` tests the zip)."""
     left_out = left_out_of_zip(folder)
     if left_out:
         log.info("served from the folder, with what its zip leaves out and UbiOps will not have: %s",
                  ", ".join(left_out[:10]) + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""))
-    return package
 
 
 def left_out_of_zip(folder: Path) -> list[str]:
@@ -88,17 +74,30 @@ class PackageVersion:
     as for a first build). The revision's status follows its instances' start as a build's does:
     `building` (the environment), `deploying` (`__init__`), then `success`, or `failed` with the reason
     (which its requests get too), so the SDK's and the CLI's waits for a version work on it. A reading
-    that fails (`refuse`) is a failed revision, and the version unavailable with the reason."""
+    that fails (`refuse`) is a failed revision, and the version unavailable with the reason. Each
+    revision runs in its own copy of the package (`read`), never in the developer's folder."""
 
-    def __init__(self, registry: Registry, runtime: Runtime, settings: Settings) -> None:
+    def __init__(self, registry: Registry, runtime: Runtime, settings: Settings, builder: Builder) -> None:
         self.registry = registry
         self.runtime = runtime
         self.settings = settings
+        self.builder = builder
         self._following: set[asyncio.Task[None]] = set()
         self._started = False
 
-    def serve(self, package: Package) -> Version:
-        """Register the package under the configured names, served by its instances (at start).
+    def read(self, revision_id: str) -> Package:
+        """The `--package` as it is now, copied for the revision `revision_id` (`Builder.copy_package`).
+        PackageError, ArchiveError, SpecError or ManifestError for one that cannot be served."""
+        source = self.settings.package
+        if not (source.is_file() or source.is_dir()):
+            raise PackageError(f"no package at {source}: give a package folder or a .zip")
+        package = self.builder.copy_package(revision_id, source)
+        if source.is_dir():
+            note_left_out(source)
+        return package
+
+    def serve(self) -> Version:
+        """Read the package and register it under the configured names, served by its instances (at start).
 
         The command line wins over saved state (`emulator.catalog`): a saved deployment of the same
         name takes the package's fields and keeps its other versions; a saved version of the same name
@@ -108,6 +107,8 @@ class PackageVersion:
         default: a default always names a version that exists, or none.
         """
         registry, settings = self.registry, self.settings
+        revision_id = new_id()
+        package = self.read(revision_id)
         project = registry.projects.setdefault(settings.project, Project(settings.project))
         deployment = project.deployments.get(settings.deployment)
         if deployment is None:
@@ -121,34 +122,37 @@ class PackageVersion:
         version = Version(settings.version, package, kept.variables if kept else {}, from_command_line=True)
         version.settings.update(environment_name=settings.base_environment, minimum_instances=settings.instances,
                                 maximum_instances=settings.instances)
-        self.revise(project, deployment, version, package)
+        self.revise(project, deployment, version, package, revision_id)
         deployment.versions[version.name] = version
         for saved in (d for p in registry.projects.values() for d in p.deployments.values()):
             if saved.default_version not in saved.versions:  # the `--package` version of an earlier start, say
                 saved.default_version = version.name if saved is deployment else None
         return version
 
-    def revise(self, project: Project, deployment: Deployment, version: Version, package: Package) -> None:
-        """Serve `package`, as just read, as a new revision of `version`; the previous instances finish
-        their running requests first."""
-        revision = self._new_revision(version)
+    def revise(self, project: Project, deployment: Deployment, version: Version, package: Package,
+               revision_id: str) -> None:
+        """Serve `package`, as just read (`read(revision_id)`), as a new revision of `version`; the
+        previous instances finish their running requests first."""
+        replaced, revision = self._new_revision(version, revision_id)
         deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
         version.package = package
         self.runtime.replace(version, new_pool(project, deployment, version, package, self.settings, self.runtime,
                                                revision))
+        self._discard(version, replaced)
         if self._started:
             self._follow(version, revision)
 
-    def refuse(self, deployment: Deployment, version: Version, problem: str) -> None:
+    def refuse(self, deployment: Deployment, version: Version, problem: str, revision_id: str) -> None:
         """A reading of the package that failed (`problem`): a failed revision, and the version
         unavailable with the reason on its requests until a reading succeeds; its old code is not
         served meanwhile, nor restarted by a change of its variables (it has no package)."""
-        revision = self._new_revision(version)
+        replaced, revision = self._new_revision(version, revision_id)
         revision.fail(problem)
         version.package = None
         self.runtime.replace(version, NoInstances(
             f"{deployment.name}/{version.name} is unavailable: its package is not valid ({problem}); the next good "
             "save serves it"))
+        self._discard(version, replaced)
 
     def start(self) -> None:
         """Follow the start of the revision served at start, now that the event loop runs (after `Runtime.start`)."""
@@ -166,12 +170,19 @@ class PackageVersion:
             task.cancel()
         await asyncio.gather(*self._following, return_exceptions=True)
 
-    def _new_revision(self, version: Version) -> Revision:
-        revision = Revision(version.name, "", version_environment(version.settings), status=BUILDING,
+    def _new_revision(self, version: Version, revision_id: str) -> tuple[Revision | None, Revision]:
+        """The revision the version served until now (if any), and the new one, now its active one."""
+        replaced = version.revisions.get(version.active_revision or "")
+        revision = Revision(version.name, "", version_environment(version.settings), id=revision_id, status=BUILDING,
                             from_command_line=True)
         version.revisions[revision.id] = revision
         version.active_revision, version.last_updated = revision.id, now()
-        return revision
+        return replaced, revision
+
+    def _discard(self, version: Version, replaced: Revision | None) -> None:
+        """Remove the copy of the revision just `replaced`, once its instances have stopped."""
+        if replaced is not None:
+            self.builder.discard_when_drained(version, replaced)
 
     def _follow(self, version: Version, revision: Revision) -> None:
         task = asyncio.create_task(self._settle(version, revision))

@@ -48,15 +48,15 @@ def test_crashing_instance_fails_its_request_and_is_replaced(emulators, mode, re
 
 
 def test_an_instance_that_cannot_be_restarted_makes_the_version_unavailable_and_no_request_waits(tmp_path):
-    """Any error restarting an instance (here its package folder moved away) ended the version's instances
-    without a word: the version stayed available, and batch requests waited for ever."""
-    package = tmp_path / "crashing"
-    shutil.copytree(PACKAGES / "crashing", package)
-    emulator = start_emulator(package, tmp_path)
+    """Any error restarting an instance (here the revision's copy of the package, which it runs in,
+    moved away) ended the version's instances without a word: the version stayed available, and batch
+    requests waited for ever."""
+    emulator = start_emulator("crashing", tmp_path)
     try:
         api = emulator.sdk()
         assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
-        package.rename(tmp_path / "moved")
+        revision = api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").active_revision
+        (emulator.data_dir / "builds" / revision).rename(tmp_path / "moved")
         crashed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "os_exit"})
         assert crashed.status == "failed" and "exit code 4" in crashed.error_message
         eventually(lambda: api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "unavailable",

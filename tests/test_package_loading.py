@@ -58,6 +58,65 @@ def test_a_folder_served_as_it_is_names_what_its_zip_leaves_out(tmp_path):
         emulator.stop()
 
 
+WRITES_TO_ITS_FOLDER = """
+import os
+
+class Deployment:
+    def __init__(self, base_directory):
+        self.base_directory = base_directory
+
+    def request(self, data):
+        with open("prediction.csv", "w") as out:  # UbiOps' own pattern: a file in the working directory
+            out.write(f"x,y\\n{data['x']},{2 * data['x']}\\n")
+        with open(os.path.join("linked", "shared.txt")) as linked, open("alias.txt") as alias:
+            read = [linked.read(), alias.read()]
+        return {"prediction": "prediction.csv", "where": os.getcwd(), "base_directory": self.base_directory,
+                "seen": sorted(os.listdir(".")), "read": read}
+"""
+
+
+def test_a_package_folder_is_served_from_a_copy_that_its_writes_never_leave(tmp_path):
+    """Before, the folder itself was the instances' working directory and `base_directory`: a
+    deployment writing its output there, as UbiOps' examples do, wrote into the developer's folder
+    (which the next `deployer package` zipped). Each revision now runs in its own copy, as on UbiOps,
+    with what the folder serves (an ignored file, a linked folder, a link inside it), removed at stop."""
+    package, outside = tmp_path / "package", tmp_path / "outside"
+    package.mkdir()
+    outside.mkdir()
+    (outside / "shared.txt").write_text("from the linked folder")
+    (package / "deployment.py").write_text(WRITES_TO_ITS_FOLDER)
+    (package / "ubiops_input_spec.json").write_text('[{"name": "x", "data_type": "int"}]')
+    (package / "ubiops_output_spec.json").write_text(
+        '[{"name": "prediction", "data_type": "file"}, {"name": "where", "data_type": "string"}, '
+        '{"name": "base_directory", "data_type": "string"}, {"name": "seen", "data_type": "array_string"}, '
+        '{"name": "read", "data_type": "array_string"}]')
+    (package / ".ubiops-ignore").write_text("notes.txt\n")
+    (package / "notes.txt").write_text("a note")
+    (package / "alias.txt").symlink_to("notes.txt")
+    (package / "linked").symlink_to(outside, target_is_directory=True)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "stale.cpython-311.pyc").write_bytes(b"")
+    files = sorted(path.name for path in package.iterdir())
+    emulator = start_emulator(package, tmp_path)
+    try:
+        answer = emulator.request({"x": 3})
+        assert answer["status"] == "completed", answer["error_message"]
+        result = answer["result"]
+        revision = emulator.sdk().deployment_versions_get(PROJECT, DEPLOYMENT, "v1").active_revision
+        copy = emulator.data_dir.resolve() / "builds" / revision
+        assert (result["where"], result["base_directory"]) == (str(copy), str(copy))
+        assert emulator.download(answer, result["prediction"]) == b"x,y\n3,6\n"
+        assert sorted(path.name for path in package.iterdir()) == files, "nothing written into the folder"
+        assert [name for name in result["seen"] if name != "__pycache__"] == [
+            ".ubiops-ignore", "alias.txt", "deployment.py", "linked", "notes.txt", "prediction.csv",
+            "ubiops_input_spec.json", "ubiops_output_spec.json"]
+        assert result["read"] == ["from the linked folder", "a note"]
+        assert not (copy / "__pycache__" / "stale.cpython-311.pyc").exists(), "caches are not copied"
+    finally:
+        emulator.stop()
+    assert not list((emulator.data_dir / "builds").iterdir()), "the copy is removed at stop"
+
+
 def test_zip_with_several_folders_uses_deployment_package(tmp_path):
     archive = tmp_path / "several.zip"
     with zipfile.ZipFile(archive, "w") as zf:

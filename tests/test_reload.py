@@ -230,3 +230,42 @@ def test_an_emulator_data_folder_in_the_package_is_not_watched(package, tmp_path
         assert ".emulator-data" not in emulator.log()
     finally:
         emulator.stop()
+
+
+WRITES_ITS_OUTPUT = '''
+class Deployment:
+    def request(self, data):
+        with open("prediction.csv", "w") as out:  # UbiOps' own pattern: a file in the working directory
+            out.write("{greeting} " + data["x"])
+        return {"prediction": "prediction.csv"}
+'''
+
+
+def test_a_request_writing_to_its_working_directory_does_not_restart_the_instances(tmp_path):
+    """Before, the package folder was the instances' working directory: each request writing its
+    output file there was taken for an edit ("changed: prediction.csv; restarting the instances on the
+    new code"), a new revision and a restart per request, and the file stayed in the folder; while
+    such requests kept coming the folder never settled, so an edit never reached them."""
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "ubiops_input_spec.json").write_text('[{"name": "x", "data_type": "string"}]')
+    (package / "ubiops_output_spec.json").write_text('[{"name": "prediction", "data_type": "file"}]')
+    (package / "deployment.py").write_text(WRITES_ITS_OUTPUT.replace("{greeting}", "hello"))
+    emulator = start_emulator(package, tmp_path, "--reload")
+
+    def predicted() -> bytes:
+        answer = emulator.request({"x": "you"})
+        return emulator.download(answer, answer["result"]["prediction"])
+
+    try:
+        wait_for_log(emulator, "watching")  # the folder is seen as it was before any request wrote
+        assert predicted() == b"hello you"
+        (package / "deployment.py").write_text(WRITES_ITS_OUTPUT.replace("{greeting}", "goodbye"))
+        eventually(lambda: predicted() == b"goodbye you", "the edit reaches the requests")
+        changes = [line for line in emulator.log().splitlines() if "emulator.reload: changed:" in line]
+        assert changes and all(line.endswith("changed: deployment.py; restarting the instances on the new code")
+                               for line in changes), changes
+        assert not (package / "prediction.csv").exists()
+    finally:
+        emulator.stop()
+    assert not list((emulator.data_dir / "builds").iterdir()), "each revision's copy is removed, the last at stop"

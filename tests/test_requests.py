@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PACKAGES, PROJECT
+from harness import DEPLOYMENT, PROJECT
 
 ECHO_INPUT = {
     "int_in": 7,
@@ -132,7 +132,8 @@ def test_context_environment_and_sys_path_as_on_ubiops(echo, uploaded_portrait):
     assert "user_id" in seen["request_context"]
     assert seen["request_context_callables"] == ["streaming_update"]
     assert (seen["env_from_yaml"], seen["env_from_cli"], seen["default_bucket"]) == ("yaml=value", "cli value", "default")
-    package = str((PACKAGES / "echo").resolve())
+    revision = echo.sdk().deployment_versions_get(PROJECT, DEPLOYMENT, "v1").active_revision
+    package = str((echo.data_dir / "builds" / revision).resolve())  # the revision's own copy of the folder
     assert seen["base_directory"] == package and seen["cwd"] == package
     assert seen["sys_path_tail"] == [package, f"{package}/libraries"]
     assert seen["helper"] == "helper saw 'héllo'"
