@@ -148,6 +148,7 @@ class PackageVersion:
         served meanwhile, nor restarted by a change of its variables (it has no package)."""
         replaced, revision = self._new_revision(version, revision_id)
         revision.fail(problem)
+        self._timed(revision)
         version.package = None
         self.runtime.replace(version, NoInstances(
             f"{deployment.name}/{version.name} is unavailable: its package is not valid ({problem}); the next good "
@@ -197,6 +198,7 @@ class PackageVersion:
             replaced = _replaced(self.registry, version, revision)
             if replaced:
                 revision.fail(f"{replaced} before its instances started")
+                self._timed(revision)
                 return
             pool = self.runtime.pool(version)
             assert isinstance(pool, InstancePool), "a served revision's instances are a pool until it is replaced"
@@ -210,6 +212,16 @@ class PackageVersion:
             revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
         else:
             revision.fail(pool.failure or "the emulator stopped before it started")
+        self._timed(revision)
+
+    def _timed(self, revision: Revision) -> None:
+        """Count the ended revision in `build_duration_seconds`, as an upload's build is: from its reading
+        to its instances' start (none of the `--package`'s and `--reload`'s builds was counted)."""
+        served = self.registry.command_line_version()
+        if served is not None:
+            project, deployment, version = served
+            self.builder.metrics.build_ended(project.name, deployment.name, version.name, revision.status,
+                                             (now() - revision.created).total_seconds())
 
 
 def _replaced(registry: Registry, version: Version, revision: Revision) -> str | None:

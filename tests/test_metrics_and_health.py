@@ -58,6 +58,8 @@ def test_requests_instance_losses_and_the_queue_are_counted(emulators):
     api = crashing.sdk()
     wait_until_served(crashing)  # its first instance's start counted before the first reading, not after
     before = scrape(crashing)
+    assert eventually(lambda: scrape(crashing)("ubiops_emulator_build_duration_seconds_count", **VERSION, outcome="success"),
+                      "the --package revision's build is counted") == 1
     assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
     assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "sys_exit"}).status == "failed"
     assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": 1}).status == "failed", "input of the wrong type"
@@ -144,6 +146,8 @@ def assert_not_ready(emulator: Emulator, versions: list[dict], **headers: str) -
 def test_a_version_that_cannot_start_is_not_ready_while_the_server_is_live(emulators):
     broken = emulators("broken_init")
     wait_for_log(broken, "cannot start: ")
+    assert eventually(lambda: scrape(broken)("ubiops_emulator_build_duration_seconds_count", **VERSION, outcome="failed"),
+                      "the --package revision's failed build is counted") == 1
     assert httpx.get(f"{broken.url}/livez").json() == {"status": "ok"}
     (version,) = httpx.get(f"{broken.url}/readyz").json()["versions"]
     assert (version["deployment"], version["version"], version["status"]) == (DEPLOYMENT, "v1", "unavailable")
