@@ -28,7 +28,7 @@ PACKAGES = Path(__file__).resolve().parent / "packages"
 PROJECT, DEPLOYMENT = "emulator-tests", "under-test"
 
 __all__ = ["DEPLOYMENT", "PACKAGES", "PROJECT", "ROOT", "Emulator", "eventually", "free_port", "metric_values",
-           "start_emulator", "wait_for_log", "zip_bytes"]
+           "package_folder", "start_emulator", "wait_for_log", "zip_bytes"]
 
 
 @dataclass
@@ -48,6 +48,16 @@ def start_emulator(package: Path | str, tmp: Path, *args: str, token: str | None
     started = launcher.start_emulator(package, tmp, *args, project=PROJECT, deployment=DEPLOYMENT, token=token,
                                      env={**os.environ, **(env or {}), "TMPDIR": str(temp_dir)}, cwd=ROOT, wait=wait, data_dir=data_dir)
     return Emulator(**{f.name: getattr(started, f.name) for f in fields(launcher.Emulator)}, temp_dir=temp_dir)
+
+
+def package_folder(folder: Path, code: str, inputs: str, outputs: str) -> Path:
+    """A package written for one test: `deployment.py` holding `code`, and its input and output specs
+    (JSON text)."""
+    folder.mkdir(parents=True)
+    (folder / "deployment.py").write_text(code)
+    (folder / "ubiops_input_spec.json").write_text(inputs)
+    (folder / "ubiops_output_spec.json").write_text(outputs)
+    return folder
 
 
 def zip_bytes(entries: dict[str, bytes], symlink: str | None = None) -> bytes:

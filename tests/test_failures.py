@@ -12,7 +12,7 @@ import sys
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, eventually, free_port, metric_values, start_emulator, wait_for_log
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, eventually, free_port, metric_values, package_folder, start_emulator, wait_for_log
 from ubiops.utils.exceptions import StatusError
 
 
@@ -193,14 +193,12 @@ def test_output_that_breaks_the_spec_fails_the_request(emulators, mode, message)
 def test_an_output_nested_deeper_than_an_input_may_be_fails_the_request(tmp_path):
     """It completed, and its direct answer was a 500 ("Maximum serialization depth exceeded"). One nested
     past Python's recursion limit crashed the worker as it encoded its reply, and the instance restarted."""
-    package = tmp_path / "deep_output"
-    package.mkdir()
-    (package / "deployment.py").write_text(
+    package = package_folder(
+        tmp_path / "deep_output",
         "class Deployment:\n    def __init__(self, base_directory, context):\n        pass\n\n"
         "    def request(self, data):\n        tree = {}\n        for _ in range(data['levels']):\n"
-        "            tree = {'child': tree}\n        return {'tree': tree}\n")
-    (package / "ubiops_input_spec.json").write_text('[{"name": "levels", "data_type": "int"}]')
-    (package / "ubiops_output_spec.json").write_text('[{"name": "tree", "data_type": "dict"}]')
+        "            tree = {'child': tree}\n        return {'tree': tree}\n",
+        '[{"name": "levels", "data_type": "int"}]', '[{"name": "tree", "data_type": "dict"}]')
     emulator = start_emulator(package, tmp_path)
     try:
         api = emulator.sdk()

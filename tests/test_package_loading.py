@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, free_port, start_emulator, zip_bytes
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, free_port, package_folder, start_emulator, zip_bytes
 from ubiops.utils import zip_dir
 
 from contract.config import load_config
@@ -80,13 +80,11 @@ def test_a_package_folder_is_served_from_a_copy_that_its_writes_never_leave(tmp_
     deployment writing its output there, as UbiOps' examples do, wrote into the developer's folder
     (which the next `deployer package` zipped). Each revision now runs in its own copy, as on UbiOps,
     with what the folder serves (an ignored file, a linked folder, a link inside it), removed at stop."""
-    package, outside = tmp_path / "package", tmp_path / "outside"
-    package.mkdir()
+    outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "shared.txt").write_text("from the linked folder")
-    (package / "deployment.py").write_text(WRITES_TO_ITS_FOLDER)
-    (package / "ubiops_input_spec.json").write_text('[{"name": "x", "data_type": "int"}]')
-    (package / "ubiops_output_spec.json").write_text(
+    package = package_folder(
+        tmp_path / "package", WRITES_TO_ITS_FOLDER, '[{"name": "x", "data_type": "int"}]',
         '[{"name": "prediction", "data_type": "file"}, {"name": "where", "data_type": "string"}, '
         '{"name": "base_directory", "data_type": "string"}, {"name": "seen", "data_type": "array_string"}, '
         '{"name": "read", "data_type": "array_string"}]')
