@@ -61,6 +61,7 @@ class Runtime:
         pool.start()
         if previous is None:
             return None
+        previous.replaced = pool
         drain = asyncio.create_task(previous.retire(pool))
         self._draining[drain] = (version.id, previous)
         drain.add_done_callback(lambda done: self._draining.pop(done, None))

@@ -180,6 +180,10 @@ class InstancePool:
         self._idle.set()
         self._closed: str | None = None
         """Once closed, the reason, which answers any job still given to the pool."""
+        self.replaced: InstancePool | NoInstances | None = None
+        """The pool that took the version over, set by the runtime as it does: no instance of this one starts
+        from then on (one that started as the retirement was on its way counted its start under the names
+        the version had before a rename), and a job that never reached its instance goes to it."""
         self._stopping: asyncio.Future[None] | None = None
 
     def start(self) -> None:
@@ -199,6 +203,8 @@ class InstancePool:
             self._fail(f"its environment could not be built ({type(exc).__name__}: {exc}); see the emulator log")
             return
         self._built.set()
+        if self.replaced is not None:
+            return
         self._instances = [Instance(self.launch, n + 1, python) for n in range(self.count)]
         await asyncio.gather(*(self._serve(instance) for instance in self._instances))
 
@@ -324,6 +330,8 @@ class InstancePool:
             self.events.instance_stopped(instance)
 
     async def _serve(self, instance: Instance) -> None:
+        if self.replaced is not None:
+            return
         if (problem := await self._start(instance)) is not None:
             self.events.instance_lost(instance, START_FAILED, f"The deployment failed to start: {problem}")
             self.events.instance_stopped(instance)
@@ -337,6 +345,8 @@ class InstancePool:
                 self._free -= 1
             if ticket is None:
                 self.events.instance_lost(instance, InstanceLost.reason, await instance.lost_while_idle())
+                if self.replaced is not None:
+                    return
                 await self._restart(instance)
                 continue
             if ticket.deadline is None:
@@ -356,8 +366,10 @@ class InstancePool:
             if reply is not None:
                 _settle(ticket, reply)
             elif lost:  # it never reached the instance, found dead: another takes it (its preparation was left)
-                self.adopt(ticket, first=True)
+                self._requeue(ticket)
             if lost:
+                if self.replaced is not None:  # its successor serves the version
+                    return
                 await self._restart(instance)
 
     async def _run_job(self, instance: Instance, ticket: Ticket) -> tuple[Reply | None, bool]:
@@ -428,9 +440,17 @@ class InstancePool:
     def _give_back(self, taking: asyncio.Future[Ticket]) -> None:
         """Withdraw from the queue: the job taken, if any, goes back to its front."""
         if taking.done() and not taking.cancelled():
-            self.adopt(taking.result(), first=True)
+            self._requeue(taking.result())
         else:
             taking.cancel()
+
+    def _requeue(self, ticket: Ticket) -> None:
+        """A job taken but never run goes back to the front of the queue, or, once another pool has taken
+        the version over, to that one's."""
+        if self.replaced is None:
+            self.adopt(ticket, first=True)
+        else:
+            self.replaced.adopt(ticket, first=True)
 
     async def _start(self, instance: Instance, restart: bool = False) -> str | None:
         """Start the instance's process and wait for its `__init__`: None once it is ready, else why it
@@ -499,6 +519,7 @@ class NoInstances:
     status = UNAVAILABLE
     capabilities = Capabilities()
     queued = free = 0
+    replaced = None
 
     def __init__(self, error: str) -> None:
         self.error = error
@@ -514,7 +535,7 @@ class NoInstances:
                      prepared: Preparation | None = None) -> Reply:
         raise VersionUnavailable(self.error)
 
-    def adopt(self, ticket: Ticket) -> None:
+    def adopt(self, ticket: Ticket, first: bool = False) -> None:
         """A job queued for the instances this replaces cannot run here either."""
         _settle(ticket, Error(self.error))
 

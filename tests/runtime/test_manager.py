@@ -13,7 +13,7 @@ import pytest
 from submitting import TIMEOUT, queued, running
 
 from emulator.runtime.manager import Runtime
-from emulator.runtime.pool import STOPPED, NoInstances, VersionUnavailable
+from emulator.runtime.pool import STOPPED, NoEvents, NoInstances, VersionUnavailable
 from emulator.runtime.protocol import Error, Result
 from emulator.runtime.python_envs import EnvironmentBuilder
 
@@ -36,6 +36,29 @@ async def runtime():
     runtime.start()
     yield runtime
     await runtime.close()
+
+
+class Starts(NoEvents):
+    """Counts the instances that start."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def instance_started(self, instance, restart: bool) -> None:
+        self.count += 1
+
+
+async def test_instances_replaced_before_they_start_never_start(runtime, pools, job):
+    """A replaced pool started its instances all the same, as its retirement was on its way: their starts
+    were counted under the names the version had before a rename, and their processes started for nothing."""
+    version, replaced_starts, serving_starts = Version(), Starts(), Starts()
+    replaced, serving = pools("crashing", events=replaced_starts), pools("crashing", events=serving_starts)
+    runtime.replace(version, replaced)
+    await replaced.environment_built()  # its instances are about to start, their tasks made but not yet run
+    runtime.replace(version, serving)
+    assert pid_of(await serving.submit(job({"mode": "ok"}), TIMEOUT))
+    await asyncio.wait_for(asyncio.gather(*runtime.drains(version)), TIMEOUT)
+    assert (replaced_starts.count, serving_starts.count) == (0, 1)
 
 
 def pid_of(reply) -> int:
