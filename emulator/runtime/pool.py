@@ -181,9 +181,9 @@ class InstancePool:
         self._closed: str | None = None
         """Once closed, the reason, which answers any job still given to the pool."""
         self.replaced: InstancePool | NoInstances | None = None
-        """The pool that took the version over, set by the runtime as it does: no instance of this one starts
-        from then on (one that started as the retirement was on its way counted its start under the names
-        the version had before a rename), and a job that never reached its instance goes to it."""
+        """The pool that took the version over, set by the runtime as it does (and by `retire`): no instance
+        of this one starts from then on (one that started as the retirement was on its way counted its start
+        under the names the version had before a rename), and every job given here since goes to it (`adopt`)."""
         self._stopping: asyncio.Future[None] | None = None
 
     def start(self) -> None:
@@ -286,8 +286,11 @@ class InstancePool:
 
     def adopt(self, ticket: Ticket, first: bool = False) -> None:
         """Queue a job, given here or by a pool this one replaces, or (`first`) at the front, one an
-        instance took but never ran; answer it at once if it cannot run."""
-        if self._closed is not None:
+        instance took but never ran; answer it at once if it cannot run. A replaced pool passes it on to
+        its successor: it never ran here, and the version's instances were only replaced."""
+        if self.replaced is not None:
+            self.replaced.adopt(ticket, first)
+        elif self._closed is not None:
             _settle(ticket, Error(self._closed))
         elif self.status == UNAVAILABLE:
             _settle(ticket, Error(self.error or f"{self.launch.name} is unavailable"))
@@ -299,7 +302,9 @@ class InstancePool:
 
     async def retire(self, successor: InstancePool | NoInstances) -> None:
         """Step down for `successor`: queued jobs move to it at once, running jobs finish here (each
-        bounded by its timeout), then the instances stop. Cancelled, they stop at once."""
+        bounded by its timeout), then the instances stop. Cancelled, they stop at once. A job given here
+        from now on, or taken from the queue as it moved, goes to `successor` too (`adopt`)."""
+        self.replaced = successor
         while not self._queue.empty():
             successor.adopt(self._queue.get_nowait())
         try:
@@ -349,6 +354,12 @@ class InstancePool:
                     return
                 await self._restart(instance)
                 continue
+            if self.replaced is not None or self._closed is not None:
+                # Taken from the queue just before it was handed over (`retire`) or emptied (`close`), and
+                # left unanswered by both: it runs on the successor or is answered now, never here, where
+                # stopping the instances would cancel it unanswered (its caller waited out its timeout).
+                self.adopt(ticket, first=True)
+                continue
             if ticket.deadline is None:
                 ticket.deadline = time.monotonic() + ticket.timeout
             if ticket.future.done() or ticket.deadline <= time.monotonic():
@@ -366,7 +377,7 @@ class InstancePool:
             if reply is not None:
                 _settle(ticket, reply)
             elif lost:  # it never reached the instance, found dead: another takes it (its preparation was left)
-                self._requeue(ticket)
+                self.adopt(ticket, first=True)
             if lost:
                 if self.replaced is not None:  # its successor serves the version
                     return
@@ -440,17 +451,9 @@ class InstancePool:
     def _give_back(self, taking: asyncio.Future[Ticket]) -> None:
         """Withdraw from the queue: the job taken, if any, goes back to its front."""
         if taking.done() and not taking.cancelled():
-            self._requeue(taking.result())
+            self.adopt(taking.result(), first=True)
         else:
             taking.cancel()
-
-    def _requeue(self, ticket: Ticket) -> None:
-        """A job taken but never run goes back to the front of the queue, or, once another pool has taken
-        the version over, to that one's."""
-        if self.replaced is None:
-            self.adopt(ticket, first=True)
-        else:
-            self.replaced.adopt(ticket, first=True)
 
     async def _start(self, instance: Instance, restart: bool = False) -> str | None:
         """Start the instance's process and wait for its `__init__`: None once it is ready, else why it

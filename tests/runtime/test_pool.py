@@ -18,7 +18,7 @@ from submitting import TIMEOUT, queued, running
 
 from emulator.metrics import Metrics
 from emulator.runtime.instance import Instance
-from emulator.runtime.pool import AVAILABLE, START_FAILED, STARTING, UNAVAILABLE, NoEvents, VersionUnavailable
+from emulator.runtime.pool import AVAILABLE, START_FAILED, STARTING, UNAVAILABLE, NoEvents, Ticket, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
 
 pytestmark = pytest.mark.anyio
@@ -414,6 +414,46 @@ async def test_closing_leaves_the_preparation_of_a_job_being_readied_and_answers
     await asyncio.wait_for(entered.wait(), TIMEOUT)
     await pool.close("Version v1 was deleted before this request finished")
     assert (await readied, steps) == (Error("Version v1 was deleted before this request finished"), ["enter", "leave"])
+
+
+@pytest.mark.parametrize("stop_held", [True, False])
+async def test_a_job_taken_from_the_queue_as_its_pool_retires_runs_on_the_successor(pools, job, stop_held):
+    """A save under `--reload` replaced the instances just as an old one took a job from the queue: the
+    old pool, its queue empty and nothing running, closed at once. The job then either ran there and was
+    cancelled unanswered as the instances stopped, its caller waiting out its timeout (`stop_held`: the
+    stop waits until the job is being readied), or went back to the closed pool's queue and was told
+    the emulator stopped; it runs on the new instances."""
+    old, new = pools("minimal"), pools("minimal")
+    stopping, readied = asyncio.Event(), asyncio.Event()
+    retiring: list[asyncio.Task[None]] = []
+    get, stop = old._queue.get, old._stop
+
+    async def get_as_retired() -> Ticket:  # the old instance takes the job, then the save replaces the pool
+        ticket = await get()
+        if ticket.job.data == "raced":
+            retiring.append(asyncio.create_task(old.retire(new)))
+            await stopping.wait()
+        return ticket
+
+    async def stop_once_readied() -> None:
+        stopping.set()
+        if stop_held:
+            await readied.wait()
+        await stop()
+
+    @contextlib.asynccontextmanager
+    async def readying() -> AsyncIterator[Error | None]:  # readied on the old instance, the job waits for it to stop
+        readied.set()
+        await old.close()
+        yield None
+
+    old._queue.get, old._stop = get_as_retired, stop_once_readied  # type: ignore[method-assign]
+    old.start()
+    new.start()
+    assert await old.submit(job("warm"), TIMEOUT) == Result("warm #1"), "the old instance now waits for a job"
+    raced = old.submit(job("raced"), TIMEOUT, prepared=readying)
+    assert await asyncio.wait_for(raced, TIMEOUT) == Result("raced #1"), "run by the new instance, its first"
+    await asyncio.wait_for(retiring[0], TIMEOUT)
 
 
 async def test_a_job_timed_from_its_start_waits_in_the_queue_longer_than_its_timeout(pools, job):
