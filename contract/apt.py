@@ -112,7 +112,7 @@ def _unjudged(environment: str, adds_sources: bool) -> str:
     """Why a name this machine's apt does not know may still be one UbiOps' apt knows ("" if it may not)."""
     if adds_sources:
         return "ubiops.yaml adds apt sources, which may have it"
-    if not _has_lists():
+    if not has_package_lists():
         return "apt has no package lists here (`sudo apt-get update` reads them)"
     release = UBUNTU_RELEASE.search(environment)
     if release:
@@ -122,7 +122,7 @@ def _unjudged(environment: str, adds_sources: bool) -> str:
     return ""
 
 
-def _has_lists() -> bool:
+def has_package_lists() -> bool:
     """Whether apt has read any repository's package list (a slim Docker image has none: every name
     not installed would seem unknown)."""
     try:

@@ -7,7 +7,7 @@ import ast
 import codecs
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -63,8 +63,8 @@ def read_requirements(directory: Path) -> list[str]:
     if not path.is_file():
         return []
     requirements: list[str] = []
-    for number, line in _requirement_lines(_decoded(path.read_bytes())):
-        text = " ".join(_without_options(line)).strip()
+    for number, line in requirement_lines(decoded_requirements(path.read_bytes())):
+        text = " ".join(words_before_options(line.split(" "))).strip()  # split as pip splits it
         if not text:  # an option line
             continue
         try:
@@ -89,7 +89,7 @@ ENVIRONMENT_VARIABLE = re.compile(r"\$\{[A-Z0-9_]+\}")
 """pip's `${NAME}`, which it replaces with the variable's value where it installs."""
 
 
-def _decoded(data: bytes) -> str:
+def decoded_requirements(data: bytes) -> str:
     """The text of requirements.txt as pip decodes it; PackageCheckError when it cannot be."""
     encoding = "utf-8"
     bom = next(((b, e) for b, e in REQUIREMENTS_BOMS if data.startswith(b)), None)
@@ -110,7 +110,7 @@ def _decoded(data: bytes) -> str:
                                 "save it as UTF-8, without the coding line") from None
 
 
-def _requirement_lines(text: str) -> Iterator[tuple[int, str]]:
+def requirement_lines(text: str) -> Iterator[tuple[int, str]]:
     """The lines pip reads, numbered as their first line: `\\`-continued lines joined (a comment is never
     continued), comments removed, blank ones dropped."""
     joined: list[str] = []
@@ -131,9 +131,9 @@ def _requirement_lines(text: str) -> Iterator[tuple[int, str]]:
         yield first, line
 
 
-def _without_options(line: str) -> Iterator[str]:
-    """The line's words up to its first option (`--hash=…`), split at spaces as pip splits them."""
-    for word in line.split(" "):
+def words_before_options(words: Iterable[str]) -> Iterator[str]:
+    """A line's words up to its first option (`--hash=…`)."""
+    for word in words:
         if word.startswith("-"):
             return
         yield word

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from contract.package import REQUIREMENTS_FILE, PackageCheckError, _decoded, _requirement_lines
+from contract.package import (
+    ARCHIVE_SUFFIXES,
+    REQUIREMENTS_FILE,
+    PackageCheckError,
+    decoded_requirements,
+    requirement_lines,
+    words_before_options,
+)
 
 INCLUDES = ("-r", "-c")
 """The options naming another requirements file (a requirement file, a constraints file)."""
@@ -36,7 +43,6 @@ OPTIONS = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c", 
 NAME_AT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@\s*(?P<target>.+)")
 """A PEP 508 direct reference, `name[extras] @ target`."""
 EXTRAS = re.compile(r"\[[^\]]*\]$")
-ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz", ".txz")
 
 
 class RequirementsError(PackageCheckError):
@@ -67,7 +73,7 @@ def _read(path: Path, package_dir: Path, found: list[FileReference], seen: set[P
     if path in seen or not path.is_file():
         return
     seen.add(path)
-    for number, line in _requirement_lines(_decoded(path.read_bytes())):
+    for number, line in requirement_lines(decoded_requirements(path.read_bytes())):
         for option, written in _places(line):
             where = _local(written, option)
             if where is None:
@@ -97,7 +103,7 @@ def _places(line: str) -> Iterator[tuple[str, str]]:
     if not words:
         return
     if not words[0].startswith("-"):
-        requirement = " ".join(_before_options(words)).split(";", 1)[0].strip()
+        requirement = " ".join(words_before_options(words)).split(";", 1)[0].strip()
         named = NAME_AT.fullmatch(requirement)
         yield "", named["target"].strip() if named else requirement
         return
@@ -110,13 +116,6 @@ def _places(line: str) -> Iterator[tuple[str, str]]:
             value = value if equals or value else next(rest, "")
             if value:
                 yield OPTIONS[name], value
-
-
-def _before_options(words: list[str]) -> Iterator[str]:
-    for word in words:
-        if word.startswith("-"):
-            return
-        yield word
 
 
 def _local(written: str, option: str) -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 import ubiops
 from harness import DEPLOYMENT, PROJECT, ROOT, eventually, start_emulator, wait_for_log, zip_bytes
 
-from contract.apt import check_apt_packages
+from contract.apt import check_apt_packages, has_package_lists
 
 PROBE = '''
 import importlib, sys
@@ -304,18 +303,10 @@ def test_a_changed_requirements_file_under_reload_rebuilds_the_environment(tmp_p
         emulator.stop()
 
 
-def apt_has_lists() -> bool:
-    """Whether this machine's apt can tell a name it does not know (it has read a repository's list)."""
-    if shutil.which("apt-cache") is None:
-        return False
-    listed = subprocess.run(["apt-cache", "policy"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
-    return " Packages\n" in listed.stdout
-
-
 @pytest.fixture
 def apt_lists() -> None:
     """These tests need apt's package lists, which `make test` reads (`make tools`) where they are missing."""
-    assert apt_has_lists(), "apt has no package lists: run `sudo apt-get update` (`make tools` does)"
+    assert has_package_lists(), "apt has no package lists: run `sudo apt-get update` (`make tools` does)"
 
 
 def machine_version_id() -> str | None:

@@ -8,7 +8,6 @@ import gc
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import DEPLOYER_SECONDS, DEPLOYMENT_PY, TOKEN
 
+from contract.apt import has_package_lists
 from contract.archive import build_zip, package_files
 from contract.config import DeployerConfig
 from contract.package import PackageCheckError, check_deployment_class, read_requirements
@@ -327,10 +327,7 @@ def test_check_refuses_a_requirement_on_files_out_of_the_package(project, tmp_pa
 def apt_names() -> tuple[str, str] | None:
     """A package this machine's apt knows and has not installed, and one it has installed (None: apt
     here has no package lists, so it can tell no name it does not know)."""
-    if shutil.which("apt-cache") is None:
-        return None
-    listed = subprocess.run(["apt-cache", "policy"], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
-    if " Packages\n" not in listed.stdout:
+    if not has_package_lists():
         return None
     installed = subprocess.run(["dpkg-query", "-W", "-f=${Package}\n"], capture_output=True, text=True).stdout.split()
     names = subprocess.run(["apt-cache", "pkgnames"], capture_output=True, text=True).stdout.split()
