@@ -5,6 +5,10 @@ version and closing everything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
@@ -79,6 +83,47 @@ async def test_replacing_while_busy_finishes_the_running_job_and_moves_the_queue
     assert moved == pid_of(later) != finished, "the queued job ran on the new instances, the running one on the old"
     await asyncio.wait_for(drain, TIMEOUT)
     assert not Path(f"/proc/{finished}").exists(), "the old instances stopped once their job finished"
+
+
+@pytest.mark.parametrize("successor, died", [("crashing", "before"), ("crashing", "after"), ("broken_init", "after")])
+async def test_a_job_found_on_a_dead_instance_of_a_replaced_pool_goes_to_the_successor(runtime, pools, job, successor,
+                                                                                        died):
+    """An old instance took the job, and its process died (`before` the save replaced the instances, or
+    `after`, while they retire) before the job reached it: the job never ran, and goes to the new
+    instances, as one given to the old pool after the save does. Their answer is its answer: their result,
+    or why they cannot start."""
+    version = Version()
+    old, new = pools("crashing"), pools(successor)
+    runtime.replace(version, old)
+    worker = pid_of(await old.submit(job({"mode": "ok"}), TIMEOUT))
+    [instance] = old._instances
+    drains: list[asyncio.Task[None] | None] = []
+
+    async def die() -> None:
+        os.kill(worker, signal.SIGKILL)
+        await asyncio.wait_for(asyncio.shield(instance.exited), TIMEOUT)
+
+    @contextlib.asynccontextmanager
+    async def replaced_as_readied() -> AsyncIterator[Error | None]:  # readied on the old instance, which dies
+        if not drains:  # the first time: it is readied again by the instance it goes to
+            if died == "before":
+                await die()
+            drains.append(runtime.replace(version, new))
+            if died == "after":
+                await die()
+        yield None
+
+    started: list[int] = []
+    reply = await asyncio.wait_for(old.submit(job({"mode": "ok"}), TIMEOUT, on_start=started.append,
+                                              prepared=replaced_as_readied), TIMEOUT)
+    if successor == "crashing":
+        assert pid_of(reply) != worker and started == [1], "run by the new instance, started there only"
+    else:
+        assert reply == Error("tests/broken_init is unavailable: the deployment failed to start (FileNotFoundError: "
+                              "model1.pkl is missing from the package); see the emulator log")
+    [drain] = drains
+    assert drain is not None
+    await asyncio.wait_for(drain, TIMEOUT)
 
 
 async def test_replacing_with_no_instances_answers_the_queued_job_with_the_reason(runtime, pools, job):
