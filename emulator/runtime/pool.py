@@ -128,6 +128,8 @@ class Ticket:
     timeout: float
     deadline: float | None
     """When the job must be answered: `timeout` after it was given, or (None until then) after an instance took it."""
+    timed_in_queue: bool = True
+    """False: timed from when an instance takes it (a batch request); one given back unrun is timed anew (`adopt`)."""
     on_start: Callable[[int], None] | None = None
     on_update: Callable[[str], None] | None = None
     prepared: Preparation | None = None
@@ -239,12 +241,10 @@ class InstancePool:
         a queued one is dropped, a running one's instance is stopped and replaced.
         """
         self.check_available()
-        ticket = Ticket(job, timeout, time.monotonic() + timeout if timed_in_queue else None, on_start, on_update,
-                        prepared)
+        ticket = Ticket(job, timeout, time.monotonic() + timeout if timed_in_queue else None, timed_in_queue,
+                        on_start, on_update, prepared)
         self.adopt(ticket)
         try:
-            if ticket.deadline is None:
-                await _taken_or_answered(ticket)
             return await self._answer(ticket)
         except asyncio.CancelledError:
             ticket.future.cancel()
@@ -254,12 +254,21 @@ class InstancePool:
 
     async def _answer(self, ticket: Ticket) -> Reply:
         """The reply by the ticket's deadline; past it, an `Error` for a job still queued, or, after a
-        grace period, for one whose instance did not answer."""
-        if ticket.future.done():
-            return ticket.future.result()
-        assert ticket.deadline is not None, "set when the job was given or taken"
-        with contextlib.suppress(TimeoutError):
-            return await asyncio.wait_for(asyncio.shield(ticket.future), ticket.deadline - time.monotonic())
+        grace period, for one whose instance did not answer. A job timed from its take has no deadline
+        until an instance takes it, nor again once it goes back to a queue unrun (`adopt`): it waits."""
+        while not ticket.future.done():
+            if ticket.deadline is None:
+                await _taken_or_answered(ticket)
+                continue
+            remaining = ticket.deadline - time.monotonic()
+            if remaining <= 0:
+                return await self._overdue(ticket)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ticket.future), remaining)
+        return ticket.future.result()
+
+    async def _overdue(self, ticket: Ticket) -> Reply:
+        """An `Error` for a job past its deadline still queued; one an instance runs has a grace period."""
         if not ticket.taken.is_set():
             ticket.future.cancel()
             return Error(f"The request timed out after {ticket.timeout:g} seconds waiting for a free instance")
@@ -296,6 +305,8 @@ class InstancePool:
             _settle(ticket, Error(self.error or f"{self.launch.name} is unavailable"))
         elif first:
             ticket.taken.clear()
+            if not ticket.timed_in_queue:  # it never ran: its timeout counts from the next take
+                ticket.deadline = None
             self._queue.put_first(ticket)
         else:
             self._queue.put_nowait(ticket)

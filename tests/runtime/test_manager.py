@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,38 @@ async def test_a_job_found_on_a_dead_instance_of_a_replaced_pool_goes_to_the_suc
     [drain] = drains
     assert drain is not None
     await asyncio.wait_for(drain, TIMEOUT)
+
+
+async def test_a_batch_job_found_on_a_dead_instance_of_a_replaced_pool_is_timed_anew_by_the_successor(
+        runtime, pools, job, tmp_path):
+    """A batch job's timeout counts from when an instance takes it. Taken by an old instance that died
+    before the job reached it, it goes to the new instances, still starting after a save: it was timed
+    from the dead instance's take all the same, and failed as having waited too long for a free instance
+    (batch jobs wait as long as they must), though it never ran. It runs once they are ready."""
+    version = Version()
+    old, new = pools("crashing"), pools("hanging_init", environment={"HANG_FOLDER": str(tmp_path)})
+    runtime.replace(version, old)
+    worker = pid_of(await old.submit(job({"mode": "ok"}), TIMEOUT))
+    [instance] = old._instances
+    (tmp_path / "hang").touch()  # the new instances' __init__ runs until the test removes it
+    taken: list[float] = []
+
+    @contextlib.asynccontextmanager
+    async def replaced_as_readied() -> AsyncIterator[Error | None]:  # readied on the old instance, which dies
+        if not taken:  # the first time: it is readied again by the instance it goes to
+            taken.append(time.monotonic())
+            runtime.replace(version, new)
+            os.kill(worker, signal.SIGKILL)
+            await asyncio.wait_for(asyncio.shield(instance.exited), TIMEOUT)
+        yield None
+
+    timeout = 1
+    batch = asyncio.create_task(old.submit(job({"mode": "ok"}), timeout, timed_in_queue=False,
+                                           prepared=replaced_as_readied))
+    await asyncio.wait_for(new.environment_built(), TIMEOUT)
+    await asyncio.sleep(taken[0] + timeout - time.monotonic())  # its timeout, counted from the dead take, passes
+    (tmp_path / "hang").unlink()
+    assert await asyncio.wait_for(batch, TIMEOUT) == Result({"mode": "ok"})
 
 
 async def test_replacing_with_no_instances_answers_the_queued_job_with_the_reason(runtime, pools, job):
