@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import ubiops
 
-from contract.secrets import masked
+from contract.secrets import MASK, masked
 from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
 from emulator.runtime.python_envs import BUILD_SECONDS
@@ -38,6 +38,15 @@ TAIL_LINES = 20
 POLL_SECONDS = 0.05
 T = TypeVar("T")
 REQUEST_SECONDS = 300
+
+
+class Hidden(str):
+    """A header value holding the token, sent as it is but masked in its repr: a failing assertion's
+    report, which CI logs keep, shows the arguments of the call in it (`headers={...}`, a copy of the
+    headers with others added too) with repr. A value compared as text is shown as it is."""
+
+    def __repr__(self) -> str:
+        return repr(MASK)
 
 
 @dataclass
@@ -63,8 +72,8 @@ class Emulator:
 
     @property
     def headers(self) -> dict[str, str]:
-        """What an HTTP call to the API sends to be let in."""
-        return {"Authorization": f"Token {self.token}"} if self.token else {}
+        """What an HTTP call to the API sends to be let in; the token's repr masked (`Hidden`)."""
+        return {"Authorization": Hidden(f"Token {self.token}")} if self.token else {}
 
     def requests_url(self, version: str | None = None) -> str:
         base = f"{self.api}/projects/{self.project}/deployments/{self.deployment}"

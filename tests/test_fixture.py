@@ -115,6 +115,33 @@ def test_the_fixture_s_own_emulator_requires_a_token(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+SHOWS_ITS_HEADERS = '''
+import httpx
+
+def test_sends_the_headers(ubiops_emulator):
+    assert httpx.get(ubiops_emulator.api + "/projects/demo/nothing", headers=ubiops_emulator.headers).status_code == 200
+
+def test_sends_a_copy_of_them(ubiops_emulator):
+    headers = {**ubiops_emulator.headers, "Accept": "application/json"}
+    assert httpx.get(ubiops_emulator.api + "/projects/demo/nothing", headers=headers).status_code == 200
+'''
+
+
+def test_a_failing_test_shows_the_headers_it_sent_without_the_token(tmp_path):
+    """pytest's report of a failing assertion shows the arguments of the call in it: `headers=` showed
+    an exported $EMULATOR_TOKEN (as the README advises on a shared machine) in clear, for CI to keep."""
+    token = "exported-token-never-shown-3b9d"
+    (tmp_path / "test_headers.py").write_text(SHOWS_ITS_HEADERS)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-vv", "-p", "no:cacheprovider", "test_headers.py"],
+                         cwd=tmp_path, env={**os.environ, "EMULATOR_PACKAGE": str(PACKAGES / "minimal"),
+                                            "EMULATOR_TOKEN": token},
+                         capture_output=True, text=True, timeout=120)
+    output = run.stdout + run.stderr
+    assert run.returncode == 1 and "2 failed" in run.stdout, output
+    assert "headers={'Authorization': '***'})" in output and "headers={'Authorization': '***', 'Accept'" in output, output
+    assert token not in output, output
+
+
 LEAKING_INIT = '''
 import os, sys
 from urllib.parse import quote
