@@ -101,6 +101,7 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
             return report
         try:
             with local_emulator(config, bundle.path, workdir, _memory_limit(config, report, say)) as emulator:
+                secrets.append(emulator.token)  # its tests get it, and their output may show it
                 if variables:
                     _give_variables(config, variables, emulator, report, say)
                 if emulator.failure is not None:  # its log goes with the scratch folder: its end is shown now

@@ -580,6 +580,18 @@ def test_a_test_printing_bytes_that_are_not_utf8_is_reported(project):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_a_failing_test_printing_the_emulators_token_is_shown_without_it(project):
+    """The tests' output is shown when they fail: a test printing the headers it sent (as a failing
+    assertion's report does) showed the check's emulator's token, which the check masked not."""
+    (project.root / "emulator_check.py").write_text(
+        "import os, pathlib\ntoken = os.environ['EMULATOR_TOKEN']\npathlib.Path('token-given').write_text(token)\n"
+        "print({'Authorization': f'Token {token}'})\nprint('1 failed in 0.01s')\nraise SystemExit(1)\n")
+    result = project.run("check")
+    token = (project.root / "token-given").read_text()
+    assert result.returncode == 1 and "{'Authorization': 'Token ***'}" in result.stdout, result.stdout
+    assert token not in result.stdout + result.stderr
+
+
 def test_a_pyproject_without_the_deployer_section_is_one_line_naming_it(project):
     """A misspelled `[tool.deployr]` silently gave the defaults: another project, deployment and package."""
     (project.root / "pyproject.toml").write_text('[tool.deployr]\nproject = "mine"\n\n[tool.ruff]\nline-length = 100\n')
