@@ -15,7 +15,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.datastructures import MutableHeaders
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.api import (
     routes_deployments,
@@ -62,10 +64,13 @@ from emulator.storage import Storage
 API_PREFIXES = ("/v2.1", "/v2")
 WEB_PAGE = Path(__file__).parent / "web"
 WEB_ASSETS = "/web"
-WEB_HEADERS = {"Cache-Control": "no-cache", "Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+FRAME_HEADERS = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+"""Sent with every HTML page (`FramedByNoPage`): a page on another port of this host, the same site
+to the origin rule, could frame one and have its user press its buttons (clickjacking): the web
+page's Send, `/docs`' Execute."""
+WEB_HEADERS = {"Cache-Control": "no-cache", **FRAME_HEADERS}
 """The web page's files are checked again at each load (an upgraded emulator's script, never a cached
-older one, which would call the API as it used to) and are framed by no page (another port of this
-host could frame it, and have its user press Send: clickjacking)."""
+older one, which would call the API as it used to) and are framed by no page."""
 REQUESTS_DATABASE = "requests.sqlite3"
 LOGS_DATABASE = "logs.sqlite3"
 log = logging.getLogger("emulator")
@@ -153,6 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(WEB_PAGE / "index.html", headers=WEB_HEADERS)
 
     app.mount(WEB_ASSETS, WebFiles(directory=WEB_PAGE), name="web")
+    app.add_middleware(FramedByNoPage)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_mb * 1024**2)
     # The web page and its scripts hold no data, so they open without the token; the page sends the
     # token its user types with each API call. Health probes rarely can send one (routes_health).
@@ -170,3 +176,25 @@ class WebFiles(StaticFiles):
         response = super().file_response(*args, **kwargs)
         response.headers.update(WEB_HEADERS)
         return response
+
+
+class FramedByNoPage:
+    """ASGI middleware: every HTML answer (the web page, `/docs` and its OAuth2 redirect page, Swagger
+    UI's own routes) carries FRAME_HEADERS, wherever its route is defined."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.update(FRAME_HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, sending)

@@ -404,3 +404,20 @@ def test_the_web_page_is_checked_again_at_each_load_and_framed_by_no_page(target
         assert response.status_code == 200, path
         assert response.headers["cache-control"] == "no-cache" and response.headers["x-frame-options"] == "DENY", path
         assert response.headers["content-security-policy"] == "frame-ancestors 'none'", path
+    for path in ("/docs", "/docs/oauth2-redirect"):  # any HTML page: Swagger UI's Execute buttons change things
+        response = httpx.get(f"{target.url}{path}")
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/html"), path
+        assert response.headers.get_list("x-frame-options") == ["DENY"], path
+        assert response.headers.get_list("content-security-policy") == ["frame-ancestors 'none'"], path
+
+
+@pytest.mark.parametrize("path", ["/", "/docs"])
+def test_a_page_on_another_port_in_chromium_cannot_frame_the_emulators_pages(chromium, pages, target, path, tmp_path):
+    """Another port of this host is the same site, which the origin rule lets through: framed there,
+    `/docs`, without the frame headers the web page has, could have its user press its Execute buttons."""
+    page = chromium.new_page()
+    with page.expect_response(target.url + path) as framed:
+        page.goto(pages.serve(f"/framing{path}", f'<!doctype html><title>prizes</title><iframe src="{target.url}{path}"></iframe>'))
+    page.screenshot(path=tmp_path / "framed.png")
+    assert framed.value.status == 200 and [frame.url for frame in page.frames[1:]] == ["chrome-error://chromewebdata/"]
+    page.close()
