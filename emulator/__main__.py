@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         settings = parse_args(argv)
-        console_log.configure(settings.log_format)
+        console_log.configure(settings.log_format, settings.token)
         for warning in settings.warnings:
             log.warning("%s", warning)
         app = create_app(settings)

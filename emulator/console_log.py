@@ -8,7 +8,8 @@ own output and the instances' lines carry `deployment`, `version`, `revision_id`
 `version`, `instance`, `request_id`, `status` and `duration_seconds`.
 
 uvicorn's access lines (`--access-log`) name each call's path with its query, less any credential in
-it: a signed file URL's `signature` opens the file without the token for an hour.
+it: a signed file URL's `signature` opens the file without the token for an hour, and the token
+wherever a client put it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import logging
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
+from contract.secrets import masked
+
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 FIELDS = ("deployment", "version", "revision_id", "instance", "request_id", "status", "duration_seconds")
 """The `extra=` fields a JSON line carries, when a line was logged with them (and they are not None)."""
 QUERY_CREDENTIALS = ("signature", "token", "access_token", "api_key")
-"""Query parameters that are proof enough to be served (`emulator.signing`), or where a client may
-have put a token the API takes only as a header: never logged."""
+"""Query parameters (named in any case) that are proof enough to be served (`emulator.signing`), or
+where a client may have put a token the API takes only as a header: never logged."""
 REDACTED = "***"
 
 
@@ -48,25 +51,37 @@ class JsonFormatter(logging.Formatter):
 
 
 class AccessLineRedaction(logging.Filter):
-    """Masks the credentials in the query of uvicorn's access line, whose third argument is the path."""
+    """Masks the credentials in uvicorn's access line, whose third argument is the path with its query."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        self.token = token
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and len(record.args) > 2 and isinstance(record.args[2], str):
-            record.args = (*record.args[:2], redacted(record.args[2]), *record.args[3:])
+            record.args = (*record.args[:2], redacted(record.args[2], self.token), *record.args[3:])
         return True
 
 
-def redacted(path: str) -> str:
-    """`path` with the value of each QUERY_CREDENTIALS parameter masked, its name read as the server
-    reads it (percent-decoded), so no spelling of it gets through."""
+def redacted(path: str, token: str | None = None) -> str:
+    """`path` with the value of each QUERY_CREDENTIALS parameter and of each parameter holding `token`
+    masked, names and values read as the server reads them (percent-decoded, names in any case), so no
+    spelling of them gets through; then `token` anywhere else (the path, a parameter's name) as
+    `contract.secrets` masks it."""
     path, mark, query = path.partition("?")
     parameters = (part.partition("=") for part in query.split("&"))
-    return path + mark + "&".join(name + equals + (REDACTED if value and unquote_plus(name) in QUERY_CREDENTIALS else value)
+    line = path + mark + "&".join(name + equals + (REDACTED if value and _credential(name, value, token) else value)
                                   for name, equals, value in parameters)
+    return masked(line, [token]) if token else line
 
 
-def configure(log_format: str) -> None:
-    """Log INFO and above to stderr, uvicorn's lines included, in `log_format` (one of LOG_FORMATS)."""
+def _credential(name: str, value: str, token: str | None) -> bool:
+    return unquote_plus(name).lower() in QUERY_CREDENTIALS or bool(token and token in unquote_plus(value))
+
+
+def configure(log_format: str, token: str | None = None) -> None:
+    """Log INFO and above to stderr, uvicorn's lines included, in `log_format` (one of LOG_FORMATS);
+    the API's `token` masked in uvicorn's access lines."""
     # Neither format prints where a line was logged from, nor its thread or process: not collecting
     # them (the logging HOWTO's "Optimization") saves ~10 us of the ~25 us each line costs, and a
     # request ends with one, a deployment prints many.
@@ -75,4 +90,4 @@ def configure(log_format: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    logging.getLogger("uvicorn.access").addFilter(AccessLineRedaction())
+    logging.getLogger("uvicorn.access").addFilter(AccessLineRedaction(token))

@@ -48,13 +48,23 @@ def test_sdk_with_a_wrong_token_raises_401(guarded):
 
 
 def test_token_never_reaches_the_log(guarded):
+    """The access line masked a credential by its parameter's name alone, as written: `?Token=`, `?key=`
+    and `?x=` showed the token in clear."""
     httpx.get(f"{guarded.api}/status", headers={"Authorization": f"Token {TOKEN}"})
     httpx.get(f"{guarded.api}/status", headers={"Authorization": "Token wrong-guess"})
-    for name in ("token", "access_token", "api_key"):  # refused (a token is a header), but logged as sent
-        assert httpx.get(f"{guarded.api}/projects?limit=1&{name}={TOKEN}").status_code == 401
-    log = wait_for_log(guarded, "api_key=*** HTTP/1.1\" 401")
+    # refused (a token is a header), but logged as sent
+    for query in ("token", "access_token", "Token", "key", "x"):
+        assert httpx.get(f"{guarded.api}/projects?limit=1&{query}={TOKEN}").status_code == 401
+    assert httpx.get(f"{guarded.api}/projects?limit=1&x=%{ord(TOKEN[0]):x}{TOKEN[1:]}").status_code == 401
+    assert httpx.get(f"{guarded.api}/projects/{TOKEN}?{TOKEN}").status_code == 401
+    assert httpx.get(f"{guarded.api}/projects?limit=1&api_key={TOKEN}").status_code == 401
+    wait_for_log(guarded, "api_key=*** HTTP/1.1\" 401")
+    log = guarded.log_path.read_text()  # as written: `log()` masks the token too, as a test's failure shows it
     assert "GET /v2.1/status" in log and "GET /v2.1/projects?limit=1&token=*** HTTP/1.1\" 401" in log
-    assert TOKEN not in log and "wrong-guess" not in log
+    for query in ("Token=***", "key=***", "x=***"):
+        assert f"GET /v2.1/projects?limit=1&{query} HTTP/1.1\" 401" in log, query
+    assert "GET /v2.1/projects/***?*** HTTP/1.1\" 401" in log
+    assert TOKEN not in log and TOKEN[1:] not in log and "wrong-guess" not in log
 
 
 def test_signed_download_needs_no_token_and_its_signature_is_not_logged(guarded):
