@@ -95,6 +95,8 @@ def parse_args(argv: list[str]) -> Settings:
                         help="stop, as on SIGTERM, once the process that started this one ends (what test fixtures "
                              "and `deployer check` start it with, so no emulator outlives a killed test run)")
     args = parser.parse_args(argv)
+    if not args.host.strip():  # uvicorn would bind every interface, as 0.0.0.0 and ::
+        parser.error("--host is empty: give the address to listen on, e.g. 127.0.0.1 (0.0.0.0: every interface)")
     if args.instances < 1:
         parser.error("--instances must be at least 1")
     if args.instance_memory_mb < 0:

@@ -129,6 +129,16 @@ def test_listening_beyond_loopback_without_a_token_warns(tmp_path):
         emulator.stop()
 
 
+@pytest.mark.parametrize("host", ["--host=", "--host= "])
+def test_an_empty_host_is_refused_at_start(tmp_path, host):
+    """`make serve ARGS="--host=$HOST"` with HOST unset bound every interface (0.0.0.0 and ::), its
+    warning reading "listening on  without a token"."""
+    run = subprocess.run([sys.executable, "-m", "emulator", "--package", "tests/packages/plain", "--port", str(free_port()),
+                          "--data-dir", str(tmp_path / "data"), host], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--host is empty: give the address to listen on, e.g. 127.0.0.1" in run.stderr, run.stderr
+    assert not (tmp_path / "data").exists(), "refused before anything is made"
+
+
 def test_a_token_on_the_command_line_warns_that_others_can_read_it(tmp_path, guarded):
     emulator = start_emulator("plain", tmp_path, "--token", TOKEN, token=TOKEN)
     try:
