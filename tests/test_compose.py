@@ -29,3 +29,11 @@ def test_dockerfile_uses_the_same_setup_and_command():
     assert "RUN make setup PYTHON=python3.11" in dockerfile
     assert 'CMD ["make", "serve", "ARGS=--host 0.0.0.0"]' in dockerfile
     assert readme_commands()[1] == "make test"
+
+
+def test_the_image_leaves_out_env_files():
+    """The Dockerfile copies the whole folder: a .env holding EMULATOR_TOKEN, which Docker Compose reads,
+    was baked into the image."""
+    patterns = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "COPY . ." in (ROOT / "Dockerfile").read_text()
+    assert {"**/.env", "**/.env.*"} <= set(patterns), "a .env at any depth, the folder's own included"
