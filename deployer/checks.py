@@ -244,6 +244,9 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
     summary = (stdout.strip() or stderr.strip() or "(no output)").splitlines()[-1]
     if process.returncode != 0:
         say(shown(tail((stdout + stderr).strip(), TEST_OUTPUT_LINES)))
+        # a request that failed in a test says only "see the logs": the traceback is in the emulator's
+        # log, which goes with the scratch folder
+        say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
     report.add("emulator tests", process.returncode == 0,
                shown(f"{summary} ({time.monotonic() - started:.1f} s, exit {process.returncode})"), say)
 

@@ -569,6 +569,18 @@ def test_a_failed_sample_request_shows_the_emulators_log(project):
     assert "FAIL sample request: failed: " in log
 
 
+def test_a_request_failing_in_the_tests_shows_the_emulators_log(project):
+    """The test saw only "An exception occurred in the request. See the logs for details.": the
+    traceback is in the emulator's log, which went with the check's scratch folder."""
+    (project.package / "deployment.py").write_text(
+        "class Deployment:\n    def request(self, data):\n        return {'y': data['x'] // (data['x'] - 21)}\n")
+    result = project.run("check")
+    assert result.returncode == 1
+    assert "FAIL emulator tests:" in result.stdout
+    log = result.stdout.split("the end of the emulator's log:\n", 1)[1]
+    assert "ZeroDivisionError" in log and "data['x'] // (data['x'] - 21)" in log, result.stdout
+
+
 def test_a_test_printing_bytes_that_are_not_utf8_is_reported(project):
     """They ended `check` with a UnicodeDecodeError traceback."""
     (project.root / "emulator_check.py").write_text(
