@@ -53,6 +53,9 @@ class DeployerConfig:
     """What `check` sends the emulator and `push` the new version: a table of the input fields, or a
     plain-text deployment's text; empty, nothing is sent."""
     test_command: str = DEFAULT_TEST_COMMAND
+    test_timeout: int = 3600
+    """Seconds `check` lets the test command run before it ends it and fails: a test that hangs would
+    hold `check` and `push` for ever."""
     environment_variables: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     """Names of secret variables, whose values come from the local environment at push time."""
@@ -183,6 +186,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "max_versions": _count(1),
     "sample_input": _sample_input,
     "test_command": _command,
+    "test_timeout": _count(1),
     "environment_variables": _variables,
     "secrets": _secret_names,
     "environment_variables_level": _variable_level,

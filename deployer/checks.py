@@ -235,13 +235,20 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
         except OSError as exc:
             report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)
             return
+        timed_out = False
         try:
-            process.wait()
+            process.wait(config.test_timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
         finally:
             _end_group(process)
         stdout, stderr = (_printed(stream) for stream in (out, err))
     # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
     summary = (stdout.strip() or stderr.strip() or "(no output)").splitlines()[-1]
+    if timed_out:
+        say(shown(tail((stdout + stderr).strip(), TEST_OUTPUT_LINES)))
+        report.add("emulator tests", False, f"timed out after {config.test_timeout} s (test_timeout)", say)
+        return
     if process.returncode != 0:
         say(shown(tail((stdout + stderr).strip(), TEST_OUTPUT_LINES)))
         # a request that failed in a test says only "see the logs": the traceback is in the emulator's

@@ -399,6 +399,8 @@ def test_check_reads_the_class_from_the_file_sys_deployment_file_name_names(proj
     ({"test_command": 'python "emulator_check.py'}, "[tool.deployer] test_command is not a command line (No closing quotation)"),
     ({"test_command": " "}, "[tool.deployer] test_command must be a non-empty string"),
     ({"test_command": "python\0"}, "[tool.deployer] test_command holds a NUL character, which no command line can"),
+    ({"test_timeout": 0}, "[tool.deployer] test_timeout must be at least 1"),
+    ({"test_timeout": "60"}, "[tool.deployer] test_timeout must be a whole number"),
     ({"package": "pk\0g"}, "[tool.deployer] package holds a NUL character, which no path can"),
     ({"project": "a/b"}, "[tool.deployer] project must be a UbiOps name: lowercase letters, digits and dashes"),
     ({"deployment": "a/b"}, "[tool.deployer] deployment must be a UbiOps name: lowercase letters, digits and dashes"),

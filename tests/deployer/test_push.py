@@ -398,6 +398,15 @@ def test_a_process_the_tests_left_running_ends_with_them(project, output):
     assert not _with_the_tests_running(project.root, "sleep 1235"), "left running"
 
 
+def test_tests_that_run_past_test_timeout_fail_and_are_ended(project):
+    """A hanging test command held `check` (and `push`) for ever."""
+    project.configure(test_command="sh -c 'echo started; sleep 1237'", test_timeout=1)
+    result = project.run("check")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL emulator tests: timed out after 1 s" in result.stdout and "started" in result.stdout
+    assert not _with_the_tests_running(project.root, "sleep 1237"), "left running"
+
+
 def _with_the_tests_running(root, command: str = "time.sleep(60)") -> dict[int, str] | None:
     """The project's processes, once its test command runs (it starts after the emulator)."""
     found = _processes_naming(root)
