@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     as_json = args.output == "json"
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
 
     say = Reporter(sys.stderr if as_json else sys.stdout)
     try:
@@ -187,8 +188,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _interrupt(_signal: int, _frame: object) -> None:
-    """SIGTERM (a CI job cancelled or timed out) stops the command as Ctrl-C does, so the local
-    emulator, the test process and the scratch folder go, and a push says what it left behind."""
+    """SIGTERM (a CI job cancelled or timed out) and SIGHUP (the terminal closed, an SSH session
+    dropped) stop the command as Ctrl-C does, so the local emulator, the test process, the scratch
+    folder (with the catalog's secrets) and a half-built zip go, and a push says what it left behind."""
     raise KeyboardInterrupt
 
 

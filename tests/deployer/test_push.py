@@ -361,18 +361,24 @@ def _revision(emulator, project, version: str) -> str:
     return emulator.sdk().deployment_versions_get(PROJECT, project.deployment, version).latest_revision
 
 
-def test_a_terminated_check_stops_its_emulator_and_its_tests(project):
-    """SIGTERM, as a cancelled CI job sends, ends `check` as Ctrl-C does: no emulator or test process
-    is left running, nor the scratch folder (they outlived the deployer, adopted by init)."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_terminated_check_stops_its_emulator_and_its_tests(project, tmp_path, signum):
+    """SIGTERM, as a cancelled CI job sends, or SIGHUP, as a closed terminal or a dropped SSH session
+    sends, ends `check` as Ctrl-C does: no emulator or test process is left running, nor the scratch
+    folder, which holds the secrets (they outlived the deployer, adopted by init)."""
     project.configure(test_command='python -c "import time; time.sleep(60)"')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))} | {"TMPDIR": str(scratch)}
     process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     started = eventually(lambda: _with_the_tests_running(project.root), "the test command running", DEPLOYER_SECONDS)
-    process.send_signal(signal.SIGTERM)
+    assert list(scratch.glob("deployer-check-*")), "the check's scratch folder is where TMPDIR says"
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=30)
     assert (process.returncode, stderr.strip()) == (130, "deployer: interrupted")
     assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
+    assert not list(scratch.glob("deployer-check-*")), "scratch folder left behind"
 
 
 def test_a_terminated_check_stops_the_processes_its_tests_started(project):
