@@ -233,11 +233,15 @@ def secret_values(config: DeployerConfig) -> dict[str, str]:
 
 def load_config(start: Path | None = None, section_required: bool = False) -> DeployerConfig:
     """Read `[tool.deployer]` from the nearest `pyproject.toml`; defaults where there is none. With
-    `section_required` (the deployer), a `pyproject.toml` without the section is a ConfigError: its
-    settings are most likely under a misspelled name, and the defaults would ship to another deployment."""
-    path = find_config_file((start or Path.cwd()).resolve())
+    `section_required` (the deployer), no `pyproject.toml`, or one without the section, is a ConfigError:
+    the settings are elsewhere or under a misspelled name, and the defaults would ship to another deployment."""
+    folder = (start or Path.cwd()).resolve()
+    path = find_config_file(folder)
     if path is None:
-        return DeployerConfig(root=(start or Path.cwd()).resolve())
+        if section_required:  # the defaults would push another package (the face profile's)
+            raise ConfigError(f"no {CONFIG_FILE} in {folder} or any folder above it: the deployer's settings go in "
+                              f"its [tool.deployer] section (`python -m deployer init` writes one)")
+        return DeployerConfig(root=folder)
     table = deployer_table(path)
     if table is None and section_required:
         tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})

@@ -615,6 +615,17 @@ def test_a_pyproject_without_the_deployer_section_is_one_line_naming_it(project)
            "deployr, ruff): the deployer's settings (project, deployment, package, …) go there")
 
 
+@pytest.mark.parametrize("command", ["package", "check", "status"])
+def test_no_pyproject_at_all_is_one_line(project, command):
+    """Without any pyproject.toml the deployer used the defaults: push --dry-run planned another deployment."""
+    (project.root / "pyproject.toml").unlink()
+    result = project.run(command)
+    assert (result.returncode, result.stderr.strip()) == (
+        1, f"deployer: error: no pyproject.toml in {project.root} or any folder above it: the deployer's settings go in "
+           "its [tool.deployer] section (`python -m deployer init` writes one)")
+    assert not (project.root / "dist").exists()
+
+
 def _zip_whole_files(source: Path, output: Path) -> None:
     """The zip as build_zip wrote it before it streamed: each file read whole, then `writestr`."""
     output.parent.mkdir(parents=True)
