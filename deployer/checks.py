@@ -230,7 +230,7 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
         try:  # in a process group of its own, which goes with the check (below)
             process = subprocess.Popen(command, cwd=config.root, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                        env=clean_environment(EMULATOR_URL=emulator.url, EMULATOR_PACKAGE=str(bundle.path),
-                                                             **{EMULATOR_TOKEN_VARIABLE: emulator.token}),
+                                                             **{EMULATOR_TOKEN_VARIABLE: emulator.token}, **_own_python()),
                                        start_new_session=True)
         except OSError as exc:
             report.add("emulator tests", False, f"cannot run {command[0]}: {exc.strerror}", say)
@@ -256,6 +256,16 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
         say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
     report.add("emulator tests", process.returncode == 0,
                shown(f"{summary} ({time.monotonic() - started:.1f} s, exit {process.returncode})"), say)
+
+
+def _own_python() -> dict[str, str]:
+    """PATH (and VIRTUAL_ENV) for the tests as an activated venv has them: the deployer's own Python's
+    folder first, so `pytest …` or `python3 -m pytest …` run in the Python the emulator's pytest plugin
+    (the `ubiops_emulator` fixture) is installed in, not another one on PATH."""
+    variables = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), *filter(None, [os.environ.get("PATH")])])}
+    if sys.prefix != sys.base_prefix:
+        variables["VIRTUAL_ENV"] = sys.prefix
+    return variables
 
 
 def _printed(stream: IO[bytes]) -> str:

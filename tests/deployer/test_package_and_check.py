@@ -447,6 +447,22 @@ def test_check_into_a_pipe_closed_after_its_first_line_goes_on_to_its_end(projec
     assert (process.returncode, errors) == (0, "")
 
 
+@pytest.mark.parametrize("command", ["pytest -q -p no:cacheprovider test_served.py",
+                                     "python3 -m pytest -q -p no:cacheprovider test_served.py"])
+def test_a_test_command_naming_pytest_or_python3_runs_in_the_deployers_python(project, command):
+    """Only a literal `python` was the deployer's: `pytest` or `python3` ran another Python, without the
+    emulator's pytest plugin (fixture 'ubiops_emulator' not found). PATH here leaves the venv out, as a
+    shell that has not activated it does."""
+    (project.root / "test_served.py").write_text(
+        "import os, sys\n\ndef test_served(ubiops_emulator):\n"
+        f"    assert os.path.realpath(sys.prefix) == os.path.realpath(os.environ['VIRTUAL_ENV']) == {os.path.realpath(sys.prefix)!r}\n"
+        "    assert ubiops_emulator.request({'x': 21})['result'] == {'y': 42}\n")
+    project.configure(test_command=command)
+    result = project.run("check", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   emulator tests: 1 passed" in result.stdout
+
+
 def test_check_reports_the_runners_summary_whatever_comes_after_on_stderr(project):
     """A library logging on stderr as the test process exits must not replace pytest's summary line."""
     (project.root / "emulator_check.py").write_text(
