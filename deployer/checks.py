@@ -46,6 +46,7 @@ from emulator.settings import INSTANCE_MEMORY_MB
 MAX_UPLOAD_BYTES = 2 * 1024**3
 """UbiOps' documented package limit (2 GB)."""
 TEST_OUTPUT_LINES = 30
+"""The lines of the failed tests' stdout, and of their stderr, shown."""
 TEST_STOP_SECONDS = 5.0
 """How long the test command's processes have to end on SIGTERM before they are killed."""
 
@@ -245,12 +246,12 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
         stdout, stderr = (_printed(stream) for stream in (out, err))
     # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
     summary = (stdout.strip() or stderr.strip() or "(no output)").splitlines()[-1]
+    if timed_out or process.returncode != 0:
+        _show_output(stdout, stderr, say, shown)
     if timed_out:
-        say(shown(tail((stdout + stderr).strip(), TEST_OUTPUT_LINES)))
         report.add("emulator tests", False, f"timed out after {config.test_timeout} s (test_timeout)", say)
         return
     if process.returncode != 0:
-        say(shown(tail((stdout + stderr).strip(), TEST_OUTPUT_LINES)))
         # a request that failed in a test says only "see the logs": the traceback is in the emulator's
         # log, which goes with the scratch folder
         say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
@@ -272,6 +273,15 @@ def _printed(stream: IO[bytes]) -> str:
     """What the tests wrote to `stream`, as text (a test may print any bytes)."""
     stream.seek(0)
     return stream.read().decode("utf-8", errors="replace")
+
+
+def _show_output(stdout: str, stderr: str, say: Callable[[str], None], shown: Callable[[str], str]) -> None:
+    """The end of the failed tests' stdout and stderr, each its own: together, 40 lines a library logs on
+    stderr at exit pushed the runner's failure details off."""
+    if stderr.strip():
+        say(shown(f"the end of the tests' stderr:\n{tail(stderr.strip(), TEST_OUTPUT_LINES)}"))
+    if stdout.strip():
+        say(shown(tail(stdout.strip(), TEST_OUTPUT_LINES)))
 
 
 def _end_group(process: subprocess.Popen[bytes]) -> None:

@@ -599,6 +599,19 @@ def test_a_request_failing_in_the_tests_shows_the_emulators_log(project):
     assert "ZeroDivisionError" in log and "data['x'] // (data['x'] - 21)" in log, result.stdout
 
 
+def test_failed_tests_show_their_failure_whatever_they_print_on_stderr(project):
+    """40 lines a library logs on stderr at exit (MediaPipe's glog) pushed pytest's failure details off."""
+    (project.root / "emulator_check.py").write_text(
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('W0000 a native library says goodbye\\n' * 40, file=sys.stderr))\n"
+        "print('E   AssertionError: the detail that matters')\nprint('1 failed in 0.01s')\nsys.exit(1)\n")
+    result = project.run("check")
+    assert result.returncode == 1
+    assert "E   AssertionError: the detail that matters" in result.stdout, result.stdout
+    assert "W0000 a native library says goodbye" in result.stdout
+    assert "FAIL emulator tests: 1 failed in 0.01s (" in result.stdout
+
+
 def test_a_test_printing_bytes_that_are_not_utf8_is_reported(project):
     """They ended `check` with a UnicodeDecodeError traceback."""
     (project.root / "emulator_check.py").write_text(
