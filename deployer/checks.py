@@ -47,6 +47,10 @@ MAX_UPLOAD_BYTES = 2 * 1024**3
 """UbiOps' documented package limit (2 GB)."""
 TEST_OUTPUT_LINES = 30
 """The lines of the failed tests' stdout, and of their stderr, shown."""
+TEST_OUTPUT_BYTES = 64 * 1024
+"""The end of each of the tests' outputs read: all that its last lines need."""
+SUMMARY_CHARS = 300
+"""The most of the runner's summary line (the last of its stdout) the check's line quotes."""
 TEST_STOP_SECONDS = 5.0
 """How long the test command's processes have to end on SIGTERM before they are killed."""
 
@@ -246,6 +250,8 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
         stdout, stderr = (_printed(stream) for stream in (out, err))
     # The runner's summary closes its stdout; what a library prints on stderr at exit must not hide it.
     summary = (stdout.strip() or stderr.strip() or "(no output)").splitlines()[-1]
+    if len(summary) > SUMMARY_CHARS:
+        summary = summary[:SUMMARY_CHARS] + "…"
     if timed_out or process.returncode != 0:
         _show_output(stdout, stderr, say, shown)
     if timed_out:
@@ -270,9 +276,16 @@ def _own_python() -> dict[str, str]:
 
 
 def _printed(stream: IO[bytes]) -> str:
-    """What the tests wrote to `stream`, as text (a test may print any bytes)."""
-    stream.seek(0)
-    return stream.read().decode("utf-8", errors="replace")
+    """The end of what the tests wrote to `stream` (its last TEST_OUTPUT_BYTES), as text: only the end
+    is shown, and a test may print hundreds of MB (held whole, they took the deployer to 860 MB) and
+    any bytes."""
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(max(0, size - TEST_OUTPUT_BYTES))
+    text = stream.read().decode("utf-8", errors="replace")
+    if size > TEST_OUTPUT_BYTES:  # without the line cut at the start, unless it is the only one
+        rest = text.partition("\n")[2]
+        text = rest if rest.strip() else text
+    return text
 
 
 def _show_output(stdout: str, stderr: str, say: Callable[[str], None], shown: Callable[[str], str]) -> None:

@@ -612,6 +612,31 @@ def test_failed_tests_show_their_failure_whatever_they_print_on_stderr(project):
     assert "FAIL emulator tests: 1 failed in 0.01s (" in result.stdout
 
 
+def test_only_the_end_of_the_tests_output_is_read(tmp_path):
+    """A test printing ~220 MB took the deployer to 860 MB: the output was read whole, and decoded."""
+    from deployer.checks import TEST_OUTPUT_BYTES, _printed
+    with (tmp_path / "output").open("w+b") as stream:
+        for _ in range(32):
+            stream.write(b"x" * (1024**2 - 1) + b"\n")
+        stream.write(b"1 failed in 0.01s\n")
+        tracemalloc.start()
+        try:
+            text = _printed(stream)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 4 * TEST_OUTPUT_BYTES, f"{peak / 1024**2:.0f} MiB at the peak"
+    assert text == "1 failed in 0.01s\n"  # without the line cut at the start
+
+
+def test_the_runners_summary_is_quoted_at_most_in_part(project):
+    (project.root / "emulator_check.py").write_text("import sys\nprint('F' * 1_000_000)\nsys.exit(1)\n")
+    result = project.run("check")
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if "FAIL emulator tests:" in line)
+    assert len(line) < 400 and "F…" in line, line[:500]
+
+
 def test_a_test_printing_bytes_that_are_not_utf8_is_reported(project):
     """They ended `check` with a UnicodeDecodeError traceback."""
     (project.root / "emulator_check.py").write_text(
