@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,13 @@ class SharedLock:
             os.close(fd)
             raise
         self._fd = fd
+
+    def copy_to(self, target: Path) -> None:
+        """Copy the locked file's bytes to `target` through the descriptor held, not by its name: its
+        folder may be gone meanwhile (dist/ removed by `make clean`)."""
+        with os.fdopen(os.dup(self._fd), "rb") as source, target.open("wb") as copy:
+            source.seek(0)
+            shutil.copyfileobj(source, copy, 1024 * 1024)
 
     def __del__(self) -> None:
         if self._fd >= 0:  # not for a lock never taken: its number may belong to another file by now

@@ -11,6 +11,7 @@ every change made at UbiOps so far.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -112,10 +113,17 @@ class Shipment:
     def run(self) -> dict[str, Any]:
         """Ship the tested zip: a private copy of it, checked against the tested SHA-256 before anything
         changes at UbiOps, is what is uploaded (the zip in dist/ is anyone's to change meanwhile)."""
-        with tempfile.TemporaryDirectory(prefix="deployer-push-") as private:
-            tested = Path(private) / self.bundle.path.name
-            shutil.copyfile(self.bundle.path, tested)
-            actual = sha256_of(tested)
+        with contextlib.ExitStack() as stack:
+            try:  # the zip's folder gone, the disk full: said in one line, before anything is uploaded
+                tested = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deployer-push-"))) / self.bundle.path.name
+                if self.bundle.hold is not None:
+                    self.bundle.hold.copy_to(tested)
+                else:
+                    shutil.copyfile(self.bundle.path, tested)
+                actual = sha256_of(tested)
+            except OSError as exc:
+                raise DeployerError(f"cannot copy {self.bundle.path} to upload it: {exc}; nothing was changed "
+                                    "at UbiOps") from None
             if actual != self.bundle.sha256:
                 raise DeployerError(f"{self.bundle.path} changed after it was checked (sha256 {actual}, "
                                     f"tested {self.bundle.sha256}); nothing was changed at UbiOps")

@@ -444,6 +444,31 @@ def test_a_zip_changed_after_its_tests_is_refused_before_anything_changes_at_ubi
     assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
 
 
+def test_dist_removed_during_the_push_still_ships_the_tested_bytes(project, remote_ubiops):
+    """`make clean` while the tests ran: the copy to upload, made by the zip's name, ended the push with
+    a FileNotFoundError traceback. The zip held open is copied instead."""
+    (project.root / "emulator_check.py").write_text("import shutil\nshutil.rmtree('dist')\n")
+    summary = project.push_json("--no-wait", emulator=remote_ubiops)
+    assert not (project.root / "dist").exists()
+    download = httpx.get(f"{remote_ubiops.api}/projects/{PROJECT}/deployments/{project.deployment}/versions/v1/"
+                         f"revisions/{summary['revision']}/download", headers={"Authorization": f"Token {TOKEN}"})
+    assert hashlib.sha256(download.content).hexdigest() == summary["sha256"]
+
+
+def test_a_copy_to_upload_that_cannot_be_made_is_one_line_and_uploads_nothing(project, remote_ubiops, tmp_path):
+    """An OSError making the private copy (here its temporary folder gone; a full disk alike) was a traceback."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    (project.root / "emulator_check.py").write_text("import os, shutil\nshutil.rmtree(os.environ['TMPDIR'])\n")
+    project.configure(sample_input={})
+    result = project.run("push", emulator=remote_ubiops, env={"TMPDIR": str(scratch)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"deployer: error: cannot copy {project.root / 'dist'}"), result.stderr
+    assert result.stderr.strip().endswith("nothing was changed at UbiOps")
+    assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--maximum-idle-time", "5"], "--maximum-idle-time must be at least 10 and at most 3600"),
     (["--minimum-instances", "-1"], "--minimum-instances must be at least 0"),
