@@ -37,7 +37,7 @@ from deployer.bundle import Bundle
 from deployer.client import Api, scrubbed, translated
 from deployer.emulated import LocalEmulator, clean_environment, local_emulator
 from deployer.errors import DeployerError
-from deployer.inputs import upload_inputs
+from deployer.inputs import file_problems, upload_inputs
 from deployer.variables import ConfiguredVariable, ship_variables
 from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.launcher import tail
@@ -160,12 +160,12 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
     size_mb = bundle.size / 1024**2
     report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)
     if config.sample_input:
-        report.add("sample_input", *_sample_input_check(config.sample_input, package.input_spec), say)
+        report.add("sample_input", *_sample_input_check(config.sample_input, package.input_spec, config.root), say)
     return package if report.passed else None
 
 
-def _sample_input_check(sample: dict[str, Any] | str, spec: Spec) -> tuple[bool, str]:
-    """Whether the sample input is one the package takes, and what the check found."""
+def _sample_input_check(sample: dict[str, Any] | str, spec: Spec, root: Path) -> tuple[bool, str]:
+    """Whether the sample input is one the package takes, its files there to upload, and what the check found."""
     problem = sample_input_problem(sample, spec.kind)
     if problem:
         return False, problem
@@ -173,6 +173,9 @@ def _sample_input_check(sample: dict[str, Any] | str, spec: Spec) -> tuple[bool,
         check_input(spec, sample)
     except DataError as exc:
         return False, str(exc)
+    missing = file_problems(spec, sample, root)
+    if missing:
+        return False, "; ".join(missing)
     return True, "the text for the plain-text input" if isinstance(sample, str) else f"matches the input fields ({', '.join(sample)})"
 
 

@@ -200,6 +200,22 @@ def test_check_refuses_a_sample_input_that_breaks_the_spec(project):
     assert "FAIL sample_input: Input field 'x' must be of type int, but got a string" in result.stdout
 
 
+def test_check_refuses_sample_input_files_that_are_missing_or_folders_before_the_tests(project):
+    """A missing file passed `ok sample_input` and failed the check only after every test had run; a
+    folder was said to be "not found"."""
+    (project.package / "ubiops_input_spec.json").write_text(json.dumps([{"name": "doc", "data_type": "file"},
+                                                                        {"name": "docs", "data_type": "array_file"}]))
+    (project.root / "sample.txt").write_text("the sample")
+    (project.root / "a").mkdir()
+    (project.root / "emulator_check.py").write_text("open('tests-ran', 'w').close()\n")
+    project.configure(sample_input={"doc": "missing.jpg", "docs": ["sample.txt", "a"]})
+    result = project.run("check")
+    assert result.returncode == 1
+    assert (f"FAIL sample_input: input file missing.jpg not found (looked at {project.root / 'missing.jpg'}); "
+            f"input file a is a folder, not a file (at {project.root / 'a'})") in result.stdout, result.stdout
+    assert not (project.root / "tests-ran").exists()
+
+
 @pytest.mark.parametrize("plain, sample, message", [
     (False, "three", "sample_input is a string, but the deployment's input is structured: give its fields as a table"),
     (True, {"x": 3}, "sample_input is a table of fields, but the deployment's input is plain text: give the text itself"),
