@@ -62,13 +62,16 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
     variables = configured_variables(config)
     api = Api(dry_run=options.dry_run, say=say)
     try:
-        api.read(f"project {config.project!r}", "projects_get", config.project)
-        bundle = build_bundle(config)
-        say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
-        warn_of_links(bundle, say)
-        if options.skip_tests:
-            say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
-        report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say, variables=variables)
+        try:  # Ctrl-C before the shipment: it has changed nothing, which is said (the shipment says what it changed)
+            api.read(f"project {config.project!r}", "projects_get", config.project)
+            bundle = build_bundle(config)
+            say(f"package {bundle.path.name}: {bundle.size} bytes, sha256 {bundle.sha256}")
+            warn_of_links(bundle, say)
+            if options.skip_tests:
+                say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
+            report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say, variables=variables)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted: nothing was changed at UbiOps") from None
         say(report.summary())
         if not report.passed:
             raise DeployerError("the check failed, so nothing was uploaded")

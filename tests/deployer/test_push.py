@@ -381,6 +381,21 @@ def test_a_terminated_check_stops_its_emulator_and_its_tests(project, tmp_path, 
     assert not list(scratch.glob("deployer-check-*")), "scratch folder left behind"
 
 
+def test_ctrl_c_during_a_pushs_check_says_nothing_was_changed_at_ubiops(project, remote_ubiops):
+    """It said only `deployer: interrupted`, though the push had changed nothing."""
+    project.configure(test_command='python -c "import time; time.sleep(60)"')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    env |= {"UBIOPS_API_TOKEN": TOKEN, "UBIOPS_API_HOST": remote_ubiops.api}
+    process = subprocess.Popen([sys.executable, "-m", "deployer", "push"], cwd=project.root, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    started = eventually(lambda: _with_the_tests_running(project.root), "the test command running", DEPLOYER_SECONDS)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr.strip()) == (130, "deployer: error: interrupted: nothing was changed at UbiOps")
+    assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
+    assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
+
+
 def test_a_terminated_check_stops_the_processes_its_tests_started(project):
     """Only the test command itself was killed: a shell's `sleep`, in its process group, went on."""
     project.configure(test_command="sh -c 'sleep 1234; true'")
