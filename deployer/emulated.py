@@ -24,6 +24,7 @@ from emulator.launcher import (
     Emulator,
     EmulatorExited,
     EmulatorSilent,
+    NotThisEmulator,
     PackageDidNotStart,
     start_emulator,
     tail,
@@ -97,6 +98,8 @@ def _wait_until_started(emulator: Emulator) -> str | None:
         wait_until_served(emulator, START_SECONDS)
     except PackageDidNotStart as exc:
         return exc.reason
+    except NotThisEmulator as exc:
+        raise DeployerError(f"{exc}; the check cannot trust its answers: run it again") from None
     except EmulatorExited:
         raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log(), LOG_LINES)}") from None
     except EmulatorSilent:

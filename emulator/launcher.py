@@ -167,6 +167,11 @@ class EmulatorSilent(RuntimeError):
     """The emulator did not give the awaited answer in time."""
 
 
+class NotThisEmulator(RuntimeError):
+    """What answers on the emulator's port is another server: the port was free when chosen, but let go
+    before the emulator bound it, and another took it (an emulator without a token, say)."""
+
+
 class PackageDidNotStart(RuntimeError):
     """The emulator runs, but its package cannot be served (its `__init__` raised, its environment did
     not build…): `reason` says why, in the version's own words; the message adds the log's end."""
@@ -201,6 +206,20 @@ def wait_until_up(emulator: Emulator, seconds: float = STARTUP_SECONDS) -> None:
     except EmulatorSilent:
         emulator.stop()
         raise
+    confirm_own(emulator)
+
+
+def confirm_own(emulator: Emulator) -> None:
+    """Raise NotThisEmulator unless the server on the emulator's port is this one: it takes the token
+    this process gave it and refuses a call without it. Any server that took the port would do for
+    `/status` or `/readyz` alone, and a check would pass bytes it never ran. Without a token, nothing tells."""
+    if not emulator.token:
+        return
+    with_token = httpx.get(f"{emulator.api}/status", headers=emulator.headers, timeout=5).status_code
+    without = httpx.get(f"{emulator.api}/status", timeout=5).status_code
+    if (with_token, without) != (200, 401):
+        raise NotThisEmulator(f"the server on {emulator.url} is not the emulator started on it (with its token: "
+                              f"{with_token}, without: {without}, not 200 and 401): another server took its port")
 
 
 def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> None:
@@ -216,6 +235,7 @@ def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> No
         return None
 
     wait_for(emulator, served, seconds)
+    confirm_own(emulator)
 
 
 @contextmanager

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlsplit
+
 import pytest
+from conftest import Replying, http_server
 
 from contract.config import load_config
 from deployer import emulated
 from deployer.bundle import build_bundle
 from deployer.emulated import local_emulator
 from deployer.errors import DeployerError
+from emulator import launcher
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
 from emulator.runtime.python_envs import BUILD_SECONDS
 from emulator.settings import INSTANCE_MEMORY_MB
@@ -34,3 +39,25 @@ def test_a_package_that_does_not_start_in_time_is_reported_with_its_log(project,
     assert message.startswith("the emulator did not start the package within 8 s (the time it may take to answer, build "
                               "the package's environment and run Deployment.__init__); its log ended:\n"), message
     assert "starting (pid" in message and ".log" not in message
+
+
+class Tokenless(Replying):
+    """Another server on the port, as an emulator started without a token answers: 200 to everything."""
+
+    def do_GET(self) -> None:
+        self.reply(200, {"Content-Type": "application/json"}, json.dumps({"status": "ready"}).encode())
+
+
+def test_another_server_on_the_check_emulators_port_is_refused(project, tmp_path, monkeypatch):
+    """The port is chosen free, then let go before the emulator binds it: a server that took it meanwhile
+    answered `/readyz` with 200, and the check ran the tests against bytes it had never started."""
+    config = load_config(project.root)
+    with http_server(Tokenless) as url:
+        port = urlsplit(url).port
+        assert port is not None
+        monkeypatch.setattr(launcher, "free_port", lambda: port)
+        with pytest.raises(DeployerError) as error, local_emulator(config, build_bundle(config).path, tmp_path, INSTANCE_MEMORY_MB):
+            pass
+    assert str(error.value) == (f"the server on http://127.0.0.1:{port} is not the emulator started on it (with its token: "
+                                "200, without: 200, not 200 and 401): another server took its port; the check cannot "
+                                "trust its answers: run it again")
