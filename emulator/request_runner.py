@@ -361,10 +361,16 @@ class RequestRunner:
             raise NotAllowed("Only {\"status\": \"cancelled\"} can be set on a request")
         return self._cancel(self._cancellable(record))
 
-    def cancel_many(self, project: str, deployment: str, version: str | None, request_ids: list[str],
-                    status: str | None) -> list[RequestRecord]:
+    async def cancel_many(self, project: str, deployment: str, version: str | None, request_ids: list[str],
+                          status: str | None) -> list[RequestRecord]:
         """Cancel the requests named (all or none), or, with no ids, every request of the deployment (or
-        version) in `status`, `pending` or `processing`; the requests cancelled."""
+        version) in `status`, `pending` or `processing`; the requests cancelled.
+
+        They are cancelled MAX_BATCH_ITEMS at a time, the event loop serving other calls in between (so
+        the ids named, as many at most, are cancelled in one go): 50 000 pending requests cancelled at
+        once held it 3.9-5.1 s, every call (/livez too) waiting; now ~0.1 s at most (BENCHMARKS.md). One
+        that ended meanwhile, or, by status, left it (an instance took it), is left as it is, and not
+        in the answer."""
         if request_ids and status is not None:
             raise NotAllowed("Give the ids of the requests to cancel, or a status with an empty body, not both")
         if request_ids:
@@ -378,7 +384,13 @@ class RequestRunner:
         else:
             raise NotAllowed("Give the ids of the requests to cancel, or status=pending or status=processing "
                              "with an empty body")
-        return [self._cancel(record) for record in chosen]
+        cancelled: list[RequestRecord] = []
+        for start in range(0, len(chosen), MAX_BATCH_ITEMS):
+            if start:
+                await asyncio.sleep(0)
+            cancelled += [self._cancel(record) for record in chosen[start:start + MAX_BATCH_ITEMS]
+                          if record.id in self._live and status in (None, record.status)]
+        return cancelled
 
     def _cancellable(self, record: RequestRecord) -> RequestRecord:
         """The live request behind a recorded one; NotAllowed once it has ended."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PACKAGES, PROJECT, eventually, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PACKAGES, PROJECT, eventually, metric_values, start_emulator, wait_for_log, zip_bytes
 from ubiops.utils import upload_file, wait_for_deployment_request, wait_for_deployment_version_request
 
 
@@ -148,6 +148,32 @@ def test_cancel_many_by_id_or_every_pending_request_of_a_version(emulators):
     assert [c["id"] for c in api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [], status="processing")] == [busy.id]
     assert {r.status for r in api.deployment_requests_batch_get(PROJECT, DEPLOYMENT, [busy.id, first.id, third.id])} == \
         {"cancelled"}
+
+
+def test_a_mass_cancel_ends_each_request_and_leaves_the_running_one(emulators):
+    """50 000 pending requests cancelled at once held the server ~4.6 s, every call (/livez too) waiting:
+    they are cancelled 250 at a time, other calls answered in between (shown turn by turn in
+    tests/parts/test_request_runner.py). Each still ends cancelled, recorded, counted and logged, and the
+    answer lists them all; the request running is not pending, and runs on."""
+    crashing = emulators("crashing", "--version", "mass-cancel")
+    api = crashing.sdk()
+    (busy,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}])
+    wait_for_status(api, busy.id, {"processing"})
+    ids = [created.id for _ in range(4)
+           for created in api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "ok"}] * 250)]
+    cancelled = api.deployment_version_requests_batch_cancel(PROJECT, DEPLOYMENT, "mass-cancel", [], status="pending")
+    assert sorted(c["id"] for c in cancelled) == sorted(ids) and {c["status"] for c in cancelled} == {"cancelled"}
+    for start in range(0, len(ids), 250):
+        collected = api.deployment_requests_batch_get(PROJECT, DEPLOYMENT, ids[start:start + 250])
+        assert {(r.status, r.time_started) for r in collected} == {("cancelled", None)}
+    assert api.deployment_requests_list(PROJECT, DEPLOYMENT, status="pending") == []
+    log = wait_for_log(crashing, f"request {ids[-1]} cancelled")
+    assert [i for i in ids if f"request {i} cancelled" not in log] == []
+    counted = metric_values(httpx.get(f"{crashing.url}/metrics").text)
+    assert counted("ubiops_emulator_requests_total", project=PROJECT, deployment=DEPLOYMENT, version="mass-cancel",
+                   status="cancelled") == len(ids)
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, busy.id, metadata_only=True).status == "processing"
+    api.deployment_requests_update(PROJECT, DEPLOYMENT, busy.id, {"status": "cancelled"})
 
 
 @pytest.mark.parametrize("ids, status, code, message", [

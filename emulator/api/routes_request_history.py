@@ -157,7 +157,7 @@ async def deployment_requests_batch_cancel(
     services.registry.check_path(project_name, deployment_name, version)
     body = await request.body()
     request_ids = _id_list(await read_json(body)) if body.strip() else []
-    cancelled = services.runner.cancel_many(project_name, deployment_name, version, request_ids, status)
+    cancelled = await services.runner.cancel_many(project_name, deployment_name, version, request_ids, status)
     return [_changed(record) for record in cancelled]
 
 
