@@ -423,13 +423,16 @@ class RequestRunner:
     async def forget(self, project: str, deployment: str, version: str | None = None) -> None:
         """Delete the history of a deleted deployment (or version), with its files: on UbiOps requests
         belong to the version, not to its name, so a new one of that name starts without them. A request
-        still ending (its instance was just stopped) is not kept either."""
+        still ending (its instance was just stopped) is not kept either. Their records go MAX_BATCH_ITEMS
+        at a time, the event loop serving other calls in between: 50 000 held it ~3 s."""
         for live in self._live.values():
             if _belongs(live.record, project, deployment, version):
                 live.record.stored = False
         ids = self.store.ids_of(project, deployment, version)
         await asyncio.to_thread(self.remove_files, ids)
-        self.store.delete(ids)
+        for start in range(0, len(ids), MAX_BATCH_ITEMS):
+            self.store.delete(ids[start:start + MAX_BATCH_ITEMS])
+            await asyncio.sleep(0)
 
     def rename(self, project: str, deployment: str, version: str | None, new_name: str) -> None:
         """A renamed deployment (or, with `version`, version) keeps its history, requests still running included."""

@@ -43,6 +43,9 @@ timeout itself (and is then killed); this bound only guarantees no caller ever w
 STOPPED = "The emulator stopped before this request finished"
 START_FAILED = "start"
 """The reason an instance is lost when it cannot start (`__init__` raised or hung, the process died)."""
+ANSWERED_AT_ONCE = 250
+"""Queued jobs answered in one turn of the event loop as their pool closes: each ends a request (its
+record, log line and metrics), ~0.1 ms of the loop's time."""
 RETRY_SECONDS = (1, 2, 4, 8, 15, 30, 60)
 """How long a lost instance whose replacement could not start waits before each new try (the last
 one for every try after): a cause that goes (a server `__init__` calls comes back up) is soon
@@ -332,12 +335,20 @@ class InstancePool:
             self._settled.set()
             for ticket in self._running:
                 _settle(ticket, Error(reason))
-            while not self._queue.empty():
-                _settle(self._queue.get_nowait(), Error(reason))
             self._stopping = asyncio.ensure_future(self._stop())
         await asyncio.shield(self._stopping)
 
     async def _stop(self) -> None:
+        assert self._closed is not None, "set by `close`"
+        # The jobs queued are answered ANSWERED_AT_ONCE at a time, the event loop serving other calls in
+        # between (a job an instance takes meanwhile is answered as it is adopted): a version deleted with
+        # 50 000 requests queued held it ~3.3 s as they all ended at once.
+        for answered in itertools.count(1):
+            if self._queue.empty():
+                break
+            _settle(self._queue.get_nowait(), Error(self._closed))
+            if answered % ANSWERED_AT_ONCE == 0:
+                await asyncio.sleep(0)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -185,6 +185,27 @@ def test_a_mass_cancel_lets_other_calls_in_between_and_ends_each_request(runner,
                    status=CANCELLED) == count - 1
 
 
+def test_a_deleted_version_s_history_goes_a_few_at_a_time_other_calls_answered_in_between(runner):
+    """Deleting a version with 50 000 requests deleted their records in one go, the event loop held ~3 s:
+    they go MAX_BATCH_ITEMS at a time, another call answered in between; then all are gone, and the
+    other version's stay."""
+    count = 3 * MAX_BATCH_ITEMS
+    for n in range(count):
+        runner.fail(runner.new_record(DEPLOYMENT, version("full"), f"r{n}", "x", 60, BATCH), "ended")
+    kept = runner.new_record(DEPLOYMENT, Version("v2", None, {}), "other", "x", 60, BATCH)
+
+    async def delete_while_other_calls_come() -> set[int]:
+        deleting = asyncio.create_task(runner.forget("p", "d", "v1"))
+        left_then = set()
+        while not deleting.done():  # another call, one turn of the loop at a time
+            left_then.add(len(runner.store.ids_of("p", "d", "v1")))
+            await asyncio.sleep(0)
+        return left_then
+
+    assert asyncio.run(delete_while_other_calls_come()) - {0, count}, "some were gone while others were still there"
+    assert runner.store.ids_of("p", "d", "v1") == [] and runner.find("p", "d", "v2", "other") == kept
+
+
 def test_a_full_queue_refuses_more_requests_until_one_is_taken(runner):
     limited = Version("v1", None, {}, settings={"maximum_queue_size": 2})
     runner.check_queue(limited, 2)
