@@ -154,7 +154,8 @@ def test_a_mass_cancel_ends_each_request_and_leaves_the_running_one(emulators):
     """50 000 pending requests cancelled at once held the server ~4.6 s, every call (/livez too) waiting:
     they are cancelled 250 at a time, other calls answered in between (shown turn by turn in
     tests/parts/test_request_runner.py). Each still ends cancelled, recorded, counted and logged, and the
-    answer lists them all; the request running is not pending, and runs on."""
+    answer lists them all, and they leave the version's queue; the request running is not pending, and
+    runs on."""
     crashing = emulators("crashing", "--version", "mass-cancel")
     api = crashing.sdk()
     (busy,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"mode": "sleep 60"}])
@@ -172,6 +173,10 @@ def test_a_mass_cancel_ends_each_request_and_leaves_the_running_one(emulators):
     counted = metric_values(httpx.get(f"{crashing.url}/metrics").text)
     assert counted("ubiops_emulator_requests_total", project=PROJECT, deployment=DEPLOYMENT, version="mass-cancel",
                    status="cancelled") == len(ids)
+    # They leave the queue at once, not when an instance comes to each: they were counted waiting meanwhile.
+    eventually(lambda: metric_values(httpx.get(f"{crashing.url}/metrics").text)(
+        "ubiops_emulator_queue_length", project=PROJECT, deployment=DEPLOYMENT, version="mass-cancel") == 0,
+        "the cancelled requests leave the queue")
     assert api.deployment_requests_get(PROJECT, DEPLOYMENT, busy.id, metadata_only=True).status == "processing"
     api.deployment_requests_update(PROJECT, DEPLOYMENT, busy.id, {"status": "cancelled"})
 

@@ -145,13 +145,32 @@ class Ticket:
 
 
 class JobQueue(asyncio.Queue[Ticket]):
-    """First come, first served; a job whose instance was found dead before it ran goes back to the front."""
+    """First come, first served; a job whose instance was found dead before it ran goes back to the front,
+    and jobs given up while they wait are taken out (`note_withdrawn`)."""
 
     _queue: collections.deque[Ticket]  # asyncio.Queue's own store (its `_init`)
+    _withdrawn = 0
+    """Jobs given up while they waited since the last sweep (some may have been taken since)."""
 
     def put_first(self, ticket: Ticket) -> None:
         self.put_nowait(ticket)  # wakes a waiting instance, which takes the first job when it runs
         self._queue.rotate(1)
+
+    def note_withdrawn(self) -> None:
+        """A job waiting here was given up (its future is done): such jobs are swept out once they are
+        half the queue (so each costs O(1)). 50 000 pending requests cancelled stayed queued, with their
+        data and records, until an instance came to each, and were counted in the queue's length."""
+        self._withdrawn += 1
+        if 2 * self._withdrawn >= len(self._queue):
+            waiting = [ticket for ticket in self._queue if not ticket.future.done()]
+            self._queue.clear()
+            self._queue.extend(waiting)
+            self._withdrawn = 0
+
+    @property
+    def waiting(self) -> int:
+        """The jobs waiting, those given up but not yet swept out aside."""
+        return sum(not ticket.future.done() for ticket in self._queue)
 
 
 class InstancePool:
@@ -253,6 +272,8 @@ class InstancePool:
             ticket.future.cancel()
             if ticket.instance is not None:
                 ticket.instance.interrupt()
+            elif not ticket.taken.is_set():
+                self._note_withdrawn()
             raise
 
     async def _answer(self, ticket: Ticket) -> Reply:
@@ -274,6 +295,7 @@ class InstancePool:
         """An `Error` for a job past its deadline still queued; one an instance runs has a grace period."""
         if not ticket.taken.is_set():
             ticket.future.cancel()
+            self._note_withdrawn()
             return Error(f"The request timed out after {ticket.timeout:g} seconds waiting for a free instance")
         try:
             return await asyncio.wait_for(asyncio.shield(ticket.future), REPLY_GRACE_SECONDS)
@@ -281,10 +303,18 @@ class InstancePool:
             ticket.future.cancel()
             return Error(f"The request timed out after {ticket.timeout:g} seconds and its instance did not answer")
 
+    def _note_withdrawn(self) -> None:
+        """A job given up before an instance took it leaves the queue it waits in: this pool's, or, once
+        this pool was replaced, its successor's (`retire` moved it there)."""
+        pool = self
+        while isinstance(pool.replaced, InstancePool):
+            pool = pool.replaced
+        pool._queue.note_withdrawn()
+
     @property
     def queued(self) -> int:
         """How many jobs wait for a free instance."""
-        return self._queue.qsize()
+        return self._queue.waiting
 
     @property
     def free(self) -> int:

@@ -103,6 +103,25 @@ async def test_closing_answers_the_queued_jobs_a_few_at_a_time_other_work_runnin
     assert [await task for task in waiting] == [Error("gone")] * len(waiting)
 
 
+@pytest.mark.parametrize("replaced", [False, True])
+async def test_jobs_given_up_while_they_wait_leave_the_queue_with_their_data(pools, job, replaced):
+    """50 000 pending requests cancelled stayed queued, with their data, until an instance came to each
+    (a slow deployment's: for as long as it took), and counted in the version's queue length. Those
+    its pool handed to a successor leave the successor's queue."""
+    given = pools("minimal")  # never started: its jobs stay queued
+    waiting = [await queued(given, job(n), timed_in_queue=False) for n in range(10)]
+    timed_out = await queued(given, job("timed out"), timeout=0.01)
+    pool = pools("minimal") if replaced else given
+    if replaced:
+        await given.retire(pool)
+    for task in waiting[1:]:
+        task.cancel()
+    await asyncio.gather(*waiting[1:], return_exceptions=True)
+    assert await timed_out == Error("The request timed out after 0.01 seconds waiting for a free instance")
+    assert pool.queued == 1
+    assert [ticket.job.data for ticket in pool._queue._queue] == [0], "only the job still waiting is kept"
+
+
 async def test_a_worker_that_has_exited_is_not_killed_again_when_its_pool_closes(pools, job, monkeypatch):
     """Its process group was killed as it exited; by the time the pool closes (hours later, say), its
     number may be another process's."""
