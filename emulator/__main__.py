@@ -219,8 +219,15 @@ def main(argv: list[str] | None = None) -> None:
                         "(set %s or --token)", settings.host, EMULATOR_TOKEN_VARIABLE)
         log.info("answering requests whose Host is %s, localhost or a loopback address; name others with --allow-host",
                  ", ".join((settings.host, *settings.allowed_hosts)))
-    url = f"http://{settings.host}:{settings.port}/v2.1/projects/{settings.project}/deployments/{settings.deployment}/requests"
-    log.info("serving %s as project %s, deployment %s, version %s at %s", settings.package, settings.project,
+    url = f"http://{settings.host}:{settings.port}/v2.1/projects/{settings.project}/deployments/{settings.deployment}"
+    default = app.state.services.registry.deployment(settings.project, settings.deployment).default_version
+    if default != settings.version:  # the deployment's URL answers with that default, not with this package
+        url += f"/versions/{settings.version}"
+        log.warning("deployment %s's default version is %s (kept from an earlier run), not the package's %s: requests "
+                    "without a version go to %s; make %s the default again with `ubiops deployments update %s "
+                    "--default_version %s`", settings.deployment, default, settings.version, default, settings.version,
+                    settings.deployment, settings.version)
+    log.info("serving %s as project %s, deployment %s, version %s at %s/requests", settings.package, settings.project,
              settings.deployment, settings.version, url)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,

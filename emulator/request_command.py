@@ -49,7 +49,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-i", "--input", action="append", default=[], metavar="NAME=VALUE",
                         help="an input field (repeatable); NAME=@path sends a file")
     parser.add_argument("--json", help="the whole input as JSON (instead of FILE and -i)")
-    parser.add_argument("--version", help="a version (default: the deployment's default version)")
+    parser.add_argument("--version", help="a version (default: the package's, [tool.deployer] emulator_version, "
+                        "even where a running emulator's deployment has another default)")
     parser.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
                         help="a running emulator to use if it serves the deployment (default: %(default)s)")
     parser.add_argument("--output", choices=("text", "json"), default="text", help="json: the whole answer")
@@ -197,18 +198,33 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def _serving(emulator: Emulator) -> bool:
-    """Whether `emulator` serves the deployment. One that refuses the token is an error, not a reason to
-    start another: that one would lack the running one's variables, revisions and history."""
+def _serving(emulator: Emulator) -> dict[str, Any] | None:
+    """The deployment's details, if `emulator` serves it. One that refuses the token is an error, not a
+    reason to start another: that one would lack the running one's variables, revisions and history."""
     try:
         answer = httpx.get(f"{emulator.api}/projects/{emulator.project}/deployments/{emulator.deployment}",
                            headers=emulator.headers, timeout=2)
     except httpx.TransportError:
-        return False
+        return None
     if answer.status_code == 401:
         raise RequestCommandError(f"the emulator at {emulator.url} " + (
             f"refused the token in ${EMULATOR_TOKEN_VARIABLE}" if emulator.token else f"needs its token: set ${EMULATOR_TOKEN_VARIABLE}"))
-    return answer.status_code == 200
+    return answer.json() if answer.status_code == 200 else None
+
+
+def _package_version(emulator: Emulator, deployment: dict[str, Any], version: str) -> str | None:
+    """`version`, the package's, when the deployment's default is another one (kept from an earlier run,
+    say a `deployer push --promote` to the emulator) and `version` exists: a request without a version
+    would run that default's code, not the package's. None otherwise (the default is the package's)."""
+    default = deployment.get("default_version")
+    if not isinstance(default, str) or default == version:
+        return None
+    answer = httpx.get(f"{emulator.api}/projects/{emulator.project}/deployments/{emulator.deployment}/versions/{version}",
+                       headers=emulator.headers, timeout=2)
+    if answer.status_code != 200:
+        return None
+    print(f"sending to version {version}, the package's: the deployment's default is {default}", file=sys.stderr)
+    return version
 
 
 def main(argv: list[str]) -> None:
@@ -220,7 +236,9 @@ def main(argv: list[str]) -> None:
                                       "whose pyproject.toml names the package")
         package = read_package(config.package_path)
         running = Emulator(args.url, config.project, config.deployment, token=os.environ.get(EMULATOR_TOKEN_VARIABLE) or None)
-        if _serving(running):
+        if (deployment := _serving(running)) is not None:
+            if args.version is None:
+                args.version = _package_version(running, deployment, config.emulator_version)
             answer, saved = _request(running, args, package)
         else:
             print(f"starting the emulator on {config.package}…", file=sys.stderr)

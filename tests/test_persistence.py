@@ -203,6 +203,29 @@ def test_serving_the_package_under_another_name_leaves_the_earlier_deployment_wi
         second.stop()
 
 
+def test_a_kept_default_of_another_version_is_said_at_start_with_the_package_versions_url(tmp_path):
+    """Before, after `deployer push --promote` to the emulator made v2 the default (kept across restarts),
+    the start printed the deployment's URL, which answers with v2's code, as where the package is served."""
+    data = tmp_path / "data"
+    first = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        api = first.sdk()
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="v2"))
+        api.deployments_update(PROJECT, DEPLOYMENT, ubiops.DeploymentUpdate(default_version="v2"))
+        assert f"deployments/{DEPLOYMENT}/requests" in first.log(), "the package's version is the default: its URL"
+    finally:
+        first.stop()
+    second = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        log = second.log()
+        assert f"version v1 at {second.api}/projects/{PROJECT}/deployments/{DEPLOYMENT}/versions/v1/requests" in log
+        assert (f"deployment {DEPLOYMENT}'s default version is v2 (kept from an earlier run), not the package's v1: "
+                f"requests without a version go to v2; make v1 the default again with `ubiops deployments update "
+                f"{DEPLOYMENT} --default_version v1`") in log
+    finally:
+        second.stop()
+
+
 def nested(levels: int) -> list:
     """`[[…]]`, `levels` arrays deep."""
     return json.loads("[" * levels + "]" * levels)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ubiops
 from harness import ROOT
 
 from emulator.launcher import free_port, running_emulator
@@ -88,6 +89,21 @@ def test_a_running_emulator_is_used(project):
                              cwd=project, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
         listed = emulator.sdk().deployment_requests_list("cli-project", "thumbs")
     assert run.returncode == 0 and "starting" not in run.stderr, run.stderr
+    assert [r.id for r in listed] == [dict(line.split(None, 1) for line in run.stdout.splitlines())["request"]]
+
+
+def test_a_running_emulator_whose_default_is_another_version_gets_the_request_at_the_packages(project):
+    """Before, with v2 the default (kept from a `deployer push --promote` to the emulator), the request went to
+    v2, whose code is not the package's (here it has none, and the request failed)."""
+    with running_emulator(project / "pkg", project="cli-project", deployment="thumbs", cwd=project) as emulator:
+        api = emulator.sdk()
+        api.deployment_versions_create("cli-project", "thumbs", ubiops.DeploymentVersionCreate(version="v2"))
+        api.deployments_update("cli-project", "thumbs", ubiops.DeploymentUpdate(default_version="v2"))
+        run = subprocess.run([sys.executable, "-m", "emulator", "request", "--url", emulator.url, "inputs/photo.bin"],
+                             cwd=project, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})
+        listed = api.deployment_version_requests_list("cli-project", "thumbs", "v1")
+    assert run.returncode == 0, run.stderr
+    assert "sending to version v1, the package's: the deployment's default is v2" in run.stderr
     assert [r.id for r in listed] == [dict(line.split(None, 1) for line in run.stdout.splitlines())["request"]]
 
 
