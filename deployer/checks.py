@@ -161,6 +161,8 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
     report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)
     if config.sample_input:
         report.add("sample_input", *_sample_input_check(config.sample_input, package.input_spec, config.root), say)
+    else:  # said, not counted as a check: nothing failed, but nothing the check or push does sends a request
+        say("  note sample_input: none configured, so no sample request is sent here, nor a smoke request by push")
     return package if report.passed else None
 
 

@@ -168,6 +168,8 @@ class Shipment:
         # becomes what the deployment's callers are served.
         if self.config.sample_input:
             summary["smoke"] = self._smoke(version)
+        elif self.options.promote:
+            self.say(f"no sample_input: no smoke request is sent, so {version} is made the default untested")
         if self.options.promote:
             if summary["smoke"] and summary["smoke"]["status"] != COMPLETED:
                 self.say(f"NOT promoted: the smoke request to {version} failed, so the default version of "

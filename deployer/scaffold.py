@@ -154,8 +154,11 @@ def _example(field: dict[str, str]) -> Any:
     return EXAMPLES.get(field["data_type"])
 
 
-def _sample_input(inputs: list[dict[str, str]], package: str) -> dict[str, Any]:
-    """`[tool.deployer] sample_input`: file fields as paths relative to the project."""
+def _sample_input(inputs: list[dict[str, str]], package: str) -> dict[str, Any] | str:
+    """`[tool.deployer] sample_input`: file fields as paths relative to the project; for plain-text
+    input the text the generated test sends too, so check and push send a sample request."""
+    if not inputs:
+        return "example"
     return {f["name"]: f"{package}/{EXAMPLE_FILE}" if f["data_type"] == "file" else _example(f) for f in inputs}
 
 
@@ -168,7 +171,7 @@ def _test(name: str, inputs: list[dict[str, str]], outputs: list[dict[str, str]]
     return TEST_PY.format(name=name, data=repr(data) if inputs else '"example"', files=files, expected=expected)
 
 
-def _section(project: str, name: str, package: str, sample: dict[str, Any]) -> str:
+def _section(project: str, name: str, package: str, sample: dict[str, Any] | str) -> str:
     lines = ["[tool.deployer]", f"project = {_toml(project)}", f"deployment = {_toml(name)}",
              f"package = {_toml(package)}", 'emulator_version = "v1"']
     if sample:

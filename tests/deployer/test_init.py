@@ -41,11 +41,15 @@ def test_init_writes_a_package_that_passes_its_test_and_check(tmp_path, package)
 
 
 def test_init_without_fields_or_config_makes_a_plain_deployment(tmp_path):
+    """Its sample_input is the text the generated test sends: before, it had none, so check sent no sample
+    request and push no smoke request."""
     assert deployer(tmp_path, "init", "echo").returncode == 0
-    assert load_config(tmp_path).project == "echo"
+    config = load_config(tmp_path)
+    assert (config.project, config.sample_input) == ("echo", "example")
     assert (tmp_path / "deployment_package" / "ubiops_input_spec.json").read_text() == "[]\n"
     check = deployer(tmp_path, "check")
     assert check.returncode == 0, check.stdout + check.stderr
+    assert "ok   sample request: completed" in check.stdout
 
 
 def test_init_in_a_subfolder_writes_the_package_path_relative_to_the_config(tmp_path):
@@ -80,6 +84,10 @@ def test_a_plain_deployment_takes_its_text_from_request_data(tmp_path, remote_ub
         answer = project.run("--output", "json", "request", "--data", data, emulator=remote_ubiops)
         assert answer.returncode == 0, answer.stderr
         assert json.loads(answer.stdout)["result"] == "hello"
+    answer = project.run("--output", "json", "request", emulator=remote_ubiops)
+    assert json.loads(answer.stdout)["result"] == "example", "without --data: init's sample_input"
+    config = tmp_path / "pyproject.toml"
+    config.write_text(config.read_text().replace('sample_input = "example"\n', ""))
     for args, message in [((), "deployment init-plain-text takes plain text: give it with --data"),
                           (("--file", "pyproject.toml"), "deployment init-plain-text takes plain text and has no file input field")]:
         refused = project.run("request", *args, emulator=remote_ubiops)

@@ -525,6 +525,17 @@ def test_promote_waits_for_the_smoke_request_and_skips_a_version_that_fails_it(p
     assert remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).default_version == "v1"
 
 
+def test_a_push_without_sample_input_says_no_smoke_request_is_sent_and_the_promotion_is_untested(project, remote_ubiops):
+    """Before, it promoted without a smoke request and said nothing of it."""
+    project.configure(sample_input={})
+    result = project.run("--output", "json", "push", "--skip-tests", "--promote", emulator=remote_ubiops)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["promoted"], summary["smoke"]) == (True, None)
+    assert "  note sample_input: none configured, so no sample request is sent here, nor a smoke request by push" in result.stderr
+    assert "no sample_input: no smoke request is sent, so v1 is made the default untested" in result.stderr
+
+
 def test_a_build_status_call_that_fails_for_a_while_does_not_end_the_push(project, remote_ubiops):
     """One failed poll of the revision (a 500, a dropped connection) ended the push, the build going on."""
     with failing(remote_ubiops, r"^GET .*/revisions/[^/]+$", times=3) as api:
