@@ -95,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     builder = registry.builder = Builder(settings, registry, runtime, storage.root, metrics)
     package_version = PackageVersion(registry, runtime, settings, builder)
     package_version.serve()
+    registry.warn_shadowed_variables()
     runner = registry.history = RequestRunner(storage, store, runtime, metrics, registry)
     services = Services(settings, registry, storage, runner, Signer(), runtime, metrics, log_store, instances)
     sweeper = RetentionSweeper(registry, runner, storage.root / REQUESTS_DATABASE, settings.retention_sweep_seconds)

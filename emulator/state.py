@@ -9,6 +9,7 @@ Mirrors UbiOps' hierarchy so the SDK's list/get calls find the same names they w
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from emulator.runtime.manager import Runtime
     from emulator.runtime.protocol import Capabilities
 
+log = logging.getLogger("emulator")
 EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 """The user every request is made by: the emulator has one user, the developer running it."""
 VARIABLES_CHANGED = "its environment variables changed"
@@ -529,6 +531,7 @@ class Registry:
         with self._undone_if_too_large(scope):
             owner.variables[variable.id] = variable
         await self._variables_changed(scope)
+        self.warn_if_shadowed(scope, name)
         return variable
 
     async def update_variable(self, scope: Scope, key: str, name: str | None = None, value: str | None = None,
@@ -549,6 +552,7 @@ class Registry:
                 variable.value = value
             variable.secret = variable.secret or bool(secret)
         await self._variables_changed(scope)
+        self.warn_if_shadowed(scope, variable.name)
         return variable
 
     async def delete_variable(self, scope: Scope, key: str) -> None:
@@ -574,7 +578,29 @@ class Registry:
                 copied.append(copy)
         if copied:
             await self._variables_changed(scope)
+        for copy in copied:
+            self.warn_if_shadowed(scope, copy.name)
         return copied
+
+    def warn_if_shadowed(self, scope: Scope, name: str) -> None:
+        """Log that a variable set through the API at `scope` is not what instances see, when `--env` (or
+        `[tool.deployer]`'s variables and secrets, set as `--env`) sets the same name: those win for every
+        version this emulator runs (`instance_environment`), and the API call itself succeeds."""
+        if name in self.settings.environment:
+            log.warning("%s, set through the API on %s, is not the value its versions see: --env or [tool.deployer] "
+                        "(environment_variables, secrets) sets %s for every version this emulator runs, over the "
+                        "API's", name, _where(scope), name)
+
+    def warn_shadowed_variables(self) -> None:
+        """`warn_if_shadowed` for every variable kept from an earlier run (at start)."""
+        for project in self.projects.values():
+            levels: list[tuple[Scope, Project | Deployment | Version]] = [(Scope(project.name), project)]
+            for deployment in project.deployments.values():
+                levels.append((Scope(project.name, deployment.name), deployment))
+                levels += [(Scope(project.name, deployment.name, v.name), v) for v in deployment.versions.values()]
+            for scope, owner in levels:
+                for variable in owner.variables.values():
+                    self.warn_if_shadowed(scope, variable.name)
 
     @contextmanager
     def _undone_if_too_large(self, scope: Scope) -> Iterator[None]:

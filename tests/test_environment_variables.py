@@ -394,3 +394,24 @@ def test_variables_and_secrets_survive_a_restart_in_a_private_file(tmp_path):
         assert f"forgot {DEPLOYMENT}/v1, the --package version of an earlier start" in other_version.log()
     finally:
         other_version.stop()
+
+
+def test_a_variable_set_through_the_api_that_env_overrides_is_warned_at_the_call_and_at_start(tmp_path):
+    """Before, the API took it and restarted the version, which went on seeing --env's value, silently."""
+    data = tmp_path / "data"
+    warning = (f"GREETING, set through the API on version v1 of deployment {DEPLOYMENT}, is not the value its versions "
+               "see: --env or [tool.deployer] (environment_variables, secrets) sets GREETING for every version this "
+               "emulator runs, over the API's")
+    first = start_emulator(PACKAGE, tmp_path, "--env", "GREETING=FromEnv", data_dir=data)
+    try:
+        api = first.sdk()
+        api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1", variable("GREETING", "FromApi"))
+        assert seen(api, "GREETING") == {"GREETING": "FromEnv"}, "--env stays above the API, as README orders them"
+        assert "FromApi" not in wait_for_log(first, warning)
+    finally:
+        first.stop()
+    again = start_emulator(PACKAGE, tmp_path, "--env", "GREETING=FromEnv", data_dir=data)
+    try:
+        assert warning in again.log(), "a variable kept from the earlier run"
+    finally:
+        again.stop()
