@@ -158,7 +158,9 @@ def parse_args(argv: list[str]) -> Settings:
         port=args.port,
         instances=args.instances,
         environment={**configured, **environment},
-        warnings=(*(f"{name}, named in [tool.deployer] secrets, is not set here: the deployment runs without it"
+        warnings=(*(f"{name}, named in [tool.deployer] secrets, is not set in this shell, so the emulator does not "
+                    "pass it on: the deployment sees it only if it is set through the API (`ubiops env create "
+                    f"{name} --secret …`, at project, deployment or version level)"
                     for name in config.secrets if own and name not in configured),
                   *(["--token is on the command line, where anyone on this machine can read it (ps); "
                      f"set {EMULATOR_TOKEN_VARIABLE} instead"] if args.token is not None else [])),

@@ -68,13 +68,21 @@ def test_a_package_that_cannot_start_fails_each_test_with_the_reason_and_the_log
 
 
 SEES_ITS_VARIABLES = '''
+import ubiops
+
+
 def test_sees_the_configured_variables(ubiops_emulator):
     names = ["LOG_LEVEL", "API_KEY", "NOT_SET_SECRET", "EXPORTED_HERE"]
     answer = ubiops_emulator.request({"names": names})
     assert answer["result"]["environ"] == {"LOG_LEVEL": "debug", "API_KEY": "s3cr3t-value", "NOT_SET_SECRET": None,
                                            "EXPORTED_HERE": None}, answer
     log = ubiops_emulator.log()
-    assert "NOT_SET_SECRET, named in [tool.deployer] secrets, is not set here" in log and "s3cr3t-value" not in log
+    assert ("NOT_SET_SECRET, named in [tool.deployer] secrets, is not set in this shell, so the emulator does not pass "
+            "it on: the deployment sees it only if it is set through the API") in log and "s3cr3t-value" not in log
+    ubiops_emulator.sdk().project_environment_variables_create(ubiops_emulator.project, ubiops.EnvironmentVariableCreate(
+        name="NOT_SET_SECRET", value="from-the-api", secret=True))
+    answer = ubiops_emulator.request({"names": ["NOT_SET_SECRET"]})
+    assert answer["result"]["environ"] == {"NOT_SET_SECRET": "from-the-api"}, answer
 '''
 
 
