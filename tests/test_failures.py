@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,30 @@ def test_init_failure_makes_the_version_unavailable_with_a_clear_error(emulators
     assert "failed to start (FileNotFoundError: model1.pkl is missing from the package)" in error.value.body
     assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "unavailable"
     assert api.service_status().status == "ok", "the server itself is still up"
+
+
+@pytest.mark.parametrize("code, told", [
+    ("class Deploymnet:\n    pass\n", ["AttributeError: the deployment file defines no class called 'Deployment'"]),
+    ("import no_such_module_for_the_test\n",
+     ["Traceback (most recent call last):", '  File "deployment.py", line 1, in <module>', "    import no_such_module_for_the_test",
+      "ModuleNotFoundError: No module named 'no_such_module_for_the_test'"]),
+    ("class Deployment:\n    def __init__(self):\n        self.load()\n\n    def load(self):\n        raise RuntimeError('no model')\n",
+     ["Traceback (most recent call last):", '  File "deployment.py", line 3, in __init__', "    self.load()",
+      '  File "deployment.py", line 6, in load', "    raise RuntimeError('no model')", "RuntimeError: no model"]),
+], ids=["class-name-typo", "import-error", "init-raises"])
+def test_a_start_failures_traceback_begins_at_the_deployments_own_code(tmp_path, code, told):
+    """Before, it began with the emulator's own frames (the bootstrap, worker.py, loader.py, importlib's), and
+    the loader's own error (no class called 'Deployment') came with a traceback of those alone."""
+    emulator = start_emulator(package_folder(tmp_path / "package", code, "[]", "[]"), tmp_path)
+    try:
+        wait_for_log(emulator, "cannot start: ")
+        log = wait_for_log(emulator, told[-1])  # the instance's stderr reaches the log on its own
+    finally:
+        emulator.stop()
+    tag = f"[{DEPLOYMENT}/v1 instance 1] "
+    lines = [re.sub(r'File ".*/deployment.py"', 'File "deployment.py"', line.partition(tag)[2])
+             for line in log.splitlines() if tag in line]
+    assert lines[0].startswith("starting (pid ") and lines[1:1 + len(told)] == told, lines
 
 
 def test_a_long_start_failure_of_the_package_version_is_read_by_the_sdk(tmp_path):

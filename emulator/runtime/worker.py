@@ -28,6 +28,9 @@ from contract.spec import Field, Spec
 from contract.text import carried, is_unicode_text
 from emulator.runtime import loader, parent, protocol
 
+RUNTIME_DIR = Path(__file__).resolve().parent
+"""This module's and the loader's folder: frames there, before a failed start's own, are left out of its traceback."""
+
 
 class RequestTaggedStream(io.TextIOBase):
     """The worker's sys.stdout or sys.stderr: prefixes each line printed during a request with its id,
@@ -180,7 +183,7 @@ def main() -> None:
     try:
         deployment = _load(setup)
     except BaseException as exc:  # SystemExit in __init__ is a failed start too, reported as such
-        traceback.print_exc()
+        print_start_error(exc)
         _send(writer, protocol.InitFailed(carried(f"{type(exc).__name__}: {exc}")))
         sys.exit(1)
     _send(writer, protocol.Ready(loader.capabilities(deployment), _peak_memory_bytes()))
@@ -236,6 +239,24 @@ class StreamingUpdate:
         """The request has returned: an update still being sent goes before its reply, later ones nowhere."""
         with _sending:
             self._open = False
+
+
+def print_start_error(exc: BaseException) -> None:
+    """The traceback of a failed start from the deployment's own first frame: the emulator's frames before
+    it (this worker's, the loader's, importlib's) say nothing about the developer's code. An error the
+    loader raises itself (no class called 'Deployment', no deployment file) has no such frame: its message
+    alone is printed (a SyntaxError's with its file, line and caret)."""
+    shown = traceback.TracebackException.from_exception(exc)
+    frames = list(shown.stack)
+    while frames and _emulators_frame(frames[0].filename):
+        frames.pop(0)
+    shown.stack = traceback.StackSummary.from_list(frames)
+    print("".join(shown.format()), end="", file=sys.stderr, flush=True)
+
+
+def _emulators_frame(filename: str) -> bool:
+    """A frame of the worker's start: `<string>` is the bootstrap `instance` starts it with."""
+    return filename == "<string>" or filename.startswith("<frozen importlib") or Path(filename).resolve().parent == RUNTIME_DIR
 
 
 def _load(setup: protocol.Setup) -> Any:
