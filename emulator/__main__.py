@@ -257,8 +257,12 @@ class EmulatorServer(uvicorn.Server):
         """uvicorn's (SIGINT, SIGTERM), and SIGHUP handled alike: closing the terminal that runs `make serve`
         ended the emulator at once, without a log line or its clean-up (requests answered, instances
         stopped). Restored before uvicorn's, which then raises each signal caught again, so the emulator
-        exits by it, as by SIGTERM."""
+        exits by it, as by SIGTERM. Started with hangups ignored (`nohup make serve &`), it keeps ignoring
+        them, as asked: it ended with the terminal it was started from."""
         with super().capture_signals():
+            if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+                yield
+                return
             previous = signal.signal(signal.SIGHUP, self.handle_exit)
             try:
                 yield

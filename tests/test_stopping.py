@@ -4,10 +4,12 @@ temporary folders and an environment's install in progress go with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness import DEPLOYMENT, PACKAGES, PROJECT, Emulator, eventually, free_port, start_emulator
@@ -18,10 +20,22 @@ GUARD_SECONDS = 30
 """How long a test waits for a step before failing: a guard against hanging, never reached."""
 
 
+@contextlib.contextmanager
+def hangups(disposition: signal.Handlers) -> Iterator[None]:
+    """SIGHUP's disposition in this process, which a process started meanwhile inherits (`nohup` starts
+    one with SIG_IGN; a test run under nohup would otherwise start every emulator so)."""
+    previous = signal.signal(signal.SIGHUP, disposition)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_a_hangup_stops_the_emulator_as_sigterm_does(tmp_path):
     """Closing the terminal that runs `make serve` (SIGHUP) ended the emulator at once: no log line, no
     clean-up (its instances' temporary folders stayed)."""
-    emulator = start_emulator("minimal", tmp_path)
+    with hangups(signal.SIG_DFL):
+        emulator = start_emulator("minimal", tmp_path)
     try:
         wait_until_served(emulator)
         emulator.process.send_signal(signal.SIGHUP)
@@ -31,6 +45,28 @@ def test_a_hangup_stops_the_emulator_as_sigterm_does(tmp_path):
     log = emulator.log()
     assert "Shutting down" in log and "Application shutdown complete" in log
     assert emulator.temp_dir is not None and list(emulator.temp_dir.iterdir()) == []
+
+
+def test_an_emulator_started_with_hangups_ignored_keeps_serving_after_one(tmp_path):
+    """`nohup make serve &` asks for hangups to be ignored: the emulator handled SIGHUP as SIGTERM all the
+    same, and ended with the terminal it was started from."""
+    with hangups(signal.SIG_IGN):
+        emulator = start_emulator("minimal", tmp_path)
+    try:
+        assert "SIGHUP" in ignored_signals(emulator.process.pid), "still ignored once it serves"
+        emulator.process.send_signal(signal.SIGHUP)
+        assert emulator.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data="after").status == "completed"
+        emulator.process.send_signal(signal.SIGTERM)
+        assert emulator.process.wait(GUARD_SECONDS) == -signal.SIGTERM
+    finally:
+        kill(emulator)
+
+
+def ignored_signals(pid: int) -> set[str]:
+    """The signals process `pid` ignores, from the kernel's own mask (/proc: `SigIgn`)."""
+    mask = next(int(line.split()[1], 16) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("SigIgn:"))
+    return {signal.Signals(number).name for number in range(1, 32) if mask & (1 << (number - 1))}
 
 
 def test_nothing_an_instance_started_outlives_an_emulator_killed_outright(tmp_path):
