@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     as_json = args.output == "json"
     signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # started by `nohup`: hangups stay ignored, as asked
+        signal.signal(signal.SIGHUP, _interrupt)
 
     say = Reporter(sys.stderr if as_json else sys.stdout)
     try:

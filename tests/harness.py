@@ -7,12 +7,14 @@ whatever `deployment_package/` and `[tool.deployer]` hold: replacing the deploym
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TypeVar
@@ -98,3 +100,21 @@ def metric_values(exposition: str) -> Callable[..., float]:
     samples = {(sample.name, frozenset(sample.labels.items())): sample.value
                for family in text_string_to_metric_families(exposition) for sample in family.samples}
     return lambda name, **labels: samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@contextlib.contextmanager
+def hangups(disposition: signal.Handlers) -> Iterator[None]:
+    """SIGHUP's disposition in this process, which a process started meanwhile inherits (`nohup` starts
+    one with SIG_IGN; a test run under nohup would otherwise start every emulator so)."""
+    previous = signal.signal(signal.SIGHUP, disposition)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def ignored_signals(pid: int) -> set[str]:
+    """The signals process `pid` ignores, from the kernel's own mask (/proc: `SigIgn`)."""
+    mask = next(int(line.split()[1], 16) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("SigIgn:"))
+    return {signal.Signals(number).name for number in range(1, 32) if mask & (1 << (number - 1))}

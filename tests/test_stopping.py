@@ -4,31 +4,18 @@ temporary folders and an environment's install in progress go with it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-from harness import DEPLOYMENT, PACKAGES, PROJECT, Emulator, eventually, free_port, start_emulator
+from harness import DEPLOYMENT, PACKAGES, PROJECT, Emulator, eventually, free_port, hangups, ignored_signals, start_emulator
 
 from emulator.launcher import wait_until_served
 
 GUARD_SECONDS = 30
 """How long a test waits for a step before failing: a guard against hanging, never reached."""
-
-
-@contextlib.contextmanager
-def hangups(disposition: signal.Handlers) -> Iterator[None]:
-    """SIGHUP's disposition in this process, which a process started meanwhile inherits (`nohup` starts
-    one with SIG_IGN; a test run under nohup would otherwise start every emulator so)."""
-    previous = signal.signal(signal.SIGHUP, disposition)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGHUP, previous)
 
 
 def test_a_hangup_stops_the_emulator_as_sigterm_does(tmp_path):
@@ -60,13 +47,6 @@ def test_an_emulator_started_with_hangups_ignored_keeps_serving_after_one(tmp_pa
         assert emulator.process.wait(GUARD_SECONDS) == -signal.SIGTERM
     finally:
         kill(emulator)
-
-
-def ignored_signals(pid: int) -> set[str]:
-    """The signals process `pid` ignores, from the kernel's own mask (/proc: `SigIgn`)."""
-    mask = next(int(line.split()[1], 16) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                if line.startswith("SigIgn:"))
-    return {signal.Signals(number).name for number in range(1, 32) if mask & (1 << (number - 1))}
 
 
 def test_nothing_an_instance_started_outlives_an_emulator_killed_outright(tmp_path):

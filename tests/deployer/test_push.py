@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import DEPLOYER_SECONDS, TOKEN, Replying, http_server
-from harness import PROJECT, eventually, start_emulator
+from harness import PROJECT, eventually, hangups, ignored_signals, start_emulator
 
 from contract.names import NAME_RULE
 from deployer.client import Api
@@ -370,8 +370,9 @@ def test_a_terminated_check_stops_its_emulator_and_its_tests(project, tmp_path, 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))} | {"TMPDIR": str(scratch)}
-    process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with hangups(signal.SIG_DFL):
+        process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     started = eventually(lambda: _with_the_tests_running(project.root), "the test command running", DEPLOYER_SECONDS)
     assert list(scratch.glob("deployer-check-*")), "the check's scratch folder is where TMPDIR says"
     process.send_signal(signum)
@@ -379,6 +380,22 @@ def test_a_terminated_check_stops_its_emulator_and_its_tests(project, tmp_path, 
     assert (process.returncode, stderr.strip()) == (130, "deployer: interrupted")
     assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
     assert not list(scratch.glob("deployer-check-*")), "scratch folder left behind"
+
+
+def test_a_check_started_with_hangups_ignored_keeps_ignoring_them(project):
+    """`nohup python -m deployer push &` asks for hangups to be ignored: the deployer handled SIGHUP as
+    Ctrl-C all the same, and stopped with the terminal it was started from."""
+    project.configure(test_command='python -c "import time; time.sleep(60)"')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}
+    with hangups(signal.SIG_IGN):
+        process = subprocess.Popen([sys.executable, "-m", "deployer", "check"], cwd=project.root, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        eventually(lambda: _with_the_tests_running(project.root), "the test command running", DEPLOYER_SECONDS)
+        assert "SIGHUP" in ignored_signals(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
 
 
 def test_ctrl_c_during_a_pushs_check_says_nothing_was_changed_at_ubiops(project, remote_ubiops):
