@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,13 @@ import pytest
 from browser import CHROMIUM_ARGS
 from harness import Emulator, start_emulator
 from playwright.sync_api import Browser, sync_playwright
+
+# A suite a script starts in the background (`.ci/run &`, no job control) inherits SIGINT ignored, and
+# every process it starts would too: the tests of what Ctrl-C does to the deployer waited out their guard
+# (Python turns SIGINT into KeyboardInterrupt only where it was not ignored at start). Caught here, it is
+# at its default in each child, as an ignored signal is inherited across exec and a caught one is not.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
