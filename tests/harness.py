@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import signal
+import subprocess
 import tempfile
 import time
 import zipfile
@@ -118,3 +119,15 @@ def ignored_signals(pid: int) -> set[str]:
     mask = next(int(line.split()[1], 16) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                 if line.startswith("SigIgn:"))
     return {signal.Signals(number).name for number in range(1, 32) if mask & (1 << (number - 1))}
+
+
+def ended(process: subprocess.Popen[str], seconds: float = 30) -> tuple[str, str]:
+    """`process.communicate()` within `seconds`; past them the process is killed, rather than left
+    running after its test failed (a deployer a test had interrupted in vain kept pushing), and
+    TimeoutExpired raised."""
+    try:
+        return process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise

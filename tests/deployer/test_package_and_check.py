@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEPLOYER_SECONDS, DEPLOYMENT_PY, TOKEN
+from harness import ended
 
 from contract.apt import has_package_lists
 from contract.archive import build_zip, package_files
@@ -459,7 +460,7 @@ def test_check_into_a_pipe_closed_after_its_first_line_goes_on_to_its_end(projec
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stdout.readline().startswith("package ")
     process.stdout.close()  # before the emulator the check starts has even answered
-    _, errors = process.communicate(timeout=DEPLOYER_SECONDS)
+    _, errors = ended(process, DEPLOYER_SECONDS)
     assert (process.returncode, errors) == (0, "")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import DEPLOYER_SECONDS, TOKEN, Replying, http_server
-from harness import PROJECT, eventually, hangups, ignored_signals, start_emulator
+from harness import PROJECT, ended, eventually, hangups, ignored_signals, start_emulator
 
 from contract.names import NAME_RULE
 from deployer.client import Api
@@ -302,7 +302,7 @@ def test_ctrl_c_while_the_build_runs_says_everything_changed_at_ubiops(project, 
         if "build building" in line or "build deploying" in line:  # building can pass between two polls
             break
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = ended(process)
     assert process.returncode == 130
     deployment = project.deployment
     assert stderr.strip().splitlines()[-1] == (
@@ -376,7 +376,7 @@ def test_a_terminated_check_stops_its_emulator_and_its_tests(project, tmp_path, 
     started = eventually(lambda: _with_the_tests_running(project.root), "the test command running", DEPLOYER_SECONDS)
     assert list(scratch.glob("deployer-check-*")), "the check's scratch folder is where TMPDIR says"
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = ended(process)
     assert (process.returncode, stderr.strip()) == (130, "deployer: interrupted")
     assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
     assert not list(scratch.glob("deployer-check-*")), "scratch folder left behind"
@@ -395,7 +395,7 @@ def test_a_check_started_with_hangups_ignored_keeps_ignoring_them(project):
         assert "SIGHUP" in ignored_signals(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        ended(process)
 
 
 def test_ctrl_c_during_a_pushs_check_says_nothing_was_changed_at_ubiops(project, remote_ubiops):
@@ -407,7 +407,7 @@ def test_ctrl_c_during_a_pushs_check_says_nothing_was_changed_at_ubiops(project,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     started = eventually(lambda: _with_the_tests_running(project.root), "the test command running", DEPLOYER_SECONDS)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = ended(process)
     assert (process.returncode, stderr.strip()) == (130, "deployer: error: interrupted: nothing was changed at UbiOps")
     assert not any(pid in _processes_naming(project.root) for pid in started), "left running"
     assert project.deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
@@ -421,7 +421,7 @@ def test_a_terminated_check_stops_the_processes_its_tests_started(project):
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     eventually(lambda: _with_the_tests_running(project.root, "sleep 1234"), "the test's sleep running", DEPLOYER_SECONDS)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = ended(process)
     assert (process.returncode, stderr.strip()) == (130, "deployer: interrupted")
     assert not _with_the_tests_running(project.root, "sleep 1234"), "left running"
 
