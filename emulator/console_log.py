@@ -4,7 +4,8 @@ for log shippers (`--log-format json`).
 A JSON line has `time` (UTC, ISO 8601), `level`, `logger` and `message` (the text line's message),
 `exception` when there is one, and the fields the line was logged with (`extra=`): the deployment's
 own output and the instances' lines carry `deployment`, `version`, `revision_id` (what they run) and
-`instance`, and `request_id` for what it printed during a request; the line that ends each request carries `deployment`,
+`instance`, the deployment's output also `stream` (`stdout` or `stderr`: what `logs_list` tells apart by
+`level`, `info` or `error`), and `request_id` for what it printed during a request; the line that ends each request carries `deployment`,
 `version`, `instance`, `request_id`, `status` and `duration_seconds`.
 
 uvicorn's access lines (`--access-log`) name each call's path with its query, less any credential in
@@ -23,7 +24,7 @@ from contract.secrets import masked
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-FIELDS = ("deployment", "version", "revision_id", "instance", "request_id", "status", "duration_seconds")
+FIELDS = ("deployment", "version", "revision_id", "instance", "stream", "request_id", "status", "duration_seconds")
 """The `extra=` fields a JSON line carries, when a line was logged with them (and they are not None)."""
 QUERY_CREDENTIALS = ("signature", "token", "access_token", "api_key")
 """Query parameters (named in any case) that are proof enough to be served (`emulator.signing`), or

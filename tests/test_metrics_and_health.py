@@ -195,6 +195,7 @@ def test_json_log_lines_carry_the_request_version_and_instance(emulators):
     revision = echo.sdk().deployment_versions_get(PROJECT, DEPLOYMENT, "v1").active_revision
     assert (printed["deployment"], printed["version"], printed["revision_id"], printed["instance"]) == (
         DEPLOYMENT, "v1", revision, 1), "the revision it runs, as logs_list labels it (the JSON line left it out)"
+    assert printed["stream"] == "stdout", "which stream it printed on, which logs_list gives as its level"
     assert (ended["deployment"], ended["version"], ended["instance"], ended["status"]) == (DEPLOYMENT, "v1", 1, "completed")
     assert ended["duration_seconds"] >= 0
     (ready,) = [line for line in lines if "echo ready in" in line["message"]]
