@@ -267,6 +267,20 @@ async def test_a_deployment_that_cannot_start_makes_the_pool_unavailable_with_th
         await pool.submit(job("late"), TIMEOUT)
 
 
+async def test_a_pool_turned_unavailable_answers_its_queue_a_few_at_a_time_other_work_running_in_between(pools, job):
+    """As a closing pool does: a version whose instances could not start with 50 000 requests queued
+    answered them all in one turn of the event loop."""
+    pool = pools("broken_init")
+    waiting = [await queued(pool, job(n), timed_in_queue=False) for n in range(3 * ANSWERED_AT_ONCE)]
+    pool.start()
+    answered_then: set[int] = set()
+    while not all(task.done() for task in waiting):  # another task, one turn of the loop at a time
+        answered_then.add(sum(task.done() for task in waiting))
+        await asyncio.sleep(0)
+    assert answered_then - {0, len(waiting)}, "some were answered while others still waited"
+    assert {await task for task in waiting} == {Error(pool.error)} and pool.status == UNAVAILABLE
+
+
 def hanging(pools, folder: Path, hang_at_once: bool):
     """A pool of `hanging_init` allowed 1 s to start; its `__init__` hangs at once, or once a job crashed it."""
     if hang_at_once:
