@@ -52,6 +52,7 @@ from emulator.runtime.pool import VersionUnavailable
 from emulator.runtime.protocol import Error, Job, RequestContext
 from emulator.state import EMULATOR_USER_ID, Deployment, Version, new_id, now
 from emulator.storage import Storage, StorageError, file_work
+from emulator.turns import in_turns
 from emulator.work_folders import PrivateCopies
 
 if TYPE_CHECKING:
@@ -385,11 +386,8 @@ class RequestRunner:
             raise NotAllowed("Give the ids of the requests to cancel, or status=pending or status=processing "
                              "with an empty body")
         cancelled: list[RequestRecord] = []
-        for start in range(0, len(chosen), MAX_BATCH_ITEMS):
-            if start:
-                await asyncio.sleep(0)
-            cancelled += [self._cancel(record) for record in chosen[start:start + MAX_BATCH_ITEMS]
-                          if record.id in self._live and status in (None, record.status)]
+        async for some in in_turns(chosen, MAX_BATCH_ITEMS):
+            cancelled += [self._cancel(record) for record in some if record.id in self._live and status in (None, record.status)]
         return cancelled
 
     def _cancellable(self, record: RequestRecord) -> RequestRecord:
@@ -423,16 +421,15 @@ class RequestRunner:
     async def forget(self, project: str, deployment: str, version: str | None = None) -> None:
         """Delete the history of a deleted deployment (or version), with its files: on UbiOps requests
         belong to the version, not to its name, so a new one of that name starts without them. A request
-        still ending (its instance was just stopped) is not kept either. Their records go MAX_BATCH_ITEMS
-        at a time, the event loop serving other calls in between: 50 000 held it ~3 s."""
+        still ending (its instance was just stopped) is not kept either. Their records go a few at a time
+        (`in_turns`): 50 000 deleted at once held the event loop ~3 s."""
         for live in self._live.values():
             if _belongs(live.record, project, deployment, version):
                 live.record.stored = False
         ids = self.store.ids_of(project, deployment, version)
         await asyncio.to_thread(self.remove_files, ids)
-        for start in range(0, len(ids), MAX_BATCH_ITEMS):
-            self.store.delete(ids[start:start + MAX_BATCH_ITEMS])
-            await asyncio.sleep(0)
+        async for some in in_turns(ids):
+            self.store.delete(some)
 
     def rename(self, project: str, deployment: str, version: str | None, new_name: str) -> None:
         """A renamed deployment (or, with `version`, version) keeps its history, requests still running included."""

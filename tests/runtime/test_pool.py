@@ -18,8 +18,9 @@ from submitting import TIMEOUT, queued, running
 
 from emulator.metrics import Metrics
 from emulator.runtime.instance import Instance
-from emulator.runtime.pool import ANSWERED_AT_ONCE, AVAILABLE, START_FAILED, STARTING, UNAVAILABLE, NoEvents, Ticket, VersionUnavailable
+from emulator.runtime.pool import AVAILABLE, START_FAILED, STARTING, UNAVAILABLE, NoEvents, Ticket, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
+from emulator.turns import PER_TURN
 
 pytestmark = pytest.mark.anyio
 
@@ -91,9 +92,9 @@ async def test_a_worker_whose_init_dies_leaving_a_forked_child_fails_its_start_a
 
 async def test_closing_answers_the_queued_jobs_a_few_at_a_time_other_work_running_in_between(pools, job):
     """A version deleted with 50 000 requests queued held the event loop ~3.3 s, each of them ending
-    at once: they are answered ANSWERED_AT_ONCE at a time, and another task runs in between."""
+    at once: they are answered PER_TURN at a time, and another task runs in between."""
     pool = pools("minimal")  # never started: its jobs stay queued
-    waiting = [await queued(pool, job(n), timed_in_queue=False) for n in range(3 * ANSWERED_AT_ONCE)]
+    waiting = [await queued(pool, job(n), timed_in_queue=False) for n in range(3 * PER_TURN)]
     closing = asyncio.create_task(pool.close("gone"))
     answered_then: set[int] = set()
     while not closing.done():  # another task, one turn of the loop at a time
@@ -271,7 +272,7 @@ async def test_a_pool_turned_unavailable_answers_its_queue_a_few_at_a_time_other
     """As a closing pool does: a version whose instances could not start with 50 000 requests queued
     answered them all in one turn of the event loop."""
     pool = pools("broken_init")
-    waiting = [await queued(pool, job(n), timed_in_queue=False) for n in range(3 * ANSWERED_AT_ONCE)]
+    waiting = [await queued(pool, job(n), timed_in_queue=False) for n in range(3 * PER_TURN)]
     pool.start()
     answered_then: set[int] = set()
     while not all(task.done() for task in waiting):  # another task, one turn of the loop at a time
