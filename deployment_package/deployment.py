@@ -7,7 +7,6 @@ scripts/build_model.py) unpickles against libraries/face_profile.
 import os
 import shutil
 import tempfile
-import uuid
 import weakref
 
 import cv2
@@ -20,7 +19,7 @@ OPTIONAL_INPUTS = ("sampling_strategy", "align_face", "num_attempts")
 
 class Deployment:
     def __init__(self, base_directory, context):
-        """Load the model once per instance and make a private folder for output images."""
+        """Load the model once per instance and make a private folder for its output image."""
         # One OpenCV thread, as on UbiOps, where an instance has its type's share of a vCPU (0.125 by
         # default) and OpenCV sizes its pool by that quota. A pool of this machine's two cores cost
         # each 512 px request ~1 ms more CPU and saved it no time (BENCHMARKS.md, Instances).
@@ -33,15 +32,13 @@ class Deployment:
         self.model = joblib.load(model_path)
         if not isinstance(self.model, FaceProfileModel):
             raise TypeError(f"{MODEL_FILE} holds a {type(self.model).__name__}, not a FaceProfileModel")
-        self._output_dir = tempfile.mkdtemp(prefix="face_profile_")
-        weakref.finalize(self, shutil.rmtree, self._output_dir, ignore_errors=True)
+        output_dir = tempfile.mkdtemp(prefix="face_profile_")
+        weakref.finalize(self, shutil.rmtree, output_dir, ignore_errors=True)
+        self._annotated_path = os.path.join(output_dir, "annotated.jpg")
         print(f"Loaded {self.model.model_id}")
 
     def request(self, data, context):
-        """Profile data["img"]; the annotated image is written to a new file per request."""
-        # UbiOps has copied the previous request's output by now: don't accumulate files.
-        for name in os.listdir(self._output_dir):
-            os.remove(os.path.join(self._output_dir, name))
+        """Profile data["img"]; the annotated image is written over the previous request's."""
         if not data.get("img"):
             raise PublicError("Input 'img' is required: upload a portrait image.")
         options = {name: data[name] for name in OPTIONAL_INPUTS if data.get(name) is not None}
@@ -49,6 +46,9 @@ class Deployment:
 
         annotated_path = None
         if profile.annotated_image is not None:
-            annotated_path = os.path.join(self._output_dir, f"annotated_{uuid.uuid4().hex}.jpg")
+            # One file, rewritten: UbiOps has copied the previous request's output by now. A new file
+            # per request (and removing the last) cost ~0.3 ms where the file system was slow to make
+            # files (BENCHMARKS.md, Face profile).
+            annotated_path = self._annotated_path
             profile.annotated_image.save(annotated_path, format="JPEG", quality=90)
         return {**profile.fields, "annotated_img": annotated_path}

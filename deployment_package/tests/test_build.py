@@ -99,7 +99,7 @@ def test_deployment_serves_requests_like_ubiops(model_path, tmp_path):
     (base / "model1.pkl").symlink_to(model_path)
     script = textwrap.dedent(
         f"""
-        import json, os, sys
+        import hashlib, json, os, sys
         sys.path[:0] = [{str(PACKAGE)!r}, {str(LIBRARIES)!r}]
         import cv2
         from deployment import Deployment
@@ -110,9 +110,11 @@ def test_deployment_serves_requests_like_ubiops(model_path, tmp_path):
                      "align_face": True, "num_attempts": 2}}
             out = deployment.request(data, {{"id": "request-" + name}})
             out["file_exists"] = bool(out["annotated_img"]) and os.path.isfile(out["annotated_img"])
+            if out["file_exists"]:
+                with open(out["annotated_img"], "rb") as image:
+                    out["digest"] = hashlib.sha256(image.read()).hexdigest()
+                out["folder"] = os.listdir(os.path.dirname(out["annotated_img"]))
             outputs.append(out)
-        for out in outputs[1:]:
-            out["still_exists"] = bool(out["annotated_img"]) and os.path.isfile(out["annotated_img"])
         print(json.dumps(outputs))
         """
     )
@@ -127,8 +129,8 @@ def test_deployment_serves_requests_like_ubiops(model_path, tmp_path):
     for out in (grace, astronaut, coffee):
         assert expected <= set(out)
     assert grace["face_found"] and astronaut["face_found"] and not coffee["face_found"]
-    assert grace["file_exists"] and astronaut["file_exists"]
-    assert grace["annotated_img"] != astronaut["annotated_img"]
-    assert astronaut["annotated_img"].endswith(".jpg") and astronaut["still_exists"]
-    assert not grace["still_exists"], "a request must remove the previous request's output file"
+    assert grace["file_exists"] and astronaut["file_exists"] and astronaut["annotated_img"].endswith(".jpg")
+    # One output file, rewritten by each request: nothing accumulates, and each answer's file is its own image.
+    assert grace["annotated_img"] == astronaut["annotated_img"] and astronaut["folder"] == ["annotated.jpg"]
+    assert grace["digest"] != astronaut["digest"]
     assert coffee["annotated_img"] is None
