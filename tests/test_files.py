@@ -67,6 +67,19 @@ def test_listing_pages_with_a_continuation_token(files_emulator, tmp_path):
     assert names == [f"paged/{n}.txt" for n in range(5)] and rest.continuation_token is None
 
 
+def test_a_listing_without_a_limit_is_a_page_of_50_as_on_ubiops(files_emulator):
+    """Before, 1000: a caller that ignored `continuation_token` saw every file here, and lost files on UbiOps."""
+    api = files_emulator.sdk()
+    api.buckets_create(PROJECT, {"name": "fifty-five"})
+    names = [f"{n:02}.txt" for n in range(55)]
+    for name in names:
+        assert httpx.put(api.files_upload(PROJECT, "fifty-five", name).url, content=b"x").status_code == 201
+    first = api.files_list(PROJECT, "fifty-five")
+    assert [f.file for f in first.files] == names[:50] and first.continuation_token == names[49]
+    rest = api.files_list(PROJECT, "fifty-five", continuation_token=first.continuation_token)
+    assert [f.file for f in rest.files] == names[50:] and rest.continuation_token is None
+
+
 def test_array_file_inputs_and_outputs_travel_as_uris(files_emulator, tmp_path):
     client = client_for(files_emulator)
     uris = []

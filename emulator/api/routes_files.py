@@ -36,6 +36,9 @@ MULTIPART_PART_PARAMETERS = ("upload_id", "part_number")
 """The query of `files_upload` for one part of a multipart upload (`ubiops.utils.upload_file` sends both,
 or `upload_id` alone for Azure's blocks): a part of an upload that was never started."""
 MULTIPART_REFUSAL = "Multipart uploads (files of 4 GB and more) are not served by the emulator"
+LIMIT = Query(50, ge=1, le=1000, description="Files and prefixes on a page; 50 unless given, as UbiOps")
+"""UbiOps' default page (the SDK documents it): past it, a caller that ignores `continuation_token` misses
+files there, so it does here too (the default was 1000, the most a page takes)."""
 FILE_PARAMETER = Path(description="The file name, `/` sent as `%2F` (the name is read from the raw path, see _file_in_path)")
 
 
@@ -84,7 +87,7 @@ async def files_list(
     prefix: str = "",
     delimiter: str = "",
     continuation_token: str = "",
-    limit: int = Query(1000, ge=1, le=1000),
+    limit: int = LIMIT,
     services: Services = Depends(get_services),
 ) -> FileDetail:
     services.registry.project(project_name)
