@@ -552,6 +552,31 @@ def test_unknown_bucket_is_404(files_emulator):
         assert response.status_code == 404 and response.json() == {"error": "Bucket 'nope' does not exist"}, method
 
 
+def test_a_call_on_a_file_of_a_missing_bucket_names_the_bucket(files_emulator, tmp_path):
+    """Before, files_get, files_download (so `download_file`) and files_delete answered 404 "File 'x.txt'
+    does not exist in bucket 'nobucket'", where files_list and files_upload named the bucket."""
+    api, client = files_emulator.sdk(), client_for(files_emulator)
+    calls = {"files_get": lambda: api.files_get(PROJECT, "nobucket", "x.txt"),
+             "download_file": lambda: download_file(client, PROJECT, bucket_name="nobucket", file_name="x.txt",
+                                                    output_path=str(tmp_path)),
+             "files_delete": lambda: api.files_delete(PROJECT, "nobucket", "x.txt")}
+    for name, call in calls.items():
+        with pytest.raises(ubiops.ApiException) as error:
+            call()
+        assert (error.value.status, json.loads(error.value.body)) == (404, {
+            "error": "Bucket 'nobucket' does not exist"}), name
+
+
+def test_a_bucket_name_no_bucket_can_have_is_an_unknown_bucket(files_emulator):
+    """Before, a bucket `..` in the path was a 400 worded for file names ("Bucket name '..' must be a
+    relative path without '.' or '..' parts"); buckets are named as `buckets_create` takes them."""
+    bucket = f"{files_emulator.api}/projects/{PROJECT}/buckets/%2E%2E"
+    for method, path in (("GET", ""), ("GET", "/files"), ("POST", "/files/x.txt"), ("GET", "/files/x.txt"),
+                         ("GET", "/files/x.txt/download"), ("DELETE", "/files/x.txt")):
+        response = httpx.request(method, bucket + path)
+        assert (response.status_code, response.json()) == (404, {"error": "Bucket '..' does not exist"}), (method, path)
+
+
 def test_signed_upload_url_is_bound_to_its_path_and_method(files_emulator):
     api = files_emulator.sdk()
     url = api.files_upload(PROJECT, "default", "bound.txt").url
