@@ -84,7 +84,11 @@ def machine() -> str:
 
 
 def build_model(directory: Path) -> object:
-    """Build model1.pkl exactly as the Makefile does and unpickle it as the deployment does."""
+    """Build model1.pkl exactly as the Makefile does and unpickle it as the deployment does, in a process
+    set up as its `Deployment.__init__` sets up an instance's (`keep_freed_memory`)."""
+    from face_profile.memory import keep_freed_memory
+
+    keep_freed_memory()
     spec = importlib.util.spec_from_file_location("build_model", ROOT / "scripts" / "build_model.py")
     build_script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_script)

@@ -99,12 +99,20 @@ def test_deployment_serves_requests_like_ubiops(model_path, tmp_path):
     (base / "model1.pkl").symlink_to(model_path)
     script = textwrap.dedent(
         f"""
-        import hashlib, json, os, sys
+        import hashlib, json, os, resource, sys
         sys.path[:0] = [{str(PACKAGE)!r}, {str(LIBRARIES)!r}]
         import cv2
         from deployment import Deployment
         deployment = Deployment({str(base)!r}, {{}})
-        outputs = [cv2.getNumThreads()]
+
+        def faults_filling_a_large_block():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            block = b"x" * (48 << 20)
+            del block
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+        faults_filling_a_large_block()
+        outputs = [cv2.getNumThreads(), faults_filling_a_large_block()]
         for name in ("grace_hopper.jpg", "coffee.jpg", "astronaut.jpg"):
             data = {{"img": os.path.join({str(IMAGES)!r}, name), "sampling_strategy": "trimmed",
                      "align_face": True, "num_attempts": 2}}
@@ -123,8 +131,9 @@ def test_deployment_serves_requests_like_ubiops(model_path, tmp_path):
         env={**os.environ, "PYTHONPATH": ""},
     )
     assert result.returncode == 0, result.stderr
-    opencv_threads, grace, coffee, astronaut = json.loads(result.stdout.strip().splitlines()[-1])
+    opencv_threads, faults, grace, coffee, astronaut = json.loads(result.stdout.strip().splitlines()[-1])
     assert opencv_threads == 1, "one OpenCV thread per instance, as on UbiOps' share of a vCPU"
+    assert faults < 1000, f"a freed 48 MB block is used again, not faulted in afresh (12,288 pages): {faults}"
     expected = set(_spec("ubiops_output_spec.json"))
     for out in (grace, astronaut, coffee):
         assert expected <= set(out)
