@@ -158,6 +158,7 @@ def parse_args(argv: list[str]) -> Settings:
         port=args.port,
         instances=args.instances,
         environment={**configured, **environment},
+        secret_names=frozenset(name for name in config.secrets if name in configured),
         warnings=(*(f"{name}, named in [tool.deployer] secrets, is not set in this shell, so the emulator does not "
                     "pass it on: the deployment sees it only if it is set through the API (`ubiops env create "
                     f"{name} --secret …`, at project, deployment or version level)"

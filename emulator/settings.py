@@ -27,6 +27,8 @@ class Settings:
     instances: int = 1
     environment: dict[str, str] = field(default_factory=dict, repr=False)
     """`--env`'s variables, over `[tool.deployer]`'s for its own package (secrets among them: never shown)."""
+    secret_names: frozenset[str] = frozenset()
+    """Those of `environment` that `[tool.deployer]` names as secrets: masked as the API's secrets are."""
     warnings: tuple[str, ...] = ()
     """What the options given put at risk, logged at start: `[tool.deployer] secrets` this shell does not
     hold, a token others can read in the process list."""

@@ -222,6 +222,14 @@ def instance_environment(project: Project, deployment: Deployment, version: Vers
                               settings.environment)
 
 
+def instance_secrets(project: Project, deployment: Deployment, version: Version, settings: Settings) -> tuple[str, ...]:
+    """The values of the secrets among what a version's instances get (`instance_environment`): the API's
+    secrets they see, but for one `--env` overrides, and `[tool.deployer]`'s (`Settings.secret_names`)."""
+    api = (seen.variable.value for seen in variables_seen(project, deployment, version)
+           if seen.variable.secret and seen.variable.name not in settings.environment)
+    return (*api, *(settings.environment[name] for name in settings.secret_names))
+
+
 class Registry:
     """The backend the management routes call: every project, deployment, version and revision, and
     every change to them, made under UbiOps' rules; a change a rule forbids raises an

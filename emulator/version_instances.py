@@ -13,7 +13,7 @@ from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import InstancePool
 from emulator.runtime.python_envs import PythonEnvironment
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Revision, Version, instance_environment
+from emulator.state import Deployment, Project, Revision, Version, instance_environment, instance_secrets
 
 
 def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings,
@@ -28,6 +28,7 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         deployment=deployment.name,
         version=version.name,
         revision_id=revision.id if revision else None,
+        secrets=instance_secrets(project, deployment, version, settings),
         package_dir=package.directory,
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},

@@ -1,7 +1,8 @@
 """Environment variables at project, deployment and version level, through the real SDK against a real
 emulator: UbiOps' shapes, its order (version over deployment over project, with `ubiops.yaml` below
-and `--env` above), secrets answered as null and never logged, the instances restarted by a change,
-variables kept across restarts, and every refusal a clear 4xx.
+and `--env` above), secrets answered as null and never logged (nor shown when the deployment prints
+them or fails with them), the instances restarted by a change, variables kept across restarts, and every
+refusal a clear 4xx.
 
 The served package (`tests/packages/environment`) answers the variables it is asked for, as its
 instance sees them in `os.environ` and in the init context.
@@ -21,7 +22,11 @@ from pathlib import Path
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, free_port, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, eventually, free_port, start_emulator, wait_for_log, zip_bytes
+from ubiops.utils import wait_for_deployment_request, wait_for_deployment_version_request
+from ubiops.utils.exceptions import StatusError
+
+from emulator import launcher
 
 PACKAGE = "environment"
 PROJECT_SECRET, VERSION_SECRET, ROTATED_SECRET = "project-secret-7f3e91", "version-secret-2b9d44", "rotated-secret-c05a17"
@@ -415,3 +420,115 @@ def test_a_variable_set_through_the_api_that_env_overrides_is_warned_at_the_call
         assert warning in again.log(), "a variable kept from the earlier run"
     finally:
         again.stop()
+
+
+REVEALING = "revealing"
+"""Prints the value of the variable a request names and fails with it; fails to start with FAIL_START_WITH's."""
+PRINTED_SECRET, STARTING_SECRET, CONFIGURED_SECRET = "printed-secret-4d1c8a", "start-secret-93be02", "configured-secret-8a0f3c"
+PLAIN_VALUE = "plain-value-5e2741"
+
+
+@pytest.fixture(scope="module")
+def revealing(tmp_path_factory) -> Emulator:
+    """An emulator of its own serving `tests/packages/revealing`, as these tests set variables on it."""
+    emulator = start_emulator(REVEALING, tmp_path_factory.mktemp("revealing"))
+    yield emulator
+    emulator.stop()
+
+
+def printed(api: ubiops.CoreApi, request_id: str) -> list[str]:
+    """The lines the deployment printed for `request_id` (stdout and stderr) as `logs_list` answers them,
+    once its traceback's last line is in: what it prints reaches the logs beside the request's answer."""
+    def lines() -> list[str] | None:
+        texts = [line.log for line in api.logs_list(PROJECT, query=f'| deployment_request_id="{request_id}"')
+                 if not line.metadata.system]
+        return texts if any("Revealed: boom with " in text for text in texts) else None
+    return eventually(lines, f"the traceback of request {request_id} in the logs")
+
+
+def kept(emulator: launcher.Emulator) -> bytes:
+    """Everything the emulator has shown on its console and kept in its data folder (its logs and request
+    history), but the catalog, which keeps the secrets' values in clear for the instances' next start."""
+    assert emulator.log_path is not None and emulator.data_dir is not None
+    files = [path for path in sorted(emulator.data_dir.rglob("*")) if path.is_file() and path.name != "catalog.json"]
+    assert any(path.name == "logs.sqlite3" for path in files), files
+    return b"".join(path.read_bytes() for path in [emulator.log_path, *files])
+
+
+def test_a_secret_the_deployment_prints_and_fails_with_is_masked_and_a_plain_value_is_not(revealing):
+    """Before, a secret's value stood in clear in the deployment's lines (logs_list, the console, the log
+    store) and in the error_message a failed request answers and keeps, direct or batch."""
+    api = revealing.sdk()
+    api.deployment_version_environment_variables_create(PROJECT, DEPLOYMENT, "v1",
+                                                        variable("REVEALED", PRINTED_SECRET, secret=True))
+    api.deployment_environment_variables_create(PROJECT, DEPLOYMENT, variable("PLAIN", PLAIN_VALUE))
+
+    failed = api.deployment_requests_create(PROJECT, DEPLOYMENT, "REVEALED")
+    assert (failed.status, failed.error_message) == ("failed", "boom with ***")
+    (batched,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=["REVEALED"])
+    with pytest.raises(StatusError) as waited:
+        wait_for_deployment_request(api.api_client, PROJECT, DEPLOYMENT, batched.id, timeout=60, quiet=True)
+    assert str(waited.value) == "Deployment request: failed: boom with ***"
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, batched.id).error_message == "boom with ***"
+    lines = printed(api, failed.id)
+    assert "the value of REVEALED is ***" in lines and any(line.endswith("Revealed: boom with ***") for line in lines)
+
+    plain = api.deployment_requests_create(PROJECT, DEPLOYMENT, "PLAIN")
+    assert (plain.status, plain.error_message) == ("failed", f"boom with {PLAIN_VALUE}"), "not a secret: as is"
+    assert f"the value of PLAIN is {PLAIN_VALUE}" in printed(api, plain.id)
+    everything = kept(revealing)
+    assert PLAIN_VALUE.encode() in everything and b"the value of REVEALED is ***" in everything
+    assert PRINTED_SECRET.encode() not in everything
+
+
+def test_a_secret_a_failed_start_names_is_masked_in_the_requests_it_fails_and_in_the_revision(revealing, tmp_path):
+    """Before, `__init__`'s exception showed a secret's value in clear in the error_message of the requests
+    that waited for the start (and in their history), in the revision's error_message (what `ubiops versions
+    wait` prints), in the 503 answered to the requests after, and in the logs."""
+    api = revealing.sdk()
+    name, gate = "failing-start", tmp_path / "gate"
+    api.deployments_create(PROJECT, {"name": name, "input_type": "plain", "output_type": "plain"})
+    api.deployment_versions_create(PROJECT, name, ubiops.DeploymentVersionCreate(version="v1"))
+    api.deployment_environment_variables_create(PROJECT, name, variable("START_GATE", str(gate)))
+    package = tmp_path / f"{name}.zip"
+    package.write_bytes(zip_bytes({"deployment_package/deployment.py": (PACKAGES / REVEALING / "deployment.py").read_bytes()}))
+    gate.touch()
+    first = api.revisions_file_upload(PROJECT, name, "v1", file=str(package)).revision
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, name, "v1", revision_id=first, quiet=True)
+
+    gate.unlink()  # the restart's `__init__` waits, so a request is queued for it
+    api.deployment_environment_variables_create(PROJECT, name, variable("FAIL_START_WITH", STARTING_SECRET, secret=True))
+    wait_for_log(revealing, f"restarting {name}/v1")
+    (waiting,) = api.batch_deployment_version_requests_create(PROJECT, name, "v1", data=["START_GATE"])
+    gate.touch()
+    with pytest.raises(StatusError) as waited:
+        wait_for_deployment_version_request(api.api_client, PROJECT, name, "v1", waiting.id, timeout=60, quiet=True)
+    assert "the deployment failed to start (RuntimeError: cannot start with ***)" in str(waited.value), waited.value
+    kept_request = api.deployment_version_requests_get(PROJECT, name, waiting.id, "v1")
+    assert "RuntimeError: cannot start with ***" in kept_request.error_message, kept_request.error_message
+
+    second = api.revisions_file_upload(PROJECT, name, "v1", file=str(package)).revision
+    failed = eventually(lambda: (found := api.revisions_get(PROJECT, name, second, "v1")).status == "failed" and found,
+                        "the revision fails")
+    assert "RuntimeError: cannot start with ***" in failed.error_message, failed.error_message
+    with pytest.raises(ubiops.ApiException) as refused:
+        api.deployment_version_requests_create(PROJECT, name, "v1", "START_GATE")
+    assert refused.value.status == 503 and "RuntimeError: cannot start with ***" in str(refused.value), refused.value
+    assert STARTING_SECRET.encode() not in kept(revealing)
+
+
+def test_a_configured_secret_is_masked_as_the_apis_are(tmp_path):
+    """A `[tool.deployer]` secret the shell holds reaches the emulator's own package as `--env` does, and is
+    masked as a secret set through the API is (`deployer check` sets it as one)."""
+    shutil.copytree(PACKAGES / REVEALING, tmp_path / "pkg")
+    (tmp_path / "pyproject.toml").write_text('[tool.deployer]\npackage = "pkg"\nsecrets = ["API_KEY"]\n')
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("EMULATOR_", "UBIOPS_"))}
+    emulator = launcher.start_emulator(tmp_path / "pkg", tmp_path, project=PROJECT, deployment=DEPLOYMENT, cwd=tmp_path,
+                                       env={**environment, "PYTHONPATH": str(ROOT), "API_KEY": CONFIGURED_SECRET})
+    try:
+        answer = emulator.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, "API_KEY")
+        assert (answer.status, answer.error_message) == ("failed", "boom with ***")
+        assert "the value of API_KEY is ***" in printed(emulator.sdk(), answer.id)
+        assert CONFIGURED_SECRET.encode() not in kept(emulator)
+    finally:
+        emulator.stop()

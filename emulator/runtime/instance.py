@@ -18,12 +18,12 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from contract.names import variables_size
-from contract.secrets import secret_forms
+from contract.secrets import masked_forms, secret_forms
 from emulator.runtime import protocol
 from emulator.runtime.python_envs import PythonEnvironment
 
@@ -139,6 +139,9 @@ class Launch:
     revision_id: str | None = None
     """The revision whose package the instances run (none for `--package`): its build's lines, the
     installer's and what `__init__` prints, are found by it (`wait_for_revision`'s log stream)."""
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """The values of the secrets among `environment`: masked in what the server keeps or shows of the
+    instances (`Instance._masked`), as UbiOps says a secret never shows up in responses or logs."""
 
     @property
     def name(self) -> str:
@@ -173,6 +176,8 @@ class Instance:
                          if len(form.encode()) <= LOG_LINE_LIMIT // 4]
         """The spellings of the version's variables' values that a long line's cut never splits (`_relay`):
         made once, not at each start and for each stream."""
+        self._secret_forms = secret_forms(launch.secrets)
+        """The spellings `_masked` masks, made once: the relay masks every line the deployment prints."""
         self._over_memory = False
         self._interrupted = False
         self._busy = False
@@ -240,7 +245,7 @@ class Instance:
             raise InstanceStartError(f"the instance {await self._exit_reason()} while starting")
         if isinstance(message, protocol.InitFailed):
             await self.stop()
-            raise InstanceStartError(message.error)
+            raise InstanceStartError(self._masked(message.error))
         if not isinstance(message, protocol.Ready):
             raise TypeError(f"expected Ready, got {type(message).__name__}")
         log.info("[%s] ready", self.label, extra=self.log_fields)
@@ -303,7 +308,16 @@ class Instance:
             raise InstanceLost(f"The instance {await self._exit_reason()} while handling the request; it is being restarted")
         if not isinstance(reply, protocol.Result | protocol.Error):
             raise TypeError(f"expected a reply, got {type(reply).__name__}")
+        if isinstance(reply, protocol.Error) and self._secret_forms:
+            reply = replace(reply, error=self._masked(reply.error))
         return reply
+
+    def _masked(self, text: str) -> str:
+        """`text`, which the deployment wrote (a line it printed, the error it failed with), with the
+        version's secrets masked (`Launch.secrets`): where the deployment's texts enter the server, so
+        neither the log (console and store) nor a failure's message (the request's, the revision's, the
+        version's while it cannot start) holds them."""
+        return masked_forms(text, self._secret_forms) if self._secret_forms else text
 
     @property
     def exited(self) -> asyncio.Future[None]:
@@ -424,7 +438,7 @@ class Instance:
         long its lines: one past LOG_LINE_LIMIT bytes is logged in pieces (at least 3/4 of that save the
         last, under twice that), each cut between two UTF-8 characters and attributed to the request the line's
         tag names. A cut never splits one of `_unsplit` (the spellings of the version's variables' values,
-        the secrets among them), which the deployer's and the fixture's masking would then miss."""
+        the secrets among them), which `_masked`, the deployer's and the fixture's masking would then miss."""
         pending = b""
         continued: list[str | None] = []
         """Holds the request id of the line `pending` continues, when a piece of it was logged already."""
@@ -446,14 +460,15 @@ class Instance:
         """Log one line the deployment printed, with the request it printed it for, the stream and the
         line as printed (without the request's tag) as fields; the request's id is returned. A piece
         continuing a long line (`_relay`) is given the request id of the line (`continued`): it has no
-        tag of its own, and text that looks like one is what was printed."""
+        tag of its own, and text that looks like one is what was printed. The version's secrets are masked."""
         if continued:
             (request_id,) = continued
             printed = line
-            line = protocol.request_tag(request_id) + line if request_id else line
         else:
             request_id = protocol.tagged_request(line)
             printed = line[len(protocol.request_tag(request_id)):] if request_id else line
+        printed = self._masked(printed)
+        line = protocol.request_tag(request_id) + printed if request_id else printed
         log.info("[%s] %s", self.label, line,
                  extra={**self.log_fields, "request_id": request_id, "stream": stream, "printed": printed})
         return request_id
