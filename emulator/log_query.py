@@ -11,9 +11,9 @@ a missing label. At most `MAX_FILTERS` filters; each regular expression is compi
 (`Condition.regexes`), within RE2's memory bound `REGEX_MEMORY`. Anything else is refused with a
 message that says where and why.
 
-The window: `start` and `end` together (ISO 8601, or a timestamp in seconds or nanoseconds); `start`
-is included, `end` is not; `start` after `end` searches backward (newest first). Neither: the last 24
-hours, newest first.
+The window: `start` and `end` (ISO 8601, or a timestamp in seconds or nanoseconds), `start` now and
+`end` 24 hours ago unless given; `start` is included, `end` is not; `start` after `end` searches
+backward (newest first). Neither: the last 24 hours, newest first.
 """
 
 from __future__ import annotations
@@ -112,12 +112,12 @@ def parse_query(query: str) -> Condition:
 
 
 def time_window(start: str | None, end: str | None, now_ns: int) -> Window:
-    """The timestamps `start` and `end` select (both or neither)."""
-    if (start is None) != (end is None):
-        raise NotAllowed("start and end must be given together (neither: the last 24 hours)")
-    if start is None or end is None:
-        return Window(now_ns - DEFAULT_HOURS * 3600 * NANOSECONDS + 1, now_ns, newest_first=True)
-    start_ns, end_ns = (min(max(_timestamp(name, value), 0), LATEST) for name, value in (("start", start), ("end", end)))
+    """The timestamps `start` and `end` select: a missing `start` is now and a missing `end` a day ago, as
+    the CLI documents (`--start` "[default = now]", `--end` "[default = yesterday]"), so neither is the
+    last 24 hours, newest first. `start` after `end` searches backward."""
+    start_ns = now_ns if start is None else _timestamp("start", start)
+    end_ns = now_ns - DEFAULT_HOURS * 3600 * NANOSECONDS if end is None else _timestamp("end", end)
+    start_ns, end_ns = (min(max(ns, 0), LATEST) for ns in (start_ns, end_ns))
     if start_ns <= end_ns:
         return Window(start_ns, end_ns - 1, newest_first=False)
     return Window(end_ns + 1, start_ns, newest_first=True)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -349,12 +350,27 @@ def test_ubiops_logs_shows_a_requests_lines_found_by_its_id(cli):
                           "-fmt", "json")) == []
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--query", '| colour="red"'), "Error (400): query: unknown label 'colour' at position 2"),
-    (("--start", "2024-01-01T00:00:00Z"), "Error (400): start and end must be given together"),
-])
-def test_ubiops_logs_prints_why_a_filter_is_refused(cli, args, message):
-    assert message in cli.fails("logs", *args, "--no_pager")
+def test_ubiops_logs_with_only_start_or_only_end_takes_the_other_as_the_cli_documents(cli):
+    """The CLI's help: `--start` "[default = now]", `--end` "[default = yesterday]"; it sends only what is
+    given. Before, either alone was refused: "start and end must be given together"."""
+    (response,) = json.loads(cli("deployments", "requests", "create", DEPLOYMENT, "--data", "windowed", "-fmt", "json"))
+    query = f'| deployment_request_id="{response["id"]}"'
+    ended = f"{DEPLOYMENT}/v1 request {response['id']} completed in "
+    assert ended in cli("logs", "--query", query, "--no_pager")
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+    def found(*window: str) -> bool:
+        return any(line["log"].startswith(ended) for line in json.loads(cli("logs", "-q", query, *window, "-fmt", "json")))
+
+    assert found("--start", later), "back from an hour ahead to yesterday"
+    assert found("--end", "2020-01-01T00:00:00Z"), "back from now to 2020"
+    assert not found("--start", "2020-01-01T00:00:00Z"), "on from 2020 to yesterday"
+    assert not found("--end", later), "on from now to an hour ahead"
+
+
+def test_ubiops_logs_prints_why_a_filter_is_refused(cli):
+    assert "Error (400): query: unknown label 'colour' at position 2" in cli.fails(
+        "logs", "--query", '| colour="red"', "--no_pager")
 
 
 def test_ubiops_instances_and_project_instances_list_the_worker_processes_and_their_events(cli):

@@ -130,9 +130,22 @@ def test_without_start_and_end_the_last_day_is_searched_newest_first():
     assert time_window(None, None, NOW) == Window(NOW - 24 * 3600 * SECOND + 1, NOW, newest_first=True)
 
 
+DAY_AGO = NOW - 24 * 3600 * SECOND
+
+
+@pytest.mark.parametrize("start, end, expected", [
+    (str(NOW + SECOND), None, Window(DAY_AGO + 1, NOW + SECOND, newest_first=True)),
+    (str(DAY_AGO - SECOND), None, Window(DAY_AGO - SECOND, DAY_AGO - 1, newest_first=False)),
+    (None, str(DAY_AGO - SECOND), Window(DAY_AGO - SECOND + 1, NOW, newest_first=True)),
+    (None, str(NOW + SECOND), Window(NOW, NOW + SECOND - 1, newest_first=False)),
+], ids=["start ahead: back to a day ago", "start before a day ago: on to it", "end before a day ago: back to it",
+        "end ahead: on to it"])
+def test_a_missing_start_is_now_and_a_missing_end_a_day_ago_as_the_cli_documents(start, end, expected):
+    """Before, either alone was refused: "start and end must be given together"."""
+    assert time_window(start, end, NOW) == expected
+
+
 @pytest.mark.parametrize("start, end, message", [
-    ("2024-01-01T00:00:00Z", None, "start and end must be given together"),
-    (None, "1704067200", "start and end must be given together"),
     ("yesterday", "1704067200", "start: 'yesterday' is not an ISO 8601 date, nor a timestamp in seconds or nanoseconds"),
     ("1704067200", "1704067200000", "end: '1704067200000' is neither a timestamp in seconds nor one in nanoseconds"),
 ])
