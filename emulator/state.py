@@ -144,9 +144,12 @@ class Version:
 
     @property
     def unserved_reason(self) -> str:
-        """Why no instances serve it: its last build failed (say why, not that no package came), or no
-        package came yet."""
+        """Why no instances serve it: its last build is still running or failed (say so, not that no
+        package came: one did), or no package came yet."""
         latest = self.latest_revision
+        if latest is not None and latest.status in UNFINISHED:
+            return (f"Version {self.name} is not built yet: its build is still running (revision status: "
+                    f"{latest.status}); wait for it (`ubiops versions wait`, or ubiops.utils.wait_for_deployment_version)")
         if latest is not None and latest.status == FAILED:
             return f"Version {self.name}'s build failed: {latest.error_message}; upload a corrected package"
         return f"Version {self.name} has no deployment package yet: upload one and wait for its build"

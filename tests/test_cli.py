@@ -26,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import ubiops
 import yaml
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, start_emulator
+from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, eventually, start_emulator
 
 from contract.config import load_config
 from contract.package import read_package
@@ -186,6 +187,49 @@ def test_a_refused_request_prints_its_reason(cli, unbuilt_version, args, message
     `error_message`; every refused call used to print "Invalid value for `id`, must not be `None`"."""
     output = cli.fails("deployments", "requests", "create", DEPLOYMENT, *args, "--data", "hello")
     assert f"Error: Request failed with error message: {message}" in output
+
+
+HELD = """import os, time
+
+
+class Deployment:
+    def __init__(self):
+        while not os.path.exists({gate!r}):
+            time.sleep(0.05)
+
+    def request(self, data):
+        return "held: " + data
+"""
+
+
+def deploy_held(cli: Cli, emulator: Emulator, folder: Path, deployment: str, version: str) -> Path:
+    """`ubiops deployments deploy` a package whose `__init__` waits for a gate file, so that its build stays
+    `deploying` until the gate (returned) is made."""
+    gate, package = folder / f"{version}-gate", folder / version
+    package.mkdir()
+    (package / "deployment.py").write_text(HELD.format(gate=str(gate)))
+    cli("deployments", "deploy", deployment, "-v", version, "-dir", str(package), "-e", "python3-11", "-y")
+    api = emulator.sdk()
+    eventually(lambda: [r.status for r in api.revisions_list(PROJECT, deployment, version)] == ["deploying"],
+               f"{version}'s build runs its __init__")
+    return gate
+
+
+def test_a_request_to_a_version_whose_build_still_runs_says_so(cli, emulator, tmp_path):
+    """Before, it said "Version held has no deployment package yet: upload one and wait for its build",
+    although one was uploaded and was being built."""
+    create_deployment(cli, tmp_path, "first-build", [], [])
+    gate = deploy_held(cli, emulator, tmp_path, "first-build", "held")
+    message = ("Version held is not built yet: its build is still running (revision status: deploying); wait for it "
+               "(`ubiops versions wait`, or ubiops.utils.wait_for_deployment_version)")
+    direct = cli.fails("deployments", "requests", "create", "first-build", "-v", "held", "--data", "hi")
+    assert f"Error: Request failed with error message: {message}" in direct
+    with pytest.raises(ubiops.ApiException) as batch:
+        emulator.sdk().batch_deployment_version_requests_create(PROJECT, "first-build", "held", data=["hi"])
+    assert (batch.value.status, json.loads(batch.value.body)["error"]) == (503, message)
+    gate.touch()
+    cli("deployment_versions", "wait", "held", "-d", "first-build")
+    assert 'Result: "held: hi"' in cli("deployments", "requests", "create", "first-build", "--data", "hi")
 
 
 def test_deploying_without_a_package_folder_says_that_empty_revisions_are_not_served(cli):

@@ -107,7 +107,10 @@ def test_readyz_waits_for_every_version_and_builds_are_timed(tmp_path):
         assert refused.status_code == 503 and refused.json()["error"] == failed["error"]
         gate = tmp_path / "gate"
         revision = upload(api, tmp_path / "gated.zip", GATED_PACKAGE.format(gate=str(gate)))
-        assert_not_ready(emulator, [{**not_ready, "status": "building"}])
+        eventually(lambda: api.revisions_get(PROJECT, "later", revision, "v1").status == "deploying", "__init__ runs")
+        assert_not_ready(emulator, [{**not_ready, "status": "building", "error": (
+            "Version v1 is not built yet: its build is still running (revision status: deploying); wait for it "
+            "(`ubiops versions wait`, or ubiops.utils.wait_for_deployment_version)")}])
         gate.touch()
         assert wait_for_build(api, revision) == "success"
         assert httpx.get(readyz).status_code == 200
