@@ -27,6 +27,7 @@ from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INST
 from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment, check_environment_tag
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
 from emulator.labels import has_labels
+from emulator.runtime.pool import AVAILABLE
 from emulator.settings import Settings
 
 if TYPE_CHECKING:
@@ -397,8 +398,8 @@ class Registry:
         found = self.project(project)
         deployments = found.deployments
         deployment = self.deployment(project, name)
-        if default_version is not None and default_version not in deployment.versions:
-            raise NotAllowed(f"default_version: deployment {deployment.name!r} has no version {default_version!r}")
+        if default_version is not None and default_version != deployment.default_version:
+            self._check_default(deployment, default_version)
         if new_name is not None and new_name != deployment.name:
             _refuse_taken_deployment(found, new_name)
         input_spec = _fields(input_fields, None, "input") if input_fields is not None else deployment.input_spec
@@ -424,6 +425,29 @@ class Registry:
             for version in deployment.versions.values():
                 self._restart(self.project(project), deployment, version, RENAMED)
         return deployment
+
+    def _check_default(self, deployment: Deployment, name: str) -> None:
+        """NotAllowed unless version `name` may be made `deployment`'s default: UbiOps' docs say "Only
+        versions that have passed the building stage and are available can be marked default", so one
+        without a package, whose build failed or is still running, or whose instances cannot start is
+        refused, saying why. (The first version becomes the default as it is created, before any build,
+        as on UbiOps; naming the default again is no change, and not checked.)"""
+        version = deployment.versions.get(name)
+        if version is None:
+            raise NotAllowed(f"default_version: deployment {deployment.name!r} has no version {name!r}")
+        serving = self.serving(version)
+        if serving.status == AVAILABLE:
+            return
+        building = next((r for r in reversed(version.revisions.values()) if r.status in UNFINISHED), None)
+        if building is not None:
+            why = (f"it is still building (revision status: {building.status}); wait for its build (`ubiops versions "
+                   "wait`, or ubiops.utils.wait_for_deployment_version), then make it the default")
+        elif serving.error:
+            why = serving.error
+        else:
+            why = f"its instances are starting (status: {serving.status}); make it the default once it is available"
+        raise NotAllowed(f"default_version: only a version that has passed its build and is available can be the "
+                         f"default, and version {name!r} of deployment {deployment.name!r} is not: {why}")
 
     async def create_version(self, project: str, deployment: str, name: str, settings: dict[str, Any]) -> Version:
         """A new version with `settings` (a `DeploymentVersionCreate`'s, UbiOps' defaults for the rest),

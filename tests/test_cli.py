@@ -232,6 +232,45 @@ def test_a_request_to_a_version_whose_build_still_runs_says_so(cli, emulator, tm
     assert 'Result: "held: hi"' in cli("deployments", "requests", "create", "first-build", "--data", "hi")
 
 
+def test_only_a_built_and_available_version_can_be_made_the_default(cli, emulator, tmp_path):
+    """UbiOps' docs: "Only versions that have passed the building stage and are available can be marked
+    default". Before, `ubiops deployments update --default_version` took any version: one without a
+    package, whose build failed or was still running became the default, and every request without a
+    version then failed."""
+    create_deployment(cli, tmp_path, "promoted", [], [])
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "deployment.py").write_text("class Deployment:\n    def request(self, data):\n        return 'v1: ' + data\n")
+    deploy(cli, "promoted", first)
+
+    def refused(version: str) -> str:
+        output = cli.fails("deployments", "update", "promoted", "--default_version", version)
+        assert json.loads(cli("deployments", "get", "promoted", "-fmt", "json"))["default_version"] == "v1"
+        return output
+
+    refusal = ("Error (400): default_version: only a version that has passed its build and is available can be the "
+               "default, and version '{}' of deployment 'promoted' is not: ")
+    cli("deployment_versions", "create", "empty", "-d", "promoted")
+    assert refusal.format("empty") + "Version empty has no deployment package yet" in refused("empty")
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "deployment.py").write_text("class Deployment:\n    def __init__(self):\n        raise RuntimeError('no model')\n")
+    cli("deployments", "deploy", "promoted", "-v", "broken", "-dir", str(broken), "-e", "python3-11", "-y")
+    assert "Deployment revision: failed" in cli("deployment_versions", "wait", "broken", "-d", "promoted")
+    assert refusal.format("broken") + "Version broken's build failed: " in refused("broken")
+
+    gate = deploy_held(cli, emulator, tmp_path, "promoted", "held")
+    assert refusal.format("held") + ("it is still building (revision status: deploying); wait for its build "
+                                     "(`ubiops versions wait`") in refused("held")
+    assert 'Result: "v1: hi"' in cli("deployments", "requests", "create", "promoted", "--data", "hi")
+
+    gate.touch()
+    cli("deployment_versions", "wait", "held", "-d", "promoted")
+    assert "Deployment was successfully updated" in cli("deployments", "update", "promoted", "--default_version", "held")
+    assert 'Result: "held: hi"' in cli("deployments", "requests", "create", "promoted", "--data", "hi")
+
+
 def test_deploying_without_a_package_folder_says_that_empty_revisions_are_not_served(cli):
     """`ubiops deployments deploy` without `-dir` uploads an empty revision (the code in a custom image);
     the emulator said only "upload the deployment package as the multipart part 'file'"."""

@@ -17,6 +17,7 @@ from harness import DEPLOYMENT, PROJECT, Emulator, start_emulator, zip_bytes
 FIELDS = [{"name": "x", "data_type": "int"}]
 SETTLE_SECONDS = 60
 GOOD = "class Deployment:\n    def request(self, data):\n        return {'y': data['x'] * 3}\n"
+PLAIN = "class Deployment:\n    def request(self, data):\n        return data.upper()\n"
 BROKEN = "import no_such_module\n"
 SLOW = "import time\ntime.sleep(600)\n"
 
@@ -28,16 +29,17 @@ def create(api: ubiops.CoreApi, deployment: str, **extra: object) -> None:
     api.deployment_versions_create(PROJECT, deployment, ubiops.DeploymentVersionCreate(version="v1", maximum_idle_time=60))
 
 
-def upload(api: ubiops.CoreApi, tmp_path: Path, deployment: str, code: str) -> str:
-    package = tmp_path / f"{deployment}.zip"
+def upload(api: ubiops.CoreApi, tmp_path: Path, deployment: str, code: str, version: str = "v1") -> str:
+    package = tmp_path / f"{deployment}-{version}.zip"
     package.write_bytes(zip_bytes({"deployment_package/deployment.py": code.encode()}))
-    return api.revisions_file_upload(PROJECT, deployment, "v1", file=str(package)).revision
+    return api.revisions_file_upload(PROJECT, deployment, version, file=str(package)).revision
 
 
-def revision_once(api: ubiops.CoreApi, deployment: str, revision: str, past: tuple[str, ...]) -> ubiops.RevisionDetail:
+def revision_once(api: ubiops.CoreApi, deployment: str, revision: str, past: tuple[str, ...],
+                  version: str = "v1") -> ubiops.RevisionDetail:
     """The revision once its status is no longer one of `past`."""
     deadline = time.monotonic() + SETTLE_SECONDS
-    while (found := api.revisions_get(PROJECT, deployment, revision, "v1")).status in past:
+    while (found := api.revisions_get(PROJECT, deployment, revision, version)).status in past:
         assert time.monotonic() < deadline, found
         time.sleep(0.05)
     return found
@@ -86,6 +88,8 @@ def restarted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Emulator, Befor
         interrupted = upload(api, tmp, "slow", SLOW)
         revision_once(api, "slow", interrupted, ("queued",))
         api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="extra"))
+        extra = upload(api, tmp, DEPLOYMENT, PLAIN, "extra")
+        assert revision_once(api, DEPLOYMENT, extra, ("queued", "building", "deploying"), "extra").status == "success"
         api.deployments_update(PROJECT, DEPLOYMENT, ubiops.DeploymentUpdate(default_version="extra"))
         api.deployment_versions_delete(PROJECT, DEPLOYMENT, "v1")
         api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="v1", maximum_idle_time=60))
@@ -177,7 +181,8 @@ def test_the_package_version_comes_from_the_command_line_beside_saved_ones(resta
     deployment = api.deployments_get(PROJECT, DEPLOYMENT)
     assert deployment.default_version == "extra", "the saved default is kept"
     versions = {v.version: v.status for v in api.deployment_versions_list(PROJECT, DEPLOYMENT)}
-    assert versions == {"v1": versions["v1"], "extra": "unavailable"}
+    assert versions == {"v1": versions["v1"], "extra": versions["extra"]}
+    assert settled_version(api, DEPLOYMENT, "extra").status == "available"
     package_version = settled_version(api, DEPLOYMENT, "v1")
     assert (package_version.status, package_version.maximum_idle_time) == ("available", 300), "the saved v1 is replaced"
     assert f"the saved version {DEPLOYMENT}/v1 is replaced by --package" in emulator.log()
@@ -211,6 +216,8 @@ def test_a_kept_default_of_another_version_is_said_at_start_with_the_package_ver
     try:
         api = first.sdk()
         api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="v2"))
+        v2 = upload(api, tmp_path, DEPLOYMENT, PLAIN, "v2")
+        assert revision_once(api, DEPLOYMENT, v2, ("queued", "building", "deploying"), "v2").status == "success"
         api.deployments_update(PROJECT, DEPLOYMENT, ubiops.DeploymentUpdate(default_version="v2"))
         assert f"deployments/{DEPLOYMENT}/requests" in first.log(), "the package's version is the default: its URL"
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import ubiops
-from harness import ROOT
+from harness import ROOT, zip_bytes
 
 from emulator.launcher import free_port, running_emulator
 
@@ -94,10 +94,15 @@ def test_a_running_emulator_is_used(project):
 
 def test_a_running_emulator_whose_default_is_another_version_gets_the_request_at_the_packages(project):
     """Before, with v2 the default (kept from a `deployer push --promote` to the emulator), the request went to
-    v2, whose code is not the package's (here it has none, and the request failed)."""
+    v2, whose code need not be the package's (here it is a copy of it: only the histories tell them apart)."""
     with running_emulator(project / "pkg", project="cli-project", deployment="thumbs", cwd=project) as emulator:
         api = emulator.sdk()
         api.deployment_versions_create("cli-project", "thumbs", ubiops.DeploymentVersionCreate(version="v2"))
+        package = project / "v2.zip"
+        package.write_bytes(zip_bytes({f"pkg/{f.name}": f.read_bytes() for f in (project / "pkg").iterdir()}))
+        revision = api.revisions_file_upload("cli-project", "thumbs", "v2", file=str(package)).revision
+        ubiops.utils.wait_for_deployment_version(api.api_client, "cli-project", "thumbs", "v2", revision_id=revision,
+                                                 timeout=120, quiet=True)
         api.deployments_update("cli-project", "thumbs", ubiops.DeploymentUpdate(default_version="v2"))
         run = subprocess.run([sys.executable, "-m", "emulator", "request", "--url", emulator.url, "inputs/photo.bin"],
                              cwd=project, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)})

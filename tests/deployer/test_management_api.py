@@ -65,6 +65,8 @@ def test_the_sdk_lifecycle_create_build_serve_update_delete(emulator, tmp_path):
     assert api.deployment_versions_get(PROJECT, "lifecycle", "v1").active_revision == upload.revision
 
     api.deployment_versions_create(PROJECT, "lifecycle", ubiops.DeploymentVersionCreate(version="v2"))
+    second = api.revisions_file_upload(PROJECT, "lifecycle", "v2", file=str(package)).revision
+    assert wait_for(api, "lifecycle", "v2", second).status == "success"
     api.deployments_update(PROJECT, "lifecycle", ubiops.DeploymentUpdate(default_version="v2", description="two"))
     assert api.deployments_get(PROJECT, "lifecycle").default_version == "v2"
     assert [v.version for v in api.deployment_versions_list(PROJECT, "lifecycle", labels=None)] == ["v1", "v2"]
