@@ -1,10 +1,11 @@
 """Keep the memory one request frees for the next, instead of handing it back to the system.
 
-glibc gives blocks above its mmap threshold (raised as blocks are freed, to 32 MB at most) back to
-the system when they are freed, and the next request faults fresh pages in again. A 2000 px portrait
-makes blocks larger than that: `predict` took ~7,800 page faults, 15 ms of its 46 (BENCHMARKS.md,
-Face profile). A fixed threshold above them keeps those pages in the heap: 30 ms, and ~50 MB more
-resident between requests. 512 px requests never reach the threshold and are unchanged.
+glibc hands memory back to the system: a freed block above its mmap threshold, and the heap's free
+top past its trim threshold (both raised as blocks are freed, the mmap threshold to 32 MB at most).
+A 2000 px portrait frees tens of MB at once, and the next request faults fresh pages in again:
+`predict` took ~7,800 page faults, 15 ms of its 46 (BENCHMARKS.md, Face profile). Fixed thresholds
+above that keep those pages in the heap: 30 ms, for ~50 MB more resident between requests. 512 px
+requests fault no pages either way.
 """
 
 from __future__ import annotations
