@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
         package_version.start()
+        builder.start()
         watcher = asyncio.create_task(watch(package_version)) if settings.reload else None
         sweeping = asyncio.create_task(sweeper.run())
         # What start-up made (routes, models, modules) lives as long as the server: out of the garbage

@@ -4,6 +4,8 @@ read its declarations, start it in fresh instances, and only then serve it under
 A revision goes `queued` → `building` (its Python environment) → `deploying` (its instances start,
 `__init__` runs) → `success`, or `failed` (with `error_message`) from any of them. A failed build
 leaves the version as it was: still serving its previous revision, or `unavailable` without one.
+`rebuild` builds a revision again the same way, from its kept zip, in the base environment its
+version names now (`revisions_rebuild`, and a change of the version's environment).
 At start-up, `restore` gives saved versions their instances again from the kept zips; `restart`
 gives a version new instances when its environment variables change. The `--package`'s revisions get
 their copies of the package in the same place (`copy_package`), and go the same way.
@@ -16,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +26,7 @@ from typing import BinaryIO
 from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, ArchiveError, extract_package
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
-from contract.revisions import BUILDING, DEPLOYING, FAILED, SUCCESS, UNFINISHED
+from contract.revisions import BUILDING, DEPLOYING, FAILED, QUEUED, SUCCESS, UNFINISHED
 from contract.spec import Spec, SpecError, same_fields
 from emulator.environments import version_environment
 from emulator.exceptions import NotFound
@@ -50,6 +53,8 @@ BUILD_TIMEOUT_SECONDS = 600
 """How long a revision's instances may take to start once its environment is built (which has its
 own limit, `python_envs.BUILD_SECONDS`: an install may rightly take longer)."""
 INTERRUPTED = "The emulator stopped before this revision was built; upload it again"
+REBUILDING = "its rebuild was cut off when the emulator last stopped"
+"""Why a version's active revision is built again at start (`restore`, `start`)."""
 
 
 class BuildFailed(Exception):
@@ -67,10 +72,13 @@ class Builder:
         self.runtime = runtime
         self.root = root
         self.unpacked = root / "builds"
-        """Each revision's package, unpacked from its zip into a folder named by the revision's id."""
+        """Each revision's package, unpacked from its zip into a folder named by the revision's id (a rebuild's: the id
+        and a suffix, `rebuild`)."""
         self.metrics = metrics
-        self._tasks: dict[asyncio.Task[None], Version] = {}
-        """Each build running, and the version it builds."""
+        self._tasks: dict[asyncio.Task[None], tuple[Version, Revision]] = {}
+        """Each build running, and the version and revision it builds."""
+        self._interrupted: list[tuple[Project, Deployment, Version, Revision]] = []
+        """The active revisions whose rebuild the last stop cut off, built again at `start`."""
         self._removals: set[asyncio.Task[None]] = set()
         """Each replaced revision's unpacked package waiting for its instances to stop, to be removed."""
 
@@ -86,15 +94,44 @@ class Builder:
             raise NotFound(f"Version {version} was deleted while its package was uploaded")
         found.revisions[revision.id] = revision
         # Known before the next await, so that a delete from now on finds the build and cancels it.
-        task = asyncio.create_task(self._build(owner, parent, found, revision))
-        self._tasks[task] = found
-        task.add_done_callback(lambda done: self._tasks.pop(done, None))
+        self._start(owner, parent, found, revision, revision.id, revision.environment)
         await self.registry.changed()
         return revision
 
+    async def rebuild(self, project: Project, deployment: Deployment, version: Version, revision: Revision) -> None:
+        """Build `revision` again from its kept zip, in the base environment `version` names now, as an
+        upload is built (`_build`: `queued` → … → `success`/`failed`; the version serves what it served
+        until the build succeeds, which then replaces its instances if no newer revision is built). A
+        build of it still running is cancelled: the latest change wins."""
+        self._build_again(project, deployment, version, revision)
+        await self.registry.changed()
+
+    def _build_again(self, project: Project, deployment: Deployment, version: Version, revision: Revision) -> None:
+        for task, (_, building) in self._tasks.items():
+            if building is revision:
+                task.cancel()
+        revision.status, revision.error_message = QUEUED, None
+        # Its own folder: the instances serving the revision's previous build still run in theirs.
+        self._start(project, deployment, version, revision, f"{revision.id}.{uuid.uuid4().hex[:8]}",
+                    version_environment(version.settings))
+
+    def _start(self, project: Project, deployment: Deployment, version: Version, revision: Revision,
+               folder: str, environment: str) -> None:
+        task = asyncio.create_task(self._build(project, deployment, version, revision, folder, environment))
+        self._tasks[task] = (version, revision)
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
+
+    def start(self) -> None:
+        """Build again, now that the event loop runs, the active revisions whose rebuild the last stop cut off
+        (`restore`): their version serves nothing meanwhile, as the environment it names is not yet built."""
+        for project, deployment, version, revision in self._interrupted:
+            log.info("building %s/%s revision %s again: %s", deployment.name, version.name, revision.id, REBUILDING)
+            self._build_again(project, deployment, version, revision)
+        self._interrupted.clear()
+
     async def cancel(self, version: Version) -> None:
         """Stop the builds of a version being deleted, with the instances they started."""
-        await _cancelled([task for task, building in self._tasks.items() if building is version])
+        await _cancelled([task for task, (building, _) in self._tasks.items() if building is version])
 
     async def discard(self, version: Version) -> None:
         """Remove a deleted version's kept zips and unpacked packages, once its instances have stopped."""
@@ -110,23 +147,26 @@ class Builder:
     def _discard(self, revisions: list[Revision], with_zips: bool) -> None:
         for revision in revisions:
             self.discard_copy(revision.id)
+            for rebuilt in self.unpacked.glob(f"{revision.id}.*"):  # its rebuilds' (`rebuild`)
+                shutil.rmtree(rebuilt, ignore_errors=True)
             if with_zips and not revision.from_command_line:  # the developer's own package: never ours to delete
                 Path(revision.zip_path).unlink(missing_ok=True)
 
-    def discard_copy(self, revision_id: str) -> None:
-        """Remove a revision's unpacked package (or copied folder), if it has one."""
-        shutil.rmtree(self.unpacked / revision_id, ignore_errors=True)
+    def discard_copy(self, folder: str) -> None:
+        """Remove a build's unpacked package (or copied folder), named by its revision's id (a rebuild's:
+        the id and a suffix), if it is there."""
+        shutil.rmtree(self.unpacked / folder, ignore_errors=True)
 
-    def discard_when_drained(self, version: Version, revision: Revision) -> None:
-        """Remove the unpacked package of `revision`, just replaced, once the instances that served it
-        have stopped: the requests still running there read it until they end (`Runtime.replace`).
+    def discard_when_drained(self, version: Version, folder: str) -> None:
+        """Remove the unpacked package just replaced (`folder`, `discard_copy`), once the instances that
+        served it have stopped: the requests still running there read it until they end (`Runtime.replace`).
         Before, each replaced revision's copy stayed until the emulator restarted."""
         drains = self.runtime.drains(version)
 
         async def discard() -> None:
             if drains:
                 await asyncio.wait(drains)  # not cancelled with this task
-            await asyncio.to_thread(self._discard, [revision], with_zips=False)
+            await asyncio.to_thread(self.discard_copy, folder)
 
         task = asyncio.create_task(discard())
         self._removals.add(task)
@@ -137,8 +177,9 @@ class Builder:
         await _cancelled([*self._tasks, *self._removals])
 
     def restore(self) -> None:
-        """At start-up, for the saved versions: fail the builds the last run left unfinished, and give
-        each version whose active revision was built its instances again, unpacked from the kept zip
+        """At start-up, for the saved versions: fail the builds the last run left unfinished (but an active
+        revision's rebuild, done again at `start`), and give each version whose active revision was built
+        its instances again, unpacked from the kept zip
         (they start with the runtime). A zip that no longer unpacks or fits its deployment leaves its
         version `unavailable`, with the reason on its requests. The unpacked files of every other
         revision (replaced, or cut off by the stop) go, and the zips no saved revision names."""
@@ -162,10 +203,12 @@ class Builder:
         """Restore one version; how many of its builds were unfinished."""
         if version.from_command_line:  # served from the command line this start (`emulator.serving`)
             return 0
-        unfinished = [r for r in version.revisions.values() if r.status in UNFINISHED]
+        active = version.revisions.get(version.active_revision or "")
+        if active is not None and active.status in UNFINISHED:
+            self._interrupted.append((project, deployment, version, active))
+        unfinished = [r for r in version.revisions.values() if r.status in UNFINISHED and r is not active]
         for revision in unfinished:
             revision.fail(INTERRUPTED)
-        active = version.revisions.get(version.active_revision or "")
         if active is None or active.status != SUCCESS:
             return len(unfinished)
         try:
@@ -193,10 +236,10 @@ class Builder:
         log.info("restarting %s/%s: %s", deployment.name, version.name, why)
         self.runtime.replace(version, pool)
 
-    def _unpack(self, revision: Revision, called: str) -> Package:
-        """The revision's package, freshly unpacked from its kept zip (a previous copy is replaced);
-        `called`: what a message calls the zip (its file's name is the emulator's own)."""
-        target = self.unpacked / revision.id
+    def _unpack(self, revision: Revision, called: str, folder: str | None = None) -> Package:
+        """The revision's package, freshly unpacked from its kept zip into `folder` (its id by default; a
+        previous copy is replaced); `called`: what a message calls the zip (its file's name is the emulator's own)."""
+        target = self.unpacked / (folder or revision.id)
         shutil.rmtree(target, ignore_errors=True)
         return read_package(extract_package(Path(revision.zip_path), target, called))
 
@@ -220,24 +263,27 @@ class Builder:
             raise
 
     def _instances(self, project: Project, deployment: Deployment, version: Version, package: Package,
-                   revision: Revision | None) -> InstancePool:
+                   revision: Revision | None, environment: str | None = None) -> InstancePool:
         """The (unstarted) instances that serve `package` (`revision`'s) as `version`, once its spec
-        files match the deployment's fields."""
+        files match the deployment's fields (in `environment`, when it is being built in another)."""
         _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
         _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
-        return new_pool(project, deployment, version, package, self.settings, self.runtime, revision)
+        return new_pool(project, deployment, version, package, self.settings, self.runtime, revision, environment)
 
-    async def _build(self, project: Project, deployment: Deployment, version: Version, revision: Revision) -> None:
-        """Build `revision`; whatever goes wrong ends it `failed` with the reason, never `building` for ever.
-        The deployment and version are held, not looked up by name: either may be renamed meanwhile."""
+    async def _build(self, project: Project, deployment: Deployment, version: Version, revision: Revision,
+                     folder: str, environment: str) -> None:
+        """Build `revision`, unpacked into `folder`, in `environment` (its own once built: until then the
+        instances of its previous build, if any, run on in theirs); whatever goes wrong ends it `failed` with
+        the reason, never `building` for ever. The deployment and version are held, not looked up by name:
+        either may be renamed meanwhile."""
         revision.status = BUILDING
         started = time.monotonic()
         fields = _log_fields(project.name, deployment.name, version, revision)
         log.info("building %s/%s revision %s", deployment.name, version.name, revision.id, extra=fields)
         pool: InstancePool | None = None
         try:
-            package = await asyncio.to_thread(self._unpack, revision, "the uploaded file")
-            pool = self._instances(project, deployment, version, package, revision)
+            package = await asyncio.to_thread(self._unpack, revision, "the uploaded file", folder)
+            pool = self._instances(project, deployment, version, package, revision, environment)
             pool.start()
             await pool.environment_built()
             if pool.status != UNAVAILABLE:
@@ -259,25 +305,25 @@ class Builder:
             self.metrics.build_ended(deployment.project, deployment.name, version.name, FAILED, time.monotonic() - started)
             if pool is not None:
                 await pool.close()
-            await asyncio.to_thread(self._discard, [revision], with_zips=False)  # its zip stays, to be downloaded
+            await asyncio.to_thread(self.discard_copy, folder)  # its zip stays, to be downloaded
             await self.registry.changed()
             return
-        revision.capabilities, revision.status = asdict(pool.capabilities), SUCCESS
+        revision.capabilities, revision.status, revision.environment = asdict(pool.capabilities), SUCCESS, environment
         self.metrics.build_ended(deployment.project, deployment.name, version.name, SUCCESS, time.monotonic() - started)
         newer = list(version.revisions)[list(version.revisions).index(revision.id) + 1:]
         if any(version.revisions[later].status == SUCCESS for later in newer):
             log.info("built %s/%s revision %s, but a newer revision serves already", deployment.name, version.name,
                      revision.id, extra=fields)
             await pool.close()
-            await asyncio.to_thread(self._discard, [revision], with_zips=False)
+            await asyncio.to_thread(self.discard_copy, folder)
             await self.registry.changed()
             return
-        replaced = version.revisions.get(version.active_revision or "")
+        replaced = version.package  # this revision's previous build, when it is rebuilt
         version.package, version.active_revision = package, revision.id
         version.last_updated = now()
         self.runtime.replace(version, pool)
         if replaced is not None:
-            self.discard_when_drained(version, replaced)
+            self.discard_when_drained(version, replaced.directory.name)
         if pool.launch.init_context["environment_variables"] != instance_environment(
                 project, deployment, version, package, self.settings):
             self.restart(project, deployment, version, VARIABLES_CHANGED)  # while it was building

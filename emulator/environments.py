@@ -21,8 +21,9 @@ SYSTEM_LABELS: Mapping[str, str] = {}
 
 
 def version_environment(settings: Mapping[str, Any]) -> str:
-    """The environment a version's next build runs in, by its settings (`environment_name`). A built
-    revision keeps the one it was built in (`Revision.environment`): a change takes effect at the next build."""
+    """The environment a version's builds run in, by its settings (`environment_name`). A built revision
+    keeps the one it was built in (`Revision.environment`): a change builds the version's revision again
+    (`Registry.update_version`, `Builder.rebuild`)."""
     return settings.get("environment_name", OWN_ENVIRONMENT)
 
 

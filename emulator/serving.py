@@ -183,7 +183,7 @@ class PackageVersion:
     def _discard(self, version: Version, replaced: Revision | None) -> None:
         """Remove the copy of the revision just `replaced`, once its instances have stopped."""
         if replaced is not None:
-            self.builder.discard_when_drained(version, replaced)
+            self.builder.discard_when_drained(version, replaced.id)
 
     def _follow(self, version: Version, revision: Revision) -> None:
         task = asyncio.create_task(self._settle(version, revision))

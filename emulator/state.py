@@ -24,7 +24,13 @@ from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.revisions import BUILDING, FAILED, MAX_ERROR_LENGTH, QUEUED, UNFINISHED
 from contract.spec import Spec, SpecError, parse_fields
 from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
-from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT, check_environment, check_environment_tag
+from emulator.environments import (
+    INSTANCE_TYPE_GROUP,
+    OWN_ENVIRONMENT,
+    check_environment,
+    check_environment_tag,
+    version_environment,
+)
 from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
 from emulator.labels import has_labels
 from emulator.runtime.pool import AVAILABLE
@@ -145,14 +151,18 @@ class Version:
 
     @property
     def unserved_reason(self) -> str:
-        """Why no instances serve it: its last build is still running or failed (say so, not that no
-        package came: one did), or no package came yet."""
-        latest = self.latest_revision
+        """Why no instances serve it: its active revision is being rebuilt (at start, its rebuild cut off by
+        the stop), its first build is still running, its active revision's rebuild or its last build failed
+        (say so, not that no package came: one did), or no package came yet."""
+        active, latest = self.revisions.get(self.active_revision or ""), self.latest_revision
+        if active is not None and active.status in UNFINISHED:
+            return f"Version {self.name} is being rebuilt: wait for the build of revision {active.id}"
         if latest is not None and latest.status in UNFINISHED:
             return (f"Version {self.name} is not built yet: its build is still running (revision status: "
                     f"{latest.status}); wait for it (`ubiops versions wait`, or ubiops.utils.wait_for_deployment_version)")
-        if latest is not None and latest.status == FAILED:
-            return f"Version {self.name}'s build failed: {latest.error_message}; upload a corrected package"
+        failed = next((r for r in (active, latest) if r is not None and r.status == FAILED), None)
+        if failed is not None:
+            return f"Version {self.name}'s build failed: {failed.error_message}; upload a corrected package"
         return f"Version {self.name} has no deployment package yet: upload one and wait for its build"
 
 
@@ -469,13 +479,20 @@ class Registry:
     async def update_version(self, project: str, deployment: str, name: str, changes: dict[str, Any],
                              new_name: str | None = None) -> Version:
         """Apply setting changes (null: back to a new version's), checked with the settings kept; a new
-        name follows into the deployment's default."""
+        name follows into the deployment's default; a new environment builds the version's revision again
+        in it (`Builder.rebuild`)."""
         found = self.deployment(project, deployment)
         version = self.version(project, deployment, name)
         if new_name is not None and new_name != version.name:
             _refuse_taken_version(found, new_name)
-        version.settings, version.request_retention_mode = _version_settings(
-            version.settings, version.request_retention_mode, changes)
+        settings, retention = _version_settings(version.settings, version.request_retention_mode, changes)
+        environment = version_environment(version.settings)
+        moved = version_environment(settings) != environment
+        if moved and version.from_command_line:
+            raise NotAllowed(f"environment: version {version.name} is the --package, which runs in the base environment "
+                             f"the command line names ({environment}); start the emulator with --environment "
+                             f"{version_environment(settings)}")
+        version.settings, version.request_retention_mode = settings, retention
         old_name = version.name
         if new_name is not None and new_name != version.name:
             found.versions[new_name] = found.versions.pop(version.name)
@@ -492,7 +509,20 @@ class Registry:
             if self.metrics is not None:
                 self.metrics.rename(project, deployment, old_name, version.name)
             self._restart(self.project(project), found, version, RENAMED)
+        if moved:  # built again in it: the revision serving, and those still building
+            for revision in [r for r in version.revisions.values()
+                             if r.id == version.active_revision or r.status in UNFINISHED]:
+                await self._builder().rebuild(self.project(project), found, version, revision)
         return version
+
+    async def rebuild_revision(self, project: str, deployment: str, version: str, revision_id: str) -> Revision:
+        """Build a revision again from its kept zip in the environment its version names now (`Builder.rebuild`)."""
+        found, revision = self.version(project, deployment, version), self.revision(project, deployment, version, revision_id)
+        if revision.from_command_line:
+            raise NotAllowed(f"Revision {revision.id} is the --package {self.settings.package}, read again at each start "
+                             "(and, under --reload, at each save): it has no kept zip to build again from")
+        await self._builder().rebuild(self.project(project), self.deployment(project, deployment), found, revision)
+        return revision
 
     async def upload_revision(self, project: str, deployment: str, version: str, package_zip: BinaryIO | None,
                               copy_from: str | None = None) -> Revision:
@@ -504,8 +534,7 @@ class Registry:
             raise NotAllowed("file: empty revisions (no code, as for a custom image) are not served by the emulator; "
                              "a deployment package is needed: upload its zip as the multipart part 'file' "
                              "(ubiops deployments deploy with -dir)")
-        assert self.builder is not None, "the registry's builder is set before requests are served"
-        return await self.builder.upload(project, deployment, version, package_zip)
+        return await self._builder().upload(project, deployment, version, package_zip)
 
     async def delete_deployment(self, project: str, name: str) -> None:
         """Remove a deployment and stop the instances of its versions."""
@@ -690,8 +719,11 @@ class Registry:
                 and scope.version in (None, version.name)]
 
     def _restart(self, project: Project, deployment: Deployment, version: Version, why: str) -> None:
+        self._builder().restart(project, deployment, version, why)
+
+    def _builder(self) -> Builder:
         assert self.builder is not None, "the registry's builder is set before requests are served"
-        self.builder.restart(project, deployment, version, why)
+        return self.builder
 
 
 NEW_VERSION_SETTINGS: dict[str, Any] = {

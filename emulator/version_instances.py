@@ -17,10 +17,10 @@ from emulator.state import Deployment, Project, Revision, Version, instance_envi
 
 
 def new_pool(project: Project, deployment: Deployment, version: Version, package: Package, settings: Settings,
-             runtime: Runtime, revision: Revision | None = None) -> InstancePool:
+             runtime: Runtime, revision: Revision | None = None, environment: str | None = None) -> InstancePool:
     """The instances that run `package` (`revision`'s, if it came as one) as `version` of `deployment`
     (started with `pool.start()`): `--instances` of them, in the version's own Python environment (of
-    the base environment the revision was built in, whatever the version names now), each held to
+    the base `environment` a build gives, else the one the revision was built in), each held to
     `--instance-memory-mb`, telling the runtime's events what happens to them."""
     user_environment = instance_environment(project, deployment, version, package, settings)
     launch = Launch(
@@ -32,7 +32,8 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
         package_dir=package.directory,
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
-        python_environment=PythonEnvironment(revision.environment if revision else version_environment(version.settings),
+        python_environment=PythonEnvironment(environment or (revision.environment if revision else
+                                                             version_environment(version.settings)),
                                              package.directory, package.manifest.apt_packages,
                                              package.manifest.adds_apt_sources),
         init_context={

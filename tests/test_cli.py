@@ -165,6 +165,24 @@ def test_deploy_a_package_folder_request_it_and_redeploy(cli, emulator, tmp_path
     assert list(cli.workdir.iterdir()) == []
 
 
+PYTHON = "import sys\n\nclass Deployment:\n    def request(self, data):\n        return 'Python %d.%d' % sys.version_info[:2]\n"
+
+
+def test_a_new_environment_rebuilds_the_version_and_the_wait_waits_for_it(cli, tmp_path):
+    """`versions update -e` answered, and `versions wait` ended at once, but the version's requests ran
+    on in the Python it was built on until a new upload."""
+    package = tmp_path / "python"
+    package.mkdir()
+    (package / "deployment.py").write_text(PYTHON)
+    create_deployment(cli, tmp_path, "python", [], [])
+    deploy(cli, "python", package)
+    assert 'Result: "Python 3.11"' in cli("deployments", "requests", "create", "python", "--data", "which")
+    cli("versions", "update", "v1", "-d", "python", "-e", "python3-12")
+    waited = cli("versions", "wait", "v1", "-d", "python", "-t", "300")
+    assert "Deployment revision: success" in waited and "Deployment version: available" in waited
+    assert 'Result: "Python 3.12"' in cli("deployments", "requests", "create", "python", "--data", "which")
+
+
 def test_waiting_for_the_package_version(cli):
     """Before, the `--package` version had no revision: the wait printed "Status: failed" and exited 0."""
     waited = cli("deployment_versions", "wait", "v1", "-d", DEPLOYMENT)

@@ -178,9 +178,9 @@ def test_the_base_environment_names_the_python_that_runs_the_version(tmp_path, e
         emulator.stop()
 
 
-def built(api: ubiops.CoreApi, tmp_path) -> None:
-    """Build the probe as a new revision of the version `built`."""
-    revision = build(api, tmp_path, "", version="built")
+def built(api: ubiops.CoreApi, tmp_path, code: str = PROBE) -> None:
+    """Build `code` (the probe) as a new revision of the version `built`."""
+    revision = build(api, tmp_path, "", code, version="built")
     ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "built", revision_id=revision,
                                              timeout=120, quiet=True)
 
@@ -190,28 +190,102 @@ def python(api: ubiops.CoreApi) -> str:
     return api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "built", "sys").result.split(" at ")[0]
 
 
-def test_a_revision_runs_in_the_environment_it_was_built_in_until_the_next_build(tmp_path):
-    """A version's new environment takes effect at its next build: the instances of the revision
-    built before it, restarted for a new variable or an emulator's restart, ran on the new Python,
-    with no build."""
+def wait(api: ubiops.CoreApi) -> None:
+    """`ubiops versions wait` for the version `built`: its latest revision's build, then the version."""
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "built", timeout=120, quiet=True)
+
+
+def test_a_new_environment_builds_the_active_revision_again_and_it_runs_there(tmp_path):
+    """A version's new environment rebuilt its revision, as UbiOps does: the update answered, the version
+    said python3-12 and a wait ended at once, but its instances went on running Python 3.11 until a new
+    upload; `revisions_rebuild` was a 501."""
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
         api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
                                                                                            environment="python3-11"))
         built(api, tmp_path)
-        api.deployment_versions_update(PROJECT, DEPLOYMENT, "built", ubiops.DeploymentVersionUpdate(environment="python3-12"))
-        api.deployment_version_environment_variables_create(
-            PROJECT, DEPLOYMENT, "built", ubiops.EnvironmentVariableCreate(name="RESTARTS", value="1", secret=False))
-        assert python(api) == "sys - on Python 3.11", "restarted for its new variable, on the Python it was built on"
+        assert python(api) == "sys - on Python 3.11"
+        updated = api.deployment_versions_update(PROJECT, DEPLOYMENT, "built",
+                                                 ubiops.DeploymentVersionUpdate(environment="python3-12"))
+        assert updated.environment_name == "python3-12"
+        (revision,) = api.revisions_list(PROJECT, DEPLOYMENT, "built")
+        assert revision.status in ("queued", "building", "deploying"), "built again, under the same id"
+        wait(api)
+        assert python(api) == "sys - on Python 3.12"
+        assert [(r.id, r.status) for r in api.revisions_list(PROJECT, DEPLOYMENT, "built")] == [(revision.id, "success")]
+
+        rebuilt = api.revisions_rebuild(PROJECT, DEPLOYMENT, revision.id, "built", {})
+        assert rebuilt.id == revision.id and rebuilt.status in ("queued", "building", "deploying")
+        wait(api)
+        assert api.revisions_get(PROJECT, DEPLOYMENT, revision.id, "built").status == "success"
+        assert python(api) == "sys - on Python 3.12"
+    finally:
+        emulator.stop()
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, data_dir=emulator.data_dir)
+    try:
+        assert python(emulator.sdk()) == "sys - on Python 3.12", "restarted with the emulator, on the Python it was rebuilt on"
+    finally:
+        emulator.stop()
+
+
+GATED = PROBE.replace("class Deployment:", """import os, time
+
+class Deployment:
+    def __init__(self):
+        if sys.version_info[:2] != (3, 11):  # held until the test opens the gate, then failed if it says so
+            while not os.path.exists(GATE):
+                time.sleep(0.05)
+            if open(GATE).read() == "fail":
+                raise RuntimeError("refused on this Python")
+""")
+
+
+def test_a_rebuild_serves_the_old_build_meanwhile_and_the_latest_change_wins_across_a_restart(tmp_path):
+    """While the version's revision is built again, its previous build answers; a failed rebuild leaves
+    that one serving, as a failed upload leaves the previous revision; a second change cancels a rebuild
+    still running; a rebuild the emulator's stop cut off is done again at the next start."""
+    gate = tmp_path / "gate"
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
+                                                                                           environment="python3-11"))
+        built(api, tmp_path, GATED.replace("GATE", repr(str(gate))))
+        (revision,) = api.revisions_list(PROJECT, DEPLOYMENT, "built")
+
+        def deploying() -> bool:
+            return api.revisions_get(PROJECT, DEPLOYMENT, revision.id, "built").status == "deploying"
+
+        def to(environment: str) -> None:
+            api.deployment_versions_update(PROJECT, DEPLOYMENT, "built",
+                                           ubiops.DeploymentVersionUpdate(environment=environment))
+
+        to("python3-12")
+        eventually(deploying, "the rebuild starts its instance, held at the gate")
+        assert python(api) == "sys - on Python 3.11", "the previous build serves meanwhile"
+        to("python3-11")
+        wait(api)
+        assert python(api) == "sys - on Python 3.11"
+
+        gate.write_text("fail")
+        to("python3-12")
+        with pytest.raises(ubiops.utils.exceptions.StatusError, match="refused on this Python"):
+            wait(api)
+        assert python(api) == "sys - on Python 3.11", "a failed rebuild leaves the previous build serving"
+
+        gate.unlink()
+        to("python3-13")
+        eventually(deploying, "the rebuild starts its instance, held at the gate")
     finally:
         emulator.stop()
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, data_dir=emulator.data_dir)
     try:
         api = emulator.sdk()
-        assert python(api) == "sys - on Python 3.11", "restarted with the emulator, on the Python it was built on"
-        built(api, tmp_path)
-        assert python(api) == "sys - on Python 3.12", "the next build takes the new environment"
+        assert api.revisions_get(PROJECT, DEPLOYMENT, revision.id, "built").status in ("queued", "building", "deploying")
+        gate.write_text("open")
+        wait(api)
+        assert python(api) == "sys - on Python 3.13", "built again at the start, in the environment the version names"
     finally:
         emulator.stop()
 

@@ -67,6 +67,21 @@ def test_the_package_version_is_served_as_a_built_revision_the_sdks_wait_accepts
         in download.json()["error"]
 
 
+def test_the_package_version_is_not_rebuilt_through_the_api(echo):
+    """Its revisions have no kept zip, and the command line names its base environment (read again at
+    each start): a rebuild, or a new environment, is refused saying so, not taken and left unbuilt."""
+    api = echo.sdk()
+    version = api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1")
+    with pytest.raises(ubiops.ApiException) as rebuilt:
+        api.revisions_rebuild(PROJECT, DEPLOYMENT, version.active_revision, "v1", {})
+    assert rebuilt.value.status == 400 and "it has no kept zip to build again from" in rebuilt.value.body
+    other = "python3-12" if version.environment_name != "python3-12" else "python3-11"
+    with pytest.raises(ubiops.ApiException) as moved:
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "v1", ubiops.DeploymentVersionUpdate(environment=other))
+    assert moved.value.status == 400 and f"start the emulator with --environment {other}" in moved.value.body
+    assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").environment_name == version.environment_name
+
+
 def test_ports_and_a_health_check_are_kept_as_the_sdk_reads_them(echo):
     api = echo.sdk()
     api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
@@ -196,6 +211,7 @@ def test_an_environment_tag_the_environments_do_not_have_is_refused(echo):
     ("deployments_get", (PROJECT, "nope"), "Deployment not found"),
     ("deployments_list", ("nope",), "Project not found"),
     ("deployment_versions_get", (PROJECT, DEPLOYMENT, "v9"), "Version not found"),
+    ("revisions_rebuild", (PROJECT, DEPLOYMENT, "nope", "v1", {}), "Revision not found"),
     ("deployment_version_requests_create", (PROJECT, DEPLOYMENT, "v9", {"int_in": 1}), "Version not found"),
     ("deployment_requests_create", (PROJECT, "nope", {"int_in": 1}), "Deployment not found"),
     ("deployment_requests_create", ("nope", DEPLOYMENT, {"int_in": 1}), "Project not found"),

@@ -1,10 +1,13 @@
 """Revisions: upload a package zip to a version (multipart part `file`), which starts its build
 (`Registry.upload_revision`, `emulator.builds`); get and list revisions to follow the build (the
-`--package` version's too, `emulator.serving.PackageVersion`); download the zip as uploaded."""
+`--package` version's too, `emulator.serving.PackageVersion`); download the zip as uploaded; build a
+revision again from it (`Registry.rebuild_revision`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse
 
 from emulator.api.dependencies import Services, get_services
@@ -54,3 +57,16 @@ async def revisions_file_download(
 ) -> FileResponse:
     zip_path = services.registry.revision_zip(project_name, deployment_name, version, revision_id)
     return FileResponse(zip_path, media_type="application/zip", filename=f"{deployment_name}-{version}.zip")
+
+
+@router.post(PATH + "/rebuild", response_model=management.RevisionList)
+async def revisions_rebuild(
+    project_name: str,
+    deployment_name: str,
+    version: str,
+    revision_id: str,
+    data: Any = Body(None, description="ignored: the SDK sends an object, UbiOps documents none of its fields"),
+    services: Services = Depends(get_services),
+) -> management.RevisionList:
+    revision = await services.registry.rebuild_revision(project_name, deployment_name, version, revision_id)
+    return management.revision_list(revision)
