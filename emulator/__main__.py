@@ -46,7 +46,7 @@ def parse_args(argv: list[str]) -> Settings:
     config = load_config()
     parser = argparse.ArgumentParser(
         prog="python -m emulator", description=__doc__,
-        epilog="python -m emulator request [FILE…] sends one request to the project's package (its own --help)")
+        epilog="python -m emulator request [FILE] sends one request to the project's package (its own --help)")
     parser.add_argument("--package", type=Path, default=config.package_path, help="package folder or .zip (default: %(default)s)")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind (default: %(default)s)")
