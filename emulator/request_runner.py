@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -308,27 +308,54 @@ class RequestRunner:
             return Outcome(record)
 
     def find(self, project: str, deployment: str, version: str | None, request_id: str) -> RequestRecord:
-        """A recorded request of the deployment (and of the version, when one is named)."""
-        record = self.store.get(request_id)
-        if record is None or not _belongs(record, project, deployment, version):
-            raise NotFound("Request not found")
-        return record
+        """A recorded request of the deployment (and of the version, when one is named), without its
+        input and output (`RequestStore.get(data=False)`): what its metadata, a cancel or a delete need."""
+        return self._owned(project, deployment, version, request_id, self.store.get(request_id, data=False))
+
+    async def find_whole(self, project: str, deployment: str, version: str | None, request_id: str) -> RequestRecord:
+        """`find`'s request with its input and output, read in a worker thread (`RequestStore.read`)."""
+        found = await self.store.read([request_id])
+        return self._owned(project, deployment, version, request_id, found.get(request_id))
 
     def collect(self, project: str, deployment: str, version: str | None, request_ids: list[str],
                 verb: str = "collected") -> list[RequestRecord]:
-        """Several recorded requests at once, as many as a batch holds (NotFound naming the unknown ones:
-        which of 250 ids was wrong is otherwise a guess)."""
+        """Several recorded requests at once, as many as a batch holds, without their input and output
+        (as `find`), in the order named (NotFound naming the unknown ones: which of 250 ids was wrong is
+        otherwise a guess)."""
+        self._check_count(request_ids, verb)
+        found = {request_id: self.store.get(request_id, data=False) for request_id in dict.fromkeys(request_ids)}
+        return self._all_owned(project, deployment, version, request_ids, found)
+
+    async def collect_whole(self, project: str, deployment: str, version: str | None,
+                            request_ids: list[str]) -> list[RequestRecord]:
+        """`collect`'s requests with their input and output, read in a worker thread (`RequestStore.read`)."""
+        self._check_count(request_ids, "collected")
+        return self._all_owned(project, deployment, version, request_ids, await self.store.read(request_ids))
+
+    @staticmethod
+    def _check_count(request_ids: list[str], verb: str) -> None:
         if len(request_ids) > MAX_BATCH_ITEMS:
             raise NotAllowed(f"At most {MAX_BATCH_ITEMS} request ids can be {verb} at once; got {len(request_ids)}")
+
+    def _all_owned(self, project: str, deployment: str, version: str | None, request_ids: list[str],
+                   found: Mapping[str, RequestRecord | None]) -> list[RequestRecord]:
         records, unknown = [], []
         for request_id in request_ids:
             try:
-                records.append(self.find(project, deployment, version, request_id))
+                records.append(self._owned(project, deployment, version, request_id, found.get(request_id)))
             except NotFound:
                 unknown.append(request_id)
         if unknown:
             raise NotFound(_not_found(list(dict.fromkeys(unknown))))
         return records
+
+    @staticmethod
+    def _owned(project: str, deployment: str, version: str | None, request_id: str,
+               record: RequestRecord | None) -> RequestRecord:
+        """`record` (the one stored as `request_id`), if it is the deployment's (and version's, when one is named)."""
+        if record is None or not _belongs(record, project, deployment, version):
+            raise NotFound("Request not found")
+        return record
 
     def history(self, project: str, deployment: str | None, version: str | None, statuses: tuple[str, ...], limit: int,
                 offset: int, start: datetime | None, end: datetime | None, search_id: str | None) -> list[RequestRecord]:

@@ -14,6 +14,13 @@ a transaction per request held the event loop ~0.15 ms, a fifth of a trivial req
 load: BENCHMARKS.md); the journal is emptied once its requests are in the database, and read back
 into it at the next start. A crash loses only requests no caller had an answer to, of its last
 FLUSH_DELAY_SECONDS.
+
+The connection is the event loop's alone. What answers a request's metadata (a list, a
+`metadata_only` get, cancel, delete) reads only the metadata columns on it (`list`, `get(data=False)`):
+a request's input and output can be hundreds of MB, read and decoded for their size (a list of ten
+100 MB requests held the event loop 8 s). What answers them reads whole records in a worker thread,
+on a second connection of that thread's (`read`; WAL mode: it neither waits for the loop's writes
+nor holds them up), once the loop has written what waits.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+import threading
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,6 +150,8 @@ class RequestRecord:
 _COLUMNS = [f.name for f in fields(RequestRecord) if f.name not in ("stored", "_texts")]
 assert _COLUMNS[-1] == "expires", "the column an earlier emulator's journal lines lack (`_journal_row`)"
 _JSON_COLUMNS = ("request_data", "result")
+_METADATA_COLUMNS = [column for column in _COLUMNS if column not in _JSON_COLUMNS]
+"""A request's columns but its input and output, which a record read with them alone leaves None."""
 _TIME_COLUMNS = ("time_created", "time_started", "time_completed", "expires")
 _INSERT = f"INSERT INTO requests ({', '.join(_COLUMNS)})"
 _ON_CONFLICT = f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in _COLUMNS if column != 'id')}"
@@ -152,7 +162,12 @@ class RequestStore:
     def __init__(self, path: Path, journal: bool = True) -> None:
         """`journal=False`: a second connection (the retention sweep's), which never writes requests
         that end and leaves the server's journal alone."""
+        self._path = path
         self._db = open_database(path, SCHEMA, "request history", BUSY_SECONDS)
+        self._reader: sqlite3.Connection | None = None
+        """`read`'s connection, opened by its first read, used only in worker threads, holding `_reading`."""
+        self._reading = threading.Lock()
+        self._closed = False
         _add_expiry(self._db)
         self._unwritten: dict[str, RequestRecord | tuple[Any, ...]] = {}
         """Records changed since the last write, by id: each is written as it is when `flush` runs, or,
@@ -266,10 +281,35 @@ class RequestStore:
             os.write(self._journal, json.dumps(row, separators=(",", ":")).encode() + b"\n")
             self._journaled = True
 
-    def get(self, request_id: str) -> RequestRecord | None:
+    def get(self, request_id: str, data: bool = True) -> RequestRecord | None:
+        """A stored request; with `data=False` without its input and output (left None), what the
+        event loop may read of a request of any size. Whole, on the loop, only where the data are
+        known to be small (tests, scripts): the server reads them with `read`."""
         self.flush()
-        row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE id = ?", (request_id,)).fetchone()
-        return _from_row(row) if row else None
+        columns = _COLUMNS if data else _METADATA_COLUMNS
+        row = self._db.execute(f"SELECT {', '.join(columns)} FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return _from_row(row, columns) if row else None
+
+    async def read(self, request_ids: Collection[str]) -> dict[str, RequestRecord]:
+        """The stored requests of these ids, by id, whole (input and output too), read and decoded in a
+        worker thread; the event loop serves other calls meanwhile (a 100 MB request takes ~0.3 s)."""
+        self.flush()  # then the thread's connection sees every change made so far
+        return await asyncio.to_thread(self._read, list(dict.fromkeys(request_ids)))
+
+    def _read(self, request_ids: list[str]) -> dict[str, RequestRecord]:
+        found: dict[str, RequestRecord] = {}
+        with self._reading:
+            if self._closed:  # the server is stopping: as if none were stored
+                return found
+            if self._reader is None:
+                self._reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                                               timeout=BUSY_SECONDS)
+            for start in range(0, len(request_ids), MAX_VARIABLES):
+                chunk = request_ids[start:start + MAX_VARIABLES]
+                rows = self._reader.execute(
+                    f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+                found.update((row[0], _from_row(row)) for row in rows)
+        return found
 
     def note_files(self, record: RequestRecord) -> None:
         """Remember the files of a request whose record is not kept, so they expire like a record."""
@@ -346,7 +386,8 @@ class RequestStore:
         end: datetime | None = None,
         search_id: str | None = None,
     ) -> list[RequestRecord]:
-        """Requests of a project, a deployment or one version, newest first."""
+        """Requests of a project, a deployment or one version, newest first, without their input and
+        output (`get(data=False)`'s records): a list answers neither."""
         self.flush()
         where, params = ["project = ?"], [project]
         if deployment:
@@ -368,15 +409,19 @@ class RequestStore:
             where.append("instr(id, ?) > 0")
             params.append(search_id.lower())
         rows = self._db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE {' AND '.join(where)} "
+            f"SELECT {', '.join(_METADATA_COLUMNS)} FROM requests WHERE {' AND '.join(where)} "
             "ORDER BY time_created DESC, rowid DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         ).fetchall()
-        return [_from_row(row) for row in rows]
+        return [_from_row(row, _METADATA_COLUMNS) for row in rows]
 
     def close(self) -> None:
         self.flush()
         self._db.close()
+        with self._reading:  # once the read under way, if any, has ended
+            self._closed = True
+            if self._reader is not None:
+                self._reader.close()
         if self._journal >= 0:
             os.close(self._journal)
 
@@ -454,10 +499,12 @@ def _as_stored(moment: datetime) -> str:
         return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(tzinfo=UTC).isoformat()
 
 
-def _from_row(row: tuple) -> RequestRecord:
-    values = dict(zip(_COLUMNS, row, strict=True))
+def _from_row(row: tuple, columns: list[str] = _COLUMNS) -> RequestRecord:
+    """The record a row of these `columns` holds (without the JSON ones, its data are None)."""
+    values = dict(zip(columns, row, strict=True))
     for column in _JSON_COLUMNS:
-        values[column] = json.loads(values[column]) if values[column] is not None else None
+        if column in values:
+            values[column] = json.loads(values[column]) if values[column] is not None else None
     for column in _TIME_COLUMNS:
         values[column] = datetime.fromisoformat(values[column]) if values[column] else None
     values["keeps_data"] = bool(values["keeps_data"])

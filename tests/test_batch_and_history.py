@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import timedelta, timezone
 from pathlib import Path
 
@@ -218,6 +220,45 @@ def test_direct_requests_are_kept_with_their_data(batch):
     raw_input = httpx.get(f"{batch.requests_url()}/{response.id}/input")
     raw_output = httpx.get(f"{batch.requests_url()}/{response.id}/output")
     assert raw_input.json() == {"x": 7} and raw_output.json() == {"y": 70.01}
+
+
+def test_what_answers_only_metadata_never_reads_a_requests_input_or_output(emulators):
+    """A list, a metadata_only get (the SDK's wait helper's), a cancel and a delete answer from a request's
+    metadata: its input and output, which can be hundreds of MB, were read and decoded for each (a list
+    of ten 100 MB requests held the event loop 8 s). Shown on a request whose stored data no longer
+    decode: all of those answer as before; what answers the data fails on it."""
+    emulator = emulators("batch", "--version", "undecodable")
+    api = emulator.sdk()
+    request_id = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": 1}).id
+    newer = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": 20}).id
+    assert api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id).result == {"y": 10.01}  # now in the database
+    with closing(sqlite3.connect(emulator.data_dir / "requests.sqlite3")) as db, db:
+        db.execute("UPDATE requests SET request_data = 'not json', result = 'not json' WHERE id = ?", (request_id,))
+    full = httpx.get(f"{emulator.requests_url()}/{request_id}")
+    assert full.status_code == 500, "the stored data do not decode"
+    for suffix in ("/input", "/output"):
+        assert httpx.get(f"{emulator.requests_url()}/{request_id}{suffix}").status_code == 500
+    with pytest.raises(ubiops.ApiException) as collected:
+        api.deployment_requests_batch_get(PROJECT, DEPLOYMENT, data=[request_id])
+    assert collected.value.status == 500
+
+    listed = api.deployment_requests_list(PROJECT, DEPLOYMENT, limit=2)
+    assert [(r.id, r.status, r.success, r.input_size, r.output_size) for r in listed] == [
+        (newer, "completed", True, 9, 13), (request_id, "completed", True, 8, 12)]
+    assert all(r.time_created <= r.time_started <= r.time_completed for r in listed)
+    assert [r.id for r in api.deployment_version_requests_list(PROJECT, DEPLOYMENT, "undecodable", limit=2)] == [newer, request_id]
+    assert [(r.id, r.deployment, r.version) for r in api.project_requests_list(PROJECT, limit=2)][1] == (
+        request_id, DEPLOYMENT, "undecodable")
+    metadata = api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id, metadata_only=True)
+    assert (metadata.status, metadata.input_size, metadata.request_data, metadata.result) == ("completed", 8, None, None)
+    wait_for_deployment_request(api.api_client, PROJECT, DEPLOYMENT, request_id, timeout=60)  # metadata_only gets
+    for cancel in (lambda: api.deployment_requests_update(PROJECT, DEPLOYMENT, request_id, {"status": "cancelled"}),
+                   lambda: api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [request_id])):
+        with pytest.raises(ubiops.ApiException) as refused:
+            cancel()
+        assert refused.value.status == 400 and f"Request {request_id} is completed" in refused.value.body
+    assert [r["id"] for r in api.deployment_requests_batch_delete(PROJECT, DEPLOYMENT, [request_id, newer])] == [request_id, newer]
+    assert api.deployment_requests_list(PROJECT, DEPLOYMENT) == []
 
 
 def test_list_filters_by_status_and_pages(batch):

@@ -9,6 +9,7 @@ call, ask it, and render the answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 
@@ -87,15 +88,37 @@ async def stored_request(
     version: str | None = Depends(path_version),
     services: Services = Depends(get_services),
 ) -> RequestRecord:
-    """FastAPI dependency: the recorded request a path names (404 for any unknown part of the path)."""
+    """FastAPI dependency: the recorded request a path names (404 for any unknown part of the path),
+    without its input and output."""
     services.registry.check_path(project_name, deployment_name, version)
     return services.runner.find(project_name, deployment_name, version, request_id)
 
 
+async def whole_request(
+    project_name: str,
+    deployment_name: str,
+    request_id: str,
+    version: str | None = Depends(path_version),
+    services: Services = Depends(get_services),
+) -> RequestRecord:
+    """FastAPI dependency: `stored_request`'s request with its input and output, read in a worker thread."""
+    services.registry.check_path(project_name, deployment_name, version)
+    return await services.runner.find_whole(project_name, deployment_name, version, request_id)
+
+
 @at_both_levels(router.get, "/requests/{request_id}", response_model=DeploymentRequestSingleDetail)
 async def deployment_requests_get(
-    metadata_only: bool = False, record: RequestRecord = Depends(stored_request)
+    project_name: str,
+    deployment_name: str,
+    request_id: str,
+    metadata_only: bool = False,
+    version: str | None = Depends(path_version),
+    services: Services = Depends(get_services),
 ) -> DeploymentRequestSingleDetail:
+    """The input and output are read only when asked: `ubiops.utils.wait_for_deployment_request` asks
+    for the metadata every few seconds, and they can be hundreds of MB."""
+    read = stored_request if metadata_only else whole_request
+    record = await read(project_name, deployment_name, request_id, version, services)
     return detail(record, DeploymentRequestSingleDetail, metadata_only)
 
 
@@ -108,22 +131,23 @@ async def deployment_requests_batch_get(
     services: Services = Depends(get_services),
 ) -> list[DeploymentRequestDetail]:
     services.registry.check_path(project_name, deployment_name, version)
-    records = services.runner.collect(project_name, deployment_name, version, _id_list(await read_json(await request.body())))
+    records = await services.runner.collect_whole(project_name, deployment_name, version,
+                                                  _id_list(await read_json(await request.body())))
     return [detail(record, DeploymentRequestDetail) for record in records]
 
 
 @at_both_levels(router.get, "/requests/{request_id}/input")
 async def deployment_requests_input_get(
-    record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
+    record: RequestRecord = Depends(whole_request), services: Services = Depends(get_services)
 ) -> Response:
-    return _data_response(services.runner.kept_input(record))
+    return await asyncio.to_thread(_data_response, services.runner.kept_input(record))
 
 
 @at_both_levels(router.get, "/requests/{request_id}/output")
 async def deployment_requests_output_get(
-    record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
+    record: RequestRecord = Depends(whole_request), services: Services = Depends(get_services)
 ) -> Response:
-    return _data_response(services.runner.kept_output(record))
+    return await asyncio.to_thread(_data_response, services.runner.kept_output(record))
 
 
 @at_both_levels(router.patch, "/requests/{request_id}")
@@ -187,7 +211,8 @@ def _id_list(value: object) -> list[str]:
 
 
 def _data_response(value: object) -> Response:
-    """A request's input or output as it was sent: plain text, or JSON."""
+    """A request's input or output as it was sent: plain text, or JSON (encoded in a worker thread by
+    the routes: it can be hundreds of MB)."""
     if isinstance(value, str):
         return Response(value, media_type="text/plain")
     return Response(json.dumps(value), media_type="application/json")

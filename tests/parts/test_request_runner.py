@@ -41,7 +41,7 @@ def test_each_retention_mode_keeps_what_it_says(runner, mode, stored, keeps_data
         with pytest.raises(NotFound, match="Request not found"):
             runner.find("p", "d", None, "r1")
         return
-    found = runner.find("p", "d", "v1", "r1")
+    found = asyncio.run(runner.find_whole("p", "d", "v1", "r1"))
     assert (found.status, found.error_message) == (FAILED, "boom")
     if keeps_data:
         assert runner.kept_input(found) == "hello"
@@ -72,7 +72,7 @@ def test_a_request_failed_before_an_instance_took_it_has_no_time_started(runner)
 
 def test_batch_requests_are_always_kept_whole(runner):
     record = runner.new_record(DEPLOYMENT, version("none"), "b1", {"x": 1}, 60, BATCH)
-    assert runner.kept_input(runner.find("p", "d", None, "b1")) == {"x": 1} and record.keeps_data
+    assert runner.kept_input(asyncio.run(runner.find_whole("p", "d", None, "b1"))) == {"x": 1} and record.keeps_data
 
 
 def test_a_request_is_found_only_under_its_own_names(runner):
@@ -203,7 +203,7 @@ def test_a_deleted_version_s_history_goes_a_few_at_a_time_other_calls_answered_i
         return left_then
 
     assert asyncio.run(delete_while_other_calls_come()) - {0, count}, "some were gone while others were still there"
-    assert runner.store.ids_of("p", "d", "v1") == [] and runner.find("p", "d", "v2", "other") == kept
+    assert runner.store.ids_of("p", "d", "v1") == [] and asyncio.run(runner.find_whole("p", "d", "v2", "other")) == kept
 
 
 def test_a_full_queue_refuses_more_requests_until_one_is_taken(runner):
