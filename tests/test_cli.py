@@ -29,6 +29,7 @@ import pytest
 import ubiops
 import yaml
 from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, Emulator, eventually, start_emulator
+from ubiops.utils import wait_for_deployment_request
 
 from contract.config import load_config
 from contract.package import read_package
@@ -308,6 +309,19 @@ def test_a_versions_retention_time_and_queue_size_are_set_and_shown_out_of_range
 def test_a_plain_request(cli):
     answer = cli("deployments", "requests", "create", DEPLOYMENT, "--data", "hello there")
     assert "Status: completed" in answer and 'Result: "HELLO THERE"' in answer
+
+
+def test_a_requests_input_and_output_saved_in_a_folder(cli, emulator, tmp_path):
+    """`-o DIR` saves them in DIR under the name the answer gives, `<id>_input.json` and `<id>_output.json`
+    as the CLI names them when it has none (plain text too): without one, the SDK's name was None, and
+    the CLI crashed joining it to DIR."""
+    (created,) = json.loads(cli("deployments", "requests", "create", DEPLOYMENT, "--batch", "--data", "hi folder",
+                                "-fmt", "json"))  # a batch request's input and output are always kept
+    wait_for_deployment_request(emulator.sdk().api_client, PROJECT, DEPLOYMENT, created["id"], timeout=60)
+    for data_type, text in (("input", "hi folder"), ("output", "HI FOLDER")):
+        cli("deployments", "requests", data_type, DEPLOYMENT, "-id", created["id"], "-o", str(tmp_path))
+        assert (tmp_path / f"{created['id']}_{data_type}.json").read_text() == text
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"{created['id']}_input.json", f"{created['id']}_output.json"]
 
 
 def test_this_repositorys_package_with_its_sample_input(cli, tmp_path):

@@ -21,6 +21,7 @@ from emulator.api.errors import ApiError
 from emulator.api.parameters import comma_separated
 from emulator.api.paths import at_both_levels, path_version
 from emulator.api.request_body import read_json
+from emulator.api.routes_storage import attachment
 from emulator.api.sdk_models.requests import (
     DeploymentRequestDetail,
     DeploymentRequestList,
@@ -140,14 +141,14 @@ async def deployment_requests_batch_get(
 async def deployment_requests_input_get(
     record: RequestRecord = Depends(whole_request), services: Services = Depends(get_services)
 ) -> Response:
-    return await asyncio.to_thread(_data_response, services.runner.kept_input(record))
+    return await asyncio.to_thread(_data_response, services.runner.kept_input(record), record.id, "input")
 
 
 @at_both_levels(router.get, "/requests/{request_id}/output")
 async def deployment_requests_output_get(
     record: RequestRecord = Depends(whole_request), services: Services = Depends(get_services)
 ) -> Response:
-    return await asyncio.to_thread(_data_response, services.runner.kept_output(record))
+    return await asyncio.to_thread(_data_response, services.runner.kept_output(record), record.id, "output")
 
 
 @at_both_levels(router.patch, "/requests/{request_id}")
@@ -210,9 +211,12 @@ def _id_list(value: object) -> list[str]:
     return value
 
 
-def _data_response(value: object) -> Response:
+def _data_response(value: object, request_id: str, data_type: str) -> Response:
     """A request's input or output as it was sent: plain text, or JSON (encoded in a worker thread by
-    the routes: it can be hundreds of MB)."""
+    the routes: it can be hundreds of MB). Named as a download, `<id>_<input|output>.json` as the CLI
+    names one without a name (plain text too): `ubiops deployments requests input -o DIR` joined the
+    name the SDK read from the answer, None without one, to DIR, and crashed."""
+    headers = {"content-disposition": attachment(f"{request_id}_{data_type}.json")}
     if isinstance(value, str):
-        return Response(value, media_type="text/plain")
-    return Response(json.dumps(value), media_type="application/json")
+        return Response(value, media_type="text/plain", headers=headers)
+    return Response(json.dumps(value), media_type="application/json", headers=headers)

@@ -57,10 +57,15 @@ def _file_response(file: BinaryIO, filename: str) -> StreamingResponse:
             while chunk := await asyncio.to_thread(file.read, CHUNK_BYTES):
                 yield chunk
 
-    quoted = quote(filename)
-    disposition = f'filename="{filename}"' if quoted == filename else f"filename*=utf-8''{quoted}"
     return StreamingResponse(chunks(), media_type=guess_type(filename)[0] or "application/octet-stream", headers={
-        "content-length": str(os.fstat(file.fileno()).st_size), "content-disposition": f"attachment; {disposition}"})
+        "content-length": str(os.fstat(file.fileno()).st_size), "content-disposition": attachment(filename)})
+
+
+def attachment(filename: str) -> str:
+    """A `Content-Disposition` naming a download's file: what the SDK's `getfilename` reads, and the
+    CLI saves it as in a folder (`-o DIR`)."""
+    quoted = quote(filename)
+    return f'attachment; filename="{filename}"' if quoted == filename else f"attachment; filename*=utf-8''{quoted}"
 
 
 @router.put("/{bucket}/" + rest_of_path("name"))
