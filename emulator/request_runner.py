@@ -359,15 +359,22 @@ class RequestRunner:
 
     def history(self, project: str, deployment: str | None, version: str | None, statuses: tuple[str, ...], limit: int,
                 offset: int, start: datetime | None, end: datetime | None, search_id: str | None) -> list[RequestRecord]:
-        """Recorded requests of a project, a deployment or one version in the statuses asked, newest first."""
+        """Recorded requests of a project, a deployment or one version in the statuses asked, newest first.
+        No status (`status=`, `status=,` too) is the default, completed: an empty one listed every status
+        mixed, which no filter may ask (pending and processing cannot be combined)."""
+        statuses = statuses or (COMPLETED,)
         unknown = [s for s in statuses if s not in STATUSES]
         if unknown:
             raise NotAllowed(f"Unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}")
         alone = [s for s in UNFINISHED if s in statuses]
         if alone and len(statuses) > 1:
             raise NotAllowed(f"{alone[0]} cannot be combined with other statuses in one status filter")
-        if alone and search_id is not None:  # the SDK: "*Only available* for completed/failed/cancelled requests"
-            raise NotAllowed(f"search_id is only available for completed, failed and cancelled requests; got status={alone[0]}")
+        # The SDK of each: "*Only available* for completed/failed/cancelled requests".
+        ended_only = [name for name, value in (("start_date", start), ("end_date", end), ("search_id", search_id))
+                      if value is not None]
+        if alone and ended_only:
+            raise NotAllowed(f"{' and '.join(ended_only)} {'is' if len(ended_only) == 1 else 'are'} only available "
+                             f"for completed, failed and cancelled requests; got status={alone[0]}")
         return self.store.list(project, deployment, version, statuses, limit, offset, start, end, search_id)
 
     def kept_input(self, record: RequestRecord) -> Any:

@@ -282,12 +282,28 @@ def test_list_filters_by_status_and_pages(batch):
     ({"status": "done"}, "Unknown status done"),
     ({"status": "processing", "search_id": "0"},
      "search_id is only available for completed, failed and cancelled requests; got status=processing"),
+    ({"status": "pending", "start_date": "2024-01-01T00:00:00Z"},  # the SDK documents the dates as search_id
+     "start_date is only available for completed, failed and cancelled requests; got status=pending"),
+    ({"status": "processing", "end_date": "2999-01-01T00:00:00Z", "search_id": "0"},
+     "end_date and search_id are only available for completed, failed and cancelled requests; got status=processing"),
     ({"offset": 2**63}, "query offset: Input should be less than or equal to 9223372036854775807"),  # SQLite's limit: a 500
 ])
 def test_list_rejects_bad_filters(batch, arguments, message):
     with pytest.raises(ubiops.ApiException) as error:
         batch.sdk().deployment_requests_list(PROJECT, DEPLOYMENT, **arguments)
     assert error.value.status == 400 and message in error.value.body
+
+
+@pytest.mark.parametrize("status", ["", ",", " , "])
+def test_an_empty_status_lists_completed_requests_as_none_does(batch, status):
+    """It listed every status mixed, which no filter may ask (pending and processing cannot be combined)."""
+    api = batch.sdk()
+    completed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": 1}).id
+    failed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": "bad"}).id
+    for url in (batch.requests_url(), batch.requests_url("v1"), f"{batch.api}/projects/{PROJECT}/requests"):
+        listed = httpx.get(url, params={"status": status, "limit": 500}).json()
+        ids = [r["id"] for r in listed]
+        assert {r["status"] for r in listed} == {"completed"} and completed in ids and failed not in ids, url
 
 
 def test_unknown_request_and_wrong_version_are_404(batch):
