@@ -97,15 +97,10 @@ async def stored_request(
 
 
 async def whole_request(
-    project_name: str,
-    deployment_name: str,
-    request_id: str,
-    version: str | None = Depends(path_version),
-    services: Services = Depends(get_services),
+    record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
 ) -> RequestRecord:
     """FastAPI dependency: `stored_request`'s request with its input and output, read in a worker thread."""
-    services.registry.check_path(project_name, deployment_name, version)
-    return await services.runner.find_whole(project_name, deployment_name, version, request_id)
+    return await services.runner.find_whole(record.project, record.deployment, None, record.id)
 
 
 @at_both_levels(router.get, "/requests/{request_id}", response_model=DeploymentRequestSingleDetail)
@@ -119,11 +114,10 @@ async def deployment_requests_get(
 ) -> DeploymentRequestSingleDetail | Response:
     """The input and output are read only when asked: `ubiops.utils.wait_for_deployment_request` asks
     for the metadata every few seconds, and they can be hundreds of MB."""
+    record = await stored_request(project_name, deployment_name, request_id, version, services)
     if metadata_only:
-        return detail(await stored_request(project_name, deployment_name, request_id, version, services),
-                      DeploymentRequestSingleDetail, metadata_only=True)
-    record = await whole_request(project_name, deployment_name, request_id, version, services)
-    return await _rendered(_SINGLE_DETAIL, detail(record, DeploymentRequestSingleDetail))
+        return detail(record, DeploymentRequestSingleDetail, metadata_only=True)
+    return await _rendered(_SINGLE_DETAIL, detail(await whole_request(record, services), DeploymentRequestSingleDetail))
 
 
 @at_both_levels(router.post, "/requests/collect", response_model=list[DeploymentRequestDetail])
