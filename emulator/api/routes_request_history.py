@@ -97,10 +97,15 @@ async def stored_request(
 
 
 async def whole_request(
-    record: RequestRecord = Depends(stored_request), services: Services = Depends(get_services)
+    project_name: str,
+    deployment_name: str,
+    request_id: str,
+    version: str | None = Depends(path_version),
+    services: Services = Depends(get_services),
 ) -> RequestRecord:
     """FastAPI dependency: `stored_request`'s request with its input and output, read in a worker thread."""
-    return await services.runner.find_whole(record.project, record.deployment, None, record.id)
+    services.registry.check_path(project_name, deployment_name, version)
+    return await services.runner.find_whole(project_name, deployment_name, version, request_id)
 
 
 @at_both_levels(router.get, "/requests/{request_id}", response_model=DeploymentRequestSingleDetail)
@@ -114,10 +119,11 @@ async def deployment_requests_get(
 ) -> DeploymentRequestSingleDetail | Response:
     """The input and output are read only when asked: `ubiops.utils.wait_for_deployment_request` asks
     for the metadata every few seconds, and they can be hundreds of MB."""
-    record = await stored_request(project_name, deployment_name, request_id, version, services)
     if metadata_only:
-        return detail(record, DeploymentRequestSingleDetail, metadata_only=True)
-    return await _rendered(_SINGLE_DETAIL, detail(await whole_request(record, services), DeploymentRequestSingleDetail))
+        return detail(await stored_request(project_name, deployment_name, request_id, version, services),
+                      DeploymentRequestSingleDetail, metadata_only=True)
+    record = await whole_request(project_name, deployment_name, request_id, version, services)
+    return await _rendered(_SINGLE_DETAIL, detail(record, DeploymentRequestSingleDetail))
 
 
 @at_both_levels(router.post, "/requests/collect", response_model=list[DeploymentRequestDetail])
