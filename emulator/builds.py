@@ -172,6 +172,20 @@ class Builder:
         self._removals.add(task)
         task.add_done_callback(self._removals.discard)
 
+    def _discard_cancelled(self, unpacking: asyncio.Future[Package], folder: str) -> None:
+        """Remove a cancelled build's unpacked package once its unpacking (a thread a cancel does not stop) has
+        ended: a second change within a rebuild left `builds/<id>.<suffix>` until the next start."""
+
+        async def discard() -> None:
+            await asyncio.wait([unpacking])
+            if not unpacking.cancelled():
+                unpacking.exception()  # retrieved: the build was cancelled, whatever the unpacking raised
+            await asyncio.to_thread(self.discard_copy, folder)
+
+        task = asyncio.create_task(discard())
+        self._removals.add(task)
+        task.add_done_callback(self._removals.discard)
+
     async def close(self) -> None:
         """Stop the builds and the removals still waiting (the next start's `restore` removes those files)."""
         await _cancelled([*self._tasks, *self._removals])
@@ -179,8 +193,8 @@ class Builder:
     def restore(self) -> None:
         """At start-up, for the saved versions: fail the builds the last run left unfinished (but an active
         revision's rebuild, done again at `start`), and give each version whose active revision was built
-        its instances again, unpacked from the kept zip
-        (they start with the runtime). A zip that no longer unpacks or fits its deployment leaves its
+        its instances again, unpacked from the kept zip (one whose rebuild failed: its previous build's, in the
+        environment that build was made in; they start with the runtime). A zip that no longer unpacks or fits its deployment leaves its
         version `unavailable`, with the reason on its requests. The unpacked files of every other
         revision (replaced, or cut off by the stop) go, and the zips no saved revision names."""
         interrupted = sum(self._restore(project, deployment, version)
@@ -209,7 +223,8 @@ class Builder:
         unfinished = [r for r in version.revisions.values() if r.status in UNFINISHED and r is not active]
         for revision in unfinished:
             revision.fail(INTERRUPTED)
-        if active is None or active.status != SUCCESS:
+        # FAILED: its rebuild failed, and its previous build (in `revision.environment`) serves on, as before the stop.
+        if active is None or active.status not in (SUCCESS, FAILED):
             return len(unfinished)
         try:
             version.package = self._unpack(active, "its kept zip")
@@ -281,8 +296,9 @@ class Builder:
         fields = _log_fields(project.name, deployment.name, version, revision)
         log.info("building %s/%s revision %s", deployment.name, version.name, revision.id, extra=fields)
         pool: InstancePool | None = None
+        unpacking = asyncio.ensure_future(asyncio.to_thread(self._unpack, revision, "the uploaded file", folder))
         try:
-            package = await asyncio.to_thread(self._unpack, revision, "the uploaded file", folder)
+            package = await asyncio.shield(unpacking)  # a cancel waits for it (`_discard_cancelled`)
             pool = self._instances(project, deployment, version, package, revision, environment)
             pool.start()
             await pool.environment_built()
@@ -294,8 +310,11 @@ class Builder:
             if pool.status == UNAVAILABLE:
                 raise BuildFailed(pool.failure)
         except asyncio.CancelledError:
-            if pool is not None:
-                await pool.close()
+            try:
+                if pool is not None:
+                    await pool.close()
+            finally:
+                self._discard_cancelled(unpacking, folder)
             raise
         except Exception as exc:  # an unforeseen one too (a full disk, say): logged with its traceback
             message = _failure(exc)
@@ -311,7 +330,8 @@ class Builder:
         revision.capabilities, revision.status, revision.environment = asdict(pool.capabilities), SUCCESS, environment
         self.metrics.build_ended(deployment.project, deployment.name, version.name, SUCCESS, time.monotonic() - started)
         newer = list(version.revisions)[list(version.revisions).index(revision.id) + 1:]
-        if any(version.revisions[later].status == SUCCESS for later in newer):
+        # The active revision serves its previous build even while its own rebuild runs or has failed.
+        if any(later == version.active_revision or version.revisions[later].status == SUCCESS for later in newer):
             log.info("built %s/%s revision %s, but a newer revision serves already", deployment.name, version.name,
                      revision.id, extra=fields)
             await pool.close()

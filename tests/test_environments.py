@@ -290,6 +290,54 @@ def test_a_rebuild_serves_the_old_build_meanwhile_and_the_latest_change_wins_acr
         emulator.stop()
 
 
+def test_a_failed_rebuild_of_the_active_revision_leaves_its_previous_build_serving_across_a_restart(tmp_path):
+    """The active revision's failed (or running) rebuild counted as no build: an older revision's rebuild
+    then replaced it, and at the next start the version served nothing ("build failed") though its
+    previous build's zip and environment were kept. A cancelled rebuild's unpacked folder stayed until then."""
+    gate = tmp_path / "gate"
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
+                                                                                           environment="python3-11"))
+        built(api, tmp_path, PROBE.replace('"%s %s on Python', '"older %s %s on Python'))
+        built(api, tmp_path, GATED.replace("GATE", repr(str(gate))))
+        older, active = (r.id for r in sorted(api.revisions_list(PROJECT, DEPLOYMENT, "built"), key=lambda r: r.creation_date))
+
+        def status() -> str:
+            return api.revisions_get(PROJECT, DEPLOYMENT, active, "built").status
+
+        def to(environment: str) -> None:
+            api.deployment_versions_update(PROJECT, DEPLOYMENT, "built",
+                                           ubiops.DeploymentVersionUpdate(environment=environment))
+
+        builds = emulator.data_dir / "builds"
+        to("python3-12")
+        eventually(lambda: status() == "deploying", "the rebuild starts its instance, held at the gate")
+        to("python3-13")  # cancels the rebuild in python3-12
+        eventually(lambda: status() == "deploying", "the second rebuild starts its instance, held at the gate")
+        eventually(lambda: len(list(builds.glob(f"{active}.*"))) == 1, "the cancelled rebuild's folder goes")
+        gate.write_text("fail")
+        with pytest.raises(ubiops.utils.exceptions.StatusError, match="refused on this Python"):
+            wait(api)
+        eventually(lambda: not list(builds.glob(f"{active}.*")), "the failed rebuild's folder goes")
+
+        api.revisions_rebuild(PROJECT, DEPLOYMENT, older, "built", {})
+        ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "built", revision_id=older,
+                                                 timeout=120, quiet=True)
+        assert api.revisions_get(PROJECT, DEPLOYMENT, older, "built").status == "success"
+        assert python(api) == "sys - on Python 3.11", "the active revision's previous build serves on"
+    finally:
+        emulator.stop()
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, data_dir=emulator.data_dir)
+    try:
+        api = emulator.sdk()
+        assert python(api) == "sys - on Python 3.11", "restored from its kept zip, in its previous build's environment"
+        assert status() == "failed", "its rebuild's failure is still shown"
+    finally:
+        emulator.stop()
+
+
 def test_a_python_the_machine_lacks_fails_the_build_saying_how_to_get_it(tmp_path):
     lacking = {"PYENV_ROOT": str(tmp_path / "no-pyenv"), "PATH": "/usr/bin:/bin"}
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, "--environment", "python3-9", env=lacking)
