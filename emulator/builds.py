@@ -43,6 +43,7 @@ from emulator.state import (
     Revision,
     Version,
     instance_environment,
+    instance_secrets,
     now,
 )
 from emulator.version_instances import new_pool
@@ -345,7 +346,8 @@ class Builder:
         if replaced is not None:
             self.discard_when_drained(version, replaced.directory.name)
         if pool.launch.init_context["environment_variables"] != instance_environment(
-                project, deployment, version, package, self.settings):
+                project, deployment, version, package, self.settings) or pool.launch.secrets != instance_secrets(
+                project, deployment, version, self.settings):  # a variable made secret: masked from now on
             self.restart(project, deployment, version, VARIABLES_CHANGED)  # while it was building
         elif (pool.launch.deployment, pool.launch.version) != (deployment.name, version.name):
             self.restart(project, deployment, version, RENAMED)

@@ -338,6 +338,37 @@ def test_a_failed_rebuild_of_the_active_revision_leaves_its_previous_build_servi
         emulator.stop()
 
 
+def test_a_variable_made_secret_while_a_rebuild_runs_is_masked_by_the_instances_it_starts(tmp_path):
+    """The rebuild's instances started with the variable plain; its success restarted them only if a value
+    changed, so a variable made secret (same value) meanwhile stood in clear in their errors and lines."""
+    gate, value = tmp_path / "gate", "a-value-long-enough-to-mask"
+    leaking = GATED.replace("GATE", repr(str(gate))).replace(
+        "    def request(self, data):\n", "    def request(self, data):\n        if data == 'leak':\n"
+                                          "            raise RuntimeError('boom with ' + os.environ['TOKEN'])\n")
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
+                                                                                           environment="python3-11"))
+        variable = api.deployment_version_environment_variables_create(
+            PROJECT, DEPLOYMENT, "built", ubiops.EnvironmentVariableCreate(name="TOKEN", value=value, secret=False))
+        built(api, tmp_path, leaking)
+        (revision,) = api.revisions_list(PROJECT, DEPLOYMENT, "built")
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "built", ubiops.DeploymentVersionUpdate(environment="python3-12"))
+        eventually(lambda: api.revisions_get(PROJECT, DEPLOYMENT, revision.id, "built").status == "deploying",
+                   "the rebuild starts its instance, held at the gate")
+        api.deployment_version_environment_variables_update(
+            PROJECT, DEPLOYMENT, variable.id, "built", ubiops.EnvironmentVariableCreate(name="TOKEN", value=value, secret=True))
+        gate.write_text("open")
+        wait(api)
+        assert python(api) == "sys - on Python 3.12"
+        assert api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "built", "leak").status == "failed"
+        eventually(lambda: "boom with ***" in emulator.log(), "the traceback's line, masked, in the log")
+        assert value not in emulator.log()
+    finally:
+        emulator.stop()
+
+
 def test_a_python_the_machine_lacks_fails_the_build_saying_how_to_get_it(tmp_path):
     lacking = {"PYENV_ROOT": str(tmp_path / "no-pyenv"), "PATH": "/usr/bin:/bin"}
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, "--environment", "python3-9", env=lacking)
