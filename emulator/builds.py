@@ -54,6 +54,7 @@ BUILD_TIMEOUT_SECONDS = 600
 """How long a revision's instances may take to start once its environment is built (which has its
 own limit, `python_envs.BUILD_SECONDS`: an install may rightly take longer)."""
 INTERRUPTED = "The emulator stopped before this revision was built; upload it again"
+REBUILD_INTERRUPTED = "The emulator stopped before this revision was rebuilt; rebuild it again"
 REBUILDING = "its rebuild was cut off when the emulator last stopped"
 """Why a version's active revision is built again at start (`restore`, `start`)."""
 
@@ -124,7 +125,7 @@ class Builder:
 
     def start(self) -> None:
         """Build again, now that the event loop runs, the active revisions whose rebuild the last stop cut off
-        (`restore`): their version serves nothing meanwhile, as the environment it names is not yet built."""
+        (`restore`): their last build serves meanwhile, as it did while the cut-off rebuild ran."""
         for project, deployment, version, revision in self._interrupted:
             log.info("building %s/%s revision %s again: %s", deployment.name, version.name, revision.id, REBUILDING)
             self._build_again(project, deployment, version, revision)
@@ -193,11 +194,12 @@ class Builder:
 
     def restore(self) -> None:
         """At start-up, for the saved versions: fail the builds the last run left unfinished (but an active
-        revision's rebuild, done again at `start`), and give each version whose active revision was built
-        its instances again, unpacked from the kept zip (one whose rebuild failed: its previous build's, in the
-        environment that build was made in; they start with the runtime). A zip that no longer unpacks or fits its deployment leaves its
-        version `unavailable`, with the reason on its requests. The unpacked files of every other
-        revision (replaced, or cut off by the stop) go, and the zips no saved revision names."""
+        revision's rebuild, done again at `start`), and give each version with an active revision the
+        instances of that revision's last build again, unpacked from the kept zip in the environment that
+        build was made in (also when its rebuild failed or was cut off; they start with the runtime). A
+        zip that no longer unpacks or fits its deployment leaves its version `unavailable`, with the reason
+        on its requests. The unpacked files of every other revision (replaced, or cut off by the stop) go,
+        and the zips no saved revision names."""
         interrupted = sum(self._restore(project, deployment, version)
                           for project, deployment, version in self.registry.versions())
         if interrupted:
@@ -223,10 +225,12 @@ class Builder:
             self._interrupted.append((project, deployment, version, active))
         unfinished = [r for r in version.revisions.values() if r.status in UNFINISHED and r is not active]
         for revision in unfinished:
-            revision.fail(INTERRUPTED)
-        # FAILED: its rebuild failed, and its previous build (in `revision.environment`) serves on, as before the stop.
-        if active is None or active.status not in (SUCCESS, FAILED):
+            # One built before (its capabilities are a build's) was being rebuilt: its zip is kept.
+            revision.fail(REBUILD_INTERRUPTED if revision.capabilities else INTERRUPTED)
+        if active is None:
             return len(unfinished)
+        # An active revision was built: whatever its rebuild did (failed, or cut off and done again at
+        # `start`), its last build (in `revision.environment`) serves, as it did before the stop.
         try:
             version.package = self._unpack(active, "its kept zip")
             self.runtime.replace(version, self._instances(project, deployment, version, version.package, active))

@@ -151,12 +151,10 @@ class Version:
 
     @property
     def unserved_reason(self) -> str:
-        """Why no instances serve it: its active revision is being rebuilt (at start, its rebuild cut off by
-        the stop), its first build is still running, its active revision's rebuild or its last build failed
-        (say so, not that no package came: one did), or no package came yet."""
+        """Why no instances serve it (a version with an active revision always has instances, or a reason
+        of its own when they could not be restarted): its first build is still running, its last build
+        failed (say so, not that no package came: one did), or no package came yet."""
         active, latest = self.revisions.get(self.active_revision or ""), self.latest_revision
-        if active is not None and active.status in UNFINISHED:
-            return f"Version {self.name} is being rebuilt: wait for the build of revision {active.id}"
         if latest is not None and latest.status in UNFINISHED:
             return (f"Version {self.name} is not built yet: its build is still running (revision status: "
                     f"{latest.status}); wait for it (`ubiops versions wait`, or ubiops.utils.wait_for_deployment_version)")

@@ -283,6 +283,7 @@ def test_a_rebuild_serves_the_old_build_meanwhile_and_the_latest_change_wins_acr
     try:
         api = emulator.sdk()
         assert api.revisions_get(PROJECT, DEPLOYMENT, revision.id, "built").status in ("queued", "building", "deploying")
+        assert python(api) == "sys - on Python 3.11", "its last build serves while the rebuild runs again"
         gate.write_text("open")
         wait(api)
         assert python(api) == "sys - on Python 3.13", "built again at the start, in the environment the version names"
@@ -334,6 +335,35 @@ def test_a_failed_rebuild_of_the_active_revision_leaves_its_previous_build_servi
         api = emulator.sdk()
         assert python(api) == "sys - on Python 3.11", "restored from its kept zip, in its previous build's environment"
         assert status() == "failed", "its rebuild's failure is still shown"
+    finally:
+        emulator.stop()
+
+
+def test_a_rebuild_of_an_older_revision_cut_off_by_a_stop_fails_saying_to_rebuild_it(tmp_path):
+    """It failed saying to upload the revision again, though its zip is kept and a rebuild is all it needs."""
+    gate = tmp_path / "gate"
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
+                                                                                           environment="python3-11"))
+        built(api, tmp_path, GATED.replace("GATE", repr(str(gate))))
+        built(api, tmp_path)
+        older, _ = (r.id for r in sorted(api.revisions_list(PROJECT, DEPLOYMENT, "built"), key=lambda r: r.creation_date))
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "built", ubiops.DeploymentVersionUpdate(environment="python3-12"))
+        wait(api)
+        api.revisions_rebuild(PROJECT, DEPLOYMENT, older, "built", {})
+        eventually(lambda: api.revisions_get(PROJECT, DEPLOYMENT, older, "built").status == "deploying",
+                   "the older revision's rebuild starts its instance, held at the gate")
+    finally:
+        emulator.stop()
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, data_dir=emulator.data_dir)
+    try:
+        api = emulator.sdk()
+        revision = api.revisions_get(PROJECT, DEPLOYMENT, older, "built")
+        assert (revision.status, revision.error_message) == (
+            "failed", "The emulator stopped before this revision was rebuilt; rebuild it again")
+        assert python(api) == "sys - on Python 3.12", "the active revision serves on"
     finally:
         emulator.stop()
 
