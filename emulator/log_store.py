@@ -196,8 +196,7 @@ class LogStore:
         self._db.close()
 
     def _write_queued(self) -> None:
-        behind = False
-        """Whether the last batch was full: lines are waiting already, none need gathering."""
+        behind = False  # the last batch was full: lines are waiting already, none need gathering
         while True:
             batch: list[LogEntry] = []
             waiting: list[threading.Event] = []

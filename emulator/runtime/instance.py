@@ -440,8 +440,8 @@ class Instance:
         tag names. A cut never splits one of `_unsplit` (the spellings of the version's variables' values,
         the secrets among them), which `_masked`, the deployer's and the fixture's masking would then miss."""
         pending = b""
+        # The request id of the line `pending` continues, when a piece of it was logged already.
         continued: list[str | None] = []
-        """Holds the request id of the line `pending` continues, when a piece of it was logged already."""
         while chunk := await stream.read(LOG_LINE_LIMIT):
             *lines, pending = (pending + chunk).split(b"\n")
             for number, line in enumerate(lines, start=1):
