@@ -197,9 +197,9 @@ class Builder:
         revision's rebuild, done again at `start`), and give each version with an active revision the
         instances of that revision's last build again, unpacked from the kept zip in the environment that
         build was made in (also when its rebuild failed or was cut off; they start with the runtime). A
-        zip that no longer unpacks or fits its deployment leaves its version `unavailable`, with the reason
-        on its requests. The unpacked files of every other revision (replaced, or cut off by the stop) go,
-        and the zips no saved revision names."""
+        zip that no longer unpacks leaves its version `unavailable`, with the reason on its requests; its
+        spec files are not checked again (`_check_spec_files`). The unpacked files of every other revision
+        (replaced, or cut off by the stop) go, and the zips no saved revision names."""
         interrupted = sum(self._restore(project, deployment, version)
                           for project, deployment, version in self.registry.versions())
         if interrupted:
@@ -244,15 +244,12 @@ class Builder:
     def restart(self, project: Project, deployment: Deployment, version: Version, why: str) -> None:
         """New instances for a version whose environment variables or names changed (`why`), on the package
         it serves, as UbiOps restarts a version's instances when its variables change; one without a
-        package gets them at its build."""
+        package gets them at its build. Its spec files are not checked again (`_check_spec_files`): a
+        deployment's fields updated since its build once left such a change answered but not applied."""
         if version.package is None:
             return
-        try:
-            pool = self._instances(project, deployment, version, version.package,
-                                   version.revisions.get(version.active_revision or ""))
-        except PACKAGE_ERRORS as exc:
-            log.error("%s/%s keeps its instances as they were: %s", deployment.name, version.name, exc)
-            return
+        pool = self._instances(project, deployment, version, version.package,
+                               version.revisions.get(version.active_revision or ""))
         log.info("restarting %s/%s: %s", deployment.name, version.name, why)
         self.runtime.replace(version, pool)
 
@@ -284,10 +281,8 @@ class Builder:
 
     def _instances(self, project: Project, deployment: Deployment, version: Version, package: Package,
                    revision: Revision | None, environment: str | None = None) -> InstancePool:
-        """The (unstarted) instances that serve `package` (`revision`'s) as `version`, once its spec
-        files match the deployment's fields (in `environment`, when it is being built in another)."""
-        _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
-        _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
+        """The (unstarted) instances that serve `package` (`revision`'s) as `version` (in `environment`,
+        when it is being built in another)."""
         return new_pool(project, deployment, version, package, self.settings, self.runtime, revision, environment)
 
     async def _build(self, project: Project, deployment: Deployment, version: Version, revision: Revision,
@@ -304,6 +299,7 @@ class Builder:
         unpacking = asyncio.ensure_future(asyncio.to_thread(self._unpack, revision, "the uploaded file", folder))
         try:
             package = await asyncio.shield(unpacking)  # a cancel waits for it (`_discard_cancelled`)
+            _check_spec_files(package, deployment)
             pool = self._instances(project, deployment, version, package, revision, environment)
             pool.start()
             await pool.environment_built()
@@ -422,6 +418,15 @@ def _save(source: BinaryIO, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as sink:
         shutil.copyfileobj(source, sink, 1024 * 1024)
+
+
+def _check_spec_files(package: Package, deployment: Deployment) -> None:
+    """BuildFailed unless the package's spec files, where it has them, declare the deployment's fields: an
+    early warning at a build (an upload, a rebuild) only, as UbiOps ignores them. Instances restarted on a
+    built package (variables changed, a rename, the emulator's start) are not held to it: the deployment's
+    fields may have been updated since, and its requests are checked against those."""
+    _check_fields(package, "input", deployment.input_spec, INPUT_SPEC_FILE)
+    _check_fields(package, "output", deployment.output_spec, OUTPUT_SPEC_FILE)
 
 
 def _check_fields(package: Package, direction: str, declared: Spec, spec_file: str) -> None:

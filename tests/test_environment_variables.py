@@ -401,6 +401,51 @@ def test_variables_and_secrets_survive_a_restart_in_a_private_file(tmp_path):
         other_version.stop()
 
 
+def test_a_change_reaches_a_version_whose_spec_files_its_deployments_updated_fields_no_longer_match(tmp_path):
+    """The spec files are checked at a build only (UbiOps ignores them). Before, they were checked at every
+    restart: once the deployment's fields were updated, a variable created or rotated answered 201/200 but
+    the instances kept the old values, and after a restart the version was unavailable."""
+    data = tmp_path / "data"
+    first = start_emulator(PACKAGE, tmp_path, data_dir=data)
+    try:
+        api = first.sdk()
+        revision = upload_deployment(api, "respecified", tmp_path)
+        ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, "respecified", "v1", revision_id=revision, quiet=True)
+        fields = [*json.loads((PACKAGES / PACKAGE / "ubiops_input_spec.json").read_text()), {"name": "note", "data_type": "string"}]
+        api.deployments_update(PROJECT, "respecified", ubiops.DeploymentUpdate(input_fields=fields))
+        created = api.deployment_version_environment_variables_create(PROJECT, "respecified", "v1",
+                                                                      variable("API_KEY", PROJECT_SECRET, secret=True))
+        assert seen_with_note(api, "respecified") == {"API_KEY": PROJECT_SECRET}
+        api.deployment_version_environment_variables_update(PROJECT, "respecified", created.id, "v1",
+                                                            variable("API_KEY", ROTATED_SECRET, secret=True))
+        assert seen_with_note(api, "respecified") == {"API_KEY": ROTATED_SECRET}
+
+        api.revisions_rebuild(PROJECT, "respecified", revision, "v1", {})
+        with pytest.raises(StatusError, match="failed"):
+            ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, "respecified", "v1", revision_id=revision,
+                                                     quiet=True)
+        failed = api.revisions_get(PROJECT, "respecified", revision, "v1")
+        assert failed.error_message.startswith("ubiops_input_spec.json declares names (array_string) but the deployment's "
+                                               "input fields are names (array_string), note (string)"), failed.error_message
+        assert seen_with_note(api, "respecified") == {"API_KEY": ROTATED_SECRET}, "the last build serves on"
+    finally:
+        first.stop()
+    again = start_emulator(PACKAGE, tmp_path, data_dir=data)
+    try:
+        assert seen_with_note(again.sdk(), "respecified") == {"API_KEY": ROTATED_SECRET}
+        assert again.sdk().deployment_versions_get(PROJECT, "respecified", "v1").status == "available"
+    finally:
+        again.stop()
+
+
+def seen_with_note(api: ubiops.CoreApi, deployment: str) -> dict[str, str | None]:
+    """`seen` of API_KEY, for a deployment whose input fields have a `note` besides the package's `names`."""
+    answer = api.deployment_version_requests_create(PROJECT, deployment, "v1", {"names": ["API_KEY"], "note": "x"})
+    assert answer.status == "completed", answer.error_message
+    assert answer.result["environ"] == answer.result["context"], answer.result
+    return answer.result["environ"]
+
+
 def test_a_variable_set_through_the_api_that_env_overrides_is_warned_at_the_call_and_at_start(tmp_path):
     """Before, the API took it and restarted the version, which went on seeing --env's value, silently."""
     data = tmp_path / "data"
