@@ -402,7 +402,8 @@ class Registry:
         labels: dict[str, str] | None = None,
     ) -> Deployment:
         """Apply the changes given (None: unchanged), all checked before any is made; a new name moves
-        the deployment within its project."""
+        the deployment within its project. New fields keep its input and output types (`plain` or
+        `structured`), as UbiOps' update takes none."""
         found = self.project(project)
         deployments = found.deployments
         deployment = self.deployment(project, name)
@@ -410,8 +411,12 @@ class Registry:
             self._check_default(deployment, default_version)
         if new_name is not None and new_name != deployment.name:
             _refuse_taken_deployment(found, new_name)
-        input_spec = _fields(input_fields, None, "input") if input_fields is not None else deployment.input_spec
-        output_spec = _fields(output_fields, None, "output") if output_fields is not None else deployment.output_spec
+        # Held to the kind the deployment has (the update takes no type): an empty list made a structured
+        # deployment plain, and fields made a plain one structured, where a create of that kind is refused.
+        input_spec = (_fields(input_fields, deployment.input_spec.kind, "input") if input_fields is not None
+                      else deployment.input_spec)
+        output_spec = (_fields(output_fields, deployment.output_spec.kind, "output") if output_fields is not None
+                       else deployment.output_spec)
         deployment.input_spec, deployment.output_spec = input_spec, output_spec
         if default_version is not None:
             deployment.default_version = default_version

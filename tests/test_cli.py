@@ -290,6 +290,26 @@ def test_only_a_built_and_available_version_can_be_made_the_default(cli, emulato
     assert 'Result: "held: hi"' in cli("deployments", "requests", "create", "promoted", "--data", "hi")
 
 
+def test_updating_a_deployments_fields_keeps_its_types(cli, tmp_path):
+    """An update names no `input_type`/`output_type`. Before, `input_fields: []` turned a structured input
+    plain, and output fields turned a plain output structured, where a create of either is refused."""
+    create_deployment(cli, tmp_path, "typed", [{"name": "x", "data_type": "int"}], [])
+
+    def update(**fields: list) -> str:
+        (tmp_path / "update.yaml").write_text(yaml.safe_dump(fields))
+        return cli.fails("deployments", "update", "typed", "-f", str(tmp_path / "update.yaml"))
+
+    assert "Error (400): input_fields must list at least one field when input_type is structured" in update(input_fields=[])
+    assert "Error (400): output_fields must be empty when output_type is plain" in update(
+        output_fields=[{"name": "y", "data_type": "int"}])
+    shown = json.loads(cli("deployments", "get", "typed", "-fmt", "json"))
+    assert (shown["input_type"], shown["input_fields"], shown["output_type"]) == (
+        "structured", [{"name": "x", "data_type": "int", "widget": None}], "plain")
+    (tmp_path / "update.yaml").write_text(yaml.safe_dump({"input_fields": [{"name": "z", "data_type": "string"}]}))
+    assert "Deployment was successfully updated" in cli("deployments", "update", "typed", "-f", str(tmp_path / "update.yaml"))
+    assert json.loads(cli("deployments", "get", "typed", "-fmt", "json"))["input_fields"][0]["name"] == "z"
+
+
 def test_deploying_without_a_package_folder_says_that_empty_revisions_are_not_served(cli):
     """`ubiops deployments deploy` without `-dir` uploads an empty revision (the code in a custom image);
     the emulator said only "upload the deployment package as the multipart part 'file'"."""
