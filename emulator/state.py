@@ -465,7 +465,9 @@ class Registry:
     async def create_version(self, project: str, deployment: str, name: str, settings: dict[str, Any]) -> Version:
         """A new version with `settings` (a `DeploymentVersionCreate`'s, UbiOps' defaults for the rest),
         up to `--max-versions`; it has no package, so it is `unavailable` until a revision is built.
-        The first version of a deployment becomes its default, as on UbiOps."""
+        The first version of a deployment (one that has no other) becomes its default, as on UbiOps; a
+        deployment whose default was deleted keeps none until one is made the default, as an unbuilt
+        version cannot be (`_check_default`)."""
         found = self.deployment(project, deployment)
         _refuse_taken_version(found, name)
         cap = self.settings.max_versions
@@ -473,9 +475,9 @@ class Registry:
             raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a version first")
         checked, retention = _version_settings(NEW_VERSION_SETTINGS, KEEP_ALL, settings)
         version = Version(name, None, settings=checked, request_retention_mode=retention)
-        found.versions[name] = version
-        if found.default_version is None:
+        if not found.versions:
             found.default_version = name
+        found.versions[name] = version
         await self.changed()
         return version
 

@@ -100,6 +100,29 @@ def test_the_user_is_read_by_the_sdk(echo):
     assert user.registration_date == project.creation_date, "registered with the first project"
 
 
+def test_a_new_version_becomes_the_default_only_as_its_deployments_only_version(echo):
+    """UbiOps makes the first version the default, and only a built, available one otherwise. Before, once
+    the default was deleted, the next version created (unbuilt) became the default at once."""
+    api = echo.sdk()
+    api.deployments_create(PROJECT, {"name": "defaults", "input_type": "plain", "output_type": "plain"})
+    try:
+        for version in ("v1", "v2"):
+            api.deployment_versions_create(PROJECT, "defaults", ubiops.DeploymentVersionCreate(version=version))
+        assert api.deployments_get(PROJECT, "defaults").default_version == "v1"
+        api.deployment_versions_delete(PROJECT, "defaults", "v1")
+        assert api.deployments_get(PROJECT, "defaults").default_version is None
+        api.deployment_versions_create(PROJECT, "defaults", ubiops.DeploymentVersionCreate(version="v3"))
+        assert api.deployments_get(PROJECT, "defaults").default_version is None
+        assert [(v.version, v.default) for v in api.deployment_versions_list(PROJECT, "defaults")] == [
+            ("v2", False), ("v3", False)]
+        for version in ("v2", "v3"):
+            api.deployment_versions_delete(PROJECT, "defaults", version)
+        api.deployment_versions_create(PROJECT, "defaults", ubiops.DeploymentVersionCreate(version="v4"))
+        assert api.deployments_get(PROJECT, "defaults").default_version == "v4", "again the deployment's first"
+    finally:
+        api.deployments_delete(PROJECT, "defaults")
+
+
 def test_a_setting_given_as_null_is_put_back_to_what_a_new_version_has(echo):
     api = echo.sdk()
     api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(
