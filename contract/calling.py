@@ -23,8 +23,12 @@ INIT_ARGUMENTS = ("base_directory", "context")
 
 def deployment_file_name(variables: Mapping[str, str]) -> str:
     """The file `Deployment` is imported from, by the instance's variables (`contract.manifest.instance_variables`):
-    the emulator imports it, and `deployer check` reads it, so a package the one runs the other passes."""
-    return next((variables[name] for name in DEPLOYMENT_FILE_VARIABLES if variables.get(name)), DEPLOYMENT_FILE)
+    the emulator imports it, and `deployer check` reads it, so a package the one runs the other passes. A name
+    without `.py` is a module's, `<name>.py`: the CLI's `--deployment_file serve` sets `serve`, and the CLI
+    takes `deployment` and `deployment.py` alike for the default (`ubiops_cli` constants and
+    `update_deployment_file`)."""
+    name = next((variables[name] for name in DEPLOYMENT_FILE_VARIABLES if variables.get(name)), DEPLOYMENT_FILE)
+    return name if name.endswith(".py") else f"{name}.py"
 
 
 def backslash_hint(directory: Path) -> str:

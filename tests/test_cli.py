@@ -428,18 +428,20 @@ def test_environment_variables_a_project_secret_overridden_by_the_version(cli, e
         assert not any(secret in output for secret in SECRETS), output
 
 
-def test_deploy_with_another_deployment_file(cli, tmp_path):
+@pytest.mark.parametrize("name, deployment_file", [("renamed", "serve.py"), ("renamed-module", "serve")])
+def test_deploy_with_another_deployment_file(cli, tmp_path, name, deployment_file):
     """`ubiops deployments deploy --deployment_file` sets SYS_DEPLOYMENT_FILE_NAME on the version through
-    the environment-variable calls, and the build loads that file."""
-    package = tmp_path / "renamed"
+    the environment-variable calls, and the build loads that file; a name without `.py` is the module's, as
+    the CLI's own default `deployment` is (before, the build failed: "the package has no serve")."""
+    package = tmp_path / name
     package.mkdir()
     (package / "serve.py").write_text(DOUBLER % 5)
-    create_deployment(cli, tmp_path, "renamed", [{"name": "x", "data_type": "int"}], [{"name": "y", "data_type": "int"}])
-    deploy(cli, "renamed", package, "--deployment_file", "serve.py")
-    assert 'Result: [{"y": 10}]' in cli("deployments", "requests", "create", "renamed", "--data", '{"x": 2}')
-    listed = json.loads(cli("env", "list", "-d", "renamed", "-v", "v1", "-fmt", "json"))
+    create_deployment(cli, tmp_path, name, [{"name": "x", "data_type": "int"}], [{"name": "y", "data_type": "int"}])
+    deploy(cli, name, package, "--deployment_file", deployment_file)
+    assert 'Result: [{"y": 10}]' in cli("deployments", "requests", "create", name, "--data", '{"x": 2}')
+    listed = json.loads(cli("env", "list", "-d", name, "-v", "v1", "-fmt", "json"))
     assert [(v["name"], v["value"]) for v in listed if v["inheritance_type"] is None] == [
-        ("SYS_DEPLOYMENT_FILE_NAME", "serve.py")]
+        ("SYS_DEPLOYMENT_FILE_NAME", deployment_file)]
 
 
 def test_the_readme_cli_sample_runs_as_written(tmp_path):
