@@ -21,7 +21,7 @@ from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.names import NAME_RULE, VARIABLE_NAME_RULE, is_name, is_variable_name, variable_value_problem
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.spec import PLAIN
-from contract.versions import IDLE_TIME_RANGE, instance_range_problem
+from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP, IDLE_TIME_RANGE, instance_range_problem
 
 CONFIG_FILE = "pyproject.toml"
 DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
@@ -42,7 +42,7 @@ class DeployerConfig:
     package: str = "deployment_package"
     emulator_version: str = "v1"
     environment: str = "python3-11"
-    instance_type_group: str = "512 MB + 0.125 vCPU"
+    instance_type_group: str = DEFAULT_INSTANCE_TYPE_GROUP
     minimum_instances: int = 0
     maximum_instances: int = 1
     maximum_idle_time: int = 300

@@ -1,12 +1,16 @@
 """A deployment version's instance settings: what UbiOps gives a version whose create call leaves
-them out, the range of its idle time, the order of its minimum and maximum instances [SDK
-`DeploymentVersionCreate`, docs: scaling; the wording of the last refusal is the emulator's own], and
-the memory an instance type group's name gives its instances."""
+them out (its instance type group too), the range of its idle time, the order of its minimum and
+maximum instances [SDK `DeploymentVersionCreate`, docs: scaling; the wording of the last refusal is
+the emulator's own], and the memory an instance type group's name gives its instances."""
 
 from __future__ import annotations
 
 import re
 
+DEFAULT_INSTANCE_TYPE_GROUP = "512 MB + 0.125 vCPU"
+"""UbiOps' default instance type group: the deployer's default (`[tool.deployer] instance_type_group`), and
+the group the emulator reports for a version created without one (its instances get this machine's
+resources, whatever their group)."""
 MINIMUM_INSTANCES = 0
 MAXIMUM_INSTANCES = 5
 MAXIMUM_IDLE_TIME = 300

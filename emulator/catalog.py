@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from contract.requests import RetentionMode
 from contract.revisions import EmulatedStatus
 from contract.spec import SpecError, parse_fields
+from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP
 from emulator.data_files import UnreadableDataFile, unreadable
 from emulator.environments import version_environment
 from emulator.state import Deployment, Project, Revision, Variable, Version
@@ -33,6 +34,10 @@ from emulator.version_settings import Labels, VersionSettings
 
 CATALOG_FILE = "catalog.json"
 FORMAT: Literal[1] = 1
+FORMER_INSTANCE_TYPE_GROUP = "emulator (this machine)"
+"""What the emulator named the group of a version created without one, before it gave UbiOps' default
+(no UbiOps group is named so, and `ubiops versions get -o yaml` exported it): a saved version's is read
+back as that default."""
 
 
 class SavedRevision(BaseModel):
@@ -228,9 +233,12 @@ def _project(saved: SavedProject, data_dir: Path) -> Project:
 
 
 def _version(saved: SavedVersion, data_dir: Path) -> Version:
+    settings = saved.settings
+    if settings.get("instance_type_group_name") == FORMER_INSTANCE_TYPE_GROUP:
+        settings = {**settings, "instance_type_group_name": DEFAULT_INSTANCE_TYPE_GROUP}
     return Version(
         saved.name, None, _variables(saved.variables), id=saved.id, created=saved.created,
-        request_retention_mode=saved.request_retention_mode, settings=saved.settings,
+        request_retention_mode=saved.request_retention_mode, settings=settings,
         active_revision=saved.active_revision, last_updated=saved.last_updated,
         # A revision saved without its environment ran in its version's, as every revision did then.
         revisions={r.id: Revision(r.version, str(data_dir / r.zip_path), r.environment or version_environment(saved.settings),

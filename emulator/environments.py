@@ -1,6 +1,6 @@
-"""Where a version runs, as the API names it: UbiOps' system environments (`contract.environments`),
-and the emulator's one instance type group, this machine. Read-only: there are no custom
-environments. Each version's own Python environment is built by `emulator.runtime.python_envs`."""
+"""Where a version runs, as the API names it: UbiOps' system environments (`contract.environments`).
+Read-only: there are no custom environments. Each version's own Python environment is built by
+`emulator.runtime.python_envs`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from emulator.labels import has_labels
 OWN_ENVIRONMENT = f"python{sys.version_info.major}-{sys.version_info.minor}"
 """The environment a version gets when its create call names none: the emulator's own Python."""
 TAG = "latest"
-INSTANCE_TYPE_GROUP = "emulator (this machine)"
 SYSTEM_LABELS: Mapping[str, str] = {}
 """The labels of a system environment: none."""
 

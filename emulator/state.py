@@ -23,9 +23,8 @@ from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.revisions import BUILDING, FAILED, MAX_ERROR_LENGTH, QUEUED, UNFINISHED
 from contract.spec import Spec, SpecError, parse_fields
-from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
+from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
 from emulator.environments import (
-    INSTANCE_TYPE_GROUP,
     OWN_ENVIRONMENT,
     check_environment,
     check_environment_tag,
@@ -734,7 +733,7 @@ class Registry:
 NEW_VERSION_SETTINGS: dict[str, Any] = {
     "request_retention_mode": KEEP_ALL,  # kept apart from the settings, as `Version.request_retention_mode`
     "environment_name": OWN_ENVIRONMENT,
-    "instance_type_group_name": INSTANCE_TYPE_GROUP,
+    "instance_type_group_name": DEFAULT_INSTANCE_TYPE_GROUP,
     "minimum_instances": MINIMUM_INSTANCES,
     "maximum_instances": MAXIMUM_INSTANCES,
     "maximum_idle_time": MAXIMUM_IDLE_TIME,

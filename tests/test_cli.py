@@ -318,6 +318,14 @@ def test_deploying_without_a_package_folder_says_that_empty_revisions_are_not_se
            "a deployment package is needed" in output
 
 
+def test_a_version_created_without_a_group_exports_ubiops_default_group(cli, unbuilt_version, tmp_path):
+    """Before, it reported "emulator (this machine)", which `versions get -o` wrote into a yaml that UbiOps
+    would refuse to create a version from (no group is named so)."""
+    cli("deployment_versions", "get", unbuilt_version, "-d", DEPLOYMENT, "-o", str(tmp_path / "version.yaml"))
+    exported = yaml.safe_load((tmp_path / "version.yaml").read_text())
+    assert exported["instance_type_group_name"] == "512 MB + 0.125 vCPU"
+
+
 def test_a_versions_retention_time_and_queue_size_are_set_and_shown_out_of_range_ones_refused(cli):
     created = json.loads(cli("deployment_versions", "create", "retained", "-d", DEPLOYMENT, "--request_retention_time",
                              "3600", "--maximum_queue_size", "3", "-fmt", "json"))

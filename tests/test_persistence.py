@@ -267,6 +267,25 @@ def test_what_the_catalog_saves_the_next_start_reads_back(tmp_path):
         second.stop()
 
 
+def test_a_version_saved_with_the_emulators_former_group_name_reports_ubiops_default(tmp_path):
+    """A version created without an instance type group was given "emulator (this machine)", which no UbiOps
+    group is named and `ubiops versions get -o yaml` exported; one saved so reads back as UbiOps' default."""
+    data = tmp_path / "data"
+    data.mkdir()
+    stamp = "2024-01-01T00:00:00Z"
+    version = {"name": "v1", "id": "v", "settings": {"instance_type_group_name": "emulator (this machine)"},
+               "request_retention_mode": "full", "created": stamp, "last_updated": stamp}
+    (data / "catalog.json").write_text(json.dumps({"format": 1, "projects": [{
+        "name": PROJECT, "id": "p", "created": stamp, "deployments": [{
+            "name": "saved", "id": "d", "input_fields": [], "output_fields": [], "created": stamp, "last_updated": stamp,
+            "default_version": "v1", "versions": [version]}]}]}))
+    emulator = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        assert emulator.sdk().deployment_versions_get(PROJECT, "saved", "v1").instance_type_group_name == "512 MB + 0.125 vCPU"
+    finally:
+        emulator.stop()
+
+
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "Invalid JSON"),
     (json.dumps({"format": 1, "projects": [{"name": PROJECT}]}), "projects.0.id: Field required"),

@@ -9,17 +9,17 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from emulator.environments import INSTANCE_TYPE_GROUP
 from emulator.instance_history import InstanceEvent as Event
 from emulator.instance_history import InstanceRecord
 
 
 class InstanceType(BaseModel):
-    """The emulator's one instance type: this machine (`InstanceInstanceTypeDetail`)."""
+    """The emulator's one instance type: this machine (`InstanceInstanceTypeDetail`), whatever instance type
+    group its version names (`contract.versions.DEFAULT_INSTANCE_TYPE_GROUP` unless it names one)."""
 
     id: str = str(uuid.uuid5(uuid.NAMESPACE_URL, "instance-type/emulator"))
     name: str = "emulator"
-    display_name: str = INSTANCE_TYPE_GROUP
+    display_name: str = "emulator (this machine)"
 
 
 class Node(BaseModel):

@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from contract.names import MAX_NAME_LENGTH, NAME_PATTERN
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.spec import Spec
-from contract.versions import MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
-from emulator.environments import INSTANCE_TYPE_GROUP, OWN_ENVIRONMENT
+from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES
+from emulator.environments import OWN_ENVIRONMENT
 from emulator.state import EMULATOR_USER_ID, Deployment, Project, Revision, Serving, Version
 from emulator.version_settings import Description, Labels, Strict, VersionSettings
 
@@ -131,7 +131,7 @@ class DeploymentVersionDetail(BaseModel):
     scaling_strategy: str = "default"
     instance_processes: int = 1
     instance_type_group_id: str | None = None
-    instance_type_group_name: str = INSTANCE_TYPE_GROUP
+    instance_type_group_name: str = DEFAULT_INSTANCE_TYPE_GROUP
     last_file_upload: datetime | None = None
     has_request_method: bool | None = None
     has_requests_method: bool | None = None
