@@ -530,14 +530,17 @@ class Registry:
 
     async def upload_revision(self, project: str, deployment: str, version: str, package_zip: BinaryIO | None,
                               copy_from: str | None = None) -> Revision:
-        """A new revision of `version` from an uploaded zip, built in the background by `builder`."""
+        """A new revision of `version` from an uploaded zip, built in the background by `builder`. Without one,
+        the 400 says to deploy again with `--overwrite`: `ubiops deployments deploy` made the version before
+        its upload, and a rerun without it is a 409."""
         self.version(project, deployment, version)
         if copy_from:
             raise NotAllowed("Copying a revision from another version or a template is not supported by the emulator; upload a file")
         if package_zip is None:
             raise NotAllowed("file: empty revisions (no code, as for a custom image) are not served by the emulator; "
                              "a deployment package is needed: upload its zip as the multipart part 'file' "
-                             "(ubiops deployments deploy with -dir)")
+                             "(ubiops deployments deploy again with -dir, and with --overwrite, as the version it "
+                             "made stays)")
         return await self._builder().upload(project, deployment, version, package_zip)
 
     async def delete_deployment(self, project: str, name: str) -> None:

@@ -312,10 +312,20 @@ def test_updating_a_deployments_fields_keeps_its_types(cli, tmp_path):
 
 def test_deploying_without_a_package_folder_says_that_empty_revisions_are_not_served(cli):
     """`ubiops deployments deploy` without `-dir` uploads an empty revision (the code in a custom image);
-    the emulator said only "upload the deployment package as the multipart part 'file'"."""
+    the emulator said only "upload the deployment package as the multipart part 'file'", then only to run
+    it again with -dir, which the version the CLI had made refused (409) without --overwrite."""
     output = cli.fails("deployments", "deploy", DEPLOYMENT, "-v", "no-code", "-e", "python3-11", "-y")
-    assert "Error (400): file: empty revisions (no code, as for a custom image) are not served by the emulator; " \
-           "a deployment package is needed" in output
+    try:
+        assert "Error (400): file: empty revisions (no code, as for a custom image) are not served by the emulator; " \
+               "a deployment package is needed" in output
+        assert "(ubiops deployments deploy again with -dir, and with --overwrite, as the version it made stays)" in output
+        assert "Error (409): A version named 'no-code' already exists" in cli.fails(
+            "deployments", "deploy", DEPLOYMENT, "-v", "no-code", "-dir", str(PACKAGES / "plain"), "-e", "python3-11", "-y")
+        cli("deployments", "deploy", DEPLOYMENT, "-v", "no-code", "-dir", str(PACKAGES / "plain"), "-e", "python3-11", "-y",
+            "--overwrite")
+        assert "Deployment revision: success" in cli("deployment_versions", "wait", "no-code", "-d", DEPLOYMENT)
+    finally:
+        cli("deployment_versions", "delete", "no-code", "-d", DEPLOYMENT, "-y")
 
 
 def test_a_version_created_without_a_group_exports_ubiops_default_group(cli, unbuilt_version, tmp_path):
