@@ -26,6 +26,9 @@ from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP, IDLE_TIME_RANGE, inst
 CONFIG_FILE = "pyproject.toml"
 DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
 """The package's own tests (its `tests/` folder, which `.ubiops-ignore` keeps out of the zip)."""
+REQUIRED_KEYS = ("project", "deployment", "package")
+"""What the deployer takes only from the section itself: their defaults are the template's (the face
+profile's names and folder), under which a section that leaves them out would push."""
 VARIABLE_LEVELS = ("version", "deployment")
 """Where `push` sets the variables: on the new version (the default), or on the deployment (shared by
 all its versions, so setting them restarts the ones running)."""
@@ -219,6 +222,11 @@ def deployer_table(path: Path) -> dict[str, Any] | None:
     return table
 
 
+def _listed(words: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def secret_values(config: DeployerConfig) -> dict[str, str]:
     """The values this shell holds for `[tool.deployer] secrets`, which both the deployer and the emulator
     (for its own package) give the version. An empty value counts as unset: CI systems give an undefined
@@ -233,8 +241,9 @@ def secret_values(config: DeployerConfig) -> dict[str, str]:
 
 def load_config(start: Path | None = None, section_required: bool = False) -> DeployerConfig:
     """Read `[tool.deployer]` from the nearest `pyproject.toml`; defaults where there is none. With
-    `section_required` (the deployer), no `pyproject.toml`, or one without the section, is a ConfigError:
-    the settings are elsewhere or under a misspelled name, and the defaults would ship to another deployment."""
+    `section_required` (the deployer), no `pyproject.toml`, one without the section, or a section without
+    one of REQUIRED_KEYS, is a ConfigError: the settings are elsewhere or under a misspelled name, and the
+    defaults would ship to another deployment."""
     folder = (start or Path.cwd()).resolve()
     path = find_config_file(folder)
     if path is None:
@@ -249,6 +258,11 @@ def load_config(start: Path | None = None, section_required: bool = False) -> De
         raise ConfigError(f"{path} has no [tool.deployer] section{others}: the deployer's settings (project, "
                           "deployment, package, …) go there")
     table = table or {}
+    missing = [key for key in REQUIRED_KEYS if key not in table]
+    if missing and section_required:
+        defaults = ", ".join(f'{key} = "{getattr(DeployerConfig, key)}"' for key in missing)
+        raise ConfigError(f"{path}: [tool.deployer] must set {_listed(list(REQUIRED_KEYS))}; it has no {', '.join(missing)} "
+                          f"(the template's defaults, {defaults}, would push another deployment)")
     known = {f.name for f in fields(DeployerConfig)} - {"root"}
     unknown = sorted(set(table) - known)
     if unknown:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from contract.config import CONFIG_FILE, deployer_table, find_config_file, load_config
+from contract.config import CONFIG_FILE, deployer_table, find_config_file
 from contract.names import is_name
 from contract.spec import DATA_TYPES, SpecError, parse_fields
 from deployer.errors import DeployerError
@@ -129,10 +129,11 @@ def _refuse_taken(folder: Path, package: str) -> None:
 
 
 def _configured_project(config_file: Path) -> str | None:
-    """The project of an existing `[tool.deployer]` section; None when there is none to keep."""
-    if not config_file.is_file() or deployer_table(config_file) is None:
-        return None
-    return load_config(config_file.parent).project
+    """The project an existing `[tool.deployer]` section sets; None when there is none to keep (a section
+    without one once kept the template's default, face-profile)."""
+    table = deployer_table(config_file) if config_file.is_file() else None
+    project = (table or {}).get("project")
+    return project if isinstance(project, str) and project else None
 
 
 def _relative_to_config(folder: Path, config_file: Path) -> str:

@@ -64,8 +64,11 @@ def test_init_in_a_subfolder_writes_the_package_path_relative_to_the_config(tmp_
     assert (config.root / config.sample_input["photo"]).is_file()
 
 
-def test_init_names_the_project_after_the_deployment_when_the_config_has_no_section(tmp_path):
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "mine"\n')
+@pytest.mark.parametrize("existing", ['[project]\nname = "mine"\n', '[tool.deployer]\ndeployment = "old"\n'],
+                         ids=["no-section", "section-without-project"])
+def test_init_names_the_project_after_the_deployment_when_the_config_has_no_section(tmp_path, existing):
+    """A section without a project once kept the template's default (face-profile) as the project."""
+    (tmp_path / "pyproject.toml").write_text(existing)
     assert deployer(tmp_path, "init", "scorer").returncode == 0
     assert load_config(tmp_path).project == "scorer"
 

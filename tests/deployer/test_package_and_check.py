@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 from conftest import DEPLOYER_SECONDS, DEPLOYMENT_PY, TOKEN
-from harness import ended
+from harness import ROOT, ended
 
 from contract.apt import has_package_lists
 from contract.archive import build_zip, package_files
-from contract.config import DeployerConfig
+from contract.config import REQUIRED_KEYS, DeployerConfig, deployer_table, load_config
 from contract.package import PackageCheckError, check_deployment_class, read_requirements
 from contract.requirements import file_references
 from contract.versions import instance_type_memory_mb
@@ -684,6 +684,38 @@ def test_a_pyproject_without_the_deployer_section_is_one_line_naming_it(project)
     assert (result.returncode, result.stderr.strip()) == (
         1, f"deployer: error: {project.root / 'pyproject.toml'} has no [tool.deployer] section (its [tool] tables: "
            "deployr, ruff): the deployer's settings (project, deployment, package, …) go there")
+
+
+@pytest.mark.parametrize("section, missing", [
+    ('project = "iris"\n', 'deployment, package (the template\'s defaults, deployment = "face-profile", package = '
+                            '"deployment_package", would push another deployment)'),
+    ('deployment = "iris"\npackage = "pkg"\n', 'project (the template\'s defaults, project = "face-profile", would push'),
+], ids=["project-only", "no-project"])
+@pytest.mark.parametrize("command", [("package",), ("push", "--dry-run")], ids=["package", "push"])
+def test_a_section_without_the_names_is_one_line_naming_them(project, section, missing, command):
+    """A section that left out `deployment` (or `project`, `package`) took the template's: push --dry-run
+    planned deployments_create('iris', {'name': 'face-profile', …})."""
+    (project.root / "pyproject.toml").write_text(f"[tool.deployer]\n{section}")
+    result = project.run(*command)
+    assert (result.returncode, result.stderr.strip().splitlines()[0]) == (1, result.stderr.strip()), result.stderr
+    assert result.stderr.startswith(f"deployer: error: {project.root / 'pyproject.toml'}: [tool.deployer] must set "
+                                    f"project, deployment and package; it has no {missing}"), result.stderr
+    assert not (project.root / "dist").exists()
+
+
+def test_the_emulator_still_takes_the_defaults_a_section_leaves_out(project):
+    """Only the deployer requires the names: the emulator (and a package's plain pytest) serve under the
+    defaults, as before."""
+    (project.root / "pyproject.toml").write_text('[tool.deployer]\nsecrets = ["API_KEY"]\n')
+    config = load_config(project.root)
+    assert (config.project, config.deployment, config.package, config.secrets) == (
+        "face-profile", "face-profile", "deployment_package", ("API_KEY",))
+    (project.root / "pyproject.toml").unlink()
+    assert load_config(project.root).deployment == "face-profile"
+
+
+def test_this_repositorys_section_sets_the_names_the_deployer_requires():
+    assert set(REQUIRED_KEYS) <= set(deployer_table(ROOT / "pyproject.toml") or {})
 
 
 @pytest.mark.parametrize("command", ["package", "check", "status"])
