@@ -32,8 +32,16 @@ IGNORE_FILE = ".ubiops-ignore"
 EMULATOR_DATA_DIRECTORY = ".emulator-data"
 """The emulator's default `--data-dir`, relative to where it runs: one left in a package folder by a run
 from inside it holds the API's secret values and changes every second, so no zip or reload takes it."""
-ALWAYS_LEFT_OUT_DIRECTORIES = frozenset({"__pycache__", ".git", EMULATOR_DATA_DIRECTORY})
+TOOL_CACHES = frozenset({".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox"})
+ALWAYS_LEFT_OUT_DIRECTORIES = frozenset({"__pycache__", ".git", EMULATOR_DATA_DIRECTORY, ".venv", *TOOL_CACHES})
+VIRTUAL_ENVIRONMENT_FILE = "pyvenv.cfg"
+"""What every virtual environment holds at its top (`venv`, `virtualenv`, `uv venv`): a folder that holds
+it is one (`venv/`, `env/`), built for this machine, which no zip takes, whatever its name."""
 ALWAYS_LEFT_OUT_FILES = frozenset({".env"})
+SECRETS_FILE_PREFIX = ".env."
+"""`.env.local`, `.env.production`: secrets, as in `.env`, by the convention of dotenv's tools."""
+KEPT_ENV_FILES = frozenset({".env.example", ".env.sample", ".env.template"})
+"""The `.env.*` files that by the same convention hold the names and no secrets: they are zipped."""
 ALWAYS_LEFT_OUT_SUFFIXES = (".pyc",)
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644
@@ -134,12 +142,25 @@ def _refuse_file_and_folder(paths: list[tuple[str, ...]]) -> None:
             raise ArchiveError(f"the zip holds {'/'.join(parts)!r} both as a file and as a folder")
 
 
+def is_left_out_folder(path: Path) -> bool:
+    """A folder no zip holds and the emulator's copy of a package folder leaves out too: a cache
+    (`__pycache__`, a tool's), `.git`, an emulator's data, a virtual environment."""
+    return path.name in ALWAYS_LEFT_OUT_DIRECTORIES or (path / VIRTUAL_ENVIRONMENT_FILE).is_file()
+
+
+def is_secrets_file(name: str) -> bool:
+    """`.env` and `.env.*` but the examples (KEPT_ENV_FILES): never zipped, though the emulator's copy of
+    a package folder keeps them, as the folder is served as it is."""
+    return name in ALWAYS_LEFT_OUT_FILES or (name.startswith(SECRETS_FILE_PREFIX) and name not in KEPT_ENV_FILES)
+
+
 def package_files(source: Path, output_folder: Path | None = None, linked_folders: list[str] | None = None) -> list[str]:
     """The files of a package folder that go into its zip, as sorted POSIX paths relative to it.
 
     Honours `.ubiops-ignore` (gitignore syntax, with the SDK's own matcher, as `ubiops.utils.zip_dir`
-    does) and always leaves out `__pycache__`, `.git`, `.emulator-data`, `.env` and `*.pyc`, and `output_folder`
-    (where the zips are written) when it lies inside the package: a zip must not hold the earlier ones.
+    does) and always leaves out the folders `is_left_out_folder` names, the files `is_secrets_file` names,
+    `*.pyc`, and `output_folder` (where the zips are written) when it lies inside the package: a zip must
+    not hold the earlier ones.
     Links to folders are not followed (nor by `zip_dir`): given `linked_folders`, the paths of those not
     ignored are added to it, so that the caller can say they were left out.
     """
@@ -151,14 +172,13 @@ def package_files(source: Path, output_folder: Path | None = None, linked_folder
     left_out = _folder_inside(output_folder, source)
     found: list[str] = []
     for folder, directories, files in os.walk(source):
-        directories[:] = [d for d in directories
-                          if d not in ALWAYS_LEFT_OUT_DIRECTORIES and Path(folder, d) != left_out]
+        directories[:] = [d for d in directories if not is_left_out_folder(Path(folder, d)) and Path(folder, d) != left_out]
         if linked_folders is not None:  # os.walk lists them, and goes into none
             linked_folders.extend(Path(folder, d).relative_to(source).as_posix() for d in directories
                                   if Path(folder, d).is_symlink() and not is_ignored(str(Path(folder, d))))
         for name in files:
             path = Path(folder, name)
-            if name in ALWAYS_LEFT_OUT_FILES or name.endswith(ALWAYS_LEFT_OUT_SUFFIXES) or is_ignored(str(path)):
+            if is_secrets_file(name) or name.endswith(ALWAYS_LEFT_OUT_SUFFIXES) or is_ignored(str(path)):
                 continue
             found.append(path.relative_to(source).as_posix())
     return sorted(found)

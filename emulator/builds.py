@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
-from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, ArchiveError, extract_package
+from contract.archive import ALWAYS_LEFT_OUT_SUFFIXES, ArchiveError, extract_package, is_left_out_folder
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.revisions import BUILDING, DEPLOYING, FAILED, QUEUED, SUCCESS, UNFINISHED
@@ -356,9 +356,10 @@ class Builder:
 
 
 def copy_package_folder(source: Path, target: Path) -> None:
-    """Copy a package folder as it is served: all of it (what its zip leaves out too: README,
-    *Differences*) but the caches and folders no zip ever holds (`__pycache__`, `.git`, `.emulator-data`,
-    `*.pyc`), each file with its mode. A link stays a link to what it leads to (one into the package, to
+    """Copy a package folder as it is served: all of it (what its zip leaves out too, `.env` files and
+    those `.ubiops-ignore` lists: README, *Differences*) but the caches and folders no zip ever holds
+    (`contract.archive.is_left_out_folder`: `__pycache__`, `.git`, `.emulator-data`, virtual environments,
+    tools' caches; and `*.pyc`), each file with its mode. A link stays a link to what it leads to (one into the package, to
     the same place in the copy); a pipe or a socket is left out. ArchiveError, naming it, for what
     cannot be copied."""
     source, target = source.resolve(), target.resolve()
@@ -377,7 +378,7 @@ def _copy_folder(folder: Path, copy: Path, source: Path, target: Path) -> None:
                 if entry.is_symlink():
                     os.symlink(_link_target(Path(entry.path), source, target, destination), destination)
                 elif entry.is_dir():
-                    if entry.name not in ALWAYS_LEFT_OUT_DIRECTORIES:
+                    if not is_left_out_folder(Path(entry.path)):
                         _copy_folder(Path(entry.path), destination, source, target)
                 elif entry.is_file() and not entry.name.endswith(ALWAYS_LEFT_OUT_SUFFIXES):
                     shutil.copy(entry.path, destination)

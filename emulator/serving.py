@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from contract.archive import ALWAYS_LEFT_OUT_DIRECTORIES, ALWAYS_LEFT_OUT_SUFFIXES, package_files
+from contract.archive import ALWAYS_LEFT_OUT_SUFFIXES, is_left_out_folder, package_files
 from contract.package import Package
 from contract.revisions import BUILDING, DEPLOYING, SUCCESS, UNFINISHED
 from emulator.builds import Builder
@@ -48,14 +48,14 @@ def note_left_out(folder: Path) -> None:
 
 def left_out_of_zip(folder: Path) -> list[str]:
     """The top-level names under a package folder that hold files its zip leaves out (`.ubiops-ignore`,
-    `.env`, links to folders, which the zip's walk does not follow), a folder's with a `/`; the
-    interpreter's own caches are not counted."""
+    `.env` files, links to folders, which the zip's walk does not follow), a folder's with a `/`; the
+    caches and virtual environments the folder's copy leaves out too are not counted."""
     folder = folder.resolve()
     shipped = set(package_files(folder))
     names: set[str] = set()
     for parent, directories, files in os.walk(folder):
         here = Path(parent).relative_to(folder)
-        directories[:] = [d for d in directories if d not in ALWAYS_LEFT_OUT_DIRECTORIES]
+        directories[:] = [d for d in directories if not is_left_out_folder(Path(parent, d))]
         links = [d for d in directories if Path(parent, d).is_symlink()]
         names.update(_top(here, name, is_folder=True) for name in links)
         names.update(_top(here, name, is_folder=False) for name in files

@@ -46,14 +46,18 @@ def test_a_folder_served_as_it_is_names_what_its_zip_leaves_out(tmp_path):
     (package / "notes").mkdir()
     (package / "notes" / "todo.txt").write_text("a note\n")
     (package / ".env").write_text("SECRET=1\n")
+    (package / ".env.local").write_text("SECRET=1\n")
     (tmp_path / "outside").mkdir()
     (package / "data").symlink_to(tmp_path / "outside", target_is_directory=True)
     (package / "__pycache__").mkdir(exist_ok=True)
     (package / "__pycache__" / "deployment.cpython-311.pyc").write_bytes(b"")
+    for cache in (".venv", ".pytest_cache"):  # neither zipped nor copied: not named
+        (package / cache).mkdir()
+        (package / cache / "x.py").write_text("")
     emulator = start_emulator(package, tmp_path)
     try:
         assert ("served from the folder, with what its zip leaves out and UbiOps will not have: "
-                ".env, data/, local_helper.py, notes/\n") in emulator.log()
+                ".env, .env.local, data/, local_helper.py, notes/\n") in emulator.log()
     finally:
         emulator.stop()
 
@@ -94,6 +98,10 @@ def test_a_package_folder_is_served_from_a_copy_that_its_writes_never_leave(tmp_
     (package / "linked").symlink_to(outside, target_is_directory=True)
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "stale.cpython-311.pyc").write_bytes(b"")
+    (package / ".env.local").write_text("SECRET=1\n")  # the zip leaves it out, the copy keeps it as it keeps .env
+    for folder, marker in ((".venv", "x.py"), ("env", "pyvenv.cfg"), (".mypy_cache", "x.json")):  # as no zip holds them
+        (package / folder).mkdir()
+        (package / folder / marker).write_text("")
     files = sorted(path.name for path in package.iterdir())
     emulator = start_emulator(package, tmp_path)
     try:
@@ -106,7 +114,7 @@ def test_a_package_folder_is_served_from_a_copy_that_its_writes_never_leave(tmp_
         assert emulator.download(answer, result["prediction"]) == b"x,y\n3,6\n"
         assert sorted(path.name for path in package.iterdir()) == files, "nothing written into the folder"
         assert [name for name in result["seen"] if name != "__pycache__"] == [
-            ".ubiops-ignore", "alias.txt", "deployment.py", "linked", "notes.txt", "prediction.csv",
+            ".env.local", ".ubiops-ignore", "alias.txt", "deployment.py", "linked", "notes.txt", "prediction.csv",
             "ubiops_input_spec.json", "ubiops_output_spec.json"]
         assert result["read"] == ["from the linked folder", "a note"]
         assert not (copy / "__pycache__" / "stale.cpython-311.pyc").exists(), "caches are not copied"

@@ -51,6 +51,25 @@ def test_package_twice_gives_byte_identical_zips_without_ignored_files(project):
         assert {e.date_time for e in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
+def test_secrets_files_virtual_environments_and_tool_caches_are_never_zipped(project):
+    """`.env.local`, `.env.production` (secrets, as `.env` holds), `.venv/` and the test and lint tools'
+    caches went into the zip; a folder is a virtual environment by its `pyvenv.cfg`, whatever its name
+    (a `venv/` without one is the package's own), and the `.env.*` examples hold no secrets."""
+    files = [".env.local", ".env.production", ".env.example", ".env.sample", ".env.template", ".venv/lib/site.py",
+             "venv/pyvenv.cfg", "venv/lib/site.py", "env/pyvenv.cfg", "env/bin/python", "data/venv/words.txt",
+             ".pytest_cache/v/cache/nodeids", ".mypy_cache/3.11/x.json", ".ruff_cache/0.1/x", ".tox/py311/x",
+             ".nox/tests/x", "libraries/.env.staging", "libraries/.venv/x.py"]
+    for name in files:
+        (project.package / name).parent.mkdir(parents=True, exist_ok=True)
+        (project.package / name).write_text("API_KEY=kept-out\n")
+    result = project.run("--output", "json", "package")
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(project.root / json.loads(result.stdout)["path"]) as archive:
+        assert archive.namelist() == [f"deployment_package/{n}" for n in (
+            ".env.example", ".env.sample", ".env.template", "data/venv/words.txt", "deployment.py", "requirements.txt",
+            "ubiops_input_spec.json", "ubiops_output_spec.json")]
+
+
 def test_a_package_folder_holding_dist_leaves_the_earlier_zips_out(project):
     project.configure(package=".")
     first, second = project.run("--output", "json", "package"), project.run("--output", "json", "package")
