@@ -8,9 +8,12 @@ spec files from `--input`/`--output` (`name:type`), `requirements.txt`, `ubiops.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
+import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ PLACEHOLDERS: dict[str, str] = {"int": "0", "double": "0.0", "string": '""', "bo
                                 "array_file": "[]"}
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 """TOML's bare keys; any other key (a field named `a.b` or `my field`) is written quoted."""
-SECTION = re.compile(r"^\[tool\.deployer\][^\n]*\n(?:(?!\[)[^\n]*\n?)*", re.M)
+DEPLOYER_TABLE = ("tool", "deployer")
 
 DEPLOYMENT_PY = '''"""UbiOps deployment {name}.
 
@@ -108,15 +111,107 @@ def init_deployment(root: Path, name: str, package: str, inputs: list[str], outp
     }
     if any(f["data_type"] == "file" for f in input_fields):
         files[EXAMPLE_FILE] = "An example input file; replace it with one your model takes.\n"
+    existing = ""
+    if config_file.is_file():
+        deployer_table(config_file)  # a file that is not UTF-8 or not TOML: the deployer's message for it
+        existing = config_file.read_text(encoding="utf-8")
+    config, dropped = rewritten_config(existing, _section(project, name, package, sample), config_file)
     for relative, text in files.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_text(text)
-    section = _section(project, name, package, sample)
-    existing = config_file.read_text() if config_file.is_file() else ""
-    config_file.write_text(SECTION.sub(lambda _: section + "\n", existing, count=1) if SECTION.search(existing)
-                           else existing + ("\n" if existing and not existing.endswith("\n") else "") + section)
+    config_file.write_text(config, encoding="utf-8")
     return {"package": str(folder), "config": str(config_file), "files": sorted(files), "project": project,
-            "deployment": name}
+            "deployment": name, "dropped": dropped}
+
+
+def rewritten_config(existing: str, section: str, config_file: Path) -> tuple[str, list[str]]:
+    """`existing` with every `tool.deployer` table and key removed (the `[tool.deployer]` table, its
+    `[tool.deployer.*]` subtables, dotted keys such as `deployer.labels = …` under `[tool]`) and `section`
+    in the place of its header (at the end without one); and the keys of the old section that `section`
+    does not set again. A DeployerError, before anything is written, when the result would not be the
+    same document with the new section: a regular expression once left `[tool.deployer.sample_input]`
+    behind, and the file defined sample_input twice (no deployer command, nor `pip install .`, read it)."""
+    def refused(why: str) -> DeployerError:
+        return DeployerError(f"{config_file}: cannot rewrite its [tool.deployer] ({why}); the file is left as it "
+                             f"was: remove the section, its [tool.deployer.*] tables and any deployer.* keys, then "
+                             f"run init again")
+
+    try:
+        document = tomllib.loads(existing)
+    except tomllib.TOMLDecodeError as exc:
+        raise DeployerError(f"{config_file}: {exc}") from None
+    tool = document.get("tool")
+    old = tool.get("deployer") if isinstance(tool, dict) else None
+    new = tomllib.loads(section)["tool"]["deployer"]
+    kept: list[str] = []
+    place = None
+    in_deployer_table = False
+    for text, path, is_header in _statements(existing, refused):
+        if is_header:
+            in_deployer_table = path[:2] == DEPLOYER_TABLE
+        if in_deployer_table or path[:2] == DEPLOYER_TABLE:  # the table's comment lines go with it
+            if is_header and place is None:
+                place = len(kept)
+            continue
+        kept.append(text)
+    if place is not None:
+        kept.insert(place, section + ("\n" if kept[place:] else ""))
+    else:
+        rest = "".join(kept)
+        kept = [rest, "\n" if rest and not rest.endswith("\n") else "", "\n" if rest.strip() else "", section]
+    result = "".join(kept)
+    try:
+        written = tomllib.loads(result)
+    except tomllib.TOMLDecodeError as exc:
+        raise refused(f"the result would not be TOML: {exc}") from None
+    expected = copy.deepcopy(document)
+    expected.setdefault("tool", {})["deployer"] = new
+    if written != expected:
+        raise refused("its tables and keys are not where they can be taken out alone: in an inline table, say")
+    return result, [key for key in old if key not in new] if isinstance(old, dict) else []
+
+
+def _statements(text: str, refused: Callable[[str], DeployerError]) -> Iterator[tuple[str, tuple[str, ...], bool]]:
+    """The TOML document `text` cut into its statements, as written (their lines, a multi-line value's
+    all), each with the full path of the table or key it names (`()` for a blank or comment line) and
+    whether it is a table's header. A statement ends at the first line that completes it as TOML."""
+    lines = text.splitlines(keepends=True)
+    table: tuple[str, ...] = ()
+    start = 0
+    while start < len(lines):
+        first = lines[start].strip()
+        if not first or first.startswith("#"):
+            yield lines[start], (), False
+            start += 1
+            continue
+        for end in range(start + 1, len(lines) + 1):
+            try:
+                parsed = tomllib.loads("".join(lines[start:end]))
+                break
+            except tomllib.TOMLDecodeError:
+                continue
+        else:
+            raise refused(f"line {start + 1} does not read as a TOML statement alone")
+        is_header = first.startswith("[")
+        path = _path(parsed, is_header)
+        if is_header:
+            table = path
+        yield "".join(lines[start:end]), path if is_header else table + path, is_header
+        start = end
+
+
+def _path(parsed: dict[str, Any], is_header: bool) -> tuple[str, ...]:
+    """The keys down to what one statement, parsed alone, defines: a header's table (the last of an
+    array of tables), or a key (and, harmlessly, those of a one-key inline table it is given)."""
+    path: list[str] = []
+    node: Any = parsed
+    while isinstance(node, dict) and len(node) == 1:
+        key = next(iter(node))
+        path.append(key)
+        node = node[key]
+        if is_header and isinstance(node, list) and node:
+            node = node[-1]
+    return tuple(path)
 
 
 def _refuse_taken(folder: Path, package: str) -> None:

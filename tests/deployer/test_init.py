@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 
 import pytest
 from conftest import Project
@@ -50,6 +51,49 @@ def test_init_without_fields_or_config_makes_a_plain_deployment(tmp_path):
     check = deployer(tmp_path, "check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "ok   sample request: completed" in check.stdout
+
+
+SUBTABLES = ('[project]\nname = "mine"\n\n[tool.deployer]\nproject = "acme"\ndeployment = "old"\nsecrets = ["API_KEY"]\n'
+             'environment_variables = { LOG_LEVEL = "info" }\ninstance_type_group = "16 GB + 4 vCPU"\n\n'
+             '[tool.deployer.sample_input]\nimg = "a.jpg"\nnote = """\n[not.a.table]\n"""\n\n'
+             '[tool.deployer.labels]\nteam = "vision"\n\n[tool.ruff]\nline-length = 100\n')
+DOTTED = ('[project]\nname = "mine"\n\n[tool]\ndeployer.project = "acme"\n'
+          'deployer.secrets = [\n  "API_KEY",\n]\nother = 1\n\n[tool.ruff]\nline-length = 100\n')
+TOP_LEVEL = ('tool.deployer.project = "acme"\ntool.deployer.labels.team = "vision"\ntool.ruff.line-length = 100\n\n'
+             '[project]\nname = "mine"\n')
+
+
+@pytest.mark.parametrize("existing, dropped", [(SUBTABLES, "secrets, environment_variables, instance_type_group, labels"),
+                                               (DOTTED, "secrets"), (TOP_LEVEL, "labels")],
+                         ids=["subtables", "dotted-keys", "top-level-keys"])
+def test_init_replaces_every_table_and_key_of_the_old_section_and_names_those_it_drops(tmp_path, existing, dropped):
+    """`[tool.deployer.sample_input]` stayed after the header's table was replaced, and the file defined
+    sample_input twice (every deployer command, and pip install ., failed on it); secrets and the like
+    went without a word."""
+    (tmp_path / "pyproject.toml").write_text(existing)
+    result = deployer(tmp_path, "init", "scorer", "--input", "x:int")
+    assert result.returncode == 0, result.stderr
+    document = tomllib.loads((tmp_path / "pyproject.toml").read_text())
+    assert document["tool"]["deployer"] == {"project": "acme", "deployment": "scorer", "package": "deployment_package",
+                                            "emulator_version": "v1", "sample_input": {"x": 1}}
+    assert (document["project"], document["tool"]["ruff"]) == ({"name": "mine"}, {"line-length": 100})
+    assert document["tool"].get("other", 1) == 1
+    assert f"  the old [tool.deployer]'s {dropped} are not in the new one: add back what still applies\n" in result.stdout
+    assert deployer(tmp_path, "package").returncode == 0
+
+
+def test_a_config_whose_section_cannot_be_taken_out_alone_is_left_as_it_was(tmp_path):
+    """One inline table holding the deployer's section and another tool's: rewritten, the file would not
+    be TOML; it is left untouched, and nothing is written."""
+    existing = 'tool = { ruff = { line-length = 100 }, deployer = { project = "acme" } }\n[project]\nname = "mine"\n'
+    (tmp_path / "pyproject.toml").write_text(existing)
+    result = deployer(tmp_path, "init", "scorer")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert (f"deployer: error: {tmp_path / 'pyproject.toml'}: cannot rewrite its [tool.deployer] (the result would not be "
+            "TOML: Cannot declare ('tool', 'deployer') twice") in result.stderr, result.stderr
+    assert "the file is left as it was: remove the section, its [tool.deployer.*] tables and any deployer.* keys" in result.stderr
+    assert (tmp_path / "pyproject.toml").read_text() == existing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
 
 
 def test_init_in_a_subfolder_writes_the_package_path_relative_to_the_config(tmp_path):
