@@ -29,6 +29,9 @@ DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
 REQUIRED_KEYS = ("project", "deployment", "package")
 """What the deployer takes only from the section itself: their defaults are the template's (the face
 profile's names and folder), under which a section that leaves them out would push."""
+SHELL_OPERATOR_CHARS = ";&|<>"
+"""What a shell's operators are made of (`&&`, `||`, `|`, `;`, `>`, `2>&1`'s `>&`), which `check`, running the
+test command without a shell, would pass to the program as words."""
 VARIABLE_LEVELS = ("version", "deployment")
 """Where `push` sets the variables: on the new version (the default), or on the deployment (shared by
 all its versions, so setting them restarts the ones running)."""
@@ -94,7 +97,8 @@ def _name(value: Any) -> str | None:
 
 
 def _command(value: Any) -> str | None:
-    """`check` splits the test command as a shell would (without running a shell)."""
+    """`check` splits the test command as a shell would, but runs it without a shell: what only a shell
+    does is refused here (`&&` once ran pytest with `&&` as a path, `cd` failed as `cannot run cd`)."""
     if not isinstance(value, str):
         return "must be a non-empty string"
     if "\x00" in value:
@@ -103,7 +107,29 @@ def _command(value: Any) -> str | None:
         words = shlex.split(value)
     except ValueError as exc:
         return f"is not a command line ({exc})"
-    return None if words else "must be a non-empty string"
+    if not words:
+        return "must be a non-empty string"
+    if words[0] == "cd":
+        return ("starts with cd, a shell's own command, but it runs without a shell, in the project's folder (where "
+                "pyproject.toml is): name the paths from there (python -m pytest {package}/tests), or give the "
+                "commands to a shell (test_command = \"sh -c 'cd ... && ...'\")")
+    operator = next((token for token in _shell_tokens(value) if token and set(token) <= set(SHELL_OPERATOR_CHARS)), None)
+    if operator is not None:
+        return (f"has the shell's {operator!r}, but it runs without a shell (split into words, then run as one program): "
+                f"put the commands in a script (test_command = \"sh run_tests.sh\"), or give them to a shell "
+                f"(test_command = \"sh -c '... {operator} ...'\")")
+    return None
+
+
+def _shell_tokens(command: str) -> list[str]:
+    """`command` cut as a shell cuts it, its operators (`&&`, `|`, `>`, …) tokens of their own; quoted
+    words keep their quotes, so a quoted `&&` (`sh -c 'a && b'`) is no operator."""
+    lexer = shlex.shlex(command, posix=False, punctuation_chars=SHELL_OPERATOR_CHARS)
+    lexer.whitespace_split = True
+    try:
+        return list(lexer)
+    except ValueError:  # what the posix split took, this one may not (a quote escaped by a backslash)
+        return []
 
 
 def _count(minimum: int, maximum: int | None = None) -> Callable[[Any], str | None]:

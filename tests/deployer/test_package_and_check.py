@@ -21,7 +21,7 @@ from harness import ROOT, ended
 
 from contract.apt import has_package_lists
 from contract.archive import build_zip, package_files
-from contract.config import REQUIRED_KEYS, DeployerConfig, deployer_table, load_config
+from contract.config import CHECKS, REQUIRED_KEYS, DeployerConfig, deployer_table, load_config
 from contract.package import PackageCheckError, check_deployment_class, read_requirements
 from contract.requirements import file_references
 from contract.versions import instance_type_memory_mb
@@ -435,6 +435,17 @@ def test_check_reads_the_class_from_the_file_sys_deployment_file_name_names(proj
     ({"test_command": 'python "emulator_check.py'}, "[tool.deployer] test_command is not a command line (No closing quotation)"),
     ({"test_command": " "}, "[tool.deployer] test_command must be a non-empty string"),
     ({"test_command": "python\0"}, "[tool.deployer] test_command holds a NUL character, which no command line can"),
+    ({"test_command": "python emulator_check.py && echo done"},  # once: ERROR: file or directory not found: &&
+     "[tool.deployer] test_command has the shell's '&&', but it runs without a shell (split into words, then run as one "
+     "program): put the commands in a script (test_command = \"sh run_tests.sh\"), or give them to a shell "
+     "(test_command = \"sh -c '... && ...'\")"),
+    ({"test_command": "python emulator_check.py 2>&1 | tee out.txt"}, "[tool.deployer] test_command has the shell's '>&'"),
+    ({"test_command": "python emulator_check.py;echo done"}, "[tool.deployer] test_command has the shell's ';'"),
+    ({"test_command": "python emulator_check.py < /dev/null"}, "[tool.deployer] test_command has the shell's '<'"),
+    ({"test_command": "cd {package} && python -m pytest tests"},  # once: cannot run cd
+     "[tool.deployer] test_command starts with cd, a shell's own command, but it runs without a shell, in the project's "
+     "folder (where pyproject.toml is): name the paths from there (python -m pytest {package}/tests), or give the commands "
+     "to a shell (test_command = \"sh -c 'cd ... && ...'\")"),
     ({"test_timeout": 0}, "[tool.deployer] test_timeout must be at least 1"),
     ({"test_timeout": "60"}, "[tool.deployer] test_timeout must be a whole number"),
     ({"package": "pk\0g"}, "[tool.deployer] package holds a NUL character, which no path can"),
@@ -450,6 +461,13 @@ def test_config_errors_are_one_line_naming_the_key(project, settings, message):
     result = project.run("package")
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+@pytest.mark.parametrize("command", ["sh -c 'cd pkg && python -m pytest tests'", 'python -m pytest -k "a or b" "x&&y"',
+                                     "python -m pytest tests/test_x.py::test_y --junitxml=out.xml"])
+def test_a_test_command_whose_shell_syntax_is_quoted_is_taken(command):
+    """Operators a shell's own `-c` takes, or quoted as words, are the program's to read."""
+    assert CHECKS["test_command"](command) is None
 
 
 @pytest.mark.parametrize("content, message", [
