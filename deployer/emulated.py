@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ubiops
+from ubiops.utils.file_operations import MULTIPART_MIN_SIZE
 
 from contract.config import DeployerConfig
 from deployer.client import HOST_VARIABLE, UBIOPS_TOKEN_VARIABLE
@@ -36,6 +37,10 @@ LOG_LINES = 30
 START_SECONDS = SERVED_SECONDS
 """As long as the emulator itself may take to serve the zip (`emulator.launcher.SERVED_SECONDS`)."""
 PRIVATE_VARIABLES = (UBIOPS_TOKEN_VARIABLE, HOST_VARIABLE, EMULATOR_TOKEN_VARIABLE)
+MAX_UPLOAD_MB = MULTIPART_MIN_SIZE // 1024**2
+"""The check's emulator takes bodies up to 4 GB (`--max-upload-mb`), the largest file UbiOps takes in one
+upload, as the deployer does: with the emulator's default of 100 MB a larger sample input file failed the
+check with a 413 that UbiOps would not give."""
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
@@ -82,7 +87,7 @@ def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path, memory
     # A fresh token (the tests get it as $EMULATOR_TOKEN): without one, any user of this machine could
     # upload a package to it during the check, and run code as you.
     emulator = start_emulator(zip_path, workdir, "--version", config.emulator_version, "--environment", config.environment,
-                              "--instance-memory-mb", str(memory_mb),
+                              "--instance-memory-mb", str(memory_mb), "--max-upload-mb", str(MAX_UPLOAD_MB),
                               project=config.project, deployment=config.deployment, token=secrets.token_urlsafe(32),
                               env=clean_environment(), cwd=config.root, wait=False)
     try:

@@ -61,3 +61,18 @@ def test_another_server_on_the_check_emulators_port_is_refused(project, tmp_path
     assert str(error.value) == (f"the server on http://127.0.0.1:{port} is not the emulator started on it (with its token: "
                                 "200, without: 200, not 200 and 401): another server took its port; the check cannot "
                                 "trust its answers: run it again")
+
+
+def test_a_sample_input_file_over_the_emulators_default_upload_cap_passes_the_check(project):
+    """The check's emulator kept the default `--max-upload-mb 100`: a larger sample file, which UbiOps
+    takes, failed the check with a 413."""
+    (project.package / "deployment.py").write_text(
+        "import os\n\nclass Deployment:\n    def request(self, data):\n        return {'y': os.path.getsize(data['doc'])}\n")
+    (project.package / "ubiops_input_spec.json").write_text(json.dumps([{"name": "doc", "data_type": "file"}]))
+    size = 101 * 1024**2
+    with (project.root / "large.bin").open("wb") as large:
+        large.truncate(size)
+    project.configure(sample_input={"doc": "large.bin"}, test_command='python -c "pass"')
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   sample request: completed in the emulator" in result.stdout
