@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from contract.config import CHECKS, ConfigError, DeployerConfig, load_config
+from contract.config import CHECKS, ConfigError, DeployerConfig, load_config, secret_values
 from contract.manifest import ManifestError, parse_environment_variables
 from contract.requests import COMPLETED, RETENTION_MODES
 from contract.versions import instance_range_problem
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
         summary = push(with_overrides(config, args), options, say)
         smoke = summary.get("smoke")
         return summary, 1 if smoke and smoke["status"] != COMPLETED else 0
-    api = Api(say=say)
+    api = Api(say=say, secrets=secret_values(config).values())  # a failed request's error may quote one
     try:
         if args.command == "status":
             return project_status(api, config), 0

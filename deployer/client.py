@@ -12,7 +12,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -58,7 +58,8 @@ class Api:
     """The SDK's CoreApi behind one door: failures become DeployerError, writes honour dry runs. It is
     UbiOps' API, configured from the environment, unless `core` is another's (the emulator's, in `check`)."""
 
-    def __init__(self, dry_run: bool = False, say: Callable[[str], None] = print, core: ubiops.CoreApi | None = None) -> None:
+    def __init__(self, dry_run: bool = False, say: Callable[[str], None] = print, core: ubiops.CoreApi | None = None,
+                 secrets: Iterable[str] = ()) -> None:
         if core is None:
             token = os.environ.get(UBIOPS_TOKEN_VARIABLE, "").strip()
             if not token:
@@ -75,8 +76,13 @@ class Api:
         self.host = self.client.configuration.host
         self.dry_run = dry_run
         self._say = say
-        self._secrets: set[str] = set()
-        """The secret variables' values sent so far, masked in every error as the token is."""
+        self._secrets: set[str] = set(filter(None, secrets))
+        """The secret variables' values known (`secrets`) or sent so far, masked in every error as the token is."""
+
+    def shown(self, text: str) -> str:
+        """UbiOps' own text (a build's or a request's error) as it may be shown: without the token or a
+        secret's value, which a deployment's failure may quote (UbiOps is not known to mask them)."""
+        return scrubbed(text, self._secrets)
 
     def read(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Make a call that changes nothing; `what` names its object in an error ("project 'x'")."""

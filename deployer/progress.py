@@ -67,7 +67,8 @@ def wait_for_build(api: Api, project: str, deployment: str, version: str, revisi
 
     A poll that fails for a reason that may pass (UbiOps unreachable, a 5xx, rate-limited past the
     client's retries, an answer that is not the API's) leaves the build's status unknown for now: the
-    wait goes on, saying so, until `timeout`. Any other refusal (401, 403, 404) ends it."""
+    wait goes on, saying so, until `timeout`. Any other refusal (401, 403, 404) ends it. The build's
+    error is shown without the token or a secret's value (`Api.shown`): a failed `__init__` may quote one."""
     live = say if isinstance(say, Reporter) and say.live else None
     spinner = itertools.cycle(SPINNER)
     started = time.monotonic()
@@ -106,7 +107,8 @@ def wait_for_build(api: Api, project: str, deployment: str, version: str, revisi
             if found.status == SUCCESS:
                 return found.status
             if found.status in FAILED_STATUSES:
-                raise DeployerError(f"the build of {deployment}/{version} {found.status}: {found.error_message or 'no error message'}")
+                raise DeployerError(f"the build of {deployment}/{version} {found.status}: "
+                                    f"{api.shown(found.error_message or 'no error message')}")
             if elapsed > timeout:
                 raise DeployerError(f"the build of {deployment}/{version} is still {found.status} after {timeout:g} s; "
                                     f"it goes on at UbiOps: follow it with `python -m deployer status`")

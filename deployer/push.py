@@ -60,7 +60,7 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
     so at once rather than after the emulator tests.
     """
     variables = configured_variables(config)
-    api = Api(dry_run=options.dry_run, say=say)
+    api = Api(dry_run=options.dry_run, say=say, secrets=[v.value for v in variables if v.secret])
     try:
         try:  # Ctrl-C before the shipment: it has changed nothing, which is said (the shipment says what it changed)
             api.read(f"project {config.project!r}", "projects_get", config.project)
@@ -315,17 +315,20 @@ class Shipment:
         return created.revision
 
     def _smoke(self, version: str) -> dict[str, Any]:
-        config = self.config
+        """Send the sample input to the new version and compare its output with the emulator's. What UbiOps
+        answers is shown without any secret's value."""
+        config, shown = self.config, self.api.shown
         data = upload_inputs(self.api, config.project, self.package.input_spec, config.sample_input, config.root)
         answer = self.api.read(f"version {version!r}", "deployment_version_requests_create",
                                config.project, config.deployment, version, data)
         if answer.status != COMPLETED:
-            self.say(f"smoke request FAILED: {answer.error_message}")
-            return {"status": answer.status, "error_message": answer.error_message, "differences": []}
+            error = shown(answer.error_message) if answer.error_message else None
+            self.say(f"smoke request FAILED: {error or 'no error message'}")
+            return {"status": answer.status, "error_message": error, "differences": []}
         if self.reference is None:
             self.say("smoke request completed (no emulator reference to compare with: tests were skipped)")
             return {"status": answer.status, "error_message": None, "differences": []}
-        differences = compare_outputs(self.package.output_spec, self.reference, answer.result)
+        differences = [shown(d) for d in compare_outputs(self.package.output_spec, self.reference, answer.result)]
         self.say("smoke request completed; output matches the emulator's" if not differences else
                  "smoke request completed; WARNING: output differs from the emulator's:\n  " + "\n  ".join(differences))
         return {"status": answer.status, "error_message": None, "differences": differences}

@@ -34,8 +34,9 @@ def send_request(api: Api, config: DeployerConfig, file: Path | None, version: s
         answer = api.read(f"version {version!r}", "deployment_version_requests_create", project, name, version, data)
     else:
         answer = api.read(f"deployment {name!r}", "deployment_requests_create", project, name, data)
-    return {"id": answer.id, "version": answer.version, "status": answer.status,
-            "error_message": answer.error_message, "result": answer.result}
+    error = api.shown(answer.error_message) if answer.error_message else answer.error_message
+    return {"id": answer.id, "version": answer.version, "status": answer.status, "error_message": error,
+            "result": answer.result}  # the result is the caller's data, as it is
 
 
 def _plain_data(name: str, sample: dict[str, Any] | str, file: Path | None, data_json: str | None) -> str:

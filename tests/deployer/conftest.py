@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from harness import PROJECT, ROOT, Emulator
 
@@ -129,3 +130,39 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+Answer = Callable[[str, Callable[[], httpx.Response]], httpx.Response | None]
+"""How a proxy (`proxied`) answers a call, given as `METHOD path`, and a function that passes it on
+and gives the emulator's answer: the answer to send back, or None to close the connection unanswered."""
+
+
+@contextmanager
+def proxied(emulator: Emulator, answer: Answer) -> Iterator[str]:
+    """A real HTTP proxy in front of `emulator`, answering each call as `answer` says; its API's URL."""
+    upstream = httpx.Client(base_url=emulator.api.removesuffix("/v2.1"), timeout=DEPLOYER_SECONDS)
+
+    class Proxy(Replying):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def forward() -> httpx.Response:
+                return upstream.request(self.command, self.path, content=body, headers={
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")})
+
+            response = answer(f"{self.command} {self.path}", forward)
+            if response is None:
+                self.close_connection = True
+                return
+            self.reply(response.status_code, {k: v for k, v in response.headers.items() if k.lower() not in (
+                "content-length", "transfer-encoding", "connection", "content-encoding")}, response.content)
+
+        do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
+
+    try:
+        with http_server(Proxy) as url:
+            yield url
+    finally:
+        upstream.close()

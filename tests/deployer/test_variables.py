@@ -9,7 +9,9 @@ import hashlib
 import json
 import os
 
+import httpx
 import pytest
+from conftest import TOKEN, proxied
 from harness import PROJECT
 
 SECRET_NAME = "DEPLOYER_TEST_SECRET"
@@ -166,3 +168,40 @@ def test_a_file_holding_a_secrets_value_is_refused(configured):
     assert result.stderr.strip() == (f"deployer: error: settings.py contains the value of {SECRET_NAME}; "
                                      "remove it or list the file in .ubiops-ignore")
     assert SECRET not in result.stdout + result.stderr
+
+
+def unmasking(emulator):
+    """A proxy in front of `emulator` playing a UbiOps that does not mask secrets in what it answers (the
+    emulator masks them itself): every `***` in an answer becomes the secret again."""
+    def answer(_call, forward):
+        found = forward()
+        return httpx.Response(found.status_code, headers=found.headers, content=found.content.replace(b"***", SECRET.encode()))
+
+    return proxied(emulator, answer)
+
+
+def test_a_secret_quoted_by_a_failed_build_or_request_is_masked(configured, remote_ubiops):
+    """The smoke request's error, `request`'s and the build's (a failed `__init__`) were shown as UbiOps
+    gave them, the secret's value in clear."""
+    (configured.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "y", "data_type": "file"}]))
+    (configured.package / "deployment.py").write_text(  # an output file that is not there: its path is quoted
+        f"import os\n\nclass Deployment:\n    def request(self, data):\n        return {{'y': '/none/' + os.environ['{SECRET_NAME}']}}\n")
+    with unmasking(remote_ubiops) as api:
+        env = {**WITH_SECRET, "UBIOPS_API_HOST": api}
+        smoke = configured.run("--output", "json", "push", "--skip-tests", env=env)
+        assert smoke.returncode == 1, smoke.stdout + smoke.stderr
+        error = json.loads(smoke.stdout)["smoke"]["error_message"]
+        assert error.endswith("no file at '/none/***'") and f"smoke request FAILED: {error}" in smoke.stderr
+        asked = configured.run("--output", "json", "request", "--version", "v1", env=env)
+        assert asked.returncode == 1 and json.loads(asked.stdout)["error_message"] == error
+        (configured.package / "deployment.py").write_text(
+            f"import os\n\nclass Deployment:\n    def __init__(self):\n        raise RuntimeError('key ' + os.environ['{SECRET_NAME}'])\n"
+            "    def request(self, data):\n        return data\n")
+        built = configured.run("push", "--skip-tests", env=env)
+        assert built.returncode == 1, built.stdout + built.stderr
+        assert "RuntimeError: key ***" in built.stderr
+        unmasked = httpx.post(f"{api}/projects/{PROJECT}/deployments/{configured.deployment}/versions/v1/"
+                              "requests", json={"x": 1}, headers={"Authorization": f"Token {TOKEN}"}).json()
+    assert SECRET in unmasked["error_message"], "the proxy shows what the emulator masked"
+    for output in (smoke.stdout, smoke.stderr, asked.stdout, asked.stderr, built.stdout, built.stderr):
+        assert SECRET not in output
