@@ -140,7 +140,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
         options = push_options(args)
         summary = push(with_overrides(config, args), options, say)
         smoke = summary.get("smoke")
-        return summary, 1 if smoke and smoke["status"] != COMPLETED else 0
+        failed = bool(smoke and smoke["status"] != COMPLETED) or "promotion_skipped" in summary
+        return summary, 1 if failed else 0
     api = Api(say=say, secrets=secret_values(config).values())  # a failed request's error may quote one
     try:
         if args.command == "status":

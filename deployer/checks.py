@@ -89,9 +89,11 @@ class CheckReport:
 
 
 def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: Callable[[str], None],
-                 variables: list[ConfiguredVariable] | None = None) -> CheckReport:
+                 variables: list[ConfiguredVariable] | None = None,
+                 before_tests: Callable[[Package], None] | None = None) -> CheckReport:
     """Check the zip; with `run_tests`, also start it in the emulator, give it `variables` and run the
-    emulator tests."""
+    emulator tests. `before_tests` gets the package once the static checks passed, before the emulator
+    starts (with `run_tests` or not): `push` decides there what it would refuse, rather than minutes later."""
     report = CheckReport()
     secrets = [v.value for v in variables or () if v.secret]
 
@@ -102,7 +104,11 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
         workdir = Path(scratch)
         configured = {v.name: v.value for v in variables or []}
         package = report.package = _static_checks(config, bundle, workdir / "unpacked", configured, report, say)
-        if package is None or not run_tests:
+        if package is None:
+            return report
+        if before_tests is not None:
+            before_tests(package)
+        if not run_tests:
             return report
         try:
             with local_emulator(config, bundle.path, workdir, _memory_limit(config, report, say)) as emulator:

@@ -36,8 +36,12 @@ TOKEN_SHAPE = re.compile(r"(Token )?[!-~]+")
 before use: the HTTP library's error for a header holding a line break quotes the header, token and all."""
 REQUEST_TIMEOUT_SECONDS = (10, 120)
 """(connect, read) for every call: the SDK sets none, so a host that took the connection and never
-answered held `push`, `status` and `request` forever. Reads may take 2 minutes: UbiOps answers a
-revision's upload once the zip is stored."""
+answered held `push`, `status` and `request` forever. Reads may take 2 minutes."""
+UPLOAD_READ_SECONDS = 120.0
+UPLOAD_READ_SECONDS_PER_GB = 600.0
+"""The wait for the answer to a revision's upload: UbiOps answers once the zip is stored, which takes
+longer the larger it is (`upload_timeout`). A large zip's answer came after the 2 minutes every other
+call waits, and the push stopped with a version it said had no package, though the package had arrived."""
 RATE_LIMIT_RETRIES = 3
 """How often a call UbiOps refused as rate-limited (429) is made again before the command stops. The
 SDK's own retry had no end, so a limit that did not lift held `push` forever."""
@@ -100,13 +104,14 @@ class Api:
     def _call(self, what: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Make the call; one UbiOps refuses as rate-limited (429, so not done) is made again after the
         wait it asks for, up to RATE_LIMIT_RETRIES times, and the command stops once that is spent or
-        the wait asked for is longer than MAX_RATE_LIMIT_WAIT."""
+        the wait asked for is longer than MAX_RATE_LIMIT_WAIT. Each call waits REQUEST_TIMEOUT_SECONDS
+        unless `kwargs` give the SDK's `_request_timeout` (an upload's, `upload_timeout`)."""
         self._secrets.update(filter(None, map(_secret_value, (*args, *kwargs.values()))))
         retries = 0
         while True:
             with translated(what, self.host, self._secrets):
                 try:
-                    return getattr(self.core, method)(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
+                    return getattr(self.core, method)(*args, **{"_request_timeout": REQUEST_TIMEOUT_SECONDS, **kwargs})
                 except ubiops.exceptions.ApiException as exc:
                     if exc.status != 429:
                         raise
@@ -159,6 +164,11 @@ def translated(what: str, host: str, secrets: Collection[str] = ()) -> Iterator[
         raise DeployerError(scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(reason)})", secrets)) from None
     except ValueError as exc:
         raise DeployerError(scrubbed(f"unexpected answer from {host} for {what}: {_one_line(exc)}", secrets)) from None
+
+
+def upload_timeout(size: int) -> tuple[float, float]:
+    """(connect, read) for the upload of a zip of `size` bytes (`UPLOAD_READ_SECONDS`)."""
+    return REQUEST_TIMEOUT_SECONDS[0], UPLOAD_READ_SECONDS + UPLOAD_READ_SECONDS_PER_GB * size / 1024**3
 
 
 def _rate_limit_wait(headers: Any) -> float:

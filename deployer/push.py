@@ -1,12 +1,13 @@
 """`python -m deployer push`: check the zip, then ship those very bytes to UbiOps as a new version.
 
-Order: secrets read from the local environment → project → check → SHA-256 re-checked → the
+Order: secrets read from the local environment → project → the check's static checks → the
 deployment read and everything that can be refused decided (its type and fields, the next version
-name, the versions the cap makes room for) → deployment created or its fields updated → versions
-pruned → version → environment variables (on the version or the deployment) → revision upload →
-build followed → smoke request to the new version, compared with the emulator's answer → promotion
-(only once the smoke request completed). Each step says what it did; a failure or Ctrl-C ends saying
-every change made at UbiOps so far.
+name, the versions the cap makes room for), before the minutes of the emulator tests → the emulator
+tests → SHA-256 re-checked → deployment created or its fields updated → versions pruned → version →
+environment variables (on the version or the deployment) → revision upload → build followed → smoke
+request to the new version, compared with the emulator's answer → promotion (only once the smoke
+request completed with the emulator's output). Each step says what it did; a failure or Ctrl-C ends
+saying every change made at UbiOps so far.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from contract.requests import COMPLETED
 from contract.spec import NamedField, Spec, same_fields, widget_changes
 from deployer.bundle import Bundle, build_bundle, sha256_of, warn_of_links
 from deployer.checks import check_bundle
-from deployer.client import Api
+from deployer.client import Api, upload_timeout
 from deployer.errors import ApiError, DeployerError, Interrupted
 from deployer.inputs import upload_inputs
 from deployer.progress import wait_for_build
@@ -61,6 +62,7 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
     """
     variables = configured_variables(config)
     api = Api(dry_run=options.dry_run, say=say, secrets=[v.value for v in variables if v.secret])
+    shipment = Shipment(config, options, variables, api, say)
     try:
         try:  # Ctrl-C before the shipment: it has changed nothing, which is said (the shipment says what it changed)
             api.read(f"project {config.project!r}", "projects_get", config.project)
@@ -69,16 +71,15 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
             warn_of_links(bundle, say)
             if options.skip_tests:
                 say("WARNING: --skip-tests: the emulator tests are NOT run; this package has not been tested")
-            report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say, variables=variables)
+            report = check_bundle(config, bundle, run_tests=not options.skip_tests, say=say, variables=variables,
+                                  before_tests=shipment.plan)
         except KeyboardInterrupt:
             raise Interrupted("interrupted: nothing was changed at UbiOps") from None
         say(report.summary())
         if not report.passed:
             raise DeployerError("the check failed, so nothing was uploaded")
-        assert report.package is not None, "a check that passed has read the package"
-        shipment = Shipment(config, options, bundle, report.package, report.reference, variables, api, say)
         try:
-            return shipment.run()
+            return shipment.run(bundle, report.reference)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted: {shipment.left()}") from None
         except DeployerError as exc:
@@ -90,15 +91,31 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
 
 
 class Shipment:
-    def __init__(self, config: DeployerConfig, options: PushOptions, bundle: Bundle, package: Package,
-                 reference: Any, variables: list[ConfiguredVariable], api: Api, say: Callable[[str], None]) -> None:
-        self.config, self.options, self.bundle, self.package = config, options, bundle, package
-        self.reference, self.variables, self.api, self.say = reference, variables, api, say
+    """One push's changes at UbiOps: decided by `plan` (before the emulator tests), made by `run`."""
+
+    def __init__(self, config: DeployerConfig, options: PushOptions, variables: list[ConfiguredVariable], api: Api,
+                 say: Callable[[str], None]) -> None:
+        self.config, self.options, self.variables, self.api, self.say = config, options, variables, api, say
         self.changes: dict[str, str] = {}
         """What this push has changed at UbiOps so far, by subject; a subject's entry (the new version's)
         is replaced as it goes on, keeping its place."""
         self.deployment_exists = False
         self.set_on_deployment: list[str] = []
+        self.package: Package
+        self.drift: list[str] = []
+        self.version = ""
+        self.doomed: list[Any] = []
+        self.bundle: Bundle
+        self.reference: Any = None
+
+    def plan(self, package: Package) -> None:
+        """Read the deployment and decide everything that can be refused (its type and fields, the next
+        version's name, the versions the cap makes room for), changing nothing: a refusal came only after
+        the emulator tests, minutes after it could have."""
+        self.package = package
+        self.drift = self._compare_deployment()
+        self.version = self._version_name()
+        self.doomed = self._versions_to_prune()
 
     def _did(self, message: str, subject: str, left: str | None = None) -> None:
         """Report a change made, and keep what it `left` at UbiOps (the message itself by default) for
@@ -113,9 +130,12 @@ class Shipment:
             return "nothing was changed at UbiOps"
         return f"changed at UbiOps so far: {'; '.join(self.changes.values())}"
 
-    def run(self) -> dict[str, Any]:
-        """Ship the tested zip: a private copy of it, checked against the tested SHA-256 before anything
-        changes at UbiOps, is what is uploaded (the zip in dist/ is anyone's to change meanwhile)."""
+    def run(self, bundle: Bundle, reference: Any) -> dict[str, Any]:
+        """Ship the tested zip as planned: a private copy of it, checked against the tested SHA-256 before
+        anything changes at UbiOps, is what is uploaded (the zip in dist/ is anyone's to change meanwhile).
+        `reference` is the emulator's answer to the sample input (None: tests skipped)."""
+        assert hasattr(self, "package"), "planned by the check, which passed"
+        self.bundle, self.reference = bundle, reference
         with contextlib.ExitStack() as stack:
             try:  # the zip's folder gone, the disk full: said in one line, before anything is uploaded
                 tested = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deployer-push-"))) / self.bundle.path.name
@@ -133,16 +153,13 @@ class Shipment:
             return self._ship(tested)
 
     def _ship(self, tested: Path) -> dict[str, Any]:
-        project, deployment = self.config.project, self.config.deployment
-        drift = self._compare_deployment()
-        version = self._version_name()
-        doomed = self._versions_to_prune()
-        # Every refusal known up front was made above: only now is anything changed at UbiOps.
+        project, deployment, version = self.config.project, self.config.deployment, self.version
+        # Every refusal known up front was made by `plan`: only now is anything changed at UbiOps.
         if not self.deployment_exists:
             self._create_deployment()
-        elif drift:
-            self._update_fields(drift)
-        self._prune(doomed)
+        elif self.drift:
+            self._update_fields(self.drift)
+        self._prune(self.doomed)
         self._create_version(version)
         shipped = ship_variables(self.api, self.config, version, self.variables, self._level_exists(), self.say,
                                  changed=self._variable_set)
@@ -154,31 +171,36 @@ class Shipment:
             "url": f"{self.api.host}/projects/{project}/deployments/{deployment}/versions/{version}/requests",
             "dry_run": self.options.dry_run, "environment_variables": shipped,
         }
-        if self.options.dry_run or not self.options.wait or revision is None:
+        if not self.options.wait:
             return summary
-        try:
-            summary["build_status"] = wait_for_build(self.api, project, deployment, version, revision,
-                                                     self.options.timeout, self.say)
-        except DeployerError:  # its message says how the build stands (failed, or still going on)
-            self.changes["version"] = f"revision {revision} was uploaded to {deployment}/{version}"
-            raise
-        built = f"{deployment}/{version} is built and available"
-        self.changes["version"] = f"{built} (not made the default)" if self.options.promote else built
-        # The smoke request goes to the version itself before it is promoted: one that fails it never
-        # becomes what the deployment's callers are served.
+        if revision is None:  # a dry run: what follows the upload is printed too
+            self.say(f"would  wait for the build: revisions_get({project!r}, {deployment!r}, <the new revision>, "
+                     f"{version!r}) until it ends (at most {self.options.timeout:g} s)")
+        else:
+            try:
+                summary["build_status"] = wait_for_build(self.api, project, deployment, version, revision,
+                                                         self.options.timeout, self.say)
+            except DeployerError:  # its message says how the build stands (failed, or still going on)
+                self.changes["version"] = f"revision {revision} was uploaded to {deployment}/{version}"
+                raise
+            built = f"{deployment}/{version} is built and available"
+            self.changes["version"] = f"{built} (not made the default)" if self.options.promote else built
+        # The smoke request goes to the version itself before it is promoted: one that fails it, or
+        # answers otherwise than the emulator, never becomes what the deployment's callers are served.
         if self.config.sample_input:
             summary["smoke"] = self._smoke(version)
         elif self.options.promote:
             self.say(f"no sample_input: no smoke request is sent, so {version} is made the default untested")
         if self.options.promote:
-            if summary["smoke"] and summary["smoke"]["status"] != COMPLETED:
-                self.say(f"NOT promoted: the smoke request to {version} failed, so the default version of "
-                         f"{deployment} stays as it was")
-                summary["promotion_skipped"] = "the smoke request failed"
+            refused = _promotion_refused(summary["smoke"])
+            if refused:
+                self.say(f"NOT promoted: the smoke request to {version} {refused}, so the default version of "
+                         f"{deployment} stays as it was and {version} is left available, not the default")
+                summary["promotion_skipped"] = f"the smoke request {refused}"
                 return summary
             self.api.write(f"deployment {deployment!r}", "deployments_update", project, deployment,
                            ubiops.DeploymentUpdate(default_version=version))
-            summary["promoted"] = True
+            summary["promoted"] = not self.options.dry_run
             self._did(f"{version} is now the default version of {deployment}", "version",
                       f"{deployment}/{version} is built, available and the default version")
         return summary
@@ -305,22 +327,59 @@ class Shipment:
                   f"version {version} of {config.deployment} was created without a package (it stays unavailable: delete it)")
 
     def _upload(self, version: str, tested: Path) -> str | None:
-        created = self.api.write(f"version {version!r}", "revisions_file_upload", self.config.project,
-                                 self.config.deployment, version, file=str(tested))
-        if created is None:
-            return None
-        self._did(f"uploaded revision {created.revision} (sha256 {self.bundle.sha256})", "version",
-                  f"revision {created.revision} of {self.config.deployment}/{version} was uploaded and its build goes "
+        """Upload the zip; the new revision's id (None in a dry run). The upload waits for its answer
+        longer the larger the zip (`upload_timeout`); an upload that fails without UbiOps' refusal (no
+        answer, a 5xx, as a gateway's timeout) may still have arrived, which `_arrived` looks up."""
+        try:
+            created = self.api.write(f"version {version!r}", "revisions_file_upload", self.config.project,
+                                     self.config.deployment, version, file=str(tested),
+                                     _request_timeout=upload_timeout(self.bundle.size))
+        except ApiError as exc:
+            if exc.status < 500:
+                raise
+            revision = self._arrived(version, exc)
+        except DeployerError as exc:
+            revision = self._arrived(version, exc)
+        else:
+            if created is None:
+                return None
+            revision = created.revision
+        self._did(f"uploaded revision {revision} (sha256 {self.bundle.sha256})", "version",
+                  f"revision {revision} of {self.config.deployment}/{version} was uploaded and its build goes "
                   f"on at UbiOps; follow it with `python -m deployer status`")
-        return created.revision
+        return revision
 
-    def _smoke(self, version: str) -> dict[str, Any]:
-        """Send the sample input to the new version and compare its output with the emulator's. What UbiOps
-        answers is shown without any secret's value."""
+    def _arrived(self, version: str, failure: DeployerError) -> str:
+        """The revision an upload that failed without UbiOps' refusal left on the new version, as UbiOps
+        lists it; else `failure` again, with what is known of the version kept for the push's last word
+        (it was said to have no package, to be deleted, though the upload had arrived and was built)."""
+        try:
+            revisions = self.api.read(f"version {version!r}", "revisions_list", self.config.project,
+                                      self.config.deployment, version) or []
+        except DeployerError as exc:
+            self.changes["version"] = (f"version {version} of {self.config.deployment} was created, and whether its "
+                                       f"upload arrived is not known (listing its revisions failed too: {exc}): see "
+                                       "`python -m deployer status`")
+            raise failure from None
+        if not revisions:
+            self.changes["version"] = (f"version {version} of {self.config.deployment} was created without a package: "
+                                       "UbiOps listed no revision of it once the upload failed (it stays unavailable "
+                                       "unless the upload still lands: see `python -m deployer status`, then delete it)")
+            raise failure from None
+        revision: str = max(revisions, key=lambda r: r.creation_date).id
+        self.say(f"the upload failed ({failure}), but UbiOps lists revision {revision} of {self.config.deployment}/"
+                 f"{version}: the upload arrived; going on")
+        return revision
+
+    def _smoke(self, version: str) -> dict[str, Any] | None:
+        """Send the sample input to the new version and compare its output with the emulator's; None in a
+        dry run, which prints the calls. What UbiOps answers is shown without any secret's value."""
         config, shown = self.config, self.api.shown
         data = upload_inputs(self.api, config.project, self.package.input_spec, config.sample_input, config.root)
-        answer = self.api.read(f"version {version!r}", "deployment_version_requests_create",
-                               config.project, config.deployment, version, data)
+        answer = self.api.write(f"version {version!r}", "deployment_version_requests_create",
+                                config.project, config.deployment, version, data)
+        if answer is None:
+            return None
         if answer.status != COMPLETED:
             error = shown(answer.error_message) if answer.error_message else None
             self.say(f"smoke request FAILED: {error or 'no error message'}")
@@ -332,6 +391,19 @@ class Shipment:
         self.say("smoke request completed; output matches the emulator's" if not differences else
                  "smoke request completed; WARNING: output differs from the emulator's:\n  " + "\n  ".join(differences))
         return {"status": answer.status, "error_message": None, "differences": differences}
+
+
+def _promotion_refused(smoke: dict[str, Any] | None) -> str | None:
+    """Why the smoke request's outcome keeps the new version from being the default (None: it may be):
+    it failed, or its output differs from the emulator's for the same input beyond `compare_outputs`'
+    tolerance, so what the emulator tests passed is not what UbiOps serves."""
+    if smoke is None:
+        return None
+    if smoke["status"] != COMPLETED:
+        return "failed"
+    if smoke["differences"]:
+        return "answered otherwise than the emulator"
+    return None
 
 
 def _drift(direction: str, declared: list[Any] | None, packaged: Spec) -> list[str]:

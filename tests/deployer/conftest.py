@@ -64,13 +64,15 @@ class Project:
         (self.root / "emulator_check.py").write_text(EMULATOR_CHECK.format(project=PROJECT, deployment=self.deployment, expected=y_for_21))
 
     def run(self, *args: str, emulator: Emulator | None = None, token: str = TOKEN,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """`python -m deployer` in the project, with the token, and `env` added to its environment."""
+            env: dict[str, str] | None = None, setup: str = "") -> subprocess.CompletedProcess:
+        """`python -m deployer` in the project, with the token, and `env` added to its environment; `setup`,
+        Python run in its process first, may change the deployer's constants (a shorter timeout)."""
         env = {**{k: v for k, v in os.environ.items() if not k.startswith(("UBIOPS_", "EMULATOR_"))}, **(env or {})}
         env["UBIOPS_API_TOKEN"] = token
         if emulator is not None:
             env["UBIOPS_API_HOST"] = emulator.api
-        return subprocess.run([sys.executable, "-m", "deployer", *args], cwd=self.root, env=env, capture_output=True,
+        start = ["-c", f"{setup}\nfrom deployer.__main__ import main\nmain()"] if setup else ["-m", "deployer"]
+        return subprocess.run([sys.executable, *start, *args], cwd=self.root, env=env, capture_output=True,
                               text=True, timeout=DEPLOYER_SECONDS, stdin=subprocess.DEVNULL)
 
     def push_json(self, *args: str, emulator: Emulator, env: dict[str, str] | None = None) -> dict:

@@ -12,16 +12,17 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DEPLOYER_SECONDS, TOKEN, Replying, http_server
+from conftest import DEPLOYER_SECONDS, TOKEN, proxied
 from harness import PROJECT, ended, eventually, hangups, ignored_signals, start_emulator
 
 from contract.names import NAME_RULE
-from deployer.client import Api
+from deployer.client import UPLOAD_READ_SECONDS, Api, upload_timeout
 from deployer.errors import DeployerError
 from deployer.progress import wait_for_build
 
@@ -314,47 +315,102 @@ def test_ctrl_c_while_the_build_runs_says_everything_changed_at_ubiops(project, 
 
 def test_a_failure_after_the_version_was_created_names_the_empty_version(project, remote_ubiops):
     """The revision upload fails (a proxy in front of the emulator answers it 500): the error says the
-    deployment and the version were created, the version without a package (it said nothing of them)."""
+    deployment and the version were created, the version without a package (it said nothing of them),
+    once UbiOps lists no revision of it (a 5xx, a gateway's, may come after the upload arrived)."""
     with failing(remote_ubiops, r"^POST .*/revisions$") as api:
         result = project.run("push", "--skip-tests", env={"UBIOPS_API_HOST": api})
     assert result.returncode == 1
     deployment = project.deployment
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"deployer: error: 500: version 'v1': injected failure; changed at UbiOps so far: created deployment "
-        f"{deployment}; version v1 of {deployment} was created without a package (it stays unavailable: delete it)")
+    changes = [f"created deployment {deployment}",
+               f"version v1 of {deployment} was created without a package: UbiOps listed no revision of it once the "
+               "upload failed (it stays unavailable unless the upload still lands: see `python -m deployer status`, "
+               "then delete it)"]
+    error = f"500: version 'v1': injected failure; changed at UbiOps so far: {'; '.join(changes)}"
+    assert result.stderr.strip().splitlines()[-1] == f"deployer: error: {error}"
     assert remote_ubiops.sdk().deployment_versions_get(PROJECT, deployment, "v1").status == "unavailable"
 
 
-@contextlib.contextmanager
-def failing(emulator, route: str, times: int | None = None, refused: list[str] | None = None) -> Iterator[str]:
+def upload_unanswered(forward_it: bool) -> tuple[Callable, threading.Event]:
+    """A proxy's answer (`proxied`) that passes the revision's upload on to the emulator if `forward_it`,
+    then leaves it unanswered until the event returned is set; a later list of the revisions waits until
+    the upload was passed on (the deployer times out however long that takes)."""
+    passed_on, release = threading.Event(), threading.Event()
+
+    def answer(call: str, forward: Callable[[], httpx.Response]) -> httpx.Response | None:
+        if re.search(r"^POST .*/revisions$", call):
+            if forward_it:
+                forward()
+            passed_on.set()
+            release.wait(DEPLOYER_SECONDS)
+            return None
+        if re.search(r"^GET .*/revisions$", call):
+            passed_on.wait(DEPLOYER_SECONDS)
+        return forward()
+
+    return answer, release
+
+
+SHORT_UPLOAD_WAIT = "import deployer.client\ndeployer.client.UPLOAD_READ_SECONDS = 1"
+"""The deployer's wait for an upload's answer cut to 1 s (from 120 s, plus its share of the zip's size)."""
+
+
+def test_an_upload_whose_answer_does_not_come_is_looked_up_and_the_push_goes_on(project, remote_ubiops):
+    """The zip arrived but its answer did not come within the read timeout (UbiOps stores a large zip
+    before it answers): the push said the version had no package and was to be deleted, though it was
+    built. It lists the version's revisions instead, finds the upload and follows its build."""
+    answer, release = upload_unanswered(forward_it=True)
+    with proxied(remote_ubiops, answer) as api:
+        try:
+            result = project.run("--output", "json", "push", "--skip-tests", env={"UBIOPS_API_HOST": api},
+                                 setup=SHORT_UPLOAD_WAIT)
+        finally:
+            release.set()
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    revision = _revision(remote_ubiops, project, "v1")
+    assert (summary["revision"], summary["build_status"]) == (revision, "success")
+    assert "the upload failed (cannot reach the UbiOps API at " in result.stderr
+    assert f"but UbiOps lists revision {revision} of {project.deployment}/v1: the upload arrived; going on" in result.stderr
+    assert "delete it" not in result.stderr
+
+
+def test_an_upload_that_never_arrived_says_the_version_has_no_revision(project, remote_ubiops):
+    """The upload's answer does not come and UbiOps lists no revision: the version has no package, as said."""
+    answer, release = upload_unanswered(forward_it=False)
+    with proxied(remote_ubiops, answer) as api:
+        try:
+            result = project.run("push", "--skip-tests", env={"UBIOPS_API_HOST": api}, setup=SHORT_UPLOAD_WAIT)
+        finally:
+            release.set()
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"deployer: error: cannot reach the UbiOps API at {api} ("), error
+    assert error.endswith(f"; changed at UbiOps so far: created deployment {project.deployment}; version v1 of "
+                          f"{project.deployment} was created without a package: UbiOps listed no revision of it once "
+                          "the upload failed (it stays unavailable unless the upload still lands: see `python -m "
+                          "deployer status`, then delete it)"), error
+
+
+def test_the_wait_for_an_uploads_answer_grows_with_the_zip():
+    """UbiOps answers once the zip is stored: a 2 GB zip may take far longer than a small one."""
+    small, large = upload_timeout(1024**2), upload_timeout(2 * 1024**3)
+    assert small[1] >= UPLOAD_READ_SECONDS and large[1] >= small[1] + 1000
+
+
+def failing(emulator, route: str, times: int | None = None, refused: list[str] | None = None):
     """A real HTTP proxy in front of `emulator` that answers the calls whose `METHOD path` matches the
     regex `route` with a 500 (the first `times` of them; all by default), noting each in `refused`,
     and passes every other on; its API's URL."""
-    upstream = httpx.Client(base_url=emulator.api.removesuffix("/v2.1"), timeout=DEPLOYER_SECONDS)
     failed = itertools.count()
 
-    class Proxy(Replying):
-        protocol_version = "HTTP/1.1"
+    def answer(call: str, forward: Callable[[], httpx.Response]) -> httpx.Response:
+        if re.search(route, call) and (times is None or next(failed) < times):
+            if refused is not None:
+                refused.append(call)
+            return httpx.Response(500, json={"error": "injected failure"})
+        return forward()
 
-        def do_GET(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if re.search(route, f"{self.command} {self.path}") and (times is None or next(failed) < times):
-                if refused is not None:
-                    refused.append(f"{self.command} {self.path}")
-                self.reply(500, {"Content-Type": "application/json"}, b'{"error": "injected failure"}')
-                return
-            answer = upstream.request(self.command, self.path, content=body, headers={
-                k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")})
-            self.reply(answer.status_code, {k: v for k, v in answer.headers.items() if k.lower() not in (
-                "content-length", "transfer-encoding", "connection", "content-encoding")}, answer.content)
-
-        do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
-
-    try:
-        with http_server(Proxy) as url:
-            yield url
-    finally:
-        upstream.close()
+    return proxied(emulator, answer)
 
 
 def _revision(emulator, project, version: str) -> str:
@@ -603,3 +659,78 @@ def test_a_widget_changed_in_the_spec_files_reaches_the_deployment_without_updat
     spec.write_text(json.dumps([{"name": "x", "data_type": "double", "widget": {"type": "numberbox"}}]))
     refused = project.run("push", "--skip-tests", emulator=remote_ubiops)
     assert refused.returncode == 1 and "push with --update-fields" in refused.stderr, "a type still needs the flag"
+
+
+def test_promote_takes_float_noise_but_not_an_output_that_differs_from_the_emulators(project, remote_ubiops):
+    """A smoke answer that differed from the emulator's was warned of, and the version promoted all the
+    same (exit 0). Numbers within the comparison's tolerance (another machine's float path) still pass."""
+    (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "y", "data_type": "double"},
+                                                                        {"name": "tag", "data_type": "string"}]))
+    project.configure(test_command='python -c "pass"')
+    noisy = "import random\n\nclass Deployment:\n    def request(self, data):\n        " \
+            "return {'y': data['x'] * (1 + random.random() * 1e-7), 'tag': 'same'}\n"
+    (project.package / "deployment.py").write_text(noisy)
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    (project.package / "deployment.py").write_text(noisy + "# v2\n")
+    noise = project.run("--output", "json", "push", "--promote", emulator=remote_ubiops)
+    assert noise.returncode == 0, noise.stdout + noise.stderr
+    assert "smoke request completed; output matches the emulator's" in noise.stderr
+    assert (json.loads(noise.stdout)["version"], json.loads(noise.stdout)["promoted"]) == ("v2", True)
+
+    (project.package / "deployment.py").write_text(
+        "import uuid\n\nclass Deployment:\n    def request(self, data):\n        return {'y': 3.0, 'tag': uuid.uuid4().hex}\n")
+    result = project.run("--output", "json", "push", "--promote", emulator=remote_ubiops)
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["version"], summary["promoted"], summary["smoke"]["status"]) == ("v3", False, "completed")
+    assert [d.split(":")[0] for d in summary["smoke"]["differences"]] == ["tag"]
+    assert summary["promotion_skipped"] == "the smoke request answered otherwise than the emulator"
+    assert (f"NOT promoted: the smoke request to v3 answered otherwise than the emulator, so the default version of "
+            f"{project.deployment} stays as it was and v3 is left available, not the default") in result.stderr
+    assert remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).default_version == "v2"
+
+
+def test_refusals_come_before_the_emulator_tests(project, remote_ubiops):
+    """The version cap without --prune, fields that differ without --update-fields and a --version that
+    exists were refused only after the emulator tests had run, minutes later."""
+    project.push_json("--skip-tests", emulator=remote_ubiops)
+    ran = project.root / "tests-ran"
+    tests = f"python -c \"open('{ran.name}', 'w')\""
+
+    def refused(*flags: str) -> str:
+        result = project.run("push", *flags, emulator=remote_ubiops)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "ok   specs" in result.stdout, "after the static checks"
+        assert "running" not in result.stdout and not ran.exists(), "before the tests"
+        return result.stderr.strip()
+
+    project.configure(max_versions=1, test_command=tests)
+    assert refused().startswith(f"deployer: error: deployment {project.deployment} is at its cap of 1 versions")
+    project.configure(test_command=tests)
+    assert refused("--version", "v1") == (f"deployer: error: version v1 of {project.deployment} exists already; "
+                                          "choose another --version")
+    (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "y", "data_type": "double"}]))
+    assert refused().endswith("push with --update-fields to change the deployment's fields")
+    assert versions(remote_ubiops, project.deployment) == ["v1"]
+
+
+def test_dry_run_with_promote_prints_the_sample_upload_the_smoke_request_and_the_promotion(project, remote_ubiops):
+    """It stopped after the upload, though a push goes on to these calls."""
+    (project.package / "deployment.py").write_text(
+        "class Deployment:\n    def request(self, data):\n        return {'y': len(open(data['doc']).read())}\n")
+    (project.package / "ubiops_input_spec.json").write_text(json.dumps([{"name": "doc", "data_type": "file"}]))
+    (project.root / "sample.txt").write_text("the sample")
+    project.configure(sample_input={"doc": "sample.txt"})
+    result = project.run("push", "--dry-run", "--skip-tests", "--promote", emulator=remote_ubiops)
+    assert result.returncode == 0, result.stdout + result.stderr
+    digest = hashlib.sha256(b"the sample").hexdigest()[:16]
+    deployment = project.deployment
+    lines = [line for line in result.stdout.splitlines() if line.startswith("would  ")]
+    assert lines[-4:] == [
+        f"would  wait for the build: revisions_get('{PROJECT}', '{deployment}', <the new revision>, 'v1') until it "
+        "ends (at most 1800 s)",
+        f"would  files_upload('{PROJECT}', 'default', 'deployer/{digest}/sample.txt')",
+        f"would  deployment_version_requests_create('{PROJECT}', '{deployment}', 'v1', "
+        f"{{'doc': 'ubiops-file://default/deployer/{digest}/sample.txt'}})",
+        f"would  deployments_update('{PROJECT}', '{deployment}', {{'default_version': 'v1'}})"]
+    assert deployment not in [d.name for d in remote_ubiops.sdk().deployments_list(PROJECT)]
