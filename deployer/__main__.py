@@ -1,7 +1,8 @@
 """`python -m deployer init|package|check|push|status|request`: ship the package the emulator tested.
 
 Settings come from `[tool.deployer]` in `pyproject.toml` (flags override them), the token from
-`UBIOPS_API_TOKEN` and the host from `UBIOPS_API_HOST`. Every failure is one line on stderr.
+`UBIOPS_API_TOKEN` and the host from `UBIOPS_API_HOST`. Every failure is one line on stderr (and, with
+`--output json`, an object on stdout: the error, and for `push` what it changed at UbiOps).
 """
 
 from __future__ import annotations
@@ -182,13 +183,23 @@ def main(argv: list[str] | None = None) -> None:
     except (DeployerError, ConfigError) as exc:
         say.end_status()
         print(f"deployer: error: {exc}", file=sys.stderr)
+        if as_json:
+            print(json.dumps(_failure(args.command, str(exc), getattr(exc, "changes", [])), indent=2))
         sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         say.end_status()
         print("deployer: interrupted", file=sys.stderr)
+        if as_json:
+            print(json.dumps(_failure(args.command, "interrupted", []), indent=2))
         sys.exit(130)
     print(json.dumps(result, indent=2, default=str) if as_json else render(args.command, result))
     sys.exit(code)
+
+
+def _failure(command: str, error: str, changes: list[str]) -> dict[str, Any]:
+    """What `--output json` puts on stdout for a command that failed: a script reading stdout got nothing,
+    and what a push had changed at UbiOps was only in the error line on stderr."""
+    return {"error": error, **({"changes": changes} if command == "push" else {})}
 
 
 def _interrupt(_signal: int, _frame: object) -> None:

@@ -81,11 +81,11 @@ def push(config: DeployerConfig, options: PushOptions, say: Callable[[str], None
         try:
             return shipment.run(bundle, report.reference)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: {shipment.left()}") from None
+            raise Interrupted(f"interrupted: {shipment.left()}", shipment.changes.values()) from None
         except DeployerError as exc:
             if not shipment.changes:
                 raise
-            raise DeployerError(f"{exc}; {shipment.left()}") from None
+            raise DeployerError(f"{exc}; {shipment.left()}", shipment.changes.values()) from None
     finally:
         api.close()
 

@@ -316,9 +316,10 @@ def test_ctrl_c_while_the_build_runs_says_everything_changed_at_ubiops(project, 
 def test_a_failure_after_the_version_was_created_names_the_empty_version(project, remote_ubiops):
     """The revision upload fails (a proxy in front of the emulator answers it 500): the error says the
     deployment and the version were created, the version without a package (it said nothing of them),
-    once UbiOps lists no revision of it (a 5xx, a gateway's, may come after the upload arrived)."""
+    once UbiOps lists no revision of it (a 5xx, a gateway's, may come after the upload arrived). With
+    `--output json` the error and the changes are on stdout too (it had nothing)."""
     with failing(remote_ubiops, r"^POST .*/revisions$") as api:
-        result = project.run("push", "--skip-tests", env={"UBIOPS_API_HOST": api})
+        result = project.run("--output", "json", "push", "--skip-tests", env={"UBIOPS_API_HOST": api})
     assert result.returncode == 1
     deployment = project.deployment
     changes = [f"created deployment {deployment}",
@@ -327,6 +328,7 @@ def test_a_failure_after_the_version_was_created_names_the_empty_version(project
                "then delete it)"]
     error = f"500: version 'v1': injected failure; changed at UbiOps so far: {'; '.join(changes)}"
     assert result.stderr.strip().splitlines()[-1] == f"deployer: error: {error}"
+    assert json.loads(result.stdout) == {"error": error, "changes": changes}
     assert remote_ubiops.sdk().deployment_versions_get(PROJECT, deployment, "v1").status == "unavailable"
 
 
