@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import math
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from uvicorn.lifespan.on import LifespanOn
 
 from contract.archive import ArchiveError
 from contract.config import ConfigError, DeployerConfig, load_config, secret_values
@@ -249,9 +251,34 @@ class EmulatorServer(uvicorn.Server):
         super().__init__(config)
         self.runtime = runtime
 
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's, ended by Ctrl-C without a traceback: once uvicorn has stopped, it raises the SIGINT it caught
+        again, and asyncio turns that into a KeyboardInterrupt, which `uvicorn.run` swallows but Python printed
+        here. The emulator then exits by SIGINT, as Python itself exits on an uncaught KeyboardInterrupt, so a
+        shell or make sees it was interrupted."""
+        try:
+            super().run(sockets)
+        except KeyboardInterrupt:
+            logging.shutdown()  # flushed: the signal ends the process before Python's own clean-up
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGINT)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Answer the requests, then uvicorn's shutdown. A second Ctrl-C makes uvicorn's a forced one, which stops
+        waiting for open connections and skips the app's own shutdown: the application's lifespan was then
+        cancelled as the event loop closed, an ERROR traceback in the log (CancelledError), and its clean-up
+        (builds stopped, log lines stored, the data folder's stores closed) never ran. It runs here instead,
+        after one plain line."""
         await self.runtime.close()
         await super().shutdown(sockets)
+        if isinstance(self.lifespan, LifespanOn) and not self.lifespan.shutdown_event.is_set():
+            cut = list(self.server_state.tasks)
+            log.warning("Interrupted again: stopping now, without waiting for open connections; requests cut off: %d", len(cut))
+            with _without_cancellations(logging.getLogger("uvicorn.error")):  # each logged its traceback as an ERROR
+                for task in cut:
+                    task.cancel()
+                await asyncio.gather(*cut, return_exceptions=True)
+            await self.lifespan.shutdown()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -269,6 +296,20 @@ class EmulatorServer(uvicorn.Server):
                 yield
             finally:
                 signal.signal(signal.SIGHUP, previous)
+
+
+@contextlib.contextmanager
+def _without_cancellations(logger: logging.Logger) -> Iterator[None]:
+    """`logger` leaves out the records of a cancellation (a request's task cut off, as asked), meanwhile."""
+
+    def not_cancelled(record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+    logger.addFilter(not_cancelled)
+    try:
+        yield
+    finally:
+        logger.removeFilter(not_cancelled)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,20 @@ import os
 import signal
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from harness import DEPLOYMENT, PACKAGES, PROJECT, Emulator, eventually, free_port, hangups, ignored_signals, start_emulator
+from harness import (
+    DEPLOYMENT,
+    PACKAGES,
+    PROJECT,
+    Emulator,
+    eventually,
+    free_port,
+    hangups,
+    ignored_signals,
+    start_emulator,
+    wait_for_log,
+)
 
 from emulator.launcher import wait_until_served
 
@@ -47,6 +59,32 @@ def test_an_emulator_started_with_hangups_ignored_keeps_serving_after_one(tmp_pa
         assert emulator.process.wait(GUARD_SECONDS) == -signal.SIGTERM
     finally:
         kill(emulator)
+
+
+def test_a_second_ctrl_c_stops_at_once_saying_so_in_one_line(tmp_path):
+    """A second Ctrl-C while uvicorn waited for an open connection (its forced exit) left the app's lifespan to
+    be cancelled as the event loop closed: an ERROR traceback (CancelledError) in the log, the app's own
+    clean-up skipped, and a KeyboardInterrupt's traceback after it (after a single Ctrl-C too)."""
+    emulator = start_emulator("minimal", tmp_path)
+    try:
+        wait_until_served(emulator)
+        path = urlsplit(emulator.requests_url()).path
+        with socket.create_connection(("127.0.0.1", urlsplit(emulator.url).port), timeout=GUARD_SECONDS) as sending:
+            # A request whose body is still arriving: uvicorn waits for its connection once stopped. `100 Continue`
+            # comes once the app reads the body, so the request is under way before the first Ctrl-C.
+            sending.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                            "Content-Length: 100\r\nExpect: 100-continue\r\n\r\n".encode())
+            assert b"100 Continue" in sending.recv(1024)
+            emulator.process.send_signal(signal.SIGINT)
+            wait_for_log(emulator, "Waiting for connections to close", seconds=GUARD_SECONDS)
+            emulator.process.send_signal(signal.SIGINT)
+            assert emulator.process.wait(GUARD_SECONDS) == -signal.SIGINT, "it exits by the signal it was stopped with"
+    finally:
+        kill(emulator)
+    log = emulator.log()
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert log.count("Interrupted again: stopping now, without waiting for open connections; requests cut off: 1") == 1, log
+    assert "Application shutdown complete" in log, "the app's own clean-up ran"
 
 
 def test_nothing_an_instance_started_outlives_an_emulator_killed_outright(tmp_path):
