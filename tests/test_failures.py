@@ -86,6 +86,34 @@ def test_an_instance_whose_restart_fails_is_retried_while_the_other_serves(emula
     eventually(lambda: len(running()) == 2, "the failed instance restarts once the cause is gone")
 
 
+def test_an_instance_that_keeps_ending_soon_after_it_started_is_restarted_ever_later(emulators):
+    """An `__init__` leaving a thread that ends the process 0.3 s later was restarted at once, for ever (224 times
+    in 75 s), its version available throughout. From its second such loss in a row, its restart waits as a failed
+    start's does (RETRY_SECONDS), the version unavailable meanwhile, saying why, and requests are refused."""
+    looping = emulators("crashing", "--env", "CRASH_AFTER_INIT=0.3")
+    api = looping.sdk()
+    cause = "the instance stopped within 10 s of becoming ready"
+    wait_for_log(looping, f"could not restart: {cause}, 2 times in a row; trying again in 1 s", seconds=60)
+    wait_for_log(looping, f"could not restart: {cause}, 3 times in a row; trying again in 2 s", seconds=60)
+    (instance,) = api.instances_list(PROJECT, DEPLOYMENT, "v1").results
+    events = [e.description for e in api.instance_events_list(PROJECT, DEPLOYMENT, instance.id, "v1").results]
+    assert f"Instance lost (start): The deployment failed to restart: {cause}, 2 times in a row; retrying in 1 s" in events
+    assert "Instance lost (crash): The instance stopped (exit code 7) while idle; it is being restarted" in events
+
+    def refused() -> str | None:
+        """The 503 of a request sent while the instance waits (one sent while it runs is answered)."""
+        try:
+            api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
+        except ubiops.ApiException as exc:
+            assert exc.status == 503, exc.body
+            return str(exc.body)
+        return None
+
+    assert f"failed to restart ({cause}, " in eventually(refused, "a request is refused while the instance waits", seconds=60)
+    eventually(lambda: api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "unavailable",
+               "the version is unavailable while the instance waits", seconds=60)
+
+
 def test_request_past_its_timeout_fails_and_the_instance_is_replaced(emulators):
     crashing = emulators("crashing")
     api = crashing.sdk()

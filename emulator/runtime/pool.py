@@ -3,8 +3,9 @@
 An instance lost to a timeout or a crash fails only the request it was running and is replaced.
 If an instance cannot start the first time (`__init__` raised or hung, the process died), the version
 is unavailable: queued and new requests get that error rather than waiting forever. A replacement that
-cannot start is tried again, ever later (RETRY_SECONDS), while the other instances serve; the version
-is unavailable only while none of them can. A version with nothing to run has `NoInstances`, which
+cannot start is tried again, ever later (RETRY_SECONDS), while the other instances serve, and so is one
+that keeps ending soon after it started (CRASH_LOOP_SECONDS); the version is unavailable only while none of
+them can. A version with nothing to run has `NoInstances`, which
 refuses every request with the reason.
 """
 
@@ -15,6 +16,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +50,13 @@ RETRY_SECONDS = (1, 2, 4, 8, 15, 30, 60)
 """How long a lost instance whose replacement could not start waits before each new try (the last
 one for every try after): a cause that goes (a server `__init__` calls comes back up) is soon
 noticed, one that stays costs a start a minute."""
+CRASH_LOOP_SECONDS = 10
+"""An instance whose process ends by itself while idle within this long of becoming ready, twice in a row, is in a
+crash loop (its `__init__` left something behind that kills it: a thread, a child process it needs): from the second
+such loss, it is restarted as one whose start failed, ever later (RETRY_SECONDS). It was restarted at once, for ever:
+224 times in 75 s, its version available throughout. The first loss still restarts at once (a worker killed from
+outside). Long enough to catch a loop whose cause takes a few seconds; one whose instance lives longer restarts at
+most once per this long anyway."""
 
 
 Preparation = Callable[[], contextlib.AbstractAsyncContextManager[Error | None]]
@@ -199,6 +208,10 @@ class InstancePool:
         self._running: set[Ticket] = set()
         self._failing: set[Instance] = set()
         """The instances whose replacement could not start, waiting to be tried again."""
+        self._ready_at: dict[Instance, float] = {}
+        """When each instance's current process became ready (`time.monotonic`)."""
+        self._losses_soon: dict[Instance, int] = {}
+        """How many times in a row each instance was lost while idle soon after it became ready (CRASH_LOOP_SECONDS)."""
         self._free = 0
         self._settled = asyncio.Event()
         """Set once the status is no longer STARTING."""
@@ -405,7 +418,7 @@ class InstancePool:
                 self.events.instance_lost(instance, InstanceLost.reason, await instance.lost_while_idle())
                 if self.replaced is not None:
                     return
-                await self._restart(instance)
+                await self._restart(instance, self._crash_loop(instance))
                 continue
             if self.replaced is not None or self._closed is not None:
                 # Taken from the queue just before it was handed over (`retire`) or emptied (`close`), and
@@ -432,6 +445,7 @@ class InstancePool:
             elif lost:  # it never reached the instance, found dead: another takes it (its preparation was left)
                 self.adopt(ticket, first=True)
             if lost:
+                self._losses_soon.pop(instance, None)  # the request it ran may have ended it: no loop of its own
                 if self.replaced is not None:  # its successor serves the version
                     return
                 await self._restart(instance)
@@ -521,6 +535,7 @@ class InstancePool:
             await instance.stop()
             problem = f"{type(exc).__name__}: {exc}"
         else:
+            self._ready_at[instance] = time.monotonic()
             self.events.instance_ready(instance)
             if self.status == STARTING:
                 self.status = AVAILABLE
@@ -529,12 +544,27 @@ class InstancePool:
         conda = f"; its {CONDA_NOT_BUILT}" if (self.launch.package_dir / CONDA_FILE).is_file() else ""
         return problem + conda
 
-    async def _restart(self, instance: Instance) -> None:
+    def _crash_loop(self, instance: Instance) -> tuple[str, int] | None:
+        """For an instance lost while idle: None when it lived past CRASH_LOOP_SECONDS, or for the first such loss
+        in a row; else why its restart counts as a failed start, and how many failed before it."""
+        lived = time.monotonic() - self._ready_at.pop(instance, -math.inf)
+        if lived >= CRASH_LOOP_SECONDS:
+            self._losses_soon.pop(instance, None)
+            return None
+        losses = self._losses_soon[instance] = self._losses_soon.get(instance, 0) + 1
+        if losses < 2:
+            return None
+        return f"the instance stopped within {CRASH_LOOP_SECONDS} s of becoming ready, {losses} times in a row", losses - 2
+
+    async def _restart(self, instance: Instance, crash_loop: tuple[str, int] | None = None) -> None:
         """Replace a lost instance's process, trying again after each failed start (RETRY_SECONDS) for as
         long as it takes: the cause may go (a server its `__init__` calls comes back up). Meanwhile the
-        other instances serve; the version is unavailable only while every instance is failing so."""
-        for retry in itertools.count():
-            problem = await self._start(instance, restart=True)
+        other instances serve; the version is unavailable only while every instance is failing so. An
+        instance in a crash loop (`_crash_loop`: why, and the failed starts before) waits as after a failed start."""
+        problem, first = crash_loop or (None, 0)
+        for retry in itertools.count(first):
+            if problem is None:
+                problem = await self._start(instance, restart=True)
             if problem is None:
                 break
             delay = RETRY_SECONDS[min(retry, len(RETRY_SECONDS) - 1)]
@@ -547,6 +577,7 @@ class InstancePool:
                 self._refuse(f"{self.launch.name} is unavailable: the deployment failed to restart ({problem}); "
                              "its instances are tried again (see the emulator log): send the request again later")
             await asyncio.sleep(delay)
+            problem = None
         self._failing.discard(instance)
         if self.status == UNAVAILABLE and self.failure is None:
             log.info("%s is available again: an instance restarted", self.launch.name, extra=self.launch.log_fields)

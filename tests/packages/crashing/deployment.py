@@ -1,11 +1,13 @@
 """Dies in the ways a real deployment can, on request; `sleep` outlives any timeout. With
-`$CRASH_AT_INIT` set to a mode, `__init__` dies so instead."""
+`$CRASH_AT_INIT` set to a mode, `__init__` dies so instead; with `$CRASH_AFTER_INIT` set to a number of
+seconds, a thread `__init__` starts ends the process that long after (exit code 7), request or none."""
 
 import ctypes
 import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -13,6 +15,8 @@ class Deployment:
     def __init__(self, base_directory, context):
         if "CRASH_AT_INIT" in os.environ:
             self.request({"mode": os.environ["CRASH_AT_INIT"]}, context)
+        if "CRASH_AFTER_INIT" in os.environ:
+            threading.Timer(float(os.environ["CRASH_AFTER_INIT"]), os._exit, (7,)).start()
 
     def request(self, data, context):
         mode = data["mode"]
