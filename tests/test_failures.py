@@ -340,6 +340,21 @@ def test_instance_growing_past_its_memory_limit_is_replaced_and_the_server_stays
     assert losses("ubiops_emulator_instance_crashes_total", project=PROJECT, deployment=DEPLOYMENT, version="v1", reason="memory") == len(failed)
 
 
+@pytest.mark.parametrize("how", ["fork", "subprocess", "hold"])
+def test_the_memory_limit_counts_the_processes_an_instance_starts(emulators, how):
+    """A container's limit counts every process of the deployment (a data loader's workers, ffmpeg, a model
+    server): 200 MB allocated in a process the worker started passed a 128 MB limit here, the request completed
+    (`hold`: timed out), and the deployment ran out of memory on UbiOps. A child that ended is seen in the peak
+    the reply carries; one still running, by the server's look at the worker's process group."""
+    limited = emulators("child_memory", "--instance-memory-mb", "128")
+    api = limited.sdk()
+    response = api.deployment_requests_create(PROJECT, DEPLOYMENT, data=how, timeout=60)
+    assert (response.status, response.error_message) == ("failed", "The instance used more than 128 MB of memory while "
+                                                         "handling the request and was stopped; it is being restarted")
+    after = api.deployment_requests_create(PROJECT, DEPLOYMENT, data="small")
+    assert (after.status, after.result) == ("completed", "small: done"), "a new instance took the next request"
+
+
 def resident_mb(pid: int) -> float:
     with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024**2

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,10 @@ at once (`--instances 2`, `/v2/status` asked every 20 ms meanwhile, ad hoc, the 
 run): its median 113 ms (p90 172 ms) without the turns, 32 ms (p90 48 ms) with them."""
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
+PSS_POLL_FACTOR = 10
+"""After a look that had to read the instance's processes' PSS (`ProcessGroup.memory_bytes`: 15-30 ms per GB they
+map), the next waits this many times as long, at least: the server's event loop spends at most a tenth of its time
+on them."""
 EXIT_GRACE_SECONDS = 5
 """How long a worker whose channel closed may take to exit (a large model's clean-up at exit) before it is killed."""
 START_TIMEOUT_SECONDS = 600
@@ -184,6 +189,8 @@ class Instance:
         """Whether a job runs."""
         self._memory_check: asyncio.Handle | None = None
         """The next look at the worker's memory, while jobs run."""
+        self._group: ProcessGroup | None = None
+        """The worker's process group, whose memory is held to the limit."""
         self._temp_dir: str | None = None
         """The worker's own temporary folder (its TMPDIR), gone with its process, as a container's /tmp is:
         a deployment's files there (a model's scratch, an image it wrote) never outlive it. Removed by
@@ -213,6 +220,7 @@ class Instance:
         self._process = asyncio.subprocess.Process(transport, worker, loop)
         self._exited = worker.exited
         pid = self._process.pid
+        self._group = ProcessGroup(pid)
         self._exited.add_done_callback(lambda _: kill_group(pid))
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=protocol.MAX_MESSAGE_BYTES)
         self._relays = [asyncio.create_task(self._relay(stream, name))
@@ -338,16 +346,18 @@ class Instance:
             self._memory_check = asyncio.get_running_loop().call_soon(self._check_memory)
 
     def _check_memory(self) -> None:
-        """While the worker works: kill the worker once its resident memory passes the limit, otherwise look
-        again in MEMORY_POLL_SECONDS. One timer for back-to-back jobs, not a look per job: reading
-        /proc cost ~4 % of the server's time per trivial request under load. Jobs shorter than a look
-        are caught by the peak memory each reply carries (`run`)."""
-        assert self._process is not None and self.launch.memory_limit_mb is not None, "started with a limit"
+        """While the worker works: kill the worker, and what it started, once their memory together passes the
+        limit (`ProcessGroup.memory_bytes`), otherwise look again in MEMORY_POLL_SECONDS. One timer for
+        back-to-back jobs, not a look per job: reading /proc cost ~4 % of the server's time per trivial request
+        under load. Jobs shorter than a look are caught by the peak memory each reply carries (`run`)."""
+        assert self._group is not None and self.launch.memory_limit_mb is not None, "started with a limit"
         if not self._busy:
             self._memory_check = None
             return
-        if not self._past_memory_limit(resident_bytes(self._process.pid)):
-            self._memory_check = asyncio.get_running_loop().call_later(MEMORY_POLL_SECONDS, self._check_memory)
+        began = time.perf_counter()
+        if not self._past_memory_limit(self._group.memory_bytes(self.launch.memory_limit_mb * 1024 * 1024)):
+            wait = max(MEMORY_POLL_SECONDS, PSS_POLL_FACTOR * (time.perf_counter() - began))
+            self._memory_check = asyncio.get_running_loop().call_later(wait, self._check_memory)
             return
         self._memory_check = None
         self._stop_over_memory()
@@ -357,12 +367,9 @@ class Instance:
         return bool(limit and memory_bytes > limit * 1024 * 1024)
 
     def _peak_past_memory_limit(self, reported: int) -> bool:
-        """Whether the peak a worker reported passed the limit. On Linux `getrusage`'s peak starts at that of
-        the process that started the worker (the kernel keeps it across `exec`): a server, or a test run,
-        that had once held more than the limit failed every start and request of its instances. So a peak
-        past the limit is checked against the worker's own high-water mark, read from /proc only then."""
-        assert self._process is not None, "the instance was started"
-        return self._past_memory_limit(reported) and self._past_memory_limit(peak_bytes(self._process.pid, reported))
+        """Whether the peak a worker reported (its own, or that of the largest process it started and waited for:
+        `worker._peak_memory_bytes`) passed the limit."""
+        return self._past_memory_limit(reported)
 
     def _stop_over_memory(self) -> None:
         """Kill the worker for passing its memory limit: the job it runs, or has just answered, fails."""
@@ -521,30 +528,76 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def resident_bytes(pid: int) -> int:
-    """A process's resident memory, from /proc (0 once it is gone)."""
-    try:  # os.open, not open(): read before every request, a Python file object costs 4 more system calls
-        fd = os.open(f"/proc/{pid}/statm", os.O_RDONLY)
+class ProcessGroup:
+    """The processes of a worker's process group: the worker and whatever it started that stayed in its group (a
+    data loader's workers, ffmpeg, a model server), the processes `kill_group` kills with it, whose memory a
+    container's limit counts together. Linux lists no group's processes, so each look reads /proc: every process
+    once, then only the group's and those new since, as a process outside the group cannot join it (a process
+    joins a group only within its session, and the worker's session is its own)."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self._outside: set[int] = set()
+        """The processes found outside the group, still running at the last look."""
+
+    def memory_bytes(self, limit: int) -> int:
+        """The group's memory: a lone worker's resident memory (RSS); several processes' summed, and once that
+        passes `limit`, summed as PSS, which counts each page they share once (a forked child shares its parent's
+        pages until either writes them, and each one's RSS counts them whole) but costs 15-30 ms per GB they map,
+        where RSS costs a few µs a process. 0 where /proc cannot be read (macOS)."""
+        members = self._members()
+        resident = sum(rss for _, rss in members)
+        if len(members) < 2 or resident <= limit:
+            return resident
+        return sum(proportional_bytes(pid, rss) for pid, rss in members)
+
+    def _members(self) -> list[tuple[int, int]]:
+        """Each process of the group, with its resident memory."""
+        try:
+            pids = {int(name) for name in os.listdir("/proc") if name.isdigit()}
+        except OSError:
+            return []
+        self._outside &= pids  # a number no longer in use may come back as one of the group's
+        members = []
+        for pid in pids - self._outside:
+            group, resident = group_and_resident_bytes(pid)
+            if group == self.pgid:
+                members.append((pid, resident))
+            else:
+                self._outside.add(pid)
+        return members
+
+
+def group_and_resident_bytes(pid: int) -> tuple[int | None, int]:
+    """A process's group and its resident memory, from /proc/<pid>/stat (None and 0 once it is gone)."""
+    try:  # os.open, not open(): a Python file object costs 4 more system calls, and a look reads many
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
-        return 0
+        return None, 0
     try:
-        return int(os.read(fd, 256).split()[1]) * PAGE_SIZE
+        fields = os.read(fd, 1024).rpartition(b")")[2].split()  # after the command's name, which may hold anything
+        return int(fields[2]), int(fields[21]) * PAGE_SIZE  # the fields' 5th (pgrp) and 24th (rss, in pages)
     except (OSError, IndexError, ValueError):
-        return 0
+        return None, 0
     finally:
         os.close(fd)
 
 
-def peak_bytes(pid: int, reported: int) -> int:
-    """A process's own peak resident memory (`VmHWM`, from /proc), or `reported` where /proc has none
-    (macOS, or the process is gone)."""
+def proportional_bytes(pid: int, resident: int) -> int:
+    """A process's proportional set size (PSS, from /proc/<pid>/smaps_rollup: each page it shares with others
+    counted as its share), or `resident` where it cannot be read (Linux before 4.14)."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            text = status.read()
-        start = text.index(b"VmHWM:") + len(b"VmHWM:")
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+            text = rollup.read()
+    except FileNotFoundError:
+        return 0  # gone since
+    except OSError:
+        return resident
+    try:
+        start = text.index(b"\nPss:") + len(b"\nPss:")
         return int(text[start:text.index(b"kB", start)]) * 1024
-    except (OSError, ValueError):
-        return reported
+    except ValueError:  # empty: a process ended but not yet waited for
+        return resident
 
 
 def describe_exit(code: int) -> str:

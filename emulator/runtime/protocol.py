@@ -58,7 +58,8 @@ class Ready:
 
     capabilities: Capabilities
     peak_memory_bytes: int = field(default=0, compare=False)
-    """The worker's peak resident memory so far: `__init__` is held to the instance's limit too."""
+    """The peak resident memory so far of the worker, or of the largest process it started and waited for
+    (`worker._peak_memory_bytes`): `__init__` is held to the instance's limit too."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Result:
 
     result: Any
     peak_memory_bytes: int = field(default=0, compare=False)
-    """The worker's peak resident memory so far; not part of the reply's value."""
+    """As in `Ready`; not part of the reply's value."""
 
 
 @dataclass(frozen=True)

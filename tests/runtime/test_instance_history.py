@@ -123,6 +123,18 @@ async def test_a_job_that_passes_the_memory_limit_between_looks_fails_itself(poo
     assert after and after[0].result.split()[1:] == ["holds", "64", "MB"], "a new instance took the next job"
 
 
+@pytest.mark.parametrize("how", ["fork", "subprocess"])
+async def test_a_process_a_job_started_and_waited_for_between_looks_counts_in_its_peak(pools, job, monkeypatch, how):
+    """A child that ended before the server's next look (a tool `subprocess.run` ran, a joined data loader's worker)
+    is seen only in the peak the reply carries: the worker's alone let 200 MB past a 128 MB limit."""
+    monkeypatch.setattr("emulator.runtime.instance.MEMORY_POLL_SECONDS", 3600)  # one look, before the first job
+    limited = pools("child_memory", memory_limit_mb=128)
+    limited.start()
+    failed = await limited.submit(job(how), TIMEOUT)
+    assert isinstance(failed, Error) and failed.error.startswith("The instance used more than 128 MB of memory")
+    assert await limited.submit(job("small"), TIMEOUT) == Result("small: done"), "a new instance took the next job"
+
+
 @pytest.mark.parametrize("environment", [{}, {"INIT_PEAK_HOLD": "1"}], ids=["returns", "holds"])
 async def test_an_init_that_passes_the_memory_limit_fails_the_start_as_a_container_limit_would(pools, job, environment):
     """Before, a peak `__init__` reached was let through, so a model too big for its instance type
