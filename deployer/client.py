@@ -156,7 +156,10 @@ def translated(what: str, host: str, secrets: Collection[str] = ()) -> Iterator[
     except ubiops.exceptions.ApiException as exc:
         if isinstance(exc.__context__, requests.exceptions.InvalidJSONError):  # NaN or infinity: nothing was sent
             raise DeployerError(f"the data for {what} is not valid JSON: {_one_line(exc.__context__)}") from None
-        if not exc.status:  # the SDK's wrapping of a connection that failed or timed out
+        if isinstance(exc.__context__, requests.exceptions.ReadTimeout):  # connected and sent: the answer is late
+            raise DeployerError(scrubbed(f"the UbiOps API at {host} did not answer {what} in time "
+                                         f"({_one_line(exc.reason)}); it may still have done it", secrets)) from None
+        if not exc.status:  # the SDK's wrapping of a connection that failed or its connecting timed out
             raise DeployerError(scrubbed(f"cannot reach the UbiOps API at {host} ({_one_line(exc.reason)})", secrets)) from None
         raise ApiError(scrubbed(describe_api_error(exc, what), secrets), exc.status) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:

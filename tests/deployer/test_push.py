@@ -371,7 +371,7 @@ def test_an_upload_whose_answer_does_not_come_is_looked_up_and_the_push_goes_on(
     summary = json.loads(result.stdout)
     revision = _revision(remote_ubiops, project, "v1")
     assert (summary["revision"], summary["build_status"]) == (revision, "success")
-    assert "the upload failed (cannot reach the UbiOps API at " in result.stderr
+    assert "the upload failed (the UbiOps API at " in result.stderr and "did not answer version 'v1' in time" in result.stderr
     assert f"but UbiOps lists revision {revision} of {project.deployment}/v1: the upload arrived; going on" in result.stderr
     assert "delete it" not in result.stderr
 
@@ -386,7 +386,7 @@ def test_an_upload_that_never_arrived_says_the_version_has_no_revision(project, 
             release.set()
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"deployer: error: cannot reach the UbiOps API at {api} ("), error
+    assert error.startswith(f"deployer: error: the UbiOps API at {api} did not answer version 'v1' in time ("), error
     assert error.endswith(f"; changed at UbiOps so far: created deployment {project.deployment}; version v1 of "
                           f"{project.deployment} was created without a package: UbiOps listed no revision of it once "
                           "the upload failed (it stays unavailable unless the upload still lands: see `python -m "
