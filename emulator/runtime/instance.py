@@ -29,6 +29,9 @@ from emulator.runtime import protocol
 from emulator.runtime.python_envs import PythonEnvironment
 
 LOG_LINE_LIMIT = 64 * 1024
+READ_LIMIT = 1024 * 1024
+"""What the server reads of a worker's channel ahead of its messages' use: asyncio stops reading a socket
+whose reader holds twice its limit. Messages past this are read in pieces of it (`read_message`)."""
 RELAY_TURN_LINES = 100
 """Lines the relay logs before it lets the event loop serve others. A deployment printing 2 000 000 empty lines
 at once (`--instances 2`, `/v2/status` asked every 20 ms meanwhile, ad hoc, the machine busy with a test
@@ -97,6 +100,21 @@ class InstanceOverMemory(InstanceLost):
     """The instance passed its memory limit while handling a request and was killed."""
 
     reason = "memory"
+
+
+class InstanceOversized(InstanceLost):
+    """The instance sent a message past `protocol.MAX_MESSAGE_BYTES`; it was killed, as its channel is out
+    of step (the rest of the message comes next)."""
+
+    reason = "oversized"
+
+
+class MessageTooLarge(Exception):
+    """A message from the worker passed `protocol.MAX_MESSAGE_BYTES`; `kind` is its type's name, when known."""
+
+    def __init__(self, kind: str | None) -> None:
+        super().__init__(kind)
+        self.kind = kind
 
 
 MACHINE_VARIABLES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH",
@@ -222,7 +240,7 @@ class Instance:
         pid = self._process.pid
         self._group = ProcessGroup(pid)
         self._exited.add_done_callback(lambda _: kill_group(pid))
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=protocol.MAX_MESSAGE_BYTES)
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=READ_LIMIT)
         self._relays = [asyncio.create_task(self._relay(stream, name))
                         for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")) if stream]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
@@ -294,6 +312,15 @@ class Instance:
         except TimeoutError:
             await self.stop()
             raise InstanceTimedOut() from None
+        except MessageTooLarge as exc:
+            log.warning("[%s] sent a message past %d MiB; stopping it", self.label, protocol.MAX_MESSAGE_BYTES // 2 ** 20,
+                        extra=self.log_fields)
+            await self.stop()
+            what = {"StreamUpdate": "A streaming update of the deployment",
+                    "Error": "The deployment's error message"}.get(exc.kind or "", "The deployment's output")
+            raise InstanceOversized(
+                f"{what} is larger than the emulator's limit of {protocol.MAX_MESSAGE_BYTES // 2 ** 20} MiB (as JSON), "
+                "so the request failed; its instance, which was still sending it, is being restarted") from None
         except ConnectionError:
             pass  # from `_send`: the worker had gone
         finally:
@@ -418,10 +445,10 @@ class Instance:
         await self._writer.drain()
 
     async def _receive(self) -> protocol.Message | None:
-        """The next message, or None when the worker has gone."""
+        """The next message, or None when the worker has gone; MessageTooLarge past `protocol.MAX_MESSAGE_BYTES`."""
         assert self._reader is not None, "the instance was started"
         try:
-            line = await self._reader.readline()
+            line = await read_message(self._reader, protocol.MAX_MESSAGE_BYTES)
         except ConnectionError:
             return None
         return protocol.decode(line) if line else None
@@ -493,6 +520,29 @@ class WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
         super().process_exited()
         if not self.exited.done():
             self.exited.set_result(None)
+
+
+async def read_message(reader: asyncio.StreamReader, most: int) -> bytes:
+    """The next line from `reader`, as `readline` gives it (b"" at the end, a last line without its end as
+    it is), of any length up to `most` bytes with its end, however small the reader's limit (`READ_LIMIT`):
+    a longer one raises MessageTooLarge (`readline` raised a ValueError), the rest of it left unread."""
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            piece, ended = await reader.readuntil(b"\n"), True
+        except asyncio.IncompleteReadError as end:
+            piece, ended = end.partial, True
+        except asyncio.LimitOverrunError as over:  # the line goes on past the reader's limit: take what came
+            piece, ended = await reader.readexactly(over.consumed), False
+        size += len(piece)
+        if size > most:
+            raise MessageTooLarge(protocol.type_of((pieces[0] if pieces else piece)[:64]))
+        if ended and not pieces:
+            return piece
+        pieces.append(piece)
+        if ended:
+            return b"".join(pieces)
 
 
 def utf8_cut(data: bytes) -> int:

@@ -22,6 +22,7 @@ from typing import Any, TypedDict, TypeVar, Union
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 REQUEST_TAG = re.compile(r"\[request ([^\]\s]+)\] ")
+TYPE_FIRST = re.compile(rb'\{"type":"(\w+)"')
 
 
 class RequestContext(TypedDict):
@@ -132,6 +133,12 @@ def decode(line: bytes) -> Message:
         body[name] = nested(**body[name])
     message: Message = cls(**body)
     return message
+
+
+def type_of(start: bytes) -> str | None:
+    """The type's name of the message whose encoding starts with `start` (`encode` writes it first), or None."""
+    match = TYPE_FIRST.match(start)
+    return match[1].decode() if match else None
 
 
 def decode_as(line: bytes, kind: type[M]) -> M:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import signal
 import tempfile
@@ -244,6 +245,30 @@ async def test_updates_a_request_streams_after_it_returned_reach_no_one(pools, j
     assert (alice, bob) == ([], [])
     assert await pool.submit(job("still streams"), TIMEOUT, on_update=bob.append) == Result("STILL STREAMS")
     assert bob == ["STILL", "STREAMS"]
+
+
+NEAR_LIMIT = "y" * (2 ** 20 - 2 ** 10)
+"""A message just under the 1 MiB limit the test sets, which the server reads in pieces all the same."""
+
+
+@pytest.mark.parametrize("package, what, answer", [
+    ("minimal", "The deployment's output", f"{NEAR_LIMIT} #1"),  # the first request of the restarted instance
+    ("streaming", "A streaming update of the deployment", NEAR_LIMIT.upper()),
+], ids=["output", "update"])
+async def test_a_message_past_the_limit_fails_its_request_saying_so_and_restarts_the_instance(
+        pools, job, monkeypatch, caplog, package, what, answer):
+    """A reply or update past the limit (512 MiB) failed as the emulator's own fault, "The emulator could
+    not run the request (ValueError: Separator is not found, and chunk exceed the limit)", with a traceback
+    in the log. Here the limit is 1 MiB, and the channel is read 64 KiB at a time."""
+    monkeypatch.setattr("emulator.runtime.protocol.MAX_MESSAGE_BYTES", 2 ** 20)
+    monkeypatch.setattr("emulator.runtime.instance.READ_LIMIT", 2 ** 16)
+    pool = pools(package)
+    pool.start()
+    assert await pool.submit(job("x" * 2 ** 21), TIMEOUT) == Error(
+        f"{what} is larger than the emulator's limit of 1 MiB (as JSON), so the request failed; its instance, "
+        "which was still sending it, is being restarted")
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert await pool.submit(job(NEAR_LIMIT), TIMEOUT) == Result(answer)
 
 
 async def test_a_deployments_own_stdout_lock_does_not_deadlock_its_reply(pools, job):
