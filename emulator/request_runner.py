@@ -47,6 +47,7 @@ from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.metrics import Metrics
 from emulator.request_store import RequestRecord, RequestStore
+from emulator.runtime.instance import OnUpdate
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import VersionUnavailable
 from emulator.runtime.protocol import Error, Job, RequestContext
@@ -189,7 +190,7 @@ class RequestRunner:
         deployment: Deployment,
         version: Version,
         record: RequestRecord,
-        on_update: Callable[[str], None] | None = None,
+        on_update: OnUpdate | None = None,
     ) -> Outcome:
         """Run a recorded request to its end; raises VersionUnavailable (the record failed with the
         reason) when the version cannot start. A request that already ended (its body did not fit its
@@ -209,7 +210,7 @@ class RequestRunner:
             raise
 
     async def _run(self, deployment: Deployment, version: Version, record: RequestRecord,
-                   on_update: Callable[[str], None] | None) -> Outcome:
+                   on_update: OnUpdate | None) -> Outcome:
         # No await before the job is queued: a batch's items reach the queue in the order they were made.
         copies = self.storage.work.plan(record.id)
         try:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
-from harness import DEPLOYMENT, PROJECT, start_emulator
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator
 from ubiops.exceptions import UbiOpsException
 from ubiops.utils import stream_deployment_request
+
+FLOOD = 200
+"""The 1 MiB updates a flooding request streams (the `streaming` package's `flood`): far more than what
+the emulator keeps for a caller that reads slowly, with what the sockets between hold."""
 
 
 def test_partial_output_then_the_full_response(emulators):
@@ -43,6 +49,42 @@ def test_streamed_request_is_kept_in_history(emulators):
     api = streaming.sdk()
     final = list(stream_deployment_request(api.api_client, PROJECT, DEPLOYMENT, version="v1", data="a b", full_response=True))[-1]
     assert api.deployment_requests_get(PROJECT, DEPLOYMENT, final.id).result == "A B"
+
+
+def ended_request(api, folder: Path):
+    """The flooding request whose folder is `folder`, once it has ended."""
+    request_id = eventually(lambda: (folder / "id").is_file() and (folder / "id").read_text(), "the request started")
+    return eventually(lambda: (request := api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id)).status
+                      not in ("pending", "processing") and request, "the request ended", seconds=60)
+
+
+def test_a_caller_that_stops_reading_holds_the_deployment_back_until_the_timeout(emulators, tmp_path):
+    """Updates were queued for the caller without bound: a deployment streaming 1 MB updates to a caller
+    that read slowly or not at all filled the server's memory (3 to 6 GB in 20 s). Now its
+    `streaming_update` waits for the caller, and the request's timeout ends a stream the caller stalls."""
+    streaming = emulators("streaming")
+    api = streaming.sdk()
+    events = stream_deployment_request(api.api_client, PROJECT, DEPLOYMENT, data=f"flood {FLOOD} {tmp_path}", timeout=10)
+    assert next(events).startswith("0 s")
+    ended = ended_request(api, tmp_path)  # the caller reads nothing more meanwhile
+    sent = (tmp_path / "sent").stat().st_size
+    assert sent < FLOOD // 4, f"the deployment streamed {sent} MiB to a caller that read 1"
+    message = "The request timed out after 10 seconds; its instance is being restarted"
+    assert (ended.status, ended.error_message) == ("failed", message)
+    with pytest.raises(UbiOpsException, match=message):
+        for _ in events:  # what was kept for the caller, then the failed response
+            pass
+    assert list(stream_deployment_request(api.api_client, PROJECT, DEPLOYMENT, data="a b")) == ["A", "B"]
+
+
+def test_a_caller_that_hangs_up_leaves_the_request_to_run_on_its_updates_dropped(emulators, tmp_path):
+    """As a hung-up request runs to its end (README): its updates are no longer kept, nor waited for."""
+    streaming = emulators("streaming")
+    with httpx.stream("POST", f"{streaming.requests_url()}/stream", content=f"flood {FLOOD} {tmp_path}",
+                      headers={"Content-Type": "text/plain"}) as response:
+        assert next(response.iter_lines()).startswith("data:0 s")
+    ended = ended_request(streaming.sdk(), tmp_path)
+    assert (ended.status, ended.result, (tmp_path / "sent").stat().st_size) == ("completed", "flooded", FLOOD)
 
 
 def test_a_list_body_is_a_list_of_requests_as_the_cli_sends(emulators):

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from emulator.api.dependencies import Services, services_of
 from emulator.api.parameters import BoundedInt, documented, read_query
@@ -41,6 +42,9 @@ DIRECT_PATHS = (DEPLOYMENT + "/requests", VERSION + "/requests")
 """Where `deployment_requests_create` is served (`at_both_levels`), for `app`'s plain routes to it."""
 LINE_ENDS = re.compile(r"\r\n|\r|\n")
 """What ends a line in an event stream (the SSE standard)."""
+UPDATES_AHEAD = 4
+"""Streamed updates kept for a caller that reads more slowly than its deployment streams them: past these
+the deployment's `streaming_update` waits (`Updates.put`, `Instance.run`) until the caller has read on."""
 _DATA = {
     "application/json": {"schema": {"description": "Structured input: an object of the deployment's input fields "
                                                    "(plain input: a JSON string)"}, "example": {}},
@@ -89,9 +93,46 @@ async def deployment_requests_stream(request: Request) -> StreamingResponse:
     (timeout,) = read_query(request, TIMEOUT)
     services, target = _target(request)
     record = await services.runner.accept(target, functools.partial(read_request_data, request), timeout)
-    updates: asyncio.Queue[str] = asyncio.Queue()
-    running = asyncio.create_task(services.runner.run(target.deployment, target.version, record, updates.put_nowait))
-    return StreamingResponse(_events(running, updates, record), media_type="text/event-stream")
+    updates = Updates()
+    running = asyncio.create_task(services.runner.run(target.deployment, target.version, record, updates.put))
+    return EventStream(_events(running, updates.queue, record), updates)
+
+
+class Updates:
+    """A streaming request's updates on their way to its caller. At most UPDATES_AHEAD wait: `put` waits
+    for room, and so does the deployment (a caller that stops reading leaves its request to its timeout,
+    which stops the instance), where an unbounded queue kept all that a fast deployment streamed to a
+    slow caller. Once the stream has ended (the caller hung up), updates are dropped: the request runs
+    on to its end, as a hung-up request does (README)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue(UPDATES_AHEAD)
+        self._open = True
+
+    async def put(self, text: str) -> None:
+        if self._open:
+            await self.queue.put(text)
+
+    def close(self) -> None:
+        """Drop what waits, which frees a `put` waiting for room, and what comes."""
+        self._open = False
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
+class EventStream(StreamingResponse):
+    """A streaming request's events, its `Updates` closed however the response ends: when the caller
+    hangs up, Starlette stops reading the events without closing their generator."""
+
+    def __init__(self, events: AsyncIterator[str], updates: Updates) -> None:
+        super().__init__(events, media_type="text/event-stream")
+        self.updates = updates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.updates.close()
 
 
 async def _events(running: asyncio.Task[Outcome], updates: asyncio.Queue[str], record: RequestRecord) -> AsyncIterator[str]:
@@ -99,8 +140,12 @@ async def _events(running: asyncio.Task[Outcome], updates: asyncio.Queue[str], r
     response line (the runner has recorded the request as failed), never a broken stream."""
     while True:
         update = asyncio.ensure_future(updates.get())
-        done, _ = await asyncio.wait({update, running}, return_when=asyncio.FIRST_COMPLETED)
-        if update not in done:
+        try:
+            await asyncio.wait({update, running}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the caller hung up
+            update.cancel()
+            raise
+        if not update.done():  # the request ended first
             update.cancel()
             break
         yield _event(update.result())

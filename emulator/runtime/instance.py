@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,9 @@ from emulator.runtime.python_envs import PythonEnvironment
 LOG_LINE_LIMIT = 64 * 1024
 READ_LIMIT = 1024 * 1024
 """What the server reads of a worker's channel ahead of its messages' use: asyncio stops reading a socket
-whose reader holds twice its limit. Messages past this are read in pieces of it (`read_message`)."""
+whose reader holds twice its limit, so while a streaming request's caller is behind (`run` awaits
+`on_update`) the deployment's `streaming_update` waits on the socket; with the message limit as the
+reader's, up to 1 GiB was read ahead. Messages past this are read in pieces of it (`read_message`)."""
 RELAY_TURN_LINES = 100
 """Lines the relay logs before it lets the event loop serve others. A deployment printing 2 000 000 empty lines
 at once (`--instances 2`, `/v2/status` asked every 20 ms meanwhile, ad hoc, the machine busy with a test
@@ -68,6 +70,8 @@ folder and the server's process id: the emulator's worker side (standard library
 from this checkout, then hidden again, so the deployment sees only its own package and requirements:
 its own `contract` module, say, is not shadowed by ours."""
 log = logging.getLogger("emulator.deployment")
+OnUpdate = Callable[[str], Awaitable[None]]
+"""Where a job's streamed updates go, one at a time (`Instance.run`)."""
 
 
 class InstanceStartError(Exception):
@@ -287,14 +291,15 @@ class Instance:
                 **self.launch.environment, "PYTHONUNBUFFERED": "1"}
 
     async def run(
-        self, job: protocol.Job, timeout: float, on_update: Callable[[str], None] | None = None,
+        self, job: protocol.Job, timeout: float, on_update: OnUpdate | None = None,
         on_sent: Callable[[], None] | None = None,
     ) -> protocol.Reply:
         """Send one job and return the worker's reply; raise InstanceTimedOut or InstanceLost.
 
         `on_sent` is called once the job has reached the worker; partial output the deployment streams
-        before its reply goes to `on_update`. A worker found dead before the job reached it raises
-        InstanceUnreached.
+        before its reply goes to `on_update`, awaited before the next message is read: a caller that
+        reads slowly holds the deployment's `streaming_update` back (`READ_LIMIT`), up to the timeout.
+        A worker found dead before the job reached it raises InstanceUnreached.
         """
         self._watch_memory()
         reply: protocol.Message | None = None
@@ -308,7 +313,7 @@ class Instance:
                         on_sent()
                 while sent and isinstance(reply := await self._receive(), protocol.StreamUpdate):
                     if on_update:
-                        on_update(reply.text)
+                        await self._hand_on(on_update(reply.text))
         except TimeoutError:
             await self.stop()
             raise InstanceTimedOut() from None
@@ -346,6 +351,19 @@ class Instance:
         if isinstance(reply, protocol.Error) and self._secret_forms:
             reply = replace(reply, error=self._masked(reply.error))
         return reply
+
+    async def _hand_on(self, update: Awaitable[None]) -> None:
+        """Await `update`, a streamed update on its way to the caller, unless the worker exits meanwhile:
+        killed as its request was cancelled or passed its memory limit, it is not held to a caller that
+        does not read (until the timeout), and `run` reads on to find it gone."""
+        handing = asyncio.ensure_future(update)
+        try:
+            await asyncio.wait((handing, self.exited), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not handing.done():
+                handing.cancel()
+        if handing.done():
+            handing.result()  # what the hand-off raised
 
     def _masked(self, text: str) -> str:
         """`text`, which the deployment wrote (a line it printed, the error it failed with), with the

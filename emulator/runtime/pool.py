@@ -30,6 +30,7 @@ from emulator.runtime.instance import (
     InstanceTimedOut,
     InstanceUnreached,
     Launch,
+    OnUpdate,
 )
 from emulator.runtime.protocol import Capabilities, Error, Job, Reply
 from emulator.runtime.python_envs import EnvironmentBuilder, EnvironmentBuildError
@@ -141,7 +142,7 @@ class Ticket:
     timed_in_queue: bool = True
     """False: timed from when an instance takes it (a batch request); one given back unrun is timed anew (`adopt`)."""
     on_start: Callable[[int], None] | None = None
-    on_update: Callable[[str], None] | None = None
+    on_update: OnUpdate | None = None
     prepared: Preparation | None = None
     """Entered by each instance that takes the job, around sending and running it: a request's input
     files are copied then, not while it waits in the queue, and removed before the instance takes another."""
@@ -267,7 +268,7 @@ class InstancePool:
         job: Job,
         timeout: float,
         on_start: Callable[[int], None] | None = None,
-        on_update: Callable[[str], None] | None = None,
+        on_update: OnUpdate | None = None,
         timed_in_queue: bool = True,
         prepared: Preparation | None = None,
     ) -> Reply:
@@ -618,7 +619,7 @@ class NoInstances:
         raise VersionUnavailable(self.error)
 
     async def submit(self, job: Job, timeout: float, on_start: Callable[[int], None] | None = None,
-                     on_update: Callable[[str], None] | None = None, timed_in_queue: bool = True,
+                     on_update: OnUpdate | None = None, timed_in_queue: bool = True,
                      prepared: Preparation | None = None) -> Reply:
         raise VersionUnavailable(self.error)
 

@@ -18,7 +18,7 @@ from harness import metric_values
 from submitting import TIMEOUT, queued, running
 
 from emulator.metrics import Metrics
-from emulator.runtime.instance import Instance
+from emulator.runtime.instance import Instance, OnUpdate
 from emulator.runtime.pool import AVAILABLE, START_FAILED, STARTING, UNAVAILABLE, NoEvents, Ticket, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
 from emulator.turns import PER_TURN
@@ -224,11 +224,20 @@ async def test_a_jobs_preparation_is_entered_by_the_instance_that_takes_it_and_l
                      "enter second", "leave second"]
 
 
+def collect(updates: list[str]) -> OnUpdate:
+    """An `on_update` that appends each update to `updates`."""
+
+    async def append(text: str) -> None:
+        updates.append(text)
+
+    return append
+
+
 async def test_partial_output_reaches_the_caller_before_the_result(pools, job):
     pool = pools("streaming")
     pool.start()
     updates: list[str] = []
-    assert await pool.submit(job("hello streaming world"), TIMEOUT, on_update=updates.append) == \
+    assert await pool.submit(job("hello streaming world"), TIMEOUT, on_update=collect(updates)) == \
         Result("HELLO STREAMING WORLD")
     assert updates == ["HELLO", "STREAMING", "WORLD"]
 
@@ -240,11 +249,28 @@ async def test_updates_a_request_streams_after_it_returned_reach_no_one(pools, j
     pool.start()
     alice: list[str] = []
     bob: list[str] = []
-    assert await pool.submit(job("leave a thread", "alice"), TIMEOUT, on_update=alice.append) == Result("left")
-    assert await pool.submit(job("release it", "bob"), TIMEOUT, on_update=bob.append) == Result("released")
+    assert await pool.submit(job("leave a thread", "alice"), TIMEOUT, on_update=collect(alice)) == Result("left")
+    assert await pool.submit(job("release it", "bob"), TIMEOUT, on_update=collect(bob)) == Result("released")
     assert (alice, bob) == ([], [])
-    assert await pool.submit(job("still streams"), TIMEOUT, on_update=bob.append) == Result("STILL STREAMS")
+    assert await pool.submit(job("still streams"), TIMEOUT, on_update=collect(bob)) == Result("STILL STREAMS")
     assert bob == ["STILL", "STREAMS"]
+
+
+async def test_a_cancelled_job_whose_caller_takes_no_update_frees_its_instance_at_once(pools, job):
+    """A streamed update waits until the caller takes it (`on_update`): its instance, killed as the job was
+    cancelled, was replaced only once the update was taken, or at the job's timeout."""
+    pool = pools("streaming")
+    pool.start()
+    offered = asyncio.Event()
+
+    async def never_taken(text: str) -> None:
+        offered.set()
+        await asyncio.Event().wait()
+
+    stalled = asyncio.create_task(pool.submit(job("one two"), TIMEOUT, on_update=never_taken))
+    await asyncio.wait_for(offered.wait(), TIMEOUT)
+    stalled.cancel()
+    assert await pool.submit(job("after"), TIMEOUT) == Result("AFTER")
 
 
 NEAR_LIMIT = "y" * (2 ** 20 - 2 ** 10)

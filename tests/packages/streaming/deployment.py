@@ -1,7 +1,10 @@
 """Streams each word of its plain input as partial output, then answers the whole text. `leave a
 thread` leaves one behind, which streams once a later request says `release it`; `tee` puts a
-stdout of its own with a lock in place, and a thread streams while it holds that lock."""
+stdout of its own with a lock in place, and a thread streams while it holds that lock; `flood N
+FOLDER` streams N updates of 1 MiB, writing its request's id to FOLDER/id first and a byte to
+FOLDER/sent after each update."""
 
+import os
 import sys
 import threading
 import time
@@ -51,6 +54,15 @@ class Deployment:
             threading.Thread(target=streams_holding_the_lock).start()
             time.sleep(0.05)  # the thread has the lock
             return "teed"
+        if data.startswith("flood "):
+            _, count, folder = data.split(" ", 2)
+            with open(os.path.join(folder, "id"), "w") as written:
+                written.write(context["id"])
+            for n in range(int(count)):
+                context["streaming_update"](f"{n} " + "s" * 2 ** 20)
+                with open(os.path.join(folder, "sent"), "ab") as sent:
+                    sent.write(b".")
+            return "flooded"
         if data == "release it":
             self.release.set()
             self.released.wait(30)
