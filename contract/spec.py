@@ -9,7 +9,7 @@ UbiOps does not document its server-side checks, so these are the emulator's rul
 
 - a structured request is a JSON object; every spec field must be present; extra keys are dropped;
 - `int` takes whole JSON numbers in the signed 64-bit range, never `true`/`false`;
-- `double` takes ints or floats, never NaN or Infinity;
+- `double` takes ints or floats, never NaN, Infinity or an int past a double's range;
 - `string`, `bool`, `dict` take their JSON type; `file` takes a string (a `ubiops-file://` URI on
   the way in, a local path on the way out);
 - `array_<type>` takes a list whose every item is of `<type>`;
@@ -229,9 +229,21 @@ def type_problem(data_type: str, value: Any) -> str | None:
             return f"but got {json_type(value)}"
         if isinstance(value, float) and not math.isfinite(value):
             return "but got NaN or Infinity"
+        if isinstance(value, int) and not _fits_a_double(value):
+            return "but the number is beyond the range of a double"
         return None
     expected = {"string": str, "file": str, "bool": bool, "dict": dict}[data_type]
     return None if isinstance(value, expected) else f"but got {json_type(value)}"
+
+
+def _fits_a_double(value: int) -> bool:
+    """Whether an integer can be a double: JSON takes `1` followed by 400 zeros as an int, which a double
+    field passed on as it was (`float()` of it raises OverflowError: a form value was a 500)."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def coerce_form_value(field: Field, text: str) -> Any:
@@ -252,11 +264,11 @@ def coerce_form_value(field: Field, text: str) -> Any:
         raise DataError(f"Form field {field.name!r} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError:
         raise DataError(f"Form field {field.name!r} must be of type {data_type}, got {text!r}") from None
-    if data_type == "double" and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
     problem = type_problem(data_type, value)
     if problem:
         raise DataError(f"Form field {field.name!r} must be of type {data_type}, {problem}")
+    if data_type == "double" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # within range: type_problem refuses an int past a double's
     problem = json_value_problem(value)
     if problem:
         raise DataError(f"Form field {field.name!r} {problem}")

@@ -229,6 +229,8 @@ def test_a_start_timeout_that_is_not_a_positive_number_of_seconds_is_refused(tmp
     ("wrong_type", "Output field 'value' must be of type double, but got a string"),
     ("not_json", "The deployment's output cannot be sent as JSON: Object of type object is not JSON serializable"),
     ("nan", "The deployment's output cannot be sent as JSON: Out of range float values are not JSON compliant"),
+    # completed, answered as a 401-digit number
+    ("huge_int", "Output field 'value' must be of type double, but the number is beyond the range of a double"),
     ("file_beside_a_wrong_type", "Output field 'value' must be of type double, but got a string"),
     ("file_beside_not_json", "The deployment's output cannot be sent as JSON: Object of type object is not JSON serializable"),
     ("missing_file", "Output field 'picture' must be the path of an existing file; no file at 'no-such-file.png'"),

@@ -12,6 +12,8 @@ SAMPLES = {
     "null": None, "bool": True, "int": 3, "big int": 2**63, "float": 2.5, "string": "s", "empty list": [],
     "int list": [1, 2], "float list": [0.5, 1], "string list": ["a"], "mixed list": [1, "a"], "null list": [None],
     "object": {"k": 1},
+    # JSON's `1` and 400 zeros: an int past a double's range, which a double took (and a form value was a 500)
+    "huge int": 10**400, "huge int list": [0.5, -(10**400)],
 }
 ACCEPTS = {
     "int": {"int"},

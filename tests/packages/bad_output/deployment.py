@@ -27,6 +27,8 @@ class Deployment:
             return {"value": object(), "picture": None}
         if mode == "nan":
             return {"value": float("nan"), "picture": None}
+        if mode == "huge_int":  # past a double's range
+            return {"value": 10**400, "picture": None}
         if mode == "lone_surrogate":
             return {"value": None, "picture": "half of a pair: \ud800"}
         if mode == "error_naming_an_undecodable_file":
