@@ -574,6 +574,9 @@ class RequestRunner:
         if input_kind == "structured" and isinstance(record.request_data, list):
             if not isinstance(result, list):
                 raise DataError(f"The input was a list, so the output must be a list too; got {json_type(result)}")
+            if len(result) != len(record.request_data):  # only requests() can: request() is called once per item
+                raise DataError(f"The input was a list of {len(record.request_data)}; requests() returned "
+                                f"{len(result)} result{'' if len(result) == 1 else 's'}, where each input needs its own")
             return [_numbered(n, self._finish_item, spec, record.id, item, files) for n, item in enumerate(result)]
         return self._finish_item(spec, record.id, result, files)
 

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT
+from harness import DEPLOYMENT, PROJECT, package_folder, start_emulator
 
 ECHO_INPUT = {
     "int_in": 7,
@@ -161,3 +161,33 @@ def test_a_list_goes_to_requests_in_one_call(emulators):
     assert response.result == [{"y": 10.02}, {"y": 25.02}]
     single = batch.sdk().deployment_requests_create(PROJECT, DEPLOYMENT, data={"x": 3})
     assert single.result == {"y": 30.01}, "a single item goes to requests() as a list of one"
+
+
+COPYING = """
+class Deployment:
+    def requests(self, data):
+        return [{"y": item["x"]} for item in data for _ in range(item["copies"])]
+"""
+
+
+def test_a_requests_that_returns_another_number_of_results_fails_the_request(tmp_path):
+    """A list of 2 answered with one result completed, with that one output: the other input's was lost."""
+    emulator = start_emulator(package_folder(tmp_path / "copying", COPYING, '[{"name": "x", "data_type": "int"}, '
+                                             '{"name": "copies", "data_type": "int"}]', '[{"name": "y", "data_type": "int"}]'),
+                              tmp_path)
+    try:
+        api = emulator.sdk()
+        matched = api.deployment_requests_create(PROJECT, DEPLOYMENT, data=[{"x": 1, "copies": 1}, {"x": 2, "copies": 1}])
+        assert (matched.status, matched.result) == ("completed", [{"y": 1}, {"y": 2}])
+        for data, message in [
+            ([{"x": 1, "copies": 0}, {"x": 2, "copies": 1}], "The input was a list of 2; requests() returned 1 result, "
+             "where each input needs its own"),
+            ([{"x": 1, "copies": 2}, {"x": 2, "copies": 1}], "The input was a list of 2; requests() returned 3 results, "
+             "where each input needs its own"),
+            ({"x": 1, "copies": 2}, "The input was one item, given to requests() as a list of one; requests() returned 2 results"),
+            ({"x": 1, "copies": 0}, "The input was one item, given to requests() as a list of one; requests() returned 0 results"),
+        ]:
+            answer = api.deployment_requests_create(PROJECT, DEPLOYMENT, data=data)
+            assert (answer.status, answer.result, answer.error_message) == ("failed", None, message)
+    finally:
+        emulator.stop()

@@ -54,7 +54,8 @@ def dispatch(deployment: Any, data: Any, context: dict[str, Any], keep: Callable
     """Call `request` or `requests` by UbiOps' rule: a list goes to `requests` when defined.
 
     A single item sent to a deployment with only `requests` goes as a list of one, and the one
-    result comes back unwrapped, so the caller gets what it sent: an object for an object.
+    result comes back unwrapped, so the caller gets what it sent: an object for an object (a list of
+    another length fails the request: it answers no one input).
     `keep` takes each item's result as soon as the call that made it returns: a list sent to
     `request` calls it once per item, and each call may remove or rewrite the files the last one
     returned.
@@ -69,7 +70,12 @@ def dispatch(deployment: Any, data: Any, context: dict[str, Any], keep: Callable
         return _kept(_call(deployment.request, data, context), keep)
     if has_requests:
         results = _kept(_call(deployment.requests, [data], context), keep)
-        return results[0] if isinstance(results, list) and len(results) == 1 else results
+        if not isinstance(results, list):
+            return results
+        if len(results) != 1:
+            raise RequestError(f"The input was one item, given to requests() as a list of one; requests() returned "
+                               f"{len(results)} results")
+        return results[0]
     raise RequestError("The deployment defines neither request() nor requests().")
 
 
