@@ -78,6 +78,19 @@ def package_prefix(names: list[str]) -> tuple[str, ...]:
     )
 
 
+FILES_AT_ROOT = ("the zip holds the package's files at its root, where UbiOps' docs ask for one folder that holds them: "
+                 "zip the package's folder itself, not its files (`python -m deployer package` and `ubiops.utils.zip_dir` "
+                 f"write {PACKAGE_DIRECTORY}/)")
+"""What a build of such a zip warns: the emulator serves it (`package_prefix`), UbiOps' docs do not say it would."""
+
+
+def files_at_root(zip_path: Path) -> bool:
+    """Whether a zip `extract_package` unpacked took the package's files from its root (`package_prefix`
+    gave `()`), not from a folder as UbiOps' docs ask."""
+    with zipfile.ZipFile(zip_path) as archive:
+        return package_prefix(archive.namelist()) == ()
+
+
 def extract_package(zip_path: Path, target: Path, called: str | None = None) -> Path:
     """Extract the package folder of `zip_path` into `target` and return it.
 

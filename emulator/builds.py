@@ -23,7 +23,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
-from contract.archive import ALWAYS_LEFT_OUT_SUFFIXES, ArchiveError, extract_package, is_left_out_folder
+from contract.archive import (
+    ALWAYS_LEFT_OUT_SUFFIXES,
+    FILES_AT_ROOT,
+    ArchiveError,
+    extract_package,
+    files_at_root,
+    is_left_out_folder,
+)
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.revisions import BUILDING, DEPLOYING, FAILED, QUEUED, SUCCESS, UNFINISHED
@@ -299,6 +306,8 @@ class Builder:
         unpacking = asyncio.ensure_future(asyncio.to_thread(self._unpack, revision, "the uploaded file", folder))
         try:
             package = await asyncio.shield(unpacking)  # a cancel waits for it (`_discard_cancelled`)
+            if await asyncio.to_thread(files_at_root, Path(revision.zip_path)):
+                log.warning("%s", FILES_AT_ROOT, extra=fields)
             _check_spec_files(package, deployment)
             pool = self._instances(project, deployment, version, package, revision, environment)
             pool.start()

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from contract.archive import ALWAYS_LEFT_OUT_SUFFIXES, is_left_out_folder, package_files
+from contract.archive import ALWAYS_LEFT_OUT_SUFFIXES, FILES_AT_ROOT, files_at_root, is_left_out_folder, package_files
 from contract.package import Package
 from contract.revisions import BUILDING, DEPLOYING, SUCCESS, UNFINISHED
 from emulator.builds import Builder
@@ -94,6 +94,8 @@ class PackageVersion:
         package = self.builder.copy_package(revision_id, source)
         if source.is_dir():
             note_left_out(source)
+        elif files_at_root(source):
+            log.warning("%s: %s", source.name, FILES_AT_ROOT)
         return package
 
     def serve(self) -> Version:

@@ -13,6 +13,7 @@ import pytest
 from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, free_port, package_folder, start_emulator, zip_bytes
 from ubiops.utils import zip_dir
 
+from contract.archive import FILES_AT_ROOT
 from contract.config import load_config
 from emulator import launcher
 
@@ -149,6 +150,19 @@ def test_zip_written_by_bsdtar_is_served(tmp_path, folder):
             zf.writestr(directory, "")
         zf.write(PACKAGES / "plain" / "deployment.py", f"./{folder}deployment.py")
     assert serve_and_request(archive, tmp_path, "bsd").result == "BSD"
+
+
+@pytest.mark.parametrize("folder", ["", "my_model/"])
+def test_a_zip_with_its_files_at_the_root_is_served_with_a_warning(tmp_path, folder):
+    """It was served with no word, where UbiOps' docs ask for one folder at the zip's root."""
+    archive = tmp_path / "package.zip"
+    archive.write_bytes(zip_bytes({f"{folder}deployment.py": (PACKAGES / "plain" / "deployment.py").read_bytes()}))
+    emulator = start_emulator(archive, tmp_path)
+    try:
+        assert emulator.request("root")["result"] == "ROOT"
+        assert (f"package.zip: {FILES_AT_ROOT}" in emulator.log()) == (folder == "")
+    finally:
+        emulator.stop()
 
 
 def test_deployment_file_name_can_be_overridden(tmp_path):

@@ -11,7 +11,9 @@ import zipfile
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, start_emulator
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator
+
+from contract.archive import FILES_AT_ROOT
 
 FIELDS = [{"name": "x", "data_type": "int"}]
 
@@ -93,6 +95,30 @@ def test_a_revision_that_cannot_start_fails_its_build_and_keeps_the_previous_one
     version = api.deployment_versions_get(PROJECT, "rebuild", "v1")
     assert (version.active_revision, version.latest_revision, version.status) == (first, second, "available")
     assert api.deployment_requests_create(PROJECT, "rebuild", {"x": 1}).result == {"y": 7}
+
+
+def test_a_zip_with_its_files_at_the_root_builds_with_a_warning_in_the_build_log(emulator, tmp_path):
+    """It built with no word, where UbiOps' docs ask for a folder at the zip's root."""
+    api = emulator.sdk()
+    api.deployments_create(PROJECT, deployment_body("at-root"))
+    api.deployment_versions_create(PROJECT, "at-root", ubiops.DeploymentVersionCreate(version="v1"))
+    code = {"deployment.py": "class Deployment:\n    def request(self, data):\n        return {'y': 1}\n"}
+    built = {}
+    for folder in ("", "deployment_package/"):
+        package = tmp_path / f"package-{len(folder)}.zip"
+        package.write_bytes(zip_of(code, folder=folder))
+        revision = api.revisions_file_upload(PROJECT, "at-root", "v1", file=str(package)).revision
+        assert wait_for(api, "at-root", "v1", revision).status == "success", "a warning, not a failure"
+        built[folder] = revision
+
+    def warned(revision: str) -> list[str]:
+        lines = api.logs_list(PROJECT, query=f'| deployment_version_revision_id="{revision}"')
+        if not any(line.log.startswith("built ") for line in lines):  # the build's last line: all are stored
+            return []
+        return [line.log for line in lines if FILES_AT_ROOT in line.log] or ["none"]
+
+    assert eventually(lambda: warned(built[""]), "the build's lines are stored") == [FILES_AT_ROOT]
+    assert eventually(lambda: warned(built["deployment_package/"]), "the build's lines are stored") == ["none"]
 
 
 @pytest.mark.parametrize("content, message", [
