@@ -19,6 +19,8 @@ DEPLOYMENT_FILE = "deployment.py"
 DEPLOYMENT_FILE_VARIABLES = ("SYS_DEPLOYMENT_FILE_NAME", "ML_MODEL_FILE_NAME")
 """The variables that name another file than `deployment.py`: the current name, then its legacy one."""
 INIT_ARGUMENTS = ("base_directory", "context")
+REQUEST_METHODS = ("request", "requests")
+NEITHER_REQUEST_METHOD = "Deployment has neither request(self, data) nor requests(self, data)"
 
 
 def deployment_file_name(variables: Mapping[str, str]) -> str:
@@ -74,6 +76,26 @@ def call_problem(signature: inspect.Signature, method: str) -> str | None:
             "data, context" if passes_context(signature) else "data")
         return f"UbiOps would call it with ({passed}), which fails: {exc}"
     return None
+
+
+def request_method_problems(deployment: Any) -> list[str]:
+    """Why UbiOps' calls of a built `Deployment`'s `request` or `requests` would fail: it has neither, or
+    one's signature does not bind the call (`call_problem`). The rules `deployer check` reads from the
+    source (`contract.package.check_deployment_class`), applied to the live object, which the emulator's
+    instances warn of at their start: such a class starts, and every request to it fails."""
+    methods = [(name, method) for name in REQUEST_METHODS if callable(method := getattr(deployment, name, None))]
+    if not methods:
+        return [NEITHER_REQUEST_METHOD]
+    problems: list[str] = []
+    for name, method in methods:
+        try:
+            signature = inspect.signature(method)
+        except (TypeError, ValueError):  # a callable without a signature (a builtin's): only a call tells
+            continue
+        problem = call_problem(signature, name)
+        if problem:
+            problems.append(f"Deployment.{name}: {problem}")
+    return problems
 
 
 def signature_of_function(function: ast.FunctionDef | ast.AsyncFunctionDef) -> inspect.Signature:

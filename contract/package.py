@@ -184,7 +184,7 @@ def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_
     if "request" not in methods and "requests" not in methods and not unread:
         if cls.bases or cls.keywords or cls.decorator_list:
             return "Deployment defines neither request nor requests itself, and may inherit them"
-        raise PackageCheckError(f"{file_name}: Deployment has neither request(self, data) nor requests(self, data)")
+        raise PackageCheckError(f"{file_name}: {calling.NEITHER_REQUEST_METHOD}")
     for name in CALLED_METHODS:
         if name in methods and name not in unread:
             problem = calling.call_problem(calling.signature_of_function(methods[name]), name)
@@ -195,7 +195,7 @@ def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_
     return None
 
 
-CALLED_METHODS = ("__init__", "request", "requests")
+CALLED_METHODS = ("__init__", *calling.REQUEST_METHODS)
 PLAIN_DECORATORS = ("staticmethod", "classmethod")
 """The decorators `calling.signature_of_function` reads; a method with another may take any arguments."""
 

@@ -40,18 +40,37 @@ def check_accepts(tmp_path, init: str, method: str) -> bool:
 
 
 def loader_runs(tmp_path, init: str, method: str) -> bool:
+    """Whether the loader builds the class and calls its request method; a class it builds is warned of at
+    its start (`start_warnings`) exactly when the call fails."""
     module = loader.import_deployment_module(tmp_path, "deployment.py")
     try:
         deployment = loader.instantiate(module, tmp_path, {"deployment": "d"})
-        loader.dispatch(deployment, {"x": 1}, {"id": "r1"})
-    except (TypeError, loader.RequestError):
+    except TypeError:
         return False
-    return True
+    try:
+        loader.dispatch(deployment, {"x": 1}, {"id": "r1"})
+    except loader.RequestError:
+        runs = False
+    else:
+        runs = True
+    assert (loader.start_warnings(deployment) == []) == runs, "the start warns of exactly what fails"
+    return runs
 
 
 @pytest.mark.parametrize("init, method", SIGNATURES)
 def test_the_check_accepts_exactly_what_the_loader_can_call(tmp_path, init, method):
     assert check_accepts(tmp_path, init, method) == loader_runs(tmp_path, init, method)
+
+
+def test_a_class_without_a_request_method_is_refused_by_the_check_and_warned_of_at_its_start(tmp_path):
+    """`deployer check` refused it; the emulator started it without a word, and failed every request."""
+    (tmp_path / "deployment.py").write_text("class Deployment:\n    def predict(self, data):\n        return data\n")
+    with pytest.raises(PackageCheckError) as error:
+        check_deployment_class(tmp_path)
+    assert str(error.value) == "deployment.py: Deployment has neither request(self, data) nor requests(self, data)"
+    deployment = loader.instantiate(loader.import_deployment_module(tmp_path, "deployment.py"), tmp_path, {})
+    assert loader.start_warnings(deployment) == [
+        "warning: Deployment has neither request(self, data) nor requests(self, data); every request to this deployment fails"]
 
 
 def test_a_request_with_context_and_a_third_parameter_is_refused_with_the_reason(tmp_path):

@@ -10,7 +10,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, free_port, package_folder, start_emulator, zip_bytes
+from harness import (
+    DEPLOYMENT,
+    PACKAGES,
+    PROJECT,
+    ROOT,
+    free_port,
+    package_folder,
+    start_emulator,
+    wait_for_log,
+    zip_bytes,
+)
 from ubiops.utils import zip_dir
 
 from contract.archive import FILES_AT_ROOT
@@ -172,6 +182,26 @@ def test_deployment_file_name_can_be_overridden(tmp_path):
     (package / "deployment.py").write_text("raise SystemExit('deployment.py should not be imported')\n")
     result = serve_and_request(package, tmp_path, "renamed", "--env", "SYS_DEPLOYMENT_FILE_NAME=serve.py").result
     assert result == "RENAMED"
+
+
+@pytest.mark.parametrize("method, warning, error", [
+    ("def predict(self, data):", "Deployment has neither request(self, data) nor requests(self, data)",
+     "The deployment defines neither request() nor requests()."),
+    ("def request(self):", "Deployment.request: UbiOps would call it with (data), which fails: too many positional arguments",
+     "An exception occurred in the request. See the logs for details."),
+], ids=["no-request-method", "request-without-data"])
+def test_a_class_no_request_can_call_starts_with_a_warning_in_its_instances_log(tmp_path, method, warning, error):
+    """`deployer check` refuses it; the emulator served it without a word, and every request failed."""
+    package = package_folder(tmp_path / "package", f"class Deployment:\n    {method}\n        return 'x'\n", "[]", "[]")
+    emulator = start_emulator(package, tmp_path)
+    try:
+        api = emulator.sdk()
+        failed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data="x")  # once the instance has started
+        assert (failed.status, failed.error_message) == ("failed", error)
+        assert api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").status == "available", "a warning, not a failure"
+        wait_for_log(emulator, f"[{DEPLOYMENT}/v1 instance 1] warning: {warning}; every request to this deployment fails\n")
+    finally:
+        emulator.stop()
 
 
 def run_emulator_expecting_failure(package: Path) -> str:

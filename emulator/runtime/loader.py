@@ -50,6 +50,14 @@ def instantiate(module: ModuleType, package_dir: Path, context: dict[str, Any]) 
     return cls(**{name: given[name] for name in calling.init_arguments(inspect.signature(cls))})
 
 
+def start_warnings(deployment: Any) -> list[str]:
+    """What an instance warns of once `Deployment` is built, in its log: a class that has no request method
+    UbiOps can call (`calling.request_method_problems`, the rule `deployer check` refuses it by), so that
+    every request to it fails. It starts all the same, as UbiOps' docs require only the class."""
+    return [f"warning: {problem}; every request to this deployment fails"
+            for problem in calling.request_method_problems(deployment)]
+
+
 def dispatch(deployment: Any, data: Any, context: dict[str, Any], keep: Callable[[Any], Any] | None = None) -> Any:
     """Call `request` or `requests` by UbiOps' rule: a list goes to `requests` when defined.
 

@@ -186,6 +186,8 @@ def main() -> None:
         print_start_error(exc)
         _send(writer, protocol.InitFailed(carried(f"{type(exc).__name__}: {exc}")))
         sys.exit(1)
+    for warning in loader.start_warnings(deployment):
+        print(warning, file=sys.stderr, flush=True)
     _send(writer, protocol.Ready(loader.capabilities(deployment), _peak_memory_bytes()))
 
     worker = os.getpid()
