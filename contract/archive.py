@@ -91,6 +91,21 @@ def files_at_root(zip_path: Path) -> bool:
         return package_prefix(archive.namelist()) == ()
 
 
+def outside_package_hint(zip_path: Path, file_name: str) -> str:
+    """What to add when the package a zip unpacks to lacks `file_name` that the zip holds outside its package
+    folder (`deployment.py` beside `deployment_package/`, which alone is unpacked); "" when it holds none."""
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+    prefix = package_prefix(names)
+    outside = sorted(name for name in names if (parts := entry_parts(name)) and parts[-1] == file_name
+                     and parts[:len(prefix)] != prefix and not name.endswith("/"))
+    if not prefix or not outside:
+        return ""
+    folder = "/".join(prefix)
+    return (f" (the zip holds {outside[0]} outside its package folder {folder}/, whose files alone are the package: "
+            "move it into that folder)")
+
+
 def extract_package(zip_path: Path, target: Path, called: str | None = None) -> Path:
     """Extract the package folder of `zip_path` into `target` and return it.
 

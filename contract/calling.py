@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,31 @@ def backslash_hint(directory: Path) -> str:
     shown = named[0] if named[0].isprintable() else repr(named[0])
     return (f" (the zip names its entries with backslashes, as {shown}, where a zip's folders are separated by '/': "
             "zip the package again with `python -m deployer package`, `ubiops.utils.zip_dir` or a tool that writes '/')")
+
+
+FOUND_BELOW_LIMIT = 10_000
+"""The most folders `missing_file_hint` looks through for the file: a package unpacks to 100 000 entries at most."""
+
+
+def missing_file_hint(directory: Path, file_name: str) -> str:
+    """What to add when a package in `directory` lacks its deployment file: a zip written with backslashes
+    (`backslash_hint`), or where the file is below the package's top, the shallowest one: the zip of the
+    folder above the package (`project/deployment_package/deployment.py`) unpacks to the package's folder
+    inside its own."""
+    hint = backslash_hint(directory)
+    if hint:
+        return hint
+    found: list[Path] = []
+    for count, (folder, _, files) in enumerate(os.walk(directory)):
+        if count >= FOUND_BELOW_LIMIT:
+            break
+        if file_name in files and Path(folder) != directory:
+            found.append(Path(folder, file_name).relative_to(directory))
+    if not found:
+        return ""
+    shown = min(found, key=lambda path: (len(path.parts), path)).as_posix()
+    shown = shown if shown.isprintable() else repr(shown)
+    return f" (the package holds one at {shown}: the package is the folder that holds {file_name}; zip that folder, not the one above it)"
 
 
 def init_arguments(signature: inspect.Signature) -> tuple[str, ...]:

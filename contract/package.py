@@ -158,7 +158,8 @@ def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_
     environment's, is newer): a note, as only running the file decides, never a refusal."""
     path = directory / file_name
     if not path.is_file():
-        raise PackageCheckError(f"{file_name} is missing; UbiOps runs the class Deployment from it{calling.backslash_hint(directory)}")
+        raise PackageCheckError(f"{file_name} is missing; UbiOps runs the class Deployment from it"
+                                f"{calling.missing_file_hint(directory, file_name)}")
     try:
         module = ast.parse(path.read_bytes(), filename=file_name)  # as Python reads it: a BOM, a coding cookie
     except SyntaxError as exc:
@@ -174,7 +175,9 @@ def check_deployment_class(directory: Path, file_name: str = calling.DEPLOYMENT_
     if elsewhere:
         return f"Deployment is set on line {getattr(elsewhere[0], 'lineno', '?')} other than as a top-level class"
     if not found:
-        raise PackageCheckError(f"{file_name} defines no top-level class Deployment")
+        classes = [n.name for n in module.body if isinstance(n, ast.ClassDef)]
+        raise PackageCheckError(f"{file_name} defines no top-level class Deployment" + (
+            f" (the classes it defines: {', '.join(classes)})" if classes else " (it defines no class)"))
     cls = found[-1]
     methods = {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     others = [n for statement in cls.body if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))

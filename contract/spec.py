@@ -219,6 +219,8 @@ def type_problem(data_type: str, value: Any) -> str | None:
                 return f"but item {position} is not of type {item_type}: {problem.removeprefix('but ')}"
         return None
     if data_type == "int":
+        if isinstance(value, float):  # 2.0 is a whole number, but not an int: which number it was says why
+            return f"but got a float ({value!r})"
         if not isinstance(value, int) or isinstance(value, bool):
             return f"but got {json_type(value)}"
         if not INT64_MIN <= value <= INT64_MAX:

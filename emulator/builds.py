@@ -30,7 +30,9 @@ from contract.archive import (
     extract_package,
     files_at_root,
     is_left_out_folder,
+    outside_package_hint,
 )
+from contract.calling import deployment_file_name, missing_file_hint
 from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.revisions import BUILDING, DEPLOYING, FAILED, QUEUED, SUCCESS, UNFINISHED
@@ -260,6 +262,16 @@ class Builder:
         log.info("restarting %s/%s: %s", deployment.name, version.name, why)
         self.runtime.replace(version, pool)
 
+    async def _check_deployment_file(self, project: Project, deployment: Deployment, version: Version, package: Package,
+                                     zip_path: Path) -> None:
+        """BuildFailed when the package lacks the file its instances would import, saying where the zip holds
+        one (`calling.missing_file_hint`, `archive.outside_package_hint`): the instances' own failure can
+        tell only what the unpacked package holds."""
+        file_name = deployment_file_name(instance_environment(project, deployment, version, package, self.settings))
+        if not (package.directory / file_name).is_file():
+            hint = await asyncio.to_thread(_where_it_is, package.directory, file_name, zip_path)
+            raise BuildFailed(f"the package has no {file_name}{hint}")
+
     def _unpack(self, revision: Revision, called: str, folder: str | None = None) -> Package:
         """The revision's package, freshly unpacked from its kept zip into `folder` (its id by default; a
         previous copy is replaced); `called`: what a message calls the zip (its file's name is the emulator's own)."""
@@ -309,6 +321,7 @@ class Builder:
             if await asyncio.to_thread(files_at_root, Path(revision.zip_path)):
                 log.warning("%s", FILES_AT_ROOT, extra=fields)
             _check_spec_files(package, deployment)
+            await self._check_deployment_file(project, deployment, version, package, Path(revision.zip_path))
             pool = self._instances(project, deployment, version, package, revision, environment)
             pool.start()
             await pool.environment_built()
@@ -417,6 +430,11 @@ async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _where_it_is(directory: Path, file_name: str, zip_path: Path) -> str:
+    """Where the zip holds the `file_name` its unpacked package lacks, as a message's hint ("" if nowhere)."""
+    return missing_file_hint(directory, file_name) or outside_package_hint(zip_path, file_name)
 
 
 def _log_fields(project: str, deployment: str, version: Version, revision: Revision) -> dict[str, str]:

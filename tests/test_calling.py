@@ -128,6 +128,37 @@ def test_a_file_that_does_not_parse_is_a_note_only_when_the_environments_python_
         check_deployment_class(tmp_path, python=running)
 
 
+@pytest.mark.parametrize("code, message", [
+    ("class deployment:\n    pass\n\nclass Model:\n    pass\n", "(the classes it defines: deployment, Model)"),
+    ("import json\n", "(it defines no class)"),
+])
+def test_a_file_without_the_class_names_the_classes_it_defines(tmp_path, code, message):
+    """Both said only that there was no class `Deployment`."""
+    (tmp_path / "deployment.py").write_text(code)
+    with pytest.raises(PackageCheckError) as error:
+        check_deployment_class(tmp_path)
+    assert str(error.value) == f"deployment.py defines no top-level class Deployment {message}"
+    with pytest.raises(AttributeError) as failure:
+        loader.instantiate(loader.import_deployment_module(tmp_path, "deployment.py"), tmp_path, {})
+    assert str(failure.value) == f"the deployment file defines no class called 'Deployment' {message}"
+
+
+def test_a_deployment_py_below_the_packages_top_is_named_where_it_is_missing(tmp_path):
+    """The zip of the folder above the package (`project/deployment_package/deployment.py`) unpacks to the
+    package's folder inside its own: both said only that deployment.py was missing."""
+    (tmp_path / "deployment_package" / "deep").mkdir(parents=True)
+    (tmp_path / "deployment_package" / "deep" / "deployment.py").write_text("class Deployment: pass\n")
+    (tmp_path / "deployment_package" / "deployment.py").write_text("class Deployment: pass\n")
+    hint = ("(the package holds one at deployment_package/deployment.py: the package is the folder that holds "
+            "deployment.py; zip that folder, not the one above it)")
+    with pytest.raises(PackageCheckError) as error:
+        check_deployment_class(tmp_path)
+    assert str(error.value) == f"deployment.py is missing; UbiOps runs the class Deployment from it {hint}"
+    with pytest.raises(FileNotFoundError) as failure:
+        loader.import_deployment_module(tmp_path, "deployment.py")
+    assert str(failure.value) == f"the package has no deployment.py {hint}"
+
+
 def test_a_missing_deployment_py_of_a_zip_named_with_backslashes_says_so(tmp_path):
     """A zip written with Windows' separators unpacks to files named `deployment_package\\deployment.py`."""
     (tmp_path / "deployment_package\\deployment.py").write_text("class Deployment: pass\n")

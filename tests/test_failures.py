@@ -157,7 +157,7 @@ def test_init_failure_makes_the_version_unavailable_with_a_clear_error(emulators
 
 
 @pytest.mark.parametrize("code, told", [
-    ("class Deploymnet:\n    pass\n", ["AttributeError: the deployment file defines no class called 'Deployment'"]),
+    ("class Deploymnet:\n    pass\n", ["AttributeError: the deployment file defines no class called 'Deployment' (the classes it defines: Deploymnet)"]),
     ("import no_such_module_for_the_test\n",
      ["Traceback (most recent call last):", '  File "deployment.py", line 1, in <module>', "    import no_such_module_for_the_test",
       "ModuleNotFoundError: No module named 'no_such_module_for_the_test'"]),

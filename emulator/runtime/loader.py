@@ -31,7 +31,7 @@ def import_deployment_module(package_dir: Path, file_name: str) -> ModuleType:
     sys.path.append(str(package_dir / "libraries"))
     path = package_dir / file_name
     if not path.is_file():
-        raise FileNotFoundError(f"the package has no {file_name}{calling.backslash_hint(package_dir)}")
+        raise FileNotFoundError(f"the package has no {file_name}{calling.missing_file_hint(package_dir, file_name)}")
     spec = importlib.util.spec_from_file_location("Deployment", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"{file_name} cannot be imported")
@@ -45,9 +45,18 @@ def instantiate(module: ModuleType, package_dir: Path, context: dict[str, Any]) 
     """Call `Deployment(...)` with the arguments its `__init__` signature asks for."""
     cls = getattr(module, "Deployment", None)
     if not inspect.isclass(cls):
-        raise AttributeError("the deployment file defines no class called 'Deployment'")
+        raise AttributeError(f"the deployment file defines no class called 'Deployment'{_found_instead(module, cls)}")
     given = {"base_directory": str(package_dir), "context": context}
     return cls(**{name: given[name] for name in calling.init_arguments(inspect.signature(cls))})
+
+
+def _found_instead(module: ModuleType, found: Any) -> str:
+    """What the file has in place of the class, for the message: what `Deployment` is, or the classes it
+    defines (`class deployment`, `class Model`): names are case-sensitive, and only `Deployment` is run."""
+    if found is not None:
+        return f" (Deployment is a {type(found).__name__}, not a class)"
+    defined = [name for name, value in vars(module).items() if inspect.isclass(value) and value.__module__ == module.__name__]
+    return f" (the classes it defines: {', '.join(defined)})" if defined else " (it defines no class)"
 
 
 def start_warnings(deployment: Any) -> list[str]:

@@ -11,7 +11,7 @@ import zipfile
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, eventually, start_emulator
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, zip_bytes
 
 from contract.archive import FILES_AT_ROOT
 
@@ -134,7 +134,15 @@ def test_a_zip_with_its_files_at_the_root_builds_with_a_warning_in_the_build_log
     (zip_of({"deployment.py": "x = 1\n"}, folder="deployment_package\\"),
      "the package has no deployment.py (the zip names its entries with backslashes, as "
      "deployment_package\\deployment.py, where a zip's folders are separated by '/'"),
-], ids=["spec", "manifest", "empty", "not-a-zip", "truncated", "gzip", "backslashes"])
+    # these said only "the package has no deployment.py"
+    (zip_of({"deployment.py": "x = 1\n"}, folder="project/deployment_package/"),
+     "the package has no deployment.py (the package holds one at deployment_package/deployment.py: the package is the "
+     "folder that holds deployment.py; zip that folder, not the one above it)"),
+    (zip_bytes({"deployment.py": b"x = 1\n", "deployment_package/model.py": b"x = 1\n"}),
+     "the package has no deployment.py (the zip holds deployment.py outside its package folder deployment_package/, "
+     "whose files alone are the package: move it into that folder)"),
+], ids=["spec", "manifest", "empty", "not-a-zip", "truncated", "gzip", "backslashes", "zip-of-the-folder-above",
+        "deployment-py-beside-the-folder"])
 def test_a_package_that_cannot_be_built_fails_with_its_reason(emulator, tmp_path, content, message, request):
     api = emulator.sdk()
     name = f"broken-{request.node.callspec.id}"

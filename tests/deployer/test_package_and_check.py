@@ -193,7 +193,7 @@ def test_a_package_file_no_zip_can_hold_is_one_line_naming_it(project, make, mes
     ("ubiops_input_spec.json", "[{", "FAIL package: ubiops_input_spec.json: not valid JSON"),
     ("ubiops_input_spec.json", '[{"name": "x", "data_type": "float"}]', "has data_type 'float'"),
     ("ubiops.yaml", "environment_variables: [lower=1]", "FAIL package: ubiops.yaml"),
-    ("deployment.py", "class Model:\n    pass\n", "FAIL deployment.py: deployment.py defines no top-level class Deployment"),
+    ("deployment.py", "class Model:\n    pass\n", "FAIL deployment.py: deployment.py defines no top-level class Deployment (the classes it defines: Model)\n"),
     ("deployment.py", "class Deployment:\n    def request(self, data, context, extra):\n        pass\n",
      "Deployment.request: UbiOps would call it with (data), which fails: missing a required argument: 'context'"),
     ("deployment.py", "class Deployment:\n    def __init__(self, model_path):\n        pass\n"
