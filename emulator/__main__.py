@@ -32,6 +32,7 @@ from emulator.builds import BUILD_TIMEOUT_SECONDS
 from emulator.data_files import UnreadableDataFile
 from emulator.data_lock import DataDirInUse
 from emulator.environments import OWN_ENVIRONMENT
+from emulator.request_runner import RequestRunner
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
 from emulator.runtime.manager import Runtime
 from emulator.runtime.parent import when_parent_ends
@@ -240,16 +241,18 @@ def main(argv: list[str] | None = None) -> None:
                             proxy_headers=False)  # served directly, never behind a proxy that forwards the client's address
     if settings.exit_with_parent:
         when_parent_ends(lambda: os.kill(os.getpid(), signal.SIGTERM))
-    EmulatorServer(config, app.state.services.runtime).run()
+    EmulatorServer(config, app.state.services.runtime, app.state.services.runner).run()
 
 
 class EmulatorServer(uvicorn.Server):
     """uvicorn, answering the requests still queued or running (as failed) as soon as a stop is
-    asked: uvicorn waits for every open request before the app's own shutdown would run."""
+    asked: uvicorn waits for every open request before the app's own shutdown would run. Batch
+    requests no instance has taken stay `pending`, for the next start (`RequestRunner.stopping`)."""
 
-    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+    def __init__(self, config: uvicorn.Config, runtime: Runtime, runner: RequestRunner) -> None:
         super().__init__(config)
         self.runtime = runtime
+        self.runner = runner
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's, ended by Ctrl-C without a traceback: once uvicorn has stopped, it raises the SIGINT it caught
@@ -269,6 +272,7 @@ class EmulatorServer(uvicorn.Server):
         cancelled as the event loop closed, an ERROR traceback in the log (CancelledError), and its clean-up
         (builds stopped, log lines stored, the data folder's stores closed) never ran. It runs here instead,
         after one plain line."""
+        self.runner.stopping()
         await self.runtime.close()
         await super().shutdown(sockets)
         if isinstance(self.lifespan, LifespanOn) and not self.lifespan.shutdown_event.is_set():

@@ -106,12 +106,16 @@ def create_app(settings: Settings) -> FastAPI:
         runtime.start()
         package_version.start()
         builder.start()
+        queued = runner.resume()
+        if queued:
+            log.info("%d batch request(s) no instance had taken when the emulator last stopped are queued again", queued)
         watcher = asyncio.create_task(watch(package_version)) if settings.reload else None
         sweeping = asyncio.create_task(sweeper.run())
         # What start-up made (routes, models, modules) lives as long as the server: out of the garbage
         # collector's sight, its full passes are shorter (~5 % of the server's CPU per trivial request).
         gc.freeze()
         yield
+        runner.stopping()
         if watcher:
             watcher.cancel()
         await package_version.close()

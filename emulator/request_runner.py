@@ -15,7 +15,9 @@ ends is counted (`emulator.metrics`) and logged, in one line.
 
 From acceptance to its end a request is *live*: it can be cancelled, waiting (then it is dropped) or
 running (then its instance is stopped and replaced), and until an instance takes it, it counts
-against its version's `maximum_queue_size` (unless a free instance is there to take it).
+against its version's `maximum_queue_size` (unless a free instance is there to take it). A batch
+request no instance has taken when the emulator stops stays `pending`, and is queued again at the
+next start (`stopping`, `resume`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from contract.requests import (
 from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.metrics import Metrics
-from emulator.request_store import RequestRecord, RequestStore
+from emulator.request_store import BATCH, DIRECT, RequestRecord, RequestStore
 from emulator.runtime.instance import OnUpdate
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import VersionUnavailable
@@ -59,7 +61,6 @@ from emulator.work_folders import PrivateCopies
 if TYPE_CHECKING:
     from emulator.state import Registry
 
-DIRECT, BATCH = "direct", "batch"
 MAX_BATCH_ITEMS = 250
 """Requests in one batch, and request ids in one call that collects, cancels or deletes several."""
 log = logging.getLogger("emulator.requests")
@@ -114,6 +115,8 @@ class RequestRunner:
         self._live: dict[str, _Live] = {}
         self._waiting: Counter[str] = Counter()
         """By version id: live requests no instance has taken yet."""
+        self._stopping = False
+        """The emulator stops: a batch request no instance has taken stays `pending`, queued again at the next start."""
 
     def admit(self, project: str, deployment: str, version: str | None) -> Target:
         """The deployment and version a request call names (its default version when `version` is None),
@@ -181,9 +184,13 @@ class RequestRunner:
         record.input_size = record.size_of("request_data")
         if record.stored:
             self.store.add(record)
-        self._live[request_id] = _Live(record, version.id)
-        self._waiting[version.id] += 1
+        self._hold(record, version)
         return record
+
+    def _hold(self, record: RequestRecord, version: Version) -> None:
+        """A request accepted, or queued again at a start (`resume`): live, waiting in its version's queue."""
+        self._live[record.id] = _Live(record, version.id)
+        self._waiting[version.id] += 1
 
     async def run(
         self,
@@ -245,6 +252,8 @@ class RequestRunner:
                 self.fail(record, str(exc))
                 raise
             if isinstance(reply, Error):
+                if self._stopping and record.mode == BATCH and record.status == PENDING:
+                    return self._left_queued(record)
                 return self.fail(record, reply.error)
             files: list[str] = []
             try:
@@ -294,10 +303,46 @@ class RequestRunner:
         records = [self.new_record(deployment, version, new_id(), item, timeout, BATCH) for item in items]
         self.store.flush()  # on disk before their ids are answered
         for record in records:
-            task = asyncio.create_task(self._run_batch_item(deployment, version, record))
-            self._batch_tasks[record.id] = task
-            task.add_done_callback(functools.partial(self._forget_batch_item, record.id))
+            self._queue_batch_item(deployment, version, record)
         return records
+
+    def _queue_batch_item(self, deployment: Deployment, version: Version, record: RequestRecord) -> None:
+        task = asyncio.create_task(self._run_batch_item(deployment, version, record))
+        self._batch_tasks[record.id] = task
+        task.add_done_callback(functools.partial(self._forget_batch_item, record.id))
+
+    def resume(self) -> int:
+        """At a start, queue again the batch requests no instance had taken when the emulator last stopped
+        (left `pending`: `stopping`, or a kill), in the order they were made, each on its version (by its
+        names) as any queued batch request, its timeout counted from when an instance takes it; how many.
+        One whose version no longer exists (the `--package` version of an earlier start, served now under
+        other names) fails saying so. Run once the versions are restored and their instances started."""
+        assert self.registry is not None, "the emulator's runner is given its registry"
+        queued = 0
+        for record in self.store.unstarted_batch():
+            try:
+                deployment = self.registry.deployment(record.project, record.deployment)
+                version = self.registry.version(record.project, record.deployment, record.version)
+            except NotFound:
+                self.fail(record, f"The emulator stopped before this request ran, and its version {record.version} of "
+                                  f"deployment {record.deployment} no longer existed when it started again")
+                continue
+            self._hold(record, version)
+            self._queue_batch_item(deployment, version, record)
+            queued += 1
+        return queued
+
+    def stopping(self) -> None:
+        """The emulator stops (before its instances do): the batch requests no instance has taken then stay
+        `pending`, as stored, for the next start to queue again (`resume`), rather than fail."""
+        self._stopping = True
+
+    def _left_queued(self, record: RequestRecord) -> Outcome:
+        """A batch request whose instances stopped with the emulator before one took it: no longer live
+        here, and `pending` in the history (`stopping`)."""
+        self._taken(record.id)
+        self._live.pop(record.id, None)
+        return Outcome(record)
 
     def _forget_batch_item(self, request_id: str, _: asyncio.Task[Outcome]) -> None:
         self._batch_tasks.pop(request_id, None)

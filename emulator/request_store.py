@@ -1,10 +1,12 @@
 """Deployment requests on disk (SQLite in the data folder), so history survives a restart.
 
 A request the emulator was running when it stopped is marked `failed` at the next start, with a
-reason, rather than left `processing` forever. Each request is stored with the moment it expires, set
-when it is made (`RequestRecord.expires`); those past it are found here for `emulator.retention` to
-delete, and so are the files of requests whose record is not kept (`request_retention_mode: none`),
-noted in a table of their own so they do not stay forever.
+reason, rather than left `processing` forever; so is a direct request still waiting (its caller is
+gone). A batch request no instance had taken stays `pending`, to be queued again (`unstarted_batch`).
+Each request is stored with the moment it expires, set when it is made (`RequestRecord.expires`);
+those past it are found here for `emulator.retention` to delete, and so are the files of requests
+whose record is not kept (`request_retention_mode: none`), noted in a table of their own so they do
+not stay forever.
 
 Writes are grouped: a request's states wait in memory up to FLUSH_DELAY_SECONDS to be written with
 the next ones, all in one transaction, and every read or delete writes what waits first. So that a
@@ -37,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from contract.requests import COMPLETED, FAILED, UNFINISHED
+from contract.requests import COMPLETED, FAILED, PENDING, UNFINISHED
 from contract.text import carried, is_unicode_text
 from emulator.data_files import insert_rows, open_database
 
@@ -46,6 +48,8 @@ log = logging.getLogger("emulator.requests")
 MAX_VARIABLES = 500
 """Ids bound in one statement, well under SQLite's limit."""
 
+DIRECT, BATCH = "direct", "batch"
+"""A request's `mode`: answered to its caller, or queued to be collected later."""
 INTERRUPTED = "The emulator stopped before this request finished"
 FLUSH_DELAY_SECONDS = 0.05
 """A request that ends sooner is written once instead of three times (pending, processing, its end),
@@ -213,16 +217,26 @@ class RequestStore:
         return True
 
     def mark_interrupted(self) -> int:
-        """Fail the requests a previous run left unfinished; how many there were. Each is completed now,
-        at the restart: when the previous run ended (killed outright, say) is not known. One that never
-        started keeps no `time_started`, as any request failed before an instance took it."""
+        """Fail the requests a previous run left unfinished, but the batch requests still `pending` (no
+        instance had taken them: `unstarted_batch` queues them again); how many there were. Each is
+        completed now, at the restart: when the previous run ended (killed outright, say) is not known. One
+        that never started keeps no `time_started`, as any request failed before an instance took it."""
         self.flush()
         cursor = self._db.execute(
             f"UPDATE requests SET status = ?, error_message = ?, time_completed = ? "
-            f"WHERE status IN ({', '.join('?' * len(UNFINISHED))})",
-            (FAILED, INTERRUPTED, datetime.now(UTC).isoformat(), *UNFINISHED),
+            f"WHERE status IN ({', '.join('?' * len(UNFINISHED))}) AND NOT (status = ? AND mode = ?)",
+            (FAILED, INTERRUPTED, datetime.now(UTC).isoformat(), *UNFINISHED, PENDING, BATCH),
         )
         return cursor.rowcount
+
+    def unstarted_batch(self) -> list[RequestRecord]:
+        """The batch requests still `pending`, whole, in the order they were made: at a start, those no
+        instance had taken when the emulator last stopped, to be queued again. UbiOps keeps a queued
+        batch request through an outage; failing them lost work its user had to find and send again."""
+        self.flush()
+        rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE status = ? AND mode = ? "
+                                "ORDER BY time_created, rowid", (PENDING, BATCH))
+        return [_from_row(row) for row in rows]
 
     def add(self, record: RequestRecord) -> None:
         """Record a new request (written within FLUSH_DELAY_SECONDS, or at the next read or `flush`)."""

@@ -1,10 +1,12 @@
 """Management state survives a restart: deployments, versions and revisions made through the SDK are
 there again when a new emulator starts on the same data folder, their built versions serve again,
-and their request history stays reachable through them. A corrupt catalog stops the start cleanly."""
+and their request history stays reachable through them. Batch requests no instance had taken when it
+stopped are queued again. A corrupt catalog stops the start cleanly."""
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, Emulator, start_emulator, zip_bytes
+from harness import DEPLOYMENT, PROJECT, Emulator, eventually, start_emulator, wait_for_log, zip_bytes
+from ubiops.utils import upload_file, wait_for_deployment_request
 
 FIELDS = [{"name": "x", "data_type": "int"}]
 SETTLE_SECONDS = 60
@@ -363,3 +366,84 @@ def test_a_zip_uploaded_to_the_package_version_goes_at_the_next_start(tmp_path):
         first.stop()
     start_emulator("plain", tmp_path, data_dir=data_dir).stop()
     assert not (data_dir / "revisions" / f"{revision}.zip").exists()
+
+
+def gated_batch(emulator: Emulator, tmp_path: Path, count: int) -> tuple[list[str], Path]:
+    """A batch of `count` requests to `gated_files` (one instance), and the folder of their gates: item n
+    answers once `<gate>/<n>` exists. Once the first runs, the others wait."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (tmp_path / "input.bin").write_bytes(b"data")
+    api = emulator.sdk()
+    uri = upload_file(api.api_client, PROJECT, str(tmp_path / "input.bin"), file_name="input.bin", _progress_bar=False)
+    ids = [r.id for r in api.batch_deployment_requests_create(
+        PROJECT, DEPLOYMENT, data=[{"f": uri, "n": n, "gate": str(gate)} for n in range(count)])]
+    expected = ["processing"] + ["pending"] * (count - 1)
+    eventually(lambda: statuses(emulator, ids) == expected, "the first item runs, the others wait")
+    return ids, gate
+
+
+def statuses(emulator: Emulator, ids: list[str]) -> list[str]:
+    return [r.status for r in emulator.sdk().deployment_requests_batch_get(PROJECT, DEPLOYMENT, ids)]
+
+
+def stopped(emulator: Emulator, how: signal.Signals) -> None:
+    assert emulator.process is not None
+    emulator.process.send_signal(how)
+    assert emulator.process.wait(SETTLE_SECONDS) == -how
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_batch_requests_no_instance_had_taken_run_after_a_restart(tmp_path, how):
+    """They came back `failed` ("The emulator stopped before this request finished"), where UbiOps keeps a
+    queued batch request through an outage: its user had to find and send them again. Stopped (Ctrl-C)
+    or killed outright, the one running stays failed (its deployment may have done part of the work);
+    those waiting run, in their order, and can be cancelled as any queued request."""
+    data = tmp_path / "data"
+    first = start_emulator("gated_files", tmp_path, data_dir=data)
+    try:
+        ids, gate = gated_batch(first, tmp_path, 4)
+        stopped(first, how)
+    finally:
+        first.stop()
+    (gate / "0").touch()  # whatever still waits on it ends
+    second = start_emulator("gated_files", tmp_path, data_dir=data)
+    try:
+        wait_for_log(second, "3 batch request(s) no instance had taken when the emulator last stopped are queued again")
+        eventually(lambda: statuses(second, ids) == ["failed", "processing", "pending", "pending"], "item 1 runs again")
+        api = second.sdk()
+        assert [r["status"] for r in api.deployment_requests_batch_cancel(PROJECT, DEPLOYMENT, [ids[3]])] == ["cancelled"]
+        (gate / "1").touch()
+        (gate / "2").touch()
+        for request_id in ids[1:3]:
+            wait_for_deployment_request(api.api_client, PROJECT, DEPLOYMENT, request_id, timeout=SETTLE_SECONDS, quiet=True)
+        running, *done, cancelled = api.deployment_requests_batch_get(PROJECT, DEPLOYMENT, ids)
+        assert [(r.status, r.result["n"]) for r in done] == [("completed", 1), ("completed", 2)]
+        assert done[0].time_started < done[1].time_started, "in their order"
+        assert (running.status, running.error_message) == ("failed", "The emulator stopped before this request finished")
+        assert cancelled.status == "cancelled"
+    finally:
+        second.stop()
+
+
+def test_a_waiting_batch_request_whose_version_is_gone_at_the_restart_fails_saying_so(tmp_path):
+    """The `--package` version served under another version name at the next start is forgotten: its waiting
+    batch requests cannot run, and fail naming it (its history is the project's only, as it was)."""
+    data = tmp_path / "data"
+    first = start_emulator("gated_files", tmp_path, "--version", "old", data_dir=data)
+    try:
+        ids, gate = gated_batch(first, tmp_path, 2)
+        stopped(first, signal.SIGINT)
+    finally:
+        first.stop()
+    (gate / "0").touch()
+    second = start_emulator("gated_files", tmp_path, "--version", "new", data_dir=data)
+    try:
+        line = next(line for line in wait_for_log(second, f"request {ids[1]} failed").splitlines() if ids[1] in line)
+        assert line.endswith(f": The emulator stopped before this request ran, and its version old of deployment {DEPLOYMENT} "
+                             "no longer existed when it started again"), line
+        listed = second.sdk().project_requests_list(PROJECT, status="failed")
+        assert sorted((r.id, r.version) for r in listed) == sorted((request_id, "old") for request_id in ids)
+    finally:
+        second.stop()
+

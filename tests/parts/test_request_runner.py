@@ -21,9 +21,11 @@ from contract.requests import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING
 from contract.spec import Spec
 from emulator import request_store
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
-from emulator.request_runner import BATCH, DIRECT, MAX_BATCH_ITEMS
+from emulator.metrics import Metrics
+from emulator.request_runner import BATCH, DIRECT, MAX_BATCH_ITEMS, RequestRunner
 from emulator.request_store import _COLUMNS, FLUSH_DELAY_SECONDS, JOURNAL_SUFFIX, RequestRecord, RequestStore
-from emulator.state import Deployment, Version, now
+from emulator.settings import Settings
+from emulator.state import Deployment, Project, Registry, Version, now
 
 DEPLOYMENT = Deployment("d", "p", Spec(), Spec())
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,17 +222,49 @@ def test_a_full_queue_refuses_more_requests_until_one_is_taken(runner):
 
 
 def test_requests_unfinished_at_a_stop_are_failed_at_the_next_start(tmp_path, runner, store):
+    """But a batch request no instance had taken: it is queued again (`unstarted_batch`, in the order made)."""
     waiting = runner.new_record(DEPLOYMENT, version("full"), "r1", "x", 60, DIRECT)
     running = runner.new_record(DEPLOYMENT, version("full"), "r2", "y", 60, DIRECT)
     running.status, running.time_started = PROCESSING, now()
     store.update(running)
+    batch_running = runner.new_record(DEPLOYMENT, version("full"), "b1", "z", 60, BATCH)
+    batch_running.status, batch_running.time_started = PROCESSING, now()
+    store.update(batch_running)
+    for n, request_id in enumerate(["b3", "b2"]):
+        runner.new_record(DEPLOYMENT, version("full"), request_id, {"n": n}, 60, BATCH)
     restarted = now()
-    assert store.mark_interrupted() == 2
-    for record in (waiting, running):
+    assert store.mark_interrupted() == 3
+    assert [(r.id, r.status, r.request_data) for r in store.unstarted_batch()] == [
+        ("b3", PENDING, {"n": 0}), ("b2", PENDING, {"n": 1})]
+    for record in (waiting, running, batch_running):
         found = runner.find("p", "d", None, record.id)
         assert (found.status, found.error_message) == (FAILED, "The emulator stopped before this request finished")
         assert found.time_completed is not None and found.time_completed >= restarted, "failed at the restart"
         assert found.time_started == record.time_started, "a request that never started has no time_started"
+
+
+def test_batch_requests_left_pending_are_queued_again_at_a_start_as_new_ones_are(runner, store):
+    """Live again on their version: they count against its `maximum_queue_size` and can be cancelled. One
+    whose version no longer exists fails saying so."""
+    limited = Version("v1", None, {}, settings={"maximum_queue_size": 2})
+    for request_id in ("b1", "b2"):
+        runner.new_record(DEPLOYMENT, limited, request_id, "x", 60, BATCH)
+    runner.new_record(DEPLOYMENT, Version("gone", None, {}), "b3", "x", 60, BATCH)
+    registry = Registry(Settings(Path("unused"), "p", "d", "v1"), runner.runtime)
+    registry.projects["p"] = Project("p", {"d": Deployment("d", "p", Spec(), Spec(), versions={"v1": limited})})
+    restarted = RequestRunner(runner.storage, store, runner.runtime, Metrics(), registry)
+
+    async def start() -> None:
+        assert restarted.resume() == 2
+        with pytest.raises(QueueFull, match="2 requests wait for an instance"):
+            restarted.check_queue(limited)
+        assert restarted.set_status(restarted.find("p", "d", None, "b2"), CANCELLED).status == CANCELLED
+        restarted.check_queue(limited)
+
+    asyncio.run(start())
+    gone = restarted.find("p", "d", None, "b3")
+    assert (gone.status, gone.error_message) == (FAILED, "The emulator stopped before this request ran, and its version "
+                                                         "gone of deployment d no longer existed when it started again")
 
 
 RUNNER_IN_A_PROCESS = """
