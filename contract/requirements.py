@@ -7,8 +7,12 @@ absolute path (`/home/me/x.whl`, `file:///…`, `-e /src`, `-r /…`) or on one 
 (`../x.whl`) installs here from the developer's disk and fails there, so it is refused
 (`file_references`). So is such a `--find-links` folder (`~/wheels`), though UbiOps' pip passes over
 a missing one with a warning: here it would install from the developer's disk what UbiOps installs
-from its index, or not at all. The emulator's build (`emulator.runtime.python_envs`, which also keys its
-cache by what the references hold, so a rebuilt wheel that kept its version number builds anew) and
+from its index, or not at all. A `${NAME}` pip fills in (`mylib @ ./wheels/${MYLIB_WHEEL}`) is filled
+in from the version's own variables alone, those its instances get, as UbiOps' build has no others
+(the developer's shell may have `WHEELDIR=/tmp/…`, UbiOps' build does not), and the line is judged as
+filled in; one the version does not set (or sets empty) stays as written, as pip leaves it. The
+emulator's build (`emulator.runtime.python_envs`, which also keys its cache by what the references
+hold, so a rebuilt wheel that kept its version number builds anew) and
 the deployer's check read them here, the same way.
 """
 
@@ -17,13 +21,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from contract.package import (
     ARCHIVE_SUFFIXES,
+    ENVIRONMENT_VARIABLE,
     REQUIREMENTS_FILE,
     PackageCheckError,
     decoded_requirements,
@@ -59,26 +64,61 @@ class FileReference:
     """Where, resolved against the folder of the file that names it."""
 
 
-def file_references(package_dir: Path) -> list[FileReference]:
-    """The places on disk the package's requirements.txt (and each file it includes) names, in order;
-    RequirementsError for one UbiOps' build would not find: an absolute path, or one out of the package.
-    An include that is missing or loops is left to the installer to report."""
+@dataclass(frozen=True)
+class RequirementFiles:
+    """What the package's requirements files name: places on disk, and variables."""
+
+    references: list[FileReference] = field(default_factory=list)
+    variables: dict[str, str | None] = field(default_factory=dict)
+    """Each `${NAME}` the files hold, with the value it is filled in with; None: the version's variables
+    do not set it (or set it empty), so it stays as written."""
+
+
+def file_references(package_dir: Path, variables: Mapping[str, str] | None = None) -> list[FileReference]:
+    """The places on disk the package's requirements.txt (and each file it includes) names, in order,
+    with its `${NAME}`s filled in from `variables` (the version's); RequirementsError for one UbiOps'
+    build would not find: an absolute path, or one out of the package. An include that is missing or
+    loops is left to the installer to report."""
+    return requirement_files(package_dir, variables).references
+
+
+def requirement_files(package_dir: Path, variables: Mapping[str, str] | None = None) -> RequirementFiles:
+    """`file_references`, and the `${NAME}`s the files hold with the values they are filled in with."""
     package_dir = Path(os.path.abspath(package_dir))
-    found: list[FileReference] = []
-    _read(package_dir / REQUIREMENTS_FILE, package_dir, found, set())
+    found = RequirementFiles()
+    _read(package_dir / REQUIREMENTS_FILE, package_dir, variables or {}, found, set())
     return found
 
 
-def _read(path: Path, package_dir: Path, found: list[FileReference], seen: set[Path]) -> None:
+def filled_in(line: str, variables: Mapping[str, str], named: dict[str, str | None] | None = None) -> str:
+    """`line` with each `${NAME}` pip fills in replaced by its value in `variables`; one without a value
+    there, or with an empty one, stays as written (pip's rule). `named` gets each name and its value."""
+    def value(match: re.Match[str]) -> str:
+        name = match[0][2:-1]
+        found = variables.get(name) or None
+        if named is not None:
+            named[name] = found
+        return found if found is not None else match[0]
+    return ENVIRONMENT_VARIABLE.sub(value, line)
+
+
+def _read(path: Path, package_dir: Path, variables: Mapping[str, str], found: RequirementFiles,
+          seen: set[Path]) -> None:
     if path in seen or not path.is_file():
         return
     seen.add(path)
-    for number, line in requirement_lines(decoded_requirements(path.read_bytes())):
+    for number, written_line in requirement_lines(decoded_requirements(path.read_bytes())):
+        named: dict[str, str | None] = {}
+        line = filled_in(written_line, variables, named)
+        found.variables.update(named)
         for option, written in _places(line):
             where = _local(written, option)
             if where is None:
                 continue
-            shown = f"{path.relative_to(package_dir)} line {number}: {written}"
+            filled = [name for name, value in named.items() if value is not None]
+            shown = f"{path.relative_to(package_dir)} line {number}: " + (
+                f"{written_line} (its {', '.join('${' + name + '}' for name in filled)} filled in from the version's "
+                "variables)" if filled else written)  # not the values: a secret may be one
             if where.startswith(("/", "~")):
                 raise RequirementsError(
                     f"{shown} is a path on this machine: UbiOps builds the package elsewhere, from its own files "
@@ -89,9 +129,9 @@ def _read(path: Path, package_dir: Path, found: list[FileReference], seen: set[P
                 raise RequirementsError(
                     f"{shown} is outside the package: UbiOps gets the package's files alone; move it into the "
                     "package and name it there (./wheels/x.whl)")
-            found.append(FileReference(option, target))
+            found.references.append(FileReference(option, target))
             if option in INCLUDES:
-                _read(target, package_dir, found, seen)
+                _read(target, package_dir, variables, found, seen)
 
 
 def _places(line: str) -> Iterator[tuple[str, str]]:
@@ -120,8 +160,9 @@ def _places(line: str) -> Iterator[tuple[str, str]]:
 
 def _local(written: str, option: str) -> str | None:
     """The path `written` names on disk, as written (absolute, `~…`, or relative), or None: a name, or a
-    URL of another kind. A `${VARIABLE}` pip fills in where it installs is not judged here."""
-    if "${" in written:
+    URL of another kind. One still holding a `${NAME}` (the version's variables do not set it) is not
+    judged: it names no place the build finds, and the installer says so."""
+    if ENVIRONMENT_VARIABLE.search(written):
         return None
     scheme = urlsplit(written).scheme.lower()
     if scheme == "file" or scheme.endswith("+file"):  # `file:wheels/x.whl`, `file:///…`, `git+file:///…`

@@ -145,7 +145,8 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
                                      "which UbiOps installs", say, note=True)
     # the file the version's instances will import: `SYS_DEPLOYMENT_FILE_NAME` may name another, in
     # ubiops.yaml or the configured variables (those set on UbiOps by other means are not known here)
-    file_name = deployment_file_name(instance_variables(package.manifest.environment_variables, configured))
+    variables = instance_variables(package.manifest.environment_variables, configured)
+    file_name = deployment_file_name(variables)
 
     try:
         undecided = check_deployment_class(package.directory, file_name, python_version(config.environment))
@@ -159,7 +160,8 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
 
     def requirements() -> str:
         count = len(read_requirements(package.directory))
-        file_references(package.directory)  # none out of the package, as the emulator's build refuses them
+        # none out of the package, as the emulator's build refuses them, its `${NAME}`s filled in as there
+        file_references(package.directory, variables)
         return f"{count} requirement(s)"
 
     _static_check(report, say, "requirements.txt", requirements)

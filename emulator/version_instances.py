@@ -20,22 +20,24 @@ def new_pool(project: Project, deployment: Deployment, version: Version, package
              runtime: Runtime, revision: Revision | None = None, environment: str | None = None) -> InstancePool:
     """The instances that run `package` (`revision`'s, if it came as one) as `version` of `deployment`
     (started with `pool.start()`): `--instances` of them, in the version's own Python environment (of
-    the base `environment` a build gives, else the one the revision was built in), each held to
+    the base `environment` a build gives, else the one the revision was built in; its requirements'
+    `${NAME}`s filled in from the variables the instances get), each held to
     `--instance-memory-mb`, telling the runtime's events what happens to them."""
     user_environment = instance_environment(project, deployment, version, package, settings)
+    secrets = instance_secrets(project, deployment, version, settings)
     launch = Launch(
         project=project.name,
         deployment=deployment.name,
         version=version.name,
         revision_id=revision.id if revision else None,
-        secrets=instance_secrets(project, deployment, version, settings),
+        secrets=secrets,
         package_dir=package.directory,
         deployment_file=deployment_file_name(user_environment),
         environment={"SYS_DEFAULT_BUCKET": DEFAULT_BUCKET, **user_environment},
         python_environment=PythonEnvironment(environment or (revision.environment if revision else
                                                              version_environment(version.settings)),
                                              package.directory, package.manifest.apt_packages,
-                                             package.manifest.adds_apt_sources),
+                                             package.manifest.adds_apt_sources, user_environment, secrets),
         init_context={
             "project": project.name,
             "project_id": project.id,

@@ -455,6 +455,32 @@ def test_a_requirement_on_the_packages_own_files_builds_anew_when_they_change(tm
             emulator.stop()
 
 
+def test_a_changed_variable_a_requirement_names_builds_anew_and_an_unset_one_is_not_filled_in(tmp_path):
+    """The cache was keyed by the requirements' text as written: a changed variable went on serving the
+    first environment, and a build once made with it set served a start without it."""
+    package = probe_package(tmp_path / "package", "mylib @ ./${WHEELS}/mylib-1.0-py3-none-any.whl\n",
+                            manifest="environment_variables:\n  - WHEELS=a\n")
+    for version in ("a", "b"):
+        (package / version).mkdir()
+        (package / version / "mylib-1.0-py3-none-any.whl").write_bytes(wheel(version))
+    cache = ["--environments-dir", str(tmp_path / "environments")]
+    emulator = start_emulator(package, tmp_path, *cache)
+    try:
+        assert answer(emulator, "mylib").startswith("mylib a on Python")
+        emulator.sdk().deployment_version_environment_variables_create(
+            PROJECT, DEPLOYMENT, "v1", ubiops.EnvironmentVariableCreate(name="WHEELS", value="b", secret=False))
+        eventually(lambda: answer(emulator, "mylib").startswith("mylib b on Python"), "the version's value's wheel", 120)
+    finally:
+        emulator.stop()
+    (package / "ubiops.yaml").unlink()
+    unset = start_emulator(package, tmp_path, *cache)
+    try:
+        assert "Distribution not found at" in refusal(unset), "not the environment built with it set"
+        assert "requirements.txt names ${WHEELS}, which the version's variables do not set" in unset.log()
+    finally:
+        unset.stop()
+
+
 def test_an_editable_requirement_runs_from_its_own_packages_folder(tmp_path):
     """An editable install runs from the folder it names: a second package (a new revision, unpacked
     elsewhere) with the same requirements line ran the first one's code from the cache, and broke

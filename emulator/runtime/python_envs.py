@@ -4,10 +4,14 @@ asks for, and a requirement that cannot be installed fails the build, not the fi
 
 Built with uv (a real, fast installer, from PyPI) and kept in a cache shared by every emulator on the
 machine (`~/.cache/ubiops-emulator/environments`), one folder per hash of what went into it: the
-interpreter, the requirements' text (with what a requirement on the package's own files holds) and
-this builder's layout. The second start of a package is a
+interpreter, the requirements' text (with the values its `${NAME}`s are filled in with, and what a
+requirement on the package's own files holds) and this builder's layout. The second start of a package is a
 lookup. A file lock per environment lets emulators (and test runs) build the same one at once
 safely; a folder without its `COMPLETE` marker is a build that was interrupted, and is rebuilt.
+
+The installer gets the version's variables its requirements name, and none of the developer's shell
+of those names (`installer_environment`): UbiOps' build has only the version's variables, so a
+requirement that installs here only through the developer's would fail there.
 
 Interpreters are found on the machine, never downloaded: `python3.X` on the PATH, pyenv's versions,
 `/usr/bin` and `/usr/local/bin`.
@@ -28,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -37,7 +41,8 @@ import uv
 from contract.apt import check_apt_packages
 from contract.environments import CONDA_FILE, CONDA_NOT_BUILT, python_version
 from contract.package import PackageCheckError
-from contract.requirements import EDITABLE, FIND_LINKS, file_references
+from contract.requirements import EDITABLE, FIND_LINKS, RequirementFiles, requirement_files
+from contract.secrets import masked_forms, secret_forms
 from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.runtime import parent
 
@@ -66,6 +71,15 @@ def inherited_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
 
 
+def installer_environment(named: Mapping[str, str | None]) -> dict[str, str]:
+    """What uv runs with: the emulator's environment (`inherited_environment`), and for each `${NAME}`
+    the requirements hold (`named`), the version's value or none: uv fills them in from its own
+    environment, where the developer's shell set them (`WHEELDIR=/tmp/…`), and UbiOps' build has only
+    the version's variables."""
+    environment = {name: value for name, value in inherited_environment().items() if name not in named}
+    return {"UV_SYSTEM_CERTS": "1", **environment, **{name: value for name, value in named.items() if value is not None}}
+
+
 def default_cache() -> Path:
     """`$XDG_CACHE_HOME/ubiops-emulator/environments`, shared by every emulator of this user."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -86,6 +100,12 @@ class PythonEnvironment:
     apt_packages: tuple[str, ...] = ()
     """`ubiops.yaml`'s system packages: checked on this machine, not installed (`contract.apt`)."""
     adds_apt_sources: bool = False
+    variables: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
+    """The variables the version's instances get (`emulator.state.instance_environment`): the only
+    ones the requirements' `${NAME}`s are filled in from, as UbiOps' build has no others."""
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """The values of the secrets among them, masked in the installer's output (a requirement's URL
+    may name one: `git+https://${GITHUB_TOKEN}@github.com/…`)."""
 
     @property
     def requirements(self) -> Path:
@@ -127,7 +147,12 @@ class EnvironmentBuilder:
             raise EnvironmentBuildError("; ".join(apt.failures))
         interpreter = await asyncio.to_thread(find_python, wanted)
         has_requirements = environment.requirements.is_file()
-        requirements = await asyncio.to_thread(_requirements_text, environment.package_dir) if has_requirements else b""
+        files, requirements = (await asyncio.to_thread(_requirements_text, environment) if has_requirements
+                               else (RequirementFiles(), b""))
+        for name in (name for name, value in files.variables.items() if value is None):
+            log.warning("requirements.txt names ${%s}, which the version's variables do not set (or set empty): it stays "
+                        "as written, as pip leaves it on UbiOps, whose build has only the version's variables", name,
+                        extra=fields)
         folder = self.cache_dir / _key(interpreter, requirements)
         python = str(folder / "bin" / "python")
         async with _locked(folder.with_suffix(".lock")):
@@ -137,27 +162,29 @@ class EnvironmentBuilder:
                 return python
             try:
                 async with asyncio.timeout(self.build_seconds):
-                    await self._build(environment, interpreter, folder, fields)
+                    await self._build(environment, files, interpreter, folder, fields)
             except TimeoutError:
                 raise EnvironmentBuildError(f"installing the environment did not finish within {self.build_seconds:g} s "
                                             "(a package index that does not answer?); it was stopped") from None
         return python
 
-    async def _build(self, environment: PythonEnvironment, interpreter: Interpreter, folder: Path,
-                     fields: Mapping[str, object]) -> None:
+    async def _build(self, environment: PythonEnvironment, files: RequirementFiles, interpreter: Interpreter,
+                     folder: Path, fields: Mapping[str, object]) -> None:
         started = time.monotonic()
         shutil.rmtree(folder, ignore_errors=True)
         has_requirements = environment.requirements.is_file()
         log.info("building environment %s (Python %s at %s)%s", environment.base, interpreter.version, interpreter.path,
                  " and installing requirements.txt" if has_requirements else "", extra=fields)
         try:
-            await _uv(["venv", "--seed", "--quiet", "--python", interpreter.path, str(folder)], self.cache_dir, fields)
+            await _uv(["venv", "--seed", "--quiet", "--python", interpreter.path, str(folder)], self.cache_dir, fields,
+                      installer_environment({}))
             if has_requirements:
                 # Like pip on UbiOps: every index is searched for the best match (a version missing from
                 # an extra index is found on PyPI), and no uv setting in or above the package steers it.
                 await _uv(["pip", "install", "--python", str(folder / "bin" / "python"), "--index-strategy",
-                           "unsafe-best-match", "--no-config", *_refreshed(environment.package_dir),
-                           "-r", REQUIREMENTS_FILE], environment.package_dir, fields)
+                           "unsafe-best-match", "--no-config", *_refreshed(files), "-r", REQUIREMENTS_FILE],
+                          environment.package_dir, fields, installer_environment(files.variables),
+                          secret_forms(environment.secrets))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -166,34 +193,38 @@ class EnvironmentBuilder:
         log.info("environment %s built in %.1f s", environment.base, time.monotonic() - started, extra=fields)
 
 
-def _requirements_text(package_dir: Path) -> bytes:
-    """What an environment is made of, as far as the package says: the text of requirements.txt and
-    what each place on disk it names holds (`contract.requirements`): the files it includes, so that
-    editing one builds anew; the folders it searches and the archives and folders it installs
-    (`--find-links ./wheels`, `mylib @ ./wheels/x.whl`, `./src/mylib`), so that a wheel rebuilt with new
-    code under the same version does too (a cached environment went on serving the first one's copy).
-    An editable one (`-e ./mylib`) is also tied to its folder, which the environment runs from.
-    EnvironmentBuildError for a place UbiOps' build would not have (an absolute path, or one out of
-    the package)."""
+def _requirements_text(environment: PythonEnvironment) -> tuple[RequirementFiles, bytes]:
+    """What an environment is made of, as far as the package says: the text of requirements.txt, the
+    values its `${NAME}`s are filled in with (the version's variables: a changed one builds anew, and
+    one set once does not stand for one unset later), and what each place on disk it names holds
+    (`contract.requirements`, as filled in): the files it includes, so that editing one builds anew;
+    the folders it searches and the archives and folders it installs (`--find-links ./wheels`,
+    `mylib @ ./wheels/x.whl`, `./src/mylib`), so that a wheel rebuilt with new code under the same
+    version does too (a cached environment went on serving the first one's copy). An editable one
+    (`-e ./mylib`) is also tied to its folder, which the environment runs from. EnvironmentBuildError
+    for a place UbiOps' build would not have (an absolute path, or one out of the package)."""
+    package_dir = environment.package_dir
     try:
-        references = file_references(package_dir)
+        files = requirement_files(package_dir, environment.variables)
     except PackageCheckError as exc:
         raise EnvironmentBuildError(str(exc)) from None
     parts = [(package_dir / REQUIREMENTS_FILE).read_bytes()]
-    for reference in references:
+    if files.variables:
+        parts.append(b"\0variables\0" + json.dumps(sorted(files.variables.items())).encode())
+    for reference in files.references:
         if reference.option == EDITABLE:
             parts.append(b"\0editable\0" + os.fsencode(reference.path))
         if reference.path.exists():
             parts.append(b"\0" + reference.option.encode() + b"\0" + _digest(reference.path))
-    return b"".join(parts)
+    return files, b"".join(parts)
 
 
-def _refreshed(package_dir: Path) -> list[str]:
+def _refreshed(files: RequirementFiles) -> list[str]:
     """uv's options to take the package's own archives anew from the folders it searches
     (`--find-links ./wheels`): uv keeps a wheel found there in its cache by its name, so a wheel
     rebuilt with new code under the same version installed the first one's code (pip on UbiOps has
     no cache)."""
-    names = {name for reference in file_references(package_dir) if reference.option == FIND_LINKS and reference.path.is_dir()
+    names = {name for reference in files.references if reference.option == FIND_LINKS and reference.path.is_dir()
              for file in reference.path.iterdir() if (name := _distribution(file.name))}
     return [option for name in sorted(names) for option in ("--refresh-package", name)]
 
@@ -225,8 +256,10 @@ def _key(interpreter: Interpreter, requirements: bytes) -> str:
     return digest.hexdigest()[:24]
 
 
-async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object]) -> None:
-    """Run uv, its output a line at a time to the log; EnvironmentBuildError with its key lines if it fails.
+async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object], environment: Mapping[str, str],
+              secrets: list[str] | None = None) -> None:
+    """Run uv in `environment` (`installer_environment`), its output a line at a time to the log, the
+    `secrets` (`secret_forms`) masked; EnvironmentBuildError with its key lines if it fails.
 
     Never a Python download; the system's certificates (`UV_SYSTEM_CERTS`, unless set), as pip uses,
     so a registry behind a company's certificate authority works as it does for pip. Its output is
@@ -236,8 +269,7 @@ async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object]) -> 
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-I", parent.__file__, str(os.getpid()), uv.find_uv_bin(), *arguments, cwd=cwd,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        env={"UV_SYSTEM_CERTS": "1", **inherited_environment(), "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1",
-             "UV_NO_PROGRESS": "1"},
+        env={**environment, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"},
     )
     assert process.stdout is not None, "stdout is a pipe"
     output: list[str] = []
@@ -245,9 +277,9 @@ async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object]) -> 
         rest = b""
         while chunk := await process.stdout.read(64 * 1024):
             *lines, rest = (rest + chunk).split(b"\n")
-            output.extend(_logged(line, fields) for line in lines)
+            output.extend(_logged(line, fields, secrets) for line in lines)
         if rest:
-            output.append(_logged(rest, fields))
+            output.append(_logged(rest, fields, secrets))
         code = await process.wait()
     except BaseException:  # cancelled (the version was deleted or replaced, the emulator stops)
         with contextlib.suppress(ProcessLookupError):
@@ -259,9 +291,9 @@ async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object]) -> 
         raise EnvironmentBuildError(f"{what} failed: {key_lines(output)}")
 
 
-def _logged(raw: bytes, fields: Mapping[str, object]) -> str:
-    """One line of the installer's, logged (but a blank one), cut to MAX_LOG_LINE."""
-    line = raw.decode(errors="replace").rstrip()
+def _logged(raw: bytes, fields: Mapping[str, object], secrets: list[str] | None) -> str:
+    """One line of the installer's, its secrets masked, logged (but a blank one), cut to MAX_LOG_LINE."""
+    line = masked_forms(raw.decode(errors="replace").rstrip(), secrets or ())
     line = line if len(line) <= MAX_LOG_LINE else line[:MAX_LOG_LINE] + f" … ({len(line)} characters)"
     if line:
         log.info("  %s", line, extra=fields)

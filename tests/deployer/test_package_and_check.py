@@ -360,6 +360,23 @@ def test_check_refuses_a_requirement_on_files_out_of_the_package(project, tmp_pa
     assert f"FAIL requirements.txt: requirements.txt line 1: {why.format(wheel=wheel)}" in result.stdout
 
 
+def test_check_fills_in_a_requirements_variable_from_the_configured_variables_not_the_shell(project, tmp_path):
+    """`mylib @ file://${WHEELDIR}/…` with WHEELDIR set in the developer's shell passed: the emulator's
+    installer filled it in from there and installed the wheel from their disk, where UbiOps' build has
+    only the version's variables. Configured, the line is judged as filled in, before any emulator starts."""
+    wheel = local_wheel(tmp_path / "outside")
+    line = "mylib @ file://${WHEELDIR}/mylib-1.0-py3-none-any.whl"
+    (project.package / "requirements.txt").write_text(line + "\n")
+    shell = project.run("check", env={"WHEELDIR": str(wheel.parent)})
+    assert shell.returncode == 1, shell.stdout
+    assert "FAIL emulator: the zip does not start" in shell.stdout and "Distribution not found at" in shell.stdout
+    project.configure(environment_variables={"WHEELDIR": str(wheel.parent)})
+    configured = project.run("check")
+    assert configured.returncode == 1, configured.stdout
+    assert (f"FAIL requirements.txt: requirements.txt line 1: {line} (its ${{WHEELDIR}} filled in from the version's "
+            "variables) is a path on this machine") in configured.stdout
+
+
 def apt_names() -> tuple[str, str] | None:
     """A package this machine's apt knows and has not installed, and one it has installed (None: apt
     here has no package lists, so it can tell no name it does not know)."""

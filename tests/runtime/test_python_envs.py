@@ -212,3 +212,49 @@ async def test_a_requirement_on_files_out_of_the_package_fails_the_build(tmp_pat
         await EnvironmentBuilder(tmp_path / "environments", build_seconds=300).prepare(environment, {})
     assert why.format(outside=outside) in str(failed.value)
     assert not (tmp_path / "environments").exists() or not any((tmp_path / "environments").iterdir())
+
+
+async def test_a_requirements_variable_is_filled_in_from_the_versions_variables_alone(tmp_path, monkeypatch, build_log):
+    """uv filled `${WHEELDIR}` in from the developer's shell: the wheel installed from their disk, and
+    `deployer check` passed, where UbiOps' build has only the version's variables and fails. Set by the
+    version, the line is judged as filled in: a path on this machine."""
+    write_wheel(tmp_path / "outside", "from the developer's disk")
+    monkeypatch.setenv("WHEELDIR", str(tmp_path / "outside"))
+    requirements = f"{LIB} @ file://${{WHEELDIR}}/{WHEEL}\n"
+    environment = package_with(tmp_path, requirements)
+    builder = EnvironmentBuilder(tmp_path / "environments", build_seconds=300)
+    with pytest.raises(EnvironmentBuildError, match=r"installing requirements\.txt failed"):
+        await builder.prepare(environment, {})
+    assert "requirements.txt names ${WHEELDIR}, which the version's variables do not set" in build_log.text
+    given = PythonEnvironment(OWN_ENVIRONMENT, environment.package_dir, variables={"WHEELDIR": str(tmp_path / "outside")})
+    with pytest.raises(EnvironmentBuildError) as failed:
+        await builder.prepare(given, {})
+    assert str(failed.value) == (
+        f"requirements.txt line 1: {requirements.strip()} (its ${{WHEELDIR}} filled in from the version's variables) is a "
+        "path on this machine: UbiOps builds the package elsewhere, from its own files alone, where it does not exist; "
+        "put it in the package and name it relative to requirements.txt (./wheels/x.whl, --find-links ./wheels)")
+
+
+async def test_the_cache_follows_the_values_a_requirements_variable_is_filled_in_with(tmp_path):
+    """The cache was keyed by the unfilled text: a changed variable went on serving the first wheel, and
+    once built with the variable set, a start without it was served from the cache, where UbiOps' build fails."""
+    environment = package_with(tmp_path, f"{LIB} @ ./${{WHEELS}}/{WHEEL}\n")
+    for value in ("a", "b"):
+        write_wheel(environment.package_dir / value, value)
+    builder = EnvironmentBuilder(tmp_path / "environments", build_seconds=300)
+    for value in ("a", "b"):
+        given = PythonEnvironment(OWN_ENVIRONMENT, environment.package_dir, variables={"WHEELS": value})
+        assert value_in(await builder.prepare(given, {})) == value
+    with pytest.raises(EnvironmentBuildError, match=r"installing requirements\.txt failed"):
+        await builder.prepare(environment, {})
+
+
+async def test_a_secret_a_requirement_names_is_masked_in_the_installers_output(tmp_path, build_log):
+    """The version's variables reach the installer now, and a failed install quotes the URL it could not reach."""
+    token = "s3cr3t-version-token"
+    environment = package_with(tmp_path, f"{LIB} @ ./${{TOKEN}}/{WHEEL}\n")
+    given = PythonEnvironment(OWN_ENVIRONMENT, environment.package_dir, variables={"TOKEN": token}, secrets=(token,))
+    with pytest.raises(EnvironmentBuildError) as failed:
+        await EnvironmentBuilder(tmp_path / "environments").prepare(given, {})
+    assert "/***/" in build_log.text, "the path, as the installer quoted it"
+    assert token not in str(failed.value) and token not in build_log.text
