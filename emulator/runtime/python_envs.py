@@ -9,9 +9,9 @@ requirement on the package's own files holds) and this builder's layout. The sec
 lookup. A file lock per environment lets emulators (and test runs) build the same one at once
 safely; a folder without its `COMPLETE` marker is a build that was interrupted, and is rebuilt.
 
-The installer gets the version's variables its requirements name, and none of the developer's shell
-of those names (`installer_environment`): UbiOps' build has only the version's variables, so a
-requirement that installs here only through the developer's would fail there.
+The installer gets the version's variables its requirements name, none of the developer's shell of
+those names, and none of the developer's git or package credentials (`installer_environment`): UbiOps'
+build has neither, so a requirement that installs here only through them would fail there.
 
 Interpreters are found on the machine, never downloaded: `python3.X` on the PATH, pyenv's versions,
 `/usr/bin` and `/usr/local/bin`.
@@ -66,18 +66,41 @@ MAX_LOG_LINE = 2000
 """An installer's line longer than this is cut short in the log (a requirement line can be any length)."""
 
 
+CREDENTIALS = ("SSH_AUTH_SOCK", "SSH_ASKPASS", "GIT_ASKPASS", "GIT_SSH", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS",
+               "GIT_CONFIG_COUNT")
+"""The developer's variables through which git reaches credentials or configuration (an SSH agent, a
+password prompt, `git -c` and GIT_CONFIG_KEY_n settings): the installer does not get them."""
+ISOLATED = {
+    "GIT_CONFIG_GLOBAL": os.devnull,  # ~/.gitconfig: a credential helper (`gh auth setup-git`), url.…insteadOf
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",  # a private repository fails at once rather than ask
+    "GIT_SSH_COMMAND": f"ssh -F {os.devnull} -o IdentityAgent=none -o IdentitiesOnly=yes -o IdentityFile={os.devnull} "
+                       "-o BatchMode=yes",  # no ~/.ssh keys or config, no agent
+    "NETRC": os.devnull,  # uv's ~/.netrc
+    "UV_CREDENTIALS_DIR": os.devnull,  # `uv auth login`'s store
+    "UV_KEYRING_PROVIDER": "disabled",
+}
+"""What the installer is run with so that it reaches only what UbiOps' build reaches: none of the
+developer's git configuration or credentials (a private `git+https://…` requirement installed here
+through them, and failed on UbiOps). Proxies and certificates, the index settings (`UV_INDEX_URL`)
+and uv's cache are the machine's, as they are needed to reach the package registries at all."""
+
+
 def inherited_environment() -> dict[str, str]:
     """The emulator's environment without what is its own (NOT_INHERITED)."""
     return {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
 
 
 def installer_environment(named: Mapping[str, str | None]) -> dict[str, str]:
-    """What uv runs with: the emulator's environment (`inherited_environment`), and for each `${NAME}`
-    the requirements hold (`named`), the version's value or none: uv fills them in from its own
-    environment, where the developer's shell set them (`WHEELDIR=/tmp/…`), and UbiOps' build has only
-    the version's variables."""
-    environment = {name: value for name, value in inherited_environment().items() if name not in named}
-    return {"UV_SYSTEM_CERTS": "1", **environment, **{name: value for name, value in named.items() if value is not None}}
+    """What uv runs with: the emulator's environment (`inherited_environment`) without the developer's
+    git and package credentials (CREDENTIALS, ISOLATED), and for each `${NAME}` the requirements hold
+    (`named`), the version's value or none: uv fills them in from its own environment, where the
+    developer's shell set them (`WHEELDIR=/tmp/…`), and UbiOps' build has only the version's variables."""
+    environment = {name: value for name, value in inherited_environment().items()
+                   if name not in CREDENTIALS and not name.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
+                   and name not in named}
+    return {"UV_SYSTEM_CERTS": "1", **environment, **ISOLATED,
+            **{name: value for name, value in named.items() if value is not None}}
 
 
 def default_cache() -> Path:

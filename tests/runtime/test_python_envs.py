@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import logging
+import os
 import socket
 import subprocess
 import threading
@@ -247,6 +248,66 @@ async def test_the_cache_follows_the_values_a_requirements_variable_is_filled_in
         assert value_in(await builder.prepare(given, {})) == value
     with pytest.raises(EnvironmentBuildError, match=r"installing requirements\.txt failed"):
         await builder.prepare(environment, {})
+
+
+def git_repository(folder) -> str:
+    """A git repository of LIB's source in `folder`, as a `file://` URL."""
+    write_source(folder, "from the developer's git")
+    source = folder / "mylib"
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lib"]):
+        subprocess.run(["git", *command], cwd=source, check=True, env={"PATH": os.environ["PATH"], "HOME": str(folder)})
+    return source.as_uri()
+
+
+async def test_the_developers_git_configuration_does_not_reach_the_installer(tmp_path, monkeypatch, build_log):
+    """A global `url.….insteadOf` (or a credential helper: `gh auth setup-git`) installed a private
+    `git+https://…` requirement here, which UbiOps' build, without them, cannot fetch."""
+    (tmp_path / "gitconfig").write_text(
+        f'[url "{git_repository(tmp_path)}"]\n\tinsteadOf = https://git.invalid/acme-private/mylib.git\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    environment = package_with(tmp_path, f"{LIB} @ git+https://git.invalid/acme-private/mylib.git\n")
+    with pytest.raises(EnvironmentBuildError, match=r"installing requirements\.txt failed"):
+        await EnvironmentBuilder(tmp_path / "environments", build_seconds=300).prepare(environment, {})
+    assert "git.invalid" in build_log.text, "fetched from where the requirement says"
+
+
+class PasswordIndex(http.server.SimpleHTTPRequestHandler):
+    """A package index that serves only a caller with its password (`u:p`), and counts those."""
+
+    served = 0
+
+    def do_GET(self) -> None:
+        if self.headers.get("Authorization") != "Basic dTpw":
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", "Basic")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        PasswordIndex.served += 1
+        super().do_GET()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+async def test_the_developers_netrc_does_not_reach_the_installer(tmp_path, monkeypatch):
+    """uv read the developer's ~/.netrc (or $NETRC): an index that needs a password answered here, and
+    not UbiOps' build."""
+    project = tmp_path / "index" / "simple" / LIB.replace("_", "-")
+    write_wheel(project, "from a private index")
+    (project / "index.html").write_text(f'<a href="{WHEEL}">{WHEEL}</a>')
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(PasswordIndex, directory=str(tmp_path / "index")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "netrc").write_text("machine 127.0.0.1 login u password p\n")
+    (tmp_path / "netrc").chmod(0o600)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    environment = package_with(tmp_path, f"--index-url http://127.0.0.1:{server.server_port}/simple/\n{LIB}==1.0\n")
+    try:
+        with pytest.raises(EnvironmentBuildError, match=r"installing requirements\.txt failed"):
+            await EnvironmentBuilder(tmp_path / "environments", build_seconds=300).prepare(environment, {})
+    finally:
+        server.shutdown()
+    assert PasswordIndex.served == 0, "the installer never had the password"
 
 
 async def test_a_secret_a_requirement_names_is_masked_in_the_installers_output(tmp_path, build_log):
