@@ -12,6 +12,11 @@ well under a second), and the emulator's build and `deployer check` both judge b
   machine is not (`ubiops-ubuntu24-04-…` on Debian 12: Ubuntu 24.04's `libasound2t64` is not
   Debian 12's). The `python3-X` environments do not say which release they run: their names are
   judged by this machine's apt.
+
+A name this machine's apt knows is no proof for an environment of another Ubuntu release: one
+that release dropped (DROPPED: `libgl1-mesa-glx`, `libasound2` on 24.04) fails, naming what replaces
+it, on any machine, and the others it knows are a warning saying they were judged by this machine's
+apt, not that release's.
 """
 
 from __future__ import annotations
@@ -28,6 +33,27 @@ APT_SECONDS = 30
 """How long apt-cache may take before the names are left unjudged (it answers in well under a second)."""
 UBUNTU_RELEASE = re.compile(r"ubuntu(\d\d)-(\d\d)-")
 """The Ubuntu release an environment's name gives (`ubiops-ubuntu24-04-python3-13`: 24.04)."""
+DROPPED = {
+    "24.04": {
+        "libgl1-mesa-glx": "it has no installation candidate since Ubuntu 23.10; libgl1 and libglx-mesa0 replace it",
+        "libasound2": "it is only a virtual package there, which two packages provide, so apt-get cannot choose "
+                      "(no installation candidate); libasound2t64 replaces it",
+        "libtinfo5": "it has no installation candidate; libtinfo6 replaces it",
+        "python3-distutils": "it has no installation candidate (Python 3.12 has no distutils); setuptools, in "
+                             "requirements.txt, provides distutils",
+        "libgconf-2-4": "Ubuntu 24.04 has no such package",
+    },
+}
+"""Names this machine's apt (Debian 12, an older Ubuntu) may know that an Ubuntu release's apt-get
+install fails on, each with why and what replaces it; only failures seen on that release are listed
+(`apt-get install` of one renamed package of the 64-bit time transition, `libgtk-3-0`, takes its
+only provider, `libgtk-3-0t64`, and goes on). Sources: `E: Package 'libgl1-mesa-glx' has no
+installation candidate` (github.com/pyvista/setup-headless-display-action/issues/20), `Package
+libasound2 is a virtual package provided by: liboss4-salsa-asound2 …, libasound2t64 …` and `E: Package
+'libasound2' has no installation candidate` (github.com/bitfocus/companion-pi/issues/30), `E: Unable to
+locate package libtinfo5` (github.com/akhilnarang/scripts/issues/209), `E: Package 'python3-distutils'
+has no installation candidate` (github.com/armbian/build/issues/6527), `E: Unable to locate package
+libgconf-2-4` (github.com/schlich/devcontainer-features/issues/69), each on Ubuntu 24.04."""
 
 
 @dataclass(frozen=True)
@@ -43,18 +69,30 @@ class AptCheck:
 def check_apt_packages(packages: Sequence[str], environment: str, adds_sources: bool = False) -> AptCheck:
     """Judge `packages` (ubiops.yaml's `apt.packages`) for a version of `environment`; `adds_sources`:
     ubiops.yaml's `apt.sources` names repositories UbiOps adds first."""
-    if not packages or shutil.which("apt-cache") is None:
-        return AptCheck()
     wanted = {name: re.split(r"[=/]", name, maxsplit=1)[0] for name in packages}  # `pkg=1.2`, `pkg/bookworm`
+    check = AptCheck()
+    release = _other_release(environment)
+    dropped = DROPPED.get(release or "", {})
+    for name, asked in list(wanted.items()):
+        if (why := dropped.get(_stem(asked))) is not None:
+            del wanted[name]
+            said = (f"ubiops.yaml's apt package {name} is not one UbiOps' apt-get install takes on Ubuntu {release}, "
+                    f"which the environment {environment} runs: {why}")
+            if adds_sources:
+                check.warnings.append(f"{said} (unless the apt sources ubiops.yaml adds have it)")
+            else:
+                check.failures.append(said)
+    if not wanted or shutil.which("apt-cache") is None:
+        return check
     stems = sorted({_stem(asked) for asked in wanted.values()})
     known = dict.fromkeys(_installed(stems), True)
     if rest := [stem for stem in stems if stem not in known]:  # apt-cache takes ~0.4 s, dpkg-query ~7 ms
         policy = _policy(rest)
         if policy is None:
-            return AptCheck(warnings=[f"ubiops.yaml's apt packages could not be checked: apt-cache did not answer "
-                                      f"within {APT_SECONDS} s"])
+            check.warnings.append(f"ubiops.yaml's apt packages could not be checked: apt-cache did not answer within "
+                                  f"{APT_SECONDS} s")
+            return check
         known.update(policy)
-    check = AptCheck()
     unknown = [name for name, asked in wanted.items() if _stem(asked) not in known]
     for name, asked in wanted.items():
         if _stem(asked) in known and not known[_stem(asked)]:
@@ -71,6 +109,12 @@ def check_apt_packages(packages: Sequence[str], environment: str, adds_sources: 
                 check.failures.append(f"ubiops.yaml's apt package {name} is not a package apt knows on "
                                       f"{_machine()}: UbiOps' apt-get install fails on it, and so its build; "
                                       f"check the name (`apt-cache search {_stem(name)}`)")
+    if release and (judged := [name for name in wanted if name not in unknown]):
+        several = len(judged) > 1
+        check.warnings.append(
+            f"ubiops.yaml's apt package{'s' if several else ''} {', '.join(judged)} {'were' if several else 'was'} judged "
+            f"by the apt of {_machine()} alone: the environment {environment} runs Ubuntu {release}, where a name "
+            f"that release dropped or renamed fails UbiOps' build (`apt-cache policy NAME` on Ubuntu {release} tells)")
     return check
 
 
@@ -114,12 +158,20 @@ def _unjudged(environment: str, adds_sources: bool) -> str:
         return "ubiops.yaml adds apt sources, which may have it"
     if not has_package_lists():
         return "apt has no package lists here (`sudo apt-get update` reads them)"
-    release = UBUNTU_RELEASE.search(environment)
+    release = _other_release(environment)
     if release:
-        ubuntu = f"{release[1]}.{release[2]}"
-        if _os_release().get("ID") != "ubuntu" or _os_release().get("VERSION_ID") != ubuntu:
-            return f"the environment {environment} runs Ubuntu {ubuntu}, whose names may differ from those of {_machine()}"
+        return f"the environment {environment} runs Ubuntu {release}, whose names may differ from those of {_machine()}"
     return ""
+
+
+def _other_release(environment: str) -> str | None:
+    """The Ubuntu release `environment` names (`24.04`) when this machine is not that release, else None."""
+    release = UBUNTU_RELEASE.search(environment)
+    if release is None:
+        return None
+    ubuntu = f"{release[1]}.{release[2]}"
+    same = _os_release().get("ID") == "ubuntu" and _os_release().get("VERSION_ID") == ubuntu
+    return None if same else ubuntu
 
 
 def has_package_lists() -> bool:

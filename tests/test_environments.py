@@ -587,9 +587,40 @@ def test_a_system_package_this_machines_apt_cannot_judge_is_a_warning(tmp_path, 
                                            'Dir::Cache::srcpkgcache "";\n')
         monkeypatch.setenv("APT_CONFIG", str(tmp_path / "apt.conf"))
     check = check_apt_packages(["coreutils", "libgl1-mesa-glxx"], environment, adds_sources=sources)
-    assert check.failures == [] and len(check.warnings) == 1, check
-    assert check.warnings[0].startswith("ubiops.yaml's apt package libgl1-mesa-glxx is not a package this machine's apt "
-                                        f"knows, and it cannot tell whether UbiOps' does: {why}"), check.warnings
+    assert check.failures == [], check
+    unjudged = [w for w in check.warnings if "libgl1-mesa-glxx" in w]
+    assert len(unjudged) == 1 and unjudged[0].startswith(
+        f"ubiops.yaml's apt package libgl1-mesa-glxx is not a package this machine's apt knows, and it cannot tell "
+        f"whether UbiOps' does: {why}"), check.warnings
+
+
+UBUNTU_24_04 = "ubiops-ubuntu24-04-python3-12"
+
+
+@pytest.mark.usefixtures("apt_lists")
+@pytest.mark.skipif(machine_version_id() == "24.04", reason="this machine's apt judges Ubuntu 24.04's names itself")
+def test_a_name_the_environments_ubuntu_dropped_fails_naming_its_replacement(tmp_path):
+    """Names this machine's apt (Debian 12) knows passed for an Ubuntu 24.04 environment, where UbiOps'
+    apt-get install fails on them; the other names it knows say that they were judged here alone."""
+    check = check_apt_packages(["libgl1-mesa-glx", "libasound2=1.2.8", "coreutils"], UBUNTU_24_04)
+    assert check.failures == [
+        f"ubiops.yaml's apt package libgl1-mesa-glx is not one UbiOps' apt-get install takes on Ubuntu 24.04, which the "
+        f"environment {UBUNTU_24_04} runs: it has no installation candidate since Ubuntu 23.10; libgl1 and libglx-mesa0 "
+        "replace it",
+        f"ubiops.yaml's apt package libasound2=1.2.8 is not one UbiOps' apt-get install takes on Ubuntu 24.04, which the "
+        f"environment {UBUNTU_24_04} runs: it is only a virtual package there, which two packages provide, so apt-get "
+        "cannot choose (no installation candidate); libasound2t64 replaces it"]
+    assert len(check.warnings) == 1 and check.warnings[0].startswith(
+        "ubiops.yaml's apt package coreutils was judged by the apt of this machine"), check.warnings
+    assert check.warnings[0].endswith(
+        f"alone: the environment {UBUNTU_24_04} runs Ubuntu 24.04, where a name that release dropped or renamed fails "
+        "UbiOps' build (`apt-cache policy NAME` on Ubuntu 24.04 tells)")
+    emulator = start_emulator(probe_package(tmp_path / "package", manifest="apt:\n  packages:\n    - libasound2\n"),
+                              tmp_path, "--environment", UBUNTU_24_04)
+    try:
+        assert "libasound2t64 replaces it" in refusal(emulator), "the build fails"
+    finally:
+        emulator.stop()
 
 
 def test_a_conda_environment_yaml_is_said_to_be_not_built(tmp_path):
