@@ -178,6 +178,11 @@ def test_the_base_environment_names_the_python_that_runs_the_version(tmp_path, e
         emulator.stop()
 
 
+def create_built(api: ubiops.CoreApi) -> None:
+    """Create the version `built`, on Python 3.11 (the rebuilds' tests move it to others)."""
+    api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built", environment="python3-11"))
+
+
 def built(api: ubiops.CoreApi, tmp_path, code: str = PROBE) -> None:
     """Build `code` (the probe) as a new revision of the version `built`."""
     revision = build(api, tmp_path, "", code, version="built")
@@ -202,8 +207,7 @@ def test_a_new_environment_builds_the_active_revision_again_and_it_runs_there(tm
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
-        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
-                                                                                           environment="python3-11"))
+        create_built(api)
         built(api, tmp_path)
         assert python(api) == "sys - on Python 3.11"
         updated = api.deployment_versions_update(PROJECT, DEPLOYMENT, "built",
@@ -249,8 +253,7 @@ def test_a_rebuild_serves_the_old_build_meanwhile_and_the_latest_change_wins_acr
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
-        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
-                                                                                           environment="python3-11"))
+        create_built(api)
         built(api, tmp_path, GATED.replace("GATE", repr(str(gate))))
         (revision,) = api.revisions_list(PROJECT, DEPLOYMENT, "built")
 
@@ -299,8 +302,7 @@ def test_a_failed_rebuild_of_the_active_revision_leaves_its_previous_build_servi
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
-        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
-                                                                                           environment="python3-11"))
+        create_built(api)
         built(api, tmp_path, PROBE.replace('"%s %s on Python', '"older %s %s on Python'))
         built(api, tmp_path, GATED.replace("GATE", repr(str(gate))))
         older, active = (r.id for r in sorted(api.revisions_list(PROJECT, DEPLOYMENT, "built"), key=lambda r: r.creation_date))
@@ -345,8 +347,7 @@ def test_a_rebuild_of_an_older_revision_cut_off_by_a_stop_fails_saying_to_rebuil
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
-        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
-                                                                                           environment="python3-11"))
+        create_built(api)
         built(api, tmp_path, GATED.replace("GATE", repr(str(gate))))
         built(api, tmp_path)
         older, _ = (r.id for r in sorted(api.revisions_list(PROJECT, DEPLOYMENT, "built"), key=lambda r: r.creation_date))
@@ -378,8 +379,7 @@ def test_a_variable_made_secret_while_a_rebuild_runs_is_masked_by_the_instances_
     emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
     try:
         api = emulator.sdk()
-        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="built",
-                                                                                           environment="python3-11"))
+        create_built(api)
         variable = api.deployment_version_environment_variables_create(
             PROJECT, DEPLOYMENT, "built", ubiops.EnvironmentVariableCreate(name="TOKEN", value=value, secret=False))
         built(api, tmp_path, leaking)
