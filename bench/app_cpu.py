@@ -14,7 +14,8 @@ deployment take that long per request, as a model would, which costs the event l
 request (its code and data leave the caches meanwhile). `--image` measures an image request
 instead: the face-profile package and the 512 px portrait as a multipart file part, as the README's
 curl sends it (its figures move more: most of its system time is creating files and folders, which
-this machine's file system makes slow or fast from run to run). Results go in BENCHMARKS.md.
+this machine's file system makes slow or fast from run to run; where the checkout's
+`deployment_package/` is not the face profile, it exits 2 saying so). Results go in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from typing import Any
 import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from face_profile_package import require_face_profile  # noqa: E402
+
 DEPLOYMENT = """import time
 
 
@@ -145,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.image and args.model_ms:
         parser.error("--model-ms applies to the trivial package; the face profile takes its own time")
+    if args.image:
+        require_face_profile("bench/app_cpu.py", "--image measures the face-profile package's portrait request",
+                             "leave out --image to measure the trivial package, or give --checkout DIR, a checkout that "
+                             "still has the face profile", args.checkout / "deployment_package")
     sys.path.insert(0, str(args.checkout.resolve()))
     emulator_main = importlib.import_module("emulator.__main__")
     create_app = importlib.import_module("emulator.app").create_app

@@ -36,20 +36,25 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from face_profile_package import ELSEWHERE, FACE_PROFILE, require_face_profile  # noqa: E402
+
+# Asked before the imports that only the face profile's requirements and tests provide (OpenCV, test_small_faces).
+require_face_profile("bench/bench_predict.py", "measures the face-profile model's predict and its portrait requests", ELSEWHERE)
+
 import cv2  # noqa: E402
 import httpx  # noqa: E402
 from PIL import Image  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "deployment_package" / "tests"))
-sys.path.insert(0, str(ROOT / "deployment_package" / "libraries"))  # test_small_faces imports face_profile first
+sys.path.insert(0, str(FACE_PROFILE / "tests"))
+sys.path.insert(0, str(FACE_PROFILE / "libraries"))  # test_small_faces imports face_profile first
 from harness import Emulator, start_emulator  # noqa: E402
 from test_small_faces import CANVAS, LARGE_CANVAS, LARGE_LAYOUT, LAYOUTS, group_photo  # noqa: E402
 
 from emulator.launcher import wait_for  # noqa: E402
 
-PORTRAITS_DIR = ROOT / "deployment_package" / "tests" / "images"
+PORTRAITS_DIR = FACE_PROFILE / "tests" / "images"
 PORTRAIT = PORTRAITS_DIR / "astronaut.jpg"
 LAYOUT_PORTRAITS = ("grace_hopper.jpg", "astronaut.jpg")
 WARMUP = 3
@@ -274,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(folder)
         # The instance gets this process's one thread per library too (it sees only what `--env` passes on).
         threads = [argument for name in ONE_THREAD for argument in ("--env", name)]
-        emulator = start_emulator(ROOT / "deployment_package", directory, *threads)
+        emulator = start_emulator(FACE_PROFILE, directory, *threads)
         try:  # the instance loads on this same core: measure once it is ready
             wait_for(emulator, lambda: httpx.get(f"{emulator.url}/readyz", timeout=5).status_code == 200 or None)
             model = build_model(directory)

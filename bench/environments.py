@@ -22,9 +22,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from face_profile_package import ELSEWHERE, FACE_PROFILE, require_face_profile  # noqa: E402
 from harness import Emulator, start_emulator  # noqa: E402
 
-PACKAGE = ROOT / "deployment_package"
+PACKAGE = FACE_PROFILE
 PORTRAIT = PACKAGE / "tests" / "images" / "astronaut.jpg"
 BUILT = re.compile(r"environment python3-11 built in ([\d.]+) s")
 
@@ -63,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
     count = parser.parse_args().requests
+    require_face_profile("bench/environments.py", "measures building and running the face-profile package's own environment", ELSEWHERE)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         rows = []

@@ -11,7 +11,8 @@ adds what users would run instead, the bound for `--instances`: the face profile
 `Deployment.request` called back to back in as many processes of their own, without a server.
 Several instance counts (`--instances 1 2 1 2`) run in turn, and the face profile's throughput at
 each is printed as a multiple of the first count's (medians of its runs), beside the same ratio in
-process. Results go in BENCHMARKS.md. `tests/test_load.py` runs a short version of each.
+process. Results go in BENCHMARKS.md. `tests/test_load.py` runs a short version of each. Where
+`deployment_package/` is not the face profile (README, *Your own model*), it exits 2 saying so.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from face_profile_package import ELSEWHERE, FACE_PROFILE, require_face_profile  # noqa: E402
 from harness import PACKAGES, Emulator, start_emulator  # noqa: E402
 from hey import MISSING, available, hey  # noqa: E402
 from procstat import tree_cpu_seconds  # noqa: E402
 
-PORTRAIT = ROOT / "deployment_package" / "tests" / "images" / "astronaut.jpg"
+PORTRAIT = FACE_PROFILE / "tests" / "images" / "astronaut.jpg"
 WARMUP_SECONDS = 2
 WARMUP_REQUESTS = 20
 """`--in-process`: requests each process makes before the clock starts (MediaPipe's first are slow)."""
@@ -56,7 +58,7 @@ class Workload:
 def portrait_workload() -> Workload:
     """The face profile, and the portrait as a multipart file part, as `curl -F img=@…` sends it."""
     request = httpx.Request("POST", "http://emulator", files={"img": ("portrait.jpg", PORTRAIT.read_bytes())})
-    return Workload("face profile (512 px portrait)", ROOT / "deployment_package", request.read(),
+    return Workload("face profile (512 px portrait)", FACE_PROFILE, request.read(),
                     request.headers["Content-Type"])
 
 
@@ -156,7 +158,7 @@ def run_in_process(processes: int, seconds: float) -> LoadResult:
 def _request_loop(seconds: float, ready: Any, results: Any) -> None:
     """One process of `run_in_process`: load the package as an instance does, warm up, wait for the
     others, then call `request` until the time is up."""
-    package = ROOT / "deployment_package"
+    package = FACE_PROFILE
     sys.path[:0] = [str(package), str(package / "libraries")]
     from deployment import Deployment
 
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.client == "hey" and not available():
         parser.error(f"--client hey {MISSING}")
+    require_face_profile("bench/load.py", "measures the face-profile package under load (its 512 px portrait) beside a trivial one",
+                         ELSEWHERE)
     print(f"# {args.clients} {args.client} clients, {args.seconds:g} s each, --instances {' '.join(map(str, args.instances))}")
     print("| package | requests | req/s | p50 ms | p95 ms | p99 ms | errors | CPU ms per request: server / instances / client |")
     print("|---|---|---|---|---|---|---|---|")

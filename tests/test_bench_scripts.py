@@ -4,9 +4,12 @@ never asserted here)."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +24,7 @@ def test_app_cpu_measures_the_event_loop_of_a_real_app():
     assert float(match[2]) > 0
 
 
+@pytest.mark.face_profile
 def test_app_cpu_measures_an_image_request_on_the_face_profile():
     """`--image`: the README's multipart portrait; each answer must be the face profile's completed one."""
     result = subprocess.run([sys.executable, "bench/app_cpu.py", "--requests", "3", "--image"], cwd=ROOT,
@@ -55,3 +59,29 @@ def test_compare_shows_a_figure_whose_median_is_zero():
 
     assert Figure([0.0, 0.0, 0.01]).show() == "0.00 ±0%"
     assert Figure([0.9, 1.0, 1.1]).show() == "1.00 ±10%"
+
+
+@pytest.mark.parametrize("script, args, measures", [
+    ("load.py", [], "measures the face-profile package under load"),
+    ("bench_predict.py", [], "measures the face-profile model's predict"),
+    ("environments.py", [], "measures building and running the face-profile package's own environment"),
+    ("app_cpu.py", ["--image"], "--image measures the face-profile package's portrait request"),
+])
+def test_a_face_profile_benchmark_without_the_face_profile_says_so_in_one_line(tmp_path, script, args, measures):
+    """After *Your own model* (`deployment_package/` without the face_profile library, its portraits and
+    tests), the benchmarks of the face profile crashed on a missing portrait or module. In a copy of the
+    layout they exit 2 with one line saying what they measure and what to do."""
+    for folder, names in {"bench": ("load.py", "bench_predict.py", "environments.py", "app_cpu.py", "hey.py", "procstat.py"),
+                          "tests": ("harness.py", "face_profile_package.py")}.items():
+        (tmp_path / folder).mkdir()
+        for name in names:
+            shutil.copy(ROOT / folder / name, tmp_path / folder)
+    (tmp_path / "deployment_package").mkdir()
+    (tmp_path / "deployment_package" / "deployment.py").write_text("class Deployment:\n    pass\n")
+    result = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert (result.returncode, result.stdout, len(result.stderr.splitlines())) == (2, "", 1), result.stderr
+    assert result.stderr.startswith(f"bench/{script}: {measures}"), result.stderr
+    assert (f", and {tmp_path / 'deployment_package'} is not the face-profile package (it has no libraries/face_profile): "
+            in result.stderr), result.stderr
+    assert ("--checkout DIR" if script == "app_cpu.py" else "git worktree add") in result.stderr
