@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from browser import CHROMIUM_ARGS
-from harness import Emulator, start_emulator
+from face_profile_package import is_face_profile
+from harness import ROOT, Emulator, start_emulator
 from playwright.sync_api import Browser, sync_playwright
+
+from contract.config import ConfigError, load_config
 
 # A suite a script starts in the background (`.ci/run &`, no job control) inherits SIGINT ignored, and
 # every process it starts would too: the tests of what Ctrl-C does to the deployer waited out their guard
@@ -18,6 +21,37 @@ from playwright.sync_api import Browser, sync_playwright
 # at its default in each child, as an ignored signal is inherited across exec and a caught one is not.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+LEFT_OUT = pytest.StashKey[str]()
+"""The summary line naming the face-profile tests left out, when they are."""
+
+
+def face_profile_absent() -> str | None:
+    """Why the tests marked face_profile cannot pass here, or None when the configured package is the face
+    profile. After *Your own model* they failed on a missing portrait or field, saying neither."""
+    try:
+        config = load_config(ROOT)
+    except ConfigError:
+        return None  # the tests that read the configuration say what is wrong with it
+    if is_face_profile(config.package_path):
+        return None
+    return (f"the package is {config.deployment} ({config.package}/), not the face profile: these tests run the README's "
+            "face-profile samples and benchmarks (README, Your own model)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests marked face_profile where the configured package is not the face profile."""
+    marked = [item for item in items if item.get_closest_marker("face_profile")]
+    reason = face_profile_absent() if marked else None
+    if reason:
+        config.hook.pytest_deselected(items=marked)
+        items[:] = [item for item in items if not item.get_closest_marker("face_profile")]
+        config.stash[LEFT_OUT] = f"{len(marked)} face-profile sample tests left out: {reason}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if LEFT_OUT in config.stash:
+        terminalreporter.write_line(config.stash[LEFT_OUT], yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

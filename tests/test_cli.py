@@ -462,6 +462,7 @@ def test_deploy_with_another_deployment_file(cli, tmp_path, name, deployment_fil
         ("SYS_DEPLOYMENT_FILE_NAME", deployment_file)]
 
 
+@pytest.mark.face_profile
 def test_the_readme_cli_sample_runs_as_written(tmp_path):
     """The README's CLI lines (its blocks in order), pasted into a shell in a folder holding the package,
     with `$MY_API_KEY` set, against an emulator serving it as `make serve` does (no token) on a free

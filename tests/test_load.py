@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import replace
 
+import pytest
 from harness import ROOT, start_emulator
 
 from emulator.runtime.instance import TEMP_PREFIX
@@ -53,12 +54,14 @@ def test_hey_sends_the_same_load_and_its_answers_are_counted(tmp_path):
         emulator.stop()
 
 
+@pytest.mark.face_profile
 def test_the_portrait_is_sent_as_curl_sends_it():
     workload = portrait_workload()
     assert workload.content_type.startswith("multipart/form-data; boundary=")
     assert b'Content-Disposition: form-data; name="img"; filename="portrait.jpg"' in workload.body
 
 
+@pytest.mark.face_profile
 def test_the_face_profile_runs_in_processes_of_its_own_as_the_bound_for_instances():
     """`--in-process`: what users would run instead of the emulator, each process doing real work."""
     result = run_in_process(2, seconds=1)

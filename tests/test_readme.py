@@ -39,6 +39,7 @@ def served(tmp_path_factory):
     emulator.stop()
 
 
+@pytest.mark.face_profile
 def test_the_python_samples_run_in_order(served, tmp_path):
     """The samples build on each other ("continuing the Python above"), so they run as one script,
     from a folder that has the repository's package (and so its sample images) but is the test's own."""
@@ -53,6 +54,7 @@ def test_the_python_samples_run_in_order(served, tmp_path):
     assert logged and first_request not in logged, f"the logs sample prints the batch request's lines:\n{run.stdout}"
 
 
+@pytest.mark.face_profile
 def test_the_request_command_sample_runs(tmp_path):
     """Run where its output files can land: a copy of the project's config and package. Each output
     file is saved beside the input, its path shown in the table, as the README says."""

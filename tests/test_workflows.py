@@ -65,9 +65,10 @@ def ubiops(tmp_path_factory) -> Emulator:
     emulator.stop()
 
 
+@pytest.mark.face_profile
 def test_make_serve_then_the_readme_curl(tmp_path):
-    """Whatever the package, the README's curl against `make serve` completes, and every output file
-    it names downloads from its plain URL (the face profile's own checks are its package's tests)."""
+    """The README's curl (a portrait for the face profile) against `make serve` completes, and every output
+    file it names downloads from its plain URL (the face profile's own checks are its package's tests)."""
     port = free_port()
     serve = subprocess.Popen(["make", "serve", f"ARGS=--port {port} --data-dir {tmp_path / 'data'}"], cwd=ROOT,
                              stdout=(tmp_path / "serve.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
