@@ -29,6 +29,8 @@ EXAMPLES: dict[str, Any] = {"int": 1, "double": 1.5, "string": "example", "bool"
 PLACEHOLDERS: dict[str, str] = {"int": "0", "double": "0.0", "string": '""', "bool": "False", "dict": "{}",
                                 "file": "None", "array_int": "[]", "array_double": "[]", "array_string": "[]",
                                 "array_file": "[]"}
+TEMPLATE_MARKER = "libraries/face_profile"
+"""A folder only the template's face-profile package holds (its model's code)."""
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 """TOML's bare keys; any other key (a field named `a.b` or `my field`) is written quoted."""
 DEPLOYER_TABLE = ("tool", "deployer")
@@ -215,12 +217,19 @@ def _path(parsed: dict[str, Any], is_header: bool) -> tuple[str, ...]:
 
 
 def _refuse_taken(folder: Path, package: str) -> None:
-    """The package folder must be new or empty: init never overwrites someone's files."""
+    """The package folder must be new or empty: init never overwrites someone's files. Removing it is
+    advised only for the template's face profile: said of the team's own package, `rm -rf` would take
+    its uncommitted model with it."""
     if folder.exists() and not folder.is_dir():
         raise DeployerError(f"--package {package}: {folder} exists and is not a folder; choose another --package")
-    if folder.exists() and any(folder.iterdir()):
-        raise DeployerError(f"{package}/ exists and is not empty; remove it (git rm -r {package} && rm -rf {package}: "
-                            "files git does not track stay after git rm) or choose --package")
+    if not (folder.exists() and any(folder.iterdir())):
+        return
+    if (folder / TEMPLATE_MARKER).is_dir():
+        raise DeployerError(f"{package}/ holds the template's face profile; remove it (git rm -r {package} && rm -rf "
+                            f"{package}: files git does not track stay after git rm) or choose --package")
+    raise DeployerError(f"{package}/ exists and is not empty: init writes only a new package. To change its fields, "
+                        f"edit its ubiops_input_spec.json, ubiops_output_spec.json and deployment.py (and [tool.deployer] sample_input); "
+                        f"for another package, give --package a new folder")
 
 
 def _configured_project(config_file: Path) -> str | None:

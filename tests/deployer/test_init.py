@@ -149,14 +149,19 @@ def test_a_plain_deployment_takes_its_text_from_request_data(tmp_path, remote_ub
     (("scorer", "--output", "json"), "array_file; for a json summary, put --output json before init"),
     (("scorer", "--output", "score:float"), "field 'score' has data_type 'float'; expected one of"),
     (("scorer", "--input", "a:int", "--input", "a:int"), "--input[1]: field 'a' is defined twice"),
-    (("scorer", "--package", "taken"), "taken/ exists and is not empty; remove it (git rm -r taken && rm -rf taken: files git does not track stay after git rm) or choose --package"),
+    (("scorer", "--package", "template"), "template/ holds the template's face profile; remove it (git rm -r template && rm -rf template: files git does not track stay after git rm) or choose --package"),
+    (("scorer", "--package", "taken"), "taken/ exists and is not empty: init writes only a new package. To change its fields, edit its ubiops_input_spec.json, ubiops_output_spec.json and deployment.py (and [tool.deployer] sample_input); for another package, give --package a new folder"),
     (("scorer", "--package", "taken.txt"), "--package taken.txt: "),
 ])
 def test_refused_init_is_one_line_and_writes_nothing(tmp_path, args, message):
+    """Removing the folder is advised for the template's face profile only: for the team's own package,
+    the advice to rm -rf it would take its uncommitted model with it."""
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "deployment.py").write_text("")
+    (tmp_path / "template" / "libraries" / "face_profile").mkdir(parents=True)
     (tmp_path / "taken.txt").write_text("")
     result = deployer(tmp_path, "init", *args)
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "taken.txt"]
+    assert "rm -rf" not in result.stderr or "template" in args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "taken.txt", "template"]
