@@ -159,8 +159,9 @@ def render(command: str, result: dict[str, Any]) -> str:
     if command == "init":
         dropped = (f"  the old [tool.deployer]'s {', '.join(result['dropped'])} are not in the new one: add back what still "
                    f"applies\n" if result["dropped"] else "")
-        return (f"wrote {result['package']}/ ({', '.join(result['files'])}) and [tool.deployer] in {result['config']}:\n"
-                f"{dropped}  serve it: make serve; test it: .venv/bin/python -m deployer check")
+        steps = "".join(f"  {step}\n" for step in result["next"])
+        wrote = f"wrote {result['package']}/ ({', '.join(result['files'])}) and [tool.deployer] in {result['config']}:\n"
+        return (wrote + dropped + steps).rstrip()
     if command == "package":
         return f"{result['path']}\n  size {result['size']} bytes\n  sha256 {result['sha256']}"
     if command == "check":

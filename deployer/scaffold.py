@@ -95,7 +95,8 @@ def init_deployment(root: Path, name: str, package: str, inputs: list[str], outp
     folder = root / package
     _refuse_taken(folder, package)
     config_file = find_config_file(root) or root / CONFIG_FILE
-    project = project or _configured_project(config_file) or name
+    kept = None if project else _configured_project(config_file)
+    project = project or kept or name
     if not is_name(project):
         raise DeployerError(f"{project!r} is not a project name: lowercase letters, digits and dashes")
     package = _relative_to_config(folder, config_file)
@@ -123,7 +124,28 @@ def init_deployment(root: Path, name: str, package: str, inputs: list[str], outp
         (folder / relative).write_text(text)
     config_file.write_text(config, encoding="utf-8")
     return {"package": str(folder), "config": str(config_file), "files": sorted(files), "project": project,
-            "deployment": name, "dropped": dropped}
+            "deployment": name, "dropped": dropped,
+            "next": _next_steps(project, kept, config_file, package, sample, any(f["data_type"] == "file" for f in input_fields))}
+
+
+def _next_steps(project: str, kept: str | None, config_file: Path, package: str, sample: dict[str, Any] | str,
+                has_file: bool) -> list[str]:
+    """What to do after init, printed with its summary (and under "next" in JSON): a review that followed
+    the README found each of these only once `check` or a push to UbiOps failed on it."""
+    where = config_file.name
+    if kept:
+        named = (f"project {kept!r} is kept from the old [tool.deployer]: push sends to that UbiOps project; give "
+                 f"init --project NAME, or edit project in {where}, for another")
+    else:
+        named = f"project {project!r}: push sends to that UbiOps project; init --project NAME, or edit project in {where}, for another"
+    examples = (f"[tool.deployer] sample_input in {where} ({_toml(sample)}) and the request in {package}/tests/"
+                f"test_deployment.py hold example values: replace them with an input your model takes (check and "
+                f"push send sample_input to it)")
+    if has_file:
+        examples += f", and {package}/{EXAMPLE_FILE} with a file it takes"
+    return [named, examples,
+            "serve it: make serve; test it: make package-dev (puts requirements.txt's packages in .venv, where the "
+            "package's tests run: a test that loads the model needs them), then .venv/bin/python -m deployer check"]
 
 
 def rewritten_config(existing: str, section: str, config_file: Path) -> tuple[str, list[str]]:

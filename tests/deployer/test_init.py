@@ -53,6 +53,35 @@ def test_init_without_fields_or_config_makes_a_plain_deployment(tmp_path):
     assert "ok   sample request: completed" in check.stdout
 
 
+def test_init_names_the_project_it_kept_and_the_example_values_to_replace(tmp_path):
+    """With a real 4-feature model, check failed on sample_input's example [1.5, 2.5], which nothing said to
+    change; and the template's project (face-profile) was kept without a word, so a push to the team's
+    UbiOps failed with 404 project not found."""
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT.replace('"acme"', '"face-profile"'))
+    result = deployer(tmp_path, "init", "iris", "--input", "features:array_double", "--output", "label:string")
+    assert result.returncode == 0, result.stderr
+    steps = [
+        "project 'face-profile' is kept from the old [tool.deployer]: push sends to that UbiOps project; give init "
+        "--project NAME, or edit project in pyproject.toml, for another",
+        "[tool.deployer] sample_input in pyproject.toml ({ features = [1.5, 2.5] }) and the request in "
+        "deployment_package/tests/test_deployment.py hold example values: replace them with an input your model "
+        "takes (check and push send sample_input to it)",
+        "serve it: make serve; test it: make package-dev (puts requirements.txt's packages in .venv, where the "
+        "package's tests run: a test that loads the model needs them), then .venv/bin/python -m deployer check"]
+    assert result.stdout.endswith("".join(f"  {step}\n" for step in steps)), result.stdout
+    assert "[1.5, 2.5]" in (tmp_path / "deployment_package" / "tests" / "test_deployment.py").read_text()
+    (tmp_path / "deployment_package").rename(tmp_path / "first")
+    given = deployer(tmp_path, "--output", "json", "init", "iris", "--input", "photo:file", "--project", "team")
+    assert given.returncode == 0, given.stderr
+    assert json.loads(given.stdout)["next"][:2] == [
+        "project 'team': push sends to that UbiOps project; init --project NAME, or edit project in pyproject.toml, "
+        "for another",
+        "[tool.deployer] sample_input in pyproject.toml ({ photo = \"deployment_package/tests/example.txt\" }) and the "
+        "request in deployment_package/tests/test_deployment.py hold example values: replace them with an input your "
+        "model takes (check and push send sample_input to it), and deployment_package/tests/example.txt with a file it "
+        "takes"]
+
+
 SUBTABLES = ('[project]\nname = "mine"\n\n[tool.deployer]\nproject = "acme"\ndeployment = "old"\nsecrets = ["API_KEY"]\n'
              'environment_variables = { LOG_LEVEL = "info" }\ninstance_type_group = "16 GB + 4 vCPU"\n\n'
              '[tool.deployer.sample_input]\nimg = "a.jpg"\nnote = """\n[not.a.table]\n"""\n\n'
