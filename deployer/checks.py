@@ -10,7 +10,10 @@ for the smoke request after a push.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import importlib.util
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -22,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from contract.apt import check_apt_packages
 from contract.archive import ArchiveError, extract_package
 from contract.calling import deployment_file_name
-from contract.config import DeployerConfig, sample_input_problem
+from contract.config import CONFIG_FILE, DeployerConfig, sample_input_problem
 from contract.environments import CONDA_FILE, CONDA_NOT_BUILT, python_version
 from contract.manifest import ManifestError, instance_variables
 from contract.package import Package, PackageCheckError, check_deployment_class, read_package, read_requirements
@@ -53,6 +58,11 @@ SUMMARY_CHARS = 300
 """The most of the runner's summary line (the last of its stdout) the check's line quotes."""
 TEST_STOP_SECONDS = 5.0
 """How long the test command's processes have to end on SIGTERM before they are killed."""
+SAMPLE_INPUT = f"[tool.deployer] sample_input in {CONFIG_FILE}"
+"""Where the sample request's input comes from, which its failure names: init writes example values there,
+and a 4-feature model's failure on them did not say where they came from."""
+MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^'.]+)")
+"""A module the tests could not import, as Python words it (its top-level package)."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,7 @@ def check_bundle(config: DeployerConfig, bundle: Bundle, run_tests: bool, say: C
                     say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
                 if not report.add("emulator", emulator.failure is None, shown(_started(config, emulator)), say):
                     return report
-                _run_tests(config, bundle, emulator, report, say, shown)
+                _run_tests(config, bundle, package, emulator, report, say, shown)
                 if config.sample_input:
                     _reference(config, package, emulator, report, say, shown)
         except DeployerError as exc:
@@ -179,14 +189,21 @@ def _sample_input_check(sample: dict[str, Any] | str, spec: Spec, root: Path) ->
     problem = sample_input_problem(sample, spec.kind)
     if problem:
         return False, problem
+    # A key no field names: the emulator drops it (what UbiOps does is not documented), so a misspelt
+    # field passed as "matches the input fields" when the field itself was given too.
+    unknown = [key for key in sample if key not in spec.names] if isinstance(sample, dict) else []
+    extra = (f"{', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not an input field "
+             f"({', '.join(spec.names)}): correct or remove {'it' if len(unknown) == 1 else 'them'} in {SAMPLE_INPUT}")
     try:
         check_input(spec, sample)
     except DataError as exc:
-        return False, str(exc)
+        return False, f"{exc}; {extra}" if unknown else str(exc)
+    if unknown:
+        return False, extra
     missing = file_problems(spec, sample, root)
     if missing:
         return False, "; ".join(missing)
-    return True, "the text for the plain-text input" if isinstance(sample, str) else f"matches the input fields ({', '.join(sample)})"
+    return True, "the text for the plain-text input" if isinstance(sample, str) else f"matches the input fields ({', '.join(spec.names)})"
 
 
 def _static_check(report: CheckReport, say: Callable[[str], None], name: str, check: Callable[[], str]) -> None:
@@ -235,7 +252,7 @@ def _give_variables(config: DeployerConfig, variables: list[ConfiguredVariable],
     report.add("environment variables", True, f"{names} set on the emulated {config.environment_variables_level}", say)
 
 
-def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, report: CheckReport,
+def _run_tests(config: DeployerConfig, bundle: Bundle, package: Package, emulator: LocalEmulator, report: CheckReport,
                say: Callable[[str], None], shown: Callable[[str], str]) -> None:
     command = shlex.split(config.test_command)
     if command and command[0] == "python":
@@ -276,6 +293,44 @@ def _run_tests(config: DeployerConfig, bundle: Bundle, emulator: LocalEmulator, 
         say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
     report.add("emulator tests", process.returncode == 0,
                shown(f"{summary} ({time.monotonic() - started:.1f} s, exit {process.returncode})"), say)
+    if process.returncode != 0 and (hint := _requirements_hint(config, package, stdout + stderr)):
+        say(f"  hint: {hint}")
+
+
+def _requirements_hint(config: DeployerConfig, package: Package, output: str) -> str | None:
+    """Why the tests may have failed to import a module: they run in the deployer's own Python (`.venv`),
+    which lacks requirements.txt's packages unless `make package-dev` put them there (the emulator runs
+    the package in an environment of its own, built from them). None when every module the output says
+    is missing is importable here, or every requirement is installed (the module comes from elsewhere)."""
+    modules = sorted({m for m in MISSING_MODULE.findall(output) if importlib.util.find_spec(m) is None})
+    if not modules:
+        return None
+    try:
+        requirements = read_requirements(package.directory)
+    except PackageCheckError:
+        return None
+    missing = [r for r in requirements if not _installed(r)]
+    if not missing:
+        return None
+    return (f"the tests could not import {', '.join(modules)}, and the Python they run in ({sys.executable}) lacks "
+            f"requirements.txt's {', '.join(missing)}: `make package-dev` installs the package's requirements there "
+            f"(or {sys.executable} -m pip install -r {shlex.quote(config.package + '/requirements.txt')})")
+
+
+def _installed(text: str) -> bool:
+    """Whether this Python has what the requirement `text` asks for; a path, a URL or a requirement for
+    another Python (its marker) counts as installed, as nothing here tells which module it provides."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return True
+    if requirement.marker is not None and not requirement.marker.evaluate():
+        return True
+    try:
+        version = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return requirement.url is not None or requirement.specifier.contains(version, prereleases=True)
 
 
 def _own_python() -> dict[str, str]:
@@ -341,10 +396,11 @@ def _reference(config: DeployerConfig, package: Package, emulator: LocalEmulator
             answer = emulator.api.deployment_requests_create(config.project, config.deployment, data)
     except DeployerError as exc:
         say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
-        report.add("sample request", False, shown(str(exc)), say)
+        report.add("sample request", False, shown(f"{exc} (its input: {SAMPLE_INPUT})"), say)
         return
     if answer.status != COMPLETED:
         say(shown(f"the end of the emulator's log:\n{emulator.log_end()}"))
+    failed = f"failed: {answer.error_message} (its input: {SAMPLE_INPUT})"
     if report.add("sample request", answer.status == COMPLETED,
-                  "completed in the emulator" if answer.status == COMPLETED else shown(f"failed: {answer.error_message}"), say):
+                  "completed in the emulator" if answer.status == COMPLETED else shown(failed), say):
         report.reference = answer.result

@@ -220,6 +220,20 @@ def test_check_refuses_a_sample_input_that_breaks_the_spec(project):
     assert "FAIL sample_input: Input field 'x' must be of type int, but got a string" in result.stdout
 
 
+@pytest.mark.parametrize("sample, failure", [
+    ({"x": 3, "extra": 1}, "FAIL sample_input: 'extra' is not an input field (x): correct or remove it in "
+                           "[tool.deployer] sample_input in pyproject.toml"),
+    ({"X": 3, "z": 1}, "FAIL sample_input: Missing input field 'x' of type int; 'X', 'z' are not an input field (x): "
+                       "correct or remove them in [tool.deployer] sample_input in pyproject.toml"),
+], ids=["extra-key", "misspelt-field"])
+def test_check_refuses_a_sample_input_key_no_input_field_names(project, sample, failure):
+    """The emulator drops such a key, and the check said "ok sample_input: matches the input fields (x, extra)"."""
+    project.configure(sample_input=sample)
+    result = project.run("check")
+    assert result.returncode == 1
+    assert failure + "\n" in result.stdout, result.stdout
+
+
 def test_check_refuses_sample_input_files_that_are_missing_or_folders_before_the_tests(project):
     """A missing file passed `ok sample_input` and failed the check only after every test had run; a
     folder was said to be "not found"."""
@@ -656,6 +670,27 @@ def test_a_failed_sample_request_shows_the_emulators_log(project):
     log = result.stdout.split("the end of the emulator's log:\n", 1)[1]
     assert "raise ValueError('three is not taken')" in log and "ValueError: three is not taken" in log, result.stdout
     assert "FAIL sample request: failed: " in log
+    assert "(its input: [tool.deployer] sample_input in pyproject.toml)\n" in log, "where to change the input"
+
+
+def test_tests_that_cannot_import_a_requirement_are_told_to_run_make_package_dev(project):
+    """The package's tests run in the deployer's Python (.venv), which has requirements.txt's packages only
+    once `make package-dev` put them there: a test that loaded the model failed with ModuleNotFoundError,
+    without a word on why, while the emulator served the package in its own environment."""
+    local_wheel(project.package / "wheels")
+    (project.package / "requirements.txt").write_text("mylib @ ./wheels/mylib-1.0-py3-none-any.whl\n")
+    (project.root / "emulator_check.py").write_text("import mylib\n")
+    result = project.run("check")
+    assert result.returncode == 1, result.stdout
+    assert "ModuleNotFoundError: No module named 'mylib'" in result.stdout
+    assert (f"  hint: the tests could not import mylib, and the Python they run in ({sys.executable}) lacks "
+            "requirements.txt's mylib @ ./wheels/mylib-1.0-py3-none-any.whl: `make package-dev` installs the package's "
+            f"requirements there (or {sys.executable} -m pip install -r pkg/requirements.txt)\n") in result.stdout, result.stdout
+    (project.root / "emulator_check.py").write_text("import no_such_module\n")
+    (project.package / "requirements.txt").write_text("# nothing to install\n")
+    result = project.run("check")
+    assert result.returncode == 1 and "No module named 'no_such_module'" in result.stdout
+    assert "hint:" not in result.stdout, "a module no requirement of the package's is missing from this Python"
 
 
 def test_a_request_failing_in_the_tests_shows_the_emulators_log(project):
