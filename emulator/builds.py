@@ -464,10 +464,11 @@ def _check_fields(package: Package, direction: str, declared: Spec, spec_file: s
     packaged = package.input_spec if direction == "input" else package.output_spec
     if not same_fields(packaged.fields, declared.fields):
         raise BuildFailed(
-            f"{spec_file} declares {_describe(packaged)} but the deployment's {direction} fields are "
-            f"{_describe(declared)}; update the deployment's fields or the spec file"
+            f"{spec_file} declares {describe_fields(packaged)} but the deployment's {direction} fields are "
+            f"{describe_fields(declared)}; update the deployment's fields or the spec file"
         )
 
 
-def _describe(spec: Spec) -> str:
+def describe_fields(spec: Spec) -> str:
+    """A spec's fields as a message names them: `x (int), y (string)`, or `none (plain)`."""
     return ", ".join(f"{f.name} ({f.data_type})" for f in spec.fields) or "none (plain)"

@@ -14,7 +14,8 @@ from pathlib import Path
 from contract.archive import ALWAYS_LEFT_OUT_SUFFIXES, FILES_AT_ROOT, files_at_root, is_left_out_folder, package_files
 from contract.package import Package
 from contract.revisions import BUILDING, DEPLOYING, SUCCESS, UNFINISHED
-from emulator.builds import Builder
+from contract.spec import same_fields
+from emulator.builds import Builder, describe_fields
 from emulator.environments import version_environment
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool, NoInstances
@@ -136,6 +137,7 @@ class PackageVersion:
         """Serve `package`, as just read (`read(revision_id)`), as a new revision of `version`; the
         previous instances finish their running requests first."""
         replaced, revision = self._new_revision(version, revision_id)
+        _warn_of_changed_fields(deployment, version, package)
         deployment.input_spec, deployment.output_spec = package.input_spec, package.output_spec
         version.package = package
         self.runtime.replace(version, new_pool(project, deployment, version, package, self.settings, self.runtime,
@@ -245,3 +247,20 @@ def _forget_earlier_package_versions(registry: Registry, served: Deployment, rep
                         deployment.name, version.name)
             if deployment is not served and not deployment.versions and not deployment.variables:
                 del project.deployments[deployment.name]
+
+
+def _warn_of_changed_fields(deployment: Deployment, served: Version, package: Package) -> None:
+    """Log what changes when the package's spec files give its deployment other fields (a start, a
+    `--reload` save), naming the deployment's other built versions: they stay `available` on their kept
+    packages, built for the old fields, and their requests fail where their code does not match the new
+    ones ("Missing output field …"). This was said nowhere: their spec files are checked at a build only
+    (`builds._check_spec_files`)."""
+    changes = [f"{direction} fields {describe_fields(old)} -> {describe_fields(new)}"
+               for direction, old, new in (("input", deployment.input_spec, package.input_spec),
+                                           ("output", deployment.output_spec, package.output_spec))
+               if not same_fields(old.fields, new.fields)]
+    others = sorted(v.name for v in deployment.versions.values() if v.name != served.name and v.active_revision)
+    if changes and others:
+        log.warning("deployment %s takes the package's fields (%s): its version(s) %s were built for the old "
+                    "fields and stay available, but their requests fail where their code does not match the new "
+                    "ones; push them again or delete them", deployment.name, "; ".join(changes), ", ".join(others))

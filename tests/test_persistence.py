@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, Emulator, eventually, start_emulator, wait_for_log, zip_bytes
+from harness import DEPLOYMENT, PROJECT, Emulator, eventually, package_folder, start_emulator, wait_for_log, zip_bytes
 from ubiops.utils import upload_file, wait_for_deployment_request
 
 FIELDS = [{"name": "x", "data_type": "int"}]
@@ -232,6 +232,37 @@ def test_a_kept_default_of_another_version_is_said_at_start_with_the_package_ver
         assert (f"deployment {DEPLOYMENT}'s default version is v2 (kept from an earlier run), not the package's v1: "
                 f"requests without a version go to v2; make v1 the default again with `ubiops deployments update "
                 f"{DEPLOYMENT} --default_version v1`") in log
+    finally:
+        second.stop()
+
+
+def test_a_start_that_changes_the_deployments_fields_names_the_versions_built_for_the_old_ones(tmp_path):
+    """A renamed output field in the package's spec files: the restart gave the deployment the new fields
+    without a word, and v2, pushed earlier for the old ones, stayed available with every request failing."""
+    fields = '[{"name": "x", "data_type": "int"}]'
+    package = package_folder(tmp_path / "package", GOOD, fields, '[{"name": "y", "data_type": "int"}]')
+    data = tmp_path / "data"
+    first = start_emulator(package, tmp_path, data_dir=data)
+    try:
+        api = first.sdk()
+        api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="v2"))
+        v2 = upload(api, tmp_path, DEPLOYMENT, GOOD, "v2")
+        assert revision_once(api, DEPLOYMENT, v2, ("queued", "building", "deploying"), "v2").status == "success"
+    finally:
+        first.stop()
+    assert "takes the package's fields" not in first.log(), "the deployment was made with them"
+    (package / "deployment.py").write_text(GOOD.replace("'y'", "'z'"))
+    (package / "ubiops_output_spec.json").write_text('[{"name": "z", "data_type": "int"}]')
+    second = start_emulator(package, tmp_path, data_dir=data)
+    try:
+        assert (f"deployment {DEPLOYMENT} takes the package's fields (output fields y (int) -> z (int)): its version(s) "
+                "v2 were built for the old fields and stay available, but their requests fail where their code does "
+                "not match the new ones; push them again or delete them") in second.log()
+        api = second.sdk()
+        assert settled_version(api, DEPLOYMENT, "v2").status == "available"
+        failed = api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "v2", {"x": 2})
+        assert (failed.status, failed.error_message) == ("failed", "Missing output field 'z' of type int"), failed
+        assert api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "v1", {"x": 2}).result == {"z": 6}
     finally:
         second.stop()
 
