@@ -6,8 +6,8 @@
 
 Uses the emulator already serving the configured deployment at `--url` (with the token in
 $EMULATOR_TOKEN, if it asks for one), or starts one on the package for this request alone. Prints
-the result as a table (or the whole answer with `--output json`) and saves output files beside the
-first input file (or in the working directory).
+the result as a table (or the whole answer with `--output json`) and saves output files in
+`--output-dir`, else beside the first input file (or in the working directory).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from emulator.settings import DEFAULT_HOST, DEFAULT_PORT
 
 CELL_WIDTH = 80
 SAVING = ("Output files (those the result's file fields name) are downloaded only from the emulator's own "
-          "origin (--url's scheme, host and port) and saved beside the first input file (or in the working "
-          "directory), never over an existing file: a name taken gets -1, -2, ... before its extension, and a "
+          "origin (--url's scheme, host and port) and saved in --output-dir, else beside the first input file (or "
+          "in the working directory, where git sees them as untracked files), never over an existing file: a "
+          "name taken gets -1, -2, ... before its extension, and a "
           "name's leading dots are dropped (one left empty is saved as 'output'). The table shows the saved "
           "paths; with --output json they are printed on stderr as 'saved PATH'.")
 
@@ -54,6 +55,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
                         help="a running emulator to use if it serves the deployment (default: %(default)s)")
     parser.add_argument("--output", choices=("text", "json"), default="text", help="json: the whole answer")
+    parser.add_argument("--output-dir", type=Path, metavar="DIR",
+                        help="save output files here, made if missing (default: beside the first input file, or the "
+                        "working directory)")
     args = parser.parse_args(argv)
     if args.json is not None and (args.file or args.input):
         parser.error("--json holds the whole input: give FILE and -i without it")
@@ -130,7 +134,12 @@ def save_outputs(emulator: Emulator, answer: dict[str, Any], folder: Path, spec:
         if not _same_origin(urls[uri], emulator.url):
             raise RequestCommandError(f"the emulator at {emulator.url} offered {uri} from {urls[uri]}, "
                                       "not its own origin: nothing saved")
-    saved = {}
+    saved: dict[str, Path] = {}
+    if wanted:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)  # --output-dir's, made as asked
+        except OSError as exc:
+            raise RequestCommandError(f"cannot make {folder} for the output files: {exc.strerror}") from None
     for uri in wanted:
         try:
             content = emulator.download(answer, uri)
@@ -261,10 +270,12 @@ def main(argv: list[str]) -> None:
 
 
 def _request(emulator: Emulator, args: argparse.Namespace, package: Package) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Send the request; output files go beside the first file sent (or into the working directory)."""
+    """Send the request; output files go into --output-dir, else beside the first file sent (or into the
+    working directory: a request without files left report.json, report-1.json, … untracked in the project)."""
     answer, files = send(emulator, args, package.input_spec)
     first = next(iter(files.values()), None)
-    return answer, save_outputs(emulator, answer, (first.parent if first else Path.cwd()).resolve(), package.output_spec)
+    folder = args.output_dir or (first.parent if first else Path.cwd())
+    return answer, save_outputs(emulator, answer, folder.resolve(), package.output_spec)
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -261,6 +261,23 @@ def test_names_with_leading_dots_lose_them(project, fake_emulator):
     assert (project / "inputs" / "output").read_bytes() == b"served dots"
 
 
+def test_output_dir_chooses_where_output_files_go(project, fake_emulator):
+    """Without an input file they went into the working directory (report.json, report-1.json, …), untracked
+    files in the project, and nothing chose another folder."""
+    (project / "pkg" / "ubiops_input_spec.json").write_text(json.dumps([{"name": "scale", "data_type": "double"}]))
+    url, _ = fake_emulator(lambda url: completed(
+        {"thumb": "ubiops-file://default/r/report.json", "size": 1, "scale": 2.0},
+        {"ubiops-file://default/r/report.json": f"{url}/files/report.json"}))
+    for args, saved in [((), project / "report.json"), (("--output-dir", "out/new"), project / "out" / "new" / "report.json")]:
+        run = subprocess.run([sys.executable, "-m", "emulator", "request", "--url", url, "-i", "scale=1", *args],
+                             cwd=project, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+        assert run.returncode == 0, run.stderr
+        assert dict(line.split(None, 1) for line in run.stdout.splitlines())["thumb"] == str(saved)
+        assert saved.read_bytes() == b"served report.json"
+    assert not (project / "report-1.json").exists()
+
+
 def test_a_taken_name_is_numbered_never_overwritten(project):
     """Before, an output file named as the input (or any file there) replaced it."""
     (project / "inputs" / "thumb.bin").write_bytes(b"mine")
