@@ -71,6 +71,26 @@ def test_user_lines_and_the_emulators_own_lines_are_told_apart(api):
     assert loaded and loaded[0].metadata.deployment_request_id is None, "printed in __init__, outside a request"
 
 
+def test_lines_printed_and_logged_on_stderr_keep_the_order_they_were_written_in(api):
+    """stdout and stderr went down two pipes, each read a chunk at a time: the warning logged between two
+    prints was stored after both."""
+    before = time.time_ns()
+    steps = api.deployment_requests_create(PROJECT, DEPLOYMENT, "steps")
+    query = f'| deployment_request_id="{steps.id}" and system="false"'
+    wait_for_lines(api, query, lambda texts: len(texts) == 3)
+    forward = api.logs_list(PROJECT, query=query, start=before, end=time.time_ns())
+    assert [(line.log, line.metadata.level) for line in forward] == [
+        ("step 1: loading", "info"), ("WARNING:root:input looks odd", "error"), ("step 2: done", "info")]
+
+
+def test_a_flood_of_lines_on_stdout_and_stderr_keeps_its_order(api):
+    """Each stderr line of the flood was stored up to a read of stdout (64 KiB) late."""
+    flood = api.deployment_requests_create(PROJECT, DEPLOYMENT, "flood 4000")
+    lines = wait_for_lines(api, f'| deployment_request_id="{flood.id}" and system="false"',
+                           lambda texts: len(texts) == 4000, limit=5000)
+    assert [line.log for line in lines] == [f"WARNING:root:line {n}" if n % 100 == 99 else f"line {n}" for n in range(4000)]
+
+
 def test_a_time_window_and_a_limit_select_lines_in_their_order(api):
     def handled(data: str) -> None:
         api.deployment_requests_create(PROJECT, DEPLOYMENT, data)

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,9 @@ for name in [m for m in sys.modules if m.partition(".")[0] in ("emulator", "cont
 worker.main()
 """
 """How a worker starts in the version's own Python, given its channel's file descriptor, its temporary
-folder and the server's process id: the emulator's worker side (standard library only) is imported
-from this checkout, then hidden again, so the deployment sees only its own package and requirements:
-its own `contract` module, say, is not shadowed by ours."""
+folder, the server's process id and its output pipe's file descriptor: the emulator's worker side
+(standard library only) is imported from this checkout, then hidden again, so the deployment sees only
+its own package and requirements: its own `contract` module, say, is not shadowed by ours."""
 log = logging.getLogger("emulator.deployment")
 OnUpdate = Callable[[str], Awaitable[None]]
 """Where a job's streamed updates go, one at a time (`Instance.run`)."""
@@ -199,6 +199,8 @@ class Instance:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._relays: list[asyncio.Task[None]] = []
+        self._output: asyncio.ReadTransport | None = None
+        """The worker's output pipe (`worker.OutputPipe`), which carries what it writes to sys.stdout and sys.stderr."""
         self._unsplit = [form.encode() for form in secret_forms(launch.environment.values())
                          if len(form.encode()) <= LOG_LINE_LIMIT // 4]
         """The spellings of the version's variables' values that a long line's cut never splits (`_relay`):
@@ -221,32 +223,40 @@ class Instance:
     async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
         ours, theirs = socket.socketpair()
+        output, their_output = os.pipe()
         self._temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
         loop = asyncio.get_running_loop()
         environment = self._environment(self._temp_dir)
         try:
             transport, worker = await loop.subprocess_exec(
                 lambda: WorkerProtocol(loop), self.python, "-c", BOOTSTRAP, str(theirs.fileno()), self._temp_dir, str(os.getpid()),
-                pass_fds=(theirs.fileno(),), cwd=self.launch.package_dir, env=environment,
+                str(their_output), pass_fds=(theirs.fileno(), their_output), cwd=self.launch.package_dir, env=environment,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True,
             )
         except OSError as exc:
             ours.close()
+            os.close(output)
             await self.stop()
             if exc.errno == errno.E2BIG:  # a bare "Argument list too long" named neither the variables nor the cause
                 raise InstanceStartError(environment_too_large(environment)) from None
             raise
         finally:
             theirs.close()
+            os.close(their_output)
         self._process = asyncio.subprocess.Process(transport, worker, loop)
         self._exited = worker.exited
         pid = self._process.pid
         self._group = ProcessGroup(pid)
         self._exited.add_done_callback(lambda _: kill_group(pid))
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=READ_LIMIT)
-        self._relays = [asyncio.create_task(self._relay(stream, name))
-                        for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")) if stream]
+        printed = asyncio.StreamReader(limit=LOG_LINE_LIMIT)
+        self._output, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(printed),
+                                                      os.fdopen(output, "rb", buffering=0))  # the transport closes it
+        self._relays = [asyncio.create_task(self._relay(pieces)) for pieces in (
+            output_pieces(printed),
+            *(stream_pieces(stream, name) for stream, name in ((self._process.stdout, "stdout"),
+                                                               (self._process.stderr, "stderr")) if stream))]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
         self._watch_memory()
         try:
@@ -447,6 +457,8 @@ class Instance:
         if self._writer:
             self._writer.close()
         await self._finish_relays()
+        if self._output:
+            self._output.close()  # held open by a process the deployment left running, its relay cancelled
         if self._temp_dir:
             await asyncio.to_thread(shutil.rmtree, self._temp_dir, True)
             self._temp_dir = None
@@ -485,28 +497,32 @@ class Instance:
         log.warning("[%s] stopped: %s", self.label, reason, extra=self.log_fields)
         return f"stopped ({reason})"
 
-    async def _relay(self, stream: asyncio.StreamReader, name: str) -> None:
-        """Copy the deployment's output (`name`: stdout or stderr) to the log, a line at a time, however
-        long its lines: one past LOG_LINE_LIMIT bytes is logged in pieces (at least 3/4 of that save the
-        last, under twice that), each cut between two UTF-8 characters and attributed to the request the line's
-        tag names. A cut never splits one of `_unsplit` (the spellings of the version's variables' values,
-        the secrets among them), which `_masked`, the deployer's and the fixture's masking would then miss."""
-        pending = b""
-        # The request id of the line `pending` continues, when a piece of it was logged already.
-        continued: list[str | None] = []
-        while chunk := await stream.read(LOG_LINE_LIMIT):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for number, line in enumerate(lines, start=1):
-                self._log_output(line.decode(errors="replace"), name, *continued)
-                continued = []
-                if number % RELAY_TURN_LINES == 0:  # a chunk holds up to ~1 300 short lines, ~40 ms to log:
+    async def _relay(self, pieces: AsyncIterator[tuple[str, bytes]]) -> None:
+        """Copy the deployment's output, as (`stdout` or `stderr`, bytes) pieces, to the log, a line of each
+        stream at a time, in the order they end, however long: one past LOG_LINE_LIMIT bytes is logged in
+        pieces (at least 3/4 of that save the last, under twice that), each cut between two UTF-8 characters and
+        attributed to the request the line's tag names. A cut never splits one of `_unsplit` (the spellings of
+        the version's variables' values, the secrets among them), which `_masked`, the deployer's and the
+        fixture's masking would then miss."""
+        pending: dict[str, bytes] = {}
+        # The request id of the line a stream's `pending` continues, when a piece of it was logged already.
+        continued: dict[str, list[str | None]] = {}
+        logged = 0
+        async for name, chunk in pieces:
+            *lines, rest = (pending.pop(name, b"") + chunk).split(b"\n")
+            for line in lines:
+                self._log_output(line.decode(errors="replace"), name, *continued.pop(name, ()))
+                logged += 1
+                if logged % RELAY_TURN_LINES == 0:  # a read holds up to ~1 300 short lines, ~40 ms to log:
                     await asyncio.sleep(0)  # the event loop serves its requests in between
-            if len(pending) >= LOG_LINE_LIMIT:
-                cut = unsplit_cut(pending, utf8_cut(pending), self._unsplit)
-                request_id = self._log_output(pending[:cut].decode(errors="replace"), name, *continued)
-                pending, continued = pending[cut:], [request_id]
-        if pending:
-            self._log_output(pending.decode(errors="replace"), name, *continued)
+            if len(rest) >= LOG_LINE_LIMIT:
+                cut = unsplit_cut(rest, utf8_cut(rest), self._unsplit)
+                request_id = self._log_output(rest[:cut].decode(errors="replace"), name, *continued.pop(name, ()))
+                rest, continued[name] = rest[cut:], [request_id]
+            if rest:
+                pending[name] = rest
+        for name, rest in pending.items():
+            self._log_output(rest.decode(errors="replace"), name, *continued.pop(name, ()))
 
     def _log_output(self, line: str, stream: str, *continued: str | None) -> str | None:
         """Log one line the deployment printed, with the request it printed it for, the stream and the
@@ -561,6 +577,23 @@ async def read_message(reader: asyncio.StreamReader, most: int) -> bytes:
         pieces.append(piece)
         if ended:
             return b"".join(pieces)
+
+
+async def stream_pieces(stream: asyncio.StreamReader, name: str) -> AsyncIterator[tuple[str, bytes]]:
+    """What the worker's stdout or stderr pipe (`name`) carries, as it comes: what is written to its file descriptor
+    1 or 2 itself (by native code, or a process the deployment started), for `Instance._relay`."""
+    while chunk := await stream.read(LOG_LINE_LIMIT):
+        yield name, chunk
+
+
+async def output_pieces(pipe: asyncio.StreamReader) -> AsyncIterator[tuple[str, bytes]]:
+    """What the worker's output pipe carries (`worker.OutputPipe`: what it writes to sys.stdout and sys.stderr),
+    stream by stream in the order written, for `Instance._relay`."""
+    rest = b""
+    while chunk := await pipe.read(LOG_LINE_LIMIT - len(rest)):  # a piece is no longer than a read of the others
+        pieces, rest = protocol.output_pieces(rest + chunk)
+        for stream, data in pieces:
+            yield protocol.OUTPUT_STREAMS[stream], data
 
 
 def utf8_cut(data: bytes) -> int:

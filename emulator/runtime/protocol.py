@@ -2,9 +2,12 @@
 
 Server → worker: one `Setup`, then a `Job` per request. Worker → server: `Ready` (with the
 deployment's `Capabilities`) or `InitFailed`, then for each job any `StreamUpdate`s and one `Result`
-or `Error`. How they travel is decided here only (`encode`, `decode`). What the deployment prints
-goes to the server's log through the worker's stdout and stderr, each line printed during a job
-tagged with its request id (`request_tag`, read back by `tagged_request`).
+or `Error`. How they travel is decided here only (`encode`, `decode`). What the deployment writes to
+its `sys.stdout` and `sys.stderr` goes to the server's log down one pipe of its own, in frames that say
+which stream wrote them (`output_frames`, read back by `output_pieces`), so the lines of the two keep the
+order they were written in; each line printed during a job is tagged with its request id (`request_tag`,
+read back by `tagged_request`). What is written to the file descriptors 1 and 2 themselves (by native
+code, the processes the deployment starts) reaches the log through the worker's stdout and stderr pipes.
 
 JSON (not pickle) so that output a caller could not receive is caught in the worker, where the
 deployment produced it, with a clear message.
@@ -17,12 +20,23 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import struct
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict, TypeVar, Union
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 REQUEST_TAG = re.compile(r"\[request ([^\]\s]+)\] ")
 TYPE_FIRST = re.compile(rb'\{"type":"(\w+)"')
+OUTPUT_STREAMS = ("stdout", "stderr")
+"""The streams whose output frames carry, by their first byte."""
+_HEADER = struct.Struct(">BH")
+FRAME_HEADER = _HEADER.size
+"""An output frame's stream (1 byte) and the length of its data (2 bytes, big-endian), before the data."""
+FRAME_BYTES = select.PIPE_BUF
+"""An output frame's size at most: a pipe takes a write of up to PIPE_BUF bytes whole, never mixed with another
+process's or thread's, so the frames of the worker's threads and of the children it forks never cut into each other."""
+_FRAME_DATA = FRAME_BYTES - FRAME_HEADER
 
 
 class RequestContext(TypedDict):
@@ -148,6 +162,32 @@ def decode_as(line: bytes, kind: type[M]) -> M:
     if not isinstance(message, kind):
         raise TypeError(f"expected {kind.__name__}, got {type(message).__name__}")
     return message
+
+
+def output_frames(stream: int, data: bytes) -> list[bytes]:
+    """The frames that carry `data`, written to `OUTPUT_STREAMS[stream]`, down the worker's output pipe."""
+    if len(data) <= _FRAME_DATA:  # most writes: a line, or its end
+        return [_HEADER.pack(stream, len(data)) + data]
+    return [_HEADER.pack(stream, len(piece)) + piece
+            for piece in (data[start:start + _FRAME_DATA] for start in range(0, len(data), _FRAME_DATA))]
+
+
+def output_pieces(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The output the frames at the start of `data` carry, as (stream, bytes), the data of consecutive frames of
+    one stream joined; and the rest of `data`, the start of a frame still to come."""
+    pieces: list[tuple[int, list[bytes]]] = []
+    start, size = 0, len(data)
+    while size - start >= FRAME_HEADER:
+        stream, length = _HEADER.unpack_from(data, start)
+        end = start + FRAME_HEADER + length
+        if end > size:
+            break
+        if pieces and pieces[-1][0] == stream:
+            pieces[-1][1].append(data[start + FRAME_HEADER:end])
+        else:
+            pieces.append((stream, [data[start + FRAME_HEADER:end]]))
+        start = end
+    return [(stream, b"".join(parts)) for stream, parts in pieces], data[start:]
 
 
 def request_tag(request_id: str) -> str:

@@ -1,9 +1,10 @@
 """The process of one instance: load the deployment once, then run the requests the server sends.
 
-Started by `emulator.runtime.instance` as `python -c BOOTSTRAP FD TMPDIR SERVER` in the version's own Python, in a
-session of its own, with the package folder as working directory and the deployment's environment
+Started by `emulator.runtime.instance` as `python -c BOOTSTRAP FD TMPDIR SERVER OUTPUT` in the version's own Python,
+in a session of its own, with the package folder as working directory and the deployment's environment
 variables set. FD is this end of a socket pair carrying `protocol` messages, TMPDIR the instance's
-temporary folder, SERVER the server's process id; stdout and stderr go to the server's log.
+temporary folder, SERVER the server's process id, OUTPUT the pipe `sys.stdout` and `sys.stderr` write to
+(`OutputPipe`); the file descriptors 1 and 2 go to the server's log too.
 """
 
 from __future__ import annotations
@@ -32,18 +33,45 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 """This module's and the loader's folder: frames there, before a failed start's own, are left out of its traceback."""
 
 
+class OutputPipe:
+    """Where the worker's sys.stdout and sys.stderr write: one pipe for both, in frames that say which stream
+    wrote (`protocol.output_frames`), so the server logs their lines in the order they were written. Each on
+    a pipe of its own, read apart, a line on stderr was logged after the stdout lines written later that
+    came in the same read (up to 64 KiB of them). Writes go straight to the pipe, as an unbuffered stream's."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        """Held while a write's frames go: another thread's write comes before or after them, not between."""
+        os.register_at_fork(after_in_child=self._forked)
+
+    def write(self, stream: int, data: bytes) -> None:
+        frames = protocol.output_frames(stream, data)
+        with self._lock:
+            for frame in frames:
+                os.write(self._fd, frame)  # no shorter than asked: a pipe takes up to PIPE_BUF bytes whole
+
+    def _forked(self) -> None:
+        """In a child the deployment forked: a lock held by another of the parent's threads is held for ever."""
+        self._lock = threading.Lock()
+
+
 class RequestTaggedStream(io.TextIOBase):
     """The worker's sys.stdout or sys.stderr: prefixes each line printed during a request with its id,
     so the log says which request spoke. Otherwise it behaves as the stream it wraps, as a deployment
     on UbiOps gets a normal Python stream: attributes it does not define (`reconfigure`,
-    `line_buffering`, `name`, `mode`, ...) are the wrapped stream's.
+    `line_buffering`, `name`, `mode`, ...) are the wrapped stream's, and so is its file descriptor. What
+    is written goes to the output pipe (`OutputPipe`) as the wrapped stream would encode it.
 
     `buffer` is a binary writer that tags its lines the same way (`TaggedBuffer`), sharing this
     stream's line state: bytes written there are tagged and attributed as text printed here is,
     rather than reaching the log untagged, and text and bytes may alternate on one line."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, pipe: OutputPipe, number: int) -> None:
         self._stream = stream
+        self._pipe = pipe
+        self._number = number
+        """The stream's number on the pipe: its index in `protocol.OUTPUT_STREAMS`."""
         self._at_line_start = True
         self._tag = ""
         self.request_id: str | None = None
@@ -53,13 +81,13 @@ class RequestTaggedStream(io.TextIOBase):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if text:
-            if self.request_id is not None:
-                self._stream.write(_tagged(text, self._tag, "\n", self._at_line_start))
-            else:
-                self._stream.write(text)
+            tagged = _tagged(text, self._tag, "\n", self._at_line_start) if self.request_id is not None else text
+            self._send(tagged.encode(self._stream.encoding, self._stream.errors or "strict"))
             self._at_line_start = text[-1] == "\n"
-        self._stream.flush()
         return len(text)
+
+    def _send(self, data: bytes) -> None:
+        self._pipe.write(self._number, data)
 
     def start_request(self, request_id: str) -> None:
         """Tag the lines from here on with `request_id`: a line left open before is ended first, so the
@@ -75,8 +103,7 @@ class RequestTaggedStream(io.TextIOBase):
 
     def _end_line(self) -> None:
         if not self._at_line_start:
-            self._stream.write("\n")
-            self._stream.flush()
+            self._send(b"\n")
             self._at_line_start = True
 
     def flush(self) -> None:
@@ -125,10 +152,10 @@ def _tagged(data: AnyStr, tag: AnyStr, newline: AnyStr, at_line_start: bool) -> 
 
 
 class TaggedBuffer(io.BufferedIOBase):
-    """`RequestTaggedStream.buffer`: bytes written go to the wrapped stream's own buffer, each line
-    begun during a request tagged as `RequestTaggedStream.write` tags text. Closing it only flushes:
-    the wrapped stream is the worker's log (`io.TextIOWrapper(sys.stdout.buffer)` closes it when
-    collected)."""
+    """`RequestTaggedStream.buffer`: bytes written go to the output pipe, each line begun during a request
+    tagged as `RequestTaggedStream.write` tags text. Closing it does nothing: the wrapped stream is the
+    worker's log (`io.TextIOWrapper(sys.stdout.buffer)` closes it when collected). Attributes it does not
+    define are the wrapped stream's buffer's."""
 
     def __init__(self, text: RequestTaggedStream) -> None:
         self._text = text
@@ -138,20 +165,16 @@ class TaggedBuffer(io.BufferedIOBase):
         chunk = memoryview(data).tobytes()
         text = self._text
         if chunk:
-            text._stream.flush()
-            if text.request_id is not None:
-                self._raw.write(_tagged(chunk, text._tag.encode(), b"\n", text._at_line_start))
-            else:
-                self._raw.write(chunk)
+            text._send(_tagged(chunk, text._tag.encode(), b"\n", text._at_line_start) if text.request_id is not None
+                       else chunk)
             text._at_line_start = chunk[-1:] == b"\n"
-        self._raw.flush()
         return len(chunk)
 
     def flush(self) -> None:
-        self._raw.flush()
+        pass
 
     def close(self) -> None:
-        self.flush()
+        pass
 
     def fileno(self) -> int:
         return int(self._raw.fileno())
@@ -175,7 +198,10 @@ def main() -> None:
     reader, writer = channel.makefile("rb"), channel.makefile("wb")
     faulthandler.enable()
     parent.when_parent_ends(lambda: _end_alone(temp_dir), server)  # an instance never outlives its server
-    streams = [RequestTaggedStream(sys.stdout), RequestTaggedStream(sys.stderr)]
+    output = int(sys.argv[4])
+    os.set_inheritable(output, False)  # the processes the deployment starts write to its file descriptors 1 and 2
+    pipe = OutputPipe(output)
+    streams = [RequestTaggedStream(sys.stdout, pipe, 0), RequestTaggedStream(sys.stderr, pipe, 1)]
     sys.stdout, sys.stderr = streams
     _streams.extend(streams)
 

@@ -13,7 +13,7 @@ import pytest
 from submitting import PACKAGES, TIMEOUT
 
 from emulator.environments import OWN_ENVIRONMENT
-from emulator.runtime.instance import LOG_LINE_LIMIT, START_TIMEOUT_SECONDS, Instance, Launch
+from emulator.runtime.instance import LOG_LINE_LIMIT, START_TIMEOUT_SECONDS, Instance, Launch, stream_pieces
 from emulator.runtime.protocol import Result, request_tag
 from emulator.runtime.python_envs import PythonEnvironment
 
@@ -102,7 +102,7 @@ async def test_the_relay_cuts_a_long_line_between_characters_and_tags_each_piece
     reader = asyncio.StreamReader()
     reader.feed_data(f"{line}\nnext\n{tag}last".encode())
     reader.feed_eof()
-    await Instance(launch, 1, sys.executable)._relay(reader, "stdout")
+    await Instance(launch, 1, sys.executable)._relay(stream_pieces(reader, "stdout"))
     records = [(record.request_id, record.printed, record.getMessage()) for record in caplog.records]
     assert "".join(printed for request_id, printed, _ in records if request_id == "r-1")[:-4] == line[len(tag):]
     assert all(printed and "\ufffd" not in printed for _, printed, _ in records)
@@ -125,10 +125,24 @@ async def test_the_relay_never_cuts_a_long_line_inside_a_variable_s_value(caplog
     reader = asyncio.StreamReader()
     reader.feed_data(f"{line}\n".encode())
     reader.feed_eof()
-    await Instance(launch, 1, sys.executable)._relay(reader, "stdout")
+    await Instance(launch, 1, sys.executable)._relay(stream_pieces(reader, "stdout"))
     pieces = [record.printed for record in caplog.records]
     assert "".join(pieces) == line and len(pieces) > 1
     assert sum(secret in piece for piece in pieces) == 1, [piece[-30:] for piece in pieces]
+
+
+async def test_what_is_written_to_the_file_descriptors_themselves_reaches_the_log(pools, job, printed):
+    """sys.stdout and sys.stderr go down a pipe of their own; what native code or a process the deployment starts
+    writes to the file descriptors 1 and 2 is relayed from those, untagged, as before."""
+    pool = pools("console")
+    pool.start()
+    assert await pool.submit(job("descriptors", "r-1"), TIMEOUT) == Result("descriptors")
+    def written(lines: list[tuple[str | None, str, str]]) -> list[tuple[str | None, str, str]]:
+        return sorted(line for line in lines if not line[2].startswith("console: "))
+
+    lines = await printed(lambda lines: len(written(lines)) == 3)
+    assert written(lines) == [(None, "stderr", "to file descriptor 2"), (None, "stdout", "from a process it started"),
+                                 (None, "stdout", "to file descriptor 1")]
 
 
 async def test_a_request_that_leaves_its_streams_closed_or_none_still_answers(pools, job):

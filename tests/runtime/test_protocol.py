@@ -33,3 +33,26 @@ def test_a_message_arrives_as_sent(message):
 def test_what_json_cannot_carry_is_refused_when_encoding(result):
     with pytest.raises((TypeError, ValueError)):
         protocol.encode(Result(result))
+
+
+def test_output_frames_carry_each_stream_s_bytes_in_order_however_they_are_read():
+    """The worker's sys.stdout and sys.stderr share one pipe; a write longer than a pipe takes whole is sent
+    in several frames, and a read may end inside one."""
+    long = "é".encode() * 5000 + b"\n"
+    writes = [(0, b"step 1\n"), (1, b"warning\n"), (0, long), (0, b"step 2\n"), (1, b"\n")]
+    data = b"".join(frame for stream, text in writes for frame in protocol.output_frames(stream, text))
+    assert len(protocol.output_frames(0, long)) == 3 and all(
+        len(frame) <= protocol.FRAME_BYTES for frame in protocol.output_frames(0, long))
+    expected = [(0, b"step 1\n"), (1, b"warning\n"), (0, long + b"step 2\n"), (1, b"\n")]
+    assert protocol.output_pieces(data) == (expected, b""), "one read: consecutive frames of a stream joined"
+    for size in (1, 7, 4096):
+        got: list[tuple[int, bytes]] = []
+        rest = b""
+        for start in range(0, len(data), size):
+            pieces, rest = protocol.output_pieces(rest + data[start:start + size])
+            for stream, text in pieces:  # a piece of the stream the last read ended with continues it
+                if got and got[-1][0] == stream:
+                    got[-1] = (stream, got[-1][1] + text)
+                else:
+                    got.append((stream, text))
+        assert (got, rest) == (expected, b"")

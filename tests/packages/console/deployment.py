@@ -2,11 +2,13 @@
 while it starts, and leaves a line open on stderr; while it handles a request, whatever `data` names: "buffer", "wrapped" (a text
 wrapper of its own around `sys.stdout.buffer`), "attributes", "progress" (a progress bar's last
 line, left open), "long N" (one line of N characters "é", 2 bytes each in UTF-8), "replaced" (its
-own sys.stdout, closed once written, and sys.stderr None, as the deployment leaves them) or "fork" (a child
-that prints "forked child PID" and returns from `request` too, carelessly, without `os._exit`, with an error)."""
+own sys.stdout, closed once written, and sys.stderr None, as the deployment leaves them), "fork" (a child
+that prints "forked child PID" and returns from `request` too, carelessly, without `os._exit`, with an error) or
+"descriptors" (a line written to the file descriptors 1 and 2 themselves, and one by a process it starts)."""
 
 import io
 import os
+import subprocess
 import sys
 
 
@@ -42,6 +44,10 @@ class Deployment:
                 sys.stdout = own
                 print("to its own file")
             sys.stderr = None
+        elif data == "descriptors":
+            os.write(1, b"to file descriptor 1\n")
+            os.write(2, b"to file descriptor 2\n")
+            subprocess.run([sys.executable, "-c", "print('from a process it started')"], check=True)
         elif data == "fork" and os.fork() == 0:
             print(f"forked child {os.getpid()}")
             raise RuntimeError("the child's own error")

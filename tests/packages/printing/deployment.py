@@ -1,7 +1,11 @@
 """Prints to stdout while it starts, and to stdout and stderr while it handles a request; raises when
-asked to "fail"."""
+asked to "fail". "steps" prints, logs a warning (logging's own handler, on stderr) and prints again;
+"flood N" prints N lines, each hundredth a warning logged instead."""
 
+import logging
 import sys
+
+logging.basicConfig()
 
 
 class Deployment:
@@ -9,6 +13,18 @@ class Deployment:
         print("printing: loaded")
 
     def request(self, data):
+        if data == "steps":
+            print("step 1: loading")
+            logging.warning("input looks odd")
+            print("step 2: done")
+            return data
+        if data.startswith("flood "):
+            for n in range(int(data.split()[1])):
+                if n % 100 == 99:
+                    logging.warning("line %d", n)
+                else:
+                    print(f"line {n}")
+            return data
         print(f"handling {data!r}")
         print(f"a warning about {data!r}", file=sys.stderr)
         if data == "fail":
