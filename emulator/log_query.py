@@ -7,7 +7,9 @@ The query is a chain of stages, each one a further condition:
   `and` and `or` (`and` binds first); a new `|` starts a new stage.
 Strings are in double quotes (with JSON's escapes) or backticks (taken as they are). The labels are
 UbiOps' (`LABELS`); those the emulator never sets (pipelines, environments…) are empty, as LogQL treats
-a missing label. At most `MAX_FILTERS` filters; each regular expression is compiled once per query
+a missing label. A line's `deployment_id` and `deployment_version_id` are those of the deployment and
+version that have its names now (`Ids`, from the registry as the query is parsed): the stored lines
+keep names, as UbiOps' labels would keep ids. At most `MAX_FILTERS` filters; each regular expression is compiled once per query
 (`Condition.regexes`), within RE2's memory bound `REGEX_MEMORY`. Anything else is refused with a
 message that says where and why.
 
@@ -37,6 +39,8 @@ LABELS = (*STORED_LABELS, "deployment_id", "deployment_version_id", "process_id"
           "environment_build_id", "pipeline_id", "pipeline_name", "pipeline_version_id", "pipeline_version",
           "pipeline_object_id", "pipeline_object_name", "pipeline_request_id", "webhook_name")
 """Every label UbiOps' `logs_list` documents (the SDK's docstring, the CLI's `LOG_FILTERS`)."""
+ID_LABELS = ("deployment_id", "deployment_version_id")
+"""The labels a line's names stand for, through `Ids`."""
 DEFAULT_HOURS = 24
 NANOSECONDS = 1_000_000_000
 SECONDS_BELOW = 10**11
@@ -91,6 +95,30 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Ids:
+    """The ids of a project's deployments and versions now, by their names: what a line's `deployment_id` and
+    `deployment_version_id` are (none for a line whose names no deployment or version has now)."""
+
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    """Each deployment's id, by its name."""
+    versions: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """Each version's id, by its deployment's name and its own."""
+
+    def label(self, name: str) -> str:
+        """The SQL expression of the label `name` (one of ID_LABELS) for each stored line: '' where no id."""
+        if name == "deployment_id":
+            cases = [f"WHEN deployment_name = {_literal(deployment)} THEN {_literal(id_)}"
+                     for deployment, id_ in self.deployments.items()]
+        else:
+            cases = [f"WHEN deployment_name = {_literal(deployment)} AND deployment_version = {_literal(version)} "
+                     f"THEN {_literal(id_)}" for (deployment, version), id_ in self.versions.items()]
+        return f"CASE {' '.join(cases)} ELSE '' END" if cases else "''"
+
+
+NO_IDS = Ids()
+
+
+@dataclass(frozen=True)
 class Window:
     """Timestamps (ns) from `first` to `last`, both included, in the order asked."""
 
@@ -106,9 +134,10 @@ class Token:
     position: int
 
 
-def parse_query(query: str) -> Condition:
-    """The condition a `query` sets (true for an empty one); NotAllowed says what does not parse."""
-    return _Parser(_tokens(query)).query()
+def parse_query(query: str, ids: Ids = NO_IDS) -> Condition:
+    """The condition a `query` sets (true for an empty one), `ids` giving the lines' ID_LABELS; NotAllowed says
+    what does not parse."""
+    return _Parser(_tokens(query), ids).query()
 
 
 def time_window(start: str | None, end: str | None, now_ns: int) -> Window:
@@ -156,8 +185,9 @@ def _tokens(query: str) -> list[Token]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: list[Token], ids: Ids) -> None:
         self._tokens = tokens
+        self._ids = ids
         self._next = 0
         self._filters = 0
 
@@ -211,7 +241,9 @@ class _Parser:
         self._next += 1
         value = self._string()
         regexes = _compiled(value) if op.text in ("=~", "!~") else {}
-        if token.text not in STORED_LABELS:
+        if token.text in ID_LABELS:
+            label = self._ids.label(token.text)
+        elif token.text not in STORED_LABELS:
             label = "''"
         elif op.text in ("=", "==") and value:
             label = token.text  # as it is, so that SQLite can use its index (a request's lines)
@@ -264,6 +296,11 @@ def _join(conditions: list[Condition], operator: str) -> Condition:
     return Condition(f" {operator} ".join(f"({c.sql})" for c in conditions),
                      tuple(param for c in conditions for param in c.params),
                      {pattern: regex for c in conditions for pattern, regex in c.regexes.items()})
+
+
+def _literal(text: str) -> str:
+    """`text` as an SQL string literal (a project may hold more names than SQLite binds parameters in one query)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _compiled(pattern: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from contract.text import carried
 from emulator.data_files import insert_rows, open_database
 from emulator.exceptions import NotAllowed
-from emulator.log_query import Condition, Window, parse_query
+from emulator.log_query import NO_IDS, Condition, Ids, Window, parse_query
 
 MAX_AGE_SECONDS = 7 * 24 * 3600
 MAX_BYTES = 100 * 1024 * 1024
@@ -148,11 +148,12 @@ class LogStore:
             self._queue.put(written)
         return written.wait(timeout)
 
-    async def find(self, project: str, query: str, window: Window, limit: int) -> list[LogEntry]:
-        """`search` for the lines `query` selects (NotAllowed if it does not parse), on the searches'
-        own threads: compiling its 500 regular expressions takes a moment too."""
+    async def find(self, project: str, query: str, window: Window, limit: int, ids: Ids = NO_IDS) -> list[LogEntry]:
+        """`search` for the lines `query` selects (NotAllowed if it does not parse; `ids` gives the lines'
+        `deployment_id` and `deployment_version_id`), on the searches' own threads: compiling its 500 regular
+        expressions takes a moment too."""
         def parse_and_search() -> list[LogEntry]:
-            return self.search(project, parse_query(query), window, limit)
+            return self.search(project, parse_query(query, ids), window, limit)
         return await asyncio.wrap_future(self._searching.submit(parse_and_search))
 
     def search(self, project: str, condition: Condition, window: Window, limit: int) -> list[LogEntry]:

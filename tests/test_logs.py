@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator
 
 EXCEPTION_MESSAGE = "An exception occurred in the request. See the logs for details."
 
@@ -129,6 +129,47 @@ def test_the_query_that_streams_logs_while_waiting_for_a_version_goes_on_from_th
     assert [line.log for line in lines] == ["handling 'stream 1'", "handling 'stream 2'"]
     rest = api.logs_list(PROJECT, query=query, start=lines[0].timestamp + 1, end=time.time_ns(), limit=1000)
     assert [line.log for line in rest if line.log.startswith("handling")] == ["handling 'stream 2'"]
+
+
+def test_the_ids_of_the_deployment_and_its_version_select_their_lines(api):
+    """`deployment_id` and `deployment_version_id` were taken as labels the emulator leaves empty: a query
+    by either found nothing."""
+    api.deployment_requests_create(PROJECT, DEPLOYMENT, "by id")
+    handled = '|= "handling \'by id\'"'
+    wait_for_lines(api, handled, lambda texts: len(texts) == 1)
+    ids = {"deployment_id": api.deployments_get(PROJECT, DEPLOYMENT).id,
+           "deployment_version_id": api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").id}
+
+    def found(query: str) -> list[str]:
+        return [line.log for line in api.logs_list(PROJECT, query=f"{query} {handled}")]
+
+    for label, id_ in ids.items():
+        assert found(f'| {label}="{id_}"') == found(f'| {label}=~"{id_[:8]}.*"') == ["handling 'by id'"], label
+        assert found(f'| {label}!="{id_}"') == found(f'| {label}!~"{id_[:8]}.*"') == [], label
+        assert found(f'| {label}="00000000-0000-4000-8000-000000000000"') == [], f"{label}: an id no {label[:-3]} has"
+    assert found(f'| deployment_id="{ids["deployment_version_id"]}"') == [], "the version's id is not the deployment's"
+
+
+def test_an_id_selects_the_lines_logged_under_the_names_its_deployment_and_version_have_now(tmp_path):
+    """The lines keep the names they were logged with (README): renamed, a deployment's and its version's
+    ids find what they printed since, under their new names."""
+    emulator = start_emulator("printing", tmp_path)
+    try:
+        api = emulator.sdk()
+        deployment_id = api.deployments_get(PROJECT, DEPLOYMENT).id
+        version_id = api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1").id
+        api.deployments_update(PROJECT, DEPLOYMENT, {"name": "renamed"})
+        api.deployment_versions_update(PROJECT, "renamed", "v1", {"version": "v9"})
+        eventually(lambda: [(i.deployment, i.version, i.status) for i in api.project_instances_list(PROJECT).results]
+                   == [("renamed", "v9", "running")], "the instance runs under the new names")
+        request = api.deployment_version_requests_create(PROJECT, "renamed", "v9", data="after")
+        query = f'| deployment_request_id="{request.id}" and system="false"'
+        wait_for_lines(api, query, lambda texts: len(texts) == 2)
+        for label, id_ in (("deployment_id", deployment_id), ("deployment_version_id", version_id)):
+            lines = api.logs_list(PROJECT, query=f'{query} | {label}="{id_}"')
+            assert sorted(line.log for line in lines) == ["a warning about 'after'", "handling 'after'"], label
+    finally:
+        emulator.stop()
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from emulator.api.dependencies import Services, get_services
 from emulator.api.sdk_models.logs import LogList, log_list
-from emulator.log_query import time_window
+from emulator.log_query import Ids, time_window
 
 router = APIRouter()
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 5000
@@ -25,9 +25,13 @@ async def logs_list(
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     services: Services = Depends(get_services),
 ) -> list[LogList]:
-    services.registry.project(project_name)
+    project = services.registry.project(project_name)
     window = time_window(start, end, time.time_ns())
+    # The lines keep names: the ids a query may name are those of the deployments and versions that have them now.
+    ids = Ids({deployment.name: deployment.id for deployment in project.deployments.values()},
+              {(deployment.name, version.name): version.id
+               for deployment in project.deployments.values() for version in deployment.versions.values()})
     # Compiling 500 regular expressions takes a moment, and a search may wait for lines being stored:
     # both on the searches' own threads, never the pool the other calls share.
-    entries = await services.logs.find(project_name, query, window, limit)
+    entries = await services.logs.find(project_name, query, window, limit, ids)
     return [log_list(entry) for entry in entries]

@@ -19,7 +19,7 @@ import pytest
 from emulator import log_store
 from emulator.exceptions import NotAllowed
 from emulator.log_capture import capture_logs, release_logs
-from emulator.log_query import MAX_FILTERS, Condition, Window, parse_query, time_window
+from emulator.log_query import MAX_FILTERS, Condition, Ids, Window, parse_query, time_window
 from emulator.log_store import LogEntry, LogStore
 
 SECOND = 1_000_000_000
@@ -49,6 +49,23 @@ def test_a_line_is_found_as_soon_as_it_was_added_with_its_metadata(store):
     assert found == line("loading", deployment_name="d", deployment_version="v1", instance_id="i-1",
                          deployment_request_id="r-1", level="error")
     assert search(store, project="other") == []
+
+
+def test_the_id_labels_are_those_of_the_deployment_and_version_that_have_the_line_s_names_now(store):
+    """The lines keep names; `deployment_id` and `deployment_version_id` were always empty."""
+    for deployment, version in (("d", "v1"), ("d", "v2"), ("e", "v1"), ("q'uote", "v1"), ("gone", "v1")):
+        store.add(line(f"{deployment} {version}", deployment_name=deployment, deployment_version=version))
+    ids = Ids({"d": "id-d", "e": "id-e", "q'uote": "id-'q"},
+              {("d", "v1"): "id-d1", ("d", "v2"): "id-d2", ("e", "v1"): "id-e1", ("q'uote", "v1"): "id-'q1"})
+
+    def found(query: str) -> list[str]:
+        return [entry.log for entry in store.search("p", parse_query(query, ids), EVERYTHING, 10)]
+
+    assert found('| deployment_id="id-d"') == ["d v1", "d v2"]
+    assert found('| deployment_version_id="id-e1" or deployment_version_id="id-\'q1"') == ["e v1", "q'uote v1"]
+    assert found('| deployment_id=~"id-[de]" and deployment_version_id!="id-d2"') == ["d v1", "e v1"]
+    assert found('| deployment_id="" | deployment_version_id!~"id-.*"') == ["gone v1"], "no deployment has its names now"
+    assert search(store, '| deployment_id="id-d"') == [], "no ids given: none known"
 
 
 def test_lines_get_ever_later_timestamps_so_a_search_can_go_on_after_the_last_line(store):
