@@ -417,17 +417,37 @@ async function refreshHistory() {
   if (shown !== deploymentPath()) return;
   $("page-problem").hidden = true; // the emulator answers again, whatever failed before
   showVersions(versions);
-  $("history").tBodies[0].replaceChildren(...requests.map((r) =>
-    el("tr", { dataset: { id: r.id, status: r.status }, className: state.opened && state.opened.id === r.id ? "opened" : "" },
-      el("td", { textContent: new Date(r.time_created).toLocaleString() }),
-      el("td", {}, el("button", { type: "button", className: "link", textContent: r.id.slice(0, 8), title: r.id,
-                                  onclick: () => openRequest(r.id, r.version).catch(showFailure) })),
-      el("td", { textContent: r.version }),
-      el("td", {}, el("span", { className: `status status-${r.status}`, textContent: r.status })))));
+  showHistory(requests);
   $("history-empty").hidden = requests.length > 0;
   const openedUnfinished = await followOpened(shown);
   const building = versions.some((v) => v.status === "building");
   if (openedUnfinished || building || requests.some((r) => UNFINISHED.includes(r.status))) followHistory();
+}
+
+/** The history's rows, updated in place by request id: rebuilt each second while a request ran, a
+ * row clicked as it was replaced lost the click, and a selection in it was reset. A refresh that
+ * finds nothing new changes nothing. */
+function showHistory(requests) {
+  const body = $("history").tBodies[0];
+  const rows = new Map([...body.rows].map((row) => [row.dataset.id, row]));
+  requests.forEach((r, i) => {
+    const row = rows.get(r.id) ?? historyRow(r);
+    if (row.dataset.status !== r.status) {
+      row.dataset.status = r.status;
+      row.cells[3].replaceChildren(el("span", { className: `status status-${r.status}`, textContent: r.status }));
+    }
+    if (body.rows[i] !== row) body.insertBefore(row, body.rows[i] ?? null);
+  });
+  while (body.rows.length > requests.length) body.rows[body.rows.length - 1].remove();
+}
+
+function historyRow(r) {
+  return el("tr", { dataset: { id: r.id }, className: state.opened && state.opened.id === r.id ? "opened" : "" },
+    el("td", { textContent: new Date(r.time_created).toLocaleString() }),
+    el("td", {}, el("button", { type: "button", className: "link", textContent: r.id.slice(0, 8), title: r.id,
+                                onclick: () => openRequest(r.id, r.version).catch(showFailure) })),
+    el("td", { textContent: r.version }),
+    el("td"));
 }
 
 /** The opened request, while unfinished, asked of its own version: whether or not it is among the newest
