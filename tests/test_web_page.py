@@ -650,3 +650,16 @@ def test_the_history_s_rows_are_updated_in_place_while_it_is_followed(face, cont
     page.wait_for_selector(f'{row}[data-status="completed"]')
     assert page.eval_on_selector(row, "r => r.kept === true && r.cells[3].innerText === 'completed'"), "updated in place"
     assert elsewhere == []
+
+
+def test_a_refresh_clicked_that_fails_is_tried_again(face, context):
+    """It only said so: the history was not asked again, and a poll it had replaced (a request running)
+    was not resumed, so the history was followed no more."""
+    page, elsewhere = open_page(context, face, ODD)
+    history = re.compile(r"/requests\?status=")
+    page.route(history, lambda route: route.abort("connectionrefused"))
+    page.click("#refresh")
+    page.wait_for_selector("#page-problem:visible")
+    page.unroute(history)
+    page.wait_for_selector("#page-problem", state="hidden")
+    assert elsewhere == []

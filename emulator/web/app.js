@@ -304,7 +304,7 @@ $("request-form").addEventListener("submit", async (event) => {
     allowSending();
     $("sending").hidden = true;
   }
-  refreshHistory().catch(showPageProblem);
+  pollHistory();
 });
 
 // ---- An outcome: the output fields as a table, files inline, the raw JSON behind a toggle.
@@ -496,6 +496,8 @@ function followHistory() {
   state.poll = setTimeout(pollHistory, document.visibilityState === "hidden" ? HIDDEN_POLL_MS : POLL_MS);
 }
 
+/** A refresh now, tried again while it fails, whoever asks: a Send's or a Refresh click's refresh that
+ * failed only said so, and if it had replaced the poll, the history was followed no more. */
 function pollHistory() {
   state.poll = null;
   refreshHistory().catch((error) => {
@@ -530,6 +532,6 @@ function markOpened() {
   for (const row of $("history").tBodies[0].rows) row.classList.toggle("opened", state.opened !== null && row.dataset.id === state.opened.id);
 }
 
-$("refresh").addEventListener("click", () => refreshHistory().catch(showPageProblem));
+$("refresh").addEventListener("click", pollHistory);
 
 loadProjects().catch(showPageProblem);
