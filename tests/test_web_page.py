@@ -636,6 +636,30 @@ def test_the_served_package_s_whole_answer_is_shown_readably(context, tmp_path):
         emulator.stop()
 
 
+DROP_TWO = """zone => {
+    const files = new DataTransfer();
+    files.items.add(new File(["first"], "first.txt", { type: "text/plain" }));
+    files.items.add(new File(["second"], "second.txt", { type: "text/plain" }));
+    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+}"""
+
+
+def test_files_dropped_on_a_single_file_field_keep_the_first_and_say_so(face, context):
+    """All were kept, and the request was refused (400) for a `file` field given two."""
+    page, elsewhere = open_page(context, face, ODD)
+    page.eval_on_selector("#in-upload >> xpath=ancestor::label[contains(@class, 'dropzone')]", DROP_TWO)
+    assert page.eval_on_selector("#in-upload", "input => [...input.files].map(f => f.name)") == ["first.txt"]
+    assert page.inner_text("#fields .dropped") == "This field takes one file: of the 2 dropped, only the first (first.txt) is kept."
+    with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, ODD)) as posted:
+        page.click("#send")
+    answer = posted.value.json()
+    assert answer.get("status") == "completed", answer
+    assert answer["result"]["upload"].endswith("/first.txt")
+    page.set_input_files("#in-upload", files=[{"name": "picked.txt", "mimeType": "text/plain", "buffer": b"x"}])
+    assert page.is_hidden("#fields .dropped")
+    assert elsewhere == []
+
+
 def test_the_history_s_rows_are_updated_in_place_while_it_is_followed(face, context, tmp_path):
     """Each second's refresh rebuilt the table while a request ran: a click on a row as it was replaced
     was lost (1 in 20), and a selection in it reset."""

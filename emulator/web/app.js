@@ -183,7 +183,9 @@ function fileInput(field) {
   const input = el("input", { type: "file", name: field.name, multiple: field.data_type === "array_file" });
   if (field.widget && field.widget.type === "image_preview") input.accept = "image/*";
   const preview = el("img", { className: "preview", alt: "", hidden: true });
-  const zone = el("label", { className: "dropzone" }, input, el("span", { className: "muted", textContent: "or drop a file here" }), preview);
+  const dropped = el("span", { className: "problem dropped", hidden: true });
+  const zone = el("label", { className: "dropzone" }, input,
+    el("span", { className: "muted", textContent: input.multiple ? "or drop files here" : "or drop a file here" }), dropped, preview);
   const show = () => {
     const files = [...input.files];
     const image = files.find((f) => f.type.startsWith("image/"));
@@ -191,13 +193,23 @@ function fileInput(field) {
     preview.hidden = !image;
     preview.src = image ? URL.createObjectURL(image) : "";
   };
-  input.addEventListener("change", show);
+  input.addEventListener("change", () => { dropped.hidden = true; show(); });
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("over");
-    input.files = event.dataTransfer.files;
+    const files = event.dataTransfer.files;
+    dropped.hidden = input.multiple || files.length <= 1;
+    if (dropped.hidden) {
+      input.files = files;
+    } else {
+      // A `file` field takes one file: given several, the request is refused (400).
+      const first = new DataTransfer();
+      first.items.add(files[0]);
+      input.files = first.files;
+      dropped.textContent = `This field takes one file: of the ${files.length} dropped, only the first (${files[0].name}) is kept.`;
+    }
     show();
   });
   return zone;
