@@ -636,6 +636,26 @@ def test_the_served_package_s_whole_answer_is_shown_readably(context, tmp_path):
         emulator.stop()
 
 
+def test_a_send_to_a_deleted_version_names_it_and_says_the_default_is_now_selected(face, context):
+    """The refresh after the failure moved the menu to the default version: "404: Version not found"
+    beside a menu showing a version that exists."""
+    add_echo(face, "shifting", [{"name": "text", "data_type": "string"}], ODD_CODE)
+    add_version(face, "shifting", "v2", ODD_CODE)
+    page, elsewhere = open_page(context, face, "shifting")
+    page.select_option("#version", "v2")
+    assert httpx.delete(f"{face.api}/projects/{PROJECT}/deployments/shifting/versions/v2").status_code == 204
+    with page.expect_response(lambda response: response.request.method == "POST") as posted:
+        page.click("#send")
+    assert posted.value.status == 404
+    page.wait_for_selector("#version-gone:visible")
+    assert page.inner_text("#error-message") == f"Request to version v2: 404: {posted.value.json()['error']}"
+    assert page.inner_text("#version-gone") == "Version v2 is gone (deleted or renamed); the default version, v1, is now selected."
+    assert page.input_value("#version") == "v1"
+    page.select_option("#version", "v1")
+    assert page.is_hidden("#version-gone")
+    assert elsewhere == []
+
+
 DROP_TWO = """zone => {
     const files = new DataTransfer();
     files.items.add(new File(["first"], "first.txt", { type: "text/plain" }));

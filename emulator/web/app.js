@@ -160,13 +160,24 @@ function showVersions(versions, pick) {
     options.forEach((option, i) => { option.textContent = labels[i][1]; }); // a menu the user has open stays open
   } else {
     const kept = pick ?? $("version").value;
-    fillSelect($("version"), labels, versions.some((v) => v.version === kept) ? kept : versions.find((v) => v.default)?.version);
+    const stays = versions.some((v) => v.version === kept);
+    fillSelect($("version"), labels, stays ? kept : versions.find((v) => v.default)?.version);
+    // The chosen version deleted (or renamed): the menu shows another one, which Send now goes to.
+    if (pick !== undefined) $("version-gone").hidden = true;
+    else if (kept && !stays) versionGone(kept, versions.find((v) => v.version === $("version").value));
   }
   allowSending();
 }
 
+function versionGone(name, now) {
+  const instead = !now ? "" : now.default ? `; the default version, ${now.version}, is now selected` : `; ${now.version} is now selected`;
+  $("version-gone").textContent = `Version ${name} is gone (deleted or renamed)${instead}.`;
+  $("version-gone").hidden = false;
+}
+
 $("project").addEventListener("change", () => loadDeployments().catch(showPageProblem));
 $("deployment").addEventListener("change", () => loadDeployment().catch(showPageProblem));
+$("version").addEventListener("change", () => { $("version-gone").hidden = true; });
 
 // ---- The input form, generated from the input fields and their widgets.
 
@@ -303,8 +314,14 @@ $("request-form").addEventListener("submit", async (event) => {
   $("sending").hidden = false;
   try {
     const { body, headers } = requestBody();
-    const version = segment($("version").value);
-    const answer = await call(`${deploymentPath()}/versions/${version}/requests`, { method: "POST", body, headers });
+    const version = $("version").value;
+    let answer;
+    try {
+      answer = await call(`${deploymentPath()}/versions/${segment(version)}/requests`, { method: "POST", body, headers });
+    } catch (error) {
+      // Named: a refresh may have replaced a deleted version in the menu by the default meanwhile.
+      throw new ApiProblem(`Request to version ${version}: ${error.message}`);
+    }
     if (deploymentPath() !== sent) return; // another deployment was picked meanwhile: the answer is in its history
     state.opened = null;
     markOpened();
