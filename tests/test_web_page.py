@@ -636,6 +636,35 @@ def test_the_served_package_s_whole_answer_is_shown_readably(context, tmp_path):
         emulator.stop()
 
 
+def outcome_in_view(page: Page) -> bool:
+    """Whether the outcome card's top is in the window."""
+    return page.evaluate("() => { const top = document.getElementById('outcome-card').getBoundingClientRect().top;"
+                         "       return top >= 0 && top < window.innerHeight; }")
+
+
+def test_a_result_shown_below_the_form_is_brought_into_view(face, chromium, portrait):
+    """Below 900 px wide the page is one column, the outcome under the form and the history: a result (at
+    880 x 900 the face profile's started at 1457 px; the stand-in's form is shorter, so 880 x 700 here)
+    or a request opened from the history appeared below the window, the user seeing a new history row."""
+    narrow = chromium.new_context(viewport={"width": 880, "height": 700})
+    try:
+        page, elsewhere = open_page(narrow, face, DEPLOYMENT)
+        page.set_input_files("#in-img", portrait)
+        with page.expect_response(face.requests_url("v1")) as posted:
+            page.click("#send")
+        page.wait_for_selector('#outcome tr[data-field="face_found"]')
+        assert outcome_in_view(page)
+
+        page.evaluate("window.scrollTo(0, 0)")
+        assert not outcome_in_view(page), "the card is below the window, or this test proves nothing"
+        page.click(f'#history tr[data-id="{posted.value.json()["id"]}"] button')
+        page.wait_for_selector("#outcome h3:text('Input')")
+        assert outcome_in_view(page)
+        assert elsewhere == []
+    finally:
+        narrow.close()
+
+
 def test_a_send_to_a_deleted_version_names_it_and_says_the_default_is_now_selected(face, context):
     """The refresh after the failure moved the menu to the default version: "404: Version not found"
     beside a menu showing a version that exists."""

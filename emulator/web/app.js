@@ -379,7 +379,9 @@ function fieldTable(fields, data, known) {
       el("th", { textContent: field.name }), el("td", {}, valueCell(field, data[field.name], known))))));
 }
 
-function showOutcome(title, answer, known, withInput = false) {
+/** An answer shown in the outcome card, brought into view unless `reveal` is false (a followed
+ * request's update, which must not pull the page away from the form). */
+function showOutcome(title, answer, known, withInput = false, reveal = true) {
   const failed = answer.status === "failed";
   const parts = [
     el("p", { className: "summary" },
@@ -406,12 +408,22 @@ function showOutcome(title, answer, known, withInput = false) {
   $("outcome-title").textContent = title;
   $("outcome").replaceChildren(...parts);
   $("outcome-card").hidden = false;
+  if (reveal) revealOutcome();
 }
 
 function showFailure(error) {
   $("outcome-title").textContent = "Result";
   $("outcome").replaceChildren(el("p", { className: "error", id: "error-message", textContent: error.message }));
   $("outcome-card").hidden = false;
+  revealOutcome();
+}
+
+/** The outcome card scrolled to the window's top when its own top is not in the window's upper half:
+ * below 900 px the page is one column, the card under the form and the history, and a result shown
+ * there was off-screen, the user seeing only a new history row. */
+function revealOutcome() {
+  const { top } = $("outcome-card").getBoundingClientRect();
+  if (top < 0 || top > window.innerHeight / 2) $("outcome-card").scrollIntoView({ block: "start" });
 }
 
 // ---- The request history, followed live while any request in it is unfinished or a version builds.
@@ -499,7 +511,7 @@ async function followOpened(shown) {
     return false;
   }
   if (state.opened !== opened || deploymentPath() !== shown) return false;
-  if (detail.status !== opened.status) showOpened(detail);
+  if (detail.status !== opened.status) showOpened(detail, false);
   return UNFINISHED.includes(detail.status);
 }
 
@@ -551,10 +563,10 @@ async function openRequest(id, version) {
   if (UNFINISHED.includes(detail.status)) followHistory();
 }
 
-function showOpened(detail) {
+function showOpened(detail, reveal = true) {
   state.opened = { id: detail.id, version: detail.version, status: detail.status };
   markOpened();
-  showOutcome("From the history", detail, {}, true);
+  showOutcome("From the history", detail, {}, true, reveal);
 }
 
 function markOpened() {
