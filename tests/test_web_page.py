@@ -709,6 +709,31 @@ def test_files_dropped_on_a_single_file_field_keep_the_first_and_say_so(face, co
     assert elsewhere == []
 
 
+LONG = "long"
+LONG_FIELDS = [{"name": "text", "data_type": "string"}]
+LONG_CODE = b"class Deployment:\n    def request(self, data):\n        return {'text': 'x' * 300000 + 'END'}\n"
+
+
+def test_long_text_is_cut_with_a_control_that_shows_it_all(face, context):
+    """A 20 MB string output made the page ~1.1 million px tall, and its raw JSON took ~2 s to open."""
+    add_echo(face, LONG, LONG_FIELDS, LONG_CODE)
+    page, elsewhere = open_page(context, face, LONG)
+    with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, LONG)) as posted:
+        page.click("#send")
+    answer = posted.value.json()
+    assert answer["result"] == {"text": "x" * 300000 + "END"}
+    page.wait_for_selector('#outcome tr[data-field="text"]')
+    assert shown(page, "text") == "x" * 10000 + "\n… cut: the first 10,000 of 300,003 characters shown. Show all"
+    page.click('#outcome tr[data-field="text"] .cut button')
+    assert shown(page, "text") == answer["result"]["text"]
+
+    page.click("#outcome .raw summary")
+    assert page.inner_text("#outcome .raw pre") == json.dumps(answer, indent=2)[:10000]
+    page.click("#outcome .raw .cut button")
+    assert json.loads(page.inner_text("#outcome .raw pre")) == answer
+    assert elsewhere == []
+
+
 def test_the_history_s_rows_are_updated_in_place_while_it_is_followed(face, context, tmp_path):
     """Each second's refresh rebuilt the table while a request ran: a click on a row as it was replaced
     was lost (1 in 20), and a selection in it reset."""

@@ -11,6 +11,7 @@ const HIDDEN_POLL_MS = 15000; // while the tab is hidden: every refresh asks eac
 const UNFINISHED = ["pending", "processing"];
 const IMAGE_NAME = /\.(jpe?g|png|gif|webp|bmp|avif)$/i;
 const FILE_URI = /^ubiops-file:\/\/([^/]+)\/(.+)$/;
+const SHOWN_CHARACTERS = 10000; // a longer text is cut, with a control that shows it all
 
 const $ = (id) => document.getElementById(id);
 const state = { project: null, deployment: null, fields: null, opened: null, poll: null, sending: new Set() };
@@ -29,6 +30,21 @@ function el(tag, { dataset = {}, ...properties } = {}, ...children) {
   Object.assign(node.dataset, dataset);
   node.append(...children.filter((child) => child !== null && child !== undefined));
   return node;
+}
+
+/** `text` as an element made by `el(tag, properties)`, cut after SHOWN_CHARACTERS with a note and a
+ * "Show all" button: drawn whole, a 20 MB output made the page a million pixels tall, and its raw JSON
+ * took seconds to open. */
+function longText(tag, properties, text) {
+  if (text.length <= SHOWN_CHARACTERS) return el(tag, { ...properties, textContent: text });
+  // Not between the two halves of a character beyond the Basic Multilingual Plane.
+  const end = /[\uD800-\uDBFF]/.test(text[SHOWN_CHARACTERS - 1]) ? SHOWN_CHARACTERS - 1 : SHOWN_CHARACTERS;
+  const node = el(tag, { ...properties, textContent: text.slice(0, end) });
+  const all = el("button", { type: "button", className: "small", textContent: "Show all" });
+  const note = el("span", { className: "cut muted" },
+    ` … cut: the first ${end.toLocaleString("en")} of ${text.length.toLocaleString("en")} characters shown. `, all);
+  all.onclick = () => { node.textContent = text; note.remove(); };
+  return el("div", { className: "long" }, node, note);
 }
 
 // JSON with the emulator's exact integers: JSON.parse would round one beyond 2^53 (an `int` is 64-bit)
@@ -365,13 +381,13 @@ function valueCell(field, value, known) {
   if (field.data_type === "array_file" && Array.isArray(value)) {
     return el("div", {}, ...value.map((uri) => (FILE_URI.test(String(uri)) ? fileCell(uri, known) : el("code", { textContent: String(uri) }))));
   }
-  if (typeof value === "object") return el("code", { textContent: jsonText(value) });
-  return el("span", { textContent: String(value) });
+  if (typeof value === "object") return longText("code", {}, jsonText(value));
+  return longText("span", {}, String(value));
 }
 
 function fieldTable(fields, data, known) {
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    return el("pre", { className: "plain", textContent: typeof data === "string" ? data : jsonText(data, 2) });
+    return longText("pre", { className: "plain" }, typeof data === "string" ? data : jsonText(data, 2));
   }
   const names = fields.length ? fields : Object.keys(data).map((name) => ({ name, data_type: "" }));
   return el("table", { className: "fields" }, el("tbody", {}, ...names.map((field) =>
@@ -388,7 +404,7 @@ function showOutcome(title, answer, known, withInput = false, reveal = true) {
       el("span", { className: `status status-${answer.status}`, textContent: answer.status }),
       ` request ${answer.id} · version ${answer.version}`),
   ];
-  if (failed) parts.push(el("p", { className: "error", id: "error-message", textContent: answer.error_message || "The request failed." }));
+  if (failed) parts.push(longText("p", { className: "error", id: "error-message" }, answer.error_message || "The request failed."));
   if (withInput) {
     parts.push(el("h3", { textContent: "Input" }));
     parts.push(answer.request_data === null || answer.request_data === undefined
@@ -404,7 +420,7 @@ function showOutcome(title, answer, known, withInput = false, reveal = true) {
     parts.push(el("p", { className: "muted", textContent: `This request is ${answer.status}; this view follows it.` }));
   }
   parts.push(el("details", { className: "raw" }, el("summary", { textContent: "Raw JSON" }),
-    el("pre", { textContent: jsonText(answer, 2) })));
+    longText("pre", {}, jsonText(answer, 2))));
   $("outcome-title").textContent = title;
   $("outcome").replaceChildren(...parts);
   $("outcome-card").hidden = false;
@@ -413,7 +429,7 @@ function showOutcome(title, answer, known, withInput = false, reveal = true) {
 
 function showFailure(error) {
   $("outcome-title").textContent = "Result";
-  $("outcome").replaceChildren(el("p", { className: "error", id: "error-message", textContent: error.message }));
+  $("outcome").replaceChildren(longText("p", { className: "error", id: "error-message" }, error.message));
   $("outcome-card").hidden = false;
   revealOutcome();
 }
