@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -663,6 +664,52 @@ def test_a_result_shown_below_the_form_is_brought_into_view(face, chromium, port
         assert elsewhere == []
     finally:
         narrow.close()
+
+
+FAILING = "failing"
+FAILING_CODE = b'''class Deployment:
+    def request(self, data):
+        for n in range(60):
+            print(f"line {n}")
+        print("<b>bold</b>", data["text"])
+        raise ValueError("boom")
+'''
+
+
+def test_a_failed_request_shows_its_newest_log_lines_and_the_cli_command_that_finds_them(face, context):
+    """UbiOps' error says "See the logs for details", and the page showed none."""
+    add_echo(face, FAILING, [{"name": "text", "data_type": "string"}], FAILING_CODE)
+    page, elsewhere = open_page(context, face, FAILING)
+    page.fill("#in-text", "<img src=x onerror=alert(1)>")
+    with page.expect_response(face.requests_url("v1").replace(DEPLOYMENT, FAILING)) as posted:
+        page.click("#send")
+    answer = posted.value.json()
+    assert answer["status"] == "failed" and "See the logs" in answer["error_message"]
+
+    def logs_shown(with_end: bool) -> list[str]:
+        """The log lines the page shows, once complete, checked against what the command it shows finds."""
+        page.locator("#outcome .log-text", has_text="ValueError: boom").wait_for()
+        page.locator("#outcome .log-text", has_text=f"request {answer['id']} failed").wait_for()
+        shown = page.eval_on_selector_all("#outcome .log-text", "lines => lines.map(l => l.textContent)")
+        command = shlex.split(page.inner_text("#outcome .logs .cli"))
+        assert command[:2] == ["ubiops", "logs"] and command[-1] == "--no_pager"
+        options = dict(zip(command[2:-1:2], command[3:-1:2], strict=True))
+        assert options.keys() == ({"--query", "--limit", "--end"} if with_end else {"--query", "--limit"})
+        assert options["--query"] == f'| deployment_request_id="{answer["id"]}"' and options["--limit"] == "50"
+        found = face.sdk().logs_list(PROJECT, query=options["--query"], limit=50,
+                                     **({"end": options["--end"]} if with_end else {}))
+        assert shown == [line.log for line in reversed(found)], "oldest first"
+        return shown
+
+    shown = logs_shown(with_end=False)
+    assert len(shown) == 50 and "line 59" in shown and "line 0" not in shown, "the newest 50"
+    assert "<b>bold</b> <img src=x onerror=alert(1)>" in shown
+    assert page.query_selector("#outcome .logs b, #outcome .logs img") is None, "shown as text"
+
+    page.click(f'#history tr[data-id="{answer["id"]}"] button')
+    page.wait_for_selector("#outcome h3:text('Input')")
+    assert logs_shown(with_end=True) == shown, "opened from the history, found back from its creation"
+    assert elsewhere == []
 
 
 def test_a_send_to_a_deleted_version_names_it_and_says_the_default_is_now_selected(face, context):

@@ -12,6 +12,7 @@ const UNFINISHED = ["pending", "processing"];
 const IMAGE_NAME = /\.(jpe?g|png|gif|webp|bmp|avif)$/i;
 const FILE_URI = /^ubiops-file:\/\/([^/]+)\/(.+)$/;
 const SHOWN_CHARACTERS = 10000; // a longer text is cut, with a control that shows it all
+const LOG_LINES = 50; // a failed request's newest log lines shown
 
 const $ = (id) => document.getElementById(id);
 const state = { project: null, deployment: null, fields: null, opened: null, poll: null, sending: new Set() };
@@ -419,6 +420,7 @@ function showOutcome(title, answer, known, withInput = false, reveal = true) {
   } else if (UNFINISHED.includes(answer.status)) {
     parts.push(el("p", { className: "muted", textContent: `This request is ${answer.status}; this view follows it.` }));
   }
+  if (failed) parts.push(requestLogs(answer));
   parts.push(el("details", { className: "raw" }, el("summary", { textContent: "Raw JSON" }),
     longText("pre", {}, jsonText(answer, 2))));
   $("outcome-title").textContent = title;
@@ -440,6 +442,61 @@ function showFailure(error) {
 function revealOutcome() {
   const { top } = $("outcome-card").getBoundingClientRect();
   if (top < 0 || top > window.innerHeight / 2) $("outcome-card").scrollIntoView({ block: "start" });
+}
+
+// ---- A failed request's log lines, where UbiOps' error says "See the logs for details".
+
+const shellQuote = (text) => `'${text.replaceAll("'", "'\\''")}'`;
+
+/** The newest LOG_LINES lines `logs_list` finds by the request's id, oldest first, with the `ubiops logs`
+ * command that finds them. Asked again each second until two answers agree: what the deployment printed
+ * reaches the log through a pipe, after its answer can have come. */
+function requestLogs(answer) {
+  const query = `| deployment_request_id=${JSON.stringify(answer.id)}`;
+  const params = new URLSearchParams({ query, limit: LOG_LINES });
+  const command = ["ubiops logs --query", shellQuote(query)];
+  if (answer.time_created) {
+    // A request older than the default window (the last 24 hours) is found too.
+    const end = new Date(Date.parse(answer.time_created) - 1000).toISOString();
+    params.set("end", end);
+    command.push("--end", end);
+  }
+  command.push("--limit", LOG_LINES, "--no_pager");
+  const lines = el("div", { className: "log-lines" }, el("p", { className: "muted", textContent: "Loading…" }));
+  const reload = el("button", { type: "button", className: "small", textContent: "Reload" });
+  const path = `/projects/${segment(state.project)}/logs?${params}`;
+  let shown = null;
+  const load = async (tries) => {
+    let found;
+    try {
+      found = await call(path);
+    } catch (error) {
+      if (lines.isConnected) lines.replaceChildren(el("p", { className: "problem", textContent: `The logs could not be read: ${error.message}` }));
+      return;
+    }
+    if (!lines.isConnected) return; // another outcome is shown
+    const key = found.map((line) => line.timestamp_str).join();
+    if (key !== shown) {
+      lines.replaceChildren(...logLines(found.reverse()));
+      lines.scrollTop = lines.scrollHeight; // the newest lines, where the error is
+    }
+    if (key !== shown && tries > 1) setTimeout(() => load(tries - 1), POLL_MS);
+    shown = key;
+  };
+  reload.onclick = () => load(1);
+  load(10);
+  return el("section", { className: "logs" },
+    el("h3", {}, `Logs: the last ${LOG_LINES} lines of this request `, reload), lines,
+    el("p", { className: "muted", textContent: "The same lines from a shell:" }),
+    el("pre", { className: "cli", textContent: command.join(" ") }));
+}
+
+function logLines(found) {
+  if (!found.length) return [el("p", { className: "muted", textContent: "No log lines found for this request." })];
+  return found.map((line) => el("div", { className: `log-line level-${line.metadata.level}` },
+    el("span", { className: "log-time", textContent: new Date(Number(BigInt(line.timestamp_str) / 1000000n)).toLocaleTimeString() }),
+    el("span", { className: "log-source", textContent: line.metadata.system ? "emulator" : "deployment" }),
+    longText("span", { className: "log-text" }, line.log)));
 }
 
 // ---- The request history, followed live while any request in it is unfinished or a version builds.
