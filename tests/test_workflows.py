@@ -199,7 +199,9 @@ def test_your_own_model_from_init_to_push(tmp_path):
     serve = subprocess.Popen(["make", "serve", "-o", ".venv/.installed", f"ARGS=--port {port} --data-dir {tmp_path / 'data'}"],
                              cwd=clone, stdout=(tmp_path / "serve.log").open("wb"), stderr=subprocess.STDOUT,
                              start_new_session=True)
-    served = Emulator(f"http://127.0.0.1:{port}", CONFIG.project, "iris", serve, tmp_path / "serve.log")
+    project = load_config(clone).project  # the README's init names the team's own (`--project`)
+    assert project != CONFIG.project, "the README's init names a project of the team's own"
+    served = Emulator(f"http://127.0.0.1:{port}", project, "iris", serve, tmp_path / "serve.log")
     try:
         wait_until_up(served, seconds=COMMAND_SECONDS)
         local = served.request({"features": [6.5, 3.0]})
@@ -216,9 +218,9 @@ def test_your_own_model_from_init_to_push(tmp_path):
         push = run(["bash", "-e", "-c", push_line], clone)
         assert "smoke request completed; output matches the emulator's" in push.stdout + push.stderr, push.stderr
         api = served.sdk()
-        versions = sorted(v.version for v in api.deployment_versions_list(CONFIG.project, "iris"))
+        versions = sorted(v.version for v in api.deployment_versions_list(project, "iris"))
         assert versions == ["v1", "v2"]
-        remote = api.deployment_version_requests_create(CONFIG.project, "iris", "v2", data={"features": [6.5, 3.0]})
+        remote = api.deployment_version_requests_create(project, "iris", "v2", data={"features": [6.5, 3.0]})
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         serve.wait(COMMAND_SECONDS)

@@ -121,8 +121,12 @@ async function call(path, options = {}) {
   }
 }
 
-function showPageProblem(error) {
+/** A problem over the page: one `lasting` (a deployment gone) stays until a deployment is picked, where a
+ * history refresh that succeeds hides the others (the emulator answers again); the refresh that came
+ * right after a gone deployment's notice hid it. */
+function showPageProblem(error, lasting = false) {
   $("page-problem").hidden = false;
+  $("page-problem").dataset.lasting = lasting ? "yes" : "";
   $("page-problem").textContent = error instanceof ApiProblem ? error.message : `The page failed: ${error}`;
 }
 
@@ -161,6 +165,7 @@ async function loadDeployment() {
   buildForm(deployment.input_fields);
   $("fields").dataset.deployment = state.deployment;
   $("page-problem").hidden = true;
+  $("page-problem").dataset.lasting = "";
   await refreshHistory();
 }
 
@@ -529,7 +534,7 @@ async function refreshHistory() {
     throw error;
   }
   if (shown !== deploymentPath()) return;
-  $("page-problem").hidden = true; // the emulator answers again, whatever failed before
+  if (!$("page-problem").dataset.lasting) $("page-problem").hidden = true; // the emulator answers again
   showVersions(versions);
   showHistory(requests);
   $("history-empty").hidden = requests.length > 0;
@@ -596,10 +601,10 @@ async function deploymentGone() {
   state.opened = null;
   try {
     await loadDeployments();
-    showPageProblem(new ApiProblem(gone));
+    showPageProblem(new ApiProblem(gone), true);
   } catch (error) {
     // Not thrown on: the poll that called this would retry the gone deployment every second.
-    showPageProblem(new ApiProblem(`${gone} ${error.message}`));
+    showPageProblem(new ApiProblem(`${gone} ${error.message}`), true);
   }
 }
 
