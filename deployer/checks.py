@@ -168,13 +168,18 @@ def _static_checks(config: DeployerConfig, bundle: Bundle, target: Path, configu
         else:
             report.add(file_name, True, "class Deployment with usable __init__ and request signatures", say)
 
-    def requirements() -> str:
-        count = len(read_requirements(package.directory))
+    try:
+        listed = read_requirements(package.directory)
         # none out of the package, as the emulator's build refuses them, its `${NAME}`s filled in as there
         file_references(package.directory, variables)
-        return f"{count} requirement(s)"
-
-    _static_check(report, say, "requirements.txt", requirements)
+    except PackageCheckError as exc:
+        report.add("requirements.txt", False, str(exc), say)
+    else:
+        loose = unpinned(listed)
+        report.add("requirements.txt", True, f"{len(listed)} requirement(s)" + (
+            f"; not pinned to one version: {', '.join(loose)}: the emulator's environment keeps the release it "
+            "installed first, UbiOps' build installs the newest it finds that day, so the two may differ (pin "
+            "with ==)" if loose else ""), say, note=bool(loose))
     size_mb = bundle.size / 1024**2
     report.add("size", bundle.size <= MAX_UPLOAD_BYTES, f"{size_mb:.1f} MB (limit {MAX_UPLOAD_BYTES // 1024**3} GB)", say)
     if config.sample_input:
@@ -206,11 +211,21 @@ def _sample_input_check(sample: dict[str, Any] | str, spec: Spec, root: Path) ->
     return True, "the text for the plain-text input" if isinstance(sample, str) else f"matches the input fields ({', '.join(spec.names)})"
 
 
-def _static_check(report: CheckReport, say: Callable[[str], None], name: str, check: Callable[[], str]) -> None:
-    try:
-        report.add(name, True, check(), say)
-    except PackageCheckError as exc:
-        report.add(name, False, str(exc), say)
+def unpinned(requirements: list[str]) -> list[str]:
+    """The requirements a build may resolve to another release than the one tested: those named by PyPI
+    name without `==X` (but `==X.*`) or `===X`. Paths, URLs and lines naming `${VARIABLE}`s point at what
+    they install."""
+    loose = []
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        exact = any(spec.operator == "===" or (spec.operator == "==" and not spec.version.endswith(".*"))
+                    for spec in requirement.specifier)
+        if requirement.url is None and not exact:
+            loose.append(text)
+    return loose
 
 
 def _kind(spec: Any) -> str:

@@ -26,6 +26,7 @@ from contract.package import PackageCheckError, check_deployment_class, read_req
 from contract.requirements import file_references
 from contract.versions import instance_type_memory_mb
 from deployer.bundle import Bundle, SharedLock, build_bundle, sha256_of
+from deployer.checks import unpinned
 from deployer.errors import DeployerError
 
 
@@ -581,6 +582,30 @@ def test_requirements_pip_accepts_are_accepted(tmp_path, content, expected):
     """pip-compile's hashes, paths, URLs and VCS URLs were each "not a requirement" to `check`."""
     (tmp_path / "requirements.txt").write_text(content)
     assert read_requirements(tmp_path) == expected
+
+
+def test_requirements_a_build_may_resolve_otherwise_are_the_unpinned_ones():
+    """Pinned: `==X` (not `==X.*`) or `===X`, whatever else the specifier says; a URL, a path or a
+    `${VARIABLE}` line points at what it installs."""
+    assert unpinned(["six", "numpy>=1.0", "pillow==13.0.0", "x==1.*", "y===1.0", "z[extra]==2.0 ; python_version > '3'",
+                     "a>=0.5,==1.0", "mylib @ https://example.com/mylib-1.0.tar.gz", "./x.whl",
+                     "numpy==${NUMPY_VERSION}", "b~=1.4"]) == ["six", "numpy>=1.0", "x==1.*", "b~=1.4"]
+
+
+def test_check_notes_requirements_not_pinned_to_one_version(project):
+    """`joblib>=1.0` passed silently: the emulator's cached environment keeps the release it installed
+    first, while UbiOps' build resolves the line again the day it builds, so what was tested may not be
+    what runs there."""
+    (project.package / "requirements.txt").write_text("joblib>=1.0\n")
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout
+    assert ("note requirements.txt: 1 requirement(s); not pinned to one version: joblib>=1.0: the emulator's "
+            "environment keeps the release it installed first, UbiOps' build installs the newest it finds that day, "
+            "so the two may differ (pin with ==)") in result.stdout
+    (project.package / "requirements.txt").write_text("joblib==1.6.0\n")
+    pinned = project.run("check")
+    assert pinned.returncode == 0, pinned.stdout
+    assert "ok   requirements.txt: 1 requirement(s)\n" in pinned.stdout
 
 
 def test_the_places_on_disk_requirements_name_are_read_and_names_and_urls_are_not(tmp_path):
