@@ -140,8 +140,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> tuple[Any, int]
     if args.command == "push":
         options = push_options(args)
         summary = push(with_overrides(config, args), options, say)
-        smoke = summary.get("smoke")
-        failed = bool(smoke and smoke["status"] != COMPLETED) or "promotion_skipped" in summary
+        smoke = summary.get("smoke")  # failed, or answered otherwise than the emulator: what was tested is not what runs
+        failed = bool(smoke and (smoke["status"] != COMPLETED or smoke["differences"])) or "promotion_skipped" in summary
         return summary, 1 if failed else 0
     api = Api(say=say, secrets=secret_values(config).values())  # a failed request's error may quote one
     try:

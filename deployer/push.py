@@ -389,7 +389,7 @@ class Shipment:
             return {"status": answer.status, "error_message": None, "differences": []}
         differences = [shown(d) for d in compare_outputs(self.package.output_spec, self.reference, answer.result)]
         self.say("smoke request completed; output matches the emulator's" if not differences else
-                 "smoke request completed; WARNING: output differs from the emulator's:\n  " + "\n  ".join(differences))
+                 "smoke request completed, but its output differs from the emulator's:\n  " + "\n  ".join(differences))
         return {"status": answer.status, "error_message": None, "differences": differences}
 
 

@@ -665,7 +665,8 @@ def test_a_widget_changed_in_the_spec_files_reaches_the_deployment_without_updat
 
 def test_promote_takes_float_noise_but_not_an_output_that_differs_from_the_emulators(project, remote_ubiops):
     """A smoke answer that differed from the emulator's was warned of, and the version promoted all the
-    same (exit 0). Numbers within the comparison's tolerance (another machine's float path) still pass."""
+    same (exit 0); without --promote it still exited 0. Numbers within the comparison's tolerance (another
+    machine's float path) still pass."""
     (project.package / "ubiops_output_spec.json").write_text(json.dumps([{"name": "y", "data_type": "double"},
                                                                         {"name": "tag", "data_type": "string"}]))
     project.configure(test_command='python -c "pass"')
@@ -681,14 +682,18 @@ def test_promote_takes_float_noise_but_not_an_output_that_differs_from_the_emula
 
     (project.package / "deployment.py").write_text(
         "import uuid\n\nclass Deployment:\n    def request(self, data):\n        return {'y': 3.0, 'tag': uuid.uuid4().hex}\n")
+    unpromoted = project.run("--output", "json", "push", emulator=remote_ubiops)
+    assert unpromoted.returncode == 1, "a differing output exited 0 without --promote: " + unpromoted.stderr
+    assert "smoke request completed, but its output differs from the emulator's:\n  tag: " in unpromoted.stderr
+    assert json.loads(unpromoted.stdout)["version"] == "v3"
     result = project.run("--output", "json", "push", "--promote", emulator=remote_ubiops)
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads(result.stdout)
-    assert (summary["version"], summary["promoted"], summary["smoke"]["status"]) == ("v3", False, "completed")
+    assert (summary["version"], summary["promoted"], summary["smoke"]["status"]) == ("v4", False, "completed")
     assert [d.split(":")[0] for d in summary["smoke"]["differences"]] == ["tag"]
     assert summary["promotion_skipped"] == "the smoke request answered otherwise than the emulator"
-    assert (f"NOT promoted: the smoke request to v3 answered otherwise than the emulator, so the default version of "
-            f"{project.deployment} stays as it was and v3 is left available, not the default") in result.stderr
+    assert (f"NOT promoted: the smoke request to v4 answered otherwise than the emulator, so the default version of "
+            f"{project.deployment} stays as it was and v4 is left available, not the default") in result.stderr
     assert remote_ubiops.sdk().deployments_get(PROJECT, project.deployment).default_version == "v2"
 
 
