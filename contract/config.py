@@ -10,6 +10,7 @@ their values are read from the local environment when the deployer runs, never f
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import tomllib
 from collections.abc import Callable
@@ -32,6 +33,8 @@ profile's names and folder), under which a section that leaves them out would pu
 SHELL_OPERATOR_CHARS = ";&|<>"
 """What a shell's operators are made of (`&&`, `||`, `|`, `;`, `>`, `2>&1`'s `>&`), which `check`, running the
 test command without a shell, would pass to the program as words."""
+ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+"""A shell's `NAME=value` before a command, which sets a variable for it."""
 VARIABLE_LEVELS = ("version", "deployment")
 """Where `push` sets the variables: on the new version (the default), or on the deployment (shared by
 all its versions, so setting them restarts the ones running)."""
@@ -113,6 +116,9 @@ def _command(value: Any) -> str | None:
         return ("starts with cd, a shell's own command, but it runs without a shell, in the project's folder (where "
                 "pyproject.toml is): name the paths from there (python -m pytest {package}/tests), or give the "
                 "commands to a shell (test_command = \"sh -c 'cd ... && ...'\")")
+    if ASSIGNMENT.match(words[0]):  # once: cannot run PYTHONPATH=.
+        return (f"starts with {words[0].split('=')[0]}=..., a variable a shell would set, but it runs without a "
+                f"shell: set it with env (test_command = \"env {value.strip()}\")")
     operator = next((token for token in _shell_tokens(value) if token and set(token) <= set(SHELL_OPERATOR_CHARS)), None)
     if operator is not None:
         return (f"has the shell's {operator!r}, but it runs without a shell (split into words, then run as one program): "

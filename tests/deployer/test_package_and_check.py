@@ -478,6 +478,9 @@ def test_check_reads_the_class_from_the_file_sys_deployment_file_name_names(proj
      "[tool.deployer] test_command starts with cd, a shell's own command, but it runs without a shell, in the project's "
      "folder (where pyproject.toml is): name the paths from there (python -m pytest {package}/tests), or give the commands "
      "to a shell (test_command = \"sh -c 'cd ... && ...'\")"),
+    ({"test_command": "PYTHONPATH=. python -m pytest tests"},  # once: cannot run PYTHONPATH=.
+     "[tool.deployer] test_command starts with PYTHONPATH=..., a variable a shell would set, but it runs without a "
+     "shell: set it with env (test_command = \"env PYTHONPATH=. python -m pytest tests\")"),
     ({"test_timeout": 0}, "[tool.deployer] test_timeout must be at least 1"),
     ({"test_timeout": "60"}, "[tool.deployer] test_timeout must be a whole number"),
     ({"package": "pk\0g"}, "[tool.deployer] package holds a NUL character, which no path can"),
