@@ -25,9 +25,9 @@ from emulator.launcher import (
     Emulator,
     EmulatorExited,
     EmulatorSilent,
-    NotThisEmulator,
     PackageDidNotStart,
     start_emulator,
+    still_running,
     tail,
     wait_until_served,
 )
@@ -83,7 +83,8 @@ class LocalEmulator:
 @contextmanager
 def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path, memory_mb: int) -> Iterator[LocalEmulator]:
     """Serve `zip_path` under the configured names, each instance limited to `memory_mb` of memory, until
-    the block ends; waits until its version started."""
+    the block ends; waits until its version started. A block that ends with the emulator gone raises
+    DeployerError: its port was free from then on, and another server may have answered the tests."""
     # A fresh token (the tests get it as $EMULATOR_TOKEN): without one, any user of this machine could
     # upload a package to it during the check, and run code as you.
     emulator = start_emulator(zip_path, workdir, "--version", config.emulator_version, "--environment", config.environment,
@@ -92,6 +93,10 @@ def local_emulator(config: DeployerConfig, zip_path: Path, workdir: Path, memory
                               env=clean_environment(), cwd=config.root, wait=False)
     try:
         yield LocalEmulator(emulator, _wait_until_started(emulator), memory_mb)
+        try:
+            still_running(emulator)
+        except EmulatorExited as exc:
+            raise DeployerError(f"the check cannot trust its answers (run it again): {exc}") from None
     finally:
         emulator.stop()
 
@@ -103,8 +108,6 @@ def _wait_until_started(emulator: Emulator) -> str | None:
         wait_until_served(emulator, START_SECONDS)
     except PackageDidNotStart as exc:
         return exc.reason
-    except NotThisEmulator as exc:
-        raise DeployerError(f"{exc}; the check cannot trust its answers: run it again") from None
     except EmulatorExited:
         raise DeployerError(f"the emulator refused the zip:\n{tail(emulator.log(), LOG_LINES)}") from None
     except EmulatorSilent:

@@ -51,8 +51,12 @@ def parse_args(argv: list[str]) -> Settings:
         prog="python -m emulator", description=__doc__,
         epilog="python -m emulator request [FILE] sends one request to the project's package (its own --help)")
     parser.add_argument("--package", type=Path, default=config.package_path, help="package folder or .zip (default: %(default)s)")
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to bind (default: %(default)s)")
+    parser.add_argument("--host", default=None, help=f"address to bind (default: {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=None, help=f"port to bind (default: {DEFAULT_PORT})")
+    parser.add_argument("--fd", type=int, default=None, metavar="N",
+                        help="serve the listening TCP socket open as file descriptor N, instead of binding one (what "
+                             "test fixtures and `deployer check` start it with: bound before the emulator starts, its "
+                             "port cannot be taken meanwhile); --host and --port then do not apply")
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         help="also answer requests whose Host is NAME (repeatable; the listen address, localhost and "
                              "loopback addresses always are)")
@@ -98,8 +102,15 @@ def parse_args(argv: list[str]) -> Settings:
                         help="stop, as on SIGTERM, once the process that started this one ends (what test fixtures "
                              "and `deployer check` start it with, so no emulator outlives a killed test run)")
     args = parser.parse_args(argv)
-    if not args.host.strip():  # uvicorn would bind every interface, as 0.0.0.0 and ::
+    if args.host is not None and not args.host.strip():  # uvicorn would bind every interface, as 0.0.0.0 and ::
         parser.error("--host is empty: give the address to listen on, e.g. 127.0.0.1 (0.0.0.0: every interface)")
+    if args.fd is not None:
+        if args.host is not None or args.port is not None:
+            parser.error("--fd serves a socket already bound: leave out --host and --port")
+        address = listening_address(args.fd)
+        if address is None:
+            parser.error(f"--fd {args.fd} is not an open TCP socket")
+        args.host, args.port = address
     if args.instances < 1:
         parser.error("--instances must be at least 1")
     if args.instance_memory_mb < 0:
@@ -157,8 +168,9 @@ def parse_args(argv: list[str]) -> Settings:
         base_environment=args.environment or (config.environment if own else OWN_ENVIRONMENT),
         own_python=args.own_python,
         environments_dir=args.environments_dir,
-        host=args.host,
-        port=args.port,
+        host=args.host or DEFAULT_HOST,
+        port=DEFAULT_PORT if args.port is None else args.port,
+        fd=args.fd,
         instances=args.instances,
         environment={**configured, **environment},
         secret_names=frozenset(name for name in config.secrets if name in configured),
@@ -182,6 +194,18 @@ def parse_args(argv: list[str]) -> Settings:
         access_log=args.access_log,
         exit_with_parent=args.exit_with_parent,
     )
+
+
+def listening_address(fd: int) -> tuple[str, int] | None:
+    """The address (host, port) of the TCP socket open as file descriptor `fd`; None when it is none."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:  # a copy: closing it leaves `fd` open
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+                host, port = sock.getsockname()[:2]
+                return host, port
+    except OSError:
+        pass
+    return None
 
 
 def own_package(package: Path, config: DeployerConfig) -> bool:
@@ -239,9 +263,14 @@ def main(argv: list[str] | None = None) -> None:
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                             access_log=settings.access_log,
                             proxy_headers=False)  # served directly, never behind a proxy that forwards the client's address
+    sockets = None
+    if settings.fd is not None:
+        listener = socket.socket(fileno=settings.fd)
+        listener.set_inheritable(False)  # as a socket uvicorn binds: not passed on to the processes this one starts
+        sockets = [listener]
     if settings.exit_with_parent:
         when_parent_ends(lambda: os.kill(os.getpid(), signal.SIGTERM))
-    EmulatorServer(config, app.state.services.runtime, app.state.services.runner).run()
+    EmulatorServer(config, app.state.services.runtime, app.state.services.runner).run(sockets)
 
 
 class EmulatorServer(uvicorn.Server):
@@ -265,6 +294,13 @@ class EmulatorServer(uvicorn.Server):
             logging.shutdown()  # flushed: the signal ends the process before Python's own clean-up
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.raise_signal(signal.SIGINT)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's, with its "Uvicorn running on" line also for a socket given (`--fd`): uvicorn leaves that
+        line to whoever bound it, and people and tests look for it."""
+        await super().startup(sockets)
+        if sockets is not None and self.started:
+            self._log_started_message(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Answer the requests, then uvicorn's shutdown. A second Ctrl-C makes uvicorn's a forced one, which stops

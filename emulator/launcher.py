@@ -1,5 +1,6 @@
-"""A local UbiOps in its own process, seen from a client: start `python -m emulator` on a package on
-a free port, wait until it answers, call it (the real SDK, or a curl-like request), stop it.
+"""A local UbiOps in its own process, seen from a client: start `python -m emulator` on a package,
+serving a socket bound for it on a free port, wait until it answers, call it (the real SDK, or a
+curl-like request), stop it.
 
 Used by the pytest plugin (`emulator.testing`), `python -m emulator request`, the deployer's check
 and the emulator's own test suite, so there is one way to start and wait for an emulator.
@@ -127,28 +128,43 @@ class Emulator:
 
 
 def free_port() -> int:
+    """A port free now, let go at once: for a server of a test or a benchmark that binds its own. Another
+    process may take it before that server binds it; the emulators started here get a socket bound for
+    them instead (`listening_socket`)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A socket listening on `host`, on a port the system picks, for an emulator to serve (`--fd`). Bound
+    here, before the emulator starts, no other process can take its port in the second the emulator spends
+    importing: with a port chosen free and let go, a local user who watched the process list for it took
+    it, got the token with the first poll and answered for the emulator, and a check passed a package
+    that failed every request."""
+    return socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+
+
 def start_emulator(package: Path, workdir: Path, *args: str, project: str, deployment: str, token: str | None = None,
                    env: dict[str, str] | None = None, cwd: Path | None = None, wait: bool = True,
-                   data_dir: Path | None = None, secrets: Collection[str] = ()) -> Emulator:
-    """Start `python -m emulator` serving `package` as `project`/`deployment`, with its log and (unless
-    `data_dir` names one) its data in `workdir`, and (with `wait`) return once it answers. `secrets`'
-    values are masked in its log and failures as shown (`Emulator.log`)."""
-    port = free_port()
-    log_path = workdir / f"emulator-{port}.log"
-    data_dir = data_dir or workdir / f"data-{port}"
-    command = [sys.executable, "-m", "emulator", "--package", str(package), "--port", str(port),
-               "--data-dir", str(data_dir), "--project", project, "--deployment", deployment, "--exit-with-parent", *args]
+                   data_dir: Path | None = None, secrets: Collection[str] = (), host: str = "127.0.0.1") -> Emulator:
+    """Start `python -m emulator` serving `package` as `project`/`deployment` on a socket listening on
+    `host` (`listening_socket`), with its log and (unless `data_dir` names one) its data in `workdir`, and
+    (with `wait`) return once it answers. `secrets`' values are masked in its log and failures as shown
+    (`Emulator.log`)."""
     environment = {k: v for k, v in (env if env is not None else os.environ).items() if k != EMULATOR_TOKEN_VARIABLE}
     if token:
         environment[EMULATOR_TOKEN_VARIABLE] = token
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+    with listening_socket(host) as listener:  # closed here once the emulator has it: its port is free when it ends
+        port = listener.getsockname()[1]
+        log_path = workdir / f"emulator-{port}.log"
+        data_dir = data_dir or workdir / f"data-{port}"
+        command = [sys.executable, "-m", "emulator", "--package", str(package), "--fd", str(listener.fileno()),
+                   "--data-dir", str(data_dir), "--project", project, "--deployment", deployment, "--exit-with-parent",
+                   *args]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, pass_fds=(listener.fileno(),))
     emulator = Emulator(f"http://127.0.0.1:{port}", project, deployment, process, log_path, data_dir, token, secrets)
     if wait:
         try:
@@ -165,11 +181,6 @@ class EmulatorExited(RuntimeError):
 
 class EmulatorSilent(RuntimeError):
     """The emulator did not give the awaited answer in time."""
-
-
-class NotThisEmulator(RuntimeError):
-    """What answers on the emulator's port is another server: the port was free when chosen, but let go
-    before the emulator bound it, and another took it (an emulator without a token, say)."""
 
 
 class PackageDidNotStart(RuntimeError):
@@ -206,20 +217,15 @@ def wait_until_up(emulator: Emulator, seconds: float = STARTUP_SECONDS) -> None:
     except EmulatorSilent:
         emulator.stop()
         raise
-    confirm_own(emulator)
 
 
-def confirm_own(emulator: Emulator) -> None:
-    """Raise NotThisEmulator unless the server on the emulator's port is this one: it takes the token
-    this process gave it and refuses a call without it. Any server that took the port would do for
-    `/status` or `/readyz` alone, and a check would pass bytes it never ran. Without a token, nothing tells."""
-    if not emulator.token:
-        return
-    with_token = httpx.get(f"{emulator.api}/status", headers=emulator.headers, timeout=5).status_code
-    without = httpx.get(f"{emulator.api}/status", timeout=5).status_code
-    if (with_token, without) != (200, 401):
-        raise NotThisEmulator(f"the server on {emulator.url} is not the emulator started on it (with its token: "
-                              f"{with_token}, without: {without}, not 200 and 401): another server took its port")
+def still_running(emulator: Emulator) -> None:
+    """Raise EmulatorExited if the emulator this process started has ended: its port was free again from
+    then on, and what answered there since need not have been it."""
+    if emulator.process is not None and emulator.process.poll() is not None:
+        raise EmulatorExited(f"the emulator exited with {emulator.process.returncode} while it was in use: what answered "
+                             "on its port since may have been another server\n(the end of the emulator's log:)\n"
+                             f"{tail(emulator.log())}")
 
 
 def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> None:
@@ -235,20 +241,21 @@ def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> No
         return None
 
     wait_for(emulator, served, seconds)
-    confirm_own(emulator)
 
 
 @contextmanager
 def running_emulator(package: Path, *args: str, project: str, deployment: str, token: str | None = None,
                      cwd: Path | None = None, secrets: Collection[str] = ()) -> Iterator[Emulator]:
     """An emulator serving `package` until the block ends, with its data in a temporary folder; once its
-    package is served, or PackageDidNotStart says why not (the log goes with the folder)."""
+    package is served, or PackageDidNotStart says why not (the log goes with the folder). A block that ends
+    with the emulator gone raises EmulatorExited (`still_running`)."""
     with tempfile.TemporaryDirectory(prefix="ubiops-emulator-") as workdir:
         emulator = start_emulator(package, Path(workdir), *args, project=project, deployment=deployment, token=token,
                                   cwd=cwd, secrets=secrets)
         try:
             wait_until_served(emulator)
             yield emulator
+            still_running(emulator)
         finally:
             emulator.stop()
 

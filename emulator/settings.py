@@ -24,6 +24,9 @@ class Settings:
     version: str
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    fd: int | None = None
+    """The listening socket to serve, bound by the process that started this one (`--fd`): `host` and
+    `port` are its address. None: uvicorn binds `host` and `port`."""
     instances: int = 1
     environment: dict[str, str] = field(default_factory=dict, repr=False)
     """`--env`'s variables, over `[tool.deployer]`'s for its own package (secrets among them: never shown)."""

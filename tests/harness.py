@@ -42,14 +42,15 @@ class Emulator(launcher.Emulator):
 
 
 def start_emulator(package: Path | str, tmp: Path, *args: str, token: str | None = None, wait: bool = True,
-                   data_dir: Path | None = None, env: dict[str, str] | None = None) -> Emulator:
+                   data_dir: Path | None = None, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> Emulator:
     """Start the emulator on `package` (a folder under tests/packages, or a path) as PROJECT/DEPLOYMENT,
     with its own data folder (unless `data_dir` names one, to restart on it) and TMPDIR, and `env`
-    added to its environment, and wait until it answers."""
+    added to its environment, listening on `host`, and wait until it answers."""
     package = PACKAGES / package if isinstance(package, str) else package
     temp_dir = Path(tempfile.mkdtemp(prefix="tmp-", dir=tmp))
     started = launcher.start_emulator(package, tmp, *args, project=PROJECT, deployment=DEPLOYMENT, token=token,
-                                     env={**os.environ, **(env or {}), "TMPDIR": str(temp_dir)}, cwd=ROOT, wait=wait, data_dir=data_dir)
+                                     env={**os.environ, **(env or {}), "TMPDIR": str(temp_dir)}, cwd=ROOT, wait=wait, data_dir=data_dir,
+                                     host=host)
     return Emulator(**{f.name: getattr(started, f.name) for f in fields(launcher.Emulator)}, temp_dir=temp_dir)
 
 

@@ -121,7 +121,7 @@ def test_a_token_the_sdk_or_the_page_cannot_send_is_refused_at_start(tmp_path, a
 
 
 def test_listening_beyond_loopback_without_a_token_warns(tmp_path):
-    emulator = start_emulator("plain", tmp_path, "--host", "0.0.0.0")
+    emulator = start_emulator("plain", tmp_path, host="0.0.0.0")
     try:
         log = wait_for_log(emulator, "without a token")
         assert "listening on 0.0.0.0 without a token: anyone who can reach this port can call the API" in log

@@ -251,7 +251,7 @@ def test_only_the_emulators_own_loopback_and_allowed_hosts_are_answered(allowing
 
 
 def test_listening_on_all_interfaces_answers_only_to_the_hosts_the_flags_name(tmp_path):
-    emulator = start_emulator("plain", tmp_path, "--host", "0.0.0.0", "--allow-host", ALLOWED_HOST)
+    emulator = start_emulator("plain", tmp_path, "--allow-host", ALLOWED_HOST, host="0.0.0.0")
     try:
         log = wait_for_log(emulator, "answering requests whose Host is")
         assert "listening on 0.0.0.0 without a token" in log
