@@ -10,7 +10,9 @@ own output and the instances' lines carry `deployment`, `version`, `revision_id`
 
 uvicorn's access lines (`--access-log`) name each call's path with its query, less any credential in
 it: a signed file URL's `signature` opens the file without the token for an hour, and the token
-wherever a client put it.
+wherever a client put it. The token is masked in every line of either format besides (message,
+traceback, fields): a refusal quotes the path and the Host or Origin a client sent, an error line the
+path, and any of them may hold it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
-from contract.secrets import masked
+from contract.secrets import masked, masked_forms, secret_forms
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -32,7 +34,26 @@ where a client may have put a token the API takes only as a header: never logged
 REDACTED = "***"
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT's lines, with each of `forms` (the token's spellings, `contract.secrets.secret_forms`)
+    masked wherever it is in the line."""
+
+    def __init__(self, forms: list[str]) -> None:
+        super().__init__(TEXT_FORMAT)
+        self.forms = forms
+
+    def format(self, record: logging.LogRecord) -> str:
+        return masked_forms(super().format(record), self.forms)
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with each of `forms` masked in its text values (masked before they are
+    written as JSON, which spells a quote or a backslash in the token another way)."""
+
+    def __init__(self, forms: list[str]) -> None:
+        super().__init__()
+        self.forms = forms
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -48,6 +69,8 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
+        if self.forms:
+            entry = {name: masked_forms(value, self.forms) if isinstance(value, str) else value for name, value in entry.items()}
         return json.dumps(entry, default=str)
 
 
@@ -82,13 +105,15 @@ def _credential(name: str, value: str, token: str | None) -> bool:
 
 def configure(log_format: str, token: str | None = None) -> None:
     """Log INFO and above to stderr, uvicorn's lines included, in `log_format` (one of LOG_FORMATS);
-    the API's `token` masked in uvicorn's access lines."""
+    the API's `token` masked in every line, in one place (the formatter), so no line added later shows
+    it, and in uvicorn's access lines with the other credentials of a query."""
     # Neither format prints where a line was logged from, nor its thread or process: not collecting
     # them (the logging HOWTO's "Optimization") saves ~10 us of the ~25 us each line costs, and a
     # request ends with one, a deployment prints many.
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    forms = secret_forms([token]) if token else []
+    handler.setFormatter(JsonFormatter(forms) if log_format == "json" else TextFormatter(forms))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("uvicorn.access").addFilter(AccessLineRedaction(token))

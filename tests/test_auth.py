@@ -67,6 +67,39 @@ def test_token_never_reaches_the_log(guarded):
     assert TOKEN not in log and TOKEN[1:] not in log and "wrong-guess" not in log
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_token_is_masked_in_the_lines_of_refused_calls(emulators, log_format):
+    """The Host and Origin refusals logged the path and the header as sent, the token in them in clear,
+    though the access line of the same call masked it."""
+    emulator = emulators("echo", "--access-log", "--log-format", log_format, token=TOKEN)
+    path = f"/v2.1/projects/{TOKEN}"
+    assert httpx.get(f"{emulator.url}{path}", headers={"Origin": f"http://{TOKEN}.example"}).status_code == 403
+    assert httpx.get(f"{emulator.url}{path}", headers={"Host": f"{TOKEN}.example"}).status_code == 403
+    log = wait_for_log(emulator, "Host '***.example' is refused")
+    assert "refused GET '/v2.1/projects/***': Requests from the web origin 'http://***.example' are refused" in log
+    assert "refused GET '/v2.1/projects/***': Host '***.example' is refused" in log
+    assert TOKEN not in emulator.log_path.read_text(), "as written: `log()` masks the token too, as a test's failure shows it"
+
+
+def test_token_is_masked_in_an_error_line_and_its_traceback(tmp_path):
+    """An internal error's line names the path (`InternalErrors`), and its traceback may hold it, in either
+    format: masked in one place, the formatter, so that no line can show it."""
+    script = f"""
+import logging, sys
+from emulator import console_log
+console_log.configure(sys.argv[1], {TOKEN!r})
+try:
+    raise KeyError({TOKEN!r})
+except KeyError:
+    logging.getLogger("emulator.api").exception("internal error on %s %r", "GET", "/v2.1/projects/{TOKEN}")
+"""
+    for log_format in ("text", "json"):
+        run = subprocess.run([sys.executable, "-c", script, log_format], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, check=True)
+        assert "internal error on GET '/v2.1/projects/***'" in run.stderr and "KeyError: '***'" in run.stderr, run.stderr
+        assert TOKEN not in run.stderr
+
+
 def test_signed_download_needs_no_token_and_its_signature_is_not_logged(guarded):
     form = {"int_in": "1", "double_in": "1", "string_in": "s", "bool_in": "true", "dict_in": "{}",
             "array_int_in": "[]", "array_double_in": "[]", "array_string_in": "[]"}
