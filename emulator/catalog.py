@@ -6,9 +6,10 @@ The whole document is rewritten on every change (it is small), atomically: a new
 beside it and moved over it, so a crash leaves the old document or the new one, never half of one.
 The file is created readable by its owner only (`mkstemp`'s 0600), as it holds the environment
 variables with their values, secrets included: the instances need them after a restart.
-The `--package` version is not saved (it comes from the command line at each start) unless it has
-environment variables, which are all it is kept for; nor is a deployment that holds only that version
-and no variables. What was running is not saved either: `Builder.restore` starts it again from the
+The `--package` version is not saved (it comes from the command line at each start) unless
+something was set on it through the API: environment variables, or settings (a retention mode, a
+queue size), which are all it is kept for; nor is a deployment that holds only that version and
+nothing else. What was running is not saved either: `Builder.restore` starts it again from the
 kept zips.
 """
 
@@ -23,7 +24,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError, field_validator
 
-from contract.requests import RetentionMode
+from contract.requests import KEEP_ALL, RetentionMode
 from contract.revisions import EmulatedStatus
 from contract.spec import SpecError, parse_fields
 from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP
@@ -73,7 +74,8 @@ class SavedVersion(BaseModel):
     revisions: list[SavedRevision] = []
     variables: list[SavedVariable] = []
     from_command_line: bool = False
-    """The `--package` version, kept for its variables only (`emulator.serving.PackageVersion.serve`)."""
+    """The `--package` version, kept for its variables and the settings set through the API only
+    (`emulator.serving.PackageVersion.serve`)."""
 
     @field_validator("settings")
     @classmethod
@@ -173,14 +175,16 @@ def _saved_project(project: Project, data_dir: Path) -> SavedProject:
 
 
 def _is_saved(deployment: Deployment) -> bool:
-    """Every deployment but one that holds only the `--package` version (re-created at each start) and
-    no environment variables."""
+    """Every deployment but one that holds only the `--package` version (re-created at each start),
+    with nothing set on it through the API, and no environment variables."""
     return (not deployment.versions or bool(deployment.variables)
             or any(_is_saved_version(v) for v in deployment.versions.values()))
 
 
 def _is_saved_version(version: Version) -> bool:
-    return not version.from_command_line or bool(version.variables)
+    """Every version but the `--package` one with nothing set on it through the API (`Version.own_settings`)."""
+    return (not version.from_command_line or bool(version.variables) or bool(version.own_settings)
+            or version.request_retention_mode != KEEP_ALL)
 
 
 def _saved_variables(variables: dict[str, Variable]) -> list[SavedVariable]:
@@ -204,10 +208,10 @@ def _saved_deployment(deployment: Deployment, data_dir: Path) -> SavedDeployment
 
 def _saved_version(version: Version, data_dir: Path) -> SavedVersion:
     return SavedVersion(
-        name=version.name, id=version.id, settings=version.settings,
+        name=version.name, id=version.id, settings=version.own_settings,
         # The state holds only checked values; the document's types say which (and check them on load).
         request_retention_mode=cast(RetentionMode, version.request_retention_mode), created=version.created,
-        # The `--package` version is kept for its variables only: its revisions come again from the command line.
+        # The `--package` version is kept for what the API set on it only: its revisions come again from the command line.
         last_updated=version.last_updated, active_revision=None if version.from_command_line else version.active_revision,
         revisions=[SavedRevision(id=r.id, version=r.version, zip_path=os.path.relpath(r.zip_path, data_dir),
                                  created=r.created, status=cast(EmulatedStatus, r.status), error_message=r.error_message,

@@ -10,6 +10,7 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from contract.archive import ALWAYS_LEFT_OUT_SUFFIXES, FILES_AT_ROOT, files_at_root, is_left_out_folder, package_files
 from contract.package import Package
@@ -104,10 +105,13 @@ class PackageVersion:
 
         The command line wins over saved state (`emulator.catalog`): a saved deployment of the same
         name takes the package's fields and keeps its other versions; a saved version of the same name
-        is replaced, but its environment variables are kept. The package's version is the default
-        unless the saved default still exists. The `--package` version of an earlier start, under
-        other names, is forgotten (it is kept only for its variables), and so is its deployment's
-        default: a default always names a version that exists, or none.
+        is replaced, but its environment variables are kept, and, when it was the `--package` version
+        of an earlier start, the settings set on it through the API too (`request_retention_mode`,
+        `maximum_queue_size`, …), but those the command line gives (`--environment`, `--instances`),
+        which win, with a warning when they differ. The package's version is the default unless the
+        saved default still exists. The `--package` version of an earlier start, under other names, is
+        forgotten (it is kept only for what the API set on it), and so is its deployment's default: a
+        default always names a version that exists, or none.
         """
         registry, settings = self.registry, self.settings
         revision_id = new_id()
@@ -123,8 +127,13 @@ class PackageVersion:
                         settings.package)
         _forget_earlier_package_versions(registry, deployment, kept)
         version = Version(settings.version, package, kept.variables if kept else {}, from_command_line=True)
-        version.settings.update(environment_name=settings.base_environment, minimum_instances=settings.instances,
-                                maximum_instances=settings.instances)
+        if kept is not None and kept.from_command_line:  # what the API set on it: kept, as its variables are
+            version.settings, version.request_retention_mode = dict(kept.settings), kept.request_retention_mode
+        given = {"environment_name": settings.base_environment, "minimum_instances": settings.instances,
+                 "maximum_instances": settings.instances}
+        _warn_of_overridden_settings(deployment, version, given)
+        version.settings.update(given)
+        version.command_line_settings = given
         self.revise(project, deployment, version, package, revision_id)
         deployment.versions[version.name] = version
         for saved in (d for p in registry.projects.values() for d in p.deployments.values()):
@@ -243,10 +252,25 @@ def _forget_earlier_package_versions(registry: Registry, served: Deployment, rep
     for project, deployment, version in list(registry.versions()):
         if version.from_command_line and version is not replaced:
             deployment.remove_version(version.name)
-            log.warning("forgot %s/%s, the --package version of an earlier start, and its environment variables",
-                        deployment.name, version.name)
+            log.warning("forgot %s/%s, the --package version of an earlier start, and what was set on it through "
+                        "the API (environment variables, settings)", deployment.name, version.name)
             if deployment is not served and not deployment.versions and not deployment.variables:
                 del project.deployments[deployment.name]
+
+
+COMMAND_LINE_FLAGS = {"environment_name": "--environment", "minimum_instances": "--instances",
+                      "maximum_instances": "--instances"}
+"""The flag that gives each setting of the `--package` version at every start."""
+
+
+def _warn_of_overridden_settings(deployment: Deployment, version: Version, given: dict[str, Any]) -> None:
+    """Log each setting kept from an earlier start (set through the API) that the command line now gives
+    another value: the flag given at this start wins, as it says what this emulator runs."""
+    for key, value in given.items():
+        if key in version.settings and version.settings[key] != value:
+            log.warning("%s/%s's %s is %r, as %s gives it at this start, not the %r kept from an earlier one (set "
+                        "through the API)", deployment.name, version.name, key, value, COMMAND_LINE_FLAGS[key],
+                        version.settings[key])
 
 
 def _warn_of_changed_fields(deployment: Deployment, served: Version, package: Package) -> None:

@@ -129,8 +129,11 @@ class Version:
     active_revision: str | None = None
     last_updated: datetime = field(default_factory=now)
     from_command_line: bool = False
-    """The `--package` version: re-created from the command line at each start; saved only for the
-    variables set on it through the API (`emulator.catalog`)."""
+    """The `--package` version: re-created from the command line at each start; saved only for what
+    was set on it through the API, its variables and settings (`emulator.catalog`)."""
+    command_line_settings: dict[str, Any] = field(default_factory=dict)
+    """The settings the command line gave the `--package` version at this start (`--environment`,
+    `--instances`); the next start gives them again, so they are not saved as its own."""
 
     def status(self, instances: str) -> str:
         """`building` while a revision builds, otherwise `instances`, the status of its instances
@@ -138,6 +141,13 @@ class Version:
         if any(r.status in UNFINISHED for r in self.revisions.values()):
             return BUILDING
         return instances
+
+    @property
+    def own_settings(self) -> dict[str, Any]:
+        """The settings to save: all of them, but, for the `--package` version, those the command line
+        gave it, unless the API changed them since (`command_line_settings`)."""
+        given = self.command_line_settings
+        return {key: value for key, value in self.settings.items() if key not in given or given[key] != value}
 
     @property
     def request_retention_time(self) -> int:

@@ -211,6 +211,34 @@ def test_serving_the_package_under_another_name_leaves_the_earlier_deployment_wi
         second.stop()
 
 
+def test_settings_set_through_the_api_on_the_package_version_survive_a_restart(tmp_path):
+    """Before, they were applied, then dropped at the next start without a word (its variables were kept):
+    a version whose retention was turned off to keep no sensitive input stored every request again. The
+    flags of the new start still win for what they give (`--instances`), with a warning."""
+    data = tmp_path / "data"
+    first = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        first.sdk().deployment_versions_update(PROJECT, DEPLOYMENT, "v1", ubiops.DeploymentVersionUpdate(
+            request_retention_mode="none", maximum_queue_size=7, minimum_instances=0, description="kept"))
+    finally:
+        first.stop()
+    second = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        api = second.sdk()
+        version = api.deployment_versions_get(PROJECT, DEPLOYMENT, "v1")
+        assert (version.request_retention_mode, version.maximum_queue_size, version.description) == ("none", 7, "kept")
+        assert (version.minimum_instances, version.maximum_instances) == (1, 1), "--instances gives them at each start"
+        assert (f"{DEPLOYMENT}/v1's minimum_instances is 1, as --instances gives it at this start, not the 0 kept from "
+                "an earlier one (set through the API)") in second.log()
+        answer = api.deployment_version_requests_create(PROJECT, DEPLOYMENT, "v1", "not kept")
+        assert answer.result == "NOT KEPT"
+        with pytest.raises(ubiops.ApiException) as missing:
+            api.deployment_requests_get(PROJECT, DEPLOYMENT, answer.id)
+        assert missing.value.status == 404, "retention none: the request is not stored"
+    finally:
+        second.stop()
+
+
 def test_a_kept_default_of_another_version_is_said_at_start_with_the_package_versions_url(tmp_path):
     """Before, after `deployer push --promote` to the emulator made v2 the default (kept across restarts),
     the start printed the deployment's URL, which answers with v2's code, as where the package is served."""
