@@ -38,7 +38,7 @@ from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_pa
 from contract.revisions import BUILDING, DEPLOYING, FAILED, QUEUED, SUCCESS, UNFINISHED
 from contract.spec import Spec, SpecError, same_fields
 from emulator.environments import version_environment
-from emulator.exceptions import NotFound
+from emulator.exceptions import NotFound, NotSaved
 from emulator.metrics import Metrics
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
@@ -99,14 +99,22 @@ class Builder:
         found = self.registry.version(project, deployment, version)
         revision = Revision(version=version, zip_path="", environment=version_environment(found.settings))
         revision.zip_path = str(self.root / "revisions" / f"{revision.id}.zip")
-        await asyncio.to_thread(_save, source, Path(revision.zip_path))
-        if not self.registry.holds(found):  # deleted while its zip was saved: nothing would stop the build
-            Path(revision.zip_path).unlink(missing_ok=True)
-            raise NotFound(f"Version {version} was deleted while its package was uploaded")
-        found.revisions[revision.id] = revision
-        # Known before the next await, so that a delete from now on finds the build and cancels it.
+        kept = Path(revision.zip_path)
+        try:  # the zip and the catalog written, or neither (NotSaved: a full disk), before it is built
+            try:
+                await asyncio.to_thread(_save, source, kept)
+            except OSError as exc:
+                raise NotSaved(kept, exc) from exc
+            async with self.registry.change():
+                if not self.registry.holds(found):  # deleted while its zip was saved: nothing would stop the build
+                    raise NotFound(f"Version {version} was deleted while its package was uploaded")
+                found.revisions[revision.id] = revision
+        except BaseException:
+            found.revisions.pop(revision.id, None)
+            kept.unlink(missing_ok=True)
+            raise
+        # Started before the next await, so that a delete from now on (held by the save until now) finds the build.
         self._start(owner, parent, found, revision, revision.id, revision.environment)
-        await self.registry.changed()
         return revision
 
     async def rebuild(self, project: Project, deployment: Deployment, version: Version, revision: Revision) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -30,7 +30,7 @@ from emulator.environments import (
     check_environment_tag,
     version_environment,
 )
-from emulator.exceptions import AlreadyExists, NotAllowed, NotFound
+from emulator.exceptions import AlreadyExists, NotAllowed, NotFound, NotSaved
 from emulator.labels import has_labels
 from emulator.runtime.pool import AVAILABLE
 from emulator.settings import Settings
@@ -255,8 +255,9 @@ class Registry:
     """The backend the management routes call: every project, deployment, version and revision, and
     every change to them, made under UbiOps' rules; a change a rule forbids raises an
     `emulator.exceptions` error that names the rule. Each change is saved to the catalog
-    (`emulator.catalog`), so management state survives a restart. `builder` builds uploaded
-    revisions (`emulator.builds.Builder`, which needs the registry, so it is set once both exist);
+    (`emulator.catalog`), so management state survives a restart, or is not made (`change`).
+    `builder` builds uploaded revisions (`emulator.builds.Builder`, which needs the registry, so it
+    is set once both exist);
     the runtime (`emulator.runtime.manager`) stops the instances of what is deleted, `history`
     (`emulator.request_runner.RequestRunner`) forgets its requests and `metrics` its label sets.
     """
@@ -278,13 +279,38 @@ class Registry:
         if self._catalog is not None:
             self._catalog.write(self._catalog.document(self.projects.values()))
 
+    @asynccontextmanager
+    async def change(self) -> AsyncIterator[None]:
+        """A management call's change, made whole or not at all: the block checks and makes it, one call's
+        block at a time, and it is saved before the next; if the block fails, or the catalog cannot be
+        written (a full disk), the change is undone (`_undoer`), and a failed write raises NotSaved (507).
+        Made and then saved, a change whose write failed stayed live: its caller got a 500, a retry a 409
+        ("already exists"), and the next start had lost it."""
+        async with self._saving:
+            undo = _undoer(self.projects.values())
+            try:
+                yield
+                if self._catalog is not None:
+                    await asyncio.to_thread(self._catalog.write, self._catalog.document(self.projects.values()))
+            except Exception as exc:
+                undo()
+                if isinstance(exc, OSError) and self._catalog is not None:
+                    log.warning("a management change was not made: %s could not be written (%s)", self._catalog.path, exc)
+                    raise NotSaved(self._catalog.path, exc) from exc
+                raise
+
     async def changed(self) -> None:
-        """Save the management state after a change: the state as it is now, written in a thread, one
-        save after another so the file always ends with the latest."""
+        """Save the state after a change the emulator made itself (a build's progress), as it is now, written
+        in a thread, one save after another so the file always ends with the latest. A save that fails is
+        logged, not raised: the change has happened, and the next save that can writes it."""
         if self._catalog is None:
             return
         async with self._saving:
-            await asyncio.to_thread(self._catalog.write, self._catalog.document(self.projects.values()))
+            try:
+                await asyncio.to_thread(self._catalog.write, self._catalog.document(self.projects.values()))
+            except OSError as exc:
+                log.warning("the deployments' state could not be saved to %s (%s); the next change saved writes it",
+                            self._catalog.path, exc)
 
     def project(self, name: str) -> Project:
         try:
@@ -386,16 +412,16 @@ class Registry:
         supports_request_format: bool = True,
     ) -> Deployment:
         """A new deployment in an existing project; its fields are set here, as on UbiOps, not by a package."""
-        found = self.project(project)
-        if not supports_request_format:
-            raise NotAllowed("supports_request_format: the emulator serves only deployments that take requests")
-        _refuse_taken_deployment(found, name)
-        deployment = Deployment(
-            name, project, _fields(input_fields, input_type, "input"), _fields(output_fields, output_type, "output"),
-            description=description or "", labels=labels or {},
-        )
-        found.deployments[name] = deployment
-        await self.changed()
+        async with self.change():
+            found = self.project(project)
+            if not supports_request_format:
+                raise NotAllowed("supports_request_format: the emulator serves only deployments that take requests")
+            _refuse_taken_deployment(found, name)
+            deployment = Deployment(
+                name, project, _fields(input_fields, input_type, "input"), _fields(output_fields, output_type, "output"),
+                description=description or "", labels=labels or {},
+            )
+            found.deployments[name] = deployment
         return deployment
 
     async def update_deployment(
@@ -413,32 +439,32 @@ class Registry:
         """Apply the changes given (None: unchanged), all checked before any is made; a new name moves
         the deployment within its project. New fields keep its input and output types (`plain` or
         `structured`), as UbiOps' update takes none."""
-        found = self.project(project)
-        deployments = found.deployments
-        deployment = self.deployment(project, name)
-        if default_version is not None and default_version != deployment.default_version:
-            self._check_default(deployment, default_version)
-        if new_name is not None and new_name != deployment.name:
-            _refuse_taken_deployment(found, new_name)
-        # Held to the kind the deployment has (the update takes no type): an empty list made a structured
-        # deployment plain, and fields made a plain one structured, where a create of that kind is refused.
-        input_spec = (_fields(input_fields, deployment.input_spec.kind, "input") if input_fields is not None
-                      else deployment.input_spec)
-        output_spec = (_fields(output_fields, deployment.output_spec.kind, "output") if output_fields is not None
-                       else deployment.output_spec)
-        deployment.input_spec, deployment.output_spec = input_spec, output_spec
-        if default_version is not None:
-            deployment.default_version = default_version
-        if description is not None:
-            deployment.description = description
-        if labels is not None:
-            deployment.labels = labels
-        old_name = deployment.name
-        if new_name is not None and new_name != deployment.name:
-            deployments[new_name] = deployments.pop(deployment.name)
-            deployment.name = new_name
-        deployment.last_updated = now()
-        await self.changed()
+        async with self.change():
+            found = self.project(project)
+            deployments = found.deployments
+            deployment = self.deployment(project, name)
+            if default_version is not None and default_version != deployment.default_version:
+                self._check_default(deployment, default_version)
+            if new_name is not None and new_name != deployment.name:
+                _refuse_taken_deployment(found, new_name)
+            # Held to the kind the deployment has (the update takes no type): an empty list made a structured
+            # deployment plain, and fields made a plain one structured, where a create of that kind is refused.
+            input_spec = (_fields(input_fields, deployment.input_spec.kind, "input") if input_fields is not None
+                          else deployment.input_spec)
+            output_spec = (_fields(output_fields, deployment.output_spec.kind, "output") if output_fields is not None
+                           else deployment.output_spec)
+            deployment.input_spec, deployment.output_spec = input_spec, output_spec
+            if default_version is not None:
+                deployment.default_version = default_version
+            if description is not None:
+                deployment.description = description
+            if labels is not None:
+                deployment.labels = labels
+            old_name = deployment.name
+            if new_name is not None and new_name != deployment.name:
+                deployments[new_name] = deployments.pop(deployment.name)
+                deployment.name = new_name
+            deployment.last_updated = now()
         if deployment.name != old_name:
             if self.history is not None:
                 self.history.rename(project, old_name, None, deployment.name)
@@ -477,17 +503,18 @@ class Registry:
         The first version of a deployment (one that has no other) becomes its default, as on UbiOps; a
         deployment whose default was deleted keeps none until one is made the default, as an unbuilt
         version cannot be (`_check_default`)."""
-        found = self.deployment(project, deployment)
-        _refuse_taken_version(found, name)
-        cap = self.settings.max_versions
-        if cap is not None and len(found.versions) >= cap:
-            raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a version first")
-        checked, retention = _version_settings(NEW_VERSION_SETTINGS, KEEP_ALL, settings)
-        version = Version(name, None, settings=checked, request_retention_mode=retention)
-        if not found.versions:
-            found.default_version = name
-        found.versions[name] = version
-        await self.changed()
+        async with self.change():
+            found = self.deployment(project, deployment)
+            _refuse_taken_version(found, name)
+            cap = self.settings.max_versions
+            if cap is not None and len(found.versions) >= cap:
+                raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a "
+                                 "version first")
+            checked, retention = _version_settings(NEW_VERSION_SETTINGS, KEEP_ALL, settings)
+            version = Version(name, None, settings=checked, request_retention_mode=retention)
+            if not found.versions:
+                found.default_version = name
+            found.versions[name] = version
         return version
 
     async def update_version(self, project: str, deployment: str, name: str, changes: dict[str, Any],
@@ -495,28 +522,28 @@ class Registry:
         """Apply setting changes (null: back to a new version's), checked with the settings kept; a new
         name follows into the deployment's default; a new environment builds the version's revision again
         in it (`Builder.rebuild`)."""
-        found = self.deployment(project, deployment)
-        version = self.version(project, deployment, name)
-        if new_name is not None and new_name != version.name:
-            _refuse_taken_version(found, new_name)
-        settings, retention = _version_settings(version.settings, version.request_retention_mode, changes)
-        environment = version_environment(version.settings)
-        moved = version_environment(settings) != environment
-        if moved and version.from_command_line:
-            raise NotAllowed(f"environment: version {version.name} is the --package, which runs in the base environment "
-                             f"the command line names ({environment}); start the emulator with --environment "
-                             f"{version_environment(settings)}")
-        version.settings, version.request_retention_mode = settings, retention
-        old_name = version.name
-        if new_name is not None and new_name != version.name:
-            found.versions[new_name] = found.versions.pop(version.name)
-            if found.default_version == version.name:
-                found.default_version = new_name
-            version.name = new_name
-            for revision in version.revisions.values():  # each names its version, as `revisions_list` answers
-                revision.version = new_name
-        version.last_updated = now()
-        await self.changed()
+        async with self.change():
+            found = self.deployment(project, deployment)
+            version = self.version(project, deployment, name)
+            if new_name is not None and new_name != version.name:
+                _refuse_taken_version(found, new_name)
+            settings, retention = _version_settings(version.settings, version.request_retention_mode, changes)
+            environment = version_environment(version.settings)
+            moved = version_environment(settings) != environment
+            if moved and version.from_command_line:
+                raise NotAllowed(f"environment: version {version.name} is the --package, which runs in the base "
+                                 f"environment the command line names ({environment}); start the emulator with "
+                                 f"--environment {version_environment(settings)}")
+            version.settings, version.request_retention_mode = settings, retention
+            old_name = version.name
+            if new_name is not None and new_name != version.name:
+                found.versions[new_name] = found.versions.pop(version.name)
+                if found.default_version == version.name:
+                    found.default_version = new_name
+                version.name = new_name
+                for revision in version.revisions.values():  # each names its version, as `revisions_list` answers
+                    revision.version = new_name
+            version.last_updated = now()
         if version.name != old_name:
             if self.history is not None:
                 self.history.rename(project, deployment, old_name, version.name)
@@ -555,9 +582,9 @@ class Registry:
 
     async def delete_deployment(self, project: str, name: str) -> None:
         """Remove a deployment and stop the instances of its versions."""
-        deployment = self.deployment(project, name)
-        del self.projects[project].deployments[name]
-        await self.changed()
+        async with self.change():
+            deployment = self.deployment(project, name)
+            del self.projects[project].deployments[name]
         for version in deployment.versions.values():
             await self._stop(version, f"Deployment {name} was deleted before this request finished")
         if self.history is not None:
@@ -567,9 +594,9 @@ class Registry:
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances."""
-        self.version(project, deployment, name)
-        version = self.deployment(project, deployment).remove_version(name)
-        await self.changed()
+        async with self.change():
+            self.version(project, deployment, name)
+            version = self.deployment(project, deployment).remove_version(name)
         await self._stop(version, f"Version {name} was deleted before this request finished")
         if self.history is not None:
             await self.history.forget(project, deployment, name)
@@ -605,13 +632,14 @@ class Registry:
 
     async def create_variable(self, scope: Scope, name: str, value: str, secret: bool) -> Variable:
         """A new variable at this level; a name set here already is refused (a level below may shadow it)."""
-        owner = self._owner(scope)
-        _check_variable(name, value)
-        _refuse_taken(owner, scope, name)
-        variable = Variable(name, value, secret)
-        with self._undone_if_too_large(scope):
-            owner.variables[variable.id] = variable
-        await self._variables_changed(scope)
+        async with self.change():
+            owner = self._owner(scope)
+            _check_variable(name, value)
+            _refuse_taken(owner, scope, name)
+            variable = Variable(name, value, secret)
+            with self._undone_if_too_large(scope):
+                owner.variables[variable.id] = variable
+        self._variables_changed(scope)
         self.warn_if_shadowed(scope, name)
         return variable
 
@@ -622,43 +650,46 @@ class Registry:
         false to true, but not from true to false" and the CLI sends `secret: false` whenever `--secret` is
         left out, so that `ubiops env update ID --value NEW` (or `env create NAME --value NEW --overwrite`)
         rotates a secret."""
-        owner, variable = self._owner(scope), self.variable(scope, key)
-        new_name = variable.name if name is None else name
-        _check_variable(new_name, variable.value if value is None else value)
-        if new_name != variable.name:
-            _refuse_taken(owner, scope, new_name)
-        with self._undone_if_too_large(scope):
-            variable.name = new_name
-            if value is not None:
-                variable.value = value
-            variable.secret = variable.secret or bool(secret)
-        await self._variables_changed(scope)
+        async with self.change():
+            owner, variable = self._owner(scope), self.variable(scope, key)
+            new_name = variable.name if name is None else name
+            _check_variable(new_name, variable.value if value is None else value)
+            if new_name != variable.name:
+                _refuse_taken(owner, scope, new_name)
+            with self._undone_if_too_large(scope):
+                variable.name = new_name
+                if value is not None:
+                    variable.value = value
+                variable.secret = variable.secret or bool(secret)
+        self._variables_changed(scope)
         self.warn_if_shadowed(scope, variable.name)
         return variable
 
     async def delete_variable(self, scope: Scope, key: str) -> None:
-        variable = self.variable(scope, key)
-        del self._owner(scope).variables[variable.id]
-        await self._variables_changed(scope)
+        async with self.change():
+            variable = self.variable(scope, key)
+            del self._owner(scope).variables[variable.id]
+        self._variables_changed(scope)
 
     async def copy_variables(self, scope: Scope, source_deployment: str, source_version: str | None) -> list[Variable]:
         """Copy the variables a deployment or version sets itself (not those it inherits) to this level: a
         variable of the same name here takes the copied value (and stays a secret if it was one). The
         copies, as UbiOps answers."""
-        source = self._owner(Scope(scope.project, source_deployment, source_version))
-        target = self._owner(scope)
-        copied = []
-        with self._undone_if_too_large(scope):
-            for original in list(source.variables.values()):
-                copy = next((v for v in target.variables.values() if v.name == original.name), None)
-                if copy is None:
-                    copy = Variable(original.name, original.value, original.secret)
-                    target.variables[copy.id] = copy
-                else:
-                    copy.value, copy.secret = original.value, copy.secret or original.secret
-                copied.append(copy)
+        async with self.change():
+            source = self._owner(Scope(scope.project, source_deployment, source_version))
+            target = self._owner(scope)
+            copied = []
+            with self._undone_if_too_large(scope):
+                for original in list(source.variables.values()):
+                    copy = next((v for v in target.variables.values() if v.name == original.name), None)
+                    if copy is None:
+                        copy = Variable(original.name, original.value, original.secret)
+                        target.variables[copy.id] = copy
+                    else:
+                        copy.value, copy.secret = original.value, copy.secret or original.secret
+                    copied.append(copy)
         if copied:
-            await self._variables_changed(scope)
+            self._variables_changed(scope)
         for copy in copied:
             self.warn_if_shadowed(scope, copy.name)
         return copied
@@ -721,11 +752,10 @@ class Registry:
             return self.deployment(scope.project, scope.deployment)
         return self.version(scope.project, scope.deployment, scope.version)
 
-    async def _variables_changed(self, scope: Scope) -> None:
-        """Save, then restart the instances of every version under the level changed, as UbiOps restarts
+    def _variables_changed(self, scope: Scope) -> None:
+        """Restart the instances of every version under the level changed (once saved), as UbiOps restarts
         them: requests already running finish on the old instances, the rest run on new ones that see
         the new variables (`Builder.restart`)."""
-        await self.changed()
         for deployment, version in self._versions_under(scope):
             self._restart(self.project(scope.project), deployment, version, VARIABLES_CHANGED)
 
@@ -741,6 +771,48 @@ class Registry:
     def _builder(self) -> Builder:
         assert self.builder is not None, "the registry's builder is set before requests are served"
         return self.builder
+
+
+BUILDS_OWN = frozenset({"package", "revisions", "active_revision"})
+"""A version's fields that builds and `--reload` saves change, never a management call: left alone by `_undoer`."""
+
+
+def _undoer(projects: Iterable[Project]) -> Callable[[], None]:
+    """A way back to the management state as it is now, for a change that is not made (`Registry.change`):
+    every field of each project, deployment, version and variable, and each revision's version name (a
+    rename changes it), put back into the same objects, which the runtime, the builds and the request
+    history hold; the dicts among them (deployments, versions, variables, settings, labels) with their
+    contents. What builds change meanwhile (`BUILDS_OWN`, a revision's status) is left alone."""
+    kept: list[tuple[object, str, Any, dict[Any, Any] | None]] = []
+
+    def keep(owner: Any, names: Iterable[str]) -> None:
+        for name in names:
+            value = getattr(owner, name)
+            kept.append((owner, name, value, dict(value) if isinstance(value, dict) else None))
+
+    def keep_all(owner: Project | Deployment | Version | Variable) -> None:
+        keep(owner, (f.name for f in fields(owner) if f.name not in BUILDS_OWN))
+        if not isinstance(owner, Variable):
+            for variable in owner.variables.values():
+                keep_all(variable)
+
+    for project in projects:
+        keep_all(project)
+        for deployment in project.deployments.values():
+            keep_all(deployment)
+            for version in deployment.versions.values():
+                keep_all(version)
+                for revision in version.revisions.values():
+                    keep(revision, ("version",))
+
+    def undo() -> None:
+        for owner, name, value, contents in kept:
+            if contents is not None:
+                value.clear()
+                value.update(contents)
+            setattr(owner, name, value)
+
+    return undo
 
 
 NEW_VERSION_SETTINGS: dict[str, Any] = {

@@ -26,7 +26,7 @@ from contract.files import CONTROL_CHARACTERS, DEFAULT_BUCKET, file_uri, split_f
 from contract.names import NAME_RULE, is_name
 from contract.text import LONE_SURROGATE, is_unicode_text
 from emulator.data_files import read_json_object
-from emulator.exceptions import AlreadyExists, NotAllowed
+from emulator.exceptions import AlreadyExists, NotAllowed, NotSaved
 from emulator.labels import has_labels
 from emulator.work_folders import WorkFolders
 
@@ -159,8 +159,12 @@ class Storage:
                 (self.buckets / bucket).mkdir()
             except FileExistsError:
                 raise AlreadyExists(f"A bucket named {bucket!r} already exists") from None
-            self._save_settings(bucket, {"id": str(uuid.uuid4()), "description": description, "labels": labels or {},
-                                         "created": time.time()})
+            try:
+                self._save_settings(bucket, {"id": str(uuid.uuid4()), "description": description,
+                                             "labels": labels or {}, "created": time.time()})
+            except NotSaved:
+                shutil.rmtree(self.buckets / bucket, ignore_errors=True)
+                raise
         return self.bucket(bucket)
 
     def update_bucket(self, bucket: str, description: str | None, labels: dict[str, str] | None) -> StoredBucket:
@@ -186,18 +190,31 @@ class Storage:
                 folder.rename(doomed)
             except FileNotFoundError:
                 raise _unknown_bucket(bucket) from None
-            self._save_settings(bucket, None)
+            try:
+                self._save_settings(bucket, None)
+            except NotSaved:
+                doomed.rename(folder)
+                raise
         shutil.rmtree(doomed)
 
     def _save_settings(self, bucket: str, settings: dict[str, Any] | None) -> None:
-        """Write every bucket's settings, whole or not at all (under the lock)."""
+        """Write every bucket's settings with `bucket`'s changed (None: removed), whole or not at all, and
+        only then take them (under the lock): NotSaved, nothing changed, when the file cannot be written
+        (a full disk). Changed first, a bucket whose settings were not written was served until a restart."""
+        changed = dict(self._settings)
         if settings is None:
-            self._settings.pop(bucket, None)
+            changed.pop(bucket, None)
         else:
-            self._settings[bucket] = settings
+            changed[bucket] = settings
         written = self._settings_path.with_suffix(".json.new")
-        written.write_text(json.dumps(self._settings))
-        os.replace(written, self._settings_path)
+        try:
+            written.write_text(json.dumps(changed))
+            os.replace(written, self._settings_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                written.unlink(missing_ok=True)
+            raise NotSaved(self._settings_path, exc) from exc
+        self._settings = changed
 
     def target(self, bucket: str, name: str) -> Path:
         """Where a file of this name is stored; raises StorageError unless the bucket exists and the

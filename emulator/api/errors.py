@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.api.unserved import not_served_message, unserved_operation
-from emulator.exceptions import AlreadyExists, NotAllowed, NotFound, QueueFull
+from emulator.exceptions import AlreadyExists, NotAllowed, NotFound, NotSaved, QueueFull
 from emulator.runtime.pool import VersionUnavailable
 from emulator.storage import NameClash, NotStored, StorageError
 
@@ -44,6 +44,7 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     StorageError: 400,
     VersionUnavailable: 503,
     QueueFull: 503,
+    NotSaved: 507,
 }
 """Each error the backend raises and its one HTTP status (the most specific class wins)."""
 
