@@ -560,8 +560,9 @@ class RequestRunner:
     def _ended(self, record: RequestRecord) -> None:
         """A request has reached its final status: it is kept (safe from a crash before it is
         answered), live no more, and the files of a request not recorded are noted so they expire as a
-        record would. If it cannot be kept (a full disk), the error goes to the caller (an HTTP 500, the
-        reason in the log), and the request still leaves the queue and the live requests."""
+        record would. A journal that cannot be written (a full disk) does not stop its answer
+        (`RequestStore.answered`); if its files cannot be noted, the error goes to the caller (an HTTP
+        500, the reason in the log), and the request still leaves the queue and the live requests."""
         try:
             if record.stored:
                 self.store.answered(record)

@@ -28,6 +28,8 @@ nor holds them up), once the loop has written what waits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -180,10 +182,15 @@ class RequestStore:
         self._journal = -1
         self._journaled = False
         """Whether the journal holds lines the database may not have."""
+        self._journal_size = 0
+        """The journal's length: its whole lines, where an append cut short is cut back to (`_append`)."""
+        self._journal_failing = False
+        """Whether the last append failed (logged once, until one succeeds)."""
         if journal:
             journal_path = path.with_name(path.name + JOURNAL_SUFFIX)
             self._journal = os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._recover(journal_path.read_bytes())
+            self._journal_size = os.fstat(self._journal).st_size
 
     def _recover(self, journal: bytes) -> None:
         """Write what the journal holds (the requests answered just before a crash) into the database.
@@ -197,7 +204,7 @@ class RequestStore:
                 rows.append(row)
             else:
                 log.warning("a line of the requests' journal could not be read; that request is not kept")
-        if lines:
+        if journal:  # emptied once written, a last line cut short too: the next line would be joined to it
             self._journaled = True
             try:
                 self._write_rows(rows)
@@ -284,7 +291,7 @@ class RequestStore:
             insert_rows(self._db, _INSERT, rows, _ON_CONFLICT)
         if self._journaled:
             os.ftruncate(self._journal, 0)
-            self._journaled = False
+            self._journaled, self._journal_size = False, 0
 
     def answered(self, record: RequestRecord) -> None:
         """Keep a request that ended, before it is answered: in the journal now, in the database with
@@ -292,8 +299,32 @@ class RequestStore:
         row = _to_row(record)
         self._keep(record.id, row)
         if self._journal >= 0:
-            os.write(self._journal, json.dumps(row, separators=(",", ":")).encode() + b"\n")
-            self._journaled = True
+            self._append(json.dumps(row, separators=(",", ":")).encode() + b"\n", record.id)
+
+    def _append(self, line: bytes, request_id: str) -> None:
+        """Append `line` to the journal whole, or not at all: `os.write` may write part of it (a disk filling
+        up), and a part left there would spoil the next line too. A line that cannot be written (a full disk)
+        is logged, not raised: its request is answered, and kept in memory until the database write; only a
+        crash before that loses it. Raised, the caller got a 500 without the request's id, while the
+        request was kept as it ended (`completed`)."""
+        try:
+            left = memoryview(line)
+            while left:
+                written = os.write(self._journal, left)
+                if written == 0:
+                    raise OSError(errno.EIO, "nothing written")
+                left = left[written:]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._journal, self._journal_size)
+            if not self._journal_failing:
+                log.warning("the requests' journal could not be written (%s): request %s and those after it, until "
+                            "it can be, are kept in memory until the history is written, and lost if the emulator "
+                            "stops before", exc, request_id)
+            self._journal_failing = True
+            return
+        self._journal_size += len(line)
+        self._journaled, self._journal_failing = True, False
 
     def get(self, request_id: str, data: bool = True) -> RequestRecord | None:
         """A stored request; with `data=False` without its input and output (left None), what the

@@ -10,11 +10,12 @@ import contextlib
 import json
 import resource
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, Emulator, start_emulator, zip_bytes
+from harness import DEPLOYMENT, PROJECT, Emulator, start_emulator, wait_for_log, zip_bytes
 
 NOT_MADE = "The change was not made: the emulator could not write "
 FOO = ubiops.EnvironmentVariableCreate(name="FOO", value="bar", secret=False)
@@ -94,3 +95,35 @@ def test_a_management_change_the_data_folder_cannot_take_is_not_made(tmp_path):
     finally:
         again.stop()
 
+
+def test_a_request_that_ends_while_the_data_folder_is_full_is_answered_and_kept(tmp_path: Path):
+    """Before, a request whose line the requests' journal could not take was answered 500, without its id,
+    yet kept as `completed`; and a line written in part (`os.write` writes what fits) stayed, joined to
+    the next line, which the next start could not read: that request, answered, was lost. Now each is
+    answered, a line is appended whole or not at all, and what the journal holds is read back."""
+    data = tmp_path / "data"
+    emulator = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        api = emulator.sdk()
+        with files_limited(emulator, 16 * 1024):  # a journal line of a 48 kB input does not fit, a short one does
+            large = [api.deployment_requests_create(PROJECT, DEPLOYMENT, "x" * 48_000) for _ in range(2)]
+            small = api.deployment_requests_create(PROJECT, DEPLOYMENT, "small")
+            journal = (data / "requests.sqlite3.answered").read_bytes()
+        assert [(answer.status, answer.result) for answer in large] == [("completed", "X" * 48_000)] * 2
+        assert all(answer.id for answer in large)
+        assert journal.count(b"\n") == 1 and journal.endswith(b"\n") and small.id.encode() in journal, journal[:200]
+        wait_for_log(emulator, f"the requests' journal could not be written ([Errno 27] File too large): request "
+                               f"{large[0].id} and those after it")
+        assert emulator.process is not None
+        emulator.process.kill()  # before the history could be written: the large rows did not fit either
+        emulator.process.wait()
+    finally:
+        emulator.stop()
+    again = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        api = again.sdk()
+        assert api.deployment_requests_get(PROJECT, DEPLOYMENT, small.id).result == "SMALL"
+        for answer in large:  # in memory only, as the log said: an emulator killed meanwhile loses them
+            assert refused(lambda request_id=answer.id: api.deployment_requests_get(PROJECT, DEPLOYMENT, request_id))[0] == 404
+    finally:
+        again.stop()

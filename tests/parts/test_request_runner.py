@@ -335,13 +335,14 @@ def test_a_request_answered_just_before_a_crash_is_kept(tmp_path, database, capl
         store.close()
 
 
-def test_a_request_that_cannot_be_kept_on_a_full_disk_still_leaves_the_queue(tmp_path):
+def test_a_request_the_journal_cannot_take_on_a_full_disk_is_answered_and_leaves_the_queue(tmp_path):
     """The journal cannot be written (a real failed write: the process may not grow any file): the
-    caller gets the error, and the request does not hold its version's queue place forever."""
+    request ends as it would (its caller was given a 500, without its id, while it was kept as it
+    ended), the log says so, and it does not hold its version's queue place forever."""
     run = run_in_a_process(tmp_path, """
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))  # no file may grow, as on a full disk
     try:
-        runner.fail(record, "ended")
+        print("ended:", runner.fail(record, "ended").record.status)
     except OSError as exc:
         print("not kept:", exc.strerror)
     try:
@@ -350,7 +351,8 @@ def test_a_request_that_cannot_be_kept_on_a_full_disk_still_leaves_the_queue(tmp
     except QueueFull:
         print("its place in the queue is still taken")
 """)
-    assert run.stdout.splitlines() == ["not kept: File too large", "its place in the queue is free"], run.stderr
+    assert run.stdout.splitlines() == ["ended: failed", "its place in the queue is free"], run.stderr
+    assert "the requests' journal could not be written ([Errno 27] File too large): request r1 and" in run.stderr
 
 
 def test_a_history_write_that_fails_keeps_its_requests_and_the_journal_until_one_succeeds(database, monkeypatch, caplog):
