@@ -295,7 +295,6 @@ class Registry:
             except Exception as exc:
                 undo()
                 if isinstance(exc, OSError) and self._catalog is not None:
-                    log.warning("a management change was not made: %s could not be written (%s)", self._catalog.path, exc)
                     raise NotSaved(self._catalog.path, exc) from exc
                 raise
 

@@ -67,6 +67,8 @@ def install_error_handlers(app: FastAPI, api_prefixes: tuple[str, ...]) -> None:
         message = str(exc)
         if isinstance(exc, StorageError):  # worded to fit in others too: "Input field 'img': file … does not exist"
             message = message[:1].upper() + message[1:]
+        if isinstance(exc, NotSaved):  # the emulator's own trouble: its user reads the log too
+            log.warning("%s %r: %s", request.method, request.url.path, message)
         return error_response(status, message, request.url.path)
 
     for kind in DOMAIN_ERRORS:
