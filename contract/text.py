@@ -24,3 +24,16 @@ def carried(text: str) -> str:
     exception's message) as its escape, `\\udcff`, as a traceback prints it. For the worker's messages
     and the text the SQLite stores keep; a result holding one fails its request instead."""
     return text if is_unicode_text(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+MESSAGE_LIMIT = 64 * 1024
+"""How many characters of a message (a failed start's, a failed build's) the emulator logs and keeps, as it
+logs a deployment's output in pieces of 64 KiB: an `__init__` raising with a 45 MB message was logged whole,
+twice, and the log store's retention then dropped every earlier line of the project's."""
+
+
+def shortened(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text`, or its first `limit` characters and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} … (cut short: {len(text)} characters in all)"

@@ -37,6 +37,7 @@ from contract.manifest import ManifestError
 from contract.package import INPUT_SPEC_FILE, OUTPUT_SPEC_FILE, Package, read_package
 from contract.revisions import BUILDING, DEPLOYING, FAILED, QUEUED, SUCCESS, UNFINISHED
 from contract.spec import Spec, SpecError, same_fields
+from contract.text import shortened
 from emulator.environments import version_environment
 from emulator.exceptions import NotFound, NotSaved
 from emulator.metrics import Metrics
@@ -252,7 +253,7 @@ class Builder:
             version.package = self._unpack(active, "its kept zip")
             self.runtime.replace(version, self._instances(project, deployment, version, version.package, active))
         except PACKAGE_ERRORS as exc:
-            reason = f"Version {version.name} could not be restarted from revision {active.id}: {exc}"
+            reason = f"Version {version.name} could not be restarted from revision {active.id}: {shortened(str(exc))}"
             self.runtime.replace(version, NoInstances(reason))
             log.error("%s/%s: %s", deployment.name, version.name, reason,
                       extra=_log_fields(project.name, deployment.name, version, active))
@@ -348,7 +349,7 @@ class Builder:
                 self._discard_cancelled(unpacking, folder)
             raise
         except Exception as exc:  # an unforeseen one too (a full disk, say): logged with its traceback
-            message = _failure(exc)
+            message = shortened(_failure(exc))  # logged: never a whole 45 MB message (`Revision.fail` keeps less)
             revision.fail(message)
             log.error("build of %s/%s revision %s failed: %s", deployment.name, version.name, revision.id, message,
                       extra=fields, exc_info=not isinstance(exc, (*PACKAGE_ERRORS, TimeoutError)))

@@ -31,13 +31,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.text import carried
+from contract.text import carried, shortened
 from emulator.data_files import insert_rows, open_database
 from emulator.exceptions import NotAllowed
 from emulator.log_query import NO_IDS, Condition, Ids, Window, parse_query
 
 MAX_AGE_SECONDS = 7 * 24 * 3600
 MAX_BYTES = 100 * 1024 * 1024
+MAX_LINE_CHARACTERS = 256 * 1024
+"""A longer line is stored cut to this many characters, with its length (`add`): one 254 MB line took more than
+the whole store's MAX_BYTES, and its retention dropped every other line of the project's. What a deployment
+prints is stored in pieces of less than 128 KiB (`instance.LOG_LINE_LIMIT`), never cut here."""
 BATCH = 1000
 """At most this many lines per transaction, so a search waits for one batch at most."""
 GATHER_SECONDS = 0.05
@@ -132,7 +136,9 @@ class LogStore:
         self._writer.start()
 
     def add(self, entry: LogEntry) -> None:
-        """Queue a line to be stored (it is, within a batch); returns at once."""
+        """Queue a line to be stored (it is, within a batch, cut to MAX_LINE_CHARACTERS); returns at once."""
+        if len(entry.log) > MAX_LINE_CHARACTERS:
+            entry = dataclasses.replace(entry, log=shortened(entry.log, MAX_LINE_CHARACTERS))
         with self._queue_lock:
             if self._closed:
                 return

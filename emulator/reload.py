@@ -18,6 +18,7 @@ from pathlib import Path
 from contract.archive import ArchiveError, package_files
 from contract.manifest import ManifestError
 from contract.spec import SpecError
+from contract.text import shortened
 from emulator.serving import PackageError, PackageVersion
 from emulator.state import Deployment, Project, Version, new_id
 
@@ -84,7 +85,7 @@ async def reload_version(served: PackageVersion) -> None:
     try:
         package = await asyncio.to_thread(served.read, revision_id)
     except (SpecError, ManifestError, ArchiveError, PackageError) as exc:
-        problem = str(exc)
+        problem = shortened(str(exc))
     found = _following(served)  # again: the version may have been deleted, or uploaded to, during the copy
     if found is None:
         await asyncio.to_thread(served.builder.discard_copy, revision_id)

@@ -13,8 +13,22 @@ import sys
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PACKAGES, PROJECT, ROOT, eventually, free_port, metric_values, package_folder, start_emulator, wait_for_log
+from harness import (
+    DEPLOYMENT,
+    PACKAGES,
+    PROJECT,
+    ROOT,
+    eventually,
+    free_port,
+    metric_values,
+    package_folder,
+    start_emulator,
+    wait_for_log,
+    zip_bytes,
+)
 from ubiops.utils.exceptions import StatusError
+
+from contract.text import MESSAGE_LIMIT
 
 
 def test_exception_in_request_is_a_failed_request_with_ubiops_message(emulators):
@@ -197,6 +211,29 @@ def test_a_long_start_failure_of_the_package_version_is_read_by_the_sdk(tmp_path
             ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "v1", revision_id=revision.id)
     finally:
         emulator.stop()
+
+
+def test_a_huge_start_failure_is_logged_cut_short(tmp_path):
+    """An `__init__` raising with a 45 MB message was logged whole twice (the instances' and the build's
+    line), and the log store's retention then dropped every earlier line of the project's. What the
+    deployment printed (its traceback) is relayed in pieces, as any long line it prints."""
+    emulator = start_emulator("plain", tmp_path)
+    try:
+        api = emulator.sdk()
+        archive = tmp_path / "huge.zip"
+        archive.write_bytes(zip_bytes({"deployment_package/deployment.py": (
+            b"class Deployment:\n    def __init__(self):\n        raise RuntimeError('x' * 2_000_000)\n")}))
+        revision = api.revisions_file_upload(PROJECT, DEPLOYMENT, "v1", file=str(archive)).revision
+        with pytest.raises(StatusError, match="RuntimeError: xxx"):
+            ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, DEPLOYMENT, "v1", revision_id=revision,
+                                                     timeout=120, quiet=True)
+        failed = wait_for_log(emulator, f"build of {DEPLOYMENT}/v1 revision {revision} failed")
+    finally:
+        emulator.stop()
+    lines = failed.splitlines()
+    assert max(map(len, lines)) < 2 * 64 * 1024 + 1000, "no line longer than the relay's longest piece"
+    (built,) = [line for line in lines if f"revision {revision} failed" in line]
+    assert "characters in all)" in built and len(built) < MESSAGE_LIMIT + 1000
 
 
 def test_a_deployment_whose_init_hangs_fails_to_start_and_answers_the_batch_request_waiting_for_it(emulators,

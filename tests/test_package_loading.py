@@ -226,6 +226,11 @@ def test_zip_without_one_package_folder_is_refused(tmp_path, entries, message):
     assert message in run_emulator_expecting_failure(archive)
 
 
+LAUGHS = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(f"{n}: &{n} [{','.join(['*' + p] * 9)}]\n" for p, n in zip("abcd", "bcde", strict=True))
+"""Aliases nested 5 deep ("billion laughs"): 59 049 values from 160 bytes (to `h`, 43 million: the server took
+860 MB, the schema's error holding the whole document, and wrote a 254 MB log line)."""
+
+
 @pytest.mark.parametrize("files, message", [
     ({"ubiops_input_spec.json": "[{]"}, "emulator: error: ubiops_input_spec.json: not valid JSON"),
     ({"ubiops_input_spec.json": '[{"name": "x", "data_type": "integer"}]'}, "field 'x' has data_type 'integer'; expected one of int,"),
@@ -234,6 +239,8 @@ def test_zip_without_one_package_folder_is_refused(tmp_path, entries, message):
      "ubiops_input_spec.json: the field list holds a string with a lone UTF-16 surrogate"),
     ({"ubiops.yaml": "environment_variables:\n  - lower=case\n"}, "emulator: error: ubiops.yaml: Environment variable definition must be in format"),
     ({"ubiops.yaml": "apt: [unclosed\n"}, "emulator: error: ubiops.yaml is not valid YAML"),
+    ({"ubiops.yaml": LAUGHS}, "emulator: error: ubiops.yaml: its aliases (*name) expand it to more than 10000 values"),
+    ({"ubiops.yaml": "a: &a [*a]\n"}, "emulator: error: ubiops.yaml: an alias (*name) in it holds itself"),
     ({"ubiops.yaml": 'environment_variables: ["A=x\\0y"]\n'},  # "\0" is YAML's NUL: os.environ cut the value there
      "emulator: error: ubiops.yaml: the value of environment variable A holds a NUL character, which no environment variable can"),
 ])

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from contract.environments import CONDA_FILE, CONDA_NOT_BUILT
+from contract.text import shortened
 from emulator.runtime.instance import (
     Instance,
     InstanceLost,
@@ -543,7 +544,7 @@ class InstancePool:
                 self._settled.set()
             return None
         conda = f"; its {CONDA_NOT_BUILT}" if (self.launch.package_dir / CONDA_FILE).is_file() else ""
-        return problem + conda
+        return shortened(problem) + conda  # a 45 MB message was logged whole, twice
 
     def _crash_loop(self, instance: Instance) -> tuple[str, int] | None:
         """For an instance lost while idle: None when it lived past CRASH_LOOP_SECONDS, or for the first such loss

@@ -183,6 +183,15 @@ def test_a_window_and_a_limit_select_the_lines_in_their_order(store):
     assert search(store, window=backward, limit=2) == ["line 4", "line 3"]
 
 
+def test_a_line_longer_than_a_stored_line_may_be_is_cut_short(store):
+    """One 254 MB line took more than the store's whole size bound: its retention dropped every other line."""
+    store.add(line("before"))
+    store.add(line("x" * (log_store.MAX_LINE_CHARACTERS + 10)))
+    before, long = search(store)
+    assert before == "before"
+    assert long == "x" * log_store.MAX_LINE_CHARACTERS + f" … (cut short: {log_store.MAX_LINE_CHARACTERS + 10} characters in all)"
+
+
 def test_lines_older_than_the_retention_age_are_dropped(tmp_path):
     store = LogStore(tmp_path / "logs.sqlite3", max_age_seconds=3600)
     try:
