@@ -7,13 +7,14 @@ absolute path (`/home/me/x.whl`, `file:///…`, `-e /src`, `-r /…`) or on one 
 (`../x.whl`) installs here from the developer's disk and fails there, so it is refused
 (`file_references`). So is such a `--find-links` folder (`~/wheels`), though UbiOps' pip passes over
 a missing one with a warning: here it would install from the developer's disk what UbiOps installs
-from its index, or not at all. A `${NAME}` pip fills in (`mylib @ ./wheels/${MYLIB_WHEEL}`) is filled
-in from the version's own variables alone, those its instances get, as UbiOps' build has no others
-(the developer's shell may have `WHEELDIR=/tmp/…`, UbiOps' build does not), and the line is judged as
-filled in; one the version does not set (or sets empty) stays as written, as pip leaves it. The
-emulator's build (`emulator.runtime.python_envs`, which also keys its cache by what the references
-hold, so a rebuilt wheel that kept its version number builds anew) and
-the deployer's check read them here, the same way.
+from its index, or not at all. A `${NAME}` pip fills in, anywhere in a line (`six==${SIX_VERSION}`,
+`mylib @ ./wheels/${MYLIB_WHEEL}`), is filled in from the version's own variables alone, those its
+instances get, as UbiOps' build has no others (the developer's shell may have `WHEELDIR=/tmp/…`,
+UbiOps' build does not), and the line is judged as filled in; one the version does not set (or sets
+empty) stays as written, as pip leaves it. The emulator's build (`emulator.runtime.python_envs`, which
+also keys its cache by what the references hold, so a rebuilt wheel that kept its version number builds
+anew, and hands uv the files filled in: `filled_in_file`) and the deployer's check read them here, the
+same way.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ OPTIONS = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c", 
 NAME_AT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?\s*@\s*(?P<target>.+)")
 """A PEP 508 direct reference, `name[extras] @ target`."""
 EXTRAS = re.compile(r"\[[^\]]*\]$")
+INCLUDE_LINE = re.compile(r"(?P<option>\s*(?:--requirement|--constraint|-r|-c))(?P<gap>\s*=\s*|\s*)(?P<target>[^\s#]+)")
+"""A line including another requirements file, as pip writes it (`-r base.txt`, `-rbase.txt`, `--constraint=c.txt`)."""
 
 
 class RequirementsError(PackageCheckError):
@@ -100,6 +103,22 @@ def filled_in(line: str, variables: Mapping[str, str], named: dict[str, str | No
             named[name] = found
         return found if found is not None else match[0]
     return ENVIRONMENT_VARIABLE.sub(value, line)
+
+
+def filled_in_file(path: Path, variables: Mapping[str, str], renamed: Mapping[Path, str]) -> str:
+    """The text of the requirements file `path` with each `${NAME}` filled in from `variables` anywhere in a
+    line, as pip does (`filled_in`), and each file it includes that `renamed` names (by its resolved path)
+    named by its new name there, in the same folder: what uv, which fills them in only within URLs, is handed
+    (`emulator.runtime.python_envs`). PackageCheckError when it cannot be decoded."""
+    lines = []
+    for line in decoded_requirements(path.read_bytes()).splitlines():
+        line = filled_in(line, variables)
+        if (include := INCLUDE_LINE.match(line)) and (
+                new := renamed.get(Path(os.path.normpath(path.parent / include["target"])))):
+            line = (include["option"] + include["gap"] + os.path.join(os.path.dirname(include["target"]), new)
+                    + line[include.end():])
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _read(path: Path, package_dir: Path, variables: Mapping[str, str], found: RequirementFiles,

@@ -481,6 +481,28 @@ def test_a_changed_variable_a_requirement_names_builds_anew_and_an_unset_one_is_
         unset.stop()
 
 
+def test_a_variable_a_requirement_names_is_filled_in_anywhere_in_its_line_and_a_secret_one_stays_masked(tmp_path):
+    """pip fills a `${NAME}` in anywhere in a line; uv, which installs here, only within a URL, so
+    `six==${SIX_VERSION}` failed the build ("expected version to start with a number") though pip on UbiOps
+    installs it. uv gets a copy with the values filled in, the included files' too, removed after."""
+    package = probe_package(tmp_path / "package", "-r base.txt\n",
+                            manifest="environment_variables:\n  - PKG=six\n  - SIX_VERSION=1.16.0\n")
+    (package / "base.txt").write_text("${PKG}==${SIX_VERSION}\n")
+    emulator = start_emulator(package, tmp_path, "--environments-dir", str(tmp_path / "environments"))
+    try:
+        assert answer(emulator, "six").startswith("six 1.16.0 on Python")
+        assert not list(emulator.data_dir.glob("builds/**/.emulator-*")), "its filled-in copies are gone"
+        secret = "4242.4242"  # a version six does not have: the installer's error names it
+        emulator.sdk().deployment_version_environment_variables_create(
+            PROJECT, DEPLOYMENT, "v1", ubiops.EnvironmentVariableCreate(name="SIX_VERSION", value=secret, secret=True))
+        error = eventually(lambda: "could not be built" in (reply := str(ask(emulator, "six"))) and reply,
+                           "the environment with the secret's value fails to build", 120)
+        assert "six==***" in error and secret not in error, error
+        assert "there is no version of six==***" in emulator.log() and secret not in emulator.log()
+    finally:
+        emulator.stop()
+
+
 def test_an_editable_requirement_runs_from_its_own_packages_folder(tmp_path):
     """An editable install runs from the folder it names: a second package (a new revision, unpacked
     elsewhere) with the same requirements line ran the first one's code from the cache, and broke

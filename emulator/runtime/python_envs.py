@@ -41,7 +41,7 @@ import uv
 from contract.apt import check_apt_packages
 from contract.environments import CONDA_FILE, CONDA_NOT_BUILT, python_version
 from contract.package import PackageCheckError
-from contract.requirements import EDITABLE, FIND_LINKS, RequirementFiles, requirement_files
+from contract.requirements import EDITABLE, FIND_LINKS, INCLUDES, RequirementFiles, filled_in_file, requirement_files
 from contract.secrets import masked_forms, secret_forms
 from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.runtime import parent
@@ -202,12 +202,13 @@ class EnvironmentBuilder:
             await _uv(["venv", "--seed", "--quiet", "--python", interpreter.path, str(folder)], self.cache_dir, fields,
                       installer_environment({}))
             if has_requirements:
-                # Like pip on UbiOps: every index is searched for the best match (a version missing from
-                # an extra index is found on PyPI), and no uv setting in or above the package steers it.
-                await _uv(["pip", "install", "--python", str(folder / "bin" / "python"), "--index-strategy",
-                           "unsafe-best-match", "--no-config", *_refreshed(files), "-r", REQUIREMENTS_FILE],
-                          environment.package_dir, fields, installer_environment(files.variables),
-                          secret_forms(environment.secrets))
+                with _filled_in(environment, files) as (requirements, renamed):
+                    # Like pip on UbiOps: every index is searched for the best match (a version missing from
+                    # an extra index is found on PyPI), and no uv setting in or above the package steers it.
+                    await _uv(["pip", "install", "--python", str(folder / "bin" / "python"), "--index-strategy",
+                               "unsafe-best-match", "--no-config", *_refreshed(files), "-r", requirements],
+                              environment.package_dir, fields, installer_environment(files.variables),
+                              secret_forms(environment.secrets), renamed)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -240,6 +241,40 @@ def _requirements_text(environment: PythonEnvironment) -> tuple[RequirementFiles
         if reference.path.exists():
             parts.append(b"\0" + reference.option.encode() + b"\0" + _digest(reference.path))
     return files, b"".join(parts)
+
+
+@contextlib.contextmanager
+def _filled_in(environment: PythonEnvironment, files: RequirementFiles) -> Iterator[tuple[str, dict[str, str]]]:
+    """The requirements file to hand uv, relative to the package, and what messages must call the files
+    named for uv (their names and the files'): requirements.txt as it is, or, when a `${NAME}` in it or in a
+    file it includes has a value, copies of them with the values filled in anywhere in a line, as pip
+    does (`contract.requirements.filled_in_file`): uv fills one in only within a URL, and `six==${V}` failed
+    ("expected version to start with a number"). Each copy is made beside its file, so that the paths
+    in it mean what they meant, readable by this user alone (a value may be a secret), and removed after."""
+    if not any(value is not None for value in files.variables.values()):
+        yield REQUIREMENTS_FILE, {}
+        return
+    package_dir = Path(os.path.abspath(environment.package_dir))
+    originals = [package_dir / REQUIREMENTS_FILE, *(reference.path for reference in files.references
+                                                     if reference.option in INCLUDES and reference.path.is_file())]
+    prefix = f".emulator-{os.urandom(4).hex()}-"
+    renamed = {path: prefix + path.name for path in originals}
+    made: list[Path] = []
+    try:
+        for path, name in renamed.items():
+            try:
+                text = filled_in_file(path, environment.variables, renamed)
+            except PackageCheckError as exc:
+                raise EnvironmentBuildError(str(exc)) from None
+            copy = path.with_name(name)
+            descriptor = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            made.append(copy)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as sink:
+                sink.write(text)
+        yield renamed[originals[0]], {name: path.name for path, name in renamed.items()}
+    finally:
+        for copy in made:
+            copy.unlink(missing_ok=True)
 
 
 def _refreshed(files: RequirementFiles) -> list[str]:
@@ -280,9 +315,10 @@ def _key(interpreter: Interpreter, requirements: bytes) -> str:
 
 
 async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object], environment: Mapping[str, str],
-              secrets: list[str] | None = None) -> None:
+              secrets: list[str] | None = None, renamed: Mapping[str, str] | None = None) -> None:
     """Run uv in `environment` (`installer_environment`), its output a line at a time to the log, the
-    `secrets` (`secret_forms`) masked; EnvironmentBuildError with its key lines if it fails.
+    `secrets` (`secret_forms`) masked and the files `renamed` names called by their own names (`_filled_in`);
+    EnvironmentBuildError with its key lines if it fails.
 
     Never a Python download; the system's certificates (`UV_SYSTEM_CERTS`, unless set), as pip uses,
     so a registry behind a company's certificate authority works as it does for pip. Its output is
@@ -300,9 +336,9 @@ async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object], env
         rest = b""
         while chunk := await process.stdout.read(64 * 1024):
             *lines, rest = (rest + chunk).split(b"\n")
-            output.extend(_logged(line, fields, secrets) for line in lines)
+            output.extend(_logged(line, fields, secrets, renamed) for line in lines)
         if rest:
-            output.append(_logged(rest, fields, secrets))
+            output.append(_logged(rest, fields, secrets, renamed))
         code = await process.wait()
     except BaseException:  # cancelled (the version was deleted or replaced, the emulator stops)
         with contextlib.suppress(ProcessLookupError):
@@ -314,9 +350,14 @@ async def _uv(arguments: list[str], cwd: Path, fields: Mapping[str, object], env
         raise EnvironmentBuildError(f"{what} failed: {key_lines(output)}")
 
 
-def _logged(raw: bytes, fields: Mapping[str, object], secrets: list[str] | None) -> str:
-    """One line of the installer's, its secrets masked, logged (but a blank one), cut to MAX_LOG_LINE."""
-    line = masked_forms(raw.decode(errors="replace").rstrip(), secrets or ())
+def _logged(raw: bytes, fields: Mapping[str, object], secrets: list[str] | None,
+            renamed: Mapping[str, str] | None = None) -> str:
+    """One line of the installer's, its secrets masked and the files `renamed` names called by their own
+    names, logged (but a blank one), cut to MAX_LOG_LINE."""
+    line = raw.decode(errors="replace").rstrip()
+    for name, original in (renamed or {}).items():
+        line = line.replace(name, original)
+    line = masked_forms(line, secrets or ())
     line = line if len(line) <= MAX_LOG_LINE else line[:MAX_LOG_LINE] + f" … ({len(line)} characters)"
     if line:
         log.info("  %s", line, extra=fields)

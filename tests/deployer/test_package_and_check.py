@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import tracemalloc
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -390,6 +391,17 @@ def test_check_fills_in_a_requirements_variable_from_the_configured_variables_no
     assert configured.returncode == 1, configured.stdout
     assert (f"FAIL requirements.txt: requirements.txt line 1: {line} (its ${{WHEELDIR}} filled in from the version's "
             "variables) is a path on this machine") in configured.stdout
+
+
+def test_check_passes_a_requirement_whose_version_is_a_variable(project):
+    """`six==${SIX_VERSION}`, which pip on UbiOps fills in, failed the check's emulator build: uv, which
+    installs there, fills a `${NAME}` in only within a URL ("expected version to start with a number")."""
+    # A line of its own, so that the environment is built, not found in the machine's cache.
+    (project.package / "requirements.txt").write_text(f"six==${{SIX_VERSION}}\n# {uuid.uuid4()}\n")
+    (project.package / "deployment.py").write_text(DEPLOYMENT_PY.replace("class Deployment:", "import six\n\n\nclass Deployment:", 1))
+    project.configure(environment_variables={"SIX_VERSION": "1.16.0"})
+    result = project.run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def apt_names() -> tuple[str, str] | None:
