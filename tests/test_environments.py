@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -428,6 +429,24 @@ def test_a_second_start_takes_the_environment_from_the_cache(tmp_path):
         assert "building environment" not in second.log()
     finally:
         second.stop()
+
+
+def test_an_instance_lost_after_its_environment_cache_was_removed_is_restarted_in_one_built_again(tmp_path):
+    """Removing the cache, as this README suggests when it has grown, left a version that lost an instance
+    unavailable for good: each restart was tried on the removed interpreter (FileNotFoundError, with a
+    traceback each time), as its environment was prepared once, at the version's start."""
+    cache = tmp_path / "environments"
+    emulator = start_emulator("crashing", tmp_path, "--environments-dir", str(cache))
+    try:
+        api = emulator.sdk()
+        assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
+        shutil.rmtree(cache)
+        assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "os_exit"}).status == "failed"
+        assert api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"}).status == "completed"
+        assert "is gone from the cache: building it again" in emulator.log()
+        assert "Traceback" not in emulator.log()
+    finally:
+        emulator.stop()
 
 
 def wheel(version: str) -> bytes:

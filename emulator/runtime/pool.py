@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -533,9 +534,12 @@ class InstancePool:
         except InstanceStartError as exc:
             problem = str(exc)
         except Exception as exc:  # not the deployment's fault but the machine's (its package folder moved away): it fails alike
-            log.exception("[%s] could not be started", instance.label, extra=self.launch.log_fields)
+            if isinstance(exc, FileNotFoundError) and not os.path.exists(instance.python):
+                problem = f"its environment's Python {instance.python} is missing (its cache was removed?)"
+            else:
+                log.exception("[%s] could not be started", instance.label, extra=self.launch.log_fields)
+                problem = f"{type(exc).__name__}: {exc}"
             await instance.stop()
-            problem = f"{type(exc).__name__}: {exc}"
         else:
             self._ready_at[instance] = time.monotonic()
             self.events.instance_ready(instance)
@@ -566,6 +570,8 @@ class InstancePool:
         problem, first = crash_loop or (None, 0)
         for retry in itertools.count(first):
             if problem is None:
+                problem = await self._prepare_again(instance)
+            if problem is None:
                 problem = await self._start(instance, restart=True)
             if problem is None:
                 break
@@ -584,6 +590,19 @@ class InstancePool:
         if self.status == UNAVAILABLE and self.failure is None:
             log.info("%s is available again: an instance restarted", self.launch.name, extra=self.launch.log_fields)
             self.status, self.error = AVAILABLE, None
+
+    async def _prepare_again(self, instance: Instance) -> str | None:
+        """Before a restart, the version's environment again (`EnvironmentBuilder.prepare_again`: at once
+        while it is whole, built again when its cache was removed): None once `instance` has it, else why not."""
+        try:
+            instance.python = await self.environments.prepare_again(self.launch.python_environment, instance.python,
+                                                                    self.launch.log_fields)
+        except (EnvironmentBuildError, OSError) as exc:
+            return f"its environment could not be built again: {exc}"
+        except Exception as exc:  # a fault of ours: the restart is tried again, as after a failed start
+            log.exception("[%s] could not prepare its environment again", instance.label, extra=instance.log_fields)
+            return f"its environment could not be built again ({type(exc).__name__}: {exc})"
+        return None
 
     def _fail(self, failure: str) -> None:
         """The instances cannot start, for `failure`: every job queued or to come is refused, for good. The

@@ -191,6 +191,17 @@ class EnvironmentBuilder:
                                             "(a package index that does not answer?); it was stopped") from None
         return python
 
+    async def prepare_again(self, environment: PythonEnvironment, python: str, fields: Mapping[str, object]) -> str:
+        """`python`, prepared for `environment` before, while its environment is still whole in the cache, else
+        the environment `prepare` builds again: the cache may have been removed while instances ran (README:
+        "rm -rf … when it has grown"), and each lost instance was then restarted on the missing interpreter
+        for ever (FileNotFoundError)."""
+        if self.own_python or (Path(python).parent.parent / COMPLETE).is_file():
+            return python
+        log.warning("the environment at %s is gone from the cache: building it again", Path(python).parent.parent,
+                    extra=fields)
+        return await self.prepare(environment, fields)
+
     async def _build(self, environment: PythonEnvironment, files: RequirementFiles, interpreter: Interpreter,
                      folder: Path, fields: Mapping[str, object]) -> None:
         started = time.monotonic()
