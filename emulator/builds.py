@@ -130,7 +130,7 @@ class Builder:
         for task, (_, building) in self._tasks.items():
             if building is revision:
                 task.cancel()
-        revision.status, revision.error_message = QUEUED, None
+        revision.status, revision.error_message, revision.rebuilt = QUEUED, None, now()  # the version's latest_revision
         # Its own folder: the instances serving the revision's previous build still run in theirs.
         self._start(project, deployment, version, revision, f"{revision.id}.{uuid.uuid4().hex[:8]}",
                     version_environment(version.settings))

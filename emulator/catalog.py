@@ -52,6 +52,8 @@ class SavedRevision(BaseModel):
     capabilities: dict[str, bool] = {}
     environment: str | None = None
     """The base environment it was built in; missing from a catalog written before revisions kept it."""
+    rebuilt: datetime | None = None
+    """When its last rebuild started, if it was rebuilt (`Version.latest_revision`)."""
 
 
 class SavedVariable(BaseModel):
@@ -215,7 +217,7 @@ def _saved_version(version: Version, data_dir: Path) -> SavedVersion:
         last_updated=version.last_updated, active_revision=None if version.from_command_line else version.active_revision,
         revisions=[SavedRevision(id=r.id, version=r.version, zip_path=os.path.relpath(r.zip_path, data_dir),
                                  created=r.created, status=cast(EmulatedStatus, r.status), error_message=r.error_message,
-                                 capabilities=r.capabilities, environment=r.environment)
+                                 capabilities=r.capabilities, environment=r.environment, rebuilt=r.rebuilt)
                    for r in version.revisions.values() if not version.from_command_line],
         variables=_saved_variables(version.variables), from_command_line=version.from_command_line,
     )
@@ -247,7 +249,7 @@ def _version(saved: SavedVersion, data_dir: Path) -> Version:
         # A revision saved without its environment ran in its version's, as every revision did then.
         revisions={r.id: Revision(r.version, str(data_dir / r.zip_path), r.environment or version_environment(saved.settings),
                                   id=r.id, created=r.created, status=r.status, error_message=r.error_message,
-                                  capabilities=r.capabilities)
+                                  capabilities=r.capabilities, rebuilt=r.rebuilt)
                    for r in saved.revisions},
         from_command_line=saved.from_command_line,
     )

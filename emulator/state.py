@@ -108,6 +108,8 @@ class Revision:
     capabilities: dict[str, bool] = field(default_factory=dict)
     from_command_line: bool = False
     """Read from the `--package` (at start, or at a `--reload` save), not uploaded through the API."""
+    rebuilt: datetime | None = None
+    """When its last rebuild started (`Builder.rebuild`), if it was rebuilt: `Version.latest_revision`."""
 
     def fail(self, reason: str) -> None:
         """End the build as failed, its reason cut to what the SDK reads."""
@@ -156,6 +158,15 @@ class Version:
 
     @property
     def latest_revision(self) -> Revision | None:
+        """The revision whose build started last: the newest one, or one rebuilt since it was made (a new
+        environment rebuilds the active revision). The SDK's and the CLI's waits for a version follow it: after
+        a failed upload, a new environment's wait ended at once with that upload's error while the active
+        revision's rebuild ran."""
+        return max(reversed(self.revisions.values()), key=lambda r: r.rebuilt or r.created, default=None)
+
+    @property
+    def newest_revision(self) -> Revision | None:
+        """The revision made last (its `created`: the version's `last_file_upload`)."""
         return next(reversed(self.revisions.values()), None)
 
     @property

@@ -234,6 +234,34 @@ def test_a_new_environment_builds_the_active_revision_again_and_it_runs_there(tm
         emulator.stop()
 
 
+def test_a_wait_after_a_new_environment_follows_the_rebuild_not_a_failed_upload_before_it(tmp_path):
+    """The rebuild kept its revision's id while `latest_revision`, which `ubiops versions wait` and
+    `wait_for_deployment_version` follow, named the newest upload: after a failed one, the wait for a new
+    environment ended at once with that upload's error, while the rebuild ran and then succeeded."""
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path)
+    try:
+        api = emulator.sdk()
+        create_built(api)
+        built(api, tmp_path)
+        (active,) = api.revisions_list(PROJECT, DEPLOYMENT, "built")
+        broken = build(api, tmp_path, "", RAISING, version="built")
+        with pytest.raises(ubiops.utils.exceptions.StatusError, match="no model file here"):
+            wait(api)
+        api.deployment_versions_update(PROJECT, DEPLOYMENT, "built", ubiops.DeploymentVersionUpdate(environment="python3-12"))
+        wait(api)
+        assert python(api) == "sys - on Python 3.12"
+        version = api.deployment_versions_get(PROJECT, DEPLOYMENT, "built")
+        assert (version.active_revision, version.latest_revision) == (active.id, active.id)
+        assert version.last_file_upload == api.revisions_get(PROJECT, DEPLOYMENT, broken, "built").creation_date
+    finally:
+        emulator.stop()
+    emulator = start_emulator(probe_package(tmp_path / "package"), tmp_path, data_dir=emulator.data_dir)
+    try:
+        wait(emulator.sdk())  # kept across a restart
+    finally:
+        emulator.stop()
+
+
 GATED = PROBE.replace("class Deployment:", """import os, time
 
 class Deployment:

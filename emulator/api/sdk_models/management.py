@@ -171,7 +171,7 @@ def deployment_detail(deployment: Deployment) -> DeploymentDetail:
 
 def version_detail(deployment: Deployment, version: Version, serving: Serving) -> DeploymentVersionDetail:
     """A version as it is served now (`Registry.serving`)."""
-    latest = version.latest_revision
+    latest, newest = version.latest_revision, version.newest_revision
     return DeploymentVersionDetail(**{
         "maximum_instances": MAXIMUM_INSTANCES,
         "minimum_instances": MINIMUM_INSTANCES,
@@ -185,7 +185,7 @@ def version_detail(deployment: Deployment, version: Version, serving: Serving) -
         "request_retention_mode": version.request_retention_mode,
         "active_revision": version.active_revision,
         "latest_revision": latest.id if latest else None,
-        "last_file_upload": latest.created if latest else None,
+        "last_file_upload": newest.created if newest else None,
         "creation_date": version.created,
         "last_updated": version.last_updated,
     })
