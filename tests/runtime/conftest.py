@@ -28,13 +28,13 @@ async def pools() -> AsyncIterator[Callable[..., InstancePool]]:
     made: list[InstancePool] = []
 
     def make(package: str, count: int = 1, events: InstanceEvents = NO_EVENTS, memory_limit_mb: int | None = None,
-             environment: dict[str, str] | None = None, start_timeout_seconds: float = START_TIMEOUT_SECONDS
-             ) -> InstancePool:
+             environment: dict[str, str] | None = None, start_timeout_seconds: float = START_TIMEOUT_SECONDS,
+             environments: EnvironmentBuilder | None = None) -> InstancePool:
         launch = Launch(deployment="tests", version=package, package_dir=PACKAGES / package, deployment_file="deployment.py",
                         environment=environment or {}, init_context={}, memory_limit_mb=memory_limit_mb,
                         start_timeout_seconds=start_timeout_seconds, project="runtime-tests",
                         python_environment=PythonEnvironment(OWN_ENVIRONMENT, PACKAGES / package))
-        made.append(InstancePool(launch, count, EnvironmentBuilder(), events))
+        made.append(InstancePool(launch, count, environments or EnvironmentBuilder(), events))
         return made[-1]
 
     yield make

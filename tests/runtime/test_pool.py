@@ -21,6 +21,7 @@ from emulator.metrics import Metrics
 from emulator.runtime.instance import Instance, OnUpdate
 from emulator.runtime.pool import AVAILABLE, START_FAILED, STARTING, UNAVAILABLE, NoEvents, Ticket, VersionUnavailable
 from emulator.runtime.protocol import Capabilities, Error, Result
+from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.turns import PER_TURN
 
 pytestmark = pytest.mark.anyio
@@ -59,6 +60,22 @@ async def test_a_crash_fails_only_its_own_job_and_the_instance_is_restarted(pool
         Error(f"The instance stopped ({reason}) while handling the request; it is being restarted")
     assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
     assert pool.status == AVAILABLE
+
+
+async def test_a_restart_on_an_interpreter_gone_from_its_environment_names_it(pools, job, tmp_path):
+    """It failed with a bare `FileNotFoundError: [Errno 2] No such file or directory`, its traceback logged
+    at each try. (An environment whose folder is gone is built again: tests/test_environments.py.)"""
+    pool = pools("crashing", environments=EnvironmentBuilder(tmp_path / "environments"))
+    pool.start()
+    assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
+    (python,) = (tmp_path / "environments").glob("*/bin/python")
+    python.unlink()  # its folder still says it is whole: it is not built again
+    assert isinstance(await pool.submit(job({"mode": "os_exit"}), TIMEOUT), Error)
+    try:
+        error = (await pool.submit(job({"mode": "ok"}), TIMEOUT)).error  # queued as the restart failed
+    except VersionUnavailable as exc:  # or sent once it had
+        error = str(exc)
+    assert f"the deployment failed to restart (its environment's Python {python} is missing" in error, error
 
 
 async def test_a_worker_that_dies_leaving_a_forked_child_is_noticed_at_once(pools, job):
