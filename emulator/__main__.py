@@ -85,9 +85,9 @@ def parse_args(argv: list[str]) -> Settings:
                         help="stop and replace an instance whose memory passes this, like a UbiOps instance type "
                              "(default: %(default)s; 0: no limit)")
     parser.add_argument("--start-timeout", type=float, default=START_TIMEOUT_SECONDS, metavar="SECONDS",
-                        help="fail an instance's start when its Deployment.__init__ takes longer, so requests waiting for "
-                             "it are answered (default: %(default)g; a revision's instances must all start within "
-                             f"{BUILD_TIMEOUT_SECONDS} s)")
+                        help="fail an instance's start when the import of its deployment file and its "
+                             "Deployment.__init__ take longer, so requests waiting for it are answered (default: "
+                             f"%(default)g; a revision's instances must all start within {BUILD_TIMEOUT_SECONDS} s)")
     parser.add_argument("--max-upload-mb", type=int, default=100, help="largest request body accepted, in MB (default: %(default)s)")
     parser.add_argument("--reload", action="store_true", help="restart the instances when a file of the package folder changes")
     parser.add_argument("--max-versions", type=int, default=None,

@@ -252,6 +252,19 @@ def test_a_deployment_whose_init_hangs_fails_to_start_and_answers_the_batch_requ
     assert httpx.get(f"{hung.url}/readyz").json()["versions"][0]["error"] == expected
 
 
+def test_a_deployment_whose_import_hangs_is_said_to_hang_in_its_import_not_in_init(tmp_path):
+    """A module that hangs at import (a download at module level) was said to hang in `__init__`, which never ran."""
+    code = "import time\n\ntime.sleep(10 ** 6)\n\n\nclass Deployment:\n    def request(self, data):\n        return data\n"
+    emulator = start_emulator(package_folder(tmp_path / "package", code, "[]", "[]"), tmp_path, "--start-timeout", "2")
+    try:
+        wait_for_log(emulator, "cannot start: ", seconds=30)
+        status = httpx.get(f"{emulator.url}/readyz").json()["versions"][0]["error"]
+    finally:
+        emulator.stop()
+    assert status == (f"{DEPLOYMENT}/v1 is unavailable: the deployment failed to start (the import of deployment.py did not "
+                      "end within 2 seconds; the instance was stopped); see the emulator log")
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_a_start_timeout_that_is_not_a_positive_number_of_seconds_is_refused(tmp_path, value):
     run = subprocess.run([sys.executable, "-m", "emulator", "--package", "tests/packages/plain", "--port", str(free_port()),

@@ -259,6 +259,7 @@ class Instance:
                                                                (self._process.stderr, "stderr")) if stream))]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
         self._watch_memory()
+        imported = False
         try:
             async with asyncio.timeout(self.launch.start_timeout_seconds):
                 with contextlib.suppress(ConnectionError):
@@ -268,11 +269,15 @@ class Instance:
                         init_context=self.launch.init_context,
                         output_file_fields=self.launch.output_file_fields,
                     ))
-                message = await self._receive()
+                if isinstance(message := await self._receive(), protocol.Imported):
+                    imported = True
+                    message = await self._receive()
         except TimeoutError:
             await self.stop()
-            raise InstanceStartError(f"Deployment.__init__ did not return within {self.launch.start_timeout_seconds:g} "
-                                     "seconds; the instance was stopped") from None
+            phase = ("Deployment.__init__ did not return" if imported  # the worker says when the import is done
+                     else f"the import of {self.launch.deployment_file} did not end")
+            raise InstanceStartError(f"{phase} within {self.launch.start_timeout_seconds:g} seconds; the instance "
+                                     "was stopped") from None
         finally:
             self._busy = False
         if isinstance(message, protocol.Ready) and self._peak_past_memory_limit(message.peak_memory_bytes):

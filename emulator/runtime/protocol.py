@@ -1,7 +1,7 @@
 """Messages between the server and a worker, as types: one JSON object per line over a socket pair.
 
-Server → worker: one `Setup`, then a `Job` per request. Worker → server: `Ready` (with the
-deployment's `Capabilities`) or `InitFailed`, then for each job any `StreamUpdate`s and one `Result`
+Server → worker: one `Setup`, then a `Job` per request. Worker → server: `Imported` once the deployment
+file is imported, `Ready` (with the deployment's `Capabilities`) or `InitFailed`, then for each job any `StreamUpdate`s and one `Result`
 or `Error`. How they travel is decided here only (`encode`, `decode`). What the deployment writes to
 its `sys.stdout` and `sys.stderr` goes to the server's log down one pipe of its own, in frames that say
 which stream wrote them (`output_frames`, read back by `output_pieces`), so the lines of the two keep the
@@ -68,6 +68,11 @@ class Setup:
 
 
 @dataclass(frozen=True)
+class Imported:
+    """The deployment file was imported: `Deployment.__init__` runs next (a start that times out says which it was in)."""
+
+
+@dataclass(frozen=True)
 class Ready:
     """`Deployment.__init__` returned."""
 
@@ -120,10 +125,10 @@ class Error:
 
 
 Reply = Union[Result, Error]  # noqa: UP007 (Python 3.9 workers)
-Message = Union[Setup, Ready, InitFailed, Job, StreamUpdate, Result, Error]  # noqa: UP007 (Python 3.9 workers)
+Message = Union[Setup, Imported, Ready, InitFailed, Job, StreamUpdate, Result, Error]  # noqa: UP007 (Python 3.9 workers)
 
 M = TypeVar("M", bound=Message)
-_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Setup, Ready, InitFailed, Job, StreamUpdate, Result, Error)}
+_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Setup, Imported, Ready, InitFailed, Job, StreamUpdate, Result, Error)}
 _NESTED: dict[type, dict[str, type]] = {cls: {} for cls in _TYPES.values()}
 _NESTED[Ready] = {"capabilities": Capabilities}
 """Per message type, its fields that hold a dataclass (sent as an object, rebuilt on arrival)."""

@@ -207,7 +207,7 @@ def main() -> None:
 
     setup = protocol.decode_as(reader.readline(), protocol.Setup)
     try:
-        deployment = _load(setup)
+        deployment = _load(setup, writer)
     except BaseException as exc:  # SystemExit in __init__ is a failed start too, reported as such
         print_start_error(exc)
         _send(writer, protocol.InitFailed(carried(f"{type(exc).__name__}: {exc}")))
@@ -287,9 +287,10 @@ def _emulators_frame(filename: str) -> bool:
     return filename == "<string>" or filename.startswith("<frozen importlib") or Path(filename).resolve().parent == RUNTIME_DIR
 
 
-def _load(setup: protocol.Setup) -> Any:
+def _load(setup: protocol.Setup, writer: io.BufferedWriter) -> Any:
     package_dir = Path(setup.package_dir)
     module = loader.import_deployment_module(package_dir, setup.deployment_file)
+    _send(writer, protocol.Imported())  # a start that hangs from here on hangs in `__init__`
     return loader.instantiate(module, package_dir, setup.init_context)
 
 
