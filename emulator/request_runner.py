@@ -49,7 +49,7 @@ from contract.spec import DataError, Spec, check_input, check_output, json_type
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.metrics import Metrics
 from emulator.request_store import BATCH, DIRECT, RequestRecord, RequestStore
-from emulator.runtime.instance import OnUpdate
+from emulator.runtime.instance import Instance, OnUpdate
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import VersionUnavailable
 from emulator.runtime.protocol import Error, Job, RequestContext
@@ -110,8 +110,8 @@ class RequestRunner:
         self.registry = registry
         """Where the calls' deployments and versions are found (`admit`, `accept`, `start_batch`)."""
         self._batch_tasks: dict[str, asyncio.Task[Outcome]] = {}
-        self._instances: dict[str, int] = {}
-        """The instance (its number) each running request runs on, for the line logged when it ends."""
+        self._instances: dict[str, Instance] = {}
+        """The instance each running request runs on, for the line logged when it ends."""
         self._live: dict[str, _Live] = {}
         self._waiting: Counter[str] = Counter()
         """By version id: live requests no instance has taken yet."""
@@ -229,7 +229,7 @@ class RequestRunner:
             # instance took it: `--reload` changes them while a request still runs on the old instances.
             output_spec = deployment.output_spec
 
-            def started(instance: int) -> None:
+            def started(instance: Instance) -> None:
                 nonlocal output_spec
                 output_spec = deployment.output_spec
                 self._started(record, instance)
@@ -530,7 +530,7 @@ class RequestRunner:
         """End a request that could not be run, such as one whose form data did not fit its fields."""
         return self._finish(record, FAILED, error=error)
 
-    def _started(self, record: RequestRecord, instance: int) -> None:
+    def _started(self, record: RequestRecord, instance: Instance) -> None:
         if record.status != PENDING:
             return  # cancelled as an instance took it: the withdrawal stops that instance
         record.status, record.time_started = PROCESSING, now()
@@ -574,8 +574,9 @@ class RequestRunner:
             # Counted and logged once the caller has its answer: ~0.08 ms sooner for a trivial request.
             after_answer(self._announce, record, self._instances.pop(record.id, None))
 
-    def _announce(self, record: RequestRecord, instance: int | None) -> None:
-        """Count and log an ended request (a failed one as a warning, with its error)."""
+    def _announce(self, record: RequestRecord, instance: Instance | None) -> None:
+        """Count and log an ended request (a failed one as a warning, with its error), with the instance that ran it,
+        if one did: `logs_list` shows its `instance_id`."""
         assert record.time_completed is not None, "set as it ends"
         seconds = (record.time_completed - record.time_created).total_seconds()
         self.metrics.request_ended(record.project, record.deployment, record.version, record.status, seconds)
@@ -584,7 +585,8 @@ class RequestRunner:
                 record.deployment, record.version, record.id, record.status, seconds,
                 f": {record.error_message}" if failed else "",
                 extra={"project": record.project, "deployment": record.deployment, "version": record.version,
-                       "instance": instance, "request_id": record.id,
+                       "instance": instance.number if instance else None, "instance_id": instance.id if instance else None,
+                       "request_id": record.id,
                        "status": record.status, "duration_seconds": seconds})
 
     def _save(self, record: RequestRecord) -> None:

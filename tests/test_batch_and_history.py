@@ -121,6 +121,11 @@ def test_pending_and_processing_requests_can_be_cancelled_ended_ones_cannot(emul
     assert error.value.status == 400
     assert f"Request {after.id} is completed; only pending and processing requests can be cancelled" in error.value.body
     assert wait_for_log(crashing, f"request {slow.id} cancelled")
+    # Its instance's stop was logged as an error, 'killed by signal SIGKILL', read as a crash, and nothing said why.
+    lines = api.logs_list(PROJECT, query=f'| deployment_request_id="{slow.id}" |= "stopping it"')
+    assert [(line.log, line.metadata.level) for line in lines] == [
+        (f"[{DEPLOYMENT}/cancelling instance 1] request {slow.id} was cancelled; stopping it", "info")]
+    assert api.logs_list(PROJECT, query='| deployment_version="cancelling" and level="error"') == []
 
 
 def test_a_cancelled_direct_request_answers_its_caller_as_cancelled(emulators):

@@ -137,6 +137,13 @@ def test_request_past_its_timeout_fails_and_the_instance_is_replaced(emulators):
     assert slow.error_message == "The request timed out after 10 seconds; its instance is being restarted"
     after = api.deployment_requests_create(PROJECT, DEPLOYMENT, data={"mode": "ok"})
     assert after.status == "completed" and after.result["pid"] != before
+    # The instance's own lines said nothing of the timeout, and the request's end had no instance_id.
+    (instance,) = api.instances_list(PROJECT, DEPLOYMENT, "v1").results
+    ended, stopping = eventually(lambda: (lines := api.logs_list(PROJECT, query=f'| deployment_request_id="{slow.id}"'))
+                                 and len(lines) == 2 and lines, "the request's end and, before it, the instance's line")
+    assert (stopping.log, stopping.metadata.system) == (f"[{DEPLOYMENT}/v1 instance 1] request {slow.id} timed out; stopping it", True)
+    assert ended.log.startswith(f"{DEPLOYMENT}/v1 request {slow.id} failed in ")
+    assert stopping.metadata.instance_id == ended.metadata.instance_id == instance.id
 
 
 def test_timeout_outside_ubiops_range_is_refused(emulators):

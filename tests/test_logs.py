@@ -54,7 +54,8 @@ def test_a_request_that_prints_and_fails_is_found_in_the_logs_by_its_id(api):
     for metadata in [*user.values(), ended.metadata]:
         assert (metadata.deployment_name, metadata.deployment_version, metadata.deployment_request_id) == (
             DEPLOYMENT, "v1", failed.id)
-    assert {metadata.instance_id for metadata in user.values()} == {instance.id}
+    assert {metadata.instance_id for metadata in [*user.values(), ended.metadata]} == {instance.id}, \
+        "the request's end too: it had none"
 
 
 def test_user_lines_and_the_emulators_own_lines_are_told_apart(api):

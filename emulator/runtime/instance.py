@@ -201,6 +201,8 @@ class Instance:
         self._relays: list[asyncio.Task[None]] = []
         self._output: asyncio.ReadTransport | None = None
         """The worker's output pipe (`worker.OutputPipe`), which carries what it writes to sys.stdout and sys.stderr."""
+        self._request_id: str | None = None
+        """The request whose job the worker runs (`run`)."""
         self._unsplit = [form.encode() for form in secret_forms(launch.environment.values())
                          if len(form.encode()) <= LOG_LINE_LIMIT // 4]
         """The spellings of the version's variables' values that a long line's cut never splits (`_relay`):
@@ -317,6 +319,7 @@ class Instance:
         A worker found dead before the job reached it raises InstanceUnreached.
         """
         self._watch_memory()
+        self._request_id = job.context["id"]
         reply: protocol.Message | None = None
         sent = False
         try:
@@ -330,6 +333,8 @@ class Instance:
                     if on_update:
                         await self._hand_on(on_update(reply.text))
         except TimeoutError:
+            log.warning("[%s] request %s timed out; stopping it", self.label, self._request_id,
+                        extra={**self.log_fields, "request_id": self._request_id})
             await self.stop()
             raise InstanceTimedOut() from None
         except MessageTooLarge as exc:
@@ -345,13 +350,14 @@ class Instance:
             pass  # from `_send`: the worker had gone
         finally:
             self._busy = False
+            self._request_id = None
         if (not self._over_memory and isinstance(reply, protocol.Result | protocol.Error)
                 and self._peak_past_memory_limit(reply.peak_memory_bytes)):
             self._stop_over_memory()
         if self._over_memory:
             reply = None  # killed for its memory, even if it answered first: this job passed the limit
         if self._interrupted:
-            await self._exit_reason()
+            await self._exit_reason(logging.INFO)
             raise InstanceInterrupted("The request was cancelled; its instance was stopped and is being restarted")
         if reply is None:
             if self._over_memory:
@@ -441,8 +447,11 @@ class Instance:
 
     def interrupt(self) -> None:
         """Stop the job `run` is waiting for (it was cancelled): the worker is killed, so `run` raises
-        InstanceInterrupted, whatever it received meanwhile, and the instance is replaced."""
+        InstanceInterrupted, whatever it received meanwhile, and the instance is replaced. Said in the log
+        first, as an `info` line: its stop alone (`killed by signal SIGKILL`) read as a crash."""
         assert self._process is not None, "the instance was started"
+        log.info("[%s] request %s was cancelled; stopping it", self.label, self._request_id,
+                 extra={**self.log_fields, "request_id": self._request_id})
         self._interrupted = True
         self._kill()
 
@@ -488,10 +497,10 @@ class Instance:
             return None
         return protocol.decode(line) if line else None
 
-    async def _exit_reason(self) -> str:
-        """How the worker ended, once its channel closed. One that closed the channel but runs on (a
-        deployment closing every file descriptor) is killed after EXIT_GRACE_SECONDS: its request fails
-        then, not once the process happens to end."""
+    async def _exit_reason(self, level: int = logging.WARNING) -> str:
+        """How the worker ended, once its channel closed, logged at `level` (INFO for a kill the caller asked
+        for). One that closed the channel but runs on (a deployment closing every file descriptor) is killed
+        after EXIT_GRACE_SECONDS: its request fails then, not once the process happens to end."""
         assert self._process is not None, "the instance was started"
         try:  # asyncio.timeout, not wait_for: Python 3.11's hands back the exit code, not a cancellation come meanwhile
             async with asyncio.timeout(EXIT_GRACE_SECONDS):
@@ -499,7 +508,7 @@ class Instance:
         except TimeoutError:
             reason = "closed its channel to the emulator without exiting, and was killed"
         await self.stop()
-        log.warning("[%s] stopped: %s", self.label, reason, extra=self.log_fields)
+        log.log(level, "[%s] stopped: %s", self.label, reason, extra=self.log_fields)
         return f"stopped ({reason})"
 
     async def _relay(self, pieces: AsyncIterator[tuple[str, bytes]]) -> None:

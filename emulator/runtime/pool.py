@@ -143,7 +143,7 @@ class Ticket:
     """When the job must be answered: `timeout` after it was given, or (None until then) after an instance took it."""
     timed_in_queue: bool = True
     """False: timed from when an instance takes it (a batch request); one given back unrun is timed anew (`adopt`)."""
-    on_start: Callable[[int], None] | None = None
+    on_start: Callable[[Instance], None] | None = None
     on_update: OnUpdate | None = None
     prepared: Preparation | None = None
     """Entered by each instance that takes the job, around sending and running it: a request's input
@@ -269,14 +269,14 @@ class InstancePool:
         self,
         job: Job,
         timeout: float,
-        on_start: Callable[[int], None] | None = None,
+        on_start: Callable[[Instance], None] | None = None,
         on_update: OnUpdate | None = None,
         timed_in_queue: bool = True,
         prepared: Preparation | None = None,
     ) -> Reply:
         """Run one job on the first free instance; the worker's reply, or an `Error`.
 
-        `on_start` is called with the instance's number when the job has reached one, `on_update` with
+        `on_start` is called with the instance when the job has reached one, `on_update` with
         each partial output the deployment streams; the instance that takes the job enters `prepared`
         (`Ticket.prepared`) around running it. The timeout counts from now, waiting in the queue
         included (a direct request), or, with `timed_in_queue=False`, from when an instance takes the
@@ -638,7 +638,7 @@ class NoInstances:
     def check_available(self) -> None:
         raise VersionUnavailable(self.error)
 
-    async def submit(self, job: Job, timeout: float, on_start: Callable[[int], None] | None = None,
+    async def submit(self, job: Job, timeout: float, on_start: Callable[[Instance], None] | None = None,
                      on_update: OnUpdate | None = None, timed_in_queue: bool = True,
                      prepared: Preparation | None = None) -> Reply:
         raise VersionUnavailable(self.error)
@@ -661,7 +661,7 @@ def _on_sent(ticket: Ticket, instance: Instance) -> Callable[[], None] | None:
     """`on_start` once the job has reached the instance: one that could not be sent goes back to the
     queue (InstanceUnreached), and its request stayed `processing` on a dead instance meanwhile."""
     on_start = ticket.on_start
-    return None if on_start is None else lambda: on_start(instance.number)
+    return None if on_start is None else lambda: on_start(instance)
 
 
 async def _taken_or_answered(ticket: Ticket) -> None:

@@ -115,7 +115,7 @@ async def test_a_job_found_on_a_dead_instance_of_a_replaced_pool_goes_to_the_suc
         yield None
 
     started: list[int] = []
-    reply = await asyncio.wait_for(old.submit(job({"mode": "ok"}), TIMEOUT, on_start=started.append,
+    reply = await asyncio.wait_for(old.submit(job({"mode": "ok"}), TIMEOUT, on_start=lambda instance: started.append(instance.number),
                                               prepared=replaced_as_readied), TIMEOUT)
     if successor == "crashing":
         assert pid_of(reply) != worker and started == [1], "run by the new instance, started there only"

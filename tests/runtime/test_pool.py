@@ -187,7 +187,7 @@ async def test_a_job_whose_instance_died_before_it_was_sent_runs_on_its_replacem
     os.kill(killed, signal.SIGKILL)
     assert await gone(killed)
     started: list[int] = []
-    after = await pool.submit(job({"mode": "ok"}), TIMEOUT, on_start=started.append)
+    after = await pool.submit(job({"mode": "ok"}), TIMEOUT, on_start=lambda instance: started.append(instance.number))
     assert isinstance(after, Result) and after.result["pid"] != killed
     assert started == [1], "started once, when it reached the replacement: not also on the dead instance"
 
@@ -432,11 +432,12 @@ async def test_an_instance_whose_restart_fails_is_retried_while_the_other_instan
     await told.next(READY)
     await told.next(READY)
     numbers: list[int] = []
-    assert await pool.submit(job("crash"), TIMEOUT, on_start=numbers.append) == \
+    assert await pool.submit(job("crash"), TIMEOUT, on_start=lambda instance: numbers.append(instance.number)) == \
         Error("The instance stopped (exit code 5) while handling the request; it is being restarted")
     assert await told.next(START_FAILED) == (numbers[0], FLAKY)
     assert (pool.status, pool.error) == (AVAILABLE, None)
-    assert isinstance(await pool.submit(job("served"), TIMEOUT, on_start=numbers.append), Result)
+    assert isinstance(await pool.submit(job("served"), TIMEOUT, on_start=lambda instance: numbers.append(instance.number)),
+                      Result)
     assert numbers[1] != numbers[0], "the healthy instance serves meanwhile"
     (tmp_path / "fail").unlink()
     assert await told.next(READY) == (numbers[0], "")
