@@ -4,7 +4,7 @@ about a project's deployment in the `LogStore`, with UbiOps' metadata.
 A line is about a deployment when it was logged with a `project` field (`Launch.log_fields`: the
 instances' lines, what the deployment printed, a version failing to start; builds and request ends
 add theirs). What the deployment printed also carries `stream` and `printed` (the line as printed,
-without the request's tag): it is a user line, level `error` from stderr and `info` from stdout.
+without the request's tag the console shows before it): it is a user line, level `error` from stderr and `info` from stdout.
 Every other such line is a system line, `error` from WARNING up. Lines without a project (uvicorn's,
 the emulator's start-up) stay in the emulator's log only.
 """

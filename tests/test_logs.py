@@ -72,6 +72,16 @@ def test_user_lines_and_the_emulators_own_lines_are_told_apart(api):
     assert loaded and loaded[0].metadata.deployment_request_id is None, "printed in __init__, outside a request"
 
 
+def test_a_printed_line_that_begins_like_a_request_s_tag_is_kept_as_printed(api):
+    """Any printed line that began `[request X] ` was filed under request X, less that text, wherever it came from:
+    `__init__` (here), a thread between requests, a process the deployment started. The request goes beside the
+    text now, never read from it."""
+    loading = wait_for_lines(api, '|= "loading weights"', bool)
+    assert {(line.log, line.metadata.deployment_request_id) for line in loading} == {
+        ("[request 1234] loading weights", None)}, "printed in __init__, outside a request"
+    assert api.logs_list(PROJECT, query='| deployment_request_id="1234"') == []
+
+
 def test_lines_printed_and_logged_on_stderr_keep_the_order_they_were_written_in(api):
     """stdout and stderr went down two pipes, each read a chunk at a time: the warning logged between two
     prints was stored after both."""

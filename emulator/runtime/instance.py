@@ -29,6 +29,9 @@ from emulator.runtime import protocol
 from emulator.runtime.python_envs import PythonEnvironment
 
 LOG_LINE_LIMIT = 64 * 1024
+"""The longest piece of a printed line logged as one line (`Instance._relay`)."""
+UNSPLIT_BYTES = LOG_LINE_LIMIT // 4
+"""The longest spelling of a variable's value that a long line's cut keeps whole (`Instance._unsplit`)."""
 READ_LIMIT = 1024 * 1024
 """What the server reads of a worker's channel ahead of its messages' use: asyncio stops reading a socket
 whose reader holds twice its limit, so while a streaming request's caller is behind (`run` awaits
@@ -204,7 +207,7 @@ class Instance:
         self._request_id: str | None = None
         """The request whose job the worker runs (`run`)."""
         self._unsplit = [form.encode() for form in secret_forms(launch.environment.values())
-                         if len(form.encode()) <= LOG_LINE_LIMIT // 4]
+                         if len(form.encode()) <= UNSPLIT_BYTES]
         """The spellings of the version's variables' values that a long line's cut never splits (`_relay`):
         made once, not at each start and for each stream."""
         self._secret_forms = secret_forms(launch.secrets)
@@ -511,49 +514,50 @@ class Instance:
         log.log(level, "[%s] stopped: %s", self.label, reason, extra=self.log_fields)
         return f"stopped ({reason})"
 
-    async def _relay(self, pieces: AsyncIterator[tuple[str, bytes]]) -> None:
-        """Copy the deployment's output, as (`stdout` or `stderr`, bytes) pieces, to the log, a line of each
-        stream at a time, in the order they end, however long: one past LOG_LINE_LIMIT bytes is logged in
-        pieces (at least 3/4 of that save the last, under twice that), each cut between two UTF-8 characters and
-        attributed to the request the line's tag names. A cut never splits one of `_unsplit` (the spellings of
-        the version's variables' values, the secrets among them), which `_masked`, the deployer's and the
-        fixture's masking would then miss."""
-        pending: dict[str, bytes] = {}
-        # The request id of the line a stream's `pending` continues, when a piece of it was logged already.
-        continued: dict[str, list[str | None]] = {}
+    async def _relay(self, pieces: AsyncIterator[tuple[str, str | None, bytes]]) -> None:
+        """Copy the deployment's output, as (`stdout` or `stderr`, request id or None, bytes) pieces, to the log, a
+        line of each stream at a time, in the order they end, each with the request of the piece it began in,
+        however long (`_log_pieces`)."""
+        pending: dict[str, tuple[bytes, str | None]] = {}
+        """Per stream, the start of a line still open, and its request."""
         logged = 0
-        async for name, chunk in pieces:
-            *lines, rest = (pending.pop(name, b"") + chunk).split(b"\n")
+        async for name, request_id, chunk in pieces:
+            rest, line_request = pending.pop(name, (b"", request_id))
+            *lines, rest = (rest + chunk).split(b"\n")
             for line in lines:
-                self._log_output(line.decode(errors="replace"), name, *continued.pop(name, ()))
+                self._log_pieces(line, name, line_request, ended=True)
+                line_request = request_id
                 logged += 1
                 if logged % RELAY_TURN_LINES == 0:  # a read holds up to ~1 300 short lines, ~40 ms to log:
                     await asyncio.sleep(0)  # the event loop serves its requests in between
-            if len(rest) >= LOG_LINE_LIMIT:
-                cut = unsplit_cut(rest, utf8_cut(rest), self._unsplit)
-                request_id = self._log_output(rest[:cut].decode(errors="replace"), name, *continued.pop(name, ()))
-                rest, continued[name] = rest[cut:], [request_id]
-            if rest:
-                pending[name] = rest
-        for name, rest in pending.items():
-            self._log_output(rest.decode(errors="replace"), name, *continued.pop(name, ()))
+            if rest := self._log_pieces(rest, name, line_request, ended=False):
+                pending[name] = rest, line_request
+        for name, (rest, line_request) in pending.items():
+            self._log_pieces(rest, name, line_request, ended=True)
 
-    def _log_output(self, line: str, stream: str, *continued: str | None) -> str | None:
-        """Log one line the deployment printed, with the request it printed it for, the stream and the
-        line as printed (without the request's tag) as fields; the request's id is returned. A piece
-        continuing a long line (`_relay`) is given the request id of the line (`continued`): it has no
-        tag of its own, and text that looks like one is what was printed. The version's secrets are masked."""
-        if continued:
-            (request_id,) = continued
-            printed = line
-        else:
-            request_id = protocol.tagged_request(line)
-            printed = line[len(protocol.request_tag(request_id)):] if request_id else line
-        printed = self._masked(printed)
-        line = protocol.request_tag(request_id) + printed if request_id else printed
-        log.info("[%s] %s", self.label, line,
+    def _log_pieces(self, line: bytes, stream: str, request_id: str | None, ended: bool) -> bytes:
+        """Log a line (`ended`), or what can be logged yet of one still open (the rest is returned). One past
+        LOG_LINE_LIMIT bytes is logged in pieces of at most that, each cut between two UTF-8 characters and never
+        inside one of `_unsplit` (the spellings of the version's variables' values, the secrets among them), which
+        `_masked`, the deployer's and the fixture's masking would then miss: more than LOG_LINE_LIMIT - UNSPLIT_BYTES - 3
+        bytes save the last. A piece of an open line is cut only once UNSPLIT_BYTES more have come, so that the
+        pieces are the same however the line was read: a line was cut where a read happened to end (100 000
+        bytes: whole, or 69 534 and 30 466), and a cut that took all that had come logged an empty line after it."""
+        while len(line) > (LOG_LINE_LIMIT if ended else LOG_LINE_LIMIT + UNSPLIT_BYTES):
+            cut = unsplit_cut(line, utf8_cut(line[:LOG_LINE_LIMIT]), self._unsplit)
+            self._log_output(line[:cut], stream, request_id)
+            line = line[cut:]
+        if not ended:
+            return line
+        self._log_output(line, stream, request_id)
+        return b""
+
+    def _log_output(self, data: bytes, stream: str, request_id: str | None) -> None:
+        """Log one line the deployment printed (or a piece of one), with the request it printed it for, the stream
+        and the line as printed as fields. The version's secrets are masked."""
+        printed = self._masked(data.decode(errors="replace"))
+        log.info("[%s] %s%s", self.label, protocol.request_tag(request_id) if request_id else "", printed,
                  extra={**self.log_fields, "request_id": request_id, "stream": stream, "printed": printed})
-        return request_id
 
 
 class WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -593,21 +597,21 @@ async def read_message(reader: asyncio.StreamReader, most: int) -> bytes:
             return b"".join(pieces)
 
 
-async def stream_pieces(stream: asyncio.StreamReader, name: str) -> AsyncIterator[tuple[str, bytes]]:
+async def stream_pieces(stream: asyncio.StreamReader, name: str) -> AsyncIterator[tuple[str, str | None, bytes]]:
     """What the worker's stdout or stderr pipe (`name`) carries, as it comes: what is written to its file descriptor
-    1 or 2 itself (by native code, or a process the deployment started), for `Instance._relay`."""
+    1 or 2 itself (by native code, or a process the deployment started), for `Instance._relay`, with no request."""
     while chunk := await stream.read(LOG_LINE_LIMIT):
-        yield name, chunk
+        yield name, None, chunk
 
 
-async def output_pieces(pipe: asyncio.StreamReader) -> AsyncIterator[tuple[str, bytes]]:
+async def output_pieces(pipe: asyncio.StreamReader) -> AsyncIterator[tuple[str, str | None, bytes]]:
     """What the worker's output pipe carries (`worker.OutputPipe`: what it writes to sys.stdout and sys.stderr),
-    stream by stream in the order written, for `Instance._relay`."""
+    stream by stream in the order written, with the request each was written during, for `Instance._relay`."""
     rest = b""
     while chunk := await pipe.read(LOG_LINE_LIMIT - len(rest)):  # a piece is no longer than a read of the others
         pieces, rest = protocol.output_pieces(rest + chunk)
-        for stream, data in pieces:
-            yield protocol.OUTPUT_STREAMS[stream], data
+        for stream, request_id, data in pieces:
+            yield protocol.OUTPUT_STREAMS[stream], request_id, data
 
 
 def utf8_cut(data: bytes) -> int:

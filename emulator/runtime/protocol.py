@@ -4,10 +4,10 @@ Server → worker: one `Setup`, then a `Job` per request. Worker → server: `Im
 file is imported, `Ready` (with the deployment's `Capabilities`) or `InitFailed`, then for each job any `StreamUpdate`s and one `Result`
 or `Error`. How they travel is decided here only (`encode`, `decode`). What the deployment writes to
 its `sys.stdout` and `sys.stderr` goes to the server's log down one pipe of its own, in frames that say
-which stream wrote them (`output_frames`, read back by `output_pieces`), so the lines of the two keep the
-order they were written in; each line printed during a job is tagged with its request id (`request_tag`,
-read back by `tagged_request`). What is written to the file descriptors 1 and 2 themselves (by native
-code, the processes the deployment starts) reaches the log through the worker's stdout and stderr pipes.
+which stream wrote them and during which job's request (`output_frames`, read back by `output_pieces`), so
+the lines of the two keep the order they were written in, and each its request, whatever its text. What
+is written to the file descriptors 1 and 2 themselves (by native code, the processes the deployment
+starts) reaches the log through pipes of their own (`emulator.runtime.instance`).
 
 JSON (not pickle) so that output a caller could not receive is caught in the worker, where the
 deployment produced it, with a clear message.
@@ -26,17 +26,20 @@ from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict, TypeVar, Union
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
-REQUEST_TAG = re.compile(r"\[request ([^\]\s]+)\] ")
 TYPE_FIRST = re.compile(rb'\{"type":"(\w+)"')
 OUTPUT_STREAMS = ("stdout", "stderr")
 """The streams whose output frames carry, by their first byte."""
-_HEADER = struct.Struct(">BH")
+_HEADER = struct.Struct(">BBH")
 FRAME_HEADER = _HEADER.size
-"""An output frame's stream (1 byte) and the length of its data (2 bytes, big-endian), before the data."""
+"""An output frame's stream (1 byte), the length of its request's id (1 byte, 0 outside a request) and of its data
+(2 bytes, big-endian), before the id (UTF-8) and the data. The id goes with the data, not in its text (a tag
+before each line, read back from every line logged): a line printed outside a request that began like a tag was
+filed under the request it named, less that text."""
 FRAME_BYTES = select.PIPE_BUF
 """An output frame's size at most: a pipe takes a write of up to PIPE_BUF bytes whole, never mixed with another
 process's or thread's, so the frames of the worker's threads and of the children it forks never cut into each other."""
-_FRAME_DATA = FRAME_BYTES - FRAME_HEADER
+MAX_REQUEST_ID_BYTES = 255
+"""A request id's length at most, in UTF-8, on an output frame (the emulator's are UUIDs, 36)."""
 
 
 class RequestContext(TypedDict):
@@ -169,39 +172,38 @@ def decode_as(line: bytes, kind: type[M]) -> M:
     return message
 
 
-def output_frames(stream: int, data: bytes) -> list[bytes]:
-    """The frames that carry `data`, written to `OUTPUT_STREAMS[stream]`, down the worker's output pipe."""
-    if len(data) <= _FRAME_DATA:  # most writes: a line, or its end
-        return [_HEADER.pack(stream, len(data)) + data]
-    return [_HEADER.pack(stream, len(piece)) + piece
-            for piece in (data[start:start + _FRAME_DATA] for start in range(0, len(data), _FRAME_DATA))]
+def output_frames(stream: int, request_id: bytes, data: bytes) -> list[bytes]:
+    """The frames that carry `data`, written to `OUTPUT_STREAMS[stream]` during the request `request_id` (its id in
+    UTF-8, at most MAX_REQUEST_ID_BYTES; empty outside a request), down the worker's output pipe."""
+    room = FRAME_BYTES - FRAME_HEADER - len(request_id)
+    if len(data) <= room:  # most writes: a line, or its end
+        return [_HEADER.pack(stream, len(request_id), len(data)) + request_id + data]
+    return [_HEADER.pack(stream, len(request_id), len(piece)) + request_id + piece
+            for piece in (data[start:start + room] for start in range(0, len(data), room))]
 
 
-def output_pieces(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
-    """The output the frames at the start of `data` carry, as (stream, bytes), the data of consecutive frames of
-    one stream joined; and the rest of `data`, the start of a frame still to come."""
-    pieces: list[tuple[int, list[bytes]]] = []
+def output_pieces(data: bytes) -> tuple[list[tuple[int, str | None, bytes]], bytes]:
+    """The output the frames at the start of `data` carry, as (stream, request id or None, bytes), the data of
+    consecutive frames of one stream and request joined; and the rest of `data`, the start of a frame still to come."""
+    pieces: list[tuple[int, bytes, list[bytes]]] = []
     start, size = 0, len(data)
     while size - start >= FRAME_HEADER:
-        stream, length = _HEADER.unpack_from(data, start)
-        end = start + FRAME_HEADER + length
+        stream, id_length, length = _HEADER.unpack_from(data, start)
+        begin = start + FRAME_HEADER + id_length
+        end = begin + length
         if end > size:
             break
-        if pieces and pieces[-1][0] == stream:
-            pieces[-1][1].append(data[start + FRAME_HEADER:end])
+        request_id = data[start + FRAME_HEADER:begin]
+        if pieces and pieces[-1][0] == stream and pieces[-1][1] == request_id:
+            pieces[-1][2].append(data[begin:end])
         else:
-            pieces.append((stream, [data[start + FRAME_HEADER:end]]))
+            pieces.append((stream, request_id, [data[begin:end]]))
         start = end
-    return [(stream, b"".join(parts)) for stream, parts in pieces], data[start:]
+    return [(stream, request_id.decode(errors="replace") if request_id else None, b"".join(parts))
+            for stream, request_id, parts in pieces], data[start:]
 
 
 def request_tag(request_id: str) -> str:
-    """The prefix of each line the deployment prints while it runs a request, so the log says which
-    request spoke."""
+    """What the server's console shows before each line the deployment printed during a request, so it says which
+    request spoke (the stored log has the id as a label, `deployment_request_id`)."""
     return f"[request {request_id}] "
-
-
-def tagged_request(line: str) -> str | None:
-    """The request id a printed line is tagged with (`request_tag`), or None."""
-    match = REQUEST_TAG.match(line)
-    return match[1] if match else None

@@ -22,7 +22,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any, AnyStr, TextIO
+from typing import Any, TextIO
 
 from contract.files import map_files, numbered_names, storable_name
 from contract.spec import Field, Spec
@@ -35,9 +35,10 @@ RUNTIME_DIR = Path(__file__).resolve().parent
 
 class OutputPipe:
     """Where the worker's sys.stdout and sys.stderr write: one pipe for both, in frames that say which stream
-    wrote (`protocol.output_frames`), so the server logs their lines in the order they were written. Each on
-    a pipe of its own, read apart, a line on stderr was logged after the stdout lines written later that
-    came in the same read (up to 64 KiB of them). Writes go straight to the pipe, as an unbuffered stream's."""
+    wrote, and during which request (`protocol.output_frames`), so the server logs their lines in the order
+    they were written, each with its request. Each on a pipe of its own, read apart, a line on stderr was logged
+    after the stdout lines written later that came in the same read (up to 64 KiB of them). Writes go straight
+    to the pipe, as an unbuffered stream's."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -45,8 +46,8 @@ class OutputPipe:
         """Held while a write's frames go: another thread's write comes before or after them, not between."""
         os.register_at_fork(after_in_child=self._forked)
 
-    def write(self, stream: int, data: bytes) -> None:
-        frames = protocol.output_frames(stream, data)
+    def write(self, stream: int, request_id: bytes, data: bytes) -> None:
+        frames = protocol.output_frames(stream, request_id, data)
         with self._lock:
             for frame in frames:
                 os.write(self._fd, frame)  # no shorter than asked: a pipe takes up to PIPE_BUF bytes whole
@@ -57,15 +58,14 @@ class OutputPipe:
 
 
 class RequestTaggedStream(io.TextIOBase):
-    """The worker's sys.stdout or sys.stderr: prefixes each line printed during a request with its id,
-    so the log says which request spoke. Otherwise it behaves as the stream it wraps, as a deployment
-    on UbiOps gets a normal Python stream: attributes it does not define (`reconfigure`,
-    `line_buffering`, `name`, `mode`, ...) are the wrapped stream's, and so is its file descriptor. What
-    is written goes to the output pipe (`OutputPipe`) as the wrapped stream would encode it.
+    """The worker's sys.stdout or sys.stderr: what is written during a request goes to the output pipe
+    (`OutputPipe`) with the request's id, so the log says which request spoke. Otherwise it behaves as the
+    stream it wraps, as a deployment on UbiOps gets a normal Python stream: attributes it does not define
+    (`reconfigure`, `line_buffering`, `name`, `mode`, ...) are the wrapped stream's, and so is its file
+    descriptor. What is written goes to the pipe as the wrapped stream would encode it.
 
-    `buffer` is a binary writer that tags its lines the same way (`TaggedBuffer`), sharing this
-    stream's line state: bytes written there are tagged and attributed as text printed here is,
-    rather than reaching the log untagged, and text and bytes may alternate on one line."""
+    `buffer` is a binary writer that goes the same way (`TaggedBuffer`), sharing this stream's line state:
+    bytes written there are attributed as text printed here is, and text and bytes may alternate on one line."""
 
     def __init__(self, stream: TextIO, pipe: OutputPipe, number: int) -> None:
         self._stream = stream
@@ -73,33 +73,32 @@ class RequestTaggedStream(io.TextIOBase):
         self._number = number
         """The stream's number on the pipe: its index in `protocol.OUTPUT_STREAMS`."""
         self._at_line_start = True
-        self._tag = ""
-        self.request_id: str | None = None
+        self._request_id = b""
+        """The id of the request running, in UTF-8; empty between requests."""
         self._buffer: TaggedBuffer | None = None
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if text:
-            tagged = _tagged(text, self._tag, "\n", self._at_line_start) if self.request_id is not None else text
-            self._send(tagged.encode(self._stream.encoding, self._stream.errors or "strict"))
+            self._send(text.encode(self._stream.encoding, self._stream.errors or "strict"))
             self._at_line_start = text[-1] == "\n"
         return len(text)
 
     def _send(self, data: bytes) -> None:
-        self._pipe.write(self._number, data)
+        self._pipe.write(self._number, self._request_id, data)
 
     def start_request(self, request_id: str) -> None:
-        """Tag the lines from here on with `request_id`: a line left open before is ended first, so the
-        request's first line is its own, and tagged."""
+        """Attribute what is written from here on to `request_id`: a line left open before is ended first,
+        so the request's first line is its own."""
         self._end_line()
-        self.request_id, self._tag = request_id, protocol.request_tag(request_id)
+        self._request_id = request_id.encode()[:protocol.MAX_REQUEST_ID_BYTES]
 
     def end_request(self) -> None:
         """The request has returned: a line it left open (a progress bar's last `\\r ... done`) is ended,
         so it reaches the log now, attributed to the request, not glued to the next one's first line."""
         self._end_line()
-        self.request_id = None
+        self._request_id = b""
 
     def _end_line(self) -> None:
         if not self._at_line_start:
@@ -144,16 +143,9 @@ class RequestTaggedStream(io.TextIOBase):
         return getattr(stream, name)
 
 
-def _tagged(data: AnyStr, tag: AnyStr, newline: AnyStr, at_line_start: bool) -> AnyStr:
-    """`data` (text or bytes, not empty) with `tag` before each line it begins: after each newline but a
-    last one, and first if the line before it had ended."""
-    tagged = data[:-1].replace(newline, newline + tag) + data[-1:]
-    return tag + tagged if at_line_start else tagged
-
-
 class TaggedBuffer(io.BufferedIOBase):
-    """`RequestTaggedStream.buffer`: bytes written go to the output pipe, each line begun during a request
-    tagged as `RequestTaggedStream.write` tags text. Closing it does nothing: the wrapped stream is the
+    """`RequestTaggedStream.buffer`: bytes written go to the output pipe, attributed to the request running
+    as `RequestTaggedStream.write` attributes text. Closing it does nothing: the wrapped stream is the
     worker's log (`io.TextIOWrapper(sys.stdout.buffer)` closes it when collected). Attributes it does not
     define are the wrapped stream's buffer's."""
 
@@ -165,8 +157,7 @@ class TaggedBuffer(io.BufferedIOBase):
         chunk = memoryview(data).tobytes()
         text = self._text
         if chunk:
-            text._send(_tagged(chunk, text._tag.encode(), b"\n", text._at_line_start) if text.request_id is not None
-                       else chunk)
+            text._send(chunk)
             text._at_line_start = chunk[-1:] == b"\n"
         return len(chunk)
 

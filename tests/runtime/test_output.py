@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from submitting import PACKAGES, TIMEOUT
 
 from emulator.environments import OWN_ENVIRONMENT
-from emulator.runtime.instance import LOG_LINE_LIMIT, START_TIMEOUT_SECONDS, Instance, Launch, stream_pieces
-from emulator.runtime.protocol import Result, request_tag
+from emulator.runtime.instance import LOG_LINE_LIMIT, START_TIMEOUT_SECONDS, Instance, Launch
+from emulator.runtime.protocol import Result
 from emulator.runtime.python_envs import PythonEnvironment
 
 pytestmark = pytest.mark.anyio
@@ -91,27 +91,50 @@ async def test_a_line_past_the_limit_is_logged_in_pieces_of_whole_characters_all
     assert len(lines) > 2
 
 
-async def test_the_relay_cuts_a_long_line_between_characters_and_tags_each_piece(caplog):
-    """Cut at LOG_LINE_LIMIT bytes exactly, the first piece ended in the middle of a character."""
+async def test_a_long_line_is_cut_into_the_same_pieces_however_it_was_read_with_no_empty_line_after(pools, job, printed):
+    """A line was cut where a read happened to end (100 000 bytes: whole, or 69 534 and 30 466); and once a cut took
+    all that had come of a line (here: all its bytes, before the line on stderr), its newline logged an empty line."""
+    pool = pools("console")
+    pool.start()
+    for n, count in enumerate((LOG_LINE_LIMIT, 100_000, 200_000)):
+        assert await pool.submit(job(f"cut {count}", f"r-{n}"), TIMEOUT) == Result(f"cut {count}")
+    lines = await printed(lambda lines: sum(len(line) for request_id, _, line in lines if request_id) == 365_536 + 3 * 7)
+    pieces = {f"r-{n}": [len(line) for request_id, stream, line in lines if request_id == f"r-{n}" and stream == "stdout"]
+              for n in range(3)}
+    assert pieces == {"r-0": [LOG_LINE_LIMIT], "r-1": [LOG_LINE_LIMIT, 100_000 - LOG_LINE_LIMIT],
+                      "r-2": [LOG_LINE_LIMIT] * 3 + [200_000 - 3 * LOG_LINE_LIMIT]}
+
+
+async def relayed(instance: Instance, *pieces: tuple[str, str | None, bytes]) -> None:
+    """Have `instance` relay `pieces` (stream, request id, bytes) to the log."""
+    async def each() -> AsyncIterator[tuple[str, str | None, bytes]]:
+        for piece in pieces:
+            yield piece
+
+    await instance._relay(each())
+
+
+@pytest.mark.parametrize("size", [None, 1000, 7], ids=["one-read", "1000-byte-reads", "7-byte-reads"])
+async def test_the_relay_cuts_a_long_line_between_characters_each_piece_with_its_request(caplog, size):
+    """Cut at LOG_LINE_LIMIT bytes exactly, the first piece ended in the middle of a character; only the first
+    piece had the request's id."""
     caplog.set_level(logging.INFO, logger="emulator.deployment")
     launch = Launch(deployment="tests", version="relay", package_dir=PACKAGES / "console", deployment_file="deployment.py",
                     environment={}, init_context={}, memory_limit_mb=None, start_timeout_seconds=START_TIMEOUT_SECONDS,
                     project="runtime-tests", python_environment=PythonEnvironment(OWN_ENVIRONMENT, PACKAGES / "console"))
-    tag = request_tag("r-1")  # 14 bytes: a 2-byte character straddles LOG_LINE_LIMIT at an odd count
-    line = tag + "a" + "é" * LOG_LINE_LIMIT + "€[request r-2] z"
-    reader = asyncio.StreamReader()
-    reader.feed_data(f"{line}\nnext\n{tag}last".encode())
-    reader.feed_eof()
-    await Instance(launch, 1, sys.executable)._relay(stream_pieces(reader, "stdout"))
+    line = "a" + "é" * LOG_LINE_LIMIT + "€[request r-2] z"  # a 2-byte character straddles LOG_LINE_LIMIT
+    data = f"{line}\n".encode()
+    reads = [data] if size is None else [data[start:start + size] for start in range(0, len(data), size)]
+    await relayed(Instance(launch, 1, sys.executable), *(("stdout", "r-1", read) for read in reads),
+                  ("stdout", None, b"next\n"), ("stdout", "r-1", b"last"))
     records = [(record.request_id, record.printed, record.getMessage()) for record in caplog.records]
-    assert "".join(printed for request_id, printed, _ in records if request_id == "r-1")[:-4] == line[len(tag):]
-    assert all(printed and "\ufffd" not in printed for _, printed, _ in records)
-    assert [request_id for request_id, _, _ in records] == ["r-1"] * (len(records) - 2) + [None, "r-1"]
-    assert all(message.startswith(f"[tests/relay instance 1] {tag}") for request_id, _, message in records if request_id)
-    assert len(records) == 5
+    assert [(request_id, len(printed.encode())) for request_id, printed, _ in records] == [
+        ("r-1", LOG_LINE_LIMIT - 1), ("r-1", LOG_LINE_LIMIT), ("r-1", 20), (None, 4), ("r-1", 4)]
+    assert "".join(printed for _, printed, _ in records[:3]) == line, "its text kept, [request r-2] too"
+    assert all(message.startswith("[tests/relay instance 1] [request r-1] ") for request_id, _, message in records if request_id)
 
 
-@pytest.mark.parametrize("before", [LOG_LINE_LIMIT - 5, 2 * LOG_LINE_LIMIT - 20], ids=["at-a-read's-end", "inside-the-data"])
+@pytest.mark.parametrize("before", [LOG_LINE_LIMIT - 5, 2 * LOG_LINE_LIMIT - 20], ids=["first-cut", "second-cut"])
 async def test_the_relay_never_cuts_a_long_line_inside_a_variable_s_value(caplog, before):
     """A secret cut across two pieces was in neither whole, so the masking of the log shown by a failing
     `deployer check` or test (`contract.secrets`) missed it: both halves were shown."""
@@ -122,27 +145,28 @@ async def test_the_relay_never_cuts_a_long_line_inside_a_variable_s_value(caplog
                     start_timeout_seconds=START_TIMEOUT_SECONDS, project="runtime-tests",
                     python_environment=PythonEnvironment(OWN_ENVIRONMENT, PACKAGES / "console"))
     line = "a" * before + secret + "b" * 100
-    reader = asyncio.StreamReader()
-    reader.feed_data(f"{line}\n".encode())
-    reader.feed_eof()
-    await Instance(launch, 1, sys.executable)._relay(stream_pieces(reader, "stdout"))
+    data = f"{line}\n".encode()  # read as the relay reads a file descriptor: the first read ends inside the secret
+    await relayed(Instance(launch, 1, sys.executable), *(("stdout", None, data[start:start + LOG_LINE_LIMIT])
+                                                         for start in range(0, len(data), LOG_LINE_LIMIT)))
     pieces = [record.printed for record in caplog.records]
     assert "".join(pieces) == line and len(pieces) > 1
     assert sum(secret in piece for piece in pieces) == 1, [piece[-30:] for piece in pieces]
 
 
-async def test_what_is_written_to_the_file_descriptors_themselves_reaches_the_log(pools, job, printed):
+async def test_what_is_written_to_the_file_descriptors_themselves_reaches_the_log_as_written(pools, job, printed):
     """sys.stdout and sys.stderr go down a pipe of their own; what native code or a process the deployment starts
-    writes to the file descriptors 1 and 2 is relayed from those, untagged, as before."""
+    writes to the file descriptors 1 and 2 is relayed from those, untagged. A line of a process it started that
+    began as the console shows a request's line was filed under the request it named, less that text."""
     pool = pools("console")
     pool.start()
     assert await pool.submit(job("descriptors", "r-1"), TIMEOUT) == Result("descriptors")
     def written(lines: list[tuple[str | None, str, str]]) -> list[tuple[str | None, str, str]]:
-        return sorted(line for line in lines if not line[2].startswith("console: "))
+        return sorted((line for line in lines if not line[2].startswith("console: ")), key=lambda line: line[1:])
 
     lines = await printed(lambda lines: len(written(lines)) == 3)
-    assert written(lines) == [(None, "stderr", "to file descriptor 2"), (None, "stdout", "from a process it started"),
-                                 (None, "stdout", "to file descriptor 1")]
+    assert written(lines) == [(None, "stderr", "to file descriptor 2"),
+                              (None, "stdout", "[request worker-3] from a process it started"),
+                              (None, "stdout", "to file descriptor 1")]
 
 
 async def test_a_request_that_leaves_its_streams_closed_or_none_still_answers(pools, job):

@@ -4,7 +4,9 @@ wrapper of its own around `sys.stdout.buffer`), "attributes", "progress" (a prog
 line, left open), "long N" (one line of N characters "é", 2 bytes each in UTF-8), "replaced" (its
 own sys.stdout, closed once written, and sys.stderr None, as the deployment leaves them), "fork" (a child
 that prints "forked child PID" and returns from `request` too, carelessly, without `os._exit`, with an error) or
-"descriptors" (a line written to the file descriptors 1 and 2 themselves, and one by a process it starts)."""
+"descriptors" (a line written to the file descriptors 1 and 2 themselves, and one by a process it starts, which
+begins as the console shows a request's line) or "cut N" (a line of N "x" on stdout, its newline written after a
+line on stderr)."""
 
 import io
 import os
@@ -47,7 +49,11 @@ class Deployment:
         elif data == "descriptors":
             os.write(1, b"to file descriptor 1\n")
             os.write(2, b"to file descriptor 2\n")
-            subprocess.run([sys.executable, "-c", "print('from a process it started')"], check=True)
+            subprocess.run([sys.executable, "-c", "print('[request worker-3] from a process it started')"], check=True)
+        elif data.startswith("cut "):
+            sys.stdout.write("x" * int(data.split()[1]))
+            sys.stderr.write("between\n")
+            sys.stdout.write("\n")
         elif data == "fork" and os.fork() == 0:
             print(f"forked child {os.getpid()}")
             raise RuntimeError("the child's own error")

@@ -1,6 +1,7 @@
-"""Prints to stdout while it starts, and to stdout and stderr while it handles a request; raises when
-asked to "fail". "steps" prints, logs a warning (logging's own handler, on stderr) and prints again;
-"flood N" prints N lines, each hundredth a warning logged instead."""
+"""Prints to stdout while it starts (a line too that begins as the console shows a request's line), and to
+stdout and stderr while it handles a request; raises when asked to "fail". "steps" prints, logs a warning
+(logging's own handler, on stderr) and prints again; "flood N" prints N lines, each hundredth a warning logged
+instead."""
 
 import logging
 import sys
@@ -11,6 +12,7 @@ logging.basicConfig()
 class Deployment:
     def __init__(self):
         print("printing: loaded")
+        print("[request 1234] loading weights")
 
     def request(self, data):
         if data == "steps":
