@@ -82,6 +82,17 @@ def test_a_printed_line_that_begins_like_a_request_s_tag_is_kept_as_printed(api)
     assert api.logs_list(PROJECT, query='| deployment_request_id="1234"') == []
 
 
+def test_what_a_request_s_processes_write_is_found_by_its_id(api):
+    """What is written to the file descriptors 1 and 2 themselves (a subprocess, native code) was filed under no
+    request: the lines that explain a failed subprocess were missing from its request's logs."""
+    run = api.deployment_requests_create(PROJECT, DEPLOYMENT, "descriptors")
+    lines = wait_for_lines(api, f'| deployment_request_id="{run.id}" and system="false"', lambda texts: len(texts) == 3)
+    assert sorted((line.log, line.metadata.level) for line in lines) == [
+        ("[request worker-3] batch done", "info"), ("fd err", "error"), ("fd out", "info")], "a tag in the text is text"
+    (instance,) = api.instances_list(PROJECT, DEPLOYMENT, "v1").results
+    assert {line.metadata.instance_id for line in lines} == {instance.id}
+
+
 def test_lines_printed_and_logged_on_stderr_keep_the_order_they_were_written_in(api):
     """stdout and stderr went down two pipes, each read a chunk at a time: the warning logged between two
     prints was stored after both."""

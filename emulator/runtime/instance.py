@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,9 @@ LOG_LINE_LIMIT = 64 * 1024
 """The longest piece of a printed line logged as one line (`Instance._relay`)."""
 UNSPLIT_BYTES = LOG_LINE_LIMIT // 4
 """The longest spelling of a variable's value that a long line's cut keeps whole (`Instance._unsplit`)."""
+DRAIN_READS = 16
+"""Reads (of LOG_LINE_LIMIT bytes) of a file descriptor's pipe at most when a job ends (`Instance._drain_descriptors`):
+a pipe holds 64 KiB, one read, unless a process the deployment left running keeps writing."""
 READ_LIMIT = 1024 * 1024
 """What the server reads of a worker's channel ahead of its messages' use: asyncio stops reading a socket
 whose reader holds twice its limit, so while a streaming request's caller is behind (`run` awaits
@@ -202,10 +206,12 @@ class Instance:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._relays: list[asyncio.Task[None]] = []
-        self._output: asyncio.ReadTransport | None = None
-        """The worker's output pipe (`worker.OutputPipe`), which carries what it writes to sys.stdout and sys.stderr."""
+        self._pipes: list[asyncio.ReadTransport] = []
+        """The worker's output pipe (`worker.OutputPipe`), which carries what it writes to sys.stdout and sys.stderr,
+        then those of its file descriptors 1 and 2 (`_descriptors`)."""
+        self._descriptors: list[tuple[asyncio.ReadTransport, DescriptorReader]] = []
         self._request_id: str | None = None
-        """The request whose job the worker runs (`run`)."""
+        """The request whose job the worker runs (`run`): what its file descriptors 1 and 2 carry meanwhile is its."""
         self._unsplit = [form.encode() for form in secret_forms(launch.environment.values())
                          if len(form.encode()) <= UNSPLIT_BYTES]
         """The spellings of the version's variables' values that a long line's cut never splits (`_relay`):
@@ -229,6 +235,7 @@ class Instance:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
         ours, theirs = socket.socketpair()
         output, their_output = os.pipe()
+        (stdout, their_stdout), (stderr, their_stderr) = os.pipe(), os.pipe()
         self._temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
         loop = asyncio.get_running_loop()
         environment = self._environment(self._temp_dir)
@@ -236,19 +243,21 @@ class Instance:
             transport, worker = await loop.subprocess_exec(
                 lambda: WorkerProtocol(loop), self.python, "-c", BOOTSTRAP, str(theirs.fileno()), self._temp_dir, str(os.getpid()),
                 str(their_output), pass_fds=(theirs.fileno(), their_output), cwd=self.launch.package_dir, env=environment,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, stdout=their_stdout, stderr=their_stderr,
                 start_new_session=True,
             )
         except OSError as exc:
             ours.close()
-            os.close(output)
+            for fd in (output, stdout, stderr):
+                os.close(fd)
             await self.stop()
             if exc.errno == errno.E2BIG:  # a bare "Argument list too long" named neither the variables nor the cause
                 raise InstanceStartError(environment_too_large(environment)) from None
             raise
         finally:
             theirs.close()
-            os.close(their_output)
+            for fd in (their_output, their_stdout, their_stderr):
+                os.close(fd)
         self._process = asyncio.subprocess.Process(transport, worker, loop)
         self._exited = worker.exited
         pid = self._process.pid
@@ -256,12 +265,11 @@ class Instance:
         self._exited.add_done_callback(lambda _: kill_group(pid))
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=READ_LIMIT)
         printed = asyncio.StreamReader(limit=LOG_LINE_LIMIT)
-        self._output, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(printed),
-                                                      os.fdopen(output, "rb", buffering=0))  # the transport closes it
+        written = DescriptorReader(lambda: self._request_id), DescriptorReader(lambda: self._request_id)
+        self._descriptors = [(await read_pipe(fd, reader), reader) for fd, reader in zip((stdout, stderr), written, strict=True)]
+        self._pipes = [await read_pipe(output, printed), *(pipe for pipe, _ in self._descriptors)]
         self._relays = [asyncio.create_task(self._relay(pieces)) for pieces in (
-            output_pieces(printed),
-            *(stream_pieces(stream, name) for stream, name in ((self._process.stdout, "stdout"),
-                                                               (self._process.stderr, "stderr")) if stream))]
+            output_pieces(printed), written[0].pieces("stdout"), written[1].pieces("stderr"))]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
         self._watch_memory()
         imported = False
@@ -319,7 +327,8 @@ class Instance:
         `on_sent` is called once the job has reached the worker; partial output the deployment streams
         before its reply goes to `on_update`, awaited before the next message is read: a caller that
         reads slowly holds the deployment's `streaming_update` back (`READ_LIMIT`), up to the timeout.
-        A worker found dead before the job reached it raises InstanceUnreached.
+        A worker found dead before the job reached it raises InstanceUnreached. What the worker's file descriptors
+        1 and 2 carry meanwhile is the job's request's (`_request_id`), what they hold as it ends included.
         """
         self._watch_memory()
         self._request_id = job.context["id"]
@@ -353,6 +362,7 @@ class Instance:
             pass  # from `_send`: the worker had gone
         finally:
             self._busy = False
+            self._drain_descriptors()
             self._request_id = None
         if (not self._over_memory and isinstance(reply, protocol.Result | protocol.Error)
                 and self._peak_past_memory_limit(reply.peak_memory_bytes)):
@@ -474,8 +484,8 @@ class Instance:
         if self._writer:
             self._writer.close()
         await self._finish_relays()
-        if self._output:
-            self._output.close()  # held open by a process the deployment left running, its relay cancelled
+        for pipe in self._pipes:
+            pipe.close()  # held open by a process the deployment left running, its relay cancelled
         if self._temp_dir:
             await asyncio.to_thread(shutil.rmtree, self._temp_dir, True)
             self._temp_dir = None
@@ -513,6 +523,23 @@ class Instance:
         await self.stop()
         log.log(level, "[%s] stopped: %s", self.label, reason, extra=self.log_fields)
         return f"stopped ({reason})"
+
+    def _drain_descriptors(self) -> None:
+        """Take in, as the running request's, what the worker's file descriptors 1 and 2 hold as its job ends
+        (`run`): a process the request ran wrote there before the reply came, but the pipe may be read after
+        it (a moment later, or behind a flood of lines), and its lines were then filed under no request."""
+        for transport, reader in self._descriptors:
+            if transport.is_closing():  # at its end: its file may be closed, and its number another's
+                continue
+            fd = transport.get_extra_info("pipe").fileno()
+            for _ in range(DRAIN_READS):
+                try:
+                    data = os.read(fd, LOG_LINE_LIMIT)
+                except OSError:  # BlockingIOError: nothing more
+                    break
+                if not data:  # its end: the transport reads it too
+                    break
+                reader.feed_data(data)
 
     async def _relay(self, pieces: AsyncIterator[tuple[str, str | None, bytes]]) -> None:
         """Copy the deployment's output, as (`stdout` or `stderr`, request id or None, bytes) pieces, to the log, a
@@ -561,8 +588,10 @@ class Instance:
 
 
 class WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """asyncio's own, which also tells when the worker's process has exited: `Process.wait` waits for
-    its stdout and stderr to close as well, and a child it forked holds them, and its channel, open."""
+    """asyncio's own, which also tells when the worker's process has exited (`Instance.exited`, which the pool
+    awaits beside other things). Its stdout and stderr are not asyncio's pipes but the instance's own
+    (`DescriptorReader`), so `Process.wait` waits for the process only, not also for a child it forked, which
+    holds them, and its channel, open."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(limit=2 ** 16, loop=loop)  # asyncio.subprocess' default
@@ -597,11 +626,42 @@ async def read_message(reader: asyncio.StreamReader, most: int) -> bytes:
             return b"".join(pieces)
 
 
-async def stream_pieces(stream: asyncio.StreamReader, name: str) -> AsyncIterator[tuple[str, str | None, bytes]]:
-    """What the worker's stdout or stderr pipe (`name`) carries, as it comes: what is written to its file descriptor
-    1 or 2 itself (by native code, or a process the deployment started), for `Instance._relay`, with no request."""
-    while chunk := await stream.read(LOG_LINE_LIMIT):
-        yield name, None, chunk
+class DescriptorReader(asyncio.StreamReader):
+    """What the worker's file descriptor 1 or 2 carries (written by native code, or by a process the deployment
+    started), noting as it comes in the request running then (`request_id()`), for `Instance._relay`: it has
+    no frames, as the worker's own streams' output has (`output_pieces`)."""
+
+    def __init__(self, request_id: Callable[[], str | None]) -> None:
+        super().__init__(limit=LOG_LINE_LIMIT)
+        self._request_id = request_id
+        self._requests: deque[list[Any]] = deque()
+        """The request of each run of bytes come in and not yet read, oldest first, as [its length, request id]."""
+
+    def feed_data(self, data: bytes) -> None:  # type: ignore[override]  # typeshed: Iterable[SupportsIndex]; it is fed bytes
+        request_id = self._request_id()
+        if self._requests and self._requests[-1][1] == request_id:
+            self._requests[-1][0] += len(data)
+        elif data:
+            self._requests.append([len(data), request_id])
+        super().feed_data(data)
+
+    async def pieces(self, name: str) -> AsyncIterator[tuple[str, str | None, bytes]]:
+        """The bytes as they come, as (`name`, request id or None, bytes)."""
+        while chunk := await self.read(LOG_LINE_LIMIT):
+            while chunk:
+                run = self._requests[0]
+                piece, chunk = chunk[:run[0]], chunk[run[0]:]
+                run[0] -= len(piece)
+                if not run[0]:
+                    self._requests.popleft()
+                yield name, run[1], piece
+
+
+async def read_pipe(fd: int, reader: asyncio.StreamReader) -> asyncio.ReadTransport:
+    """A transport that feeds `reader` what the pipe `fd` carries (and closes it once closed)."""
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                                     os.fdopen(fd, "rb", buffering=0))
+    return transport
 
 
 async def output_pieces(pipe: asyncio.StreamReader) -> AsyncIterator[tuple[str, str | None, bytes]]:

@@ -153,10 +153,11 @@ async def test_the_relay_never_cuts_a_long_line_inside_a_variable_s_value(caplog
     assert sum(secret in piece for piece in pieces) == 1, [piece[-30:] for piece in pieces]
 
 
-async def test_what_is_written_to_the_file_descriptors_themselves_reaches_the_log_as_written(pools, job, printed):
+async def test_what_is_written_to_the_file_descriptors_themselves_reaches_the_log_with_its_request(pools, job, printed):
     """sys.stdout and sys.stderr go down a pipe of their own; what native code or a process the deployment starts
-    writes to the file descriptors 1 and 2 is relayed from those, untagged. A line of a process it started that
-    began as the console shows a request's line was filed under the request it named, less that text."""
+    writes to the file descriptors 1 and 2 is relayed from those. It was filed under no request (a failed
+    subprocess's lines were not found by the request's id), and a line of a process it started that began
+    as the console shows a request's line was filed under the request it named, less that text."""
     pool = pools("console")
     pool.start()
     assert await pool.submit(job("descriptors", "r-1"), TIMEOUT) == Result("descriptors")
@@ -164,9 +165,20 @@ async def test_what_is_written_to_the_file_descriptors_themselves_reaches_the_lo
         return sorted((line for line in lines if not line[2].startswith("console: ")), key=lambda line: line[1:])
 
     lines = await printed(lambda lines: len(written(lines)) == 3)
-    assert written(lines) == [(None, "stderr", "to file descriptor 2"),
-                              (None, "stdout", "[request worker-3] from a process it started"),
-                              (None, "stdout", "to file descriptor 1")]
+    assert written(lines) == [("r-1", "stderr", "to file descriptor 2"),
+                              ("r-1", "stdout", "[request worker-3] from a process it started"),
+                              ("r-1", "stdout", "to file descriptor 1")]
+
+
+async def test_what_the_file_descriptors_still_hold_as_a_request_returns_is_the_request_s(pools, job, printed):
+    """Behind a flood, the relay reads the file descriptors' pipes after the reply: what they still held then
+    (up to a pipe's 64 KiB) was filed under no request."""
+    pool = pools("console")
+    pool.start()
+    count = 40_000  # 280 KB: the relay falls behind, so the pipe is full as the reply comes
+    assert await pool.submit(job(f"descriptor flood {count}", "r-1"), TIMEOUT) == Result(f"descriptor flood {count}")
+    lines = await printed(lambda lines: len(lines) == count + 1, "stdout")
+    assert [request_id for request_id, _, _ in lines[1:]] == ["r-1"] * count, "None: console: loaded"
 
 
 async def test_a_request_that_leaves_its_streams_closed_or_none_still_answers(pools, job):

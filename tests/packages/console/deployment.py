@@ -5,8 +5,8 @@ line, left open), "long N" (one line of N characters "é", 2 bytes each in UTF-8
 own sys.stdout, closed once written, and sys.stderr None, as the deployment leaves them), "fork" (a child
 that prints "forked child PID" and returns from `request` too, carelessly, without `os._exit`, with an error) or
 "descriptors" (a line written to the file descriptors 1 and 2 themselves, and one by a process it starts, which
-begins as the console shows a request's line) or "cut N" (a line of N "x" on stdout, its newline written after a
-line on stderr)."""
+begins as the console shows a request's line), "descriptor flood N" (N short lines written to the file descriptor 1
+at once) or "cut N" (a line of N "x" on stdout, its newline written after a line on stderr)."""
 
 import io
 import os
@@ -50,6 +50,10 @@ class Deployment:
             os.write(1, b"to file descriptor 1\n")
             os.write(2, b"to file descriptor 2\n")
             subprocess.run([sys.executable, "-c", "print('[request worker-3] from a process it started')"], check=True)
+        elif data.startswith("descriptor flood "):
+            flood = memoryview(b"".join(b"%06d\n" % n for n in range(int(data.split()[2]))))
+            while flood:
+                flood = flood[os.write(1, flood):]
         elif data.startswith("cut "):
             sys.stdout.write("x" * int(data.split()[1]))
             sys.stderr.write("between\n")
