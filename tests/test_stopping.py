@@ -11,6 +11,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+import ubiops
 from harness import (
     DEPLOYMENT,
     PACKAGES,
@@ -107,6 +109,71 @@ def test_nothing_an_instance_started_outlives_an_emulator_killed_outright(tmp_pa
     assert emulator.temp_dir is not None and list(emulator.temp_dir.iterdir()) == [], "the temporary folder is removed"
     with socket.create_server(("127.0.0.1", port)):
         pass  # the port is free for the next start
+
+
+@pytest.mark.parametrize("detach, stop", [("session", signal.SIGKILL), ("group", signal.SIGTERM), ("daemon", signal.SIGKILL)])
+def test_a_server_the_deployment_started_out_of_the_worker_s_group_ends_with_its_instance(tmp_path, detach, stop):
+    """A model server started with `start_new_session=True`, `os.setpgrp` or a daemon's double fork, out of the worker's
+    process group, outlived its instance, holding its port: after a crash or a cancelled request, the new instance's
+    `__init__` failed on it and the version stayed unavailable; it outlived the emulator stopped (SIGTERM) or killed
+    outright (SIGKILL) too, and the next emulator's instance failed as well."""
+    port = free_port()
+    emulator = start_emulator("detached_server", tmp_path, "--env", f"CHILD_PORT={port}", "--env", f"CHILD_DETACH={detach}")
+    api = emulator.sdk()
+    seen: list[int] = []
+    try:
+        first = serving(api, seen)
+        crashed = api.deployment_requests_create(PROJECT, DEPLOYMENT, data="crash")
+        assert crashed.error_message == "The instance stopped (exit code 3) while handling the request; it is being restarted"
+        second = serving(api, seen)  # the restarted instance's own server, on the same port
+        assert not alive(first["server"])
+        (hanging,) = api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=["hang"])
+        eventually(lambda: api.deployment_requests_get(PROJECT, DEPLOYMENT, hanging.id, metadata_only=True).status
+                   == "processing", "the request runs")
+        api.deployment_requests_update(PROJECT, DEPLOYMENT, hanging.id, {"status": "cancelled"})  # the instance is killed
+        serving(api, seen)
+        assert not alive(second["server"])
+        emulator.process.send_signal(stop)
+        assert emulator.process.wait(GUARD_SECONDS) == -stop
+        eventually(lambda: not any(alive(pid) for pid in seen), "the instance's processes end", seconds=GUARD_SECONDS)
+    finally:
+        kill(emulator)
+        end(seen)
+    assert emulator.temp_dir is not None and list(emulator.temp_dir.iterdir()) == [], "the temporary folder is removed"
+    with socket.create_server(("127.0.0.1", port)):
+        pass  # the port is free for the next start
+
+
+def test_a_worker_holding_the_gil_ends_with_the_emulator_killed_outright(tmp_path):
+    """The worker's thread that watched for its server's end could not run while the deployment held the GIL in a C
+    call: the worker ran on, orphaned, until the call returned (here never), and then saved the request's output
+    files in a data folder a new emulator may own."""
+    gate = tmp_path / "in-the-call"
+    emulator = start_emulator("detached_server", tmp_path, "--env", f"CHILD_PORT={free_port()}", "--env",
+                              "CHILD_DETACH=session")
+    api = emulator.sdk()
+    seen: list[int] = []
+    try:
+        started = serving(api, seen)
+        api.batch_deployment_requests_create(PROJECT, DEPLOYMENT, data=[f"gil {gate}"])
+        eventually(gate.exists, "the worker is in the C call, which has started a shell")
+        seen += descendants(started["worker"])  # the shell, which becomes its sleep
+        emulator.process.kill()
+        emulator.process.wait(GUARD_SECONDS)
+        eventually(lambda: not any(alive(pid) for pid in seen), "the instance's processes end", seconds=GUARD_SECONDS)
+    finally:
+        kill(emulator)
+        end(seen)
+    assert emulator.temp_dir is not None and list(emulator.temp_dir.iterdir()) == [], "the temporary folder is removed"
+
+
+def serving(api: ubiops.CoreApi, seen: list[int]) -> dict[str, int]:
+    """The process ids of the worker and of the model server its deployment started (added to `seen`)."""
+    request = api.deployment_requests_create(PROJECT, DEPLOYMENT, data="who")
+    assert request.status == "completed", request.error_message
+    started = json.loads(request.result)
+    seen += started.values()
+    return started
 
 
 def test_an_install_in_progress_ends_with_an_emulator_killed_outright(tmp_path):

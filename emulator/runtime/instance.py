@@ -28,6 +28,7 @@ from contract.names import variables_size
 from contract.secrets import masked_forms, secret_forms
 from emulator.runtime import protocol
 from emulator.runtime.python_envs import PythonEnvironment
+from emulator.runtime.reaper import read_stat
 
 LOG_LINE_LIMIT = 64 * 1024
 """The longest piece of a printed line logged as one line (`Instance._relay`)."""
@@ -66,6 +67,8 @@ import sys
 if sys.path[0] == "":
     del sys.path[0]
 sys.path.insert(0, {str(PROJECT_ROOT)!r})
+from emulator.runtime import reaper
+reaper.start(int(sys.argv[3]), sys.argv[2], (int(sys.argv[1]), int(sys.argv[4])))
 from emulator.runtime import worker
 del sys.path[0]
 for name in [m for m in sys.modules if m.partition(".")[0] in ("emulator", "contract")]:
@@ -73,9 +76,10 @@ for name in [m for m in sys.modules if m.partition(".")[0] in ("emulator", "cont
 worker.main()
 """
 """How a worker starts in the version's own Python, given its channel's file descriptor, its temporary
-folder, the server's process id and its output pipe's file descriptor: the emulator's worker side
-(standard library only) is imported from this checkout, then hidden again, so the deployment sees only
-its own package and requirements: its own `contract` module, say, is not shadowed by ours."""
+folder, the server's process id and its output pipe's file descriptor: the process started forks it and
+stays its parent, as the instance's init (`reaper`); the emulator's worker side (standard library only)
+is imported from this checkout, then hidden again, so the deployment sees only its own package and
+requirements: its own `contract` module, say, is not shadowed by ours."""
 log = logging.getLogger("emulator.deployment")
 OnUpdate = Callable[[str], Awaitable[None]]
 """Where a job's streamed updates go, one at a time (`Instance.run`)."""
@@ -229,7 +233,7 @@ class Instance:
         self._temp_dir: str | None = None
         """The worker's own temporary folder (its TMPDIR), gone with its process, as a container's /tmp is:
         a deployment's files there (a model's scratch, an image it wrote) never outlive it. Removed by
-        `stop`, or by the worker itself when the server was killed outright (`worker._end_alone`)."""
+        `stop`, or by the instance's init when the server was killed outright (`reaper`)."""
 
     async def start(self) -> protocol.Capabilities:
         """Start the worker and wait until `Deployment.__init__` returns; its capabilities."""
@@ -261,7 +265,7 @@ class Instance:
         self._process = asyncio.subprocess.Process(transport, worker, loop)
         self._exited = worker.exited
         pid = self._process.pid
-        self._group = ProcessGroup(pid)
+        self._group = ProcessGroup(pid, init=pid)
         self._exited.add_done_callback(lambda _: kill_group(pid))
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=READ_LIMIT)
         printed = asyncio.StreamReader(limit=LOG_LINE_LIMIT)
@@ -469,18 +473,23 @@ class Instance:
         self._kill()
 
     def _kill(self) -> None:
-        """SIGKILL the worker's process group: the worker and anything it started. Not once the worker
-        has exited: its group was killed then (`start`), and its number may since be another's."""
+        """Kill the instance's processes: the worker and anything it started (`kill_instance`). Not once the
+        instance's init has exited: its group was killed then (`start`), and its number may since be another's."""
         assert self._process is not None, "the instance was started"
-        if self._exited is None or not self._exited.done():
-            kill_group(self._process.pid)
+        if self._process.returncode is None:  # set once the init is reaped, before `exited` is done
+            kill_instance(self._process.pid)
 
     async def stop(self) -> None:
         """Kill the worker and anything it started (it holds no state worth a graceful stop), and remove
         its temporary folder: killed, its own clean-up never runs."""
         if self._process:
             self._kill()
-            await self._process.wait()
+            try:
+                async with asyncio.timeout(EXIT_GRACE_SECONDS):
+                    await self._process.wait()
+            except TimeoutError:  # the instance's init did not end it (stopped by a debugger, say): its group at least
+                kill_group(self._process.pid)
+                await self._process.wait()
         if self._writer:
             self._writer.close()
         await self._finish_relays()
@@ -699,25 +708,36 @@ def unsplit_cut(data: bytes, cut: int, values: list[bytes]) -> int:
     return best
 
 
+def kill_instance(pid: int) -> None:
+    """Stop the instance whose init (`reaper`) is `pid`, while it runs: SIGTERM asks the init to kill every process of
+    the instance (the worker, and what the deployment started, in a session or group of its own too: a model server
+    holding its port) and to reap them, then to end killed by SIGKILL. Killed with them, it would leave them to the
+    machine's init as zombies, and the processes it had adopted running."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
 def kill_group(pid: int) -> None:
-    """SIGKILL the process group of the worker `pid` (its own session): as a container's processes
-    end with its main one, whatever the worker started ends with it. A forked child left alive would
-    hold the worker's channel open, so its death went unnoticed until the request timed out."""
+    """SIGKILL the process group of the instance's init `pid` (its own session), the worker's: as a container's
+    processes end with its main one, whatever the worker started ends with it. A forked child left alive would
+    hold the worker's channel open, so its death went unnoticed until the request timed out. Safe once `pid` has
+    ended too: a group's number is not another process's while the group has a process."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
 
 
 class ProcessGroup:
     """The processes of a worker's process group: the worker and whatever it started that stayed in its group (a
-    data loader's workers, ffmpeg, a model server), the processes `kill_group` kills with it, whose memory a
-    container's limit counts together. Linux lists no group's processes, so each look reads /proc: every process
-    once, then only the group's and those new since, as a process outside the group cannot join it (a process
-    joins a group only within its session, and the worker's session is its own)."""
+    data loader's workers, ffmpeg, a model server), whose memory a container's limit counts together; not `init`,
+    the instance's init (`reaper`), which leads the group: a fork of the worker's Python, ~10 MB resident, which a
+    container's own init is not. Linux lists no group's processes, so each look reads /proc: every process once,
+    then only the group's and those new since, as a process outside the group cannot join it (a process joins a
+    group only within its session, and the worker's session is its own)."""
 
-    def __init__(self, pgid: int) -> None:
+    def __init__(self, pgid: int, init: int | None = None) -> None:
         self.pgid = pgid
-        self._outside: set[int] = set()
-        """The processes found outside the group, still running at the last look."""
+        self._outside: set[int] = set() if init is None else {init}
+        """The processes found outside the group, still running at the last look (and `init`, never counted)."""
 
     def memory_bytes(self, limit: int) -> int:
         """The group's memory: a lone worker's resident memory (RSS); several processes' summed, and once that
@@ -749,17 +769,13 @@ class ProcessGroup:
 
 def group_and_resident_bytes(pid: int) -> tuple[int | None, int]:
     """A process's group and its resident memory, from /proc/<pid>/stat (None and 0 once it is gone)."""
-    try:  # os.open, not open(): a Python file object costs 4 more system calls, and a look reads many
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-    except OSError:
+    fields = read_stat(pid)
+    if fields is None:
         return None, 0
     try:
-        fields = os.read(fd, 1024).rpartition(b")")[2].split()  # after the command's name, which may hold anything
         return int(fields[2]), int(fields[21]) * PAGE_SIZE  # the fields' 5th (pgrp) and 24th (rss, in pages)
-    except (OSError, IndexError, ValueError):
+    except (IndexError, ValueError):
         return None, 0
-    finally:
-        os.close(fd)
 
 
 def proportional_bytes(pid: int, resident: int) -> int:

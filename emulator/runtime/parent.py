@@ -1,7 +1,7 @@
 """Processes that never outlive the one that started them, even one killed outright (SIGKILL, a
-test run's SIGTERM that skips its clean-up): the worker under its server, the server under a test
-session or `deployer check`, an installer under the server (run as `python parent.py PID COMMAND…`,
-`main`). Standard library only: the worker imports it in the version's Python."""
+test run's SIGTERM that skips its clean-up): the server under a test session or `deployer check`, an
+installer under the server (run as `python parent.py PID COMMAND…`, `main`). An instance's worker has an
+init of its own for that (`reaper`). Standard library only: `main` runs as a script (`python -I`)."""
 
 from __future__ import annotations
 

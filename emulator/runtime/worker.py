@@ -2,9 +2,10 @@
 
 Started by `emulator.runtime.instance` as `python -c BOOTSTRAP FD TMPDIR SERVER OUTPUT` in the version's own Python,
 in a session of its own, with the package folder as working directory and the deployment's environment
-variables set. FD is this end of a socket pair carrying `protocol` messages, TMPDIR the instance's
-temporary folder, SERVER the server's process id, OUTPUT the pipe `sys.stdout` and `sys.stderr` write to
-(`OutputPipe`); the file descriptors 1 and 2 go to the server's log too.
+variables set; that process, the instance's init (`reaper`), forks the worker and stays its parent. FD is this end
+of a socket pair carrying `protocol` messages, TMPDIR the instance's temporary folder, SERVER the server's process
+id, OUTPUT the pipe `sys.stdout` and `sys.stderr` write to (`OutputPipe`); the file descriptors 1 and 2 go to the
+server's log too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,7 +29,7 @@ from typing import Any, TextIO
 from contract.files import map_files, numbered_names, storable_name
 from contract.spec import Field, Spec
 from contract.text import carried, is_unicode_text
-from emulator.runtime import loader, parent, protocol
+from emulator.runtime import loader, protocol, reaper
 
 RUNTIME_DIR = Path(__file__).resolve().parent
 """This module's and the loader's folder: frames there, before a failed start's own, are left out of its traceback."""
@@ -185,10 +187,9 @@ class TaggedBuffer(io.BufferedIOBase):
 
 def main() -> None:
     channel = socket.socket(fileno=int(sys.argv[1]))
-    temp_dir, server = sys.argv[2], int(sys.argv[3])
+    temp_dir, init = sys.argv[2], os.getpgrp()  # the init leads the worker's group
     reader, writer = channel.makefile("rb"), channel.makefile("wb")
     faulthandler.enable()
-    parent.when_parent_ends(lambda: _end_alone(temp_dir), server)  # an instance never outlives its server
     output = int(sys.argv[4])
     os.set_inheritable(output, False)  # the processes the deployment starts write to its file descriptors 1 and 2
     pipe = OutputPipe(output)
@@ -224,14 +225,16 @@ def main() -> None:
             if os.getpid() != worker:  # a child the request forked, returned here: it shares the channel, and its
                 os._exit(0)  # reply, then its reading of the next job, put every later answer one request behind
             _write(writer, reply)
-    _end_alone(temp_dir)  # the channel closed: the server has gone (it kills an instance it stops, then closes it)
+    _end_alone(temp_dir, init)  # the channel closed: the server has gone (it kills an instance it stops, then closes it)
 
 
-def _end_alone(temp_dir: str) -> None:
-    """The server ended without stopping this instance (it was killed outright): do what its stop does.
-    The temporary folder goes first (renamed, so no new file is made under its name meanwhile), then the
-    instance's process group, this worker and whatever the deployment started: only the worker ended,
-    and a server the deployment had started lived on, holding its port."""
+def _end_alone(temp_dir: str, init: int) -> None:
+    """The server ended without stopping this instance (it was killed outright). The instance's init, which watches
+    the server (`reaper`), ends this worker, whatever the deployment started and the temporary folder: this waits for
+    it. Only were the init gone too (killed on its own) does the worker do what it can: the temporary folder first
+    (renamed, so no new file is made under its name meanwhile), then its process group, itself with it."""
+    while os.getppid() == init:
+        time.sleep(reaper.POLL_SECONDS)
     gone = f"{temp_dir}.gone"
     with contextlib.suppress(OSError):
         os.rename(temp_dir, gone)

@@ -82,10 +82,10 @@ async def test_a_worker_that_dies_leaving_a_forked_child_is_noticed_at_once(pool
     """The child holds the worker's channel and pipes open: the death was noticed at the job's timeout."""
     pool = pools("crashing")
     pool.start()
-    worker = (await pool.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
+    group = os.getpgid((await pool.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"])  # led by the instance's init
     reply = await asyncio.wait_for(pool.submit(job({"mode": "fork_exit"}), 60), 10)
     assert reply == Error("The instance stopped (exit code 9) while handling the request; it is being restarted")
-    assert await gone(worker), "its child was killed with it, as a container's processes end with its main one"
+    assert await gone(group), "its child was killed with it, as a container's processes end with its main one"
     assert isinstance(await pool.submit(job({"mode": "ok"}), TIMEOUT), Result)
 
 
@@ -184,8 +184,9 @@ async def test_a_job_whose_instance_died_before_it_was_sent_runs_on_its_replacem
     pool = pools("crashing")
     pool.start()
     killed = (await pool.submit(job({"mode": "ok"}), TIMEOUT)).result["pid"]
+    group = os.getpgid(killed)
     os.kill(killed, signal.SIGKILL)
-    assert await gone(killed)
+    assert await gone(group)
     started: list[int] = []
     after = await pool.submit(job({"mode": "ok"}), TIMEOUT, on_start=lambda instance: started.append(instance.number))
     assert isinstance(after, Result) and after.result["pid"] != killed
