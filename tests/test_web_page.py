@@ -22,7 +22,7 @@ import ubiops
 from browser import offline
 from harness import DEPLOYMENT, PROJECT, ROOT, Emulator, start_emulator, zip_bytes
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 from contract.config import load_config
 from emulator import launcher
@@ -318,6 +318,25 @@ def test_a_version_shown_as_building_is_followed_until_it_is_available(face, con
     assert elsewhere == []
 
 
+class HistoryOutage:
+    """The page's history calls refused (connection refused) until `end`. Its route stays and passes them on
+    afterwards, rather than being removed: a call in flight as `page.unroute` ran went on to the context's guard
+    (`browser.offline`), which continued a route already aborted ("Route is already handled!", at the context's close)."""
+
+    def __init__(self, page: Page) -> None:
+        self.down = True
+        page.route(re.compile(r"/requests\?status="), self._handle)
+
+    def _handle(self, route: Route) -> None:
+        if self.down:
+            route.abort("connectionrefused")
+        else:
+            route.fallback()
+
+    def end(self) -> None:
+        self.down = False
+
+
 def processing_in_the_history(context: BrowserContext, face: Emulator, gate: Path) -> tuple[Page, list[str], str]:
     """The page, showing a batch request that runs until `gate` exists; its history row's selector."""
     page, elsewhere = open_page(context, face, GATE)
@@ -350,11 +369,10 @@ def test_a_history_refresh_that_fails_says_so_and_is_tried_again_until_it_answer
     the request, and drops the problem once the history answers again."""
     gate = tmp_path / "open"
     page, elsewhere, row = processing_in_the_history(context, face, gate)
-    history = re.compile(r"/requests\?status=")
-    page.route(history, lambda route: route.abort("connectionrefused"))
+    outage = HistoryOutage(page)
     page.wait_for_selector("#page-problem:visible")
     gate.touch()
-    page.unroute(history)
+    outage.end()
     page.wait_for_selector(f'{row}[data-status="completed"]')
     assert page.is_hidden("#page-problem")
     assert elsewhere == []
@@ -801,10 +819,9 @@ def test_a_refresh_clicked_that_fails_is_tried_again(face, context):
     """It only said so: the history was not asked again, and a poll it had replaced (a request running)
     was not resumed, so the history was followed no more."""
     page, elsewhere = open_page(context, face, ODD)
-    history = re.compile(r"/requests\?status=")
-    page.route(history, lambda route: route.abort("connectionrefused"))
+    outage = HistoryOutage(page)
     page.click("#refresh")
     page.wait_for_selector("#page-problem:visible")
-    page.unroute(history)
+    outage.end()
     page.wait_for_selector("#page-problem", state="hidden")
     assert elsewhere == []
