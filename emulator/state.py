@@ -48,11 +48,18 @@ EMULATOR_USER_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "ubiops-emulator"))
 """The user every request is made by: the emulator has one user, the developer running it."""
 VARIABLES_CHANGED = "its environment variables changed"
 RENAMED = "it was renamed, and its instances, their log lines and their context carry its names"
+FIELDS_CHANGED = ("its deployment's input or output fields changed, which its instances' context names and the files "
+                  "they keep follow")
 """Why a version's instances restart (`Builder.restart`)."""
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _typed_names(spec: Spec) -> list[tuple[str, str]]:
+    """A spec's fields as the deployment's code sees them: names and data types."""
+    return [(f.name, f.data_type) for f in spec.fields]
 
 
 def new_id() -> str:
@@ -453,6 +460,7 @@ class Registry:
             found = self.project(project)
             deployments = found.deployments
             deployment = self.deployment(project, name)
+            before_input, before_output = deployment.input_spec, deployment.output_spec
             if default_version is not None and default_version != deployment.default_version:
                 self._check_default(deployment, default_version)
             if new_name is not None and new_name != deployment.name:
@@ -475,13 +483,19 @@ class Registry:
                 deployments[new_name] = deployments.pop(deployment.name)
                 deployment.name = new_name
             deployment.last_updated = now()
+        # Running instances were started with the old fields: a string output made a file one was not kept, and
+        # failed as "no file at" a path that was there.
+        fields_changed = any(_typed_names(new) != _typed_names(old)  # a widget, which no code sees, restarts nothing
+                             for new, old in ((input_spec, before_input), (output_spec, before_output)))
         if deployment.name != old_name:
             if self.history is not None:
                 self.history.rename(project, old_name, None, deployment.name)
             if self.metrics is not None:
                 self.metrics.rename(project, old_name, None, deployment.name)
+        if deployment.name != old_name or fields_changed:
             for version in deployment.versions.values():
-                self._restart(self.project(project), deployment, version, RENAMED)
+                self._restart(self.project(project), deployment, version,
+                              RENAMED if deployment.name != old_name else FIELDS_CHANGED)
         return deployment
 
     def _check_default(self, deployment: Deployment, name: str) -> None:

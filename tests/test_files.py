@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import ubiops
-from harness import DEPLOYMENT, PROJECT, eventually, start_emulator
+from harness import DEPLOYMENT, PROJECT, eventually, start_emulator, zip_bytes
 from ubiops.utils import download_file, upload_file
 
 from emulator.storage import INLINE_BYTES
@@ -647,3 +647,38 @@ def test_multipart_file_names_cannot_leave_the_request_folder(files_emulator):
     assert (refused.status_code, refused.json()) == (400, {
         "error": "File name has a part (between slashes) longer than 255 bytes, which no file system stores"})
     assert {p.name for p in requests.iterdir()} == before, "the refused request's first file is not left behind"
+
+
+WRITES_A_FILE = b"""import os, tempfile
+
+class Deployment:
+    def __init__(self, base_directory, context):
+        self.path = os.path.join(tempfile.mkdtemp(), "out.txt")
+
+    def request(self, data):
+        with open(self.path, "w") as out:
+            out.write(f"x={data['x']}")
+        return {"out": self.path}
+"""
+
+
+def test_an_output_field_made_a_file_field_keeps_the_file_the_running_version_names(files_emulator, tmp_path):
+    """The version's instances were started with the old fields and ran on: the worker kept no copy of the file a
+    string output, now a file one, named, and the request failed with "no file at" a path that was there."""
+    api, name = files_emulator.sdk(), "fields-made-files"
+    api.deployments_create(PROJECT, {"name": name, "input_type": "structured", "output_type": "structured",
+                                     "input_fields": [{"name": "x", "data_type": "int"}],
+                                     "output_fields": [{"name": "out", "data_type": "string"}]})
+    api.deployment_versions_create(PROJECT, name, ubiops.DeploymentVersionCreate(version="v1"))
+    (tmp_path / "package.zip").write_bytes(zip_bytes({"deployment_package/deployment.py": WRITES_A_FILE}))
+    revision = api.revisions_file_upload(PROJECT, name, "v1", file=str(tmp_path / "package.zip")).revision
+    ubiops.utils.wait_for_deployment_version(api.api_client, PROJECT, name, "v1", revision_id=revision, quiet=True)
+    path = api.deployment_requests_create(PROJECT, name, {"x": 1}).result["out"]
+    assert not path.startswith("ubiops-file://") and Path(path).is_file()
+
+    api.deployments_update(PROJECT, name, ubiops.DeploymentUpdate(output_fields=[{"name": "out", "data_type": "file"}]))
+    answer = api.deployment_requests_create(PROJECT, name, {"x": 2})
+    assert answer.status == "completed", answer.error_message
+    assert answer.result["out"] == f"ubiops-file://default/deployment_requests/{answer.id}/output/out.txt"
+    download_file(api.api_client, PROJECT, file_uri=answer.result["out"], output_path=str(tmp_path))
+    assert (tmp_path / "out.txt").read_text() == "x=2"
