@@ -49,7 +49,7 @@ run): its median 113 ms (p90 172 ms) without the turns, 32 ms (p90 48 ms) with t
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
 PSS_POLL_FACTOR = 10
-"""After a look that had to read the instance's processes' PSS (`ProcessGroup.memory_bytes`: 15-30 ms per GB they
+"""After a look that had to read the instance's processes' PSS (`ProcessTree.memory_bytes`: 15-30 ms per GB they
 map), the next waits this many times as long, at least: the server's event loop spends at most a tenth of its time
 on them."""
 EXIT_GRACE_SECONDS = 5
@@ -228,7 +228,7 @@ class Instance:
         """Whether a job runs."""
         self._memory_check: asyncio.Handle | None = None
         """The next look at the worker's memory, while jobs run."""
-        self._group: ProcessGroup | None = None
+        self._group: ProcessTree | None = None
         """The worker's process group, whose memory is held to the limit."""
         self._temp_dir: str | None = None
         """The worker's own temporary folder (its TMPDIR), gone with its process, as a container's /tmp is:
@@ -265,7 +265,7 @@ class Instance:
         self._process = asyncio.subprocess.Process(transport, worker, loop)
         self._exited = worker.exited
         pid = self._process.pid
-        self._group = ProcessGroup(pid, init=pid)
+        self._group = ProcessTree(pid)
         self._exited.add_done_callback(lambda _: kill_group(pid))
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=READ_LIMIT)
         printed = asyncio.StreamReader(limit=LOG_LINE_LIMIT)
@@ -430,7 +430,7 @@ class Instance:
 
     def _check_memory(self) -> None:
         """While the worker works: kill the worker, and what it started, once their memory together passes the
-        limit (`ProcessGroup.memory_bytes`), otherwise look again in MEMORY_POLL_SECONDS. One timer for
+        limit (`ProcessTree.memory_bytes`), otherwise look again in MEMORY_POLL_SECONDS. One timer for
         back-to-back jobs, not a look per job: reading /proc cost ~4 % of the server's time per trivial request
         under load. Jobs shorter than a look are caught by the peak memory each reply carries (`run`)."""
         assert self._group is not None and self.launch.memory_limit_mb is not None, "started with a limit"
@@ -726,21 +726,23 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-class ProcessGroup:
-    """The processes of a worker's process group: the worker and whatever it started that stayed in its group (a
-    data loader's workers, ffmpeg, a model server), whose memory a container's limit counts together; not `init`,
-    the instance's init (`reaper`), which leads the group: a fork of the worker's Python, ~10 MB resident, which a
-    container's own init is not. Linux lists no group's processes, so each look reads /proc: every process once,
-    then only the group's and those new since, as a process outside the group cannot join it (a process joins a
-    group only within its session, and the worker's session is its own)."""
+class ProcessTree:
+    """The processes under an instance's init (`reaper`): the worker and whatever it started (a data loader's workers,
+    ffmpeg, a model server), in its process group or not (`os.setsid`, `start_new_session=True`: the worker, forked by
+    the init, may leave its group, and was then counted by none), whose memory a container's limit counts together;
+    not the init itself, a fork of the worker's Python, ~10 MB resident, which a container's own init is not. Linux
+    lists no process's children, so each look reads /proc: every process once, then only the tree's and those new
+    since, as a process outside the tree cannot join it (a process's parent changes only to the init, a subreaper
+    and the tree's root, once its own has ended)."""
 
-    def __init__(self, pgid: int, init: int | None = None) -> None:
-        self.pgid = pgid
-        self._outside: set[int] = set() if init is None else {init}
-        """The processes found outside the group, still running at the last look (and `init`, never counted)."""
+    def __init__(self, init: int) -> None:
+        self.init = init
+        self._inside: set[int] = set()
+        self._outside: set[int] = {init}
+        """The processes found outside the tree, still running at the last look (and `init`, never counted)."""
 
     def memory_bytes(self, limit: int) -> int:
-        """The group's memory: a lone worker's resident memory (RSS); several processes' summed, and once that
+        """The tree's memory: a lone worker's resident memory (RSS); several processes' summed, and once that
         passes `limit`, summed as PSS, which counts each page they share once (a forked child shares its parent's
         pages until either writes them, and each one's RSS counts them whole) but costs 15-30 ms per GB they map,
         where RSS costs a few µs a process. 0 where /proc cannot be read (macOS)."""
@@ -751,29 +753,37 @@ class ProcessGroup:
         return sum(proportional_bytes(pid, rss) for pid, rss in members)
 
     def _members(self) -> list[tuple[int, int]]:
-        """Each process of the group, with its resident memory."""
+        """Each process under the init, with its resident memory."""
         try:
             pids = {int(name) for name in os.listdir("/proc") if name.isdigit()}
         except OSError:
             return []
-        self._outside &= pids  # a number no longer in use may come back as one of the group's
-        members = []
-        for pid in pids - self._outside:
-            group, resident = group_and_resident_bytes(pid)
-            if group == self.pgid:
-                members.append((pid, resident))
-            else:
-                self._outside.add(pid)
-        return members
+        self._outside &= pids | {self.init}  # a number no longer in use may come back as one of the tree's
+        read = {pid: parent_and_resident_bytes(pid) for pid in pids - self._outside}
+        inside = {self.init}
+        for pid in self._inside & read.keys():  # still under it (a number reused by another process is not)
+            if read[pid][0] in self._inside or read[pid][0] == self.init:
+                inside.add(pid)
+        grown = True
+        while grown:  # the new ones, each under one found under it (its parent may be new too)
+            grown = False
+            for pid, (parent, _) in read.items():
+                if pid not in inside and parent in inside:
+                    inside.add(pid)
+                    grown = True
+        inside.discard(self.init)
+        self._inside = inside
+        self._outside |= read.keys() - inside
+        return [(pid, read[pid][1]) for pid in inside]
 
 
-def group_and_resident_bytes(pid: int) -> tuple[int | None, int]:
-    """A process's group and its resident memory, from /proc/<pid>/stat (None and 0 once it is gone)."""
+def parent_and_resident_bytes(pid: int) -> tuple[int | None, int]:
+    """A process's parent and its resident memory, from /proc/<pid>/stat (None and 0 once it is gone)."""
     fields = read_stat(pid)
     if fields is None:
         return None, 0
     try:
-        return int(fields[2]), int(fields[21]) * PAGE_SIZE  # the fields' 5th (pgrp) and 24th (rss, in pages)
+        return int(fields[1]), int(fields[21]) * PAGE_SIZE  # the fields' 4th (ppid) and 24th (rss, in pages)
     except (IndexError, ValueError):
         return None, 0
 
