@@ -109,7 +109,7 @@ def parse_args(argv: list[str]) -> Settings:
             parser.error("--fd serves a socket already bound: leave out --host and --port")
         address = listening_address(args.fd)
         if address is None:
-            parser.error(f"--fd {args.fd} is not an open TCP socket")
+            parser.error(f"--fd {args.fd} is not an open TCP socket listening for connections")
         args.host, args.port = address
     if args.instances < 1:
         parser.error("--instances must be at least 1")
@@ -197,10 +197,13 @@ def parse_args(argv: list[str]) -> Settings:
 
 
 def listening_address(fd: int) -> tuple[str, int] | None:
-    """The address (host, port) of the TCP socket open as file descriptor `fd`; None when it is none."""
+    """The address (host, port) of the listening TCP socket open as file descriptor `fd`; None when it is none. One
+    not listening was served all the same: unbound, on every interface at a port the log gave as 0; connected, on
+    no port at all, its caller waiting for ever."""
     try:
         with socket.socket(fileno=os.dup(fd)) as sock:  # a copy: closing it leaves `fd` open
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            if (sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
+                    and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
                 host, port = sock.getsockname()[:2]
                 return host, port
     except OSError:

@@ -52,8 +52,8 @@ def test_a_block_that_ends_with_its_emulator_gone_raises(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--fd", "0"], "--fd 0 is not an open TCP socket"),  # stdin, /dev/null here
-    (["--fd", "99"], "--fd 99 is not an open TCP socket"),
+    (["--fd", "0"], "--fd 0 is not an open TCP socket listening for connections"),  # stdin, /dev/null here
+    (["--fd", "99"], "--fd 99 is not an open TCP socket listening for connections"),
     (["--fd", "0", "--port", "9000"], "--fd serves a socket already bound: leave out --host and --port"),
 ])
 def test_an_fd_that_cannot_be_served_is_refused_at_start(tmp_path, args, message):
@@ -61,3 +61,14 @@ def test_an_fd_that_cannot_be_served_is_refused_at_start(tmp_path, args, message
                           str(tmp_path / "data"), *args], cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_an_fd_of_a_tcp_socket_not_listening_is_refused_at_start(tmp_path):
+    """An unbound socket was served on every interface (its port logged as 0); a connected one on no port at all."""
+    with socket.socket() as unbound:
+        fd = unbound.fileno()
+        run = subprocess.run([sys.executable, "-m", "emulator", "--package", str(PACKAGES / "plain"), "--data-dir",
+                              str(tmp_path / "data"), "--fd", str(fd)], cwd=ROOT, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60, pass_fds=(fd,))
+    assert run.returncode == 2, run.stderr
+    assert f"--fd {fd} is not an open TCP socket listening for connections" in run.stderr, run.stderr
