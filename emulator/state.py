@@ -22,7 +22,7 @@ from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.revisions import BUILDING, FAILED, MAX_ERROR_LENGTH, QUEUED, UNFINISHED
-from contract.spec import Spec, SpecError, parse_fields
+from contract.spec import Spec, SpecError, parse_fields, same_fields
 from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP, MAXIMUM_IDLE_TIME, MAXIMUM_INSTANCES, MINIMUM_INSTANCES, instance_range_problem
 from emulator.environments import (
     OWN_ENVIRONMENT,
@@ -55,11 +55,6 @@ FIELDS_CHANGED = ("its deployment's input or output fields changed, which its in
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def _typed_names(spec: Spec) -> list[tuple[str, str]]:
-    """A spec's fields as the deployment's code sees them: names and data types."""
-    return [(f.name, f.data_type) for f in spec.fields]
 
 
 def new_id() -> str:
@@ -485,8 +480,8 @@ class Registry:
             deployment.last_updated = now()
         # Running instances were started with the old fields: a string output made a file one was not kept, and
         # failed as "no file at" a path that was there.
-        fields_changed = any(_typed_names(new) != _typed_names(old)  # a widget, which no code sees, restarts nothing
-                             for new, old in ((input_spec, before_input), (output_spec, before_output)))
+        fields_changed = not all(same_fields(new.fields, old.fields)  # a widget, which no code sees, restarts nothing
+                                 for new, old in ((input_spec, before_input), (output_spec, before_output)))
         if deployment.name != old_name:
             if self.history is not None:
                 self.history.rename(project, old_name, None, deployment.name)
