@@ -35,7 +35,7 @@ LOG_LINE_LIMIT = 64 * 1024
 UNSPLIT_BYTES = LOG_LINE_LIMIT // 4
 """The longest spelling of a variable's value that a long line's cut keeps whole (`Instance._unsplit`)."""
 DRAIN_READS = 16
-"""Reads (of LOG_LINE_LIMIT bytes) of a file descriptor's pipe at most when a job ends (`Instance._drain_descriptors`):
+"""Reads (`PipeReader.take_in`) of a file descriptor's pipe at most when a job ends (`Instance._drain_descriptors`):
 a pipe holds 64 KiB, one read, unless a process the deployment left running keeps writing."""
 READ_LIMIT = 1024 * 1024
 """What the server reads of a worker's channel ahead of its messages' use: asyncio stops reading a socket
@@ -48,6 +48,8 @@ at once (`--instances 2`, `/v2/status` asked every 20 ms meanwhile, ad hoc, the 
 run): its median 113 ms (p90 172 ms) without the turns, 32 ms (p90 48 ms) with them."""
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
+PIPE_READ_BYTES = 256 * 1024
+"""What `PipeReader` reads of a pipe at once, as asyncio's pipe transports do."""
 PSS_POLL_FACTOR = 10
 """After a look that had to read the instance's processes' PSS (`ProcessTree.memory_bytes`: 15-30 ms per GB they
 map), the next waits this many times as long, at least: the server's event loop spends at most a tenth of its time
@@ -210,10 +212,10 @@ class Instance:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._relays: list[asyncio.Task[None]] = []
-        self._pipes: list[asyncio.ReadTransport] = []
+        self._pipes: list[PipeReader] = []
         """The worker's output pipe (`worker.OutputPipe`), which carries what it writes to sys.stdout and sys.stderr,
         then those of its file descriptors 1 and 2 (`_descriptors`)."""
-        self._descriptors: list[tuple[asyncio.ReadTransport, DescriptorReader]] = []
+        self._descriptors: list[PipeReader] = []
         self._request_id: str | None = None
         """The request whose job the worker runs (`run`): what its file descriptors 1 and 2 carry meanwhile is its."""
         self._unsplit = [form.encode() for form in secret_forms(launch.environment.values())
@@ -270,8 +272,8 @@ class Instance:
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=READ_LIMIT)
         printed = asyncio.StreamReader(limit=LOG_LINE_LIMIT)
         written = DescriptorReader(lambda: self._request_id), DescriptorReader(lambda: self._request_id)
-        self._descriptors = [(await read_pipe(fd, reader), reader) for fd, reader in zip((stdout, stderr), written, strict=True)]
-        self._pipes = [await read_pipe(output, printed), *(pipe for pipe, _ in self._descriptors)]
+        self._descriptors = [PipeReader(fd, reader) for fd, reader in zip((stdout, stderr), written, strict=True)]
+        self._pipes = [PipeReader(output, printed), *self._descriptors]
         self._relays = [asyncio.create_task(self._relay(pieces)) for pieces in (
             output_pieces(printed), written[0].pieces("stdout"), written[1].pieces("stderr"))]
         log.info("[%s] starting (pid %d)", self.label, self._process.pid, extra=self.log_fields)
@@ -537,18 +539,8 @@ class Instance:
         """Take in, as the running request's, what the worker's file descriptors 1 and 2 hold as its job ends
         (`run`): a process the request ran wrote there before the reply came, but the pipe may be read after
         it (a moment later, or behind a flood of lines), and its lines were then filed under no request."""
-        for transport, reader in self._descriptors:
-            if transport.is_closing():  # at its end: its file may be closed, and its number another's
-                continue
-            fd = transport.get_extra_info("pipe").fileno()
-            for _ in range(DRAIN_READS):
-                try:
-                    data = os.read(fd, LOG_LINE_LIMIT)
-                except OSError:  # BlockingIOError: nothing more
-                    break
-                if not data:  # its end: the transport reads it too
-                    break
-                reader.feed_data(data)
+        for pipe in self._descriptors:
+            pipe.take_in(DRAIN_READS)
 
     async def _relay(self, pieces: AsyncIterator[tuple[str, str | None, bytes]]) -> None:
         """Copy the deployment's output, as (`stdout` or `stderr`, request id or None, bytes) pieces, to the log, a
@@ -666,11 +658,62 @@ class DescriptorReader(asyncio.StreamReader):
                 yield name, run[1], piece
 
 
-async def read_pipe(fd: int, reader: asyncio.StreamReader) -> asyncio.ReadTransport:
-    """A transport that feeds `reader` what the pipe `fd` carries (and closes it once closed)."""
-    transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                                     os.fdopen(fd, "rb", buffering=0))
-    return transport
+class PipeReader:
+    """Feeds a StreamReader what the pipe `fd` carries, and owns `fd`: closes it once, at its end or `close`.
+
+    Read with `loop.add_reader`, not `connect_read_pipe`: uvloop's closes the number a loop turn after the
+    transport's close, and again as it closes the file object it was given (MagicStack/uvloop#763). A thread
+    that opened a file in between (the stopped instance's `rmtree`) lost it, and the next pipe given that
+    number was closed under the loop: an instance's start failed with EEXIST and a client's connection
+    dropped (a full test run, instances restarted ~17 times a second). The reader's flow control pauses
+    and resumes it (`StreamReader.set_transport`): a deployment printing faster than the log takes its
+    lines waits on its pipe."""
+
+    def __init__(self, fd: int, reader: asyncio.StreamReader) -> None:
+        self._fd = fd
+        self._reader = reader
+        self._loop = asyncio.get_running_loop()
+        self._paused = False
+        os.set_blocking(fd, False)
+        reader.set_transport(self)  # type: ignore[arg-type]  # it uses pause_reading and resume_reading only
+        self._loop.add_reader(fd, self.take_in, 1)
+
+    def take_in(self, reads: int) -> None:
+        """Feed the reader what the pipe holds, in up to `reads` reads; at its end, close it."""
+        for _ in range(reads):
+            if self._fd < 0:
+                return
+            try:
+                data = os.read(self._fd, PIPE_READ_BYTES)
+            except BlockingIOError:
+                return
+            except OSError:  # not expected of a pipe: taken as its end
+                data = b""
+            if not data:
+                self.close()
+                return
+            self._reader.feed_data(data)
+
+    def pause_reading(self) -> None:
+        if self._fd >= 0 and not self._paused:
+            self._paused = True
+            self._loop.remove_reader(self._fd)
+
+    def resume_reading(self) -> None:
+        if self._fd >= 0 and self._paused:
+            self._paused = False
+            self._loop.add_reader(self._fd, self.take_in, 1)
+
+    def close(self) -> None:
+        """Stop reading and close the pipe (held open by a process the deployment left running, say); the
+        reader is at its end."""
+        if self._fd < 0:
+            return
+        if not self._paused:
+            self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        self._reader.feed_eof()
 
 
 async def output_pieces(pipe: asyncio.StreamReader) -> AsyncIterator[tuple[str, str | None, bytes]]:

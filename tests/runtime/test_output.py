@@ -4,7 +4,9 @@ attributed to it, whichever way the deployment writes to its sys.stdout and sys.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from submitting import PACKAGES, TIMEOUT
 
 from emulator.environments import OWN_ENVIRONMENT
-from emulator.runtime.instance import LOG_LINE_LIMIT, START_TIMEOUT_SECONDS, Instance, Launch
+from emulator.runtime.instance import LOG_LINE_LIMIT, PIPE_READ_BYTES, START_TIMEOUT_SECONDS, Instance, Launch, PipeReader
 from emulator.runtime.protocol import Result
 from emulator.runtime.python_envs import PythonEnvironment
 
@@ -206,3 +208,66 @@ async def test_a_forked_child_that_returns_from_the_request_answers_nothing(pool
         raise AssertionError("the child went on in the worker's loop")
     for n in range(3):
         assert await pool.submit(job(f"call {n}", f"r-{n + 2}"), TIMEOUT) == Result(f"call {n}")
+
+
+LOOPS = pytest.mark.parametrize("anyio_backend", [("asyncio", {"use_uvloop": False}), ("asyncio", {"use_uvloop": True})],
+                                ids=["asyncio", "uvloop"])
+
+
+@LOOPS
+@pytest.mark.parametrize("ending", ["its end", "close"])
+async def test_a_pipe_s_descriptor_is_closed_once_so_a_file_opened_after_keeps_its_own(anyio_backend, ending):
+    """The pipe's number is closed as the pipe is, and never again. uvloop's `connect_read_pipe` closed it
+    a loop turn later, and twice (MagicStack/uvloop#763): a thread that opened a file in between (an instance's
+    `rmtree`) lost its descriptor, and the loop's next pipe on that number was then closed under it, so an
+    instance's start failed with EEXIST and a client's connection dropped (instances restarted 17 times a second)."""
+    ours, theirs = os.pipe()
+    reader = asyncio.StreamReader()
+    pipe = PipeReader(ours, reader)
+    os.write(theirs, b"a line\n")
+    if ending == "its end":
+        os.close(theirs)
+        assert await reader.read() == b"a line\n"
+    else:  # the relay's case: a process the deployment left running holds the other end open
+        assert await reader.readline() == b"a line\n"
+        pipe.close()
+        assert await reader.read() == b""
+    pipe.close()
+    opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(4)]  # as a thread would, before the loop turns
+    try:
+        assert ours in opened, "the pipe's number is free once it is closed"
+        del pipe, reader  # as an instance drops its last start's at its next
+        gc.collect()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for fd in opened:
+            os.fstat(fd)  # EBADF if it was closed under us
+    finally:
+        for fd in opened:
+            os.close(fd)
+        if ending == "close":
+            os.close(theirs)
+
+
+@LOOPS
+async def test_a_pipe_read_faster_than_its_reader_takes_it_in_waits_and_loses_nothing(anyio_backend):
+    """The reader's flow control pauses the pipe and resumes it: a deployment that prints faster than the
+    log takes its lines waits on a full pipe; nothing is dropped or reordered."""
+    ours, theirs = os.pipe()
+    reader = asyncio.StreamReader(limit=1024)
+    PipeReader(ours, reader)
+    data = b"".join(b"%08d\n" % number for number in range(200_000))  # 1.8 MB, past any pipe's buffer
+    writing = asyncio.create_task(asyncio.to_thread(_write_all, theirs, data))
+    received = bytearray()
+    while chunk := await reader.read(4096):
+        received += chunk
+        await asyncio.sleep(0)  # the event loop turns while the reader still holds data: it reads the pipe on
+        assert len(reader._buffer) <= 2 * 1024 + PIPE_READ_BYTES, "read on past the reader's limit"
+    await writing
+    assert bytes(received) == data
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write `data` to the pipe, blocking while it is full, and close it."""
+    with os.fdopen(fd, "wb") as sink:
+        sink.write(data)
