@@ -12,13 +12,11 @@ import errno
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,11 +25,19 @@ from typing import Any
 from contract.names import variables_size
 from contract.secrets import masked_forms, secret_forms
 from emulator.runtime import protocol
+from emulator.runtime.pipes import (
+    LOG_LINE_LIMIT,
+    DescriptorReader,
+    MessageTooLarge,
+    PipeReader,
+    output_pieces,
+    read_message,
+    unsplit_cut,
+    utf8_cut,
+)
+from emulator.runtime.processes import ProcessTree, describe_exit, kill_group, kill_instance
 from emulator.runtime.python_envs import PythonEnvironment
-from emulator.runtime.reaper import read_stat
 
-LOG_LINE_LIMIT = 64 * 1024
-"""The longest piece of a printed line logged as one line (`Instance._relay`)."""
 UNSPLIT_BYTES = LOG_LINE_LIMIT // 4
 """The longest spelling of a variable's value that a long line's cut keeps whole (`Instance._unsplit`)."""
 DRAIN_READS = 16
@@ -48,8 +54,6 @@ at once (`--instances 2`, `/v2/status` asked every 20 ms meanwhile, ad hoc, the 
 run): its median 113 ms (p90 172 ms) without the turns, 32 ms (p90 48 ms) with them."""
 RELAY_DRAIN_SECONDS = 2
 MEMORY_POLL_SECONDS = 0.1
-PIPE_READ_BYTES = 256 * 1024
-"""What `PipeReader` reads of a pipe at once, as asyncio's pipe transports do."""
 PSS_POLL_FACTOR = 10
 """After a look that had to read the instance's processes' PSS (`ProcessTree.memory_bytes`: 15-30 ms per GB they
 map), the next waits this many times as long, at least: the server's event loop spends at most a tenth of its time
@@ -62,7 +66,6 @@ instance that hangs while starting fails its start, so its version turns unavail
 waiting for it are answered, instead of waiting for ever."""
 TEMP_PREFIX = "ubiops-instance-"
 """The name each worker's own temporary folder starts with, in the emulator's."""
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = f"""
 import sys
@@ -124,14 +127,6 @@ class InstanceOversized(InstanceLost):
     of step (the rest of the message comes next)."""
 
     reason = "oversized"
-
-
-class MessageTooLarge(Exception):
-    """A message from the worker passed `protocol.MAX_MESSAGE_BYTES`; `kind` is its type's name, when known."""
-
-    def __init__(self, kind: str | None) -> None:
-        super().__init__(kind)
-        self.kind = kind
 
 
 MACHINE_VARIABLES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "LD_LIBRARY_PATH",
@@ -602,256 +597,3 @@ class WorkerProtocol(asyncio.subprocess.SubprocessStreamProtocol):
         super().process_exited()
         if not self.exited.done():
             self.exited.set_result(None)
-
-
-async def read_message(reader: asyncio.StreamReader, most: int) -> bytes:
-    """The next line from `reader`, as `readline` gives it (b"" at the end, a last line without its end as
-    it is), of any length up to `most` bytes with its end, however small the reader's limit (`READ_LIMIT`):
-    a longer one raises MessageTooLarge (`readline` raised a ValueError), the rest of it left unread."""
-    pieces: list[bytes] = []
-    size = 0
-    while True:
-        try:
-            piece, ended = await reader.readuntil(b"\n"), True
-        except asyncio.IncompleteReadError as end:
-            piece, ended = end.partial, True
-        except asyncio.LimitOverrunError as over:  # the line goes on past the reader's limit: take what came
-            piece, ended = await reader.readexactly(over.consumed), False
-        size += len(piece)
-        if size > most:
-            raise MessageTooLarge(protocol.type_of((pieces[0] if pieces else piece)[:64]))
-        if ended and not pieces:
-            return piece
-        pieces.append(piece)
-        if ended:
-            return b"".join(pieces)
-
-
-class DescriptorReader(asyncio.StreamReader):
-    """What the worker's file descriptor 1 or 2 carries (written by native code, or by a process the deployment
-    started), noting as it comes in the request running then (`request_id()`), for `Instance._relay`: it has
-    no frames, as the worker's own streams' output has (`output_pieces`)."""
-
-    def __init__(self, request_id: Callable[[], str | None]) -> None:
-        super().__init__(limit=LOG_LINE_LIMIT)
-        self._request_id = request_id
-        self._requests: deque[list[Any]] = deque()
-        """The request of each run of bytes come in and not yet read, oldest first, as [its length, request id]."""
-
-    def feed_data(self, data: bytes) -> None:  # type: ignore[override]  # typeshed: Iterable[SupportsIndex]; it is fed bytes
-        request_id = self._request_id()
-        if self._requests and self._requests[-1][1] == request_id:
-            self._requests[-1][0] += len(data)
-        elif data:
-            self._requests.append([len(data), request_id])
-        super().feed_data(data)
-
-    async def pieces(self, name: str) -> AsyncIterator[tuple[str, str | None, bytes]]:
-        """The bytes as they come, as (`name`, request id or None, bytes)."""
-        while chunk := await self.read(LOG_LINE_LIMIT):
-            while chunk:
-                run = self._requests[0]
-                piece, chunk = chunk[:run[0]], chunk[run[0]:]
-                run[0] -= len(piece)
-                if not run[0]:
-                    self._requests.popleft()
-                yield name, run[1], piece
-
-
-class PipeReader:
-    """Feeds a StreamReader what the pipe `fd` carries, and owns `fd`: closes it once, at its end or `close`.
-
-    Read with `loop.add_reader`, not `connect_read_pipe`: uvloop's closes the number a loop turn after the
-    transport's close, and again as it closes the file object it was given (MagicStack/uvloop#763). A thread
-    that opened a file in between (the stopped instance's `rmtree`) lost it, and the next pipe given that
-    number was closed under the loop: an instance's start failed with EEXIST and a client's connection
-    dropped (a full test run, instances restarted ~17 times a second). The reader's flow control pauses
-    and resumes it (`StreamReader.set_transport`): a deployment printing faster than the log takes its
-    lines waits on its pipe."""
-
-    def __init__(self, fd: int, reader: asyncio.StreamReader) -> None:
-        self._fd = fd
-        self._reader = reader
-        self._loop = asyncio.get_running_loop()
-        self._paused = False
-        os.set_blocking(fd, False)
-        reader.set_transport(self)  # type: ignore[arg-type]  # it uses pause_reading and resume_reading only
-        self._loop.add_reader(fd, self.take_in, 1)
-
-    def take_in(self, reads: int) -> None:
-        """Feed the reader what the pipe holds, in up to `reads` reads; at its end, close it."""
-        for _ in range(reads):
-            if self._fd < 0:
-                return
-            try:
-                data = os.read(self._fd, PIPE_READ_BYTES)
-            except BlockingIOError:
-                return
-            except OSError:  # not expected of a pipe: taken as its end
-                data = b""
-            if not data:
-                self.close()
-                return
-            self._reader.feed_data(data)
-
-    def pause_reading(self) -> None:
-        if self._fd >= 0 and not self._paused:
-            self._paused = True
-            self._loop.remove_reader(self._fd)
-
-    def resume_reading(self) -> None:
-        if self._fd >= 0 and self._paused:
-            self._paused = False
-            self._loop.add_reader(self._fd, self.take_in, 1)
-
-    def close(self) -> None:
-        """Stop reading and close the pipe (held open by a process the deployment left running, say); the
-        reader is at its end."""
-        if self._fd < 0:
-            return
-        if not self._paused:
-            self._loop.remove_reader(self._fd)
-        os.close(self._fd)
-        self._fd = -1
-        self._reader.feed_eof()
-
-
-async def output_pieces(pipe: asyncio.StreamReader) -> AsyncIterator[tuple[str, str | None, bytes]]:
-    """What the worker's output pipe carries (`worker.OutputPipe`: what it writes to sys.stdout and sys.stderr),
-    stream by stream in the order written, with the request each was written during, for `Instance._relay`."""
-    rest = b""
-    while chunk := await pipe.read(LOG_LINE_LIMIT - len(rest)):  # a piece is no longer than a read of the others
-        pieces, rest = protocol.output_pieces(rest + chunk)
-        for stream, request_id, data in pieces:
-            yield protocol.OUTPUT_STREAMS[stream], request_id, data
-
-
-def utf8_cut(data: bytes) -> int:
-    """Where to cut `data`, valid UTF-8 or not, so that it ends on a whole character: before a last
-    character that is incomplete, else at its end."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 != 0x80:  # not a continuation byte: the last character starts here
-            length = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return len(data) - back if length > back else len(data)
-    return len(data)
-
-
-def unsplit_cut(data: bytes, cut: int, values: list[bytes]) -> int:
-    """`cut` moved back to the start of the earliest of `values` that would straddle it: one starting
-    before it whose bytes match `data`'s from there (to `data`'s end, for one the line may go on with)."""
-    best = cut
-    for value in values:
-        at = data.find(value[:1], max(0, cut - len(value) + 1), cut)
-        while at != -1:
-            if value.startswith(data[at:at + len(value)]):
-                best = min(best, at)
-                break
-            at = data.find(value[:1], at + 1, cut)
-    return best
-
-
-def kill_instance(pid: int) -> None:
-    """Stop the instance whose init (`reaper`) is `pid`, while it runs: SIGTERM asks the init to kill every process of
-    the instance (the worker, and what the deployment started, in a session or group of its own too: a model server
-    holding its port) and to reap them, then to end killed by SIGKILL. Killed with them, it would leave them to the
-    machine's init as zombies, and the processes it had adopted running."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL the process group of the instance's init `pid` (its own session), the worker's: as a container's
-    processes end with its main one, whatever the worker started ends with it. A forked child left alive would
-    hold the worker's channel open, so its death went unnoticed until the request timed out. Safe once `pid` has
-    ended too: a group's number is not another process's while the group has a process."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-class ProcessTree:
-    """The processes under an instance's init (`reaper`): the worker and whatever it started (a data loader's workers,
-    ffmpeg, a model server), in its process group or not (`os.setsid`, `start_new_session=True`: the worker, forked by
-    the init, may leave its group, and was then counted by none), whose memory a container's limit counts together;
-    not the init itself, a fork of the worker's Python, ~10 MB resident, which a container's own init is not. Linux
-    lists no process's children, so each look reads /proc: every process once, then only the tree's and those new
-    since, as a process outside the tree cannot join it (a process's parent changes only to the init, a subreaper
-    and the tree's root, once its own has ended)."""
-
-    def __init__(self, init: int) -> None:
-        self.init = init
-        self._inside: set[int] = set()
-        self._outside: set[int] = {init}
-        """The processes found outside the tree, still running at the last look (and `init`, never counted)."""
-
-    def memory_bytes(self, limit: int) -> int:
-        """The tree's memory: a lone worker's resident memory (RSS); several processes' summed, and once that
-        passes `limit`, summed as PSS, which counts each page they share once (a forked child shares its parent's
-        pages until either writes them, and each one's RSS counts them whole) but costs 15-30 ms per GB they map,
-        where RSS costs a few µs a process. 0 where /proc cannot be read (macOS)."""
-        members = self._members()
-        resident = sum(rss for _, rss in members)
-        if len(members) < 2 or resident <= limit:
-            return resident
-        return sum(proportional_bytes(pid, rss) for pid, rss in members)
-
-    def _members(self) -> list[tuple[int, int]]:
-        """Each process under the init, with its resident memory."""
-        try:
-            pids = {int(name) for name in os.listdir("/proc") if name.isdigit()}
-        except OSError:
-            return []
-        self._outside &= pids | {self.init}  # a number no longer in use may come back as one of the tree's
-        read = {pid: parent_and_resident_bytes(pid) for pid in pids - self._outside}
-        inside = {self.init}
-        for pid in self._inside & read.keys():  # still under it (a number reused by another process is not)
-            if read[pid][0] in self._inside or read[pid][0] == self.init:
-                inside.add(pid)
-        grown = True
-        while grown:  # the new ones, each under one found under it (its parent may be new too)
-            grown = False
-            for pid, (parent, _) in read.items():
-                if pid not in inside and parent in inside:
-                    inside.add(pid)
-                    grown = True
-        inside.discard(self.init)
-        self._inside = inside
-        self._outside |= read.keys() - inside
-        return [(pid, read[pid][1]) for pid in inside]
-
-
-def parent_and_resident_bytes(pid: int) -> tuple[int | None, int]:
-    """A process's parent and its resident memory, from /proc/<pid>/stat (None and 0 once it is gone)."""
-    fields = read_stat(pid)
-    if fields is None:
-        return None, 0
-    try:
-        return int(fields[1]), int(fields[21]) * PAGE_SIZE  # the fields' 4th (ppid) and 24th (rss, in pages)
-    except (IndexError, ValueError):
-        return None, 0
-
-
-def proportional_bytes(pid: int, resident: int) -> int:
-    """A process's proportional set size (PSS, from /proc/<pid>/smaps_rollup: each page it shares with others
-    counted as its share), or `resident` where it cannot be read (Linux before 4.14)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
-            text = rollup.read()
-    except FileNotFoundError:
-        return 0  # gone since
-    except OSError:
-        return resident
-    try:
-        start = text.index(b"\nPss:") + len(b"\nPss:")
-        return int(text[start:text.index(b"kB", start)]) * 1024
-    except ValueError:  # empty: a process ended but not yet waited for
-        return resident
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"

@@ -15,7 +15,8 @@ import pytest
 from submitting import PACKAGES, TIMEOUT
 
 from emulator.environments import OWN_ENVIRONMENT
-from emulator.runtime.instance import LOG_LINE_LIMIT, PIPE_READ_BYTES, START_TIMEOUT_SECONDS, Instance, Launch, PipeReader
+from emulator.runtime.instance import START_TIMEOUT_SECONDS, Instance, Launch
+from emulator.runtime.pipes import LOG_LINE_LIMIT, PIPE_READ_BYTES, PipeReader
 from emulator.runtime.protocol import Result
 from emulator.runtime.python_envs import PythonEnvironment
 

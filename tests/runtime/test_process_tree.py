@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from emulator.runtime import reaper
-from emulator.runtime.instance import ProcessTree, kill_group
+from emulator.runtime.processes import ProcessTree, kill_group
 
 MB = 1024 * 1024
 SCRIPT = """
