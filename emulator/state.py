@@ -272,7 +272,8 @@ class Registry:
     `builder` builds uploaded revisions (`emulator.builds.Builder`, which needs the registry, so it
     is set once both exist);
     the runtime (`emulator.runtime.manager`) stops the instances of what is deleted, `history`
-    (`emulator.request_runner.RequestRunner`) forgets its requests and `metrics` its label sets.
+    (`emulator.request_runner.RequestRunner`) forgets its requests and `metrics` its label sets, as it
+    does those left under the names a deployment or version takes (`_forget`).
     """
 
     def __init__(self, settings: Settings, runtime: Runtime, catalog: Catalog | None = None) -> None:
@@ -280,7 +281,7 @@ class Registry:
         self.projects: dict[str, Project] = catalog.load() if catalog else {}
         self.builder: Builder | None = None
         self.history: RequestRunner | None = None
-        """Whose request history follows a deployment or version that is renamed or deleted."""
+        """Whose request history follows a deployment or version that is renamed, and goes with one deleted."""
         self.metrics: Metrics | None = None
         """Whose label sets follow a deployment or version that is renamed, and go with one deleted."""
         self._runtime = runtime
@@ -433,6 +434,7 @@ class Registry:
                 name, project, _fields(input_fields, input_type, "input"), _fields(output_fields, output_type, "output"),
                 description=description or "", labels=labels or {},
             )
+            await self._forget(project, name)
             found.deployments[name] = deployment
         return deployment
 
@@ -466,6 +468,8 @@ class Registry:
                           else deployment.input_spec)
             output_spec = (_fields(output_fields, deployment.output_spec.kind, "output") if output_fields is not None
                            else deployment.output_spec)
+            if new_name is not None and new_name != deployment.name:
+                await self._forget(project, new_name)
             deployment.input_spec, deployment.output_spec = input_spec, output_spec
             if default_version is not None:
                 deployment.default_version = default_version
@@ -531,6 +535,7 @@ class Registry:
                                  "version first")
             checked, retention = _version_settings(NEW_VERSION_SETTINGS, KEEP_ALL, settings)
             version = Version(name, None, settings=checked, request_retention_mode=retention)
+            await self._forget(project, deployment, name)
             if not found.versions:
                 found.default_version = name
             found.versions[name] = version
@@ -553,6 +558,8 @@ class Registry:
                 raise NotAllowed(f"environment: version {version.name} is the --package, which runs in the base "
                                  f"environment the command line names ({environment}); start the emulator with "
                                  f"--environment {version_environment(settings)}")
+            if new_name is not None and new_name != version.name:
+                await self._forget(project, deployment, new_name)
             version.settings, version.request_retention_mode = settings, retention
             old_name = version.name
             if new_name is not None and new_name != version.name:
@@ -606,10 +613,7 @@ class Registry:
             del self.projects[project].deployments[name]
         for version in deployment.versions.values():
             await self._stop(version, f"Deployment {name} was deleted before this request finished")
-        if self.history is not None:
-            await self.history.forget(project, name)
-        if self.metrics is not None:
-            self.metrics.forget(project, name)
+        await self._forget(project, name)
 
     async def delete_version(self, project: str, deployment: str, name: str) -> None:
         """Remove a version and stop its instances."""
@@ -617,10 +621,19 @@ class Registry:
             self.version(project, deployment, name)
             version = self.deployment(project, deployment).remove_version(name)
         await self._stop(version, f"Version {name} was deleted before this request finished")
+        await self._forget(project, deployment, name)
+
+    async def _forget(self, project: str, deployment: str, version: str | None = None) -> None:
+        """Forget the requests and metrics' label sets kept under a deployment's (or, named, a version's) names.
+        On UbiOps requests belong to the version, not to its name: one deleted takes its own with it, and one
+        that takes a name (made, or renamed to it) starts with none but its own. A name can hold requests of no
+        version: the `--package` version's, when a later start serves it under other names (it is not saved,
+        so that start cannot tell it existed); they stay in the project's history until they expire or a
+        deployment or version takes their names. Before, that one listed them and answered them by id."""
         if self.history is not None:
-            await self.history.forget(project, deployment, name)
+            await self.history.forget(project, deployment, version)
         if self.metrics is not None:
-            self.metrics.forget(project, deployment, name)
+            self.metrics.forget(project, deployment, version)
 
     async def _stop(self, version: Version, reason: str) -> None:
         """Stop a deleted version's builds and instances (its requests still queued or running get

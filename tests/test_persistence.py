@@ -506,3 +506,36 @@ def test_a_waiting_batch_request_whose_version_is_gone_at_the_restart_fails_sayi
     finally:
         second.stop()
 
+
+
+@pytest.mark.parametrize("how", ["made", "renamed"])
+def test_a_version_or_deployment_that_takes_a_gone_ones_name_starts_without_its_requests(tmp_path, how):
+    """On UbiOps requests belong to the version, not to its name. The `--package` version served under
+    other names at a later start left its requests in the history, and a version or deployment made, or
+    renamed, to its names later listed them as its own and answered them by id."""
+    data = tmp_path / "data"
+    sent = {}
+    for deployment, version in ((DEPLOYMENT, "old"), ("earlier", "v1")):
+        first = start_emulator("plain", tmp_path, "--deployment", deployment, "--version", version, data_dir=data)
+        try:
+            sent[deployment] = first.sdk().deployment_requests_create(PROJECT, deployment, "kept").id
+        finally:
+            first.stop()
+    second = start_emulator("plain", tmp_path, data_dir=data)
+    try:
+        api = second.sdk()
+        assert set(sent.values()) <= {r.id for r in api.project_requests_list(PROJECT)}, "the project's history has them"
+        if how == "made":
+            api.deployment_versions_create(PROJECT, DEPLOYMENT, ubiops.DeploymentVersionCreate(version="old"))
+            api.deployments_create(PROJECT, {"name": "earlier", "input_type": "plain", "output_type": "plain"})
+        else:
+            api.deployment_versions_update(PROJECT, DEPLOYMENT, "v1", ubiops.DeploymentVersionUpdate(version="old"))
+            api.deployments_update(PROJECT, DEPLOYMENT, ubiops.DeploymentUpdate(name="earlier"))
+        deployment = DEPLOYMENT if how == "made" else "earlier"
+        assert api.deployment_version_requests_list(PROJECT, deployment, "old", status="completed") == []
+        with pytest.raises(ubiops.ApiException) as gone:
+            api.deployment_version_requests_get(PROJECT, deployment, sent[DEPLOYMENT], "old")
+        assert gone.value.status == 404
+        assert not set(sent.values()) & {r.id for r in api.project_requests_list(PROJECT)}
+    finally:
+        second.stop()
