@@ -18,7 +18,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from contract.manifest import instance_variables
-from contract.names import VARIABLE_NAME_RULE, is_variable_name, variable_value_problem, variables_size, variables_size_problem
+from contract.names import (
+    NAME_RULE,
+    VARIABLE_NAME_RULE,
+    is_name,
+    is_variable_name,
+    variable_value_problem,
+    variables_size,
+    variables_size_problem,
+)
 from contract.package import Package
 from contract.requests import KEEP_ALL, RETENTION_TIME
 from contract.revisions import BUILDING, FAILED, MAX_ERROR_LENGTH, QUEUED, UNFINISHED
@@ -429,6 +437,7 @@ class Registry:
             found = self.project(project)
             if not supports_request_format:
                 raise NotAllowed("supports_request_format: the emulator serves only deployments that take requests")
+            _check_name("name", name)
             _refuse_taken_deployment(found, name)
             deployment = Deployment(
                 name, project, _fields(input_fields, input_type, "input"), _fields(output_fields, output_type, "output"),
@@ -461,6 +470,7 @@ class Registry:
             if default_version is not None and default_version != deployment.default_version:
                 self._check_default(deployment, default_version)
             if new_name is not None and new_name != deployment.name:
+                _check_name("name", new_name)
                 _refuse_taken_deployment(found, new_name)
             # Held to the kind the deployment has (the update takes no type): an empty list made a structured
             # deployment plain, and fields made a plain one structured, where a create of that kind is refused.
@@ -528,6 +538,7 @@ class Registry:
         version cannot be (`_check_default`)."""
         async with self.change():
             found = self.deployment(project, deployment)
+            _check_name("version", name)
             _refuse_taken_version(found, name)
             cap = self.settings.max_versions
             if cap is not None and len(found.versions) >= cap:
@@ -550,6 +561,7 @@ class Registry:
             found = self.deployment(project, deployment)
             version = self.version(project, deployment, name)
             if new_name is not None and new_name != version.name:
+                _check_name("version", new_name)
                 _refuse_taken_version(found, new_name)
             settings, retention = _version_settings(version.settings, version.request_retention_mode, changes)
             environment = version_environment(version.settings)
@@ -896,6 +908,14 @@ def _version_settings(current: dict[str, Any], retention: str, given: dict[str, 
         raise NotAllowed(problem)
     retention = settings.pop("request_retention_mode", retention)
     return settings, retention
+
+
+def _check_name(field: str, name: str) -> None:
+    """NotAllowed unless `name` is a UbiOps name (`contract.names`), for a deployment or a version: a name
+    goes into the API's paths, the metrics' labels and the logs. (The API's bodies declare the rule too, for
+    the OpenAPI document, so a call breaking it is refused there first, with its other fields.)"""
+    if not is_name(name):
+        raise NotAllowed(f"{field}: {name!r} is not a UbiOps name: {NAME_RULE}")
 
 
 def _check_variable(name: str, value: str) -> None:

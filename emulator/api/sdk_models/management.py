@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,7 +28,10 @@ from emulator.version_settings import Description, Labels, Strict, VersionSettin
 ORGANIZATION = "emulator"
 
 
-Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)]
+"""A deployment's or version's name. The registry owns the rule (`contract.names.is_name`); it is also
+declared here, so the OpenAPI document states it and a body breaking it is refused in the same 400 as
+its other fields."""
 
 
 class Body(Strict):
@@ -36,7 +39,7 @@ class Body(Strict):
 
 
 class DeploymentCreate(Body):
-    name: str = Name
+    name: Name
     description: str | None = Description
     supports_request_format: bool = True
     input_type: Literal["structured", "plain"] | None = None
@@ -47,7 +50,7 @@ class DeploymentCreate(Body):
 
 
 class DeploymentUpdate(Body):
-    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
+    name: Name | None = None
     default_version: str | None = None
     description: str | None = Description
     input_fields: list[Any] | None = None
@@ -56,11 +59,11 @@ class DeploymentUpdate(Body):
 
 
 class VersionCreate(VersionSettings):
-    version: str = Name
+    version: Name
 
 
 class VersionUpdate(VersionSettings):
-    version: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
+    version: Name | None = None
 
 
 class Status(BaseModel):
