@@ -187,8 +187,13 @@ def test_an_older_build_that_ends_last_does_not_replace_the_newer_revision(emula
     """Before, the slower older build took over once it ended: the latest revision said `success` while
     the old code served."""
     api = deploy(emulator, tmp_path, "ordered")
-    older = upload(emulator, tmp_path, "ordered", "older", init="time.sleep(3)", wait=False)
+    gate = tmp_path / "older-gate"
+    older = upload(emulator, tmp_path, "ordered", "older", wait=False,
+                   init=f"while not __import__('os').path.exists({str(gate)!r}): time.sleep(0.05)")
+    eventually(lambda: api.revisions_get(PROJECT, "ordered", older, "v1").status == "deploying", "the older __init__ runs")
     newer = upload(emulator, tmp_path, "ordered", "newer")
+    assert api.revisions_get(PROJECT, "ordered", older, "v1").status == "deploying", "the older build ends last"
+    gate.touch()
     assert built(api, "ordered", older) == "success"
     assert api.deployment_versions_get(PROJECT, "ordered", "v1").active_revision == newer
     assert send(pool, emulator, "ordered", 0).result()["result"] == {"revision": "newer"}
