@@ -12,6 +12,8 @@ import logging
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from emulator import request_store
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.metrics import Metrics
 from emulator.request_runner import BATCH, DIRECT, MAX_BATCH_ITEMS, RequestRunner
-from emulator.request_store import _COLUMNS, FLUSH_DELAY_SECONDS, JOURNAL_SUFFIX, RequestRecord, RequestStore
+from emulator.request_store import _COLUMNS, JOURNAL_SUFFIX, RequestRecord, RequestStore
 from emulator.settings import Settings
 from emulator.state import Deployment, Project, Registry, Version, now
 
@@ -355,6 +357,15 @@ def test_a_request_the_journal_cannot_take_on_a_full_disk_is_answered_and_leaves
     assert "the requests' journal could not be written ([Errno 27] File too large): request r1 and" in run.stderr
 
 
+async def until(probe: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    """Return once `probe` holds, the event loop running the store's timed writes meanwhile; past `seconds`
+    the test fails, saying `what`."""
+    deadline = time.monotonic() + seconds
+    while not probe():
+        assert time.monotonic() < deadline, f"never: {what}"
+        await asyncio.sleep(0.01)
+
+
 def test_a_history_write_that_fails_keeps_its_requests_and_the_journal_until_one_succeeds(database, monkeypatch, caplog):
     """Another program holding the database (the sqlite3 shell in a transaction) made a write fail:
     before, its records were dropped, and the next write emptied the journal that still held them."""
@@ -368,12 +379,11 @@ def test_a_history_write_that_fails_keeps_its_requests_and_the_journal_until_one
             other.execute("BEGIN IMMEDIATE")
             store.answered(RequestRecord(id="a", project="p", deployment="d", version="v", mode=DIRECT, status=COMPLETED,
                                          timeout=60, time_created=now(), keeps_data=True, result="kept"))
-            await asyncio.sleep(FLUSH_DELAY_SECONDS + 0.1)
-            assert "the request history could not be written (database is locked)" in caplog.text
+            await until(lambda: "the request history could not be written (database is locked)" in caplog.text,
+                        "the timed write failed")
             assert journal.read_bytes().count(b"\n") == 1, "still in the journal"
             other.execute("ROLLBACK")
-            await asyncio.sleep(0.3)  # the retry
-            assert journal.read_bytes() == b"", "emptied once what it held was written"
+            await until(lambda: journal.read_bytes() == b"", "the retry emptied the journal once what it held was written")
 
         asyncio.run(answered_while_locked())
         found = store.get("a")
@@ -387,6 +397,7 @@ def test_a_request_whose_message_holds_a_lone_surrogate_is_kept_with_it_escaped_
     """SQLite takes no lone surrogate (a file name Python could not decode, in a message): such a record
     failed the write of every record of its 50 ms, and, from the journal, every later start."""
     store = RequestStore(database)
+    journal = database.with_name(database.name + JOURNAL_SUFFIX)
     name = b"photo-\xff.jpg".decode("utf-8", "surrogateescape")
     try:
         async def answered() -> None:
@@ -394,7 +405,8 @@ def test_a_request_whose_message_holds_a_lone_surrogate_is_kept_with_it_escaped_
                 store.answered(RequestRecord(id=request_id, project="p", deployment="d", version="v", mode=DIRECT,
                                              status=FAILED, timeout=60, time_created=now(), keeps_data=True,
                                              error_message=message))
-            await asyncio.sleep(FLUSH_DELAY_SECONDS + 0.1)
+            assert journal.read_bytes().count(b"\n") == 2
+            await until(lambda: journal.read_bytes() == b"", "the timed write emptied the journal")
 
         asyncio.run(answered())
     finally:
