@@ -225,24 +225,19 @@ def open_package_file(source: Path, name: str) -> BinaryIO:
     raise ArchiveError(f"{name} in the package is {problem}: remove it, or list it in {IGNORE_FILE}")
 
 
-def package_file_chunks(source: Path, name: str, size: int = COPY_CHUNK_BYTES) -> Iterator[bytes]:
-    """The bytes of a file `package_files` listed, `size` at a time (so a large file is never held
-    whole); ArchiveError as `open_package_file`, or when reading fails half way."""
+def package_file_chunks(source: Path, name: str) -> Iterator[bytes]:
+    """The bytes of a file `package_files` listed, COPY_CHUNK_BYTES at a time (so a large file is never
+    held whole); ArchiveError as `open_package_file`, or when reading fails half way."""
     with open_package_file(source, name) as stream:
         while True:
             try:
-                chunk = stream.read(size)
+                chunk = stream.read(COPY_CHUNK_BYTES)
             except OSError as exc:
                 raise ArchiveError(f"{name} in the package is unreadable ({exc.strerror}): remove it, or list it in "
                                    f"{IGNORE_FILE}") from None
             if not chunk:
                 return
             yield chunk
-
-
-def read_package_file(source: Path, name: str) -> bytes:
-    """The bytes of a file `package_files` listed (ArchiveError as `package_file_chunks`)."""
-    return b"".join(package_file_chunks(source, name))
 
 
 def build_zip(source: Path, output: Path) -> list[str]:

@@ -70,10 +70,10 @@ class LocalEmulator:
     def api(self) -> ubiops.CoreApi:
         return self.process.sdk()
 
-    def log_end(self, lines: int = LOG_LINES) -> str:
-        """The last lines of the emulator's log (a failed start's or request's traceback), to be shown
-        before the check's scratch folder, the log's, goes."""
-        return tail(self.process.log(), lines)
+    def log_end(self) -> str:
+        """The last LOG_LINES lines of the emulator's log (a failed start's or request's traceback), to be
+        shown before the check's scratch folder, the log's, goes."""
+        return tail(self.process.log(), LOG_LINES)
 
     def restarted(self) -> None:
         """Wait until the version, restarted by a change, is served or cannot start."""

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
 MAX_BATCH_ITEMS = 250
 """Requests in one batch, and request ids in one call that collects, cancels or deletes several."""
+NOT_FOUND_NAMED = 10
+"""The unknown request ids a 404 names; past them it says how many more."""
 log = logging.getLogger("emulator.requests")
 BodyReader = Callable[[Spec, Storage, str], Awaitable[Any]]
 """Reads a request call's body into its data (`emulator.api.request_body.read_request_data`, bound to the
@@ -640,8 +642,10 @@ class RequestRunner:
         return files[-1]
 
 
-def _not_found(request_ids: list[str], named: int = 10) -> str:
-    """`Request not found: <id>`, or `Requests not found: <id>, <id>` (the first `named`, then how many more)."""
+def _not_found(request_ids: list[str]) -> str:
+    """`Request not found: <id>`, or `Requests not found: <id>, <id>` (the first NOT_FOUND_NAMED, then how
+    many more)."""
+    named = NOT_FOUND_NAMED
     shown = ", ".join(request_ids[:named]) + (f" and {len(request_ids) - named} more" if len(request_ids) > named else "")
     return f"Request not found: {shown}" if len(request_ids) == 1 else f"Requests not found: {shown}"
 
