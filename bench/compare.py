@@ -48,10 +48,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+from harness import free_port  # noqa: E402
 from hey import MISSING, available, hey  # noqa: E402
 from procstat import tree_cpu_seconds  # noqa: E402
-
-from emulator.launcher import free_port  # noqa: E402
 
 SCRATCH = Path.home() / ".cache" / "face-profile-bench"
 CONCURRENCY = 16

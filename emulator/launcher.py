@@ -127,15 +127,6 @@ class Emulator:
             self.process.wait()
 
 
-def free_port() -> int:
-    """A port free now, let go at once: for a server of a test or a benchmark that binds its own. Another
-    process may take it before that server binds it; the emulators started here get a socket bound for
-    them instead (`listening_socket`)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def listening_socket(host: str = "127.0.0.1") -> socket.socket:
     """A socket listening on `host`, on a port the system picks, for an emulator to serve (`--fd`). Bound
     here, before the emulator starts, no other process can take its port in the second the emulator spends

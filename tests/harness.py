@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +24,6 @@ from typing import TypeVar
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import launcher
-from emulator.launcher import free_port
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,15 @@ def start_emulator(package: Path | str, tmp: Path, *args: str, token: str | None
                                      env={**os.environ, **(env or {}), "TMPDIR": str(temp_dir)}, cwd=ROOT, wait=wait, data_dir=data_dir,
                                      host=host)
     return Emulator(**{f.name: getattr(started, f.name) for f in fields(launcher.Emulator)}, temp_dir=temp_dir)
+
+
+def free_port() -> int:
+    """A port free now, let go at once: for a server of a test or a benchmark that binds its own. Another
+    process may take it before that server binds it; the emulators started here get a socket bound for
+    them instead (`launcher.listening_socket`)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def package_folder(folder: Path, code: str, inputs: str, outputs: str) -> Path:

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import ubiops
-from harness import ROOT, zip_bytes
+from harness import ROOT, free_port, zip_bytes
 
-from emulator.launcher import free_port, running_emulator
+from emulator.launcher import running_emulator
 
 DEPLOYMENT_PY = '''import os, shutil, tempfile
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import ROOT
+from harness import ROOT, free_port
 
 from contract.config import load_config
 from contract.package import read_package
@@ -23,7 +23,7 @@ from contract.versions import instance_type_memory_mb
 from deployer.client import Api
 from deployer.inputs import upload_inputs
 from deployer.smoke import compare_outputs
-from emulator.launcher import Emulator, free_port, start_emulator, wait_until_up
+from emulator.launcher import Emulator, start_emulator, wait_until_up
 
 CONFIG = load_config(ROOT)
 TOKEN = "workflow-token-8c1d2e"
