@@ -497,10 +497,7 @@ class Registry:
         fields_changed = not all(same_fields(new.fields, old.fields)  # a widget, which no code sees, restarts nothing
                                  for new, old in ((input_spec, before_input), (output_spec, before_output)))
         if deployment.name != old_name:
-            if self.history is not None:
-                self.history.rename(project, old_name, None, deployment.name)
-            if self.metrics is not None:
-                self.metrics.rename(project, old_name, None, deployment.name)
+            self._renamed(project, old_name, None, deployment.name)
         if deployment.name != old_name or fields_changed:
             for version in deployment.versions.values():
                 self._restart(self.project(project), deployment, version,
@@ -583,10 +580,7 @@ class Registry:
                     revision.version = new_name
             version.last_updated = now()
         if version.name != old_name:
-            if self.history is not None:
-                self.history.rename(project, deployment, old_name, version.name)
-            if self.metrics is not None:
-                self.metrics.rename(project, deployment, old_name, version.name)
+            self._renamed(project, deployment, old_name, version.name)
             self._restart(self.project(project), found, version, RENAMED)
         if moved:  # built again in it: the revision serving, and those still building
             for revision in [r for r in version.revisions.values()
@@ -808,6 +802,13 @@ class Registry:
         return [(deployment, version) for project, deployment, version in self.versions()
                 if project.name == scope.project and scope.deployment in (None, deployment.name)
                 and scope.version in (None, version.name)]
+
+    def _renamed(self, project: str, deployment: str, version: str | None, new_name: str) -> None:
+        """Carry a renamed deployment's (or, named, version's) request history and metrics to its new name."""
+        if self.history is not None:
+            self.history.rename(project, deployment, version, new_name)
+        if self.metrics is not None:
+            self.metrics.rename(project, deployment, version, new_name)
 
     def _restart(self, project: Project, deployment: Deployment, version: Version, why: str) -> None:
         self._builder().restart(project, deployment, version, why)
