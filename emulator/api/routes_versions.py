@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from emulator.api.dependencies import Services, get_services
 from emulator.api.labels import parse_label_filter
 from emulator.api.sdk_models import management
+from emulator.state import Version
 
 router = APIRouter()
 LIST_PATH = "/projects/{project_name}/deployments/{deployment_name}/versions"
@@ -32,8 +33,7 @@ async def deployment_versions_get(
     project_name: str, deployment_name: str, version: str, services: Services = Depends(get_services)
 ) -> management.DeploymentVersionDetail:
     found = services.registry.version(project_name, deployment_name, version)
-    return management.version_detail(services.registry.deployment(project_name, deployment_name), found,
-                                     services.registry.serving(found))
+    return _detail(services, project_name, deployment_name, found)
 
 
 @router.post(LIST_PATH, response_model=management.DeploymentVersionDetail, status_code=201)
@@ -41,8 +41,7 @@ async def deployment_versions_create(
     project_name: str, deployment_name: str, body: management.VersionCreate, services: Services = Depends(get_services)
 ) -> management.DeploymentVersionDetail:
     created = await services.registry.create_version(project_name, deployment_name, body.version, _given(body))
-    return management.version_detail(services.registry.deployment(project_name, deployment_name), created,
-                                     services.registry.serving(created))
+    return _detail(services, project_name, deployment_name, created)
 
 
 @router.patch(PATH, response_model=management.DeploymentVersionDetail)
@@ -51,8 +50,7 @@ async def deployment_versions_update(
 ) -> management.DeploymentVersionDetail:
     updated = await services.registry.update_version(project_name, deployment_name, version, _given(body),
                                                      new_name=body.version)
-    return management.version_detail(services.registry.deployment(project_name, deployment_name), updated,
-                                     services.registry.serving(updated))
+    return _detail(services, project_name, deployment_name, updated)
 
 
 @router.delete(PATH, status_code=204)
@@ -61,6 +59,12 @@ async def deployment_versions_delete(
 ) -> Response:
     await services.registry.delete_version(project_name, deployment_name, version)
     return Response(status_code=204)
+
+
+def _detail(services: Services, project_name: str, deployment_name: str, version: Version) -> management.DeploymentVersionDetail:
+    """The answer of a call about one version: it as served now."""
+    return management.version_detail(services.registry.deployment(project_name, deployment_name), version,
+                                     services.registry.serving(version))
 
 
 def _given(body: management.VersionSettings) -> dict:
