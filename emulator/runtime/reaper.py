@@ -113,13 +113,21 @@ def _end_all() -> bool:
 
 def _end_alone(temp_dir: str) -> None:
     """The server has gone without stopping the instance: end it and remove its temporary folder, as the server's
-    stop does. Where /proc cannot be read, the folder goes first (renamed, so that no new file is made under its name
-    meanwhile), then the worker's process group, this process with it."""
+    stop does. Where /proc cannot be read, `end_group` ends it."""
     import shutil  # here: most instances end otherwise
 
     if _end_all():
         shutil.rmtree(temp_dir, ignore_errors=True)
         os._exit(0)
+    end_group(temp_dir)
+
+
+def end_group(temp_dir: str) -> None:
+    """Remove the instance's temporary folder, then kill this process's group, this process with it: the end of an
+    instance whose server has gone, where no init can end it all (here without /proc; the worker without its init).
+    The folder is renamed first, so that no new file is made under its name meanwhile."""
+    import shutil  # here: most instances end otherwise
+
     gone = f"{temp_dir}.gone"
     with contextlib.suppress(OSError):
         os.rename(temp_dir, gone)

@@ -17,7 +17,6 @@ import io
 import os
 import resource
 import shutil
-import signal
 import socket
 import sys
 import threading
@@ -231,15 +230,11 @@ def main() -> None:
 def _end_alone(temp_dir: str, init: int) -> None:
     """The server ended without stopping this instance (it was killed outright). The instance's init, which watches
     the server (`reaper`), ends this worker, whatever the deployment started and the temporary folder: this waits for
-    it. Only were the init gone too (killed on its own) does the worker do what it can: the temporary folder first
-    (renamed, so no new file is made under its name meanwhile), then its process group, itself with it."""
+    it. Only were the init gone too (killed on its own) does the worker do what it can: the temporary folder, then its
+    process group, itself with it (`reaper.end_group`)."""
     while os.getppid() == init:
         time.sleep(reaper.POLL_SECONDS)
-    gone = f"{temp_dir}.gone"
-    with contextlib.suppress(OSError):
-        os.rename(temp_dir, gone)
-    shutil.rmtree(gone, ignore_errors=True)
-    os.killpg(0, signal.SIGKILL)
+    reaper.end_group(temp_dir)
 
 
 class StreamingUpdate:
