@@ -22,7 +22,7 @@ from contract.environments import SYSTEM_ENVIRONMENTS
 from contract.names import NAME_RULE, VARIABLE_NAME_RULE, is_name, is_variable_name, variable_value_problem
 from contract.requests import KEEP_METADATA, RETENTION_MODES
 from contract.spec import PLAIN
-from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP, IDLE_TIME_RANGE, instance_range_problem
+from contract.versions import DEFAULT_INSTANCE_TYPE_GROUP, IDLE_TIME_RANGE, MAXIMUM_IDLE_TIME, instance_range_problem
 
 CONFIG_FILE = "pyproject.toml"
 DEFAULT_TEST_COMMAND = "python -m pytest -q -p no:cacheprovider {package}/tests"
@@ -54,7 +54,7 @@ class DeployerConfig:
     instance_type_group: str = DEFAULT_INSTANCE_TYPE_GROUP
     minimum_instances: int = 0
     maximum_instances: int = 1
-    maximum_idle_time: int = 300
+    maximum_idle_time: int = MAXIMUM_IDLE_TIME
     request_retention_mode: str = KEEP_METADATA
     labels: dict[str, str] = field(default_factory=dict)
     max_versions: int = 5

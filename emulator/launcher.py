@@ -27,6 +27,7 @@ import ubiops
 from contract.secrets import MASK, masked
 from emulator import EMULATOR_TOKEN_VARIABLE
 from emulator.runtime.instance import START_TIMEOUT_SECONDS
+from emulator.runtime.pool import UNAVAILABLE
 from emulator.runtime.python_envs import BUILD_SECONDS
 
 STARTUP_SECONDS = 60
@@ -226,7 +227,7 @@ def wait_until_served(emulator: Emulator, seconds: float = SERVED_SECONDS) -> No
         answer = httpx.get(f"{emulator.url}/readyz", headers=emulator.headers, timeout=5)
         if answer.status_code == 200:
             return True
-        failed = [v for v in answer.json().get("versions", []) if v["status"] == "unavailable"]
+        failed = [v for v in answer.json().get("versions", []) if v["status"] == UNAVAILABLE]
         if failed:
             raise PackageDidNotStart(emulator.masked(failed[0]["error"]), emulator.log())
         return None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from contract.environments import CONDA_FILE, CONDA_NOT_BUILT
+from contract.revisions import BUILDING
 from contract.text import shortened
 from emulator.runtime.instance import (
     Instance,
@@ -40,7 +41,7 @@ from emulator.turns import in_turns
 
 log = logging.getLogger("emulator.pool")
 
-STARTING, AVAILABLE, UNAVAILABLE = "building", "available", "unavailable"
+STARTING, AVAILABLE, UNAVAILABLE = BUILDING, "available", "unavailable"
 """A pool's status, as UbiOps shows a version's: its instances starting is `building` there too, the
 word a revision's build also uses (`contract.revisions.BUILDING`); `Version.status` joins the two."""
 REPLY_GRACE_SECONDS = 30
