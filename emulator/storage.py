@@ -314,7 +314,7 @@ class Storage:
                     folder.rmdir()
                     folder = folder.parent
 
-    def list(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", limit: int = 1000
+    def list(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", *, limit: int
              ) -> tuple[list[StoredFile], list[str], str | None]:
         """Files and (with a delimiter) common prefixes, S3-style, in the order of their names, at most
         `limit` of both together (as GCS counts `maxResults`); the last value continues the listing: the

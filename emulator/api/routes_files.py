@@ -92,7 +92,7 @@ async def files_list(
 ) -> FileDetail:
     services.registry.project(project_name)
     files, prefixes, token = await asyncio.to_thread(
-        services.storage.list, bucket_name, prefix, delimiter, continuation_token, limit)
+        services.storage.list, bucket_name, prefix, delimiter, continuation_token, limit=limit)
     return FileDetail(files=[file_item(f) for f in files], prefixes=prefixes, continuation_token=token)
 
 

@@ -167,7 +167,7 @@ def test_a_bucket_deleted_while_a_file_is_written_into_it_stays_deleted(storage,
 def test_listing_pages_and_groups_by_delimiter(storage):
     for name in ("a/1.txt", "a/2.txt", "b/1.txt", "c.txt"):
         storage.write("default", name, io.BytesIO(b"."))
-    files, prefixes, more = storage.list("default", delimiter="/")
+    files, prefixes, more = storage.list("default", delimiter="/", limit=1000)
     assert ([f.name for f in files], prefixes, more) == (["c.txt"], ["a/", "b/"], None)
     first, _, after = storage.list("default", prefix="a/", limit=1)
     second, _, last = storage.list("default", prefix="a/", start_after=after or "", limit=1)
@@ -211,7 +211,7 @@ def test_a_listing_reads_only_the_folders_its_page_needs(storage, monkeypatch):
     read: list[str] = []
     scandir = os.scandir
     monkeypatch.setattr(os, "scandir", lambda path=".": read.append(os.fspath(path)) or scandir(path))
-    assert storage.list("default", prefix="nothing/matches") == ([], [], None)
+    assert storage.list("default", prefix="nothing/matches", limit=1000) == ([], [], None)
     assert len(read) <= 1, read
     read.clear()
     files, _, after = storage.list("default", prefix="many/", limit=2)
@@ -250,7 +250,7 @@ def test_a_listing_passes_over_what_is_deleted_while_it_walks(storage, monkeypat
         return read
 
     monkeypatch.setattr(os, "scandir", scandir_then_delete)
-    files, _, after = storage.list("default")
+    files, _, after = storage.list("default", limit=1000)
     assert ([f.name for f in files], after) == (["a/1.txt", "top.txt"], None)
 
 
@@ -285,7 +285,7 @@ def test_a_path_too_long_for_the_file_system_is_a_storage_error(tmp_path):
                  lambda: storage.resolve_uri(f"ubiops-file://default/{name}")):
         with pytest.raises(StorageError, match="is too long for the file system the data folder is on"):
             call()
-    assert storage.list("default", prefix=f"{name}/") == ([], [], None)
+    assert storage.list("default", prefix=f"{name}/", limit=1000) == ([], [], None)
 
 
 def test_no_file_takes_the_place_of_the_requests_folder(storage):
