@@ -25,12 +25,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re2
 
 from contract.spec import json_value_problem
 from emulator.exceptions import NotAllowed
+
+if TYPE_CHECKING:
+    from emulator.state import Project
 
 STORED_LABELS = ("deployment_name", "deployment_version", "deployment_version_revision_id", "instance_id",
                  "deployment_request_id", "system", "level")
@@ -103,6 +106,15 @@ class Ids:
     """Each deployment's id, by its name."""
     versions: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """Each version's id, by its deployment's name and its own."""
+
+    @classmethod
+    def of(cls, project: Project) -> Ids:
+        """The ids of `project`'s deployments and versions now: the lines keep names, and a query may name the
+        ids of the deployments and versions that have them now."""
+        deployments = project.deployments.values()
+        return cls({deployment.name: deployment.id for deployment in deployments},
+                   {(deployment.name, version.name): version.id
+                    for deployment in deployments for version in deployment.versions.values()})
 
     def label(self, name: str) -> str:
         """The SQL expression of the label `name` (one of ID_LABELS) for each stored line: '' where no id."""

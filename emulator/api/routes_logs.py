@@ -27,11 +27,7 @@ async def logs_list(
 ) -> list[LogList]:
     project = services.registry.project(project_name)
     window = time_window(start, end, time.time_ns())
-    # The lines keep names: the ids a query may name are those of the deployments and versions that have them now.
-    ids = Ids({deployment.name: deployment.id for deployment in project.deployments.values()},
-              {(deployment.name, version.name): version.id
-               for deployment in project.deployments.values() for version in deployment.versions.values()})
     # Compiling 500 regular expressions takes a moment, and a search may wait for lines being stored:
     # both on the searches' own threads, never the pool the other calls share.
-    entries = await services.logs.find(project_name, query, window, limit, ids)
+    entries = await services.logs.find(project_name, query, window, limit, Ids.of(project))
     return [log_list(entry) for entry in entries]
