@@ -380,6 +380,12 @@ class Registry:
         instances = self._runtime.pool(version)
         return Serving(version.status(instances.status), instances.error, instances.capabilities)
 
+    def not_ready(self) -> list[tuple[Project, Deployment, Version, Serving]]:
+        """The versions that cannot take requests now (a build, a failed start, no package), each with how it is
+        served: the emulator is ready (`/readyz`) when there are none."""
+        return [(project, deployment, version, serving) for project, deployment, version in self.versions()
+                if (serving := self.serving(version)).status != AVAILABLE]
+
     def command_line_version(self) -> tuple[Project, Deployment, Version] | None:
         """The `--package` version, under the names it has now (the API may have renamed it); None once deleted."""
         return next(((p, d, v) for p, d, v in self.versions() if v.from_command_line), None)

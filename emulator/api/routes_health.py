@@ -17,7 +17,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from emulator.api.auth import token_accepted
 from emulator.api.dependencies import Services, get_services
-from emulator.runtime.pool import AVAILABLE
 
 router = APIRouter(include_in_schema=False)
 PROBES = ("/livez", "/readyz")
@@ -33,12 +32,9 @@ async def livez() -> dict[str, str]:
 async def readyz(request: Request, services: Services = Depends(get_services)) -> JSONResponse:
     """200 when every version of every deployment is `available` (a build, a failed start or a version
     without a package makes it 503), with the versions that are not when the caller may see names."""
-    not_ready = []
-    for project, deployment, version in services.registry.versions():
-        serving = services.registry.serving(version)
-        if serving.status != AVAILABLE:
-            not_ready.append({"project": project.name, "deployment": deployment.name, "version": version.name,
-                              "status": serving.status, **({"error": serving.error} if serving.error else {})})
+    not_ready = [{"project": project.name, "deployment": deployment.name, "version": version.name,
+                  "status": serving.status, **({"error": serving.error} if serving.error else {})}
+                 for project, deployment, version, serving in services.registry.not_ready()]
     if not not_ready:
         return JSONResponse({"status": "ready"})
     body: dict[str, Any] = {"status": "not ready", "not_ready": len(not_ready)}
