@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
 MAX_BATCH_ITEMS = 250
 """Requests in one batch, and request ids in one call that collects, cancels or deletes several."""
+OBJECT_TYPES = ("deployment", "pipeline")
+"""What a project's request list may be asked for (`object_type`)."""
 NOT_FOUND_NAMED = 10
 """The unknown request ids a 404 names; past them it says how many more."""
 log = logging.getLogger("emulator.requests")
@@ -410,20 +412,19 @@ class RequestRunner:
         """Recorded requests of a project, a deployment or one version in the statuses asked, newest first.
         No status (`status=`, `status=,` too) is the default, completed: an empty one listed every status
         mixed, which no filter may ask (pending and processing cannot be combined)."""
-        statuses = statuses or (COMPLETED,)
-        unknown = [s for s in statuses if s not in STATUSES]
-        if unknown:
-            raise NotAllowed(f"Unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}")
-        alone = [s for s in UNFINISHED if s in statuses]
-        if alone and len(statuses) > 1:
-            raise NotAllowed(f"{alone[0]} cannot be combined with other statuses in one status filter")
-        # The SDK of each: "*Only available* for completed/failed/cancelled requests".
-        ended_only = [name for name, value in (("start_date", start), ("end_date", end), ("search_id", search_id))
-                      if value is not None]
-        if alone and ended_only:
-            raise NotAllowed(f"{' and '.join(ended_only)} {'is' if len(ended_only) == 1 else 'are'} only available "
-                             f"for completed, failed and cancelled requests; got status={alone[0]}")
+        statuses = _checked_filter(statuses, start, end, search_id)
         return self.store.list(project, deployment, version, statuses, limit, offset, start, end, search_id)
+
+    def project_history(self, project: str, object_type: str | None, statuses: tuple[str, ...], limit: int, offset: int,
+                        start: datetime | None, end: datetime | None, search_id: str | None) -> list[RequestRecord]:
+        """A project's recorded requests of `object_type` (deployments', the default), filtered as `history`'s.
+        Pipelines' are none, as no pipeline is served: their filter is checked all the same."""
+        if object_type not in (None, *OBJECT_TYPES):
+            raise NotAllowed(f"object_type must be one of {', '.join(OBJECT_TYPES)}; got {object_type!r}")
+        statuses = _checked_filter(statuses, start, end, search_id)
+        if object_type == "pipeline":
+            return []
+        return self.store.list(project, None, None, statuses, limit, offset, start, end, search_id)
 
     def kept_input(self, record: RequestRecord) -> Any:
         return self._kept(record, record.request_data, "input")
@@ -640,6 +641,25 @@ class RequestRunner:
             raise DataError(f"Output field {field!r} must be the path of an existing file; no file at {value!r}")
         files.append(self.storage.uri(path))
         return files[-1]
+
+
+def _checked_filter(statuses: tuple[str, ...], start: datetime | None, end: datetime | None,
+                    search_id: str | None) -> tuple[str, ...]:
+    """The statuses a history filter asks (none: completed), or NotAllowed for a filter no call may ask."""
+    statuses = statuses or (COMPLETED,)
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        raise NotAllowed(f"Unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}")
+    alone = [s for s in UNFINISHED if s in statuses]
+    if alone and len(statuses) > 1:
+        raise NotAllowed(f"{alone[0]} cannot be combined with other statuses in one status filter")
+    # The SDK of each: "*Only available* for completed/failed/cancelled requests".
+    ended_only = [name for name, value in (("start_date", start), ("end_date", end), ("search_id", search_id))
+                  if value is not None]
+    if alone and ended_only:
+        raise NotAllowed(f"{' and '.join(ended_only)} {'is' if len(ended_only) == 1 else 'are'} only available "
+                         f"for completed, failed and cancelled requests; got status={alone[0]}")
+    return statuses
 
 
 def _not_found(request_ids: list[str]) -> str:

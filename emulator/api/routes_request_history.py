@@ -35,7 +35,6 @@ from emulator.api.sdk_models.requests import (
 from emulator.request_store import RequestRecord
 
 router = APIRouter()
-OBJECT_TYPES = ("deployment", "pipeline")
 STATUS_QUERY = Query(COMPLETED, description="Comma-separated statuses; pending or processing only alone")
 LIMIT_QUERY = Query(50, ge=1, le=500)
 OFFSET_QUERY = Query(0, ge=0, le=2**63 - 1, description="Requests to skip; at most 2^63 - 1, SQLite's largest integer")
@@ -75,12 +74,10 @@ async def project_requests_list(
 ) -> list[RequestsOverview]:
     """The requests of every deployment of the project, newest first."""
     services.registry.project(project_name)
-    if object_type not in (None, *OBJECT_TYPES):
-        raise ApiError(400, f"object_type must be one of {', '.join(OBJECT_TYPES)}; got {object_type!r}")
-    records = services.runner.history(
-        project_name, None, None, comma_separated(status), limit, offset, start_date, end_date, search_id
+    records = services.runner.project_history(
+        project_name, object_type, comma_separated(status), limit, offset, start_date, end_date, search_id
     )
-    return [] if object_type == "pipeline" else [overview_item(r) for r in records]
+    return [overview_item(r) for r in records]
 
 
 async def stored_request(
