@@ -1,5 +1,6 @@
 """Masking secret values in text shown to a person or kept by CI (a failing check's or test's log
-tail): shared by the deployer and the emulator's pytest fixture. Standard library only."""
+tail): shared by the deployer, the emulator's launcher and pytest fixture, the instances' log relay,
+the installer's output and the console log. Standard library only."""
 
 from __future__ import annotations
 

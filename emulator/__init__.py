@@ -11,7 +11,8 @@
   outcome, kept in `request_store`, and the rules of that history; files in `storage`, handed out
   through `signing`;
 - `builds`: uploaded revisions unzipped, checked and started; `serving` opens the `--package` and
-  makes a package's instances; `reload` restarts them when the package folder changes;
+  serves it under its names; `version_instances` makes a version's instances (`new_pool`), for both;
+  `reload` serves the package again when its folder changes;
 - `runtime/`: the worker processes that run user code, one per instance, owned by its `manager`;
 - `settings`, `data_lock`: how one emulator is configured and holds its data folder.
 """

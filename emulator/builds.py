@@ -7,7 +7,8 @@ leaves the version as it was: still serving its previous revision, or `unavailab
 `rebuild` builds a revision again the same way, from its kept zip, in the base environment its
 version names now (`revisions_rebuild`, and a change of the version's environment).
 At start-up, `restore` gives saved versions their instances again from the kept zips; `restart`
-gives a version new instances when its environment variables change. The `--package`'s revisions get
+gives a version new instances when its environment variables, its names or its deployment's fields change
+(`state.VARIABLES_CHANGED`, `RENAMED`, `FIELDS_CHANGED`). The `--package`'s revisions get
 their copies of the package in the same place (`copy_package`), and go the same way.
 """
 
@@ -260,8 +261,8 @@ class Builder:
         return len(unfinished)
 
     def restart(self, project: Project, deployment: Deployment, version: Version, why: str) -> None:
-        """New instances for a version whose environment variables or names changed (`why`), on the package
-        it serves, as UbiOps restarts a version's instances when its variables change; one without a
+        """New instances for a version whose environment variables, names or deployment's fields changed (`why`),
+        on the package it serves, as UbiOps restarts a version's instances when its variables change; one without a
         package gets them at its build. Its spec files are not checked again (`_check_spec_files`): a
         deployment's fields updated since its build once left such a change answered but not applied."""
         if version.package is None:

@@ -1,5 +1,5 @@
-"""The instances that run a package as a version (`new_pool`): for the `--package` at start
-(`emulator.serving`) and for every version built later (`emulator.builds`), each with its
+"""The instances that run a package as a version (`new_pool`): for the `--package`, at start and at each
+`--reload` save (`emulator.serving`'s `revise`), and for every version built later (`emulator.builds`), each with its
 environment variables, its `Deployment` context, its Python environment and its limits."""
 
 from __future__ import annotations
