@@ -4,7 +4,7 @@
 
 - `api/`: the HTTP layer (routes, request and response bodies, errors, origins, auth, limits),
   which parses a call, calls a backend and renders the answer;
-- `state`: projects, deployments, versions and revisions, and the `Registry`, the management
+- `state`: projects, deployments, versions and revisions; `registry`: the `Registry`, the management
   backend that changes them under UbiOps' rules, kept in `catalog`; `exceptions`: the domain errors
   the backends raise; `environments`: the system environments;
 - `request_runner`: the requests backend, one request's life from checked input to recorded

@@ -48,6 +48,7 @@ from emulator.instance_history import InstanceHistory
 from emulator.log_capture import capture_logs, release_logs
 from emulator.log_store import LogStore
 from emulator.metrics import Metrics
+from emulator.registry import Registry
 from emulator.reload import watch
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore
@@ -58,7 +59,6 @@ from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.serving import PackageVersion
 from emulator.settings import Settings
 from emulator.signing import Signer
-from emulator.state import Registry
 from emulator.storage import Storage
 
 API_PREFIXES = ("/v2.1", "/v2")

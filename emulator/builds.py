@@ -8,7 +8,7 @@ leaves the version as it was: still serving its previous revision, or `unavailab
 version names now (`revisions_rebuild`, and a change of the version's environment).
 At start-up, `restore` gives saved versions their instances again from the kept zips; `restart`
 gives a version new instances when its environment variables, its names or its deployment's fields change
-(`state.VARIABLES_CHANGED`, `RENAMED`, `FIELDS_CHANGED`). The `--package`'s revisions get
+(`registry.VARIABLES_CHANGED`, `RENAMED`, `FIELDS_CHANGED`). The `--package`'s revisions get
 their copies of the package in the same place (`copy_package`), and go the same way.
 """
 
@@ -42,15 +42,13 @@ from contract.text import shortened
 from emulator.environments import version_environment
 from emulator.exceptions import NotFound, NotSaved
 from emulator.metrics import Metrics
+from emulator.registry import RENAMED, VARIABLES_CHANGED, Registry
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import UNAVAILABLE, InstancePool, NoInstances
 from emulator.settings import Settings
 from emulator.state import (
-    RENAMED,
-    VARIABLES_CHANGED,
     Deployment,
     Project,
-    Registry,
     Revision,
     Version,
     instance_environment,

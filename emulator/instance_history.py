@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from emulator.exceptions import NotAllowed, NotFound
+from emulator.registry import Registry
 from emulator.runtime.instance import Instance
-from emulator.state import Registry, now
+from emulator.state import now
 
 PENDING, INITIALISING, RUNNING, STOPPING = "pending", "initialising", "running", "stopping"
 STATUSES = (PENDING, INITIALISING, RUNNING, STOPPING)

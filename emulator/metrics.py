@@ -5,7 +5,7 @@ runner), an instance starting or being lost (each pool, through the runtime's `I
 build ending (the builder). Queue lengths are read from the pools when Prometheus scrapes. Each app
 has a `CollectorRegistry` of its own, never the library's global one, so two emulators in one
 process never share or clash over a metric. A version's label sets follow it when it is renamed and
-go when it is deleted (`emulator.state.Registry` says so).
+go when it is deleted (`emulator.registry.Registry` says so).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
+from emulator.registry import Registry
 from emulator.runtime.instance import Instance
 from emulator.runtime.manager import Runtime
-from emulator.state import Registry
 
 PREFIX = "ubiops_emulator"
 REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)

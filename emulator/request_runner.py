@@ -59,7 +59,7 @@ from emulator.turns import in_turns
 from emulator.work_folders import PrivateCopies
 
 if TYPE_CHECKING:
-    from emulator.state import Registry
+    from emulator.registry import Registry
 
 MAX_BATCH_ITEMS = 250
 """Requests in one batch, and request ids in one call that collects, cancels or deletes several."""

@@ -23,9 +23,10 @@ from datetime import datetime
 from pathlib import Path
 
 from contract.requests import RETENTION_TIME
+from emulator.registry import Registry
 from emulator.request_runner import RequestRunner
 from emulator.request_store import RequestStore, VersionNames
-from emulator.state import Registry, now
+from emulator.state import now
 
 SWEEP_BATCH = 500
 """Requests deleted per pass at most: the work of one pass stays small whatever the backlog."""

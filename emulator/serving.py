@@ -18,13 +18,13 @@ from contract.revisions import BUILDING, DEPLOYING, SUCCESS, UNFINISHED
 from contract.spec import same_fields
 from emulator.builds import Builder, describe_fields
 from emulator.environments import version_environment
+from emulator.registry import Registry
 from emulator.runtime.manager import Runtime
 from emulator.runtime.pool import AVAILABLE, UNAVAILABLE, InstancePool, NoInstances
 from emulator.settings import Settings
 from emulator.state import (
     Deployment,
     Project,
-    Registry,
     Revision,
     Version,
     new_id,

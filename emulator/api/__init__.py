@@ -1,4 +1,4 @@
-"""The HTTP layer: UbiOps' REST contract on top of the backends, `emulator.state.Registry` (management)
+"""The HTTP layer: UbiOps' REST contract on top of the backends, `emulator.registry.Registry` (management)
 and `emulator.request_runner` (requests). A route parses the call, calls a backend, renders the answer.
 
 - `errors`: UbiOps' error shape, `{"error": "..."}`, for every failure; each domain error

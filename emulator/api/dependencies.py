@@ -9,11 +9,11 @@ from fastapi import Request
 from emulator.instance_history import InstanceHistory
 from emulator.log_store import LogStore
 from emulator.metrics import Metrics
+from emulator.registry import Registry
 from emulator.request_runner import RequestRunner
 from emulator.runtime.manager import Runtime
 from emulator.settings import Settings
 from emulator.signing import Signer
-from emulator.state import Registry
 from emulator.storage import Storage
 
 

@@ -1,6 +1,6 @@
 """Deployments: create, get, list, update and delete, as the SDK's `deployments_*` calls expect them.
 
-Each route reads the call, asks the registry (`emulator.state.Registry`, which holds the rules) and
+Each route reads the call, asks the registry (`emulator.registry.Registry`, which holds the rules) and
 renders the answer. A deployment's input and output fields are set here, as on UbiOps, not by the
 package; a built revision must declare the same fields in its spec files, if it has them.
 """

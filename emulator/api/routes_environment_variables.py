@@ -3,7 +3,7 @@ and copy, as the SDK's `*_environment_variables_*` calls (and so `ubiops environ
 expect them. One handler serves each call at every level; it finds the level in the path.
 
 The rules (names, duplicates, secrets staying secret, inheritance) are the registry's
-(`emulator.state.Registry`), which also restarts the instances that see a change.
+(`emulator.registry.Registry`), which also restarts the instances that see a change.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Deployment versions: create, get, list, update and delete, as the SDK's `deployment_versions_*`
-calls expect them. Each route reads the call, asks the registry (`emulator.state.Registry`, which
+calls expect them. Each route reads the call, asks the registry (`emulator.registry.Registry`, which
 holds the rules: names, the version cap, settings, the default version) and renders the answer."""
 
 from __future__ import annotations

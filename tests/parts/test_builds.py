@@ -13,10 +13,11 @@ from contract.spec import Spec
 from emulator.builds import Builder
 from emulator.exceptions import NotFound
 from emulator.metrics import Metrics
+from emulator.registry import Registry
 from emulator.runtime.manager import Runtime
 from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Registry, Version
+from emulator.state import Deployment, Project, Version
 
 
 class HeldZip(io.BytesIO):

@@ -11,10 +11,11 @@ import pytest
 
 from contract.spec import Spec
 from emulator.exceptions import NotAllowed
+from emulator.registry import Registry
 from emulator.runtime.manager import Runtime
 from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Registry, Version
+from emulator.state import Deployment, Project, Version
 
 NOT_NAMES = ["", "Bad", "a_b", "-a", "a-", "x" * 65, "v\udcff"]
 

@@ -24,10 +24,11 @@ from contract.spec import Spec
 from emulator import request_store
 from emulator.exceptions import NotAllowed, NotFound, QueueFull
 from emulator.metrics import Metrics
+from emulator.registry import Registry
 from emulator.request_runner import BATCH, DIRECT, MAX_BATCH_ITEMS, RequestRunner
 from emulator.request_store import _COLUMNS, JOURNAL_SUFFIX, RequestRecord, RequestStore
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Registry, Version, now
+from emulator.state import Deployment, Project, Version, now
 
 DEPLOYMENT = Deployment("d", "p", Spec(), Spec())
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,13 +16,14 @@ import pytest
 from contract.requests import COMPLETED, PENDING
 from contract.spec import Spec
 from emulator.metrics import Metrics
+from emulator.registry import Registry
 from emulator.request_runner import DIRECT, RequestRunner
 from emulator.request_store import JOURNAL_SUFFIX, RequestRecord, RequestStore, _to_row
 from emulator.retention import SWEEP_BATCH, RetentionSweeper
 from emulator.runtime.manager import Runtime
 from emulator.runtime.python_envs import EnvironmentBuilder
 from emulator.settings import Settings
-from emulator.state import Deployment, Project, Registry, Version, now
+from emulator.state import Deployment, Project, Version, now
 from emulator.storage import Storage
 
 DAY = timedelta(days=1)
