@@ -237,8 +237,7 @@ class Registry:
             found = self.project(project)
             if not supports_request_format:
                 raise NotAllowed("supports_request_format: the emulator serves only deployments that take requests")
-            _check_name("name", name)
-            _refuse_taken_deployment(found, name)
+            _check_new_deployment_name(found, name)
             deployment = Deployment(
                 name, project, _fields(input_fields, input_type, "input"), _fields(output_fields, output_type, "output"),
                 description=description or "", labels=labels or {},
@@ -270,8 +269,7 @@ class Registry:
             if default_version is not None and default_version != deployment.default_version:
                 self._check_default(deployment, default_version)
             if new_name is not None and new_name != deployment.name:
-                _check_name("name", new_name)
-                _refuse_taken_deployment(found, new_name)
+                _check_new_deployment_name(found, new_name)
             # Held to the kind the deployment has (the update takes no type): an empty list made a structured
             # deployment plain, and fields made a plain one structured, where a create of that kind is refused.
             input_spec = (_fields(input_fields, deployment.input_spec.kind, "input") if input_fields is not None
@@ -335,8 +333,7 @@ class Registry:
         version cannot be (`_check_default`)."""
         async with self.change():
             found = self.deployment(project, deployment)
-            _check_name("version", name)
-            _refuse_taken_version(found, name)
+            _check_new_version_name(found, name)
             cap = self.settings.max_versions
             if cap is not None and len(found.versions) >= cap:
                 raise NotAllowed(f"Deployment {found.name!r} has reached its maximum of {cap} versions; delete a "
@@ -358,8 +355,7 @@ class Registry:
             found = self.deployment(project, deployment)
             version = self.version(project, deployment, name)
             if new_name is not None and new_name != version.name:
-                _check_name("version", new_name)
-                _refuse_taken_version(found, new_name)
+                _check_new_version_name(found, new_name)
             settings, retention = _version_settings(version.settings, version.request_retention_mode, changes)
             environment = version_environment(version.settings)
             moved = version_environment(settings) != environment
@@ -737,14 +733,18 @@ def _where(scope: Scope) -> str:
             f"deployment {scope.deployment}" if scope.deployment is not None else f"project {scope.project}")
 
 
-def _refuse_taken_deployment(project: Project, name: str) -> None:
-    """AlreadyExists when `project` has a deployment named `name` (creating one, or renaming one to it)."""
+def _check_new_deployment_name(project: Project, name: str) -> None:
+    """The name a deployment takes (made, or renamed to it): NotAllowed unless a UbiOps name, AlreadyExists when
+    `project` has a deployment of that name."""
+    _check_name("name", name)
     if name in project.deployments:
         raise AlreadyExists(f"A deployment named {name!r} already exists in project {project.name!r}")
 
 
-def _refuse_taken_version(deployment: Deployment, name: str) -> None:
-    """AlreadyExists when `deployment` has a version named `name` (creating one, or renaming one to it)."""
+def _check_new_version_name(deployment: Deployment, name: str) -> None:
+    """The name a version takes (made, or renamed to it): NotAllowed unless a UbiOps name, AlreadyExists when
+    `deployment` has a version of that name."""
+    _check_name("version", name)
     if name in deployment.versions:
         raise AlreadyExists(f"A version named {name!r} already exists for deployment {deployment.name!r}")
 
